@@ -1,4 +1,5 @@
-"""Copying one dataset into another file as it is, writing only what its file holds.
+"""Copying one dataset, or an object's attributes, into another file as it is, writing only
+what its file holds.
 
 A rebuild (`smm_daq.storage.h5file.repair`, `make_extendable`) copies every dataset of a file
 into a fresh one. A dataset is made anew from its own creation properties (chunk shape,
@@ -16,6 +17,9 @@ stored data is copied:
   fixed-length text larger than that, is refused (`InputError`) before anything is read, as
   no session file holds such text.
 
+Attributes (`copy_attributes`) are made anew with their file type and dataspace, their values
+copied as raw bytes of that type, or through memory unconverted where of variable length.
+
 Allocation is never early in the copy (chunked: as chunks are written; contiguous: on the
 first write), so a dataset never written stays unallocated, as it was.
 
@@ -31,7 +35,7 @@ from collections.abc import Iterator
 
 import h5py
 import numpy as np
-from h5py import h5d, h5p, h5s, h5t, h5z
+from h5py import h5, h5a, h5d, h5p, h5s, h5t, h5z
 
 from smm_daq.errors import InputError
 
@@ -85,6 +89,48 @@ def copy_dataset(src: h5py.Dataset, dst: h5py.Group, name: str, *, source: str,
         for start, count in _blocks(src.shape, ftype.get_size()):
             _copy_block(src.id, new.id, ftype, start, count)
     return new
+
+
+def copy_attributes(src: h5py.HLObject, dst: h5py.HLObject, *, source: str) -> None:
+    """Every attribute of `src` made anew on `dst` as its file holds it: its file type (text
+    keeps its length, padding and character set), its dataspace (scalar, simple or null:
+    an empty attribute), and its values as raw bytes of that type; variable-length data
+    (text of any length, sequences) through memory, its bytes unconverted: text is never
+    decoded, so bytes that are not UTF-8 in ASCII text are copied as they are. Copied in
+    the order `src` lists them (creation order where it tracks it). An attribute holding
+    references is refused (`InputError`): a reference addresses an object of `src`'s file,
+    which in the copy is somewhere else. `source`: the file named in a refusal."""
+    tracked = src.id.get_create_plist().get_attr_creation_order() & h5p.CRT_ORDER_TRACKED
+    names: list[bytes] = []
+    h5a.iterate(src.id, names.append,
+                index_type=h5.INDEX_CRT_ORDER if tracked else h5.INDEX_NAME)
+    for name in names:
+        attr = h5a.open(src.id, name)
+        ftype = _oldest(attr.get_type())
+        if ftype.detect_class(h5t.REFERENCE):
+            raise InputError(
+                f"attribute '{name.decode(errors='replace')}' of '{src.name}' holds HDF5 "
+                "references, which point into this file only and would point nowhere in its "
+                "rebuilt copy; expected no references in a session file: it is left as it "
+                "was, copy what it needs with an HDF5 tool", source=source)
+        space = attr.get_space()
+        new = h5a.create(dst.id, name, ftype, space)
+        if space.get_simple_extent_type() == h5s.NULL or space.get_simple_extent_npoints() == 0:
+            continue
+        shape = space.shape
+        if _needs_memory(ftype):  # h5py's own conversion: text to bytes objects, undecoded
+            dtype = ftype.dtype
+            mtype = h5t.py_create(dtype)
+            if dtype.subdtype is not None:  # numpy has no array element: its shape added
+                dtype, inner = dtype.subdtype
+                shape += inner
+            values = np.empty(shape, dtype=dtype)
+            attr.read(values, mtype=mtype)
+            new.write(values, mtype=mtype)
+        else:
+            raw = np.empty(shape, dtype=np.dtype((np.void, ftype.get_size())))
+            attr.read(raw, mtype=ftype)
+            new.write(raw, mtype=ftype)
 
 
 def _copy_converted_chunk(src: h5py.Dataset, new: h5py.Dataset,

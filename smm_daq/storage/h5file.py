@@ -84,7 +84,7 @@ try:
 except ImportError:  # Windows: a lock file stands in (`_machine_lock`)
     fcntl = None  # type: ignore[assignment]
 from smm_daq.storage import here, identity, turns
-from smm_daq.storage.copying import copy_dataset, index_room
+from smm_daq.storage.copying import copy_attributes, copy_dataset, index_room
 from smm_daq.storage.identity import FileId
 from smm_daq.storage.processes import running, start_token
 from smm_daq.storage.staging import (
@@ -1590,16 +1590,16 @@ def _rebuild(src: h5py.Group, dst: h5py.Group, *, source: str,
              extendable: frozenset[str] = frozenset(),
              made: dict[h5py.h5o.ObjectID, str] | None = None) -> None:
     """Every attribute, group and dataset of `src` written anew under `dst` (each dataset's
-    stored data only: `copy_dataset`), and every link as the same link; each 1-D dataset
-    named in `extendable` (by its path) chunked and extendable. `source`: the file named in
-    a refusal (a dataset declaring more text than a session file holds). An object under
+    stored data only: `copy_dataset`; each attribute as its file holds it: `copy_attributes`),
+    and every link as the same link; each 1-D dataset named in `extendable` (by its path)
+    chunked and extendable. `source`: the file named in a refusal (a dataset declaring more
+    text than a session file holds, an attribute holding references). An object under
     several names (hard links) is copied once and linked under each (`made`: the copies
     made so far, by the object copied): copied again under each name, it would take the
     room of as many (past the room reserved for the copy) and a loop of groups none."""
     if made is None:
         made = {src.id: dst.name}
-    for key, value in src.attrs.items():
-        dst.attrs[key] = value
+    copy_attributes(src, dst, source=source)
     for key in src:
         node = src.get(key, getlink=True)
         if isinstance(node, h5py.SoftLink):
@@ -1620,5 +1620,4 @@ def _rebuild(src: h5py.Group, dst: h5py.Group, *, source: str,
         new = copy_dataset(obj, dst, key, source=source,
                            extendable=obj.name in extendable)
         made[obj.id] = new.name
-        for k, v in obj.attrs.items():
-            new.attrs[k] = v
+        copy_attributes(obj, new, source=source)
