@@ -66,6 +66,8 @@ def test_a_named_datatype_is_repaired_as_a_named_datatype_with_its_attributes(
         f["types/record"] = record
         f["types/record"].attrs["unit"] = "T"
         f["types/also"] = f["types/record"]  # a second name of the same type
+        f["level"] = np.dtype("<f4")  # one in the root, used by an attribute
+        f["scan"].attrs.create("offset", 1.5, dtype=f["level"])
         f.create_dataset("scan/data/records", data=np.array([(1, 2.5), (3, 4.0)], record),
                          dtype=f["types/record"])
     assert main(["repair", str(path)]) == 0, capsys.readouterr().err
@@ -75,6 +77,8 @@ def test_a_named_datatype_is_repaired_as_a_named_datatype_with_its_attributes(
         assert named.dtype == record
         assert named.attrs["unit"] == "T"
         assert f["types/also"].id == named.id
+        assert isinstance(f["level"], h5py.Datatype) and f["level"].dtype == np.dtype("<f4")
+        assert f["scan"].attrs["offset"] == 1.5
         assert f["scan/data/records"].dtype == record
         assert f["scan/data/records"][()].tolist() == [(1, 2.5), (3, 4.0)]
         np.testing.assert_array_equal(f["scan/data/line_done"][()], [True, False])
