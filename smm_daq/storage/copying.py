@@ -54,8 +54,15 @@ def copy_dataset(src: h5py.Dataset, dst: h5py.Group, name: str, *, source: str,
                  extendable: bool = False) -> h5py.Dataset:
     """`src` copied as `dst`[`name`] (its data and creation properties; not its attributes).
     `extendable`: a contiguous 1-D `src` is made chunked and extendable along its axis.
-    `source`: the file named in a refusal."""
+    `source`: the file named in a refusal; a dataset holding references is refused there
+    (`InputError`), as an attribute holding them is (`copy_attributes`)."""
     ftype = _file_type(src)
+    if ftype.detect_class(h5t.REFERENCE):
+        raise InputError(
+            f"dataset '{src.name}' holds HDF5 references, which point into this file only "
+            "and would point nowhere in its rebuilt copy; expected no references in a "
+            "session file: it is left as it was, copy what it needs with an HDF5 tool",
+            source=source)
     converted = _needs_memory(ftype)
     if converted or ftype.get_class() == h5t.STRING:
         _check_text_size(src, ftype, source)
@@ -89,6 +96,14 @@ def copy_dataset(src: h5py.Dataset, dst: h5py.Group, name: str, *, source: str,
         for start, count in _blocks(src.shape, ftype.get_size()):
             _copy_block(src.id, new.id, ftype, start, count)
     return new
+
+
+def copy_named_type(src: h5py.Datatype, dst: h5py.Group, name: str) -> h5py.Datatype:
+    """`src`, a named (committed) datatype, committed anew as `dst`[`name`] in the oldest
+    encoding that describes it (`_oldest`); not its attributes. A dataset or attribute of
+    its file that uses it gets an equal type of its own in the copy, not a link to it."""
+    _oldest(src.id).commit(dst.id, name.encode())
+    return dst[name]
 
 
 def copy_attributes(src: h5py.HLObject, dst: h5py.HLObject, *, source: str) -> None:

@@ -84,7 +84,7 @@ try:
 except ImportError:  # Windows: a lock file stands in (`_machine_lock`)
     fcntl = None  # type: ignore[assignment]
 from smm_daq.storage import here, identity, turns
-from smm_daq.storage.copying import copy_attributes, copy_dataset, index_room
+from smm_daq.storage.copying import copy_attributes, copy_dataset, copy_named_type, index_room
 from smm_daq.storage.identity import FileId
 from smm_daq.storage.processes import running, start_token
 from smm_daq.storage.staging import (
@@ -1596,7 +1596,9 @@ def _rebuild(src: h5py.Group, dst: h5py.Group, *, source: str,
     text than a session file holds, an attribute holding references). An object under
     several names (hard links) is copied once and linked under each (`made`: the copies
     made so far, by the object copied): copied again under each name, it would take the
-    room of as many (past the room reserved for the copy) and a loop of groups none."""
+    room of as many (past the room reserved for the copy) and a loop of groups none. A named
+    datatype is committed anew (`copy_named_type`); a dataset holding references is refused
+    (`copy_dataset`)."""
     if made is None:
         made = {src.id: dst.name}
     copy_attributes(src, dst, source=source)
@@ -1616,6 +1618,11 @@ def _rebuild(src: h5py.Group, dst: h5py.Group, *, source: str,
             group = dst.create_group(key, track_order=True)
             made[obj.id] = group.name
             _rebuild(obj, group, source=source, extendable=extendable, made=made)
+            continue
+        if isinstance(obj, h5py.Datatype):
+            named = copy_named_type(obj, dst, key)
+            made[obj.id] = named.name
+            copy_attributes(obj, named, source=source)
             continue
         new = copy_dataset(obj, dst, key, source=source,
                            extendable=obj.name in extendable)
