@@ -24,6 +24,7 @@ from __future__ import annotations
 import shlex
 import threading
 import unicodedata
+import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -53,6 +54,7 @@ from smm_daq.analysis.mmt.models.multipole import MultipoleModel, PointGrains, S
 from smm_daq.analysis.mmt.result_params import ResultOptions
 from smm_daq.analysis.mmt.scan_fits import ScanFit, fits_of
 from smm_daq.analysis.subtract_inputs import holds_measured_map, read_source
+from smm_daq.cli.warning_text import is_smm_daqs, origin
 from smm_daq.errors import InputError, SmmError
 from smm_daq.instruments.profile import Profile
 from smm_daq.storage.mapdata import MapData
@@ -119,6 +121,15 @@ def grain_field(result: Any, g: int, fit: ScanFit | None = None) -> MapData:
             @ result.coefficients[g]
     return grid.with_bz(bz.reshape(grid.bz.shape), name=f"grain {grains.labels[g]}",
                         title="fitted field of the grain")
+
+
+def _note(w: warnings.WarningMessage) -> str:
+    """A warning caught during an inversion as the result's note: smm-daq's own as it says it,
+    another's led by where it came from, "(scipy) An ill-conditioned matrix …", as the command
+    line labels it (`warning_line`), so that a library's remark does not read as smm-daq's."""
+    if is_smm_daqs(w.category):
+        return str(w.message)
+    return f"({origin(w.category, w.filename)}) {w.message}"
 
 
 def _measured_map(path: Path, entry: str, fit: ScanFit, notes: list[str]) -> MapData:
@@ -792,7 +803,7 @@ class MMTView(QtWidgets.QWidget):
                 table = result.table()
             outlines = grain_segments(result.grains)  # thousands of grains: not on the GUI thread
             stop_if_cancelled()  # cancelled after the last block: the result is not shown
-            return (maps, result, table, [str(w.message) for w in [*read, *caught]], how,
+            return (maps, result, table, [_note(w) for w in [*read, *caught]], how,
                     outlines)
 
         self.run_button.setEnabled(False)

@@ -1,0 +1,45 @@
+"""An advised command line pasted into a shell gives the program back the words it was made of,
+even where a path or an entry's name begins with '-', which argparse would take for an option
+(`smm-daq repair -x.h5`: 'the following arguments are required: FILE.h5')."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+
+from smm_daq.cli.main import build_parser
+from smm_daq.shell_words import command_line, resume_command
+
+
+def parsed(line: str) -> dict[str, object]:
+    """What the program's parser makes of the pasted `line` (its words after 'smm-daq')."""
+    words = shlex.split(line)
+    assert words[0] == "smm-daq", line
+    return vars(build_parser().parse_args(words[1:]))
+
+
+@pytest.mark.parametrize("path", ["-x.h5", "--x.h5", "-d/-x.h5"])
+@pytest.mark.parametrize("verb", ["repair", "info"])
+def test_a_path_that_begins_with_a_dash_is_read_as_the_path(verb: str, path: str) -> None:
+    line = command_line(["smm-daq", verb, path])
+    assert Path(str(parsed(line)["file"])) == Path(path), line
+
+
+def test_resume_gives_back_a_dashed_path_and_entry() -> None:
+    line = resume_command("-x.h5", "-s", "--auto-range")
+    got = parsed(line)
+    assert (Path(str(got["file"])), got["entry"], got["auto_range"]) == (
+        Path("-x.h5"),
+        "-s",
+        True,
+    ), line
+
+
+def test_an_options_dashed_path_is_its_value() -> None:
+    line = command_line(["smm-daq", "run", "RECIPE", "--out", "-x.h5", "--continue"])
+    got = parsed(line)
+    assert (got["out"], got["continue_recipe"]) == ("-x.h5", True), line
+    line = command_line(["smm-daq", "safe", "--profile", "-p.toml"])
+    assert parsed(line)["profile"] == "-p.toml", line
