@@ -36,7 +36,8 @@ a command line's main thread while a stalled disk holds the file: the rig (with 
 before the scan) is made safe, and a file still not answering `WRITE_STALLED_S` later ends the
 start with `WriteStalled`. An abort meanwhile (a window's Abort) is one during a write: the
 rig made safe at once and a stall told by "made_safe"; once the file work returns, the start
-ends the scan "aborted" without touching an instrument again.
+ends the scan "aborted" without touching an instrument again. An abort while the lock-in is
+set up (a session closed from another thread) ends the start before the entry is created.
 """
 
 from __future__ import annotations
@@ -276,7 +277,8 @@ class Sequencer(FlyScan):
         return ended
 
     def wait(self, timeout: float | None = None) -> str:
-        """Wait (real seconds) for the worker to end; returns the state.
+        """Wait (real seconds) for the worker to end, or a start that raised; returns the
+        state ("idle" after such a start).
 
         Ctrl-C while waiting aborts the scan, waits for the rig to be safe, and re-raises.
         """
@@ -292,12 +294,18 @@ class Sequencer(FlyScan):
 
     def _prepared(self) -> bool:
         """`_prepare`, or False once an abort during it has ended the scan as "aborted" (the
-        rig made safe, its final event published), no instrument touched after the abort."""
+        rig made safe, its final event published), no instrument touched after the abort.
+        A start that raises ends `wait` too (the state stays "idle"): one who aborted it
+        from another thread (a session's close) is not left waiting for a worker that never
+        runs."""
         try:
             self._prepare()
         except _Aborted:
             self._finish("aborted", self.message or "aborted")
             return False
+        except BaseException:
+            self._done.set()
+            raise
         return True
 
     def _prepare(self) -> None:
@@ -326,10 +334,11 @@ class Sequencer(FlyScan):
             else:
                 self._use_profile_time_constant()
             snapshot = None if self.resume_entry else self.rig.snapshot()  # on this thread
+            self._checkpoint(pausable=False)  # aborted while the lock-in was set: no entry
             self._writer = self._aside(lambda: self._open_writer(snapshot),
                                        "reopening the entry in" if self.resume_entry
                                        else "creating the entry in")
-        except (WriteStalled, _Aborted):  # the rig made safe already
+        except (WriteStalled, _Aborted):  # the rig made safe already, or by `_finish`
             raise
         except Exception as exc:
             self._make_safe_after(exc)
