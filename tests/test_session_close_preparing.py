@@ -94,3 +94,33 @@ def test_a_start_failing_after_the_close_does_not_hold_the_close(tmp_path, monke
     closers[0].join(30)  # the test gives up first
     assert results == [[]] and closed == [True]  # unfixed: the close waits for good
     assert rig.safe_calls >= 1
+
+
+def test_a_close_while_the_starts_file_work_stalls_is_not_held_by_it(tmp_path, monkeypatch):
+    """The file read before the entry is created does not return (a stalled disk): the close
+    aborts the start, whose rig is made safe at once, and closes the rig once without
+    waiting for the disk; once the read returns, the start ends "aborted", touching the rig
+    no more."""
+    rig = fake_rig()
+    closed: list[bool] = []
+    rig.close = lambda: closed.append(True)
+    session = Session(tmp_path / "s.h5", rig)
+    session.set_field((0.0, 0.0, 20.0))
+    results: list[list[str]] = []
+    closers: list[threading.Thread] = []
+    monkeypatch.setattr(sequencer, "WRITE_STALLED_S", 0.0)
+
+    def stalled_read(path, entry) -> None:  # returns once the close has ended, or given up
+        closers.append(threading.Thread(target=lambda: results.append(session.close())))
+        closers[0].daemon = True
+        closers[0].start()
+        closers[0].join(30)  # the test gives up first
+
+    monkeypatch.setattr(sequencer, "check_new_scan", stalled_read)
+    with pytest.raises(ScanNotFinished) as caught:
+        session.scan("only", **KW)
+    assert results == [[]] and closed == [True]  # unfixed: [] (the close waits for the disk)
+    assert caught.value.status == "aborted"
+    assert rig.safe_calls == 1 and not rig.coils.field_setpoint().any()
+    with h5py.File(tmp_path / "s.h5", "a") as f:
+        assert "only" not in f

@@ -290,6 +290,25 @@ class Sequencer(FlyScan):
             raise
         return self.state
 
+    def wait_or_stalled(self) -> bool:
+        """Wait for the worker's end (or a start that raised), or for a write it waits on to
+        be told stalled ("made_safe": the rig was made safe); returns whether it ended. The
+        owner of a scan told stalled hands the rig back (`hand_back_rig`) rather than wait
+        for a disk that may never answer. Ctrl-C meanwhile is re-raised once either came."""
+        try:
+            return self._ended_or_stalled()
+        except KeyboardInterrupt:
+            self.abort("interrupted (Ctrl-C or a termination signal)")
+            self._ended_or_stalled()
+            raise
+
+    def _ended_or_stalled(self) -> bool:
+        while not wait_awake(self._done, SIGNAL_POLL_S):
+            with self._cond:
+                if self.stalled_write is not None:
+                    return False
+        return True
+
     # -- preparation (caller's thread) ----------------------------------------------------
 
     def _prepared(self) -> bool:
