@@ -36,7 +36,8 @@ a command line's main thread while a stalled disk holds the file: the rig (with 
 before the scan) is made safe, and a file still not answering `WRITE_STALLED_S` later ends the
 start with `WriteStalled`. An abort meanwhile (a window's Abort) is one during a write: the
 rig made safe at once and a stall told by "made_safe"; once the file work returns, the start
-ends the scan "aborted" without touching an instrument again.
+ends the scan "aborted" without touching an instrument again. An abort while the lock-in is
+set up (a session closed from another thread) ends the start before the entry is created.
 """
 
 from __future__ import annotations
@@ -276,7 +277,8 @@ class Sequencer(FlyScan):
         return ended
 
     def wait(self, timeout: float | None = None) -> str:
-        """Wait (real seconds) for the worker to end; returns the state.
+        """Wait (real seconds) for the worker to end, or a start that raised; returns the
+        state ("idle" after such a start).
 
         Ctrl-C while waiting aborts the scan, waits for the rig to be safe, and re-raises.
         """
@@ -288,16 +290,41 @@ class Sequencer(FlyScan):
             raise
         return self.state
 
+    def wait_or_stalled(self) -> bool:
+        """Wait for the worker's end (or a start that raised), or for a write it waits on to
+        be told stalled ("made_safe": the rig was made safe); returns whether it ended. The
+        owner of a scan told stalled hands the rig back (`hand_back_rig`) rather than wait
+        for a disk that may never answer. Ctrl-C meanwhile is re-raised once either came."""
+        try:
+            return self._ended_or_stalled()
+        except KeyboardInterrupt:
+            self.abort("interrupted (Ctrl-C or a termination signal)")
+            self._ended_or_stalled()
+            raise
+
+    def _ended_or_stalled(self) -> bool:
+        while not wait_awake(self._done, SIGNAL_POLL_S):
+            with self._cond:
+                if self.stalled_write is not None:
+                    return False
+        return True
+
     # -- preparation (caller's thread) ----------------------------------------------------
 
     def _prepared(self) -> bool:
         """`_prepare`, or False once an abort during it has ended the scan as "aborted" (the
-        rig made safe, its final event published), no instrument touched after the abort."""
+        rig made safe, its final event published), no instrument touched after the abort.
+        A start that raises ends `wait` too (the state stays "idle"): one who aborted it
+        from another thread (a session's close) is not left waiting for a worker that never
+        runs."""
         try:
             self._prepare()
         except _Aborted:
             self._finish("aborted", self.message or "aborted")
             return False
+        except BaseException:
+            self._done.set()
+            raise
         return True
 
     def _prepare(self) -> None:
@@ -326,10 +353,11 @@ class Sequencer(FlyScan):
             else:
                 self._use_profile_time_constant()
             snapshot = None if self.resume_entry else self.rig.snapshot()  # on this thread
+            self._checkpoint(pausable=False)  # aborted while the lock-in was set: no entry
             self._writer = self._aside(lambda: self._open_writer(snapshot),
                                        "reopening the entry in" if self.resume_entry
                                        else "creating the entry in")
-        except (WriteStalled, _Aborted):  # the rig made safe already
+        except (WriteStalled, _Aborted):  # the rig made safe already, or by `_finish`
             raise
         except Exception as exc:
             self._make_safe_after(exc)

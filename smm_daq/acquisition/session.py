@@ -152,15 +152,21 @@ class Session:
         could not do is said, not tried at once again: that would double the time the
         command may take to end). One left to a stalled write (`WriteStalled`) is not waited
         for: it touches the rig no more; if its thread was still making the rig safe then,
-        the rig is made safe here, after that (which holds the rig's lock). The making safe
-        here is waited for `safe_close.safe_wait_s` at most.
+        the rig is made safe here, after that (which holds the rig's lock). One whose write
+        is told stalled once aborted here is left to it alike. A scan still
+        preparing (its start setting the lock-in, creating the entry) is aborted at its next
+        step alike; a start that raises instead leaves the rig to be made safe here. The
+        making safe here is waited for `safe_close.safe_wait_s` at most.
         """
         try:
             seq = self.last_sequencer
-            if seq is not None and seq.state not in (*TERMINAL, "idle") and not self._left:
+            if seq is not None and seq.state not in TERMINAL and not self._left:
                 seq.abort("the session was closed")
-                seq.wait()
-                self._safe_problems = list(seq.safety_problems)
+                if not seq.wait_or_stalled():  # made safe; its write is not waited for
+                    if seq.hand_back_rig():
+                        self._safe_problems = list(seq.safety_problems)
+                elif seq.state in TERMINAL:
+                    self._safe_problems = list(seq.safety_problems)
         except BaseException:
             self.rig.close()
             raise
