@@ -24,7 +24,12 @@ returning b"", and the loop only ends when `select` times out). So on a socket `
 connection and opens a new one: what the old one still held (a late reply) goes with it, and
 a peer that is gone answers the new connection with a refusal, raised as `InstrumentLost` at
 once. A socket that failed is reopened the same way before its next use, so the safety path
-(ramping the coils down) gets a fresh connection after a link was dropped. So is a serial port
+(ramping the coils down) gets a fresh connection after a link was dropped. pyvisa-py's read on
+a raw socket whose peer closed it (an instrument power-cycled or crashed, its server killed)
+loops the same way until the timeout, so a gone instrument read as a lost reply, retried, after
+timeout × attempts; the transport reads on the socket itself there too (`_line_within`), and
+the end of the stream raises `InstrumentLost` at once, the socket reopened before its next
+use. So is a serial port
 that failed (a USB-serial adapter unplugged and plugged in again leaves the open one dead),
 VISA's ASRL and pyserial's alike (see `SerialTransport`).
 
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import select
 import socket
 import time
 from collections.abc import Callable
@@ -111,6 +117,8 @@ class VisaTransport:
         self._reopen_failed = reopen_failed or reopen
         self._timeout_ms = resource.timeout  # kept here: a closed resource cannot say it
         self._reply_end = TERMINATION
+        # a raw socket's bytes received past the last reply read (read on the socket itself)
+        self._pending = bytearray()
         self._closed = False
         self._broken = False
 
@@ -173,6 +181,7 @@ class VisaTransport:
                                  instrument=self.name) from exc
         self.resource.timeout = self._timeout_ms
         self.resource.read_termination = self._reply_end
+        self._pending.clear()
         self._broken = False
 
     def expect_reply_end(self, end: str) -> None:
@@ -212,9 +221,26 @@ class VisaTransport:
             raise self._failed(exc) from exc
 
     def read(self) -> str:
+        """The next reply, within the resource's timeout; on a raw socket read on the socket
+        itself, so that a peer that closed the connection is `InstrumentLost` at once."""
         self._check_open()
+        sock = _raw_socket(self.resource) if self._reopen is not None else None
         try:
-            return self.resource.read()
+            if sock is None:
+                return self.resource.read()
+            ms = self.resource.timeout
+            deadline = time.monotonic() + (math.inf if ms is None else float(ms) / 1000.0)
+            line = _line_within(sock, self._pending, self._reply_end.encode(ENCODING), deadline)
+            return line.decode(self.resource.encoding)
+        except TimeoutError as exc:
+            self._pending.clear()  # a reply cut short is dropped, as pyvisa's read drops it
+            raise InstrumentTimeout(f"no reply within {self.timeout:g} s",
+                                    instrument=self.name) from exc
+        except EOFError as exc:
+            self._broken = True
+            raise InstrumentLost("the instrument closed the connection (switched off, "
+                                 "restarted or its server stopped); it is opened again before "
+                                 "its next use", instrument=self.name) from exc
         except (pyvisa.Error, OSError) as exc:
             raise self._failed(exc) from exc
         except UnicodeDecodeError as exc:
@@ -259,6 +285,7 @@ class VisaTransport:
         instrument discards an unread reply itself when the next query comes."""
         if self._broken:
             return
+        self._pending.clear()
         with contextlib.suppress(pyvisa.Error, NotImplementedError, OSError):
             if self._reopen is not None:
                 self.resource.flush(constants.BufferOperation.discard_receive_buffer)
@@ -402,6 +429,30 @@ def _send_within(sock: socket.socket, data: bytes, deadline: float) -> None:
     finally:
         with contextlib.suppress(OSError):  # a socket closed meanwhile
             sock.settimeout(None)
+
+
+def _line_within(sock: socket.socket, pending: bytearray, end: bytes, deadline: float) -> bytes:
+    """The line `pending` and what `sock` receives begin, up to `end` (not included), by
+    `deadline` (time.monotonic()), else `TimeoutError` (none left: only what has come); what
+    came past it stays in `pending`. `EOFError` where the peer closed the connection (or
+    reset it): its `recv` returns b"" at once, where pyvisa-py's read goes on waiting for the
+    timeout."""
+    while (at := pending.find(end)) < 0:
+        left = deadline - time.monotonic()
+        wait = None if math.isinf(left) else max(0.0, left)
+        ready, _, _ = select.select([sock], [], [], wait)
+        if not ready:  # the wait ran out (one cut short by a signal is resumed by select)
+            raise TimeoutError("no reply")
+        try:
+            chunk = sock.recv(DRAIN_CHUNK)
+        except ConnectionError as exc:  # closed with a reset (unread data, or a crash)
+            raise EOFError("the peer closed the connection") from exc
+        if not chunk:
+            raise EOFError("the peer closed the connection")
+        pending += chunk
+    line = bytes(pending[:at])
+    del pending[: at + len(end)]
+    return line
 
 
 def _no_delay(resource: MessageBasedResource) -> None:
