@@ -24,14 +24,16 @@ returning b"", and the loop only ends when `select` times out). So on a socket `
 connection and opens a new one: what the old one still held (a late reply) goes with it, and
 a peer that is gone answers the new connection with a refusal, raised as `InstrumentLost` at
 once. A socket that failed is reopened the same way before its next use, so the safety path
-(ramping the coils down) gets a fresh connection after a link was dropped. pyvisa-py's read on
-a raw socket whose peer closed it (an instrument power-cycled or crashed, its server killed)
-loops the same way until the timeout, so a gone instrument read as a lost reply, retried, after
-timeout × attempts; the transport reads on the socket itself there too (`_line_within`), and
-the end of the stream raises `InstrumentLost` at once, the socket reopened before its next
-use. So is a serial port
+(ramping the coils down) gets a fresh connection after a link was dropped. So is a serial port
 that failed (a USB-serial adapter unplugged and plugged in again leaves the open one dead),
 VISA's ASRL and pyserial's alike (see `SerialTransport`).
+
+pyvisa-py's read on a raw socket whose peer closed it (an instrument power-cycled or crashed,
+its server killed) loops the same way until the timeout: a gone instrument was taken for a lost
+reply, retried, and said lost only after timeout × attempts. So the transport reads on the
+socket itself too (`_line_within`): the end of the stream, or a reset, raises `InstrumentLost`
+at once ("the instrument closed the connection"), never retried (what the closed connection
+took may never have arrived), and the socket is reopened before its next use.
 
 A serial line (pyserial, or a VISA ASRL resource) has no device clear either, and a flush drops
 only what has arrived: the rest of a reply that came late or cut short would be read as the
@@ -155,6 +157,13 @@ class VisaTransport:
         self._broken = True
         return InstrumentLost(f"link failed: {exc}", instrument=self.name)
 
+    def _closed_by_peer(self) -> InstrumentLost:
+        """A raw socket the instrument closed or reset: opened again before its next use."""
+        self._broken = True
+        return InstrumentLost("the instrument closed the connection (switched off, restarted "
+                              "or its server stopped); it is opened again before its next use",
+                              instrument=self.name)
+
     def _not_sent(self) -> InstrumentTimeout:
         return InstrumentTimeout(
             f"could not send within {self.timeout:g} s (the instrument takes no more input)",
@@ -215,6 +224,10 @@ class VisaTransport:
             # what went of the command is unknown: the next use opens a new connection
             self._broken = True
             raise self._not_sent() from exc
+        except _CLOSED_BY_PEER as exc:
+            if sock is None:
+                raise self._failed(exc) from exc
+            raise self._closed_by_peer() from exc
         except (pyvisa.Error, OSError) as exc:
             if _is_visa_timeout(exc):  # a VISA write's own timeout: a command, not a reply, lost
                 raise self._not_sent() from exc
@@ -237,10 +250,7 @@ class VisaTransport:
             raise InstrumentTimeout(f"no reply within {self.timeout:g} s",
                                     instrument=self.name) from exc
         except EOFError as exc:
-            self._broken = True
-            raise InstrumentLost("the instrument closed the connection (switched off, "
-                                 "restarted or its server stopped); it is opened again before "
-                                 "its next use", instrument=self.name) from exc
+            raise self._closed_by_peer() from exc
         except (pyvisa.Error, OSError) as exc:
             raise self._failed(exc) from exc
         except UnicodeDecodeError as exc:
@@ -398,6 +408,9 @@ def _not_quiet(seconds: float, name: str) -> InstrumentTimeout:
         f"the line is not quiet after {seconds:g} s of dropping what arrives", instrument=name)
 
 
+# what a socket's send or recv raises once the peer has closed the connection (a refusal is
+# no such close: the connection was never made)
+_CLOSED_BY_PEER = (BrokenPipeError, ConnectionAbortedError, ConnectionResetError)
 # a send that waits for nothing, on a blocking socket (not on Windows)
 _NO_WAIT: int | None = getattr(socket, "MSG_DONTWAIT", None)
 
@@ -445,7 +458,7 @@ def _line_within(sock: socket.socket, pending: bytearray, end: bytes, deadline: 
             raise TimeoutError("no reply")
         try:
             chunk = sock.recv(DRAIN_CHUNK)
-        except ConnectionError as exc:  # closed with a reset (unread data, or a crash)
+        except _CLOSED_BY_PEER as exc:  # closed with a reset (unread data, or a crash)
             raise EOFError("the peer closed the connection") from exc
         if not chunk:
             raise EOFError("the peer closed the connection")

@@ -104,3 +104,19 @@ def test_an_instrument_gone_for_good_is_lost_on_reopening_too(closing) -> None:
     with pytest.raises(InstrumentLost, match=r"refused|could not be reopened"):
         bounded(lambda: t.query("a?"))
     t.close()
+
+
+def test_writes_to_a_connection_the_instrument_closed_say_so(closing) -> None:
+    """Commands with no reply: the first goes into the closed connection unnoticed, and the
+    peer's reset to it makes a later one fail, saying the instrument closed the connection
+    (not only "Broken pipe"); the next use reconnects."""
+    t = opened(closing.resource)
+
+    def write_until_refused() -> None:
+        for _ in range(100_000):  # the reset comes within the first few on loopback
+            t.write("OUTP OFF")
+
+    with pytest.raises(InstrumentLost, match=CLOSED):
+        bounded(write_until_refused)
+    t.write("OUTP OFF")  # on a new connection
+    t.close()
