@@ -25,16 +25,18 @@ def test_given_up_quotes_a_long_command_cut_short() -> None:
 def test_past_the_deadline_quotes_a_long_command_cut_short() -> None:
     clock = VirtualClock()
     budget = LossBudget(allowed=1, clock=clock, deadline=0.0, deadline_s=10.0)
-    with pytest.raises(loss_budget.DeadlineReached, match=f"deadline reached before {CUT}:") \
-            as caught:
+    with pytest.raises(
+        loss_budget.DeadlineReached, match=f"deadline reached before {CUT}:"
+    ) as caught:
         budget.refuse_late("supply 1", LONG)
     assert LONG not in str(caught.value)
 
 
 def test_the_stages_share_ended_quotes_a_long_command_cut_short() -> None:
     clock = VirtualClock()
-    budget = LossBudget(allowed=1, clock=clock, deadline=100.0, stage_deadline=0.0,
-                        stage_share_s=5.0)
+    budget = LossBudget(
+        allowed=1, clock=clock, deadline=100.0, stage_deadline=0.0, stage_share_s=5.0
+    )
     with pytest.raises(loss_budget.DeadlineReached, match=f"ended before {CUT}:") as caught:
         budget.refuse_late("stage", LONG, loss_budget.STAGE)
     assert LONG not in str(caught.value)
