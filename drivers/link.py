@@ -33,6 +33,7 @@ from typing import TypeVar
 from smm_daq import interrupts
 from smm_daq.errors import InstrumentLost, InstrumentTimeout, ProtocolError, ReplyUnknown
 from smm_daq.instruments import loss_budget
+from smm_daq.instruments.quoting import shown
 from smm_daq.instruments.transport import Transport
 
 T = TypeVar("T")
@@ -147,19 +148,6 @@ class Link:
     def close(self) -> None:
         with self._lock:
             self.transport.close()
-
-
-SHOWN_CHARACTERS = 60  # of a reply or command quoted in an error message
-
-
-def shown(reply: str | list[str]) -> str:
-    """A reply (or a command) as an error message quotes it: whole when short, else its start
-    and length (an overlong reply would bury the message)."""
-    text = repr(reply)
-    if len(text) <= SHOWN_CHARACTERS + 20:
-        return text
-    unit = "lines" if isinstance(reply, list) else "characters"
-    return f"{text[:SHOWN_CHARACTERS]}... ({len(reply)} {unit})"
 
 
 def parse_float(reply: str, *, what: str = "number",

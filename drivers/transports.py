@@ -28,6 +28,13 @@ once. A socket that failed is reopened the same way before its next use, so the 
 that failed (a USB-serial adapter unplugged and plugged in again leaves the open one dead),
 VISA's ASRL and pyserial's alike (see `SerialTransport`).
 
+pyvisa-py's read on a raw socket whose peer closed it (an instrument power-cycled or crashed,
+its server killed) loops the same way until the timeout: a gone instrument was taken for a lost
+reply, retried, and said lost only after timeout × attempts. So the transport reads on the
+socket itself too (`_line_within`): the end of the stream, or a reset, raises `InstrumentLost`
+at once ("the instrument closed the connection"), never retried (what the closed connection
+took may never have arrived), and the socket is reopened before its next use.
+
 A serial line (pyserial, or a VISA ASRL resource) has no device clear either, and a flush drops
 only what has arrived: the rest of a reply that came late or cut short would be read as the
 answer to the next query. So `clear` there also drops what goes on arriving until the line has
@@ -38,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import select
 import socket
 import time
 from collections.abc import Callable
@@ -111,6 +119,8 @@ class VisaTransport:
         self._reopen_failed = reopen_failed or reopen
         self._timeout_ms = resource.timeout  # kept here: a closed resource cannot say it
         self._reply_end = TERMINATION
+        # a raw socket's bytes received past the last reply read (read on the socket itself)
+        self._pending = bytearray()
         self._closed = False
         self._broken = False
 
@@ -147,6 +157,13 @@ class VisaTransport:
         self._broken = True
         return InstrumentLost(f"link failed: {exc}", instrument=self.name)
 
+    def _closed_by_peer(self) -> InstrumentLost:
+        """A raw socket the instrument closed or reset: opened again before its next use."""
+        self._broken = True
+        return InstrumentLost("the instrument closed the connection (switched off, restarted "
+                              "or its server stopped); it is opened again before its next use",
+                              instrument=self.name)
+
     def _not_sent(self) -> InstrumentTimeout:
         return InstrumentTimeout(
             f"could not send within {self.timeout:g} s (the instrument takes no more input)",
@@ -173,6 +190,7 @@ class VisaTransport:
                                  instrument=self.name) from exc
         self.resource.timeout = self._timeout_ms
         self.resource.read_termination = self._reply_end
+        self._pending.clear()
         self._broken = False
 
     def expect_reply_end(self, end: str) -> None:
@@ -206,15 +224,33 @@ class VisaTransport:
             # what went of the command is unknown: the next use opens a new connection
             self._broken = True
             raise self._not_sent() from exc
+        except _CLOSED_BY_PEER as exc:
+            if sock is None:
+                raise self._failed(exc) from exc
+            raise self._closed_by_peer() from exc
         except (pyvisa.Error, OSError) as exc:
             if _is_visa_timeout(exc):  # a VISA write's own timeout: a command, not a reply, lost
                 raise self._not_sent() from exc
             raise self._failed(exc) from exc
 
     def read(self) -> str:
+        """The next reply, within the resource's timeout; on a raw socket read on the socket
+        itself, so that a peer that closed the connection is `InstrumentLost` at once."""
         self._check_open()
+        sock = _raw_socket(self.resource) if self._reopen is not None else None
         try:
-            return self.resource.read()
+            if sock is None:
+                return self.resource.read()
+            ms = self.resource.timeout
+            deadline = time.monotonic() + (math.inf if ms is None else float(ms) / 1000.0)
+            line = _line_within(sock, self._pending, self._reply_end.encode(ENCODING), deadline)
+            return line.decode(self.resource.encoding)
+        except TimeoutError as exc:
+            self._pending.clear()  # a reply cut short is dropped, as pyvisa's read drops it
+            raise InstrumentTimeout(f"no reply within {self.timeout:g} s",
+                                    instrument=self.name) from exc
+        except EOFError as exc:
+            raise self._closed_by_peer() from exc
         except (pyvisa.Error, OSError) as exc:
             raise self._failed(exc) from exc
         except UnicodeDecodeError as exc:
@@ -259,6 +295,7 @@ class VisaTransport:
         instrument discards an unread reply itself when the next query comes."""
         if self._broken:
             return
+        self._pending.clear()
         with contextlib.suppress(pyvisa.Error, NotImplementedError, OSError):
             if self._reopen is not None:
                 self.resource.flush(constants.BufferOperation.discard_receive_buffer)
@@ -371,6 +408,9 @@ def _not_quiet(seconds: float, name: str) -> InstrumentTimeout:
         f"the line is not quiet after {seconds:g} s of dropping what arrives", instrument=name)
 
 
+# what a socket's send or recv raises once the peer has closed the connection (a refusal is
+# no such close: the connection was never made)
+_CLOSED_BY_PEER = (BrokenPipeError, ConnectionAbortedError, ConnectionResetError)
 # a send that waits for nothing, on a blocking socket (not on Windows)
 _NO_WAIT: int | None = getattr(socket, "MSG_DONTWAIT", None)
 
@@ -402,6 +442,30 @@ def _send_within(sock: socket.socket, data: bytes, deadline: float) -> None:
     finally:
         with contextlib.suppress(OSError):  # a socket closed meanwhile
             sock.settimeout(None)
+
+
+def _line_within(sock: socket.socket, pending: bytearray, end: bytes, deadline: float) -> bytes:
+    """The line `pending` and what `sock` receives begin, up to `end` (not included), by
+    `deadline` (time.monotonic()), else `TimeoutError` (none left: only what has come); what
+    came past it stays in `pending`. `EOFError` where the peer closed the connection (or
+    reset it): its `recv` returns b"" at once, where pyvisa-py's read goes on waiting for the
+    timeout."""
+    while (at := pending.find(end)) < 0:
+        left = deadline - time.monotonic()
+        wait = None if math.isinf(left) else max(0.0, left)
+        ready, _, _ = select.select([sock], [], [], wait)
+        if not ready:  # the wait ran out (one cut short by a signal is resumed by select)
+            raise TimeoutError("no reply")
+        try:
+            chunk = sock.recv(DRAIN_CHUNK)
+        except _CLOSED_BY_PEER as exc:  # closed with a reset (unread data, or a crash)
+            raise EOFError("the peer closed the connection") from exc
+        if not chunk:
+            raise EOFError("the peer closed the connection")
+        pending += chunk
+    line = bytes(pending[:at])
+    del pending[: at + len(end)]
+    return line
 
 
 def _no_delay(resource: MessageBasedResource) -> None:

@@ -256,3 +256,28 @@ def test_a_stage_whose_share_ends_once_connected_is_said_stopped_by_its_first_st
     assert "position not read: " in stage.state, stage.state
     assert "the stage's share of making the rig safe (5 s) ended" in stage.state, stage.state
     assert not any(backends[0].world.stage.moving(ax) for ax in AXES)
+
+
+def test_a_first_stop_whose_motion_check_was_lost_then_no_connect_says_it_once(
+        monkeypatch) -> None:
+    """The first stop (`stop_alone`) sent STP but lost the reply saying whether anything still
+    moves, and the connect after it fails: the stage is said stopped by STP with its motion
+    unknown, once, not also "nor stopped" (which contradicted it)."""
+    from drivers.pi_gcs import PIGCSStage
+    from smm_daq.errors import InstrumentError
+
+    def motion_unknown(cls: Any, settings: Any, **_: Any) -> Any:
+        raise InstrumentError("stopped (STP), but whether it still moves is unknown: no valid "
+                              "reply to '#5'", instrument=f"PI stage at {settings.link.address}")
+
+    def not_connected(cls: Any, settings: Any, **_: Any) -> Any:
+        raise InstrumentError("axis 1 refused SVO", instrument="PI stage")
+
+    monkeypatch.setattr(PIGCSStage, "stop_alone", classmethod(motion_unknown))
+    monkeypatch.setattr(PIGCSStage, "from_profile", classmethod(not_connected))
+    simulators_made(monkeypatch)
+    _, stage = make_rig_safe(load_profile(C884_PROFILE))
+    assert not stage.safe
+    assert "nor stopped" not in stage.state, stage.state
+    assert stage.state.count("stopped (STP), but whether it still moves is unknown") == 1
+    assert "could not be connected: PI stage: axis 1 refused SVO" in stage.state, stage.state

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 from smm_daq.clock import Clock
 from smm_daq.errors import InstrumentLost
+from smm_daq.instruments.quoting import shown
 
 SUPPLY = "supply"  # a coil supply's link
 STAGE = "stage"  # the stage's link
@@ -109,7 +110,7 @@ class LossBudget:
             return
         if self.spent(name, kind):
             raise GivenUp(
-                f"given up before {command!r}: {_replies(self.lost[name])} lost while making "
+                f"given up before {shown(command)}: {_replies(self.lost[name])} lost while making "
                 f"the rig safe (at most {self.allowance(kind)} are waited for, so that it "
                 "ends in the time it said)", instrument=name)
         self.refuse_late(name, command, kind)
@@ -127,14 +128,15 @@ class LossBudget:
                 and self.clock.now() >= self.stage_deadline:
             raise DeadlineReached(
                 f"the stage's share of making the rig safe ({self.stage_share_s:.0f} s) ended "
-                f"before {command!r}: the rest is the coils', for their ramps", instrument=name)
+                f"before {shown(command)}: the rest is the coils', for their ramps",
+                instrument=name)
         if not self.past_deadline():
             return
         if kind == SUPPLY and _switching_off.get() and self.late.get(name, 0) < TAIL_EXCHANGES:
             self.late[name] = self.late.get(name, 0) + 1
             return
         raise DeadlineReached(
-            f"deadline reached before {command!r}: making the rig safe ramps for "
+            f"deadline reached before {shown(command)}: making the rig safe ramps for "
             f"{self.deadline_s:.0f} s at most, then switches off each supply still energised "
             "where it stands", instrument=name)
 

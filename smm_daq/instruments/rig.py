@@ -553,9 +553,9 @@ def _safe_stage(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
         if stopped is not None:
             return SafeState("stage", True, f"{stopped.done}; position not read: "
                                             f"{_why_not_connected(exc)}{_found(stopped)}")
-        if stop_failed is not None:
-            return SafeState("stage", False, f"{where} could not be connected ({exc}) nor "
-                                             f"stopped: {stop_failed}")
+        if stop_failed is not None:  # what the stop says is all that is known of the motion
+            return SafeState("stage", False, f"{stop_failed}; then {where} could not be "
+                                             f"connected: {exc}")
         return SafeState("stage", False, f"{where} could not be reached: {exc}")
     try:
         stage.stop()
