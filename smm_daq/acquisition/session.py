@@ -156,7 +156,8 @@ class Session:
         is told stalled once aborted here is left to it alike. A scan still
         preparing (its start setting the lock-in, creating the entry) is aborted at its next
         step alike; a start that raises instead leaves the rig to be made safe here. The
-        making safe here is waited for `safe_close.safe_wait_s` at most.
+        making safe here is waited for `safe_close.safe_wait_s` at most. Ctrl-C meanwhile
+        closes the rig (handed back from a scan left to its stalled write) and is re-raised.
         """
         seq = self.last_sequencer
         try:
