@@ -156,10 +156,11 @@ class Session:
         is told stalled once aborted here is left to it alike. A scan still
         preparing (its start setting the lock-in, creating the entry) is aborted at its next
         step alike; a start that raises instead leaves the rig to be made safe here. The
-        making safe here is waited for `safe_close.safe_wait_s` at most.
+        making safe here is waited for `safe_close.safe_wait_s` at most. Ctrl-C meanwhile
+        closes the rig (handed back from a scan left to its stalled write) and is re-raised.
         """
+        seq = self.last_sequencer
         try:
-            seq = self.last_sequencer
             if seq is not None and seq.state not in TERMINAL and not self._left:
                 seq.abort("the session was closed")
                 if not seq.wait_or_stalled():  # made safe; its write is not waited for
@@ -167,8 +168,12 @@ class Session:
                         self._safe_problems = list(seq.safety_problems)
                 elif seq.state in TERMINAL:
                     self._safe_problems = list(seq.safety_problems)
-        except BaseException:
-            self.rig.close()
+        except BaseException:  # Ctrl-C: a scan left to its stalled write touches it no more
+            try:
+                if seq is not None and seq.stalled_write is not None:
+                    seq.hand_back_rig()
+            finally:
+                self.rig.close()
             raise
         if self._safe_problems is not None:
             self.rig.close()
