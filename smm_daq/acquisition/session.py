@@ -252,9 +252,9 @@ class Session:
         # started aborts this scan (one before it left to a stalled write is no longer the
         # last); a start that fails puts back what is known of the earlier scan's thread
         earlier = self.last_sequencer, self._left, self._left_safing
-        self.last_sequencer = seq
-        self._safe_problems, self._left, self._left_safing = None, False, []
-        try:
+        try:  # a Ctrl-C as it is published leaves no scan never started as the last
+            self.last_sequencer = seq
+            self._safe_problems, self._left, self._left_safing = None, False, []
             seq.start()
         except BaseException:  # a setting may have changed (then made safe by the start)
             self.last_sequencer, self._left, self._left_safing = earlier
