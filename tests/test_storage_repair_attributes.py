@@ -211,3 +211,31 @@ def test_an_attribute_holding_references_is_refused_naming_it_and_the_file_is_ke
     assert str(path) in err and "damaged" not in err and "Traceback" not in err, err
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]
+
+
+
+def test_sequences_of_big_endian_numbers_are_repaired_with_their_values(
+        tmp_path: Path) -> None:
+    """Copied through h5py as their file types them, each number of a sequence of
+    big-endian numbers came back byte-swapped: its file held 7 as 0x00000007 and its copy
+    0x07000000, 117440512 to a C reader (h5py itself reads such sequences unswapped, so the
+    values it reads before and after the repair differ)."""
+    path = tmp_path / "s.h5"
+    with _earlier_release(path) as f:
+        for obj in (f, f["scan/data/line_done"]):
+            obj.attrs["sequences"] = np.array(
+                [np.arange(7, 10, dtype=">i4"), np.arange(1, dtype=">i4")],
+                dtype=h5py.vlen_dtype(">i4"))
+            obj.attrs["records"] = np.array(
+                [(np.arange(2, dtype=">f8"), 1)],
+                dtype=[("v", h5py.vlen_dtype(">f8")), ("k", "<i2")])
+
+    def values() -> list[str]:
+        with h5py.File(path, "r") as f:
+            return [repr(obj.attrs[name]) for obj in (f, f["scan/data/line_done"])
+                    for name in ("sequences", "records")]
+
+    before = values()
+    assert "117440512" in before[0]  # 7 as h5py reads it (the test sees the bytes)
+    repair(path)
+    assert values() == before

@@ -141,11 +141,29 @@ def copy_attributes(src: h5py.HLObject, dst: h5py.HLObject, *, source: str) -> N
                 shape += inner
             values = np.empty(shape, dtype=dtype)
             attr.read(values, mtype=mtype)
+            _in_file_order(values)
             new.write(values, mtype=mtype)
         else:
             raw = np.empty(shape, dtype=np.dtype((np.void, ftype.get_size())))
             attr.read(raw, mtype=ftype)
             new.write(raw, mtype=ftype)
+
+
+def _in_file_order(values: np.ndarray) -> None:
+    """The sequences of numbers in `values` (variable-length data, also in records), as h5py
+    reads them, typed in their file's byte order again: h5py reads a sequence of numbers of
+    the other byte order as its bytes, unswapped, typed in this machine's order, and converts
+    them by value when writing them, so that each number came back byte-swapped."""
+    if values.dtype.names is not None:
+        for field in values.dtype.names:
+            _in_file_order(values[field])
+        return
+    base = h5py.check_vlen_dtype(values.dtype)
+    if not isinstance(base, np.dtype) or base.isnative:  # none, or text (its type is str)
+        return
+    for index, sequence in np.ndenumerate(values):
+        if isinstance(sequence, np.ndarray) and sequence.dtype.itemsize == base.itemsize:
+            values[index] = sequence.view(base)
 
 
 def _copy_converted_chunk(src: h5py.Dataset, new: h5py.Dataset,
