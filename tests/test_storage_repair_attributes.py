@@ -91,7 +91,9 @@ def _stored(obj: h5py.HLObject) -> list[tuple[bytes, h5t.TypeID, object, object]
     through memory where of variable length (text as bytes, undecoded)."""
     found = []
     names: list[bytes] = []
-    tracked = obj.id.get_create_plist().get_attr_creation_order()
+    # a file's own creation properties never say so: its root group's do
+    holder = obj["/"] if isinstance(obj, h5py.File) else obj
+    tracked = holder.id.get_create_plist().get_attr_creation_order()
     h5a.iterate(obj.id, names.append,
                 index_type=h5py.h5.INDEX_CRT_ORDER if tracked else h5py.h5.INDEX_NAME)
     for name in names:

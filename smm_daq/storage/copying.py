@@ -118,7 +118,8 @@ def copy_attributes(src: h5py.HLObject, dst: h5py.HLObject, *, source: str) -> N
     the order `src` lists them (creation order where it tracks it). An attribute holding
     references is refused (`InputError`): a reference addresses an object of `src`'s file,
     which in the copy is somewhere else. `source`: the file named in a refusal."""
-    tracked = src.id.get_create_plist().get_attr_creation_order() & h5p.CRT_ORDER_TRACKED
+    holder = src["/"] if isinstance(src, h5py.File) else src  # a file's are its root group's
+    tracked = holder.id.get_create_plist().get_attr_creation_order() & h5p.CRT_ORDER_TRACKED
     names: list[bytes] = []
     h5a.iterate(src.id, names.append,
                 index_type=h5.INDEX_CRT_ORDER if tracked else h5.INDEX_NAME)
