@@ -215,7 +215,6 @@ def test_an_attribute_holding_references_is_refused_naming_it_and_the_file_is_ke
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]
 
 
-
 def test_sequences_of_big_endian_numbers_are_repaired_with_their_values(
         tmp_path: Path) -> None:
     """Copied through h5py as their file types them, each number of a sequence of
