@@ -68,6 +68,7 @@ def _attributes_of_every_kind(obj: h5py.HLObject) -> None:
     obj.attrs["null"] = h5py.Empty("f8")
     obj.attrs["null_text"] = h5py.Empty("S4")
     obj.attrs["no_elements"] = np.zeros((0, 2), dtype="S4")
+    obj.attrs["long"] = np.arange(10_000, dtype=">f8")  # 80 kB: only dense storage holds it
 
 
 def _text_kinds(tid: h5t.TypeID) -> object:
@@ -156,7 +157,7 @@ def test_every_attribute_is_repaired_with_its_type_dataspace_and_bytes(
     path = tmp_path / "s.h5"
     _file_with_attributes_everywhere(path)
     before = _everything(path)
-    assert len(before["/"]) == 20  # as made
+    assert len(before["/"]) == 21  # as made: more than 8, so in dense storage
     repair(path)
     after = _everything(path)
     assert sorted(after) == sorted(before)
