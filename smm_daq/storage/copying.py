@@ -87,8 +87,11 @@ def copy_dataset(src: h5py.Dataset, dst: h5py.Group, name: str, *, source: str,
             region = tuple(slice(o, min(o + c, n))
                            for o, c, n in zip(offset, new.chunks, src.shape, strict=True))
             _copy_converted_chunk(src, new, region)
-    elif converted:
-        new[()] = src[()]
+    elif converted:  # read and written whole, as HDF5 does it: h5py broadcasts sequences
+        values, mtype = _memory_buffer(ftype, src.shape)
+        src.id.read(h5s.ALL, h5s.ALL, values, mtype=mtype)
+        _in_file_order(values)
+        new.id.write(h5s.ALL, h5s.ALL, values, mtype=mtype)
     elif new.chunks is not None and new.chunks == src.chunks:
         for offset in allocated_chunks(src):
             copy_chunk(src.id, new.id, offset)
@@ -115,7 +118,8 @@ def copy_attributes(src: h5py.HLObject, dst: h5py.HLObject, *, source: str) -> N
     the order `src` lists them (creation order where it tracks it). An attribute holding
     references is refused (`InputError`): a reference addresses an object of `src`'s file,
     which in the copy is somewhere else. `source`: the file named in a refusal."""
-    tracked = src.id.get_create_plist().get_attr_creation_order() & h5p.CRT_ORDER_TRACKED
+    holder = src["/"] if isinstance(src, h5py.File) else src  # a file's are its root group's
+    tracked = holder.id.get_create_plist().get_attr_creation_order() & h5p.CRT_ORDER_TRACKED
     names: list[bytes] = []
     h5a.iterate(src.id, names.append,
                 index_type=h5.INDEX_CRT_ORDER if tracked else h5.INDEX_NAME)
@@ -133,19 +137,44 @@ def copy_attributes(src: h5py.HLObject, dst: h5py.HLObject, *, source: str) -> N
         if space.get_simple_extent_type() == h5s.NULL or space.get_simple_extent_npoints() == 0:
             continue
         shape = space.shape
-        if _needs_memory(ftype):  # h5py's own conversion: text to bytes objects, undecoded
-            dtype = ftype.dtype
-            mtype = h5t.py_create(dtype)
-            if dtype.subdtype is not None:  # numpy has no array element: its shape added
-                dtype, inner = dtype.subdtype
-                shape += inner
-            values = np.empty(shape, dtype=dtype)
+        if _needs_memory(ftype):
+            values, mtype = _memory_buffer(ftype, shape)
             attr.read(values, mtype=mtype)
+            _in_file_order(values)
             new.write(values, mtype=mtype)
         else:
             raw = np.empty(shape, dtype=np.dtype((np.void, ftype.get_size())))
             attr.read(raw, mtype=ftype)
             new.write(raw, mtype=ftype)
+
+
+def _memory_buffer(ftype: h5t.TypeID, shape: tuple[int, ...]
+                   ) -> tuple[np.ndarray, h5t.TypeID]:
+    """An array for values of `ftype` in `shape` read through memory, and its memory type:
+    h5py's own conversion, text to bytes objects, undecoded."""
+    dtype = ftype.dtype
+    mtype = h5t.py_create(dtype)
+    if dtype.subdtype is not None:  # numpy has no array element: its shape added
+        dtype, inner = dtype.subdtype
+        shape += inner
+    return np.empty(shape, dtype=dtype), mtype
+
+
+def _in_file_order(values: np.ndarray) -> None:
+    """The sequences of numbers in `values` (variable-length data, also in records), as h5py
+    reads them, typed in their file's byte order again: h5py reads a sequence of numbers of
+    the other byte order as its bytes, unswapped, typed in this machine's order, and converts
+    them by value when writing them, so that each number came back byte-swapped."""
+    if values.dtype.names is not None:
+        for field in values.dtype.names:
+            _in_file_order(values[field])
+        return
+    base = h5py.check_vlen_dtype(values.dtype)
+    if not isinstance(base, np.dtype) or base.isnative:  # none, or text (its type is str)
+        return
+    for index, sequence in np.ndenumerate(values):
+        if isinstance(sequence, np.ndarray) and sequence.dtype.itemsize == base.itemsize:
+            values[index] = sequence.view(base)
 
 
 def _copy_converted_chunk(src: h5py.Dataset, new: h5py.Dataset,
@@ -156,17 +185,23 @@ def _copy_converted_chunk(src: h5py.Dataset, new: h5py.Dataset,
     takes an object of the file's heap, an empty one too (16 bytes), where a value never
     written takes none: written whole, a compressed chunk of a few kB with few values written
     took megabytes, past the room reserved for the copy (its file's size and 4 MB)."""
-    values = src[region]
-    text = h5py.check_string_dtype(values.dtype) is not None
-    kept = values != src.fillvalue if text else np.ones(values.shape, bool)
+    start = tuple(r.start for r in region)
+    counts = tuple(r.stop - r.start for r in region)
+    values, mtype = _memory_buffer(src.id.get_type(), counts)
+    fspace = src.id.get_space()
+    fspace.select_hyperslab(start, counts)
+    src.id.read(h5s.create_simple(counts), fspace, values, mtype=mtype)
+    _in_file_order(values)
+    text = h5py.check_string_dtype(values.dtype) is not None and values.shape == counts
+    kept = values != src.fillvalue if text else np.ones(counts, bool)
     kept.flat[0] = True
-    if kept.all():
-        new[region] = values
-        return
     fspace = new.id.get_space()
-    fspace.select_elements(np.argwhere(kept) + [r.start for r in region])
-    new.id.write(h5s.create_simple((int(kept.sum()),)), fspace, values[kept],
-                 mtype=h5t.py_create(values.dtype))
+    if kept.all():  # as HDF5 writes it: h5py broadcast sequences of one length, and arrays
+        fspace.select_hyperslab(start, counts)
+        new.id.write(h5s.create_simple(counts), fspace, values, mtype=mtype)
+        return
+    fspace.select_elements(np.argwhere(kept) + start)
+    new.id.write(h5s.create_simple((int(kept.sum()),)), fspace, values[kept], mtype=mtype)
 
 
 def extendable_chunk(src: h5py.Dataset) -> int:
@@ -381,10 +416,12 @@ def _oldest(ftype: h5t.TypeID) -> h5t.TypeID:
 
 def _needs_memory(ftype: h5t.TypeID) -> bool:
     """Whether values of `ftype` point outside the dataset (variable-length data, references
-    into their file), so that they are copied only through memory, converted."""
+    into their file), so that they are copied only through memory, converted. Text of any
+    length in an array is not found by HDF5's `detect_class` (in a record it is)."""
     return bool(
         ftype.detect_class(h5t.VLEN) or ftype.detect_class(h5t.REFERENCE)
-        or (isinstance(ftype, h5t.TypeStringID) and ftype.is_variable_str()))
+        or (isinstance(ftype, h5t.TypeStringID) and ftype.is_variable_str())
+        or (isinstance(ftype, h5t.TypeArrayID) and _needs_memory(ftype.get_super())))
 
 
 def _check_text_size(src: h5py.Dataset, ftype: h5t.TypeID, source: str) -> None:
