@@ -1,8 +1,9 @@
-"""Making the rig safe when a coil supply closes its connection once mid-ramp-down (a
-LAN-serial adapter that dropped the link, a supply whose server restarted), over loopback
-through the fault proxy and pyvisa-py's raw sockets: the exchange is tried again on a new
-connection, so the supply is still ramped down, not given up and switched off where it
-stood, and the rig is said safe. Judged from the served supplies' side."""
+"""Making the rig safe when a coil supply closes its connection once mid-ramp-down, or the
+stage at its stop (a LAN-serial adapter that dropped the link, a server that restarted), over
+loopback through the fault proxy and pyvisa-py's raw sockets: the exchange is tried again on a
+new connection, so the supply is still ramped down (not given up and switched off where it
+stood), the stage stopped and checked, and the rig is said safe. Judged from the emulators'
+side."""
 
 from __future__ import annotations
 
@@ -60,3 +61,21 @@ def test_safe_ramps_down_a_supply_whose_connection_closed_mid_ramp(served: Serve
     assert coils.safe, coils.state
     assert stage.safe
     np.testing.assert_allclose(served.currents(), served.safe_currents(), atol=2e-3)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_make_safe_stops_a_stage_whose_connection_closed_at_the_stop(
+    served: ServedRig, n: int
+) -> None:
+    rig = counted(open_rig(load_profile(served.profile_path), clock=served.clock), served)
+    try:
+        start = rig.stage.position()
+        rig.stage.move_to(start[0] + 2e-3, start[1] + 2e-3, wait=False)
+        assert served.stage_moving()
+        proxy = served.proxies["stage"]
+        proxy.after(proxy.commands + n, proxy.drop)  # at the stop, or its check
+        problems = rig.make_safe()
+    finally:
+        rig.close()
+    assert problems == []
+    assert not served.stage_moving()
