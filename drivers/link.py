@@ -4,7 +4,10 @@ Each driver owns one `Link` per connection. A query whose reply times out or doe
 is retried after a device clear, at most `retries` more times; then the instrument is taken
 as lost. Parsers raise `ProtocolError`: a garbled reply is never read as a silent zero. A
 command the instrument does not take within the timeout (it stopped reading: the transport's
-write raises `InstrumentTimeout`) is counted, charged and retried as a lost reply is.
+write raises `InstrumentTimeout`) is counted, charged and retried as a lost reply is, as is
+an exchange whose connection the instrument closed (`ConnectionClosed`: a supply whose server
+restarted, a LAN-serial adapter that dropped the link), tried again on a new connection: a
+ramp-down goes on past it.
 
 An exchange (a command, its reply and any retries) holds the link's lock, so two threads never
 talk to one instrument at once and never take each other's replies; a Ctrl-C in the main
@@ -37,6 +40,11 @@ from smm_daq.instruments.quoting import shown
 from smm_daq.instruments.transport import Transport
 
 T = TypeVar("T")
+
+
+class ConnectionClosed(InstrumentLost):
+    """The instrument closed (or reset) the connection during an exchange; the transport
+    opens a new one before its next use. A `Link` takes it as a lost reply, told at once."""
 
 
 class Link:
@@ -117,7 +125,7 @@ class Link:
                     budget.refuse(self.name, command, kind)
                 try:
                     result = action()
-                except (InstrumentTimeout, ProtocolError) as exc:
+                except (InstrumentTimeout, ProtocolError, ConnectionClosed) as exc:
                     last = exc
                     self.failures += 1
                     if budget is not None:

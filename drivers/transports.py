@@ -31,9 +31,12 @@ VISA's ASRL and pyserial's alike (see `SerialTransport`).
 pyvisa-py's read on a raw socket whose peer closed it (an instrument power-cycled or crashed,
 its server killed) loops the same way until the timeout: a gone instrument was taken for a lost
 reply, retried, and said lost only after timeout × attempts. So the transport reads on the
-socket itself too (`_line_within`): the end of the stream, or a reset, raises `InstrumentLost`
-at once ("the instrument closed the connection"), never retried (what the closed connection
-took may never have arrived), and the socket is reopened before its next use.
+socket itself too (`_line_within`): the end of the stream, or a reset, raises
+`ConnectionClosed` (an `InstrumentLost`) at once ("the instrument closed the connection"), and
+the socket is reopened before its next use. The link takes it as a lost reply (retried on the
+new connection unless reading clears what it reports), so a supply whose server restarted once
+mid-ramp-down is still ramped down; an instrument gone for good refuses the reconnect, lost at
+once.
 
 A serial line (pyserial, or a VISA ASRL resource) has no device clear either, and a flush drops
 only what has arrived: the rest of a reply that came late or cut short would be read as the
@@ -55,7 +58,7 @@ import serial
 from pyvisa import constants
 from pyvisa.resources import MessageBasedResource
 
-from drivers.link import shown
+from drivers.link import ConnectionClosed, shown
 from smm_daq.errors import InstrumentLost, InstrumentTimeout, ProtocolError
 from smm_daq.instruments.profile import LinkSettings
 from smm_daq.instruments.transport import (
@@ -157,12 +160,12 @@ class VisaTransport:
         self._broken = True
         return InstrumentLost(f"link failed: {exc}", instrument=self.name)
 
-    def _closed_by_peer(self) -> InstrumentLost:
+    def _closed_by_peer(self) -> ConnectionClosed:
         """A raw socket the instrument closed or reset: opened again before its next use."""
         self._broken = True
-        return InstrumentLost("the instrument closed the connection (switched off, restarted "
-                              "or its server stopped); it is opened again before its next use",
-                              instrument=self.name)
+        return ConnectionClosed("the instrument closed the connection (switched off, "
+                                "restarted or its server stopped); it is opened again before "
+                                "its next use", instrument=self.name)
 
     def _not_sent(self) -> InstrumentTimeout:
         return InstrumentTimeout(

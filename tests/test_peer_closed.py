@@ -1,8 +1,8 @@
 """An instrument that closed its connection (power-cycled, crashed, its server killed) is
-`InstrumentLost` at once over a VISA raw socket, over loopback TCP: pyvisa-py's own read waits
-out the whole timeout on such a socket (its `recv` keeps returning b"") and the link took the
-instrument's silence for a lost reply, retried it and charged each try to the make-safe
-path's budget. The tries are counted (the link's failures, the budget's lost replies), not
+told at once over a VISA raw socket, over loopback TCP: pyvisa-py's own read waits out the
+whole timeout on such a socket (its `recv` keeps returning b""). The link tries the exchange
+again on a new connection, as it does a lost reply, so one close does not give the instrument
+up. The tries are counted (the link's failures, the budget's lost replies), not
 timed; each call runs with a hang guard (`bounded`).
 """
 
@@ -20,7 +20,7 @@ from drivers.link import Link
 from drivers.transports import open_transport
 from simulators.tcp_server import HOST
 from smm_daq.clock import VirtualClock
-from smm_daq.errors import InstrumentLost
+from smm_daq.errors import InstrumentLost, ReplyUnknown
 from smm_daq.instruments import loss_budget
 from smm_daq.instruments.profile import LinkSettings
 
@@ -75,13 +75,40 @@ def opened(resource: str):
 
 
 def test_a_read_on_a_connection_the_instrument_closed_is_lost_at_once(closing) -> None:
+    """Each try told at once and tried again on a new connection, as a lost reply is (counted
+    and charged: a reconnect costs time too); every connection closed, it is lost."""
     link = Link(opened(closing.resource), name="supply 1", retries=2, budget=loss_budget.SUPPLY)
-    with loss_budget.making_safe(1, clock=VirtualClock(), deadline_s=100.0) as budget:
+    with loss_budget.making_safe(10, clock=VirtualClock(), deadline_s=100.0) as budget:
         with pytest.raises(InstrumentLost, match=CLOSED):
             bounded(lambda: link.query("MEAS:CURR?", float))
-        # not a lost reply: no timeout waited, none retried, nothing charged
-        assert link.failures == 0
-        assert budget.lost == {}
+        assert link.failures == 3
+        assert budget.lost == {"supply 1": 3}
+    link.close()
+
+
+@pytest.mark.parametrize("closing", [1], indirect=True)
+def test_a_query_whose_connection_the_instrument_closed_once_is_answered_on_a_new_one(
+    closing,
+) -> None:
+    """A supply whose server restarted (a LAN-serial adapter that dropped the link) mid-ramp:
+    the exchange is tried again on a new connection, so the ramp-down goes on."""
+    link = Link(opened(closing.resource), name="supply 1", retries=2, budget=loss_budget.SUPPLY)
+    assert bounded(lambda: link.query("a?", str)) == "echo a?"
+    assert bounded(lambda: link.query("b?", str)) == "echo b?"  # closed, then answered anew
+    assert closing.accepted == 2
+    assert not link.lost
+    link.close()
+
+
+@pytest.mark.parametrize("closing", [1], indirect=True)
+def test_a_destructive_query_whose_connection_closed_is_a_reply_unknown(closing) -> None:
+    """Reading it clears what it reports: not asked again, its reply unknown (which a
+    ramp-down goes on past), not the instrument given up."""
+    link = Link(opened(closing.resource), name="supply 1", retries=2)
+    assert bounded(lambda: link.query("a?", str)) == "echo a?"
+    with pytest.raises(ReplyUnknown, match=CLOSED):
+        bounded(lambda: link.query("SYST:ERR?", str, destructive=True))
+    assert link.failures == 1
     link.close()
 
 
