@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from smm_daq.analysis.grains import GeometryWarning
 from smm_daq.analysis.mmt import masks
 from smm_daq.analysis.optical import read_image
 from smm_daq.cli.mmt import _warnings_to_stderr
@@ -127,10 +128,10 @@ def test_the_command_lines_warnings_are_its_threads_and_no_other_is_lost(capsys,
                                                                          recwarn) -> None:
     """While the command line says its run's warnings on stderr, another thread's warning is
     left to Python's own showing, not printed as the run's; `catch_warnings` printed it as
-    one of the run's."""
-    other = Paused(lambda: warnings.warn("from the sequencer", Note, stacklevel=1))
+    one of the run's (a category of smm-daq's own, said as its own: "smm-daq: warning: ...")."""
+    other = Paused(lambda: warnings.warn("from the sequencer", GeometryWarning, stacklevel=1))
     with _warnings_to_stderr():
-        warnings.warn("grain 2 overlaps grain 5", Note, stacklevel=1)
+        warnings.warn("grain 2 overlaps grain 5", GeometryWarning, stacklevel=1)
         other.start()
         other.finish()
     assert capsys.readouterr().err == "smm-daq: warning: grain 2 overlaps grain 5\n"
