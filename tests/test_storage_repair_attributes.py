@@ -129,13 +129,25 @@ def _everything(path: Path) -> dict[str, list[tuple[bytes, h5t.TypeID, object, o
     return found
 
 
-def _earlier_release(path: Path) -> h5py.File:
+def earlier_release(path: Path) -> h5py.File:
     """A file of an earlier release, open to be written: one `smm-daq repair` rewrites (a
     boolean in the "latest" format, which HDF5 1.x does not decode)."""
     f = h5py.File(path, "w", libver="latest")
     f.attrs["creator"] = "smm-daq 0.1.0"
     f.create_dataset("scan/data/line_done", data=np.array([True, False]))
     return f
+
+
+def refused_and_kept(path: Path, capsys: pytest.CaptureFixture[str], what: str) -> None:
+    """`smm-daq repair` of `path` refuses it, naming `what` and its references, and leaves
+    the file as it was, with nothing beside it."""
+    before = path.read_bytes()
+    assert main(["repair", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert what in err and "references" in err, err
+    assert str(path) in err and "damaged" not in err and "Traceback" not in err, err
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
 
 
 def _file_with_attributes_everywhere(path: Path) -> None:
@@ -182,7 +194,7 @@ def test_ascii_text_that_is_not_utf8_is_repaired_as_it_is_not_called_damaged(
     that are not UTF-8 could not be written back, and the whole intact file was refused as
     damaged ("restore it from a copy")."""
     path = tmp_path / "s.h5"
-    with _earlier_release(path) as f:
+    with earlier_release(path) as f:
         d = f.create_dataset("scan/data/Bz", data=np.arange(3.0))
         _low_level(d, "units", _text_type(h5t.VARIABLE, h5t.CSET_ASCII),
                    h5s.create(h5s.SCALAR), np.array(NOT_UTF8, dtype=h5py.string_dtype("ascii")),
@@ -204,16 +216,10 @@ def test_an_attribute_holding_references_is_refused_naming_it_and_the_file_is_ke
     """A reference addresses an object in its own file: copied, it would point into the
     repaired copy where that object no longer lies."""
     path = tmp_path / "s.h5"
-    with _earlier_release(path) as f:
+    with earlier_release(path) as f:
         d = f.create_dataset("scan/data/Bz", data=np.arange(3.0))
         f["scan"].attrs["signal"] = d.ref
-    before = path.read_bytes()
-    assert main(["repair", str(path)]) == 2
-    err = capsys.readouterr().err
-    assert "attribute 'signal' of '/scan'" in err and "references" in err, err
-    assert str(path) in err and "damaged" not in err and "Traceback" not in err, err
-    assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]
+    refused_and_kept(path, capsys, "attribute 'signal' of '/scan'")
 
 
 def test_sequences_of_big_endian_numbers_are_repaired_with_their_values(
@@ -223,7 +229,7 @@ def test_sequences_of_big_endian_numbers_are_repaired_with_their_values(
     0x07000000, 117440512 to a C reader (h5py itself reads such sequences unswapped, so the
     values it reads before and after the repair differ)."""
     path = tmp_path / "s.h5"
-    with _earlier_release(path) as f:
+    with earlier_release(path) as f:
         for obj in (f, f["scan/data/line_done"]):
             obj.attrs["sequences"] = np.array(
                 [np.arange(7, 10, dtype=">i4"), np.arange(1, dtype=">i4")],
