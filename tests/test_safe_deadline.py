@@ -100,8 +100,8 @@ def test_a_scans_make_safe_has_the_deadline_too(monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.mark.parametrize(("config", "deadline", "bound"), [
-    ("simulator.toml", 129, 270), ("simulator-e727.toml", 129, 270),
-    ("example-lab.toml", 165, 324)])
+    ("simulator.toml", 144, 284), ("simulator-e727.toml", 144, 284),
+    ("example-lab.toml", 180, 338)])
 def test_the_printed_bound_is_a_few_minutes_for_the_shipped_profiles(
         config: str, deadline: int, bound: int) -> None:
     """The deadline (the ramps, settling, room for lost replies) and the switch-offs after

@@ -16,6 +16,8 @@ from served_rig import simulators_made
 
 from simulators.emulator import Emulator
 from smm_daq.cli.main import main
+from smm_daq.instruments.safe_bound import STAGE_BRAKE_WAIT_S, STAGE_STOPS
+from smm_daq.instruments.transport import BITS_PER_BYTE, LARGEST_REPLY
 
 REPO = Path(__file__).resolve().parents[1]
 SLEWED_S = 10.0  # virtual s for the emulated supplies' currents to reach 20 A (10 A/s)
@@ -515,8 +517,8 @@ def test_links_answering_just_within_their_timeout_reach_the_deadline_and_end_in
     under that to reach its instrument, nothing lost: every supply found in voltage mode
     driving its rating (5 A), the stage referenced and moving (E-727) or unreferenced
     (C-884). `safe` connects and ramps, each exchange as slow as its link allows, until its
-    deadline (129 s); then each supply, still energised, is switched off where it stands,
-    said so, and `safe` ends within the bound it printed (270 s). (The bound used to count
+    deadline (144 s); then each supply, still energised, is switched off where it stands,
+    said so, and `safe` ends within the bound it printed (284 s). (The bound used to count
     every exchange at its timeout instead: 2208 s, a kill grace of 37 minutes.)"""
     started: list[float] = []
 
@@ -545,7 +547,7 @@ def test_links_answering_just_within_their_timeout_reach_the_deadline_and_end_in
     printed = re.search(r"at most (\d+) s", said.err)
     deadline = re.search(r"a deadline of (\d+) s", said.err)
     assert printed is not None and deadline is not None, said.err
-    assert (int(printed.group(1)), int(deadline.group(1))) == (270, 129), said.err
+    assert (int(printed.group(1)), int(deadline.group(1))) == (284, 144), said.err
     simulated_s = made[0].clock.now() - started[0]
     print(f"{profile}, cut {cut}: code {code}, {simulated_s:.0f} s simulated, bound "
           f"{printed.group(1)} s")
@@ -715,5 +717,104 @@ def test_a_stage_slow_to_answer_leaves_the_coils_the_time_of_their_ramps(
     assert "coils: safe: currents (0.0000, 0.0000, 0.0000) A" in said.out, said
     assert "stage: safe: every axis stopped" in said.out, said
     assert "the stage's share of making the rig safe" in said.out, said
+    world = made[0].world.coils
+    assert all(abs(world.current(k)) < 1e-3 and world.output(k) for k in range(3)), said
+
+
+BAUD = 9600  # the stage's serial line: each reply's bytes take 10 bits of it
+
+
+class BrakesEveryStopOnASlowLine(Emulator):
+    """The emulated C-884 on a serial line of `BAUD` baud: each reply takes its transfer on
+    the rig's clock, its parameter list (`HPA?`) is `hpa_bytes` long, and its `#5` says axis
+    1 moves after each of its first `moving_after` stops until the next (moves it acts on
+    after each stop), so that each stop but the last is followed by its longest braking
+    wait. Its decelerations read 0: the longest wait (`STAGE_BRAKE_WAIT_S`)."""
+
+    def __init__(self, inner: Emulator, clock: Any, moving_after: int, hpa_bytes: int) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.clock = clock
+        self.moving_after = moving_after
+        self.hpa_bytes = hpa_bytes
+        self.immediate_bytes = inner.immediate_bytes
+        self.stops = 0
+        self.hpa_asked = 0
+
+    def handle_byte(self, code: int) -> str | None:
+        reply = self.inner.handle_byte(code)
+        self.stops += code == 24
+        if code == 5 and 0 < self.stops <= self.moving_after:
+            reply = "1"
+        return self._sent(reply)
+
+    def device_clear(self) -> None:
+        self.inner.device_clear()
+
+    def handle(self, message: str) -> str | None:
+        reply = self.inner.handle(message)
+        self.stops += message == "STP"
+        if message.startswith("SPA?") and reply is not None:
+            reply = re.sub(r"(0x0*B=)[^ \n]+", r"\g<1>0", reply, flags=re.IGNORECASE)
+        if message == "HPA?" and reply is not None:
+            self.hpa_asked += 1
+            head, end = reply.rsplit("end of help", 1)
+            line = "0x7FFF0000=\t0\t3\tINT\taxis\tpadding of the parameter list \n"
+            pad = (self.hpa_bytes - len(reply)) // len(line)
+            reply = head + line * pad + "end of help" + end
+        return self._sent(reply)
+
+    def _sent(self, reply: str | None) -> str | None:
+        if reply is not None:
+            self.clock.sleep(len(reply.encode()) * BITS_PER_BYTE / BAUD)
+        return reply
+
+
+def test_a_stage_braking_the_longest_in_both_stop_series_on_a_slow_line_leaves_the_coils_ramped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """`safe` stops the stage on a link of its own (three stops at most), then, connected,
+    again (three more): the stage (referenced, on a 9600-baud serial line) moves on after each
+    of the first five stops, so each is followed by the longest braking wait, and each series
+    reads its parameter list (`HPA?`, as long as the largest reply) at 9600 baud: 68 s each.
+    The supplies, each driving 3 A, answer at once. The deadline leaves the coils the time of
+    their ramps: they are ramped down to 0 A, not switched off where they stand, and `safe`
+    ends within the bound it printed. (The bound counted one series' braking and no `HPA?`:
+    the deadline came while the stage still braked, and the coils were switched off at 3 A.)"""
+    text = (REPO / "configs" / "simulator.toml").read_text(encoding="utf-8")
+    assert text.count("baud_rate = 115200") == 1  # the stage's
+    path = tmp_path / "slow-line.toml"
+    path.write_text(text.replace("baud_rate = 115200", f"baud_rate = {BAUD}"), encoding="utf-8")
+    started: list[float] = []
+    stages: list[BrakesEveryStopOnASlowLine] = []
+
+    def braking(backend: Any, profile: Any) -> None:
+        model = backend.world.stage
+        for axis in model.axis_names:
+            model.set_servo(axis, True)
+        model.reference(model.axis_names)
+        backend.clock.sleep(10.0)
+        assert all(model.referenced(a) for a in model.axis_names)
+        stages.append(_stage_replaced(backend, profile, 3.0, lambda endpoint: (
+            BrakesEveryStopOnASlowLine(endpoint, backend.clock, 2 * STAGE_STOPS - 1,
+                                       LARGEST_REPLY))))
+        started.append(backend.clock.now())
+
+    made = simulators_made(monkeypatch, braking)
+    code = main(["safe", "--profile", str(path)])
+    said = capsys.readouterr()
+    printed = re.search(r"at most (\d+) s", said.err)
+    assert printed is not None, said.err
+    simulated_s = made[0].clock.now() - started[0]
+    print(f"{simulated_s:.0f} s simulated, bound {printed.group(1)} s\n{said.out}")
+    assert "deadline reached" not in said.out, said
+    assert "coils: safe: currents (0.0000, 0.0000, 0.0000) A" in said.out, said
+    assert "stage: safe: stopped at" in said.out, said
+    assert code == 0, said
+    assert simulated_s <= int(printed.group(1)), said
+    stage = stages[0]  # every stop sent, each series' parameter list read
+    assert (stage.stops, stage.hpa_asked) == (2 * STAGE_STOPS, 2), said
+    # each series' first wait runs within its HPA?'s transfer, each later one in full
+    hpa_s = LARGEST_REPLY * BITS_PER_BYTE / BAUD
+    assert simulated_s >= 2 * hpa_s + 2 * (STAGE_STOPS - 1) * STAGE_BRAKE_WAIT_S, said
     world = made[0].world.coils
     assert all(abs(world.current(k)) < 1e-3 and world.output(k) for k in range(3)), said

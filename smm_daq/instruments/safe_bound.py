@@ -46,6 +46,10 @@ STAGE_REPLIES_PER_ATTEMPT = 3
 # wait asks the controller, so past the deadline it is refused as any exchange is
 STAGE_STOPS = 3
 STAGE_BRAKE_WAIT_S = 1.0
+# the series of such stops making the rig safe may send: `smm-daq safe` stops the stage on a
+# link of its own (the driver's `stop_alone`), then, connected, stops it again (`stop`); each
+# series asks the controller's parameter list (`HPA?`) once, for the decelerations it brakes at
+STAGE_STOP_SERIES = 2
 
 
 def supply_loss_budget(profile: Profile) -> int:
@@ -104,12 +108,23 @@ def safe_deadline(profile: Profile) -> float:
     supplies' settling, and room for slow or lost replies: each supply's link's timeout
     for every reply it may lose (`supply_loss_budget`), and the stage's for each of its
     (`stage_loss_budget`), as the path that answers promptly takes a fraction of that; and
-    the stage's braking after each of its stops (`STAGE_BRAKE_WAIT_S`)."""
+    the stage's braking (`stage_braking_s`)."""
     coils = profile.coils
     room = (len(coils.addresses) * supply_loss_budget(profile) * coils.link.timeout_s
             + stage_loss_budget(profile) * profile.stage.link.timeout_s
-            + STAGE_STOPS * STAGE_BRAKE_WAIT_S)
+            + stage_braking_s(profile))
     return coils_ramps_s(profile) + room
+
+
+def stage_braking_s(profile: Profile) -> float:
+    """The most time the stage's braking may take while the rig is made safe (s): in each of
+    its `STAGE_STOP_SERIES` series of stops, the wait for its axes to brake after each stop
+    (`STAGE_STOPS` × `STAGE_BRAKE_WAIT_S`), and its parameter list (`HPA?`), a long reply (a
+    C-884's runs to several kB): on a serial line the largest reply's transfer at the stage
+    link's baud rate, which its read waits for; elsewhere within the timeouts counted."""
+    per_series = (STAGE_STOPS * STAGE_BRAKE_WAIT_S
+                  + _largest_transfer_s(profile.stage.link))
+    return STAGE_STOP_SERIES * per_series
 
 
 def coils_ramps_s(profile: Profile) -> float:
