@@ -200,6 +200,13 @@ class Sequencer(FlyScan):
         return self.plan.name
 
     @property
+    def started(self) -> bool:
+        """Whether `start` launched the worker: it then ends the scan itself (at once when
+        aborted); otherwise nothing runs this scan."""
+        thread = self._thread
+        return thread is not None and thread.ident is not None
+
+    @property
     def entry_opened(self) -> bool:
         """Whether the start created (or reopened) the entry: an abort while the file was
         read before leaves none."""
