@@ -147,7 +147,8 @@ class Sequencer(FlyScan):
         self.notes: list[str] = []
         self.safety_problems: list[str] = []  # what make_safe could not do
         self.error: BaseException | None = None  # an unexpected exception that ended the scan
-        self.lost: InstrumentLost | None = None  # the lost instrument that ended the scan
+        # the instrument lost that ended the scan, or that failed the call under way at an abort
+        self.lost: InstrumentLost | None = None
         # paused for a reading out of the lock-in's range (its remedy is a larger range)
         self.paused_for_range = False
         self.subscriber_errors: list[BaseException] = []  # the first SUBSCRIBER_ERRORS_KEPT
@@ -197,6 +198,13 @@ class Sequencer(FlyScan):
     @property
     def entry(self) -> str:
         return self.plan.name
+
+    @property
+    def started(self) -> bool:
+        """Whether `start` launched the worker: it then ends the scan itself (at once when
+        aborted); otherwise nothing runs this scan."""
+        thread = self._thread
+        return thread is not None and thread.ident is not None
 
     @property
     def entry_opened(self) -> bool:
@@ -521,6 +529,8 @@ class Sequencer(FlyScan):
                 if isinstance(exc, InstrumentError):
                     self.notes.append(f"at line {self._line + 1}, the instrument call under "
                                       f"way as the scan was aborted failed: {exc}")
+                    if isinstance(exc, InstrumentLost):  # aborted, but its link is gone
+                        self.lost = exc
                 elif not isinstance(exc, _Aborted):
                     raise  # a write that failed: said as such, the rig made safe
                 raise _Aborted from None
@@ -720,6 +730,8 @@ class Sequencer(FlyScan):
                 self._make_safe_once()
                 self._safe_from_abort = True
                 self.notes.append(f"{stopped}; the field was made safe from there")
+                if isinstance(exc, InstrumentLost):  # aborted, but its link is gone
+                    self.lost = exc
                 raise _Aborted from None
         tolerance = rig.profile.coils.field_tolerance
         for attempt in range(FIELD_ATTEMPTS):

@@ -237,7 +237,10 @@ class Session:
         auto_range: bool = False,
         resume: bool = False,
     ) -> MapData:
-        """Run `plan` (or, with `resume`, finish its unfinished entry); returns the map."""
+        """Run `plan` (or, with `resume`, finish its unfinished entry); returns the map.
+
+        Ctrl-C (or a signal) once the scan's worker has begun, its start included, aborts
+        the scan and waits for the rig to be made safe before it goes on."""
         hint = (f"open the session with Session.open_for_resume({str(self.path)!r}, "
                 f"{plan.name!r}) to use the profile stored with the scan, or with the profile "
                 f"it was started with")
@@ -250,18 +253,23 @@ class Session:
             seq.subscribe(on_event)
         # published before its worker can act: a close from another thread once it has
         # started aborts this scan (one before it left to a stalled write is no longer the
-        # last); a start that fails puts back what is known of the earlier scan's thread
+        # last); a start that fails before its worker began puts back what is known of the
+        # earlier scan's thread
         earlier = self.last_sequencer, self._left, self._left_safing
-        try:  # a Ctrl-C as it is published leaves no scan never started as the last
-            self.last_sequencer = seq
-            self._safe_problems, self._left, self._left_safing = None, False, []
-            seq.start()
-        except BaseException:  # a setting may have changed (then made safe by the start)
-            self.last_sequencer, self._left, self._left_safing = earlier
-            self._safe_problems = None
-            raise
         go_on_options: tuple[str, ...] = ()
         try:
+            try:  # a Ctrl-C as it is published leaves no scan never started as the last
+                self.last_sequencer = seq
+                self._safe_problems, self._left, self._left_safing = None, False, []
+                seq.start()
+            except BaseException:  # a setting may have changed (then made safe by the start)
+                if not seq.started:
+                    self.last_sequencer, self._left, self._left_safing = earlier
+                    self._safe_problems = None
+                    # a worker launched in the instant before `started` could tell (a Ctrl-C
+                    # inside the thread's start) ends at its first step
+                    seq.abort("the start was cut off")
+                raise  # once its worker began (a Ctrl-C): that scan is aborted below
             while seq.state not in TERMINAL:
                 wait_awake(wake)
                 wake.clear()
@@ -278,6 +286,8 @@ class Session:
         except WriteStalled:
             raise
         except BaseException as exc:  # Ctrl-C, a signal, or a failing pause handler
+            if not seq.started:
+                raise
             seq.abort("interrupted (Ctrl-C or a termination signal)"
                       if isinstance(exc, KeyboardInterrupt) else f"aborted: {exc}")
             while seq.state not in TERMINAL and not stalled.is_set():

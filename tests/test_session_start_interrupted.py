@@ -1,0 +1,94 @@
+"""Ctrl-C inside `Session.scan_plan`'s start of a scan: once the scan's worker has begun, the
+scan is the session's last (a later close looks at it), aborted and made safe before the
+Ctrl-C goes on; before the worker began, the earlier scan stays the last."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from acq_fakes import fake_rig
+
+from smm_daq.acquisition import sequencer
+from smm_daq.acquisition.session import Session
+from smm_daq.storage.h5file import open_read
+
+KW = {"center_um": (12500.0, 12500.0), "size_um": (40.0, 40.0), "step_um": 20.0}
+WAIT_S = 30.0  # real seconds a held worker waits at most (it is let go long before)
+
+
+def test_ctrl_c_once_the_worker_began_aborts_that_scan_and_keeps_it_the_last(tmp_path, monkeypatch):
+    """The real start launches the worker, whose first point is held until an abort; Ctrl-C
+    comes then, before `start` returns. Unfixed, the earlier (finished) scan was put back
+    as the last: the scan kept running, and a close aborted nothing."""
+    rig = fake_rig()
+    closed: list[bool] = []
+    rig.close = lambda: closed.append(True)
+    session = Session(tmp_path / "s.h5", rig)
+    session.scan("first", **KW)
+    session.set_field((0.0, 0.0, 20.0))
+    safe_before = rig.safe_calls
+    aborted, at_point = threading.Event(), threading.Event()
+    started: list[sequencer.Sequencer] = []
+    aborts: list[str] = []
+    abort, start = sequencer.Sequencer.abort, sequencer.Sequencer.start
+
+    def noted(seq, reason="aborted by the operator") -> None:
+        aborts.append(reason)
+        abort(seq, reason)
+        aborted.set()
+
+    def hold(event) -> None:  # the scan's first point held until it is aborted
+        if event.kind == "point":
+            at_point.set()
+            aborted.wait(WAIT_S)  # the test gives up first
+
+    def interrupted(seq) -> None:
+        start(seq)  # the worker runs from here
+        started.append(seq)
+        assert at_point.wait(WAIT_S)  # the worker between points, writing nothing
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sequencer.Sequencer, "abort", noted)
+    monkeypatch.setattr(sequencer.Sequencer, "start", interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            session.scan("second", on_event=hold, **KW)
+        (seq,) = started
+        assert seq.started
+        assert session.last_sequencer is seq
+        assert aborts == ["interrupted (Ctrl-C or a termination signal)"], aborts
+        assert seq.state == "aborted"
+        assert rig.safe_calls == safe_before + 1  # made safe by its worker
+        assert not rig.coils.field_setpoint().any() and rig.stage.stops >= 1
+        with open_read(tmp_path / "s.h5") as f:
+            assert f["second/status"].asstr()[()] == "aborted"
+        assert session.close() == [] and closed == [True]
+        assert rig.safe_calls == safe_before + 1  # not made safe again beside the abort
+    finally:
+        aborted.set()  # unfixed: let the worker go on, so that it ends
+        for seq in started:
+            seq.wait(WAIT_S)
+
+
+def test_ctrl_c_before_the_worker_began_keeps_the_earlier_scan_the_last(tmp_path, monkeypatch):
+    """Ctrl-C in the start before its worker is launched: no scan of its runs, so the
+    earlier scan stays the last, and the close makes the rig safe itself."""
+    rig = fake_rig()
+    session = Session(tmp_path / "s.h5", rig)
+    session.scan("first", **KW)
+    earlier = session.last_sequencer
+    tried: list[sequencer.Sequencer] = []
+
+    def interrupted(seq) -> None:
+        tried.append(seq)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sequencer.Sequencer, "start", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        session.scan("second", **KW)
+    assert not tried[0].started
+    assert session.last_sequencer is earlier
+    safe_before = rig.safe_calls
+    session.close()
+    assert rig.safe_calls == safe_before + 1
