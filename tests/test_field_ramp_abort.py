@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from served_rig import ServedRig, counted
+from served_rig import UNHURRIED_TIMEOUT_S, ServedRig, counted
 
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.sequencer import Sequencer
@@ -67,7 +67,7 @@ def test_an_abort_during_the_ramp_up_ramps_down_from_where_it_got(tmp_path: Path
 
 
 def test_an_abort_during_the_ramp_up_over_tcp(tmp_path: Path) -> None:
-    served = ServedRig(tmp_path, time_scale=0)
+    served = ServedRig(tmp_path, time_scale=0, timeout_s=UNHURRIED_TIMEOUT_S)  # no reply lost
     rig = counted(open_rig(load_profile(served.profile_path), clock=served.clock), served)
     try:
         seq = Sequencer(rig, tmp_path / "s.h5", _plan())

@@ -12,7 +12,7 @@ import pytest
 from PyQt6 import QtCore, QtWidgets
 from recipe_opening import recipe_opened
 from scan_gate import Held
-from served_rig import ServedRig, served_to_pyvisa_py
+from served_rig import UNHURRIED_TIMEOUT_S, ServedRig, served_to_pyvisa_py
 from session_reads import opened
 from test_gui_recipes import RECIPE
 
@@ -33,7 +33,10 @@ CURRENT_ATOL = 2e-3
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedRig]:
-    with served_to_pyvisa_py(tmp_path_factory.mktemp("served")) as rig:
+    """The served rig, its links waiting for a reply as long as no loaded machine delays one
+    (`UNHURRIED_TIMEOUT_S`): no test here means a reply lost."""
+    with served_to_pyvisa_py(tmp_path_factory.mktemp("served"),
+                             timeout_s=UNHURRIED_TIMEOUT_S) as rig:
         yield rig
 
 

@@ -1,7 +1,12 @@
 """Connecting fails on a rig a killed program left energised: the coils and stage that did
 connect are made safe before they are closed, and the error says whether the rig is safe.
 Over the real byte path (TCP-served emulators behind fault proxies), judged from the
-emulators' side."""
+emulators' side.
+
+The links wait for a reply as long as no loaded machine delays one (`UNHURRIED_TIMEOUT_S`):
+only an instrument the fault proxy refuses loses replies, and that connect runs with
+`links_time_out_only_where_faked`, so that its links time out at once where the proxy closed
+them."""
 
 from __future__ import annotations
 
@@ -9,7 +14,12 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from served_rig import ServedRig, served_to_pyvisa_py
+from served_rig import (
+    UNHURRIED_TIMEOUT_S,
+    ServedRig,
+    links_time_out_only_where_faked,
+    served_to_pyvisa_py,
+)
 
 from gui.rig_holder import RigHolder
 from smm_daq.cli.main import main
@@ -26,7 +36,8 @@ WAIT_MS = 60_000
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedRig]:
-    with served_to_pyvisa_py(tmp_path_factory.mktemp("served")) as rig:
+    with served_to_pyvisa_py(tmp_path_factory.mktemp("served"),
+                             timeout_s=UNHURRIED_TIMEOUT_S) as rig:
         yield rig
 
 
@@ -82,7 +93,7 @@ def test_whatever_does_not_answer_the_connected_coils_and_stage_are_made_safe(
     role, statement, coils_safe = CASES[case]
     left_on.proxies[role].refuse()
     profile = load_profile(left_on.profile_path)
-    with pytest.raises(InstrumentError) as failed:
+    with pytest.raises(InstrumentError) as failed, links_time_out_only_where_faked(left_on):
         open_rig(profile, clock=left_on.clock)
     assert holders(rig_addresses(profile)) == {}  # the rig lock went with the failure
     assert failed.value.instrument == case

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from served_rig import ServedRig, served_to_pyvisa_py
+from served_rig import UNHURRIED_TIMEOUT_S, ServedRig, served_to_pyvisa_py
 
 from gui.rig_holder import RigHolder
 from smm_daq.cli.main import main
@@ -38,7 +38,10 @@ HOLD = ("import sys\nfrom smm_daq.instruments.rig_lock import RigLock\n"
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedRig]:
-    with served_to_pyvisa_py(tmp_path_factory.mktemp("served")) as rig:
+    """The served rig, its links waiting for a reply as long as no loaded machine delays one
+    (`UNHURRIED_TIMEOUT_S`): no test here means a reply lost."""
+    with served_to_pyvisa_py(tmp_path_factory.mktemp("served"),
+                             timeout_s=UNHURRIED_TIMEOUT_S) as rig:
         yield rig
 
 
