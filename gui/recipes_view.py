@@ -24,7 +24,14 @@ from gui.recipe_runner import RecipeRunner
 from gui.rig_holder import RigHolder
 from gui.scan_form import format_duration
 from gui.scan_tab import ScanTab
-from smm_daq.acquisition.recipe import Recipe, check_recipe, load_recipe, step_note
+from smm_daq.acquisition.recipe import (
+    Recipe,
+    WaitStep,
+    check_recipe,
+    load_recipe,
+    skip_reason,
+    step_note,
+)
 from smm_daq.acquisition.recipe_continue import DONE, RESUME
 from smm_daq.errors import SmmError
 from smm_daq.instruments.profile import Profile
@@ -32,6 +39,9 @@ from smm_daq.storage.nexus import list_entries
 
 MARKS = {"pending": "○", "running": "▶", "done": "✔", "failed": "✖", "resume": "◐",
          "skipped": "↷"}
+# why a wait the recipe was cut off in (or before) runs again in full, not from where it was
+WAIT_AGAIN_WHY = ("the field was ramped down when the recipe was cut off: the wait counts "
+                  "anew from when the field steps before it have set the field again")
 
 
 @dataclass(frozen=True)
@@ -50,7 +60,7 @@ def check_against_file(recipe: Recipe, profile: Profile, target: Path) -> Checke
     continuing = _holds_entries_of(recipe, target)
     checked = check_recipe(recipe, profile, target, can_prompt=True, continuing=continuing)
     lines = [f"{MARKS[_mark_of(checked, i, target)]}  {i + 1}. {checked.describe(i)}"
-             f"{step_note(checked, i, target)}" for i in range(len(checked.steps))]
+             f"{_note(checked, i, target)}" for i in range(len(checked.steps))]
     return Checked(checked, target, continuing, lines)
 
 
@@ -219,7 +229,8 @@ class RecipesView(QtWidgets.QWidget):
             done = sum(s == DONE for s in recipe.states)
             self._say(f"This recipe was cut off on {target}: {done} of its steps are done "
                       "there (✔), a cut-off scan is resumed (◐), waits and prompts of the work "
-                      "done are skipped (↷), field steps run again. Continue runs the rest, "
+                      "done are skipped (↷), field steps and a wait cut off run again (the wait "
+                      "in full). Continue runs the rest, "
                       f"about {format_duration(recipe.duration_left_s)} of instrument time.")
         else:
             self._say(f"{len(recipe.steps)} steps checked; they write to {target}")
@@ -370,4 +381,16 @@ def _mark_of(recipe: Recipe, i: int, path: Path) -> str:
         return "done"
     if recipe.states[i] == RESUME:
         return "resume"
-    return "skipped" if step_note(recipe, i, path) else "pending"
+    return "skipped" if skip_reason(recipe, i, path) else "pending"
+
+
+def _note(recipe: Recipe, i: int, path: Path) -> str:
+    """What a continued recipe does with step `i`, after its description: the command
+    line's note (skipped, resumed), or, for a wait it runs although it lies before the work
+    left (the recipe was cut off during it or before the next scan began), that it waits again
+    in full."""
+    note = step_note(recipe, i, path)
+    first = recipe.start if recipe.start is not None else len(recipe.steps)
+    if not note and isinstance(recipe.steps[i], WaitStep) and i < first:
+        return f": waits again in full ({WAIT_AGAIN_WHY})"
+    return note

@@ -592,6 +592,10 @@ class SessionBrowser(QtWidgets.QWidget):
             no_map = wanted.crop == CROP_TO_SCAN and m is None
             how += f"; {describe(options)}" + (" (no map shown to crop to)" if no_map else "")
         model = self.grain_model()
+        # the outlines on show were placed before a change not yet drawn (a redraw waited for,
+        # or one in hand): a refusal of this read takes them off, as a refused redraw does
+        placed_before = again or self.placement_timer.isActive() or (
+            self.grains_reading is not None and self.grains_reading[2])
         # placed and read as the changes so far say: none of them is waited for to read again
         self.placement_timer.stop()
         # a read in hand, placed as before, is not drawn once this one begins or is refused
@@ -601,7 +605,7 @@ class SessionBrowser(QtWidgets.QWidget):
             reg = self.grain_registration()
             check_registration(reg, fmt, model)  # as the MMT tab's inversion refuses it
         except SmmError as exc:
-            self._grains_failed(exc, again)
+            self._grains_failed(exc, placed_before)
             return
         if not reg.identity:
             how += f"; {describe_registration(reg)}"
@@ -627,7 +631,7 @@ class SessionBrowser(QtWidgets.QWidget):
         def failed(exc: BaseException) -> None:
             if self._grains_wanted(wanted, opened, path):
                 self.grains_reading = None
-                self._grains_failed(exc, again)
+                self._grains_failed(exc, placed_before)
 
         self.grain_note.setText(f"Reading the grains of {path.name}…")
         self.grain_note.show()
@@ -659,9 +663,9 @@ class SessionBrowser(QtWidgets.QWidget):
         # drawn again, they are no grain file chosen (the MMT tab's, typed since, stays)
         (self.grainsPlaced if again else self.grainsLoaded).emit(path, fmt)
 
-    def _grains_failed(self, exc: BaseException, again: bool = False) -> None:
+    def _grains_failed(self, exc: BaseException, placed_before: bool = False) -> None:
         text = str(exc) if isinstance(exc, SmmError) else f"Grain file not read: {exc!r}"
-        if again:  # the outlines on show lie where the grains no longer are
+        if placed_before:  # the outlines on show lie where the grains no longer are
             self._clear_outlines()
         self.message.setText(text)
         self._show_grain_note()

@@ -1,0 +1,65 @@
+"""A recipe cut off after a scan and before the next one began (here: at its prompt) is
+continued from the Recipes tab: its wait runs again in full, and the tab says so and why,
+not that it is skipped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_recipe_continue import RECIPE, _rig
+
+from gui.recipes_view import MARKS, check_against_file
+from smm_daq.acquisition.recipe import parse_recipe, run_recipe
+from smm_daq.acquisition.session import Session
+from smm_daq.instruments.profile import load_profile
+from smm_daq.storage.nexus import list_entries
+
+WAIT = 3  # RECIPE's steps: zero field, scan 'rem', set field, wait 120 s, prompt, ...
+
+
+@pytest.fixture
+def stopped_at_the_prompt(tmp_path: Path) -> Path:
+    """RECIPE run and stopped at its prompt: 'rem' finished, 'inf' not begun."""
+    out = tmp_path / "s.h5"
+
+    def stop(_message: str) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(parse_recipe(RECIPE), Session(out, _rig()), ask=stop)
+    assert {e.name: e.status for e in list_entries(out)} == {"rem": "finished"}
+    return out
+
+
+def test_a_wait_run_again_on_continue_says_it_waits_again_in_full(stopped_at_the_prompt):
+    checked = check_against_file(parse_recipe(RECIPE), load_profile(), stopped_at_the_prompt)
+    assert checked.continuing
+    line = checked.lines[WAIT]
+    assert line.startswith(f"{MARKS['pending']}  4. wait 120 s: waits again in full (")
+    assert "the field was ramped down" in line
+    assert "skipped" not in line
+    assert checked.lines[1].startswith(MARKS["done"])
+
+
+def test_a_wait_passed_before_the_cut_is_still_said_skipped(tmp_path):
+    """Cut off after its second scan, the wait before it was passed: skipped, as before."""
+    out = tmp_path / "s.h5"
+
+    def go_on(_message: str) -> None:
+        return None
+
+    recipe = parse_recipe(RECIPE)
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(
+            recipe, Session(out, _rig()), ask=go_on, on_step=lambda i, _text: _interrupt_at(i, 6)
+        )
+    assert {e.name for e in list_entries(out)} == {"rem", "inf"}
+    checked = check_against_file(parse_recipe(RECIPE), load_profile(), out)
+    assert checked.lines[WAIT].startswith(f"{MARKS['skipped']}  4. wait 120 s: skipped (")
+    assert "again" not in checked.lines[WAIT]
+
+
+def _interrupt_at(i: int, step: int) -> None:
+    if i == step:
+        raise KeyboardInterrupt
