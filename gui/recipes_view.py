@@ -26,7 +26,6 @@ from gui.scan_form import format_duration
 from gui.scan_tab import ScanTab
 from smm_daq.acquisition.recipe import (
     Recipe,
-    WaitStep,
     check_recipe,
     load_recipe,
     skip_reason,
@@ -40,10 +39,6 @@ from smm_daq.storage.nexus import list_entries
 MARKS = {"pending": "○", "running": "▶", "done": "✔", "failed": "✖", "resume": "◐",
          "skipped": "↷"}
 # why a wait the recipe was cut off in (or before) runs again in full, not from where it was
-WAIT_AGAIN_WHY = ("the field was ramped down when the recipe was cut off: the wait counts "
-                  "anew from when the field steps before it have set the field again")
-
-
 @dataclass(frozen=True)
 class Checked:
     """A recipe checked against the profile and the session file `target`, its steps'
@@ -60,7 +55,7 @@ def check_against_file(recipe: Recipe, profile: Profile, target: Path) -> Checke
     continuing = _holds_entries_of(recipe, target)
     checked = check_recipe(recipe, profile, target, can_prompt=True, continuing=continuing)
     lines = [f"{MARKS[_mark_of(checked, i, target)]}  {i + 1}. {checked.describe(i)}"
-             f"{_note(checked, i, target)}" for i in range(len(checked.steps))]
+             f"{step_note(checked, i, target)}" for i in range(len(checked.steps))]
     return Checked(checked, target, continuing, lines)
 
 
@@ -384,13 +379,3 @@ def _mark_of(recipe: Recipe, i: int, path: Path) -> str:
     return "skipped" if skip_reason(recipe, i, path) else "pending"
 
 
-def _note(recipe: Recipe, i: int, path: Path) -> str:
-    """What a continued recipe does with step `i`, after its description: the command
-    line's note (skipped, resumed), or, for a wait it runs although it lies before the work
-    left (the recipe was cut off during it or before the next scan began), that it waits again
-    in full."""
-    note = step_note(recipe, i, path)
-    first = recipe.start if recipe.start is not None else len(recipe.steps)
-    if not note and isinstance(recipe.steps[i], WaitStep) and i < first:
-        return f": waits again in full ({WAIT_AGAIN_WHY})"
-    return note

@@ -136,10 +136,11 @@ def test_a_recipe_cut_off_during_its_wait_waits_again_in_full_when_continued(
     assert main(["run", "r.toml", "--out", "s.h5", "--continue"]) == 0
     err = capsys.readouterr().err
     assert "step 2/5: scan 'rem'" in err and ": skipped (finished in s.h5 already)" in err
+    assert "step 4/5: wait 600 s: waits again in full (the field was ramped down" in err, err
     said = [text for _, text in run.steps]
     assert said[2:] == [
         "set field (0, 40, 0) µT",
-        "wait 600 s",
+        f"wait 600 s: waits again in full ({recipe_module.WAIT_AGAIN_WHY})",
         "scan 'inf' 3 × 2 points at (0, 40, 0) µT",
     ], said
     assert run.began("scan 'inf'") - run.began("wait") >= WAIT_S

@@ -688,13 +688,24 @@ def wait_in_slices(clock: Clock, seconds: float,
     return 0.0
 
 
+WAIT_AGAIN_WHY = ("the field was ramped down when the recipe was cut off: the wait counts "
+                  "anew from when the field steps before it have set the field again")
+
+
 def step_note(checked: Recipe, i: int, out: str | Path) -> str:
     """What a continued recipe does with step `i`, after its description: ": skipped (why)",
-    ": resumed from its first unfinished line", or "" (it runs)."""
+    ": resumed from its first unfinished line", for a wait it runs although it lies before
+    the work left (the recipe was cut off during it or before the next scan began) that it
+    waits again in full, or "" (it runs)."""
     skipped = skip_reason(checked, i, out)
     if skipped:
         return f": skipped ({skipped})"
-    return ": resumed from its first unfinished line" if checked.states[i] == RESUME else ""
+    if checked.states[i] == RESUME:
+        return ": resumed from its first unfinished line"
+    first = checked.start if checked.start is not None else len(checked.steps)
+    if isinstance(checked.steps[i], WaitStep) and i < first:
+        return f": waits again in full ({WAIT_AGAIN_WHY})"
+    return ""
 
 
 def skip_reason(checked: Recipe, i: int, out: str | Path) -> str:
