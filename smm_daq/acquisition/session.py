@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from smm_daq import interrupts
 from smm_daq.acquisition import safe_close, sequencer
 from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.field_aside import ramp_stopped_by_signal
@@ -291,7 +292,12 @@ class Session:
             seq.abort("interrupted (Ctrl-C or a termination signal)"
                       if isinstance(exc, KeyboardInterrupt) else f"aborted: {exc}")
             while seq.state not in TERMINAL and not stalled.is_set():
-                wait_awake(wake)
+                try:
+                    wait_awake(wake)
+                except KeyboardInterrupt as again:  # a script's (Python's own handler): a
+                    # scan left making the rig safe would die with the program (a daemon)
+                    interrupts.acknowledge(str(again) or "SIGINT")
+                    continue
                 wake.clear()
             if seq.state not in TERMINAL:
                 self._leave(seq)  # WriteStalled instead: the program ends without the write
