@@ -98,7 +98,8 @@ def test_ctrl_c_before_the_worker_began_keeps_the_earlier_scan_the_last(tmp_path
 
 
 def test_a_second_ctrl_c_in_a_script_does_not_cut_the_wait_for_the_rig_made_safe(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     """A script has Python's own SIGINT handler: Ctrl-C at the scan's first point aborts it,
     and a second Ctrl-C as the rig is waited for is only acknowledged, so that `scan` raises
     once the worker has made the rig safe. Unfixed, the second `KeyboardInterrupt` left
