@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import _thread
 import threading
+from types import SimpleNamespace
 
 import pytest
 from acq_fakes import fake_rig
@@ -153,3 +154,40 @@ def test_a_second_ctrl_c_in_a_script_does_not_cut_the_wait_for_the_rig_made_safe
     assert at_raise == [(safe_before + 1, "aborted")]  # made safe by the worker first
     assert not rig.coils.field_setpoint().any()
     assert session.close() == [] and rig.safe_calls == safe_before + 1
+
+
+def test_ctrl_c_as_the_worker_is_made_ends_the_prepared_scan_aborted(tmp_path, monkeypatch):
+    """Ctrl-C once the start has set the lock-in and created the entry, as the worker's
+    thread is being made (before it runs): no worker runs the scan, so it is ended there,
+    "aborted", its entry closed, and the earlier scan stays the last. Unfixed, the scan was
+    left "running" (its entry too, the file kept open, `wait` never ending)."""
+    rig = fake_rig()
+    session = Session(tmp_path / "s.h5", rig)
+    session.scan("first", **KW)
+    earlier = session.last_sequencer
+    tried: list[sequencer.Sequencer] = []
+    start = sequencer.Sequencer.start
+    real = threading.Thread
+
+    def thread(*args, **kw) -> threading.Thread:
+        if str(kw.get("name", "")).startswith("scan "):
+            raise KeyboardInterrupt  # the worker's
+        return real(*args, **kw)
+
+    def kept(seq) -> None:
+        tried.append(seq)
+        start(seq)
+
+    monkeypatch.setattr(
+        sequencer, "threading", SimpleNamespace(**{**vars(threading), "Thread": thread})
+    )
+    monkeypatch.setattr(sequencer.Sequencer, "start", kept)
+    with pytest.raises(KeyboardInterrupt):
+        session.scan("second", **KW)
+    (seq,) = tried
+    assert not seq.started
+    assert seq.wait(0) == "aborted", seq.state
+    assert session.last_sequencer is earlier
+    with open_read(tmp_path / "s.h5") as f:
+        assert f["second/status"].asstr()[()] == "aborted"
+    assert session.close() == []

@@ -264,12 +264,9 @@ class Session:
                 self._safe_problems, self._left, self._left_safing = None, False, []
                 seq.start()
             except BaseException:  # a setting may have changed (then made safe by the start)
-                if not seq.started:
+                if seq.cut_off("the start was cut off"):  # no worker of its runs
                     self.last_sequencer, self._left, self._left_safing = earlier
                     self._safe_problems = None
-                    # a worker launched in the instant before `started` could tell (a Ctrl-C
-                    # inside the thread's start) ends at its first step
-                    seq.abort("the start was cut off")
                 raise  # once its worker began (a Ctrl-C): that scan is aborted below
             while seq.state not in TERMINAL:
                 wait_awake(wake)
