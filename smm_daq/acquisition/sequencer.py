@@ -160,6 +160,7 @@ class Sequencer(FlyScan):
         self._abort_requested = False
         self._aborted = RampStop(rig.clock)  # set with `_abort_requested`: when, on its clock
         self._thread: threading.Thread | None = None
+        self._ends_it: str | None = None  # who ends the scan: "worker" (`_work`) or "cut_off"
         self._writer: ScanEntryWriter | None = None
         self._done = threading.Event()
         self._line = 0  # index iy of the line measured; messages count lines from 1
@@ -201,10 +202,25 @@ class Sequencer(FlyScan):
 
     @property
     def started(self) -> bool:
-        """Whether `start` launched the worker: it then ends the scan itself (at once when
-        aborted); otherwise nothing runs this scan."""
-        thread = self._thread
-        return thread is not None and thread.ident is not None
+        """Whether the worker began: it then ends the scan itself (at once when aborted);
+        otherwise nothing runs this scan."""
+        with self._cond:
+            return self._ends_it == "worker"
+
+    def cut_off(self, reason: str) -> bool:
+        """After a start that raised: whether this scan is cut off, no worker of its to run
+        (else one runs it: abort it). A start cut off once prepared (Ctrl-C as its worker was
+        launched) ends here as "aborted", the rig made safe and the entry closed; a worker
+        launched in the instant before, its thread not yet running, then touches nothing."""
+        with self._cond:
+            if self._ends_it == "worker":
+                return False
+            self._ends_it = "cut_off"
+            prepared = self._state == "running"
+        if prepared:
+            self.abort(reason)
+            self._finish("aborted", self.message)
+        return True
 
     @property
     def entry_opened(self) -> bool:
@@ -478,6 +494,10 @@ class Sequencer(FlyScan):
     # -- the worker -------------------------------------------------------------------------
 
     def _work(self) -> None:
+        with self._cond:
+            if self._ends_it is not None:  # cut off before its thread ran (`cut_off`)
+                return
+            self._ends_it = "worker"
         status, message = "failed", ""
         try:
             self._execute()

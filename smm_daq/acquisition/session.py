@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from smm_daq import interrupts
 from smm_daq.acquisition import safe_close, sequencer
 from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.field_aside import ramp_stopped_by_signal
@@ -263,12 +264,9 @@ class Session:
                 self._safe_problems, self._left, self._left_safing = None, False, []
                 seq.start()
             except BaseException:  # a setting may have changed (then made safe by the start)
-                if not seq.started:
+                if seq.cut_off("the start was cut off"):  # no worker of its runs
                     self.last_sequencer, self._left, self._left_safing = earlier
                     self._safe_problems = None
-                    # a worker launched in the instant before `started` could tell (a Ctrl-C
-                    # inside the thread's start) ends at its first step
-                    seq.abort("the start was cut off")
                 raise  # once its worker began (a Ctrl-C): that scan is aborted below
             while seq.state not in TERMINAL:
                 wait_awake(wake)
@@ -291,7 +289,12 @@ class Session:
             seq.abort("interrupted (Ctrl-C or a termination signal)"
                       if isinstance(exc, KeyboardInterrupt) else f"aborted: {exc}")
             while seq.state not in TERMINAL and not stalled.is_set():
-                wait_awake(wake)
+                try:
+                    wait_awake(wake)
+                except KeyboardInterrupt as again:  # a script's (Python's own handler): a
+                    # scan left making the rig safe would die with the program (a daemon)
+                    interrupts.acknowledge(str(again) or "SIGINT")
+                    continue
                 wake.clear()
             if seq.state not in TERMINAL:
                 self._leave(seq)  # WriteStalled instead: the program ends without the write
