@@ -38,7 +38,8 @@ from smm_daq.storage.nexus import list_entries
 
 MARKS = {"pending": "○", "running": "▶", "done": "✔", "failed": "✖", "resume": "◐",
          "skipped": "↷"}
-# why a wait the recipe was cut off in (or before) runs again in full, not from where it was
+
+
 @dataclass(frozen=True)
 class Checked:
     """A recipe checked against the profile and the session file `target`, its steps'

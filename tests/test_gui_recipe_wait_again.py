@@ -63,3 +63,23 @@ def test_a_wait_passed_before_the_cut_is_still_said_skipped(tmp_path):
 def _interrupt_at(i: int, step: int) -> None:
     if i == step:
         raise KeyboardInterrupt
+
+
+def test_a_wait_after_all_the_work_is_not_said_to_wait_again(tmp_path):
+    """Cut off in a wait after its last entry was written, nothing is left to continue (the
+    tab says so, and no step runs): that wait is not said to wait again in full."""
+    out = tmp_path / "s.h5"
+    text = RECIPE + '[[step]]\nkind = "wait"\nseconds = 60\n'
+    last = len(parse_recipe(text).steps) - 1
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(
+            parse_recipe(text),
+            Session(out, _rig()),
+            ask=lambda _message: None,
+            on_step=lambda i, _text: _interrupt_at(i, last),
+        )
+    assert {e.name for e in list_entries(out)} == {"rem", "inf", "induced"}
+    checked = check_against_file(parse_recipe(text), load_profile(), out)
+    assert checked.recipe.start is None
+    assert f"  {last + 1}. wait 60 s" in checked.lines[last]
+    assert "again" not in checked.lines[last], checked.lines[last]

@@ -696,14 +696,13 @@ def step_note(checked: Recipe, i: int, out: str | Path) -> str:
     """What a continued recipe does with step `i`, after its description: ": skipped (why)",
     ": resumed from its first unfinished line", for a wait it runs although it lies before
     the work left (the recipe was cut off during it or before the next scan began) that it
-    waits again in full, or "" (it runs)."""
+    waits again in full, or "" (it runs; with nothing left to run, `start` None, none does)."""
     skipped = skip_reason(checked, i, out)
     if skipped:
         return f": skipped ({skipped})"
     if checked.states[i] == RESUME:
         return ": resumed from its first unfinished line"
-    first = checked.start if checked.start is not None else len(checked.steps)
-    if isinstance(checked.steps[i], WaitStep) and i < first:
+    if isinstance(checked.steps[i], WaitStep) and checked.start is not None and i < checked.start:
         return f": waits again in full ({WAIT_AGAIN_WHY})"
     return ""
 
