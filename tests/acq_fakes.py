@@ -15,6 +15,7 @@ import numpy as np
 
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.sequencer import Sequencer
+from smm_daq.acquisition.session import Session
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import MoveStopped, RampStopped, RangeError
 from smm_daq.instruments.interfaces import FieldSource, Identity, LockIn, Magnetometer, Stage
@@ -252,3 +253,11 @@ def run_scan(path: Path, rig: FakeRig, plan: ScanPlan, *, resume: bool,
         seq.subscribe(lambda e: seq.abort() if e.kind == "line_done"
                       and e.line == stop_after_line else None)
     return seq.run()
+
+
+def session_counting_closes(path: Path) -> tuple[Session, FakeRig, list[bool]]:
+    """A session file `path` on a fake rig whose closes are counted in the list returned."""
+    rig = fake_rig()
+    closed: list[bool] = []
+    rig.close = lambda: closed.append(True)  # type: ignore[method-assign]
+    return Session(path, rig), rig, closed

@@ -9,7 +9,7 @@ import threading
 
 import h5py
 import pytest
-from acq_fakes import fake_rig
+from acq_fakes import session_counting_closes
 
 from smm_daq.acquisition import sequencer
 from smm_daq.acquisition.session import ScanNotFinished, Session
@@ -54,10 +54,7 @@ def closing_while_preparing(
 
 
 def test_a_close_while_a_scan_prepares_aborts_it_before_its_entry(tmp_path, monkeypatch):
-    rig = fake_rig()
-    closed: list[bool] = []
-    rig.close = lambda: closed.append(True)
-    session = Session(tmp_path / "s.h5", rig)
+    session, rig, closed = session_counting_closes(tmp_path / "s.h5")
     session.scan("first", **KW)
     session.set_field((0.0, 0.0, 20.0))
     safe_before = rig.safe_calls
@@ -79,10 +76,7 @@ def test_a_start_failing_after_the_close_does_not_hold_the_close(tmp_path, monke
     """The lock-in refuses its setting once the close has asked for the abort: the start
     raises its own error, and the close, waiting for the scan, ends too: the rig made safe
     and closed once."""
-    rig = fake_rig()
-    closed: list[bool] = []
-    rig.close = lambda: closed.append(True)
-    session = Session(tmp_path / "s.h5", rig)
+    session, rig, closed = session_counting_closes(tmp_path / "s.h5")
 
     def refused() -> None:
         raise InstrumentError("the lock-in refused the time constant")
@@ -101,10 +95,7 @@ def test_a_close_while_the_starts_file_work_stalls_is_not_held_by_it(tmp_path, m
     aborts the start, whose rig is made safe at once, and closes the rig once without
     waiting for the disk; once the read returns, the start ends "aborted", touching the rig
     no more."""
-    rig = fake_rig()
-    closed: list[bool] = []
-    rig.close = lambda: closed.append(True)
-    session = Session(tmp_path / "s.h5", rig)
+    session, rig, closed = session_counting_closes(tmp_path / "s.h5")
     session.set_field((0.0, 0.0, 20.0))
     results: list[list[str]] = []
     closers: list[threading.Thread] = []

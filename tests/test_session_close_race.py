@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from acq_fakes import fake_rig
+from acq_fakes import fake_rig, session_counting_closes
 
 from smm_daq.acquisition import sequencer
 from smm_daq.acquisition.session import ScanNotFinished, Session
@@ -19,10 +19,7 @@ KW = {"center_um": (12500.0, 12500.0), "size_um": (40.0, 40.0), "step_um": 20.0}
 def test_a_close_as_a_scans_start_returns_aborts_that_scan(tmp_path, monkeypatch):
     """The close runs (and ends) in the moment between the worker's start and the return of
     `Sequencer.start`, after an earlier scan on the session has finished."""
-    rig = fake_rig()
-    closed: list[bool] = []
-    rig.close = lambda: closed.append(True)
-    session = Session(tmp_path / "s.h5", rig)
+    session, _, closed = session_counting_closes(tmp_path / "s.h5")
     session.scan("first", **KW)
     aborts: list[str] = []
     holding = threading.Event()

@@ -9,7 +9,7 @@ import threading
 from types import SimpleNamespace
 
 import pytest
-from acq_fakes import fake_rig
+from acq_fakes import fake_rig, session_counting_closes
 
 from smm_daq import interrupts
 from smm_daq.acquisition import sequencer
@@ -25,10 +25,7 @@ def test_ctrl_c_once_the_worker_began_aborts_that_scan_and_keeps_it_the_last(tmp
     """The real start launches the worker, whose first point is held until an abort; Ctrl-C
     comes then, before `start` returns. Unfixed, the earlier (finished) scan was put back
     as the last: the scan kept running, and a close aborted nothing."""
-    rig = fake_rig()
-    closed: list[bool] = []
-    rig.close = lambda: closed.append(True)
-    session = Session(tmp_path / "s.h5", rig)
+    session, rig, closed = session_counting_closes(tmp_path / "s.h5")
     session.scan("first", **KW)
     session.set_field((0.0, 0.0, 20.0))
     safe_before = rig.safe_calls
