@@ -80,11 +80,16 @@ def test_the_kill_grace_follows_the_profile() -> None:
     # rating; settling; a timeout for each reply the supplies and the stage may lose
     ramp = 4 * (1.1 * c.supply_rating / c.max_ramp_rate + 0.1)
     budget = c.link.retries + 1 + 4 + 2  # a dead supply's, and its ramp-down's lost replies
-    deadline = ramp + 2.05 + 3 * budget * c.link.timeout_s + (s.retries + 5) * s.timeout_s
+    # and the stage's braking: `safe`'s two series of three stops, each stop followed by up
+    # to 1 s of braking and each series reading the parameter list (a 64 kB reply at most,
+    # sent at the serial line's baud rate)
+    transfer = 65552 * 10 / s.baud_rate
+    braking = 2 * (3 * 1.0 + transfer)
+    deadline = (ramp + 2.05 + 3 * budget * c.link.timeout_s + (s.retries + 5) * s.timeout_s
+                + braking)
     # then the attempt under way: a supply's (its timeout, a GPIB clear: a timeout) or the
     # serial stage's (three replies, each with a 64 kB reply's transfer, a serial clear: 6
     # timeouts and a transfer); and each supply's switch-off, five exchanges at most
-    transfer = 65552 * 10 / s.baud_rate
     under_way = max(2 * c.link.timeout_s, 3 * (s.timeout_s + transfer) + 6 * s.timeout_s
                     + transfer)
     tail = under_way + 3 * 5 * 2 * c.link.timeout_s
