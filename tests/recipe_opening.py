@@ -15,8 +15,10 @@ def recipe_opened(view, qtbot, path) -> bool:
 
 
 def recipe_ran(view, qtbot) -> bool:
-    """`run`, then its check waited for: whether the recipe started."""
-    with qtbot.waitSignal(view.started, timeout=WAIT_MS, raising=False) as started:
-        if not view.run():
-            return False
+    """`run`, then its check waited for: whether the recipe started. A run refused at once
+    (`run` returns False) says so without waiting: no check follows it to end."""
+    started = qtbot.waitSignal(view.started, timeout=WAIT_MS, raising=False)
+    if not view.run():
+        return False
+    started.wait()
     return bool(started.signal_triggered and started.args[0])
