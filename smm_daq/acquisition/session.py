@@ -410,7 +410,7 @@ class Session:
                 f"steps left); `{repair}` makes a file left open for writing openable")
 
         def work() -> tuple[MapData, list[warnings.WarningMessage]]:
-            with recorded() as caught:
+            with recorded(whatever_the_filters=True) as caught:
                 made = subtract_entries(self.path, in_field, remanent, name, register=register)
             return made.map, caught
 
