@@ -73,7 +73,7 @@ def load_profile_warned(path: Path | None) -> tuple[Profile, list[str]]:
     show whatever the warning filters say; each warning is also warned of again as before,
     once per load, so that the filters (-W, PYTHONWARNINGS) decide, as for any warning,
     whether it is said on stderr, left unsaid, or raised."""
-    with recorded() as caught:  # records every warning, whatever the filters
+    with recorded(whatever_the_filters=True) as caught:  # each warned again below
         profile = load_profile(path)
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

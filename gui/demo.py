@@ -182,7 +182,7 @@ class Demo(QtCore.QObject):
 
         def failed(why: str) -> None:
             session.grainsLoaded.disconnect(drawn)
-            self.finished.emit(False, f"grain outlines: {why}")
+            self.finished.emit(False, why)  # "Grain outlines of ... not drawn: ..."
 
         session.grainsLoaded.connect(drawn, QtCore.Qt.ConnectionType.SingleShotConnection)
         session.grainsFailed.connect(failed, QtCore.Qt.ConnectionType.SingleShotConnection)

@@ -148,6 +148,9 @@ class SessionBrowser(QtWidgets.QWidget):
         self.outlines_drawn = ""  # what the outlines on show are, and how they were read
         # the grain file and format last drawn: drawn again where the grains are placed anew
         self.grains_drawn: tuple[Path, str] | None = None
+        # the grains' placement (or the Dragonfly options the outlines on show were read
+        # with) changed since those outlines were drawn: a refused read takes them off
+        self.outlines_moved = False
         # the read in hand whose outlines are wanted (file, format, `again`): placed as when
         # it began, it is read again where the grains' placement changes meanwhile
         self.grains_reading: tuple[Path, str, bool] | None = None
@@ -582,8 +585,9 @@ class SessionBrowser(QtWidgets.QWidget):
         inversion shapes them: `grain_shaping.shaped_grains`), then draw its grains' outlines
         over every map of this tab and say how they were read (`grainsLoaded`), or show why
         it could not be read (`grainsFailed`). `again`: the grains drawn, placed anew
-        (`grainsPlaced` then; their outlines, placed as before, are taken off if the new
-        placement is refused)."""
+        (`grainsPlaced` then). Outlines on show placed before a change of the grains'
+        placement not yet drawn (`again`, or another file read since the change) are taken
+        off if this read is refused, and the message says so."""
         path, m = Path(path), self.map_view.map
         wanted = self.dragonfly_options() if fmt == "dragonfly" else None
         options = None if wanted is None else for_map(wanted, m)
@@ -594,7 +598,7 @@ class SessionBrowser(QtWidgets.QWidget):
         model = self.grain_model()
         # the outlines on show were placed before a change not yet drawn (a redraw waited for,
         # or one in hand): a refusal of this read takes them off, as a refused redraw does
-        placed_before = again or self.placement_timer.isActive() or (
+        placed_before = again or self.outlines_moved or self.placement_timer.isActive() or (
             self.grains_reading is not None and self.grains_reading[2])
         # placed and read as the changes so far say: none of them is waited for to read again
         self.placement_timer.stop()
@@ -605,7 +609,7 @@ class SessionBrowser(QtWidgets.QWidget):
             reg = self.grain_registration()
             check_registration(reg, fmt, model)  # as the MMT tab's inversion refuses it
         except SmmError as exc:
-            self._grains_failed(exc, placed_before)
+            self._grains_failed(exc, path, placed_before)
             return
         if not reg.identity:
             how += f"; {describe_registration(reg)}"
@@ -631,7 +635,7 @@ class SessionBrowser(QtWidgets.QWidget):
         def failed(exc: BaseException) -> None:
             if self._grains_wanted(wanted, opened, path):
                 self.grains_reading = None
-                self._grains_failed(exc, placed_before)
+                self._grains_failed(exc, path, placed_before)
 
         self.grain_note.setText(f"Reading the grains of {path.name}…")
         self.grain_note.show()
@@ -659,13 +663,20 @@ class SessionBrowser(QtWidgets.QWidget):
         self.set_outlines(segments)
         self.outlines_drawn = f"Grain outlines: {n} grains of {path.name} ({how})"
         self.grains_drawn = (path, fmt)
+        self.outlines_moved = False
         self._show_grain_note()
         # drawn again, they are no grain file chosen (the MMT tab's, typed since, stays)
         (self.grainsPlaced if again else self.grainsLoaded).emit(path, fmt)
 
-    def _grains_failed(self, exc: BaseException, placed_before: bool = False) -> None:
-        text = str(exc) if isinstance(exc, SmmError) else f"Grain file not read: {exc!r}"
-        if placed_before:  # the outlines on show lie where the grains no longer are
+    def _grains_failed(self, exc: BaseException, path: Path, placed_before: bool) -> None:
+        """Say which grain file's outlines were refused and why; `placed_before`: the
+        outlines on show lie where the grains no longer are, and are taken off (said)."""
+        why = str(exc) if isinstance(exc, SmmError) else f"the file was not read: {exc!r}"
+        text = f"Grain outlines of {path.name} not drawn: {why}"
+        if placed_before and self.outlines_drawn and self.grains_drawn is not None:
+            text += (f". The outlines of {self.grains_drawn[0].name} shown before are taken "
+                     "off: they were drawn where the grains were placed before")
+        if placed_before:
             self._clear_outlines()
         self.message.setText(text)
         self._show_grain_note()
@@ -673,6 +684,7 @@ class SessionBrowser(QtWidgets.QWidget):
 
     def _clear_outlines(self) -> None:
         self.outlines_drawn = ""
+        self.outlines_moved = False
         self.set_outlines(np.zeros((0, 2, 2)))
 
     def grain_placement_changed(self) -> None:
@@ -680,6 +692,7 @@ class SessionBrowser(QtWidgets.QWidget):
         inverted with has changed: the grains drawn are read and drawn again so, once the
         changes stop coming; a grain file still being read is read again so instead."""
         if self.grains_drawn is not None or self.grains_reading is not None:
+            self.outlines_moved = True
             self.placement_timer.start()
 
     def _place_grains_again(self) -> None:
@@ -698,6 +711,8 @@ class SessionBrowser(QtWidgets.QWidget):
         self._show_grain_note()
         wanted = self.grains_reading or self.grains_drawn  # what `_place_grains_again` reads
         if wanted is not None and wanted[1] == "dragonfly":
+            self.outlines_moved |= self.grains_drawn is not None \
+                and self.grains_drawn[1] == "dragonfly"
             self.placement_timer.start()
 
     def _show_grain_note(self) -> None:

@@ -8,23 +8,27 @@ thread instead: while any thread holds one open, the process's `showwarning` han
 warning to the record its own thread holds open (the innermost) or, from a thread holding
 none, on to the `showwarning` in force before, so no other thread's warning is lost.
 
-While any record is open, one filter leads the process's filters: "always" for the threads
-that hold a record open and no other (its message pattern matches only there), as
-`catch_warnings` with `simplefilter("always")` had it for the recording thread: a warning
-repeated there (the same image read twice) is recorded each time, whatever the filters say.
-Every other thread's warnings meet the filters they met before: an "error" filter (`-W error`)
-still raises, "ignore" still drops and "default" still shows a repeat once. (A filter that
-said "always" to every thread turned another thread's errors into printed lines.) Opening
-the first record bumps the filters' version, so no registry holds back a warning shown once
-before; a warning that another thread shows once while a record is open, from the same line,
-is held back in the recording thread too (the registry is per module, not per thread).
+The filters (-W, PYTHONWARNINGS, a caller's `simplefilter`) decide a recording thread's
+warnings as any other's: "error" raises, "ignore" drops, and what they would show is recorded
+instead. What they would show once ("default", "module", "once") is recorded each time (the
+same image read twice says its damage twice): while any record is open, each such filter has
+a twin before it, alike but for "always" and a message pattern that matches only in a thread
+whose innermost record is open (and, after the last filter, one for the default action).
+`recorded(whatever_the_filters=True)` records every warning, as a caller that warns each
+again itself wants (the filters then decide there): one filter leads the others with "always"
+for the threads whose innermost record is such a one. A filter that said "always" to every
+thread turned another thread's errors into printed lines; every other thread's warnings meet
+the filters they met before. Opening the first record bumps the filters' version, so no
+registry holds back a warning shown once before; a warning that another thread shows once
+while a record is open, from the same line, is held back in the recording thread too (the
+registry is per module, not per thread).
 
 Every catcher in the project goes through here; one that swaps the warnings state itself (a
 test's `pytest.warns`, a library's `catch_warnings`) and leaves while a record is open takes
 the record's hook with it, and nothing here puts back what it did not put there. One that
-entered while a record was open and leaves after it closed puts the leading filter and the
-hook back: both then do nothing (no thread holds a record, so the filter matches none, and
-the hook hands every warning on).
+entered while a record was open and leaves after it closed puts the twins and the hook back:
+they then do nothing (no thread holds a record, so the twins match in none, and the hook
+hands every warning on); the next record to open replaces them.
 """
 
 from __future__ import annotations
@@ -36,8 +40,10 @@ from contextlib import contextmanager
 from typing import Any
 
 _lock = threading.Lock()
-_open: dict[int, list[list[warnings.WarningMessage]]] = {}  # thread id: its records, inner last
+# thread id: its records, inner last, each with whether it takes warnings whatever the filters
+_open: dict[int, list[tuple[list[warnings.WarningMessage], bool]]] = {}
 _previous: Callable[..., Any] = warnings.showwarning  # in force when the first record opened
+_SHOWN_ONCE = ("default", "module", "once")
 
 
 class _Recording(Warning):
@@ -45,32 +51,38 @@ class _Recording(Warning):
 
 
 class _InRecordingThread:
-    """A filter's message pattern (the filters ask it `match(text)`) that matches in a thread
-    holding a record open and in no other."""
+    """A filter's message pattern (the filters ask it `match(text)`) that matches `message`'s
+    texts (any when None) in a thread whose innermost open record takes warnings whatever the
+    filters or not, as `whatever` says, and in no other thread."""
+
+    def __init__(self, message: Any, whatever: bool) -> None:
+        self.message = message
+        self.whatever = whatever
 
     def match(self, text: str) -> bool:
-        return threading.get_ident() in _open
+        records = _open.get(threading.get_ident())
+        if not records or records[-1][1] is not self.whatever:
+            return False
+        return self.message is None or bool(self.message.match(text))
 
     def __repr__(self) -> str:
-        return "<in a thread recording its warnings>"
-
-
-_ALWAYS_HERE = ("always", _InRecordingThread(), Warning, None, 0)
+        return f"<in a thread recording its warnings ({self.message!r})>"
 
 
 def _show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
           file: Any = None, line: str | None = None) -> None:
     records = _open.get(threading.get_ident())
     if records:
-        records[-1].append(warnings.WarningMessage(message, category, filename, lineno,
-                                                   file, line))
+        records[-1][0].append(warnings.WarningMessage(message, category, filename, lineno,
+                                                      file, line))
     else:
         _previous(message, category, filename, lineno, file, line)
 
 
 @contextmanager
-def recorded() -> Iterator[list[warnings.WarningMessage]]:
-    """The warnings raised in this thread inside the block, in a list, instead of shown."""
+def recorded(*, whatever_the_filters: bool = False) -> Iterator[list[warnings.WarningMessage]]:
+    """The warnings raised in this thread inside the block, in a list, instead of shown:
+    those the filters would show (each time), or all of them if `whatever_the_filters`."""
     global _previous
     me = threading.get_ident()
     record: list[warnings.WarningMessage] = []
@@ -80,28 +92,35 @@ def recorded() -> Iterator[list[warnings.WarningMessage]]:
                 _previous = warnings.showwarning
             _lead_filters()
             warnings.showwarning = _show
-        _open.setdefault(me, []).append(record)
+        _open.setdefault(me, []).append((record, whatever_the_filters))
     try:
         yield record
     finally:
         with _lock:
             records = _open[me]
-            del records[next(i for i, r in enumerate(records) if r is record)]
+            del records[next(i for i, (r, _) in enumerate(records) if r is record)]
             if not records:
                 del _open[me]
             if not _open:
                 if warnings.showwarning is _show:
                     warnings.showwarning = _previous
-                if _ALWAYS_HERE in warnings.filters:
-                    warnings.filters.remove(_ALWAYS_HERE)
+                warnings.filters[:] = _without_ours(warnings.filters)
+
+
+def _without_ours(filters: list[Any]) -> list[Any]:
+    return [f for f in filters if not isinstance(f[1], _InRecordingThread)]
 
 
 def _lead_filters() -> None:
-    """`_ALWAYS_HERE` first among the filters (once), the filters' version bumped so that no
-    registry holds back a warning shown before: `simplefilter` bumps it, putting in a filter
-    of a category no warning has, which ours then replaces where it stands."""
-    if _ALWAYS_HERE in warnings.filters:  # put back by a catcher that saved the filters
-        warnings.filters.remove(_ALWAYS_HERE)
+    """The filters with ours put in (once: any put back by a catcher that saved them are
+    replaced), their version bumped so that no registry holds back a warning shown before:
+    `simplefilter` bumps it, putting in a filter of a category no warning has, left out."""
+    led: list[Any] = [("always", _InRecordingThread(None, True), Warning, None, 0)]
+    for f in _without_ours(warnings.filters):
+        if f[0] in _SHOWN_ONCE:
+            led.append(("always", _InRecordingThread(f[1], False), *f[2:]))
+        led.append(f)
+    if warnings.defaultaction in _SHOWN_ONCE:
+        led.append(("always", _InRecordingThread(None, False), Warning, None, 0))
     warnings.simplefilter("always", _Recording)
-    placeholder = ("always", None, _Recording, None, 0)
-    warnings.filters[warnings.filters.index(placeholder)] = _ALWAYS_HERE
+    warnings.filters[:] = led

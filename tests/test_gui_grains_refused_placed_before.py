@@ -86,3 +86,77 @@ def test_a_refused_grain_file_leaves_outlines_placed_as_they_lie(browser, qtbot,
     qtbot.waitUntil(lambda: browser.grain_reader.pending == 0, timeout=WAIT_MS)
     assert segment_ends(browser.map_view) == {(15, 5), (25, 5), (25, 15), (15, 15)}
     assert "grains.csv" in browser.grain_note.text()
+
+
+def held_reads(monkeypatch):
+    """(started, go): each grain file read in the worker sets `started`, then waits for `go`
+    (a large export read for seconds) before it reads the file."""
+    import threading
+
+    from gui import grain_outlines
+
+    started, go = threading.Event(), threading.Event()
+    shaped_grains = grain_outlines.shaped_grains
+
+    def held(*args, **kwargs):
+        started.set()
+        go.wait(WAIT_MS / 1000)
+        return shaped_grains(*args, **kwargs)
+
+    monkeypatch.setattr(grain_outlines, "shaped_grains", held)
+    return started, go
+
+
+def test_a_second_file_refused_as_it_is_placed_anew_takes_off_the_first_ones_outlines(
+    browser, qtbot, tmp_path, monkeypatch
+):
+    """A is drawn; B, chosen next, is still being read when the grains are turned as the
+    cuboid model refuses: B, read again placed anew, is refused, and A's outlines, drawn
+    where the grains no longer lie, are taken off; the message names B as refused and says
+    A's outlines were taken off. Unfixed, A's outlines stayed on show as if placed, and the
+    message said the refusal alone."""
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text(CUBOID)
+    b.write_text(CUBOID)
+    drawn(browser, qtbot, a)
+    started, go = held_reads(monkeypatch)
+    browser.load_grains(b)
+    qtbot.waitUntil(started.is_set, timeout=WAIT_MS)
+    browser.grain_registration = lambda: GrainRegistration(rotation_deg=45.0)
+    try:
+        with qtbot.waitSignal(browser.grainsFailed, timeout=WAIT_MS) as refused:
+            browser.grain_placement_changed()  # B read again once the changes stop: refused
+    finally:
+        go.set()
+    qtbot.waitUntil(lambda: browser.grain_reader.pending == 0, timeout=WAIT_MS)
+    said = browser.message.text()
+    assert said == refused.args[0]
+    assert said.startswith("Grain outlines of b.csv not drawn: --grains-rotation-deg is 45 "
+                           "with cuboid grains"), said
+    assert "The outlines of a.csv shown before are taken off" in said
+    for view in (browser.map_view, *browser.compare.views.values()):
+        assert segment_ends(view) == set()
+    assert "a.csv" not in browser.grain_note.text()
+
+
+def test_a_second_file_failing_as_it_is_read_placed_anew_takes_off_the_first_ones_outlines(
+    browser, qtbot, tmp_path, monkeypatch
+):
+    """As above, B read again placed anew (shifted) and refused in the worker (no grain
+    file): A's outlines, placed as before, are taken off."""
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text(CUBOID)
+    b.write_text("not a grain file\n")
+    drawn(browser, qtbot, a)
+    started, go = held_reads(monkeypatch)
+    browser.load_grains(b)
+    qtbot.waitUntil(started.is_set, timeout=WAIT_MS)
+    browser.grain_registration = lambda: GrainRegistration(shift=(7 * UM, 0.0, 0.0))
+    with qtbot.waitSignal(browser.placement_timer.timeout, timeout=WAIT_MS):
+        browser.grain_placement_changed()
+    with qtbot.waitSignal(browser.grainsFailed, timeout=WAIT_MS) as refused:
+        go.set()
+    qtbot.waitUntil(lambda: browser.grain_reader.pending == 0, timeout=WAIT_MS)
+    assert refused.args[0].startswith("Grain outlines of b.csv not drawn: "), refused.args[0]
+    assert segment_ends(browser.map_view) == set()
+    assert "a.csv" not in browser.grain_note.text()

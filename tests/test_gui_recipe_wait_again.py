@@ -67,7 +67,9 @@ def _interrupt_at(i: int, step: int) -> None:
 
 def test_a_wait_after_all_the_work_is_not_said_to_wait_again(tmp_path):
     """Cut off in a wait after its last entry was written, nothing is left to continue (the
-    tab says so, and no step runs): that wait is not said to wait again in full."""
+    tab says so, and no step runs, as `run --continue` says every step is done): that wait
+    is marked skipped, and why, not said to wait again in full nor left pending (○), nor is
+    any other step."""
     out = tmp_path / "s.h5"
     text = RECIPE + '[[step]]\nkind = "wait"\nseconds = 60\n'
     last = len(parse_recipe(text).steps) - 1
@@ -81,5 +83,7 @@ def test_a_wait_after_all_the_work_is_not_said_to_wait_again(tmp_path):
     assert {e.name for e in list_entries(out)} == {"rem", "inf", "induced"}
     checked = check_against_file(parse_recipe(text), load_profile(), out)
     assert checked.recipe.start is None
-    assert f"  {last + 1}. wait 60 s" in checked.lines[last]
-    assert "again" not in checked.lines[last], checked.lines[last]
+    assert checked.lines[last] == (f"{MARKS['skipped']}  {last + 1}. wait 60 s: skipped "
+                                   f"(every entry of the recipe is in {out} already: nothing "
+                                   "is left to continue)")
+    assert {line[0] for line in checked.lines} == {MARKS["done"], MARKS["skipped"]}

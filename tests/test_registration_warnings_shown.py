@@ -56,11 +56,29 @@ def test_the_session_warns_in_the_callers_thread_at_the_callers_line(path):
 
 def test_a_recipes_subtraction_hands_its_warnings_to_on_warning(path):
     told: list[str] = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # none is warned besides
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
         run_recipe(parse_recipe(SUBTRACT), Session(path, fake_rig(lambda x, y: 0.0 * x)),
                    on_warning=told.append)
+    assert shown == []  # none is warned besides
     assert said(told) == recorded_warnings(path)
+
+
+def test_the_warning_filters_decide_what_a_recipes_subtraction_hands_on(path, tmp_path):
+    """-W ignore: `on_warning` (the command line's stderr, the window's message) is told
+    nothing; -W error: the first warning is raised, the entry written (unfixed: told each,
+    whatever the filters, from the thread doing the file work)."""
+    told: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_recipe(parse_recipe(SUBTRACT), Session(path, fake_rig(lambda x, y: 0.0 * x)),
+                   on_warning=told.append)
+        assert told == [] and len(recorded_warnings(path)) == 2
+        warnings.simplefilter("error")
+        with pytest.raises(RegistrationWarning, match="in_field − remanent"):
+            run_recipe(parse_recipe(SUBTRACT.replace('"induced"', '"again"')),
+                       Session(path, fake_rig(lambda x, y: 0.0 * x)), on_warning=told.append)
+    assert told == []
 
 
 def test_run_says_each_warning_once_on_stderr(path, capsys):

@@ -244,3 +244,41 @@ def test_a_catcher_that_outlives_a_record_puts_back_nothing_that_acts() -> None:
         for _ in range(2):
             warnings.warn("repeated", Note, stacklevel=1)
     assert [str(w.message) for w in shown] == ["repeated"]
+
+
+def test_the_filters_decide_what_a_record_takes() -> None:
+    """In the recording thread too an "error" filter raises and an "ignore" drops; what a
+    filter would show once is recorded each time. Unfixed, a record took every warning,
+    whatever the filters (-W error, -W ignore), and its catcher showed it anyway."""
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("default")
+        warnings.filterwarnings("ignore", "noise", Note)
+        warnings.filterwarnings("error", "fatal", Note)
+        with recorded() as record:
+            with pytest.raises(Note, match="fatal"):
+                warnings.warn("fatal", Note, stacklevel=1)
+            warnings.warn("noise", Note, stacklevel=1)
+            for _ in range(2):
+                warnings.warn("repeated", Note, stacklevel=1)
+            with recorded(whatever_the_filters=True) as every:
+                warnings.warn("fatal", Note, stacklevel=1)
+                warnings.warn("noise", Note, stacklevel=1)
+                with recorded() as inner:
+                    warnings.warn("noise", Note, stacklevel=1)
+            warnings.warn("after the inner ones", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in record] == ["repeated", "repeated", "after the inner ones"]
+    assert [str(w.message) for w in every] == ["fatal", "noise"]
+    assert inner == [] and shown == []
+
+
+def test_a_warning_made_an_error_or_ignored_is_not_said_by_the_command_line(capsys) -> None:
+    """`-W ignore`: the command line says nothing of a warning; `-W error`: it raises, as
+    any warning does (unfixed: "smm-daq: warning: ..." on stderr either way)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with _warnings_to_stderr():
+            warnings.warn("grain 2 overlaps grain 5", GeometryWarning, stacklevel=1)
+        warnings.simplefilter("error")
+        with pytest.raises(GeometryWarning), _warnings_to_stderr():
+            warnings.warn("grain 2 overlaps grain 5", GeometryWarning, stacklevel=1)
+    assert capsys.readouterr().err == ""

@@ -696,7 +696,7 @@ def step_note(checked: Recipe, i: int, out: str | Path) -> str:
     """What a continued recipe does with step `i`, after its description: ": skipped (why)",
     ": resumed from its first unfinished line", for a wait it runs although it lies before
     the work left (the recipe was cut off during it or before the next scan began) that it
-    waits again in full, or "" (it runs; with nothing left to run, `start` None, none does)."""
+    waits again in full, or "" (it runs)."""
     skipped = skip_reason(checked, i, out)
     if skipped:
         return f": skipped ({skipped})"
@@ -709,13 +709,16 @@ def step_note(checked: Recipe, i: int, out: str | Path) -> str:
 
 def skip_reason(checked: Recipe, i: int, out: str | Path) -> str:
     """Why step `i` of a checked recipe is skipped (continued from step `checked.start` on
-    `out`), or "" to run it."""
+    `out`), or "" to run it. With nothing left to run (`start` None) no step runs: one after
+    the last entry (a wait cut off there) is skipped too, as `run --continue` says."""
     first = checked.start if checked.start is not None else len(checked.steps)
     if checked.states[i] == DONE:
         return f"finished in {out} already" if isinstance(checked.steps[i], ScanStep) \
             else f"in {out} already"
     if _passed(checked.steps, checked.states, first, i):
         return "it belongs to the steps done already"
+    if checked.start is None:
+        return f"every entry of the recipe is in {out} already: nothing is left to continue"
     return ""
 
 

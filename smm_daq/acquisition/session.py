@@ -386,9 +386,10 @@ class Session:
         """In-field minus (registered) remanent into a new entry `name`; returns the map.
 
         Its warnings (a registration's shift that may be an artefact, recorded in the entry
-        too) go to `on_warning`, one text each, or else are warned again in the caller's
-        thread, at the caller's line: raised in the thread doing the file work, a caller's
-        `catch_warnings` or `-W error` would not meet them.
+        too) are warned again in the caller's thread, at the caller's line: raised in the
+        thread doing the file work, a caller's `catch_warnings` would not meet them. With
+        `on_warning`, each the filters would show goes to it instead, one text each (-W
+        ignore drops it, -W error raises it, once the entry is written).
 
         The file work waits in a thread of its own (`wait_aside`), as a scan's start does: a
         field set before (a recipe's `set_field` step) must not stay on past Ctrl-C while a
@@ -410,7 +411,7 @@ class Session:
                 f"steps left); `{repair}` makes a file left open for writing openable")
 
         def work() -> tuple[MapData, list[warnings.WarningMessage]]:
-            with recorded() as caught:
+            with recorded(whatever_the_filters=True) as caught:
                 made = subtract_entries(self.path, in_field, remanent, name, register=register)
             return made.map, caught
 
@@ -419,8 +420,11 @@ class Session:
         for w in caught:
             if on_warning is None:
                 warnings.warn(w.message, stacklevel=2)
-            else:
-                on_warning(str(w.message))
+                continue
+            with recorded() as told:  # what the filters say of it here: told, dropped, raised
+                warnings.warn(w.message, stacklevel=2)
+            for t in told:
+                on_warning(str(t.message))
         return made
 
     def _make_safe(self) -> None:
