@@ -669,10 +669,16 @@ class Sequencer(FlyScan):
         not calibration drift, which the fluxgate check at the start of the scan covers. When
         it fails, the currents are read again to name the coils off, by how much, and whether
         that may be a trip (a current far above its setpoint is not one).
+
+        An abort asked before it, or during its read, ends it (`_Aborted`): the line is not
+        stored, and neither the currents nor the lock-in (`_check_lockin_held`, after it) are
+        asked anything more, so that the rig is made safe after the exchange under way.
         """
         rig = self.rig
         requested = np.array(self.plan.field)
+        self._checkpoint(pausable=False)
         held = np.asarray(self._call(rig.coils.field), dtype=float)
+        self._checkpoint(pausable=False)
         allowed = max(10 * rig.profile.coils.field_tolerance,
                       0.02 * float(np.linalg.norm(requested)))
         error = float(np.linalg.norm(held - requested))
