@@ -112,3 +112,33 @@ def test_an_abort_during_a_lines_field_check_asks_the_lock_in_nothing_more(
     assert calls[calls.index("abort") + 1] == "make_safe", calls
     assert not _lines_done(tmp_path / "s.h5", "step").any()
     np.testing.assert_allclose(rig.coils.field_setpoint(), 0.0, atol=1e-12)
+
+
+def test_an_abort_during_a_lines_lock_in_check_asks_nothing_more(tmp_path, monkeypatch) -> None:
+    """Aborted while the lock-in's time constant is read at the first line's end (its settings
+    checked before the line is stored): neither its reference nor the fluxgate is read, the
+    rig is made safe next, and the line is not stored. Unfixed, the reference and the
+    fluxgate's reading came first, and the rig was made safe only as the line was written."""
+    plan = ScanPlan.from_center("step", CENTRE, (40e-6, 40e-6), 20e-6, field=(0, 0, 20e-6))
+    rig = open_rig(load_profile())
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    calls: list[str] = []
+    time_constant = rig.lockin.time_constant
+
+    def aborted_meanwhile() -> float:
+        tau = time_constant()
+        if seq._points_done == plan.nx and "abort" not in calls:  # the first line's check
+            calls.append("abort")
+            seq.abort("test abort")
+        return tau
+
+    monkeypatch.setattr(rig.lockin, "time_constant", aborted_meanwhile)
+    _asked(rig, monkeypatch, calls, (rig.lockin, "reference"), (rig.fluxgate, "read_field"))
+    _made_safe_after(rig, monkeypatch, calls)
+    try:
+        assert seq.run() == "aborted"
+    finally:
+        rig.close()
+    assert "abort" in calls, calls
+    assert calls[calls.index("abort") + 1] == "make_safe", calls
+    assert not _lines_done(tmp_path / "s.h5", "step").any()

@@ -814,15 +814,24 @@ def test_a_write_at_the_scans_end_that_stalls_is_told_with_the_rig_made_safe(
 
 def test_an_abort_just_before_a_lines_write_that_stalls_makes_the_rig_safe_at_once(
         tmp_path, monkeypatch):
-    """An abort at a line's last point: the worker writes that line before it sees the abort;
-    a write that then stalls must not hold the rig's safing either."""
+    """An abort during a line's last exchange (the fluxgate's reading at its end): the worker
+    writes that line before it sees the abort; a write that then stalls must not hold the
+    rig's safing either. (An abort before it, at the line's last point, stores no line: its
+    checks are not run.)"""
     rig = fake_rig()
     plan = _plan()
     stalled, go = _stall_line_1(monkeypatch)
     safe = _noting_safety(rig, monkeypatch)
-    last = (1, int(plan.line_order(1)[-1]))
     seq = Sequencer(rig, tmp_path / "s.h5", plan)
-    seq.subscribe(lambda e: e.kind == "point" and e.index == last and seq.abort())
+    read_field = rig.fluxgate.read_field
+
+    def aborted_meanwhile():
+        field = read_field()
+        if seq._line == 1:
+            seq.abort()
+        return field
+
+    monkeypatch.setattr(rig.fluxgate, "read_field", aborted_meanwhile)
     seq.start()
     try:
         assert stalled.wait(30)

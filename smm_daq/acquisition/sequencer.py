@@ -672,7 +672,9 @@ class Sequencer(FlyScan):
 
         An abort asked before it, or during its read, ends it (`_Aborted`): the line is not
         stored, and neither the currents nor the lock-in (`_check_lockin_held`, after it) are
-        asked anything more, so that the rig is made safe after the exchange under way.
+        asked anything more, so that the rig is made safe after the exchange under way. (One
+        asked during the line's last exchange, the fluxgate's reading at its end, lets the
+        line be written: that touches no instrument, and the rig is made safe at once.)
         """
         rig = self.rig
         requested = np.array(self.plan.field)
@@ -708,13 +710,17 @@ class Sequencer(FlyScan):
         A lock-in restarted mid-scan (a power cut; over TCP its link is reopened by the next
         exchange) comes back with its defaults, as does one changed at its front panel: the
         line would be stored as settled and filtered with the scan's τ and excited as at its
-        start, silently. Once a line, it costs three queries.
+        start, silently. Once a line, it costs three queries. An abort asked meanwhile ends
+        it after the query under way (`_Aborted`, the line not stored), as in
+        `_check_field_held`.
         """
         tau = self._call(self.rig.lockin.time_constant)
+        self._checkpoint(pausable=False)
         changed = []
         if not math.isclose(tau, self._tau, rel_tol=1e-6):
             changed.append(f"time constant {tau:g} s (the scan's {self._tau:g} s)")
         changed += self._reference_differences()
+        self._checkpoint(pausable=False)
         if changed:
             raise InstrumentError(
                 f"the lock-in's settings changed during line {self._line + 1}: "
