@@ -74,6 +74,7 @@ from smm_daq.errors import (
     StorageError,
     WriteStalled,
 )
+from smm_daq.instruments.interfaces import STOP_SLICE_S
 from smm_daq.instruments.profile import DRIFT_TOLERANCE_NT
 from smm_daq.instruments.ramp_stop import RampStop
 from smm_daq.instruments.rig import safe_command_hint, safe_from
@@ -88,7 +89,6 @@ FIELD_READINGS = 4  # fluxgate readings averaged to verify the field
 FIELD_ATTEMPTS = 3  # verification attempts, FIELD_RECHECK_S apart (a ramp may still settle)
 FIELD_RECHECK_S = 1.0
 OVERLOAD = "lock-in overload"
-WAIT_SLICE_S = 0.1  # rig-clock s: a point's settling and dwell notice an abort this often
 SIGNAL_POLL_S = 0.05  # real seconds: how soon a waiting main thread runs a signal's handler
 # real seconds (the disk's time, not the rig's): a write not returned this long after the rig
 # was made safe (by an abort, or at the scan's end) is reported as stalled ("made_safe"); a
@@ -784,7 +784,7 @@ class Sequencer(FlyScan):
                 self._drift = self._drift_watch(measured)
                 return
             if attempt < FIELD_ATTEMPTS - 1:
-                rig.clock.sleep(FIELD_RECHECK_S)
+                self._wait(FIELD_RECHECK_S)
         raise SafetyError(
             f"field verification failed: the fluxgate reads {_ut(measured)} µT for "
             f"{_ut(b)} µT requested, off by {error * 1e9:.0f} nT (tolerance "
@@ -842,14 +842,15 @@ class Sequencer(FlyScan):
         return float(mx), float(my)
 
     def _wait(self, seconds: float) -> None:
-        """Wait `seconds` on the rig's clock (a point's settling or dwell), in slices of
-        `WAIT_SLICE_S`: an abort meanwhile ends it at the next slice (`_Aborted`), so that the
-        rig is made safe within that of the abort, however many time constants it waits."""
+        """Wait `seconds` on the rig's clock (a point's settling or dwell, the field check's
+        pause before it looks again), in slices of `STOP_SLICE_S`: an abort meanwhile ends it
+        at the next slice (`_Aborted`), so that the rig is made safe within that of the abort,
+        however many time constants it waits."""
         clock = self.rig.clock
         end = clock.now() + seconds
         while (left := end - clock.now()) > 0:
             self._checkpoint(pausable=False)
-            clock.sleep(min(WAIT_SLICE_S, left))
+            clock.sleep(min(STOP_SLICE_S, left))
 
     def _move(self, *target: float) -> None:
         """Move the stage to `target` (absolute: sent again, it moves nowhere new); an abort
