@@ -34,7 +34,13 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from smm_daq import interrupts
-from smm_daq.errors import InstrumentLost, InstrumentTimeout, ProtocolError, ReplyUnknown
+from smm_daq.errors import (
+    InstrumentError,
+    InstrumentLost,
+    InstrumentTimeout,
+    ProtocolError,
+    ReplyUnknown,
+)
 from smm_daq.instruments import loss_budget
 from smm_daq.instruments.quoting import shown
 from smm_daq.instruments.transport import Transport
@@ -66,6 +72,7 @@ class Link:
         # `name` and the allowance of its kind (`loss_budget.SUPPLY`, `STAGE`): a coil
         # supply's or the stage's, whatever link reaches it on the way
         self.budget_kind = budget
+        self._closing = threading.Event()  # a close waits for the exchange under way (`close`)
 
     def write(self, command: str, *, last_word: bool = False) -> None:
         """Send a command that has no reply. `last_word`: sent even to an instrument the
@@ -107,6 +114,9 @@ class Link:
     def _attempt(self, action: Callable[[], T], command: str, *,
                  destructive: bool = False, written: bool = False) -> T:
         with self._lock, interrupts.atomic():
+            if self._closing.is_set():
+                raise InstrumentError(f"{shown(command)} not sent: the link is being closed",
+                                      instrument=self.name)
             return self._attempts(action, command, destructive, written)
 
     def _attempts(self, action: Callable[[], T], command: str, destructive: bool,
@@ -154,8 +164,17 @@ class Link:
         )
 
     def close(self) -> None:
-        with self._lock:
-            self.transport.close()
+        """Close the transport, once the exchange under way on another thread has ended (each
+        of its attempts bounded by the link's timeout). An exchange begun while the close
+        waits is refused (`InstrumentError`, nothing sent), so that a call of many exchanges
+        (a lock-in's buffer read in chunks) holds the close for one of them, not all: the
+        wait `safe_bound.close_wait_s` counts."""
+        self._closing.set()
+        try:
+            with self._lock:
+                self.transport.close()
+        finally:
+            self._closing.clear()
 
 
 def parse_float(reply: str, *, what: str = "number",

@@ -24,6 +24,7 @@ from smm_daq.errors import (
     ReplyUnknown,
     WriteStalled,
 )
+from smm_daq.instruments import interfaces
 from smm_daq.instruments.safe_bound import safe_time_bound
 from smm_daq.storage.h5file import open_read
 from smm_daq.storage.nexus import list_entries, read_map
@@ -99,7 +100,7 @@ def test_settling_waits_settle_tau_time_constants(tmp_path):
 
 def test_an_abort_during_a_points_settling_ends_it_at_the_next_slice(tmp_path, monkeypatch):
     """Settling 1000 time constants (30 s on the rig's clock), the scan is aborted as the
-    second point begins to settle: the wait ends within `WAIT_SLICE_S` of the abort and the
+    second point begins to settle: the wait ends within `STOP_SLICE_S` of the abort and the
     rig is made safe then, not once the 30 s have passed (outside the make-safe bound of
     the abort, as a supervisor's wait between SIGTERM and SIGKILL assumes)."""
     rig = fake_rig()
@@ -123,7 +124,37 @@ def test_an_abort_during_a_points_settling_ends_it_at_the_next_slice(tmp_path, m
     monkeypatch.setattr(rig, "make_safe", make_safe_noted)
     assert seq.run() == "aborted"
     assert len(points) == 1 and len(aborted) == 1
-    assert made_safe and made_safe[0] - aborted[0] <= sequencer.WAIT_SLICE_S + 1e-9
+    assert made_safe and made_safe[0] - aborted[0] <= interfaces.STOP_SLICE_S + 1e-9
+
+
+def test_an_abort_during_the_field_checks_pause_ends_it_at_the_next_slice(tmp_path,
+                                                                         monkeypatch):
+    """The fluxgate reads the field off at the scan's start, so the check pauses 1 s before it
+    looks again: aborted at the start of that pause, the scan makes the rig safe within
+    `STOP_SLICE_S` of the abort, as during a point's settling. Unfixed, the pause was one
+    sleep, and the rig was made safe once the whole second had passed."""
+    rig = fake_rig()
+    rig.fluxgate.bias = np.array([0.0, 0.0, 1e-6])  # 1 µT off: beyond the tolerance
+    clock = rig.clock
+    seq = Sequencer(rig, tmp_path / "s.h5", _plan())
+    aborted, made_safe = [], []
+    sleep, make_safe = clock.sleep, rig.make_safe
+
+    def sleeping(seconds: float) -> None:
+        if seconds >= interfaces.STOP_SLICE_S and not aborted:  # the field check's pause
+            aborted.append(clock.now())
+            seq.abort()
+        sleep(seconds)
+
+    def make_safe_noted() -> list[str]:
+        made_safe.append(clock.now())
+        return make_safe()
+
+    monkeypatch.setattr(clock, "sleep", sleeping)
+    monkeypatch.setattr(rig, "make_safe", make_safe_noted)
+    assert seq.run() == "aborted"
+    assert len(aborted) == 1
+    assert made_safe and made_safe[0] - aborted[0] <= interfaces.STOP_SLICE_S + 1e-9
 
 
 def test_a_step_scan_runs_at_the_profiles_time_constant_whatever_was_left_on_the_lockin(
@@ -814,15 +845,24 @@ def test_a_write_at_the_scans_end_that_stalls_is_told_with_the_rig_made_safe(
 
 def test_an_abort_just_before_a_lines_write_that_stalls_makes_the_rig_safe_at_once(
         tmp_path, monkeypatch):
-    """An abort at a line's last point: the worker writes that line before it sees the abort;
-    a write that then stalls must not hold the rig's safing either."""
+    """An abort during a line's last exchange (the fluxgate's reading at its end): the worker
+    writes that line before it sees the abort; a write that then stalls must not hold the
+    rig's safing either. (An abort before it, at the line's last point, stores no line: its
+    checks are not run.)"""
     rig = fake_rig()
     plan = _plan()
     stalled, go = _stall_line_1(monkeypatch)
     safe = _noting_safety(rig, monkeypatch)
-    last = (1, int(plan.line_order(1)[-1]))
     seq = Sequencer(rig, tmp_path / "s.h5", plan)
-    seq.subscribe(lambda e: e.kind == "point" and e.index == last and seq.abort())
+    read_field = rig.fluxgate.read_field
+
+    def aborted_meanwhile():
+        field = read_field()
+        if seq._line == 1:
+            seq.abort()
+        return field
+
+    monkeypatch.setattr(rig.fluxgate, "read_field", aborted_meanwhile)
     seq.start()
     try:
         assert stalled.wait(30)
@@ -908,7 +948,7 @@ class _TimeoutLock:
 def test_handing_the_rig_back_waits_as_long_as_making_the_rig_safe_may_take(
         tmp_path, time_scale):
     """`hand_back_rig` waits for a making safe under way as long as making the rig safe may
-    take: the limit `smm-daq safe` prints (284 s for the simulator), in real seconds (twice
+    take: the limit `smm-daq safe` prints (320 s for the simulator), in real seconds (twice
     that for a simulated rig run at half real time), the figure the owner's close waits for
     its own making safe. It waited 60 s: on a slow link the owner gave up on a making safe
     still within its bound, and said the rig may not be safe."""
@@ -918,7 +958,7 @@ def test_handing_the_rig_back_waits_as_long_as_making_the_rig_safe_may_take(
     seq._safing = _TimeoutLock()
     assert seq.hand_back_rig() is True
     assert seq._safing.timeouts == [pytest.approx(safe_close.safe_wait_s(rig))]
-    assert math.ceil(safe_time_bound(rig.profile)) == 284
+    assert math.ceil(safe_time_bound(rig.profile)) == 320
     assert seq._safing.timeouts[0] >= safe_time_bound(rig.profile)
 
 

@@ -93,7 +93,12 @@ def test_the_kill_grace_follows_the_profile() -> None:
     under_way = max(2 * c.link.timeout_s, 3 * (s.timeout_s + transfer) + 6 * s.timeout_s
                     + transfer)
     tail = under_way + 3 * 5 * 2 * c.link.timeout_s
-    assert safe_time_bound(p) == pytest.approx(deadline + tail)
+    # then the close: the lock-in's and the fluxgate's links (GPIB) each wait for an exchange
+    # under way in another thread, all its attempts, each its timeout and a clear (a timeout)
+    lockin, fluxgate = p.lockin.link, p.fluxgate.link
+    assert not lockin.address.startswith("ASRL") and not fluxgate.address.startswith("ASRL")
+    close = sum((k.retries + 1) * 2 * k.timeout_s for k in (lockin, fluxgate))
+    assert safe_time_bound(p) == pytest.approx(deadline + tail + close)
 
 
 @pytest.mark.parametrize("argv", [

@@ -20,7 +20,12 @@ from smm_daq.instruments import loss_budget
 from smm_daq.instruments import rig as rig_module
 from smm_daq.instruments.loss_budget import TAIL_EXCHANGES, DeadlineReached
 from smm_daq.instruments.profile import load_profile
-from smm_daq.instruments.safe_bound import safe_deadline, safe_time_bound, switch_off_tail_s
+from smm_daq.instruments.safe_bound import (
+    close_wait_s,
+    safe_deadline,
+    safe_time_bound,
+    switch_off_tail_s,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 3.0  # EmulatorTransport's: what each lost reply costs on the virtual clock
@@ -100,18 +105,19 @@ def test_a_scans_make_safe_has_the_deadline_too(monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.mark.parametrize(("config", "deadline", "bound"), [
-    ("simulator.toml", 144, 284), ("simulator-e727.toml", 144, 284),
-    ("example-lab.toml", 180, 338)])
+    ("simulator.toml", 144, 320), ("simulator-e727.toml", 144, 320),
+    ("example-lab.toml", 180, 374)])
 def test_the_printed_bound_is_a_few_minutes_for_the_shipped_profiles(
         config: str, deadline: int, bound: int) -> None:
-    """The deadline (the ramps, settling, room for lost replies) and the switch-offs after
-    it: minutes, not the half hour and more that counting every exchange at its timeout
-    gave (2208 s for the simulator, 2396 s for the example lab)."""
+    """The deadline (the ramps, settling, room for lost replies), the switch-offs after it
+    and the close's wait for the lock-in and the fluxgate: minutes, not the half hour and
+    more that counting every exchange at its timeout gave (2208 s for the simulator, 2396 s
+    for the example lab)."""
     profile = load_profile(REPO / "configs" / config)
     assert round(safe_deadline(profile)) == deadline
     assert math.ceil(safe_time_bound(profile)) == bound
     assert safe_time_bound(profile) == pytest.approx(
-        safe_deadline(profile) + switch_off_tail_s(profile))
+        safe_deadline(profile) + switch_off_tail_s(profile) + close_wait_s(profile))
 
 
 def test_past_the_deadline_each_supply_gets_its_tail_of_switch_off_exchanges_and_no_more():

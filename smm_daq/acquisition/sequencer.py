@@ -74,6 +74,7 @@ from smm_daq.errors import (
     StorageError,
     WriteStalled,
 )
+from smm_daq.instruments.interfaces import STOP_SLICE_S
 from smm_daq.instruments.profile import DRIFT_TOLERANCE_NT
 from smm_daq.instruments.ramp_stop import RampStop
 from smm_daq.instruments.rig import safe_command_hint, safe_from
@@ -88,7 +89,6 @@ FIELD_READINGS = 4  # fluxgate readings averaged to verify the field
 FIELD_ATTEMPTS = 3  # verification attempts, FIELD_RECHECK_S apart (a ramp may still settle)
 FIELD_RECHECK_S = 1.0
 OVERLOAD = "lock-in overload"
-WAIT_SLICE_S = 0.1  # rig-clock s: a point's settling and dwell notice an abort this often
 SIGNAL_POLL_S = 0.05  # real seconds: how soon a waiting main thread runs a signal's handler
 # real seconds (the disk's time, not the rig's): a write not returned this long after the rig
 # was made safe (by an abort, or at the scan's end) is reported as stalled ("made_safe"); a
@@ -669,10 +669,18 @@ class Sequencer(FlyScan):
         not calibration drift, which the fluxgate check at the start of the scan covers. When
         it fails, the currents are read again to name the coils off, by how much, and whether
         that may be a trip (a current far above its setpoint is not one).
+
+        An abort asked before it, or during its read, ends it (`_Aborted`): the line is not
+        stored, and neither the currents nor the lock-in (`_check_lockin_held`, after it) are
+        asked anything more, so that the rig is made safe after the exchange under way. (One
+        asked during the line's last exchange, the fluxgate's reading at its end, lets the
+        line be written: that touches no instrument, and the rig is made safe at once.)
         """
         rig = self.rig
         requested = np.array(self.plan.field)
+        self._checkpoint(pausable=False)
         held = np.asarray(self._call(rig.coils.field), dtype=float)
+        self._checkpoint(pausable=False)
         allowed = max(10 * rig.profile.coils.field_tolerance,
                       0.02 * float(np.linalg.norm(requested)))
         error = float(np.linalg.norm(held - requested))
@@ -702,13 +710,17 @@ class Sequencer(FlyScan):
         A lock-in restarted mid-scan (a power cut; over TCP its link is reopened by the next
         exchange) comes back with its defaults, as does one changed at its front panel: the
         line would be stored as settled and filtered with the scan's τ and excited as at its
-        start, silently. Once a line, it costs three queries.
+        start, silently. Once a line, it costs three queries. An abort asked meanwhile ends
+        it after the query under way (`_Aborted`, the line not stored), as in
+        `_check_field_held`.
         """
         tau = self._call(self.rig.lockin.time_constant)
+        self._checkpoint(pausable=False)
         changed = []
         if not math.isclose(tau, self._tau, rel_tol=1e-6):
             changed.append(f"time constant {tau:g} s (the scan's {self._tau:g} s)")
         changed += self._reference_differences()
+        self._checkpoint(pausable=False)
         if changed:
             raise InstrumentError(
                 f"the lock-in's settings changed during line {self._line + 1}: "
@@ -772,7 +784,7 @@ class Sequencer(FlyScan):
                 self._drift = self._drift_watch(measured)
                 return
             if attempt < FIELD_ATTEMPTS - 1:
-                rig.clock.sleep(FIELD_RECHECK_S)
+                self._wait(FIELD_RECHECK_S)
         raise SafetyError(
             f"field verification failed: the fluxgate reads {_ut(measured)} µT for "
             f"{_ut(b)} µT requested, off by {error * 1e9:.0f} nT (tolerance "
@@ -830,14 +842,15 @@ class Sequencer(FlyScan):
         return float(mx), float(my)
 
     def _wait(self, seconds: float) -> None:
-        """Wait `seconds` on the rig's clock (a point's settling or dwell), in slices of
-        `WAIT_SLICE_S`: an abort meanwhile ends it at the next slice (`_Aborted`), so that the
-        rig is made safe within that of the abort, however many time constants it waits."""
+        """Wait `seconds` on the rig's clock (a point's settling or dwell, the field check's
+        pause before it looks again), in slices of `STOP_SLICE_S`: an abort meanwhile ends it
+        at the next slice (`_Aborted`), so that the rig is made safe within that of the abort,
+        however many time constants it waits."""
         clock = self.rig.clock
         end = clock.now() + seconds
         while (left := end - clock.now()) > 0:
             self._checkpoint(pausable=False)
-            clock.sleep(min(WAIT_SLICE_S, left))
+            clock.sleep(min(STOP_SLICE_S, left))
 
     def _move(self, *target: float) -> None:
         """Move the stage to `target` (absolute: sent again, it moves nowhere new); an abort

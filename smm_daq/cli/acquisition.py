@@ -648,16 +648,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_safe(args: argparse.Namespace) -> int:
     from smm_daq.instruments.rig import make_rig_safe
-    from smm_daq.instruments.safe_bound import safe_deadline, switch_off_tail_s
+    from smm_daq.instruments.safe_bound import (
+        close_wait_s,
+        safe_deadline,
+        safe_time_bound,
+        switch_off_tail_s,
+    )
 
     profile = load_profile(args.profile)
     deadline, tail = safe_deadline(profile), switch_off_tail_s(profile)
     print(f"making rig '{profile.name}' safe: coils to their safe state "
           f"({profile.coils.safe_state}), stage stopped; at most "
-          f"{math.ceil(deadline + tail)} s (a supervisor must allow at least this "
+          f"{math.ceil(safe_time_bound(profile))} s (a supervisor must allow at least this "
           f"between SIGTERM and SIGKILL): a deadline of {deadline:.0f} s (the ramps at their "
           "rate, the settling and room for lost replies), past which each supply still "
-          f"energised is switched off where it stands, in {tail:.0f} s more at most",
+          f"energised is switched off where it stands, in {tail:.0f} s more at most, then "
+          f"{close_wait_s(profile):.0f} s for a scan's close to wait for an exchange under way "
+          "with the lock-in or the fluxgate",
           file=sys.stderr)
     _note_other_holder(profile)
     states = make_rig_safe(profile)

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from smm_daq.instruments.profile import StageSettings
 
 
-# rig-clock s: how often a wait that a stop can end (a stage's move) asks that stop
+# rig-clock s: how often a wait that a stop or an abort can end asks it: a stage's move, a
+# scan's settling, dwell and field check, a fly line's motion, a recipe's wait step; so that
+# the rig is made safe within this of the stop, however long the wait
 STOP_SLICE_S = 0.1
 
 

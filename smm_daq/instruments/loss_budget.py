@@ -14,7 +14,8 @@ with a single exception, the unchecked switch-off of a supply given up (`last_wo
 `safe_time_bound` counts as one more exchange. The lock-in's and the fluxgate's links have no
 kind: no make-safe path talks to them, and closing a rig after making it safe only closes
 their links, which sends them nothing (it waits for an exchange already under way on another
-thread, each of whose attempts a link's timeout bounds, its write too).
+thread, each of whose attempts a link's timeout bounds, its write too, and refuses one begun
+meanwhile: `safe_bound.close_wait_s` counts that wait).
 
 The path also has a deadline on the rig's clock (`safe_bound.safe_deadline` after it began):
 once reached, every exchange is refused at once (`DeadlineReached`, a `GivenUp`) but a coil

@@ -171,15 +171,30 @@ def switch_off_tail_s(profile: Profile) -> float:
     return under_way + TAIL_EXCHANGES * sum(supply_attempts)
 
 
+def close_wait_s(profile: Profile) -> float:
+    """Seconds closing the rig may wait once it is safe (s): closing a link waits for the
+    exchange under way on it in another thread (a scan's worker, a window's call in flight),
+    and one begun meanwhile is refused (`Link.close`). The lock-in's and the fluxgate's links
+    are outside the make-safe path (no deadline or loss budget cuts their exchanges short):
+    for each, one exchange with all its attempts (`retries + 1`), each with its command's time
+    to go out, its reply's and a device clear. Two threads may each have one under way."""
+    links = [profile.lockin.link]
+    if profile.fluxgate is not None:
+        links.append(profile.fluxgate.link)
+    return sum((link.retries + 1) * (command_s(link) + exchange_s(link) + clear_s(link))
+               for link in links)
+
+
 def safe_time_bound(profile: Profile) -> float:
-    """Seconds that making the rig safe may take at most (s): its deadline
+    """Seconds that making the rig safe and closing it may take at most (s): its deadline
     (`safe_deadline`), then the switch-off of each supply still energised where it stands
-    (`switch_off_tail_s`).
+    (`switch_off_tail_s`), then the close's wait for the lock-in and the fluxgate
+    (`close_wait_s`).
 
     A supervisor that stops a scan with SIGTERM must wait at least this long before SIGKILL;
     otherwise the coils may be left energised.
     """
-    return safe_deadline(profile) + switch_off_tail_s(profile)
+    return safe_deadline(profile) + switch_off_tail_s(profile) + close_wait_s(profile)
 
 
 def real_time_bound(profile: Profile, time_scale: float) -> float:

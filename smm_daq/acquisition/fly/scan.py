@@ -10,7 +10,11 @@ lines once two exist and kept only where it fits them clearly better; the lag us
 per line, so a map can be rebinned from the streams later.
 
 Lines are the unit of pausing, resuming and aborting, exactly as for a step scan: a line
-interrupted midway is flown again. So is a line whose start lost the reply to one of the
+interrupted midway is flown again. So is a line whose motion ended before an abort, if it
+was not yet stored: from the line's end on, the abort is asked before each read of it (the
+lock-in's buffer, then the stage's recording: `DRR?`, a long reply, seconds on a serial line)
+and before its checks, so that nothing of the line delays the rig's making safe; the line is
+not stored, and a resume flies it again. So is a line whose start lost the reply to one of the
 stage's error checks (`ReplyUnknown`: `ERR?` clears what it reports, so it is not asked
 again): whether the controller took a set-up command or the motion's start is unknown, so the
 stage is stopped and the line flown again from its run-up start, its set-up (idempotent) sent
@@ -167,10 +171,14 @@ class FlyScan:
             self._stop_then_restore_velocity()
             raise
         self._restore_velocity()
+        # an abort from the line's end on drops the line (the module's docstring says why)
+        self._checkpoint(pausable=False)
         trace = self._call(rig.lockin.read_buffer)
         self._check_buffer(trace.x.size, trace.rate)
+        self._checkpoint(pausable=False)
         motion = self._call(rig.stage.read_recorded, motion_start)
         self._check_recording(motion.x, forward)
+        self._checkpoint(pausable=False)
         sensor = rig.profile.sensor
         volts = trace.x if sensor.channel == "X" else np.hypot(trace.x, trace.y)
         bz = (volts - sensor.offset_V) / sensor.sensitivity_V_per_T

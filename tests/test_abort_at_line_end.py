@@ -1,0 +1,144 @@
+"""An abort that comes as a line ends, before the line is stored: nothing more is asked of the
+line (a fly line's lock-in buffer and the stage's recording, `DRR?`, a long reply; the
+coils' and the lock-in's checks), so that the rig is made safe after the exchange under way;
+the line is not stored (a resume measures it again)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import h5py
+import numpy as np
+
+from smm_daq.acquisition.fly.settings import FlySettings
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.acquisition.sequencer import Sequencer
+from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.rig import Rig, open_rig
+
+CENTRE = (12.5e-3, 12.5e-3)
+
+
+def _asked(rig: Rig, monkeypatch, calls: list[str], *names: tuple[Any, str]) -> None:
+    """Each call of the instruments' methods `names` noted in `calls` by its name."""
+    for instrument, name in names:
+        method = getattr(instrument, name)
+
+        def noted(*args: Any, _method: Any = method, _name: str = name, **kw: Any) -> Any:
+            calls.append(_name)
+            return _method(*args, **kw)
+
+        monkeypatch.setattr(instrument, name, noted)
+
+
+def _made_safe_after(rig: Rig, monkeypatch, calls: list[str]) -> None:
+    make_safe = rig.make_safe
+
+    def noted() -> list[str]:
+        calls.append("make_safe")
+        return make_safe()
+
+    monkeypatch.setattr(rig, "make_safe", noted)
+
+
+def _lines_done(path, entry: str) -> np.ndarray:
+    with h5py.File(path, "r") as f:
+        return f[f"{entry}/data/line_done"][()].astype(bool)
+
+
+def test_an_abort_as_a_fly_lines_buffer_is_read_reads_nothing_more_of_the_line(
+        tmp_path, monkeypatch) -> None:
+    """Aborted while the first line's lock-in buffer is read (its motion ended): the stage's
+    recording (`DRR?`) is not read, nor the line's checks run, before the rig is made safe,
+    and the line is not stored. Unfixed, the worker read the recording, the overload latch,
+    the coils and the lock-in's settings first, and the rig was made safe only as the line
+    was written."""
+    plan = ScanPlan.from_center("fly", CENTRE, (0.4e-3, 0.1e-3), 20e-6, field=(0, 0, 20e-6),
+                                fly=FlySettings(pixel_time=0.05))
+    rig = open_rig(load_profile())
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    calls: list[str] = []
+    read_buffer = rig.lockin.read_buffer
+
+    def aborted_meanwhile(*args: Any, **kw: Any) -> Any:
+        trace = read_buffer(*args, **kw)
+        calls.append("abort")
+        seq.abort("test abort")
+        return trace
+
+    monkeypatch.setattr(rig.lockin, "read_buffer", aborted_meanwhile)
+    _asked(rig, monkeypatch, calls, (rig.stage, "read_recorded"), (rig.lockin, "overloaded"),
+           (rig.coils, "field"), (rig.lockin, "time_constant"), (rig.lockin, "reference"))
+    _made_safe_after(rig, monkeypatch, calls)
+    try:
+        assert seq.run() == "aborted"
+    finally:
+        rig.close()
+    after = calls[calls.index("abort") + 1:]
+    assert after[0] == "make_safe", calls
+    assert "read_recorded" not in after, calls
+    assert not _lines_done(tmp_path / "s.h5", "fly").any()
+    np.testing.assert_allclose(rig.coils.field_setpoint(), 0.0, atol=1e-12)
+
+
+def test_an_abort_during_a_lines_field_check_asks_the_lock_in_nothing_more(
+        tmp_path, monkeypatch) -> None:
+    """Aborted while the coils are read at the first line's end (the field check before it is
+    stored): the lock-in's settings are not checked, the rig is made safe next, and the line
+    is not stored. Unfixed, the lock-in was asked its time constant and reference first
+    (three more exchanges, on a link outside the make-safe path's deadline)."""
+    plan = ScanPlan.from_center("step", CENTRE, (40e-6, 40e-6), 20e-6, field=(0, 0, 20e-6))
+    rig = open_rig(load_profile())
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    calls: list[str] = []
+    field = rig.coils.field
+
+    def aborted_meanwhile() -> Any:
+        held = field()
+        if seq._points_done == plan.nx and "abort" not in calls:  # the first line's check
+            calls.append("abort")
+            seq.abort("test abort")
+        return held
+
+    monkeypatch.setattr(rig.coils, "field", aborted_meanwhile)
+    _asked(rig, monkeypatch, calls, (rig.coils, "currents"), (rig.lockin, "time_constant"),
+           (rig.lockin, "reference"))
+    _made_safe_after(rig, monkeypatch, calls)
+    try:
+        assert seq.run() == "aborted"
+    finally:
+        rig.close()
+    assert "abort" in calls, calls
+    assert calls[calls.index("abort") + 1] == "make_safe", calls
+    assert not _lines_done(tmp_path / "s.h5", "step").any()
+    np.testing.assert_allclose(rig.coils.field_setpoint(), 0.0, atol=1e-12)
+
+
+def test_an_abort_during_a_lines_lock_in_check_asks_nothing_more(tmp_path, monkeypatch) -> None:
+    """Aborted while the lock-in's time constant is read at the first line's end (its settings
+    checked before the line is stored): neither its reference nor the fluxgate is read, the
+    rig is made safe next, and the line is not stored. Unfixed, the reference and the
+    fluxgate's reading came first, and the rig was made safe only as the line was written."""
+    plan = ScanPlan.from_center("step", CENTRE, (40e-6, 40e-6), 20e-6, field=(0, 0, 20e-6))
+    rig = open_rig(load_profile())
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    calls: list[str] = []
+    time_constant = rig.lockin.time_constant
+
+    def aborted_meanwhile() -> float:
+        tau = time_constant()
+        if seq._points_done == plan.nx and "abort" not in calls:  # the first line's check
+            calls.append("abort")
+            seq.abort("test abort")
+        return tau
+
+    monkeypatch.setattr(rig.lockin, "time_constant", aborted_meanwhile)
+    _asked(rig, monkeypatch, calls, (rig.lockin, "reference"), (rig.fluxgate, "read_field"))
+    _made_safe_after(rig, monkeypatch, calls)
+    try:
+        assert seq.run() == "aborted"
+    finally:
+        rig.close()
+    assert "abort" in calls, calls
+    assert calls[calls.index("abort") + 1] == "make_safe", calls
+    assert not _lines_done(tmp_path / "s.h5", "step").any()
