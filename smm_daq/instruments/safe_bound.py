@@ -39,7 +39,10 @@ SETTLE_ALLOWANCE_S = 2.0 + 0.05
 LOST_EXCHANGES = 4
 RAMP_PAUSE_S = 0.1  # the drivers' pause between a ramp's steps, at most
 # the replies one attempt of the stage's may wait for: its stop on a link of its own reads
-# the error from before, the stop's check and a marker in one go
+# the error from before, the stop's check and a marker in one go. A reply of many lines
+# (`HPA?`, `HLP?`, one line per axis), each line as late as the link allows, is no more:
+# past the deadline its further lines are refused (`pi_gcs.GCSLink`), so that the line
+# under way, after its query's command, is the most waited for
 STAGE_REPLIES_PER_ATTEMPT = 3
 # the stops a stage's stop sends at most while its controller says something still moves, and
 # the wait after each for its axes to brake (a motor controller's deceleration), at most; that
