@@ -210,8 +210,11 @@ class VisaTransport:
         return int(self.resource.baud_rate)  # type: ignore[attr-defined]
 
     def write(self, message: str) -> None:
+        """Send `message` within the timeout, a reconnect first (a raw socket's that failed)
+        within it too (`query`)."""
+        deadline = time.monotonic() + self.timeout
         self._check_open()
-        self._write(message, time.monotonic() + self.timeout)
+        self._write(message, deadline)
 
     def _write(self, message: str, deadline: float) -> None:
         """Send `message` by `deadline` (time.monotonic()), else `InstrumentTimeout`: on a
@@ -266,10 +269,13 @@ class VisaTransport:
         """Send `message` and read its reply within one timeout: the time the command took to
         go out (an instrument slow to take it) is the reply's less. On a serial line (ASRL)
         the reply keeps its own timeout, as its read waits for the largest reply's transfer
-        too (`SerialTransport.query`)."""
+        too (`SerialTransport.query`). A raw socket that failed is opened again first, within
+        that timeout too (its connect's `open_timeout`): the exchange is left what the
+        reconnect did not take, so that a reconnect adds nothing to the time `safe_bound`
+        counts for it (a timeout, and the device clear's, which reconnects too)."""
+        deadline = time.monotonic() + self.timeout
         self._drop_unasked()
         self._check_open()
-        deadline = time.monotonic() + self.timeout
         self._write(message, deadline)
         if self.resource.interface_type == constants.InterfaceType.asrl:
             return self.read()
