@@ -493,9 +493,10 @@ def _no_delay(resource: MessageBasedResource) -> None:
 
 
 class SerialTransport:
-    """A pyserial port (or a pyserial URL: socket://, rfc2217:// for serial-over-LAN adapters)
-    as a `Transport`, LF-terminated (replies too, unless `expect_reply_end` says otherwise);
-    a `BlockTransport`: binary blocks are read by their length.
+    """A pyserial port (or a pyserial URL: socket:// for serial-over-LAN adapters; not
+    rfc2217://, see `_open_port`) as a `Transport`, LF-terminated (replies too, unless
+    `expect_reply_end` says otherwise); a `BlockTransport`: binary blocks are read by their
+    length.
 
     A serial line has no device clear, and a reply the instrument is still sending when an
     exchange failed (one that came late, or was cut by a timeout or garbled) would be read as
@@ -792,7 +793,15 @@ class SerialTransport:
 def _open_port(url: str, *, baud_rate: int, timeout: float,
                connect_within: float) -> serial.SerialBase:
     """The pyserial port `url` names, with the link's timeout both ways; a serial-over-LAN
-    port (socket://) connected within `connect_within` seconds (`_LanPort`)."""
+    port (socket://) connected within `connect_within` seconds (`_LanPort`). An RFC 2217 one
+    (rfc2217://) is refused, `ValueError`: pyserial's client takes no write timeout (its open
+    fails once one is set), and its connect, its negotiation and its close each wait seconds
+    whatever the link's timeout, so no bound would hold for it."""
+    if url.lower().startswith("rfc2217://"):
+        raise ValueError(f"{url}: RFC 2217 (rfc2217://) is not supported (pyserial's client "
+                         "has no write timeout and waits seconds to connect or close whatever "
+                         "the link's timeout); set the adapter to raw TCP and give "
+                         "serial:socket://HOST:PORT")
     if url.lower().startswith("socket://"):
         port = _LanPort(None, baudrate=baud_rate, timeout=timeout, write_timeout=timeout)
         port.connect_timeout = connect_within

@@ -198,3 +198,17 @@ def test_a_serial_over_lan_port_connects_within_the_links_timeout(
     assert timeouts[0] == 0.25
     assert timeouts[1] is not None and 0 < timeouts[1] <= 0.25
     assert pauses == []
+
+
+def test_an_rfc2217_port_is_refused_saying_what_to_give_instead() -> None:
+    """pyserial's RFC 2217 client cannot be opened with a write timeout (its open raised
+    NotImplementedError past the connect and the negotiation, seconds each), and would wait
+    seconds to connect or close whatever the link's timeout: refused before any connect,
+    naming the raw TCP URL that works."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        with pytest.raises(InstrumentLost, match=r"rfc2217.*serial:socket://HOST:PORT"):
+            SerialTransport.open(f"rfc2217://127.0.0.1:{port}", baud_rate=9600, timeout=0.25)
+        listener.settimeout(0)
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nothing connected
