@@ -798,9 +798,9 @@ def _open_port(url: str, *, baud_rate: int, timeout: float,
     fails once one is set), and its connect, its negotiation and its close each wait seconds
     whatever the link's timeout, so no bound would hold for it."""
     if url.lower().startswith("rfc2217://"):
-        raise ValueError(f"{url}: RFC 2217 (rfc2217://) is not supported (pyserial's client "
-                         "has no write timeout and waits seconds to connect or close whatever "
-                         "the link's timeout); set the adapter to raw TCP and give "
+        raise ValueError("RFC 2217 (rfc2217://) is not supported (pyserial's client has no "
+                         "write timeout and waits seconds to connect or close whatever the "
+                         "link's timeout); set the adapter to raw TCP and give "
                          "serial:socket://HOST:PORT")
     if url.lower().startswith("socket://"):
         port = _LanPort(None, baudrate=baud_rate, timeout=timeout, write_timeout=timeout)
