@@ -79,6 +79,8 @@ DRAIN_CHUNK = 4096
 # the timeout for the read and back would cost, tens of µs a query, is the exchange's own
 # code's time, which no bound counts)
 _WRITE_UNCOUNTED_S = 0.001
+# a serial read's shortest wait for a byte near its deadline: closer, it waits for none
+_LEAST_WAIT_S = 0.001
 
 
 def open_transport(
@@ -635,16 +637,16 @@ class SerialTransport:
         try:
             yield
         finally:
-            with contextlib.suppress(serial.SerialException, OSError, ValueError):
-                setattr(self.port, setting, self.timeout)  # a port failed: set on reopening
+            self._restore_timeout()
+
+    def _restore_timeout(self) -> None:
+        with contextlib.suppress(serial.SerialException, OSError, ValueError):
+            self.timeout = self.timeout  # a port that failed: set on reopening
 
     def _read_by(self, size: int, deadline: float) -> bytes:
         """Up to `size` bytes, waiting for them the timeout at most and never past
-        `deadline` (time.monotonic()): b"" once it has passed."""
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return b""
-        with self._waiting("timeout", left):
+        `deadline` (time.monotonic()): past it, only what has come."""
+        with self._waiting("timeout", max(0.0, deadline - time.monotonic())):
             return bytes(self.port.read(size))
 
     def read(self) -> str:
@@ -667,20 +669,32 @@ class SerialTransport:
         reply fails when no byte of it comes for a timeout, or when it has not ended by its
         deadline: a long one (an SR830's TRCA? of 2048 points, 30 kB, half a minute at 9600
         baud) is read as long as it keeps coming, for at most the timeout and the time
-        LARGEST_REPLY takes at the baud rate, however it trickles in (each byte's wait ends
-        at the deadline too); a line longer than that is refused. Read byte by byte, as
-        pyserial's `read_until` does, so that nothing past the terminator is taken."""
+        LARGEST_REPLY takes at the baud rate, however it trickles in: no byte is waited for
+        past the deadline (one that has come is still read, as `_line_within` does on a
+        socket); a line longer than that is refused. Read byte by byte, as pyserial's
+        `read_until` does, so that nothing past the terminator is taken; the port's timeout
+        is changed only near the deadline, each time to half what is left (a few changes a
+        reply, as each reconfigures the port), then to 0 (only what has come)."""
         line = bytearray(start)
-        while not line.endswith(self._reply_end):
-            if len(line) > LARGEST_REPLY:
-                raise ProtocolError(f"a reply longer than {LARGEST_REPLY} bytes, starting "
-                                    f"{shown(line[:40].decode(ENCODING))}",
-                                    instrument=self.name)
-            byte = self._read_by(1, deadline)
-            if not byte:
-                raise self._timed_out()
-            line += byte
-        return bytes(line[: -len(self._reply_end)])
+        end, wait = self._reply_end, self.timeout
+        try:
+            while not line.endswith(end):
+                if len(line) > LARGEST_REPLY:
+                    raise ProtocolError(f"a reply longer than {LARGEST_REPLY} bytes, starting "
+                                        f"{shown(line[:40].decode(ENCODING))}",
+                                        instrument=self.name)
+                left = deadline - time.monotonic()
+                if wait and left < wait:  # a whole wait would end past the deadline
+                    wait = left / 2 if left > 2 * _LEAST_WAIT_S else 0.0
+                    self.port.timeout = wait
+                byte = self.port.read(1)
+                if not byte:
+                    raise self._timed_out()
+                line += byte
+        finally:
+            if wait != self.timeout:
+                self._restore_timeout()
+        return bytes(line[: -len(end)])
 
     def _exactly(self, size: int) -> bytes:
         """`size` bytes: each read waits the timeout for more, all of them at most the timeout
