@@ -673,8 +673,8 @@ class SerialTransport:
         past the deadline (one that has come is still read, as `_line_within` does on a
         socket); a line longer than that is refused. Read byte by byte, as pyserial's
         `read_until` does, so that nothing past the terminator is taken; the port's timeout
-        is changed only near the deadline, each time to half what is left (a few changes a
-        reply, as each reconfigures the port), then to 0 (only what has come)."""
+        is changed only within a timeout of the deadline (changing it reconfigures the port),
+        to what is left, then to 0 (only what has come)."""
         line = bytearray(start)
         end, wait = self._reply_end, self.timeout
         try:
@@ -685,7 +685,7 @@ class SerialTransport:
                                         instrument=self.name)
                 left = deadline - time.monotonic()
                 if wait and left < wait:  # a whole wait would end past the deadline
-                    wait = left / 2 if left > 2 * _LEAST_WAIT_S else 0.0
+                    wait = left if left > _LEAST_WAIT_S else 0.0
                     self.port.timeout = wait
                 byte = self.port.read(1)
                 if not byte:
