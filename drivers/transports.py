@@ -698,7 +698,7 @@ class SerialTransport:
 
     def _exactly(self, size: int) -> bytes:
         """`size` bytes: each read waits the timeout for more, all of them at most the timeout
-        and the time they take at the baud rate."""
+        and the time they take at the baud rate (past that, only what has come is read)."""
         data = bytearray()
         end = time.monotonic() + self.timeout + self._transfer_time(size)
         while len(data) < size:
