@@ -107,7 +107,16 @@ OpenTransport = Callable[[str, LinkSettings], Transport]
 
 
 class GCSLink(Link):
-    """A `Link` that also reads GCS multi-line replies (lines ending ' ' continue)."""
+    """A `Link` that also reads GCS multi-line replies (lines ending ' ' continue).
+
+    Each line is a read of its own, which may come as late as the link allows (a timeout,
+    and on a serial line the largest reply's transfer): a reply of many lines (`HPA?`,
+    `HLP?`, one line per axis or wave generator) may take that many times as long. So on the
+    make-safe path its lines past the path's deadline, or the stage's share of it, are
+    refused (`loss_budget.DeadlineReached`) as a further exchange would be: only the line
+    under way as it is reached is waited for, as `safe_bound` counts the stage's exchange
+    under way. Elsewhere a reply is read whole, however long (a data recorder's table).
+    """
 
     def query_lines(self, command: str, parse: Callable[[list[str]], T]) -> T:
         """Send `command`, gather every line of its reply, parse them; retried as `query`."""
@@ -117,6 +126,7 @@ class GCSLink(Link):
             while lines[-1].endswith(" "):
                 if len(lines) > MAX_REPLY_LINES:
                     raise ProtocolError(f"reply to {command!r} does not end", instrument=self.name)
+                self._in_time(command)
                 lines.extend(self._split(self.transport.read()))
             return parse([line.strip() for line in lines])
 
@@ -133,6 +143,7 @@ class GCSLink(Link):
             replies: list[list[str]] = []
             lines: list[str] = []  # of the reply being read
             while True:
+                self._in_time(command)
                 for line in self._split(self.transport.read()):
                     lines.append(line)
                     if line.endswith(" "):
@@ -146,6 +157,13 @@ class GCSLink(Link):
                                         f"{sum(map(len, replies)) + len(lines)} lines")
 
         return self._attempt(action, command, destructive=True)
+
+    def _in_time(self, command: str) -> None:
+        """`DeadlineReached` past the make-safe path's deadline (or the stage's share of it),
+        before a further line of the reply to `command` is read."""
+        budget = loss_budget.current() if self.budget_kind else None
+        if budget is not None and self.budget_kind:
+            budget.refuse(self.name, command, self.budget_kind)
 
     @staticmethod
     def _split(text: str) -> list[str]:

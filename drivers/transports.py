@@ -51,12 +51,13 @@ import math
 import select
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pyvisa
 import serial
 from pyvisa import constants
 from pyvisa.resources import MessageBasedResource
+from serial.urlhandler import protocol_socket
 
 from drivers.link import ConnectionClosed, shown
 from smm_daq.errors import InstrumentLost, InstrumentTimeout, ProtocolError
@@ -78,6 +79,8 @@ DRAIN_CHUNK = 4096
 # the timeout for the read and back would cost, tens of µs a query, is the exchange's own
 # code's time, which no bound counts)
 _WRITE_UNCOUNTED_S = 0.001
+# a serial read's shortest wait for a byte near its deadline: closer, it waits for none
+_LEAST_WAIT_S = 0.001
 
 
 def open_transport(
@@ -209,8 +212,11 @@ class VisaTransport:
         return int(self.resource.baud_rate)  # type: ignore[attr-defined]
 
     def write(self, message: str) -> None:
+        """Send `message` within the timeout, a reconnect first (a raw socket's that failed)
+        within it too (`query`)."""
+        deadline = time.monotonic() + self.timeout
         self._check_open()
-        self._write(message, time.monotonic() + self.timeout)
+        self._write(message, deadline)
 
     def _write(self, message: str, deadline: float) -> None:
         """Send `message` by `deadline` (time.monotonic()), else `InstrumentTimeout`: on a
@@ -265,10 +271,13 @@ class VisaTransport:
         """Send `message` and read its reply within one timeout: the time the command took to
         go out (an instrument slow to take it) is the reply's less. On a serial line (ASRL)
         the reply keeps its own timeout, as its read waits for the largest reply's transfer
-        too (`SerialTransport.query`)."""
+        too (`SerialTransport.query`). A raw socket that failed is opened again first, within
+        that timeout too (its connect's `open_timeout`): the exchange is left what the
+        reconnect did not take, so that a reconnect adds nothing to the time `safe_bound`
+        counts for it (a timeout, and the device clear's, which reconnects too)."""
+        deadline = time.monotonic() + self.timeout
         self._drop_unasked()
         self._check_open()
-        deadline = time.monotonic() + self.timeout
         self._write(message, deadline)
         if self.resource.interface_type == constants.InterfaceType.asrl:
             return self.read()
@@ -486,9 +495,10 @@ def _no_delay(resource: MessageBasedResource) -> None:
 
 
 class SerialTransport:
-    """A pyserial port (or a pyserial URL: socket://, rfc2217:// for serial-over-LAN adapters)
-    as a `Transport`, LF-terminated (replies too, unless `expect_reply_end` says otherwise);
-    a `BlockTransport`: binary blocks are read by their length.
+    """A pyserial port (or a pyserial URL: socket:// for serial-over-LAN adapters; not
+    rfc2217://, see `_open_port`) as a `Transport`, LF-terminated (replies too, unless
+    `expect_reply_end` says otherwise); a `BlockTransport`: binary blocks are read by their
+    length.
 
     A serial line has no device clear, and a reply the instrument is still sending when an
     exchange failed (one that came late, or was cut by a timeout or garbled) would be read as
@@ -502,21 +512,24 @@ class SerialTransport:
 
     A port that failed (a USB-serial adapter unplugged and plugged in again leaves the open
     one dead for good; a serial-over-LAN connection dropped) is closed and opened again by
-    its next use or device clear (`reopen`, given by `open`): one try each time, so no call
-    waits on more than one open; where it fails, `InstrumentLost` says the port could not be
-    reopened. The exchange that found it failed ends in `InstrumentLost`, never sent once
-    more on the port opened again: what the dead port took without complaint (a write into a
-    dropped connection succeeds; a `MOV` or `CURR` before the query) may never have arrived,
-    and the query sent again (`ERR?`, `SYST:ERR?`) would answer "no error" for it; a query
-    that did arrive may have cleared what it reads (an error queue, `LIAS?`'s latch).
+    its next use or device clear (`reopen`, given by `open`): one try each time, within the
+    time of the call that makes it (a command's write timeout; a connect over LAN is given
+    what is left of it), so no call waits on more than one open, nor longer for it; where it
+    fails, `InstrumentLost` says the port could not be reopened. The exchange that found it
+    failed ends in `InstrumentLost`, never sent once more on the port opened again: what the
+    dead port took without complaint (a write into a dropped connection succeeds; a `MOV` or
+    `CURR` before the query) may never have arrived, and the query sent again (`ERR?`,
+    `SYST:ERR?`) would answer "no error" for it; a query that did arrive may have cleared what
+    it reads (an error queue, `LIAS?`'s latch).
     """
 
     def __init__(self, port: serial.SerialBase, *, name: str,
-                 reopen: Callable[[], serial.SerialBase] | None = None) -> None:
+                 reopen: Callable[[float], serial.SerialBase] | None = None) -> None:
         self.port = port
         self.name = name
+        self._timeout_s = float(port.timeout)  # the link's; a read near its deadline waits less
         self._reply_end = _LF  # what ends a reply
-        self._reopen = reopen
+        self._reopen = reopen  # opens the port again, its connect within the seconds given
         self._broken = False  # the port failed: reopened before its next use
         self._closed = False  # closed by `close`: never reopened
 
@@ -531,47 +544,51 @@ class SerialTransport:
 
     @classmethod
     def open(cls, url: str, *, baud_rate: int, timeout: float) -> SerialTransport:
-        def connect() -> serial.SerialBase:
-            return serial.serial_for_url(
-                url, baudrate=baud_rate, timeout=timeout, write_timeout=timeout
-            )
+        def connect(within: float) -> serial.SerialBase:
+            return _open_port(url, baud_rate=baud_rate, timeout=timeout, connect_within=within)
 
         try:
-            port = connect()
+            port = connect(timeout)
         except (serial.SerialException, OSError, ValueError) as exc:
             raise InstrumentLost(f"cannot open: {exc}", instrument=url) from exc
         return cls(port, name=url, reopen=connect)
 
     @property
     def timeout(self) -> float:
-        return float(self.port.timeout)
+        return self._timeout_s
 
     @timeout.setter
     def timeout(self, seconds: float) -> None:
         self.port.timeout = seconds
         self.port.write_timeout = seconds
+        self._timeout_s = float(seconds)
 
     def _lost(self, exc: Exception) -> InstrumentLost:
         self._broken = True
         again = "; it is opened again before its next use" if self._reopen is not None else ""
         return InstrumentLost(f"link failed: {exc}{again}", instrument=self.name)
 
-    def _check_open(self) -> None:
-        """Close a port that failed and open it again (one try), keeping its settings."""
+    def _check_open(self, deadline: float) -> None:
+        """Close a port that failed and open it again (one try), keeping its settings, by
+        `deadline` (time.monotonic()): the time of the call that uses it (a command's, or a
+        device clear's share that letting out what was written takes, none on a new port),
+        so that a reopen adds nothing to what `safe_bound` counts for the call."""
         if self._closed:
             raise InstrumentLost("link closed", instrument=self.name)
         if not self._broken or self._reopen is None:
             return
-        timeout = self.timeout
         with contextlib.suppress(Exception):  # the old port may be gone already
             self.port.close()
+        left = deadline - time.monotonic()
         try:
-            port = self._reopen()
+            if left <= 0:
+                raise serial.SerialException(f"no time left within {self.timeout:g} s")
+            port = self._reopen(left)
         except (serial.SerialException, OSError, ValueError) as exc:
             raise InstrumentLost(f"the port failed and could not be reopened: {exc}",
                                  instrument=self.name) from exc
         self.port = port
-        self.timeout = timeout
+        self.timeout = self._timeout_s
         self._broken = False
 
     def _timed_out(self) -> InstrumentTimeout:
@@ -581,13 +598,26 @@ class SerialTransport:
         """Seconds `size` bytes take on the line at its baud rate."""
         return size * BITS_PER_BYTE / float(self.port.baudrate)
 
-    def write(self, message: str) -> None:
-        self._check_open()
-        self._send(message)
+    def _reply_deadline(self) -> float:
+        """When a reply starting now must have ended (time.monotonic()): the timeout and the
+        time the largest reply takes at the baud rate (`safe_bound.exchange_s`)."""
+        return time.monotonic() + self.timeout + self._transfer_time(LARGEST_REPLY)
 
-    def _send(self, message: str) -> None:
+    def write(self, message: str) -> None:
+        deadline = time.monotonic() + self.timeout
+        self._check_open(deadline)
+        self._send(message, deadline)
+
+    def _send(self, message: str, deadline: float) -> None:
+        """Write `message` by `deadline` (time.monotonic()): the port's write timeout, or
+        what is left of it after a reopen."""
+        data = (message + TERMINATION).encode(ENCODING)
+        left = deadline - time.monotonic()
         try:
-            self.port.write((message + TERMINATION).encode(ENCODING))
+            if left <= 0:
+                raise serial.SerialTimeoutException("no time left")
+            with self._waiting("write_timeout", left):
+                self.port.write(data)
         except serial.SerialTimeoutException as exc:
             raise InstrumentTimeout(
                 f"could not send within {self.timeout:g} s", instrument=self.name
@@ -595,49 +625,85 @@ class SerialTransport:
         except (serial.SerialException, OSError) as exc:
             raise self._lost(exc) from exc
 
-    def read(self) -> str:
-        self._check_open()
-        return self._receive()
-
-    def _receive(self) -> str:
+    @contextlib.contextmanager
+    def _waiting(self, setting: str, seconds: float) -> Iterator[None]:
+        """The port's `setting` ("timeout" or "write_timeout") `seconds` while in the block,
+        where that is less than the link's timeout (changing it reconfigures the port, so it
+        is left alone otherwise)."""
+        if seconds >= self.timeout:
+            yield
+            return
+        setattr(self.port, setting, seconds)
         try:
-            line = self._line(b"")
+            yield
+        finally:
+            self._restore_timeout()
+
+    def _restore_timeout(self) -> None:
+        with contextlib.suppress(serial.SerialException, OSError, ValueError):
+            self.timeout = self.timeout  # a port that failed: set on reopening
+
+    def _read_by(self, size: int, deadline: float) -> bytes:
+        """Up to `size` bytes, waiting for them the timeout at most and never past
+        `deadline` (time.monotonic()): past it, only what has come."""
+        with self._waiting("timeout", max(0.0, deadline - time.monotonic())):
+            return bytes(self.port.read(size))
+
+    def read(self) -> str:
+        """The next reply, by its deadline (`_line`), a reopen's time (a timeout at most)
+        within it."""
+        deadline = self._reply_deadline()
+        self._check_open(time.monotonic() + self.timeout)
+        return self._receive(deadline)
+
+    def _receive(self, deadline: float) -> str:
+        try:
+            line = self._line(b"", deadline)
         except (serial.SerialException, OSError) as exc:
             raise self._lost(exc) from exc
         return line.decode(ENCODING).rstrip("\r")
 
-    def _line(self, start: bytes) -> bytes:
+    def _line(self, start: bytes, deadline: float) -> bytes:
         """The line `start` begins, up to its terminator (LF unless `expect_reply_end` said
-        otherwise; not included). A reply fails when no byte of it comes for a timeout, not
-        when the whole of it takes longer: a long one (an SR830's TRCA? of 2048 points, 30 kB,
-        half a minute at 9600 baud) is read as long as it keeps coming, for at most the
-        timeout and the time LARGEST_REPLY takes at the baud rate; a line longer than that is
-        refused."""
+        otherwise; not included), by `deadline` (time.monotonic(); `_reply_deadline`). A
+        reply fails when no byte of it comes for a timeout, or when it has not ended by its
+        deadline: a long one (an SR830's TRCA? of 2048 points, 30 kB, half a minute at 9600
+        baud) is read as long as it keeps coming, for at most the timeout and the time
+        LARGEST_REPLY takes at the baud rate, however it trickles in: no byte is waited for
+        past the deadline (one that has come is still read, as `_line_within` does on a
+        socket); a line longer than that is refused. Read byte by byte, as pyserial's
+        `read_until` does, so that nothing past the terminator is taken; the port's timeout
+        is changed only within a timeout of the deadline (changing it reconfigures the port),
+        to what is left, then to 0 (only what has come)."""
         line = bytearray(start)
-        end = time.monotonic() + self.timeout + self._transfer_time(LARGEST_REPLY)
-        while not line.endswith(self._reply_end):
-            chunk = self.port.read_until(self._reply_end, LARGEST_REPLY + 1 - len(line))
-            if not chunk:
-                raise self._timed_out()
-            line += chunk
-            if line.endswith(self._reply_end):
-                break
-            if len(line) > LARGEST_REPLY:
-                raise ProtocolError(f"a reply longer than {LARGEST_REPLY} bytes, starting "
-                                    f"{shown(line[:40].decode(ENCODING))}",
-                                    instrument=self.name)
-            if time.monotonic() > end:
-                raise self._timed_out()
-        return bytes(line[: -len(self._reply_end)])
+        end, wait = self._reply_end, self.timeout
+        try:
+            while not line.endswith(end):
+                if len(line) > LARGEST_REPLY:
+                    raise ProtocolError(f"a reply longer than {LARGEST_REPLY} bytes, starting "
+                                        f"{shown(line[:40].decode(ENCODING))}",
+                                        instrument=self.name)
+                left = deadline - time.monotonic()
+                if wait and left < wait:  # a whole wait would end past the deadline
+                    wait = left if left > _LEAST_WAIT_S else 0.0
+                    self.port.timeout = wait
+                byte = self.port.read(1)
+                if not byte:
+                    raise self._timed_out()
+                line += byte
+        finally:
+            if wait != self.timeout:
+                self._restore_timeout()
+        return bytes(line[: -len(end)])
 
     def _exactly(self, size: int) -> bytes:
         """`size` bytes: each read waits the timeout for more, all of them at most the timeout
-        and the time they take at the baud rate."""
+        and the time they take at the baud rate (past that, only what has come is read)."""
         data = bytearray()
         end = time.monotonic() + self.timeout + self._transfer_time(size)
         while len(data) < size:
-            chunk = self.port.read(size - len(data))
-            if not chunk or (len(data) + len(chunk) < size and time.monotonic() > end):
+            chunk = self._read_by(size - len(data), end)
+            if not chunk:
                 raise self._timed_out()
             data += chunk
         return bytes(data)
@@ -645,7 +711,8 @@ class SerialTransport:
     def read_block(self) -> str:
         """The reply, a definite-length block read by its length, byte for byte (then its
         terminator, LF or CR LF); a reply that starts no block is read as a line."""
-        self._check_open()
+        deadline = self._reply_deadline()
+        self._check_open(time.monotonic() + self.timeout)
         try:
             head = self._exactly(1)
             if head == b"#":
@@ -655,10 +722,10 @@ class SerialTransport:
                     head += self._exactly(1)  # one at a time: a line may end among them
                 if digits and head[2:].isdigit() and len(head) == 2 + digits:
                     payload = self._exactly(int(head[2:]))
-                    tail = self._line(b"")
+                    tail = self._line(b"", self._reply_deadline())
                     block = head + payload + tail.removesuffix(b"\r")
                     return block.decode(ENCODING)
-            return self._line(head).decode(ENCODING).rstrip("\r")
+            return self._line(head, deadline).decode(ENCODING).rstrip("\r")
         except (serial.SerialException, OSError) as exc:
             raise self._lost(exc) from exc
 
@@ -667,21 +734,25 @@ class SerialTransport:
         (waiting for nothing): a line the instrument sent more (a second reply, an extra
         terminator) had been read as the reply to this query, and every later reply as the
         one to the query before it. A reply that comes later than that still reaches the
-        next query, as on a raw socket (`VisaTransport.query`)."""
-        self._drop_unasked()
-        self._send(message)
-        return self._receive()
+        next query, as on a raw socket (`VisaTransport.query`). A port reopened first is
+        reopened within the command's time (its write timeout: `safe_bound.command_s`)."""
+        deadline = time.monotonic() + self.timeout
+        self._drop_unasked(deadline)
+        self._send(message, deadline)
+        return self._receive(self._reply_deadline())
 
     def query_block(self, message: str) -> str:
         """Send `message` and read its reply by `read_block`, what arrived unread before it
         dropped first, as `query` does (a line sent unasked had been read as the block)."""
-        self._drop_unasked()
-        self._send(message)
+        deadline = time.monotonic() + self.timeout
+        self._drop_unasked(deadline)
+        self._send(message, deadline)
         return self.read_block()
 
-    def _drop_unasked(self) -> None:
-        """Drop what arrived unread, waiting for nothing (a port that failed is reopened)."""
-        self._check_open()
+    def _drop_unasked(self, deadline: float) -> None:
+        """Drop what arrived unread, waiting for nothing (a port that failed is reopened, by
+        `deadline`)."""
+        self._check_open(deadline)
         try:
             if self.port.in_waiting:
                 self.port.reset_input_buffer()
@@ -690,8 +761,8 @@ class SerialTransport:
 
     def discard_input(self) -> None:
         """Drop what has arrived unread (a reply an earlier program left), waiting for
-        nothing (a port that failed is reopened first)."""
-        self._check_open()
+        nothing (a port that failed is reopened first, within a timeout)."""
+        self._check_open(time.monotonic() + self.timeout)
         try:
             self.port.reset_input_buffer()
         except (serial.SerialException, OSError) as exc:
@@ -701,8 +772,9 @@ class SerialTransport:
         """Let what was written go out (for at most the time it takes at the baud rate and a
         timeout: a command sent just before, a stop, is never dropped), drop what is still
         held (a line blocked by flow control) and what has arrived, then what arrives until
-        the line is quiet (a port that failed is reopened first)."""
-        self._check_open()
+        the line is quiet (a port that failed is reopened first, within the timeout that
+        letting out what was written may take: a new port holds nothing unsent)."""
+        self._check_open(time.monotonic() + self.timeout)
         try:
             self._let_out()
             self.port.reset_output_buffer()
@@ -730,3 +802,62 @@ class SerialTransport:
     def close(self) -> None:
         self._closed = True
         self.port.close()
+
+
+def _open_port(url: str, *, baud_rate: int, timeout: float,
+               connect_within: float) -> serial.SerialBase:
+    """The pyserial port `url` names, with the link's timeout both ways; a serial-over-LAN
+    port (socket://) connected within `connect_within` seconds (`_LanPort`). An RFC 2217 one
+    (rfc2217://) is refused, `ValueError`: pyserial's client takes no write timeout (its open
+    fails once one is set), and its connect, its negotiation and its close each wait seconds
+    whatever the link's timeout, so no bound would hold for it."""
+    if url.lower().startswith("rfc2217://"):
+        raise ValueError("RFC 2217 (rfc2217://) is not supported (pyserial's client has no "
+                         "write timeout and waits seconds to connect or close whatever the "
+                         "link's timeout); set the adapter to raw TCP and give "
+                         "serial:socket://HOST:PORT")
+    if url.lower().startswith("socket://"):
+        port = _LanPort(None, baudrate=baud_rate, timeout=timeout, write_timeout=timeout)
+        port.connect_timeout = connect_within
+        port.port = url
+        port.open()
+        return port
+    return serial.serial_for_url(url, baudrate=baud_rate, timeout=timeout,
+                                 write_timeout=timeout)
+
+
+class _LanPort(protocol_socket.Serial):
+    """pyserial's socket:// port, its connect bounded by `connect_timeout` (pyserial's waits
+    5 s whatever the port's timeout: a reopen after the adapter vanished, its SYNs
+    unanswered, outlasted the exchange it was made for) and its close not paused (pyserial
+    sleeps 0.3 s after it, for a reconnect's sake, which the reopen's time would spend)."""
+
+    connect_timeout: float = protocol_socket.POLL_TIMEOUT
+
+    def open(self) -> None:
+        self.logger = None  # pyserial's, set where the URL asks for logging (`from_url`)
+        if self._port is None:
+            raise serial.SerialException("Port must be configured before it can be used.")
+        if self.is_open:
+            raise serial.SerialException("Port is already open.")
+        try:
+            sock = socket.create_connection(self.from_url(self.portstr),
+                                            timeout=self.connect_timeout)
+        except OSError as exc:
+            raise serial.SerialException(
+                f"could not connect to {self.portstr} within {self.connect_timeout:g} s: "
+                f"{exc}") from exc
+        sock.setblocking(False)  # pyserial's reads and writes wait in select
+        self._socket = sock
+        self.is_open = True
+        self.reset_input_buffer()
+
+    def close(self) -> None:
+        if not self.is_open:
+            return
+        if self._socket is not None:
+            with contextlib.suppress(OSError):
+                self._socket.shutdown(socket.SHUT_RDWR)
+            self._socket.close()
+            self._socket = None
+        self.is_open = False

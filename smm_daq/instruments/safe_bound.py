@@ -39,7 +39,10 @@ SETTLE_ALLOWANCE_S = 2.0 + 0.05
 LOST_EXCHANGES = 4
 RAMP_PAUSE_S = 0.1  # the drivers' pause between a ramp's steps, at most
 # the replies one attempt of the stage's may wait for: its stop on a link of its own reads
-# the error from before, the stop's check and a marker in one go
+# the error from before, the stop's check and a marker in one go. A reply of many lines
+# (`HPA?`, `HLP?`, one line per axis), each line as late as the link allows, is no more:
+# past the deadline its further lines are refused (`pi_gcs.GCSLink`), so that the line
+# under way, after its query's command, is the most waited for
 STAGE_REPLIES_PER_ATTEMPT = 3
 # the stops a stage's stop sends at most while its controller says something still moves, and
 # the wait after each for its axes to brake (a motor controller's deceleration), at most; that
@@ -76,8 +79,10 @@ def exchange_s(link: LinkSettings) -> float:
 def command_s(link: LinkSettings) -> float:
     """How long the command of one exchange on `link` may take to go out before its reply's
     time begins: on a serial line its write's own timeout (a line held by flow control: the
-    write waits that long for room, and the reply then has its timeout too); on any other
-    link nothing, as a command and its reply share one timeout (`VisaTransport.query`)."""
+    write waits that long for room, and the reply then has its timeout too; a port that
+    failed is opened again within it, `SerialTransport`); on any other link nothing, as a
+    command and its reply share one timeout (`VisaTransport.query`), a raw socket's
+    reconnect before them included."""
     return link.timeout_s if is_serial(link.address) else 0.0
 
 

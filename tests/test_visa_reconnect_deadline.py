@@ -1,0 +1,94 @@
+"""A raw socket's reconnect before an exchange (the one before ended in a failed link) is
+made within the exchange's one timeout, as `safe_bound` counts it: the command and its
+reply are left what the reconnect did not take. On a fake clock that the fake resource's
+calls advance; nothing sleeps."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+import pyvisa
+from pyvisa import constants
+
+from drivers import transports
+from drivers.transports import VisaTransport
+from smm_daq.errors import InstrumentLost, InstrumentTimeout
+
+TIMEOUT_S = 1.0
+RECONNECT_S = 0.6 * TIMEOUT_S  # a connect answered late, within its open_timeout
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+class SilentSocket:
+    """A raw-socket resource (as VisaTransport sees one without pyvisa-py's socket under it)
+    that takes commands and never answers: a read waits out its timeout; `failing`, a read
+    fails as a link gone does."""
+
+    interface_type = constants.InterfaceType.tcpip
+    visalib = None
+    session = 0
+    read_termination = "\n"
+    write_termination = "\n"
+    encoding = "latin-1"
+
+    def __init__(self, clock: FakeClock, *, failing: bool = False) -> None:
+        self.clock = clock
+        self.failing = failing
+        self.timeout: float = TIMEOUT_S * 1000.0
+
+    def write(self, message: str) -> None:
+        pass
+
+    def read(self) -> str:
+        if self.failing:
+            raise pyvisa.VisaIOError(constants.StatusCode.error_connection_lost)
+        self.clock.now += self.timeout / 1000.0
+        raise pyvisa.VisaIOError(constants.StatusCode.error_timeout)
+
+    def flush(self, mask: object) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("call", ["query", "write"])
+def test_a_reconnect_before_an_exchange_is_made_within_its_timeout(
+        monkeypatch: pytest.MonkeyPatch, call: str) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(transports, "time", types.SimpleNamespace(monotonic=clock.monotonic))
+
+    def reconnect() -> SilentSocket:
+        clock.now += RECONNECT_S
+        return SilentSocket(clock)
+
+    sent_by: list[float] = []
+
+    def send_within(sock: object, data: bytes, deadline: float) -> None:
+        sent_by.append(deadline)  # the instrument takes no more: the send waits it out
+        clock.now = max(clock.now, deadline)
+        raise TimeoutError("the peer takes no more")
+
+    transport = VisaTransport(SilentSocket(clock, failing=True), name="supply",
+                              reopen=reconnect)
+    with pytest.raises(InstrumentLost):
+        transport.query("CURR?")
+    start = clock.now
+    if call == "query":
+        with pytest.raises(InstrumentTimeout, match="no reply"):
+            transport.query("CURR?")
+    else:
+        monkeypatch.setattr(transports, "_raw_socket", lambda resource: object())
+        monkeypatch.setattr(transports, "_send_within", send_within)
+        with pytest.raises(InstrumentTimeout, match="could not send"):
+            transport.write("OUTP OFF")
+        assert sent_by == [pytest.approx(start + TIMEOUT_S)]
+    assert clock.now - start <= TIMEOUT_S + 1e-9
