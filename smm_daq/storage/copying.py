@@ -35,7 +35,7 @@ size indexes every chunk its shape can hold as soon as one is stored.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING
 
 import h5py
@@ -308,12 +308,17 @@ def index_room(src: h5py.Dataset, *, extendable: bool = False) -> int:
     chunk larger than the shape, or a shape that may grow, is a fixed array's). Which index
     HDF5 gives a chunked dataset follows from its maximum shape: none unlimited, a fixed
     array with an entry for every chunk that shape holds, allocated whole once one chunk is
-    stored; one unlimited, an extensible array, counted as if every chunk of its shape now
-    were stored (as in a scan's logs; exact there); more, a B-tree of the chunks stored, its
-    nodes counted half full. An entry is an address, with a stored size and a filter mask
-    where the copy is filtered. Exact for a fixed or extensible array, measured against what
-    HDF5 allocates (tests/test_storage_repair_chunks.py)."""
-    if _made_extendable(src, extendable):
+    stored; one unlimited, an extensible array, whose blocks of entries HDF5 allocates as a
+    chunk indexed in them is stored: those holding the chunks `src` stores (every chunk of
+    its shape where it is made extendable: all are written); more, a B-tree of the chunks
+    stored, one node where they fit one, else its nodes counted half full (as they may be
+    where chunks are not stored in order; the copy stores them in order, which fills them:
+    this counts about twice what it takes). An entry is an address, with a stored size and
+    a filter mask where the copy is filtered. Exact for a fixed or extensible array and a
+    B-tree of one node, measured against what HDF5 allocates
+    (tests/test_storage_repair_chunks.py)."""
+    made_extendable = _made_extendable(src, extendable)
+    if made_extendable:
         chunks: tuple[int, ...] = (extendable_chunk(src),)
         maxshape: tuple[int | None, ...] = (None,)
         stored = -(-src.id.get_storage_size() // (chunks[0] * src.dtype.itemsize))
@@ -328,14 +333,33 @@ def index_room(src: h5py.Dataset, *, extendable: bool = False) -> int:
     chunk_bytes = int(np.prod(chunks, dtype=object)) * _stored_bytes(ftype)
     entry = _entry_bytes(chunk_bytes, src.id.get_create_plist().get_nfilters() > 0)
     extent = [src.shape[i] if most is None else most for i, most in enumerate(maxshape)]
-    declared = int(np.prod([-(-n // c) for n, c in zip(extent, chunks, strict=True)],
-                           dtype=object))
+    counts = [-(-n // c) for n, c in zip(extent, chunks, strict=True)]
+    declared = int(np.prod(counts, dtype=object))
     unlimited = sum(most is None for most in maxshape)
     if unlimited == 0:  # a single chunk only where it is the shape, which cannot grow
         return 0 if src.shape == maxshape == chunks else _fixed_array(declared, entry)
-    if unlimited == 1:
-        return _extensible_array(declared, entry)
+    if unlimited == 1:  # HDF5 2.0 misplaces the chunks of one unlimited along a later axis
+        dense = made_extendable or stored == declared or maxshape[0] is not None
+        indexes = range(declared) if dense else _extensible_indexes(src, counts)
+        return _extensible_array(indexes, entry)
     return _btree(stored, entry + 8 * len(chunks))  # a record holds the chunk's offset too
+
+
+def _extensible_indexes(src: h5py.Dataset, counts: list[int]) -> list[int]:
+    """The index in an extensible array of each chunk `src` stores, its first axis the
+    unlimited one and `counts` the chunks along each axis its maximum shape holds: HDF5
+    numbers the chunks in row-major order (the unlimited axis moved first where it is a
+    later one: there, HDF5 2.0 reports the offsets of a 1.10 file's chunks wrongly, so such
+    a dataset is counted as if every chunk of its shape were stored)."""
+    strides = [int(np.prod(counts[k + 1:], dtype=object)) for k in range(len(counts))]
+    found: list[int] = []
+
+    def add(info: h5d.StoreInfo) -> None:
+        found.append(sum(o // c * stride for o, c, stride
+                         in zip(info.chunk_offset, src.chunks, strides, strict=True)))
+
+    src.id.chunk_iter(add)
+    return found
 
 
 def _stored_bytes(ftype: h5t.TypeID) -> int:
@@ -375,30 +399,43 @@ def _fixed_array(entries: int, entry: int) -> int:
     return _FIXED_HEADER + block
 
 
-def _extensible_array(entries: int, entry: int) -> int:
-    """An extensible array holding `entries` entries: its header, index block, and the data
-    blocks (with the super blocks addressing them) up to the last entry."""
+def _extensible_array(indexes: Collection[int], entry: int) -> int:
+    """An extensible array holding entries at `indexes`: its header and index block, and each
+    data block holding one of them (with the super block addressing it, past the index
+    block's own), which HDF5 allocates as an entry in it is first set."""
     size = (_EXTENSIBLE_HEADER + _FRAME + _ADDRESS + _EXTENSIBLE_DIRECT * entry
             + _EXTENSIBLE_ADDRESSES * _ADDRESS)
-    left, level = entries - _EXTENSIBLE_DIRECT, 0
-    while left > 0:
+    if isinstance(indexes, range):  # every entry below its end: counted a block at a time
+        last = indexes.stop - 1
+        placed = None
+    else:
+        placed = np.unique(np.fromiter(indexes, dtype=np.int64, count=len(indexes)))
+        last = int(placed[-1]) if placed.size else -1
+    start, level = _EXTENSIBLE_DIRECT, 0
+    while start <= last:
         blocks = 1 << (level // 2)
         each = _EXTENSIBLE_MIN_BLOCK << ((level + 1) // 2)
+        if placed is None:
+            used = min(blocks, -(-(last + 1 - start) // each))
+        else:
+            here = placed[(placed >= start) & (placed < start + blocks * each)]
+            used = np.unique((here - start) // each).size
         pages = each // _PAGE if each > _PAGE else 0
-        if level >= _EXTENSIBLE_IN_INDEX:  # a super block addressing its data blocks
+        if used and level >= _EXTENSIBLE_IN_INDEX:  # a super block addressing its data blocks
             size += (_FRAME + _ADDRESS + _BLOCK_OFFSET + blocks * _ADDRESS
                      + blocks * -(-pages // 8))
-        used = min(blocks, -(-left // each))
         size += used * (_FRAME + _ADDRESS + _BLOCK_OFFSET + each * entry + _paging(each))
-        left -= blocks * each
+        start += blocks * each
         level += 1
     return size
 
 
 def _btree(records: int, record: int) -> int:
-    """A version 2 B-tree of `records` records of `record` bytes, its nodes at least half
-    full (its leaves, then each level of nodes above them: a record and a child's address
-    and counts each)."""
+    """A version 2 B-tree of `records` records of `record` bytes: its root node alone where
+    they fit it, else its nodes at least half full (its leaves, then each level of nodes
+    above them: a record and a child's address and counts each)."""
+    if records <= (_BTREE_NODE - _FRAME) // record:
+        return _BTREE_HEADER + _BTREE_NODE
     half = max(1, (_BTREE_NODE - _FRAME) // record // 2)
     level = -(-records // half)
     nodes = level
