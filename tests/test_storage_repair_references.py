@@ -182,3 +182,7 @@ def test_datasets_and_attributes_of_a_named_type_are_repaired_linked_to_it(
         assert records[()].tolist() == [(1, 2.5)] and twins[()].tolist() == [(2, 0.5)]
         assert f["scan"].attrs["offset"].tolist() == (4, 1.5)
         assert f["types/record"].attrs["unit"] == "T"
+    if H5DUMP is not None:  # a C reader sees the link
+        out = subprocess.run([H5DUMP, "-d", "/scan/data/records", str(path)],
+                             capture_output=True, text=True)
+        assert out.returncode == 0 and 'DATATYPE  "/types/record"' in out.stdout, out.stdout
