@@ -1,8 +1,8 @@
 """A repair keeps every attribute exactly as its file holds it: its HDF5 type (text with its
 length, padding and character set), its dataspace (scalar, simple, null) and its bytes, on
 the root, on groups and on datasets, in their order. Text that is not UTF-8 in an ASCII
-attribute (as a C program writes it) is copied as it is, not called damage; an attribute
-holding references, which would point nowhere in the copy, is refused naming it."""
+attribute (as a C program writes it) is copied as it is, not called damage (references:
+test_storage_repair_references)."""
 
 from __future__ import annotations
 
@@ -209,17 +209,6 @@ def test_ascii_text_that_is_not_utf8_is_repaired_as_it_is_not_called_damaged(
         kind = attr.get_type()
         assert kind.is_variable_str() and kind.get_cset() == h5t.CSET_ASCII
         np.testing.assert_array_equal(f["scan/data/Bz"][()], np.arange(3.0))
-
-
-def test_an_attribute_holding_references_is_refused_naming_it_and_the_file_is_kept(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A reference addresses an object in its own file: copied, it would point into the
-    repaired copy where that object no longer lies."""
-    path = tmp_path / "s.h5"
-    with earlier_release(path) as f:
-        d = f.create_dataset("scan/data/Bz", data=np.arange(3.0))
-        f["scan"].attrs["signal"] = d.ref
-    refused_and_kept(path, capsys, "attribute 'signal' of '/scan'")
 
 
 def test_sequences_of_big_endian_numbers_are_repaired_with_their_values(

@@ -20,6 +20,10 @@ stored data is copied:
 Attributes (`copy_attributes`) are made anew with their file type and dataspace, their values
 copied as raw bytes of that type, or through memory unconverted where of variable length.
 
+What points at objects of the file is pointed at their copies (`smm_daq.storage.relinking`):
+a dataset or attribute of a named type is made with that type's copy, and references are
+written last, each pointing at the copy of what it pointed at.
+
 Allocation is never early in the copy (chunked: as chunks are written; contiguous: on the
 first write), so a dataset never written stays unallocated, as it was.
 
@@ -31,13 +35,17 @@ size indexes every chunk its shape can hold as soon as one is stored.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
 from h5py import h5, h5a, h5d, h5p, h5s, h5t, h5z
 
 from smm_daq.errors import InputError
+
+if TYPE_CHECKING:
+    from smm_daq.storage.relinking import Relinks, Remap
 
 BLOCK_BYTES = 32 << 20  # bytes read at once from a contiguous dataset
 # a chunk of a 1-D dataset made extendable: at least as many elements as a scan's own logs
@@ -51,18 +59,18 @@ _POINTER_BYTES = 16  # in-memory size of one variable-length element (a count an
 
 
 def copy_dataset(src: h5py.Dataset, dst: h5py.Group, name: str, *, source: str,
-                 extendable: bool = False) -> h5py.Dataset:
+                 extendable: bool = False, relinks: Relinks | None = None) -> h5py.Dataset:
     """`src` copied as `dst`[`name`] (its data and creation properties; not its attributes).
     `extendable`: a contiguous 1-D `src` is made chunked and extendable along its axis.
-    `source`: the file named in a refusal; a dataset holding references is refused there
-    (`InputError`), as an attribute holding them is (`copy_attributes`)."""
+    `relinks`: what the rebuild copied where: a dataset of a named type is made with that
+    type's copy, and the values of one holding references are written last, pointing at
+    the copied objects (`smm_daq.storage.relinking`). Without it, or where its references
+    are of a kind not followed there, a dataset holding references is refused (`InputError`,
+    naming the file `source`), as an attribute holding them is (`copy_attributes`)."""
     ftype = _file_type(src)
-    if ftype.detect_class(h5t.REFERENCE):
-        raise InputError(
-            f"dataset '{src.name}' holds HDF5 references, which point into this file only "
-            "and would point nowhere in its rebuilt copy; expected no references in a "
-            "session file: it is left as it was, copy what it needs with an HDF5 tool",
-            source=source)
+    references = bool(ftype.detect_class(h5t.REFERENCE))
+    if references:
+        _check_references(f"dataset '{src.name}'", ftype, relinks, source)
     converted = _needs_memory(ftype)
     if converted or ftype.get_class() == h5t.STRING:
         _check_text_size(src, ftype, source)
@@ -78,20 +86,15 @@ def copy_dataset(src: h5py.Dataset, dst: h5py.Group, name: str, *, source: str,
         dcpl.set_alloc_time(h5d.ALLOC_TIME_INCR)
     elif layout == h5d.CONTIGUOUS:
         dcpl.set_alloc_time(h5d.ALLOC_TIME_LATE)
-    dst[name] = h5py.Dataset(h5d.create(dst.id, None, ftype, space, dcpl=dcpl))
+    made_as = relinks.file_type(src.id.get_type()) if relinks is not None else ftype
+    dst[name] = h5py.Dataset(h5d.create(dst.id, None, made_as, space, dcpl=dcpl))
     new = dst[name]
     if src.shape is None or (stored_as != h5d.COMPACT and src.id.get_storage_size() == 0):
         return new
-    if converted and new.chunks is not None and new.chunks == src.chunks:
-        for offset in allocated_chunks(src):  # through memory, each chunk its file holds
-            region = tuple(slice(o, min(o + c, n))
-                           for o, c, n in zip(offset, new.chunks, src.shape, strict=True))
-            _copy_converted_chunk(src, new, region)
-    elif converted:  # read and written whole, as HDF5 does it: h5py broadcasts sequences
-        values, mtype = _memory_buffer(ftype, src.shape)
-        src.id.read(h5s.ALL, h5s.ALL, values, mtype=mtype)
-        _in_file_order(values)
-        new.id.write(h5s.ALL, h5s.ALL, values, mtype=mtype)
+    if references and relinks is not None:  # once every object they may point at is copied
+        relinks.later(lambda remap: _copy_through_memory(src, new, remap))
+    elif converted:
+        _copy_through_memory(src, new)
     elif new.chunks is not None and new.chunks == src.chunks:
         for offset in allocated_chunks(src):
             copy_chunk(src.id, new.id, offset)
@@ -101,23 +104,66 @@ def copy_dataset(src: h5py.Dataset, dst: h5py.Group, name: str, *, source: str,
     return new
 
 
-def copy_named_type(src: h5py.Datatype, dst: h5py.Group, name: str) -> h5py.Datatype:
-    """`src`, a named (committed) datatype, committed anew as `dst`[`name`] in the oldest
-    encoding that describes it (`_oldest`); not its attributes. A dataset or attribute of
-    its file that uses it gets an equal type of its own in the copy, not a link to it."""
-    _oldest(src.id).commit(dst.id, name.encode())
-    return dst[name]
+def _copy_through_memory(src: h5py.Dataset, new: h5py.Dataset,
+                         remap: Remap | None = None) -> None:
+    """The values of `src` written to `new` through memory, converted (`_needs_memory`):
+    chunk by chunk, each chunk its file holds, where both have the same chunks, else whole;
+    `remap` makes the references among them point at the copied objects."""
+    if new.chunks is not None and new.chunks == src.chunks:
+        for offset in allocated_chunks(src):
+            region = tuple(slice(o, min(o + c, n))
+                           for o, c, n in zip(offset, new.chunks, src.shape, strict=True))
+            _copy_converted_chunk(src, new, region, remap)
+        return
+    # read and written whole, as HDF5 does it: h5py broadcasts sequences
+    values, mtype = _memory_buffer(src.id.get_type(), src.shape)
+    src.id.read(h5s.ALL, h5s.ALL, values, mtype=mtype)
+    _in_file_order(values)
+    if remap is not None:
+        remap(values, f"dataset '{src.name}'")
+    new.id.write(h5s.ALL, h5s.ALL, values, mtype=mtype)
 
 
-def copy_attributes(src: h5py.HLObject, dst: h5py.HLObject, *, source: str) -> None:
+def _check_references(what: str, ftype: h5t.TypeID, relinks: Relinks | None,
+                      source: str) -> None:
+    """InputError where the references in values of `ftype` (those of `what`) cannot be
+    made to point at the copied objects (`_follows`)."""
+    if relinks is not None and _follows(ftype):
+        return
+    raise InputError(
+        f"{what} holds HDF5 references of a kind a repair cannot point at the copied "
+        "objects (it follows object and dataset-region references, also in records and "
+        "arrays); expected no other references in a session file: it is left as it was, "
+        "copy what it needs with an HDF5 tool", source=source)
+
+
+def _follows(ftype: h5t.TypeID) -> bool:
+    """Whether a repair can make the references in values of `ftype` point at the copied
+    objects: object and dataset-region references, also as members of records and in
+    arrays; not in sequences of variable length, nor references of HDF5 1.12's newer kind."""
+    kind = ftype.get_class()
+    if kind == h5t.REFERENCE:
+        return ftype in (h5t.STD_REF_OBJ, h5t.STD_REF_DSETREG)
+    if kind == h5t.COMPOUND:
+        return all(_follows(ftype.get_member_type(i)) for i in range(ftype.get_nmembers()))
+    if kind == h5t.ARRAY:
+        return _follows(ftype.get_super())
+    if kind == h5t.VLEN:
+        return not ftype.get_super().detect_class(h5t.REFERENCE)
+    return True
+
+
+def copy_attributes(src: h5py.HLObject, dst: h5py.HLObject, *, source: str,
+                    relinks: Relinks | None = None) -> None:
     """Every attribute of `src` made anew on `dst` as its file holds it: its file type (text
-    keeps its length, padding and character set), its dataspace (scalar, simple or null:
-    an empty attribute), and its values as raw bytes of that type; variable-length data
-    (text of any length, sequences) through memory, its bytes unconverted: text is never
-    decoded, so bytes that are not UTF-8 in ASCII text are copied as they are. Copied in
-    the order `src` lists them (creation order where it tracks it). An attribute holding
-    references is refused (`InputError`): a reference addresses an object of `src`'s file,
-    which in the copy is somewhere else. `source`: the file named in a refusal."""
+    keeps its length, padding and character set; a named type is its copy, with `relinks`),
+    its dataspace (scalar, simple or null: an empty attribute), and its values as raw bytes
+    of that type; variable-length data (text of any length, sequences) through memory, its
+    bytes unconverted: text is never decoded, so bytes that are not UTF-8 in ASCII text are
+    copied as they are. Copied in the order `src` lists them (creation order where it tracks
+    it). Values holding references are written last (`relinks.later`), pointing at the
+    copied objects; without `relinks`, or references of a kind not followed, refused
+    (`InputError`). `source`: the file named in a refusal."""
     holder = src["/"] if isinstance(src, h5py.File) else src  # a file's are its root group's
     tracked = holder.id.get_create_plist().get_attr_creation_order() & h5p.CRT_ORDER_TRACKED
     names: list[bytes] = []
@@ -125,27 +171,41 @@ def copy_attributes(src: h5py.HLObject, dst: h5py.HLObject, *, source: str) -> N
                 index_type=h5.INDEX_CRT_ORDER if tracked else h5.INDEX_NAME)
     for name in names:
         attr = h5a.open(src.id, name)
-        ftype = _oldest(attr.get_type())
-        if ftype.detect_class(h5t.REFERENCE):
-            raise InputError(
-                f"attribute '{name.decode(errors='replace')}' of '{src.name}' holds HDF5 "
-                "references, which point into this file only and would point nowhere in its "
-                "rebuilt copy; expected no references in a session file: it is left as it "
-                "was, copy what it needs with an HDF5 tool", source=source)
+        ftype = oldest_type(attr.get_type())
+        what = f"attribute '{name.decode(errors='replace')}' of '{src.name}'"
+        references = bool(ftype.detect_class(h5t.REFERENCE))
+        if references:
+            _check_references(what, ftype, relinks, source)
         space = attr.get_space()
-        new = h5a.create(dst.id, name, ftype, space)
+        made_as = relinks.file_type(attr.get_type()) if relinks is not None else ftype
+        new = h5a.create(dst.id, name, made_as, space)
         if space.get_simple_extent_type() == h5s.NULL or space.get_simple_extent_npoints() == 0:
             continue
-        shape = space.shape
-        if _needs_memory(ftype):
-            values, mtype = _memory_buffer(ftype, shape)
-            attr.read(values, mtype=mtype)
-            _in_file_order(values)
-            new.write(values, mtype=mtype)
+        if references and relinks is not None:
+            relinks.later(lambda remap, attr=attr, new=new, what=what:
+                          _copy_attribute(attr, new, remap, what))
         else:
-            raw = np.empty(shape, dtype=np.dtype((np.void, ftype.get_size())))
-            attr.read(raw, mtype=ftype)
-            new.write(raw, mtype=ftype)
+            _copy_attribute(attr, new)
+
+
+def _copy_attribute(attr: h5a.AttrID, new: h5a.AttrID, remap: Remap | None = None,
+                    what: str = "") -> None:
+    """The values of `attr` written to `new`: through memory where of variable length or
+    holding references (`remap` makes those, of `what`, point at the copied objects), else
+    as raw bytes of its file type."""
+    ftype = oldest_type(attr.get_type())
+    shape = attr.get_space().shape
+    if _needs_memory(ftype):
+        values, mtype = _memory_buffer(ftype, shape)
+        attr.read(values, mtype=mtype)
+        _in_file_order(values)
+        if remap is not None:
+            remap(values, what)
+        new.write(values, mtype=mtype)
+    else:
+        raw = np.empty(shape, dtype=np.dtype((np.void, ftype.get_size())))
+        attr.read(raw, mtype=ftype)
+        new.write(raw, mtype=ftype)
 
 
 def _memory_buffer(ftype: h5t.TypeID, shape: tuple[int, ...]
@@ -177,14 +237,15 @@ def _in_file_order(values: np.ndarray) -> None:
             values[index] = sequence.view(base)
 
 
-def _copy_converted_chunk(src: h5py.Dataset, new: h5py.Dataset,
-                          region: tuple[slice, ...]) -> None:
+def _copy_converted_chunk(src: h5py.Dataset, new: h5py.Dataset, region: tuple[slice, ...],
+                          remap: Remap | None = None) -> None:
     """The values of `src` in `region`, one chunk, written to `new` through memory: text that
     reads as the fill value is left to it (HDF5 fills a chunk written in part first), but for
     the chunk's first value, so that the chunk is stored as it was. Each text value written
     takes an object of the file's heap, an empty one too (16 bytes), where a value never
     written takes none: written whole, a compressed chunk of a few kB with few values written
-    took megabytes, past the room reserved for the copy (its file's size and 4 MB)."""
+    took megabytes, past the room reserved for the copy (its file's size and 4 MB). `remap`
+    makes the references among them point at the copied objects."""
     start = tuple(r.start for r in region)
     counts = tuple(r.stop - r.start for r in region)
     values, mtype = _memory_buffer(src.id.get_type(), counts)
@@ -192,6 +253,8 @@ def _copy_converted_chunk(src: h5py.Dataset, new: h5py.Dataset,
     fspace.select_hyperslab(start, counts)
     src.id.read(h5s.create_simple(counts), fspace, values, mtype=mtype)
     _in_file_order(values)
+    if remap is not None:
+        remap(values, f"dataset '{src.name}'")
     text = h5py.check_string_dtype(values.dtype) is not None and values.shape == counts
     kept = values != src.fillvalue if text else np.ones(counts, bool)
     kept.flat[0] = True
@@ -245,12 +308,17 @@ def index_room(src: h5py.Dataset, *, extendable: bool = False) -> int:
     chunk larger than the shape, or a shape that may grow, is a fixed array's). Which index
     HDF5 gives a chunked dataset follows from its maximum shape: none unlimited, a fixed
     array with an entry for every chunk that shape holds, allocated whole once one chunk is
-    stored; one unlimited, an extensible array, counted as if every chunk of its shape now
-    were stored (as in a scan's logs; exact there); more, a B-tree of the chunks stored, its
-    nodes counted half full. An entry is an address, with a stored size and a filter mask
-    where the copy is filtered. Exact for a fixed or extensible array, measured against what
-    HDF5 allocates (tests/test_storage_repair_chunks.py)."""
-    if _made_extendable(src, extendable):
+    stored; one unlimited, an extensible array, whose blocks of entries HDF5 allocates as a
+    chunk indexed in them is stored: those holding the chunks `src` stores (every chunk of
+    its shape where it is made extendable: all are written); more, a B-tree of the chunks
+    stored, one node where they fit one, else its nodes counted half full (as they may be
+    where chunks are not stored in order; the copy stores them in order, which fills them:
+    this counts about twice what it takes). An entry is an address, with a stored size and
+    a filter mask where the copy is filtered. Exact for a fixed or extensible array and a
+    B-tree of one node, measured against what HDF5 allocates
+    (tests/test_storage_repair_chunks.py)."""
+    made_extendable = _made_extendable(src, extendable)
+    if made_extendable:
         chunks: tuple[int, ...] = (extendable_chunk(src),)
         maxshape: tuple[int | None, ...] = (None,)
         stored = -(-src.id.get_storage_size() // (chunks[0] * src.dtype.itemsize))
@@ -265,14 +333,33 @@ def index_room(src: h5py.Dataset, *, extendable: bool = False) -> int:
     chunk_bytes = int(np.prod(chunks, dtype=object)) * _stored_bytes(ftype)
     entry = _entry_bytes(chunk_bytes, src.id.get_create_plist().get_nfilters() > 0)
     extent = [src.shape[i] if most is None else most for i, most in enumerate(maxshape)]
-    declared = int(np.prod([-(-n // c) for n, c in zip(extent, chunks, strict=True)],
-                           dtype=object))
+    counts = [-(-n // c) for n, c in zip(extent, chunks, strict=True)]
+    declared = int(np.prod(counts, dtype=object))
     unlimited = sum(most is None for most in maxshape)
     if unlimited == 0:  # a single chunk only where it is the shape, which cannot grow
         return 0 if src.shape == maxshape == chunks else _fixed_array(declared, entry)
-    if unlimited == 1:
-        return _extensible_array(declared, entry)
+    if unlimited == 1:  # HDF5 2.0 misplaces the chunks of one unlimited along a later axis
+        dense = made_extendable or stored == declared or maxshape[0] is not None
+        indexes = range(declared) if dense else _extensible_indexes(src, counts)
+        return _extensible_array(indexes, entry)
     return _btree(stored, entry + 8 * len(chunks))  # a record holds the chunk's offset too
+
+
+def _extensible_indexes(src: h5py.Dataset, counts: list[int]) -> list[int]:
+    """The index in an extensible array of each chunk `src` stores, its first axis the
+    unlimited one and `counts` the chunks along each axis its maximum shape holds: HDF5
+    numbers the chunks in row-major order (the unlimited axis moved first where it is a
+    later one: there, HDF5 2.0 reports the offsets of a 1.10 file's chunks wrongly, so such
+    a dataset is counted as if every chunk of its shape were stored)."""
+    strides = [int(np.prod(counts[k + 1:], dtype=object)) for k in range(len(counts))]
+    found: list[int] = []
+
+    def add(info: h5d.StoreInfo) -> None:
+        found.append(sum(o // c * stride for o, c, stride
+                         in zip(info.chunk_offset, src.chunks, strides, strict=True)))
+
+    src.id.chunk_iter(add)
+    return found
 
 
 def _stored_bytes(ftype: h5t.TypeID) -> int:
@@ -312,30 +399,43 @@ def _fixed_array(entries: int, entry: int) -> int:
     return _FIXED_HEADER + block
 
 
-def _extensible_array(entries: int, entry: int) -> int:
-    """An extensible array holding `entries` entries: its header, index block, and the data
-    blocks (with the super blocks addressing them) up to the last entry."""
+def _extensible_array(indexes: Collection[int], entry: int) -> int:
+    """An extensible array holding entries at `indexes`: its header and index block, and each
+    data block holding one of them (with the super block addressing it, past the index
+    block's own), which HDF5 allocates as an entry in it is first set."""
     size = (_EXTENSIBLE_HEADER + _FRAME + _ADDRESS + _EXTENSIBLE_DIRECT * entry
             + _EXTENSIBLE_ADDRESSES * _ADDRESS)
-    left, level = entries - _EXTENSIBLE_DIRECT, 0
-    while left > 0:
+    if isinstance(indexes, range):  # every entry below its end: counted a block at a time
+        last = indexes.stop - 1
+        placed = None
+    else:
+        placed = np.unique(np.fromiter(indexes, dtype=np.int64, count=len(indexes)))
+        last = int(placed[-1]) if placed.size else -1
+    start, level = _EXTENSIBLE_DIRECT, 0
+    while start <= last:
         blocks = 1 << (level // 2)
         each = _EXTENSIBLE_MIN_BLOCK << ((level + 1) // 2)
+        if placed is None:
+            used = min(blocks, -(-(last + 1 - start) // each))
+        else:
+            here = placed[(placed >= start) & (placed < start + blocks * each)]
+            used = np.unique((here - start) // each).size
         pages = each // _PAGE if each > _PAGE else 0
-        if level >= _EXTENSIBLE_IN_INDEX:  # a super block addressing its data blocks
+        if used and level >= _EXTENSIBLE_IN_INDEX:  # a super block addressing its data blocks
             size += (_FRAME + _ADDRESS + _BLOCK_OFFSET + blocks * _ADDRESS
                      + blocks * -(-pages // 8))
-        used = min(blocks, -(-left // each))
         size += used * (_FRAME + _ADDRESS + _BLOCK_OFFSET + each * entry + _paging(each))
-        left -= blocks * each
+        start += blocks * each
         level += 1
     return size
 
 
 def _btree(records: int, record: int) -> int:
-    """A version 2 B-tree of `records` records of `record` bytes, its nodes at least half
-    full (its leaves, then each level of nodes above them: a record and a child's address
-    and counts each)."""
+    """A version 2 B-tree of `records` records of `record` bytes: its root node alone where
+    they fit it, else its nodes at least half full (its leaves, then each level of nodes
+    above them: a record and a child's address and counts each)."""
+    if records <= (_BTREE_NODE - _FRAME) // record:
+        return _BTREE_HEADER + _BTREE_NODE
     half = max(1, (_BTREE_NODE - _FRAME) // record // 2)
     level = -(-records // half)
     nodes = level
@@ -389,12 +489,13 @@ def _file_type(src: h5py.Dataset) -> h5t.TypeID:
     booleans are made anew from their numpy type (byte order included), which says all of
     them: a copied type keeps the encoding its file gave it, which for a boolean written by
     a newer HDF5 with the "latest" format is one no HDF5 1.x reads; compounds and arrays are
-    made anew around such numbers (`_oldest`). Anything else (fixed text with its padding and
-    character set) is its file's type, copied (a committed type belongs to its file)."""
-    return _oldest(src.id.get_type())
+    made anew around such numbers (`oldest_type`). Anything else (fixed text with its padding
+    and character set) is its file's type, copied (a named type belongs to its file: a copy
+    is made with that type's copy, `relinking.Relinks.file_type`)."""
+    return oldest_type(src.id.get_type())
 
 
-def _oldest(ftype: h5t.TypeID) -> h5t.TypeID:
+def oldest_type(ftype: h5t.TypeID) -> h5t.TypeID:
     """`ftype` made anew where it holds numbers (see `_file_type`): a number or an enum
     from its numpy type; a compound or an array member by member, each member's name,
     offset and size as they were (a copied compound keeps its file's encoding too);
@@ -407,10 +508,10 @@ def _oldest(ftype: h5t.TypeID) -> h5t.TypeID:
         made = h5t.create(h5t.COMPOUND, ftype.get_size())
         for i in range(ftype.get_nmembers()):
             made.insert(ftype.get_member_name(i), ftype.get_member_offset(i),
-                        _oldest(ftype.get_member_type(i)))
+                        oldest_type(ftype.get_member_type(i)))
         return made
     if kind == h5t.ARRAY:
-        return h5t.array_create(_oldest(ftype.get_super()), ftype.get_array_dims())
+        return h5t.array_create(oldest_type(ftype.get_super()), ftype.get_array_dims())
     return ftype.copy()
 
 

@@ -84,9 +84,10 @@ try:
 except ImportError:  # Windows: a lock file stands in (`_machine_lock`)
     fcntl = None  # type: ignore[assignment]
 from smm_daq.storage import here, identity, turns
-from smm_daq.storage.copying import copy_attributes, copy_dataset, copy_named_type, index_room
+from smm_daq.storage.copying import copy_attributes, copy_dataset, index_room
 from smm_daq.storage.identity import FileId
 from smm_daq.storage.processes import running, start_token
+from smm_daq.storage.relinking import Relinks
 from smm_daq.storage.staging import (
     CutOff,
     cut_off_entries,
@@ -1586,22 +1587,28 @@ def _open_for_repair(p: Path, cleared: Path, *, source: Path) -> h5py.File:
     ) from None
 
 
-def _rebuild(src: h5py.Group, dst: h5py.Group, *, source: str,
-             extendable: frozenset[str] = frozenset(),
-             made: dict[h5py.h5o.ObjectID, str] | None = None) -> None:
+def _rebuild(src: h5py.File, dst: h5py.File, *, source: str,
+             extendable: frozenset[str] = frozenset()) -> None:
     """Every attribute, group and dataset of `src` written anew under `dst` (each dataset's
     stored data only: `copy_dataset`; each attribute as its file holds it: `copy_attributes`),
     and every link as the same link; each 1-D dataset named in `extendable` (by its path)
     chunked and extendable. `source`: the file named in a refusal (a dataset declaring more
-    text than a session file holds, an attribute holding references). An object under
-    several names (hard links) is copied once and linked under each (`made`: the copies
-    made so far, by the object copied): copied again under each name, it would take the
-    room of as many (past the room reserved for the copy) and a loop of groups none. A named
-    datatype is committed anew (`copy_named_type`); a dataset holding references is refused
-    (`copy_dataset`)."""
-    if made is None:
-        made = {src.id: dst.name}
-    copy_attributes(src, dst, source=source)
+    text than a session file holds, references of a kind not followed). What points at
+    objects of the file points at their copies (`relinking.Relinks`): a dataset or attribute
+    of a named (committed) datatype links to that type's copy, and references are written
+    last, each pointing at the copy of what it pointed at."""
+    relinks = Relinks(src, dst, source=source)
+    _rebuild_group(src, dst, source=source, extendable=extendable, relinks=relinks)
+    relinks.finish()
+
+
+def _rebuild_group(src: h5py.Group, dst: h5py.Group, *, source: str,
+                   extendable: frozenset[str], relinks: Relinks) -> None:
+    """`_rebuild` of the group `src` into `dst`. An object under several names (hard links)
+    is copied once and linked under each (`relinks.copied`): copied again under each name,
+    it would take the room of as many (past the room reserved for the copy) and a loop of
+    groups none."""
+    copy_attributes(src, dst, source=source, relinks=relinks)
     for key in src:
         node = src.get(key, getlink=True)
         if isinstance(node, h5py.SoftLink):
@@ -1611,20 +1618,20 @@ def _rebuild(src: h5py.Group, dst: h5py.Group, *, source: str,
             dst[key] = h5py.ExternalLink(node.filename, node.path)
             continue
         obj = src[key]
-        if obj.id in made:  # another name of an object already copied
-            dst[key] = dst.file[made[obj.id]]
+        copied = relinks.copied(obj)
+        if copied is not None:  # another name of an object already copied
+            dst[key] = dst.file[copied]
             continue
         if isinstance(obj, h5py.Group):
             group = dst.create_group(key, track_order=True)
-            made[obj.id] = group.name
-            _rebuild(obj, group, source=source, extendable=extendable, made=made)
+            relinks.made(obj, group)
+            _rebuild_group(obj, group, source=source, extendable=extendable, relinks=relinks)
             continue
         if isinstance(obj, h5py.Datatype):
-            named = copy_named_type(obj, dst, key)
-            made[obj.id] = named.name
-            copy_attributes(obj, named, source=source)
+            named = relinks.commit(obj, dst, key)
+            copy_attributes(obj, named, source=source, relinks=relinks)
             continue
         new = copy_dataset(obj, dst, key, source=source,
-                           extendable=obj.name in extendable)
-        made[obj.id] = new.name
-        copy_attributes(obj, new, source=source)
+                           extendable=obj.name in extendable, relinks=relinks)
+        relinks.made(obj, new)
+        copy_attributes(obj, new, source=source, relinks=relinks)
