@@ -1,18 +1,24 @@
 """Which mask polygons cross themselves: also those whose outline crosses at a vertex (a bow
 tie with its middle listed, a vertex on another edge that the outline passes through), while
 one that only touches itself there, one given closed (its first vertex repeated last), one with
-a vertex repeated or in the middle of a straight side is read; and the pairs of edges tested
-are made a block at a time, not all at once (a comb's K² pairs would fill the memory)."""
+a vertex repeated or in the middle of a straight side is read; one whose outline runs back
+along itself (a spike, a slit) is refused; the pairs of edges tested are made a block at a
+time, not all at once, and only of edges near each other (a comb's K² pairs would fill the
+memory and take minutes), finding the same edges as testing every pair does."""
 
 from __future__ import annotations
 
 import json
 import tracemalloc
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from smm_daq.analysis.mmt import masks
 from smm_daq.analysis.mmt.masks import read_mask
@@ -88,6 +94,70 @@ def test_the_pairs_of_edges_are_tested_a_block_at_a_time(monkeypatch: pytest.Mon
     crossed = comb.copy()
     crossed[[11, 12]] = crossed[[12, 11]]  # a tooth's tip listed across: a small bow tie
     assert masks._crossing(crossed) == (10, 12)
+
+
+def test_a_comb_of_many_teeth_is_checked_a_few_pairs_of_edges_an_edge() -> None:
+    """Its teeth all span one x range: K²/2 pairs had each been tested (20,000 vertices took
+    over two minutes), where a grid pairs each edge with those near it only."""
+    comb = _comb(5000)  # 20,002 vertices
+    tested = sum(len(a) for a, _ in masks._near_pairs(comb))
+    assert tested < 10 * len(comb), f"{tested:,} pairs of {len(comb):,} edges"
+    assert masks._crossing(comb) is None
+
+
+def _every_pair(vertices: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """All the pairs of edges that share no vertex: what the grid's pairs stand in for."""
+    k = len(vertices)
+    a, b = np.triu_indices(k, 1)
+    apart = (b - a > 1) & (b - a < k - 1)
+    yield a[apart], b[apart]
+
+
+def _same_as_every_pair(polygon: list[tuple[float, float]]) -> None:
+    vertices = np.asarray(polygon, dtype=float)
+    found = masks._crossing(vertices)
+    with mock.patch.object(masks, "_near_pairs", _every_pair):
+        assert found == masks._crossing(vertices)
+
+
+@settings(max_examples=250, derandomize=True, deadline=None, database=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4)), min_size=3, max_size=12))
+def test_the_grid_finds_the_edges_every_pair_finds_on_a_small_lattice(
+        polygon: list[tuple[float, float]]) -> None:
+    """Vertices on a 5 × 5 lattice: edges meeting at vertices, along lines, repeated and of
+    length 0 at every turn."""
+    _same_as_every_pair(polygon)
+
+
+@settings(max_examples=200, derandomize=True, deadline=None, database=None)
+@given(st.lists(st.tuples(st.floats(-1e3, 1e3), st.floats(-1e3, 1e3)), min_size=3,
+                max_size=12),
+       st.sampled_from([1e-300, 1e-6, 1.0, 1e300]))
+def test_the_grid_finds_the_edges_every_pair_finds_at_any_scale(
+        polygon: list[tuple[float, float]], scale: float) -> None:
+    _same_as_every_pair([(x * scale, y * scale) for x, y in polygon])
+
+
+@pytest.mark.parametrize(("polygon", "edges"), [
+    # a spike out of the top side and back along itself
+    ([[0, 0], [100, 0], [100, 100], [50, 100], [50, 150], [50, 100], [0, 100]],
+     "from vertex 3 to 4 runs along the one from 4 to 5"),
+    # the same spike with its tip listed twice
+    ([[0, 0], [100, 0], [100, 100], [50, 100], [50, 150], [50, 150], [50, 100], [0, 100]],
+     "from vertex 3 to 4 runs along the one from 5 to 6"),
+    # a slit in to a hole and back out along it (a keyhole)
+    ([[0, 0], [100, 0], [100, 100], [50, 100], [50, 70], [30, 70], [30, 30], [70, 30],
+      [70, 70], [50, 70], [50, 100], [0, 100]], "from vertex 3 to 4 runs along the one from 9 "
+     "to 10"),
+    # two sides on one line overlapping by part of their length
+    ([[0, 0], [100, 0], [100, 50], [60, 50], [60, 0], [40, 0], [40, 100], [0, 100]],
+     "from vertex 0 to 1 runs along the one from 4 to 5"),
+])
+def test_an_outline_running_back_along_itself_is_refused(
+        tmp_path: Path, polygon: list[list[float]], edges: str) -> None:
+    with pytest.raises(InputError) as caught:
+        _read(tmp_path, polygon)
+    assert f"polygons_um[0] runs back along itself: its edge {edges}" in str(caught.value)
 
 
 def test_where_edges_of_numbers_near_the_float_limit_meet_no_overflow_is_warned_of() -> None:

@@ -296,13 +296,29 @@ def test_dragonfly_decimal_comma_in_a_comma_separated_file_refused(tmp_path, row
         dragonfly.read_dragonfly(p)
 
 
-def test_dragonfly_duplicate_column_read_from_its_first(tmp_path):
-    """Two columns of one name (here in two units): the first is read, as a reader by name
-    would, each converted from its own unit."""
+@pytest.mark.parametrize(("column", "words"), [
+    # the same header twice
+    ("Volume (µm³)", "column 104: names column 'Volume' twice: 'Volume (µm³)' at column 25 "
+                     "and 'Volume (µm³)'; expected each column read"),
+    # one name in two units: which holds the values is not known either
+    ("Center Of Mass X (mm)", "column 104: names column 'Center Of Mass X' twice: 'Center Of "
+                              "Mass X (µm)' at column 38 and 'Center Of Mass X (mm)'"),
+])
+def test_dragonfly_column_named_twice_refused(tmp_path, column, words):
+    """Two columns of one name that is read: either could hold the values meant, so reading
+    one of them silently could read the wrong one."""
     p = tmp_path / "cc.csv"
-    text = (DRAGONFLY_UM.replace("Aspect Ratio", "Center Of Mass X (mm)")
-            .replace(",1.2\r\n", ",9\r\n").replace(",2.5\r\n", ",9\r\n"))
-    p.write_bytes(text.encode("utf-8"))
+    p.write_bytes(DRAGONFLY_UM.replace("Aspect Ratio", column).encode("utf-8"))
+    with pytest.raises(InputError) as no:
+        dragonfly.read_dragonfly(p)
+    assert f"cc.csv, line 1, {words}" in str(no.value)
+
+
+def test_dragonfly_column_not_read_may_be_named_twice(tmp_path):
+    p = tmp_path / "cc.csv"
+    text = DRAGONFLY_UM.replace("Aspect Ratio", "Aspect Ratio,Aspect Ratio")
+    p.write_bytes(text.replace(",1.2\r\n", ",1.2,1\r\n").replace(",2.5\r\n", ",2.5,1\r\n")
+                  .encode("utf-8"))
     np.testing.assert_allclose(dragonfly.read_dragonfly(p).positions[:, 0], [15e-6, 30e-6],
                                rtol=1e-12)
 

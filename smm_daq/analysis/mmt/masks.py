@@ -22,7 +22,9 @@ file, each for a map of shape (ny, nx) whose row 0 is the lowest y:
   (`smm_daq.analysis.mask_template`), to be painted on;
 * ``.json``: ``{"rectangles_um": [[x0, x1, y0, y1], ...], "polygons_um": [[[x, y], ...], ...]}``
   in µm, the pixels whose centres lie inside any shape excluded (even-odd rule); a polygon
-  whose edges cross is refused, its outline not enclosing what it appears to.
+  whose edges cross is refused, its outline not enclosing what it appears to, and so is one
+  whose outline runs back along itself (a spike out and back, a slit in to a hole), which
+  encloses nothing there and leaves the pixel centres on it to rounding.
 
 A mask that excludes no pixel (an unpainted image) is read as it says, and said
 (`NothingMasked`): of shapes that all miss the scan, in that one warning naming them and the
@@ -380,77 +382,182 @@ def _from_shapes(path: Path, data: MapData) -> tuple[np.ndarray, list[str]]:
         vertices = np.asarray(poly, dtype=float)
         crossing = _crossing(vertices)
         if crossing is not None:
-            a, b = crossing
-            raise InputError(f"polygons_um[{i}] crosses itself: its edge from vertex {a} to "
-                             f"{a + 1} crosses the one from {b} to {(b + 1) % len(poly)}; "
-                             "expected a polygon that does not, its vertices in order around "
-                             "the outline (a rectangle's corners listed across rather than "
-                             "around make a bow tie, two triangles masked, not the rectangle)",
-                             source=source)
+            raise _crossing_refused(f"polygons_um[{i}]", vertices, *crossing, source)
         shape = polygon_mask(data, vertices * UM)
         mask |= shape
         missed += [] if shape.any() else [f"polygons_um[{i}]"]
     return mask, missed
 
 
+def _crossing_refused(name: str, vertices: np.ndarray, a: int, b: int, source: str
+                      ) -> InputError:
+    """The refusal of polygon `name` whose edges `a` and `b` cross or retrace each other."""
+    edges = f"its edge from vertex {a} to {a + 1}", f"the one from {b} to {(b + 1) % len(vertices)}"
+    if _contacts(_unit_scaled(vertices), np.array([a]), np.array([b]), retraced_only=True):
+        return InputError(f"{name} runs back along itself: {edges[0]} runs along {edges[1]}; "
+                          "expected an outline that passes along each stretch once: a spike "
+                          "out and back, or a slit in to a hole and back, encloses nothing and "
+                          "leaves the pixel centres on it masked or not by rounding (leave the "
+                          "spike out; mask a ring around a hole as two polygons)", source=source)
+    return InputError(f"{name} crosses itself: {edges[0]} crosses {edges[1]}; expected a "
+                      "polygon that does not, its vertices in order around the outline (a "
+                      "rectangle's corners listed across rather than around make a bow tie, "
+                      "two triangles masked, not the rectangle)", source=source)
+
+
 CROSSING_PAIRS = 1 << 20  # pairs of edges tested at once
+# The grid's cell, as a share of the largest |coordinate|, is at least this: cell indices stay
+# within int64 whatever the polygon, and the rounding of a coordinate a tiny share of a cell
+GRID_FLOOR = 1e-8
+GRID_PAD = 1e-3  # cells: each piece's box grown by this, more than any rounding of its ends
 
 
 def _crossing(vertices: np.ndarray) -> tuple[int, int] | None:
-    """The first two edges (by their first vertex) of the closed polygon that cross each other,
-    or None. Edges cross at a point inside both, or where they meet at a vertex the outline
-    passes through from one side of the other edge to its other side (a bow tie with its
-    middle listed as a vertex); edges that only touch there, or overlap along a line, do not
-    cross: their outline still encloses what it appears to."""
-    start, end = vertices, np.roll(vertices, -1, axis=0)
-    hits = []
+    """The first two edges (by their first vertex) of the closed polygon that cross or retrace
+    each other, or None. Edges cross at a point inside both, or where they meet at a vertex the
+    outline passes through from one side of the other edge to its other side (a bow tie with
+    its middle listed as a vertex); edges that only touch there do not cross: their outline
+    still encloses what it appears to. Edges retrace each other where they run along one line
+    over a common stretch (`_retraced`): a spike out and back, or a slit, which encloses
+    nothing and leaves the pixel centres on it to the rounding of the even-odd rule."""
+    vertices = _unit_scaled(vertices)
+    k = len(vertices)
+    edges = np.arange(k)
+    hits = _contacts(vertices, np.minimum(edges, (edges + 1) % k),
+                     np.maximum(edges, (edges + 1) % k), retraced_only=True)
     for ea, eb in _near_pairs(vertices):
-        ta, tb = _turn(start[ea], end[ea], start[eb]), _turn(start[ea], end[ea], end[eb])
-        sa, sb = _turn(start[eb], end[eb], start[ea]), _turn(start[eb], end[eb], end[ea])
-        hit = (ta * tb < 0) & (sa * sb < 0)
-        hits += list(zip(ea[hit].tolist(), eb[hit].tolist(), strict=True))
-        inline = (ta == 0) & (tb == 0) & (sa == 0) & (sb == 0)  # overlapping or apart
-        meet = ~hit & ~inline & (ta * tb <= 0) & (sa * sb <= 0)  # at one point: an end
-        for a, b, turns in zip(ea[meet].tolist(), eb[meet].tolist(),
-                               np.stack([ta, tb, sa])[:, meet].T.tolist(), strict=True):
-            # where they meet: the end of one that lies on the other's line
-            point = start[b] if turns[0] == 0 else end[b] if turns[1] == 0 else (
-                start[a] if turns[2] == 0 else end[a])
-            hits += [(a, b)] if _crosses_at(vertices, a, b, point) else []
+        hits += _contacts(vertices, ea, eb)
     return min(hits) if hits else None
 
 
-def _near_pairs(vertices: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """The pairs of edges (a < b) of the closed polygon that share no vertex and whose x
-    ranges overlap, in blocks of about CROSSING_PAIRS: only they can meet (sorted by their
-    left end, an outline's few, not K²)."""
+def _unit_scaled(vertices: np.ndarray) -> np.ndarray:
+    """The vertices scaled by a power of 2 to within ±1: every turn's sign as before, rounding
+    alike, but no product overflows (µm near the float limit) or underflows to 0 (near the
+    smallest float, where every turn would read as straight on)."""
+    top = float(np.abs(vertices).max())
+    return np.ldexp(vertices, -np.frexp(top)[1]) if top else vertices
+
+
+def _contacts(vertices: np.ndarray, ea: np.ndarray, eb: np.ndarray,
+              retraced_only: bool = False) -> list[tuple[int, int]]:
+    """The pairs of edges (ea[i], eb[i]) that cross or retrace each other (`_crossing`), or
+    only those that retrace (as adjacent edges, meeting at their common vertex, may)."""
     start, end = vertices, np.roll(vertices, -1, axis=0)
+    # in exact arithmetic only edges whose boxes overlap meet; so, within rounding, here too
+    near = _boxes_overlap(start, end, ea, eb)
+    ea, eb = ea[near], eb[near]
+    ta, tb = _turn(start[ea], end[ea], start[eb]), _turn(start[ea], end[ea], end[eb])
+    sa, sb = _turn(start[eb], end[eb], start[ea]), _turn(start[eb], end[eb], end[ea])
+    inline = (ta == 0) & (tb == 0) & (sa == 0) & (sb == 0)  # overlapping or apart
+    along = inline.copy()
+    along[inline] = _retraced(start[ea[inline]], end[ea[inline]], start[eb[inline]],
+                              end[eb[inline]])
+    hits = list(zip(ea[along].tolist(), eb[along].tolist(), strict=True))
+    if retraced_only:
+        return hits
+    hit = (ta * tb < 0) & (sa * sb < 0)
+    hits += list(zip(ea[hit].tolist(), eb[hit].tolist(), strict=True))
+    meet = ~hit & ~inline & (ta * tb <= 0) & (sa * sb <= 0)  # at one point: an end
+    for a, b, turns in zip(ea[meet].tolist(), eb[meet].tolist(),
+                           np.stack([ta, tb, sa])[:, meet].T.tolist(), strict=True):
+        # where they meet: the end of one that lies on the other's line
+        point = start[b] if turns[0] == 0 else end[b] if turns[1] == 0 else (
+            start[a] if turns[2] == 0 else end[a])
+        hits += [(a, b)] if _crosses_at(vertices, a, b, point) else []
+    return hits
+
+
+def _boxes_overlap(start: np.ndarray, end: np.ndarray, ea: np.ndarray, eb: np.ndarray
+                   ) -> np.ndarray:
+    """Whether the boxes (x and y ranges) of edges ea[i] and eb[i] overlap, or touch."""
+    (low_x, low_y), (high_x, high_y) = np.minimum(start, end).T, np.maximum(start, end).T
+    return ((low_x[ea] <= high_x[eb]) & (low_x[eb] <= high_x[ea])
+            & (low_y[ea] <= high_y[eb]) & (low_y[eb] <= high_y[ea]))
+
+
+def _retraced(p1: np.ndarray, q1: np.ndarray, p2: np.ndarray, q2: np.ndarray) -> np.ndarray:
+    """Whether each pair of edges p1 -> q1 and p2 -> q2 on one line shares a stretch of more
+    than a point, compared along the axis in which the longer of them spans more."""
+    d1, d2 = np.abs(q1 - p1), np.abs(q2 - p2)
+    axis = (np.maximum(d1[:, 0], d2[:, 0]) < np.maximum(d1[:, 1], d2[:, 1])).astype(int)
+    rows = np.arange(len(axis))
+    u1, v1, u2, v2 = (r[rows, axis] for r in (p1, q1, p2, q2))
+    return (np.maximum(np.minimum(u1, v1), np.minimum(u2, v2))
+            < np.minimum(np.maximum(u1, v1), np.maximum(u2, v2)))
+
+
+def _near_pairs(vertices: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The pairs of edges (a < b) of the closed polygon that share no vertex, whose boxes
+    (x and y ranges) overlap and that pass through a common cell of a grid, in blocks of about
+    CROSSING_PAIRS: only they can meet. Its cells are about an edge long (`_grid_cells`), so an
+    outline's edges are paired with a few neighbours each, not K² pairs (a comb's teeth all
+    span one x range)."""
     k = len(vertices)
-    left, right = np.minimum(start[:, 0], end[:, 0]), np.maximum(start[:, 0], end[:, 0])
-    order = np.argsort(left, kind="stable")
-    reach = np.searchsorted(left[order], right[order], side="right")  # overlapping: before it
-    counts = np.maximum(reach - np.arange(k) - 1, 0)
-    before = np.concatenate([[0], np.cumsum(counts)])  # pairs of the edges sorted before
+    start, end = vertices, np.roll(vertices, -1, axis=0)
+    cell, edge = _grid_cells(vertices)
+    order = np.lexsort((edge, cell))
+    cell, edge = cell[order], edge[order]
+    once = np.concatenate([[True], (cell[1:] != cell[:-1]) | (edge[1:] != edge[:-1])])
+    cell, edge = cell[once], edge[once]  # an edge in a cell once, however many pieces there
+    n = len(cell)
+    reach = np.searchsorted(cell, cell, side="right")  # the entries of its cell: before it
+    counts = reach - np.arange(n) - 1
+    before = np.concatenate([[0], np.cumsum(counts)])  # pairs of the entries before
     i = 0
-    while i < k:
+    while i < n:
         j = max(int(np.searchsorted(before, before[i] + CROSSING_PAIRS, side="right")) - 1,
                 i + 1)
         first = np.repeat(np.arange(i, j), counts[i:j])
         second = first + 1 + np.arange(first.size) - np.repeat(before[i:j] - before[i],
                                                                counts[i:j])
-        a, b = np.sort(np.stack([order[first], order[second]]), axis=0)
-        apart = (b - a > 1) & (b - a < k - 1)  # not edges that share a vertex
-        yield a[apart], b[apart]
+        a, b = edge[first], edge[second]
+        a, b = np.minimum(a, b), np.maximum(a, b)
+        # not edges that share a vertex; those whose boxes overlap (`_contacts`: the others
+        # meet no edge), before pairs met in several cells are sorted out
+        keep = (b - a > 1) & (b - a < k - 1) & _boxes_overlap(start, end, a, b)
+        pairs = np.sort(a[keep] * k + b[keep])  # met in several cells: tested once a block
+        pairs = pairs[np.diff(pairs, prepend=-1) != 0]
+        yield pairs // k, pairs % k
         i = j
+
+
+def _grid_cells(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The cells of a square grid that each edge of the closed polygon passes through (or
+    comes within GRID_PAD of), as (cell number, edge) entries. A cell is as wide as the median
+    edge's larger extent, or half the mean one's where longer (so that the edges' pieces number
+    at most about 3 K), or GRID_FLOOR of the largest |coordinate|; each edge is cut into pieces
+    of at most a cell in x and y, each entered in the 1 to 3 × 1 to 3 cells its box meets. Two
+    edges that touch or cross so share a cell: each passes through the point where they do."""
+    scale = float(np.abs(vertices).max()) or 1.0
+    p = vertices / scale  # within ±1: no difference overflows
+    d = np.roll(p, -1, axis=0) - p
+    extent = np.abs(d).max(axis=1)
+    cell = max(float(np.median(extent)), float(extent.mean()) / 2, GRID_FLOOR)
+    p, d = p / cell, d / cell  # in cells: |p| ≤ 1 / GRID_FLOOR
+    pieces = np.maximum(np.ceil(np.abs(d).max(axis=1)), 1).astype(np.int64)
+    edge = np.repeat(np.arange(len(p)), pieces)
+    step = np.arange(edge.size) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    ends = [p[edge] + (d[edge] * ((step + s) / pieces[edge])[:, None]) for s in (0, 1)]
+    lo = np.floor(np.minimum(*ends) - GRID_PAD).astype(np.int64)
+    hi = np.floor(np.maximum(*ends) + GRID_PAD).astype(np.int64)
+    origin = lo.min(axis=0)  # cells numbered from 0
+    lo, hi = lo - origin, hi - origin
+    rows = int(hi[:, 1].max()) + 1
+    cells, edges = [], []
+    for dx in range(3):
+        for dy in range(3):
+            inside = (lo[:, 0] + dx <= hi[:, 0]) & (lo[:, 1] + dy <= hi[:, 1])
+            cells.append((lo[inside, 0] + dx) * rows + lo[inside, 1] + dy)
+            edges.append(edge[inside])
+    return np.concatenate(cells), np.concatenate(edges)
 
 
 def _crosses_at(vertices: np.ndarray, a: int, b: int, point: np.ndarray) -> bool:
     """Whether the outline, where edges `a` and `b` meet at `point` (an end of one or both),
     passes through there along edge `b` from one side of its passage along `a` to the
     other."""
-    with np.errstate(over="ignore", invalid="ignore"):  # µm near the float limit
-        ways = _passage(vertices, a, point)
-        sides = [_side(*ways, way) for way in _passage(vertices, b, point)]
+    ways = _passage(vertices, a, point)
+    sides = [_side(*ways, way) for way in _passage(vertices, b, point)]
     return sides[0] * sides[1] < 0
 
 
@@ -491,6 +598,5 @@ def _side(u: np.ndarray, v: np.ndarray, w: np.ndarray) -> int:
 
 def _turn(p: np.ndarray, q: np.ndarray, r: np.ndarray) -> np.ndarray:
     """The sign of each turn p -> q -> r (-1, 0, 1), rows of (x, y)."""
-    with np.errstate(over="ignore", invalid="ignore"):  # µm near the float limit
-        turn = (q[:, 0] - p[:, 0]) * (r[:, 1] - p[:, 1]) - (q[:, 1] - p[:, 1]) * (r[:, 0] - p[:, 0])
-    return np.sign(np.nan_to_num(turn))
+    turn = (q[:, 0] - p[:, 0]) * (r[:, 1] - p[:, 1]) - (q[:, 1] - p[:, 1]) * (r[:, 0] - p[:, 0])
+    return np.sign(turn)

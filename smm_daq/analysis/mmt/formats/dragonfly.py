@@ -1,23 +1,23 @@
 """Grains from a Dragonfly "connected components" export: CSV with a header line naming the
-columns. The columns used are ``Label Index``, ``Voxel count``, ``Volume (mm³)`` and ``Center
-Of Mass X/Y/Z (mm)``; others (surface area, aspect ratios, ...) are ignored, in any order, and
-a trailing separator is allowed. Lengths are in the unit each header names, as Dragonfly writes
-the one its user chose: mm, µm (also ``um``), nm or m, volumes in its cube (``mm³``, ``mm^3``
-or ``mm3``). Cells are separated by ``;`` (Dragonfly's default, and the only one a
-decimal-comma locale can use), else by tabs, else by ``,``: the header's separator is the
-file's; a cell in double quotes may hold it (pandas and the csv module quote a decimal comma so
-in a ','-separated file), and a row of separators alone (a spreadsheet's blank row) is a blank
-line. The text is read as UTF-16 (or UTF-32) when it starts with its byte-order mark (Windows
-"Unicode" text), as UTF-8 (with or without a byte-order mark) when it is valid UTF-8, else as
-latin-1 (Dragonfly's Windows default); one holding NUL characters (UTF-16 without its mark) is
-no text. A ``;``-separated export comes from a locale whose decimal mark
-may be a comma (``0,008``); a file's numbers are read with the one mark they use. A file that
-mixes decimal commas and decimal points is refused at its first cell of the other mark: there
-``1,234`` may be a thousands separator as well as a decimal comma, and either reading could be
-wrong; so is a file of decimal commas separated otherwise than by ';' whose every comma could
-group thousands (``"1,500"``: 1500 to Excel in a decimal-point locale, 1.5 to pandas with
-``decimal=','``). Text after a cell's closing quote is part of the cell, as the csv module and
-pandas read it.
+columns. The columns used are ``Label Index``, ``Voxel count``, ``Volume (mm³)`` and ``Center Of
+Mass X/Y/Z (mm)``; others (surface area, aspect ratios, ...) are ignored, in any order, and a
+trailing separator is allowed. A header naming a column read twice (in one unit or two) is
+refused: which of them holds the values meant is not known. Lengths are in the unit each header
+names, as Dragonfly writes the one its user chose: mm, µm (also ``um``), nm or m, volumes in its
+cube (``mm³``, ``mm^3`` or ``mm3``). Cells are separated by ``;`` (Dragonfly's default, and the
+only one a decimal-comma locale can use), else by tabs, else by ``,``: the header's separator is
+the file's; a cell in double quotes may hold it (pandas and the csv module quote a decimal comma
+so in a ','-separated file), and a row of separators alone (a spreadsheet's blank row) is a
+blank line. The text is read as UTF-16 (or UTF-32) when it starts with its byte-order mark
+(Windows "Unicode" text), as UTF-8 (with or without a byte-order mark) when it is valid UTF-8,
+else as latin-1 (Dragonfly's Windows default); one holding NUL characters (UTF-16 without its
+mark) is no text. A ``;``-separated export comes from a locale whose decimal mark may be a comma
+(``0,008``); a file's numbers are read with the one mark they use. A file that mixes decimal
+commas and decimal points is refused at its first cell of the other mark: there ``1,234`` may be
+a thousands separator as well as a decimal comma, and either reading could be wrong; so is a
+file of decimal commas separated otherwise than by ';' whose every comma could group thousands
+(``"1,500"``: 1500 to Excel in a decimal-point locale, 1.5 to pandas with ``decimal=','``). Text
+after a cell's closing quote is part of the cell, as the csv module and pandas read it.
 
 The conventions of the micro-CT workflow, each an option:
 
@@ -195,13 +195,21 @@ def _columns(lines: list[str], source: str) -> tuple[int, str, list[Column]]:
     if header_no is None:
         raise InputError("is empty; expected a Dragonfly connected-components CSV", source=source)
     sep = _separator(lines[header_no])
-    header = [text for text, _ in _split(lines[header_no], sep)]
+    cells = _split(lines[header_no], sep)
+    header = [text for text, _ in cells]
+    where = f"{source}, line {header_no + 1}"
     named: dict[str, tuple[int, str | None]] = {}
     for k, cell in enumerate(header):
         m = _HEADER_CELL.match(cell)
         name, unit = (m["name"], m["unit"].strip()) if m else (cell, None)
-        named.setdefault(name, (k, unit))  # the first of a name, as a reader by name would
-    where = f"{source}, line {header_no + 1}"
+        if name in named and name in COLUMNS:  # which of them holds the values is unknown
+            first = named[name][0]
+            raise InputError(f"names column '{name}' twice: '{header[first]}' at column "
+                             f"{cells[first][1]} and '{cell}'; expected each column read "
+                             f"({', '.join(repr(c) for c in COLUMNS)}) once: export it again "
+                             "or delete the column that does not belong",
+                             source=f"{where}, column {cells[k][1]}")
+        named.setdefault(name, (k, unit))
     columns = []
     for name in COLUMNS:
         if name not in named:
