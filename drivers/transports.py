@@ -17,11 +17,16 @@ timeout is spent, as a lost reply does, and a query's command and reply share th
 (`VisaTransport.query`), so an exchange costs a timeout at most however slowly the command is
 taken; on a serial line the write has a timeout of its own before the reply's
 (`safe_bound.command_s`). pyvisa-py's write on a raw socket waits for room without end, so the
-transport sends on the socket itself there (`_send_within`). A raw TCP socket (`...::SOCKET`)
-has no device clear: pyvisa-py's `clear()` on one only drains what the socket holds, and loops
-forever once the peer has closed it (`select` keeps reporting the socket readable, `recv` keeps
-returning b"", and the loop only ends when `select` times out). So on a socket `clear()` closes the
-connection and opens a new one: what the old one still held (a late reply) goes with it, and
+transport sends on the socket itself there (`_send_within`); over VXI-11 (TCPIP::host::INSTR)
+and HiSLIP (TCPIP::host::hislip0::INSTR) its write can outlast the timeout too (VXI-11 waits
+for the instrument's confirmation a second longer, and a message larger than the buffers'
+room without end; HiSLIP gives each packet of a long message the whole timeout), so there the
+connection is cut at the deadline (`deadline_cut`) and opened again before its next use.
+A raw TCP socket (`...::SOCKET`) has no device clear: pyvisa-py's `clear()` on one only
+drains what the socket holds, and loops forever once the peer has closed it (`select` keeps
+reporting the socket readable, `recv` keeps returning b"", and the loop only ends when
+`select` times out). So on a socket `clear()` closes the connection and opens a new one:
+what the old one still held (a late reply) goes with it, and
 a peer that is gone answers the new connection with a refusal, raised as `InstrumentLost` at
 once. A socket that failed is reopened the same way before its next use, so the safety path
 (ramping the coils down) gets a fresh connection after a link was dropped. So is a serial port
@@ -59,6 +64,7 @@ from pyvisa import constants
 from pyvisa.resources import MessageBasedResource
 from serial.urlhandler import protocol_socket
 
+from drivers.deadline_cut import Cut
 from drivers.link import ConnectionClosed, shown
 from smm_daq.errors import InstrumentLost, InstrumentTimeout, ProtocolError
 from smm_daq.instruments.profile import LinkSettings
@@ -143,9 +149,12 @@ class VisaTransport:
             return _open_resource(address, timeout, baud_rate, visa_library)
 
         resource = connect()
-        serial_port = resource.interface_type == constants.InterfaceType.asrl
+        # a serial port, a VXI-11 or HiSLIP connection that failed (or was cut at a write's
+        # deadline) is opened again before its next use
+        again = resource.interface_type in (constants.InterfaceType.asrl,
+                                            constants.InterfaceType.tcpip)
         return cls(resource, name=address, reopen=connect if is_raw_socket(address) else None,
-                   reopen_failed=connect if serial_port else None)
+                   reopen_failed=connect if again else None)
 
     @property
     def timeout(self) -> float:
@@ -220,12 +229,17 @@ class VisaTransport:
 
     def _write(self, message: str, deadline: float) -> None:
         """Send `message` by `deadline` (time.monotonic()), else `InstrumentTimeout`: on a
-        raw socket through the socket itself (pyvisa-py's write waits for room without end),
-        elsewhere through VISA, whose timeout bounds a write as it does a read."""
+        raw socket through the socket itself (pyvisa-py's write waits for room without end);
+        over VXI-11 or HiSLIP through VISA, the connection cut at the deadline (pyvisa-py's
+        write there can outlast its timeout, `deadline_cut`) and opened again before its next
+        use; elsewhere through VISA, whose timeout bounds a write as it does a read."""
         sock = _raw_socket(self.resource) if self._reopen is not None else None
         try:
             if sock is None:
-                self.resource.write(message)
+                with Cut(self.resource, deadline) as cut:
+                    self.resource.write(message)
+                if cut.fired:  # it went just as the connection was cut
+                    self._broken = True
                 return
             data = (message + self.resource.write_termination).encode(self.resource.encoding)
             _send_within(sock, data, deadline)
@@ -279,6 +293,8 @@ class VisaTransport:
         self._drop_unasked()
         self._check_open()
         self._write(message, deadline)
+        if self._broken:  # the command went as its connection was cut at the deadline
+            raise InstrumentTimeout(f"no reply within {self.timeout:g} s", instrument=self.name)
         if self.resource.interface_type == constants.InterfaceType.asrl:
             return self.read()
         return self._read_by(deadline)

@@ -50,9 +50,15 @@ UNIT_PARAMETER = 0x07000601
 RECORDER_POINTS = 0x16000200  # samples per record table
 
 
-# m/s²: the deceleration answered for a model axis that stops at once (the default), as the
-# largest a controller takes
+# m/s²: the deceleration answered for a model axis that stops at once (one set so, as a
+# piezo stage does), as the largest a controller takes
 MAX_DECELERATION = 1e3
+
+
+# m/s²: a C-884's closed-loop deceleration from power-up: a DC-motor stage brakes for a fraction
+# of a second (0.2 s from the profile's 2 mm/s; 1 s from the fastest velocity it takes, 10 mm/s,
+# the most a stop waits for its braking)
+MOTOR_DECELERATION = 10e-3
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,8 @@ class Controller:
     reference_velocity_param: int | None = None
     # SPA id of the closed-loop deceleration a stop brakes at (DEC); None: stops at once
     deceleration_param: int | None = None
+    # m/s²: that deceleration from power-up, where the stage model brings none of its own
+    deceleration: float | None = None
 
 
 E727 = Controller(
@@ -114,6 +122,7 @@ C884 = Controller(
     stage_name="M-112.1DG1",
     reference_velocity_param=0x50,  # "Velocity For Reference Moves", set with SPA at level 0
     deceleration_param=0xB,  # "Closed-Loop Deceleration", set with SPA (or DEC) at level 0
+    deceleration=MOTOR_DECELERATION,
 )
 CONTROLLERS = {c.model: c for c in (E727, C884)}
 
@@ -141,6 +150,10 @@ class PIGCSEmulator(Emulator):
         self.unit_scale = controller.unit_scale
         self.error = 0
         self.ron = dict.fromkeys(stage_model.axis_names, True)
+        if controller.deceleration is not None:  # a motor controller never stops dead
+            for ax in stage_model.axis_names:
+                if math.isinf(stage_model.deceleration(ax)):  # the model's own: none
+                    stage_model.set_deceleration(ax, controller.deceleration)
         now = stage_model.clock.now
         self.recorder = DataRecorder(
             stage_model,

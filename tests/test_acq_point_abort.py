@@ -9,6 +9,8 @@ import threading
 
 from acq_fakes import fake_rig
 
+from drivers.pi_gcs import BRAKE_MARGIN, BRAKE_SLACK_S
+from simulators.pi_emulator import MOTOR_DECELERATION
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.instruments import interfaces, loss_budget
@@ -22,6 +24,8 @@ WAIT_S = 60.0  # real seconds a held thread waits at most (it is let go long bef
 # the scan's grid, far from where the simulator's C-884 is referenced (mid travel, 12.5 mm):
 # its first move takes seconds
 CENTRE = (5e-3, 5e-3)
+# the most the driver's stop waits for the C-884's axes to brake from the profile's 2 mm/s
+BRAKING_S = BRAKE_MARGIN * 2e-3 / MOTOR_DECELERATION + BRAKE_SLACK_S
 
 
 class PointScan:
@@ -84,14 +88,14 @@ class PointScan:
 def test_an_abort_during_a_points_move_stops_the_stage_within_a_slice(tmp_path, monkeypatch):
     """The first move (7.5 mm in x and y, 4.9 mm down in z: seconds at 2 mm/s) is aborted as
     the sequencer begins to wait for it: the driver stops every axis (#24) within
-    `STOP_SLICE_S`, and the rig is made safe then, the stage short of the grid. Unfixed, the
-    move was waited for to its end (the abort heard after it), outside the make-safe bound
-    of the abort that a supervisor waits between SIGTERM and SIGKILL."""
+    `STOP_SLICE_S`, and the rig is made safe once its axes have braked, the stage short of the
+    grid. Unfixed, the move was waited for to its end (the abort heard after it), outside the
+    make-safe bound of the abort that a supervisor waits between SIGTERM and SIGKILL."""
     scan = PointScan(tmp_path, monkeypatch)
     assert scan.run() == "aborted"
     assert len(scan.aborted) == 1 and len(scan.made_safe) == 1
     at = scan.aborted[0]
-    assert scan.made_safe[0][0] - at <= interfaces.STOP_SLICE_S + 1e-9
+    assert scan.made_safe[0][0] - at <= interfaces.STOP_SLICE_S + BRAKING_S + 1e-9
     moved = [m for _, m in scan.stage_sent]
     first_move = next(k for k, m in enumerate(moved) if m.startswith("MOV"))
     assert moved[first_move + 1:first_move + 4] == ["ERR?", "\x18", "ERR?"], moved[first_move:]

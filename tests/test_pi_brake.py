@@ -5,6 +5,7 @@ it again. All on the virtual clock."""
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 
 from drivers.pi_gcs import MAX_STOPS, PIGCSStage
 from simulators.emulator import Emulator, EmulatorTransport
-from simulators.pi_emulator import C884, PIGCSEmulator
+from simulators.pi_emulator import C884, E727, MOTOR_DECELERATION, PIGCSEmulator
 from simulators.stage_model import StageModel
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import InstrumentError
@@ -200,3 +201,30 @@ def test_safes_stop_on_a_link_of_its_own_waits_for_the_braking_too():
     assert stopped.done == "every axis stopped (STP)"
     assert emulator.stops == 1
     assert not model.moving("1")
+
+
+def test_the_emulated_c884_brakes_from_power_up_as_a_real_one_does():
+    """No deceleration set by anyone (a stage model that brings none of its own): the
+    emulated C-884 answers its power-up deceleration (`SPA? 0xB`, mm/s²) and brakes at it
+    after a stop, `#5` saying it moves meanwhile, as a real C-884 never stops dead (a test
+    that wants it to says so: `StageModel.set_deceleration(axis, math.inf)` after building
+    the emulator). An E-727 (a piezo controller, no deceleration parameter) still stops where
+    it is."""
+    clock = VirtualClock()
+    model = StageModel(clock, travel=TRAVEL, velocity=VELOCITY, start=(5e-3, 5e-3, 1e-3))
+    emulator = PIGCSEmulator(model, controller=C884)
+    assert emulator.handle("SPA? 1 0xB") == f"1 0x0000000B={MOTOR_DECELERATION / 1e-3:.7f}"
+    model.set_servo("1", True)
+    model.move({"1": 20e-3})
+    clock.advance(1.0)
+    x0 = model.position("1")
+    emulator.handle_byte(24)
+    assert emulator.handle_byte(5) == "1"  # unfixed: "0", stopped dead
+    clock.advance(VELOCITY / MOTOR_DECELERATION + 0.05)  # braked, and settled
+    assert emulator.handle_byte(5) == "0"
+    assert model.position("1") == pytest.approx(x0 + VELOCITY**2 / (2 * MOTOR_DECELERATION))
+
+    piezo = StageModel(clock, travel=TRAVEL, velocity=VELOCITY, start=(5e-3, 5e-3, 1e-3))
+    PIGCSEmulator(piezo, controller=E727)
+    assert math.isinf(piezo.deceleration("1"))
+

@@ -13,7 +13,7 @@ from served_rig import simulators_made
 
 from drivers.pi_gcs import MAX_STOPS, PIGCSStage
 from simulators.emulator import Emulator, EmulatorTransport
-from simulators.pi_emulator import C884, PIGCSEmulator
+from simulators.pi_emulator import C884, MOTOR_DECELERATION, PIGCSEmulator
 from simulators.stage_model import StageModel
 from smm_daq import errors
 from smm_daq.clock import VirtualClock
@@ -49,8 +49,8 @@ def _c884() -> tuple[PIGCSStage, StageModel, list[tuple[float, str]], VirtualClo
 def test_a_stop_during_a_move_stops_every_axis_within_a_slice_and_says_so():
     """A move of 10 mm (5 s at 2 mm/s), its stop asked for 1 s in: every axis is stopped
     (#24) within `STOP_SLICE_S` of it, checked (#5), and `MoveStopped` names the move; the
-    stage stays where it stopped, short of the target. Unfixed, the move waited its whole
-    travel time before anything could ask the stop."""
+    stage stays where it stopped (and braked), short of the target. Unfixed, the move waited
+    its whole travel time before anything could ask the stop."""
     stage, model, sent, clock = _c884()
     start = clock.now()
     asked: list[float] = []
@@ -69,7 +69,8 @@ def test_a_stop_during_a_move_stops_every_axis_within_a_slice_and_says_so():
     after = [m for _, m in sent[[m for _, m in sent].index("MOV 1 22.5 2 12.5"):]]
     assert after[:5] == ["MOV 1 22.5 2 12.5", "ERR?", "\x18", "ERR?", "\x05"], after
     x = model.position("1")
-    assert 12.5e-3 + 1.9e-3 < x < 12.5e-3 + 2.3e-3  # 1 s to 1.1 s at 2 mm/s
+    braked = (2e-3) ** 2 / (2 * MOTOR_DECELERATION)  # from 2 mm/s, as the C-884 brakes
+    assert 12.5e-3 + 1.9e-3 + braked < x < 12.5e-3 + 2.3e-3 + braked  # 1 s to 1.1 s at 2 mm/s
     clock.advance(10.0)
     assert model.position("1") == x and not model.moving("1")
 

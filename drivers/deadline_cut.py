@@ -1,0 +1,141 @@
+"""Cutting a VISA LAN instrument's connection at a deadline (`Cut`), for the calls that
+pyvisa-py does not bound by their timeout.
+
+pyvisa-py's VXI-11 write sends its RPC call with a blocking `sendall` (a message larger than
+the room the connection's buffers have left waits for an instrument that stopped reading
+without end), then waits for the reply the link's timeout and one second more; its HiSLIP
+write gives each packet of a long message the whole timeout. Neither can be told to stop at
+a deadline, so at the deadline the connection's sockets are shut down and closed from a
+watchdog thread: a send or a wait blocked on them then ends at once, with whatever error the
+protocol code makes of it, and the session is dead (the transport opens a new one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import socket
+import threading
+import time
+from types import TracebackType
+
+from pyvisa import constants
+from pyvisa.resources import MessageBasedResource
+
+
+def lan_instrument_sockets(resource: MessageBasedResource) -> tuple[socket.socket, ...]:
+    """The TCP sockets under a pyvisa-py `TCPIP::…::INSTR` session (VXI-11's RPC connection,
+    HiSLIP's synchronous and asynchronous channels); none with another VISA library or
+    another interface (a raw socket is read and written by the transport itself)."""
+    if resource.interface_type != constants.InterfaceType.tcpip:
+        return ()
+    session = getattr(resource.visalib, "sessions", {}).get(resource.session)
+    interface = getattr(session, "interface", None)
+    if interface is None or isinstance(interface, socket.socket):
+        return ()
+    return tuple(v for v in vars(interface).values() if isinstance(v, socket.socket))
+
+
+class Cut:
+    """A context in which `resource`'s connection is shut down and closed at `deadline`
+    (time.monotonic()), where it is a pyvisa-py LAN instrument's (`lan_instrument_sockets`;
+    nothing is done elsewhere). Once cut, the resource is closed on leaving, and an error the
+    block ends in becomes `TimeoutError`; `fired` says whether it was, the block done or not
+    (a call that came back just as it was cut leaves the connection dead too)."""
+
+    def __init__(self, resource: MessageBasedResource, deadline: float) -> None:
+        self._resource = resource
+        self._sockets = lan_instrument_sockets(resource)
+        self.deadline = deadline
+        self._lock = threading.Lock()  # the block's end and the cut never overlap
+        self._over = False
+        self.fired = False
+
+    def cut(self) -> None:
+        """Shut the connection down and close it, unless the block has ended."""
+        with self._lock:
+            if self._over:
+                return
+            self.fired = True
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):  # not connected any more
+                    sock.shutdown(socket.SHUT_RDWR)
+                # closed too: pyvisa-py's RPC wait takes a connection's end for no data yet
+                # and would go on polling it until its own timeout
+                sock.close()
+
+    def __enter__(self) -> Cut:
+        if self._sockets:
+            _WATCHDOG.arm(self)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        with self._lock:
+            self._over = True
+        if self._sockets:
+            _WATCHDOG.disarm(self)
+        if not self.fired:
+            return
+        _close_cut(self._resource)
+        if isinstance(exc, Exception):
+            raise TimeoutError("the connection was cut at the deadline") from exc
+
+
+class _Watchdog:
+    """One daemon thread that cuts the armed `Cut`s whose deadline has come (a thread started
+    for each call would cost more than a LAN instrument's exchange). It is woken by an arm
+    only when that deadline is earlier than the one it waits for."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Condition()
+        self._armed: dict[int, Cut] = {}
+        self._wake_at = math.inf
+        self._thread: threading.Thread | None = None
+
+    def arm(self, cut: Cut) -> None:
+        with self._ready:
+            self._armed[id(cut)] = cut
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="deadline cut",
+                                                daemon=True)
+                self._thread.start()
+            if cut.deadline < self._wake_at:
+                self._ready.notify()
+
+    def disarm(self, cut: Cut) -> None:
+        with self._ready:
+            self._armed.pop(id(cut), None)
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                now = time.monotonic()
+                due = [cut for cut in self._armed.values() if cut.deadline <= now]
+                for cut in due:
+                    del self._armed[id(cut)]
+                if not due:
+                    self._wake_at = min((c.deadline for c in self._armed.values()),
+                                        default=math.inf)
+                    left = self._wake_at - now
+                    self._ready.wait(None if math.isinf(left) else left)
+                    continue
+            for cut in due:  # outside the lock: a cut waits for its block's end to be seen
+                cut.cut()
+
+
+_WATCHDOG = _Watchdog()
+
+
+def _close_cut(resource: MessageBasedResource) -> None:
+    """Close a resource whose connection was cut. pyvisa-py's VXI-11 close first asks the
+    instrument, over the closed socket, to destroy its link, and fails (ValueError) with the
+    session left open: it is then dropped from the library's sessions, so that nothing tries
+    again (pyvisa's own close on garbage collection would, and log the failure)."""
+    try:
+        resource.close()
+    except Exception:
+        with contextlib.suppress(Exception):
+            getattr(resource.visalib, "sessions", {}).pop(resource.session, None)
+        resource.session = None
+

@@ -1,0 +1,236 @@
+"""Minimal VXI-11 and HiSLIP instruments on loopback, for pyvisa-py's `TCPIP::…::INSTR`
+sessions: each echoes a query (a message ending '?') as "echo <query>", and the message
+`HOLD` holds its connection's thread, which then reads nothing more, until `release` (an
+instrument that stopped taking input). Only what pyvisa-py's client sends on open, write,
+read, device clear and close is served.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import socket
+import socketserver
+import struct
+import threading
+from collections.abc import Callable
+
+HOLD = "HOLD"
+HANG_GUARD_S = 30.0  # the longest a held connection stays held
+HOST = "127.0.0.1"
+
+
+def bounded(call: Callable[[], object]) -> object:
+    """Run `call` in a thread, in this context (the make-safe path's budget), and return its
+    result or raise its exception; fail if it does not return within the hang guard."""
+    out: dict[str, object] = {}
+    context = contextvars.copy_context()
+
+    def run() -> None:
+        try:
+            out["value"] = context.run(call)
+        except BaseException as exc:
+            out["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(HANG_GUARD_S)
+    assert not thread.is_alive(), "the call did not return"
+    if "error" in out:
+        raise out["error"]  # type: ignore[misc]
+    return out.get("value")
+
+
+class _Served(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, handler: type[socketserver.BaseRequestHandler]) -> None:
+        super().__init__((HOST, 0), handler)
+        self.released = threading.Event()
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+
+class _Instrument:
+    """A served instrument: `resource` is its VISA address once started."""
+
+    handler: type[socketserver.BaseRequestHandler]
+
+    def __init__(self) -> None:
+        self._server = _Served(self.handler)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> _Instrument:
+        self._server.thread.start()
+        return self
+
+    def release(self) -> None:
+        """Held connections read again (and see their peer gone, if it is)."""
+        self._server.released.set()
+
+    def close(self) -> None:
+        self.release()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _exactly(sock: socket.socket, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        chunk = sock.recv(min(size - len(data), 1 << 20))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return bytes(data)
+
+
+def _answer(message: bytes, released: threading.Event) -> bytes | None:
+    """The reply to `message` (a command has none); `HOLD` holds until released."""
+    text = message.decode("latin-1").rstrip("\n")
+    if text == HOLD:
+        released.wait(HANG_GUARD_S)
+    return f"echo {text}\n".encode("latin-1") if text.endswith("?") else None
+
+
+# ---- VXI-11: ONC RPC over TCP, records of fragments (RFC 5531), the core channel's calls
+
+_CREATE_LINK, _DEVICE_WRITE, _DEVICE_READ = 10, 11, 12
+_RX_END = 4
+_IO_TIMEOUT = 15
+# what the instrument says it takes in one write: a long message goes in one call
+MAX_RECV_SIZE = 1 << 28
+
+
+def _opaque(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data + b"\0" * (-len(data) % 4)
+
+
+class _Vxi11Handler(socketserver.BaseRequestHandler):
+    server: _Served
+
+    def handle(self) -> None:
+        pending: bytes | None = None
+        try:
+            while True:
+                call = self._record()
+                xid, _kind, _rpc, _prog, _vers, proc = struct.unpack(">6I", call[:24])
+                at = 24
+                for _ in range(2):  # the credential and the verifier: flavour, opaque body
+                    (size,) = struct.unpack(">I", call[at + 4 : at + 8])
+                    at += 8 + size + (-size % 4)
+                args = call[at:]
+                if proc == _CREATE_LINK:
+                    result = struct.pack(">iiII", 0, 1, 0, MAX_RECV_SIZE)
+                elif proc == _DEVICE_WRITE:
+                    (size,) = struct.unpack(">I", args[16:20])
+                    result = struct.pack(">iI", 0, size)
+                    self._reply(xid, result)
+                    pending = _answer(args[20 : 20 + size], self.server.released)
+                    continue
+                elif proc == _DEVICE_READ:
+                    if pending is None:
+                        result = struct.pack(">ii", _IO_TIMEOUT, 0) + _opaque(b"")
+                    else:
+                        result = struct.pack(">ii", 0, _RX_END) + _opaque(pending)
+                    pending = None
+                else:  # destroy_link, device_clear and the like: done
+                    result = struct.pack(">i", 0)
+                self._reply(xid, result)
+        except (EOFError, OSError):
+            return
+
+    def _record(self) -> bytes:
+        record = bytearray()
+        while True:
+            (mark,) = struct.unpack(">I", _exactly(self.request, 4))
+            record += _exactly(self.request, mark & 0x7FFFFFFF)
+            if mark & 0x80000000:
+                return bytes(record)
+
+    def _reply(self, xid: int, result: bytes) -> None:
+        # a reply, accepted, a null verifier, success
+        body = struct.pack(">6I", xid, 1, 0, 0, 0, 0) + result
+        self.request.sendall(struct.pack(">I", 0x80000000 | len(body)) + body)
+
+
+class Vxi11Instrument(_Instrument):
+    """A VXI-11 instrument on its own port (no portmapper): `TCPIP::127.0.0.1,<port>::INSTR`."""
+
+    handler = _Vxi11Handler
+
+    @property
+    def resource(self) -> str:
+        return f"TCPIP::{HOST},{self.port}::INSTR"
+
+
+# ---- HiSLIP: a synchronous and an asynchronous connection, 16-byte headers
+
+_HEADER = struct.Struct("!2sBBIQ")
+_INITIALIZE, _INITIALIZE_RESPONSE = 0, 1
+_DATA, _DATA_END = 6, 7
+_DEVICE_CLEAR_COMPLETE, _DEVICE_CLEAR_ACKNOWLEDGE = 8, 9
+_ASYNC_MAX_MSG_SIZE, _ASYNC_MAX_MSG_SIZE_RESPONSE = 15, 16
+_ASYNC_INITIALIZE, _ASYNC_INITIALIZE_RESPONSE = 17, 18
+_ASYNC_DEVICE_CLEAR, _ASYNC_DEVICE_CLEAR_ACKNOWLEDGE = 19, 23
+_SESSION_ID = 1
+
+
+class _HislipHandler(socketserver.BaseRequestHandler):
+    server: _Served
+
+    def handle(self) -> None:
+        try:
+            kind = self._message()[0]
+            if kind == _INITIALIZE:  # the synchronous channel: version 1.0, this session
+                self._send(_INITIALIZE_RESPONSE, 0, (0x0100 << 16) | _SESSION_ID)
+                self._synchronous()
+            elif kind == _ASYNC_INITIALIZE:
+                self._send(_ASYNC_INITIALIZE_RESPONSE, 0, 0)
+                self._asynchronous()
+        except (EOFError, OSError):
+            return
+
+    def _message(self) -> tuple[int, int, int, bytes]:
+        _prologue, kind, control, parameter, size = _HEADER.unpack(
+            _exactly(self.request, _HEADER.size))
+        return kind, control, parameter, _exactly(self.request, size)
+
+    def _send(self, kind: int, control: int, parameter: int, payload: bytes = b"") -> None:
+        header = _HEADER.pack(b"HS", kind, control, parameter, len(payload))
+        self.request.sendall(header + payload)
+
+    def _synchronous(self) -> None:
+        message = bytearray()
+        while True:
+            kind, _control, message_id, payload = self._message()
+            if kind == _DEVICE_CLEAR_COMPLETE:  # a device clear: what came before is dropped
+                message.clear()
+                self._send(_DEVICE_CLEAR_ACKNOWLEDGE, 0, 0)
+            if kind not in (_DATA, _DATA_END):
+                continue
+            message += payload
+            if kind == _DATA_END:
+                reply = _answer(bytes(message), self.server.released)
+                message.clear()
+                if reply is not None:
+                    self._send(_DATA_END, 0, message_id, reply)
+
+    def _asynchronous(self) -> None:
+        while True:
+            kind, _control, _parameter, payload = self._message()
+            if kind == _ASYNC_MAX_MSG_SIZE:
+                self._send(_ASYNC_MAX_MSG_SIZE_RESPONSE, 0, 0, payload)
+            elif kind == _ASYNC_DEVICE_CLEAR:
+                self._send(_ASYNC_DEVICE_CLEAR_ACKNOWLEDGE, 0, 0)
+
+
+class HislipInstrument(_Instrument):
+    """A HiSLIP instrument on its own port: `TCPIP::127.0.0.1::hislip0,<port>::INSTR`."""
+
+    handler = _HislipHandler
+
+    @property
+    def resource(self) -> str:
+        return f"TCPIP::{HOST}::hislip0,{self.port}::INSTR"
