@@ -635,7 +635,9 @@ class SessionBrowser(QtWidgets.QWidget):
         def failed(exc: BaseException) -> None:
             if self._grains_wanted(wanted, opened, path):
                 self.grains_reading = None
-                self._grains_failed(exc, path, placed_before)
+                # or the outlines on show went stale while this read ran (the Dragonfly
+                # options they were read with changed: not read again, this file is wanted)
+                self._grains_failed(exc, path, placed_before or self.outlines_moved)
 
         self.grain_note.setText(f"Reading the grains of {path.name}…")
         self.grain_note.show()
@@ -709,10 +711,11 @@ class SessionBrowser(QtWidgets.QWidget):
         a Dragonfly export drawn, or being read, is read and drawn again with them once the
         changes stop coming, as where the grains' placement changes."""
         self._show_grain_note()
+        # an export drawn no longer shows what the options say, whatever file is read next
+        self.outlines_moved |= self.grains_drawn is not None \
+            and self.grains_drawn[1] == "dragonfly"
         wanted = self.grains_reading or self.grains_drawn  # what `_place_grains_again` reads
         if wanted is not None and wanted[1] == "dragonfly":
-            self.outlines_moved |= self.grains_drawn is not None \
-                and self.grains_drawn[1] == "dragonfly"
             self.placement_timer.start()
 
     def _show_grain_note(self) -> None:

@@ -160,3 +160,37 @@ def test_a_second_file_failing_as_it_is_read_placed_anew_takes_off_the_first_one
     assert refused.args[0].startswith("Grain outlines of b.csv not drawn: "), refused.args[0]
     assert segment_ends(browser.map_view) == set()
     assert "a.csv" not in browser.grain_note.text()
+
+
+def test_a_file_refused_after_the_dragonfly_options_changed_takes_off_the_exports_outlines(
+    browser, qtbot, tmp_path, monkeypatch
+):
+    """A Dragonfly export is drawn; another file (cuboids) is being read when the Dragonfly
+    options change, so the export is not read again (the other file is wanted); that file is
+    refused: the export's outlines, read with the options before, are taken off, and the
+    message says so. Unfixed, they stayed on show as if read with the options now."""
+    from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions
+
+    export, other = tmp_path / "cc.csv", tmp_path / "other.csv"
+    export.write_text(
+        "Label Index;Voxel count;Volume (mm³);Center Of Mass X (mm);Center Of Mass Y (mm);"
+        "Center Of Mass Z (mm);\n1;672;6.72e-07;0.020;0.015;0.494;\n"
+        "2;2;2.0e-09;0.030;0.020;0.495;\n", encoding="utf-8")
+    other.write_text("not a grain file\n")
+    browser.dragonfly_options = lambda: DragonflyOptions(z_top_mm=0.5)
+    with qtbot.waitSignal(browser.grainsLoaded, timeout=WAIT_MS):
+        browser.load_grains(export, "dragonfly")
+    assert browser.outlines_drawn.startswith("Grain outlines: 2 grains of cc.csv")
+    started, go = held_reads(monkeypatch)
+    browser.load_grains(other)
+    qtbot.waitUntil(started.is_set, timeout=WAIT_MS)
+    browser.dragonfly_options = lambda: DragonflyOptions(z_top_mm=0.5, min_voxels=700)
+    browser.dragonfly_options_changed()
+    assert not browser.placement_timer.isActive()  # the file wanted is no Dragonfly export
+    with qtbot.waitSignal(browser.grainsFailed, timeout=WAIT_MS) as refused:
+        go.set()
+    qtbot.waitUntil(lambda: browser.grain_reader.pending == 0, timeout=WAIT_MS)
+    assert refused.args[0].startswith("Grain outlines of other.csv not drawn: ")
+    assert "The outlines of cc.csv shown before are taken off" in refused.args[0]
+    assert segment_ends(browser.map_view) == set()
+    assert "cc.csv" not in browser.grain_note.text()

@@ -225,6 +225,24 @@ def test_a_finished_recipe_continued_changes_nothing(
     assert out.read_bytes() == before
 
 
+def test_a_finished_recipe_ending_in_a_prompt_continued_needs_no_operator(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Nothing is left to run, so its last prompt does not run either: continued without a
+    terminal or --yes, it says every step is done (it was refused: "needs an operator")."""
+    text = RECIPE + '[[step]]\nkind = "prompt"\nmessage = "take the sample out"\n'
+    recipe, out = tmp_path / "r.toml", tmp_path / "s.h5"
+    recipe.write_text(text)
+    _use_rig(monkeypatch, _rig())
+    assert main(["run", str(recipe), "--out", str(out), "--yes"]) == 0
+    before = out.read_bytes()
+    connected = _use_rig(monkeypatch, None)
+    assert main(["run", str(recipe), "--out", str(out), "--continue"]) == 0
+    assert "every step is done" in capsys.readouterr().err
+    assert connected == [] and out.read_bytes() == before
+    assert run_recipe(parse_recipe(text), Session(out, _rig()), continuing=True) == []
+
+
 def test_without_continue_the_python_api_still_refuses_existing_entries(tmp_path: Path
                                                                          ) -> None:
     out = tmp_path / "s.h5"

@@ -79,6 +79,8 @@ def test_the_warning_filters_decide_what_a_recipes_subtraction_hands_on(path, tm
             run_recipe(parse_recipe(SUBTRACT.replace('"induced"', '"again"')),
                        Session(path, fake_rig(lambda x, y: 0.0 * x)), on_warning=told.append)
     assert told == []
+    with h5py.File(path) as f:  # raised once the entry is written, not in the file work
+        assert f["again/registration/warnings"][()].decode() != ""
 
 
 def test_run_says_each_warning_once_on_stderr(path, capsys):

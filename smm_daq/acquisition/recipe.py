@@ -513,8 +513,10 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
     duration = sum(costs)
     duration_left = sum(c * p for i, (c, p) in enumerate(zip(costs, left, strict=True))
                         if not _passed(recipe.steps, states, first, i))
-    for i, step in enumerate(recipe.steps):  # a prompt skipped when continuing needs nobody
-        if isinstance(step, PromptStep) and not can_prompt \
+    # a prompt skipped when continuing needs nobody, nor one with nothing left to run (none
+    # runs: `start` None), as after the recipe's last entry
+    for i, step in enumerate(recipe.steps):
+        if isinstance(step, PromptStep) and not can_prompt and first < len(states) \
                 and not _passed(recipe.steps, states, first, i):
             raise InputError(f"{_where(i, step)}: needs an operator, but input is not a "
                              "terminal; run it interactively or pass --yes to continue past "
