@@ -841,8 +841,14 @@ class _LanPort(protocol_socket.Serial):
         if self.is_open:
             raise serial.SerialException("Port is already open.")
         try:
-            sock = socket.create_connection(self.from_url(self.portstr),
-                                            timeout=self.connect_timeout)
+            address = self.from_url(self.portstr)
+        except Exception as exc:  # pyserial's parse: a TypeError with no port, a KeyError
+            # formatting its own message for a port out of range or an unknown option
+            raise serial.SerialException(
+                f"{self.portstr!r} is not a serial-over-LAN URL: expected "
+                "socket://HOST:PORT (PORT 0 to 65535, no option but ?logging=LEVEL)") from exc
+        try:
+            sock = socket.create_connection(address, timeout=self.connect_timeout)
         except OSError as exc:
             raise serial.SerialException(
                 f"could not connect to {self.portstr} within {self.connect_timeout:g} s: "

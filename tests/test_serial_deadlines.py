@@ -234,3 +234,14 @@ def test_an_rfc2217_port_is_refused_saying_what_to_give_instead() -> None:
         listener.settimeout(0)
         with pytest.raises(BlockingIOError):
             listener.accept()  # nothing connected
+
+
+@pytest.mark.parametrize("url", ["socket://127.0.0.1", "socket://127.0.0.1:99999",
+                                 "socket://127.0.0.1:5025?timeout=1"])
+def test_a_malformed_serial_over_lan_url_is_refused_saying_what_is_expected(url: str) -> None:
+    """A socket:// URL without its port, with one out of range or with an option pyserial
+    does not know is an address the profile got wrong: said as such (`InstrumentLost`, as
+    any port that cannot be opened), never pyserial's parse's own TypeError or KeyError
+    (the latter raised formatting its message) escaping the connect."""
+    with pytest.raises(InstrumentLost, match=r"expected socket://HOST:PORT"):
+        SerialTransport.open(url, baud_rate=9600, timeout=0.25)
