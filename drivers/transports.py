@@ -848,7 +848,7 @@ class _LanPort(protocol_socket.Serial):
                 f"{self.portstr!r} is not a serial-over-LAN URL: expected "
                 "socket://HOST:PORT (PORT 0 to 65535, no option but ?logging=LEVEL)") from exc
         try:
-            sock = socket.create_connection(address, timeout=self.connect_timeout)
+            sock = _connect_within(address, self.connect_timeout)
         except OSError as exc:
             raise serial.SerialException(
                 f"could not connect to {self.portstr} within {self.connect_timeout:g} s: "
@@ -867,3 +867,26 @@ class _LanPort(protocol_socket.Serial):
             self._socket.close()
             self._socket = None
         self.is_open = False
+
+
+def _connect_within(address: tuple[str | None, int], seconds: float) -> socket.socket:
+    """A TCP connection to `address` made within `seconds` in all, its name's addresses
+    tried in turn (`socket.create_connection` gives each the whole timeout: a name with an
+    IPv6 and an IPv4 address, the first unanswered, waited twice that). The name's lookup
+    itself is the system resolver's (an adapter is best given by its IP address)."""
+    deadline = time.monotonic() + seconds
+    failed: OSError = TimeoutError("timed out")
+    for family, kind, proto, _, where in socket.getaddrinfo(*address, 0, socket.SOCK_STREAM):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(left)
+            sock.connect(where)
+        except OSError as exc:
+            sock.close()
+            failed = exc
+            continue
+        return sock
+    raise failed

@@ -181,14 +181,13 @@ def test_a_reopen_with_no_time_left_says_so_and_opens_nothing(clock: FakeClock) 
 def _spy_connects(monkeypatch: pytest.MonkeyPatch) -> list[float | None]:
     """The timeouts TCP connects are made with, from now on."""
     timeouts: list[float | None] = []
-    real: Callable[..., socket.socket] = socket.create_connection
+    real: Callable[..., socket.socket] = transports._connect_within
 
-    def create_connection(address: tuple[str, int], timeout: float | None = None,
-                          *args: object, **kwargs: object) -> socket.socket:
-        timeouts.append(timeout)
-        return real(address, timeout, *args, **kwargs)  # type: ignore[arg-type]
+    def connect_within(address: tuple[str, int], seconds: float) -> socket.socket:
+        timeouts.append(seconds)
+        return real(address, seconds)
 
-    monkeypatch.setattr(socket, "create_connection", create_connection)
+    monkeypatch.setattr(transports, "_connect_within", connect_within)
     return timeouts
 
 
@@ -245,3 +244,33 @@ def test_a_malformed_serial_over_lan_url_is_refused_saying_what_is_expected(url:
     (the latter raised formatting its message) escaping the connect."""
     with pytest.raises(InstrumentLost, match=r"expected socket://HOST:PORT"):
         SerialTransport.open(url, baud_rate=9600, timeout=0.25)
+
+
+def test_a_serial_over_lan_connect_is_bounded_across_a_names_addresses(
+        clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An adapter named by a host name with two addresses (IPv6 and IPv4), the first
+    unanswered: the connect to the second is given what the first left of the link's
+    timeout, not the whole timeout again (`socket.create_connection` gives each its own)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        unanswered = ("127.0.0.2", port)
+        given: list[float | None] = []
+
+        class Socket(socket.socket):
+            def connect(self, address: object) -> None:
+                given.append(self.gettimeout())
+                if address == unanswered:  # its SYNs dropped: the wait runs out
+                    clock.now += self.gettimeout() or 0.0
+                    raise TimeoutError("timed out")
+                super().connect(address)  # type: ignore[arg-type]
+
+        def getaddrinfo(host: str, *args: object) -> list[tuple[object, ...]]:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", unanswered),
+                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+        monkeypatch.setattr(socket, "socket", Socket)
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+        with pytest.raises(InstrumentLost, match="cannot open"):
+            SerialTransport.open(f"socket://adapter.lab:{port}", baud_rate=9600,
+                                 timeout=0.25)
+    assert given == [pytest.approx(0.25)]  # no time left for the second address
