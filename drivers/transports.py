@@ -628,9 +628,11 @@ class SerialTransport:
     @contextlib.contextmanager
     def _waiting(self, setting: str, seconds: float) -> Iterator[None]:
         """The port's `setting` ("timeout" or "write_timeout") `seconds` while in the block,
-        where that is less than the link's timeout (changing it reconfigures the port, so it
-        is left alone otherwise)."""
-        if seconds >= self.timeout:
+        where that is less than the link's timeout by more than the call's own code takes
+        (`_WRITE_UNCOUNTED_S`: a command on a sound port, not reopened, is µs short of it).
+        Changing it reconfigures the port (on Windows the line's whole state is set again),
+        so it is left alone otherwise."""
+        if seconds >= self.timeout - _WRITE_UNCOUNTED_S:
             yield
             return
         setattr(self.port, setting, seconds)
