@@ -882,12 +882,14 @@ def _connect_within(address: tuple[str | None, int], seconds: float) -> socket.s
         left = deadline - time.monotonic()
         if left <= 0:
             break
-        sock = socket.socket(family, kind, proto)
+        sock: socket.socket | None = None
         try:
+            sock = socket.socket(family, kind, proto)  # (a family the system lacks: the next)
             sock.settimeout(left)
             sock.connect(where)
         except OSError as exc:
-            sock.close()
+            if sock is not None:
+                sock.close()
             failed = exc
             continue
         return sock

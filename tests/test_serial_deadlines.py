@@ -314,3 +314,27 @@ def test_a_command_on_a_sound_port_leaves_its_settings_alone() -> None:
     transport.write("CURR 0.5")
     assert transport.query("CURR?") == "1.5"
     assert port.reconfigured == 0
+
+
+def test_a_serial_over_lan_connect_goes_past_an_address_family_the_system_lacks(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name with an IPv6 address on a system without IPv6: its IPv4 address is connected
+    to, as `socket.create_connection` does."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        class Socket(socket.socket):
+            def __init__(self, family: int = -1, *args: object, **kwargs: object) -> None:
+                if family == socket.AF_INET6:
+                    raise OSError(97, "Address family not supported by protocol")
+                super().__init__(family, *args, **kwargs)  # type: ignore[arg-type]
+
+        def getaddrinfo(host: str, *args: object) -> list[tuple[object, ...]]:
+            return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0)),
+                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+        monkeypatch.setattr(socket, "socket", Socket)
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+        transport = SerialTransport.open(f"socket://adapter.lab:{port}", baud_rate=9600,
+                                         timeout=0.25)
+        transport.close()
