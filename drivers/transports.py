@@ -644,9 +644,11 @@ class SerialTransport:
     @contextlib.contextmanager
     def _waiting(self, setting: str, seconds: float) -> Iterator[None]:
         """The port's `setting` ("timeout" or "write_timeout") `seconds` while in the block,
-        where that is less than the link's timeout (changing it reconfigures the port, so it
-        is left alone otherwise)."""
-        if seconds >= self.timeout:
+        where that is less than the link's timeout by more than the call's own code takes
+        (`_WRITE_UNCOUNTED_S`: a command on a sound port, not reopened, is µs short of it).
+        Changing it reconfigures the port (on Windows the line's whole state is set again),
+        so it is left alone otherwise."""
+        if seconds >= self.timeout - _WRITE_UNCOUNTED_S:
             yield
             return
         setattr(self.port, setting, seconds)
@@ -857,8 +859,14 @@ class _LanPort(protocol_socket.Serial):
         if self.is_open:
             raise serial.SerialException("Port is already open.")
         try:
-            sock = socket.create_connection(self.from_url(self.portstr),
-                                            timeout=self.connect_timeout)
+            address = self.from_url(self.portstr)
+        except Exception as exc:  # pyserial's parse: a TypeError with no port, a KeyError
+            # formatting its own message for a port out of range or an unknown option
+            raise serial.SerialException(
+                f"{self.portstr!r} is not a serial-over-LAN URL: expected "
+                "socket://HOST:PORT (PORT 0 to 65535, no option but ?logging=LEVEL)") from exc
+        try:
+            sock = _connect_within(address, self.connect_timeout)
         except OSError as exc:
             raise serial.SerialException(
                 f"could not connect to {self.portstr} within {self.connect_timeout:g} s: "
@@ -877,3 +885,28 @@ class _LanPort(protocol_socket.Serial):
             self._socket.close()
             self._socket = None
         self.is_open = False
+
+
+def _connect_within(address: tuple[str | None, int], seconds: float) -> socket.socket:
+    """A TCP connection to `address` made within `seconds` in all, its name's addresses
+    tried in turn (`socket.create_connection` gives each the whole timeout: a name with an
+    IPv6 and an IPv4 address, the first unanswered, waited twice that). The name's lookup
+    itself is the system resolver's (an adapter is best given by its IP address)."""
+    deadline = time.monotonic() + seconds
+    failed: OSError = TimeoutError("timed out")
+    for family, kind, proto, _, where in socket.getaddrinfo(*address, 0, socket.SOCK_STREAM):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        sock: socket.socket | None = None
+        try:
+            sock = socket.socket(family, kind, proto)  # (a family the system lacks: the next)
+            sock.settimeout(left)
+            sock.connect(where)
+        except OSError as exc:
+            if sock is not None:
+                sock.close()
+            failed = exc
+            continue
+        return sock
+    raise failed

@@ -181,14 +181,13 @@ def test_a_reopen_with_no_time_left_says_so_and_opens_nothing(clock: FakeClock) 
 def _spy_connects(monkeypatch: pytest.MonkeyPatch) -> list[float | None]:
     """The timeouts TCP connects are made with, from now on."""
     timeouts: list[float | None] = []
-    real: Callable[..., socket.socket] = socket.create_connection
+    real: Callable[..., socket.socket] = transports._connect_within
 
-    def create_connection(address: tuple[str, int], timeout: float | None = None,
-                          *args: object, **kwargs: object) -> socket.socket:
-        timeouts.append(timeout)
-        return real(address, timeout, *args, **kwargs)  # type: ignore[arg-type]
+    def connect_within(address: tuple[str, int], seconds: float) -> socket.socket:
+        timeouts.append(seconds)
+        return real(address, seconds)
 
-    monkeypatch.setattr(socket, "create_connection", create_connection)
+    monkeypatch.setattr(transports, "_connect_within", connect_within)
     return timeouts
 
 
@@ -234,3 +233,108 @@ def test_an_rfc2217_port_is_refused_saying_what_to_give_instead() -> None:
         listener.settimeout(0)
         with pytest.raises(BlockingIOError):
             listener.accept()  # nothing connected
+
+
+@pytest.mark.parametrize("url", ["socket://127.0.0.1", "socket://127.0.0.1:99999",
+                                 "socket://127.0.0.1:5025?timeout=1"])
+def test_a_malformed_serial_over_lan_url_is_refused_saying_what_is_expected(url: str) -> None:
+    """A socket:// URL without its port, with one out of range or with an option pyserial
+    does not know is an address the profile got wrong: said as such (`InstrumentLost`, as
+    any port that cannot be opened), never pyserial's parse's own TypeError or KeyError
+    (the latter raised formatting its message) escaping the connect."""
+    with pytest.raises(InstrumentLost, match=r"expected socket://HOST:PORT"):
+        SerialTransport.open(url, baud_rate=9600, timeout=0.25)
+
+
+def test_a_serial_over_lan_connect_is_bounded_across_a_names_addresses(
+        clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An adapter named by a host name with two addresses (IPv6 and IPv4), the first
+    unanswered: the connect to the second is given what the first left of the link's
+    timeout, not the whole timeout again (`socket.create_connection` gives each its own)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        unanswered = ("127.0.0.2", port)
+        given: list[float | None] = []
+
+        class Socket(socket.socket):
+            def connect(self, address: object) -> None:
+                given.append(self.gettimeout())
+                if address == unanswered:  # its SYNs dropped: the wait runs out
+                    clock.now += self.gettimeout() or 0.0
+                    raise TimeoutError("timed out")
+                super().connect(address)  # type: ignore[arg-type]
+
+        def getaddrinfo(host: str, *args: object) -> list[tuple[object, ...]]:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", unanswered),
+                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+        monkeypatch.setattr(socket, "socket", Socket)
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+        with pytest.raises(InstrumentLost, match="cannot open"):
+            SerialTransport.open(f"socket://adapter.lab:{port}", baud_rate=9600,
+                                 timeout=0.25)
+    assert given == [pytest.approx(0.25)]  # no time left for the second address
+
+
+class AnsweringPort(serial.SerialBase):
+    """An open port (each change of a timeout reconfigures it: counted) that takes every
+    command at once and answers each query at once."""
+
+    def __init__(self) -> None:
+        super().__init__(baudrate=BAUD_RATE, timeout=TIMEOUT_S, write_timeout=TIMEOUT_S)
+        self.is_open = True
+        self.reconfigured = 0
+        self.reply = bytearray()
+
+    def _reconfigure_port(self, force_update: bool = False) -> None:
+        self.reconfigured += 1
+
+    @property
+    def in_waiting(self) -> int:
+        return 0
+
+    def write(self, data: bytes) -> int:
+        if data.endswith(b"?\n"):
+            self.reply += b"1.5\n"
+        return len(data)
+
+    def read(self, size: int = 1) -> bytes:
+        taken = bytes(self.reply[:size])
+        del self.reply[:size]
+        return taken
+
+
+def test_a_command_on_a_sound_port_leaves_its_settings_alone() -> None:
+    """The write's timeout is shortened only where a reopen before it took some of it: a
+    command on a sound port (the µs the call's own code took before it are no reason)
+    does not reconfigure the port, which a change of a timeout does (on Windows the whole
+    line's state is set again, three times a command)."""
+    port = AnsweringPort()
+    transport = SerialTransport(port, name="bop")
+    transport.write("CURR 0.5")
+    assert transport.query("CURR?") == "1.5"
+    assert port.reconfigured == 0
+
+
+def test_a_serial_over_lan_connect_goes_past_an_address_family_the_system_lacks(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name with an IPv6 address on a system without IPv6: its IPv4 address is connected
+    to, as `socket.create_connection` does."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        class Socket(socket.socket):
+            def __init__(self, family: int = -1, *args: object, **kwargs: object) -> None:
+                if family == socket.AF_INET6:
+                    raise OSError(97, "Address family not supported by protocol")
+                super().__init__(family, *args, **kwargs)  # type: ignore[arg-type]
+
+        def getaddrinfo(host: str, *args: object) -> list[tuple[object, ...]]:
+            return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0)),
+                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+        monkeypatch.setattr(socket, "socket", Socket)
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+        transport = SerialTransport.open(f"socket://adapter.lab:{port}", baud_rate=9600,
+                                         timeout=0.25)
+        transport.close()
