@@ -194,3 +194,69 @@ def test_an_abort_during_a_fly_lines_buffer_read_waits_for_the_piece_under_way_o
     assert calls.count(piece) == 1, calls
     assert not _lines_done(tmp_path / "s.h5", "fly").any()
     np.testing.assert_allclose(rig.coils.field_setpoint(), 0.0, atol=1e-12)
+
+
+def test_a_field_found_off_by_a_check_an_abort_ends_is_said_all_the_same(
+        tmp_path, monkeypatch) -> None:
+    """Aborted while the coils are read at the first line's end, and they no longer make the
+    field (a supply that tripped): the currents are not read again and the rig is made safe
+    next, but the scan's message says the field was off, by how much. Unfixed, the abort
+    dropped what the read found: the scan ended "aborted", the trip untold."""
+    plan = ScanPlan.from_center("step", CENTRE, (40e-6, 40e-6), 20e-6, field=(0, 0, 20e-6))
+    rig = open_rig(load_profile())
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    calls: list[str] = []
+    field = rig.coils.field
+
+    def tripped_meanwhile() -> Any:
+        held = field()
+        if seq._points_done == plan.nx and "abort" not in calls:  # the first line's check
+            calls.append("abort")
+            seq.abort("test abort")
+            return np.asarray(held) * 0.0  # every coil's current gone
+        return held
+
+    monkeypatch.setattr(rig.coils, "field", tripped_meanwhile)
+    _asked(rig, monkeypatch, calls, (rig.coils, "currents"))
+    _made_safe_after(rig, monkeypatch, calls)
+    try:
+        assert seq.run() == "aborted"
+    finally:
+        rig.close()
+    assert calls[calls.index("abort") + 1] == "make_safe", calls
+    assert "the coils no longer held the field at the end of line 1" in seq.message
+    assert "off by 20000 nT" in seq.message, seq.message
+    assert not _lines_done(tmp_path / "s.h5", "step").any()
+
+
+def test_a_lock_in_change_found_by_a_check_an_abort_ends_is_said_all_the_same(
+        tmp_path, monkeypatch) -> None:
+    """Aborted while the lock-in's time constant is read at the first line's end, and it is
+    no longer the scan's (the lock-in restarted): its reference is not asked and the rig is
+    made safe next, but the scan's message says the time constant changed. Unfixed, the
+    abort dropped what the read found."""
+    plan = ScanPlan.from_center("step", CENTRE, (40e-6, 40e-6), 20e-6, field=(0, 0, 20e-6))
+    rig = open_rig(load_profile())
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    calls: list[str] = []
+    time_constant = rig.lockin.time_constant
+
+    def changed_meanwhile() -> float:
+        tau = time_constant()
+        if seq._points_done == plan.nx and "abort" not in calls:  # the first line's check
+            calls.append("abort")
+            seq.abort("test abort")
+            return tau * 10
+        return tau
+
+    monkeypatch.setattr(rig.lockin, "time_constant", changed_meanwhile)
+    _asked(rig, monkeypatch, calls, (rig.lockin, "reference"))
+    _made_safe_after(rig, monkeypatch, calls)
+    try:
+        assert seq.run() == "aborted"
+    finally:
+        rig.close()
+    assert calls[calls.index("abort") + 1] == "make_safe", calls
+    assert "the lock-in's settings changed during line 1: time constant" in seq.message, \
+        seq.message
+    assert not _lines_done(tmp_path / "s.h5", "step").any()
