@@ -21,12 +21,19 @@ transport carries it unchanged, which TRCB?'s binary bytes would not survive eve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
 
 from drivers.link import parse_float, parse_int, shown
-from drivers.srs_lockin import SLOPE_12_DB, SRSLockIn, line_time, start_within
+from drivers.srs_lockin import (
+    SLOPE_12_DB,
+    SRSLockIn,
+    line_time,
+    start_within,
+    stop_between_pieces,
+)
 from drivers.transports import BITS_PER_BYTE, SERIAL_PREFIX
 from smm_daq.errors import ProtocolError
 from smm_daq.instruments.interfaces import BufferedLockIn, BufferLimits, BufferTrace
@@ -173,7 +180,7 @@ class SR830(SRSLockIn, BufferedLockIn):
             raise ProtocolError(f"SPTS? gave {n} points", instrument=self.link.name)
         return n
 
-    def read_buffer(self) -> BufferTrace:
+    def read_buffer(self, *, stop: Callable[[], bool] | None = None) -> BufferTrace:
         self.link.write("PAUS")
         n = self._stored()
         rate = SAMPLE_RATES[self._index_of("SRAT", SAMPLE_RATES)]
@@ -182,6 +189,7 @@ class SR830(SRSLockIn, BufferedLockIn):
             chunks = [np.zeros(0)]
             for first in range(0, n, self.trace_chunk):
                 k = min(self.trace_chunk, n - first)
+                stop_between_pieces(stop, self.link.name)
                 chunks.append(self.link.query(f"TRCA? {channel},{first},{k}",
                                               lambda r, k=k: _parse_trace(r, k)))
             channels.append(np.concatenate(chunks))

@@ -23,12 +23,19 @@ saying to choose LF (`check_model`). GPIB, USB and VXI-11 frame their replies th
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
 
 from drivers.link import parse_float, parse_int, shown
-from drivers.srs_lockin import SLOPE_12_DB, SRSLockIn, line_time, start_within
+from drivers.srs_lockin import (
+    SLOPE_12_DB,
+    SRSLockIn,
+    line_time,
+    start_within,
+    stop_between_pieces,
+)
 from drivers.transports import SERIAL_PREFIX
 from smm_daq.errors import InstrumentLost, ProtocolError
 from smm_daq.instruments.interfaces import BufferedLockIn, BufferLimits, BufferTrace, Identity
@@ -224,7 +231,7 @@ class SR860(SRSLockIn, BufferedLockIn):
         return self.link.query("CAPTUREBYTES?", lambda r: parse_int(
             r, what="captured bytes", within=(0, CAPTURE_KB * 1024)))
 
-    def read_buffer(self) -> BufferTrace:
+    def read_buffer(self, *, stop: Callable[[], bool] | None = None) -> BufferTrace:
         self.link.write("CAPTURESTOP")
         rate = self._capture_rate()
         size = self._captured_bytes()
@@ -233,6 +240,7 @@ class SR860(SRSLockIn, BufferedLockIn):
             kb = min(GET_KB, math.ceil(size / 1024) - offset)
             # the raw reply: a binary block must not lose its last bytes to stripping
             command = f"CAPTUREGET? {offset},{kb}"
+            stop_between_pieces(stop, self.link.name)
             data += self.link._attempt(
                 lambda c=command: parse_block(read_block(self.link.transport, c)), command)
         values = np.frombuffer(data[: size - size % BYTES_PER_SAMPLE], dtype="<f4")

@@ -20,7 +20,7 @@ from typing import ClassVar, Self
 from drivers import transports
 from drivers.link import Link, parse_float, parse_int, shown
 from smm_daq.clock import Clock
-from smm_daq.errors import InstrumentError, ProtocolError, RangeError
+from smm_daq.errors import InstrumentError, ProtocolError, RangeError, ReadStopped
 from smm_daq.instruments.interfaces import Identity, LockIn
 from smm_daq.instruments.profile import LinkSettings, LockInSettings
 from smm_daq.instruments.transport import Transport
@@ -123,6 +123,14 @@ def start_within(before: float, after: float, stored: int, rate: float, *, query
             f"{stored} samples {after - before:.3g} s after the start command); expected "
             f"within {bound:g} s{rule} (a link that stalled)", instrument=instrument)
     return (before + latest) / 2
+
+
+def stop_between_pieces(stop: Callable[[], bool] | None, instrument: str) -> None:
+    """Before the next piece of a buffer read (`read_buffer`): `ReadStopped` once `stop` is
+    true, so that an abort waits for the piece under way, not the rest of the buffer."""
+    if stop is not None and stop():
+        raise ReadStopped("the buffer's read was stopped between its pieces",
+                          instrument=instrument)
 
 
 def index_at_or_above(values: tuple[float, ...], wanted: float) -> int | None:

@@ -93,6 +93,16 @@ class MoveStopped(SmmError):
         super().__init__(f"{instrument}: {message}" if instrument else message)
 
 
+class ReadStopped(SmmError):
+    """A read of many exchanges (a lock-in's buffer, read in pieces) was stopped between two of
+    them (an abort: Stop, Ctrl-C, a termination signal): nothing more is asked, and what was
+    read is dropped."""
+
+    def __init__(self, message: str, *, instrument: str | None = None) -> None:
+        self.instrument = instrument
+        super().__init__(f"{instrument}: {message}" if instrument else message)
+
+
 class StorageError(SmmError):
     """A session file could not be written (a full disk, a file size limit, the file gone);
     what it held before the write is kept."""

@@ -5,15 +5,18 @@ the line is not stored (a resume measures it again)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import h5py
 import numpy as np
+import pytest
 
+from drivers import sr860
 from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.sequencer import Sequencer
-from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.profile import DEFAULT_PROFILE, Profile, load_profile, parse_profile
 from smm_daq.instruments.rig import Rig, open_rig
 
 CENTRE = (12.5e-3, 12.5e-3)
@@ -141,4 +144,119 @@ def test_an_abort_during_a_lines_lock_in_check_asks_nothing_more(tmp_path, monke
         rig.close()
     assert "abort" in calls, calls
     assert calls[calls.index("abort") + 1] == "make_safe", calls
+    assert not _lines_done(tmp_path / "s.h5", "step").any()
+
+
+def _sr860_profile() -> Profile:
+    text = DEFAULT_PROFILE.read_text().replace('implementation = "sr830"',
+                                               'implementation = "sr860"')
+    return parse_profile(re.sub(r"reserve = .*\n", "", text), DEFAULT_PROFILE)
+
+
+@pytest.mark.parametrize("model", ["sr830", "sr860"])
+def test_an_abort_during_a_fly_lines_buffer_read_waits_for_the_piece_under_way_only(
+        model: str, tmp_path, monkeypatch) -> None:
+    """Aborted as the first piece of a fly line's lock-in buffer comes (an SR830 reads it in
+    pieces, `TRCA?`, each within half a timeout on a serial line, where a full buffer takes
+    minutes at 9600 baud; an SR860 in blocks, `CAPTUREGET?`): no further piece is asked
+    before the rig is made safe, and the line is not stored. Unfixed, every piece of both
+    channels was read first, which on such a line held the making safe past the bound
+    `smm-daq safe` prints."""
+    plan = ScanPlan.from_center("fly", CENTRE, (0.4e-3, 0.1e-3), 20e-6, field=(0, 0, 20e-6),
+                                fly=FlySettings(pixel_time=0.05))
+    rig = open_rig(load_profile() if model == "sr830" else _sr860_profile())
+    piece = "TRCA?" if model == "sr830" else "CAPTUREGET?"
+    if model == "sr830":
+        rig.lockin.trace_chunk = 4  # type: ignore[attr-defined]  # as small as a slow line's
+    else:
+        monkeypatch.setattr(sr860, "GET_KB", 1)
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    calls: list[str] = []
+    link = rig.lockin.link  # type: ignore[attr-defined]
+    attempt = link._attempt
+
+    def noted(action: Any, command: str, **kw: Any) -> Any:
+        reply = attempt(action, command, **kw)
+        if command.startswith(piece):
+            calls.append(piece)
+            if "abort" not in calls:
+                calls.append("abort")
+                seq.abort("test abort")
+        return reply
+
+    monkeypatch.setattr(link, "_attempt", noted)
+    _made_safe_after(rig, monkeypatch, calls)
+    try:
+        assert seq.run() == "aborted"
+    finally:
+        rig.close()
+    assert calls[:3] == [piece, "abort", "make_safe"], calls
+    assert calls.count(piece) == 1, calls
+    assert not _lines_done(tmp_path / "s.h5", "fly").any()
+    np.testing.assert_allclose(rig.coils.field_setpoint(), 0.0, atol=1e-12)
+
+
+def test_a_field_found_off_by_a_check_an_abort_ends_is_said_all_the_same(
+        tmp_path, monkeypatch) -> None:
+    """Aborted while the coils are read at the first line's end, and they no longer make the
+    field (a supply that tripped): the currents are not read again and the rig is made safe
+    next, but the scan's message says the field was off, by how much. Unfixed, the abort
+    dropped what the read found: the scan ended "aborted", the trip untold."""
+    plan = ScanPlan.from_center("step", CENTRE, (40e-6, 40e-6), 20e-6, field=(0, 0, 20e-6))
+    rig = open_rig(load_profile())
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    calls: list[str] = []
+    field = rig.coils.field
+
+    def tripped_meanwhile() -> Any:
+        held = field()
+        if seq._points_done == plan.nx and "abort" not in calls:  # the first line's check
+            calls.append("abort")
+            seq.abort("test abort")
+            return np.asarray(held) * 0.0  # every coil's current gone
+        return held
+
+    monkeypatch.setattr(rig.coils, "field", tripped_meanwhile)
+    _asked(rig, monkeypatch, calls, (rig.coils, "currents"))
+    _made_safe_after(rig, monkeypatch, calls)
+    try:
+        assert seq.run() == "aborted"
+    finally:
+        rig.close()
+    assert calls[calls.index("abort") + 1] == "make_safe", calls
+    assert "the coils no longer held the field at the end of line 1" in seq.message
+    assert "off by 20000 nT" in seq.message, seq.message
+    assert not _lines_done(tmp_path / "s.h5", "step").any()
+
+
+def test_a_lock_in_change_found_by_a_check_an_abort_ends_is_said_all_the_same(
+        tmp_path, monkeypatch) -> None:
+    """Aborted while the lock-in's time constant is read at the first line's end, and it is
+    no longer the scan's (the lock-in restarted): its reference is not asked and the rig is
+    made safe next, but the scan's message says the time constant changed. Unfixed, the
+    abort dropped what the read found."""
+    plan = ScanPlan.from_center("step", CENTRE, (40e-6, 40e-6), 20e-6, field=(0, 0, 20e-6))
+    rig = open_rig(load_profile())
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    calls: list[str] = []
+    time_constant = rig.lockin.time_constant
+
+    def changed_meanwhile() -> float:
+        tau = time_constant()
+        if seq._points_done == plan.nx and "abort" not in calls:  # the first line's check
+            calls.append("abort")
+            seq.abort("test abort")
+            return tau * 10
+        return tau
+
+    monkeypatch.setattr(rig.lockin, "time_constant", changed_meanwhile)
+    _asked(rig, monkeypatch, calls, (rig.lockin, "reference"))
+    _made_safe_after(rig, monkeypatch, calls)
+    try:
+        assert seq.run() == "aborted"
+    finally:
+        rig.close()
+    assert calls[calls.index("abort") + 1] == "make_safe", calls
+    assert "the lock-in's settings changed during line 1: time constant" in seq.message, \
+        seq.message
     assert not _lines_done(tmp_path / "s.h5", "step").any()

@@ -35,16 +35,30 @@ class HeldTransport(ScriptedTransport):
 
 
 class NotedLock:
-    """The link's lock, noting when the closing thread begins to wait for it."""
+    """The link's lock, noting when the closing thread begins to wait for it
+    (`closer_waits`); that thread takes it only once the reader has taken it again, for its
+    next exchange (`reader_again`). Which of two threads waiting for a lock gets it is the
+    system's choice: a close that took it first would close the link before that exchange
+    began, and the test would not test what it names (it failed so about one run in six)."""
 
     def __init__(self, lock: Any) -> None:
         self.lock = lock
         self.closer_waits = threading.Event()
+        self.reader_again = threading.Event()
+        self.reader_entries = 0
 
     def __enter__(self) -> Any:
-        if threading.current_thread().name == "closer":
+        name = threading.current_thread().name
+        if name == "closer":
             self.closer_waits.set()
-        return self.lock.__enter__()
+            assert self.reader_again.wait(HANG_GUARD_S)
+            return self.lock.__enter__()
+        entered = self.lock.__enter__()
+        if name == "reader":
+            self.reader_entries += 1
+            if self.reader_entries == 2:
+                self.reader_again.set()
+        return entered
 
     def __exit__(self, *exc: object) -> Any:
         return self.lock.__exit__(*exc)

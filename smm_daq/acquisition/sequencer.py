@@ -672,7 +672,8 @@ class Sequencer(FlyScan):
 
         An abort asked before it, or during its read, ends it (`_Aborted`): the line is not
         stored, and neither the currents nor the lock-in (`_check_lockin_held`, after it) are
-        asked anything more, so that the rig is made safe after the exchange under way. (One
+        asked anything more, so that the rig is made safe after the exchange under way; a
+        field found off is said all the same (a note: the scan ends "aborted"). (One
         asked during the line's last exchange, the fluxgate's reading at its end, lets the
         line be written: that touches no instrument, and the rig is made safe at once.)
         """
@@ -680,10 +681,16 @@ class Sequencer(FlyScan):
         requested = np.array(self.plan.field)
         self._checkpoint(pausable=False)
         held = np.asarray(self._call(rig.coils.field), dtype=float)
-        self._checkpoint(pausable=False)
         allowed = max(10 * rig.profile.coils.field_tolerance,
                       0.02 * float(np.linalg.norm(requested)))
         error = float(np.linalg.norm(held - requested))
+        if error > allowed and self._abort_pending():  # what was found is said all the same
+            self.notes.append(
+                f"the coils no longer held the field at the end of line {self._line + 1}: "
+                f"their currents made {_ut(held)} µT for {_ut(requested)} µT requested (off "
+                f"by {error * 1e9:.0f} nT, allowed {allowed * 1e9:.0f} nT); not read again, "
+                "the scan being aborted")
+        self._checkpoint(pausable=False)
         if error > allowed:
             coils = rig.profile.coils
             try:
@@ -711,15 +718,18 @@ class Sequencer(FlyScan):
         exchange) comes back with its defaults, as does one changed at its front panel: the
         line would be stored as settled and filtered with the scan's τ and excited as at its
         start, silently. Once a line, it costs three queries. An abort asked meanwhile ends
-        it after the query under way (`_Aborted`, the line not stored), as in
-        `_check_field_held`.
+        it after the query under way (`_Aborted`, the line not stored; a change found is
+        said all the same), as in `_check_field_held`.
         """
         tau = self._call(self.rig.lockin.time_constant)
-        self._checkpoint(pausable=False)
         changed = []
         if not math.isclose(tau, self._tau, rel_tol=1e-6):
             changed.append(f"time constant {tau:g} s (the scan's {self._tau:g} s)")
-        changed += self._reference_differences()
+        if not self._abort_pending():
+            changed += self._reference_differences()
+        if changed and self._abort_pending():  # what was found is said all the same
+            self.notes.append(f"the lock-in's settings changed during line {self._line + 1}: "
+                              f"{', '.join(changed)}")
         self._checkpoint(pausable=False)
         if changed:
             raise InstrumentError(

@@ -266,8 +266,10 @@ class BufferedLockIn(ABC):
         retried), or None when armed or when the driver has no clock."""
 
     @abstractmethod
-    def read_buffer(self) -> BufferTrace:
-        """Stop storing and read back every stored sample."""
+    def read_buffer(self, *, stop: Callable[[], bool] | None = None) -> BufferTrace:
+        """Stop storing and read back every stored sample. `stop` is asked before each piece
+        of the read (on a slow serial line a full buffer takes minutes): once it is true, the
+        read ends with `ReadStopped`, nothing more asked."""
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,10 @@ per line, so a map can be rebinned from the streams later.
 Lines are the unit of pausing, resuming and aborting, exactly as for a step scan: a line
 interrupted midway is flown again. So is a line whose motion ended before an abort, if it
 was not yet stored: from the line's end on, the abort is asked before each read of it (the
-lock-in's buffer, then the stage's recording: `DRR?`, a long reply, seconds on a serial line)
-and before its checks, so that nothing of the line delays the rig's making safe; the line is
-not stored, and a resume flies it again. So is a line whose start lost the reply to one of the
+lock-in's buffer, and between its pieces: minutes on a slow serial line; then the stage's
+recording: `DRR?`, a long reply, seconds on a serial line) and before its checks, so that
+nothing of the line delays the rig's making safe; the line is not stored, and a resume flies
+it again. So is a line whose start lost the reply to one of the
 stage's error checks (`ReplyUnknown`: `ERR?` clears what it reports, so it is not asked
 again): whether the controller took a set-up command or the motion's start is unknown, so the
 stage is stopped and the line flown again from its run-up start, its set-up (idempotent) sent
@@ -49,6 +50,7 @@ from smm_daq.errors import (
     InstrumentError,
     InstrumentTimeout,
     RangeError,
+    ReadStopped,
     ReplyUnknown,
 )
 from smm_daq.instruments.interfaces import STOP_SLICE_S
@@ -64,7 +66,7 @@ class FlyScan:
 
     # It uses the Sequencer's rig, plan, writer, counters and helpers (_call, _move, _checkpoint,
     # _pause_and_wait, _raise_range, _pause_for_range, _check_field_held, _check_lockin_held,
-    # _store_line, _account_time, _emit).
+    # _store_line, _account_time, _emit, _abort_pending).
     rig: Any
     plan: Any
     _fly: FlyLine | None = None
@@ -173,7 +175,11 @@ class FlyScan:
         self._restore_velocity()
         # an abort from the line's end on drops the line (the module's docstring says why)
         self._checkpoint(pausable=False)
-        trace = self._call(rig.lockin.read_buffer)
+        try:
+            trace = self._call(rig.lockin.read_buffer, stop=self._abort_pending)
+        except ReadStopped:  # an abort between its pieces: `_Aborted`, as at a checkpoint
+            self._checkpoint(pausable=False)
+            raise
         self._check_buffer(trace.x.size, trace.rate)
         self._checkpoint(pausable=False)
         motion = self._call(rig.stage.read_recorded, motion_start)
