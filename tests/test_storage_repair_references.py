@@ -186,3 +186,25 @@ def test_datasets_and_attributes_of_a_named_type_are_repaired_linked_to_it(
         out = subprocess.run([H5DUMP, "-d", "/scan/data/records", str(path)],
                              capture_output=True, text=True)
         assert out.returncode == 0 and 'DATATYPE  "/types/record"' in out.stdout, out.stdout
+
+
+def test_a_region_pointed_at_many_times_takes_no_more_room_in_the_copy_than_in_the_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """h5py writes one region reference given many times as one object of the file's heap,
+    pointed at by each value: its copy was made anew for each value (about 64 bytes each),
+    so that a log of regions of interest took many times its file's room, past the room
+    reserved for the copy (its file's size and 4 MB), where the disk may have no more."""
+    path = tmp_path / "s.h5"
+    count = 5000
+    with earlier_release(path) as f:
+        target = f.create_dataset("scan/target", data=np.arange(100.0).reshape(10, 10))
+        f.create_dataset("scan/rois", data=[target.regionref[2:5, 1:7]] * count,
+                         dtype=h5py.regionref_dtype)
+    size = path.stat().st_size
+    assert main(["repair", str(path)]) == 0, capsys.readouterr().err
+    assert path.stat().st_size < size + (64 << 10), (size, path.stat().st_size)
+    with h5py.File(path, "r") as f:
+        rois, target = f["scan/rois"][()], f["scan/target"]
+        for roi in (rois[0], rois[-1]):
+            assert f[roi].name == "/scan/target"
+            np.testing.assert_array_equal(target[roi], np.arange(100.0).reshape(10, 10)[2:5, 1:7])

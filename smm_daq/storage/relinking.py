@@ -49,6 +49,10 @@ class Relinks:
         self._scratch: set[str] = set()
         self._later: list[Callable[[Remap], None]] = []
         self._refs: dict[str, h5r.Reference] = {}  # a reference to each copy, by its name
+        # a region reference to each copy and selection (each takes an object of the copy's
+        # heap: one for each value pointing at it, a region pointed at many times took more
+        # room than its file holds, past the room reserved for the copy)
+        self._regions: dict[tuple[str, bytes], h5r.RegionReference] = {}
 
     def copied(self, obj: h5py.HLObject) -> str | None:
         """The name of `obj`'s copy, where one was linked under a name of its own."""
@@ -129,7 +133,11 @@ class Relinks:
                 "as it was, copy what it needs with an HDF5 tool", source=self._source)
         if isinstance(ref, h5r.RegionReference):
             region = h5r.get_region(ref, target.id)
-            return h5r.create(self._dst.file.id, name.encode(), h5r.DATASET_REGION, region)
+            key = (name, region.encode())
+            if key not in self._regions:
+                self._regions[key] = h5r.create(self._dst.file.id, name.encode(),
+                                                h5r.DATASET_REGION, region)
+            return self._regions[key]
         if name not in self._refs:
             self._refs[name] = self._dst.file[name].ref
         return self._refs[name]
