@@ -380,16 +380,22 @@ def _from_shapes(path: Path, data: MapData) -> tuple[np.ndarray, list[str]]:
             raise InputError(f"polygons_um[{i}] is {shown(poly)}; expected at least 3 [x, y] "
                              "vertices in µm", source=source)
         vertices = np.asarray(poly, dtype=float)
-        crossing = _crossing(vertices)
-        if crossing is not None:
-            raise _crossing_refused(f"polygons_um[{i}]", vertices, *crossing, source)
+        refuse_crossing(f"polygons_um[{i}]", vertices, source)
         shape = polygon_mask(data, vertices * UM)
         mask |= shape
         missed += [] if shape.any() else [f"polygons_um[{i}]"]
     return mask, missed
 
 
-def _crossing_refused(name: str, vertices: np.ndarray, a: int, b: int, source: str
+def refuse_crossing(name: str, vertices: np.ndarray, source: str | None = None) -> None:
+    """InputError naming polygon `name` (K, 2) where its edges cross or retrace each other
+    (`_crossing`): its outline does not enclose what it appears to."""
+    crossing = _crossing(vertices)
+    if crossing is not None:
+        raise _crossing_refused(name, vertices, *crossing, source)
+
+
+def _crossing_refused(name: str, vertices: np.ndarray, a: int, b: int, source: str | None
                       ) -> InputError:
     """The refusal of polygon `name` whose edges `a` and `b` cross or retrace each other."""
     edges = f"its edge from vertex {a} to {a + 1}", f"the one from {b} to {(b + 1) % len(vertices)}"
