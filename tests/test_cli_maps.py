@@ -313,3 +313,22 @@ def test_noise_from_a_repeat_in_another_field_or_of_another_kind_is_refused(sess
                "--name", "induced", "--no-register")[0] == 0
     code, _, err = run(capsys, "noise", path, "--entry", "induced", "--repeat", "in_field")
     assert code == 2 and "'induced' is an induced map and 'in_field' a scan" in err, err
+
+
+@pytest.mark.parametrize(("outline", "words"), [
+    # a rectangle's corners listed across: a bow tie, two triangles
+    ("30,10;110,90;110,10;30,90", "crosses itself: its edge from vertex 0 to 1 crosses the one "
+                                  "from 2 to 3"),
+    # a spike out of the top side and back along itself
+    ("30,10;110,10;110,90;70,90;70,98;70,90;30,90", "runs back along itself: its edge from "
+                                                    "vertex 3 to 4 runs along the one from 4 to 5"),
+])
+def test_a_sample_outline_crossing_or_retracing_itself_is_refused(session, capsys, outline,
+                                                                  words):
+    """The background would be taken outside two triangles, or beside a line no pixel centre
+    is in or out of but by rounding: not the sample's outline the user meant."""
+    path, _ = session
+    code, _, err = run(capsys, "level", path, "--entry", "in_field", "--name", "lev",
+                       "--sample-polygon", outline)
+    assert code == 2 and f"--sample-polygon '{outline}' {words}" in err
+    assert "lev" not in list_entries(path)

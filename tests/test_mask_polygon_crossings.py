@@ -105,6 +105,25 @@ def test_a_comb_of_many_teeth_is_checked_a_few_pairs_of_edges_an_edge() -> None:
     assert masks._crossing(comb) is None
 
 
+@pytest.mark.parametrize("polygon", [
+    # a saw of 500 long, thin teeth: every edge as long as a cell, 2 teeth a unit of x
+    [[0.0, -1.0]] + [[i + j / 2, 500.0 * j] for i in range(500) for j in (0, 1)]
+    + [[500.0, 0.0], [500.0, -1.0]],
+    # a zigzag of 1,000 tiny edges closed by two sides a million times longer: one cell
+    [[i * 1e-3, 1e-3 * (i % 2)] for i in range(1000)] + [[0.999, 1e6], [0.0, 1e6]],
+])
+def test_edges_that_share_a_cell_by_the_thousand_are_paired_by_their_x_ranges(
+        monkeypatch: pytest.MonkeyPatch, polygon: list[list[float]]) -> None:
+    """A grid of cells an edge long gathers a thousand edges in each cell here, a million
+    pairs (20,000 vertices took over a minute), where each edge's x range overlaps a few
+    others' only, as the pairs were found before the grid."""
+    monkeypatch.setattr(masks, "CROSSING_PAIRS", 1024)
+    vertices = np.asarray(polygon)
+    blocks = sum(1 for _ in masks._near_pairs(vertices))
+    assert blocks <= 3, f"{blocks} blocks of 1,024 pairs for {len(vertices)} edges"
+    assert masks._crossing(vertices) is None
+
+
 def _every_pair(vertices: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """All the pairs of edges that share no vertex: what the grid's pairs stand in for."""
     k = len(vertices)
@@ -114,10 +133,15 @@ def _every_pair(vertices: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]
 
 
 def _same_as_every_pair(polygon: list[tuple[float, float]]) -> None:
+    """The grid's pairs, and the x ranges', each find what every pair finds: the other way
+    is made to offer more pairs than any polygon has, so that each is tested alone."""
     vertices = np.asarray(polygon, dtype=float)
-    found = masks._crossing(vertices)
     with mock.patch.object(masks, "_near_pairs", _every_pair):
-        assert found == masks._crossing(vertices)
+        expected = masks._crossing(vertices)
+    never = np.zeros(1, dtype=np.int64), np.array([1 << 62])
+    for other in ("_by_x_range", "_by_cell"):
+        with mock.patch.object(masks, other, lambda *_: never):
+            assert masks._crossing(vertices) == expected, f"found without {other}"
 
 
 @settings(max_examples=250, derandomize=True, deadline=None, database=None)

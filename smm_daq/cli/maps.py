@@ -41,11 +41,14 @@ MAX_UM = 1e6  # a metre: no map or sample is larger
 
 
 def _um_pairs(option: str, text: str) -> np.ndarray:
-    """'x,y;x,y;...' in µm -> (K, 2) in m."""
+    """'x,y;x,y;...' in µm -> (K, 2) in m; an outline crossing or retracing itself refused."""
+    from smm_daq.analysis.mmt.masks import refuse_crossing
+
     points = [floats(option, p, 2) for p in text.split(";") if p.strip()]
     if len(points) < 3 or np.any(np.abs(points) > MAX_UM):
         raise InputError(f"{option} is {text!r}; expected at least 3 'x,y' vertices in µm, "
                          f"each within ±{MAX_UM:g}")
+    refuse_crossing(f"{option} {text!r}", np.array(points))
     return np.array(points) * UM
 
 

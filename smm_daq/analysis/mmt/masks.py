@@ -380,16 +380,22 @@ def _from_shapes(path: Path, data: MapData) -> tuple[np.ndarray, list[str]]:
             raise InputError(f"polygons_um[{i}] is {shown(poly)}; expected at least 3 [x, y] "
                              "vertices in µm", source=source)
         vertices = np.asarray(poly, dtype=float)
-        crossing = _crossing(vertices)
-        if crossing is not None:
-            raise _crossing_refused(f"polygons_um[{i}]", vertices, *crossing, source)
+        refuse_crossing(f"polygons_um[{i}]", vertices, source)
         shape = polygon_mask(data, vertices * UM)
         mask |= shape
         missed += [] if shape.any() else [f"polygons_um[{i}]"]
     return mask, missed
 
 
-def _crossing_refused(name: str, vertices: np.ndarray, a: int, b: int, source: str
+def refuse_crossing(name: str, vertices: np.ndarray, source: str | None = None) -> None:
+    """InputError naming polygon `name` (K, 2) where its edges cross or retrace each other
+    (`_crossing`): its outline does not enclose what it appears to."""
+    crossing = _crossing(vertices)
+    if crossing is not None:
+        raise _crossing_refused(name, vertices, *crossing, source)
+
+
+def _crossing_refused(name: str, vertices: np.ndarray, a: int, b: int, source: str | None
                       ) -> InputError:
     """The refusal of polygon `name` whose edges `a` and `b` cross or retrace each other."""
     edges = f"its edge from vertex {a} to {a + 1}", f"the one from {b} to {(b + 1) % len(vertices)}"
@@ -487,21 +493,18 @@ def _retraced(p1: np.ndarray, q1: np.ndarray, p2: np.ndarray, q2: np.ndarray) ->
 
 
 def _near_pairs(vertices: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """The pairs of edges (a < b) of the closed polygon that share no vertex, whose boxes
-    (x and y ranges) overlap and that pass through a common cell of a grid, in blocks of about
-    CROSSING_PAIRS: only they can meet. Its cells are about an edge long (`_grid_cells`), so an
-    outline's edges are paired with a few neighbours each, not K² pairs (a comb's teeth all
-    span one x range)."""
+    """The pairs of edges (a < b) of the closed polygon that share no vertex and whose boxes
+    (x and y ranges) overlap, in blocks of about CROSSING_PAIRS: only they can meet. They are
+    found among the fewer of the pairs that pass through a common cell of a grid
+    (`_by_cell`), and of those whose x ranges overlap (`_by_x_range`): the grid pairs a comb's
+    teeth, which all span one x range, with a few neighbours each, not K² pairs; x ranges do
+    so where the grid's cells, about an edge long, would each hold many edges (a saw of long
+    thin teeth, tiny edges beside a very long one)."""
     k = len(vertices)
     start, end = vertices, np.roll(vertices, -1, axis=0)
-    cell, edge = _grid_cells(vertices)
-    order = np.lexsort((edge, cell))
-    cell, edge = cell[order], edge[order]
-    once = np.concatenate([[True], (cell[1:] != cell[:-1]) | (edge[1:] != edge[:-1])])
-    cell, edge = cell[once], edge[once]  # an edge in a cell once, however many pieces there
-    n = len(cell)
-    reach = np.searchsorted(cell, cell, side="right")  # the entries of its cell: before it
-    counts = reach - np.arange(n) - 1
+    edge, counts = min(_by_cell(vertices), _by_x_range(start, end),
+                       key=lambda entries: int(entries[1].sum()))
+    n = len(edge)
     before = np.concatenate([[0], np.cumsum(counts)])  # pairs of the entries before
     i = 0
     while i < n:
@@ -519,6 +522,28 @@ def _near_pairs(vertices: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]
         pairs = pairs[np.diff(pairs, prepend=-1) != 0]
         yield pairs // k, pairs % k
         i = j
+
+
+def _by_cell(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The edges entered in the grid's cells (`_grid_cells`), sorted by cell, each in a cell
+    once however many of its pieces are there, and how many entries after each share its
+    cell: the pairs to test."""
+    cell, edge = _grid_cells(vertices)
+    order = np.lexsort((edge, cell))
+    cell, edge = cell[order], edge[order]
+    once = np.concatenate([[True], (cell[1:] != cell[:-1]) | (edge[1:] != edge[:-1])])
+    cell, edge = cell[once], edge[once]
+    reach = np.searchsorted(cell, cell, side="right")  # the entries of its cell: before it
+    return edge, reach - np.arange(len(cell)) - 1
+
+
+def _by_x_range(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The edges sorted by their left end, and how many after each begin within its x range:
+    the pairs to test."""
+    left, right = np.minimum(start[:, 0], end[:, 0]), np.maximum(start[:, 0], end[:, 0])
+    order = np.argsort(left, kind="stable")
+    reach = np.searchsorted(left[order], right[order], side="right")  # overlapping: before it
+    return order, reach - np.arange(len(order)) - 1
 
 
 def _grid_cells(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
