@@ -116,8 +116,8 @@ class GCSLink(Link):
 
     Each line is a read of its own, which may come as late as the link allows (a timeout,
     and on a serial line the largest reply's transfer): a reply of many lines (`HPA?`,
-    `HLP?`, one line per axis or wave generator) may take that many times as long. So on
-    the make-safe path its lines past the path's deadline, or the stage's share of it, are
+    `HLP?`, one line per axis or wave generator) may take that many times as long. So on the
+    make-safe path its lines past the path's deadline, or the stage's share of it, are
     refused (`loss_budget.DeadlineReached`) as a further exchange would be: only the line
     under way as it is reached is waited for, as `safe_bound` counts the stage's exchange
     under way. Elsewhere a reply is read whole, however long (a data recorder's table), but
@@ -181,12 +181,11 @@ class GCSLink(Link):
 
     def _attempt(self, action: Callable[[], T], command: str, *,
                  destructive: bool = False, written: bool = False) -> T:
-        """`Link._attempt`, the rest of a reply cut short dropped first (not for `#24`)."""
-        if not self._unread or command == STOP_ALL:
-            return super()._attempt(action, command, destructive=destructive, written=written)
+        """`Link._attempt`, the rest of a reply cut short dropped first (not for `#24`):
+        asked under the link's lock, as another thread may have cut its reply meanwhile."""
 
         def after_drop() -> T:
-            if self._unread:  # a drop that fails is followed by the attempt's own clear
+            if self._unread and command != STOP_ALL:  # one that fails: the attempt's clear
                 self._unread = False
                 self.transport.clear()
             return action()
