@@ -106,6 +106,11 @@ GCS_ERRORS = {
 OpenTransport = Callable[[str, LinkSettings], Transport]
 
 
+class ReplyCut(InstrumentError):
+    """A reply of many lines left unread past the line under way: the make-safe path began
+    (an abort) after its query was sent. The rest is dropped before the link's next exchange."""
+
+
 class GCSLink(Link):
     """A `Link` that also reads GCS multi-line replies (lines ending ' ' continue).
 
@@ -115,18 +120,33 @@ class GCSLink(Link):
     make-safe path its lines past the path's deadline, or the stage's share of it, are
     refused (`loss_budget.DeadlineReached`) as a further exchange would be: only the line
     under way as it is reached is waited for, as `safe_bound` counts the stage's exchange
-    under way. Elsewhere a reply is read whole, however long (a data recorder's table).
+    under way. Elsewhere a reply is read whole, however long (a data recorder's table), but
+    for one whose query went before the make-safe path began (`Rig.safe_from`: an abort
+    during a fly line's `DRR?`, minutes of lines at 9600 baud): once it has begun, no further
+    line is read (`ReplyCut`), so that the stage's stop and the coils' ramps get their time.
+
+    A reply cut short leaves its other lines coming: before the link's next exchange they are
+    dropped (the transport's `clear`: a device clear, a socket's new connection, a serial
+    line drained until quiet), lest that exchange read them for its own reply; but for the
+    stop byte (`#24`), which the controller acts on wherever it arrives, even amid a reply
+    it is sending, so that the stage stops before the drain.
     """
+
+    def __init__(self, transport: Transport, *, name: str, retries: int = 2,
+                 budget: str | None = None) -> None:
+        super().__init__(transport, name=name, retries=retries, budget=budget)
+        self._unread = False  # a reply was cut short: its other lines are still coming
 
     def query_lines(self, command: str, parse: Callable[[list[str]], T]) -> T:
         """Send `command`, gather every line of its reply, parse them; retried as `query`."""
 
         def action() -> T:
+            began = self._path_begun()
             lines = self._split(self.transport.query(command))
             while lines[-1].endswith(" "):
                 if len(lines) > MAX_REPLY_LINES:
                     raise ProtocolError(f"reply to {command!r} does not end", instrument=self.name)
-                self._in_time(command)
+                self._in_time(command, began, len(lines))
                 lines.extend(self._split(self.transport.read()))
             return parse([line.strip() for line in lines])
 
@@ -140,10 +160,11 @@ class GCSLink(Link):
         MAX_LEFT_LINES lines before it, `ReplyUnknown`."""
 
         def action() -> list[list[str]]:
+            began = self._path_begun()
             replies: list[list[str]] = []
             lines: list[str] = []  # of the reply being read
             while True:
-                self._in_time(command)
+                self._in_time(command, began, sum(map(len, replies)) + len(lines))
                 for line in self._split(self.transport.read()):
                     lines.append(line)
                     if line.endswith(" "):
@@ -158,12 +179,40 @@ class GCSLink(Link):
 
         return self._attempt(action, command, destructive=True)
 
-    def _in_time(self, command: str) -> None:
-        """`DeadlineReached` past the make-safe path's deadline (or the stage's share of it),
-        before a further line of the reply to `command` is read."""
+    def _attempt(self, action: Callable[[], T], command: str, *,
+                 destructive: bool = False, written: bool = False) -> T:
+        """`Link._attempt`, the rest of a reply cut short dropped first (not for `#24`):
+        asked under the link's lock, as another thread may have cut its reply meanwhile."""
+
+        def after_drop() -> T:
+            if self._unread and command != STOP_ALL:  # one that fails: the attempt's clear
+                self._unread = False
+                self.transport.clear()
+            return action()
+
+        return super()._attempt(after_drop, command, destructive=destructive, written=written)
+
+    def _path_begun(self) -> bool:
+        """Whether the make-safe path under way (if any) has begun (`LossBudget.begun`)."""
         budget = loss_budget.current() if self.budget_kind else None
-        if budget is not None and self.budget_kind:
+        return budget is not None and budget.begun()
+
+    def _in_time(self, command: str, began: bool, read: int) -> None:
+        """Before a further line of the reply to `command` (`read` lines read): `ReplyCut`
+        where the make-safe path has begun since the query (`began`: it had then);
+        `DeadlineReached` past its deadline (or the stage's share of it). Either way the
+        reply's other lines are left to drop before the next exchange."""
+        budget = loss_budget.current() if self.budget_kind else None
+        if budget is None or not self.budget_kind:
+            return
+        try:
+            if not began and budget.begun():
+                raise ReplyCut(f"the reply to {shown(command)} was cut after {read} lines: the "
+                               "rig is being made safe", instrument=self.name)
             budget.refuse(self.name, command, self.budget_kind)
+        except InstrumentError:
+            self._unread = True
+            raise
 
     @staticmethod
     def _split(text: str) -> list[str]:
