@@ -112,7 +112,7 @@ from smm_daq.storage.nexus import (
     list_entries,
     names_held_by_links,
 )
-from smm_daq.text_files import read_text_file
+from smm_daq.text_files import read_text_file, shown
 
 UM = 1e-6
 UT = 1e-6
@@ -124,6 +124,7 @@ NOT_HELD = ("; the file has no entry of this name that this recipe began, to con
 SCAN_KEYS = ("name", "title", "center_um", "size_um", "step_um", "field_uT", "height_um",
              "raster", "settle_tau", "dwell_tau", "fly", "pixel_time_s", "oversample",
              "line_baselines", "fly_trigger")
+KINDS = "'scan', 'set_field', 'zero_field', 'wait', 'prompt', 'subtract'"  # as said
 
 
 @dataclass(frozen=True)
@@ -255,14 +256,15 @@ class _Table:
         for key in self.table:
             if key not in allowed:
                 raise InputError(
-                    f"{self.where}: unknown key '{key}'; expected one of "
+                    f"{self.where}: unknown key {shown(key)}; expected one of "
                     + ", ".join(repr(a) for a in allowed),
                     source=self.source,
                 )
 
-    def require(self, key: str) -> Any:
+    def require(self, key: str, expected: str = "it: the step cannot run without it") -> Any:
         if key not in self.table:
-            raise InputError(f"{self.where}: key '{key}' is missing", source=self.source)
+            raise InputError(f"{self.where}: key '{key}' is missing; expected {expected}",
+                             source=self.source)
         return self.table[key]
 
     def string(self, key: str) -> str:
@@ -360,6 +362,7 @@ def _parse_step(source: str, i: int, raw: object, defaults: dict[str, Any]) -> S
     if not isinstance(raw, dict):
         raise InputError(f"{where} is not a table; expected [[step]] with a 'kind'", source=source)
     t = _Table(source, where, raw)
+    t.require("kind", f"a kind, one of {KINDS}")
     kind = t.string("kind")
     t.where = f"step {i + 1} ({kind})"
     if kind == "scan":
@@ -367,8 +370,9 @@ def _parse_step(source: str, i: int, raw: object, defaults: dict[str, Any]) -> S
         keys = {**defaults, **_scan_keys(t)}
         for key in ("name", "center_um", "size_um", "step_um"):
             if key not in keys:
+                where = "in the step" if key == "name" else "in the step or [scan_defaults]"
                 raise InputError(f"{t.where}: key '{key}' is missing (and not in "
-                                 "[scan_defaults])", source=source)
+                                 f"[scan_defaults]); expected it {where}", source=source)
         return ScanStep(keys)
     if kind == "set_field":
         t.only(("kind", "field_uT"))
@@ -389,8 +393,7 @@ def _parse_step(source: str, i: int, raw: object, defaults: dict[str, Any]) -> S
             raise t.fail("register", "true or false")
         return SubtractStep(t.string("in_field"), t.string("remanent"), t.string("name"),
                             register)
-    raise t.fail("kind", "one of 'scan', 'set_field', 'zero_field', 'wait', 'prompt', "
-                 "'subtract'")
+    raise t.fail("kind", f"one of {KINDS}")
 
 
 def parse_recipe(text: str, source: str = "recipe") -> Recipe:

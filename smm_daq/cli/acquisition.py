@@ -324,9 +324,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return code
 
 
-# Which options set the plan field a plan's message names (the fly ones first: a fly
-# message may also name step_x).
-_PLAN_OPTIONS = {"fly trigger": "--fly-trigger", "fly pixel_time_s": "--pixel-time-s",
+# Which options set the plan field a plan's message names (the title first: it may hold any
+# word below; then the fly ones: a fly message may also name step_x).
+_PLAN_OPTIONS = {"plan title": "--title", "fly trigger": "--fly-trigger",
+                 "fly pixel_time_s": "--pixel-time-s",
                  "fly oversample": "--oversample, --pixel-time-s",
                  "fly speed": "--step-um, --pixel-time-s",
                  "fly line runs": "--center-um, --size-um",
