@@ -225,3 +225,4 @@ def test_a_step_missing_a_key_says_what_was_expected(tmp_path: Path, kind: str) 
                           [recipe.name, f"'{key}' is missing", "expected"]))
     _, failures = run_all(cases)
     assert not failures, "\n".join(failures)
+
