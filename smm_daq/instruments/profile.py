@@ -19,7 +19,7 @@ import numpy as np
 
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
-from smm_daq.instruments.lockin_models import HARMONIC_LIMITS
+from smm_daq.instruments.lockin_models import AMPLITUDE_RANGES, HARMONIC_LIMITS
 from smm_daq.text_files import TOO_MANY_DIGITS, read_text_file, shown
 
 UM = 1e-6
@@ -429,6 +429,7 @@ def _lockin(r: _Reader, *, simulated: bool) -> LockInSettings:
             f"chooses its dynamic reserve itself; only an SR830 sets it): expected "
             f"{DEFAULT_RESERVE!r} or no key"), stacklevel=2)
     _check_harmonic(r, s)
+    _check_amplitude(r, s)
     port = None if simulated else _port_of(s.link.address)  # simulated: the emulator's name
     if s.interface is not None and port not in (None, s.interface):
         # the driver would send every reply to the port the link does not reach (OUTX)
@@ -456,6 +457,20 @@ def _check_harmonic(r: _Reader, s: LockInSettings) -> None:
             f"a value that keeps harmonic × reference_frequency_Hz ({s.harmonic} × "
             f"{s.reference_frequency:g} = {detected:g} Hz) within the {limits.max_detection_hz:g} "
             f"Hz an {limits.model} detects at (a lower harmonic or reference frequency)"))
+
+
+def _check_amplitude(r: _Reader, s: LockInSettings) -> None:
+    """InputError when the lock-in model named cannot give the sine-output amplitude asked
+    for (its driver would refuse it at connect, after the rest of the rig had connected)."""
+    limits = AMPLITUDE_RANGES.get(s.link.implementation)
+    if limits is None:
+        return
+    lo, hi = limits
+    if not lo <= s.reference_amplitude <= hi:
+        model = HARMONIC_LIMITS[s.link.implementation].model
+        raise r.fail("reference_amplitude_V", s.reference_amplitude,
+                     f"a number in [{lo:g}, {hi:g}] V (the sine-output amplitudes an {model} "
+                     "gives)")
 
 
 PORT_NAMES = {"rs232": "RS-232", "gpib": "GPIB"}
