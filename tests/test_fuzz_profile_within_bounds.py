@@ -56,3 +56,19 @@ def test_a_lockin_amplitude_the_profile_takes_is_one_its_model_gives(
                                 [profile.name, "lockin.reference_amplitude_V",
                                  model.upper()], may_pass=True)])
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("height", ["400.5", "10000.0"])
+def test_a_profile_height_beyond_the_stage_is_refused_naming_the_profile(tmp_path: Path,
+                                                                         height: str) -> None:
+    """sensor.height_um is taken up to 10,000 µm, the E-727 stage's z travel is 400 µm: a scan
+    without --height-um was refused naming --height-um, an option it was not given."""
+    profile = tmp_path / "p.toml"
+    profile.write_text((REPO / "configs" / "simulator-e727.toml").read_text().replace(
+        "height_um = 100.0", f"height_um = {height}"))
+    out = tmp_path / "o.h5"
+    argv = ["scan", "--profile", str(profile), "--center-um", "900,900", "--size-um", "10,10",
+            "--step-um", "10", "--name", "s", "--out", str(out)]
+    _, failures = run_all([Case("profile", f"height_um = {height}", argv, [profile], [out],
+                                [profile.name, "sensor.height_um", "no --height-um"])])
+    assert not failures, "\n".join(failures)

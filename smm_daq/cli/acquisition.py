@@ -302,7 +302,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
         fly = FlySettings(pixel_time=args.pixel_time_s, oversample=args.oversample,
                           baselines=args.line_baselines, trigger=args.fly_trigger)
     profile = load_profile(args.profile)
-    with _plan_options():
+    # without --height-um the height is the profile's: a refusal of it names the profile key
+    height = ({} if args.height_um is not None else
+              {"height": f"{profile.path}: sensor.height_um (no --height-um given)"})
+    with _plan_options(height):
         plan = _scan_plan(args, cx, cy, w, h, step, field, profile, fly)
         plan.validate(profile)
     check_new_scan(args.out, plan.name)
@@ -339,13 +342,15 @@ _PLAN_OPTIONS = {"plan title": "--title", "fly trigger": "--fly-trigger",
 
 
 @contextmanager
-def _plan_options() -> Iterator[None]:
-    """A plan's InputError names the command-line options that set what it refuses."""
+def _plan_options(instead: dict[str, str] | None = None) -> Iterator[None]:
+    """A plan's InputError names the command-line options that set what it refuses (or, by
+    the same keys, what `instead` names)."""
     try:
         yield
     except InputError as exc:
         text = str(exc)
-        options = next((o for k, o in _PLAN_OPTIONS.items() if k in text), None)
+        named = {**_PLAN_OPTIONS, **(instead or {})}
+        options = next((o for k, o in named.items() if k in text), None)
         if options is None:
             raise
         raise InputError(f"{options}: {text}") from None
