@@ -226,3 +226,32 @@ def test_a_step_missing_a_key_says_what_was_expected(tmp_path: Path, kind: str) 
     _, failures = run_all(cases)
     assert not failures, "\n".join(failures)
 
+
+
+HUGE_VALUES = ["1" + "0" * 400, '"' + "x" * 5000 + '"', "[" + ", ".join(["1.5"] * 1000) + "]"]
+
+
+@FAST
+@given(key=st.sampled_from(["height_um", "harmonic", "channel", "max_current_A", "axes",
+                            "travel_um"]), value=st.sampled_from(HUGE_VALUES))
+def test_a_huge_profile_value_is_quoted_cut_short(tmp_path: Path, key: str,
+                                                 value: str) -> None:
+    """A value of 400 digits or 5,000 characters was quoted whole: a message of 5,000."""
+    profile = tmp_path / "p.toml"
+    profile.write_text(re.sub(rf"(?m)^{key} = .+$", lambda _: f"{key} = {value}", PROFILE,
+                              count=1))
+    err = _refusal(["check", "--profile", str(profile)], [profile], [], [profile.name, key])
+    assert _one_clean_line(err) is None, _one_clean_line(err)
+
+
+@FAST
+@given(key=st.sampled_from(["step_um", "center_um", "raster", "kind"]),
+       value=st.sampled_from(HUGE_VALUES))
+def test_a_huge_recipe_value_is_quoted_cut_short(tmp_path: Path, key: str, value: str) -> None:
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(re.sub(rf"(?m)^{key} = .+$", lambda _: f"{key} = {value}",
+                             STEP + 'raster = "serpentine"\n', count=1))
+    out = tmp_path / "o.h5"
+    err = _refusal(["run", str(recipe), "--out", str(out), "--yes"], [recipe], [out],
+                   [recipe.name, key])
+    assert _one_clean_line(err) is None, _one_clean_line(err)

@@ -112,7 +112,7 @@ from smm_daq.storage.nexus import (
     list_entries,
     names_held_by_links,
 )
-from smm_daq.text_files import read_text_file, shown
+from smm_daq.text_files import quoted, read_text_file, shown
 
 UM = 1e-6
 UT = 1e-6
@@ -124,7 +124,8 @@ NOT_HELD = ("; the file has no entry of this name that this recipe began, to con
 SCAN_KEYS = ("name", "title", "center_um", "size_um", "step_um", "field_uT", "height_um",
              "raster", "settle_tau", "dwell_tau", "fly", "pixel_time_s", "oversample",
              "line_baselines", "fly_trigger")
-KINDS = "'scan', 'set_field', 'zero_field', 'wait', 'prompt', 'subtract'"  # as said
+KIND_NAMES = ("scan", "set_field", "zero_field", "wait", "prompt", "subtract")
+KINDS = ", ".join(repr(k) for k in KIND_NAMES)  # as messages say them
 
 
 @dataclass(frozen=True)
@@ -249,7 +250,7 @@ class _Table:
         self.table = table
 
     def fail(self, key: str, expected: str) -> InputError:
-        return InputError(f"{self.where}: '{key}' is {self.table.get(key)!r}; expected "
+        return InputError(f"{self.where}: '{key}' is {quoted(self.table.get(key))}; expected "
                           f"{expected}", source=self.source)
 
     def only(self, allowed: tuple[str, ...]) -> None:
@@ -364,7 +365,8 @@ def _parse_step(source: str, i: int, raw: object, defaults: dict[str, Any]) -> S
     t = _Table(source, where, raw)
     t.require("kind", f"a kind, one of {KINDS}")
     kind = t.string("kind")
-    t.where = f"step {i + 1} ({kind})"
+    if kind in KIND_NAMES:  # (another is refused below, quoted as any value is)
+        t.where = f"step {i + 1} ({kind})"
     if kind == "scan":
         t.only(("kind", *SCAN_KEYS))
         keys = {**defaults, **_scan_keys(t)}

@@ -20,7 +20,7 @@ import numpy as np
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
 from smm_daq.instruments.lockin_models import AMPLITUDE_RANGES, HARMONIC_LIMITS
-from smm_daq.text_files import TOO_MANY_DIGITS, read_text_file, shown
+from smm_daq.text_files import TOO_MANY_DIGITS, quoted, read_text_file, shown
 
 UM = 1e-6
 UT = 1e-6
@@ -231,7 +231,8 @@ class _Reader:
 
     def fail(self, key: str, value: object, expected: str) -> InputError:
         return InputError(
-            f"key '{self._key(key)}' is {value!r}; expected {expected}", source=self.source
+            f"key '{self._key(key)}' is {quoted(value)}; expected {expected}",
+            source=self.source
         )
 
     def _get(self, key: str, default: object) -> object:
