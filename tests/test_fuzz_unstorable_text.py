@@ -255,3 +255,35 @@ def test_a_huge_recipe_value_is_quoted_cut_short(tmp_path: Path, key: str, value
     err = _refusal(["run", str(recipe), "--out", str(out), "--yes"], [recipe], [out],
                    [recipe.name, key])
     assert _one_clean_line(err) is None, _one_clean_line(err)
+
+
+FLY_VALUES = {"pixel_time_s": "0.1", "oversample": "4", "line_baselines": "true",
+              "fly_trigger": "false"}
+
+
+@settings(FAST, max_examples=8)
+@given(key=st.sampled_from(sorted(FLY_VALUES)), fly=st.sampled_from(["", "fly = false\n"]),
+       defaults=st.booleans())
+def test_a_fly_key_in_a_step_that_does_not_fly_is_refused(tmp_path: Path, key: str, fly: str,
+                                                          defaults: bool) -> None:
+    """A step giving pixel_time_s (or another fly key) without fly = true was measured point
+    by point, the key left unread without a word. The same key in [scan_defaults] is taken:
+    it serves the steps that fly."""
+    line = f"{key} = {FLY_VALUES[key]}\n"
+    recipe = tmp_path / "r.toml"
+    out = tmp_path / "o.h5"
+    out.unlink(missing_ok=True)
+    if defaults:
+        recipe.write_text("[scan_defaults]\n" + line + STEP + fly)
+        code = _run_quietly(["run", str(recipe), "--out", str(out), "--yes",
+                             "--time-scale", "0"])
+        assert code == 0 and out.exists()
+        return
+    recipe.write_text(STEP + fly + line)
+    _refusal(["run", str(recipe), "--out", str(out), "--yes"], [recipe], [out],
+             [recipe.name, "step 1", key, "fly = true"])
+
+
+def _run_quietly(argv: list[str]) -> int:
+    with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+        return main(argv)

@@ -124,6 +124,7 @@ NOT_HELD = ("; the file has no entry of this name that this recipe began, to con
 SCAN_KEYS = ("name", "title", "center_um", "size_um", "step_um", "field_uT", "height_um",
              "raster", "settle_tau", "dwell_tau", "fly", "pixel_time_s", "oversample",
              "line_baselines", "fly_trigger")
+FLY_KEYS = ("pixel_time_s", "oversample", "line_baselines", "fly_trigger")  # of a fly scan
 KIND_NAMES = ("scan", "set_field", "zero_field", "wait", "prompt", "subtract")
 KINDS = ", ".join(repr(k) for k in KIND_NAMES)  # as messages say them
 
@@ -370,6 +371,11 @@ def _parse_step(source: str, i: int, raw: object, defaults: dict[str, Any]) -> S
     if kind == "scan":
         t.only(("kind", *SCAN_KEYS))
         keys = {**defaults, **_scan_keys(t)}
+        unflown = next((k for k in FLY_KEYS if k in raw), None) if not keys.get("fly") else None
+        if unflown is not None:  # a step's own (defaults may serve its other steps that fly)
+            raise t.fail(unflown, "it only in a step that flies its lines: fly = true in the "
+                         "step (or [scan_defaults]), or no such key (the step measures point "
+                         "by point, and would leave it unread)")
         for key in ("name", "center_um", "size_um", "step_um"):
             if key not in keys:
                 where = "in the step" if key == "name" else "in the step or [scan_defaults]"
