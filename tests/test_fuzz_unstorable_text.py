@@ -1,7 +1,9 @@
 """Fuzzing the text a person writes that the other fuzz tests leave out: a scan's title
 (`scan --title`, a recipe step's or [scan_defaults]' title, never fuzzed before), `export
 --dataset`, a profile's rig.calibration_file, keys of any spelling where none is expected in a
-profile or a recipe, and a recipe step missing a key it needs. Titles and names are drawn with
+profile or a recipe, values of hundreds of digits or thousands of characters, a recipe step
+missing a key it needs, and the fly settings (a recipe step's keys, `scan`'s options) given
+to a scan that does not fly, which it would leave unread. Titles and names are drawn with
 the characters a session file's text cannot hold: a NUL (a TOML "\\u0000") and a byte that is
 not UTF-8 in the command line (a Latin-1 terminal's é, which Python reads as a lone
 surrogate). Each must be taken, or refused with one message naming the option, file or key,
@@ -287,3 +289,20 @@ def test_a_fly_key_in_a_step_that_does_not_fly_is_refused(tmp_path: Path, key: s
 def _run_quietly(argv: list[str]) -> int:
     with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
         return main(argv)
+
+
+FLY_OPTIONS = [("--pixel-time-s", "0.1"), ("--oversample", "4"), ("--line-baselines",),
+               ("--fly-trigger",)]
+
+
+@settings(FAST, max_examples=6)
+@given(options=st.lists(st.sampled_from(FLY_OPTIONS), min_size=1, max_size=3, unique=True))
+def test_a_fly_option_without_fly_is_refused(tmp_path: Path,
+                                            options: list[tuple[str, ...]]) -> None:
+    """`scan --pixel-time-s 0.1` (or --oversample, --line-baselines, --fly-trigger) without
+    --fly measured point by point, the option left unread without a word."""
+    out = tmp_path / "o.h5"
+    argv = ["scan", *SCAN, "--out", str(out), *[w for o in options for w in o]]
+    _, failures = run_all([Case("fly option", " ".join(argv[-3:]), argv, [], [out],
+                                [options[0][0], "without --fly"])])
+    assert not failures, "\n".join(failures)
