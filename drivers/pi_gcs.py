@@ -838,7 +838,10 @@ class PIGCSStage(Stage, FlyStage):
         self._referencing = True
         self._command("FRF " + " ".join(pending))
         travel = self._controller_travel  # a reference move crosses at most all of it
-        timeout = 2.0 * float(np.max(travel[:, 1] - travel[:, 0])) / velocity + 10.0
+        # an axis reports referenced once it has settled at the switch, as on target
+        # (`_wait_on_target`): a profile's settle time (up to a minute) counts too
+        timeout = (2.0 * float(np.max(travel[:, 1] - travel[:, 0])) / velocity + 10.0
+                   + self.settle_time)
         deadline = self.clock.now() + timeout
         while not all(self._query_axes("FRF?", _parse_bool)):
             if connect_stop.requested():

@@ -37,7 +37,7 @@ from drivers.srs_lockin import (
 from drivers.transports import BITS_PER_BYTE, SERIAL_PREFIX
 from smm_daq.errors import ProtocolError
 from smm_daq.instruments.interfaces import BufferedLockIn, BufferLimits, BufferTrace
-from smm_daq.instruments.lockin_models import HARMONIC_LIMITS
+from smm_daq.instruments.lockin_models import AMPLITUDE_RANGES, HARMONIC_LIMITS
 from smm_daq.instruments.profile import LockInSettings
 
 # Bits of the LIA status byte that mean an overload: input/reserve, filter, output.
@@ -87,7 +87,7 @@ class SR830(SRSLockIn, BufferedLockIn):
     SENS_HEADER = "SENS"
     REF_SOURCE = ("FMOD", 1)
     FREQ_RANGE = (0.001, 102000.0)
-    AMPLITUDE_RANGE = (0.004, 5.0)
+    AMPLITUDE_RANGE = AMPLITUDE_RANGES["sr830"]
     AMPLITUDE_STEP = 0.002
     SNAP_XY = "SNAP? 1,2"
     MAX_HARMONIC = HARMONIC_LIMITS["sr830"].max_harmonic

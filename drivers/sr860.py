@@ -39,7 +39,7 @@ from drivers.srs_lockin import (
 from drivers.transports import SERIAL_PREFIX
 from smm_daq.errors import InstrumentLost, ProtocolError
 from smm_daq.instruments.interfaces import BufferedLockIn, BufferLimits, BufferTrace, Identity
-from smm_daq.instruments.lockin_models import HARMONIC_LIMITS
+from smm_daq.instruments.lockin_models import AMPLITUDE_RANGES, HARMONIC_LIMITS
 from smm_daq.instruments.profile import LockInSettings
 from smm_daq.instruments.transport import BlockTransport, Transport
 
@@ -124,7 +124,7 @@ class SR860(SRSLockIn, BufferedLockIn):
     SENS_HEADER = "SCAL"
     REF_SOURCE = ("RSRC", 0)
     FREQ_RANGE = (0.001, 500000.0)
-    AMPLITUDE_RANGE = (1e-9, 2.0)
+    AMPLITUDE_RANGE = AMPLITUDE_RANGES["sr860"]
     SNAP_XY = "SNAP? X,Y"
     MAX_HARMONIC = HARMONIC_LIMITS["sr860"].max_harmonic
     MAX_DETECTION_FREQUENCY = HARMONIC_LIMITS["sr860"].max_detection_hz

@@ -103,6 +103,17 @@ def shown(value: object) -> str:
     return f"{text[:SHOWN_CHARS]}... ({len(text):,} characters)"
 
 
+QUOTED_CHARS = 200  # a profile's or recipe's value quoted whole: a 3 × 3 matrix fits
+
+
+def quoted(value: object) -> str:
+    """`repr(value)` for a message about a key's value: whole up to QUOTED_CHARS characters
+    (a matrix of coil calibrations reads better whole than `shown` cuts it), else as `shown`
+    cuts it (an integer of 400 digits, a text of thousands of characters)."""
+    text = repr(value)
+    return text if len(text) <= QUOTED_CHARS else shown(value)
+
+
 def is_number(text: str) -> bool:
     """Whether `text` reads as a float (as `float` reads it: also nan, inf, 1e-6)."""
     try:

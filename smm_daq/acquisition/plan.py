@@ -21,7 +21,7 @@ from smm_daq.finite import finite_number
 from smm_daq.instruments.profile import HEIGHT_NOT_ZERO, Profile
 from smm_daq.storage.limits import MAX_MAP_PIXELS
 from smm_daq.storage.names import ENTRY_NAME_RULE, entry_name_usable
-from smm_daq.text_files import load_json
+from smm_daq.text_files import load_json, shown
 
 UM = 1e-6
 UT = 1e-6
@@ -138,6 +138,10 @@ class ScanPlan:
         if self.raster not in RASTERS:
             raise InputError(f"plan raster is {self.raster!r}; expected one of "
                              + ", ".join(repr(r) for r in RASTERS))
+        unstorable = title_unstorable(self.title)
+        if unstorable:
+            raise InputError(f"plan title {shown(self.title)} holds {unstorable}: a session "
+                             "file's text cannot hold it; expected a title without it")
         for key in ("nx", "ny"):
             n = getattr(self, key)
             if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
@@ -402,3 +406,18 @@ def format_seconds(seconds: float) -> str:
 
 def _ut(b: np.ndarray) -> str:
     return "(" + ", ".join(f"{v / UT:g}" for v in b) + ")"
+
+
+def title_unstorable(title: str) -> str:
+    """What in `title` HDF5 text cannot hold, said for a message, or "": a NUL (a TOML
+    recipe's "\\u0000"; HDF5 ends its text there) or a lone surrogate (how Python reads a
+    command-line byte that is not UTF-8, which UTF-8 text cannot encode)."""
+    for c in title:
+        if c == "\0":
+            return "a NUL character (U+0000)"
+        if "\udc80" <= c <= "\udcff":  # Python's stand-in for the byte (surrogateescape)
+            return (f"byte 0x{ord(c) - 0xDC00:02x}, which is not UTF-8 (a terminal or file in "
+                    "another encoding)")
+        if "\ud800" <= c <= "\udfff":
+            return f"{c!r}, a lone surrogate, which is no character"
+    return ""

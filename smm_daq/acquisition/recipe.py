@@ -112,7 +112,7 @@ from smm_daq.storage.nexus import (
     list_entries,
     names_held_by_links,
 )
-from smm_daq.text_files import read_text_file
+from smm_daq.text_files import quoted, read_text_file, shown
 
 UM = 1e-6
 UT = 1e-6
@@ -124,6 +124,9 @@ NOT_HELD = ("; the file has no entry of this name that this recipe began, to con
 SCAN_KEYS = ("name", "title", "center_um", "size_um", "step_um", "field_uT", "height_um",
              "raster", "settle_tau", "dwell_tau", "fly", "pixel_time_s", "oversample",
              "line_baselines", "fly_trigger")
+FLY_KEYS = ("pixel_time_s", "oversample", "line_baselines", "fly_trigger")  # of a fly scan
+KIND_NAMES = ("scan", "set_field", "zero_field", "wait", "prompt", "subtract")
+KINDS = ", ".join(repr(k) for k in KIND_NAMES)  # as messages say them
 
 
 @dataclass(frozen=True)
@@ -248,21 +251,22 @@ class _Table:
         self.table = table
 
     def fail(self, key: str, expected: str) -> InputError:
-        return InputError(f"{self.where}: '{key}' is {self.table.get(key)!r}; expected "
+        return InputError(f"{self.where}: '{key}' is {quoted(self.table.get(key))}; expected "
                           f"{expected}", source=self.source)
 
     def only(self, allowed: tuple[str, ...]) -> None:
         for key in self.table:
             if key not in allowed:
                 raise InputError(
-                    f"{self.where}: unknown key '{key}'; expected one of "
+                    f"{self.where}: unknown key {shown(key)}; expected one of "
                     + ", ".join(repr(a) for a in allowed),
                     source=self.source,
                 )
 
-    def require(self, key: str) -> Any:
+    def require(self, key: str, expected: str = "it: the step cannot run without it") -> Any:
         if key not in self.table:
-            raise InputError(f"{self.where}: key '{key}' is missing", source=self.source)
+            raise InputError(f"{self.where}: key '{key}' is missing; expected {expected}",
+                             source=self.source)
         return self.table[key]
 
     def string(self, key: str) -> str:
@@ -360,15 +364,23 @@ def _parse_step(source: str, i: int, raw: object, defaults: dict[str, Any]) -> S
     if not isinstance(raw, dict):
         raise InputError(f"{where} is not a table; expected [[step]] with a 'kind'", source=source)
     t = _Table(source, where, raw)
+    t.require("kind", f"a kind, one of {KINDS}")
     kind = t.string("kind")
-    t.where = f"step {i + 1} ({kind})"
+    if kind in KIND_NAMES:  # (another is refused below, quoted as any value is)
+        t.where = f"step {i + 1} ({kind})"
     if kind == "scan":
         t.only(("kind", *SCAN_KEYS))
         keys = {**defaults, **_scan_keys(t)}
+        unflown = next((k for k in FLY_KEYS if k in raw), None) if not keys.get("fly") else None
+        if unflown is not None:  # a step's own (defaults may serve its other steps that fly)
+            raise t.fail(unflown, "it only in a step that flies its lines: fly = true in the "
+                         "step (or [scan_defaults]), or no such key (the step measures point "
+                         "by point, and would leave it unread)")
         for key in ("name", "center_um", "size_um", "step_um"):
             if key not in keys:
+                where = "in the step" if key == "name" else "in the step or [scan_defaults]"
                 raise InputError(f"{t.where}: key '{key}' is missing (and not in "
-                                 "[scan_defaults])", source=source)
+                                 f"[scan_defaults]); expected it {where}", source=source)
         return ScanStep(keys)
     if kind == "set_field":
         t.only(("kind", "field_uT"))
@@ -389,8 +401,7 @@ def _parse_step(source: str, i: int, raw: object, defaults: dict[str, Any]) -> S
             raise t.fail("register", "true or false")
         return SubtractStep(t.string("in_field"), t.string("remanent"), t.string("name"),
                             register)
-    raise t.fail("kind", "one of 'scan', 'set_field', 'zero_field', 'wait', 'prompt', "
-                 "'subtract'")
+    raise t.fail("kind", f"one of {KINDS}")
 
 
 def parse_recipe(text: str, source: str = "recipe") -> Recipe:

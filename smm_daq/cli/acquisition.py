@@ -22,7 +22,11 @@ from typing import TYPE_CHECKING, TextIO
 import numpy as np
 from tqdm import tqdm
 
-from smm_daq.acquisition.fly.settings import FlySettings
+from smm_daq.acquisition.fly.settings import (
+    DEFAULT_OVERSAMPLE,
+    DEFAULT_PIXEL_TIME_S,
+    FlySettings,
+)
 from smm_daq.acquisition.plan import (
     DEFAULT_SETTLE_TAU,
     MAX_DWELL_TAU,
@@ -294,7 +298,18 @@ def cmd_scan(args: argparse.Namespace) -> int:
     within("--settle-tau", args.settle_tau, 0.0, MAX_SETTLE_TAU, " lock-in time constants")
     within("--dwell-tau", args.dwell_tau, 0.0, MAX_DWELL_TAU, " lock-in time constants")
     fly = None
+    unflown = [o for o, given in (("--pixel-time-s", args.pixel_time_s is not None),
+                                  ("--oversample", args.oversample is not None),
+                                  ("--fly-trigger", args.fly_trigger),
+                                  ("--line-baselines", args.line_baselines)) if given]
+    if unflown and not args.fly:  # a step scan would leave them unread
+        raise InputError(f"{', '.join(unflown)} given without --fly; expected --fly with "
+                         f"{'them' if len(unflown) > 1 else 'it'} (a flown scan), or no "
+                         f"{'such option' if len(unflown) > 1 else unflown[0]} (a step scan)")
     if args.fly:
+        args.pixel_time_s = DEFAULT_PIXEL_TIME_S if args.pixel_time_s is None else \
+            args.pixel_time_s
+        args.oversample = DEFAULT_OVERSAMPLE if args.oversample is None else args.oversample
         positive("--pixel-time-s", args.pixel_time_s)
         if args.oversample < 1:
             raise InputError(f"--oversample is {args.oversample!r}; expected a whole number "
@@ -302,7 +317,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
         fly = FlySettings(pixel_time=args.pixel_time_s, oversample=args.oversample,
                           baselines=args.line_baselines, trigger=args.fly_trigger)
     profile = load_profile(args.profile)
-    with _plan_options():
+    # without --height-um the height is the profile's: a refusal of it names the profile key
+    height = ({} if args.height_um is not None else
+              {"height": f"{profile.path}: sensor.height_um (no --height-um given)"})
+    with _plan_options(height):
         plan = _scan_plan(args, cx, cy, w, h, step, field, profile, fly)
         plan.validate(profile)
     check_new_scan(args.out, plan.name)
@@ -324,9 +342,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return code
 
 
-# Which options set the plan field a plan's message names (the fly ones first: a fly
-# message may also name step_x).
-_PLAN_OPTIONS = {"fly trigger": "--fly-trigger", "fly pixel_time_s": "--pixel-time-s",
+# Which options set the plan field a plan's message names (the title first: it may hold any
+# word below; then the fly ones: a fly message may also name step_x).
+_PLAN_OPTIONS = {"plan title": "--title", "fly trigger": "--fly-trigger",
+                 "fly pixel_time_s": "--pixel-time-s",
                  "fly oversample": "--oversample, --pixel-time-s",
                  "fly speed": "--step-um, --pixel-time-s",
                  "fly line runs": "--center-um, --size-um",
@@ -338,13 +357,15 @@ _PLAN_OPTIONS = {"fly trigger": "--fly-trigger", "fly pixel_time_s": "--pixel-ti
 
 
 @contextmanager
-def _plan_options() -> Iterator[None]:
-    """A plan's InputError names the command-line options that set what it refuses."""
+def _plan_options(instead: dict[str, str] | None = None) -> Iterator[None]:
+    """A plan's InputError names the command-line options that set what it refuses (or, by
+    the same keys, what `instead` names)."""
     try:
         yield
     except InputError as exc:
         text = str(exc)
-        options = next((o for k, o in _PLAN_OPTIONS.items() if k in text), None)
+        named = {**_PLAN_OPTIONS, **(instead or {})}
+        options = next((o for k, o in named.items() if k in text), None)
         if options is None:
             raise
         raise InputError(f"{options}: {text}") from None
@@ -735,11 +756,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fly", action="store_true",
                    help="fly the lines at constant velocity, the lock-in buffered in time "
                         "(settle and dwell then play no part)")
-    p.add_argument("--pixel-time-s", type=float, default=0.05, metavar="S",
-                   help="fly: seconds per pixel (default 0.05); the lock-in time constant is "
-                        "set to at most a fifth of it")
-    p.add_argument("--oversample", type=int, default=8, metavar="N",
-                   help="fly: lock-in samples per pixel at least (default 8)")
+    p.add_argument("--pixel-time-s", type=float, metavar="S",
+                   help=f"fly: seconds per pixel (default {DEFAULT_PIXEL_TIME_S:g}); the "
+                        "lock-in time constant is set to at most a fifth of it")
+    p.add_argument("--oversample", type=int, metavar="N",
+                   help=f"fly: lock-in samples per pixel at least (default "
+                        f"{DEFAULT_OVERSAMPLE})")
     p.add_argument("--fly-trigger", action="store_true",
                    help="fly: start the lock-in's buffer on the stage's trigger edge (needs "
                         "the profile's [fly] trigger_wired = true); else by software")

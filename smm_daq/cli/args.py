@@ -72,12 +72,21 @@ def entry_to_read(text: str) -> str:
     """An argparse type for an option naming an entry to read: text a file can hold as a name.
     A byte that is no UTF-8 in the command line (a name typed in a Latin-1 terminal) reaches
     Python as a lone surrogate, which no HDF5 name holds and h5py cannot encode."""
+    return _utf8(text, "the name of an entry of the file (smm-daq info lists them)")
+
+
+def dataset_to_read(text: str) -> str:
+    """An argparse type for an option naming a dataset inside an entry (export --dataset):
+    text a file can hold as a name, as `entry_to_read`."""
+    return _utf8(text, "a map under the entry, e.g. Bz or chi/chi")
+
+
+def _utf8(text: str, expected: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not UTF-8 text; expected the name of an entry of the file "
-            "(smm-daq info lists them)") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not UTF-8 text; expected {expected}"
+                                         ) from None
     return text
 
 

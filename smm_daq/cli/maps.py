@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from smm_daq.cli.args import (
+    dataset_to_read,
     distinct_outputs,
     entry_name,
     entry_to_read,
@@ -789,7 +790,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--entry", required=True, type=entry_to_read, action="append",
                    help="entry to read; repeated, with one --mask-template each: the map image "
                         "of each scan of a joint inversion, in mmt invert's order")
-    p.add_argument("--dataset",
+    p.add_argument("--dataset", type=dataset_to_read,
                    help="a map under the entry, e.g. Bz, chi/chi, chi/errors or "
                         "magnetization/M (default: the map the entry opens on, its NeXus "
                         "default plot: chi/chi for a susceptibility entry, magnetization/M for "

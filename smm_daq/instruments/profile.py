@@ -19,8 +19,8 @@ import numpy as np
 
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
-from smm_daq.instruments.lockin_models import HARMONIC_LIMITS
-from smm_daq.text_files import TOO_MANY_DIGITS, read_text_file
+from smm_daq.instruments.lockin_models import AMPLITUDE_RANGES, HARMONIC_LIMITS
+from smm_daq.text_files import TOO_MANY_DIGITS, quoted, read_text_file, shown
 
 UM = 1e-6
 UT = 1e-6
@@ -231,7 +231,8 @@ class _Reader:
 
     def fail(self, key: str, value: object, expected: str) -> InputError:
         return InputError(
-            f"key '{self._key(key)}' is {value!r}; expected {expected}", source=self.source
+            f"key '{self._key(key)}' is {quoted(value)}; expected {expected}",
+            source=self.source
         )
 
     def _get(self, key: str, default: object) -> object:
@@ -334,7 +335,7 @@ class _Reader:
         unknown = sorted(set(self.table) - self.used)
         if unknown:
             raise InputError(
-                f"unknown key '{self._key(unknown[0])}'; expected one of "
+                f"unknown key {shown(self._key(unknown[0]))}; expected one of "
                 + ", ".join(repr(self._key(k)) for k in sorted(self.used)),
                 source=self.source,
             )
@@ -429,6 +430,7 @@ def _lockin(r: _Reader, *, simulated: bool) -> LockInSettings:
             f"chooses its dynamic reserve itself; only an SR830 sets it): expected "
             f"{DEFAULT_RESERVE!r} or no key"), stacklevel=2)
     _check_harmonic(r, s)
+    _check_amplitude(r, s)
     port = None if simulated else _port_of(s.link.address)  # simulated: the emulator's name
     if s.interface is not None and port not in (None, s.interface):
         # the driver would send every reply to the port the link does not reach (OUTX)
@@ -456,6 +458,20 @@ def _check_harmonic(r: _Reader, s: LockInSettings) -> None:
             f"a value that keeps harmonic × reference_frequency_Hz ({s.harmonic} × "
             f"{s.reference_frequency:g} = {detected:g} Hz) within the {limits.max_detection_hz:g} "
             f"Hz an {limits.model} detects at (a lower harmonic or reference frequency)"))
+
+
+def _check_amplitude(r: _Reader, s: LockInSettings) -> None:
+    """InputError when the lock-in model named cannot give the sine-output amplitude asked
+    for (its driver would refuse it at connect, after the rest of the rig had connected)."""
+    limits = AMPLITUDE_RANGES.get(s.link.implementation)
+    if limits is None:
+        return
+    lo, hi = limits
+    if not lo <= s.reference_amplitude <= hi:
+        model = HARMONIC_LIMITS[s.link.implementation].model
+        raise r.fail("reference_amplitude_V", s.reference_amplitude,
+                     f"a number in [{lo:g}, {hi:g}] V (the sine-output amplitudes an {model} "
+                     "gives)")
 
 
 PORT_NAMES = {"rs232": "RS-232", "gpib": "GPIB"}
@@ -610,6 +626,29 @@ def check_complete(text: str, source: str) -> None:
         )
 
 
+def _calibration_file(rig: _Reader, profile: Path) -> Path | None:
+    """rig.calibration_file, relative to the profile's folder; None when not given. One that
+    does not exist is no error (the first calibration is stored there), but one the system
+    cannot even look for (a name longer than it allows, a NUL in it) is refused here, before
+    a command would fail on it with a traceback."""
+    name = rig._get("calibration_file", None)
+    if name is not None and not isinstance(name, str):
+        raise rig.fail("calibration_file", name, "a path (relative to the profile)")
+    if not name:
+        return None
+    path = profile.parent / name
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # where `calibrate-coils` will store the first calibration
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InputError(f"key 'rig.calibration_file' is {shown(name)}, which the system "
+                         f"cannot look up ({why}); expected a path to a file (relative to the "
+                         "profile)", source=rig.source) from None
+    return path
+
+
 def parse_profile(text: str, path: Path) -> Profile:
     """Parse and validate profile text; `path` names it in errors and anchors relative paths."""
     source = str(path)
@@ -618,11 +657,8 @@ def parse_profile(text: str, path: Path) -> Profile:
     assert rig is not None
     name = rig.string("name")
     simulated = rig.boolean("simulated", False)
-    cal_name = rig._get("calibration_file", None)
-    if cal_name is not None and not isinstance(cal_name, str):
-        raise rig.fail("calibration_file", cal_name, "a path (relative to the profile)")
+    calibration_file = _calibration_file(rig, path)
     rig.check_unknown()
-    calibration_file = (path.parent / cal_name) if cal_name else None
 
     coils_as_written = coils = _coils(top.sub("coils"))  # type: ignore[arg-type]
     if calibration_file is not None and calibration_file.exists():

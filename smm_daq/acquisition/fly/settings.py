@@ -29,6 +29,9 @@ MAX_PIXEL_TIME_S = 3600.0  # an hour a pixel: beyond it a fly line's numbers ove
 # samples a pixel: more than any lock-in's buffer holds for a whole line (the SR860's half a
 # million), and beyond a float a whole number the rate's arithmetic overflows
 MAX_OVERSAMPLE = 1_000_000
+# what a fly scan takes when no pixel time or oversampling is given
+DEFAULT_PIXEL_TIME_S = 0.05
+DEFAULT_OVERSAMPLE = 8
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class FlySettings:
     median (slow drift between lines) from the stored map."""
 
     pixel_time: float
-    oversample: int = 8
+    oversample: int = DEFAULT_OVERSAMPLE
     trigger: bool = False
     baselines: bool = False
 
