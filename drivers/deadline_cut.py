@@ -17,6 +17,7 @@ import math
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 from pyvisa import constants
@@ -139,3 +140,39 @@ def _close_cut(resource: MessageBasedResource) -> None:
             getattr(resource.visalib, "sessions", {}).pop(resource.session, None)
         resource.session = None
 
+
+def opened_within(open_resource: Callable[[], MessageBasedResource],
+                  seconds: float) -> MessageBasedResource:
+    """The resource `open_resource` opens, if within `seconds`, else `TimeoutError`.
+    pyvisa-py's VXI-11 and HiSLIP opening waits for the instrument's answers seconds whatever
+    the link's timeout (VXI-11's create_link and portmapper calls 5 s each; HiSLIP's
+    Initialize 5 s), on a connection not yet there to cut: so it is made in a thread of its
+    own, left to end by itself past `seconds`, and what it opens then is closed."""
+    lock = threading.Lock()  # the wait's end and the opening's never overlap
+    done = threading.Event()
+    out: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            resource = open_resource()
+        except BaseException as exc:  # handed to the waiting call
+            with lock:
+                out["error"] = exc
+                done.set()
+            return
+        with lock:
+            if "gave up" not in out:
+                out["resource"] = resource
+                done.set()
+                return
+        _close_cut(resource)  # nobody waits for it any more
+
+    threading.Thread(target=run, name="opening within", daemon=True).start()
+    done.wait(max(0.0, seconds))
+    with lock:
+        if not done.is_set():
+            out["gave up"] = True
+            raise TimeoutError(f"not opened within {seconds:g} s")
+    if "error" in out:
+        raise out["error"]  # type: ignore[misc]
+    return out["resource"]  # type: ignore[return-value]

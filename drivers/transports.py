@@ -64,7 +64,7 @@ from pyvisa import constants
 from pyvisa.resources import MessageBasedResource
 from serial.urlhandler import protocol_socket
 
-from drivers.deadline_cut import Cut
+from drivers.deadline_cut import Cut, opened_within
 from drivers.link import ConnectionClosed, shown
 from smm_daq.errors import InstrumentLost, InstrumentTimeout, ProtocolError
 from smm_daq.instruments.profile import LinkSettings
@@ -185,23 +185,37 @@ class VisaTransport:
             instrument=self.name,
         )
 
-    def _check_open(self) -> None:
+    def _check_open(self, deadline: float | None = None) -> None:
+        """Raise if closed; a connection that failed is opened again, by `deadline`
+        (time.monotonic(); a timeout from now if not given)."""
         if self._closed:
             raise InstrumentLost("link closed", instrument=self.name)
         if self._broken and self._reopen_failed is not None:
-            self._reconnect()
+            self._reconnect(deadline)
 
-    def _reconnect(self) -> None:
-        """Drop the connection and open a new one (raw sockets, and serial ports that failed):
-        InstrumentLost if none."""
+    def _reconnect(self, deadline: float | None = None) -> None:
+        """Drop the connection and open a new one (raw sockets; serial ports, VXI-11 and
+        HiSLIP connections that failed): InstrumentLost if none. A raw socket's open is its
+        connect, bounded by its `open_timeout`; the others' are bounded by `deadline`
+        (time.monotonic(); a timeout from now if not given): VXI-11's and HiSLIP's wait
+        seconds for an instrument that does not answer, whatever the timeout."""
         assert self._reopen_failed is not None
         self._broken = True
         with contextlib.suppress(Exception):  # the old socket may be gone already
             self.resource.close()
+        if deadline is None:
+            deadline = time.monotonic() + self.timeout
         try:
-            self.resource = self._reopen_failed()
+            if self._reopen is None:
+                self.resource = opened_within(self._reopen_failed, deadline - time.monotonic())
+            else:
+                self.resource = self._reopen_failed()
         except InstrumentLost as exc:
             raise InstrumentLost(f"the link failed and could not be reopened: {exc}",
+                                 instrument=self.name) from exc
+        except TimeoutError as exc:
+            raise InstrumentLost(f"the link failed and could not be reopened within "
+                                 f"{self.timeout:g} s (the instrument does not answer)",
                                  instrument=self.name) from exc
         self.resource.timeout = self._timeout_ms
         self.resource.read_termination = self._reply_end
@@ -224,7 +238,7 @@ class VisaTransport:
         """Send `message` within the timeout, a reconnect first (a raw socket's that failed)
         within it too (`query`)."""
         deadline = time.monotonic() + self.timeout
-        self._check_open()
+        self._check_open(deadline)
         self._write(message, deadline)
 
     def _write(self, message: str, deadline: float) -> None:
@@ -291,7 +305,7 @@ class VisaTransport:
         counts for it (a timeout, and the device clear's, which reconnects too)."""
         deadline = time.monotonic() + self.timeout
         self._drop_unasked()
-        self._check_open()
+        self._check_open(deadline)
         self._write(message, deadline)
         if self._broken:  # the command went as its connection was cut at the deadline
             raise InstrumentTimeout(f"no reply within {self.timeout:g} s", instrument=self.name)

@@ -5,10 +5,12 @@ calls advance; nothing sleeps."""
 
 from __future__ import annotations
 
+import threading
 import types
 
 import pytest
 import pyvisa
+from lan_instruments import HANG_GUARD_S, bounded
 from pyvisa import constants
 
 from drivers import transports
@@ -92,3 +94,42 @@ def test_a_reconnect_before_an_exchange_is_made_within_its_timeout(
             transport.write("OUTP OFF")
         assert sent_by == [pytest.approx(start + TIMEOUT_S)]
     assert clock.now - start <= TIMEOUT_S + 1e-9
+
+
+class Instr(SilentSocket):
+    """A VXI-11 or HiSLIP resource (`TCPIP::host::INSTR`: no raw socket, reopened only
+    after a failure), its link failed: a write fails as a link gone does."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock, failing=True)
+        self.closed = threading.Event()
+
+    def write(self, message: str) -> None:
+        raise pyvisa.VisaIOError(constants.StatusCode.error_connection_lost)
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+def test_a_lan_instruments_reopen_that_is_not_answered_ends_at_the_exchanges_deadline() -> None:
+    """pyvisa-py's VXI-11 and HiSLIP opening waits 5 s and more for an instrument that does
+    not answer (create_link, Initialize), whatever the link's timeout: the reopen before an
+    exchange is given up at the exchange's deadline, `InstrumentLost`, and what it opens
+    later is closed. Unfixed, the exchange waited for the opening however long it took
+    (here until the hang guard)."""
+    answer = threading.Event()
+    late = Instr(FakeClock())
+
+    def reopen() -> Instr:
+        answer.wait(HANG_GUARD_S)
+        return late
+
+    transport = VisaTransport(Instr(FakeClock()), name="supply", reopen_failed=reopen)
+    transport.timeout = 0.05
+    with pytest.raises(InstrumentLost, match="link failed"):
+        transport.write("CURR 1")
+    with pytest.raises(InstrumentLost, match=r"could not be reopened within 0\.05 s"):
+        bounded(lambda: transport.write("OUTP OFF"))
+    answer.set()
+    assert late.closed.wait(HANG_GUARD_S)  # the opening that came late is not left open
+    assert transport.resource is not late
