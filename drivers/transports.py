@@ -64,7 +64,7 @@ from pyvisa import constants
 from pyvisa.resources import MessageBasedResource
 from serial.urlhandler import protocol_socket
 
-from drivers.deadline_cut import Cut, opened_within
+from drivers.deadline_cut import Cut, close_at_once, opened_within
 from drivers.link import ConnectionClosed, shown
 from smm_daq.errors import InstrumentLost, InstrumentTimeout, ProtocolError
 from smm_daq.instruments.profile import LinkSettings
@@ -202,7 +202,7 @@ class VisaTransport:
         assert self._reopen_failed is not None
         self._broken = True
         with contextlib.suppress(Exception):  # the old socket may be gone already
-            self.resource.close()
+            close_at_once(self.resource)  # a VXI-11 link's: no wait for a hung instrument
         if deadline is None:
             deadline = time.monotonic() + self.timeout
         try:

@@ -5,6 +5,8 @@ calls advance; nothing sleeps."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import types
 
@@ -133,3 +135,39 @@ def test_a_lan_instruments_reopen_that_is_not_answered_ends_at_the_exchanges_dea
     answer.set()
     assert late.closed.wait(HANG_GUARD_S)  # the opening that came late is not left open
     assert transport.resource is not late
+
+
+class HungVxi11(Instr):
+    """A pyvisa-py VXI-11 session whose instrument hung: its close asks the instrument to
+    destroy the link and waits for the answer on the connection (`sock`), which never
+    comes while that connection stays up."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.sock, self.peer = socket.socketpair()
+        self.session = 1
+        interface = types.SimpleNamespace(sock=self.sock)
+        self.visalib = types.SimpleNamespace(sessions={1: types.SimpleNamespace(
+            interface=interface)})
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # the connection shut down: no answer to wait for
+            self.sock.settimeout(2 * HANG_GUARD_S)
+            self.sock.recv(1)
+        self.closed.set()
+
+
+def test_a_reconnect_drops_a_hung_vxi11_link_without_waiting_for_it() -> None:
+    """The link the reconnect drops is shut down before it is closed: pyvisa-py's VXI-11
+    close asks a hung instrument to destroy it and waits 5 s for an answer, whatever the
+    link's timeout. Unfixed, the exchange waited for that close (here until the hang
+    guard)."""
+    clock = FakeClock()
+    hung = HungVxi11(clock)
+    transport = VisaTransport(hung, name="supply", reopen_failed=lambda: SilentSocket(clock))
+    with pytest.raises(InstrumentLost, match="link failed"):
+        transport.write("CURR 1")
+    bounded(lambda: transport.write("OUTP OFF"))  # on the new connection
+    assert hung.closed.is_set()
+    assert hung.peer.recv(1) == b""  # the old connection was shut down
+    hung.peer.close()
