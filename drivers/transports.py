@@ -300,9 +300,11 @@ class VisaTransport:
         go out (an instrument slow to take it) is the reply's less. On a serial line (ASRL)
         the reply keeps its own timeout, as its read waits for the largest reply's transfer
         too (`SerialTransport.query`). A raw socket that failed is opened again first, within
-        that timeout too (its connect's `open_timeout`): the exchange is left what the
-        reconnect did not take, so that a reconnect adds nothing to the time `safe_bound`
-        counts for it (a timeout, and the device clear's, which reconnects too)."""
+        that timeout too (its connect's `open_timeout`; a VXI-11 or HiSLIP connection's
+        opening, which waits seconds for an instrument that does not answer, is given up at
+        the deadline: `_reconnect`): the exchange is left what the reconnect did not take,
+        so that a reconnect adds nothing to the time `safe_bound` counts for it (a timeout,
+        and the device clear's, which reconnects too)."""
         deadline = time.monotonic() + self.timeout
         self._drop_unasked()
         self._check_open(deadline)
