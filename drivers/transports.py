@@ -412,7 +412,10 @@ class VisaTransport:
         if not self._closed:
             self._closed = True
             with contextlib.suppress(pyvisa.Error, OSError):  # already gone: best effort
-                self.resource.close()
+                if self._broken:  # a VXI-11 link's close would wait for a hung instrument
+                    close_at_once(self.resource)
+                else:
+                    self.resource.close()
 
 
 def _open_resource(

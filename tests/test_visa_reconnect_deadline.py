@@ -171,3 +171,16 @@ def test_a_reconnect_drops_a_hung_vxi11_link_without_waiting_for_it() -> None:
     assert hung.closed.is_set()
     assert hung.peer.recv(1) == b""  # the old connection was shut down
     hung.peer.close()
+
+
+def test_closing_a_failed_vxi11_link_does_not_wait_for_the_hung_instrument() -> None:
+    """A link that failed is shut down before it is closed, as a reconnect drops it: closing
+    the program after the rig was made safe waits no 5 s for each hung VXI-11 instrument's
+    answer to destroy_link. Unfixed, the close waited (here until the hang guard)."""
+    hung = HungVxi11(FakeClock())
+    transport = VisaTransport(hung, name="supply")
+    with pytest.raises(InstrumentLost, match="link failed"):
+        transport.write("CURR 1")
+    bounded(transport.close)
+    assert hung.peer.recv(1) == b""
+    hung.peer.close()
