@@ -135,6 +135,10 @@ class VisaTransport:
         self._pending = bytearray()
         self._closed = False
         self._broken = False
+        # a VXI-11 or HiSLIP session (TCPIP::…::INSTR): its opening waits seconds whatever the
+        # timeout, so a reopen is bounded by its exchange's deadline (`_reconnect`)
+        self._open_within = (reopen is None and getattr(resource, "interface_type", None)
+                             == constants.InterfaceType.tcpip)
 
     @classmethod
     def open(
@@ -196,9 +200,9 @@ class VisaTransport:
     def _reconnect(self, deadline: float | None = None) -> None:
         """Drop the connection and open a new one (raw sockets; serial ports, VXI-11 and
         HiSLIP connections that failed): InstrumentLost if none. A raw socket's open is its
-        connect, bounded by its `open_timeout`; the others' are bounded by `deadline`
-        (time.monotonic(); a timeout from now if not given): VXI-11's and HiSLIP's wait
-        seconds for an instrument that does not answer, whatever the timeout."""
+        connect, bounded by its `open_timeout`; VXI-11's and HiSLIP's, which wait seconds for
+        an instrument that does not answer whatever the timeout, are given up at `deadline`
+        (time.monotonic(); a timeout from now if not given)."""
         assert self._reopen_failed is not None
         self._broken = True
         with contextlib.suppress(Exception):  # the old socket may be gone already
@@ -206,7 +210,7 @@ class VisaTransport:
         if deadline is None:
             deadline = time.monotonic() + self.timeout
         try:
-            if self._reopen is None:
+            if self._open_within:
                 self.resource = opened_within(self._reopen_failed, deadline - time.monotonic())
             else:
                 self.resource = self._reopen_failed()
