@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import socket
 import threading
 import time
@@ -89,6 +90,11 @@ class _Watchdog:
         self._wake_at = math.inf
         self._thread: threading.Thread | None = None
 
+    def forked(self) -> None:
+        """In a child just forked: the parent's thread is not in it (nor its armed cuts),
+        and may have held the lock; the child's first arm starts a thread of its own."""
+        self.__init__()  # type: ignore[misc]
+
     def arm(self, cut: Cut) -> None:
         with self._ready:
             self._armed[id(cut)] = cut
@@ -121,6 +127,8 @@ class _Watchdog:
 
 
 _WATCHDOG = _Watchdog()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_WATCHDOG.forked)
 
 
 def _shut(sockets: tuple[socket.socket, ...]) -> None:
