@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 from pyvisa import constants
@@ -57,12 +59,7 @@ class Cut:
             if self._over:
                 return
             self.fired = True
-            for sock in self._sockets:
-                with contextlib.suppress(OSError):  # not connected any more
-                    sock.shutdown(socket.SHUT_RDWR)
-                # closed too: pyvisa-py's RPC wait takes a connection's end for no data yet
-                # and would go on polling it until its own timeout
-                sock.close()
+            _shut(self._sockets)
 
     def __enter__(self) -> Cut:
         if self._sockets:
@@ -92,6 +89,11 @@ class _Watchdog:
         self._armed: dict[int, Cut] = {}
         self._wake_at = math.inf
         self._thread: threading.Thread | None = None
+
+    def forked(self) -> None:
+        """In a child just forked: the parent's thread is not in it (nor its armed cuts),
+        and may have held the lock; the child's first arm starts a thread of its own."""
+        self.__init__()  # type: ignore[misc]
 
     def arm(self, cut: Cut) -> None:
         with self._ready:
@@ -125,6 +127,25 @@ class _Watchdog:
 
 
 _WATCHDOG = _Watchdog()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_WATCHDOG.forked)
+
+
+def _shut(sockets: tuple[socket.socket, ...]) -> None:
+    for sock in sockets:
+        with contextlib.suppress(OSError):  # not connected any more
+            sock.shutdown(socket.SHUT_RDWR)
+        # closed too: pyvisa-py's RPC wait takes a connection's end for no data yet and
+        # would go on polling it until its own timeout
+        sock.close()
+
+
+def close_at_once(resource: MessageBasedResource) -> None:
+    """Close `resource`, a pyvisa-py LAN instrument's connection shut down first: its VXI-11
+    close asks the instrument to destroy its link and waits 5 s for the answer, which a
+    connection that failed (an instrument that hung) never brings."""
+    _shut(lan_instrument_sockets(resource))
+    _close_cut(resource)
 
 
 def _close_cut(resource: MessageBasedResource) -> None:
@@ -139,3 +160,39 @@ def _close_cut(resource: MessageBasedResource) -> None:
             getattr(resource.visalib, "sessions", {}).pop(resource.session, None)
         resource.session = None
 
+
+def opened_within(open_resource: Callable[[], MessageBasedResource],
+                  seconds: float) -> MessageBasedResource:
+    """The resource `open_resource` opens, if within `seconds`, else `TimeoutError`.
+    pyvisa-py's VXI-11 and HiSLIP opening waits for the instrument's answers seconds whatever
+    the link's timeout (VXI-11's create_link and portmapper calls 5 s each; HiSLIP's
+    Initialize 5 s), on a connection not yet there to cut: so it is made in a thread of its
+    own, left to end by itself past `seconds`, and what it opens then is closed."""
+    lock = threading.Lock()  # the wait's end and the opening's never overlap
+    done = threading.Event()
+    out: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            resource = open_resource()
+        except BaseException as exc:  # handed to the waiting call
+            with lock:
+                out["error"] = exc
+                done.set()
+            return
+        with lock:
+            if "gave up" not in out:
+                out["resource"] = resource
+                done.set()
+                return
+        _close_cut(resource)  # nobody waits for it any more
+
+    threading.Thread(target=run, name="opening within", daemon=True).start()
+    done.wait(max(0.0, seconds))
+    with lock:
+        if not done.is_set():
+            out["gave up"] = True
+            raise TimeoutError(f"not opened within {seconds:g} s")
+    if "error" in out:
+        raise out["error"]  # type: ignore[misc]
+    return out["resource"]  # type: ignore[return-value]

@@ -64,7 +64,7 @@ from pyvisa import constants
 from pyvisa.resources import MessageBasedResource
 from serial.urlhandler import protocol_socket
 
-from drivers.deadline_cut import Cut
+from drivers.deadline_cut import Cut, close_at_once, opened_within
 from drivers.link import ConnectionClosed, shown
 from smm_daq.errors import InstrumentLost, InstrumentTimeout, ProtocolError
 from smm_daq.instruments.profile import LinkSettings
@@ -135,6 +135,10 @@ class VisaTransport:
         self._pending = bytearray()
         self._closed = False
         self._broken = False
+        # a VXI-11 or HiSLIP session (TCPIP::…::INSTR): its opening waits seconds whatever the
+        # timeout, so a reopen is bounded by its exchange's deadline (`_reconnect`)
+        self._open_within = (reopen is None and getattr(resource, "interface_type", None)
+                             == constants.InterfaceType.tcpip)
 
     @classmethod
     def open(
@@ -185,23 +189,37 @@ class VisaTransport:
             instrument=self.name,
         )
 
-    def _check_open(self) -> None:
+    def _check_open(self, deadline: float | None = None) -> None:
+        """Raise if closed; a connection that failed is opened again, by `deadline`
+        (time.monotonic(); a timeout from now if not given)."""
         if self._closed:
             raise InstrumentLost("link closed", instrument=self.name)
         if self._broken and self._reopen_failed is not None:
-            self._reconnect()
+            self._reconnect(deadline)
 
-    def _reconnect(self) -> None:
-        """Drop the connection and open a new one (raw sockets, and serial ports that failed):
-        InstrumentLost if none."""
+    def _reconnect(self, deadline: float | None = None) -> None:
+        """Drop the connection and open a new one (raw sockets; serial ports, VXI-11 and
+        HiSLIP connections that failed): InstrumentLost if none. A raw socket's open is its
+        connect, bounded by its `open_timeout`; VXI-11's and HiSLIP's, which wait seconds for
+        an instrument that does not answer whatever the timeout, are given up at `deadline`
+        (time.monotonic(); a timeout from now if not given)."""
         assert self._reopen_failed is not None
         self._broken = True
         with contextlib.suppress(Exception):  # the old socket may be gone already
-            self.resource.close()
+            close_at_once(self.resource)  # a VXI-11 link's: no wait for a hung instrument
+        if deadline is None:
+            deadline = time.monotonic() + self.timeout
         try:
-            self.resource = self._reopen_failed()
+            if self._open_within:
+                self.resource = opened_within(self._reopen_failed, deadline - time.monotonic())
+            else:
+                self.resource = self._reopen_failed()
         except InstrumentLost as exc:
             raise InstrumentLost(f"the link failed and could not be reopened: {exc}",
+                                 instrument=self.name) from exc
+        except TimeoutError as exc:
+            raise InstrumentLost(f"the link failed and could not be reopened within "
+                                 f"{self.timeout:g} s (the instrument does not answer)",
                                  instrument=self.name) from exc
         self.resource.timeout = self._timeout_ms
         self.resource.read_termination = self._reply_end
@@ -224,7 +242,7 @@ class VisaTransport:
         """Send `message` within the timeout, a reconnect first (a raw socket's that failed)
         within it too (`query`)."""
         deadline = time.monotonic() + self.timeout
-        self._check_open()
+        self._check_open(deadline)
         self._write(message, deadline)
 
     def _write(self, message: str, deadline: float) -> None:
@@ -286,12 +304,14 @@ class VisaTransport:
         go out (an instrument slow to take it) is the reply's less. On a serial line (ASRL)
         the reply keeps its own timeout, as its read waits for the largest reply's transfer
         too (`SerialTransport.query`). A raw socket that failed is opened again first, within
-        that timeout too (its connect's `open_timeout`): the exchange is left what the
-        reconnect did not take, so that a reconnect adds nothing to the time `safe_bound`
-        counts for it (a timeout, and the device clear's, which reconnects too)."""
+        that timeout too (its connect's `open_timeout`; a VXI-11 or HiSLIP connection's
+        opening, which waits seconds for an instrument that does not answer, is given up at
+        the deadline: `_reconnect`): the exchange is left what the reconnect did not take,
+        so that a reconnect adds nothing to the time `safe_bound` counts for it (a timeout,
+        and the device clear's, which reconnects too)."""
         deadline = time.monotonic() + self.timeout
         self._drop_unasked()
-        self._check_open()
+        self._check_open(deadline)
         self._write(message, deadline)
         if self._broken:  # the command went as its connection was cut at the deadline
             raise InstrumentTimeout(f"no reply within {self.timeout:g} s", instrument=self.name)
@@ -396,7 +416,10 @@ class VisaTransport:
         if not self._closed:
             self._closed = True
             with contextlib.suppress(pyvisa.Error, OSError):  # already gone: best effort
-                self.resource.close()
+                if self._broken:  # a VXI-11 link's close would wait for a hung instrument
+                    close_at_once(self.resource)
+                else:
+                    self.resource.close()
 
 
 def _open_resource(

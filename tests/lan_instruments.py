@@ -1,7 +1,9 @@
 """Minimal VXI-11 and HiSLIP instruments on loopback, for pyvisa-py's `TCPIP::…::INSTR`
 sessions: each echoes a query (a message ending '?') as "echo <query>", and the message
 `HOLD` holds its connection's thread, which then reads nothing more, until `release` (an
-instrument that stopped taking input). Only what pyvisa-py's client sends on open, write,
+instrument that stopped taking input); once `stall`ed, a new connection is accepted but its
+opening (VXI-11's create_link, HiSLIP's Initialize) is not answered until `release` (an
+instrument that hung). Only what pyvisa-py's client sends on open, write,
 read, device clear and close is served.
 """
 
@@ -47,6 +49,7 @@ class _Served(socketserver.ThreadingTCPServer):
     def __init__(self, handler: type[socketserver.BaseRequestHandler]) -> None:
         super().__init__((HOST, 0), handler)
         self.released = threading.Event()
+        self.stalled = threading.Event()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
 
 
@@ -66,6 +69,10 @@ class _Instrument:
         self._server.thread.start()
         return self
 
+    def stall(self) -> None:
+        """New connections are accepted, their opening answered only once released."""
+        self._server.stalled.set()
+
     def release(self) -> None:
         """Held connections read again (and see their peer gone, if it is)."""
         self._server.released.set()
@@ -84,6 +91,11 @@ def _exactly(sock: socket.socket, size: int) -> bytes:
             raise EOFError
         data += chunk
     return bytes(data)
+
+
+def _wait_if_stalled(server: _Served) -> None:
+    if server.stalled.is_set():
+        server.released.wait(HANG_GUARD_S)
 
 
 def _answer(message: bytes, released: threading.Event) -> bytes | None:
@@ -122,6 +134,7 @@ class _Vxi11Handler(socketserver.BaseRequestHandler):
                     at += 8 + size + (-size % 4)
                 args = call[at:]
                 if proc == _CREATE_LINK:
+                    _wait_if_stalled(self.server)
                     result = struct.pack(">iiII", 0, 1, 0, MAX_RECV_SIZE)
                 elif proc == _DEVICE_WRITE:
                     (size,) = struct.unpack(">I", args[16:20])
@@ -183,6 +196,7 @@ class _HislipHandler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         try:
             kind = self._message()[0]
+            _wait_if_stalled(self.server)
             if kind == _INITIALIZE:  # the synchronous channel: version 1.0, this session
                 self._send(_INITIALIZE_RESPONSE, 0, (0x0100 << 16) | _SESSION_ID)
                 self._synchronous()

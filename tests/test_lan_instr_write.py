@@ -117,3 +117,22 @@ def test_a_command_that_went_as_the_connection_was_cut_is_no_failure(
     monkeypatch.undo()
     assert bounded(lambda: t.query("b?")) == "echo b?"
     t.close()
+
+
+def test_the_reopen_after_a_cut_to_an_instrument_that_hung_ends_at_the_deadline(
+    instrument,
+) -> None:
+    """The instrument that stopped taking input answers no new connection either (a hung
+    one): pyvisa-py's opening would wait 5 s for it (VXI-11's create_link, HiSLIP's
+    Initialize) whatever the link's timeout; the exchange that reopens gives it up at its
+    deadline, said lost, and a later one, the instrument back, opens a new connection."""
+    t = opened(instrument.resource)
+    t.write(HOLD)
+    with pytest.raises(InstrumentTimeout, match="could not send"):
+        bounded(lambda: t.write(LONGER_THAN_THE_BUFFERS))
+    instrument.stall()
+    with pytest.raises(InstrumentLost, match=r"could not be reopened within 0\.3 s"):
+        bounded(lambda: t.write("OUTP OFF"))
+    instrument.release()
+    assert bounded(lambda: t.query("b?")) == "echo b?"
+    t.close()

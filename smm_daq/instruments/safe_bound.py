@@ -81,8 +81,8 @@ def command_s(link: LinkSettings) -> float:
     time begins: on a serial line its write's own timeout (a line held by flow control: the
     write waits that long for room, and the reply then has its timeout too; a port that
     failed is opened again within it, `SerialTransport`); on any other link nothing, as a
-    command and its reply share one timeout (`VisaTransport.query`), a raw socket's
-    reconnect before them included."""
+    command and its reply share one timeout (`VisaTransport.query`), a raw socket's,
+    VXI-11's or HiSLIP's reconnect before them included."""
     return link.timeout_s if is_serial(link.address) else 0.0
 
 
