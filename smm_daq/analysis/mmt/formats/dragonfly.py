@@ -506,7 +506,8 @@ def _refuse_above_top(z: np.ndarray, labels: np.ndarray, lines: np.ndarray,
     g = above[0]
     axis = ("taken as pointing down into the sample (z_down, --z-down, is set)" if opt.z_down
             else "taken as pointing up (set z_down, --z-down, if it points down into the sample)")
-    raise InputError(f"grain {labels[g]}: its centroid lies {z[g] / UM:.6g} µm above the sample "
+    height_um = float(z[g]) / UM  # a Python float: an absurd height reads inf, unwarned
+    raise InputError(f"grain {labels[g]}: its centroid lies {height_um:.6g} µm above the sample "
                      f"top given (z_top {opt.z_top_mm * MM / UM:.6g} µm); expected every "
                      f"centroid at or below it: check z_top (--z-top-um) and the CT z axis, "
                      f"{axis}", source=f"{source}, line {lines[g]}")
