@@ -32,6 +32,7 @@ PIXEL_TIME_DECIMALS = 6  # s
 
 # Messages that name no plan key, or not the row that sets what they refuse -> that row.
 ROW_OF_PHRASE = {
+    "plan title": "title",  # first: the title it quotes may hold any phrase below
     "plan grid": "nx",  # too many points
     "is estimated to take": "duration",
     "a fly line runs": "x0",  # its run-up leaves the stage travel

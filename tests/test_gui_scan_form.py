@@ -274,3 +274,13 @@ def test_a_fly_pixel_time_is_taken_to_the_microsecond(form):
         form.pixel_time.setValue(seconds)
         assert form.plan().fly.pixel_time == pytest.approx(seconds, rel=1e-12), seconds
     assert form.pixel_time.text() == "1.234567 s"
+
+
+@pytest.mark.parametrize("title", ["a\0b", "a fly line of\0", "plan grid\0"])
+def test_a_title_a_session_file_cannot_hold_is_reported_beside_the_title(form, title):
+    """The plan refuses a title with a NUL (HDF5 text ends there): said by the Title row,
+    whatever words the title holds, not by the entry name's."""
+    form.title.setText(title)
+    assert form.checked_plan() is None
+    assert "NUL" in form.error_text("title")
+    assert [k for k in form.errors if form.error_text(k)] == ["title"]
