@@ -108,7 +108,8 @@ OpenTransport = Callable[[str, LinkSettings], Transport]
 
 class ReplyCut(InstrumentError):
     """A reply of many lines left unread past the line under way: the make-safe path began
-    (an abort) after its query was sent. The rest is dropped before the link's next exchange."""
+    (an abort) after its query was sent. The rest is dropped before the link's next exchange.
+    Also a fly line's recording (`DRR?`) not asked at all, the path begun before it."""
 
 
 class GCSLink(Link):
@@ -1082,8 +1083,15 @@ class PIGCSStage(Stage, FlyStage):
         span = hi - lo
         k = self.axis_sign[0] * self._scale[0]  # controller units -> sample metres
         ends = sorted(((lo - span) / k, (hi + span) / k))
+        command = f"DRR? 1 {n} 1"
+        # an abort as DRL? was read: the recording, minutes at 9600 baud, would be asked
+        # within the make-safe path, read whole (only its deadline cuts such a reply) before
+        # the stop; the path never reads it, so it is not asked
+        if self.link._path_begun():
+            raise ReplyCut(f"{shown(command)} not sent: the rig is being made safe",
+                           instrument=self.name)
         dt, values = self.link.query_lines(
-            f"DRR? 1 {n} 1",
+            command,
             lambda lines: _parse_recording(lines, n, self._sample_time, (ends[0], ends[1]),
                                            self.units[0]))
         return RecordedMotion(t=start + dt * np.arange(n), x=k * values)
