@@ -230,3 +230,49 @@ def test_an_abort_as_the_recordings_length_is_read_asks_no_recording(tmp_path) -
     stops = [t for t, c in line.sent if c == STOP_ALL and t >= aborted[0]]
     assert stops and stops[0] - aborted[0] <= 2 * 12 * BITS_PER_BYTE / BAUD, line.sent[-5:]
     assert not seq.safety_problems, seq.safety_problems
+
+
+def test_an_abort_amid_a_moves_on_target_poll_reads_the_poll_on(tmp_path) -> None:
+    """A step scan on the 9600-baud line, its stage link's timeout 5 s, is aborted as the
+    first line of a move's `ONT?` poll (a line per axis) is read: the poll's other lines,
+    ms away, are read, nothing is drained, and the scan ends aborted with no call said to
+    have failed, the rig made safe well within a timeout of the abort. Unfixed, the poll
+    was cut (`ReplyCut`, a note that the call under way failed) and its rest drained
+    before the stop's check, the line waited quiet a whole timeout (5 s)."""
+    profile = load_profile()
+    link = dataclasses.replace(profile.stage.link, baud_rate=BAUD, timeout_s=5.0)
+    profile = dataclasses.replace(profile, stage=dataclasses.replace(profile.stage, link=link))
+    plan = ScanPlan.from_center("step", CENTRE, (0.1e-3, 0.1e-3), 20e-6, field=(0, 0, 20e-6))
+    rig = open_rig(profile)
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    aborted: list[float] = []
+    polls: list[int] = []
+
+    def abort_amid_poll(command: str, k: int) -> None:
+        if command.startswith("ONT?") and k == 1:
+            polls.append(k)
+            if len(polls) == 5 and not aborted:
+                aborted.append(rig.clock.now())
+                seq.abort("test abort")
+
+    line = SerialLine(rig.backend.endpoint(profile.stage.link.address), rig.clock,
+                      link.timeout_s, abort_amid_poll)
+    clears: list[float] = []
+    drain = line.clear
+
+    def counted_clear() -> None:
+        clears.append(rig.clock.now())
+        drain()
+
+    line.clear = counted_clear  # type: ignore[method-assign]
+    rig.stage.link.transport = line  # type: ignore[attr-defined]
+    try:
+        assert seq.run() == "aborted"
+    finally:
+        safe_at = rig.clock.now()
+        rig.close()
+    assert aborted, "no ONT? poll was read"
+    assert not clears, clears
+    assert not [n for n in seq.notes if "failed" in n], seq.notes
+    assert not seq.safety_problems, seq.safety_problems
+    assert safe_at - aborted[0] < link.timeout_s
