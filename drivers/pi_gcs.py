@@ -108,7 +108,8 @@ OpenTransport = Callable[[str, LinkSettings], Transport]
 
 class ReplyCut(InstrumentError):
     """A reply of many lines left unread past the line under way: the make-safe path began
-    (an abort) after its query was sent. The rest is dropped before the link's next exchange."""
+    (an abort) after its query was sent. The rest is dropped before the link's next exchange.
+    Also a fly line's recording (`DRR?`) not asked at all, the path begun before it."""
 
 
 class GCSLink(Link):
@@ -121,9 +122,12 @@ class GCSLink(Link):
     refused (`loss_budget.DeadlineReached`) as a further exchange would be: only the line
     under way as it is reached is waited for, as `safe_bound` counts the stage's exchange
     under way. Elsewhere a reply is read whole, however long (a data recorder's table), but
-    for one whose query went before the make-safe path began (`Rig.safe_from`: an abort
-    during a fly line's `DRR?`, minutes of lines at 9600 baud): once it has begun, no further
-    line is read (`ReplyCut`), so that the stage's stop and the coils' ramps get their time.
+    for one the make-safe path never needs (`query_lines(cut=True)`: a fly line's `DRR?`,
+    minutes of lines at 9600 baud) whose query went before the path began (`Rig.safe_from`:
+    an abort): once it has begun, no further line is read (`ReplyCut`), so that the stage's
+    stop and the coils' ramps get their time. A reply of a few lines (one per axis, as a
+    move's `ONT?` polls) is read on: its lines are ms away, where the drop of its rest
+    would wait a timeout for a serial line to be quiet.
 
     A reply cut short leaves its other lines coming: before the link's next exchange they are
     dropped (the transport's `clear`: a device clear, a socket's new connection, a serial
@@ -137,11 +141,13 @@ class GCSLink(Link):
         super().__init__(transport, name=name, retries=retries, budget=budget)
         self._unread = False  # a reply was cut short: its other lines are still coming
 
-    def query_lines(self, command: str, parse: Callable[[list[str]], T]) -> T:
-        """Send `command`, gather every line of its reply, parse them; retried as `query`."""
+    def query_lines(self, command: str, parse: Callable[[list[str]], T], *,
+                    cut: bool = False) -> T:
+        """Send `command`, gather every line of its reply, parse them; retried as `query`.
+        `cut`: no further line is read once the make-safe path begins (`ReplyCut`)."""
 
         def action() -> T:
-            began = self._path_begun()
+            began = self._path_begun() or not cut
             lines = self._split(self.transport.query(command))
             while lines[-1].endswith(" "):
                 if len(lines) > MAX_REPLY_LINES:
@@ -199,9 +205,10 @@ class GCSLink(Link):
 
     def _in_time(self, command: str, began: bool, read: int) -> None:
         """Before a further line of the reply to `command` (`read` lines read): `ReplyCut`
-        where the make-safe path has begun since the query (`began`: it had then);
-        `DeadlineReached` past its deadline (or the stage's share of it). Either way the
-        reply's other lines are left to drop before the next exchange."""
+        where the make-safe path has begun since the query (`began`: it had then, or the
+        reply is read on, not `cut`); `DeadlineReached` past its deadline (or the stage's
+        share of it). Either way the reply's other lines are left to drop before the next
+        exchange."""
         budget = loss_budget.current() if self.budget_kind else None
         if budget is None or not self.budget_kind:
             return
@@ -1085,10 +1092,17 @@ class PIGCSStage(Stage, FlyStage):
         span = hi - lo
         k = self.axis_sign[0] * self._scale[0]  # controller units -> sample metres
         ends = sorted(((lo - span) / k, (hi + span) / k))
+        command = f"DRR? 1 {n} 1"
+        # an abort as DRL? was read: the recording, minutes at 9600 baud, would be asked
+        # within the make-safe path, read whole (only its deadline cuts such a reply) before
+        # the stop; the path never reads it, so it is not asked
+        if self.link._path_begun():
+            raise ReplyCut(f"{shown(command)} not sent: the rig is being made safe",
+                           instrument=self.name)
         dt, values = self.link.query_lines(
-            f"DRR? 1 {n} 1",
+            command,
             lambda lines: _parse_recording(lines, n, self._sample_time, (ends[0], ends[1]),
-                                           self.units[0]))
+                                           self.units[0]), cut=True)
         return RecordedMotion(t=start + dt * np.arange(n), x=k * values)
 
     def stop(self) -> None:

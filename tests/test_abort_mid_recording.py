@@ -196,3 +196,83 @@ def test_a_reply_cut_at_the_deadline_leaves_no_stale_line_for_the_next_exchange(
     assert transport.queue  # lines left unread
     assert link.query("ERR?", lambda r: parse_int(r, what="error code"), destructive=True) == 0
     assert transport.clears == 1
+
+
+def test_an_abort_as_the_recordings_length_is_read_asks_no_recording(tmp_path) -> None:
+    """The abort comes as the reply to `DRL?` (the recording's length, asked just before the
+    recording itself) is read: the recording (`DRR?`) is not asked at all, and the stop (#24)
+    goes within a row's time of the abort. Unfixed, `DRR?` went after the abort, as a reply
+    begun within the make-safe path (which only its deadline cuts), and was read whole: the
+    stop went the recording's time (some 12 s) after the abort."""
+    profile = load_profile()
+    profile = dataclasses.replace(profile, stage=dataclasses.replace(
+        profile.stage, link=dataclasses.replace(profile.stage.link, baud_rate=BAUD)))
+    plan = ScanPlan.from_center("fly", CENTRE, (0.4e-3, 0.1e-3), 20e-6, field=(0, 0, 20e-6),
+                                fly=FlySettings(pixel_time=0.05))
+    rig = open_rig(profile)
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    aborted: list[float] = []
+
+    def abort_as_length_read(command: str, k: int) -> None:
+        if command.startswith("DRL?") and not aborted:
+            aborted.append(rig.clock.now())
+            seq.abort("test abort")
+
+    line = SerialLine(rig.backend.endpoint(profile.stage.link.address), rig.clock,
+                      profile.stage.link.timeout_s, abort_as_length_read)
+    rig.stage.link.transport = line  # type: ignore[attr-defined]
+    try:
+        assert seq.run() == "aborted"
+    finally:
+        rig.close()
+    assert aborted, "the recording's length was never read"
+    assert not [c for t, c in line.sent if c.startswith("DRR?")], line.sent
+    stops = [t for t, c in line.sent if c == STOP_ALL and t >= aborted[0]]
+    assert stops and stops[0] - aborted[0] <= 2 * 12 * BITS_PER_BYTE / BAUD, line.sent[-5:]
+    assert not seq.safety_problems, seq.safety_problems
+
+
+def test_an_abort_amid_a_moves_on_target_poll_reads_the_poll_on(tmp_path) -> None:
+    """A step scan on the 9600-baud line, its stage link's timeout 5 s, is aborted as the
+    first line of a move's `ONT?` poll (a line per axis) is read: the poll's other lines,
+    ms away, are read, nothing is drained, and the scan ends aborted with no call said to
+    have failed, the rig made safe well within a timeout of the abort. Unfixed, the poll
+    was cut (`ReplyCut`, a note that the call under way failed) and its rest drained
+    before the stop's check, the line waited quiet a whole timeout (5 s)."""
+    profile = load_profile()
+    link = dataclasses.replace(profile.stage.link, baud_rate=BAUD, timeout_s=5.0)
+    profile = dataclasses.replace(profile, stage=dataclasses.replace(profile.stage, link=link))
+    plan = ScanPlan.from_center("step", CENTRE, (0.1e-3, 0.1e-3), 20e-6, field=(0, 0, 20e-6))
+    rig = open_rig(profile)
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    aborted: list[float] = []
+    polls: list[int] = []
+
+    def abort_amid_poll(command: str, k: int) -> None:
+        if command.startswith("ONT?") and k == 1:
+            polls.append(k)
+            if len(polls) == 5 and not aborted:
+                aborted.append(rig.clock.now())
+                seq.abort("test abort")
+
+    line = SerialLine(rig.backend.endpoint(profile.stage.link.address), rig.clock,
+                      link.timeout_s, abort_amid_poll)
+    clears: list[float] = []
+    drain = line.clear
+
+    def counted_clear() -> None:
+        clears.append(rig.clock.now())
+        drain()
+
+    line.clear = counted_clear  # type: ignore[method-assign]
+    rig.stage.link.transport = line  # type: ignore[attr-defined]
+    try:
+        assert seq.run() == "aborted"
+    finally:
+        safe_at = rig.clock.now()
+        rig.close()
+    assert aborted, "no ONT? poll was read"
+    assert not clears, clears
+    assert not [n for n in seq.notes if "failed" in n], seq.notes
+    assert not seq.safety_problems, seq.safety_problems
+    assert safe_at - aborted[0] < link.timeout_s
