@@ -38,6 +38,9 @@ from smm_daq.storage.scan_entry import read_field_checks
 from smm_daq.storage.units import split_units
 
 TESTS = Path(__file__).resolve().parent
+# the module's files are made once, by every kind of command: on a fresh clone that compiles
+# the cuboid and multipole kernels (numba) in this setup, minutes on a loaded machine
+pytestmark = pytest.mark.timeout(900)
 H5DUMP = shutil.which("h5dump")
 
 KILLED_SCAN = textwrap.dedent(
