@@ -259,9 +259,27 @@ def test_an_induced_map_and_a_scan_are_not_subtracted(session, capsys, tmp_path)
     assert "again" not in {e.name for e in list_entries(path)}
 
 
-def test_susceptibility_of_a_scan_warns_that_it_holds_the_remanence(session, capsys):
+def _layer_scans(tmp_path):
+    """A zero-field and an in-field scan of a small thin layer (the in-field one the induced
+    map over the remanent's), which the layer inversions fit in few iterations: the session
+    fixture's dipoles take them hundreds."""
+    rng = np.random.default_rng(5)
+    chi, _ = grains(rng, 24, count=2)
+    kw = dict(height=20e-6, thickness=20e-6, size=(0.0, 0.0), noise=1e-7, rng=rng)
+    remanent = induced_map(chi, np.array([0.0, 0.0, 60e-6]), **kw)
+    field = np.array([0, 40e-6, 1e-6])
+    in_field = induced_map(chi, field, **kw)
+    path = tmp_path / "layer.h5"
+    write_map_entry(path, remanent.with_bz(remanent.bz, applied_field=np.zeros(3),
+                                           name="remanent"), kind="scan")
+    write_map_entry(path, in_field.with_bz(in_field.bz + remanent.bz, name="in_field"),
+                    kind="scan")
+    return path
+
+
+def test_susceptibility_of_a_scan_warns_that_it_holds_the_remanence(tmp_path, capsys):
     """And the remanence's magnetization of a scan taken in a field holds the induced one."""
-    path, _ = session
+    path = _layer_scans(tmp_path)
     code, _, err = run(capsys, "magnetization", path, "--entry", "in_field", "--name", "m",
                        "--thickness-um", "10", "--direction", "0,0,1")
     assert code == 0 and "'in_field' was taken in a field (0, 40, 1) µT" in err

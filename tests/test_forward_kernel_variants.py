@@ -4,7 +4,10 @@ call never runs the parallel build a previous process cached, nor the other way 
 Serial variants are what threads that already run in parallel call; one that ran the parallel
 build would launch a parallel kernel from inside another (numba's default threading layer
 terminates the process on that). Each process below starts with an empty numba cache of its
-own and tells which build ran by whether numba started its thread pool."""
+own and tells which build ran by whether numba started its thread pool. Compiling is what
+these processes cost: they compile the sensor-by-cuboid kernel's two builds, not the field's
+too, whose variants are made by the same `_variant` and whose cache indexes are checked apart
+below."""
 
 from __future__ import annotations
 
@@ -31,17 +34,13 @@ cuboids = np.array([[0.0, 0.0, -1e-6, 1e-6, 2e-6, 1e-6]])
 ref = f._nearest_sensor_distance(sensors, cuboids)
 kernel = np.zeros((2, 1, 3))
 getattr(f, "_kernel_" + variant)(sensors, cuboids, 0.0, 0.0, ref, kernel)
-field = np.zeros(2)
-getattr(f, "_field_" + variant)(sensors, cuboids, np.array([[1.0, 2.0, 3.0]]), 0.0, 0.0,
-                                ref, field)
 try:
     numba.threading_layer()
     threads = True
 except ValueError:  # "Threading layer is not initialized": no parallel kernel has run
     threads = False
-hits = sum(getattr(f, name + variant).stats.cache_hits.total() for name in ("_kernel_", "_field_"))
-print(json.dumps({"threads": threads, "hits": hits,
-                  "kernel": kernel.tolist(), "field": field.tolist()}))
+hits = getattr(f, "_kernel_" + variant).stats.cache_hits.total()
+print(json.dumps({"threads": threads, "hits": hits, "kernel": kernel.tolist()}))
 """
 
 
@@ -70,9 +69,8 @@ def test_a_cached_build_serves_only_its_own_variant(tmp_path) -> None:
     assert not serial["threads"]
     parallel = _call("parallel", cache)  # must compile its own, not load the serial ones
     assert parallel["threads"]
-    again = _call("serial", cache)  # the cache now holds both: loads the serial builds
-    assert again["hits"] == 2
+    again = _call("serial", cache)  # the cache now holds both: loads the serial build
+    assert again["hits"] == 1
     assert not again["threads"]
-    for key in ("kernel", "field"):
-        np.testing.assert_allclose(parallel[key], serial[key], rtol=1e-12, atol=0)
-        assert again[key] == serial[key]
+    np.testing.assert_allclose(parallel["kernel"], serial["kernel"], rtol=1e-12, atol=0)
+    assert again["kernel"] == serial["kernel"]

@@ -91,13 +91,24 @@ def test_the_demo_folder_is_kept_when_the_user_added_to_it(tmp_path):
     assert not folder.exists()
 
 
+# `smm-daq gui ARGS`, its demo (if asked for) scanning a small area: the size of the demo's
+# scans is no part of what the command's tests check
+SMALL_DEMO_GUI = """
+import functools, sys
+from gui import app, demo
+from smm_daq.cli.main import main
+app.Demo = functools.partial(demo.Demo, size_um=300.0, step_um=25.0)
+sys.exit(main(["gui", *sys.argv[1:]]))
+"""
+
+
 def smm_daq_gui(tmp_path, *args: str) -> subprocess.CompletedProcess:
     """Run `smm-daq gui ...` in its own process (it runs and ends its own Qt event loop),
     with its settings in a temporary folder."""
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path),
            "HOME": str(tmp_path)}
     return subprocess.run(
-        [sys.executable, "-m", "smm_daq.cli.main", "gui", *args], cwd=tmp_path, env=env,
+        [sys.executable, "-c", SMALL_DEMO_GUI, *args], cwd=tmp_path, env=env,
         capture_output=True, text=True, timeout=WAIT_MS / 1000,
     )
 

@@ -9,7 +9,9 @@ import pytest
 from PyQt6 import QtCore, QtWidgets
 from recipe_opening import recipe_opened, recipe_ran
 
+from gui.instruments_panel import InstrumentsPanel
 from gui.main_window import MainWindow
+from gui.rig_holder import RigHolder
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.instruments.profile import load_profile
 
@@ -246,13 +248,13 @@ def test_a_stop_the_stage_refuses_is_said(window, qtbot, monkeypatch):
 
 
 @pytest.mark.parametrize("tau", [1e-6, 3e-6, 3e4])
-def test_every_lockin_time_constant_is_shown_as_it_is(qtbot, settings, tau):
+def test_every_lockin_time_constant_is_shown_as_it_is(qtbot, tau):
     """An SR860 goes down to 1 µs (fly scans use such): the box showed 10 µs instead, and an
-    edit of it would have set that."""
-    w = MainWindow(load_profile(), settings, persist=False)
-    qtbot.addWidget(w)
-    w.instruments._show_readings({"time_constant": tau})
-    assert w.instruments.tau_box.value() == pytest.approx(tau, rel=1e-9)
+    edit of it would have set that. (The Instruments tab alone: a whole window costs seconds.)"""
+    panel = InstrumentsPanel(RigHolder(load_profile()))
+    qtbot.addWidget(panel)
+    panel._show_readings({"time_constant": tau})
+    assert panel.tau_box.value() == pytest.approx(tau, rel=1e-9)
 
 
 def test_go_to_starts_from_the_stage_position_so_z_stays_where_it_is(window, qtbot):

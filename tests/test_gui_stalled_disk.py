@@ -461,13 +461,17 @@ def test_the_program_ends_though_its_scans_write_stalls_inside_hdf5(tmp_path, gu
         assert f["held/status"][()].decode() == "interrupted"
 
 
-# `smm-daq gui --demo`, the demo's first scan
+# `smm-daq gui --demo`, the demo's first scan (a small one: its size is no part of this)
 DEMO_STALLED_AT_THE_END = STALLING_AT_THE_END + """
+import functools
+from gui import app, demo
+
 def opened(window, *args, **kwargs):
     init(window, *args, **kwargs)
     close_when_told(window)
 
 main_window.MainWindow.__init__ = opened
+app.Demo = functools.partial(demo.Demo, size_um=300.0, step_um=25.0)
 sys.exit(main(["gui", "--demo", "--time-scale", "0"]))
 """
 
