@@ -53,7 +53,7 @@ def _fly(pixel_time: float, **kw) -> FlySettings:
 
 def test_flown_and_stepped_maps_agree_within_noise(profile, tmp_path):
     path = tmp_path / "s.h5"
-    size, step = (1.0e-3, 0.4e-3), 20e-6
+    size, step = (0.6e-3, 0.3e-3), 20e-6
     with open_rig(profile) as rig:
         assert Sequencer(rig, path, ScanPlan.from_center("step", CENTRE, size, step)).run() \
             == "finished"
@@ -68,7 +68,7 @@ def test_flown_and_stepped_maps_agree_within_noise(profile, tmp_path):
                                         line.rate))
     z = (flown - stepped) / sd
     assert abs(z.mean()) < 4 / np.sqrt(z.size)
-    assert z.std() == pytest.approx(1.0, abs=0.1)
+    assert z.std() == pytest.approx(1.0, abs=3.3 / np.sqrt(z.size))  # 0.1 at 1071 pixels
     slope = np.gradient(stepped, axis=1).ravel()
     assert abs(np.corrcoef(z.ravel(), slope)[0, 1]) < 4 / np.sqrt(z.size)
 

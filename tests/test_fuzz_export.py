@@ -6,8 +6,8 @@ and names of no entry: --dataset, --csv, --png, --mask-template (once, or one pe
 traceback, leave the session file as it was, and on exit 2 say in one line what it expected
 and write nothing (`fuzz_harness`). Every entry is tried with every dataset and a CSV (each
 name of no entry with three: it is refused before a dataset is looked up); a seeded sample of
-them with each other output (few with a PNG figure: each takes a tenth of a second); the
-counts are printed (pytest -s).
+them with each other output, as many of each kind of entry (few with a PNG figure: each takes
+a tenth of a second); the counts are printed (pytest -s).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ DATASETS = [None, "", "Bz", "data/Bz", "fitted/Bz", "chi/chi", "chi/errors",
             "../low/data/Bz", "data", "data/x", "data/image", "results/coefficients",
             "results/covariance", "grains/x", "title"]
 NO_ENTRY_DATASETS = (None, "data/Bz", "scans/side/mask")  # none, a scan's, a result's
-SAMPLE = 60  # (entry, dataset) pairs tried with each output but --csv (all) and --png
+PER_KIND = 3  # (entry, dataset) pairs of each kind tried with each output but --csv and --png
 PNG_SAMPLE = 12
 
 
@@ -84,6 +84,23 @@ def _csv_pairs(pairs: list[tuple[Path, str, str | None]]) -> list[tuple[Path, st
             or dataset in NO_ENTRY_DATASETS]
 
 
+def _kind(path: Path, entry: str, older: Path) -> str:
+    return "older MMT result" if path == older else ENTRIES[entry]
+
+
+def _sampled_per_kind(pairs: list[tuple[Path, str, str | None]], older: Path,
+                      rng: np.random.Generator) -> list[tuple[Path, str, str | None]]:
+    """PER_KIND pairs drawn of each kind of entry: every output is tried with every kind,
+    the few of an entry read as the many names of no entry (a plain draw had some outputs
+    never tried with an optical image or an induced map)."""
+    kinds = [_kind(path, entry, older) for path, entry, _ in pairs]
+    chosen = []
+    for kind in dict.fromkeys(kinds):
+        of_kind = [i for i, k in enumerate(kinds) if k == kind]
+        chosen += [pairs[i] for i in sorted(rng.choice(of_kind, PER_KIND, replace=False))]
+    return chosen
+
+
 def _cases(tmp: Path, session: Path, older: Path) -> Iterator[Case]:
     (tmp / "kept.csv").write_text("the user's\n")
     watched = [session, older, tmp / "kept.csv"]
@@ -94,11 +111,14 @@ def _cases(tmp: Path, session: Path, older: Path) -> Iterator[Case]:
     rng = np.random.default_rng(11)
     outputs = _outputs(tmp, session)
     for label, options in [*outputs, ("+png", ["--png", str(tmp / "x.png")])]:
-        chosen = (_csv_pairs(pairs) if label == "+csv" else
-                  [pairs[i] for i in rng.choice(len(pairs), PNG_SAMPLE if label == "+png"
-                                                else SAMPLE, replace=False)])
+        if label == "+csv":
+            chosen = _csv_pairs(pairs)
+        elif label == "+png":
+            chosen = [pairs[i] for i in rng.choice(len(pairs), PNG_SAMPLE, replace=False)]
+        else:
+            chosen = _sampled_per_kind(pairs, older, rng)
         for path, entry, dataset in chosen:
-            kind = "older MMT result" if path == older else ENTRIES[entry]
+            kind = _kind(path, entry, older)
             argv = ["export", str(path), f"--entry={entry}",
                     *([] if dataset is None else [f"--dataset={dataset}"]), *options]
             yield Case(kind, f"{entry!r} {dataset!r} {label}", argv, watched, written,

@@ -6,6 +6,8 @@ susceptibility could be made from it). Two induced maps in one field are still s
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -14,6 +16,51 @@ import pytest
 from smm_daq.cli.main import main
 
 GRID = ["--center-um", "12500,12500", "--size-um", "100,100", "--step-um", "50"]
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "simulator.toml"
+SCANS = {  # profile (its coils.field_tolerance_nT) -> the scans taken with it: name -> µT
+    50.0: {"a": "0,40,0", "b": "0,40,0", "z": "0,0,0", "z2": "0,0,0", "nt": "0,0,0.001",
+           "a2": "0,40.001,0", "far": "0,40.2,0"},
+    500.0: {"weak": "0,0,0.3", "z": "0,0,0", "b": "0,40,0"},
+    20.0: {"z": "0,0,0", "weak": "0,0,0.045", "b": "0,40,0"},
+}
+
+Scanned = Callable[..., None]
+
+
+def _with_tolerance(path: Path, tolerance_nT: float) -> Path:
+    """configs/simulator.toml, its 50 nT field tolerance set to `tolerance_nT`, at `path`."""
+    text = CONFIG.read_text(encoding="utf-8")
+    assert "field_tolerance_nT = 50.0" in text
+    path.write_text(text.replace("field_tolerance_nT = 50.0",
+                                 f"field_tolerance_nT = {tolerance_nT}"), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory: pytest.TempPathFactory) -> Scanned:
+    """`scanned(out, tolerance_nT, *names)`: `out` holds the scans `names` of SCANS, taken
+    with the profile of that tolerance, as `smm-daq scan` wrote them. Each profile's scans
+    are taken once (a scan costs a second, most of it connecting the rig), into a file that
+    each test copies, the others' entries deleted: a test changes only its copy."""
+    banks: dict[float, Path] = {}
+
+    def take(out: Path, tolerance_nT: float, *names: str) -> None:
+        if tolerance_nT not in banks:
+            folder = tmp_path_factory.mktemp(f"scans_{tolerance_nT:g}nT")
+            profile = _with_tolerance(folder / "profile.toml", tolerance_nT)
+            bank = folder / "s.h5"
+            for name, field in SCANS[tolerance_nT].items():
+                assert main(["scan", *GRID, "--profile", str(profile), "--field-uT", field,
+                             "--name", name, "--out", str(bank)]) == 0
+            banks[tolerance_nT] = bank
+        shutil.copy(banks[tolerance_nT], out)
+        with h5py.File(out, "a") as f:
+            for other in set(SCANS[tolerance_nT]) - set(names):
+                del f[other]
+
+    return take
+
 
 RECIPE = """[scan_defaults]
 center_um = [12500.0, 12500.0]
@@ -61,10 +108,9 @@ def _entries(path: Path) -> list[str]:
 
 
 def test_subtract_refuses_two_scans_in_one_field_and_takes_the_rest(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], scanned: Scanned) -> None:
     out = tmp_path / "s.h5"
-    for name, field in (("a", "0,40,0"), ("b", "0,40,0"), ("z", "0,0,0"), ("z2", "0,0,0")):
-        assert main(["scan", *GRID, "--field-uT", field, "--name", name, "--out", str(out)]) == 0
+    scanned(out, 50.0, "a", "b", "z", "z2")  # (0, 40, 0) µT twice, zero field twice
     capsys.readouterr()
     before = _entries(out)
 
@@ -116,13 +162,11 @@ def test_a_recipe_whose_in_field_scan_is_in_zero_field_is_refused_before_it_runs
 
 
 def test_fields_the_rig_cannot_tell_apart_are_one_field(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], scanned: Scanned) -> None:
     """The rig sets a field within coils.field_tolerance_nT (50 nT here) of the one asked for:
     an in-field scan at 1 nT is a scan in zero field, and 40 µT and 40.001 µT are one field."""
     out = tmp_path / "s.h5"
-    for name, field in (("z", "0,0,0"), ("nt", "0,0,0.001"), ("a", "0,40,0"),
-                        ("a2", "0,40.001,0"), ("far", "0,40.2,0")):
-        assert main(["scan", *GRID, "--field-uT", field, "--name", name, "--out", str(out)]) == 0
+    scanned(out, 50.0, "z", "nt", "a", "a2", "far")  # 0, 1 nT, 40, 40.001 and 40.2 µT
     capsys.readouterr()
     before = _entries(out)
     for in_field, remanent in (("nt", "z"), ("z", "nt")):
@@ -148,19 +192,11 @@ def test_fields_the_rig_cannot_tell_apart_are_one_field(
 
 
 def test_the_tolerance_is_that_of_the_profile_each_scan_was_taken_with(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], scanned: Scanned) -> None:
     """A rig whose field is set within 500 nT takes a 0.3 µT scan in zero field: refused as
     the other way round when given as the remanent map, and as zero field beside zero."""
-    config = Path(__file__).resolve().parents[1] / "configs" / "simulator.toml"
-    text = config.read_text(encoding="utf-8")
-    assert "field_tolerance_nT = 50.0" in text
-    profile = tmp_path / "coarse.toml"
-    profile.write_text(text.replace("field_tolerance_nT = 50.0", "field_tolerance_nT = 500.0"),
-                       encoding="utf-8")
     out = tmp_path / "s.h5"
-    for name, field in (("weak", "0,0,0.3"), ("z", "0,0,0"), ("b", "0,40,0")):
-        assert main(["scan", *GRID, "--profile", str(profile), "--field-uT", field, "--name",
-                     name, "--out", str(out)]) == 0
+    scanned(out, 500.0, "weak", "z", "b")  # 0.3 µT, zero field, 40 µT
     capsys.readouterr()
     code = main(["subtract", str(out), "--in-field", "weak", "--remanent", "z", "--name", "i",
                  "--no-register"])
@@ -178,18 +214,13 @@ def test_the_tolerance_is_that_of_the_profile_each_scan_was_taken_with(
 
 
 def test_a_map_made_from_a_scan_keeps_the_scans_field_tolerance(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], scanned: Scanned) -> None:
     """Crops of scans a 500 nT rig took at 0.3 µT and at 0 keep the scans' fields, and so
     their tolerance: refused as both in zero field, as the scans are (the 50 nT default had
     the crops 300 nT apart, two fields, and stored their difference as an induced map)."""
-    config = Path(__file__).resolve().parents[1] / "configs" / "simulator.toml"
-    profile = tmp_path / "coarse.toml"
-    profile.write_text(config.read_text(encoding="utf-8").replace(
-        "field_tolerance_nT = 50.0", "field_tolerance_nT = 500.0"), encoding="utf-8")
     out = tmp_path / "s.h5"
-    for name, field in (("weak", "0,0,0.3"), ("z", "0,0,0")):
-        assert main(["scan", *GRID, "--profile", str(profile), "--field-uT", field, "--name",
-                     name, "--out", str(out)]) == 0
+    scanned(out, 500.0, "weak", "z")  # 0.3 µT, zero field
+    for name in ("weak", "z"):
         assert main(["crop", str(out), "--entry", name, "--name", f"c_{name}",
                      "--x-um", "12450,12550", "--y-um", "12450,12550"]) == 0
     capsys.readouterr()
@@ -204,7 +235,7 @@ def test_a_map_made_from_a_scan_keeps_the_scans_field_tolerance(
 
 
 def test_a_recipes_induced_map_keeps_its_scans_field_tolerance(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], scanned: Scanned) -> None:
     """A rig that sets the field within 20 nT takes 'weak' in 45 nT, a field: the induced map
     made from it keeps the scans' 20 nT, in a recipe as after `subtract`, so the recipe takes
     the subtraction of another induced map from it that `subtract` makes (the 50 nT default
@@ -212,11 +243,8 @@ def test_a_recipes_induced_map_keeps_its_scans_field_tolerance(
     from smm_daq.acquisition.recipe import check_recipe, parse_recipe
     from smm_daq.instruments.profile import load_profile
 
-    config = Path(__file__).resolve().parents[1] / "configs" / "simulator.toml"
-    profile = tmp_path / "fine.toml"
-    profile.write_text(config.read_text(encoding="utf-8").replace(
-        "field_tolerance_nT = 50.0", "field_tolerance_nT = 20.0"), encoding="utf-8")
-    fields = {"z": "0,0,0", "weak": "0,0,0.045", "b": "0,40,0"}
+    profile = _with_tolerance(tmp_path / "fine.toml", 20.0)
+    fields = SCANS[20.0]
     pairs = {"i_weak": ("weak", "z"), "i_b": ("b", "z"), "d": ("i_weak", "i_b")}
     steps = "".join(f'[[step]]\nkind = "set_field"\nfield_uT = [{field}]\n\n'
                     f'[[step]]\nkind = "scan"\nname = "{name}"\n\n'
@@ -229,16 +257,14 @@ def test_a_recipes_induced_map_keeps_its_scans_field_tolerance(
                            tmp_path / "r.h5", can_prompt=False)
     assert [p.name for p in checked.plans if p is not None] == list(fields)
     out = tmp_path / "s.h5"
-    for name, field in fields.items():
-        assert main(["scan", *GRID, "--profile", str(profile), "--field-uT", field, "--name",
-                     name, "--out", str(out)]) == 0
+    scanned(out, 20.0, *fields)
     for name, (a, b) in pairs.items():
         assert main(["subtract", str(out), "--in-field", a, "--remanent", b, "--name", name,
                      "--no-register"]) == 0, capsys.readouterr().err
 
 
 def test_a_recipe_scan_whose_profile_gives_no_tolerance_leaves_its_induced_map_the_files(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], scanned: Scanned) -> None:
     """A recipe's profile without coils.field_tolerance_nT (the 50 nT default applies) stores
     none with its scan, so the induced map made from it and from a scan of a 20 nT rig keeps
     20 nT, as `subtract` finds it: the recipe takes the subtraction of another induced map
@@ -247,16 +273,11 @@ def test_a_recipe_scan_whose_profile_gives_no_tolerance_leaves_its_induced_map_t
     from smm_daq.acquisition.recipe import check_recipe, parse_recipe
     from smm_daq.instruments.profile import load_profile
 
-    text = (Path(__file__).resolve().parents[1] / "configs" / "simulator.toml").read_text(
-        encoding="utf-8")
-    fine, plain = tmp_path / "fine.toml", tmp_path / "plain.toml"
-    fine.write_text(text.replace("field_tolerance_nT = 50.0", "field_tolerance_nT = 20.0"),
-                    encoding="utf-8")
-    plain.write_text(text.replace("field_tolerance_nT = 50.0", ""), encoding="utf-8")
+    plain = tmp_path / "plain.toml"
+    plain.write_text(CONFIG.read_text(encoding="utf-8").replace("field_tolerance_nT = 50.0", ""),
+                     encoding="utf-8")
     out = tmp_path / "s.h5"
-    for name, field in (("weak", "0,0,0.045"), ("b", "0,40,0")):
-        assert main(["scan", *GRID, "--profile", str(fine), "--field-uT", field, "--name",
-                     name, "--out", str(out)]) == 0
+    scanned(out, 20.0, "weak", "b")  # 45 nT and 40 µT on the 20 nT rig
     pairs = {"i_weak": ("weak", "neg"), "i_b": ("b", "neg"), "d": ("i_weak", "i_b")}
     steps = ('[[step]]\nkind = "set_field"\nfield_uT = [0.0, 0.0, -40.0]\n\n'
              '[[step]]\nkind = "scan"\nname = "neg"\n\n')
@@ -309,13 +330,12 @@ def test_a_recipe_continued_with_another_profile_keeps_its_scans_field_tolerance
 
 
 def test_a_stored_tolerance_beyond_the_profiles_bounds_gives_the_default_and_says_why(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], scanned: Scanned) -> None:
     """A stored profile's coils.field_tolerance_nT is held to the loader's bounds: 1e300 nT (a
     damaged or hand-edited copy) is set aside for the 50 nT default, and the refusal says so
     (it had every field "within 1e+300 nT" of zero, so 40 µT counted as zero field)."""
     out = tmp_path / "s.h5"
-    for name, field in (("z", "0,0,0"), ("nt", "0,0,0.001"), ("b", "0,40,0")):
-        assert main(["scan", *GRID, "--field-uT", field, "--name", name, "--out", str(out)]) == 0
+    scanned(out, 50.0, "z", "nt", "b")  # zero field, 1 nT, 40 µT
     with h5py.File(out, "a") as f:
         for name in ("z", "nt", "b"):
             profile = f[f"{name}/profile"][()].decode()
@@ -337,13 +357,13 @@ def test_a_stored_tolerance_beyond_the_profiles_bounds_gives_the_default_and_say
 
 
 def test_a_maps_own_tolerance_set_aside_for_its_sources_is_named(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], scanned: Scanned) -> None:
     """A map storing a profile whose tolerance is beyond the bounds (1e300 nT), made from a
     scan whose profile gives a valid one: that one is used, and the refusal names the one
     set aside too (it named the source's alone, the map's own tolerance unmentioned)."""
     out = tmp_path / "s.h5"
-    for name, field in (("z", "0,0,0"), ("nt", "0,0,0.001")):
-        assert main(["scan", *GRID, "--field-uT", field, "--name", name, "--out", str(out)]) == 0
+    scanned(out, 50.0, "z", "nt")  # zero field, 1 nT
+    for name in ("z", "nt"):
         assert main(["crop", str(out), "--entry", name, "--name", f"c_{name}",
                      "--x-um", "12450,12550", "--y-um", "12450,12550"]) == 0
     with h5py.File(out, "a") as f:  # a copy of the scan's profile, damaged, kept with the crop
