@@ -27,13 +27,13 @@ import re
 import sys
 import warnings
 from collections.abc import Sequence
-from importlib.metadata import entry_points
 from typing import NoReturn
 
 from smm_daq import PROGRAM_NAME, __version__, interrupts, thread_waits
 from smm_daq.cli.option_hints import unknown_options
 from smm_daq.cli.warning_text import is_smm_daqs
 from smm_daq.errors import InputError, SmmError, WriteStalled
+from smm_daq.plugins import registered
 
 # idle OpenBLAS and OpenMP threads sleep soon (they spun, taking the cores from each other's
 # work in an MMT inversion); before NumPy loads OpenBLAS
@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"{PROGRAM_NAME} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for ep in sorted(entry_points(group="smm_daq.commands"), key=lambda e: e.name):
+    for _name, ep in sorted(registered("smm_daq.commands").items()):
         ep.load()(sub)
     return parser
 

@@ -18,7 +18,6 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -54,6 +53,7 @@ from smm_daq.instruments.safe_bound import (
 from smm_daq.instruments.safe_bound import (
     safe_time_bound as safe_time_bound,  # imported from here by the rig's callers
 )
+from smm_daq.plugins import registered
 from smm_daq.shell_words import command_line
 
 if TYPE_CHECKING:
@@ -255,7 +255,7 @@ def zero_within_bound(profile: Profile, clock: Clock, coils: FieldSource) -> Non
 
 def driver_class(profile: Profile, role: str, name: str) -> type[Instrument]:
     """The class registered under `name`, checked to be the right kind for `role`."""
-    found = {ep.name: ep for ep in entry_points(group=DRIVER_GROUP)}
+    found = registered(DRIVER_GROUP)
     if name not in found:
         raise InputError(
             f"key '{role}.implementation' is {name!r}; expected one of "
@@ -278,7 +278,7 @@ def simulator_class(profile: Profile) -> Any:
         raise InputError(
             "the profile is not simulated (rig.simulated = false)", source=str(profile.path)
         )
-    found = {ep.name: ep for ep in entry_points(group=SIMULATOR_GROUP)}
+    found = registered(SIMULATOR_GROUP)
     if SIMULATOR_NAME not in found:
         raise InputError(
             f"the profile is simulated, but no simulator is installed ('{SIMULATOR_GROUP}'"

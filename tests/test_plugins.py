@@ -1,0 +1,42 @@
+"""Entry points are read once per process: a connect asked once per instrument, each command
+line once more, and each read scans every installed distribution's metadata."""
+
+from __future__ import annotations
+
+import pytest
+
+from smm_daq import plugins
+from smm_daq.cli.main import build_parser
+from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.rig import DRIVER_GROUP, SIMULATOR_GROUP, driver_class, simulator_class
+
+
+@pytest.fixture
+def reads(monkeypatch) -> list[str]:
+    """The groups read from the installed metadata, the cache emptied before and after."""
+    read: list[str] = []
+    real = plugins.entry_points
+
+    def counted(*, group: str):
+        read.append(group)
+        return real(group=group)
+
+    plugins.registered.cache_clear()
+    monkeypatch.setattr(plugins, "entry_points", counted)
+    yield read
+    plugins.registered.cache_clear()
+
+
+def test_each_group_is_read_once_whatever_asks_for_it(reads) -> None:
+    profile = load_profile()
+    for _ in range(3):
+        for role in ("stage", "lockin"):
+            driver_class(profile, role, getattr(profile, role).link.implementation)
+        simulator_class(profile)
+        build_parser()
+    assert sorted(reads) == sorted({DRIVER_GROUP, SIMULATOR_GROUP, "smm_daq.commands"})
+
+
+def test_the_groups_registered_are_read_only(reads) -> None:
+    with pytest.raises(TypeError):
+        plugins.registered(DRIVER_GROUP)["x"] = None  # type: ignore[index]
