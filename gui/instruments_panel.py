@@ -20,6 +20,7 @@ import pyqtgraph as pg
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.confirm import confirm
+from gui.lazy_menu import LazyMenuViewBox
 from gui.rig_holder import INSTRUMENTS, RigHolder
 from gui.typed_numbers import decimal_number, si_examples, si_number, si_text
 from smm_daq.clock import VirtualClock
@@ -255,7 +256,9 @@ class InstrumentsPanel(QtWidgets.QWidget):
         layout.addWidget(self._stage_box(), 0, 1)
         layout.addWidget(self._field_box(), 1, 0)
         layout.addWidget(self._lockin_box(), 1, 1)
-        self.trace = pg.PlotWidget(title="Sensor Bz from the lock-in X reading")
+        self.trace = pg.PlotWidget(
+            viewBox=LazyMenuViewBox(), title="Sensor Bz from the lock-in X reading"
+        )
         self.trace.setLabel("bottom", f"reading (one each {POLL_MS / 1000:g} s)")
         self.trace.setLabel("left", "Bz", units="µT")
         for axis in ("left", "bottom"):  # no "(x0.001)" on a count of readings

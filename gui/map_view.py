@@ -13,6 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtCore, QtGui, QtWidgets
 
+from gui.lazy_menu import LazyMenuViewBox
 from gui.map_geometry import pixel_at, pixel_rect, profile_along, symmetric_level
 from gui.row_image import RowImageItem
 from smm_daq.storage.mapdata import MapData
@@ -42,7 +43,7 @@ COLOUR_MAP = "CET-D1"  # diverging: blue negative, white zero, red positive
 pg.setConfigOptions(background="w", foreground="k", antialias=True)
 
 
-class _SelectingViewBox(pg.ViewBox):
+class _SelectingViewBox(LazyMenuViewBox):
     """A ViewBox that, in selection mode, draws a rectangle with a left-button drag."""
 
     sigDragged = QtCore.pyqtSignal(object, object, bool)  # start, end (view µm), finished
@@ -106,14 +107,9 @@ class MapView(QtWidgets.QWidget):
         self.line.hide()
         self.plot.addItem(self.line, ignoreBounds=True)
         self.line.sigRegionChanged.connect(self._update_profile)
-        self.profile_plot = pg.PlotWidget()
-        self.profile_plot.setLabel("bottom", "distance", units="µm")
-        self.profile_plot.setLabel("left", "Bz", units="µT")
-        for axis in ("bottom", "left"):
-            self.profile_plot.getAxis(axis).enableAutoSIPrefix(False)
-        self.profile_curve = self.profile_plot.plot(pen=pg.mkPen("b", width=2))
-        self.profile_plot.setMaximumHeight(180)
-        self.profile_plot.hide()
+        # the line profile's plot, built when first shown (a plot costs as much to build as
+        # the map's own, and most views never show their profile)
+        self._profile: tuple[pg.PlotWidget, pg.PlotDataItem] | None = None
 
         self.readout_label = QtWidgets.QLabel("x, y, Bz: move the cursor over the map")
         self.readout_label.setSizePolicy(
@@ -143,8 +139,7 @@ class MapView(QtWidgets.QWidget):
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.graphics, 1)
-        layout.addWidget(self.profile_plot)
-        layout.addLayout(tools)
+        layout.addLayout(tools)  # the profile's plot goes between the two once built
         self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
 
     # --- content -------------------------------------------------------------------------
@@ -152,11 +147,37 @@ class MapView(QtWidgets.QWidget):
     def map(self) -> MapData | None:
         return self._map
 
+    @property
+    def profile_plot(self) -> pg.PlotWidget:
+        """The line profile's plot (hidden until the profile is shown)."""
+        return self._profile_widgets()[0]
+
+    @property
+    def profile_curve(self) -> pg.PlotDataItem:
+        return self._profile_widgets()[1]
+
+    def _profile_widgets(self) -> tuple[pg.PlotWidget, pg.PlotDataItem]:
+        if self._profile is None:
+            plot = pg.PlotWidget(viewBox=LazyMenuViewBox())
+            plot.setLabel("bottom", "distance", units="µm")
+            plot.setLabel("left", self.quantity.name, units=self.quantity.unit)
+            for axis in ("bottom", "left"):
+                plot.getAxis(axis).enableAutoSIPrefix(False)
+            curve = plot.plot(pen=pg.mkPen("b", width=2))
+            plot.setMaximumHeight(180)
+            plot.hide()
+            layout = self.layout()
+            assert isinstance(layout, QtWidgets.QVBoxLayout)
+            layout.insertWidget(1, plot)  # under the map, above the tools
+            self._profile = plot, curve
+        return self._profile
+
     def set_quantity(self, quantity: Quantity) -> None:
         """Show the maps that follow as `quantity` (their `bz` array holds its SI values)."""
         self.quantity = quantity
         self.colour_bar.setLabel("left", quantity.label)
-        self.profile_plot.setLabel("left", quantity.name, units=quantity.unit)
+        if self._profile is not None:  # else labelled so when built
+            self.profile_plot.setLabel("left", quantity.name, units=quantity.unit)
 
     def set_map(self, m: MapData, quantity: Quantity = BZ) -> None:
         """Show a new map, fitting the view to it; `quantity` says what its values are."""
@@ -178,7 +199,8 @@ class MapView(QtWidgets.QWidget):
         self.image.clear()
         self.set_quantity(BZ)  # not a χ's or an M's name and unit over no map
         self.plot.setTitle(self._title or None)
-        self.profile_curve.setData([], [])
+        if self._profile is not None:
+            self.profile_curve.setData([], [])
         self.area.hide()
         self._cursor = None
         self.readout_label.setText("x, y, Bz: move the cursor over the map")
@@ -305,7 +327,8 @@ class MapView(QtWidgets.QWidget):
 
     # --- line profile --------------------------------------------------------------------
     def show_profile(self, on: bool) -> None:
-        self.profile_plot.setVisible(on)
+        if on or self._profile is not None:
+            self.profile_plot.setVisible(on)
         self.line.setVisible(on)
         if on and self._map is not None:
             left, bottom, width, height = (v / UM for v in pixel_rect(self._map))
@@ -320,7 +343,7 @@ class MapView(QtWidgets.QWidget):
         return (a.x() * UM, a.y() * UM), (b.x() * UM, b.y() * UM)
 
     def _update_profile(self) -> None:
-        if self._map is None or not self.profile_plot.isVisible():
+        if self._map is None or self._profile is None or not self.profile_plot.isVisible():
             return
         start, end = self.profile_ends()
         distance, bz = profile_along(self._map, start, end)

@@ -13,6 +13,8 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtWidgets
 
+from gui.lazy_menu import LazyMenuViewBox
+
 
 def declination_inclination(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Declination and inclination (degrees) of vectors (N, 3) in the sample frame."""
@@ -35,7 +37,7 @@ class Stereonet(QtWidgets.QWidget):
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self.plot = pg.PlotWidget()
+        self.plot = pg.PlotWidget(viewBox=LazyMenuViewBox())
         self.plot.setAspectLocked(True)
         self.plot.hideAxis("left")
         self.plot.hideAxis("bottom")

@@ -200,3 +200,59 @@ def test_linked_views_zoom_together(qtbot):
     b.link_to(a)
     a.view_box.setRange(xRange=(120, 150), yRange=(210, 240), padding=0)
     assert b.view_box.viewRange()[0] == pytest.approx(a.view_box.viewRange()[0])
+
+
+def _right_click_menu(view: MapView, qtbot) -> QtWidgets.QMenu:
+    """Right-clicks the middle of the map and returns the menu that pops up."""
+    vp = view.graphics.viewport()
+    centre = view.view_box.mapRectToScene(view.view_box.boundingRect()).center()
+    p = QtCore.QPointF(view.graphics.mapFromScene(centre))
+    right = QtCore.Qt.MouseButton.RightButton
+    for kind, buttons in ((QtCore.QEvent.Type.MouseButtonPress, right),
+                          (QtCore.QEvent.Type.MouseButtonRelease, QtCore.Qt.MouseButton.NoButton)):
+        global_p = QtCore.QPointF(vp.mapToGlobal(p.toPoint()))
+        event = QtGui.QMouseEvent(kind, p, global_p, right, buttons,
+                                  QtCore.Qt.KeyboardModifier.NoModifier)
+        QtWidgets.QApplication.sendEvent(vp, event)
+    qtbot.waitUntil(lambda: isinstance(QtWidgets.QApplication.activePopupWidget(), QtWidgets.QMenu))
+    menu = QtWidgets.QApplication.activePopupWidget()
+    assert isinstance(menu, QtWidgets.QMenu)
+    return menu
+
+
+def _texts(menu: QtWidgets.QMenu) -> list[str]:
+    return [a.text() for a in menu.actions() if not a.isSeparator()]
+
+
+def test_right_click_on_the_map_offers_pyqtgraphs_menu(view, qtbot):
+    view.set_map(grid_map(np.zeros((30, 40))))
+    assert view.view_box.menu is None  # built on first use, not with the view
+    menu = _right_click_menu(view, qtbot)
+    try:
+        texts = _texts(menu)
+        assert "View All" in texts  # the view's own menu
+        assert "Export..." in texts  # the scene's, added under it
+        assert "Plot Options" in texts  # the plot's
+        x_axis = next(a.menu() for a in menu.actions() if a.text() == "X axis")
+        assert x_axis is not None and not x_axis.isEmpty()
+    finally:
+        menu.close()
+    again = _right_click_menu(view, qtbot)  # the same menu, built once
+    assert again is menu
+    again.close()
+
+
+def test_the_line_profile_is_built_when_first_shown_and_labelled_as_the_map(view):
+    import pyqtgraph as pg
+
+    from gui.map_view import Quantity
+
+    view.set_map(grid_map(np.ones((12, 30))), Quantity("chi", "", 1.0))
+    assert view.findChildren(pg.PlotWidget) == []  # no profile plot yet
+    view.profile_button.setChecked(True)
+    assert view.profile_plot.isVisible()
+    assert view.profile_plot.getAxis("left").labelText == "chi"
+    layout = view.layout()
+    assert layout.indexOf(view.profile_plot) == 1  # between the map and its tools
+    view.profile_button.setChecked(False)
+    assert not view.profile_plot.isVisible()
