@@ -48,12 +48,14 @@ def test_a_process_forked_after_the_watchdog_started_cuts_at_its_deadlines() -> 
     """Unfixed, the child took the parent's watchdog for started (a thread fork does not
     copy): its cuts never fired, and a write to a LAN instrument that stopped taking input
     waited without end."""
-    assert cut_seen(time.monotonic())  # the watchdog's thread runs in this process
+    now = time.monotonic()
+    assert cut_seen(now)  # the watchdog's thread runs in this process
     child = os.fork()
     if child == 0:
         code = 1
         try:
-            code = 0 if cut_seen(time.monotonic()) else 1
+            now = time.monotonic()
+            code = 0 if cut_seen(now) else 1
         finally:
             os._exit(code)
     _, status = os.waitpid(child, 0)
