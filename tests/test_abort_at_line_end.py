@@ -6,6 +6,7 @@ the line is not stored (a resume measures it again)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import h5py
@@ -49,6 +50,38 @@ def _lines_done(path, entry: str) -> np.ndarray:
         return f[f"{entry}/data/line_done"][()].astype(bool)
 
 
+def _aborted_at_the_first_lines_check(
+        tmp_path, monkeypatch, instrument_of: Callable[[Rig], Any], name: str,
+        asked: Callable[[Rig], list[tuple[Any, str]]],
+        found: Callable[[Any], Any] = lambda value: value) -> tuple[Rig, Sequencer, list[str]]:
+    """A step scan of two lines aborted while the instrument's `name` is read at the first
+    line's end (what that read returns passed on through `found`), with the calls of `asked`
+    and the making safe noted: the closed rig, the sequencer and the calls."""
+    plan = ScanPlan.from_center("step", CENTRE, (40e-6, 40e-6), 20e-6, field=(0, 0, 20e-6))
+    rig = open_rig(load_profile())
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    calls: list[str] = []
+    instrument = instrument_of(rig)
+    read = getattr(instrument, name)
+
+    def aborted_meanwhile() -> Any:
+        value = read()
+        if seq._points_done == plan.nx and "abort" not in calls:  # the first line's check
+            calls.append("abort")
+            seq.abort("test abort")
+            return found(value)
+        return value
+
+    monkeypatch.setattr(instrument, name, aborted_meanwhile)
+    _asked(rig, monkeypatch, calls, *asked(rig))
+    _made_safe_after(rig, monkeypatch, calls)
+    try:
+        assert seq.run() == "aborted"
+    finally:
+        rig.close()
+    return rig, seq, calls
+
+
 def test_an_abort_as_a_fly_lines_buffer_is_read_reads_nothing_more_of_the_line(
         tmp_path, monkeypatch) -> None:
     """Aborted while the first line's lock-in buffer is read (its motion ended): the stage's
@@ -90,27 +123,10 @@ def test_an_abort_during_a_lines_field_check_asks_the_lock_in_nothing_more(
     stored): the lock-in's settings are not checked, the rig is made safe next, and the line
     is not stored. Unfixed, the lock-in was asked its time constant and reference first
     (three more exchanges, on a link outside the make-safe path's deadline)."""
-    plan = ScanPlan.from_center("step", CENTRE, (40e-6, 40e-6), 20e-6, field=(0, 0, 20e-6))
-    rig = open_rig(load_profile())
-    seq = Sequencer(rig, tmp_path / "s.h5", plan)
-    calls: list[str] = []
-    field = rig.coils.field
-
-    def aborted_meanwhile() -> Any:
-        held = field()
-        if seq._points_done == plan.nx and "abort" not in calls:  # the first line's check
-            calls.append("abort")
-            seq.abort("test abort")
-        return held
-
-    monkeypatch.setattr(rig.coils, "field", aborted_meanwhile)
-    _asked(rig, monkeypatch, calls, (rig.coils, "currents"), (rig.lockin, "time_constant"),
-           (rig.lockin, "reference"))
-    _made_safe_after(rig, monkeypatch, calls)
-    try:
-        assert seq.run() == "aborted"
-    finally:
-        rig.close()
+    rig, _seq, calls = _aborted_at_the_first_lines_check(
+        tmp_path, monkeypatch, lambda rig: rig.coils, "field",
+        lambda rig: [(rig.coils, "currents"), (rig.lockin, "time_constant"),
+                     (rig.lockin, "reference")])
     assert "abort" in calls, calls
     assert calls[calls.index("abort") + 1] == "make_safe", calls
     assert not _lines_done(tmp_path / "s.h5", "step").any()
@@ -122,26 +138,9 @@ def test_an_abort_during_a_lines_lock_in_check_asks_nothing_more(tmp_path, monke
     checked before the line is stored): neither its reference nor the fluxgate is read, the
     rig is made safe next, and the line is not stored. Unfixed, the reference and the
     fluxgate's reading came first, and the rig was made safe only as the line was written."""
-    plan = ScanPlan.from_center("step", CENTRE, (40e-6, 40e-6), 20e-6, field=(0, 0, 20e-6))
-    rig = open_rig(load_profile())
-    seq = Sequencer(rig, tmp_path / "s.h5", plan)
-    calls: list[str] = []
-    time_constant = rig.lockin.time_constant
-
-    def aborted_meanwhile() -> float:
-        tau = time_constant()
-        if seq._points_done == plan.nx and "abort" not in calls:  # the first line's check
-            calls.append("abort")
-            seq.abort("test abort")
-        return tau
-
-    monkeypatch.setattr(rig.lockin, "time_constant", aborted_meanwhile)
-    _asked(rig, monkeypatch, calls, (rig.lockin, "reference"), (rig.fluxgate, "read_field"))
-    _made_safe_after(rig, monkeypatch, calls)
-    try:
-        assert seq.run() == "aborted"
-    finally:
-        rig.close()
+    _rig, _seq, calls = _aborted_at_the_first_lines_check(
+        tmp_path, monkeypatch, lambda rig: rig.lockin, "time_constant",
+        lambda rig: [(rig.lockin, "reference"), (rig.fluxgate, "read_field")])
     assert "abort" in calls, calls
     assert calls[calls.index("abort") + 1] == "make_safe", calls
     assert not _lines_done(tmp_path / "s.h5", "step").any()
@@ -202,27 +201,10 @@ def test_a_field_found_off_by_a_check_an_abort_ends_is_said_all_the_same(
     field (a supply that tripped): the currents are not read again and the rig is made safe
     next, but the scan's message says the field was off, by how much. Unfixed, the abort
     dropped what the read found: the scan ended "aborted", the trip untold."""
-    plan = ScanPlan.from_center("step", CENTRE, (40e-6, 40e-6), 20e-6, field=(0, 0, 20e-6))
-    rig = open_rig(load_profile())
-    seq = Sequencer(rig, tmp_path / "s.h5", plan)
-    calls: list[str] = []
-    field = rig.coils.field
-
-    def tripped_meanwhile() -> Any:
-        held = field()
-        if seq._points_done == plan.nx and "abort" not in calls:  # the first line's check
-            calls.append("abort")
-            seq.abort("test abort")
-            return np.asarray(held) * 0.0  # every coil's current gone
-        return held
-
-    monkeypatch.setattr(rig.coils, "field", tripped_meanwhile)
-    _asked(rig, monkeypatch, calls, (rig.coils, "currents"))
-    _made_safe_after(rig, monkeypatch, calls)
-    try:
-        assert seq.run() == "aborted"
-    finally:
-        rig.close()
+    _rig, seq, calls = _aborted_at_the_first_lines_check(
+        tmp_path, monkeypatch, lambda rig: rig.coils, "field",
+        lambda rig: [(rig.coils, "currents")],
+        found=lambda held: np.asarray(held) * 0.0)  # every coil's current gone
     assert calls[calls.index("abort") + 1] == "make_safe", calls
     assert "the coils no longer held the field at the end of line 1" in seq.message
     assert "off by 20000 nT" in seq.message, seq.message
@@ -235,27 +217,9 @@ def test_a_lock_in_change_found_by_a_check_an_abort_ends_is_said_all_the_same(
     no longer the scan's (the lock-in restarted): its reference is not asked and the rig is
     made safe next, but the scan's message says the time constant changed. Unfixed, the
     abort dropped what the read found."""
-    plan = ScanPlan.from_center("step", CENTRE, (40e-6, 40e-6), 20e-6, field=(0, 0, 20e-6))
-    rig = open_rig(load_profile())
-    seq = Sequencer(rig, tmp_path / "s.h5", plan)
-    calls: list[str] = []
-    time_constant = rig.lockin.time_constant
-
-    def changed_meanwhile() -> float:
-        tau = time_constant()
-        if seq._points_done == plan.nx and "abort" not in calls:  # the first line's check
-            calls.append("abort")
-            seq.abort("test abort")
-            return tau * 10
-        return tau
-
-    monkeypatch.setattr(rig.lockin, "time_constant", changed_meanwhile)
-    _asked(rig, monkeypatch, calls, (rig.lockin, "reference"))
-    _made_safe_after(rig, monkeypatch, calls)
-    try:
-        assert seq.run() == "aborted"
-    finally:
-        rig.close()
+    _rig, seq, calls = _aborted_at_the_first_lines_check(
+        tmp_path, monkeypatch, lambda rig: rig.lockin, "time_constant",
+        lambda rig: [(rig.lockin, "reference")], found=lambda tau: tau * 10)
     assert calls[calls.index("abort") + 1] == "make_safe", calls
     assert "the lock-in's settings changed during line 1: time constant" in seq.message, \
         seq.message
