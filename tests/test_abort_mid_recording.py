@@ -24,8 +24,8 @@ from smm_daq.clock import Clock, VirtualClock
 from smm_daq.errors import InstrumentTimeout
 from smm_daq.instruments import loss_budget
 from smm_daq.instruments.loss_budget import DeadlineReached
-from smm_daq.instruments.profile import load_profile
-from smm_daq.instruments.rig import open_rig
+from smm_daq.instruments.profile import Profile, load_profile
+from smm_daq.instruments.rig import Rig, open_rig
 from smm_daq.instruments.safe_bound import safe_time_bound
 from smm_daq.instruments.transport import BITS_PER_BYTE, DRAIN_TIMEOUTS
 
@@ -93,6 +93,18 @@ class SerialLine:
         pass
 
 
+def _fly_scan_at_9600_baud(tmp_path) -> tuple[Profile, Rig, Sequencer]:
+    """The simulator's profile with its stage's serial line at BAUD (the bound counts that
+    rate), its rig open, and a fly scan of it ready to run."""
+    profile = load_profile()
+    profile = dataclasses.replace(profile, stage=dataclasses.replace(
+        profile.stage, link=dataclasses.replace(profile.stage.link, baud_rate=BAUD)))
+    plan = ScanPlan.from_center("fly", CENTRE, (0.4e-3, 0.1e-3), 20e-6, field=(0, 0, 20e-6),
+                                fly=FlySettings(pixel_time=0.05))
+    rig = open_rig(profile)
+    return profile, rig, Sequencer(rig, tmp_path / "s.h5", plan)
+
+
 def test_an_abort_while_a_fly_lines_recording_is_read_stops_the_stage_at_once(
         tmp_path) -> None:
     """A fly scan on the emulated C-884 on a 9600-baud line is aborted as the first line's
@@ -102,13 +114,7 @@ def test_an_abort_while_a_fly_lines_recording_is_read_stops_the_stage_at_once(
     stand), the stage is stopped, and the rig is safe within the bound `smm-daq safe` prints.
     Unfixed, every row was read first: the stop went the rest of the recording (some 12 s)
     after the abort, a time no bound counts (at 9600 baud a 4096-point recording takes 85 s)."""
-    profile = load_profile()
-    profile = dataclasses.replace(profile, stage=dataclasses.replace(
-        profile.stage, link=dataclasses.replace(profile.stage.link, baud_rate=BAUD)))
-    plan = ScanPlan.from_center("fly", CENTRE, (0.4e-3, 0.1e-3), 20e-6, field=(0, 0, 20e-6),
-                                fly=FlySettings(pixel_time=0.05))
-    rig = open_rig(profile)
-    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    profile, rig, seq = _fly_scan_at_9600_baud(tmp_path)
     aborted: list[float] = []
 
     def abort_mid_recording(command: str, k: int) -> None:
@@ -204,13 +210,7 @@ def test_an_abort_as_the_recordings_length_is_read_asks_no_recording(tmp_path) -
     goes within a row's time of the abort. Unfixed, `DRR?` went after the abort, as a reply
     begun within the make-safe path (which only its deadline cuts), and was read whole: the
     stop went the recording's time (some 12 s) after the abort."""
-    profile = load_profile()
-    profile = dataclasses.replace(profile, stage=dataclasses.replace(
-        profile.stage, link=dataclasses.replace(profile.stage.link, baud_rate=BAUD)))
-    plan = ScanPlan.from_center("fly", CENTRE, (0.4e-3, 0.1e-3), 20e-6, field=(0, 0, 20e-6),
-                                fly=FlySettings(pixel_time=0.05))
-    rig = open_rig(profile)
-    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    profile, rig, seq = _fly_scan_at_9600_baud(tmp_path)
     aborted: list[float] = []
 
     def abort_as_length_read(command: str, k: int) -> None:
