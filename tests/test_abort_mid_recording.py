@@ -25,7 +25,7 @@ from smm_daq.errors import InstrumentTimeout
 from smm_daq.instruments import loss_budget
 from smm_daq.instruments.loss_budget import DeadlineReached
 from smm_daq.instruments.profile import Profile, load_profile
-from smm_daq.instruments.rig import Rig, open_rig
+from smm_daq.instruments.rig import open_rig
 from smm_daq.instruments.safe_bound import safe_time_bound
 from smm_daq.instruments.transport import BITS_PER_BYTE, DRAIN_TIMEOUTS
 
@@ -93,16 +93,30 @@ class SerialLine:
         pass
 
 
-def _fly_scan_at_9600_baud(tmp_path) -> tuple[Profile, Rig, Sequencer]:
+def _fly_scan_at_9600_baud(tmp_path, abort_at: Callable[[str, int], bool]
+                          ) -> tuple[Profile, Sequencer, SerialLine, list[float]]:
     """The simulator's profile with its stage's serial line at BAUD (the bound counts that
-    rate), its rig open, and a fly scan of it ready to run."""
+    rate), its rig open with the stage on a `SerialLine`, and a fly scan of it ready to run,
+    aborted the first time `abort_at(command, k)` holds for row k of a reply: the profile, the
+    sequencer, the line and the rig-clock time of the abort (once it came)."""
     profile = load_profile()
     profile = dataclasses.replace(profile, stage=dataclasses.replace(
         profile.stage, link=dataclasses.replace(profile.stage.link, baud_rate=BAUD)))
     plan = ScanPlan.from_center("fly", CENTRE, (0.4e-3, 0.1e-3), 20e-6, field=(0, 0, 20e-6),
                                 fly=FlySettings(pixel_time=0.05))
     rig = open_rig(profile)
-    return profile, rig, Sequencer(rig, tmp_path / "s.h5", plan)
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    aborted: list[float] = []
+
+    def abort(command: str, k: int) -> None:
+        if abort_at(command, k) and not aborted:
+            aborted.append(rig.clock.now())
+            seq.abort("test abort")
+
+    line = SerialLine(rig.backend.endpoint(profile.stage.link.address), rig.clock,
+                      profile.stage.link.timeout_s, abort)
+    rig.stage.link.transport = line  # type: ignore[attr-defined]
+    return profile, seq, line, aborted
 
 
 def test_an_abort_while_a_fly_lines_recording_is_read_stops_the_stage_at_once(
@@ -114,17 +128,9 @@ def test_an_abort_while_a_fly_lines_recording_is_read_stops_the_stage_at_once(
     stand), the stage is stopped, and the rig is safe within the bound `smm-daq safe` prints.
     Unfixed, every row was read first: the stop went the rest of the recording (some 12 s)
     after the abort, a time no bound counts (at 9600 baud a 4096-point recording takes 85 s)."""
-    profile, rig, seq = _fly_scan_at_9600_baud(tmp_path)
-    aborted: list[float] = []
-
-    def abort_mid_recording(command: str, k: int) -> None:
-        if command.startswith("DRR?") and k == ROWS_BEFORE_ABORT and not aborted:
-            aborted.append(rig.clock.now())
-            seq.abort("test abort")
-
-    line = SerialLine(rig.backend.endpoint(profile.stage.link.address), rig.clock,
-                      profile.stage.link.timeout_s, abort_mid_recording)
-    rig.stage.link.transport = line  # type: ignore[attr-defined]
+    profile, seq, line, aborted = _fly_scan_at_9600_baud(
+        tmp_path, lambda command, k: command.startswith("DRR?") and k == ROWS_BEFORE_ABORT)
+    rig = seq.rig
     try:
         assert seq.run() == "aborted"
     finally:
@@ -210,17 +216,9 @@ def test_an_abort_as_the_recordings_length_is_read_asks_no_recording(tmp_path) -
     goes within a row's time of the abort. Unfixed, `DRR?` went after the abort, as a reply
     begun within the make-safe path (which only its deadline cuts), and was read whole: the
     stop went the recording's time (some 12 s) after the abort."""
-    profile, rig, seq = _fly_scan_at_9600_baud(tmp_path)
-    aborted: list[float] = []
-
-    def abort_as_length_read(command: str, k: int) -> None:
-        if command.startswith("DRL?") and not aborted:
-            aborted.append(rig.clock.now())
-            seq.abort("test abort")
-
-    line = SerialLine(rig.backend.endpoint(profile.stage.link.address), rig.clock,
-                      profile.stage.link.timeout_s, abort_as_length_read)
-    rig.stage.link.transport = line  # type: ignore[attr-defined]
+    _profile, seq, line, aborted = _fly_scan_at_9600_baud(
+        tmp_path, lambda command, _k: command.startswith("DRL?"))
+    rig = seq.rig
     try:
         assert seq.run() == "aborted"
     finally:
