@@ -73,6 +73,8 @@ class Link:
         # supply's or the stage's, whatever link reaches it on the way
         self.budget_kind = budget
         self._closing = threading.Event()  # a close waits for the exchange under way (`close`)
+        self._closes = 0  # closes done, each under the lock: an exchange that waited for the
+        # lock while one was done is refused (`_attempt`)
 
     def write(self, command: str, *, last_word: bool = False) -> None:
         """Send a command that has no reply. `last_word`: sent even to an instrument the
@@ -113,8 +115,11 @@ class Link:
 
     def _attempt(self, action: Callable[[], T], command: str, *,
                  destructive: bool = False, written: bool = False) -> T:
+        closes = self._closes
         with self._lock, interrupts.atomic():
-            if self._closing.is_set():
+            # begun while a close waits for the lock, or before a close that took the lock
+            # first: refused alike, whichever thread the lock went to
+            if self._closing.is_set() or self._closes != closes:
                 raise InstrumentError(f"{shown(command)} not sent: the link is being closed",
                                       instrument=self.name)
             return self._attempts(action, command, destructive, written)
@@ -166,13 +171,18 @@ class Link:
     def close(self) -> None:
         """Close the transport, once the exchange under way on another thread has ended (each
         of its attempts bounded by the link's timeout). An exchange begun while the close
-        waits is refused (`InstrumentError`, nothing sent), so that a call of many exchanges
+        waits is refused (`InstrumentError`, nothing sent), also one that waits for the lock
+        as the close takes it (it is not sent to the closed transport, which may open anew
+        on its next use), so that a call of many exchanges
         (a lock-in's buffer read in chunks) holds the close for one of them, not all: the
         wait `safe_bound.close_wait_s` counts."""
         self._closing.set()
         try:
             with self._lock:
-                self.transport.close()
+                try:
+                    self.transport.close()
+                finally:
+                    self._closes += 1
         finally:
             self._closing.clear()
 
