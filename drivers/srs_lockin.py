@@ -350,9 +350,13 @@ class SRSLockIn(LockIn):
             )
         self._set_index(self.SENS_HEADER, index)
 
-    def reference(self) -> tuple[float, float]:
+    def reference(self, *, stop: Callable[[], bool] | None = None) -> tuple[float, float]:
         frequency = self.link.query(
             "FREQ?", lambda r: parse_float(r, what="frequency (Hz)", within=self.FREQ_RANGE))
+        if stop is not None and stop():
+            raise ReadStopped("the reference's read was stopped after its frequency "
+                              f"({frequency:g} Hz), its amplitude not asked",
+                              instrument=self.link.name)
         amplitude = self.link.query(
             "SLVL?", lambda r: parse_float(r, what="amplitude (V)", within=self.AMPLITUDE_RANGE))
         return frequency, amplitude

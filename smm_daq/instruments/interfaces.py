@@ -176,8 +176,10 @@ class LockIn(Instrument):
         """Set the smallest full scale at or above `volts` (V)."""
 
     @abstractmethod
-    def reference(self) -> tuple[float, float]:
-        """Reference frequency (Hz) and sine-out amplitude (V rms)."""
+    def reference(self, *, stop: Callable[[], bool] | None = None) -> tuple[float, float]:
+        """Reference frequency (Hz) and sine-out amplitude (V rms). `stop` is asked between
+        the exchanges that read them (where they are more than one): once it is true, the
+        read ends with `ReadStopped`, nothing more asked."""
 
     @abstractmethod
     def set_reference(self, frequency: float, amplitude: float) -> None:
