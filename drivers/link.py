@@ -39,6 +39,7 @@ from smm_daq.errors import (
     InstrumentLost,
     InstrumentTimeout,
     ProtocolError,
+    ReadStopped,
     ReplyUnknown,
 )
 from smm_daq.instruments import loss_budget
@@ -75,6 +76,7 @@ class Link:
         self._closing = threading.Event()  # a close waits for the exchange under way (`close`)
         self._closes = 0  # closes done, each under the lock: an exchange that waited for the
         # lock while one was done is refused (`_attempt`)
+        self._unread = False  # a reply was cut short: the rest of it is still coming
 
     def write(self, command: str, *, last_word: bool = False) -> None:
         """Send a command that has no reply. `last_word`: sent even to an instrument the
@@ -122,7 +124,32 @@ class Link:
             if self._closing.is_set() or self._closes != closes:
                 raise InstrumentError(f"{shown(command)} not sent: the link is being closed",
                                       instrument=self.name)
-            return self._attempts(action, command, destructive, written)
+            return self._attempts(self._after_drop(action, command), command, destructive,
+                                  written)
+
+    def _after_drop(self, action: Callable[[], T], command: str) -> Callable[[], T]:
+        """`action`, the rest of a reply cut short dropped first (the transport's `clear`: a
+        device clear, a socket's new connection, a serial line drained until quiet; one that
+        fails is the attempt's failure, and its own clear follows), lest `command` read it
+        for its own reply; but for a command sent amid a reply (`_sent_amid_reply`). A reply
+        the transport cut (`ReadStopped`: a stop asked while it came) leaves its rest so."""
+
+        def dropped_first() -> T:
+            if self._unread and not self._sent_amid_reply(command):
+                self._unread = False
+                self.transport.clear()
+            try:
+                return action()
+            except ReadStopped:
+                self._unread = True
+                raise
+
+        return dropped_first
+
+    def _sent_amid_reply(self, command: str) -> bool:
+        """Whether `command` is sent even while the rest of a reply cut short still comes
+        (none is, here)."""
+        return False
 
     def _attempts(self, action: Callable[[], T], command: str, destructive: bool,
                   written: bool) -> T:

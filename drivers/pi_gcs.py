@@ -136,11 +136,6 @@ class GCSLink(Link):
     it is sending, so that the stage stops before the drain.
     """
 
-    def __init__(self, transport: Transport, *, name: str, retries: int = 2,
-                 budget: str | None = None) -> None:
-        super().__init__(transport, name=name, retries=retries, budget=budget)
-        self._unread = False  # a reply was cut short: its other lines are still coming
-
     def query_lines(self, command: str, parse: Callable[[list[str]], T], *,
                     cut: bool = False) -> T:
         """Send `command`, gather every line of its reply, parse them; retried as `query`.
@@ -185,18 +180,9 @@ class GCSLink(Link):
 
         return self._attempt(action, command, destructive=True)
 
-    def _attempt(self, action: Callable[[], T], command: str, *,
-                 destructive: bool = False, written: bool = False) -> T:
-        """`Link._attempt`, the rest of a reply cut short dropped first (not for `#24`):
-        asked under the link's lock, as another thread may have cut its reply meanwhile."""
-
-        def after_drop() -> T:
-            if self._unread and command != STOP_ALL:  # one that fails: the attempt's clear
-                self._unread = False
-                self.transport.clear()
-            return action()
-
-        return super()._attempt(after_drop, command, destructive=destructive, written=written)
+    def _sent_amid_reply(self, command: str) -> bool:
+        """The stop byte (`#24`) goes before the rest of a reply cut short is dropped."""
+        return command == STOP_ALL
 
     def _path_begun(self) -> bool:
         """Whether the make-safe path under way (if any) has begun (`LossBudget.begun`)."""

@@ -127,7 +127,8 @@ def start_within(before: float, after: float, stored: int, rate: float, *, query
 
 def stop_between_pieces(stop: Callable[[], bool] | None, instrument: str) -> None:
     """Before the next piece of a buffer read (`read_buffer`): `ReadStopped` once `stop` is
-    true, so that an abort waits for the piece under way, not the rest of the buffer."""
+    true, so that an abort waits not for the rest of the buffer; within the piece under way
+    a serial line asks it too (`reply_stop`), as one piece may take seconds there."""
     if stop is not None and stop():
         raise ReadStopped("the buffer's read was stopped between its pieces",
                           instrument=instrument)

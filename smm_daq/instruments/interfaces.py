@@ -270,8 +270,10 @@ class BufferedLockIn(ABC):
     @abstractmethod
     def read_buffer(self, *, stop: Callable[[], bool] | None = None) -> BufferTrace:
         """Stop storing and read back every stored sample. `stop` is asked before each piece
-        of the read (on a slow serial line a full buffer takes minutes): once it is true, the
-        read ends with `ReadStopped`, nothing more asked."""
+        of the read (on a slow serial line a full buffer takes minutes), and where the link
+        can tell, within the piece under way too (one piece may take seconds): once it is
+        true, the read ends with `ReadStopped`, nothing more asked (the rest of a piece cut
+        short is dropped before the link's next exchange)."""
 
 
 @dataclass(frozen=True)
