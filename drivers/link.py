@@ -135,9 +135,8 @@ class Link:
         the transport cut (`ReadStopped`: a stop asked while it came) leaves its rest so."""
 
         def dropped_first() -> T:
-            if self._unread and not self._sent_amid_reply(command):
-                self._unread = False
-                self.transport.clear()
+            if not self._sent_amid_reply(command):
+                self._drop_rest(command)
             try:
                 return action()
             except ReadStopped:
@@ -150,6 +149,12 @@ class Link:
         """Whether `command` is sent even while the rest of a reply cut short still comes
         (none is, here)."""
         return False
+
+    def _drop_rest(self, command: str) -> None:
+        """Before `command`, the rest of a reply cut short dropped, where one was."""
+        if self._unread:
+            self._unread = False
+            self.transport.clear()
 
     def _attempts(self, action: Callable[[], T], command: str, destructive: bool,
                   written: bool) -> T:
