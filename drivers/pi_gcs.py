@@ -145,6 +145,13 @@ class GCSLink(Link):
     that a Stop never waits for it (`_drop_rest`).
     """
 
+    def __init__(self, transport: Transport, *, name: str, retries: int = 2,
+                 budget: str | None = None) -> None:
+        super().__init__(transport, name=name, retries=retries, budget=budget)
+        self._dropping: threading.Thread | None = None  # the rest dropped aside (`_drop_rest`)
+        self._drop_failed: InstrumentError | None = None  # how that drop failed, if it did
+        self._stopped_amid = False  # a stop was sent while the rest of a reply still came
+
     def query_lines(self, command: str, parse: Callable[[list[str]], T], *,
                     cut: bool = False) -> T:
         """Send `command`, gather every line of its reply, parse them; retried as `query`.
@@ -188,13 +195,6 @@ class GCSLink(Link):
                                         f"{sum(map(len, replies)) + len(lines)} lines")
 
         return self._attempt(action, command, destructive=True)
-
-    def __init__(self, transport: Transport, *, name: str, retries: int = 2,
-                 budget: str | None = None) -> None:
-        super().__init__(transport, name=name, retries=retries, budget=budget)
-        self._dropping: threading.Thread | None = None  # the rest dropped aside (`_drop_rest`)
-        self._drop_failed: InstrumentError | None = None  # how that drop failed, if it did
-        self._stopped_amid = False  # a stop was sent while the rest of a reply still came
 
     def _sent_amid_reply(self, command: str) -> bool:
         """A stop (`#24`, or `STP`: neither has a reply) goes before the rest of a reply cut
