@@ -39,6 +39,7 @@ from smm_daq.errors import (
     ConnectStopped,
     InputError,
     InstrumentError,
+    InstrumentLost,
     InstrumentTimeout,
     MoveStopped,
     ProtocolError,
@@ -249,6 +250,9 @@ class GCSLink(Link):
             self.transport.clear()
         except InstrumentError as exc:
             self._drop_failed = exc
+        except Exception as exc:  # the link closed under it (a window's close): its port gone
+            self._drop_failed = InstrumentLost(
+                f"dropping the rest of a reply cut short failed: {exc}", instrument=self.name)
 
     def _path_begun(self) -> bool:
         """Whether the make-safe path under way (if any) has begun (`LossBudget.begun`)."""
