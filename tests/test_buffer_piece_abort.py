@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import types
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -35,7 +36,7 @@ BAUD = 9600
 BYTE_S = BITS_PER_BYTE / BAUD
 TIMEOUT_S = 10.0  # the lock-in's link timeout: an SR830's piece comes within half of it
 CENTRE = (12.5e-3, 12.5e-3)
-READ_BEFORE_ABORT = 600  # bytes of the piece read when the abort comes
+READ_BEFORE_ABORT = 600  # bytes of the piece come when the abort comes
 
 
 class LineAtBaud(serial.SerialBase):
@@ -43,18 +44,22 @@ class LineAtBaud(serial.SerialBase):
     reconfigures nothing): each command reaches the emulator once its bytes have gone out;
     each reply's bytes then arrive one every `BYTE_S` on `clock`, whatever is read or sent
     meanwhile. A read waits for what it asks as pyserial's does, up to its timeout.
-    `on_read(command, n)` is called as the reply to `command` has had `n` bytes read."""
+    `watch(prefix, n, then)`: `then()` is called as the n-th byte of the first reply to a
+    command starting with `prefix` arrives (within a read's wait, at that time)."""
 
-    def __init__(self, emulator: Emulator, clock: Clock, on_read: Any = None) -> None:
+    def __init__(self, emulator: Emulator, clock: Clock) -> None:
         super().__init__(baudrate=BAUD, timeout=TIMEOUT_S, write_timeout=TIMEOUT_S)
         self.emulator = emulator
         self.clock = clock
-        self.on_read = on_read or (lambda command, n: None)
         self.incoming = bytearray()
         self.first_at = 0.0  # when incoming[0] arrives
-        self.replying: list[tuple[str, int]] = []  # (command, bytes of its reply still due)
-        self.read_of_reply = 0
         self.sent: list[str] = []
+        self.replies: list[tuple[str, int]] = []  # (command, bytes of its reply)
+        self._watch: tuple[str, int, Callable[[], None]] | None = None
+        self._watched_at: float | None = None  # when the watched byte arrives
+
+    def watch(self, prefix: str, n: int, then: Callable[[], None]) -> None:
+        self._watch = (prefix, n, then)
 
     def _arrived(self) -> int:
         return max(0, min(len(self.incoming),
@@ -74,40 +79,38 @@ class LineAtBaud(serial.SerialBase):
             raw = (reply if isinstance(reply, BinaryReply) else reply + self.emulator.reply_end)
             if not self.incoming:
                 self.first_at = self.clock.now()
+            if self._watch is not None and message.startswith(self._watch[0]) \
+                    and self._watched_at is None:
+                self._watched_at = self.first_at + (len(self.incoming) + self._watch[1]) * BYTE_S
             self.incoming += raw.encode("latin-1")
-            self.replying.append((message, len(raw)))
+            self.replies.append((message, len(raw)))
         return len(data)
+
+    def _sleep_until(self, then: float) -> None:
+        """The clock on to `then`, the watched byte's arrival told on the way."""
+        at = self._watched_at
+        if self._watch is not None and at is not None and self.clock.now() < at <= then:
+            self.clock.sleep(at - self.clock.now())
+            tell = self._watch[2]
+            self._watch = None
+            tell()
+        self.clock.sleep(max(0.0, then - self.clock.now()))
 
     def read(self, size: int = 1) -> bytes:
         now = self.clock.now()
         wait = (self.first_at + size * BYTE_S - now if size <= len(self.incoming)
                 else math.inf)
-        self.clock.sleep(max(0.0, min(wait, self.timeout)))
+        self._sleep_until(now + max(0.0, min(wait, self.timeout)))
         n = self._arrived() if wait > self.timeout else size
         taken = bytes(self.incoming[:n])
         del self.incoming[:n]
         self.first_at += n * BYTE_S
-        self._note(n)
         return taken
-
-    def _note(self, n: int) -> None:
-        while n and self.replying:
-            command, due = self.replying[0]
-            k = min(n, due)
-            n -= k
-            self.read_of_reply += k
-            self.on_read(command, self.read_of_reply)
-            if k == due:
-                self.replying.pop(0)
-                self.read_of_reply = 0
-            else:
-                self.replying[0] = (command, due - k)
 
     def reset_input_buffer(self) -> None:
         n = self._arrived()
         del self.incoming[:n]
         self.first_at += n * BYTE_S
-        self._note(n)
 
     def reset_output_buffer(self) -> None:
         pass
@@ -125,13 +128,13 @@ def _sr860_profile() -> Profile:
 PIECE = {"sr830": "TRCA?", "sr860": "CAPTUREGET?"}
 
 
-def _on_a_serial_line(rig: Rig, monkeypatch: pytest.MonkeyPatch, on_read: Any) -> LineAtBaud:
+def _on_a_serial_line(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> LineAtBaud:
     """The rig's lock-in put on a `LineAtBaud` through `SerialTransport`, the transport's
     time the rig's clock; an SR830's pieces as its driver sizes them for the line."""
     monkeypatch.setattr(transports, "time", types.SimpleNamespace(
         monotonic=rig.clock.now, sleep=rig.clock.sleep))
     link = rig.lockin.link  # type: ignore[attr-defined]
-    port = LineAtBaud(link.transport.emulator, rig.clock, on_read)
+    port = LineAtBaud(link.transport.emulator, rig.clock)
     link.transport = SerialTransport(port, name=link.name)
     if hasattr(rig.lockin, "trace_chunk"):  # as `SR830.prepare_interface` sizes them
         per_s = BAUD / BITS_PER_BYTE / 15
@@ -143,7 +146,7 @@ def _on_a_serial_line(rig: Rig, monkeypatch: pytest.MonkeyPatch, on_read: Any) -
 def test_an_abort_amid_a_buffer_piece_on_a_slow_line_ends_it_within_a_slice(
         model: str, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A fly scan whose lock-in is on a 9600-baud line is aborted as the first piece of its
-    buffer has 600 bytes read (an SR830's piece of 320 points is about 5 s of the line, an
+    buffer has 600 bytes come (an SR830's piece of 320 points is about 5 s of the line, an
     SR860's block of the line's samples as long): the rig is made safe within a slice of the
     abort, the line is not stored, and the rig is safe within the bound. Then the lock-in's
     next exchange drops the rest of the piece, still coming, and reads its own reply.
@@ -154,23 +157,13 @@ def test_an_abort_amid_a_buffer_piece_on_a_slow_line_ends_it_within_a_slice(
     rig = open_rig(profile)
     seq = Sequencer(rig, tmp_path / "s.h5", plan)
     aborted: list[float] = []
-    pieces: list[int] = []  # the length of each piece asked, in bytes
 
-    def abort_amid(command: str, n: int) -> None:
-        if command.startswith(PIECE[model]) and n >= READ_BEFORE_ABORT and not aborted:
-            aborted.append(rig.clock.now())
-            seq.abort("test abort")
+    def abort() -> None:
+        aborted.append(rig.clock.now())
+        seq.abort("test abort")
 
-    port = _on_a_serial_line(rig, monkeypatch, abort_amid)
-    write = port.write
-
-    def noted(data: bytes) -> int:
-        due = len(port.replying)
-        written = write(data)
-        pieces.extend(n for c, n in port.replying[due:] if c.startswith(PIECE[model]))
-        return written
-
-    port.write = noted  # type: ignore[method-assign]
+    port = _on_a_serial_line(rig, monkeypatch)
+    port.watch(PIECE[model], READ_BEFORE_ABORT, abort)
     made_safe: list[float] = []
     make_safe = rig.make_safe
 
@@ -183,6 +176,7 @@ def test_an_abort_amid_a_buffer_piece_on_a_slow_line_ends_it_within_a_slice(
         assert seq.run() == "aborted"
         safe_at = rig.clock.now()
         assert aborted, "no piece was read"
+        pieces = [n for command, n in port.replies if command.startswith(PIECE[model])]
         assert pieces[0] * BYTE_S > 4.0, pieces  # seconds of the line
         print(f"{model}: piece of {pieces[0]} B ({pieces[0] * BYTE_S:.1f} s); made safe "
               f"{made_safe[0] - aborted[0]:.3f} s after the abort")
@@ -208,7 +202,7 @@ def test_an_abort_amid_a_buffer_piece_on_a_slow_line_ends_it_within_a_slice(
 def test_a_stop_amid_a_piece_ends_the_read_and_the_next_exchange_reads_its_own_reply(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """An SR830's buffer read with a stop that comes true as its first piece has 600 bytes
-    read ends with `ReadStopped` within a slice, on the rig's clock; the lock-in's next
+    come ends with `ReadStopped` within a slice, on the rig's clock; the lock-in's next
     query drops the rest of the piece first (it goes on arriving) and reads its own reply.
     Unfixed, the stop was asked only between pieces: the piece was read whole; and a piece
     cut short and not dropped was read as the next query's reply (garbled, retried)."""
@@ -219,12 +213,8 @@ def test_a_stop_amid_a_piece_ends_the_read_and_the_next_exchange_reads_its_own_r
         lockin.start_buffer(on_trigger=False)
         rig.clock.sleep(20.0)  # 1280 samples stored
         stop_at: list[float] = []
-
-        def stop_amid(command: str, n: int) -> None:
-            if command.startswith("TRCA?") and n >= READ_BEFORE_ABORT and not stop_at:
-                stop_at.append(rig.clock.now())
-
-        port = _on_a_serial_line(rig, monkeypatch, stop_amid)
+        port = _on_a_serial_line(rig, monkeypatch)
+        port.watch("TRCA?", READ_BEFORE_ABORT, lambda: stop_at.append(rig.clock.now()))
         with pytest.raises(ReadStopped, match="the reply was cut after"):
             lockin.read_buffer(stop=lambda: bool(stop_at))
         assert stop_at, "no piece was read"
