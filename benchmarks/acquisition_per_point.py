@@ -64,7 +64,7 @@ class _LockIn:
     def sensitivity(self) -> float:
         return 0.5
 
-    def reference(self) -> tuple[float, float]:
+    def reference(self, *, stop: object = None) -> tuple[float, float]:
         return 1000.0, 0.5
 
     def read_xy(self) -> tuple[float, float]:

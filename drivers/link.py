@@ -39,6 +39,7 @@ from smm_daq.errors import (
     InstrumentLost,
     InstrumentTimeout,
     ProtocolError,
+    ReadStopped,
     ReplyUnknown,
 )
 from smm_daq.instruments import loss_budget
@@ -73,6 +74,9 @@ class Link:
         # supply's or the stage's, whatever link reaches it on the way
         self.budget_kind = budget
         self._closing = threading.Event()  # a close waits for the exchange under way (`close`)
+        self._closes = 0  # closes done, each under the lock: an exchange that waited for the
+        # lock while one was done is refused (`_attempt`)
+        self._unread = False  # a reply was cut short: the rest of it is still coming
 
     def write(self, command: str, *, last_word: bool = False) -> None:
         """Send a command that has no reply. `last_word`: sent even to an instrument the
@@ -113,11 +117,44 @@ class Link:
 
     def _attempt(self, action: Callable[[], T], command: str, *,
                  destructive: bool = False, written: bool = False) -> T:
+        closes = self._closes
         with self._lock, interrupts.atomic():
-            if self._closing.is_set():
+            # begun while a close waits for the lock, or before a close that took the lock
+            # first: refused alike, whichever thread the lock went to
+            if self._closing.is_set() or self._closes != closes:
                 raise InstrumentError(f"{shown(command)} not sent: the link is being closed",
                                       instrument=self.name)
-            return self._attempts(action, command, destructive, written)
+            return self._attempts(self._after_drop(action, command), command, destructive,
+                                  written)
+
+    def _after_drop(self, action: Callable[[], T], command: str) -> Callable[[], T]:
+        """`action`, the rest of a reply cut short dropped first (the transport's `clear`: a
+        device clear, a socket's new connection, a serial line drained until quiet; one that
+        fails is the attempt's failure, and its own clear follows), lest `command` read it
+        for its own reply; but for a command sent amid a reply (`_sent_amid_reply`). A reply
+        the transport cut (`ReadStopped`: a stop asked while it came) leaves its rest so."""
+
+        def dropped_first() -> T:
+            if not self._sent_amid_reply(command):
+                self._drop_rest(command)
+            try:
+                return action()
+            except ReadStopped:
+                self._unread = True
+                raise
+
+        return dropped_first
+
+    def _sent_amid_reply(self, command: str) -> bool:
+        """Whether `command` is sent even while the rest of a reply cut short still comes
+        (none is, here)."""
+        return False
+
+    def _drop_rest(self, command: str) -> None:
+        """Before `command`, the rest of a reply cut short dropped, where one was."""
+        if self._unread:
+            self._unread = False
+            self.transport.clear()
 
     def _attempts(self, action: Callable[[], T], command: str, destructive: bool,
                   written: bool) -> T:
@@ -166,13 +203,18 @@ class Link:
     def close(self) -> None:
         """Close the transport, once the exchange under way on another thread has ended (each
         of its attempts bounded by the link's timeout). An exchange begun while the close
-        waits is refused (`InstrumentError`, nothing sent), so that a call of many exchanges
+        waits is refused (`InstrumentError`, nothing sent), also one that waits for the lock
+        as the close takes it (it is not sent to the closed transport, which may open anew
+        on its next use), so that a call of many exchanges
         (a lock-in's buffer read in chunks) holds the close for one of them, not all: the
         wait `safe_bound.close_wait_s` counts."""
         self._closing.set()
         try:
             with self._lock:
-                self.transport.close()
+                try:
+                    self.transport.close()
+                finally:
+                    self._closes += 1
         finally:
             self._closing.clear()
 

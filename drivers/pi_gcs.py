@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import threading
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -38,6 +39,7 @@ from smm_daq.errors import (
     ConnectStopped,
     InputError,
     InstrumentError,
+    InstrumentLost,
     InstrumentTimeout,
     MoveStopped,
     ProtocolError,
@@ -64,6 +66,7 @@ T = TypeVar("T")
 UNITS = {"m": 1.0, "mm": 1e-3, "µm": 1e-6, "μm": 1e-6, "um": 1e-6, "micron": 1e-6, "nm": 1e-9}
 UNIT_PARAMETER = "0x07000601"
 STOP_ALL = "\x18"  # GCS single-byte command #24
+STOPS = (STOP_ALL, "STP")  # the commands that stop every axis (neither has a reply)
 MOTION_STATUS = "\x05"  # GCS single-byte command #5: a hex mask of the axes that move
 # stops `stop` sends at most while the controller says something still moves after one
 MAX_STOPS = STAGE_STOPS
@@ -106,6 +109,11 @@ GCS_ERRORS = {
 OpenTransport = Callable[[str, LinkSettings], Transport]
 
 
+class StillDropping(InstrumentError):
+    """An exchange refused at once, nothing sent: the rest of a reply cut short is being
+    dropped on a thread of its own (`GCSLink._drop_rest`)."""
+
+
 class ReplyCut(InstrumentError):
     """A reply of many lines left unread past the line under way: the make-safe path began
     (an abort) after its query was sent. The rest is dropped before the link's next exchange.
@@ -131,15 +139,19 @@ class GCSLink(Link):
 
     A reply cut short leaves its other lines coming: before the link's next exchange they are
     dropped (the transport's `clear`: a device clear, a socket's new connection, a serial
-    line drained until quiet), lest that exchange read them for its own reply; but for the
-    stop byte (`#24`), which the controller acts on wherever it arrives, even amid a reply
-    it is sending, so that the stage stops before the drain.
+    line drained until quiet), lest that exchange read them for its own reply; but for a
+    stop (the stop byte `#24`, which the controller acts on wherever it arrives, even amid a
+    reply it is sending; or `STP`; neither has a reply to be confused with the rest), so that
+    the stage stops before the drain. Outside the make-safe path the drop goes on aside, so
+    that a Stop never waits for it (`_drop_rest`).
     """
 
     def __init__(self, transport: Transport, *, name: str, retries: int = 2,
                  budget: str | None = None) -> None:
         super().__init__(transport, name=name, retries=retries, budget=budget)
-        self._unread = False  # a reply was cut short: its other lines are still coming
+        self._dropping: threading.Thread | None = None  # the rest dropped aside (`_drop_rest`)
+        self._drop_failed: InstrumentError | None = None  # how that drop failed, if it did
+        self._stopped_amid = False  # a stop was sent while the rest of a reply still came
 
     def query_lines(self, command: str, parse: Callable[[list[str]], T], *,
                     cut: bool = False) -> T:
@@ -185,18 +197,62 @@ class GCSLink(Link):
 
         return self._attempt(action, command, destructive=True)
 
-    def _attempt(self, action: Callable[[], T], command: str, *,
-                 destructive: bool = False, written: bool = False) -> T:
-        """`Link._attempt`, the rest of a reply cut short dropped first (not for `#24`):
-        asked under the link's lock, as another thread may have cut its reply meanwhile."""
+    def _sent_amid_reply(self, command: str) -> bool:
+        """A stop (`#24`, or `STP`: neither has a reply) goes before the rest of a reply cut
+        short is dropped, or while it is dropped aside (`_drop_rest`)."""
+        if command not in STOPS:
+            return False
+        if self._unread or self._dropping is not None:
+            self._stopped_amid = True
+        return True
 
-        def after_drop() -> T:
-            if self._unread and command != STOP_ALL:  # one that fails: the attempt's clear
-                self._unread = False
-                self.transport.clear()
-            return action()
+    def _drop_rest(self, command: str) -> None:
+        """Before `command`, the rest of a reply cut short dropped (`Link._drop_rest`): here,
+        on the make-safe path or after a stop sent amid it, as the exchange's first step
+        (counted as the exchange under way); elsewhere (a window's next call, its readings'
+        poll, on the rig's one thread) aside, on a thread of its own, `command` refused at once
+        (`StillDropping`), as is any other exchange but a stop while it goes on: a drain
+        waits until the line is quiet (on a serial line up to `safe_bound.clear_s`, 36 s on
+        a stage at 115200 baud with a 5 s timeout), and a Stop queued behind a call that
+        waited for it would wait as long. A stop is sent at once, and the exchanges after it
+        (its checks) wait for the drop."""
+        dropping = self._dropping
+        waits = self._stopped_amid or self._path_begun()
+        if dropping is not None:
+            if dropping.is_alive() and not waits:
+                raise StillDropping(f"{shown(command)} not sent: the rest of a reply cut short "
+                                    "is still being dropped; asked again once it has",
+                                    instrument=self.name)
+            dropping.join()
+            failed, self._dropping, self._drop_failed = self._drop_failed, None, None
+            self._stopped_amid = False
+            if failed is not None:  # this exchange's failure, as a drop made in it would be
+                raise failed
+            return
+        if not self._unread:
+            return
+        if waits:
+            self._stopped_amid = False
+            super()._drop_rest(command)
+            return
+        self._unread = False
+        self._dropping = threading.Thread(target=self._drop_aside, daemon=True,
+                                          name=f"drop the rest of a reply of {self.name}")
+        self._dropping.start()
+        raise StillDropping(f"{shown(command)} not sent: the rest of a reply cut short is "
+                            "being dropped first; asked again once it has",
+                            instrument=self.name)
 
-        return super()._attempt(after_drop, command, destructive=destructive, written=written)
+    def _drop_aside(self) -> None:
+        """The transport's `clear`, on the drop's own thread; how it failed kept for the
+        exchange after it."""
+        try:
+            self.transport.clear()
+        except InstrumentError as exc:
+            self._drop_failed = exc
+        except Exception as exc:  # the link closed under it (a window's close): its port gone
+            self._drop_failed = InstrumentLost(
+                f"dropping the rest of a reply cut short failed: {exc}", instrument=self.name)
 
     def _path_begun(self) -> bool:
         """Whether the make-safe path under way (if any) has begun (`LossBudget.begun`)."""

@@ -26,6 +26,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from drivers import reply_stop
 from drivers.link import parse_float, parse_int, shown
 from drivers.srs_lockin import (
     SLOPE_12_DB,
@@ -190,7 +191,8 @@ class SR830(SRSLockIn, BufferedLockIn):
             for first in range(0, n, self.trace_chunk):
                 k = min(self.trace_chunk, n - first)
                 stop_between_pieces(stop, self.link.name)
-                chunks.append(self.link.query(f"TRCA? {channel},{first},{k}",
-                                              lambda r, k=k: _parse_trace(r, k)))
+                with reply_stop.stoppable(stop):  # and within the piece, where a line can
+                    chunks.append(self.link.query(f"TRCA? {channel},{first},{k}",
+                                                  lambda r, k=k: _parse_trace(r, k)))
             channels.append(np.concatenate(chunks))
         return BufferTrace(rate=rate, x=channels[0], y=channels[1])

@@ -28,6 +28,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from drivers import reply_stop
 from drivers.link import parse_float, parse_int, shown
 from drivers.srs_lockin import (
     SLOPE_12_DB,
@@ -241,7 +242,8 @@ class SR860(SRSLockIn, BufferedLockIn):
             # the raw reply: a binary block must not lose its last bytes to stripping
             command = f"CAPTUREGET? {offset},{kb}"
             stop_between_pieces(stop, self.link.name)
-            data += self.link._attempt(
-                lambda c=command: parse_block(read_block(self.link.transport, c)), command)
+            with reply_stop.stoppable(stop):  # and within the block, where a line can
+                data += self.link._attempt(
+                    lambda c=command: parse_block(read_block(self.link.transport, c)), command)
         values = np.frombuffer(data[: size - size % BYTES_PER_SAMPLE], dtype="<f4")
         return BufferTrace(rate=rate, x=values[0::2].astype(float), y=values[1::2].astype(float))

@@ -127,7 +127,8 @@ def start_within(before: float, after: float, stored: int, rate: float, *, query
 
 def stop_between_pieces(stop: Callable[[], bool] | None, instrument: str) -> None:
     """Before the next piece of a buffer read (`read_buffer`): `ReadStopped` once `stop` is
-    true, so that an abort waits for the piece under way, not the rest of the buffer."""
+    true, so that an abort waits not for the rest of the buffer; within the piece under way
+    a serial line asks it too (`reply_stop`), as one piece may take seconds there."""
     if stop is not None and stop():
         raise ReadStopped("the buffer's read was stopped between its pieces",
                           instrument=instrument)
@@ -350,9 +351,13 @@ class SRSLockIn(LockIn):
             )
         self._set_index(self.SENS_HEADER, index)
 
-    def reference(self) -> tuple[float, float]:
+    def reference(self, *, stop: Callable[[], bool] | None = None) -> tuple[float, float]:
         frequency = self.link.query(
             "FREQ?", lambda r: parse_float(r, what="frequency (Hz)", within=self.FREQ_RANGE))
+        if stop is not None and stop():
+            raise ReadStopped("the reference's read was stopped after its frequency "
+                              f"({frequency:g} Hz), its amplitude not asked",
+                              instrument=self.link.name)
         amplitude = self.link.query(
             "SLVL?", lambda r: parse_float(r, what="amplitude (V)", within=self.AMPLITUDE_RANGE))
         return frequency, amplitude

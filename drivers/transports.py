@@ -64,9 +64,11 @@ from pyvisa import constants
 from pyvisa.resources import MessageBasedResource
 from serial.urlhandler import protocol_socket
 
+from drivers import reply_stop
 from drivers.deadline_cut import Cut, close_at_once, opened_within
 from drivers.link import ConnectionClosed, shown
-from smm_daq.errors import InstrumentLost, InstrumentTimeout, ProtocolError
+from smm_daq.errors import InstrumentLost, InstrumentTimeout, ProtocolError, ReadStopped
+from smm_daq.instruments.interfaces import STOP_SLICE_S
 from smm_daq.instruments.profile import LinkSettings
 from smm_daq.instruments.transport import (
     BITS_PER_BYTE,
@@ -715,16 +717,22 @@ class SerialTransport:
         socket); a line longer than that is refused. Read byte by byte, as pyserial's
         `read_until` does, so that nothing past the terminator is taken; the port's timeout
         is changed only within a timeout of the deadline (changing it reconfigures the port),
-        to what is left, then to 0 (only what has come)."""
+        to what is left, then to 0 (only what has come). A stop asked for the read
+        (`reply_stop`) is asked every `STOP_SLICE_S` of it (`_ask_stop`)."""
         line = bytearray(start)
         end, wait = self._reply_end, self.timeout
+        stop, ask_at = reply_stop.current(), time.monotonic() + STOP_SLICE_S
         try:
             while not line.endswith(end):
                 if len(line) > LARGEST_REPLY:
                     raise ProtocolError(f"a reply longer than {LARGEST_REPLY} bytes, starting "
                                         f"{shown(line[:40].decode(ENCODING))}",
                                         instrument=self.name)
-                left = deadline - time.monotonic()
+                now = time.monotonic()
+                if stop is not None and now >= ask_at:
+                    self._ask_stop(stop, len(line))
+                    ask_at = now + STOP_SLICE_S
+                left = deadline - now
                 if wait and left < wait:  # a whole wait would end past the deadline
                     wait = left if left > _LEAST_WAIT_S else 0.0
                     self.port.timeout = wait
@@ -739,15 +747,29 @@ class SerialTransport:
 
     def _exactly(self, size: int) -> bytes:
         """`size` bytes: each read waits the timeout for more, all of them at most the timeout
-        and the time they take at the baud rate (past that, only what has come is read)."""
+        and the time they take at the baud rate (past that, only what has come is read). A
+        stop asked for the read (`reply_stop`) is asked after each read, each then of no more
+        bytes than `STOP_SLICE_S` brings at the baud rate."""
         data = bytearray()
         end = time.monotonic() + self.timeout + self._transfer_time(size)
+        stop = reply_stop.current()
+        most = size if stop is None else max(1, math.floor(STOP_SLICE_S / self._transfer_time(1)))
         while len(data) < size:
-            chunk = self._read_by(size - len(data), end)
+            chunk = self._read_by(min(most, size - len(data)), end)
             if not chunk:
                 raise self._timed_out()
             data += chunk
+            if stop is not None and len(data) < size:
+                self._ask_stop(stop, len(data))
         return bytes(data)
+
+    def _ask_stop(self, stop: Callable[[], bool], read: int) -> None:
+        """`ReadStopped` once `stop()` is true, `read` bytes of the reply read: the rest,
+        still coming, is the link's to drop before its next exchange."""
+        if stop():
+            raise ReadStopped(f"the reply was cut after {read} bytes: the read was stopped; "
+                              "the rest of it is dropped before the next exchange",
+                              instrument=self.name)
 
     def read_block(self) -> str:
         """The reply, a definite-length block read by its length, byte for byte (then its

@@ -144,7 +144,7 @@ class FakeLockIn(LockIn):
     def set_sensitivity(self, volts: float) -> None:
         self.full_scale = min([r for r in self.RANGES if r >= volts] or [self.RANGES[-1]])
 
-    def reference(self) -> tuple[float, float]:
+    def reference(self, *, stop: Callable[[], bool] | None = None) -> tuple[float, float]:
         return 1000.0, 1.0
 
     def set_reference(self, frequency: float, amplitude: float) -> None:

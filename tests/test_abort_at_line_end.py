@@ -224,3 +224,36 @@ def test_a_lock_in_change_found_by_a_check_an_abort_ends_is_said_all_the_same(
     assert "the lock-in's settings changed during line 1: time constant" in seq.message, \
         seq.message
     assert not _lines_done(tmp_path / "s.h5", "step").any()
+
+
+def test_an_abort_between_the_lock_in_references_two_queries_asks_not_the_second(
+        tmp_path, monkeypatch) -> None:
+    """Aborted as the lock-in's reference frequency (`FREQ?`) is read at the first line's end
+    (its settings checked before the line is stored): its amplitude (`SLVL?`) is not asked,
+    the rig is made safe next, and the line is not stored. Unfixed, `reference()` asked both
+    queries whatever came between them."""
+    plan = ScanPlan.from_center("step", CENTRE, (40e-6, 40e-6), 20e-6, field=(0, 0, 20e-6))
+    rig = open_rig(load_profile())
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    calls: list[str] = []
+    link = rig.lockin.link  # type: ignore[attr-defined]
+    attempt = link._attempt
+
+    def noted(action: Any, command: str, **kw: Any) -> Any:
+        reply = attempt(action, command, **kw)
+        if command in ("FREQ?", "SLVL?") and seq._points_done == plan.nx:
+            calls.append(command)
+            if "abort" not in calls:
+                calls.append("abort")
+                seq.abort("test abort")
+        return reply
+
+    monkeypatch.setattr(link, "_attempt", noted)
+    _made_safe_after(rig, monkeypatch, calls)
+    try:
+        assert seq.run() == "aborted"
+    finally:
+        rig.close()
+    assert calls[:3] == ["FREQ?", "abort", "make_safe"], calls
+    assert "SLVL?" not in calls, calls
+    assert not _lines_done(tmp_path / "s.h5", "step").any()

@@ -13,9 +13,10 @@ from collections import deque
 from collections.abc import Callable
 
 import numpy as np
+import pytest
 
 from drivers.link import parse_int
-from drivers.pi_gcs import STOP_ALL, GCSLink
+from drivers.pi_gcs import STOP_ALL, GCSLink, StillDropping
 from simulators.emulator import Emulator
 from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.acquisition.plan import ScanPlan
@@ -192,7 +193,8 @@ class CutReply:
 
 def test_a_reply_cut_at_the_deadline_leaves_no_stale_line_for_the_next_exchange() -> None:
     """HPA? is cut at the make-safe deadline with most of its lines unread; the next exchange
-    (after the path: a scan started again) drops them first and reads its own reply.
+    (after the path: a scan started again) has them dropped first (aside, itself refused),
+    and the one after reads its own reply.
     Unfixed, the destructive ERR? read a line of the parameter list for its error code, and
     what the controller held was lost (`ReplyUnknown`)."""
     clock = VirtualClock()
@@ -206,6 +208,13 @@ def test_a_reply_cut_at_the_deadline_leaves_no_stale_line_for_the_next_exchange(
         else:
             raise AssertionError("HPA? was not cut at the deadline")
     assert transport.queue  # lines left unread
+    # outside the path they are dropped aside, the exchange that meets them refused at once
+    # (a Stop queued behind it must not wait for the drop: test_stop_amid_drop)
+    with pytest.raises(StillDropping):
+        link.query("ERR?", lambda r: parse_int(r, what="error code"), destructive=True)
+    dropping = link._dropping
+    assert dropping is not None
+    dropping.join()
     assert link.query("ERR?", lambda r: parse_int(r, what="error code"), destructive=True) == 0
     assert transport.clears == 1
 

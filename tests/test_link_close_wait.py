@@ -101,3 +101,61 @@ def test_an_exchange_begun_while_the_close_waits_is_refused_unsent() -> None:
     # opens anew on its next use) sends as before
     assert link.query("CHUNK? 2", str) == "2"
 
+
+
+class CloserFirst:
+    """The link's lock, taken by the closing thread before the reader's next exchange, which
+    waits for it meanwhile (`reader_waits`); the reader takes it only once the close has
+    returned (`closed`), so that what it finds then is all the close left behind."""
+
+    def __init__(self, lock: Any) -> None:
+        self.lock = lock
+        self.reader_waits = threading.Event()
+        self.closed = threading.Event()
+
+    def __enter__(self) -> Any:
+        if threading.current_thread().name == "closer":
+            entered = self.lock.__enter__()
+            assert self.reader_waits.wait(HANG_GUARD_S)
+            return entered
+        self.reader_waits.set()
+        assert self.closed.wait(HANG_GUARD_S)
+        return self.lock.__enter__()
+
+    def __exit__(self, *exc: object) -> Any:
+        return self.lock.__exit__(*exc)
+
+
+def test_an_exchange_waiting_as_the_close_takes_the_lock_is_refused_unsent() -> None:
+    """The close takes the link's lock first, while an exchange waits for it: that exchange
+    is refused as one begun while the close waits (`InstrumentError`), never sent to the
+    closed transport. Unfixed, the close had ended (its refusal over) when the exchange got
+    the lock: it was sent to the closed transport, whose own answer it got (here a reply; a
+    transport that opens anew on its next use reopened the link the close had just shut)."""
+    transport = ScriptedTransport([("CHUNK? 1", "1")])
+    link = Link(transport, name="lock-in")
+    lock = CloserFirst(link._lock)
+    link._lock = lock  # type: ignore[assignment]
+    got: list[object] = []
+
+    def reader() -> None:
+        try:
+            got.append(link.query("CHUNK? 1", str))
+        except InstrumentError as exc:
+            got.append(exc)
+
+    def closer() -> None:
+        link.close()
+        lock.closed.set()
+
+    threads = [threading.Thread(target=reader, name="reader"),
+               threading.Thread(target=closer, name="closer")]
+    for thread in reversed(threads):
+        thread.start()
+    for thread in threads:
+        thread.join(HANG_GUARD_S)
+    assert not any(thread.is_alive() for thread in threads)
+    assert transport.closed
+    assert isinstance(got[0], InstrumentError), got
+    assert str(got[0]) == "lock-in: 'CHUNK? 1' not sent: the link is being closed"
+    assert transport.sent == []

@@ -69,6 +69,7 @@ from smm_daq.errors import (
     ProtocolError,
     RampStopped,
     RangeError,
+    ReadStopped,
     ReplyUnknown,
     SafetyError,
     StorageError,
@@ -719,14 +720,15 @@ class Sequencer(FlyScan):
         line would be stored as settled and filtered with the scan's τ and excited as at its
         start, silently. Once a line, it costs three queries. An abort asked meanwhile ends
         it after the query under way (`_Aborted`, the line not stored; a change found is
-        said all the same), as in `_check_field_held`.
+        said all the same), as in `_check_field_held`: also between the reference's two.
         """
         tau = self._call(self.rig.lockin.time_constant)
         changed = []
         if not math.isclose(tau, self._tau, rel_tol=1e-6):
             changed.append(f"time constant {tau:g} s (the scan's {self._tau:g} s)")
         if not self._abort_pending():
-            changed += self._reference_differences()
+            with contextlib.suppress(_Aborted):  # raised below, once what was found is said
+                changed += self._reference_differences()
         if changed and self._abort_pending():  # what was found is said all the same
             self.notes.append(f"the lock-in's settings changed during line {self._line + 1}: "
                               f"{', '.join(changed)}")
@@ -741,8 +743,14 @@ class Sequencer(FlyScan):
 
     def _reference_differences(self) -> list[str]:
         """How the lock-in's reference (frequency, amplitude: the sensor's excitation) now
-        differs from the scan's, each as 'reference ... (the scan's ...)'; none: []."""
-        frequency, amplitude = self._call(self.rig.lockin.reference)
+        differs from the scan's, each as 'reference ... (the scan's ...)'; none: []. An
+        abort between its frequency and its amplitude asks no more (`_Aborted`)."""
+        try:
+            frequency, amplitude = self._call(self.rig.lockin.reference,
+                                              stop=self._abort_pending)
+        except ReadStopped:  # an abort between its queries: `_Aborted`, as at a checkpoint
+            self._checkpoint(pausable=False)
+            raise
         changed = []
         if not math.isclose(frequency, self._reference[0], rel_tol=1e-6):
             changed.append(f"reference frequency {frequency:g} Hz (the scan's "

@@ -176,8 +176,10 @@ class LockIn(Instrument):
         """Set the smallest full scale at or above `volts` (V)."""
 
     @abstractmethod
-    def reference(self) -> tuple[float, float]:
-        """Reference frequency (Hz) and sine-out amplitude (V rms)."""
+    def reference(self, *, stop: Callable[[], bool] | None = None) -> tuple[float, float]:
+        """Reference frequency (Hz) and sine-out amplitude (V rms). `stop` is asked between
+        the exchanges that read them (where they are more than one): once it is true, the
+        read ends with `ReadStopped`, nothing more asked."""
 
     @abstractmethod
     def set_reference(self, frequency: float, amplitude: float) -> None:
@@ -268,8 +270,10 @@ class BufferedLockIn(ABC):
     @abstractmethod
     def read_buffer(self, *, stop: Callable[[], bool] | None = None) -> BufferTrace:
         """Stop storing and read back every stored sample. `stop` is asked before each piece
-        of the read (on a slow serial line a full buffer takes minutes): once it is true, the
-        read ends with `ReadStopped`, nothing more asked."""
+        of the read (on a slow serial line a full buffer takes minutes), and where the link
+        can tell, within the piece under way too (one piece may take seconds): once it is
+        true, the read ends with `ReadStopped`, nothing more asked (the rest of a piece cut
+        short is dropped before the link's next exchange)."""
 
 
 @dataclass(frozen=True)

@@ -179,17 +179,30 @@ def switching_off() -> Iterator[None]:
         _switching_off.reset(token)
 
 
+def left_s() -> float | None:
+    """Seconds to the deadline of the make-safe path under way in this context (begun: one
+    waiting for its stop begins now); None where there is none."""
+    budget = _current.get()
+    if budget is None or budget.clock is None:
+        return None
+    budget.begin()
+    return None if budget.deadline is None else budget.deadline - budget.clock.now()
+
+
 @contextlib.contextmanager
 def stage_share(seconds: float) -> Iterator[None]:
     """The stage's exchanges inside end `seconds` from now (each one later refused,
-    `DeadlineReached`), in the make-safe path under way (none: no limit): a stage slow to
-    answer, made safe before the coils, must not take the time of their ramps."""
+    `DeadlineReached`), in the make-safe path under way (none: no limit), or sooner where a
+    share around it ends sooner: a stage slow to answer, made safe before the coils, must
+    not take the time of their ramps."""
     budget = _current.get()
     if budget is None or budget.clock is None:
         yield
         return
     previous = budget.stage_deadline, budget.stage_share_s
-    budget.stage_deadline, budget.stage_share_s = budget.clock.now() + seconds, seconds
+    end = budget.clock.now() + seconds
+    if previous[0] is None or end < previous[0]:
+        budget.stage_deadline, budget.stage_share_s = end, seconds
     try:
         yield
     finally:

@@ -175,7 +175,8 @@ class Rig:
 
     def make_safe(self) -> list[str]:
         """Stop the stage, bring the field to the profile's safe state; every step is tried,
-        until the path's deadline (`_making_safe`).
+        until the path's deadline (`_making_safe`), the stage within its share of it
+        (`safe_bound.stage_share_s`).
 
         Returns what could not be done (empty when the rig is safe). One thread at a time;
         signals meanwhile are acknowledged and never cut the ramp-down short
@@ -429,7 +430,10 @@ def _make_safe(profile: Profile, stage: Stage | None, coils: FieldSource | None,
             problems.append(f"stage ({where}) not connected, so not stopped")
     else:
         try:
-            stage.stop()
+            # a stage slow to answer, not losing replies, is not limited by its loss budget:
+            # its share of the deadline leaves the coils the time of their ramps
+            with loss_budget.stage_share(stage_share_s(profile, loss_budget.left_s())):
+                stage.stop()
         except Exception as exc:
             problems.append(f"stage not stopped: {exc}")
     if coils is None:

@@ -7,8 +7,9 @@ just within its timeout and every reply allowed lost gives a limit of half an ho
 (`safe_deadline`: the ramps at their rate, the settling, and room for a few lost replies),
 and from then on each supply still energised is switched off where it stands
 (`loss_budget.DeadlineReached`: every exchange but a supply's switch-off is refused), with
-the stage stopped first (`smm-daq safe` gives it `stage_share_s` of the deadline at most, so
-that a stage slow to answer leaves the supplies the time of their ramps). The bound is that
+the stage stopped first (`smm-daq safe` and `Rig.make_safe` give it `stage_share_s` of the
+deadline at most, so that a stage slow to answer leaves the supplies the time of their
+ramps). The bound is that
 deadline, the exchange under way when it is reached, and the switch-offs
 (`switch_off_tail_s`).
 """
@@ -140,14 +141,17 @@ def coils_ramps_s(profile: Profile) -> float:
     return (len(coils.addresses) + 1) * ramp + SETTLE_ALLOWANCE_S
 
 
-def stage_share_s(profile: Profile) -> float:
-    """Seconds from the start of `smm-daq safe` that the stage may take (its stop, then its
-    connect to read where it stopped) before the coils are made safe: the deadline but the
+def stage_share_s(profile: Profile, left_s: float | None = None) -> float:
+    """Seconds the stage may take (`smm-daq safe`: its stop, then its connect to read where
+    it stopped; `Rig.make_safe`: its stop) before the coils are made safe, with `left_s` to
+    the path's deadline (None: the whole of it, the path beginning): that time but the
     coils' ramps and settling (`coils_ramps_s`) and the stage's exchange under way as its
     share ends, so that supplies that answer are ramped down however slow the stage is to
-    answer; at least that one exchange, so that its stop is always sent."""
+    answer, as the deadline counts only the stage's lost replies and braking beside them;
+    at least that one exchange, so that its stop is always sent."""
     attempt = _stage_attempt_s(profile)
-    return max(attempt, safe_deadline(profile) - coils_ramps_s(profile) - attempt)
+    left = safe_deadline(profile) if left_s is None else left_s
+    return max(attempt, left - coils_ramps_s(profile) - attempt)
 
 
 def _stage_attempt_s(profile: Profile) -> float:

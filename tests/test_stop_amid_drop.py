@@ -1,0 +1,122 @@
+"""A Stop pressed in the window after the make-safe path's deadline cut a stage reply short
+(its rest left to drop before the stage's next exchange: on a serial line a drain until the
+line is quiet, up to 36 s on the example lab's stage) takes effect at once: the window's call
+that meets the rest first (its readings' poll, on the rig's one thread) drops it aside and is
+refused at once, so the Stop queued behind it sends its stop amid the drop, and its checks
+read their own replies once the drop has ended. The drain is held by events, not by time:
+nothing sleeps."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from drivers.pi_gcs import STOP_ALL, StillDropping
+from smm_daq.instruments import loss_budget
+from smm_daq.instruments.loss_budget import DeadlineReached
+from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.rig import open_rig
+
+HANG_GUARD_S = 10.0  # real seconds; only a call that waits for the held drain reaches it
+LINE_S = 0.5  # rig-clock seconds each line of a reply takes to come
+
+
+class LinePerRead:
+    """The stage's transport as a line delivers it: each read one line of a reply, `LINE_S`
+    apart on the rig's clock; its `clear` (the drain of a reply cut short) holds until
+    `release` is set. Each command is noted with whether the drain was under way then."""
+
+    def __init__(self, inner: Any, clock: Any) -> None:
+        self.inner = inner
+        self.clock = clock
+        self.timeout = inner.timeout
+        self.pending: deque[str] = deque()
+        self.draining = threading.Event()
+        self.release = threading.Event()
+        self.stop_sent = threading.Event()
+        self.sent: list[tuple[str, bool]] = []
+
+    def write(self, message: str) -> None:
+        self.sent.append((message, self.draining.is_set() and not self.release.is_set()))
+        if message == STOP_ALL:
+            self.stop_sent.set()
+        self.inner.write(message)
+
+    def read(self) -> str:
+        if not self.pending:
+            self.pending.extend(self.inner.read().split("\n"))
+        self.clock.sleep(LINE_S)
+        return self.pending.popleft()
+
+    def query(self, message: str) -> str:
+        self.write(message)
+        return self.read()
+
+    def clear(self) -> None:
+        self.draining.set()
+        assert self.release.wait(HANG_GUARD_S), "the drain was never released"
+        self.pending.clear()
+        self.inner.clear()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _on_the_rigs_thread(jobs: list[Callable[[], object]]) -> tuple[threading.Thread,
+                                                                      list[object]]:
+    """`jobs` run one after another on a thread of their own, as the window's rig thread runs
+    its calls: what each returned or raised."""
+    done: list[object] = []
+    todo: queue.Queue[Callable[[], object]] = queue.Queue()
+    for job in jobs:
+        todo.put(job)
+
+    def run() -> None:
+        while not todo.empty():
+            try:
+                done.append(todo.get()())
+            except Exception as exc:
+                done.append(exc)
+
+    thread = threading.Thread(target=run, name="rig", daemon=True)
+    thread.start()
+    return thread, done
+
+
+def test_a_stop_after_a_reply_cut_at_the_deadline_goes_amid_the_drop_of_its_rest() -> None:
+    """The stage's parameter list (`HPA?`) is cut at the make-safe deadline with most of its
+    lines still coming. Then, on the rig's thread, the window's poll of the position comes
+    first, then a Stop: the poll is refused at once (`StillDropping`) as the rest is dropped
+    aside, the stop byte goes while that drop is still under way, and once it ends, the
+    stop's checks read their own replies and the stop succeeds. Unfixed, the poll drained
+    the line itself, and the Stop waited behind it for the whole drain."""
+    rig = open_rig(load_profile())
+    try:
+        link = rig.stage.link  # type: ignore[attr-defined]
+        line = LinePerRead(link.transport, rig.clock)
+        link.transport = line
+        with loss_budget.making_safe(5, stage=5, clock=rig.clock, deadline_s=4 * LINE_S), \
+                pytest.raises(DeadlineReached):
+            link.query_lines("HPA?", lambda lines: lines)
+        assert line.pending, "HPA? was read whole"
+        thread, done = _on_the_rigs_thread([rig.stage.position, rig.stage.stop])
+        try:
+            assert line.stop_sent.wait(HANG_GUARD_S), "the stop waited for the drop"
+            assert (STOP_ALL, True) in line.sent  # sent while the rest was being dropped
+        finally:
+            line.release.set()
+            thread.join(HANG_GUARD_S)
+        assert not thread.is_alive()
+        assert isinstance(done[0], StillDropping), done
+        assert "not sent: the rest of a reply cut short is being dropped" in str(done[0])
+        assert done[1] is None, done  # stopped, checked
+        assert not line.pending
+        assert len(rig.stage.position()) == 3  # then read as ever
+    finally:
+        rig.close()
+
