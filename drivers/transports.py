@@ -93,7 +93,7 @@ DRAIN_CHUNK = 4096
 _WRITE_UNCOUNTED_S = 0.001
 # a serial read's shortest wait for a byte near its deadline: closer, it waits for none
 _LEAST_WAIT_S = 0.001
-# the most a VXI-11 or HiSLIP instrument is asked to give up a read before its cut
+# the most a VXI-11 instrument is asked to give up a read before its cut
 _CUT_MARGIN_S = 0.05
 
 
@@ -327,11 +327,12 @@ class VisaTransport:
         (`deadline_cut`: pyvisa-py's VXI-11 read waits for an instrument that does not answer
         a second past its timeout, its HiSLIP read the whole timeout for each piece of a reply
         that trickles in, and both read a long reply in pieces of 20 kB, each given the whole
-        timeout), the instrument asked to wait a little less (`_cut_margin`), so that one
-        that answers its own timeout keeps the connection. A HiSLIP read that timed out is
-        opened again all the same: what came of the reply (part of a packet) would be read
-        as the start of the next one. A deadline less than `_WRITE_UNCOUNTED_S` short of a
-        timeout from now (a query's command that went out at once) gives the whole timeout."""
+        timeout), a VXI-11 instrument asked to wait a little less (`_cut_margin`), so that
+        one that answers its own timeout keeps the connection. A HiSLIP read that timed out
+        is opened again all the same (its socket's timeout is the deadline too): what came
+        of the reply (part of a packet) would be read as the start of the next one. A
+        deadline less than `_WRITE_UNCOUNTED_S` short of a timeout from now (a query's
+        command that went out at once) gives the whole timeout."""
         now = time.monotonic()
         if deadline - now >= self.timeout - _WRITE_UNCOUNTED_S:
             deadline = now + self.timeout
@@ -345,8 +346,9 @@ class VisaTransport:
                 with self._timeout_until(deadline):
                     return self.resource.read()
             cut = Cut(self.resource, deadline)
+            margin = 0.0 if self._hislip else _cut_margin(deadline)
             try:
-                with cut, self._timeout_until(deadline - _cut_margin(deadline)):
+                with cut, self._timeout_until(deadline - margin):
                     return self.resource.read()
             except pyvisa.VisaIOError as exc:
                 if self._hislip and _is_visa_timeout(exc):
@@ -717,8 +719,9 @@ def _close_serial_url_port(resource: MessageBasedResource) -> None:
 
 
 def _cut_margin(deadline: float) -> float:
-    """How much sooner than a read's cut at `deadline` a VXI-11 or HiSLIP instrument is asked
-    to give up: a tenth of what is left, 50 ms at most (a LAN's round trip is far less)."""
+    """How much sooner than a read's cut at `deadline` a VXI-11 instrument is asked to give
+    up (and answer so): a tenth of what is left, 50 ms at most (a LAN's round trip is far
+    less)."""
     return min(_CUT_MARGIN_S, max(0.0, deadline - time.monotonic()) / 10.0)
 
 

@@ -81,10 +81,10 @@ def test_a_read_from_an_instrument_that_does_not_answer_is_cut_at_its_timeout(
 
 
 def test_a_reply_cut_short_by_the_timeout_is_never_read_as_the_next_reply(instrument) -> None:
-    """Half a reply comes, then nothing within the timeout: the connection is dropped with
-    it. Unfixed, the rest of it, come late, was read as the start of the next reply (over
-    HiSLIP the reply to the next query was the rest of the one before; over VXI-11 the RPC
-    records were out of step)."""
+    """Half a reply comes, then nothing within the timeout: a lost reply, and the connection
+    is dropped with it. Unfixed, over HiSLIP the rest of it, come late, was read as the start
+    of the next reply (pyvisa-py failed the next query: "protocol synchronization error");
+    over VXI-11 the read waited a second past the timeout, said a failed link."""
     t = opened(instrument.resource)
     with pytest.raises(InstrumentTimeout, match=r"no reply within 0\.3 s"):
         bounded(lambda: t.query(SPLIT))
