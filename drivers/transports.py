@@ -162,6 +162,11 @@ class VisaTransport:
         baud_rate: int | None = None,
         visa_library: str | None = None,
     ) -> VisaTransport:
+        parsed = _parsed(address)
+        if isinstance(parsed, rname.ASRLInstr) and parsed.board.lower().startswith("rfc2217://"):
+            # pyvisa-py opens it with pyserial's RFC 2217 client (`_open_port`)
+            raise InstrumentLost(f"cannot open: {_RFC2217_REFUSED} ASRLsocket://HOST:PORT::INSTR",
+                                 instrument=address)
         manager = _resource_manager(address, visa_library)  # loaded outside any bound
 
         def connect() -> MessageBasedResource:
@@ -1022,6 +1027,11 @@ class SerialTransport:
         self.port.close()
 
 
+_RFC2217_REFUSED = ("RFC 2217 (rfc2217://) is not supported (pyserial's client has no write "
+                    "timeout and waits seconds to connect or close whatever the link's "
+                    "timeout); set the adapter to raw TCP and give")
+
+
 def _open_port(url: str, *, baud_rate: int, timeout: float,
                connect_within: float) -> serial.SerialBase:
     """The pyserial port `url` names, with the link's timeout both ways; a serial-over-LAN
@@ -1030,10 +1040,7 @@ def _open_port(url: str, *, baud_rate: int, timeout: float,
     fails once one is set), and its connect, its negotiation and its close each wait seconds
     whatever the link's timeout, so no bound would hold for it."""
     if url.lower().startswith("rfc2217://"):
-        raise ValueError("RFC 2217 (rfc2217://) is not supported (pyserial's client has no "
-                         "write timeout and waits seconds to connect or close whatever the "
-                         "link's timeout); set the adapter to raw TCP and give "
-                         "serial:socket://HOST:PORT")
+        raise ValueError(f"{_RFC2217_REFUSED} serial:socket://HOST:PORT")
     if url.lower().startswith("socket://"):
         port = _LanPort(None, baudrate=baud_rate, timeout=timeout, write_timeout=timeout)
         port.connect_timeout = connect_within

@@ -95,12 +95,14 @@ def test_a_reply_cut_short_by_the_timeout_is_never_read_as_the_next_reply(instru
 
 def test_a_device_clear_an_instrument_does_not_answer_is_cut_at_its_timeout(
         instrument, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Unfixed, pyvisa-py's VXI-11 clear waited a second past the timeout, its HiSLIP clear
-    a timeout on each of its two channels and 0.1 s between them."""
+    """The instrument hangs: its device clear is cut at the link's timeout, said unanswered
+    (a lost reply's, which the link retries on a new connection). Unfixed, pyvisa-py's
+    VXI-11 clear waited a second past the timeout, its HiSLIP clear a timeout on each of
+    its two channels and 0.1 s between them, and either was said a failed link."""
     t = opened(instrument.resource)
     t.write(HOLD)
     armed = ArmedCuts().spy(monkeypatch)
-    with pytest.raises((InstrumentTimeout, InstrumentLost)):
+    with pytest.raises(InstrumentTimeout, match=r"no answer to the device clear within 0\.3 s"):
         bounded(t.clear)
     assert len(armed) == 1
     at, deadline, _ = armed[0]
@@ -187,3 +189,17 @@ def test_a_visa_serial_over_lan_port_reopens_within_the_exchange_and_closes_at_o
     assert len(within) == 2  # the open, then the reopen
     assert 0 < within[1] <= TIMEOUT_S
     assert pauses == []
+
+
+def test_a_visa_rfc2217_port_is_refused_saying_what_to_give_instead() -> None:
+    """`ASRLrfc2217://` through pyvisa-py is pyserial's RFC 2217 client, which cannot be
+    opened with the write timeout pyvisa-py sets (after seconds of negotiation): refused
+    before any connect, naming the address that works. Unfixed, it connected, and failed
+    only once the opening was given up."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        with pytest.raises(InstrumentLost, match=r"rfc2217.*ASRLsocket://HOST:PORT::INSTR"):
+            bounded(lambda: opened(f"ASRLrfc2217://127.0.0.1:{port}::INSTR"))
+        listener.settimeout(0)
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nothing connected
