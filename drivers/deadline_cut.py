@@ -87,7 +87,7 @@ class _Watchdog:
     for each call would cost more than a LAN instrument's exchange). It is woken by an arm
     only when that deadline is earlier than the one it waits for. A cut that fails does not
     end the thread, and a thread that ended all the same (or one not carried into a forked
-    child) is started again by the next arm, which wakes it for every cut still armed."""
+    child) is started again by the next arm, and cuts every cut still armed."""
 
     def __init__(self) -> None:
         self._ready = threading.Condition()
@@ -104,7 +104,6 @@ class _Watchdog:
         with self._ready:
             self._armed[id(cut)] = cut
             if self._thread is None or not self._thread.is_alive():
-                self._wake_at = math.inf  # no thread waits for any deadline
                 self._thread = threading.Thread(target=self._run, name="deadline cut",
                                                 daemon=True)
                 self._thread.start()
