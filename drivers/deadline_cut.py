@@ -13,6 +13,7 @@ protocol code makes of it, and the session is dead (the transport opens a new on
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import socket
@@ -23,6 +24,8 @@ from types import TracebackType
 
 from pyvisa import constants
 from pyvisa.resources import MessageBasedResource
+
+_LOG = logging.getLogger(__name__)
 
 
 def lan_instrument_sockets(resource: MessageBasedResource) -> tuple[socket.socket, ...]:
@@ -82,7 +85,9 @@ class Cut:
 class _Watchdog:
     """One daemon thread that cuts the armed `Cut`s whose deadline has come (a thread started
     for each call would cost more than a LAN instrument's exchange). It is woken by an arm
-    only when that deadline is earlier than the one it waits for."""
+    only when that deadline is earlier than the one it waits for. A cut that fails does not
+    end the thread, and a thread that ended all the same (or one not carried into a forked
+    child) is started again by the next arm, and cuts every cut still armed."""
 
     def __init__(self) -> None:
         self._ready = threading.Condition()
@@ -98,7 +103,7 @@ class _Watchdog:
     def arm(self, cut: Cut) -> None:
         with self._ready:
             self._armed[id(cut)] = cut
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="deadline cut",
                                                 daemon=True)
                 self._thread.start()
@@ -123,7 +128,16 @@ class _Watchdog:
                     self._ready.wait(None if math.isinf(left) else left)
                     continue
             for cut in due:  # outside the lock: a cut waits for its block's end to be seen
-                cut.cut()
+                _cut_anyway(cut)
+
+
+def _cut_anyway(cut: Cut) -> None:
+    """Cut `cut`; a failure is logged, never raised into the watchdog's loop (it would end
+    the thread, and with it every later cut)."""
+    try:
+        cut.cut()
+    except Exception:
+        _LOG.exception("cutting a connection at its deadline failed")
 
 
 _WATCHDOG = _Watchdog()
@@ -137,7 +151,8 @@ def _shut(sockets: tuple[socket.socket, ...]) -> None:
             sock.shutdown(socket.SHUT_RDWR)
         # closed too: pyvisa-py's RPC wait takes a connection's end for no data yet and
         # would go on polling it until its own timeout
-        sock.close()
+        with contextlib.suppress(OSError):  # closed meanwhile by its session
+            sock.close()
 
 
 def close_at_once(resource: MessageBasedResource) -> None:

@@ -21,7 +21,12 @@ transport sends on the socket itself there (`_send_within`); over VXI-11 (TCPIP:
 and HiSLIP (TCPIP::host::hislip0::INSTR) its write can outlast the timeout too (VXI-11 waits
 for the instrument's confirmation a second longer, and a message larger than the buffers'
 room without end; HiSLIP gives each packet of a long message the whole timeout), so there the
-connection is cut at the deadline (`deadline_cut`) and opened again before its next use.
+connection is cut at the deadline (`deadline_cut`) and opened again before its next use; so
+are its reads and device clears (VXI-11 waits for an instrument that does not answer a second
+past the timeout). Opening such an instrument, or a serial-over-LAN adapter through pyvisa-py
+(ASRLsocket://host:port::INSTR), is given up at the link's timeout (pyvisa-py waits 5 s and
+more for one that accepts the connection and does not answer it), the first open as a reopen;
+a GPIB, USB or local serial port's open is the VISA library's.
 A raw TCP socket (`...::SOCKET`) has no device clear: pyvisa-py's `clear()` on one only
 drains what the socket holds, and loops forever once the peer has closed it (`select` keeps
 reporting the socket readable, `recv` keeps returning b"", and the loop only ends when
@@ -52,6 +57,7 @@ been quiet for the timeout (bounded; see `SerialTransport`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import select
 import socket
@@ -60,12 +66,13 @@ from collections.abc import Callable, Iterator
 
 import pyvisa
 import serial
-from pyvisa import constants
+from pyvisa import constants, rname
 from pyvisa.resources import MessageBasedResource
 from serial.urlhandler import protocol_socket
 
 from drivers import reply_stop
 from drivers.deadline_cut import Cut, close_at_once, opened_within
+from drivers.host_lookup import stream_addresses
 from drivers.link import ConnectionClosed, shown
 from smm_daq.errors import InstrumentLost, InstrumentTimeout, ProtocolError, ReadStopped
 from smm_daq.instruments.interfaces import STOP_SLICE_S
@@ -89,6 +96,8 @@ DRAIN_CHUNK = 4096
 _WRITE_UNCOUNTED_S = 0.001
 # a serial read's shortest wait for a byte near its deadline: closer, it waits for none
 _LEAST_WAIT_S = 0.001
+# the most a VXI-11 instrument is asked to give up a read before its cut
+_CUT_MARGIN_S = 0.05
 
 
 def open_transport(
@@ -137,10 +146,15 @@ class VisaTransport:
         self._pending = bytearray()
         self._closed = False
         self._broken = False
-        # a VXI-11 or HiSLIP session (TCPIP::…::INSTR): its opening waits seconds whatever the
-        # timeout, so a reopen is bounded by its exchange's deadline (`_reconnect`)
-        self._open_within = (reopen is None and getattr(resource, "interface_type", None)
-                             == constants.InterfaceType.tcpip)
+        lan = getattr(resource, "interface_type", None) == constants.InterfaceType.tcpip
+        # a LAN session (TCPIP::…), or a serial port behind a pyserial URL (ASRLsocket://…):
+        # its opening waits seconds whatever the timeout (`_opened_in_time`), so a reopen is
+        # bounded by its exchange's deadline (`_reconnect`)
+        self._open_within = lan or _is_serial_url(name)
+        # a VXI-11 or HiSLIP session (TCPIP::…::INSTR): its reads and device clears are cut
+        # at their deadline
+        self._lan_instrument = lan and reopen is None
+        self._hislip = _is_hislip(name)
 
     @classmethod
     def open(
@@ -151,10 +165,17 @@ class VisaTransport:
         baud_rate: int | None = None,
         visa_library: str | None = None,
     ) -> VisaTransport:
-        def connect() -> MessageBasedResource:
-            return _open_resource(address, timeout, baud_rate, visa_library)
+        parsed = _parsed(address)
+        if isinstance(parsed, rname.ASRLInstr) and parsed.board.lower().startswith("rfc2217://"):
+            # pyvisa-py opens it with pyserial's RFC 2217 client (`_open_port`)
+            raise InstrumentLost(f"cannot open: {_RFC2217_REFUSED} ASRLsocket://HOST:PORT::INSTR",
+                                 instrument=address)
+        manager = _resource_manager(address, visa_library)  # loaded outside any bound
 
-        resource = connect()
+        def connect() -> MessageBasedResource:
+            return _open_resource(manager, address, timeout, baud_rate)
+
+        resource = _opened_in_time(address, connect, timeout)
         # a serial port, a VXI-11 or HiSLIP connection that failed (or was cut at a write's
         # deadline) is opened again before its next use
         again = resource.interface_type in (constants.InterfaceType.asrl,
@@ -201,13 +222,15 @@ class VisaTransport:
 
     def _reconnect(self, deadline: float | None = None) -> None:
         """Drop the connection and open a new one (raw sockets; serial ports, VXI-11 and
-        HiSLIP connections that failed): InstrumentLost if none. A raw socket's open is its
-        connect, bounded by its `open_timeout`; VXI-11's and HiSLIP's, which wait seconds for
-        an instrument that does not answer whatever the timeout, are given up at `deadline`
-        (time.monotonic(); a timeout from now if not given)."""
+        HiSLIP connections that failed): InstrumentLost if none. Over LAN the opening is given
+        up at `deadline` (time.monotonic(); a timeout from now if not given): VXI-11's and
+        HiSLIP's wait seconds for an instrument that does not answer whatever the timeout,
+        pyserial's socket:// connect 5 s, and a host name's lookup (a raw socket's too) as
+        long as the name server takes."""
         assert self._reopen_failed is not None
         self._broken = True
         with contextlib.suppress(Exception):  # the old socket may be gone already
+            _close_serial_url_port(self.resource)  # pyserial's socket:// close pauses
             close_at_once(self.resource)  # a VXI-11 link's: no wait for a hung instrument
         if deadline is None:
             deadline = time.monotonic() + self.timeout
@@ -277,29 +300,13 @@ class VisaTransport:
             raise self._failed(exc) from exc
 
     def read(self) -> str:
-        """The next reply, within the resource's timeout; on a raw socket read on the socket
-        itself, so that a peer that closed the connection is `InstrumentLost` at once."""
+        """The next reply, within the timeout (`_read_by`); on a serial line (ASRL) through
+        pyvisa-py, by the timeout and the time the largest reply takes at the baud rate,
+        however it trickles in (`_serial_read`)."""
         self._check_open()
-        sock = _raw_socket(self.resource) if self._reopen is not None else None
-        try:
-            if sock is None:
-                return self.resource.read()
-            ms = self.resource.timeout
-            deadline = time.monotonic() + (math.inf if ms is None else float(ms) / 1000.0)
-            line = _line_within(sock, self._pending, self._reply_end.encode(ENCODING), deadline)
-            return line.decode(self.resource.encoding)
-        except TimeoutError as exc:
-            self._pending.clear()  # a reply cut short is dropped, as pyvisa's read drops it
-            raise InstrumentTimeout(f"no reply within {self.timeout:g} s",
-                                    instrument=self.name) from exc
-        except EOFError as exc:
-            raise self._closed_by_peer() from exc
-        except (pyvisa.Error, OSError) as exc:
-            raise self._failed(exc) from exc
-        except UnicodeDecodeError as exc:
-            raise ProtocolError(
-                f"reply is not ASCII: {exc.object!r}", instrument=self.name
-            ) from exc
+        if _serial_port(self.resource) is not None:
+            return self._serial_read()
+        return self._read_by(time.monotonic() + self.timeout)
 
     def query(self, message: str) -> str:
         """Send `message` and read its reply within one timeout: the time the command took to
@@ -322,17 +329,90 @@ class VisaTransport:
         return self._read_by(deadline)
 
     def _read_by(self, deadline: float) -> str:
-        """`read`, its timeout what is left until `deadline` (none left: only what has come)."""
+        """The next reply by `deadline` (time.monotonic(); none left: only what has come). On a
+        raw socket read on the socket itself, so that a peer that closed the connection is
+        `InstrumentLost` at once. Over VXI-11 or HiSLIP the connection is cut at the deadline
+        (`deadline_cut`: pyvisa-py's VXI-11 read waits for an instrument that does not answer
+        a second past its timeout, its HiSLIP read the whole timeout for each piece of a reply
+        that trickles in, and both read a long reply in pieces of 20 kB, each given the whole
+        timeout), a VXI-11 instrument asked to wait a little less (`_cut_margin`), so that
+        one that answers its own timeout keeps the connection. A HiSLIP read that timed out
+        is opened again all the same (its socket's timeout is the deadline too): what came
+        of the reply (part of a packet) would be read as the start of the next one. A
+        deadline less than `_WRITE_UNCOUNTED_S` short of a timeout from now (a query's
+        command that went out at once) gives the whole timeout."""
+        now = time.monotonic()
+        if deadline - now >= self.timeout - _WRITE_UNCOUNTED_S:
+            deadline = now + self.timeout
+        sock = _raw_socket(self.resource) if self._reopen is not None else None
+        try:
+            if sock is not None:
+                line = _line_within(sock, self._pending, self._reply_end.encode(ENCODING),
+                                    deadline)
+                return line.decode(self.resource.encoding)
+            if not self._lan_instrument:
+                with self._timeout_until(deadline):
+                    return self.resource.read()
+            cut = Cut(self.resource, deadline)
+            margin = 0.0 if self._hislip else _cut_margin(deadline)
+            try:
+                with cut, self._timeout_until(deadline - margin):
+                    return self.resource.read()
+            except pyvisa.VisaIOError as exc:
+                if self._hislip and _is_visa_timeout(exc):
+                    self._broken = True
+                raise
+            finally:
+                if cut.fired:  # the connection is gone: the next use opens a new one
+                    self._broken = True
+        except TimeoutError as exc:
+            self._pending.clear()  # a reply cut short is dropped, as pyvisa's read drops it
+            raise InstrumentTimeout(f"no reply within {self.timeout:g} s",
+                                    instrument=self.name) from exc
+        except EOFError as exc:
+            raise self._closed_by_peer() from exc
+        except (pyvisa.Error, OSError) as exc:
+            raise self._failed(exc) from exc
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(
+                f"reply is not ASCII: {exc.object!r}", instrument=self.name
+            ) from exc
+
+    @contextlib.contextmanager
+    def _timeout_until(self, deadline: float) -> Iterator[None]:
+        """The resource's timeout what is left until `deadline` (1 ms at least: none would
+        make a HiSLIP socket non-blocking) while in the block, where that is less than the
+        link's timeout by more than the call's own code takes."""
         left_s = deadline - time.monotonic()
         if not math.isfinite(left_s) or left_s >= self.timeout - _WRITE_UNCOUNTED_S:
-            return self.read()
-        left_ms = max(0, int(left_s * 1000.0))
-        self.resource.timeout = left_ms
+            yield
+            return
+        self.resource.timeout = max(1, int(left_s * 1000.0))
         try:
-            return self.read()
+            yield
         finally:
             with contextlib.suppress(pyvisa.Error, OSError):  # a failed link: set on reopening
                 self.resource.timeout = self._timeout_ms
+
+    def _serial_read(self) -> str:
+        """The next reply on a serial line through pyvisa-py, read on its pyserial port as
+        `SerialTransport` reads one (`_line_by`): pyvisa-py's read gives each 20 kB piece of a
+        reply the timeout, and each byte within it a timeout more, so a reply that trickles
+        in ran to about two timeouts a piece."""
+        port = _serial_port(self.resource)
+        assert port is not None
+        transfer = LARGEST_REPLY * BITS_PER_BYTE / float(port.baudrate)
+        deadline = time.monotonic() + self.timeout + transfer
+        end = self._reply_end.encode(ENCODING)
+        try:
+            line = _line_by(port, b"", end, deadline, self.timeout, self.name)
+            return line.decode(self.resource.encoding)
+        except (serial.SerialException, OSError) as exc:
+            raise self._failed(exc) from exc
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(
+                f"reply is not ASCII: {exc.object!r}", instrument=self.name
+            ) from exc
 
     def _drop_unasked(self) -> None:
         """Drop what a raw socket or a serial line (ASRL) received after the last reply read
@@ -361,9 +441,10 @@ class VisaTransport:
         if self._reopen is not None:
             self._reconnect()
             return
-        self._check_open()  # a serial port that failed: opened again first
+        deadline = time.monotonic() + self.timeout
+        self._check_open(deadline)  # a serial port that failed: opened again first
         try:
-            self.resource.clear()
+            self._device_clear(deadline)
         except (pyvisa.Error, NotImplementedError):
             try:  # the input side only: a command written but not yet sent (a stop) still goes
                 self.resource.flush(constants.BufferOperation.discard_read_buffer)
@@ -373,6 +454,29 @@ class VisaTransport:
             raise self._failed(exc) from exc
         if self.resource.interface_type == constants.InterfaceType.asrl:
             self._drain()
+
+    def _device_clear(self, deadline: float) -> None:
+        """The resource's device clear; over VXI-11 or HiSLIP cut at `deadline`
+        (time.monotonic(): a timeout from the clear's start, a reopen before it within it),
+        as pyvisa-py's VXI-11 clear waits for an instrument that does not answer a second
+        past the timeout, its HiSLIP clear a timeout on each of its two channels and 0.1 s
+        between them: `InstrumentTimeout`, the connection opened again before its next
+        use."""
+        if not self._lan_instrument:
+            self.resource.clear()
+            return
+        cut = Cut(self.resource, deadline)
+        try:
+            with cut:
+                self.resource.clear()
+        except TimeoutError as exc:
+            if not cut.fired:
+                raise
+            raise InstrumentTimeout(f"no answer to the device clear within {self.timeout:g} s",
+                                    instrument=self.name) from exc
+        finally:
+            if cut.fired:
+                self._broken = True
 
     def discard_input(self) -> None:
         """Drop a reply left unread by an earlier program, waiting for nothing: on a serial
@@ -418,17 +522,25 @@ class VisaTransport:
         if not self._closed:
             self._closed = True
             with contextlib.suppress(pyvisa.Error, OSError):  # already gone: best effort
+                _close_serial_url_port(self.resource)  # pyserial's socket:// close pauses
                 if self._broken:  # a VXI-11 link's close would wait for a hung instrument
                     close_at_once(self.resource)
                 else:
                     self.resource.close()
 
 
-def _open_resource(
-    address: str, timeout: float, baud_rate: int | None, visa_library: str | None
-) -> MessageBasedResource:
+def _resource_manager(address: str, visa_library: str | None) -> pyvisa.ResourceManager:
+    """The VISA library's resource manager (the first one loads the library: a quarter of a
+    second for pyvisa-py, more for a vendor's)."""
     try:
-        manager = pyvisa.ResourceManager(visa_library or "")
+        return pyvisa.ResourceManager(visa_library or "")
+    except Exception as exc:  # no such library, or one that fails to load
+        raise InstrumentLost(f"cannot open: {exc}", instrument=address) from exc
+
+
+def _open_resource(manager: pyvisa.ResourceManager, address: str, timeout: float,
+                   baud_rate: int | None) -> MessageBasedResource:
+    try:
         resource = manager.open_resource(
             address,
             read_termination=TERMINATION,
@@ -448,6 +560,48 @@ def _open_resource(
     if is_raw_socket(address):
         _no_delay(resource)
     return resource
+
+
+def _is_serial_url(address: str) -> bool:
+    """A VISA serial resource behind a pyserial URL (ASRLsocket://host:port::INSTR: a
+    serial-over-LAN adapter through pyvisa-py)."""
+    parsed = _parsed(address)
+    return isinstance(parsed, rname.ASRLInstr) and "://" in parsed.board
+
+
+def _is_hislip(address: str) -> bool:
+    """A HiSLIP instrument (TCPIP::host::hislip0::INSTR)."""
+    parsed = _parsed(address)
+    return (isinstance(parsed, rname.TCPIPInstr)
+            and parsed.lan_device_name.lower().startswith("hislip"))
+
+
+def _parsed(address: str) -> rname.ResourceName | None:
+    try:
+        return rname.parse_resource_name(address)
+    except (rname.InvalidResourceName, ValueError):
+        return None
+
+
+def _opened_in_time(address: str, connect: Callable[[], MessageBasedResource],
+                    seconds: float) -> MessageBasedResource:
+    """The resource `connect` opens at `address`; over LAN (TCPIP::…, or a serial-over-LAN
+    adapter: `_is_serial_url`) within `seconds`, else `InstrumentLost` saying so.
+    pyvisa-py's opening waits seconds there whatever the timeout (VXI-11's portmapper and
+    create_link calls, HiSLIP's connect and Initialize; pyserial's socket:// connect; a host
+    name's lookup as long as the name server takes), for an instrument that accepts the
+    connection and does not answer it as for one that is switched off. A GPIB, USB or local
+    serial port's opening is the VISA library's, and may take longer by rights."""
+    parsed = _parsed(address)
+    if not (isinstance(parsed, rname.TCPIPInstr | rname.TCPIPSocket)
+            or _is_serial_url(address)):
+        return connect()
+    try:
+        return opened_within(connect, seconds)
+    except TimeoutError as exc:
+        raise InstrumentLost(
+            f"not opened within {seconds:g} s (the link's timeout): no answer to the "
+            "connection or to its opening", instrument=address) from exc
 
 
 def _is_visa_timeout(exc: Exception) -> bool:
@@ -519,6 +673,70 @@ def _line_within(sock: socket.socket, pending: bytearray, end: bytes, deadline: 
     line = bytes(pending[:at])
     del pending[: at + len(end)]
     return line
+
+
+def _line_by(port: serial.SerialBase, start: bytes, end: bytes, deadline: float,
+             timeout: float, name: str, ask: Callable[[int], None] | None = None) -> bytes:
+    """The line `start` begins on `port`, up to `end` (not included), by `deadline`
+    (time.monotonic(); `SerialTransport._reply_deadline`), `timeout` the link's, the port's
+    read timeout. A reply fails when no byte of it comes for a timeout, or when it has not
+    ended by its deadline: a long one (an SR830's TRCA? of 2048 points, 30 kB, half a minute
+    at 9600 baud) is read as long as it keeps coming, for at most the timeout and the time
+    LARGEST_REPLY takes at the baud rate, however it trickles in: no byte is waited for past
+    the deadline (one that has come is still read, as `_line_within` does on a socket); a
+    line longer than that is refused. Read byte by byte, as pyserial's `read_until` does, so
+    that nothing past the terminator is taken; the port's timeout is changed only within a
+    timeout of the deadline (changing it reconfigures the port), to what is left, then to 0
+    (only what has come), and set back to `timeout` after. `ask`, when given, is called every
+    `STOP_SLICE_S` of the read with the bytes read so far (it raises to stop the read)."""
+    line = bytearray(start)
+    wait = timeout
+    ask_at = time.monotonic() + STOP_SLICE_S
+    try:
+        while not line.endswith(end):
+            if len(line) > LARGEST_REPLY:
+                raise ProtocolError(f"a reply longer than {LARGEST_REPLY} bytes, starting "
+                                    f"{shown(line[:40].decode(ENCODING))}", instrument=name)
+            now = time.monotonic()
+            if ask is not None and now >= ask_at:
+                ask(len(line))
+                ask_at = now + STOP_SLICE_S
+            left = deadline - now
+            if wait and left < wait:  # a whole wait would end past the deadline
+                wait = left if left > _LEAST_WAIT_S else 0.0
+                port.timeout = wait
+            byte = port.read(1)
+            if not byte:
+                raise InstrumentTimeout(f"no reply within {timeout:g} s", instrument=name)
+            line += byte
+    finally:
+        if wait != timeout:
+            with contextlib.suppress(serial.SerialException, OSError, ValueError):
+                port.timeout = timeout  # a port that failed: set on reopening
+    return bytes(line[: -len(end)])
+
+
+def _serial_port(resource: MessageBasedResource) -> serial.SerialBase | None:
+    """The pyserial port under a pyvisa-py serial (ASRL) session; None with another VISA
+    library or another interface."""
+    sessions = getattr(getattr(resource, "visalib", None), "sessions", {})
+    port = getattr(sessions.get(getattr(resource, "session", None)), "interface", None)
+    return port if isinstance(port, serial.SerialBase) else None
+
+
+def _close_serial_url_port(resource: MessageBasedResource) -> None:
+    """Close the socket:// port under a pyvisa-py serial session without pyserial's 0.3 s
+    pause (`_close_lan_port`): the session's own close then finds it closed."""
+    port = _serial_port(resource)
+    if isinstance(port, protocol_socket.Serial):
+        _close_lan_port(port)
+
+
+def _cut_margin(deadline: float) -> float:
+    """How much sooner than a read's cut at `deadline` a VXI-11 instrument is asked to give
+    up (and answer so): a tenth of what is left, 50 ms at most (a LAN's round trip is far
+    less)."""
+    return min(_CUT_MARGIN_S, max(0.0, deadline - time.monotonic()) / 10.0)
 
 
 def _no_delay(resource: MessageBasedResource) -> None:
@@ -707,43 +925,12 @@ class SerialTransport:
         return line.decode(ENCODING).rstrip("\r")
 
     def _line(self, start: bytes, deadline: float) -> bytes:
-        """The line `start` begins, up to its terminator (LF unless `expect_reply_end` said
-        otherwise; not included), by `deadline` (time.monotonic(); `_reply_deadline`). A
-        reply fails when no byte of it comes for a timeout, or when it has not ended by its
-        deadline: a long one (an SR830's TRCA? of 2048 points, 30 kB, half a minute at 9600
-        baud) is read as long as it keeps coming, for at most the timeout and the time
-        LARGEST_REPLY takes at the baud rate, however it trickles in: no byte is waited for
-        past the deadline (one that has come is still read, as `_line_within` does on a
-        socket); a line longer than that is refused. Read byte by byte, as pyserial's
-        `read_until` does, so that nothing past the terminator is taken; the port's timeout
-        is changed only within a timeout of the deadline (changing it reconfigures the port),
-        to what is left, then to 0 (only what has come). A stop asked for the read
+        """The line `start` begins, by `deadline` (`_line_by`); a stop asked for the read
         (`reply_stop`) is asked every `STOP_SLICE_S` of it (`_ask_stop`)."""
-        line = bytearray(start)
-        end, wait = self._reply_end, self.timeout
-        stop, ask_at = reply_stop.current(), time.monotonic() + STOP_SLICE_S
-        try:
-            while not line.endswith(end):
-                if len(line) > LARGEST_REPLY:
-                    raise ProtocolError(f"a reply longer than {LARGEST_REPLY} bytes, starting "
-                                        f"{shown(line[:40].decode(ENCODING))}",
-                                        instrument=self.name)
-                now = time.monotonic()
-                if stop is not None and now >= ask_at:
-                    self._ask_stop(stop, len(line))
-                    ask_at = now + STOP_SLICE_S
-                left = deadline - now
-                if wait and left < wait:  # a whole wait would end past the deadline
-                    wait = left if left > _LEAST_WAIT_S else 0.0
-                    self.port.timeout = wait
-                byte = self.port.read(1)
-                if not byte:
-                    raise self._timed_out()
-                line += byte
-        finally:
-            if wait != self.timeout:
-                self._restore_timeout()
-        return bytes(line[: -len(end)])
+        stop = reply_stop.current()
+        ask = None if stop is None else functools.partial(self._ask_stop, stop)
+        return _line_by(self.port, start, self._reply_end, deadline, self.timeout, self.name,
+                        ask)
 
     def _exactly(self, size: int) -> bytes:
         """`size` bytes: each read waits the timeout for more, all of them at most the timeout
@@ -867,6 +1054,11 @@ class SerialTransport:
         self.port.close()
 
 
+_RFC2217_REFUSED = ("RFC 2217 (rfc2217://) is not supported (pyserial's client has no write "
+                    "timeout and waits seconds to connect or close whatever the link's "
+                    "timeout); set the adapter to raw TCP and give")
+
+
 def _open_port(url: str, *, baud_rate: int, timeout: float,
                connect_within: float) -> serial.SerialBase:
     """The pyserial port `url` names, with the link's timeout both ways; a serial-over-LAN
@@ -875,10 +1067,7 @@ def _open_port(url: str, *, baud_rate: int, timeout: float,
     fails once one is set), and its connect, its negotiation and its close each wait seconds
     whatever the link's timeout, so no bound would hold for it."""
     if url.lower().startswith("rfc2217://"):
-        raise ValueError("RFC 2217 (rfc2217://) is not supported (pyserial's client has no "
-                         "write timeout and waits seconds to connect or close whatever the "
-                         "link's timeout); set the adapter to raw TCP and give "
-                         "serial:socket://HOST:PORT")
+        raise ValueError(f"{_RFC2217_REFUSED} serial:socket://HOST:PORT")
     if url.lower().startswith("socket://"):
         port = _LanPort(None, baudrate=baud_rate, timeout=timeout, write_timeout=timeout)
         port.connect_timeout = connect_within
@@ -922,24 +1111,30 @@ class _LanPort(protocol_socket.Serial):
         self.reset_input_buffer()
 
     def close(self) -> None:
-        if not self.is_open:
-            return
-        if self._socket is not None:
-            with contextlib.suppress(OSError):
-                self._socket.shutdown(socket.SHUT_RDWR)
-            self._socket.close()
-            self._socket = None
-        self.is_open = False
+        _close_lan_port(self)
+
+
+def _close_lan_port(port: protocol_socket.Serial) -> None:
+    """Close a socket:// port (pyserial's, or `_LanPort`) without pyserial's pause."""
+    if not port.is_open:
+        return
+    if port._socket is not None:
+        with contextlib.suppress(OSError):
+            port._socket.shutdown(socket.SHUT_RDWR)
+        port._socket.close()
+        port._socket = None
+    port.is_open = False
 
 
 def _connect_within(address: tuple[str | None, int], seconds: float) -> socket.socket:
-    """A TCP connection to `address` made within `seconds` in all, its name's addresses
-    tried in turn (`socket.create_connection` gives each the whole timeout: a name with an
-    IPv6 and an IPv4 address, the first unanswered, waited twice that). The name's lookup
-    itself is the system resolver's (an adapter is best given by its IP address)."""
+    """A TCP connection to `address` made within `seconds` in all: its name looked up within
+    them (`host_lookup`: the system resolver waits seconds for a name server that does not
+    answer), then its addresses tried in turn (`socket.create_connection` gives each the
+    whole timeout: a name with an IPv6 and an IPv4 address, the first unanswered, waited
+    twice that). An adapter given by its IP address is looked up in no name server."""
     deadline = time.monotonic() + seconds
     failed: OSError = TimeoutError("timed out")
-    for family, kind, proto, _, where in socket.getaddrinfo(*address, 0, socket.SOCK_STREAM):
+    for family, kind, proto, _, where in stream_addresses(*address, seconds):
         left = deadline - time.monotonic()
         if left <= 0:
             break

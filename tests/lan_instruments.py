@@ -3,8 +3,9 @@ sessions: each echoes a query (a message ending '?') as "echo <query>", and the 
 `HOLD` holds its connection's thread, which then reads nothing more, until `release` (an
 instrument that stopped taking input); once `stall`ed, a new connection is accepted but its
 opening (VXI-11's create_link, HiSLIP's Initialize) is not answered until `release` (an
-instrument that hung). Only what pyvisa-py's client sends on open, write,
-read, device clear and close is served.
+instrument that hung); the reply to `SPLIT?` is sent half, the rest once released (a reply
+cut short). Only what pyvisa-py's client sends on open, write, read, device clear and close is
+served.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import threading
 from collections.abc import Callable
 
 HOLD = "HOLD"
+SPLIT = "SPLIT?"
 HANG_GUARD_S = 30.0  # the longest a held connection stays held
 HOST = "127.0.0.1"
 
@@ -93,6 +95,17 @@ def _exactly(sock: socket.socket, size: int) -> bytes:
     return bytes(data)
 
 
+def _send_split(sock: socket.socket, data: bytes, server: _Served) -> None:
+    """`data` (a record or a packet), sent half where it holds the reply to `SPLIT`, the
+    rest once released."""
+    if f"echo {SPLIT}".encode("latin-1") not in data:  # any other message: whole
+        sock.sendall(data)
+        return
+    sock.sendall(data[: len(data) // 2])
+    server.released.wait(HANG_GUARD_S)
+    sock.sendall(data[len(data) // 2 :])
+
+
 def _wait_if_stalled(server: _Served) -> None:
     if server.stalled.is_set():
         server.released.wait(HANG_GUARD_S)
@@ -165,7 +178,8 @@ class _Vxi11Handler(socketserver.BaseRequestHandler):
     def _reply(self, xid: int, result: bytes) -> None:
         # a reply, accepted, a null verifier, success
         body = struct.pack(">6I", xid, 1, 0, 0, 0, 0) + result
-        self.request.sendall(struct.pack(">I", 0x80000000 | len(body)) + body)
+        _send_split(self.request, struct.pack(">I", 0x80000000 | len(body)) + body,
+                    self.server)
 
 
 class Vxi11Instrument(_Instrument):
@@ -213,7 +227,7 @@ class _HislipHandler(socketserver.BaseRequestHandler):
 
     def _send(self, kind: int, control: int, parameter: int, payload: bytes = b"") -> None:
         header = _HEADER.pack(b"HS", kind, control, parameter, len(payload))
-        self.request.sendall(header + payload)
+        _send_split(self.request, header + payload, self.server)
 
     def _synchronous(self) -> None:
         message = bytearray()

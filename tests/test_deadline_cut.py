@@ -1,16 +1,21 @@
-"""The deadline cut's watchdog (`drivers.deadline_cut`) in a process forked from one that had
-started it: the child's cuts fire too. Over a socket pair standing for a pyvisa-py LAN
-session's connection: its peer sees the connection's end once it is cut."""
+"""The deadline cut's watchdog (`drivers.deadline_cut`) keeps cutting: in a process forked from
+one that had started it, after its thread ended, and past a cut that failed. Over socket pairs
+standing for a pyvisa-py LAN session's connection: a peer sees the connection's end once it
+is cut."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import threading
 import time
 import types
 
+import pytest
 from pyvisa import constants
 
+from drivers import deadline_cut
 from drivers.deadline_cut import Cut
 
 GUARD_S = 10.0  # the longest a cut is waited for
@@ -60,3 +65,52 @@ def test_a_process_forked_after_the_watchdog_started_cuts_at_its_deadlines() -> 
             os._exit(code)
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.fixture
+def watchdog(monkeypatch: pytest.MonkeyPatch) -> deadline_cut._Watchdog:
+    """A watchdog of the test's own, in place of the process's."""
+    dog = deadline_cut._Watchdog()
+    monkeypatch.setattr(deadline_cut, "_WATCHDOG", dog)
+    return dog
+
+
+def test_a_watchdog_whose_thread_ended_is_started_again_by_the_next_cut(
+        watchdog: deadline_cut._Watchdog) -> None:
+    """Unfixed, a watchdog whose thread had ended (an error that escaped its loop) was taken
+    for running: no cut fired again in the process."""
+    ended = threading.Thread(target=lambda: None)
+    ended.start()
+    ended.join()
+    watchdog._thread = ended
+    now = time.monotonic()
+    assert cut_seen(now)
+
+
+def test_a_cut_that_fails_does_not_keep_the_others_due_with_it_from_being_cut(
+        watchdog: deadline_cut._Watchdog, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two cuts due at once, the first failing to shut its connection: the second is cut
+    all the same. Unfixed, the failure ended the watchdog's thread before it came to the
+    second, which stayed open."""
+    failing, failing_peer = socket.socketpair()
+    sock, peer = socket.socketpair()
+    shut = deadline_cut._shut
+
+    def shut_or_fail(sockets: tuple[socket.socket, ...]) -> None:
+        if failing in sockets:
+            raise RuntimeError("cannot shut down")
+        shut(sockets)
+
+    monkeypatch.setattr(deadline_cut, "_shut", shut_or_fail)
+    peer.settimeout(GUARD_S)
+    now = time.monotonic()
+    with contextlib.ExitStack() as armed:
+        with watchdog._ready:  # both armed before the watchdog looks: due together
+            armed.enter_context(Cut(LanSession(failing), now))  # type: ignore[arg-type]
+            armed.enter_context(Cut(LanSession(sock), now))  # type: ignore[arg-type]
+        try:
+            assert peer.recv(1) == b""
+        except TimeoutError:
+            pytest.fail("the second cut was never made")
+    for each in (failing, failing_peer, sock, peer):
+        each.close()

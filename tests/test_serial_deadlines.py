@@ -1,7 +1,8 @@
 """The serial transport's calls end by the deadlines `safe_bound` counts for them: a reply
 that trickles in ends at its deadline (the timeout and the largest reply's transfer), and a
 port reopened before a command is reopened within the command's time (its write timeout),
-a serial-over-LAN port's connect included.
+a serial-over-LAN port's connect included; a VISA serial line's reply (ASRL through pyvisa-py)
+ends by the same deadline.
 
 The ports here are fakes on a fake clock that their reads and writes advance, as a line
 whose bytes come just within each wait would: nothing sleeps, no wall time is measured.
@@ -19,7 +20,7 @@ import serial.serialutil
 from serial.urlhandler import protocol_socket
 
 from drivers import transports
-from drivers.transports import SerialTransport
+from drivers.transports import SerialTransport, VisaTransport
 from smm_daq.errors import InstrumentLost, InstrumentTimeout
 from smm_daq.instruments.transport import BITS_PER_BYTE, LARGEST_REPLY
 
@@ -110,6 +111,44 @@ def test_a_reply_that_trickles_in_ends_at_its_deadline(clock: FakeClock, interva
     assert clock.now <= deadline + TICK
     assert clock.now >= deadline - interval * TIMEOUT_S  # read while the bytes kept coming
     assert transport.port.timeout == TIMEOUT_S  # the last wait's shortening undone
+
+
+class FewBytes(FakePort):
+    """A `FakePort` whose bytes stop after `count` (then each read waits out its timeout)."""
+
+    def __init__(self, clock: FakeClock, *, interval: float, count: int) -> None:
+        super().__init__(clock, interval=interval)
+        self.left = count
+
+    def read(self, size: int = 1) -> bytes:
+        if self.left <= 0:
+            self.interval = 0.0
+        taken = super().read(size)
+        self.left -= len(taken)
+        return taken
+
+
+def test_a_reply_that_trickles_in_over_a_visa_serial_line_ends_at_its_deadline(
+        clock: FakeClock) -> None:
+    """A VISA serial resource through pyvisa-py (ASRL…::INSTR; here a loop:// one, its
+    pyserial port the fake): read as `SerialTransport` reads, by the timeout and the largest
+    reply's transfer however the reply trickles in. Unfixed, pyvisa-py's read gave each
+    20 kB piece of a reply its own timeout, and each byte within it a timeout more (here,
+    bytes that kept coming for three pieces, it read every one of them)."""
+    transport = VisaTransport.open("ASRLloop://::INSTR", timeout=TIMEOUT_S,
+                                   baud_rate=BAUD_RATE, visa_library="@py")
+    session = transport.resource.visalib.sessions[transport.resource.session]
+    loop, session.interface = session.interface, FewBytes(
+        clock, interval=0.9 * TIMEOUT_S, count=3 * 20 * 1024)
+    try:
+        start = clock.now
+        with pytest.raises(InstrumentTimeout):
+            transport.read()
+        assert clock.now - start <= TIMEOUT_S + LARGEST_TRANSFER_S + TICK
+        assert session.interface.timeout == TIMEOUT_S  # the last wait's shortening undone
+    finally:
+        transport.close()
+        loop.close()
 
 
 def test_a_reply_that_has_come_is_read_whole_though_reading_it_ends_past_its_deadline(

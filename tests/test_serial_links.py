@@ -350,11 +350,16 @@ def test_an_error_query_on_a_port_found_dead_fails_never_answering_for_a_lost_co
 @pytest.mark.parametrize("kind", ["serial", "visa-asrl"])
 def test_a_line_that_never_goes_quiet_fails_the_clear_in_bounded_time(kind: str) -> None:
     """An instrument that keeps sending (a babbling line, a continuous output mode): the
-    clear drops what arrives for its bound, then says so; never a hang."""
+    clear drops what arrives for its bound, then says so; never a hang. It starts once the
+    port is open: pyserial's socket:// open drops what has arrived until nothing is ready,
+    which loopback's babble, faster than any serial line, can keep from ever coming (the
+    open through pyvisa-py is given up at the link's timeout)."""
     stop = threading.Event()
+    opened = threading.Event()
     with socket.create_server((HOST, 0)) as listener:
         def babble() -> None:
             connection, _ = listener.accept()
+            opened.wait(HANG_GUARD_S)
             with connection:
                 while not stop.is_set():
                     with contextlib.suppress(OSError):
@@ -365,6 +370,7 @@ def test_a_line_that_never_goes_quiet_fails_the_clear_in_bounded_time(kind: str)
         address = counter_address(listener.getsockname()[1], kind)
         transport = open_transport(address, LinkSettings("x", address, 0.5, 0, 4_000_000),
                                    visa_library="@py")
+        opened.set()
         try:
             with pytest.raises(InstrumentTimeout, match="not quiet after"):
                 bounded(transport.clear)

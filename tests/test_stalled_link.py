@@ -146,13 +146,13 @@ def test_a_querys_reply_gets_what_its_command_left_of_the_timeout(
 
     monkeypatch.setattr(transports, "_send_within", slow_send)
     waited_ms: list[float] = []
-    read = transports.VisaTransport.read
+    line_within = transports._line_within
 
-    def noted_read(self: transports.VisaTransport) -> str:
-        waited_ms.append(self.resource.timeout)
-        return read(self)
+    def noted_read(sock: object, pending: bytearray, end: bytes, deadline: float) -> bytes:
+        waited_ms.append(round((deadline - said_taken[0]) * 1000.0, 6))  # the reply's time
+        return line_within(sock, pending, end, deadline)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(transports.VisaTransport, "read", noted_read)
+    monkeypatch.setattr(transports, "_line_within", noted_read)
     with pytest.raises(InstrumentTimeout):
         bounded(lambda: t.query("no reply"))  # not a query to the emulator: never answered
     assert len(waited_ms) == 1 and reply_ms[0] <= waited_ms[0] <= reply_ms[1], waited_ms
