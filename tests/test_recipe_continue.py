@@ -487,6 +487,9 @@ def test_a_recipe_cut_off_before_unread_fly_keys_were_refused_is_continued(
     _use_rig(monkeypatch, _rig())
     assert main(["run", str(recipe), "--out", str(out), "--yes", "--continue"]) == 0, \
         capsys.readouterr().err
+    assert (f"smm-daq: warning: {recipe}, step 2 (scan): key 'pixel_time_s' is given, but the "
+            "step does not fly: left unread, as when the recipe was begun") \
+        in capsys.readouterr().err
     assert {e.name: e.status for e in list_entries(out)} == {
         "rem": "finished", "inf": "finished", "induced": "finished"}
 

@@ -126,6 +126,9 @@ SCAN_KEYS = ("name", "title", "center_um", "size_um", "step_um", "field_uT", "he
              "raster", "settle_tau", "dwell_tau", "fly", "pixel_time_s", "oversample",
              "line_baselines", "fly_trigger")
 FLY_KEYS = ("pixel_time_s", "oversample", "line_baselines", "fly_trigger")  # of a fly scan
+UNREAD_FLY_KEY = ("; expected it only where a scan flies its lines: fly = true in the step (or "
+                  "[scan_defaults]), or no such key (a step without it measures point by point, "
+                  "and leaves it unread)")
 KIND_NAMES = ("scan", "set_field", "zero_field", "wait", "prompt", "subtract")
 KINDS = ", ".join(repr(k) for k in KIND_NAMES)  # as messages say them
 
@@ -214,8 +217,8 @@ class Recipe:
     # after `check`: the step from which every step runs (waits and prompts before it are
     # skipped: only when continuing); None when a continued recipe has nothing left to run
     start: int | None = 0
-    # why a fly key would be left unread (`unread_fly_keys`): refused by `check` unless the
-    # recipe is continued on a file holding its own entries
+    # the fly keys it would leave unread, where and why (`unread_fly_keys`): refused by
+    # `check` unless the recipe is continued on a file holding its own entries
     unread: tuple[str, ...] = ()
 
     def entries(self) -> tuple[str, ...]:
@@ -437,25 +440,22 @@ def parse_recipe(text: str, source: str = "recipe") -> Recipe:
 
 def unread_fly_keys(steps_raw: list[Any], steps: tuple[Step, ...],
                     defaults: Mapping[str, Any]) -> tuple[str, ...]:
-    """The refusals of fly keys the recipe would leave unread: a scan step's own where it
+    """The fly keys the recipe would leave unread, where and why: a scan step's own where it
     does not fly, and [scan_defaults]' where none of its scan steps flies (there they serve
-    the steps that fly). Each step measuring point by point would leave it unread, as
+    the steps that fly): a step measuring point by point reads none. `check` refuses them, as
     `smm-daq scan` refuses a fly option without --fly."""
-    said = ("; expected it only where a scan flies its lines: fly = true in the step (or "
-            "[scan_defaults]), or no such key (a step without it measures point by point, and "
-            "leaves it unread)")
     unread = []
     for i, step in enumerate(steps):
         if isinstance(step, ScanStep) and not step.keys.get("fly"):
             key = next((k for k in FLY_KEYS if k in steps_raw[i]), None)
             if key is not None:
                 unread.append(f"step {i + 1} (scan): key '{key}' is given, but the step does "
-                              f"not fly{said}")
+                              "not fly")
     flown = any(isinstance(step, ScanStep) and step.keys.get("fly") for step in steps)
     key = next((k for k in FLY_KEYS if k in defaults), None)
     if key is not None and not flown:
         unread.append(f"[scan_defaults]: key '{key}' is given, but no scan step of the recipe "
-                      f"flies{said}")
+                      "flies")
     return tuple(unread)
 
 
@@ -590,7 +590,7 @@ def _refuse_unread_fly_keys(recipe: Recipe, out: str | Path, infos: Mapping[str,
         return
     hint = (f"; or, to continue this recipe as begun in {out} (its entries there store its "
             "text as it is), `smm-daq run --continue`" if begun else "")
-    raise InputError(recipe.unread[0] + hint, source=recipe.source)
+    raise InputError(recipe.unread[0] + UNREAD_FLY_KEY + hint, source=recipe.source)
 
 
 def _entries_made(recipe: Recipe) -> dict[str, tuple[str, str] | None]:
