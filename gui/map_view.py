@@ -107,6 +107,9 @@ class MapView(QtWidgets.QWidget):
         self.line.hide()
         self.plot.addItem(self.line, ignoreBounds=True)
         self.line.sigRegionChanged.connect(self._update_profile)
+        # whether the line was placed across a map yet: one turned on before any map is
+        # placed across the first map to come
+        self._line_placed = False
         # the line profile's plot, built when first shown (a plot costs as much to build as
         # the map's own, and most views never show their profile)
         self._profile: tuple[pg.PlotWidget, pg.PlotDataItem] | None = None
@@ -189,6 +192,8 @@ class MapView(QtWidgets.QWidget):
         self.image.setRect(QtCore.QRectF(left / UM, bottom / UM, width / UM, height / UM))
         self._apply_levels()
         self.fit()
+        if self.line.isVisible() and not self._line_placed:
+            self._place_line(m)
         self._update_profile()
         self._show_readout()
 
@@ -331,11 +336,16 @@ class MapView(QtWidgets.QWidget):
             self.profile_plot.setVisible(on)
         self.line.setVisible(on)
         if on and self._map is not None:
-            left, bottom, width, height = (v / UM for v in pixel_rect(self._map))
-            mid = bottom + height / 2
-            self.line.movePoint(0, (left + 0.1 * width, mid), finish=False)
-            self.line.movePoint(1, (left + 0.9 * width, mid))
+            self._place_line(self._map)
         self._update_profile()
+
+    def _place_line(self, m: MapData) -> None:
+        """The profile's line across the middle of map `m`, over 80 % of its width."""
+        left, bottom, width, height = (v / UM for v in pixel_rect(m))
+        mid = bottom + height / 2
+        self.line.movePoint(0, (left + 0.1 * width, mid), finish=False)
+        self.line.movePoint(1, (left + 0.9 * width, mid))
+        self._line_placed = True
 
     def profile_ends(self) -> tuple[tuple[float, float], tuple[float, float]]:
         """Ends of the profile line in m."""

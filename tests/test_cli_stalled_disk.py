@@ -268,13 +268,13 @@ def test_a_recipes_scan_left_to_a_stalled_disk_ends_run_naming_run_continue(
 
 
 def _hold_subtractions(monkeypatch) -> tuple[threading.Event, threading.Event]:
-    """Every subtraction held (a stalled disk) until `go`, deaf to signals meanwhile as a
-    write blocked inside HDF5 is (one that came is raised once it returns); `stalled` is set
-    as it begins."""
+    """Every subtraction's write held (a stalled disk) until `go`, deaf to signals meanwhile
+    as a write blocked inside HDF5 is (one that came is raised once it returns); `stalled` is
+    set as it begins."""
     from smm_daq.analysis import induced_entry
 
     stalled, go = threading.Event(), threading.Event()
-    subtract = induced_entry.subtract_entries
+    subtract = induced_entry.write_subtraction
 
     def held(*args, **kw):
         stalled.set()
@@ -289,7 +289,7 @@ def _hold_subtractions(monkeypatch) -> tuple[threading.Event, threading.Event]:
             raise interrupted
         return subtract(*args, **kw)
 
-    monkeypatch.setattr(induced_entry, "subtract_entries", held)
+    monkeypatch.setattr(induced_entry, "write_subtraction", held)
     return stalled, go
 
 

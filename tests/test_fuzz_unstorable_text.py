@@ -269,14 +269,19 @@ FLY_VALUES = {"pixel_time_s": "0.1", "oversample": "4", "line_baselines": "true"
 def test_a_fly_key_in_a_step_that_does_not_fly_is_refused(tmp_path: Path, key: str, fly: str,
                                                           defaults: bool) -> None:
     """A step giving pixel_time_s (or another fly key) without fly = true was measured point
-    by point, the key left unread without a word. The same key in [scan_defaults] is taken:
-    it serves the steps that fly."""
+    by point, the key left unread without a word. The same key in [scan_defaults] of a recipe
+    none of whose steps flies is refused too (it had been left unread); with a step that
+    flies, it is taken: it serves that step."""
     line = f"{key} = {FLY_VALUES[key]}\n"
     recipe = tmp_path / "r.toml"
     out = tmp_path / "o.h5"
     out.unlink(missing_ok=True)
     if defaults:
         recipe.write_text("[scan_defaults]\n" + line + STEP + fly)
+        _refusal(["run", str(recipe), "--out", str(out), "--yes"], [recipe], [out],
+                 [recipe.name, "[scan_defaults]", key, "no scan step of the recipe flies"])
+        recipe.write_text("[scan_defaults]\n" + line + STEP + fly
+                          + STEP.replace('"a"', '"f"') + "fly = true\n")
         code = _run_quietly(["run", str(recipe), "--out", str(out), "--yes",
                              "--time-scale", "0"])
         assert code == 0 and out.exists()

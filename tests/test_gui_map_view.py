@@ -256,3 +256,18 @@ def test_the_line_profile_is_built_when_first_shown_and_labelled_as_the_map(view
     assert layout.indexOf(view.profile_plot) == 1  # between the map and its tools
     view.profile_button.setChecked(False)
     assert not view.profile_plot.isVisible()
+
+
+def test_a_profile_turned_on_before_any_map_is_placed_across_the_first_map(view):
+    """It stayed at (0, 0)–(1, 1) µm, off the map, when the map arrived."""
+    view.profile_button.setChecked(True)
+    bz = np.tile(np.linspace(-1, 1, 30) * UT, (12, 1))
+    view.set_map(grid_map(bz))  # x 100..390 µm, y 200..310 µm
+    (x0, y0), (x1, y1) = view.profile_ends()
+    assert y0 == pytest.approx(y1) == pytest.approx(255 * UM)
+    assert (x0, x1) == (pytest.approx(125 * UM), pytest.approx(365 * UM))  # pixels 95..395
+    _xs, ys = view.profile_curve.getData()
+    assert ys[0] < 0 < ys[-1]
+    view.line.movePoint(0, (200, 220), finish=False)  # moved by the user: kept for the next
+    view.set_map(grid_map(bz))
+    assert view.profile_ends()[0] == (pytest.approx(200 * UM), pytest.approx(220 * UM))

@@ -456,6 +456,44 @@ def test_a_recipe_an_earlier_release_cut_off_continues_with_names_new_entries_ma
         nfd: "finished", long: "finished", "induced": "finished"}
 
 
+def test_a_recipe_cut_off_before_unread_fly_keys_were_refused_is_continued(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A scan step giving pixel_time_s without fly = true was run point by point, the key
+    unread, until such keys were refused: a recipe cut off before then cannot be changed
+    (its entries store its text) and is continued as begun; run afresh, or without
+    --continue, it is refused, saying how to continue it."""
+    recipe, out = tmp_path / "r.toml", tmp_path / "s.h5"
+    text = RECIPE.replace('name = "rem"\n', 'name = "rem"\npixel_time_s = 0.1\n')
+    assert text != RECIPE
+    recipe.write_text(text, encoding="utf-8")
+    _use_rig(monkeypatch, None)
+    for argv in ([], ["--continue"]):  # nothing of it in the file: refused either way
+        assert main(["run", str(recipe), "--out", str(out), "--yes", *argv]) == 2
+        err = capsys.readouterr().err
+        assert "step 2 (scan): key 'pixel_time_s' is given, but the step does not fly" in err
+        assert "--continue" not in err and not out.exists()
+    with monkeypatch.context() as earlier:  # as an earlier release read it: the key unread
+        earlier.setattr("smm_daq.acquisition.recipe.unread_fly_keys", lambda *_: ())
+        _use_rig(earlier, _rig(CUT))
+        assert main(["run", str(recipe), "--out", str(out), "--yes"]) != 0
+    assert {e.name: e.status for e in list_entries(out)} == {"rem": "finished", "inf": "aborted"}
+    capsys.readouterr()
+    _use_rig(monkeypatch, None)
+    assert main(["run", str(recipe), "--out", str(out), "--yes"]) == 2
+    err = capsys.readouterr().err
+    assert "key 'pixel_time_s' is given" in err and f"to continue this recipe as begun in {out}" \
+        in err and "`smm-daq run --continue`" in err, err
+    _use_rig(monkeypatch, _rig())
+    assert main(["run", str(recipe), "--out", str(out), "--yes", "--continue"]) == 0, \
+        capsys.readouterr().err
+    assert (f"smm-daq: warning: {recipe}, step 2 (scan): key 'pixel_time_s' is given, but the "
+            "step does not fly: left unread, as when the recipe was begun") \
+        in capsys.readouterr().err
+    assert {e.name: e.status for e in list_entries(out)} == {
+        "rem": "finished", "inf": "finished", "induced": "finished"}
+
+
 @pytest.mark.parametrize(("step", "name", "when"), [
     ("scan", "infe\u0301ld", "before"),
     ("scan", "in_field_" + "x" * 120, "after"),

@@ -107,6 +107,7 @@ from smm_daq.instruments.profile import HEIGHT_NOT_ZERO, Profile, load_toml
 from smm_daq.storage.field_tolerance import tolerance_in_profile
 from smm_daq.storage.names import shown_name
 from smm_daq.storage.nexus import (
+    EntryInfo,
     check_entry_name,
     entry_held_as,
     list_entries,
@@ -125,6 +126,9 @@ SCAN_KEYS = ("name", "title", "center_um", "size_um", "step_um", "field_uT", "he
              "raster", "settle_tau", "dwell_tau", "fly", "pixel_time_s", "oversample",
              "line_baselines", "fly_trigger")
 FLY_KEYS = ("pixel_time_s", "oversample", "line_baselines", "fly_trigger")  # of a fly scan
+UNREAD_FLY_KEY = ("; expected it only where a scan flies its lines: fly = true in the step (or "
+                  "[scan_defaults]), or no such key (a step without it measures point by point, "
+                  "and leaves it unread)")
 KIND_NAMES = ("scan", "set_field", "zero_field", "wait", "prompt", "subtract")
 KINDS = ", ".join(repr(k) for k in KIND_NAMES)  # as messages say them
 
@@ -213,6 +217,9 @@ class Recipe:
     # after `check`: the step from which every step runs (waits and prompts before it are
     # skipped: only when continuing); None when a continued recipe has nothing left to run
     start: int | None = 0
+    # the fly keys it would leave unread, where and why (`unread_fly_keys`): refused by
+    # `check` unless the recipe is continued on a file holding its own entries
+    unread: tuple[str, ...] = ()
 
     def entries(self) -> tuple[str, ...]:
         """The names of the entries its scan and subtract steps write."""
@@ -371,11 +378,6 @@ def _parse_step(source: str, i: int, raw: object, defaults: dict[str, Any]) -> S
     if kind == "scan":
         t.only(("kind", *SCAN_KEYS))
         keys = {**defaults, **_scan_keys(t)}
-        unflown = next((k for k in FLY_KEYS if k in raw), None) if not keys.get("fly") else None
-        if unflown is not None:  # a step's own (defaults may serve its other steps that fly)
-            raise t.fail(unflown, "it only in a step that flies its lines: fly = true in the "
-                         "step (or [scan_defaults]), or no such key (the step measures point "
-                         "by point, and would leave it unread)")
         for key in ("name", "center_um", "size_um", "step_um"):
             if key not in keys:
                 where = "in the step" if key == "name" else "in the step or [scan_defaults]"
@@ -432,7 +434,29 @@ def parse_recipe(text: str, source: str = "recipe") -> Recipe:
     if not isinstance(steps_raw, list) or not steps_raw:
         raise InputError("no steps; expected one or more [[step]] tables", source=source)
     steps = tuple(_parse_step(source, i, raw, defaults) for i, raw in enumerate(steps_raw))
-    return Recipe(source=source, text=text, title=title, steps=steps)
+    return Recipe(source=source, text=text, title=title, steps=steps,
+                  unread=unread_fly_keys(steps_raw, steps, defaults))
+
+
+def unread_fly_keys(steps_raw: list[Any], steps: tuple[Step, ...],
+                    defaults: Mapping[str, Any]) -> tuple[str, ...]:
+    """The fly keys the recipe would leave unread, where and why: a scan step's own where it
+    does not fly, and [scan_defaults]' where none of its scan steps flies (there they serve
+    the steps that fly): a step measuring point by point reads none. `check` refuses them, as
+    `smm-daq scan` refuses a fly option without --fly."""
+    unread = []
+    for i, step in enumerate(steps):
+        if isinstance(step, ScanStep) and not step.keys.get("fly"):
+            key = next((k for k in FLY_KEYS if k in steps_raw[i]), None)
+            if key is not None:
+                unread.append(f"step {i + 1} (scan): key '{key}' is given, but the step does "
+                              "not fly")
+    flown = any(isinstance(step, ScanStep) and step.keys.get("fly") for step in steps)
+    key = next((k for k in FLY_KEYS if k in defaults), None)
+    if key is not None and not flown:
+        unread.append(f"[scan_defaults]: key '{key}' is given, but no scan step of the recipe "
+                      "flies")
+    return tuple(unread)
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -456,6 +480,7 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
     # whatever today's rule for new names says (an earlier release's recipe)
     kept = existing | (own_cut_off(out, recipe.text, _entries_made(recipe))
                        if continuing and Path(out).exists() else set())
+    _refuse_unread_fly_keys(recipe, out, infos, continuing)
     states: list[str] = []
     made: dict[str, Footprint] = {}  # entries earlier steps will write, by name
     current: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -546,7 +571,26 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
             "several recipes", source=recipe.source)
     return Recipe(recipe.source, recipe.text, recipe.title, recipe.steps, tuple(plans),
                   duration, tuple(states), duration_left,
-                  first if first < len(states) else None)
+                  first if first < len(states) else None, recipe.unread)
+
+
+def _refuse_unread_fly_keys(recipe: Recipe, out: str | Path, infos: Mapping[str, EntryInfo],
+                            continuing: bool) -> None:
+    """InputError for the first fly key the recipe would leave unread (`Recipe.unread`),
+    unless it is continued on a file holding its own entries: begun before such keys were
+    refused, it is continued as begun (the key unread, as it was for the scans done), its
+    stored text unchanged."""
+    if not recipe.unread:
+        return
+    made = _entries_made(recipe)
+    begun = any(name in infos and made_by_recipe(recipe.text, infos[name], out, sources)
+                for name, sources in made.items()) or (
+        Path(out).exists() and bool(own_cut_off(out, recipe.text, made)))
+    if continuing and begun:
+        return
+    hint = (f"; or, to continue this recipe as begun in {out} (its entries there store its "
+            "text as it is), `smm-daq run --continue`" if begun else "")
+    raise InputError(recipe.unread[0] + UNREAD_FLY_KEY + hint, source=recipe.source)
 
 
 def _entries_made(recipe: Recipe) -> dict[str, tuple[str, str] | None]:

@@ -26,7 +26,7 @@ import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -49,6 +49,9 @@ from smm_daq.shell_words import command_line, resume_command
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import read_map
 from smm_daq.thread_warnings import recorded
+
+if TYPE_CHECKING:
+    from smm_daq.analysis.subtraction import SubtractionResult
 
 UM = 1e-6
 UT = 1e-6
@@ -389,7 +392,8 @@ class Session:
         too) are warned again in the caller's thread, at the caller's line: raised in the
         thread doing the file work, a caller's `catch_warnings` would not meet them. With
         `on_warning`, each the filters would show goes to it instead, one text each (-W
-        ignore drops it, -W error raises it, once the entry is written).
+        ignore drops it). The filters decide in the caller's thread before anything is
+        written: -W error raises the first warning and writes no entry, as `smm-daq subtract`.
 
         The file work waits in a thread of its own (`wait_aside`), as a scan's start does: a
         field set before (a recipe's `set_field` step) must not stay on past Ctrl-C while a
@@ -398,7 +402,7 @@ class Session:
         """
         # Imported here: registration pulls in scipy.signal (~2 s), which every `smm-daq`
         # command would otherwise pay at start-up.
-        from smm_daq.analysis.induced_entry import subtract_entries
+        from smm_daq.analysis.induced_entry import subtraction_of_entries, write_subtraction
 
         def stalled() -> WriteStalled:
             info, repair = (command_line(["smm-daq", verb, self.path])
@@ -410,22 +414,27 @@ class Session:
                 f"`{info}` shows whether entry '{name}' is there (a recipe: `{run}` runs the "
                 f"steps left); `{repair}` makes a file left open for writing openable")
 
-        def work() -> tuple[MapData, list[warnings.WarningMessage]]:
+        def work() -> tuple[SubtractionResult, list[warnings.WarningMessage]]:
             with recorded(whatever_the_filters=True) as caught:
-                made = subtract_entries(self.path, in_field, remanent, name, register=register)
-            return made.map, caught
+                made = subtraction_of_entries(self.path, in_field, remanent, name,
+                                              register=register)
+            return made, caught
 
-        made, caught = wait_aside(work, f"subtraction {name!r} into {self.path.name}",
-                                  make_safe=self._make_safe, stalled=stalled)
-        for w in caught:
+        what = f"subtraction {name!r} into {self.path.name}"
+        made, caught = wait_aside(work, what, make_safe=self._make_safe, stalled=stalled)
+        shown: list[warnings.WarningMessage] = []
+        for w in caught:  # what the filters say of each here: told, dropped or raised
+            with recorded() as told:
+                warnings.warn(w.message, stacklevel=2)
+            shown += told
+        wait_aside(lambda: write_subtraction(self.path, made, register=register), what,
+                   make_safe=self._make_safe, stalled=stalled)
+        for w in shown:
             if on_warning is None:
                 warnings.warn(w.message, stacklevel=2)
-                continue
-            with recorded() as told:  # what the filters say of it here: told, dropped, raised
-                warnings.warn(w.message, stacklevel=2)
-            for t in told:
-                on_warning(str(t.message))
-        return made
+            else:
+                on_warning(str(w.message))
+        return made.map
 
     def _make_safe(self) -> None:
         """Make the rig safe now (a signal during file work); `close` need not again."""

@@ -38,16 +38,31 @@ def subtract_entries(
     """Entry `in_field` minus entry `remanent` (registered onto it unless `register` is
     False) into a new entry `name` of kind "induced"; returns the subtraction. `parameters`
     (e.g. the command line) are recorded with the entry's own."""
+    res = subtraction_of_entries(path, in_field, remanent, name, register=register,
+                                 rotation=rotation)
+    write_subtraction(path, res, register=register, rotation=rotation, overwrite=overwrite,
+                      parameters=parameters)
+    return res
+
+
+def subtraction_of_entries(path: str | Path, in_field: str, remanent: str, name: str, *,
+                           register: bool = True, rotation: bool = False) -> SubtractionResult:
+    """The subtraction `subtract_entries` writes, checked and made but not written (its
+    warnings warned), for a caller that decides on them before anything is written."""
     maps = [read_source(path, entry) for entry in (in_field, remanent)]
     tolerances = field_tolerance(path, in_field), field_tolerance(path, remanent)
     require_two_scans(*maps, source=str(path), tolerances=tolerances)
     induced = is_induced(path, in_field), is_induced(path, remanent)
     require_alike(in_field, induced[0], remanent, induced[1], source=str(path))
     require_fields_differ(*maps, induced=any(induced), source=str(path), tolerances=tolerances)
-    res = subtract_maps(*maps, register=register, name=name, rotation=rotation)
+    return subtract_maps(*maps, register=register, name=name, rotation=rotation)
+
+
+def write_subtraction(path: str | Path, res: SubtractionResult, *, register: bool = True,
+                      rotation: bool = False, overwrite: bool = False,
+                      parameters: Mapping[str, object] | None = None) -> None:
+    """Write subtraction `res` (`subtraction_of_entries`) as its entry of kind "induced"."""
     recorded = {"register": np.uint8(register), "fit_rotation": np.uint8(rotation),
                 **(parameters or {})}
     write_map_entry(path, res.map, kind="induced", overwrite=overwrite, parameters=recorded,
                     processes={"registration": registration_fields(res)})
-    return res
-

@@ -6,6 +6,9 @@ off-sample (background) pixels; `apply_mask` blanks (NaN) the pixels outside a m
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
+
 import numpy as np
 
 from smm_daq.errors import InputError
@@ -44,19 +47,55 @@ def in_range(values: np.ndarray, ends: tuple[float, float]) -> np.ndarray:
 def polygon_mask(m: MapData, vertices: np.ndarray) -> np.ndarray:
     """True on the pixels whose centres lie inside the polygon (K, 2) of (x, y) vertices in m.
 
-    Even-odd rule; the polygon closes itself.
+    Even-odd rule; the polygon closes itself. A pixel centre (x, y) is inside where an odd
+    number of edges cross its row, y within [lower end, upper end), to its right: at an x
+    greater than the centre's, that x computed as `_row_crossings` does (a centre on an edge
+    or at a vertex is so in or out by that rule). Each row's crossings are sorted once and
+    each centre counts those past it, so the cost grows with the crossings and pixels, not
+    their product.
     """
     v = np.asarray(vertices, dtype=float)
     if v.ndim != 2 or v.shape[1] != 2 or v.shape[0] < 3 or not np.all(np.isfinite(v)):
         raise InputError(f"polygon has shape {v.shape}; expected at least 3 finite (x, y) vertices")
-    px, py = np.meshgrid(m.x, m.y)
+    rows = np.argsort(m.y, kind="stable")
+    x = np.asarray(m.x, dtype=float)
     inside = np.zeros(m.shape, bool)
-    for (xa, ya), (xb, yb) in zip(v, np.roll(v, -1, axis=0), strict=True):
-        crosses = (ya > py) != (yb > py)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            x_cross = xa + (py - ya) * (xb - xa) / (yb - ya)
-        inside ^= crosses & (px < x_cross)
+    for row, x_cross in _row_crossings(v, m.y[rows]):  # the parities of blocks add up
+        order = np.lexsort((x_cross, row))
+        row, x_cross = row[order], x_cross[order]
+        bounds = np.searchsorted(row, np.arange(len(rows) + 1))
+        for r, (start, end) in enumerate(itertools.pairwise(bounds)):
+            if end > start:
+                past = end - start - np.searchsorted(x_cross[start:end], x, side="right")
+                inside[rows[r]] ^= past % 2 == 1
     return inside
+
+
+CROSSINGS = 1 << 21  # crossings of edges with rows computed at once
+
+
+def _row_crossings(v: np.ndarray, ys: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Where the closed polygon's edges cross the rows at heights `ys` (ascending), in blocks
+    of about CROSSINGS: the row (index into ys) and x of each crossing. An edge a -> b
+    crosses the row at y when (ya > y) != (yb > y), at x = xa + (y - ya)·(xb - xa)/(yb - ya),
+    computed in this order (a pixel centre on the edge is then in or out as this rounds). An
+    x that is NaN (an overflowing difference times 0) is past no centre, and left out."""
+    (xa, ya), (xb, yb) = v.T, np.roll(v, -1, axis=0).T
+    first = np.searchsorted(ys, np.minimum(ya, yb), side="left")  # min(ya, yb) <= y
+    count = np.searchsorted(ys, np.maximum(ya, yb), side="left") - first  # y < max(ya, yb)
+    before = np.concatenate([[0], np.cumsum(count)])  # crossings of the edges before
+    i = 0
+    while i < len(v):
+        j = max(int(np.searchsorted(before, before[i] + CROSSINGS, side="right")) - 1, i + 1)
+        edge = np.repeat(np.arange(i, j), count[i:j])
+        row = first[edge] + np.arange(edge.size) - np.repeat(before[i:j] - before[i],
+                                                             count[i:j])
+        with np.errstate(over="ignore", invalid="ignore"):
+            x_cross = (xa[edge] + (ys[row] - ya[edge]) * (xb[edge] - xa[edge])
+                       / (yb[edge] - ya[edge]))
+        kept = ~np.isnan(x_cross)
+        yield row[kept], x_cross[kept]
+        i = j
 
 
 def apply_mask(m: MapData, keep: np.ndarray) -> MapData:

@@ -406,6 +406,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.continue_recipe:
         _say_if_nothing_to_continue(args.recipe, args.out, recipe.entries())
     _warn_if_uncalibrated(profile)
+    for unread in checked.unread:  # taken only continuing a recipe begun before its refusal
+        print(f"smm-daq: warning: {args.recipe}, {unread}: left unread, as when the recipe was "
+              "begun", file=sys.stderr)
     for i, step in enumerate(checked.steps):
         plan = checked.plans[i]
         if isinstance(step, ScanStep) and plan is not None and step.size_note(plan):

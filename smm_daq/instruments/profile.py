@@ -31,6 +31,9 @@ DEFAULT_PROFILE = Path(__file__).resolve().parents[2] / "configs" / "simulator.t
 # What any rig of this kind can be: a profile beyond these is a typing mistake, not a rig.
 # (The rig's own ratings, read at connect, may be tighter still.)
 MAX_TIMEOUT_S = 300.0  # a reply later than 5 min is a dead link
+# s: a link's least timeout. A query's reply takes tens of ms over RS-232 at 9600 baud and
+# ms over GPIB or LAN; a timeout shorter than any reply ends every exchange in a lost reply
+MIN_TIMEOUT_S = 0.1
 MAX_RETRIES = 10
 BAUD_RATES = (50, 4_000_000)
 MAX_SENSITIVITY_V_PER_T = 1e9  # an MTJ bridge with its preamplifier gives about 1e3 V/T
@@ -74,6 +77,13 @@ DRIFT_TOLERANCE_NT = 100.0
 # noise, one line after another, not of a change in the ambient field
 MIN_TOLERANCE_NT = 5.0
 MAX_FLUXGATE_T_PER_V = 1e-2  # fluxgates give 1e4..1e6 V/T
+# T/V: the least a fluxgate's scale may give along any direction (its smallest singular
+# value), 100 times below the most sensitive fluxgate's (1e6 V/T); less, and its whole
+# ±10 V output reads under 100 nT, so every field set fails its verification
+MIN_FLUXGATE_T_PER_V = 1e-8
+# lockin.overrange_fraction's least: below half of full scale, readings the lock-in measures
+# well would count as out of range and pause every scan with a signal
+MIN_OVERRANGE_FRACTION = 0.5
 MAX_CHANNEL = 10_000
 
 
@@ -351,7 +361,9 @@ def _link(r: _Reader, *, baud_rate: int | None = None, address: str | None = Non
     return LinkSettings(
         implementation=r.string("implementation"),
         address=address if address is not None else r.string("address"),
-        timeout_s=r.number("timeout_s", 3.0, positive=True, hi=MAX_TIMEOUT_S, unit=" s"),
+        timeout_s=r.number("timeout_s", 3.0, lo=MIN_TIMEOUT_S, hi=MAX_TIMEOUT_S,
+                           unit=f" s (below {MIN_TIMEOUT_S:g} s an instrument's reply comes "
+                                "too late for every exchange)"),
         retries=r.integer("retries", 2, lo=0, hi=MAX_RETRIES),
         baud_rate=None if baud_rate is None and "baud_rate" not in r.table
         else r.integer("baud_rate", baud_rate, lo=BAUD_RATES[0], hi=BAUD_RATES[1]),
@@ -405,7 +417,9 @@ def _lockin(r: _Reader, *, simulated: bool) -> LockInSettings:
                                      hi=REFERENCE_HZ[1], unit=" Hz"),
         reference_amplitude=r.number("reference_amplitude_V", lo=REFERENCE_V[0],
                                      hi=REFERENCE_V[1], unit=" V"),
-        overrange_fraction=r.number("overrange_fraction", 0.95, positive=True, hi=1.0),
+        overrange_fraction=r.number("overrange_fraction", 0.95, lo=MIN_OVERRANGE_FRACTION,
+                                    hi=1.0, unit=" of full scale (below half, readings the "
+                                                 "lock-in measures well would pause every scan)"),
         reference_phase=r.number("reference_phase_deg", 0.0, lo=-180.0, hi=180.0),
         harmonic=r.integer("harmonic", 1, lo=1),
         input=r.string("input", "A", choices=LOCKIN_INPUTS),
@@ -529,8 +543,10 @@ def _coils(r: _Reader) -> CoilSettings:
         max_ramp_rate=r.number("max_ramp_A_per_s", lo=MIN_RAMP_A_PER_S, hi=MAX_RAMP_A_PER_S,
                                unit=" A/s"),
         max_field=r.number("max_field_uT", positive=True, hi=MAX_FIELD_UT, unit=" µT") * UT,
-        field_tolerance=r.number("field_tolerance_nT", DEFAULT_TOLERANCE_NT, positive=True,
-                                 hi=MAX_TOLERANCE_NT, unit=" nT") * NT,
+        field_tolerance=r.number("field_tolerance_nT", DEFAULT_TOLERANCE_NT,
+                                 lo=MIN_TOLERANCE_NT, hi=MAX_TOLERANCE_NT,
+                                 unit=f" nT (below {MIN_TOLERANCE_NT:g} nT the fluxgate's "
+                                      "noise alone fails the field's verification)") * NT,
         safe_state=r.string("safe_state", "zero", choices=("zero", "off")),
         supply_rating=r.number("supply_rating_A", MAX_CURRENT_A, positive=True,
                                hi=MAX_CURRENT_A, unit=" A"),
@@ -547,6 +563,19 @@ def _invertible(r: _Reader, key: str, unit: str, limit: float) -> np.ndarray:
     m = r.array(key, (3, 3), limit=limit, unit=f" {unit}")
     if np.linalg.cond(m) > 1e8:
         raise r.fail(key, m.tolist(), f"an invertible 3 × 3 matrix ({unit})")
+    return m
+
+
+def _fluxgate_scale(r: _Reader) -> np.ndarray:
+    """fluxgate.scale_T_per_V: invertible, and giving a field a fluxgate can measure along
+    every direction (at least MIN_FLUXGATE_T_PER_V)."""
+    m = _invertible(r, "scale_T_per_V", "T/V", MAX_FLUXGATE_T_PER_V)
+    if np.linalg.svd(m, compute_uv=False).min() < MIN_FLUXGATE_T_PER_V:
+        raise r.fail("scale_T_per_V", m.tolist(),
+                     f"a matrix giving at least {MIN_FLUXGATE_T_PER_V:g} T/V along every "
+                     "direction (fluxgates give 1e-6..1e-4 T/V: 1e4..1e6 V/T); less, and the "
+                     "fluxgate's whole ±10 V output reads under 100 nT, failing the "
+                     "verification of every field set")
     return m
 
 
@@ -567,7 +596,7 @@ def _fluxgate(r: _Reader) -> FluxgateSettings:
     s = FluxgateSettings(
         link=_link(r),
         channels=tuple(int(c) for c in channels),  # type: ignore[arg-type]
-        scale=_invertible(r, "scale_T_per_V", "T/V", MAX_FLUXGATE_T_PER_V),
+        scale=_fluxgate_scale(r),
         offset=r.array("offset_V", (3,), [0.0, 0.0, 0.0], limit=MAX_OFFSET_V, unit=" V"),
         drift_tolerance=r.number("drift_tolerance_nT", DRIFT_TOLERANCE_NT, lo=MIN_TOLERANCE_NT,
                                  hi=MAX_TOLERANCE_NT,

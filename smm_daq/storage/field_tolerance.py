@@ -48,9 +48,9 @@ def stored_field_tolerance(entry: h5py.Group) -> StoredTolerance:
 
 @functools.lru_cache(maxsize=32)
 def tolerance_in_profile(profile: str) -> StoredTolerance:
-    """coils.field_tolerance_nT (in T) of a profile's text, within the bounds the profile
-    loader keeps it to (above 0, at most MAX_TOLERANCE_NT): a value beyond them is set
-    aside, with the reason."""
+    """coils.field_tolerance_nT (in T) of a profile's text, above 0 and at most
+    MAX_TOLERANCE_NT: a value beyond them is set aside, with the reason. (A stored tolerance
+    below the loader's least, MIN_TOLERANCE_NT, is taken: its scan was verified within it.)"""
     try:
         value = tomllib.loads(profile).get("coils", {}).get("field_tolerance_nT")
     except (ValueError, RecursionError, AttributeError):  # TOMLDecodeError is a ValueError

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from smm_daq.analysis.masks import polygon_mask, rectangle_mask
+from smm_daq.analysis.polygon_sweep import edges_apart
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
 from smm_daq.npy_headers import check_npy
@@ -412,6 +413,9 @@ def _crossing_refused(name: str, vertices: np.ndarray, a: int, b: int, source: s
 
 
 CROSSING_PAIRS = 1 << 20  # pairs of edges tested at once
+# pairs to test per edge beyond which a sweep (`edges_apart`) goes first: it costs about as
+# much as testing this many pairs of edges an edge
+SWEEP_PAIRS = 256
 # The grid's cell, as a share of the largest |coordinate|, is at least this: cell indices stay
 # within int64 whatever the polygon, and the rounding of a coordinate a tiny share of a cell
 GRID_FLOOR = 1e-8
@@ -492,6 +496,14 @@ def _retraced(p1: np.ndarray, q1: np.ndarray, p2: np.ndarray, q2: np.ndarray) ->
             < np.minimum(np.maximum(u1, v1), np.maximum(u2, v2)))
 
 
+def _candidates(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The fewer of the pairs to test (`_near_pairs`): edges entered by cell (`_by_cell`) or
+    by x range (`_by_x_range`), and how many entries after each are paired with it."""
+    start, end = vertices, np.roll(vertices, -1, axis=0)
+    return min(_by_cell(vertices), _by_x_range(start, end),
+               key=lambda entries: int(entries[1].sum()))
+
+
 def _near_pairs(vertices: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """The pairs of edges (a < b) of the closed polygon that share no vertex and whose boxes
     (x and y ranges) overlap, in blocks of about CROSSING_PAIRS: only they can meet. They are
@@ -499,11 +511,15 @@ def _near_pairs(vertices: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]
     (`_by_cell`), and of those whose x ranges overlap (`_by_x_range`): the grid pairs a comb's
     teeth, which all span one x range, with a few neighbours each, not K² pairs; x ranges do
     so where the grid's cells, about an edge long, would each hold many edges (a saw of long
-    thin teeth, tiny edges beside a very long one)."""
+    thin teeth, tiny edges beside a very long one). Where even the fewer are more than
+    SWEEP_PAIRS an edge (edges that all pass near each other: a star of long spikes
+    converging on one region), a sweep line first (`edges_apart`): where it finds the edges
+    apart, there are none."""
     k = len(vertices)
     start, end = vertices, np.roll(vertices, -1, axis=0)
-    edge, counts = min(_by_cell(vertices), _by_x_range(start, end),
-                       key=lambda entries: int(entries[1].sum()))
+    edge, counts = _candidates(vertices)
+    if int(counts.sum()) > SWEEP_PAIRS * k and edges_apart(vertices):
+        return
     n = len(edge)
     before = np.concatenate([[0], np.cumsum(counts)])  # pairs of the entries before
     i = 0
