@@ -51,7 +51,10 @@ class CompareView(QtWidgets.QWidget):
         # what the user picked for each role (the file's entries are read again after every
         # scan and write: a pick must outlive that; the guess fills the others)
         self.picked: dict[str, str] = {}
-        self.views: dict[str, MapView] = {}
+        # the map views are built when first wanted (a map to show, the tab shown: `views`):
+        # their plots were half the window's construction, and most sessions never compare
+        self._views: dict[str, MapView] | None = None
+        self._columns: dict[str, QtWidgets.QVBoxLayout] = {}
         self.choosers: dict[str, QtWidgets.QComboBox] = {}
         self.shared_scale = QtWidgets.QCheckBox("One colour scale for the three maps")
         self.shared_scale.setChecked(True)
@@ -69,15 +72,34 @@ class CompareView(QtWidgets.QWidget):
             chooser.setToolTip(f"the {role} map")
             chooser.currentTextChanged.connect(lambda name, r=role: self.show_entry(r, name))
             chooser.activated.connect(lambda _i, r=role: self._pick(r))  # the user's choice
-            view = MapView(title=role)
             column.addWidget(chooser)
-            column.addWidget(view, 1)
             layout.addLayout(column, 1)
-            self.views[role] = view
+            self._columns[role] = column
             self.choosers[role] = chooser
-        first = self.views[ROLES[0]]
-        for role in ROLES[1:]:
-            self.views[role].link_to(first)
+
+    @property
+    def views(self) -> dict[str, MapView]:
+        """The map view of each role, built (under its chooser) the first time it is asked
+        for: the same views, whenever they are made."""
+        return self._built_views()
+
+    def _built_views(self) -> dict[str, MapView]:
+        if self._views is None:
+            self._views = {}
+            for role in ROLES:
+                view = MapView(title=role)
+                self._columns[role].addWidget(view, 1)
+                self._views[role] = view
+            first = self._views[ROLES[0]]
+            for role in ROLES[1:]:
+                self._views[role].link_to(first)
+        return self._views
+
+    def setVisible(self, visible: bool) -> None:
+        """Shown (as its tab is chosen): its views are built first, so they are shown with it."""
+        if visible:
+            self._built_views()
+        super().setVisible(visible)
 
     def set_entries(self, entries: list[EntryInfo]) -> None:
         """Offer the file's map entries (each shown read anew); for each role the entry the
@@ -105,8 +127,9 @@ class CompareView(QtWidgets.QWidget):
     def show_entry(self, role: str, entry: str) -> None:
         """Show `entry` in the view of `role` once it is read (none: empty the view)."""
         if not entry:
-            self.views[role].clear()
-            self._show_scales()
+            if self._views is not None:  # views not yet built show nothing
+                self._views[role].clear()
+                self._show_scales()
             return
         self._load(entry, lambda m: self._loaded(role, entry, m))
 

@@ -34,3 +34,19 @@ class LazyMenuViewBox(pg.ViewBox):
     def getContextMenus(self, event: Any) -> list:
         self._menu_built()
         return super().getContextMenus(event)
+
+
+class _LazyMenuPlotItem(pg.PlotItem):
+    """A PlotItem whose own ViewBox (when none is given) is a `LazyMenuViewBox`."""
+
+    def __init__(self, *args: Any, viewBox: pg.ViewBox | None = None, enableMenu: bool = True,
+                 **kwargs: Any) -> None:
+        if viewBox is None:
+            viewBox = LazyMenuViewBox(enableMenu=enableMenu)
+        super().__init__(*args, viewBox=viewBox, enableMenu=enableMenu, **kwargs)
+
+
+class LazyMenuColorBar(pg.ColorBarItem, _LazyMenuPlotItem):
+    """pyqtgraph's ColorBarItem, but for its ViewBox's menu: pyqtgraph builds it with the bar
+    and then disables it, so it is never shown; here it is never built (`ColorBarItem`'s
+    `super().__init__()` reaches `_LazyMenuPlotItem` before `PlotItem`)."""

@@ -13,7 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtCore, QtGui, QtWidgets
 
-from gui.lazy_menu import LazyMenuViewBox
+from gui.lazy_menu import LazyMenuColorBar, LazyMenuViewBox
 from gui.map_geometry import pixel_at, pixel_rect, profile_along, symmetric_level
 from gui.row_image import RowImageItem
 from smm_daq.storage.mapdata import MapData
@@ -90,7 +90,7 @@ class MapView(QtWidgets.QWidget):
         self.plot.addItem(self.underlay, ignoreBounds=True)
         self.image = RowImageItem()
         self.plot.addItem(self.image)
-        self.colour_bar = pg.ColorBarItem(
+        self.colour_bar = LazyMenuColorBar(
             colorMap=pg.colormap.get(COLOUR_MAP), label=BZ.label, interactive=False, width=15
         )
         self.colour_bar.setImageItem(self.image, insert_in=self.plot)

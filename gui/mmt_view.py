@@ -26,7 +26,7 @@ import threading
 import unicodedata
 import warnings
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +240,18 @@ def _write_mask_templates(path: Path, names: list[str], paths: list[Path]) -> li
     return written
 
 
+@dataclass(frozen=True)
+class _ResultMaps:
+    """The result's maps (measured with the outlines, a grain's own field, the residual) and
+    its stereonet."""
+
+    data: MapView
+    grain: MapView
+    residual: MapView
+    highlight: pg.PlotCurveItem  # the selected grain's outline over the measured map
+    net: Stereonet
+
+
 class MMTView(QtWidgets.QWidget):
     """The MMT tab."""
 
@@ -448,22 +460,13 @@ class MMTView(QtWidgets.QWidget):
         self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
         self.table.selectionModel().selectionChanged.connect(self._selected)
 
-        self.data_view = MapView(title="map and grains")
-        self.grain_view = MapView(title=GRAIN_VIEW_TITLE)
-        self.residual_view = MapView(title="residual (map − fit)")
-        for view in (self.grain_view, self.residual_view):
-            view.link_to(self.data_view)
-        self.highlight = pg.PlotCurveItem(pen=pg.mkPen((0, 160, 0), width=3), connect="pairs")
-        self.data_view.plot.addItem(self.highlight, ignoreBounds=True)
-        self.net = Stereonet()
-
-        maps = QtWidgets.QGridLayout()
-        maps.addWidget(self.data_view, 0, 0)
-        maps.addWidget(self.grain_view, 0, 1)
-        maps.addWidget(self.residual_view, 1, 0)
-        maps.addWidget(self.net, 1, 1)
+        # the result's maps and net are built when first wanted (`_result_maps`): their four
+        # plots cost a third of the window's construction, and most windows never show a
+        # result nor this tab
+        self._maps: _ResultMaps | None = None
+        self._maps_grid = QtWidgets.QGridLayout()
         maps_holder = QtWidgets.QWidget()
-        maps_holder.setLayout(maps)
+        maps_holder.setLayout(self._maps_grid)
         left = QtWidgets.QWidget()
         left_layout = QtWidgets.QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
@@ -488,6 +491,54 @@ class MMTView(QtWidgets.QWidget):
             self.entry, self.grain_edit, self.grain_browse, self.grain_format, self.sigma,
             self.model, self.device, self.more_entries, self.mask_edit, self.mask_browse,
             self.dragonfly, self.registration)
+
+    # --- the result's maps, built on first use -----------------------------------------
+    def _result_maps(self) -> _ResultMaps:
+        """The maps and net, built (in their place in the tab) the first time they are asked
+        for or the tab is shown: the same widgets, whenever they are made."""
+        if self._maps is None:
+            data = MapView(title="map and grains")
+            grain = MapView(title=GRAIN_VIEW_TITLE)
+            residual = MapView(title="residual (map − fit)")
+            for view in (grain, residual):
+                view.link_to(data)
+            highlight = pg.PlotCurveItem(pen=pg.mkPen((0, 160, 0), width=3), connect="pairs")
+            data.plot.addItem(highlight, ignoreBounds=True)
+            net = Stereonet()
+            self._maps_grid.addWidget(data, 0, 0)
+            self._maps_grid.addWidget(grain, 0, 1)
+            self._maps_grid.addWidget(residual, 1, 0)
+            self._maps_grid.addWidget(net, 1, 1)
+            self._maps = _ResultMaps(data, grain, residual, highlight, net)
+        return self._maps
+
+    def setVisible(self, visible: bool) -> None:
+        """Shown (as its tab is chosen): its maps are built first, so they are shown with it."""
+        if visible:
+            self._result_maps()
+        super().setVisible(visible)
+
+    @property
+    def data_view(self) -> MapView:
+        """The measured map of the scan shown, with the grains' outlines."""
+        return self._result_maps().data
+
+    @property
+    def grain_view(self) -> MapView:
+        """The selected grain's own fitted field."""
+        return self._result_maps().grain
+
+    @property
+    def residual_view(self) -> MapView:
+        return self._result_maps().residual
+
+    @property
+    def highlight(self) -> pg.PlotCurveItem:
+        return self._result_maps().highlight
+
+    @property
+    def net(self) -> Stereonet:
+        return self._result_maps().net
 
     # --- inputs --------------------------------------------------------------------------
     def set_file(self, path: Path) -> str | None:

@@ -87,10 +87,13 @@ class EscapeStops(QtCore.QObject):
             app.installEventFilter(self)  # removed by Qt as this object is deleted
 
     def eventFilter(self, obj: QtCore.QObject | None, event: QtCore.QEvent | None) -> bool:
-        if (event is None or event.type() != QtCore.QEvent.Type.KeyPress
+        # Every event of the application passes here: the class is tested first, as asking
+        # an event its type makes a Python enum (microseconds, tens of thousands of events a
+        # window); only a key event can be a key press.
+        if (not isinstance(event, QtGui.QKeyEvent)
+                or event.type() != QtCore.QEvent.Type.KeyPress
                 or not isinstance(obj, QtWidgets.QWidget)):
             return False
-        assert isinstance(event, QtGui.QKeyEvent)
         if event.key() != QtCore.Qt.Key.Key_Escape or event.modifiers() not in (
                 QtCore.Qt.KeyboardModifier.NoModifier, QtCore.Qt.KeyboardModifier.KeypadModifier):
             return False

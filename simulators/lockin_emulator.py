@@ -162,6 +162,21 @@ def lf_free_float32(value: float) -> float:
     return float(np.float32(value))  # the line feed is in the exponent byte: keep the value
 
 
+_FACTORIALS = np.array([math.factorial(m) for m in range(4)], dtype=float)
+
+
+def cascade_decay(e: np.ndarray, a: float) -> np.ndarray:
+    """The four RC sections' departures `e` (4, 2) from a held input, a time constants later:
+    section k is e^−a Σ_{j ≤ k} e_j a^(k−j) / (k−j)!. Each term is rounded as
+    `e_j · a^(k−j)` then divided by the factorial, and summed from j = 0, as the emulator
+    always has: the same floats, section by section, in four array operations."""
+    powers = np.array([a ** m for m in range(4)])[:, None]
+    total = np.zeros_like(e)
+    for j in range(4):
+        total[j:] += e[j] * powers[:4 - j] / _FACTORIALS[:4 - j, None]
+    return math.exp(-a) * total
+
+
 class SRSLockInEmulator(Emulator):
     """What the SR830 and SR860 share: signal path, filter, outputs, status registers."""
 
@@ -273,13 +288,7 @@ class SRSLockInEmulator(Emulator):
 
     def _step(self, u: np.ndarray, h: float) -> None:
         """Exact response of the cascade to input u (X, Y) held for h seconds."""
-        a = h / self.time_constant
-        e = self._filter - u
-        decay = math.exp(-a)
-        new = np.empty_like(e)
-        for k in range(4):
-            new[k] = decay * sum(e[j] * a ** (k - j) / math.factorial(k - j) for j in range(k + 1))
-        self._filter = u + new
+        self._filter = u + cascade_decay(self._filter - u, h / self.time_constant)
 
     def _demodulated(self, times: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
         volts = self._input_volts(times)

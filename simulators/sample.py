@@ -17,6 +17,7 @@ cuboid field of `smm_daq.analysis.forward`, averaged over the sensor's area.
 from __future__ import annotations
 
 import math
+from functools import cache
 
 import numpy as np
 
@@ -180,57 +181,69 @@ class VirtualSample:
         the last three grains), whose induced magnetization in a 40 µT field gives Bz of 2 to
         3 µT along their edges across the field, far above the sensor's noise. No two grains
         overlap in plan view. Remanence follows seed 001's size law with a log-normal scatter
-        and random directions. Always the same sample.
+        and random directions. Always the same sample (a new object each call: its arrays are
+        its own).
         """
-        rng = np.random.default_rng(830)
-        centre = np.array([12.5e-3, 12.5e-3])
-        half = 1.0e-3
-        boxes: list[tuple[float, float, float, float]] = []  # plan-view x0, x1, y0, y1 per grain
-        cuboids: list[list[float]] = []
-        grain: list[int] = []
-        volumes: list[float] = []
-        while len(boxes) < 36:
-            dx, dy, dz = rng.uniform(10e-6, 80e-6, 3)
-            top = -rng.uniform(2e-6, 20e-6)
-            x, y = centre + rng.uniform(-half + 100e-6, half - 100e-6, 2)
-            parts = [[x, y, top - dz / 2, dx, dy, dz]]
-            if rng.random() < 0.3:  # an elongated grain: a second cuboid touching the first
-                dx2, dz2 = rng.uniform(10e-6, 40e-6, 2)
-                parts.append([x + (dx + dx2) / 2, y, top - dz2 / 2, dx2, 0.6 * dy, dz2])
-            p = np.array(parts)
-            box = (
-                float(np.min(p[:, 0] - p[:, 3] / 2)),
-                float(np.max(p[:, 0] + p[:, 3] / 2)),
-                float(np.min(p[:, 1] - p[:, 4] / 2)),
-                float(np.max(p[:, 1] + p[:, 4] / 2)),
-            )
-            gap = 20e-6
-            if any(
-                box[0] < b[1] + gap
-                and b[0] < box[1] + gap
-                and box[2] < b[3] + gap
-                and b[2] < box[3] + gap
-                for b in boxes
-            ):
-                continue
-            boxes.append(box)
-            cuboids.extend(parts)
-            grain.extend([len(boxes) - 1] * len(parts))
-            volumes.append(float(np.sum(np.prod(p[:, 3:], axis=1))))
-        large: list[tuple[float, float, float, float]] = []
-        for size in LARGE_MAGNETITE:
-            x0, x1, y0, y1 = _free_place(boxes, size, centre, half, large)
-            large.append((x0, x1, y0, y1))
-            cuboids.append([(x0 + x1) / 2, (y0 + y1) / 2, LARGE_TOP - SECTION / 2, *size,
-                            SECTION])
-            grain.append(len(boxes))
-            boxes.append((x0, x1, y0, y1))
-            volumes.append(size[0] * size[1] * SECTION)
-        v = np.array(volumes)
-        strength = _M0 * (v / _V0) ** _ALPHA * 10 ** rng.normal(0.0, 0.5, v.size)
-        directions = rng.normal(size=(v.size, 3))
-        directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-        remanence = strength[:, None] * directions
-        susceptibility = rng.uniform(1.0, 3.0, v.size)
-        susceptibility[-len(LARGE_MAGNETITE):] = LARGE_CHI
-        return cls(np.array(cuboids), np.array(grain), remanence, susceptibility)
+        return cls(*_builtin_parts())
+
+
+@cache
+def _builtin_parts() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`VirtualSample.builtin`'s cuboids, grain indices, remanences and susceptibilities,
+    drawn once a process (placing the large plates took a tenth of a simulated rig's
+    open); read-only, as every sample copies them."""
+    rng = np.random.default_rng(830)
+    centre = np.array([12.5e-3, 12.5e-3])
+    half = 1.0e-3
+    boxes: list[tuple[float, float, float, float]] = []  # plan-view x0, x1, y0, y1 per grain
+    cuboids: list[list[float]] = []
+    grain: list[int] = []
+    volumes: list[float] = []
+    while len(boxes) < 36:
+        dx, dy, dz = rng.uniform(10e-6, 80e-6, 3)
+        top = -rng.uniform(2e-6, 20e-6)
+        x, y = centre + rng.uniform(-half + 100e-6, half - 100e-6, 2)
+        parts = [[x, y, top - dz / 2, dx, dy, dz]]
+        if rng.random() < 0.3:  # an elongated grain: a second cuboid touching the first
+            dx2, dz2 = rng.uniform(10e-6, 40e-6, 2)
+            parts.append([x + (dx + dx2) / 2, y, top - dz2 / 2, dx2, 0.6 * dy, dz2])
+        p = np.array(parts)
+        box = (
+            float(np.min(p[:, 0] - p[:, 3] / 2)),
+            float(np.max(p[:, 0] + p[:, 3] / 2)),
+            float(np.min(p[:, 1] - p[:, 4] / 2)),
+            float(np.max(p[:, 1] + p[:, 4] / 2)),
+        )
+        gap = 20e-6
+        if any(
+            box[0] < b[1] + gap
+            and b[0] < box[1] + gap
+            and box[2] < b[3] + gap
+            and b[2] < box[3] + gap
+            for b in boxes
+        ):
+            continue
+        boxes.append(box)
+        cuboids.extend(parts)
+        grain.extend([len(boxes) - 1] * len(parts))
+        volumes.append(float(np.sum(np.prod(p[:, 3:], axis=1))))
+    large: list[tuple[float, float, float, float]] = []
+    for size in LARGE_MAGNETITE:
+        x0, x1, y0, y1 = _free_place(boxes, size, centre, half, large)
+        large.append((x0, x1, y0, y1))
+        cuboids.append([(x0 + x1) / 2, (y0 + y1) / 2, LARGE_TOP - SECTION / 2, *size,
+                        SECTION])
+        grain.append(len(boxes))
+        boxes.append((x0, x1, y0, y1))
+        volumes.append(size[0] * size[1] * SECTION)
+    v = np.array(volumes)
+    strength = _M0 * (v / _V0) ** _ALPHA * 10 ** rng.normal(0.0, 0.5, v.size)
+    directions = rng.normal(size=(v.size, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    remanence = strength[:, None] * directions
+    susceptibility = rng.uniform(1.0, 3.0, v.size)
+    susceptibility[-len(LARGE_MAGNETITE):] = LARGE_CHI
+    drawn = (np.array(cuboids), np.array(grain), remanence, susceptibility)
+    for array in drawn:
+        array.setflags(write=False)
+    return drawn

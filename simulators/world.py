@@ -88,7 +88,7 @@ class World:
         if self._cached_for != (id(self.sample), self.sensor.active_area):
             self._cache.clear()  # the sample or the sensor was replaced
             self._cached_for = (id(self.sample), self.sensor.active_area)
-        keys = [tuple(np.round(p / _CACHE_GRID).astype(np.int64)) for p in positions]
+        keys = list(map(tuple, np.round(positions / _CACHE_GRID).astype(np.int64).tolist()))
         missing = [i for i, k in enumerate(keys) if k not in self._cache]
         if missing:
             fresh = self.sample.response(positions[missing], self.sensor.active_area)

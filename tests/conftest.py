@@ -19,6 +19,13 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# One OpenBLAS thread per test process (NumPy is not loaded yet here; a value set is kept).
+# The suite runs a worker per core (`-n 2`), so more threads add no throughput, and with them
+# every small call (the lock-in emulator's 4 × 4 `expm` at each exchange with the simulated
+# rig) woke a helper thread that then spun on the other worker's core: 7 ms of CPU and up to
+# 17 ms of wall time per `expm` instead of 0.05 ms; tests/test_gui_connect.py took 46 s, not
+# 25 s, on two loaded cores.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
