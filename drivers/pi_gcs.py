@@ -46,6 +46,7 @@ from smm_daq.errors import (
     RangeError,
     ReplyUnknown,
     StageUnreferenced,
+    StillDropping,
 )
 from smm_daq.instruments import connect_stop, loss_budget
 from smm_daq.instruments.interfaces import (
@@ -107,11 +108,6 @@ GCS_ERRORS = {
 }
 
 OpenTransport = Callable[[str, LinkSettings], Transport]
-
-
-class StillDropping(InstrumentError):
-    """An exchange refused at once, nothing sent: the rest of a reply cut short is being
-    dropped on a thread of its own (`GCSLink._drop_rest`)."""
 
 
 class ReplyCut(InstrumentError):
@@ -222,7 +218,7 @@ class GCSLink(Link):
             if dropping.is_alive() and not waits:
                 raise StillDropping(f"{shown(command)} not sent: the rest of a reply cut short "
                                     "is still being dropped; asked again once it has",
-                                    instrument=self.name)
+                                    instrument=self.name, drop=dropping)
             dropping.join()
             failed, self._dropping, self._drop_failed = self._drop_failed, None, None
             self._stopped_amid = False
@@ -241,7 +237,7 @@ class GCSLink(Link):
         self._dropping.start()
         raise StillDropping(f"{shown(command)} not sent: the rest of a reply cut short is "
                             "being dropped first; asked again once it has",
-                            instrument=self.name)
+                            instrument=self.name, drop=self._dropping)
 
     def _drop_aside(self) -> None:
         """The transport's `clear`, on the drop's own thread; how it failed kept for the
