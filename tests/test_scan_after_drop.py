@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 
+import h5py
 import pytest
 from test_stop_amid_drop import HANG_GUARD_S, LINE_S, LinePerRead
 
@@ -46,8 +47,10 @@ def _plan() -> ScanPlan:
 def test_a_scan_started_while_a_cut_reply_is_dropped_aside_waits_for_the_drop(
         tmp_path, monkeypatch) -> None:
     """The scan's first stage exchange meets the drop under way: it waits for it (the drain
-    released as it waits) and the scan runs to its end. Unfixed, the scan failed at once
-    ('StillDropping: ... not sent: the rest of a reply cut short is still being dropped')."""
+    released as it waits) and the scan runs to its end, the stage's snapshot in its entry.
+    Unfixed, the scan failed at once ('StillDropping: ... not sent: the rest of a reply cut
+    short is still being dropped'); then, waiting, its entry kept that refusal for the
+    stage's snapshot."""
     rig = open_rig(load_profile())
     try:
         line = _cut_and_dropping_aside(rig)
@@ -63,6 +66,9 @@ def test_a_scan_started_while_a_cut_reply_is_dropped_aside_waits_for_the_drop(
         seq = Sequencer(rig, tmp_path / "s.h5", _plan())
         assert seq.run() == "finished", seq.message
         assert waited
+        with h5py.File(tmp_path / "s.h5", "r") as f:  # the stage's snapshot, not a refusal
+            assert "error" not in f["step/instrument/snapshot/stage"]
+            assert "identity" in f["step/instrument/snapshot/stage"]
         assert not [m for m, amid in line.sent if amid]  # nothing sent amid the drop
     finally:
         line.release.set()

@@ -378,7 +378,8 @@ class Sequencer(FlyScan):
                 self._set_up_fly_lockin()
             else:
                 self._use_profile_time_constant()
-            snapshot = None if self.resume_entry else self.rig.snapshot()  # on this thread
+            snapshot = (None if self.resume_entry  # on this thread
+                        else self._once_dropped(self.rig.snapshot))
             self._checkpoint(pausable=False)  # aborted while the lock-in was set: no entry
             self._writer = self._aside(lambda: self._open_writer(snapshot),
                                        "reopening the entry in" if self.resume_entry
