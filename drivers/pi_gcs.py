@@ -46,6 +46,7 @@ from smm_daq.errors import (
     RangeError,
     ReplyUnknown,
     StageUnreferenced,
+    StillDropping,
 )
 from smm_daq.instruments import connect_stop, loss_budget
 from smm_daq.instruments.interfaces import (
@@ -109,11 +110,6 @@ GCS_ERRORS = {
 OpenTransport = Callable[[str, LinkSettings], Transport]
 
 
-class StillDropping(InstrumentError):
-    """An exchange refused at once, nothing sent: the rest of a reply cut short is being
-    dropped on a thread of its own (`GCSLink._drop_rest`)."""
-
-
 class ReplyCut(InstrumentError):
     """A reply of many lines left unread past the line under way: the make-safe path began
     (an abort) after its query was sent. The rest is dropped before the link's next exchange.
@@ -151,7 +147,8 @@ class GCSLink(Link):
         super().__init__(transport, name=name, retries=retries, budget=budget)
         self._dropping: threading.Thread | None = None  # the rest dropped aside (`_drop_rest`)
         self._drop_failed: InstrumentError | None = None  # how that drop failed, if it did
-        self._stopped_amid = False  # a stop was sent while the rest of a reply still came
+        # the stop sent while the rest of a reply still came, if one was (`_drop_rest`)
+        self._stopped_amid: str | None = None
 
     def query_lines(self, command: str, parse: Callable[[list[str]], T], *,
                     cut: bool = False) -> T:
@@ -203,7 +200,7 @@ class GCSLink(Link):
         if command not in STOPS:
             return False
         if self._unread or self._dropping is not None:
-            self._stopped_amid = True
+            self._stopped_amid = command
         return True
 
     def _drop_rest(self, command: str) -> None:
@@ -215,24 +212,28 @@ class GCSLink(Link):
         waits until the line is quiet (on a serial line up to `safe_bound.clear_s`, 36 s on
         a stage at 115200 baud with a 5 s timeout), and a Stop queued behind a call that
         waited for it would wait as long. A stop is sent at once, and the exchanges after it
-        (its checks) wait for the drop."""
+        (its checks) wait for the drop; then it is sent once more (harmless twice), as the
+        drop on its own thread may have dropped it too (a serial line's output flushed as
+        it began, a socket's connection replaced), the controller left moving unknowing."""
         dropping = self._dropping
-        waits = self._stopped_amid or self._path_begun()
+        waits = self._stopped_amid is not None or self._path_begun()
         if dropping is not None:
             if dropping.is_alive() and not waits:
                 raise StillDropping(f"{shown(command)} not sent: the rest of a reply cut short "
                                     "is still being dropped; asked again once it has",
-                                    instrument=self.name)
+                                    instrument=self.name, drop=dropping)
             dropping.join()
             failed, self._dropping, self._drop_failed = self._drop_failed, None, None
-            self._stopped_amid = False
+            stop, self._stopped_amid = self._stopped_amid, None
+            if stop is not None:
+                self.transport.write(stop)
             if failed is not None:  # this exchange's failure, as a drop made in it would be
                 raise failed
             return
         if not self._unread:
             return
-        if waits:
-            self._stopped_amid = False
+        if waits:  # a stop sent amid it goes out before the drain (`clear`)
+            self._stopped_amid = None
             super()._drop_rest(command)
             return
         self._unread = False
@@ -241,7 +242,7 @@ class GCSLink(Link):
         self._dropping.start()
         raise StillDropping(f"{shown(command)} not sent: the rest of a reply cut short is "
                             "being dropped first; asked again once it has",
-                            instrument=self.name)
+                            instrument=self.name, drop=self._dropping)
 
     def _drop_aside(self) -> None:
         """The transport's `clear`, on the drop's own thread; how it failed kept for the

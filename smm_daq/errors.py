@@ -8,6 +8,8 @@ before letting them reach the user.
 
 from __future__ import annotations
 
+import threading
+
 
 class SmmError(Exception):
     """Base of every error smm-daq raises on purpose."""
@@ -39,6 +41,24 @@ class ProtocolError(InstrumentError):
 
 class InstrumentLost(InstrumentError):
     """The connection is gone (disconnect, closed socket, retries exhausted)."""
+
+
+class StillDropping(InstrumentError):
+    """An exchange refused at once, nothing sent: the rest of a reply cut short is being
+    dropped on a thread of its own (a stage's link: `GCSLink._drop_rest`). A caller that no
+    Stop waits behind (a scan's worker) asks again once `wait` says the drop has ended."""
+
+    def __init__(self, message: str, *, instrument: str | None = None,
+                 drop: threading.Thread | None = None) -> None:
+        super().__init__(message, instrument=instrument)
+        self._drop = drop
+
+    def wait(self, seconds: float) -> bool:
+        """Whether the drop has ended, waited for `seconds` at most."""
+        if self._drop is None:
+            return True
+        self._drop.join(seconds)
+        return not self._drop.is_alive()
 
 
 class ReplyUnknown(InstrumentLost):

@@ -72,6 +72,7 @@ from smm_daq.errors import (
     ReadStopped,
     ReplyUnknown,
     SafetyError,
+    StillDropping,
     StorageError,
     WriteStalled,
 )
@@ -377,7 +378,8 @@ class Sequencer(FlyScan):
                 self._set_up_fly_lockin()
             else:
                 self._use_profile_time_constant()
-            snapshot = None if self.resume_entry else self.rig.snapshot()  # on this thread
+            snapshot = (None if self.resume_entry  # on this thread
+                        else self._once_dropped(self.rig.snapshot))
             self._checkpoint(pausable=False)  # aborted while the lock-in was set: no entry
             self._writer = self._aside(lambda: self._open_writer(snapshot),
                                        "reopening the entry in" if self.resume_entry
@@ -1026,7 +1028,7 @@ class Sequencer(FlyScan):
         """Call an instrument, retrying transient errors; abort wins between attempts."""
         for attempt in range(self.retries + 1):
             try:
-                return fn(*args, **kw)
+                return self._once_dropped(fn, *args, **kw)
             except TRANSIENT:
                 if attempt == self.retries:
                     raise
@@ -1034,6 +1036,19 @@ class Sequencer(FlyScan):
                     if self._abort_requested:
                         raise _Aborted from None
         raise AssertionError("unreachable")
+
+    def _once_dropped(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        """`fn(*args, **kw)`, asked again once a link has dropped the rest of a reply an
+        earlier making safe cut short (`StillDropping`: refused, nothing sent; a scan started
+        again from the window while its poll has that drop under way), rather than the scan
+        failing on it; an abort meanwhile is seen within `STOP_SLICE_S` (`_Aborted`)."""
+        while True:
+            try:
+                return fn(*args, **kw)
+            except StillDropping as exc:
+                while not exc.wait(STOP_SLICE_S):
+                    self._checkpoint(pausable=False)
+                self._checkpoint(pausable=False)
 
     def _make_safe(self) -> None:
         try:

@@ -31,6 +31,7 @@ from smm_daq.errors import (
     InstrumentLost,
     SmmError,
     StageUnreferenced,
+    StillDropping,
 )
 from smm_daq.instruments import connect_stop, loss_budget
 from smm_daq.instruments.interfaces import (
@@ -205,11 +206,15 @@ class Rig:
             yield
 
     def snapshot(self) -> dict[str, object]:
-        """Every instrument's snapshot; one that fails gives {'error': message}."""
+        """Every instrument's snapshot; one that fails gives {'error': message}. One refused
+        unsent while its link drops the rest of a reply cut short raises `StillDropping`:
+        it has not failed, and is asked again once that drop has ended."""
         out: dict[str, object] = {}
         for name, instrument in self.instruments().items():
             try:
                 out[name] = instrument.snapshot()
+            except StillDropping:
+                raise
             except SmmError as exc:
                 out[name] = {"error": str(exc)}
         return out

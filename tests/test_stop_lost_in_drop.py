@@ -1,0 +1,66 @@
+"""A Stop sent amid the drop of a stage reply cut short (the drop on a thread of its own:
+`GCSLink._drop_rest`) may be dropped with it: a serial line's output flushed as the drain
+begins, a socket's connection replaced. Its checks, which wait for the drop, send it once
+more first, so that a controller that cannot say what moves (no `#5`, no `WGO?`) is not
+left moving behind a Stop said done. The drain is held by events: nothing sleeps."""
+
+from __future__ import annotations
+
+import pytest
+from test_stop_amid_drop import HANG_GUARD_S, LINE_S, LinePerRead, _on_the_rigs_thread
+
+from drivers.pi_gcs import STOP_ALL
+from smm_daq.errors import StillDropping
+from smm_daq.instruments import loss_budget
+from smm_daq.instruments.loss_budget import DeadlineReached
+from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.rig import open_rig
+
+
+class LosingAmid(LinePerRead):
+    """`LinePerRead` whose drain drops what is written while it goes on, as a flush of the
+    line's output at its start would."""
+
+    def write(self, message: str) -> None:
+        amid = self.draining.is_set() and not self.release.is_set()
+        if not amid:
+            super().write(message)
+            return
+        self.sent.append((message, True))
+        if message == STOP_ALL:
+            self.stop_sent.set()
+
+
+def test_a_stop_dropped_with_the_rest_of_a_cut_reply_is_sent_again_after_the_drop() -> None:
+    """The stage moves (a Go to 10 mm long); its `HPA?` is cut at a making safe's deadline;
+    the window's poll meets the rest (dropped aside, refused), then its Stop sends the stop
+    byte amid the drop, which loses it. Once the drop has ended, the stop is sent again
+    before its check: the stage stops. Unfixed, the controller never got a stop, `ERR?`
+    answered 0, and with no `#5` to ask, the Stop returned as done, the stage moving on."""
+    rig = open_rig(load_profile())
+    try:
+        stage, model = rig.stage, rig.world.stage
+        stage._commands -= {"#5", "WGO?"}  # type: ignore[attr-defined]
+        x, y, _ = stage.position()
+        stage.move_to(x + 10e-3 if x < 12.5e-3 else x - 10e-3, y, wait=False)
+        link = stage.link  # type: ignore[attr-defined]
+        line = LosingAmid(link.transport, rig.clock)
+        link.transport = line
+        with loss_budget.making_safe(5, stage=5, clock=rig.clock, deadline_s=4 * LINE_S), \
+                pytest.raises(DeadlineReached):
+            link.query_lines("HPA?", lambda lines: lines)
+        assert any(model.moving(a) for a in model.axis_names)
+        thread, done = _on_the_rigs_thread([stage.position, stage.stop])
+        try:
+            assert line.stop_sent.wait(HANG_GUARD_S), "the stop waited for the drop"
+        finally:
+            line.release.set()
+            thread.join(HANG_GUARD_S)
+        assert not thread.is_alive()
+        assert isinstance(done[0], StillDropping), done
+        assert done[1] is None, done
+        assert (STOP_ALL, False) in line.sent, line.sent  # sent again, once the drop ended
+        rig.clock.advance(1.0)  # braked by then
+        assert not any(model.moving(a) for a in model.axis_names)
+    finally:
+        rig.close()
