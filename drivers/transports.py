@@ -452,6 +452,8 @@ class VisaTransport:
                 raise self._failed(exc) from exc
         except OSError as exc:
             raise self._failed(exc) from exc
+        if self._broken:  # cut as its answer came: closed, opened again before its next use
+            return
         if self.resource.interface_type == constants.InterfaceType.asrl:
             self._drain()
 
