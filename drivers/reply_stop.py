@@ -3,10 +3,11 @@
 A lock-in's buffer is read in pieces (`LockIn.read_buffer(stop=)`), asked before each; but
 on a slow serial line one piece alone takes seconds (an SR830's `TRCA?` at 9600 baud; an
 SR860's 64 kB `CAPTUREGET?` block over a minute). Inside `stoppable(stop)`, a transport that
-reads a reply by its bytes (`SerialTransport`) asks `stop` every `STOP_SLICE_S` of the read:
-once it is true the read ends with `ReadStopped`, and the `Link` drops the rest of the reply
-(still coming) before its next exchange. A transport that reads a reply whole (VISA) is not
-stopped within it; the piece's end is then the first stop.
+reads a reply by its bytes (`SerialTransport`; `VisaTransport` on a serial line through
+pyvisa-py) asks `stop` every `STOP_SLICE_S` of the read: once it is true the read ends with
+`ReadStopped`, and the `Link` drops the rest of the reply (still coming) before its next
+exchange. A transport that reads a reply whole (VISA elsewhere) is not stopped within it; the
+piece's end is then the first stop.
 """
 
 from __future__ import annotations

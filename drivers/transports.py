@@ -398,14 +398,17 @@ class VisaTransport:
         """The next reply on a serial line through pyvisa-py, read on its pyserial port as
         `SerialTransport` reads one (`_line_by`): pyvisa-py's read gives each 20 kB piece of a
         reply the timeout, and each byte within it a timeout more, so a reply that trickles
-        in ran to about two timeouts a piece."""
+        in ran to about two timeouts a piece. A stop asked for the read (`reply_stop`) is
+        asked every `STOP_SLICE_S` of it, as on a pyserial line."""
         port = _serial_port(self.resource)
         assert port is not None
         transfer = LARGEST_REPLY * BITS_PER_BYTE / float(port.baudrate)
         deadline = time.monotonic() + self.timeout + transfer
         end = self._reply_end.encode(ENCODING)
+        stop = reply_stop.current()
+        ask = None if stop is None else functools.partial(_ask_stop, stop, self.name)
         try:
-            line = _line_by(port, b"", end, deadline, self.timeout, self.name)
+            line = _line_by(port, b"", end, deadline, self.timeout, self.name, ask)
             return line.decode(self.resource.encoding)
         except (serial.SerialException, OSError) as exc:
             raise self._failed(exc) from exc
@@ -452,6 +455,8 @@ class VisaTransport:
                 raise self._failed(exc) from exc
         except OSError as exc:
             raise self._failed(exc) from exc
+        if self._broken:  # cut as its answer came: closed, opened again before its next use
+            return
         if self.resource.interface_type == constants.InterfaceType.asrl:
             self._drain()
 
@@ -716,6 +721,15 @@ def _line_by(port: serial.SerialBase, start: bytes, end: bytes, deadline: float,
     return bytes(line[: -len(end)])
 
 
+def _ask_stop(stop: Callable[[], bool], name: str, read: int) -> None:
+    """`ReadStopped` once `stop()` is true, `read` bytes of the reply read: the rest, still
+    coming, is the link's to drop before its next exchange."""
+    if stop():
+        raise ReadStopped(f"the reply was cut after {read} bytes: the read was stopped; "
+                          "the rest of it is dropped before the next exchange",
+                          instrument=name)
+
+
 def _serial_port(resource: MessageBasedResource) -> serial.SerialBase | None:
     """The pyserial port under a pyvisa-py serial (ASRL) session; None with another VISA
     library or another interface."""
@@ -951,12 +965,7 @@ class SerialTransport:
         return bytes(data)
 
     def _ask_stop(self, stop: Callable[[], bool], read: int) -> None:
-        """`ReadStopped` once `stop()` is true, `read` bytes of the reply read: the rest,
-        still coming, is the link's to drop before its next exchange."""
-        if stop():
-            raise ReadStopped(f"the reply was cut after {read} bytes: the read was stopped; "
-                              "the rest of it is dropped before the next exchange",
-                              instrument=self.name)
+        _ask_stop(stop, self.name, read)
 
     def read_block(self) -> str:
         """The reply, a definite-length block read by its length, byte for byte (then its

@@ -203,3 +203,33 @@ def test_a_visa_rfc2217_port_is_refused_saying_what_to_give_instead() -> None:
         listener.settimeout(0)
         with pytest.raises(BlockingIOError):
             listener.accept()  # nothing connected
+
+
+def test_a_device_clear_answered_just_as_its_connection_is_cut_leaves_the_link_usable(
+        instrument, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The instrument answers the device clear, and the connection is cut at the deadline
+    before the clear's block has ended (the answer came in the last moment): the clear is
+    done, the connection opened again before the next use. Unfixed, the clear then asked the
+    closed session its interface type, and pyvisa's InvalidSession escaped the transport (no
+    instrument error: the link could not take it for a lost reply)."""
+
+    class CutAsItReturns(deadline_cut.Cut):
+        def __init__(self, resource, deadline: float) -> None:  # type: ignore[no-untyped-def]
+            super().__init__(resource, deadline)
+            self.made = threading.Event()
+
+        def cut(self) -> None:
+            super().cut()
+            self.made.set()
+
+        def __exit__(self, kind, exc, tb) -> None:  # type: ignore[no-untyped-def]
+            if kind is None:  # the call came back: the cut lands before its end is seen
+                assert self.made.wait(LOOKUP_GUARD_S), "the cut never came"
+            super().__exit__(kind, exc, tb)
+
+    t = opened(instrument.resource)
+    monkeypatch.setattr(transports, "Cut", CutAsItReturns)
+    bounded(t.clear)
+    monkeypatch.undo()
+    assert bounded(lambda: t.query("b?")) == "echo b?"
+    t.close()

@@ -19,9 +19,10 @@ import serial
 import serial.serialutil
 from serial.urlhandler import protocol_socket
 
-from drivers import transports
+from drivers import reply_stop, transports
 from drivers.transports import SerialTransport, VisaTransport
-from smm_daq.errors import InstrumentLost, InstrumentTimeout
+from smm_daq.errors import InstrumentLost, InstrumentTimeout, ReadStopped
+from smm_daq.instruments.interfaces import STOP_SLICE_S
 from smm_daq.instruments.transport import BITS_PER_BYTE, LARGEST_REPLY
 
 TIMEOUT_S = 1.0
@@ -146,6 +147,29 @@ def test_a_reply_that_trickles_in_over_a_visa_serial_line_ends_at_its_deadline(
             transport.read()
         assert clock.now - start <= TIMEOUT_S + LARGEST_TRANSFER_S + TICK
         assert session.interface.timeout == TIMEOUT_S  # the last wait's shortening undone
+    finally:
+        transport.close()
+        loop.close()
+
+
+def test_a_reply_over_a_visa_serial_line_ends_once_its_read_is_stopped(
+        clock: FakeClock) -> None:
+    """An abort amid a long reply on a VISA serial line through pyvisa-py (a lock-in's buffer
+    piece, `reply_stop`): the read ends with `ReadStopped` within `STOP_SLICE_S` of the stop,
+    as on a pyserial line. Unfixed, the VISA serial read, though read byte by byte as a
+    pyserial line's is, never asked the stop: it went on to the reply's deadline (an SR860's
+    64 kB block, over a minute at 9600 baud)."""
+    transport = VisaTransport.open("ASRLloop://::INSTR", timeout=TIMEOUT_S,
+                                   baud_rate=BAUD_RATE, visa_library="@py")
+    session = transport.resource.visalib.sessions[transport.resource.session]
+    interval = 0.01
+    loop, session.interface = session.interface, FakePort(clock, interval=interval)
+    stop_at = clock.now + 0.5
+    try:
+        with reply_stop.stoppable(lambda: clock.now >= stop_at), pytest.raises(ReadStopped):
+            transport.read()
+        assert clock.now <= stop_at + STOP_SLICE_S + interval + TICK
+        assert session.interface.timeout == TIMEOUT_S
     finally:
         transport.close()
         loop.close()
