@@ -227,7 +227,10 @@ class RecipesView(QtWidgets.QWidget):
                       "there (✔), a cut-off scan is resumed (◐), waits and prompts of the work "
                       "done are skipped (↷), field steps and a wait cut off run again (the wait "
                       "in full). Continue runs the rest, "
-                      f"about {format_duration(recipe.duration_left_s)} of instrument time.")
+                      f"about {format_duration(recipe.duration_left_s)} of instrument time."
+                      # begun before such keys were refused: said, as `run --continue` does
+                      + "".join(f" {unread}: left unread, as when the recipe was begun."
+                                for unread in recipe.unread))
         else:
             self._say(f"{len(recipe.steps)} steps checked; they write to {target}")
         self._update_run_button()

@@ -121,3 +121,25 @@ def test_a_changed_recipe_is_refused_in_the_tab_with_the_command_lines_message(
     assert main(["run", str(recipe), "--out", str(path), "--yes", "--continue"]) == 2
     assert capsys.readouterr().err.strip() == f"smm-daq: error: {message}"
     assert path.read_bytes() == before
+
+
+def test_a_recipe_begun_before_unread_fly_keys_were_refused_says_so_when_continued(
+        window, qtbot, tmp_path, monkeypatch):
+    """A recipe whose step gives pixel_time_s without flying, stopped at its prompt by an
+    earlier release (which left the key unread), is continued from the tab as `smm-daq run
+    --continue` continues it: saying each key it leaves unread (the tab had said nothing)."""
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(RECIPE.replace('name = "first"\n', 'name = "first"\npixel_time_s = 0.1\n'),
+                      encoding="utf-8")
+    view = window.recipes
+    view.ask = lambda _message: False  # the prompt cancelled: stopped after 'first'
+    with monkeypatch.context() as earlier:  # as an earlier release read it: the key unread
+        earlier.setattr("smm_daq.acquisition.recipe.unread_fly_keys", lambda *_: ())
+        assert recipe_opened(view, qtbot, recipe) and recipe_ran(view, qtbot)
+        qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
+    assert [e.name for e in list_entries(tmp_path / "session.h5")] == ["first"]
+    assert recipe_opened(view, qtbot, recipe) and view.run_button.text() == "Continue"
+    message = view.message.text()
+    assert "cut off" in message and ("step 2 (scan): key 'pixel_time_s' is given, but the step "
+                                     "does not fly: left unread, as when the recipe was begun"
+                                     ) in message, message

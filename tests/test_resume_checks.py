@@ -413,3 +413,25 @@ def test_a_scan_mid_swap_is_told_to_be_repaired_then_resumed_not_no_such_entry(
             assert f["s1/data/line_done"][()].all()
         else:  # the earlier entry back under its name
             assert f["s1"].attrs["kind"] == "induced"
+
+
+def test_a_stored_profile_an_earlier_release_took_says_to_give_profile(
+        interrupted: Path, repo: Path, tmp_path: Path, no_rig: None,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A scan started with a value the profile loader took then and refuses now (a lock-in
+    timeout of 0.05 s, before links had a least timeout): `resume` without --profile is
+    refused, saying that the stored profile is the one refused and how to resume (--profile
+    with that value corrected: resume compares the hardware, not the timeout); it had named
+    only the stored profile's file, which resume does not read."""
+    with h5py.File(interrupted, "a") as f:
+        stored = f["s1/profile"].asstr()[()]
+        del f["s1/profile"]
+        f["s1/profile"] = stored.replace("[lockin]", "[lockin]\ntimeout_s = 0.05", 1)
+    before = interrupted.read_bytes()
+    assert main(["resume", str(interrupted), "--entry", "s1"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "key 'lockin.timeout_s' is 0.05" in err, err
+    assert (f"{interrupted}, entry 's1': the profile stored with the scan, taken when it "
+            "was started, is refused now: ") in err, err
+    assert "; give --profile with that profile, the value corrected" in err, err
+    assert interrupted.read_bytes() == before

@@ -52,6 +52,7 @@ if TYPE_CHECKING:  # the session, recipes, rig and storage are imported by the c
     import h5py
 
     from smm_daq.acquisition.events import ScanEvent
+    from smm_daq.acquisition.resumable import ResumableEntry
     from smm_daq.acquisition.session import ScanNotFinished, Session
     from smm_daq.storage.nexus import EntryInfo
     from smm_daq.storage.staging import CutOff
@@ -445,7 +446,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     time_scale_option(args.time_scale)
     entry = load_resumable(args.file, args.entry)  # checked whole before the rig is touched
     session_file("FILE.h5", args.file)  # and writable: the rest of the scan goes into it
-    profile = load_profile(args.profile) if args.profile is not None else entry.stored_profile()
+    profile = (load_profile(args.profile) if args.profile is not None
+               else _stored_profile(entry, args.file, args.entry))
     hint = ("leave --profile out to use the profile stored with the scan, or give --profile "
             "with the one it was started with")
     check_resume(args.file, args.entry, profile, hint=hint)
@@ -460,6 +462,21 @@ def cmd_resume(args: argparse.Namespace) -> int:
         finally:
             code = _finish(session)
     return code
+
+
+def _stored_profile(entry: ResumableEntry, file: str, name: str) -> Profile:
+    """The profile stored with scan `name` of `file`; refused by today's loader (a value its
+    bounds, added since the scan was started, refuse), InputError saying to give --profile:
+    the stored text cannot be corrected, and a resume compares the hardware, geometry and
+    lock-in excitation, not such settings."""
+    try:
+        return entry.stored_profile()
+    except InputError as exc:
+        raise InputError(f"the profile stored with the scan, taken when it was started, is "
+                         f"refused now: {exc}; give --profile with that profile, the value "
+                         "corrected (a resume compares the hardware, geometry and lock-in "
+                         "excitation, not such a setting)", source=f"{file}, entry '{name}'"
+                         ) from None
 
 
 def _info_line(e: EntryInfo, result: str = "") -> str:
