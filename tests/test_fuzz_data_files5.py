@@ -1,0 +1,116 @@
+"""Fuzzing the data files users bring, from outside, for what the earlier fuzz rounds left out:
+field-wise mutations of multi-grain files of every `--grain-format` run with the point-grain
+and registration options, masks of every kind on scans with unmeasured pixels, and root
+attributes of a session file other programs may have set. Each case below is one bug the
+broader seeded campaign found:
+
+* a root attribute of NaN (another program's, or a damaged `file_identity`): every refused
+  write put it back, NaN being unequal to itself, and so changed the file's bytes;
+* a Dragonfly centroid of 1e308 mm with no sample top given: the top taken from it overflowed
+  (numpy's warning, a traceback under -W error) instead of the cell being named;
+* a mask polygon with vertices near the float limit (±1e300 µm): the even-odd rule's products
+  overflowed.
+
+Each must be refused (or read) with exit 2 (or 0), one message naming the file and what was
+expected, no traceback, the files given unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from fuzz_harness import Case, run_all
+
+from smm_daq.analysis.masks import polygon_mask
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import write_map_entry
+
+N = 12
+X = np.arange(N) * 10e-6
+BZ = 1e-6 * np.exp(-((X[None, :] - 55e-6) ** 2 + (X[:, None] - 55e-6) ** 2) / 4e-10)
+
+
+def _map(name: str) -> MapData:
+    return MapData(BZ, X, X, height=20e-6, sensor_size=(0.0, 0.0),
+                   applied_field=np.zeros(3), name=name, title=name)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("files5") / "base.h5"
+    write_map_entry(path, _map("ok"), kind="scan")
+    return path
+
+
+def _own(base: Path, tmp: Path) -> Path:
+    path = tmp / "s.h5"
+    shutil.copy(base, path)
+    return path
+
+
+def _check(cases: list[Case]) -> None:
+    counts, failures = run_all(cases)
+    assert not failures, f"{len(failures)} of {sum(counts.values())}:\n" + "\n".join(failures)
+
+
+@pytest.mark.parametrize("attr", ["file_identity", "sample_temperature_K"])
+@pytest.mark.parametrize("value", [np.nan, np.array([1.0, np.nan]), complex(np.nan, 0.0)],
+                         ids=["NaN", "array with NaN", "complex NaN"])
+def test_a_refused_write_leaves_a_root_attribute_of_nan_as_it_was(
+        base: Path, tmp_path: Path, attr: str, value: object) -> None:
+    path = _own(base, tmp_path)
+    with h5py.File(path, "a") as f:
+        f.attrs[attr] = value
+    argv = ["background", str(path), "--entry", "ok", "--name", "new", "--border-um", "20"]
+    _check([Case("root attribute", "first write", argv, may_pass=True)])
+    # the second is refused (the entry is there) after the write began: put back as it was
+    _check([Case("root attribute", f"{attr} = {value!r}", argv, [path], [],
+                 [path.name, "'new'"])])
+
+
+def test_a_dragonfly_centroid_at_the_float_limit_is_named_without_a_top(
+        base: Path, tmp_path: Path) -> None:
+    """With no --z-top-um the top is the highest grain's: 1e308 mm overflowed in µm."""
+    path = tmp_path / "components.csv"
+    path.write_text("Label Index;Voxel count;Volume (mm³);Center Of Mass X (mm);"
+                    "Center Of Mass Y (mm);Center Of Mass Z (mm)\n"
+                    "1;100;1e-07;0.055;0.055;-0.01\n2;40;5e-08;0.03;0.07;1e308\n",
+                    encoding="utf-8")
+    session, out = _own(base, tmp_path), tmp_path / "r.csv"
+    argv = ["mmt", "invert", str(session), "--entry", "ok", "--grains", str(path),
+            "--grain-format", "dragonfly", "--model", "dipole", "--out", str(out)]
+    _check([Case("dragonfly", "z 1e308 mm, no top", argv, [path, session], [out],
+                 [path.name, "line 3, column", "Center Of Mass Z"])])
+
+
+HUGE = 1e300  # µm
+
+
+def test_a_mask_polygon_near_the_float_limit_is_read_without_overflow(
+        base: Path, tmp_path: Path) -> None:
+    mask = tmp_path / "mask.json"
+    mask.write_text(json.dumps({"polygons_um": [[[-HUGE, -HUGE], [HUGE, -HUGE], [0, HUGE]]]}))
+    grains = tmp_path / "grains.txt"
+    grains.write_text("55e-6 55e-6 -10e-6 1e-16 1\n")
+    session, out = _own(base, tmp_path), tmp_path / "r.csv"
+    argv = ["mmt", "invert", str(session), "--entry", "ok", "--grains", str(grains),
+            "--grain-format", "points", "--model", "dipole", "--mask", str(mask),
+            "--out", str(out)]
+    _check([Case("mask", "triangle of ±1e300 µm over the map", argv, [mask, session], [out],
+                 [mask.name, "every pixel"])])
+
+
+def test_a_polygon_near_the_float_limit_masks_what_it_covers() -> None:
+    """A triangle of corners ±1e294 m around the map covers every pixel (its products
+    overflowed to infinities, which put every pixel outside)."""
+    far = HUGE * 1e-6
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        got = polygon_mask(_map("ok"), np.array([[-far, -far], [far, -far], [0.0, far]]))
+    assert got.all()
