@@ -9,7 +9,9 @@ broader seeded campaign found:
 * a Dragonfly centroid of 1e308 mm with no sample top given: the top taken from it overflowed
   (numpy's warning, a traceback under -W error) instead of the cell being named;
 * a mask polygon with vertices near the float limit (±1e300 µm): the even-odd rule's products
-  overflowed.
+  overflowed;
+* a map axis of infinities: listing the entries (info, and every command reading the file)
+  took the step as inf - inf, numpy's "invalid value" warning before the refusal.
 
 Each must be refused (or read) with exit 2 (or 0), one message naming the file and what was
 expected, no traceback, the files given unchanged.
@@ -114,3 +116,23 @@ def test_a_polygon_near_the_float_limit_masks_what_it_covers() -> None:
         warnings.simplefilter("error", RuntimeWarning)
         got = polygon_mask(_map("ok"), np.array([[-far, -far], [far, -far], [0.0, far]]))
     assert got.all()
+
+
+@pytest.mark.parametrize("axis", ["x", "y"])
+@pytest.mark.parametrize("values", [np.full(N, -np.inf), np.where(X > 0, np.inf, X)],
+                         ids=["all -inf", "inf after 0"])
+def test_an_axis_of_infinities_is_named_by_every_listing_without_numpys_warning(
+        base: Path, tmp_path: Path, axis: str, values: np.ndarray) -> None:
+    """Listing the entries took the step from the first two positions: inf - inf warned."""
+    path = _own(base, tmp_path)
+    with h5py.File(path, "a") as f:
+        del f[f"ok/data/{axis}"]
+        f[f"ok/data/{axis}"] = values
+    out = tmp_path / "new.csv"
+    _check([Case("axis", f"{axis} {label}", argv, [path], [out],
+                 [path.name, "entry 'ok'", f"axis '{axis}'"])
+            for label, argv in (
+                ("info", ["info", str(path)]),
+                ("export", ["export", str(path), "--entry", "ok", "--csv", str(out)]),
+                ("background", ["background", str(path), "--entry", "ok", "--name", "new",
+                                "--border-um", "20"]))])
