@@ -11,7 +11,10 @@ broader seeded campaign found:
 * a mask polygon with vertices near the float limit (±1e300 µm): the even-odd rule's products
   overflowed;
 * a map axis of infinities: listing the entries (info, and every command reading the file)
-  took the step as inf - inf, numpy's "invalid value" warning before the refusal.
+  took the step as inf - inf, numpy's "invalid value" warning before the refusal;
+* a sensor (an entry's, or --sensor-size-um) of sides or a thickness of 1e-306 m: the point
+  models divided by its area, 0 (a ZeroDivisionError), or infinite at 1e-160 m (SciPy's
+  "A has a NaN entry").
 
 Each must be refused (or read) with exit 2 (or 0), one message naming the file and what was
 expected, no traceback, the files given unchanged.
@@ -136,3 +139,41 @@ def test_an_axis_of_infinities_is_named_by_every_listing_without_numpys_warning(
                 ("export", ["export", str(path), "--entry", "ok", "--csv", str(out)]),
                 ("background", ["background", str(path), "--entry", "ok", "--name", "new",
                                 "--border-um", "20"]))])
+
+
+def _points_invert(session: Path, tmp: Path, *extra: str) -> tuple[list[str], Path, Path]:
+    grains, out = tmp / "grains.txt", tmp / "r.csv"
+    grains.write_text("55e-6 55e-6 -10e-6 1e-16 1\n")
+    return (["mmt", "invert", str(session), "--entry", "ok", "--grains", str(grains),
+             "--grain-format", "points", "--model", "dipole", "--out", str(out), *extra],
+            grains, out)
+
+
+@pytest.mark.parametrize(("dataset", "value"), [
+    ("size", np.array([1e-306, 1e-306])), ("size", np.array([1e-160, 1e-160])),
+    ("thickness", np.float64(1e-306))])
+def test_an_entrys_sensor_too_small_to_have_an_area_is_refused_naming_the_entry(
+        base: Path, tmp_path: Path, dataset: str, value: np.ndarray) -> None:
+    """The point models divide by the sensor's area (or volume): 0 for sides of 1e-306 m (a
+    ZeroDivisionError), infinite fields for 1e-160 m."""
+    session = _own(base, tmp_path)
+    with h5py.File(session, "a") as f:
+        path = f"ok/instrument/sensor/{dataset}"
+        if path in f:
+            del f[path]
+        if dataset == "thickness":
+            del f["ok/instrument/sensor/size"]
+            f["ok/instrument/sensor/size"] = np.array([1e-6, 1e-6])
+        f[path] = value
+        f[path].attrs["units"] = "m"
+    argv, grains, out = _points_invert(session, tmp_path)
+    _check([Case("sensor", f"{dataset} {value}", argv, [session, grains], [out],
+                 [session.name, "entry 'ok'", f"sensor {dataset}"])])
+
+
+def test_a_sensor_size_option_too_small_to_have_an_area_is_refused(
+        base: Path, tmp_path: Path) -> None:
+    session = _own(base, tmp_path)
+    argv, grains, out = _points_invert(session, tmp_path, "--sensor-size-um", "1e-300,1e-300")
+    _check([Case("sensor", "--sensor-size-um 1e-300", argv, [session, grains], [out],
+                 ["--sensor-size-um", "1e-300"])])
