@@ -177,3 +177,50 @@ def test_a_sensor_size_option_too_small_to_have_an_area_is_refused(
     argv, grains, out = _points_invert(session, tmp_path, "--sensor-size-um", "1e-300,1e-300")
     _check([Case("sensor", "--sensor-size-um 1e-300", argv, [session, grains], [out],
                  ["--sensor-size-um", "1e-300"])])
+
+
+# -- the seeded campaign, a few examples of each grain format -----------------------------------
+
+ODD = ["nan", "inf", "-inf", "1e308", "-1e308", "1e300", "1e-300", "0", "-0", "-1", "1e-320",
+       "abc", "", "0x10", "1_000", "+1", ".5", "5.", "1e", "Infinity", "9" * 400, "\x00", "１"]
+FORMATS = {  # name: (suffix, header, rows, separator, options)
+    "cuboids": (".csv", "grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n",
+                [[1, 55, 55, -10, 8, 8, 8], [2, 30, 70, -6, 4, 4, 4], [2, 34, 70, -6, 4, 4, 4]],
+                ",", []),
+    "mmt": (".txt", "", [[55, 55, 10, 4, 4, 4, 1], [30, 70, 6, 2, 2, 2, 2]], " ", []),
+    "points": (".txt", "# x y z volume label\n",
+               [[55e-6, 55e-6, -10e-6, 1e-16, 1], [30e-6, 70e-6, -6e-6, 5e-17, 2]], " ",
+               ["--model", "dipole"]),
+    "dragonfly": (".csv", "Label Index;Voxel count;Volume (mm³);Center Of Mass X (mm);"
+                  "Center Of Mass Y (mm);Center Of Mass Z (mm)\n",
+                  [[1, 100, 1e-7, 0.055, 0.055, -0.01], [2, 40, 5e-8, 0.03, 0.07, -0.006]],
+                  ";", ["--model", "dipole"]),
+}
+OPTIONS = [[], ["--grains-shift-um", "1,2,-3"], ["--grains-rotation-deg", "90"],
+           ["--sigma-nT", "1"]]
+POINT_OPTIONS = [["--crop-to-scan"], ["--grains-rotation-deg", "33"]]  # and Dragonfly's:
+DRAGONFLY_OPTIONS = [["--z-top-um", "0"], ["--z-top-um", "5", "--z-down"], ["--min-voxels", "50"]]
+EXAMPLES = 6  # per format: about 5 s in all
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_field_mutations_of_a_grain_file_are_read_or_refused_cleanly(
+        base: Path, tmp_path: Path, fmt: str) -> None:
+    suffix, header, rows, sep, model = FORMATS[fmt]
+    rng = np.random.default_rng(list(FORMATS).index(fmt) + 20261207)
+    session, out = _own(base, tmp_path), tmp_path / "r.csv"
+    cases = []
+    for i in range(EXAMPLES):
+        cells = [[str(c) for c in row] for row in rows]
+        for _ in range(int(rng.integers(1, 3))):
+            r, c = int(rng.integers(len(cells))), int(rng.integers(len(cells[0])))
+            cells[r][c] = str(rng.choice(ODD))
+        path = tmp_path / f"grains{i}{suffix}"
+        path.write_bytes((header + "".join(sep.join(r) + "\n" for r in cells)).encode())
+        choices = OPTIONS + (POINT_OPTIONS if fmt in ("points", "dragonfly") else []) + (
+            DRAGONFLY_OPTIONS if fmt == "dragonfly" else [])
+        options = choices[int(rng.integers(len(choices)))]
+        argv = ["mmt", "invert", str(session), "--entry", "ok", "--grains", str(path),
+                "--grain-format", fmt, "--out", str(out), "--overwrite", *model, *options]
+        cases.append(Case(fmt, f"{cells}", argv, [path], [], may_pass=True))
+    _check(cases)
