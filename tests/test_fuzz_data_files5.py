@@ -224,3 +224,23 @@ def test_field_mutations_of_a_grain_file_are_read_or_refused_cleanly(
                 "--grain-format", fmt, "--out", str(out), "--overwrite", *model, *options]
         cases.append(Case(fmt, f"{cells}", argv, [path], [], may_pass=True))
     _check(cases)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".npy"])
+def test_a_mask_over_every_measured_pixel_is_refused_naming_it(
+        base: Path, tmp_path: Path, suffix: str) -> None:
+    """A scan measured on its right half only, masked there: the fit's "no usable pixel"
+    named the scan, not the mask file that left it none."""
+    session = _own(base, tmp_path)
+    with h5py.File(session, "a") as f:
+        bz = f["ok/data/Bz"][()]
+        bz[:, : N // 2] = np.nan
+        f["ok/data/Bz"][...] = bz
+    mask = tmp_path / f"mask{suffix}"
+    if suffix == ".json":
+        mask.write_text(json.dumps({"rectangles_um": [[55, 200, -10, 200]]}))
+    else:
+        np.save(mask, np.arange(N)[None, :].repeat(N, 0) >= N // 2)
+    argv, grains, out = _points_invert(session, tmp_path, "--mask", str(mask))
+    _check([Case("mask", f"{suffix} over the measured half", argv, [session, grains, mask],
+                 [out], [mask.name, "every measured pixel"])])
