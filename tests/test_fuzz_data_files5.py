@@ -9,7 +9,7 @@ broader seeded campaign found:
 * a Dragonfly centroid of 1e308 mm with no sample top given: the top taken from it overflowed
   (numpy's warning, a traceback under -W error) instead of the cell being named;
 * a mask polygon with vertices near the float limit (±1e300 µm): the even-odd rule's products
-  overflowed;
+  overflowed (numpy's warning; with it silenced, every crossing infinite and no pixel inside);
 * a map axis of infinities: listing the entries (info, and every command reading the file)
   took the step as inf - inf, numpy's "invalid value" warning before the refusal;
 * a sensor (an entry's, or --sensor-size-um) of sides or a thickness of 1e-306 m: the point
