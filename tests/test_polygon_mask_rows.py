@@ -18,9 +18,15 @@ from smm_daq.storage.mapdata import MapData
 
 
 def _every_edge(m: MapData, vertices: np.ndarray) -> np.ndarray:
-    """The mask as polygon_mask made it before: every edge tested at every pixel."""
+    """The mask as polygon_mask made it before: every edge tested at every pixel; beyond
+    masks.OVERFLOW_FREE, on the polygon and centres scaled alike by a power of 2 (as
+    polygon_mask scales them: unscaled, their products overflowed)."""
     v = np.asarray(vertices, dtype=float)
     px, py = np.meshgrid(m.x, m.y)
+    top = max(float(np.abs(v).max()), float(np.abs(px).max()), float(np.abs(py).max()))
+    if top > masks.OVERFLOW_FREE:
+        exponent = -int(np.frexp(top)[1])
+        v, px, py = np.ldexp(v, exponent), np.ldexp(px, exponent), np.ldexp(py, exponent)
     inside = np.zeros(m.shape, bool)
     for (xa, ya), (xb, yb) in zip(v, np.roll(v, -1, axis=0), strict=True):
         crosses = (ya > py) != (yb > py)

@@ -44,6 +44,10 @@ def in_range(values: np.ndarray, ends: tuple[float, float]) -> np.ndarray:
     return (values >= lo - END_TOLERANCE_M) & (values <= hi + END_TOLERANCE_M)
 
 
+# Coordinates (m) up to this: a crossing's product of two differences stays below 2**1002
+OVERFLOW_FREE = 2.0**500
+
+
 def polygon_mask(m: MapData, vertices: np.ndarray) -> np.ndarray:
     """True on the pixels whose centres lie inside the polygon (K, 2) of (x, y) vertices in m.
 
@@ -52,15 +56,23 @@ def polygon_mask(m: MapData, vertices: np.ndarray) -> np.ndarray:
     greater than the centre's, that x computed as `_row_crossings` does (a centre on an edge
     or at a vertex is so in or out by that rule). Each row's crossings are sorted once and
     each centre counts those past it, so the cost grows with the crossings and pixels, not
-    their product.
+    their product. Where a crossing's product could overflow (coordinates beyond
+    `OVERFLOW_FREE`), vertices and pixel centres are first scaled alike by a power of 2 to
+    within ±1, which rounds every crossing as it would without the overflow (corners near the
+    float limit made every crossing infinite: no pixel inside).
     """
     v = np.asarray(vertices, dtype=float)
     if v.ndim != 2 or v.shape[1] != 2 or v.shape[0] < 3 or not np.all(np.isfinite(v)):
         raise InputError(f"polygon has shape {v.shape}; expected at least 3 finite (x, y) vertices")
-    rows = np.argsort(m.y, kind="stable")
-    x = np.asarray(m.x, dtype=float)
+    x, y = np.asarray(m.x, dtype=float), np.asarray(m.y, dtype=float)
+    top = max(float(np.abs(v).max()), float(np.abs(x).max(initial=0.0)),
+              float(np.abs(y).max(initial=0.0)))
+    if top > OVERFLOW_FREE:
+        exponent = -int(np.frexp(top)[1])
+        v, x, y = np.ldexp(v, exponent), np.ldexp(x, exponent), np.ldexp(y, exponent)
+    rows = np.argsort(y, kind="stable")
     inside = np.zeros(m.shape, bool)
-    for row, x_cross in _row_crossings(v, m.y[rows]):  # the parities of blocks add up
+    for row, x_cross in _row_crossings(v, y[rows]):  # the parities of blocks add up
         order = np.lexsort((x_cross, row))
         row, x_cross = row[order], x_cross[order]
         bounds = np.searchsorted(row, np.arange(len(rows) + 1))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from smm_daq.analysis.mmt.formats.community import MIN_M
 from smm_daq.analysis.mmt.study.grid import DEFAULT_HEIGHT_UM, DEFAULT_SENSOR_UM
 from smm_daq.cli.args import (
     derived_entry_name,
@@ -80,13 +81,22 @@ def _warnings_to_stderr() -> Iterator[None]:
                 print(warning_line(w), file=sys.stderr)
 
 
-def _sensor_size(text: str | None, fallback: tuple[float, float] | None) -> tuple[float, float]:
+def _sensor_size(text: str | None, fallback: tuple[float, float] | None,
+                 where: str | None = None) -> tuple[float, float]:
+    """The sensor's (W, L) in m: --sensor-size-um, else `fallback` (the entry's, at `where`).
+    A side under MIN_M is refused: the point models divide by the area, which a width of
+    1e-300 m makes 0 (a ZeroDivisionError) or a few of them infinite."""
     if text is None:
-        return fallback if fallback is not None else (0.0, 0.0)
+        size = fallback if fallback is not None else (0.0, 0.0)
+        if any(0 < side < MIN_M for side in size):
+            raise InputError(f"the sensor size is {list(size)!r} m; expected 0 (a point sensor) "
+                             f"or at least {MIN_M:g} m a side: give --sensor-size-um",
+                             source=where)
+        return size
     w, l = floats("--sensor-size-um", text, 2)
-    if not (0 <= w <= 1e6 and 0 <= l <= 1e6) or (w > 0) != (l > 0):
-        raise InputError(f"--sensor-size-um is {text!r}; expected W,L both in (0, 1e6] µm, or "
-                         "0,0 for a point sensor")
+    if not (w == l == 0 or (MIN_M / UM <= w <= 1e6 and MIN_M / UM <= l <= 1e6)):
+        raise InputError(f"--sensor-size-um is {text!r}; expected W,L both in "
+                         f"[{MIN_M / UM:g}, 1e6] µm, or 0,0 for a point sensor")
     return w * UM, l * UM
 
 
@@ -134,7 +144,8 @@ def _invert(args: argparse.Namespace) -> int:
     if height is None:
         raise InputError(f"entry '{entry}' of {args.file} has no sensor height; expected "
                          "one in the entry or --height-um")
-    size = _sensor_size(args.sensor_size_um, data.sensor_size)
+    size = _sensor_size(args.sensor_size_um, data.sensor_size,
+                        f"{args.file}, entry '{entry}'")
     if not SYNTH_MIN_UM * UM <= height <= 1.0:
         given = (f"--height-um is {args.height_um!r}" if args.height_um is not None else
                  f"entry '{entry}' of {args.file} has a sensor height of {height / UM:g} µm "

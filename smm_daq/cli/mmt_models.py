@@ -288,9 +288,14 @@ def invert_models(args: argparse.Namespace) -> int:
         if height is None:
             raise InputError(f"entry '{entry}' of {args.file} has no sensor height; give "
                              "--height-um")
-        size = _sensor_size(args.sensor_size_um, data.sensor_size)
+        where = f"{args.file}, entry '{entry}'"
+        size = _sensor_size(args.sensor_size_um, data.sensor_size, where)
         thick = (args.sensor_thickness_um * UM if args.sensor_thickness_um is not None
                  else read_sensor_thickness(args.file, entry))
+        if args.sensor_thickness_um is None and 0 < thick < MIN_M:
+            raise InputError(f"the sensor thickness is {thick!r} m; expected 0 (an area "
+                             f"sensor) or at least {MIN_M:g} m: give --sensor-thickness-um",
+                             source=where)
         if args.sensor_thickness_um is not None:
             _check_thickness(args.sensor_thickness_um, args.model or "cuboid")
         with _warnings_to_stderr():  # e.g. a mask shape that excludes no pixel

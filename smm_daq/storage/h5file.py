@@ -1109,8 +1109,14 @@ def _address(f: h5py.Group, name: str) -> int | None:
 
 
 def _same(a: object, b: object) -> bool:
+    """Whether two attribute values are alike: bit for bit where they are arrays of one type
+    (a NaN, never equal to itself, would be put back by every failed write, changing a file
+    that the write left as it was), else by value."""
+    x, y = np.asarray(a), np.asarray(b)
+    if x.dtype == y.dtype and x.shape == y.shape and not x.dtype.hasobject:
+        return x.tobytes() == y.tobytes()
     try:
-        return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+        return bool(np.array_equal(x, y))
     except (TypeError, ValueError):
         return False
 

@@ -578,8 +578,9 @@ def _info(name: str, g: h5py.Group, source: str) -> EntryInfo:
             raise InputError(f"'Bz' has shape {shape} (rows, columns) but 'y' holds {y.size} "
                              f"and 'x' {x.size} values; expected one y per row and one x per "
                              "column of 'Bz'", source=f"{where}, data")
-        step = (float(x[1] - x[0]) if x.size > 1 else 0.0,
-                float(y[1] - y[0]) if y.size > 1 else 0.0)
+        # in Python floats: axes of infinities or near the float limit give NaN or inf, unwarned
+        step = (float(x[1]) - float(x[0]) if x.size > 1 else 0.0,
+                float(y[1]) - float(y[0]) if y.size > 1 else 0.0)
     lines = None
     if isinstance(data, h5py.Group) and "line_done" in data:
         done = numeric(data, "line_done", f"{where}, data", kinds="biu",

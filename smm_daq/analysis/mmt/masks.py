@@ -97,8 +97,11 @@ def read_mask(path: str | Path, data: MapData) -> np.ndarray:
     else:
         raise InputError(f"mask file of type '{suffix}'; expected .npy, .json or an image "
                          f"({', '.join(IMAGE_SUFFIXES)})", source=source)
-    if mask.all():  # the fit would be left nothing, and its message could not say why
-        raise InputError(f"excludes every pixel of scan '{data.name}'; expected a mask of "
+    measured = np.isfinite(data.bz)
+    # the fit would be left nothing, and its message could not say why (nor name this file)
+    if mask.all() or (measured.any() and not (measured & ~mask).any()):
+        every = "pixel" if mask.all() else f"measured pixel ({int(measured.sum())})"
+        raise InputError(f"excludes every {every} of scan '{data.name}'; expected a mask of "
                          "its bad pixels only (True, black or inside a shape: excluded)",
                          source=source)
     if not mask.any() and missed:  # one message, not one per shape and then this

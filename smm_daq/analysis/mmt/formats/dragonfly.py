@@ -227,19 +227,26 @@ def _columns(lines: list[str], source: str) -> tuple[int, str, list[Column]]:
     return header_no, sep, columns
 
 
-def _bad(name: str, v: float) -> bool:
+def _bad(column: Column, v: float) -> bool:
+    """Whether cell value `v` cannot be the column's: a centroid beyond ±POSITION_LIMIT_M is
+    refused here, by line and column, before the sample top is taken from it (its height in µm
+    overflowed)."""
+    name = column.name
     if not math.isfinite(v):
         return True
     if name in ("Label Index", "Voxel count"):
         return v != round(v) or v < (1 if name == "Voxel count" else 0) or v > MAX_LABEL
-    return name == "Volume" and v <= 0
+    if name == "Volume":
+        return v <= 0
+    return not abs(v) * column.scale <= POSITION_LIMIT_M
 
 
 def _expected(column: Column) -> str:
     if column.name in ("Label Index", "Voxel count"):
         return f"a whole number of at most {MAX_LABEL:g}"
-    return (f"a volume > 0 in {column.unit}" if column.name == "Volume"
-            else f"a number in {column.unit}")
+    if column.name == "Volume":
+        return f"a volume > 0 in {column.unit}"
+    return f"a number in {column.unit} within ±{POSITION_LIMIT_M / column.scale:g} {column.unit}"
 
 
 Cell = tuple[Column, str, str]  # (its column, text, where it stands: "line n, column m")
@@ -321,7 +328,7 @@ def _row(cells: list[Cell], comma: bool, source: str) -> list[float]:
     row = []
     for column, cell, where in cells:
         v = _number(cell, comma)
-        if _bad(column.name, v):
+        if _bad(column, v):
             raise InputError(f"'{column.header}' is {shown(cell)}; expected {_expected(column)}",
                              source=f"{source}, {where}")
         row.append(v)
