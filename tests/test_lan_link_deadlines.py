@@ -161,13 +161,19 @@ def stalled_name_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[NameServer]
         return real(host, port, family, kind, proto, flags)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    before = set(threading.enumerate())
     yield server
     server.answer.set()
+    # the lookups left under way end (answered), so that no later test waits on one of them
+    joined_threads_begun_since(before, name="host lookup")
 
 
-def joined_threads_begun_since(before: set[threading.Thread]) -> None:
-    """Wait for the threads started since `before` to end (the hang guard at most each)."""
+def joined_threads_begun_since(before: set[threading.Thread], name: str | None = None) -> None:
+    """Wait for the threads started since `before` (those called `name`, where given) to end,
+    the hang guard at most each."""
     for thread in set(threading.enumerate()) - before:
+        if name is not None and thread.name != name:
+            continue
         thread.join(LOOKUP_GUARD_S)
         assert not thread.is_alive(), f"{thread.name} did not end"
 
