@@ -341,9 +341,10 @@ class VisaTransport:
         a second past its timeout, its HiSLIP read the whole timeout for each piece of a reply
         that trickles in, and both read a long reply in pieces of 20 kB, each given the whole
         timeout), a VXI-11 instrument asked to wait a little less (`_cut_margin`), so that
-        one that answers its own timeout keeps the connection. A HiSLIP read that timed out
-        is opened again all the same (its socket's timeout is the deadline too): what came
-        of the reply (part of a packet) would be read as the start of the next one. A
+        one that answers its own timeout keeps the connection. A HiSLIP read through
+        pyvisa-py that timed out is opened again all the same (its socket's timeout is the
+        deadline too): what came of the reply (part of a packet) would be read as the start
+        of the next one; a vendor library's session is kept (nothing is cut there). A
         deadline less than `_WRITE_UNCOUNTED_S` short of a timeout from now (a query's
         command that went out at once) gives the whole timeout."""
         now = time.monotonic()
