@@ -182,7 +182,11 @@ def opened_within(open_resource: Callable[[], MessageBasedResource],
     pyvisa-py's VXI-11 and HiSLIP opening waits for the instrument's answers seconds whatever
     the link's timeout (VXI-11's create_link and portmapper calls 5 s each; HiSLIP's
     Initialize 5 s), on a connection not yet there to cut: so it is made in a thread of its
-    own, left to end by itself past `seconds`, and what it opens then is closed."""
+    own, left to end by itself past `seconds`, and what it opens then is closed (so too when
+    the wait is interrupted, a KeyboardInterrupt). With no time left nothing is started: an
+    opening nobody waits for would hold a connection to the instrument for seconds."""
+    if not seconds > 0:
+        raise TimeoutError(f"not opened within {seconds:g} s: no time left")
     lock = threading.Lock()  # the wait's end and the opening's never overlap
     done = threading.Event()
     out: dict[str, object] = {}
@@ -203,7 +207,15 @@ def opened_within(open_resource: Callable[[], MessageBasedResource],
         _close_cut(resource)  # nobody waits for it any more
 
     threading.Thread(target=run, name="opening within", daemon=True).start()
-    done.wait(max(0.0, seconds))
+    try:
+        done.wait(seconds)
+    except BaseException:  # interrupted: what is opened, now or later, is closed
+        with lock:
+            out["gave up"] = True
+            late = out.pop("resource", None)
+        if late is not None:
+            _close_cut(late)  # type: ignore[arg-type]
+        raise
     with lock:
         if not done.is_set():
             out["gave up"] = True

@@ -32,10 +32,11 @@ from drivers.srs_lockin import (
     SLOPE_12_DB,
     SRSLockIn,
     line_time,
+    piece_size,
     start_within,
     stop_between_pieces,
 )
-from drivers.transports import BITS_PER_BYTE, SERIAL_PREFIX
+from drivers.transports import SERIAL_PREFIX
 from smm_daq.errors import ProtocolError
 from smm_daq.instruments.interfaces import BufferedLockIn, BufferLimits, BufferTrace
 from smm_daq.instruments.lockin_models import AMPLITUDE_RANGES, HARMONIC_LIMITS
@@ -75,7 +76,7 @@ def _parse_trace(reply: str, count: int) -> np.ndarray:
 
 class SR830(SRSLockIn, BufferedLockIn):
     BUFFER_COUNT_QUERY = "SPTS?"  # what counts the buffer's samples (named in errors)
-    trace_chunk = TRACE_CHUNK  # points per TRCA? (fewer on a slow serial line)
+    trace_chunk = TRACE_CHUNK  # points per TRCA? (fewer on a slow link: `piece_size`)
     MODEL = "SR830"
     SENSITIVITIES = (
         2e-9, 5e-9, 1e-8, 2e-8, 5e-8, 1e-7, 2e-7, 5e-7, 1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5,
@@ -112,9 +113,9 @@ class SR830(SRSLockIn, BufferedLockIn):
     def prepare_interface(self, address: str, interface: str | None = None) -> None:
         """Replies to the port we talk on (OUTX): on RS-232 the SR830 ends each with a carriage
         return, where GPIB ends it with a line feed, so a serial link is told to read to CR.
-        On a serial line a buffer is read in pieces that each come within half the link's
-        timeout at its baud rate (2048 points are 30 kB: half a minute at 9600 baud, which a
-        VISA serial read, timed as a whole, would not wait)."""
+        A buffer is read in pieces that each come within half the link's timeout at its
+        slowest rate (`piece_size`: 2048 points are 30 kB, half a minute at 9600 baud, and
+        0.3 s through a LAN-GPIB gateway, which a read timed as a whole would not wait)."""
         if interface is None:
             serial = address.upper().startswith("ASRL") or address.startswith(SERIAL_PREFIX)
         else:
@@ -124,10 +125,8 @@ class SR830(SRSLockIn, BufferedLockIn):
         expect = getattr(transport, "expect_reply_end", None)
         if serial and expect is not None:
             expect("\r")
-        baud = getattr(transport, "baud_rate", None) if serial else None
-        if baud:
-            per_second = baud / BITS_PER_BYTE / TRACE_POINT_BYTES
-            self.trace_chunk = max(1, min(TRACE_CHUNK, int(0.5 * transport.timeout * per_second)))
+        self.trace_chunk = piece_size(transport, address, serial=serial,
+                                      unit_bytes=TRACE_POINT_BYTES, most=TRACE_CHUNK)
 
     def overloaded(self) -> bool:
         status = self.link.query(

@@ -70,6 +70,34 @@ START_MARGIN = 1.5
 LINK_LATENCY_S = 0.032  # a USB-serial adapter's 16 ms latency timer, each way
 
 
+# A buffer's read comes in pieces, each one exchange, so each must come within the link's
+# timeout (a serial line's read waits for the largest reply's transfer too, but a VXI-11,
+# HiSLIP or raw-socket read ends a timeout after it began, however the reply is coming):
+# pieces are sized to come within PIECE_TIMEOUT_SHARE of it at the link's slowest rate. On a
+# serial line that is its baud rate; over LAN a LAN-GPIB gateway's, hundreds of kB/s
+# (LAN_BYTES_PER_S, the low end); GPIB and USB themselves run at MB/s. The make-safe bound
+# counts a piece as one exchange, so it holds at any size.
+PIECE_TIMEOUT_SHARE = 0.5
+LAN_BYTES_PER_S = 100_000.0
+
+
+def piece_size(transport: Transport, address: str, *, serial: bool, unit_bytes: int,
+               most: int) -> int:
+    """How many units of `unit_bytes` (a buffer point, a kB) one piece of a buffer's read
+    holds on `transport` at `address`: `most`, or as many as come within
+    `PIECE_TIMEOUT_SHARE` of its timeout at the link's slowest rate (a serial line's baud
+    rate, where `serial` and the transport has one; a LAN address's `LAN_BYTES_PER_S`), one at
+    least."""
+    if serial:
+        baud = getattr(transport, "baud_rate", None)
+        rate = baud / transports.BITS_PER_BYTE if baud else None
+    else:
+        rate = LAN_BYTES_PER_S if address.strip().upper().startswith("TCPIP") else None
+    if rate is None:
+        return most
+    return max(1, min(most, int(PIECE_TIMEOUT_SHARE * transport.timeout * rate / unit_bytes)))
+
+
 def line_time(transport: object, messages: tuple[str, ...]) -> float:
     """Seconds `messages`, each with its one-byte terminator, take on `transport`'s serial line
     at its baud rate (`baud_rate`); 0 where it has none (GPIB, USB, Ethernet)."""

@@ -71,7 +71,7 @@ from pyvisa.resources import MessageBasedResource
 from serial.urlhandler import protocol_socket
 
 from drivers import reply_stop
-from drivers.deadline_cut import Cut, close_at_once, opened_within
+from drivers.deadline_cut import Cut, close_at_once, lan_instrument_sockets, opened_within
 from drivers.host_lookup import stream_addresses
 from drivers.link import ConnectionClosed, shown
 from smm_daq.errors import InstrumentLost, InstrumentTimeout, ProtocolError, ReadStopped
@@ -154,7 +154,11 @@ class VisaTransport:
         # a VXI-11 or HiSLIP session (TCPIP::…::INSTR): its reads and device clears are cut
         # at their deadline
         self._lan_instrument = lan and reopen is None
-        self._hislip = _is_hislip(name)
+        # a HiSLIP session through pyvisa-py, whose read that timed out may leave part of a
+        # packet in its client (read as the start of the next reply): opened again after
+        # one. A vendor library's (NI, Keysight) keeps its session: a lost reply is retried
+        # on it, never made to wait on a reopen that may be slow
+        self._hislip = _is_hislip(name) and bool(lan_instrument_sockets(resource))
 
     @classmethod
     def open(
@@ -234,18 +238,19 @@ class VisaTransport:
             close_at_once(self.resource)  # a VXI-11 link's: no wait for a hung instrument
         if deadline is None:
             deadline = time.monotonic() + self.timeout
+        left = deadline - time.monotonic()
         try:
-            if self._open_within:
-                self.resource = opened_within(self._reopen_failed, deadline - time.monotonic())
+            if self._open_within:  # no time left: no opening is started
+                self.resource = opened_within(self._reopen_failed, left)
             else:
                 self.resource = self._reopen_failed()
         except InstrumentLost as exc:
             raise InstrumentLost(f"the link failed and could not be reopened: {exc}",
                                  instrument=self.name) from exc
         except TimeoutError as exc:
+            why = "the instrument does not answer" if left > 0 else "no time was left for it"
             raise InstrumentLost(f"the link failed and could not be reopened within "
-                                 f"{self.timeout:g} s (the instrument does not answer)",
-                                 instrument=self.name) from exc
+                                 f"{self.timeout:g} s ({why})", instrument=self.name) from exc
         self.resource.timeout = self._timeout_ms
         self.resource.read_termination = self._reply_end
         self._pending.clear()
@@ -336,9 +341,10 @@ class VisaTransport:
         a second past its timeout, its HiSLIP read the whole timeout for each piece of a reply
         that trickles in, and both read a long reply in pieces of 20 kB, each given the whole
         timeout), a VXI-11 instrument asked to wait a little less (`_cut_margin`), so that
-        one that answers its own timeout keeps the connection. A HiSLIP read that timed out
-        is opened again all the same (its socket's timeout is the deadline too): what came
-        of the reply (part of a packet) would be read as the start of the next one. A
+        one that answers its own timeout keeps the connection. A HiSLIP read through
+        pyvisa-py that timed out is opened again all the same (its socket's timeout is the
+        deadline too): what came of the reply (part of a packet) would be read as the start
+        of the next one; a vendor library's session is kept (nothing is cut there). A
         deadline less than `_WRITE_UNCOUNTED_S` short of a timeout from now (a query's
         command that went out at once) gives the whole timeout."""
         now = time.monotonic()
@@ -604,9 +610,18 @@ def _opened_in_time(address: str, connect: Callable[[], MessageBasedResource],
     try:
         return opened_within(connect, seconds)
     except TimeoutError as exc:
+        advice = _SLOW_OPEN_ADVICE if isinstance(parsed, rname.TCPIPInstr) else ""
         raise InstrumentLost(
             f"not opened within {seconds:g} s (the link's timeout): no answer to the "
-            "connection or to its opening", instrument=address) from exc
+            f"connection or to its opening{advice}", instrument=address) from exc
+
+
+# a VXI-11 or HiSLIP opening is a few calls the instrument (or a LAN-GPIB gateway, which
+# asks its GPIB instrument first) answers: one that is on may answer them slower than a short
+# timeout allows
+_SLOW_OPEN_ADVICE = ("; if the instrument is on (a LAN-GPIB gateway, or a name server, may "
+                     "answer slower than that), raise `timeout_s` in its section of the "
+                     "profile")
 
 
 def _is_visa_timeout(exc: Exception) -> bool:

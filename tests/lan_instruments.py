@@ -4,8 +4,10 @@ sessions: each echoes a query (a message ending '?') as "echo <query>", and the 
 instrument that stopped taking input); once `stall`ed, a new connection is accepted but its
 opening (VXI-11's create_link, HiSLIP's Initialize) is not answered until `release` (an
 instrument that hung); the reply to `SPLIT?` is sent half, the rest once released (a reply
-cut short). Only what pyvisa-py's client sends on open, write, read, device clear and close is
-served.
+cut short). Given a `responder` (an emulator's `handle`), each message is answered as it
+says instead (`HOLD` and `SPLIT?` aside). Given `most_reply`, a reply longer than that many
+bytes is never sent (a LAN-GPIB gateway slower than the link's timeout allows for it). Only
+what pyvisa-py's client sends on open, write, read, device clear and close is served.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import socketserver
 import struct
 import threading
 from collections.abc import Callable
+
+Responder = Callable[[str], "str | None"]
 
 HOLD = "HOLD"
 SPLIT = "SPLIT?"
@@ -48,10 +52,13 @@ class _Served(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, handler: type[socketserver.BaseRequestHandler]) -> None:
+    def __init__(self, handler: type[socketserver.BaseRequestHandler],
+                 responder: Responder | None, most_reply: int | None) -> None:
         super().__init__((HOST, 0), handler)
         self.released = threading.Event()
         self.stalled = threading.Event()
+        self.responder = responder
+        self.most_reply = most_reply
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
 
 
@@ -60,8 +67,9 @@ class _Instrument:
 
     handler: type[socketserver.BaseRequestHandler]
 
-    def __init__(self) -> None:
-        self._server = _Served(self.handler)
+    def __init__(self, responder: Responder | None = None,
+                 most_reply: int | None = None) -> None:
+        self._server = _Served(self.handler, responder, most_reply)
 
     @property
     def port(self) -> int:
@@ -111,12 +119,20 @@ def _wait_if_stalled(server: _Served) -> None:
         server.released.wait(HANG_GUARD_S)
 
 
-def _answer(message: bytes, released: threading.Event) -> bytes | None:
-    """The reply to `message` (a command has none); `HOLD` holds until released."""
+def _answer(message: bytes, server: _Served) -> bytes | None:
+    """The reply to `message` (a command has none; the responder's, where there is one);
+    `HOLD` holds until released; a reply longer than `most_reply` is never sent."""
     text = message.decode("latin-1").rstrip("\n")
     if text == HOLD:
-        released.wait(HANG_GUARD_S)
-    return f"echo {text}\n".encode("latin-1") if text.endswith("?") else None
+        server.released.wait(HANG_GUARD_S)
+    if server.responder is not None and text not in (HOLD, SPLIT):
+        reply = server.responder(text)
+    else:
+        reply = f"echo {text}" if text.endswith("?") else None
+    if reply is None:
+        return None
+    data = f"{reply}\n".encode("latin-1")
+    return None if server.most_reply is not None and len(data) > server.most_reply else data
 
 
 # ---- VXI-11: ONC RPC over TCP, records of fragments (RFC 5531), the core channel's calls
@@ -153,7 +169,7 @@ class _Vxi11Handler(socketserver.BaseRequestHandler):
                     (size,) = struct.unpack(">I", args[16:20])
                     result = struct.pack(">iI", 0, size)
                     self._reply(xid, result)
-                    pending = _answer(args[20 : 20 + size], self.server.released)
+                    pending = _answer(args[20 : 20 + size], self.server)
                     continue
                 elif proc == _DEVICE_READ:
                     if pending is None:
@@ -240,7 +256,7 @@ class _HislipHandler(socketserver.BaseRequestHandler):
                 continue
             message += payload
             if kind == _DATA_END:
-                reply = _answer(bytes(message), self.server.released)
+                reply = _answer(bytes(message), self.server)
                 message.clear()
                 if reply is not None:
                     self._send(_DATA_END, 0, message_id, reply)
