@@ -107,9 +107,10 @@ def _parts(held):
 
 @pytest.mark.parametrize("size_um", [0.0, 1.0])
 def test_the_fitted_map_needs_only_the_sparse_near_part_of_q(size_um):
-    """`accumulate` keeps of each block only the sparse part of the (sensor, grain) pairs
-    nearer than the grain's far-field switch; the fitted field from it and the far fields
-    computed again equals Q M, for point sensors and for area sensors sharing corners."""
+    """Where not all of Q fits its budget, `accumulate` keeps of each block only the sparse
+    part of the (sensor, grain) pairs nearer than the grain's far-field switch; the fitted
+    field from it and the far fields computed again equals Q M, for point sensors and for
+    area sensors sharing corners."""
     size = size_um * UM
     grains = _grains()
     X, Y = np.meshgrid(np.arange(-60, 60) * UM, np.arange(-50, 50) * UM)
@@ -119,7 +120,8 @@ def test_the_fitted_map_needs_only_the_sparse_near_part_of_q(size_um):
     m = np.array([[3e4, -1e4, 2e4], [-2e4, 4e4, 1e4], [5e3, 5e3, -4e4]])
     q = model.block(sensors)
     phi = q @ m.ravel()
-    _, spans = accumulate(model, sensors, phi, block=4000, keep_bytes=2**30, streams=1)
+    _, spans = accumulate(model, sensors, phi, block=4000, keep_bytes=q.nbytes - 1,
+                          streams=1)  # not all of Q
     kept = _parts(spans)
     assert len(kept) == 3 and all(sparse.issparse(k) for k in kept)
     near = np.vstack([k.toarray() for k in kept])
@@ -151,7 +153,9 @@ def test_what_the_fitted_map_keeps_stays_within_its_budget():
     lo, hi = sensors[:, :2].min(axis=0), sensors[:, :2].max(axis=0)
     model = GreenModel.build(grains, (UM, UM), lo, hi, 1.0 * UM)
     phi = np.zeros(len(sensors))
-    _, everything = accumulate(model, sensors, phi, block=4000, keep_bytes=2**30, streams=1)
+    whole = len(sensors) * model.n_columns * 8  # all of Q would be kept as rows
+    _, everything = accumulate(model, sensors, phi, block=4000, keep_bytes=whole - 1,
+                               streams=1)
     sizes = [k.data.nbytes + k.indices.nbytes + k.indptr.nbytes for k in _parts(everything)]
     budget = sizes[0] + sizes[1] // 2
     _, held = accumulate(model, sensors, phi, block=4000, keep_bytes=budget, streams=1)
@@ -161,6 +165,25 @@ def test_what_the_fitted_map_keeps_stays_within_its_budget():
                for k in kept if k is not None) <= budget
     _, none = accumulate(model, sensors, phi, block=4000, streams=1)
     assert none is None
+
+
+@pytest.mark.parametrize("streams", [1, 2])
+def test_the_rows_are_kept_where_all_of_q_fits_though_a_near_part_is_smaller(streams):
+    """The fitted map is then one product with the rows, no far fields computed again."""
+    grains = _grains()
+    X, Y = np.meshgrid(np.arange(-30, 30) * UM, np.arange(-25, 25) * UM)
+    sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, 1.0 * UM)]  # 3,000
+    lo, hi = sensors[:, :2].min(axis=0), sensors[:, :2].max(axis=0)
+    model = GreenModel.build(grains, (0.0, 0.0), lo, hi, 1.0 * UM)
+    q = model.block(sensors)
+    m = np.linspace(-3e4, 4e4, model.n_columns)
+    phi = q @ m
+    _, held = accumulate(model, sensors, phi, block=1000, keep_bytes=q.nbytes, streams=streams)
+    parts = _parts(held)
+    assert all(isinstance(k, np.ndarray) for k in parts)
+    np.testing.assert_allclose(np.vstack(parts), q, rtol=0, atol=1e-12 * np.abs(q).max())
+    fitted = forward(model, sensors, m, block=1000, rows=held)
+    np.testing.assert_allclose(fitted, phi, rtol=0, atol=1e-12 * np.abs(phi).max())
 
 
 def test_rows_are_kept_whole_where_no_near_part_is_smaller():
@@ -226,7 +249,8 @@ def test_a_joint_cuboid_inversion_keeps_each_scans_sparse_near_part():
                     np.c_[xy, np.full(len(xy), 3.0 * UM), np.ones(len(xy))]]
     m = np.array([3e4, -1e4, 2e4, -2e4, 4e4, 1e4, 5e3, 5e3, -4e4])
     phi = stacked.block(sensors, np.empty((len(sensors), 9))) @ m
-    _, held = accumulate(stacked, sensors, phi, block=3000, keep_bytes=2**30, streams=1)
+    _, held = accumulate(stacked, sensors, phi, block=3000, keep_bytes=phi.size * 9 * 8 - 1,
+                         streams=1)  # not all of Q
     kept = _parts(held)
     assert len(kept) == 4 and all(isinstance(k, sparse.bsr_matrix) for k in kept)
     assert sum(k.nnz for k in kept) < 0.5 * phi.size * 9  # the 2nd block spans both scans

@@ -10,6 +10,7 @@ import threading
 import numba
 import numpy as np
 import pytest
+from scipy import sparse
 
 from smm_daq.analysis.mmt import synth
 from smm_daq.analysis.mmt.models import cuboid, multipole
@@ -138,14 +139,24 @@ def test_an_inversion_folds_the_same_triangle_and_keeps_the_same_parts_in_two_st
     phi = data.bz.ravel()[keep]
     model = GreenModel.build(sample.grains, (0.0, 0.0), sensors[:, :2].min(axis=0),
                              sensors[:, :2].max(axis=0), 1 * UM)
-    one, kept_one = accumulate(model, sensors, phi, block=200, keep_bytes=1e9, streams=1)
-    two, kept_two = accumulate(model, sensors, phi, block=200, keep_bytes=1e9, streams=2)
-    scale = np.abs(one.r).max()
-    np.testing.assert_allclose(two.r, one.r, rtol=0, atol=1e-12 * scale)
-    np.testing.assert_allclose(two.c, one.c, rtol=0, atol=1e-12 * np.abs(one.c).max())
-    assert kept_one is not None and kept_two is not None and len(kept_one) == 5
-    assert len(kept_two) == 6
-    one_map = np.vstack([part.toarray() for _, _, part in kept_one])
-    two_map = np.vstack([part.toarray() for _, _, part in kept_two])
-    np.testing.assert_array_equal(one_map, two_map)
-    assert [start for start, _, _ in kept_two] == qr_streams.plan(data.bz.size, 200, 2)[0]
+    whole = sensors.shape[0] * model.n_columns * 8
+    for budget in (whole, whole - 1):  # the rows kept, or the sparse near parts
+        one, kept_one = accumulate(model, sensors, phi, block=200, keep_bytes=budget,
+                                   streams=1)
+        two, kept_two = accumulate(model, sensors, phi, block=200, keep_bytes=budget,
+                                   streams=2)
+        scale = np.abs(one.r).max()
+        np.testing.assert_allclose(two.r, one.r, rtol=0, atol=1e-12 * scale)
+        np.testing.assert_allclose(two.c, one.c, rtol=0, atol=1e-12 * np.abs(one.c).max())
+        assert kept_one is not None and kept_two is not None
+        assert len(kept_one) == 5 and len(kept_two) == 6
+        kinds = {type(part) for _, _, part in kept_one + kept_two}
+        assert kinds == ({np.ndarray} if budget == whole else {sparse.bsr_matrix})
+        one_map = np.vstack([_dense(part) for _, _, part in kept_one])
+        two_map = np.vstack([_dense(part) for _, _, part in kept_two])
+        np.testing.assert_array_equal(one_map, two_map)
+        assert [start for start, _, _ in kept_two] == qr_streams.plan(data.bz.size, 200, 2)[0]
+
+
+def _dense(part) -> np.ndarray:
+    return part if isinstance(part, np.ndarray) else part.toarray()

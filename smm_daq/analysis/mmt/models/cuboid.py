@@ -62,7 +62,8 @@ about 8 corner terms a pair instead of 32 (`_grid_exact`). Which form each (sens
 pair takes is decided as before; only the exact form's sums are regrouped, so the rows agree
 with the per-sensor form to its rounding error.
 
-The fitted map needs no rows of Q held: the costly entries, the (sensor, grain) pairs nearer
+The fitted map needs no rows of Q held (it keeps them only where all of Q fits a small
+budget, `inversion.accumulate`): the costly entries, the (sensor, grain) pairs nearer
 than the grain's far-field switch (sums over its cuboids), are few (only sensors near a grain
 have any; 0.14 % of the pairs on the 200 × 200 × 50 µm sample above) and are kept sparse
 (`GreenModel.near_part`); the far fields are cheap to compute again, dotted with M without
