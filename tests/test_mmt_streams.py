@@ -84,6 +84,21 @@ def test_a_report_that_raises_stops_both_streams():
     assert _no_stream_left()
 
 
+def test_the_merge_of_the_triangles_is_told_too_and_may_be_stopped():
+    """At the lab's size the merge is as long as a block: each of its panels but the last
+    tells the rows folded again, a chance to cancel."""
+    rows, sizes, owners, fill = _blocks(columns=300)  # three panels
+    told: list[int] = []
+
+    def cancel_in_the_merge(done: int) -> None:
+        told.append(done)
+        if told.count(rows.shape[0]) == 2:  # once when the streams are done, then the merge
+            raise Stop
+
+    with pytest.raises(Stop):
+        qr_streams.fold(rows.shape[1], sizes, owners, fill, cancel_in_the_merge)
+
+
 def test_a_failing_stream_raises_in_the_caller_and_stops_the_other():
     rows, sizes, owners, fill = _blocks()
 

@@ -8,8 +8,7 @@ Why: both the Green's kernels and OpenBLAS's panels of the QR scale poorly over 
 these sizes (the QR update of 40,401 × 601 in blocks of 6,144 rows: 1.05 s on 2 threads at
 1.78 cores busy, 1.3 s on one), and the parallel kernels leave a core idle as they start and
 end. Two streams at one thread each keep both cores on work that runs at one thread's
-efficiency (2 cores, the 200 × 200 × 50 µm sample of benchmarks/mmt_scale.py: see its
-docstring for the figures). The cost is one more block buffer and one more triangle held
+efficiency. The cost is one more block buffer and one more triangle held
 (`memory.solve_bytes`), which is why a machine without that memory to spare folds in one.
 
 The calling thread only reports: each stream tells it of its rows folded (after each block and
@@ -88,7 +87,8 @@ def fold(columns: int, sizes: Sequence[int], owners: Sequence[int], fill: Fill,
     """R (columns × columns, Fortran order, upper triangular, diagonal of either sign) of the
     blocks' rows stacked in order, block b of sizes[b] rows filled by `fill` in stream
     owners[b] (`plan`); `report` told the rows folded so far (after each block, and within
-    one after each panel of its QR), in the calling thread, where one stream runs too."""
+    one after each panel of its QR, then after each panel of the merge), in the calling
+    thread, where one stream runs too."""
     block_rows = max(sizes)
     streams = max(owners) + 1
     if streams == 1:
@@ -123,9 +123,12 @@ def fold(columns: int, sizes: Sequence[int], owners: Sequence[int], fill: Fill,
     merged = triangles[0]
     assert merged is not None
     merge = QRUpdate(columns, columns, r=merged.r)
+    # told again after each panel of the merge (as long as a block at the lab's size): a
+    # chance to cancel
+    again = None if report is None else lambda share: report(sum(sizes))
     for other in triangles[1:]:
         assert other is not None
-        merge.add(other.r)  # its lower triangle is zero: the stacked rows [R₀; R₁]
+        merge.add(other.r, again)  # its lower triangle is zero: the stacked rows [R₀; R₁]
     return merged.r
 
 
