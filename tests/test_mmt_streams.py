@@ -121,13 +121,14 @@ def test_the_streams_get_equal_blocks_of_at_most_the_block_in_turn():
     assert qr_streams.plan(120, 60, 2) == ([0, 60], [60, 60], [0, 1])
 
 
-def test_a_second_stream_only_with_the_blocks_cores_and_memory_for_it(monkeypatch):
+def test_a_second_stream_only_with_the_blocks_cores_columns_and_memory_for_it(monkeypatch):
     n, block = 601, 6144
     need = memory.solve_bytes(n - 1, block, streams=2)
     assert need - memory.solve_bytes(n - 1, block) > 8 * block * n  # one more block at least
     monkeypatch.setattr(memory, "available_bytes", lambda: need)
     assert qr_streams.stream_count(n, block, 7) == 2
     assert qr_streams.stream_count(n, block, 1) == 1
+    assert qr_streams.stream_count(qr_streams.MAX_COLUMNS + 1, block, 7) == 1  # as before
     monkeypatch.setattr(memory, "available_bytes", lambda: need - 1)
     assert qr_streams.stream_count(n, block, 7) == 1
     monkeypatch.setattr(memory, "available_bytes", lambda: need)

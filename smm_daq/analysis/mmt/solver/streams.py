@@ -33,6 +33,10 @@ from smm_daq.analysis.mmt.solver import memory
 from smm_daq.analysis.mmt.solver.qr_update import QRUpdate
 
 STREAMS = 2
+# the most columns (φ's too) folded in streams: measured to pay at 601 (OpenBLAS's 128-column
+# panels, up to 1,500); wider, its panels scale better over threads and the merge (a QR of as
+# many more rows as columns) costs more, untimed: one stream, as before
+MAX_COLUMNS = 1500
 # numba's threading layers that take kernels launched from several threads at once (its
 # workqueue layer aborts the process on that)
 THREADSAFE_LAYERS = ("omp", "tbb")
@@ -47,8 +51,10 @@ class _Stopped(Exception):
 
 def stream_count(n_columns: int, block_rows: int, n_blocks: int) -> int:
     """STREAMS where there are at least that many blocks, cores and memory for them (and a
-    numba threading layer safe from several threads), else 1. n_columns counts φ's."""
-    if n_blocks < STREAMS or numba.get_num_threads() < STREAMS or not _threadsafe_layer():
+    numba threading layer safe from several threads) and at most MAX_COLUMNS columns, else 1.
+    n_columns counts φ's."""
+    if (n_blocks < STREAMS or n_columns > MAX_COLUMNS or numba.get_num_threads() < STREAMS
+            or not _threadsafe_layer()):
         return 1
     have = memory.available_bytes()
     if have is not None and memory.solve_bytes(n_columns - 1, block_rows,
