@@ -21,7 +21,9 @@ smaller area (each side × the fraction); `--step-factor K` keeps the area and t
 (so Q's columns, which set the memory) with the sampling step × K (1/K² of the sensors, which
 set the time of the QR, so a full-size time is about K² times that stage). `--qr-floor`
 also times the CPU's QR alone (`QRUpdate` over the same blocks of a random matrix of Q's
-shape) and prints the inversion's time over it, and for scale LAPACK's dgeqrf of that matrix
+shape), folded in one stream and, where the inversion would fold in more (`streams.fold`:
+enough blocks, cores and memory), in that many, and prints the inversion's time over the
+faster of the two (and over the one-stream floor), and for scale LAPACK's dgeqrf of that matrix
 held whole (what a straightforward implementation would factor; OpenBLAS runs it at a fraction
 of dgemm's speed); `--repeat N` times both N times, alternating,
 and compares the best of each (this VM's speed drifts by up to 1.6× between runs, so one pair
@@ -54,9 +56,9 @@ from scipy.stats import chi2
 
 from smm_daq.analysis.mmt import synth, synth_points
 from smm_daq.analysis.mmt.solver import device as devices
+from smm_daq.analysis.mmt.solver import streams as qr_streams
 from smm_daq.analysis.mmt.solver.inversion import DEFAULT_BLOCK, invert_map
 from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
-from smm_daq.analysis.mmt.solver.qr_update import QRUpdate
 from smm_daq.errors import InputError
 
 UM = 1e-6
@@ -163,16 +165,20 @@ def memory(device: str) -> str:
     return f"host peak {host_peak_mb():.0f} MB" + ("" if gpu is None else f", GPU {gpu:.0f} MB")
 
 
-def qr_floor(n_sensors: int, n_columns: int, block: int = DEFAULT_BLOCK) -> float:
-    """Seconds of the CPU path's QR alone (`QRUpdate` over blocks of a random (P, n + 1))."""
+def qr_floor(n_sensors: int, n_columns: int, block: int = DEFAULT_BLOCK,
+             streams: int = 1) -> float:
+    """Seconds of the CPU path's QR alone (`streams.fold` of `QRUpdate`s over blocks of a
+    random (P, n + 1)), in one stream or more."""
     rng = np.random.default_rng(0)
     cols = n_columns + 1
-    qr = QRUpdate(cols, min(block, n_sensors))
     rows = np.asfortranarray(rng.standard_normal((min(block, n_sensors), cols)))
+    _, sizes, owners = qr_streams.plan(n_sensors, block, streams)
+
+    def fill(stream: int, b: int, out: np.ndarray) -> None:
+        out[...] = rows[:out.shape[0]]
+
     t = time.perf_counter()
-    for s in range(0, n_sensors, block):
-        size = min(block, n_sensors - s)
-        qr.add(np.asfortranarray(rows[:size]) if size < rows.shape[0] else rows.copy(order="F"))
+    qr_streams.fold(cols, sizes, owners, fill, None)
     return time.perf_counter() - t
 
 
@@ -289,16 +295,25 @@ def main() -> None:
     if args.qr_floor:
         unknowns = getattr(result, "coefficients", result.magnetization).size
         inversions = [stages["inversion total"]]
-        floors = [qr_floor(result.n_sensors, unknowns)]
-        for _ in range(args.repeat - 1):  # the VM's speed drifts: compare the best of each
-            t = time.perf_counter()
-            case.invert(data)
-            inversions.append(time.perf_counter() - t)
-            floors.append(qr_floor(result.n_sensors, unknowns))
+        blocks = -(-result.n_sensors // DEFAULT_BLOCK)
+        several = qr_streams.stream_count(unknowns + 1, min(DEFAULT_BLOCK, result.n_sensors),
+                                          blocks)
+        floors: dict[int, list[float]] = {1: [], several: []}
+        for i in range(args.repeat):  # the VM's speed drifts: compare the best of each
+            if i:
+                t = time.perf_counter()
+                case.invert(data)
+                inversions.append(time.perf_counter() - t)
+            for streams, times in floors.items():
+                times.append(qr_floor(result.n_sensors, unknowns, streams=streams))
         best = f", best of {args.repeat}" if args.repeat > 1 else ""
-        print(f"QR floor (QR alone, {DEFAULT_BLOCK}-row blocks{best}) {min(floors):.2f} s; "
-              f"inversion {min(inversions):.2f} s = {min(inversions) / min(floors):.2f} × "
-              "the floor", flush=True)
+        floor = min(min(times) for times in floors.values())
+        told = f"one stream {min(floors[1]):.2f} s" + (
+            f", {several} streams {min(floors[several]):.2f} s" if several > 1
+            else " (one stream only: too few blocks, cores or memory for more)")
+        print(f"QR floor (QR alone, {DEFAULT_BLOCK}-row blocks{best}): {told}; inversion "
+              f"{min(inversions):.2f} s = {min(inversions) / floor:.2f} × the faster floor "
+              f"({min(inversions) / min(floors[1]):.2f} × the one-stream floor)", flush=True)
         dense = lapack_qr(result.n_sensors, unknowns)
         print("for scale, LAPACK's dgeqrf of Q whole: " + (
             f"{dense:.2f} s (the inversion {min(inversions) / dense:.2f} × that)"

@@ -13,6 +13,7 @@ import pytest
 
 from smm_daq.analysis.mmt import synth, synth_points
 from smm_daq.analysis.mmt.solver import memory
+from smm_daq.analysis.mmt.solver import streams as qr_streams
 from smm_daq.analysis.mmt.solver.inversion import invert_map
 from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
 from smm_daq.cli.main import main
@@ -88,13 +89,16 @@ def test_the_available_memory_is_linuxs_memavailable(tmp_path, monkeypatch):
 @pytest.mark.parametrize("damping", [0.0, 1e-3])
 def test_the_stated_need_is_the_solves_traced_peak(damping, block):
     """Within a quarter either way (more would refuse solves that fit, less would let through
-    solves that do not), where the block of rows is most of the peak and where R is."""
+    solves that do not), where the block of rows is most of the peak and where R is, folded
+    in as many streams as the solve takes."""
     sample, data = _point_case(12, 4e6)
     n = 3 * sample.grains.n_grains
     assert n > 500
     peak = _traced_peak(lambda: invert_scans([Scan(data, 2 * UM, (0, 0), sigma=NOISE)],
                                              sample.grains, damping=damping, block=block))
-    need = memory.solve_bytes(n, min(block, data.bz.size), damping=damping > 0)
+    rows = min(block, data.bz.size)
+    streams = qr_streams.stream_count(n + 1, rows, -(-data.bz.size // block))
+    need = memory.solve_bytes(n, rows, damping=damping > 0, streams=streams)
     assert 0.8 < need / peak < 1.25, (need, peak)
 
 

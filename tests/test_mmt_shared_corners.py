@@ -100,11 +100,17 @@ def test_no_lattice_for_other_pitches_or_scattered_sensors():
     assert sensor_lattice(np.vstack([on_grid, on_grid[:1]]), (size, size)) is None  # twice
 
 
+def _parts(held):
+    """What `accumulate` kept of each block, without the block's span of sensors."""
+    return [part for _, _, part in held]
+
+
 @pytest.mark.parametrize("size_um", [0.0, 1.0])
 def test_the_fitted_map_needs_only_the_sparse_near_part_of_q(size_um):
-    """`accumulate` keeps of each block only the sparse part of the (sensor, grain) pairs
-    nearer than the grain's far-field switch; the fitted field from it and the far fields
-    computed again equals Q M, for point sensors and for area sensors sharing corners."""
+    """Where not all of Q fits its budget, `accumulate` keeps of each block only the sparse
+    part of the (sensor, grain) pairs nearer than the grain's far-field switch; the fitted
+    field from it and the far fields computed again equals Q M, for point sensors and for
+    area sensors sharing corners."""
     size = size_um * UM
     grains = _grains()
     X, Y = np.meshgrid(np.arange(-60, 60) * UM, np.arange(-50, 50) * UM)
@@ -114,13 +120,15 @@ def test_the_fitted_map_needs_only_the_sparse_near_part_of_q(size_um):
     m = np.array([[3e4, -1e4, 2e4], [-2e4, 4e4, 1e4], [5e3, 5e3, -4e4]])
     q = model.block(sensors)
     phi = q @ m.ravel()
-    _, kept = accumulate(model, sensors, phi, block=4000, keep_bytes=2**30)
+    _, spans = accumulate(model, sensors, phi, block=4000, keep_bytes=q.nbytes - 1,
+                          streams=1)  # not all of Q
+    kept = _parts(spans)
     assert len(kept) == 3 and all(sparse.issparse(k) for k in kept)
     near = np.vstack([k.toarray() for k in kept])
     assert 0 < np.count_nonzero(near) < 0.5 * q.size
     held = near != 0  # the kept entries are Q's own (to rounding: blocks share fewer corners)
     np.testing.assert_allclose(near[held], q[held], rtol=0, atol=1e-9 * np.abs(q).max())
-    fitted = forward(model, sensors, m, block=4000, rows=kept)
+    fitted = forward(model, sensors, m, block=4000, rows=spans)
     assert np.all(np.abs(fitted - phi) <= 1e-9 * np.abs(phi).max())
     # every tier is used: the grain's far field to each of its orders, and the cuboid sums
     d2 = np.sum((sensors[:, None, :] - model.centroid[None]) ** 2, axis=-1)
@@ -131,7 +139,8 @@ def test_the_fitted_map_needs_only_the_sparse_near_part_of_q(size_um):
     np.testing.assert_allclose(model.far_field(sensors, m.ravel()),
                                np.where(held, 0.0, q) @ m.ravel(),
                                rtol=0, atol=1e-12 * np.abs(phi).max())
-    far = forward(model, sensors, m, block=4000, rows=[None, kept[1], None])  # beyond budget
+    far = forward(model, sensors, m, block=4000,  # two blocks beyond the budget
+                  rows=[(s, n, k if b == 1 else None) for b, (s, n, k) in enumerate(spans)])
     assert np.all(np.abs(far - phi) <= 1e-9 * np.abs(phi).max())
 
 
@@ -144,15 +153,37 @@ def test_what_the_fitted_map_keeps_stays_within_its_budget():
     lo, hi = sensors[:, :2].min(axis=0), sensors[:, :2].max(axis=0)
     model = GreenModel.build(grains, (UM, UM), lo, hi, 1.0 * UM)
     phi = np.zeros(len(sensors))
-    _, everything = accumulate(model, sensors, phi, block=4000, keep_bytes=2**30)
-    sizes = [k.data.nbytes + k.indices.nbytes + k.indptr.nbytes for k in everything]
+    whole = len(sensors) * model.n_columns * 8  # all of Q would be kept as rows
+    _, everything = accumulate(model, sensors, phi, block=4000, keep_bytes=whole - 1,
+                               streams=1)
+    sizes = [k.data.nbytes + k.indices.nbytes + k.indptr.nbytes for k in _parts(everything)]
     budget = sizes[0] + sizes[1] // 2
-    _, kept = accumulate(model, sensors, phi, block=4000, keep_bytes=budget)
+    _, held = accumulate(model, sensors, phi, block=4000, keep_bytes=budget, streams=1)
+    kept = _parts(held)
     assert kept[0] is not None and kept[1] is None
     assert sum(k.data.nbytes + k.indices.nbytes + k.indptr.nbytes
                for k in kept if k is not None) <= budget
-    _, none = accumulate(model, sensors, phi, block=4000)
+    _, none = accumulate(model, sensors, phi, block=4000, streams=1)
     assert none is None
+
+
+@pytest.mark.parametrize("streams", [1, 2])
+def test_the_rows_are_kept_where_all_of_q_fits_though_a_near_part_is_smaller(streams):
+    """The fitted map is then one product with the rows, no far fields computed again."""
+    grains = _grains()
+    X, Y = np.meshgrid(np.arange(-30, 30) * UM, np.arange(-25, 25) * UM)
+    sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, 1.0 * UM)]  # 3,000
+    lo, hi = sensors[:, :2].min(axis=0), sensors[:, :2].max(axis=0)
+    model = GreenModel.build(grains, (0.0, 0.0), lo, hi, 1.0 * UM)
+    q = model.block(sensors)
+    m = np.linspace(-3e4, 4e4, model.n_columns)
+    phi = q @ m
+    _, held = accumulate(model, sensors, phi, block=1000, keep_bytes=q.nbytes, streams=streams)
+    parts = _parts(held)
+    assert all(isinstance(k, np.ndarray) for k in parts)
+    np.testing.assert_allclose(np.vstack(parts), q, rtol=0, atol=1e-12 * np.abs(q).max())
+    fitted = forward(model, sensors, m, block=1000, rows=held)
+    np.testing.assert_allclose(fitted, phi, rtol=0, atol=1e-12 * np.abs(phi).max())
 
 
 def test_rows_are_kept_whole_where_no_near_part_is_smaller():
@@ -172,9 +203,9 @@ def test_rows_are_kept_whole_where_no_near_part_is_smaller():
         q = model.block(sensors, np.empty((len(sensors), model.n_columns)))
         phi = q @ m
         for budget, kind in ((q.nbytes, fits), (q.nbytes - 1, type(None))):
-            _, kept = accumulate(model, sensors, phi, block=1000, keep_bytes=budget)
-            assert [type(k) for k in kept] == [kind] * 3
-            fitted = forward(model, sensors, m, block=1000, rows=kept)
+            _, held = accumulate(model, sensors, phi, block=1000, keep_bytes=budget, streams=1)
+            assert [type(k) for k in _parts(held)] == [kind] * 3
+            fitted = forward(model, sensors, m, block=1000, rows=held)
             np.testing.assert_allclose(fitted, phi, rtol=0, atol=1e-9 * np.abs(phi).max())
 
 
@@ -191,7 +222,7 @@ def test_blocks_with_a_short_last_one_give_the_triangle_of_one_block(size_um):
     q = model.block(sensors)
     phi = q @ np.array([3e4, -1e4, 2e4, -2e4, 4e4, 1e4, 5e3, 5e3, -4e4]) + 1e-9 * np.sin(
         np.arange(len(sensors)))
-    tri, kept = accumulate(model, sensors, phi, block=1000, keep_bytes=2**30)
+    tri, kept = accumulate(model, sensors, phi, block=1000, keep_bytes=2**30, streams=1)
     r = np.linalg.qr(np.c_[q, phi], mode="r")
     r *= np.where(np.diag(r) < 0, -1.0, 1.0)[:, None]
     n = model.n_columns
@@ -218,19 +249,24 @@ def test_a_joint_cuboid_inversion_keeps_each_scans_sparse_near_part():
                     np.c_[xy, np.full(len(xy), 3.0 * UM), np.ones(len(xy))]]
     m = np.array([3e4, -1e4, 2e4, -2e4, 4e4, 1e4, 5e3, 5e3, -4e4])
     phi = stacked.block(sensors, np.empty((len(sensors), 9))) @ m
-    _, kept = accumulate(stacked, sensors, phi, block=3000, keep_bytes=2**30)
+    _, held = accumulate(stacked, sensors, phi, block=3000, keep_bytes=phi.size * 9 * 8 - 1,
+                         streams=1)  # not all of Q
+    kept = _parts(held)
     assert len(kept) == 4 and all(isinstance(k, sparse.bsr_matrix) for k in kept)
     assert sum(k.nnz for k in kept) < 0.5 * phi.size * 9  # the 2nd block spans both scans
     size = sum(k.data.nbytes + k.indices.nbytes + k.indptr.nbytes for k in kept)
-    _, within = accumulate(stacked, sensors, phi, block=3000, keep_bytes=size)  # just enough
-    assert all(k is not None for k in within)
-    assert sum(k.data.nbytes + k.indices.nbytes + k.indptr.nbytes for k in within) <= size
-    for rows in (kept, None):
+    _, within = accumulate(stacked, sensors, phi, block=3000, keep_bytes=size,
+                           streams=1)  # just enough
+    assert all(k is not None for k in _parts(within))
+    assert sum(k.data.nbytes + k.indices.nbytes + k.indptr.nbytes
+               for k in _parts(within)) <= size
+    for rows in (held, None):
         fitted = forward(stacked, sensors, m, block=3000, rows=rows)
         assert np.all(np.abs(fitted - phi) <= 1e-9 * np.abs(phi).max())
     points = StackedModel([MultipoleModel.build(point_grains(grains.centroids(),
                                                              grains.volumes()),
                                                 Sensor.from_size((0.0, 0.0)), "dipole")],
                           np.array([1.0]), 9)
-    _, none = accumulate(points, sensors[:4800], phi[:4800], block=3000, keep_bytes=2**30)
-    assert none == [None, None]  # point sources: computed again, never kept
+    _, none = accumulate(points, sensors[:4800], phi[:4800], block=3000, keep_bytes=2**30,
+                         streams=1)
+    assert _parts(none) == [None, None]  # point sources: computed again, never kept

@@ -62,7 +62,8 @@ about 8 corner terms a pair instead of 32 (`_grid_exact`). Which form each (sens
 pair takes is decided as before; only the exact form's sums are regrouped, so the rows agree
 with the per-sensor form to its rounding error.
 
-The fitted map needs no rows of Q held: the costly entries, the (sensor, grain) pairs nearer
+The fitted map needs no rows of Q held (it keeps them only where all of Q fits a small
+budget, `inversion.accumulate`): the costly entries, the (sensor, grain) pairs nearer
 than the grain's far-field switch (sums over its cuboids), are few (only sensors near a grain
 have any; 0.14 % of the pairs on the 200 × 200 × 50 µm sample above) and are kept sparse
 (`GreenModel.near_part`); the far fields are cheap to compute again, dotted with M without
@@ -452,7 +453,7 @@ def _box_distance2(box, centroid, g):
     return ex * ex + ey * ey + ez * ez
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def _order_2_block(sensors, centroid, volume, moments, far2, add, out):
     """Each grain's order 2 (×μ0/4π) written to its columns of `out` (added with `add`), 0
     for the sensors nearer than its far-field switch: one loop without branches per (tile,
@@ -491,7 +492,7 @@ def _store(cols, lo, hi, first, add, out):
                 out[i, first + k] = cols[k, i - lo]
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def _order_2_field(sensors, centroid, volume, moments, far2, m, out):
     """out[i] = Σ_g (grain g's order-2 columns ×μ0/4π at sensor i) · m[3g:3g+3], over the
     grains beyond their far-field switch, as `_order_2_block` without writing rows (then
@@ -515,7 +516,7 @@ def _order_2_field(sensors, centroid, volume, moments, far2, m, out):
             out[i] = MU0_OVER_4PI * total[i - lo]
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def _orders_3_4_field(sensors, centroid, high, coarse2, far2, m, out):
     """Adds to out[i] the orders 3–4 that `_orders_3_4_block` adds to the grains' order 2,
     dotted with m."""
@@ -541,7 +542,7 @@ def _orders_3_4_field(sensors, centroid, high, coarse2, far2, m, out):
             out[i] += total[i - lo]
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def _higher_orders_field(sensors, centroid, far2, dotted, fine2, out):
     """Adds to out[i] the orders from 5 that `_green_block` adds, dotted with M: from
     `dotted`, their coefficients dotted with each grain's M (a third of the work of the
@@ -573,7 +574,7 @@ def _higher_orders_field(sensors, centroid, far2, dotted, fine2, out):
                 out[index[j]] += MU0_OVER_4PI * f[0, j]
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def _orders_3_4_block(sensors, centroid, high, coarse2, far2, out):
     """Adds to `out` (each grain's order 2, `_order_2_block`) orders 3–4 where the sensor is
     beyond the grain's far-field switch and nearer than its `coarse2`: over each tile nearer
@@ -598,7 +599,7 @@ def _orders_3_4_block(sensors, centroid, high, coarse2, far2, out):
             _store(cols, lo, hi, 3 * g, True, out)
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def _green_block(sensors, p, q, centroid, far2, higher, fine2, start, cuboids, half, cub_far2,
                  cub_scale, cub_terms, cub_mid2, cub_inner2, tol, skip_exact, per_grain, out):
     """Adds to `out` (orders 2–4, `_order_2_block` and `_orders_3_4_block`), pair by pair
@@ -711,7 +712,7 @@ def _node_value(ux, uy, sz, cx, cy, cz, a, b, c):
     return gx, gy, gz
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def _grid_exact(sensors, grid, x0, y0, step_x, step_y, p, q, centroid, far2, start, cuboids,
                 half, cub_far2, cub_scale, cub_inner2, tol, chunks, out):
     """Adds the exact-form pairs that `_green_block` left out, for sensors on a lattice whose
@@ -785,7 +786,7 @@ def _grid_exact(sensors, grid, x0, y0, step_x, step_y, p, q, centroid, far2, sta
                         out[i, 3 * g + 2] += inv * fz
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def _near_counts(sensors, centroid, far2, counts):
     """counts[i]: the grains nearer to sensor i than their far-field switch (the pairs that
     `_green_block` sums over cuboids), by the same test."""
@@ -800,7 +801,7 @@ def _near_counts(sensors, centroid, far2, counts):
         counts[i] = c
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def _near_fill(sensors, centroid, far2, rows, indptr, indices, data):
     """The near pairs' entries of `rows` as the 1 × 3 blocks of a BSR matrix (row i's blocks
     from indptr[i]; the grain in `indices`, its 3 columns in `data`)."""

@@ -226,7 +226,7 @@ def _grain_corners(sensors, i, pos, g, scale, n, p, q, t, buf, acc):
 # LAPACK), so each grain's columns are written contiguously. Each tile of sensors is computed
 # into a buffer of the kernel's own, then scaled into `out`: LLVM vectorizes such a loop, not
 # one storing into an argument array (which might alias the inputs).
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def _block_point(sensors, pos, scale, n, out):
     for g in prange(pos.shape[0]):
         cols = np.empty((n, TILE))
@@ -243,7 +243,7 @@ def _block_point(sensors, pos, scale, n, out):
                     out[i, n * g + j] = w[j] * cols[j, i - lo]
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def _block_corners(sensors, pos, scale, n, p, q, t, out):
     for g in prange(pos.shape[0]):
         buf = np.empty(n)
@@ -275,7 +275,7 @@ def _dotted_point(n, x, y, z, w):
 # Parallel over tiles of sensors, grains inner: Q·m without Q's rows; each (tile, grain) one
 # loop over the tile's sensors into a buffer of the kernel's own, which LLVM vectorizes (as
 # `cuboid._order_2_field`).
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def _field_point(sensors, pos, scale, n, m, out):
     for t in prange((sensors.shape[0] + TILE - 1) // TILE):
         lo = t * TILE
@@ -293,7 +293,7 @@ def _field_point(sensors, pos, scale, n, m, out):
             out[i] = total[i - lo]
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, parallel=True, nogil=True, error_model="numpy")
 def _field_corners(sensors, pos, scale, n, p, q, t, m, out):
     for k in prange((sensors.shape[0] + TILE - 1) // TILE):
         buf = np.empty(n)

@@ -38,6 +38,7 @@ from smm_daq.analysis.mmt.models.cuboid import GreenModel
 from smm_daq.analysis.mmt.models.sizes import cuboid_model_bytes
 from smm_daq.analysis.mmt.solver import device as devices
 from smm_daq.analysis.mmt.solver import lapack_nogil, memory, stats
+from smm_daq.analysis.mmt.solver import streams as qr_streams
 from smm_daq.analysis.mmt.solver.qr_update import QRUpdate
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
@@ -51,6 +52,7 @@ DEFAULT_BLOCK = 6144  # sensors per block: 6144 × 3G doubles (147 MB for 1,000 
 SINGULAR_RCOND = float(np.finfo(float).eps)
 KEEP_Q_BYTES = 256 * 2**20  # what the fitted map may keep of Q's blocks (`accumulate`)
 Kept = np.ndarray | sparse.bsr_matrix | None  # what `accumulate` keeps of one block
+Held = tuple[int, int, Kept]  # a block's first sensor, its sensors and what was kept of it
 # called after each block of sensors with (sensors done, sensors in all), and within a block
 # as its QR goes on; an exception it raises (a user's cancel) stops the inversion and
 # propagates
@@ -206,63 +208,58 @@ class Triangle:
 
 def accumulate(model: GreenModel | Any, sensors: np.ndarray, phi: np.ndarray, *,
                block: int = DEFAULT_BLOCK, keep_bytes: float = 0,
-               on_block: BlockProgress | None = None) -> tuple[Triangle, list[Kept] | None]:
+               on_block: BlockProgress | None = None,
+               streams: int | None = None) -> tuple[Triangle, list[Held] | None]:
     """R of [Q | φ] by Householder QR updated one block of sensors at a time (`QRUpdate`:
-    the triangle so far stacked on the block's rows); with `keep_bytes`, also what the fitted
-    map needs of each block without its cost, while their total stays within that many bytes:
-    for cuboid grains the sparse near part of its rows (`GreenModel.near_part`); the rows
-    themselves where no near part is smaller, only when all of Q fits (a part of Q saves only
-    its share of a cheap recomputation) and the model's `keep_rows`; None for a block not kept
-    (`forward` computes it again). `on_block` is told of each block done, and within a
-    block after each panel of its QR."""
+    the triangle so far stacked on the block's rows), in `streams` (`streams.fold`, blocks
+    as `streams.plan` makes them; None: as many as this machine has the cores and memory
+    for); with `keep_bytes`, also each block's span of sensors and what the fitted map needs
+    of it without its cost, while their total stays within that many bytes (each stream's
+    share in proportion to its sensors): the rows themselves when all of Q fits and the
+    model's `keep_rows`, else for cuboid grains the sparse near part of its rows
+    (`GreenModel.near_part`; a part of Q's rows would save only its share of a cheap
+    recomputation); None for a block not kept (`forward` computes it again). `on_block` is
+    told of the sensors folded in, after each block and within a block after each panel of
+    its QR."""
     n = model.n_columns
-    qr = QRUpdate(n + 1, min(block, sensors.shape[0]))
-    kept: list[Kept] | None = [] if keep_bytes > 0 else None
-    held = 0
-    whole = sensors.shape[0] * n * 8 <= keep_bytes  # all of Q's rows fit
-    # one buffer, whose first size × (n + 1) doubles are each block's rows in Fortran order:
-    # a short last block is then contiguous too, which LAPACK's wrappers would otherwise copy
-    buf = np.empty(min(block, sensors.shape[0]) * (n + 1))
-    for s in range(0, sensors.shape[0], block):
-        size = min(block, sensors.shape[0] - s)
-        rows = buf[:size * (n + 1)].reshape((size, n + 1), order="F")
+    total = sensors.shape[0]
+    if streams is None:
+        streams = qr_streams.stream_count(n + 1, min(block, total), -(-total // block))
+    starts, sizes, owners = qr_streams.plan(total, block, streams)
+    kept: list[Kept] = [None] * len(starts)
+    whole = total * n * 8 <= keep_bytes  # all of Q's rows fit
+    budget = [keep_bytes * sum(size for size, owner in zip(sizes, owners, strict=True)
+                               if owner == i) / total for i in range(streams)]
+
+    def fill(stream: int, b: int, rows: np.ndarray) -> None:
+        s, size = starts[b], sizes[b]
         model.block(sensors[s:s + size], rows[:, :n])
         rows[:, n] = phi[s:s + size]
-        if kept is not None:
-            part = _part_to_keep(model, sensors[s:s + size], rows[:, :n], keep_bytes - held,
-                                 whole)
-            held += _nbytes(part)
-            kept.append(part)
-        qr.add(rows, None if on_block is None else _within_block(on_block, s, size,
-                                                                 sensors.shape[0]))
-        if on_block is not None:
-            on_block(s + size, sensors.shape[0])
-    buf = rows = None  # freed before R is copied out: 0.6 GB at 12,900 columns
-    tri = qr.r
+        if keep_bytes > 0:
+            part = _part_to_keep(model, sensors[s:s + size], rows[:, :n], budget[stream], whole)
+            budget[stream] -= _nbytes(part)
+            kept[b] = part
+
+    report = None if on_block is None else lambda done: on_block(done, total)
+    tri = qr_streams.fold(n + 1, sizes, owners, fill, report)
     tri *= np.where(np.diag(tri) < 0, -1.0, 1.0)[:, None]  # R with a diagonal ≥ 0: unique
-    return Triangle(np.asfortranarray(tri[:n, :n]), tri[:n, n].copy()), kept
-
-
-def _within_block(on_block: BlockProgress, start: int, size: int,
-                  total: int) -> Callable[[float], None]:
-    """The QR's report after each panel of a block, as the sensors' share done: progress and a
-    chance to cancel every second or so, not only between blocks (tens of seconds each at
-    the lab's size)."""
-    return lambda share: on_block(start + int(size * share), total)
+    held = list(zip(starts, sizes, kept, strict=True)) if keep_bytes > 0 else None
+    return Triangle(np.asfortranarray(tri[:n, :n]), tri[:n, n].copy()), held
 
 
 def _part_to_keep(model: GreenModel | Any, sensors: np.ndarray, rows: np.ndarray,
                   budget: float, whole: bool) -> Kept:
-    """The sparse near part when the model has one smaller than the rows (cuboid grains, not
-    `exact`), else the rows when all of Q fits and the model's rows cost more to compute
-    again than to copy (`keep_rows`: not so for point sources); None beyond the budget."""
-    near_part = getattr(model, "near_part", None)
-    if near_part is not None:
-        part = near_part(sensors, rows, min(budget, rows.nbytes))
-        if part is not None:
-            return part
+    """The rows when all of Q fits and the model's rows cost more to compute again than to
+    copy (`keep_rows`: not so for point sources), else the sparse near part when the model has
+    one smaller than the rows (cuboid grains, not `exact`); None beyond the budget. The rows
+    before the near part: the fitted map is then one product with them, where the near part
+    leaves the far fields to compute again (on the 200 × 200 × 50 µm sample of
+    benchmarks/mmt_scale.py, 194 MB of rows, about a tenth of the inversion's time)."""
     if model.keep_rows and whole and rows.nbytes <= budget:
         return np.array(rows, order="F")
+    near_part = getattr(model, "near_part", None)
+    if near_part is not None:
+        return near_part(sensors, rows, min(budget, rows.nbytes))
     return None
 
 
@@ -275,14 +272,15 @@ def _nbytes(part: Kept) -> int:
 
 
 def forward(model: GreenModel | Any, sensors: np.ndarray, m: np.ndarray, *,
-            block: int = DEFAULT_BLOCK, rows: list[Kept] | None = None) -> np.ndarray:
+            block: int = DEFAULT_BLOCK, rows: list[Held] | None = None) -> np.ndarray:
     """Q M over blocks of sensors (the fitted field at the sensors); `rows` what `accumulate`
-    kept of each block (the block, its sparse near part, or None: the model's `field`)."""
+    kept of each of its blocks (the block, its sparse near part, or None: the model's
+    `field`), else blocks of `block` sensors computed here."""
     flat = m.reshape(-1)
     out = np.empty(sensors.shape[0])
-    for b, s in enumerate(range(0, sensors.shape[0], block)):
-        size = min(block, sensors.shape[0] - s)
-        kept = rows[b] if rows is not None else None
+    spans = rows if rows is not None else [
+        (s, min(block, sensors.shape[0] - s), None) for s in range(0, sensors.shape[0], block)]
+    for s, size, kept in spans:
         if isinstance(kept, np.ndarray):
             out[s:s + size] = kept @ flat
         elif kept is not None:  # the near part kept: the far fields computed again

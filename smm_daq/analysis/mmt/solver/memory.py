@@ -12,21 +12,30 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from smm_daq.analysis.mmt.solver.qr_update import panel_width
 from smm_daq.errors import InputError
 
 MEMINFO = Path("/proc/meminfo")
 
 
-def solve_bytes(n: int, block_rows: int, *, damping: bool = False, triangles: int = 0) -> int:
+def solve_bytes(n: int, block_rows: int, *, damping: bool = False, triangles: int = 0,
+                streams: int = 1) -> int:
     """The least the CPU solve holds at its peak for n unknowns, in bytes: while the Green's
-    matrix is folded in, one block of its rows and R of [Q | φ] with its copy; then R and its
+    matrix is folded in, one block of its rows and R of [Q | φ] with its copy, or folded in
+    `streams` (`streams.fold`) a block, a triangle and the QR's workspace each (a panel of
+    the block's rows and one of R's, `QRUpdate`), the triangles merged before R is copied;
+    then R and its
     copy scaled to unit columns (inverted in place for the covariances), or with damping the
     stacked factor and the products of the covariance's sandwich besides (about 8 n² in
     all). The SVD fallback for an R singular to working precision needs more (`svd_bytes`),
     which is not counted: whether R is singular is known only once it is made. `triangles`:
     the scans' own R kept throughout beside it (a joint inversion estimating their σ)."""
     squares = (n + 1) ** 2
-    folding = block_rows * (n + 1) + 2 * squares
+    if streams == 1:
+        folding = block_rows * (n + 1) + 2 * squares
+    else:
+        panel = panel_width(n + 1)
+        folding = streams * (squares + (block_rows + panel) * (n + 1 + panel))
     return 8 * (max(folding, (8 if damping else 2) * squares) + triangles * squares)
 
 

@@ -97,7 +97,8 @@ def factor_tile(data: MapData, grains: GrainSet, tile: Tile, window: np.ndarray,
     model = GreenModel.build(grains.subset(columns), sensor_size, sensors[:, :2].min(axis=0),
                              sensors[:, :2].max(axis=0), height)
     block = max(16, FACTOR_BLOCK_BYTES // (8 * (model.n_columns + 1)))
-    tri, _ = accumulate(model, sensors, phi, block=block)
+    # one stream: the tiles run side by side already, each within the memory counted for it
+    tri, _ = accumulate(model, sensors, phi, block=block, streams=1)
     rho2 = max(float(phi @ phi) - float(tri.c @ tri.c), 0.0)
     return TileFactor(columns, window.size, band.size, tri.r, tri.c, rho2,
                       int(sensors.shape[0]))

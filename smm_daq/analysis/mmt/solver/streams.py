@@ -1,0 +1,196 @@
+"""The CPU's QR of [Q | φ] folded in two streams: each of two threads computes the rows of
+alternate blocks of sensors and folds them into a triangle of its own, with half the cores for
+its numba kernels and its LAPACK calls; the two triangles are then merged by one more update
+(the second folded into the first). It is the same Householder QR: R of the stacked rows is
+unique up to the signs of its rows, which `accumulate` makes those of a diagonal ≥ 0.
+
+Why: both the Green's kernels and OpenBLAS's panels of the QR scale poorly over threads at
+these sizes (the QR update of 40,401 × 601 in blocks of 6,144 rows: 1.05 s on 2 threads at
+1.78 cores busy, 1.3 s on one), and the parallel kernels leave a core idle as they start and
+end. Two streams at one thread each keep both cores on work that runs at one thread's
+efficiency. The cost is one more block buffer and one more triangle held
+(`memory.solve_bytes`), which is why a machine without that memory to spare folds in one.
+
+The calling thread only reports: each stream tells it of its rows folded (after each block and
+within one after each panel of its QR), and it calls `report` with their sum, so a report that
+raises (a user's cancel) is raised in the caller's thread, and the streams stop at their next
+panel. The kernels (`GreenModel`, `MultipoleModel`) release the GIL (numba's nogil) and LAPACK
+is called without it (`lapack_nogil`), so the streams run at once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+from collections.abc import Callable, Sequence
+
+import numba
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from smm_daq.analysis.mmt.solver import memory
+from smm_daq.analysis.mmt.solver.qr_update import QRUpdate
+
+STREAMS = 2
+# the most columns (φ's too) folded in streams: measured to pay at 601 (OpenBLAS's 128-column
+# panels, up to 1,500); wider, its panels scale better over threads and the merge (a QR of as
+# many more rows as columns) costs more, untimed: one stream, as before
+MAX_COLUMNS = 1500
+# numba's threading layers that take kernels launched from several threads at once (its
+# workqueue layer aborts the process on that)
+THREADSAFE_LAYERS = ("omp", "tbb")
+
+# fill(stream, block index, rows): the rows of one block (size × columns, Fortran order)
+Fill = Callable[[int, int, np.ndarray], None]
+
+
+class _Stopped(Exception):
+    """A stream told to stop (the caller's report raised, or the other stream failed)."""
+
+
+def stream_count(n_columns: int, block_rows: int, n_blocks: int) -> int:
+    """STREAMS where there are at least that many blocks, cores and memory for them (and a
+    numba threading layer safe from several threads) and at most MAX_COLUMNS columns, else 1.
+    n_columns counts φ's."""
+    if (n_blocks < STREAMS or n_columns > MAX_COLUMNS or numba.get_num_threads() < STREAMS
+            or not _threadsafe_layer()):
+        return 1
+    have = memory.available_bytes()
+    if have is not None and memory.solve_bytes(n_columns - 1, block_rows,
+                                               streams=STREAMS) > have:
+        return 1
+    return STREAMS
+
+
+def _threadsafe_layer() -> bool:
+    """Whether numba's threading layer (started here if no kernel has run yet) is one of
+    THREADSAFE_LAYERS; False where that cannot be told."""
+    try:
+        numba.np.ufunc.parallel._launch_threads()
+        return numba.threading_layer() in THREADSAFE_LAYERS
+    except (AttributeError, ValueError):
+        return False
+
+
+def plan(total: int, block: int, streams: int) -> tuple[list[int], list[int], list[int]]:
+    """Starts, sizes and streams of the blocks of `total` sensors, in the sensors' order: in
+    one stream, blocks of `block` sensors and a short last one; in more, the fewest blocks of
+    at most `block` sensors whose number is a multiple of `streams`, of equal sizes (within
+    one sensor), dealt to the streams in turn, so that they have equal work and end
+    together."""
+    if streams == 1:
+        starts = list(range(0, total, block))
+        return starts, [min(block, total - s) for s in starts], [0] * len(starts)
+    count = streams * -(-total // (block * streams))
+    cuts = [total * i // count for i in range(count + 1)]
+    return (cuts[:-1], [b - a for a, b in itertools.pairwise(cuts)],
+            [i % streams for i in range(count)])
+
+
+def fold(columns: int, sizes: Sequence[int], owners: Sequence[int], fill: Fill,
+         report: Callable[[int], None] | None) -> np.ndarray:
+    """R (columns × columns, Fortran order, upper triangular, diagonal of either sign) of the
+    blocks' rows stacked in order, block b of sizes[b] rows filled by `fill` in stream
+    owners[b] (`plan`); `report` told the rows folded so far (after each block, and within
+    one after each panel of its QR, then after each panel of the merge), in the calling
+    thread, where one stream runs too."""
+    block_rows = max(sizes)
+    streams = max(owners) + 1
+    if streams == 1:
+        return _stream(0, columns, block_rows, range(len(sizes)), sizes, fill, report,
+                       None).r
+    share = max(1, numba.get_num_threads() // streams)
+    told: queue.SimpleQueue[tuple[int, int | BaseException | None]] = queue.SimpleQueue()
+    stop = threading.Event()
+    triangles: list[QRUpdate | None] = [None] * streams
+
+    def run(i: int) -> None:
+        numba.set_num_threads(share)  # the thread's own (numba's setting is per thread)
+        try:
+            mine = [b for b, owner in enumerate(owners) if owner == i]
+            triangles[i] = _stream(i, columns, block_rows, mine, sizes, fill,
+                                   lambda done: told.put((i, done)), stop)
+            told.put((i, None))
+        except BaseException as exc:  # raised again in the caller's thread
+            told.put((i, exc))
+
+    threads = [threading.Thread(target=run, args=(i,), name=f"mmt-qr-stream-{i}", daemon=True)
+               for i in range(streams)]
+    with threadpool_limits(share, user_api="blas"):
+        try:
+            for thread in threads:
+                thread.start()
+            _relay(told, streams, report)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+    merged = triangles[0]
+    assert merged is not None
+    merge = QRUpdate(columns, columns, r=merged.r)
+    # told again after each panel of the merge (as long as a block at the lab's size): a
+    # chance to cancel
+    again = None if report is None else lambda share: report(sum(sizes))
+    for other in triangles[1:]:
+        assert other is not None
+        merge.add(other.r, again)  # its lower triangle is zero: the stacked rows [R₀; R₁]
+    return merged.r
+
+
+def _relay(told: queue.SimpleQueue, streams: int, report: Callable[[int], None] | None
+           ) -> None:
+    """Report the streams' rows folded as they tell them, until all are done; an exception a
+    stream raised is raised here."""
+    done = [0] * streams
+    running = streams
+    while running:
+        i, value = told.get()
+        if value is None:
+            running -= 1
+        elif isinstance(value, BaseException):
+            raise value
+        else:
+            done[i] = value
+            if report is not None:
+                report(sum(done))
+
+
+def _stream(index: int, columns: int, block_rows: int, blocks: Sequence[int],
+            sizes: Sequence[int], fill: Fill, report: Callable[[int], None] | None,
+            stop: threading.Event | None) -> QRUpdate:
+    """The triangle of the blocks `blocks`, told to `report` as rows folded; `stop`, when set,
+    ends it at the next block or panel (`_Stopped`)."""
+    qr = QRUpdate(columns, block_rows)
+    # one buffer, whose first size × columns doubles are each block's rows in Fortran order:
+    # a short last block is then contiguous too, which LAPACK's wrappers would otherwise copy
+    buf = np.empty(block_rows * columns)
+    folded = 0
+    for b in blocks:
+        if stop is not None and stop.is_set():
+            raise _Stopped
+        size = sizes[b]
+        rows = buf[:size * columns].reshape((size, columns), order="F")
+        fill(index, b, rows)
+        qr.add(rows, _within_block(report, stop, folded, size))
+        folded += size
+        if report is not None:
+            report(folded)
+    return qr
+
+
+def _within_block(report: Callable[[int], None] | None, stop: threading.Event | None,
+                  folded: int, size: int) -> Callable[[float], None] | None:
+    """The QR's report after each panel of a block, as rows folded: progress and a chance to
+    cancel every second or so, not only between blocks (tens of seconds each at the lab's
+    size)."""
+    if report is None and stop is None:
+        return None
+
+    def after_panel(share: float) -> None:
+        if stop is not None and stop.is_set():
+            raise _Stopped
+        if report is not None:
+            report(folded + int(size * share))
+
+    return after_panel

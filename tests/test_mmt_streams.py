@@ -1,0 +1,178 @@
+"""The CPU's QR folded in two streams (`streams.fold`): the same triangle as one stream's, its
+progress told in the caller's thread and summed over the streams, a cancel or a failure in
+either stream stopping both, the kernels the streams run releasing the GIL, and the second
+stream taken only where there are the blocks, cores and memory for it."""
+
+from __future__ import annotations
+
+import threading
+
+import numba
+import numpy as np
+import pytest
+from scipy import sparse
+
+from smm_daq.analysis.mmt import synth
+from smm_daq.analysis.mmt.models import cuboid, multipole
+from smm_daq.analysis.mmt.models.compiled import _top_level_kernels
+from smm_daq.analysis.mmt.models.cuboid import GreenModel
+from smm_daq.analysis.mmt.solver import memory
+from smm_daq.analysis.mmt.solver import streams as qr_streams
+from smm_daq.analysis.mmt.solver.inversion import accumulate, sensor_positions
+
+UM = 1e-6
+
+
+class Stop(Exception):
+    pass
+
+
+def _blocks(streams: int = 2, total: int = 430, block: int = 60, columns: int = 25):
+    rng = np.random.default_rng(5)
+    rows = rng.standard_normal((total, columns))
+    starts, sizes, owners = qr_streams.plan(total, block, streams)
+
+    def fill(stream: int, b: int, out: np.ndarray) -> None:
+        assert stream == owners[b]
+        out[...] = rows[starts[b]:starts[b] + sizes[b]]
+
+    return rows, sizes, owners, fill
+
+
+def _positive(r: np.ndarray) -> np.ndarray:
+    return r * np.where(np.diag(r) < 0, -1.0, 1.0)[:, None]
+
+
+def _no_stream_left() -> bool:
+    return not any(t.name.startswith("mmt-qr-stream") for t in threading.enumerate())
+
+
+@pytest.mark.parametrize("streams", [2, 3])
+def test_the_streams_fold_the_triangle_of_all_the_rows(streams):
+    rows, sizes, owners, fill = _blocks(1)
+    one = _positive(qr_streams.fold(rows.shape[1], sizes, owners, fill, None))
+    rows, sizes, owners, fill = _blocks(streams)
+    several = _positive(qr_streams.fold(rows.shape[1], sizes, owners, fill, None))
+    referee = _positive(np.linalg.qr(rows, mode="r"))
+    np.testing.assert_allclose(several, referee, rtol=0, atol=1e-12 * np.abs(referee).max())
+    np.testing.assert_allclose(several, one, rtol=0, atol=1e-12 * np.abs(referee).max())
+
+
+def test_the_rows_folded_are_told_in_the_callers_thread_summed_over_the_streams():
+    rows, sizes, owners, fill = _blocks()
+    told: list[tuple[int, int]] = []
+    qr_streams.fold(rows.shape[1], sizes, owners, fill,
+                    lambda done: told.append((done, threading.get_ident())))
+    done = [d for d, _ in told]
+    assert {ident for _, ident in told} == {threading.get_ident()}
+    assert done == sorted(done) and done[-1] == rows.shape[0]
+    assert len(done) == len(sizes)  # one report a block (a single panel each)
+
+
+def test_a_report_that_raises_stops_both_streams():
+    rows, sizes, owners, fill = _blocks()
+    told: list[int] = []
+
+    def cancel_at_the_second(done: int) -> None:
+        told.append(done)
+        if len(told) == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        qr_streams.fold(rows.shape[1], sizes, owners, fill, cancel_at_the_second)
+    assert len(told) == 2  # nothing told after the report that raised
+    assert _no_stream_left()
+
+
+def test_the_merge_of_the_triangles_is_told_too_and_may_be_stopped():
+    """At the lab's size the merge is as long as a block: each of its panels but the last
+    tells the rows folded again, a chance to cancel."""
+    rows, sizes, owners, fill = _blocks(columns=300)  # three panels
+    told: list[int] = []
+
+    def cancel_in_the_merge(done: int) -> None:
+        told.append(done)
+        if told.count(rows.shape[0]) == 2:  # once when the streams are done, then the merge
+            raise Stop
+
+    with pytest.raises(Stop):
+        qr_streams.fold(rows.shape[1], sizes, owners, fill, cancel_in_the_merge)
+
+
+def test_a_failing_stream_raises_in_the_caller_and_stops_the_other():
+    rows, sizes, owners, fill = _blocks()
+
+    def fill_failing(stream: int, b: int, out: np.ndarray) -> None:
+        if b == 3:
+            raise MemoryError("block 3")
+        fill(stream, b, out)
+
+    with pytest.raises(MemoryError, match="block 3"):
+        qr_streams.fold(rows.shape[1], sizes, owners, fill_failing, None)
+    assert _no_stream_left()
+
+
+def test_the_streams_get_equal_blocks_of_at_most_the_block_in_turn():
+    assert qr_streams.plan(430, 60, 1) == ([0, 60, 120, 180, 240, 300, 360, 420],
+                                           [60] * 7 + [10], [0] * 8)
+    starts, sizes, owners = qr_streams.plan(430, 60, 2)
+    assert sizes == [53, 54, 54, 54, 53, 54, 54, 54] and owners == [0, 1] * 4
+    assert starts == [0, 53, 107, 161, 215, 268, 322, 376]
+    assert qr_streams.plan(120, 60, 2) == ([0, 60], [60, 60], [0, 1])
+
+
+def test_a_second_stream_only_with_the_blocks_cores_columns_and_memory_for_it(monkeypatch):
+    n, block = 601, 6144
+    need = memory.solve_bytes(n - 1, block, streams=2)
+    assert need - memory.solve_bytes(n - 1, block) > 8 * block * n  # one more block at least
+    monkeypatch.setattr(memory, "available_bytes", lambda: need)
+    assert qr_streams.stream_count(n, block, 7) == 2
+    assert qr_streams.stream_count(n, block, 1) == 1
+    assert qr_streams.stream_count(qr_streams.MAX_COLUMNS + 1, block, 7) == 1  # as before
+    monkeypatch.setattr(memory, "available_bytes", lambda: need - 1)
+    assert qr_streams.stream_count(n, block, 7) == 1
+    monkeypatch.setattr(memory, "available_bytes", lambda: need)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        assert qr_streams.stream_count(n, block, 7) == 1
+    finally:
+        numba.set_num_threads(threads)
+
+
+def test_the_kernels_the_streams_run_release_the_gil():
+    kernels = _top_level_kernels(cuboid) + _top_level_kernels(multipole)
+    assert kernels
+    assert [k.__name__ for k in kernels if not k.targetoptions.get("nogil")] == []
+
+
+def test_an_inversion_folds_the_same_triangle_and_keeps_the_same_parts_in_two_streams():
+    rng = np.random.default_rng(2)
+    sample = synth.make_sample((30 * UM, 30 * UM), 15 * UM, 4e5, rng)
+    data = synth.scan(sample, height=1 * UM, step=1 * UM, sensor_size=(0.0, 0.0), noise=5e-9,
+                      rng=rng)
+    sensors, keep = sensor_positions(data, 1 * UM)
+    phi = data.bz.ravel()[keep]
+    model = GreenModel.build(sample.grains, (0.0, 0.0), sensors[:, :2].min(axis=0),
+                             sensors[:, :2].max(axis=0), 1 * UM)
+    whole = sensors.shape[0] * model.n_columns * 8
+    for budget in (whole, whole - 1):  # the rows kept, or the sparse near parts
+        one, kept_one = accumulate(model, sensors, phi, block=200, keep_bytes=budget,
+                                   streams=1)
+        two, kept_two = accumulate(model, sensors, phi, block=200, keep_bytes=budget,
+                                   streams=2)
+        scale = np.abs(one.r).max()
+        np.testing.assert_allclose(two.r, one.r, rtol=0, atol=1e-12 * scale)
+        np.testing.assert_allclose(two.c, one.c, rtol=0, atol=1e-12 * np.abs(one.c).max())
+        assert kept_one is not None and kept_two is not None
+        assert len(kept_one) == 5 and len(kept_two) == 6
+        kinds = {type(part) for _, _, part in kept_one + kept_two}
+        assert kinds == ({np.ndarray} if budget == whole else {sparse.bsr_matrix})
+        one_map = np.vstack([_dense(part) for _, _, part in kept_one])
+        two_map = np.vstack([_dense(part) for _, _, part in kept_two])
+        np.testing.assert_array_equal(one_map, two_map)
+        assert [start for start, _, _ in kept_two] == qr_streams.plan(data.bz.size, 200, 2)[0]
+
+
+def _dense(part) -> np.ndarray:
+    return part if isinstance(part, np.ndarray) else part.toarray()
