@@ -76,6 +76,7 @@ from smm_daq.errors import (
     StorageError,
     WriteStalled,
 )
+from smm_daq.instruments import driver_calls
 from smm_daq.instruments.interfaces import STOP_SLICE_S
 from smm_daq.instruments.profile import DRIFT_TOLERANCE_NT
 from smm_daq.instruments.ramp_stop import RampStop
@@ -748,7 +749,7 @@ class Sequencer(FlyScan):
         differs from the scan's, each as 'reference ... (the scan's ...)'; none: []. An
         abort between its frequency and its amplitude asks no more (`_Aborted`)."""
         try:
-            frequency, amplitude = self._call(self.rig.lockin.reference,
+            frequency, amplitude = self._call(driver_calls.reference, self.rig.lockin,
                                               stop=self._abort_pending)
         except ReadStopped:  # an abort between its queries: `_Aborted`, as at a checkpoint
             self._checkpoint(pausable=False)

@@ -179,7 +179,8 @@ class LockIn(Instrument):
     def reference(self, *, stop: Callable[[], bool] | None = None) -> tuple[float, float]:
         """Reference frequency (Hz) and sine-out amplitude (V rms). `stop` is asked between
         the exchanges that read them (where they are more than one): once it is true, the
-        read ends with `ReadStopped`, nothing more asked."""
+        read ends with `ReadStopped`, nothing more asked. (A plug-in driver's `reference`
+        written before `stop` is called without it: `driver_calls.reference`.)"""
 
     @abstractmethod
     def set_reference(self, frequency: float, amplitude: float) -> None:
