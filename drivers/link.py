@@ -161,9 +161,10 @@ class Link:
         exchange while it goes on, but for those that wait for it (`_waits_for_drop`); so that
         a call on the window's one rig thread (its readings' poll) holds no Stop queued behind
         it for the drain, and closing the link waits for no drain. Elsewhere (a device clear,
-        a socket's new connection: a timeout at most) as the exchange's first step, on its
-        own thread: a drop aside that opened a new connection beside a Stop's own reconnect
-        would leave two. A drop that failed is the failure of the exchange after it."""
+        a socket's new connection: a timeout at most) as the exchange's first step, on the
+        exchange's thread: a drop aside that opened a new connection beside a Stop's own
+        reconnect would leave two. A drop that failed is the failure of the exchange after
+        it."""
         dropping = self._dropping
         if dropping is not None:
             if dropping.is_alive() and not self._waits_for_drop():

@@ -5,7 +5,8 @@ on a slow serial line one piece alone takes seconds (an SR830's `TRCA?` at 9600 
 SR860's 64 kB `CAPTUREGET?` block over a minute). Inside `stoppable(stop)`, a transport that
 reads a reply by its bytes (`SerialTransport`) asks `stop` every `STOP_SLICE_S` of the read:
 once it is true the read ends with `ReadStopped`, and the `Link` drops the rest of the reply
-(still coming) before its next exchange. A transport that reads a reply whole (VISA) is not
+(still coming) before its next exchange: aside, on a thread of its own, its exchanges refused
+meanwhile (`Link._drop_rest`). A transport that reads a reply whole (VISA) is not
 stopped within it; the piece's end is then the first stop.
 """
 

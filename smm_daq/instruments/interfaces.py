@@ -274,7 +274,8 @@ class BufferedLockIn(ABC):
         of the read (on a slow serial line a full buffer takes minutes), and where the link
         can tell, within the piece under way too (one piece may take seconds): once it is
         true, the read ends with `ReadStopped`, nothing more asked (the rest of a piece cut
-        short is dropped before the link's next exchange)."""
+        short is dropped before the link's next exchange: on a serial line aside, the
+        exchanges meanwhile refused, `StillDropping`)."""
 
 
 @dataclass(frozen=True)
