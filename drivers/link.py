@@ -41,6 +41,7 @@ from smm_daq.errors import (
     ProtocolError,
     ReadStopped,
     ReplyUnknown,
+    StillDropping,
 )
 from smm_daq.instruments import loss_budget
 from smm_daq.instruments.quoting import shown
@@ -77,6 +78,8 @@ class Link:
         self._closes = 0  # closes done, each under the lock: an exchange that waited for the
         # lock while one was done is refused (`_attempt`)
         self._unread = False  # a reply was cut short: the rest of it is still coming
+        self._dropping: threading.Thread | None = None  # the rest dropped aside (`_drop_rest`)
+        self._drop_failed: InstrumentError | None = None  # how that drop failed, if it did
 
     def write(self, command: str, *, last_word: bool = False) -> None:
         """Send a command that has no reply. `last_word`: sent even to an instrument the
@@ -151,10 +154,71 @@ class Link:
         return False
 
     def _drop_rest(self, command: str) -> None:
-        """Before `command`, the rest of a reply cut short dropped, where one was."""
-        if self._unread:
-            self._unread = False
+        """Before `command`, the rest of a reply cut short dropped, where one was: on a line
+        that drains (a serial line, which has no device clear: drained until it is quiet, up
+        to `safe_bound.clear_s`, over a minute for an SR860's 64 kB block at 9600 baud) aside,
+        on a thread of its own, `command` refused at once (`StillDropping`), as is any other
+        exchange while it goes on, but for those that wait for it (`_waits_for_drop`); so that
+        a call on the window's one rig thread (its readings' poll) holds no Stop queued behind
+        it for the drain, and closing the link waits for no drain. Elsewhere (a device clear,
+        a socket's new connection: a timeout at most) as the exchange's first step, on the
+        exchange's thread: a drop aside that opened a new connection beside a Stop's own
+        reconnect would leave two. A drop that failed is the failure of the exchange after
+        it."""
+        dropping = self._dropping
+        if dropping is not None:
+            if dropping.is_alive() and not self._waits_for_drop():
+                raise StillDropping(f"{shown(command)} not sent: the rest of a reply cut short "
+                                    "is still being dropped",
+                                    instrument=self.name, drop=dropping)
+            dropping.join()
+            failed, self._dropping, self._drop_failed = self._drop_failed, None, None
+            self._dropped_aside()
+            if failed is not None:  # this exchange's failure, as a drop made in it would be
+                raise failed
+            return
+        if not self._unread:
+            return
+        self._unread = False
+        if self._waits_for_drop() or not self._drains():
             self.transport.clear()
+            return
+        self._dropping = threading.Thread(target=self._drop_aside, daemon=True,
+                                          name=f"drop the rest of a reply of {self.name}")
+        self._dropping.start()
+        raise StillDropping(f"{shown(command)} not sent: the rest of a reply cut short is "
+                            "being dropped first",
+                            instrument=self.name, drop=self._dropping)
+
+    def _waits_for_drop(self) -> bool:
+        """Whether the exchange now waits for the rest of a reply cut short to be dropped
+        (as its first step) rather than being refused while it is dropped aside: on the
+        make-safe path, where no Stop waits behind it and its deadline counts it."""
+        return self._path_begun()
+
+    def _dropped_aside(self) -> None:
+        """After a drop aside has ended, before the exchange that waited for it."""
+
+    def _drains(self) -> bool:
+        """Whether the transport's `clear` drains a line until it is quiet (a serial line's:
+        it has a baud rate), so that a reply cut short is dropped aside (`_drop_rest`)."""
+        return bool(getattr(self.transport, "baud_rate", None))
+
+    def _drop_aside(self) -> None:
+        """The transport's `clear`, on the drop's own thread; how it failed kept for the
+        exchange after it."""
+        try:
+            self.transport.clear()
+        except InstrumentError as exc:
+            self._drop_failed = exc
+        except Exception as exc:  # the link closed under it (a window's close): its port gone
+            self._drop_failed = InstrumentLost(
+                f"dropping the rest of a reply cut short failed: {exc}", instrument=self.name)
+
+    def _path_begun(self) -> bool:
+        """Whether the make-safe path under way (if any) has begun (`LossBudget.begun`)."""
+        budget = loss_budget.current() if self.budget_kind else None
+        return budget is not None and budget.begun()
 
     def _attempts(self, action: Callable[[], T], command: str, destructive: bool,
                   written: bool) -> T:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import threading
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -39,14 +38,12 @@ from smm_daq.errors import (
     ConnectStopped,
     InputError,
     InstrumentError,
-    InstrumentLost,
     InstrumentTimeout,
     MoveStopped,
     ProtocolError,
     RangeError,
     ReplyUnknown,
     StageUnreferenced,
-    StillDropping,
 )
 from smm_daq.instruments import connect_stop, loss_budget
 from smm_daq.instruments.interfaces import (
@@ -138,15 +135,13 @@ class GCSLink(Link):
     line drained until quiet), lest that exchange read them for its own reply; but for a
     stop (the stop byte `#24`, which the controller acts on wherever it arrives, even amid a
     reply it is sending; or `STP`; neither has a reply to be confused with the rest), so that
-    the stage stops before the drain. Outside the make-safe path the drop goes on aside, so
-    that a Stop never waits for it (`_drop_rest`).
+    the stage stops before the drain. Outside the make-safe path, on a serial line, the drop
+    goes on aside, so that a Stop never waits for it (`Link._drop_rest`).
     """
 
     def __init__(self, transport: Transport, *, name: str, retries: int = 2,
                  budget: str | None = None) -> None:
         super().__init__(transport, name=name, retries=retries, budget=budget)
-        self._dropping: threading.Thread | None = None  # the rest dropped aside (`_drop_rest`)
-        self._drop_failed: InstrumentError | None = None  # how that drop failed, if it did
         # the stop sent while the rest of a reply still came, if one was (`_drop_rest`)
         self._stopped_amid: str | None = None
 
@@ -203,62 +198,31 @@ class GCSLink(Link):
             self._stopped_amid = command
         return True
 
+    def _waits_for_drop(self) -> bool:
+        """`Link._waits_for_drop`: also the exchanges after a stop sent amid the rest of a
+        reply cut short (its checks), which wait for its drop (`Link._drop_rest`: on a serial
+        line aside, up to `safe_bound.clear_s`, 36 s on a stage at 115200 baud with a 5 s
+        timeout, so that a Stop queued behind the window's poll that met it goes at once);
+        then the stop is sent once more (`_dropped_aside`)."""
+        return self._stopped_amid is not None or super()._waits_for_drop()
+
     def _drop_rest(self, command: str) -> None:
-        """Before `command`, the rest of a reply cut short dropped (`Link._drop_rest`): here,
-        on the make-safe path or after a stop sent amid it, as the exchange's first step
-        (counted as the exchange under way); elsewhere (a window's next call, its readings'
-        poll, on the rig's one thread) aside, on a thread of its own, `command` refused at once
-        (`StillDropping`), as is any other exchange but a stop while it goes on: a drain
-        waits until the line is quiet (on a serial line up to `safe_bound.clear_s`, 36 s on
-        a stage at 115200 baud with a 5 s timeout), and a Stop queued behind a call that
-        waited for it would wait as long. A stop is sent at once, and the exchanges after it
-        (its checks) wait for the drop; then it is sent once more (harmless twice), as the
-        drop on its own thread may have dropped it too (a serial line's output flushed as
-        it began, a socket's connection replaced), the controller left moving unknowing."""
-        dropping = self._dropping
-        waits = self._stopped_amid is not None or self._path_begun()
-        if dropping is not None:
-            if dropping.is_alive() and not waits:
-                raise StillDropping(f"{shown(command)} not sent: the rest of a reply cut short "
-                                    "is still being dropped; asked again once it has",
-                                    instrument=self.name, drop=dropping)
-            dropping.join()
-            failed, self._dropping, self._drop_failed = self._drop_failed, None, None
-            stop, self._stopped_amid = self._stopped_amid, None
-            if stop is not None:
-                self.transport.write(stop)
-            if failed is not None:  # this exchange's failure, as a drop made in it would be
-                raise failed
-            return
-        if not self._unread:
-            return
-        if waits:  # a stop sent amid it goes out before the drain (`clear`)
-            self._stopped_amid = None
-            super()._drop_rest(command)
-            return
-        self._unread = False
-        self._dropping = threading.Thread(target=self._drop_aside, daemon=True,
-                                          name=f"drop the rest of a reply of {self.name}")
-        self._dropping.start()
-        raise StillDropping(f"{shown(command)} not sent: the rest of a reply cut short is "
-                            "being dropped first; asked again once it has",
-                            instrument=self.name, drop=self._dropping)
-
-    def _drop_aside(self) -> None:
-        """The transport's `clear`, on the drop's own thread; how it failed kept for the
-        exchange after it."""
-        try:
+        """`Link._drop_rest`; but after a stop sent amid the rest of a reply cut short (before
+        any drop of it began), the rest dropped as this exchange's first step: the
+        transport's `clear` lets that stop out before it drains."""
+        if self._dropping is None and self._unread and self._stopped_amid is not None:
+            self._stopped_amid, self._unread = None, False
             self.transport.clear()
-        except InstrumentError as exc:
-            self._drop_failed = exc
-        except Exception as exc:  # the link closed under it (a window's close): its port gone
-            self._drop_failed = InstrumentLost(
-                f"dropping the rest of a reply cut short failed: {exc}", instrument=self.name)
+            return
+        super()._drop_rest(command)
 
-    def _path_begun(self) -> bool:
-        """Whether the make-safe path under way (if any) has begun (`LossBudget.begun`)."""
-        budget = loss_budget.current() if self.budget_kind else None
-        return budget is not None and budget.begun()
+    def _dropped_aside(self) -> None:
+        """A stop sent amid a drop aside is sent once more (harmless twice), as the drop on
+        its own thread may have dropped it too (a serial line's output flushed as it began),
+        the controller left moving unknowing."""
+        stop, self._stopped_amid = self._stopped_amid, None
+        if stop is not None:
+            self.transport.write(stop)
 
     def _in_time(self, command: str, began: bool, read: int) -> None:
         """Before a further line of the reply to `command` (`read` lines read): `ReplyCut`

@@ -6,8 +6,9 @@ SR860's 64 kB `CAPTUREGET?` block over a minute). Inside `stoppable(stop)`, a tr
 reads a reply by its bytes (`SerialTransport`; `VisaTransport` on a serial line through
 pyvisa-py) asks `stop` every `STOP_SLICE_S` of the read: once it is true the read ends with
 `ReadStopped`, and the `Link` drops the rest of the reply (still coming) before its next
-exchange. A transport that reads a reply whole (VISA elsewhere) is not stopped within it; the
-piece's end is then the first stop.
+exchange: aside, on a thread of its own, its exchanges refused meanwhile (`Link._drop_rest`).
+A transport that reads a reply whole (VISA elsewhere) is not stopped within it; the piece's
+end is then the first stop.
 """
 
 from __future__ import annotations

@@ -61,6 +61,7 @@ import functools
 import math
 import select
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -146,6 +147,10 @@ class VisaTransport:
         self._pending = bytearray()
         self._closed = False
         self._broken = False
+        # held while a connection that failed is opened again (`_check_open`): a serial
+        # line's drain on a thread of its own (`Link._drop_rest`) and a Stop sent meanwhile
+        # open one new connection between them, not one each
+        self._reopening = threading.Lock()
         lan = getattr(resource, "interface_type", None) == constants.InterfaceType.tcpip
         # a LAN session (TCPIP::…), or a serial port behind a pyserial URL (ASRLsocket://…):
         # its opening waits seconds whatever the timeout (`_opened_in_time`), so a reopen is
@@ -222,7 +227,9 @@ class VisaTransport:
         if self._closed:
             raise InstrumentLost("link closed", instrument=self.name)
         if self._broken and self._reopen_failed is not None:
-            self._reconnect(deadline)
+            with self._reopening:  # one at a time: a drain aside's and a Stop's (`Link`)
+                if self._broken:
+                    self._reconnect(deadline)
 
     def _reconnect(self, deadline: float | None = None) -> None:
         """Drop the connection and open a new one (raw sockets; serial ports, VXI-11 and
@@ -820,6 +827,9 @@ class SerialTransport:
         self._reopen = reopen  # opens the port again, its connect within the seconds given
         self._broken = False  # the port failed: reopened before its next use
         self._closed = False  # closed by `close`: never reopened
+        # held while the port is opened again (`_check_open`): a drain on a thread of its own
+        # (`Link._drop_rest`) and a Stop sent meanwhile open one new port between them
+        self._reopening = threading.Lock()
 
     def expect_reply_end(self, end: str) -> None:
         """End replies at `end` from now on (an SR830 ends them with CR on its RS-232 port)."""
@@ -865,6 +875,13 @@ class SerialTransport:
             raise InstrumentLost("link closed", instrument=self.name)
         if not self._broken or self._reopen is None:
             return
+        with self._reopening:  # one at a time: a drain aside's and a Stop's (`Link`)
+            if self._broken:
+                self._reopen_by(deadline)
+
+    def _reopen_by(self, deadline: float) -> None:
+        """The port closed and opened again, by `deadline` (`_check_open`)."""
+        assert self._reopen is not None
         with contextlib.suppress(Exception):  # the old port may be gone already
             self.port.close()
         left = deadline - time.monotonic()

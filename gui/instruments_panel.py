@@ -24,7 +24,7 @@ from gui.lazy_menu import LazyMenuViewBox
 from gui.rig_holder import INSTRUMENTS, RigHolder
 from gui.typed_numbers import decimal_number, si_examples, si_number, si_text
 from smm_daq.clock import VirtualClock
-from smm_daq.errors import InputError
+from smm_daq.errors import InputError, StillDropping
 from smm_daq.instruments.profile import LOCKIN_SENSITIVITY_V, TIME_CONSTANTS_S, Profile
 from smm_daq.instruments.ramp_stop import RampStop, ramp_field
 
@@ -523,7 +523,10 @@ class InstrumentsPanel(QtWidgets.QWidget):
         said after it."""
         failed: dict[str, BaseException] = {}
         for key, value in readings.items():
-            if isinstance(value, Exception) and key in INSTRUMENT_OF_READING:
+            # a reading refused while its link drops the rest of a reply cut short is no
+            # silence: the instrument answers, and the next poll asks again
+            if isinstance(value, Exception) and not isinstance(value, StillDropping) \
+                    and key in INSTRUMENT_OF_READING:
                 failed.setdefault(INSTRUMENT_OF_READING[key], value)
         for name, label in self.state_labels.items():
             if name in failed:
@@ -728,7 +731,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
 
         def failed(exc: BaseException) -> None:
             ended()
-            self.message.setText(f"{what}: {exc}")
+            self.message.setText(failure_text(what, exc))
 
         if not self.holder.call(fn, done, failed):
             ended()
@@ -878,10 +881,20 @@ class InstrumentsPanel(QtWidgets.QWidget):
             self.poll()
 
         def failed(exc: BaseException) -> None:
-            self.message.setText(f"{what}: {exc}")
+            self.message.setText(failure_text(what, exc))
 
         if not self.holder.call(send, done, failed):
             self.message.setText(f"{what}: {NOT_AVAILABLE}")
+
+
+def failure_text(what: str, exc: BaseException) -> str:
+    """How the message line says that the action `what` failed with `exc`: one refused while
+    a link drops the rest of a reply cut short (`StillDropping`) did nothing, and is not
+    made again by itself (a scan's and a recipe's calls are; the window's buttons are not)."""
+    if isinstance(exc, StillDropping):
+        return (f"{what}: not done: {exc}. Ask again once it has been dropped (on a serial "
+                "line, once the line is quiet: up to a minute and more)")
+    return f"{what}: {exc}"
 
 
 def _failed_html(exc: object) -> str:

@@ -9,6 +9,7 @@ resumes its cut-off scan through the Scan tab, as the Session tab's Resume scan 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -35,7 +36,8 @@ from smm_daq.acquisition.recipe import (
 from smm_daq.acquisition.recipe_continue import RESUME
 from smm_daq.acquisition.session import Session
 from smm_daq.clock import Clock
-from smm_daq.errors import SmmError
+from smm_daq.errors import SmmError, StillDropping
+from smm_daq.instruments.interfaces import STOP_SLICE_S
 from smm_daq.instruments.ramp_stop import RampStop, ramp_field
 from smm_daq.shell_words import command_line
 
@@ -81,11 +83,15 @@ class RecipeRunner(QtCore.QObject):
         then run the first step; a refusal ends the recipe before it."""
         self.running = True
         self.holder.set_recipe_running(True)
+        self._check_fly_steps()
+
+    def _check_fly_steps(self) -> None:
         rig = self.holder.rig
         if rig is None or not self.holder.call(
             lambda: check_fly_steps(self.recipe, rig.stage),
             lambda _: self._next(),
-            lambda exc: self._end(False, str(exc)),
+            lambda exc: self._again_once_dropped(exc, self._check_fly_steps,
+                                                 lambda why: self._end(False, str(why))),
         ):
             self._end(False, "the rig is not connected")
 
@@ -240,8 +246,26 @@ class RecipeRunner(QtCore.QObject):
             self._step_failed(f"scan {kind}" + (f": {message}" if message else ""))
 
     def _rig_step(self, fn: Callable[[], object]) -> None:
-        if not self.holder.call(fn, self._step_done, self._step_failed):
+        if not self.holder.call(fn, self._step_done, lambda exc: self._again_once_dropped(
+                exc, lambda: self._rig_step(fn), self._step_failed)):
             self._step_failed("the rig is not connected")
+
+    def _again_once_dropped(self, exc: BaseException, again: Callable[[], None],
+                            failed: Callable[[object], None]) -> None:
+        """A call refused while a link drops the rest of a reply cut short (`StillDropping`:
+        nothing sent) is made `again` once that drop has ended, as a scan's are, rather than
+        the recipe failing on it; the wait is the window's (asked every `STOP_SLICE_S`), not
+        the rig's thread's, so that a Stop pressed meanwhile goes at once. A recipe stopped
+        meanwhile ends (`failed`); any other failure is `failed`'s."""
+        if not isinstance(exc, StillDropping):
+            failed(exc)
+        elif self._stop_requested:
+            failed("stopped by the operator")
+        elif exc.wait(0.0):
+            again()
+        else:
+            QtCore.QTimer.singleShot(round(STOP_SLICE_S * 1000), functools.partial(
+                self._again_once_dropped, exc, again, failed))
 
     def _step_done(self, _: object, warnings: Sequence[str] = ()) -> None:
         """The step ended well; its `warnings` (a subtraction's registration concerns, also

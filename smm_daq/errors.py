@@ -45,8 +45,11 @@ class InstrumentLost(InstrumentError):
 
 class StillDropping(InstrumentError):
     """An exchange refused at once, nothing sent: the rest of a reply cut short is being
-    dropped on a thread of its own (a stage's link: `GCSLink._drop_rest`). A caller that no
-    Stop waits behind (a scan's worker) asks again once `wait` says the drop has ended."""
+    dropped on a thread of its own (a serial line drained until quiet: `Link._drop_rest`, a
+    stage's reply or a lock-in's buffer piece). A caller that no Stop waits behind (a scan's
+    worker, a recipe's step: `drop_wait.once_dropped`) asks again once `wait` says the drop
+    has ended; the window's poll asks again at its next reading; the window's own buttons are
+    the operator's to press again."""
 
     def __init__(self, message: str, *, instrument: str | None = None,
                  drop: threading.Thread | None = None) -> None:

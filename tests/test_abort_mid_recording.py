@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 
 from drivers.link import parse_int
-from drivers.pi_gcs import STOP_ALL, GCSLink, StillDropping
+from drivers.pi_gcs import STOP_ALL, GCSLink
 from simulators.emulator import Emulator
 from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.clock import Clock, VirtualClock
-from smm_daq.errors import InstrumentTimeout
+from smm_daq.errors import InstrumentTimeout, StillDropping
 from smm_daq.instruments import loss_budget
 from smm_daq.instruments.loss_budget import DeadlineReached
 from smm_daq.instruments.profile import Profile, load_profile
@@ -160,6 +160,7 @@ class CutReply:
     answers 0: what a read after the HPA? cut short reads is what was left unread."""
 
     timeout = 3.0
+    baud_rate = BAUD  # a serial line: its clear drains, aside (`Link._drop_rest`)
     LINES = 40
     LINE_S = 2.9
 

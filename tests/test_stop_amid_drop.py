@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from drivers.pi_gcs import STOP_ALL, StillDropping
+from drivers.pi_gcs import STOP_ALL
+from smm_daq.errors import StillDropping
 from smm_daq.instruments import loss_budget
 from smm_daq.instruments.loss_budget import DeadlineReached
 from smm_daq.instruments.profile import load_profile
@@ -24,6 +25,7 @@ from smm_daq.instruments.rig import open_rig
 
 HANG_GUARD_S = 10.0  # real seconds; only a call that waits for the held drain reaches it
 LINE_S = 0.5  # rig-clock seconds each line of a reply takes to come
+BAUD = 115200  # the stage's serial line
 
 
 class LinePerRead:
@@ -35,6 +37,7 @@ class LinePerRead:
         self.inner = inner
         self.clock = clock
         self.timeout = inner.timeout
+        self.baud_rate = BAUD  # a serial line: its clear drains, aside (`Link._drop_rest`)
         self.pending: deque[str] = deque()
         self.draining = threading.Event()
         self.release = threading.Event()

@@ -102,6 +102,7 @@ from smm_daq.analysis.subtract_inputs import (
 from smm_daq.clock import Clock
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
+from smm_daq.instruments.drop_wait import once_dropped
 from smm_daq.instruments.interfaces import STOP_SLICE_S
 from smm_daq.instruments.profile import HEIGHT_NOT_ZERO, Profile, load_toml
 from smm_daq.storage.field_tolerance import tolerance_in_profile
@@ -699,7 +700,9 @@ def run_recipe(
                            can_prompt=yes or _interactive(ask), continuing=continuing)
     if checked.start is None:
         return []
-    check_fly_steps(checked, session.rig.stage)
+    # a link dropping the rest of a reply cut short refuses a step's exchanges meanwhile:
+    # the step waits for it and is made again, as a scan's calls are (`once_dropped`)
+    once_dropped(lambda: check_fly_steps(checked, session.rig.stage))
     written: list[str] = []
     for i, step in enumerate(checked.steps):
         skipped = skip_reason(checked, i, session.path)
@@ -714,9 +717,10 @@ def run_recipe(
                               auto_range=auto_range, resume=checked.states[i] == RESUME)
             written.append(plan.name)
         elif isinstance(step, SetFieldStep):
-            session.set_field(tuple(b / UT for b in step.field))
+            field = tuple(b / UT for b in step.field)
+            once_dropped(lambda field=field: session.set_field(field))
         elif isinstance(step, ZeroFieldStep):
-            session.zero_field()
+            once_dropped(session.zero_field)
         elif isinstance(step, WaitStep):
             wait_in_slices(session.rig.clock, step.seconds)
         elif isinstance(step, PromptStep):

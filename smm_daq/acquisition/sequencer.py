@@ -72,10 +72,11 @@ from smm_daq.errors import (
     ReadStopped,
     ReplyUnknown,
     SafetyError,
-    StillDropping,
     StorageError,
     WriteStalled,
 )
+from smm_daq.instruments import driver_calls
+from smm_daq.instruments.drop_wait import once_dropped
 from smm_daq.instruments.interfaces import STOP_SLICE_S
 from smm_daq.instruments.profile import DRIFT_TOLERANCE_NT
 from smm_daq.instruments.ramp_stop import RampStop
@@ -748,7 +749,7 @@ class Sequencer(FlyScan):
         differs from the scan's, each as 'reference ... (the scan's ...)'; none: []. An
         abort between its frequency and its amplitude asks no more (`_Aborted`)."""
         try:
-            frequency, amplitude = self._call(self.rig.lockin.reference,
+            frequency, amplitude = self._call(driver_calls.reference, self.rig.lockin,
                                               stop=self._abort_pending)
         except ReadStopped:  # an abort between its queries: `_Aborted`, as at a checkpoint
             self._checkpoint(pausable=False)
@@ -1042,13 +1043,7 @@ class Sequencer(FlyScan):
         earlier making safe cut short (`StillDropping`: refused, nothing sent; a scan started
         again from the window while its poll has that drop under way), rather than the scan
         failing on it; an abort meanwhile is seen within `STOP_SLICE_S` (`_Aborted`)."""
-        while True:
-            try:
-                return fn(*args, **kw)
-            except StillDropping as exc:
-                while not exc.wait(STOP_SLICE_S):
-                    self._checkpoint(pausable=False)
-                self._checkpoint(pausable=False)
+        return once_dropped(lambda: fn(*args, **kw), lambda: self._checkpoint(pausable=False))
 
     def _make_safe(self) -> None:
         try:

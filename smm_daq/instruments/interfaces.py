@@ -179,7 +179,8 @@ class LockIn(Instrument):
     def reference(self, *, stop: Callable[[], bool] | None = None) -> tuple[float, float]:
         """Reference frequency (Hz) and sine-out amplitude (V rms). `stop` is asked between
         the exchanges that read them (where they are more than one): once it is true, the
-        read ends with `ReadStopped`, nothing more asked."""
+        read ends with `ReadStopped`, nothing more asked. (A plug-in driver's `reference`
+        written before `stop` is called without it: `driver_calls.reference`.)"""
 
     @abstractmethod
     def set_reference(self, frequency: float, amplitude: float) -> None:
@@ -273,7 +274,8 @@ class BufferedLockIn(ABC):
         of the read (on a slow serial line a full buffer takes minutes), and where the link
         can tell, within the piece under way too (one piece may take seconds): once it is
         true, the read ends with `ReadStopped`, nothing more asked (the rest of a piece cut
-        short is dropped before the link's next exchange)."""
+        short is dropped before the link's next exchange: on a serial line aside, the
+        exchanges meanwhile refused, `StillDropping`)."""
 
 
 @dataclass(frozen=True)

@@ -186,7 +186,10 @@ def close_wait_s(profile: Profile) -> float:
     and one begun meanwhile is refused (`Link.close`). The lock-in's and the fluxgate's links
     are outside the make-safe path (no deadline or loss budget cuts their exchanges short):
     for each, one exchange with all its attempts (`retries + 1`), each with its command's time
-    to go out, its reply's and a device clear. Two threads may each have one under way."""
+    to go out, its reply's and a device clear. Two threads may each have one under way. The
+    rest of a reply cut short (a buffer piece a stop ended amid, on a serial line: only there
+    is a read stopped within a reply) is drained aside, on a thread of its own that the close
+    does not wait for (`Link._drop_rest`), never as part of an exchange."""
     links = [profile.lockin.link]
     if profile.fluxgate is not None:
         links.append(profile.fluxgate.link)

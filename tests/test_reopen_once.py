@@ -1,0 +1,86 @@
+"""A serial port that failed is opened again by its next use, whichever thread that is: the
+drain of a reply cut short, on a thread of its own (`Link._drop_rest`), and a Stop sent
+meanwhile open one new port between them, not one each (a serial-over-LAN adapter, as a PI
+controller, takes few connections; the other would be leaked, or the Stop written to a port
+being closed). The reopen is held by events; nothing sleeps."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+import serial
+
+from drivers.transports import SerialTransport
+from smm_daq.errors import InstrumentLost
+
+HANG_GUARD_S = 10.0  # real seconds; only a hang reaches it
+TIMEOUT_S = 1.0  # the link's: no read here waits for it
+
+
+class NotedLock:
+    """The transport's reopening lock, telling when the thread named "stop" waits for it."""
+
+    def __init__(self, lock: Any, stop_waits: threading.Event) -> None:
+        self.lock = lock
+        self.stop_waits = stop_waits
+
+    def __enter__(self) -> Any:
+        if threading.current_thread().name == "stop":
+            self.stop_waits.set()
+        return self.lock.__enter__()
+
+    def __exit__(self, *exc: object) -> Any:
+        return self.lock.__exit__(*exc)
+
+
+def test_a_failed_port_used_by_two_threads_at_once_is_reopened_once() -> None:
+    """The port failed; the drain's thread begins to reopen it (held there), and a Stop is
+    written meanwhile from another: it waits for that reopen and goes on the port it opened.
+    Unfixed, the Stop's write saw the port still failed and opened a second one."""
+    opened: list[str] = []
+    ports: list[serial.SerialBase] = []
+    first_opening, go, stop_waits = threading.Event(), threading.Event(), threading.Event()
+
+    def reopen(within: float) -> serial.SerialBase:
+        opened.append(threading.current_thread().name)
+        if len(opened) == 1:
+            first_opening.set()
+            assert go.wait(HANG_GUARD_S)
+        else:
+            stop_waits.set()  # unfixed: no wait, a second port
+        ports.append(serial.serial_for_url("loop://", timeout=TIMEOUT_S,
+                                           write_timeout=TIMEOUT_S))
+        return ports[-1]
+
+    first = serial.serial_for_url("loop://", timeout=TIMEOUT_S, write_timeout=TIMEOUT_S)
+    transport = SerialTransport(first, name="stage", reopen=reopen)
+    first.close()  # the adapter gone: the next write fails, and the port is reopened after
+    with pytest.raises(InstrumentLost):
+        transport.write("POS?")
+    if hasattr(transport, "_reopening"):
+        transport._reopening = NotedLock(transport._reopening, stop_waits)
+    failed: list[BaseException] = []
+
+    def use(message: str) -> None:
+        try:
+            transport.write(message)
+        except BaseException as exc:
+            failed.append(exc)
+
+    drain = threading.Thread(target=use, args=("ERR?",), name="drain", daemon=True)
+    drain.start()
+    assert first_opening.wait(HANG_GUARD_S)
+    stop = threading.Thread(target=use, args=("\x18",), name="stop", daemon=True)
+    stop.start()
+    assert stop_waits.wait(HANG_GUARD_S)
+    go.set()
+    drain.join(HANG_GUARD_S)
+    stop.join(HANG_GUARD_S)
+    assert not drain.is_alive() and not stop.is_alive()
+    assert not failed, failed
+    assert opened == ["drain"], opened
+    assert transport.port is ports[0]
+    sent = ports[0].read(ports[0].in_waiting).split(b"\n")  # both on the one port opened
+    assert sorted(sent) == sorted([b"", b"ERR?", b"\x18"]), sent
