@@ -291,6 +291,32 @@ def test_lookups_of_a_name_already_being_looked_up_share_that_lookup(
     assert len(stalled_name_server.asked) == 2
 
 
+def test_a_lookup_whose_thread_could_not_start_leaves_the_name_to_look_up_again(
+        stalled_name_server: NameServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The system refuses a thread for a name's lookup (RuntimeError: too many threads):
+    that call fails, and the next lookup of the name starts one of its own and is answered.
+    Unfixed, the refused lookup stayed shared, under way for ever: every later call waited for
+    it and said the name server does not answer, long after it did."""
+    stalled_name_server.knows = True
+    stalled_name_server.answer.set()
+    refused: list[str] = []
+
+    class Refused(threading.Thread):
+        def start(self) -> None:
+            if not refused:
+                refused.append(self.name)
+                raise RuntimeError("can't start new thread")
+            super().start()
+
+    monkeypatch.setattr(host_lookup, "threading", types.SimpleNamespace(
+        **{**vars(threading), "Thread": Refused}))
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        host_lookup.stream_addresses("adapter.lab", 5025, LOOKUP_GUARD_S)
+    found = host_lookup.stream_addresses("adapter.lab", 5025, LOOKUP_GUARD_S)
+    assert {where[:2] for *_, where in found} == {("127.0.0.1", 5025)}
+    assert refused == ["host lookup"]
+
+
 def test_a_hislip_read_that_timed_out_through_a_vendor_visa_keeps_its_session(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A HiSLIP session of a VISA library other than pyvisa-py (no sockets the transport can
