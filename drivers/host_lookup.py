@@ -56,8 +56,10 @@ def stream_addresses(host: str | None, port: int, seconds: float) -> list[Addres
     with _UNDER_WAY_LOCK:
         lookup = _UNDER_WAY.get(host)
         if lookup is None:
-            lookup = _UNDER_WAY[host] = _Lookup(host)
+            lookup = _Lookup(host)
             threading.Thread(target=lookup.run, name="host lookup", daemon=True).start()
+            # shared once under way: a thread that could not start leaves none to wait for
+            _UNDER_WAY[host] = lookup
     if not lookup.done.wait(max(0.0, seconds)):
         raise TimeoutError(f"could not look up {host!r} within {seconds:g} s (the name "
                            "server does not answer; give the adapter's IP address)")

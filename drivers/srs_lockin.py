@@ -87,12 +87,16 @@ def piece_size(transport: Transport, address: str, *, serial: bool, unit_bytes: 
     holds on `transport` at `address`: `most`, or as many as come within
     `PIECE_TIMEOUT_SHARE` of its timeout at the link's slowest rate (a serial line's baud
     rate, where `serial` and the transport has one; a LAN address's `LAN_BYTES_PER_S`), one at
-    least."""
+    least. A serial line reached through a serial-to-Ethernet server (a LAN socket) is read
+    as a LAN socket is, a timeout from the read's start, at the line's baud rate, which the
+    socket does not know: the default's (`DEFAULT_BAUD_RATE`) is taken."""
+    lan = address.strip().upper().startswith("TCPIP")
     if serial:
-        baud = getattr(transport, "baud_rate", None)
+        baud = getattr(transport, "baud_rate", None) or (
+            transports.DEFAULT_BAUD_RATE if lan else None)
         rate = baud / transports.BITS_PER_BYTE if baud else None
     else:
-        rate = LAN_BYTES_PER_S if address.strip().upper().startswith("TCPIP") else None
+        rate = LAN_BYTES_PER_S if lan else None
     if rate is None:
         return most
     return max(1, min(most, int(PIECE_TIMEOUT_SHARE * transport.timeout * rate / unit_bytes)))

@@ -13,7 +13,6 @@ import h5py
 import numpy as np
 import pytest
 
-from drivers import sr860
 from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.sequencer import Sequencer
@@ -168,7 +167,7 @@ def test_an_abort_during_a_fly_lines_buffer_read_waits_for_the_piece_under_way_o
     if model == "sr830":
         rig.lockin.trace_chunk = 4  # type: ignore[attr-defined]  # as small as a slow line's
     else:
-        monkeypatch.setattr(sr860, "GET_KB", 1)
+        rig.lockin.get_kb = 1  # type: ignore[attr-defined]  # the driver's, sized at connect
     seq = Sequencer(rig, tmp_path / "s.h5", plan)
     calls: list[str] = []
     link = rig.lockin.link  # type: ignore[attr-defined]

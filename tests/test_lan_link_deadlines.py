@@ -291,6 +291,32 @@ def test_lookups_of_a_name_already_being_looked_up_share_that_lookup(
     assert len(stalled_name_server.asked) == 2
 
 
+def test_a_lookup_whose_thread_could_not_start_leaves_the_name_to_look_up_again(
+        stalled_name_server: NameServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The system refuses a thread for a name's lookup (RuntimeError: too many threads):
+    that call fails, and the next lookup of the name starts one of its own and is answered.
+    Unfixed, the refused lookup stayed shared, under way for ever: every later call waited for
+    it and said the name server does not answer, long after it did."""
+    stalled_name_server.knows = True
+    stalled_name_server.answer.set()
+    refused: list[str] = []
+
+    class Refused(threading.Thread):
+        def start(self) -> None:
+            if not refused:
+                refused.append(self.name)
+                raise RuntimeError("can't start new thread")
+            super().start()
+
+    monkeypatch.setattr(host_lookup, "threading", types.SimpleNamespace(
+        **{**vars(threading), "Thread": Refused}))
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        host_lookup.stream_addresses("adapter.lab", 5025, LOOKUP_GUARD_S)
+    found = host_lookup.stream_addresses("adapter.lab", 5025, LOOKUP_GUARD_S)
+    assert {where[:2] for *_, where in found} == {("127.0.0.1", 5025)}
+    assert refused == ["host lookup"]
+
+
 def test_a_hislip_read_that_timed_out_through_a_vendor_visa_keeps_its_session(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A HiSLIP session of a VISA library other than pyvisa-py (no sockets the transport can
@@ -377,11 +403,12 @@ def test_an_opening_whose_wait_is_interrupted_is_closed_once_it_opens(
     assert closed.wait(LOOKUP_GUARD_S), "the resource opened late was never closed"
 
 
-class _Quiet:
-    """A lock-in input held at 0 V."""
+class _Rising:
+    """A lock-in input whose in-phase level rises 5 mV a second, noiseless: a buffer's X
+    never falls from one point to the next, so a piece read in the wrong place shows."""
 
     def lockin_signal(self, times: Sequence[float], excitation: float) -> np.ndarray:
-        return np.zeros(len(times))
+        return 5e-3 * np.asarray(times, dtype=float)
 
     def lockin_noise_density(self, excitation: float) -> float:
         return 0.0
@@ -398,12 +425,12 @@ def test_a_lockin_buffer_is_read_in_pieces_a_lan_gpib_gateway_passes_within_the_
     """An SR830 or SR860 behind a LAN-GPIB gateway (VXI-11 or HiSLIP) at the low end of such
     a gateway's rate: a reply longer than the gateway passes within the link's timeout never
     comes whole in it, and a VXI-11 or HiSLIP read ends at that timeout. The buffer is read
-    in pieces that come within it, every point read. Unfixed, an SR830's pieces were 2048
-    points (30 kB, sized for serial lines only) and an SR860's 64 kB, and each failed every
-    time."""
+    in pieces that come within it, every point read, each in its place. Unfixed, an SR830's
+    pieces were 2048 points (30 kB, sized for serial lines only) and an SR860's 64 kB, and
+    each failed every time."""
     clock = VirtualClock()
     driver, emulator_class = LOCKINS[model]
-    emulator = emulator_class(clock, _Quiet(), rng=np.random.default_rng(1))
+    emulator = emulator_class(clock, _Rising(), rng=np.random.default_rng(1))
     gateway = KINDS[kind](emulator.handle,
                           most_reply=int(LAN_BYTES_PER_S * GATEWAY_TIMEOUT_S)).start()
     try:
@@ -424,6 +451,7 @@ def test_a_lockin_buffer_is_read_in_pieces_a_lan_gpib_gateway_passes_within_the_
             emulator.handle(driver.BUFFER_COUNT_QUERY)
             trace = bounded(lockin.read_buffer)
             assert len(trace.x) == len(trace.y) == int(30.0 * rate)
+            assert (np.diff(trace.x) >= 0).all(), "a piece was read in the wrong place"
         finally:
             lockin.close()
     finally:

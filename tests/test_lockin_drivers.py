@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from instrument_fakes import ScriptedTransport, link_settings, opener
 
-from drivers.sr830 import SR830
+from drivers.sr830 import SR830, TRACE_POINT_BYTES
 from drivers.sr860 import SR860, parse_block, read_block
 from simulators.emulator import EmulatorTransport
 from simulators.sr830_emulator import SR830_SENSITIVITIES, SR830_TIME_CONSTANTS, SR830Emulator
@@ -26,6 +26,7 @@ from smm_daq.errors import (
     RangeError,
 )
 from smm_daq.instruments.profile import LockInSettings, parse_profile
+from smm_daq.instruments.transport import BITS_PER_BYTE, DEFAULT_BAUD_RATE
 
 IDN_830 = "Stanford_Research_Systems,SR830,s/n86514,ver1.07"
 IDN_860 = "Stanford_Research_Systems,SR860,004317,v1.51"
@@ -159,6 +160,22 @@ def test_sr830_on_a_serial_port_sends_replies_to_rs232_first() -> None:
     t = ScriptedTransport(sr830_opening(address))
     SR830.from_profile(settings("sr830", address), clock=VirtualClock(), open_transport=opener(t))
     assert t.sent[0] == "OUTX 0" and t.done()
+
+
+def test_sr830_behind_a_serial_to_ethernet_server_reads_pieces_its_line_passes_in_time() -> None:
+    """An SR830's RS-232 port reached through a serial-to-Ethernet server (a LAN socket, whose
+    read ends a timeout after it began): each TRCA? piece comes within half the timeout at
+    the line's default 9600 baud, the socket knowing no baud rate. Unfixed, pieces were 2048
+    points (30 kB: half a minute of the line), and every buffer read timed out."""
+    address = "TCPIP0::10.0.0.5::4001::SOCKET"
+    script = sr830_opening(address)
+    script[0] = ("OUTX 0", None)  # replies to the RS-232 port the server reaches
+    t = ScriptedTransport(script, timeout=1.0)
+    lockin = SR830.from_profile(replace(settings("sr830", address), interface="rs232"),
+                                clock=VirtualClock(), open_transport=opener(t))
+    assert t.done()
+    piece_s = lockin.trace_chunk * TRACE_POINT_BYTES * BITS_PER_BYTE / DEFAULT_BAUD_RATE
+    assert 0.25 < piece_s <= 0.5 * t.timeout
 
 
 @pytest.mark.parametrize(
