@@ -38,6 +38,11 @@ def _set_ragged(f: h5py.File) -> None:
     f.attrs.create("ragged", _ragged([1.0, np.nan], [3.0]), dtype=VLEN)
 
 
+def _set_compound(f: h5py.File) -> None:
+    row = np.dtype([("value", "f8"), ("name", h5py.string_dtype())])
+    f.attrs.create("compound", np.array([(np.nan, "a")], dtype=row))
+
+
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("rollback") / "base.h5"
@@ -49,8 +54,8 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.mark.parametrize("setter", [_set_reference, _set_references, _set_ragged],
-                         ids=["reference", "references", "ragged with NaN"])
+@pytest.mark.parametrize("setter", [_set_reference, _set_references, _set_ragged, _set_compound],
+                         ids=["reference", "references", "ragged with NaN", "compound with text"])
 def test_a_refused_write_leaves_an_attribute_of_objects_as_it_was(
         base: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], setter: object) -> None:
     path = tmp_path / "s.h5"

@@ -1112,14 +1112,16 @@ def _same(f: h5py.File, a: object, b: object) -> bool:
     """Whether two attribute values of `f` are alike: bit for bit where they are arrays of one
     type (a NaN, never equal to itself, would be put back by every failed write, changing a
     file that the write left as it was), item by item where those are objects (variable-length
-    sequences, strings, references: unequal to each other as numpy compares them), else by
-    value."""
+    sequences, strings, references: unequal to each other as numpy compares them) and field by
+    field in a compound holding them, else by value."""
     x, y = np.asarray(a), np.asarray(b)
     if x.dtype == y.dtype and x.shape == y.shape:
         if not x.dtype.hasobject:
             return x.tobytes() == y.tobytes()
         if x.dtype == object:
             return all(_same_item(f, p, q) for p, q in zip(x.flat, y.flat, strict=True))
+        if x.dtype.names:  # a compound with such a field: field by field
+            return all(_same(f, x[name], y[name]) for name in x.dtype.names)
     try:
         return bool(np.array_equal(x, y))
     except (TypeError, ValueError):
