@@ -1082,7 +1082,7 @@ class _Before:
                 if key not in self.attrs:
                     del f.attrs[key]
             for key, (value, dtype) in self.attrs.items():
-                if key not in f.attrs or not _same(f.attrs[key], value):
+                if key not in f.attrs or not _same(f, f.attrs[key], value):
                     f.attrs.create(key, value, dtype=dtype)
             now = {name: _address(f, name) for name in f}
             for name, address in now.items():
@@ -1108,15 +1108,40 @@ def _address(f: h5py.Group, name: str) -> int | None:
     return info.u if info.type == h5py.h5l.TYPE_HARD else None
 
 
-def _same(a: object, b: object) -> bool:
-    """Whether two attribute values are alike: bit for bit where they are arrays of one type
-    (a NaN, never equal to itself, would be put back by every failed write, changing a file
-    that the write left as it was), else by value."""
+def _same(f: h5py.File, a: object, b: object) -> bool:
+    """Whether two attribute values of `f` are alike: bit for bit where they are arrays of one
+    type (a NaN, never equal to itself, would be put back by every failed write, changing a
+    file that the write left as it was), item by item where those are objects (variable-length
+    sequences, strings, references: unequal to each other as numpy compares them) and field by
+    field in a compound holding them, else by value."""
     x, y = np.asarray(a), np.asarray(b)
-    if x.dtype == y.dtype and x.shape == y.shape and not x.dtype.hasobject:
-        return x.tobytes() == y.tobytes()
+    if x.dtype == y.dtype and x.shape == y.shape:
+        if not x.dtype.hasobject:
+            return x.tobytes() == y.tobytes()
+        if x.dtype == object:
+            return all(_same_item(f, p, q) for p, q in zip(x.flat, y.flat, strict=True))
+        if x.dtype.names:  # a compound with such a field: field by field
+            return all(_same(f, x[name], y[name]) for name in x.dtype.names)
     try:
         return bool(np.array_equal(x, y))
+    except (TypeError, ValueError):
+        return False
+
+
+def _same_item(f: h5py.File, a: object, b: object) -> bool:
+    """`_same` for one item of an array of objects: a reference by the object of `f` it leads
+    to (a region reference never alike: its region is not compared)."""
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return _same(f, a, b)
+    if type(a) is h5py.Reference and type(b) is h5py.Reference:
+        if not a or not b:
+            return not a and not b
+        try:
+            return bool(f[a].id == f[b].id)
+        except (KeyError, ValueError):  # a dangling reference
+            return False
+    try:
+        return type(a) is type(b) and bool(a == b)
     except (TypeError, ValueError):
         return False
 
