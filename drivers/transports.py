@@ -228,8 +228,14 @@ class VisaTransport:
             raise InstrumentLost("link closed", instrument=self.name)
         if self._broken and self._reopen_failed is not None:
             with self._reopening:  # one at a time: a drain aside's and a Stop's (`Link`)
-                if self._broken:
+                if self._broken and not self._closed:
                     self._reconnect(deadline)
+            if self._closed:  # closed meanwhile (a drain aside holds no link lock): the
+                # connection opened after the close is closed too, not left open for good
+                with contextlib.suppress(Exception):
+                    _close_serial_url_port(self.resource)
+                    self.resource.close()
+                raise InstrumentLost("link closed", instrument=self.name)
 
     def _reconnect(self, deadline: float | None = None) -> None:
         """Drop the connection and open a new one (raw sockets; serial ports, VXI-11 and
@@ -876,8 +882,13 @@ class SerialTransport:
         if not self._broken or self._reopen is None:
             return
         with self._reopening:  # one at a time: a drain aside's and a Stop's (`Link`)
-            if self._broken:
+            if self._broken and not self._closed:
                 self._reopen_by(deadline)
+        if self._closed:  # closed meanwhile (a drain aside holds no link lock): the port
+            # opened after the close is closed too, not left open for good
+            with contextlib.suppress(Exception):
+                self.port.close()
+            raise InstrumentLost("link closed", instrument=self.name)
 
     def _reopen_by(self, deadline: float) -> None:
         """The port closed and opened again, by `deadline` (`_check_open`)."""

@@ -10,6 +10,7 @@ from importlib.metadata import EntryPoint
 import h5py
 
 from drivers.sr830 import SR830
+from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.instruments import rig as rig_module
@@ -47,5 +48,35 @@ def test_a_plugin_lockin_whose_reference_takes_no_stop_runs_a_scan(tmp_path,
         assert seq.run() == "finished", seq.message
         with h5py.File(tmp_path / "s.h5", "r") as f:
             assert f["step/data/line_done"][()].all()
+    finally:
+        rig.close()
+
+
+class OlderBufferedLockIn(SR830):
+    """An SR830 driver as a plug-in written before `read_buffer` took `stop` has it."""
+
+    def read_buffer(self):  # type: ignore[no-untyped-def,override]
+        return super().read_buffer()
+
+
+def test_a_plugin_lockin_whose_read_buffer_takes_no_stop_runs_a_fly_scan(tmp_path,
+                                                                         monkeypatch) -> None:
+    """A fly scan with the plug-in driver reads each line's buffer and finishes. Unfixed, the
+    line's read called `read_buffer(stop=...)`: the scan failed with 'unexpected
+    TypeError'."""
+    drivers = dict(registered(DRIVER_GROUP))
+    drivers["sr830"] = EntryPoint(name="sr830", group=DRIVER_GROUP,
+                                  value="test_older_lockin_driver:OlderBufferedLockIn")
+    monkeypatch.setattr(rig_module, "registered",
+                        lambda group: drivers if group == DRIVER_GROUP else registered(group))
+    rig = open_rig(load_profile())
+    try:
+        assert type(rig.lockin).__name__ == "OlderBufferedLockIn"
+        plan = ScanPlan.from_center("fly", CENTRE, (0.4e-3, 0.1e-3), 20e-6,
+                                    field=(0, 0, 20e-6), fly=FlySettings(pixel_time=0.05))
+        seq = Sequencer(rig, tmp_path / "s.h5", plan)
+        assert seq.run() == "finished", seq.message
+        with h5py.File(tmp_path / "s.h5", "r") as f:
+            assert f["fly/data/line_done"][()].all()
     finally:
         rig.close()

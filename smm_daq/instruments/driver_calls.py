@@ -4,8 +4,9 @@ still take.
 
 `LockIn.reference` takes `stop=` (asked between its frequency and its amplitude, so that an
 abort asks no more); a driver whose `reference(self)` takes none is called without it, its
-two exchanges then read as one, as before. Whether it takes one is decided once per driver
-class, from its signature."""
+two exchanges then read as one, as before. So is `BufferedLockIn.read_buffer` (its `stop`
+asked between its pieces): a driver's `read_buffer(self)` reads the whole buffer, as before.
+Whether a method takes one is decided once per driver class, from its signature."""
 
 from __future__ import annotations
 
@@ -13,22 +14,31 @@ import functools
 import inspect
 from collections.abc import Callable
 
-from smm_daq.instruments.interfaces import LockIn
+from smm_daq.instruments.interfaces import BufferedLockIn, BufferTrace, LockIn
 
 
 def reference(lockin: LockIn, *, stop: Callable[[], bool] | None = None) -> tuple[float, float]:
     """`lockin.reference(stop=stop)`, or `lockin.reference()` where its driver's takes no
     `stop`."""
-    if stop is not None and _reference_takes_stop(type(lockin)):
+    if stop is not None and _takes_stop(type(lockin), "reference"):
         return lockin.reference(stop=stop)
     return lockin.reference()
 
 
+def read_buffer(lockin: BufferedLockIn, *,
+                stop: Callable[[], bool] | None = None) -> BufferTrace:
+    """`lockin.read_buffer(stop=stop)`, or `lockin.read_buffer()` where its driver's takes no
+    `stop`."""
+    if stop is not None and _takes_stop(type(lockin), "read_buffer"):
+        return lockin.read_buffer(stop=stop)
+    return lockin.read_buffer()
+
+
 @functools.cache
-def _reference_takes_stop(driver: type) -> bool:
-    """Whether `driver.reference` takes a `stop` keyword (or any keyword)."""
+def _takes_stop(driver: type, method: str) -> bool:
+    """Whether `driver`'s `method` takes a `stop` keyword (or any keyword)."""
     try:
-        parameters = inspect.signature(driver.reference).parameters.values()
+        parameters = inspect.signature(getattr(driver, method)).parameters.values()
     except (TypeError, ValueError):  # no signature to read (a builtin): called as before
         return False
     return any((p.name == "stop" and p.kind is not inspect.Parameter.POSITIONAL_ONLY)

@@ -53,6 +53,7 @@ from smm_daq.errors import (
     ReadStopped,
     ReplyUnknown,
 )
+from smm_daq.instruments import driver_calls
 from smm_daq.instruments.interfaces import STOP_SLICE_S
 
 REFINE_LINES = 8  # the most recent lines the lag is refined over
@@ -176,7 +177,8 @@ class FlyScan:
         # an abort from the line's end on drops the line (the module's docstring says why)
         self._checkpoint(pausable=False)
         try:
-            trace = self._call(rig.lockin.read_buffer, stop=self._abort_pending)
+            trace = self._call(driver_calls.read_buffer, rig.lockin,
+                               stop=self._abort_pending)
         except ReadStopped:  # an abort between its pieces: `_Aborted`, as at a checkpoint
             self._checkpoint(pausable=False)
             raise
