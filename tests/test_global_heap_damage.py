@@ -108,3 +108,19 @@ def test_a_file_without_hdf5_superblock_is_left_to_hdf5(tmp_path):
     (tmp_path / "text.h5").write_bytes(b"GCOL\x01\x00\x00\x00" + bytes(40))
     assert damaged_collection(tmp_path / "empty.h5") is None
     assert damaged_collection(tmp_path / "text.h5") is None
+
+
+def test_every_signature_is_found_across_the_pieces_read(tmp_path, monkeypatch):
+    """The file is read in pieces: a signature across two of them, or at either end of the
+    file, is found once."""
+    from smm_daq.storage import global_heap
+
+    monkeypatch.setattr(global_heap, "_PIECE", 16)
+    data = bytearray(200)
+    for at in (0, 11, 13, 14, 15, 29, 42, 100, 196):
+        data[at:at + 4] = b"GCOL"
+    path = tmp_path / "f.bin"
+    path.write_bytes(bytes(data))
+    expected = [at for at in range(len(data)) if data[at:at + 4] == b"GCOL"]
+    with open(path, "rb", buffering=0) as fh:
+        assert list(global_heap._signatures(fh)) == expected

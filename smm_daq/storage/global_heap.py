@@ -8,8 +8,9 @@ end; index 0 is its free space, whose size spans the rest of the collection. lib
 from one object to the next by each one's size and checks none of it, so damage there
 (a zeroed run, a flipped byte) makes it loop forever in a read nothing can interrupt: a free
 space of size 0 never advances. This module finds the collections by their signature (HDF5
-aligns them to no boundary, so every byte is looked at: one `mmap.find` pass over the file)
-and says which one does not parse to its end, without HDF5.
+aligns them to no boundary, so every byte is looked at: one pass of `bytearray.find` over the
+file read in pieces, not mapped, since a file a writer shortens meanwhile would kill a reader
+of its map) and says which one does not parse to its end, without HDF5.
 
 A match whose version is not 1 or whose size runs past the end of the file is no collection
 HDF5 could loop in (it refuses those itself), and is more likely stored data that happens to
@@ -18,9 +19,10 @@ hold the signature: it is passed over.
 
 from __future__ import annotations
 
-import mmap
 import struct
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from smm_daq.errors import InputError
 from smm_daq.storage import turns
@@ -30,6 +32,7 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _VERSION = 1
 _LENGTH_CODES = {2: "H", 4: "I", 8: "Q"}  # the sizes of lengths HDF5 reads
 _SCANS = 3  # scans a writer's writes overlapped before the damage found is said
+_PIECE = 1 << 24  # bytes read at a time
 
 
 def _aligned(n: int) -> int:
@@ -37,66 +40,87 @@ def _aligned(n: int) -> int:
     return (n + 7) & ~7
 
 
-def _lengths_size(data: mmap.mmap) -> int | None:
+def _read(fh: BinaryIO, offset: int, length: int) -> bytes:
+    fh.seek(offset)
+    return fh.read(length)
+
+
+def _lengths_size(fh: BinaryIO) -> int | None:
     """The superblock's size of lengths (bytes), None where the file has no HDF5 superblock
     (HDF5's open says what it is)."""
     for base in (0, 512, 1024, 2048):  # the superblock follows any user block
-        if data[base:base + 8] == _HDF5_SIGNATURE:
-            head = data[base + 8:base + 16]
-            if len(head) < 8:
-                return None
+        head = _read(fh, base, 16)
+        if head[:8] == _HDF5_SIGNATURE and len(head) == 16:
             # version 0 and 1: versions of 5 parts, then offsets and lengths; 2 and 3 at once
-            size = head[6] if head[0] in (0, 1) else head[2]
+            size = head[14] if head[8] in (0, 1) else head[10]
             return size if size in _LENGTH_CODES else None
     return None
+
+
+def _signatures(fh: BinaryIO) -> Iterator[int]:
+    """The offset of each `GCOL` in the file, in order. Each piece is read again from its
+    own offset, so what is read between the offsets given moves nothing."""
+    piece = bytearray(_PIECE)
+    offset = 0
+    while True:
+        fh.seek(offset)
+        n = fh.readinto(piece)
+        if not n:
+            return
+        view = piece if n == _PIECE else piece[:n]
+        at = view.find(_SIGNATURE)
+        while at >= 0:
+            yield offset + at
+            at = view.find(_SIGNATURE, at + 1)
+        if n < _PIECE:
+            return
+        offset += n - (len(_SIGNATURE) - 1)  # a signature across the pieces' border: the next
 
 
 def damaged_collection(path: str | Path) -> tuple[int, str] | None:
     """(byte offset in the file, what is wrong) of the first global heap collection of the
     HDF5 file at `path` whose heap objects do not parse to its end; None when each does (or
-    the file is empty, or no HDF5 file). OSError when it cannot be read."""
-    with open(path, "rb") as fh:
-        if fh.seek(0, 2) == 0:
+    no HDF5 file). OSError when it cannot be read."""
+    with open(path, "rb", buffering=0) as fh:
+        lengths = _lengths_size(fh)
+        if lengths is None:
             return None
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            lengths = _lengths_size(data)
-            if lengths is None:
-                return None
-            at = data.find(_SIGNATURE)
-            while at >= 0:
-                wrong = _collection_wrong(data, at, lengths)
-                if wrong is not None:
-                    return at, wrong
-                at = data.find(_SIGNATURE, at + 1)
+        for at in _signatures(fh):
+            wrong = _collection_wrong(fh, at, lengths)
+            if wrong is not None:
+                return at, wrong
     return None
 
 
-def _collection_wrong(data: mmap.mmap, start: int, lengths: int) -> str | None:
+def _collection_wrong(fh: BinaryIO, start: int, lengths: int) -> str | None:
     """What is wrong with the collection at `start`, None when its objects parse to its end
     (or it is no collection HDF5 would parse: see the module's note)."""
     header = _aligned(8 + lengths)
-    if start + header > len(data) or data[start + 4] != _VERSION:
-        return None
     code = _LENGTH_CODES[lengths]
-    (size,) = struct.unpack_from(f"<{code}", data, start + 8)
-    end = start + size
-    if size < header or end > len(data):
+    head = _read(fh, start, 8 + lengths)
+    if len(head) < 8 + lengths or head[4] != _VERSION:
         return None
+    (size,) = struct.unpack_from(f"<{code}", head, 8)
+    if size < header or start + size > fh.seek(0, 2):
+        return None
+    data = _read(fh, start, size)
+    if len(data) < size:
+        return None  # shortened meanwhile
     object_header = struct.Struct(f"<H6x{code}")  # index, reference count, reserved, size
     step = _aligned(object_header.size)
-    p = start + header
-    while end - p >= step:  # fewer bytes left: free space without a header
+    p = header
+    while size - p >= step:  # fewer bytes left: free space without a header
         index, declared = object_header.unpack_from(data, p)
-        left = end - p
+        left = size - p
         if index == 0:
             if declared != left:
-                return (f"its free space (heap object 0) at byte {p} declares {declared} "
-                        f"bytes where {left} remain to the collection's end")
+                return (f"its free space (heap object 0) at byte {start + p} declares "
+                        f"{declared} bytes where {left} remain to the collection's end")
             return None
         need = step + _aligned(declared)
         if need > left:
-            return (f"heap object {index} at byte {p} declares {declared} bytes, past the "
-                    f"collection's end ({left} bytes remain)")
+            return (f"heap object {index} at byte {start + p} declares {declared} bytes, past "
+                    f"the collection's end ({left} bytes remain)")
         p += need
     return None
 
