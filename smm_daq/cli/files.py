@@ -8,6 +8,8 @@ It also removes the scratch files that writers killed on this machine left besid
 already in that format (`smm_daq.storage.intact`) is left as it is, and said to be. What writers
 killed part-way left it finishes, leaves out or moves in (`smm_daq.storage.staging`), and says
 which, each as it is: an entry cut off, or an overwrite cut off with the old entry as it was.
+A file whose HDF5 global heap is damaged, which HDF5 would never return from reading, is
+refused before HDF5 reads anything (`smm_daq.storage.global_heap`), and left as it is.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import argparse
 
 
 def _repair(args: argparse.Namespace) -> int:
+    from smm_daq.storage.global_heap import check_global_heaps
     from smm_daq.storage.h5file import marked_open, remove_leftovers, repair
     from smm_daq.storage.intact import needs_repair
     from smm_daq.storage.staging import kept_note, left_out_note
 
+    check_global_heaps(args.file)  # before `needs_repair` has HDF5 read the file
     if not needs_repair(args.file):
         removed, kept_files = remove_leftovers(args.file)
         print(f"{args.file}: intact and in the HDF5 1.10 format already: left as it is")

@@ -85,6 +85,7 @@ except ImportError:  # Windows: a lock file stands in (`_machine_lock`)
     fcntl = None  # type: ignore[assignment]
 from smm_daq.storage import here, identity, turns
 from smm_daq.storage.copying import copy_attributes, copy_dataset, index_room
+from smm_daq.storage.global_heap import check_global_heaps
 from smm_daq.storage.identity import FileId
 from smm_daq.storage.processes import running, start_token
 from smm_daq.storage.relinking import Relinks
@@ -1331,11 +1332,14 @@ def repair(path: str | Path, *, only_ours: bool = False) -> Repaired:
     A replacement of an entry that its writer was killed in is
     finished, or the old entry put back (`settle_replacement`). `only_ours`: refuse a file
     that smm-daq did not create (rewriting another program's file in another format is not
-    for it to do).
+    for it to do). A file whose global heap HDF5 would never return from reading is refused
+    before HDF5 reads it (`check_global_heaps`).
     """
     p = Path(path)
     _check_exists(p)
-    return _repair(p, final_file(p), only_ours=only_ours)  # the file locked is the one repaired
+    real = final_file(p)
+    check_global_heaps(real, source=p)
+    return _repair(p, real, only_ours=only_ours)  # the file locked is the one repaired
 
 
 def _repair(p: Path, real: Path, *, only_ours: bool) -> Repaired:

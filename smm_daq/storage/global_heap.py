@@ -1,0 +1,149 @@
+"""The global heap collections of an HDF5 file checked from its bytes, before HDF5 reads it.
+
+HDF5 keeps variable-length data (every string attribute of a session file) in global heap
+collections: a header (signature `GCOL`, version 1, 3 reserved bytes, the collection's size
+in length-of-lengths bytes) and then heap objects (index: 2 bytes, reference count: 2,
+reserved: 4, size: length-of-lengths bytes, data padded to 8 bytes) up to the collection's
+end; index 0 is its free space, whose size spans the rest of the collection. libhdf5 steps
+from one object to the next by each one's size and checks none of it, so damage there
+(a zeroed run, a flipped byte) makes it loop forever in a read nothing can interrupt: a free
+space of size 0 never advances. This module finds the collections by their signature (HDF5
+aligns them to no boundary, so every byte is looked at: one pass of `bytearray.find` over the
+file read in pieces, not mapped, since a file a writer shortens meanwhile would kill a reader
+of its map) and says which one does not parse to its end, without HDF5.
+
+A match whose version is not 1 or whose size runs past the end of the file is no collection
+HDF5 could loop in (it refuses those itself), and is more likely stored data that happens to
+hold the signature: it is passed over.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from smm_daq.errors import InputError
+from smm_daq.storage import turns
+
+_SIGNATURE = b"GCOL"
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_VERSION = 1
+_LENGTH_CODES = {2: "H", 4: "I", 8: "Q"}  # the sizes of lengths HDF5 reads
+_SCANS = 3  # scans a writer's writes overlapped before the damage found is said
+_PIECE = 1 << 24  # bytes read at a time
+
+
+def _aligned(n: int) -> int:
+    """`n` rounded up to a multiple of 8 (HDF5's H5HG_ALIGN)."""
+    return (n + 7) & ~7
+
+
+def _read(fh: BinaryIO, offset: int, length: int) -> bytes:
+    fh.seek(offset)
+    return fh.read(length)
+
+
+def _lengths_size(fh: BinaryIO) -> int | None:
+    """The superblock's size of lengths (bytes), None where the file has no HDF5 superblock
+    (HDF5's open says what it is)."""
+    for base in (0, 512, 1024, 2048):  # the superblock follows any user block
+        head = _read(fh, base, 16)
+        if head[:8] == _HDF5_SIGNATURE and len(head) == 16:
+            # version 0 and 1: versions of 5 parts, then offsets and lengths; 2 and 3 at once
+            size = head[14] if head[8] in (0, 1) else head[10]
+            return size if size in _LENGTH_CODES else None
+    return None
+
+
+def _signatures(fh: BinaryIO) -> Iterator[int]:
+    """The offset of each `GCOL` in the file, in order. Each piece is read again from its
+    own offset, so what is read between the offsets given moves nothing."""
+    piece = bytearray(_PIECE)
+    offset = 0
+    while True:
+        fh.seek(offset)
+        n = fh.readinto(piece)
+        if not n:
+            return
+        view = piece if n == _PIECE else piece[:n]
+        at = view.find(_SIGNATURE)
+        while at >= 0:
+            yield offset + at
+            at = view.find(_SIGNATURE, at + 1)
+        if n < _PIECE:
+            return
+        offset += n - (len(_SIGNATURE) - 1)  # a signature across the pieces' border: the next
+
+
+def damaged_collection(path: str | Path) -> tuple[int, str] | None:
+    """(byte offset in the file, what is wrong) of the first global heap collection of the
+    HDF5 file at `path` whose heap objects do not parse to its end; None when each does (or
+    no HDF5 file). OSError when it cannot be read."""
+    with open(path, "rb", buffering=0) as fh:
+        lengths = _lengths_size(fh)
+        if lengths is None:
+            return None
+        for at in _signatures(fh):
+            wrong = _collection_wrong(fh, at, lengths)
+            if wrong is not None:
+                return at, wrong
+    return None
+
+
+def _collection_wrong(fh: BinaryIO, start: int, lengths: int) -> str | None:
+    """What is wrong with the collection at `start`, None when its objects parse to its end
+    (or it is no collection HDF5 would parse: see the module's note)."""
+    header = _aligned(8 + lengths)
+    code = _LENGTH_CODES[lengths]
+    head = _read(fh, start, 8 + lengths)
+    if len(head) < 8 + lengths or head[4] != _VERSION:
+        return None
+    (size,) = struct.unpack_from(f"<{code}", head, 8)
+    if size < header or start + size > fh.seek(0, 2):
+        return None
+    data = _read(fh, start, size)
+    if len(data) < size:
+        return None  # shortened meanwhile
+    object_header = struct.Struct(f"<H6x{code}")  # index, reference count, reserved, size
+    step = _aligned(object_header.size)
+    p = header
+    while size - p >= step:  # fewer bytes left: free space without a header
+        index, declared = object_header.unpack_from(data, p)
+        left = size - p
+        if index == 0:
+            if declared != left:
+                return (f"its free space (heap object 0) at byte {start + p} declares "
+                        f"{declared} bytes where {left} remain to the collection's end")
+            return None
+        need = step + _aligned(declared)
+        if need > left:
+            return (f"heap object {index} at byte {start + p} declares {declared} bytes, past "
+                    f"the collection's end ({left} bytes remain)")
+        p += need
+    return None
+
+
+def check_global_heaps(path: str | Path, *, source: str | Path | None = None) -> None:
+    """InputError naming the file (as `source`, else `path`), the collection's offset and
+    what is wrong, for a file whose global heap is damaged (`damaged_collection`): HDF5
+    would never return from reading it. The file is only read; it is scanned again where a
+    write changed it meanwhile (a collection half rewritten as it was read is no damage). A
+    file that cannot be read is left to the caller's open to name."""
+    for _ in range(_SCANS):
+        before = turns.stamp(path)
+        try:
+            found = damaged_collection(path)
+        except (OSError, ValueError):
+            return
+        if found is None or not turns.changed(path, before):
+            break
+    if found is None:
+        return
+    at, wrong = found
+    raise InputError(
+        f"is damaged: the HDF5 global heap collection at byte {at} (where HDF5 keeps text of "
+        f"variable length) does not parse to its end: {wrong}; HDF5 would never return from "
+        "reading it; expected an intact smm-daq session file (restore it from a copy): "
+        "nothing was changed", source=str(source or path))
