@@ -203,9 +203,9 @@ def _in_a_thread(call):
 
 
 def test_overlapping_folds_leave_blas_its_threads():
-    """Two inversions folding in streams at once (a view's cancelled one winding down beside a
-    new one), the second begun after the first and ended after it: BLAS is given back the
-    threads it had before the first."""
+    """Two inversions folding in streams at once in threads of one process, the second begun
+    after the first and ended after it: BLAS is given back the threads it had before the
+    first."""
     rows, sizes, owners, fill = _blocks()
     first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
     failed: list[BaseException] = []

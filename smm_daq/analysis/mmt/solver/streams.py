@@ -42,8 +42,9 @@ MAX_COLUMNS = 1500
 # workqueue layer aborts the process on that)
 THREADSAFE_LAYERS = ("omp", "tbb")
 
-# BLAS's thread limit is the process's: folds running at once (a cancelled inversion winding
-# down beside a new one) share one limit, set by the first and restored by the last
+# BLAS's thread limit is the process's: folds running at once (inversions in threads of one
+# process: a threaded Dask worker's samples, a script's) share one limit, set by the first
+# and restored by the last
 _limit_lock = threading.Lock()
 _limit_users = 0
 _limit: threadpool_limits | None = None
