@@ -15,6 +15,7 @@ from smm_daq.analysis.forward import cuboid_bz_kernel
 from smm_daq.analysis.grains import from_arrays
 from smm_daq.analysis.mmt.models.cuboid import GreenModel, sensor_lattice
 from smm_daq.analysis.mmt.models.multipole import MultipoleModel, Sensor, point_grains
+from smm_daq.analysis.mmt.solver import streams as qr_streams
 from smm_daq.analysis.mmt.solver.inversion import accumulate, forward
 from smm_daq.analysis.mmt.solver.joint import StackedModel
 
@@ -167,7 +168,9 @@ def test_what_the_fitted_map_keeps_stays_within_its_budget():
     assert none is None
 
 
-@pytest.mark.parametrize("streams", [1, 2])
+# numba's workqueue layer aborts on kernels from two threads at once (`streams.stream_count`)
+@pytest.mark.parametrize("streams", [1, pytest.param(2, marks=pytest.mark.skipif(
+    not qr_streams._threadsafe_layer(), reason="numba's layer takes one thread at a time"))])
 def test_the_rows_are_kept_where_all_of_q_fits_though_a_near_part_is_smaller(streams):
     """The fitted map is then one product with the rows, no far fields computed again."""
     grains = _grains()

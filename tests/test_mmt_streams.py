@@ -10,6 +10,7 @@ import threading
 import numba
 import numpy as np
 import pytest
+import threadpoolctl
 from scipy import sparse
 
 from smm_daq.analysis.mmt import synth
@@ -21,6 +22,11 @@ from smm_daq.analysis.mmt.solver import streams as qr_streams
 from smm_daq.analysis.mmt.solver.inversion import accumulate, sensor_positions
 
 UM = 1e-6
+# numba's workqueue layer aborts the process on kernels launched from two threads at once (the
+# inversion folds in one stream there, `stream_count`): the tests that run them need another
+kernels_in_two_streams = pytest.mark.skipif(
+    not qr_streams._threadsafe_layer(),
+    reason=f"numba's {numba.threading_layer()} layer takes kernels from one thread at a time")
 
 
 class Stop(Exception):
@@ -126,6 +132,7 @@ def test_a_second_stream_only_with_the_blocks_cores_columns_and_memory_for_it(mo
     need = memory.solve_bytes(n - 1, block, streams=2)
     assert need - memory.solve_bytes(n - 1, block) > 8 * block * n  # one more block at least
     monkeypatch.setattr(memory, "available_bytes", lambda: need)
+    monkeypatch.setattr(numba, "threading_layer", lambda: "omp")  # as on any layer safe
     assert qr_streams.stream_count(n, block, 7) == 2
     assert qr_streams.stream_count(n, block, 1) == 1
     assert qr_streams.stream_count(qr_streams.MAX_COLUMNS + 1, block, 7) == 1  # as before
@@ -138,6 +145,8 @@ def test_a_second_stream_only_with_the_blocks_cores_columns_and_memory_for_it(mo
         assert qr_streams.stream_count(n, block, 7) == 1
     finally:
         numba.set_num_threads(threads)
+    monkeypatch.setattr(numba, "threading_layer", lambda: "workqueue")  # not thread-safe
+    assert qr_streams.stream_count(n, block, 7) == 1
 
 
 def test_the_kernels_the_streams_run_release_the_gil():
@@ -146,6 +155,7 @@ def test_the_kernels_the_streams_run_release_the_gil():
     assert [k.__name__ for k in kernels if not k.targetoptions.get("nogil")] == []
 
 
+@kernels_in_two_streams
 def test_an_inversion_folds_the_same_triangle_and_keeps_the_same_parts_in_two_streams():
     rng = np.random.default_rng(2)
     sample = synth.make_sample((30 * UM, 30 * UM), 15 * UM, 4e5, rng)
@@ -176,3 +186,65 @@ def test_an_inversion_folds_the_same_triangle_and_keeps_the_same_parts_in_two_st
 
 def _dense(part) -> np.ndarray:
     return part if isinstance(part, np.ndarray) else part.toarray()
+
+
+def _blas_threads() -> list[int]:
+    return [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+
+
+def _in_a_thread(call):
+    """call() in a thread of its own (OpenBLAS ignores the limits other threads set once the
+    main thread has set one: the folds and the limits here are all set outside it)."""
+    out: list = []
+    thread = threading.Thread(target=lambda: out.append(call()))
+    thread.start()
+    thread.join()
+    return out[0]
+
+
+def test_overlapping_folds_leave_blas_its_threads():
+    """Two inversions folding in streams at once in threads of one process, the second begun
+    after the first and ended after it: BLAS is given back the threads it had before the
+    first."""
+    rows, sizes, owners, fill = _blocks()
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    failed: list[BaseException] = []
+
+    def fill_first(stream: int, b: int, out: np.ndarray) -> None:
+        first_in.set()  # the first fold has limited BLAS
+        assert second_in.wait(30)
+        fill(stream, b, out)
+
+    def fill_second(stream: int, b: int, out: np.ndarray) -> None:
+        second_in.set()  # the second too, while the first runs
+        assert first_out.wait(30)
+        fill(stream, b, out)
+
+    def first() -> None:
+        try:
+            qr_streams.fold(rows.shape[1], sizes, owners, fill_first, None)
+        except BaseException as exc:  # failed below
+            failed.append(exc)
+        finally:
+            first_out.set()
+
+    def second() -> None:
+        try:
+            assert first_in.wait(30)
+            qr_streams.fold(rows.shape[1], sizes, owners, fill_second, None)
+        except BaseException as exc:  # failed below
+            failed.append(exc)
+
+    # two BLAS threads, as a process has on 2 cores (the tests run one)
+    two = _in_a_thread(lambda: threadpoolctl.threadpool_limits(2, user_api="blas"))
+    try:
+        before = _in_a_thread(_blas_threads)
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not failed
+        assert before and _in_a_thread(_blas_threads) == before
+    finally:
+        _in_a_thread(two.restore_original_limits)

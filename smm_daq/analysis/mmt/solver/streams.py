@@ -23,7 +23,8 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numba
 import numpy as np
@@ -40,6 +41,13 @@ MAX_COLUMNS = 1500
 # numba's threading layers that take kernels launched from several threads at once (its
 # workqueue layer aborts the process on that)
 THREADSAFE_LAYERS = ("omp", "tbb")
+
+# BLAS's thread limit is the process's: folds running at once (inversions in threads of one
+# process: a threaded Dask worker's samples, a script's) share one limit, set by the first
+# and restored by the last
+_limit_lock = threading.Lock()
+_limit_users = 0
+_limit: threadpool_limits | None = None
 
 # fill(stream, block index, rows): the rows of one block (size × columns, Fortran order)
 Fill = Callable[[int, int, np.ndarray], None]
@@ -117,7 +125,7 @@ def fold(columns: int, sizes: Sequence[int], owners: Sequence[int], fill: Fill,
 
     threads = [threading.Thread(target=run, args=(i,), name=f"mmt-qr-stream-{i}", daemon=True)
                for i in range(streams)]
-    with threadpool_limits(share, user_api="blas"):
+    with _blas_limited(share):
         try:
             for thread in threads:
                 thread.start()
@@ -136,6 +144,26 @@ def fold(columns: int, sizes: Sequence[int], owners: Sequence[int], fill: Fill,
         assert other is not None
         merge.add(other.r, again)  # its lower triangle is zero: the stacked rows [R₀; R₁]
     return merged.r
+
+
+@contextmanager
+def _blas_limited(threads: int) -> Iterator[None]:
+    """BLAS limited to `threads` while any fold in streams runs; what it had before the
+    first is restored when the last ends (each restoring what it found would leave the limit
+    of the one begun second once the folds overlap)."""
+    global _limit, _limit_users
+    with _limit_lock:
+        if _limit_users == 0:
+            _limit = threadpool_limits(threads, user_api="blas")
+        _limit_users += 1
+    try:
+        yield
+    finally:
+        with _limit_lock:
+            _limit_users -= 1
+            if _limit_users == 0 and _limit is not None:
+                _limit.restore_original_limits()
+                _limit = None
 
 
 def _relay(told: queue.SimpleQueue, streams: int, report: Callable[[int], None] | None
