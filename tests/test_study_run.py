@@ -73,3 +73,21 @@ def test_study_writes_statistics_and_figures_through_dask(tmp_path) -> None:
     assert len(models) == 8 and models[0]["surface_um"] == 30.0
     for key in ("figure4", "figure5"):
         assert paths[key].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_study_sample_folds_in_the_one_stream_its_budget_counts(monkeypatch) -> None:
+    """The study's budget (`study.budget.solve_need`) counts one stream per task, its workers
+    being its parallelism: a machine where an inversion alone would fold in two streams
+    still folds a study's in one."""
+    from smm_daq.analysis.mmt.solver import streams as qr_streams
+
+    planned: list[int] = []
+    plan = qr_streams.plan
+    monkeypatch.setattr(qr_streams, "stream_count", lambda *args, **kwargs: 2)
+    monkeypatch.setattr(qr_streams, "plan",
+                        lambda total, block, streams: planned.append(streams)
+                        or plan(total, block, streams))
+    spec = StudySpec(surfaces_um=(30.0,), thicknesses_um=(8.0,), densities_per_mm3=(5e5,),
+                     intervals_um=(1,), noise_nT=(5.0,), repeats=1)
+    run_sample(spec.samples()[0], spec, _boxes)
+    assert planned == [1]

@@ -94,9 +94,11 @@ class DeviceSolver:
 
     def accumulate(self, model: Any, sensors: np.ndarray, phi: np.ndarray, *,
                    block: int | None = None, keep_bytes: float = 0,
-                   on_block: BlockProgress | None = None) -> tuple[DeviceTriangle, None]:
-        """R of [Q | φ] (`block` and `keep_bytes` are the CPU path's: blocks here are sized
-        by `rows`, and Q is not kept, `forward` recomputes it); `on_block` as the CPU's."""
+                   on_block: BlockProgress | None = None,
+                   streams: int | None = None) -> tuple[DeviceTriangle, None]:
+        """R of [Q | φ] (`block`, `keep_bytes` and `streams` are the CPU path's: blocks here
+        are sized by `rows`, and Q is not kept, `forward` recomputes it); `on_block` as the
+        CPU's."""
         arr = self.arrays
         xp = arr.xp
         n = model.n_columns

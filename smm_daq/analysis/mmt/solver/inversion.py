@@ -465,6 +465,7 @@ def invert_map(
     progress: Callable[[str], None] | None = None,
     device: str = "auto",
     on_block: BlockProgress | None = None,
+    streams: int | None = None,
 ) -> MMTResult:
     """Per-grain magnetizations with covariances from the Bz map `data` (T; NaN masked).
 
@@ -472,7 +473,8 @@ def invert_map(
     noise SD, else estimated from the residual; damping the relative Tikhonov parameter;
     device "cpu", "gpu" or "auto" (the GPU when one is usable, `device`); block is the CPU's
     sensors per block (the GPU sizes its own); `on_block` is told of each block of sensors
-    folded into the QR (the inversion's progress; an exception it raises stops it).
+    folded into the QR (the inversion's progress; an exception it raises stops it); `streams`
+    the CPU's (`accumulate`; None: as many as the machine's cores and memory allow).
     """
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -511,7 +513,7 @@ def invert_map(
     if progress:
         progress(f"QR of the Green's matrix: {sensors.shape[0]} sensors × {grains.n_grains} grains")
     tri, rows = ops.accumulate(model, sensors, phi, block=block, keep_bytes=KEEP_Q_BYTES,
-                               on_block=on_block)
+                               on_block=on_block, streams=streams)
     timings["green_and_qr_s"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     sol = ops.solve_triangle(tri, damping)

@@ -56,9 +56,10 @@ def run_sample(sample: SampleSpec, spec: StudySpec, make: SampleMaker
             keep = subsample_index(axis.size, interval)
             data = MapData(bz=noisy[np.ix_(keep, keep)], x=axis[keep], y=axis[keep],
                            height=height, sensor_size=sensor_size, name="study")
-            # CPU: many workers share a machine, and a GPU solve sizes itself for one process
+            # CPU: many workers share a machine, and a GPU solve sizes itself for one process;
+            # one stream, as the study's budget counts (its workers are its parallelism)
             result = invert_map(data, grains, height=height, sensor_size=sensor_size,
-                                sigma=noise * 1e-9, device="cpu")
+                                sigma=noise * 1e-9, device="cpu", streams=1)
             table = result.table()
             out[(interval, noise)] = (table["uncertainty_ratio_pct"], table["ssr_per_um"])
     return out
