@@ -49,6 +49,10 @@ from smm_daq.instruments.transport import Transport
 
 T = TypeVar("T")
 
+# real seconds between looks at the rig's clock while a stage's exchange waits for a drop
+# aside on the make-safe path (`Link._wait_for_drop`)
+DROP_WAIT_STEP_S = 0.05
+
 
 class ConnectionClosed(InstrumentLost):
     """The instrument closed (or reset) the connection during an exchange; the transport
@@ -171,7 +175,7 @@ class Link:
                 raise StillDropping(f"{shown(command)} not sent: the rest of a reply cut short "
                                     "is still being dropped",
                                     instrument=self.name, drop=dropping)
-            dropping.join()
+            self._wait_for_drop(dropping, command)
             failed, self._dropping, self._drop_failed = self._drop_failed, None, None
             self._dropped_aside()
             if failed is not None:  # this exchange's failure, as a drop made in it would be
@@ -189,6 +193,23 @@ class Link:
         raise StillDropping(f"{shown(command)} not sent: the rest of a reply cut short is "
                             "being dropped first",
                             instrument=self.name, drop=self._dropping)
+
+    def _wait_for_drop(self, dropping: threading.Thread, command: str) -> None:
+        """Wait for the drop aside `dropping` to end, before `command`; on the make-safe
+        path, a stage's wait ends where its exchanges are refused (the end of its share of
+        the path, or the path's deadline: `DeadlineReached`, the drop left to go on), so that
+        a stage drained for half a minute takes none of the time of the coils' ramps."""
+        budget = loss_budget.current() if self.budget_kind == loss_budget.STAGE else None
+        end = budget.stage_refused_at() if budget is not None else None
+        if budget is None or budget.clock is None or end is None:
+            dropping.join()
+            return
+        while dropping.is_alive():
+            left = end - budget.clock.now()
+            if left <= 0:
+                budget.refuse_late(self.name, command, loss_budget.STAGE)
+            # the rig's clock may be a simulation's, advanced by others: looked at again
+            dropping.join(min(max(left, 0.0), DROP_WAIT_STEP_S))
 
     def _waits_for_drop(self) -> bool:
         """Whether the exchange now waits for the rest of a reply cut short to be dropped
