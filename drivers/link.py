@@ -178,6 +178,12 @@ class Link:
             self._wait_for_drop(dropping, command)
             failed, self._dropping, self._drop_failed = self._drop_failed, None, None
             self._dropped_aside()
+            if isinstance(failed, InstrumentTimeout) and not self._waits_for_drop():
+                # the line did not go quiet: drained aside again, not on this exchange's
+                # thread (its failure's clear would drain it there, a Stop queued behind)
+                self._drop_aside_refusing(command, f"the line did not go quiet ({failed}): "
+                                                   "the rest of a reply cut short is being "
+                                                   "dropped again")
             if failed is not None:  # this exchange's failure, as a drop made in it would be
                 raise failed
             return
@@ -187,11 +193,16 @@ class Link:
         if self._waits_for_drop() or not self._drains():
             self.transport.clear()
             return
+        self._drop_aside_refusing(command, "the rest of a reply cut short is being dropped "
+                                           "first")
+
+    def _drop_aside_refusing(self, command: str, why: str) -> None:
+        """The rest of a reply cut short dropped on a thread of its own (`_drop_aside`),
+        `command` refused at once (`StillDropping`) for `why`."""
         self._dropping = threading.Thread(target=self._drop_aside, daemon=True,
                                           name=f"drop the rest of a reply of {self.name}")
         self._dropping.start()
-        raise StillDropping(f"{shown(command)} not sent: the rest of a reply cut short is "
-                            "being dropped first",
+        raise StillDropping(f"{shown(command)} not sent: {why}",
                             instrument=self.name, drop=self._dropping)
 
     def _wait_for_drop(self, dropping: threading.Thread, command: str) -> None:
