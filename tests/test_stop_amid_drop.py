@@ -133,7 +133,8 @@ def test_make_safe_waits_for_a_stage_drop_aside_only_within_the_stages_share() -
     Then `Rig.make_safe`: the stage's stop goes at once, amid the drop; its checks wait for
     the drop only until the stage's share of the path ends (the rig's clock moved past it),
     the stage then said not stopped for that, and the coils are ramped down to 0 A in their
-    time, outputs on. Unfixed, the checks waited for the whole drain, the coils behind them."""
+    time, outputs on; the window's poll after it is refused at once while the drop goes on,
+    not held for it. Unfixed, the checks waited for the whole drain, the coils behind them."""
     profile = load_profile()
     rig = open_rig(profile)
     try:
@@ -154,6 +155,10 @@ def test_make_safe_waits_for_a_stage_drop_aside_only_within_the_stages_share() -
             rig.clock.advance(stage_share_s(profile) + 1.0)
             thread.join(HANG_GUARD_S)
             assert not thread.is_alive(), "make_safe waited for the drop past the stage's share"
+            poll, polled = _on_the_rigs_thread([rig.stage.position])  # the window's, after
+            poll.join(HANG_GUARD_S)
+            assert not poll.is_alive(), "the poll after make_safe waited for the drop"
+            assert isinstance(polled[0], StillDropping), polled
         finally:
             line.release.set()
             thread.join(HANG_GUARD_S)
