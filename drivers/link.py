@@ -168,7 +168,9 @@ class Link:
         a socket's new connection: a timeout at most) as the exchange's first step, on the
         exchange's thread: a drop aside that opened a new connection beside a Stop's own
         reconnect would leave two. A drop that failed is the failure of the exchange after
-        it."""
+        it; but a drain aside that gave up on a line never quiet is begun aside again, that
+        exchange refused, where it does not wait for the drop (those that wait for it, for
+        no longer than the stage's share on the make-safe path: `_wait_for_drop`)."""
         dropping = self._dropping
         if dropping is not None:
             if dropping.is_alive() and not self._waits_for_drop():
