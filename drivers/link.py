@@ -49,6 +49,10 @@ from smm_daq.instruments.transport import Transport
 
 T = TypeVar("T")
 
+# real seconds between looks at the rig's clock while a stage's exchange waits for a drop
+# aside on the make-safe path (`Link._wait_for_drop`)
+DROP_WAIT_STEP_S = 0.05
+
 
 class ConnectionClosed(InstrumentLost):
     """The instrument closed (or reset) the connection during an exchange; the transport
@@ -164,16 +168,24 @@ class Link:
         a socket's new connection: a timeout at most) as the exchange's first step, on the
         exchange's thread: a drop aside that opened a new connection beside a Stop's own
         reconnect would leave two. A drop that failed is the failure of the exchange after
-        it."""
+        it; but a drain aside that gave up on a line never quiet is begun aside again, that
+        exchange refused, where it does not wait for the drop (those that wait for it, for
+        no longer than the stage's share on the make-safe path: `_wait_for_drop`)."""
         dropping = self._dropping
         if dropping is not None:
             if dropping.is_alive() and not self._waits_for_drop():
                 raise StillDropping(f"{shown(command)} not sent: the rest of a reply cut short "
                                     "is still being dropped",
                                     instrument=self.name, drop=dropping)
-            dropping.join()
+            self._wait_for_drop(dropping, command)
             failed, self._dropping, self._drop_failed = self._drop_failed, None, None
             self._dropped_aside()
+            if isinstance(failed, InstrumentTimeout) and not self._waits_for_drop():
+                # the line did not go quiet: drained aside again, not on this exchange's
+                # thread (its failure's clear would drain it there, a Stop queued behind)
+                self._drop_aside_refusing(command, f"the line did not go quiet ({failed}): "
+                                                   "the rest of a reply cut short is being "
+                                                   "dropped again")
             if failed is not None:  # this exchange's failure, as a drop made in it would be
                 raise failed
             return
@@ -183,12 +195,34 @@ class Link:
         if self._waits_for_drop() or not self._drains():
             self.transport.clear()
             return
+        self._drop_aside_refusing(command, "the rest of a reply cut short is being dropped "
+                                           "first")
+
+    def _drop_aside_refusing(self, command: str, why: str) -> None:
+        """The rest of a reply cut short dropped on a thread of its own (`_drop_aside`),
+        `command` refused at once (`StillDropping`) for `why`."""
         self._dropping = threading.Thread(target=self._drop_aside, daemon=True,
                                           name=f"drop the rest of a reply of {self.name}")
         self._dropping.start()
-        raise StillDropping(f"{shown(command)} not sent: the rest of a reply cut short is "
-                            "being dropped first",
+        raise StillDropping(f"{shown(command)} not sent: {why}",
                             instrument=self.name, drop=self._dropping)
+
+    def _wait_for_drop(self, dropping: threading.Thread, command: str) -> None:
+        """Wait for the drop aside `dropping` to end, before `command`; on the make-safe
+        path, a stage's wait ends where its exchanges are refused (the end of its share of
+        the path, or the path's deadline: `DeadlineReached`, the drop left to go on), so that
+        a stage drained for half a minute takes none of the time of the coils' ramps."""
+        budget = loss_budget.current() if self.budget_kind == loss_budget.STAGE else None
+        end = budget.stage_refused_at() if budget is not None else None
+        if budget is None or budget.clock is None or end is None:
+            dropping.join()
+            return
+        while dropping.is_alive():
+            left = end - budget.clock.now()
+            if left <= 0:
+                budget.refuse_late(self.name, command, loss_budget.STAGE)
+            # the rig's clock may be a simulation's, advanced by others: looked at again
+            dropping.join(min(max(left, 0.0), DROP_WAIT_STEP_S))
 
     def _waits_for_drop(self) -> bool:
         """Whether the exchange now waits for the rest of a reply cut short to be dropped

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import threading
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -144,6 +145,9 @@ class GCSLink(Link):
         super().__init__(transport, name=name, retries=retries, budget=budget)
         # the stop sent while the rest of a reply still came, if one was (`_drop_rest`)
         self._stopped_amid: str | None = None
+        # that stop's checks gave up waiting for the drop (the make-safe path's stage share
+        # ended): later exchanges are refused while it goes on, not held for it
+        self._checks_given_up = False
 
     def query_lines(self, command: str, parse: Callable[[list[str]], T], *,
                     cut: bool = False) -> T:
@@ -195,7 +199,7 @@ class GCSLink(Link):
         if command not in STOPS:
             return False
         if self._unread or self._dropping is not None:
-            self._stopped_amid = command
+            self._stopped_amid, self._checks_given_up = command, False
         return True
 
     def _waits_for_drop(self) -> bool:
@@ -204,7 +208,19 @@ class GCSLink(Link):
         line aside, up to `safe_bound.clear_s`, 36 s on a stage at 115200 baud with a 5 s
         timeout, so that a Stop queued behind the window's poll that met it goes at once);
         then the stop is sent once more (`_dropped_aside`)."""
-        return self._stopped_amid is not None or super()._waits_for_drop()
+        return (self._stopped_amid is not None and not self._checks_given_up) \
+            or super()._waits_for_drop()
+
+    def _wait_for_drop(self, dropping: threading.Thread, command: str) -> None:
+        """`Link._wait_for_drop`; where the stop's checks give up at the end of the stage's
+        share, the exchanges after them (the window's poll, on the rig's one thread) are
+        refused while the drop goes on (`StillDropping`), not held for it; the stop is still
+        sent once more after it (`_dropped_aside`)."""
+        try:
+            super()._wait_for_drop(dropping, command)
+        except loss_budget.DeadlineReached:
+            self._checks_given_up = self._stopped_amid is not None
+            raise
 
     def _drop_rest(self, command: str) -> None:
         """`Link._drop_rest`; but after a stop sent amid the rest of a reply cut short (before
@@ -220,7 +236,7 @@ class GCSLink(Link):
         """A stop sent amid a drop aside is sent once more (harmless twice), as the drop on
         its own thread may have dropped it too (a serial line's output flushed as it began),
         the controller left moving unknowing."""
-        stop, self._stopped_amid = self._stopped_amid, None
+        stop, self._stopped_amid, self._checks_given_up = self._stopped_amid, None, False
         if stop is not None:
             self.transport.write(stop)
 

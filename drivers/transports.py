@@ -121,6 +121,16 @@ def is_raw_socket(address: str) -> bool:
     return address.strip().upper().endswith("::SOCKET")
 
 
+@contextlib.contextmanager
+def _waited_for_reopen(reopening: threading.Lock) -> Iterator[float]:
+    """`reopening` held (one reopen at a time: a drain aside's and a Stop's, `Link`), and
+    the seconds waited for it: another thread's reopen, bounded by its own deadline, which
+    the waiting call adds to its own deadline, lest that reopen take its time."""
+    asked = time.monotonic()
+    with reopening:
+        yield time.monotonic() - asked
+
+
 class VisaTransport:
     """A pyvisa message-based resource as a `Transport`.
 
@@ -221,13 +231,17 @@ class VisaTransport:
             instrument=self.name,
         )
 
-    def _check_open(self, deadline: float | None = None) -> None:
+    def _check_open(self, deadline: float | None = None) -> float:
         """Raise if closed; a connection that failed is opened again, by `deadline`
-        (time.monotonic(); a timeout from now if not given)."""
+        (time.monotonic(); a timeout from now if not given). Returns `deadline` moved on by
+        the time waited for another thread's reopen (`_waited_for_reopen`), not the call's."""
         if self._closed:
             raise InstrumentLost("link closed", instrument=self.name)
+        if deadline is None:
+            deadline = time.monotonic() + self.timeout
         if self._broken and self._reopen_failed is not None:
-            with self._reopening:  # one at a time: a drain aside's and a Stop's (`Link`)
+            with _waited_for_reopen(self._reopening) as waited:
+                deadline += waited
                 if self._broken and not self._closed:
                     self._reconnect(deadline)
             if self._closed:  # closed meanwhile (a drain aside holds no link lock): the
@@ -236,6 +250,7 @@ class VisaTransport:
                     _close_serial_url_port(self.resource)
                     self.resource.close()
                 raise InstrumentLost("link closed", instrument=self.name)
+        return deadline
 
     def _reconnect(self, deadline: float | None = None) -> None:
         """Drop the connection and open a new one (raw sockets; serial ports, VXI-11 and
@@ -283,9 +298,8 @@ class VisaTransport:
 
     def write(self, message: str) -> None:
         """Send `message` within the timeout, a reconnect first (a raw socket's that failed)
-        within it too (`query`)."""
-        deadline = time.monotonic() + self.timeout
-        self._check_open(deadline)
+        within it too (`query`), a wait for another thread's reconnect not (`_check_open`)."""
+        deadline = self._check_open(time.monotonic() + self.timeout)
         self._write(message, deadline)
 
     def _write(self, message: str, deadline: float) -> None:
@@ -872,16 +886,19 @@ class SerialTransport:
         again = "; it is opened again before its next use" if self._reopen is not None else ""
         return InstrumentLost(f"link failed: {exc}{again}", instrument=self.name)
 
-    def _check_open(self, deadline: float) -> None:
+    def _check_open(self, deadline: float) -> float:
         """Close a port that failed and open it again (one try), keeping its settings, by
         `deadline` (time.monotonic()): the time of the call that uses it (a command's, or a
         device clear's share that letting out what was written takes, none on a new port),
-        so that a reopen adds nothing to what `safe_bound` counts for the call."""
+        so that a reopen adds nothing to what `safe_bound` counts for the call. Returns
+        `deadline` moved on by the time waited for another thread's reopen (a drain aside's:
+        `_waited_for_reopen`), which is not the call's."""
         if self._closed:
             raise InstrumentLost("link closed", instrument=self.name)
         if not self._broken or self._reopen is None:
-            return
-        with self._reopening:  # one at a time: a drain aside's and a Stop's (`Link`)
+            return deadline
+        with _waited_for_reopen(self._reopening) as waited:
+            deadline += waited
             if self._broken and not self._closed:
                 self._reopen_by(deadline)
         if self._closed:  # closed meanwhile (a drain aside holds no link lock): the port
@@ -889,6 +906,7 @@ class SerialTransport:
             with contextlib.suppress(Exception):
                 self.port.close()
             raise InstrumentLost("link closed", instrument=self.name)
+        return deadline
 
     def _reopen_by(self, deadline: float) -> None:
         """The port closed and opened again, by `deadline` (`_check_open`)."""
@@ -920,8 +938,10 @@ class SerialTransport:
         return time.monotonic() + self.timeout + self._transfer_time(LARGEST_REPLY)
 
     def write(self, message: str) -> None:
-        deadline = time.monotonic() + self.timeout
-        self._check_open(deadline)
+        """Send `message` within the write timeout, a reopen first within it too; a wait for
+        another thread's reopen is not counted in it (`_check_open`), so that a Stop sent
+        while a drain aside reopens the port is not refused for want of time."""
+        deadline = self._check_open(time.monotonic() + self.timeout)
         self._send(message, deadline)
 
     def _send(self, message: str, deadline: float) -> None:

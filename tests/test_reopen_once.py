@@ -7,11 +7,13 @@ being closed). The reopen is held by events; nothing sleeps."""
 from __future__ import annotations
 
 import threading
+import types
 from typing import Any
 
 import pytest
 import serial
 
+from drivers import transports
 from drivers.transports import SerialTransport
 from smm_daq.errors import InstrumentLost
 
@@ -84,3 +86,63 @@ def test_a_failed_port_used_by_two_threads_at_once_is_reopened_once() -> None:
     assert transport.port is ports[0]
     sent = ports[0].read(ports[0].in_waiting).split(b"\n")  # both on the one port opened
     assert sorted(sent) == sorted([b"", b"ERR?", b"\x18"]), sent
+
+
+class FakeClock:
+    """The transport's clock, moved on by hand: nothing sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_a_stop_that_waits_for_a_drains_reopen_keeps_its_own_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The port failed; the drain's thread reopens it, which takes its whole timeout (the
+    transport's clock moved on by it), while a Stop written from another thread waits for
+    that reopen: the Stop then goes on the port reopened, with its own write time (the
+drain's own write, its time spent on the reopen, is refused). Unfixed,
+    the Stop's deadline was set before the wait, no time was left, and it was refused
+    (`InstrumentTimeout`), the link then draining the line before sending it again."""
+    clock = FakeClock()
+    monkeypatch.setattr(transports, "time", types.SimpleNamespace(
+        monotonic=clock.monotonic, sleep=lambda seconds: None))
+    ports: list[serial.SerialBase] = []
+    first_opening, go, stop_waits = threading.Event(), threading.Event(), threading.Event()
+
+    def reopen(within: float) -> serial.SerialBase:
+        first_opening.set()
+        assert go.wait(HANG_GUARD_S)
+        clock.now += TIMEOUT_S  # the adapter slow to come back: the drain's whole timeout
+        ports.append(serial.serial_for_url("loop://", timeout=TIMEOUT_S,
+                                           write_timeout=TIMEOUT_S))
+        return ports[-1]
+
+    first = serial.serial_for_url("loop://", timeout=TIMEOUT_S, write_timeout=TIMEOUT_S)
+    transport = SerialTransport(first, name="stage", reopen=reopen)
+    first.close()
+    with pytest.raises(InstrumentLost):
+        transport.write("POS?")
+    transport._reopening = NotedLock(transport._reopening, stop_waits)  # type: ignore[assignment]
+    failed: dict[str, BaseException] = {}
+
+    def use(message: str) -> None:
+        try:
+            transport.write(message)
+        except BaseException as exc:
+            failed[threading.current_thread().name] = exc
+
+    drain = threading.Thread(target=use, args=("ERR?",), name="drain", daemon=True)
+    drain.start()
+    assert first_opening.wait(HANG_GUARD_S)
+    stop = threading.Thread(target=use, args=("\x18",), name="stop", daemon=True)
+    stop.start()
+    assert stop_waits.wait(HANG_GUARD_S)
+    go.set()
+    drain.join(HANG_GUARD_S)
+    stop.join(HANG_GUARD_S)
+    assert not drain.is_alive() and not stop.is_alive()
+    assert "stop" not in failed, failed  # the drain's own write had no time left: refused
+    assert b"\x18" in ports[0].read(ports[0].in_waiting).split(b"\n")

@@ -14,14 +14,16 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
 
 from drivers.pi_gcs import STOP_ALL
-from smm_daq.errors import StillDropping
+from smm_daq.errors import InstrumentTimeout, StillDropping
 from smm_daq.instruments import loss_budget
 from smm_daq.instruments.loss_budget import DeadlineReached
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.rig import open_rig
+from smm_daq.instruments.safe_bound import stage_share_s
 
 HANG_GUARD_S = 10.0  # real seconds; only a call that waits for the held drain reaches it
 LINE_S = 0.5  # rig-clock seconds each line of a reply takes to come
@@ -123,3 +125,96 @@ def test_a_stop_after_a_reply_cut_at_the_deadline_goes_amid_the_drop_of_its_rest
     finally:
         rig.close()
 
+
+
+def test_make_safe_waits_for_a_stage_drop_aside_only_within_the_stages_share() -> None:
+    """The field is on; a stage reply cut at a deadline leaves its rest to drop, and the
+    window's poll starts that drop aside (a drain that goes on, here until the test ends).
+    Then `Rig.make_safe`: the stage's stop goes at once, amid the drop; its checks wait for
+    the drop only until the stage's share of the path ends (the rig's clock moved past it),
+    the stage then said not stopped for that, and the coils are ramped down to 0 A in their
+    time, outputs on; the window's poll after it is refused at once while the drop goes on,
+    not held for it. Unfixed, the checks waited for the whole drain, the coils behind them."""
+    profile = load_profile()
+    rig = open_rig(profile)
+    try:
+        rig.coils.set_field(np.array([0.0, 0.0, 100e-6]))
+        world = rig.world.coils
+        assert max(abs(world.current(k)) for k in range(3)) > 1.0
+        link = rig.stage.link  # type: ignore[attr-defined]
+        line = LinePerRead(link.transport, rig.clock)
+        link.transport = line
+        with loss_budget.making_safe(5, stage=5, clock=rig.clock, deadline_s=4 * LINE_S), \
+                pytest.raises(DeadlineReached):
+            link.query_lines("HPA?", lambda lines: lines)
+        with pytest.raises(StillDropping):
+            rig.stage.position()  # the window's poll: the drop goes aside
+        thread, done = _on_the_rigs_thread([rig.make_safe])
+        try:
+            assert line.stop_sent.wait(HANG_GUARD_S), "the stop waited for the drop"
+            rig.clock.advance(stage_share_s(profile) + 1.0)
+            thread.join(HANG_GUARD_S)
+            assert not thread.is_alive(), "make_safe waited for the drop past the stage's share"
+            poll, polled = _on_the_rigs_thread([rig.stage.position])  # the window's, after
+            poll.join(HANG_GUARD_S)
+            assert not poll.is_alive(), "the poll after make_safe waited for the drop"
+            assert isinstance(polled[0], StillDropping), polled
+        finally:
+            line.release.set()
+            thread.join(HANG_GUARD_S)
+        [problems] = done
+        assert isinstance(problems, list), problems
+        assert len(problems) == 1 and "the stage's share of making the rig safe" in problems[0]
+        assert all(abs(world.current(k)) < 1e-3 and world.output(k) for k in range(3))
+    finally:
+        rig.close()
+
+
+class NeverQuietOnce(LinePerRead):
+    """`LinePerRead` whose first drain fails as a line that never goes quiet does (the
+    transport's `clear` gives up, `InstrumentTimeout`); its later drains hold until
+    `release`."""
+
+    def __init__(self, inner: Any, clock: Any) -> None:
+        super().__init__(inner, clock)
+        self.drains = 0
+
+    def clear(self) -> None:
+        self.drains += 1
+        if self.drains == 1:
+            raise InstrumentTimeout("the line did not go quiet", instrument="stage")
+        super().clear()
+
+
+def test_a_stop_after_a_drop_aside_that_failed_goes_amid_the_next_drop() -> None:
+    """The rest of a stage reply cut short is dropped aside, and that drain fails (the line
+    never went quiet). Then, on the rig's thread, the window's poll, then a Stop: the poll is
+    refused at once as the rest is dropped aside again, and the stop goes amid that drop.
+    Unfixed, the poll took the failed drain for its own failed attempt and drained the line
+    itself, on the rig's thread, the Stop behind it for the whole drain."""
+    rig = open_rig(load_profile())
+    try:
+        link = rig.stage.link  # type: ignore[attr-defined]
+        line = NeverQuietOnce(link.transport, rig.clock)
+        link.transport = line
+        with loss_budget.making_safe(5, stage=5, clock=rig.clock, deadline_s=4 * LINE_S), \
+                pytest.raises(DeadlineReached):
+            link.query_lines("HPA?", lambda lines: lines)
+        with pytest.raises(StillDropping) as first:
+            rig.stage.position()
+        assert first.value.wait(HANG_GUARD_S)
+        assert line.drains == 1
+        thread, done = _on_the_rigs_thread([rig.stage.position, rig.stage.stop])
+        try:
+            assert line.stop_sent.wait(HANG_GUARD_S), "the stop waited for the drain"
+            assert (STOP_ALL, True) in line.sent  # sent while the rest was dropped again
+        finally:
+            line.release.set()
+            thread.join(HANG_GUARD_S)
+        assert not thread.is_alive()
+        assert isinstance(done[0], StillDropping), done
+        assert "did not go quiet" in str(done[0])
+        assert done[1] is None, done  # stopped, checked
+        assert len(rig.stage.position()) == 3
+    finally:
+        rig.close()

@@ -141,6 +141,13 @@ class LossBudget:
             f"{self.deadline_s:.0f} s at most, then switches off each supply still energised "
             "where it stands", instrument=name)
 
+    def stage_refused_at(self) -> float | None:
+        """The time on `clock` from which the stage's exchanges are refused (`refuse_late`:
+        the end of its share, or the deadline, the sooner); None where neither is set."""
+        ends = [t for t in (self.stage_deadline, self.deadline if self.begun() else None)
+                if t is not None]
+        return min(ends, default=None)
+
     def take_last_word(self, name: str) -> bool:
         """Whether `name`, given up, may still be sent its one unchecked last command."""
         if name in self.last_words:
