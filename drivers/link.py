@@ -84,6 +84,9 @@ class Link:
         self._unread = False  # a reply was cut short: the rest of it is still coming
         self._dropping: threading.Thread | None = None  # the rest dropped aside (`_drop_rest`)
         self._drop_failed: InstrumentError | None = None  # how that drop failed, if it did
+        # that drop was begun again after a drain that gave up (the line never quiet): one
+        # more such failure is the exchange's, not a third drain (`_drop_rest`)
+        self._dropping_again = False
 
     def write(self, command: str, *, last_word: bool = False) -> None:
         """Send a command that has no reply. `last_word`: sent even to an instrument the
@@ -168,8 +171,9 @@ class Link:
         a socket's new connection: a timeout at most) as the exchange's first step, on the
         exchange's thread: a drop aside that opened a new connection beside a Stop's own
         reconnect would leave two. A drop that failed is the failure of the exchange after
-        it; but a drain aside that gave up on a line never quiet is begun aside again, that
-        exchange refused, where it does not wait for the drop (those that wait for it, for
+        it; but a drain aside that gave up on a line never quiet is begun aside again (once:
+        giving up again, the exchange after it fails, `InstrumentLost`), that exchange
+        refused, where it does not wait for the drop (those that wait for it, for
         no longer than the stage's share on the make-safe path: `_wait_for_drop`)."""
         dropping = self._dropping
         if dropping is not None:
@@ -179,8 +183,15 @@ class Link:
                                     instrument=self.name, drop=dropping)
             self._wait_for_drop(dropping, command)
             failed, self._dropping, self._drop_failed = self._drop_failed, None, None
+            again, self._dropping_again = self._dropping_again, False
             self._dropped_aside()
             if isinstance(failed, InstrumentTimeout) and not self._waits_for_drop():
+                if again:  # never quiet twice: the link said lost, not refused forever
+                    raise InstrumentLost(f"{shown(command)} not sent: the rest of a reply cut "
+                                         f"short could not be dropped, the line did not go "
+                                         f"quiet twice (last: {failed})",
+                                         instrument=self.name) from failed
+                self._dropping_again = True
                 # the line did not go quiet: drained aside again, not on this exchange's
                 # thread (its failure's clear would drain it there, a Stop queued behind)
                 self._drop_aside_refusing(command, f"the line did not go quiet ({failed}): "

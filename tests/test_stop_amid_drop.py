@@ -8,6 +8,7 @@ nothing sleeps."""
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections import deque
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 
 from drivers.pi_gcs import STOP_ALL
-from smm_daq.errors import InstrumentTimeout, StillDropping
+from smm_daq.errors import InstrumentLost, InstrumentTimeout, StillDropping
 from smm_daq.instruments import loss_budget
 from smm_daq.instruments.loss_budget import DeadlineReached
 from smm_daq.instruments.profile import load_profile
@@ -216,5 +217,49 @@ def test_a_stop_after_a_drop_aside_that_failed_goes_amid_the_next_drop() -> None
         assert "did not go quiet" in str(done[0])
         assert done[1] is None, done  # stopped, checked
         assert len(rig.stage.position()) == 3
+    finally:
+        rig.close()
+
+
+class NeverQuiet(LinePerRead):
+    """`LinePerRead` on a line that never goes quiet: each drain gives up
+    (`InstrumentTimeout`) at once."""
+
+    def __init__(self, inner: Any, clock: Any) -> None:
+        super().__init__(inner, clock)
+        self.drains = 0
+
+    def clear(self) -> None:
+        self.drains += 1
+        raise InstrumentTimeout("the line did not go quiet", instrument="stage")
+
+
+def test_a_line_never_quiet_is_drained_aside_again_once_then_said_lost() -> None:
+    """The rest of a stage reply cut short is dropped aside on a line that never goes quiet:
+    the poll after the failed drain is refused as it is drained aside again, and the poll
+    after that second failed drain fails (`InstrumentLost`, saying why), not refused as a
+    third drain begins: a scan's worker, which asks again after each refusal, would wait
+    forever, the window showing the stage answering. The poll after it is sent. Unfixed, each
+    poll began one more drain, refused."""
+    rig = open_rig(load_profile())
+    try:
+        link = rig.stage.link  # type: ignore[attr-defined]
+        line = NeverQuiet(link.transport, rig.clock)
+        link.transport = line
+        with loss_budget.making_safe(5, stage=5, clock=rig.clock, deadline_s=4 * LINE_S), \
+                pytest.raises(DeadlineReached):
+            link.query_lines("HPA?", lambda lines: lines)
+        for drains in (1, 2):
+            with pytest.raises(StillDropping) as refused:
+                rig.stage.position()
+            assert refused.value.wait(HANG_GUARD_S)
+            assert line.drains == drains
+        with pytest.raises(InstrumentLost, match="did not go quiet twice"):
+            rig.stage.position()
+        assert line.drains == 2
+        sent = len(line.sent)
+        with contextlib.suppress(InstrumentLost):  # what the line still brings, read
+            rig.stage.position()
+        assert len(line.sent) > sent
     finally:
         rig.close()
