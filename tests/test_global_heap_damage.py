@@ -5,6 +5,7 @@ space of size 0), in a read Python cannot interrupt."""
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -124,3 +125,48 @@ def test_every_signature_is_found_across_the_pieces_read(tmp_path, monkeypatch):
     expected = [at for at in range(len(data)) if data[at:at + 4] == b"GCOL"]
     with open(path, "rb", buffering=0) as fh:
         assert list(global_heap._signatures(fh)) == expected
+
+
+def test_the_signature_in_a_few_bytes_of_stored_data_is_no_heap(tmp_path):
+    """A dataset of bytes that hold a heap's header and a size within the file (a fixture, a
+    copy of part of another file) is data, not a collection: libhdf5 reads the file, and so
+    it is not refused. A collection is never smaller than 4096 bytes."""
+    from smm_daq.storage.global_heap import check_global_heaps
+
+    path = tmp_path / "bytes.h5"
+    blob = b"GCOL\x01\x00\x00\x00" + struct.pack("<Q", 64) + bytes(48)
+    with h5py.File(path, "w") as f:
+        f.attrs["s"] = "text"
+        f.create_dataset("blob", data=np.frombuffer(blob, dtype=np.uint8))
+    assert damaged_collection(path) is None
+    check_global_heaps(path)
+
+
+def test_a_heap_after_a_user_block_of_4096_bytes_is_checked(tmp_path):
+    """HDF5 finds the superblock after a user block of any 512 * 2**k bytes, so the heaps of
+    such a file are checked too."""
+    path = tmp_path / "ub.h5"
+    with h5py.File(path, "w", userblock_size=4096) as f:
+        f.attrs["s"] = "text"
+    at = _collection(path)
+    (size,) = struct.unpack_from("<Q", path.read_bytes(), at + 8)
+    _damaged(path, at + HEADER, bytes(16))
+    assert damaged_collection(path) == (
+        at, f"its free space (heap object 0) at byte {at + HEADER} declares 0 bytes where "
+            f"{size - HEADER} remain to the collection's end")
+
+
+def test_a_file_written_all_through_the_scans_is_not_refused(tmp_path, monkeypatch):
+    """A writer at work in every scan, each finding another half-written collection: no
+    damage is said (the caller's read waits its turn); the same damage found by two scans in
+    a row is."""
+    from smm_daq.storage import global_heap, turns
+
+    path = _session(tmp_path / "s.h5")
+    found = iter([(100, "a"), (200, "b"), (300, "c")])
+    monkeypatch.setattr(global_heap, "damaged_collection", lambda p: next(found))
+    monkeypatch.setattr(turns, "changed", lambda p, before: True)
+    global_heap.check_global_heaps(path)
+    monkeypatch.setattr(global_heap, "damaged_collection", lambda p: (100, "a"))
+    with pytest.raises(Exception, match="at byte 100 "):
+        global_heap.check_global_heaps(path)

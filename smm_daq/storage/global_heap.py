@@ -14,7 +14,9 @@ of its map) and says which one does not parse to its end, without HDF5.
 
 A match whose version is not 1 or whose size runs past the end of the file is no collection
 HDF5 could loop in (it refuses those itself), and is more likely stored data that happens to
-hold the signature: it is passed over.
+hold the signature: it is passed over. So is one smaller than the format's least collection
+(4096 bytes, what libhdf5 makes the smallest): a dataset of a few bytes that hold the
+signature is no heap.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ _VERSION = 1
 _LENGTH_CODES = {2: "H", 4: "I", 8: "Q"}  # the sizes of lengths HDF5 reads
 _SCANS = 3  # scans a writer's writes overlapped before the damage found is said
 _PIECE = 1 << 24  # bytes read at a time
+_LEAST_COLLECTION = 4096  # the format's (and libhdf5's H5HG_MINSIZE) smallest collection
+_FIRST_USER_BLOCK = 512  # the superblock is at 0 or after a user block of 512 * 2**k bytes
 
 
 def _aligned(n: int) -> int:
@@ -48,12 +52,15 @@ def _read(fh: BinaryIO, offset: int, length: int) -> bytes:
 def _lengths_size(fh: BinaryIO) -> int | None:
     """The superblock's size of lengths (bytes), None where the file has no HDF5 superblock
     (HDF5's open says what it is)."""
-    for base in (0, 512, 1024, 2048):  # the superblock follows any user block
+    end = fh.seek(0, 2)
+    base = 0
+    while base + 16 <= end:  # the superblock follows any user block, as HDF5 looks for it
         head = _read(fh, base, 16)
         if head[:8] == _HDF5_SIGNATURE and len(head) == 16:
             # version 0 and 1: versions of 5 parts, then offsets and lengths; 2 and 3 at once
             size = head[14] if head[8] in (0, 1) else head[10]
             return size if size in _LENGTH_CODES else None
+        base = base * 2 or _FIRST_USER_BLOCK
     return None
 
 
@@ -101,7 +108,7 @@ def _collection_wrong(fh: BinaryIO, start: int, lengths: int) -> str | None:
     if len(head) < 8 + lengths or head[4] != _VERSION:
         return None
     (size,) = struct.unpack_from(f"<{code}", head, 8)
-    if size < header or start + size > fh.seek(0, 2):
+    if size < _LEAST_COLLECTION or start + size > fh.seek(0, 2):
         return None
     data = _read(fh, start, size)
     if len(data) < size:
@@ -129,17 +136,23 @@ def check_global_heaps(path: str | Path, *, source: str | Path | None = None) ->
     """InputError naming the file (as `source`, else `path`), the collection's offset and
     what is wrong, for a file whose global heap is damaged (`damaged_collection`): HDF5
     would never return from reading it. The file is only read; it is scanned again where a
-    write changed it meanwhile (a collection half rewritten as it was read is no damage). A
-    file that cannot be read is left to the caller's open to name."""
+    write changed it meanwhile (a collection half rewritten as it was read is no damage):
+    damage is said only as a scan the file stayed unchanged through found it, or as two
+    scans in a row found the same; a file written all through every scan is left to the
+    caller. A file that cannot be read is left to the caller's open to name."""
+    previous = None
     for _ in range(_SCANS):
         before = turns.stamp(path)
         try:
             found = damaged_collection(path)
         except (OSError, ValueError):
             return
-        if found is None or not turns.changed(path, before):
+        if found is None:
+            return
+        if not turns.changed(path, before) or found == previous:
             break
-    if found is None:
+        previous = found
+    else:
         return
     at, wrong = found
     raise InputError(
