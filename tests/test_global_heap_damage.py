@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
+from smm_daq.errors import InputError
 from smm_daq.storage.global_heap import damaged_collection
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import write_map_entry
@@ -156,17 +157,19 @@ def test_a_heap_after_a_user_block_of_4096_bytes_is_checked(tmp_path):
             f"{size - HEADER} remain to the collection's end")
 
 
-def test_a_file_written_all_through_the_scans_is_not_refused(tmp_path, monkeypatch):
-    """A writer at work in every scan, each finding another half-written collection: no
-    damage is said (the caller's read waits its turn); the same damage found by two scans in
-    a row is."""
-    from smm_daq.storage import global_heap, turns
+def test_damage_is_said_only_as_two_scans_in_a_row_find_it(tmp_path, monkeypatch):
+    """A collection read half rewritten by a writer: the next scan finds it whole (the file's
+    stamp unchanged, a write within the same tick of its time of change), or finds other
+    damage at each scan (a writer at work all through): not refused. The same damage found
+    by two scans in a row is."""
+    from smm_daq.storage import global_heap
 
     path = _session(tmp_path / "s.h5")
-    found = iter([(100, "a"), (200, "b"), (300, "c")])
+    for scans in ([(100, "a"), None], [(100, "a"), (200, "b"), (300, "c")]):
+        found = iter(scans)
+        monkeypatch.setattr(global_heap, "damaged_collection", lambda p, found=found: next(found))
+        global_heap.check_global_heaps(path)
+    found = iter([(100, "a"), (200, "b"), (200, "b")])
     monkeypatch.setattr(global_heap, "damaged_collection", lambda p: next(found))
-    monkeypatch.setattr(turns, "changed", lambda p, before: True)
-    global_heap.check_global_heaps(path)
-    monkeypatch.setattr(global_heap, "damaged_collection", lambda p: (100, "a"))
-    with pytest.raises(Exception, match="at byte 100 "):
+    with pytest.raises(InputError, match=r"at byte 200 .*: b; HDF5 would never return"):
         global_heap.check_global_heaps(path)

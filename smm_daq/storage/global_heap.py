@@ -27,13 +27,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from smm_daq.errors import InputError
-from smm_daq.storage import turns
 
 _SIGNATURE = b"GCOL"
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _VERSION = 1
 _LENGTH_CODES = {2: "H", 4: "I", 8: "Q"}  # the sizes of lengths HDF5 reads
-_SCANS = 3  # scans a writer's writes overlapped before the damage found is said
+_SCANS = 3  # scans at most for two in a row that find the same damage
 _PIECE = 1 << 24  # bytes read at a time
 _LEAST_COLLECTION = 4096  # the format's (and libhdf5's H5HG_MINSIZE) smallest collection
 _FIRST_USER_BLOCK = 512  # the superblock is at 0 or after a user block of 512 * 2**k bytes
@@ -135,21 +134,21 @@ def _collection_wrong(fh: BinaryIO, start: int, lengths: int) -> str | None:
 def check_global_heaps(path: str | Path, *, source: str | Path | None = None) -> None:
     """InputError naming the file (as `source`, else `path`), the collection's offset and
     what is wrong, for a file whose global heap is damaged (`damaged_collection`): HDF5
-    would never return from reading it. The file is only read; it is scanned again where a
-    write changed it meanwhile (a collection half rewritten as it was read is no damage):
-    damage is said only as a scan the file stayed unchanged through found it, or as two
-    scans in a row found the same; a file written all through every scan is left to the
-    caller. A file that cannot be read is left to the caller's open to name."""
+    would never return from reading it. The file is only read, and scanned again where
+    damage is found: it is said only as two scans in a row find the same, `_SCANS` at most.
+    A collection a writer was rewriting as it was read is no damage, and its file's stamp
+    cannot say so (a write within the tick of the one before leaves the time of change as
+    it was); one scan that read it half written and the next, after the write, differ. A
+    file that cannot be read is left to the caller's open to name."""
     previous = None
     for _ in range(_SCANS):
-        before = turns.stamp(path)
         try:
             found = damaged_collection(path)
         except (OSError, ValueError):
             return
         if found is None:
             return
-        if not turns.changed(path, before) or found == previous:
+        if found == previous:
             break
         previous = found
     else:
