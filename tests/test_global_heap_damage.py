@@ -173,3 +173,32 @@ def test_damage_is_said_only_as_two_scans_in_a_row_find_it(tmp_path, monkeypatch
     monkeypatch.setattr(global_heap, "damaged_collection", lambda p: next(found))
     with pytest.raises(InputError, match=r"at byte 200 .*: b; HDF5 would never return"):
         global_heap.check_global_heaps(path)
+
+
+def test_a_collection_bigger_than_a_piece_is_not_read_whole(tmp_path, monkeypatch):
+    """A collection as big as one long text (gigabytes, in another program's file) is walked
+    by its objects' headers, each read where it is, never read whole into memory: its
+    damage is still found."""
+    from smm_daq.storage import global_heap
+
+    path = tmp_path / "long.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["long"] = "y" * 20000
+        f.attrs["short"] = "z"
+    at = _collection(path)
+    (size,) = struct.unpack_from("<Q", path.read_bytes(), at + 8)
+    assert size > 20000
+    monkeypatch.setattr(global_heap, "_PIECE", 4096)
+    real_read = global_heap._read
+    lengths: list[int] = []
+
+    def read(fh, offset, length):
+        lengths.append(length)
+        return real_read(fh, offset, length)
+
+    monkeypatch.setattr(global_heap, "_read", read)
+    assert damaged_collection(path) is None
+    assert max(lengths) <= 4096
+    _damaged(path, at + HEADER + 8 + 3, b"\x01")  # the first object's size, + 2**24
+    found = damaged_collection(path)
+    assert found is not None and found[0] == at and "past the collection's end" in found[1]

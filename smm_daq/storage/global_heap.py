@@ -109,14 +109,22 @@ def _collection_wrong(fh: BinaryIO, start: int, lengths: int) -> str | None:
     (size,) = struct.unpack_from(f"<{code}", head, 8)
     if size < _LEAST_COLLECTION or start + size > fh.seek(0, 2):
         return None
-    data = _read(fh, start, size)
-    if len(data) < size:
-        return None  # shortened meanwhile
     object_header = struct.Struct(f"<H6x{code}")  # index, reference count, reserved, size
     step = _aligned(object_header.size)
+    # a collection as big as one object of text or an array (gigabytes) is not read whole:
+    # only its objects' headers, each where it is
+    data = _read(fh, start, size) if size <= _PIECE else None
+    if data is not None and len(data) < size:
+        return None  # shortened meanwhile
     p = header
     while size - p >= step:  # fewer bytes left: free space without a header
-        index, declared = object_header.unpack_from(data, p)
+        if data is None:
+            one = _read(fh, start + p, object_header.size)
+            if len(one) < object_header.size:
+                return None  # shortened meanwhile
+            index, declared = object_header.unpack(one)
+        else:
+            index, declared = object_header.unpack_from(data, p)
         left = size - p
         if index == 0:
             if declared != left:
