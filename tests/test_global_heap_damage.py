@@ -5,6 +5,7 @@ space of size 0), in a read Python cannot interrupt."""
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
+from smm_daq.errors import InputError
 from smm_daq.storage.global_heap import damaged_collection
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import write_map_entry
@@ -124,3 +126,79 @@ def test_every_signature_is_found_across_the_pieces_read(tmp_path, monkeypatch):
     expected = [at for at in range(len(data)) if data[at:at + 4] == b"GCOL"]
     with open(path, "rb", buffering=0) as fh:
         assert list(global_heap._signatures(fh)) == expected
+
+
+def test_the_signature_in_a_few_bytes_of_stored_data_is_no_heap(tmp_path):
+    """A dataset of bytes that hold a heap's header and a size within the file (a fixture, a
+    copy of part of another file) is data, not a collection: libhdf5 reads the file, and so
+    it is not refused. A collection is never smaller than 4096 bytes."""
+    from smm_daq.storage.global_heap import check_global_heaps
+
+    path = tmp_path / "bytes.h5"
+    blob = b"GCOL\x01\x00\x00\x00" + struct.pack("<Q", 64) + bytes(48)
+    with h5py.File(path, "w") as f:
+        f.attrs["s"] = "text"
+        f.create_dataset("blob", data=np.frombuffer(blob, dtype=np.uint8))
+    assert damaged_collection(path) is None
+    check_global_heaps(path)
+
+
+def test_a_heap_after_a_user_block_of_4096_bytes_is_checked(tmp_path):
+    """HDF5 finds the superblock after a user block of any 512 * 2**k bytes, so the heaps of
+    such a file are checked too."""
+    path = tmp_path / "ub.h5"
+    with h5py.File(path, "w", userblock_size=4096) as f:
+        f.attrs["s"] = "text"
+    at = _collection(path)
+    (size,) = struct.unpack_from("<Q", path.read_bytes(), at + 8)
+    _damaged(path, at + HEADER, bytes(16))
+    assert damaged_collection(path) == (
+        at, f"its free space (heap object 0) at byte {at + HEADER} declares 0 bytes where "
+            f"{size - HEADER} remain to the collection's end")
+
+
+def test_damage_is_said_only_as_two_scans_in_a_row_find_it(tmp_path, monkeypatch):
+    """A collection read half rewritten by a writer: the next scan finds it whole (the file's
+    stamp unchanged, a write within the same tick of its time of change), or finds other
+    damage at each scan (a writer at work all through): not refused. The same damage found
+    by two scans in a row is."""
+    from smm_daq.storage import global_heap
+
+    path = _session(tmp_path / "s.h5")
+    for scans in ([(100, "a"), None], [(100, "a"), (200, "b"), (300, "c")]):
+        found = iter(scans)
+        monkeypatch.setattr(global_heap, "damaged_collection", lambda p, found=found: next(found))
+        global_heap.check_global_heaps(path)
+    found = iter([(100, "a"), (200, "b"), (200, "b")])
+    monkeypatch.setattr(global_heap, "damaged_collection", lambda p: next(found))
+    with pytest.raises(InputError, match=r"at byte 200 .*: b; HDF5 would never return"):
+        global_heap.check_global_heaps(path)
+
+
+def test_a_collection_bigger_than_a_piece_is_not_read_whole(tmp_path, monkeypatch):
+    """A collection as big as one long text (gigabytes, in another program's file) is walked
+    by its objects' headers, each read where it is, never read whole into memory: its
+    damage is still found."""
+    from smm_daq.storage import global_heap
+
+    path = tmp_path / "long.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["long"] = "y" * 20000
+        f.attrs["short"] = "z"
+    at = _collection(path)
+    (size,) = struct.unpack_from("<Q", path.read_bytes(), at + 8)
+    assert size > 20000
+    monkeypatch.setattr(global_heap, "_PIECE", 4096)
+    real_read = global_heap._read
+    lengths: list[int] = []
+
+    def read(fh, offset, length):
+        lengths.append(length)
+        return real_read(fh, offset, length)
+
+    monkeypatch.setattr(global_heap, "_read", read)
+    assert damaged_collection(path) is None
+    assert max(lengths) <= 4096
+    _damaged(path, at + HEADER + 8 + 3, b"\x01")  # the first object's size, + 2**24
+    found = damaged_collection(path)
+    assert found is not None and found[0] == at and "past the collection's end" in found[1]

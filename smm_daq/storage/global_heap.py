@@ -14,7 +14,9 @@ of its map) and says which one does not parse to its end, without HDF5.
 
 A match whose version is not 1 or whose size runs past the end of the file is no collection
 HDF5 could loop in (it refuses those itself), and is more likely stored data that happens to
-hold the signature: it is passed over.
+hold the signature: it is passed over. So is one smaller than the format's least collection
+(4096 bytes, what libhdf5 makes the smallest): a dataset of a few bytes that hold the
+signature is no heap.
 """
 
 from __future__ import annotations
@@ -25,14 +27,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 from smm_daq.errors import InputError
-from smm_daq.storage import turns
 
 _SIGNATURE = b"GCOL"
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _VERSION = 1
 _LENGTH_CODES = {2: "H", 4: "I", 8: "Q"}  # the sizes of lengths HDF5 reads
-_SCANS = 3  # scans a writer's writes overlapped before the damage found is said
+_SCANS = 3  # scans at most for two in a row that find the same damage
 _PIECE = 1 << 24  # bytes read at a time
+_LEAST_COLLECTION = 4096  # the format's (and libhdf5's H5HG_MINSIZE) smallest collection
+_FIRST_USER_BLOCK = 512  # the superblock is at 0 or after a user block of 512 * 2**k bytes
 
 
 def _aligned(n: int) -> int:
@@ -48,12 +51,15 @@ def _read(fh: BinaryIO, offset: int, length: int) -> bytes:
 def _lengths_size(fh: BinaryIO) -> int | None:
     """The superblock's size of lengths (bytes), None where the file has no HDF5 superblock
     (HDF5's open says what it is)."""
-    for base in (0, 512, 1024, 2048):  # the superblock follows any user block
+    end = fh.seek(0, 2)
+    base = 0
+    while base + 16 <= end:  # the superblock follows any user block, as HDF5 looks for it
         head = _read(fh, base, 16)
         if head[:8] == _HDF5_SIGNATURE and len(head) == 16:
             # version 0 and 1: versions of 5 parts, then offsets and lengths; 2 and 3 at once
             size = head[14] if head[8] in (0, 1) else head[10]
             return size if size in _LENGTH_CODES else None
+        base = base * 2 or _FIRST_USER_BLOCK
     return None
 
 
@@ -101,16 +107,24 @@ def _collection_wrong(fh: BinaryIO, start: int, lengths: int) -> str | None:
     if len(head) < 8 + lengths or head[4] != _VERSION:
         return None
     (size,) = struct.unpack_from(f"<{code}", head, 8)
-    if size < header or start + size > fh.seek(0, 2):
+    if size < _LEAST_COLLECTION or start + size > fh.seek(0, 2):
         return None
-    data = _read(fh, start, size)
-    if len(data) < size:
-        return None  # shortened meanwhile
     object_header = struct.Struct(f"<H6x{code}")  # index, reference count, reserved, size
     step = _aligned(object_header.size)
+    # a collection as big as one object of text or an array (gigabytes) is not read whole:
+    # only its objects' headers, each where it is
+    data = _read(fh, start, size) if size <= _PIECE else None
+    if data is not None and len(data) < size:
+        return None  # shortened meanwhile
     p = header
     while size - p >= step:  # fewer bytes left: free space without a header
-        index, declared = object_header.unpack_from(data, p)
+        if data is None:
+            one = _read(fh, start + p, object_header.size)
+            if len(one) < object_header.size:
+                return None  # shortened meanwhile
+            index, declared = object_header.unpack(one)
+        else:
+            index, declared = object_header.unpack_from(data, p)
         left = size - p
         if index == 0:
             if declared != left:
@@ -128,18 +142,24 @@ def _collection_wrong(fh: BinaryIO, start: int, lengths: int) -> str | None:
 def check_global_heaps(path: str | Path, *, source: str | Path | None = None) -> None:
     """InputError naming the file (as `source`, else `path`), the collection's offset and
     what is wrong, for a file whose global heap is damaged (`damaged_collection`): HDF5
-    would never return from reading it. The file is only read; it is scanned again where a
-    write changed it meanwhile (a collection half rewritten as it was read is no damage). A
+    would never return from reading it. The file is only read, and scanned again where
+    damage is found: it is said only as two scans in a row find the same, `_SCANS` at most.
+    A collection a writer was rewriting as it was read is no damage, and its file's stamp
+    cannot say so (a write within the tick of the one before leaves the time of change as
+    it was); one scan that read it half written and the next, after the write, differ. A
     file that cannot be read is left to the caller's open to name."""
+    previous = None
     for _ in range(_SCANS):
-        before = turns.stamp(path)
         try:
             found = damaged_collection(path)
         except (OSError, ValueError):
             return
-        if found is None or not turns.changed(path, before):
+        if found is None:
+            return
+        if found == previous:
             break
-    if found is None:
+        previous = found
+    else:
         return
     at, wrong = found
     raise InputError(
