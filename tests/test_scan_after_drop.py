@@ -11,14 +11,12 @@ import threading
 
 import h5py
 import pytest
-from test_stop_amid_drop import HANG_GUARD_S, LINE_S, LinePerRead
+from test_stop_amid_drop import HANG_GUARD_S, LinePerRead, cut_stage_reply
 
 from drivers.pi_gcs import STOP_ALL
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.errors import StillDropping
-from smm_daq.instruments import loss_budget
-from smm_daq.instruments.loss_budget import DeadlineReached
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.rig import Rig, open_rig
 
@@ -28,12 +26,7 @@ CENTRE = (12.5e-3, 12.5e-3)
 def _cut_and_dropping_aside(rig: Rig) -> LinePerRead:
     """The stage's `HPA?` cut at a making safe's deadline, its rest being dropped aside (held
     until the returned line's `release`) as the window's poll of the position met it."""
-    link = rig.stage.link  # type: ignore[attr-defined]
-    line = LinePerRead(link.transport, rig.clock)
-    link.transport = line
-    with loss_budget.making_safe(5, stage=5, clock=rig.clock, deadline_s=4 * LINE_S), \
-            pytest.raises(DeadlineReached):
-        link.query_lines("HPA?", lambda lines: lines)
+    line = cut_stage_reply(rig)
     with pytest.raises(StillDropping):
         rig.stage.position()
     assert line.draining.wait(HANG_GUARD_S)

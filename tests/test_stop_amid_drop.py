@@ -73,6 +73,18 @@ class LinePerRead:
         self.inner.close()
 
 
+def cut_stage_reply(rig: Any, line_class: type[LinePerRead] | None = None) -> LinePerRead:
+    """The stage's `HPA?` cut at a making safe's deadline on a `line_class` line
+    (`LinePerRead` by default) put in place of its transport: its rest is left to drop."""
+    link = rig.stage.link
+    line = (line_class or LinePerRead)(link.transport, rig.clock)
+    link.transport = line
+    with loss_budget.making_safe(5, stage=5, clock=rig.clock, deadline_s=4 * LINE_S), \
+            pytest.raises(DeadlineReached):
+        link.query_lines("HPA?", lambda lines: lines)
+    return line
+
+
 def _on_the_rigs_thread(jobs: list[Callable[[], object]]) -> tuple[threading.Thread,
                                                                       list[object]]:
     """`jobs` run one after another on a thread of their own, as the window's rig thread runs
@@ -103,12 +115,7 @@ def test_a_stop_after_a_reply_cut_at_the_deadline_goes_amid_the_drop_of_its_rest
     the line itself, and the Stop waited behind it for the whole drain."""
     rig = open_rig(load_profile())
     try:
-        link = rig.stage.link  # type: ignore[attr-defined]
-        line = LinePerRead(link.transport, rig.clock)
-        link.transport = line
-        with loss_budget.making_safe(5, stage=5, clock=rig.clock, deadline_s=4 * LINE_S), \
-                pytest.raises(DeadlineReached):
-            link.query_lines("HPA?", lambda lines: lines)
+        line = cut_stage_reply(rig)
         assert line.pending, "HPA? was read whole"
         thread, done = _on_the_rigs_thread([rig.stage.position, rig.stage.stop])
         try:
@@ -142,12 +149,7 @@ def test_make_safe_waits_for_a_stage_drop_aside_only_within_the_stages_share() -
         rig.coils.set_field(np.array([0.0, 0.0, 100e-6]))
         world = rig.world.coils
         assert max(abs(world.current(k)) for k in range(3)) > 1.0
-        link = rig.stage.link  # type: ignore[attr-defined]
-        line = LinePerRead(link.transport, rig.clock)
-        link.transport = line
-        with loss_budget.making_safe(5, stage=5, clock=rig.clock, deadline_s=4 * LINE_S), \
-                pytest.raises(DeadlineReached):
-            link.query_lines("HPA?", lambda lines: lines)
+        line = cut_stage_reply(rig)
         with pytest.raises(StillDropping):
             rig.stage.position()  # the window's poll: the drop goes aside
         thread, done = _on_the_rigs_thread([rig.make_safe])
@@ -195,12 +197,7 @@ def test_a_stop_after_a_drop_aside_that_failed_goes_amid_the_next_drop() -> None
     itself, on the rig's thread, the Stop behind it for the whole drain."""
     rig = open_rig(load_profile())
     try:
-        link = rig.stage.link  # type: ignore[attr-defined]
-        line = NeverQuietOnce(link.transport, rig.clock)
-        link.transport = line
-        with loss_budget.making_safe(5, stage=5, clock=rig.clock, deadline_s=4 * LINE_S), \
-                pytest.raises(DeadlineReached):
-            link.query_lines("HPA?", lambda lines: lines)
+        line = cut_stage_reply(rig, NeverQuietOnce)
         with pytest.raises(StillDropping) as first:
             rig.stage.position()
         assert first.value.wait(HANG_GUARD_S)
@@ -243,12 +240,7 @@ def test_a_line_never_quiet_is_drained_aside_again_once_then_said_lost() -> None
     poll began one more drain, refused."""
     rig = open_rig(load_profile())
     try:
-        link = rig.stage.link  # type: ignore[attr-defined]
-        line = NeverQuiet(link.transport, rig.clock)
-        link.transport = line
-        with loss_budget.making_safe(5, stage=5, clock=rig.clock, deadline_s=4 * LINE_S), \
-                pytest.raises(DeadlineReached):
-            link.query_lines("HPA?", lambda lines: lines)
+        line = cut_stage_reply(rig, NeverQuiet)
         for drains in (1, 2):
             with pytest.raises(StillDropping) as refused:
                 rig.stage.position()
