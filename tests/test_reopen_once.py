@@ -37,6 +37,34 @@ class NotedLock:
         return self.lock.__exit__(*exc)
 
 
+def _drain_then_stop(transport: Any, first_opening: threading.Event,
+                     stop_waits: threading.Event, go: threading.Event
+                     ) -> dict[str, BaseException]:
+    """A drain's write (`ERR?`) on a thread of its own, which starts the failed port's reopen
+    (held once `first_opening` is set, until `go`), then a Stop's (`\\x18`) on another, which
+    waits for that reopen (`stop_waits`); both then let finish: what each raised, by its
+    thread's name ("drain", "stop")."""
+    failed: dict[str, BaseException] = {}
+
+    def use(message: str) -> None:
+        try:
+            transport.write(message)
+        except BaseException as exc:
+            failed[threading.current_thread().name] = exc
+
+    drain = threading.Thread(target=use, args=("ERR?",), name="drain", daemon=True)
+    drain.start()
+    assert first_opening.wait(HANG_GUARD_S)
+    stop = threading.Thread(target=use, args=("\x18",), name="stop", daemon=True)
+    stop.start()
+    assert stop_waits.wait(HANG_GUARD_S)
+    go.set()
+    drain.join(HANG_GUARD_S)
+    stop.join(HANG_GUARD_S)
+    assert not drain.is_alive() and not stop.is_alive()
+    return failed
+
+
 def test_a_failed_port_used_by_two_threads_at_once_is_reopened_once() -> None:
     """The port failed; the drain's thread begins to reopen it (held there), and a Stop is
     written meanwhile from another: it waits for that reopen and goes on the port it opened.
@@ -63,24 +91,7 @@ def test_a_failed_port_used_by_two_threads_at_once_is_reopened_once() -> None:
         transport.write("POS?")
     if hasattr(transport, "_reopening"):
         transport._reopening = NotedLock(transport._reopening, stop_waits)
-    failed: list[BaseException] = []
-
-    def use(message: str) -> None:
-        try:
-            transport.write(message)
-        except BaseException as exc:
-            failed.append(exc)
-
-    drain = threading.Thread(target=use, args=("ERR?",), name="drain", daemon=True)
-    drain.start()
-    assert first_opening.wait(HANG_GUARD_S)
-    stop = threading.Thread(target=use, args=("\x18",), name="stop", daemon=True)
-    stop.start()
-    assert stop_waits.wait(HANG_GUARD_S)
-    go.set()
-    drain.join(HANG_GUARD_S)
-    stop.join(HANG_GUARD_S)
-    assert not drain.is_alive() and not stop.is_alive()
+    failed = _drain_then_stop(transport, first_opening, stop_waits, go)
     assert not failed, failed
     assert opened == ["drain"], opened
     assert transport.port is ports[0]
@@ -126,23 +137,6 @@ drain's own write, its time spent on the reopen, is refused). Unfixed,
     with pytest.raises(InstrumentLost):
         transport.write("POS?")
     transport._reopening = NotedLock(transport._reopening, stop_waits)  # type: ignore[assignment]
-    failed: dict[str, BaseException] = {}
-
-    def use(message: str) -> None:
-        try:
-            transport.write(message)
-        except BaseException as exc:
-            failed[threading.current_thread().name] = exc
-
-    drain = threading.Thread(target=use, args=("ERR?",), name="drain", daemon=True)
-    drain.start()
-    assert first_opening.wait(HANG_GUARD_S)
-    stop = threading.Thread(target=use, args=("\x18",), name="stop", daemon=True)
-    stop.start()
-    assert stop_waits.wait(HANG_GUARD_S)
-    go.set()
-    drain.join(HANG_GUARD_S)
-    stop.join(HANG_GUARD_S)
-    assert not drain.is_alive() and not stop.is_alive()
+    failed = _drain_then_stop(transport, first_opening, stop_waits, go)
     assert "stop" not in failed, failed  # the drain's own write had no time left: refused
     assert b"\x18" in ports[0].read(ports[0].in_waiting).split(b"\n")
