@@ -21,6 +21,8 @@ signature is no heap.
 
 from __future__ import annotations
 
+import os
+import stat
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,8 +88,13 @@ def _signatures(fh: BinaryIO) -> Iterator[int]:
 def damaged_collection(path: str | Path) -> tuple[int, str] | None:
     """(byte offset in the file, what is wrong) of the first global heap collection of the
     HDF5 file at `path` whose heap objects do not parse to its end; None when each does (or
-    no HDF5 file). OSError when it cannot be read."""
-    with open(path, "rb", buffering=0) as fh:
+    no HDF5 file, or no regular file: a named pipe's open would wait for a writer, its read
+    for data, so it is left to the caller's open to name). OSError when it cannot be read."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    with open(fd, "rb", buffering=0) as fh:
         lengths = _lengths_size(fh)
         if lengths is None:
             return None
