@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from smm_daq.analysis.mmt.solver import streams as qr_streams
 from smm_daq.cli.main import main
 from smm_daq.storage.nexus import list_entries, read_map
 
@@ -159,7 +160,10 @@ def test_import_mmt_scan_refuses_a_scan_area_its_half_widths_contradict(tmp_path
 
 
 @pytest.mark.parametrize("model", [[], ["--model", "dipole"]], ids=["cuboid", "dipole"])
-def test_invert_shows_its_progress_on_stderr(tmp_path, capsys, model):
+def test_invert_shows_its_progress_on_stderr(tmp_path, capsys, monkeypatch, model):
+    # in one stream, whatever this machine's cores, threading layer and free memory would
+    # choose (the blocks' sizes depend on it; the streams' own reports: test_mmt_streams)
+    monkeypatch.setattr(qr_streams, "stream_count", lambda *args, **kwargs: 1)
     h5, grains = tmp_path / "s.h5", tmp_path / "g.csv"
     assert main(["mmt", "synth", "--out", str(h5), "--name", "scan", "--grains-out",
                  str(grains), "--truth-out", str(tmp_path / "t.csv"), "--size-um", "100,80",
@@ -169,7 +173,8 @@ def test_invert_shows_its_progress_on_stderr(tmp_path, capsys, model):
     assert main(["mmt", "invert", str(h5), "--entry", "scan", "--grains", str(grains),
                  "--out", str(tmp_path / "r.csv"), *model]) == 0
     lines = capsys.readouterr().err.splitlines()
-    # 101 × 81 sensors in two blocks of the QR: a line for each (not a terminal)
+    # 101 × 81 sensors in two blocks of the QR, 6,144 and 2,037: a line for each (not a
+    # terminal)
     shown = [line for line in lines if line.startswith("Green's matrix and QR:")]
     assert [line[23:29] for line in shown] == [" 75.1%", "100.0%"]
     assert "8181/8181 sensors" in shown[-1]
