@@ -192,14 +192,9 @@ class CutReply:
         pass
 
 
-def test_a_reply_cut_at_the_deadline_leaves_no_stale_line_for_the_next_exchange() -> None:
-    """HPA? is cut at the make-safe deadline with most of its lines unread; the next exchange
-    (after the path: a scan started again) has them dropped first (aside, itself refused),
-    and the one after reads its own reply.
-    Unfixed, the destructive ERR? read a line of the parameter list for its error code, and
-    what the controller held was lost (`ReplyUnknown`)."""
-    clock = VirtualClock()
-    transport = CutReply(clock)
+def hpa_cut_at_the_deadline(transport: CutReply, clock: VirtualClock) -> GCSLink:
+    """A stage link on `transport` whose HPA? was cut at a making safe's deadline: the rest
+    of its reply left unread."""
     link = GCSLink(transport, name="stage", budget=loss_budget.STAGE)
     with loss_budget.making_safe(5, stage=3, clock=clock, deadline_s=10.0):
         try:
@@ -208,6 +203,18 @@ def test_a_reply_cut_at_the_deadline_leaves_no_stale_line_for_the_next_exchange(
             pass
         else:
             raise AssertionError("HPA? was not cut at the deadline")
+    return link
+
+
+def test_a_reply_cut_at_the_deadline_leaves_no_stale_line_for_the_next_exchange() -> None:
+    """HPA? is cut at the make-safe deadline with most of its lines unread; the next exchange
+    (after the path: a scan started again) has them dropped first (aside, itself refused),
+    and the one after reads its own reply.
+    Unfixed, the destructive ERR? read a line of the parameter list for its error code, and
+    what the controller held was lost (`ReplyUnknown`)."""
+    clock = VirtualClock()
+    transport = CutReply(clock)
+    link = hpa_cut_at_the_deadline(transport, clock)
     assert transport.queue  # lines left unread
     # outside the path they are dropped aside, the exchange that meets them refused at once
     # (a Stop queued behind it must not wait for the drop: test_stop_amid_drop)

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import threading
 
-from test_abort_mid_recording import CutReply
+from test_abort_mid_recording import CutReply, hpa_cut_at_the_deadline
 
 from drivers.link import parse_int
-from drivers.pi_gcs import GCSLink
 from smm_daq.clock import VirtualClock
-from smm_daq.instruments import loss_budget
-from smm_daq.instruments.loss_budget import DeadlineReached
 
 
 class CutOnSocket(CutReply):
@@ -40,14 +37,7 @@ def test_a_reply_cut_on_a_socket_is_dropped_by_the_next_exchange_itself() -> Non
     whatever the window sent next) and the exchange was refused (`StillDropping`)."""
     clock = VirtualClock()
     transport = CutOnSocket(clock)
-    link = GCSLink(transport, name="stage", budget=loss_budget.STAGE)
-    with loss_budget.making_safe(5, stage=3, clock=clock, deadline_s=10.0):
-        try:
-            link.query_lines("HPA?", lambda lines: lines)
-        except DeadlineReached:
-            pass
-        else:
-            raise AssertionError("HPA? was not cut at the deadline")
+    link = hpa_cut_at_the_deadline(transport, clock)
     assert transport.queue  # lines left unread
     assert link.query("ERR?", lambda r: parse_int(r, what="error code"), destructive=True) == 0
     assert transport.cleared_on == [threading.current_thread().name]
