@@ -10,7 +10,7 @@ import textwrap
 import threading
 
 from recipe_opening import WAIT_MS, recipe_opened, recipe_ran
-from test_scan_after_drop import _cut_and_dropping_aside
+from test_scan_after_drop import _cut_and_dropping_aside, released_as_waited
 from test_stop_amid_drop import HANG_GUARD_S
 
 from smm_daq.acquisition.recipe import parse_recipe, run_recipe
@@ -44,15 +44,7 @@ def test_a_recipe_begun_while_the_stage_drops_a_cut_reply_waits_for_it(tmp_path,
     rig = open_rig(load_profile())
     line = _cut_and_dropping_aside(rig)
     try:
-        wait = StillDropping.wait
-        waited: list[bool] = []
-
-        def released(self: StillDropping, seconds: float) -> bool:
-            waited.append(True)
-            line.release.set()
-            return wait(self, seconds)
-
-        monkeypatch.setattr(StillDropping, "wait", released)
+        waited = released_as_waited(monkeypatch, line)
         scanned: list[str] = []
         monkeypatch.setattr(Session, "scan_plan",
                             lambda self, plan, **kw: scanned.append(plan.name))

@@ -33,6 +33,21 @@ def _cut_and_dropping_aside(rig: Rig) -> LinePerRead:
     return line
 
 
+def released_as_waited(monkeypatch: pytest.MonkeyPatch, line: LinePerRead) -> list[bool]:
+    """The held drop of `line` released as soon as a caller waits for it (`StillDropping.wait`):
+    a True appended to the list returned for each such wait."""
+    wait = StillDropping.wait
+    waited: list[bool] = []
+
+    def released(self: StillDropping, seconds: float) -> bool:
+        waited.append(True)
+        line.release.set()
+        return wait(self, seconds)
+
+    monkeypatch.setattr(StillDropping, "wait", released)
+    return waited
+
+
 def _plan() -> ScanPlan:
     return ScanPlan.from_center("step", CENTRE, (40e-6, 40e-6), 20e-6, field=(0, 0, 20e-6))
 
@@ -47,15 +62,7 @@ def test_a_scan_started_while_a_cut_reply_is_dropped_aside_waits_for_the_drop(
     rig = open_rig(load_profile())
     try:
         line = _cut_and_dropping_aside(rig)
-        wait = StillDropping.wait
-        waited: list[bool] = []
-
-        def released(self: StillDropping, seconds: float) -> bool:
-            waited.append(True)
-            line.release.set()
-            return wait(self, seconds)
-
-        monkeypatch.setattr(StillDropping, "wait", released)
+        waited = released_as_waited(monkeypatch, line)
         seq = Sequencer(rig, tmp_path / "s.h5", _plan())
         assert seq.run() == "finished", seq.message
         assert waited
