@@ -28,6 +28,10 @@ from smm_daq.instruments.safe_bound import stage_share_s
 
 HANG_GUARD_S = 10.0  # real seconds; only a call that waits for the held drain reaches it
 LINE_S = 0.5  # rig-clock seconds each line of a reply takes to come
+# real seconds a held drain waits for `release`: past every wait a test makes while it holds
+# it (a test may wait HANG_GUARD_S several times over, on a loaded machine), only a drain a
+# test forgot reaches it
+DRAIN_GUARD_S = 6 * HANG_GUARD_S
 BAUD = 115200  # the stage's serial line
 
 
@@ -65,7 +69,7 @@ class LinePerRead:
 
     def clear(self) -> None:
         self.draining.set()
-        assert self.release.wait(HANG_GUARD_S), "the drain was never released"
+        assert self.release.wait(DRAIN_GUARD_S), "the drain was never released"
         self.pending.clear()
         self.inner.clear()
 
