@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from PyQt6 import QtCore, QtWidgets
+from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.map_geometry import symmetric_level
 from gui.map_view import MapView
@@ -51,9 +51,13 @@ class CompareView(QtWidgets.QWidget):
         # what the user picked for each role (the file's entries are read again after every
         # scan and write: a pick must outlive that; the guess fills the others)
         self.picked: dict[str, str] = {}
-        # the map views are built when first wanted (a map to show, the tab shown: `views`):
-        # their plots were half the window's construction, and most sessions never compare
+        # the map views are built when first wanted (the tab shown, or `views` asked for):
+        # their plots were half the window's construction, and most sessions never compare.
+        # Until then nothing is read or drawn: the choosers, the outlines and the underlay
+        # say what the views will show once built
         self._views: dict[str, MapView] | None = None
+        self._outlines: np.ndarray | None = None
+        self._underlay: tuple[np.ndarray, QtGui.QTransform] | None = None
         self._columns: dict[str, QtWidgets.QVBoxLayout] = {}
         self.choosers: dict[str, QtWidgets.QComboBox] = {}
         self.shared_scale = QtWidgets.QCheckBox("One colour scale for the three maps")
@@ -93,6 +97,12 @@ class CompareView(QtWidgets.QWidget):
             first = self._views[ROLES[0]]
             for role in ROLES[1:]:
                 self._views[role].link_to(first)
+            for role, view in self._views.items():
+                if self._outlines is not None:
+                    view.set_outlines(self._outlines)
+                if self._underlay is not None:
+                    view.set_underlay(*self._underlay)
+                self.show_entry(role, self.choosers[role].currentText())
         return self._views
 
     def setVisible(self, visible: bool) -> None:
@@ -125,11 +135,13 @@ class CompareView(QtWidgets.QWidget):
         self.picked.clear()
 
     def show_entry(self, role: str, entry: str) -> None:
-        """Show `entry` in the view of `role` once it is read (none: empty the view)."""
+        """Show `entry` in the view of `role` once it is read (none: empty the view); views not
+        yet built read nothing (they read their choosers' entries when built)."""
+        if self._views is None:
+            return
         if not entry:
-            if self._views is not None:  # views not yet built show nothing
-                self._views[role].clear()
-                self._show_scales()
+            self._views[role].clear()
+            self._show_scales()
             return
         self._load(entry, lambda m: self._loaded(role, entry, m))
 
@@ -142,10 +154,12 @@ class CompareView(QtWidgets.QWidget):
     def _show_scales(self) -> None:
         """Each map's colour range: the largest of the maps shown (`shared_scale`), else its
         own; its title names the entry and the range."""
-        own = {role: symmetric_level(view.map.bz) for role, view in self.views.items()
+        if self._views is None:
+            return
+        own = {role: symmetric_level(view.map.bz) for role, view in self._views.items()
                if view.map is not None}
         for role, level in own.items():
-            view = self.views[role]
+            view = self._views[role]
             if self.shared_scale.isChecked():
                 level = max(own.values())
             view.set_level(level)
@@ -155,9 +169,24 @@ class CompareView(QtWidgets.QWidget):
 
     def fit(self) -> None:
         """Zoom all three to the first map (linked views with locked aspect ratios widen each
-        other's ranges when resized while hidden; this resets them)."""
-        self.views[ROLES[0]].fit()
+        other's ranges when resized while hidden; this resets them); views not yet built
+        are fitted as they are built."""
+        if self._views is not None:
+            self._views[ROLES[0]].fit()
 
     def set_outlines(self, segments: np.ndarray) -> None:
-        for view in self.views.values():
+        """Line segments (M, 2, 2) in m over the three maps, now or once they are built."""
+        self._outlines = segments
+        for view in (self._views or {}).values():
             view.set_outlines(segments)
+
+    def set_underlay(self, image: np.ndarray, transform: QtGui.QTransform) -> None:
+        """A registered image under the three maps, now or once they are built."""
+        self._underlay = (image, transform)
+        for view in (self._views or {}).values():
+            view.set_underlay(image, transform)
+
+    def clear_underlay(self) -> None:
+        self._underlay = None
+        for view in (self._views or {}).values():
+            view.clear_underlay()

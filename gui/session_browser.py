@@ -952,8 +952,8 @@ class SessionBrowser(QtWidgets.QWidget):
         if names:
             self._draw_underlay(names[-1])
         else:
-            for view in (self.map_view, *self.compare.views.values()):
-                view.clear_underlay()
+            self.map_view.clear_underlay()
+            self.compare.clear_underlay()
 
     def _draw_underlay(self, name: str, then: Callable[[], None] | None = None) -> bool:
         """Read the registered image of entry `name` in the reader, then draw it under every
@@ -966,8 +966,9 @@ class SessionBrowser(QtWidgets.QWidget):
             if not self._still_open(path):
                 return
             image, registration = value
-            for view in (self.map_view, *self.compare.views.values()):
-                view.set_underlay(image, underlay_transform(registration.matrix))
+            transform = underlay_transform(registration.matrix)
+            self.map_view.set_underlay(image, transform)
+            self.compare.set_underlay(image, transform)
             if then is not None:
                 then()
 

@@ -46,3 +46,12 @@ def refreshed(browser, qtbot) -> bool:
 def entries_settled(browser, qtbot) -> None:
     """Wait until no read of the entries is in hand (the latest one's result shown)."""
     qtbot.waitUntil(lambda: browser.reading is None, timeout=WAIT_MS)
+
+
+def compared(browser, qtbot) -> dict:
+    """Show the Compare tab, as a user does to compare maps (its views are built, and their
+    maps read, only then), and wait until its maps are read: its views by role."""
+    browser.views.setCurrentWidget(browser.compare)
+    qtbot.waitUntil(lambda: browser.reading is None and browser.reader.pending == 0,
+                    timeout=WAIT_MS)
+    return browser.compare.views

@@ -9,7 +9,7 @@ import threading
 import h5py
 import numpy as np
 import pytest
-from session_reads import opened, refreshed
+from session_reads import compared, opened, refreshed
 
 from gui.session_browser import SessionBrowser
 from smm_daq.storage.mapdata import MapData
@@ -73,7 +73,7 @@ def test_another_file_shows_nothing_of_the_file_before(browser, qtbot, files, tm
     with qtbot.waitSignal(browser.grainsLoaded, timeout=WAIT_MS):
         browser.load_grains(grains)
     settled(browser, qtbot)
-    views = (browser.map_view, *browser.compare.views.values())
+    views = (browser.map_view, *compared(browser, qtbot).values())
     assert browser.map_view.map.name == "rem"
     assert browser.compare.views["in-field"].map.name == "inf"
     assert all(outline_points(v) > 0 for v in views)

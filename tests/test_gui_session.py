@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PyQt6 import QtCore
-from session_reads import opened, refreshed
+from session_reads import compared, opened, refreshed
 
 from gui.compare_view import guess_roles
 from gui.grain_outlines import CIRCLE_SIDES, polygon_segments
@@ -131,8 +131,8 @@ def test_double_click_opens_the_map(browser, qtbot):
     assert browser.map_view.colour_bar.levels() == pytest.approx((-6.0, 6.0))
 
 
-def test_compare_shows_the_three_maps_side_by_side(browser):
-    views = browser.compare.views
+def test_compare_shows_the_three_maps_side_by_side(browser, qtbot):
+    views = compared(browser, qtbot)
     assert {role: v.map.name for role, v in views.items()} == {
         "remanent": "rem",
         "in-field": "inf",
@@ -141,11 +141,15 @@ def test_compare_shows_the_three_maps_side_by_side(browser):
     views["induced"].view_box.setRange(xRange=(10, 20), yRange=(10, 20), padding=0)
     zoomed = views["induced"].view_box.viewRange()[0]
     assert zoomed[0] <= 10 and zoomed[1] >= 20 and zoomed[1] - zoomed[0] < 15
-    for view in views.values():
-        assert view.view_box.viewRange()[0] == pytest.approx(zoomed, abs=1e-6)
+    for view in views.values():  # shown, each keeps its aspect ratio in its own width
+        x, y = view.view_box.viewRange()
+        assert y == pytest.approx(views["induced"].view_box.viewRange()[1], abs=1e-6)
+        assert sum(x) / 2 == pytest.approx(15, abs=1e-6) and x[0] <= 10 and x[1] >= 20
+        assert x[1] - x[0] < 15
 
 
 def test_choosing_another_entry_shows_it(browser, qtbot):
+    compared(browser, qtbot)
     browser.compare.choosers["remanent"].setCurrentText("inf")
     settled(browser, qtbot)
     assert browser.compare.views["remanent"].map.name == "inf"
@@ -156,6 +160,7 @@ def test_the_entries_picked_to_compare_stay_when_the_file_is_read_again(browser,
     """The window reads the file again after every scan and write: the maps the user chose to
     compare must stay, where the guess fills only the roles not chosen; another file is
     guessed afresh."""
+    compared(browser, qtbot)
     write_map_entry(session_file, a_map("rem2", 1.5 * UT), kind="scan")
     assert refreshed(browser, qtbot)
     remanent = browser.compare.choosers["remanent"]
@@ -675,9 +680,11 @@ def test_the_maps_to_compare_are_read_off_the_gui_thread(qtbot, session_file, mo
     qtbot.addWidget(b)
     assert opened(b, qtbot, session_file)
     settled(b, qtbot)
+    assert readers == []  # the Compare tab not shown: nothing read for it
+    views = compared(b, qtbot)
     assert sorted(entry for _t, entry in readers) == ["ind", "inf", "rem"]
     assert all(t is not threading.main_thread() for t, _e in readers)
-    assert {r: v.map.name for r, v in b.compare.views.items()} == {
+    assert {r: v.map.name for r, v in views.items()} == {
         "remanent": "rem", "in-field": "inf", "induced": "ind"}
 
 
@@ -688,6 +695,7 @@ def test_a_map_to_compare_that_cannot_be_read_says_why(browser, qtbot, monkeypat
     def broken(path, entry):
         raise InputError("is cut short; expected Bz of (8, 12)", source=f"{path}, {entry}")
 
+    compared(browser, qtbot)
     monkeypatch.setattr(session_browser, "read_map", broken)
     browser.compare.choosers["remanent"].setCurrentText("inf")
     settled(browser, qtbot)
