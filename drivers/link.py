@@ -182,7 +182,7 @@ class Link:
             self._unread = False
             if not self._drains():
                 self.transport.clear()
-                self._dropped_aside()
+                self._dropped()
                 return
             self._begin_drop(command, "the rest of a reply cut short is being dropped first")
         while True:
@@ -195,7 +195,7 @@ class Link:
             self._wait_for_drop(dropping, command)
             failed, self._dropping, self._drop_failed = self._drop_failed, None, None
             again, self._dropping_again = self._dropping_again, False
-            self._dropped_aside()
+            self._dropped()
             if not isinstance(failed, InstrumentTimeout):
                 if failed is not None:  # this exchange's failure, as a drop made in it would be
                     raise failed
@@ -241,12 +241,13 @@ class Link:
 
     def _waits_for_drop(self) -> bool:
         """Whether the exchange now waits for the rest of a reply cut short to be dropped
-        (as its first step) rather than being refused while it is dropped aside: on the
-        make-safe path, where no Stop waits behind it and its deadline counts it."""
+        rather than being refused while it is dropped aside: on the make-safe path, where no
+        Stop waits behind it and its deadline counts it (a stage's wait, its share)."""
         return self._path_begun()
 
-    def _dropped_aside(self) -> None:
-        """After a drop aside has ended, before the exchange that waited for it."""
+    def _dropped(self) -> None:
+        """After the rest of a reply cut short was dropped (aside, or by the exchange that met
+        it), before that exchange."""
 
     def _drains(self) -> bool:
         """Whether the transport's `clear` drains a line until it is quiet (a serial line's:

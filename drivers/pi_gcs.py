@@ -138,8 +138,9 @@ class GCSLink(Link):
     line drained until quiet), lest that exchange read them for its own reply; but for a
     stop (the stop byte `#24`, which the controller acts on wherever it arrives, even amid a
     reply it is sending; or `STP`; neither has a reply to be confused with the rest), so that
-    the stage stops before the drain. Outside the make-safe path, on a serial line, the drop
-    goes on aside, so that a Stop never waits for it (`Link._drop_rest`).
+    the stage stops before the drain. On a serial line the drop goes on aside, so that a Stop
+    never waits for it, and the make-safe path waits for it only within the stage's share
+    (`Link._drop_rest`).
     """
 
     def __init__(self, transport: Transport, *, name: str, retries: int = 2,
@@ -211,15 +212,15 @@ class GCSLink(Link):
         reply cut short (its checks), which wait for its drop (`Link._drop_rest`: on a serial
         line aside, up to `safe_bound.clear_s`, 36 s on a stage at 115200 baud with a 5 s
         timeout, so that a Stop queued behind the window's poll that met it goes at once);
-        then the stop is sent once more (`_dropped_aside`)."""
+        the drop sends the stop once more as it ends (`_drained`)."""
         return (self._stopped_amid is not None and not self._checks_given_up) \
             or super()._waits_for_drop()
 
     def _wait_for_drop(self, dropping: threading.Thread, command: str) -> None:
         """`Link._wait_for_drop`; where the stop's checks give up at the end of the stage's
         share, the exchanges after them (the window's poll, on the rig's one thread) are
-        refused while the drop goes on (`StillDropping`), not held for it; the stop is still
-        sent once more after it (`_dropped_aside`)."""
+        refused while the drop goes on (`StillDropping`), not held for it; the drop still
+        sends the stop once more as it ends (`_drained`)."""
         try:
             super()._wait_for_drop(dropping, command)
         except loss_budget.DeadlineReached:
@@ -250,7 +251,7 @@ class GCSLink(Link):
             if stop is not None:
                 self.transport.write(stop)
 
-    def _dropped_aside(self) -> None:
+    def _dropped(self) -> None:
         """After a drop has ended (its stop, if one went amid it, sent once more by the drop:
         `_drained`), the exchanges after it are the stop's checks no more."""
         self._stopped_amid, self._checks_given_up = None, False
