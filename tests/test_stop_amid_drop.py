@@ -343,3 +343,30 @@ def test_a_stop_whose_check_meets_a_failed_drop_says_it_was_sent_not_confirmed()
         assert len(rig.stage.position()) == 3
     finally:
         rig.close()
+
+
+def test_make_safe_whose_drop_failed_drops_it_aside_again_within_the_stages_share() -> None:
+    """As above, but the first drain the stop's check meets gives up at once (the line never
+    went quiet): the check has the rest dropped aside again, and waits for that drain too
+    only until the stage's share ends. Unfixed, the check failed on the first drain, and the
+    link's clear after a failed attempt drained the line on the make-safe path's thread, for
+    as long as that drain took."""
+    profile = load_profile()
+    rig = open_rig(profile)
+    try:
+        line = cut_stage_reply(rig, NeverQuietOnce)
+        thread, done = _on_the_rigs_thread([rig.make_safe])
+        try:
+            assert line.draining.wait(HANG_GUARD_S), "no second drain began"
+            assert line.drains == 2
+            rig.clock.advance(stage_share_s(profile) + 1.0)
+            thread.join(HANG_GUARD_S)
+            assert not thread.is_alive(), "make_safe drained the line past the stage's share"
+        finally:
+            line.release.set()
+            thread.join(HANG_GUARD_S)
+        [problems] = done
+        assert isinstance(problems, list) and len(problems) == 1, problems
+        assert "the stage's share of making the rig safe" in problems[0], problems
+    finally:
+        rig.close()
