@@ -170,10 +170,12 @@ class Link:
         drop began before them or in them); so that a call on the window's one rig thread
         (its readings' poll) holds no Stop queued behind it for the drain, closing the link
         waits for no drain, and the make-safe path leaves a stage's drain to go on past its
-        share. Elsewhere (a device clear, a socket's new connection: a timeout at most) as the
-        exchange's first step, on the exchange's thread: a drop aside that opened a new
-        connection beside a Stop's own reconnect would leave two. A drop that failed is the
-        failure of the exchange after it; but a drain aside that gave up on a line never
+        share. Elsewhere (a device clear, a socket's new connection: one round trip to an
+        instrument that answers, a timeout at most) as the exchange's first step, on the
+        exchange's thread: a Stop queued behind it needs the connection or session that
+        clear gives, so it would wait for it aside all the same, and a drop aside that opened
+        a new connection beside a Stop's own reconnect would leave two. A drop that failed is
+        the failure of the exchange after it; but a drain aside that gave up on a line never
         quiet is begun aside again (once: giving up again, the exchange after it fails,
         `InstrumentLost`), that exchange refused, or waiting for it as for the first."""
         if self._dropping is None:
