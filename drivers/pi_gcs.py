@@ -216,13 +216,16 @@ class GCSLink(Link):
         return (self._stopped_amid is not None and not self._checks_given_up) \
             or super()._waits_for_drop()
 
-    def _wait_for_drop(self, dropping: threading.Thread, command: str) -> None:
-        """`Link._wait_for_drop`; where the stop's checks give up at the end of the stage's
-        share, the exchanges after them (the window's poll, on the rig's one thread) are
-        refused while the drop goes on (`StillDropping`), not held for it; the drop still
-        sends the stop once more as it ends (`_drained`)."""
+    def _attempt(self, action: Callable[[], T], command: str, *,
+                 destructive: bool = False, written: bool = False) -> T:
+        """`Link._attempt`; where the stop's checks are refused at the end of the stage's
+        share (`DeadlineReached`: as they wait for the drop, or before one begins, the share
+        ended as the stop went), they are given up: the exchanges after them (the window's
+        poll, on the rig's one thread) are refused while the drop goes on (`StillDropping`),
+        not held for it; the drop still sends the stop once more as it ends (`_drained`)."""
         try:
-            super()._wait_for_drop(dropping, command)
+            return super()._attempt(action, command, destructive=destructive,
+                                    written=written)
         except loss_budget.DeadlineReached:
             self._checks_given_up = self._stopped_amid is not None
             raise

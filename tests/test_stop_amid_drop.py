@@ -370,3 +370,45 @@ def test_make_safe_whose_drop_failed_drops_it_aside_again_within_the_stages_shar
         assert "the stage's share of making the rig safe" in problems[0], problems
     finally:
         rig.close()
+
+
+class ShareEndsAsTheStopGoes(LinePerRead):
+    """`LinePerRead` on which the rig's clock passes the stage's share of a making safe as
+    its stop is written: its check, the next exchange, is refused before it begins."""
+
+    share_s = 0.0
+
+    def write(self, message: str) -> None:
+        super().write(message)
+        if message == STOP_ALL:
+            self.clock.advance(self.share_s + 1.0)
+
+
+def test_a_poll_after_make_safe_refused_the_stops_check_unbegun_is_not_held() -> None:
+    """A stage reply cut short is dropped aside (the window's poll met it); `Rig.make_safe`
+    sends the stop amid the drop, and the stage's share ends just then, so the stop's check
+    is refused before it begins (not while it waits for the drop). The window's poll after
+    it is refused at once while the drop goes on, not held for it. Unfixed, only a check
+    refused as it waited gave the stop's checks up, and the poll waited for the whole
+    drain, a Stop queued behind it."""
+    profile = load_profile()
+    rig = open_rig(profile)
+    try:
+        line = cut_stage_reply(rig, ShareEndsAsTheStopGoes)
+        line.share_s = stage_share_s(profile)
+        with pytest.raises(StillDropping):
+            rig.stage.position()  # the window's poll: the drop goes aside
+        thread, done = _on_the_rigs_thread([rig.make_safe, rig.stage.position])
+        try:
+            assert line.stop_sent.wait(HANG_GUARD_S), "the stop waited for the drop"
+            thread.join(HANG_GUARD_S)
+            assert not thread.is_alive(), "the poll after make_safe waited for the drop"
+        finally:
+            line.release.set()
+            thread.join(HANG_GUARD_S)
+        problems, polled = done
+        assert isinstance(problems, list) and len(problems) == 1, problems
+        assert "the stage's share of making the rig safe" in problems[0], problems
+        assert isinstance(polled, StillDropping), polled
+    finally:
+        rig.close()
