@@ -165,18 +165,31 @@ class Link:
         that drains (a serial line, which has no device clear: drained until it is quiet, up
         to `safe_bound.clear_s`, over a minute for an SR860's 64 kB block at 9600 baud) aside,
         on a thread of its own, `command` refused at once (`StillDropping`), as is any other
-        exchange while it goes on, but for those that wait for it (`_waits_for_drop`); so that
-        a call on the window's one rig thread (its readings' poll) holds no Stop queued behind
-        it for the drain, and closing the link waits for no drain. Elsewhere (a device clear,
-        a socket's new connection: a timeout at most) as the exchange's first step, on the
-        exchange's thread: a drop aside that opened a new connection beside a Stop's own
-        reconnect would leave two. A drop that failed is the failure of the exchange after
-        it; but a drain aside that gave up on a line never quiet is begun aside again (once:
-        giving up again, the exchange after it fails, `InstrumentLost`), that exchange
-        refused, where it does not wait for the drop (those that wait for it, for
-        no longer than the stage's share on the make-safe path: `_wait_for_drop`)."""
-        dropping = self._dropping
-        if dropping is not None:
+        exchange while it goes on, but for those that wait for it (`_waits_for_drop`, for no
+        longer than the stage's share on the make-safe path: `_wait_for_drop`, whether the
+        drop began before them or in them); so that a call on the window's one rig thread
+        (its readings' poll) holds no Stop queued behind it for the drain, closing the link
+        waits for no drain, and the make-safe path leaves a stage's drain to go on past its
+        share. Elsewhere (a device clear, a socket's new connection: one round trip to an
+        instrument that answers, a timeout at most) as the exchange's first step, on the
+        exchange's thread: a Stop queued behind it needs the connection or session that
+        clear gives, so it would wait for it aside all the same, and a drop aside that opened
+        a new connection beside a Stop's own reconnect would leave two. A drop that failed is
+        the failure of the exchange after it; but a drain aside that gave up on a line never
+        quiet is begun aside again (once: giving up again, the exchange after it fails,
+        `InstrumentLost`), that exchange refused, or waiting for it as for the first."""
+        if self._dropping is None:
+            if not self._unread:
+                return
+            self._unread = False
+            if not self._drains():
+                self.transport.clear()
+                self._dropped()
+                return
+            self._begin_drop(command, "the rest of a reply cut short is being dropped first")
+        while True:
+            dropping = self._dropping
+            assert dropping is not None
             if dropping.is_alive() and not self._waits_for_drop():
                 raise StillDropping(f"{shown(command)} not sent: the rest of a reply cut short "
                                     "is still being dropped",
@@ -184,39 +197,32 @@ class Link:
             self._wait_for_drop(dropping, command)
             failed, self._dropping, self._drop_failed = self._drop_failed, None, None
             again, self._dropping_again = self._dropping_again, False
-            self._dropped_aside()
-            if isinstance(failed, InstrumentTimeout) and not self._waits_for_drop():
-                if again:  # never quiet twice: the link said lost, not refused forever
-                    raise InstrumentLost(f"{shown(command)} not sent: the rest of a reply cut "
-                                         f"short could not be dropped, the line did not go "
-                                         f"quiet twice (last: {failed})",
-                                         instrument=self.name) from failed
-                self._dropping_again = True
-                # the line did not go quiet: drained aside again, not on this exchange's
-                # thread (its failure's clear would drain it there, a Stop queued behind)
-                self._drop_aside_refusing(command, f"the line did not go quiet ({failed}): "
-                                                   "the rest of a reply cut short is being "
-                                                   "dropped again")
-            if failed is not None:  # this exchange's failure, as a drop made in it would be
-                raise failed
-            return
-        if not self._unread:
-            return
-        self._unread = False
-        if self._waits_for_drop() or not self._drains():
-            self.transport.clear()
-            return
-        self._drop_aside_refusing(command, "the rest of a reply cut short is being dropped "
-                                           "first")
+            self._dropped()
+            if not isinstance(failed, InstrumentTimeout):
+                if failed is not None:  # this exchange's failure, as a drop made in it would be
+                    raise failed
+                return
+            if again:  # never quiet twice: the link said lost, not refused forever
+                raise InstrumentLost(f"{shown(command)} not sent: the rest of a reply cut "
+                                     f"short could not be dropped, the line did not go "
+                                     f"quiet twice (last: {failed})",
+                                     instrument=self.name) from failed
+            self._dropping_again = True
+            # the line did not go quiet: drained aside again, not on this exchange's thread
+            # (its failure's clear would drain it there, a Stop queued behind)
+            self._begin_drop(command, f"the line did not go quiet ({failed}): the rest of a "
+                                      "reply cut short is being dropped again")
 
-    def _drop_aside_refusing(self, command: str, why: str) -> None:
-        """The rest of a reply cut short dropped on a thread of its own (`_drop_aside`),
-        `command` refused at once (`StillDropping`) for `why`."""
+    def _begin_drop(self, command: str, why: str) -> None:
+        """The rest of a reply cut short dropped on a thread of its own (`_drop_aside`);
+        `command` refused at once (`StillDropping`) for `why`, unless it waits for the
+        drop."""
         self._dropping = threading.Thread(target=self._drop_aside, daemon=True,
                                           name=f"drop the rest of a reply of {self.name}")
         self._dropping.start()
-        raise StillDropping(f"{shown(command)} not sent: {why}",
-                            instrument=self.name, drop=self._dropping)
+        if not self._waits_for_drop():
+            raise StillDropping(f"{shown(command)} not sent: {why}",
+                                instrument=self.name, drop=self._dropping)
 
     def _wait_for_drop(self, dropping: threading.Thread, command: str) -> None:
         """Wait for the drop aside `dropping` to end, before `command`; on the make-safe
@@ -237,12 +243,13 @@ class Link:
 
     def _waits_for_drop(self) -> bool:
         """Whether the exchange now waits for the rest of a reply cut short to be dropped
-        (as its first step) rather than being refused while it is dropped aside: on the
-        make-safe path, where no Stop waits behind it and its deadline counts it."""
+        rather than being refused while it is dropped aside: on the make-safe path, where no
+        Stop waits behind it and its deadline counts it (a stage's wait, its share)."""
         return self._path_begun()
 
-    def _dropped_aside(self) -> None:
-        """After a drop aside has ended, before the exchange that waited for it."""
+    def _dropped(self) -> None:
+        """After the rest of a reply cut short was dropped (aside, or by the exchange that met
+        it), before that exchange."""
 
     def _drains(self) -> bool:
         """Whether the transport's `clear` drains a line until it is quiet (a serial line's:
@@ -250,15 +257,20 @@ class Link:
         return bool(getattr(self.transport, "baud_rate", None))
 
     def _drop_aside(self) -> None:
-        """The transport's `clear`, on the drop's own thread; how it failed kept for the
-        exchange after it."""
-        try:
-            self.transport.clear()
-        except InstrumentError as exc:
-            self._drop_failed = exc
-        except Exception as exc:  # the link closed under it (a window's close): its port gone
-            self._drop_failed = InstrumentLost(
-                f"dropping the rest of a reply cut short failed: {exc}", instrument=self.name)
+        """The transport's `clear`, then `_drained`, on the drop's own thread; how either
+        failed (the first) kept for the exchange after it."""
+        for step in (self.transport.clear, self._drained):
+            try:
+                step()
+            except InstrumentError as exc:
+                self._drop_failed = self._drop_failed or exc
+            except Exception as exc:  # the link closed under it (a window's close): port gone
+                self._drop_failed = self._drop_failed or InstrumentLost(
+                    f"dropping the rest of a reply cut short failed: {exc}",
+                    instrument=self.name)
+
+    def _drained(self) -> None:
+        """On the drop's own thread, once the transport's `clear` has ended (or failed)."""
 
     def _path_begun(self) -> bool:
         """Whether the make-safe path under way (if any) has begun (`LossBudget.begun`)."""

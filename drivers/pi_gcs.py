@@ -39,12 +39,14 @@ from smm_daq.errors import (
     ConnectStopped,
     InputError,
     InstrumentError,
+    InstrumentLost,
     InstrumentTimeout,
     MoveStopped,
     ProtocolError,
     RangeError,
     ReplyUnknown,
     StageUnreferenced,
+    StillDropping,
 )
 from smm_daq.instruments import connect_stop, loss_budget
 from smm_daq.instruments.interfaces import (
@@ -136,8 +138,9 @@ class GCSLink(Link):
     line drained until quiet), lest that exchange read them for its own reply; but for a
     stop (the stop byte `#24`, which the controller acts on wherever it arrives, even amid a
     reply it is sending; or `STP`; neither has a reply to be confused with the rest), so that
-    the stage stops before the drain. Outside the make-safe path, on a serial line, the drop
-    goes on aside, so that a Stop never waits for it (`Link._drop_rest`).
+    the stage stops before the drain. On a serial line the drop goes on aside, so that a Stop
+    never waits for it, and the make-safe path waits for it only within the stage's share
+    (`Link._drop_rest`).
     """
 
     def __init__(self, transport: Transport, *, name: str, retries: int = 2,
@@ -148,6 +151,8 @@ class GCSLink(Link):
         # that stop's checks gave up waiting for the drop (the make-safe path's stage share
         # ended): later exchanges are refused while it goes on, not held for it
         self._checks_given_up = False
+        # held while a stop is sent amid a drop aside, or sent once more by it (`_drained`)
+        self._amid = threading.Lock()
 
     def query_lines(self, command: str, parse: Callable[[list[str]], T], *,
                     cut: bool = False) -> T:
@@ -207,38 +212,52 @@ class GCSLink(Link):
         reply cut short (its checks), which wait for its drop (`Link._drop_rest`: on a serial
         line aside, up to `safe_bound.clear_s`, 36 s on a stage at 115200 baud with a 5 s
         timeout, so that a Stop queued behind the window's poll that met it goes at once);
-        then the stop is sent once more (`_dropped_aside`)."""
+        the drop sends the stop once more as it ends (`_drained`)."""
         return (self._stopped_amid is not None and not self._checks_given_up) \
             or super()._waits_for_drop()
 
-    def _wait_for_drop(self, dropping: threading.Thread, command: str) -> None:
-        """`Link._wait_for_drop`; where the stop's checks give up at the end of the stage's
-        share, the exchanges after them (the window's poll, on the rig's one thread) are
-        refused while the drop goes on (`StillDropping`), not held for it; the stop is still
-        sent once more after it (`_dropped_aside`)."""
+    def _attempt(self, action: Callable[[], T], command: str, *,
+                 destructive: bool = False, written: bool = False) -> T:
+        """`Link._attempt`; where the stop's checks are refused at the end of the stage's
+        share (`DeadlineReached`: as they wait for the drop, or before one begins, the share
+        ended as the stop went), they are given up: the exchanges after them (the window's
+        poll, on the rig's one thread) are refused while the drop goes on (`StillDropping`),
+        not held for it; the drop still sends the stop once more as it ends (`_drained`)."""
         try:
-            super()._wait_for_drop(dropping, command)
+            return super()._attempt(action, command, destructive=destructive,
+                                    written=written)
         except loss_budget.DeadlineReached:
             self._checks_given_up = self._stopped_amid is not None
             raise
 
-    def _drop_rest(self, command: str) -> None:
-        """`Link._drop_rest`; but after a stop sent amid the rest of a reply cut short (before
-        any drop of it began), the rest dropped as this exchange's first step: the
-        transport's `clear` lets that stop out before it drains."""
-        if self._dropping is None and self._unread and self._stopped_amid is not None:
-            self._stopped_amid, self._unread = None, False
-            self.transport.clear()
-            return
-        super()._drop_rest(command)
+    def _after_drop(self, action: Callable[[], T], command: str) -> Callable[[], T]:
+        """`Link._after_drop`; a stop sent amid a drop aside goes one at a time with the
+        drop's own sending of it once more (`_drained`), never interleaved on the line."""
+        sent = super()._after_drop(action, command)
+        if command not in STOPS:
+            return sent
 
-    def _dropped_aside(self) -> None:
-        """A stop sent amid a drop aside is sent once more (harmless twice), as the drop on
-        its own thread may have dropped it too (a serial line's output flushed as it began),
-        the controller left moving unknowing."""
-        stop, self._stopped_amid, self._checks_given_up = self._stopped_amid, None, False
-        if stop is not None:
-            self.transport.write(stop)
+        def one_at_a_time() -> T:
+            with self._amid:
+                return sent()
+
+        return one_at_a_time
+
+    def _drained(self) -> None:
+        """A stop sent amid a drop aside is sent once more (harmless twice) as soon as the
+        drain has ended, on the drop's own thread, as the drain may have dropped it too (a
+        serial line's output flushed as it began), the controller left moving unknowing:
+        not at the link's next exchange, which may never come (the make-safe path gave up on
+        the stop's checks at the end of the stage's share, and the program closes)."""
+        with self._amid:
+            stop = self._stopped_amid
+            if stop is not None:
+                self.transport.write(stop)
+
+    def _dropped(self) -> None:
+        """After a drop has ended (its stop, if one went amid it, sent once more by the drop:
+        `_drained`), the exchanges after it are the stop's checks no more."""
+        self._stopped_amid, self._checks_given_up = None, False
 
     def _in_time(self, command: str, began: bool, read: int) -> None:
         """Before a further line of the reply to `command` (`read` lines read): `ReplyCut`
@@ -261,6 +280,19 @@ class GCSLink(Link):
     @staticmethod
     def _split(text: str) -> list[str]:
         return text.replace("\r", "").rstrip("\n").split("\n")
+
+
+def _detail(exc: InstrumentError, name: str) -> str:
+    """What `exc` says, but the instrument's name it begins with."""
+    return str(exc).removeprefix(f"{name}: ")
+
+
+def _restated(exc: InstrumentError, message: str, name: str) -> InstrumentError:
+    """`exc` said as `message`, of its kind, for the instrument `name`; a refusal amid a
+    drop keeps the drop, which a caller that asks again waits for (`StillDropping.wait`)."""
+    if isinstance(exc, StillDropping):
+        return StillDropping(message, instrument=name, drop=exc.drop)
+    return type(exc)(message, instrument=name)
 
 
 def _within_reply(parse: Callable[[str], T], value: str, lines: list[str]) -> T:
@@ -742,8 +774,8 @@ class PIGCSStage(Stage, FlyStage):
             code = self.link.query("ERR?", lambda r: parse_int(
                 r, what="integer GCS error code", within=ERROR_CODES), destructive=True)
         except InstrumentError as exc:  # what `command` did is unknown: say which it was
-            detail = str(exc).removeprefix(f"{self.name}: ")
-            raise type(exc)(f"checking {command!r}: {detail}", instrument=self.name) from None
+            raise _restated(exc, f"checking {command!r}: {_detail(exc, self.name)}",
+                            self.name) from None
         if code not in allowed:
             raise InstrumentError(
                 f"PI error {code} ({_meaning(code)}) after {command!r}", instrument=self.name
@@ -1177,11 +1209,23 @@ class PIGCSStage(Stage, FlyStage):
         return self._parameter_ids
 
     def _stop_once(self) -> None:
+        """The stop sent and checked (`ERR?`: 0, or 10 for stopped by command); the check's
+        reply lost, both once more. A check that could not be made once the stop was sent
+        (refused while the rest of a reply cut short is dropped, a drop that failed, its
+        reply lost twice, the make-safe path's share ended) says what is true: the stop was
+        sent, not confirmed; its error keeps its kind (`StillDropping`: a scan's worker
+        waits for the drop and stops again), not a stop refused unsent."""
         command = STOP_ALL if self._stop_command() == "#24" else "STP"
+        self.link.write(command)
         try:
-            self._command(command, allowed=(0, 10))
-        except ReplyUnknown:
-            self._command(command, allowed=(0, 10))
+            try:
+                self._check_error(command, allowed=(0, 10))
+            except ReplyUnknown:
+                self.link.write(command)
+                self._check_error(command, allowed=(0, 10))
+        except (InstrumentLost, StillDropping) as exc:
+            raise _restated(exc, f"the stop ({self._stop_command()}) was sent, not confirmed: "
+                                 f"{_detail(exc, self.name)}", self.name) from exc
 
     def _stop_command(self) -> str:
         """How `stop` stops, as the manual names it: '#24' or 'STP'."""

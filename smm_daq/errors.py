@@ -56,6 +56,11 @@ class StillDropping(InstrumentError):
         super().__init__(message, instrument=instrument)
         self._drop = drop
 
+    @property
+    def drop(self) -> threading.Thread | None:
+        """The drop under way, if known."""
+        return self._drop
+
     def wait(self, seconds: float) -> bool:
         """Whether the drop has ended, waited for `seconds` at most."""
         if self._drop is None:

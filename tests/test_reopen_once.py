@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import types
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,9 @@ import serial
 
 from drivers import transports
 from drivers.transports import SerialTransport
-from smm_daq.errors import InstrumentLost
+from smm_daq.errors import InstrumentLost, InstrumentTimeout
+from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.safe_bound import _stage_attempt_s, clear_s
 
 HANG_GUARD_S = 10.0  # real seconds; only a hang reaches it
 TIMEOUT_S = 1.0  # the link's: no read here waits for it
@@ -140,3 +143,56 @@ drain's own write, its time spent on the reopen, is refused). Unfixed,
     failed = _drain_then_stop(transport, first_opening, stop_waits, go)
     assert "stop" not in failed, failed  # the drain's own write had no time left: refused
     assert b"\x18" in ports[0].read(ports[0].in_waiting).split(b"\n")
+
+
+class TakesNoInput:
+    """A port reopened whose line takes no more input: each write waits its whole write
+    timeout on `clock`, then fails."""
+
+    def __init__(self, clock: FakeClock, timeout: float) -> None:
+        self.clock = clock
+        self.timeout = self.write_timeout = timeout
+        self.baudrate = 115200
+
+    def write(self, data: bytes) -> int:
+        self.clock.now += self.write_timeout
+        raise serial.SerialTimeoutException("write timeout")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_stops_wait_for_a_drains_reopen_is_within_the_stage_exchange_the_bound_counts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The make-safe bound counts no separate term for a stop's wait for another thread's
+    reopen (`transports._waited_for_reopen`): it is inside the stage's exchange under way
+    (`safe_bound._stage_attempt_s`). On the example lab's stage link: the port failed; a
+    drain aside reopens it, taking its whole timeout, while the stop, written amid it, waits;
+    the port reopened takes no input, so the stop's write then takes its own whole write
+    timeout. Together (the worst a stop's write can take: no other exchange uses the port
+    during a drop aside but a stop, nor on the coils' links, which drop nothing aside) they
+    are within one stage attempt, with its device clear after (a drain, `clear_s`)."""
+    profile = load_profile(Path(__file__).resolve().parents[1] / "configs" / "example-lab.toml")
+    timeout = profile.stage.link.timeout_s
+    clock = FakeClock()
+    monkeypatch.setattr(transports, "time", types.SimpleNamespace(
+        monotonic=clock.monotonic, sleep=lambda seconds: None))
+    first_opening, go, stop_waits = threading.Event(), threading.Event(), threading.Event()
+
+    def reopen(within: float) -> Any:
+        first_opening.set()
+        assert go.wait(HANG_GUARD_S)
+        clock.now += within  # the adapter slow to come back: the reopen's whole time
+        return TakesNoInput(clock, timeout)
+
+    first = serial.serial_for_url("loop://", timeout=timeout, write_timeout=timeout)
+    transport = SerialTransport(first, name="stage", reopen=reopen)
+    first.close()
+    with pytest.raises(InstrumentLost):
+        transport.write("POS?")
+    transport._reopening = NotedLock(transport._reopening, stop_waits)  # type: ignore[assignment]
+    failed = _drain_then_stop(transport, first_opening, stop_waits, go)
+    assert isinstance(failed.get("stop"), InstrumentTimeout), failed  # it had its own time
+    waited_and_written = clock.now  # the stop began at 0, as the reopen did
+    assert waited_and_written == pytest.approx(2 * timeout)
+    assert waited_and_written + clear_s(profile.stage.link) <= _stage_attempt_s(profile)

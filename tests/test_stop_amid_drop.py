@@ -259,3 +259,156 @@ def test_a_line_never_quiet_is_drained_aside_again_once_then_said_lost() -> None
         assert len(line.sent) > sent
     finally:
         rig.close()
+
+
+def test_make_safe_meeting_a_cut_reply_drops_it_aside_within_the_stages_share() -> None:
+    """The field is on; a stage reply cut at a deadline leaves its rest to drop, and no call
+    has met it yet. Then `Rig.make_safe`: the stage's stop goes at once; its check meets the
+    rest, which is dropped aside (a drain that goes on, here until the test ends), and waits
+    for it only until the stage's share of the path ends (the rig's clock moved past it):
+    the stage said sent, not confirmed, and the coils ramped down to 0 A in their time,
+    outputs on. Unfixed, the check drained the line itself, on the make-safe path's thread,
+    for as long as the drain took (up to 36 s on the example lab's stage), the coils
+    behind it."""
+    profile = load_profile()
+    rig = open_rig(profile)
+    try:
+        rig.coils.set_field(np.array([0.0, 0.0, 100e-6]))
+        world = rig.world.coils
+        assert max(abs(world.current(k)) for k in range(3)) > 1.0
+        line = cut_stage_reply(rig)
+        assert line.pending and rig.stage.link._dropping is None  # no drop begun
+        thread, done = _on_the_rigs_thread([rig.make_safe])
+        try:
+            assert line.draining.wait(HANG_GUARD_S), "the stop's check never met the rest"
+            assert line.stop_sent.is_set()
+            rig.clock.advance(stage_share_s(profile) + 1.0)
+            thread.join(HANG_GUARD_S)
+            assert not thread.is_alive(), "make_safe drained the line past the stage's share"
+        finally:
+            line.release.set()
+            thread.join(HANG_GUARD_S)
+        [problems] = done
+        assert isinstance(problems, list), problems
+        assert len(problems) == 1, problems
+        assert "the stage's share of making the rig safe" in problems[0], problems
+        assert "the stop (#24) was sent, not confirmed" in problems[0], problems
+        assert all(abs(world.current(k)) < 1e-3 and world.output(k) for k in range(3))
+    finally:
+        rig.close()
+
+
+class NeverQuietOnRelease(LinePerRead):
+    """`LinePerRead` whose first drain, held until `release`, then fails as a line that never
+    goes quiet does (`InstrumentTimeout`); its later drains end at once."""
+
+    def __init__(self, inner: Any, clock: Any) -> None:
+        super().__init__(inner, clock)
+        self.drains = 0
+
+    def clear(self) -> None:
+        self.drains += 1
+        super().clear()
+        if self.drains == 1:
+            raise InstrumentTimeout("the line did not go quiet", instrument="stage")
+
+
+def test_a_stop_whose_check_meets_a_failed_drop_says_it_was_sent_not_confirmed() -> None:
+    """The window's poll meets the rest of a cut stage reply (dropped aside, refused); its
+    Stop sends the stop amid the drop and its check waits for it; the drain then fails (the
+    line never went quiet) and is begun again aside, the check refused. The Stop says what
+    is true: the stop was sent (amid the drop, and once more as it ended), not confirmed,
+    refused as the drop goes on (a scan's worker waits for that drop and stops again).
+    Unfixed, it said only that its check was not sent, as a call refused unsent, and the
+    drop it could wait for was lost."""
+    rig = open_rig(load_profile())
+    try:
+        line = cut_stage_reply(rig, NeverQuietOnRelease)
+        thread, done = _on_the_rigs_thread([rig.stage.position, rig.stage.stop])
+        try:
+            assert line.stop_sent.wait(HANG_GUARD_S), "the stop waited for the drop"
+        finally:
+            line.release.set()
+            thread.join(HANG_GUARD_S)
+        assert not thread.is_alive()
+        assert isinstance(done[0], StillDropping), done
+        stop = done[1]
+        assert isinstance(stop, StillDropping), done
+        said = str(stop)
+        assert "the stop (#24) was sent, not confirmed" in said, said
+        assert "did not go quiet" in said, said
+        assert stop.drop is not None and stop.wait(HANG_GUARD_S)
+        assert [m for m, _ in line.sent].count(STOP_ALL) == 2, line.sent  # amid, then after
+        assert line.drains == 2
+        assert len(rig.stage.position()) == 3
+    finally:
+        rig.close()
+
+
+def test_make_safe_whose_drop_failed_drops_it_aside_again_within_the_stages_share() -> None:
+    """As above, but the first drain the stop's check meets gives up at once (the line never
+    went quiet): the check has the rest dropped aside again, and waits for that drain too
+    only until the stage's share ends. Unfixed, the check failed on the first drain, and the
+    link's clear after a failed attempt drained the line on the make-safe path's thread, for
+    as long as that drain took."""
+    profile = load_profile()
+    rig = open_rig(profile)
+    try:
+        line = cut_stage_reply(rig, NeverQuietOnce)
+        thread, done = _on_the_rigs_thread([rig.make_safe])
+        try:
+            assert line.draining.wait(HANG_GUARD_S), "no second drain began"
+            assert line.drains == 2
+            rig.clock.advance(stage_share_s(profile) + 1.0)
+            thread.join(HANG_GUARD_S)
+            assert not thread.is_alive(), "make_safe drained the line past the stage's share"
+        finally:
+            line.release.set()
+            thread.join(HANG_GUARD_S)
+        [problems] = done
+        assert isinstance(problems, list) and len(problems) == 1, problems
+        assert "the stage's share of making the rig safe" in problems[0], problems
+    finally:
+        rig.close()
+
+
+class ShareEndsAsTheStopGoes(LinePerRead):
+    """`LinePerRead` on which the rig's clock passes the stage's share of a making safe as
+    its stop is written: its check, the next exchange, is refused before it begins."""
+
+    share_s = 0.0
+
+    def write(self, message: str) -> None:
+        super().write(message)
+        if message == STOP_ALL:
+            self.clock.advance(self.share_s + 1.0)
+
+
+def test_a_poll_after_make_safe_refused_the_stops_check_unbegun_is_not_held() -> None:
+    """A stage reply cut short is dropped aside (the window's poll met it); `Rig.make_safe`
+    sends the stop amid the drop, and the stage's share ends just then, so the stop's check
+    is refused before it begins (not while it waits for the drop). The window's poll after
+    it is refused at once while the drop goes on, not held for it. Unfixed, only a check
+    refused as it waited gave the stop's checks up, and the poll waited for the whole
+    drain, a Stop queued behind it."""
+    profile = load_profile()
+    rig = open_rig(profile)
+    try:
+        line = cut_stage_reply(rig, ShareEndsAsTheStopGoes)
+        line.share_s = stage_share_s(profile)
+        with pytest.raises(StillDropping):
+            rig.stage.position()  # the window's poll: the drop goes aside
+        thread, done = _on_the_rigs_thread([rig.make_safe, rig.stage.position])
+        try:
+            assert line.stop_sent.wait(HANG_GUARD_S), "the stop waited for the drop"
+            thread.join(HANG_GUARD_S)
+            assert not thread.is_alive(), "the poll after make_safe waited for the drop"
+        finally:
+            line.release.set()
+            thread.join(HANG_GUARD_S)
+        problems, polled = done
+        assert isinstance(problems, list) and len(problems) == 1, problems
+        assert "the stage's share of making the rig safe" in problems[0], problems
+        assert isinstance(polled, StillDropping), polled
+    finally:
+        rig.close()

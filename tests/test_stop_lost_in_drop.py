@@ -15,6 +15,7 @@ from smm_daq.instruments import loss_budget
 from smm_daq.instruments.loss_budget import DeadlineReached
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.rig import open_rig
+from smm_daq.instruments.safe_bound import stage_share_s
 
 
 class LosingAmid(LinePerRead):
@@ -60,6 +61,49 @@ def test_a_stop_dropped_with_the_rest_of_a_cut_reply_is_sent_again_after_the_dro
         assert isinstance(done[0], StillDropping), done
         assert done[1] is None, done
         assert (STOP_ALL, False) in line.sent, line.sent  # sent again, once the drop ended
+        rig.clock.advance(1.0)  # braked by then
+        assert not any(model.moving(a) for a in model.axis_names)
+    finally:
+        rig.close()
+
+
+def test_a_stop_lost_in_a_drop_make_safe_gave_up_on_is_sent_again_as_the_drop_ends() -> None:
+    """The stage moves slowly (a Go to that takes hours); its `HPA?` is cut at a making
+    safe's deadline and the window's poll meets the rest (dropped aside, refused). Then
+    `Rig.make_safe`: its stop goes amid the drop, which loses it, and its checks give up at
+    the end of the stage's share. Once the drop ends, with no exchange after it (the program
+    may close), the stop is sent again: the stage stops. Unfixed, the stop was sent again
+    only before the link's next exchange: none came, the stage moved on."""
+    profile = load_profile()
+    rig = open_rig(profile)
+    try:
+        stage, model = rig.stage, rig.world.stage
+        stage._commands -= {"#5", "WGO?"}  # type: ignore[attr-defined]
+        stage.set_velocity(1e-6)  # 1 µm/s: still on its way well past the stage's share
+        x, y, _ = stage.position()
+        stage.move_to(x + 10e-3 if x < 12.5e-3 else x - 10e-3, y, wait=False)
+        link = stage.link  # type: ignore[attr-defined]
+        line = LosingAmid(link.transport, rig.clock)
+        link.transport = line
+        with loss_budget.making_safe(5, stage=5, clock=rig.clock, deadline_s=4 * LINE_S), \
+                pytest.raises(DeadlineReached):
+            link.query_lines("HPA?", lambda lines: lines)
+        with pytest.raises(StillDropping) as polled:
+            stage.position()
+        thread, done = _on_the_rigs_thread([rig.make_safe])
+        try:
+            assert line.stop_sent.wait(HANG_GUARD_S), "the stop waited for the drop"
+            rig.clock.advance(stage_share_s(profile) + 1.0)
+            thread.join(HANG_GUARD_S)
+            assert not thread.is_alive(), "make_safe waited for the drop past the stage's share"
+            assert any(model.moving(a) for a in model.axis_names)  # the stop was lost
+        finally:
+            line.release.set()
+            thread.join(HANG_GUARD_S)
+        [problems] = done
+        assert len(problems) == 1 and "the stage's share" in problems[0], problems
+        assert polled.value.wait(HANG_GUARD_S), "the drop never ended"
+        assert (STOP_ALL, False) in line.sent, line.sent  # sent again as the drop ended
         rig.clock.advance(1.0)  # braked by then
         assert not any(model.moving(a) for a in model.axis_names)
     finally:

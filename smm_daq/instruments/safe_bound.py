@@ -157,7 +157,11 @@ def stage_share_s(profile: Profile, left_s: float | None = None) -> float:
 def _stage_attempt_s(profile: Profile) -> float:
     """One attempt of a stage exchange (s): `STAGE_REPLIES_PER_ATTEMPT` replies, each as late
     as its link allows, and the device clear after one lost (more than a query's command and
-    its one reply, `command_s` and `exchange_s`, take)."""
+    its one reply, `command_s` and `exchange_s`, take). A stop written amid a drop aside of a
+    reply cut short waits for the drop's reopen of a port that failed before its own write
+    time (`transports._waited_for_reopen`: a timeout, then a timeout): within this too, as
+    no other stage exchange uses the port while the drop goes on (each waits for it, or is
+    refused), and the coils' links drop nothing aside, so no further term counts it."""
     stage = profile.stage.link
     return STAGE_REPLIES_PER_ATTEMPT * exchange_s(stage) + clear_s(stage)
 
