@@ -33,7 +33,12 @@ from simulators.sr830_emulator import SR830Emulator
 from simulators.sr860_emulator import SR860Emulator
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import InstrumentLost, InstrumentTimeout
-from smm_daq.instruments.profile import LinkSettings, LockInSettings
+from smm_daq.instruments.profile import (
+    MIN_HISLIP_TIMEOUT_S,
+    MIN_TIMEOUT_S,
+    LinkSettings,
+    LockInSettings,
+)
 
 TIMEOUT_S = 0.3
 KINDS = {"VXI-11": Vxi11Instrument, "HiSLIP": HislipInstrument}
@@ -239,6 +244,27 @@ def test_a_visa_rfc2217_port_is_refused_saying_what_to_give_instead() -> None:
         listener.settimeout(0)
         with pytest.raises(BlockingIOError):
             listener.accept()  # nothing connected
+
+
+def test_a_hislip_device_clear_is_done_at_the_least_timeout_a_profile_allows_it() -> None:
+    """pyvisa-py's HiSLIP device clear pauses 0.1 s between its two exchanges: at the least
+    timeout of other links (0.1 s) every clear is cut at its deadline, so a profile refuses
+    it for a HiSLIP address (`MIN_HISLIP_TIMEOUT_S`); at that least timeout, a clear of an
+    instrument that answers is done, and the session kept."""
+    served = HislipInstrument().start()
+    try:
+        short = opened(served.resource, MIN_TIMEOUT_S)
+        with pytest.raises(InstrumentTimeout, match="no answer to the device clear"):
+            bounded(short.clear)
+        short.close()
+        t = opened(served.resource, MIN_HISLIP_TIMEOUT_S)
+        session = t.resource
+        bounded(t.clear)
+        assert t.resource is session  # not cut, nor opened again
+        assert bounded(lambda: t.query("b?")) == "echo b?"
+        t.close()
+    finally:
+        served.close()
 
 
 def test_a_device_clear_answered_just_as_its_connection_is_cut_leaves_the_link_usable(
