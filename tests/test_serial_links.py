@@ -352,9 +352,10 @@ def test_an_error_query_on_a_port_found_dead_fails_never_answering_for_a_lost_co
 def test_a_line_that_never_goes_quiet_fails_the_clear_in_bounded_time(kind: str) -> None:
     """An instrument that keeps sending (a babbling line, a continuous output mode): the
     clear drops what arrives for its bound, then says so; never a hang. It starts once the
-    port is open: pyserial's socket:// open drops what has arrived until nothing is ready,
-    which loopback's babble, faster than any serial line, can keep from ever coming (the
-    open through pyvisa-py is given up at the link's timeout)."""
+    port is open: pyserial's own socket:// open, which pyvisa-py's ASRLsocket:// uses, drops
+    what has arrived until nothing is ready, which loopback's babble, faster than any serial
+    line, can keep from ever coming (that open is given up at the link's timeout; a
+    serial:socket:// open drops at most a receive buffer's worth)."""
     stop = threading.Event()
     opened = threading.Event()
     with socket.create_server((HOST, 0)) as listener:
