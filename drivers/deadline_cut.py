@@ -176,7 +176,7 @@ def _close_cut(resource: MessageBasedResource) -> None:
 
 
 class _Opening:
-    """The connections one opening's thread makes (`_seen`), shut down and closed once the
+    """The connections one opening's thread makes (`seen`), shut down and closed once the
     opening is given up (`give_up`), so that a wait of pyvisa-py's or pyserial's on one of
     them ends at once; a connection it tries after that is refused."""
 
