@@ -147,18 +147,17 @@ class SR860(SRSLockIn, BufferedLockIn):
         replies end with the terminator chosen on the front panel. Over LAN a capture is read
         in pieces that each come within half the link's timeout through a LAN-GPIB gateway
         (`piece_size`: 64 kB take 0.65 s there); a serial line's read waits for the largest
-        reply's transfer. A socket with a `baud_rate` in the profile is a serial-to-Ethernet
-        server's, whose serial line passes far less than a LAN within a socket read's
-        timeout (64 kB take 5.7 s at 115200 baud): the pieces are sized for the line (the
-        link cannot tell that socket from the SR860's own Ethernet one, sized for a LAN)."""
+        reply's transfer. A LAN address with a `baud_rate` in the profile reaches the RS-232
+        port through a serial-to-Ethernet server, whose line passes far less than a LAN
+        within a LAN read's timeout (64 kB take 5.7 s at 115200 baud): the pieces are sized
+        for the line (the link cannot tell that socket from the SR860's own Ethernet one,
+        sized for a LAN)."""
         text = address.strip().upper()
         serial = text.startswith(("ASRL", SERIAL_PREFIX.upper()))
-        socket = text.endswith("::SOCKET")
-        self.terminated_as_set = serial or socket
+        self.terminated_as_set = serial or text.endswith("::SOCKET")
         if not serial:
-            self.get_kb = piece_size(self.link.transport, address,
-                                     serial=socket and baud_rate is not None, unit_bytes=1024,
-                                     most=GET_KB, line_baud_rate=baud_rate)
+            self.get_kb = piece_size(self.link.transport, address, serial=baud_rate is not None,
+                                     unit_bytes=1024, most=GET_KB, line_baud_rate=baud_rate)
 
     def check_model(self) -> Identity:
         """As every lock-in's; where the first query has no reply it can read on a link whose

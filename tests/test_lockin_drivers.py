@@ -197,15 +197,17 @@ def test_sr830_behind_a_serial_to_ethernet_server_sizes_pieces_for_its_baud_rate
     assert 0.25 < piece_s <= 0.5 * t.timeout
 
 
-@pytest.mark.parametrize("baud", [9600, 115200])
+@pytest.mark.parametrize(("baud", "address"), [
+    (9600, "TCPIP0::10.0.0.5::4001::SOCKET"), (115200, "TCPIP0::10.0.0.5::4001::SOCKET"),
+    (115200, "TCPIP0::10.0.0.5::COM1,488::INSTR"),  # a LAN gateway's serial port (VXI-11)
+])
 def test_sr860_behind_a_serial_to_ethernet_server_sizes_blocks_for_its_baud_rate(
-        baud: int) -> None:
+        baud: int, address: str) -> None:
     """An SR860's RS-232 port through a serial-to-Ethernet server, the line's rate given in
-    the profile (`baud_rate`): each CAPTUREGET? block comes within half the socket read's
-    timeout at that rate. Unfixed, the socket was taken for the SR860's own Ethernet and
+    the profile (`baud_rate`): each CAPTUREGET? block comes within half the LAN read's
+    timeout at that rate. Unfixed, the address was taken for the SR860's own Ethernet and
     sized for a LAN (64 kB at 3 s, 5.7 s of a 115200-baud line): every capture's read
     timed out."""
-    address = "TCPIP0::10.0.0.5::4001::SOCKET"
     t = ScriptedTransport(sr860_opening(), timeout=3.0)
     profile = settings("sr860", address)
     profile = replace(profile, link=replace(profile.link, baud_rate=baud, timeout_s=3.0))

@@ -365,7 +365,7 @@ def test_an_sr830_line_baud_rate_its_replies_do_not_reach_is_refused(
         parse_profile(text, Path("/lab/p.toml"))
     message = str(err.value)
     assert ("key 'lockin.baud_rate' is 19200; expected no key, or interface = 'rs232' with it: "
-            f"on the socket '{SERVER}' 'baud_rate' is the rate of the RS-232 line behind a "
+            f"on the LAN address '{SERVER}' 'baud_rate' is the rate of the RS-232 line behind a "
             "serial-to-Ethernet server") in message
     kept = _lab_lockin(repo, f'address = "{SERVER}"\ninterface = "rs232"\nbaud_rate = 19200\n')
     lockin = parse_profile(kept, Path("/lab/p.toml")).lockin

@@ -485,16 +485,16 @@ def _lockin(r: _Reader, *, simulated: bool) -> LockInSettings:
 
 
 def _check_line_baud_rate(r: _Reader, s: LockInSettings) -> None:
-    """InputError when a lock-in's `baud_rate` on a LAN socket (the rate of the serial line
-    behind a serial-to-Ethernet server, which sizes its buffer's pieces: the socket cannot
-    tell it) names a line an SR830's replies do not go to: its replies reach the RS-232 port
-    only where `interface` says "rs232" (OUTX)."""
-    on_socket = s.link.address.strip().upper().endswith("::SOCKET")
-    if (s.link.baud_rate is None or not on_socket or s.link.implementation != "sr830"
+    """InputError when a lock-in's `baud_rate` on a LAN address (the rate of the serial line
+    behind a serial-to-Ethernet server, which sizes its buffer's pieces: the LAN cannot tell
+    it) names a line an SR830's replies do not go to: its replies reach the RS-232 port only
+    where `interface` says "rs232" (OUTX)."""
+    on_lan = s.link.address.strip().upper().startswith("TCPIP")
+    if (s.link.baud_rate is None or not on_lan or s.link.implementation != "sr830"
             or s.interface == "rs232"):
         return
     raise r.fail("baud_rate", s.link.baud_rate, (
-        f"no key, or interface = 'rs232' with it: on the socket {s.link.address!r} "
+        f"no key, or interface = 'rs232' with it: on the LAN address {s.link.address!r} "
         "'baud_rate' is the rate of the RS-232 line behind a serial-to-Ethernet server, and "
         f"an SR830's replies go there only with interface = 'rs232' (with "
         f"{'no interface' if s.interface is None else repr(s.interface)} they go to its GPIB "
