@@ -22,6 +22,7 @@ from drivers.link import Link, parse_float, parse_int, shown
 from smm_daq.clock import Clock
 from smm_daq.errors import InstrumentError, ProtocolError, RangeError, ReadStopped
 from smm_daq.instruments.interfaces import Identity, LockIn
+from smm_daq.instruments.lockin_models import PIECE_TIMEOUT_SHARE
 from smm_daq.instruments.profile import LinkSettings, LockInSettings
 from smm_daq.instruments.transport import Transport
 
@@ -76,8 +77,8 @@ LINK_LATENCY_S = 0.032  # a USB-serial adapter's 16 ms latency timer, each way
 # pieces are sized to come within PIECE_TIMEOUT_SHARE of it at the link's slowest rate. On a
 # serial line that is its baud rate; over LAN a LAN-GPIB gateway's, hundreds of kB/s
 # (LAN_BYTES_PER_S, the low end); GPIB and USB themselves run at MB/s. The make-safe bound
-# counts a piece as one exchange, so it holds at any size.
-PIECE_TIMEOUT_SHARE = 0.5
+# counts a piece as one exchange, so it holds at any size. (A profile whose LAN link's timeout
+# the least piece cannot come within is refused: `LEAST_PIECE_BYTES`.)
 LAN_BYTES_PER_S = 100_000.0
 
 

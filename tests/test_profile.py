@@ -370,3 +370,24 @@ def test_an_sr830_line_baud_rate_its_replies_do_not_reach_is_refused(
     kept = _lab_lockin(repo, f'address = "{SERVER}"\ninterface = "rs232"\nbaud_rate = 19200\n')
     lockin = parse_profile(kept, Path("/lab/p.toml")).lockin
     assert (lockin.interface, lockin.link.baud_rate) == ("rs232", 19200)
+
+
+@pytest.mark.parametrize(("model", "lines", "least"), [
+    ("sr860", "baud_rate = 9600\ntimeout_s = 2.0\n", "2.15"),  # 1031 bytes: 1.07 s
+    ("sr830", 'interface = "rs232"\nbaud_rate = 300\ntimeout_s = 0.9\n', "1"),  # 15 bytes
+])
+def test_a_lan_timeout_the_least_buffer_piece_cannot_come_within_is_refused(
+        repo: Path, model: str, lines: str, least: str) -> None:
+    """Behind a serial-to-Ethernet server a buffer's read ends a timeout after it began: where
+    even its least piece (an SR860's kB of CAPTUREGET?, an SR830's TRCA? point) cannot come
+    within half of it at the line's rate, every buffer read would time out. Refused, naming
+    the least timeout; at it, kept."""
+    text = _lab_lockin(repo, f'address = "{SERVER}"\n{lines}').replace(
+        'implementation = "sr830"', f'implementation = "{model}"')
+    with pytest.raises(InputError) as err:
+        parse_profile(text, Path("/lab/p.toml"))
+    assert (f"key 'lockin.timeout_s' is {lines.split('timeout_s = ')[1].strip()}; expected "
+            f"at least {least} s: the buffer's least piece") in str(err.value)
+    kept = text.replace(f"timeout_s = {lines.split('timeout_s = ')[1].strip()}",
+                        f"timeout_s = {least}")
+    assert parse_profile(kept, Path("/lab/p.toml")).lockin.link.timeout_s == float(least)

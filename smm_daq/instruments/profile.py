@@ -21,7 +21,13 @@ import numpy as np
 
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
-from smm_daq.instruments.lockin_models import AMPLITUDE_RANGES, HARMONIC_LIMITS
+from smm_daq.instruments.lockin_models import (
+    AMPLITUDE_RANGES,
+    HARMONIC_LIMITS,
+    LEAST_PIECE_BYTES,
+    PIECE_TIMEOUT_SHARE,
+)
+from smm_daq.instruments.transport import BITS_PER_BYTE, DEFAULT_BAUD_RATE
 from smm_daq.text_files import TOO_MANY_DIGITS, quoted, read_text_file, shown
 
 UM = 1e-6
@@ -480,6 +486,7 @@ def _lockin(r: _Reader, *, simulated: bool) -> LockInSettings:
                      f"{PORT_NAMES[port]} port")
     if not simulated:
         _check_line_baud_rate(r, s)
+        _check_line_timeout(r, s)
     r.check_unknown()
     return s
 
@@ -499,6 +506,31 @@ def _check_line_baud_rate(r: _Reader, s: LockInSettings) -> None:
         f"an SR830's replies go there only with interface = 'rs232' (with "
         f"{'no interface' if s.interface is None else repr(s.interface)} they go to its GPIB "
         "port)"))
+
+
+def _check_line_timeout(r: _Reader, s: LockInSettings) -> None:
+    """InputError when a lock-in on a LAN address reaches its RS-232 port through a
+    serial-to-Ethernet server (an SR830 with interface 'rs232', an SR860 with a baud_rate)
+    and the least piece its buffer is read in (`LEAST_PIECE_BYTES`) does not come within
+    `PIECE_TIMEOUT_SHARE` of the timeout at the line's rate: a LAN read ends a timeout after
+    it began, so every buffer read would time out."""
+    least = LEAST_PIECE_BYTES.get(s.link.implementation)
+    if least is None or not s.link.address.strip().upper().startswith("TCPIP"):
+        return
+    if s.link.implementation == "sr830" and s.interface == "rs232":
+        baud = s.link.baud_rate or DEFAULT_BAUD_RATE
+    elif s.link.implementation == "sr860" and s.link.baud_rate is not None:
+        baud = s.link.baud_rate
+    else:
+        return
+    piece_s = least * BITS_PER_BYTE / baud
+    need = piece_s / PIECE_TIMEOUT_SHARE
+    if s.link.timeout_s < need:
+        raise r.fail("timeout_s", s.link.timeout_s, (
+            f"at least {math.ceil(need * 100) / 100:g} s: the buffer's least piece ({least} "
+            f"bytes) takes {piece_s:.3g} s on the {baud}-baud line behind the LAN address "
+            f"{s.link.address!r}, and must come within {PIECE_TIMEOUT_SHARE:g} of the timeout "
+            "(or a faster baud_rate, set on the lock-in and the server alike)"))
 
 
 def _check_harmonic(r: _Reader, s: LockInSettings) -> None:
