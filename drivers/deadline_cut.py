@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -141,8 +142,6 @@ def _cut_anyway(cut: Cut) -> None:
 
 
 _WATCHDOG = _Watchdog()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_WATCHDOG.forked)
 
 
 def _shut(sockets: tuple[socket.socket, ...]) -> None:
@@ -176,22 +175,77 @@ def _close_cut(resource: MessageBasedResource) -> None:
         resource.session = None
 
 
+class _Opening:
+    """The connections one opening's thread makes (`seen`), shut down and closed once the
+    opening is given up (`give_up`), so that a wait of pyvisa-py's or pyserial's on one of
+    them ends at once; a connection it tries after that is refused."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # a connection seen and the give-up never overlap
+        self._sockets: list[socket.socket] = []
+        self._given_up = False
+
+    def seen(self, sock: socket.socket) -> None:
+        """`sock` is about to connect, in the opening's thread."""
+        with self._lock:
+            if self._given_up:
+                raise ConnectionAbortedError("the opening was given up")
+            self._sockets.append(sock)
+
+    def give_up(self) -> None:
+        with self._lock:
+            self._given_up = True
+            sockets = tuple(self._sockets)
+        _shut(sockets)
+
+
+# the openings under way (`opened_within`), by their thread's identity
+_OPENINGS: dict[int, _Opening] = {}
+_HOOKED = threading.Lock()  # held while the audit hook is added, once
+_hooked = False
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    """An audit hook (`sys.addaudithook`): a socket about to connect in an opening's thread
+    is that opening's (`_Opening.seen`). Only a dictionary's emptiness is asked of every other
+    event in the process."""
+    if not _OPENINGS or event != "socket.connect":
+        return
+    opening = _OPENINGS.get(threading.get_ident())
+    if opening is not None and isinstance(args[0], socket.SocketType):
+        opening.seen(args[0])
+
+
+def _hook_once() -> None:
+    global _hooked
+    with _HOOKED:
+        if not _hooked:
+            sys.addaudithook(_audit)  # for good: an audit hook cannot be removed
+            _hooked = True
+
+
 def opened_within(open_resource: Callable[[], MessageBasedResource],
                   seconds: float) -> MessageBasedResource:
     """The resource `open_resource` opens, if within `seconds`, else `TimeoutError`.
     pyvisa-py's VXI-11 and HiSLIP opening waits for the instrument's answers seconds whatever
     the link's timeout (VXI-11's create_link and portmapper calls 5 s each; HiSLIP's
     Initialize 5 s), on a connection not yet there to cut: so it is made in a thread of its
-    own, left to end by itself past `seconds`, and what it opens then is closed (so too when
-    the wait is interrupted, a KeyboardInterrupt). With no time left nothing is started: an
-    opening nobody waits for would hold a connection to the instrument for seconds."""
+    own, and given up at `seconds`: the connections that thread made are shut down and closed
+    then (`_Opening`: each is seen as it connects), so that its wait ends at once and the
+    thread with it, rather than holding a connection to the instrument for seconds; what it
+    opens all the same is closed (so too when the wait is interrupted, a KeyboardInterrupt).
+    A host name's lookup in it cannot be cut, and ends by itself. With no time left nothing
+    is started."""
     if not seconds > 0:
         raise TimeoutError(f"not opened within {seconds:g} s: no time left")
+    _hook_once()
     lock = threading.Lock()  # the wait's end and the opening's never overlap
     done = threading.Event()
     out: dict[str, object] = {}
+    opening = _Opening()
 
     def run() -> None:
+        _OPENINGS[threading.get_ident()] = opening
         try:
             resource = open_resource()
         except BaseException as exc:  # handed to the waiting call
@@ -199,6 +253,8 @@ def opened_within(open_resource: Callable[[], MessageBasedResource],
                 out["error"] = exc
                 done.set()
             return
+        finally:
+            del _OPENINGS[threading.get_ident()]
         with lock:
             if "gave up" not in out:
                 out["resource"] = resource
@@ -213,13 +269,23 @@ def opened_within(open_resource: Callable[[], MessageBasedResource],
         with lock:
             out["gave up"] = True
             late = out.pop("resource", None)
+        opening.give_up()
         if late is not None:
             _close_cut(late)  # type: ignore[arg-type]
         raise
     with lock:
-        if not done.is_set():
+        given_up = not done.is_set()
+        if given_up:
             out["gave up"] = True
-            raise TimeoutError(f"not opened within {seconds:g} s")
+    if given_up:
+        opening.give_up()
+        raise TimeoutError(f"not opened within {seconds:g} s")
     if "error" in out:
         raise out["error"]  # type: ignore[misc]
     return out["resource"]  # type: ignore[return-value]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_WATCHDOG.forked)
+    # the parent's openings' threads are not in the child, whose threads may reuse their ids
+    os.register_at_fork(after_in_child=_OPENINGS.clear)

@@ -110,12 +110,14 @@ class SR830(SRSLockIn, BufferedLockIn):
             self.link.write(f"OEXP {channel},0,0")
             self._check_zero(f"OEXP? {channel}")
 
-    def prepare_interface(self, address: str, interface: str | None = None) -> None:
+    def prepare_interface(self, address: str, interface: str | None = None,
+                          baud_rate: int | None = None) -> None:
         """Replies to the port we talk on (OUTX): on RS-232 the SR830 ends each with a carriage
         return, where GPIB ends it with a line feed, so a serial link is told to read to CR.
         A buffer is read in pieces that each come within half the link's timeout at its
         slowest rate (`piece_size`: 2048 points are 30 kB, half a minute at 9600 baud, and
-        0.3 s through a LAN-GPIB gateway, which a read timed as a whole would not wait)."""
+        0.3 s through a LAN-GPIB gateway, which a read timed as a whole would not wait);
+        behind a serial-to-Ethernet server at the profile's `baud_rate` for the line."""
         if interface is None:
             serial = address.upper().startswith("ASRL") or address.startswith(SERIAL_PREFIX)
         else:
@@ -126,7 +128,8 @@ class SR830(SRSLockIn, BufferedLockIn):
         if serial and expect is not None:
             expect("\r")
         self.trace_chunk = piece_size(transport, address, serial=serial,
-                                      unit_bytes=TRACE_POINT_BYTES, most=TRACE_CHUNK)
+                                      unit_bytes=TRACE_POINT_BYTES, most=TRACE_CHUNK,
+                                      line_baud_rate=baud_rate)
 
     def overloaded(self) -> bool:
         status = self.link.query(

@@ -141,18 +141,23 @@ class SR860(SRSLockIn, BufferedLockIn):
     terminated_as_set = False  # the link's replies end with the front panel's terminator
     get_kb = GET_KB  # kB per CAPTUREGET? (fewer over LAN at a short timeout: `piece_size`)
 
-    def prepare_interface(self, address: str, interface: str | None = None) -> None:
+    def prepare_interface(self, address: str, interface: str | None = None,
+                          baud_rate: int | None = None) -> None:
         """On a serial line or a socket (RS-232, telnet, or a serial-to-Ethernet server) the
         replies end with the terminator chosen on the front panel. Over LAN a capture is read
         in pieces that each come within half the link's timeout through a LAN-GPIB gateway
         (`piece_size`: 64 kB take 0.65 s there); a serial line's read waits for the largest
-        reply's transfer."""
+        reply's transfer. A LAN address with a `baud_rate` in the profile reaches the RS-232
+        port through a serial-to-Ethernet server, whose line passes far less than a LAN
+        within a LAN read's timeout (64 kB take 5.7 s at 115200 baud): the pieces are sized
+        for the line (the link cannot tell that socket from the SR860's own Ethernet one,
+        sized for a LAN)."""
         text = address.strip().upper()
         serial = text.startswith(("ASRL", SERIAL_PREFIX.upper()))
         self.terminated_as_set = serial or text.endswith("::SOCKET")
         if not serial:
-            self.get_kb = piece_size(self.link.transport, address, serial=False,
-                                     unit_bytes=1024, most=GET_KB)
+            self.get_kb = piece_size(self.link.transport, address, serial=baud_rate is not None,
+                                     unit_bytes=1024, most=GET_KB, line_baud_rate=baud_rate)
 
     def check_model(self) -> Identity:
         """As every lock-in's; where the first query has no reply it can read on a link whose

@@ -22,6 +22,7 @@ from drivers.link import Link, parse_float, parse_int, shown
 from smm_daq.clock import Clock
 from smm_daq.errors import InstrumentError, ProtocolError, RangeError, ReadStopped
 from smm_daq.instruments.interfaces import Identity, LockIn
+from smm_daq.instruments.lockin_models import PIECE_TIMEOUT_SHARE
 from smm_daq.instruments.profile import LinkSettings, LockInSettings
 from smm_daq.instruments.transport import Transport
 
@@ -76,24 +77,25 @@ LINK_LATENCY_S = 0.032  # a USB-serial adapter's 16 ms latency timer, each way
 # pieces are sized to come within PIECE_TIMEOUT_SHARE of it at the link's slowest rate. On a
 # serial line that is its baud rate; over LAN a LAN-GPIB gateway's, hundreds of kB/s
 # (LAN_BYTES_PER_S, the low end); GPIB and USB themselves run at MB/s. The make-safe bound
-# counts a piece as one exchange, so it holds at any size.
-PIECE_TIMEOUT_SHARE = 0.5
+# counts a piece as one exchange, so it holds at any size. (A profile whose LAN link's timeout
+# the least piece cannot come within is refused: `LEAST_PIECE_BYTES`.)
 LAN_BYTES_PER_S = 100_000.0
 
 
 def piece_size(transport: Transport, address: str, *, serial: bool, unit_bytes: int,
-               most: int) -> int:
+               most: int, line_baud_rate: int | None = None) -> int:
     """How many units of `unit_bytes` (a buffer point, a kB) one piece of a buffer's read
     holds on `transport` at `address`: `most`, or as many as come within
     `PIECE_TIMEOUT_SHARE` of its timeout at the link's slowest rate (a serial line's baud
     rate, where `serial` and the transport has one; a LAN address's `LAN_BYTES_PER_S`), one at
     least. A serial line reached through a serial-to-Ethernet server (a LAN socket) is read
     as a LAN socket is, a timeout from the read's start, at the line's baud rate, which the
-    socket does not know: the default's (`DEFAULT_BAUD_RATE`) is taken."""
+    socket does not know: `line_baud_rate` (the profile's `baud_rate`), else the default's
+    (`DEFAULT_BAUD_RATE`)."""
     lan = address.strip().upper().startswith("TCPIP")
     if serial:
         baud = getattr(transport, "baud_rate", None) or (
-            transports.DEFAULT_BAUD_RATE if lan else None)
+            (line_baud_rate or transports.DEFAULT_BAUD_RATE) if lan else None)
         rate = baud / transports.BITS_PER_BYTE if baud else None
     else:
         rate = LAN_BYTES_PER_S if lan else None
@@ -213,7 +215,7 @@ class SRSLockIn(LockIn):
         )
         lockin = cls(link, clock)
         try:
-            lockin.prepare_interface(address, settings.interface)
+            lockin.prepare_interface(address, settings.interface, settings.link.baud_rate)
             lockin.check_model()
             lockin.configure(settings)
         except BaseException:
@@ -322,9 +324,12 @@ class SRSLockIn(LockIn):
                 instrument=self.link.name,
             )
 
-    def prepare_interface(self, address: str, interface: str | None = None) -> None:
+    def prepare_interface(self, address: str, interface: str | None = None,
+                          baud_rate: int | None = None) -> None:
         """Model-specific set-up of the connection, before the first query; `interface` the
-        port the profile says the link reaches ("rs232", "gpib"; None: unsaid)."""
+        port the profile says the link reaches ("rs232", "gpib"; None: unsaid), `baud_rate`
+        the profile's for the link (on a LAN socket: the serial line's behind a
+        serial-to-Ethernet server; None: unsaid)."""
 
     # --- helpers -------------------------------------------------------------------------
 

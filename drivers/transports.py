@@ -467,7 +467,7 @@ class VisaTransport:
                 self.resource.flush(constants.BufferOperation.discard_receive_buffer)
             elif (self.resource.interface_type == constants.InterfaceType.asrl
                   and self.resource.bytes_in_buffer):  # type: ignore[attr-defined]
-                self.resource.flush(constants.BufferOperation.discard_read_buffer)
+                self._discard_arrived()
 
     def clear(self) -> None:
         """Device clear (viClear); where the interface has none (serial), flush the buffers;
@@ -483,7 +483,7 @@ class VisaTransport:
             self._device_clear(deadline)
         except (pyvisa.Error, NotImplementedError):
             try:  # the input side only: a command written but not yet sent (a stop) still goes
-                self.resource.flush(constants.BufferOperation.discard_read_buffer)
+                self._discard_arrived()
             except (pyvisa.Error, NotImplementedError, OSError) as exc:
                 raise self._failed(exc) from exc
         except OSError as exc:
@@ -528,9 +528,19 @@ class VisaTransport:
             return
         self._check_open()
         try:
-            self.resource.flush(constants.BufferOperation.discard_read_buffer)
+            self._discard_arrived()
         except (pyvisa.Error, NotImplementedError, OSError) as exc:
             raise self._failed(exc) from exc
+
+    def _discard_arrived(self) -> None:
+        """Drop what has arrived (VISA's discard of the read buffer); a serial-over-LAN
+        port's under pyvisa-py (ASRLsocket://) within a bound (`_drop_arrived`): its flush is
+        pyserial's drop for as long as more comes."""
+        port = _serial_port(self.resource)
+        if isinstance(port, protocol_socket.Serial) and port.is_open:
+            _drop_arrived(port)
+            return
+        self.resource.flush(constants.BufferOperation.discard_read_buffer)
 
     def _drain(self) -> None:
         """A serial line (ASRL) has no device clear and a flush drops only what has arrived:
@@ -1153,8 +1163,9 @@ def _open_port(url: str, *, baud_rate: int, timeout: float,
 class _LanPort(protocol_socket.Serial):
     """pyserial's socket:// port, its connect bounded by `connect_timeout` (pyserial's waits
     5 s whatever the port's timeout: a reopen after the adapter vanished, its SYNs
-    unanswered, outlasted the exchange it was made for) and its close not paused (pyserial
-    sleeps 0.3 s after it, for a reconnect's sake, which the reopen's time would spend)."""
+    unanswered, outlasted the exchange it was made for), its close not paused (pyserial
+    sleeps 0.3 s after it, for a reconnect's sake, which the reopen's time would spend), and
+    its input's reset bounded (`reset_input_buffer`)."""
 
     connect_timeout: float = protocol_socket.POLL_TIMEOUT
 
@@ -1182,8 +1193,35 @@ class _LanPort(protocol_socket.Serial):
         self.is_open = True
         self.reset_input_buffer()
 
+    def reset_input_buffer(self) -> None:
+        if not self.is_open:
+            raise serial.PortNotOpenError()
+        _drop_arrived(self)
+
     def close(self) -> None:
         _close_lan_port(self)
+
+
+def _drop_arrived(port: protocol_socket.Serial) -> None:
+    """Drop what an open socket:// port (`_LanPort`, or pyserial's under pyvisa-py) has
+    received, as much as its socket's receive buffer holds at most (its size as the drop
+    begins). pyserial's `reset_input_buffer` drops for as long as more is there, so a peer
+    that sends faster than it is read (a babbling line; a stream that is no serial line)
+    held an open, a query's drop of what came unasked, or a clear, for as long as it sent.
+    What comes past that bound is left to be read."""
+    sock = port._socket
+    most = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    dropped = 0
+    while dropped < most and select.select([sock], [], [], 0)[0]:
+        try:
+            chunk = sock.recv(min(DRAIN_CHUNK, most - dropped))
+        except BlockingIOError:  # nothing after all
+            return
+        except OSError as exc:
+            raise serial.SerialException(f"read failed: {exc}") from exc
+        if not chunk:  # closed by the peer: the next read says so
+            return
+        dropped += len(chunk)
 
 
 def _close_lan_port(port: protocol_socket.Serial) -> None:

@@ -33,7 +33,12 @@ from simulators.sr830_emulator import SR830Emulator
 from simulators.sr860_emulator import SR860Emulator
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import InstrumentLost, InstrumentTimeout
-from smm_daq.instruments.profile import LinkSettings, LockInSettings
+from smm_daq.instruments.profile import (
+    MIN_HISLIP_TIMEOUT_S,
+    MIN_TIMEOUT_S,
+    LinkSettings,
+    LockInSettings,
+)
 
 TIMEOUT_S = 0.3
 KINDS = {"VXI-11": Vxi11Instrument, "HiSLIP": HislipInstrument}
@@ -126,8 +131,12 @@ def test_the_first_open_of_an_instrument_that_does_not_answer_ends_at_the_timeou
     Unfixed, it failed after pyvisa-py's own 5 s (a connect to the rig waited that long
     for each such instrument, whatever its profile's timeout)."""
     instrument.stall()
+    before = set(threading.enumerate())
     with pytest.raises(InstrumentLost, match=r"not opened within 0\.3 s") as failed:
         bounded(lambda: opened(instrument.resource))
+    # the opening's thread ends with its connection, cut as it is given up (not after
+    # pyvisa-py's own 5 s: `test_a_given_up_openings_thread_ends_with_its_connection`)
+    joined_threads_begun_since(before, name="opening within")
     assert f"{instrument.port}" in str(failed.value)  # the address, named
     # and what to do where it is on, behind a gateway slower than that: the key to raise
     assert "raise `timeout_s` in its section of the profile" in str(failed.value)
@@ -239,6 +248,27 @@ def test_a_visa_rfc2217_port_is_refused_saying_what_to_give_instead() -> None:
         listener.settimeout(0)
         with pytest.raises(BlockingIOError):
             listener.accept()  # nothing connected
+
+
+def test_a_hislip_device_clear_is_done_at_the_least_timeout_a_profile_allows_it() -> None:
+    """pyvisa-py's HiSLIP device clear pauses 0.1 s between its two exchanges: at the least
+    timeout of other links (0.1 s) every clear is cut at its deadline, so a profile refuses
+    it for a HiSLIP address (`MIN_HISLIP_TIMEOUT_S`); at that least timeout, a clear of an
+    instrument that answers is done, and the session kept."""
+    served = HislipInstrument().start()
+    try:
+        short = opened(served.resource, MIN_TIMEOUT_S)
+        with pytest.raises(InstrumentTimeout, match="no answer to the device clear"):
+            bounded(short.clear)
+        short.close()
+        t = opened(served.resource, MIN_HISLIP_TIMEOUT_S)
+        session = t.resource
+        bounded(t.clear)
+        assert t.resource is session  # not cut, nor opened again
+        assert bounded(lambda: t.query("b?")) == "echo b?"
+        t.close()
+    finally:
+        served.close()
 
 
 def test_a_device_clear_answered_just_as_its_connection_is_cut_leaves_the_link_usable(
@@ -401,6 +431,26 @@ def test_an_opening_whose_wait_is_interrupted_is_closed_once_it_opens(
         deadline_cut.opened_within(open_resource, LOOKUP_GUARD_S)  # type: ignore[arg-type]
     go.set()
     assert closed.wait(LOOKUP_GUARD_S), "the resource opened late was never closed"
+
+
+def test_a_given_up_openings_thread_ends_with_its_connection() -> None:
+    """An opening given up at its deadline waits on a connection that never answers (as
+    pyvisa-py's VXI-11 create_link and HiSLIP Initialize wait 5 s whatever the timeout):
+    the connection its thread made is shut as it is given up, so the thread ends at once,
+    not holding a connection to the instrument for seconds; one it would try later is
+    refused. Unfixed, the thread was left waiting (here for ever: its read has no timeout)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        where = listener.getsockname()
+
+        def open_resource() -> object:
+            with socket.create_connection(where) as sock:
+                sock.recv(1)  # no answer comes: until the connection is cut
+            raise ConnectionError("the connection was cut")
+
+        before = set(threading.enumerate())
+        with pytest.raises(TimeoutError, match=r"not opened within 0\.05 s"):
+            deadline_cut.opened_within(open_resource, 0.05)  # type: ignore[arg-type]
+        joined_threads_begun_since(before, name="opening within")
 
 
 class _Rising:

@@ -178,6 +178,45 @@ def test_sr830_behind_a_serial_to_ethernet_server_reads_pieces_its_line_passes_i
     assert 0.25 < piece_s <= 0.5 * t.timeout
 
 
+@pytest.mark.parametrize("baud", [2400, 19200])
+def test_sr830_behind_a_serial_to_ethernet_server_sizes_pieces_for_its_baud_rate(
+        baud: int) -> None:
+    """The profile gives the line's rate behind the server (`baud_rate`, which the socket
+    cannot tell): each TRCA? piece comes within half the timeout at that rate, and fills
+    most of it. Unfixed, pieces were sized for 9600 baud whatever the setting: at 2400 baud
+    each took the whole timeout (every buffer read timed out), at 19200 a quarter of it."""
+    address = "TCPIP0::10.0.0.5::4001::SOCKET"
+    script = sr830_opening(address)
+    script[0] = ("OUTX 0", None)  # replies to the RS-232 port the server reaches
+    t = ScriptedTransport(script, timeout=1.0)
+    profile = settings("sr830", address)
+    profile = replace(profile, interface="rs232", link=replace(profile.link, baud_rate=baud))
+    lockin = SR830.from_profile(profile, clock=VirtualClock(), open_transport=opener(t))
+    assert t.done()
+    piece_s = lockin.trace_chunk * TRACE_POINT_BYTES * BITS_PER_BYTE / baud
+    assert 0.25 < piece_s <= 0.5 * t.timeout
+
+
+@pytest.mark.parametrize(("baud", "address"), [
+    (9600, "TCPIP0::10.0.0.5::4001::SOCKET"), (115200, "TCPIP0::10.0.0.5::4001::SOCKET"),
+    (115200, "TCPIP0::10.0.0.5::COM1,488::INSTR"),  # a LAN gateway's serial port (VXI-11)
+])
+def test_sr860_behind_a_serial_to_ethernet_server_sizes_blocks_for_its_baud_rate(
+        baud: int, address: str) -> None:
+    """An SR860's RS-232 port through a serial-to-Ethernet server, the line's rate given in
+    the profile (`baud_rate`): each CAPTUREGET? block comes within half the LAN read's
+    timeout at that rate. Unfixed, the address was taken for the SR860's own Ethernet and
+    sized for a LAN (64 kB at 3 s, 5.7 s of a 115200-baud line): every capture's read
+    timed out."""
+    t = ScriptedTransport(sr860_opening(), timeout=3.0)
+    profile = settings("sr860", address)
+    profile = replace(profile, link=replace(profile.link, baud_rate=baud, timeout_s=3.0))
+    lockin = SR860.from_profile(profile, clock=VirtualClock(), open_transport=opener(t))
+    assert t.done()
+    block_s = lockin.get_kb * 1024 * BITS_PER_BYTE / baud
+    assert 0.25 * t.timeout < block_s <= 0.5 * t.timeout
+
+
 @pytest.mark.parametrize(
     ("model", "tau", "index"),
     [("sr830", 0.02, "7"), ("sr830", 0.03, "7"), ("sr830", 0.031, "8"), ("sr830", 1e-9, "0"),

@@ -308,3 +308,86 @@ def test_a_harmonic_the_lockin_model_detects_at_loads(repo: Path, model: str, ha
     driver = SR830 if model == "sr830" else SR860
     assert harmonic <= driver.MAX_HARMONIC  # what its driver accepts at connect
     assert harmonic * frequency <= driver.MAX_DETECTION_FREQUENCY
+
+
+HISLIP = "TCPIP0::10.0.0.5::hislip0::INSTR"
+
+
+def _lab_lockin(repo: Path, lines: str) -> str:
+    """The example lab profile with its lock-in's address line replaced by `lines`."""
+    text = (repo / "configs" / "example-lab.toml").read_text()
+    old = 'address = "GPIB0::8::INSTR"\n'
+    assert text.count(old) == 1
+    return text.replace(old, lines).replace("timeout_s = 3.0\n", "", 1)
+
+
+@pytest.mark.parametrize("address", [HISLIP, "TCPIP::lab-lockin::HISLIP1,4880::INSTR"])
+def test_a_hislip_timeout_its_device_clear_cannot_be_done_in_is_refused(
+        repo: Path, address: str) -> None:
+    """pyvisa-py's HiSLIP device clear pauses 0.1 s between its two exchanges: at the least
+    timeout of other links every clear after a lost reply was cut (the connection dropped
+    and opened again). Refused, naming the HiSLIP link's least timeout; at it, kept."""
+    text = _lab_lockin(repo, f'address = "{address}"\ntimeout_s = 0.1\n')
+    with pytest.raises(InputError) as err:
+        parse_profile(text, Path("/lab/p.toml"))
+    assert (f"key 'lockin.timeout_s' is 0.1; expected at least 0.2 s for the HiSLIP address "
+            f"'{address}': its device clear") in str(err.value)
+    kept = _lab_lockin(repo, f'address = "{address}"\ntimeout_s = 0.2\n')
+    assert parse_profile(kept, Path("/lab/p.toml")).lockin.link.timeout_s == 0.2
+    other = _lab_lockin(repo, 'address = "TCPIP0::10.0.0.5::inst0::INSTR"\ntimeout_s = 0.1\n')
+    assert parse_profile(other, Path("/lab/p.toml")).lockin.link.timeout_s == 0.1
+
+
+def test_a_hislip_supply_after_the_first_is_checked_for_its_links_timeout(repo: Path) -> None:
+    """The coils' one link serves three addresses: a HiSLIP one among them is checked too."""
+    text = (repo / "configs" / "example-lab.toml").read_text()
+    old = '"GPIB0::2::INSTR"'
+    assert text.count(old) == 1
+    text = text.replace(old, f'"{HISLIP}"').replace(
+        'safe_state = "zero"\n', 'safe_state = "zero"\ntimeout_s = 0.15\n')
+    with pytest.raises(InputError, match=r"key 'coils\.timeout_s' is 0\.15; expected at least "
+                                         r"0\.2 s for the HiSLIP address"):
+        parse_profile(text, Path("/lab/p.toml"))
+
+
+SERVER = "TCPIP0::10.0.0.5::4001::SOCKET"
+
+
+@pytest.mark.parametrize("interface", [None, "gpib"])
+def test_an_sr830_line_baud_rate_its_replies_do_not_reach_is_refused(
+        repo: Path, interface: str | None) -> None:
+    """A baud rate on a socket names the RS-232 line behind a serial-to-Ethernet server; an
+    SR830 sends its replies there only where `interface` says so (OUTX): refused, saying to
+    add it, rather than every query timing out at connect."""
+    said = "" if interface is None else f'interface = "{interface}"\n'
+    text = _lab_lockin(repo, f'address = "{SERVER}"\n{said}baud_rate = 19200\n')
+    with pytest.raises(InputError) as err:
+        parse_profile(text, Path("/lab/p.toml"))
+    message = str(err.value)
+    assert ("key 'lockin.baud_rate' is 19200; expected no key, or interface = 'rs232' with it: "
+            f"on the LAN address '{SERVER}' 'baud_rate' is the rate of the RS-232 line behind a "
+            "serial-to-Ethernet server") in message
+    kept = _lab_lockin(repo, f'address = "{SERVER}"\ninterface = "rs232"\nbaud_rate = 19200\n')
+    lockin = parse_profile(kept, Path("/lab/p.toml")).lockin
+    assert (lockin.interface, lockin.link.baud_rate) == ("rs232", 19200)
+
+
+@pytest.mark.parametrize(("model", "lines", "least"), [
+    ("sr860", "baud_rate = 9600\ntimeout_s = 2.0\n", "2.15"),  # 1031 bytes: 1.07 s
+    ("sr830", 'interface = "rs232"\nbaud_rate = 300\ntimeout_s = 0.9\n', "1"),  # 15 bytes
+])
+def test_a_lan_timeout_the_least_buffer_piece_cannot_come_within_is_refused(
+        repo: Path, model: str, lines: str, least: str) -> None:
+    """Behind a serial-to-Ethernet server a buffer's read ends a timeout after it began: where
+    even its least piece (an SR860's kB of CAPTUREGET?, an SR830's TRCA? point) cannot come
+    within half of it at the line's rate, every buffer read would time out. Refused, naming
+    the least timeout; at it, kept."""
+    text = _lab_lockin(repo, f'address = "{SERVER}"\n{lines}').replace(
+        'implementation = "sr830"', f'implementation = "{model}"')
+    with pytest.raises(InputError) as err:
+        parse_profile(text, Path("/lab/p.toml"))
+    assert (f"key 'lockin.timeout_s' is {lines.split('timeout_s = ')[1].strip()}; expected "
+            f"at least {least} s: the buffer's least piece") in str(err.value)
+    kept = text.replace(f"timeout_s = {lines.split('timeout_s = ')[1].strip()}",
+                        f"timeout_s = {least}")
+    assert parse_profile(kept, Path("/lab/p.toml")).lockin.link.timeout_s == float(least)

@@ -9,6 +9,7 @@ simulated time and nothing sleeps.
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import struct
 import threading
@@ -351,9 +352,10 @@ def test_an_error_query_on_a_port_found_dead_fails_never_answering_for_a_lost_co
 def test_a_line_that_never_goes_quiet_fails_the_clear_in_bounded_time(kind: str) -> None:
     """An instrument that keeps sending (a babbling line, a continuous output mode): the
     clear drops what arrives for its bound, then says so; never a hang. It starts once the
-    port is open: pyserial's socket:// open drops what has arrived until nothing is ready,
-    which loopback's babble, faster than any serial line, can keep from ever coming (the
-    open through pyvisa-py is given up at the link's timeout)."""
+    port is open: pyserial's own socket:// open, which pyvisa-py's ASRLsocket:// uses, drops
+    what has arrived until nothing is ready, which loopback's babble, faster than any serial
+    line, can keep from ever coming (that open is given up at the link's timeout; a
+    serial:socket:// open drops at most a receive buffer's worth)."""
     stop = threading.Event()
     opened = threading.Event()
     with socket.create_server((HOST, 0)) as listener:
@@ -378,6 +380,59 @@ def test_a_line_that_never_goes_quiet_fails_the_clear_in_bounded_time(kind: str)
             stop.set()
             transport.close()
             thread.join(HANG_GUARD_S)
+
+
+class _FasterThanRead:
+    """A serial-over-LAN port's socket whose peer sends as much again as each read takes (a
+    line faster than its reader), `most` bytes in all; `taken` counts what was read."""
+
+    def __init__(self, sock: socket.socket, peer: socket.socket, most: int) -> None:
+        self._sock, self._peer, self._most = sock, peer, most
+        self.taken = self.sent = 0
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def recv(self, size: int) -> bytes:
+        data = self._sock.recv(size)
+        self.taken += len(data)
+        more = min(len(data), self._most - self.sent)
+        if more > 0:
+            self._peer.sendall(b"1" * more)
+            self.sent += more
+        return data
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sock, name)
+
+
+@pytest.mark.parametrize("kind", ["serial", "visa-asrl"])
+def test_dropping_what_arrived_from_a_line_faster_than_its_reader_ends(kind: str) -> None:
+    """A serial-over-LAN peer that sends faster than it is read (a babbling line, or an
+    address that reaches some stream): dropping what has arrived (an open's, a query's drop
+    of a line sent unasked, `discard_input`'s) takes what the socket's receive buffer held at
+    most, and ends while the peer goes on sending. Unfixed, pyserial's drop read for as long
+    as anything was there: here all 32 MB, and for ever from a peer that never stops."""
+    most = 32 << 20
+    with socket.create_server((HOST, 0)) as listener:
+        address = counter_address(listener.getsockname()[1], kind)
+        transport = open_transport(address, LinkSettings("x", address, 0.5, 0, 9600),
+                                   visa_library="@py")
+        peer, _ = listener.accept()
+        try:
+            port = (transport.port if isinstance(transport, SerialTransport)
+                    else transport.resource.visalib.sessions[  # type: ignore[attr-defined]
+                        transport.resource.session].interface)  # type: ignore[attr-defined]
+            sock = port._socket
+            peer.sendall(b"1" * 65536)
+            assert select.select([sock], [], [], HANG_GUARD_S)[0], "nothing arrived"
+            faster = port._socket = _FasterThanRead(sock, peer, most)
+            bounded(transport.discard_input)
+            assert faster.sent < most, "the drop went on until the peer stopped"
+            assert faster.taken <= sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        finally:
+            transport.close()
+            peer.close()
 
 
 @pytest.fixture(scope="module")

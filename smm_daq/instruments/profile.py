@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import tomllib
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,13 @@ import numpy as np
 
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
-from smm_daq.instruments.lockin_models import AMPLITUDE_RANGES, HARMONIC_LIMITS
+from smm_daq.instruments.lockin_models import (
+    AMPLITUDE_RANGES,
+    HARMONIC_LIMITS,
+    LEAST_PIECE_BYTES,
+    PIECE_TIMEOUT_SHARE,
+)
+from smm_daq.instruments.transport import BITS_PER_BYTE, DEFAULT_BAUD_RATE
 from smm_daq.text_files import TOO_MANY_DIGITS, quoted, read_text_file, shown
 
 UM = 1e-6
@@ -34,6 +42,14 @@ MAX_TIMEOUT_S = 300.0  # a reply later than 5 min is a dead link
 # s: a link's least timeout. A query's reply takes tens of ms over RS-232 at 9600 baud and
 # ms over GPIB or LAN; a timeout shorter than any reply ends every exchange in a lost reply
 MIN_TIMEOUT_S = 0.1
+# s: pyvisa-py's HiSLIP device clear pauses this long between its two channels' exchanges
+# (an instrument's clear answered, then its completion asked for), within the link's timeout
+HISLIP_CLEAR_PAUSE_S = 0.1
+# s: a HiSLIP link's least timeout: the clear's pause, and a reply's least time for its
+# exchanges; at MIN_TIMEOUT_S every device clear (after each lost reply) would be cut
+MIN_HISLIP_TIMEOUT_S = HISLIP_CLEAR_PAUSE_S + MIN_TIMEOUT_S
+# a HiSLIP instrument's VISA address (TCPIP[n]::host::hislip[n][,port]::INSTR)
+_HISLIP = re.compile(r"TCPIP\d*::.+::hislip\d*(,\d+)?::INSTR", re.IGNORECASE)
 MAX_RETRIES = 10
 BAUD_RATES = (50, 4_000_000)
 MAX_SENSITIVITY_V_PER_T = 1e9  # an MTJ bridge with its preamplifier gives about 1e3 V/T
@@ -358,7 +374,7 @@ def _link(r: _Reader, *, baud_rate: int | None = None, address: str | None = Non
           ) -> LinkSettings:
     """An instrument's link; `baud_rate` the default of its `baud_rate` key, for a serial port
     (None: the port's own default, 9600, unless the profile names one)."""
-    return LinkSettings(
+    link = LinkSettings(
         implementation=r.string("implementation"),
         address=address if address is not None else r.string("address"),
         timeout_s=r.number("timeout_s", 3.0, lo=MIN_TIMEOUT_S, hi=MAX_TIMEOUT_S,
@@ -368,6 +384,21 @@ def _link(r: _Reader, *, baud_rate: int | None = None, address: str | None = Non
         baud_rate=None if baud_rate is None and "baud_rate" not in r.table
         else r.integer("baud_rate", baud_rate, lo=BAUD_RATES[0], hi=BAUD_RATES[1]),
     )
+    _check_hislip_timeout(r, link.timeout_s, (link.address,))
+    return link
+
+
+def _check_hislip_timeout(r: _Reader, timeout_s: float, addresses: Sequence[str]) -> None:
+    """InputError when a HiSLIP address has a timeout its device clear cannot be done in
+    (`MIN_HISLIP_TIMEOUT_S`): each lost reply's clear would be cut, and the connection
+    opened again."""
+    hislip = next((a for a in addresses if _HISLIP.fullmatch(a.strip())), None)
+    if hislip is not None and timeout_s < MIN_HISLIP_TIMEOUT_S:
+        raise r.fail("timeout_s", timeout_s, (
+            f"at least {MIN_HISLIP_TIMEOUT_S:g} s for the HiSLIP address {hislip!r}: its "
+            f"device clear (after a lost reply) pauses {HISLIP_CLEAR_PAUSE_S:g} s between its "
+            f"two exchanges, which need {MIN_TIMEOUT_S:g} s more, so a shorter timeout cuts "
+            "every clear"))
 
 
 def _height(r: _Reader) -> float:
@@ -435,7 +466,9 @@ def _lockin(r: _Reader, *, simulated: bool) -> LockInSettings:
         # answers each query on the port it came in on, so its driver would ignore the key
         raise r.fail("interface", s.interface,
                      "no key for an SR860: it answers each query on the port the query came "
-                     "in on (it has no OUTX); the key names the port an SR830's replies go to")
+                     "in on (it has no OUTX); the key names the port an SR830's replies go to "
+                     "(an SR860 behind a serial-to-Ethernet server: give its line's "
+                     "'baud_rate' instead)")
     if s.link.implementation == "sr860" and s.reserve != DEFAULT_RESERVE:
         # the SR860 chooses its dynamic reserve itself; refusing the key would refuse every
         # profile (each carries the default), so only a reserve asked for is warned of
@@ -451,8 +484,53 @@ def _lockin(r: _Reader, *, simulated: bool) -> LockInSettings:
         raise r.fail("interface", s.interface,
                      f"'{port}' or no key: address {s.link.address!r} reaches the lock-in's "
                      f"{PORT_NAMES[port]} port")
+    if not simulated:
+        _check_line_baud_rate(r, s)
+        _check_line_timeout(r, s)
     r.check_unknown()
     return s
+
+
+def _check_line_baud_rate(r: _Reader, s: LockInSettings) -> None:
+    """InputError when a lock-in's `baud_rate` on a LAN address (the rate of the serial line
+    behind a serial-to-Ethernet server, which sizes its buffer's pieces: the LAN cannot tell
+    it) names a line an SR830's replies do not go to: its replies reach the RS-232 port only
+    where `interface` says "rs232" (OUTX)."""
+    on_lan = s.link.address.strip().upper().startswith("TCPIP")
+    if (s.link.baud_rate is None or not on_lan or s.link.implementation != "sr830"
+            or s.interface == "rs232"):
+        return
+    raise r.fail("baud_rate", s.link.baud_rate, (
+        f"no key, or interface = 'rs232' with it: on the LAN address {s.link.address!r} "
+        "'baud_rate' is the rate of the RS-232 line behind a serial-to-Ethernet server, and "
+        f"an SR830's replies go there only with interface = 'rs232' (with "
+        f"{'no interface' if s.interface is None else repr(s.interface)} they go to its GPIB "
+        "port)"))
+
+
+def _check_line_timeout(r: _Reader, s: LockInSettings) -> None:
+    """InputError when a lock-in on a LAN address reaches its RS-232 port through a
+    serial-to-Ethernet server (an SR830 with interface 'rs232', an SR860 with a baud_rate)
+    and the least piece its buffer is read in (`LEAST_PIECE_BYTES`) does not come within
+    `PIECE_TIMEOUT_SHARE` of the timeout at the line's rate: a LAN read ends a timeout after
+    it began, so every buffer read would time out."""
+    least = LEAST_PIECE_BYTES.get(s.link.implementation)
+    if least is None or not s.link.address.strip().upper().startswith("TCPIP"):
+        return
+    if s.link.implementation == "sr830" and s.interface == "rs232":
+        baud = s.link.baud_rate or DEFAULT_BAUD_RATE
+    elif s.link.implementation == "sr860" and s.link.baud_rate is not None:
+        baud = s.link.baud_rate
+    else:
+        return
+    piece_s = least * BITS_PER_BYTE / baud
+    need = piece_s / PIECE_TIMEOUT_SHARE
+    if s.link.timeout_s < need:
+        raise r.fail("timeout_s", s.link.timeout_s, (
+            f"at least {math.ceil(need * 100) / 100:g} s: the buffer's least piece ({least} "
+            f"bytes) takes {piece_s:.3g} s on the {baud}-baud line behind the LAN address "
+            f"{s.link.address!r}, and must come within {PIECE_TIMEOUT_SHARE:g} of the timeout "
+            "(or a faster baud_rate, set on the lock-in and the server alike)"))
 
 
 def _check_harmonic(r: _Reader, s: LockInSettings) -> None:
@@ -551,6 +629,7 @@ def _coils(r: _Reader) -> CoilSettings:
         supply_rating=r.number("supply_rating_A", MAX_CURRENT_A, positive=True,
                                hi=MAX_CURRENT_A, unit=" A"),
     )
+    _check_hislip_timeout(r, s.link.timeout_s, addresses)  # each supply's on that link
     if s.supply_rating < s.max_current:
         raise r.fail("supply_rating_A", s.supply_rating,
                      f"at least coils.max_current_A ({s.max_current:g} A)")
