@@ -248,11 +248,20 @@ class GCSLink(Link):
         drain has ended, on the drop's own thread, as the drain may have dropped it too (a
         serial line's output flushed as it began), the controller left moving unknowing:
         not at the link's next exchange, which may never come (the make-safe path gave up on
-        the stop's checks at the end of the stage's share, and the program closes)."""
+        the stop's checks at the end of the stage's share, and the program closes). Its write
+        timed out is the stop not taken, not a line that never went quiet (the drop's own
+        `InstrumentTimeout`, which begins another drain): `InstrumentLost`, the check's
+        failure."""
         with self._amid:
             stop = self._stopped_amid
-            if stop is not None:
+            if stop is None:
+                return
+            try:
                 self.transport.write(stop)
+            except InstrumentTimeout as exc:
+                raise InstrumentLost(f"the stop {shown(stop)}, sent once more as the rest of "
+                                     f"a reply cut short was dropped, was not taken ({exc})",
+                                     instrument=self.name) from exc
 
     def _dropped(self) -> None:
         """After a drop has ended (its stop, if one went amid it, sent once more by the drop:

@@ -412,3 +412,52 @@ def test_a_poll_after_make_safe_refused_the_stops_check_unbegun_is_not_held() ->
         assert isinstance(polled, StillDropping), polled
     finally:
         rig.close()
+
+
+class StopNotTakenAfterDrain(LinePerRead):
+    """`LinePerRead` whose line, once the drain has ended, takes no stop: the stop the drop
+    sends once more waits its whole write timeout (`InstrumentTimeout`)."""
+
+    def __init__(self, inner: Any, clock: Any) -> None:
+        super().__init__(inner, clock)
+        self.drains = 0
+
+    def clear(self) -> None:
+        self.drains += 1
+        super().clear()
+
+    def write(self, message: str) -> None:
+        if message == STOP_ALL and self.release.is_set():
+            self.sent.append((message, False))
+            raise InstrumentTimeout("could not send within 5 s", instrument="stage")
+        super().write(message)
+
+
+def test_a_stop_sent_again_as_the_drop_ends_and_not_taken_fails_its_check() -> None:
+    """The window's poll meets the rest of a cut stage reply (dropped aside, refused); its
+    Stop sends the stop amid the drop and its check waits for it; the drain ends well (the
+    line went quiet), but the stop the drop sends once more is not taken (its write timed
+    out). The check fails saying so: the stop sent, not confirmed, the stop sent again not
+    taken; the line is not drained again. Unfixed, the write's timeout was taken for a line
+    that never went quiet: the check was refused (`StillDropping`, "did not go quiet"), and
+    a second drain began, the stop not sent again after it."""
+    rig = open_rig(load_profile())
+    try:
+        line = cut_stage_reply(rig, StopNotTakenAfterDrain)
+        thread, done = _on_the_rigs_thread([rig.stage.position, rig.stage.stop])
+        try:
+            assert line.stop_sent.wait(HANG_GUARD_S), "the stop waited for the drop"
+        finally:
+            line.release.set()
+            thread.join(HANG_GUARD_S)
+        assert not thread.is_alive()
+        assert isinstance(done[0], StillDropping), done
+        stop = done[1]
+        assert isinstance(stop, InstrumentLost) and not isinstance(stop, StillDropping), done
+        said = str(stop)
+        assert "the stop (#24) was sent, not confirmed" in said, said
+        assert "not taken" in said and "did not go quiet" not in said, said
+        assert [m for m, _ in line.sent].count(STOP_ALL) == 2, line.sent  # amid, then after
+        assert line.drains == 1
+    finally:
+        rig.close()
