@@ -321,7 +321,10 @@ def _lab_lockin(repo: Path, lines: str) -> str:
     return text.replace(old, lines).replace("timeout_s = 3.0\n", "", 1)
 
 
-@pytest.mark.parametrize("address", [HISLIP, "TCPIP::lab-lockin::HISLIP1,4880::INSTR"])
+@pytest.mark.parametrize("address", [
+    HISLIP, "TCPIP::lab-lockin::HISLIP1,4880::INSTR",
+    "TCPIP0::10.0.0.5::hislip0",  # ::INSTR left out, as VISA allows
+])
 def test_a_hislip_timeout_its_device_clear_cannot_be_done_in_is_refused(
         repo: Path, address: str) -> None:
     """pyvisa-py's HiSLIP device clear pauses 0.1 s between its two exchanges: at the least

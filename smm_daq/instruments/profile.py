@@ -48,8 +48,9 @@ HISLIP_CLEAR_PAUSE_S = 0.1
 # s: a HiSLIP link's least timeout: the clear's pause, and a reply's least time for its
 # exchanges; at MIN_TIMEOUT_S every device clear (after each lost reply) would be cut
 MIN_HISLIP_TIMEOUT_S = HISLIP_CLEAR_PAUSE_S + MIN_TIMEOUT_S
-# a HiSLIP instrument's VISA address (TCPIP[n]::host::hislip[n][,port]::INSTR)
-_HISLIP = re.compile(r"TCPIP\d*::.+::hislip\d*(,\d+)?::INSTR", re.IGNORECASE)
+# a HiSLIP instrument's VISA address (TCPIP[n]::host::hislip[n][,port][::INSTR]: VISA, and
+# the transport, take one without its ::INSTR for the same instrument)
+_HISLIP = re.compile(r"TCPIP\d*::.+::hislip\d*(,\d+)?(::INSTR)?", re.IGNORECASE)
 MAX_RETRIES = 10
 BAUD_RATES = (50, 4_000_000)
 MAX_SENSITIVITY_V_PER_T = 1e9  # an MTJ bridge with its preamplifier gives about 1e3 V/T
