@@ -27,7 +27,7 @@ from smm_daq.instruments.lockin_models import (
     LEAST_PIECE_BYTES,
     PIECE_TIMEOUT_SHARE,
 )
-from smm_daq.instruments.transport import BITS_PER_BYTE, DEFAULT_BAUD_RATE
+from smm_daq.instruments.transport import BITS_PER_BYTE, DEFAULT_BAUD_RATE, is_own_lan_device
 from smm_daq.text_files import TOO_MANY_DIGITS, quoted, read_text_file, shown
 
 UM = 1e-6
@@ -520,7 +520,8 @@ def _check_line_timeout(r: _Reader, s: LockInSettings) -> None:
         return
     if s.link.implementation == "sr830" and s.interface == "rs232":
         baud = s.link.baud_rate or DEFAULT_BAUD_RATE
-    elif s.link.implementation == "sr860" and s.link.baud_rate is not None:
+    elif (s.link.implementation == "sr860" and s.link.baud_rate is not None
+          and not is_own_lan_device(s.link.address)):  # its own Ethernet: no line
         baud = s.link.baud_rate
     else:
         return
