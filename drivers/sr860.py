@@ -43,7 +43,7 @@ from smm_daq.errors import InstrumentLost, ProtocolError
 from smm_daq.instruments.interfaces import BufferedLockIn, BufferLimits, BufferTrace, Identity
 from smm_daq.instruments.lockin_models import AMPLITUDE_RANGES, HARMONIC_LIMITS
 from smm_daq.instruments.profile import LockInSettings
-from smm_daq.instruments.transport import BlockTransport, Transport
+from smm_daq.instruments.transport import BlockTransport, Transport, is_own_lan_device
 
 # CH1 output, CH2 output and input-range overload bits, in LIAS? and CUROVLDSTAT? alike.
 _OVERLOAD_BITS = (1 << 0) | (1 << 1) | (1 << 4)
@@ -151,11 +151,14 @@ class SR860(SRSLockIn, BufferedLockIn):
         port through a serial-to-Ethernet server, whose line passes far less than a LAN
         within a LAN read's timeout (64 kB take 5.7 s at 115200 baud): the pieces are sized
         for the line (the link cannot tell that socket from the SR860's own Ethernet one,
-        sized for a LAN)."""
+        sized for a LAN); the SR860's own VXI-11 or HiSLIP device has no line behind it, and
+        is sized for a LAN whatever the profile's `baud_rate`."""
         text = address.strip().upper()
         serial = text.startswith(("ASRL", SERIAL_PREFIX.upper()))
         self.terminated_as_set = serial or text.endswith("::SOCKET")
         if not serial:
+            if is_own_lan_device(address):
+                baud_rate = None
             self.get_kb = piece_size(self.link.transport, address, serial=baud_rate is not None,
                                      unit_bytes=1024, most=GET_KB, line_baud_rate=baud_rate)
 

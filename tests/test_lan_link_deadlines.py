@@ -21,7 +21,15 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pytest
-from lan_instruments import HOLD, SPLIT, HislipInstrument, Vxi11Instrument, bounded
+from lan_instruments import (
+    HANG_GUARD_S,
+    HOLD,
+    SPLIT,
+    HislipInstrument,
+    Vxi11Instrument,
+    bounded,
+)
+from pyvisa_py.protocols import hislip
 from serial.urlhandler import protocol_socket
 
 from drivers import deadline_cut, host_lookup, transports
@@ -34,6 +42,7 @@ from simulators.sr860_emulator import SR860Emulator
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import InstrumentLost, InstrumentTimeout
 from smm_daq.instruments.profile import (
+    HISLIP_CLEAR_PAUSE_S,
     MIN_HISLIP_TIMEOUT_S,
     MIN_TIMEOUT_S,
     LinkSettings,
@@ -250,21 +259,82 @@ def test_a_visa_rfc2217_port_is_refused_saying_what_to_give_instead() -> None:
             listener.accept()  # nothing connected
 
 
-def test_a_hislip_device_clear_is_done_at_the_least_timeout_a_profile_allows_it() -> None:
-    """pyvisa-py's HiSLIP device clear pauses 0.1 s between its two exchanges: at the least
-    timeout of other links (0.1 s) every clear is cut at its deadline, so a profile refuses
-    it for a HiSLIP address (`MIN_HISLIP_TIMEOUT_S`); at that least timeout, a clear of an
-    instrument that answers is done, and the session kept."""
+class _PausedClock:
+    """time.monotonic for the transport's deadlines and the watchdog that cuts at them, moved
+    on only by the pauses pyvisa-py's HiSLIP code sleeps (`sleep`, which records each, and
+    the time the clear's cut then leaves): the clear's exchanges take no time on it, however
+    slowly a loaded machine runs them. A pause that reaches a clear's deadline ends once the
+    watchdog has cut (as the real pause would end after it)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = time.monotonic()  # from now: a cut armed elsewhere is not put off
+        self.pauses: list[float] = []
+        self.left: list[float] = []  # the clear's time after each pause, to its deadline
+        self.cuts: list[tuple[deadline_cut.Cut, threading.Event]] = []
+        clock = self
+
+        class Spied(deadline_cut.Cut):
+            def __init__(self, resource, deadline: float) -> None:  # type: ignore[no-untyped-def]
+                super().__init__(resource, deadline)
+                self.was_cut = threading.Event()
+                clock.cuts.append((self, self.was_cut))
+
+            def cut(self) -> None:
+                super().cut()
+                self.was_cut.set()
+
+        monkeypatch.setattr(transports, "Cut", Spied)
+        timed = types.SimpleNamespace(**{**vars(time), "monotonic": lambda: clock.now})
+        monkeypatch.setattr(transports, "time", timed)
+        monkeypatch.setattr(deadline_cut, "time", timed)
+        monkeypatch.setattr(hislip, "time", types.SimpleNamespace(
+            **{**vars(time), "sleep": self.sleep}))
+
+    def sleep(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        self.now += seconds
+        for cut, was_cut in self.cuts:
+            self.left.append(cut.deadline - self.now)
+            if cut.deadline <= self.now:
+                assert was_cut.wait(HANG_GUARD_S), "the watchdog did not cut at the deadline"
+
+
+def _timed_by_deadline_only(t: transports.VisaTransport, timeout: float) -> None:
+    """`t`'s timeout, its deadlines' (`Cut`), set to `timeout`; pyvisa-py's own wait for each
+    HiSLIP packet left long (a hang guard), so that only the deadline ends a clear."""
+    t.timeout = timeout
+    t.resource.visalib.sessions[t.resource.session].interface.timeout = HANG_GUARD_S
+
+
+def test_a_hislip_device_clear_is_done_at_the_least_timeout_a_profile_allows_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyvisa-py's HiSLIP device clear pauses 0.1 s (`HISLIP_CLEAR_PAUSE_S`) between its two
+    exchanges: at the least timeout of other links (0.1 s) every clear is cut at its
+    deadline, so a profile refuses it for a HiSLIP address (`MIN_HISLIP_TIMEOUT_S`); at that
+    least timeout, a clear of an instrument that answers is done, the least time of a reply
+    left for its exchanges after the pause, and the session kept. Timed on a clock only the
+    pause moves (`_PausedClock`): on wall time, a loaded machine's stall of 0.1 s in the
+    exchanges cut the clear at the least timeout too."""
     served = HislipInstrument().start()
     try:
-        short = opened(served.resource, MIN_TIMEOUT_S)
-        with pytest.raises(InstrumentTimeout, match="no answer to the device clear"):
-            bounded(short.clear)
+        short = opened(served.resource)
+        with monkeypatch.context() as m:
+            clock = _PausedClock(m)
+            _timed_by_deadline_only(short, MIN_TIMEOUT_S)
+            with pytest.raises(InstrumentTimeout, match="no answer to the device clear"):
+                bounded(short.clear)
+        assert clock.pauses == [HISLIP_CLEAR_PAUSE_S]  # pyvisa-py's, as the profile has it
         short.close()
-        t = opened(served.resource, MIN_HISLIP_TIMEOUT_S)
+        t = opened(served.resource)
         session = t.resource
-        bounded(t.clear)
+        with monkeypatch.context() as m:
+            clock = _PausedClock(m)
+            _timed_by_deadline_only(t, MIN_HISLIP_TIMEOUT_S)
+            bounded(t.clear)
+        assert clock.pauses == [HISLIP_CLEAR_PAUSE_S]
+        assert clock.left[0] >= MIN_TIMEOUT_S - 1e-6  # a reply's least time
         assert t.resource is session  # not cut, nor opened again
+        t.timeout = TIMEOUT_S
         assert bounded(lambda: t.query("b?")) == "echo b?"
         t.close()
     finally:

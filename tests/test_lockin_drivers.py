@@ -13,7 +13,7 @@ import pytest
 from instrument_fakes import ScriptedTransport, link_settings, opener
 
 from drivers.sr830 import SR830, TRACE_POINT_BYTES
-from drivers.sr860 import SR860, parse_block, read_block
+from drivers.sr860 import GET_KB, SR860, parse_block, read_block
 from simulators.emulator import EmulatorTransport
 from simulators.sr830_emulator import SR830_SENSITIVITIES, SR830_TIME_CONSTANTS, SR830Emulator
 from simulators.sr860_emulator import SR860_SENSITIVITIES, SR860_TIME_CONSTANTS, SR860Emulator
@@ -215,6 +215,22 @@ def test_sr860_behind_a_serial_to_ethernet_server_sizes_blocks_for_its_baud_rate
     assert t.done()
     block_s = lockin.get_kb * 1024 * BITS_PER_BYTE / baud
     assert 0.25 * t.timeout < block_s <= 0.5 * t.timeout
+
+
+@pytest.mark.parametrize("address", [
+    "TCPIP0::10.0.0.5::inst0::INSTR", "TCPIP0::10.0.0.5::hislip0::INSTR"])
+def test_sr860_on_its_own_ethernet_sizes_blocks_for_a_lan_whatever_its_baud_rate(
+        address: str) -> None:
+    """The SR860's own VXI-11 or HiSLIP device has no serial line behind it: a `baud_rate`
+    left in its profile (from its RS-232 days) names none, and its CAPTUREGET? blocks are
+    sized for a LAN, as without it. Unfixed, they were sized for a 9600-baud line: 1 kB a
+    block, 64 times the exchanges for each capture."""
+    t = ScriptedTransport(sr860_opening(), timeout=3.0)
+    profile = settings("sr860", address)
+    profile = replace(profile, link=replace(profile.link, baud_rate=9600, timeout_s=3.0))
+    lockin = SR860.from_profile(profile, clock=VirtualClock(), open_transport=opener(t))
+    assert t.done()
+    assert lockin.get_kb == GET_KB
 
 
 @pytest.mark.parametrize(

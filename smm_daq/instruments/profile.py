@@ -27,7 +27,7 @@ from smm_daq.instruments.lockin_models import (
     LEAST_PIECE_BYTES,
     PIECE_TIMEOUT_SHARE,
 )
-from smm_daq.instruments.transport import BITS_PER_BYTE, DEFAULT_BAUD_RATE
+from smm_daq.instruments.transport import BITS_PER_BYTE, DEFAULT_BAUD_RATE, is_own_lan_device
 from smm_daq.text_files import TOO_MANY_DIGITS, quoted, read_text_file, shown
 
 UM = 1e-6
@@ -48,8 +48,9 @@ HISLIP_CLEAR_PAUSE_S = 0.1
 # s: a HiSLIP link's least timeout: the clear's pause, and a reply's least time for its
 # exchanges; at MIN_TIMEOUT_S every device clear (after each lost reply) would be cut
 MIN_HISLIP_TIMEOUT_S = HISLIP_CLEAR_PAUSE_S + MIN_TIMEOUT_S
-# a HiSLIP instrument's VISA address (TCPIP[n]::host::hislip[n][,port]::INSTR)
-_HISLIP = re.compile(r"TCPIP\d*::.+::hislip\d*(,\d+)?::INSTR", re.IGNORECASE)
+# a HiSLIP instrument's VISA address (TCPIP[n]::host::hislip[n][,port][::INSTR]: VISA, and
+# the transport, take one without its ::INSTR for the same instrument)
+_HISLIP = re.compile(r"TCPIP\d*::.+::hislip\d*(,\d+)?(::INSTR)?", re.IGNORECASE)
 MAX_RETRIES = 10
 BAUD_RATES = (50, 4_000_000)
 MAX_SENSITIVITY_V_PER_T = 1e9  # an MTJ bridge with its preamplifier gives about 1e3 V/T
@@ -519,7 +520,8 @@ def _check_line_timeout(r: _Reader, s: LockInSettings) -> None:
         return
     if s.link.implementation == "sr830" and s.interface == "rs232":
         baud = s.link.baud_rate or DEFAULT_BAUD_RATE
-    elif s.link.implementation == "sr860" and s.link.baud_rate is not None:
+    elif (s.link.implementation == "sr860" and s.link.baud_rate is not None
+          and not is_own_lan_device(s.link.address)):  # its own Ethernet: no line
         baud = s.link.baud_rate
     else:
         return

@@ -6,6 +6,7 @@ in-process simulator emulators are wrapped to it. Drivers never see which one th
 
 from __future__ import annotations
 
+import re
 from typing import Protocol, runtime_checkable
 
 SERIAL_PREFIX = "serial:"  # an address opened with pyserial ('serial:/dev/ttyUSB0')
@@ -25,6 +26,17 @@ def is_serial(address: str) -> bool:
     """Whether `address` is a serial line (a VISA ASRL resource, or pyserial's)."""
     text = address.strip()
     return text.upper().startswith("ASRL") or text.startswith(SERIAL_PREFIX)
+
+
+# an instrument's own LAN device: VXI-11's inst[n] or HiSLIP's hislip[n] (a LAN gateway's
+# serial port is another device name, COM1,488 say; a serial-to-Ethernet server a SOCKET)
+_OWN_LAN_DEVICE = re.compile(r"TCPIP\d*::.+::(inst|hislip)\d*(,\d+)?(::INSTR)?", re.IGNORECASE)
+
+
+def is_own_lan_device(address: str) -> bool:
+    """Whether `address` is an instrument's own VXI-11 or HiSLIP device (its own Ethernet),
+    which no serial line lies behind: a `baud_rate` given for it names no line."""
+    return _OWN_LAN_DEVICE.fullmatch(address.strip()) is not None
 
 
 @runtime_checkable
