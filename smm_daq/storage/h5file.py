@@ -1060,31 +1060,46 @@ def _remove_if_empty(made: _Made) -> None:
 @dataclass(frozen=True)
 class _Before:
     """The root of a file before a write: its links (a hard link with the address of its
-    object) and its attributes (value and type), to put back where the write fails."""
+    object) and its attributes (value and the file's type, in creation order where the
+    root tracks it), to put back where the write fails."""
 
     links: dict[str, int | None]
-    attrs: dict[str, tuple[object, np.dtype]]
+    attrs: dict[str, tuple[object, _Kind]]
 
     @classmethod
     def of(cls, f: h5py.File) -> _Before:
         return cls({name: _address(f, name) for name in f},
-                   {key: (f.attrs[key], f.attrs.get_id(key).dtype) for key in f.attrs})
+                   {key: (f.attrs[key], _Kind.of(f, key)) for key in f.attrs})
 
     def put_back(self, f: h5py.File, p: Path) -> None:
         """Put the root's attributes back, then delete what the write made at the root
         (in that order, so that a Ctrl-C part-way leaves `default` naming an object that is
-        there). An object that was there before is kept under whatever name it has now (an
-        entry set aside while it is replaced: staging settles it), and so is a new one that
-        took the place of an object gone since (a replacement that was finished: never
-        neither entry). Where that fails too (the disk gone), it is said, and the write's
-        own failure is the error."""
+        there). An attribute whose value the write changed is written again in place; one
+        it removed, or gave another type or shape (an int32 written over by a float64 of
+        the same value), is made again in its own type, and so is each after it in the
+        root's order, so that the order is as it was. An object that was there before is
+        kept under whatever name it has now (an entry set aside while it is replaced:
+        staging settles it), and so is a new one that took the place of an object gone
+        since (a replacement that was finished: never neither entry). Where that fails too
+        (the disk gone), it is said, and the write's own failure is the error."""
         try:
             for key in list(f.attrs):
                 if key not in self.attrs:
                     del f.attrs[key]
-            for key, (value, dtype) in self.attrs.items():
-                if key not in f.attrs or not _same(f, f.attrs[key], value):
-                    f.attrs.create(key, value, dtype=dtype)
+            order = list(self.attrs)
+            remade = next((i for i, key in enumerate(order)
+                           if key not in f.attrs or _Kind.of(f, key) != self.attrs[key][1]),
+                          len(order))
+            for key in order[:remade]:
+                value, _ = self.attrs[key]
+                if not _same(f, f.attrs[key], value):
+                    f.attrs.modify(key, value)
+            for key in order[remade:]:
+                if key in f.attrs:
+                    del f.attrs[key]
+            for key in order[remade:]:
+                value, kind = self.attrs[key]
+                f.attrs.create(key, value, dtype=h5py.Datatype(kind.type))
             now = {name: _address(f, name) for name in f}
             for name, address in now.items():
                 if self._made(name, address, set(now.values())):
@@ -1092,7 +1107,6 @@ class _Before:
             f.flush()
         except Exception as exc:  # the write's own error says what went wrong
             _log.warning("%s: what a failed write made could not all be removed: %s", p, exc)
-
 
     def _made(self, name: str, address: int | None, there: set[int | None]) -> bool:
         """Whether root link `name` (to `address`; None: not a hard link), among links to
@@ -1107,6 +1121,30 @@ def _address(f: h5py.Group, name: str) -> int | None:
     """The address of the object a hard link `name` of `f` leads to; None for another link."""
     info = f.id.links.get_info(name.encode())
     return info.u if info.type == h5py.h5l.TYPE_HARD else None
+
+
+@dataclass(frozen=True, eq=False)
+class _Kind:
+    """What an attribute is besides its value: its type in the file (the file's own, not
+    numpy's reading of it: a vlen text's character set, a fixed text's padding) and its
+    dataspace (none, one value, or a shape)."""
+
+    type: h5py.h5t.TypeID
+    space: tuple[int, tuple[int, ...] | None]
+
+    @classmethod
+    def of(cls, f: h5py.File, key: str) -> _Kind:
+        attr = f.attrs.get_id(key)
+        space = attr.get_space()
+        kind = space.get_simple_extent_type()
+        return cls(attr.get_type(),
+                   (kind, space.shape if kind == h5py.h5s.SIMPLE else None))
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, _Kind) and self.space == other.space
+                and bool(self.type == other.type))
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def _same(f: h5py.File, a: object, b: object) -> bool:
@@ -1131,9 +1169,17 @@ def _same(f: h5py.File, a: object, b: object) -> bool:
 
 def _same_item(f: h5py.File, a: object, b: object) -> bool:
     """`_same` for one item of an array of objects: a reference by the object of `f` it leads
-    to (a region reference never alike: its region is not compared)."""
+    to, a region reference also by its region (the selection, encoded)."""
     if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
         return _same(f, a, b)
+    if type(a) is h5py.RegionReference and type(b) is h5py.RegionReference:
+        if not a or not b:
+            return not a and not b
+        try:
+            return bool(f[a].id == f[b].id) and (h5py.h5r.get_region(a, f.id).encode()
+                                                  == h5py.h5r.get_region(b, f.id).encode())
+        except (KeyError, ValueError, OSError):  # a dangling reference
+            return False
     if type(a) is h5py.Reference and type(b) is h5py.Reference:
         if not a or not b:
             return not a and not b
