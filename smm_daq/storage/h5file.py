@@ -85,7 +85,7 @@ except ImportError:  # Windows: a lock file stands in (`_machine_lock`)
     fcntl = None  # type: ignore[assignment]
 from smm_daq.storage import here, identity, turns
 from smm_daq.storage.copying import copy_attributes, copy_dataset, index_room
-from smm_daq.storage.global_heap import check_global_heaps
+from smm_daq.storage.global_heap import check_global_heaps, written
 from smm_daq.storage.identity import FileId
 from smm_daq.storage.processes import running, start_token
 from smm_daq.storage.relinking import Relinks
@@ -214,11 +214,13 @@ def not_ours(f: h5py.File, *, besides: str = "") -> str | None:
 
 
 @contextlib.contextmanager
-def _opened_to_judge(p: Path) -> Iterator[h5py.File | None]:
+def _opened_to_judge(p: Path, source: Path | None = None) -> Iterator[h5py.File | None]:
     """`p` opened read-only to tell whose file it is (`not_ours`), without HDF5's locks: in
     SWMR mode where it is marked open, or, its writer killed outside SWMR mode, as if its
     mark were cleared (`MarkCleared`); None when it cannot be opened (its caller's open says
-    what is wrong with it)."""
+    what is wrong with it). InputError, before HDF5 reads it, where its global heap is
+    damaged (`check_global_heaps`; `source`: the file as the user named it)."""
+    check_global_heaps(p, source=source or p)
     marked = marked_open(p)
     if marked:
         _check_superblock(p)  # else an SWMR open retries a damaged one for minutes
@@ -244,7 +246,7 @@ def require_ours(path: str | Path, *, besides: str = "", source: Path | None = N
     p = Path(path)
     if not p.is_file():
         return
-    with _opened_to_judge(p) as f:
+    with _opened_to_judge(p, source) as f:
         reason = not_ours(f, besides=besides) if f is not None else None
     if reason:
         raise InputError(reason, source=str(source or p))
@@ -342,7 +344,7 @@ def _require_named(p: Path, file: FileId) -> None:
     them, its inode number), or the copy this process rebuilt and swapped in for it
     (`identity.successor`); InputError when it names another program's file (`not_ours`).
     One read-only open for both, as `require_ours` makes."""
-    with _opened_to_judge(p) as f:
+    with _opened_to_judge(p) as f:  # (checked before the writers' lock was taken)
         token = identity.token_of(f) if f is not None else None
         reason = not_ours(f) if f is not None else None
     try:
@@ -567,8 +569,11 @@ def open_read(path: str | Path) -> Iterator[h5py.File]:
 def _open_read(p: Path, *, source: Path) -> Iterator[h5py.File]:
     """`open_read` of the file `p` (`final_file`: resolved once, so that the file locked is
     the file read, also where a link to it is re-pointed meanwhile); `source`: the file as
-    the user named it, for what is said."""
+    the user named it, for what is said. A file whose global heap HDF5 would never return
+    from reading is refused first (`check_global_heaps`: once per state of the file)."""
     nested = here.reading_here(p)  # this thread holds it already: no writer can be at work
+    if not nested:
+        check_global_heaps(p, source=source)
     if marked_open(p) and not nested:
         with _file_lock(p, exclusive=False, source=source):
             pass  # an smm-daq writer at work has finished its write
@@ -862,8 +867,10 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
     pass `require_swmr_format`; no new objects, but a crash during the write leaves every
     flushed byte readable). A file left marked
     open-for-write by a killed writer is repaired first; one that a live process writes
-    outside this lock raises InputError. `same_file`: the file (`file_id`) the name is to
-    stand for; `Replaced`, before anything is written, when it names another (`identity`).
+    outside this lock raises InputError, and so does one whose global heap HDF5 would
+    never return from reading (`check_global_heaps`), before HDF5 reads it. `same_file`: the
+    file (`file_id`) the name is to stand for; `Replaced`, before anything is written, when
+    it names another (`identity`).
 
     A write that raises leaves the file as it was (`_Before`): the objects it made at the
     root are deleted, the root's attributes put back, and a file that this write made,
@@ -901,6 +908,8 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
             _close(f, p, failed=failed)
             if failed and made is not None:
                 _discard(made, real, unlocked, locked=locked)
+        if not failed and locked:  # checked as it was readied, only libhdf5 wrote it since
+            written(real)
 
 
 def _ready_for_writing(p: Path, real: Path, *, same_file: FileId | None,
@@ -909,6 +918,7 @@ def _ready_for_writing(p: Path, real: Path, *, same_file: FileId | None,
     not the file `same_file` (`Replaced`), another program's or open for writing in one
     (InputError); a file left marked open by a killed writer is repaired first, its copy
     held until `hold` closes as the file it replaced was."""
+    check_global_heaps(real, source=p)  # before HDF5 reads it
     if same_file is not None:  # before anything, a repair too, touches the file
         _require_named(p, same_file)  # (a link re-pointed before the lock: Replaced)
     else:
