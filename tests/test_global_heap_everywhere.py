@@ -153,3 +153,24 @@ def test_a_damaged_heap_holding_a_fill_value_is_refused_though_hdf5_hangs_on_it(
     assert data_extents.data_extents(path) is None
     with pytest.raises(InputError, match=f"collection at byte {own} "):
         check_global_heaps(path)
+
+
+@pytest.mark.timeout(120)
+def test_the_sessions_tab_says_a_damaged_heap_and_keeps_the_file_open_before(tmp_path, qtbot):
+    """Opening such a file in the window: not opened, said so (the read off the window's
+    thread ended, not hung for ever), the file open before still open."""
+    from session_reads import opened
+
+    from gui.session_browser import SessionBrowser
+
+    good = _session(tmp_path / "good.h5")
+    bad = _session(tmp_path / "bad.h5")
+    at = bad.read_bytes().find(b"GCOL")
+    _zeroed_after_header(bad, at)
+    browser = SessionBrowser()
+    qtbot.addWidget(browser)
+    assert opened(browser, qtbot, good)
+    assert not opened(browser, qtbot, bad)
+    assert browser.message.text().startswith(
+        f"Not opened: {bad}: is damaged: the HDF5 global heap collection at byte {at} ")
+    assert browser.path == good
