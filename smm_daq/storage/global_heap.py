@@ -23,10 +23,11 @@ bytes in a compact dataset's or an attribute's value (at most 64 kB each, kept i
 object's header).
 
 Every reader and writer of a session file checks it before HDF5 reads it
-(`smm_daq.storage.h5file`), so a file is checked once per state, not once per read: a file
-found intact is remembered by its identity, size and times of change (`_Stamp`) and not
-scanned again until one of them changes; a file this process wrote itself after checking it
-is remembered as it was left (`written`), since it is libhdf5 that wrote it.
+(`smm_daq.storage.h5file`), so a file is checked once per state, not once per read: what
+is found (intact, or the damage) is remembered by the file's identity, size and times of
+change (`_Stamp`), and it is not scanned again until one of them changes; a file this process
+wrote itself after checking it is remembered as it was left (`written`), since it is
+libhdf5 that wrote it.
 """
 
 from __future__ import annotations
@@ -91,7 +92,9 @@ def _judged_before(stamp: _Stamp | None) -> tuple[bool, _Found | None]:
 def written(path: str | Path) -> None:
     """Remember the file at `path` as intact as it is now: called by a writer of this process
     that checked it before its write (`check_global_heaps`) and holds the writers' lock still,
-    so the file is as libhdf5 left it."""
+    so the file is as libhdf5 left it (where the file system has no locks, as libhdf5 left
+    it in this writer's or another's hands: damage comes from a disk or a copy, not from
+    libhdf5 writing)."""
     _remember(_stamp(path), None)
 
 

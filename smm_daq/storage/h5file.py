@@ -49,6 +49,11 @@ for writing that the same process has open for reading, so a writer that has wai
 reader of its own process as long as for any closes that read before it writes, and the
 reader is told to read again. A thread reading a file within its own write of it, or
 writing it within its own read, is refused at once.
+
+Damaged heaps. HDF5 reading a damaged global heap (where it keeps text of variable length)
+never returns, in a call nothing can interrupt, so every read and write here checks the
+file's heaps from its bytes first (`smm_daq.storage.global_heap`): once per state of the
+file, which this process's own writes keep (a scan's lines are not checked again).
 """
 
 from __future__ import annotations
@@ -908,7 +913,7 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
             _close(f, p, failed=failed)
             if failed and made is not None:
                 _discard(made, real, unlocked, locked=locked)
-        if not failed and locked:  # checked as it was readied, only libhdf5 wrote it since
+        if not failed:  # checked as it was readied, and libhdf5 wrote it since
             written(real)
 
 
