@@ -167,10 +167,13 @@ def test_damage_is_said_only_as_two_scans_in_a_row_find_it(tmp_path, monkeypatch
     path = _session(tmp_path / "s.h5")
     for scans in ([(100, "a"), None], [(100, "a"), (200, "b"), (300, "c")]):
         found = iter(scans)
-        monkeypatch.setattr(global_heap, "damaged_collection", lambda p, found=found: next(found))
+        global_heap._judged.clear()  # not remembered from the scans before
+        monkeypatch.setattr(global_heap, "damaged_collection",
+                            lambda p, *_, found=found: next(found))
         global_heap.check_global_heaps(path)
     found = iter([(100, "a"), (200, "b"), (200, "b")])
-    monkeypatch.setattr(global_heap, "damaged_collection", lambda p: next(found))
+    global_heap._judged.clear()
+    monkeypatch.setattr(global_heap, "damaged_collection", lambda p, *_: next(found))
     with pytest.raises(InputError, match=r"at byte 200 .*: b; HDF5 would never return"):
         global_heap.check_global_heaps(path)
 

@@ -16,19 +16,34 @@ A match whose version is not 1 or whose size runs past the end of the file is no
 HDF5 could loop in (it refuses those itself), and is more likely stored data that happens to
 hold the signature: it is passed over. So is one smaller than the format's least collection
 (4096 bytes, what libhdf5 makes the smallest): a dataset of a few bytes that hold the
-signature is no heap.
+signature is no heap. A larger one that does not parse is asked of HDF5 before it is said
+damaged: where it lies within a dataset's stored values (`data_extents`: an array holding a
+copy of another file's bytes), it is no heap either. What is left as false refusals: such
+bytes in a compact dataset's or an attribute's value (at most 64 kB each, kept in the
+object's header).
+
+Every reader and writer of a session file checks it before HDF5 reads it
+(`smm_daq.storage.h5file`), so a file is checked once per state, not once per read: what
+is found (intact, or the damage) is remembered by the file's identity, size and times of
+change (`_Stamp`), and it is not scanned again until one of them changes; a file this process
+wrote itself after checking it is remembered as it was left (`written`), since it is
+libhdf5 that wrote it.
 """
 
 from __future__ import annotations
 
+import bisect
 import os
 import stat
 import struct
-from collections.abc import Iterator
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from smm_daq.errors import InputError
+from smm_daq.storage.data_extents import data_extents
 
 _SIGNATURE = b"GCOL"
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -38,6 +53,49 @@ _SCANS = 3  # scans at most for two in a row that find the same damage
 _PIECE = 1 << 24  # bytes read at a time
 _LEAST_COLLECTION = 4096  # the format's (and libhdf5's H5HG_MINSIZE) smallest collection
 _FIRST_USER_BLOCK = 512  # the superblock is at 0 or after a user block of 512 * 2**k bytes
+_REMEMBERED = 256  # files' states judged remembered at most (the least recently judged go)
+
+_Stamp = tuple[int, int, int, int, int]  # device, inode, size, times of change (ns)
+_Found = tuple[int, str]  # a damaged collection's offset, and what is wrong with it
+_judged: OrderedDict[_Stamp, _Found | None] = OrderedDict()  # None: intact
+_judged_guard = threading.Lock()
+
+
+def _stamp(path: str | Path) -> _Stamp | None:
+    """What any write to the file at `path`, or its replacement, changes; None where it
+    cannot be had."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _remember(stamp: _Stamp | None, found: _Found | None) -> None:
+    if stamp is None:
+        return
+    with _judged_guard:
+        _judged[stamp] = found
+        _judged.move_to_end(stamp)
+        while len(_judged) > _REMEMBERED:
+            _judged.popitem(last=False)
+
+
+def _judged_before(stamp: _Stamp | None) -> tuple[bool, _Found | None]:
+    """Whether the file in this state was judged before, and what was found then."""
+    with _judged_guard:
+        if stamp is None or stamp not in _judged:
+            return False, None
+        return True, _judged[stamp]
+
+
+def written(path: str | Path) -> None:
+    """Remember the file at `path` as intact as it is now: called by a writer of this process
+    that checked it before its write (`check_global_heaps`) and holds the writers' lock still,
+    so the file is as libhdf5 left it (where the file system has no locks, as libhdf5 left
+    it in this writer's or another's hands: damage comes from a disk or a copy, not from
+    libhdf5 writing)."""
+    _remember(_stamp(path), None)
 
 
 def _aligned(n: int) -> int:
@@ -85,11 +143,14 @@ def _signatures(fh: BinaryIO) -> Iterator[int]:
         offset += n - (len(_SIGNATURE) - 1)  # a signature across the pieces' border: the next
 
 
-def damaged_collection(path: str | Path) -> tuple[int, str] | None:
+def damaged_collection(path: str | Path, data: Sequence[tuple[int, int]] = ()
+                       ) -> _Found | None:
     """(byte offset in the file, what is wrong) of the first global heap collection of the
     HDF5 file at `path` whose heap objects do not parse to its end; None when each does (or
     no HDF5 file, or no regular file: a named pipe's open would wait for a writer, its read
-    for data, so it is left to the caller's open to name). OSError when it cannot be read."""
+    for data, so it is left to the caller's open to name). A signature within `data`
+    (datasets' stored values: [start, end) ranges, in order, apart) is passed over. OSError
+    when it cannot be read."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
@@ -99,10 +160,17 @@ def damaged_collection(path: str | Path) -> tuple[int, str] | None:
         if lengths is None:
             return None
         for at in _signatures(fh):
+            if _within(at, data):
+                continue
             wrong = _collection_wrong(fh, at, lengths)
             if wrong is not None:
                 return at, wrong
     return None
+
+
+def _within(at: int, data: Sequence[tuple[int, int]]) -> bool:
+    i = bisect.bisect_right(data, (at, float("inf"))) - 1
+    return i >= 0 and data[i][0] <= at < data[i][1]
 
 
 def _collection_wrong(fh: BinaryIO, start: int, lengths: int) -> str | None:
@@ -149,24 +217,25 @@ def _collection_wrong(fh: BinaryIO, start: int, lengths: int) -> str | None:
 def check_global_heaps(path: str | Path, *, source: str | Path | None = None) -> None:
     """InputError naming the file (as `source`, else `path`), the collection's offset and
     what is wrong, for a file whose global heap is damaged (`damaged_collection`): HDF5
-    would never return from reading it. The file is only read, and scanned again where
-    damage is found: it is said only as two scans in a row find the same, `_SCANS` at most.
-    A collection a writer was rewriting as it was read is no damage, and its file's stamp
-    cannot say so (a write within the tick of the one before leaves the time of change as
-    it was); one scan that read it half written and the next, after the write, differ. A
-    file that cannot be read is left to the caller's open to name."""
-    previous = None
-    for _ in range(_SCANS):
+    would never return from reading it. The file is only read; what is found is
+    remembered with the file's state (see the module), and it is not scanned again while
+    it stays so. Damage
+    found is asked of HDF5 (`data_extents`, in a process of its own) where the bytes lie:
+    within a dataset's stored values, they are passed over. A file that cannot be read is
+    left to the caller's open to name."""
+    stamp = _stamp(path)  # before the scan: a write during it leaves another stamp
+    judged, found = _judged_before(stamp)
+    if not judged:
         try:
-            found = damaged_collection(path)
-        except (OSError, ValueError):
+            found = _found_twice(path)
+            if found is not None:
+                data = data_extents(path)
+                if data and _within(found[0], data):
+                    found = _found_twice(path, data)
+        except (OSError, ValueError):  # unread: left to the caller's open, not remembered
             return
-        if found is None:
-            return
-        if found == previous:
-            break
-        previous = found
-    else:
+        _remember(stamp, found)
+    if found is None:
         return
     at, wrong = found
     raise InputError(
@@ -174,3 +243,18 @@ def check_global_heaps(path: str | Path, *, source: str | Path | None = None) ->
         f"variable length) does not parse to its end: {wrong}; HDF5 would never return from "
         "reading it; expected an intact smm-daq session file (restore it from a copy): "
         "nothing was changed", source=str(source or path))
+
+
+def _found_twice(path: str | Path, data: Sequence[tuple[int, int]] = ()) -> _Found | None:
+    """The damage `damaged_collection` finds in two scans in a row (`_SCANS` at most), else
+    None. A collection a writer was rewriting as it was read is no damage, and its file's
+    stamp cannot say so (a write within the tick of the one before leaves the time of change
+    as it was); one scan that read it half written and the next, after the write, differ.
+    OSError or ValueError where the file cannot be read."""
+    previous = None
+    for _ in range(_SCANS):
+        found = damaged_collection(path, data)
+        if found is None or found == previous:
+            return found
+        previous = found
+    return None

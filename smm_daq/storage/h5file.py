@@ -49,6 +49,11 @@ for writing that the same process has open for reading, so a writer that has wai
 reader of its own process as long as for any closes that read before it writes, and the
 reader is told to read again. A thread reading a file within its own write of it, or
 writing it within its own read, is refused at once.
+
+Damaged heaps. HDF5 reading a damaged global heap (where it keeps text of variable length)
+never returns, in a call nothing can interrupt, so every read and write here checks the
+file's heaps from its bytes first (`smm_daq.storage.global_heap`): once per state of the
+file, which this process's own writes keep (a scan's lines are not checked again).
 """
 
 from __future__ import annotations
@@ -85,7 +90,7 @@ except ImportError:  # Windows: a lock file stands in (`_machine_lock`)
     fcntl = None  # type: ignore[assignment]
 from smm_daq.storage import here, identity, turns
 from smm_daq.storage.copying import copy_attributes, copy_dataset, index_room
-from smm_daq.storage.global_heap import check_global_heaps
+from smm_daq.storage.global_heap import check_global_heaps, written
 from smm_daq.storage.identity import FileId
 from smm_daq.storage.processes import running, start_token
 from smm_daq.storage.relinking import Relinks
@@ -214,11 +219,13 @@ def not_ours(f: h5py.File, *, besides: str = "") -> str | None:
 
 
 @contextlib.contextmanager
-def _opened_to_judge(p: Path) -> Iterator[h5py.File | None]:
+def _opened_to_judge(p: Path, source: Path | None = None) -> Iterator[h5py.File | None]:
     """`p` opened read-only to tell whose file it is (`not_ours`), without HDF5's locks: in
     SWMR mode where it is marked open, or, its writer killed outside SWMR mode, as if its
     mark were cleared (`MarkCleared`); None when it cannot be opened (its caller's open says
-    what is wrong with it)."""
+    what is wrong with it). InputError, before HDF5 reads it, where its global heap is
+    damaged (`check_global_heaps`; `source`: the file as the user named it)."""
+    check_global_heaps(p, source=source or p)
     marked = marked_open(p)
     if marked:
         _check_superblock(p)  # else an SWMR open retries a damaged one for minutes
@@ -244,7 +251,7 @@ def require_ours(path: str | Path, *, besides: str = "", source: Path | None = N
     p = Path(path)
     if not p.is_file():
         return
-    with _opened_to_judge(p) as f:
+    with _opened_to_judge(p, source) as f:
         reason = not_ours(f, besides=besides) if f is not None else None
     if reason:
         raise InputError(reason, source=str(source or p))
@@ -342,7 +349,7 @@ def _require_named(p: Path, file: FileId) -> None:
     them, its inode number), or the copy this process rebuilt and swapped in for it
     (`identity.successor`); InputError when it names another program's file (`not_ours`).
     One read-only open for both, as `require_ours` makes."""
-    with _opened_to_judge(p) as f:
+    with _opened_to_judge(p) as f:  # (checked before the writers' lock was taken)
         token = identity.token_of(f) if f is not None else None
         reason = not_ours(f) if f is not None else None
     try:
@@ -567,8 +574,11 @@ def open_read(path: str | Path) -> Iterator[h5py.File]:
 def _open_read(p: Path, *, source: Path) -> Iterator[h5py.File]:
     """`open_read` of the file `p` (`final_file`: resolved once, so that the file locked is
     the file read, also where a link to it is re-pointed meanwhile); `source`: the file as
-    the user named it, for what is said."""
+    the user named it, for what is said. A file whose global heap HDF5 would never return
+    from reading is refused first (`check_global_heaps`: once per state of the file)."""
     nested = here.reading_here(p)  # this thread holds it already: no writer can be at work
+    if not nested:
+        check_global_heaps(p, source=source)
     if marked_open(p) and not nested:
         with _file_lock(p, exclusive=False, source=source):
             pass  # an smm-daq writer at work has finished its write
@@ -862,8 +872,10 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
     pass `require_swmr_format`; no new objects, but a crash during the write leaves every
     flushed byte readable). A file left marked
     open-for-write by a killed writer is repaired first; one that a live process writes
-    outside this lock raises InputError. `same_file`: the file (`file_id`) the name is to
-    stand for; `Replaced`, before anything is written, when it names another (`identity`).
+    outside this lock raises InputError, and so does one whose global heap HDF5 would
+    never return from reading (`check_global_heaps`), before HDF5 reads it. `same_file`: the
+    file (`file_id`) the name is to stand for; `Replaced`, before anything is written, when
+    it names another (`identity`).
 
     A write that raises leaves the file as it was (`_Before`): the objects it made at the
     root are deleted, the root's attributes put back, and a file that this write made,
@@ -901,6 +913,8 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
             _close(f, p, failed=failed)
             if failed and made is not None:
                 _discard(made, real, unlocked, locked=locked)
+        if not failed:  # checked as it was readied, and libhdf5 wrote it since
+            written(real)
 
 
 def _ready_for_writing(p: Path, real: Path, *, same_file: FileId | None,
@@ -909,6 +923,7 @@ def _ready_for_writing(p: Path, real: Path, *, same_file: FileId | None,
     not the file `same_file` (`Replaced`), another program's or open for writing in one
     (InputError); a file left marked open by a killed writer is repaired first, its copy
     held until `hold` closes as the file it replaced was."""
+    check_global_heaps(real, source=p)  # before HDF5 reads it
     if same_file is not None:  # before anything, a repair too, touches the file
         _require_named(p, same_file)  # (a link re-pointed before the lock: Replaced)
     else:
@@ -1060,31 +1075,46 @@ def _remove_if_empty(made: _Made) -> None:
 @dataclass(frozen=True)
 class _Before:
     """The root of a file before a write: its links (a hard link with the address of its
-    object) and its attributes (value and type), to put back where the write fails."""
+    object) and its attributes (value and the file's type, in creation order where the
+    root tracks it), to put back where the write fails."""
 
     links: dict[str, int | None]
-    attrs: dict[str, tuple[object, np.dtype]]
+    attrs: dict[str, tuple[object, _Kind]]
 
     @classmethod
     def of(cls, f: h5py.File) -> _Before:
         return cls({name: _address(f, name) for name in f},
-                   {key: (f.attrs[key], f.attrs.get_id(key).dtype) for key in f.attrs})
+                   {key: (f.attrs[key], _Kind.of(f, key)) for key in f.attrs})
 
     def put_back(self, f: h5py.File, p: Path) -> None:
         """Put the root's attributes back, then delete what the write made at the root
         (in that order, so that a Ctrl-C part-way leaves `default` naming an object that is
-        there). An object that was there before is kept under whatever name it has now (an
-        entry set aside while it is replaced: staging settles it), and so is a new one that
-        took the place of an object gone since (a replacement that was finished: never
-        neither entry). Where that fails too (the disk gone), it is said, and the write's
-        own failure is the error."""
+        there). An attribute whose value the write changed is written again in place; one
+        it removed, or gave another type or shape (an int32 written over by a float64 of
+        the same value), is made again in its own type, and so is each after it in the
+        root's order, so that the order is as it was. An object that was there before is
+        kept under whatever name it has now (an entry set aside while it is replaced:
+        staging settles it), and so is a new one that took the place of an object gone
+        since (a replacement that was finished: never neither entry). Where that fails too
+        (the disk gone), it is said, and the write's own failure is the error."""
         try:
             for key in list(f.attrs):
                 if key not in self.attrs:
                     del f.attrs[key]
-            for key, (value, dtype) in self.attrs.items():
-                if key not in f.attrs or not _same(f, f.attrs[key], value):
-                    f.attrs.create(key, value, dtype=dtype)
+            order = list(self.attrs)
+            remade = next((i for i, key in enumerate(order)
+                           if key not in f.attrs or _Kind.of(f, key) != self.attrs[key][1]),
+                          len(order))
+            for key in order[:remade]:
+                value, _ = self.attrs[key]
+                if not _same(f, f.attrs[key], value):
+                    f.attrs.modify(key, value)
+            for key in order[remade:]:
+                if key in f.attrs:
+                    del f.attrs[key]
+            for key in order[remade:]:
+                value, kind = self.attrs[key]
+                f.attrs.create(key, value, dtype=h5py.Datatype(kind.type))
             now = {name: _address(f, name) for name in f}
             for name, address in now.items():
                 if self._made(name, address, set(now.values())):
@@ -1092,7 +1122,6 @@ class _Before:
             f.flush()
         except Exception as exc:  # the write's own error says what went wrong
             _log.warning("%s: what a failed write made could not all be removed: %s", p, exc)
-
 
     def _made(self, name: str, address: int | None, there: set[int | None]) -> bool:
         """Whether root link `name` (to `address`; None: not a hard link), among links to
@@ -1107,6 +1136,30 @@ def _address(f: h5py.Group, name: str) -> int | None:
     """The address of the object a hard link `name` of `f` leads to; None for another link."""
     info = f.id.links.get_info(name.encode())
     return info.u if info.type == h5py.h5l.TYPE_HARD else None
+
+
+@dataclass(frozen=True, eq=False)
+class _Kind:
+    """What an attribute is besides its value: its type in the file (the file's own, not
+    numpy's reading of it: a vlen text's character set, a fixed text's padding) and its
+    dataspace (none, one value, or a shape)."""
+
+    type: h5py.h5t.TypeID
+    space: tuple[int, tuple[int, ...] | None]
+
+    @classmethod
+    def of(cls, f: h5py.File, key: str) -> _Kind:
+        attr = f.attrs.get_id(key)
+        space = attr.get_space()
+        kind = space.get_simple_extent_type()
+        return cls(attr.get_type(),
+                   (kind, space.shape if kind == h5py.h5s.SIMPLE else None))
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, _Kind) and self.space == other.space
+                and bool(self.type == other.type))
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def _same(f: h5py.File, a: object, b: object) -> bool:
@@ -1131,9 +1184,17 @@ def _same(f: h5py.File, a: object, b: object) -> bool:
 
 def _same_item(f: h5py.File, a: object, b: object) -> bool:
     """`_same` for one item of an array of objects: a reference by the object of `f` it leads
-    to (a region reference never alike: its region is not compared)."""
+    to, a region reference also by its region (the selection, encoded)."""
     if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
         return _same(f, a, b)
+    if type(a) is h5py.RegionReference and type(b) is h5py.RegionReference:
+        if not a or not b:
+            return not a and not b
+        try:
+            return bool(f[a].id == f[b].id) and (h5py.h5r.get_region(a, f.id).encode()
+                                                  == h5py.h5r.get_region(b, f.id).encode())
+        except (KeyError, ValueError, OSError):  # a dangling reference
+            return False
     if type(a) is h5py.Reference and type(b) is h5py.Reference:
         if not a or not b:
             return not a and not b

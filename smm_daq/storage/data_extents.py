@@ -1,0 +1,110 @@
+"""Where an HDF5 file's datasets keep their stored values, found by HDF5 in a process of its own.
+
+Run bytes that look like a damaged global heap collection (`smm_daq.storage.global_heap`)
+may be a dataset's values (an array holding another file's bytes, a heap among them) and no
+heap at all. HDF5 knows where each dataset's values lie (a contiguous dataset's one run, a
+chunked one's chunks); asking it, though, opens every dataset, and HDF5 opening a dataset of
+text with a fill value reads that value from the global heap: on a damaged collection it
+loops forever, in a call Python cannot interrupt. So the walk runs in a child process, which
+reports each dataset as it is walked: one silent for `QUIET_S` is taken to hang there (the
+heap is damaged) and stopped. Only a suspected damage asks this, so reading a file costs
+no process.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+QUIET_S = 10.0  # a walk silent this long hangs in HDF5 (it reports every dataset it walks)
+
+
+def data_extents(path: str | Path) -> list[tuple[int, int]] | None:
+    """The [start, end) byte ranges of `path` holding datasets' stored values, merged and in
+    order; None where HDF5 could not walk the file (it hung, or could not open it), or no
+    process could be started to ask it."""
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+    try:
+        child = subprocess.Popen([sys.executable, "-m", __name__, str(path)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                 stdin=subprocess.DEVNULL, env=env, text=True)
+    except OSError:  # no process to be had: the damage stands
+        return None
+    lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_forward, args=(child, lines), daemon=True).start()
+    extents: list[tuple[int, int]] = []
+    try:
+        while (line := lines.get(timeout=QUIET_S)) is not None:
+            numbers = [int(n) for n in line.split()]
+            extents += zip(numbers[::2], numbers[1::2], strict=True)
+    except (queue.Empty, ValueError):  # silent (hung in HDF5), or not its own output
+        child.kill()
+        child.wait()
+        return None
+    if child.wait() != 0:
+        return None
+    return _merged(extents)
+
+
+def _forward(child: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
+    """Each line the child prints put in `lines`, then None once its output ends."""
+    for line in child.stdout or ():
+        lines.put(line)
+    lines.put(None)
+
+
+def _merged(extents: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(extents):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        elif end > start:
+            out.append((start, end))
+    return out
+
+
+def _walk(path: str) -> None:
+    """Print, for each dataset of `path`, one line of the byte ranges its values take
+    ("start end start end ..."; empty where it keeps none in the file)."""
+    import h5py
+
+    try:
+        f = h5py.File(path, "r", locking=False)
+    except OSError:  # left open by a killed SWMR writer
+        f = h5py.File(path, "r", locking=False, swmr=True)
+    with f:
+        def visit(name: bytes, info: h5py.h5o.ObjInfo) -> None:
+            if info.type != h5py.h5o.TYPE_DATASET:
+                return
+            found: list[int] = []
+            dataset = h5py.h5o.open(f.id, name)
+            layout = dataset.get_create_plist().get_layout()
+            if layout == h5py.h5d.CONTIGUOUS and dataset.get_offset() is not None:
+                found += [dataset.get_offset(), dataset.get_offset() + dataset.get_storage_size()]
+            elif layout == h5py.h5d.CHUNKED:
+                for chunk in _chunks(dataset):
+                    found += [chunk.byte_offset, chunk.byte_offset + chunk.size]
+            print(" ".join(map(str, found)), flush=True)
+
+        h5py.h5o.visit(f.id, visit, info=True)
+
+
+def _chunks(dataset: object) -> list[object]:
+    """The stored chunks of a chunked dataset: in one pass where h5py has it (HDF5 1.14),
+    else one by one."""
+    chunks: list[object] = []
+    if hasattr(dataset, "chunk_iter"):
+        dataset.chunk_iter(chunks.append)
+        return chunks
+    return [dataset.get_chunk_info(i)  # type: ignore[attr-defined]
+            for i in range(dataset.get_num_chunks())]  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    _walk(sys.argv[1])
