@@ -762,17 +762,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add scan, run, resume, info, demo and safe."""
     p = sub.add_parser("scan", help="raster-scan Bz into a session file",
                        description="Raster-scan Bz on a grid at a fixed applied field.")
-    p.add_argument("--center-um", required=True, metavar="X,Y")
-    p.add_argument("--size-um", required=True, metavar="W,H")
-    p.add_argument("--step-um", required=True, metavar="S[,SY]")
-    p.add_argument("--field-uT", default="0,0,0", metavar="BX,BY,BZ")
+    p.add_argument("--center-um", required=True, metavar="X,Y",
+                   help="the grid's centre in the stage's coordinates, µm")
+    p.add_argument("--size-um", required=True, metavar="W,H",
+                   help="the grid's width and height, µm (rounded to whole steps about the "
+                        "centre, said when it is)")
+    p.add_argument("--step-um", required=True, metavar="S[,SY]",
+                   help="the step between points, µm: one for x and y, or SX,SY")
+    p.add_argument("--field-uT", default="0,0,0", metavar="BX,BY,BZ",
+                   help="the field applied during the scan, µT (default 0,0,0: zero field)")
     p.add_argument("--name", required=True, type=entry_name,
                    help="entry name in the session file")
     p.add_argument("--out", required=True, metavar="FILE.h5")
-    p.add_argument("--title", default="")
+    p.add_argument("--title", default="", help="a description stored with the entry")
     p.add_argument("--height-um", type=float, default=None,
                    help="scan height (default: the profile's sensor height)")
-    p.add_argument("--raster", choices=("serpentine", "unidirectional"), default="serpentine")
+    p.add_argument("--raster", choices=("serpentine", "unidirectional"), default="serpentine",
+                   help="line order: serpentine (the default: every other line backwards) or "
+                        "unidirectional (every line the same way)")
     p.add_argument("--settle-tau", type=float, default=DEFAULT_SETTLE_TAU,
                    help=f"lock-in time constants to wait at each point (default "
                         f"{DEFAULT_SETTLE_TAU:g})")
