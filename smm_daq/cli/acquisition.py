@@ -687,8 +687,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  {m.name:9s} {m.shape[1]} × {m.shape[0]} points  field "
               f"{_vec_ut(m.applied_field)}  peak |Bz| {peak / UT:.3g} µT  noise floor "
               f"{white_noise_floor(m.bz) / UT:.3g} µT")
-    print(f"view it: {command_line(['smm-daq', 'info', out])}   "
-          f"(or {command_line(['silx', 'view', out])})")
+    # silx, which the line named, comes with the test extras only: not with the README's install
+    print(f"view it: {command_line(['smm-daq', 'gui', out])} (its Session tab), or list it: "
+          f"{command_line(['smm-daq', 'info', out])}")
     return code
 
 
