@@ -631,6 +631,16 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resume_note(path: str, e: EntryInfo) -> str:
+    """For a scan cut off (a kill -9 says nothing as it ends), the line under it that names
+    the command measuring the rest; "" for any other entry."""
+    from smm_daq.shell_words import resume_command
+
+    if e.kind != "scan" or e.status not in ("interrupted", "aborted", "failed"):
+        return ""
+    return f"\n    cut off: `{resume_command(path, e.name)}` measures the rest"
+
+
 def _listing(path: str, f: h5py.File) -> tuple[list[str], list[str], InputError | None]:
     """`info`'s lines for the entries of the open file `f` (at `path`), the problems among
     them, and the error that cut the listing short (said after the lines before it)."""
@@ -652,7 +662,7 @@ def _listing(path: str, f: h5py.File) -> tuple[list[str], list[str], InputError 
                              f"    {'damaged' if status == 'damaged' else 'not read'}: {why}")
                 problems.append(why)
             else:
-                lines.append(f"  {_info_line(e, result)}")
+                lines.append(f"  {_info_line(e, result)}{_resume_note(path, e)}")
     except InputError as exc:
         return lines, problems, exc
     return lines, problems, None
