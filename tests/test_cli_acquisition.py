@@ -347,6 +347,8 @@ def test_demo_writes_three_entries_and_a_summary(tmp_path, capsys, cli_demo):
     assert infos["induced"].sources == ("in_field", "remanent")
     np.testing.assert_allclose(infos["in_field"].applied_field, [0, 40e-6, 0])
     assert "demo written to" in out and "induced" in out
+    # what it says to view the file with is installed with smm-daq (silx is a test extra)
+    assert f"view it: smm-daq gui {path} (its Session tab)" in out and "silx" not in out, out
     induced = read_map(path, "induced").bz
     rem = read_map(path, "remanent").bz
     # the induced map is far weaker than the remanent one: remanence cancelled, not doubled

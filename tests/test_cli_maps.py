@@ -333,6 +333,25 @@ def test_noise_from_a_repeat_in_another_field_or_of_another_kind_is_refused(sess
     assert code == 2 and "'induced' is an induced map and 'in_field' a scan" in err, err
 
 
+def test_noise_from_two_maps_of_one_measurement_is_refused(session, capsys):
+    """Two maps made from the same scans (an induced map registered and not, a scan and its
+    background-removed copy) differ by what the processing did, not by noise: their
+    difference, printed as the noise floor, came out near 0 for a user following the
+    README (3 nT against 360 nT of noise)."""
+    path, _ = session
+    for name, extra in (("induced", ()), ("raw", ("--no-register",))):
+        assert run(capsys, "subtract", path, "--in-field", "in_field", "--remanent", "remanent",
+                   "--name", name, *extra)[0] == 0
+    code, out, err = run(capsys, "noise", path, "--entry", "induced", "--repeat", "raw")
+    assert code == 2 and not out, out
+    assert ("--repeat is 'raw': 'induced' and 'raw' were both made from 'remanent', "
+            "'in_field'" in err and "expected a repeat measured on its own" in err), err
+    assert run(capsys, "background", path, "--entry", "in_field", "--name", "nofield",
+               "--model", "field")[0] == 0
+    code, _, err = run(capsys, "noise", path, "--entry", "nofield", "--repeat", "in_field")
+    assert code == 2 and "'nofield' and 'in_field' were both made from 'in_field'" in err, err
+
+
 @pytest.mark.parametrize(("outline", "words"), [
     # a rectangle's corners listed across: a bow tie, two triangles
     ("30,10;110,90;110,10;30,90", "crosses itself: its edge from vertex 0 to 1 crosses the one "

@@ -43,7 +43,8 @@ def _edited(repo: Path, old: str, new: str) -> str:
         ("height_um = 100.0", "height_um = -5.0", "sensor.height_um", "> 0 µm"),
         ("height_um = 100.0", "height_um = 0", "sensor.height_um", "stand-off"),
         ("height_um = 100.0", "height_um = 2e4", "sensor.height_um", "in (0, 10000] µm"),
-        ("max_field_uT = 100.0", 'max_field_uT = "lots"', "coils.max_field_uT", "finite number"),
+        ("max_field_uT = 100.0", 'max_field_uT = "lots"', "coils.max_field_uT",
+         "expected a number in (0, 10000] µT"),  # a word is told the range, as a number out of it
         ("active_area_um = [30.0, 30.0]", 'active_area_um = ["30", 30.0]', "sensor.active_area_um",
          "finite numbers"),  # a quoted number is refused in an array as it is alone
         # one size 0 is a line, no sensor's shape, which scans stored and the MMT inverted as one

@@ -63,3 +63,16 @@ def test_the_command_line_refuses_it_with_exit_2_writing_nothing(
     err = capsys.readouterr().err
     assert code == 2 and "lockin.timeout_s" in err and "1e-300" in err, err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("lockin.timeout_s", '"fast"', "expected a number in [0.1, 300] s"),
+    ("lockin.overrange_fraction", "nan", "expected a number in [0.5, 1] of full scale"),
+])
+def test_a_value_that_is_no_number_is_told_the_range(key: str, value: str,
+                                                     expected: str) -> None:
+    """A word or NaN where a bounded number goes names the range, as a number out of it
+    does: "expected a finite number" left a user to look up what would be taken."""
+    with pytest.raises(InputError) as refused:
+        parse_profile(_with(key, value), Path("/lab/p.toml"))
+    assert expected in str(refused.value), str(refused.value)

@@ -257,3 +257,18 @@ def test_a_resumed_fly_scan_starts_after_every_stored_stream_time(
             assert all(np.all(np.diff(line) > 0) for line in lines)
             for before, after in itertools.pairwise(lines):
                 assert after[0] > before[-1], f"fly_streams/{key} goes back in time"
+
+
+def test_info_names_the_resume_of_a_scan_cut_off_and_of_none_finished(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A scan killed (kill -9, a power cut) said nothing as it ended: `info` is where a user
+    learns it was cut off, and says there which command measures the rest."""
+    path = tmp_path / "s.h5"
+    assert run_scan(path, _rig(0.0), _plan(), resume=False, stop_after_line=1) == "aborted"
+    assert main(["info", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("  k  [scan, aborted]")
+    assert lines[2] == f"    cut off: `smm-daq resume {path} --entry k` measures the rest"
+    assert run_scan(path, _rig(0.0), _plan(), resume=True) == "finished"
+    assert main(["info", str(path)]) == 0
+    assert "cut off" not in capsys.readouterr().out

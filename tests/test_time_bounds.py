@@ -61,6 +61,11 @@ def recipe(tmp_path: Path, steps: str) -> Path:
      "'settle_tau' is 1e+300; expected a number from 0 to 1000"),
     ('[[step]]\nkind = "wait"\nseconds = 172800\n' * 4,
      "the recipe is estimated to take 8 days"),
+    # a word where a bounded number goes is told the range, as a number out of it is
+    ('[[step]]\nkind = "wait"\nseconds = "x"\n',
+     "step 1 (wait): 'seconds' is 'x'; expected a number from 0 to 172800"),
+    ('[[step]]\nkind = "scan"\nname = "a"\nsettle_tau = "long"\n',
+     "'settle_tau' is 'long'; expected a number from 0 to 1000"),
 ])
 def test_recipe_refuses_absurd_times_before_its_first_step(tmp_path, capsys, steps, words):
     out = tmp_path / "s.h5"

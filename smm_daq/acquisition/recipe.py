@@ -285,12 +285,12 @@ class _Table:
 
     def number(self, key: str, *, lo: float | None = None, hi: float | None = None) -> float:
         value = self.require(key)
-        if not finite_number(value):
-            raise self.fail(key, "a finite number")
-        if lo is not None and hi is not None and not lo <= value <= hi:
-            raise self.fail(key, f"a number from {lo:g} to {hi:g}")
-        if lo is not None and value < lo:
-            raise self.fail(key, f"a number >= {lo:g}")
+        expected = (f"a number from {lo:g} to {hi:g}" if lo is not None and hi is not None
+                    else f"a number >= {lo:g}" if lo is not None else "a finite number")
+        if not finite_number(value):  # a word or NaN: told the range too, where there is one
+            raise self.fail(key, expected)
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise self.fail(key, expected)
         return float(value)
 
     def numbers(self, key: str, n: int, *, positive: bool = False, lo: float | None = None

@@ -211,6 +211,16 @@ def induced_among(infos: Mapping[str, EntryInfo], entry: str) -> bool:
     return any(info.kind == "induced" for info in _lineage(infos, entry))
 
 
+def shared_sources(path: str | Path, first: str, second: str) -> list[str]:
+    """The entries that `first` and `second` were both made from (either one itself
+    included), in the file's order: two maps made from one measurement differ by what was
+    done to them, not by noise."""
+    infos = {e.name: e for e in list_entries(path)}
+    one = {info.name for info in _lineage(infos, first)}
+    other = {info.name for info in _lineage(infos, second)}
+    return [name for name in infos if name in one and name in other]
+
+
 def require_alike(in_field: str, in_field_induced: bool, remanent: str, remanent_induced: bool,
                   source: str | None = None) -> None:
     """InputError for an induced map subtracted from a scan or a scan from one: an induced

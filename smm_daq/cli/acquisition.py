@@ -631,6 +631,16 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resume_note(path: str, e: EntryInfo) -> str:
+    """For a scan cut off (a kill -9 says nothing as it ends), the line under it that names
+    the command measuring the rest; "" for any other entry."""
+    from smm_daq.shell_words import resume_command
+
+    if e.kind != "scan" or e.status not in ("interrupted", "aborted", "failed"):
+        return ""
+    return f"\n    cut off: `{resume_command(path, e.name)}` measures the rest"
+
+
 def _listing(path: str, f: h5py.File) -> tuple[list[str], list[str], InputError | None]:
     """`info`'s lines for the entries of the open file `f` (at `path`), the problems among
     them, and the error that cut the listing short (said after the lines before it)."""
@@ -652,7 +662,7 @@ def _listing(path: str, f: h5py.File) -> tuple[list[str], list[str], InputError 
                              f"    {'damaged' if status == 'damaged' else 'not read'}: {why}")
                 problems.append(why)
             else:
-                lines.append(f"  {_info_line(e, result)}")
+                lines.append(f"  {_info_line(e, result)}{_resume_note(path, e)}")
     except InputError as exc:
         return lines, problems, exc
     return lines, problems, None
@@ -687,8 +697,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  {m.name:9s} {m.shape[1]} × {m.shape[0]} points  field "
               f"{_vec_ut(m.applied_field)}  peak |Bz| {peak / UT:.3g} µT  noise floor "
               f"{white_noise_floor(m.bz) / UT:.3g} µT")
-    print(f"view it: {command_line(['smm-daq', 'info', out])}   "
-          f"(or {command_line(['silx', 'view', out])})")
+    # silx, which the line named, comes with the test extras only: not with the README's install
+    print(f"view it: {command_line(['smm-daq', 'gui', out])} (its Session tab), or list it: "
+          f"{command_line(['smm-daq', 'info', out])}")
     return code
 
 
@@ -762,17 +773,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add scan, run, resume, info, demo and safe."""
     p = sub.add_parser("scan", help="raster-scan Bz into a session file",
                        description="Raster-scan Bz on a grid at a fixed applied field.")
-    p.add_argument("--center-um", required=True, metavar="X,Y")
-    p.add_argument("--size-um", required=True, metavar="W,H")
-    p.add_argument("--step-um", required=True, metavar="S[,SY]")
-    p.add_argument("--field-uT", default="0,0,0", metavar="BX,BY,BZ")
+    p.add_argument("--center-um", required=True, metavar="X,Y",
+                   help="the grid's centre in the stage's coordinates, µm")
+    p.add_argument("--size-um", required=True, metavar="W,H",
+                   help="the grid's width and height, µm (rounded to whole steps about the "
+                        "centre, said when it is)")
+    p.add_argument("--step-um", required=True, metavar="S[,SY]",
+                   help="the step between points, µm: one for x and y, or SX,SY")
+    p.add_argument("--field-uT", default="0,0,0", metavar="BX,BY,BZ",
+                   help="the field applied during the scan, µT (default 0,0,0: zero field)")
     p.add_argument("--name", required=True, type=entry_name,
                    help="entry name in the session file")
     p.add_argument("--out", required=True, metavar="FILE.h5")
-    p.add_argument("--title", default="")
+    p.add_argument("--title", default="", help="a description stored with the entry")
     p.add_argument("--height-um", type=float, default=None,
                    help="scan height (default: the profile's sensor height)")
-    p.add_argument("--raster", choices=("serpentine", "unidirectional"), default="serpentine")
+    p.add_argument("--raster", choices=("serpentine", "unidirectional"), default="serpentine",
+                   help="line order: serpentine (the default: every other line backwards) or "
+                        "unidirectional (every line the same way)")
     p.add_argument("--settle-tau", type=float, default=DEFAULT_SETTLE_TAU,
                    help=f"lock-in time constants to wait at each point (default "
                         f"{DEFAULT_SETTLE_TAU:g})")

@@ -145,7 +145,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for _name, ep in sorted(registered("smm_daq.commands").items()):
         ep.load()(sub)
+    _describe(parser)
     return parser
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Give each command without a description of its own the line the command list shows
+    for it, so that its --help says what it does (`smm-daq info --help` said nothing)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            summaries = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, command in action.choices.items():
+                if command.description is None and summaries.get(name):
+                    summary = str(summaries[name])
+                    command.description = summary[0].upper() + summary[1:] + "."
+                _describe(command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

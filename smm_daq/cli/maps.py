@@ -251,7 +251,7 @@ def _level(args: argparse.Namespace) -> int:
 
 def _noise(args: argparse.Namespace) -> int:
     from smm_daq.analysis.noise import noise_from_repeats, noise_rms
-    from smm_daq.analysis.subtract_inputs import is_induced
+    from smm_daq.analysis.subtract_inputs import is_induced, shared_sources
 
     if args.repeat == args.entry:
         raise InputError(f"--repeat is entry '{args.entry}' itself; expected another scan of "
@@ -268,6 +268,13 @@ def _noise(args: argparse.Namespace) -> int:
             raise InputError(f"--repeat is {args.repeat!r}: '{one}' is an induced map and "
                              f"'{other_kind}' a scan: their difference is the remanence, not "
                              "noise; expected a repeat of the same kind")
+        shared = shared_sources(args.file, args.entry, args.repeat)
+        if shared:
+            raise InputError(f"--repeat is {args.repeat!r}: '{args.entry}' and '{args.repeat}' "
+                             "were both made from "
+                             f"{', '.join(repr(name) for name in shared)}: their difference "
+                             "is what was done to them, not noise; expected a repeat measured "
+                             "on its own (another scan of the same sample in the same field)")
         sigma = noise_from_repeats(m, other, _background_mask(args, m, required=False))
         print(f"noise: {sigma / NT:.4g} nT RMS (from '{m.name}' − '{other.name}', over √2)")
     else:

@@ -303,16 +303,18 @@ class _Reader:
         unit: str = "",
     ) -> float:
         value = self._get(key, _REQUIRED if default is None else default)
-        if not finite_number(value):
-            raise self.fail(key, value, "a finite number")
+        low = "(0" if positive and (lo is None or lo <= 0) else (
+            f"[{lo:g}" if lo is not None else "(-inf")
+        high = f"{hi:g}]" if hi is not None else "inf)"
+        bounded = positive or lo is not None or hi is not None
+        expected = f"a number in {low}, {high}{unit}" if bounded else "a finite number"
+        if not finite_number(value):  # a word or NaN: told the range too, where there is one
+            raise self.fail(key, value, expected)
         value = float(value) + 0.0  # -0.0 is 0 (numpy refuses a noise SD of -0.0)
         if (positive and value <= 0) or (lo is not None and value < lo) or (
             hi is not None and value > hi
         ):
-            low = "(0" if positive and (lo is None or lo <= 0) else (
-                f"[{lo:g}" if lo is not None else "(-inf")
-            high = f"{hi:g}]" if hi is not None else "inf)"
-            raise self.fail(key, value, f"a number in {low}, {high}{unit}")
+            raise self.fail(key, value, expected)
         return value
 
     def integer(self, key: str, default: object = None, *, lo: int | None = None,

@@ -1,0 +1,38 @@
+"""Every command's --help says what the command does, and `scan --help` what each of its
+grid and field options means (a new user starts from them)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from smm_daq.cli.main import build_parser
+
+
+def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+              ) -> list[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, command in action.choices.items():
+                found.append(((*path, name), command))
+                found.extend(_commands(command, (*path, name)))
+    return found
+
+
+@pytest.mark.parametrize(("path", "command"), _commands(build_parser()),
+                         ids=lambda value: " ".join(value) if isinstance(value, tuple) else "")
+def test_every_command_help_has_a_description(path, command):
+    assert command.description, f"smm-daq {' '.join(path)} --help has no description"
+
+
+def test_scan_help_explains_the_grid_and_the_field():
+    scan = dict(_commands(build_parser()))[("scan",)]
+    described = {option: action.help for action in scan._actions
+                 for option in action.option_strings}
+    for option in ("--center-um", "--size-um", "--step-um", "--field-uT", "--title",
+                   "--raster"):
+        assert described[option], f"scan {option} has no help"
+    assert "centre" in described["--center-um"] and "µm" in described["--center-um"]
+    assert "default 0,0,0" in described["--field-uT"]
