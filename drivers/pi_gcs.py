@@ -1271,8 +1271,10 @@ class PIGCSStage(Stage, FlyStage):
                 self.link.write(command)
                 self._check_error(command, allowed=(0, 10))
         except (InstrumentLost, StillDropping) as exc:
-            raise _restated(exc, f"the stop ({self._stop_command()}) was sent, not confirmed: "
-                                 f"{_detail(exc, self.name)}", self.name) from exc
+            error = _restated(exc, f"the stop ({self._stop_command()}) was sent, not "
+                                   f"confirmed: {_detail(exc, self.name)}", self.name)
+            error.stop_sent = True
+            raise error from exc
 
     def _stop_command(self) -> str:
         """How `stop` stops, as the manual names it: '#24' or 'STP'."""

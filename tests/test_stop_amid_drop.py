@@ -293,6 +293,8 @@ def test_make_safe_meeting_a_cut_reply_drops_it_aside_within_the_stages_share() 
         assert len(problems) == 1, problems
         assert "the stage's share of making the rig safe" in problems[0], problems
         assert "the stop (#24) was sent, not confirmed" in problems[0], problems
+        assert problems[0].startswith("stage stop not confirmed: "), problems  # not "not
+        # stopped", which its stop's own words belie
         assert all(abs(world.current(k)) < 1e-3 and world.output(k) for k in range(3))
     finally:
         rig.close()
