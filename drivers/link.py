@@ -197,7 +197,8 @@ class Link:
             self._wait_for_drop(dropping, command)
             failed, self._dropping, self._drop_failed = self._drop_failed, None, None
             again, self._dropping_again = self._dropping_again, False
-            self._dropped()
+            if not isinstance(failed, InstrumentTimeout) or again:
+                self._dropped()
             if not isinstance(failed, InstrumentTimeout):
                 if failed is not None:  # this exchange's failure, as a drop made in it would be
                     raise failed
@@ -207,7 +208,7 @@ class Link:
                                      f"short could not be dropped, the line did not go "
                                      f"quiet twice (last: {failed})",
                                      instrument=self.name) from failed
-            self._dropping_again = True
+            self._dropping_again = True  # the drop is not over (`_dropped` not yet)
             # the line did not go quiet: drained aside again, not on this exchange's thread
             # (its failure's clear would drain it there, a Stop queued behind)
             self._begin_drop(command, f"the line did not go quiet ({failed}): the rest of a "
@@ -249,7 +250,8 @@ class Link:
 
     def _dropped(self) -> None:
         """After the rest of a reply cut short was dropped (aside, or by the exchange that met
-        it), before that exchange."""
+        it), before that exchange; or after its drop failed for good. Not between a drain
+        aside that gave up and the one begun again (`_drop_rest`): the drop goes on."""
 
     def _drains(self) -> bool:
         """Whether the transport's `clear` drains a line until it is quiet (a serial line's:
@@ -328,16 +330,23 @@ class Link:
         as the close takes it (it is not sent to the closed transport, which may open anew
         on its next use), so that a call of many exchanges
         (a lock-in's buffer read in chunks) holds the close for one of them, not all: the
-        wait `safe_bound.close_wait_s` counts."""
+        wait `safe_bound.close_wait_s` counts, as it counts what `_before_close` sends (a
+        stage's stop once more, where it went amid a drop aside not ended)."""
         self._closing.set()
         try:
             with self._lock:
                 try:
-                    self.transport.close()
+                    self._before_close()
                 finally:
-                    self._closes += 1
+                    try:
+                        self.transport.close()
+                    finally:
+                        self._closes += 1
         finally:
             self._closing.clear()
+
+    def _before_close(self) -> None:
+        """Under the link's lock, as the close begins, before the transport is closed."""
 
 
 def parse_float(reply: str, *, what: str = "number",

@@ -33,7 +33,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from drivers.link import Link, parse_float, parse_int, shown
+from drivers.link import ConnectionClosed, Link, parse_float, parse_int, shown
 from smm_daq.clock import Clock
 from smm_daq.errors import (
     ConnectStopped,
@@ -148,10 +148,14 @@ class GCSLink(Link):
         super().__init__(transport, name=name, retries=retries, budget=budget)
         # the stop sent while the rest of a reply still came, if one was (`_drop_rest`)
         self._stopped_amid: str | None = None
-        # that stop's checks gave up waiting for the drop (the make-safe path's stage share
-        # ended): later exchanges are refused while it goes on, not held for it
+        # the exchanges after that stop wait for the drop no more: its checks gave up waiting
+        # (the make-safe path refused them), or its drain gave up and was begun again (its
+        # check refused then, as any exchange): later exchanges are refused while it goes on,
+        # not held for it
         self._checks_given_up = False
-        # held while a stop is sent amid a drop aside, or sent once more by it (`_drained`)
+        # that stop, still to be sent once more as the drop under way ends (`_send_once_more`)
+        self._send_again: str | None = None
+        # held while a stop is sent amid a drop aside, or sent once more (`_send_once_more`)
         self._amid = threading.Lock()
 
     def query_lines(self, command: str, parse: Callable[[list[str]], T], *,
@@ -205,6 +209,7 @@ class GCSLink(Link):
             return False
         if self._unread or self._dropping is not None:
             self._stopped_amid, self._checks_given_up = command, False
+            self._send_again = command
         return True
 
     def _waits_for_drop(self) -> bool:
@@ -218,16 +223,19 @@ class GCSLink(Link):
 
     def _attempt(self, action: Callable[[], T], command: str, *,
                  destructive: bool = False, written: bool = False) -> T:
-        """`Link._attempt`; where the stop's checks are refused at the end of the stage's
-        share (`DeadlineReached`: as they wait for the drop, or before one begins, the share
-        ended as the stop went), they are given up: the exchanges after them (the window's
-        poll, on the rig's one thread) are refused while the drop goes on (`StillDropping`),
-        not held for it; the drop still sends the stop once more as it ends (`_drained`)."""
+        """`Link._attempt`; where the make-safe path refuses the stop's checks (`GivenUp`:
+        the end of the stage's share, `DeadlineReached`, as they wait for the drop or before
+        one begins, the share ended as the stop went), or the stop's own write amid the drop
+        fails (not taken; charged, then refused on its next attempt, `GivenUp`: no check
+        follows it), they are given up: the exchanges after them (the window's poll, on the
+        rig's one thread) are refused while the drop goes on (`StillDropping`), not held for
+        it; the drop still sends the stop once more as it ends (`_drained`)."""
         try:
             return super()._attempt(action, command, destructive=destructive,
                                     written=written)
-        except loss_budget.DeadlineReached:
-            self._checks_given_up = self._stopped_amid is not None
+        except InstrumentError as exc:
+            if isinstance(exc, loss_budget.GivenUp) or command in STOPS:
+                self._checks_given_up = self._stopped_amid is not None
             raise
 
     def _after_drop(self, action: Callable[[], T], command: str) -> Callable[[], T]:
@@ -243,30 +251,60 @@ class GCSLink(Link):
 
         return one_at_a_time
 
+    def _begin_drop(self, command: str, why: str) -> None:
+        """`Link._begin_drop`; begun again (the drain before gave up, the line never quiet),
+        the stop sent amid the drop is sent once more as this drain ends too (the one before
+        may have failed to send it, or this one's flush of the line's output may drop what it
+        sent), its checks refused meanwhile, as any exchange is, unless the make-safe path
+        waits."""
+        if self._dropping_again and self._stopped_amid is not None:
+            self._send_again, self._checks_given_up = self._stopped_amid, True
+        super()._begin_drop(command, why)
+
     def _drained(self) -> None:
         """A stop sent amid a drop aside is sent once more (harmless twice) as soon as the
         drain has ended, on the drop's own thread, as the drain may have dropped it too (a
         serial line's output flushed as it began), the controller left moving unknowing:
         not at the link's next exchange, which may never come (the make-safe path gave up on
-        the stop's checks at the end of the stage's share, and the program closes). Its write
-        timed out is the stop not taken, not a line that never went quiet (the drop's own
+        the stop's checks at the end of the stage's share; a close before the drain ends
+        sends it itself, `_before_close`)."""
+        self._send_once_more()
+
+    def _dropped(self) -> None:
+        """After a drop has ended for good: a stop sent amid it and not sent once more since
+        (the drop was the exchange's own, a socket's new connection that resets the one the
+        stop went on, or a device clear) is sent once more now, before the exchange; the
+        exchanges after it are the stop's checks no more."""
+        try:
+            self._send_once_more()
+        finally:
+            self._stopped_amid, self._checks_given_up = None, False
+
+    def _before_close(self) -> None:
+        """A stop sent amid a drop aside that has not ended is sent once more before the
+        transport closes (the close ends the drain, its port closed under it, and with it
+        the drop's own sending of the stop): one write, its timeout at most, and a reopen of
+        a failed port the drain began (`safe_bound.close_wait_s`)."""
+        dropping = self._dropping
+        if dropping is not None and dropping.is_alive():
+            self._send_once_more()
+
+    def _send_once_more(self) -> None:
+        """The stop sent amid a drop (`_send_again`), if not sent once more since, sent once
+        more, one at a time with any other stop. Its write timed out (or its connection
+        closed) is the stop not taken, not a line that never went quiet (the drop's own
         `InstrumentTimeout`, which begins another drain): `InstrumentLost`, the check's
         failure."""
         with self._amid:
-            stop = self._stopped_amid
+            stop, self._send_again = self._send_again, None
             if stop is None:
                 return
             try:
                 self.transport.write(stop)
-            except InstrumentTimeout as exc:
-                raise InstrumentLost(f"the stop {shown(stop)}, sent once more as the rest of "
-                                     f"a reply cut short was dropped, was not taken ({exc})",
-                                     instrument=self.name) from exc
-
-    def _dropped(self) -> None:
-        """After a drop has ended (its stop, if one went amid it, sent once more by the drop:
-        `_drained`), the exchanges after it are the stop's checks no more."""
-        self._stopped_amid, self._checks_given_up = None, False
+            except (InstrumentTimeout, ConnectionClosed) as exc:
+                raise InstrumentLost(f"the stop {shown(stop)}, sent once more after the rest "
+                                     f"of a reply cut short that it went amid, was not taken "
+                                     f"({exc})", instrument=self.name) from exc
 
     def _in_time(self, command: str, began: bool, read: int) -> None:
         """Before a further line of the reply to `command` (`read` lines read): `ReplyCut`
@@ -1233,8 +1271,10 @@ class PIGCSStage(Stage, FlyStage):
                 self.link.write(command)
                 self._check_error(command, allowed=(0, 10))
         except (InstrumentLost, StillDropping) as exc:
-            raise _restated(exc, f"the stop ({self._stop_command()}) was sent, not confirmed: "
-                                 f"{_detail(exc, self.name)}", self.name) from exc
+            error = _restated(exc, f"the stop ({self._stop_command()}) was sent, not "
+                                   f"confirmed: {_detail(exc, self.name)}", self.name)
+            error.stop_sent = True
+            raise error from exc
 
     def _stop_command(self) -> str:
         """How `stop` stops, as the manual names it: '#24' or 'STP'."""

@@ -26,6 +26,10 @@ class InputError(SmmError):
 class InstrumentError(SmmError):
     """An instrument refused, failed or reported an error."""
 
+    # true on an error a stage's stop raised once its stop command went out (its check failed
+    # or was refused): the stop was sent, not confirmed, which "not stopped" would belie
+    stop_sent = False
+
     def __init__(self, message: str, *, instrument: str | None = None) -> None:
         self.instrument = instrument
         super().__init__(f"{instrument}: {message}" if instrument else message)

@@ -948,7 +948,7 @@ class _TimeoutLock:
 def test_handing_the_rig_back_waits_as_long_as_making_the_rig_safe_may_take(
         tmp_path, time_scale):
     """`hand_back_rig` waits for a making safe under way as long as making the rig safe may
-    take: the limit `smm-daq safe` prints (320 s for the simulator), in real seconds (twice
+    take: the limit `smm-daq safe` prints (326 s for the simulator), in real seconds (twice
     that for a simulated rig run at half real time), the figure the owner's close waits for
     its own making safe. It waited 60 s: on a slow link the owner gave up on a making safe
     still within its bound, and said the rig may not be safe."""
@@ -958,7 +958,7 @@ def test_handing_the_rig_back_waits_as_long_as_making_the_rig_safe_may_take(
     seq._safing = _TimeoutLock()
     assert seq.hand_back_rig() is True
     assert seq._safing.timeouts == [pytest.approx(safe_close.safe_wait_s(rig))]
-    assert math.ceil(safe_time_bound(rig.profile)) == 320
+    assert math.ceil(safe_time_bound(rig.profile)) == 326
     assert seq._safing.timeouts[0] >= safe_time_bound(rig.profile)
 
 

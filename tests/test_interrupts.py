@@ -98,6 +98,9 @@ def test_the_kill_grace_follows_the_profile() -> None:
     lockin, fluxgate = p.lockin.link, p.fluxgate.link
     assert not lockin.address.startswith("ASRL") and not fluxgate.address.startswith("ASRL")
     close = sum((k.retries + 1) * 2 * k.timeout_s for k in (lockin, fluxgate))
+    # and the stage's stop, sent once more as its serial link closes amid a drop aside: a
+    # reopen's wait and its write, a timeout each
+    close += 2 * s.timeout_s
     assert safe_time_bound(p) == pytest.approx(deadline + tail + close)
 
 

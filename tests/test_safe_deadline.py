@@ -105,8 +105,8 @@ def test_a_scans_make_safe_has_the_deadline_too(monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.mark.parametrize(("config", "deadline", "bound"), [
-    ("simulator.toml", 144, 320), ("simulator-e727.toml", 144, 320),
-    ("example-lab.toml", 180, 374)])
+    ("simulator.toml", 144, 326), ("simulator-e727.toml", 144, 326),
+    ("example-lab.toml", 180, 384)])
 def test_the_printed_bound_is_a_few_minutes_for_the_shipped_profiles(
         config: str, deadline: int, bound: int) -> None:
     """The deadline (the ramps, settling, room for lost replies), the switch-offs after it

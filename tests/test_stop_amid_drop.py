@@ -293,6 +293,8 @@ def test_make_safe_meeting_a_cut_reply_drops_it_aside_within_the_stages_share() 
         assert len(problems) == 1, problems
         assert "the stage's share of making the rig safe" in problems[0], problems
         assert "the stop (#24) was sent, not confirmed" in problems[0], problems
+        assert problems[0].startswith("stage stop not confirmed: "), problems  # not "not
+        # stopped", which its stop's own words belie
         assert all(abs(world.current(k)) < 1e-3 and world.output(k) for k in range(3))
     finally:
         rig.close()
@@ -317,8 +319,9 @@ def test_a_stop_whose_check_meets_a_failed_drop_says_it_was_sent_not_confirmed()
     """The window's poll meets the rest of a cut stage reply (dropped aside, refused); its
     Stop sends the stop amid the drop and its check waits for it; the drain then fails (the
     line never went quiet) and is begun again aside, the check refused. The Stop says what
-    is true: the stop was sent (amid the drop, and once more as it ended), not confirmed,
-    refused as the drop goes on (a scan's worker waits for that drop and stops again).
+    is true: the stop was sent (amid the drop, and once more as each drain ended), not
+    confirmed, refused as the drop goes on (a scan's worker waits for that drop and stops
+    again).
     Unfixed, it said only that its check was not sent, as a call refused unsent, and the
     drop it could wait for was lost."""
     rig = open_rig(load_profile())
@@ -338,7 +341,8 @@ def test_a_stop_whose_check_meets_a_failed_drop_says_it_was_sent_not_confirmed()
         assert "the stop (#24) was sent, not confirmed" in said, said
         assert "did not go quiet" in said, said
         assert stop.drop is not None and stop.wait(HANG_GUARD_S)
-        assert [m for m, _ in line.sent].count(STOP_ALL) == 2, line.sent  # amid, then after
+        # amid, then after each drain (the second begun as the first gave up)
+        assert [m for m, _ in line.sent].count(STOP_ALL) == 3, line.sent
         assert line.drains == 2
         assert len(rig.stage.position()) == 3
     finally:

@@ -721,7 +721,8 @@ def cmd_safe(args: argparse.Namespace) -> int:
           "rate, the settling and room for lost replies), past which each supply still "
           f"energised is switched off where it stands, in {tail:.0f} s more at most, then "
           f"{close_wait_s(profile):.0f} s for a scan's close to wait for an exchange under way "
-          "with the lock-in or the fluxgate",
+          "with the lock-in or the fluxgate, and to send the stage's stop once more where it "
+          "went amid a drop not ended",
           file=sys.stderr)
     _note_other_holder(profile)
     states = make_rig_safe(profile)

@@ -440,7 +440,7 @@ def _make_safe(profile: Profile, stage: Stage | None, coils: FieldSource | None,
             with loss_budget.stage_share(stage_share_s(profile, loss_budget.left_s())):
                 stage.stop()
         except Exception as exc:
-            problems.append(f"stage not stopped: {exc}")
+            problems.append(f"stage {_not_stopped(exc)}: {exc}")
     if coils is None:
         where = f"{profile.coils.link.implementation} at {', '.join(profile.coils.addresses)}"
         problems.append(f"coils ({where}) not connected, so not ramped to their safe state")
@@ -567,21 +567,35 @@ def _safe_stage(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
                                              f"connected: {exc}")
         return SafeState("stage", False, f"{where} could not be reached: {exc}")
     try:
-        stage.stop()
-        position = np.asarray(stage.position(), dtype=float) * 1e6
+        try:
+            stage.stop()
+        except loss_budget.DeadlineReached as exc:
+            # the stage's share ended: the stop refused unsent, or sent and its check refused
+            # (`stop_sent`); a first stop that went holds either way
+            if stopped is None:
+                return SafeState("stage", False, f"{_not_stopped(exc)}: {exc}")
+            return SafeState("stage", True, f"{stopped.done}; position not read: {exc}"
+                                            f"{_found(stopped)}")
+        except SmmError as exc:
+            return SafeState("stage", False, f"{_not_stopped(exc)}: {exc}")
         first = f" (the first stop said: {stop_failed})" if stop_failed is not None else ""
+        try:
+            position = np.asarray(stage.position(), dtype=float) * 1e6
+        except SmmError as exc:  # the stop was confirmed: only where it stopped is unknown
+            return SafeState("stage", True, f"stopped, position not read: {exc}{first}"
+                                            f"{_found(stopped)}")
         return SafeState("stage", True, f"stopped at {_numbers(position, '.1f')} µm{first}"
                                         f"{_found(stopped)}")
-    except loss_budget.DeadlineReached as exc:  # refused unsent: the first stop holds
-        if stopped is None:
-            return SafeState("stage", False, f"not stopped: {exc}")
-        return SafeState("stage", True, f"{stopped.done}; position not read: {exc}"
-                                        f"{_found(stopped)}")
-    except SmmError as exc:
-        return SafeState("stage", False, f"not stopped: {exc}")
     finally:
         with contextlib.suppress(Exception):
             stage.close()
+
+
+def _not_stopped(exc: BaseException) -> str:
+    """How a stage whose stop raised `exc` is said: not stopped; or, where its stop went out
+    and only its check failed or was refused (`InstrumentError.stop_sent`), its stop not
+    confirmed."""
+    return "stop not confirmed" if getattr(exc, "stop_sent", False) else "not stopped"
 
 
 def _held(coils: FieldSource) -> str:

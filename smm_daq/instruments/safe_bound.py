@@ -193,12 +193,27 @@ def close_wait_s(profile: Profile) -> float:
     to go out, its reply's and a device clear. Two threads may each have one under way. The
     rest of a reply cut short (a buffer piece a stop ended amid, on a serial line: only there
     is a read stopped within a reply) is drained aside, on a thread of its own that the close
-    does not wait for (`Link._drop_rest`), never as part of an exchange."""
+    does not wait for (`Link._drop_rest`), never as part of an exchange; but a stage's stop
+    sent amid such a drop that has not ended is sent once more as its link closes
+    (`stage_close_stop_s`)."""
     links = [profile.lockin.link]
     if profile.fluxgate is not None:
         links.append(profile.fluxgate.link)
-    return sum((link.retries + 1) * (command_s(link) + exchange_s(link) + clear_s(link))
-               for link in links)
+    return stage_close_stop_s(profile) + sum(
+        (link.retries + 1) * (command_s(link) + exchange_s(link) + clear_s(link))
+        for link in links)
+
+
+def stage_close_stop_s(profile: Profile) -> float:
+    """How long closing the stage's link may take sending its stop once more (s): a stop sent
+    amid the drain aside of a reply cut short (on a serial line: elsewhere nothing is
+    drained aside) that the close meets still under way (the making safe gave up waiting for
+    it at the end of the stage's share) is sent once more before the port is closed, as the
+    drain, ended by the close, would have sent it as it ended (`pi_gcs.GCSLink`): its write's
+    timeout (`command_s`), after a wait for the drain's reopen of a port that failed (a
+    timeout), as a stop amid a drop waits for it (`_stage_attempt_s`)."""
+    stage = profile.stage.link
+    return 2 * command_s(stage)
 
 
 def safe_time_bound(profile: Profile) -> float:
