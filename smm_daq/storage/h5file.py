@@ -1109,9 +1109,8 @@ class _Before:
                 value, _ = self.attrs[key]
                 if not _same(f, f.attrs[key], value):
                     f.attrs.modify(key, value)
-            for key in order[remade:]:
-                if key in f.attrs:
-                    del f.attrs[key]
+            # each made again in turn (h5py's create replaces it): a Ctrl-C or a failure
+            # part-way leaves those after it in place, not deleted
             for key in order[remade:]:
                 value, kind = self.attrs[key]
                 f.attrs.create(key, value, dtype=h5py.Datatype(kind.type))
