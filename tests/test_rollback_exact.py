@@ -149,3 +149,33 @@ def test_a_ctrl_c_as_retyped_attributes_are_made_again_loses_none_of_the_others(
         assert set(order) <= set(f.attrs)
         for key, value in kept.items():
             assert np.array_equal(f.attrs[key], value), key
+
+
+def test_an_attribute_h5py_cannot_write_back_is_left_untouched_not_deleted(
+        base: Path, tmp_path: Path):
+    """Another tool's root attribute of ASCII text holding a byte above 127: h5py reads it
+    (a lone surrogate) but cannot write it back. A refused write that retyped the root's
+    first attribute made every attribute after it again, this one among them: deleted, and
+    the rest of the rollback (the entry the write made) skipped. It is left where it is."""
+    path = tmp_path / "s.h5"
+    shutil.copy(base, path)
+    ascii_text = h5py.h5t.TypeID.copy(h5py.h5t.C_S1)
+    ascii_text.set_size(h5py.h5t.VARIABLE)
+    ascii_text.set_cset(h5py.h5t.CSET_ASCII)
+    with h5py.File(path, "a") as f:
+        h5py.h5a.create(f.id, b"legacy", ascii_text, h5py.h5s.create(h5py.h5s.SCALAR)).write(
+            np.array(b"a\xffb", dtype=h5py.string_dtype("ascii")))
+        entries = sorted(f)
+
+    def change(f: h5py.File) -> None:
+        f.attrs["NX_class"] = np.bytes_(b"NXroot")  # fixed-length: another type
+        f.create_group("made")
+
+    _refused(path, change)
+    with h5py.File(path, "r") as f:
+        assert "legacy" in f.attrs
+        raw = np.empty((), dtype=h5py.string_dtype("ascii"))
+        f.attrs.get_id("legacy").read(raw)
+        assert raw[()] == b"a\xffb"
+        assert sorted(f) == entries
+        assert f.attrs.get_id("NX_class").dtype == h5py.string_dtype()
