@@ -114,3 +114,68 @@ def test_region_references_a_refused_write_left_alone_are_not_rewritten(
         regions = f.attrs["regions"]
         bz = f[regions[0]]
         assert bz[regions[0]].shape == (2, 2) and bz[regions[1]].shape == (1, 4)
+
+
+def test_a_ctrl_c_as_retyped_attributes_are_made_again_loses_none_of_the_others(
+        base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The write retyped the root's first attribute, so every attribute after it is made
+    again; a Ctrl-C as the first of them is made leaves the others (the file's creator and
+    identity among them) in the file: they were deleted, all of them, before any was made."""
+    path = tmp_path / "s.h5"
+    shutil.copy(base, path)
+    with h5py.File(path, "r") as f:
+        order = list(f.attrs)
+        kept = {key: f.attrs[key] for key in order[1:] if key != "regions"}
+    assert order[0] == "NX_class" and {"creator", "file_identity"} <= set(kept)
+    armed: list[bool] = []
+    create = h5py.AttributeManager.create
+
+    def interrupted(self, name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if armed:
+            raise KeyboardInterrupt
+        return create(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(h5py.AttributeManager, "create", interrupted)
+
+    def change(f: h5py.File) -> None:
+        f.attrs["NX_class"] = np.bytes_(b"NXroot")  # fixed-length: another type
+        armed.append(True)
+        raise InputError("refused here", source=str(path))
+
+    with pytest.raises(KeyboardInterrupt), writing(path, create=False) as f:
+        change(f)
+    monkeypatch.undo()
+    with h5py.File(path, "r") as f:
+        assert set(order) <= set(f.attrs)
+        for key, value in kept.items():
+            assert np.array_equal(f.attrs[key], value), key
+
+
+def test_an_attribute_h5py_cannot_write_back_is_left_untouched_not_deleted(
+        base: Path, tmp_path: Path):
+    """Another tool's root attribute of ASCII text holding a byte above 127: h5py reads it
+    (a lone surrogate) but cannot write it back. A refused write that retyped the root's
+    first attribute made every attribute after it again, this one among them: deleted, and
+    the rest of the rollback (the entry the write made) skipped. It is left where it is."""
+    path = tmp_path / "s.h5"
+    shutil.copy(base, path)
+    ascii_text = h5py.h5t.TypeID.copy(h5py.h5t.C_S1)
+    ascii_text.set_size(h5py.h5t.VARIABLE)
+    ascii_text.set_cset(h5py.h5t.CSET_ASCII)
+    with h5py.File(path, "a") as f:
+        h5py.h5a.create(f.id, b"legacy", ascii_text, h5py.h5s.create(h5py.h5s.SCALAR)).write(
+            np.array(b"a\xffb", dtype=h5py.string_dtype("ascii")))
+        entries = sorted(f)
+
+    def change(f: h5py.File) -> None:
+        f.attrs["NX_class"] = np.bytes_(b"NXroot")  # fixed-length: another type
+        f.create_group("made")
+
+    _refused(path, change)
+    with h5py.File(path, "r") as f:
+        assert "legacy" in f.attrs
+        raw = np.empty((), dtype=h5py.string_dtype("ascii"))
+        f.attrs.get_id("legacy").read(raw)
+        assert raw[()] == b"a\xffb"
+        assert sorted(f) == entries
+        assert f.attrs.get_id("NX_class").dtype == h5py.string_dtype()

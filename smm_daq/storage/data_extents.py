@@ -27,6 +27,8 @@ def data_extents(path: str | Path) -> list[tuple[int, int]] | None:
     """The [start, end) byte ranges of `path` holding datasets' stored values, merged and in
     order; None where HDF5 could not walk the file (it hung, or could not open it), or no
     process could be started to ask it."""
+    if getattr(sys, "frozen", False) or not sys.executable:
+        return None  # no Python to run it with (a frozen app's executable is the app itself)
     root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
@@ -39,17 +41,19 @@ def data_extents(path: str | Path) -> list[tuple[int, int]] | None:
     lines: queue.Queue[str | None] = queue.Queue()
     threading.Thread(target=_forward, args=(child, lines), daemon=True).start()
     extents: list[tuple[int, int]] = []
+    walked = False
     try:
         while (line := lines.get(timeout=QUIET_S)) is not None:
             numbers = [int(n) for n in line.split()]
             extents += zip(numbers[::2], numbers[1::2], strict=True)
-    except (queue.Empty, ValueError):  # silent (hung in HDF5), or not its own output
-        child.kill()
-        child.wait()
-        return None
-    if child.wait() != 0:
-        return None
-    return _merged(extents)
+        walked = child.wait(timeout=QUIET_S) == 0
+    except (queue.Empty, ValueError, subprocess.TimeoutExpired):
+        pass  # silent (hung in HDF5), or not its own output
+    finally:  # also where this wait is cut short (Ctrl-C): a walk hung in HDF5 never ends
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    return _merged(extents) if walked else None
 
 
 def _forward(child: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:

@@ -62,12 +62,20 @@ _judged_guard = threading.Lock()
 
 
 def _stamp(path: str | Path) -> _Stamp | None:
-    """What any write to the file at `path`, or its replacement, changes; None where it
-    cannot be had."""
+    """What any write to the file at `path`, or its replacement, changes, as an open of it
+    sees it (HDF5's open reads that file): a path's attributes may be a network client's
+    cache, a minute old, where an open asks the server again (NFS's close-to-open); None
+    where it cannot be had."""
     try:
-        st = os.stat(path)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except (OSError, ValueError):
         return None
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 

@@ -69,6 +69,7 @@ import socket
 import stat
 import sys
 import threading
+import uuid
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -1109,11 +1110,12 @@ class _Before:
                 value, _ = self.attrs[key]
                 if not _same(f, f.attrs[key], value):
                     f.attrs.modify(key, value)
-            for key in order[remade:]:
-                if key in f.attrs:
-                    del f.attrs[key]
+            # each made again in turn (h5py's create replaces it): a Ctrl-C or a failure
+            # part-way leaves those after it in place, not deleted
             for key in order[remade:]:
                 value, kind = self.attrs[key]
+                if key in f.attrs and not _makes_again(value, kind):
+                    continue  # deleted, it would not be written back: left where it is
                 f.attrs.create(key, value, dtype=h5py.Datatype(kind.type))
             now = {name: _address(f, name) for name in f}
             for name, address in now.items():
@@ -1160,6 +1162,19 @@ class _Kind:
                 and bool(self.type == other.type))
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def _makes_again(value: object, kind: _Kind) -> bool:
+    """Whether h5py writes `value` back as an attribute of `kind`'s type, tried in a file in
+    memory: some values it reads it cannot (an ASCII text holding a byte above 127 reads as
+    a lone surrogate), and making an attribute again deletes it first."""
+    name = f"rollback-trial-{uuid.uuid4().hex}"
+    with h5py.File(name, "w", driver="core", backing_store=False) as trial:
+        try:
+            trial.attrs.create("a", value, dtype=h5py.Datatype(kind.type.copy()))
+        except Exception:  # whatever h5py raises for it: TypeError, UnicodeError, ...
+            return False
+    return True
 
 
 def _same(f: h5py.File, a: object, b: object) -> bool:
