@@ -284,10 +284,13 @@ class GCSLink(Link):
         """A stop sent amid a drop aside that has not ended is sent once more before the
         transport closes (the close ends the drain, its port closed under it, and with it
         the drop's own sending of the stop): one write, its timeout at most, and a reopen of
-        a failed port the drain began (`safe_bound.close_wait_s`)."""
+        a failed port the drain began (`safe_bound.close_wait_s`). Not taken, the close goes
+        on and says nothing: it is called where another error may be under way (a connect
+        given up, a `stop_alone` that failed), which its own would replace."""
         dropping = self._dropping
         if dropping is not None and dropping.is_alive():
-            self._send_once_more()
+            with contextlib.suppress(InstrumentError):
+                self._send_once_more()
 
     def _send_once_more(self) -> None:
         """The stop sent amid a drop (`_send_again`), if not sent once more since, sent once

@@ -36,3 +36,11 @@ def test_scan_help_explains_the_grid_and_the_field():
         assert described[option], f"scan {option} has no help"
     assert "centre" in described["--center-um"] and "µm" in described["--center-um"]
     assert "default 0,0,0" in described["--field-uT"]
+
+
+def test_a_description_made_from_a_summary_keeps_its_symbol():
+    """A command whose summary begins with a symbol keeps it: susceptibility's `χ map ...`
+    was described as `Χ map ...`, the capital chi, which reads as an X."""
+    susceptibility = dict(_commands(build_parser()))[("susceptibility",)]
+    assert susceptibility.description.startswith("χ map of a thin layer"), \
+        susceptibility.description

@@ -308,3 +308,44 @@ def test_a_stop_amid_a_drop_and_the_drops_own_stop_never_overlap_on_the_line() -
         assert [m for m, _ in line.sent].count(STOP_ALL) == 2, line.sent
     finally:
         rig.close()
+
+
+class ResendNotTaken(ClosedMidDrain):
+    """`ClosedMidDrain` whose stop sent once more (its second) is not taken: its write times
+    out, as on a line held by flow control."""
+
+    def write(self, message: str) -> None:
+        if message == STOP_ALL and [m for m, _ in self.sent].count(STOP_ALL) == 1:
+            self.sent.append((message, True))
+            raise InstrumentTimeout("could not send within 3 s", instrument="stage")
+        super().write(message)
+
+
+def test_a_close_whose_stop_sent_once_more_is_not_taken_still_closes_without_raising() -> None:
+    """As above, but the stop the close sends once more is not taken (its write times out).
+    The close still closes the port, and says nothing: a close is called where another
+    error is under way (a connect given up, `stop_alone`'s end), which its own would
+    replace, and the stop went amid the drop already. Unfixed, the stage's close raised
+    `InstrumentLost` ("was not taken")."""
+    profile = load_profile()
+    rig = open_rig(profile)
+    try:
+        line = cut_stage_reply(rig, ResendNotTaken)
+        with pytest.raises(StillDropping):
+            rig.stage.position()
+        thread, done = _on_the_rigs_thread([rig.make_safe])
+        try:
+            assert line.stop_sent.wait(HANG_GUARD_S), "the stop waited for the drop"
+            rig.clock.advance(stage_share_s(profile) + 1.0)
+            thread.join(HANG_GUARD_S)
+            assert not thread.is_alive(), "make_safe waited for the drop past the stage's share"
+            rig.stage.close()  # the drain still under way
+        finally:
+            line.release.set()
+            thread.join(HANG_GUARD_S)
+        [problems] = done
+        assert len(problems) == 1 and "the stage's share" in problems[0], problems
+        sent = [m for m, _ in line.sent]
+        assert sent[-2:] == [STOP_ALL, CLOSED], sent  # tried once more, then closed
+    finally:
+        rig.close()

@@ -90,3 +90,13 @@ def test_other_commands_bound_their_times_too(tmp_path, capsys, argv, words):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("value", [5.0, "x"])
+def test_a_recipe_number_bounded_above_only_is_told_its_bound(value) -> None:
+    """A number with an upper bound alone, out of it or no number, is told that bound: the
+    check refused 5 above 1 as 'expected a finite number', which 5 is."""
+    from smm_daq.acquisition.recipe import _Table
+
+    with pytest.raises(InputError, match=r"expected a number <= 1$"):
+        _Table("r.toml", "step 1 (wait)", {"seconds": value}).number("seconds", hi=1.0)

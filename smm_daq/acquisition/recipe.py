@@ -286,7 +286,8 @@ class _Table:
     def number(self, key: str, *, lo: float | None = None, hi: float | None = None) -> float:
         value = self.require(key)
         expected = (f"a number from {lo:g} to {hi:g}" if lo is not None and hi is not None
-                    else f"a number >= {lo:g}" if lo is not None else "a finite number")
+                    else f"a number >= {lo:g}" if lo is not None
+                    else f"a number <= {hi:g}" if hi is not None else "a finite number")
         if not finite_number(value):  # a word or NaN: told the range too, where there is one
             raise self.fail(key, expected)
         if (lo is not None and value < lo) or (hi is not None and value > hi):

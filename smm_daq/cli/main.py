@@ -158,7 +158,9 @@ def _describe(parser: argparse.ArgumentParser) -> None:
             for name, command in action.choices.items():
                 if command.description is None and summaries.get(name):
                     summary = str(summaries[name])
-                    command.description = summary[0].upper() + summary[1:] + "."
+                    # a symbol begins some ('χ map ...'): its capital is another symbol
+                    first = summary[0].upper() if summary[0].isascii() else summary[0]
+                    command.description = first + summary[1:] + "."
                 _describe(command)
 
 
