@@ -451,8 +451,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     hint = ("leave --profile out to use the profile stored with the scan, or give --profile "
             "with the one it was started with")
     check_resume(args.file, args.entry, profile, hint=hint)
-    print(f"resuming '{args.entry}': {entry.lines_left} of {entry.line_done.size} lines to "
-          f"measure", file=sys.stderr)
+    # how many lines are left is said once, as the scan starts (`ProgressBar`)
+    print(f"resuming '{args.entry}' of {args.file}", file=sys.stderr)
     go_on = ["smm-daq", "resume", args.file, "--entry", args.entry, *_profile_again(args),
              *_run_again(args)]
     with _saying_how_to_go_on(args.file, (args.entry,), go_on):
