@@ -392,11 +392,15 @@ def _scan_plan(args: argparse.Namespace, cx: float, cy: float, w: float, h: floa
 
 def cmd_run(args: argparse.Namespace) -> int:
     from smm_daq.acquisition.recipe import ScanStep, check_recipe, load_recipe, run_recipe
+    from smm_daq.cli.run_profile import run_profile
 
     session_file("--out", args.out)
     time_scale_option(args.time_scale)
     recipe = load_recipe(args.recipe)
-    profile = load_profile(args.profile)
+    profile, said = run_profile(recipe, args.recipe, args.profile)
+    print(f"recipe {args.recipe}: {said[0]}", file=sys.stderr)
+    for note in said[1:]:
+        print(f"smm-daq: {note}", file=sys.stderr)
     interactive = sys.stdin is not None and sys.stdin.isatty()
     checked = check_recipe(recipe, profile, args.out, can_prompt=args.yes or interactive,
                            continuing=args.continue_recipe)
