@@ -366,7 +366,8 @@ class ScanTab(QtWidgets.QWidget):
                     f"({free} is free: set in the form){finish}.")
             self.form.name.setText(free)
             self.form.show_error(text, key="name")
-            self.live.fail_to_start(text)
+            self.live.fail_to_start(text, kind="not started")  # the sequencer wrote nothing
+            self.status.setText(f"Not started: {text}")
             return
         lost = f"\n{RECONNECT_HINT}" if isinstance(exc, InstrumentLost) else ""
         self.live.fail_to_start(error_text(exc) + lost)

@@ -170,8 +170,14 @@ def test_a_name_taken_proposes_the_next_and_resume_scan_only_where_it_finishes(w
     scan.form.name.setText("scan_2")
     assert scan.form.error_text("name") == ""
 
-    scan.form.name.setText("scan")  # a finished scan of the name found only as it starts
-    scan._start_failed(EntryTaken(scan.path, "scan", "scan", finished=True))
+    scan._entry_names.clear()  # the file's names not known: the name found as it starts
+    scan.form.name.setText("scan")
+    assert scan.form.error_text("name") == ""
+    with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS) as ended:
+        assert scan.start()
+    assert ended.args[0] == "not started"
+    assert scan.status.text().startswith(f"Not started: {scan.path.name} has an entry 'scan'")
+    assert scan.view.plot.titleLabel.text == "scan (not started)"
     by_name = scan.form.error_text("name")
     assert "Resume scan" not in by_name and "smm-daq resume" not in by_name  # it is done
     assert "'scan' is a finished scan, which nothing resumes" in by_name
