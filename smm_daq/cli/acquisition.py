@@ -398,12 +398,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     time_scale_option(args.time_scale)
     recipe = load_recipe(args.recipe)
     profile, said = run_profile(recipe, args.recipe, args.profile)
-    print(f"recipe {args.recipe}: {said[0]}", file=sys.stderr)
-    for note in said[1:]:
-        print(f"smm-daq: {note}", file=sys.stderr)
     interactive = sys.stdin is not None and sys.stdin.isatty()
     checked = check_recipe(recipe, profile, args.out, can_prompt=args.yes or interactive,
                            continuing=args.continue_recipe)
+    # said once the recipe is taken (a refusal stays one message), before anything runs
+    print(f"recipe {args.recipe}: {said[0]}", file=sys.stderr)
+    for note in said[1:]:
+        print(f"smm-daq: {note}", file=sys.stderr)
     if checked.start is None:  # only when continuing: the rig is not even connected
         print(f"recipe {args.recipe}: every step is done in {args.out} already; nothing to "
               "continue", file=sys.stderr)
