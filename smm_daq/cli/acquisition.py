@@ -829,7 +829,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="continue this recipe cut off on FILE.h5: its finished scans are "
                         "skipped, a cut-off scan is resumed, the rest run (the file's entries of "
                         "the recipe's names must be its own)")
-    _add_run_options(p)
+    _add_run_options(p, profile_default="the one the recipe names in [recipe] profile, else "
+                                        "the simulator")
     p.set_defaults(func=cmd_run, drives_rig=True)
 
     p = sub.add_parser("resume", help="finish an interrupted scan",
