@@ -132,14 +132,15 @@ class LiveScan(QtCore.QObject):
         if self.sequencer is not None:
             self.sequencer.abort()
 
-    def fail_to_start(self, message: str) -> None:
+    def fail_to_start(self, message: str, kind: str = "failed") -> None:
         """The sequencer could not be built or started: nothing was written, and the rig is
-        as it was, or made safe (`message` says when it could not be)."""
+        as it was, or made safe (`message` says when it could not be). `kind` is the end
+        told (`ended`): "not started" where the scan was refused before it began."""
         self.timer.stop()
         self.sequencer = None  # never scanned: nothing of it to tell or hand back
         self.message = message
         self._set_state("failed")
-        self.ended.emit("failed", message)
+        self.ended.emit(kind, message)
 
     # --- events --------------------------------------------------------------------------
     def _frame(self) -> None:

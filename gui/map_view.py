@@ -14,7 +14,13 @@ import pyqtgraph as pg
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.lazy_menu import LazyMenuColorBar, LazyMenuViewBox
-from gui.map_geometry import pixel_at, pixel_rect, profile_along, symmetric_level
+from gui.map_geometry import (
+    SMALLEST_LEVEL_T,
+    pixel_at,
+    pixel_rect,
+    profile_along,
+    symmetric_level,
+)
 from gui.row_image import RowImageItem
 from smm_daq.storage.mapdata import MapData
 
@@ -264,9 +270,11 @@ class MapView(QtWidgets.QWidget):
         self._show_levels()
 
     def _show_levels(self) -> None:
-        """The colour range [-level_T, level_T] on the colour bar and the image."""
-        scale = self.quantity.scale
-        self.colour_bar.setLevels((-self.level_T / scale, self.level_T / scale))
+        """The colour range [-level_T, level_T] on the colour bar and the image; a map with
+        nothing measured yet (or all zero) on ±1 of its unit (±1 µT for Bz), not on its
+        least level, which the bar labelled ±1e-06 µT."""
+        half = self.level_T / self.quantity.scale if self.level_T > SMALLEST_LEVEL_T else 1.0
+        self.colour_bar.setLevels((-half, half))
 
     def link_to(self, other: MapView) -> None:
         """Pan and zoom together with another view."""

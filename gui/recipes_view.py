@@ -32,8 +32,10 @@ from smm_daq.acquisition.recipe import (
     step_note,
 )
 from smm_daq.acquisition.recipe_continue import DONE, RESUME
+from smm_daq.cli.run_profile import named_profile
 from smm_daq.errors import SmmError
 from smm_daq.instruments.profile import Profile
+from smm_daq.shell_words import command_line
 from smm_daq.storage.nexus import list_entries
 
 MARKS = {"pending": "○", "running": "▶", "done": "✔", "failed": "✖", "resume": "◐",
@@ -154,28 +156,32 @@ class RecipesView(QtWidgets.QWidget):
         profile, target = self.holder.profile, self.scan_tab.path
         path = Path(path)
 
-        def read() -> tuple[Recipe, Checked | SmmError]:
+        def read() -> tuple[Recipe, Checked | SmmError, str]:
             recipe = load_recipe(path)
+            note = other_profile_note(recipe, path, profile)
             if target is None:
-                return recipe, SmmError("choose the session file on the Scan tab first")
+                return recipe, SmmError("choose the session file on the Scan tab first"), note
             try:
-                return recipe, check_against_file(recipe, profile, target)
+                return recipe, check_against_file(recipe, profile, target), note
             except SmmError as exc:
-                return recipe, exc
+                return recipe, exc, note
 
-        def read_out(value: tuple[Recipe, Checked | SmmError]) -> None:
+        def read_out(value: tuple[Recipe, Checked | SmmError, str]) -> None:
             if opening != self._opening:
                 return
-            recipe, checked = value
+            recipe, checked, note = value
             self.text.setPlainText(recipe.text)
             self.title_label.setText(recipe.title)
             self.steps.clear()
             self.checking = False
             if isinstance(checked, SmmError):
                 self._refused(checked)
-                self._checked(False, then)
+                usable = False
             else:
-                self._checked(self._show_checked(checked), then)
+                usable = self._show_checked(checked)
+            if note:  # the recipe's grid is written for another stage
+                self._say(f"{self.message.text()} {note}", error=True)
+            self._checked(usable, then)
 
         def failed(exc: BaseException) -> None:
             if opening == self._opening:
@@ -367,6 +373,18 @@ class RecipesView(QtWidgets.QWidget):
     def _say(self, text: str, *, error: bool = False) -> None:
         self.message.setText(text)
         self.message.setStyleSheet("color: #a00000" if error else "")
+
+
+def other_profile_note(recipe: Recipe, path: Path, profile: Profile) -> str:
+    """What to say where the recipe at `path` names ([recipe] profile) another profile than
+    the window's `profile`, which its scans then run on (as `run --profile` does); else ""."""
+    named = named_profile(recipe, path)
+    if named is None or named.resolve() == profile.path:
+        return ""
+    start = command_line(["smm-daq", "gui", "--profile", str(named)])
+    return (f"Note: the recipe is written for the profile {named} ([recipe] profile), but this "
+            f"window runs on {profile.path}, whose stage may put its grid elsewhere; start the "
+            f"window on the recipe's: {start}")
 
 
 def _holds_entries_of(recipe: Recipe, path: Path) -> bool:

@@ -49,6 +49,7 @@ class ScanTab(QtWidgets.QWidget):
         self.holder = holder
         self.profile = holder.profile
         self.form = ScanForm(self.profile)
+        self._taken_said: str | None = None  # a taken name's message by the name field
         self.view = MapView(title="last map")
         self._map_file: Path | None = None  # the session file of the map on show, if known
         # `entries_read`, by `file_key`; the ENTRY_NAMES_KEPT last read or used
@@ -126,6 +127,9 @@ class ScanTab(QtWidgets.QWidget):
         QtWidgets.QVBoxLayout(self).addWidget(splitter)
 
         self.form.from_area.clicked.connect(self._use_area)
+        # a name the file holds already is said as it is typed, not when Start fails on it
+        self.form.changed.connect(self._say_if_name_taken)
+        self.file_edit.textChanged.connect(self._say_if_name_taken)
         self.view.areaSelected.connect(lambda *_: self.form.from_area.setEnabled(True))
         self.live.stateChanged.connect(self._state_changed)
         self.live.progressed.connect(self._progressed)
@@ -207,6 +211,11 @@ class ScanTab(QtWidgets.QWidget):
         path = self.path
         if path is None:
             self.status.setText("Choose the session file the scan is written to.")
+            return False
+        taken = None if recipe_text else self._name_taken_text(plan.name, path)
+        if taken is not None:  # refused before anything starts: no scan is marked failed
+            self.form.show_error(taken, key="name")
+            self.status.setText(f"Not started: {taken}")
             return False
         rig = self.holder.rig
         if rig is None or self.holder.busy:
@@ -357,7 +366,8 @@ class ScanTab(QtWidgets.QWidget):
                     f"({free} is free: set in the form){finish}.")
             self.form.name.setText(free)
             self.form.show_error(text, key="name")
-            self.live.fail_to_start(text)
+            self.live.fail_to_start(text, kind="not started")  # the sequencer wrote nothing
+            self.status.setText(f"Not started: {text}")
             return
         lost = f"\n{RECONNECT_HINT}" if isinstance(exc, InstrumentLost) else ""
         self.live.fail_to_start(error_text(exc) + lost)
@@ -375,6 +385,29 @@ class ScanTab(QtWidgets.QWidget):
         self._entry_names.move_to_end(key)
         while len(self._entry_names) > ENTRY_NAMES_KEPT:
             self._entry_names.popitem(last=False)
+
+    def _name_taken_text(self, name: str, path: Path) -> str | None:
+        """Why `name` cannot name the next scan of `path`, an entry of it already as the file
+        was last read (`entries_read`, or a scan of this tab); None if it is not known taken.
+        (A name taken since is refused as the scan starts: `_start_failed`.)"""
+        taken = self._taken_names(path)
+        if name not in taken:
+            return None
+        return (f"{path.name} has an entry '{name}' already; choose another name "
+                f"({next_free_name(name, taken)} is free)")
+
+    def _say_if_name_taken(self) -> None:
+        """Show by the name field, as it is typed, that the file holds an entry of that name
+        (other problems of the name the form says itself)."""
+        shown = self.form.error_text("name")
+        if shown and shown == self._taken_said:  # of the file or name before: said again
+            self.form.errors["name"].hide()
+        path = self.path
+        if path is None or self.live.running or self.form.error_text("name"):
+            return
+        self._taken_said = self._name_taken_text(typed_entry_name(self.form.name.text()), path)
+        if self._taken_said is not None:
+            self.form.show_error(self._taken_said, key="name")
 
     def _taken_names(self, path: Path) -> set[str]:
         key = file_key(Path(path))

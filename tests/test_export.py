@@ -71,3 +71,14 @@ def test_png_of_a_scan_of_one_line_column_or_point(tmp_path, nx, ny, sensor_size
         warnings.simplefilter("error")  # no singular (zero-width) axis limits either
         path = write_png(m, tmp_path / "m.png")
     assert mpimg.imread(path).ndim == 3
+
+
+def test_png_of_a_scan_in_mm_draws_its_labels_inside_the_picture(tmp_path):
+    """Five-digit µm ticks (a scan at 12.5 mm on the motor stage) pushed the y label off the
+    picture's left edge: every edge of the picture is background, nothing cut there."""
+    n = 11
+    m = MapData(np.linspace(-1e-5, 1e-5, n * n).reshape(n, n),
+                12.4e-3 + np.arange(n) * 20e-6, 12.4e-3 + np.arange(n) * 20e-6, name="s")
+    image = mpimg.imread(write_png(m, tmp_path / "m.png"))[..., :3]
+    for edge in (image[:, :2], image[:, -2:], image[:2], image[-2:]):
+        assert (edge == 1.0).all()  # white

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fuzz_harness import Case, run_all
+from shipped_recipe import shipped_recipe_text
 
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import write_map_entry
@@ -113,7 +114,7 @@ def _profile_fuzz(tmp: Path) -> Iterator[Case]:
 # -- recipes ----------------------------------------------------------------------------------
 
 # The shipped recipe on a small grid, so that a case wrongly accepted ends soon.
-RECIPE = (REPO / "configs" / "recipes" / "remanent-and-induced.toml").read_text().replace(
+RECIPE = shipped_recipe_text().replace(
     "size_um = [2200.0, 2200.0]", "size_um = [40.0, 40.0]")
 RECIPE_VALUES = {  # key -> bad values (wait, settle_tau and dwell_tau are time limits: elsewhere)
     "center_um": ["[nan, 0.0]", "[1e308, 1e308]", "[1.0]", '"middle"', "[-1e9, 0.0]"],

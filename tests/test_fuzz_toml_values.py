@@ -15,10 +15,11 @@ import pytest
 from fuzz_harness import Case, run_all
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from shipped_recipe import shipped_recipe_text
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = (REPO / "configs" / "simulator.toml").read_text()
-RECIPE = (REPO / "configs" / "recipes" / "remanent-and-induced.toml").read_text().replace(
+RECIPE = shipped_recipe_text().replace(
     "size_um = [2200.0, 2200.0]", "size_um = [40.0, 40.0]")  # a case accepted ends soon
 _KEY_LINE = re.compile(r"^(\w+) = (.+)$", re.MULTILINE)
 VALUES = ["1979-05-27", "07:32:00", "1979-05-27T07:32:00Z", "[]", "[[]]", "[[1, 2]]",

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fuzz_harness import Case, run_all
+from shipped_recipe import shipped_recipe_text
 
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import write_map_entry
@@ -49,7 +50,7 @@ def _cases(tmp: Path, session: Path) -> Iterator[Case]:
         path.write_text(_replace(profile, key, value))
         yield Case("profile", key, ["check", "--profile", str(path)], [path], [out],
                    [path.name, key])
-    recipe = (REPO / "configs" / "recipes" / "remanent-and-induced.toml").read_text()
+    recipe = shipped_recipe_text()
     for key, value in (("step_um", HUGE), ("size_um", f"[{HUGE}, 40.0]")):
         path = tmp / f"recipe_{key}.toml"
         path.write_text(_replace(recipe, key, value))

@@ -58,6 +58,14 @@ def test_symmetric_level_of_a_blank_map_is_small_but_valid():
     assert symmetric_level(np.full((3, 3), np.nan)) > 0
 
 
+@pytest.mark.parametrize("fill", [np.nan, 0.0])
+def test_a_map_with_nothing_measured_yet_is_coloured_on_one_microtesla(view, fill):
+    """Not on its least level: the bar read ±1e-06 labelled µT (1 pT) over an empty map."""
+    view.set_map(grid_map(np.full((4, 4), fill)))
+    assert view.colour_bar.levels() == pytest.approx((-1.0, 1.0))
+    assert tuple(view.image.getLevels()) == pytest.approx((-1.0, 1.0))
+
+
 def test_cursor_readout_names_position_and_bz_of_the_pixel(view):
     bz = np.zeros((5, 6))
     bz[2, 4] = 1.25 * UT

@@ -159,10 +159,25 @@ def test_a_name_taken_proposes_the_next_and_resume_scan_only_where_it_finishes(w
     assert ended.args[0] == "finished"
     assert scan.form.name.text() == "scan_2"  # the next scan does not reuse the name
 
+    scan.form.name.setText("scan")  # said as typed; Start refused, nothing marked failed
+    said = scan.form.error_text("name")
+    assert said == f"{scan.path.name} has an entry 'scan' already; choose another name " \
+        "(scan_2 is free)"
+    with qtbot.assertNotEmitted(scan.scanEnded):
+        assert not scan.start()
+    assert scan.status.text() == f"Not started: {said}" and scan.form.error_text("name") == said
+    assert scan.live.state == "finished" and "failed" not in scan.view.plot.titleLabel.text
+    scan.form.name.setText("scan_2")
+    assert scan.form.error_text("name") == ""
+
+    scan._entry_names.clear()  # the file's names not known: the name found as it starts
     scan.form.name.setText("scan")
+    assert scan.form.error_text("name") == ""
     with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS) as ended:
         assert scan.start()
-    assert ended.args[0] == "failed"
+    assert ended.args[0] == "not started"
+    assert scan.status.text().startswith(f"Not started: {scan.path.name} has an entry 'scan'")
+    assert scan.view.plot.titleLabel.text == "scan (not started)"
     by_name = scan.form.error_text("name")
     assert "Resume scan" not in by_name and "smm-daq resume" not in by_name  # it is done
     assert "'scan' is a finished scan, which nothing resumes" in by_name

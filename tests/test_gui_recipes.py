@@ -94,6 +94,25 @@ def test_a_recipe_that_does_not_fit_the_rig_is_refused_before_anything_runs(wind
     assert not view.run_button.isEnabled()
 
 
+def test_a_recipe_written_for_another_profile_says_so_and_how_to_start_on_it(
+        window, qtbot, recipe_file, tmp_path):
+    """As `run --profile` does: the window's profile is used, and the recipe's named; a
+    recipe of another stage scanned where no sample lay, and nothing said so."""
+    from smm_daq.instruments.profile import DEFAULT_PROFILE
+
+    fine = DEFAULT_PROFILE.parent / "simulator-e727.toml"
+    view = window.recipes
+    title = 'title = "a remanent scan, then the same area in field"\n'
+    recipe_file.write_text(RECIPE.replace(title, f"{title}profile = '{fine}'\n"))
+    assert recipe_opened(view, qtbot, recipe_file)
+    said = view.message.text()
+    assert (f"Note: the recipe is written for the profile {fine} ([recipe] profile), but this "
+            f"window runs on {DEFAULT_PROFILE}") in said
+    assert f"smm-daq gui --profile {fine}" in said
+    recipe_file.write_text(RECIPE.replace(title, f"{title}profile = '{DEFAULT_PROFILE}'\n"))
+    assert recipe_opened(view, qtbot, recipe_file) and "Note" not in view.message.text()
+
+
 def test_a_stopped_recipe_leaves_the_field_at_zero(window, qtbot, tmp_path):
     recipe = tmp_path / "field-then-prompt.toml"
     recipe.write_text(

@@ -81,8 +81,10 @@ def test_a_damaged_entry_is_refused_before_the_rig_is_opened(
     assert interrupted.read_bytes() == before
 
 
-def test_an_intact_interrupted_entry_resumes_to_finished(interrupted: Path) -> None:
+def test_an_intact_interrupted_entry_resumes_to_finished(
+        interrupted: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["resume", str(interrupted), "--entry", "s1"]) == 0
+    assert capsys.readouterr().err.count("2 of 3 lines to measure") == 1  # said once
     with h5py.File(interrupted, "r") as f:
         assert f["s1/status"].asstr()[()] == "finished"
         assert f["s1/data/line_done"][()].all()

@@ -3,6 +3,8 @@
     [recipe]
     title = "Remanent and induced maps"       # optional
     description = "what it is for"            # optional
+    profile = "../simulator.toml"             # optional: the profile it is written for,
+                                              # relative to the recipe's folder
     [scan_defaults]                           # optional: keys every scan step inherits
     center_um = [12500.0, 12500.0]
     size_um = [1000.0, 1000.0]
@@ -221,6 +223,7 @@ class Recipe:
     # the fly keys it would leave unread, where and why (`unread_fly_keys`): refused by
     # `check` unless the recipe is continued on a file holding its own entries
     unread: tuple[str, ...] = ()
+    profile: str = ""  # [recipe] profile as written (relative to the recipe's folder), or ""
 
     def entries(self) -> tuple[str, ...]:
         """The names of the entries its scan and subtract steps write."""
@@ -413,17 +416,23 @@ def parse_recipe(text: str, source: str = "recipe") -> Recipe:
     data = load_toml(text, source)
     top = _Table(source, "recipe file", data)
     top.only(("recipe", "scan_defaults", "step"))
-    title = ""
+    title = profile = ""
     if "recipe" in data:
         head = data["recipe"]
         if not isinstance(head, dict):
             raise top.fail("recipe", "a table")
         ht = _Table(source, "[recipe]", head)
-        ht.only(("title", "description"))
+        ht.only(("title", "description", "profile"))
         for key in ("title", "description"):
             if key in head and not isinstance(head[key], str):
                 raise ht.fail(key, "a string")
         title = head.get("title", "")
+        if "profile" in head:
+            profile = head["profile"]
+            if (not isinstance(profile, str) or not profile.strip()
+                    or any(c < " " or c == "\x7f" for c in profile)):
+                raise ht.fail("profile", "the path of an instrument profile (a TOML file), "
+                                         "relative to the recipe's folder")
     defaults: dict[str, Any] = {}
     if "scan_defaults" in data:
         raw = data["scan_defaults"]
@@ -436,7 +445,7 @@ def parse_recipe(text: str, source: str = "recipe") -> Recipe:
     if not isinstance(steps_raw, list) or not steps_raw:
         raise InputError("no steps; expected one or more [[step]] tables", source=source)
     steps = tuple(_parse_step(source, i, raw, defaults) for i, raw in enumerate(steps_raw))
-    return Recipe(source=source, text=text, title=title, steps=steps,
+    return Recipe(source=source, text=text, title=title, steps=steps, profile=profile,
                   unread=unread_fly_keys(steps_raw, steps, defaults))
 
 
@@ -573,7 +582,7 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
             "several recipes", source=recipe.source)
     return Recipe(recipe.source, recipe.text, recipe.title, recipe.steps, tuple(plans),
                   duration, tuple(states), duration_left,
-                  first if first < len(states) else None, recipe.unread)
+                  first if first < len(states) else None, recipe.unread, recipe.profile)
 
 
 def _refuse_unread_fly_keys(recipe: Recipe, out: str | Path, infos: Mapping[str, EntryInfo],

@@ -87,10 +87,13 @@ def write_png(
         (m.x[0] - dx / 2) * 1e6, (m.x[-1] + dx / 2) * 1e6,
         (m.y[0] - dy / 2) * 1e6, (m.y[-1] + dy / 2) * 1e6,
     )
-    fig, ax = plt.subplots(figsize=(6, 5), dpi=120)
+    # laid out to fit its labels: five-digit µm ticks (a stage in mm) pushed the y label off
+    # the fixed margin's left edge
+    fig, ax = plt.subplots(figsize=(6, 5), dpi=120, layout="constrained")
     try:
         image = ax.imshow(np.ma.masked_invalid(v), origin="lower", extent=extent,
                           cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+        ax.locator_params(axis="x", nbins=5)  # five-digit ticks side by side: no overlap
         ax.set_xlabel("x (µm)")
         ax.set_ylabel("y (µm)")
         ax.set_title(title if title is not None else (m.title or m.name))

@@ -392,14 +392,19 @@ def _scan_plan(args: argparse.Namespace, cx: float, cy: float, w: float, h: floa
 
 def cmd_run(args: argparse.Namespace) -> int:
     from smm_daq.acquisition.recipe import ScanStep, check_recipe, load_recipe, run_recipe
+    from smm_daq.cli.run_profile import run_profile
 
     session_file("--out", args.out)
     time_scale_option(args.time_scale)
     recipe = load_recipe(args.recipe)
-    profile = load_profile(args.profile)
+    profile, said = run_profile(recipe, args.recipe, args.profile)
     interactive = sys.stdin is not None and sys.stdin.isatty()
     checked = check_recipe(recipe, profile, args.out, can_prompt=args.yes or interactive,
                            continuing=args.continue_recipe)
+    # said once the recipe is taken (a refusal stays one message), before anything runs
+    print(f"recipe {args.recipe}: {said[0]}", file=sys.stderr)
+    for note in said[1:]:
+        print(f"smm-daq: {note}", file=sys.stderr)
     if checked.start is None:  # only when continuing: the rig is not even connected
         print(f"recipe {args.recipe}: every step is done in {args.out} already; nothing to "
               "continue", file=sys.stderr)
@@ -451,8 +456,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     hint = ("leave --profile out to use the profile stored with the scan, or give --profile "
             "with the one it was started with")
     check_resume(args.file, args.entry, profile, hint=hint)
-    print(f"resuming '{args.entry}': {entry.lines_left} of {entry.line_done.size} lines to "
-          f"measure", file=sys.stderr)
+    # how many lines are left is said once, as the scan starts (`ProgressBar`)
+    print(f"resuming '{args.entry}' of {args.file}", file=sys.stderr)
     go_on = ["smm-daq", "resume", args.file, "--entry", args.entry, *_profile_again(args),
              *_run_again(args)]
     with _saying_how_to_go_on(args.file, (args.entry,), go_on):
@@ -824,7 +829,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="continue this recipe cut off on FILE.h5: its finished scans are "
                         "skipped, a cut-off scan is resumed, the rest run (the file's entries of "
                         "the recipe's names must be its own)")
-    _add_run_options(p)
+    _add_run_options(p, profile_default="the one the recipe names in [recipe] profile, else "
+                                        "the simulator")
     p.set_defaults(func=cmd_run, drives_rig=True)
 
     p = sub.add_parser("resume", help="finish an interrupted scan",

@@ -1,0 +1,104 @@
+"""`smm-daq run` uses the profile a recipe names (`[recipe] profile`, a path from the recipe's
+folder), --profile instead where one is given (saying so), and always says which profile it
+uses: the fine-stage recipe run without --profile scanned the default profile's stage, away
+from the sample, and said nothing of it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import h5py
+import pytest
+
+from smm_daq.acquisition.recipe import check_recipe, load_recipe
+from smm_daq.cli.main import main
+from smm_daq.cli.run_profile import named_profile
+from smm_daq.instruments.profile import DEFAULT_PROFILE, load_profile
+
+REPO = Path(__file__).resolve().parents[1]
+E727 = REPO / "configs" / "simulator-e727.toml"
+RECIPE = """[recipe]
+title = "a small scan"
+{profile}
+[[step]]
+kind = "scan"
+name = "s"
+center_um = [900.0, 900.0]
+size_um = [40.0, 40.0]
+step_um = 20.0
+"""
+
+
+def _recipe(tmp_path: Path, profile_line: str) -> Path:
+    """A recipe in its own folder (recipes/), the E-727 profile copied beside that folder."""
+    shutil.copyfile(E727, tmp_path / "e727.toml")
+    (tmp_path / "recipes").mkdir()
+    path = tmp_path / "recipes" / "small.toml"
+    path.write_text(RECIPE.format(profile=profile_line))
+    return path
+
+
+def _stored_profile(out: Path) -> str:
+    with h5py.File(out, "r") as f:
+        return f["s/profile"].attrs["path"]
+
+
+def test_a_recipe_runs_on_the_profile_it_names_from_its_folder(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe, out = _recipe(tmp_path, 'profile = "../e727.toml"'), tmp_path / "s.h5"
+    assert main(["run", str(recipe), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"recipe {recipe}: profile {recipe.parent / '../e727.toml'} (named by the recipe)" in err
+    assert _stored_profile(out) == str((tmp_path / "e727.toml").resolve())
+
+
+def test_profile_given_is_used_instead_of_the_recipes_and_that_is_said(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe, out = _recipe(tmp_path, 'profile = "../e727.toml"'), tmp_path / "s.h5"
+    given = str(DEFAULT_PROFILE)
+    assert main(["run", str(recipe), "--out", str(out), "--profile", given]) == 0
+    err = capsys.readouterr().err
+    assert f"recipe {recipe}: profile {given} (--profile)" in err
+    assert (f"smm-daq: note: --profile {given} is used instead of "
+            f"{recipe.parent / '../e727.toml'}, the profile the recipe names") in err
+    assert _stored_profile(out) == str(DEFAULT_PROFILE)
+
+
+def test_a_recipe_naming_no_profile_runs_on_the_default_and_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe, out = _recipe(tmp_path, ""), tmp_path / "s.h5"
+    assert main(["run", str(recipe), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"recipe {recipe}: profile {DEFAULT_PROFILE} (the simulator's, the default" in err
+    assert _stored_profile(out) == str(DEFAULT_PROFILE)
+
+
+@pytest.mark.parametrize(("line", "words"), [
+    ("profile = 5", "'profile' is 5; expected the path of an instrument profile"),
+    ('profile = ""', "'profile' is ''; expected the path of an instrument profile"),
+    ('profile = "a\\tb.toml"', "expected the path of an instrument profile"),
+    ('profile = ["../e727.toml"]', "expected the path of an instrument profile"),
+    ('profile = "../nowhere.toml"', "'profile' is '../nowhere.toml', taken from the recipe's "
+                                    "folder: "),
+    ('profile = ".."', "is a directory; expected a TOML instrument profile"),
+    ('profile = "small.toml"', "expected"),  # the recipe itself: no profile
+])
+def test_a_bad_profile_named_by_a_recipe_is_refused_before_the_rig(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, words: str) -> None:
+    recipe, out = _recipe(tmp_path, line), tmp_path / "s.h5"
+    assert main(["run", str(recipe), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert words in err and str(recipe) in err and "Traceback" not in err
+    assert "unknown key" not in err and not out.exists()
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "configs" / "recipes")
+                                        .glob("*.toml")))
+def test_each_shipped_recipe_names_the_profile_whose_stage_it_fits(
+        tmp_path: Path, name: str) -> None:
+    path = REPO / "configs" / "recipes" / name
+    recipe = load_recipe(path)
+    named = named_profile(recipe, path)
+    assert named is not None and named.is_file()
+    check_recipe(recipe, load_profile(named), tmp_path / "new.h5", can_prompt=False)
