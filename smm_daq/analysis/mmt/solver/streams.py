@@ -34,10 +34,10 @@ from smm_daq.analysis.mmt.solver import memory
 from smm_daq.analysis.mmt.solver.qr_update import QRUpdate
 
 STREAMS = 2
-# the most columns (φ's too) folded in streams: measured to pay at 601 (OpenBLAS's 128-column
-# panels, up to 1,500); wider, its panels scale better over threads and the merge (a QR of as
-# many more rows as columns) costs more, untimed: one stream, as before
-MAX_COLUMNS = 1500
+# the merge (`fold`: the second triangle folded into the first, at most a third of the work of
+# folding as many rows as columns, `QRUpdate.add(triangular=True)`) pays back only over this
+# many rows a column: at the least gain measured (module docstring)
+MERGE_ROWS_PER_COLUMN = 3
 # numba's threading layers that take kernels launched from several threads at once (its
 # workqueue layer aborts the process on that)
 THREADSAFE_LAYERS = ("omp", "tbb")
@@ -57,18 +57,25 @@ class _Stopped(Exception):
     """A stream told to stop (the caller's report raised, or the other stream failed)."""
 
 
-def stream_count(n_columns: int, block_rows: int, n_blocks: int) -> int:
-    """STREAMS where there are at least that many blocks, cores and memory for them (and a
-    numba threading layer safe from several threads) and at most MAX_COLUMNS columns, else 1.
-    n_columns counts φ's."""
-    if (n_blocks < STREAMS or n_columns > MAX_COLUMNS or numba.get_num_threads() < STREAMS
-            or not _threadsafe_layer()):
+def stream_count(n_columns: int, rows: int, block: int) -> int:
+    """STREAMS where there are the rows for at least that many blocks of `block` and for the
+    merge to pay (MERGE_ROWS_PER_COLUMN), the cores and memory for them (`stream_block`'s
+    blocks, `memory.solve_bytes`) and a numba threading layer safe from several threads,
+    else 1. n_columns counts φ's."""
+    if (rows <= block or rows < MERGE_ROWS_PER_COLUMN * n_columns
+            or numba.get_num_threads() < STREAMS or not _threadsafe_layer()):
         return 1
     have = memory.available_bytes()
-    if have is not None and memory.solve_bytes(n_columns - 1, block_rows,
+    if have is not None and memory.solve_bytes(n_columns - 1, stream_block(block, STREAMS),
                                                streams=STREAMS) > have:
         return 1
     return STREAMS
+
+
+def stream_block(block: int, streams: int) -> int:
+    """The most rows of a block in `streams` streams: together they hold one stream's block
+    of rows, so that the second triangle is all the memory a second stream adds."""
+    return max(1, block // streams)
 
 
 def _threadsafe_layer() -> bool:
@@ -84,13 +91,13 @@ def _threadsafe_layer() -> bool:
 def plan(total: int, block: int, streams: int) -> tuple[list[int], list[int], list[int]]:
     """Starts, sizes and streams of the blocks of `total` sensors, in the sensors' order: in
     one stream, blocks of `block` sensors and a short last one; in more, the fewest blocks of
-    at most `block` sensors whose number is a multiple of `streams`, of equal sizes (within
-    one sensor), dealt to the streams in turn, so that they have equal work and end
+    at most `stream_block` sensors whose number is a multiple of `streams`, of equal sizes
+    (within one sensor), dealt to the streams in turn, so that they have equal work and end
     together."""
     if streams == 1:
         starts = list(range(0, total, block))
         return starts, [min(block, total - s) for s in starts], [0] * len(starts)
-    count = streams * -(-total // (block * streams))
+    count = streams * -(-total // (stream_block(block, streams) * streams))
     cuts = [total * i // count for i in range(count + 1)]
     return (cuts[:-1], [b - a for a, b in itertools.pairwise(cuts)],
             [i % streams for i in range(count)])
@@ -142,7 +149,7 @@ def fold(columns: int, sizes: Sequence[int], owners: Sequence[int], fill: Fill,
     again = None if report is None else lambda share: report(sum(sizes))
     for other in triangles[1:]:
         assert other is not None
-        merge.add(other.r, again)  # its lower triangle is zero: the stacked rows [R₀; R₁]
+        merge.add(other.r, again, triangular=True)  # the stacked rows [R₀; R₁]
     return merged.r
 
 
@@ -150,7 +157,16 @@ def fold(columns: int, sizes: Sequence[int], owners: Sequence[int], fill: Fill,
 def _blas_limited(threads: int) -> Iterator[None]:
     """BLAS limited to `threads` while any fold in streams runs; what it had before the
     first is restored when the last ends (each restoring what it found would leave the limit
-    of the one begun second once the folds overlap)."""
+    of the one begun second once the folds overlap).
+
+    The limit is the process's (OpenBLAS's thread count), so the other threads' BLAS calls
+    run at it too meanwhile. That is harmless: the rig's thread solves 3 × 3 systems (coil
+    currents for a field, 5.3 µs at one thread or two: OpenBLAS threads no call that small),
+    and the largest the window makes, a plane background fitted to the 733,221 pixels of a
+    lab-size map (a least squares of 733,221 × 3), took 170–178 ms at one thread against
+    195–206 ms at two (2 cores, loaded); the streams keep every core busy, so a second BLAS
+    thread would only take its time from them. numba's thread count is set in the streams'
+    own threads only (it is per thread)."""
     global _limit, _limit_users
     with _limit_lock:
         if _limit_users == 0:
