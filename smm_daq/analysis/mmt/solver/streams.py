@@ -13,14 +13,14 @@ cost is one more triangle held (`memory.solve_bytes`: 1.3 GB at the lab's 12,901
 which is why a machine without that memory to spare folds in one.
 
 When (`stream_count`): measured on 2 cores (the QR alone, `QRUpdate` over random rows as
-many as take seconds, best of 5 each of wall and CPU seconds; the merge timed apart, folding
-the triangle as one), two streams were faster at every width and used less CPU:
-    columns  rows (blocks: one | two)  one stream    two streams   merge         load
-    601      24,576 (6,144 | 6,144)    0.45 / 0.90   0.38 / 0.72   0.01 / 0.02   2-3
-    601      24,576 (6,144 | 3,072)    14.4 / 5.3    1.75 / 0.78   0.29 / 0.13   7-8
-    2,025    24,576 (6,144 | 6,144)    25.0 / 16.6   5.5 / 6.3     1.7 / 1.5     6
-    5,626    2,048 (1,024 | 512)       30.6 / 12.9   11.9 / 4.7    26 / 12       7
-    12,900   1,024 (512 | 256)         49.0 / 36.6   33.9 / 20.9   98 / 74 (1×)  5-7
+many as take seconds, best of 5 or more of wall and of CPU seconds; the merge timed apart,
+folding the triangle as one), two streams were faster at every width and used less CPU:
+    columns  rows (blocks: one | two)  one stream    two streams   merge          load
+    601      24,576 (6,144 | 6,144)    0.45 / 0.90   0.38 / 0.72   0.01 / 0.02    2-3
+    601      24,576 (6,144 | 3,072)    14.4 / 5.3    1.75 / 0.73   0.29 / 0.13    7-8
+    2,025    24,576 (6,144 | 3,072)    11.8 / 14.1   4.5 / 6.2     0.43 / 0.57    4-6
+    5,626    2,048 (1,024 | 512)       30.6 / 12.9   11.9 / 4.7    26 / 12 (2×)   7
+    12,900   1,024 (512 | 256)         49.0 / 27.3   33.9 / 20.4   98 / 74 (1×)   5-7
 Other sessions shared the 2 cores (the load): OpenBLAS at two threads then loses most, each
 panel waiting for both its threads, and the streams at one thread each little; quiet, the
 gain is nearer the first row's. Short blocks count against the streams (the triangle's part
@@ -31,10 +31,10 @@ of 6,144: the medium cuboid preset 4.5 µs against the QR's 29 µs, paper-larges
 against about 2,000, the lab-size dipoles 37 µs against about 10,000). The merge folds the
 second triangle into the first (`QRUpdate.add(triangular=True)`: each panel's reflectors
 reach its rows down to the panel's last column only; folded as a dense block it took 2.6 s
-at 2,025 columns and 115 s at 5,626), as much work as n/3 rows at two threads; with the
-least gain measured (the first row's 0.45 against 0.38 s: g = 0.16 of each row's time) it
-pays back over n/(3 g) ≈ 2.1 n rows, hence at least MERGE_ROWS_PER_COLUMN = 3 rows a column
-(the presets have 45 to 112; at the lab's size it is 0.6 % of the rows).
+against 1.7 at 2,025 columns, 115 s against 26 at 5,626), as much work as n/3 rows at two
+threads; with the least gain measured (the first row's 0.45 against 0.38 s: g = 0.16 of each
+row's time) it pays back over n/(3 g) ≈ 2.1 n rows, hence at least MERGE_ROWS_PER_COLUMN = 3
+rows a column (the presets have 45 to 112; at the lab's size the merge is 0.6 % of the rows).
 No cap on the columns remains: it was set at 1,500 without measuring above 601.
 
 The calling thread only reports: each stream tells it of its rows folded (after each block and
