@@ -295,9 +295,7 @@ def main() -> None:
     if args.qr_floor:
         unknowns = getattr(result, "coefficients", result.magnetization).size
         inversions = [stages["inversion total"]]
-        blocks = -(-result.n_sensors // DEFAULT_BLOCK)
-        several = qr_streams.stream_count(unknowns + 1, min(DEFAULT_BLOCK, result.n_sensors),
-                                          blocks)
+        several = qr_streams.stream_count(unknowns + 1, result.n_sensors, DEFAULT_BLOCK)
         floors: dict[int, list[float]] = {1: [], several: []}
         for i in range(args.repeat):  # the VM's speed drifts: compare the best of each
             if i:
@@ -310,7 +308,7 @@ def main() -> None:
         floor = min(min(times) for times in floors.values())
         told = f"one stream {min(floors[1]):.2f} s" + (
             f", {several} streams {min(floors[several]):.2f} s" if several > 1
-            else " (one stream only: too few blocks, cores or memory for more)")
+            else " (one stream only: too few rows, cores or memory for more)")
         print(f"QR floor (QR alone, {DEFAULT_BLOCK}-row blocks{best}): {told}; inversion "
               f"{min(inversions):.2f} s = {min(inversions) / floor:.2f} × the faster floor "
               f"({min(inversions) / min(floors[1]):.2f} × the one-stream floor)", flush=True)

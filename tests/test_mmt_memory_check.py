@@ -96,8 +96,8 @@ def test_the_stated_need_is_the_solves_traced_peak(damping, block):
     assert n > 500
     peak = _traced_peak(lambda: invert_scans([Scan(data, 2 * UM, (0, 0), sigma=NOISE)],
                                              sample.grains, damping=damping, block=block))
-    rows = min(block, data.bz.size)
-    streams = qr_streams.stream_count(n + 1, rows, -(-data.bz.size // block))
+    streams = qr_streams.stream_count(n + 1, data.bz.size, block)
+    rows = max(qr_streams.plan(data.bz.size, block, streams)[1])
     need = memory.solve_bytes(n, rows, damping=damping > 0, streams=streams)
     assert 0.8 < need / peak < 1.25, (need, peak)
 

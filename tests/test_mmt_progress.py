@@ -44,8 +44,7 @@ def _told(calls: list[tuple[int, int]], n_sensors: int, blocks: int) -> None:
 
 def _cpu_blocks(unknowns: int, n_sensors: int, block: int) -> list[int]:
     """The sizes of the CPU's blocks, in the streams it folds them in (`streams.plan`)."""
-    streams = qr_streams.stream_count(unknowns + 1, min(block, n_sensors),
-                                      -(-n_sensors // block))
+    streams = qr_streams.stream_count(unknowns + 1, n_sensors, block)
     return qr_streams.plan(n_sensors, block, streams)[1]
 
 

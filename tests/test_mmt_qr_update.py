@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from smm_daq.analysis.mmt.solver import lapack_nogil
 from smm_daq.analysis.mmt.solver.qr_update import QRUpdate, panel_width
 
 
@@ -109,3 +110,26 @@ def test_each_panel_but_the_last_reports_the_share_done_and_may_stop_the_update(
     with pytest.raises(_Cancelled):
         stopped.add(np.array(rows, order="F"), after_panel=cancel)
     assert not stopped.r[16:, 16:].any()  # no panel after the first was factored
+
+
+def test_a_triangle_merged_as_one_reaches_each_panels_rows_to_its_last_column(monkeypatch):
+    """Two streams' triangles merged (`streams.fold`): the second triangle's rows below a
+    panel's last column are zero there, and are left out of its reflectors: the same R as
+    the dense update's and the QR's of all the rows, a third of the work."""
+    rng = np.random.default_rng(8)
+    a, b = rng.standard_normal((120, 50)), rng.standard_normal((90, 50)) * np.logspace(0, -4, 50)
+    first = np.asfortranarray(np.linalg.qr(a, mode="r"))
+    second = np.asfortranarray(np.linalg.qr(b, mode="r"))
+    dense = QRUpdate(50, 50, panel=16, r=first.copy(order="F"))
+    dense.add(second.copy(order="F"))
+    stacked: list[int] = []
+    real = lapack_nogil.dgeqrt
+    monkeypatch.setattr(lapack_nogil, "dgeqrt",
+                        lambda s, t: (stacked.append(s.shape[0]), real(s, t))[1])
+    merged = QRUpdate(50, 50, panel=16, r=first.copy(order="F"))
+    merged.add(second.copy(order="F"), triangular=True)
+    assert stacked == [16 + 16, 16 + 32, 16 + 48, 2 + 50]  # the panel's rows of R, then B's
+    scale = np.abs(dense.r).max()
+    np.testing.assert_allclose(merged.r, dense.r, rtol=0, atol=1e-13 * scale)
+    whole = _signed(np.linalg.qr(np.r_[a, b], mode="r"))
+    np.testing.assert_allclose(_signed(merged.r), whole, rtol=0, atol=1e-12 * scale)

@@ -118,35 +118,83 @@ def test_a_failing_stream_raises_in_the_caller_and_stops_the_other():
     assert _no_stream_left()
 
 
-def test_the_streams_get_equal_blocks_of_at_most_the_block_in_turn():
+def test_the_streams_get_equal_blocks_of_their_share_of_the_block_in_turn():
+    """In two streams, blocks of at most half the block: the two hold one stream's rows."""
     assert qr_streams.plan(430, 60, 1) == ([0, 60, 120, 180, 240, 300, 360, 420],
                                            [60] * 7 + [10], [0] * 8)
-    starts, sizes, owners = qr_streams.plan(430, 60, 2)
+    starts, sizes, owners = qr_streams.plan(430, 120, 2)
     assert sizes == [53, 54, 54, 54, 53, 54, 54, 54] and owners == [0, 1] * 4
     assert starts == [0, 53, 107, 161, 215, 268, 322, 376]
-    assert qr_streams.plan(120, 60, 2) == ([0, 60], [60, 60], [0, 1])
+    assert qr_streams.plan(120, 120, 2) == ([0, 60], [60, 60], [0, 1])
+    assert max(qr_streams.plan(733_221, 6144, 2)[1]) <= 3072
 
 
-def test_a_second_stream_only_with_the_blocks_cores_columns_and_memory_for_it(monkeypatch):
-    n, block = 601, 6144
-    need = memory.solve_bytes(n - 1, block, streams=2)
-    assert need - memory.solve_bytes(n - 1, block) > 8 * block * n  # one more block at least
-    monkeypatch.setattr(memory, "available_bytes", lambda: need)
+@pytest.fixture
+def threadsafe(monkeypatch):
     monkeypatch.setattr(numba, "threading_layer", lambda: "omp")  # as on any layer safe
-    assert qr_streams.stream_count(n, block, 7) == 2
-    assert qr_streams.stream_count(n, block, 1) == 1
-    assert qr_streams.stream_count(qr_streams.MAX_COLUMNS + 1, block, 7) == 1  # as before
-    monkeypatch.setattr(memory, "available_bytes", lambda: need - 1)
-    assert qr_streams.stream_count(n, block, 7) == 1
-    monkeypatch.setattr(memory, "available_bytes", lambda: need)
+
+
+def _memory(monkeypatch, have: int | None) -> None:
+    monkeypatch.setattr(memory, "available_bytes", lambda: have)
+
+
+def _two_streams_need(columns: int, block: int) -> int:
+    """What two streams hold, in blocks of half the block each."""
+    return memory.solve_bytes(columns - 1, block // 2, streams=2)
+
+
+def test_a_second_stream_only_with_the_blocks_cores_and_memory_for_it(monkeypatch, threadsafe):
+    n, block, rows = 601, 6144, 40_401
+    need = _two_streams_need(n, block)
+    assert need >= 8 * 2 * (n * n + block // 2 * n)  # two triangles, two blocks of half
+    _memory(monkeypatch, need)
+    assert qr_streams.stream_count(n, rows, block) == 2
+    assert qr_streams.stream_count(n, block, block) == 1  # one block
+    _memory(monkeypatch, need - 1)
+    assert qr_streams.stream_count(n, rows, block) == 1
+    _memory(monkeypatch, need)
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        assert qr_streams.stream_count(n, block, 7) == 1
+        assert qr_streams.stream_count(n, rows, block) == 1
     finally:
         numba.set_num_threads(threads)
     monkeypatch.setattr(numba, "threading_layer", lambda: "workqueue")  # not thread-safe
-    assert qr_streams.stream_count(n, block, 7) == 1
+    assert qr_streams.stream_count(n, rows, block) == 1
+
+
+@pytest.mark.parametrize("columns, sensors", [(2026, 301 ** 2), (5626, 501 ** 2),
+                                              (12_901, 951 * 771)])
+def test_wide_folds_take_two_streams_too(monkeypatch, threadsafe, columns, sensors):
+    """The large, paper-largest and lab-size presets' columns (φ's too) and sensors: above
+    the 1,500 columns two streams were once limited to."""
+    _memory(monkeypatch, _two_streams_need(columns, 6144))
+    assert qr_streams.stream_count(columns, sensors, 6144) == 2
+    _memory(monkeypatch, _two_streams_need(columns, 6144) - 1)
+    assert qr_streams.stream_count(columns, sensors, 6144) == 1
+
+
+def test_the_lab_size_in_two_streams_fits_4_gb_by_the_solvers_accounting(monkeypatch,
+                                                                          threadsafe):
+    """951 × 771 sensors, 4,300 grains (12,900 unknowns): the second triangle (1.3 GB) is
+    counted, and its blocks of half the rows keep the whole within 4 GB, as one stream's."""
+    columns, sensors, block = 12_901, 951 * 771, 6144
+    _memory(monkeypatch, 4 * 10**9)
+    assert qr_streams.stream_count(columns, sensors, block) == 2
+    rows = max(qr_streams.plan(sensors, block, 2)[1])
+    need = memory.solve_bytes(columns - 1, rows, streams=2)
+    assert need >= 8 * 2 * (columns ** 2 + rows * columns)  # two triangles, two blocks
+    assert need <= 4 * 10**9
+
+
+def test_two_streams_only_with_the_rows_for_their_merge_to_pay(monkeypatch, threadsafe):
+    """The merge costs up to a third of folding as many rows as columns: two streams need 3
+    rows a column (MERGE_ROWS_PER_COLUMN)."""
+    _memory(monkeypatch, None)
+    columns = 12_901
+    least = 3 * columns
+    assert qr_streams.stream_count(columns, least, 6144) == 2
+    assert qr_streams.stream_count(columns, least - 1, 6144) == 1
 
 
 def test_the_kernels_the_streams_run_release_the_gil():
@@ -175,7 +223,7 @@ def test_an_inversion_folds_the_same_triangle_and_keeps_the_same_parts_in_two_st
         np.testing.assert_allclose(two.r, one.r, rtol=0, atol=1e-12 * scale)
         np.testing.assert_allclose(two.c, one.c, rtol=0, atol=1e-12 * np.abs(one.c).max())
         assert kept_one is not None and kept_two is not None
-        assert len(kept_one) == 5 and len(kept_two) == 6
+        assert len(kept_one) == 5 and len(kept_two) == 10  # blocks of at most 100
         kinds = {type(part) for _, _, part in kept_one + kept_two}
         assert kinds == ({np.ndarray} if budget == whole else {sparse.bsr_matrix})
         one_map = np.vstack([_dense(part) for _, _, part in kept_one])

@@ -22,9 +22,9 @@ def solve_bytes(n: int, block_rows: int, *, damping: bool = False, triangles: in
                 streams: int = 1) -> int:
     """The least the CPU solve holds at its peak for n unknowns, in bytes: while the Green's
     matrix is folded in, one block of its rows and R of [Q | φ] with its copy, or folded in
-    `streams` (`streams.fold`) a block, a triangle and the QR's workspace each (a panel of
-    the block's rows and one of R's, `QRUpdate`), the triangles merged before R is copied;
-    then R and its
+    `streams` (`streams.fold`) a block (of block_rows each: `streams.stream_block`), a
+    triangle and the QR's workspace each (a panel of the block's rows and one of R's,
+    `QRUpdate`), the triangles merged before R is copied; then R and its
     copy scaled to unit columns (inverted in place for the covariances), or with damping the
     stacked factor and the products of the covariance's sandwich besides (about 8 n² in
     all). The SVD fallback for an R singular to working precision needs more (`svd_bytes`),

@@ -8,8 +8,34 @@ Why: both the Green's kernels and OpenBLAS's panels of the QR scale poorly over 
 these sizes (the QR update of 40,401 × 601 in blocks of 6,144 rows: 1.05 s on 2 threads at
 1.78 cores busy, 1.3 s on one), and the parallel kernels leave a core idle as they start and
 end. Two streams at one thread each keep both cores on work that runs at one thread's
-efficiency. The cost is one more block buffer and one more triangle held
-(`memory.solve_bytes`), which is why a machine without that memory to spare folds in one.
+efficiency. Each stream's blocks have half the rows of one stream's (`stream_block`), so the
+cost is one more triangle held (`memory.solve_bytes`: 1.3 GB at the lab's 12,901 columns),
+which is why a machine without that memory to spare folds in one.
+
+When (`stream_count`): measured on 2 cores (the QR alone, `QRUpdate` over random rows as
+many as take seconds, best of 5 or more of wall and of CPU seconds; the merge timed apart,
+folding the triangle as one), two streams were faster at every width and used less CPU:
+    columns  rows (blocks: one | two)  one stream    two streams   merge          load
+    601      24,576 (6,144 | 6,144)    0.45 / 0.90   0.38 / 0.72   0.01 / 0.02    2-3
+    601      24,576 (6,144 | 3,072)    14.4 / 5.3    1.75 / 0.73   0.29 / 0.13    7-8
+    2,025    24,576 (6,144 | 3,072)    11.8 / 14.1   4.5 / 6.2     0.43 / 0.57    4-6
+    5,626    2,048 (1,024 | 512)       30.6 / 12.9   11.9 / 4.7    26 / 12 (2×)   7
+    12,900   1,024 (512 | 256)         49.0 / 27.3   33.9 / 20.4   98 / 74 (1×)   5-7
+Other sessions shared the 2 cores (the load): OpenBLAS at two threads then loses most, each
+panel waiting for both its threads, and the streams at one thread each little; quiet, the
+gain is nearer the first row's. Short blocks count against the streams (the triangle's part
+of each panel's update is panel / (4 × block) of a row's flops: half at 256 rows and 12,900
+columns, 2 % at the lab's 3,055). The Green's rows, which the streams also build at one
+thread each, are a shrinking share of the fold as the columns grow (CPU time a row, blocks
+of 6,144: the medium cuboid preset 4.5 µs against the QR's 29 µs, paper-largest 29 µs
+against about 2,000, the lab-size dipoles 37 µs against about 10,000). The merge folds the
+second triangle into the first (`QRUpdate.add(triangular=True)`: each panel's reflectors
+reach its rows down to the panel's last column only; folded as a dense block it took 2.6 s
+against 1.7 at 2,025 columns, 115 s against 26 at 5,626), as much work as n/3 rows at two
+threads; with the least gain measured (the first row's 0.45 against 0.38 s: g = 0.16 of each
+row's time) it pays back over n/(3 g) ≈ 2.1 n rows, hence at least MERGE_ROWS_PER_COLUMN = 3
+rows a column (the presets have 45 to 112; at the lab's size the merge is 0.6 % of the rows).
+No cap on the columns remains: it was set at 1,500 without measuring above 601.
 
 The calling thread only reports: each stream tells it of its rows folded (after each block and
 within one after each panel of its QR), and it calls `report` with their sum, so a report that
@@ -34,10 +60,10 @@ from smm_daq.analysis.mmt.solver import memory
 from smm_daq.analysis.mmt.solver.qr_update import QRUpdate
 
 STREAMS = 2
-# the most columns (φ's too) folded in streams: measured to pay at 601 (OpenBLAS's 128-column
-# panels, up to 1,500); wider, its panels scale better over threads and the merge (a QR of as
-# many more rows as columns) costs more, untimed: one stream, as before
-MAX_COLUMNS = 1500
+# the merge (`fold`: the second triangle folded into the first, at most a third of the work of
+# folding as many rows as columns, `QRUpdate.add(triangular=True)`) pays back only over this
+# many rows a column: at the least gain measured (module docstring)
+MERGE_ROWS_PER_COLUMN = 3
 # numba's threading layers that take kernels launched from several threads at once (its
 # workqueue layer aborts the process on that)
 THREADSAFE_LAYERS = ("omp", "tbb")
@@ -57,18 +83,25 @@ class _Stopped(Exception):
     """A stream told to stop (the caller's report raised, or the other stream failed)."""
 
 
-def stream_count(n_columns: int, block_rows: int, n_blocks: int) -> int:
-    """STREAMS where there are at least that many blocks, cores and memory for them (and a
-    numba threading layer safe from several threads) and at most MAX_COLUMNS columns, else 1.
-    n_columns counts φ's."""
-    if (n_blocks < STREAMS or n_columns > MAX_COLUMNS or numba.get_num_threads() < STREAMS
-            or not _threadsafe_layer()):
+def stream_count(n_columns: int, rows: int, block: int) -> int:
+    """STREAMS where there are the rows for at least that many blocks of `block` and for the
+    merge to pay (MERGE_ROWS_PER_COLUMN), the cores and memory for them (`stream_block`'s
+    blocks, `memory.solve_bytes`) and a numba threading layer safe from several threads,
+    else 1. n_columns counts φ's."""
+    if (rows <= block or rows < MERGE_ROWS_PER_COLUMN * n_columns
+            or numba.get_num_threads() < STREAMS or not _threadsafe_layer()):
         return 1
     have = memory.available_bytes()
-    if have is not None and memory.solve_bytes(n_columns - 1, block_rows,
+    if have is not None and memory.solve_bytes(n_columns - 1, stream_block(block, STREAMS),
                                                streams=STREAMS) > have:
         return 1
     return STREAMS
+
+
+def stream_block(block: int, streams: int) -> int:
+    """The most rows of a block in `streams` streams: together they hold one stream's block
+    of rows, so that the second triangle is all the memory a second stream adds."""
+    return max(1, block // streams)
 
 
 def _threadsafe_layer() -> bool:
@@ -84,13 +117,13 @@ def _threadsafe_layer() -> bool:
 def plan(total: int, block: int, streams: int) -> tuple[list[int], list[int], list[int]]:
     """Starts, sizes and streams of the blocks of `total` sensors, in the sensors' order: in
     one stream, blocks of `block` sensors and a short last one; in more, the fewest blocks of
-    at most `block` sensors whose number is a multiple of `streams`, of equal sizes (within
-    one sensor), dealt to the streams in turn, so that they have equal work and end
+    at most `stream_block` sensors whose number is a multiple of `streams`, of equal sizes
+    (within one sensor), dealt to the streams in turn, so that they have equal work and end
     together."""
     if streams == 1:
         starts = list(range(0, total, block))
         return starts, [min(block, total - s) for s in starts], [0] * len(starts)
-    count = streams * -(-total // (block * streams))
+    count = streams * -(-total // (stream_block(block, streams) * streams))
     cuts = [total * i // count for i in range(count + 1)]
     return (cuts[:-1], [b - a for a, b in itertools.pairwise(cuts)],
             [i % streams for i in range(count)])
@@ -142,7 +175,7 @@ def fold(columns: int, sizes: Sequence[int], owners: Sequence[int], fill: Fill,
     again = None if report is None else lambda share: report(sum(sizes))
     for other in triangles[1:]:
         assert other is not None
-        merge.add(other.r, again)  # its lower triangle is zero: the stacked rows [R₀; R₁]
+        merge.add(other.r, again, triangular=True)  # the stacked rows [R₀; R₁]
     return merged.r
 
 
@@ -150,7 +183,16 @@ def fold(columns: int, sizes: Sequence[int], owners: Sequence[int], fill: Fill,
 def _blas_limited(threads: int) -> Iterator[None]:
     """BLAS limited to `threads` while any fold in streams runs; what it had before the
     first is restored when the last ends (each restoring what it found would leave the limit
-    of the one begun second once the folds overlap)."""
+    of the one begun second once the folds overlap).
+
+    The limit is the process's (OpenBLAS's thread count), so the other threads' BLAS calls
+    run at it too meanwhile. That is harmless: the rig's thread solves 3 × 3 systems (coil
+    currents for a field, 5.3 µs at one thread or two: OpenBLAS threads no call that small),
+    and the largest the window makes, a plane background fitted to the 733,221 pixels of a
+    lab-size map (a least squares of 733,221 × 3), took 170–178 ms at one thread against
+    195–206 ms at two (2 cores, loaded); the streams keep every core busy, so a second BLAS
+    thread would only take its time from them. numba's thread count is set in the streams'
+    own threads only (it is per thread)."""
     global _limit, _limit_users
     with _limit_lock:
         if _limit_users == 0:
