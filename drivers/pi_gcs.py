@@ -18,6 +18,9 @@ PI's motor controllers), not at `VEL`: its timeout is reckoned from that. The co
 
 Protocol as used here: set commands (`SVO`, `MOV`, `VEL`, `STP`) have no reply, so every one is
 followed by `ERR?`; a non-zero code raises `InstrumentError` with PI's code and its meaning.
+A stop whose `ERR?` was not read (its check given up on the make-safe path) leaves its error
+(10) pending: it is read before the next set command, lest that command's check take it for
+its own.
 Queries for several axes answer one `axis=value` line per axis, and every line but the last
 ends with a space before the line feed: the driver reads on until a line without it.
 """
