@@ -174,6 +174,8 @@ class VisaTransport:
         # one. A vendor library's (NI, Keysight) keeps its session: a lost reply is retried
         # on it, never made to wait on a reopen that may be slow
         self._hislip = _is_hislip(name) and bool(lan_instrument_sockets(resource))
+        # the deadline of the last write, where no reply was read since (`close`)
+        self._sent_by: float | None = None
 
     @classmethod
     def open(
@@ -301,6 +303,7 @@ class VisaTransport:
         within it too (`query`), a wait for another thread's reconnect not (`_check_open`)."""
         deadline = self._check_open(time.monotonic() + self.timeout)
         self._write(message, deadline)
+        self._sent_by = deadline
 
     def _write(self, message: str, deadline: float) -> None:
         """Send `message` by `deadline` (time.monotonic()), else `InstrumentTimeout`: on a
@@ -442,6 +445,7 @@ class VisaTransport:
         ask = None if stop is None else functools.partial(_ask_stop, stop, self.name)
         try:
             line = _line_by(port, b"", end, deadline, self.timeout, self.name, ask)
+            self._sent_by = None  # a reply: what was written before it arrived
             return line.decode(self.resource.encoding)
         except (serial.SerialException, OSError) as exc:
             raise self._failed(exc) from exc
@@ -567,8 +571,18 @@ class VisaTransport:
             raise self._failed(exc) from exc
 
     def close(self) -> None:
+        """Close the session; a serial port behind a pyserial URL (ASRLsocket://) written to
+        since its last reply only once that write reached the peer, within what is left of
+        the write's timeout, as `SerialTransport.close` does."""
         if not self._closed:
             self._closed = True
+            sent_by, self._sent_by = self._sent_by, None
+            with contextlib.suppress(pyvisa.Error, OSError):  # a session gone: nothing to wait
+                port = _serial_port(self.resource) if sent_by is not None else None
+                if sent_by is not None and not self._broken \
+                        and isinstance(port, protocol_socket.Serial) and port.is_open \
+                        and port._socket is not None:
+                    _ended_with_peer(port._socket, sent_by)
             with contextlib.suppress(pyvisa.Error, OSError):  # already gone: best effort
                 _close_serial_url_port(self.resource)  # pyserial's socket:// close pauses
                 if self._broken:  # a VXI-11 link's close would wait for a hung instrument
@@ -1148,8 +1162,9 @@ class SerialTransport:
         full), and may drop it unread at the peer."""
         self._closed = True
         sent_by, self._sent_by = self._sent_by, None
-        if sent_by is not None and isinstance(self.port, protocol_socket.Serial) \
-                and self.port.is_open and self.port._socket is not None:
+        if sent_by is not None and not self._broken \
+                and isinstance(self.port, protocol_socket.Serial) and self.port.is_open \
+                and self.port._socket is not None:
             _ended_with_peer(self.port._socket, sent_by)
         self.port.close()
 

@@ -10,8 +10,12 @@ import socket
 import threading
 from typing import Any
 
+import pytest
+import serial
+
 from drivers.pi_gcs import STOP_ALL
-from drivers.transports import SerialTransport
+from drivers.transports import SerialTransport, VisaTransport, _serial_port, open_transport
+from smm_daq.instruments.profile import LinkSettings
 
 HOST = "127.0.0.1"
 GUARD_S = 10.0  # real seconds; the peer ends at once, only a hang reaches it
@@ -57,22 +61,37 @@ def _peer(conn: socket.socket, closing: threading.Event, got: list[object]) -> N
         conn.close()
 
 
-def test_a_stop_written_just_before_the_close_reaches_a_peer_not_reading_yet() -> None:
-    """The adapter has not read for a while (its window full, what was written before held
-    in the port's send buffer) and a reply's rest waits unread; the stop is written, then
-    the port closed. The stop reaches the adapter once it reads, and the connection ends
-    without a reset. Unfixed, the close reset the connection (input unread), dropping the
-    stop unsent."""
+def _port(transport: SerialTransport | VisaTransport) -> serial.SerialBase:
+    """The pyserial socket:// port under `transport`."""
+    if isinstance(transport, SerialTransport):
+        return transport.port
+    port = _serial_port(transport.resource)
+    assert port is not None
+    return port
+
+
+@pytest.mark.parametrize("kind", ["serial", "visa-asrl"])
+def test_a_stop_written_just_before_the_close_reaches_a_peer_not_reading_yet(kind: str) -> None:
+    """Through pyserial (serial:socket://) and pyvisa-py's ASRL (ASRLsocket://): the
+    adapter has not read for a while (its window full, what was written before held in the
+    port's send buffer) and a reply's rest waits unread; the stop is written, then the port
+    closed. The stop reaches the adapter once it reads, and the connection ends without a
+    reset. Unfixed, the close reset the connection (input unread), dropping the stop
+    unsent."""
     with socket.socket() as server:
         server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         server.bind((HOST, 0))
         server.listen(1)
         port = server.getsockname()[1]
-        transport = SerialTransport.open(f"socket://{HOST}:{port}", baud_rate=115200,
-                                         timeout=GUARD_S)
+        address = (f"serial:socket://{HOST}:{port}" if kind == "serial"
+                   else f"ASRLsocket://{HOST}:{port}::INSTR")
+        transport = open_transport(address, LinkSettings("stage", address, GUARD_S, 0, 115200),
+                                   visa_library="@py")
+        assert isinstance(transport, SerialTransport | VisaTransport)
         conn, _ = server.accept()
     conn.sendall(REST)
-    raw = transport.port._socket  # type: ignore[attr-defined]
+    lan = _port(transport)
+    raw = lan._socket  # type: ignore[attr-defined]
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     held = 0
     while True:  # the adapter's window filled, the port's send buffer too
@@ -82,7 +101,7 @@ def test_a_stop_written_just_before_the_close_reaches_a_peer_not_reading_yet() -
             break
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)  # room for the stop
     closing = threading.Event()
-    transport.port._socket = NotedSocket(raw, closing)  # type: ignore[attr-defined]
+    lan._socket = NotedSocket(raw, closing)  # type: ignore[attr-defined]
     got: list[object] = []
     peer = threading.Thread(target=_peer, args=(conn, closing, got), daemon=True)
     peer.start()
