@@ -656,9 +656,12 @@ def _made_by_a_recipe(f: h5py.File, name: str) -> bool:
 
     from smm_daq.storage.strings import text
 
-    node = f[name].get("recipe")
-    return (isinstance(node, h5py.Dataset) and node.shape == () and node.dtype.kind in "OSU"
-            and bool(text(node).strip()))
+    try:
+        node = f[name].get("recipe")
+        return (isinstance(node, h5py.Dataset) and node.shape == ()
+                and node.dtype.kind in "OSU" and bool(text(node).strip()))
+    except (KeyError, OSError, TypeError, ValueError):  # damaged: `resume` is named, which
+        return False  # says what it finds
 
 
 def _listing(path: str, f: h5py.File) -> tuple[list[str], list[str], InputError | None]:
