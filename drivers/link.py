@@ -181,11 +181,15 @@ class Link:
         if self._dropping is None:
             if not self._unread:
                 return
-            self._unread = False
             if not self._drains():
+                # left unread until the clear has ended: one cut short (`InstrumentTimeout`)
+                # is the attempt's failure, and the attempt after it clears again, then
+                # `_dropped` (a stop sent amid the reply sent once more before its check)
                 self.transport.clear()
+                self._unread = False
                 self._dropped()
                 return
+            self._unread = False
             self._begin_drop(command, "the rest of a reply cut short is being dropped first")
         while True:
             dropping = self._dropping

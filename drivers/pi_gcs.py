@@ -18,6 +18,9 @@ PI's motor controllers), not at `VEL`: its timeout is reckoned from that. The co
 
 Protocol as used here: set commands (`SVO`, `MOV`, `VEL`, `STP`) have no reply, so every one is
 followed by `ERR?`; a non-zero code raises `InstrumentError` with PI's code and its meaning.
+A stop whose `ERR?` was not read (its check given up on the make-safe path) leaves its error
+(10) pending: it is read before the next set command, lest that command's check take it for
+its own.
 Queries for several axes answer one `axis=value` line per axis, and every line but the last
 ends with a space before the line feed: the driver reads on until a line without it.
 """
@@ -88,6 +91,7 @@ MAX_VELOCITY = 0.01  # m/s: the fastest velocity setting accepted unless the pro
 SERVO_CYCLE_RANGE = (1e-7, 0.1)  # s: any GCS controller's servo update time
 RECORDER_POINTS_RANGE = (2, 2**24)  # any GCS data recorder's points per table
 STOPPED_CODES = (0, 10)  # what ERR? answers after STP: 10, the controller stopped by command
+ERROR_QUERY = "ERR?"  # the controller's error, cleared as it is read
 # `stop_alone`'s marker: every GCS controller answers *IDN? (kept for GPIB compatibility), sets
 # no error doing so, and its reply, one line with commas, is like no error code
 MARKER = "*IDN?"
@@ -157,6 +161,10 @@ class GCSLink(Link):
         self._send_again: str | None = None
         # held while a stop is sent amid a drop aside, or sent once more (`_send_once_more`)
         self._amid = threading.Lock()
+        # a stop went out (or may have: its write failed) and no `ERR?` reply was read since
+        # (its check given up or lost): the controller may hold the error 10 the stop set,
+        # which the next command's check would take for its own (`PIGCSStage._command`)
+        self.stop_unread = False
 
     def query_lines(self, command: str, parse: Callable[[list[str]], T], *,
                     cut: bool = False) -> T:
@@ -240,13 +248,24 @@ class GCSLink(Link):
 
     def _after_drop(self, action: Callable[[], T], command: str) -> Callable[[], T]:
         """`Link._after_drop`; a stop sent amid a drop aside goes one at a time with the
-        drop's own sending of it once more (`_drained`), never interleaved on the line."""
+        drop's own sending of it once more (`_drained`), never interleaved on the line. An
+        `ERR?` read (after any stop the drop sent once more) leaves no stop's error unread
+        (`stop_unread`)."""
         sent = super()._after_drop(action, command)
+        if command == ERROR_QUERY:
+
+            def error_read() -> T:
+                result = sent()
+                self.stop_unread = False
+                return result
+
+            return error_read
         if command not in STOPS:
             return sent
 
         def one_at_a_time() -> T:
             with self._amid:
+                self.stop_unread = True
                 return sent()
 
         return one_at_a_time
@@ -302,6 +321,7 @@ class GCSLink(Link):
             stop, self._send_again = self._send_again, None
             if stop is None:
                 return
+            self.stop_unread = True
             try:
                 self.transport.write(stop)
             except (InstrumentTimeout, ConnectionClosed) as exc:
@@ -808,24 +828,46 @@ class PIGCSStage(Stage, FlyStage):
 
     def _command(self, command: str, *, allowed: tuple[int, ...] = (0,)) -> None:
         """Send a set command, then read the error queue; raise on a code not allowed."""
+        self._read_stop_error(command)
         self.link.write(command)
         self._check_error(command, allowed)
 
     def _started(self, command: str) -> float:
         """Send a command that starts motion; the rig-clock time it left (its error is read
         after, so the start is timed as it happened)."""
+        self._read_stop_error(command)
         self.link.write(command)
         start = self.clock.now()
         self._check_error(command)
         return start
 
-    def _check_error(self, command: str, allowed: tuple[int, ...] = (0,)) -> None:
+    def _read_stop_error(self, command: str) -> None:
+        """Before `command`, the error a stop left unread (`GCSLink.stop_unread`: its check
+        given up, as the make-safe path's share ended amid a drop) read and cleared, lest
+        `command`'s check take it for its own and a scan after an abort fail on its first
+        move: 10 (stopped by command) or 0 as a stop leaves it; another is told as found
+        then, `command` not sent (the next is: the error was cleared as it was read)."""
+        if not self.link.stop_unread:
+            return
+        code = self._error_code(f"reading the error a stop left unread, before {command!r} "
+                                "(not sent)")
+        if code not in STOPPED_CODES:
+            raise InstrumentError(
+                f"PI error {code} ({_meaning(code)}) pending after a stop whose check was not "
+                f"made ({self._stop_command()}), found before {command!r}, which was not sent",
+                instrument=self.name)
+
+    def _error_code(self, doing: str) -> int:
+        """The controller's error code (`ERR?`, which clears it); the reply lost or garbled,
+        the link's error said as met while `doing`."""
         try:
-            code = self.link.query("ERR?", lambda r: parse_int(
+            return self.link.query(ERROR_QUERY, lambda r: parse_int(
                 r, what="integer GCS error code", within=ERROR_CODES), destructive=True)
-        except InstrumentError as exc:  # what `command` did is unknown: say which it was
-            raise _restated(exc, f"checking {command!r}: {_detail(exc, self.name)}",
-                            self.name) from None
+        except InstrumentError as exc:  # what was done is unknown: say what it was
+            raise _restated(exc, f"{doing}: {_detail(exc, self.name)}", self.name) from None
+
+    def _check_error(self, command: str, allowed: tuple[int, ...] = (0,)) -> None:
+        code = self._error_code(f"checking {command!r}")
         if code not in allowed:
             raise InstrumentError(
                 f"PI error {code} ({_meaning(code)}) after {command!r}", instrument=self.name

@@ -174,6 +174,8 @@ class VisaTransport:
         # one. A vendor library's (NI, Keysight) keeps its session: a lost reply is retried
         # on it, never made to wait on a reopen that may be slow
         self._hislip = _is_hislip(name) and bool(lan_instrument_sockets(resource))
+        # the deadline of the last write, where no reply was read since (`close`)
+        self._sent_by: float | None = None
 
     @classmethod
     def open(
@@ -301,6 +303,7 @@ class VisaTransport:
         within it too (`query`), a wait for another thread's reconnect not (`_check_open`)."""
         deadline = self._check_open(time.monotonic() + self.timeout)
         self._write(message, deadline)
+        self._sent_by = deadline
 
     def _write(self, message: str, deadline: float) -> None:
         """Send `message` by `deadline` (time.monotonic()), else `InstrumentTimeout`: on a
@@ -442,6 +445,7 @@ class VisaTransport:
         ask = None if stop is None else functools.partial(_ask_stop, stop, self.name)
         try:
             line = _line_by(port, b"", end, deadline, self.timeout, self.name, ask)
+            self._sent_by = None  # a reply: what was written before it arrived
             return line.decode(self.resource.encoding)
         except (serial.SerialException, OSError) as exc:
             raise self._failed(exc) from exc
@@ -567,8 +571,18 @@ class VisaTransport:
             raise self._failed(exc) from exc
 
     def close(self) -> None:
+        """Close the session; a serial port behind a pyserial URL (ASRLsocket://) written to
+        since its last reply only once that write reached the peer, within what is left of
+        the write's timeout, as `SerialTransport.close` does."""
         if not self._closed:
             self._closed = True
+            sent_by, self._sent_by = self._sent_by, None
+            with contextlib.suppress(pyvisa.Error, OSError):  # a session gone: nothing to wait
+                port = _serial_port(self.resource) if sent_by is not None else None
+                if sent_by is not None and not self._broken \
+                        and isinstance(port, protocol_socket.Serial) and port.is_open \
+                        and port._socket is not None:
+                    _ended_with_peer(port._socket, sent_by)
             with contextlib.suppress(pyvisa.Error, OSError):  # already gone: best effort
                 _close_serial_url_port(self.resource)  # pyserial's socket:// close pauses
                 if self._broken:  # a VXI-11 link's close would wait for a hung instrument
@@ -860,6 +874,9 @@ class SerialTransport:
         # held while the port is opened again (`_check_open`): a drain on a thread of its own
         # (`Link._drop_rest`) and a Stop sent meanwhile open one new port between them
         self._reopening = threading.Lock()
+        # the deadline of the last write, where no reply was read since: a close before it
+        # lets that write reach the peer first (`close`)
+        self._sent_by: float | None = None
 
     def expect_reply_end(self, end: str) -> None:
         """End replies at `end` from now on (an SR830 ends them with CR on its RS-232 port)."""
@@ -964,6 +981,7 @@ class SerialTransport:
                 raise serial.SerialTimeoutException("no time left")
             with self._waiting("write_timeout", left):
                 self.port.write(data)
+            self._sent_by = deadline
         except serial.SerialTimeoutException as exc:
             raise InstrumentTimeout(
                 f"could not send within {self.timeout:g} s", instrument=self.name
@@ -1009,6 +1027,7 @@ class SerialTransport:
             line = self._line(b"", deadline)
         except (serial.SerialException, OSError) as exc:
             raise self._lost(exc) from exc
+        self._sent_by = None  # a reply: what was written before it arrived
         return line.decode(ENCODING).rstrip("\r")
 
     def _line(self, start: bytes, deadline: float) -> bytes:
@@ -1056,8 +1075,11 @@ class SerialTransport:
                     payload = self._exactly(int(head[2:]))
                     tail = self._line(b"", self._reply_deadline())
                     block = head + payload + tail.removesuffix(b"\r")
+                    self._sent_by = None
                     return block.decode(ENCODING)
-            return self._line(head, deadline).decode(ENCODING).rstrip("\r")
+            line = self._line(head, deadline)
+            self._sent_by = None
+            return line.decode(ENCODING).rstrip("\r")
         except (serial.SerialException, OSError) as exc:
             raise self._lost(exc) from exc
 
@@ -1132,8 +1154,39 @@ class SerialTransport:
         return int(getattr(self.port, "out_waiting", 0))
 
     def close(self) -> None:
+        """Close the port; a serial-over-LAN one (socket://) written to since its last reply
+        (a stop sent once more as a stage's link closes, amid the rest of a reply still
+        coming) is closed only once that write reached the peer, within what is left of the
+        write's timeout (`_ended_with_peer`): closed with input unread, its connection is
+        reset, which drops what was written and not yet sent (a peer not reading, a window
+        full), and may drop it unread at the peer."""
         self._closed = True
+        sent_by, self._sent_by = self._sent_by, None
+        if sent_by is not None and not self._broken \
+                and isinstance(self.port, protocol_socket.Serial) and self.port.is_open \
+                and self.port._socket is not None:
+            _ended_with_peer(self.port._socket, sent_by)
         self.port.close()
+
+
+def _ended_with_peer(sock: socket.socket, deadline: float) -> None:
+    """The connection `sock` shut for writing (its end goes after what was written), and
+    what arrives read and dropped until the peer ends its side (it read all that was
+    written, the end too), or `deadline` (time.monotonic()) passes: so that the close after
+    it finds no input unread and ends the connection without a reset. A failure ends the
+    wait: the close follows as ever."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        while (left := deadline - time.monotonic()) > 0:
+            if not select.select([sock], [], [], left)[0]:
+                return
+            try:
+                if not sock.recv(DRAIN_CHUNK):
+                    return
+            except BlockingIOError:  # read by another thread (a drain aside) meanwhile
+                continue
+    except OSError:
+        return
 
 
 _RFC2217_REFUSED = ("RFC 2217 (rfc2217://) is not supported (pyserial's client has no write "

@@ -272,3 +272,21 @@ def test_info_names_the_resume_of_a_scan_cut_off_and_of_none_finished(
     assert run_scan(path, _rig(0.0), _plan(), resume=True) == "finished"
     assert main(["info", str(path)]) == 0
     assert "cut off" not in capsys.readouterr().out
+
+
+def test_info_names_the_recipe_continued_under_a_recipe_scan_cut_off(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A scan a recipe made (its entry stores the recipe's text), cut off: `info` says to
+    continue the recipe (`run RECIPE --continue`, as the README and `run` say), which runs
+    its other steps after it too, not `resume`, which measures only this scan. Unfixed, it
+    named `smm-daq resume` for every scan."""
+    path = tmp_path / "s.h5"
+    seq = Sequencer(_rig(0.0), path, _plan(), recipe_text='[[step]]\nkind = "scan"\n')
+    seq.subscribe(lambda e: seq.abort() if e.kind == "line_done" and e.line == 1 else None)
+    assert seq.run() == "aborted"
+    assert main(["info", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("  k  [scan, aborted]")
+    assert lines[2] == (f"    cut off: `smm-daq run RECIPE --out {path} --continue` measures "
+                        "the rest (RECIPE: the recipe it was made by, whose text the entry "
+                        "stores)")

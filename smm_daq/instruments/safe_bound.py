@@ -211,7 +211,9 @@ def stage_close_stop_s(profile: Profile) -> float:
     it at the end of the stage's share) is sent once more before the port is closed, as the
     drain, ended by the close, would have sent it as it ended (`pi_gcs.GCSLink`): its write's
     timeout (`command_s`), after a wait for the drain's reopen of a port that failed (a
-    timeout), as a stop amid a drop waits for it (`_stage_attempt_s`)."""
+    timeout), as a stop amid a drop waits for it (`_stage_attempt_s`). A serial-over-LAN
+    port's close waits for that stop to reach the adapter within its write's timeout
+    (`SerialTransport.close`), nothing more."""
     stage = profile.stage.link
     return 2 * command_s(stage)
 
