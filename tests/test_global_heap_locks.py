@@ -16,7 +16,7 @@ import pytest
 from smm_daq.errors import InputError
 from smm_daq.storage import global_heap, turns
 from smm_daq.storage.global_heap import check_global_heaps
-from smm_daq.storage.h5file import read_whole, writing
+from smm_daq.storage.h5file import check_heaps, read_whole, writing
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import write_map_entry
 
@@ -107,10 +107,12 @@ def test_damage_met_while_a_writer_may_be_at_work_is_not_remembered(tmp_path, mo
         check_global_heaps(other)  # remembered with that state
 
 
+@pytest.mark.parametrize("reader", ["read_whole", "check_heaps"])
 def test_a_reader_meeting_a_writer_at_work_reads_once_the_write_is_done(tmp_path,
-                                                                       monkeypatch):
+                                                                       monkeypatch, reader):
     """The scans before the readers' turn read a collection half rewritten; the scan in
-    that turn (the writer done) finds the file intact: it is read, and read again later."""
+    that turn (the writer done) finds the file intact: it is read, and read again later
+    (`check_heaps`: the check of `info` and `repair`, before HDF5 reads the file)."""
     path = _session(tmp_path / "s.h5")
     monkeypatch.setattr(global_heap, "data_extents", lambda p: None)
     real = global_heap.damaged_collection
@@ -118,4 +120,7 @@ def test_a_reader_meeting_a_writer_at_work_reads_once_the_write_is_done(tmp_path
     monkeypatch.setattr(global_heap, "damaged_collection",
                         lambda p, *a: next(half, None) or real(p, *a))
     for _ in range(2):
-        assert read_whole(path, lambda f: str(f.attrs["note"])) == "written elsewhere"
+        if reader == "check_heaps":
+            check_heaps(path)
+        else:
+            assert read_whole(path, lambda f: str(f.attrs["note"])) == "written elsewhere"

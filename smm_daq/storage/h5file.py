@@ -246,6 +246,15 @@ def _opened_to_judge(p: Path, source: Path | None = None) -> Iterator[h5py.File 
         yield f
 
 
+def check_heaps(path: str | Path) -> None:
+    """InputError where the global heap of the session file `path` names is damaged
+    (`check_global_heaps`), for a command that has HDF5 read it otherwise than through
+    `open_read` or `writing` (which check it themselves): as a reader holding no lock
+    (`_heaps_checked`)."""
+    p = Path(path)
+    _heaps_checked(final_file(p), source=p)
+
+
 def _heaps_checked(p: Path, *, source: Path) -> None:
     """`check_global_heaps` of `p` by a reader or a writer holding none of its locks: a
     writer at work in another process may be rewriting a collection as it is read (twice in
