@@ -81,8 +81,35 @@ def test_a_writer_scans_before_the_lock_and_under_it_only_a_file_changed_since(
     with pytest.raises(InputError, match=f"collection at byte {at} "), \
             writing(other, create=False) as f:
         f.attrs["note"] = "never written"
-    assert free_while_scanned == [True, False, False]  # before the lock, twice under it
+    # before the lock, again before it (changed meanwhile), then in the readers' turn
+    assert free_while_scanned == [True, True, True, False, False]
     assert other.read_bytes() == damaged  # nothing written
+
+
+@pytest.mark.skipif(not turns.available(), reason="no open-file-description locks here")
+@pytest.mark.parametrize(("writes", "free"), [(1, [True, True]), (2, [True, True, False])],
+                         ids=["once", "twice"])
+def test_a_file_written_between_the_scan_and_the_lock_is_scanned_again_before_it(
+        tmp_path, monkeypatch, writes, free):
+    """Another process's write (here its time of modification moved) between the scan and
+    the lock: the lock is let go and the file scanned again, not under the lock; a file
+    written again after that scan too is scanned under the lock."""
+    path = _session(tmp_path / "s.h5")
+    real = global_heap.damaged_collection
+    free_while_scanned: list[bool] = []
+
+    def written_after(p, *args):  # type: ignore[no-untyped-def]
+        free_while_scanned.append(_writable_by_another(p))
+        found = real(p, *args)
+        if len(free_while_scanned) <= writes:
+            st = os.stat(path)
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+        return found
+
+    monkeypatch.setattr(global_heap, "damaged_collection", written_after)
+    with writing(path, create=False) as f:
+        f.attrs["note"] = "written here"
+    assert free_while_scanned == free
 
 
 def test_damage_met_while_a_writer_may_be_at_work_is_not_remembered(tmp_path, monkeypatch):

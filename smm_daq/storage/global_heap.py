@@ -141,6 +141,12 @@ def _judged_before(stamp: _Stamp | None) -> tuple[bool, _Found | None]:
         return True, _judged[stamp]
 
 
+def judged_intact(path: str | Path) -> bool:
+    """Whether the file at `path` was judged intact in the state it is in now: asked (a stat)
+    where a scan would read it all."""
+    return _judged_before(_stamp(path)) == (True, None)
+
+
 def written(path: str | Path) -> None:
     """Remember the file at `path` as intact as it is now: called by a writer of this process
     that checked it before its write (`check_global_heaps`) and holds the writers' lock still,

@@ -56,7 +56,9 @@ file's heaps from its bytes first (`smm_daq.storage.global_heap`): once per stat
 file, which this process's own writes keep (a scan's lines are not checked again). A writer
 scans before it waits for the writers' lock, so another process's write (a scan's line) is
 not held up while a large file is read; under the lock it only confirms the file is still
-in the state it judged, and scans again only where it is not (`_heaps_checked`).
+in the state it judged (one another process wrote meanwhile is let go and scanned once more
+before the lock, and scanned under it only where it was written again: `_judged_and_held`).
+Damage met holding no lock is scanned for again once no writer is at work (`_heaps_checked`).
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ except ImportError:  # Windows: a lock file stands in (`_machine_lock`)
     fcntl = None  # type: ignore[assignment]
 from smm_daq.storage import here, identity, turns
 from smm_daq.storage.copying import copy_attributes, copy_dataset, index_room
-from smm_daq.storage.global_heap import check_global_heaps, written
+from smm_daq.storage.global_heap import check_global_heaps, judged_intact, written
 from smm_daq.storage.identity import FileId
 from smm_daq.storage.processes import running, start_token
 from smm_daq.storage.relinking import Relinks
@@ -918,12 +920,9 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
     p = Path(path)
     if p.exists() and not p.is_file():
         raise InputError("is not a file; expected an smm-daq session file (.h5)", source=str(p))
-    if p.exists():  # read whole (seconds a gigabyte) before the lock: no writer waits for it
-        here.refuse_within(final_file(p), writing=True, source=p)
-        _heaps_checked(final_file(p), source=p)
     with contextlib.ExitStack() as unlocked, contextlib.ExitStack() as held, \
             contextlib.ExitStack() as repaired:  # `unlocked` closes once the lock is let go
-        made, real, locked = _held_for_writing(held, p, create=create)
+        made, real, locked = _judged_and_held(held, p, create=create)
         try:
             _ready_for_writing(p, real, same_file=same_file, hold=repaired, locked=locked)
             _reserve_room(real, room, source=p)
@@ -951,6 +950,33 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
                 _discard(made, real, unlocked, locked=locked)
         if not failed:  # checked as it was readied, and libhdf5 wrote it since
             written(real)
+
+
+_SCANS_BEFORE_LOCK = 2  # a file another process wrote meanwhile is scanned again before it
+
+
+def _judged_and_held(stack: contextlib.ExitStack, p: Path, *,
+                     create: bool) -> tuple[_Made | None, Path, bool]:
+    """`_held_for_writing`, the file's global heaps scanned before the lock is taken (read
+    whole, seconds a gigabyte: another process's write, a scan's line, is not held up
+    meanwhile). A file written by another process between the scan and the lock is let go
+    and scanned again, `_SCANS_BEFORE_LOCK` times at most; after that, `_ready_for_writing`
+    scans it under the lock."""
+    for _ in range(_SCANS_BEFORE_LOCK - 1):
+        _scanned_before_lock(p)
+        with contextlib.ExitStack() as turn:
+            made, real, locked = _held_for_writing(turn, p, create=create)
+            if made is not None or judged_intact(real):
+                stack.enter_context(turn.pop_all())
+                return made, real, locked
+    _scanned_before_lock(p)
+    return _held_for_writing(stack, p, create=create)
+
+
+def _scanned_before_lock(p: Path) -> None:
+    if p.exists():
+        here.refuse_within(final_file(p), writing=True, source=p)
+        _heaps_checked(final_file(p), source=p)
 
 
 def _ready_for_writing(p: Path, real: Path, *, same_file: FileId | None,
