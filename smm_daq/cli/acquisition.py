@@ -592,8 +592,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     would never return from reading is refused first, whatever its size: the listing reads
     every map whole (for its noise floor), so the one pass over the file's bytes that finds
     the damage adds about a tenth to what it reads."""
-    from smm_daq.storage.global_heap import check_global_heaps
-    from smm_daq.storage.h5file import read_whole
+    from smm_daq.storage.h5file import check_heaps, read_whole
     from smm_daq.storage.nexus import (
         cut_off_replacements,
         links_and_strays,
@@ -601,7 +600,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     )
     from smm_daq.storage.staging import aside_name
 
-    check_global_heaps(args.file)
+    check_heaps(args.file)
     # the entries, their noise floors and MMT results, of the file as one write left it
     listed, problems, failed = read_whole(args.file, partial(_listing, args.file))
     for line in listed:

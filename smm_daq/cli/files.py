@@ -18,12 +18,11 @@ import argparse
 
 
 def _repair(args: argparse.Namespace) -> int:
-    from smm_daq.storage.global_heap import check_global_heaps
-    from smm_daq.storage.h5file import marked_open, remove_leftovers, repair
+    from smm_daq.storage.h5file import check_heaps, marked_open, remove_leftovers, repair
     from smm_daq.storage.intact import needs_repair
     from smm_daq.storage.staging import kept_note, left_out_note
 
-    check_global_heaps(args.file)  # before `needs_repair` has HDF5 read the file
+    check_heaps(args.file)  # before `needs_repair` has HDF5 read the file
     if not needs_repair(args.file):
         removed, kept_files = remove_leftovers(args.file)
         print(f"{args.file}: intact and in the HDF5 1.10 format already: left as it is")

@@ -7,13 +7,13 @@ chunked one's chunks); asking it, though, opens every dataset, and HDF5 opening 
 text with a fill value reads that value from the global heap: on a damaged collection it
 loops forever, in a call Python cannot interrupt. So the walk runs in a child process, which
 reports each dataset as it is walked: one silent for `QUIET_S` is taken to hang there (the
-heap is damaged) and stopped. Only a suspected damage asks this, so reading a file costs
-no process.
+heap is damaged) and stopped; one that has not said it started within `START_S` did not
+hang in HDF5, and its silence says nothing of the file (`NotStarted`). Only a suspected
+damage asks this, so reading a file costs no process.
 """
 
 from __future__ import annotations
 
-import os
 import queue
 import subprocess
 import sys
@@ -21,21 +21,32 @@ import threading
 from pathlib import Path
 
 QUIET_S = 10.0  # a walk silent this long hangs in HDF5 (it reports every dataset it walks)
+START_S = 30.0  # longest a child may take to start (import h5py: an antivirus scans it cold)
+_STARTED = "walking"  # the child's first line: h5py imported (a slow start is no hang)
+
+
+class NotStarted(Exception):
+    """The child said nothing within `START_S`, not even that it started (a start slowed
+    by an antivirus scanning Python and h5py cold): HDF5 was not asked, nor did it hang."""
 
 
 def data_extents(path: str | Path) -> list[tuple[int, int]] | None:
     """The [start, end) byte ranges of `path` holding datasets' stored values, merged and in
     order; None where HDF5 could not walk the file (it hung, or could not open it), or no
-    process could be started to ask it."""
+    process could be started to ask it; `NotStarted` where the child did not start in time.
+
+    The child is this file run by its path with the current folder and the script's kept off
+    its module path (`-P`: a folder holding an `h5py` of its own is not imported from), in
+    the environment this process has (where it found h5py), and on Windows without a console
+    window of its own."""
     if getattr(sys, "frozen", False) or not sys.executable:
         return None  # no Python to run it with (a frozen app's executable is the app itself)
-    root = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
     try:
-        child = subprocess.Popen([sys.executable, "-m", __name__, str(path)],
+        child = subprocess.Popen([sys.executable, "-P", str(Path(__file__).resolve()),
+                                  str(path)],
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                 stdin=subprocess.DEVNULL, env=env, text=True)
+                                 stdin=subprocess.DEVNULL, text=True,
+                                 creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
     except OSError:  # no process to be had: the damage stands
         return None
     lines: queue.Queue[str | None] = queue.Queue()
@@ -43,10 +54,15 @@ def data_extents(path: str | Path) -> list[tuple[int, int]] | None:
     extents: list[tuple[int, int]] = []
     walked = False
     try:
-        while (line := lines.get(timeout=QUIET_S)) is not None:
-            numbers = [int(n) for n in line.split()]
-            extents += zip(numbers[::2], numbers[1::2], strict=True)
-        walked = child.wait(timeout=QUIET_S) == 0
+        try:
+            first = lines.get(timeout=START_S)
+        except queue.Empty:
+            raise NotStarted from None
+        if first == f"{_STARTED}\n":  # else it ended at once, or it is not its own output
+            while (line := lines.get(timeout=QUIET_S)) is not None:
+                numbers = [int(n) for n in line.split()]
+                extents += zip(numbers[::2], numbers[1::2], strict=True)
+            walked = child.wait(timeout=QUIET_S) == 0
     except (queue.Empty, ValueError, subprocess.TimeoutExpired):
         pass  # silent (hung in HDF5), or not its own output
     finally:  # also where this wait is cut short (Ctrl-C): a walk hung in HDF5 never ends
@@ -78,6 +94,7 @@ def _walk(path: str) -> None:
     ("start end start end ..."; empty where it keeps none in the file)."""
     import h5py
 
+    print(_STARTED, flush=True)
     try:
         f = h5py.File(path, "r", locking=False)
     except OSError:  # left open by a killed SWMR writer

@@ -27,7 +27,12 @@ Every reader and writer of a session file checks it before HDF5 reads it
 is found (intact, or the damage) is remembered by the file's identity, size and times of
 change (`_Stamp`), and it is not scanned again until one of them changes; a file this process
 wrote itself after checking it is remembered as it was left (`written`), since it is
-libhdf5 that wrote it.
+libhdf5 that wrote it. Damage is remembered only where no writer can have been at work on
+the file meanwhile (`settled`: a collection read half rewritten in two scans in a row looks
+damaged) and HDF5 was asked about it (its walk started in time). The time of change is the
+one any write sets, also on Windows, where a file's `st_ctime` is its time of creation
+(`_windows_change_time`): a damaged copy of the same size, its time of modification kept,
+put over a file judged intact, is another state.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import bisect
 import os
 import stat
 import struct
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -43,7 +49,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from smm_daq.errors import InputError
-from smm_daq.storage.data_extents import data_extents
+from smm_daq.storage.data_extents import NotStarted, data_extents
 
 _SIGNATURE = b"GCOL"
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -53,6 +59,7 @@ _SCANS = 3  # scans at most for two in a row that find the same damage
 _PIECE = 1 << 24  # bytes read at a time
 _LEAST_COLLECTION = 4096  # the format's (and libhdf5's H5HG_MINSIZE) smallest collection
 _FIRST_USER_BLOCK = 512  # the superblock is at 0 or after a user block of 512 * 2**k bytes
+_FILE_BASIC_INFO = 0  # FileBasicInfo, of Windows' FILE_INFO_BY_HANDLE_CLASS
 _REMEMBERED = 256  # files' states judged remembered at most (the least recently judged go)
 
 _Stamp = tuple[int, int, int, int, int]  # device, inode, size, times of change (ns)
@@ -72,11 +79,48 @@ def _stamp(path: str | Path) -> _Stamp | None:
         return None
     try:
         st = os.fstat(fd)
+        changed = _change_time(fd, st)
     except OSError:
         return None
     finally:
         os.close(fd)
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+    if changed is None:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, changed
+
+
+def _posix_change_time(fd: int, st: os.stat_result) -> int | None:
+    """The time of the file's last change (ns): any write, and a time of modification set
+    back, set it."""
+    return st.st_ctime_ns
+
+
+def _windows_change_time(fd: int, st: os.stat_result) -> int | None:
+    """The file's ChangeTime (100 ns units), which any write or change of its times sets,
+    asked of Windows (GetFileInformationByHandleEx, FileBasicInfo): its `st_ctime` is the
+    time the file was created, which a copy written over it leaves. None where Windows does
+    not answer."""
+    import ctypes
+    import msvcrt
+    from ctypes import wintypes
+
+    class FileBasicInfo(ctypes.Structure):  # FILE_BASIC_INFO: times in 100 ns since 1601
+        _fields_ = [("creation", ctypes.c_int64), ("last_access", ctypes.c_int64),
+                    ("last_write", ctypes.c_int64), ("change", ctypes.c_int64),
+                    ("attributes", wintypes.DWORD)]
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    call = kernel32.GetFileInformationByHandleEx
+    call.argtypes = (wintypes.HANDLE, ctypes.c_int, ctypes.c_void_p, wintypes.DWORD)
+    call.restype = wintypes.BOOL
+    info = FileBasicInfo()
+    handle = msvcrt.get_osfhandle(fd)  # type: ignore[attr-defined]
+    if not call(handle, _FILE_BASIC_INFO, ctypes.byref(info), ctypes.sizeof(info)):
+        return None
+    return int(info.change)
+
+
+_change_time = _windows_change_time if sys.platform == "win32" else _posix_change_time
 
 
 def _remember(stamp: _Stamp | None, found: _Found | None) -> None:
@@ -95,6 +139,12 @@ def _judged_before(stamp: _Stamp | None) -> tuple[bool, _Found | None]:
         if stamp is None or stamp not in _judged:
             return False, None
         return True, _judged[stamp]
+
+
+def judged_intact(path: str | Path) -> bool:
+    """Whether the file at `path` was judged intact in the state it is in now: asked (a stat)
+    where a scan would read it all."""
+    return _judged_before(_stamp(path)) == (True, None)
 
 
 def written(path: str | Path) -> None:
@@ -222,27 +272,26 @@ def _collection_wrong(fh: BinaryIO, start: int, lengths: int) -> str | None:
     return None
 
 
-def check_global_heaps(path: str | Path, *, source: str | Path | None = None) -> None:
+def check_global_heaps(path: str | Path, *, source: str | Path | None = None,
+                       settled: bool = False) -> None:
     """InputError naming the file (as `source`, else `path`), the collection's offset and
     what is wrong, for a file whose global heap is damaged (`damaged_collection`): HDF5
     would never return from reading it. The file is only read; what is found is
     remembered with the file's state (see the module), and it is not scanned again while
-    it stays so. Damage
-    found is asked of HDF5 (`data_extents`, in a process of its own) where the bytes lie:
-    within a dataset's stored values, they are passed over. A file that cannot be read is
-    left to the caller's open to name."""
+    it stays so. Damage found is asked of HDF5 (`data_extents`, in a process of its own)
+    where the bytes lie: within a dataset's stored values, they are passed over. Damage is
+    remembered only where `settled` (the caller holds the file's writers' lock, or the
+    readers' turn: no writer can be rewriting a collection as it is read) and HDF5's walk
+    answered. A file that cannot be read is left to the caller's open to name."""
     stamp = _stamp(path)  # before the scan: a write during it leaves another stamp
     judged, found = _judged_before(stamp)
     if not judged:
         try:
-            found = _found_twice(path)
-            if found is not None:
-                data = data_extents(path)
-                if data and _within(found[0], data):
-                    found = _found_twice(path, data)
+            found, asked = _judged_now(path)
         except (OSError, ValueError):  # unread: left to the caller's open, not remembered
             return
-        _remember(stamp, found)
+        if found is None or (settled and asked):
+            _remember(stamp, found)
     if found is None:
         return
     at, wrong = found
@@ -251,6 +300,22 @@ def check_global_heaps(path: str | Path, *, source: str | Path | None = None) ->
         f"variable length) does not parse to its end: {wrong}; HDF5 would never return from "
         "reading it; expected an intact smm-daq session file (restore it from a copy): "
         "nothing was changed", source=str(source or path))
+
+
+def _judged_now(path: str | Path) -> tuple[_Found | None, bool]:
+    """The damage found in the file now (`_found_twice`, None: intact), and whether HDF5
+    was asked where its datasets' values lie: False where its walk did not start in time (a
+    slow start, not a hang: what it would say is not known)."""
+    found = _found_twice(path)
+    if found is None:
+        return None, True
+    try:
+        data = data_extents(path)
+    except NotStarted:
+        return found, False
+    if data and _within(found[0], data):
+        found = _found_twice(path, data)
+    return found, True
 
 
 def _found_twice(path: str | Path, data: Sequence[tuple[int, int]] = ()) -> _Found | None:

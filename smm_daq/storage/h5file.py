@@ -53,7 +53,12 @@ writing it within its own read, is refused at once.
 Damaged heaps. HDF5 reading a damaged global heap (where it keeps text of variable length)
 never returns, in a call nothing can interrupt, so every read and write here checks the
 file's heaps from its bytes first (`smm_daq.storage.global_heap`): once per state of the
-file, which this process's own writes keep (a scan's lines are not checked again).
+file, which this process's own writes keep (a scan's lines are not checked again). A writer
+scans before it waits for the writers' lock, so another process's write (a scan's line) is
+not held up while a large file is read; under the lock it only confirms the file is still
+in the state it judged (one another process wrote meanwhile is let go and scanned once more
+before the lock, and scanned under it only where it was written again: `_judged_and_held`).
+Damage met holding no lock is scanned for again once no writer is at work (`_heaps_checked`).
 """
 
 from __future__ import annotations
@@ -91,7 +96,7 @@ except ImportError:  # Windows: a lock file stands in (`_machine_lock`)
     fcntl = None  # type: ignore[assignment]
 from smm_daq.storage import here, identity, turns
 from smm_daq.storage.copying import copy_attributes, copy_dataset, index_room
-from smm_daq.storage.global_heap import check_global_heaps, written
+from smm_daq.storage.global_heap import check_global_heaps, judged_intact, written
 from smm_daq.storage.identity import FileId
 from smm_daq.storage.processes import running, start_token
 from smm_daq.storage.relinking import Relinks
@@ -243,6 +248,35 @@ def _opened_to_judge(p: Path, source: Path | None = None) -> Iterator[h5py.File 
         yield f
 
 
+def check_heaps(path: str | Path) -> None:
+    """InputError where the global heap of the session file `path` names is damaged
+    (`check_global_heaps`), for a command that has HDF5 read it otherwise than through
+    `open_read` or `writing` (which check it themselves): as a reader holding no lock
+    (`_heaps_checked`)."""
+    p = Path(path)
+    _heaps_checked(final_file(p), source=p)
+
+
+def _heaps_checked(p: Path, *, source: Path) -> None:
+    """`check_global_heaps` of `p` by a reader or a writer holding none of its locks: a
+    writer at work in another process may be rewriting a collection as it is read (twice in
+    a row), so damage found is scanned for again in the readers' turn, once no writer
+    writes, and only that verdict is remembered with the file's state. Where that turn
+    cannot be had (a file system without locks, a writer holding it past
+    `turns.TURN_WAIT_S`), the damage found is said, not remembered."""
+    try:
+        check_global_heaps(p, source=source)
+    except InputError as damage:
+        with contextlib.ExitStack() as turn:
+            try:
+                held = turn.enter_context(_file_lock(p, exclusive=False, source=source))
+            except (InputError, StorageError, OSError):
+                raise damage from None
+            if not held:
+                raise
+            check_global_heaps(p, source=source, settled=True)
+
+
 def require_ours(path: str | Path, *, besides: str = "", source: Path | None = None) -> None:
     """InputError unless `path` is missing, an smm-daq session file or an empty HDF5 file
     (`not_ours`): smm-daq adds nothing to another program's file, whose root `default` and
@@ -350,7 +384,7 @@ def _require_named(p: Path, file: FileId) -> None:
     them, its inode number), or the copy this process rebuilt and swapped in for it
     (`identity.successor`); InputError when it names another program's file (`not_ours`).
     One read-only open for both, as `require_ours` makes."""
-    with _opened_to_judge(p) as f:  # (checked before the writers' lock was taken)
+    with _opened_to_judge(p) as f:  # its heaps judged already, under this lock
         token = identity.token_of(f) if f is not None else None
         reason = not_ours(f) if f is not None else None
     try:
@@ -579,7 +613,7 @@ def _open_read(p: Path, *, source: Path) -> Iterator[h5py.File]:
     from reading is refused first (`check_global_heaps`: once per state of the file)."""
     nested = here.reading_here(p)  # this thread holds it already: no writer can be at work
     if not nested:
-        check_global_heaps(p, source=source)
+        _heaps_checked(p, source=source)
     if marked_open(p) and not nested:
         with _file_lock(p, exclusive=False, source=source):
             pass  # an smm-daq writer at work has finished its write
@@ -888,9 +922,9 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
         raise InputError("is not a file; expected an smm-daq session file (.h5)", source=str(p))
     with contextlib.ExitStack() as unlocked, contextlib.ExitStack() as held, \
             contextlib.ExitStack() as repaired:  # `unlocked` closes once the lock is let go
-        made, real, locked = _held_for_writing(held, p, create=create)
+        made, real, locked = _judged_and_held(held, p, create=create)
         try:
-            _ready_for_writing(p, real, same_file=same_file, hold=repaired)
+            _ready_for_writing(p, real, same_file=same_file, hold=repaired, locked=locked)
             _reserve_room(real, room, source=p)
             f = h5py.File(_open_for_writing(real, swmr=swmr, source=p))
         except BaseException:  # refused before it was opened: nothing of it is kept
@@ -918,13 +952,42 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
             written(real)
 
 
+_SCANS_BEFORE_LOCK = 2  # a file another process wrote meanwhile is scanned again before it
+
+
+def _judged_and_held(stack: contextlib.ExitStack, p: Path, *,
+                     create: bool) -> tuple[_Made | None, Path, bool]:
+    """`_held_for_writing`, the file's global heaps scanned before the lock is taken (read
+    whole, seconds a gigabyte: another process's write, a scan's line, is not held up
+    meanwhile). A file written by another process between the scan and the lock is let go
+    and scanned again, `_SCANS_BEFORE_LOCK` times at most; after that, `_ready_for_writing`
+    scans it under the lock."""
+    for _ in range(_SCANS_BEFORE_LOCK - 1):
+        _scanned_before_lock(p)
+        with contextlib.ExitStack() as turn:
+            made, real, locked = _held_for_writing(turn, p, create=create)
+            if made is not None or judged_intact(real):
+                stack.enter_context(turn.pop_all())
+                return made, real, locked
+    _scanned_before_lock(p)
+    return _held_for_writing(stack, p, create=create)
+
+
+def _scanned_before_lock(p: Path) -> None:
+    if p.exists():
+        here.refuse_within(final_file(p), writing=True, source=p)
+        _heaps_checked(final_file(p), source=p)
+
+
 def _ready_for_writing(p: Path, real: Path, *, same_file: FileId | None,
-                       hold: contextlib.ExitStack) -> None:
-    """Refuse to write the file `real` that `p` names, its writers' lock held, where it is
-    not the file `same_file` (`Replaced`), another program's or open for writing in one
-    (InputError); a file left marked open by a killed writer is repaired first, its copy
-    held until `hold` closes as the file it replaced was."""
-    check_global_heaps(real, source=p)  # before HDF5 reads it
+                       hold: contextlib.ExitStack, locked: bool) -> None:
+    """Refuse to write the file `real` that `p` names, its writers' lock held (`locked`:
+    other processes kept out), where its global heap is damaged, it is not the file
+    `same_file` (`Replaced`), another program's or open for writing in one (InputError); a
+    file left marked open by a killed writer is repaired first, its copy held until `hold`
+    closes as the file it replaced was. The heaps were scanned before the lock was taken
+    (`writing`): here they are scanned again only where the file changed since."""
+    check_global_heaps(real, source=p, settled=locked)  # before HDF5 reads it
     if same_file is not None:  # before anything, a repair too, touches the file
         _require_named(p, same_file)  # (a link re-pointed before the lock: Replaced)
     else:
@@ -1414,7 +1477,7 @@ def repair(path: str | Path, *, only_ours: bool = False) -> Repaired:
     p = Path(path)
     _check_exists(p)
     real = final_file(p)
-    check_global_heaps(real, source=p)
+    _heaps_checked(real, source=p)
     return _repair(p, real, only_ours=only_ours)  # the file locked is the one repaired
 
 
