@@ -19,8 +19,11 @@ from smm_daq.analysis.mmt.models.cuboid import (
     GRAIN_ORDERS,
     GRAIN_TOLERANCE,
     HIGHER_ORDERS,
+    LANES,
     NEAR_TOLERANCE,
     GreenModel,
+    _by_last_order,
+    _first_scale,
     _grain_orders,
     _green_block,
     _higher_orders_field,
@@ -294,6 +297,42 @@ def test_each_tile_takes_every_sensors_own_orders_from_5():
         np.testing.assert_array_equal(out[d2 >= model.fine2[g, 0], 3 * g:3 * g + 3], 0.0)
     assert tops == {6, 8, 10, 12}
     np.testing.assert_allclose(field, want, rtol=0, atol=1e-12 * np.abs(want).max())
+
+
+def test_orders_from_5_step_their_scale_by_products_to_rounding():
+    """Each order's scale dz^N / r^(2n+5) (N = n + 2), the first by repeated products and
+    each next one times dz/r² (no pow): within a few roundings of it, orders 5 to 12, at
+    sensors straight above, at grazing angles, near and far."""
+    for dz, lateral in ((1e-6, 0.0), (3e-6, 4e-5), (2e-5, 7e-6), (5e-7, 1.2e-4)):
+        dx, dy = 0.6 * lateral, -0.8 * lateral
+        r = math.sqrt(dx * dx + dy * dy + dz * dz)
+        scale = _first_scale(dz, r, HIGHER_ORDERS[0])
+        for n in HIGHER_ORDERS:
+            want = math.exp((n + 2) * math.log(dz) - (2 * n + 5) * math.log(r))
+            assert scale == pytest.approx(want, rel=1e-13), (dz, lateral, n)
+            assert _first_scale(dz, r, n) == pytest.approx(want, rel=1e-13)
+            scale *= dz / r / r
+
+
+def test_a_tiles_sensors_come_by_decreasing_last_order_then_zeros():
+    """`_by_last_order` hands `_orders_over_tile` the gathered sensors by decreasing last
+    order (each order then runs over a leading run of them), in gathering order within one,
+    with their indices; then zeros up to a multiple of LANES columns (workspace lanes)."""
+    tops = np.array([6, 12, 8, 6, 10, 12, 8, 6, 6, 10, 6])
+    cnt = tops.size
+    held = np.full((5, 64), np.nan)
+    held[:4, :cnt] = np.arange(4 * cnt, dtype=float).reshape(4, cnt) + 1.0
+    held[4, :cnt] = tops
+    index = np.arange(100, 164)
+    into = np.full((5, 64), np.nan)
+    into_index = np.full(64, -1)
+    _by_last_order(cnt, 12, held, index, into, into_index)
+    order = np.array([1, 5, 4, 9, 2, 6, 0, 3, 7, 8, 10])
+    np.testing.assert_array_equal(into_index[:cnt], 100 + order)
+    np.testing.assert_array_equal(into[:, :cnt], held[:, order])
+    padded = -(-cnt // LANES) * LANES
+    np.testing.assert_array_equal(into[:4, cnt:padded], 0.0)
+    assert np.isnan(into[:, padded:]).all()  # nothing written past the lanes
 
 
 def test_orders_from_5_are_the_taylor_terms_of_the_grain_potential():
