@@ -277,11 +277,12 @@ class ScanTab(QtWidgets.QWidget):
         profile = self.profile
 
         def read() -> tuple[ResumableEntry, np.ndarray]:
+            from smm_daq.acquisition.recipe_continue import same_recipe
             from smm_daq.acquisition.resumable import load_resumable
             from smm_daq.storage.nexus import read_map
 
             stored = load_resumable(path, entry)  # checked whole (and not finished); rig untouched
-            if recipe_text and stored.recipe != recipe_text:
+            if recipe_text and not same_recipe(stored.recipe, recipe_text):
                 raise InputError("was not made by the recipe running; expected its own scan",
                                  source=f"{path}, entry '{entry}'")
             stored.plan.validate(profile)
