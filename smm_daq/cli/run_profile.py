@@ -16,10 +16,13 @@ from smm_daq.text_files import quoted
 
 
 def named_profile(recipe: Recipe, recipe_path: str | Path) -> Path | None:
-    """The profile the recipe names, its path taken from the recipe's folder; None if none."""
+    """The profile the recipe names, its path taken from the recipe's folder; None if none.
+    A recipe given by a link is the file the link leads to: its profile is named from where
+    it was written (a shipped recipe linked into a sample's folder names its own)."""
     if not recipe.profile:
         return None
-    return Path(recipe_path).parent / recipe.profile
+    path = Path(recipe_path)
+    return (path.resolve() if path.is_symlink() else path).parent / recipe.profile
 
 
 def run_profile(recipe: Recipe, recipe_path: str | Path, given: str | None
