@@ -67,6 +67,17 @@ def test_a_recipe_given_by_a_link_names_its_profile_from_the_folder_it_lies_in(
     assert _stored_profile(out) == str((tmp_path / "e727.toml").resolve())
 
 
+def test_profile_given_with_a_recipe_naming_a_link_looping_on_itself_runs_with_the_note(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The recipe's profile only compared with the one given: it ended in a traceback."""
+    recipe, out = _recipe(tmp_path, 'profile = "loop.toml"'), tmp_path / "s.h5"
+    (recipe.parent / "loop.toml").symlink_to("loop.toml")
+    given = str(DEFAULT_PROFILE)
+    assert main(["run", str(recipe), "--out", str(out), "--profile", given]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"--profile {given} is used instead of" in err
+
+
 def test_profile_given_is_used_instead_of_the_recipes_and_that_is_said(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     recipe, out = _recipe(tmp_path, 'profile = "../e727.toml"'), tmp_path / "s.h5"

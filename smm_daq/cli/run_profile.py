@@ -25,6 +25,15 @@ def named_profile(recipe: Recipe, recipe_path: str | Path) -> Path | None:
     return (path.resolve() if path.is_symlink() else path).parent / recipe.profile
 
 
+def names_profile(named: Path, profile: Profile) -> bool:
+    """Whether `named` (a path the recipe names) leads to the file `profile` was loaded from;
+    False where it cannot be followed (a link looping on itself), as it names none."""
+    try:
+        return named.resolve() == profile.path
+    except (OSError, RuntimeError):  # RuntimeError: a link loop, before Python 3.13
+        return False
+
+
 def run_profile(recipe: Recipe, recipe_path: str | Path, given: str | None
                 ) -> tuple[Profile, list[str]]:
     """The profile to run `recipe` with and the lines saying which (and, where --profile
@@ -34,7 +43,7 @@ def run_profile(recipe: Recipe, recipe_path: str | Path, given: str | None
     if given is not None:
         profile = load_profile(given)
         lines = [f"profile {given} (--profile)"]
-        if named is not None and named.resolve() != profile.path:
+        if named is not None and not names_profile(named, profile):
             lines.append(f"note: --profile {given} is used instead of {named}, the profile "
                          f"the recipe names ([recipe] profile = {quoted(recipe.profile)})")
         return profile, lines
