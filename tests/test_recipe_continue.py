@@ -216,14 +216,16 @@ def test_a_recipe_cut_off_before_it_named_its_profile_is_continued_once_it_does(
     title = 'title = "remanent and induced"\n'
     simulator = repo / "configs" / "simulator.toml"
     profile = out.parent / "other.toml"
-    profile.write_text(simulator.read_text().replace("time_constant_s = 0.03\n",
-                                                     "time_constant_s = 0.1\n"))
+    profile.write_text(simulator.read_text().replace("_frequency_Hz = 1017.0\n",
+                                                     "_frequency_Hz = 1000.0\n"))
     recipe.write_text(RECIPE.replace(title, f"{title}profile = 'other.toml'\n"))
     before = out.read_bytes()
-    connected = _use_rig(monkeypatch, None)  # named another profile: the resume refuses it
+    connected = _use_rig(monkeypatch, None)  # named another profile than its scans': refused
     assert main(["run", str(recipe), "--out", str(out), "--yes", "--continue"]) == 2
     err = capsys.readouterr().err
-    assert "entry 'inf'" in err and "another recipe text" not in err
+    assert "entry 'rem'" in err and "another recipe text" not in err  # finished, not resumed
+    assert "was taken with another instrument profile: lockin_reference_frequency_Hz was " \
+        "1017, now 1000" in err
     assert "continue the recipe with the instrument profile it was started with" in err
     assert connected == [] and out.read_bytes() == before
 

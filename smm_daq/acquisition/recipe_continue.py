@@ -27,6 +27,7 @@ from smm_daq.instruments.profile import Profile
 from smm_daq.storage.checks import corrupt_guard
 from smm_daq.storage.h5file import read_whole, text
 from smm_daq.storage.nexus import EntryInfo
+from smm_daq.storage.scan_entry import check_same_profile
 from smm_daq.storage.staging import cut_off_entries
 
 NEW, DONE, RESUME = "new", "done", "resume"  # what a step that writes an entry has left
@@ -58,6 +59,9 @@ def scan_state(recipe_text: str, plan: ScanPlan, info: EntryInfo, out: str | Pat
         raise InputError(f"entry '{name}' of {out} {what}; expected this recipe's own entry: "
                          f"run the recipe it was made by, or {ELSEWHERE}")
     if info.status == "finished":
+        if stored_recipe != recipe_text:  # its [recipe] profile aside: taken on this profile
+            check_same_profile(_stored_fingerprint(out, name), profile,
+                               f"{out}, entry '{name}'", hint=RESUME_HINT)
         return DONE, 0.0
     entry = check_resume(out, name, profile, hint=RESUME_HINT)
     return RESUME, entry.lines_left / max(entry.line_done.size, 1)
@@ -176,6 +180,21 @@ def _stored(out: str | Path, name: str) -> tuple[ScanPlan, str]:
 
     texts = read_whole(out, read)
     return ScanPlan.from_text(texts["plan"], source=f"{where}, 'plan'"), texts["recipe"]
+
+
+def _stored_fingerprint(out: str | Path, name: str) -> str:
+    """The profile fingerprint (JSON) a scan entry stores; InputError when it has none."""
+    def read(f: h5py.File) -> str | None:
+        node = f[name].get("profile_fingerprint")
+        ok = isinstance(node, h5py.Dataset) and node.shape == () and node.dtype.kind in "OSU"
+        return text(node) if ok else None
+
+    stored = read_whole(out, read)
+    if stored is None:
+        raise InputError("has no 'profile_fingerprint' text, so the profile it was taken with "
+                         "cannot be told from the recipe's; expected the text every scan entry "
+                         f"holds: {RESUME_HINT}", source=f"{out}, entry '{name}'")
+    return stored
 
 
 def _first_difference(stored: str, now: str) -> str:
