@@ -32,7 +32,7 @@ from smm_daq.acquisition.recipe import (
     step_note,
 )
 from smm_daq.acquisition.recipe_continue import DONE, RESUME
-from smm_daq.cli.run_profile import named_profile
+from smm_daq.cli.run_profile import named_profile, names_profile
 from smm_daq.errors import SmmError
 from smm_daq.instruments.profile import Profile
 from smm_daq.shell_words import command_line
@@ -379,7 +379,7 @@ def other_profile_note(recipe: Recipe, path: Path, profile: Profile) -> str:
     """What to say where the recipe at `path` names ([recipe] profile) another profile than
     the window's `profile`, which its scans then run on (as `run --profile` does); else ""."""
     named = named_profile(recipe, path)
-    if named is None or named.resolve() == profile.path:
+    if named is None or names_profile(named, profile):
         return ""
     start = command_line(["smm-daq", "gui", "--profile", str(named)])
     return (f"Note: the recipe is written for the profile {named} ([recipe] profile), but this "

@@ -212,11 +212,6 @@ class ScanTab(QtWidgets.QWidget):
         if path is None:
             self.status.setText("Choose the session file the scan is written to.")
             return False
-        taken = None if recipe_text else self._name_taken_text(plan.name, path)
-        if taken is not None:  # refused before anything starts: no scan is marked failed
-            self.form.show_error(taken, key="name")
-            self.status.setText(f"Not started: {taken}")
-            return False
         rig = self.holder.rig
         if rig is None or self.holder.busy:
             self.status.setText(self.holder.unconnected_text() or NOT_CONNECTED)
@@ -277,11 +272,12 @@ class ScanTab(QtWidgets.QWidget):
         profile = self.profile
 
         def read() -> tuple[ResumableEntry, np.ndarray]:
+            from smm_daq.acquisition.recipe_continue import same_recipe
             from smm_daq.acquisition.resumable import load_resumable
             from smm_daq.storage.nexus import read_map
 
             stored = load_resumable(path, entry)  # checked whole (and not finished); rig untouched
-            if recipe_text and stored.recipe != recipe_text:
+            if recipe_text and not same_recipe(stored.recipe, recipe_text):
                 raise InputError("was not made by the recipe running; expected its own scan",
                                  source=f"{path}, entry '{entry}'")
             stored.plan.validate(profile)
@@ -389,7 +385,9 @@ class ScanTab(QtWidgets.QWidget):
     def _name_taken_text(self, name: str, path: Path) -> str | None:
         """Why `name` cannot name the next scan of `path`, an entry of it already as the file
         was last read (`entries_read`, or a scan of this tab); None if it is not known taken.
-        (A name taken since is refused as the scan starts: `_start_failed`.)"""
+        Only said: Start leaves it to the scan's start, which reads the file as it is now
+        (another program may have removed the entry or the file since) and refuses a name
+        taken then (`_start_failed`)."""
         taken = self._taken_names(path)
         if name not in taken:
             return None

@@ -13,6 +13,7 @@ from gui.instruments_panel import si_number
 from gui.scan_tab import next_free_name
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.storage.names import ENTRY_NAME_MAX, new_entry_name_problem
+from smm_daq.storage.nexus import list_entries
 from smm_daq.storage.scan_entry import EntryTaken
 
 UM = 1e-6
@@ -159,14 +160,10 @@ def test_a_name_taken_proposes_the_next_and_resume_scan_only_where_it_finishes(w
     assert ended.args[0] == "finished"
     assert scan.form.name.text() == "scan_2"  # the next scan does not reuse the name
 
-    scan.form.name.setText("scan")  # said as typed; Start refused, nothing marked failed
+    scan.form.name.setText("scan")  # said as typed
     said = scan.form.error_text("name")
     assert said == f"{scan.path.name} has an entry 'scan' already; choose another name " \
         "(scan_2 is free)"
-    with qtbot.assertNotEmitted(scan.scanEnded):
-        assert not scan.start()
-    assert scan.status.text() == f"Not started: {said}" and scan.form.error_text("name") == said
-    assert scan.live.state == "finished" and "failed" not in scan.view.plot.titleLabel.text
     scan.form.name.setText("scan_2")
     assert scan.form.error_text("name") == ""
 
@@ -192,6 +189,26 @@ def test_a_name_taken_proposes_the_next_and_resume_scan_only_where_it_finishes(w
     by_name = scan.form.error_text("name")
     assert "scan_2 is free" in by_name and scan.form.name.text() == "scan_2"
     assert f"run `smm-daq repair {scan.path}` first, then Resume scan" in by_name, by_name
+
+
+def test_a_name_the_file_held_as_last_read_starts_once_the_file_no_longer_holds_it(
+        window, qtbot):
+    """The names as last read are only said: the file removed since (by another program, to
+    begin again), Start scans under the name, which the start reads off the file as it is."""
+    scan = window.scan
+    plan = ScanPlan.from_center("scan", CENTRE, (3 * 20 * UM, 3 * 20 * UM), 20 * UM,
+                                settle_tau=1.0)
+    scan.form.set_plan(plan)
+    with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS) as ended:
+        assert scan.start()
+    assert ended.args[0] == "finished"
+    scan.path.unlink()
+    scan.form.name.setText("scan")
+    assert "has an entry 'scan' already" in scan.form.error_text("name")  # as last read
+    with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS) as ended:
+        assert scan.start()
+    assert ended.args[0] == "finished", scan.status.text()
+    assert [e.name for e in list_entries(scan.path)] == ["scan"]
 
 
 def test_keys_press_start_pause_abort_stop_and_connect(window, qtbot):

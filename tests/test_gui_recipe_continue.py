@@ -99,6 +99,32 @@ def test_a_recipe_stopped_in_its_second_scan_is_continued_from_the_tab(window, q
     assert view.run_button.text() == "Run"
 
 
+def test_a_recipe_cut_off_before_it_named_its_profile_is_continued_from_the_tab(
+        window, qtbot, cut_off):
+    """Its scan cut off is resumed through the Scan tab, which takes it as the recipe's own
+    with the `[recipe] profile` line aside, as `run --continue` does."""
+    from smm_daq.instruments.profile import DEFAULT_PROFILE
+
+    recipe, path = cut_off
+    title = 'title = "a remanent scan, then the same area in field"\n'
+    recipe.write_text(RECIPE.replace(title, f"{title}profile = '{DEFAULT_PROFILE}'\n"),
+                      encoding="utf-8")
+    view = window.recipes
+    view.ask = lambda _message: True
+    assert recipe_opened(view, qtbot, recipe)
+    assert marks(view) == ["○", "✔", "↷", "↷", "◐", "○"]
+    assert view.run_button.text() == "Continue" and view.run_button.isEnabled()
+    scans: list[str] = []
+    window.scan.scanEnded.connect(lambda kind, _message: scans.append(kind))
+    with qtbot.waitSignal(view.started, timeout=WAIT_MS):
+        view.run_button.click()
+    qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
+    assert view.message.text().startswith("Recipe finished"), view.message.text()
+    assert scans == ["finished"]
+    assert {e.name: e.status for e in list_entries(path)} == {
+        "first": "finished", "second": "finished", "difference": "finished"}
+
+
 def test_a_changed_recipe_is_refused_in_the_tab_with_the_command_lines_message(
         window, qtbot, cut_off, monkeypatch, capsys):
     recipe, path = cut_off

@@ -207,6 +207,74 @@ def test_the_cut_off_scan_is_resumed_only_with_the_profile_it_started_with(
     assert connected == [] and out.read_bytes() == before
 
 
+def test_a_recipe_cut_off_before_it_named_its_profile_is_continued_once_it_does(
+        cut_off: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, repo: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The shipped recipes gained `[recipe] profile`: one begun before goes on; that line is
+    no part of what the recipe does, the cut-off scan still checked against its profile."""
+    recipe, out = cut_off
+    title = 'title = "remanent and induced"\n'
+    simulator = repo / "configs" / "simulator.toml"
+    profile = out.parent / "other.toml"
+    profile.write_text(simulator.read_text().replace("_frequency_Hz = 1017.0\n",
+                                                     "_frequency_Hz = 1000.0\n"))
+    recipe.write_text(RECIPE.replace(title, f"{title}profile = 'other.toml'\n"))
+    before = out.read_bytes()
+    connected = _use_rig(monkeypatch, None)  # named another profile than its scans': refused
+    assert main(["run", str(recipe), "--out", str(out), "--yes", "--continue"]) == 2
+    err = capsys.readouterr().err
+    assert "entry 'rem'" in err and "another recipe text" not in err  # finished, not resumed
+    assert "was taken with another instrument profile: lockin_reference_frequency_Hz was " \
+        "1017, now 1000" in err
+    assert "continue the recipe with the instrument profile it was started with" in err
+    assert connected == [] and out.read_bytes() == before
+
+    recipe.write_text(RECIPE.replace(title, f"{title}profile = '{simulator}'\n"))
+    _use_rig(monkeypatch, _rig())
+    assert main(["run", str(recipe), "--out", str(out), "--yes", "--continue"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped (finished in" in err and "scan 'inf' 5 × 4 points at (0, 40, 0) µT: " \
+        "resumed" in err
+    assert {e.name: e.status for e in list_entries(out)} == {
+        "rem": "finished", "inf": "finished", "induced": "finished"}
+
+
+def test_only_the_recipe_profile_line_is_left_aside_in_telling_a_recipe_its_own() -> None:
+    from smm_daq.acquisition.recipe_continue import same_recipe
+
+    title = 'title = "remanent and induced"\n'
+    named = RECIPE.replace(title, f"{title}profile = '../simulator.toml'\n")
+    assert same_recipe(RECIPE, named) and same_recipe(named, RECIPE)
+    assert same_recipe(named, named.replace("../simulator.toml", "e727.toml"))
+    assert not same_recipe(RECIPE, named.replace(title, 'title = "other"\n'))
+    # a key of that name in another table is the recipe's work: it counts
+    assert not same_recipe(RECIPE, RECIPE.replace("[[step]]\n", "[[step]]\nprofile = 'x'\n", 1))
+
+
+# sha256 of each shipped recipe's text as a release before `[recipe] profile` shipped it
+SHIPPED_BEFORE = {
+    "remanent-and-induced.toml":
+        "26ef99f24832bedd1509c461566b22ae7c0784446a4a48de15b81c748a59f965",
+    "three-direction-series.toml":
+        "892e3c76179433afdb4c3a7412ca3fba0161141de82980930e63c3f950efd3e5",
+    "fine-stage-remanent-and-induced.toml":
+        "683859d22db6e56c48a2cbb0f3cd5925654278ed1fbe0e412dda84628e096ee3",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_BEFORE))
+def test_a_shipped_recipe_begun_on_an_earlier_release_is_still_its_own(
+        repo: Path, name: str) -> None:
+    """`run --continue` takes a scan as the recipe's own by its text: a shipped recipe's text
+    changed (a comment too) refuses every file an earlier release began with it."""
+    import hashlib
+
+    from smm_daq.acquisition.recipe_continue import _without_profile
+
+    text = (repo / "configs" / "recipes" / name).read_text()
+    assert hashlib.sha256(_without_profile(text).encode()).hexdigest() == SHIPPED_BEFORE[name]
+
+
 def test_a_finished_recipe_continued_changes_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:

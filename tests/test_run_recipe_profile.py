@@ -53,6 +53,31 @@ def test_a_recipe_runs_on_the_profile_it_names_from_its_folder(
     assert _stored_profile(out) == str((tmp_path / "e727.toml").resolve())
 
 
+def test_a_recipe_given_by_a_link_names_its_profile_from_the_folder_it_lies_in(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A recipe linked into a sample's folder (a shipped one, say) still runs on its own
+    profile: taken from the link's folder it was refused as not found."""
+    recipe, out = _recipe(tmp_path, 'profile = "../e727.toml"'), tmp_path / "s.h5"
+    sample = tmp_path / "samples" / "a"
+    sample.mkdir(parents=True)
+    link = sample / "small.toml"
+    link.symlink_to(recipe)
+    assert main(["run", str(link), "--out", str(out)]) == 0
+    assert "(named by the recipe)" in capsys.readouterr().err
+    assert _stored_profile(out) == str((tmp_path / "e727.toml").resolve())
+
+
+def test_profile_given_with_a_recipe_naming_a_link_looping_on_itself_runs_with_the_note(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The recipe's profile only compared with the one given: it ended in a traceback."""
+    recipe, out = _recipe(tmp_path, 'profile = "loop.toml"'), tmp_path / "s.h5"
+    (recipe.parent / "loop.toml").symlink_to("loop.toml")
+    given = str(DEFAULT_PROFILE)
+    assert main(["run", str(recipe), "--out", str(out), "--profile", given]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"--profile {given} is used instead of" in err
+
+
 def test_profile_given_is_used_instead_of_the_recipes_and_that_is_said(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     recipe, out = _recipe(tmp_path, 'profile = "../e727.toml"'), tmp_path / "s.h5"

@@ -12,6 +12,8 @@ also one an earlier release's rule allowed and today's does not.
 
 from __future__ import annotations
 
+import re
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from smm_daq.instruments.profile import Profile
 from smm_daq.storage.checks import corrupt_guard
 from smm_daq.storage.h5file import read_whole, text
 from smm_daq.storage.nexus import EntryInfo
+from smm_daq.storage.scan_entry import check_same_profile
 from smm_daq.storage.staging import cut_off_entries
 
 NEW, DONE, RESUME = "new", "done", "resume"  # what a step that writes an entry has left
@@ -50,12 +53,15 @@ def scan_state(recipe_text: str, plan: ScanPlan, info: EntryInfo, out: str | Pat
         raise InputError(f"entry '{name}' of {out} was scanned with another plan than the "
                          f"recipe gives now ({diff}); expected the plan it was started with: "
                          f"run the recipe as it was, or {ELSEWHERE}")
-    if stored_recipe != recipe_text:
+    if not same_recipe(stored_recipe, recipe_text):
         what = ("was not made by a recipe" if not stored_recipe else "was made by another "
                 f"recipe text ({_first_difference(stored_recipe, recipe_text)})")
         raise InputError(f"entry '{name}' of {out} {what}; expected this recipe's own entry: "
                          f"run the recipe it was made by, or {ELSEWHERE}")
     if info.status == "finished":
+        if stored_recipe != recipe_text:  # its [recipe] profile aside: taken on this profile
+            check_same_profile(_stored_fingerprint(out, name), profile,
+                               f"{out}, entry '{name}'", hint=RESUME_HINT)
         return DONE, 0.0
     entry = check_resume(out, name, profile, hint=RESUME_HINT)
     return RESUME, entry.lines_left / max(entry.line_done.size, 1)
@@ -73,7 +79,7 @@ def made_by_recipe(recipe_text: str, info: EntryInfo, out: str | Path,
     if info.kind != "scan":
         return False
     try:
-        return _stored(out, info.name)[1] == recipe_text
+        return same_recipe(_stored(out, info.name)[1], recipe_text)
     except InputError:  # damaged: not this recipe's to continue
         return False
 
@@ -115,9 +121,46 @@ def _made_so(g: h5py.Group, recipe_text: str, sources: tuple[str, str] | None) -
     if sources is None:
         node = g.get("recipe")
         return (kind == "scan" and isinstance(node, h5py.Dataset) and node.shape == ()
-                and node.dtype.kind in "OSU" and text(node) == recipe_text)
+                and node.dtype.kind in "OSU" and same_recipe(text(node), recipe_text))
     made_from = tuple(text(s) for s in np.atleast_1d(g.attrs.get("sources", [])))
     return kind == "induced" and made_from == sources
+
+
+def same_recipe(stored: str, now: str) -> bool:
+    """Whether the recipe text a scan entry stores is the text `now`, its `[recipe] profile`
+    line aside: which profile runs a recipe is no part of the work it lays out (`--profile`
+    chose it before recipes named theirs, and a scan resumed is checked against the profile
+    it stored), so a recipe cut off before it named its profile goes on once it does."""
+    return stored == now or _without_profile(stored) == _without_profile(now)
+
+
+_TABLE = re.compile(r"\s*\[")
+_RECIPE_TABLE = re.compile(r"\s*\[\s*recipe\s*\]\s*(#.*)?$")
+_PROFILE_KEY = re.compile(r"\s*profile\s*=")
+
+
+def _without_profile(recipe_text: str) -> str:
+    """`recipe_text` less its `[recipe] profile = ...` line; the text as it is where that line
+    cannot be told apart so (the text read without it must be the same TOML less that key)."""
+    kept: list[str] = []
+    in_recipe = False
+    for line in recipe_text.splitlines(keepends=True):
+        if _TABLE.match(line):
+            in_recipe = bool(_RECIPE_TABLE.match(line))
+        elif in_recipe and _PROFILE_KEY.match(line):
+            continue
+        kept.append(line)
+    stripped = "".join(kept)
+    if stripped == recipe_text:
+        return recipe_text
+    try:
+        whole, less = tomllib.loads(recipe_text), tomllib.loads(stripped)
+    except (tomllib.TOMLDecodeError, RecursionError, ValueError):
+        return recipe_text
+    head = whole.get("recipe")
+    if isinstance(head, dict):
+        head.pop("profile", None)
+    return stripped if whole == less else recipe_text
 
 
 def _stored(out: str | Path, name: str) -> tuple[ScanPlan, str]:
@@ -137,6 +180,21 @@ def _stored(out: str | Path, name: str) -> tuple[ScanPlan, str]:
 
     texts = read_whole(out, read)
     return ScanPlan.from_text(texts["plan"], source=f"{where}, 'plan'"), texts["recipe"]
+
+
+def _stored_fingerprint(out: str | Path, name: str) -> str:
+    """The profile fingerprint (JSON) a scan entry stores; InputError when it has none."""
+    def read(f: h5py.File) -> str | None:
+        node = f[name].get("profile_fingerprint")
+        ok = isinstance(node, h5py.Dataset) and node.shape == () and node.dtype.kind in "OSU"
+        return text(node) if ok else None
+
+    stored = read_whole(out, read)
+    if stored is None:
+        raise InputError("has no 'profile_fingerprint' text, so the profile it was taken with "
+                         "cannot be told from the recipe's; expected the text every scan entry "
+                         f"holds: {RESUME_HINT}", source=f"{out}, entry '{name}'")
+    return stored
 
 
 def _first_difference(stored: str, now: str) -> str:

@@ -16,10 +16,22 @@ from smm_daq.text_files import quoted
 
 
 def named_profile(recipe: Recipe, recipe_path: str | Path) -> Path | None:
-    """The profile the recipe names, its path taken from the recipe's folder; None if none."""
+    """The profile the recipe names, its path taken from the recipe's folder; None if none.
+    A recipe given by a link is the file the link leads to: its profile is named from where
+    it was written (a shipped recipe linked into a sample's folder names its own)."""
     if not recipe.profile:
         return None
-    return Path(recipe_path).parent / recipe.profile
+    path = Path(recipe_path)
+    return (path.resolve() if path.is_symlink() else path).parent / recipe.profile
+
+
+def names_profile(named: Path, profile: Profile) -> bool:
+    """Whether `named` (a path the recipe names) leads to the file `profile` was loaded from;
+    False where it cannot be followed (a link looping on itself), as it names none."""
+    try:
+        return named.resolve() == profile.path
+    except (OSError, RuntimeError):  # RuntimeError: a link loop, before Python 3.13
+        return False
 
 
 def run_profile(recipe: Recipe, recipe_path: str | Path, given: str | None
@@ -31,7 +43,7 @@ def run_profile(recipe: Recipe, recipe_path: str | Path, given: str | None
     if given is not None:
         profile = load_profile(given)
         lines = [f"profile {given} (--profile)"]
-        if named is not None and named.resolve() != profile.path:
+        if named is not None and not names_profile(named, profile):
             lines.append(f"note: --profile {given} is used instead of {named}, the profile "
                          f"the recipe names ([recipe] profile = {quoted(recipe.profile)})")
         return profile, lines
