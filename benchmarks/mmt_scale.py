@@ -25,11 +25,10 @@ also times the CPU's QR alone (`QRUpdate` over blocks of a random matrix of Q's 
 (`streams.fold`: enough rows, cores and memory), in that many with the inversion's blocks
 (`streams.stream_block`) and, where the memory allows, with a whole block each; it prints
 each and the inversion's time over the fastest (and over the one-stream floor), and for
-scale LAPACK's dgeqrf of that matrix
-held whole (what a straightforward implementation would factor; OpenBLAS runs it at a fraction
-of dgemm's speed); `--repeat N` times both N times, alternating,
-and compares the best of each (this VM's speed drifts by up to 1.6× between runs, so one pair
-of times can mislead at a second or less). Grain models are entries of MODELS:
+scale LAPACK's dgeqrf of that matrix held whole (what a straightforward implementation would
+factor; OpenBLAS runs it at a fraction of dgemm's speed); `--repeat N` times both N times,
+alternating, and compares the best of each (this VM's speed drifts by up to 1.6× between
+runs, so one pair of times can mislead at a second or less). Grain models are entries of MODELS:
 uniformly magnetized cuboid grains (`invert_map`), or point-source grains (centroid and
 volume, as from a micro-CT segmentation, drawn by `synth_points` at the preset's density)
 expanded as a dipole, up to the quadrupole or up to the octupole (`joint.invert_scans`; 3, 8
