@@ -20,14 +20,15 @@ stand-in for the lab's real scans (951 × 771 sensors at 1.2 µm, 2 µm above, 4
 smaller area (each side × the fraction); `--step-factor K` keeps the area and the grains
 (so Q's columns, which set the memory) with the sampling step × K (1/K² of the sensors, which
 set the time of the QR, so a full-size time is about K² times that stage). `--qr-floor`
-also times the CPU's QR alone (`QRUpdate` over the same blocks of a random matrix of Q's
-shape), folded in one stream and, where the inversion would fold in more (`streams.fold`:
-enough blocks, cores and memory), in that many, and prints the inversion's time over the
-faster of the two (and over the one-stream floor), and for scale LAPACK's dgeqrf of that matrix
-held whole (what a straightforward implementation would factor; OpenBLAS runs it at a fraction
-of dgemm's speed); `--repeat N` times both N times, alternating,
-and compares the best of each (this VM's speed drifts by up to 1.6× between runs, so one pair
-of times can mislead at a second or less). Grain models are entries of MODELS:
+also times the CPU's QR alone (`QRUpdate` over blocks of a random matrix of Q's shape,
+`floor_layouts`): folded in one stream and, where the inversion would fold in more
+(`streams.fold`: enough rows, cores and memory), in that many with the inversion's blocks
+(`streams.stream_block`) and, where the memory allows, with a whole block each; it prints
+each and the inversion's time over the fastest (and over the one-stream floor), and for
+scale LAPACK's dgeqrf of that matrix held whole (what a straightforward implementation would
+factor; OpenBLAS runs it at a fraction of dgemm's speed); `--repeat N` times both N times,
+alternating, and compares the best of each (this VM's speed drifts by up to 1.6× between
+runs, so one pair of times can mislead at a second or less). Grain models are entries of MODELS:
 uniformly magnetized cuboid grains (`invert_map`), or point-source grains (centroid and
 volume, as from a micro-CT segmentation, drawn by `synth_points` at the preset's density)
 expanded as a dipole, up to the quadrupole or up to the octupole (`joint.invert_scans`; 3, 8
@@ -56,6 +57,7 @@ from scipy.stats import chi2
 
 from smm_daq.analysis.mmt import synth, synth_points
 from smm_daq.analysis.mmt.solver import device as devices
+from smm_daq.analysis.mmt.solver import memory as solver_memory
 from smm_daq.analysis.mmt.solver import streams as qr_streams
 from smm_daq.analysis.mmt.solver.inversion import DEFAULT_BLOCK, invert_map
 from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
@@ -165,17 +167,35 @@ def memory(device: str) -> str:
     return f"host peak {host_peak_mb():.0f} MB" + ("" if gpu is None else f", GPU {gpu:.0f} MB")
 
 
-def qr_floor(n_sensors: int, n_columns: int, block: int = DEFAULT_BLOCK,
-             streams: int = 1) -> float:
+def floor_layouts(n_sensors: int, unknowns: int, block: int = DEFAULT_BLOCK
+                  ) -> list[tuple[int, int]]:
+    """(streams, the most rows of each stream's blocks) of the QR floors to time: one stream's
+    blocks of `block`; where the inversion folds in more streams (`streams.stream_count`),
+    theirs as it folds them (`streams.stream_block`), and that many of `block` rows each
+    where `memory.solve_bytes` says they fit: the QR alone may be faster so, and the floor is
+    the fastest QR of Q's shape this code does."""
+    several = qr_streams.stream_count(unknowns + 1, n_sensors, block)
+    if several == 1:
+        return [(1, block)]
+    layouts = [(1, block), (several, qr_streams.stream_block(block, several))]
+    have = solver_memory.available_bytes()
+    if have is None or solver_memory.solve_bytes(unknowns, block, streams=several) <= have:
+        layouts.append((several, block))
+    return layouts
+
+
+def qr_floor(n_sensors: int, n_columns: int, streams: int = 1,
+             rows: int = DEFAULT_BLOCK) -> float:
     """Seconds of the CPU path's QR alone (`streams.fold` of `QRUpdate`s over blocks of a
-    random (P, n + 1)), in one stream or more."""
+    random (P, n + 1)), in `streams` streams of blocks of at most `rows` rows each."""
     rng = np.random.default_rng(0)
     cols = n_columns + 1
-    rows = np.asfortranarray(rng.standard_normal((min(block, n_sensors), cols)))
-    _, sizes, owners = qr_streams.plan(n_sensors, block, streams)
+    _, sizes, owners = qr_streams.plan(n_sensors, rows * streams if streams > 1 else rows,
+                                       streams)
+    source = np.asfortranarray(rng.standard_normal((max(sizes), cols)))
 
     def fill(stream: int, b: int, out: np.ndarray) -> None:
-        out[...] = rows[:out.shape[0]]
+        out[...] = source[:out.shape[0]]
 
     t = time.perf_counter()
     qr_streams.fold(cols, sizes, owners, fill, None)
@@ -295,23 +315,31 @@ def main() -> None:
     if args.qr_floor:
         unknowns = getattr(result, "coefficients", result.magnetization).size
         inversions = [stages["inversion total"]]
-        several = qr_streams.stream_count(unknowns + 1, result.n_sensors, DEFAULT_BLOCK)
-        floors: dict[int, list[float]] = {1: [], several: []}
+        layouts = floor_layouts(result.n_sensors, unknowns)
+        floors: dict[tuple[int, int], list[float]] = {layout: [] for layout in layouts}
         for i in range(args.repeat):  # the VM's speed drifts: compare the best of each
             if i:
                 t = time.perf_counter()
                 case.invert(data)
                 inversions.append(time.perf_counter() - t)
-            for streams, times in floors.items():
-                times.append(qr_floor(result.n_sensors, unknowns, streams=streams))
+            for (streams, rows), times in floors.items():
+                times.append(qr_floor(result.n_sensors, unknowns, streams, rows))
         best = f", best of {args.repeat}" if args.repeat > 1 else ""
         floor = min(min(times) for times in floors.values())
-        told = f"one stream {min(floors[1]):.2f} s" + (
-            f", {several} streams {min(floors[several]):.2f} s" if several > 1
-            else " (one stream only: too few rows, cores or memory for more)")
-        print(f"QR floor (QR alone, {DEFAULT_BLOCK}-row blocks{best}): {told}; inversion "
-              f"{min(inversions):.2f} s = {min(inversions) / floor:.2f} × the faster floor "
-              f"({min(inversions) / min(floors[1]):.2f} × the one-stream floor)", flush=True)
+        folded = layouts[1] if len(layouts) > 1 else layouts[0]  # as the inversion folds
+        told = "; ".join(
+            f"{'one stream' if streams == 1 else f'{streams} streams'} of blocks ≤ {rows} rows"
+            f"{' (as the inversion)' if (streams, rows) == folded else ''} "
+            f"{min(times):.2f} s" for (streams, rows), times in floors.items())
+        if len(layouts) == 1:
+            told += " (one stream only: too few rows, cores or memory for more)"
+        elif len(layouts) == 2:
+            told += (f" ({layouts[1][0]} streams of blocks ≤ {DEFAULT_BLOCK} rows not timed: "
+                     "too little memory)")
+        print(f"QR floor (QR alone{best}): {told}; inversion {min(inversions):.2f} s = "
+              f"{min(inversions) / floor:.2f} × the fastest floor "
+              f"({min(inversions) / min(floors[(1, DEFAULT_BLOCK)]):.2f} × the one-stream "
+              "floor)", flush=True)
         dense = lapack_qr(result.n_sensors, unknowns)
         print("for scale, LAPACK's dgeqrf of Q whole: " + (
             f"{dense:.2f} s (the inversion {min(inversions) / dense:.2f} × that)"

@@ -296,3 +296,46 @@ def test_overlapping_folds_leave_blas_its_threads():
         assert before and _in_a_thread(_blas_threads) == before
     finally:
         _in_a_thread(two.restore_original_limits)
+
+
+def test_a_second_stream_only_with_the_memory_for_what_the_fold_keeps_too(monkeypatch,
+                                                                          threadsafe):
+    """What `accumulate` keeps of Q's blocks (up to its keep_bytes) is held beside the two
+    streams' triangles and blocks: where it does not fit with them, one stream (whose R and
+    copy leave a block's room for it)."""
+    n, block, rows, kept = 601, 6144, 40_401, 256 * 2**20
+    need = _two_streams_need(n, block)
+    _memory(monkeypatch, need + kept)
+    assert qr_streams.stream_count(n, rows, block, kept=kept) == 2
+    _memory(monkeypatch, need + kept - 1)
+    assert qr_streams.stream_count(n, rows, block, kept=kept) == 1
+
+
+class _Planned(Exception):
+    pass
+
+
+def test_an_inversion_counts_what_it_keeps_when_it_takes_a_second_stream(monkeypatch,
+                                                                         threadsafe):
+    rng = np.random.default_rng(2)
+    sample = synth.make_sample((30 * UM, 30 * UM), 15 * UM, 4e5, rng)
+    data = synth.scan(sample, height=1 * UM, step=1 * UM, sensor_size=(0.0, 0.0), noise=5e-9,
+                      rng=rng)
+    sensors, keep = sensor_positions(data, 1 * UM)
+    model = GreenModel.build(sample.grains, (0.0, 0.0), sensors[:, :2].min(axis=0),
+                             sensors[:, :2].max(axis=0), 1 * UM)
+    whole = sensors.shape[0] * model.n_columns * 8  # all of Q's rows kept
+    need = _two_streams_need(model.n_columns + 1, 200)
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    planned: list[int] = []
+
+    def plan(total: int, block: int, streams: int):
+        planned.append(streams)
+        raise _Planned  # the streams chosen; nothing folded
+
+    monkeypatch.setattr(qr_streams, "plan", plan)
+    for have in (need + whole, need + whole - 1):
+        _memory(monkeypatch, have)
+        with pytest.raises(_Planned):
+            accumulate(model, sensors, data.bz.ravel()[keep], block=200, keep_bytes=whole)
+    assert planned == [2, 1]

@@ -224,7 +224,8 @@ def accumulate(model: GreenModel | Any, sensors: np.ndarray, phi: np.ndarray, *,
     n = model.n_columns
     total = sensors.shape[0]
     if streams is None:
-        streams = qr_streams.stream_count(n + 1, total, block)
+        streams = qr_streams.stream_count(n + 1, total, block,
+                                          kept=min(keep_bytes, total * n * 8))
     starts, sizes, owners = qr_streams.plan(total, block, streams)
     kept: list[Kept] = [None] * len(starts)
     whole = total * n * 8 <= keep_bytes  # all of Q's rows fit

@@ -83,17 +83,19 @@ class _Stopped(Exception):
     """A stream told to stop (the caller's report raised, or the other stream failed)."""
 
 
-def stream_count(n_columns: int, rows: int, block: int) -> int:
+def stream_count(n_columns: int, rows: int, block: int, kept: float = 0) -> int:
     """STREAMS where there are the rows for at least that many blocks of `block` and for the
     merge to pay (MERGE_ROWS_PER_COLUMN), the cores and memory for them (`stream_block`'s
-    blocks, `memory.solve_bytes`) and a numba threading layer safe from several threads,
-    else 1. n_columns counts φ's."""
+    blocks, `memory.solve_bytes`, and the most bytes of Q's blocks the fold keeps besides,
+    `kept`: they are held with the streams' blocks and triangles, where one stream's count
+    has a block to spare once its R is copied) and a numba threading layer safe from
+    several threads, else 1. n_columns counts φ's."""
     if (rows <= block or rows < MERGE_ROWS_PER_COLUMN * n_columns
             or numba.get_num_threads() < STREAMS or not _threadsafe_layer()):
         return 1
     have = memory.available_bytes()
     if have is not None and memory.solve_bytes(n_columns - 1, stream_block(block, STREAMS),
-                                               streams=STREAMS) > have:
+                                               streams=STREAMS) + kept > have:
         return 1
     return STREAMS
 
