@@ -288,5 +288,30 @@ def test_info_names_the_recipe_continued_under_a_recipe_scan_cut_off(
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].startswith("  k  [scan, aborted]")
     assert lines[2] == (f"    cut off: `smm-daq run RECIPE --out {path} --continue` measures "
-                        "the rest (RECIPE: the recipe it was made by, whose text the entry "
-                        "stores)")
+                        "the rest, then runs the recipe's steps after it (RECIPE: the recipe "
+                        "it was made by, whose text the entry stores)")
+
+
+def test_the_map_commands_warning_names_the_recipe_continued_under_a_recipe_scan_cut_off(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A map command reading a recipe's scan cut off warns that its result holds the lines
+    measured only, and names what measures the rest as `info` does: the recipe continued
+    (which runs its steps after the scan too), not `resume`; a scan no recipe made, cut off,
+    is still given `resume`. Unfixed, the warning named `smm-daq resume` for every scan."""
+    from smm_daq.cli.maps import say_if_unfinished
+
+    path = tmp_path / "s.h5"
+    for name, recipe in (("k", '[[step]]\nkind = "scan"\n'), ("plain", "")):
+        seq = Sequencer(_rig(0.0), path, _plan(name), recipe_text=recipe)
+        seq.subscribe(lambda e, seq=seq: seq.abort()
+                      if e.kind == "line_done" and e.line == 1 else None)
+        assert seq.run() == "aborted"
+    say_if_unfinished(str(path), "k")
+    said = capsys.readouterr().err
+    assert f"`smm-daq run RECIPE --out {path} --continue` measures the rest, then runs the " \
+           "recipe's steps after it" in said, said
+    assert "smm-daq resume" not in said, said
+    say_if_unfinished(str(path), "plain")
+    said = capsys.readouterr().err
+    assert f"`smm-daq resume {path} --entry plain` measures the rest; then work it out " \
+           "again" in said, said

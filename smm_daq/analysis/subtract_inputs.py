@@ -8,12 +8,12 @@ connects.
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import h5py
 import numpy as np
 
 from smm_daq.analysis.grids import (
@@ -25,8 +25,10 @@ from smm_daq.analysis.grids import (
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import DEFAULT_TOLERANCE_NT
 from smm_daq.storage.checks import usable_map
+from smm_daq.storage.h5file import read_whole
 from smm_daq.storage.mapdata import MapData
-from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
+from smm_daq.storage.nexus import EntryInfo, list_entries, list_entries_in, read_map
+from smm_daq.storage.scan_rest import rest_command
 
 UM = 1e-6
 UT = 1e-6
@@ -188,7 +190,11 @@ def _lineage(infos: Mapping[str, EntryInfo], entry: str) -> Iterator[EntryInfo]:
 def unfinished_scan(path: str | Path, entry: str) -> str:
     """"" unless `entry` is a scan not finished (still running, or cut off): then a note
     saying that a result from it holds only the lines measured, and how to get the rest."""
-    info = next((e for e in list_entries(path) if e.name == entry), None)
+    def read(f: h5py.File) -> tuple[EntryInfo | None, str]:
+        info = next((e for e in list_entries_in(f, str(path)) if e.name == entry), None)
+        return info, rest_command(f, path, entry) if info is not None else ""
+
+    info, rest = read_whole(path, read)
     if info is None or info.kind != "scan" or info.status == "finished" or info.shape is None:
         return ""
     lines = f"{info.lines_done} of {info.shape[0]} lines"
@@ -196,8 +202,7 @@ def unfinished_scan(path: str | Path, entry: str) -> str:
         return (f"'{entry}' is a scan still being measured ({lines} so far): a result from "
                 "it holds those lines only; work it out again once the scan has finished")
     return (f"'{entry}' is a scan {info.status} with {lines} measured: a result from it holds "
-            f"those lines only (`{shlex.join(['smm-daq', 'resume', str(path), '--entry', entry])}`"
-            " measures the rest; then work it out again)")
+            f"those lines only ({rest}; then work it out again)")
 
 
 def is_induced(path: str | Path, entry: str) -> bool:

@@ -637,35 +637,13 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def _resume_note(path: str, e: EntryInfo, f: h5py.File) -> str:
     """For a scan cut off (a kill -9 says nothing as it ends), the line under it that names
-    the command measuring the rest: for one a recipe made (its entry in the open file `f`
-    stores the recipe's text), the recipe continued, as the README and `run` itself say
-    (the rest of the recipe's steps run after it); else `smm-daq resume`. "" for any other
-    entry."""
-    from smm_daq.shell_words import resume_command
+    the command measuring the rest (`scan_rest.rest_command`, the entry read in the open
+    file `f`); "" for any other entry."""
+    from smm_daq.storage.scan_rest import rest_command
 
     if e.kind != "scan" or e.status not in ("interrupted", "aborted", "failed"):
         return ""
-    if _made_by_a_recipe(f, e.name):
-        run = command_line(["smm-daq", "run", "RECIPE", "--out", path, "--continue"])
-        return (f"\n    cut off: `{run}` measures the rest (RECIPE: the recipe it was made "
-                "by, whose text the entry stores)")
-    return f"\n    cut off: `{resume_command(path, e.name)}` measures the rest"
-
-
-def _made_by_a_recipe(f: h5py.File, name: str) -> bool:
-    """Whether scan entry `name` of the open file `f` was made by a recipe: its `recipe`
-    text, which a scan the recipe runner started stores (empty for any other), is not
-    empty."""
-    import h5py
-
-    from smm_daq.storage.strings import text
-
-    try:
-        node = f[name].get("recipe")
-        return (isinstance(node, h5py.Dataset) and node.shape == ()
-                and node.dtype.kind in "OSU" and bool(text(node).strip()))
-    except (KeyError, OSError, TypeError, ValueError):  # damaged: `resume` is named, which
-        return False  # says what it finds
+    return f"\n    cut off: {rest_command(f, path, e.name)}"
 
 
 def _listing(path: str, f: h5py.File) -> tuple[list[str], list[str], InputError | None]:
