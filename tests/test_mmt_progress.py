@@ -169,3 +169,69 @@ def test_a_block_of_many_panels_reports_within_it_and_stops_there():
 
     with pytest.raises(Stop):
         invert_scans([scan], sample.grains, model="quadrupole", block=400, on_block=cancel)
+
+
+def test_the_merge_of_two_streams_is_shown_as_its_own_stage_with_its_panels():
+    """The merge that follows the last block (a minute or two at the lab's size) has lines
+    of its own, by its share of work, naming its panels, not a bar left at 100 %."""
+    out = io.StringIO()
+    progress = InversionProgress(out)
+    for done in (5_000, 10_000):
+        progress(done, 10_000)
+    shares = [0.0, 0.02, 0.3, 0.55, 0.8, 0.97, 1.0]
+    for panel, share in enumerate(shares):
+        progress.merge(panel, 6, share)
+    lines = out.getvalue().splitlines()
+    assert [line[:line.index("%")] for line in lines] == [
+        "Green's matrix and QR:  50.0", "Green's matrix and QR: 100.0",
+        *[f"merging the two streams' triangles: {p:5.1f}" for p in (30, 55, 80, 97, 100)]]
+    assert [line.split("| ")[1].split(",")[0] for line in lines[2:]] == [
+        f"{p}/6 panels" for p in (2, 3, 4, 5, 6)]
+    assert lines[-1].endswith("ETA 00:00")
+
+
+def test_a_scans_merge_between_scans_leaves_the_sensors_in_the_same_pass():
+    """Scans folded apart merge each their triangles: the next scan's sensors go on in the
+    same pass after the merge, and its bar is closed in between."""
+    out = _Terminal()
+    progress = InversionProgress(out)
+    progress(50, 200)
+    progress(100, 200)
+    progress.merge(0, 2, 0.0)
+    progress.merge(2, 2, 1.0)
+    progress(150, 200)
+    progress(200, 200)
+    bars = [part for part in out.getvalue().replace("\r", "\n").splitlines() if part]
+    assert "pass 2" not in out.getvalue()
+    assert any(b.startswith("merging the two streams' triangles: 100.0%") and "2/2 panels" in b
+               for b in bars)
+    after = bars[[i for i, b in enumerate(bars) if b.startswith("merging")][-1] + 1:]
+    assert after and all(b.startswith("Green's matrix and QR:") for b in after)
+    assert "200/200 sensors" in after[-1] and out.getvalue().endswith("\n")
+
+
+@pytest.mark.skipif(not qr_streams._threadsafe_layer(),
+                    reason="numba's layer takes kernels from one thread at a time")
+def test_an_inversion_in_two_streams_shows_the_sensors_then_the_merge(case):
+    """A small case forced into two streams, its progress on the command line's object: the
+    sensors' lines up to all of them, then the merge's, each told its panels in order."""
+    grains, data = case
+    out = io.StringIO()
+    progress = InversionProgress(out)
+    merges: list[tuple[int, int, float]] = []
+
+    def merge(done: int, total: int, share: float) -> None:
+        merges.append((done, total, share))
+        progress.merge(done, total, share)
+
+    result = invert_map(data, grains, height=1 * UM, sensor_size=(0.0, 0.0), block=200,
+                        device="cpu", streams=2, on_block=progress, on_merge=merge)
+    lines = out.getvalue().splitlines()
+    sensors = [i for i, line in enumerate(lines) if line.startswith("Green's matrix and QR:")]
+    merging = [i for i, line in enumerate(lines) if line.startswith("merging the two")]
+    assert sensors and merging and max(sensors) < min(merging)
+    assert f"{result.n_sensors}/{result.n_sensors} sensors" in lines[sensors[-1]]
+    assert lines[merging[-1]].startswith("merging the two streams' triangles: 100.0%")
+    panels = merges[-1][1]
+    assert [m[:2] for m in merges] == [(p, panels) for p in range(panels + 1)]
+    assert f"{panels}/{panels} panels" in lines[merging[-1]]
