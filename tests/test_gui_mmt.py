@@ -10,7 +10,7 @@ from scan_gate import Held
 from session_reads import opened, refreshed
 
 from gui.grain_table import RATIO, SORT_ROLE, SSR, GrainFilter, GrainTableModel
-from gui.mmt_view import MERGE_STEPS, MMTView, grain_field
+from gui.mmt_view import MMTView, grain_field
 from gui.stereonet import equal_area
 from smm_daq.analysis.forward import cuboid_bz
 from smm_daq.analysis.mmt.solver import streams as qr_streams
@@ -631,9 +631,12 @@ def test_the_merge_of_two_streams_is_shown_as_its_own_stage(qtbot, session, monk
     # two blocks, one a stream, told as either stream ends first
     assert seen[0] in [("sensors", n // 2, n), ("sensors", n - n // 2, n)]
     assert seen[1] == ("sensors", n, n)
+    steps = view.busy.maximum()  # the bar's steps over the merge, back to 1 once ended
+    merge = [entry for entry in seen[2:] if entry[0] == "merge"]
+    assert len(merge) == 2 and merge[0][5] > 1 and steps == 1
     assert seen[2:] == [
-        ("merge", 0, 1, "merging the two streams' triangles: 0 of 1 panels", 0, MERGE_STEPS),
-        ("merge", 1, 1, "the two streams' triangles merged", MERGE_STEPS, MERGE_STEPS)]
+        ("merge", 0, 1, "merging the two streams' triangles: 0 of 1 panels", 0, merge[0][5]),
+        ("merge", 1, 1, "the two streams' triangles merged", merge[0][5], merge[0][5])]
 
 
 def _held_at_the_solve(qtbot, session, monkeypatch) -> tuple[MMTView, Held]:

@@ -208,6 +208,7 @@ def test_a_scans_merge_between_scans_leaves_the_sensors_in_the_same_pass():
     after = bars[[i for i, b in enumerate(bars) if b.startswith("merging")][-1] + 1:]
     assert after and all(b.startswith("Green's matrix and QR:") for b in after)
     assert "200/200 sensors" in after[-1] and out.getvalue().endswith("\n")
+    assert "\r" in out.getvalue().rsplit("2/2 panels", 1)[1]  # a bar again, redrawn in place
 
 
 @pytest.mark.skipif(not qr_streams._threadsafe_layer(),
@@ -235,3 +236,19 @@ def test_an_inversion_in_two_streams_shows_the_sensors_then_the_merge(case):
     panels = merges[-1][1]
     assert [m[:2] for m in merges] == [(p, panels) for p in range(panels + 1)]
     assert f"{panels}/{panels} panels" in lines[merging[-1]]
+
+
+@pytest.mark.skipif(not qr_streams._threadsafe_layer(),
+                    reason="numba's layer takes kernels from one thread at a time")
+def test_without_a_merge_report_the_blocks_report_is_told_in_the_merge_a_chance_to_cancel(case):
+    grains, data = case
+    told: list[int] = []
+
+    def cancel_in_the_merge(done: int, total: int) -> None:
+        told.append(done)
+        if told.count(total) == 2:  # once when the streams are done, then in the merge
+            raise Stop
+
+    with pytest.raises(Stop):
+        invert_map(data, grains, height=1 * UM, sensor_size=(0.0, 0.0), block=200,
+                   device="cpu", streams=2, on_block=cancel_in_the_merge)
