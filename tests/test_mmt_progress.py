@@ -147,14 +147,20 @@ def test_a_bar_on_a_terminal():
     assert text.endswith("\n")  # closed when done
 
 
-def test_a_block_of_many_panels_reports_within_it_and_stops_there():
-    """A block of the lab's size is tens of seconds of QR: its panels report the sensors'
-    share done, so a cancel is heard within the block, not after it."""
+@pytest.fixture(scope="module")
+def quadrupoles():
+    """Point grains whose QR is of more than one panel, and a scan of them."""
     rng = np.random.default_rng(3)
     sample = synth_points.make_point_sample((30 * UM, 30 * UM), 15 * UM, 1.5e6, rng, "quadrupole")
     data = synth_points.scan_points(sample, height=1 * UM, step=1 * UM, sensor_size=(0.0, 0.0),
                                     noise=5e-9, rng=rng)
-    scan = Scan(data, 1 * UM, (0.0, 0.0), 5e-9, None)
+    return sample, Scan(data, 1 * UM, (0.0, 0.0), 5e-9, None)
+
+
+def test_a_block_of_many_panels_reports_within_it_and_stops_there(quadrupoles):
+    """A block of the lab's size is tens of seconds of QR: its panels report the sensors'
+    share done, so a cancel is heard within the block, not after it."""
+    sample, scan = quadrupoles
     assert 8 * sample.grains.n_grains > 128  # more than one panel of the QR
     calls: list[tuple[int, int]] = []
     result = invert_scans([scan], sample.grains, model="quadrupole", block=400,
@@ -240,8 +246,12 @@ def test_an_inversion_in_two_streams_shows_the_sensors_then_the_merge(case):
 
 @pytest.mark.skipif(not qr_streams._threadsafe_layer(),
                     reason="numba's layer takes kernels from one thread at a time")
-def test_without_a_merge_report_the_blocks_report_is_told_in_the_merge_a_chance_to_cancel(case):
-    grains, data = case
+def test_without_a_merge_report_the_blocks_report_is_told_in_the_merge_a_chance_to_cancel(
+        quadrupoles, monkeypatch):
+    """A caller that shows no merge (no on_merge) is told all the sensors again after each of
+    its panels but the last: it may still cancel there."""
+    sample, scan = quadrupoles
+    monkeypatch.setattr(qr_streams, "stream_count", lambda *args, **kwargs: 2)
     told: list[int] = []
 
     def cancel_in_the_merge(done: int, total: int) -> None:
@@ -250,5 +260,5 @@ def test_without_a_merge_report_the_blocks_report_is_told_in_the_merge_a_chance_
             raise Stop
 
     with pytest.raises(Stop):
-        invert_map(data, grains, height=1 * UM, sensor_size=(0.0, 0.0), block=200,
-                   device="cpu", streams=2, on_block=cancel_in_the_merge)
+        invert_scans([scan], sample.grains, model="quadrupole", block=400,
+                     on_block=cancel_in_the_merge)

@@ -256,9 +256,15 @@ def accumulate(model: GreenModel | Any, sensors: np.ndarray, phi: np.ndarray, *,
 
 
 def _all_folded(on_block: BlockProgress, total: int) -> MergeProgress:
-    """The merge's progress told to `on_block` as all `total` sensors folded: a chance to
-    cancel, for a caller that shows no merge."""
-    return lambda done, panels, share: on_block(total, total)
+    """The merge's progress told to `on_block` as all `total` sensors folded after each of its
+    panels but the last: a chance to cancel, for a caller that shows no merge (its start and
+    end, told as the last block ends and just before the solve, would tell it nothing)."""
+
+    def told(done: int, panels: int, share: float) -> None:
+        if 0 < done < panels:
+            on_block(total, total)
+
+    return told
 
 
 def _part_to_keep(model: GreenModel | Any, sensors: np.ndarray, rows: np.ndarray,
