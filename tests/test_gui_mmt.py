@@ -639,6 +639,27 @@ def test_the_merge_of_two_streams_is_shown_as_its_own_stage(qtbot, session, monk
         ("merge", 1, 1, "the two streams' triangles merged", merge[0][5], merge[0][5])]
 
 
+def test_a_scans_merge_then_the_next_scans_sensors_give_back_the_status(qtbot):
+    """Scans folded apart merge each their triangles: the merge's status and bar, its share
+    of work, then the next scan's sensors with the status the merge took the place of."""
+    view = MMTView(load_profile())
+    qtbot.addWidget(view)
+    said = "QR of the Green's matrix: 200 sensors × 3 grains × 8"
+    view.status.setText(said)
+    bridge = view.progress_bridge
+    bridge.sensors.emit(100, 200)
+    shown = []
+    for done, share in [(0, 0.0), (1, 0.6), (2, 1.0)]:
+        bridge.merging.emit(done, 2, share)
+        shown.append((view.status.text(), view.busy.value() / view.busy.maximum()))
+    assert shown == [("merging the two streams' triangles: 0 of 2 panels", 0.0),
+                     ("merging the two streams' triangles: 1 of 2 panels", 0.6),
+                     ("the two streams' triangles merged", 1.0)]
+    bridge.sensors.emit(150, 200)
+    assert view.status.text() == said
+    assert (view.busy.value(), view.busy.maximum()) == (150, 200)
+
+
 def _held_at_the_solve(qtbot, session, monkeypatch) -> tuple[MMTView, Held]:
     """The MMT tab on `session`, its inversion to be held where it solves the triangle
     (every block of sensors done)."""
