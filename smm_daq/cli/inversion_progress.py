@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 from tqdm import tqdm
 
@@ -34,7 +34,9 @@ class _MergeBar(tqdm):
     """A bar of the merge's share of work done that shows its panels too (`panels`): tqdm's
     documented way to a field of one's own is its `format_dict`."""
 
-    panels = ""
+    def __init__(self, *args: Any, panels: str, **kwargs: Any) -> None:
+        self.panels = panels  # before tqdm's first display
+        super().__init__(*args, **kwargs)
 
     @property
     def format_dict(self) -> dict:
@@ -104,6 +106,7 @@ class InversionProgress:
 
     def merge(self, done: int, total: int, share: float) -> None:
         """The streams' merge: `done` panels of `total`, `share` of its work (0 to 1)."""
+        panels = f"{done}/{total}"
         if not self._merging:
             if done >= total:
                 return  # as for one block
@@ -116,8 +119,7 @@ class InversionProgress:
             if self.tty:
                 self._merge_bar = _MergeBar(total=1.0, file=self.stream, desc=self.MERGE_LABEL,
                                             bar_format=self.MERGE_FORMAT, dynamic_ncols=True,
-                                            leave=True)
-        panels = f"{done}/{total}"
+                                            leave=True, panels=panels)
         if self._merge_bar is not None:
             self._merge_bar.panels = panels
             self._merge_bar.update(share - self._merge_bar.n)
