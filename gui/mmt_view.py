@@ -68,16 +68,20 @@ NT = 1e-9
 
 
 class _Progress(QtCore.QObject):
-    """The inversion's progress, emitted in the GUI thread (`say`, `fold` are called from the
-    inversion's thread: through `gui_caller`, so never into a deleted view)."""
+    """The inversion's progress, emitted in the GUI thread (`say`, `fold`, `merge` are called
+    from the inversion's thread: through `gui_caller`, so never into a deleted view)."""
 
     message = QtCore.pyqtSignal(str)
     sensors = QtCore.pyqtSignal(int, int)  # sensors folded into the QR, of all
+    # the merge of the two streams' triangles: panels done, of all, share of its work done
+    merging = QtCore.pyqtSignal(int, int, float)
 
     def __init__(self, parent: QtCore.QObject) -> None:
         super().__init__(parent)
         self.say = gui_caller(self, lambda bridge, text: bridge.message.emit(text))
         self.fold = gui_caller(self, lambda bridge, done, total: bridge.sensors.emit(done, total))
+        self.merge = gui_caller(self, lambda bridge, done, total, share:
+                                bridge.merging.emit(done, total, share))
 
 
 class InversionCancelled(Exception):
@@ -92,6 +96,7 @@ ROWS_SIZED = 100
 SSR_DECIMALS = 6
 MODELS = ("auto", "cuboid", "dipole", "quadrupole", "octupole")
 DEVICES = ("auto", "cpu", "gpu")
+MERGE_STEPS = 1000  # the bar's steps over the share of the streams' merge done
 
 
 def grain_field(result: Any, g: int, fit: ScanFit | None = None) -> MapData:
@@ -294,6 +299,8 @@ class MMTView(QtWidgets.QWidget):
         self.progress_bridge = _Progress(self)
         self.progress_bridge.message.connect(self._progress)
         self.progress_bridge.sensors.connect(self._sensors_done)
+        self.progress_bridge.merging.connect(self._merging)
+        self._before_merge: str | None = None  # the status a merge took the place of
         self.running = False
         # choices made elsewhere while an inversion runs (a grain file drawn in the Session
         # tab, the file's maps read again, ...), its inputs locked: what each is, said, and
@@ -792,6 +799,7 @@ class MMTView(QtWidgets.QWidget):
         made = {"command": recorded_command(arguments), **grain_parameters(grain_file, fmt)}
         profile, emit = self.profile, self.progress_bridge.say
         cancel, sensors_done = self._cancel, self.progress_bridge.fold
+        merged = self.progress_bridge.merge
         cancel.clear()
 
         def stop_if_cancelled() -> None:
@@ -801,6 +809,10 @@ class MMTView(QtWidgets.QWidget):
         def on_block(done: int, total: int) -> None:
             stop_if_cancelled()
             sensors_done(done, total)
+
+        def on_merge(done: int, total: int, share: float) -> None:
+            stop_if_cancelled()
+            merged(done, total, share)
 
         def job() -> tuple[list[MapData], Any, dict, list[str], dict[str, object],
                            np.ndarray]:
@@ -847,10 +859,12 @@ class MMTView(QtWidgets.QWidget):
                     one = scans[0]
                     result = invert_map(data, grains, height=one.height,
                                         sensor_size=one.sensor_size[:2], sigma=sigma,
-                                        progress=emit, device=device, on_block=on_block)
+                                        progress=emit, device=device, on_block=on_block,
+                                        on_merge=on_merge)
                 else:
                     result = invert_scans(scans, grains, model=model, device=device,
-                                          progress=emit, on_block=on_block)
+                                          progress=emit, on_block=on_block,
+                                          on_merge=on_merge)
                 table = result.table()
             outlines = grain_segments(result.grains)  # thousands of grains: not on the GUI thread
             stop_if_cancelled()  # cancelled after the last block: the result is not shown
@@ -888,8 +902,21 @@ class MMTView(QtWidgets.QWidget):
             self.status.setText(text)
 
     def _sensors_done(self, done: int, total: int) -> None:
+        if self._before_merge is not None:  # the next scan's sensors, after a scan's merge
+            self._progress(self._before_merge)
+            self._before_merge = None
         self.busy.setRange(0, total)
         self.busy.setValue(done)
+
+    def _merging(self, done: int, total: int, share: float) -> None:
+        """The merge of the streams' triangles, a stage of its own after the sensors: the
+        status says so with its panels, the bar shows the share of its work done."""
+        if self._before_merge is None:
+            self._before_merge = self.status.text()
+        self._progress(f"merging the two streams' triangles: {done} of {total} panels"
+                       if done < total else "the two streams' triangles merged")
+        self.busy.setRange(0, MERGE_STEPS)
+        self.busy.setValue(round(share * MERGE_STEPS))
 
     def _failed(self, exc: BaseException) -> None:
         applied = self._idle()
@@ -908,6 +935,7 @@ class MMTView(QtWidgets.QWidget):
         """The inversion has ended: its inputs unlocked, what was chosen meanwhile applied
         (`_apply_held`, whose words are returned)."""
         self.running = False
+        self._before_merge = None
         self.busy.setRange(0, 1)
         self.busy.setValue(1)
         self.run_button.setEnabled(True)

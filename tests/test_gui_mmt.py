@@ -13,6 +13,7 @@ from gui.grain_table import RATIO, SORT_ROLE, SSR, GrainFilter, GrainTableModel
 from gui.mmt_view import MMTView, grain_field
 from gui.stereonet import equal_area
 from smm_daq.analysis.forward import cuboid_bz
+from smm_daq.analysis.mmt.solver import streams as qr_streams
 from smm_daq.instruments.profile import load_profile
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import list_entries, read_map, write_map_entry
@@ -607,6 +608,56 @@ def test_the_progress_bar_follows_the_blocks_of_sensors(qtbot, session):
         assert view.run()
     assert done.args[0], done.args[1]
     assert seen == [(view.result.n_sensors, view.result.n_sensors)]  # one block here
+
+
+@pytest.mark.skipif(not qr_streams._threadsafe_layer(),
+                    reason="numba's layer takes kernels from one thread at a time")
+def test_the_merge_of_two_streams_is_shown_as_its_own_stage(qtbot, session, monkeypatch):
+    """Forced into two streams, the inversion's merge of their triangles is told after the
+    sensors: the status names it with its panels and the bar shows its share done."""
+    monkeypatch.setattr(qr_streams, "stream_count", lambda *args, **kwargs: 2)
+    path, grains = session
+    view = open_view(qtbot, path, grains)
+    seen = []
+    view.progress_bridge.sensors.connect(
+        lambda done, total: seen.append(("sensors", done, total)))
+    view.progress_bridge.merging.connect(  # after the view's own slot: as shown
+        lambda done, total, share: seen.append(
+            ("merge", done, total, view.status.text(), view.busy.value(), view.busy.maximum())))
+    with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
+        assert view.run()
+    assert done.args[0], done.args[1]
+    n = view.result.n_sensors
+    # two blocks, one a stream, told as either stream ends first
+    assert seen[0] in [("sensors", n // 2, n), ("sensors", n - n // 2, n)]
+    assert seen[1] == ("sensors", n, n)
+    steps = view.busy.maximum()  # the bar's steps over the merge, back to 1 once ended
+    merge = [entry for entry in seen[2:] if entry[0] == "merge"]
+    assert len(merge) == 2 and merge[0][5] > 1 and steps == 1
+    assert seen[2:] == [
+        ("merge", 0, 1, "merging the two streams' triangles: 0 of 1 panels", 0, merge[0][5]),
+        ("merge", 1, 1, "the two streams' triangles merged", merge[0][5], merge[0][5])]
+
+
+def test_a_scans_merge_then_the_next_scans_sensors_give_back_the_status(qtbot):
+    """Scans folded apart merge each their triangles: the merge's status and bar, its share
+    of work, then the next scan's sensors with the status the merge took the place of."""
+    view = MMTView(load_profile())
+    qtbot.addWidget(view)
+    said = "QR of the Green's matrix: 200 sensors × 3 grains × 8"
+    view.status.setText(said)
+    bridge = view.progress_bridge
+    bridge.sensors.emit(100, 200)
+    shown = []
+    for done, share in [(0, 0.0), (1, 0.6), (2, 1.0)]:
+        bridge.merging.emit(done, 2, share)
+        shown.append((view.status.text(), view.busy.value() / view.busy.maximum()))
+    assert shown == [("merging the two streams' triangles: 0 of 2 panels", 0.0),
+                     ("merging the two streams' triangles: 1 of 2 panels", 0.6),
+                     ("the two streams' triangles merged", 1.0)]
+    bridge.sensors.emit(150, 200)
+    assert view.status.text() == said
+    assert (view.busy.value(), view.busy.maximum()) == (150, 200)
 
 
 def _held_at_the_solve(qtbot, session, monkeypatch) -> tuple[MMTView, Held]:

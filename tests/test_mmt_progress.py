@@ -147,14 +147,20 @@ def test_a_bar_on_a_terminal():
     assert text.endswith("\n")  # closed when done
 
 
-def test_a_block_of_many_panels_reports_within_it_and_stops_there():
-    """A block of the lab's size is tens of seconds of QR: its panels report the sensors'
-    share done, so a cancel is heard within the block, not after it."""
+@pytest.fixture(scope="module")
+def quadrupoles():
+    """Point grains whose QR is of more than one panel, and a scan of them."""
     rng = np.random.default_rng(3)
     sample = synth_points.make_point_sample((30 * UM, 30 * UM), 15 * UM, 1.5e6, rng, "quadrupole")
     data = synth_points.scan_points(sample, height=1 * UM, step=1 * UM, sensor_size=(0.0, 0.0),
                                     noise=5e-9, rng=rng)
-    scan = Scan(data, 1 * UM, (0.0, 0.0), 5e-9, None)
+    return sample, Scan(data, 1 * UM, (0.0, 0.0), 5e-9, None)
+
+
+def test_a_block_of_many_panels_reports_within_it_and_stops_there(quadrupoles):
+    """A block of the lab's size is tens of seconds of QR: its panels report the sensors'
+    share done, so a cancel is heard within the block, not after it."""
+    sample, scan = quadrupoles
     assert 8 * sample.grains.n_grains > 128  # more than one panel of the QR
     calls: list[tuple[int, int]] = []
     result = invert_scans([scan], sample.grains, model="quadrupole", block=400,
@@ -169,3 +175,90 @@ def test_a_block_of_many_panels_reports_within_it_and_stops_there():
 
     with pytest.raises(Stop):
         invert_scans([scan], sample.grains, model="quadrupole", block=400, on_block=cancel)
+
+
+def test_the_merge_of_two_streams_is_shown_as_its_own_stage_with_its_panels():
+    """The merge that follows the last block (a minute or two at the lab's size) has lines
+    of its own, by its share of work, naming its panels, not a bar left at 100 %."""
+    out = io.StringIO()
+    progress = InversionProgress(out)
+    for done in (5_000, 10_000):
+        progress(done, 10_000)
+    shares = [0.0, 0.02, 0.3, 0.55, 0.8, 0.97, 1.0]
+    for panel, share in enumerate(shares):
+        progress.merge(panel, 6, share)
+    lines = out.getvalue().splitlines()
+    assert [line[:line.index("%")] for line in lines] == [
+        "Green's matrix and QR:  50.0", "Green's matrix and QR: 100.0",
+        *[f"merging the two streams' triangles: {p:5.1f}" for p in (30, 55, 80, 97, 100)]]
+    assert [line.split("| ")[1].split(",")[0] for line in lines[2:]] == [
+        f"{p}/6 panels" for p in (2, 3, 4, 5, 6)]
+    assert lines[-1].endswith("ETA 00:00")
+
+
+def test_a_scans_merge_between_scans_leaves_the_sensors_in_the_same_pass():
+    """Scans folded apart merge each their triangles: the next scan's sensors go on in the
+    same pass after the merge, and its bar is closed in between."""
+    out = _Terminal()
+    progress = InversionProgress(out)
+    progress(50, 200)
+    progress(100, 200)
+    progress.merge(0, 2, 0.0)
+    progress.merge(2, 2, 1.0)
+    progress(150, 200)
+    progress(200, 200)
+    bars = [part for part in out.getvalue().replace("\r", "\n").splitlines() if part]
+    assert "pass 2" not in out.getvalue()
+    assert any(b.startswith("merging the two streams' triangles: 100.0%") and "2/2 panels" in b
+               for b in bars)
+    after = bars[[i for i, b in enumerate(bars) if b.startswith("merging")][-1] + 1:]
+    assert after and all(b.startswith("Green's matrix and QR:") for b in after)
+    assert "200/200 sensors" in after[-1] and out.getvalue().endswith("\n")
+    assert "\r" in out.getvalue().rsplit("2/2 panels", 1)[1]  # a bar again, redrawn in place
+
+
+@pytest.mark.skipif(not qr_streams._threadsafe_layer(),
+                    reason="numba's layer takes kernels from one thread at a time")
+def test_an_inversion_in_two_streams_shows_the_sensors_then_the_merge(case):
+    """A small case forced into two streams, its progress on the command line's object: the
+    sensors' lines up to all of them, then the merge's, each told its panels in order."""
+    grains, data = case
+    out = io.StringIO()
+    progress = InversionProgress(out)
+    merges: list[tuple[int, int, float]] = []
+
+    def merge(done: int, total: int, share: float) -> None:
+        merges.append((done, total, share))
+        progress.merge(done, total, share)
+
+    result = invert_map(data, grains, height=1 * UM, sensor_size=(0.0, 0.0), block=200,
+                        device="cpu", streams=2, on_block=progress, on_merge=merge)
+    lines = out.getvalue().splitlines()
+    sensors = [i for i, line in enumerate(lines) if line.startswith("Green's matrix and QR:")]
+    merging = [i for i, line in enumerate(lines) if line.startswith("merging the two")]
+    assert sensors and merging and max(sensors) < min(merging)
+    assert f"{result.n_sensors}/{result.n_sensors} sensors" in lines[sensors[-1]]
+    assert lines[merging[-1]].startswith("merging the two streams' triangles: 100.0%")
+    panels = merges[-1][1]
+    assert [m[:2] for m in merges] == [(p, panels) for p in range(panels + 1)]
+    assert f"{panels}/{panels} panels" in lines[merging[-1]]
+
+
+@pytest.mark.skipif(not qr_streams._threadsafe_layer(),
+                    reason="numba's layer takes kernels from one thread at a time")
+def test_without_a_merge_report_the_blocks_report_is_told_in_the_merge_a_chance_to_cancel(
+        quadrupoles, monkeypatch):
+    """A caller that shows no merge (no on_merge) is told all the sensors again after each of
+    its panels but the last: it may still cancel there."""
+    sample, scan = quadrupoles
+    monkeypatch.setattr(qr_streams, "stream_count", lambda *args, **kwargs: 2)
+    told: list[int] = []
+
+    def cancel_in_the_merge(done: int, total: int) -> None:
+        told.append(done)
+        if told.count(total) == 2:  # once when the streams are done, then in the merge
+            raise Stop
+
+    with pytest.raises(Stop):
+        invert_scans([scan], sample.grains, model="quadrupole", block=400,
+                     on_block=cancel_in_the_merge)

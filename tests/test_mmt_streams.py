@@ -5,6 +5,7 @@ stream taken only where there are the blocks, cores and memory for it."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import numba
@@ -90,19 +91,28 @@ def test_a_report_that_raises_stops_both_streams():
     assert _no_stream_left()
 
 
-def test_the_merge_of_the_triangles_is_told_too_and_may_be_stopped():
-    """At the lab's size the merge is as long as a block: each of its panels but the last
-    tells the rows folded again, a chance to cancel."""
+def test_the_merge_of_the_triangles_is_told_as_its_own_stage_and_may_be_stopped():
+    """At the lab's size the merge is a minute or two after the last block: it is told apart
+    from the rows, from 0 as it begins then after each panel, its share of the work never
+    going back, and a report that raises (a cancel) stops it."""
     rows, sizes, owners, fill = _blocks(columns=300)  # three panels
-    told: list[int] = []
+    told: list[tuple[str, int, int, float]] = []
+    qr_streams.fold(rows.shape[1], sizes, owners, fill,
+                    lambda done: told.append(("rows", done, rows.shape[0], 0.0)),
+                    lambda done, total, share: told.append(("merge", done, total, share)))
+    merge = [t for t in told if t[0] == "merge"]
+    assert told[-len(merge):] == merge  # after every row
+    assert [(done, total) for _, done, total, _ in merge] == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    shares = [share for *_, share in merge]
+    assert shares[0] == 0 and shares[-1] == 1
+    assert all(a < b for a, b in itertools.pairwise(shares))
 
-    def cancel_in_the_merge(done: int) -> None:
-        told.append(done)
-        if told.count(rows.shape[0]) == 2:  # once when the streams are done, then the merge
+    def cancel_in_the_merge(done: int, total: int, share: float) -> None:
+        if done == 1:
             raise Stop
 
     with pytest.raises(Stop):
-        qr_streams.fold(rows.shape[1], sizes, owners, fill, cancel_in_the_merge)
+        qr_streams.fold(rows.shape[1], sizes, owners, fill, None, cancel_in_the_merge)
 
 
 def test_a_failing_stream_raises_in_the_caller_and_stops_the_other():

@@ -166,9 +166,10 @@ def _invert(args: argparse.Namespace) -> int:
         result = tiled_result_or_none(args, data, grains, height=height, sensor_size=size,
                                       sigma=sigma)
         if result is None:
+            shown = InversionProgress()
             result = invert_map(data, grains, height=height, sensor_size=size, sigma=sigma,
                                 damping=args.damping, device=device, progress=say,
-                                on_block=InversionProgress())
+                                on_block=shown, on_merge=shown.merge)
     table = result.table()
     write_result_csv(out, table)
     write_result_entry(args.file, name, entry, result, table,

@@ -316,8 +316,9 @@ def invert_models(args: argparse.Namespace) -> int:
         if library_out is not None and model == "cuboid":
             raise InputError("--library-out is for point models; expected --model dipole, "
                              "quadrupole or octupole")
+        shown = InversionProgress()
         result = invert_scans(scans, grains, model=model, damping=args.damping, device=device,
-                              progress=say, on_block=InversionProgress())
+                              progress=say, on_block=shown, on_merge=shown.merge)
     table = result.table()
     write_result_csv(out, table)
     write_result_entry(args.file, name, entries[0], result, table,

@@ -34,6 +34,7 @@ from smm_daq.analysis.mmt.solver.arrays import MAX_ENTRIES, NumpyArrays, per_gra
 from smm_daq.analysis.mmt.solver.inversion import (
     SINGULAR_RCOND,
     BlockProgress,
+    MergeProgress,
     Solution,
     Triangle,
     _rcond,
@@ -95,10 +96,11 @@ class DeviceSolver:
     def accumulate(self, model: Any, sensors: np.ndarray, phi: np.ndarray, *,
                    block: int | None = None, keep_bytes: float = 0,
                    on_block: BlockProgress | None = None,
+                   on_merge: MergeProgress | None = None,
                    streams: int | None = None) -> tuple[DeviceTriangle, None]:
-        """R of [Q | φ] (`block`, `keep_bytes` and `streams` are the CPU path's: blocks here
-        are sized by `rows`, and Q is not kept, `forward` recomputes it); `on_block` as the
-        CPU's."""
+        """R of [Q | φ] (`block`, `keep_bytes`, `on_merge` and `streams` are the CPU path's:
+        blocks here are sized by `rows`, folded in one triangle with nothing to merge, and Q
+        is not kept, `forward` recomputes it); `on_block` as the CPU's."""
         arr = self.arrays
         xp = arr.xp
         n = model.n_columns

@@ -57,6 +57,9 @@ Held = tuple[int, int, Kept]  # a block's first sensor, its sensors and what was
 # as its QR goes on; an exception it raises (a user's cancel) stops the inversion and
 # propagates
 BlockProgress = Callable[[int, int], None]
+# told as the CPU's two streams' triangles are merged, once every block is folded
+# (`streams.MergeProgress`: panels done, panels in all, share of the work done)
+MergeProgress = qr_streams.MergeProgress
 
 
 class SingularWarning(UserWarning):
@@ -209,6 +212,7 @@ class Triangle:
 def accumulate(model: GreenModel | Any, sensors: np.ndarray, phi: np.ndarray, *,
                block: int = DEFAULT_BLOCK, keep_bytes: float = 0,
                on_block: BlockProgress | None = None,
+               on_merge: MergeProgress | None = None,
                streams: int | None = None) -> tuple[Triangle, list[Held] | None]:
     """R of [Q | φ] by Householder QR updated one block of sensors at a time (`QRUpdate`:
     the triangle so far stacked on the block's rows), in `streams` (`streams.fold`, blocks
@@ -220,7 +224,8 @@ def accumulate(model: GreenModel | Any, sensors: np.ndarray, phi: np.ndarray, *,
     (`GreenModel.near_part`; a part of Q's rows would save only its share of a cheap
     recomputation); None for a block not kept (`forward` computes it again). `on_block` is
     told of the sensors folded in, after each block and within a block after each panel of
-    its QR."""
+    its QR; `on_merge` of the streams' merge, if any, as it goes (without it, `on_block` is
+    told all the sensors again after each of its panels: a chance to cancel)."""
     n = model.n_columns
     total = sensors.shape[0]
     if streams is None:
@@ -242,10 +247,24 @@ def accumulate(model: GreenModel | Any, sensors: np.ndarray, phi: np.ndarray, *,
             kept[b] = part
 
     report = None if on_block is None else lambda done: on_block(done, total)
-    tri = qr_streams.fold(n + 1, sizes, owners, fill, report)
+    if on_merge is None and on_block is not None:
+        on_merge = _all_folded(on_block, total)
+    tri = qr_streams.fold(n + 1, sizes, owners, fill, report, on_merge)
     tri *= np.where(np.diag(tri) < 0, -1.0, 1.0)[:, None]  # R with a diagonal ≥ 0: unique
     held = list(zip(starts, sizes, kept, strict=True)) if keep_bytes > 0 else None
     return Triangle(np.asfortranarray(tri[:n, :n]), tri[:n, n].copy()), held
+
+
+def _all_folded(on_block: BlockProgress, total: int) -> MergeProgress:
+    """The merge's progress told to `on_block` as all `total` sensors folded after each of its
+    panels but the last: a chance to cancel, for a caller that shows no merge (its start and
+    end, told as the last block ends and just before the solve, would tell it nothing)."""
+
+    def told(done: int, panels: int, share: float) -> None:
+        if 0 < done < panels:
+            on_block(total, total)
+
+    return told
 
 
 def _part_to_keep(model: GreenModel | Any, sensors: np.ndarray, rows: np.ndarray,
@@ -466,6 +485,7 @@ def invert_map(
     progress: Callable[[str], None] | None = None,
     device: str = "auto",
     on_block: BlockProgress | None = None,
+    on_merge: MergeProgress | None = None,
     streams: int | None = None,
 ) -> MMTResult:
     """Per-grain magnetizations with covariances from the Bz map `data` (T; NaN masked).
@@ -474,8 +494,9 @@ def invert_map(
     noise SD, else estimated from the residual; damping the relative Tikhonov parameter;
     device "cpu", "gpu" or "auto" (the GPU when one is usable, `device`); block is the CPU's
     sensors per block (the GPU sizes its own); `on_block` is told of each block of sensors
-    folded into the QR (the inversion's progress; an exception it raises stops it); `streams`
-    the CPU's (`accumulate`; None: as many as the machine's cores and memory allow).
+    folded into the QR (the inversion's progress; an exception it raises stops it), and
+    `on_merge` of the merge of the CPU's streams that follows (`accumulate`); `streams` the
+    CPU's (None: as many as the machine's cores and memory allow).
     """
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -514,7 +535,7 @@ def invert_map(
     if progress:
         progress(f"QR of the Green's matrix: {sensors.shape[0]} sensors × {grains.n_grains} grains")
     tri, rows = ops.accumulate(model, sensors, phi, block=block, keep_bytes=KEEP_Q_BYTES,
-                               on_block=on_block, streams=streams)
+                               on_block=on_block, on_merge=on_merge, streams=streams)
     timings["green_and_qr_s"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     sol = ops.solve_triangle(tri, damping)

@@ -51,6 +51,7 @@ from smm_daq.analysis.mmt.solver.inversion import (
     DEFAULT_BLOCK,
     KEEP_Q_BYTES,
     BlockProgress,
+    MergeProgress,
     MMTResult,
     check_cuboid_grains,
     check_grains_below_sensor,
@@ -271,10 +272,12 @@ def invert_scans(
     device: str = "cpu",
     progress: Callable[[str], None] | None = None,
     on_block: BlockProgress | None = None,
+    on_merge: MergeProgress | None = None,
 ) -> MultipoleResult:
     """Joint least squares of all `scans` for the grains' unknowns under `model`, on `device`
-    ("cpu", "gpu" or "auto": the GPU when one is usable, `solver.device`); `on_block` as
-    `inversion.invert_map`'s (told again from 0 for each further pass, when there is one)."""
+    ("cpu", "gpu" or "auto": the GPU when one is usable, `solver.device`); `on_block` and
+    `on_merge` as `inversion.invert_map`'s (where each scan's triangle is accumulated apart,
+    `on_block` is told the sensors of all the scans, and `on_merge` of each scan's merge)."""
     # accumulate / solve_triangle / forward: the CPU's (`inversion`), else the GPU's
     used = devices.resolve(device)
     if model not in GRAIN_MODELS:
@@ -340,14 +343,16 @@ def invert_scans(
         sol, fitted = _settle_sigmas(ops, models, sensors, phi, counts, given, sigmas,
                                      names=[scan.name for scan in scans],
                                      damping=damping, per_grain=k, block=block,
-                                     on_block=on_block, progress=progress, timings=timings)
+                                     on_block=on_block, on_merge=on_merge,
+                                     progress=progress, timings=timings)
     else:
         weights = 1.0 / sigmas
         row_w = np.repeat(weights, counts)
         stacked = StackedModel(models, weights, n)
         t1 = time.perf_counter()
         tri, rows = ops.accumulate(stacked, sensors, phi * row_w, block=block,
-                                   keep_bytes=KEEP_Q_BYTES, on_block=on_block)
+                                   keep_bytes=KEEP_Q_BYTES, on_block=on_block,
+                                   on_merge=on_merge)
         t2 = time.perf_counter()
         sol = ops.solve_triangle(tri, damping, per_grain=k)
         del tri
@@ -389,8 +394,8 @@ def invert_scans(
 def _settle_sigmas(ops: Any, models: list, sensors: np.ndarray, phi: np.ndarray,
                    counts: np.ndarray, given: list[float | None], sigmas: np.ndarray, *,
                    names: list[str], damping: float, per_grain: int, block: int,
-                   on_block: BlockProgress | None, progress: Callable[[str], None] | None,
-                   timings: dict[str, float]
+                   on_block: BlockProgress | None, on_merge: MergeProgress | None,
+                   progress: Callable[[str], None] | None, timings: dict[str, float]
                    ) -> tuple[Any, np.ndarray]:
     """The joint solve of scans some of whose σ are estimated, and its fitted field
     (unweighted); `sigmas` (given ones, 1 for the others) is updated in place to the σ the
@@ -415,7 +420,8 @@ def _settle_sigmas(ops: Any, models: list, sensors: np.ndarray, phi: np.ndarray,
         lo, hi = int(bounds[s]), int(bounds[s + 1])
         told = None if on_block is None else _offset(on_block, lo, total)
         tri, rows = ops.accumulate(unit, sensors[lo:hi], phi[lo:hi], block=block,
-                                   keep_bytes=KEEP_Q_BYTES / len(models), on_block=told)
+                                   keep_bytes=KEEP_Q_BYTES / len(models), on_block=told,
+                                   on_merge=on_merge)
         triangles.append(_augmented(ops, tri, n))
         kept.append(rows)
         del tri

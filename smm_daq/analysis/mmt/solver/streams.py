@@ -40,8 +40,10 @@ No cap on the columns remains: it was set at 1,500 without measuring above 601.
 The calling thread only reports: each stream tells it of its rows folded (after each block and
 within one after each panel of its QR), and it calls `report` with their sum, so a report that
 raises (a user's cancel) is raised in the caller's thread, and the streams stop at their next
-panel. The kernels (`GreenModel`, `MultipoleModel`) release the GIL (numba's nogil) and LAPACK
-is called without it (`lapack_nogil`), so the streams run at once.
+panel. The merge, run in the caller's thread once every row is folded, is a stage of its own
+(45 to 100 s at the lab's size on 2 cores): `merging` is told its panels and its share of the
+work done, from 0 as it begins. The kernels (`GreenModel`, `MultipoleModel`) release the GIL
+(numba's nogil) and LAPACK is called without it (`lapack_nogil`), so the streams run at once.
 """
 
 from __future__ import annotations
@@ -77,6 +79,10 @@ _limit: threadpool_limits | None = None
 
 # fill(stream, block index, rows): the rows of one block (size × columns, Fortran order)
 Fill = Callable[[int, int, np.ndarray], None]
+# merging(panels done, panels in all, share of the merge's work done, 0 to 1): told as the
+# streams' triangles are merged, before the first panel and after each; the share counts each
+# panel's flops (the middle ones have several times the first's), for a remaining time
+MergeProgress = Callable[[int, int, float], None]
 
 
 class _Stopped(Exception):
@@ -132,12 +138,13 @@ def plan(total: int, block: int, streams: int) -> tuple[list[int], list[int], li
 
 
 def fold(columns: int, sizes: Sequence[int], owners: Sequence[int], fill: Fill,
-         report: Callable[[int], None] | None) -> np.ndarray:
+         report: Callable[[int], None] | None,
+         merging: MergeProgress | None = None) -> np.ndarray:
     """R (columns × columns, Fortran order, upper triangular, diagonal of either sign) of the
     blocks' rows stacked in order, block b of sizes[b] rows filled by `fill` in stream
     owners[b] (`plan`); `report` told the rows folded so far (after each block, and within
-    one after each panel of its QR, then after each panel of the merge), in the calling
-    thread, where one stream runs too."""
+    one after each panel of its QR), then `merging` the merge's progress (`_merge`), in the
+    calling thread, where one stream runs too."""
     block_rows = max(sizes)
     streams = max(owners) + 1
     if streams == 1:
@@ -169,16 +176,34 @@ def fold(columns: int, sizes: Sequence[int], owners: Sequence[int], fill: Fill,
             stop.set()
             for thread in threads:
                 thread.join()
-    merged = triangles[0]
-    assert merged is not None
-    merge = QRUpdate(columns, columns, r=merged.r)
-    # told again after each panel of the merge (as long as a block at the lab's size): a
-    # chance to cancel
-    again = None if report is None else lambda share: report(sum(sizes))
-    for other in triangles[1:]:
-        assert other is not None
-        merge.add(other.r, again, triangular=True)  # the stacked rows [R₀; R₁]
-    return merged.r
+    folded = [triangle.r for triangle in triangles if triangle is not None]
+    assert len(folded) == streams
+    return _merge(folded, merging)
+
+
+def _merge(triangles: Sequence[np.ndarray], merging: MergeProgress | None) -> np.ndarray:
+    """The first triangle with the others folded into it (the stacked rows [R₀; R₁; …]);
+    `merging` told before the first panel and after each (each as long as a block at the
+    lab's size: a chance to cancel), the panels and the shares of all the merges together."""
+    merge = QRUpdate(triangles[0].shape[0], triangles[0].shape[0], r=triangles[0])
+    panels = -(-triangles[0].shape[0] // merge.panel)
+    merges = len(triangles) - 1
+    if merging is not None:
+        merging(0, merges * panels, 0.0)
+    for i, other in enumerate(triangles[1:]):
+        after = None if merging is None else _merge_panels(merging, i, merges, panels)
+        merge.add(other, after, triangular=True)
+        if merging is not None:  # the last panel, which `add` does not report
+            merging((i + 1) * panels, merges * panels, (i + 1) / merges)
+    return merge.r
+
+
+def _merge_panels(merging: MergeProgress, i: int, merges: int, panels: int
+                  ) -> Callable[[float], None]:
+    """The after_panel of merge i (of `merges`, `panels` each) told to `merging` as the panels
+    and the share of all the merges done."""
+    done = itertools.count(i * panels + 1)
+    return lambda share: merging(next(done), merges * panels, (i + share) / merges)
 
 
 @contextmanager
