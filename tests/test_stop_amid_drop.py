@@ -110,13 +110,16 @@ def _on_the_rigs_thread(jobs: list[Callable[[], object]]) -> tuple[threading.Thr
     return thread, done
 
 
-def stop_amid_held_drop(line: LinePerRead, jobs: list[Callable[[], object]]) -> list[object]:
+def stop_amid_held_drop(line: LinePerRead, jobs: list[Callable[[], object]], *,
+                        sent_amid: bool = False) -> list[object]:
     """`jobs` run on the rig's thread while `line`'s drain is held, until the stop is sent
-    amid it; then the drain is released and the thread ends: what each job returned or
-    raised."""
+    amid it (with `sent_amid`, checked before the drain is released to be noted as sent amid
+    it); then the drain is released and the thread ends: what each job returned or raised."""
     thread, done = _on_the_rigs_thread(jobs)
     try:
         assert line.stop_sent.wait(HANG_GUARD_S), "the stop waited for the drop"
+        if sent_amid:
+            assert (STOP_ALL, True) in line.sent  # sent while the rest was being dropped
     finally:
         line.release.set()
         thread.join(HANG_GUARD_S)
@@ -152,14 +155,7 @@ def test_a_stop_after_a_reply_cut_at_the_deadline_goes_amid_the_drop_of_its_rest
     try:
         line = cut_stage_reply(rig)
         assert line.pending, "HPA? was read whole"
-        thread, done = _on_the_rigs_thread([rig.stage.position, rig.stage.stop])
-        try:
-            assert line.stop_sent.wait(HANG_GUARD_S), "the stop waited for the drop"
-            assert (STOP_ALL, True) in line.sent  # sent while the rest was being dropped
-        finally:
-            line.release.set()
-            thread.join(HANG_GUARD_S)
-        assert not thread.is_alive()
+        done = stop_amid_held_drop(line, [rig.stage.position, rig.stage.stop], sent_amid=True)
         assert isinstance(done[0], StillDropping), done
         assert "not sent: the rest of a reply cut short is being dropped" in str(done[0])
         assert done[1] is None, done  # stopped, checked
@@ -229,14 +225,7 @@ def test_a_stop_after_a_drop_aside_that_failed_goes_amid_the_next_drop() -> None
             rig.stage.position()
         assert first.value.wait(HANG_GUARD_S)
         assert line.drains == 1
-        thread, done = _on_the_rigs_thread([rig.stage.position, rig.stage.stop])
-        try:
-            assert line.stop_sent.wait(HANG_GUARD_S), "the stop waited for the drain"
-            assert (STOP_ALL, True) in line.sent  # sent while the rest was dropped again
-        finally:
-            line.release.set()
-            thread.join(HANG_GUARD_S)
-        assert not thread.is_alive()
+        done = stop_amid_held_drop(line, [rig.stage.position, rig.stage.stop], sent_amid=True)
         assert isinstance(done[0], StillDropping), done
         assert "did not go quiet" in str(done[0])
         assert done[1] is None, done  # stopped, checked
