@@ -220,6 +220,9 @@ class VisaTransport:
         self._broken = True
         return InstrumentLost(f"link failed: {exc}", instrument=self.name)
 
+    def _not_ascii(self, exc: UnicodeDecodeError) -> ProtocolError:
+        return ProtocolError(f"reply is not ASCII: {exc.object!r}", instrument=self.name)
+
     def _closed_by_peer(self) -> ConnectionClosed:
         """A raw socket the instrument closed or reset: opened again before its next use."""
         self._broken = True
@@ -410,9 +413,7 @@ class VisaTransport:
         except (pyvisa.Error, OSError) as exc:
             raise self._failed(exc) from exc
         except UnicodeDecodeError as exc:
-            raise ProtocolError(
-                f"reply is not ASCII: {exc.object!r}", instrument=self.name
-            ) from exc
+            raise self._not_ascii(exc) from exc
 
     @contextlib.contextmanager
     def _timeout_until(self, deadline: float) -> Iterator[None]:
@@ -450,9 +451,7 @@ class VisaTransport:
         except (serial.SerialException, OSError) as exc:
             raise self._failed(exc) from exc
         except UnicodeDecodeError as exc:
-            raise ProtocolError(
-                f"reply is not ASCII: {exc.object!r}", instrument=self.name
-            ) from exc
+            raise self._not_ascii(exc) from exc
 
     def _drop_unasked(self) -> None:
         """Drop what a raw socket or a serial line (ASRL) received after the last reply read

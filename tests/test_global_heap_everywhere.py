@@ -15,26 +15,15 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from test_global_heap_damage import HEADER, _session
 
 from smm_daq.errors import InputError
 from smm_daq.storage import data_extents, global_heap
 from smm_daq.storage.global_heap import check_global_heaps
 from smm_daq.storage.h5file import read_whole, writing
-from smm_daq.storage.mapdata import MapData
-from smm_daq.storage.nexus import write_map_entry
 
 REPO = Path(__file__).resolve().parents[1]
-HEADER = 16  # signature, version, reserved, the collection's size (8-byte lengths)
 GRAINS = "grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n1,2,2,-10,1,1,1\n"
-
-
-def _session(path: Path) -> Path:
-    x = np.arange(4) * 1e-6
-    for name in ("ok", "other"):
-        write_map_entry(path, MapData(bz=np.zeros((4, 4)), x=x, y=x, height=2e-6,
-                                      sensor_size=(0.0, 0.0), applied_field=np.zeros(3),
-                                      name=name), kind="scan")
-    return path
 
 
 def _zeroed_after_header(path: Path, at: int) -> None:

@@ -10,14 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from test_scan_after_drop import _plan
-from test_stop_amid_drop import HANG_GUARD_S, _on_the_rigs_thread, cut_stage_reply
+from test_stop_amid_drop import HANG_GUARD_S, cut_stage_reply, make_safe_past_the_stages_share
 
 from drivers.pi_gcs import STOP_ALL
 from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.errors import InstrumentError, StillDropping
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.rig import Rig, open_rig
-from smm_daq.instruments.safe_bound import stage_share_s
 
 CENTRE = (12.5e-3, 12.5e-3)
 
@@ -27,21 +26,12 @@ def _aborted_with_the_stop_unchecked(rig: Rig) -> None:
     met it); `Rig.make_safe` sends the stop amid the drop and gives its check up at the end
     of the stage's share; then the drain ends (the stop sent once more) and the next
     exchange finds the drop over."""
-    profile = rig.profile
     rig.stage.move_to(CENTRE[0] + 1e-3, CENTRE[1], wait=False)
     line = cut_stage_reply(rig)
     with pytest.raises(StillDropping) as polled:
         rig.stage.position()  # the window's poll: the drop goes aside
-    thread, done = _on_the_rigs_thread([rig.make_safe])
-    try:
-        assert line.stop_sent.wait(HANG_GUARD_S), "the stop waited for the drop"
-        rig.clock.advance(stage_share_s(profile) + 1.0)
-        thread.join(HANG_GUARD_S)
-        assert not thread.is_alive(), "make_safe waited for the drop past the stage's share"
-    finally:
-        line.release.set()
-        thread.join(HANG_GUARD_S)
-    [problems] = done
+    with make_safe_past_the_stages_share(rig, line) as done:
+        [problems] = done
     assert len(problems) == 1 and "stop not confirmed" in problems[0], problems
     assert polled.value.wait(HANG_GUARD_S)
     assert [m for m, _ in line.sent].count(STOP_ALL) == 2, line.sent  # amid, then as it ended

@@ -12,7 +12,7 @@ import contextlib
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -110,6 +110,40 @@ def _on_the_rigs_thread(jobs: list[Callable[[], object]]) -> tuple[threading.Thr
     return thread, done
 
 
+def stop_amid_held_drop(line: LinePerRead, jobs: list[Callable[[], object]], *,
+                        sent_amid: bool = False) -> list[object]:
+    """`jobs` run on the rig's thread while `line`'s drain is held, until the stop is sent
+    amid it (with `sent_amid`, checked before the drain is released to be noted as sent amid
+    it); then the drain is released and the thread ends: what each job returned or raised."""
+    thread, done = _on_the_rigs_thread(jobs)
+    try:
+        assert line.stop_sent.wait(HANG_GUARD_S), "the stop waited for the drop"
+        if sent_amid:
+            assert (STOP_ALL, True) in line.sent  # sent while the rest was being dropped
+    finally:
+        line.release.set()
+        thread.join(HANG_GUARD_S)
+    assert not thread.is_alive()
+    return done
+
+
+@contextlib.contextmanager
+def make_safe_past_the_stages_share(rig: Any, line: LinePerRead) -> Iterator[list[object]]:
+    """`Rig.make_safe` on the rig's thread sends the stop amid `line`'s held drain and,
+    the rig's clock moved past the stage's share, returns while the drain goes on: in the
+    block, what it returned (`[problems]`); the drain is released as the block ends."""
+    thread, done = _on_the_rigs_thread([rig.make_safe])
+    try:
+        assert line.stop_sent.wait(HANG_GUARD_S), "the stop waited for the drop"
+        rig.clock.advance(stage_share_s(rig.profile) + 1.0)
+        thread.join(HANG_GUARD_S)
+        assert not thread.is_alive(), "make_safe waited for the drop past the stage's share"
+        yield done
+    finally:
+        line.release.set()
+        thread.join(HANG_GUARD_S)
+
+
 def test_a_stop_after_a_reply_cut_at_the_deadline_goes_amid_the_drop_of_its_rest() -> None:
     """The stage's parameter list (`HPA?`) is cut at the make-safe deadline with most of its
     lines still coming. Then, on the rig's thread, the window's poll of the position comes
@@ -121,14 +155,7 @@ def test_a_stop_after_a_reply_cut_at_the_deadline_goes_amid_the_drop_of_its_rest
     try:
         line = cut_stage_reply(rig)
         assert line.pending, "HPA? was read whole"
-        thread, done = _on_the_rigs_thread([rig.stage.position, rig.stage.stop])
-        try:
-            assert line.stop_sent.wait(HANG_GUARD_S), "the stop waited for the drop"
-            assert (STOP_ALL, True) in line.sent  # sent while the rest was being dropped
-        finally:
-            line.release.set()
-            thread.join(HANG_GUARD_S)
-        assert not thread.is_alive()
+        done = stop_amid_held_drop(line, [rig.stage.position, rig.stage.stop], sent_amid=True)
         assert isinstance(done[0], StillDropping), done
         assert "not sent: the rest of a reply cut short is being dropped" in str(done[0])
         assert done[1] is None, done  # stopped, checked
@@ -156,19 +183,11 @@ def test_make_safe_waits_for_a_stage_drop_aside_only_within_the_stages_share() -
         line = cut_stage_reply(rig)
         with pytest.raises(StillDropping):
             rig.stage.position()  # the window's poll: the drop goes aside
-        thread, done = _on_the_rigs_thread([rig.make_safe])
-        try:
-            assert line.stop_sent.wait(HANG_GUARD_S), "the stop waited for the drop"
-            rig.clock.advance(stage_share_s(profile) + 1.0)
-            thread.join(HANG_GUARD_S)
-            assert not thread.is_alive(), "make_safe waited for the drop past the stage's share"
+        with make_safe_past_the_stages_share(rig, line) as done:
             poll, polled = _on_the_rigs_thread([rig.stage.position])  # the window's, after
             poll.join(HANG_GUARD_S)
             assert not poll.is_alive(), "the poll after make_safe waited for the drop"
             assert isinstance(polled[0], StillDropping), polled
-        finally:
-            line.release.set()
-            thread.join(HANG_GUARD_S)
         [problems] = done
         assert isinstance(problems, list), problems
         assert len(problems) == 1 and "the stage's share of making the rig safe" in problems[0]
@@ -206,14 +225,7 @@ def test_a_stop_after_a_drop_aside_that_failed_goes_amid_the_next_drop() -> None
             rig.stage.position()
         assert first.value.wait(HANG_GUARD_S)
         assert line.drains == 1
-        thread, done = _on_the_rigs_thread([rig.stage.position, rig.stage.stop])
-        try:
-            assert line.stop_sent.wait(HANG_GUARD_S), "the stop waited for the drain"
-            assert (STOP_ALL, True) in line.sent  # sent while the rest was dropped again
-        finally:
-            line.release.set()
-            thread.join(HANG_GUARD_S)
-        assert not thread.is_alive()
+        done = stop_amid_held_drop(line, [rig.stage.position, rig.stage.stop], sent_amid=True)
         assert isinstance(done[0], StillDropping), done
         assert "did not go quiet" in str(done[0])
         assert done[1] is None, done  # stopped, checked
@@ -327,13 +339,7 @@ def test_a_stop_whose_check_meets_a_failed_drop_says_it_was_sent_not_confirmed()
     rig = open_rig(load_profile())
     try:
         line = cut_stage_reply(rig, NeverQuietOnRelease)
-        thread, done = _on_the_rigs_thread([rig.stage.position, rig.stage.stop])
-        try:
-            assert line.stop_sent.wait(HANG_GUARD_S), "the stop waited for the drop"
-        finally:
-            line.release.set()
-            thread.join(HANG_GUARD_S)
-        assert not thread.is_alive()
+        done = stop_amid_held_drop(line, [rig.stage.position, rig.stage.stop])
         assert isinstance(done[0], StillDropping), done
         stop = done[1]
         assert isinstance(stop, StillDropping), done
@@ -448,13 +454,7 @@ def test_a_stop_sent_again_as_the_drop_ends_and_not_taken_fails_its_check() -> N
     rig = open_rig(load_profile())
     try:
         line = cut_stage_reply(rig, StopNotTakenAfterDrain)
-        thread, done = _on_the_rigs_thread([rig.stage.position, rig.stage.stop])
-        try:
-            assert line.stop_sent.wait(HANG_GUARD_S), "the stop waited for the drop"
-        finally:
-            line.release.set()
-            thread.join(HANG_GUARD_S)
-        assert not thread.is_alive()
+        done = stop_amid_held_drop(line, [rig.stage.position, rig.stage.stop])
         assert isinstance(done[0], StillDropping), done
         stop = done[1]
         assert isinstance(stop, InstrumentLost) and not isinstance(stop, StillDropping), done

@@ -7,15 +7,18 @@ left moving behind a Stop said done. The drain is held by events: nothing sleeps
 from __future__ import annotations
 
 import pytest
-from test_stop_amid_drop import HANG_GUARD_S, LINE_S, LinePerRead, _on_the_rigs_thread
+from test_stop_amid_drop import (
+    HANG_GUARD_S,
+    LinePerRead,
+    cut_stage_reply,
+    make_safe_past_the_stages_share,
+    stop_amid_held_drop,
+)
 
 from drivers.pi_gcs import STOP_ALL
 from smm_daq.errors import StillDropping
-from smm_daq.instruments import loss_budget
-from smm_daq.instruments.loss_budget import DeadlineReached
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.rig import open_rig
-from smm_daq.instruments.safe_bound import stage_share_s
 
 
 class LosingAmid(LinePerRead):
@@ -44,20 +47,9 @@ def test_a_stop_dropped_with_the_rest_of_a_cut_reply_is_sent_again_after_the_dro
         stage._commands -= {"#5", "WGO?"}  # type: ignore[attr-defined]
         x, y, _ = stage.position()
         stage.move_to(x + 10e-3 if x < 12.5e-3 else x - 10e-3, y, wait=False)
-        link = stage.link  # type: ignore[attr-defined]
-        line = LosingAmid(link.transport, rig.clock)
-        link.transport = line
-        with loss_budget.making_safe(5, stage=5, clock=rig.clock, deadline_s=4 * LINE_S), \
-                pytest.raises(DeadlineReached):
-            link.query_lines("HPA?", lambda lines: lines)
+        line = cut_stage_reply(rig, LosingAmid)
         assert any(model.moving(a) for a in model.axis_names)
-        thread, done = _on_the_rigs_thread([stage.position, stage.stop])
-        try:
-            assert line.stop_sent.wait(HANG_GUARD_S), "the stop waited for the drop"
-        finally:
-            line.release.set()
-            thread.join(HANG_GUARD_S)
-        assert not thread.is_alive()
+        done = stop_amid_held_drop(line, [stage.position, stage.stop])
         assert isinstance(done[0], StillDropping), done
         assert done[1] is None, done
         assert (STOP_ALL, False) in line.sent, line.sent  # sent again, once the drop ended
@@ -82,24 +74,11 @@ def test_a_stop_lost_in_a_drop_make_safe_gave_up_on_is_sent_again_as_the_drop_en
         stage.set_velocity(1e-6)  # 1 µm/s: still on its way well past the stage's share
         x, y, _ = stage.position()
         stage.move_to(x + 10e-3 if x < 12.5e-3 else x - 10e-3, y, wait=False)
-        link = stage.link  # type: ignore[attr-defined]
-        line = LosingAmid(link.transport, rig.clock)
-        link.transport = line
-        with loss_budget.making_safe(5, stage=5, clock=rig.clock, deadline_s=4 * LINE_S), \
-                pytest.raises(DeadlineReached):
-            link.query_lines("HPA?", lambda lines: lines)
+        line = cut_stage_reply(rig, LosingAmid)
         with pytest.raises(StillDropping) as polled:
             stage.position()
-        thread, done = _on_the_rigs_thread([rig.make_safe])
-        try:
-            assert line.stop_sent.wait(HANG_GUARD_S), "the stop waited for the drop"
-            rig.clock.advance(stage_share_s(profile) + 1.0)
-            thread.join(HANG_GUARD_S)
-            assert not thread.is_alive(), "make_safe waited for the drop past the stage's share"
+        with make_safe_past_the_stages_share(rig, line) as done:
             assert any(model.moving(a) for a in model.axis_names)  # the stop was lost
-        finally:
-            line.release.set()
-            thread.join(HANG_GUARD_S)
         [problems] = done
         assert len(problems) == 1 and "the stage's share" in problems[0], problems
         assert polled.value.wait(HANG_GUARD_S), "the drop never ended"

@@ -19,6 +19,8 @@ from test_stop_amid_drop import (
     LinePerRead,
     _on_the_rigs_thread,
     cut_stage_reply,
+    make_safe_past_the_stages_share,
+    stop_amid_held_drop,
 )
 
 from drivers.link import parse_int
@@ -29,7 +31,6 @@ from smm_daq.instruments import loss_budget
 from smm_daq.instruments.loss_budget import GivenUp
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.rig import open_rig
-from smm_daq.instruments.safe_bound import stage_share_s
 
 CLOSED = "<closed>"  # noted in a line's `sent` as its transport closes
 
@@ -133,13 +134,7 @@ def test_a_stop_whose_resend_failed_with_its_drain_is_sent_again_after_the_next(
         line = cut_stage_reply(rig, NeverQuietOnceStopRefused)
         with pytest.raises(StillDropping):
             rig.stage.position()
-        thread, done = _on_the_rigs_thread([rig.make_safe])
-        try:
-            assert line.stop_sent.wait(HANG_GUARD_S), "the stop waited for the drop"
-        finally:
-            line.release.set()
-            thread.join(HANG_GUARD_S)
-        assert not thread.is_alive()
+        done = stop_amid_held_drop(line, [rig.make_safe])
         assert done == [[]], done
         sent = [m for m, _ in line.sent]
         assert line.drains == 2
@@ -182,18 +177,10 @@ def test_closing_amid_a_drop_a_stop_went_amid_sends_the_stop_once_more_first() -
         line = cut_stage_reply(rig, ClosedMidDrain)
         with pytest.raises(StillDropping) as polled:
             rig.stage.position()
-        thread, done = _on_the_rigs_thread([rig.make_safe])
-        try:
-            assert line.stop_sent.wait(HANG_GUARD_S), "the stop waited for the drop"
-            rig.clock.advance(stage_share_s(profile) + 1.0)
-            thread.join(HANG_GUARD_S)
-            assert not thread.is_alive(), "make_safe waited for the drop past the stage's share"
+        with make_safe_past_the_stages_share(rig, line) as done:
             assert polled.value.drop is not None and polled.value.drop.is_alive()
             rig.close()  # the drain still under way
             closed = True
-        finally:
-            line.release.set()
-            thread.join(HANG_GUARD_S)
         [problems] = done
         assert len(problems) == 1 and "the stage's share" in problems[0], problems
         sent = [m for m, _ in line.sent]
@@ -295,13 +282,7 @@ def test_a_stop_amid_a_drop_and_the_drops_own_stop_never_overlap_on_the_line() -
         line = cut_stage_reply(rig, OverlapsNoted)
         link = rig.stage.link  # type: ignore[attr-defined]
         link._amid = AskedFromTheDrop(link._amid, line.go.set)
-        thread, done = _on_the_rigs_thread([rig.stage.position, rig.stage.stop])
-        try:
-            assert line.stop_sent.wait(HANG_GUARD_S), "the stop waited for the drop"
-        finally:
-            line.release.set()
-            thread.join(HANG_GUARD_S)
-        assert not thread.is_alive()
+        done = stop_amid_held_drop(line, [rig.stage.position, rig.stage.stop])
         assert isinstance(done[0], StillDropping), done
         assert done[1] is None, done
         assert line.overlaps == [], line.sent
@@ -333,16 +314,8 @@ def test_a_close_whose_stop_sent_once_more_is_not_taken_still_closes_without_rai
         line = cut_stage_reply(rig, ResendNotTaken)
         with pytest.raises(StillDropping):
             rig.stage.position()
-        thread, done = _on_the_rigs_thread([rig.make_safe])
-        try:
-            assert line.stop_sent.wait(HANG_GUARD_S), "the stop waited for the drop"
-            rig.clock.advance(stage_share_s(profile) + 1.0)
-            thread.join(HANG_GUARD_S)
-            assert not thread.is_alive(), "make_safe waited for the drop past the stage's share"
+        with make_safe_past_the_stages_share(rig, line) as done:
             rig.stage.close()  # the drain still under way
-        finally:
-            line.release.set()
-            thread.join(HANG_GUARD_S)
         [problems] = done
         assert len(problems) == 1 and "the stage's share" in problems[0], problems
         sent = [m for m, _ in line.sent]
