@@ -888,7 +888,8 @@ class MMTView(QtWidgets.QWidget):
         if self.running:
             self._cancel.set()
             self.cancel_button.setEnabled(False)
-            self.status.setText("cancelling after the block of sensors in hand…")
+            self.status.setText("cancelling after the block of sensors (or the merge's panel) "
+                                "in hand…")
 
     def closeEvent(self, event: QtGui.QCloseEvent | None) -> None:
         """A view closed on its own (as a tab, the window's close asks first and cancels)

@@ -5,6 +5,7 @@ line shows it on stderr (a bar on a terminal, a line per 10 % elsewhere)."""
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from smm_daq.analysis.mmt.solver import device as devices
 from smm_daq.analysis.mmt.solver import streams as qr_streams
 from smm_daq.analysis.mmt.solver.arrays import NumpyArrays
 from smm_daq.analysis.mmt.solver.device_qr import DeviceSolver
-from smm_daq.analysis.mmt.solver.inversion import invert_map
+from smm_daq.analysis.mmt.solver.inversion import SOLVING, invert_map
 from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
 from smm_daq.cli.inversion_progress import InversionProgress
 
@@ -262,3 +263,21 @@ def test_without_a_merge_report_the_blocks_report_is_told_in_the_merge_a_chance_
     with pytest.raises(Stop):
         invert_scans([scan], sample.grains, model="quadrupole", block=400,
                      on_block=cancel_in_the_merge)
+
+
+def test_once_q_is_folded_the_solve_is_said_in_one_scan_and_in_several(case):
+    """The solve and the fitted map that follow the fold take minutes at the lab's size: the
+    progress says so once the fold is done (it said "QR of the Green's matrix" throughout)."""
+    grains, data = case
+    said: list[str] = []
+    invert_map(data, grains, height=1 * UM, sensor_size=(0.0, 0.0), block=200, device="cpu",
+               progress=said.append)
+    assert said[-1] == SOLVING and sum("QR of the Green's matrix" in s for s in said) == 1
+
+    scans = [Scan(data, 1 * UM, (0.0, 0.0), sigma=5e-9),
+             Scan(replace(data, name="again"), 1 * UM, (0.0, 0.0))]  # σ estimated: settled
+    for chosen in (scans[:1], scans):
+        said.clear()
+        invert_scans(chosen, grains, model="cuboid", block=200, progress=said.append)
+        assert SOLVING in said
+        assert said.index(SOLVING) > max(i for i, s in enumerate(said) if "QR of" in s)

@@ -209,6 +209,11 @@ class Triangle:
         return np.sqrt(np.einsum("ij,ij->j", self.r, self.r))
 
 
+# what the inversion says once Q is folded: the solve and the fitted map that follow take
+# minutes at the lab's size, with no progress of their own to show
+SOLVING = "solving for the magnetizations and their covariance, then the fitted map"
+
+
 def accumulate(model: GreenModel | Any, sensors: np.ndarray, phi: np.ndarray, *,
                block: int = DEFAULT_BLOCK, keep_bytes: float = 0,
                on_block: BlockProgress | None = None,
@@ -537,6 +542,8 @@ def invert_map(
     tri, rows = ops.accumulate(model, sensors, phi, block=block, keep_bytes=KEEP_Q_BYTES,
                                on_block=on_block, on_merge=on_merge, streams=streams)
     timings["green_and_qr_s"] = time.perf_counter() - t0
+    if progress:
+        progress(SOLVING)
     t1 = time.perf_counter()
     sol = ops.solve_triangle(tri, damping)
     del tri

@@ -50,6 +50,7 @@ from smm_daq.analysis.mmt.solver.device_qr import DeviceTriangle, device_bytes
 from smm_daq.analysis.mmt.solver.inversion import (
     DEFAULT_BLOCK,
     KEEP_Q_BYTES,
+    SOLVING,
     BlockProgress,
     MergeProgress,
     MMTResult,
@@ -353,6 +354,8 @@ def invert_scans(
         tri, rows = ops.accumulate(stacked, sensors, phi * row_w, block=block,
                                    keep_bytes=KEEP_Q_BYTES, on_block=on_block,
                                    on_merge=on_merge)
+        if progress:
+            progress(SOLVING)
         t2 = time.perf_counter()
         sol = ops.solve_triangle(tri, damping, per_grain=k)
         del tri
@@ -426,6 +429,8 @@ def _settle_sigmas(ops: Any, models: list, sensors: np.ndarray, phi: np.ndarray,
         kept.append(rows)
         del tri
     timings["green_and_qr_s"] += time.perf_counter() - t1
+    if progress:
+        progress(SOLVING)
     told: set[str] = set()  # the warnings said by the passes' solves
     for attempt in range(MAX_PASSES):
         weighted_by = sigmas.copy()
