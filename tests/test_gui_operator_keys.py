@@ -37,6 +37,18 @@ def at_rest_at(qtbot, panel, target_um) -> None:
     qtbot.waitUntil(arrived, timeout=WAIT_MS)
 
 
+def scanned_3_by_3(window, qtbot, name: str):
+    """The window's Scan tab, once it has scanned 3 × 3 points under `name` to the end."""
+    scan = window.scan
+    plan = ScanPlan.from_center(name, CENTRE, (3 * 20 * UM, 3 * 20 * UM), 20 * UM,
+                                settle_tau=1.0)
+    scan.form.set_plan(plan)
+    with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS) as ended:
+        assert scan.start()
+    assert ended.args[0] == "finished"
+    return scan
+
+
 def type_into(qtbot, box, text: str, key=QtCore.Qt.Key.Key_Return) -> None:
     box.setFocus()
     box.selectAll()
@@ -151,13 +163,7 @@ def test_a_name_taken_proposes_the_next_and_resume_scan_only_where_it_finishes(w
                                                                                 qtbot):
     """A finished scan's name: the next name, no Resume scan (which refuses a finished
     scan); a scan that did not finish: Resume scan too."""
-    scan = window.scan
-    plan = ScanPlan.from_center("scan", CENTRE, (3 * 20 * UM, 3 * 20 * UM), 20 * UM,
-                                settle_tau=1.0)
-    scan.form.set_plan(plan)
-    with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS) as ended:
-        assert scan.start()
-    assert ended.args[0] == "finished"
+    scan = scanned_3_by_3(window, qtbot, "scan")
     assert scan.form.name.text() == "scan_2"  # the next scan does not reuse the name
 
     scan.form.name.setText("scan")  # said as typed
@@ -195,13 +201,7 @@ def test_a_name_the_file_held_as_last_read_starts_once_the_file_no_longer_holds_
         window, qtbot):
     """The names as last read are only said: the file removed since (by another program, to
     begin again), Start scans under the name, which the start reads off the file as it is."""
-    scan = window.scan
-    plan = ScanPlan.from_center("scan", CENTRE, (3 * 20 * UM, 3 * 20 * UM), 20 * UM,
-                                settle_tau=1.0)
-    scan.form.set_plan(plan)
-    with qtbot.waitSignal(scan.scanEnded, timeout=WAIT_MS) as ended:
-        assert scan.start()
-    assert ended.args[0] == "finished"
+    scan = scanned_3_by_3(window, qtbot, "scan")
     scan.path.unlink()
     scan.form.name.setText("scan")
     assert "has an entry 'scan' already" in scan.form.error_text("name")  # as last read
