@@ -127,3 +127,15 @@ def test_each_shipped_recipe_names_the_profile_whose_stage_it_fits(
     named = named_profile(recipe, path)
     assert named is not None and named.is_file()
     check_recipe(recipe, load_profile(named), tmp_path / "new.h5", can_prompt=False)
+
+
+def test_a_profile_named_from_the_home_folder_is_found_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`profile = "~/e727.toml"` is the user's home, as a shell reads it (it was refused as
+    not found, looked for in a folder named "~" beside the recipe)."""
+    recipe, out = _recipe(tmp_path, 'profile = "~/e727.toml"'), tmp_path / "s.h5"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert main(["run", str(recipe), "--out", str(out)]) == 0
+    assert "(named by the recipe)" in capsys.readouterr().err
+    assert _stored_profile(out) == str((tmp_path / "e727.toml").resolve())

@@ -1,5 +1,6 @@
 """Which instrument profile `smm-daq run` uses: --profile, else the one the recipe names
-(`[recipe] profile`, relative to the recipe's folder), else the simulator's default.
+(`[recipe] profile`, relative to the recipe's folder, `~` the user's home), else the
+simulator's default.
 
 A recipe's grid is written for one stage: run on another profile it may scan where no sample
 lies (empty maps, exit 0), so the profile used is always said before the recipe starts.
@@ -18,11 +19,13 @@ from smm_daq.text_files import quoted
 def named_profile(recipe: Recipe, recipe_path: str | Path) -> Path | None:
     """The profile the recipe names, its path taken from the recipe's folder; None if none.
     A recipe given by a link is the file the link leads to: its profile is named from where
-    it was written (a shipped recipe linked into a sample's folder names its own)."""
+    it was written (a shipped recipe linked into a sample's folder names its own). A path
+    beginning with `~` is taken from the user's home folder, as a shell would."""
     if not recipe.profile:
         return None
     path = Path(recipe_path)
-    return (path.resolve() if path.is_symlink() else path).parent / recipe.profile
+    return (path.resolve() if path.is_symlink() else path).parent / Path(
+        recipe.profile).expanduser()
 
 
 def names_profile(named: Path, profile: Profile) -> bool:

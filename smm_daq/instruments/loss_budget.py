@@ -15,7 +15,9 @@ with a single exception, the unchecked switch-off of a supply given up (`last_wo
 kind: no make-safe path talks to them, and closing a rig after making it safe only closes
 their links, which sends them nothing (it waits for an exchange already under way on another
 thread, each of whose attempts a link's timeout bounds, its write too, and refuses one begun
-meanwhile: `safe_bound.close_wait_s` counts that wait).
+meanwhile: `safe_bound.close_wait_s` counts that wait; on a serial-over-LAN port whose last
+exchange was a write with no reply, the close first lets that write reach the adapter, within
+the rest of that write's timeout, which the same wait counts).
 
 The path also has a deadline on the rig's clock (`safe_bound.safe_deadline` after it began):
 once reached, every exchange is refused at once (`DeadlineReached`, a `GivenUp`) but a coil
