@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,21 @@ class NotedLock:
 
     def __exit__(self, *exc: object) -> Any:
         return self.lock.__exit__(*exc)
+
+
+def _lost_then_drain_then_stop(timeout: float, reopen: Callable[[], Any],
+                               first_opening: threading.Event, stop_waits: threading.Event,
+                               go: threading.Event) -> tuple[Any, dict[str, BaseException]]:
+    """A stage's serial transport whose port (a loop) is gone: a write fails, lost; then
+    `_drain_then_stop` on it, its reopening lock noted. The transport, and what failed."""
+    first = serial.serial_for_url("loop://", timeout=timeout, write_timeout=timeout)
+    transport = SerialTransport(first, name="stage", reopen=reopen)
+    first.close()  # the adapter gone: the next write fails, and the port is reopened after
+    with pytest.raises(InstrumentLost):
+        transport.write("POS?")
+    if hasattr(transport, "_reopening"):
+        transport._reopening = NotedLock(transport._reopening, stop_waits)
+    return transport, _drain_then_stop(transport, first_opening, stop_waits, go)
 
 
 def _drain_then_stop(transport: Any, first_opening: threading.Event,
@@ -87,14 +103,7 @@ def test_a_failed_port_used_by_two_threads_at_once_is_reopened_once() -> None:
                                            write_timeout=TIMEOUT_S))
         return ports[-1]
 
-    first = serial.serial_for_url("loop://", timeout=TIMEOUT_S, write_timeout=TIMEOUT_S)
-    transport = SerialTransport(first, name="stage", reopen=reopen)
-    first.close()  # the adapter gone: the next write fails, and the port is reopened after
-    with pytest.raises(InstrumentLost):
-        transport.write("POS?")
-    if hasattr(transport, "_reopening"):
-        transport._reopening = NotedLock(transport._reopening, stop_waits)
-    failed = _drain_then_stop(transport, first_opening, stop_waits, go)
+    transport, failed = _lost_then_drain_then_stop(TIMEOUT_S, reopen, first_opening, stop_waits, go)
     assert not failed, failed
     assert opened == ["drain"], opened
     assert transport.port is ports[0]
@@ -134,13 +143,7 @@ drain's own write, its time spent on the reopen, is refused). Unfixed,
                                            write_timeout=TIMEOUT_S))
         return ports[-1]
 
-    first = serial.serial_for_url("loop://", timeout=TIMEOUT_S, write_timeout=TIMEOUT_S)
-    transport = SerialTransport(first, name="stage", reopen=reopen)
-    first.close()
-    with pytest.raises(InstrumentLost):
-        transport.write("POS?")
-    transport._reopening = NotedLock(transport._reopening, stop_waits)  # type: ignore[assignment]
-    failed = _drain_then_stop(transport, first_opening, stop_waits, go)
+    _, failed = _lost_then_drain_then_stop(TIMEOUT_S, reopen, first_opening, stop_waits, go)
     assert "stop" not in failed, failed  # the drain's own write had no time left: refused
     assert b"\x18" in ports[0].read(ports[0].in_waiting).split(b"\n")
 
@@ -185,13 +188,7 @@ def test_a_stops_wait_for_a_drains_reopen_is_within_the_stage_exchange_the_bound
         clock.now += within  # the adapter slow to come back: the reopen's whole time
         return TakesNoInput(clock, timeout)
 
-    first = serial.serial_for_url("loop://", timeout=timeout, write_timeout=timeout)
-    transport = SerialTransport(first, name="stage", reopen=reopen)
-    first.close()
-    with pytest.raises(InstrumentLost):
-        transport.write("POS?")
-    transport._reopening = NotedLock(transport._reopening, stop_waits)  # type: ignore[assignment]
-    failed = _drain_then_stop(transport, first_opening, stop_waits, go)
+    _, failed = _lost_then_drain_then_stop(timeout, reopen, first_opening, stop_waits, go)
     assert isinstance(failed.get("stop"), InstrumentTimeout), failed  # it had its own time
     waited_and_written = clock.now  # the stop began at 0, as the reopen did
     assert waited_and_written == pytest.approx(2 * timeout)

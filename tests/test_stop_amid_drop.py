@@ -89,6 +89,15 @@ def cut_stage_reply(rig: Any, line_class: type[LinePerRead] | None = None) -> Li
     return line
 
 
+def field_on_then_cut(rig: Any) -> tuple[LinePerRead, Any]:
+    """The field on (100 µT, a coil over 1 A), then a stage reply cut at its deadline
+    (`cut_stage_reply`): the line, and the simulated coils to check the ramp down on."""
+    rig.coils.set_field(np.array([0.0, 0.0, 100e-6]))
+    world = rig.world.coils
+    assert max(abs(world.current(k)) for k in range(3)) > 1.0
+    return cut_stage_reply(rig), world
+
+
 def _on_the_rigs_thread(jobs: list[Callable[[], object]]) -> tuple[threading.Thread,
                                                                       list[object]]:
     """`jobs` run one after another on a thread of their own, as the window's rig thread runs
@@ -177,10 +186,7 @@ def test_make_safe_waits_for_a_stage_drop_aside_only_within_the_stages_share() -
     profile = load_profile()
     rig = open_rig(profile)
     try:
-        rig.coils.set_field(np.array([0.0, 0.0, 100e-6]))
-        world = rig.world.coils
-        assert max(abs(world.current(k)) for k in range(3)) > 1.0
-        line = cut_stage_reply(rig)
+        line, world = field_on_then_cut(rig)
         with pytest.raises(StillDropping):
             rig.stage.position()  # the window's poll: the drop goes aside
         with make_safe_past_the_stages_share(rig, line) as done:
@@ -285,10 +291,7 @@ def test_make_safe_meeting_a_cut_reply_drops_it_aside_within_the_stages_share() 
     profile = load_profile()
     rig = open_rig(profile)
     try:
-        rig.coils.set_field(np.array([0.0, 0.0, 100e-6]))
-        world = rig.world.coils
-        assert max(abs(world.current(k)) for k in range(3)) > 1.0
-        line = cut_stage_reply(rig)
+        line, world = field_on_then_cut(rig)
         assert line.pending and rig.stage.link._dropping is None  # no drop begun
         thread, done = _on_the_rigs_thread([rig.make_safe])
         try:
