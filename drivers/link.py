@@ -278,6 +278,16 @@ class Link:
     def _drained(self) -> None:
         """On the drop's own thread, once the transport's `clear` has ended (or failed)."""
 
+    def _drop_under_way(self) -> bool:
+        """Whether the rest of a reply cut short is being dropped aside now (`_drop_rest`):
+        that drop clears the line itself, so an attempt that failed amid it (a stop's write
+        that timed out, or whose connection closed) leaves the port to it, not cleared on
+        its own thread as well: two drains of one port at once, or a reopen of the port
+        under the drain (which would then drain, or use, the new one), the Stop held for it.
+        The drop sends the stop once more as it ends (`pi_gcs.GCSLink._drained`)."""
+        dropping = self._dropping
+        return dropping is not None and dropping.is_alive()
+
     def _path_begun(self) -> bool:
         """Whether the make-safe path under way (if any) has begun (`LossBudget.begun`)."""
         budget = loss_budget.current() if self.budget_kind else None
@@ -304,8 +314,9 @@ class Link:
                     self.failures += 1
                     if budget is not None:
                         budget.charge(self.name)
-                    with contextlib.suppress(InstrumentTimeout):  # the next attempt tells more
-                        self.transport.clear()
+                    if not self._drop_under_way():
+                        with contextlib.suppress(InstrumentTimeout):  # the next tells more
+                            self.transport.clear()
                 else:
                     self.lost = False
                     return result
