@@ -585,19 +585,18 @@ def _safe_stage(profile: Profile, clock: Clock, open_transport: Any,
         # the stage's share ended: the stop refused unsent, or sent and its check refused
         # (`stop_sent`); a first stop that went holds either way
         if stopped is None:
-            return SafeState("stage", False, f"{_not_stopped(exc)}: {exc}")
+            return SafeState("stage", False, f"{_not_stopped(exc)}: {exc}{_found(stage)}")
         return SafeState("stage", True, f"{stopped.done}; position not read: {exc}"
-                                        f"{_found(stopped)}")
+                                        f"{_found(stopped)}{_found(stage)}")
     except SmmError as exc:
-        return SafeState("stage", False, f"{_not_stopped(exc)}: {exc}")
+        return SafeState("stage", False, f"{_not_stopped(exc)}: {exc}{_found(stage)}")
     first = f" (the first stop said: {stop_failed})" if stop_failed is not None else ""
+    found = f"{_found(stopped)}{_found(stage)}"
     try:
         position = np.asarray(stage.position(), dtype=float) * 1e6
     except SmmError as exc:  # the stop was confirmed: only where it stopped is unknown
-        return SafeState("stage", True, f"stopped, position not read: {exc}{first}"
-                                        f"{_found(stopped)}")
-    return SafeState("stage", True, f"stopped at {_numbers(position, '.1f')} µm{first}"
-                                    f"{_found(stopped)}")
+        return SafeState("stage", True, f"stopped, position not read: {exc}{first}{found}")
+    return SafeState("stage", True, f"stopped at {_numbers(position, '.1f')} µm{first}{found}")
 
 
 def _closed_quietly(instrument: Instrument) -> None:
@@ -627,10 +626,16 @@ def _lost(coils: FieldSource) -> str:
     return f"; ramped down past lost replies: {'; '.join(lost)}" if lost else ""
 
 
-def _found(stopped: StoppedAlone | None) -> str:
-    """What the first stop found the controller holding from before it (an error an earlier
-    program left pending), said apart from the stop's own outcome."""
-    return f"; {stopped.found}" if stopped is not None and stopped.found else ""
+def _found(stopped: StoppedAlone | Stage | None) -> str:
+    """What a stop found the controller holding from before it (an error an earlier program
+    or a refused command left pending), said apart from the stop's own outcome: the first
+    stop's (`StoppedAlone.found`), or a connected stage's (`found_before_stop`, where its
+    driver reads it)."""
+    if isinstance(stopped, StoppedAlone):
+        found = stopped.found
+    else:
+        found = getattr(stopped, "found_before_stop", "")
+    return f"; {found}" if found else ""
 
 
 def _why_not_connected(exc: SmmError) -> str:
