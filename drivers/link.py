@@ -88,10 +88,12 @@ class Link:
         # more such failure is the exchange's, not a third drain (`_drop_rest`)
         self._dropping_again = False
 
-    def write(self, command: str, *, last_word: bool = False) -> None:
+    def write(self, command: str, *, last_word: bool = False, once: bool = False) -> None:
         """Send a command that has no reply. `last_word`: sent even to an instrument the
         make-safe path gave up (once: `LossBudget.take_last_word`), such as the switch-off of
-        a supply given up mid-ramp."""
+        a supply given up mid-ramp. `once`: one attempt, never sent again (a query whose
+        reply is read later, `reply`: sent twice after a write that timed out but went, its
+        two replies would put every later one behind)."""
         kind = self.budget_kind
         budget = loss_budget.current() if kind else None
         if last_word and budget is not None and kind and budget.spent(self.name, kind) \
@@ -100,7 +102,8 @@ class Link:
             with self._lock, interrupts.atomic():
                 self.transport.write(command)
             return
-        self._attempt(lambda: self.transport.write(command), command, written=True)
+        self._attempt(lambda: self.transport.write(command), command, destructive=once,
+                      written=True)
 
     def query(self, command: str, parse: Callable[[str], T], *,
               destructive: bool = False) -> T:

@@ -1327,12 +1327,13 @@ class PIGCSStage(Stage, FlyStage):
 
     def _error_query_ahead(self) -> bool:
         """Whether `ERR?` was written ahead of the stop (`stop`): on the make-safe path only,
-        and not where the rest of a reply cut short is pending, nor where it is refused or
-        not taken (the stop goes all the same)."""
-        if not self.link._path_begun() or self.link.rest_pending():
+        and not where the rest of a reply cut short is pending or the link is lost (one
+        attempt an exchange: the stop's), nor where it is refused or not taken (the stop
+        goes all the same, after one attempt at most)."""
+        if not self.link._path_begun() or self.link.rest_pending() or self.link.lost:
             return False
         try:
-            self.link.write(ERROR_QUERY)
+            self.link.write(ERROR_QUERY, once=True)
         except InstrumentError:
             return False
         return True

@@ -14,6 +14,7 @@ import pytest
 from served_rig import simulators_made
 
 from drivers.pi_gcs import STOP_ALL
+from smm_daq.errors import InstrumentTimeout
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.rig import make_rig_safe, open_rig
 
@@ -91,3 +92,28 @@ def test_safe_says_an_error_its_connected_stop_found(monkeypatch: pytest.MonkeyP
     assert coils.safe and stage.safe, (coils.state, stage.state)
     assert stage.state.startswith("stopped at"), stage.state
     assert HELD in stage.state, stage.state
+
+
+def test_an_error_query_ahead_not_taken_is_tried_once_and_the_stop_goes() -> None:
+    """On the make-safe path the `ERR?` written ahead of the stop is not taken (its write
+    times out): it is not sent again (twice, its two replies would put the stop's check one
+    behind), the stop goes right after it and is confirmed, and nothing is said found.
+    Without `once`, the ERR? was tried three times, a clear after each, before the stop."""
+    rig = open_rig(load_profile(PROFILE))
+    try:
+        transport: Any = rig.stage.link.transport  # type: ignore[attr-defined]
+        sent: list[str] = []
+        write = transport.write
+
+        def first_query_not_taken(message: str) -> None:
+            sent.append(message)
+            if message == "ERR?" and sent.count("ERR?") == 1:
+                raise InstrumentTimeout("could not send within 1 s", instrument="stage")
+            write(message)
+
+        transport.write = first_query_not_taken
+        assert rig.make_safe() == []
+        assert sent[:3] == ["ERR?", STOP_ALL, "ERR?"], sent
+        assert rig.stage.found_before_stop == ""  # type: ignore[attr-defined]
+    finally:
+        rig.close()
