@@ -20,7 +20,9 @@ Protocol as used here: set commands (`SVO`, `MOV`, `VEL`, `STP`) have no reply, 
 followed by `ERR?`; a non-zero code raises `InstrumentError` with PI's code and its meaning.
 A stop whose `ERR?` was not read (its check given up on the make-safe path) leaves its error
 (10) pending: it is read before the next set command, lest that command's check take it for
-its own.
+its own. On the make-safe path the stop has `ERR?` written just ahead of it, its reply read
+after it, so that an error pending before the stop is kept, not replaced unread by the stop's
+own (`PIGCSStage.stop`).
 Queries for several axes answer one `axis=value` line per axis, and every line but the last
 ends with a space before the line feed: the driver reads on until a line without it.
 """
@@ -1285,9 +1287,9 @@ class PIGCSStage(Stage, FlyStage):
         stop, harmless twice, is sent once more and checked.
 
         The controller keeps only its last error, and the stop sets its own (10): an error
-        pending before it (a command refused whose check was not made, as a window's Stop
-        comes between a move's `MOV` and its `ERR?`; a servo switched off on a position
-        error mid-move) would be replaced unread, and on the make-safe path (a scan's end or
+        pending before it (a command refused whose check was not made: a move whose `ERR?`
+        an abort refused, or whose reply was lost; a servo switched off on a position error
+        mid-move) would be replaced unread, and on the make-safe path (a scan's end or
         abort, a window's close, `smm-daq safe`) the rig is closed after it: nothing would
         ask again. So there `ERR?` is written just ahead of the first stop, its reply read
         after it (the stop waits for no reply), unless the rest of a reply cut short is still
@@ -1358,8 +1360,8 @@ class PIGCSStage(Stage, FlyStage):
     def _stop_once(self, *, ahead: bool = False) -> None:
         """The stop sent and checked (`ERR?`: 0, or 10 for stopped by command); the check's
         reply lost, both once more; `ahead`: the reply to an `ERR?` written just before the
-        stop read first (`_read_error_ahead`). A check that could not be made once the stop was sent
-        (refused while the rest of a reply cut short is dropped, a drop that failed, its
+        stop read first (`_read_error_ahead`). A check that could not be made once the stop
+        was sent (refused while the rest of a reply cut short is dropped, a drop that failed, its
         reply lost twice, the make-safe path's share ended) says what is true: the stop was
         sent, not confirmed; its error keeps its kind (`StillDropping`: a scan's worker
         waits for the drop and stops again), not a stop refused unsent."""

@@ -24,8 +24,8 @@ HELD = "the controller held error 15 (invalid axis identifier) from before the s
 
 def test_make_safe_says_the_error_a_refused_move_left_pending(
         caplog: pytest.LogCaptureFixture) -> None:
-    """A move the controller refused (no axis 9: error 15) whose `ERR?` was never read, as a
-    window's Stop between a `MOV` and its check leaves it; then the rig is made safe. The
+    """A move the controller refused (no axis 9: error 15) whose `ERR?` was never read, as an
+    abort that refused a move's check leaves it; then the rig is made safe. The
     stop is sent and confirmed, the rig said safe, and error 15 is kept and logged, not
     replaced unread by the stop's 10; the stage's next move finds no error left. Unfixed,
     the stop's check read 10 and error 15 was never known."""
