@@ -757,7 +757,8 @@ class PIGCSStage(Stage, FlyStage):
 
     @classmethod
     def stop_alone(
-        cls, settings: StageSettings, *, clock: Clock, open_transport: OpenTransport | None
+        cls, settings: StageSettings, *, clock: Clock, open_transport: OpenTransport | None,
+        closes: contextlib.ExitStack | None = None,
     ) -> StoppedAlone:
         """Every axis stopped by `STP` on a link of its own, which needs nothing read from the
         controller first (`smm-daq safe`, before it connects: axes not referenced, or still
@@ -788,11 +789,19 @@ class PIGCSStage(Stage, FlyStage):
         two before it and is read past. An earlier `stop_alone` killed after writing and before
         its replies came leaves three, the last its marker's; all three late past the drop,
         they would be taken for this stop's, its own left for the connect after it (which
-        retries after a clear): a window of the few ms the controller takes to answer."""
+        retries after a clear): a window of the few ms the controller takes to answer.
+
+        The link is closed as this returns or raises; where `closes` is given, its close is
+        left to it (`closes.callback`): a caller that must not wait for it, as `smm-daq safe`
+        ramps the coils down before it closes a stage that could not be reached (a close may
+        send a stop once more, `GCSLink._before_close`, and wait for a serial-over-LAN
+        adapter to take it)."""
         name = f"PI stage at {settings.link.address}"
         link = GCSLink((open_transport or _hardware_transport)(settings.link.address,
                                                                settings.link),
                        name=name, retries=settings.link.retries, budget=loss_budget.STAGE)
+        if closes is not None:
+            closes.callback(link.close)
 
         def error(reply: list[str]) -> int | None:
             """The error code `reply` gives; None where it is garbled."""
@@ -834,7 +843,8 @@ class PIGCSStage(Stage, FlyStage):
                 raise InstrumentError(f"{str(exc).removeprefix(f'{name}: ')}; {found}",
                                       instrument=name) from None
         finally:
-            link.close()
+            if closes is None:
+                link.close()
         again = f", {stops} stops: it still moved after the first" if stops > 1 else ""
         return StoppedAlone(f"every axis stopped (STP{again})", found)
 

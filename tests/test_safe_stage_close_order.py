@@ -96,3 +96,31 @@ def test_a_stage_close_that_raises_under_its_first_stop_leaves_the_coils_made_sa
     np.testing.assert_allclose(backends[0].world.coils.currents(), 0.0, atol=1e-3)
     assert not stage.safe
     assert "stopping it failed: OSError: the port's close failed" in stage.state, stage.state
+
+
+def test_the_link_of_a_stage_that_could_not_be_reached_is_closed_after_the_coils(
+        monkeypatch: Any) -> None:
+    """The stage answers nothing: its first stop (`stop_alone`, on a link of its own) ends
+    in "could not be reached", and no connect follows. That link's close, which takes the
+    whole bound and then fails, comes once the coils are ramped down to 0 A (outputs on).
+    Unfixed, it was closed as the first stop ended, before the coils: its hang spent the
+    deadline, and every supply was switched off at 2 A."""
+    profile = load_profile(PROFILE)
+    closed: list[np.ndarray] = []
+
+    def hangs_then_fails(k: int, backend: Any) -> None:
+        backend.clock.advance(safe_time_bound(profile))
+        raise OSError("the port's close failed")
+
+    def silent(backend: Any, p: Any) -> None:
+        _field_left_on_and_stage_closes(closed, hangs_then_fails)(backend, p)
+        backend.faults[p.stage.link.address].timeouts = 10**6
+
+    backends = simulators_made(monkeypatch, silent)
+    coils, stage = make_rig_safe(profile)
+    world = backends[0].world.coils
+    assert coils.safe, coils.state
+    assert not stage.safe and "could not be reached" in stage.state, stage.state
+    assert len(closed) == 1
+    np.testing.assert_allclose(closed[0], 0.0, atol=1e-3)  # ramped down before that close
+    assert all(world.output(k) for k in range(3))  # ramped to 0 A, not switched off

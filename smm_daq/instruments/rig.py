@@ -550,10 +550,12 @@ def _safe_stage(profile: Profile, clock: Clock, open_transport: Any,
     stage is connected to read where it stopped. Connecting never references it here (a
     reference move drives every axis to its switch, past the sample). A controller that does
     not answer (`InstrumentLost`) is not called on again: a second try would only spend the
-    same timeouts again, before the coils are ramped down. The connected stage is closed by
+    same timeouts again, before the coils are ramped down. The connected stage, or the first
+    stop's link where the stage could not be reached (no connect follows), is closed by
     `closes`, once the coils are made safe: a close may send the stop once more and wait for
     a serial-over-LAN adapter to take it (`safe_bound.stage_close_stop_s`), or fail, and
-    neither may cut the coils' time short."""
+    neither may cut the coils' time short. The first stop's link is closed before the
+    connect otherwise (an adapter takes one connection at a time)."""
     settings = replace(profile.stage, reference_on_connect=False)
     where = f"{settings.link.implementation} at {settings.link.address}"
     cls = driver_class(profile, "stage", settings.link.implementation)
@@ -561,12 +563,15 @@ def _safe_stage(profile: Profile, clock: Clock, open_transport: Any,
     stopped: StoppedAlone | None = None  # what stop_alone did and found
     stop_failed: SmmError | None = None
     if alone is not None:
-        try:
-            stopped = alone(settings, clock=clock, open_transport=open_transport)
-        except InstrumentLost as exc:
-            return SafeState("stage", False, f"{where} could not be reached: {exc}")
-        except SmmError as exc:  # the connect below stops it once more, or says why not
-            stop_failed = exc
+        with contextlib.ExitStack() as alone_closes:  # its link closed before the connect
+            try:
+                stopped = alone(settings, clock=clock, open_transport=open_transport,
+                                closes=alone_closes)
+            except InstrumentLost as exc:  # no connect follows: closed after the coils
+                closes.callback(_closed_quietly, alone_closes.pop_all().close)
+                return SafeState("stage", False, f"{where} could not be reached: {exc}")
+            except SmmError as exc:  # the connect below stops it once more, or says why not
+                stop_failed = exc
     try:
         stage = cls.from_profile(settings, clock=clock,  # type: ignore[attr-defined]
                                  open_transport=open_transport)
@@ -578,7 +583,7 @@ def _safe_stage(profile: Profile, clock: Clock, open_transport: Any,
             return SafeState("stage", False, f"{stop_failed}; then {where} could not be "
                                              f"connected: {exc}")
         return SafeState("stage", False, f"{where} could not be reached: {exc}")
-    closes.callback(_closed_quietly, stage)
+    closes.callback(_closed_quietly, stage.close)
     try:
         stage.stop()
     except loss_budget.DeadlineReached as exc:
@@ -599,10 +604,10 @@ def _safe_stage(profile: Profile, clock: Clock, open_transport: Any,
     return SafeState("stage", True, f"stopped at {_numbers(position, '.1f')} µm{first}{found}")
 
 
-def _closed_quietly(instrument: Instrument) -> None:
-    """`instrument` closed; a close that fails says nothing (what was found is said)."""
+def _closed_quietly(close: Callable[[], object]) -> None:
+    """`close()` called; a close that fails says nothing (what was found is said)."""
     with contextlib.suppress(Exception):
-        instrument.close()
+        close()
 
 
 def _not_stopped(exc: BaseException) -> str:
