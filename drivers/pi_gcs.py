@@ -215,6 +215,12 @@ class GCSLink(Link):
 
         return self._attempt(action, command, destructive=True)
 
+    def reply_left_coming(self) -> None:
+        """A reply is still to come, unread (to an `ERR?` written ahead of a stop that was
+        then not sent): dropped before the next exchange, as the rest of a reply cut short
+        is, lest that exchange read it for its own and every reply after it be one behind."""
+        self._unread = True
+
     def rest_pending(self) -> bool:
         """Whether the rest of a reply cut short is still to be dropped, or being dropped
         aside: a stop goes amid it at once, and nothing may go ahead of it."""
@@ -1370,13 +1376,20 @@ class PIGCSStage(Stage, FlyStage):
     def _stop_once(self, *, ahead: bool = False) -> None:
         """The stop sent and checked (`ERR?`: 0, or 10 for stopped by command); the check's
         reply lost, both once more; `ahead`: the reply to an `ERR?` written just before the
-        stop read first (`_read_error_ahead`). A check that could not be made once the stop
-        was sent (refused while the rest of a reply cut short is dropped, a drop that failed, its
-        reply lost twice, the make-safe path's share ended) says what is true: the stop was
-        sent, not confirmed; its error keeps its kind (`StillDropping`: a scan's worker
-        waits for the drop and stops again), not a stop refused unsent."""
+        stop read first (`_read_error_ahead`); the stop not sent, that reply is left to be
+        dropped before the next exchange (`GCSLink.reply_left_coming`). A check that could
+        not be made once the stop was sent (refused while the rest of a reply cut short is
+        dropped, a drop that failed, its reply lost twice, the make-safe path's share ended)
+        says what is true: the stop was sent, not confirmed; its error keeps its kind
+        (`StillDropping`: a scan's worker waits for the drop and stops again), not a stop
+        refused unsent."""
         command = STOP_ALL if self._stop_command() == "#24" else "STP"
-        self.link.write(command)
+        try:
+            self.link.write(command)
+        except InstrumentError:
+            if ahead:
+                self.link.reply_left_coming()
+            raise
         try:
             if ahead:
                 self._read_error_ahead()

@@ -17,6 +17,7 @@ from drivers.pi_gcs import STOP_ALL
 from smm_daq.errors import InstrumentTimeout
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.rig import make_rig_safe, open_rig
+from smm_daq.instruments.safe_bound import stage_share_s
 
 PROFILE = Path(__file__).resolve().parents[1] / "configs" / "simulator-e727.toml"
 HELD = "the controller held error 15 (invalid axis identifier) from before the stop"
@@ -115,5 +116,43 @@ def test_an_error_query_ahead_not_taken_is_tried_once_and_the_stop_goes() -> Non
         assert rig.make_safe() == []
         assert sent[:3] == ["ERR?", STOP_ALL, "ERR?"], sent
         assert rig.stage.found_before_stop == ""  # type: ignore[attr-defined]
+    finally:
+        rig.close()
+
+
+def test_an_error_query_ahead_of_a_stop_refused_leaves_no_reply_behind() -> None:
+    """The stage's share of the path ends just as the `ERR?` ahead of its stop is written:
+    the stop is refused unsent, and the reply to that `ERR?` is left coming. It is dropped
+    before the stage's next exchange: the window's Stop after it sends its stop, reads its
+    own check and finds nothing moving, no reply left behind. Unfixed, the stop's check read
+    the reply to the `ERR?` ahead, and every reply after it was one behind."""
+    profile = load_profile(PROFILE)
+    rig = open_rig(profile)
+    try:
+        transport: Any = rig.stage.link.transport  # type: ignore[attr-defined]
+        write = transport.write
+        passed: list[bool] = []
+
+        def share_ends_with_the_query(message: str) -> None:
+            write(message)
+            if message == "ERR?" and not passed:
+                passed.append(True)
+                rig.clock.advance(stage_share_s(profile) + 1.0)
+
+        transport.write = share_ends_with_the_query
+        rig.coils.set_field(np.array([0.0, 0.0, 50e-6]))
+        problems = rig.make_safe()
+        assert passed and len(problems) == 1 and "stage not stopped" in problems[0], problems
+        exchanged: list[tuple[str, str]] = []
+        query = transport.query
+
+        def noted(message: str) -> str:
+            exchanged.append((message, reply := query(message)))
+            return reply
+
+        transport.query = noted
+        rig.stage.stop()  # the window's Stop
+        # its check reads the stop's own error, and the stage is not taken as moving on
+        assert exchanged[:2] == [("ERR?", "10"), ("\x05", "0")], exchanged
     finally:
         rig.close()
