@@ -88,10 +88,12 @@ class Link:
         # more such failure is the exchange's, not a third drain (`_drop_rest`)
         self._dropping_again = False
 
-    def write(self, command: str, *, last_word: bool = False) -> None:
+    def write(self, command: str, *, last_word: bool = False, once: bool = False) -> None:
         """Send a command that has no reply. `last_word`: sent even to an instrument the
         make-safe path gave up (once: `LossBudget.take_last_word`), such as the switch-off of
-        a supply given up mid-ramp."""
+        a supply given up mid-ramp. `once`: one attempt, never sent again (a query whose
+        reply is read later, `reply`: sent twice after a write that timed out but went, its
+        two replies would put every later one behind)."""
         kind = self.budget_kind
         budget = loss_budget.current() if kind else None
         if last_word and budget is not None and kind and budget.spent(self.name, kind) \
@@ -100,7 +102,8 @@ class Link:
             with self._lock, interrupts.atomic():
                 self.transport.write(command)
             return
-        self._attempt(lambda: self.transport.write(command), command, written=True)
+        self._attempt(lambda: self.transport.write(command), command, destructive=once,
+                      written=True)
 
     def query(self, command: str, parse: Callable[[str], T], *,
               destructive: bool = False) -> T:
@@ -278,6 +281,16 @@ class Link:
     def _drained(self) -> None:
         """On the drop's own thread, once the transport's `clear` has ended (or failed)."""
 
+    def _drop_under_way(self) -> bool:
+        """Whether the rest of a reply cut short is being dropped aside now (`_drop_rest`):
+        that drop clears the line itself, so an attempt that failed amid it (a stop's write
+        that timed out, or whose connection closed) leaves the port to it, not cleared on
+        its own thread as well: two drains of one port at once, or a reopen of the port
+        under the drain (which would then drain, or use, the new one), the Stop held for it.
+        The drop sends the stop once more as it ends (`pi_gcs.GCSLink._drained`)."""
+        dropping = self._dropping
+        return dropping is not None and dropping.is_alive()
+
     def _path_begun(self) -> bool:
         """Whether the make-safe path under way (if any) has begun (`LossBudget.begun`)."""
         budget = loss_budget.current() if self.budget_kind else None
@@ -304,8 +317,9 @@ class Link:
                     self.failures += 1
                     if budget is not None:
                         budget.charge(self.name)
-                    with contextlib.suppress(InstrumentTimeout):  # the next attempt tells more
-                        self.transport.clear()
+                    if not self._drop_under_way():
+                        with contextlib.suppress(InstrumentTimeout):  # the next tells more
+                            self.transport.clear()
                 else:
                     self.lost = False
                     return result

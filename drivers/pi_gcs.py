@@ -20,7 +20,9 @@ Protocol as used here: set commands (`SVO`, `MOV`, `VEL`, `STP`) have no reply, 
 followed by `ERR?`; a non-zero code raises `InstrumentError` with PI's code and its meaning.
 A stop whose `ERR?` was not read (its check given up on the make-safe path) leaves its error
 (10) pending: it is read before the next set command, lest that command's check take it for
-its own.
+its own. On the make-safe path the stop has `ERR?` written just ahead of it, its reply read
+after it, so that an error pending before the stop is kept, not replaced unread by the stop's
+own (`PIGCSStage.stop`).
 Queries for several axes answer one `axis=value` line per axis, and every line but the last
 ends with a space before the line feed: the driver reads on until a line without it.
 """
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -65,6 +68,8 @@ from smm_daq.instruments.safe_bound import STAGE_BRAKE_WAIT_S, STAGE_STOPS
 from smm_daq.instruments.transport import Transport
 
 T = TypeVar("T")
+
+_LOG = logging.getLogger(__name__)
 
 # Metres per controller unit, by the unit string PUN? answers (case-insensitive).
 UNITS = {"m": 1.0, "mm": 1e-3, "µm": 1e-6, "μm": 1e-6, "um": 1e-6, "micron": 1e-6, "nm": 1e-9}
@@ -209,6 +214,17 @@ class GCSLink(Link):
                                         f"{sum(map(len, replies)) + len(lines)} lines")
 
         return self._attempt(action, command, destructive=True)
+
+    def reply_left_coming(self) -> None:
+        """A reply is still to come, unread (to an `ERR?` written ahead of a stop that was
+        then not sent): dropped before the next exchange, as the rest of a reply cut short
+        is, lest that exchange read it for its own and every reply after it be one behind."""
+        self._unread = True
+
+    def rest_pending(self) -> bool:
+        """Whether the rest of a reply cut short is still to be dropped, or being dropped
+        aside: a stop goes amid it at once, and nothing may go ahead of it."""
+        return self._unread or self._dropping is not None
 
     def _sent_amid_reply(self, command: str) -> bool:
         """A stop (`#24`, or `STP`: neither has a reply) goes before the rest of a reply cut
@@ -567,8 +583,9 @@ def _moving_once_braked(clock: Clock, moving: Callable[[], str],
 
 
 def _held_before(before: int | None) -> str:
-    """What `stop_alone`'s `ERR?` sent ahead of its stop read (`before`: None, its reply
-    lost), said apart from the stop's own outcome ('' no error)."""
+    """What an `ERR?` sent ahead of a stop (`stop_alone`'s, `PIGCSStage.stop`'s) read
+    (`before`: None, its reply lost), said apart from the stop's own outcome ('' no
+    error)."""
     if before is None:
         return ("whether the controller held an error from before the stop is unknown "
                 "(the reply to the ERR? sent ahead of it was lost)")
@@ -712,6 +729,9 @@ class PIGCSStage(Stage, FlyStage):
         self._line_duration = 0.0  # s, of the line fly_x started
         self._line_samples = 0  # the recorded points that span it
         self.error_at_connect = 0  # the error code left pending before connect (cleared then)
+        # what the last `stop` found pending before its first stop ("" nothing, or no
+        # `ERR?` could go ahead of it): an error its stop's own would have replaced unread
+        self.found_before_stop = ""
         try:
             self._limits = self._connect(np.asarray(travel, dtype=float), velocity)
         except BaseException:  # Ctrl-C or a signal too: a reference move must not run on
@@ -743,7 +763,8 @@ class PIGCSStage(Stage, FlyStage):
 
     @classmethod
     def stop_alone(
-        cls, settings: StageSettings, *, clock: Clock, open_transport: OpenTransport | None
+        cls, settings: StageSettings, *, clock: Clock, open_transport: OpenTransport | None,
+        closes: contextlib.ExitStack | None = None,
     ) -> StoppedAlone:
         """Every axis stopped by `STP` on a link of its own, which needs nothing read from the
         controller first (`smm-daq safe`, before it connects: axes not referenced, or still
@@ -774,11 +795,19 @@ class PIGCSStage(Stage, FlyStage):
         two before it and is read past. An earlier `stop_alone` killed after writing and before
         its replies came leaves three, the last its marker's; all three late past the drop,
         they would be taken for this stop's, its own left for the connect after it (which
-        retries after a clear): a window of the few ms the controller takes to answer."""
+        retries after a clear): a window of the few ms the controller takes to answer.
+
+        The link is closed as this returns or raises; where `closes` is given, its close is
+        left to it (`closes.callback`): a caller that must not wait for it, as `smm-daq safe`
+        ramps the coils down before it closes a stage that could not be reached (a close may
+        send a stop once more, `GCSLink._before_close`, and wait for a serial-over-LAN
+        adapter to take it)."""
         name = f"PI stage at {settings.link.address}"
         link = GCSLink((open_transport or _hardware_transport)(settings.link.address,
                                                                settings.link),
                        name=name, retries=settings.link.retries, budget=loss_budget.STAGE)
+        if closes is not None:
+            closes.callback(link.close)
 
         def error(reply: list[str]) -> int | None:
             """The error code `reply` gives; None where it is garbled."""
@@ -820,7 +849,8 @@ class PIGCSStage(Stage, FlyStage):
                 raise InstrumentError(f"{str(exc).removeprefix(f'{name}: ')}; {found}",
                                       instrument=name) from None
         finally:
-            link.close()
+            if closes is None:
+                link.close()
         again = f", {stops} stops: it still moved after the first" if stops > 1 else ""
         return StoppedAlone(f"every axis stopped (STP{again})", found)
 
@@ -1272,6 +1302,17 @@ class PIGCSStage(Stage, FlyStage):
         to the check after it lost (`ReplyUnknown`: not asked again, reading clears it), the
         stop, harmless twice, is sent once more and checked.
 
+        The controller keeps only its last error, and the stop sets its own (10): an error
+        pending before it (a command refused whose check was not made: a move whose `ERR?`
+        an abort refused, or whose reply was lost; a servo switched off on a position error
+        mid-move) would be replaced unread, and on the make-safe path (a scan's end or
+        abort, a window's close, `smm-daq safe`) the rig is closed after it: nothing would
+        ask again. So there `ERR?` is written just ahead of the first stop, its reply read
+        after it (the stop waits for no reply), unless the rest of a reply cut short is still
+        to be dropped (the stop goes amid it at once) or the `ERR?` is refused or not taken;
+        what it read is kept in `found_before_stop` and logged, apart from the stop's own
+        outcome. Its time is the stage's, within its share of the path.
+
         Then, where the controller can tell (`#5`, `WGO?`), it is asked whether any axis or
         wave generator still moves: a move or wave start sent just before the stop may be
         acted on after it (sent on a connection the link has since replaced, after a garbled
@@ -1282,8 +1323,10 @@ class PIGCSStage(Stage, FlyStage):
         moving = ""
         braking = functools.cache(lambda: _braking_s(
             self.link, self._commands, self._controller_axes, self._parameters))
-        for _ in range(MAX_STOPS):
-            self._stop_once()
+        self.found_before_stop = ""
+        ahead = self._error_query_ahead()
+        for k in range(MAX_STOPS):
+            self._stop_once(ahead=ahead and k == 0)
             moving = _moving_once_braked(
                 self.clock,
                 lambda: _still_moving(self.link, self._commands, self._stop_command(),
@@ -1300,16 +1343,56 @@ class PIGCSStage(Stage, FlyStage):
             self._parameter_ids = self.link.query_lines("HPA?", _parse_parameter_ids)
         return self._parameter_ids
 
-    def _stop_once(self) -> None:
-        """The stop sent and checked (`ERR?`: 0, or 10 for stopped by command); the check's
-        reply lost, both once more. A check that could not be made once the stop was sent
-        (refused while the rest of a reply cut short is dropped, a drop that failed, its
-        reply lost twice, the make-safe path's share ended) says what is true: the stop was
-        sent, not confirmed; its error keeps its kind (`StillDropping`: a scan's worker
-        waits for the drop and stops again), not a stop refused unsent."""
-        command = STOP_ALL if self._stop_command() == "#24" else "STP"
-        self.link.write(command)
+    def _error_query_ahead(self) -> bool:
+        """Whether `ERR?` was written ahead of the stop (`stop`): on the make-safe path only,
+        and not where the rest of a reply cut short is pending or the link is lost (one
+        attempt an exchange: the stop's), nor where it is refused or not taken (the stop
+        goes all the same, after one attempt at most)."""
+        if not self.link._path_begun() or self.link.rest_pending() or self.link.lost:
+            return False
         try:
+            self.link.write(ERROR_QUERY, once=True)
+        except InstrumentError:
+            return False
+        return True
+
+    def _read_error_ahead(self) -> None:
+        """The reply to the `ERR?` written ahead of the stop, read after the stop went: an
+        error other than a stop's kept in `found_before_stop` and logged; the reply lost,
+        that said unknown. The stop's own error is still unread (`GCSLink.stop_unread`)
+        until its check is read."""
+        try:
+            code: int | None = self.link.reply(ERROR_QUERY, lambda r: parse_int(
+                r, what="integer GCS error code", within=ERROR_CODES))
+        except ReplyUnknown:
+            code = None
+        finally:
+            self.link.stop_unread = True
+        if code in STOPPED_CODES:
+            return
+        self.found_before_stop = _held_before(code)
+        _LOG.warning("%s: %s", self.name, self.found_before_stop)
+
+    def _stop_once(self, *, ahead: bool = False) -> None:
+        """The stop sent and checked (`ERR?`: 0, or 10 for stopped by command); the check's
+        reply lost, both once more; `ahead`: the reply to an `ERR?` written just before the
+        stop read first (`_read_error_ahead`); the stop not sent, that reply is left to be
+        dropped before the next exchange (`GCSLink.reply_left_coming`). A check that could
+        not be made once the stop was sent (refused while the rest of a reply cut short is
+        dropped, a drop that failed, its reply lost twice, the make-safe path's share ended)
+        says what is true: the stop was sent, not confirmed; its error keeps its kind
+        (`StillDropping`: a scan's worker waits for the drop and stops again), not a stop
+        refused unsent."""
+        command = STOP_ALL if self._stop_command() == "#24" else "STP"
+        try:
+            self.link.write(command)
+        except InstrumentError:
+            if ahead:
+                self.link.reply_left_coming()
+            raise
+        try:
+            if ahead:
+                self._read_error_ahead()
             try:
                 self._check_error(command, allowed=(0, 10))
             except ReplyUnknown:

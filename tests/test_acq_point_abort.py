@@ -98,7 +98,10 @@ def test_an_abort_during_a_points_move_stops_the_stage_within_a_slice(tmp_path, 
     assert scan.made_safe[0][0] - at <= interfaces.STOP_SLICE_S + BRAKING_S + 1e-9
     moved = [m for _, m in scan.stage_sent]
     first_move = next(k for k, m in enumerate(moved) if m.startswith("MOV"))
-    assert moved[first_move + 1:first_move + 4] == ["ERR?", "\x18", "ERR?"], moved[first_move:]
+    # the move's check, then the stop with an ERR? just ahead of it (the error pending before
+    # the stop, read after it), and the stop's check
+    assert moved[first_move + 1:first_move + 5] == ["ERR?", "ERR?", "\x18", "ERR?"], \
+        moved[first_move:]
     stopped_at = next(t for t, m in scan.stage_sent if m == "\x18")
     assert stopped_at - at <= interfaces.STOP_SLICE_S + 1e-9
     model = scan.rig.world.stage

@@ -471,7 +471,10 @@ def make_rig_safe(profile: Profile, *, clock: Clock | None = None) -> list[SafeS
     stage is stopped first, as `Rig.make_safe` does: a stop is one command, a ramp-down takes
     seconds in which a stage left moving would go on. The stage has its share of the path's
     deadline (`safe_bound.stage_share_s`): a stage slow to answer is cut short there (its
-    stop sent, its position maybe not read), so that the coils keep the time of their ramps.
+    stop sent, its position maybe not read), so that the coils keep the time of their ramps;
+    the connected stage is closed only once they are made safe, and whatever the stage's part
+    raises (a close that failed under its connect) is said of the stage, never keeping the
+    coils from being made safe.
 
     For after a program that could not make the rig safe, or was killed (kill -9) before it
     did. Signals meanwhile are acknowledged, never cut the ramp-down short; its deadline
@@ -482,9 +485,14 @@ def make_rig_safe(profile: Profile, *, clock: Clock | None = None) -> list[SafeS
         clock = clock or VirtualClock()
         open_transport = simulator_class(profile)(profile, clock, None).open_transport
     clock = clock or SystemClock()
-    with _making_safe(profile, clock):
-        with loss_budget.stage_share(stage_share_s(profile)):
-            stage = _safe_stage(profile, clock, open_transport)
+    with _making_safe(profile, clock), contextlib.ExitStack() as closes:
+        try:
+            with loss_budget.stage_share(stage_share_s(profile)):
+                stage = _safe_stage(profile, clock, open_transport, closes)
+        except Exception as exc:  # whatever failed there, the coils are still made safe
+            where = f"{profile.stage.link.implementation} at {profile.stage.link.address}"
+            stage = SafeState("stage", False, f"{where}: stopping it failed: "
+                                              f"{type(exc).__name__}: {exc}")
         return [_safe_coils(profile, clock, open_transport), stage]
 
 
@@ -532,7 +540,8 @@ def _safe_coils(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
             coils.close()
 
 
-def _safe_stage(profile: Profile, clock: Clock, open_transport: Any) -> SafeState:
+def _safe_stage(profile: Profile, clock: Clock, open_transport: Any,
+                closes: contextlib.ExitStack) -> SafeState:
     """Stop the stage, before anything else is sent to it: connecting reads a dozen settings
     and sets servo and velocity (a velocity changes the speed of a move under way), in which
     time a stage left moving by a killed program goes on. The driver's `stop_alone` (where it
@@ -541,7 +550,12 @@ def _safe_stage(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
     stage is connected to read where it stopped. Connecting never references it here (a
     reference move drives every axis to its switch, past the sample). A controller that does
     not answer (`InstrumentLost`) is not called on again: a second try would only spend the
-    same timeouts again, before the coils are ramped down."""
+    same timeouts again, before the coils are ramped down. The connected stage, or the first
+    stop's link where the stage could not be reached (no connect follows), is closed by
+    `closes`, once the coils are made safe: a close may send the stop once more and wait for
+    a serial-over-LAN adapter to take it (`safe_bound.stage_close_stop_s`), or fail, and
+    neither may cut the coils' time short. The first stop's link is closed before the
+    connect otherwise (an adapter takes one connection at a time)."""
     settings = replace(profile.stage, reference_on_connect=False)
     where = f"{settings.link.implementation} at {settings.link.address}"
     cls = driver_class(profile, "stage", settings.link.implementation)
@@ -549,12 +563,15 @@ def _safe_stage(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
     stopped: StoppedAlone | None = None  # what stop_alone did and found
     stop_failed: SmmError | None = None
     if alone is not None:
-        try:
-            stopped = alone(settings, clock=clock, open_transport=open_transport)
-        except InstrumentLost as exc:
-            return SafeState("stage", False, f"{where} could not be reached: {exc}")
-        except SmmError as exc:  # the connect below stops it once more, or says why not
-            stop_failed = exc
+        with contextlib.ExitStack() as alone_closes:  # its link closed before the connect
+            try:
+                stopped = alone(settings, clock=clock, open_transport=open_transport,
+                                closes=alone_closes)
+            except InstrumentLost as exc:  # no connect follows: closed after the coils
+                closes.callback(_closed_quietly, alone_closes.pop_all().close)
+                return SafeState("stage", False, f"{where} could not be reached: {exc}")
+            except SmmError as exc:  # the connect below stops it once more, or says why not
+                stop_failed = exc
     try:
         stage = cls.from_profile(settings, clock=clock,  # type: ignore[attr-defined]
                                  open_transport=open_transport)
@@ -566,29 +583,31 @@ def _safe_stage(profile: Profile, clock: Clock, open_transport: Any) -> SafeStat
             return SafeState("stage", False, f"{stop_failed}; then {where} could not be "
                                              f"connected: {exc}")
         return SafeState("stage", False, f"{where} could not be reached: {exc}")
+    closes.callback(_closed_quietly, stage.close)
     try:
-        try:
-            stage.stop()
-        except loss_budget.DeadlineReached as exc:
-            # the stage's share ended: the stop refused unsent, or sent and its check refused
-            # (`stop_sent`); a first stop that went holds either way
-            if stopped is None:
-                return SafeState("stage", False, f"{_not_stopped(exc)}: {exc}")
-            return SafeState("stage", True, f"{stopped.done}; position not read: {exc}"
-                                            f"{_found(stopped)}")
-        except SmmError as exc:
-            return SafeState("stage", False, f"{_not_stopped(exc)}: {exc}")
-        first = f" (the first stop said: {stop_failed})" if stop_failed is not None else ""
-        try:
-            position = np.asarray(stage.position(), dtype=float) * 1e6
-        except SmmError as exc:  # the stop was confirmed: only where it stopped is unknown
-            return SafeState("stage", True, f"stopped, position not read: {exc}{first}"
-                                            f"{_found(stopped)}")
-        return SafeState("stage", True, f"stopped at {_numbers(position, '.1f')} µm{first}"
-                                        f"{_found(stopped)}")
-    finally:
-        with contextlib.suppress(Exception):
-            stage.close()
+        stage.stop()
+    except loss_budget.DeadlineReached as exc:
+        # the stage's share ended: the stop refused unsent, or sent and its check refused
+        # (`stop_sent`); a first stop that went holds either way
+        if stopped is None:
+            return SafeState("stage", False, f"{_not_stopped(exc)}: {exc}{_found(stage)}")
+        return SafeState("stage", True, f"{stopped.done}; position not read: {exc}"
+                                        f"{_found(stopped)}{_found(stage)}")
+    except SmmError as exc:
+        return SafeState("stage", False, f"{_not_stopped(exc)}: {exc}{_found(stage)}")
+    first = f" (the first stop said: {stop_failed})" if stop_failed is not None else ""
+    found = f"{_found(stopped)}{_found(stage)}"
+    try:
+        position = np.asarray(stage.position(), dtype=float) * 1e6
+    except SmmError as exc:  # the stop was confirmed: only where it stopped is unknown
+        return SafeState("stage", True, f"stopped, position not read: {exc}{first}{found}")
+    return SafeState("stage", True, f"stopped at {_numbers(position, '.1f')} µm{first}{found}")
+
+
+def _closed_quietly(close: Callable[[], object]) -> None:
+    """`close()` called; a close that fails says nothing (what was found is said)."""
+    with contextlib.suppress(Exception):
+        close()
 
 
 def _not_stopped(exc: BaseException) -> str:
@@ -612,10 +631,16 @@ def _lost(coils: FieldSource) -> str:
     return f"; ramped down past lost replies: {'; '.join(lost)}" if lost else ""
 
 
-def _found(stopped: StoppedAlone | None) -> str:
-    """What the first stop found the controller holding from before it (an error an earlier
-    program left pending), said apart from the stop's own outcome."""
-    return f"; {stopped.found}" if stopped is not None and stopped.found else ""
+def _found(stopped: StoppedAlone | Stage | None) -> str:
+    """What a stop found the controller holding from before it (an error an earlier program
+    or a refused command left pending), said apart from the stop's own outcome: the first
+    stop's (`StoppedAlone.found`), or a connected stage's (`found_before_stop`, where its
+    driver reads it)."""
+    if isinstance(stopped, StoppedAlone):
+        found = stopped.found
+    else:
+        found = getattr(stopped, "found_before_stop", "")
+    return f"; {found}" if found else ""
 
 
 def _why_not_connected(exc: SmmError) -> str:

@@ -213,7 +213,9 @@ def stage_close_stop_s(profile: Profile) -> float:
     timeout (`command_s`), after a wait for the drain's reopen of a port that failed (a
     timeout), as a stop amid a drop waits for it (`_stage_attempt_s`). A serial-over-LAN
     port's close waits for that stop to reach the adapter within its write's timeout
-    (`SerialTransport.close`), nothing more."""
+    (`SerialTransport.close`), nothing more. `smm-daq safe` closes the stage once the coils
+    are made safe (but for its first stop's link, closed before its connect), so this time
+    follows theirs, never taken from them."""
     stage = profile.stage.link
     return 2 * command_s(stage)
 
