@@ -17,10 +17,9 @@ HDF5 could loop in (it refuses those itself), and is more likely stored data tha
 hold the signature: it is passed over. So is one smaller than the format's least collection
 (4096 bytes, what libhdf5 makes the smallest): a dataset of a few bytes that hold the
 signature is no heap. A larger one that does not parse is asked of HDF5 before it is said
-damaged: where it lies within a dataset's stored values (`data_extents`: an array holding a
-copy of another file's bytes), it is no heap either. What is left as false refusals: such
-bytes in a compact dataset's or an attribute's value (at most 64 kB each, kept in the
-object's header).
+damaged: where it lies within a stored value (`data_extents`: a dataset's values, an array
+holding a copy of another file's bytes; a compact dataset's or an attribute's value, kept in
+its object's header), it is no heap either.
 
 Every reader and writer of a session file checks it before HDF5 reads it
 (`smm_daq.storage.h5file`), so a file is checked once per state, not once per read: what
