@@ -59,6 +59,9 @@ not held up while a large file is read; under the lock it only confirms the file
 in the state it judged (one another process wrote meanwhile is let go and scanned once more
 before the lock, and scanned under it only where it was written again: `_judged_and_held`).
 Damage met holding no lock is scanned for again once no writer is at work (`_heaps_checked`).
+HDF5's open is of the state judged: the state of the file it opened is read from its own
+descriptor, and a file replaced between the check and the open (an outside tool's copy
+written or renamed over it) is judged again (`_opened_judged`).
 """
 
 from __future__ import annotations
@@ -94,7 +97,7 @@ try:
     import fcntl
 except ImportError:  # Windows: a lock file stands in (`_machine_lock`)
     fcntl = None  # type: ignore[assignment]
-from smm_daq.storage import here, identity, turns
+from smm_daq.storage import global_heap, here, identity, turns
 from smm_daq.storage.copying import copy_attributes, copy_dataset, index_room
 from smm_daq.storage.global_heap import check_global_heaps, judged_intact, written
 from smm_daq.storage.identity import FileId
@@ -230,22 +233,80 @@ def _opened_to_judge(p: Path, source: Path | None = None) -> Iterator[h5py.File 
     SWMR mode where it is marked open, or, its writer killed outside SWMR mode, as if its
     mark were cleared (`MarkCleared`); None when it cannot be opened (its caller's open says
     what is wrong with it). InputError, before HDF5 reads it, where its global heap is
-    damaged (`check_global_heaps`; `source`: the file as the user named it)."""
-    check_global_heaps(p, source=source or p)
+    damaged (`check_global_heaps`, of the state HDF5 opened: `_opened_judged`; `source`:
+    the file as the user named it)."""
     marked = marked_open(p)
     if marked:
         _check_superblock(p)  # else an SWMR open retries a damaged one for minutes
-    with contextlib.ExitStack() as stack:
-        try:
-            f = h5py.File(p, "r", locking=False, swmr=marked)
-        except OSError:
-            f = None
-        if f is None and marked:
+
+    def open_it() -> tuple[h5py.File | None, MarkCleared | None]:
+        with contextlib.suppress(OSError):
+            return h5py.File(p, "r", locking=False, swmr=marked), None
+        if marked:
             with contextlib.suppress(OSError, ValueError):
-                f = h5py.File(stack.enter_context(MarkCleared(p)), "r")
+                view = MarkCleared(p)
+                try:
+                    return h5py.File(view, "r"), view
+                except OSError:
+                    view.close()
+        return None, None
+
+    f, view = _opened_judged(lambda: check_global_heaps(p, source=source or p), open_it,
+                             source=source or p)
+    with contextlib.ExitStack() as stack:
+        if view is not None:
+            stack.enter_context(view)
         if f is not None:
             stack.enter_context(f)  # closed before the view it reads
         yield f
+
+
+_OPENS = 3  # opens of a file replaced each time between its heaps' check and HDF5's open
+_Opened = TypeVar("_Opened")
+
+
+def _opened_judged(check: Callable[[], global_heap.State | None],
+                   open_it: Callable[[], tuple[_Opened, MarkCleared | None]], *,
+                   source: Path, writes: bool = False) -> tuple[_Opened, MarkCleared | None]:
+    """`open_it()`, HDF5's open of a file (and the view it reads, where it reads one), once
+    `check()` has judged its heaps intact in the state HDF5 opened, read from HDF5's own
+    descriptor (`global_heap.state_of_open`): a file replaced between the check and the
+    open (an outside tool's copy written or renamed over it) is closed and checked again,
+    `_OPENS` times at most, then refused (InputError, naming `source`). An open for writing
+    (`writes`) changes the file itself (HDF5 marks it open in its superblock): there, the
+    file opened must be the one judged (no copy renamed over it), in the state judged as
+    `check()` ended. Where either state cannot be had (the check could not read the file;
+    HDF5 could not open it), the open stands as it is: the check has nothing to say of it."""
+    compared = slice(0, 2) if writes else slice(None)  # the device and inode numbers
+    for _ in range(_OPENS):
+        judged = check()
+        f, view = open_it()
+        fd = _descriptor(f, view)
+        opened = None if fd is None else global_heap.state_of_open(fd)
+        if judged is None or opened is None or opened[compared] == judged[compared]:
+            return f, view
+        if f is not None:
+            f.close()  # type: ignore[attr-defined]
+        if view is not None:
+            view.close()
+    raise InputError(f"was replaced or written by another program between each of {_OPENS} "
+                     "checks of its HDF5 global heaps and HDF5's open of it; expected it to "
+                     "stay as it is while it is opened: try again once that program is done",
+                     source=str(source))
+
+
+def _descriptor(f: object, view: MarkCleared | None) -> int | None:
+    """The descriptor of the file HDF5 opened as `f` (an `h5py.File` or a file ID; through
+    `view`, where it reads one); None where there is none to be had."""
+    if view is not None:
+        return view.descriptor()
+    fid = getattr(f, "id", f)  # an h5py.File's file ID, or the file ID itself
+    if not isinstance(fid, h5py.h5f.FileID):
+        return None
+    try:
+        return int(fid.get_vfd_handle())
+    except (RuntimeError, ValueError, TypeError, OSError):
+        return None
 
 
 def check_heaps(path: str | Path) -> None:
@@ -257,15 +318,16 @@ def check_heaps(path: str | Path) -> None:
     _heaps_checked(final_file(p), source=p)
 
 
-def _heaps_checked(p: Path, *, source: Path) -> None:
+def _heaps_checked(p: Path, *, source: Path) -> global_heap.State | None:
     """`check_global_heaps` of `p` by a reader or a writer holding none of its locks: a
     writer at work in another process may be rewriting a collection as it is read (twice in
     a row), so damage found is scanned for again in the readers' turn, once no writer
     writes, and only that verdict is remembered with the file's state. Where that turn
     cannot be had (a file system without locks, a writer holding it past
-    `turns.TURN_WAIT_S`), the damage found is said, not remembered."""
+    `turns.TURN_WAIT_S`), the damage found is said, not remembered. Gives what
+    `check_global_heaps` gives: the state judged intact."""
     try:
-        check_global_heaps(p, source=source)
+        return check_global_heaps(p, source=source)
     except InputError as damage:
         with contextlib.ExitStack() as turn:
             try:
@@ -274,7 +336,7 @@ def _heaps_checked(p: Path, *, source: Path) -> None:
                 raise damage from None
             if not held:
                 raise
-            check_global_heaps(p, source=source, settled=True)
+            return check_global_heaps(p, source=source, settled=True)
 
 
 def require_ours(path: str | Path, *, besides: str = "", source: Path | None = None) -> None:
@@ -696,8 +758,16 @@ def _opened_for_reading(p: Path, began: list[turns.Stamp | None], *,
     views: list[MarkCleared] = []
 
     def open_file() -> h5py.File:
-        began.append(turns.stamp(p))
-        f, view = _open_for_reading(p, source)
+        stamps: list[turns.Stamp | None] = []
+
+        def open_it() -> tuple[h5py.File, MarkCleared | None]:
+            stamps[:] = [turns.stamp(p)]
+            return _open_for_reading(p, source)
+
+        # a refusal here (a damaged copy put over it since) is the file's, no read overlapped
+        f, view = _opened_judged(lambda: _heaps_checked(p, source=source), open_it,
+                                 source=source)
+        began.extend(stamps)
         if view is not None:
             views.append(view)
         return f
@@ -925,8 +995,15 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
         made, real, locked = _judged_and_held(held, p, create=create)
         try:
             _ready_for_writing(p, real, same_file=same_file, hold=repaired, locked=locked)
+            judged = judged_intact(real)  # as `_ready_for_writing` left it
             _reserve_room(real, room, source=p)
-            f = h5py.File(_open_for_writing(real, swmr=swmr, source=p))
+            if judged:  # room reserved past its end, its heaps untouched: not scanned again
+                written(real)
+            fid, _ = _opened_judged(  # the file as checked: not one put over it since
+                lambda: check_global_heaps(real, source=p, settled=locked),
+                lambda: (_open_for_writing(real, swmr=swmr, source=p), None), source=p,
+                writes=True)
+            f = h5py.File(fid)
         except BaseException:  # refused before it was opened: nothing of it is kept
             if made is not None:
                 _discard(made, real, unlocked, locked=locked)
