@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import logging
 import os
@@ -86,7 +87,7 @@ from typing import TypeVar
 
 import h5py
 import numpy as np
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from smm_daq import PROGRAM_NAME, __version__
 from smm_daq.errors import InputError, StorageError
@@ -324,7 +325,7 @@ def _heaps_checked(p: Path, *, source: Path) -> global_heap.State | None:
     a row), so damage found is scanned for again in the readers' turn, once no writer
     writes, and only that verdict is remembered with the file's state. Where that turn
     cannot be had (a file system without locks, a writer holding it past
-    `turns.TURN_WAIT_S`), the damage found is said, not remembered. Gives what
+    `turns.TURN_WAIT_S`: said so), the damage found is said, not remembered. Gives what
     `check_global_heaps` gives: the state judged intact."""
     try:
         return check_global_heaps(p, source=source)
@@ -332,6 +333,13 @@ def _heaps_checked(p: Path, *, source: Path) -> global_heap.State | None:
         with contextlib.ExitStack() as turn:
             try:
                 held = turn.enter_context(_file_lock(p, exclusive=False, source=source))
+            except _Busy:
+                said = InputError(
+                    f"{damage}; it was found while another writer held the file for more "
+                    f"than {turns.TURN_WAIT_S:g} s, and may be that write half done: if this "
+                    "is said again once that write has finished, the file is damaged")
+                said.source = damage.source
+                raise said from None
             except (InputError, StorageError, OSError):
                 raise damage from None
             if not held:
@@ -384,6 +392,11 @@ class Replaced(StorageError):
     """The name of a file being written names another file now (`writing`'s `same_file`)."""
 
 
+class _Busy(InputError):
+    """A reader refused its turn: another writer has held the file past its wait
+    (`turns.busy`)."""
+
+
 class _CannotOpen(InputError):
     """The file cannot be opened here for writing or for reading, `reason` saying why in the
     system's words ("Permission denied", "Read-only file system")."""
@@ -396,6 +409,7 @@ class _CannotOpen(InputError):
 
 @contextlib.contextmanager
 def _file_lock(path: Path, *, exclusive: bool, source: Path | None = None,
+               deadline: float | None = None, ready: Callable[[], None] | None = None,
                ) -> Iterator[bool]:
     """The file held alone (a writer) or shared with other readers (a reader), waited for
     (`smm_daq.storage.turns`, whose waits say how long). `source`: the file as the user
@@ -410,24 +424,72 @@ def _file_lock(path: Path, *, exclusive: bool, source: Path | None = None,
     this process's readers (`smm_daq.storage.here`). StorageError at once when this thread
     reads or writes the file already (it would wait for itself); StorageError (a writer) or
     InputError (a reader) when another writer has held it for more than
-    `turns.TURN_WAIT_S`. The lock is of the file the name stands for once it is held, also
-    where a copy was swapped in while it was waited for (`_hold`).
+    `turns.TURN_WAIT_S` (all its waits for writers at work together, until `deadline`
+    where given: `turns.turn_deadline`). The lock is of the file the name stands for once it
+    is held, also where a copy was swapped in while it was waited for (`_hold`).
+
+    `ready` (a writer's): called once the writers' turn is held, before the readers are
+    waited for and this process's reads closed; it may raise to let the turn go, and that
+    write, not made, waits for no reader, closes no read and says nothing of them.
     """
     if exclusive:
         here.refuse_within(path, writing=True, source=source)
+    deadline = turns.turn_deadline() if deadline is None else deadline
+    asked: list[bool] = []
+
+    def ready_once() -> None:
+        asked.append(True)
+        if ready is not None:
+            ready()
+
     with contextlib.ExitStack() as stack:
         if exclusive:
-            stack.enter_context(_writers_turn(path, source=source))
+            stack.enter_context(_writers_turn(path, source=source, deadline=deadline))
         held = waited = False  # waited: for the readers already reading, by the lock held
         if _shared_locks() and path.exists():
-            held = waited = _hold(stack, path, exclusive=exclusive, source=source)
+            held = waited = _hold(stack, path, exclusive=exclusive, source=source,
+                                  deadline=deadline, ready=ready_once)
         elif path.exists():
-            with contextlib.suppress(OSError, InputError):  # none: threads still take turns
-                stack.enter_context(_machine_lock(path))
-                held = True
+            held = _machine_turn(stack, path, exclusive=exclusive, source=source,
+                                 deadline=deadline)
         if exclusive:
+            if not asked:
+                ready_once()
             stack.enter_context(here.writing(path, waited=waited))
         yield held
+
+
+def _machine_turn(stack: contextlib.ExitStack, path: Path, *, exclusive: bool,
+                  source: Path | None, deadline: float) -> bool:
+    """The machine's lock of `path` (`_machine_lock`), where the system has no
+    open-file-description locks, held until `stack` closes: True; False where it cannot be
+    had (its directory cannot be used: threads still take turns). Waited for until
+    `deadline` at most (on `turns.CLOCK`), readers as writers: StorageError (a writer,
+    nothing written) or InputError (a reader) when another holds it longer (a writer
+    stopped on a stalled disk, or a reader left open)."""
+    try:
+        lock = _machine_lock(path)
+    except (InputError, OSError):
+        return False
+
+    def attempt() -> bool:
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:  # another holds it
+            return False
+        return True
+
+    try:
+        taken = turns.wait_until(attempt, turns.left(deadline))
+    except OSError:  # it cannot be made or locked there
+        return False
+    if not taken:
+        busy = turns.busy(str(source or path))
+        if exclusive:
+            raise StorageError(f"{busy}; nothing was written")
+        raise _Busy(str(busy))
+    stack.callback(lock.release)
+    return True
 
 
 _WINDOWS = sys.platform == "win32"  # where a file open elsewhere cannot be replaced
@@ -473,10 +535,11 @@ def _token_at(p: Path) -> str | None:
 
 
 def _hold(stack: contextlib.ExitStack, path: Path, *, exclusive: bool,
-          source: Path | None = None) -> bool:
+          source: Path | None = None, deadline: float | None = None,
+          ready: Callable[[], None] | None = None) -> bool:
     """The open-file-description lock of the file `path` names, held until `stack` closes:
     True (a writer has waited for the readers already reading), or False where the file
-    system has no such locks. `source`: see `_file_lock`.
+    system has no such locks. `source`, `deadline`, `ready`: see `_file_lock`.
 
     A copy swapped in while this waited (a repair's, a rebuild's: `_swap_in`, made under the
     lock) leaves the lock taken that of the file it replaced, which nobody reads or writes any
@@ -495,15 +558,15 @@ def _hold(stack: contextlib.ExitStack, path: Path, *, exclusive: bool,
             attempt.callback(os.close, fd)  # closing the descriptor releases the lock
             try:
                 if exclusive:
-                    turns.hold_for_writing(fd, str(said))
+                    turns.hold_for_writing(fd, str(said), deadline, ready)
                 else:
-                    turns.hold_for_reading(fd, str(said))
+                    turns.hold_for_reading(fd, str(said), deadline)
             except OSError:  # a file system without such locks (some NFS), or none answering
                 return False
             except turns.Busy as exc:
                 if exclusive:
                     raise StorageError(f"{exc}; nothing was written") from None
-                raise InputError(str(exc)) from None
+                raise _Busy(str(exc)) from None
             named = _locked_is_named(fd, path)
             if named:
                 stack.enter_context(attempt.pop_all())
@@ -550,20 +613,23 @@ def _locked_is_named(fd: int, path: Path) -> bool | None:
 
 def _shared_locks() -> bool:
     """Whether readers can share a file here (open-file-description locks); where not, the
-    lock that stands in is exclusive, for readers as for writers, and waited for without end."""
+    lock that stands in is exclusive, for readers as for writers (`_machine_turn`)."""
     return fcntl is not None and turns.available()
 
 
 @contextlib.contextmanager
 def _writers_lock(p: Path, *, repairing: bool = False, source: Path | None = None,
+                  deadline: float | None = None, ready: Callable[[], None] | None = None,
                   ) -> Iterator[bool]:
-    """`_file_lock` for a writer or a repair (`source`: see there; gives what it gives). A
+    """`_file_lock` for a writer or a repair (`source`, `deadline`, `ready`: see there;
+    gives what it gives). A
     file that cannot be opened for writing here and is another program's is refused as
     another program's first (`not_ours`), with why it cannot be written said beside it: a
     new file name is what its user needs, not the right to write it."""
     with contextlib.ExitStack() as stack:
         try:
-            held = stack.enter_context(_file_lock(p, exclusive=True, source=source))
+            held = stack.enter_context(_file_lock(p, exclusive=True, source=source,
+                                                  deadline=deadline, ready=ready))
         except _CannotOpen as exc:
             besides = f", and cannot be opened for writing here either ({exc.reason})"
             if not repairing:
@@ -592,12 +658,13 @@ def _machine_lock(path: Path) -> FileLock:
 
 
 @contextlib.contextmanager
-def _writers_turn(path: Path, *, source: Path | None = None) -> Iterator[None]:
-    """This process's writers' lock of `path` held, waited for `turns.TURN_WAIT_S` at most
-    (on `turns.CLOCK`), as a writer in another process is: StorageError when another thread's
+def _writers_turn(path: Path, *, source: Path | None = None,
+                  deadline: float) -> Iterator[None]:
+    """This process's writers' lock of `path` held, waited for until `deadline` at most (on
+    `turns.CLOCK`), as a writer in another process is: StorageError when another thread's
     write holds it longer (one stopped on a stalled disk), nothing written."""
     with _local_lock(path) as lock:
-        if not turns.wait_until(lambda: lock.acquire(blocking=False), turns.TURN_WAIT_S):
+        if not turns.wait_until(lambda: lock.acquire(blocking=False), turns.left(deadline)):
             raise StorageError(f"{turns.busy(str(source or path))}; nothing was written")
         try:
             yield
@@ -1037,17 +1104,27 @@ def _judged_and_held(stack: contextlib.ExitStack, p: Path, *,
     """`_held_for_writing`, the file's global heaps scanned before the lock is taken (read
     whole, seconds a gigabyte: another process's write, a scan's line, is not held up
     meanwhile). A file written by another process between the scan and the lock is let go
-    and scanned again, `_SCANS_BEFORE_LOCK` times at most; after that, `_ready_for_writing`
-    scans it under the lock."""
+    as soon as its writers' turn is held (before its readers are waited for: `_file_lock`'s
+    `ready`) and scanned again, `_SCANS_BEFORE_LOCK` times at most; after that,
+    `_ready_for_writing` scans it under the lock. The turn is waited for
+    `turns.TURN_WAIT_S` at most over all these rounds, as any wait for a writer at work."""
+    deadline = turns.turn_deadline()
     for _ in range(_SCANS_BEFORE_LOCK - 1):
         _scanned_before_lock(p)
-        with contextlib.ExitStack() as turn:
-            made, real, locked = _held_for_writing(turn, p, create=create)
-            if made is not None or judged_intact(real):
-                stack.enter_context(turn.pop_all())
-                return made, real, locked
+        with contextlib.suppress(_WrittenSinceScan):
+            return _held_for_writing(stack, p, create=create, deadline=deadline,
+                                     unwritten=True)
     _scanned_before_lock(p)
-    return _held_for_writing(stack, p, create=create)
+    return _held_for_writing(stack, p, create=create, deadline=deadline)
+
+
+class _WrittenSinceScan(Exception):
+    """The file was written by another process between its writer's scan and its turn."""
+
+
+def _unwritten_since_scan(real: Path) -> None:
+    if not judged_intact(real):
+        raise _WrittenSinceScan
 
 
 def _scanned_before_lock(p: Path) -> None:
@@ -1154,8 +1231,9 @@ def _close(f: h5py.File, p: Path, *, failed: bool) -> None:
         _log.warning("%s: the file of a failed write could not be closed: %s", p, exc)
 
 
-def _held_for_writing(stack: contextlib.ExitStack, p: Path, *,
-                      create: bool) -> tuple[_Made | None, Path, bool]:
+def _held_for_writing(stack: contextlib.ExitStack, p: Path, *, create: bool,
+                      deadline: float | None = None,
+                      unwritten: bool = False) -> tuple[_Made | None, Path, bool]:
     """The writers' lock of the file `p` names (`final_file`: locked and written, also where
     a link to it is re-pointed meanwhile) held until `stack` closes, the file made first
     where it is missing and `create`; the file this made (None: none), the one locked, and
@@ -1163,7 +1241,9 @@ def _held_for_writing(stack: contextlib.ExitStack, p: Path, *,
     for it (a new, empty one that another writer made and its failed write removed) is made
     again, or, not `create`, said missing: never written unlocked, nor an OS error's
     traceback. A file this made is removed again where the lock is refused
-    (`_discard_unless_held`)."""
+    (`_discard_unless_held`). `deadline`: see `_file_lock`. `unwritten`: `_WrittenSinceScan`
+    as soon as the writers' turn is held where the file (not one this made) is no longer in
+    a state judged intact (another process wrote it since it was scanned)."""
     for _ in range(_SWAPS_WAITED + 1):
         made = None
         if not p.exists():
@@ -1171,9 +1251,11 @@ def _held_for_writing(stack: contextlib.ExitStack, p: Path, *,
                 _check_exists(p)
             made = _create(p)
         real = final_file(p)
+        ready = functools.partial(_unwritten_since_scan, real) if unwritten and not made else None
         with contextlib.ExitStack() as attempt:
             try:
-                locked = attempt.enter_context(_writers_lock(real, source=p))
+                locked = attempt.enter_context(_writers_lock(real, source=p, deadline=deadline,
+                                                             ready=ready))
             except BaseException as exc:
                 if isinstance(exc, _CannotOpen) and not real.exists():
                     continue
