@@ -74,3 +74,31 @@ def test_a_lookalike_in_a_value_kept_in_a_header_is_no_heap(tmp_path, where):
     path.write_bytes(bytes(damaged))
     with pytest.raises(InputError, match=f"collection at byte {own} "):
         check_global_heaps(path)
+
+
+def test_a_session_file_our_writer_stored_a_lookalike_in_is_read_here_and_elsewhere(
+        tmp_path, monkeypatch):
+    """Our writer storing the look-alike in a root attribute and in a compact dataset of a
+    session file: read again by another process's check (nothing remembered), not refused;
+    h5dump and h5py in a child read all of it."""
+    from collections import OrderedDict
+
+    from opens_elsewhere import opened_elsewhere
+    from test_global_heap_damage import _session
+
+    from smm_daq.storage import global_heap
+    from smm_daq.storage.h5file import writing
+
+    path = _session(tmp_path / "s.h5")
+    with writing(path, create=False) as f:
+        f.attrs["blob"] = LOOKALIKE
+        _compact(f, "blob", LOOKALIKE)
+    with writing(path, create=False) as f:  # after them, values the look-alikes' size spans
+        f.create_dataset("tail", data=np.arange(2048, dtype=np.float64))
+    data = path.read_bytes()
+    assert data.count(LOOKALIKE.tobytes()) == 2
+    assert damaged_collection(path) is not None  # as the bytes alone read
+    monkeypatch.setattr(global_heap, "_judged", OrderedDict())  # as another process sees it
+    assert read_whole(path, lambda f: f["blob"][()].tobytes()) == LOOKALIKE.tobytes()
+    assert opened_elsewhere(path) == "['blob', 'ok', 'other', 'tail']"
+    assert path.read_bytes() == data  # read, not written

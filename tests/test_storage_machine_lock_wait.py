@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 import pytest
+from opens_elsewhere import opened_elsewhere
 from test_storage_nexus import _map
 
 from smm_daq.clock import VirtualClock
@@ -86,3 +87,4 @@ def test_a_writer_is_refused_once_the_machine_lock_is_held_past_the_wait(held_by
     assert "another writer has held it for more than" in str(raised)
     assert "nothing was written" in str(raised)
     assert path.read_bytes() == before
+    assert opened_elsewhere(path) == "['earlier']"

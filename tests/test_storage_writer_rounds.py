@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 
 import pytest
+from opens_elsewhere import opened_elsewhere
 from test_storage_nexus import _map
 
 from smm_daq.clock import VirtualClock
@@ -107,6 +108,7 @@ def test_the_round_abandoned_neither_says_it_writes_under_a_reader_nor_closes_a_
     assert clock.now() < 30.0 + 2 * turns.WRITER_WAIT_S
     with open_read(path) as f:
         assert str(f.attrs["note"]) == "written here"
+    assert opened_elsewhere(path) == "['earlier']"
 
 
 def test_a_writers_turn_is_waited_for_turn_wait_s_at_most_over_both_rounds(
@@ -134,4 +136,5 @@ def test_a_writers_turn_is_waited_for_turn_wait_s_at_most_over_both_rounds(
             os.close(fd)
     assert held, "the second round was never reached"
     assert clock.now() <= turns.TURN_WAIT_S + 1.0
-    assert path.stat().st_size == len(before)
+    assert path.read_bytes() == before  # nothing written: only its time of change moved
+    assert opened_elsewhere(path) == "['earlier']"

@@ -144,12 +144,17 @@ def _values_in_header(kept: Any) -> list[bytes]:
 
     def stored(thing: Any, read: Callable[[np.ndarray, Any], object]) -> None:
         tid = thing.get_type()
-        size = thing.get_storage_size()
-        if size and _read_as_stored(tid):
-            buffer = np.empty(size, dtype=np.uint8)
+        # not H5Aget_storage_size, which fails on some attributes (of text, of no value)
+        size = tid.get_size() * thing.get_space().get_simple_extent_npoints()
+        if not size or not _read_as_stored(tid):
+            return
+        buffer = np.empty(size, dtype=np.uint8)
+        try:
             read(buffer, tid)
-            if _HEAP_SIGNATURE in buffer.tobytes():
-                values.append(buffer.tobytes())
+        except (RuntimeError, OSError, ValueError, TypeError):  # a value h5py cannot read
+            return  # so: not known to be a value (the damage stands), the walk goes on
+        if _HEAP_SIGNATURE in buffer.tobytes():
+            values.append(buffer.tobytes())
 
     for i in range(h5py.h5a.get_num_attrs(kept)):
         attr = h5py.h5a.open(kept, index=i)
