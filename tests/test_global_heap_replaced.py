@@ -87,7 +87,7 @@ sys.path.insert(0, sys.argv[4])
 from test_global_heap_replaced import _replace
 from smm_daq.errors import InputError
 from smm_daq.storage import global_heap
-from smm_daq.storage.h5file import writing
+from smm_daq.storage.h5file import repair, writing
 
 path, how, opener = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 damaged = Path(sys.argv[5]).read_bytes()
@@ -103,23 +103,29 @@ def then_replaced(name, *args, **kwargs):
 
 setattr(owner, opener, then_replaced)
 try:
-    with writing(path, create=False) as f:
-        f.attrs["note"] = "never written"
+    if sys.argv[6] == "repair":
+        repair(path)
+    else:
+        with writing(path, create=False) as f:
+            f.attrs["note"] = "never written"
 except InputError as exc:
     print(exc)
 """
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize(("how", "opener"), [("copied over", "File"),
-                                             ("renamed over", "File"),
-                                             ("renamed over", "open")],
-                         ids=["copied-over-at-the-look", "renamed-over-at-the-look",
-                              "renamed-over-at-the-open-for-writing"])
-def test_a_writer_judges_again_the_file_hdf5_opened(tmp_path, how, opener):
+@pytest.mark.parametrize(("how", "opener", "work"), [
+    ("copied over", "File", "write"), ("renamed over", "File", "write"),
+    ("renamed over", "open", "write"), ("copied over", "File", "repair"),
+    ("renamed over", "File", "repair")],
+    ids=["copied-over-at-the-look", "renamed-over-at-the-look",
+         "renamed-over-at-the-open-for-writing", "copied-over-as-a-repair-opens-it",
+         "renamed-over-as-a-repair-opens-it"])
+def test_a_writer_judges_again_the_file_hdf5_opened(tmp_path, how, opener, work):
     """Replaced as the write looks whose file it is (a read-only open), or as it opens it
-    for writing: refused, nothing written. In a process of its own, given up after 60 s:
-    HDF5 reading the damaged heap would never return."""
+    for writing, or as a repair opens it to rebuild it: refused, nothing written. In a
+    process of its own, given up after 60 s: HDF5 reading the damaged heap would never
+    return."""
     import subprocess
     import sys
 
@@ -129,9 +135,10 @@ def test_a_writer_judges_again_the_file_hdf5_opened(tmp_path, how, opener):
     tests = Path(__file__).resolve().parent
     env = {**os.environ, "PYTHONPATH": str(tests.parent)}
     done = subprocess.run([sys.executable, "-c", _WRITE, str(path), how, opener, str(tests),
-                           str(tmp_path / "damaged.bin")],
+                           str(tmp_path / "damaged.bin"), work],
                           capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stderr
     at = damaged.find(b"GCOL")
     assert f"{path}: is damaged: the HDF5 global heap collection at byte {at} " in done.stdout
     assert path.read_bytes() == damaged
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged.bin", "s.h5"]

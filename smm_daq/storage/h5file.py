@@ -1898,12 +1898,17 @@ def _locked_by_a_writer(p: Path) -> bool:
 
 def _open_for_repair(p: Path, cleared: Path, *, source: Path) -> h5py.File:
     """The file to rebuild from: itself (in SWMR mode when marked, which a writer killed in
-    SWMR mode allows), or else a copy with the mark cleared as `h5clear -s` would. `source`:
-    the file as the user named it, for what is said."""
+    SWMR mode allows), or else a copy with the mark cleared as `h5clear -s` would; either
+    opened in the state its heaps were judged intact in (`_opened_judged`: the copy's own,
+    which may be of a file put over the one checked before the lock). `source`: the file as
+    the user named it, for what is said."""
     if marked_open(p):
         _check_superblock(p, source)
     try:
-        return h5py.File(p, "r", swmr=marked_open(p))
+        f, _ = _opened_judged(lambda: check_global_heaps(p, source=source),
+                              lambda: (h5py.File(p, "r", swmr=marked_open(p)), None),
+                              source=source)
+        return f
     except OSError as exc:
         first = exc
     if marked_open(p):
@@ -1912,7 +1917,9 @@ def _open_for_repair(p: Path, cleared: Path, *, source: Path) -> h5py.File:
         shutil.copyfile(p, cleared)
         with contextlib.suppress(ValueError, OSError):
             clear_open_mark(cleared)
-            return h5py.File(cleared, "r")
+            f, _ = _opened_judged(lambda: check_global_heaps(cleared, source=source),
+                                  lambda: (h5py.File(cleared, "r"), None), source=source)
+            return f
     raise InputError(
         f"cannot be read back to repair it ({_reason(first)}); expected a session file "
         "that a stopped smm-daq process was writing",
