@@ -142,3 +142,26 @@ def test_a_writer_judges_again_the_file_hdf5_opened(tmp_path, how, opener, work)
     assert f"{path}: is damaged: the HDF5 global heap collection at byte {at} " in done.stdout
     assert path.read_bytes() == damaged
     assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged.bin", "s.h5"]
+
+
+def test_a_file_written_at_each_open_is_read_again_not_refused(tmp_path, monkeypatch):
+    """Where no lock keeps a writer out (a file system without locks), a scan's lines may
+    land between each check and each open: the read is told to read again (`read_whole`
+    does), never that the file is damaged or replaced."""
+    from smm_daq.storage.h5file import WrittenMeanwhile
+
+    path = _session(tmp_path / "s.h5")
+    real = h5py.File
+    opens: list[Path] = []
+
+    def written_as_opened(name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if Path(os.fsdecode(name)) == path:
+            opens.append(path)
+            st = os.stat(path)
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(h5file.h5py, "File", written_as_opened)
+    with pytest.raises(WrittenMeanwhile, match="read it again"):
+        read_whole(path, lambda f: list(f))
+    assert len(opens) == 3 * 3  # each of its reads opened it as often as it checks

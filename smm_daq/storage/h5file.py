@@ -290,10 +290,14 @@ def _opened_judged(check: Callable[[], global_heap.State | None],
             f.close()  # type: ignore[attr-defined]
         if view is not None:
             view.close()
-    raise InputError(f"was replaced or written by another program between each of {_OPENS} "
-                     "checks of its HDF5 global heaps and HDF5's open of it; expected it to "
-                     "stay as it is while it is opened: try again once that program is done",
-                     source=str(source))
+    raise _ChangedAtOpen(
+        f"was replaced or written by another program between each of {_OPENS} checks of its "
+        "HDF5 global heaps and HDF5's open of it; expected it to stay as it is while it is "
+        "opened: try again once that program is done", source=str(source))
+
+
+class _ChangedAtOpen(InputError):
+    """A file written or replaced between each check of its heaps and HDF5's open of it."""
 
 
 def _descriptor(f: object, view: MarkCleared | None) -> int | None:
@@ -832,8 +836,11 @@ def _opened_for_reading(p: Path, began: list[turns.Stamp | None], *,
             return _open_for_reading(p, source)
 
         # a refusal here (a damaged copy put over it since) is the file's, no read overlapped
-        f, view = _opened_judged(lambda: _heaps_checked(p, source=source), open_it,
-                                 source=source)
+        try:
+            f, view = _opened_judged(lambda: _heaps_checked(p, source=source), open_it,
+                                     source=source)
+        except _ChangedAtOpen:  # a writer at work where no lock keeps it out: read again
+            raise WrittenMeanwhile(source) from None
         began.extend(stamps)
         if view is not None:
             views.append(view)
