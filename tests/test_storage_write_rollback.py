@@ -336,7 +336,7 @@ def test_a_failed_write_leaves_the_file_it_made_where_no_lock_keeps_other_writer
 
     path = tmp_path / "new.h5"
 
-    def no_locks(fd, source):
+    def no_locks(fd, source, *args):
         raise OSError(errno.ENOLCK, "No locks available")
 
     monkeypatch.setattr(turns, "hold_for_writing", no_locks)
@@ -364,7 +364,7 @@ def test_a_write_refused_the_lock_of_the_file_it_made_removes_it_unless_another_
     path = tmp_path / "new.h5"
     real_hold = turns.hold_for_writing
 
-    def ctrl_c(fd, source):
+    def ctrl_c(fd, source, *args):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(turns, "hold_for_writing", ctrl_c)

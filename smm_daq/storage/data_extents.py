@@ -1,9 +1,14 @@
-"""Where an HDF5 file's datasets keep their stored values, found by HDF5 in a process of its own.
+"""Where an HDF5 file keeps its stored values, found by HDF5 in a process of its own.
 
 Run bytes that look like a damaged global heap collection (`smm_daq.storage.global_heap`)
 may be a dataset's values (an array holding another file's bytes, a heap among them) and no
 heap at all. HDF5 knows where each dataset's values lie (a contiguous dataset's one run, a
-chunked one's chunks); asking it, though, opens every dataset, and HDF5 opening a dataset of
+chunked one's chunks). A compact dataset's values and an attribute's are kept in its
+object's header (or its attributes' own heap), which HDF5 gives no offset of: those that
+hold a heap's signature are read as stored (no conversion) and found in the file's bytes,
+each where the whole value is (a value of a type of variable length, heap references
+itself, is not read: that would read the heap). Asking HDF5, though, opens every dataset,
+and HDF5 opening a dataset of
 text with a fill value reads that value from the global heap: on a damaged collection it
 loops forever, in a call Python cannot interrupt. So the walk runs in a child process, which
 reports each dataset as it is walked: one silent for `QUIET_S` is taken to hang there (the
@@ -18,11 +23,17 @@ import queue
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 QUIET_S = 10.0  # a walk silent this long hangs in HDF5 (it reports every dataset it walks)
 START_S = 30.0  # longest a child may take to start (import h5py: an antivirus scans it cold)
 _STARTED = "walking"  # the child's first line: h5py imported (a slow start is no hang)
+_HEAP_SIGNATURE = b"GCOL"
+_PIECE = 1 << 24  # bytes of the file read at a time, to find a value in it
 
 
 class NotStarted(Exception):
@@ -90,8 +101,10 @@ def _merged(extents: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def _walk(path: str) -> None:
-    """Print, for each dataset of `path`, one line of the byte ranges its values take
-    ("start end start end ..."; empty where it keeps none in the file)."""
+    """Print, for each object of `path`, one line of the byte ranges its values take
+    ("start end start end ..."; empty where it keeps none in the file): a dataset's stored
+    values, and then where in the file each value kept in a header that holds a heap's
+    signature lies (`_in_headers`)."""
     import h5py
 
     print(_STARTED, flush=True)
@@ -100,20 +113,93 @@ def _walk(path: str) -> None:
     except OSError:  # left open by a killed SWMR writer
         f = h5py.File(path, "r", locking=False, swmr=True)
     with f:
+        in_headers = _values_in_header(f.id)  # the root's attributes: not visited below
+
         def visit(name: bytes, info: h5py.h5o.ObjInfo) -> None:
-            if info.type != h5py.h5o.TYPE_DATASET:
-                return
             found: list[int] = []
-            dataset = h5py.h5o.open(f.id, name)
-            layout = dataset.get_create_plist().get_layout()
-            if layout == h5py.h5d.CONTIGUOUS and dataset.get_offset() is not None:
-                found += [dataset.get_offset(), dataset.get_offset() + dataset.get_storage_size()]
-            elif layout == h5py.h5d.CHUNKED:
-                for chunk in _chunks(dataset):
-                    found += [chunk.byte_offset, chunk.byte_offset + chunk.size]
+            kept = h5py.h5o.open(f.id, name)
+            in_headers.extend(_values_in_header(kept))
+            if info.type == h5py.h5o.TYPE_DATASET:
+                layout = kept.get_create_plist().get_layout()
+                if layout == h5py.h5d.CONTIGUOUS and kept.get_offset() is not None:
+                    found += [kept.get_offset(), kept.get_offset() + kept.get_storage_size()]
+                elif layout == h5py.h5d.CHUNKED:
+                    for chunk in _chunks(kept):
+                        found += [chunk.byte_offset, chunk.byte_offset + chunk.size]
             print(" ".join(map(str, found)), flush=True)
 
         h5py.h5o.visit(f.id, visit, info=True)
+    for value in in_headers:
+        found = [n for at in _occurrences(path, value) for n in (at, at + len(value))]
+        print(" ".join(map(str, found)), flush=True)
+
+
+def _values_in_header(kept: Any) -> list[bytes]:
+    """The stored bytes of the values `kept` (an object open in HDF5) keeps in its header,
+    its attributes' and, a compact dataset, its own, that hold a global heap's signature
+    (the only ones asked about). Read in the type they are stored in: no conversion."""
+    import h5py
+
+    values: list[bytes] = []
+
+    def stored(thing: Any, read: Callable[[np.ndarray, Any], object]) -> None:
+        tid = thing.get_type()
+        # not H5Aget_storage_size, which fails on some attributes (of text, of no value)
+        size = tid.get_size() * thing.get_space().get_simple_extent_npoints()
+        if not size or not _read_as_stored(tid):
+            return
+        buffer = np.empty(size, dtype=np.uint8)
+        try:
+            read(buffer, tid)
+        except (RuntimeError, OSError, ValueError, TypeError):  # a value h5py cannot read
+            return  # so: not known to be a value (the damage stands), the walk goes on
+        if _HEAP_SIGNATURE in buffer.tobytes():
+            values.append(buffer.tobytes())
+
+    for i in range(h5py.h5a.get_num_attrs(kept)):
+        attr = h5py.h5a.open(kept, index=i)
+        stored(attr, lambda buffer, tid, attr=attr: attr.read(buffer, mtype=tid))
+    if (isinstance(kept, h5py.h5d.DatasetID)
+            and kept.get_create_plist().get_layout() == h5py.h5d.COMPACT):
+        stored(kept, lambda buffer, tid: kept.read(h5py.h5s.ALL, h5py.h5s.ALL, buffer,
+                                                   mtype=tid))
+    return values
+
+
+def _read_as_stored(tid: Any) -> bool:
+    """Whether a value of type `tid` is read without HDF5 reading anything else: not one of
+    variable length (text or sequences, kept in the global heap) nor a reference."""
+    import h5py
+
+    kind = tid.get_class()
+    if kind == h5py.h5t.STRING:
+        return not tid.is_variable_str()
+    if kind in (h5py.h5t.VLEN, h5py.h5t.REFERENCE):
+        return False
+    if kind == h5py.h5t.COMPOUND:
+        return all(_read_as_stored(tid.get_member_type(i)) for i in range(tid.get_nmembers()))
+    if kind == h5py.h5t.ARRAY:
+        return _read_as_stored(tid.get_super())
+    return True
+
+
+def _occurrences(path: str, value: bytes) -> list[int]:
+    """The offsets at which `value` lies in the file `path`, read in pieces (a value found
+    across two pieces is found once)."""
+    found: list[int] = []
+    with open(path, "rb") as fh:
+        offset = 0
+        while piece := fh.read(_PIECE):
+            at = piece.find(value)
+            while at >= 0:
+                if not found or found[-1] != offset + at:
+                    found.append(offset + at)
+                at = piece.find(value, at + 1)
+            if len(piece) < _PIECE:
+                break
+            offset += max(1, len(piece) - (len(value) - 1))
+            fh.seek(offset)
+    return found
 
 
 def _chunks(dataset: object) -> list[object]:

@@ -17,10 +17,9 @@ HDF5 could loop in (it refuses those itself), and is more likely stored data tha
 hold the signature: it is passed over. So is one smaller than the format's least collection
 (4096 bytes, what libhdf5 makes the smallest): a dataset of a few bytes that hold the
 signature is no heap. A larger one that does not parse is asked of HDF5 before it is said
-damaged: where it lies within a dataset's stored values (`data_extents`: an array holding a
-copy of another file's bytes), it is no heap either. What is left as false refusals: such
-bytes in a compact dataset's or an attribute's value (at most 64 kB each, kept in the
-object's header).
+damaged: where it lies within a stored value (`data_extents`: a dataset's values, an array
+holding a copy of another file's bytes; a compact dataset's or an attribute's value, kept in
+its object's header), it is no heap either.
 
 Every reader and writer of a session file checks it before HDF5 reads it
 (`smm_daq.storage.h5file`), so a file is checked once per state, not once per read: what
@@ -49,6 +48,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from smm_daq.errors import InputError
+from smm_daq.storage import identity
 from smm_daq.storage.data_extents import NotStarted, data_extents
 
 _SIGNATURE = b"GCOL"
@@ -63,6 +63,7 @@ _FILE_BASIC_INFO = 0  # FileBasicInfo, of Windows' FILE_INFO_BY_HANDLE_CLASS
 _REMEMBERED = 256  # files' states judged remembered at most (the least recently judged go)
 
 _Stamp = tuple[int, int, int, int, int]  # device, inode, size, times of change (ns)
+State = _Stamp  # a file's state, as its verdict is remembered by (`check_global_heaps`)
 _Found = tuple[int, str]  # a damaged collection's offset, and what is wrong with it
 _judged: OrderedDict[_Stamp, _Found | None] = OrderedDict()  # None: intact
 _judged_guard = threading.Lock()
@@ -78,15 +79,26 @@ def _stamp(path: str | Path) -> _Stamp | None:
     except (OSError, ValueError):
         return None
     try:
+        return state_of_open(fd)
+    finally:
+        os.close(fd)
+
+
+def state_of_open(fd: int) -> _Stamp | None:
+    """The state (`_Stamp`) of the file open as `fd`: HDF5's own descriptor of a file it
+    opened, to tell whether that is the state `check_global_heaps` judged (a file replaced
+    between the check and the open is not); None where it cannot be had. Its inode number
+    only where the file system keeps one per file (`identity.inode_kept`): elsewhere (CIFS
+    `noserverino`, some FUSE) a file unchanged can show a new number at each look."""
+    try:
         st = os.fstat(fd)
         changed = _change_time(fd, st)
     except OSError:
         return None
-    finally:
-        os.close(fd)
     if changed is None:
         return None
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, changed
+    inode = st.st_ino if identity.inode_kept(st.st_dev) else 0
+    return st.st_dev, inode, st.st_size, st.st_mtime_ns, changed
 
 
 def _posix_change_time(fd: int, st: os.stat_result) -> int | None:
@@ -273,13 +285,15 @@ def _collection_wrong(fh: BinaryIO, start: int, lengths: int) -> str | None:
 
 
 def check_global_heaps(path: str | Path, *, source: str | Path | None = None,
-                       settled: bool = False) -> None:
+                       settled: bool = False) -> _Stamp | None:
     """InputError naming the file (as `source`, else `path`), the collection's offset and
     what is wrong, for a file whose global heap is damaged (`damaged_collection`): HDF5
-    would never return from reading it. The file is only read; what is found is
-    remembered with the file's state (see the module), and it is not scanned again while
-    it stays so. Damage found is asked of HDF5 (`data_extents`, in a process of its own)
-    where the bytes lie: within a dataset's stored values, they are passed over. Damage is
+    would never return from reading it. Gives the state of the file judged intact (None
+    where it was not judged: its state or its bytes could not be had), which HDF5's open
+    must find (`state_of_open`). The file is only read; what is found is remembered with
+    the file's state (see the module), and it is not scanned again while it stays so.
+    Damage found is asked of HDF5 (`data_extents`, in a process of its own) where the bytes
+    lie: within a dataset's stored values, they are passed over. Damage is
     remembered only where `settled` (the caller holds the file's writers' lock, or the
     readers' turn: no writer can be rewriting a collection as it is read) and HDF5's walk
     answered. A file that cannot be read is left to the caller's open to name."""
@@ -289,11 +303,11 @@ def check_global_heaps(path: str | Path, *, source: str | Path | None = None,
         try:
             found, asked = _judged_now(path)
         except (OSError, ValueError):  # unread: left to the caller's open, not remembered
-            return
+            return None
         if found is None or (settled and asked):
             _remember(stamp, found)
     if found is None:
-        return
+        return stamp
     at, wrong = found
     raise InputError(
         f"is damaged: the HDF5 global heap collection at byte {at} (where HDF5 keeps text of "

@@ -59,12 +59,16 @@ not held up while a large file is read; under the lock it only confirms the file
 in the state it judged (one another process wrote meanwhile is let go and scanned once more
 before the lock, and scanned under it only where it was written again: `_judged_and_held`).
 Damage met holding no lock is scanned for again once no writer is at work (`_heaps_checked`).
+HDF5's open is of the state judged: the state of the file it opened is read from its own
+descriptor, and a file replaced between the check and the open (an outside tool's copy
+written or renamed over it) is judged again (`_opened_judged`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import logging
 import os
@@ -83,7 +87,7 @@ from typing import TypeVar
 
 import h5py
 import numpy as np
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from smm_daq import PROGRAM_NAME, __version__
 from smm_daq.errors import InputError, StorageError
@@ -94,7 +98,7 @@ try:
     import fcntl
 except ImportError:  # Windows: a lock file stands in (`_machine_lock`)
     fcntl = None  # type: ignore[assignment]
-from smm_daq.storage import here, identity, turns
+from smm_daq.storage import global_heap, here, identity, turns
 from smm_daq.storage.copying import copy_attributes, copy_dataset, index_room
 from smm_daq.storage.global_heap import check_global_heaps, judged_intact, written
 from smm_daq.storage.identity import FileId
@@ -230,22 +234,84 @@ def _opened_to_judge(p: Path, source: Path | None = None) -> Iterator[h5py.File 
     SWMR mode where it is marked open, or, its writer killed outside SWMR mode, as if its
     mark were cleared (`MarkCleared`); None when it cannot be opened (its caller's open says
     what is wrong with it). InputError, before HDF5 reads it, where its global heap is
-    damaged (`check_global_heaps`; `source`: the file as the user named it)."""
-    check_global_heaps(p, source=source or p)
+    damaged (`check_global_heaps`, of the state HDF5 opened: `_opened_judged`; `source`:
+    the file as the user named it)."""
     marked = marked_open(p)
     if marked:
         _check_superblock(p)  # else an SWMR open retries a damaged one for minutes
-    with contextlib.ExitStack() as stack:
-        try:
-            f = h5py.File(p, "r", locking=False, swmr=marked)
-        except OSError:
-            f = None
-        if f is None and marked:
+
+    def open_it() -> tuple[h5py.File | None, MarkCleared | None]:
+        with contextlib.suppress(OSError):
+            return h5py.File(p, "r", locking=False, swmr=marked), None
+        if marked:
             with contextlib.suppress(OSError, ValueError):
-                f = h5py.File(stack.enter_context(MarkCleared(p)), "r")
+                view = MarkCleared(p)
+                try:
+                    return h5py.File(view, "r"), view
+                except OSError:
+                    view.close()
+        return None, None
+
+    f, view = _opened_judged(lambda: check_global_heaps(p, source=source or p), open_it,
+                             source=source or p)
+    with contextlib.ExitStack() as stack:
+        if view is not None:
+            stack.enter_context(view)
         if f is not None:
             stack.enter_context(f)  # closed before the view it reads
         yield f
+
+
+_OPENS = 3  # opens of a file replaced each time between its heaps' check and HDF5's open
+_Opened = TypeVar("_Opened")
+
+
+def _opened_judged(check: Callable[[], global_heap.State | None],
+                   open_it: Callable[[], tuple[_Opened, MarkCleared | None]], *,
+                   source: Path, writes: bool = False) -> tuple[_Opened, MarkCleared | None]:
+    """`open_it()`, HDF5's open of a file (and the view it reads, where it reads one), once
+    `check()` has judged its heaps intact in the state HDF5 opened, read from HDF5's own
+    descriptor (`global_heap.state_of_open`): a file replaced between the check and the
+    open (an outside tool's copy written or renamed over it) is closed and checked again,
+    `_OPENS` times at most, then refused (InputError, naming `source`). An open for writing
+    (`writes`) changes the file itself (HDF5 marks it open in its superblock): there, the
+    file opened must be the one judged (no copy renamed over it), in the state judged as
+    `check()` ended. Where either state cannot be had (the check could not read the file;
+    HDF5 could not open it), the open stands as it is: the check has nothing to say of it."""
+    compared = slice(0, 2) if writes else slice(None)  # the device and inode numbers
+    for _ in range(_OPENS):
+        judged = check()
+        f, view = open_it()
+        fd = _descriptor(f, view)
+        opened = None if fd is None else global_heap.state_of_open(fd)
+        if judged is None or opened is None or opened[compared] == judged[compared]:
+            return f, view
+        if f is not None:
+            f.close()  # type: ignore[attr-defined]
+        if view is not None:
+            view.close()
+    raise _ChangedAtOpen(
+        f"was replaced or written by another program between each of {_OPENS} checks of its "
+        "HDF5 global heaps and HDF5's open of it; expected it to stay as it is while it is "
+        "opened: try again once that program is done", source=str(source))
+
+
+class _ChangedAtOpen(InputError):
+    """A file written or replaced between each check of its heaps and HDF5's open of it."""
+
+
+def _descriptor(f: object, view: MarkCleared | None) -> int | None:
+    """The descriptor of the file HDF5 opened as `f` (an `h5py.File` or a file ID; through
+    `view`, where it reads one); None where there is none to be had."""
+    if view is not None:
+        return view.descriptor()
+    fid = getattr(f, "id", f)  # an h5py.File's file ID, or the file ID itself
+    if not isinstance(fid, h5py.h5f.FileID):
+        return None
+    try:
+        return int(fid.get_vfd_handle())
+    except (RuntimeError, ValueError, TypeError, OSError):
+        return None
 
 
 def check_heaps(path: str | Path) -> None:
@@ -257,24 +323,32 @@ def check_heaps(path: str | Path) -> None:
     _heaps_checked(final_file(p), source=p)
 
 
-def _heaps_checked(p: Path, *, source: Path) -> None:
+def _heaps_checked(p: Path, *, source: Path) -> global_heap.State | None:
     """`check_global_heaps` of `p` by a reader or a writer holding none of its locks: a
     writer at work in another process may be rewriting a collection as it is read (twice in
     a row), so damage found is scanned for again in the readers' turn, once no writer
     writes, and only that verdict is remembered with the file's state. Where that turn
     cannot be had (a file system without locks, a writer holding it past
-    `turns.TURN_WAIT_S`), the damage found is said, not remembered."""
+    `turns.TURN_WAIT_S`: said so), the damage found is said, not remembered. Gives what
+    `check_global_heaps` gives: the state judged intact."""
     try:
-        check_global_heaps(p, source=source)
+        return check_global_heaps(p, source=source)
     except InputError as damage:
         with contextlib.ExitStack() as turn:
             try:
                 held = turn.enter_context(_file_lock(p, exclusive=False, source=source))
+            except _Busy:
+                said = InputError(
+                    f"{damage}; it was found while another writer held the file for more "
+                    f"than {turns.TURN_WAIT_S:g} s, and may be that write half done: if this "
+                    "is said again once that write has finished, the file is damaged")
+                said.source = damage.source
+                raise said from None
             except (InputError, StorageError, OSError):
                 raise damage from None
             if not held:
                 raise
-            check_global_heaps(p, source=source, settled=True)
+            return check_global_heaps(p, source=source, settled=True)
 
 
 def require_ours(path: str | Path, *, besides: str = "", source: Path | None = None) -> None:
@@ -322,6 +396,11 @@ class Replaced(StorageError):
     """The name of a file being written names another file now (`writing`'s `same_file`)."""
 
 
+class _Busy(InputError):
+    """A reader refused its turn: another writer has held the file past its wait
+    (`turns.busy`)."""
+
+
 class _CannotOpen(InputError):
     """The file cannot be opened here for writing or for reading, `reason` saying why in the
     system's words ("Permission denied", "Read-only file system")."""
@@ -334,6 +413,7 @@ class _CannotOpen(InputError):
 
 @contextlib.contextmanager
 def _file_lock(path: Path, *, exclusive: bool, source: Path | None = None,
+               deadline: float | None = None, ready: Callable[[], None] | None = None,
                ) -> Iterator[bool]:
     """The file held alone (a writer) or shared with other readers (a reader), waited for
     (`smm_daq.storage.turns`, whose waits say how long). `source`: the file as the user
@@ -348,24 +428,72 @@ def _file_lock(path: Path, *, exclusive: bool, source: Path | None = None,
     this process's readers (`smm_daq.storage.here`). StorageError at once when this thread
     reads or writes the file already (it would wait for itself); StorageError (a writer) or
     InputError (a reader) when another writer has held it for more than
-    `turns.TURN_WAIT_S`. The lock is of the file the name stands for once it is held, also
-    where a copy was swapped in while it was waited for (`_hold`).
+    `turns.TURN_WAIT_S` (all its waits for writers at work together, until `deadline`
+    where given: `turns.turn_deadline`). The lock is of the file the name stands for once it
+    is held, also where a copy was swapped in while it was waited for (`_hold`).
+
+    `ready` (a writer's): called once the writers' turn is held, before the readers are
+    waited for and this process's reads closed; it may raise to let the turn go, and that
+    write, not made, waits for no reader, closes no read and says nothing of them.
     """
     if exclusive:
         here.refuse_within(path, writing=True, source=source)
+    deadline = turns.turn_deadline() if deadline is None else deadline
+    asked: list[bool] = []
+
+    def ready_once() -> None:
+        asked.append(True)
+        if ready is not None:
+            ready()
+
     with contextlib.ExitStack() as stack:
         if exclusive:
-            stack.enter_context(_writers_turn(path, source=source))
+            stack.enter_context(_writers_turn(path, source=source, deadline=deadline))
         held = waited = False  # waited: for the readers already reading, by the lock held
         if _shared_locks() and path.exists():
-            held = waited = _hold(stack, path, exclusive=exclusive, source=source)
+            held = waited = _hold(stack, path, exclusive=exclusive, source=source,
+                                  deadline=deadline, ready=ready_once)
         elif path.exists():
-            with contextlib.suppress(OSError, InputError):  # none: threads still take turns
-                stack.enter_context(_machine_lock(path))
-                held = True
+            held = _machine_turn(stack, path, exclusive=exclusive, source=source,
+                                 deadline=deadline)
         if exclusive:
+            if not asked:
+                ready_once()
             stack.enter_context(here.writing(path, waited=waited))
         yield held
+
+
+def _machine_turn(stack: contextlib.ExitStack, path: Path, *, exclusive: bool,
+                  source: Path | None, deadline: float) -> bool:
+    """The machine's lock of `path` (`_machine_lock`), where the system has no
+    open-file-description locks, held until `stack` closes: True; False where it cannot be
+    had (its directory cannot be used: threads still take turns). Waited for until
+    `deadline` at most (on `turns.CLOCK`), readers as writers: StorageError (a writer,
+    nothing written) or InputError (a reader) when another holds it longer (a writer
+    stopped on a stalled disk, or a reader left open)."""
+    try:
+        lock = _machine_lock(path)
+    except (InputError, OSError):
+        return False
+
+    def attempt() -> bool:
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:  # another holds it
+            return False
+        return True
+
+    try:
+        taken = turns.wait_until(attempt, turns.left(deadline))
+    except OSError:  # it cannot be made or locked there
+        return False
+    if not taken:
+        busy = turns.busy(str(source or path))
+        if exclusive:
+            raise StorageError(f"{busy}; nothing was written")
+        raise _Busy(str(busy))
+    stack.callback(lock.release)
+    return True
 
 
 _WINDOWS = sys.platform == "win32"  # where a file open elsewhere cannot be replaced
@@ -411,10 +539,11 @@ def _token_at(p: Path) -> str | None:
 
 
 def _hold(stack: contextlib.ExitStack, path: Path, *, exclusive: bool,
-          source: Path | None = None) -> bool:
+          source: Path | None = None, deadline: float | None = None,
+          ready: Callable[[], None] | None = None) -> bool:
     """The open-file-description lock of the file `path` names, held until `stack` closes:
     True (a writer has waited for the readers already reading), or False where the file
-    system has no such locks. `source`: see `_file_lock`.
+    system has no such locks. `source`, `deadline`, `ready`: see `_file_lock`.
 
     A copy swapped in while this waited (a repair's, a rebuild's: `_swap_in`, made under the
     lock) leaves the lock taken that of the file it replaced, which nobody reads or writes any
@@ -433,15 +562,15 @@ def _hold(stack: contextlib.ExitStack, path: Path, *, exclusive: bool,
             attempt.callback(os.close, fd)  # closing the descriptor releases the lock
             try:
                 if exclusive:
-                    turns.hold_for_writing(fd, str(said))
+                    turns.hold_for_writing(fd, str(said), deadline, ready)
                 else:
-                    turns.hold_for_reading(fd, str(said))
+                    turns.hold_for_reading(fd, str(said), deadline)
             except OSError:  # a file system without such locks (some NFS), or none answering
                 return False
             except turns.Busy as exc:
                 if exclusive:
                     raise StorageError(f"{exc}; nothing was written") from None
-                raise InputError(str(exc)) from None
+                raise _Busy(str(exc)) from None
             named = _locked_is_named(fd, path)
             if named:
                 stack.enter_context(attempt.pop_all())
@@ -488,20 +617,23 @@ def _locked_is_named(fd: int, path: Path) -> bool | None:
 
 def _shared_locks() -> bool:
     """Whether readers can share a file here (open-file-description locks); where not, the
-    lock that stands in is exclusive, for readers as for writers, and waited for without end."""
+    lock that stands in is exclusive, for readers as for writers (`_machine_turn`)."""
     return fcntl is not None and turns.available()
 
 
 @contextlib.contextmanager
 def _writers_lock(p: Path, *, repairing: bool = False, source: Path | None = None,
+                  deadline: float | None = None, ready: Callable[[], None] | None = None,
                   ) -> Iterator[bool]:
-    """`_file_lock` for a writer or a repair (`source`: see there; gives what it gives). A
+    """`_file_lock` for a writer or a repair (`source`, `deadline`, `ready`: see there;
+    gives what it gives). A
     file that cannot be opened for writing here and is another program's is refused as
     another program's first (`not_ours`), with why it cannot be written said beside it: a
     new file name is what its user needs, not the right to write it."""
     with contextlib.ExitStack() as stack:
         try:
-            held = stack.enter_context(_file_lock(p, exclusive=True, source=source))
+            held = stack.enter_context(_file_lock(p, exclusive=True, source=source,
+                                                  deadline=deadline, ready=ready))
         except _CannotOpen as exc:
             besides = f", and cannot be opened for writing here either ({exc.reason})"
             if not repairing:
@@ -530,12 +662,13 @@ def _machine_lock(path: Path) -> FileLock:
 
 
 @contextlib.contextmanager
-def _writers_turn(path: Path, *, source: Path | None = None) -> Iterator[None]:
-    """This process's writers' lock of `path` held, waited for `turns.TURN_WAIT_S` at most
-    (on `turns.CLOCK`), as a writer in another process is: StorageError when another thread's
+def _writers_turn(path: Path, *, source: Path | None = None,
+                  deadline: float) -> Iterator[None]:
+    """This process's writers' lock of `path` held, waited for until `deadline` at most (on
+    `turns.CLOCK`), as a writer in another process is: StorageError when another thread's
     write holds it longer (one stopped on a stalled disk), nothing written."""
     with _local_lock(path) as lock:
-        if not turns.wait_until(lambda: lock.acquire(blocking=False), turns.TURN_WAIT_S):
+        if not turns.wait_until(lambda: lock.acquire(blocking=False), turns.left(deadline)):
             raise StorageError(f"{turns.busy(str(source or path))}; nothing was written")
         try:
             yield
@@ -696,8 +829,19 @@ def _opened_for_reading(p: Path, began: list[turns.Stamp | None], *,
     views: list[MarkCleared] = []
 
     def open_file() -> h5py.File:
-        began.append(turns.stamp(p))
-        f, view = _open_for_reading(p, source)
+        stamps: list[turns.Stamp | None] = []
+
+        def open_it() -> tuple[h5py.File, MarkCleared | None]:
+            stamps[:] = [turns.stamp(p)]
+            return _open_for_reading(p, source)
+
+        # a refusal here (a damaged copy put over it since) is the file's, no read overlapped
+        try:
+            f, view = _opened_judged(lambda: _heaps_checked(p, source=source), open_it,
+                                     source=source)
+        except _ChangedAtOpen:  # a writer at work where no lock keeps it out: read again
+            raise WrittenMeanwhile(source) from None
+        began.extend(stamps)
         if view is not None:
             views.append(view)
         return f
@@ -925,8 +1069,15 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
         made, real, locked = _judged_and_held(held, p, create=create)
         try:
             _ready_for_writing(p, real, same_file=same_file, hold=repaired, locked=locked)
+            judged = judged_intact(real)  # as `_ready_for_writing` left it
             _reserve_room(real, room, source=p)
-            f = h5py.File(_open_for_writing(real, swmr=swmr, source=p))
+            if judged:  # room reserved past its end, its heaps untouched: not scanned again
+                written(real)
+            fid, _ = _opened_judged(  # the file as checked: not one put over it since
+                lambda: check_global_heaps(real, source=p, settled=locked),
+                lambda: (_open_for_writing(real, swmr=swmr, source=p), None), source=p,
+                writes=True)
+            f = h5py.File(fid)
         except BaseException:  # refused before it was opened: nothing of it is kept
             if made is not None:
                 _discard(made, real, unlocked, locked=locked)
@@ -960,17 +1111,27 @@ def _judged_and_held(stack: contextlib.ExitStack, p: Path, *,
     """`_held_for_writing`, the file's global heaps scanned before the lock is taken (read
     whole, seconds a gigabyte: another process's write, a scan's line, is not held up
     meanwhile). A file written by another process between the scan and the lock is let go
-    and scanned again, `_SCANS_BEFORE_LOCK` times at most; after that, `_ready_for_writing`
-    scans it under the lock."""
+    as soon as its writers' turn is held (before its readers are waited for: `_file_lock`'s
+    `ready`) and scanned again, `_SCANS_BEFORE_LOCK` times at most; after that,
+    `_ready_for_writing` scans it under the lock. The turn is waited for
+    `turns.TURN_WAIT_S` at most over all these rounds, as any wait for a writer at work."""
+    deadline = turns.turn_deadline()
     for _ in range(_SCANS_BEFORE_LOCK - 1):
         _scanned_before_lock(p)
-        with contextlib.ExitStack() as turn:
-            made, real, locked = _held_for_writing(turn, p, create=create)
-            if made is not None or judged_intact(real):
-                stack.enter_context(turn.pop_all())
-                return made, real, locked
+        with contextlib.suppress(_WrittenSinceScan):
+            return _held_for_writing(stack, p, create=create, deadline=deadline,
+                                     unwritten=True)
     _scanned_before_lock(p)
-    return _held_for_writing(stack, p, create=create)
+    return _held_for_writing(stack, p, create=create, deadline=deadline)
+
+
+class _WrittenSinceScan(Exception):
+    """The file was written by another process between its writer's scan and its turn."""
+
+
+def _unwritten_since_scan(real: Path) -> None:
+    if not judged_intact(real):
+        raise _WrittenSinceScan
 
 
 def _scanned_before_lock(p: Path) -> None:
@@ -1077,8 +1238,9 @@ def _close(f: h5py.File, p: Path, *, failed: bool) -> None:
         _log.warning("%s: the file of a failed write could not be closed: %s", p, exc)
 
 
-def _held_for_writing(stack: contextlib.ExitStack, p: Path, *,
-                      create: bool) -> tuple[_Made | None, Path, bool]:
+def _held_for_writing(stack: contextlib.ExitStack, p: Path, *, create: bool,
+                      deadline: float | None = None,
+                      unwritten: bool = False) -> tuple[_Made | None, Path, bool]:
     """The writers' lock of the file `p` names (`final_file`: locked and written, also where
     a link to it is re-pointed meanwhile) held until `stack` closes, the file made first
     where it is missing and `create`; the file this made (None: none), the one locked, and
@@ -1086,7 +1248,9 @@ def _held_for_writing(stack: contextlib.ExitStack, p: Path, *,
     for it (a new, empty one that another writer made and its failed write removed) is made
     again, or, not `create`, said missing: never written unlocked, nor an OS error's
     traceback. A file this made is removed again where the lock is refused
-    (`_discard_unless_held`)."""
+    (`_discard_unless_held`). `deadline`: see `_file_lock`. `unwritten`: `_WrittenSinceScan`
+    as soon as the writers' turn is held where the file (not one this made) is no longer in
+    a state judged intact (another process wrote it since it was scanned)."""
     for _ in range(_SWAPS_WAITED + 1):
         made = None
         if not p.exists():
@@ -1094,9 +1258,11 @@ def _held_for_writing(stack: contextlib.ExitStack, p: Path, *,
                 _check_exists(p)
             made = _create(p)
         real = final_file(p)
+        ready = functools.partial(_unwritten_since_scan, real) if unwritten and not made else None
         with contextlib.ExitStack() as attempt:
             try:
-                locked = attempt.enter_context(_writers_lock(real, source=p))
+                locked = attempt.enter_context(_writers_lock(real, source=p, deadline=deadline,
+                                                             ready=ready))
             except BaseException as exc:
                 if isinstance(exc, _CannotOpen) and not real.exists():
                     continue
@@ -1739,12 +1905,17 @@ def _locked_by_a_writer(p: Path) -> bool:
 
 def _open_for_repair(p: Path, cleared: Path, *, source: Path) -> h5py.File:
     """The file to rebuild from: itself (in SWMR mode when marked, which a writer killed in
-    SWMR mode allows), or else a copy with the mark cleared as `h5clear -s` would. `source`:
-    the file as the user named it, for what is said."""
+    SWMR mode allows), or else a copy with the mark cleared as `h5clear -s` would; either
+    opened in the state its heaps were judged intact in (`_opened_judged`: the copy's own,
+    which may be of a file put over the one checked before the lock). `source`: the file as
+    the user named it, for what is said."""
     if marked_open(p):
         _check_superblock(p, source)
     try:
-        return h5py.File(p, "r", swmr=marked_open(p))
+        f, _ = _opened_judged(lambda: check_global_heaps(p, source=source),
+                              lambda: (h5py.File(p, "r", swmr=marked_open(p)), None),
+                              source=source)
+        return f
     except OSError as exc:
         first = exc
     if marked_open(p):
@@ -1753,7 +1924,9 @@ def _open_for_repair(p: Path, cleared: Path, *, source: Path) -> h5py.File:
         shutil.copyfile(p, cleared)
         with contextlib.suppress(ValueError, OSError):
             clear_open_mark(cleared)
-            return h5py.File(cleared, "r")
+            f, _ = _opened_judged(lambda: check_global_heaps(cleared, source=source),
+                                  lambda: (h5py.File(cleared, "r"), None), source=source)
+            return f
     raise InputError(
         f"cannot be read back to repair it ({_reason(first)}); expected a session file "
         "that a stopped smm-daq process was writing",

@@ -138,6 +138,10 @@ class MarkCleared(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def descriptor(self) -> int:
+        """The descriptor of the file viewed (what state of it is read)."""
+        return self._fh.fileno()
+
     def seekable(self) -> bool:
         return True
 

@@ -227,26 +227,45 @@ def busy(source: str) -> Busy:
                 "free: try again once that write has finished")
 
 
-def hold_for_reading(fd: int, source: str) -> None:
+def turn_deadline() -> float:
+    """When a wait for a writer at work that begins now ends (`TURN_WAIT_S`, on `CLOCK`)."""
+    return CLOCK.now() + TURN_WAIT_S
+
+
+def left(deadline: float) -> float:
+    """What is left of a wait until `deadline` (on `CLOCK`); 0 once it has passed."""
+    return max(0.0, deadline - CLOCK.now())
+
+
+def hold_for_reading(fd: int, source: str, deadline: float | None = None) -> None:
     """Share the file with other readers until `fd` is closed, once no writer writes or
-    waits. Busy when a writer holds it longer than `TURN_WAIT_S`; OSError where the file
-    system has no such locks."""
-    if not _take(fd, fcntl.F_RDLCK, TURN, TURN_WAIT_S):  # type: ignore[union-attr]
+    waits. Busy when a writer holds it past `deadline` (`turn_deadline` where not given:
+    `TURN_WAIT_S` from now, for both bytes together); OSError where the file system has no
+    such locks."""
+    deadline = turn_deadline() if deadline is None else deadline
+    if not _take(fd, fcntl.F_RDLCK, TURN, left(deadline)):  # type: ignore[union-attr]
         raise busy(source)
     try:
-        if not _take(fd, fcntl.F_RDLCK, DATA, TURN_WAIT_S):  # type: ignore[union-attr]
+        if not _take(fd, fcntl.F_RDLCK, DATA, left(deadline)):  # type: ignore[union-attr]
             raise busy(source)
     finally:
         _attempt(fd, fcntl.F_UNLCK, TURN)  # type: ignore[union-attr]
 
 
-def hold_for_writing(fd: int, source: str) -> bool:
+def hold_for_writing(fd: int, source: str, deadline: float | None = None,
+                     ready: Callable[[], None] | None = None) -> bool:
     """Hold the file alone until `fd` (opened for writing) is closed: after any other writer,
     and after the readers already reading, waited for at most `WRITER_WAIT_S`. True when
     they had all finished, False when it writes under one. Busy when another writer holds it
-    longer than `TURN_WAIT_S`; OSError where the file system has no such locks."""
-    if not _take(fd, fcntl.F_WRLCK, TURN, TURN_WAIT_S):  # type: ignore[union-attr]
+    past `deadline` (`turn_deadline` where not given); OSError where the file system has no
+    such locks. `ready`, called once the writers' turn is held and before the readers are
+    waited for, may raise to let it go (the file is not the one its writer checked): a
+    write not made waits for no reader, nor says it writes under one."""
+    deadline = turn_deadline() if deadline is None else deadline
+    if not _take(fd, fcntl.F_WRLCK, TURN, left(deadline)):  # type: ignore[union-attr]
         raise busy(source)
+    if ready is not None:
+        ready()
     if _take(fd, fcntl.F_WRLCK, DATA, WRITER_WAIT_S):  # type: ignore[union-attr]
         return True
     _log.warning("%s: written while another process still reads it (it has held it for more "
