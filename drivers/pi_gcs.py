@@ -1324,9 +1324,13 @@ class PIGCSStage(Stage, FlyStage):
         braking = functools.cache(lambda: _braking_s(
             self.link, self._commands, self._controller_axes, self._parameters))
         self.found_before_stop = ""
-        ahead = self._error_query_ahead()
+        # the link held from the ERR? ahead to its reply: another thread's exchange between
+        # them (a window's call in flight) would read that reply for its own
+        with self.link._lock:
+            self._stop_once(ahead=self._error_query_ahead())
         for k in range(MAX_STOPS):
-            self._stop_once(ahead=ahead and k == 0)
+            if k:
+                self._stop_once()
             moving = _moving_once_braked(
                 self.clock,
                 lambda: _still_moving(self.link, self._commands, self._stop_command(),

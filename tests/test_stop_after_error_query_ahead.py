@@ -127,3 +127,45 @@ def test_an_error_query_ahead_whose_reply_is_lost_sends_the_stop_once_more() -> 
         assert after[1] == STOP_ALL, reached  # the stop reached the controller before its check
     finally:
         rig.close()
+
+
+def test_no_other_thread_reads_the_reply_to_the_error_query_ahead() -> None:
+    """A refused move leaves error 15 pending; the rig is made safe while another thread (a
+    window's call in flight, which its close makes safe under) still asks the stage. Between
+    the `ERR?` ahead of the stop and the read of its reply, that thread's exchange does not
+    come: it would read `15` for its own reply, and the stop's read would find none. So the
+    link is held from the `ERR?` ahead to its reply; the error is kept. Unfixed, the other
+    thread's position query took the `15` (and was asked again), and what the stage held
+    before the stop was said unknown."""
+    import threading
+
+    rig = open_rig(load_profile(PROFILE))
+    try:
+        stage: Any = rig.stage
+        link = stage.link
+        rig.backend.endpoint(rig.profile.stage.link.address).handle("MOV 9 0")
+        write = link.write
+        between: list[bool] = []
+
+        def another_thread_asks(command: str, **kw: Any) -> None:
+            write(command, **kw)
+            if command != "ERR?" or between:
+                return
+
+            def asks_if_free() -> None:
+                if link._lock.acquire(blocking=False):
+                    link._lock.release()
+                    between.append(True)
+                    stage.position()
+
+            other = threading.Thread(target=asks_if_free)
+            other.start()
+            other.join()
+
+        link.write = another_thread_asks
+        assert rig.make_safe() == []
+        assert stage.found_before_stop.startswith(
+            "the controller held error 15 (invalid axis identifier)"), stage.found_before_stop
+        assert not between
+    finally:
+        rig.close()
