@@ -1324,9 +1324,13 @@ class PIGCSStage(Stage, FlyStage):
         braking = functools.cache(lambda: _braking_s(
             self.link, self._commands, self._controller_axes, self._parameters))
         self.found_before_stop = ""
-        ahead = self._error_query_ahead()
+        # the link held from the ERR? ahead to its reply: another thread's exchange between
+        # them (a window's call in flight) would read that reply for its own
+        with self.link._lock:
+            self._stop_once(ahead=self._error_query_ahead())
         for k in range(MAX_STOPS):
-            self._stop_once(ahead=ahead and k == 0)
+            if k:
+                self._stop_once()
             moving = _moving_once_braked(
                 self.clock,
                 lambda: _still_moving(self.link, self._commands, self._stop_command(),
@@ -1353,30 +1357,40 @@ class PIGCSStage(Stage, FlyStage):
         try:
             self.link.write(ERROR_QUERY, once=True)
         except InstrumentError:
+            # one attempt that failed is not a controller lost: the stop keeps its retries
+            self.link.lost = False
             return False
         return True
 
-    def _read_error_ahead(self) -> None:
+    def _read_error_ahead(self) -> bool:
         """The reply to the `ERR?` written ahead of the stop, read after the stop went: an
         error other than a stop's kept in `found_before_stop` and logged; the reply lost,
-        that said unknown. The stop's own error is still unread (`GCSLink.stop_unread`)
-        until its check is read."""
+        that said unknown. Whether it was read: lost, the clear after it may have dropped
+        the stop too (a serial line's output flushed, a socket's new connection). Refused
+        unread (the stage's share ended), it is left to be dropped before the next exchange
+        (`GCSLink.reply_left_coming`). The stop's own error is still unread
+        (`GCSLink.stop_unread`) until its check is read."""
         try:
             code: int | None = self.link.reply(ERROR_QUERY, lambda r: parse_int(
                 r, what="integer GCS error code", within=ERROR_CODES))
         except ReplyUnknown:
             code = None
+        except InstrumentError:
+            self.link.reply_left_coming()
+            raise
         finally:
             self.link.stop_unread = True
         if code in STOPPED_CODES:
-            return
+            return True
         self.found_before_stop = _held_before(code)
         _LOG.warning("%s: %s", self.name, self.found_before_stop)
+        return code is not None
 
     def _stop_once(self, *, ahead: bool = False) -> None:
         """The stop sent and checked (`ERR?`: 0, or 10 for stopped by command); the check's
         reply lost, both once more; `ahead`: the reply to an `ERR?` written just before the
-        stop read first (`_read_error_ahead`); the stop not sent, that reply is left to be
+        stop read first (`_read_error_ahead`; that reply lost, the stop once more before its
+        check); the stop not sent, that reply is left to be
         dropped before the next exchange (`GCSLink.reply_left_coming`). A check that could
         not be made once the stop was sent (refused while the rest of a reply cut short is
         dropped, a drop that failed, its reply lost twice, the make-safe path's share ended)
@@ -1391,8 +1405,8 @@ class PIGCSStage(Stage, FlyStage):
                 self.link.reply_left_coming()
             raise
         try:
-            if ahead:
-                self._read_error_ahead()
+            if ahead and not self._read_error_ahead():
+                self.link.write(command)  # sent once more, as after its check's reply lost
             try:
                 self._check_error(command, allowed=(0, 10))
             except ReplyUnknown:

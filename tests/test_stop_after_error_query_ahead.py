@@ -1,0 +1,171 @@
+"""The `ERR?` the make-safe path writes ahead of a PI stage's stop (`PIGCSStage.stop`) costs the
+stop nothing: its failure leaves the stop its retries, its reply refused unread is dropped
+before the next exchange, and its reply lost sends the stop once more before its check. On
+the simulated rig's virtual clock; nothing sleeps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from drivers.pi_gcs import STOP_ALL
+from smm_daq.errors import InstrumentTimeout
+from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.rig import open_rig
+from smm_daq.instruments.safe_bound import stage_share_s
+
+PROFILE = Path(__file__).resolve().parents[1] / "configs" / "simulator-e727.toml"
+
+
+def test_an_error_query_ahead_not_taken_leaves_the_stop_its_retries() -> None:
+    """The `ERR?` ahead of the stop is not taken (its write times out), nor is the stop's
+    first write: the stop is tried again, as any command whose write timed out is, and
+    confirmed. Unfixed, the one failed `ERR?` took the link for lost, the stop had one
+    attempt, and the rig was said not safe with its stage left unstopped."""
+    rig = open_rig(load_profile(PROFILE))
+    try:
+        transport: Any = rig.stage.link.transport  # type: ignore[attr-defined]
+        sent: list[str] = []
+        write = transport.write
+
+        def two_writes_not_taken(message: str) -> None:
+            sent.append(message)
+            if len(sent) <= 2:
+                raise InstrumentTimeout("could not send within 1 s", instrument="stage")
+            write(message)
+
+        transport.write = two_writes_not_taken
+        assert rig.make_safe() == []
+        assert sent[:4] == ["ERR?", STOP_ALL, STOP_ALL, "ERR?"], sent
+    finally:
+        rig.close()
+
+
+def test_an_error_query_ahead_refused_unread_leaves_no_reply_behind() -> None:
+    """The stage's share of the path ends just as its stop is written, after the `ERR?`
+    ahead of it: the stop went, its reads are refused, and the reply to that `ERR?` is left
+    coming. It is dropped before the stage's next exchange: the window's Stop after it reads
+    its own check and finds nothing moving. Unfixed, that check read the reply to the `ERR?`
+    ahead, and every reply after it was one behind (`#5` read the check's `10` as axes
+    moving)."""
+    profile = load_profile(PROFILE)
+    rig = open_rig(profile)
+    try:
+        transport: Any = rig.stage.link.transport  # type: ignore[attr-defined]
+        write = transport.write
+        passed: list[bool] = []
+
+        def share_ends_with_the_stop(message: str) -> None:
+            write(message)
+            if message == STOP_ALL and not passed:
+                passed.append(True)
+                rig.clock.advance(stage_share_s(profile) + 1.0)
+
+        transport.write = share_ends_with_the_stop
+        rig.coils.set_field(np.array([0.0, 0.0, 50e-6]))
+        problems = rig.make_safe()
+        assert passed and len(problems) == 1 and "stop not confirmed" in problems[0], problems
+        exchanged: list[tuple[str, str]] = []
+        query = transport.query
+
+        def noted(message: str) -> str:
+            exchanged.append((message, reply := query(message)))
+            return reply
+
+        transport.query = noted
+        rig.stage.stop()  # the window's Stop
+        assert exchanged[:2] == [("ERR?", "10"), ("\x05", "0")], exchanged
+    finally:
+        rig.close()
+
+
+def test_an_error_query_ahead_whose_reply_is_lost_sends_the_stop_once_more() -> None:
+    """The reply to the `ERR?` ahead of the stop is lost (its read times out), and the clear
+    after it drops the stop not yet taken (a serial line's output flushed, a socket's new
+    connection): the stop is sent once more before its check, as after its check's reply
+    lost, and the controller is stopped by command. Unfixed, the check read 0 on a controller
+    the stop never reached, and the stop was taken as confirmed."""
+    rig = open_rig(load_profile(PROFILE))
+    try:
+        transport: Any = rig.stage.link.transport  # type: ignore[attr-defined]
+        write, read, clear = transport.write, transport.read, transport.clear
+        held: list[str] = []  # a stop written, not yet taken by the controller
+        reached: list[str] = []  # what the controller took
+        lost: list[bool] = []
+
+        def taken(message: str) -> None:
+            reached.append(message)
+            write(message)
+
+        def stop_held_once(message: str) -> None:
+            if message == STOP_ALL and not lost:
+                held.append(message)
+                return
+            for stop in held:
+                taken(stop)
+            held.clear()
+            taken(message)
+
+        def first_read_after_the_stop_lost() -> str:
+            if held and not lost:
+                lost.append(True)
+                raise InstrumentTimeout("no reply within 1 s", instrument="stage")
+            return read()
+
+        def dropping_what_is_held() -> None:
+            held.clear()
+            clear()
+
+        transport.write = stop_held_once
+        transport.read = first_read_after_the_stop_lost
+        transport.clear = dropping_what_is_held
+        assert rig.make_safe() == []
+        assert lost, reached
+        after = reached[reached.index("ERR?"):]
+        assert after[1] == STOP_ALL, reached  # the stop reached the controller before its check
+    finally:
+        rig.close()
+
+
+def test_no_other_thread_reads_the_reply_to_the_error_query_ahead() -> None:
+    """A refused move leaves error 15 pending; the rig is made safe while another thread (a
+    window's call in flight, which its close makes safe under) still asks the stage. Between
+    the `ERR?` ahead of the stop and the read of its reply, that thread's exchange does not
+    come: it would read `15` for its own reply, and the stop's read would find none. So the
+    link is held from the `ERR?` ahead to its reply; the error is kept. Unfixed, the other
+    thread's position query took the `15` (and was asked again), and what the stage held
+    before the stop was said unknown."""
+    import threading
+
+    rig = open_rig(load_profile(PROFILE))
+    try:
+        stage: Any = rig.stage
+        link = stage.link
+        rig.backend.endpoint(rig.profile.stage.link.address).handle("MOV 9 0")
+        write = link.write
+        between: list[bool] = []
+
+        def another_thread_asks(command: str, **kw: Any) -> None:
+            write(command, **kw)
+            if command != "ERR?" or between:
+                return
+
+            def asks_if_free() -> None:
+                if link._lock.acquire(blocking=False):
+                    link._lock.release()
+                    between.append(True)
+                    stage.position()
+
+            other = threading.Thread(target=asks_if_free)
+            other.start()
+            other.join()
+
+        link.write = another_thread_asks
+        assert rig.make_safe() == []
+        assert stage.found_before_stop.startswith(
+            "the controller held error 15 (invalid axis identifier)"), stage.found_before_stop
+        assert not between
+    finally:
+        rig.close()
