@@ -68,3 +68,31 @@ def test_a_file_serve_sim_did_not_write_is_not_written_over(
         captured = capsys.readouterr()
         assert code == 2 and said in captured.err and "serving" not in captured.out
         assert target.read_bytes() == before
+
+
+def test_the_profile_of_a_serve_sim_still_serving_is_not_written_over(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second serve-sim given the first's --profile-out would point the commands of whoever
+    uses that file at its own instruments, or at none once it stopped: refused."""
+    written = tmp_path / "served.toml"
+    out, stop = Lines(), threading.Event()
+    thread = threading.Thread(target=serve, args=(str(PROFILE),), kwargs={
+        "time_scale": 100.0, "duration": None, "out": out, "stop": stop,
+        "profile_out": str(written)})
+    thread.start()
+    try:
+        next_line = lambda: out.lines.get(timeout=30)  # noqa: E731
+        resources = read_resources(next_line)
+        next_line()  # the profile's line: written
+        before = written.read_bytes()
+        code = main(["serve-sim", "--duration-s", "0.1", "--profile-out", str(written)])
+        err = capsys.readouterr().err
+        assert code == 2 and f"still served (something answers at {resources['lockin']}" in err
+        assert written.read_bytes() == before
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    # once that serve-sim stopped, its file is written again
+    assert main(["serve-sim", "--duration-s", "0.1", "--profile-out", str(written)]) == 0
+    assert f"profile   {written}" in capsys.readouterr().out

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -71,6 +72,28 @@ def check_profile_out(out: Path, profile: Profile) -> None:
             raise InputError(f"--profile-out is {out}, which exists and was not written by "
                              "serve-sim; expected a new file or one serve-sim wrote (it is "
                              "written over)")
+        served = _still_served(out)
+        if served:
+            raise InputError(f"--profile-out is {out}, whose instruments are still served "
+                             f"(something answers at {served}: another serve-sim?); expected a "
+                             "file of a serve-sim that has stopped, or another file")
+
+
+def _still_served(path: Path) -> str:
+    """The lock-in resource of the profile serve-sim wrote at `path` where something still
+    listens there (on loopback: answered or refused at once), else ""."""
+    try:
+        resource = load_profile(path).lockin.link.address
+    except InputError:
+        return ""  # unreadable now: nothing it names is relied on
+    match = re.fullmatch(r"TCPIP0::127\.0\.0\.1::(\d+)::SOCKET", resource)
+    if match is None:
+        return ""
+    try:
+        with socket.create_connection(("127.0.0.1", int(match.group(1))), timeout=1.0):
+            return resource
+    except OSError:
+        return ""
 
 
 def write_served_profile(out: Path, profile: Profile, resources: Mapping[str, str]) -> None:
