@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write the served instruments as a profile of real ones (the profile's text, "
              "each address the TCP resource its emulator is served at, rig.simulated = false, "
              "no [simulation]) for `smm-daq check/scan/run/resume/safe/gui --profile FILE`; "
-             "written over only where serve-sim wrote it",
+             "written over only where serve-sim wrote it and no longer serves it",
     )
     serve.set_defaults(func=run_serve_sim)
 
