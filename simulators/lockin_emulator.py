@@ -130,13 +130,13 @@ def decade_values(mantissas: Sequence[float], first: int, count: int) -> tuple[f
 
 
 def wrap_phase(degrees: float) -> float:
-    """Into (−180, 180]."""
+    """Into (−180, 180]; never −0.0 (fmod(−360, 360)), which PHAS? would answer as "-0"."""
     wrapped = math.fmod(degrees, 360.0)
     if wrapped > 180.0:
         wrapped -= 360.0
     elif wrapped <= -180.0:
         wrapped += 360.0
-    return wrapped
+    return wrapped + 0.0
 
 
 def ieee_block(data: bytes) -> BinaryReply:

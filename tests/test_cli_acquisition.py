@@ -449,6 +449,45 @@ def test_time_scale_with_real_instruments_is_refused_before_connecting(tmp_path,
     assert not (tmp_path / "s.h5").exists()
 
 
+def test_time_scale_with_real_instruments_is_the_only_thing_said(tmp_path, capsys, monkeypatch,
+                                                                 repo):
+    """A scan, a recipe or a resume on real instruments given --time-scale is refused before
+    it announces itself: no plan with its duration, no "resuming", which read as if the scan
+    had begun (the profile, a recipe's or one stored with a scan, is what tells)."""
+    from smm_daq.instruments import rig
+
+    lab = str(repo / "configs" / "example-lab.toml")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE)
+    path = tmp_path / "s.h5"
+    main([*SCAN, "--out", str(path)])
+    capsys.readouterr()
+    with h5py.File(path, "a") as f:  # as a killed scan on real instruments left it
+        f["s1/status"][()] = "interrupted"
+        f["s1/data/line_done"][-1] = False
+        for name in ("profile", "profile_fingerprint"):
+            text = f[f"s1/{name}"][()].decode()
+            text = text.replace("simulated = true", "simulated = false").split("[simulation]")[0]
+            del f[f"s1/{name}"]
+            f["s1"].create_dataset(name, data=text.replace('"simulated": true',
+                                                           '"simulated": false'))
+
+    def never(*_, **__):
+        raise AssertionError("the rig was connected")
+
+    monkeypatch.setattr(rig, "open_rig", never)
+    refused = "smm-daq: error: --time-scale applies to simulated profiles"
+    for argv in ([*SCAN[:-1], "s2", "--out", str(tmp_path / "n.h5"), "--profile", lab],
+                 ["run", str(recipe), "--out", str(tmp_path / "n.h5"), "--profile", lab,
+                  "--yes"],
+                 ["resume", str(path), "--entry", "s1"]):
+        code, out, err = _run(capsys, [*argv, "--time-scale", "10"])
+        said = [line for line in err.splitlines() if "warning" not in line]
+        assert code == 2 and len(said) == 1 and said[0].startswith(refused), err
+        assert out == ""
+    assert not (tmp_path / "n.h5").exists()
+
+
 def test_scan_and_run_warn_when_the_coil_calibration_file_is_missing(tmp_path, capsys):
     """A misspelt rig.calibration_file leaves the nominal coil matrix and ambient field in
     use: a "zero-field" scan would be taken in what they miss. `check` says so; a scan and a

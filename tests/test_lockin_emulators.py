@@ -65,6 +65,18 @@ def test_phase_rotates_x_and_y(model: str, phase: float) -> None:
 
 
 @pytest.mark.parametrize("model", ["sr830", "sr860"])
+@pytest.mark.parametrize("phase", ["-360", "-0", "360", "-720"])
+def test_a_phase_wrapped_to_zero_reads_0_not_minus_0(model: str, phase: str) -> None:
+    """The instrument never answers "-0": PHAS -360 (in both manuals' range) wraps to 0."""
+    emulator, _ = settled(model)
+    if model == "sr830" and phase == "-720":
+        phase = "720"  # the SR830 takes -360 to 729.99
+    emulator.handle(f"PHAS {phase}")
+    assert emulator.handle("PHAS?") == "0"
+    assert emulator.handle("*ESR?") == "0"
+
+
+@pytest.mark.parametrize("model", ["sr830", "sr860"])
 def test_a_harmonic_other_than_the_first_sees_no_signal(model: str) -> None:
     emulator, _ = settled(model, "HARM 3")
     assert emulator.outputs()["R"] == pytest.approx(0.0, abs=1e-12)

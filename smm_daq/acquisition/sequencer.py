@@ -591,6 +591,10 @@ class Sequencer(FlyScan):
                                                          rig.clock.now())
                 self._points_done += 1
                 self._run_points += 1
+                if self._run_points == 1:
+                    # the run's first point came from wherever the stage was (down from its
+                    # reference to the scan height, seconds): no rate for the points after it
+                    self._run_start, self._run_points = rig.clock.now(), 0
                 self._emit("point", line=iy, index=(iy, int(ix)), bz=b)
             self._check_field_held()
             self._check_lockin_held()

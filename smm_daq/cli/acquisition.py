@@ -318,6 +318,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
         fly = FlySettings(pixel_time=args.pixel_time_s, oversample=args.oversample,
                           baselines=args.line_baselines, trigger=args.fly_trigger)
     profile = load_profile(args.profile)
+    # refused before the plan is said: nothing is started for real instruments
+    time_scale_option(args.time_scale, simulated=profile.simulated)
     # without --height-um the height is the profile's: a refusal of it names the profile key
     height = ({} if args.height_um is not None else
               {"height": f"{profile.path}: sensor.height_um (no --height-um given)"})
@@ -398,6 +400,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     time_scale_option(args.time_scale)
     recipe = load_recipe(args.recipe)
     profile, said = run_profile(recipe, args.recipe, args.profile)
+    time_scale_option(args.time_scale, simulated=profile.simulated)  # before the recipe is said
     interactive = sys.stdin is not None and sys.stdin.isatty()
     checked = check_recipe(recipe, profile, args.out, can_prompt=args.yes or interactive,
                            continuing=args.continue_recipe)
@@ -453,6 +456,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     session_file("FILE.h5", args.file)  # and writable: the rest of the scan goes into it
     profile = (load_profile(args.profile) if args.profile is not None
                else _stored_profile(entry, args.file, args.entry))
+    time_scale_option(args.time_scale, simulated=profile.simulated)  # before "resuming" is said
     hint = ("leave --profile out to use the profile stored with the scan, or give --profile "
             "with the one it was started with")
     check_resume(args.file, args.entry, profile, hint=hint)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
 from smm_daq.cli.args import MAX_SERVE_S, positive, within
 from smm_daq.cli.args import time_scale as check_time_scale
+from smm_daq.cli.served_profile import check_profile_out, write_served_profile
 from smm_daq.errors import InputError, InstrumentError
 from smm_daq.instruments.interfaces import Instrument
 from smm_daq.instruments.profile import DEFAULT_PROFILE, Profile, load_profile
@@ -53,6 +55,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     serve.add_argument(
         "--duration-s", type=float, default=None, help="stop after this many real seconds"
+    )
+    serve.add_argument(
+        "--profile-out", metavar="FILE", default=None,
+        help="write the served instruments as a profile of real ones (the profile's text, "
+             "each address the TCP resource its emulator is served at, rig.simulated = false, "
+             "no [simulation]) for `smm-daq check/scan/run/resume/safe/gui --profile FILE`; "
+             "written over only where serve-sim wrote it and no longer serves it",
     )
     serve.set_defaults(func=run_serve_sim)
 
@@ -161,13 +170,17 @@ def serve(
     duration: float | None,
     out: TextIO,
     stop: threading.Event | None = None,
+    profile_out: str | None = None,
 ) -> None:
-    """Serve the profile's simulated instruments until `stop` is set or `duration` (s) ends."""
+    """Serve the profile's simulated instruments until `stop` is set or `duration` (s) ends;
+    with `profile_out`, write them there as a profile of real instruments first."""
     check_time_scale(time_scale, zero_allowed=False)
     if duration is not None:
         positive("--duration-s", duration)
         within("--duration-s", duration, 0.0, MAX_SERVE_S, " s")
     profile = load_profile(profile_path)
+    if profile_out is not None:
+        check_profile_out(Path(profile_out), profile)
     backend = simulator_class(profile).serving(profile, time_scale=time_scale)
     server = backend.serve_tcp()
     try:
@@ -175,6 +188,10 @@ def serve(
         resources = server.resources()
         for role, address in backend.addresses().items():
             print(f"{role:9s} {resources[address]}  (profile address {address})", file=out)
+        if profile_out is not None:
+            write_served_profile(Path(profile_out), profile, resources)
+            print(f"profile   {profile_out}  (these instruments as real ones: --profile "
+                  f"{profile_out})", file=out)
         out.flush()
         (stop or threading.Event()).wait(duration)
     finally:
@@ -183,7 +200,8 @@ def serve(
 
 def run_serve_sim(args: argparse.Namespace) -> int:
     try:
-        serve(args.profile, time_scale=args.time_scale, duration=args.duration_s, out=sys.stdout)
+        serve(args.profile, time_scale=args.time_scale, duration=args.duration_s, out=sys.stdout,
+              profile_out=args.profile_out)
     except KeyboardInterrupt:
         print("stopped", file=sys.stdout)
     return 0

@@ -1,0 +1,23 @@
+"""The time left that a scan's events give (`ScanEvent.eta_s`: the command line's ETA, the
+window's "about ... left") is the scan's own pace from its first points on, not that of the
+stage's way down to the scan height, which the run's first point includes."""
+
+from __future__ import annotations
+
+from smm_daq.acquisition.session import Session
+
+
+def test_the_time_left_is_near_the_time_the_scan_then_takes(tmp_path) -> None:
+    events = []
+    session = Session.open(str(tmp_path / "s.h5"), None, time_scale=0)
+    try:  # the simulator's stage, referenced at connect, starts 4.9 mm above the scan height
+        session.scan("s", center_um=(12500, 12500), size_um=(300, 300), step_um=50,
+                     on_event=events.append)
+    finally:
+        session.close()
+    end = events[-1].time
+    points = [e for e in events if e.kind == "point"]
+    assert points[0].time - events[0].time > 5 * (points[2].time - points[1].time)  # the way down
+    for e in points[1:]:
+        left = end - e.time
+        assert abs(e.eta_s - left) <= 0.25 * left + 0.5, (e.index, e.eta_s, left)
