@@ -595,7 +595,10 @@ def _connected_stop(settings: Any, cls: Any, clock: Clock, open_transport: Any,
                     stop_failed: SmmError | None) -> SafeState:
     """`_safe_stage` after its first stop (`stopped`, or how it failed: `stop_failed`;
     neither where the driver has no `stop_alone`): the stage connected, stopped again and
-    its position read."""
+    its position read. What the connected stop found unknown only because its #24 may have
+    been acted on ahead of the `ERR?` before it (`found_overtaken`) is said only where no
+    first stop read what the controller held (its `ERR?` and `STP` are parsed in order, and
+    the connect's checks read every error since)."""
     try:
         stage = cls.from_profile(settings, clock=clock,  # type: ignore[attr-defined]
                                  open_transport=open_transport)
@@ -608,19 +611,26 @@ def _connected_stop(settings: Any, cls: Any, clock: Clock, open_transport: Any,
                                              f"connected: {exc}")
         return SafeState("stage", False, f"{where} could not be reached: {exc}")
     closes.callback(_closed_quietly, stage.close)
+    read_first = stopped is not None  # what the controller held was read before
+
+    def found_by_stage() -> str:
+        if read_first and getattr(stage, "found_overtaken", False):
+            return ""
+        return _found(stage)
+
     try:
         stage.stop()
     except loss_budget.DeadlineReached as exc:
         # the stage's share ended: the stop refused unsent, or sent and its check refused
         # (`stop_sent`); a first stop that went holds either way
         if stopped is None:
-            return SafeState("stage", False, f"{_not_stopped(exc)}: {exc}{_found(stage)}")
+            return SafeState("stage", False, f"{_not_stopped(exc)}: {exc}{found_by_stage()}")
         return SafeState("stage", True, f"{stopped.done}; position not read: {exc}"
-                                        f"{_found(stopped)}{_found(stage)}")
+                                        f"{_found(stopped)}{found_by_stage()}")
     except SmmError as exc:
-        return SafeState("stage", False, f"{_not_stopped(exc)}: {exc}{_found(stage)}")
+        return SafeState("stage", False, f"{_not_stopped(exc)}: {exc}{found_by_stage()}")
     first = f" (the first stop said: {stop_failed})" if stop_failed is not None else ""
-    found = f"{_found(stopped)}{_found(stage)}"
+    found = f"{_found(stopped)}{found_by_stage()}"
     try:
         position = np.asarray(stage.position(), dtype=float) * 1e6
     except SmmError as exc:  # the stop was confirmed: only where it stopped is unknown
