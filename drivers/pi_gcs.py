@@ -1421,20 +1421,29 @@ class PIGCSStage(Stage, FlyStage):
         """The stop sent and checked (`ERR?`: 0, or 10 for stopped by command); the check's
         reply lost, both once more; `ahead`: the reply to an `ERR?` written just before the
         stop read first (`_read_error_ahead`; that reply lost, the stop once more before its
-        check); the stop not sent, that reply is left to be
-        dropped before the next exchange (`GCSLink.reply_left_coming`). A check
+        check), but where the stop's write was tried again: the clear after its failed
+        attempt dropped that reply (or the `ERR?` unparsed), so it is not waited for (a
+        timeout), and what was pending is said unknown; the stop not sent, that reply is
+        left to be dropped before the next exchange (`GCSLink.reply_left_coming`). A check
         that could not be made once the stop was sent (refused while the rest of a reply cut
         short is dropped, a drop that failed, its reply lost twice, the make-safe path's share
         ended) says what is true: the stop was sent, not confirmed; its error keeps its kind
         (`StillDropping`: a scan's worker waits for the drop and stops again), not a stop
         refused unsent."""
         command = STOP_ALL if self._stop_command() == "#24" else "STP"
+        failures = self.link.failures
         try:
             self.link.write(command)
         except InstrumentError:
             if ahead:
                 self.link.reply_left_coming()
             raise
+        if ahead and self.link.failures != failures:  # cleared between its attempts
+            self.link.stop_unread = True
+            self._found("whether the controller held an error from before the stop is "
+                        "unknown (the reply to the ERR? sent ahead of it was dropped with "
+                        "the stop's first attempt, which failed)")
+            ahead = False
         try:
             if ahead and not self._read_error_ahead(command):
                 self.link.write(command)  # sent once more, as after its check's reply lost
