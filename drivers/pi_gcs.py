@@ -21,8 +21,11 @@ followed by `ERR?`; a non-zero code raises `InstrumentError` with PI's code and 
 A stop whose `ERR?` was not read (its check given up on the make-safe path) leaves its error
 (10) pending: it is read before the next set command, lest that command's check take it for
 its own. On the make-safe path the stop has `ERR?` written just ahead of it, its reply read
-after it, so that an error pending before the stop is kept, not replaced unread by the stop's
-own (`PIGCSStage.stop`).
+after it, so that an error pending before the stop is read, not replaced unread by the stop's
+own (`PIGCSStage.stop`); but PI's single-character commands (#24, #5, #7) are processed on
+arrival, ahead of a line command not yet parsed: after a #24 that `ERR?` may read the stop's
+own 10, and what was pending before is then unknown, and said so. `STP`, a line command, is
+parsed in order.
 Queries for several axes answer one `axis=value` line per axis, and every line but the last
 ends with a space before the line feed: the driver reads on until a line without it.
 """
@@ -732,6 +735,9 @@ class PIGCSStage(Stage, FlyStage):
         # what the last `stop` found pending before its first stop ("" nothing, or no
         # `ERR?` could go ahead of it): an error its stop's own would have replaced unread
         self.found_before_stop = ""
+        # whether what it found is unknown only because its `ERR?` read the 10 of a #24 that
+        # may have been acted on ahead of it (`_read_error_ahead`): said where it matters
+        self.found_overtaken = False
         try:
             self._limits = self._connect(np.asarray(travel, dtype=float), velocity)
         except BaseException:  # Ctrl-C or a signal too: a reference move must not run on
@@ -1311,7 +1317,10 @@ class PIGCSStage(Stage, FlyStage):
         after it (the stop waits for no reply), unless the rest of a reply cut short is still
         to be dropped (the stop goes amid it at once) or the `ERR?` is refused or not taken;
         what it read is kept in `found_before_stop` and logged, apart from the stop's own
-        outcome. Its time is the stage's, within its share of the path.
+        outcome. A #24 is processed on arrival, ahead of that `ERR?` if the controller has
+        not parsed it yet: its reading 10 then leaves what was pending unknown (the stop's own
+        10 may have replaced it), said so (`found_overtaken`), not taken for none; `STP` is
+        parsed after it, in order. Its time is the stage's, within its share of the path.
 
         Then, where the controller can tell (`#5`, `WGO?`), it is asked whether any axis or
         wave generator still moves: a move or wave start sent just before the stop may be
@@ -1323,7 +1332,7 @@ class PIGCSStage(Stage, FlyStage):
         moving = ""
         braking = functools.cache(lambda: _braking_s(
             self.link, self._commands, self._controller_axes, self._parameters))
-        self.found_before_stop = ""
+        self.found_before_stop, self.found_overtaken = "", False
         # the link held from the ERR? ahead to its reply: another thread's exchange between
         # them (a window's call in flight) would read that reply for its own
         with self.link._lock:
@@ -1362,12 +1371,14 @@ class PIGCSStage(Stage, FlyStage):
             return False
         return True
 
-    def _read_error_ahead(self) -> bool:
-        """The reply to the `ERR?` written ahead of the stop, read after the stop went: an
-        error other than a stop's kept in `found_before_stop` and logged; the reply lost,
-        that said unknown. Whether it was read: lost, the clear after it may have dropped
-        the stop too (a serial line's output flushed, a socket's new connection). Refused
-        unread (the stage's share ended), it is left to be dropped before the next exchange
+    def _read_error_ahead(self, command: str) -> bool:
+        """The reply to the `ERR?` written ahead of the stop `command`, read after the stop
+        went: an error other than a stop's kept in `found_before_stop` and logged; the reply
+        lost, that said unknown; 10 after a #24, which the controller may have acted on
+        before it parsed the `ERR?`, what was pending said unknown (`_overtaken`). Whether
+        it was read: lost, the clear after it may have dropped the stop too (a serial line's
+        output flushed, a socket's new connection). Refused unread (the stage's share
+        ended), it is left to be dropped before the next exchange
         (`GCSLink.reply_left_coming`). The stop's own error is still unread
         (`GCSLink.stop_unread`) until its check is read."""
         try:
@@ -1380,32 +1391,61 @@ class PIGCSStage(Stage, FlyStage):
             raise
         finally:
             self.link.stop_unread = True
+        if code == STOPPED_CODES[1] and command == STOP_ALL:
+            self._overtaken()
+            return True
         if code in STOPPED_CODES:
             return True
-        self.found_before_stop = _held_before(code)
-        _LOG.warning("%s: %s", self.name, self.found_before_stop)
+        self._found(_held_before(code))
         return code is not None
+
+    def _overtaken(self) -> None:
+        """The `ERR?` ahead of a #24 read 10: the controller acts on a single-character
+        command as it arrives, ahead of a line command not yet parsed, so the 10 may be the
+        stop's own, which replaced what was pending unread. Logged at INFO: on a controller
+        that parses slower than the next byte comes, it is every make-safe stop's."""
+        self.found_overtaken = True
+        self.found_before_stop = (
+            "whether the controller held an error from before the stop is unknown (the ERR? "
+            "sent ahead of it read 10: the stop's own error 10 may have replaced it, #24 "
+            "being acted on as it arrives, ahead of that ERR?)")
+        _LOG.info("%s: %s", self.name, self.found_before_stop)
+
+    def _found(self, found: str) -> None:
+        """`found` (what the `ERR?` ahead of the stop told of the error held before it),
+        kept in `found_before_stop` and logged."""
+        self.found_before_stop = found
+        _LOG.warning("%s: %s", self.name, found)
 
     def _stop_once(self, *, ahead: bool = False) -> None:
         """The stop sent and checked (`ERR?`: 0, or 10 for stopped by command); the check's
         reply lost, both once more; `ahead`: the reply to an `ERR?` written just before the
         stop read first (`_read_error_ahead`; that reply lost, the stop once more before its
-        check); the stop not sent, that reply is left to be
-        dropped before the next exchange (`GCSLink.reply_left_coming`). A check that could
-        not be made once the stop was sent (refused while the rest of a reply cut short is
-        dropped, a drop that failed, its reply lost twice, the make-safe path's share ended)
-        says what is true: the stop was sent, not confirmed; its error keeps its kind
+        check), but where the stop's write was tried again: the clear after its failed
+        attempt dropped that reply (or the `ERR?` unparsed), so it is not waited for (a
+        timeout), and what was pending is said unknown; the stop not sent, that reply is
+        left to be dropped before the next exchange (`GCSLink.reply_left_coming`). A check
+        that could not be made once the stop was sent (refused while the rest of a reply cut
+        short is dropped, a drop that failed, its reply lost twice, the make-safe path's share
+        ended) says what is true: the stop was sent, not confirmed; its error keeps its kind
         (`StillDropping`: a scan's worker waits for the drop and stops again), not a stop
         refused unsent."""
         command = STOP_ALL if self._stop_command() == "#24" else "STP"
+        failures = self.link.failures
         try:
             self.link.write(command)
         except InstrumentError:
             if ahead:
                 self.link.reply_left_coming()
             raise
+        if ahead and self.link.failures != failures:  # cleared between its attempts
+            self.link.stop_unread = True
+            self._found("whether the controller held an error from before the stop is "
+                        "unknown (the reply to the ERR? sent ahead of it was dropped with "
+                        "the stop's first attempt, which failed)")
+            ahead = False
         try:
-            if ahead and not self._read_error_ahead():
+            if ahead and not self._read_error_ahead(command):
                 self.link.write(command)  # sent once more, as after its check's reply lost
             try:
                 self._check_error(command, allowed=(0, 10))

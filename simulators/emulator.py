@@ -28,7 +28,9 @@ class Emulator(ABC):
 
     name: str = "emulator"
     # Byte values the instrument acts on at once, wherever they arrive, without a terminator
-    # (PI's single-byte commands: chr(5) asks which axes move, chr(24) stops everything).
+    # (PI's single-byte commands: chr(5) asks which axes move, chr(24) stops everything),
+    # ahead of a line that arrived before them but is not yet parsed: PI's manuals say
+    # single-character commands are processed immediately on arrival, line commands queued.
     immediate_bytes: frozenset[int] = frozenset()
 
     @abstractmethod
@@ -69,6 +71,13 @@ class EmulatorTransport:
     when a clock is given, as the real link would have waited. With a clock, `latency` s pass
     before each message reaches the instrument and each reply takes its length over
     `bytes_per_s` to come back (0: instant), as on a real bus.
+
+    An emulator with `immediate_bytes` parses the last query written (a line whose first word
+    ends in '?') only when the instrument gets to it: as its reply is read, as another line
+    or a clear follows, or once the clock has moved since it arrived. One of those bytes
+    written right behind it, no time between, is acted on first (`ERR?` then `#24`: the stop
+    comes first, and `ERR?` reads its 10). A set command is parsed as it arrives, its effect
+    timed then (a move one of those bytes overtook would start late on the clock).
     """
 
     def __init__(
@@ -88,6 +97,8 @@ class EmulatorTransport:
         self.clock = clock
         self.faults = faults or Faults()
         self._replies: deque[str] = deque()
+        # the query that reached an emulator with `immediate_bytes`, not yet parsed, and when
+        self._unparsed: tuple[str, float] | None = None
         self._lock = threading.RLock()
         self._closed = False
 
@@ -103,15 +114,34 @@ class EmulatorTransport:
             if self.clock is not None and self.latency > 0:
                 self.clock.sleep(self.latency)
             if len(message) == 1 and ord(message) in self.emulator.immediate_bytes:
-                reply = self.emulator.handle_byte(ord(message))
+                if self._unparsed is not None and self._now() > self._unparsed[1]:
+                    self._parse()  # the instrument got to it before the byte came
+                self._answer(self.emulator.handle_byte(ord(message)))
+                return
+            self._parse()
+            words = message.split()
+            if self.emulator.immediate_bytes and words and words[0].endswith("?"):
+                self._unparsed = (message, self._now())
             else:
-                reply = self.emulator.handle(message.strip())
-            if reply is not None:
-                self._replies.append(reply)
+                self._answer(self.emulator.handle(message.strip()))
+
+    def _now(self) -> float:
+        return self.clock.now() if self.clock is not None else 0.0
+
+    def _parse(self) -> None:
+        """The line that reached the instrument unparsed (if one did) parsed now."""
+        if self._unparsed is not None:
+            message, self._unparsed = self._unparsed[0], None
+            self._answer(self.emulator.handle(message.strip()))
+
+    def _answer(self, reply: str | None) -> None:
+        if reply is not None:
+            self._replies.append(reply)
 
     def read(self) -> str:
         with self._lock:
             self._check()
+            self._parse()
             if self._replies and self.faults.timeouts > 0:
                 self.faults.timeouts -= 1
                 self._replies.popleft()
@@ -141,6 +171,7 @@ class EmulatorTransport:
     def clear(self) -> None:
         with self._lock:
             self._check()
+            self._parse()  # it reached the instrument: parsed, its reply dropped
             self._replies.clear()
             self.emulator.device_clear()
 

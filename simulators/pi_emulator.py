@@ -15,7 +15,9 @@ that `ERR?` returns (and clears); only the last error is kept. A query for sever
 one line each, every line but the last ending in a space before the line feed. An unknown
 command gets no reply (and error 2). The single-byte commands #4 (status), #5 (moving axes),
 #7 (ready: 0xB1, busy: 0xB0), #8 (macro running), #9 (wave generator running) and #24 (stop
-all) arrive without a line feed and are answered at once (`handle_byte`). Replies are text in
+all) arrive without a line feed and are answered at once (`handle_byte`), ahead of a line the
+controller has not parsed yet (the transports keep that order: `EmulatorTransport`,
+`simulators.tcp_server`). Replies are text in
 the controller's 8-bit code page ("µm" is 0xB5 0x6D on the wire).
 """
 

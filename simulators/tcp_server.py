@@ -5,8 +5,9 @@ what VISA calls a `TCPIP0::127.0.0.1::<port>::SOCKET` resource. Every connection
 own thread; a reply goes back LF-terminated (a multi-line GCS reply keeps its inner LFs; an
 SR830 told to answer on RS-232 ends its replies with CR, as the real one does).
 The stream is read byte by byte: an emulator's `immediate_bytes` (PI's single-byte commands,
-sent without a line feed) are answered the moment they arrive, even inside a line. Text goes
-both ways in the instruments' 8-bit code page (latin-1), not UTF-8.
+sent without a line feed) are answered the moment they arrive, even inside a line, and ahead
+of the lines that arrived with them (`ERR?` and `#24` in one segment: the stop comes first).
+Text goes both ways in the instruments' 8-bit code page (latin-1), not UTF-8.
 `close()` shuts every listener and connection and joins their threads. Fault injection
 (`simulators.emulator.Faults`) belongs to the in-process transports; a TCP client sees the
 emulators as they are.
@@ -81,8 +82,10 @@ class _Handler(socketserver.BaseRequestHandler):
             super().finish()
 
     def handle(self) -> None:
-        """Read bytes as they come: an immediate byte is answered at once, wherever it falls;
-        every other byte gathers into a line, handled at its LF. Once a reply could not be
+        """Read bytes as they come: an immediate byte is answered at once, wherever it falls,
+        ahead of the lines that came with it (PI: single-character commands are processed
+        on arrival, line commands queued); every other byte gathers into a line, handled at
+        its LF once the bytes that came with it are. Once a reply could not be
         sent (the client gone), what still came is acted on as a real instrument does (an
         `OUTP OFF` after a query whose reply was lost), answered no more."""
         emulator = self.server.emulator
@@ -96,17 +99,19 @@ class _Handler(socketserver.BaseRequestHandler):
                 return
             if not chunk:
                 return
+            messages: list[str] = []  # the lines this chunk ends, parsed after its bytes
             for byte in chunk:
                 if byte in emulator.immediate_bytes:
                     reply = emulator.handle_byte(byte)
+                    if reply is not None and sending:
+                        sending = self._send(reply)
                 elif byte == 0x0A:
-                    message = line.decode(ENCODING).rstrip("\r")
+                    messages.append(line.decode(ENCODING).rstrip("\r"))
                     line.clear()
-                    reply = emulator.handle(message) if message.strip() else None
-                else:
-                    if len(line) < _MAX_LINE:
-                        line.append(byte)
-                    continue
+                elif len(line) < _MAX_LINE:
+                    line.append(byte)
+            for message in messages:
+                reply = emulator.handle(message) if message.strip() else None
                 if reply is not None and sending:
                     sending = self._send(reply)
 

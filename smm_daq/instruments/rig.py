@@ -555,13 +555,15 @@ def _safe_stage(profile: Profile, clock: Clock, open_transport: Any,
     `closes`, once the coils are made safe: a close may send the stop once more and wait for
     a serial-over-LAN adapter to take it (`safe_bound.stage_close_stop_s`), or fail, and
     neither may cut the coils' time short. The first stop's link is closed before the
-    connect otherwise (an adapter takes one connection at a time)."""
+    connect otherwise (an adapter takes one connection at a time); a close that fails (an
+    `OSError` from its port) is said after the stage's state, and the connect goes on."""
     settings = replace(profile.stage, reference_on_connect=False)
     where = f"{settings.link.implementation} at {settings.link.address}"
     cls = driver_class(profile, "stage", settings.link.implementation)
     alone = getattr(cls, "stop_alone", None)
     stopped: StoppedAlone | None = None  # what stop_alone did and found
     stop_failed: SmmError | None = None
+    not_closed = ""  # how the first stop's link failed to close, if it did
     if alone is not None:
         with contextlib.ExitStack() as alone_closes:  # its link closed before the connect
             try:
@@ -572,6 +574,31 @@ def _safe_stage(profile: Profile, clock: Clock, open_transport: Any,
                 return SafeState("stage", False, f"{where} could not be reached: {exc}")
             except SmmError as exc:  # the connect below stops it once more, or says why not
                 stop_failed = exc
+            not_closed = _close_said(alone_closes.pop_all())
+    state = _connected_stop(settings, cls, clock, open_transport, closes, where, stopped,
+                            stop_failed)
+    return replace(state, state=state.state + not_closed) if not_closed else state
+
+
+def _close_said(links: contextlib.ExitStack) -> str:
+    """`links` closed now; a close that fails (an `OSError` from a port) said, after the
+    stage's state, as what it is: the stop before it holds, and the connect goes on."""
+    try:
+        links.close()
+    except Exception as exc:
+        return f"; the first stop's link failed to close: {type(exc).__name__}: {exc}"
+    return ""
+
+
+def _connected_stop(settings: Any, cls: Any, clock: Clock, open_transport: Any,
+                    closes: contextlib.ExitStack, where: str, stopped: StoppedAlone | None,
+                    stop_failed: SmmError | None) -> SafeState:
+    """`_safe_stage` after its first stop (`stopped`, or how it failed: `stop_failed`;
+    neither where the driver has no `stop_alone`): the stage connected, stopped again and
+    its position read. What the connected stop found unknown only because its #24 may have
+    been acted on ahead of the `ERR?` before it (`found_overtaken`) is said only where no
+    first stop read what the controller held (its `ERR?` and `STP` are parsed in order, and
+    the connect's checks read every error since)."""
     try:
         stage = cls.from_profile(settings, clock=clock,  # type: ignore[attr-defined]
                                  open_transport=open_transport)
@@ -584,19 +611,26 @@ def _safe_stage(profile: Profile, clock: Clock, open_transport: Any,
                                              f"connected: {exc}")
         return SafeState("stage", False, f"{where} could not be reached: {exc}")
     closes.callback(_closed_quietly, stage.close)
+    read_first = stopped is not None  # what the controller held was read before
+
+    def found_by_stage() -> str:
+        if read_first and getattr(stage, "found_overtaken", False):
+            return ""
+        return _found(stage)
+
     try:
         stage.stop()
     except loss_budget.DeadlineReached as exc:
         # the stage's share ended: the stop refused unsent, or sent and its check refused
         # (`stop_sent`); a first stop that went holds either way
         if stopped is None:
-            return SafeState("stage", False, f"{_not_stopped(exc)}: {exc}{_found(stage)}")
+            return SafeState("stage", False, f"{_not_stopped(exc)}: {exc}{found_by_stage()}")
         return SafeState("stage", True, f"{stopped.done}; position not read: {exc}"
-                                        f"{_found(stopped)}{_found(stage)}")
+                                        f"{_found(stopped)}{found_by_stage()}")
     except SmmError as exc:
-        return SafeState("stage", False, f"{_not_stopped(exc)}: {exc}{_found(stage)}")
+        return SafeState("stage", False, f"{_not_stopped(exc)}: {exc}{found_by_stage()}")
     first = f" (the first stop said: {stop_failed})" if stop_failed is not None else ""
-    found = f"{_found(stopped)}{_found(stage)}"
+    found = f"{_found(stopped)}{found_by_stage()}"
     try:
         position = np.asarray(stage.position(), dtype=float) * 1e6
     except SmmError as exc:  # the stop was confirmed: only where it stopped is unknown
