@@ -139,3 +139,18 @@ def test_a_profile_named_from_the_home_folder_is_found_there(
     assert main(["run", str(recipe), "--out", str(out)]) == 0
     assert "(named by the recipe)" in capsys.readouterr().err
     assert _stored_profile(out) == str((tmp_path / "e727.toml").resolve())
+
+
+def test_a_profile_named_from_the_home_of_no_user_is_refused_naming_the_key(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`profile = "~nobody_here/lab.toml"` ended in a traceback (RuntimeError: Could not
+    determine home directory) before the recipe's first step."""
+    recipe, out = _recipe(tmp_path, 'profile = "~nobody_here_smm/lab.toml"'), tmp_path / "s.h5"
+    before = recipe.read_bytes()
+    assert main(["run", str(recipe), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and not out.exists() and recipe.read_bytes() == before
+    assert (f"smm-daq: error: {recipe}: [recipe]: 'profile' is '~nobody_here_smm/lab.toml', but "
+            "'~nobody_here_smm' names the home folder of a user this computer does not have; "
+            "expected a path from the recipe's folder, or one from your home folder written "
+            "'~/...'") in err, err
