@@ -384,6 +384,20 @@ def test_noise_from_two_induced_maps_sharing_one_scan_says_it_cancels(session, c
     assert path.read_bytes() == before
 
 
+def test_noise_from_a_repeat_over_too_few_pixels_names_the_scans_and_what_is_expected(
+        session, capsys):
+    """A background rectangle holding one pixel was refused as "the two scans share fewer
+    than 2 measured pixels": neither scan named, nor what was expected."""
+    path, _ = session
+    m = read_map(path, "in_field")
+    write_map_entry(path, m.with_bz(m.bz + 1e-8, name="again"), kind="scan")
+    code, out, err = run(capsys, "noise", path, "--entry", "in_field", "--repeat", "again",
+                         "--background-rect", "0,1,0,1")
+    assert code == 2 and not out and "Traceback" not in err, err
+    assert ("'in_field' and 'again' share 1 measured pixel inside the mask; expected at least "
+            "2 to take the noise from their difference") in err, err
+
+
 @pytest.mark.parametrize(("outline", "words"), [
     # a rectangle's corners listed across: a bow tie, two triangles
     ("30,10;110,90;110,10;30,90", "crosses itself: its edge from vertex 0 to 1 crosses the one "
