@@ -524,16 +524,22 @@ class ScanTab(QtWidgets.QWidget):
         self.auto_range.setChecked(settings.value("scan/auto_range", False, type=bool))
 
 
+COUNTED_DIGITS = 18  # a name's trailing number counted on by next_free_name, at most
+
+
 def next_free_name(name: str, taken: set[str]) -> str:
     """The name after `name` not in `taken`, one a new entry may have
     (`new_entry_name_problem`): its trailing number counted on (scan-1 → scan-2, scan_2 →
-    scan_3), or _2, _3, … added (scan → scan_2); the name cut short to leave room for the
+    scan_3), or _2, _3, … added (scan → scan_2, and after a number of more than
+    COUNTED_DIGITS digits); the name cut short to leave room for the
     number within `ENTRY_NAME_MAX` characters, composed (NFC), a control character or '/'
     (an earlier release's name) made '_'. Taken also where `taken` has it in another Unicode
     form (an earlier release's entry), which a new entry may not look like."""
     text = "".join(c if c.isprintable() and c != "/" else "_"
                    for c in unicodedata.normalize("NFC", name)).strip()
-    match = re.fullmatch(r"(.*?)([_-])(\d+)", text)
+    # a number of at most COUNTED_DIGITS is counted on: one longer would leave no room for
+    # the name, or be no number Python reads (over 4300 digits)
+    match = re.fullmatch(rf"(.*?)([_-])(\d{{1,{COUNTED_DIGITS}}})", text)
     base, sep, n = (match.group(1), match.group(2), int(match.group(3)) + 1) if match \
         else (text, "_", 2)
     looks = {unicodedata.normalize("NFC", t) for t in taken}

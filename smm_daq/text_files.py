@@ -22,11 +22,14 @@ def require_file(path: Path, kind: str, expected: str) -> None:
     """InputError naming `path` unless it is a regular file: a directory, a device such as
     /dev/null or a pipe (whose read would wait forever) is none. `kind` names what is missing
     ("no such grain file"); `expected` says what should be there."""
-    if path.is_file():
-        return
-    what = ("is a directory" if path.is_dir()
-            else "is not a regular file (a device or a pipe)" if path.exists()
-            else f"no such {kind} file")
+    try:
+        if path.is_file():
+            return
+        what = ("is a directory" if path.is_dir()
+                else "is not a regular file (a device or a pipe)" if path.exists()
+                else f"no such {kind} file")
+    except OSError as exc:  # a name too long for the file system, a folder not to be read
+        what = f"cannot be looked at ({exc.strerror or exc})"
     raise InputError(f"{what}; expected {expected}", source=str(path))
 
 
@@ -34,9 +37,14 @@ def read_text_file(path: Path, kind: str, expected: str) -> str:
     """The UTF-8 text of `path`, a `kind` file ("profile", "recipe"); InputError naming the
     file and saying it should be `expected` ("a TOML recipe") otherwise."""
     source = str(path)
-    if path.is_dir():
+    try:
+        directory, special = path.is_dir(), path.exists() and not path.is_file()
+    except OSError as exc:  # a name too long for the file system, a folder not to be read
+        raise InputError(f"cannot read the {kind} ({exc.strerror or exc}); expected {expected}",
+                         source=source) from None
+    if directory:
         raise InputError(f"is a directory; expected {expected} file", source=source)
-    if path.exists() and not path.is_file():  # a pipe's read would wait forever
+    if special:  # a pipe's read would wait forever
         raise InputError(f"is not a regular file (a device or a pipe); expected {expected} "
                          "file", source=source)
     try:

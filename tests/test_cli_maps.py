@@ -352,6 +352,52 @@ def test_noise_from_two_maps_of_one_measurement_is_refused(session, capsys):
     assert code == 2 and "'nofield' and 'in_field' were both made from 'in_field'" in err, err
 
 
+def test_noise_from_two_induced_maps_sharing_one_scan_says_it_cancels(session, capsys):
+    """(A − R) − (B − R) is A − B: R cancels, so the figure would be the noise of one scan,
+    not of an induced map, which holds R's too (it was refused as "what was done to them, not
+    noise", which says nothing of R or of the scans to give instead)."""
+    path, _ = session
+    for name, entry in (("in_field_2", "in_field"), ("remanent_2", "remanent")):
+        m = read_map(path, entry)  # a repeat, in the same field
+        write_map_entry(path, m.with_bz(m.bz + 1e-8, name=name), kind="scan")
+    for name, in_field, remanent in (("ia", "in_field", "remanent"),
+                                     ("ib", "in_field_2", "remanent"),
+                                     ("ic", "in_field", "remanent_2")):
+        assert run(capsys, "subtract", path, "--in-field", in_field, "--remanent", remanent,
+                   "--name", name, "--no-register")[0] == 0
+    assert run(capsys, "crop", path, "--entry", "ib", "--name", "ib_cut", "--x-um", "0,200",
+               "--y-um", "0,200")[0] == 0
+    before = path.read_bytes()
+    for repeat, words in (
+            ("ib", "--repeat is 'ib': 'ia' and 'ib' are made from 'in_field' − 'remanent' and "
+                   "'in_field_2' − 'remanent', with the remanent scan 'remanent' in common: it "
+                   "cancels from their difference, which is 'in_field' − 'in_field_2', the noise "
+                   "of one scan, not of an induced map (which holds the noise of both its scans, "
+                   "√2 times more); expected induced maps with no scan in common, or the two "
+                   "scans themselves (noise --entry in_field --repeat in_field_2)"),
+            ("ib_cut", "with the remanent scan 'remanent' in common"),
+            ("ic", "with the in-field scan 'in_field' in common: it cancels from their "
+                   "difference, which is 'remanent_2' − 'remanent', the noise of one scan")):
+        code, out, err = run(capsys, "noise", path, "--entry", "ia", "--repeat", repeat)
+        assert code == 2 and not out and "Traceback" not in err, err
+        assert words in err, err
+    assert path.read_bytes() == before
+
+
+def test_noise_from_a_repeat_over_too_few_pixels_names_the_scans_and_what_is_expected(
+        session, capsys):
+    """A background rectangle holding one pixel was refused as "the two scans share fewer
+    than 2 measured pixels": neither scan named, nor what was expected."""
+    path, _ = session
+    m = read_map(path, "in_field")
+    write_map_entry(path, m.with_bz(m.bz + 1e-8, name="again"), kind="scan")
+    code, out, err = run(capsys, "noise", path, "--entry", "in_field", "--repeat", "again",
+                         "--background-rect", "0,1,0,1")
+    assert code == 2 and not out and "Traceback" not in err, err
+    assert ("'in_field' and 'again' share 1 measured pixel inside the mask; expected at least "
+            "2 to take the noise from their difference") in err, err
+
+
 @pytest.mark.parametrize(("outline", "words"), [
     # a rectangle's corners listed across: a bow tie, two triangles
     ("30,10;110,90;110,10;30,90", "crosses itself: its edge from vertex 0 to 1 crosses the one "

@@ -42,7 +42,7 @@ def _cases(tmp: Path) -> Iterator[Case]:
                                   "Scan spacing": 1e-5, "Scan height": 2e-5}))
     s = str(session)
     for label, bad in (("a directory", tmp), ("a device", Path(os.devnull)),
-                       ("a named pipe", pipe)):
+                       ("a named pipe", pipe), ("a name too long", tmp / ("a" * 300))):
         argvs = {
             "mask": ["mmt", "invert", s, "--entry", "ok", "--grains", str(grains), "--mask",
                      str(bad), "--out", str(out)],

@@ -149,8 +149,13 @@ LONGEST = "n" * ENTRY_NAME_MAX
     ("s" * 120, set(), "s" * (ENTRY_NAME_MAX - 2) + "_2"),  # an earlier release's name
     ("e\u0301", set(), "\u00e9_2"),  # decomposed: composed
     ("e\u0301", {"e\u0301_2"}, "\u00e9_3"),  # taken in the other form: looks the same
-    ("line\nbreak", set(), "line_break_2")],
-    ids=["longest", "number-longer", "over-long", "decomposed", "lookalike", "control"])
+    ("line\nbreak", set(), "line_break_2"),
+    # a number that would not fit counted on (the search for a free name never ended) ...
+    ("_" + "9" * 99, set(), "_" + "9" * 97 + "_2"),
+    # ... and an earlier release's name whose number Python does not read (ValueError)
+    ("s_" + "9" * 5000, set(), "s_" + "9" * 96 + "_2")],
+    ids=["longest", "number-longer", "over-long", "decomposed", "lookalike", "control",
+         "number-too-long", "number-unreadable"])
 def test_the_next_free_name_is_always_one_a_new_entry_may_have(name, taken, free):
     """After a name of (nearly) the most characters, or an earlier release's name breaking
     today's rule, the name proposed is one the form takes: Start was refused for it."""

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from smm_daq.analysis.mmt import masks
 from smm_daq.analysis.polygon_sweep import _distinct_in_turn, edges_apart, turn
+from smm_daq.errors import InputError
 
 
 def _star(spikes: int, inner: float = 0.01) -> np.ndarray:
@@ -121,3 +122,60 @@ def test_a_star_crossing_itself_is_refused_naming_the_edges_testing_every_pair_n
     assert expected is not None
     monkeypatch.setattr(masks, "SWEEP_PAIRS", -1)  # the sweep first, at this size too
     assert masks._crossing(star) == expected
+
+
+def _fan(triangles: int) -> np.ndarray:
+    """Triangles all touching at the origin, the outline passing through it between each:
+    edges meet there in pairs by the thousand, and none crosses."""
+    t = np.linspace(0.0, 2 * np.pi, 2 * triangles, endpoint=False).reshape(-1, 2)
+    tips = np.stack([np.cos(t), np.sin(t)], axis=-1)  # (triangles, 2 tips, x y)
+    return np.concatenate([np.zeros((triangles, 1, 2)), tips], axis=1).reshape(-1, 2)
+
+
+def test_edges_meeting_at_one_point_are_judged_together(monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    """Whether the outline crosses where edges meet at a point was told one pair at a time
+    in Python (a fan of 200 triangles, 80,000 such pairs: 6 s; of 500, 36 s)."""
+    fan = _fan(200)
+    passages = []
+    passage = masks._passage
+    monkeypatch.setattr(masks, "_passage", lambda v, e, p: passages.append(1) or passage(v, e, p))
+    assert masks._crossing(fan) is None
+    assert len(passages) <= 8, f"{len(passages):,} passages looked up one by one"
+    crossed = fan.copy()
+    # the second triangle's tips swapped: the outline passes through the origin from inside
+    # the first triangle's turn there to outside it (as told one pair at a time too)
+    crossed[[4, 5]] = crossed[[5, 4]]
+    assert masks._crossing(crossed) == (2, 5)
+
+
+def test_a_star_of_ten_thousand_vertices_crossing_itself_names_a_crossing_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its 17 million pairs of edges near each other were tested one by one for the first
+    crossing (4 to 9 s); past MAX_TANGLED_PAIRS the crossing the sweep finds is named."""
+    star = _star(5000)
+    star[[40, 5040]] = star[[5040, 40]]  # two opposite tips swapped: their spikes cross
+    tested = []
+    contacts = masks._contacts
+    monkeypatch.setattr(masks, "_contacts", lambda v, a, b, **kw: tested.append(len(a))
+                        or contacts(v, a, b, **kw))
+    a, b = masks._crossing(star)
+    assert sum(tested) <= len(star) + 1, f"{sum(tested):,} pairs tested"
+    assert {a, b} & {39, 40, 5039, 5040} and abs(a - b) > 1, (a, b)  # at the swapped tips
+    with pytest.raises(InputError, match=rf"polygons_um\[0\] crosses itself: its edge from "
+                                         rf"vertex {a} to {a + 1} crosses the one from {b} to"):
+        masks.refuse_crossing("polygons_um[0]", star)
+
+
+def test_an_outline_touching_itself_past_the_pairs_tested_is_refused_saying_so() -> None:
+    """1,000 triangles touching at one point (3,000 vertices, 2.5 million pairs of edges near
+    each other) took minutes to be read; the sweep cannot tell where they meet, so rather
+    than test them one by one the outline is refused, naming its size and what is read."""
+    fan = _fan(1000)
+    with pytest.raises(InputError) as refused:
+        masks.refuse_crossing("polygons_um[0]", fan, "m.json")
+    message = str(refused.value)
+    assert message.startswith("m.json: polygons_um[0] touches or crosses itself among its "
+                              "3,000 vertices, but where cannot be found in time"), message
+    assert "expected an outline that neither touches nor crosses itself" in message
+    assert masks._crossing(_fan(300)) is None  # under the bound: read, as it is

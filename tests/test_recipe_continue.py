@@ -27,6 +27,7 @@ C = 12.5e-3
 RECIPE = GOOD.replace('title = "test"', 'title = "remanent and induced"')  # its 7 steps
 POINTS = 5 * 4  # each scan: 5 × 4 points, one lock-in read each
 CUT = POINTS + 5 + 3  # a read in the second line of the second scan
+SIMULATOR = Path(__file__).resolve().parents[1] / "configs" / "simulator.toml"
 
 
 def _rig(cut_at: int | None = None) -> FakeRig:
@@ -151,10 +152,17 @@ CHANGES = [
     (lambda t: t.replace("field_uT = [0.0, 40.0, 0.0]", "field_uT = [0.0, 30.0, 0.0]"),
      ["step 2 (scan 'rem')", "another recipe text",
       "line 15 was 'field_uT = [0.0, 40.0, 0.0]', now"]),
+    # a profile named since, and the field changed: the field is what differs, not the profile
+    (lambda t: t.replace('title = "remanent and induced"\n', 'title = "remanent and induced"\n'
+                         f"profile = '{SIMULATOR}'\n").replace("field_uT = [0.0, 40.0, 0.0]",
+                                                               "field_uT = [0.0, 30.0, 0.0]"),
+     ["step 2 (scan 'rem')", "another recipe text", "line 16 was 'field_uT = [0.0, 40.0, "
+      "0.0]' (line 15 then), now 'field_uT = [0.0, 30.0, 0.0]'"]),
 ]
 
 
-@pytest.mark.parametrize(("change", "words"), CHANGES, ids=["step size", "text", "field"])
+@pytest.mark.parametrize(("change", "words"), CHANGES,
+                         ids=["step size", "text", "field", "field and profile"])
 def test_a_recipe_changed_since_is_refused_before_the_rig_connects(
         cut_off: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str], change, words: list[str]) -> None:

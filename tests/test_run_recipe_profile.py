@@ -139,3 +139,32 @@ def test_a_profile_named_from_the_home_folder_is_found_there(
     assert main(["run", str(recipe), "--out", str(out)]) == 0
     assert "(named by the recipe)" in capsys.readouterr().err
     assert _stored_profile(out) == str((tmp_path / "e727.toml").resolve())
+
+
+def test_a_profile_named_from_the_home_of_no_user_is_refused_naming_the_key(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`profile = "~nobody_here/lab.toml"` ended in a traceback (RuntimeError: Could not
+    determine home directory) before the recipe's first step."""
+    recipe, out = _recipe(tmp_path, 'profile = "~nobody_here_smm/lab.toml"'), tmp_path / "s.h5"
+    before = recipe.read_bytes()
+    assert main(["run", str(recipe), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and not out.exists() and recipe.read_bytes() == before
+    assert (f"smm-daq: error: {recipe}: [recipe]: 'profile' is '~nobody_here_smm/lab.toml', but "
+            "'~nobody_here_smm' names the home folder of a user this computer does not have; "
+            "expected a path from the recipe's folder, or one from your home folder written "
+            "'~/...'") in err, err
+
+
+@pytest.mark.parametrize("char", ["\x85", "\u2028", "\x9b"])
+def test_a_profile_path_holding_a_line_break_python_reads_is_refused_as_the_key(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], char: str) -> None:
+    """A C1 control (U+0085 is a line break to Python) or a line separator was looked for as
+    a file, and the message quoting the path was split in two at it."""
+    recipe = _recipe(tmp_path, f'profile = "lab{char}.toml"')
+    out = tmp_path / "s.h5"
+    assert main(["run", str(recipe), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and not out.exists(), err
+    assert "key 'recipe.profile'" in err or "'profile'" in err, err
+    assert "with no control character or line break" in err, err

@@ -55,6 +55,7 @@ it waited in; how long it had waited is kept nowhere). With nothing left, nothin
 from __future__ import annotations
 
 import sys
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -429,10 +430,14 @@ def parse_recipe(text: str, source: str = "recipe") -> Recipe:
         title = head.get("title", "")
         if "profile" in head:
             profile = head["profile"]
+            # a control character (C0 or C1: U+0085 is a line break to Python) or a line or
+            # paragraph separator names no file anyone typed, and would split the messages
+            # that quote the path
             if (not isinstance(profile, str) or not profile.strip()
-                    or any(c < " " or c == "\x7f" for c in profile)):
+                    or any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in profile)):
                 raise ht.fail("profile", "the path of an instrument profile (a TOML file), "
-                                         "relative to the recipe's folder")
+                                         "relative to the recipe's folder, with no control "
+                                         "character or line break")
     defaults: dict[str, Any] = {}
     if "scan_defaults" in data:
         raw = data["scan_defaults"]

@@ -140,27 +140,37 @@ _PROFILE_KEY = re.compile(r"\s*profile\s*=")
 
 
 def _without_profile(recipe_text: str) -> str:
-    """`recipe_text` less its `[recipe] profile = ...` line; the text as it is where that line
-    cannot be told apart so (the text read without it must be the same TOML less that key)."""
-    kept: list[str] = []
+    """`recipe_text` less its `[recipe] profile = ...` line (`_profile_lines`)."""
+    aside = _profile_lines(recipe_text)
+    if not aside:
+        return recipe_text
+    return "".join(line for i, line in enumerate(recipe_text.splitlines(keepends=True))
+                   if i not in aside)
+
+
+def _profile_lines(recipe_text: str) -> set[int]:
+    """The index of `recipe_text`'s `[recipe] profile = ...` line among its lines; none where
+    that line cannot be told apart so (the text read without it must be the same TOML less
+    that key)."""
+    lines = recipe_text.splitlines(keepends=True)
+    aside: set[int] = set()
     in_recipe = False
-    for line in recipe_text.splitlines(keepends=True):
+    for i, line in enumerate(lines):
         if _TABLE.match(line):
             in_recipe = bool(_RECIPE_TABLE.match(line))
         elif in_recipe and _PROFILE_KEY.match(line):
-            continue
-        kept.append(line)
-    stripped = "".join(kept)
-    if stripped == recipe_text:
-        return recipe_text
+            aside.add(i)
+    if not aside:
+        return aside
     try:
-        whole, less = tomllib.loads(recipe_text), tomllib.loads(stripped)
+        whole = tomllib.loads(recipe_text)
+        less = tomllib.loads("".join(ln for i, ln in enumerate(lines) if i not in aside))
     except (tomllib.TOMLDecodeError, RecursionError, ValueError):
-        return recipe_text
+        return set()
     head = whole.get("recipe")
     if isinstance(head, dict):
         head.pop("profile", None)
-    return stripped if whole == less else recipe_text
+    return aside if whole == less else set()
 
 
 def _stored(out: str | Path, name: str) -> tuple[ScanPlan, str]:
@@ -198,11 +208,25 @@ def _stored_fingerprint(out: str | Path, name: str) -> str:
 
 
 def _first_difference(stored: str, now: str) -> str:
-    """Where two recipe texts first differ, by line, as people compare them."""
-    old, new = stored.splitlines(), now.splitlines()
-    for i, (a, b) in enumerate(zip(old, new, strict=False)):
+    """Where two recipe texts first differ, by line, as people compare them: their
+    `[recipe] profile` lines aside (`same_recipe` sets them aside), so the line named is one
+    that makes the recipes differ, not a profile line that differs beside it."""
+    old, new = _numbered(stored), _numbered(now)
+    for (i, a), (j, b) in zip(old, new, strict=False):
         if a != b:
-            return f"line {i + 1} was {a!r}, now {b!r}"
-    if len(old) != len(new):
-        return f"it had {len(old)} lines, now {len(new)}"
+            then = "" if i == j else f" (line {i} then)"
+            return f"line {j} was {a!r}{then}, now {b!r}"
+    if len(old) < len(new):
+        j, b = new[len(old)]
+        return f"line {j} ({b!r}) is new"
+    if len(old) > len(new):
+        i, a = old[len(new)]
+        return f"its line {i} ({a!r}) is gone"
     return "they differ in line endings or trailing whitespace"
+
+
+def _numbered(recipe_text: str) -> list[tuple[int, str]]:
+    """The lines of `recipe_text` with their numbers (from 1), its `[recipe] profile` line
+    left out (`_profile_lines`)."""
+    aside = _profile_lines(recipe_text)
+    return [(i + 1, line) for i, line in enumerate(recipe_text.splitlines()) if i not in aside]

@@ -39,7 +39,11 @@ def noise_from_repeats(a: MapData, b: MapData, mask: np.ndarray | None = None) -
     if mask is not None:
         used &= check_mask(a, mask)
     if used.sum() < 2:
-        raise InputError("the two scans share fewer than 2 measured pixels")
+        shared = int(used.sum())
+        raise InputError(
+            f"'{a.name}' and '{b.name}' share {shared} measured pixel{'' if shared == 1 else 's'}"
+            f"{' inside the mask' if mask is not None else ''}; expected at least 2 to take "
+            "the noise from their difference")
     return float(np.std(diff[used], ddof=1) / np.sqrt(2))
 
 

@@ -5,7 +5,9 @@ K² (a star of long spikes converging on one region, whose edges all pass near e
 The sweep answers only "apart" (no two edges that share no vertex meet, not even at a point,
 and no two consecutive edges run back along each other) or "maybe not": an outline that
 touches or crosses itself, or one whose vertices repeat other than consecutively, is left to
-the test of pairs of edges, which says which two edges meet and how. Its turns are exact:
+the test of pairs of edges, which says which two edges meet and how; it says which two
+edges it found that may meet, where it found two, for an outline with too many pairs of
+edges near each other to test them all. Its turns are exact:
 each sign is taken from floating point where the rounding cannot change it (the error bound
 of Shewchuk's orientation filter, three times over), else from whole numbers, exactly, so
 "apart" holds at any scale.
@@ -30,23 +32,46 @@ def edges_apart(vertices: np.ndarray) -> bool:
     """True where no two edges of the closed polygon (K, 2) that share no vertex meet, and no
     two consecutive edges overlap along a stretch; False where some may (then test pairs).
     Repeated consecutive vertices are read as one."""
-    points = _distinct_in_turn(vertices)
+    return sweep(vertices)[0]
+
+
+def sweep(vertices: np.ndarray) -> tuple[bool, tuple[int, int] | None]:
+    """Whether the edges keep apart (`edges_apart`), and, where they may not, two edges (by
+    their first vertex, the lower first) that the sweep found may meet; None where it found
+    the outline meeting itself otherwise (a vertex met twice, an edge through a vertex)."""
+    points, first = _distinct_in_turn(vertices), _run_ends(vertices)
     n = len(points)
     if n < 3 or len(set(points)) < n:  # a vertex met twice: the outline touches itself there
-        return False
+        return False, None
     if any(_runs_back(points[i - 1], points[i], points[(i + 1) % n]) for i in range(n)):
-        return False
-    return _sweep(points)
+        return False, None
+    apart, pair = _sweep(points)
+    if pair is None:
+        return apart, None
+    a, b = sorted(int(first[i]) for i in pair)
+    return apart, (a, b)
+
+
+def _same_as_next(vertices: np.ndarray) -> np.ndarray:
+    v = np.asarray(vertices, dtype=float)
+    return (v == np.roll(v, -1, axis=0)).all(axis=1)
 
 
 def _distinct_in_turn(vertices: np.ndarray) -> list[Point]:
     """The vertices as (x, y) tuples, each one repeated right after itself once only (the
     first not repeated at the end)."""
     v = np.asarray(vertices, dtype=float)
-    same = (v == np.roll(v, -1, axis=0)).all(axis=1)  # as the vertex after it
+    same = _same_as_next(v)
     if same.all():
         return [tuple(v[0])]
     return [(float(x), float(y)) for x, y in v[~same]]
+
+
+def _run_ends(vertices: np.ndarray) -> np.ndarray:
+    """Where each of `_distinct_in_turn`'s vertices is in `vertices`: the last of its repeats,
+    so that its edge there is the one its edge among them is."""
+    same = _same_as_next(vertices)
+    return np.array([0]) if same.all() else np.flatnonzero(~same)
 
 
 def _runs_back(before: Point, at: Point, after: Point) -> bool:
@@ -79,10 +104,12 @@ def _whole_numbers(values: tuple[float, ...]) -> list[int]:
     return [int(m * MANTISSA) << (e - least) for m, e in parts]
 
 
-def _sweep(points: list[Point]) -> bool:
+def _sweep(points: list[Point]) -> tuple[bool, tuple[int, int] | None]:
     """Shamos–Hoey over distinct vertices: a vertical line swept from left to right (then
     upward) holds the edges it crosses in their order from below; only edges next to each
-    other in that order, at some time, can be the first two to meet. True where none meet."""
+    other in that order, at some time, can be the first two to meet. True where none meet;
+    else False and the two edges found meeting, where two were (None: an edge out of
+    order)."""
     n = len(points)
     ends = [(points[i], points[(i + 1) % n]) for i in range(n)]
     left = [min(a, b) for a, b in ends]
@@ -126,9 +153,10 @@ def _sweep(points: list[Point]) -> bool:
             sign = side(edge, other)
         return None if sign == 0 else sign > 0
 
-    def leaving(edge: int, point: Point) -> int | None:
-        """Where `edge`, ending at `point`, is in the line's order; None where another edge
-        passes through `point` (they meet)."""
+    def leaving(edge: int, point: Point) -> int | tuple[int, int] | None:
+        """Where `edge`, ending at `point`, is in the line's order; the two edges where
+        another passes through `point` (they meet); None where it is not in order (the
+        edges met before here)."""
         lo, hi = 0, len(crossed)
         while lo < hi:
             mid = (lo + hi) // 2
@@ -139,20 +167,20 @@ def _sweep(points: list[Point]) -> bool:
             if sign == 0 and right[other] == point:  # consecutive edges ending here
                 sign = side(other, left[edge])
             if sign == 0:
-                return None
+                return other, edge
             lo, hi = (mid + 1, hi) if sign > 0 else (lo, mid)
-        return None  # not in order: the edges meet before here
+        return None
 
     for i in sorted(range(n), key=points.__getitem__):
         point = points[i]
         for edge in ((i - 1) % n, i):  # the edges ending here leave the line first
             if right[edge] == point:
                 at = leaving(edge, point)
-                if at is None:
-                    return False
+                if not isinstance(at, int):
+                    return False, at
                 del crossed[at]
                 if 0 < at < len(crossed) and meet(crossed[at - 1], crossed[at]):
-                    return False
+                    return False, (crossed[at - 1], crossed[at])
         for edge in ((i - 1) % n, i):
             if left[edge] != point:
                 continue
@@ -161,11 +189,11 @@ def _sweep(points: list[Point]) -> bool:
                 mid = (lo + hi) // 2
                 over = above(crossed[mid], point, right[edge])
                 if over is None:
-                    return False
+                    return False, (crossed[mid], edge)
                 lo, hi = (mid + 1, hi) if over else (lo, mid)
             crossed.insert(lo, edge)
             if lo > 0 and meet(crossed[lo - 1], edge):
-                return False
+                return False, (crossed[lo - 1], edge)
             if lo + 1 < len(crossed) and meet(edge, crossed[lo + 1]):
-                return False
-    return True
+                return False, (edge, crossed[lo + 1])
+    return True, None

@@ -226,6 +226,30 @@ def shared_sources(path: str | Path, first: str, second: str) -> list[str]:
     return [name for name in infos if name in one and name in other]
 
 
+def one_side_shared(path: str | Path, first: str, second: str
+                    ) -> tuple[str, tuple[str, str], tuple[str, str]] | None:
+    """Where `first` and `second` are subtractions, or made from ones, in-field − remanent
+    (A − R and B − R, or A − R and A − S) that share what is on one side only: which side
+    ("remanent" or "in-field") and each one's (in-field, remanent) entries; else None. What
+    they share cancels from their difference, which is then that of the other side's scans
+    (A − B, or S − R): the noise of one scan, not of an induced map."""
+    infos = {e.name: e for e in list_entries(path)}
+
+    def made(name: str) -> set[str]:
+        return {info.name for info in _lineage(infos, name)}
+
+    subtractions = [[info.sources for info in _lineage(infos, entry)
+                     if info.kind == "induced" and len(info.sources) == 2]
+                    for entry in (first, second)]
+    for one in subtractions[0]:
+        for other in subtractions[1]:
+            in_field, remanent = (bool(made(a) & made(b)) for a, b in zip(one, other,
+                                                                           strict=True))
+            if in_field != remanent:
+                return ("in-field" if in_field else "remanent"), one, other
+    return None
+
+
 def require_alike(in_field: str, in_field_induced: bool, remanent: str, remanent_induced: bool,
                   source: str | None = None) -> None:
     """InputError for an induced map subtracted from a scan or a scan from one: an induced

@@ -20,6 +20,7 @@ message, a line each.
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import io
 import os
@@ -27,6 +28,7 @@ import re
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from smm_daq import PROGRAM_NAME, __version__, interrupts, thread_waits
@@ -199,6 +201,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+        _report(f"error: {name_too_long(exc)}", exc)  # a path typed: any reader may meet it
+        return EXIT_BAD_INPUT
+
+
+def name_too_long(exc: OSError) -> str:
+    """What to say of a path the file system refused as too long (ENAMETOOLONG)."""
+    name = exc.filename
+    if not isinstance(name, str | bytes | os.PathLike):
+        return f"a path is too long for the file system ({exc.strerror}); expected a shorter one"
+    parts = Path(os.fsdecode(name)).parts
+    longest = max((len(os.fsencode(part)) for part in parts), default=0)
+    return (f"{os.fsdecode(name)}: the path is too long for the file system (its longest name "
+            f"is {longest} bytes, the whole {len(os.fsencode(name))}); expected a shorter "
+            "name and path")
 
 
 def leave_now(code: int) -> NoReturn:

@@ -251,7 +251,7 @@ def _level(args: argparse.Namespace) -> int:
 
 def _noise(args: argparse.Namespace) -> int:
     from smm_daq.analysis.noise import noise_from_repeats, noise_rms
-    from smm_daq.analysis.subtract_inputs import is_induced, shared_sources
+    from smm_daq.analysis.subtract_inputs import is_induced, one_side_shared, shared_sources
 
     if args.repeat == args.entry:
         raise InputError(f"--repeat is entry '{args.entry}' itself; expected another scan of "
@@ -268,6 +268,9 @@ def _noise(args: argparse.Namespace) -> int:
             raise InputError(f"--repeat is {args.repeat!r}: '{one}' is an induced map and "
                              f"'{other_kind}' a scan: their difference is the remanence, not "
                              "noise; expected a repeat of the same kind")
+        one_side = one_side_shared(args.file, args.entry, args.repeat)
+        if one_side is not None:
+            raise InputError(_one_side_refusal(args.entry, args.repeat, *one_side))
         shared = shared_sources(args.file, args.entry, args.repeat)
         if shared:
             raise InputError(f"--repeat is {args.repeat!r}: '{args.entry}' and '{args.repeat}' "
@@ -281,6 +284,25 @@ def _noise(args: argparse.Namespace) -> int:
         sigma = noise_rms(m, _background_mask(args, m, required=True))
         print(f"noise: {sigma / NT:.4g} nT RMS (background pixels of '{m.name}')")
     return 0
+
+
+def _one_side_refusal(entry: str, repeat: str, side: str, one: tuple[str, str],
+                      other: tuple[str, str]) -> str:
+    """Why the induced maps `entry` and `repeat` (the subtractions in-field − remanent `one`
+    and `other`, sharing the scan on `side`) are no repeat of each other to take noise
+    from."""
+    kept = 0 if side == "remanent" else 1  # the side whose scans differ
+    a, b = one[1 - kept], other[1 - kept]
+    shared = f"the {side} scan '{a}'" if a == b else (
+        f"their {side} scans '{a}' and '{b}', made from one measurement,")
+    left = f"'{other[kept]}' − '{one[kept]}'" if kept else f"'{one[kept]}' − '{other[kept]}'"
+    return (f"--repeat is {repeat!r}: '{entry}' and '{repeat}' are made from '{one[0]}' − "
+            f"'{one[1]}' and "
+            f"'{other[0]}' − '{other[1]}', with {shared} in common: it cancels "
+            f"from their difference, which is {left}, the noise of one scan, not of an "
+            "induced map (which holds the noise of both its scans, √2 times more); expected "
+            "induced maps with no scan in common, or the two scans themselves (noise --entry "
+            f"{shlex.quote(one[kept])} --repeat {shlex.quote(other[kept])}) for a scan's noise")
 
 
 def _support(args: argparse.Namespace, m: MapData) -> np.ndarray | None:

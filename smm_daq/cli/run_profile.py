@@ -20,12 +20,21 @@ def named_profile(recipe: Recipe, recipe_path: str | Path) -> Path | None:
     """The profile the recipe names, its path taken from the recipe's folder; None if none.
     A recipe given by a link is the file the link leads to: its profile is named from where
     it was written (a shipped recipe linked into a sample's folder names its own). A path
-    beginning with `~` is taken from the user's home folder, as a shell would."""
+    beginning with `~` is taken from the user's home folder, as a shell would (InputError
+    where there is none: `~name` of no user)."""
     if not recipe.profile:
         return None
     path = Path(recipe_path)
-    return (path.resolve() if path.is_symlink() else path).parent / Path(
-        recipe.profile).expanduser()
+    try:
+        named = Path(recipe.profile).expanduser()
+    except RuntimeError:  # '~name' of no user, or '~' with no home folder known
+        user = recipe.profile.split("/", 1)[0]
+        whose = (f"'{user}' names the home folder of a user this computer does not have"
+                 if user != "~" else "no home folder is known to take '~' from (HOME unset)")
+        raise InputError(f"[recipe]: 'profile' is {quoted(recipe.profile)}, but {whose}; "
+                         "expected a path from the recipe's folder, or one from your home "
+                         "folder written '~/...'", source=str(recipe_path)) from None
+    return (path.resolve() if path.is_symlink() else path).parent / named
 
 
 def names_profile(named: Path, profile: Profile) -> bool:

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from smm_daq.analysis.masks import polygon_mask, rectangle_mask
-from smm_daq.analysis.polygon_sweep import edges_apart
+from smm_daq.analysis.polygon_sweep import sweep
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
 from smm_daq.npy_headers import check_npy
@@ -393,8 +393,17 @@ def _from_shapes(path: Path, data: MapData) -> tuple[np.ndarray, list[str]]:
 
 def refuse_crossing(name: str, vertices: np.ndarray, source: str | None = None) -> None:
     """InputError naming polygon `name` (K, 2) where its edges cross or retrace each other
-    (`_crossing`): its outline does not enclose what it appears to."""
-    crossing = _crossing(vertices)
+    (`_crossing`): its outline does not enclose what it appears to; or where it meets itself
+    with too many edges near each other to find where (`TangledOutline`)."""
+    try:
+        crossing = _crossing(vertices)
+    except TangledOutline as tangle:
+        raise InputError(
+            f"{name} touches or crosses itself among its {tangle.vertices:,} vertices, but "
+            f"where cannot be found in time: its edges pass near each other in "
+            f"{tangle.pairs:,} pairs, beyond the {MAX_TANGLED_PAIRS:,} tested one by one; "
+            "expected an outline that neither touches nor crosses itself (read at any number "
+            "of vertices), or fewer vertices (a simplified outline)", source=source) from None
     if crossing is not None:
         raise _crossing_refused(name, vertices, *crossing, source)
 
@@ -416,7 +425,23 @@ def _crossing_refused(name: str, vertices: np.ndarray, a: int, b: int, source: s
 
 
 CROSSING_PAIRS = 1 << 20  # pairs of edges tested at once
-# pairs to test per edge beyond which a sweep (`edges_apart`) goes first: it costs about as
+# Pairs of edges near each other beyond which an outline the sweep finds meeting itself is not
+# searched pair by pair for its first crossing (up to 2 s a million pairs on 2 loaded cores,
+# and growing with the square of the vertices: 50 million for a star of 10,000 vertices
+# touching at its centre): the crossing the sweep found is named, else the outline refused
+MAX_TANGLED_PAIRS = 1 << 20
+
+
+class TangledOutline(Exception):
+    """An outline with so many edges near each other (`MAX_TANGLED_PAIRS`) that, meeting
+    itself where the sweep found no crossing to name, finding where would take minutes."""
+
+    def __init__(self, vertices: int, pairs: int) -> None:
+        super().__init__(vertices, pairs)
+        self.vertices, self.pairs = vertices, pairs
+
+
+# pairs to test per edge beyond which a sweep (`sweep`) goes first: it costs about as
 # much as testing this many pairs of edges an edge
 SWEEP_PAIRS = 256
 # The grid's cell, as a share of the largest |coordinate|, is at least this: cell indices stay
@@ -432,14 +457,21 @@ def _crossing(vertices: np.ndarray) -> tuple[int, int] | None:
     its middle listed as a vertex); edges that only touch there do not cross: their outline
     still encloses what it appears to. Edges retrace each other where they run along one line
     over a common stretch (`_retraced`): a spike out and back, or a slit, which encloses
-    nothing and leaves the pixel centres on it to the rounding of the even-odd rule."""
+    nothing and leaves the pixel centres on it to the rounding of the even-odd rule. An
+    outline whose edges near each other are too many to test pair by pair
+    (`MAX_TANGLED_PAIRS`) gives a crossing the sweep line found, not always the first, and
+    TangledOutline where it found none (it touches itself, or retraces)."""
     vertices = _unit_scaled(vertices)
     k = len(vertices)
     edges = np.arange(k)
     hits = _contacts(vertices, np.minimum(edges, (edges + 1) % k),
                      np.maximum(edges, (edges + 1) % k), retraced_only=True)
-    for ea, eb in _near_pairs(vertices):
-        hits += _contacts(vertices, ea, eb)
+    try:
+        for ea, eb in _near_pairs(vertices):
+            hits += _contacts(vertices, ea, eb)
+    except TangledOutline:
+        if not hits:  # a crossing is named, if not the first
+            raise
     return min(hits) if hits else None
 
 
@@ -471,12 +503,12 @@ def _contacts(vertices: np.ndarray, ea: np.ndarray, eb: np.ndarray,
     hit = (ta * tb < 0) & (sa * sb < 0)
     hits += list(zip(ea[hit].tolist(), eb[hit].tolist(), strict=True))
     meet = ~hit & ~inline & (ta * tb <= 0) & (sa * sb <= 0)  # at one point: an end
-    for a, b, turns in zip(ea[meet].tolist(), eb[meet].tolist(),
-                           np.stack([ta, tb, sa])[:, meet].T.tolist(), strict=True):
-        # where they meet: the end of one that lies on the other's line
-        point = start[b] if turns[0] == 0 else end[b] if turns[1] == 0 else (
-            start[a] if turns[2] == 0 else end[a])
-        hits += [(a, b)] if _crosses_at(vertices, a, b, point) else []
+    a, b = ea[meet], eb[meet]
+    # where they meet: the end of one that lies on the other's line
+    point = np.where((ta[meet] == 0)[:, None], start[b], np.where(
+        (tb[meet] == 0)[:, None], end[b], np.where((sa[meet] == 0)[:, None], start[a], end[a])))
+    crosses = _crosses_at(vertices, a, b, point)
+    hits += list(zip(a[crosses].tolist(), b[crosses].tolist(), strict=True))
     return hits
 
 
@@ -516,13 +548,21 @@ def _near_pairs(vertices: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]
     so where the grid's cells, about an edge long, would each hold many edges (a saw of long
     thin teeth, tiny edges beside a very long one). Where even the fewer are more than
     SWEEP_PAIRS an edge (edges that all pass near each other: a star of long spikes
-    converging on one region), a sweep line first (`edges_apart`): where it finds the edges
-    apart, there are none."""
+    converging on one region), a sweep line first (`sweep`): where it finds the edges apart,
+    there are none. Where it does not, and the pairs are more than MAX_TANGLED_PAIRS, only
+    the two edges it found meeting are given (if any), and then TangledOutline."""
     k = len(vertices)
     start, end = vertices, np.roll(vertices, -1, axis=0)
     edge, counts = _candidates(vertices)
-    if int(counts.sum()) > SWEEP_PAIRS * k and edges_apart(vertices):
-        return
+    tested = int(counts.sum())
+    if tested > SWEEP_PAIRS * k:
+        apart, met = sweep(vertices)
+        if apart:
+            return
+        if tested > MAX_TANGLED_PAIRS:
+            if met is not None and met[1] - met[0] > 1 and met[1] - met[0] < k - 1:
+                yield np.array([met[0]]), np.array([met[1]])
+            raise TangledOutline(k, tested)
     n = len(edge)
     before = np.concatenate([[0], np.cumsum(counts)])  # pairs of the entries before
     i = 0
@@ -596,48 +636,61 @@ def _grid_cells(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(cells), np.concatenate(edges)
 
 
-def _crosses_at(vertices: np.ndarray, a: int, b: int, point: np.ndarray) -> bool:
-    """Whether the outline, where edges `a` and `b` meet at `point` (an end of one or both),
-    passes through there along edge `b` from one side of its passage along `a` to the
-    other."""
-    ways = _passage(vertices, a, point)
-    sides = [_side(*ways, way) for way in _passage(vertices, b, point)]
+def _crosses_at(vertices: np.ndarray, a: np.ndarray, b: np.ndarray, point: np.ndarray
+                ) -> np.ndarray:
+    """Whether the outline, where edges a[i] and b[i] meet at point[i] (an end of one or
+    both), passes through there along edge b[i] from one side of its passage along a[i] to
+    the other."""
+    back, on = _passage(vertices, a, point)
+    sides = [_side(back, on, way) for way in _passage(vertices, b, point)]
     return sides[0] * sides[1] < 0
 
 
-def _passage(vertices: np.ndarray, edge: int, point: np.ndarray
+def _passage(vertices: np.ndarray, edge: np.ndarray, point: np.ndarray
              ) -> tuple[np.ndarray, np.ndarray]:
-    """The directions from `point` back and on along the outline where it passes through
-    `point` on `edge` (not of length 0): the edge's two ends where the point lies inside it,
-    else the vertices before and after the one at the point (repeated vertices skipped)."""
+    """The directions from each point[i] back and on along the outline where it passes
+    through it on edge[i] (not of length 0): the edge's two ends where the point lies inside
+    it, else the vertices before and after the one at the point (repeated vertices
+    skipped)."""
     k = len(vertices)
-    back, on = edge, (edge + 1) % k
-    while (vertices[back] == point).all():
-        back = (back - 1) % k
-    while (vertices[on] == point).all():
-        on = (on + 1) % k
+    before, after = _other_neighbours(vertices)
+    end = (edge + 1) % k
+    back = np.where((vertices[edge] == point).all(axis=1), before[edge], edge)
+    on = np.where((vertices[end] == point).all(axis=1), after[end], end)
     return vertices[back] - point, vertices[on] - point
 
 
-def _side(u: np.ndarray, v: np.ndarray, w: np.ndarray) -> int:
-    """1 where direction `w` lies strictly within the turn counterclockwise from `u` to `v`,
-    -1 strictly without it, 0 along `u` or `v` (or when `u` and `v` point the same way: a
-    spike, which nothing crosses)."""
-    def cross(p: np.ndarray, q: np.ndarray) -> float:
-        return float(p[0] * q[1] - p[1] * q[0])
+def _other_neighbours(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each vertex, the nearest vertex before it and the nearest after it (around the
+    outline) that lie elsewhere: past its repeats."""
+    k = len(vertices)
+    starts = np.flatnonzero((vertices != np.roll(vertices, 1, axis=0)).any(axis=1))
+    if not starts.size:  # one point: no other
+        return np.arange(k), np.arange(k)
+    run = np.searchsorted(starts, np.arange(k), side="right") - 1  # -1: the run wrapping round
+    return (starts[run] - 1) % k, starts[(run + 1) % len(starts)] % k
 
-    def along(p: np.ndarray) -> bool:
-        return cross(p, w) == 0 and float(p @ w) > 0
 
-    if along(u) or along(v) or (cross(u, v) == 0 and float(u @ v) > 0):
-        return 0
-    if cross(u, v) > 0:
-        inside = cross(u, w) > 0 and cross(w, v) > 0
-    elif cross(u, v) < 0:  # more than a half turn: all but the turn from v on to u
-        inside = not (cross(v, w) > 0 and cross(w, u) > 0)
-    else:  # straight on
-        inside = cross(u, w) > 0
-    return 1 if inside else -1
+def _side(u: np.ndarray, v: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """For each row: 1 where direction `w` lies strictly within the turn counterclockwise from
+    `u` to `v`, -1 strictly without it, 0 along `u` or `v` (or when `u` and `v` point the same
+    way: a spike, which nothing crosses)."""
+    def cross(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+        return p[:, 0] * q[:, 1] - p[:, 1] * q[:, 0]
+
+    def dot(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+        return p[:, 0] * q[:, 0] + p[:, 1] * q[:, 1]
+
+    def along(p: np.ndarray) -> np.ndarray:
+        return (cross(p, w) == 0) & (dot(p, w) > 0)
+
+    turn = cross(u, v)
+    on_a_side = along(u) | along(v) | ((turn == 0) & (dot(u, v) > 0))
+    inside = np.where(turn > 0, (cross(u, w) > 0) & (cross(w, v) > 0), np.where(
+        turn < 0,  # more than a half turn: all but the turn from v on to u
+        ~((cross(v, w) > 0) & (cross(w, u) > 0)),
+        cross(u, w) > 0))  # straight on
+    return np.where(on_a_side, 0, np.where(inside, 1, -1))
 
 
 def _turn(p: np.ndarray, q: np.ndarray, r: np.ndarray) -> np.ndarray:
