@@ -349,3 +349,44 @@ def test_an_inversion_counts_what_it_keeps_when_it_takes_a_second_stream(monkeyp
         with pytest.raises(_Planned):
             accumulate(model, sensors, data.bz.ravel()[keep], block=200, keep_bytes=whole)
     assert planned == [2, 1]
+
+
+def test_the_blas_libraries_are_searched_once_not_at_every_fold(monkeypatch):
+    """threadpoolctl's search of the loaded libraries took milliseconds a fold (3 % of a small
+    inversion): the libraries it finds are kept, and each fold only sets their limit."""
+    built: list[threadpoolctl.ThreadpoolController] = []
+
+    class Counted(threadpoolctl.ThreadpoolController):
+        def __init__(self) -> None:
+            super().__init__()
+            built.append(self)
+
+    monkeypatch.setattr(qr_streams, "_controller", None)
+    monkeypatch.setattr(qr_streams, "ThreadpoolController", Counted)
+    rows, sizes, owners, fill = _blocks()
+    for _ in range(3):
+        _in_a_thread(lambda: qr_streams.fold(rows.shape[1], sizes, owners, fill, None))
+    assert len(built) == 1
+
+
+@pytest.mark.parametrize("narrow", [True, False])
+def test_a_narrow_merge_keeps_a_streams_blas_threads_and_a_wide_one_has_them_all(
+        monkeypatch, narrow):
+    """OpenBLAS's threads cost a narrow merge more than they gain (its panels are short): it
+    runs at the BLAS threads of one stream, a wide one at all of them."""
+    rows, sizes, owners, fill = _blocks()
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)  # a stream's share: one
+    monkeypatch.setattr(qr_streams, "NARROW_MERGE_COLUMNS",
+                        rows.shape[1] if narrow else rows.shape[1] - 1)
+    during: list[list[int]] = []
+    two = _in_a_thread(lambda: threadpoolctl.threadpool_limits(2, user_api="blas"))
+    try:
+        before = _in_a_thread(_blas_threads)
+        _in_a_thread(lambda: qr_streams.fold(
+            rows.shape[1], sizes, owners, fill, None,
+            lambda done, total, share: during.append(_blas_threads())))
+        assert during and all(t == ([1] * len(before) if narrow else before) for t in during)
+        assert _in_a_thread(_blas_threads) == before
+    finally:
+        _in_a_thread(two.restore_original_limits)
+

@@ -150,6 +150,15 @@ def sensor_positions(data: MapData, height: float) -> tuple[np.ndarray, np.ndarr
     return pts, keep
 
 
+def scan_corners(sensors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (x, y) corners lo, hi of the sensor centres (P, 3+): each a reduction of one
+    column (over the (P, 2) view at once NumPy took 2.7 to 11 ms at 40,401 sensors, against
+    0.1)."""
+    lo = np.array([sensors[:, 0].min(), sensors[:, 1].min()])
+    hi = np.array([sensors[:, 0].max(), sensors[:, 1].max()])
+    return lo, hi
+
+
 def check_grains_below_sensor(grains: GrainSet, height: float) -> None:
     tops = grains.tops()
     bad = np.flatnonzero(tops >= height)
@@ -339,8 +348,17 @@ def _grain_blocks(w: np.ndarray, per_grain: int = 3) -> np.ndarray:
     if w.flags.c_contiguous:
         rows = w.reshape(-1, per_grain, w.shape[1])
         return np.einsum("gik,gjk->gij", rows, rows)
+    # Fortran order (R⁻¹ as LAPACK leaves it): one row of each block against the rows after
+    # it at a time, summed along W's columns; a single einsum over the 3-d view chose a loop
+    # order 4 to 18 times slower (8.2 against 1.4 ms at 600 columns, 214 against 87 ms at
+    # 3,000)
     cols = np.asfortranarray(w).T.reshape(w.shape[1], -1, per_grain)
-    return np.einsum("kgi,kgj->gij", cols, cols)
+    out = np.empty((cols.shape[1], per_grain, per_grain))
+    for i in range(per_grain):
+        products = np.einsum("kg,kgj->gj", cols[:, :, i], cols[:, :, i:])
+        out[:, i, i:] = products
+        out[:, i:, i] = products
+    return out
 
 
 def solve_triangle(tri: Triangle, damping: float = 0.0, per_grain: int = 3, *,
@@ -533,8 +551,7 @@ def invert_map(
     if sigma is None:
         warn_damped_sigma(damping)
     phi = data.bz.ravel()[keep]
-    lo = sensors[:, :2].min(axis=0)
-    hi = sensors[:, :2].max(axis=0)
+    lo, hi = scan_corners(sensors)
     warn_far_grains(grains, lo, hi)
     model = GreenModel.build(grains, sensor_size, lo, hi, height, exact=exact)
     if progress:

@@ -56,6 +56,7 @@ from smm_daq.analysis.mmt.solver.inversion import (
     MMTResult,
     check_cuboid_grains,
     check_grains_below_sensor,
+    scan_corners,
     warn_far_grains,
 )
 from smm_daq.analysis.mmt.solver.memory import check_solve_fits
@@ -222,7 +223,7 @@ def _model(grains: GrainSet | PointGrains, scan: Scan, model: str, sensors: np.n
                              "point and area sensors only; expected the model dipole, "
                              "quadrupole or octupole")
         check_grains_below_sensor(grains, scan.height)
-        lo, hi = sensors[:, :2].min(axis=0), sensors[:, :2].max(axis=0)
+        lo, hi = scan_corners(sensors)
         return GreenModel.build(grains, tuple(scan.sensor_size[:2]), lo, hi, scan.height,
                                 exact=exact)
     points = grains if isinstance(grains, PointGrains) else as_points(grains)
@@ -323,7 +324,7 @@ def invert_scans(
         parts.append(pts)
         phis.append(scan.data.bz.ravel()[keep])
     sensors = np.concatenate(parts)
-    warn_far_grains(grains, sensors[:, :2].min(axis=0), sensors[:, :2].max(axis=0))
+    warn_far_grains(grains, *scan_corners(sensors))
     if isinstance(grains, PointGrains):
         warn_points_above_top(grains)
     counts = np.array([p.shape[0] for p in parts])

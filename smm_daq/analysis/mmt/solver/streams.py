@@ -1,8 +1,10 @@
 """The CPU's QR of [Q | φ] folded in two streams: each of two threads computes the rows of
 alternate blocks of sensors and folds them into a triangle of its own, with half the cores for
 its numba kernels and its LAPACK calls; the two triangles are then merged by one more update
-(the second folded into the first). It is the same Householder QR: R of the stacked rows is
-unique up to the signs of its rows, which `accumulate` makes those of a diagonal ≥ 0.
+(the second folded into the first; a narrow merge at one stream's BLAS threads,
+NARROW_MERGE_COLUMNS). It is the
+same Householder QR: R of the stacked rows is unique up to the signs of its rows, which
+`accumulate` makes those of a diagonal ≥ 0.
 
 Why: both the Green's kernels and OpenBLAS's panels of the QR scale poorly over threads at
 these sizes (the QR update of 40,401 × 601 in blocks of 6,144 rows: 1.05 s on 2 threads at
@@ -53,10 +55,11 @@ import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import numba
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from smm_daq.analysis.mmt.solver import memory
 from smm_daq.analysis.mmt.solver.qr_update import QRUpdate
@@ -66,6 +69,16 @@ STREAMS = 2
 # folding as many rows as columns, `QRUpdate.add(triangular=True)`) pays back only over this
 # many rows a column: at the least gain measured (module docstring)
 MERGE_ROWS_PER_COLUMN = 3
+# the merge of triangles of at most this many columns runs at a stream's BLAS threads, wider
+# ones at all of them: a narrow merge's panels are too short for OpenBLAS's threads to pay for
+# waking and waiting for each other. `_merge` of two triangles of n columns, 2 cores loaded 4
+# to 7 deep by other work, best of 5 to 9, ms of wall (of CPU) at one BLAS thread against two:
+#     n = 91: 0.6 (0.6) against 3.4 (3.4); 601: 39 (12) against 140 (54); 1,201: 139 (58)
+#     against 665 (244); 2,026: 317 (236) against 961 (533); 3,000: 1,443 (643) against 8,737
+# and quiet at two threads (the table above) 10 ms at 601 columns and 430 at 2,025: one thread
+# was as fast at 601 (11 ms, lightly loaded) and faster at 2,026 even loaded. Wider merges keep
+# every thread (at the lab's size the merge takes a minute): not measured quiet at one.
+NARROW_MERGE_COLUMNS = 2048
 # numba's threading layers that take kernels launched from several threads at once (its
 # workqueue layer aborts the process on that)
 THREADSAFE_LAYERS = ("omp", "tbb")
@@ -75,7 +88,12 @@ THREADSAFE_LAYERS = ("omp", "tbb")
 # and restored by the last
 _limit_lock = threading.Lock()
 _limit_users = 0
-_limit: threadpool_limits | None = None
+_limit: Any = None  # threadpoolctl's limiter while any fold runs
+# the BLAS libraries the limit is set on, found once: threadpoolctl's search of the loaded
+# libraries took 1.4 to 2.5 ms a fold (3 % of a small inversion), setting the limit on
+# those it found 0.02 ms; OpenBLAS is loaded by NumPy and SciPy's LAPACK (`lapack_nogil`)
+# before any fold
+_controller: ThreadpoolController | None = None
 
 # fill(stream, block index, rows): the rows of one block (size × columns, Fortran order)
 Fill = Callable[[int, int, np.ndarray], None]
@@ -176,8 +194,10 @@ def fold(columns: int, sizes: Sequence[int], owners: Sequence[int], fill: Fill,
             stop.set()
             for thread in threads:
                 thread.join()
-    folded = [triangle.r for triangle in triangles if triangle is not None]
-    assert len(folded) == streams
+        folded = [triangle.r for triangle in triangles if triangle is not None]
+        assert len(folded) == streams
+        if columns <= NARROW_MERGE_COLUMNS:  # at a stream's threads (NARROW_MERGE_COLUMNS)
+            return _merge(folded, merging)
     return _merge(folded, merging)
 
 
@@ -220,10 +240,12 @@ def _blas_limited(threads: int) -> Iterator[None]:
     195–206 ms at two (2 cores, loaded); the streams keep every core busy, so a second BLAS
     thread would only take its time from them. numba's thread count is set in the streams'
     own threads only (it is per thread)."""
-    global _limit, _limit_users
+    global _controller, _limit, _limit_users
     with _limit_lock:
         if _limit_users == 0:
-            _limit = threadpool_limits(threads, user_api="blas")
+            if _controller is None:
+                _controller = ThreadpoolController()
+            _limit = _controller.limit(limits=threads, user_api="blas")
         _limit_users += 1
     try:
         yield
