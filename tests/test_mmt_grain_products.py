@@ -10,9 +10,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from smm_daq.analysis.forward import _point_exact
+from smm_daq.analysis.forward import _point_exact, _point_pair, _point_products
 from smm_daq.analysis.grains import from_arrays
 from smm_daq.analysis.mmt import synth
+from smm_daq.analysis.mmt.models import grain_products
 from smm_daq.analysis.mmt.models.cuboid import GreenModel
 from smm_daq.analysis.mmt.solver import inversion
 from smm_daq.analysis.mmt.solver.inversion import invert_map
@@ -113,3 +114,62 @@ def test_the_inversion_agrees_with_the_per_cuboid_closed_form(monkeypatch):
     assert np.all(np.abs(new.magnetization - old.magnetization) <= 1e-9 * sd)
     scale = np.abs(old.covariance).max(axis=(1, 2))[:, None, None]  # each grain's block
     assert np.all(np.abs(new.covariance - old.covariance) <= 1e-6 * scale)
+
+
+def _one_sensor(sensor, first, last, cuboids, half, far2):
+    """A grain's columns at one sensor cuboid by cuboid, from the same compiled pieces as
+    `point_grain_tile`: its reference, operation for operation."""
+    fx = fy = fz = 0.0
+    products = grain_products.EMPTY
+    for m in range(first, last):
+        dx, dy, dz = (sensor[k] - cuboids[m, k] for k in range(3))
+        a, b, c = half[m]
+        if dx * dx + dy * dy + dz * dz >= far2[m]:
+            ex, ey, ez = _point_pair(dx, dy, dz, a, b, c, far2[m])
+            fx, fy, fz = fx + ex, fy + ey, fz + ez
+        else:
+            products = grain_products.times_cuboid(products,
+                                                   _point_products(dx, dy, dz, a, b, c))
+    ex, ey, ez = grain_products.columns(products)
+    return fx + ex, fy + ey, fz + ez
+
+
+def _box_grain(n: int, thickness_um: float) -> tuple[np.ndarray, np.ndarray]:
+    """A 6 × 6 µm box of n × n cuboids, its top 0.05 µm under the sample top: (cuboids, half)."""
+    edge = 6.0 * UM / n
+    centres = (np.arange(n) + 0.5) * edge
+    X, Y = (a.ravel() for a in np.meshgrid(centres, centres))
+    depth = thickness_um * UM
+    cuboids = np.c_[X, Y, np.full(X.size, -0.05 * UM - 0.5 * depth)]
+    half = np.c_[np.full((X.size, 2), 0.5 * edge), np.full(X.size, 0.5 * depth)]
+    return np.ascontiguousarray(cuboids), np.ascontiguousarray(half)
+
+
+@pytest.mark.parametrize("count", [1, 3, 4, 6, 13, 64])
+@pytest.mark.parametrize(("n", "thickness_um", "height_um"), [
+    (8, 4.0, 0.05),  # Mz past ±π, cuboids past some sensors' switch and not others'
+    (24, 0.25, 0.5),  # 576 cuboids: their products leave the double range
+])
+def test_a_tile_of_sensors_is_each_sensor_on_its_own_to_the_bit(count, n, thickness_um,
+                                                                 height_um):
+    """`point_grain_tile` across sensors (any count, padded to whole vectors) gives each
+    sensor's columns exactly as one sensor at a time would: the cuboids beyond a sensor's
+    switch take its quadrupole there while nearer sensors take the closed form."""
+    cuboids, half = _box_grain(n, thickness_um)
+    rng = np.random.default_rng(count)
+    sensors = np.c_[rng.uniform(-3, 9, (count, 2)) * UM, np.full(count, height_um * UM)]
+    # each cuboid's switch a few µm out: some sensors beyond it, some not
+    far2 = np.full(cuboids.shape[0], (3.0 * UM) ** 2)
+    index = rng.permutation(count + 5)[:count]  # the tile's sensors as the kernel lists them
+    in_block = np.zeros((count + 5, 3))
+    in_block[index] = sensors
+    work = np.full((13, 64), np.nan)
+    cols = np.full((3, 64), np.nan)
+    grain_products.point_grain_tile(in_block, index, count, 0, cuboids.shape[0], cuboids,
+                                    half, far2, work, cols)
+    expect = np.array([_one_sensor(s, 0, cuboids.shape[0], cuboids, half, far2)
+                       for s in sensors]).T
+    d2 = np.sum((sensors[:, None, :] - cuboids[None]) ** 2, axis=2)
+    if count >= 13:
+        assert np.any(d2 >= far2) and np.any(d2 < far2)  # both forms in one call
+    assert np.array_equal(cols[:, :count], expect)

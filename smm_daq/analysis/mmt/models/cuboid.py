@@ -103,7 +103,7 @@ from smm_daq.analysis.mmt.models.expansion_terms import (
     remainder_bound,
     switch_distance,
 )
-from smm_daq.analysis.mmt.models.grain_products import point_grain
+from smm_daq.analysis.mmt.models.grain_products import point_grain_tile
 
 GRAIN_TOLERANCE = 1e-5  # far-field error target relative to the grain's reference scale
 CUBOID_TOLERANCE = 1e-5  # the same for each cuboid's own switch (forward model)
@@ -668,8 +668,9 @@ def _green_block(sensors, p, q, centroid, far2, higher, fine2, start, cuboids, h
     where the sensor is nearer than the grain's `fine2`, orders from 5 or (nearer than `far2`)
     the sum over the grain's cuboids. With `skip_exact`, the (sensor, cuboid) pairs of an area
     sensor that take the exact form are left out (`_grid_exact` adds them). With `per_grain`,
-    a point sensor's closed form takes its logarithms and arctangents once per grain
-    (`grain_products.point_grain`), not once per cuboid. Division by zero
+    a point sensor's closed form takes its logarithms and arctangents once per grain, not
+    once per cuboid, for the tile's sensors nearer than the grain's far-field switch at once
+    (`grain_products.point_grain_tile`, vectorized across them). Division by zero
     cannot occur (every grain is below the sensors), so the kernels take NumPy's error model,
     which lets the tile loops vectorize."""
     n_sensors = sensors.shape[0]
@@ -683,10 +684,14 @@ def _green_block(sensors, p, q, centroid, far2, higher, fine2, start, cuboids, h
         by_order_index = np.empty(TILE, dtype=np.int64)
         part = np.empty((6, TILE))
         f = np.empty((3, TILE))
+        near = np.empty(TILE, dtype=np.int64)
+        work = np.empty((13, TILE))
+        near_cols = np.empty((3, TILE))
         for g in range(centroid.shape[0]):
             if _box_distance2(box, centroid, g) >= fine2[g, 0]:
                 continue
             cnt = 0  # the tile's sensors that take orders from 5, gathered
+            n_near = 0  # and those of a point sensor's sum over the grain's cuboids
             top = HIGHER_ORDERS[0]
             for i in range(lo, hi):
                 sx = sensors[i, 0]
@@ -700,11 +705,8 @@ def _green_block(sensors, p, q, centroid, far2, higher, fine2, start, cuboids, h
                     top = max(top, _gather_for_orders(cnt, dx, dy, dz, d2, fine2, g, held))
                     cnt += 1
                 elif p == 0.0 and per_grain:
-                    fx, fy, fz = point_grain(sx, sy, sz, start[g], start[g + 1], cuboids, half,
-                                             cub_far2)
-                    out[i, 3 * g] += MU0_OVER_4PI * fx
-                    out[i, 3 * g + 1] += MU0_OVER_4PI * fy
-                    out[i, 3 * g + 2] += MU0_OVER_4PI * fz
+                    near[n_near] = i
+                    n_near += 1
                 else:
                     fx = 0.0
                     fy = 0.0
@@ -742,6 +744,12 @@ def _green_block(sensors, p, q, centroid, far2, higher, fine2, start, cuboids, h
                     out[i, 3 * g] += MU0_OVER_4PI * fx
                     out[i, 3 * g + 1] += MU0_OVER_4PI * fy
                     out[i, 3 * g + 2] += MU0_OVER_4PI * fz
+            if n_near > 0:
+                point_grain_tile(sensors, near, n_near, start[g], start[g + 1], cuboids, half,
+                                 cub_far2, work, near_cols)
+                for j in range(n_near):
+                    for c in range(3):
+                        out[near[j], 3 * g + c] += MU0_OVER_4PI * near_cols[c, j]
             if cnt == 0:
                 continue
             _by_last_order(cnt, top, held, index, by_order, by_order_index)
