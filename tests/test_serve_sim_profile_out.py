@@ -96,3 +96,36 @@ def test_the_profile_of_a_serve_sim_still_serving_is_not_written_over(
     # once that serve-sim stopped, its file is written again
     assert main(["serve-sim", "--duration-s", "0.1", "--profile-out", str(written)]) == 0
     assert f"profile   {written}" in capsys.readouterr().out
+
+
+def test_a_profile_out_the_system_cannot_look_up_is_refused_before_serving(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A name longer than the system allows: refused with what was wrong, exit 2, nothing
+    served. Unfixed, a traceback (OSError: File name too long) and exit 1."""
+    code = main(["serve-sim", "--duration-s", "60",
+                 "--profile-out", str(tmp_path / ("a" * 300 + ".toml"))])
+    captured = capsys.readouterr()
+    assert code == 2 and "cannot look up" in captured.err and "serving" not in captured.out
+
+
+def test_a_profile_out_that_cannot_be_written_is_said_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The file cannot be written (a folder not writable; faked, the tests may run as root):
+    said with why and what was expected, exit 2, the instruments no longer served. Unfixed,
+    a traceback (PermissionError) and exit 1."""
+    target = tmp_path / "served.toml"
+    write_text = Path.write_text
+
+    def refused(self: Path, *args: object, **kwargs: object) -> int:
+        if self == target:
+            raise PermissionError(13, "Permission denied", str(self))
+        return write_text(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "write_text", refused)
+    code = main(["serve-sim", "--duration-s", "60", "--profile-out", str(target)])
+    captured = capsys.readouterr()
+    assert code == 2, captured.err
+    assert f"--profile-out {target} could not be written (Permission denied)" in captured.err
+    assert not target.exists()
