@@ -129,3 +129,27 @@ def test_a_profile_out_that_cannot_be_written_is_said_not_a_traceback(
     assert code == 2, captured.err
     assert f"--profile-out {target} could not be written (Permission denied)" in captured.err
     assert not target.exists()
+
+
+def test_an_array_of_arrays_written_over_lines_is_no_table_header(tmp_path: Path) -> None:
+    """A profile whose [simulation] gives an array of arrays over several lines (its last row
+    without a comma, `[0.0, 10000.0]`, looks like a table header): the whole [simulation]
+    table is still left out, the file written a valid profile of real instruments. Unfixed,
+    that row was taken for a table, and the array's `]` and the keys after it were kept."""
+    from smm_daq.cli.served_profile import served_profile_text
+    from smm_daq.instruments.profile import parse_profile
+
+    text = PROFILE.read_text().replace(
+        'stage_controller = "C-884"',
+        'stage_travel_um = [\n    [0.0, 25000.0],\n    [0.0, 25000.0],\n    [0.0, 10000.0]\n]'
+        '\nstage_controller = "C-884"')
+    source = tmp_path / "simulator.toml"
+    source.write_text(text)
+    profile = load_profile(source)
+    assert profile.simulation["stage_travel_um"]  # as the served simulator reads it
+    served = served_profile_text(profile, {})
+    lines = [line.strip() for line in served.splitlines()]
+    assert "[0.0, 10000.0]" not in lines and "]" not in lines
+    assert not any(line.startswith("stage_controller") for line in lines)
+    written = parse_profile(served, tmp_path / "served.toml")
+    assert not written.simulated and not written.simulation

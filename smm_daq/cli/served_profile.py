@@ -32,8 +32,10 @@ def served_profile_text(profile: Profile, resources: Mapping[str, str]) -> str:
     kept: list[str] = [f"{MARK} from {profile.path}: the instruments it serves, on "
                        "loopback TCP", "# (their ports change each time serve-sim starts)"]
     table = ""
+    depth = 0  # of the brackets open in a value over several lines: its rows are no headers
     for line in profile.text.splitlines():
-        header = _TABLE.match(line)
+        header = _TABLE.match(line) if depth == 0 else None
+        depth = max(0, depth + _brackets_opened(line))
         if header:
             table = header.group(1).strip().strip('"')
             if table == "simulation" or table.startswith("simulation."):
@@ -51,6 +53,12 @@ def served_profile_text(profile: Profile, resources: Mapping[str, str]) -> str:
                     lambda m: m.group(1) + json.dumps(str(profile.calibration_file)), line)
         kept.append(_QUOTED.sub(lambda m: _served(m, resources), line))
     return "\n".join(kept).rstrip() + "\n"
+
+
+def _brackets_opened(line: str) -> int:
+    """How many more '[' than ']' `line` has outside its strings and its comment."""
+    code = _QUOTED.sub("", line).split("#", 1)[0]
+    return code.count("[") - code.count("]")
 
 
 def _served(match: re.Match[str], resources: Mapping[str, str]) -> str:
