@@ -153,3 +153,18 @@ def test_an_array_of_arrays_written_over_lines_is_no_table_header(tmp_path: Path
     assert not any(line.startswith("stage_controller") for line in lines)
     written = parse_profile(served, tmp_path / "served.toml")
     assert not written.simulated and not written.simulation
+
+
+def test_a_profile_out_that_could_not_be_pointed_at_the_served_rig_is_not_left(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`"simulated" = true` (a quoted key, not recognised): the written file would still be
+    a simulated profile; refused, exit 2, and no such file left for a command to run the
+    in-process simulator from, taken for the served one. Unfixed, it was left written."""
+    served = tmp_path / "simulator.toml"
+    served.write_text(PROFILE.read_text().replace("\nsimulated = true", '\n"simulated" = true'))
+    target = tmp_path / "served.toml"
+    code = main(["serve-sim", "--profile", str(served), "--duration-s", "60",
+                 "--profile-out", str(target)])
+    assert code == 2 and "could not be pointed at the served" in capsys.readouterr().err
+    assert not target.exists()

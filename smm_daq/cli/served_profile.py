@@ -113,12 +113,23 @@ def _still_served(path: Path) -> str:
 
 
 def write_served_profile(out: Path, profile: Profile, resources: Mapping[str, str]) -> None:
-    """Write the profile and load it back: it must be valid and reach only what is served."""
+    """Write the profile and load it back: it must be valid and reach only what is served;
+    one that does not is removed, lest a command run on it (the in-process simulator, where
+    it still says simulated) taken for the served rig."""
     try:
         out.write_text(served_profile_text(profile, resources))
     except OSError as exc:
         raise InputError(f"--profile-out {out} could not be written ({_why(exc)}); expected a "
                          "file in a folder that can be written") from None
+    try:
+        _check_served(out, profile, resources)
+    except InputError:
+        out.unlink(missing_ok=True)
+        raise
+
+
+def _check_served(out: Path, profile: Profile, resources: Mapping[str, str]) -> None:
+    """`out`, as written, a valid profile of real instruments at `resources` only."""
     written = load_profile(out)
     addresses = [written.lockin.link.address, written.stage.link.address,
                  *written.coils.addresses]
