@@ -74,7 +74,8 @@ class EmulatorTransport:
 
     An emulator with `immediate_bytes` parses the last query written (a line whose first word
     ends in '?') only when the instrument gets to it: as its reply is read, as another line
-    or a clear follows, or once the clock has moved since it arrived. One of those bytes
+    or a clear follows, as the link closes or is lost (it had reached the instrument: an
+    `ERR?` cleared the error), or once the clock has moved since it arrived. One of those bytes
     written right behind it, no time between, is acted on first (`ERR?` then `#24`: the stop
     comes first, and `ERR?` reads its 10). A set command is parsed as it arrives, its effect
     timed then (a move one of those bytes overtook would start late on the clock).
@@ -106,6 +107,7 @@ class EmulatorTransport:
         if self._closed:
             raise InstrumentLost("link closed", instrument=self.emulator.name)
         if self.faults.disconnected:
+            self._parse()  # it reached the instrument before the link was lost
             raise InstrumentLost("connection lost", instrument=self.emulator.name)
 
     def write(self, message: str) -> None:
@@ -176,4 +178,7 @@ class EmulatorTransport:
             self.emulator.device_clear()
 
     def close(self) -> None:
-        self._closed = True
+        with self._lock:
+            if not self._closed:
+                self._parse()  # it reached the instrument (an `ERR?` clears the error held)
+            self._closed = True

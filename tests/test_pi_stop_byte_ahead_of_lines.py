@@ -8,12 +8,14 @@ from __future__ import annotations
 import socket
 
 import numpy as np
+import pytest
 
 from simulators.emulator import EmulatorTransport
 from simulators.pi_emulator import PIGCSEmulator
 from simulators.stage_model import StageModel
 from simulators.tcp_server import EmulatorServer
 from smm_daq.clock import VirtualClock
+from smm_daq.errors import InstrumentLost
 
 TRAVEL = np.array([[0.0, 100e-6], [0.0, 100e-6], [0.0, 10e-6]])
 
@@ -53,3 +55,24 @@ def test_served_over_tcp_a_stop_byte_that_came_with_an_error_query_goes_first() 
             assert b"E-727" in reader.readline()  # the move refused and parsed by now
             connection.sendall(b"ERR?\n\x18")
             assert reader.readline() == b"10\n"
+
+
+def test_an_error_query_written_before_its_link_closed_still_clears_the_error() -> None:
+    """`ERR?` written (it reached the controller, which clears the error as it answers), then
+    the link closed or lost before its reply was read: a new link finds no error, as on the
+    controller. Unfixed, the query held unparsed was never parsed, and the refused move's 15
+    was still there for the next link to find (an error the real controller had cleared)."""
+    clock = VirtualClock()
+    emulator = _emulator(clock)
+    closed = EmulatorTransport(emulator, clock=clock)
+    closed.write("MOV 9 0")
+    closed.write("ERR?")
+    closed.close()
+    assert EmulatorTransport(emulator, clock=clock).query("ERR?") == "0"
+    lost = EmulatorTransport(emulator, clock=clock)
+    lost.write("MOV 9 0")
+    lost.write("ERR?")
+    lost.faults.disconnected = True
+    with pytest.raises(InstrumentLost):
+        lost.read()
+    assert EmulatorTransport(emulator, clock=clock).query("ERR?") == "0"

@@ -96,3 +96,75 @@ def test_the_profile_of_a_serve_sim_still_serving_is_not_written_over(
     # once that serve-sim stopped, its file is written again
     assert main(["serve-sim", "--duration-s", "0.1", "--profile-out", str(written)]) == 0
     assert f"profile   {written}" in capsys.readouterr().out
+
+
+def test_a_profile_out_the_system_cannot_look_up_is_refused_before_serving(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A name longer than the system allows: refused with what was wrong, exit 2, nothing
+    served. Unfixed, a traceback (OSError: File name too long) and exit 1."""
+    code = main(["serve-sim", "--duration-s", "60",
+                 "--profile-out", str(tmp_path / ("a" * 300 + ".toml"))])
+    captured = capsys.readouterr()
+    assert code == 2 and "cannot look up" in captured.err and "serving" not in captured.out
+
+
+def test_a_profile_out_that_cannot_be_written_is_said_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The file cannot be written (a folder not writable; faked, the tests may run as root):
+    said with why and what was expected, exit 2, the instruments no longer served. Unfixed,
+    a traceback (PermissionError) and exit 1."""
+    target = tmp_path / "served.toml"
+    write_text = Path.write_text
+
+    def refused(self: Path, *args: object, **kwargs: object) -> int:
+        if self == target:
+            raise PermissionError(13, "Permission denied", str(self))
+        return write_text(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "write_text", refused)
+    code = main(["serve-sim", "--duration-s", "60", "--profile-out", str(target)])
+    captured = capsys.readouterr()
+    assert code == 2, captured.err
+    assert f"--profile-out {target} could not be written (Permission denied)" in captured.err
+    assert not target.exists()
+
+
+def test_an_array_of_arrays_written_over_lines_is_no_table_header(tmp_path: Path) -> None:
+    """A profile whose [simulation] gives an array of arrays over several lines (its last row
+    without a comma, `[0.0, 10000.0]`, looks like a table header): the whole [simulation]
+    table is still left out, the file written a valid profile of real instruments. Unfixed,
+    that row was taken for a table, and the array's `]` and the keys after it were kept."""
+    from smm_daq.cli.served_profile import served_profile_text
+    from smm_daq.instruments.profile import parse_profile
+
+    text = PROFILE.read_text().replace(
+        'stage_controller = "C-884"',
+        'stage_travel_um = [\n    [0.0, 25000.0],\n    [0.0, 25000.0],\n    [0.0, 10000.0]\n]'
+        '\nstage_controller = "C-884"')
+    source = tmp_path / "simulator.toml"
+    source.write_text(text)
+    profile = load_profile(source)
+    assert profile.simulation["stage_travel_um"]  # as the served simulator reads it
+    served = served_profile_text(profile, {})
+    lines = [line.strip() for line in served.splitlines()]
+    assert "[0.0, 10000.0]" not in lines and "]" not in lines
+    assert not any(line.startswith("stage_controller") for line in lines)
+    written = parse_profile(served, tmp_path / "served.toml")
+    assert not written.simulated and not written.simulation
+
+
+def test_a_profile_out_that_could_not_be_pointed_at_the_served_rig_is_not_left(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`"simulated" = true` (a quoted key, not recognised): the written file would still be
+    a simulated profile; refused, exit 2, and no such file left for a command to run the
+    in-process simulator from, taken for the served one. Unfixed, it was left written."""
+    served = tmp_path / "simulator.toml"
+    served.write_text(PROFILE.read_text().replace("\nsimulated = true", '\n"simulated" = true'))
+    target = tmp_path / "served.toml"
+    code = main(["serve-sim", "--profile", str(served), "--duration-s", "60",
+                 "--profile-out", str(target)])
+    assert code == 2 and "could not be pointed at the served" in capsys.readouterr().err
+    assert not target.exists()

@@ -170,6 +170,7 @@ class Sequencer(FlyScan):
         self._points_done = 0
         self._run_start: float | None = None
         self._run_points = 0
+        self._run_paced = False  # the run's first point done: the pace counts from it
         self._full_scale = math.nan
         self._tau = math.nan  # s, the lock-in time constant the scan is taken with
         self._reference = (math.nan, math.nan)  # Hz, V: the lock-in's reference, as at the start
@@ -569,7 +570,7 @@ class Sequencer(FlyScan):
         self._points_done = (plan.ny - todo.size) * plan.nx
         self._emit("started", line=int(todo[0]) if todo.size else 0,
                    message=f"{todo.size} of {plan.ny} lines to measure")
-        self._run_start = rig.clock.now()
+        self._run_start, self._run_paced = rig.clock.now(), False
         if plan.fly is not None:
             self._execute_fly(todo.tolist())
             return
@@ -591,9 +592,10 @@ class Sequencer(FlyScan):
                                                          rig.clock.now())
                 self._points_done += 1
                 self._run_points += 1
-                if self._run_points == 1:
+                if not self._run_paced:
                     # the run's first point came from wherever the stage was (down from its
                     # reference to the scan height, seconds): no rate for the points after it
+                    self._run_paced = True
                     self._run_start, self._run_points = rig.clock.now(), 0
                 self._emit("point", line=iy, index=(iy, int(ix)), bz=b)
             self._check_field_held()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, load_profile
-from smm_daq.text_files import read_text_file
+from smm_daq.text_files import read_text_file, shown
 
 # The first line of a profile serve-sim writes: only such a file is written over.
 MARK = "# written by `smm-daq serve-sim --profile-out`"
@@ -32,8 +32,10 @@ def served_profile_text(profile: Profile, resources: Mapping[str, str]) -> str:
     kept: list[str] = [f"{MARK} from {profile.path}: the instruments it serves, on "
                        "loopback TCP", "# (their ports change each time serve-sim starts)"]
     table = ""
+    depth = 0  # of the brackets open in a value over several lines: its rows are no headers
     for line in profile.text.splitlines():
-        header = _TABLE.match(line)
+        header = _TABLE.match(line) if depth == 0 else None
+        depth = max(0, depth + _brackets_opened(line))
         if header:
             table = header.group(1).strip().strip('"')
             if table == "simulation" or table.startswith("simulation."):
@@ -53,6 +55,12 @@ def served_profile_text(profile: Profile, resources: Mapping[str, str]) -> str:
     return "\n".join(kept).rstrip() + "\n"
 
 
+def _brackets_opened(line: str) -> int:
+    """How many more '[' than ']' `line` has outside its strings and its comment."""
+    code = _QUOTED.sub("", line).split("#", 1)[0]
+    return code.count("[") - code.count("]")
+
+
 def _served(match: re.Match[str], resources: Mapping[str, str]) -> str:
     value = match.group(1) if match.group(1) is not None else match.group(2)
     return json.dumps(resources[value]) if value in resources else match.group(0)
@@ -60,7 +68,15 @@ def _served(match: re.Match[str], resources: Mapping[str, str]) -> str:
 
 def check_profile_out(out: Path, profile: Profile) -> None:
     """Refuse, before anything is served, a --profile-out that would write over the served
-    profile itself or over a file serve-sim did not write."""
+    profile itself or over a file serve-sim did not write, or a path the system cannot look
+    up (a name longer than it allows, a NUL in it)."""
+    try:
+        out.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # a new file (a parent that is no folder is said below)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        raise InputError(f"--profile-out is {shown(str(out))}, which the system cannot look up "
+                         f"({_why(exc)}); expected a path to a file") from None
     if out.resolve() == profile.path.resolve():
         raise InputError(f"--profile-out is {out}, the profile served; expected another file "
                          "(the served profile is kept as it is)")
@@ -97,8 +113,23 @@ def _still_served(path: Path) -> str:
 
 
 def write_served_profile(out: Path, profile: Profile, resources: Mapping[str, str]) -> None:
-    """Write the profile and load it back: it must be valid and reach only what is served."""
-    out.write_text(served_profile_text(profile, resources))
+    """Write the profile and load it back: it must be valid and reach only what is served;
+    one that does not is removed, lest a command run on it (the in-process simulator, where
+    it still says simulated) taken for the served rig."""
+    try:
+        out.write_text(served_profile_text(profile, resources))
+    except OSError as exc:
+        raise InputError(f"--profile-out {out} could not be written ({_why(exc)}); expected a "
+                         "file in a folder that can be written") from None
+    try:
+        _check_served(out, profile, resources)
+    except InputError:
+        out.unlink(missing_ok=True)
+        raise
+
+
+def _check_served(out: Path, profile: Profile, resources: Mapping[str, str]) -> None:
+    """`out`, as written, a valid profile of real instruments at `resources` only."""
     written = load_profile(out)
     addresses = [written.lockin.link.address, written.stage.link.address,
                  *written.coils.addresses]
@@ -110,3 +141,7 @@ def write_served_profile(out: Path, profile: Profile, resources: Mapping[str, st
                          "pointed at the served instruments (an address or rig.simulated "
                          "written in a form not recognised); expected its addresses and "
                          "'simulated = true' as TOML strings and values in their tables")
+
+
+def _why(exc: OSError | ValueError) -> str:
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
