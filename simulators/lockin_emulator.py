@@ -40,7 +40,7 @@ from typing import ClassVar, Protocol
 import numpy as np
 
 from simulators import filtered_noise
-from simulators.emulator import BinaryReply, Emulator
+from simulators.emulator import BinaryReply, Emulator, number_reply
 from simulators.sensor_model import enbw
 from smm_daq.clock import Clock
 
@@ -614,7 +614,7 @@ class SRSLockInEmulator(Emulator):
     def _frequency(self, query: bool, args: list[str]) -> str | None:
         if query:
             no_args(args)
-            return f"{self.frequency:.6g}"
+            return number_reply(self.frequency, ".6g")
         value = in_range(one(args), *self.FREQ_RANGE)
         self._detection_changes(value, self.harmonic)
         self.frequency = value
@@ -639,7 +639,7 @@ class SRSLockInEmulator(Emulator):
     def _amplitude_command(self, query: bool, args: list[str]) -> str | None:
         if query:
             no_args(args)
-            return f"{self.amplitude:.6g}"
+            return number_reply(self.amplitude, ".6g")
         self.amplitude = self._amplitude(in_range(one(args), *self.AMPLITUDE_RANGE))
         return None
 
@@ -649,7 +649,7 @@ class SRSLockInEmulator(Emulator):
     def _phase(self, query: bool, args: list[str]) -> str | None:
         if query:
             no_args(args)
-            return f"{self.phase:.7g}"
+            return number_reply(self.phase, ".7g")
         value = in_range(one(args), *self.PHASE_RANGE)
         self.phase = wrap_phase(round(value / self.PHASE_STEP) * self.PHASE_STEP)
         return None
@@ -682,7 +682,7 @@ class SRSLockInEmulator(Emulator):
 
         def handler(query: bool, args: list[str]) -> str | None:
             if query:
-                return f"{self.aux_outputs[index(one(args), 4, first) - first]:.3f}"
+                return number_reply(self.aux_outputs[index(one(args), 4, first) - first], ".3f")
             if len(args) != 2:
                 raise BadValue(",".join(args))
             channel = index(args[0], 4, first) - first
@@ -696,6 +696,6 @@ class SRSLockInEmulator(Emulator):
 
         def answer(args: list[str]) -> str:
             volts = self.aux_inputs[index(one(args), 4, first) - first]
-            return f"{round(volts * 3000.0) / 3000.0:.4f}"
+            return number_reply(round(volts * 3000.0) / 3000.0, ".4f")
 
         return self.query_only(answer)
