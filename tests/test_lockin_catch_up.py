@@ -6,6 +6,7 @@ served faster than real time the lock-in held every instrument's replies for sec
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -64,3 +65,20 @@ def test_a_capture_caught_up_on_asks_the_world_once_and_stores_the_same_samples(
     np.testing.assert_allclose(stored[1], stored[0], rtol=1e-6, atol=1e-6 * np.abs(stored[0]).max())
     assert len(asked[0]) >= stored[0].size // 2  # once or twice a sample, sample by sample
     assert len(asked[1]) <= 5  # the first sample and the present (twice each), the rest at once
+
+
+def test_a_served_world_keeps_itself_up_to_the_present_between_commands() -> None:
+    """Every instrument's command waited for the lock-in to catch up on all the simulated
+    time since the last command (seconds of a capture's samples after a quiet while), under
+    the world's one lock. Served, the world brings itself up to the present on its own
+    thread, so a command waits for no more than a moment's catching up."""
+    backend, clock = _served_sr860()
+    clock.sleep(2.0)  # simulated time passes before anyone connects
+    present = clock.now()
+    reached = threading.Event()
+    backend.world.add_listener(lambda t: reached.set() if t >= present else None)
+    server = backend.serve_tcp()
+    try:
+        assert reached.wait(timeout=30), "the served world was not brought up to the present"
+    finally:
+        server.close()
