@@ -209,3 +209,15 @@ def test_a_shift_not_significantly_different_from_zero_is_not_applied_unless_for
     assert "applying it may add an artefact" in str(caught[0].message)
     assert forced.shift == res.registration.shift
     assert not np.array_equal(forced.map.bz, res.map.bz, equal_nan=True)
+
+
+def test_a_recipe_s_subtraction_forces_an_insignificant_shift_only_when_asked():
+    from smm_daq.acquisition.recipe import parse_recipe
+    from smm_daq.errors import InputError
+
+    step = ('[[step]]\nkind = "subtract"\nin_field = "a"\nremanent = "b"\nname = "c"\n')
+    assert not parse_recipe(step).steps[0].apply_insignificant_shift
+    forced = parse_recipe(step + "apply_insignificant_shift = true\n").steps[0]
+    assert forced.apply_insignificant_shift and forced.register
+    with pytest.raises(InputError, match="apply_insignificant_shift"):
+        parse_recipe(step + 'apply_insignificant_shift = "yes"\n')
