@@ -49,3 +49,11 @@ def test_a_supply_setting_sent_as_minus_zero_reads_zero(setting: str, query: str
     supply.handle(setting)
     assert supply.handle(query) == "0.000000E+00"
     assert supply.handle("SYST:ERR?").startswith("0,")
+
+
+def test_a_trigger_line_setting_sent_as_minus_zero_reads_zero() -> None:
+    profile = load_profile(PROFILE.with_name("simulator-e727.toml"))  # a wave generator's
+    stage = SimulatedBackend(profile, VirtualClock()).endpoint(profile.stage.link.address)
+    stage.handle("CTO 1 3 -0")
+    assert stage.handle("CTO? 1 3") == "1 3=0"
+    assert stage.handle("ERR?") == "0"
