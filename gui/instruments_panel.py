@@ -50,6 +50,9 @@ INSTRUMENT_OF_READING = {
     "overloaded": "lockin", "fluxgate": "fluxgate",
 }
 NO_POSITION, NO_FIELD, NO_LOCKIN = "x, y, z: –", "setpoint –\nread-back –\nfluxgate –", "X, Y: –"
+# a connection line from the rig's opening (when the status line says it connected) until the
+# instrument's identity, asked for then, comes back
+IDENTIFYING = "connected; asking its identity…"
 # said before a connect that may reference the stage (stage.reference_on_connect = true)
 CONNECT_REFERENCES = ("Connecting: stage axes found unreferenced are referenced now, each driving "
                       "to its reference switch (stage.reference_on_connect = true); keep the "
@@ -460,6 +463,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
             return
         self.timer.stop()
         self._clear_readings()
+        self._identities = {}  # the rig before's: said again of the new one once it answers
         self._set_controls_enabled(False)
         self._update_connect_button()
         for name, label in self.state_labels.items():
@@ -472,6 +476,12 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self.connect_button.setEnabled(not (h.connecting or h.busy or h.recipe_running))
 
     def _rig_opened(self, rig: Any) -> None:
+        """The rig is open: its connection lines leave "connecting…" now, on the signal that
+        has the status line say so, not once the identities asked for then come back."""
+        for name, label in self.state_labels.items():
+            if name not in self._identities and (
+                    name != "fluxgate" or self.profile.fluxgate is not None):
+                label.setText(IDENTIFYING)
         self.connect_button.setText("Reconnect")
         self._update_connect_button()
         self._set_controls_enabled(not self.holder.busy and not self.holder.recipe_running)
@@ -504,7 +514,14 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self.field_label.setText(NO_FIELD)
         self.lockin_label.setText(NO_LOCKIN)
         self.trace_values.clear()
-        self.trace_curve.setData([])
+        self._show_trace()
+
+    def _show_trace(self) -> None:
+        """The trace of readings: a line, and a dot where there is a lone reading (the first
+        after a connect), which a line alone does not draw."""
+        values = np.array(self.trace_values)
+        self.trace_curve.setData(values, symbol="o" if values.size == 1 else None,
+                                 symbolSize=6, symbolBrush="b", symbolPen=None)
 
     def _show_identities(self, found: dict[str, object]) -> None:
         self._identities = {}
@@ -661,7 +678,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
         else:
             bz = (xy[0] - self.profile.sensor.offset_V) / self.profile.sensor.sensitivity_V_per_T
             self.trace_values.append(bz / UT)
-            self.trace_curve.setData(np.array(self.trace_values))
+            self._show_trace()
             overload = "  OVERLOAD" if readings.get("overloaded") is True else ""
             self.lockin_label.setText(
                 f"X = {xy[0] * 1e3:.4f} mV, Y = {xy[1] * 1e3:.4f} mV "

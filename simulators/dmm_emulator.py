@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from simulators.emulator import Emulator
+from simulators.emulator import Emulator, number_reply
 from simulators.scpi_status import UNHANDLED, ScpiStatus
 
 IDN = "Agilent Technologies,34970A,MY44021523,13-2-2"
@@ -163,7 +163,7 @@ class DMMEmulator(Emulator):
             self._set_nplc(rest)
             return None
         if path in ("VOLT:DC:NPLC?", "VOLT:NPLC?"):
-            return ",".join(f"{self._setting(c)[1]:+.8E}" for c in self._channels(rest))
+            return ",".join(number_reply(self._setting(c)[1], "+.8E") for c in self._channels(rest))
         if len(nodes) == 3 and nodes[:2] == ["FORM", "READ"] and nodes[2] in FORMAT_FLAGS:
             if query:
                 return "1" if self.format[nodes[2]] else "0"
@@ -267,7 +267,7 @@ class DMMEmulator(Emulator):
 
     def _formatted(self, reading: tuple[float, float, int]) -> str:
         volts, t, channel = reading
-        text = f"{volts:+.8E}" + (" VDC" if self.format["UNIT"] else "")
+        text = number_reply(volts, "+.8E") + (" VDC" if self.format["UNIT"] else "")
         fields = [text]
         if self.format["TIME"]:
             fields.append(f"{t - self.scan_start:013.3f}")

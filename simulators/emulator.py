@@ -18,6 +18,17 @@ from smm_daq.clock import Clock
 from smm_daq.errors import InstrumentLost, InstrumentTimeout
 
 
+def number_reply(value: float, spec: str) -> str:
+    """`value` as an instrument prints it in a reply (`spec` a format spec such as ".6E"): a
+    value that prints as zero has no minus sign ("-0" sent, or a small negative rounded away,
+    reads back "0.000" or "+0.000E+00" where the spec asks for a sign), as the instruments
+    keep no negative zero."""
+    text = format(value, spec)
+    if text.startswith("-") and not text.strip("-+0.eE"):
+        return ("+" if "+" in spec else "") + text[1:]
+    return text
+
+
 class BinaryReply(str):
     """A reply of raw bytes (one character per byte, latin-1) that is sent without a
     terminator, as an instrument ends a binary transfer with EOI rather than a line feed."""

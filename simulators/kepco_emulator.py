@@ -33,7 +33,7 @@ import math
 import re
 
 from simulators.coil_model import CoilModel
-from simulators.emulator import Emulator
+from simulators.emulator import Emulator, number_reply
 from simulators.scpi_status import UNHANDLED, ScpiStatus
 
 _NODES = {  # long name -> short name
@@ -144,11 +144,11 @@ class KepcoBOPEmulator(Emulator):
             "FUNC:MODE": self._set_mode,
             "FUNC:MODE?": lambda _: "1" if self.mode == "CURR" else "0",
             "CURR": self._set_current,
-            "CURR?": lambda _: f"{self._current_value():.6E}",
+            "CURR?": lambda _: number_reply(self._current_value(), ".6E"),
             "VOLT": self._set_voltage,
-            "VOLT?": lambda _: f"{self.voltage_setting:.6E}",
-            "MEAS:CURR?": lambda _: f"{self.model.measured_current(self.axis):.6E}",
-            "MEAS:VOLT?": lambda _: f"{self.model.voltage(self.axis):.6E}",
+            "VOLT?": lambda _: number_reply(self.voltage_setting, ".6E"),
+            "MEAS:CURR?": lambda _: number_reply(self.model.measured_current(self.axis), ".6E"),
+            "MEAS:VOLT?": lambda _: number_reply(self.model.voltage(self.axis), ".6E"),
             "OUTP": self._set_output,
             "OUTP?": lambda _: "1" if self.model.output(self.axis) else "0",
             "SYST:ERR?": self._next_error,

@@ -27,7 +27,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from simulators.emulator import Emulator
+from simulators.emulator import Emulator, number_reply
 from simulators.pi_recorder import DataRecorder, RecorderError
 from simulators.pi_wave import WaveError, WaveGenerator
 from simulators.stage_model import StageModel, StageRefused
@@ -248,7 +248,7 @@ class PIGCSEmulator(Emulator):
     # -- units and state -----------------------------------------------------------------------
 
     def _number(self, metres: float) -> str:
-        return f"{metres / self.unit_scale:.7f}"
+        return number_reply(metres / self.unit_scale, ".7f")
 
     @staticmethod
     def _flag(on: bool) -> str:

@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from simulators.emulator import number_reply
 from simulators.stage_model import StageModel
 
 OPTIONS = {0: "Nothing", 1: "Commanded Position", 2: "Actual Position", 3: "Position Error"}
@@ -185,7 +186,8 @@ class DataRecorder:
             t = t0 + j * dt
             rows.append(
                 " ".join(
-                    f"{self._value(self.tables[k], t) if j < done else 0.0:.7f}" for k in keys
+                    number_reply(self._value(self.tables[k], t) if j < done else 0.0, ".7f")
+                    for k in keys
                 )
             )
         return " \n".join(header + rows)

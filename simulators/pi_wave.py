@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from simulators.emulator import number_reply
 from simulators.stage_model import StageModel
 
 MAX_POINTS = 2**18
@@ -353,7 +354,7 @@ class WaveGenerator:
         for k, p in pairs:
             if k not in self.lines or p not in self.lines[k].params:
                 raise WaveError(17)
-            out.append(f"{k} {p}={self.lines[k].params[p]:g}")
+            out.append(f"{k} {p}={number_reply(self.lines[k].params[p], 'g')}")
         return " \n".join(out)
 
     def _set_points(self, args: list[str]) -> None:

@@ -29,7 +29,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from simulators.emulator import BinaryReply
+from simulators.emulator import BinaryReply, number_reply
 from simulators.lockin_emulator import (
     BadCommand,
     BadValue,
@@ -210,15 +210,15 @@ class SR830Emulator(SRSLockInEmulator):
         if not 2 <= len(args) <= 6:
             raise BadValue(",".join(args))
         values = self.outputs()
-        return ",".join(f"{self._snap_value(a, values):.6e}" for a in args)
+        return ",".join(number_reply(self._snap_value(a, values), ".6e") for a in args)
 
     def _outp(self, args: list[str]) -> str:
         p = index(one(args), 4, 1)
-        return f"{self.outputs()['XYRT'[p - 1]]:.6e}"
+        return number_reply(self.outputs()["XYRT"[p - 1]], ".6e")
 
     def _outr(self, args: list[str]) -> str:
         channel = index(one(args), 2, 1) - 1
-        return f"{self._display(channel, self.outputs()):.6e}"
+        return number_reply(self._display(channel, self.outputs()), ".6e")
 
     # --- data storage --------------------------------------------------------------------
 
@@ -287,7 +287,7 @@ class SR830Emulator(SRSLockInEmulator):
         return [self._points[i][channel] for i in range(start, start + count)]
 
     def _trca(self, args: list[str]) -> str:
-        return "".join(f"{point_value(w):+.6e}," for w in self._trace(args))
+        return "".join(number_reply(point_value(w), "+.6e") + "," for w in self._trace(args))
 
     def _trcb(self, args: list[str]) -> BinaryReply:
         values = [point_value(w) for w in self._trace(args)]
@@ -394,7 +394,7 @@ class SR830Emulator(SRSLockInEmulator):
     def _oexp(self, query: bool, args: list[str]) -> str | None:
         if query:
             channel = index(one(args), 3, 1) - 1
-            return f"{self.offsets[channel]:.2f},{self.expands[channel]}"
+            return f"{number_reply(self.offsets[channel], '.2f')},{self.expands[channel]}"
         if len(args) != 3:
             raise BadValue(",".join(args))
         channel = index(args[0], 3, 1) - 1

@@ -32,6 +32,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from simulators.emulator import number_reply
 from simulators.lockin_emulator import (
     SPACED_COMMAND,
     BadCommand,
@@ -329,7 +330,7 @@ class SR860Emulator(SRSLockInEmulator):
         n = index(one(args), self._capture_floats() // len(names))
         values = self._capture[n * len(names) : (n + 1) * len(names)] if len(self._capture) else []
         values = list(values) + [0.0] * (len(names) - len(values))
-        return ",".join(f"{v:.6e}" for v in values)
+        return ",".join(number_reply(v, ".6e") for v in values)
 
     # --- status --------------------------------------------------------------------------
 
@@ -351,7 +352,7 @@ class SR860Emulator(SRSLockInEmulator):
         add("ADVFILT", self.flag("advanced_filter"))
         add("FREQINT", self._frequency)  # the internal oscillator: what FREQ sets here
         add("FREQEXT", self.reading(lambda: "0"))  # no external reference is wired
-        add("FREQDET", self.reading(lambda: f"{self.frequency * self.harmonic:.6g}"))
+        add("FREQDET", self.reading(lambda: number_reply(self.frequency * self.harmonic, ".6g")))
         add("HARMDUAL", self.indexed("dual_harmonic", self.MAX_HARMONIC, 1))
         add("TBMODE", self.indexed("timebase_mode", 2))
         add("TBSTAT", self.reading(lambda: "1"))  # 1: the internal timebase in use
@@ -408,7 +409,7 @@ class SR860Emulator(SRSLockInEmulator):
         return handler
 
     def _listed(self, attr: str, parse: Callable[[str], object],
-                shown: Callable[[object], object] = lambda v: f"{v:.6g}") -> Handler:
+                shown: Callable[[float], object] = lambda v: number_reply(v, ".6g")) -> Handler:
         """A setting held per index i in the list attribute `attr`: `CMD i, x` sets (x parsed
         by `parse`), `CMD? i` reads (as `shown` gives it)."""
 
@@ -438,29 +439,30 @@ class SR860Emulator(SRSLockInEmulator):
     def _sine_offset(self, query: bool, args: list[str]) -> str | None:
         if query:
             no_args(args)
-            return f"{self.sine_offset:.6g}"
+            return number_reply(self.sine_offset, ".6g")
         self.sine_offset = in_range(one(args), -5.0, 5.0)
         return None
 
     def _enbw(self, args: list[str]) -> str:
         no_args(args)
-        return f"{enbw(self.time_constant, self.poles):.6g}"
+        return number_reply(enbw(self.time_constant, self.poles), ".6g")
 
     def _outp(self, args: list[str]) -> str:
         p = token(one(args), PARAMETERS)
-        return f"{self.parameter_value(p, self.outputs()):.6e}"
+        return number_reply(self.parameter_value(p, self.outputs()), ".6e")
 
     def _snap(self, args: list[str]) -> str:
         if not 2 <= len(args) <= 3:
             raise BadValue(",".join(args))
         values = self.outputs()
         chosen = [token(a, PARAMETERS) for a in args]
-        return ",".join(f"{self.parameter_value(p, values):.6e}" for p in chosen)
+        return ",".join(number_reply(self.parameter_value(p, values), ".6e") for p in chosen)
 
     def _snapd(self, args: list[str]) -> str:
         no_args(args)
         values = self.outputs()
-        return ",".join(f"{self.parameter_value(p, values):.6e}" for p in self.data_channels)
+        return ",".join(number_reply(self.parameter_value(p, values), ".6e")
+                        for p in self.data_channels)
 
     def _cdsp(self, query: bool, args: list[str]) -> str | None:
         names = ("DAT1", "DAT2", "DAT3", "DAT4")
@@ -473,7 +475,7 @@ class SR860Emulator(SRSLockInEmulator):
 
     def _offset(self, query: bool, args: list[str]) -> str | None:
         if query:
-            return f"{self.offsets[token(one(args), ('X', 'Y', 'R'))]:.2f}"
+            return number_reply(self.offsets[token(one(args), ("X", "Y", "R"))], ".2f")
         if len(args) != 2:
             raise BadValue(",".join(args))
         channel = token(args[0], ("X", "Y", "R"))
@@ -529,7 +531,7 @@ class SR860Emulator(SRSLockInEmulator):
     def _capture_rate_command(self, query: bool, args: list[str]) -> str | None:
         if query:
             no_args(args)
-            return f"{self.capture_rate():.6g}"
+            return number_reply(self.capture_rate(), ".6g")
         value = index(one(args), 21)
         if self._capture_state != "stopped":
             raise BadValue(args[0])
@@ -538,5 +540,5 @@ class SR860Emulator(SRSLockInEmulator):
 
     def _rate_max(self, args: list[str]) -> str:
         no_args(args)
-        return f"{self.capture_rate_max():.6g}"
+        return number_reply(self.capture_rate_max(), ".6g")
 

@@ -23,6 +23,7 @@ import socket
 import socketserver
 import threading
 import time
+from collections.abc import Callable
 
 from simulators.emulator import BinaryReply, Emulator
 from smm_daq.clock import Clock
@@ -153,14 +154,36 @@ class _EmulatorServer(socketserver.ThreadingTCPServer):
                 c.shutdown(socket.SHUT_RDWR)
 
 
-class EmulatorServer:
-    """One loopback TCP listener per emulator; `start()` then `resources()`; `close()`."""
+# Real seconds between two `keep_up` calls of a served world
+KEEP_UP_S = 0.05
 
-    def __init__(self, endpoints: dict[str, Emulator]) -> None:
+
+class EmulatorServer:
+    """One loopback TCP listener per emulator; `start()` then `resources()`; `close()`.
+
+    `keep_up`, where given, is called every KEEP_UP_S on a thread of its own while serving:
+    a served world brings itself up to the present there (`World.sync`), so that a command
+    after a quiet while waits for no more than KEEP_UP_S of simulated work (a lock-in's
+    capture running meanwhile) before it is answered, whichever instrument it is for."""
+
+    def __init__(self, endpoints: dict[str, Emulator],
+                 keep_up: Callable[[], None] | None = None) -> None:
         self._servers = {address: _EmulatorServer(e) for address, e in endpoints.items()}
         self._threads: list[threading.Thread] = []
+        self._keep_up = keep_up
+        self._stop = threading.Event()
+
+    def _keep_up_loop(self) -> None:
+        assert self._keep_up is not None
+        while not self._stop.wait(KEEP_UP_S):
+            self._keep_up()
 
     def start(self) -> EmulatorServer:
+        if self._keep_up is not None:
+            thread = threading.Thread(target=self._keep_up_loop, name="serve keep-up",
+                                      daemon=True)
+            thread.start()
+            self._threads.append(thread)
         for address, server in self._servers.items():
             thread = threading.Thread(
                 target=server.serve_forever,
@@ -181,6 +204,7 @@ class EmulatorServer:
         return {a: f"TCPIP0::{HOST}::{port}::SOCKET" for a, port in self.ports().items()}
 
     def close(self) -> None:
+        self._stop.set()
         for server in self._servers.values():
             if self._threads:
                 server.shutdown()

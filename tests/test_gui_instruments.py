@@ -607,3 +607,40 @@ def test_readings_stay_greyed_after_a_scan_until_read_again(window, qtbot, monke
     finally:
         answer.set()
     qtbot.waitUntil(lambda: all(w.isEnabled() for w in readings), timeout=wait_ms)
+
+
+def test_the_connection_lines_leave_connecting_as_the_status_line_says_connected(
+        qtbot, settings):
+    """Over TCP the identities come back 0.7 s after the rig opened: the status line said
+    "Rig connected." that long before the Connections box left "connecting…". Both change on
+    the rig's opening now; the identities fill the lines in as they come."""
+    window = MainWindow(load_profile(), settings)
+    qtbot.addWidget(window)
+    window.show()
+    panel = window.instruments
+    seen: list[tuple[str, dict[str, str]]] = []
+    window.holder.opened.connect(lambda _rig: seen.append((
+        window.statusBar().currentMessage(),
+        {name: label.text() for name, label in panel.state_labels.items()})))
+    window.instruments.connect_rig()
+    try:
+        qtbot.waitUntil(lambda: bool(seen), timeout=WAIT_MS)
+        status, lines = seen[0]
+        assert status == "Rig connected."
+        assert all("connecting" not in text for text in lines.values()), lines
+        qtbot.waitUntil(lambda: "SR830" in panel.state_labels["lockin"].text(), timeout=WAIT_MS)
+    finally:
+        window.holder.close()
+
+
+def test_a_lone_reading_on_the_trace_is_drawn_as_a_dot(window, qtbot):
+    """The first reading after a connect is one point, which a line alone does not draw."""
+    panel = window.instruments
+    panel.timer.stop()
+    panel._clear_readings()
+    panel._show_readings({"xy": (0.0, 0.0)})
+    assert len(panel.trace_values) == 1
+    assert panel.trace_curve.opts["symbol"] is not None
+    assert panel.trace_curve.scatter.isVisible()
+    panel._show_readings({"xy": (0.0, 0.0)})
+    assert panel.trace_curve.opts["symbol"] is None  # a line from the second on

@@ -20,7 +20,7 @@ from test_registration import dipoles_bz
 
 from smm_daq.analysis import registration
 from smm_daq.analysis.registration import RegistrationWarning, estimate_registration
-from smm_daq.analysis.subtraction import subtract_maps
+from smm_daq.analysis.subtraction import registration_fields, subtract_maps
 from smm_daq.cli.main import main
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import write_map_entry
@@ -184,3 +184,40 @@ def test_the_jackknife_from_newton_starts_agrees_with_refits_from_the_full_solut
     ratio = newton / full
     assert np.all(np.abs(ratio - 1) < 0.03), ratio
     assert samples["newton"] < 0.7 * samples["full"], samples
+
+
+def test_a_shift_not_significantly_different_from_zero_is_not_applied_unless_forced():
+    """The same four grains, no shift: (-1.6 ± 4.0, 0.9 ± 1.4) µm found, within its 95 %
+    region about zero. It was warned of as a possible artefact, then applied all the same;
+    now the maps are subtracted as they lie (a zero shift, said), the shift found kept beside
+    it, and applied only when asked."""
+    rng = np.random.default_rng(1)
+    in_field, remanent, _ = scans(rng, 4, (1.0, 0.0, 0.0), 0.5, shift=(0.0, 0.0))
+    with pytest.warns(RegistrationWarning) as caught:
+        res = subtract_maps(in_field, remanent)
+    assert res.registration is not None and res.registration.shift != (0.0, 0.0)
+    assert res.shift == (0.0, 0.0)
+    np.testing.assert_array_equal(res.map.bz, in_field.bz - remanent.bz)
+    said = str(caught[0].message)
+    assert "not significantly different from zero, so it is not applied" in said
+    assert "--apply-insignificant-shift" in said
+    fields = registration_fields(res)
+    np.testing.assert_array_equal(fields["shift"].value, [0.0, 0.0])
+    np.testing.assert_array_equal(fields["shift_found"].value, res.registration.shift)
+    with pytest.warns(RegistrationWarning) as caught:
+        forced = subtract_maps(in_field, remanent, apply_insignificant=True)
+    assert "applying it may add an artefact" in str(caught[0].message)
+    assert forced.shift == res.registration.shift
+    assert not np.array_equal(forced.map.bz, res.map.bz, equal_nan=True)
+
+
+def test_a_recipe_s_subtraction_forces_an_insignificant_shift_only_when_asked():
+    from smm_daq.acquisition.recipe import parse_recipe
+    from smm_daq.errors import InputError
+
+    step = ('[[step]]\nkind = "subtract"\nin_field = "a"\nremanent = "b"\nname = "c"\n')
+    assert not parse_recipe(step).steps[0].apply_insignificant_shift
+    forced = parse_recipe(step + "apply_insignificant_shift = true\n").steps[0]
+    assert forced.apply_insignificant_shift and forced.register
+    with pytest.raises(InputError, match="apply_insignificant_shift"):
+        parse_recipe(step + 'apply_insignificant_shift = "yes"\n')

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import socket
 from pathlib import Path
 
 import h5py
@@ -437,3 +438,36 @@ def test_a_stored_profile_an_earlier_release_took_says_to_give_profile(
             "was started, is refused now: ") in err, err
     assert "; give --profile with that profile, the value corrected" in err, err
     assert interrupted.read_bytes() == before
+
+
+def test_a_resume_refused_at_the_stored_addresses_says_to_give_profile(
+        interrupted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A scan begun on serve-sim's instruments stores the ports served then; serve-sim
+    restarted serves on new ones, and the resume's connection is refused there. It fails as a
+    scan does when an instrument does not answer (exit 1, the instrument and its address
+    named) and says to point the resume at the instruments now with --profile."""
+    from smm_daq.cli.served_profile import served_profile_text
+    from smm_daq.instruments.profile import load_profile, parse_profile
+    from smm_daq.storage.scan_entry import fingerprint_text
+
+    sim = load_profile(Path(__file__).resolve().parents[1] / "configs" / "simulator.toml")
+    assert sim.fluxgate is not None
+    closed: dict[str, str] = {}
+    for address in (sim.lockin.link.address, sim.stage.link.address, *sim.coils.addresses,
+                    sim.fluxgate.link.address):
+        with socket.socket() as s:  # a port nothing listens on once closed
+            s.bind(("127.0.0.1", 0))
+            closed[address] = f"TCPIP0::127.0.0.1::{s.getsockname()[1]}::SOCKET"
+    served = served_profile_text(sim, closed)
+    with h5py.File(interrupted, "a") as f:
+        for key, text in (("profile", served), ("profile_fingerprint", fingerprint_text(
+                parse_profile(served, tmp_path / "served.toml")))):
+            del f[f"s1/{key}"]
+            f[f"s1/{key}"] = text
+    monkeypatch.setenv("PYVISA_LIBRARY", "@py")
+    assert main(["resume", str(interrupted), "--entry", "s1"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "Connection refused" in err and "does not answer" in err, err
+    assert any(resource in err for resource in closed.values()), err
+    assert "give `--profile PROFILE` to point the resume at them" in err, err

@@ -25,7 +25,7 @@ def test_the_written_profile_reaches_the_served_instruments(
     written = tmp_path / "served.toml"
     out, stop = Lines(), threading.Event()
     thread = threading.Thread(target=serve, args=(str(PROFILE),), kwargs={
-        "time_scale": 100.0, "duration": None, "out": out, "stop": stop,
+        "time_scale": 1.0, "duration": None, "out": out, "stop": stop,
         "profile_out": str(written)})
     thread.start()
     try:
@@ -78,7 +78,7 @@ def test_the_profile_of_a_serve_sim_still_serving_is_not_written_over(
     written = tmp_path / "served.toml"
     out, stop = Lines(), threading.Event()
     thread = threading.Thread(target=serve, args=(str(PROFILE),), kwargs={
-        "time_scale": 100.0, "duration": None, "out": out, "stop": stop,
+        "time_scale": 1.0, "duration": None, "out": out, "stop": stop,
         "profile_out": str(written)})
     thread.start()
     try:
@@ -168,3 +168,17 @@ def test_a_profile_out_that_could_not_be_pointed_at_the_served_rig_is_not_left(
                  "--profile-out", str(target)])
     assert code == 2 and "could not be pointed at the served" in capsys.readouterr().err
     assert not target.exists()
+
+
+def test_a_profile_out_for_a_world_faster_than_real_time_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The commands that use the written profile keep real time: a served world 100 times
+    faster failed a flown scan's buffer check and kept the lock-in emulator catching up on
+    samples while the supplies went unanswered. Refused before anything is served."""
+    written = tmp_path / "served.toml"
+    code = main(["serve-sim", "--time-scale", "100", "--duration-s", "60",
+                 "--profile-out", str(written)])
+    captured = capsys.readouterr()
+    assert code == 2 and "serving" not in captured.out and not written.exists()
+    assert "--time-scale is 100 with --profile-out; expected 1" in captured.err

@@ -32,7 +32,9 @@ Step kinds and their keys:
     wait        seconds (on the rig's clock), at most MAX_WAIT_S; an abort meanwhile is acted
                 on within STOP_SLICE_S (`wait_in_slices`)
     prompt      message: the operator does something outside the microscope and confirms
-    subtract    in_field, remanent, name; register (default true): in-field − remanent
+    subtract    in_field, remanent, name; register (default true): in-field − remanent;
+                apply_insignificant_shift (default false): apply a registration's shift not
+                significantly different from zero (otherwise a zero shift)
 
 The whole recipe is checked before the first step runs: every plan against the profile (a
 fly plan also against the lock-in and stage the profile names), every entry name against the
@@ -200,6 +202,7 @@ class SubtractStep:
     remanent: str
     name: str
     register: bool = True
+    apply_insignificant_shift: bool = False
 
 
 Step = ScanStep | SetFieldStep | ZeroFieldStep | WaitStep | PromptStep | SubtractStep
@@ -403,12 +406,14 @@ def _parse_step(source: str, i: int, raw: object, defaults: dict[str, Any]) -> S
         t.only(("kind", "message"))
         return PromptStep(t.string("message"))
     if kind == "subtract":
-        t.only(("kind", "in_field", "remanent", "name", "register"))
-        register = raw.get("register", True)
-        if not isinstance(register, bool):
-            raise t.fail("register", "true or false")
+        t.only(("kind", "in_field", "remanent", "name", "register", "apply_insignificant_shift"))
+        flags = {key: raw.get(key, default) for key, default in
+                 (("register", True), ("apply_insignificant_shift", False))}
+        for key, value in flags.items():
+            if not isinstance(value, bool):
+                raise t.fail(key, "true or false")
         return SubtractStep(t.string("in_field"), t.string("remanent"), t.string("name"),
-                            register)
+                            flags["register"], flags["apply_insignificant_shift"])
     raise t.fail("kind", f"one of {KINDS}")
 
 
@@ -743,7 +748,8 @@ def run_recipe(
                 ask(f"{step.message} [Enter to continue, Ctrl-C to stop] ")
         elif isinstance(step, SubtractStep):
             session.subtract(step.in_field, step.remanent, step.name, register=step.register,
-                             on_warning=on_warning)
+                             on_warning=on_warning,
+                             apply_insignificant=step.apply_insignificant_shift)
             written.append(step.name)
     return written
 

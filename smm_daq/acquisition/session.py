@@ -385,8 +385,11 @@ class Session:
         self.field = (0.0, 0.0, 0.0)
 
     def subtract(self, in_field: str, remanent: str, name: str, *, register: bool = True,
-                 on_warning: Callable[[str], None] | None = None) -> MapData:
-        """In-field minus (registered) remanent into a new entry `name`; returns the map.
+                 on_warning: Callable[[str], None] | None = None,
+                 apply_insignificant: bool = False) -> MapData:
+        """In-field minus (registered) remanent into a new entry `name`; returns the map. A
+        shift not significantly different from zero is applied only with
+        `apply_insignificant`.
 
         Its warnings (a registration's shift that may be an artefact, recorded in the entry
         too) are warned again in the caller's thread, at the caller's line: raised in the
@@ -417,7 +420,8 @@ class Session:
         def work() -> tuple[SubtractionResult, list[warnings.WarningMessage]]:
             with recorded(whatever_the_filters=True) as caught:
                 made = subtraction_of_entries(self.path, in_field, remanent, name,
-                                              register=register)
+                                              register=register,
+                                              apply_insignificant=apply_insignificant)
             return made, caught
 
         what = f"subtraction {name!r} into {self.path.name}"
@@ -427,7 +431,9 @@ class Session:
             with recorded() as told:
                 warnings.warn(w.message, stacklevel=2)
             shown += told
-        wait_aside(lambda: write_subtraction(self.path, made, register=register), what,
+        recorded_too = {"apply_insignificant_shift": np.uint8(apply_insignificant)}
+        wait_aside(lambda: write_subtraction(self.path, made, register=register,
+                                             parameters=recorded_too), what,
                    make_safe=self._make_safe, stalled=stalled)
         for w in shown:
             if on_warning is None:

@@ -34,19 +34,23 @@ def subtract_entries(
     rotation: bool = False,
     overwrite: bool = False,
     parameters: Mapping[str, object] | None = None,
+    apply_insignificant: bool = False,
 ) -> SubtractionResult:
     """Entry `in_field` minus entry `remanent` (registered onto it unless `register` is
-    False) into a new entry `name` of kind "induced"; returns the subtraction. `parameters`
-    (e.g. the command line) are recorded with the entry's own."""
+    False; a shift not significantly different from zero applied only with
+    `apply_insignificant`) into a new entry `name` of kind "induced"; returns the subtraction.
+    `parameters` (e.g. the command line) are recorded with the entry's own."""
     res = subtraction_of_entries(path, in_field, remanent, name, register=register,
-                                 rotation=rotation)
+                                 rotation=rotation, apply_insignificant=apply_insignificant)
     write_subtraction(path, res, register=register, rotation=rotation, overwrite=overwrite,
-                      parameters=parameters)
+                      parameters={"apply_insignificant_shift": np.uint8(apply_insignificant),
+                                  **(parameters or {})})
     return res
 
 
 def subtraction_of_entries(path: str | Path, in_field: str, remanent: str, name: str, *,
-                           register: bool = True, rotation: bool = False) -> SubtractionResult:
+                           register: bool = True, rotation: bool = False,
+                           apply_insignificant: bool = False) -> SubtractionResult:
     """The subtraction `subtract_entries` writes, checked and made but not written (its
     warnings warned), for a caller that decides on them before anything is written."""
     maps = [read_source(path, entry) for entry in (in_field, remanent)]
@@ -55,7 +59,8 @@ def subtraction_of_entries(path: str | Path, in_field: str, remanent: str, name:
     induced = is_induced(path, in_field), is_induced(path, remanent)
     require_alike(in_field, induced[0], remanent, induced[1], source=str(path))
     require_fields_differ(*maps, induced=any(induced), source=str(path), tolerances=tolerances)
-    return subtract_maps(*maps, register=register, name=name, rotation=rotation)
+    return subtract_maps(*maps, register=register, name=name, rotation=rotation,
+                         apply_insignificant=apply_insignificant)
 
 
 def write_subtraction(path: str | Path, res: SubtractionResult, *, register: bool = True,

@@ -442,12 +442,15 @@ class RegistrationWarning(UserWarning):
     """The shift found may be an artefact of the maps' differences rather than a real shift."""
 
 
-def registration_concerns(reg: Registration, step: tuple[float, float]) -> list[str]:
+def registration_concerns(reg: Registration, step: tuple[float, float], *,
+                          insignificant_applied: bool = True) -> list[str]:
     """Why applying `reg` to maps of pixel `step` (m) may do more harm than good; none when
     the shift is known to a small fraction of a pixel or is significant and the maps agree.
 
-    - not significant: the shift is within its SD of zero (chi-square of 2 degrees of freedom
-      below its 95 % point), so applying it moves the map by an unknown amount;
+    - not significant: the shift is within its 95 % region about zero (the sum of the squares
+      of each component over its SD, a chi-square of 2 degrees of freedom, below its 95 %
+      point), so applying it moves the map by an unknown amount; said as not applied unless
+      `insignificant_applied` (the caller forced it);
     - misfit: the residual's RMS is more than MISFIT_RATIO times the maps' noise, or leaving
       out blocks of the map moves the shift by more than MISFIT_RATIO times what the
       residual's autocovariance allows: the maps differ by more than a shift, and the shift
@@ -463,11 +466,17 @@ def registration_concerns(reg: Registration, step: tuple[float, float]) -> list[
     said = (f"({shift[0] / UM:.2f} ± {sd[0] / UM:.2f}, {shift[1] / UM:.2f} ± {sd[1] / UM:.2f}) "
             f"µm, {np.max(sd / np.array(step)):.2f} pixel SD")
     concerns = []
-    if not shift_is_significant(reg):
+    if not shift_is_significant(reg) and insignificant_applied:
         concerns.append(
             f"the registration's shift {said}, is not significantly different from zero; "
             "applying it may add an artefact to the difference: compare with the maps "
             "subtracted as they lie (--no-register, or register = false in a recipe)")
+    elif not shift_is_significant(reg):
+        concerns.append(
+            f"the registration's shift {said}, is not significantly different from zero, so "
+            "it is not applied (the maps subtracted as they lie, a zero shift): "
+            "--apply-insignificant-shift (apply_insignificant_shift = true in a recipe) "
+            "applies it all the same")
     noise_sd = np.array(reg.noise_shift_sd)
     spread = float(np.max(sd / np.maximum(noise_sd, 1e-300)))
     if spread > MISFIT_RATIO or reg.rms_residual > MISFIT_RATIO * reg.noise_rms:

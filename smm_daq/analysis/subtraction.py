@@ -8,7 +8,7 @@ ghosts of every grain in the difference.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from smm_daq.analysis.registration import (
     apply_registration,
     estimate_registration,
     registration_concerns,
+    shift_is_significant,
 )
 from smm_daq.analysis.subtract_inputs import induced_footprint, require_subtractable
 from smm_daq.storage.mapdata import MapData
@@ -27,7 +28,9 @@ from smm_daq.storage.products import Quantity
 @dataclass(frozen=True)
 class SubtractionResult:
     map: MapData  # in-field minus registered remanent, on the in-field grid, NaN off the overlap
-    shift: tuple[float, float]  # (dx, dy) m applied to the remanent map
+    # (dx, dy) m applied to the remanent map: the registration's, or zero where that is not
+    # significantly different from zero (unless forced)
+    shift: tuple[float, float]
     shift_sd: tuple[float, float]  # m
     registered: bool
     rotation: float = 0.0  # rad applied to the remanent map (only if asked)
@@ -44,6 +47,10 @@ def registration_fields(res: SubtractionResult) -> dict[str, object]:
         "shift_errors": Quantity(np.array(res.shift_sd), "m", "standard deviation of the shift"),
     }
     if res.registration is not None:
+        fields["shift_found"] = Quantity(
+            np.array(res.registration.shift), "m",
+            "shift (dx, dy) the registration found (applied only where significantly "
+            "different from zero, or forced)")
         fields["rotation"] = Quantity(res.rotation, "rad", "rotation applied to the remanent map")
         fields["rotation_errors"] = Quantity(res.rotation_sd, "rad")
         fields["offset"] = Quantity(res.registration.offset, "T",
@@ -66,18 +73,24 @@ def subtract_maps(
     name: str = "induced",
     rotation: bool = False,
     max_shift: float | None = None,
+    apply_insignificant: bool = False,
 ) -> SubtractionResult:
     """In-field minus remanent, the remanent map first carried onto the in-field one.
 
     The result keeps the in-field map's geometry and applied field and names both entries as
-    its sources. InputError if the grids differ or the sensor geometry disagrees. A
-    RegistrationWarning for each reason the shift applied may be an artefact
-    (`registration_concerns`); the shift is applied all the same.
+    its sources. InputError if the grids differ or the sensor geometry disagrees. A shift
+    found not significantly different from zero (`shift_is_significant`) is not applied (a
+    zero shift; a rotation fitted is) unless `apply_insignificant`: it would move the map by
+    an unknown amount. A RegistrationWarning for each reason the shift found may be an
+    artefact (`registration_concerns`), saying whether it was applied.
     """
     require_subtractable(in_field, remanent)
     if register:
         reg = estimate_registration(in_field, remanent, rotation=rotation, max_shift=max_shift)
-        moved = apply_registration(remanent, reg)
+        applied = reg if apply_insignificant or shift_is_significant(reg) else replace(
+            reg, shift=(0.0, 0.0))
+        moved = (remanent if applied.shift == (0.0, 0.0) and applied.rotation == 0.0
+                 else apply_registration(remanent, applied))
     else:
         reg = None
         moved = remanent
@@ -95,9 +108,10 @@ def subtract_maps(
     if reg is None:
         return SubtractionResult(out, (0.0, 0.0), (0.0, 0.0), False)
     concerns = tuple(registration_concerns(reg, (float(in_field.x[1] - in_field.x[0]),
-                                                 float(in_field.y[1] - in_field.y[0]))))
+                                                 float(in_field.y[1] - in_field.y[0])),
+                                           insignificant_applied=applied is reg))
     for text in concerns:
         warnings.warn(f"'{title}': {text}", RegistrationWarning, stacklevel=2)
     return SubtractionResult(
-        out, reg.shift, reg.shift_sd, True, reg.rotation, reg.rotation_sd, reg, concerns
+        out, applied.shift, reg.shift_sd, True, reg.rotation, reg.rotation_sd, reg, concerns
     )

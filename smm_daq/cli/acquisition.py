@@ -43,7 +43,7 @@ from smm_daq.cli.args import (
     within,
 )
 from smm_daq.cli.args import time_scale as time_scale_option
-from smm_daq.errors import InputError
+from smm_daq.errors import InputError, InstrumentError
 from smm_daq.instruments.profile import Profile, load_profile
 from smm_daq.shell_words import command_line
 from smm_daq.storage.names import listed_name
@@ -465,12 +465,32 @@ def cmd_resume(args: argparse.Namespace) -> int:
     go_on = ["smm-daq", "resume", args.file, "--entry", args.entry, *_profile_again(args),
              *_run_again(args)]
     with _saying_how_to_go_on(args.file, (args.entry,), go_on):
-        session = _open_session(args.file, profile, args.time_scale)
+        with _stored_addresses_unanswered(args.profile is None, profile):
+            session = _open_session(args.file, profile, args.time_scale)
         try:
             session.resume(args.entry, on_event=ProgressBar(), auto_range=args.auto_range)
         finally:
             code = _finish(session)
     return code
+
+
+@contextmanager
+def _stored_addresses_unanswered(stored: bool, profile: Profile) -> Iterator[None]:
+    """An instrument that does not answer at connect, where the profile is the one stored
+    with the scan: its addresses are those of the day the scan began (serve-sim serves on
+    new ports at each start; an instrument may have moved since), so the error says to give
+    --profile, first among its notes. The exit stays that of an instrument not answering."""
+    try:
+        yield
+    except InstrumentError as exc:
+        if stored:
+            exc.__notes__ = [
+                f"the addresses tried are those of the profile stored with the scan "
+                f"('{profile.name}'); where the instruments answer elsewhere now (serve-sim "
+                "serves on new ports each time it starts), give `--profile PROFILE` to point "
+                "the resume at them (for serve-sim, the file its --profile-out wrote)",
+                *getattr(exc, "__notes__", ())]
+        raise
 
 
 def _stored_profile(entry: ResumableEntry, file: str, name: str) -> Profile:

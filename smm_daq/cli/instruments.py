@@ -61,7 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write the served instruments as a profile of real ones (the profile's text, "
              "each address the TCP resource its emulator is served at, rig.simulated = false, "
              "no [simulation]) for `smm-daq check/scan/run/resume/safe/gui --profile FILE`; "
-             "written over only where serve-sim wrote it and no longer serves it",
+             "written over only where serve-sim wrote it and no longer serves it; only at "
+             "--time-scale 1, as those commands keep real time",
     )
     serve.set_defaults(func=run_serve_sim)
 
@@ -175,6 +176,12 @@ def serve(
     """Serve the profile's simulated instruments until `stop` is set or `duration` (s) ends;
     with `profile_out`, write them there as a profile of real instruments first."""
     check_time_scale(time_scale, zero_allowed=False)
+    if profile_out is not None and time_scale != 1.0:
+        raise InputError(
+            f"--time-scale is {time_scale:g} with --profile-out; expected 1 (the default): the "
+            "commands and the window that use the written profile keep real time, so a world "
+            f"{time_scale:g}x faster fails their timing checks (a flown scan's lock-in buffer) "
+            "and keeps its emulators catching up on samples instead of answering")
     if duration is not None:
         positive("--duration-s", duration)
         within("--duration-s", duration, 0.0, MAX_SERVE_S, " s")

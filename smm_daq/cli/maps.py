@@ -171,6 +171,7 @@ def _subtract(args: argparse.Namespace) -> int:
         res = subtract_entries(args.file, args.in_field, args.remanent, args.name,
                                register=not args.no_register, rotation=args.rotation,
                                overwrite=args.overwrite,
+                               apply_insignificant=args.apply_insignificant_shift,
                                parameters={"command": invoked_command()})
     print(f"{args.file}: wrote entry '{args.name}' (induced)")
     for entry in (args.in_field, args.remanent):
@@ -178,8 +179,11 @@ def _subtract(args: argparse.Namespace) -> int:
     for w in caught:  # another library's labelled with its origin
         print(warning_line(w), file=sys.stderr)
     if res.registered:
-        (sx, sy), (ex, ey) = res.shift, res.shift_sd
+        found = res.registration.shift if res.registration is not None else res.shift
+        (sx, sy), (ex, ey) = found, res.shift_sd
         print(f"registered: shift ({sx / UM:.4f} ± {ex / UM:.4f}, {sy / UM:.4f} ± {ey / UM:.4f}) µm"
+              + (" (not significantly different from zero: not applied)"
+                 if res.shift != found else "")
               + (f", rotation {np.degrees(res.rotation):.4f} ± {np.degrees(res.rotation_sd):.4f}°"
                  if args.rotation else ""))
     return 0
@@ -769,6 +773,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", required=True, type=entry_name, help="entry to write")
     p.add_argument("--no-register", action="store_true", help="subtract as the scans lie")
     p.add_argument("--rotation", action="store_true", help="also fit a small rotation")
+    p.add_argument("--apply-insignificant-shift", action="store_true",
+                   help="apply the registration's shift even where it is not significantly "
+                        "different from zero (by default a zero shift is applied then)")
     p.add_argument("--overwrite", action="store_true", help="replace an entry of that name")
     p.set_defaults(func=_naming_the_file(_subtract))
 

@@ -1,0 +1,84 @@
+"""A lock-in's capture caught up on (samples further apart than its time constant, a served
+world left without a command for a while) asks the world once for all of them, and stores
+what sample-by-sample integration stores: sample by sample it cost a millisecond each, and
+served faster than real time the lock-in held every instrument's replies for seconds."""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simulators.backend import SimulatedBackend
+from smm_daq.clock import VirtualClock
+from smm_daq.instruments.profile import parse_profile
+
+PROFILE = Path(__file__).resolve().parents[1] / "configs" / "simulator.toml"
+
+
+def _served_sr860() -> tuple[SimulatedBackend, VirtualClock]:
+    text = PROFILE.read_text().replace('implementation = "sr830"', 'implementation = "sr860"')
+    profile = parse_profile(re.sub(r"reserve = .*\n", "", text), PROFILE)
+    clock = VirtualClock()
+    return SimulatedBackend(profile, clock), clock
+
+
+def _capture_while_moving(backend: SimulatedBackend, clock: VirtualClock, oflt: int) -> None:
+    """A capture at 305 Hz (rate index 8) begun, the stage set moving."""
+    p = backend.profile
+    lockin = backend.endpoint(p.lockin.link.address)
+    for command in (f"OFLT {oflt}", "CAPTURECFG XY", "CAPTURERATE 8", "CAPTURESTART ONE, IMM"):
+        lockin.handle(command)
+    clock.sleep(0.01)
+    backend.endpoint(p.stage.link.address).handle("MOV 1 10.5")
+
+
+@pytest.mark.parametrize("oflt", [2, 4, 6])  # 10 µs, 100 µs, 1 ms: 20 τ past and within 3.3 ms
+def test_a_capture_caught_up_on_asks_the_world_once_and_stores_the_same_samples(
+        oflt: int) -> None:
+    stored = []
+    asked = []
+    for sample_by_sample in (True, False):
+        backend, clock = _served_sr860()
+        lockin = backend.lockin
+        if sample_by_sample:  # as `_integrate_to` then `_store_sample` at each sample
+            def each(times, _spacing, lockin=lockin):
+                for t in times:
+                    lockin._integrate_to(t)
+                    lockin._store_sample(t)
+            lockin._sample_sparsely = each
+        _capture_while_moving(backend, clock, oflt)
+        calls: list[int] = []
+
+        def counted(t, e, calls=calls, signal=backend.world.lockin_signal):
+            calls.append(len(t))
+            return signal(t, e)
+        backend.world.lockin_signal = counted
+        clock.sleep(1.0)  # then a supply's query catches the lock-in up
+        backend.endpoint(backend.profile.coils.addresses[0]).handle("OUTP?")
+        stored.append(lockin._capture[: lockin._write].copy())
+        asked.append(calls)
+    assert stored[0].size == stored[1].size >= 2 * 30  # X and Y of each sample
+    np.testing.assert_allclose(stored[1], stored[0], rtol=1e-6, atol=1e-6 * np.abs(stored[0]).max())
+    assert len(asked[0]) >= stored[0].size // 2  # once or twice a sample, sample by sample
+    assert len(asked[1]) <= 5  # the first sample and the present (twice each), the rest at once
+
+
+def test_a_served_world_keeps_itself_up_to_the_present_between_commands() -> None:
+    """Every instrument's command waited for the lock-in to catch up on all the simulated
+    time since the last command (seconds of a capture's samples after a quiet while), under
+    the world's one lock. Served, the world brings itself up to the present on its own
+    thread, so a command waits for no more than a moment's catching up."""
+    backend, clock = _served_sr860()
+    clock.sleep(2.0)  # simulated time passes before anyone connects
+    present = clock.now()
+    reached = threading.Event()
+    backend.world.add_listener(lambda t: reached.set() if t >= present else None)
+    server = backend.serve_tcp()
+    try:
+        assert reached.wait(timeout=30), "the served world was not brought up to the present"
+    finally:
+        server.close()
