@@ -1114,14 +1114,16 @@ def _judged_and_held(stack: contextlib.ExitStack, p: Path, *,
     as soon as its writers' turn is held (before its readers are waited for: `_file_lock`'s
     `ready`) and scanned again, `_SCANS_BEFORE_LOCK` times at most; after that,
     `_ready_for_writing` scans it under the lock. The turn is waited for
-    `turns.TURN_WAIT_S` at most over all these rounds, as any wait for a writer at work."""
+    `turns.TURN_WAIT_S` at most over all these rounds, as any wait for a writer at work: the
+    scans are no such wait (a large file's takes a minute on a slow disk, and would leave
+    none to a writer that must wait a second for a line's write)."""
     deadline = turns.turn_deadline()
     for _ in range(_SCANS_BEFORE_LOCK - 1):
-        _scanned_before_lock(p)
+        deadline = _scanned_before_lock(p, deadline)
         with contextlib.suppress(_WrittenSinceScan):
             return _held_for_writing(stack, p, create=create, deadline=deadline,
                                      unwritten=True)
-    _scanned_before_lock(p)
+    deadline = _scanned_before_lock(p, deadline)
     return _held_for_writing(stack, p, create=create, deadline=deadline)
 
 
@@ -1134,10 +1136,13 @@ def _unwritten_since_scan(real: Path) -> None:
         raise _WrittenSinceScan
 
 
-def _scanned_before_lock(p: Path) -> None:
+def _scanned_before_lock(p: Path, deadline: float) -> float:
+    """`deadline` put off by as long as the scan took (on `turns.CLOCK`)."""
+    began = turns.CLOCK.now()
     if p.exists():
         here.refuse_within(final_file(p), writing=True, source=p)
         _heaps_checked(final_file(p), source=p)
+    return deadline + turns.CLOCK.now() - began
 
 
 def _ready_for_writing(p: Path, real: Path, *, same_file: FileId | None,
