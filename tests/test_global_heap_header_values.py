@@ -102,3 +102,18 @@ def test_a_session_file_our_writer_stored_a_lookalike_in_is_read_here_and_elsewh
     assert read_whole(path, lambda f: f["blob"][()].tobytes()) == LOOKALIKE.tobytes()
     assert opened_elsewhere(path) == "['blob', 'ok', 'other', 'tail']"
     assert path.read_bytes() == data  # read, not written
+
+
+def test_hdf5s_walk_says_it_is_alive_as_it_reads_the_file_for_a_value(tmp_path, monkeypatch,
+                                                                       capsys):
+    """Finding where a value kept in a header lies reads the whole file (a minute for a large
+    one on a slow disk): the walk says it is alive at each piece it reads, so its parent does
+    not take it for a walk hung in HDF5 (`QUIET_S` silent), which left such a good file
+    refused as damaged."""
+    path = _good_file(tmp_path / "s.h5", "root attribute")
+    monkeypatch.setattr(data_extents, "_PIECE", 1024)  # a large file's many pieces
+    data_extents._walk(str(path))
+    said = capsys.readouterr().out.splitlines()
+    pieces = -(-path.stat().st_size // 1024)
+    # besides the line saying it started and one per dataset walked
+    assert len(said) >= 1 + 2 + pieces

@@ -130,7 +130,9 @@ def _walk(path: str) -> None:
 
         h5py.h5o.visit(f.id, visit, info=True)
     for value in in_headers:
-        found = [n for at in _occurrences(path, value) for n in (at, at + len(value))]
+        # an empty line at each piece read: alive (the whole file may take a minute)
+        found = [n for at in _occurrences(path, value, alive=lambda: print(flush=True))
+                 for n in (at, at + len(value))]
         print(" ".join(map(str, found)), flush=True)
 
 
@@ -183,13 +185,15 @@ def _read_as_stored(tid: Any) -> bool:
     return True
 
 
-def _occurrences(path: str, value: bytes) -> list[int]:
+def _occurrences(path: str, value: bytes, *,
+                 alive: Callable[[], None] = lambda: None) -> list[int]:
     """The offsets at which `value` lies in the file `path`, read in pieces (a value found
-    across two pieces is found once)."""
+    across two pieces is found once); `alive` called at each piece read."""
     found: list[int] = []
     with open(path, "rb") as fh:
         offset = 0
         while piece := fh.read(_PIECE):
+            alive()
             at = piece.find(value)
             while at >= 0:
                 if not found or found[-1] != offset + at:
