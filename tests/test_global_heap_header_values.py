@@ -102,3 +102,39 @@ def test_a_session_file_our_writer_stored_a_lookalike_in_is_read_here_and_elsewh
     assert read_whole(path, lambda f: f["blob"][()].tobytes()) == LOOKALIKE.tobytes()
     assert opened_elsewhere(path) == "['blob', 'ok', 'other', 'tail']"
     assert path.read_bytes() == data  # read, not written
+
+
+def test_hdf5s_walk_says_it_is_alive_as_it_reads_the_file_for_a_value(tmp_path, monkeypatch,
+                                                                       capsys):
+    """Finding where a value kept in a header lies reads the whole file (a minute for a large
+    one on a slow disk): the walk says it is alive at each piece it reads, so its parent does
+    not take it for a walk hung in HDF5 (`QUIET_S` silent), which left such a good file
+    refused as damaged."""
+    path = _good_file(tmp_path / "s.h5", "root attribute")
+    monkeypatch.setattr(data_extents, "_PIECE", 1024)  # a large file's many pieces
+    data_extents._walk(str(path))
+    said = capsys.readouterr().out.splitlines()
+    pieces = -(-path.stat().st_size // 1024)
+    # besides the line saying it started and one per dataset walked
+    assert len(said) >= 1 + 2 + pieces
+
+
+@pytest.mark.parametrize("value", [np.frombuffer(b"GCOL", dtype="<i4")[0],
+                                   np.frombuffer(b"GCOL\x01\x00\x00\x00", dtype=np.uint8)],
+                         ids=["a number whose bytes spell it", "its first 8 bytes"])
+def test_a_value_holding_a_heaps_signature_but_not_its_header_hides_no_damage(tmp_path, value):
+    """An attribute whose few bytes are a heap's signature (a count of 1280262983 is b"GCOL")
+    lies wherever those bytes do, at every collection of the file: a damaged heap of the
+    file's own is still found there, not passed over as that value (HDF5 would never return
+    from reading it)."""
+    from test_global_heap_damage import _session
+
+    path = _session(tmp_path / "s.h5")
+    with h5py.File(path, "a") as f:
+        f.attrs["count"] = value
+    data = bytearray(path.read_bytes())
+    own = data.find(b"GCOL\x01")
+    data[own + HEADER:own + HEADER + 16] = bytes(16)  # its free space: 0 bytes
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=f"collection at byte {own} "):
+        check_global_heaps(path)

@@ -138,3 +138,28 @@ def test_a_writers_turn_is_waited_for_turn_wait_s_at_most_over_both_rounds(
     assert clock.now() <= turns.TURN_WAIT_S + 1.0
     assert path.read_bytes() == before  # nothing written: only its time of change moved
     assert opened_elsewhere(path) == "['earlier']"
+
+
+def test_the_time_a_writers_heap_check_takes_is_not_taken_from_its_wait_for_its_turn(
+        path, clock, monkeypatch):
+    """Another process wrote the file (a new state, read whole before the lock: 61 s of a
+    large file on a slow disk) and another writer is at work as that check ends, for 1 s:
+    this writer waits that 1 s and writes. It waited for no writer longer than
+    `turns.TURN_WAIT_S`: it is not refused as if it had."""
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # written elsewhere
+    other: list[int] = []
+    real = global_heap.damaged_collection
+
+    def slow(p, *args):  # type: ignore[no-untyped-def]
+        if not other:  # the first scan: long, and another writer's turn taken meanwhile
+            clock.advance(turns.TURN_WAIT_S + 1.0)
+            other.append(_another_writers_turn(path))
+            clock.at(clock.now() + 1.0, lambda: os.close(other[0]))
+        return real(p, *args)
+
+    monkeypatch.setattr(global_heap, "damaged_collection", slow)
+    _write_note(path)
+    assert other, "the file was never checked"
+    with open_read(path) as f:
+        assert str(f.attrs["note"]) == "written here"

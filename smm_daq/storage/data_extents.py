@@ -33,6 +33,9 @@ QUIET_S = 10.0  # a walk silent this long hangs in HDF5 (it reports every datase
 START_S = 30.0  # longest a child may take to start (import h5py: an antivirus scans it cold)
 _STARTED = "walking"  # the child's first line: h5py imported (a slow start is no hang)
 _HEAP_SIGNATURE = b"GCOL"
+# a collection's header (signature, version, reserved bytes, its size in 8-byte lengths): a
+# value kept in a header holds a look-alike only where it holds that whole header
+_HEAP_HEADER = 16
 _PIECE = 1 << 24  # bytes of the file read at a time, to find a value in it
 
 
@@ -130,7 +133,14 @@ def _walk(path: str) -> None:
 
         h5py.h5o.visit(f.id, visit, info=True)
     for value in in_headers:
-        found = [n for at in _occurrences(path, value) for n in (at, at + len(value))]
+        # Only where a collection's whole header lies within the value: each place the bytes
+        # of a value holding little more than the signature lie (an attribute of 4 bytes,
+        # b"GCOL") would be every collection of the file, a damaged one too.
+        if len(value) < _HEAP_HEADER:
+            continue
+        # an empty line at each piece read: alive (the whole file may take a minute)
+        found = [n for at in _occurrences(path, value, alive=lambda: print(flush=True))
+                 for n in (at, at + len(value) - _HEAP_HEADER + 1)]
         print(" ".join(map(str, found)), flush=True)
 
 
@@ -183,13 +193,15 @@ def _read_as_stored(tid: Any) -> bool:
     return True
 
 
-def _occurrences(path: str, value: bytes) -> list[int]:
+def _occurrences(path: str, value: bytes, *,
+                 alive: Callable[[], None] = lambda: None) -> list[int]:
     """The offsets at which `value` lies in the file `path`, read in pieces (a value found
-    across two pieces is found once)."""
+    across two pieces is found once); `alive` called at each piece read."""
     found: list[int] = []
     with open(path, "rb") as fh:
         offset = 0
         while piece := fh.read(_PIECE):
+            alive()
             at = piece.find(value)
             while at >= 0:
                 if not found or found[-1] != offset + at:

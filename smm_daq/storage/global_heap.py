@@ -159,6 +159,19 @@ def judged_intact(path: str | Path) -> bool:
     return _judged_before(_stamp(path)) == (True, None)
 
 
+class NotJudged(Exception):
+    """The file is not in a state judged intact: only a scan, reading it all, can tell."""
+
+
+def intact_state(path: str | Path) -> _Stamp | None:
+    """The state of the file at `path` where it was judged intact in it (asked: a stat, no
+    scan); None where its state cannot be had; `NotJudged` where it was not so judged."""
+    stamp = _stamp(path)
+    if stamp is not None and _judged_before(stamp) != (True, None):
+        raise NotJudged
+    return stamp
+
+
 def written(path: str | Path) -> None:
     """Remember the file at `path` as intact as it is now: called by a writer of this process
     that checked it before its write (`check_global_heaps`) and holds the writers' lock still,

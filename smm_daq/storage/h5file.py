@@ -827,6 +827,10 @@ def _opened_for_reading(p: Path, began: list[turns.Stamp | None], *,
     finished (its write is not one that overlapped the read). `source`: the file as the
     user named it, for what is said."""
     views: list[MarkCleared] = []
+    unread: list[bool] = []  # its bytes could not be read to judge it: HDF5's open says
+
+    def judged() -> global_heap.State | None:
+        return None if unread else global_heap.intact_state(p)
 
     def open_file() -> h5py.File:
         stamps: list[turns.Stamp | None] = []
@@ -835,10 +839,10 @@ def _opened_for_reading(p: Path, began: list[turns.Stamp | None], *,
             stamps[:] = [turns.stamp(p)]
             return _open_for_reading(p, source)
 
-        # a refusal here (a damaged copy put over it since) is the file's, no read overlapped
+        # Only the verdict remembered is asked here, while this process's writers wait for
+        # the open: a state not judged yet is read whole once they are free (`NotJudged`).
         try:
-            f, view = _opened_judged(lambda: _heaps_checked(p, source=source), open_it,
-                                     source=source)
+            f, view = _opened_judged(judged, open_it, source=source)
         except _ChangedAtOpen:  # a writer at work where no lock keeps it out: read again
             raise WrittenMeanwhile(source) from None
         began.extend(stamps)
@@ -847,7 +851,17 @@ def _opened_for_reading(p: Path, began: list[turns.Stamp | None], *,
         return f
 
     try:
-        with here.reading(p, open_file, source=source) as read:
+        with contextlib.ExitStack() as stack:
+            for _ in range(_OPENS):
+                try:
+                    read = stack.enter_context(here.reading(p, open_file, source=source))
+                    break
+                except global_heap.NotJudged:  # changed since it was checked
+                    # a refusal here (a damaged copy put over it since) is the file's
+                    if _heaps_checked(p, source=source) is None:
+                        unread.append(True)
+            else:  # a writer at work where no lock keeps it out: read again
+                raise WrittenMeanwhile(source)
             yield read
     finally:
         for view in views:
@@ -1114,14 +1128,16 @@ def _judged_and_held(stack: contextlib.ExitStack, p: Path, *,
     as soon as its writers' turn is held (before its readers are waited for: `_file_lock`'s
     `ready`) and scanned again, `_SCANS_BEFORE_LOCK` times at most; after that,
     `_ready_for_writing` scans it under the lock. The turn is waited for
-    `turns.TURN_WAIT_S` at most over all these rounds, as any wait for a writer at work."""
+    `turns.TURN_WAIT_S` at most over all these rounds, as any wait for a writer at work: the
+    scans are no such wait (a large file's takes a minute on a slow disk, and would leave
+    none to a writer that must wait a second for a line's write)."""
     deadline = turns.turn_deadline()
     for _ in range(_SCANS_BEFORE_LOCK - 1):
-        _scanned_before_lock(p)
+        deadline = _scanned_before_lock(p, deadline)
         with contextlib.suppress(_WrittenSinceScan):
             return _held_for_writing(stack, p, create=create, deadline=deadline,
                                      unwritten=True)
-    _scanned_before_lock(p)
+    deadline = _scanned_before_lock(p, deadline)
     return _held_for_writing(stack, p, create=create, deadline=deadline)
 
 
@@ -1134,10 +1150,13 @@ def _unwritten_since_scan(real: Path) -> None:
         raise _WrittenSinceScan
 
 
-def _scanned_before_lock(p: Path) -> None:
+def _scanned_before_lock(p: Path, deadline: float) -> float:
+    """`deadline` put off by as long as the scan took (on `turns.CLOCK`)."""
+    began = turns.CLOCK.now()
     if p.exists():
         here.refuse_within(final_file(p), writing=True, source=p)
         _heaps_checked(final_file(p), source=p)
+    return deadline + turns.CLOCK.now() - began
 
 
 def _ready_for_writing(p: Path, real: Path, *, same_file: FileId | None,
