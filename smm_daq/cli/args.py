@@ -179,17 +179,18 @@ def session_file(option: str, text: str) -> Path:
 
 def _check_scratch_room(option: str, text: str, path: Path) -> None:
     """Refuse a new session file whose name leaves no room for the hidden file it is made in
-    beside it (`scratch_name_bytes`), before any work: that failed only once the first scan
+    beside it (`scratch_name_length`), before any work: that failed only once the first scan
     had begun."""
-    from smm_daq.storage.h5file import NAME_MAX, scratch_name_bytes
+    from smm_daq.storage.h5file import NAME_MAX, name_length, scratch_name_length
 
-    over = scratch_name_bytes(path) - NAME_MAX
+    over = scratch_name_length(path) - NAME_MAX
     if over > 0:
-        size = len(os.fsencode(path.name))
-        raise InputError(f"{option} is {text!r}, whose name of {size} bytes leaves no room for "
-                         "the hidden files a session file is made and repaired in beside it "
-                         f"('.NAME.PID.THREAD.HOST~TOKEN.repair-tmp', at most {NAME_MAX} "
-                         f"bytes); expected a name of at most {size - over} bytes: nothing "
+        size = name_length(path.name)
+        unit = "characters" if sys.platform == "win32" else "bytes"
+        raise InputError(f"{option} is {text!r}, whose name of {size} {unit} leaves no room "
+                         "for the hidden files a session file is made and repaired in beside "
+                         f"it ('.NAME.PID.THREAD.HOST~TOKEN.repair-tmp', at most {NAME_MAX} "
+                         f"{unit}); expected a name of at most {size - over} {unit}: nothing "
                          "was written")
 
 
