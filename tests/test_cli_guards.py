@@ -203,3 +203,21 @@ def test_an_abbreviation_argparse_accepts_is_never_named_unknown(
     assert "required" in line and "unknown option" not in line
     line = _refusal(["mmt", "invert", "--entyr", "x"], capsys)
     assert line.endswith("; unknown option --entyr (did you mean --entry?)")
+
+
+def test_a_new_session_file_whose_hidden_copy_would_be_too_long_is_refused_before_the_rig(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A name of 251 bytes (124 'é' and '.h5') is one the folder takes, but the session file
+    is made under a longer hidden name beside it (.NAME.PID.THREAD.HOST~TOKEN.new): the rig
+    connected and the first scan began before that failed (File name too long)."""
+    from test_run_recipe_profile import _recipe
+
+    recipe = _recipe(tmp_path, 'profile = "../e727.toml"')
+    out = tmp_path / ("é" * 124 + ".h5")
+    assert main(["run", str(recipe), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "step 1/1" not in err and "rig is safe" not in err, err
+    assert (f"--out is {str(out)!r}, whose name of 251 bytes leaves no room for the hidden "
+            "files a session file is made and repaired in beside it") in err, err
+    assert "expected a name of at most " in err and "nothing was written" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e727.toml", "recipes"]

@@ -164,6 +164,8 @@ def session_file(option: str, text: str) -> Path:
     """
     path = Path(text)
     _check_place(option, text, path)
+    if not path.exists():
+        _check_scratch_room(option, text, path)
     if path.exists() and not _is_hdf5(path):
         raise InputError(
             f"{option} is {text!r}, which exists and is not an HDF5 file; expected a session "
@@ -173,6 +175,23 @@ def session_file(option: str, text: str) -> Path:
 
     require_ours(path)  # another program's HDF5 file: nothing is added to it
     return path
+
+
+def _check_scratch_room(option: str, text: str, path: Path) -> None:
+    """Refuse a new session file whose name leaves no room for the hidden file it is made in
+    beside it (`scratch_name_length`), before any work: that failed only once the first scan
+    had begun."""
+    from smm_daq.storage.h5file import NAME_MAX, name_length, scratch_name_length
+
+    over = scratch_name_length(path) - NAME_MAX
+    if over > 0:
+        size = name_length(path.name)
+        unit = "characters" if sys.platform == "win32" else "bytes"
+        raise InputError(f"{option} is {text!r}, whose name of {size} {unit} leaves no room "
+                         "for the hidden files a session file is made and repaired in beside "
+                         f"it ('.NAME.PID.THREAD.HOST~TOKEN.repair-tmp', at most {NAME_MAX} "
+                         f"{unit}); expected a name of at most {size - over} {unit}: nothing "
+                         "was written")
 
 
 def distinct_outputs(*outputs: tuple[str, str | None]) -> None:

@@ -1489,6 +1489,21 @@ def require_swmr_format(path: str | Path) -> None:
 
 
 _SCRATCH_KINDS = ("new", "repair-tmp", "repair-src")
+NAME_MAX = 255  # a name in a folder: bytes (ext4, XFS, Btrfs, APFS), UTF-16 units (NTFS)
+THREAD_DIGITS = 7  # of a thread's number, at most (Linux: up to 4,194,304)
+
+
+def name_length(name: str) -> int:
+    """The length of a name in a folder as its file system counts it against NAME_MAX."""
+    return len(name.encode("utf-16-le")) // 2 if _WINDOWS else len(os.fsencode(name))
+
+
+def scratch_name_length(path: str | Path) -> int:
+    """The longest the name of a scratch file beside session file `path` is (`_scratch`,
+    `name_length`), whichever of this process's threads makes it: over NAME_MAX, the file
+    cannot be made (it holds the session file's whole name, and more)."""
+    name = _scratch(final_file(path), max(_SCRATCH_KINDS, key=len)).name
+    return name_length(name) + max(0, THREAD_DIGITS - len(str(threading.get_native_id())))
 
 
 def final_file(path: str | Path) -> Path:
