@@ -793,10 +793,10 @@ class SessionBrowser(QtWidgets.QWidget):
                  rotation: bool = False, apply_insignificant: bool = False) -> bool:
         """Start writing `in_field` − `remanent` as entry `name` of the open file, in the
         worker (a registration takes a while); `subtracted` follows, and the new entry is
-        shown, or the reason it was refused (then nothing is written); the message says the
-        shift found and whether it was applied (one not significantly different from zero
-        only with `apply_insignificant`). False when no file is open or a subtraction is
-        already running."""
+        shown, or the reason it was refused (then nothing is written); what `subtracted`
+        says, and the map's title, give the shift found and whether it was applied (one not
+        significantly different from zero only with `apply_insignificant`). False when no
+        file is open or a subtraction is already running."""
         if self.path is None or self.subtracting:
             return False
         path = self.path
