@@ -28,7 +28,6 @@ lock-in's overload latch lost once as an overload, so the point is read again).
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -74,6 +73,10 @@ class Link:
         # attempts whose reply timed out or was garbled, ever: what a caller that must end in
         # bounded time counts (each cost at most the transport's timeout)
         self.failures = 0
+        # clears between attempts that timed out themselves, ever: a reply the clear was to
+        # drop may still come (`_attempts`), which a caller that counts on its dropping reads
+        # here (`pi_gcs.PIGCSStage._stop_once`)
+        self.clears_failed = 0
         # its lost replies count against the make-safe path's budget (`loss_budget`), under
         # `name` and the allowance of its kind (`loss_budget.SUPPLY`, `STAGE`): a coil
         # supply's or the stage's, whatever link reaches it on the way
@@ -318,8 +321,10 @@ class Link:
                     if budget is not None:
                         budget.charge(self.name)
                     if not self._drop_under_way():
-                        with contextlib.suppress(InstrumentTimeout):  # the next tells more
+                        try:
                             self.transport.clear()
+                        except InstrumentTimeout:  # the next attempt tells more
+                            self.clears_failed += 1
                 else:
                     self.lost = False
                     return result

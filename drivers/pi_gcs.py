@@ -1423,7 +1423,9 @@ class PIGCSStage(Stage, FlyStage):
         stop read first (`_read_error_ahead`; that reply lost, the stop once more before its
         check), but where the stop's write was tried again: the clear after its failed
         attempt dropped that reply (or the `ERR?` unparsed), so it is not waited for (a
-        timeout), and what was pending is said unknown; the stop not sent, that reply is
+        timeout), and what was pending is said unknown; that clear timed out itself
+        (`Link.clears_failed`), the reply may still come: it is dropped before the stop's
+        check as the rest of a reply cut short is; the stop not sent, that reply is
         left to be dropped before the next exchange (`GCSLink.reply_left_coming`). A check
         that could not be made once the stop was sent (refused while the rest of a reply cut
         short is dropped, a drop that failed, its reply lost twice, the make-safe path's share
@@ -1431,7 +1433,7 @@ class PIGCSStage(Stage, FlyStage):
         (`StillDropping`: a scan's worker waits for the drop and stops again), not a stop
         refused unsent."""
         command = STOP_ALL if self._stop_command() == "#24" else "STP"
-        failures = self.link.failures
+        failures, clears_failed = self.link.failures, self.link.clears_failed
         try:
             self.link.write(command)
         except InstrumentError:
@@ -1440,9 +1442,14 @@ class PIGCSStage(Stage, FlyStage):
             raise
         if ahead and self.link.failures != failures:  # cleared between its attempts
             self.link.stop_unread = True
+            if self.link.clears_failed == clears_failed:
+                dropped = "was dropped with the stop's first attempt, which failed"
+            else:  # dropped before the check, within the stage's share, lest it be read
+                self.link.reply_left_coming()
+                dropped = ("may have survived the clear after the stop's first attempt, "
+                           "which failed, and timed out itself: it is dropped")
             self._found("whether the controller held an error from before the stop is "
-                        "unknown (the reply to the ERR? sent ahead of it was dropped with "
-                        "the stop's first attempt, which failed)")
+                        f"unknown (the reply to the ERR? sent ahead of it {dropped})")
             ahead = False
         try:
             if ahead and not self._read_error_ahead(command):

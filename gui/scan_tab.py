@@ -19,6 +19,7 @@ from gui.map_view import MapView
 from gui.rig_holder import NOT_CONNECTED, RigHolder
 from gui.scan_form import ScanForm, format_duration
 from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.cli.args import check_scratch_room
 from smm_daq.errors import InputError, InstrumentLost, SmmError
 from smm_daq.shell_words import command_line
 from smm_daq.storage.mapdata import MapData
@@ -211,6 +212,11 @@ class ScanTab(QtWidgets.QWidget):
         path = self.path
         if path is None:
             self.status.setText("Choose the session file the scan is written to.")
+            return False
+        try:  # as the command line does: else refused only once the scan had begun
+            check_scratch_room("the session file", str(path))
+        except InputError as exc:
+            self.status.setText(f"Not started: {exc}")
             return False
         rig = self.holder.rig
         if rig is None or self.holder.busy:

@@ -114,6 +114,18 @@ class _Missing(FileNotFoundError):
         super().__init__(f"{path} does not exist")
 
 
+def shift_said(res: SubtractionResult) -> str:
+    """The registration's shift, as found, and whether it was applied (one not significantly
+    different from zero is not, unless forced); "" for maps subtracted as they lie."""
+    if not res.registered or res.registration is None:
+        return ""
+    found = res.registration.shift
+    (sx, sy), (ex, ey) = np.array(found) / 1e-6, np.array(res.shift_sd) / 1e-6
+    applied = ("remanent shifted by it" if res.shift == found else
+               "not significantly different from zero: not applied")
+    return f": shift found ({sx:.3f} ± {ex:.3f}, {sy:.3f} ± {ey:.3f}) µm, {applied}"
+
+
 class SessionBrowser(QtWidgets.QWidget):
     """The Session tab: entries table above, map and comparison views below."""
 
@@ -773,27 +785,31 @@ class SessionBrowser(QtWidgets.QWidget):
             return
         dialog = SubtractDialog(self.entries, self)
         if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted:
-            in_field, remanent, name, register, rotation = dialog.choice()
-            self.subtract(in_field, remanent, name, register=register, rotation=rotation)
+            in_field, remanent, name, register, rotation, forced = dialog.choice()
+            self.subtract(in_field, remanent, name, register=register, rotation=rotation,
+                          apply_insignificant=forced)
 
     def subtract(self, in_field: str, remanent: str, name: str, *, register: bool = True,
-                 rotation: bool = False) -> bool:
+                 rotation: bool = False, apply_insignificant: bool = False) -> bool:
         """Start writing `in_field` − `remanent` as entry `name` of the open file, in the
         worker (a registration takes a while); `subtracted` follows, and the new entry is
-        shown, or the reason it was refused (then nothing is written). False when no file is
-        open or a subtraction is already running."""
+        shown, or the reason it was refused (then nothing is written); what `subtracted`
+        says, and the map's title, give the shift found and whether it was applied (one not
+        significantly different from zero only with `apply_insignificant`). False when no
+        file is open or a subtraction is already running."""
         if self.path is None or self.subtracting:
             return False
         path = self.path
         command = subtract_command(path, in_field, remanent, name, register=register,
-                                   rotation=rotation)
+                                   rotation=rotation, apply_insignificant=apply_insignificant)
 
         def job() -> tuple[SubtractionResult, list[str]]:
             from smm_daq.analysis.induced_entry import subtract_entries
 
             with recorded() as caught:  # said on the message line, as the command line does
                 res = subtract_entries(path, in_field, remanent, name, register=register,
-                                       rotation=rotation, parameters={"command": command})
+                                       rotation=rotation, apply_insignificant=apply_insignificant,
+                                       parameters={"command": command})
             return res, [str(w.message) for w in caught]
 
         self.subtracting = True
@@ -807,7 +823,7 @@ class SessionBrowser(QtWidgets.QWidget):
     def _subtracted(self, path: Path, name: str, res: SubtractionResult,
                     warned: list[str]) -> None:
         self._subtraction_ended()
-        written = f"Wrote entry '{name}' (induced) into {path}" + "".join(
+        written = f"Wrote entry '{name}' (induced) into {path}{shift_said(res)}" + "".join(
             f". Warning: {text}" for text in warned)
         # another file open, or the window closing (its close waits for the other writes in
         # hand, which a read of the file here would wait for, the window's events stopped)
@@ -832,10 +848,7 @@ class SessionBrowser(QtWidgets.QWidget):
 
         def shown(on_show: bool) -> None:
             if on_show and res.registered:
-                (sx, sy), (ex, ey) = (np.array(res.shift) / 1e-6,
-                                      np.array(res.shift_sd) / 1e-6)
-                self.map_view.plot.setTitle(f"{name}: remanent shifted by ({sx:.3f} ± "
-                                            f"{ex:.3f}, {sy:.3f} ± {ey:.3f}) µm")
+                self.map_view.plot.setTitle(f"{name}{shift_said(res)}")
             if warned:
                 self.message.setText(written)
             self.subtracted.emit(True, written)

@@ -20,6 +20,7 @@ from smm_daq.analysis.subtract_inputs import (
     require_two_scans,
     tolerance_among,
 )
+from smm_daq.cli.maps import INSIGNIFICANT_SHIFT_HELP
 from smm_daq.errors import InputError
 from smm_daq.storage.names import lookalike, typed_entry_name
 from smm_daq.storage.nexus import EntryInfo, check_entry_name
@@ -35,12 +36,13 @@ def unused_name(base: str, taken: set[str]) -> str:
 
 
 def subtract_command(path: Path, in_field: str, remanent: str, name: str, *,
-                     register: bool, rotation: bool) -> str:
+                     register: bool, rotation: bool, apply_insignificant: bool = False) -> str:
     """The window's subtraction as the command line would run it, for the entry's record."""
     arguments = ["subtract", str(path), "--in-field", in_field, "--remanent", remanent,
                  "--name", name]
     arguments += [] if register else ["--no-register"]
     arguments += ["--rotation"] if rotation else []
+    arguments += ["--apply-insignificant-shift"] if register and apply_insignificant else []
     return recorded_command(arguments)
 
 
@@ -67,6 +69,11 @@ class SubtractDialog(QtWidgets.QDialog):
                                  " (a remount, a stage that did not return exactly)")
         self.rotation = QtWidgets.QCheckBox("Also fit a rotation")
         self.register.toggled.connect(self.rotation.setEnabled)
+        self.force_shift = QtWidgets.QCheckBox("Apply a shift not significantly different "
+                                               "from zero")
+        self.force_shift.setToolTip(INSIGNIFICANT_SHIFT_HELP[0].upper()
+                                     + INSIGNIFICANT_SHIFT_HELP[1:])  # the command line's
+        self.register.toggled.connect(self.force_shift.setEnabled)
         self.taken = {e.name for e in entries}
         self.name = QtWidgets.QLineEdit(unused_name("induced", self.taken))
         self.name.textChanged.connect(lambda _text: self._check())
@@ -84,6 +91,7 @@ class SubtractDialog(QtWidgets.QDialog):
         form.addRow("Remanent entry", self.remanent)
         form.addRow(self.register)
         form.addRow(self.rotation)
+        form.addRow(self.force_shift)
         form.addRow("New entry", self.name)
         form.addRow(self.problem)
         form.addRow(self.buttons)
@@ -118,9 +126,11 @@ class SubtractDialog(QtWidgets.QDialog):
         self.problem.setVisible(bool(problem))
         self.ok_button.setEnabled(not problem)
 
-    def choice(self) -> tuple[str, str, str, bool, bool]:
-        """(in-field, remanent, new name, register, rotation)."""
+    def choice(self) -> tuple[str, str, str, bool, bool, bool]:
+        """(in-field, remanent, new name, register, rotation, apply a shift not significantly
+        different from zero)."""
         register = self.register.isChecked()
         return (self.in_field.currentText(), self.remanent.currentText(),
                 typed_entry_name(self.name.text()), register,
-                register and self.rotation.isChecked())
+                register and self.rotation.isChecked(),
+                register and self.force_shift.isChecked())

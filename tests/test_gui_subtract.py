@@ -47,7 +47,7 @@ def browser(qtbot, tmp_path):
 def test_dialog_offers_the_likely_pair_and_a_free_name(browser, qtbot) -> None:
     dialog = SubtractDialog(browser.entries)
     qtbot.addWidget(dialog)
-    assert dialog.choice() == ("inf", "rem", "induced", True, False)
+    assert dialog.choice() == ("inf", "rem", "induced", True, False, False)
     assert unused_name("induced", {"induced", "induced_2"}) == "induced_3"
 
 
@@ -66,7 +66,8 @@ def test_registered_subtraction_removes_the_shift_and_shows_the_result(browser, 
     induced = read_map(browser.path, "induced").bz
     centre = induced[12:36, 12:36]  # away from the edges the shift leaves uncovered
     np.testing.assert_allclose(centre[np.isfinite(centre)], 0.1 * UT, atol=0.02 * UT)
-    assert "shifted by (3.0" in browser.map_view.plot.titleLabel.text
+    assert ": shift found (3.0" in browser.map_view.plot.titleLabel.text
+    assert "µm, remanent shifted by it" in browser.map_view.plot.titleLabel.text
 
 
 def test_unregistered_subtraction_is_the_plain_difference(browser, qtbot) -> None:
@@ -194,19 +195,77 @@ def test_the_dialog_offers_only_maps_a_subtraction_accepts(browser, qtbot) -> No
     assert "other way round" in dialog.problem.text()
 
 
-@pytest.mark.parametrize(("register", "rotation"), [(True, True), (True, False), (False, False)])
-def test_the_recorded_command_parses_back_to_the_options_used(register, rotation) -> None:
+@pytest.mark.parametrize(("register", "rotation", "forced"),
+                         [(True, True, False), (True, False, True), (False, False, False)])
+def test_the_recorded_command_parses_back_to_the_options_used(register, rotation, forced
+                                                              ) -> None:
     import shlex
 
     from gui.subtract_dialog import subtract_command
     from smm_daq.cli.main import build_parser
 
     command = subtract_command(Path("s é.h5"), "in field", "rem", "out", register=register,
-                               rotation=rotation)
+                               rotation=rotation, apply_insignificant=forced)
     again = build_parser().parse_args(shlex.split(command.removeprefix("smm-daq gui: ")))
     assert (again.file, again.in_field, again.remanent, again.name) == (
         "s é.h5", "in field", "rem", "out")
     assert (again.no_register, again.rotation) == (not register, rotation)
+    assert again.apply_insignificant_shift is forced
+
+
+def test_the_dialog_forces_an_insignificant_shift_only_when_asked(browser, qtbot) -> None:
+    """As --apply-insignificant-shift: off by default, said alike, only with a registration."""
+    from smm_daq.cli.maps import INSIGNIFICANT_SHIFT_HELP
+
+    dialog = SubtractDialog(browser.entries)
+    qtbot.addWidget(dialog)
+    box = dialog.force_shift
+    assert not box.isChecked() and box.isEnabled()
+    assert box.toolTip().lower() == INSIGNIFICANT_SHIFT_HELP.lower()
+    box.setChecked(True)
+    assert dialog.choice()[3:] == (True, False, True)
+    dialog.register.setChecked(False)
+    assert not box.isEnabled() and dialog.choice()[3:] == (False, False, False)
+
+
+@pytest.fixture
+def unshifted(qtbot, tmp_path):
+    """A browser on two scans of the same grains, not moved between them: the registration
+    finds a shift not significantly different from zero (`test_registration_coverage`)."""
+    from dataclasses import replace
+
+    from test_registration_coverage import scans
+
+    in_field, remanent, _ = scans(np.random.default_rng(1), 4, (1.0, 0.0, 0.0), 0.5,
+                                  shift=(0.0, 0.0))
+    path = tmp_path / "u.h5"
+    write_map_entry(path, replace(remanent, name="rem"), kind="scan")
+    write_map_entry(path, replace(in_field, name="inf"), kind="scan")
+    b = SessionBrowser()
+    qtbot.addWidget(b)
+    assert opened(b, qtbot, path)
+    return b
+
+
+@pytest.mark.parametrize("forced", [False, True])
+def test_the_window_says_whether_the_shift_found_was_applied(unshifted, qtbot, forced
+                                                             ) -> None:
+    from smm_daq.storage.h5file import open_read
+
+    with qtbot.waitSignal(unshifted.subtracted, timeout=60_000) as ended:
+        assert unshifted.subtract("inf", "rem", "d", apply_insignificant=forced)
+    assert ended.args[0], ended.args
+    said = ended.args[1]
+    assert ": shift found (" in said, said
+    assert ("remanent shifted by it" in said) is forced, said
+    assert ("not significantly different from zero: not applied" in said) is not forced, said
+    plain = read_map(unshifted.path, "inf").bz - read_map(unshifted.path, "rem").bz
+    assert np.array_equal(read_map(unshifted.path, "d").bz, plain, equal_nan=True) is not forced
+    with open_read(unshifted.path) as f:
+        parameters = f["d/process/parameters"]
+        command = parameters["command"][()].decode()
+        assert bool(parameters["apply_insignificant_shift"][()]) is forced
+    assert ("--apply-insignificant-shift" in command) is forced, command
 
 
 def test_a_subtraction_written_while_the_file_cannot_be_read_again_is_said(browser, qtbot,

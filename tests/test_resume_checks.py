@@ -471,3 +471,36 @@ def test_a_resume_refused_at_the_stored_addresses_says_to_give_profile(
     assert "Connection refused" in err and "does not answer" in err, err
     assert any(resource in err for resource in closed.values()), err
     assert "give `--profile PROFILE` to point the resume at them" in err, err
+    # the way to make the rig safe named is one that runs: on the profile stored with the
+    # scan, not on a file of that profile's name, which there is none of
+    assert "stored-profile.toml" not in err, err
+    safe = command_line(["smm-daq", "safe", "--from-file", str(interrupted), "--entry", "s1"])
+    assert f"Make it safe with `{safe}`" in err, err
+
+
+def test_safe_from_file_makes_the_rig_of_the_profile_stored_with_a_scan_safe(
+        interrupted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`smm-daq safe --from-file FILE --entry NAME`, the command a resume on the profile
+    stored with the scan names: that profile's rig, read from the entry, is made safe."""
+    with h5py.File(interrupted, "a") as f:
+        stored = f["s1/profile"][()].decode()
+        del f["s1/profile"]
+        f["s1/profile"] = stored.replace('name = "smm-daq simulator"', 'name = "kept rig"')
+    made_safe = []
+    monkeypatch.setattr("smm_daq.instruments.rig.make_rig_safe",
+                        lambda profile: made_safe.append(profile) or [])
+    assert main(["safe", "--from-file", str(interrupted), "--entry", "s1"]) == 0
+    assert [p.name for p in made_safe] == ["kept rig"]
+    assert made_safe[0].stored_in == (str(interrupted), "s1")
+    assert "making rig 'kept rig' safe" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["--from-file", "s.h5"], "--from-file is 's.h5' without --entry; expected the scan"),
+    (["--profile", "p.toml", "--entry", "s1"], "--entry is given without --from-file"),
+])
+def test_safe_refuses_from_file_and_entry_apart(argv: list[str], said: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["safe", *argv]) == 2
+    assert said in capsys.readouterr().err

@@ -209,3 +209,50 @@ def test_a_stop_written_again_waits_for_no_reply_its_clear_dropped() -> None:
                                 "dropped"), found
     finally:
         rig.close()
+
+
+def test_a_reply_the_failed_clear_left_is_dropped_before_the_stops_check() -> None:
+    """As above, but the clear between the stop's two attempts times out itself: the reply to
+    the `ERR?` ahead may have survived it (here it did). The link says its clear failed
+    (`Link.clears_failed`), and that reply is dropped before the stop's check, which reads
+    its own, as each exchange after it does. Unfixed, the check read the reply to the
+    `ERR?` ahead, `#5` the check's, and `WGO?` the `#5`'s `0`, garbled, a reply lost and
+    its retry the only way back in step (a `0` read for `#5` told nothing true)."""
+    rig = open_rig(load_profile(PROFILE))
+    try:
+        stage: Any = rig.stage
+        transport: Any = stage.link.transport
+        write, clear, query = transport.write, transport.clear, transport.query
+        sent: list[str] = []
+        clears: list[bool] = []
+        exchanged: list[tuple[str, str]] = []
+
+        def first_stop_not_taken(message: str) -> None:
+            sent.append(message)
+            if message == STOP_ALL and sent.count(STOP_ALL) == 1:
+                raise InstrumentTimeout("could not send within 1 s", instrument="stage")
+            write(message)
+
+        def first_clear_times_out() -> None:
+            clears.append(True)
+            if len(clears) == 1:  # nothing cleared: the reply to the ERR? ahead still comes
+                raise InstrumentTimeout("clear: no reply within 1 s", instrument="stage")
+            clear()
+
+        def noted(message: str) -> str:
+            exchanged.append((message, reply := query(message)))
+            return reply
+
+        transport.write, transport.clear = first_stop_not_taken, first_clear_times_out
+        transport.query = noted
+        failures, clears_failed = stage.link.failures, stage.link.clears_failed
+        assert rig.make_safe() == []
+        assert sent[:4] == ["ERR?", STOP_ALL, STOP_ALL, "ERR?"], sent
+        assert stage.link.clears_failed == clears_failed + 1
+        assert stage.link.failures == failures + 1, exchanged  # the stop's first write alone
+        assert [m for m, _ in exchanged] == ["ERR?", "\x05", "WGO?"], exchanged
+        assert exchanged[2][1].startswith("1=0"), exchanged
+        assert len(clears) == 2  # the one that failed, then the drop before the check
+        assert "may have survived" in stage.found_before_stop, stage.found_before_stop
+    finally:
+        rig.close()

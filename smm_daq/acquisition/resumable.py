@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import h5py
@@ -30,7 +30,12 @@ from smm_daq.shell_words import command_line, resume_command
 from smm_daq.storage.checks import corrupt_guard
 from smm_daq.storage.h5file import read_whole, text
 from smm_daq.storage.names import listed_name, other_form_note
-from smm_daq.storage.scan_entry import STATUSES, check_not_cut_off, check_same_profile
+from smm_daq.storage.scan_entry import (
+    STATUSES,
+    check_not_cut_off,
+    check_same_profile,
+    read_scan_record,
+)
 from smm_daq.storage.staging import (
     aside_name,
     check_an_entry,
@@ -56,6 +61,7 @@ class ResumableEntry:
     profile_path: str
     recipe: str
     time_constant: float  # s, the lock-in τ its lines were taken with
+    stored_in: tuple[str, str] | None = None  # the session file and the entry's name
 
     @property
     def lines_left(self) -> int:
@@ -66,8 +72,20 @@ class ResumableEntry:
 
         Relative paths in it are anchored where the profile file was when the scan started.
         """
-        return parse_profile(self.profile_text,
-                             Path(self.profile_path or "stored-profile.toml"))
+        return _stored(self.profile_text, self.profile_path, self.stored_in)
+
+
+def stored_scan_profile(path: str | Path, name: str) -> Profile:
+    """The profile stored with scan `name` of `path`, finished or not: the rig a scan or its
+    resume opened with it, for `smm-daq safe --from-file` to make safe."""
+    record = read_scan_record(path, name)
+    return _stored(record["profile_text"], record["profile_path"], (str(path), name))
+
+
+def _stored(text: str, path: str, stored_in: tuple[str, str] | None) -> Profile:
+    """A profile stored with a scan: `path`, where its file was when the scan started, anchors
+    its relative paths and names it in errors."""
+    return replace(parse_profile(text, Path(path or "stored-profile.toml")), stored_in=stored_in)
 
 
 def load_resumable(path: str | Path, name: str) -> ResumableEntry:
@@ -179,6 +197,7 @@ def _load_resumable_in(f: h5py.File, path: str | Path, name: str) -> ResumableEn
             profile_path=text(g["profile"].attrs.get("path", "")),
             recipe=values["recipe"],
             time_constant=tau,
+            stored_in=(str(path), name),
         )
 
 

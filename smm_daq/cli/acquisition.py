@@ -741,7 +741,7 @@ def cmd_safe(args: argparse.Namespace) -> int:
         switch_off_tail_s,
     )
 
-    profile = load_profile(args.profile)
+    profile = _safe_profile(args)
     deadline, tail = safe_deadline(profile), switch_off_tail_s(profile)
     print(f"making rig '{profile.name}' safe: coils to their safe state "
           f"({profile.coils.safe_state}), stage stopped; at most "
@@ -763,6 +763,22 @@ def cmd_safe(args: argparse.Namespace) -> int:
     print("smm-daq: the rig may NOT be safe (see above): check the instruments named, then run "
           "this command again, or make them safe by hand at the supplies", file=sys.stderr)
     return 1
+
+
+def _safe_profile(args: argparse.Namespace) -> Profile:
+    """The profile `safe` makes the rig of safe: --profile's, or the one stored with scan
+    --entry of --from-file."""
+    from smm_daq.acquisition.resumable import stored_scan_profile
+
+    if args.from_file is None:
+        if args.entry is not None:
+            raise InputError("--entry is given without --from-file; expected both (the scan "
+                             "whose stored profile is used) or --profile alone")
+        return load_profile(args.profile)
+    if args.entry is None:
+        raise InputError(f"--from-file is {args.from_file!r} without --entry; expected the "
+                         "scan whose stored profile is used (smm-daq info lists them)")
+    return stored_scan_profile(args.from_file, args.entry)
 
 
 def _note_other_holder(profile: Profile) -> None:
@@ -871,7 +887,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "profile's safe state, stop the stage and print each one's final state. "
                     "For after a program was killed (kill -9) or could not make the rig safe. "
                     "Exit 0 when the rig is safe, 1 when not.")
-    p.add_argument("--profile", required=True, metavar="FILE", help="instrument profile")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--profile", metavar="FILE", help="instrument profile")
+    which.add_argument("--from-file", metavar="FILE.h5",
+                       help="use the profile stored with the scan --entry of this session "
+                            "file (the rig a resume opened with it)")
+    p.add_argument("--entry", type=entry_to_read, help="the scan, with --from-file")
     p.set_defaults(func=cmd_safe, drives_rig=True)
 
     p = sub.add_parser("info", help="list a session file's entries")

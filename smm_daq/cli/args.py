@@ -164,8 +164,7 @@ def session_file(option: str, text: str) -> Path:
     """
     path = Path(text)
     _check_place(option, text, path)
-    if not path.exists():
-        _check_scratch_room(option, text, path)
+    check_scratch_room(option, text)
     if path.exists() and not _is_hdf5(path):
         raise InputError(
             f"{option} is {text!r}, which exists and is not an HDF5 file; expected a session "
@@ -177,14 +176,16 @@ def session_file(option: str, text: str) -> Path:
     return path
 
 
-def _check_scratch_room(option: str, text: str, path: Path) -> None:
+def check_scratch_room(option: str, text: str) -> None:
     """Refuse a new session file whose name leaves no room for the hidden file it is made in
     beside it (`scratch_name_length`), before any work: that failed only once the first scan
-    had begun."""
+    had begun. A file there already is left to the other checks. The window's paths to a new
+    session file use it too, naming the file as `option`."""
     from smm_daq.storage.h5file import NAME_MAX, name_length, scratch_name_length
 
+    path = Path(text)
     over = scratch_name_length(path) - NAME_MAX
-    if over > 0:
+    if over > 0 and not path.exists():
         size = name_length(path.name)
         unit = "characters" if sys.platform == "win32" else "bytes"
         raise InputError(f"{option} is {text!r}, whose name of {size} {unit} leaves no room "

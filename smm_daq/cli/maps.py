@@ -40,6 +40,10 @@ UM = 1e-6
 NT = 1e-9
 MAX_UM = 1e6  # a metre: no map or sample is larger
 
+# --apply-insignificant-shift, and the window's checkbox of the same meaning
+INSIGNIFICANT_SHIFT_HELP = ("apply the registration's shift even where it is not significantly "
+                            "different from zero (by default a zero shift is applied then)")
+
 
 def _um_pairs(option: str, text: str) -> np.ndarray:
     """'x,y;x,y;...' in µm -> (K, 2) in m; an outline crossing or retracing itself refused."""
@@ -774,8 +778,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-register", action="store_true", help="subtract as the scans lie")
     p.add_argument("--rotation", action="store_true", help="also fit a small rotation")
     p.add_argument("--apply-insignificant-shift", action="store_true",
-                   help="apply the registration's shift even where it is not significantly "
-                        "different from zero (by default a zero shift is applied then)")
+                   help=INSIGNIFICANT_SHIFT_HELP)
     p.add_argument("--overwrite", action="store_true", help="replace an entry of that name")
     p.set_defaults(func=_naming_the_file(_subtract))
 

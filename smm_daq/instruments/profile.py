@@ -214,6 +214,9 @@ class Profile:
     # [fly] trigger_wired: the stage controller's trigger output is cabled to the lock-in's
     # TRIG IN, so a fly line's buffer can start on the stage's edge
     fly_trigger_wired: bool = False
+    # the session file and scan entry of a profile stored with a scan (`smm-daq safe
+    # --from-file FILE --entry NAME` makes its rig safe), None for a profile file
+    stored_in: tuple[str, str] | None = field(default=None, compare=False)
 
     def fingerprint(self) -> dict[str, Any]:
         """What must match for a scan to be resumed with this profile: hardware, geometry

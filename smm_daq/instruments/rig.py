@@ -70,10 +70,17 @@ CONNECT_STOPPED = ("connecting was stopped by the operator; the rig is not opene
                    "safe (the stage stopped, whatever moves it) and closed")
 
 
+def safe_command(profile: Profile) -> str:
+    """The command that makes the rig of `profile` safe: `smm-daq safe` on its file, or on the
+    scan it is stored with (a resume's: the file it was read from may be gone or changed)."""
+    where = (["--from-file", profile.stored_in[0], "--entry", profile.stored_in[1]]
+             if profile.stored_in is not None else ["--profile", str(profile.path)])
+    return command_line(["smm-daq", "safe", *where])
+
+
 def safe_command_hint(profile: Profile) -> str:
     """What to run when a program could not make the rig safe (or was killed before it did)."""
-    safe = command_line(["smm-daq", "safe", "--profile", str(profile.path)])
-    return (f"Make it safe with `{safe}` (it ramps every coil to "
+    return (f"Make it safe with `{safe_command(profile)}` (it ramps every coil to "
             "its safe state and stops the stage), or by hand at the supplies")
 
 
@@ -337,7 +344,7 @@ def open_rig(
         open_transport = None
         _check_one_instrument_per_address(profile)
         lock = RigLock.acquire(rig_addresses(profile))
-    interrupts.set_recovery("" if profile.simulated else f"smm-daq safe --profile {profile.path}")
+    interrupts.set_recovery("" if profile.simulated else safe_command(profile))
     opened: dict[str, Any] = {}
     try:
         with connect_stop.bound(stop):
