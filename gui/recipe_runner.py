@@ -220,6 +220,7 @@ class RecipeRunner(QtCore.QObject):
                 lambda: session.subtract(
                     step.in_field, step.remanent, step.name, register=step.register,
                     on_warning=said.append,
+                    apply_insignificant=step.apply_insignificant_shift,
                 ),
                 lambda _: self._step_done(None, said),
                 self._step_failed,

@@ -182,3 +182,16 @@ def test_a_profile_out_for_a_world_faster_than_real_time_is_refused(
     captured = capsys.readouterr()
     assert code == 2 and "serving" not in captured.out and not written.exists()
     assert "--time-scale is 100 with --profile-out; expected 1" in captured.err
+
+
+def test_a_refused_time_scale_near_one_is_said_as_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A time scale a hair off 1 is refused with --profile-out, and said as given: not
+    "--time-scale is 1 ...; expected 1"."""
+    written = tmp_path / "served.toml"
+    code = main(["serve-sim", "--time-scale", "1.0000001", "--duration-s", "60",
+                 "--profile-out", str(written)])
+    err = capsys.readouterr().err
+    assert code == 2 and not written.exists()
+    assert "--time-scale is 1.0000001 with --profile-out; expected 1" in err, err

@@ -178,9 +178,9 @@ def serve(
     check_time_scale(time_scale, zero_allowed=False)
     if profile_out is not None and time_scale != 1.0:
         raise InputError(
-            f"--time-scale is {time_scale:g} with --profile-out; expected 1 (the default): the "
+            f"--time-scale is {time_scale:.15g} with --profile-out; expected 1 (the default): the "
             "commands and the window that use the written profile keep real time, so a world "
-            f"{time_scale:g}x faster fails their timing checks (a flown scan's lock-in buffer) "
+            f"{time_scale:.15g}x faster fails their timing checks (a flown scan's lock-in buffer) "
             "and keeps its emulators catching up on samples instead of answering")
     if duration is not None:
         positive("--duration-s", duration)

@@ -1,0 +1,38 @@
+"""A recipe's subtract step run from the window's Recipes tab honours its
+`apply_insignificant_shift`, as `smm-daq run` does: the same recipe makes the same entry."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+from recipe_opening import recipe_opened, recipe_ran
+from test_registration_coverage import scans
+
+from smm_daq.storage.nexus import write_map_entry
+
+WAIT_MS = 60_000
+
+
+def test_a_window_recipe_applies_an_insignificant_shift_when_its_step_asks(
+        window, qtbot, tmp_path):
+    # the same four grains, no true shift: a shift found not significantly different from zero
+    in_field, remanent, _ = scans(np.random.default_rng(1), 4, (1.0, 0.0, 0.0), 0.5,
+                                  shift=(0.0, 0.0))
+    path = tmp_path / "session.h5"  # the window's session file (the `window` fixture's)
+    for m in (remanent, in_field):
+        write_map_entry(path, m, kind="scan")
+    recipe = tmp_path / "forced.toml"
+    recipe.write_text(
+        '[recipe]\ntitle = "a subtraction forcing an insignificant shift"\n'
+        '[[step]]\nkind = "subtract"\nin_field = "in_field"\nremanent = "remanent"\n'
+        'name = "induced"\napply_insignificant_shift = true\n')
+    view = window.recipes
+    assert recipe_opened(view, qtbot, recipe), view.message.text()
+    assert recipe_ran(view, qtbot), view.message.text()
+    qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
+    assert view.steps.item(0).text().startswith("✔"), view.message.text()
+    with h5py.File(path) as f:
+        reg = f["induced/registration"]
+        assert np.any(reg["shift_found"][()] != 0.0)
+        np.testing.assert_array_equal(reg["shift"][()], reg["shift_found"][()])
+        assert f["induced/process/parameters/apply_insignificant_shift"][()] == 1
