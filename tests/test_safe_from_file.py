@@ -128,3 +128,24 @@ def test_a_writer_stalled_amid_a_write_does_not_hold_it_up(
         child.stdin.close()
         child.wait(60)
     assert child.returncode == 0
+
+
+@pytest.mark.parametrize("staged_too", [False, True])
+def test_an_entry_its_writer_left_mid_swap_gives_its_profile(
+        scanned: Path, made_safe: list[str], staged_too: bool) -> None:
+    """Killed between moving the earlier entry aside and moving the new one in: no entry is
+    under the name; the profile is the new one's, else the earlier one's."""
+    from smm_daq.storage.staging import REPLACED, aside_name, staged_name
+
+    with h5py.File(scanned, "a") as f:
+        f["s1"].attrs[REPLACED] = 1
+        f.move("s1", aside_name("s1"))
+        if staged_too:
+            f.copy(aside_name("s1"), staged_name("s1"))
+            del f[staged_name("s1")].attrs[REPLACED]
+            text = f[f"{staged_name('s1')}/profile"][()].decode()
+            del f[f"{staged_name('s1')}/profile"]
+            f[f"{staged_name('s1')}/profile"] = text.replace('name = "smm-daq simulator"',
+                                                             'name = "new one"')
+    assert _safe(scanned) == 0
+    assert made_safe == ["new one" if staged_too else "smm-daq simulator"]

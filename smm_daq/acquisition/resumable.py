@@ -89,10 +89,15 @@ def stored_scan_profile(path: str | Path, name: str) -> Profile:
                 raise InputError("is another program's HDF5 file, not an smm-daq session file; "
                                  "expected the session file the scan was written to",
                                  source=str(path))
-            check_an_entry(f, name, str(path))
-            if name not in f:
+            key = name
+            if f.get(name, getlink=True) is None and name in replacements_under_way(f):
+                # its writer killed mid-swap (`_mid_swap`): the new entry, else the earlier
+                key = next((k for k in (staged_name(name), aside_name(name)) if k in f), name)
+            else:
+                check_an_entry(f, name, str(path))
+            if key not in f:
                 raise InputError(no_entry(f, name), source=str(path))
-            g = f[name]
+            g = f[key]
             if text(g.attrs.get("kind", "")) != "scan":
                 raise InputError("is not a scan entry in this file; expected a scan, whose "
                                  "profile is stored with it", source=where)
