@@ -63,6 +63,8 @@ def test_an_entry_damaged_elsewhere_still_gives_its_profile(scanned: Path, made_
     (None, "entry 's1': has no 'profile' text; expected the profile the scan started with"),
     (5, "entry 's1': has no 'profile' text; expected the profile the scan started with"),
     ("rig = [", "entry 's1': the profile stored with it cannot be used: "),
+    ('[rig]\nname = "old"\nsince_removed = 1\n',
+     "entry 's1': the profile stored with it cannot be used: "),
 ])
 def test_a_profile_that_cannot_be_read_is_said_of_the_entry(
         scanned: Path, made_safe: list[str], capsys: pytest.CaptureFixture[str],
@@ -74,6 +76,7 @@ def test_a_profile_that_cannot_be_read_is_said_of_the_entry(
     assert _safe(scanned) == 2
     err = capsys.readouterr().err
     assert f"{scanned}, {said}" in err, err
+    assert "make the rig safe with `smm-daq safe --profile PROFILE`" in err, err
     assert made_safe == []
 
 

@@ -118,8 +118,9 @@ def stored_scan_profile(path: str | Path, name: str) -> Profile:
     try:
         return _stored(profile_text, profile_path, (str(path), name))
     except InputError as exc:
-        raise InputError(f"the profile stored with it cannot be used: {exc}",
-                         source=where) from None
+        raise InputError(f"the profile stored with it cannot be used: {exc}; make the rig "
+                         "safe with `smm-daq safe --profile PROFILE` on the rig's profile "
+                         "file", source=where) from None
 
 
 def _stored(text: str, path: str, stored_in: tuple[str, str] | None) -> Profile:
