@@ -152,3 +152,24 @@ def test_an_entry_its_writer_left_mid_swap_gives_its_profile(
                                                              'name = "new one"')
     assert _safe(scanned) == 0
     assert made_safe == ["new one" if staged_too else "smm-daq simulator"]
+
+
+def test_a_file_its_writer_left_marked_open_is_read_as_it_is(
+        scanned: Path, made_safe: list[str]) -> None:
+    """The writer killed amid a write (kill -9, the case `safe` is for): the profile is read
+    from the file as it lies, not first repaired (the whole file rewritten, the rig waiting
+    for it; the user's file changed by a command that only makes the rig safe)."""
+    child = subprocess.Popen([sys.executable, "-c", STALLED_WRITER, str(scanned)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    assert child.stdout.readline() == "holding\n"
+    child.kill()
+    child.wait(60)
+    child.stdout.close()
+    assert child.stdin is not None
+    child.stdin.close()
+    assert marked_open(scanned)
+    before = scanned.read_bytes()
+    assert _safe(scanned) == 0
+    assert made_safe == ["smm-daq simulator"]
+    assert scanned.read_bytes() == before
