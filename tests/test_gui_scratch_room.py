@@ -27,6 +27,20 @@ def test_the_scan_tab_refuses_a_new_file_without_room_for_its_scratch_files(wind
     assert not path.exists()
 
 
+def test_a_name_longer_than_the_file_system_takes_is_refused_alike(window, tmp_path):
+    """Its name's length asked of the system (whether a file is there) raised OSError
+    (ENAMETOOLONG) out of Start."""
+    scan = window.scan
+    path = tmp_path / ("a" * 300 + ".h5")
+    scan.file_edit.setText(str(path))
+
+    assert not scan.start()
+    text = scan.status.text()
+    assert text.startswith(f"Not started: the session file is {str(path)!r}, whose name of "
+                           "303 bytes leaves no room for the hidden files"), text
+    assert scan.live.state == "idle" and not window.holder.busy
+
+
 def test_a_recipe_into_such_a_file_is_refused_as_it_is_opened(window, qtbot, tmp_path: Path):
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(RECIPE, encoding="utf-8")

@@ -28,19 +28,15 @@ from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, parse_profile
 from smm_daq.shell_words import command_line, resume_command
 from smm_daq.storage.checks import corrupt_guard
-from smm_daq.storage.h5file import read_whole, text
+from smm_daq.storage.h5file import _opened_to_judge, not_ours, read_whole, text
 from smm_daq.storage.names import listed_name, other_form_note
-from smm_daq.storage.scan_entry import (
-    STATUSES,
-    check_not_cut_off,
-    check_same_profile,
-    read_scan_record,
-)
+from smm_daq.storage.scan_entry import STATUSES, check_not_cut_off, check_same_profile
 from smm_daq.storage.staging import (
     aside_name,
     check_an_entry,
     entry_listed,
     link_in_the_way,
+    no_entry,
     replacements_under_way,
     resolves,
     staged_name,
@@ -77,9 +73,54 @@ class ResumableEntry:
 
 def stored_scan_profile(path: str | Path, name: str) -> Profile:
     """The profile stored with scan `name` of `path`, finished or not: the rig a scan or its
-    resume opened with it, for `smm-daq safe --from-file` to make safe."""
-    record = read_scan_record(path, name)
-    return _stored(record["profile_text"], record["profile_path"], (str(path), name))
+    resume opened with it, for `smm-daq safe --from-file` to make safe.
+
+    Only the profile is read (an entry damaged elsewhere, or of an earlier version, still
+    gives it), first without waiting for a writer at work: `safe` is the way out, also while
+    the scan that writes the file is stalled amid a write (a stalled disk), which a read that
+    takes its turn would wait for, then refuse. Read so, the file may be half written: where
+    that read fails, the file is read as every reader does (`read_whole`), which says what is
+    wrong with it."""
+    where = f"{path}, entry '{name}'"
+
+    def read(f: h5py.File) -> tuple[str, str]:
+        with corrupt_guard(where):
+            if not_ours(f) is not None:
+                raise InputError("is another program's HDF5 file, not an smm-daq session file; "
+                                 "expected the session file the scan was written to",
+                                 source=str(path))
+            key = name
+            if f.get(name, getlink=True) is None and name in replacements_under_way(f):
+                # its writer killed mid-swap (`_mid_swap`): the new entry, else the earlier
+                key = next((k for k in (staged_name(name), aside_name(name)) if k in f), name)
+            else:
+                check_an_entry(f, name, str(path))
+            if key not in f:
+                raise InputError(no_entry(f, name), source=str(path))
+            g = f[key]
+            if text(g.attrs.get("kind", "")) != "scan":
+                raise InputError("is not a scan entry in this file; expected a scan, whose "
+                                 "profile is stored with it", source=where)
+            node = g.get("profile")
+            if not isinstance(node, h5py.Dataset) or node.shape != () \
+                    or node.dtype.kind not in "OSU":
+                raise InputError("has no 'profile' text; expected the profile the scan "
+                                 "started with: make the rig safe with `smm-daq safe "
+                                 "--profile PROFILE` on the rig's profile file", source=where)
+            return text(node), text(node.attrs.get("path", ""))
+
+    try:
+        with _opened_to_judge(Path(path)) as f:
+            stored = None if f is None else read(f)
+    except (InputError, OSError, RuntimeError, KeyError, ValueError):
+        stored = None
+    profile_text, profile_path = stored or read_whole(path, read)
+    try:
+        return _stored(profile_text, profile_path, (str(path), name))
+    except InputError as exc:
+        raise InputError(f"the profile stored with it cannot be used: {exc}; make the rig "
+                         "safe with `smm-daq safe --profile PROFILE` on the rig's profile "
+                         "file", source=where) from None
 
 
 def _stored(text: str, path: str, stored_in: tuple[str, str] | None) -> Profile:

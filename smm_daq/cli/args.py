@@ -185,7 +185,7 @@ def check_scratch_room(option: str, text: str) -> None:
 
     path = Path(text)
     over = scratch_name_length(path) - NAME_MAX
-    if over > 0 and not path.exists():
+    if over > 0 and not _there(path):
         size = name_length(path.name)
         unit = "characters" if sys.platform == "win32" else "bytes"
         raise InputError(f"{option} is {text!r}, whose name of {size} {unit} leaves no room "
@@ -193,6 +193,16 @@ def check_scratch_room(option: str, text: str) -> None:
                          f"it ('.NAME.PID.THREAD.HOST~TOKEN.repair-tmp', at most {NAME_MAX} "
                          f"{unit}); expected a name of at most {size - over} {unit}: nothing "
                          "was written")
+
+
+def _there(path: Path) -> bool:
+    """Whether a file is at `path`; False where the system cannot tell (a name longer than
+    the file system takes, which no file has; a folder that may not be searched): the window
+    calls `check_scratch_room` first, and the system's OSError would end its Start."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def distinct_outputs(*outputs: tuple[str, str | None]) -> None:
