@@ -1,5 +1,5 @@
-"""A reader whose file changed between its first heap check and HDF5's open (another
-process wrote it, or put a copy over it) reads it whole again (seconds a gigabyte, and HDF5's
+"""A reader whose file was replaced between its first heap check and HDF5's open (another
+process renamed a copy over it) reads it whole again (seconds a gigabyte, and HDF5's
 walk in a child where damage is met) only once it holds up no writer of its own process: the
 scan's writer in the window's process, arriving meanwhile, takes its turn and writes, not
 held at its start for as long as that check takes; and the damage found is said as it is,
@@ -8,6 +8,7 @@ sleeps."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 
@@ -87,11 +88,15 @@ def test_damage_met_at_the_open_is_judged_again_without_holding_up_this_process_
 
     def first_check(p, *args):  # type: ignore[no-untyped-def]
         checks.append("first")
-        # from now on no state is remembered: each check reads the file (another process
-        # wrote it between the read's first check and its open)
+        # from now on no state is remembered: each check reads the file (the scan's writer
+        # remembers the state it leaves)
         monkeypatch.setattr(global_heap, "_remember", lambda stamp, found: None)
         monkeypatch.setattr(global_heap, "damaged_collection", found)
-        return real_found(p, *args)
+        judged = real_found(p, *args)
+        copy = path.with_name("copy.h5")  # put over it between the read's check and its open
+        copy.write_bytes(path.read_bytes())
+        os.replace(copy, path)
+        return judged
 
     monkeypatch.setattr(global_heap, "_judged", OrderedDict())
     monkeypatch.setattr(global_heap, "damaged_collection", first_check)

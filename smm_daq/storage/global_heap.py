@@ -159,26 +159,16 @@ def judged_intact(path: str | Path) -> bool:
     return _judged_before(_stamp(path)) == (True, None)
 
 
-class NotJudged(Exception):
-    """The file is not in a state judged intact: only a scan, reading it all, can tell."""
-
-
-def intact_state(path: str | Path) -> _Stamp | None:
-    """The state of the file at `path` where it was judged intact in it (asked: a stat, no
-    scan); None where its state cannot be had; `NotJudged` where it was not so judged."""
-    stamp = _stamp(path)
-    if stamp is not None and _judged_before(stamp) != (True, None):
-        raise NotJudged
-    return stamp
-
-
-def written(path: str | Path) -> None:
+def written(path: str | Path, checked: _Stamp | None = None) -> None:
     """Remember the file at `path` as intact as it is now: called by a writer of this process
     that checked it before its write (`check_global_heaps`) and holds the writers' lock still,
     so the file is as libhdf5 left it (where the file system has no locks, as libhdf5 left
     it in this writer's or another's hands: damage comes from a disk or a copy, not from
-    libhdf5 writing)."""
-    _remember(_stamp(path), None)
+    libhdf5 writing). `checked`: the state it was checked in, where another file may have
+    been renamed over it since (its device and inode numbers): that one is not remembered."""
+    stamp = _stamp(path)
+    if checked is None or stamp is None or stamp[:2] == checked[:2]:
+        _remember(stamp, None)
 
 
 def _aligned(n: int) -> int:
@@ -302,8 +292,9 @@ def check_global_heaps(path: str | Path, *, source: str | Path | None = None,
     """InputError naming the file (as `source`, else `path`), the collection's offset and
     what is wrong, for a file whose global heap is damaged (`damaged_collection`): HDF5
     would never return from reading it. Gives the state of the file judged intact (None
-    where it was not judged: its state or its bytes could not be had), which HDF5's open
-    must find (`state_of_open`). The file is only read; what is found is remembered with
+    where it was not judged: its state or its bytes could not be had), against which
+    HDF5's open is compared (`state_of_open`: the whole state, or, by a reader or a writer's
+    open for writing, which file it is). The file is only read; what is found is remembered with
     the file's state (see the module), and it is not scanned again while it stays so.
     Damage found is asked of HDF5 (`data_extents`, in a process of its own) where the bytes
     lie: within a dataset's stored values, they are passed over. Damage is

@@ -59,9 +59,13 @@ not held up while a large file is read; under the lock it only confirms the file
 in the state it judged (one another process wrote meanwhile is let go and scanned once more
 before the lock, and scanned under it only where it was written again: `_judged_and_held`).
 Damage met holding no lock is scanned for again once no writer is at work (`_heaps_checked`).
-HDF5's open is of the state judged: the state of the file it opened is read from its own
-descriptor, and a file replaced between the check and the open (an outside tool's copy
-written or renamed over it) is judged again (`_opened_judged`).
+HDF5's open is of the file judged: which file it opened is read from its own descriptor, and
+a file renamed over the one checked before the open (an outside tool's copy) is judged again
+by a reader (`_opened_for_reading`) and refused by a writer (`_opened_readied`); a file
+written since by a writer is opened as judged (where no lock keeps another process's writer
+out, a scan's lines may land between every check and open). A copy written over it in place
+(`cp`) in that moment is not told from such a write: the short looks at whose file it is and a
+repair's open compare its whole state (`_opened_judged`).
 """
 
 from __future__ import annotations
@@ -268,23 +272,23 @@ _Opened = TypeVar("_Opened")
 
 def _opened_judged(check: Callable[[], global_heap.State | None],
                    open_it: Callable[[], tuple[_Opened, MarkCleared | None]], *,
-                   source: Path, writes: bool = False) -> tuple[_Opened, MarkCleared | None]:
+                   source: Path) -> tuple[_Opened, MarkCleared | None]:
     """`open_it()`, HDF5's open of a file (and the view it reads, where it reads one), once
     `check()` has judged its heaps intact in the state HDF5 opened, read from HDF5's own
     descriptor (`global_heap.state_of_open`): a file replaced between the check and the
     open (an outside tool's copy written or renamed over it) is closed and checked again,
-    `_OPENS` times at most, then refused (InputError, naming `source`). An open for writing
-    (`writes`) changes the file itself (HDF5 marks it open in its superblock): there, the
-    file opened must be the one judged (no copy renamed over it), in the state judged as
-    `check()` ended. Where either state cannot be had (the check could not read the file;
-    HDF5 could not open it), the open stands as it is: the check has nothing to say of it."""
-    compared = slice(0, 2) if writes else slice(None)  # the device and inode numbers
+    `_OPENS` times at most, then refused (InputError, naming `source`). Used by the short
+    looks at whose file it is (`_opened_to_judge`) and by a repair's open; a read, which
+    another process's writer may write meanwhile, compares only which file it opened
+    (`_opened_for_reading`), as a write's open does (`_opened_readied`). Where either state
+    cannot be had (the check could not read the file; HDF5 could not open it), the open
+    stands as it is: the check has nothing to say of it."""
     for _ in range(_OPENS):
         judged = check()
         f, view = open_it()
         fd = _descriptor(f, view)
         opened = None if fd is None else global_heap.state_of_open(fd)
-        if judged is None or opened is None or opened[compared] == judged[compared]:
+        if judged is None or opened is None or opened == judged:
             return f, view
         if f is not None:
             f.close()  # type: ignore[attr-defined]
@@ -305,7 +309,8 @@ def _descriptor(f: object, view: MarkCleared | None) -> int | None:
     `view`, where it reads one); None where there is none to be had."""
     if view is not None:
         return view.descriptor()
-    fid = getattr(f, "id", f)  # an h5py.File's file ID, or the file ID itself
+    # the file ID itself, or an h5py.File's (a file ID's own `id` is its number)
+    fid = f if isinstance(f, h5py.h5f.FileID) else getattr(f, "id", None)
     if not isinstance(fid, h5py.h5f.FileID):
         return None
     try:
@@ -745,8 +750,7 @@ def _open_read(p: Path, *, source: Path) -> Iterator[h5py.File]:
     the user named it, for what is said. A file whose global heap HDF5 would never return
     from reading is refused first (`check_global_heaps`: once per state of the file)."""
     nested = here.reading_here(p)  # this thread holds it already: no writer can be at work
-    if not nested:
-        _heaps_checked(p, source=source)
+    judged = None if nested else _heaps_checked(p, source=source)
     if marked_open(p) and not nested:
         with _file_lock(p, exclusive=False, source=source):
             pass  # an smm-daq writer at work has finished its write
@@ -763,7 +767,7 @@ def _open_read(p: Path, *, source: Path) -> Iterator[h5py.File]:
         began: list[turns.Stamp | None] = []  # the file's stamp as the read began
         read = None
         try:
-            with _opened_for_reading(p, began, source=source) as read:
+            with _opened_for_reading(p, began, judged, source=source) as read:
                 yield read.file
                 # asked while no writer of this process can begin (it waits for this read)
                 overlapped = turns.changed(p, began[0])
@@ -818,34 +822,38 @@ _READ_FAILURES = (InputError, OSError, RuntimeError, KeyError, ValueError)
 
 
 @contextlib.contextmanager
-def _opened_for_reading(p: Path, began: list[turns.Stamp | None], *,
-                        source: Path) -> Iterator[here.Read]:
+def _opened_for_reading(p: Path, began: list[turns.Stamp | None],
+                        judged: global_heap.State | None, *, source: Path
+                        ) -> Iterator[here.Read]:
     """`p` open for reading, its readers' lock held (`_file_lock`), taking turns with this
     process's writers (`smm_daq.storage.here`): as it is, in SWMR mode when a killed writer
     left it marked open, or as if its mark were cleared. The file's stamp is added to
     `began` as it is opened: once a writer of this process that the read waited for has
     finished (its write is not one that overlapped the read). `source`: the file as the
-    user named it, for what is said."""
-    views: list[MarkCleared] = []
-    unread: list[bool] = []  # its bytes could not be read to judge it: HDF5's open says
+    user named it, for what is said.
 
-    def judged() -> global_heap.State | None:
-        return None if unread else global_heap.intact_state(p)
+    `judged`: the state its heaps were judged intact in (`_heaps_checked`; None: not judged,
+    its bytes could not be read, or this thread reads it already). HDF5's open stands where
+    it opened that file (its device and inode numbers, from HDF5's own descriptor), also
+    where a writer has written it since, as writers compare it: where no lock keeps another
+    process's writer out, a scan writing more often than a check reads the file whole would
+    otherwise leave no open standing, and libhdf5 writing leaves its heaps intact. A file
+    renamed over it since (another inode: an outside tool's copy) is judged again, once this
+    process's writers no longer wait for the open (a check reads it whole), `_OPENS` times
+    at most (then `WrittenMeanwhile`). What is left: a damaged copy written over it in place
+    (`cp`, the same inode) in the moment between the check and the open."""
+    views: list[MarkCleared] = []
+    state = [judged]
 
     def open_file() -> h5py.File:
-        stamps: list[turns.Stamp | None] = []
-
-        def open_it() -> tuple[h5py.File, MarkCleared | None]:
-            stamps[:] = [turns.stamp(p)]
-            return _open_for_reading(p, source)
-
-        # Only the verdict remembered is asked here, while this process's writers wait for
-        # the open: a state not judged yet is read whole once they are free (`NotJudged`).
-        try:
-            f, view = _opened_judged(judged, open_it, source=source)
-        except _ChangedAtOpen:  # a writer at work where no lock keeps it out: read again
-            raise WrittenMeanwhile(source) from None
-        began.extend(stamps)
+        stamp = turns.stamp(p)
+        f, view = _open_for_reading(p, source)
+        if not _same_file(state[0], _descriptor(f, view)):
+            f.close()
+            if view is not None:
+                view.close()
+            raise _OtherFile
+        began.append(stamp)
         if view is not None:
             views.append(view)
         return f
@@ -856,16 +864,26 @@ def _opened_for_reading(p: Path, began: list[turns.Stamp | None], *,
                 try:
                     read = stack.enter_context(here.reading(p, open_file, source=source))
                     break
-                except global_heap.NotJudged:  # changed since it was checked
-                    # a refusal here (a damaged copy put over it since) is the file's
-                    if _heaps_checked(p, source=source) is None:
-                        unread.append(True)
-            else:  # a writer at work where no lock keeps it out: read again
+                except _OtherFile:  # a refusal here (a damaged copy put over it) is the file's
+                    state[0] = _heaps_checked(p, source=source)
+            else:  # replaced at each open (a tool saving its copies over it): read again
                 raise WrittenMeanwhile(source)
             yield read
     finally:
         for view in views:
             view.close()
+
+
+class _OtherFile(Exception):
+    """HDF5 opened another file than the one whose heaps were judged (renamed over it)."""
+
+
+def _same_file(judged: global_heap.State | None, fd: int | None) -> bool:
+    """Whether the file open as `fd` (HDF5's descriptor) is the file in the state `judged`
+    (its device and inode numbers); True where either cannot be had: the check has nothing
+    to say of it."""
+    opened = None if fd is None else global_heap.state_of_open(fd)
+    return judged is None or opened is None or opened[:2] == judged[:2]
 
 
 def _open_for_reading(p: Path, source: Path) -> tuple[h5py.File, MarkCleared | None]:
@@ -1083,15 +1101,12 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
         made, real, locked = _judged_and_held(held, p, create=create)
         try:
             _ready_for_writing(p, real, same_file=same_file, hold=repaired, locked=locked)
-            judged = judged_intact(real)  # as `_ready_for_writing` left it
+            # as `_ready_for_writing` left it (judged there: not scanned again)
+            readied = check_global_heaps(real, source=p, settled=locked)
             _reserve_room(real, room, source=p)
-            if judged:  # room reserved past its end, its heaps untouched: not scanned again
-                written(real)
-            fid, _ = _opened_judged(  # the file as checked: not one put over it since
-                lambda: check_global_heaps(real, source=p, settled=locked),
-                lambda: (_open_for_writing(real, swmr=swmr, source=p), None), source=p,
-                writes=True)
-            f = h5py.File(fid)
+            if readied is not None:  # room reserved past its end, its heaps untouched
+                written(real, readied)
+            f = h5py.File(_opened_readied(real, readied, swmr=swmr, source=p))
         except BaseException:  # refused before it was opened: nothing of it is kept
             if made is not None:
                 _discard(made, real, unlocked, locked=locked)
@@ -1115,6 +1130,22 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
                 _discard(made, real, unlocked, locked=locked)
         if not failed:  # checked as it was readied, and libhdf5 wrote it since
             written(real)
+
+
+def _opened_readied(real: Path, readied: global_heap.State | None, *, swmr: bool,
+                    source: Path) -> h5py.h5f.FileID:
+    """`real` opened for writing where HDF5 opened the file `_ready_for_writing` readied
+    (`readied`: its state; its device and inode numbers, from HDF5's own descriptor):
+    `Replaced` where another was renamed over it since, closed unwritten. That one is not
+    the file locked, and none of the write's checks were made of it (which file the name
+    is to stand for, whose file it is, a repair of one left marked open). Stands where
+    either state cannot be had."""
+    fid = _open_for_writing(real, swmr=swmr, source=source)
+    if not _same_file(readied, _descriptor(fid, None)):
+        fid.close()
+        raise Replaced(f"{source}: the file was replaced while being opened (another file "
+                       "renamed over it); nothing was written")
+    return fid
 
 
 _SCANS_BEFORE_LOCK = 2  # a file another process wrote meanwhile is scanned again before it
