@@ -77,8 +77,10 @@ def switch_distance(rho: np.ndarray, r_ref: np.ndarray,
 
     lo = rho.copy()
     hi = 2.0 * rho
-    while np.any(excess(hi) > 0):
-        hi = np.where(excess(hi) > 0, 2.0 * hi, hi)
+    short = excess(hi) > 0  # each bound evaluated once a doubling: pow-bound, not loop-bound
+    while np.any(short):
+        hi = np.where(short, 2.0 * hi, hi)
+        short = excess(hi) > 0
     for _ in range(60):
         mid = np.sqrt(lo * hi)
         above = excess(mid) > 0
