@@ -96,3 +96,4 @@ def test_point_sensors_own_moments_are_the_general_sum_to_the_bit():
         want[:, :, j] = sum(math.comb(j, i) * half**i / (i + 1) * sensor ** (j - i)
                             / (j - i + 1) for i in range(0, j + 1, 2))
     assert np.array_equal(_own_moments(half, sensor, TOP), want)
+

@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Callable
 
 import numpy as np
 from numba import njit
@@ -64,33 +63,64 @@ def even_remainder_bound(x: np.ndarray, order: int | np.ndarray = 6) -> np.ndarr
     return y**k * (a - (a + b - 8) * y + b * y * y) / (1.0 - y) ** 3
 
 
-def switch_distance(rho: np.ndarray, r_ref: np.ndarray,
-                     bound: Callable[[np.ndarray], np.ndarray], tol: float) -> np.ndarray:
-    """The distance R beyond which bound(ρ/R) V/R³ ≤ tol V/R_ref³ (the left side decreases
-    with R), by bisection on log R, elementwise over rho's shape (several truncations at
-    once: rho broadcast to (orders, grains) and a bound that takes each row's order). The
-    bisection stops once no bracket moves, where 60 halvings would leave it too (most
-    brackets reach adjacent doubles in about 55): the model is built before each inversion,
-    and each pass costs a dozen NumPy calls."""
-    def excess(r: np.ndarray) -> np.ndarray:
-        return bound(rho / r) * (r_ref / r) ** 3 - tol
+def switch_distance(rho: np.ndarray, r_ref: np.ndarray, orders: np.ndarray, tol: float, *,
+                    even: bool = False) -> np.ndarray:
+    """(orders, grains) the distances R beyond which bound(ρ/R) V/R³ ≤ tol V/R_ref³ for each
+    truncation `orders` (1-D) of each grain (ρ and R_ref, 1-D): `remainder_bound`, or with
+    `even` `even_remainder_bound` (the left side decreases with R). By bisection on log R,
+    each bracket until it stops moving, where 60 halvings would leave it too (most reach
+    adjacent doubles in about 55). Compiled: in NumPy each of the 60 passes cost a dozen calls
+    on a few hundred values (most of a small model's build); the bounds here are the same
+    operations as NumPy's, libm's pow included, so the same doubles."""
+    return _switch_distances(np.ascontiguousarray(rho, dtype=float),
+                             np.ascontiguousarray(r_ref, dtype=float),
+                             np.asarray(orders, dtype=np.int64).reshape(-1), float(tol), even)
 
-    lo = rho.copy()
-    hi = 2.0 * rho
-    short = excess(hi) > 0  # each bound evaluated once a doubling: pow-bound, not loop-bound
-    while np.any(short):
-        hi = np.where(short, 2.0 * hi, hi)
-        short = excess(hi) > 0
-    for _ in range(60):
-        mid = np.sqrt(lo * hi)
-        above = excess(mid) > 0
-        new_lo = np.where(above, mid, lo)
-        new_hi = np.where(above, hi, mid)
-        if np.array_equal(new_lo, lo) and np.array_equal(new_hi, hi):
-            break
-        lo, hi = new_lo, new_hi
-    return hi
 
+@njit(cache=True, error_model="numpy")
+def _bound_at(x: float, order: int, even: bool) -> float:
+    """`remainder_bound` (or with `even` `even_remainder_bound`) at one x, operation for
+    operation as NumPy evaluates them (integer powers through pow, as NumPy's)."""
+    if even:
+        k = order // 2 + 1
+        a, b = (2 * k + 1) * (2 * k + 2), (2 * k - 1) * 2 * k
+        y = x * x
+        return y ** float(k) * (a - (a + b - 8) * y + b * y * y) / (1.0 - y) ** 3.0
+    first = OCTUPOLE_CONSTANT if order == 2 else (
+        ORDER5_CONSTANT if order == 4 else float((order + 2) * (order + 3)))
+    k = order + 2
+    u = 1.0 - x
+    tail = x ** float(k) * ((k + 1) * (k + 2) / u + (2 * k + 3) * x / (u * u)
+                            + x * (1 + x) / u ** 3.0)
+    return first * x ** float(order + 1) + tail
+
+
+@njit(cache=True, error_model="numpy")
+def _excess(rho: float, r_ref: float, r: float, order: int, tol: float, even: bool) -> float:
+    return _bound_at(rho / r, order, even) * (r_ref / r) ** 3.0 - tol
+
+
+@njit(cache=True, error_model="numpy")
+def _switch_distances(rho: np.ndarray, r_ref: np.ndarray, orders: np.ndarray, tol: float,
+                      even: bool) -> np.ndarray:
+    out = np.empty((orders.size, rho.size))
+    for i in range(orders.size):
+        for g in range(rho.size):
+            lo, hi = rho[g], 2.0 * rho[g]
+            while _excess(rho[g], r_ref[g], hi, orders[i], tol, even) > 0:
+                hi = 2.0 * hi
+            for _ in range(60):
+                mid = np.sqrt(lo * hi)
+                if _excess(rho[g], r_ref[g], mid, orders[i], tol, even) > 0:
+                    if mid == lo:
+                        break
+                    lo = mid
+                else:
+                    if mid == hi:
+                        break
+                    hi = mid
+            out[i, g] = hi
+    return out
 
 
 def _multi_indices(n: int) -> list[tuple[int, ...]]:
