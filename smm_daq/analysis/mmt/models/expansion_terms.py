@@ -21,7 +21,6 @@ import math
 
 import numpy as np
 from numba import njit
-from scipy import sparse
 
 from smm_daq.analysis.grains import GrainSet
 from smm_daq.analysis.mmt.models import polynomials
@@ -258,25 +257,29 @@ def grain_order_terms(grains: GrainSet, sensor_half: tuple[float, float],
     top = max(orders)
     binomials = np.array([[math.comb(k, j) for j in range(top + 1)] for k in range(top + 1)],
                          dtype=float)
-    terms = _orders_terms_map(tuple(orders))
-    return _grain_terms(offset, _own_moments(half, sensor, top), binomials, grains.grain,
-                        grains.cuboid_volumes(),
-                        np.concatenate([_monomials(n) for n in orders]), grains.n_grains,
-                        terms.indptr, terms.indices, terms.data).T.copy()
+    moments = _grain_moments_sums(offset, _own_moments(half, sensor, top), binomials,
+                                  grains.grain, grains.cuboid_volumes(),
+                                  np.concatenate([_monomials(n) for n in orders]),
+                                  grains.n_grains)
+    blocks = []
+    start = 0
+    for n in orders:
+        end = start + _monomials(n).shape[0]
+        blocks.append(np.ascontiguousarray(moments[:, start:end]) @ _order_terms_map(n).T)
+        start = end
+    return np.ascontiguousarray(np.concatenate(blocks, axis=1))
 
 
 @njit(cache=True, error_model="numpy")
-def _grain_terms(offset: np.ndarray, own: np.ndarray, binomials: np.ndarray,
-                 grain: np.ndarray, volume: np.ndarray, exponents: np.ndarray, n_grains: int,
-                 indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> np.ndarray:
-    """(K, G) `grain_order_terms`, transposed, from each cuboid's offset c from its grain's
-    centroid (C, 3) and one-axis moments E u^j (`own`, C × 3 × (top + 1)): per cuboid and
-    axis E (c + u)^k = Σ_j C(k, j) c^(k−j) E u^j (`binomials` C(k, j)), the moments
-    Σ V E u^e of every exponent e (M × 3) summed over each grain's cuboids in their order,
-    then mapped by the sparse (K × M) CSR `indptr`, `indices`, `data`, each sum in its
-    nonzeros' order. In NumPy these made a dozen passes over (C, 3, top + 1) and 7 MB over
-    the (M, C) products at medium size, and each order's dense map woke BLAS's threads for a
-    few µs of work."""
+def _grain_moments_sums(offset: np.ndarray, own: np.ndarray, binomials: np.ndarray,
+                        grain: np.ndarray, volume: np.ndarray, exponents: np.ndarray,
+                        n_grains: int) -> np.ndarray:
+    """(G, M) moments Σ V E u^e of every exponent e (M × 3) of each grain, from each cuboid's
+    offset c from its grain's centroid (C, 3) and one-axis moments E u^j (`own`,
+    C × 3 × (top + 1)): per cuboid and axis E (c + u)^k = Σ_j C(k, j) c^(k−j) E u^j
+    (`binomials` C(k, j)), their products summed over each grain's cuboids in their order:
+    the same operations in the same order as NumPy's passes over (C, 3, top + 1) and its
+    sparse sum of the (M, C) products (7 MB at medium size), so the same doubles."""
     top = own.shape[2] - 1
     powers = np.empty(top + 1)
     axis = np.empty((3, top + 1))
@@ -294,14 +297,7 @@ def _grain_terms(offset: np.ndarray, own: np.ndarray, binomials: np.ndarray,
         for m in range(exponents.shape[0]):
             moments[g, m] += volume[c] * (axis[0, exponents[m, 0]] * axis[1, exponents[m, 1]]
                                           * axis[2, exponents[m, 2]])
-    moments = moments.T.copy()  # (M, G): each nonzero of the map a pass over the grains
-    out = np.zeros((indptr.shape[0] - 1, n_grains))
-    for k in range(indptr.shape[0] - 1):
-        for i in range(indptr[k], indptr[k + 1]):
-            weight, row = data[i], indices[i]
-            for g in range(n_grains):
-                out[k, g] += weight * moments[row, g]
-    return out
+    return moments
 
 
 def _own_moments(half: np.ndarray, sensor: np.ndarray, top: int) -> np.ndarray:
@@ -344,13 +340,3 @@ def _order_terms_map(n: int) -> np.ndarray:
                       for m in _monomials(n + 2) for qj in q])
     terms.setflags(write=False)  # shared by every caller (cached)
     return terms
-
-
-@functools.cache
-def _orders_terms_map(orders: tuple[int, ...]) -> sparse.csr_matrix:
-    """`_order_terms_map` of consecutive orders as one sparse block-diagonal matrix, from
-    their moments (`_monomials`, the orders' one after the other) to their columns as
-    `cuboid._grain_orders` reads them."""
-    return sparse.block_diag([_order_terms_map(n) for n in orders], format="csr")
-
-
