@@ -36,6 +36,7 @@ from smm_daq.analysis.mmt.models.expansion_terms import (
     even_remainder_bound,
     grain_order_terms,
     remainder_bound,
+    switch_distance,
 )
 
 UM = 1e-6
@@ -251,6 +252,23 @@ def test_the_switches_found_at_once_are_those_of_each_order_on_its_own(size_um):
             x, n), NEAR_TOLERANCE) ** 2 for n in (6, 10))
         np.testing.assert_array_equal(model.cub_mid2, mid2)
         np.testing.assert_array_equal(model.cub_inner2, np.minimum(inner2, mid2))
+
+
+@pytest.mark.parametrize("even", [False, True])
+def test_compiled_switches_are_numpys_bisection_to_the_bit(even):
+    """The compiled bisection evaluates the bounds as NumPy does (`remainder_bound`,
+    `even_remainder_bound`, powers through pow) and stops where a bracket stops moving: the
+    same doubles as 60 halvings in NumPy, over grains from far inside to far outside reach."""
+    rng = np.random.default_rng(9)
+    rho = rng.uniform(0.05, 20.0, 3000) * UM
+    r_ref = rng.uniform(0.2, 400.0, 3000) * UM
+    orders = np.array([6, 10]) if even else np.array(GRAIN_ORDERS)
+    tol = NEAR_TOLERANCE if even else GRAIN_TOLERANCE
+    bound = even_remainder_bound if even else remainder_bound
+    got = switch_distance(rho, r_ref, orders, tol, even=even)
+    for i, n in enumerate(orders):
+        np.testing.assert_array_equal(
+            got[i], _sixty_halvings(rho, r_ref, lambda x, n=n: bound(x, n), tol))
 
 
 def test_each_pair_takes_the_last_order_its_distance_needs():

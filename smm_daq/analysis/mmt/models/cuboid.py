@@ -96,11 +96,9 @@ from smm_daq.analysis.mmt.models.compiled import cache_depends_on, fortran_rows
 from smm_daq.analysis.mmt.models.expansion_terms import (
     EVEN_MONOMIALS,
     cuboid_even_terms,
-    even_remainder_bound,
     grain_moments,
     grain_order_terms,
     orders_3_4_terms,
-    remainder_bound,
     switch_distance,
 )
 from smm_daq.analysis.mmt.models.grain_products import point_grain_tile
@@ -972,10 +970,8 @@ class GreenModel:
         r_ref = distance_to_scan(centroid, scan_lo, scan_hi, height)
         # the squared switching distances of GRAIN_ORDERS (a row each), each nearer: found
         # in one bisection
-        orders = np.array(GRAIN_ORDERS)[:, None]
-        switch2 = np.full((orders.size, G), np.inf) if exact else np.minimum.accumulate(
-            switch_distance(np.broadcast_to(rho, (orders.size, G)), r_ref,
-                            lambda x: remainder_bound(x, orders), GRAIN_TOLERANCE) ** 2, axis=0)
+        switch2 = np.full((len(GRAIN_ORDERS), G), np.inf) if exact else np.minimum.accumulate(
+            switch_distance(rho, r_ref, np.array(GRAIN_ORDERS), GRAIN_TOLERANCE) ** 2, axis=0)
         coarse2, far2 = switch2[0], switch2[-1]
         fine2 = np.ascontiguousarray(switch2[1:-1].T)
         # (the exact model has no grain far field, point sensors no cuboid expansions)
@@ -986,10 +982,9 @@ class GreenModel:
         cub_terms = cuboid_even_terms(half, (p, q)) if p > 0 else np.empty((cub.shape[0], 0))
         if p > 0:
             reach = np.sqrt(np.sum((half + np.array([p, q, 0.0])) ** 2, axis=1))
-            even = np.array([[6], [10]])  # the order-6 and order-10 expansions' switches
+            # the order-6 and order-10 expansions' switches
             cub_mid2, cub_inner2 = np.minimum.accumulate(switch_distance(
-                np.broadcast_to(reach, (2, reach.size)), cub_ref,
-                lambda x: even_remainder_bound(x, even), NEAR_TOLERANCE) ** 2, axis=0)
+                reach, cub_ref, np.array([6, 10]), NEAR_TOLERANCE, even=True) ** 2, axis=0)
         else:  # point sensors: the closed form is about as cheap as the expansion
             cub_mid2 = cub_inner2 = np.full(cub.shape[0], np.inf)
         return cls(grains, (2 * p, 2 * q), centroid, volume, np.ascontiguousarray(second),

@@ -18,10 +18,9 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Callable
 
 import numpy as np
-from scipy import sparse
+from numba import njit
 
 from smm_daq.analysis.grains import GrainSet
 from smm_daq.analysis.mmt.models import polynomials
@@ -63,31 +62,64 @@ def even_remainder_bound(x: np.ndarray, order: int | np.ndarray = 6) -> np.ndarr
     return y**k * (a - (a + b - 8) * y + b * y * y) / (1.0 - y) ** 3
 
 
-def switch_distance(rho: np.ndarray, r_ref: np.ndarray,
-                     bound: Callable[[np.ndarray], np.ndarray], tol: float) -> np.ndarray:
-    """The distance R beyond which bound(ρ/R) V/R³ ≤ tol V/R_ref³ (the left side decreases
-    with R), by bisection on log R, elementwise over rho's shape (several truncations at
-    once: rho broadcast to (orders, grains) and a bound that takes each row's order). The
-    bisection stops once no bracket moves, where 60 halvings would leave it too (most
-    brackets reach adjacent doubles in about 55): the model is built before each inversion,
-    and each pass costs a dozen NumPy calls."""
-    def excess(r: np.ndarray) -> np.ndarray:
-        return bound(rho / r) * (r_ref / r) ** 3 - tol
+def switch_distance(rho: np.ndarray, r_ref: np.ndarray, orders: np.ndarray, tol: float, *,
+                    even: bool = False) -> np.ndarray:
+    """(orders, grains) the distances R beyond which bound(ρ/R) V/R³ ≤ tol V/R_ref³ for each
+    truncation `orders` (1-D) of each grain (ρ and R_ref, 1-D): `remainder_bound`, or with
+    `even` `even_remainder_bound` (the left side decreases with R). By bisection on log R,
+    each bracket until it stops moving, where 60 halvings would leave it too (most reach
+    adjacent doubles in about 55). Compiled: in NumPy each of the 60 passes cost a dozen calls
+    on a few hundred values (most of a small model's build); the bounds here are the same
+    operations as NumPy's, libm's pow included, so the same doubles."""
+    return _switch_distances(np.ascontiguousarray(rho, dtype=float),
+                             np.ascontiguousarray(r_ref, dtype=float),
+                             np.asarray(orders, dtype=np.int64).reshape(-1), float(tol), even)
 
-    lo = rho.copy()
-    hi = 2.0 * rho
-    while np.any(excess(hi) > 0):
-        hi = np.where(excess(hi) > 0, 2.0 * hi, hi)
-    for _ in range(60):
-        mid = np.sqrt(lo * hi)
-        above = excess(mid) > 0
-        new_lo = np.where(above, mid, lo)
-        new_hi = np.where(above, hi, mid)
-        if np.array_equal(new_lo, lo) and np.array_equal(new_hi, hi):
-            break
-        lo, hi = new_lo, new_hi
-    return hi
 
+@njit(cache=True, error_model="numpy")
+def _bound_at(x: float, order: int, even: bool) -> float:
+    """`remainder_bound` (or with `even` `even_remainder_bound`) at one x, operation for
+    operation as NumPy evaluates them (integer powers through pow, as NumPy's)."""
+    if even:
+        k = order // 2 + 1
+        a, b = (2 * k + 1) * (2 * k + 2), (2 * k - 1) * 2 * k
+        y = x * x
+        return y ** float(k) * (a - (a + b - 8) * y + b * y * y) / (1.0 - y) ** 3.0
+    first = OCTUPOLE_CONSTANT if order == 2 else (
+        ORDER5_CONSTANT if order == 4 else float((order + 2) * (order + 3)))
+    k = order + 2
+    u = 1.0 - x
+    tail = x ** float(k) * ((k + 1) * (k + 2) / u + (2 * k + 3) * x / (u * u)
+                            + x * (1 + x) / u ** 3.0)
+    return first * x ** float(order + 1) + tail
+
+
+@njit(cache=True, error_model="numpy")
+def _excess(rho: float, r_ref: float, r: float, order: int, tol: float, even: bool) -> float:
+    return _bound_at(rho / r, order, even) * (r_ref / r) ** 3.0 - tol
+
+
+@njit(cache=True, error_model="numpy")
+def _switch_distances(rho: np.ndarray, r_ref: np.ndarray, orders: np.ndarray, tol: float,
+                      even: bool) -> np.ndarray:
+    out = np.empty((orders.size, rho.size))
+    for i in range(orders.size):
+        for g in range(rho.size):
+            lo, hi = rho[g], 2.0 * rho[g]
+            while _excess(rho[g], r_ref[g], hi, orders[i], tol, even) > 0:
+                hi = 2.0 * hi
+            for _ in range(60):
+                mid = np.sqrt(lo * hi)
+                if _excess(rho[g], r_ref[g], mid, orders[i], tol, even) > 0:
+                    if mid == lo:
+                        break
+                    lo = mid
+                else:
+                    if mid == hi:
+                        break
+                    hi = mid
+            out[i, g] = hi
+    return out
 
 
 def _multi_indices(n: int) -> list[tuple[int, ...]]:
@@ -223,28 +255,63 @@ def grain_order_terms(grains: GrainSet, sensor_half: tuple[float, float],
     half = cub[:, 3:] / 2.0
     sensor = np.array([sensor_half[0], sensor_half[1], 0.0])
     top = max(orders)
-    own = np.zeros((cub.shape[0], 3, top + 1))  # E u^j of each cuboid ⊗ sensor, per axis
-    for j in range(0, top + 1, 2):
-        own[:, :, j] = sum(math.comb(j, i) * half**i / (i + 1) * sensor ** (j - i)
-                           / (j - i + 1) for i in range(0, j + 1, 2))
-    powers = np.cumprod(np.concatenate(
-        [np.ones((*offset.shape, 1)), np.repeat(offset[:, :, None], top, axis=2)], axis=2),
-        axis=2)
-    axis = np.zeros_like(own)  # E (c + u)^k = Σ_j C(k, j) c^(k−j) E u^j
-    for j in range(0, top + 1, 2):
-        binomials = np.array([math.comb(k, j) for k in range(j, top + 1)], dtype=float)
-        axis[:, :, j:] += binomials * powers[:, :, :top + 1 - j] * own[:, :, j:j + 1]
-    axis = np.ascontiguousarray(axis.transpose(1, 2, 0))  # (3, top + 1, C): rows to gather
-    n_cub = cub.shape[0]
-    per_grain = sparse.csr_matrix(  # Σ over each grain's cuboids
-        (grains.cuboid_volumes(), (grains.grain, np.arange(n_cub))),
-        shape=(grains.n_grains, n_cub))
+    binomials = np.array([[math.comb(k, j) for j in range(top + 1)] for k in range(top + 1)],
+                         dtype=float)
+    moments = _grain_moments_sums(offset, _own_moments(half, sensor, top), binomials,
+                                  grains.grain, grains.cuboid_volumes(),
+                                  np.concatenate([_monomials(n) for n in orders]),
+                                  grains.n_grains)
     blocks = []
+    start = 0
     for n in orders:
-        e = _monomials(n)
-        moments = per_grain @ (axis[0, e[:, 0]] * axis[1, e[:, 1]] * axis[2, e[:, 2]]).T
-        blocks.append(moments @ _order_terms_map(n).T)
+        end = start + _monomials(n).shape[0]
+        blocks.append(np.ascontiguousarray(moments[:, start:end]) @ _order_terms_map(n).T)
+        start = end
     return np.ascontiguousarray(np.concatenate(blocks, axis=1))
+
+
+@njit(cache=True, error_model="numpy")
+def _grain_moments_sums(offset: np.ndarray, own: np.ndarray, binomials: np.ndarray,
+                        grain: np.ndarray, volume: np.ndarray, exponents: np.ndarray,
+                        n_grains: int) -> np.ndarray:
+    """(G, M) moments Σ V E u^e of every exponent e (M × 3) of each grain, from each cuboid's
+    offset c from its grain's centroid (C, 3) and one-axis moments E u^j (`own`,
+    C × 3 × (top + 1)): per cuboid and axis E (c + u)^k = Σ_j C(k, j) c^(k−j) E u^j
+    (`binomials` C(k, j)), their products summed over each grain's cuboids in their order:
+    the same operations in the same order as NumPy's passes over (C, 3, top + 1) and its
+    sparse sum of the (M, C) products (7 MB at medium size), so the same doubles."""
+    top = own.shape[2] - 1
+    powers = np.empty(top + 1)
+    axis = np.empty((3, top + 1))
+    moments = np.zeros((n_grains, exponents.shape[0]))
+    for c in range(grain.shape[0]):
+        for d in range(3):
+            powers[0] = 1.0
+            for k in range(1, top + 1):
+                powers[k] = powers[k - 1] * offset[c, d]
+            axis[d] = 0.0
+            for j in range(0, top + 1, 2):
+                for k in range(j, top + 1):
+                    axis[d, k] += binomials[k, j] * powers[k - j] * own[c, d, j]
+        g = grain[c]
+        for m in range(exponents.shape[0]):
+            moments[g, m] += volume[c] * (axis[0, exponents[m, 0]] * axis[1, exponents[m, 1]]
+                                          * axis[2, exponents[m, 2]])
+    return moments
+
+
+def _own_moments(half: np.ndarray, sensor: np.ndarray, top: int) -> np.ndarray:
+    """(C, 3, top + 1) one-axis moments E u^j of each cuboid (half-edges `half`, C × 3)
+    convolved with the sensor (half-widths `sensor`, 3), u a point of the cuboid plus one of
+    the sensor: Σ_i C(j, i) h^i/(i+1) s^(j−i)/(j−i+1) over even i and j − i (odd j: 0).
+    Point sensors (s = 0) keep only i = j: the other terms are exact zeros."""
+    own = np.zeros((half.shape[0], 3, top + 1))
+    point = not np.any(sensor)
+    for j in range(0, top + 1, 2):
+        own[:, :, j] = (half**j / (j + 1) if point else
+                        sum(math.comb(j, i) * half**i / (i + 1) * sensor ** (j - i)
+                            / (j - i + 1) for i in range(0, j + 1, 2)))
+    return own
 
 
 @functools.cache
@@ -273,5 +340,3 @@ def _order_terms_map(n: int) -> np.ndarray:
                       for m in _monomials(n + 2) for qj in q])
     terms.setflags(write=False)  # shared by every caller (cached)
     return terms
-
-
