@@ -75,6 +75,15 @@ class Faults:
     garbage_text: str = "#\x15?!"
 
 
+def held_back(emulator: Emulator, message: str) -> bool:
+    """Whether `message` is a query that an emulator with `immediate_bytes` gets to only after
+    such a byte written right behind it (PI: single-character commands are acted on as they
+    arrive, a query line when the controller parses it); a set command is acted on as it
+    arrives, in order."""
+    words = message.split()
+    return bool(emulator.immediate_bytes) and bool(words) and words[0].endswith("?")
+
+
 class EmulatorTransport:
     """A `Transport` onto an in-process emulator. Thread safe; one outstanding reply queue.
 
@@ -132,8 +141,7 @@ class EmulatorTransport:
                 self._answer(self.emulator.handle_byte(ord(message)))
                 return
             self._parse()
-            words = message.split()
-            if self.emulator.immediate_bytes and words and words[0].endswith("?"):
+            if held_back(self.emulator, message):
                 self._unparsed = (message, self._now())
             else:
                 self._answer(self.emulator.handle(message.strip()))

@@ -6,7 +6,8 @@ own thread; a reply goes back LF-terminated (a multi-line GCS reply keeps its in
 SR830 told to answer on RS-232 ends its replies with CR, as the real one does).
 The stream is read byte by byte: an emulator's `immediate_bytes` (PI's single-byte commands,
 sent without a line feed) are answered the moment they arrive, even inside a line, and ahead
-of the lines that arrived with them (`ERR?` and `#24` in one segment: the stop comes first).
+of a query line that arrived with them (`ERR?` and `#24` in one segment: the stop comes first;
+a `MOV` before a `#24` is acted on first, as the in-process transport does).
 Text goes both ways in the instruments' 8-bit code page (latin-1), not UTF-8.
 `close()` shuts every listener and connection and joins their threads. Fault injection
 (`simulators.emulator.Faults`) belongs to the in-process transports; a TCP client sees the
@@ -25,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from simulators.emulator import BinaryReply, Emulator
+from simulators.emulator import BinaryReply, Emulator, held_back
 from smm_daq.clock import Clock
 
 HOST = "127.0.0.1"
@@ -84,9 +85,9 @@ class _Handler(socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         """Read bytes as they come: an immediate byte is answered at once, wherever it falls,
-        ahead of the lines that came with it (PI: single-character commands are processed
-        on arrival, line commands queued); every other byte gathers into a line, handled at
-        its LF once the bytes that came with it are. Once a reply could not be
+        ahead of a query line that came with it and is not yet parsed (PI: single-character
+        commands are processed on arrival; `held_back`); every other byte gathers into a line,
+        handled at its LF, a set command at once, in order. Once a reply could not be
         sent (the client gone), what still came is acted on as a real instrument does (an
         `OUTP OFF` after a query whose reply was lost), answered no more."""
         emulator = self.server.emulator
@@ -100,21 +101,34 @@ class _Handler(socketserver.BaseRequestHandler):
                 return
             if not chunk:
                 return
-            messages: list[str] = []  # the lines this chunk ends, parsed after its bytes
+            held: str | None = None  # a query not yet parsed: a byte with it goes first
             for byte in chunk:
                 if byte in emulator.immediate_bytes:
                     reply = emulator.handle_byte(byte)
                     if reply is not None and sending:
                         sending = self._send(reply)
                 elif byte == 0x0A:
-                    messages.append(line.decode(ENCODING).rstrip("\r"))
+                    if held is not None:
+                        sending = self._answer(held, sending)
+                        held = None
+                    message = line.decode(ENCODING).rstrip("\r")
                     line.clear()
+                    if held_back(emulator, message):
+                        held = message
+                    else:
+                        sending = self._answer(message, sending)
                 elif len(line) < _MAX_LINE:
                     line.append(byte)
-            for message in messages:
-                reply = emulator.handle(message) if message.strip() else None
-                if reply is not None and sending:
-                    sending = self._send(reply)
+            if held is not None:
+                sending = self._answer(held, sending)
+
+    def _answer(self, message: str, sending: bool) -> bool:
+        """`message` handled; its reply sent while replies can be (returns whether they
+        still can)."""
+        reply = self.server.emulator.handle(message) if message.strip() else None
+        if reply is not None and sending:
+            return self._send(reply)
+        return sending
 
     def _send(self, reply: str) -> bool:
         """A reply with its terminator (the emulator's `reply_end`); a binary block
