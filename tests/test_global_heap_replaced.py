@@ -248,3 +248,14 @@ def test_a_writer_remembers_as_intact_only_the_file_it_checked(tmp_path):
     assert not global_heap.judged_intact(path)
     global_heap.written(path, global_heap.check_global_heaps(path))
     assert global_heap.judged_intact(path)
+
+
+def test_a_look_at_a_file_written_between_each_check_and_open_stands(tmp_path, monkeypatch):
+    """The short look at whose file it is (an existing --out file's, as a command starts),
+    of a file a scan in another process writes more often than a check reads it whole: the
+    same file opened at each try, written since its check, is looked at, not refused as
+    replaced."""
+    path = _session(tmp_path / "s.h5")
+    checks = _written_after_each_check(path, monkeypatch, "written")
+    h5file.require_ours(path)
+    assert len(checks) == h5file._OPENS  # judged again while the state it opened might do
