@@ -259,3 +259,21 @@ def test_a_look_at_a_file_written_between_each_check_and_open_stands(tmp_path, m
     checks = _written_after_each_check(path, monkeypatch, "written")
     h5file.require_ours(path)
     assert len(checks) == h5file._OPENS  # judged again while the state it opened might do
+
+
+def test_a_write_does_not_take_a_file_renamed_over_it_meanwhile_for_intact(tmp_path,
+                                                                          monkeypatch):
+    """A damaged copy renamed over the file while a write holds it open (a long scan's) is
+    not the file libhdf5 wrote: it is not remembered as intact as the write ends, so a
+    later read or write of it in this process (the window's, beside the scan) checks it
+    and refuses it, never handing it to HDF5."""
+    monkeypatch.setattr(global_heap, "data_extents", lambda p: None)  # not asked of HDF5
+    path = _session(tmp_path / "s.h5")
+    damaged = _damaged_copy(path)
+    with writing(path, create=False) as f:
+        f.attrs["note"] = "written"
+        _replace(path, damaged, "renamed over")
+    assert path.read_bytes() == damaged
+    assert not global_heap.judged_intact(path)
+    with pytest.raises(InputError, match="is damaged: the HDF5 global heap collection"):
+        h5file.check_heaps(path)

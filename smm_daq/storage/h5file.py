@@ -1135,8 +1135,8 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
             _close(f, p, failed=failed)
             if failed and made is not None:
                 _discard(made, real, unlocked, locked=locked)
-        if not failed:  # checked as it was readied, and libhdf5 wrote it since
-            written(real)
+        if not failed:  # checked as it was readied, and libhdf5 wrote it since (where no
+            written(real, readied)  # other file was renamed over it meanwhile)
 
 
 def _opened_readied(real: Path, readied: global_heap.State | None, *, swmr: bool,
