@@ -248,3 +248,32 @@ def test_a_writer_remembers_as_intact_only_the_file_it_checked(tmp_path):
     assert not global_heap.judged_intact(path)
     global_heap.written(path, global_heap.check_global_heaps(path))
     assert global_heap.judged_intact(path)
+
+
+def test_a_look_at_a_file_written_between_each_check_and_open_stands(tmp_path, monkeypatch):
+    """The short look at whose file it is (an existing --out file's, as a command starts),
+    of a file a scan in another process writes more often than a check reads it whole: the
+    same file opened at each try, written since its check, is looked at, not refused as
+    replaced."""
+    path = _session(tmp_path / "s.h5")
+    checks = _written_after_each_check(path, monkeypatch, "written")
+    h5file.require_ours(path)
+    assert len(checks) == h5file._OPENS  # judged again while the state it opened might do
+
+
+def test_a_write_does_not_take_a_file_renamed_over_it_meanwhile_for_intact(tmp_path,
+                                                                          monkeypatch):
+    """A damaged copy renamed over the file while a write holds it open (a long scan's) is
+    not the file libhdf5 wrote: it is not remembered as intact as the write ends, so a
+    later read or write of it in this process (the window's, beside the scan) checks it
+    and refuses it, never handing it to HDF5."""
+    monkeypatch.setattr(global_heap, "data_extents", lambda p: None)  # not asked of HDF5
+    path = _session(tmp_path / "s.h5")
+    damaged = _damaged_copy(path)
+    with writing(path, create=False) as f:
+        f.attrs["note"] = "written"
+        _replace(path, damaged, "renamed over")
+    assert path.read_bytes() == damaged
+    assert not global_heap.judged_intact(path)
+    with pytest.raises(InputError, match="is damaged: the HDF5 global heap collection"):
+        h5file.check_heaps(path)

@@ -65,7 +65,8 @@ by a reader (`_opened_for_reading`) and refused by a writer (`_opened_readied`);
 written since by a writer is opened as judged (where no lock keeps another process's writer
 out, a scan's lines may land between every check and open). A copy written over it in place
 (`cp`) in that moment is not told from such a write: the short looks at whose file it is and a
-repair's open compare its whole state (`_opened_judged`).
+repair's open compare its whole state (`_opened_judged`), the looks taking, as a read does,
+the file checked that was written before each of their opens.
 """
 
 from __future__ import annotations
@@ -238,8 +239,9 @@ def _opened_to_judge(p: Path, source: Path | None = None) -> Iterator[h5py.File 
     SWMR mode where it is marked open, or, its writer killed outside SWMR mode, as if its
     mark were cleared (`MarkCleared`); None when it cannot be opened (its caller's open says
     what is wrong with it). InputError, before HDF5 reads it, where its global heap is
-    damaged (`check_global_heaps`, of the state HDF5 opened: `_opened_judged`; `source`:
-    the file as the user named it)."""
+    damaged (`check_global_heaps`, of the state HDF5 opened: `_opened_judged`, a file a
+    scan in another process keeps writing looked at as a read would; `source`: the file as
+    the user named it)."""
     marked = marked_open(p)
     if marked:
         _check_superblock(p)  # else an SWMR open retries a damaged one for minutes
@@ -257,7 +259,7 @@ def _opened_to_judge(p: Path, source: Path | None = None) -> Iterator[h5py.File 
         return None, None
 
     f, view = _opened_judged(lambda: check_global_heaps(p, source=source or p), open_it,
-                             source=source or p)
+                             source=source or p, written=True)
     with contextlib.ExitStack() as stack:
         if view is not None:
             stack.enter_context(view)
@@ -272,7 +274,7 @@ _Opened = TypeVar("_Opened")
 
 def _opened_judged(check: Callable[[], global_heap.State | None],
                    open_it: Callable[[], tuple[_Opened, MarkCleared | None]], *,
-                   source: Path) -> tuple[_Opened, MarkCleared | None]:
+                   source: Path, written: bool = False) -> tuple[_Opened, MarkCleared | None]:
     """`open_it()`, HDF5's open of a file (and the view it reads, where it reads one), once
     `check()` has judged its heaps intact in the state HDF5 opened, read from HDF5's own
     descriptor (`global_heap.state_of_open`): a file replaced between the check and the
@@ -282,13 +284,18 @@ def _opened_judged(check: Callable[[], global_heap.State | None],
     another process's writer may write meanwhile, compares only which file it opened
     (`_opened_for_reading`), as a write's open does (`_opened_readied`). Where either state
     cannot be had (the check could not read the file; HDF5 could not open it), the open
-    stands as it is: the check has nothing to say of it."""
-    for _ in range(_OPENS):
+    stands as it is: the check has nothing to say of it. `written`: where no lock keeps
+    another process's writer out, the file checked, written again before each of the
+    `_OPENS` opens (a scan writing it more often than a check reads it whole), is opened at
+    the last as a read opens it, not refused."""
+    for left in range(_OPENS - 1, -1, -1):
         judged = check()
         f, view = open_it()
         fd = _descriptor(f, view)
         opened = None if fd is None else global_heap.state_of_open(fd)
         if judged is None or opened is None or opened == judged:
+            return f, view
+        if written and not left and opened[:2] == judged[:2]:  # device and inode numbers
             return f, view
         if f is not None:
             f.close()  # type: ignore[attr-defined]
@@ -1128,8 +1135,8 @@ def writing(path: str | Path, *, create: bool = True, swmr: bool = False, room: 
             _close(f, p, failed=failed)
             if failed and made is not None:
                 _discard(made, real, unlocked, locked=locked)
-        if not failed:  # checked as it was readied, and libhdf5 wrote it since
-            written(real)
+        if not failed:  # checked as it was readied, and libhdf5 wrote it since (where no
+            written(real, readied)  # other file was renamed over it meanwhile)
 
 
 def _opened_readied(real: Path, readied: global_heap.State | None, *, swmr: bool,
