@@ -19,6 +19,7 @@ from PyQt6 import QtCore
 from gui.background import Background
 from gui.rig_holder import RigHolder
 from gui.scan_tab import ScanTab
+from gui.subtract_dialog import said_in_window
 from smm_daq.acquisition import sequencer
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.recipe import (
@@ -219,7 +220,7 @@ class RecipeRunner(QtCore.QObject):
             self.analysis.submit(
                 lambda: session.subtract(
                     step.in_field, step.remanent, step.name, register=step.register,
-                    on_warning=said.append,
+                    on_warning=lambda text: said.append(said_in_window(text, recipe=True)),
                     apply_insignificant=step.apply_insignificant_shift,
                 ),
                 lambda _: self._step_done(None, said),
