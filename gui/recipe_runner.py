@@ -30,6 +30,7 @@ from smm_daq.acquisition.recipe import (
     SubtractStep,
     WaitStep,
     ZeroFieldStep,
+    applies_insignificant_shift,
     check_fly_steps,
     skip_reason,
     wait_in_slices,
@@ -221,7 +222,7 @@ class RecipeRunner(QtCore.QObject):
                 lambda: session.subtract(
                     step.in_field, step.remanent, step.name, register=step.register,
                     on_warning=lambda text: said.append(said_in_window(text, recipe=True)),
-                    apply_insignificant=step.apply_insignificant_shift,
+                    apply_insignificant=applies_insignificant_shift(self.recipe, self.index),
                 ),
                 lambda _: self._step_done(None, said),
                 self._step_failed,
