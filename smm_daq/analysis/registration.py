@@ -473,7 +473,8 @@ def registration_concerns(reg: Registration, step: tuple[float, float], *,
             f"µm, {np.max(sd / np.array(step)):.2f} pixel SD")
     significant = shift_is_significant(reg)
     concerns = []
-    if not significant and not insignificant_applied:  # said however precise the shift
+    # said however precise the shift (an exact zero left out changes nothing)
+    if not significant and not insignificant_applied and np.any(shift != 0.0):
         concerns.append(
             f"the registration's shift {said}, is not significantly different from zero, so "
             f"it is not applied (the maps subtracted as they lie, a zero shift): {FORCE_HINT} "
