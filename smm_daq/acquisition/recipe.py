@@ -610,8 +610,8 @@ def applies_insignificant_shift(checked: Recipe, i: int) -> bool:
     subtractions that did under the rule of the release it was begun with (which applied
     every shift): one recipe's subtractions are made alike."""
     step = checked.steps[i]
-    return isinstance(step, SubtractStep) and (step.apply_insignificant_shift
-                                               or bool(checked.shift_as_begun))
+    return isinstance(step, SubtractStep) and (
+        step.apply_insignificant_shift or (step.register and bool(checked.shift_as_begun)))
 
 
 def _as_begun_note(checked: Recipe, i: int) -> str:
@@ -815,7 +815,7 @@ def step_note(checked: Recipe, i: int, out: str | Path) -> str:
     if isinstance(checked.steps[i], WaitStep) and checked.start is not None and i < checked.start:
         return f": waits again in full ({WAIT_AGAIN_WHY})"
     step = checked.steps[i]
-    if (isinstance(step, SubtractStep) and step.register and not step.apply_insignificant_shift
+    if (isinstance(step, SubtractStep) and not step.apply_insignificant_shift
             and applies_insignificant_shift(checked, i)):
         return _as_begun_note(checked, i)
     return ""
