@@ -19,6 +19,7 @@ from PyQt6 import QtCore
 from gui.background import Background
 from gui.rig_holder import RigHolder
 from gui.scan_tab import ScanTab
+from gui.subtract_dialog import said_in_window
 from smm_daq.acquisition import sequencer
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.recipe import (
@@ -29,6 +30,7 @@ from smm_daq.acquisition.recipe import (
     SubtractStep,
     WaitStep,
     ZeroFieldStep,
+    applies_insignificant_shift,
     check_fly_steps,
     skip_reason,
     wait_in_slices,
@@ -219,8 +221,8 @@ class RecipeRunner(QtCore.QObject):
             self.analysis.submit(
                 lambda: session.subtract(
                     step.in_field, step.remanent, step.name, register=step.register,
-                    on_warning=said.append,
-                    apply_insignificant=step.apply_insignificant_shift,
+                    on_warning=lambda text: said.append(said_in_window(text, recipe=True)),
+                    apply_insignificant=applies_insignificant_shift(self.recipe, self.index),
                 ),
                 lambda _: self._step_done(None, said),
                 self._step_failed,

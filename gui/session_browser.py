@@ -19,7 +19,7 @@ from gui.grain_outlines import registered_outlines
 from gui.grain_registration import describe_registration
 from gui.image_registration import RegistrationDialog, underlay_transform
 from gui.map_view import MapView, Quantity
-from gui.subtract_dialog import SubtractDialog, subtract_command
+from gui.subtract_dialog import SubtractDialog, said_in_window, subtract_command
 from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions
 from smm_daq.analysis.mmt.formats.grains import GRAIN_FORMATS
 from smm_daq.analysis.mmt.grain_shaping import check_registration
@@ -810,7 +810,7 @@ class SessionBrowser(QtWidgets.QWidget):
                 res = subtract_entries(path, in_field, remanent, name, register=register,
                                        rotation=rotation, apply_insignificant=apply_insignificant,
                                        parameters={"command": command})
-            return res, [str(w.message) for w in caught]
+            return res, [said_in_window(str(w.message)) for w in caught]
 
         self.subtracting = True
         self.subtract_button.setEnabled(False)

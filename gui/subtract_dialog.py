@@ -13,6 +13,7 @@ from PyQt6 import QtWidgets
 
 from gui.command import recorded_command
 from gui.compare_view import guess_roles
+from smm_daq.analysis.registration import FORCE_HINT
 from smm_daq.analysis.subtract_inputs import (
     holds_measured_map,
     induced_among,
@@ -24,6 +25,17 @@ from smm_daq.cli.maps import INSIGNIFICANT_SHIFT_HELP
 from smm_daq.errors import InputError
 from smm_daq.storage.names import lookalike, typed_entry_name
 from smm_daq.storage.nexus import EntryInfo, check_entry_name
+
+FORCE_SHIFT_LABEL = "Apply a shift not significantly different from zero"
+
+
+def said_in_window(warning: str, *, recipe: bool = False) -> str:
+    """A subtraction's warning as the window says it: how to force a shift not applied named
+    as the window forces it (the subtract dialog's checkbox; for a recipe, its step's key),
+    not as the command line's flag."""
+    how = ("apply_insignificant_shift = true in the recipe's subtract step" if recipe
+           else f'the subtract dialog\'s "{FORCE_SHIFT_LABEL}"')
+    return warning.replace(FORCE_HINT, how)
 
 
 def unused_name(base: str, taken: set[str]) -> str:
@@ -69,8 +81,7 @@ class SubtractDialog(QtWidgets.QDialog):
                                  " (a remount, a stage that did not return exactly)")
         self.rotation = QtWidgets.QCheckBox("Also fit a rotation")
         self.register.toggled.connect(self.rotation.setEnabled)
-        self.force_shift = QtWidgets.QCheckBox("Apply a shift not significantly different "
-                                               "from zero")
+        self.force_shift = QtWidgets.QCheckBox(FORCE_SHIFT_LABEL)
         self.force_shift.setToolTip(INSIGNIFICANT_SHIFT_HELP[0].upper()
                                      + INSIGNIFICANT_SHIFT_HELP[1:])  # the command line's
         self.register.toggled.connect(self.force_shift.setEnabled)

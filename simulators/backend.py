@@ -395,8 +395,9 @@ class SimulatedBackend:
         client connects: otherwise the first command waits a second or more for it (more on
         a loaded machine), and a client whose connect-time query times out quietly (PIPython
         asks `CSV?` to tell the GCS version) takes that late reply for its next query's.
-        The world is kept up to the present while served (`EmulatorServer`'s `keep_up`), so
-        that no instrument's answer waits on a lock-in catching up after a quiet while."""
+        The world is kept up to the present while a client is connected (`EmulatorServer`'s
+        `keep_up`), so that no instrument's answer waits on a lock-in catching up after a
+        quiet while."""
         self.world.bz_noiseless([self.clock.now()])
         return EmulatorServer(dict(self._endpoints), keep_up=self.world.sync).start()
 

@@ -147,18 +147,22 @@ class _EmulatorServer(socketserver.ThreadingTCPServer):
     block_on_close = True  # server_close joins the connection threads
     allow_reuse_address = True
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Emulator, clients: Callable[[int], None]) -> None:
         super().__init__((HOST, 0), _Handler)
         self.emulator = emulator
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._clients = clients  # told +1 / -1 as a connection opens / closes
 
     def track(self, connection: socket.socket, *, add: bool) -> None:
         with self._lock:
             if add:
                 self._connections.add(connection)
-            else:
+            elif connection in self._connections:
                 self._connections.discard(connection)
+            else:
+                return
+        self._clients(1 if add else -1)
 
     def drop_connections(self) -> None:
         with self._lock:
@@ -175,22 +179,43 @@ KEEP_UP_S = 0.05
 class EmulatorServer:
     """One loopback TCP listener per emulator; `start()` then `resources()`; `close()`.
 
-    `keep_up`, where given, is called every KEEP_UP_S on a thread of its own while serving:
-    a served world brings itself up to the present there (`World.sync`), so that a command
-    after a quiet while waits for no more than KEEP_UP_S of simulated work (a lock-in's
-    capture running meanwhile) before it is answered, whichever instrument it is for."""
+    `keep_up`, where given, is called every KEEP_UP_S on a thread of its own while a client
+    is connected: a served world brings itself up to the present there (`World.sync`), so
+    that a command after a quiet while waits for no more than KEEP_UP_S of simulated work (a
+    lock-in's capture running meanwhile) before it is answered, whichever instrument it is
+    for. With no client connected the thread waits for one, costing nothing (a capture left
+    running kept it busy, a tenth to nearly half a core, for no one): a client's first
+    command catches the world up once, as every command did before."""
 
     def __init__(self, endpoints: dict[str, Emulator],
                  keep_up: Callable[[], None] | None = None) -> None:
-        self._servers = {address: _EmulatorServer(e) for address, e in endpoints.items()}
+        self._servers = {address: _EmulatorServer(e, self._count_client)
+                         for address, e in endpoints.items()}
         self._threads: list[threading.Thread] = []
         self._keep_up = keep_up
         self._stop = threading.Event()
+        self._clients = 0  # connections open, to every emulator
+        self._clients_changed = threading.Condition()
+
+    def _count_client(self, change: int) -> None:
+        with self._clients_changed:
+            self._clients += change
+            self._clients_changed.notify_all()
+
+    def clients(self) -> int:
+        """How many connections are open, to every emulator together."""
+        with self._clients_changed:
+            return self._clients
 
     def _keep_up_loop(self) -> None:
         assert self._keep_up is not None
-        while not self._stop.wait(KEEP_UP_S):
-            self._keep_up()
+        while True:
+            with self._clients_changed:
+                self._clients_changed.wait_for(lambda: self._clients > 0 or self._stop.is_set())
+            if self._stop.wait(KEEP_UP_S):
+                return
+            if self.clients():
+                self._keep_up()
 
     def start(self) -> EmulatorServer:
         if self._keep_up is not None:
@@ -218,7 +243,9 @@ class EmulatorServer:
         return {a: f"TCPIP0::{HOST}::{port}::SOCKET" for a, port in self.ports().items()}
 
     def close(self) -> None:
-        self._stop.set()
+        with self._clients_changed:
+            self._stop.set()
+            self._clients_changed.notify_all()
         for server in self._servers.values():
             if self._threads:
                 server.shutdown()

@@ -13,6 +13,34 @@ from smm_daq.storage.nexus import write_map_entry
 WAIT_MS = 60_000
 
 
+def _two_scans(path):
+    # the same four grains, no true shift: a shift found not significantly different from zero
+    in_field, remanent, _ = scans(np.random.default_rng(1), 4, (1.0, 0.0, 0.0), 0.5,
+                                  shift=(0.0, 0.0))
+    for m in (remanent, in_field):
+        write_map_entry(path, m, kind="scan")
+
+
+def test_a_window_recipe_s_shift_not_applied_names_the_recipe_key(window, qtbot, tmp_path):
+    """The window says how a recipe forces the shift (its step's key), not the command
+    line's flag, which a recipe run from the window has no use for."""
+    path = tmp_path / "session.h5"  # the window's session file (the `window` fixture's)
+    _two_scans(path)
+    recipe = tmp_path / "plain.toml"
+    recipe.write_text(
+        '[recipe]\ntitle = "a subtraction"\n'
+        '[[step]]\nkind = "subtract"\nin_field = "in_field"\nremanent = "remanent"\n'
+        'name = "induced"\n')
+    view = window.recipes
+    assert recipe_opened(view, qtbot, recipe), view.message.text()
+    assert recipe_ran(view, qtbot), view.message.text()
+    qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
+    said = view.message.text()
+    assert "not significantly different from zero, so it is not applied" in said, said
+    assert "apply_insignificant_shift = true in the recipe's subtract step" in said, said
+    assert "--apply-insignificant-shift" not in said, said
+
+
 def test_a_window_recipe_applies_an_insignificant_shift_when_its_step_asks(
         window, qtbot, tmp_path):
     # the same four grains, no true shift: a shift found not significantly different from zero

@@ -259,6 +259,9 @@ def test_the_window_says_whether_the_shift_found_was_applied(unshifted, qtbot, f
     assert ": shift found (" in said, said
     assert ("remanent shifted by it" in said) is forced, said
     assert ("not significantly different from zero: not applied" in said) is not forced, said
+    # the warning names how the window forces it, not the command line's flag
+    assert ('"Apply a shift not significantly different from zero"' in said) is not forced, said
+    assert "--apply-insignificant-shift" not in said, said
     plain = read_map(unshifted.path, "inf").bz - read_map(unshifted.path, "rem").bz
     assert np.array_equal(read_map(unshifted.path, "d").bz, plain, equal_nan=True) is not forced
     with open_read(unshifted.path) as f:

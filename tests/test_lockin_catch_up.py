@@ -6,13 +6,16 @@ served faster than real time the lock-in held every instrument's replies for sec
 from __future__ import annotations
 
 import re
+import socket
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from simulators import tcp_server
 from simulators.backend import SimulatedBackend
+from simulators.tcp_server import HOST
 from smm_daq.clock import VirtualClock
 from smm_daq.instruments.profile import parse_profile
 
@@ -70,15 +73,46 @@ def test_a_capture_caught_up_on_asks_the_world_once_and_stores_the_same_samples(
 def test_a_served_world_keeps_itself_up_to_the_present_between_commands() -> None:
     """Every instrument's command waited for the lock-in to catch up on all the simulated
     time since the last command (seconds of a capture's samples after a quiet while), under
-    the world's one lock. Served, the world brings itself up to the present on its own
-    thread, so a command waits for no more than a moment's catching up."""
+    the world's one lock. Served to a client, the world brings itself up to the present on
+    its own thread, so a command waits for no more than a moment's catching up."""
     backend, clock = _served_sr860()
-    clock.sleep(2.0)  # simulated time passes before anyone connects
+    clock.sleep(2.0)  # simulated time passes, a client connected but quiet
     present = clock.now()
     reached = threading.Event()
     backend.world.add_listener(lambda t: reached.set() if t >= present else None)
     server = backend.serve_tcp()
     try:
-        assert reached.wait(timeout=30), "the served world was not brought up to the present"
+        port = next(iter(server.ports().values()))
+        with socket.create_connection((HOST, port)):
+            assert reached.wait(timeout=30), "the served world was not brought up to the present"
     finally:
         server.close()
+
+
+def test_a_served_world_is_kept_up_only_while_a_client_is_connected(monkeypatch) -> None:
+    """With no client, the keep-up thread kept a capture left running going on its own, a
+    tenth to nearly half a core for no one: it waits for a client now (the first command
+    catches the world up, as before the thread). Its pause made nil here, it calls the world
+    at once and again, so one call before the client connected would be recorded first."""
+    monkeypatch.setattr(tcp_server, "KEEP_UP_S", 0.0)
+    seen: list[int] = []  # clients connected at each keep-up
+    called = threading.Event()
+    box: list[tcp_server.EmulatorServer] = []
+
+    def keep_up() -> None:
+        if box:
+            seen.append(box[0].clients())
+            called.set()
+
+    backend, _ = _served_sr860()
+    server = tcp_server.EmulatorServer(dict(backend._endpoints), keep_up=keep_up)
+    box.append(server)
+    server.start()
+    try:
+        port = next(iter(server.ports().values()))
+        with socket.create_connection((HOST, port)):
+            assert called.wait(timeout=30), "the world was not kept up with a client connected"
+            first = seen[0]
+    finally:
+        server.close()
+    assert first >= 1, seen[:5]

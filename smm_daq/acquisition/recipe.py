@@ -34,7 +34,8 @@ Step kinds and their keys:
     prompt      message: the operator does something outside the microscope and confirms
     subtract    in_field, remanent, name; register (default true): in-field − remanent;
                 apply_insignificant_shift (default false): apply a registration's shift not
-                significantly different from zero (otherwise a zero shift)
+                significantly different from zero (otherwise a zero shift); continued, also
+                where the recipe's subtractions written before did (`applies_insignificant_shift`)
 
 The whole recipe is checked before the first step runs: every plan against the profile (a
 fly plan also against the lock-in and stage the profile names), every entry name against the
@@ -82,6 +83,7 @@ from smm_daq.acquisition.recipe_continue import (
     DONE,
     NEW,
     RESUME,
+    applied_by_earlier_rule,
     made_by_recipe,
     own_cut_off,
     scan_state,
@@ -228,6 +230,10 @@ class Recipe:
     # `check` unless the recipe is continued on a file holding its own entries
     unread: tuple[str, ...] = ()
     profile: str = ""  # [recipe] profile as written (relative to the recipe's folder), or ""
+    # after `check`, continuing: its subtractions in the file that applied a shift not
+    # significantly different from zero, as the release it was begun with did: its
+    # subtractions left to run apply one too (`applies_insignificant_shift`)
+    shift_as_begun: tuple[str, ...] = ()
 
     def entries(self) -> tuple[str, ...]:
         """The names of the entries its scan and subtract steps write."""
@@ -590,9 +596,31 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
             f"the recipe is estimated to take {format_seconds(duration)} (its scans, waits and "
             f"field ramps); expected at most {format_seconds(MAX_DURATION_S)}: split it into "
             "several recipes", source=recipe.source)
+    done = tuple(s.name for s, state in zip(recipe.steps, states, strict=True)
+                 if isinstance(s, SubtractStep) and state == DONE)
     return Recipe(recipe.source, recipe.text, recipe.title, recipe.steps, tuple(plans),
                   duration, tuple(states), duration_left,
-                  first if first < len(states) else None, recipe.unread, recipe.profile)
+                  first if first < len(states) else None, recipe.unread, recipe.profile,
+                  applied_by_earlier_rule(out, done) if continuing else ())
+
+
+def applies_insignificant_shift(checked: Recipe, i: int) -> bool:
+    """Whether subtract step `i` of a checked recipe applies a registration's shift not
+    significantly different from zero: its key asks, or the recipe, continued, wrote
+    subtractions that did under the rule of the release it was begun with (which applied
+    every shift): one recipe's subtractions are made alike."""
+    step = checked.steps[i]
+    return isinstance(step, SubtractStep) and (
+        step.apply_insignificant_shift or (step.register and bool(checked.shift_as_begun)))
+
+
+def _as_begun_note(checked: Recipe, i: int) -> str:
+    """Said of a subtract step applying an insignificant shift only as the recipe was begun."""
+    names = ", ".join(repr(n) for n in checked.shift_as_begun)
+    return (f": applies a shift not significantly different from zero, as this recipe's "
+            f"{names} in the file did (written by a release that applied every shift found; "
+            "today one is left out unless apply_insignificant_shift = true), so that the "
+            "recipe's subtractions are made alike")
 
 
 def _refuse_unread_fly_keys(recipe: Recipe, out: str | Path, infos: Mapping[str, EntryInfo],
@@ -749,7 +777,7 @@ def run_recipe(
         elif isinstance(step, SubtractStep):
             session.subtract(step.in_field, step.remanent, step.name, register=step.register,
                              on_warning=on_warning,
-                             apply_insignificant=step.apply_insignificant_shift)
+                             apply_insignificant=applies_insignificant_shift(checked, i))
             written.append(step.name)
     return written
 
@@ -786,6 +814,10 @@ def step_note(checked: Recipe, i: int, out: str | Path) -> str:
         return ": resumed from its first unfinished line"
     if isinstance(checked.steps[i], WaitStep) and checked.start is not None and i < checked.start:
         return f": waits again in full ({WAIT_AGAIN_WHY})"
+    step = checked.steps[i]
+    if (isinstance(step, SubtractStep) and not step.apply_insignificant_shift
+            and applies_insignificant_shift(checked, i)):
+        return _as_begun_note(checked, i)
     return ""
 
 

@@ -8,6 +8,10 @@ it was made from the same two entries; it is skipped. Anything else is refused, 
 entry and what differs, before the rig is touched. What a writer killed laying an entry out
 left is the recipe's own by the same marks (`own_cut_off`): written again under its name,
 also one an earlier release's rule allowed and today's does not.
+
+A subtraction written before a shift not significantly different from zero was left out by
+default (its registration has no `shift_found`) that applied such a shift makes the rest of
+the recipe apply one too (`applied_by_earlier_rule`): one recipe's subtractions made alike.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy as np
 
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.resumable import check_resume
+from smm_daq.analysis.registration import Registration, shift_is_significant
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile
 from smm_daq.storage.checks import corrupt_guard
@@ -230,3 +235,27 @@ def _numbered(recipe_text: str) -> list[tuple[int, str]]:
     left out (`_profile_lines`)."""
     aside = _profile_lines(recipe_text)
     return [(i + 1, line) for i, line in enumerate(recipe_text.splitlines()) if i not in aside]
+
+
+def applied_by_earlier_rule(out: str | Path, names: tuple[str, ...]) -> tuple[str, ...]:
+    """Of the subtraction entries `names` in `out`, those written by a release that applied
+    every shift the registration found (no `registration/shift_found`) whose shift was not
+    significantly different from zero: today's default would have left it out."""
+    def read(f: h5py.File) -> tuple[str, ...]:
+        with corrupt_guard(str(out)):
+            found = []
+            for name in names:
+                g = f.get(f"{name}/registration")
+                if not isinstance(g, h5py.Group) or "shift_found" in g or not all(
+                        key in g for key in ("registered", "shift", "shift_errors")) \
+                        or not g["registered"][()]:
+                    continue
+                shift, sd = np.asarray(g["shift"][()], float), np.asarray(
+                    g["shift_errors"][()], float)
+                reg = Registration(shift=(float(shift[0]), float(shift[1])),
+                                   shift_sd=(float(sd[0]), float(sd[1])))
+                if np.any(shift != 0.0) and not shift_is_significant(reg):
+                    found.append(name)
+            return tuple(found)
+
+    return read_whole(out, read) if names else ()

@@ -43,7 +43,9 @@ from smm_daq.storage.mapdata import MapData
 _FD_STEP = 0.05  # pixels, for the spline gradient
 JACKKNIFE_BLOCKS = (4, 4)  # (rows, columns) of blocks left out one at a time
 NEWTON_START_PIXELS = 0.25  # a jackknife refit starts from a Newton step no longer than this
-NEGLIGIBLE_SD_PIXELS = 0.1  # a shift known this well (in pixels) is applied without a word
+# a shift known this well (in pixels) is not warned of as a possible artefact; one not
+# significantly different from zero is still said not applied (`registration_concerns`)
+NEGLIGIBLE_SD_PIXELS = 0.1
 CHI2_2DOF_95 = 5.991  # 95 % point of chi-square with 2 degrees of freedom
 POOR_SD_PIXELS = 0.25  # an SD above this (in pixels) is warned of whatever the shift
 MISFIT_RATIO = 2.0  # residual over noise, or jackknife SD over the sandwich's: a misfit
@@ -438,19 +440,25 @@ def _pixel_noise(bz: np.ndarray) -> float:
     return min(out) if out else float("nan")
 
 
+# how a caller forces a shift not significantly different from zero, as the warning says it
+FORCE_HINT = "--apply-insignificant-shift (apply_insignificant_shift = true in a recipe)"
+
+
 class RegistrationWarning(UserWarning):
     """The shift found may be an artefact of the maps' differences rather than a real shift."""
 
 
 def registration_concerns(reg: Registration, step: tuple[float, float], *,
                           insignificant_applied: bool = True) -> list[str]:
-    """Why applying `reg` to maps of pixel `step` (m) may do more harm than good; none when
-    the shift is known to a small fraction of a pixel or is significant and the maps agree.
+    """Why applying `reg` to maps of pixel `step` (m) may do more harm than good, and whether
+    it was applied; none when the shift is applied and known to a small fraction of a pixel
+    (NEGLIGIBLE_SD_PIXELS), or is significant and the maps agree.
 
     - not significant: the shift is within its 95 % region about zero (the sum of the squares
       of each component over its SD, a chi-square of 2 degrees of freedom, below its 95 %
       point), so applying it moves the map by an unknown amount; said as not applied unless
-      `insignificant_applied` (the caller forced it);
+      `insignificant_applied` (the caller forced it), however precise: a shift found and
+      not applied is always said;
     - misfit: the residual's RMS is more than MISFIT_RATIO times the maps' noise, or leaving
       out blocks of the map moves the shift by more than MISFIT_RATIO times what the
       residual's autocovariance allows: the maps differ by more than a shift, and the shift
@@ -460,23 +468,24 @@ def registration_concerns(reg: Registration, step: tuple[float, float], *,
       residual.
     """
     sd = np.array(reg.shift_sd)
-    if np.max(sd / np.array(step)) <= NEGLIGIBLE_SD_PIXELS:
-        return []
     shift = np.array(reg.shift)
     said = (f"({shift[0] / UM:.2f} ± {sd[0] / UM:.2f}, {shift[1] / UM:.2f} ± {sd[1] / UM:.2f}) "
             f"µm, {np.max(sd / np.array(step)):.2f} pixel SD")
+    significant = shift_is_significant(reg)
     concerns = []
-    if not shift_is_significant(reg) and insignificant_applied:
+    # said however precise the shift (an exact zero left out changes nothing)
+    if not significant and not insignificant_applied and np.any(shift != 0.0):
+        concerns.append(
+            f"the registration's shift {said}, is not significantly different from zero, so "
+            f"it is not applied (the maps subtracted as they lie, a zero shift): {FORCE_HINT} "
+            "applies it all the same")
+    if np.max(sd / np.array(step)) <= NEGLIGIBLE_SD_PIXELS:
+        return concerns
+    if not significant and insignificant_applied:
         concerns.append(
             f"the registration's shift {said}, is not significantly different from zero; "
             "applying it may add an artefact to the difference: compare with the maps "
             "subtracted as they lie (--no-register, or register = false in a recipe)")
-    elif not shift_is_significant(reg):
-        concerns.append(
-            f"the registration's shift {said}, is not significantly different from zero, so "
-            "it is not applied (the maps subtracted as they lie, a zero shift): "
-            "--apply-insignificant-shift (apply_insignificant_shift = true in a recipe) "
-            "applies it all the same")
     noise_sd = np.array(reg.noise_shift_sd)
     spread = float(np.max(sd / np.maximum(noise_sd, 1e-300)))
     if spread > MISFIT_RATIO or reg.rms_residual > MISFIT_RATIO * reg.noise_rms:

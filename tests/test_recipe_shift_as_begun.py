@@ -1,0 +1,74 @@
+"""`run --continue` of a recipe begun before a shift not significantly different from zero was
+left out by default: its subtractions written then applied such a shift (no
+`registration/shift_found`), so the ones still to run apply it too, and say why; they took the
+new default, the recipe's subtractions made two ways without a word."""
+
+from __future__ import annotations
+
+import warnings
+from types import SimpleNamespace
+
+import h5py
+import numpy as np
+from test_registration_coverage import scans
+
+from smm_daq.acquisition.recipe import check_recipe, parse_recipe, run_recipe, step_note
+from smm_daq.analysis.induced_entry import subtract_entries
+from smm_daq.analysis.registration import RegistrationWarning
+from smm_daq.instruments.profile import load_profile
+from smm_daq.storage.nexus import write_map_entry
+
+RECIPE = ('[recipe]\ntitle = "two subtractions"\n'
+          '[[step]]\nkind = "subtract"\nin_field = "in_field"\nremanent = "remanent"\n'
+          'name = "d1"\n'
+          '[[step]]\nkind = "subtract"\nin_field = "in_field"\nremanent = "remanent"\n'
+          'name = "d2"\n')
+
+
+def _cut_after_first(path, *, earlier_release: bool) -> None:
+    """The two scans and the first subtraction, as an earlier release (every shift applied,
+    no shift_found) or as today's default wrote it."""
+    # the same four grains, no true shift: a shift found not significantly different from zero
+    in_field, remanent, _ = scans(np.random.default_rng(1), 4, (1.0, 0.0, 0.0), 0.5,
+                                  shift=(0.0, 0.0))
+    for m in (remanent, in_field):
+        write_map_entry(path, m, kind="scan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RegistrationWarning)  # its concerns: not this test's
+        subtract_entries(path, "in_field", "remanent", "d1",
+                         apply_insignificant=earlier_release)
+    if earlier_release:
+        with h5py.File(path, "r+") as f:
+            del f["d1/registration/shift_found"]
+            del f["d1/process/parameters/apply_insignificant_shift"]
+
+
+def _continued(path) -> tuple[list[dict], str]:
+    recipe = parse_recipe(RECIPE, "two.toml")
+    calls: list[dict] = []
+    session = SimpleNamespace(profile=load_profile(), path=path, rig=SimpleNamespace(stage=None),
+                              subtract=lambda *a, **kw: calls.append(kw))
+    said: list[str] = []
+    run_recipe(recipe, session, yes=True, continuing=True,
+               on_step=lambda i, text: said.append(text))
+    return calls, "\n".join(said)
+
+
+def test_a_continued_recipe_applies_an_insignificant_shift_as_it_was_begun(tmp_path) -> None:
+    path = tmp_path / "s.h5"
+    _cut_after_first(path, earlier_release=True)
+    calls, said = _continued(path)
+    assert len(calls) == 1 and calls[0]["apply_insignificant"] is True, calls
+    assert "applies a shift not significantly different from zero, as this recipe's 'd1'" in said
+    assert "apply_insignificant_shift = true" in said
+
+
+def test_a_recipe_continued_under_today_s_rule_keeps_it(tmp_path) -> None:
+    path = tmp_path / "s.h5"
+    _cut_after_first(path, earlier_release=False)
+    calls, said = _continued(path)
+    assert len(calls) == 1 and calls[0]["apply_insignificant"] is False, calls
+    assert "applies a shift" not in said
+    checked = check_recipe(parse_recipe(RECIPE, "two.toml"), load_profile(), path,
+                           can_prompt=False, continuing=True)
+    assert checked.shift_as_begun == () and step_note(checked, 1, path) == ""
