@@ -10,10 +10,10 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import threading
 from collections.abc import Callable
 
 import pytest
+from ended_in_thread import ended
 from opens_elsewhere import opened_elsewhere
 from test_storage_nexus import _map
 
@@ -24,7 +24,6 @@ from smm_daq.storage.h5file import open_read, writing
 from smm_daq.storage.nexus import write_map_entry
 
 pytestmark = pytest.mark.skipif(not turns.available(), reason="no open-file-description locks")
-JOIN_S = 60  # a thread that has not ended by then waits for ever: the test fails, never hangs
 WRITTEN_UNDER = "written while another process still reads it"
 
 
@@ -82,25 +81,12 @@ def _write_note(path) -> None:
 def test_the_round_abandoned_neither_says_it_writes_under_a_reader_nor_closes_a_read(
         path, clock, caplog):
     caplog.set_level(logging.WARNING)
-    out: list[BaseException | None] = []
     with pytest.raises(InputError, match="was written by this program while it was read"), \
             open_read(path) as f:
         assert list(f) == ["earlier"]  # the window's read, held through the write
         other = _another_writers_turn(path)
         clock.at(30.0, lambda: _written_by_it_and_let_go(path, other))
-
-        def write() -> None:
-            try:
-                _write_note(path)
-                out.append(None)
-            except BaseException as exc:  # handed to the test
-                out.append(exc)
-
-        writer = threading.Thread(target=write, daemon=True)
-        writer.start()
-        writer.join(JOIN_S)
-        assert not writer.is_alive()
-        assert out == [None]
+        assert ended(lambda: _write_note(path)) is None
         list(f)  # overrun by the write made: read it again
     said = [r.getMessage() for r in caplog.records if WRITTEN_UNDER in r.getMessage()]
     assert len(said) == 1, said  # by the write made, not by the round abandoned
