@@ -13,14 +13,13 @@ from collections import OrderedDict
 import pytest
 from ended_in_thread import ended
 from opens_elsewhere import opened_elsewhere
-from test_storage_nexus import _map
+from turn_files import session_file, waits_on
 
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import InputError, StorageError
 from smm_daq.locks import LOCK_DIR_ENV
 from smm_daq.storage import global_heap, h5file, turns
 from smm_daq.storage.h5file import check_heaps, writing
-from smm_daq.storage.nexus import write_map_entry
 
 WAITED_WITHOUT_END = "waited for the machine's lock without end"
 
@@ -29,10 +28,9 @@ WAITED_WITHOUT_END = "waited for the machine's lock without end"
 def held_by_another(tmp_path, monkeypatch):
     """A session file whose machine lock another process holds (a writer stopped at it)."""
     monkeypatch.setenv(LOCK_DIR_ENV, str(tmp_path / "locks"))
-    monkeypatch.setattr(turns, "CLOCK", VirtualClock())
+    waits_on(monkeypatch, VirtualClock())
     monkeypatch.setattr(turns, "available", lambda: False)
-    path = tmp_path / "s.h5"
-    write_map_entry(path, _map("earlier"), kind="scan")
+    path = session_file(tmp_path)
     other = h5file._machine_lock(path)  # a lock file of its own: another holder
     other.acquire()
     yield path

@@ -15,13 +15,12 @@ from collections.abc import Callable
 import pytest
 from ended_in_thread import ended
 from opens_elsewhere import opened_elsewhere
-from test_storage_nexus import _map
+from turn_files import session_file, waits_on
 
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import InputError, StorageError
 from smm_daq.storage import global_heap, turns
 from smm_daq.storage.h5file import open_read, writing
-from smm_daq.storage.nexus import write_map_entry
 
 pytestmark = pytest.mark.skipif(not turns.available(), reason="no open-file-description locks")
 WRITTEN_UNDER = "written while another process still reads it"
@@ -46,16 +45,12 @@ class _At(VirtualClock):
 
 @pytest.fixture
 def clock(monkeypatch) -> _At:
-    made = _At()
-    monkeypatch.setattr(turns, "CLOCK", made)
-    return made
+    return waits_on(monkeypatch, _At())
 
 
 @pytest.fixture
 def path(tmp_path):
-    made = tmp_path / "s.h5"
-    write_map_entry(made, _map("earlier"), kind="scan")
-    return made
+    return session_file(tmp_path)
 
 
 def _another_writers_turn(path) -> int:
