@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import re
 import socket
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 from served_rig import simulators_made
-from test_serve_sim import Lines, read_resources
+from test_serve_sim import read_resources, serving
 
-from smm_daq.cli.instruments import serve
 from smm_daq.cli.main import main
 from smm_daq.instruments.profile import load_profile
 
@@ -79,15 +77,8 @@ def real_profile(tmp_path: Path, addresses: dict[str, str]) -> Path:
 def test_check_through_real_transports_against_serve_sim(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    out, stop = Lines(), threading.Event()
-    thread = threading.Thread(
-        target=serve,
-        args=(str(PROFILE),),
-        kwargs={"time_scale": 100.0, "duration": None, "out": out, "stop": stop},
-    )
-    thread.start()
-    try:
-        resources = read_resources(lambda: out.lines.get(timeout=30))
+    with serving(PROFILE, time_scale=100.0) as next_line:
+        resources = read_resources(next_line)
         served_at = {
             "GPIB0::8::INSTR": resources["lockin"],
             "ASRL1::INSTR": resources["stage"],
@@ -98,9 +89,6 @@ def test_check_through_real_transports_against_serve_sim(
         }
         monkeypatch.setenv("PYVISA_LIBRARY", "@py")
         assert main(["check", "--profile", str(real_profile(tmp_path, served_at))]) == 0
-    finally:
-        stop.set()
-        thread.join(timeout=30)
     printed = capsys.readouterr().out
     assert "every instrument answers" in printed and resources["lockin"] in printed
 

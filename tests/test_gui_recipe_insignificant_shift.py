@@ -21,20 +21,26 @@ def _two_scans(path):
         write_map_entry(path, m, kind="scan")
 
 
+def _subtraction_run_in_window(window, qtbot, recipe, title: str, step_keys: str = ""):
+    """The window's Recipes tab, a recipe subtracting the two scans written (its step given
+    `step_keys` besides) opened from `recipe` there and run to its end."""
+    recipe.write_text(
+        f'[recipe]\ntitle = "{title}"\n'
+        '[[step]]\nkind = "subtract"\nin_field = "in_field"\nremanent = "remanent"\n'
+        f'name = "induced"\n{step_keys}')
+    view = window.recipes
+    assert recipe_opened(view, qtbot, recipe), view.message.text()
+    assert recipe_ran(view, qtbot), view.message.text()
+    qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
+    return view
+
+
 def test_a_window_recipe_s_shift_not_applied_names_the_recipe_key(window, qtbot, tmp_path):
     """The window says how a recipe forces the shift (its step's key), not the command
     line's flag, which a recipe run from the window has no use for."""
     path = tmp_path / "session.h5"  # the window's session file (the `window` fixture's)
     _two_scans(path)
-    recipe = tmp_path / "plain.toml"
-    recipe.write_text(
-        '[recipe]\ntitle = "a subtraction"\n'
-        '[[step]]\nkind = "subtract"\nin_field = "in_field"\nremanent = "remanent"\n'
-        'name = "induced"\n')
-    view = window.recipes
-    assert recipe_opened(view, qtbot, recipe), view.message.text()
-    assert recipe_ran(view, qtbot), view.message.text()
-    qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
+    view = _subtraction_run_in_window(window, qtbot, tmp_path / "plain.toml", "a subtraction")
     said = view.message.text()
     assert "not significantly different from zero, so it is not applied" in said, said
     assert "apply_insignificant_shift = true in the recipe's subtract step" in said, said
@@ -43,21 +49,11 @@ def test_a_window_recipe_s_shift_not_applied_names_the_recipe_key(window, qtbot,
 
 def test_a_window_recipe_applies_an_insignificant_shift_when_its_step_asks(
         window, qtbot, tmp_path):
-    # the same four grains, no true shift: a shift found not significantly different from zero
-    in_field, remanent, _ = scans(np.random.default_rng(1), 4, (1.0, 0.0, 0.0), 0.5,
-                                  shift=(0.0, 0.0))
     path = tmp_path / "session.h5"  # the window's session file (the `window` fixture's)
-    for m in (remanent, in_field):
-        write_map_entry(path, m, kind="scan")
-    recipe = tmp_path / "forced.toml"
-    recipe.write_text(
-        '[recipe]\ntitle = "a subtraction forcing an insignificant shift"\n'
-        '[[step]]\nkind = "subtract"\nin_field = "in_field"\nremanent = "remanent"\n'
-        'name = "induced"\napply_insignificant_shift = true\n')
-    view = window.recipes
-    assert recipe_opened(view, qtbot, recipe), view.message.text()
-    assert recipe_ran(view, qtbot), view.message.text()
-    qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
+    _two_scans(path)
+    view = _subtraction_run_in_window(window, qtbot, tmp_path / "forced.toml",
+                                      "a subtraction forcing an insignificant shift",
+                                      "apply_insignificant_shift = true\n")
     assert view.steps.item(0).text().startswith("✔"), view.message.text()
     with h5py.File(path) as f:
         reg = f["induced/registration"]

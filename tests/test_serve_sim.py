@@ -9,7 +9,8 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,22 @@ def read_resources(next_line) -> dict[str, str]:
         role, resource, *_ = next_line().split()
         resources[role] = resource
     return resources
+
+
+@contextmanager
+def serving(profile: Path, **kwargs: object) -> Iterator[Callable[[], str]]:
+    """serve-sim serving `profile` in a thread of its own (at real time unless `time_scale` is
+    given; `profile_out` as given) until the block ends; yields its next line printed, waited
+    for up to 30 s."""
+    out, stop = Lines(), threading.Event()
+    thread = threading.Thread(target=serve, args=(str(profile),), kwargs={
+        "time_scale": 1.0, "duration": None, **kwargs, "out": out, "stop": stop})
+    thread.start()
+    try:
+        yield lambda: out.lines.get(timeout=30)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
 
 
 @pytest.fixture

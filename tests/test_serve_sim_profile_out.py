@@ -5,13 +5,11 @@ by hand (every start serves on new ports)."""
 from __future__ import annotations
 
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
-from test_serve_sim import Lines, read_resources
+from test_serve_sim import read_resources, serving
 
-from smm_daq.cli.instruments import serve
 from smm_daq.cli.main import main
 from smm_daq.instruments.profile import load_profile
 
@@ -23,13 +21,7 @@ def test_the_written_profile_reaches_the_served_instruments(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     written = tmp_path / "served.toml"
-    out, stop = Lines(), threading.Event()
-    thread = threading.Thread(target=serve, args=(str(PROFILE),), kwargs={
-        "time_scale": 1.0, "duration": None, "out": out, "stop": stop,
-        "profile_out": str(written)})
-    thread.start()
-    try:
-        next_line = lambda: out.lines.get(timeout=30)  # noqa: E731
+    with serving(PROFILE, profile_out=str(written)) as next_line:
         resources = read_resources(next_line)
         assert next_line().split()[:2] == ["profile", str(written)]
         profile = load_profile(written)
@@ -45,9 +37,6 @@ def test_the_written_profile_reaches_the_served_instruments(
         assert {**profile.fingerprint(), "simulated": True} == served
         monkeypatch.setenv("PYVISA_LIBRARY", "@py")
         assert main(["check", "--profile", str(written)]) == 0
-    finally:
-        stop.set()
-        thread.join(timeout=30)
     printed = capsys.readouterr().out
     assert "every instrument answers" in printed and resources["lockin"] in printed
 
@@ -76,13 +65,7 @@ def test_the_profile_of_a_serve_sim_still_serving_is_not_written_over(
     """A second serve-sim given the first's --profile-out would point the commands of whoever
     uses that file at its own instruments, or at none once it stopped: refused."""
     written = tmp_path / "served.toml"
-    out, stop = Lines(), threading.Event()
-    thread = threading.Thread(target=serve, args=(str(PROFILE),), kwargs={
-        "time_scale": 1.0, "duration": None, "out": out, "stop": stop,
-        "profile_out": str(written)})
-    thread.start()
-    try:
-        next_line = lambda: out.lines.get(timeout=30)  # noqa: E731
+    with serving(PROFILE, profile_out=str(written)) as next_line:
         resources = read_resources(next_line)
         next_line()  # the profile's line: written
         before = written.read_bytes()
@@ -90,9 +73,6 @@ def test_the_profile_of_a_serve_sim_still_serving_is_not_written_over(
         err = capsys.readouterr().err
         assert code == 2 and f"still served (something answers at {resources['lockin']}" in err
         assert written.read_bytes() == before
-    finally:
-        stop.set()
-        thread.join(timeout=30)
     # once that serve-sim stopped, its file is written again
     assert main(["serve-sim", "--duration-s", "0.1", "--profile-out", str(written)]) == 0
     assert f"profile   {written}" in capsys.readouterr().out

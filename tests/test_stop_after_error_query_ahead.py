@@ -9,12 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pi_stage_patches import (
+    first_stop_not_taken,
+    queries_noted,
+    share_ends_after,
+    window_stop_exchanges,
+    writes_noted,
+)
 
 from drivers.pi_gcs import STOP_ALL
 from smm_daq.errors import InstrumentTimeout
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.rig import open_rig
-from smm_daq.instruments.safe_bound import stage_share_s
 
 PROFILE = Path(__file__).resolve().parents[1] / "configs" / "simulator-e727.toml"
 
@@ -27,16 +33,7 @@ def test_an_error_query_ahead_not_taken_leaves_the_stop_its_retries() -> None:
     rig = open_rig(load_profile(PROFILE))
     try:
         transport: Any = rig.stage.link.transport  # type: ignore[attr-defined]
-        sent: list[str] = []
-        write = transport.write
-
-        def two_writes_not_taken(message: str) -> None:
-            sent.append(message)
-            if len(sent) <= 2:
-                raise InstrumentTimeout("could not send within 1 s", instrument="stage")
-            write(message)
-
-        transport.write = two_writes_not_taken
+        sent = writes_noted(transport, lambda sent, _message: len(sent) <= 2)
         assert rig.make_safe() == []
         assert sent[:4] == ["ERR?", STOP_ALL, STOP_ALL, "ERR?"], sent
     finally:
@@ -53,29 +50,11 @@ def test_an_error_query_ahead_refused_unread_leaves_no_reply_behind() -> None:
     profile = load_profile(PROFILE)
     rig = open_rig(profile)
     try:
-        transport: Any = rig.stage.link.transport  # type: ignore[attr-defined]
-        write = transport.write
-        passed: list[bool] = []
-
-        def share_ends_with_the_stop(message: str) -> None:
-            write(message)
-            if message == STOP_ALL and not passed:
-                passed.append(True)
-                rig.clock.advance(stage_share_s(profile) + 1.0)
-
-        transport.write = share_ends_with_the_stop
+        passed = share_ends_after(rig, profile, STOP_ALL)
         rig.coils.set_field(np.array([0.0, 0.0, 50e-6]))
         problems = rig.make_safe()
         assert passed and len(problems) == 1 and "stop not confirmed" in problems[0], problems
-        exchanged: list[tuple[str, str]] = []
-        query = transport.query
-
-        def noted(message: str) -> str:
-            exchanged.append((message, reply := query(message)))
-            return reply
-
-        transport.query = noted
-        rig.stage.stop()  # the window's Stop
+        exchanged = window_stop_exchanges(rig)
         assert exchanged[:2] == [("ERR?", "10"), ("\x05", "0")], exchanged
     finally:
         rig.close()
@@ -182,15 +161,9 @@ def test_a_stop_written_again_waits_for_no_reply_its_clear_dropped() -> None:
     rig = open_rig(load_profile(PROFILE))
     try:
         transport: Any = rig.stage.link.transport  # type: ignore[attr-defined]
-        write, read = transport.write, transport.read
-        sent: list[str] = []
+        read = transport.read
+        sent = writes_noted(transport, first_stop_not_taken)
         timed_out: list[str] = []
-
-        def first_stop_not_taken(message: str) -> None:
-            sent.append(message)
-            if message == STOP_ALL and sent.count(STOP_ALL) == 1:
-                raise InstrumentTimeout("could not send within 1 s", instrument="stage")
-            write(message)
 
         def noted_read() -> str:
             try:
@@ -199,7 +172,7 @@ def test_a_stop_written_again_waits_for_no_reply_its_clear_dropped() -> None:
                 timed_out.append(sent[-1])
                 raise
 
-        transport.write, transport.read = first_stop_not_taken, noted_read
+        transport.read = noted_read
         assert rig.make_safe() == []
         assert sent[:4] == ["ERR?", STOP_ALL, STOP_ALL, "ERR?"], sent
         assert timed_out == []
@@ -222,16 +195,9 @@ def test_a_reply_the_failed_clear_left_is_dropped_before_the_stops_check() -> No
     try:
         stage: Any = rig.stage
         transport: Any = stage.link.transport
-        write, clear, query = transport.write, transport.clear, transport.query
-        sent: list[str] = []
+        clear = transport.clear
+        sent = writes_noted(transport, first_stop_not_taken)
         clears: list[bool] = []
-        exchanged: list[tuple[str, str]] = []
-
-        def first_stop_not_taken(message: str) -> None:
-            sent.append(message)
-            if message == STOP_ALL and sent.count(STOP_ALL) == 1:
-                raise InstrumentTimeout("could not send within 1 s", instrument="stage")
-            write(message)
 
         def first_clear_times_out() -> None:
             clears.append(True)
@@ -239,12 +205,8 @@ def test_a_reply_the_failed_clear_left_is_dropped_before_the_stops_check() -> No
                 raise InstrumentTimeout("clear: no reply within 1 s", instrument="stage")
             clear()
 
-        def noted(message: str) -> str:
-            exchanged.append((message, reply := query(message)))
-            return reply
-
-        transport.write, transport.clear = first_stop_not_taken, first_clear_times_out
-        transport.query = noted
+        transport.clear = first_clear_times_out
+        exchanged = queries_noted(transport)
         failures, clears_failed = stage.link.failures, stage.link.clears_failed
         assert rig.make_safe() == []
         assert sent[:4] == ["ERR?", STOP_ALL, STOP_ALL, "ERR?"], sent

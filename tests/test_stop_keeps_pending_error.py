@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pi_stage_patches import share_ends_after, window_stop_exchanges, writes_noted
 from served_rig import simulators_made
 
 from drivers.pi_gcs import STOP_ALL
-from smm_daq.errors import InstrumentError, InstrumentTimeout
+from smm_daq.errors import InstrumentError
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.rig import make_rig_safe, open_rig
-from smm_daq.instruments.safe_bound import stage_share_s
 
 PROFILE = Path(__file__).resolve().parents[1] / "configs" / "simulator-e727.toml"
 HELD = "the controller held error 15 (invalid axis identifier) from before the stop"
@@ -81,15 +81,7 @@ def test_a_stop_outside_the_make_safe_path_sends_nothing_ahead() -> None:
     ahead of it, and nothing is said found."""
     rig = open_rig(load_profile(PROFILE))
     try:
-        transport: Any = rig.stage.link.transport  # type: ignore[attr-defined]
-        sent: list[str] = []
-        write = transport.write
-
-        def noted(message: str) -> None:
-            sent.append(message)
-            write(message)
-
-        transport.write = noted
+        sent = writes_noted(rig.stage.link.transport)  # type: ignore[attr-defined]
         rig.stage.stop()
         assert sent[0] == STOP_ALL, sent
         assert rig.stage.found_before_stop == ""  # type: ignore[attr-defined]
@@ -158,17 +150,9 @@ def test_an_error_query_ahead_not_taken_is_tried_once_and_the_stop_goes() -> Non
     Without `once`, the ERR? was tried three times, a clear after each, before the stop."""
     rig = open_rig(load_profile(PROFILE))
     try:
-        transport: Any = rig.stage.link.transport  # type: ignore[attr-defined]
-        sent: list[str] = []
-        write = transport.write
-
-        def first_query_not_taken(message: str) -> None:
-            sent.append(message)
-            if message == "ERR?" and sent.count("ERR?") == 1:
-                raise InstrumentTimeout("could not send within 1 s", instrument="stage")
-            write(message)
-
-        transport.write = first_query_not_taken
+        sent = writes_noted(
+            rig.stage.link.transport,  # type: ignore[attr-defined]
+            lambda sent, message: message == "ERR?" and sent.count("ERR?") == 1)
         assert rig.make_safe() == []
         assert sent[:3] == ["ERR?", STOP_ALL, "ERR?"], sent
         assert rig.stage.found_before_stop == ""  # type: ignore[attr-defined]
@@ -185,29 +169,11 @@ def test_an_error_query_ahead_of_a_stop_refused_leaves_no_reply_behind() -> None
     profile = load_profile(PROFILE)
     rig = open_rig(profile)
     try:
-        transport: Any = rig.stage.link.transport  # type: ignore[attr-defined]
-        write = transport.write
-        passed: list[bool] = []
-
-        def share_ends_with_the_query(message: str) -> None:
-            write(message)
-            if message == "ERR?" and not passed:
-                passed.append(True)
-                rig.clock.advance(stage_share_s(profile) + 1.0)
-
-        transport.write = share_ends_with_the_query
+        passed = share_ends_after(rig, profile, "ERR?")
         rig.coils.set_field(np.array([0.0, 0.0, 50e-6]))
         problems = rig.make_safe()
         assert passed and len(problems) == 1 and "stage not stopped" in problems[0], problems
-        exchanged: list[tuple[str, str]] = []
-        query = transport.query
-
-        def noted(message: str) -> str:
-            exchanged.append((message, reply := query(message)))
-            return reply
-
-        transport.query = noted
-        rig.stage.stop()  # the window's Stop
+        exchanged = window_stop_exchanges(rig)
         # its check reads the stop's own error, and the stage is not taken as moving on
         assert exchanged[:2] == [("ERR?", "10"), ("\x05", "0")], exchanged
     finally:

@@ -8,54 +8,33 @@ Linux's locks turned off; waits run on a virtual clock."""
 
 from __future__ import annotations
 
-import threading
 from collections import OrderedDict
-from collections.abc import Callable
 
 import pytest
+from ended_in_thread import ended
 from opens_elsewhere import opened_elsewhere
-from test_storage_nexus import _map
+from turn_files import session_file, waits_on
 
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import InputError, StorageError
 from smm_daq.locks import LOCK_DIR_ENV
 from smm_daq.storage import global_heap, h5file, turns
 from smm_daq.storage.h5file import check_heaps, writing
-from smm_daq.storage.nexus import write_map_entry
 
-JOIN_S = 60  # a thread that has not ended by then waits for ever: the test fails
+WAITED_WITHOUT_END = "waited for the machine's lock without end"
 
 
 @pytest.fixture
 def held_by_another(tmp_path, monkeypatch):
     """A session file whose machine lock another process holds (a writer stopped at it)."""
     monkeypatch.setenv(LOCK_DIR_ENV, str(tmp_path / "locks"))
-    monkeypatch.setattr(turns, "CLOCK", VirtualClock())
+    waits_on(monkeypatch, VirtualClock())
     monkeypatch.setattr(turns, "available", lambda: False)
-    path = tmp_path / "s.h5"
-    write_map_entry(path, _map("earlier"), kind="scan")
+    path = session_file(tmp_path)
     other = h5file._machine_lock(path)  # a lock file of its own: another holder
     other.acquire()
     yield path
     other.release()
-
-
-def _ended(work: Callable[[], object]) -> BaseException | None:
-    """What `work`, run in a thread of its own, raised (None: nothing), once it ended."""
-    out: list[BaseException | None] = []
-
-    def run() -> None:
-        try:
-            work()
-            out.append(None)
-        except BaseException as exc:  # handed to the test
-            out.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(JOIN_S)
-    assert not thread.is_alive(), "waited for the machine's lock without end"
-    return out[0]
 
 
 def test_a_readers_check_again_in_its_turn_is_bounded_and_says_why(held_by_another,
@@ -65,7 +44,7 @@ def test_a_readers_check_again_in_its_turn_is_bounded_and_says_why(held_by_anoth
     monkeypatch.setattr(global_heap, "data_extents", lambda p: None)
     # a collection read half rewritten, twice in a row
     monkeypatch.setattr(global_heap, "damaged_collection", lambda p, *a: (100, "half"))
-    raised = _ended(lambda: check_heaps(path))
+    raised = ended(lambda: check_heaps(path), never_ended=WAITED_WITHOUT_END)
     assert isinstance(raised, InputError)
     said = str(raised)
     assert said.startswith(f"{path}: is damaged: the HDF5 global heap collection at byte 100 ")
@@ -82,7 +61,7 @@ def test_a_writer_is_refused_once_the_machine_lock_is_held_past_the_wait(held_by
         with writing(path, create=False) as f:
             f.attrs["note"] = "never written"
 
-    raised = _ended(write)
+    raised = ended(write, never_ended=WAITED_WITHOUT_END)
     assert isinstance(raised, StorageError)
     assert "another writer has held it for more than" in str(raised)
     assert "nothing was written" in str(raised)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 from test_storage_nexus import _map
+from turn_files import session_file, waits_on
 
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import InputError, StorageError
@@ -28,16 +29,12 @@ JOIN_S = 60  # a thread that has not ended by then waits for ever: the test fail
 
 @pytest.fixture
 def clock(monkeypatch) -> VirtualClock:
-    made = VirtualClock()
-    monkeypatch.setattr(turns, "CLOCK", made)
-    return made
+    return waits_on(monkeypatch, VirtualClock())
 
 
 @pytest.fixture
 def path(tmp_path):
-    made = tmp_path / "s.h5"
-    write_map_entry(made, _map("earlier"), kind="scan")
-    return made
+    return session_file(tmp_path)
 
 
 def _in_thread(work: Callable[[], object]) -> tuple[threading.Thread, list[object]]:

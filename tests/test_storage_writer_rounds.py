@@ -10,21 +10,19 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import threading
 from collections.abc import Callable
 
 import pytest
+from ended_in_thread import ended
 from opens_elsewhere import opened_elsewhere
-from test_storage_nexus import _map
+from turn_files import session_file, waits_on
 
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import InputError, StorageError
 from smm_daq.storage import global_heap, turns
 from smm_daq.storage.h5file import open_read, writing
-from smm_daq.storage.nexus import write_map_entry
 
 pytestmark = pytest.mark.skipif(not turns.available(), reason="no open-file-description locks")
-JOIN_S = 60  # a thread that has not ended by then waits for ever: the test fails, never hangs
 WRITTEN_UNDER = "written while another process still reads it"
 
 
@@ -47,16 +45,12 @@ class _At(VirtualClock):
 
 @pytest.fixture
 def clock(monkeypatch) -> _At:
-    made = _At()
-    monkeypatch.setattr(turns, "CLOCK", made)
-    return made
+    return waits_on(monkeypatch, _At())
 
 
 @pytest.fixture
 def path(tmp_path):
-    made = tmp_path / "s.h5"
-    write_map_entry(made, _map("earlier"), kind="scan")
-    return made
+    return session_file(tmp_path)
 
 
 def _another_writers_turn(path) -> int:
@@ -82,25 +76,12 @@ def _write_note(path) -> None:
 def test_the_round_abandoned_neither_says_it_writes_under_a_reader_nor_closes_a_read(
         path, clock, caplog):
     caplog.set_level(logging.WARNING)
-    out: list[BaseException | None] = []
     with pytest.raises(InputError, match="was written by this program while it was read"), \
             open_read(path) as f:
         assert list(f) == ["earlier"]  # the window's read, held through the write
         other = _another_writers_turn(path)
         clock.at(30.0, lambda: _written_by_it_and_let_go(path, other))
-
-        def write() -> None:
-            try:
-                _write_note(path)
-                out.append(None)
-            except BaseException as exc:  # handed to the test
-                out.append(exc)
-
-        writer = threading.Thread(target=write, daemon=True)
-        writer.start()
-        writer.join(JOIN_S)
-        assert not writer.is_alive()
-        assert out == [None]
+        assert ended(lambda: _write_note(path)) is None
         list(f)  # overrun by the write made: read it again
     said = [r.getMessage() for r in caplog.records if WRITTEN_UNDER in r.getMessage()]
     assert len(said) == 1, said  # by the write made, not by the round abandoned
