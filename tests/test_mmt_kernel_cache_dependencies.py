@@ -150,7 +150,7 @@ def test_a_numba_that_keeps_its_stamp_elsewhere_gets_no_cache_rather_than_a_stal
 # what the kernel modules import from smm_daq for their Python side only (never compiled in)
 PYTHON_SIDE = {"smm_daq.errors", "smm_daq.text_files", "smm_daq.analysis.grains",
                "smm_daq.analysis.mmt.models.compiled", "smm_daq.analysis.mmt.models.cuda_compat",
-               "smm_daq.whole_files"}
+               "smm_daq.whole_files", "smm_daq.analysis.mmt.models.polynomials"}
 
 
 def test_every_module_a_cached_kernel_module_imports_is_among_its_dependencies() -> None:
