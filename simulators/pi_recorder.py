@@ -6,9 +6,10 @@ sample every `RTR` servo cycles from the trigger (`DRT <table> <source> <value>`
 wave generator's start, 1 by any command that changes a target (MOV, MVR), 2 by the next
 command of any kind). Nothing is stored: the stage model's motion is closed form in time and
 keeps its history, so a sample is computed when `DRR?` reads it, at the time it was taken.
-`DRR? [start [count [tables]]]` answers in PI's GCS array format (a `#` header ending with
+`DRR? [start count [tables]]` answers in PI's GCS array format (a `#` header ending with
 `# END_HEADER`, then one row of space-separated values per sample); samples not yet taken read
-0, as an empty table would.
+0, as an empty table would. As PI's GCS manuals say, the start point and the count come
+together, and with no table named only the tables whose record option is not 0 are read.
 """
 
 from __future__ import annotations
@@ -158,13 +159,16 @@ class DataRecorder:
         return 0.0
 
     def read(self, args: list[str]) -> str:
-        """The reply to `DRR? [start [count [tables...]]]` (start counts from 1)."""
+        """The reply to `DRR? [start count [tables...]]` (start counts from 1)."""
+        if len(args) == 1:
+            raise RecorderError(1)  # a start point without the number of points
         try:
             start = int(args[0]) if args else 1
-            count = int(args[1]) if len(args) > 1 else self.recorded()
+            count = int(args[1]) if args else self.recorded()
         except ValueError:
             raise RecorderError(1) from None
-        keys = [self.table(a) for a in args[2:]] or list(self.tables)
+        keys = [self.table(a) for a in args[2:]] or [
+            k for k, table in self.tables.items() if table.option != 0]
         if start < 1 or count < 0 or start - 1 + count > self.points:
             raise RecorderError(17)
         dt = self.sample_time()

@@ -63,6 +63,16 @@ def test_recorder_samples_the_straight_line_motion_at_the_record_rate():
     assert model.position("1") == pytest.approx(100e-6)
 
 
+def test_a_recording_is_read_from_a_start_point_with_its_number_of_points_or_whole():
+    """PI's GCS manuals give `DRR? [<StartPoint> <NumberOfPoints> [{<RecTableID>}]]`: a
+    start point alone is a parameter syntax error (1), answered with nothing."""
+    t, emulator, _, _ = e727()
+    assert emulator.handle("DRR? 1") is None
+    assert t.query("ERR?") == "1"
+    assert "# NDATA = 3" in t.query("DRR? 1 3").split(" \n")
+    assert t.query("ERR?") == "0"
+
+
 def test_a_line_wave_drives_the_axis_point_by_point_and_ends_on_its_last_point():
     t, _, model, clock = e727()
     t.write("WAV 1 X LIN 1000 500 100 1000 0 0")  # 100 -> 600 µm over 1000 points
