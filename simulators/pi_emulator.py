@@ -227,7 +227,7 @@ class PIGCSEmulator(Emulator):
             "RTR": ("Set Record Table Rate", self._record_rate),
             "RTR?": ("Get Record Table Rate", lambda _a: str(self.recorder.rate)),
             "DRL?": ("Get Number Of Recorded Points", lambda a: self.recorder.query_tables(
-                a, lambda _k: str(self.recorder.recorded()))),
+                a, lambda k: str(self.recorder.recorded(k)))),
             "DRR?": ("Get Recorded Data Values", self._record_read),
         }  # fmt: skip
         if controller.referencing:

@@ -207,6 +207,25 @@ def test_a_recording_read_without_tables_holds_only_the_tables_that_record(devic
     assert commanded[-1] == pytest.approx(goal, abs=1e-4)
 
 
+def test_a_table_configured_anew_counts_no_points_until_the_next_trigger(device) -> None:
+    """PI's GCS manuals (DRL?): a table's number of recorded points is reset to zero when its
+    configuration is changed with DRC. PIPython's `Datarecorder.wait` polls `qDRL` for the
+    points it armed for: a count left from the last recording would end its wait at once,
+    before the new one was taken."""
+    dev, _ = device
+    started(dev)
+    dev.DRC(1, "1", 2)
+    dev.DRT(0, 1, 0)  # triggered by the next target change
+    dev.RTR(500)
+    lo, hi = dev.qTMN(), dev.qTMX()
+    dev.MOV("1", lo["1"] + 0.3 * (hi["1"] - lo["1"]))
+    wait_for(lambda: dev.qDRL(1)[1] >= 20)
+    dev.DRC(1, "1", 1)  # armed again: the commanded position
+    assert dev.qDRL(1)[1] == 0
+    dev.MOV("1", lo["1"] + 0.6 * (hi["1"] - lo["1"]))
+    wait_for(lambda: dev.qDRL(1)[1] >= 20)
+
+
 def test_the_raw_byte_path_24_without_line_feed_does_not_swallow_the_next_command() -> None:
     with (
         served_port("E-727") as (_, port),
