@@ -85,7 +85,9 @@ MAX_STOPS = STAGE_STOPS
 LIMIT_SLACK = 1e-12  # m: travel limits compare with this slack, for unit conversions' rounding
 MAX_REPLY_LINES = 2**18 + 64  # a full data-recorder table and its header
 SERVO_UPDATE_TIME = 0x0E000200  # SPA parameter: the servo cycle (s)
-RECORDER_POINTS = 0x16000200  # SPA parameter: samples per data-recorder table
+# SPA parameter: Data Recorder Max Points, the recorder's samples in all (an E-727 shares them
+# among its TNR? tables, 32768 each of 8): a table holds no more, which bounds its count
+RECORDER_POINTS = 0x16000200
 REFERENCE_VELOCITY = 0x50  # SPA parameter of motor controllers: velocity of reference moves
 DECELERATION = 0xB  # SPA parameter of motor controllers: the closed-loop deceleration (DEC)
 # a stopped axis that still moves is given this × velocity / deceleration, and the slack, to
@@ -1279,7 +1281,7 @@ class PIGCSStage(Stage, FlyStage):
 
         n = self.link.query_lines("DRL? 1", count)
         if self._line_samples:
-            # The recorder goes on after the line until its table is full (262144 points on
+            # The recorder goes on after the line until its table is full (32768 points on
             # an E-727: megabytes on the link); the line's points and an eighth more for the
             # stage settling are all the line needs.
             n = min(n, self._line_samples + self._line_samples // 8)
