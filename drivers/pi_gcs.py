@@ -99,7 +99,7 @@ RECORDED_PER_LINE = 4096  # positions recorded per fly line at most (the motion 
 WAVE_POINTS = 100_000  # the most points a fly line's wave segment is given
 MAX_VELOCITY = 0.01  # m/s: the fastest velocity setting accepted unless the profile's is higher
 SERVO_CYCLE_RANGE = (1e-7, 0.1)  # s: any GCS controller's servo update time
-RECORDER_POINTS_RANGE = (2, 2**24)  # any GCS data recorder's points per table
+RECORDER_POINTS_RANGE = (2, 2**24)  # any GCS data recorder's points (SPA 0x16000200)
 STOPPED_CODES = (0, 10)  # what ERR? answers after STP: 10, the controller stopped by command
 ERROR_QUERY = "ERR?"  # the controller's error, cleared as it is read
 # `stop_alone`'s marker: every GCS controller answers *IDN? (kept for GPIB compatibility), sets
