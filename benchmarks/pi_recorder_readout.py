@@ -1,8 +1,8 @@
 """How long the emulated E-727 takes to answer a full data-recorder readout (`DRR?`).
 
-Two record tables of 262 144 samples each (the E-727's whole recorder, one sample per 20 µs
-servo cycle), recorded while the stage made 4000 moves, so every sample is looked up in a long
-motion history. Prints the time and the reply's size.
+Two full record tables of 32 768 samples each (an E-727 shares its 262 144 points among its 8
+tables; one sample per 20 µs servo cycle), recorded while the stage made 4000 moves, so every
+sample is looked up in a long motion history. Prints the time and the reply's size.
 
     python benchmarks/pi_recorder_readout.py
 """
@@ -30,11 +30,11 @@ def main() -> None:
         link.write(command)
     for k in range(4000):
         link.write(f"MOV 1 {k % 100}")
-        clock.advance(0.00131)
+        clock.advance(32768 * 2e-5 / 4000)  # the moves span the table
     start = time.perf_counter()
-    reply = link.query("DRR? 1 262144 1 2")
+    reply = link.query("DRR? 1 32768 1 2")
     elapsed = time.perf_counter() - start
-    print(f"DRR? of 2 × 262144 samples over 4000 moves: {elapsed:.2f} s, "
+    print(f"DRR? of 2 × 32768 samples over 4000 moves: {elapsed:.2f} s, "
           f"{len(reply) / 1e6:.1f} MB of reply")
 
 

@@ -85,7 +85,9 @@ MAX_STOPS = STAGE_STOPS
 LIMIT_SLACK = 1e-12  # m: travel limits compare with this slack, for unit conversions' rounding
 MAX_REPLY_LINES = 2**18 + 64  # a full data-recorder table and its header
 SERVO_UPDATE_TIME = 0x0E000200  # SPA parameter: the servo cycle (s)
-RECORDER_POINTS = 0x16000200  # SPA parameter: samples per data-recorder table
+# SPA parameter: Data Recorder Max Points, the recorder's samples in all (an E-727 shares them
+# among its TNR? tables, 32768 each of 8): a table holds no more, which bounds its count
+RECORDER_POINTS = 0x16000200
 REFERENCE_VELOCITY = 0x50  # SPA parameter of motor controllers: velocity of reference moves
 DECELERATION = 0xB  # SPA parameter of motor controllers: the closed-loop deceleration (DEC)
 # a stopped axis that still moves is given this × velocity / deceleration, and the slack, to
@@ -97,7 +99,7 @@ RECORDED_PER_LINE = 4096  # positions recorded per fly line at most (the motion 
 WAVE_POINTS = 100_000  # the most points a fly line's wave segment is given
 MAX_VELOCITY = 0.01  # m/s: the fastest velocity setting accepted unless the profile's is higher
 SERVO_CYCLE_RANGE = (1e-7, 0.1)  # s: any GCS controller's servo update time
-RECORDER_POINTS_RANGE = (2, 2**24)  # any GCS data recorder's points per table
+RECORDER_POINTS_RANGE = (2, 2**24)  # any GCS data recorder's points (SPA 0x16000200)
 STOPPED_CODES = (0, 10)  # what ERR? answers after STP: 10, the controller stopped by command
 ERROR_QUERY = "ERR?"  # the controller's error, cleared as it is read
 # `stop_alone`'s marker: every GCS controller answers *IDN? (kept for GPIB compatibility), sets
@@ -1279,7 +1281,7 @@ class PIGCSStage(Stage, FlyStage):
 
         n = self.link.query_lines("DRL? 1", count)
         if self._line_samples:
-            # The recorder goes on after the line until its table is full (262144 points on
+            # The recorder goes on after the line until its table is full (32768 points on
             # an E-727: megabytes on the link); the line's points and an eighth more for the
             # stage settling are all the line needs.
             n = min(n, self._line_samples + self._line_samples // 8)

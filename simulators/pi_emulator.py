@@ -49,7 +49,7 @@ WAVE_GENERATOR_ACTIVE = 73
 
 READY, BUSY = "\xb1", "\xb0"
 UNIT_PARAMETER = 0x07000601
-RECORDER_POINTS = 0x16000200  # samples per record table
+RECORDER_POINTS = 0x16000200  # Data Recorder Max Points: the recorder's samples in all
 
 
 # m/s²: the deceleration answered for a model axis that stops at once (one set so, as a
@@ -76,7 +76,7 @@ class Controller:
     max_travel: float  # m: the longest travel of the stages it drives
     servo_cycle: float  # s
     record_tables: int
-    record_points: int
+    record_points: int  # Data Recorder Max Points (SPA 0x16000200)
     wave_generators: int  # 0: no wave generator
     min_param: int  # SPA id of the lower soft limit (TMN?)
     max_param: int  # SPA id of the upper soft limit (TMX?)
@@ -88,6 +88,13 @@ class Controller:
     deceleration_param: int | None = None
     # m/s²: that deceleration from power-up, where the stage model brings none of its own
     deceleration: float | None = None
+    # the recorder's points are shared equally among its tables (TNR?), as an E-727's are
+    # (its manual: 262144 in all, 32768 a table of 8); False: each table holds them all
+    points_shared: bool = False
+
+    def table_points(self) -> int:
+        """The samples one record table holds."""
+        return self.record_points // (self.record_tables if self.points_shared else 1)
 
 
 E727 = Controller(
@@ -106,6 +113,7 @@ E727 = Controller(
     max_param=0x07000001,
     stage_name="P-629.2CD",
     tracking_lag=1.5e-3,  # the phase lag of a closed loop of about 100 Hz bandwidth
+    points_shared=True,
 )
 C884 = Controller(
     model="C-884",
@@ -161,7 +169,7 @@ class PIGCSEmulator(Emulator):
             stage_model,
             now,
             tables=controller.record_tables,
-            points=controller.record_points,
+            points=controller.table_points(),
             servo_cycle=controller.servo_cycle,
             to_units=lambda _ax, metres: metres / self.unit_scale,
             controller=controller.model,
@@ -227,7 +235,7 @@ class PIGCSEmulator(Emulator):
             "RTR": ("Set Record Table Rate", self._record_rate),
             "RTR?": ("Get Record Table Rate", lambda _a: str(self.recorder.rate)),
             "DRL?": ("Get Number Of Recorded Points", lambda a: self.recorder.query_tables(
-                a, lambda _k: str(self.recorder.recorded()))),
+                a, lambda k: str(self.recorder.recorded(k)))),
             "DRR?": ("Get Recorded Data Values", self._record_read),
         }  # fmt: skip
         if controller.referencing:

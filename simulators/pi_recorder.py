@@ -6,9 +6,11 @@ sample every `RTR` servo cycles from the trigger (`DRT <table> <source> <value>`
 wave generator's start, 1 by any command that changes a target (MOV, MVR), 2 by the next
 command of any kind). Nothing is stored: the stage model's motion is closed form in time and
 keeps its history, so a sample is computed when `DRR?` reads it, at the time it was taken.
-`DRR? [start [count [tables]]]` answers in PI's GCS array format (a `#` header ending with
+`DRR? [start count [tables]]` answers in PI's GCS array format (a `#` header ending with
 `# END_HEADER`, then one row of space-separated values per sample); samples not yet taken read
-0, as an empty table would.
+0, as an empty table would. As PI's GCS manuals say, the start point and the count come
+together, with no table named only the tables whose record option is not 0 are read, and a
+table's count of recorded points (`DRL?`) is reset to 0 by its `DRC`, until the next trigger.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class DataRecorder:
         self.triggers = dict.fromkeys(self.tables, 0)
         self.rate = 1
         self.started: float | None = None  # when recording was last triggered
+        self._configured: set[int] = set()  # tables given a DRC since the last trigger
         self._armed_next = False
 
     # -- configuration -------------------------------------------------------------------
@@ -90,6 +93,7 @@ class DataRecorder:
         if opt not in OPTIONS:
             raise RecorderError(58)  # invalid record option
         self.tables[k] = _Table(source, opt)
+        self._configured.add(k)
 
     def set_trigger(self, table: str, source: str, _value: str) -> None:
         k = self.table(table) if table != "0" else 0
@@ -131,15 +135,17 @@ class DataRecorder:
 
     def _trigger(self) -> None:
         self.started = self.now()
+        self._configured.clear()
 
     # -- readout -------------------------------------------------------------------------
 
     def sample_time(self) -> float:
         return self.rate * self.servo_cycle
 
-    def recorded(self) -> int:
-        """Samples recorded since the last trigger (up to the table size)."""
-        if self.started is None:
+    def recorded(self, table: int | None = None) -> int:
+        """Samples recorded since the last trigger (up to the table size); 0 for a `table`
+        configured since."""
+        if self.started is None or table in self._configured:
             return 0
         n = math.floor((self.now() - self.started) / self.sample_time() + 1e-9) + 1
         return min(n, self.points)
@@ -158,13 +164,19 @@ class DataRecorder:
         return 0.0
 
     def read(self, args: list[str]) -> str:
-        """The reply to `DRR? [start [count [tables...]]]` (start counts from 1)."""
+        """The reply to `DRR? [start count [tables...]]` (start counts from 1)."""
+        if len(args) == 1:
+            raise RecorderError(1)  # a start point without the number of points
         try:
             start = int(args[0]) if args else 1
-            count = int(args[1]) if len(args) > 1 else self.recorded()
+            count = int(args[1]) if args else None
         except ValueError:
             raise RecorderError(1) from None
-        keys = [self.table(a) for a in args[2:]] or list(self.tables)
+        keys = [self.table(a) for a in args[2:]] or [
+            k for k, table in self.tables.items() if table.option != 0]
+        done = {k: self.recorded(k) for k in keys}
+        if count is None:
+            count = max(done.values(), default=0)
         if start < 1 or count < 0 or start - 1 + count > self.points:
             raise RecorderError(17)
         dt = self.sample_time()
@@ -181,12 +193,11 @@ class DataRecorder:
             header.append(f"# NAME{i} = {OPTIONS[table.option]} of axis {table.source}")
         header.append("# END_HEADER")
         rows = []
-        done = self.recorded()
         for j in range(start - 1, start - 1 + count):
             t = t0 + j * dt
             rows.append(
                 " ".join(
-                    number_reply(self._value(self.tables[k], t) if j < done else 0.0, ".7f")
+                    number_reply(self._value(self.tables[k], t) if j < done[k] else 0.0, ".7f")
                     for k in keys
                 )
             )

@@ -63,6 +63,33 @@ def test_recorder_samples_the_straight_line_motion_at_the_record_rate():
     assert model.position("1") == pytest.approx(100e-6)
 
 
+def test_a_recording_is_read_from_a_start_point_with_its_number_of_points_or_whole():
+    """PI's GCS manuals give `DRR? [<StartPoint> <NumberOfPoints> [{<RecTableID>}]]`: a
+    start point alone is a parameter syntax error (1), answered with nothing."""
+    t, emulator, _, _ = e727()
+    assert emulator.handle("DRR? 1") is None
+    assert t.query("ERR?") == "1"
+    assert "# NDATA = 3" in t.query("DRR? 1 3").split(" \n")
+    assert t.query("ERR?") == "0"
+
+
+def test_an_e727_shares_its_recorder_points_equally_among_its_tables():
+    """The E-727's manual: Data Recorder Max Points (SPA 0x16000200) is the recorder's total,
+    262144, allocated in equal shares to the TNR? tables: 32768 points each of 8. A recording
+    left running stops counting there (it went on to 262144 in every table)."""
+    t, _, _, clock = e727()
+    assert t.query("SPA? 1 0x16000200") == "1 0x16000200=262144"
+    assert t.query("TNR?") == "8"
+    t.write("DRC 1 1 2")
+    t.write("DRT 0 1 0")
+    t.write("MOV 1 100")  # triggers the recording, one sample every 20 µs
+    clock.advance(10.0)  # 500,000 servo cycles
+    assert t.query("DRL? 1") == "1=32768"
+    assert t.query("ERR?") == "0"
+    t.write("DRR? 32768 2 1")  # beyond the table's last point
+    assert t.query("ERR?") == "17"
+
+
 def test_a_line_wave_drives_the_axis_point_by_point_and_ends_on_its_last_point():
     t, _, model, clock = e727()
     t.write("WAV 1 X LIN 1000 500 100 1000 0 0")  # 100 -> 600 µm over 1000 points

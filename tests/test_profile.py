@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -404,8 +405,78 @@ def test_an_sr860_on_its_own_ethernet_keeps_its_timeout_whatever_its_baud_rate(
     """A `baud_rate` left in an SR860's section from its RS-232 days names no line behind its
     own VXI-11 or HiSLIP device: its timeout is not held to a 9600-baud line's least piece
     (the profile loaded before such lines were sized, and its driver sizes its blocks for a
-    LAN). Unfixed, refused: "at least 2.15 s ... on the 9600-baud line"."""
+    LAN). Unfixed, refused: "at least 2.15 s ... on the 9600-baud line". The key is said to
+    be ignored there (a warning naming the address), the profile still loaded."""
+    from smm_daq.instruments.profile import ProfileWarning
+
     text = _lab_lockin(repo, f'address = "{address}"\nbaud_rate = 9600\ntimeout_s = 1.0\n'
                        ).replace('implementation = "sr830"', 'implementation = "sr860"')
-    lockin = parse_profile(text, Path("/lab/p.toml")).lockin
+    with pytest.warns(ProfileWarning, match=rf"key 'lockin\.baud_rate' is 9600, ignored: "
+                                            rf"'{re.escape(address)}' is an instrument's own "
+                                            r"Ethernet \(VXI-11 or HiSLIP\) address"):
+        lockin = parse_profile(text, Path("/lab/p.toml")).lockin
     assert (lockin.link.timeout_s, lockin.link.baud_rate) == (1.0, 9600)
+
+
+def _lab_edited(repo: Path, old: str, new: str) -> str:
+    """The example lab profile with `old` (found once) replaced by `new`."""
+    text = (repo / "configs" / "example-lab.toml").read_text()
+    assert text.count(old) == 1
+    return text.replace(old, new)
+
+
+SOCKET = "TCPIP0::10.0.0.7::4001::SOCKET"
+NO_LINE = "with no serial line this program sets or times"
+
+
+@pytest.mark.parametrize(("old", "new", "said"), [
+    ('address = "GPIB0::8::INSTR"\n', 'address = "GPIB0::8::INSTR"\nbaud_rate = 19200\n',
+     f"key 'lockin.baud_rate' is 19200, ignored: 'GPIB0::8::INSTR' is a GPIB address, {NO_LINE}"
+     "; expected no key, or a serial address (ASRL or serial:) with it"),
+    ('address = "GPIB0::8::INSTR"\n', 'address = "USB0::0xB506::0x2000::003223::INSTR"\n'
+     'baud_rate = 9600\n', "key 'lockin.baud_rate' is 9600, ignored: "
+     f"'USB0::0xB506::0x2000::003223::INSTR' is a USB address, {NO_LINE}"),
+    ('address = "ASRL/dev/ttyUSB0::INSTR"\n', f'address = "{SOCKET}"\n',
+     f"key 'stage.baud_rate' is 115200, ignored: '{SOCKET}' is a LAN socket address, {NO_LINE} "
+     "(the serial line behind a serial-to-Ethernet server is taken into account for a "
+     "lock-in's buffer only)"),
+    ('safe_state = "zero"\n', 'safe_state = "zero"\nbaud_rate = 9600\n',
+     f"key 'coils.baud_rate' is 9600, ignored: 'GPIB0::1::INSTR' is a GPIB address, {NO_LINE}"),
+    ("channels = [101, 102, 103]\n", "channels = [101, 102, 103]\nbaud_rate = 9600\n",
+     f"key 'fluxgate.baud_rate' is 9600, ignored: 'GPIB0::22::INSTR' is a GPIB address, "
+     f"{NO_LINE}"),
+])
+def test_a_baud_rate_on_an_address_with_no_serial_line_is_warned_of_as_ignored(
+        repo: Path, old: str, new: str, said: str) -> None:
+    """A profile copied from a serial setup keeps its `baud_rate` where the address now
+    reaches no serial line (GPIB, USB, a socket in front of a stage): it loads, as it works
+    without the key, and the key is said to be ignored, naming it, its value and the
+    address (unfixed: accepted silently, the user left thinking the rate was set)."""
+    from smm_daq.instruments.profile import ProfileWarning
+
+    with pytest.warns(ProfileWarning) as caught:
+        parse_profile(_lab_edited(repo, old, new), Path("/lab/p.toml"))
+    messages = [str(w.message) for w in caught if issubclass(w.category, ProfileWarning)]
+    assert len(messages) == 1 and messages[0].startswith(f"/lab/p.toml: {said}"), messages
+
+
+@pytest.mark.parametrize(("model", "lines"), [
+    ("sr830", 'address = "ASRL/dev/ttyS0::INSTR"\nbaud_rate = 19200\n'),
+    ("sr830", 'address = "serial:/dev/ttyS0"\nbaud_rate = 19200\n'),
+    ("sr830", f'address = "{SERVER}"\ninterface = "rs232"\nbaud_rate = 19200\n'),
+    ("sr860", f'address = "{SERVER}"\nbaud_rate = 115200\n'),
+])
+def test_a_baud_rate_a_serial_line_takes_is_not_warned_of(repo: Path, model: str,
+                                                           lines: str) -> None:
+    """A serial port's rate, or the line's behind a serial-to-Ethernet server that a lock-in's
+    buffer reads are sized by, is used: nothing said (the stage's serial port neither)."""
+    import warnings
+
+    text = _lab_lockin(repo, lines).replace('implementation = "sr830"',
+                                            f'implementation = "{model}"')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert parse_profile(text, Path("/lab/p.toml")).lockin.link.baud_rate is not None
+        simulated = _edited(repo, 'address = "GPIB0::8::INSTR"',
+                            'address = "GPIB0::8::INSTR"\nbaud_rate = 19200')
+        parse_profile(simulated, Path("/lab/p.toml"))  # an emulator's name, not a port

@@ -182,6 +182,50 @@ def test_data_recorder_records_the_move_at_the_set_velocity(device) -> None:
     assert moving and all(s == pytest.approx(velocity * dt, rel=1e-3) for s in moving)
 
 
+def test_a_recording_read_without_tables_holds_only_the_tables_that_record(device) -> None:
+    """`DRR? 1 <n>` (PIPython's `qDRR(None, 1, n)`, the manuals' own example) reads every
+    table whose record option is not 0, as PI's GCS manuals say: a table set to record
+    nothing adds no column of zeros."""
+    dev, _ = device
+    started(dev)
+    tables = list(range(1, dev.qTNR() + 1))
+    dev.DRC(tables, ["1"] * len(tables), [0] * len(tables))
+    dev.DRC([2, 5], ["1", "1"], [2, 1])  # actual and commanded position of axis 1
+    dev.DRT(0, 1, 0)  # triggered by the next target change
+    dev.RTR(500)
+    lo, hi = dev.qTMN(), dev.qTMX()
+    goal = lo["1"] + 0.5 * (hi["1"] - lo["1"])
+    dev.MOV("1", goal)
+    wait_for(lambda: dev.qDRL(2)[2] >= 20)
+    header = dev.qDRR(None, 1, 20)
+    wait_for(lambda: dev.bufstate is True)
+    assert header["DIM"] == 2 and header["NDATA"] == 20
+    assert header["NAME0"] == "Actual Position of axis 1"
+    assert header["NAME1"] == "Commanded Position of axis 1"
+    actual, commanded = dev.bufdata
+    assert len(actual) == len(commanded) == 20
+    assert commanded[-1] == pytest.approx(goal, abs=1e-4)
+
+
+def test_a_table_configured_anew_counts_no_points_until_the_next_trigger(device) -> None:
+    """PI's GCS manuals (DRL?): a table's number of recorded points is reset to zero when its
+    configuration is changed with DRC. PIPython's `Datarecorder.wait` polls `qDRL` for the
+    points it armed for: a count left from the last recording would end its wait at once,
+    before the new one was taken."""
+    dev, _ = device
+    started(dev)
+    dev.DRC(1, "1", 2)
+    dev.DRT(0, 1, 0)  # triggered by the next target change
+    dev.RTR(500)
+    lo, hi = dev.qTMN(), dev.qTMX()
+    dev.MOV("1", lo["1"] + 0.3 * (hi["1"] - lo["1"]))
+    wait_for(lambda: dev.qDRL(1)[1] >= 20)
+    dev.DRC(1, "1", 1)  # armed again: the commanded position
+    assert dev.qDRL(1)[1] == 0
+    dev.MOV("1", lo["1"] + 0.6 * (hi["1"] - lo["1"]))
+    wait_for(lambda: dev.qDRL(1)[1] >= 20)
+
+
 def test_the_raw_byte_path_24_without_line_feed_does_not_swallow_the_next_command() -> None:
     with (
         served_port("E-727") as (_, port),

@@ -175,3 +175,28 @@ def test_a_refused_time_scale_near_one_is_said_as_given(
     err = capsys.readouterr().err
     assert code == 2 and not written.exists()
     assert "--time-scale is 1.0000001 with --profile-out; expected 1" in err, err
+
+
+def test_a_baud_rate_no_served_socket_uses_is_written_as_a_comment(tmp_path: Path) -> None:
+    """The simulator's stage is on a serial port (`baud_rate = 115200`); served, it is a
+    socket, where the key is ignored: kept as a comment, so that a command on the written
+    profile does not warn of it (unfixed: every command said 'key stage.baud_rate ...
+    ignored'). The stage reads its controller's default rate all the same."""
+    import warnings
+
+    from smm_daq.cli.served_profile import served_profile_text
+    from smm_daq.instruments.profile import parse_profile
+
+    profile = load_profile(PROFILE)
+    addresses = [profile.lockin.link.address, profile.stage.link.address,
+                 *profile.coils.addresses]
+    if profile.fluxgate is not None:
+        addresses.append(profile.fluxgate.link.address)
+    resources = {a: f"TCPIP0::127.0.0.1::{5000 + k}::SOCKET" for k, a in enumerate(addresses)}
+    served = served_profile_text(profile, resources)
+    assert "# baud_rate = 115200  (served on loopback TCP: no serial line)" in served.splitlines()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        written = parse_profile(served, tmp_path / "served.toml")
+    assert written.stage.link.address == resources[profile.stage.link.address]
+    assert written.stage.link.baud_rate == profile.stage.link.baud_rate == 115200

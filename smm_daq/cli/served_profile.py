@@ -4,7 +4,9 @@ The profile's own text is kept (its comments, its limits, its sensor and coil se
 every instrument address replaced by the TCP resource its emulator is served at,
 `rig.simulated` set to false and the `[simulation]` table (with the comment lines just before
 it) left out: any smm-daq command, or the window, then drives the served instruments through
-the real drivers and their links, as it would a rig in the lab.
+the real drivers and their links, as it would a rig in the lab. A `baud_rate` that no served
+socket uses (`serial_keys`: the stage's serial port, now a socket) is kept as a comment, lest
+every command on the written profile warn of it as ignored.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, load_profile
+from smm_daq.instruments.serial_keys import lockin_line
 from smm_daq.text_files import read_text_file, shown
 
 # The first line of a profile serve-sim writes: only such a file is written over.
@@ -25,6 +28,8 @@ _TABLE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _SIMULATED = re.compile(r"^(\s*simulated\s*=\s*)true\b")
 _CALIBRATION = re.compile(r"^(\s*calibration_file\s*=\s*).*$")
 _QUOTED = re.compile(r"\"((?:[^\"\\]|\\.)*)\"|'([^']*)'")
+_BAUD_RATE = re.compile(r"^\s*baud_rate\s*=")
+_SERVED_AT = "TCPIP0::127.0.0.1::0::SOCKET"  # the form of every served resource
 
 
 def served_profile_text(profile: Profile, resources: Mapping[str, str]) -> str:
@@ -46,6 +51,9 @@ def served_profile_text(profile: Profile, resources: Mapping[str, str]) -> str:
         if line.lstrip().startswith("#"):
             kept.append(line)
             continue
+        if _BAUD_RATE.match(line) and not _line_served(table, profile):
+            kept.append(f"# {line.strip()}  (served on loopback TCP: no serial line)")
+            continue
         if table == "rig":
             line = _SIMULATED.sub(r"\1false", line)
             if profile.calibration_file is not None:  # relative to the profile's folder
@@ -53,6 +61,14 @@ def served_profile_text(profile: Profile, resources: Mapping[str, str]) -> str:
                     lambda m: m.group(1) + json.dumps(str(profile.calibration_file)), line)
         kept.append(_QUOTED.sub(lambda m: _served(m, resources), line))
     return "\n".join(kept).rstrip() + "\n"
+
+
+def _line_served(table: str, profile: Profile) -> bool:
+    """Whether the served socket of `table`'s instrument stands for a serial line its
+    `baud_rate` is the rate of: a lock-in's behind a serial-to-Ethernet server only."""
+    lockin = profile.lockin
+    return table == "lockin" and lockin_line(_SERVED_AT, lockin.link.implementation,
+                                             lockin.interface)
 
 
 def _brackets_opened(line: str) -> int:

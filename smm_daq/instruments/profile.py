@@ -27,6 +27,7 @@ from smm_daq.instruments.lockin_models import (
     LEAST_PIECE_BYTES,
     PIECE_TIMEOUT_SHARE,
 )
+from smm_daq.instruments.serial_keys import lockin_line, unused_baud_rate
 from smm_daq.instruments.transport import BITS_PER_BYTE, DEFAULT_BAUD_RATE, is_own_lan_device
 from smm_daq.text_files import TOO_MANY_DIGITS, quoted, read_text_file, shown
 
@@ -805,7 +806,31 @@ def parse_profile(text: str, path: Path) -> Profile:
         fly_trigger_wired=trigger_wired,
     )
     top.check_unknown()
+    if not simulated:  # a simulated profile's addresses name emulators, not ports
+        _warn_unused_baud_rates(source, top.table, profile)
     return profile
+
+
+def _warn_unused_baud_rates(source: str, tables: dict[str, Any], profile: Profile) -> None:
+    """A ProfileWarning for each section's `baud_rate` that sets or times no serial line at
+    its addresses (`serial_keys`): a key left from a serial setup is said to be ignored, and
+    the profile, which works without it, still loads."""
+    lockin = profile.lockin
+    links: list[tuple[str, LinkSettings, Sequence[str], bool]] = [
+        ("lockin", lockin.link, (lockin.link.address,), lockin_line(
+            lockin.link.address, lockin.link.implementation, lockin.interface)),
+        ("stage", profile.stage.link, (profile.stage.link.address,), False),
+        ("coils", profile.coils.link, profile.coils.addresses, False),
+    ]
+    if profile.fluxgate is not None:
+        links.append(("fluxgate", profile.fluxgate.link, (profile.fluxgate.link.address,),
+                      False))
+    for section, link, addresses, line in links:
+        if "baud_rate" not in tables[section] or link.baud_rate is None:
+            continue
+        said = unused_baud_rate(section, link.baud_rate, addresses, line=line)
+        if said is not None:
+            warnings.warn(ProfileWarning(f"{source}: {said}"), stacklevel=3)
 
 
 def load_profile(path: str | Path | None = None) -> Profile:
