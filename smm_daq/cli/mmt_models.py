@@ -38,6 +38,19 @@ IMPORT_OVERWRITE_HELP = ("replace an entry of that name holding an earlier impor
                          "or an entry others were computed from")
 
 
+def unresolved_note(labels: np.ndarray, covariance: np.ndarray, shown: int = 5) -> str:
+    """The summary line's words on the grains the map does not determine (infinite SDs), naming
+    up to `shown` labels, or "" where there are none: the singular-Q warning only counts them,
+    and a grain's magnetization in the table is then a pseudo-inverse's arbitrary value."""
+    bad = ~np.all(np.isfinite(covariance), axis=(1, 2))
+    if not bad.any():
+        return ""
+    named = [str(v) for v in labels[bad][:shown]]
+    more = f" and {int(bad.sum()) - shown} more" if bad.sum() > shown else ""
+    return (f"; {int(bad.sum())} grain(s) unresolved (infinite SDs, magnetization not "
+            f"determined): grain {', '.join(named)}{more}")
+
+
 def add_invert_options(p: argparse.ArgumentParser) -> None:
     """Options of `mmt invert` beyond the cuboid inversion of one scan."""
     p.add_argument("--model", choices=MODEL_CHOICES,
@@ -342,6 +355,7 @@ def invert_models(args: argparse.Namespace) -> int:
     higher = result.higher_orders()
     if higher is not None:
         summary += f"; {int(np.sum(higher[2]))} grains with resolved higher orders (p < 0.05)"
+    summary += unresolved_note(result.grains.labels, result.covariance)
     print(f"{summary}; results in {out} and entry '{name}' of {args.file}")
     return 0
 
