@@ -47,6 +47,7 @@ from smm_daq.cli.mmt_models import (
     registration,
     synth_points,
     synthetic_provenance,
+    unresolved_note,
     uses_models,
 )
 from smm_daq.cli.mmt_study import add_study_command, add_tiling_options, tiled_result_or_none
@@ -183,7 +184,9 @@ def _invert(args: argparse.Namespace) -> int:
     print(f"{result.grains.n_grains} grains from {result.n_sensors} pixels; sigma "
           f"{result.sigma / NT:.4g} nT ({how}); "
           f"cond(Q) {result.condition_number:.3g}; {int(np.sum(ur < 10))} grains with "
-          f"uncertainty ratio < 10 %; results in {args.out} and entry '{name}' of {args.file}")
+          f"uncertainty ratio < 10 %"
+          f"{unresolved_note(result.grains.labels, result.covariance)}; results in "
+          f"{args.out} and entry '{name}' of {args.file}")
     return 0
 
 

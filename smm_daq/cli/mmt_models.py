@@ -25,6 +25,7 @@ from smm_daq.cli.args import (
 from smm_daq.errors import InputError
 
 if TYPE_CHECKING:  # the analysis is imported by the commands
+    from smm_daq.analysis.mmt.models.multipole import PointGrains
     from smm_daq.analysis.mmt.registration import GrainRegistration
 
 UM = 1e-6
@@ -36,6 +37,38 @@ DEVICES = ("auto", "cpu", "gpu")
 IMPORT_OVERWRITE_HELP = ("replace an entry of that name holding an earlier import (whole, or "
                          "not at all), or an analysis product; never a scan, an optical image "
                          "or an entry others were computed from")
+
+
+def unresolved_note(labels: np.ndarray, covariance: np.ndarray, shown: int = 5) -> str:
+    """The summary line's words on the grains the map does not determine (infinite SDs), naming
+    up to `shown` labels, or "" where there are none: the singular-Q warning only counts them,
+    and a grain's magnetization in the table is then a pseudo-inverse's arbitrary value."""
+    bad = ~np.all(np.isfinite(covariance), axis=(1, 2))
+    if not bad.any():
+        return ""
+    named = [str(v) for v in labels[bad][:shown]]
+    more = f" and {int(bad.sum()) - shown} more" if bad.sum() > shown else ""
+    return (f"; {int(bad.sum())} grain(s) unresolved (infinite SDs, magnetization not "
+            f"determined): grain {', '.join(named)}{more}")
+
+
+def left_out_note(grains: PointGrains, min_voxels: int, shown: int = 5) -> str:
+    """What of the grain file `mmt invert` leaves out (Dragonfly's specks below --min-voxels,
+    grains beyond the crop's reach), naming up to `shown` labels per reason, or "": the summary
+    counts only the grains inverted."""
+    if not grains.left_out:
+        return ""
+    reasons = {"min_voxels": f"of fewer than {min_voxels} voxels (--min-voxels)",
+               "crop": "whose field could not reach the scans above their noise "
+                       "(--crop-to-scan)"}
+    parts = []
+    for why, labels in grains.left_out:
+        more = f" and {len(labels) - shown} more" if len(labels) > shown else ""
+        parts.append(f"{len(labels)} {reasons[why]}: grain "
+                     f"{', '.join(str(v) for v in labels[:shown])}{more}")
+    total = grains.n_grains + sum(len(labels) for _, labels in grains.left_out)
+    return (f"{grains.source}: {grains.n_grains} of {total} grains inverted; left out "
+            f"{'; '.join(parts)}")
 
 
 def add_invert_options(p: argparse.ArgumentParser) -> None:
@@ -308,6 +341,8 @@ def invert_models(args: argparse.Namespace) -> int:
     with _warnings_to_stderr():
         grains, shaped = _grains(args, scans)
         point = isinstance(grains, PointGrains)
+        if point and grains.left_out:
+            say(left_out_note(grains, args.min_voxels))
         model = args.model or ("dipole" if point else "cuboid")
         if model == "cuboid" and point:
             raise InputError(f"--model cuboid needs cuboid grains; --grain-format "
@@ -342,6 +377,7 @@ def invert_models(args: argparse.Namespace) -> int:
     higher = result.higher_orders()
     if higher is not None:
         summary += f"; {int(np.sum(higher[2]))} grains with resolved higher orders (p < 0.05)"
+    summary += unresolved_note(result.grains.labels, result.covariance)
     print(f"{summary}; results in {out} and entry '{name}' of {args.file}")
     return 0
 

@@ -108,7 +108,8 @@ def register_grains(grains: GrainSet | PointGrains, reg: GrainRegistration
                              f"{grains.positions[g, 2] / UM:.6g} µm to {pos[g, 2] / UM:.6g} µm; "
                              "expected every grain at or below the top (z <= 0): a smaller "
                              "z shift (z up)", source=grains.where(g))
-        return PointGrains(pos, grains.volume, grains.labels, grains.source, grains.lines)
+        return PointGrains(pos, grains.volume, grains.labels, grains.source, grains.lines,
+                           grains.left_out)
     quarter = reg.rotation_deg / 90.0
     check_turn(reg, cuboids=True)
     cuboids = grains.cuboids.copy()

@@ -485,6 +485,11 @@ def _none_kept(opt: DragonflyOptions, source: str) -> InputError:
                       source=source)
 
 
+def _left_out(why: str, labels: np.ndarray) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """`PointGrains.left_out`'s entry for the grains `labels` left out for `why`, or none."""
+    return ((why, tuple(int(v) for v in labels)),) if labels.size else ()
+
+
 def crop_points(grains: PointGrains, crop: tuple[float, float, float, float],
                 crop_height: float, crop_noise: float,
                 crop_magnetization: float = CROP_MAGNETIZATION) -> PointGrains:
@@ -500,7 +505,8 @@ def crop_points(grains: PointGrains, crop: tuple[float, float, float, float],
         raise _none_kept(opt, grains.source or "grain list")
     lines = grains.lines[inside] if grains.lines.size else grains.lines
     return PointGrains(grains.positions[inside], grains.volume[inside], grains.labels[inside],
-                       grains.source, lines)
+                       grains.source, lines,
+                       grains.left_out + _left_out("crop", grains.labels[~inside]))
 
 
 def _refuse_above_top(z: np.ndarray, labels: np.ndarray, lines: np.ndarray,
@@ -566,6 +572,7 @@ def read_dragonfly(path: str | Path, options: DragonflyOptions | None = None) ->
     comma = _decimal_comma(cells, sep, source)  # in a ','-separated file, only in quoted cells
     arr = np.array([_row(row, comma, source) for row in cells])
     keep = arr[:, 1] >= opt.min_voxels
+    left_out = _left_out("min_voxels", arr[~keep, 0])
     arr, lines_kept = arr[keep], np.array(line_numbers)[keep]
     if arr.shape[0] == 0:
         raise InputError(f"holds no component of at least {opt.min_voxels} voxels (min_voxels, "
@@ -578,7 +585,8 @@ def read_dragonfly(path: str | Path, options: DragonflyOptions | None = None) ->
         inside = _kept(pos, vol, opt)
         if not inside.any():
             raise _none_kept(opt, source)
+        left_out += _left_out("crop", arr[~inside, 0])
         pos, vol, arr, lines_kept = pos[inside], vol[inside], arr[inside], lines_kept[inside]
     labels = arr[:, 0].astype(np.int64)
     _refuse_above_top(pos[:, 2], labels, lines_kept, opt, source)
-    return point_grains(pos, vol, labels, source=source, lines=lines_kept)
+    return point_grains(pos, vol, labels, source=source, lines=lines_kept, left_out=left_out)

@@ -58,13 +58,17 @@ def coefficient_column(j: int) -> str:
 @dataclass(frozen=True)
 class PointGrains:
     """Grains as points: centroids (G, 3) in m (z up, the sample top at 0), volumes (G,) m³,
-    integer labels; ``lines[g]`` the file line of grain g (0 where not from a file)."""
+    integer labels; ``lines[g]`` the file line of grain g (0 where not from a file).
+    ``left_out``: the file's grains its reader or the crop to the scans left out, each a reason
+    ("min_voxels", "crop") with the labels it left out, so that a command can say what it did
+    not invert."""
 
     positions: np.ndarray
     volume: np.ndarray
     labels: np.ndarray
     source: str = ""
     lines: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    left_out: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     @property
     def n_grains(self) -> int:
@@ -91,7 +95,8 @@ MAX_LABEL = 2**53  # labels stay exact as float64 and fit int64
 
 
 def point_grains(positions: np.ndarray, volumes: np.ndarray, labels: np.ndarray | None = None,
-                 *, source: str = "", lines: np.ndarray | None = None) -> PointGrains:
+                 *, source: str = "", lines: np.ndarray | None = None,
+                 left_out: tuple[tuple[str, tuple[int, ...]], ...] = ()) -> PointGrains:
     """PointGrains with checks: positions within ±POSITION_LIMIT_M, volumes in
     VOLUME_RANGE_M3, unique labels (a position or volume beyond them, however finite, is a
     unit or file error, and overflows the fit)."""
@@ -100,7 +105,7 @@ def point_grains(positions: np.ndarray, volumes: np.ndarray, labels: np.ndarray 
     lab = (np.arange(1, pos.shape[0] + 1) if labels is None
            else np.asarray(labels).astype(np.int64).reshape(-1))
     ln = np.zeros(0, dtype=np.int64) if lines is None else np.asarray(lines, dtype=np.int64)
-    grains = PointGrains(pos, vol, lab, source, ln)
+    grains = PointGrains(pos, vol, lab, source, ln, left_out)
     if vol.size != pos.shape[0] or lab.size != pos.shape[0]:
         raise InputError(f"{pos.shape[0]} positions, {vol.size} volumes and {lab.size} labels; "
                          "expected one of each per grain", source=source or None)

@@ -1,0 +1,51 @@
+"""`mmt invert` names, on its summary line, the grains the map does not determine (infinite
+SDs), as `info` counts them: the singular-Q warning only counts them, and their rows of the
+table hold a pseudo-inverse's arbitrary magnetization."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from smm_daq.cli.main import main
+
+DATA = Path(__file__).parent / "data"
+JSON = DATA / "MetaDict_mpe_demo.json"
+NPZ = DATA / "MagneticSample_mpe_demo.npz"
+
+
+def _scan(tmp_path: Path) -> Path:
+    h5 = tmp_path / "s.h5"
+    assert main(["import", "mpe", str(JSON), str(NPZ), "--out", str(h5), "--name", "qdm"]) == 0
+    return h5
+
+
+def test_point_grains_at_one_place_are_named_unresolved(tmp_path, capsys):
+    h5 = _scan(tmp_path)
+    pos = np.load(NPZ)["particle_positions"]
+    rows = np.c_[pos[[0, 1, 1]], [2e-18, 4e-18, 4e-18], [3, 7, 8]]  # 7 and 8 coincide
+    grains = tmp_path / "points.txt"
+    np.savetxt(grains, rows, header="x y z volume label", comments="")
+    capsys.readouterr()
+    assert main(["mmt", "invert", str(h5), "--entry", "qdm", "--grain-format", "points",
+                 "--grains", str(grains), "--sigma-nT", "1", "--out",
+                 str(tmp_path / "r.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "2 grain(s) unresolved (infinite SDs, magnetization not determined): grain 7, 8" \
+        in out
+    assert main(["info", str(h5)]) == 0
+    assert "3 grains (dipole, 2 unresolved)" in capsys.readouterr().out
+
+
+def test_cuboid_grains_at_one_place_are_named_unresolved(tmp_path, capsys):
+    h5 = _scan(tmp_path)
+    grains = tmp_path / "grains.csv"
+    grains.write_text("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n"
+                      "1,5,4,-3,2,2,2\n4,14,10,-4,2,2,2\n5,14,10,-4,2,2,2\n")
+    capsys.readouterr()
+    assert main(["mmt", "invert", str(h5), "--entry", "qdm", "--grains", str(grains),
+                 "--sigma-nT", "1", "--out", str(tmp_path / "r.csv")]) == 0
+    assert "2 grain(s) unresolved (infinite SDs, magnetization not determined): grain 4, 5" \
+        in capsys.readouterr().out
+
