@@ -19,6 +19,7 @@ from smm_daq.cli.args import output_file, session_file
 from smm_daq.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_WRITE_STALLED, leave_now
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile, ProfileWarning, load_profile
+from smm_daq.text_files import path_shown
 from smm_daq.thread_warnings import recorded
 
 ORGANIZATION = "smm-daq"
@@ -48,7 +49,7 @@ def _check(args: argparse.Namespace) -> None:
     if args.screenshot is not None:
         if args.screenshot.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp"):
             raise InputError(
-                f"--screenshot is {str(args.screenshot)!r}; expected a .png, .jpg or .bmp file"
+                f"--screenshot is {path_shown(args.screenshot)}; expected a .png, .jpg or .bmp file"
             )
         output_file("--screenshot", str(args.screenshot), overwrite=True)
     if args.time_scale is not None and not args.time_scale >= 0:

@@ -60,6 +60,7 @@ from smm_daq.instruments.profile import Profile
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.names import in_file_name, lookalike
 from smm_daq.storage.nexus import EntryInfo, list_entries, read_sensor_thickness
+from smm_daq.text_files import path_shown
 from smm_daq.thread_warnings import recorded
 
 UM = 1e-6
@@ -210,7 +211,8 @@ def _check_image_file(chosen: Path, file: Path) -> None:
 
     output_file("the map image", str(file), overwrite=True)
     if file.suffix.lower() != ".png":
-        raise InputError(f"the map image is {str(file)!r}; expected a file name ending in .png")
+        raise InputError(f"the map image is {path_shown(file)}; expected a file name ending in "
+                         ".png")
     if file != chosen and file.exists():
         raise InputError(f"{file} already exists (the name chosen, {chosen.name}, with .png "
                          "added); expected another name, or that file chosen by its whole "

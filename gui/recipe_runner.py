@@ -37,6 +37,7 @@ from smm_daq.acquisition.recipe import (
 )
 from smm_daq.acquisition.recipe_continue import RESUME
 from smm_daq.acquisition.session import Session
+from smm_daq.cli.warning_text import said_as
 from smm_daq.clock import Clock
 from smm_daq.errors import SmmError, StillDropping
 from smm_daq.instruments.interfaces import STOP_SLICE_S
@@ -78,7 +79,8 @@ class RecipeRunner(QtCore.QObject):
         self._stall_timer = QtCore.QTimer(self, singleShot=True)
         self._stall_timer.timeout.connect(self._tell_stalled)
         self._held: tuple[int, str] | None = None  # the subtraction's step and what to tell
-        self._warnings: list[str] = []  # the steps' warnings, said again at the end
+        # the steps' notes and warnings, ("note" or "warning", text), said again at the end
+        self._warnings: list[tuple[str, str]] = []
 
     def start(self) -> None:
         """Ask the connected stage controller what each fly step needs (`check_fly_steps`),
@@ -217,11 +219,12 @@ class RecipeRunner(QtCore.QObject):
                 self._step_failed("the operator stopped at the prompt")
         elif isinstance(step, SubtractStep):
             session = Session(self.path, rig)  # its subtract writes the entry as `run` does
-            said: list[str] = []
+            said: list[tuple[str, str]] = []
             self.analysis.submit(
                 lambda: session.subtract(
                     step.in_field, step.remanent, step.name, register=step.register,
-                    on_warning=lambda text: said.append(said_in_window(text, recipe=True)),
+                    on_warning=lambda w: said.append(
+                        (said_as(type(w)), said_in_window(str(w), recipe=True))),
                     apply_insignificant=applies_insignificant_shift(self.recipe, self.index),
                 ),
                 lambda _: self._step_done(None, said),
@@ -270,12 +273,13 @@ class RecipeRunner(QtCore.QObject):
             QtCore.QTimer.singleShot(round(STOP_SLICE_S * 1000), functools.partial(
                 self._again_once_dropped, exc, again, failed))
 
-    def _step_done(self, _: object, warnings: Sequence[str] = ()) -> None:
-        """The step ended well; its `warnings` (a subtraction's registration concerns, also
-        recorded in its entry) are its message, and are said again when the recipe ends."""
-        said = [f"step {self.index + 1}: {text}" for text in warnings]
+    def _step_done(self, _: object, warnings: Sequence[tuple[str, str]] = ()) -> None:
+        """The step ended well; its `warnings` ("note" or "warning", text: a subtraction's
+        registration notes and concerns, also recorded in its entry) are its message, and are
+        said again when the recipe ends."""
+        said = [(kind, f"step {self.index + 1}: {text}") for kind, text in warnings]
         self._warnings += said
-        self.stepEnded.emit(self.index, True, "\n".join(said))
+        self.stepEnded.emit(self.index, True, "\n".join(text for _, text in said))
         self._next()
 
     def _step_failed(self, why: object) -> None:
@@ -296,9 +300,9 @@ class RecipeRunner(QtCore.QObject):
 
     def _end(self, ok: bool, message: str) -> None:
         """However the recipe ends, the rig goes to its safe state, as `smm-daq run` does;
-        the recipe counts as running until that is done. The steps' warnings follow the
+        the recipe counts as running until that is done. The steps' notes and warnings follow the
         message, so that the one the window shows last still says them."""
-        message += "".join(f"; warning: {w}" for w in self._warnings)
+        message += "".join(f"; {kind}: {text}" for kind, text in self._warnings)
 
         def done(ok: bool, message: str) -> None:
             self.running = False

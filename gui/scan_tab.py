@@ -40,6 +40,11 @@ RECONNECT_HINT = (f"Check the instrument (power, cable), then Reconnect ({CONNEC
 ENTRY_NAMES_KEPT = 16
 
 
+class NotStarted(InputError):
+    """A scan refused at its start, before the sequencer began: nothing was written and the
+    rig not touched (a session file whose name leaves no room for its scratch files)."""
+
+
 class ScanTab(QtWidgets.QWidget):
     """Sets up and runs one scan at a time in the file named above the form."""
 
@@ -190,7 +195,10 @@ class ScanTab(QtWidgets.QWidget):
     def start(self, plan: ScanPlan | None = None, recipe_text: str = "") -> bool:
         """Validate the plan (the form's, or `plan` put into the form) and start the scan in
         the sequencer's thread; False if refused, with the reason in the status line. While a
-        recipe runs, only its own scans (`recipe_text` given) start."""
+        recipe runs, only its own scans (`recipe_text` given) start. A session file whose name
+        leaves no room for its scratch files is refused in that thread, before the scan
+        begins (`scanEnded` "not started"): the check asks the file system where the file's
+        links lead, which a stalled network disk can hold up."""
         if self.live.running or self.resuming:
             return False
         if self.holder.recipe_running and not recipe_text:
@@ -212,11 +220,6 @@ class ScanTab(QtWidgets.QWidget):
         path = self.path
         if path is None:
             self.status.setText("Choose the session file the scan is written to.")
-            return False
-        try:  # as the command line does: else refused only once the scan had begun
-            check_scratch_room("the session file", str(path))
-        except InputError as exc:
-            self.status.setText(f"Not started: {exc}")
             return False
         rig = self.holder.rig
         if rig is None or self.holder.busy:
@@ -249,6 +252,12 @@ class ScanTab(QtWidgets.QWidget):
         self.live.attach(sequencer)
 
         def start() -> None:
+            if not resume:  # as the command line does: else refused once the scan had begun
+                try:  # here, not on the window's thread: the name measured is that of the
+                    # file the links lead to, which a stalled network disk may not tell for long
+                    check_scratch_room("the session file", str(path))
+                except InputError as exc:
+                    raise NotStarted(str(exc)) from None
             # the file the scan writes, its links followed as they lead now (a link the
             # Session tab never read, or read before it was pointed elsewhere): so that the
             # scan's end finds the file it wrote shown there, by whatever name it is shown
@@ -349,6 +358,10 @@ class ScanTab(QtWidgets.QWidget):
         self._state_changed(self.live.state, show=not on)
 
     def _start_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, NotStarted):
+            self.live.fail_to_start(str(exc), kind="not started")  # nothing began
+            self.status.setText(f"Not started: {exc}")
+            return
         if isinstance(exc, EntryTaken):  # the window's way to finish it, by the name field
             free = next_free_name(exc.name, self._taken_names(exc.path) | {exc.name})
             if exc.swap_cut_off:

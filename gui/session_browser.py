@@ -25,6 +25,7 @@ from smm_daq.analysis.mmt.formats.grains import GRAIN_FORMATS
 from smm_daq.analysis.mmt.grain_shaping import check_registration
 from smm_daq.analysis.mmt.registration import GrainRegistration
 from smm_daq.analysis.optical import ImageRegistration, read_image
+from smm_daq.cli.warning_text import said_as
 from smm_daq.errors import SmmError
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.names import typed_entry_name
@@ -810,7 +811,8 @@ class SessionBrowser(QtWidgets.QWidget):
                 res = subtract_entries(path, in_field, remanent, name, register=register,
                                        rotation=rotation, apply_insignificant=apply_insignificant,
                                        parameters={"command": command})
-            return res, [said_in_window(str(w.message)) for w in caught]
+            return res, [f"{said_as(w.category).capitalize()}: {said_in_window(str(w.message))}"
+                         for w in caught]
 
         self.subtracting = True
         self.subtract_button.setEnabled(False)
@@ -822,9 +824,11 @@ class SessionBrowser(QtWidgets.QWidget):
 
     def _subtracted(self, path: Path, name: str, res: SubtractionResult,
                     warned: list[str]) -> None:
+        """`warned`: the subtraction's notes and warnings, each labelled "Note: " or
+        "Warning: "."""
         self._subtraction_ended()
         written = f"Wrote entry '{name}' (induced) into {path}{shift_said(res)}" + "".join(
-            f". Warning: {text}" for text in warned)
+            f". {text}" for text in warned)
         # another file open, or the window closing (its close waits for the other writes in
         # hand, which a read of the file here would wait for, the window's events stopped)
         wanted = self.wanted_path()

@@ -3,7 +3,7 @@
 `InputError` is the user's to fix (a profile, recipe, grain file, data file or command-line
 value): the command line prints its message and exits with code 2, without a traceback.
 `InstrumentError` and its subclasses come from instruments; the sequencer makes the rig safe
-before letting them reach the user.
+before letting them reach the user. `Note`, a warning's category, is said as a note.
 """
 
 from __future__ import annotations
@@ -13,6 +13,12 @@ import threading
 
 class SmmError(Exception):
     """Base of every error smm-daq raises on purpose."""
+
+
+class Note(UserWarning):
+    """Said as a warning is (by every path that says one, the warning filters deciding), but
+    a note, not a fault: the default, expected outcome told, so that nothing is done without
+    a word. The commands print it as 'smm-daq: note: MESSAGE', the window as a note."""
 
 
 class InputError(SmmError):

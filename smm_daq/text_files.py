@@ -11,6 +11,7 @@ import codecs
 import functools
 import json
 import json.scanner
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,16 @@ def quoted(value: object) -> str:
     cuts it (an integer of 400 digits, a text of thousands of characters)."""
     text = repr(value)
     return text if len(text) <= QUOTED_CHARS else shown(value)
+
+
+def path_shown(path: str | os.PathLike[str]) -> str:
+    """A path as a message quotes it: as typed, between single quotes. Not `repr`, which
+    doubles a Windows path's backslashes, puts double quotes around a name with an apostrophe
+    and writes a Path as PosixPath('...'); only what would break the message's line or could
+    not be printed (a control character, a name's undecodable byte) is escaped, as `repr`
+    escapes it."""
+    text = os.fspath(path)
+    return "'" + "".join(c if c.isprintable() else repr(c)[1:-1] for c in text) + "'"
 
 
 def is_number(text: str) -> bool:

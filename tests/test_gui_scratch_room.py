@@ -13,32 +13,58 @@ LONG_NAME = "é" * 124 + ".h5"  # 251 bytes: the folder takes it, its scratch fi
 SAID = "whose name of 251 bytes leaves no room for the hidden files a session file is made"
 
 
-def test_the_scan_tab_refuses_a_new_file_without_room_for_its_scratch_files(window, tmp_path):
+def _refused(window, qtbot) -> str:
+    """Start pressed: the scan ends "not started" (the check runs off the window's thread);
+    what the status line says."""
     scan = window.scan
-    path = tmp_path / LONG_NAME
-    scan.file_edit.setText(str(path))
+    with qtbot.waitSignal(scan.scanEnded, timeout=60_000) as ended:
+        assert scan.start()
+    assert ended.args[0] == "not started", ended.args
+    assert not window.holder.busy and scan.live.sequencer is None
+    return scan.status.text()
 
-    assert not scan.start()
-    text = scan.status.text()
+
+def test_the_scan_tab_refuses_a_new_file_without_room_for_its_scratch_files(
+        window, qtbot, tmp_path):
+    path = tmp_path / LONG_NAME
+    window.scan.file_edit.setText(str(path))
+
+    text = _refused(window, qtbot)
     assert text.startswith(f"Not started: the session file is {str(path)!r}, {SAID}"), text
     assert "expected a name of at most " in text and "nothing was written" in text, text
-    assert scan.live.state == "idle" and not window.holder.busy
-    assert scan.live.sequencer is None
     assert not path.exists()
 
 
-def test_a_name_longer_than_the_file_system_takes_is_refused_alike(window, tmp_path):
+def test_a_name_longer_than_the_file_system_takes_is_refused_alike(window, qtbot, tmp_path):
     """Its name's length asked of the system (whether a file is there) raised OSError
     (ENAMETOOLONG) out of Start."""
-    scan = window.scan
     path = tmp_path / ("a" * 300 + ".h5")
-    scan.file_edit.setText(str(path))
+    window.scan.file_edit.setText(str(path))
 
-    assert not scan.start()
-    text = scan.status.text()
+    text = _refused(window, qtbot)
     assert text.startswith(f"Not started: the session file is {str(path)!r}, whose name of "
                            "303 bytes leaves no room for the hidden files"), text
-    assert scan.live.state == "idle" and not window.holder.busy
+
+
+def test_the_check_asks_the_file_system_off_the_windows_thread(window, qtbot, tmp_path,
+                                                              monkeypatch):
+    """It resolves the file's links (`final_file`), which a stalled network mount can hold up
+    for minutes: on the window's thread, the window froze meanwhile."""
+    import threading
+
+    import gui.scan_tab
+    from smm_daq.cli.args import check_scratch_room
+
+    threads = []
+
+    def checked(option: str, text: str) -> None:
+        threads.append(threading.current_thread())
+        check_scratch_room(option, text)
+
+    monkeypatch.setattr(gui.scan_tab, "check_scratch_room", checked)
+    window.scan.file_edit.setText(str(tmp_path / LONG_NAME))
+    assert _refused(window, qtbot).startswith("Not started: the session file is ")
+    assert len(threads) == 1 and threads[0] is not threading.main_thread(), threads
 
 
 def test_a_recipe_into_such_a_file_is_refused_as_it_is_opened(window, qtbot, tmp_path: Path):

@@ -19,7 +19,11 @@ import pytest
 from test_registration import dipoles_bz
 
 from smm_daq.analysis import registration
-from smm_daq.analysis.registration import RegistrationWarning, estimate_registration
+from smm_daq.analysis.registration import (
+    RegistrationNote,
+    RegistrationWarning,
+    estimate_registration,
+)
 from smm_daq.analysis.subtraction import registration_fields, subtract_maps
 from smm_daq.cli.main import main
 from smm_daq.storage.mapdata import MapData
@@ -111,11 +115,12 @@ def test_a_shift_that_may_be_an_artefact_is_warned_of():
     with pytest.warns(RegistrationWarning) as caught:
         res = subtract_maps(in_field, remanent)
     assert [str(w.message) for w in caught] == [f"'in_field − remanent': {c}"
-                                                for c in res.concerns]
-    assert "not significantly different from zero" in res.concerns[0]
-    assert "differ by more than a shift" in res.concerns[1]
-    assert "leaving out parts of the map moves the shift by 2.6 times" in res.concerns[1]
-    assert len(res.concerns) == 2
+                                                for c in res.notes + res.concerns]
+    assert [w.category for w in caught] == [RegistrationNote, RegistrationWarning]
+    assert len(res.notes) == 1 and "not significantly different from zero" in res.notes[0]
+    assert "differ by more than a shift" in res.concerns[0]
+    assert "leaving out parts of the map moves the shift by 2.6 times" in res.concerns[0]
+    assert len(res.concerns) == 1
 
 
 def test_a_poorly_determined_shift_is_warned_of_even_when_significant():
@@ -148,12 +153,14 @@ def test_the_subtract_command_says_the_warnings_once_and_records_them(tmp_path, 
     assert main(["subtract", str(path), "--in-field", "in_field", "--remanent", "remanent",
                  "--name", "induced"]) == 0
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 2 and all(line.startswith("smm-daq: warning: '") for line in err)
+    assert len(err) == 2
+    assert err[0].startswith("smm-daq: note: '") and err[1].startswith("smm-daq: warning: '")
     assert "not significantly different from zero" in err[0]
     assert "differ by more than a shift" in err[1]
     with h5py.File(path) as f:
         reg = f["induced/registration"]
-        assert reg["warnings"][()].decode().split("\n") == [e.split("': ", 1)[1] for e in err]
+        assert reg["notes"][()].decode() == err[0].split("': ", 1)[1]
+        assert reg["warnings"][()].decode() == err[1].split("': ", 1)[1]
         assert np.all(reg["noise_shift_errors"][()] <= reg["shift_errors"][()])
         assert reg["noise_shift_errors"].attrs["units"] == "m"
 

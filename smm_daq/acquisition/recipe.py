@@ -734,7 +734,7 @@ def run_recipe(
     on_event: Callable[[Any], None] | None = None,
     auto_range: bool = False,
     continuing: bool = False,
-    on_warning: Callable[[str], None] | None = None,
+    on_warning: Callable[[Warning], None] | None = None,
 ) -> list[str]:
     """Check the recipe (`check_recipe`), then run its steps on a `Session`.
 

@@ -385,18 +385,19 @@ class Session:
         self.field = (0.0, 0.0, 0.0)
 
     def subtract(self, in_field: str, remanent: str, name: str, *, register: bool = True,
-                 on_warning: Callable[[str], None] | None = None,
+                 on_warning: Callable[[Warning], None] | None = None,
                  apply_insignificant: bool = False) -> MapData:
         """In-field minus (registered) remanent into a new entry `name`; returns the map. A
         shift not significantly different from zero is applied only with
         `apply_insignificant`.
 
-        Its warnings (a registration's shift that may be an artefact, recorded in the entry
-        too) are warned again in the caller's thread, at the caller's line: raised in the
-        thread doing the file work, a caller's `catch_warnings` would not meet them. With
-        `on_warning`, each the filters would show goes to it instead, one text each (-W
-        ignore drops it). The filters decide in the caller's thread before anything is
-        written: -W error raises the first warning and writes no entry, as `smm-daq subtract`.
+        Its warnings (a registration's shift that may be an artefact, or a note of one left
+        out; recorded in the entry too) are warned again in the caller's thread, at the
+        caller's line: raised in the thread doing the file work, a caller's `catch_warnings`
+        would not meet them. With `on_warning`, each the filters would show goes to it
+        instead, one Warning each, its category telling a note from a warning (-W ignore drops
+        it). The filters decide in the caller's thread before anything is written: -W error
+        raises the first warning and writes no entry, as `smm-daq subtract`.
 
         The file work waits in a thread of its own (`wait_aside`), as a scan's start does: a
         field set before (a recipe's `set_field` step) must not stay on past Ctrl-C while a
@@ -439,7 +440,7 @@ class Session:
             if on_warning is None:
                 warnings.warn(w.message, stacklevel=2)
             else:
-                on_warning(str(w.message))
+                on_warning(w.category(str(w.message)))
         return made.map
 
     def _make_safe(self) -> None:

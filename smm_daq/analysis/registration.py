@@ -8,7 +8,8 @@ along +x in the reference scan than in the moving scan gives a positive shift x.
 Method: a windowed cross-correlation gives the whole-pixel start; Gauss-Newton least squares
 on the overlap (Fourier-shift resampling of the moving map, see `_Resampler`; a free constant
 offset between the maps, which absorbs the applied field's leakage into Bz) refines it.
-The standard deviations are the larger of two estimates:
+The standard deviations are the larger of two estimates (the x-y correlation is that of the
+estimate whose 95 % region of the shift is the larger: `shift_correlation`):
 - the sandwich covariance H^-1 J^T C J H^-1, C the residual's own autocovariance
   (Bartlett-windowed; the residual of an in-field against a zero-field scan holds the induced
   field, which is smooth, so treating it as white noise would understate the uncertainty) and
@@ -37,7 +38,7 @@ from smm_daq.analysis.grids import (
     require_regular,
     require_same_grid,
 )
-from smm_daq.errors import InputError
+from smm_daq.errors import InputError, Note
 from smm_daq.storage.mapdata import MapData
 
 _FD_STEP = 0.05  # pixels, for the spline gradient
@@ -47,6 +48,7 @@ NEWTON_START_PIXELS = 0.25  # a jackknife refit starts from a Newton step no lon
 # significantly different from zero is still said not applied (`registration_concerns`)
 NEGLIGIBLE_SD_PIXELS = 0.1
 CHI2_2DOF_95 = 5.991  # 95 % point of chi-square with 2 degrees of freedom
+MAX_CORRELATION = 0.999  # of the shift's x and y errors, in its significance
 POOR_SD_PIXELS = 0.25  # an SD above this (in pixels) is warned of whatever the shift
 MISFIT_RATIO = 2.0  # residual over noise, or jackknife SD over the sandwich's: a misfit
 UM = 1e-6
@@ -68,6 +70,8 @@ class Registration:
     # shift and the shift found depends on which part of them is used
     noise_shift_sd: tuple[float, float] = (0.0, 0.0)
     noise_rms: float = float("nan")  # T, the residual's RMS were the maps alike but for noise
+    # of the x and y errors of the shift (-1 … 1): with shift_sd, the shift's covariance
+    shift_correlation: float = 0.0
 
 
 class _Resampler:
@@ -415,6 +419,7 @@ def estimate_registration(
     jackknife = fit.jackknife(theta, jac, residual, used, pixel_hessians, max_iterations)
     sd_sandwich = np.sqrt(np.clip(np.diag(sandwich), 0.0, None))
     sd = np.maximum(sd_sandwich, np.sqrt(np.diag(jackknife)))
+    larger = max((sandwich[:2, :2], jackknife[:2, :2]), key=np.linalg.det)
     return Registration(
         shift=(float(theta[0]), float(theta[1])),
         shift_sd=(float(sd[0]), float(sd[1])),
@@ -425,7 +430,15 @@ def estimate_registration(
         pixels=int(used.sum()),
         noise_shift_sd=(float(sd_sandwich[0]), float(sd_sandwich[1])),
         noise_rms=float(np.hypot(_pixel_noise(reference.bz), _pixel_noise(moving.bz))),
+        shift_correlation=_correlation(larger),
     )
+
+
+def _correlation(cov: np.ndarray) -> float:
+    """The correlation of a 2 × 2 covariance; 0 where a variance is not positive."""
+    if cov[0, 0] <= 0 or cov[1, 1] <= 0:
+        return 0.0
+    return float(np.clip(cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1]), -1.0, 1.0))
 
 
 def _pixel_noise(bz: np.ndarray) -> float:
@@ -448,17 +461,34 @@ class RegistrationWarning(UserWarning):
     """The shift found may be an artefact of the maps' differences rather than a real shift."""
 
 
+class RegistrationNote(Note, RegistrationWarning):
+    """A shift found and, by default, left out, known well enough that no more than a small
+    part of a pixel is left out: the expected outcome, said, not a fault. A
+    RegistrationWarning too, so that the warning filters set for those decide it alike."""
+
+
+def registration_notes(reg: Registration, step: tuple[float, float], *,
+                       insignificant_applied: bool = True) -> list[str]:
+    """What is said of `reg` as a note, not a warning (`registration_concerns`): the shift
+    found not significantly different from zero and not applied, as by default, its SD at
+    most POOR_SD_PIXELS (within its 95 % region, so under 0.6 pixel: leaving it out moves
+    nothing by more). A larger SD leaves out a shift that may be a pixel or more: warned of."""
+    if _said_not_applied(reg, insignificant_applied) and not _poorly_known(reg, step):
+        return [_not_applied(reg, step)]
+    return []
+
+
 def registration_concerns(reg: Registration, step: tuple[float, float], *,
                           insignificant_applied: bool = True) -> list[str]:
     """Why applying `reg` to maps of pixel `step` (m) may do more harm than good, and whether
     it was applied; none when the shift is applied and known to a small fraction of a pixel
     (NEGLIGIBLE_SD_PIXELS), or is significant and the maps agree.
 
-    - not significant: the shift is within its 95 % region about zero (the sum of the squares
-      of each component over its SD, a chi-square of 2 degrees of freedom, below its 95 %
-      point), so applying it moves the map by an unknown amount; said as not applied unless
+    - not significant: the shift is within its 95 % region about zero (`shift_is_significant`),
+      so applying it moves the map by an unknown amount; said as not applied unless
       `insignificant_applied` (the caller forced it), however precise: a shift found and
-      not applied is always said;
+      not applied is always said, as a note (`registration_notes`) where it is known to
+      POOR_SD_PIXELS, else here;
     - misfit: the residual's RMS is more than MISFIT_RATIO times the maps' noise, or leaving
       out blocks of the map moves the shift by more than MISFIT_RATIO times what the
       residual's autocovariance allows: the maps differ by more than a shift, and the shift
@@ -468,17 +498,11 @@ def registration_concerns(reg: Registration, step: tuple[float, float], *,
       residual.
     """
     sd = np.array(reg.shift_sd)
-    shift = np.array(reg.shift)
-    said = (f"({shift[0] / UM:.2f} ± {sd[0] / UM:.2f}, {shift[1] / UM:.2f} ± {sd[1] / UM:.2f}) "
-            f"µm, {np.max(sd / np.array(step)):.2f} pixel SD")
+    said = _shift_said(reg, step)
     significant = shift_is_significant(reg)
     concerns = []
-    # said however precise the shift (an exact zero left out changes nothing)
-    if not significant and not insignificant_applied and np.any(shift != 0.0):
-        concerns.append(
-            f"the registration's shift {said}, is not significantly different from zero, so "
-            f"it is not applied (the maps subtracted as they lie, a zero shift): {FORCE_HINT} "
-            "applies it all the same")
+    if _said_not_applied(reg, insignificant_applied) and _poorly_known(reg, step):
+        concerns.append(_not_applied(reg, step))
     if np.max(sd / np.array(step)) <= NEGLIGIBLE_SD_PIXELS:
         return concerns
     if not significant and insignificant_applied:
@@ -496,7 +520,7 @@ def registration_concerns(reg: Registration, step: tuple[float, float], *,
             f"RMS against {reg.noise_rms / UM:.3g} µT of noise{left_out}): the registration's "
             f"shift {said}, may have absorbed part of the induced field: compare with the "
             "maps subtracted as they lie (--no-register, or register = false in a recipe)")
-    if np.max(sd / np.array(step)) > POOR_SD_PIXELS:
+    if _poorly_known(reg, step):
         concerns.append(
             f"the registration's shift {said}, is poorly determined: an induced field shaped "
             "like a shift of the remanent map moves it by as much without showing in the "
@@ -505,15 +529,44 @@ def registration_concerns(reg: Registration, step: tuple[float, float], *,
     return concerns
 
 
+def _shift_said(reg: Registration, step: tuple[float, float]) -> str:
+    sd, shift = np.array(reg.shift_sd), np.array(reg.shift)
+    return (f"({shift[0] / UM:.2f} ± {sd[0] / UM:.2f}, {shift[1] / UM:.2f} ± {sd[1] / UM:.2f}) "
+            f"µm, {np.max(sd / np.array(step)):.2f} pixel SD")
+
+
+def _poorly_known(reg: Registration, step: tuple[float, float]) -> bool:
+    return bool(np.max(np.array(reg.shift_sd) / np.array(step)) > POOR_SD_PIXELS)
+
+
+def _said_not_applied(reg: Registration, insignificant_applied: bool) -> bool:
+    """A shift found and left out (an exact zero left out changes nothing)."""
+    return (not insignificant_applied and not shift_is_significant(reg)
+            and bool(np.any(np.array(reg.shift) != 0.0)))
+
+
+def _not_applied(reg: Registration, step: tuple[float, float]) -> str:
+    return (f"the registration's shift {_shift_said(reg, step)}, is not significantly "
+            "different from zero, so it is not applied (the maps subtracted as they lie, a "
+            f"zero shift): {FORCE_HINT} applies it all the same")
+
+
 ROUND_OFF_PX = 1e-6  # a source this close past the map's edge (in pixels) lies on it
 
 
 def shift_is_significant(reg: Registration) -> bool:
-    """Whether the shift differs from zero at 95 %: the chi-square of 2 degrees of freedom of
-    shift over SD above its 95 % point (any shift at all with an SD of zero)."""
-    shift, sd = np.abs(np.array(reg.shift)), np.array(reg.shift_sd)
-    z = np.divide(shift, sd, out=np.where(shift > 0, np.inf, 0.0), where=sd > 0)
-    return bool(np.sum(z**2) >= CHI2_2DOF_95)
+    """Whether the shift differs from zero at 95 %: its chi-square of 2 degrees of freedom,
+    s^T C^-1 s with C its covariance (SDs and x-y correlation), above its 95 % point (any
+    shift at all with an SD of zero). The correlation counts: with errors correlated at 0.9
+    the SDs alone made a shift at zero "significant" about 8 % of the time, not 5 %. It is
+    held within ±MAX_CORRELATION, so that a degenerate covariance tests both axes still."""
+    shift, sd = np.array(reg.shift), np.array(reg.shift_sd)
+    z = np.divide(shift, sd, out=np.where(shift != 0, np.inf, 0.0), where=sd > 0)
+    if np.any(np.isinf(z)):
+        return True
+    rho = float(np.clip(reg.shift_correlation, -MAX_CORRELATION, MAX_CORRELATION))
+    chi2 = (z[0] ** 2 - 2 * rho * z[0] * z[1] + z[1] ** 2) / (1 - rho**2)
+    return bool(chi2 >= CHI2_2DOF_95)
 
 
 def apply_registration(moving: MapData, registration: Registration) -> MapData:

@@ -14,10 +14,12 @@ import numpy as np
 
 from smm_daq.analysis.registration import (
     Registration,
+    RegistrationNote,
     RegistrationWarning,
     apply_registration,
     estimate_registration,
     registration_concerns,
+    registration_notes,
     shift_is_significant,
 )
 from smm_daq.analysis.subtract_inputs import induced_footprint, require_subtractable
@@ -37,6 +39,7 @@ class SubtractionResult:
     rotation_sd: float = 0.0
     registration: Registration | None = None  # the full fit, when registered
     concerns: tuple[str, ...] = ()  # why the shift applied may be an artefact (also warned)
+    notes: tuple[str, ...] = ()  # a shift found and left out, as expected (also said)
 
 
 def registration_fields(res: SubtractionResult) -> dict[str, object]:
@@ -57,11 +60,16 @@ def registration_fields(res: SubtractionResult) -> dict[str, object]:
                                     "constant between the maps (in-field minus remanent)")
         fields["rms_residual"] = Quantity(res.registration.rms_residual, "T")
         fields["pixels"] = res.registration.pixels
+        fields["shift_correlation"] = Quantity(
+            res.registration.shift_correlation, "1",
+            "correlation of the shift's x and y errors (its significance counts it)")
         fields["noise_shift_errors"] = Quantity(
             np.array(res.registration.noise_shift_sd), "m",
             "standard deviation of the shift from the residual's autocovariance alone")
     if res.concerns:
         fields["warnings"] = "\n".join(res.concerns)
+    if res.notes:
+        fields["notes"] = "\n".join(res.notes)
     return fields
 
 
@@ -82,7 +90,8 @@ def subtract_maps(
     found not significantly different from zero (`shift_is_significant`) is not applied (a
     zero shift; a rotation fitted is) unless `apply_insignificant`: it would move the map by
     an unknown amount. A RegistrationWarning for each reason the shift found may be an
-    artefact (`registration_concerns`), saying whether it was applied.
+    artefact (`registration_concerns`), saying whether it was applied; a RegistrationNote
+    where it was left out as expected (`registration_notes`).
     """
     require_subtractable(in_field, remanent)
     if register:
@@ -107,11 +116,13 @@ def subtract_maps(
     )
     if reg is None:
         return SubtractionResult(out, (0.0, 0.0), (0.0, 0.0), False)
-    concerns = tuple(registration_concerns(reg, (float(in_field.x[1] - in_field.x[0]),
-                                                 float(in_field.y[1] - in_field.y[0])),
-                                           insignificant_applied=applied is reg))
+    step = (float(in_field.x[1] - in_field.x[0]), float(in_field.y[1] - in_field.y[0]))
+    notes = tuple(registration_notes(reg, step, insignificant_applied=applied is reg))
+    concerns = tuple(registration_concerns(reg, step, insignificant_applied=applied is reg))
+    for text in notes:
+        warnings.warn(f"'{title}': {text}", RegistrationNote, stacklevel=2)
     for text in concerns:
         warnings.warn(f"'{title}': {text}", RegistrationWarning, stacklevel=2)
     return SubtractionResult(
-        out, applied.shift, reg.shift_sd, True, reg.rotation, reg.rotation_sd, reg, concerns
-    )
+        out, applied.shift, reg.shift_sd, True, reg.rotation, reg.rotation_sd, reg, concerns,
+        notes)

@@ -43,10 +43,12 @@ from smm_daq.cli.args import (
     within,
 )
 from smm_daq.cli.args import time_scale as time_scale_option
+from smm_daq.cli.warning_text import said_as
 from smm_daq.errors import InputError, InstrumentError
 from smm_daq.instruments.profile import Profile, load_profile
 from smm_daq.shell_words import command_line
 from smm_daq.storage.names import listed_name
+from smm_daq.text_files import path_shown
 
 if TYPE_CHECKING:  # the session, recipes, rig and storage are imported by the commands
     import h5py
@@ -440,7 +442,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                                               file=sys.stderr),
                 on_event=ProgressBar(), auto_range=args.auto_range,
                 continuing=args.continue_recipe,
-                on_warning=lambda text: print(f"smm-daq: warning: {text}", file=sys.stderr),
+                on_warning=lambda w: print(f"smm-daq: {said_as(type(w))}: {w}", file=sys.stderr),
             )
         finally:
             code = _finish(session)
@@ -776,8 +778,8 @@ def _safe_profile(args: argparse.Namespace) -> Profile:
                              "whose stored profile is used) or --profile alone")
         return load_profile(args.profile)
     if args.entry is None:
-        raise InputError(f"--from-file is {args.from_file!r} without --entry; expected the "
-                         "scan whose stored profile is used (smm-daq info lists them)")
+        raise InputError(f"--from-file is {path_shown(args.from_file)} without --entry; "
+                         "expected the scan whose stored profile is used (smm-daq info lists them)")
     return stored_scan_profile(args.from_file, args.entry)
 
 

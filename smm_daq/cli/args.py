@@ -20,6 +20,7 @@ from smm_daq.storage.names import (
     new_entry_name_problem,
     shown_name,
 )
+from smm_daq.text_files import path_shown
 
 
 def invoked_command() -> str:
@@ -144,13 +145,13 @@ def output_file(option: str, text: str, *, overwrite: bool = False) -> Path:
         return path
     if path.exists() and _is_hdf5(path):
         raise InputError(
-            f"{option} is {text!r}, an HDF5 file (perhaps a session file); expected a new "
-            "or expendable file name: nothing was written"
+            f"{option} is {path_shown(text)}, an HDF5 file (perhaps a session file); expected a "
+            "new or expendable file name: nothing was written"
         )
     if path.exists() and not overwrite:
         raise InputError(
-            f"{option} is {text!r}, which exists; expected a new file name (or --overwrite to "
-            "replace it): nothing was written"
+            f"{option} is {path_shown(text)}, which exists; expected a new file name (or "
+            "--overwrite to replace it): nothing was written"
         )
     return path
 
@@ -167,8 +168,8 @@ def session_file(option: str, text: str) -> Path:
     check_scratch_room(option, text)
     if path.exists() and not _is_hdf5(path):
         raise InputError(
-            f"{option} is {text!r}, which exists and is not an HDF5 file; expected a session "
-            "file (.h5) or a new file name: nothing was written"
+            f"{option} is {path_shown(text)}, which exists and is not an HDF5 file; expected a "
+            "session file (.h5) or a new file name: nothing was written"
         )
     from smm_daq.storage.h5file import require_ours  # h5py: only when a command checks one
 
@@ -188,9 +189,9 @@ def check_scratch_room(option: str, text: str) -> None:
     if over > 0 and not _there(path):
         size = name_length(path.name)
         unit = "characters" if sys.platform == "win32" else "bytes"
-        raise InputError(f"{option} is {text!r}, whose name of {size} {unit} leaves no room "
-                         "for the hidden files a session file is made and repaired in beside "
-                         f"it ('.NAME.PID.THREAD.HOST~TOKEN.repair-tmp', at most {NAME_MAX} "
+        raise InputError(f"{option} is {path_shown(text)}, whose name of {size} {unit} leaves "
+                         "no room for the hidden files a session file is made and repaired in "
+                         f"beside it ('.NAME.PID.THREAD.HOST~TOKEN.repair-tmp', at most {NAME_MAX} "
                          f"{unit}); expected a name of at most {size - over} {unit}: nothing "
                          "was written")
 
@@ -215,7 +216,7 @@ def distinct_outputs(*outputs: tuple[str, str | None]) -> None:
             continue
         other = next((o for o, t in seen if same_file(t, text)), None)
         if other is not None:
-            raise InputError(f"{option} and {other} both name {text!r}; expected "
+            raise InputError(f"{option} and {other} both name {path_shown(text)}; expected "
                              "different files: nothing was written")
         seen.append((option, text))
 
@@ -229,8 +230,8 @@ def outputs_apart(outputs: tuple[tuple[str, str | None], ...],
         read = next((o for o, t in inputs if t is not None and text is not None
                      and same_file(t, text)), None)
         if read is not None:
-            raise InputError(f"{option} is {text!r}, the file {read} reads; expected another "
-                             "file: nothing was written")
+            raise InputError(f"{option} is {path_shown(text)}, the file {read} reads; expected "
+                             "another file: nothing was written")
 
 
 def _is_device(path: Path) -> bool:
@@ -250,13 +251,13 @@ def _check_place(option: str, text: str, path: Path, *, whole: bool = False) -> 
         raise InputError(f"{option} is empty; expected a file name")
     check_file_name(option, text, path)
     if path.is_dir():
-        raise InputError(f"{option} is {text!r}, a directory; expected a file name")
+        raise InputError(f"{option} is {path_shown(text)}, a directory; expected a file name")
     if path.exists() and not path.is_file() and not (whole and _is_device(path)):
         # a pipe's write would wait for a reader; an HDF5 file cannot live on a device
-        raise InputError(f"{option} is {text!r}, which is not a regular file (a device or a "
-                         "pipe); expected a file name: nothing was done")
+        raise InputError(f"{option} is {path_shown(text)}, which is not a regular file (a "
+                         "device or a pipe); expected a file name: nothing was done")
     if not path.parent.is_dir():
-        raise InputError(f"{option} is {text!r}; there is no directory {path.parent}; "
+        raise InputError(f"{option} is {path_shown(text)}; there is no directory {path.parent}; "
                          "expected a file in a folder that exists")
     _check_writable(option, text, path, whole=whole)
 
@@ -276,12 +277,13 @@ def _check_writable(option: str, text: str, path: Path, *, whole: bool) -> None:
                 pass
             if whole and path.exists() and _sticky_and_not_yours(folder, path):
                 raise InputError(
-                    f"{option} is {text!r}, another user's file in a folder where only its "
-                    "owner may replace it (sticky, as /tmp); expected a file of your own or a "
-                    "new name: nothing was done")
+                    f"{option} is {path_shown(text)}, another user's file in a folder where "
+                    "only its owner may replace it (sticky, as /tmp); expected a file of "
+                    "your own or a new name: nothing was done")
     except OSError as exc:
-        raise InputError(f"{option} is {text!r}, which cannot be written ({exc.strerror}); "
-                         "expected a file in a place you can write: nothing was done") from None
+        raise InputError(f"{option} is {path_shown(text)}, which cannot be written "
+                         f"({exc.strerror}); expected a file in a place you can write: "
+                         "nothing was done") from None
 
 
 def _sticky_and_not_yours(folder: Path, path: Path) -> bool:

@@ -33,7 +33,7 @@ from typing import NoReturn
 
 from smm_daq import PROGRAM_NAME, __version__, interrupts, thread_waits
 from smm_daq.cli.option_hints import unknown_options
-from smm_daq.cli.warning_text import is_smm_daqs
+from smm_daq.cli.warning_text import is_smm_daqs, said_as
 from smm_daq.errors import InputError, SmmError, WriteStalled
 from smm_daq.plugins import registered
 
@@ -72,11 +72,12 @@ _PYTHON_FORM = warnings.formatwarning
 
 def _warning_text(w: warnings.WarningMessage) -> str:
     """smm-daq's own warnings (a profile key the instrument named ignores, say), where one
-    reaches stderr, in the form the commands print theirs, 'smm-daq: warning: MESSAGE', not
-    as Python's source path and line of the code that warned; any other in Python's form.
+    reaches stderr, in the form the commands print theirs, 'smm-daq: warning: MESSAGE' (a
+    note's 'smm-daq: note: MESSAGE'), not as Python's source path and line of the code that
+    warned; any other in Python's form.
     The warning filters (-W, PYTHONWARNINGS) still decide whether a warning is said."""
     if is_smm_daqs(w.category):
-        return f"{PROGRAM_NAME}: warning: {w.message}\n"
+        return f"{PROGRAM_NAME}: {said_as(w.category)}: {w.message}\n"
     return _python_warning_text(w)
 
 

@@ -31,6 +31,7 @@ from smm_daq.cli.args import (
 )
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
+from smm_daq.text_files import path_shown
 
 if TYPE_CHECKING:
     from smm_daq.analysis.mmt.result_read import SavedResult
@@ -620,7 +621,7 @@ def _png_named(option: str, text: str | None, overwrite: bool) -> Path | None:
         return None
     path = output_file(option, text, overwrite=overwrite)
     if path.suffix.lower() != ".png":
-        raise InputError(f"{option} is {text!r}; expected a file name ending in .png")
+        raise InputError(f"{option} is {path_shown(text)}; expected a file name ending in .png")
     return path
 
 

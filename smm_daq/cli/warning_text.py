@@ -2,7 +2,8 @@
 smm-daq defines: a singular system, a mask that excludes nothing) as 'smm-daq: warning:
 MESSAGE', and any other labelled with where it came from, 'smm-daq: warning (numpy):
 MESSAGE', so that a library's remark (numpy, SciPy, h5py) does not read as smm-daq's
-finding about the user's data."""
+finding about the user's data. A `Note` (the expected outcome told) is 'smm-daq: note:
+MESSAGE': not a fault."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import warnings
 
 from smm_daq import PROGRAM_NAME
+from smm_daq.errors import Note
 
 
 def is_smm_daqs(category: type[Warning]) -> bool:
@@ -32,10 +34,15 @@ def origin(category: type[Warning], filename: str) -> str:
     return category.__name__
 
 
+def said_as(category: type[Warning]) -> str:
+    """"note" for a `Note` (the expected outcome told), else "warning"."""
+    return "note" if issubclass(category, Note) else "warning"
+
+
 def warning_line(w: warnings.WarningMessage) -> str:
     """The line a command prints for a warning it caught (no newline)."""
     if is_smm_daqs(w.category):
-        return f"{PROGRAM_NAME}: warning: {w.message}"
+        return f"{PROGRAM_NAME}: {said_as(w.category)}: {w.message}"
     return f"{PROGRAM_NAME}: warning ({origin(w.category, w.filename)}): {w.message}"
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from smm_daq.errors import InputError
+from smm_daq.text_files import path_shown
 
 ENTRY_NAME_MAX = 100  # characters: a name shown whole in a listing, a message, a file name
 ENTRY_NAME_RULE = ("a non-empty name other than '.' or '..', without '/', control characters "
@@ -136,7 +137,7 @@ def check_file_name(what: str, text: str, path: Path) -> None:
     not make as typed (`windows_file_name_problem`)."""
     problem = windows_file_name_problem(path.name)
     if problem is not None:
-        raise InputError(f"{what} is {text!r}, whose name {problem}; expected "
+        raise InputError(f"{what} is {path_shown(text)}, whose name {problem}; expected "
                          f"{WINDOWS_FILE_NAME_RULE}: nothing was written")
 
 
