@@ -16,7 +16,7 @@ from session_reads import opened
 from test_registration_coverage import scans
 
 from gui.session_browser import SessionBrowser
-from gui.subtract_dialog import said_in_window
+from gui.subtract_dialog import REGISTER_LABEL, said_in_window
 from smm_daq.acquisition.recipe import parse_recipe, run_recipe
 from smm_daq.acquisition.session import Session
 from smm_daq.analysis.registration import RegistrationWarning
@@ -105,6 +105,9 @@ def test_the_window_says_the_warnings_on_its_message_line(path, qtbot):
     assert ended.args[0] and text == ended.args[1]
     for concern in recorded_warnings(path):  # how to force a shift: as the window does it
         assert said_in_window(f"Warning: 'in_field − remanent': {concern}") in text
+    # how to subtract as the maps lie too: the dialog's checkbox, not the command line's flag
+    assert "--no-register" not in text and "--apply-insignificant-shift" not in text
+    assert f'the subtract dialog\'s "{REGISTER_LABEL}" unticked' in text
 
 
 def test_the_windows_recipe_says_the_warnings_when_it_ends(window, qtbot, tmp_path):
@@ -124,3 +127,4 @@ def test_the_windows_recipe_says_the_warnings_when_it_ends(window, qtbot, tmp_pa
     concerns = [said_in_window(c, recipe=True) for c in recorded_warnings(made)]
     assert said(text.split("; warning: step 1: ")[1:]) == concerns
     assert said(view.steps.item(0).toolTip().split("\n")) == concerns
+    assert "--no-register" not in text and "register = false in the recipe's subtract step" in text
