@@ -66,6 +66,16 @@ def test_a_map_with_nothing_measured_yet_is_coloured_on_one_microtesla(view, fil
     assert tuple(view.image.getLevels()) == pytest.approx((-1.0, 1.0))
 
 
+def test_the_colour_bar_is_shown_only_over_a_map(view):
+    """No map (none chosen yet, or its file closed): no colour bar, which gave a scale of
+    0 to 1 µT to nothing."""
+    assert not view.colour_bar.isVisible()
+    view.set_map(grid_map(np.full((4, 4), 2 * UT)))
+    assert view.colour_bar.isVisible()
+    view.clear()
+    assert not view.colour_bar.isVisible()
+
+
 def test_cursor_readout_names_position_and_bz_of_the_pixel(view):
     bz = np.zeros((5, 6))
     bz[2, 4] = 1.25 * UT
