@@ -89,7 +89,7 @@ class InversionCancelled(Exception):
 
 
 # the grain pane with no grain selected: its map all zero, no colour scale
-GRAIN_VIEW_TITLE = "fitted field of a grain: select one in the table"
+GRAIN_VIEW_TITLE = "fitted field: select a grain"
 # rows of the grain table measured to fit its columns to their contents: the widths of a
 # column's numbers (4 significant digits) hardly vary, and measuring every row of thousands of
 # grains read each cell many times

@@ -911,8 +911,7 @@ def test_a_new_result_shows_no_grain_of_the_last_one_selected(inverted, qtbot):
     xs, _ys = view.highlight.getData()
     assert xs is None or xs.size == 0
     # no grain: the pane says how to show one, with no colour scale over its zeros
-    assert view.grain_view.plot.titleLabel.text == ("fitted field of a grain: select one in "
-                                                    "the table")
+    assert view.grain_view.plot.titleLabel.text == "fitted field: select a grain"
     assert not np.any(view.grain_view.map.bz) and not view.grain_view.colour_bar.isVisible()
 
 
