@@ -128,6 +128,8 @@ class MapView(QtWidgets.QWidget):
         self.readout_label.setTextInteractionFlags(
             QtCore.Qt.TextInteractionFlag.TextSelectableByMouse
         )
+        # a narrow view (the MMT tab's panes) wraps it: cut off, its Bz was never seen
+        self.readout_label.setWordWrap(True)
         self.select_button = QtWidgets.QToolButton(text="Select area", checkable=True)
         self.select_button.setToolTip("Drag a rectangle on the map to set the scan grid")
         self.select_button.toggled.connect(self._set_selecting)
