@@ -123,7 +123,8 @@ def shift_said(res: SubtractionResult) -> str:
     (sx, sy), (ex, ey) = np.array(found) / 1e-6, np.array(res.shift_sd) / 1e-6
     applied = ("remanent shifted by it" if res.shift == found else
                "not significantly different from zero: not applied")
-    return f": shift found ({sx:.3f} ± {ex:.3f}, {sy:.3f} ± {ey:.3f}) µm, {applied}"
+    # to 0.01 µm, as the registration's warnings say it (a shift known to µm was said to nm)
+    return f": shift found ({sx:.2f} ± {ex:.2f}, {sy:.2f} ± {ey:.2f}) µm, {applied}"
 
 
 class SessionBrowser(QtWidgets.QWidget):

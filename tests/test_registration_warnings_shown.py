@@ -105,6 +105,9 @@ def test_the_window_says_the_warnings_on_its_message_line(path, qtbot):
     assert ended.args[0] and text == ended.args[1]
     for concern in recorded_warnings(path):  # how to force a shift: as the window does it
         assert said_in_window(f"Warning: 'in_field − remanent': {concern}") in text
+    # the shift found is said as the warnings say it, not to more digits
+    found = text.split(": shift found ", 1)[1].split(" µm")[0]
+    assert f"the registration's shift {found} µm" in text
     # how to subtract as the maps lie too: the dialog's checkbox, not the command line's flag
     assert "--no-register" not in text and "--apply-insignificant-shift" not in text
     assert f'the subtract dialog\'s "{REGISTER_LABEL}" unticked' in text
