@@ -81,9 +81,12 @@ def load_profile_warned(path: Path | None) -> tuple[Profile, list[str]]:
     return profile, [str(w.message) for w in caught if issubclass(w.category, ProfileWarning)]
 
 
-def run(args: argparse.Namespace) -> int:
-    _check(args)
-    store = settings()
+def chosen_profile(args: argparse.Namespace, store: QtCore.QSettings
+                   ) -> tuple[Profile, list[str]]:
+    """The profile the window runs on, with what it warned of (`load_profile_warned`): the
+    one given by --profile, else the one the window last ran on, else the simulator's. The
+    demo runs the simulator: a remembered profile of a real rig gives way to the simulator's
+    (it was refused, naming a profile the user had not given); one given is refused."""
     profile_path = args.profile
     if profile_path is None and store.value("profile/path"):
         remembered = Path(str(store.value("profile/path")))
@@ -93,9 +96,18 @@ def run(args: argparse.Namespace) -> int:
         profile_path = remembered if remembered.exists() else None
     profile, profile_warnings = load_profile_warned(profile_path)
     if args.demo and not profile.simulated:
+        if args.profile is None:
+            return load_profile_warned(None)
         raise InputError(
             f"--demo runs the simulator; profile {profile.path} has rig.simulated = false"
         )
+    return profile, profile_warnings
+
+
+def run(args: argparse.Namespace) -> int:
+    _check(args)
+    store = settings()
+    profile, profile_warnings = chosen_profile(args, store)
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("smm-daq")

@@ -93,6 +93,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.scan.scanEnded.connect(self._scan_ended)
         self.scan.live.madeSafe.connect(self._made_safe)
         self.scan.live.stateChanged.connect(lambda _state: self._show_title())
+        self.scan.live.stateChanged.connect(self._say_scan_state)
         self.scan.live.progressed.connect(lambda progress, _eta: self._show_title(progress))
         self.holder.changed.connect(self._rig_changed)
         warned = len(profile_warnings)
@@ -265,6 +266,13 @@ class MainWindow(QtWidgets.QMainWindow):
                                      + (f" ({note})" if note else ""))
         if self._close_after_scan:
             self.close()
+
+    def _say_scan_state(self, state: str) -> None:
+        """A scan under way says so on the status line, which else kept the last scan's end
+        ("Scan finished" while the next one ran); its end is said by `_scan_ended`."""
+        live = self.scan.live
+        if live.running and live.plan is not None and not self._closing:
+            self.statusBar().showMessage(f"Scan '{live.plan.name}' {state}")
 
     def _made_safe(self, _safe: bool) -> None:
         """The rig made safe (on an abort, or at the scan's end) and a write of the scan's not

@@ -100,6 +100,7 @@ class MapView(QtWidgets.QWidget):
             colorMap=pg.colormap.get(COLOUR_MAP), label=BZ.label, interactive=False, width=15
         )
         self.colour_bar.setImageItem(self.image, insert_in=self.plot)
+        self.colour_bar.hide()  # shown with a map: over no map it gave a scale of nothing
 
         self.outlines = pg.PlotCurveItem(pen=pg.mkPen((20, 20, 20), width=1), connect="pairs")
         self.plot.addItem(self.outlines, ignoreBounds=True)
@@ -127,6 +128,8 @@ class MapView(QtWidgets.QWidget):
         self.readout_label.setTextInteractionFlags(
             QtCore.Qt.TextInteractionFlag.TextSelectableByMouse
         )
+        # a narrow view (the MMT tab's panes) wraps it: cut off, its Bz was never seen
+        self.readout_label.setWordWrap(True)
         self.select_button = QtWidgets.QToolButton(text="Select area", checkable=True)
         self.select_button.setToolTip("Drag a rectangle on the map to set the scan grid")
         self.select_button.toggled.connect(self._set_selecting)
@@ -193,6 +196,7 @@ class MapView(QtWidgets.QWidget):
         if quantity != self.quantity:
             self.set_quantity(quantity)
         self._map = m
+        self.colour_bar.show()
         left, bottom, width, height = pixel_rect(m)
         self.image.setImage(m.bz / self.quantity.scale, autoLevels=False)
         self.image.setRect(QtCore.QRectF(left / UM, bottom / UM, width / UM, height / UM))
@@ -208,6 +212,7 @@ class MapView(QtWidgets.QWidget):
         and line profile gone with it; outlines and an image under it are set on their own."""
         self._map = None
         self.image.clear()
+        self.colour_bar.hide()
         self.set_quantity(BZ)  # not a χ's or an M's name and unit over no map
         self.plot.setTitle(self._title or None)
         if self._profile is not None:

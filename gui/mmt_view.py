@@ -89,7 +89,8 @@ class InversionCancelled(Exception):
     """Raised in the worker between blocks of sensors once the user has cancelled."""
 
 
-GRAIN_VIEW_TITLE = "fitted field of the grain"
+# the grain pane with no grain selected: its map all zero, no colour scale
+GRAIN_VIEW_TITLE = "fitted field: select a grain"
 # rows of the grain table measured to fit its columns to their contents: the widths of a
 # column's numbers (4 significant digits) hardly vary, and measuring every row of thousands of
 # grains read each cell many times
@@ -1007,6 +1008,7 @@ class MMTView(QtWidgets.QWidget):
         self._field_wanted += 1
         self.grain_view.set_map(fit.fitted.with_bz(np.zeros_like(fit.fitted.bz)))
         self.grain_view.plot.setTitle(GRAIN_VIEW_TITLE)
+        self.grain_view.colour_bar.hide()  # a scale of ±1 µT over no field
         if self.selected_grain is not None:
             self.select_grain(self.selected_grain)
 
@@ -1279,6 +1281,7 @@ class MMTView(QtWidgets.QWidget):
         def computed(field: MapData) -> None:
             if wanted == self._field_wanted:  # no other grain or result since
                 self.grain_view.set_bz(field.bz)
+                self.grain_view.colour_bar.show()
                 self.grain_view.plot.setTitle(f"fitted field of grain {label}")
                 self.grainShown.emit(g)
 

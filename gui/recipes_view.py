@@ -359,7 +359,9 @@ class RecipesView(QtWidgets.QWidget):
             if holds and opening == self._opening and not running:
                 self.continuing = True
                 self._update_run_button()
-                self._say(f"{said} Continue carries it on from where it stopped.", error=True)
+                # the step's message ends without a full stop ("… aborted by the operator")
+                self._say(f"{said.rstrip('.')}. Continue carries it on from where it stopped.",
+                          error=True)
 
         self.reader.submit(lambda: _holds_entries_of(recipe, path), read, lambda _exc: None)
 

@@ -124,7 +124,8 @@ def shift_said(res: SubtractionResult) -> str:
     (sx, sy), (ex, ey) = np.array(found) / 1e-6, np.array(res.shift_sd) / 1e-6
     applied = ("remanent shifted by it" if res.shift == found else
                "not significantly different from zero: not applied")
-    return f": shift found ({sx:.3f} ± {ex:.3f}, {sy:.3f} ± {ey:.3f}) µm, {applied}"
+    # to 0.01 µm, as the registration's warnings say it (a shift known to µm was said to nm)
+    return f": shift found ({sx:.2f} ± {ex:.2f}, {sy:.2f} ± {ey:.2f}) µm, {applied}"
 
 
 class SessionBrowser(QtWidgets.QWidget):
@@ -209,6 +210,8 @@ class SessionBrowser(QtWidgets.QWidget):
         self.mmt_button.clicked.connect(self._show_mmt_selected)
         self.product: ProductMap | None = None  # the shown entry's own map (χ, M), if any
         self.product_entry: MapData | None = None
+        # the entry whose map is shown or being read: selecting it again reads nothing
+        self._shown_name: str | None = None
         self.show_choice = QtWidgets.QComboBox()
         self.show_choice.setToolTip("What to show of a product such as χ or a magnetization: "
                                     "its value, its standard deviation, or the Bz it models")
@@ -424,6 +427,7 @@ class SessionBrowser(QtWidgets.QWidget):
         self.grains_drawn = self.grains_reading = None
         self._show_grain_note()
         self.product = self.product_entry = None
+        self._shown_name = None
         with QtCore.QSignalBlocker(self.show_choice):
             self.show_choice.clear()
         self.show_choice.hide()
@@ -478,9 +482,16 @@ class SessionBrowser(QtWidgets.QWidget):
         self._selection_changed()
 
     def _selection_changed(self) -> None:
+        """The buttons follow the entry selected, and so does the map: an entry selected
+        (a click, the arrow keys) is shown unless it is the one shown already (the table read
+        again keeps its selection and reads no map)."""
         info = self.selected_entry()
         self.resume_button.setEnabled(self.rig_free and info is not None and resumable(info))
         self.mmt_button.setEnabled(info is not None and info.kind == "mmt")
+        if info is not None and info.name != self._shown_name:
+            row = self._row_of(info.name)
+            if row is not None:
+                self.show_entry(row)
 
     def _show_mmt_selected(self) -> None:
         info = self.selected_entry()
@@ -525,6 +536,10 @@ class SessionBrowser(QtWidgets.QWidget):
         if item is None or self.path is None:
             return
         name, path = item.data(QtCore.Qt.ItemDataRole.UserRole), self.path
+        self._shown_name = name
+        selected = self.selected_entry()
+        if selected is None or selected.name != name:  # the row selected is the map shown
+            self.table.selectRow(row)
         info = next((e for e in self.entries if e.name == name), None)
         if info is not None and info.kind == OPTICAL:
             self.show_image(name)

@@ -13,7 +13,7 @@ from PyQt6 import QtWidgets
 
 from gui.command import recorded_command
 from gui.compare_view import guess_roles
-from smm_daq.analysis.registration import FORCE_HINT
+from smm_daq.analysis.registration import FORCE_HINT, NO_REGISTER_HINT
 from smm_daq.analysis.subtract_inputs import (
     holds_measured_map,
     induced_among,
@@ -27,15 +27,18 @@ from smm_daq.storage.names import lookalike, typed_entry_name
 from smm_daq.storage.nexus import EntryInfo, check_entry_name
 
 FORCE_SHIFT_LABEL = "Apply a shift not significantly different from zero"
+REGISTER_LABEL = "Register the remanent map onto the in-field map"
 
 
 def said_in_window(warning: str, *, recipe: bool = False) -> str:
-    """A subtraction's warning as the window says it: how to force a shift not applied named
-    as the window forces it (the subtract dialog's checkbox; for a recipe, its step's key),
-    not as the command line's flag."""
-    how = ("apply_insignificant_shift = true in the recipe's subtract step" if recipe
-           else f'the subtract dialog\'s "{FORCE_SHIFT_LABEL}"')
-    return warning.replace(FORCE_HINT, how)
+    """A subtraction's warning as the window says it: how to force a shift not applied, and
+    how to subtract the maps as they lie, named as the window does them (the subtract
+    dialog's checkboxes; for a recipe, its step's keys), not as the command line's flags."""
+    force, lie = (("apply_insignificant_shift = true in the recipe's subtract step",
+                   "register = false in the recipe's subtract step") if recipe
+                  else (f'the subtract dialog\'s "{FORCE_SHIFT_LABEL}"',
+                        f'the subtract dialog\'s "{REGISTER_LABEL}" unticked'))
+    return warning.replace(FORCE_HINT, force).replace(NO_REGISTER_HINT, lie)
 
 
 def unused_name(base: str, taken: set[str]) -> str:
@@ -75,7 +78,7 @@ class SubtractDialog(QtWidgets.QDialog):
             if role in roles:
                 box.setCurrentText(roles[role])
             box.currentTextChanged.connect(lambda _text: self._check())
-        self.register = QtWidgets.QCheckBox("Register the remanent map onto the in-field map")
+        self.register = QtWidgets.QCheckBox(REGISTER_LABEL)
         self.register.setChecked(True)
         self.register.setToolTip("Estimate the shift between the scans from the maps themselves"
                                  " (a remount, a stage that did not return exactly)")

@@ -218,3 +218,23 @@ def test_a_screenshot_that_could_not_be_written_exits_1(qtbot, settings, tmp_pat
     args = SimpleNamespace(file=None, view=None, screenshot=shot)
     assert app.exit_code(args, outcome, 0) == 1
     assert capsys.readouterr().err == f"smm-daq: could not write {shot}\n"
+
+
+def test_the_demo_runs_the_simulator_whatever_profile_the_window_last_ran_on(settings, repo):
+    """`smm-daq gui --demo` after the window last ran on a real rig's profile: the demo runs on
+    the simulator's (it was refused, naming the remembered profile, not one the user gave);
+    without --demo the remembered profile is used, and a real rig's given to --demo is
+    refused."""
+    import argparse
+
+    from gui.app import chosen_profile
+    from smm_daq.errors import InputError
+
+    lab = repo / "configs" / "example-lab.toml"
+    settings.setValue("profile/path", str(lab))
+    profile, _ = chosen_profile(argparse.Namespace(profile=None, demo=True), settings)
+    assert profile.simulated
+    profile, _ = chosen_profile(argparse.Namespace(profile=None, demo=False), settings)
+    assert profile.path == lab and not profile.simulated
+    with pytest.raises(InputError, match=r"example-lab\.toml has rig\.simulated = false"):
+        chosen_profile(argparse.Namespace(profile=lab, demo=True), settings)

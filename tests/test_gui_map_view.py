@@ -66,6 +66,16 @@ def test_a_map_with_nothing_measured_yet_is_coloured_on_one_microtesla(view, fil
     assert tuple(view.image.getLevels()) == pytest.approx((-1.0, 1.0))
 
 
+def test_the_colour_bar_is_shown_only_over_a_map(view):
+    """No map (none chosen yet, or its file closed): no colour bar, which gave a scale of
+    0 to 1 µT to nothing."""
+    assert not view.colour_bar.isVisible()
+    view.set_map(grid_map(np.full((4, 4), 2 * UT)))
+    assert view.colour_bar.isVisible()
+    view.clear()
+    assert not view.colour_bar.isVisible()
+
+
 def test_cursor_readout_names_position_and_bz_of_the_pixel(view):
     bz = np.zeros((5, 6))
     bz[2, 4] = 1.25 * UT
@@ -88,6 +98,27 @@ def test_cursor_readout_follows_the_mouse(view, qtbot):
     with qtbot.waitSignal(view.readout) as got:
         view.graphics.scene().sigMouseMoved.emit(scene)
     assert "Bz = -3.500 µT" in got.args[0]
+
+
+def test_the_readout_is_seen_whole_in_a_narrow_view(qtbot):
+    """As wide as an MMT tab's pane (about 380 pixels), beside its two buttons: the read-out
+    was cut off before its Bz ("x = 143.0 µm, y = 216.0 µm, B")."""
+    v = MapView()
+    qtbot.addWidget(v)
+    v.resize(380, 400)
+    v.show()
+    qtbot.waitExposed(v)
+    m = grid_map(np.full((5, 6), -12.345 * UT), origin=(12345 * UM, 12345 * UM))
+    v.set_map(m)
+    scene = v.view_box.mapViewToScene(QtCore.QPointF(m.x[2] / UM, m.y[1] / UM))
+    v.graphics.scene().sigMouseMoved.emit(scene)
+    label = v.readout_label
+    assert label.text().endswith("Bz = -12.345 µT")
+    qtbot.waitUntil(lambda: label.height() >= label.heightForWidth(label.width()))
+    flags = QtCore.Qt.TextFlag.TextWordWrap if label.wordWrap() else QtCore.Qt.TextFlag(0)
+    needed = label.fontMetrics().boundingRect(QtCore.QRect(0, 0, label.width(), 10_000),
+                                              flags, label.text())
+    assert needed.width() <= label.width() and needed.height() <= label.height()
 
 
 def test_the_readout_follows_the_map_under_a_cursor_held_still(view, qtbot):

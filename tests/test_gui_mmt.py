@@ -903,14 +903,16 @@ def test_a_new_result_shows_no_grain_of_the_last_one_selected(inverted, qtbot):
         view.table.selectRow(column(view, "grain").index(2))
     assert view.highlight.getData()[0].size > 0
     assert view.grain_view.plot.titleLabel.text == "fitted field of grain 2"
+    assert view.grain_view.colour_bar.isVisible()
     with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
         assert view.run()
     assert done.args[0], done.args[1]
     assert view.table.selectionModel().selectedRows() == []
     xs, _ys = view.highlight.getData()
     assert xs is None or xs.size == 0
-    assert view.grain_view.plot.titleLabel.text == "fitted field of the grain"
-    assert not np.any(view.grain_view.map.bz)
+    # no grain: the pane says how to show one, with no colour scale over its zeros
+    assert view.grain_view.plot.titleLabel.text == "fitted field: select a grain"
+    assert not np.any(view.grain_view.map.bz) and not view.grain_view.colour_bar.isVisible()
 
 
 def test_exports_are_proposed_beside_the_file_of_the_inverted_scans(qtbot, session, tmp_path,

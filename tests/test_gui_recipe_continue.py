@@ -63,6 +63,8 @@ def test_a_recipe_stopped_in_its_second_scan_is_continued_from_the_tab(window, q
     # offered once the recipe stopped (whether it wrote entries is read off the GUI thread)
     qtbot.waitUntil(lambda: view.run_button.text() == "Continue", timeout=WAIT_MS)
     assert "Continue carries it on" in view.message.text()
+    # a sentence of its own, after the step's message ("… aborted by the operator")
+    assert "operator. Continue carries it on" in view.message.text()
     first, second = _snapshot(path, "first"), _snapshot(path, "second")
     asked: list[str] = []
     view.ask = lambda message: asked.append(message) or True

@@ -732,12 +732,38 @@ def test_return_on_a_row_opens_its_map_without_the_mouse(browser, qtbot):
     while browser.table.item(row, 0).text() != "inf":
         qtbot.keyClick(browser.table, QtCore.Qt.Key.Key_Down)
         row = browser.table.currentRow()
+    settled(browser, qtbot)  # the maps each selection showed, read
     with qtbot.waitSignal(browser.mapShown) as shown:
         qtbot.keyClick(browser.table, QtCore.Qt.Key.Key_Return)
     assert shown.args[0].name == "inf"
     qtbot.keyClick(browser.table, QtCore.Qt.Key.Key_Up)
     other = browser.table.item(browser.table.currentRow(), 0).text()
+    settled(browser, qtbot)
     with qtbot.waitSignal(browser.mapShown) as shown:
         qtbot.keyClick(browser.table, QtCore.Qt.Key.Key_Enter,
                        QtCore.Qt.KeyboardModifier.KeypadModifier)
     assert shown.args[0].name == other
+
+
+def test_selecting_an_entry_shows_its_map_and_the_map_shown_is_the_one_selected(browser, qtbot):
+    """A click or an arrow key on an entry shows its map (not only a double click: the map of
+    the entry before stayed under the new selection); an entry shown otherwise (a subtraction's
+    result) is the one selected; the table read again reads no map."""
+    table = browser.table
+    row = next(r for r in range(3) if table.item(r, 0).text() == "inf")
+    with qtbot.waitSignal(browser.mapShown, timeout=WAIT_MS) as shown:
+        qtbot.mouseClick(table.viewport(), QtCore.Qt.MouseButton.LeftButton,
+                         pos=table.visualItemRect(table.item(row, 1)).center())
+    assert shown.args[0].name == "inf"
+    table.setFocus()
+    with qtbot.waitSignal(browser.mapShown, timeout=WAIT_MS) as shown:
+        qtbot.keyClick(table, QtCore.Qt.Key.Key_Up if row else QtCore.Qt.Key.Key_Down)
+    assert shown.args[0].name == browser.selected_entry().name != "inf"
+    with qtbot.waitSignal(browser.mapShown, timeout=WAIT_MS) as shown:
+        browser.show_entry(row)
+    assert shown.args[0].name == browser.selected_entry().name == "inf"
+    maps_shown = []
+    browser.mapShown.connect(maps_shown.append)
+    assert refreshed(browser, qtbot)
+    settled(browser, qtbot)
+    assert browser.selected_entry().name == "inf" and maps_shown == []

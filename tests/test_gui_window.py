@@ -412,3 +412,26 @@ def test_the_title_names_the_file_a_scan_writes_unless_it_names_it_already(windo
         with qtbot.waitSignal(window.scan.scanEnded, timeout=WAIT_MS):
             window.scan.abort()
     assert window.windowTitle() == f"smm-daq: {window.profile.name}: session.h5"
+
+
+def test_the_status_line_says_a_scan_under_way_not_the_last_ones_end(window, qtbot,
+                                                                      monkeypatch):
+    """After a scan, the next one running (or paused) is said on the status line: it kept
+    saying "Scan finished" of the scan before."""
+    run_to_end(qtbot, window, small_plan("before", n=3))
+    assert window.statusBar().currentMessage().startswith("Scan finished")
+    gate = gate_the_scan(window, qtbot, monkeypatch)
+    gate.hold_scan(at_point=4)
+    assert window.scan.start(small_plan("next", n=6))
+    try:
+        qtbot.waitUntil(gate.waiting.is_set, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: window.scan.live.state == "running", timeout=WAIT_MS)
+        assert window.statusBar().currentMessage() == "Scan 'next' running"
+        window.scan.pause_button.click()
+    finally:
+        gate.go.set()
+    qtbot.waitUntil(lambda: window.scan.live.state == "paused", timeout=WAIT_MS)
+    assert window.statusBar().currentMessage() == "Scan 'next' paused"
+    with qtbot.waitSignal(window.scan.scanEnded, timeout=WAIT_MS):
+        window.scan.abort_button.click()
+    assert window.statusBar().currentMessage().startswith("Scan aborted")

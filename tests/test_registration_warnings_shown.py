@@ -17,7 +17,7 @@ from session_reads import opened
 from test_registration_coverage import scans
 
 from gui.session_browser import SessionBrowser
-from gui.subtract_dialog import said_in_window
+from gui.subtract_dialog import REGISTER_LABEL, said_in_window
 from smm_daq.acquisition.recipe import parse_recipe, run_recipe
 from smm_daq.acquisition.session import Session
 from smm_daq.analysis.registration import RegistrationNote, RegistrationWarning
@@ -115,6 +115,12 @@ def test_the_window_says_the_warnings_on_its_message_line(path, qtbot):
     note, concern = recorded_note_and_warning(path)  # how to force a shift: as the window does
     assert said_in_window(f"Note: 'in_field − remanent': {note}") in text
     assert said_in_window(f"Warning: 'in_field − remanent': {concern}") in text
+    # the shift found is said as the warnings say it, not to more digits
+    found = text.split(": shift found ", 1)[1].split(" µm")[0]
+    assert f"the registration's shift {found} µm" in text
+    # how to subtract as the maps lie too: the dialog's checkbox, not the command line's flag
+    assert "--no-register" not in text and "--apply-insignificant-shift" not in text
+    assert f'the subtract dialog\'s "{REGISTER_LABEL}" unticked' in text
 
 
 def test_the_windows_recipe_says_the_warnings_when_it_ends(window, qtbot, tmp_path):
@@ -135,3 +141,4 @@ def test_the_windows_recipe_says_the_warnings_when_it_ends(window, qtbot, tmp_pa
     told = text.split("; note: step 1: ")[1].split("; warning: step 1: ")
     assert said(told) == [note, concern]
     assert said(view.steps.item(0).toolTip().split("\n")) == [note, concern]
+    assert "--no-register" not in text and "register = false in the recipe's subtract step" in text

@@ -455,6 +455,8 @@ def _pixel_noise(bz: np.ndarray) -> float:
 
 # how a caller forces a shift not significantly different from zero, as the warning says it
 FORCE_HINT = "--apply-insignificant-shift (apply_insignificant_shift = true in a recipe)"
+# how a caller subtracts the maps as they lie, as the warnings say it
+NO_REGISTER_HINT = "--no-register, or register = false in a recipe"
 
 
 class RegistrationWarning(UserWarning):
@@ -509,7 +511,7 @@ def registration_concerns(reg: Registration, step: tuple[float, float], *,
         concerns.append(
             f"the registration's shift {said}, is not significantly different from zero; "
             "applying it may add an artefact to the difference: compare with the maps "
-            "subtracted as they lie (--no-register, or register = false in a recipe)")
+            f"subtracted as they lie ({NO_REGISTER_HINT})")
     noise_sd = np.array(reg.noise_shift_sd)
     spread = float(np.max(sd / np.maximum(noise_sd, 1e-300)))
     if spread > MISFIT_RATIO or reg.rms_residual > MISFIT_RATIO * reg.noise_rms:
@@ -519,13 +521,12 @@ def registration_concerns(reg: Registration, step: tuple[float, float], *,
             f"the maps differ by more than a shift (residual {reg.rms_residual / UM:.3g} µT "
             f"RMS against {reg.noise_rms / UM:.3g} µT of noise{left_out}): the registration's "
             f"shift {said}, may have absorbed part of the induced field: compare with the "
-            "maps subtracted as they lie (--no-register, or register = false in a recipe)")
+            f"maps subtracted as they lie ({NO_REGISTER_HINT})")
     if _poorly_known(reg, step):
         concerns.append(
             f"the registration's shift {said}, is poorly determined: an induced field shaped "
             "like a shift of the remanent map moves it by as much without showing in the "
-            "residual: compare with the maps subtracted as they lie (--no-register, or "
-            "register = false in a recipe)")
+            f"residual: compare with the maps subtracted as they lie ({NO_REGISTER_HINT})")
     return concerns
 
 
