@@ -1216,6 +1216,13 @@ class PIGCSStage(Stage, FlyStage):
         return self.max_velocity
 
     def recorder_points(self) -> int:
+        """The most points a fly line's record is read back with (`read_recorded`): the
+        table's, at most `RECORDED_PER_LINE` and an eighth more. The scan's file lays out
+        each line's record for as many: an E-727's whole recorder (262144) made it 4 MB a
+        line, nearly all of it padding."""
+        return min(self._table_points(), RECORDED_PER_LINE + RECORDED_PER_LINE // 8)
+
+    def _table_points(self) -> int:
         """Parameter 0x16000200; `UNLISTED_RECORDER_POINTS` where the controller does not
         list it, rather than a query left unanswered (the link taken for lost, the
         controller's error 54 read after the next command as that command's)."""
@@ -1238,7 +1245,7 @@ class PIGCSStage(Stage, FlyStage):
                              f"[{lo * 1e6:.3f}, {hi * 1e6:.3f}] µm", instrument=self.name)
         cycle = self._parameter(SERVO_UPDATE_TIME, lambda v: parse_float(
             v, what="servo update time in s", within=SERVO_CYCLE_RANGE))
-        self._recorder_size = self.recorder_points()
+        self._recorder_size = self._table_points()
         samples = self._line_samples = min(self._recorder_size, RECORDED_PER_LINE)
         rate = max(1, math.ceil(duration / (samples * cycle)))
         ax = self.axes[0]
@@ -1272,7 +1279,7 @@ class PIGCSStage(Stage, FlyStage):
         """The line `fly_x` started, as recorded: once its motion has ended, the recorder
         holds the whole line (or is full), so fewer points than that (or than 2) are refused
         as a reply no recorder gives."""
-        size = self._recorder_size or self.recorder_points()
+        size = self._recorder_size or self._table_points()
         # a table of a size not known may count on past the one taken, up to its own
         bound = size if self._recorder_points_listed() else RECORDER_POINTS_RANGE[1]
         least, why = 2, ""
