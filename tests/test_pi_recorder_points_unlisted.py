@@ -16,6 +16,7 @@ from simulators.emulator import EmulatorTransport
 from simulators.pi_emulator import C884, PIGCSEmulator
 from simulators.stage_model import StageModel
 from smm_daq.clock import VirtualClock
+from smm_daq.errors import InstrumentError
 
 
 class SentLog(EmulatorTransport):
@@ -75,3 +76,33 @@ def test_a_controller_not_listing_the_recorder_points_flies_a_line_on_the_smalle
     assert motion.x[0] == pytest.approx(5e-3, abs=1e-6)
     assert motion.x[-1] == pytest.approx(8e-3, abs=1e-6)
     assert np.all(np.diff(motion.x) >= -1e-9)
+
+
+def test_a_controller_not_listing_its_servo_update_time_is_not_flown_and_says_why(
+        monkeypatch):
+    """A fly line's samples are timed by the servo cycle (SPA 0x0E000200), which has no safe
+    stand-in: where the controller does not list it, the line is refused before any command,
+    saying so (asked, the link was taken for lost after three tries, error 54 left pending
+    for the next command), and the controller is left as it was, no error pending."""
+    full = PIGCSEmulator._parameter_table
+
+    def without(self):
+        table = full(self)
+        table.pop(0x0E000200)
+        return table
+
+    monkeypatch.setattr(PIGCSEmulator, "_parameter_table", without)
+    clock = VirtualClock()
+    model = StageModel(clock, axis_sign=(1, 1, 1), travel=TRAVEL, velocity=2e-3,
+                       settle_time=0.01, needs_reference=True)
+    emulator = PIGCSEmulator(model, controller=C884)
+    transport = SentLog(emulator, clock=clock)
+    stage = PIGCSStage(transport, axes=("1", "2", "3"), axis_sign=(1, 1, 1), travel=TRAVEL,
+                       velocity=2e-3, clock=clock, settle_time=0.01, reference_on_connect=True)
+    stage.move_to(5e-3, 5e-3, 1e-3)
+    sent = len(transport.sent)
+    with pytest.raises(InstrumentError, match=r"does not list its servo update time "
+                                              r"\(parameter 0x0E000200 in HPA\?\)"):
+        stage.fly_x(8e-3, 1e-3, 3.0)
+    assert transport.sent[sent:] == []
+    assert emulator.error == 0 and not stage.link.lost
