@@ -100,6 +100,10 @@ WAVE_POINTS = 100_000  # the most points a fly line's wave segment is given
 MAX_VELOCITY = 0.01  # m/s: the fastest velocity setting accepted unless the profile's is higher
 SERVO_CYCLE_RANGE = (1e-7, 0.1)  # s: any GCS controller's servo update time
 RECORDER_POINTS_RANGE = (2, 2**24)  # any GCS data recorder's points (SPA 0x16000200)
+# a table's points taken where the controller does not list 0x16000200 (HPA?; SPA? for a
+# parameter it lacks gets no reply at all, as PIPython's presets for a C-884 suggest): the
+# smallest table of PI's GCS controllers (PIPython's presets: 1024 .. 262144), so a line fits
+UNLISTED_RECORDER_POINTS = 1024
 STOPPED_CODES = (0, 10)  # what ERR? answers after STP: 10, the controller stopped by command
 ERROR_QUERY = "ERR?"  # the controller's error, cleared as it is read
 # `stop_alone`'s marker: every GCS controller answers *IDN? (kept for GPIB compatibility), sets
@@ -1212,8 +1216,24 @@ class PIGCSStage(Stage, FlyStage):
         return self.max_velocity
 
     def recorder_points(self) -> int:
+        """The most points a fly line's record is read back with (`read_recorded`): the
+        table's, at most `RECORDED_PER_LINE` and an eighth more. The scan's file lays out
+        each line's record for as many: an E-727's whole recorder (262144) made it 4 MB a
+        line, nearly all of it padding."""
+        return min(self._table_points(), RECORDED_PER_LINE + RECORDED_PER_LINE // 8)
+
+    def _table_points(self) -> int:
+        """Parameter 0x16000200; `UNLISTED_RECORDER_POINTS` where the controller does not
+        list it, rather than a query left unanswered (the link taken for lost, the
+        controller's error 54 read after the next command as that command's)."""
+        if not self._recorder_points_listed():
+            return UNLISTED_RECORDER_POINTS
         return self._parameter(RECORDER_POINTS, lambda v: parse_int(
             v, what="integer count of data-recorder points", within=RECORDER_POINTS_RANGE))
+
+    def _recorder_points_listed(self) -> bool:
+        """Whether the controller lists parameter 0x16000200 (`HPA?`) and answers `SPA?`."""
+        return {"HPA?", "SPA?"} <= self._commands and RECORDER_POINTS in self._parameters()
 
     def trigger_output(self) -> bool:
         return {"WAV", "WGO", "CTO", "TWS"} <= self._commands
@@ -1223,9 +1243,16 @@ class PIGCSStage(Stage, FlyStage):
         if not (math.isfinite(x_end) and lo - LIMIT_SLACK <= x_end <= hi + LIMIT_SLACK):
             raise RangeError(f"x = {x_end * 1e6:.3f} µm is outside the travel "
                              f"[{lo * 1e6:.3f}, {hi * 1e6:.3f}] µm", instrument=self.name)
+        if {"HPA?", "SPA?"} <= self._commands and SERVO_UPDATE_TIME not in self._parameters():
+            # asked, it would get no reply (the link taken for lost, error 54 left pending)
+            raise InstrumentError(
+                f"the controller does not list its servo update time (parameter "
+                f"0x{SERVO_UPDATE_TIME:08X} in HPA?), by which a fly line's recorded positions "
+                "are timed; expected a controller that lists it, or a step scan",
+                instrument=self.name)
         cycle = self._parameter(SERVO_UPDATE_TIME, lambda v: parse_float(
             v, what="servo update time in s", within=SERVO_CYCLE_RANGE))
-        self._recorder_size = self.recorder_points()
+        self._recorder_size = self._table_points()
         samples = self._line_samples = min(self._recorder_size, RECORDED_PER_LINE)
         rate = max(1, math.ceil(duration / (samples * cycle)))
         ax = self.axes[0]
@@ -1259,7 +1286,9 @@ class PIGCSStage(Stage, FlyStage):
         """The line `fly_x` started, as recorded: once its motion has ended, the recorder
         holds the whole line (or is full), so fewer points than that (or than 2) are refused
         as a reply no recorder gives."""
-        size = self._recorder_size or self.recorder_points()
+        size = self._recorder_size or self._table_points()
+        # a table of a size not known may count on past the one taken, up to its own
+        bound = size if self._recorder_points_listed() else RECORDER_POINTS_RANGE[1]
         least, why = 2, ""
         if self._sample_time is not None:
             whole = min(size, math.floor(self._line_duration / self._sample_time))
@@ -1274,8 +1303,8 @@ class PIGCSStage(Stage, FlyStage):
                 raise ProtocolError(f"expected '1=count', got {shown(lines)}")
             n = _within_reply(lambda v: parse_int(v, what="integer count of recorded points"),
                               value, lines)
-            if not least <= n <= size:
-                raise ProtocolError(f"expected {least} .. {size} recorded points{why}, got "
+            if not least <= n <= bound:
+                raise ProtocolError(f"expected {least} .. {bound} recorded points{why}, got "
                                     f"{shown(lines)}")
             return n
 
@@ -1285,6 +1314,7 @@ class PIGCSStage(Stage, FlyStage):
             # an E-727: megabytes on the link); the line's points and an eighth more for the
             # stage settling are all the line needs.
             n = min(n, self._line_samples + self._line_samples // 8)
+        n = min(n, size)  # no more than the scan's file lays out a line's record for
         # Recorded positions lie within the axis' travel, give or take its span (a servo
         # overshooting a soft limit); a value beyond cannot be one.
         lo, hi = self._controller_travel[0]

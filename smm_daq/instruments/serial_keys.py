@@ -6,7 +6,8 @@ of the RS-232 line the socket cannot tell, which only a lock-in's buffer reads a
 (an SR830 with `interface = "rs232"`, an SR860 on anything but its own VXI-11 or HiSLIP
 device). Anywhere else (GPIB, USB, an instrument's own Ethernet, or a socket in front of a
 stage, the supplies or the multimeter) no serial line is set or timed by it: a key left there
-from a profile written for a serial setup is ignored, and said to be.
+from a profile written for a serial setup is ignored, and said to be. A VISA alias may name a
+serial port, whose rate is set: nothing is said of one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from smm_daq.instruments.transport import is_own_lan_device, is_serial
+
+# `_kind` of an address in no VISA resource form: a VISA alias ('COM3', a name the VISA
+# configuration gives), which may open a serial port, its rate then set (`VisaTransport`):
+# nothing is said of a `baud_rate` there
+_UNKNOWN = "an address of no form known here"
 
 
 def _kind(address: str) -> str:
@@ -27,7 +33,7 @@ def _kind(address: str) -> str:
         return "an instrument's own Ethernet (VXI-11 or HiSLIP) address"
     if text.startswith("TCPIP") and text.endswith("::SOCKET"):
         return "a LAN socket address"
-    return "an address that is no serial port"
+    return "an address that is no serial port" if "::" in text else _UNKNOWN
 
 
 def lockin_line(address: str, implementation: str, interface: str | None) -> bool:
@@ -48,7 +54,7 @@ def unused_baud_rate(section: str, baud_rate: int, addresses: Sequence[str], *,
     """The warning for `section.baud_rate` on a link whose `addresses` it sets or times no
     serial line of (`line`: whether one of them reaches one, as its section reads it); None
     where it does."""
-    if line or any(is_serial(a) for a in addresses):
+    if line or any(is_serial(a) or _kind(a) == _UNKNOWN for a in addresses):
         return None
     address = addresses[0]
     socket_note = (" (the serial line behind a serial-to-Ethernet server is taken into "
