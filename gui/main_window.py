@@ -261,7 +261,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def _scan_ended(self, kind: str, message: str) -> None:
         if self._closing:  # closed without waiting for a stalled write, which returned since
             return
-        note = self._show_written(self.scan.path)
+        # a scan refused at its start wrote nothing: its file has no new entries to show
+        note = "" if kind == "not started" else self._show_written(self.scan.path)
         self.statusBar().showMessage(f"Scan {kind}" + (f": {message}" if message else "")
                                      + (f" ({note})" if note else ""))
         if self._close_after_scan:

@@ -77,3 +77,27 @@ def test_a_recipe_into_such_a_file_is_refused_as_it_is_opened(window, qtbot, tmp
     assert f"the session file on the Scan tab is {str(tmp_path / LONG_NAME)!r}, {SAID}" \
         in view.message.text(), view.message.text()
     assert not view.run_button.isEnabled()
+
+
+def test_a_scan_not_started_does_not_say_its_file_has_new_entries(window, qtbot, tmp_path):
+    """The refusal, now told as the scan's end ("not started"), wrote nothing: the status bar
+    said '… has new entries: open … in the Session tab to see them' of the file refused,
+    beside the file the operator has open there."""
+    import numpy as np
+    from session_reads import opened
+
+    from smm_daq.storage.mapdata import MapData
+    from smm_daq.storage.nexus import write_map_entry
+
+    other = tmp_path / "other.h5"
+    write_map_entry(other, MapData(bz=np.zeros((4, 5)), x=np.arange(5) * 5e-6,
+                                   y=np.arange(4) * 5e-6, height=50e-6, sensor_size=(1e-6, 1e-6),
+                                   applied_field=np.zeros(3), name="earlier"), kind="scan")
+    assert opened(window.session, qtbot, other)
+    window.scan.file_edit.setText(str(tmp_path / LONG_NAME))
+
+    _refused(window, qtbot)
+    said = window.statusBar().currentMessage()
+    assert said.startswith("Scan not started: the session file is "), said
+    assert "new entries" not in said, said
+    assert window.session.path == other
