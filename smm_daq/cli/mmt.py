@@ -45,9 +45,9 @@ from smm_daq.cli.mmt_models import (
     invert_models,
     refuse_z_down_height,
     registration,
+    summary_line,
     synth_points,
     synthetic_provenance,
-    unresolved_note,
     uses_models,
 )
 from smm_daq.cli.mmt_study import add_study_command, add_tiling_options, tiled_result_or_none
@@ -179,14 +179,8 @@ def _invert(args: argparse.Namespace) -> int:
                         **shaped,
                         **tile_parameters(None if args.tile_um is None else args.tile_um * UM)},
                        overwrite=args.overwrite)
-    ur = table["uncertainty_ratio_pct"]
-    how = "from the residual" if result.sigma_from_residual else "given"
-    print(f"{result.grains.n_grains} grains from {result.n_sensors} pixels; sigma "
-          f"{result.sigma / NT:.4g} nT ({how}); "
-          f"cond(Q) {result.condition_number:.3g}; {int(np.sum(ur < 10))} grains with "
-          f"uncertainty ratio < 10 %"
-          f"{unresolved_note(result.grains.labels, result.covariance)}; results in "
-          f"{args.out} and entry '{name}' of {args.file}")
+    print(summary_line(result, table, "cuboid", 1,
+                       f"results in {args.out} and entry '{name}' of {args.file}"))
     return 0
 
 

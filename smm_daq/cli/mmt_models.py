@@ -27,6 +27,7 @@ from smm_daq.errors import InputError
 if TYPE_CHECKING:  # the analysis is imported by the commands
     from smm_daq.analysis.mmt.models.multipole import PointGrains
     from smm_daq.analysis.mmt.registration import GrainRegistration
+    from smm_daq.analysis.mmt.solver.inversion import MMTResult
 
 UM = 1e-6
 NT = 1e-9
@@ -50,6 +51,27 @@ def unresolved_note(labels: np.ndarray, covariance: np.ndarray, shown: int = 5) 
     more = f" and {int(bad.sum()) - shown} more" if bad.sum() > shown else ""
     return (f"; {int(bad.sum())} grain(s) unresolved (infinite SDs, magnetization not "
             f"determined): grain {', '.join(named)}{more}")
+
+
+def summary_line(result: MMTResult, table: dict[str, np.ndarray], model: str, scans: int,
+                 written: str) -> str:
+    """`mmt invert`'s summary line, one shape for every model (cuboid, dipole, ...): the grains
+    and the model, the pixels of how many scans, each scan's σ, cond(Q), the grains of
+    uncertainty ratio < 10 %, those with resolved higher orders (multipole models), the grains
+    unresolved, then `written` (where the results are)."""
+    from smm_daq.analysis.mmt.solver.joint import MultipoleResult
+
+    sigmas = getattr(result, "sigmas", ()) or (result.sigma,)
+    line = (f"{result.grains.n_grains} grains ({model}) from {result.n_sensors} pixels of "
+            f"{scans} scan(s); sigma {', '.join(f'{s / NT:.4g}' for s in sigmas)} nT"
+            f"{' (from the residual)' if result.sigma_from_residual else ''}; "
+            f"cond(Q) {result.condition_number:.3g}; "
+            f"{int(np.sum(table['uncertainty_ratio_pct'] < 10))} grains with uncertainty "
+            "ratio < 10 %")
+    higher = result.higher_orders() if isinstance(result, MultipoleResult) else None
+    if higher is not None:
+        line += f"; {int(np.sum(higher[2]))} grains with resolved higher orders (p < 0.05)"
+    return f"{line}{unresolved_note(result.grains.labels, result.covariance)}; {written}"
 
 
 def left_out_note(grains: PointGrains, min_voxels: int, shown: int = 5) -> str:
@@ -367,18 +389,8 @@ def invert_models(args: argparse.Namespace) -> int:
 
         write_library_results(library_out, result.coefficients, result.coefficient_covariance,
                               grains if point else as_points(grains))
-    how = ", ".join(f"{s / NT:.4g}" for s in result.sigmas)
-    summary = (f"{result.grains.n_grains} grains ({model}) from {result.n_sensors} pixels of "
-               f"{len(entries)} scan(s); sigma {how} nT"
-               f"{' (from the residual)' if result.sigma_from_residual else ''}; "
-               f"cond(Q) {result.condition_number:.3g}; "
-               f"{int(np.sum(table['uncertainty_ratio_pct'] < 10))} grains with uncertainty "
-               "ratio < 10 %")
-    higher = result.higher_orders()
-    if higher is not None:
-        summary += f"; {int(np.sum(higher[2]))} grains with resolved higher orders (p < 0.05)"
-    summary += unresolved_note(result.grains.labels, result.covariance)
-    print(f"{summary}; results in {out} and entry '{name}' of {args.file}")
+    print(summary_line(result, table, model, len(entries),
+                       f"results in {out} and entry '{name}' of {args.file}"))
     return 0
 
 
