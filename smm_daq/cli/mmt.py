@@ -220,7 +220,7 @@ def _synth(args: argparse.Namespace) -> int:
     say_if_compiling("cuboid")
     rng = np.random.default_rng(args.seed)
     sample = synth.make_sample((sx * UM, sy * UM), args.thickness_um * UM, args.density_per_mm3,
-                               rng)
+                               rng, args.directions)
     data = synth.scan(sample, height=args.height_um * UM, step=args.step_um * UM,
                       sensor_size=size, noise=args.noise_nT * NT, rng=rng, name=args.name)
     write_map_entry(args.out, data, kind="synthetic", overwrite=args.overwrite,

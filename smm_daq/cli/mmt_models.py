@@ -398,6 +398,12 @@ def add_synth_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", choices=MODEL_CHOICES, default="cuboid",
                    help="cuboid grains (default), or point sources with a dipole, quadrupole "
                         "or octupole (grains written as an x y z volume label list in m)")
+    p.add_argument("--directions", choices=("uniform-sphere", "uniform-theta"),
+                   default="uniform-sphere",
+                   help="how the magnetizations' directions are drawn: uniform on the sphere "
+                        "(default), or uniform-theta, seed 001's draw (azimuth uniform, angle "
+                        "from +z uniform in 0..180°, which favours directions near ±z), to "
+                        "reproduce its parameter study")
 
 
 def synthetic_provenance(args: argparse.Namespace) -> dict[str, dict[str, object]]:
@@ -410,6 +416,7 @@ def synthetic_provenance(args: argparse.Namespace) -> dict[str, dict[str, object
             "parameters": {"command": invoked_command(),
                            "noise": Quantity(args.noise_nT * NT, "T"),
                            "seed": args.seed,
+                           "directions": args.directions,
                            "density": Quantity(args.density_per_mm3, "mm-3",
                                                "grains per volume")}}
 
@@ -426,7 +433,7 @@ def synth_points(args: argparse.Namespace, sx: float, sy: float,
     say_if_compiling(args.model)
     rng = np.random.default_rng(args.seed)
     sample = make_point_sample((sx * UM, sy * UM), args.thickness_um * UM,
-                               args.density_per_mm3, rng, args.model)
+                               args.density_per_mm3, rng, args.model, args.directions)
     data = scan_points(sample, height=args.height_um * UM, step=args.step_um * UM,
                        sensor_size=size, noise=args.noise_nT * NT, rng=rng, name=args.name)
     write_map_entry(args.out, data, kind="synthetic", overwrite=args.overwrite,
