@@ -1,7 +1,8 @@
 """Synthetic point-source samples: grains as points with volumes, dipoles drawn as in `synth`
-(|M| = M0 (V/V0)^α × 10^N(0, 0.5²), a random direction as `synth.draw_directions` draws it) and, for multipole models, quadrupole and
-octupole coefficients of a grain of radius a drawn as N(0, (0.3 |M| V a^(l−1))²) each: a
-magnetization that varies by tens of per cent across the grain."""
+(|M| = M0 (V/V0)^α × 10^N(0, 0.5²), a random direction as `synth.draw_directions` draws it)
+and, for multipole models, quadrupole and octupole coefficients of a grain of radius a drawn
+as N(0, (0.3 |M| V a^(l−1))²) each: a magnetization that varies by tens of per cent across the
+grain."""
 
 from __future__ import annotations
 
