@@ -74,15 +74,17 @@ def summary_line(result: MMTResult, table: dict[str, np.ndarray], model: str, sc
     return f"{line}{unresolved_note(result.grains.labels, result.covariance)}; {written}"
 
 
-def left_out_note(grains: PointGrains, min_voxels: int, shown: int = 5) -> str:
+def left_out_note(grains: PointGrains, min_voxels: int, shown: int = 5,
+                  options: tuple[str, str] = ("--min-voxels", "--crop-to-scan")) -> str:
     """What of the grain file `mmt invert` leaves out (Dragonfly's specks below --min-voxels,
-    grains beyond the crop's reach), naming up to `shown` labels per reason, or "": the summary
-    counts only the grains inverted."""
+    grains beyond the crop's reach), naming up to `shown` labels per reason and the option
+    that left them out (`options`: as the window names the two), or "": the summary counts
+    only the grains inverted."""
     if not grains.left_out:
         return ""
-    reasons = {"min_voxels": f"of fewer than {min_voxels} voxels (--min-voxels)",
+    reasons = {"min_voxels": f"of fewer than {min_voxels} voxels ({options[0]})",
                "crop": "whose field could not reach the scans above their noise "
-                       "(--crop-to-scan)"}
+                       f"({options[1]})"}
     parts = []
     for why, labels in grains.left_out:
         more = f" and {len(labels) - shown} more" if len(labels) > shown else ""
