@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from smm_daq.analysis.mmt.formats.community import MIN_M
+from smm_daq.analysis.mmt.study.grid import DIRECTION_DRAWS
 from smm_daq.cli.args import (
     derived_entry_name,
     entry_name,
@@ -400,8 +401,13 @@ def add_synth_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", choices=MODEL_CHOICES, default="cuboid",
                    help="cuboid grains (default), or point sources with a dipole, quadrupole "
                         "or octupole (grains written as an x y z volume label list in m)")
-    p.add_argument("--directions", choices=("uniform-sphere", "uniform-theta"),
-                   default="uniform-sphere",
+    add_directions_option(p)
+
+
+def add_directions_option(p: argparse.ArgumentParser) -> None:
+    """`--directions` of `mmt synth` and `mmt study`: how the magnetizations' directions are
+    drawn (`synth.draw_directions`)."""
+    p.add_argument("--directions", choices=DIRECTION_DRAWS, default=DIRECTION_DRAWS[0],
                    help="how the magnetizations' directions are drawn: uniform on the sphere "
                         "(default), or uniform-theta, seed 001's draw (azimuth uniform, angle "
                         "from +z uniform in 0..180°, which favours directions near ±z), to "

@@ -24,6 +24,7 @@ from smm_daq.analysis.grains import GrainSet, from_arrays
 from smm_daq.analysis.mmt.models.cuboid import GreenModel
 from smm_daq.analysis.mmt.solver import device as devices
 from smm_daq.analysis.mmt.solver.inversion import forward
+from smm_daq.analysis.mmt.study.grid import DIRECTION_DRAWS
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 from smm_daq.whole_files import written_whole
@@ -36,8 +37,6 @@ ALPHA = -0.355
 LOG_SPREAD = 0.5  # SD of the decimal log-normal factor
 D_MIN, D_MAX = 1.0 * UM, 20.0 * UM
 BOTTOM_MARGIN = 10 * UM
-# how the magnetizations' directions are drawn (`draw_directions`), the default first
-DIRECTION_DRAWS = ("uniform-sphere", "uniform-theta")
 
 
 def draw_directions(rng: np.random.Generator, n: int,
@@ -234,8 +233,9 @@ def write_truth_csv(path: str, sample: SyntheticSample) -> None:
 
 def study_sample(spec: object, rng: np.random.Generator) -> tuple[GrainSet, np.ndarray]:
     """The parameter study's sample maker: (grains, magnetizations (G, 3) A/m) for a spec with
-    surface_um, thickness_um and density_per_mm3 (a square sample)."""
+    surface_um, thickness_um, density_per_mm3 (a square sample) and directions (the draw)."""
     side = float(spec.surface_um) * UM  # type: ignore[attr-defined]
     sample = make_sample((side, side), float(spec.thickness_um) * UM,  # type: ignore[attr-defined]
-                         float(spec.density_per_mm3), rng)  # type: ignore[attr-defined]
+                         float(spec.density_per_mm3), rng,  # type: ignore[attr-defined]
+                         str(spec.directions))  # type: ignore[attr-defined]
     return sample.grains, sample.magnetization
