@@ -469,6 +469,10 @@ class MMTView(QtWidgets.QWidget):
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
         self.table.selectionModel().selectionChanged.connect(self._selected)
+        # what the table does not show of the grains: those left out, those not determined
+        self.grains_note = QtWidgets.QLabel("")
+        self.grains_note.setWordWrap(True)
+        self.grains_note.hide()
 
         # the result's maps and net are built when first wanted (`_result_maps`): their four
         # plots cost a third of the window's construction, and most windows never show a
@@ -483,6 +487,7 @@ class MMTView(QtWidgets.QWidget):
         left_layout.addLayout(filters)
         left_layout.addLayout(saving)
         left_layout.addWidget(self.table, 1)
+        left_layout.addWidget(self.grains_note)
         splitter = QtWidgets.QSplitter()
         splitter.addWidget(left)
         splitter.addWidget(maps_holder)
@@ -975,6 +980,9 @@ class MMTView(QtWidgets.QWidget):
         self.selected_grain = None
         self.result_path = path
         self.table_columns = table
+        note = self._grains_note()
+        self.grains_note.setText(note)
+        self.grains_note.setVisible(bool(note))
         self.csv_button.setEnabled(True)
         self.csv_shown_only.setEnabled(True)
         self.library_button.setEnabled(getattr(self.result, "model", "cuboid") != "cuboid")
@@ -1011,6 +1019,25 @@ class MMTView(QtWidgets.QWidget):
         self.grain_view.colour_bar.hide()  # a scale of ±1 µT over no field
         if self.selected_grain is not None:
             self.select_grain(self.selected_grain)
+
+    def _grains_note(self) -> str:
+        """The grains of the shown result that its table does not account for, named as the
+        command line's summary names them: those of the grain file left out (min voxels, the
+        crop to the scan; a fresh result's) and those the map does not determine (infinite
+        SDs, their rows a pseudo-inverse's arbitrary magnetization)."""
+        from smm_daq.cli.mmt_models import left_out_note, unresolved_note
+        from smm_daq.storage.products import bare
+
+        r = self.result
+        notes = []
+        if getattr(r.grains, "left_out", ()):
+            voxels = int(bare(self.made.get("min_voxels", 1)))  # type: ignore[call-overload]
+            notes.append(left_out_note(r.grains, voxels,
+                                       options=("min voxels", "only grains under the scan")))
+        unresolved = unresolved_note(r.grains.labels, r.covariance).removeprefix("; ")
+        if unresolved:
+            notes.append(unresolved)
+        return "\n".join(notes)
 
     def _summary(self, notes: list[str]) -> str:
         """What the status line says of the shown result, then `notes` (warnings)."""

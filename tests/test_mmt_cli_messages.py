@@ -3,8 +3,11 @@ read in the wrong format."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import h5py
+import numpy as np
 import pytest
 
 from smm_daq.analysis.mmt.formats.grains import read_grain_file
@@ -61,3 +64,30 @@ def test_the_grain_format_hint_is_given_once(tmp_path, text, looks):
     message = str(refused.value)
     assert message.count("--grain-format") == 1, message
     assert message.endswith(f"; it looks like a {looks} file (--grain-format {looks})")
+
+
+def test_each_import_reads_a_negative_scan_height_as_its_library_does(tmp_path, capsys):
+    """The cuboid library inverts a negative `Scan height` in its z-down frame (its tutorial),
+    so `import mmt-scan` reads it as that height; the multipole library's frame is z up from
+    the sample top (a negative `Scan height Hz` only warned of: the sensors inside the
+    sample), so `import mpe` refuses one, naming the key, the value and why."""
+    params = json.loads(JSON.read_text(encoding="utf-8"))
+    params["Scan height Hz"] = -2e-6
+    bad = tmp_path / "negative.json"
+    bad.write_text(json.dumps(params), encoding="utf-8")
+    h5 = tmp_path / "s.h5"
+    capsys.readouterr()
+    assert main(["import", "mpe", str(bad), str(NPZ), "--out", str(h5), "--name", "q"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "key 'Scan height Hz' is -2e-06; expected the height of the sensors' centres " \
+        "above the sample top" in err and "z points up" in err and "no z-down frame" in err, err
+    scan = tmp_path / "map.txt"
+    np.savetxt(scan, np.zeros((3, 4)))
+    cuboid = tmp_path / "params.json"
+    cuboid.write_text(json.dumps({"Sensor center domain LL-x-y": [0.0, 0.0],
+                                  "Sensor center domain UR-x-y": [3e-6, 2e-6],
+                                  "Scan spacing": 1e-6, "Scan height": -2e-6}))
+    assert main(["import", "mmt-scan", str(scan), "--params", str(cuboid), "--out", str(h5),
+                 "--name", "c"]) == 0
+    with h5py.File(h5, "r") as f:
+        assert f["c/instrument/sensor/height"][()] == pytest.approx(2e-6)

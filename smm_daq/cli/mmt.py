@@ -45,9 +45,9 @@ from smm_daq.cli.mmt_models import (
     invert_models,
     refuse_z_down_height,
     registration,
+    summary_line,
     synth_points,
     synthetic_provenance,
-    unresolved_note,
     uses_models,
 )
 from smm_daq.cli.mmt_study import add_study_command, add_tiling_options, tiled_result_or_none
@@ -179,14 +179,8 @@ def _invert(args: argparse.Namespace) -> int:
                         **shaped,
                         **tile_parameters(None if args.tile_um is None else args.tile_um * UM)},
                        overwrite=args.overwrite)
-    ur = table["uncertainty_ratio_pct"]
-    how = "from the residual" if result.sigma_from_residual else "given"
-    print(f"{result.grains.n_grains} grains from {result.n_sensors} pixels; sigma "
-          f"{result.sigma / NT:.4g} nT ({how}); "
-          f"cond(Q) {result.condition_number:.3g}; {int(np.sum(ur < 10))} grains with "
-          f"uncertainty ratio < 10 %"
-          f"{unresolved_note(result.grains.labels, result.covariance)}; results in "
-          f"{args.out} and entry '{name}' of {args.file}")
+    print(summary_line(result, table, "cuboid", 1,
+                       f"results in {args.out} and entry '{name}' of {args.file}"))
     return 0
 
 
@@ -226,7 +220,7 @@ def _synth(args: argparse.Namespace) -> int:
     say_if_compiling("cuboid")
     rng = np.random.default_rng(args.seed)
     sample = synth.make_sample((sx * UM, sy * UM), args.thickness_um * UM, args.density_per_mm3,
-                               rng)
+                               rng, args.directions)
     data = synth.scan(sample, height=args.height_um * UM, step=args.step_um * UM,
                       sensor_size=size, noise=args.noise_nT * NT, rng=rng, name=args.name)
     write_map_entry(args.out, data, kind="synthetic", overwrite=args.overwrite,

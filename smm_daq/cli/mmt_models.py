@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from smm_daq.analysis.mmt.formats.community import MIN_M
+from smm_daq.analysis.mmt.study.grid import DIRECTION_DRAWS
 from smm_daq.cli.args import (
     derived_entry_name,
     entry_name,
@@ -27,6 +28,7 @@ from smm_daq.errors import InputError
 if TYPE_CHECKING:  # the analysis is imported by the commands
     from smm_daq.analysis.mmt.models.multipole import PointGrains
     from smm_daq.analysis.mmt.registration import GrainRegistration
+    from smm_daq.analysis.mmt.solver.inversion import MMTResult
 
 UM = 1e-6
 NT = 1e-9
@@ -52,15 +54,38 @@ def unresolved_note(labels: np.ndarray, covariance: np.ndarray, shown: int = 5) 
             f"determined): grain {', '.join(named)}{more}")
 
 
-def left_out_note(grains: PointGrains, min_voxels: int, shown: int = 5) -> str:
+def summary_line(result: MMTResult, table: dict[str, np.ndarray], model: str, scans: int,
+                 written: str) -> str:
+    """`mmt invert`'s summary line, one shape for every model (cuboid, dipole, ...): the grains
+    and the model, the pixels of how many scans, each scan's σ, cond(Q), the grains of
+    uncertainty ratio < 10 %, those with resolved higher orders (multipole models), the grains
+    unresolved, then `written` (where the results are)."""
+    from smm_daq.analysis.mmt.solver.joint import MultipoleResult
+
+    sigmas = getattr(result, "sigmas", ()) or (result.sigma,)
+    line = (f"{result.grains.n_grains} grains ({model}) from {result.n_sensors} pixels of "
+            f"{scans} scan(s); sigma {', '.join(f'{s / NT:.4g}' for s in sigmas)} nT"
+            f"{' (from the residual)' if result.sigma_from_residual else ''}; "
+            f"cond(Q) {result.condition_number:.3g}; "
+            f"{int(np.sum(table['uncertainty_ratio_pct'] < 10))} grains with uncertainty "
+            "ratio < 10 %")
+    higher = result.higher_orders() if isinstance(result, MultipoleResult) else None
+    if higher is not None:
+        line += f"; {int(np.sum(higher[2]))} grains with resolved higher orders (p < 0.05)"
+    return f"{line}{unresolved_note(result.grains.labels, result.covariance)}; {written}"
+
+
+def left_out_note(grains: PointGrains, min_voxels: int, shown: int = 5,
+                  options: tuple[str, str] = ("--min-voxels", "--crop-to-scan")) -> str:
     """What of the grain file `mmt invert` leaves out (Dragonfly's specks below --min-voxels,
-    grains beyond the crop's reach), naming up to `shown` labels per reason, or "": the summary
-    counts only the grains inverted."""
+    grains beyond the crop's reach), naming up to `shown` labels per reason and the option
+    that left them out (`options`: as the window names the two), or "": the summary counts
+    only the grains inverted."""
     if not grains.left_out:
         return ""
-    reasons = {"min_voxels": f"of fewer than {min_voxels} voxels (--min-voxels)",
+    reasons = {"min_voxels": f"of fewer than {min_voxels} voxels ({options[0]})",
                "crop": "whose field could not reach the scans above their noise "
-                       "(--crop-to-scan)"}
+                       f"({options[1]})"}
     parts = []
     for why, labels in grains.left_out:
         more = f" and {len(labels) - shown} more" if len(labels) > shown else ""
@@ -367,18 +392,8 @@ def invert_models(args: argparse.Namespace) -> int:
 
         write_library_results(library_out, result.coefficients, result.coefficient_covariance,
                               grains if point else as_points(grains))
-    how = ", ".join(f"{s / NT:.4g}" for s in result.sigmas)
-    summary = (f"{result.grains.n_grains} grains ({model}) from {result.n_sensors} pixels of "
-               f"{len(entries)} scan(s); sigma {how} nT"
-               f"{' (from the residual)' if result.sigma_from_residual else ''}; "
-               f"cond(Q) {result.condition_number:.3g}; "
-               f"{int(np.sum(table['uncertainty_ratio_pct'] < 10))} grains with uncertainty "
-               "ratio < 10 %")
-    higher = result.higher_orders()
-    if higher is not None:
-        summary += f"; {int(np.sum(higher[2]))} grains with resolved higher orders (p < 0.05)"
-    summary += unresolved_note(result.grains.labels, result.covariance)
-    print(f"{summary}; results in {out} and entry '{name}' of {args.file}")
+    print(summary_line(result, table, model, len(entries),
+                       f"results in {out} and entry '{name}' of {args.file}"))
     return 0
 
 
@@ -386,6 +401,17 @@ def add_synth_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", choices=MODEL_CHOICES, default="cuboid",
                    help="cuboid grains (default), or point sources with a dipole, quadrupole "
                         "or octupole (grains written as an x y z volume label list in m)")
+    add_directions_option(p)
+
+
+def add_directions_option(p: argparse.ArgumentParser) -> None:
+    """`--directions` of `mmt synth` and `mmt study`: how the magnetizations' directions are
+    drawn (`synth.draw_directions`)."""
+    p.add_argument("--directions", choices=DIRECTION_DRAWS, default=DIRECTION_DRAWS[0],
+                   help="how the magnetizations' directions are drawn: uniform on the sphere "
+                        "(default), or uniform-theta, seed 001's draw (azimuth uniform, angle "
+                        "from +z uniform in 0..180°, which favours directions near ±z), to "
+                        "reproduce its parameter study")
 
 
 def synthetic_provenance(args: argparse.Namespace) -> dict[str, dict[str, object]]:
@@ -398,6 +424,7 @@ def synthetic_provenance(args: argparse.Namespace) -> dict[str, dict[str, object
             "parameters": {"command": invoked_command(),
                            "noise": Quantity(args.noise_nT * NT, "T"),
                            "seed": args.seed,
+                           "directions": args.directions,
                            "density": Quantity(args.density_per_mm3, "mm-3",
                                                "grains per volume")}}
 
@@ -414,7 +441,7 @@ def synth_points(args: argparse.Namespace, sx: float, sy: float,
     say_if_compiling(args.model)
     rng = np.random.default_rng(args.seed)
     sample = make_point_sample((sx * UM, sy * UM), args.thickness_um * UM,
-                               args.density_per_mm3, rng, args.model)
+                               args.density_per_mm3, rng, args.model, args.directions)
     data = scan_points(sample, height=args.height_um * UM, step=args.step_um * UM,
                        sensor_size=size, noise=args.noise_nT * NT, rng=rng, name=args.name)
     write_map_entry(args.out, data, kind="synthetic", overwrite=args.overwrite,

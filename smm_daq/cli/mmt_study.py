@@ -31,6 +31,7 @@ from smm_daq.analysis.mmt.study.grid import (
     parse_list,
 )
 from smm_daq.cli.args import positive
+from smm_daq.cli.mmt_models import add_directions_option
 from smm_daq.errors import InputError
 
 if TYPE_CHECKING:  # Dask, the study's plots and the solver are imported by the commands
@@ -136,6 +137,7 @@ def add_study_command(mmt_sub: argparse._SubParsersAction, make: SampleMaker) ->
     p.add_argument("--sensor-um", type=float, default=DEFAULT_SENSOR_UM,
                    help=f"side of the square sensor, µm; 0 for a point sensor (default "
                         f"{DEFAULT_SENSOR_UM:g}, the seed's)")
+    add_directions_option(p)
     add_dask_options(p)
     p.set_defaults(func=_study, sample_maker=make)
 
@@ -197,6 +199,7 @@ def _study(args: argparse.Namespace) -> int:
         seed=args.seed,
         height_um=args.height_um,
         sensor_um=_at_least_zero("--sensor-um", args.sensor_um),
+        directions=args.directions,
     )
     _check_size(spec, args.seed)
     scheduler = scheduler_address(args)

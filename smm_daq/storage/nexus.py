@@ -247,6 +247,7 @@ def write_map_entry(
     default: str = "data",
     processes: Mapping[str, Mapping[str, object]] | None = None,
     attrs: Mapping[str, object] | None = None,
+    long_name: str = "Bz (T)",
 ) -> str:
     """Write `data` as a new NXentry named `data.name`; returns the entry name.
 
@@ -257,7 +258,8 @@ def write_map_entry(
     product; `default` names the one a viewer opens. `parameters` (values or `Quantity`s) go to
     the entry's NXprocess with the program, its version and the entry's sources; `processes` are
     further NXprocess groups (name -> fields, e.g. "registration" -> its shift), each with the
-    same record; `attrs` are attributes of the NXentry (e.g. a product's layout version). The
+    same record; `attrs` are attributes of the NXentry (e.g. a product's layout version);
+    `long_name` labels `data/Bz` in viewers (a product's map says what it is: a residual). The
     file is created when missing; entries already in it are never touched, and the root's
     `default` names this entry.
     """
@@ -284,7 +286,7 @@ def write_map_entry(
         entry = create_entry_core(f, data, kind=kind, status="finished", start_time=stamp,
                                   end_time=stamp, group=staged)
         entry.attrs[STAGING] = 1
-        _dataset(entry["data"], "Bz", data.bz, "T", long_name="Bz (T)")
+        _dataset(entry["data"], "Bz", data.bz, "T", long_name=long_name)
         for plot in plots:
             if isinstance(plot, MapPlot):
                 write_map_plot(entry, plot)

@@ -135,11 +135,22 @@ def check_ssr(table: dict[str, np.ndarray], height: float, where: str) -> None:
 
 def check_resolved(table: dict[str, np.ndarray], where: str) -> None:
     """The table's `higher_order_resolved` (where it has one) is 1 exactly where
-    `higher_order_p` < ALPHA."""
+    `higher_order_p` < ALPHA, and its p-value is NaN (not available) only where its χ² is:
+    an unresolved grain's (whose p-value results written before were 1)."""
     if "higher_order_resolved" not in table or "higher_order_p" not in table:
         return
     p, resolved = table["higher_order_p"], table["higher_order_resolved"]
-    bad = resolved != (p < ALPHA)
+    chi2 = table.get("higher_order_chi2")
+    if chi2 is not None:
+        unknown = np.isnan(p) & ~np.isnan(chi2)
+        if np.any(unknown):
+            first = int(np.argmax(unknown))
+            raise InputError(
+                f"'higher_order_p' holds nan for grain {int(table['grain'][first])}, whose "
+                f"'higher_order_chi2' is {float(chi2[first])!r} (and {int(unknown.sum()) - 1} "
+                "more such grains); expected the p-value of that χ², from 0 to 1 (nan only "
+                "where χ² is nan, an unresolved grain)", source=where)
+    bad = resolved != (p < ALPHA)  # NaN: not resolved
     if np.any(bad):
         first = int(np.argmax(bad))
         raise InputError(

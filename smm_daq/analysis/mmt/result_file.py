@@ -59,6 +59,10 @@ from smm_daq.whole_files import written_whole
 
 RESULT_VERSION = 4  # the layout this module writes (the entry's `VERSION_ATTRIBUTE`)
 VERSION_ATTRIBUTE = "mmt_result_version"
+# the entry's maps as viewers (silx, NeXpy) label them: `data/Bz` is not the measured map that a
+# scan entry's `data/Bz` is, though found at the same path
+RESIDUAL_LONG_NAME = "residual Bz, measured minus fitted (T)"
+FITTED_LONG_NAME = "Bz of the fitted grains (T)"
 
 
 def write_result_csv(path: str | Path, table: dict[str, np.ndarray]) -> None:
@@ -74,7 +78,8 @@ def write_result_csv(path: str | Path, table: dict[str, np.ndarray]) -> None:
 def result_layout(result: MMTResult, table: dict[str, np.ndarray]) -> dict[str, object]:
     """How the result entry shows the inversion (keyword arguments of `write_map_entry`).
 
-    `data` holds the residual map; `fitted` the fitted grains' Bz; `grains` (the entry's
+    `data` holds the residual map (its `long_name` says so); `fitted` the fitted grains' Bz;
+    `grains` (the entry's
     default plot) the per-grain table as columns against the grain label: every CSV column,
     stored under its name without the unit (`units` attribute), SDs as `<column>_errors`, so
     a column added to the table appears here as it is.
@@ -83,9 +88,10 @@ def result_layout(result: MMTResult, table: dict[str, np.ndarray]) -> dict[str, 
         "plots": [
             TablePlot("grains", table, axis="grain", signal="mx_A_per_m",
                       auxiliary=("my_A_per_m", "mz_A_per_m"), long_names=DIRECTION_NAMES),
-            MapPlot("fitted", "Bz", result.fitted.bz, "T", "Bz of the fitted grains"),
+            MapPlot("fitted", "Bz", result.fitted.bz, "T", FITTED_LONG_NAME),
         ],
         "default": "grains",
+        "long_name": RESIDUAL_LONG_NAME,
         "extra": {
             "results/covariance": Quantity(result.covariance, "A2/m2",
                                            "per-grain covariance of (mx, my, mz)"),
@@ -129,8 +135,8 @@ def model_datasets(result: MultipoleResult) -> dict[str, object]:
                                                    result.masks, strict=True):
         extra[f"scans/{entry}/sigma"] = Quantity(sigma, "T", "noise σ of the scan")
         extra[f"scans/{entry}/height"] = Quantity(fitted.height, "m", "sensor height")
-        extra[f"scans/{entry}/fitted_Bz"] = Quantity(fitted.bz, "T", "Bz of the fitted grains")
-        extra[f"scans/{entry}/residual_Bz"] = Quantity(resid.bz, "T", "Bz minus the fit")
+        extra[f"scans/{entry}/fitted_Bz"] = Quantity(fitted.bz, "T", FITTED_LONG_NAME)
+        extra[f"scans/{entry}/residual_Bz"] = Quantity(resid.bz, "T", RESIDUAL_LONG_NAME)
         if mask is not None:
             extra[f"scans/{entry}/mask"] = np.asarray(mask, dtype=np.uint8)
     for fit in fits_of(result):

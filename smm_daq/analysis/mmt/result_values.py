@@ -106,8 +106,8 @@ def check_table(table: dict[str, np.ndarray], where: str) -> None:
 
 @dataclass(frozen=True)
 class Holds:
-    """What a table column holds besides finite values (`unresolved`: "", "inf" or "nan or
-    inf", an unresolved grain's), and the range of its finite values (whole numbers only if
+    """What a table column holds besides finite values (`unresolved`: "", "inf", "nan" or
+    "nan or inf", an unresolved grain's), and the range of its finite values (whole numbers only if
     `whole`), as `expected` says."""
 
     unresolved: str = ""
@@ -122,7 +122,8 @@ def column_holds(name: str) -> Holds | None:
     None for a name no result has (not judged). An SD is a square root of a variance (>= 0),
     +inf an unresolved grain's, NaN where the direction's linearisation has 0·inf or 0/0; the
     uncertainty ratio (eq. 12) a radius over |M| in % (>= 0, +inf unresolved or for M = 0);
-    χ² = hᵀC⁻¹h >= 0 (NaN unresolved); p = P(χ² >= ...) in [0, 1], 1 for an unresolved grain;
+    χ² = hᵀC⁻¹h >= 0 (NaN unresolved); p = P(χ² >= ...) in [0, 1], NaN for an unresolved
+    grain (1 in results written before: `check_resolved` takes both);
     resolved 0 or 1; the moment |M|V and the SSR V/(R³d) >= 0; the declination atan2 mod 360°
     (360 itself where a tiny negative rounds up), the inclination atan2(-mz, h) with h >= 0
     in [-90°, 90°]; the depth is -z (`check_table`)."""
@@ -133,7 +134,7 @@ def column_holds(name: str) -> Holds | None:
         "uncertainty_ratio_pct": Holds("inf", 0.0, expected="ratios >= 0 %"),
         "moment_Am2": Holds(low=0.0, expected="moments |M|V >= 0"),
         "ssr_per_um": Holds(low=0.0, expected="signal strength ratios >= 0"),
-        "higher_order_p": Holds(low=0.0, high=1.0, expected="p-values from 0 to 1"),
+        "higher_order_p": Holds("nan", 0.0, 1.0, expected="p-values from 0 to 1"),
         "higher_order_resolved": Holds(low=0.0, high=1.0, whole=True,
                                        expected="0 or 1 (whether the higher orders are "
                                                 "resolved)"),
@@ -156,7 +157,7 @@ def check_column(values: np.ndarray, name: str, where: str,
     holds = column_holds(name)
     if holds is None:
         return
-    allowed = {"": np.zeros(values.shape, bool), "inf": values == np.inf,
+    allowed = {"": np.zeros(values.shape, bool), "inf": values == np.inf, "nan": np.isnan(values),
                "nan or inf": np.isnan(values) | (values == np.inf)}[holds.unresolved]
     finite = np.isfinite(values)
     unresolved = f" or {holds.unresolved} (an unresolved grain)" if holds.unresolved else ""

@@ -9,7 +9,8 @@ the sample surface and 10 µm above the bottom (in a sample no thicker than thos
 anywhere the grain fits), without touching another grain's bounding box or leaving the
 sample; a placement is retried up to 100 times, then another shape is drawn.
 |M| = M0 (V/V0)^α × 10^N(0, 0.5²) with M0 = 46.5 kA/m, V0 the volume of a sphere of 1 µm
-diameter, α = −0.355, in a uniformly random direction.
+diameter, α = −0.355, in a uniformly random direction (`draw_directions`: uniform on the
+sphere by default; the seed's own draw, θ uniform in (0, π), on request).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from smm_daq.analysis.grains import GrainSet, from_arrays
 from smm_daq.analysis.mmt.models.cuboid import GreenModel
 from smm_daq.analysis.mmt.solver import device as devices
 from smm_daq.analysis.mmt.solver.inversion import forward
+from smm_daq.analysis.mmt.study.grid import DIRECTION_DRAWS
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 from smm_daq.whole_files import written_whole
@@ -35,6 +37,25 @@ ALPHA = -0.355
 LOG_SPREAD = 0.5  # SD of the decimal log-normal factor
 D_MIN, D_MAX = 1.0 * UM, 20.0 * UM
 BOTTOM_MARGIN = 10 * UM
+
+
+def draw_directions(rng: np.random.Generator, n: int,
+                    draw: str = DIRECTION_DRAWS[0]) -> np.ndarray:
+    """`n` unit vectors (n, 3). "uniform-sphere": uniform on the sphere (normalised Gaussian
+    triples), no direction favoured, the prior for grains magnetized at random. "uniform-theta":
+    seed 001 §2.1.2's draw, φ ~ U(0, 2π) in the x-y plane, then θ ~ U(0, π) from +z, which
+    crowds directions towards ±z (per solid angle ∝ 1/sin θ), offered to reproduce its
+    parameter study."""
+    if draw == "uniform-sphere":
+        direction = rng.normal(size=(n, 3))
+        return direction / np.linalg.norm(direction, axis=1, keepdims=True)
+    if draw != "uniform-theta":
+        raise InputError(f"the direction draw is {draw!r}; expected one of "
+                         f"{', '.join(DIRECTION_DRAWS)}")
+    phi = rng.uniform(0.0, 2.0 * math.pi, n)
+    theta = rng.uniform(0.0, math.pi, n)
+    return np.stack([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi),
+                     np.cos(theta)], axis=1)
 
 
 @dataclass(frozen=True)
@@ -123,7 +144,8 @@ def _diameter(rng: np.random.Generator) -> float:
 
 
 def make_sample(size: tuple[float, float], thickness: float, density_per_mm3: float,
-                rng: np.random.Generator) -> SyntheticSample:
+                rng: np.random.Generator,
+                directions: str = DIRECTION_DRAWS[0]) -> SyntheticSample:
     """Grains at `density_per_mm3` in a sample [0, size_x] × [0, size_y] × [−thickness, 0]."""
     n_grains = round(density_per_mm3 * size[0] * size[1] * thickness / 1e-9)
     boxes: list[np.ndarray] = []  # (lo, hi) of placed grains
@@ -172,8 +194,7 @@ def make_sample(size: tuple[float, float], thickness: float, density_per_mm3: fl
     grains = from_arrays(np.concatenate(cuboids), np.concatenate(labels), source="synthetic")
     vol = np.array(volumes)
     strength = M0 * (vol / V0) ** ALPHA * 10 ** rng.normal(0.0, LOG_SPREAD, vol.size)
-    direction = rng.normal(size=(vol.size, 3))
-    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    direction = draw_directions(rng, vol.size, directions)
     return SyntheticSample(grains, strength[:, None] * direction, size, thickness)
 
 
@@ -212,8 +233,9 @@ def write_truth_csv(path: str, sample: SyntheticSample) -> None:
 
 def study_sample(spec: object, rng: np.random.Generator) -> tuple[GrainSet, np.ndarray]:
     """The parameter study's sample maker: (grains, magnetizations (G, 3) A/m) for a spec with
-    surface_um, thickness_um and density_per_mm3 (a square sample)."""
+    surface_um, thickness_um, density_per_mm3 (a square sample) and directions (the draw)."""
     side = float(spec.surface_um) * UM  # type: ignore[attr-defined]
     sample = make_sample((side, side), float(spec.thickness_um) * UM,  # type: ignore[attr-defined]
-                         float(spec.density_per_mm3), rng)  # type: ignore[attr-defined]
+                         float(spec.density_per_mm3), rng,  # type: ignore[attr-defined]
+                         str(spec.directions))  # type: ignore[attr-defined]
     return sample.grains, sample.magnetization

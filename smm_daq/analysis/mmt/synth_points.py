@@ -1,7 +1,8 @@
 """Synthetic point-source samples: grains as points with volumes, dipoles drawn as in `synth`
-(|M| = M0 (V/V0)^α × 10^N(0, 0.5²), uniform direction) and, for multipole models, quadrupole and
-octupole coefficients of a grain of radius a drawn as N(0, (0.3 |M| V a^(l−1))²) each: a
-magnetization that varies by tens of per cent across the grain."""
+(|M| = M0 (V/V0)^α × 10^N(0, 0.5²), a random direction as `synth.draw_directions` draws it)
+and, for multipole models, quadrupole and octupole coefficients of a grain of radius a drawn
+as N(0, (0.3 |M| V a^(l−1))²) each: a magnetization that varies by tens of per cent across the
+grain."""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ class PointSample:
 
 
 def make_point_sample(size: tuple[float, float], thickness: float, density_per_mm3: float,
-                      rng: np.random.Generator, model: str = "dipole") -> PointSample:
+                      rng: np.random.Generator, model: str = "dipole",
+                      directions: str = synth.DIRECTION_DRAWS[0]) -> PointSample:
     """Points at `density_per_mm3` in [0, size_x] × [0, size_y] × [−thickness, 0], each at
     least its radius below the top and at least the sum of radii from every other."""
     k = MODELS[model]
@@ -58,8 +60,7 @@ def make_point_sample(size: tuple[float, float], thickness: float, density_per_m
     vol = 4.0 / 3.0 * math.pi * radius**3
     strength = synth.M0 * (vol / synth.V0) ** synth.ALPHA * 10 ** rng.normal(
         0.0, synth.LOG_SPREAD, vol.size)
-    direction = rng.normal(size=(vol.size, 3))
-    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    direction = synth.draw_directions(rng, vol.size, directions)
     coef = np.zeros((vol.size, k))
     coef[:, :3] = strength[:, None] * direction
     for j in range(3, k):

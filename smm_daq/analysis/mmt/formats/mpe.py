@@ -72,6 +72,19 @@ def _number(params: dict, key: str, source: str, *, positive: bool) -> float:
     return float(value)
 
 
+def _refuse_negative_height(value: object, source: str) -> None:
+    """A negative "Scan height Hz" refused, saying why it is not read as the cuboid library's
+    negative "Scan height" is: the multipole library's frame is right-handed, z up, the sample
+    top at z = 0 (it only warns of a negative Hz), so there the sensors lie below the top."""
+    if finite_number(value) and value < 0:
+        raise InputError(f"key 'Scan height Hz' is {shown(value)}; expected the height of the "
+                         f"sensors' centres above the sample top, {MIN_M:g} .. {MAX_M:g} m: "
+                         "the multipole library's z points up from the sample top at z = 0, "
+                         "so a negative Hz puts the sensors inside the sample (it has no "
+                         "z-down frame, unlike the cuboid library's negative 'Scan height')",
+                         source=source)
+
+
 def _origin(params: dict, axis: str, source: str) -> float:
     """The lower-left sensor centre along `axis`: "Sensor origin x", or "Scan origin x" as the
     library's release 1.0 (on PyPI) names it; 0 when neither is given."""
@@ -111,6 +124,7 @@ def read_geometry(path: str | Path) -> ScanGeometry:
     if missing:
         raise InputError(f"lacks key(s) {', '.join(map(repr, missing))}; expected "
                          f"{', '.join(map(repr, REQUIRED))} (m)", source=source)
+    _refuse_negative_height(params["Scan height Hz"], source)
     hz, sx, sy, sdx, sdy = (_number(params, k, source, positive=True) for k in REQUIRED)
     ox, oy = (_origin(params, axis, source) for axis in "xy")
     dims = params.get("Sensor dimensions", [])

@@ -32,6 +32,9 @@ UR_LEVELS_PCT = (1.0, 3.0, 5.0, 10.0, 20.0)  # the uncertainty ratios of the see
 # sensor above every grain's top; grains reach up to the surface, so the plane sits just above.
 DEFAULT_HEIGHT_UM = 0.5
 DEFAULT_SENSOR_UM = 1.0
+# how the magnetizations' directions are drawn (`synth.draw_directions`), the default first:
+# uniform on the sphere, or seed 001 §2.1.2's θ uniform in (0, π)
+DIRECTION_DRAWS = ("uniform-sphere", "uniform-theta")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class SampleSpec:
     density_per_mm3: float
     repeat: int
     seed: int
+    directions: str = DIRECTION_DRAWS[0]
 
     def rng(self) -> np.random.Generator:
         """The sample's own random stream: the same for the same study seed and parameters."""
@@ -62,6 +66,7 @@ class StudySpec:
     seed: int = 1
     height_um: float = DEFAULT_HEIGHT_UM  # sensor plane above the sample top
     sensor_um: float = DEFAULT_SENSOR_UM  # side of the square sensor (0: a point)
+    directions: str = DIRECTION_DRAWS[0]  # the magnetizations' draw (`DIRECTION_DRAWS`)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.height_um) and self.height_um > 0):
@@ -87,7 +92,7 @@ class StudySpec:
     def samples(self) -> list[SampleSpec]:
         """Every sample to draw, the densest (slowest) first so the cluster ends evenly."""
         out = [
-            SampleSpec(s, t, d, r, self.seed)
+            SampleSpec(s, t, d, r, self.seed, self.directions)
             for s, t, d in itertools.product(self.surfaces_um, self.thicknesses_um,
                                              self.densities_per_mm3)
             for r in range(self.repeats)

@@ -98,7 +98,8 @@ def run_study(spec: StudySpec, out: Path, *, make: SampleMaker, client: object |
     settings = {"surfaces_um": spec.surfaces_um, "thicknesses_um": spec.thicknesses_um,
                 "densities_per_mm3": spec.densities_per_mm3, "intervals_um": spec.intervals_um,
                 "noise_nT": spec.noise_nT, "repeats": spec.repeats, "seed": spec.seed,
-                "height_um": spec.height_um, "sensor_size_um": [spec.sensor_um] * 2}
+                "height_um": spec.height_um, "sensor_size_um": [spec.sensor_um] * 2,
+                "directions": spec.directions}
     with open(paths["json"], "w", encoding="utf-8") as f:
         json.dump({"settings": settings,
                    "models": [{k: (v if math.isfinite(v) else None) for k, v in r.items()}
