@@ -1238,18 +1238,22 @@ class PIGCSStage(Stage, FlyStage):
     def trigger_output(self) -> bool:
         return {"WAV", "WGO", "CTO", "TWS"} <= self._commands
 
+    def fly_refused(self) -> str:
+        if {"HPA?", "SPA?"} <= self._commands and SERVO_UPDATE_TIME not in self._parameters():
+            # asked, it would get no reply (the link taken for lost, error 54 left pending)
+            return (f"the stage controller does not list its servo update time (parameter "
+                    f"0x{SERVO_UPDATE_TIME:08X} in HPA?), by which a fly line's recorded "
+                    "positions are timed; expected a controller that lists it, or a step scan")
+        return ""
+
     def fly_x(self, x_end: float, velocity: float, duration: float) -> float:
         lo, hi = self._limits[0]
         if not (math.isfinite(x_end) and lo - LIMIT_SLACK <= x_end <= hi + LIMIT_SLACK):
             raise RangeError(f"x = {x_end * 1e6:.3f} µm is outside the travel "
                              f"[{lo * 1e6:.3f}, {hi * 1e6:.3f}] µm", instrument=self.name)
-        if {"HPA?", "SPA?"} <= self._commands and SERVO_UPDATE_TIME not in self._parameters():
-            # asked, it would get no reply (the link taken for lost, error 54 left pending)
-            raise InstrumentError(
-                f"the controller does not list its servo update time (parameter "
-                f"0x{SERVO_UPDATE_TIME:08X} in HPA?), by which a fly line's recorded positions "
-                "are timed; expected a controller that lists it, or a step scan",
-                instrument=self.name)
+        refused = self.fly_refused()
+        if refused:
+            raise InstrumentError(refused, instrument=self.name)
         cycle = self._parameter(SERVO_UPDATE_TIME, lambda v: parse_float(
             v, what="servo update time in s", within=SERVO_CYCLE_RANGE))
         self._recorder_size = self._table_points()

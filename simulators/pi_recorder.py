@@ -11,6 +11,8 @@ keeps its history, so a sample is computed when `DRR?` reads it, at the time it 
 0, as an empty table would. As PI's GCS manuals say, the start point and the count come
 together, with no table named only the tables whose record option is not 0 are read, and a
 table's count of recorded points (`DRL?`) is reset to 0 by its `DRC`, until the next trigger.
+A `DRC` sent with 'next command' armed is that command: the recording it starts records the
+table as that `DRC` set it.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class DataRecorder:
         self.started: float | None = None  # when recording was last triggered
         self._configured: set[int] = set()  # tables given a DRC since the last trigger
         self._armed_next = False
+        self._fired_by_command = False  # whether the command under way fired 'next command'
 
     # -- configuration -------------------------------------------------------------------
 
@@ -93,7 +96,8 @@ class DataRecorder:
         if opt not in OPTIONS:
             raise RecorderError(58)  # invalid record option
         self.tables[k] = _Table(source, opt)
-        self._configured.add(k)
+        if not self._fired_by_command:  # a DRC that fired 'next command' records as it set
+            self._configured.add(k)
 
     def set_trigger(self, table: str, source: str, _value: str) -> None:
         k = self.table(table) if table != "0" else 0
@@ -120,6 +124,7 @@ class DataRecorder:
 
     def command_seen(self, changes_target: bool) -> None:
         """Every command passes here: it may trigger the recording."""
+        self._fired_by_command = self._armed_next
         if self._armed_next:
             self._armed_next = False
             self._trigger()

@@ -51,6 +51,7 @@ from simulators.tcp_server import HOST, EmulatorServer
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.resumable import load_resumable
 from smm_daq.acquisition.sequencer import Sequencer
+from smm_daq.cli.served_profile import served_profile_text
 from smm_daq.clock import Clock, VirtualClock
 from smm_daq.errors import InstrumentTimeout
 from smm_daq.instruments import rig as rig_module
@@ -98,7 +99,6 @@ def simulators_made(monkeypatch: pytest.MonkeyPatch,
 class ServedRig:
     def __init__(self, tmp_path: Path, *, time_scale: float = 50.0,
                  timeout_s: float = LINK_TIMEOUT_S, sim_profile: Path = SIM_PROFILE) -> None:
-        self._sim_path = sim_profile
         self.sim_profile = load_profile(sim_profile)
         if time_scale == 0:
             self.backend = SimulatedBackend(self.sim_profile, CaughtUpClock())
@@ -135,14 +135,11 @@ class ServedRig:
         return server.start()
 
     def _real_profile_text(self, timeout_s: float) -> str:
-        text = self._sim_path.read_text()
-        text = text.replace("simulated = true", "simulated = false")
-        text = text[: text.index("[simulation]")]
-        text = re.sub(r"(?m)^#.*\n", "", text)
-        text = re.sub(r"(?m)^(implementation = .*)$", rf"\1\ntimeout_s = {timeout_s}", text)
-        for role, address in self.roles.items():
-            text = text.replace(f'"{address}"', f'"{self.proxies[role].resource}"')
-        return text
+        """What `serve-sim --profile-out` writes (no `baud_rate` on a socket, said ignored
+        by every command), pointed at the fault proxies, each link with `timeout_s`."""
+        resources = {address: self.proxies[role].resource for role, address in self.roles.items()}
+        text = served_profile_text(self.sim_profile, resources)
+        return re.sub(r"(?m)^(implementation = .*)$", rf"\1\ntimeout_s = {timeout_s}", text)
 
     # -- the emulators' side ----------------------------------------------------------------
 

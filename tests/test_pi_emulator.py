@@ -63,6 +63,26 @@ def test_recorder_samples_the_straight_line_motion_at_the_record_rate():
     assert model.position("1") == pytest.approx(100e-6)
 
 
+def test_a_drc_sent_with_next_command_armed_starts_the_recording_of_the_table_it_sets():
+    """PI's GCS manuals: trigger source 2 (`DRT`) fires on the next command of any kind, and
+    `DRC` resets its table's count of recorded points. A `DRC` sent once it is armed is that
+    next command: the recording it starts records the table as it set it (unfixed: the count
+    stayed 0, the trigger spent, nothing ever recorded)."""
+    t, _, _, clock = e727(velocity=1e-3)
+    t.write("RTR 50")  # 1 ms per sample
+    t.write("DRT 1 2 0")
+    t.write("DRC 1 1 2")  # the next command: recording starts, table 1 the actual position
+    t.write("MOV 1 100")
+    clock.advance(0.2)
+    assert t.query("DRL? 1") == "1=201"
+    reply = t.query("DRR? 1 201 1").split(" \n")
+    assert "# NAME0 = Actual Position of axis 1" in reply
+    rows = np.array([float(v) for v in reply[reply.index("# END_HEADER") + 1:]])
+    np.testing.assert_allclose(rows, np.minimum(1000.0 * np.arange(201) * 1e-3, 100.0),
+                               atol=1e-6)
+    assert t.query("DRT? 1") == "1=0 0"  # the trigger reset once it fired
+
+
 def test_a_recording_is_read_from_a_start_point_with_its_number_of_points_or_whole():
     """PI's GCS manuals give `DRR? [<StartPoint> <NumberOfPoints> [{<RecTableID>}]]`: a
     start point alone is a parameter syntax error (1), answered with nothing."""

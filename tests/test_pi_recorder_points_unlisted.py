@@ -15,8 +15,13 @@ from simulators import pi_emulator
 from simulators.emulator import EmulatorTransport
 from simulators.pi_emulator import C884, PIGCSEmulator
 from simulators.stage_model import StageModel
+from smm_daq.acquisition.fly.settings import FlySettings
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.clock import VirtualClock
-from smm_daq.errors import InstrumentError
+from smm_daq.errors import InputError, InstrumentError
+from smm_daq.instruments.profile import load_profile
+from smm_daq.instruments.rig import open_rig
 
 
 class SentLog(EmulatorTransport):
@@ -106,3 +111,27 @@ def test_a_controller_not_listing_its_servo_update_time_is_not_flown_and_says_wh
         stage.fly_x(8e-3, 1e-3, 3.0)
     assert transport.sent[sent:] == []
     assert emulator.error == 0 and not stage.link.lost
+
+
+def test_a_scan_on_a_controller_not_listing_its_servo_update_time_is_refused_as_it_starts(
+        monkeypatch, tmp_path):
+    """With the plan's other checks of the connected controller, before the entry is written,
+    the field set or the stage moved (unfixed: refused at the first line, the scan "failed"
+    with its entry written; a recipe's earlier steps run first)."""
+    full = PIGCSEmulator._parameter_table
+
+    def without(self):
+        table = full(self)
+        table.pop(0x0E000200)
+        return table
+
+    monkeypatch.setattr(PIGCSEmulator, "_parameter_table", without)
+    plan = ScanPlan.from_center("fly", (900e-6, 900e-6), (60e-6, 4e-6), 2e-6,
+                                fly=FlySettings(pixel_time=0.05))
+    with open_rig(load_profile("configs/simulator-e727.toml")) as rig:
+        before = rig.stage.position()
+        with pytest.raises(InputError, match=r"^fly scan: the stage controller does not list "
+                                             r"its servo update time \(parameter 0x0E000200"):
+            Sequencer(rig, tmp_path / "f.h5", plan).run()
+        np.testing.assert_array_equal(rig.stage.position(), before)
+    assert not (tmp_path / "f.h5").exists()

@@ -301,7 +301,12 @@ class FlyStage(ABC):
 
     @abstractmethod
     def recorder_points(self) -> int:
-        """Samples the position recorder holds per record."""
+        """The most recorded positions `read_recorded` gives back for one line."""
+
+    def fly_refused(self) -> str:
+        """Why the connected controller cannot fly a line at all, "" where it can: asked
+        when a scan starts, before anything is written, ramped or moved."""
+        return ""
 
     @abstractmethod
     def trigger_output(self) -> bool:

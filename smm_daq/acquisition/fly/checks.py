@@ -79,13 +79,17 @@ def check_fly_plan(plan: ScanPlan, profile: Profile, limits: FlyLimits) -> FlyLi
 
 def check_controller(plan: ScanPlan, stage: FlyStage) -> None:
     """What only a connected stage controller can tell a fly plan (its command set, a
-    parameter): whether it puts out a trigger, and whether its position recorder holds a
-    line; InputError otherwise. Run when a scan starts, and by a recipe once connected,
+    parameter): whether it puts out a trigger, whether it can fly a line at all
+    (`FlyStage.fly_refused`), and whether its position recorder holds a line; InputError
+    otherwise. Run when a scan starts, and by a recipe once connected,
     before its first step."""
     assert plan.fly is not None
     if plan.fly.trigger and not stage.trigger_output():
         raise InputError("fly trigger: this stage controller puts out no trigger for a fly "
                          "line; expected one that does, or the buffer started by software")
+    refused = stage.fly_refused()
+    if refused:
+        raise InputError(f"fly scan: {refused}")
     points = stage.recorder_points()
     if points < 2:
         raise InputError(f"the stage's position recorder holds {points} points; a fly line "
