@@ -17,7 +17,7 @@ from gui.signals import closing_on_signals
 from gui.slot_errors import reporting_slot_errors
 from smm_daq.cli.args import output_file, session_file
 from smm_daq.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_WRITE_STALLED, leave_now
-from smm_daq.errors import InputError
+from smm_daq.errors import InputError, SmmError
 from smm_daq.instruments.profile import Profile, ProfileWarning, load_profile
 from smm_daq.text_files import path_shown
 from smm_daq.thread_warnings import recorded
@@ -85,8 +85,9 @@ def chosen_profile(args: argparse.Namespace, store: QtCore.QSettings
                    ) -> tuple[Profile, list[str]]:
     """The profile the window runs on, with what it warned of (`load_profile_warned`): the
     one given by --profile, else the one the window last ran on, else the simulator's. The
-    demo runs the simulator: a remembered profile of a real rig gives way to the simulator's
-    (it was refused, naming a profile the user had not given); one given is refused."""
+    demo runs the simulator: a remembered profile of a real rig, or one that no longer loads,
+    gives way to the simulator's (it was refused, naming a profile the user had not given);
+    one given is refused."""
     profile_path = args.profile
     if profile_path is None and store.value("profile/path"):
         remembered = Path(str(store.value("profile/path")))
@@ -94,14 +95,26 @@ def chosen_profile(args: argparse.Namespace, store: QtCore.QSettings
         # yet and no rig connected to make safe, and the profile is read here at once anyway
         # (a slow share delays the start, as a profile given by --profile does, once)
         profile_path = remembered if remembered.exists() else None
+        if args.demo and profile_path is not None and not _simulator_profile(profile_path):
+            profile_path = None
     profile, profile_warnings = load_profile_warned(profile_path)
     if args.demo and not profile.simulated:
-        if args.profile is None:
-            return load_profile_warned(None)
         raise InputError(
             f"--demo runs the simulator; profile {profile.path} has rig.simulated = false"
         )
     return profile, profile_warnings
+
+
+def _simulator_profile(path: Path) -> bool:
+    """Whether the profile at `path` loads and is a simulator's, loaded without a word: the
+    demo runs a remembered profile only then, and says nothing of one it does not run (a real
+    rig's warnings, or why one edited since no longer loads)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return load_profile(path).simulated
+    except SmmError:
+        return False
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1303,6 +1303,7 @@ class MMTView(QtWidgets.QWidget):
         self._field_wanted += 1
         wanted = self._field_wanted
         self.grain_view.set_bz(np.zeros_like(fit.fitted.bz))  # not the grain selected before
+        self.grain_view.colour_bar.hide()  # nor its scale, over no field yet
         self.grain_view.plot.setTitle(f"fitted field of grain {label}: computing…")
 
         def computed(field: MapData) -> None:

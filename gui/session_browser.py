@@ -212,6 +212,9 @@ class SessionBrowser(QtWidgets.QWidget):
         self.product_entry: MapData | None = None
         # the entry whose map is shown or being read: selecting it again reads nothing
         self._shown_name: str | None = None
+        # the latest entry's read asked for: the reads of entries passed over since (the arrow
+        # keys held down) are neither made nor shown
+        self._map_read = 0
         self.show_choice = QtWidgets.QComboBox()
         self.show_choice.setToolTip("What to show of a product such as χ or a magnetization: "
                                     "its value, its standard deviation, or the Bz it models")
@@ -537,6 +540,8 @@ class SessionBrowser(QtWidgets.QWidget):
             return
         name, path = item.data(QtCore.Qt.ItemDataRole.UserRole), self.path
         self._shown_name = name
+        self._map_read += 1
+        wanted = self._map_read
         selected = self.selected_entry()
         if selected is None or selected.name != name:  # the row selected is the map shown
             self.table.selectRow(row)
@@ -545,18 +550,21 @@ class SessionBrowser(QtWidgets.QWidget):
             self.show_image(name)
             return
 
-        def job() -> tuple[MapData, ProductMap | None]:
+        def job() -> tuple[MapData, ProductMap | None] | None:
+            if wanted != self._map_read:  # another entry asked for since: not read
+                return None
             m = read_map(path, name)
             try:
                 return m, read_product_map(path, m.name)
             except (SmmError, OSError):
                 return m, None
 
-        def read(value: tuple[MapData, ProductMap | None]) -> None:
-            if self._still_open(path):
+        def read(value: tuple[MapData, ProductMap | None] | None) -> None:
+            shown = value is not None and wanted == self._map_read and self._still_open(path)
+            if shown:
                 self._show_read(*value)
             if after is not None:
-                after(self._still_open(path))
+                after(shown)
 
         def failed(exc: BaseException) -> None:
             self._read_failed(path, exc)

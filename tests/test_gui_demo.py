@@ -238,3 +238,30 @@ def test_the_demo_runs_the_simulator_whatever_profile_the_window_last_ran_on(set
     assert profile.path == lab and not profile.simulated
     with pytest.raises(InputError, match=r"example-lab\.toml has rig\.simulated = false"):
         chosen_profile(argparse.Namespace(profile=lab, demo=True), settings)
+
+
+def test_the_demo_neither_refuses_nor_warns_of_a_remembered_profile(settings, repo, tmp_path):
+    """`smm-daq gui --demo` after the window last ran on a real rig's profile that warns as it
+    loads (an SR860 asked for a reserve), or on one that no longer loads (edited since): the
+    demo runs the simulator, saying nothing of that profile (it printed the rig's warning,
+    or refused the demo with exit 2 naming the profile the user had not given)."""
+    import argparse
+    import warnings
+
+    from gui.app import chosen_profile
+
+    text = (repo / "configs" / "example-lab.toml").read_text()
+    for old, new in (('implementation = "sr830"', 'implementation = "sr860"'),
+                     ('reserve = "normal"', 'reserve = "high"')):
+        assert old in text
+        text = text.replace(old, new)
+    lab, broken = tmp_path / "lab.toml", tmp_path / "broken.toml"
+    lab.write_text(text)
+    broken.write_text(text.replace("simulated = false", "simulated = "))
+    for remembered in (lab, broken):
+        settings.setValue("profile/path", str(remembered))
+        with warnings.catch_warnings(record=True) as shown:
+            warnings.simplefilter("always")
+            profile, warned = chosen_profile(argparse.Namespace(profile=None, demo=True),
+                                             settings)
+        assert profile.simulated and warned == [] and shown == []

@@ -915,6 +915,28 @@ def test_a_new_result_shows_no_grain_of_the_last_one_selected(inverted, qtbot):
     assert not np.any(view.grain_view.map.bz) and not view.grain_view.colour_bar.isVisible()
 
 
+def test_a_grain_whose_field_is_not_computed_has_no_colour_scale(inverted, qtbot, monkeypatch):
+    """A grain selected after another whose field was shown: while its field is computed, and
+    where it could not be, the pane's zeros have no colour scale (the last grain's stayed)."""
+    import gui.mmt_view as mmt_view
+    from smm_daq.errors import InputError
+
+    view = inverted
+    with qtbot.waitSignal(view.grainShown, timeout=WAIT_MS):
+        view.table.selectRow(column(view, "grain").index(2))
+    assert view.grain_view.colour_bar.isVisible()
+
+    def not_computed(*_args):
+        raise InputError("no field")
+
+    monkeypatch.setattr(mmt_view, "grain_field", not_computed)
+    view.table.selectRow(column(view, "grain").index(3))
+    assert not view.grain_view.colour_bar.isVisible()  # computing
+    qtbot.waitUntil(lambda: view.grain_view.plot.titleLabel.text.endswith("not computed"),
+                    timeout=WAIT_MS)
+    assert not np.any(view.grain_view.map.bz) and not view.grain_view.colour_bar.isVisible()
+
+
 def test_exports_are_proposed_beside_the_file_of_the_inverted_scans(qtbot, session, tmp_path,
                                                                     monkeypatch):
     """Another file opened since the inversion: the CSV is still proposed beside the scans the

@@ -767,3 +767,30 @@ def test_selecting_an_entry_shows_its_map_and_the_map_shown_is_the_one_selected(
     assert refreshed(browser, qtbot)
     settled(browser, qtbot)
     assert browser.selected_entry().name == "inf" and maps_shown == []
+
+
+def test_entries_passed_over_before_their_maps_are_read_are_not_read(browser, qtbot,
+                                                                     monkeypatch):
+    """The arrow keys held down over the entries: only the map of the entry they stop on is
+    read and shown (each entry passed over queued a read of its whole map, each shown in
+    turn, the last one waited for behind them all)."""
+    import threading
+
+    import gui.session_browser as session_browser
+
+    reads: list[str] = []
+    real_read = session_browser.read_map
+    monkeypatch.setattr(session_browser, "read_map",
+                        lambda path, name: reads.append(name) or real_read(path, name))
+    go = threading.Event()
+    browser.reader.submit(lambda: go.wait(WAIT_MS / 1000))  # the reader busy meanwhile
+    shown: list[str] = []
+    browser.mapShown.connect(lambda m: shown.append(m.name))
+    table = browser.table
+    names = [table.item(r, 0).text() for r in range(table.rowCount())]
+    for row in range(table.rowCount()):
+        table.selectRow(row)
+    go.set()
+    settled(browser, qtbot)
+    assert reads == [names[-1]] and shown == [names[-1]]
+    assert browser.map_view.map.name == browser.selected_entry().name == names[-1]
