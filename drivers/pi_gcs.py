@@ -688,17 +688,20 @@ def _parse_recording(lines: list[str], count: int, sample_time: float | None,
 class PIGCSStage(Stage, FlyStage):
     """Three axes of a PI GCS 2.0 controller as a `Stage` in the sample frame.
 
-    Fly lines (`fly_x`): record table 1 records the x axis' actual position (`DRC 1 <x> 2`),
-    one sample every `RTR` servo cycles (chosen so the line fits the table); `DRL?` and `DRR?`
-    read the record back: the line's points only, the count at least the line's, the array's
-    header (SAMPLE_TIME the rate set, DIM, NDATA), rows and columns as asked, every value
-    within reach of the travel. The servo cycle and recorder size (`SPA?`) are bounded by what
-    any GCS controller has. A controller with a wave generator and trigger outputs (E-727)
-    flies the line as a `LIN` wave segment at constant speed on the generator of the x axis,
-    the recording started with the wave (`DRT 1 0 0`) and trigger output line 1 pulsing at
-    the wave's first point (`CTO 1 3 4`, `TWS 1 1 1`): the edge that starts a wired lock-in's
-    buffer. Other controllers (C-884) move x alone by `VEL` then `MOV`, the recording
-    started by that move (`DRT 1 1 0`).
+    Fly lines (`fly_x`): record table 1 records the x axis' actual position (`DRC 1 <x> 2`), one
+    sample every `RTR` servo cycles (chosen so the line fits the table); `DRL?` and `DRR?` read
+    the record back: the line's points only, the count at least the line's, the array's header
+    (SAMPLE_TIME the rate set, DIM, NDATA), rows and columns as asked, every value within reach
+    of the travel. The servo cycle and recorder size (`SPA?`) are bounded by what any GCS
+    controller has; where they are not listed (`HPA?`) the servo cycle is PIPython's preset for
+    the model (`pi_presets`), checked against SAMPLE_TIME, and a table is taken to hold
+    `UNLISTED_RECORDER_POINTS` (`read_recorded` says so where it held fewer); on the models that
+    share the recorder among their tables, a table holds its share. A controller with a wave
+    generator and trigger outputs (E-727) flies the line as a `LIN` wave segment at constant
+    speed on the generator of the x axis, the recording started with the wave (`DRT 1 0 0`) and
+    trigger output line 1 pulsing at the wave's first point (`CTO 1 3 4`, `TWS 1 1 1`): the edge
+    that starts a wired lock-in's buffer. Other controllers (C-884) move x alone by `VEL` then
+    `MOV`, the recording started by that move (`DRT 1 1 0`).
     """
 
     def __init__(
