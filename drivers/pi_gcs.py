@@ -1374,8 +1374,10 @@ class PIGCSStage(Stage, FlyStage):
             return n
 
         n = self.link.query_lines("DRL? 1", count)
-        short = (f"expected {least} .. {bound} recorded points{why}, got {n}" if listed
-                 else self._filled_early(n, least, size, why)) if n < least else ""
+        short = ""  # why fewer than the line's points were recorded (only where `relaxed`)
+        if n < least:
+            short = (f"expected {least} .. {bound} recorded points{why}, got {n}" if listed
+                     else self._filled_early(n, least, size, why))
         if short and not self._cycle_preset:
             raise InstrumentError(short, instrument=self.name)
         if self._line_samples:
