@@ -21,9 +21,13 @@ from drivers.transports import open_transport
 from simulators.pi_emulator import C884, E727, Controller, PIGCSEmulator
 from simulators.stage_model import StageModel
 from simulators.tcp_server import EmulatorServer
+from smm_daq.acquisition.fly.settings import FlySettings
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import InstrumentError
-from smm_daq.instruments.profile import LinkSettings
+from smm_daq.instruments.profile import LinkSettings, load_profile
+from smm_daq.instruments.rig import open_rig
 
 SERVO_TIME = 0x0E000200
 RECORDER_POINTS = 0x16000200
@@ -175,3 +179,27 @@ def test_a_table_smaller_than_the_one_taken_fills_early_and_is_said_so() -> None
     assert "its record table likely holds only 512 points, fewer than the 1024 taken where " \
            "the controller does not list their number (parameter 0x16000200 in HPA?)" in message
     assert "or a step scan" in message
+
+
+def test_a_scan_on_a_wrong_preset_fails_at_its_first_line_saying_so(monkeypatch,
+                                                                    tmp_path) -> None:
+    """The simulated rig's C-884 (servo cycle 100 µs) not listing 0x0E000200: the scan starts
+    on the 50 µs preset, and its first line read back fails the scan naming the preset (not
+    an instrument lost), the stage stopped on target. Unfixed, refused as it started."""
+    full = PIGCSEmulator._parameter_table
+
+    def without(self):  # type: ignore[no-untyped-def]
+        table = full(self)
+        table.pop(SERVO_TIME)
+        return table
+
+    monkeypatch.setattr(PIGCSEmulator, "_parameter_table", without)
+    plan = ScanPlan.from_center("fly", (12.5e-3, 12.5e-3), (200e-6, 20e-6), 10e-6,
+                                fly=FlySettings(pixel_time=0.05))
+    with open_rig(load_profile("configs/simulator.toml")) as rig:
+        seq = Sequencer(rig, tmp_path / "f.h5", plan)
+        assert seq.run() == "failed"
+        assert rig.stage.on_target()
+    assert seq.message.startswith("InstrumentError: ")
+    assert "the recording's SAMPLE_TIME is 0.0028 s, not the 0.0014 s RTR 28" in seq.message
+    assert "PIPython's presets give a C-884.4DC" in seq.message
