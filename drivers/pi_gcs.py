@@ -43,6 +43,7 @@ from typing import TypeVar
 import numpy as np
 
 from drivers.link import ConnectionClosed, Link, parse_float, parse_int, shown
+from drivers.pi_presets import recorder_shared, servo_time_preset
 from smm_daq.clock import Clock
 from smm_daq.errors import (
     ConnectStopped,
@@ -85,9 +86,12 @@ MAX_STOPS = STAGE_STOPS
 LIMIT_SLACK = 1e-12  # m: travel limits compare with this slack, for unit conversions' rounding
 MAX_REPLY_LINES = 2**18 + 64  # a full data-recorder table and its header
 SERVO_UPDATE_TIME = 0x0E000200  # SPA parameter: the servo cycle (s)
-# SPA parameter: Data Recorder Max Points, the recorder's samples in all (an E-727 shares them
-# among its TNR? tables, 32768 each of 8): a table holds no more, which bounds its count
+# SPA parameter: Data Recorder Max Points: one table's samples, or on the models that share
+# them among their tables (`pi_presets.recorder_shared`: an E-727, 32768 each of 8) or list
+# Data Recorder Chan Number (0x16000300) all tables', divided among them as PIPython does
 RECORDER_POINTS = 0x16000200
+RECORDER_TABLES = 0x16000300  # SPA parameter: Data Recorder Chan Number, the record tables
+RECORDER_TABLES_RANGE = (1, 4096)  # any GCS data recorder's tables (0x16000300, TNR?)
 REFERENCE_VELOCITY = 0x50  # SPA parameter of motor controllers: velocity of reference moves
 DECELERATION = 0xB  # SPA parameter of motor controllers: the closed-loop deceleration (DEC)
 # a stopped axis that still moves is given this × velocity / deceleration, and the slack, to
@@ -684,17 +688,20 @@ def _parse_recording(lines: list[str], count: int, sample_time: float | None,
 class PIGCSStage(Stage, FlyStage):
     """Three axes of a PI GCS 2.0 controller as a `Stage` in the sample frame.
 
-    Fly lines (`fly_x`): record table 1 records the x axis' actual position (`DRC 1 <x> 2`),
-    one sample every `RTR` servo cycles (chosen so the line fits the table); `DRL?` and `DRR?`
-    read the record back: the line's points only, the count at least the line's, the array's
-    header (SAMPLE_TIME the rate set, DIM, NDATA), rows and columns as asked, every value
-    within reach of the travel. The servo cycle and recorder size (`SPA?`) are bounded by what
-    any GCS controller has. A controller with a wave generator and trigger outputs (E-727)
-    flies the line as a `LIN` wave segment at constant speed on the generator of the x axis,
-    the recording started with the wave (`DRT 1 0 0`) and trigger output line 1 pulsing at
-    the wave's first point (`CTO 1 3 4`, `TWS 1 1 1`): the edge that starts a wired lock-in's
-    buffer. Other controllers (C-884) move x alone by `VEL` then `MOV`, the recording
-    started by that move (`DRT 1 1 0`).
+    Fly lines (`fly_x`): record table 1 records the x axis' actual position (`DRC 1 <x> 2`), one
+    sample every `RTR` servo cycles (chosen so the line fits the table); `DRL?` and `DRR?` read
+    the record back: the line's points only, the count at least the line's, the array's header
+    (SAMPLE_TIME the rate set, DIM, NDATA), rows and columns as asked, every value within reach
+    of the travel. The servo cycle and recorder size (`SPA?`) are bounded by what any GCS
+    controller has; where they are not listed (`HPA?`) the servo cycle is PIPython's preset for
+    the model (`pi_presets`), checked against SAMPLE_TIME, and a table is taken to hold
+    `UNLISTED_RECORDER_POINTS` (`read_recorded` says so where it held fewer); on the models that
+    share the recorder among their tables, a table holds its share. A controller with a wave
+    generator and trigger outputs (E-727) flies the line as a `LIN` wave segment at constant
+    speed on the generator of the x axis, the recording started with the wave (`DRT 1 0 0`) and
+    trigger output line 1 pulsing at the wave's first point (`CTO 1 3 4`, `TWS 1 1 1`): the edge
+    that starts a wired lock-in's buffer. Other controllers (C-884) move x alone by `VEL` then
+    `MOV`, the recording started by that move (`DRT 1 1 0`).
     """
 
     def __init__(
@@ -733,8 +740,12 @@ class PIGCSStage(Stage, FlyStage):
         self._controller_travel = np.zeros((3, 2))
         self._scale = [1.0, 1.0, 1.0]
         self._referencing = False
+        self._model: str | None = None  # the controller's model (`*IDN?`), once asked
         self._recorder_size = 0  # the data recorder's points, read by the last fly line
         self._sample_time: float | None = None  # s between recorded samples (set by fly_x)
+        self._rate = 1  # the last fly line's record table rate (RTR)
+        # the last fly line's servo cycle where it is a preset (`_servo_cycle`), said so
+        self._cycle_preset = ""
         self._line_duration = 0.0  # s, of the line fly_x started
         self._line_samples = 0  # the recorded points that span it
         self.error_at_connect = 0  # the error code left pending before connect (cleared then)
@@ -943,7 +954,7 @@ class PIGCSStage(Stage, FlyStage):
             "ERR?", lambda r: parse_int(r, what="integer GCS error code", within=ERROR_CODES),
             destructive=True)
         commands = self._commands = self.link.query_lines("HLP?", _parse_help)
-        self._parameter_ids = None
+        self._parameter_ids, self._model = None, None
         names = self.link.query_lines("SAI?", lambda lines: [ln for ln in lines if ln])
         self._controller_axes = list(names)
         missing = [a for a in self.axes if a not in names]
@@ -1223,13 +1234,30 @@ class PIGCSStage(Stage, FlyStage):
         return min(self._table_points(), RECORDED_PER_LINE + RECORDED_PER_LINE // 8)
 
     def _table_points(self) -> int:
-        """Parameter 0x16000200; `UNLISTED_RECORDER_POINTS` where the controller does not
-        list it, rather than a query left unanswered (the link taken for lost, the
+        """One record table's points: parameter 0x16000200, divided among the tables where
+        it counts them all, as PIPython divides it: by parameter 0x16000300 where the
+        controller lists it, else on a model that shares it (an E-727: 262144 in all, 8
+        tables) by `TNR?`. `UNLISTED_RECORDER_POINTS` where the controller does not list
+        0x16000200, rather than a query left unanswered (the link taken for lost, the
         controller's error 54 read after the next command as that command's)."""
         if not self._recorder_points_listed():
             return UNLISTED_RECORDER_POINTS
-        return self._parameter(RECORDER_POINTS, lambda v: parse_int(
+        points = self._parameter(RECORDER_POINTS, lambda v: parse_int(
             v, what="integer count of data-recorder points", within=RECORDER_POINTS_RANGE))
+        tables = 1
+        if RECORDER_TABLES in self._parameters():
+            tables = self._parameter(RECORDER_TABLES, lambda v: parse_int(
+                v, what="integer count of data-recorder tables", within=RECORDER_TABLES_RANGE))
+        elif "TNR?" in self._commands and recorder_shared(self._controller_model()):
+            tables = self.link.query("TNR?", lambda r: parse_int(
+                r, what="integer count of data-recorder tables", within=RECORDER_TABLES_RANGE))
+        return points // tables
+
+    def _controller_model(self) -> str:
+        """The controller's model (`*IDN?`), asked once per connect."""
+        if self._model is None:
+            self._model = self.identify().model
+        return self._model
 
     def _recorder_points_listed(self) -> bool:
         """Whether the controller lists parameter 0x16000200 (`HPA?`) and answers `SPA?`."""
@@ -1239,26 +1267,50 @@ class PIGCSStage(Stage, FlyStage):
         return {"WAV", "WGO", "CTO", "TWS"} <= self._commands
 
     def fly_refused(self) -> str:
-        if {"HPA?", "SPA?"} <= self._commands and SERVO_UPDATE_TIME not in self._parameters():
-            # asked, it would get no reply (the link taken for lost, error 54 left pending)
-            return (f"the stage controller does not list its servo update time (parameter "
-                    f"0x{SERVO_UPDATE_TIME:08X} in HPA?), by which a fly line's recorded "
-                    "positions are timed; expected a controller that lists it, or a step scan")
-        return ""
+        if self._servo_cycle_listed() or self._servo_cycle_preset() is not None:
+            return ""
+        model = self._controller_model()
+        return (f"the stage controller ({model}) does not list its servo update time "
+                f"(parameter 0x{SERVO_UPDATE_TIME:08X} in HPA?), by which a fly line's "
+                f"recorded positions are timed, and PIPython's presets have none for the "
+                f"{model}; expected a controller that lists it, or a step scan")
+
+    def _servo_cycle_listed(self) -> bool:
+        """Whether the servo update time (0x0E000200) is asked (`SPA?`): not where the
+        controller's `HPA?` leaves it out (asked, it would get no reply: the link taken for
+        lost, error 54 left pending)."""
+        return not {"HPA?", "SPA?"} <= self._commands \
+            or SERVO_UPDATE_TIME in self._parameters()
+
+    def _servo_cycle_preset(self) -> float | None:
+        """The servo update time PIPython takes for this model (`pi_presets`), or None."""
+        return servo_time_preset(self._controller_model())
+
+    def _servo_cycle(self) -> float:
+        """The servo update time (s): parameter 0x0E000200, or where the controller does not
+        list it the preset for its model, kept said in `_cycle_preset` (`read_recorded`
+        then checks it against the recorder's SAMPLE_TIME, which is the controller's)."""
+        self._cycle_preset = ""
+        if self._servo_cycle_listed():
+            return self._parameter(SERVO_UPDATE_TIME, lambda v: parse_float(
+                v, what="servo update time in s", within=SERVO_CYCLE_RANGE))
+        cycle = self._servo_cycle_preset()
+        if cycle is None:
+            raise InstrumentError(self.fly_refused(), instrument=self.name)
+        self._cycle_preset = (f"the {cycle * 1e6:g} µs servo update time PIPython's presets "
+                              f"give a {self._controller_model()} (which does not list "
+                              f"parameter 0x{SERVO_UPDATE_TIME:08X})")
+        return cycle
 
     def fly_x(self, x_end: float, velocity: float, duration: float) -> float:
         lo, hi = self._limits[0]
         if not (math.isfinite(x_end) and lo - LIMIT_SLACK <= x_end <= hi + LIMIT_SLACK):
             raise RangeError(f"x = {x_end * 1e6:.3f} µm is outside the travel "
                              f"[{lo * 1e6:.3f}, {hi * 1e6:.3f}] µm", instrument=self.name)
-        refused = self.fly_refused()
-        if refused:
-            raise InstrumentError(refused, instrument=self.name)
-        cycle = self._parameter(SERVO_UPDATE_TIME, lambda v: parse_float(
-            v, what="servo update time in s", within=SERVO_CYCLE_RANGE))
+        cycle = self._servo_cycle()
         self._recorder_size = self._table_points()
         samples = self._line_samples = min(self._recorder_size, RECORDED_PER_LINE)
-        rate = max(1, math.ceil(duration / (samples * cycle)))
+        rate = self._rate = max(1, math.ceil(duration / (samples * cycle)))
         ax = self.axes[0]
         self._command(f"DRC 1 {ax} 2")
         self._command(f"RTR {rate}")
@@ -1289,10 +1341,18 @@ class PIGCSStage(Stage, FlyStage):
     def read_recorded(self, start: float) -> RecordedMotion:
         """The line `fly_x` started, as recorded: once its motion has ended, the recorder
         holds the whole line (or is full), so fewer points than that (or than 2) are refused
-        as a reply no recorder gives."""
+        as a reply no recorder gives; but where the table's size was not listed, and taken
+        (`UNLISTED_RECORDER_POINTS`), fewer are likely a table that holds fewer, refused
+        saying so (`_filled_early`). Where the servo cycle was a preset (`_servo_cycle`), a
+        recording whose SAMPLE_TIME is not what the rate set makes of it is refused naming
+        the preset: fewer points than the line's are then read for their header first, the
+        preset too short leaving its recording short of the line's end."""
         size = self._recorder_size or self._table_points()
+        listed = self._recorder_points_listed()
+        # fewer than the line's points are not a reply no recorder gives (`short`, below)
+        relaxed = not listed or bool(self._cycle_preset)
         # a table of a size not known may count on past the one taken, up to its own
-        bound = size if self._recorder_points_listed() else RECORDER_POINTS_RANGE[1]
+        bound = size if listed else RECORDER_POINTS_RANGE[1]
         least, why = 2, ""
         if self._sample_time is not None:
             whole = min(size, math.floor(self._line_duration / self._sample_time))
@@ -1307,12 +1367,19 @@ class PIGCSStage(Stage, FlyStage):
                 raise ProtocolError(f"expected '1=count', got {shown(lines)}")
             n = _within_reply(lambda v: parse_int(v, what="integer count of recorded points"),
                               value, lines)
-            if not least <= n <= bound:
-                raise ProtocolError(f"expected {least} .. {bound} recorded points{why}, got "
+            lowest = 2 if relaxed else least
+            if not lowest <= n <= bound:
+                raise ProtocolError(f"expected {lowest} .. {bound} recorded points{why}, got "
                                     f"{shown(lines)}")
             return n
 
         n = self.link.query_lines("DRL? 1", count)
+        short = ""  # why fewer than the line's points were recorded (only where `relaxed`)
+        if n < least:
+            short = (f"expected {least} .. {bound} recorded points{why}, got {n}" if listed
+                     else self._filled_early(n, least, size, why))
+        if short and not self._cycle_preset:
+            raise InstrumentError(short, instrument=self.name)
         if self._line_samples:
             # The recorder goes on after the line until its table is full (32768 points on
             # an E-727: megabytes on the link); the line's points and an eighth more for the
@@ -1332,11 +1399,40 @@ class PIGCSStage(Stage, FlyStage):
         if self.link._path_begun():
             raise ReplyCut(f"{shown(command)} not sent: the rig is being made safe",
                            instrument=self.name)
+        # a preset servo cycle is checked below, not taken for a garbled reply and asked again
+        expected = None if self._cycle_preset else self._sample_time
         dt, values = self.link.query_lines(
             command,
-            lambda lines: _parse_recording(lines, n, self._sample_time, (ends[0], ends[1]),
+            lambda lines: _parse_recording(lines, n, expected, (ends[0], ends[1]),
                                            self.units[0]), cut=True)
+        if expected is None:
+            self._check_preset(dt)
+        if short:
+            raise InstrumentError(short, instrument=self.name)
         return RecordedMotion(t=start + dt * np.arange(n), x=k * values)
+
+    def _check_preset(self, dt: float) -> None:
+        """InstrumentError where the recording's SAMPLE_TIME `dt` (s) is not what the line's
+        rate makes of the preset servo cycle it was flown on (`_servo_cycle`)."""
+        if self._sample_time is None or math.isclose(dt, self._sample_time, rel_tol=1e-3):
+            return
+        raise InstrumentError(
+            f"the recording's SAMPLE_TIME is {dt:.6g} s, not the {self._sample_time:.6g} s "
+            f"RTR {self._rate} makes of {self._cycle_preset}: that preset is not this "
+            f"controller's (its recorder gives a servo cycle of {dt / self._rate:.6g} s), and "
+            "the line's positions are refused; expected a controller that lists its servo "
+            f"update time (0x{SERVO_UPDATE_TIME:08X} in HPA?), or a step scan",
+            instrument=self.name)
+
+    def _filled_early(self, n: int, least: int, size: int, why: str) -> str:
+        """Why a line recorded `n` points where it needed `least`, on a table whose size the
+        controller does not list (`size` taken): its table likely holds only `n`."""
+        return (f"the stage recorded {n} positions of the fly line, which needs at least "
+                f"{least}{why}: its record table likely holds only {n} points, fewer than the "
+                f"{size} taken where the controller does not list their number (parameter "
+                f"0x{RECORDER_POINTS:08X} in HPA?), and was full before the line's end; "
+                f"expected a controller that lists it, or whose tables hold at least {size} "
+                "points, or a step scan")
 
     def stop(self) -> None:
         """Every axis stops at once: #24 where the controller lists it (a single byte acted on

@@ -50,6 +50,7 @@ WAVE_GENERATOR_ACTIVE = 73
 READY, BUSY = "\xb1", "\xb0"
 UNIT_PARAMETER = 0x07000601
 RECORDER_POINTS = 0x16000200  # Data Recorder Max Points: the recorder's samples in all
+RECORDER_TABLES = 0x16000300  # Data Recorder Chan Number: its record tables, where shared
 
 
 # m/s²: the deceleration answered for a model axis that stops at once (one set so, as a
@@ -340,6 +341,9 @@ class PIGCSEmulator(Emulator):
             RECORDER_POINTS: ("INT", "Data Recorder Max Points",
                               lambda _ax: str(c.record_points)),
         }
+        if c.points_shared:  # listed where the points are shared, as on an E-727
+            table[RECORDER_TABLES] = ("INT", "Data Recorder Chan Number",
+                                      lambda _ax: str(c.record_tables))
         if c.reference_velocity_param is not None:
             table[c.reference_velocity_param] = (
                 "FLOAT", "Velocity For Reference Moves",

@@ -8,12 +8,12 @@ import dataclasses
 
 import numpy as np
 import pytest
-from test_pi_stage import TRAVEL
+from test_pi_stage import FINE, TRAVEL
 
 from drivers.pi_gcs import UNLISTED_RECORDER_POINTS, PIGCSStage
 from simulators import pi_emulator
 from simulators.emulator import EmulatorTransport
-from simulators.pi_emulator import C884, PIGCSEmulator
+from simulators.pi_emulator import C884, E727, PIGCSEmulator
 from simulators.stage_model import StageModel
 from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.acquisition.plan import ScanPlan
@@ -85,10 +85,11 @@ def test_a_controller_not_listing_the_recorder_points_flies_a_line_on_the_smalle
 
 def test_a_controller_not_listing_its_servo_update_time_is_not_flown_and_says_why(
         monkeypatch):
-    """A fly line's samples are timed by the servo cycle (SPA 0x0E000200), which has no safe
-    stand-in: where the controller does not list it, the line is refused before any command,
-    saying so (asked, the link was taken for lost after three tries, error 54 left pending
-    for the next command), and the controller is left as it was, no error pending."""
+    """A fly line's samples are timed by the servo cycle (SPA 0x0E000200): where the
+    controller does not list it and PIPython keeps no preset for its model (none for an
+    E-727, which lists it), the line is refused before any command but queries (`HPA?`,
+    `*IDN?`), saying so (asked, the link was taken for lost after three tries, error 54 left
+    pending for the next command), and the controller is left as it was, no error pending."""
     full = PIGCSEmulator._parameter_table
 
     def without(self):
@@ -98,18 +99,18 @@ def test_a_controller_not_listing_its_servo_update_time_is_not_flown_and_says_wh
 
     monkeypatch.setattr(PIGCSEmulator, "_parameter_table", without)
     clock = VirtualClock()
-    model = StageModel(clock, axis_sign=(1, 1, 1), travel=TRAVEL, velocity=2e-3,
-                       settle_time=0.01, needs_reference=True)
-    emulator = PIGCSEmulator(model, controller=C884)
+    model = StageModel(clock, axis_sign=(1, 1, 1), travel=FINE, velocity=2e-3,
+                       settle_time=0.01)
+    emulator = PIGCSEmulator(model, controller=E727)
     transport = SentLog(emulator, clock=clock)
-    stage = PIGCSStage(transport, axes=("1", "2", "3"), axis_sign=(1, 1, 1), travel=TRAVEL,
-                       velocity=2e-3, clock=clock, settle_time=0.01, reference_on_connect=True)
-    stage.move_to(5e-3, 5e-3, 1e-3)
+    stage = PIGCSStage(transport, axes=("1", "2", "3"), axis_sign=(1, 1, 1), travel=FINE,
+                       velocity=2e-3, clock=clock, settle_time=0.01)
+    stage.move_to(0.5e-3, 0.5e-3, 0.1e-3)
     sent = len(transport.sent)
-    with pytest.raises(InstrumentError, match=r"does not list its servo update time "
-                                              r"\(parameter 0x0E000200 in HPA\?\)"):
-        stage.fly_x(8e-3, 1e-3, 3.0)
-    assert transport.sent[sent:] == []
+    with pytest.raises(InstrumentError, match=r"controller \(E-727\) does not list its servo "
+                                              r"update time \(parameter 0x0E000200 in HPA\?\)"):
+        stage.fly_x(1.5e-3, 1e-3, 1.0)
+    assert set(transport.sent[sent:]) == {"HPA?", "*IDN?"}  # what it lists, and its model
     assert emulator.error == 0 and not stage.link.lost
 
 
@@ -130,8 +131,9 @@ def test_a_scan_on_a_controller_not_listing_its_servo_update_time_is_refused_as_
                                 fly=FlySettings(pixel_time=0.05))
     with open_rig(load_profile("configs/simulator-e727.toml")) as rig:
         before = rig.stage.position()
-        with pytest.raises(InputError, match=r"^fly scan: the stage controller does not list "
-                                             r"its servo update time \(parameter 0x0E000200"):
+        with pytest.raises(InputError, match=r"^fly scan: the stage controller \(E-727\) does "
+                                             r"not list its servo update time \(parameter "
+                                             r"0x0E000200"):
             Sequencer(rig, tmp_path / "f.h5", plan).run()
         np.testing.assert_array_equal(rig.stage.position(), before)
     assert not (tmp_path / "f.h5").exists()
