@@ -64,3 +64,19 @@ def test_points_cropped_to_the_scan_are_named(tmp_path, capsys):
                  str(tmp_path / "r.csv")]) == 0
     assert (f"{grains}: 3 of 4 grains inverted; left out 1 whose field could not reach the "
             "scans above their noise (--crop-to-scan): grain 9") in capsys.readouterr().err
+
+
+def test_a_refused_model_does_not_say_grains_were_inverted(tmp_path, capsys):
+    """--model cuboid with Dragonfly's points is refused (exit 2): nothing is inverted, so
+    stderr does not say "3 of 5 grains inverted" before the refusal."""
+    h5 = _scan(tmp_path)
+    export = tmp_path / "components.csv"
+    export.write_bytes(DRAGONFLY.encode("latin-1"))
+    capsys.readouterr()
+    assert main(["mmt", "invert", str(h5), "--entry", "qdm", "--grain-format", "dragonfly",
+                 "--grains", str(export), "--z-top-um", "100", "--sigma-nT", "1",
+                 "--min-voxels", "10", "--model", "cuboid",
+                 "--out", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "--model cuboid needs cuboid grains" in err and "inverted" not in err, err
+    assert not (tmp_path / "r.csv").exists()

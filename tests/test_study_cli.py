@@ -56,7 +56,7 @@ def test_study_command_runs_a_subset_on_the_scheduler_given(tmp_path, capsys) ->
             "study", "--out", str(tmp_path / "s"), "--surface-um", "30", "--thickness-um", "8",
             "--densities-per-mm3", "400000", "--intervals-um", "1,3", "--noise-nT", "5",
             "--repeats", "2", "--height-um", "2", "--sensor-um", "0",
-            "--scheduler", client.scheduler.address])
+            "--directions", "uniform-theta", "--scheduler", client.scheduler.address])
         assert args.func(args) == 0
     with open(tmp_path / "s" / "study.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -64,6 +64,7 @@ def test_study_command_runs_a_subset_on_the_scheduler_given(tmp_path, capsys) ->
     assert "study samples: 2/2" in capsys.readouterr().err
     settings = json.loads((tmp_path / "s" / "study.json").read_text())["settings"]
     assert settings["height_um"] == 2 and settings["sensor_size_um"] == [0, 0]
+    assert settings["directions"] == "uniform-theta"  # the draw the samples were made with
 
 
 def test_invert_uses_tiles_only_when_asked() -> None:

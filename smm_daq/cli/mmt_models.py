@@ -366,8 +366,6 @@ def invert_models(args: argparse.Namespace) -> int:
     with _warnings_to_stderr():
         grains, shaped = _grains(args, scans)
         point = isinstance(grains, PointGrains)
-        if point and grains.left_out:
-            say(left_out_note(grains, args.min_voxels))
         model = args.model or ("dipole" if point else "cuboid")
         if model == "cuboid" and point:
             raise InputError(f"--model cuboid needs cuboid grains; --grain-format "
@@ -376,6 +374,8 @@ def invert_models(args: argparse.Namespace) -> int:
         if library_out is not None and model == "cuboid":
             raise InputError("--library-out is for point models; expected --model dipole, "
                              "quadrupole or octupole")
+        if point and grains.left_out:  # after the options' refusals: a refused run inverts none
+            say(left_out_note(grains, args.min_voxels))
         shown = InversionProgress()
         result = invert_scans(scans, grains, model=model, damping=args.damping, device=device,
                               progress=say, on_block=shown, on_merge=shown.merge)
