@@ -1267,13 +1267,25 @@ class PIGCSStage(Stage, FlyStage):
         return {"WAV", "WGO", "CTO", "TWS"} <= self._commands
 
     def fly_refused(self) -> str:
-        if self._servo_cycle_listed() or self._servo_cycle_preset() is not None:
+        """Also where the servo cycle would be a preset and the line is flown as a wave
+        (`trigger_output`): the wave's speed is timed by it, and a wrong preset is caught only
+        as the line is read back, after the stage moved at a speed never checked."""
+        if self._servo_cycle_listed():
             return ""
         model = self._controller_model()
-        return (f"the stage controller ({model}) does not list its servo update time "
-                f"(parameter 0x{SERVO_UPDATE_TIME:08X} in HPA?), by which a fly line's "
-                f"recorded positions are timed, and PIPython's presets have none for the "
-                f"{model}; expected a controller that lists it, or a step scan")
+        unlisted = (f"the stage controller ({model}) does not list its servo update time "
+                    f"(parameter 0x{SERVO_UPDATE_TIME:08X} in HPA?), by which a fly line's "
+                    "recorded positions are timed")
+        preset = self._servo_cycle_preset()
+        if preset is None:
+            return (f"{unlisted}, and PIPython's presets have none for the {model}; expected "
+                    "a controller that lists it, or a step scan")
+        if self.trigger_output():
+            return (f"{unlisted}, and it flies the line as a wave whose speed that time sets: "
+                    f"on PIPython's {preset * 1e6:g} µs preset for the {model}, checked only "
+                    "as the line is read back, the stage could move at a speed never "
+                    "checked; expected a controller that lists it, or a step scan")
+        return ""
 
     def _servo_cycle_listed(self) -> bool:
         """Whether the servo update time (0x0E000200) is asked (`SPA?`): not where the
@@ -1294,9 +1306,9 @@ class PIGCSStage(Stage, FlyStage):
         if self._servo_cycle_listed():
             return self._parameter(SERVO_UPDATE_TIME, lambda v: parse_float(
                 v, what="servo update time in s", within=SERVO_CYCLE_RANGE))
-        cycle = self._servo_cycle_preset()
-        if cycle is None:
-            raise InstrumentError(self.fly_refused(), instrument=self.name)
+        cycle, refused = self._servo_cycle_preset(), self.fly_refused()
+        if cycle is None or refused:
+            raise InstrumentError(refused, instrument=self.name)
         self._cycle_preset = (f"the {cycle * 1e6:g} µs servo update time PIPython's presets "
                               f"give a {self._controller_model()} (which does not list "
                               f"parameter 0x{SERVO_UPDATE_TIME:08X})")

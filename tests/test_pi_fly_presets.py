@@ -203,3 +203,23 @@ def test_a_scan_on_a_wrong_preset_fails_at_its_first_line_saying_so(monkeypatch,
     assert seq.message.startswith("InstrumentError: ")
     assert "the recording's SAMPLE_TIME is 0.0028 s, not the 0.0014 s RTR 28" in seq.message
     assert "PIPython's presets give a C-884.4DC" in seq.message
+
+
+def test_a_wave_flown_line_is_not_timed_by_a_preset() -> None:
+    """A controller flying its line as a wave (WAV, trigger output) times the motion itself by
+    the servo cycle: on a preset (a C-867.262's 50 µs, the controller's own 20 µs) the wave
+    would run 2.5 times the speed checked, caught only once the line is read back. Refused
+    before anything is sent, naming why. Unfixed, the wave was started on the preset."""
+    spec = dataclasses.replace(
+        E727, idn="(c)2019 Physik Instrumente (PI) GmbH & Co. KG, C-867.262, 119000000, 2.1.0")
+    with served(spec, SERVO_TIME) as (stage, emulator, _):
+        refused = stage.fly_refused()
+        stage.move_to(0.2e-3, 0.2e-3, 0.1e-3)
+        before, heard = stage.position(), len(emulator.heard)
+        with pytest.raises(InstrumentError, match=r"controller \(C-867\.262\) does not list "
+                                                  r"its servo update time .* wave"):
+            stage.fly_x(1.4e-3, 1e-3, 1.2)
+        assert emulator.heard[heard:] == []
+        np.testing.assert_array_equal(stage.position(), before)
+        assert emulator.error == 0 and not stage.link.lost
+    assert "50 µs" in refused and "or a step scan" in refused
