@@ -18,9 +18,10 @@ from smm_daq.analysis.mmt import synth
 from smm_daq.analysis.mmt.models import cuboid, multipole
 from smm_daq.analysis.mmt.models.compiled import _top_level_kernels
 from smm_daq.analysis.mmt.models.cuboid import GreenModel
+from smm_daq.analysis.mmt.solver import joint as joint_solver
 from smm_daq.analysis.mmt.solver import memory
 from smm_daq.analysis.mmt.solver import streams as qr_streams
-from smm_daq.analysis.mmt.solver.inversion import accumulate, sensor_positions
+from smm_daq.analysis.mmt.solver.inversion import accumulate, invert_map, sensor_positions
 
 UM = 1e-6
 # numba's workqueue layer aborts the process on kernels launched from two threads at once (the
@@ -390,3 +391,37 @@ def test_a_narrow_merge_keeps_a_streams_blas_threads_and_a_wide_one_has_them_all
     finally:
         _in_a_thread(two.restore_original_limits)
 
+
+
+@pytest.mark.parametrize("joint", [False, True])
+def test_an_inversions_model_is_built_at_one_blas_thread(monkeypatch, joint):
+    """The model's build runs tiny BLAS products (a grain's moments times an order's map):
+    at one thread, not waking OpenBLAS's others for each (`inversion.build_model`), both for
+    one map and for scans inverted jointly; BLAS has its threads again after."""
+    rng = np.random.default_rng(3)
+    sample = synth.make_sample((20 * UM, 20 * UM), 10 * UM, 4e5, rng)
+    data = synth.scan(sample, height=1 * UM, step=1 * UM, sensor_size=(0.0, 0.0), noise=5e-9,
+                      rng=rng)
+    built = GreenModel.build.__func__
+    during: list[list[int]] = []
+
+    def build(cls, *args, **kwargs):
+        during.append(_blas_threads())
+        return built(cls, *args, **kwargs)
+
+    monkeypatch.setattr(GreenModel, "build", classmethod(build))
+    if joint:
+        scans = [joint_solver.Scan(data, 1 * UM, (0.0, 0.0), sigma=5e-9)]
+        invert = lambda: joint_solver.invert_scans(scans, sample.grains, model="cuboid",  # noqa: E731
+                                                   device="cpu")
+    else:
+        invert = lambda: invert_map(data, sample.grains, height=1 * UM,  # noqa: E731
+                                    sensor_size=(0.0, 0.0), sigma=5e-9, device="cpu")
+    two = _in_a_thread(lambda: threadpoolctl.threadpool_limits(2, user_api="blas"))
+    try:
+        before = _in_a_thread(_blas_threads)
+        _in_a_thread(invert)
+        assert during and all(t == [1] * len(before) for t in during)
+        assert _in_a_thread(_blas_threads) == before
+    finally:
+        _in_a_thread(two.restore_original_limits)

@@ -185,7 +185,7 @@ def fold(columns: int, sizes: Sequence[int], owners: Sequence[int], fill: Fill,
 
     threads = [threading.Thread(target=run, args=(i,), name=f"mmt-qr-stream-{i}", daemon=True)
                for i in range(streams)]
-    with _blas_limited(share):
+    with blas_limited(share):
         try:
             for thread in threads:
                 thread.start()
@@ -227,10 +227,11 @@ def _merge_panels(merging: MergeProgress, i: int, merges: int, panels: int
 
 
 @contextmanager
-def _blas_limited(threads: int) -> Iterator[None]:
-    """BLAS limited to `threads` while any fold in streams runs; what it had before the
-    first is restored when the last ends (each restoring what it found would leave the limit
-    of the one begun second once the folds overlap).
+def blas_limited(threads: int) -> Iterator[None]:
+    """BLAS limited to `threads` while any fold in streams (or other work limited so: a
+    model's build, `inversion.build_model`) runs; what it had before the first is restored
+    when the last ends (each restoring what it found would leave the limit of the one begun
+    second once they overlap).
 
     The limit is the process's (OpenBLAS's thread count), so the other threads' BLAS calls
     run at it too meanwhile. That is harmless: the rig's thread solves 3 × 3 systems (coil
