@@ -392,6 +392,25 @@ def test_a_narrow_merge_keeps_a_streams_blas_threads_and_a_wide_one_has_them_all
         _in_a_thread(two.restore_original_limits)
 
 
+class _Threads:
+    """A stand-in for threadpoolctl's controller: BLAS's thread count, as limits set it."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def limit(self, limits: int, user_api: str) -> _Restorer:
+        restorer = _Restorer(self, self.threads)
+        self.threads = limits
+        return restorer
+
+
+class _Restorer:
+    def __init__(self, blas: _Threads, found: int) -> None:
+        self.blas, self.found = blas, found
+
+    def restore_original_limits(self) -> None:
+        self.blas.threads = self.found
+
 
 @pytest.mark.parametrize("joint", [False, True])
 def test_an_inversions_model_is_built_at_one_blas_thread(monkeypatch, joint):
@@ -402,26 +421,41 @@ def test_an_inversions_model_is_built_at_one_blas_thread(monkeypatch, joint):
     sample = synth.make_sample((20 * UM, 20 * UM), 10 * UM, 4e5, rng)
     data = synth.scan(sample, height=1 * UM, step=1 * UM, sensor_size=(0.0, 0.0), noise=5e-9,
                       rng=rng)
+    blas = _Threads(2)  # a stand-in for OpenBLAS's count, as limits set it
+    monkeypatch.setattr(qr_streams, "_controller", blas)
     built = GreenModel.build.__func__
-    during: list[list[int]] = []
+    during: list[int] = []
 
     def build(cls, *args, **kwargs):
-        during.append(_blas_threads())
+        during.append(blas.threads)
         return built(cls, *args, **kwargs)
 
     monkeypatch.setattr(GreenModel, "build", classmethod(build))
     if joint:
-        scans = [joint_solver.Scan(data, 1 * UM, (0.0, 0.0), sigma=5e-9)]
-        invert = lambda: joint_solver.invert_scans(scans, sample.grains, model="cuboid",  # noqa: E731
-                                                   device="cpu")
+        joint_solver.invert_scans([joint_solver.Scan(data, 1 * UM, (0.0, 0.0), sigma=5e-9)],
+                                  sample.grains, model="cuboid", device="cpu")
     else:
-        invert = lambda: invert_map(data, sample.grains, height=1 * UM,  # noqa: E731
-                                    sensor_size=(0.0, 0.0), sigma=5e-9, device="cpu")
-    two = _in_a_thread(lambda: threadpoolctl.threadpool_limits(2, user_api="blas"))
-    try:
-        before = _in_a_thread(_blas_threads)
-        _in_a_thread(invert)
-        assert during and all(t == [1] * len(before) for t in during)
-        assert _in_a_thread(_blas_threads) == before
-    finally:
-        _in_a_thread(two.restore_original_limits)
+        invert_map(data, sample.grains, height=1 * UM, sensor_size=(0.0, 0.0), sigma=5e-9,
+                   device="cpu")
+    assert during == [1]
+    assert blas.threads == 2
+
+
+@pytest.mark.parametrize("fold_first", [True, False])
+def test_a_builds_one_blas_thread_never_holds_an_overlapping_fold_to_it(monkeypatch,
+                                                                        fold_first):
+    """A fold's limit and a build's (one thread, `inversion.build_model`) in force at once in
+    threads of one process: BLAS has the fold's threads, whichever began first, and what it
+    had before once both end (the first to begin set the limit for all: a fold on a larger
+    machine begun during a build ran its QR at one thread)."""
+    blas = _Threads(3)
+    monkeypatch.setattr(qr_streams, "_controller", blas)
+    fold, build = qr_streams.blas_limited(2), qr_streams.blas_limited(1)
+    first, second = (fold, build) if fold_first else (build, fold)
+    first.__enter__()
+    second.__enter__()
+    assert blas.threads == 2
+    build.__exit__(None, None, None)
+    assert blas.threads == 2
+    fold.__exit__(None, None, None)
+    assert blas.threads == 3
