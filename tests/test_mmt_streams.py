@@ -18,9 +18,10 @@ from smm_daq.analysis.mmt import synth
 from smm_daq.analysis.mmt.models import cuboid, multipole
 from smm_daq.analysis.mmt.models.compiled import _top_level_kernels
 from smm_daq.analysis.mmt.models.cuboid import GreenModel
+from smm_daq.analysis.mmt.solver import joint as joint_solver
 from smm_daq.analysis.mmt.solver import memory
 from smm_daq.analysis.mmt.solver import streams as qr_streams
-from smm_daq.analysis.mmt.solver.inversion import accumulate, sensor_positions
+from smm_daq.analysis.mmt.solver.inversion import accumulate, invert_map, sensor_positions
 
 UM = 1e-6
 # numba's workqueue layer aborts the process on kernels launched from two threads at once (the
@@ -390,3 +391,71 @@ def test_a_narrow_merge_keeps_a_streams_blas_threads_and_a_wide_one_has_them_all
     finally:
         _in_a_thread(two.restore_original_limits)
 
+
+class _Threads:
+    """A stand-in for threadpoolctl's controller: BLAS's thread count, as limits set it."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def limit(self, limits: int, user_api: str) -> _Restorer:
+        restorer = _Restorer(self, self.threads)
+        self.threads = limits
+        return restorer
+
+
+class _Restorer:
+    def __init__(self, blas: _Threads, found: int) -> None:
+        self.blas, self.found = blas, found
+
+    def restore_original_limits(self) -> None:
+        self.blas.threads = self.found
+
+
+@pytest.mark.parametrize("joint", [False, True])
+def test_an_inversions_model_is_built_at_one_blas_thread(monkeypatch, joint):
+    """The model's build runs tiny BLAS products (a grain's moments times an order's map):
+    at one thread, not waking OpenBLAS's others for each (`inversion.build_model`), both for
+    one map and for scans inverted jointly; BLAS has its threads again after."""
+    rng = np.random.default_rng(3)
+    sample = synth.make_sample((20 * UM, 20 * UM), 10 * UM, 4e5, rng)
+    data = synth.scan(sample, height=1 * UM, step=1 * UM, sensor_size=(0.0, 0.0), noise=5e-9,
+                      rng=rng)
+    blas = _Threads(2)  # a stand-in for OpenBLAS's count, as limits set it
+    monkeypatch.setattr(qr_streams, "_controller", blas)
+    built = GreenModel.build.__func__
+    during: list[int] = []
+
+    def build(cls, *args, **kwargs):
+        during.append(blas.threads)
+        return built(cls, *args, **kwargs)
+
+    monkeypatch.setattr(GreenModel, "build", classmethod(build))
+    if joint:
+        joint_solver.invert_scans([joint_solver.Scan(data, 1 * UM, (0.0, 0.0), sigma=5e-9)],
+                                  sample.grains, model="cuboid", device="cpu")
+    else:
+        invert_map(data, sample.grains, height=1 * UM, sensor_size=(0.0, 0.0), sigma=5e-9,
+                   device="cpu")
+    assert during == [1]
+    assert blas.threads == 2
+
+
+@pytest.mark.parametrize("fold_first", [True, False])
+def test_a_builds_one_blas_thread_never_holds_an_overlapping_fold_to_it(monkeypatch,
+                                                                        fold_first):
+    """A fold's limit and a build's (one thread, `inversion.build_model`) in force at once in
+    threads of one process: BLAS has the fold's threads, whichever began first, and what it
+    had before once both end (the first to begin set the limit for all: a fold on a larger
+    machine begun during a build ran its QR at one thread)."""
+    blas = _Threads(3)
+    monkeypatch.setattr(qr_streams, "_controller", blas)
+    fold, build = qr_streams.blas_limited(2), qr_streams.blas_limited(1)
+    first, second = (fold, build) if fold_first else (build, fold)
+    first.__enter__()
+    second.__enter__()
+    assert blas.threads == 2
+    build.__exit__(None, None, None)
+    assert blas.threads == 2
+    fold.__exit__(None, None, None)
+    assert blas.threads == 3

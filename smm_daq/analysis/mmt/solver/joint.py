@@ -54,6 +54,7 @@ from smm_daq.analysis.mmt.solver.inversion import (
     BlockProgress,
     MergeProgress,
     MMTResult,
+    build_model,
     check_cuboid_grains,
     check_grains_below_sensor,
     scan_corners,
@@ -224,8 +225,8 @@ def _model(grains: GrainSet | PointGrains, scan: Scan, model: str, sensors: np.n
                              "quadrupole or octupole")
         check_grains_below_sensor(grains, scan.height)
         lo, hi = scan_corners(sensors)
-        return GreenModel.build(grains, tuple(scan.sensor_size[:2]), lo, hi, scan.height,
-                                exact=exact)
+        return build_model(grains, tuple(scan.sensor_size[:2]), lo, hi, scan.height,
+                           exact=exact)
     points = grains if isinstance(grains, PointGrains) else as_points(grains)
     sensor = Sensor.from_size(tuple(scan.sensor_size))
     check_below_sensor(points, scan.height, sensor)

@@ -84,11 +84,11 @@ NARROW_MERGE_COLUMNS = 2048
 THREADSAFE_LAYERS = ("omp", "tbb")
 
 # BLAS's thread limit is the process's: folds running at once (inversions in threads of one
-# process: a threaded Dask worker's samples, a script's) share one limit, set by the first
-# and restored by the last
+# process: a threaded Dask worker's samples, a script's) share one limit, the most threads any
+# of them asks, restored by the last to what the first found
 _limit_lock = threading.Lock()
-_limit_users = 0
-_limit: Any = None  # threadpoolctl's limiter while any fold runs
+_limits_held: list[int] = []  # the threads each limit in force asked for
+_limit: Any = None  # threadpoolctl's limiter of the first, while any is in force
 # the BLAS libraries the limit is set on, found once: threadpoolctl's search of the loaded
 # libraries took 1.4 to 2.5 ms a fold (3 % of a small inversion), setting the limit on
 # those it found 0.02 ms; OpenBLAS is loaded by NumPy and SciPy's LAPACK (`lapack_nogil`)
@@ -185,7 +185,7 @@ def fold(columns: int, sizes: Sequence[int], owners: Sequence[int], fill: Fill,
 
     threads = [threading.Thread(target=run, args=(i,), name=f"mmt-qr-stream-{i}", daemon=True)
                for i in range(streams)]
-    with _blas_limited(share):
+    with blas_limited(share):
         try:
             for thread in threads:
                 thread.start()
@@ -227,10 +227,12 @@ def _merge_panels(merging: MergeProgress, i: int, merges: int, panels: int
 
 
 @contextmanager
-def _blas_limited(threads: int) -> Iterator[None]:
-    """BLAS limited to `threads` while any fold in streams runs; what it had before the
-    first is restored when the last ends (each restoring what it found would leave the limit
-    of the one begun second once the folds overlap).
+def blas_limited(threads: int) -> Iterator[None]:
+    """BLAS limited to `threads` while any fold in streams (or other work limited so: a
+    model's build, `inversion.build_model`) runs; where they overlap, to the most threads
+    any of them asks (a build's one never holds a fold on a larger machine to it), and what
+    BLAS had before the first is restored when the last ends (each restoring what it found
+    would leave the limit of the one begun second once they overlap).
 
     The limit is the process's (OpenBLAS's thread count), so the other threads' BLAS calls
     run at it too meanwhile. That is harmless: the rig's thread solves 3 × 3 systems (coil
@@ -240,21 +242,26 @@ def _blas_limited(threads: int) -> Iterator[None]:
     195–206 ms at two (2 cores, loaded); the streams keep every core busy, so a second BLAS
     thread would only take its time from them. numba's thread count is set in the streams'
     own threads only (it is per thread)."""
-    global _controller, _limit, _limit_users
+    global _controller, _limit
     with _limit_lock:
-        if _limit_users == 0:
-            if _controller is None:
-                _controller = ThreadpoolController()
+        if _controller is None:
+            _controller = ThreadpoolController()
+        if not _limits_held:
             _limit = _controller.limit(limits=threads, user_api="blas")
-        _limit_users += 1
+        elif threads > max(_limits_held):
+            _controller.limit(limits=threads, user_api="blas")
+        _limits_held.append(threads)
     try:
         yield
     finally:
         with _limit_lock:
-            _limit_users -= 1
-            if _limit_users == 0 and _limit is not None:
+            most = max(_limits_held)
+            _limits_held.remove(threads)
+            if not _limits_held:
                 _limit.restore_original_limits()
                 _limit = None
+            elif max(_limits_held) < most:
+                _controller.limit(limits=max(_limits_held), user_api="blas")
 
 
 def _relay(told: queue.SimpleQueue, streams: int, report: Callable[[int], None] | None
