@@ -44,7 +44,7 @@ def cuboid_result(tmp_path, monkeypatch):
 def test_the_entry_says_its_layout_version_and_a_newer_one_is_refused(cuboid_result):
     path, _grains = cuboid_result
     with h5py.File(path, "r") as f:
-        assert f["scan_mmt"].attrs["mmt_result_version"] == RESULT_VERSION == 4
+        assert f["scan_mmt"].attrs["mmt_result_version"] == RESULT_VERSION == 5
     assert read_result_entry(path, "scan_mmt").version == RESULT_VERSION
     with h5py.File(path, "a") as f:
         f["scan_mmt"].attrs["mmt_result_version"] = RESULT_VERSION + 1
@@ -52,8 +52,8 @@ def test_the_entry_says_its_layout_version_and_a_newer_one_is_refused(cuboid_res
     with pytest.raises(InputError) as caught:
         read_result_entry(path, "scan_mmt")
     text = str(caught.value)
-    assert "entry 'scan_mmt'" in text and "layout version 5" in text
-    assert "version 4 and older" in text and "newer smm-daq" in text
+    assert "entry 'scan_mmt'" in text and "layout version 6" in text
+    assert "version 5 and older" in text and "newer smm-daq" in text
     assert path.read_bytes() == before
 
 

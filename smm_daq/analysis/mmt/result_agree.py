@@ -35,6 +35,7 @@ import math
 import numpy as np
 
 from smm_daq.analysis.mmt.models.multipole import coefficient_column
+from smm_daq.analysis.mmt.result_values import more_such
 from smm_daq.analysis.mmt.solver.higher_order import ALPHA
 from smm_daq.errors import InputError
 
@@ -58,8 +59,8 @@ def _refuse(same: np.ndarray, labels: np.ndarray, column: str, values: np.ndarra
     first = int(np.argmax(~same))
     raise InputError(
         f"'{column}' holds {float(values[first])!r} for grain {int(labels[first])}, but "
-        f"{other} gives {float(others[first])!r} (and {int((~same).sum()) - 1} more such "
-        f"grains); expected the same value to rounding (relative {AGREE:g})", source=where)
+        f"{other} gives {float(others[first])!r}{more_such(int((~same).sum()), 'grain')}; "
+        f"expected the same value to rounding (relative {AGREE:g})", source=where)
 
 
 def check_covariance_columns(table: dict[str, np.ndarray], covariance: np.ndarray, name: str,
@@ -113,8 +114,8 @@ def check_coefficients(table: dict[str, np.ndarray], coefficients: np.ndarray,
         raise InputError(
             f"'covariance'[{i}, {j}] holds {float(covariance[g, i, j])!r} for grain "
             f"{int(labels[g])}, but 'coefficient_covariance'[{i}, {j}] "
-            f"{float(dipole[g, i, j])!r} (and {int((~same.all(axis=1)).sum()) - 1} more such "
-            f"grains); expected the same value to rounding (relative {AGREE:g}): M's "
+            f"{float(dipole[g, i, j])!r}{more_such(int((~same.all(axis=1)).sum()), 'grain')}; "
+            f"expected the same value to rounding (relative {AGREE:g}): M's "
             "covariance is the first 3 × 3 of the coefficients'", source=where)
 
 
@@ -147,16 +148,16 @@ def check_resolved(table: dict[str, np.ndarray], where: str) -> None:
             first = int(np.argmax(unknown))
             raise InputError(
                 f"'higher_order_p' holds nan for grain {int(table['grain'][first])}, whose "
-                f"'higher_order_chi2' is {float(chi2[first])!r} (and {int(unknown.sum()) - 1} "
-                "more such grains); expected the p-value of that χ², from 0 to 1 (nan only "
-                "where χ² is nan, an unresolved grain)", source=where)
+                f"'higher_order_chi2' is {float(chi2[first])!r}"
+                f"{more_such(int(unknown.sum()), 'grain')}; expected the p-value of that χ², "
+                "from 0 to 1 (nan only where χ² is nan, an unresolved grain)", source=where)
     bad = resolved != (p < ALPHA)  # NaN: not resolved
     if np.any(bad):
         first = int(np.argmax(bad))
         raise InputError(
             f"'higher_order_resolved' holds {float(resolved[first])!r} for grain "
-            f"{int(table['grain'][first])}, whose 'higher_order_p' is {float(p[first])!r} (and "
-            f"{int(bad.sum()) - 1} more such grains); expected 1 where the p-value is below "
+            f"{int(table['grain'][first])}, whose 'higher_order_p' is {float(p[first])!r}"
+            f"{more_such(int(bad.sum()), 'grain')}; expected 1 where the p-value is below "
             f"{ALPHA:g}, else 0", source=where)
 
 

@@ -29,6 +29,12 @@ another machine years later. Its layout has a version, the entry's integer attri
   the reader turns into today's (its standard deviation is the same in both). Written from
   now on, `grains/declination` and `grains/inclination` state their conventions in a
   `long_name` (optional: entries of version 4 written before have none).
+* version 5: version 4 with `grains/higher_order_p` NaN (not available) for an unresolved
+  grain, as its `higher_order_chi2` is; version 4 held 1 there, which a reader still takes.
+  Written for every result, whether or not it has that column or such a grain: a reader that
+  knows only version 4 refuses a NaN p-value as damage, and a version tied to the values held
+  would let one save of a result be read by that reader and the next not; with it, that reader
+  lists the entry as newer than it reads, as it lists any later layout.
 
 Results of point models and joint inversions written from now on add `results/volume` (m³,
 each grain's volume as inverted; the table's `volume_um3` is it rounded through µm³), so that
@@ -57,7 +63,7 @@ from smm_daq.storage.nexus import write_map_entry
 from smm_daq.storage.products import Compressed, MapPlot, Quantity, TablePlot
 from smm_daq.whole_files import written_whole
 
-RESULT_VERSION = 4  # the layout this module writes (the entry's `VERSION_ATTRIBUTE`)
+RESULT_VERSION = 5  # the layout this module writes (the entry's `VERSION_ATTRIBUTE`)
 VERSION_ATTRIBUTE = "mmt_result_version"
 # the entry's maps as viewers (silx, NeXpy) label them: `data/Bz` is not the measured map that a
 # scan entry's `data/Bz` is, though found at the same path

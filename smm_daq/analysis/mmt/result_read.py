@@ -4,7 +4,7 @@ mask, and how the result was made. This module finds each value in the entry's l
 `result_values` says whether the value found is one a result can hold, and `result_agree`
 whether the values it holds twice (or by formula from others) agree.
 
-The layouts read (`result_file` numbers them 1 to 4; 1 and 2 carry no version attribute):
+The layouts read (`result_file` numbers them 1 to 5; 1 and 2 carry no version attribute):
 
 * today's (2, and 3 with the additions below): the table in the NXdata group `grains` (each
   CSV column under its name without the unit, in a `units` attribute; SDs as
@@ -23,7 +23,9 @@ the grain format, the grain file's absolute path, cuboid grains' cuboids (`grain
 the sensor's thickness and each scan's grid and sensor, and may add the options that shaped the
 result (`result_params`: Dragonfly's, each scan's mask source, the tile size; `options`).
 Version 4 gives the declination clockwise from north (+y) towards +x; the earlier versions'
-counter-clockwise from +x is read as today's (`declination_from_north`). A version newer than
+counter-clockwise from +x is read as today's (`declination_from_north`). Version 5 holds an
+unresolved grain's higher-order p-value NaN, where version 4 held 1 (both read as written:
+neither is resolved, `check_resolved`). A version newer than
 `RESULT_VERSION` is refused, naming both.
 
 Point grains are rebuilt from the table's centroids and volumes. Cuboid grains come from the

@@ -168,6 +168,16 @@ def check_column(values: np.ndarray, name: str, where: str,
     _refuse(bad, values, name, where, labels, holds.expected)
 
 
+def more_such(flagged: int, noun: str = "") -> str:
+    """What a refusal naming the first of `flagged` values adds about the others: " (and 2 more
+    such grains)", " (and 1 more such grain)"; nothing where that one is the only one."""
+    rest = flagged - 1
+    if rest < 1:
+        return ""
+    named = f" {noun}{'s' if rest > 1 else ''}" if noun else ""
+    return f" (and {rest} more such{named})"
+
+
 def _check_depth(depth: np.ndarray, z: np.ndarray, where: str, labels: np.ndarray) -> None:
     """The depth below the sample top is -z of the centroid (`MMTResult.table`), of either
     sign: a point grain may lie above the top, only below the sensor."""
@@ -176,7 +186,7 @@ def _check_depth(depth: np.ndarray, z: np.ndarray, where: str, labels: np.ndarra
         first = int(np.argmax(bad))
         raise InputError(f"'depth_um' holds {float(depth[first])!r} for grain "
                          f"{int(labels[first])}, whose centroid is at z_um = "
-                         f"{float(z[first])!r} (and {int(bad.sum()) - 1} more such grains); "
+                         f"{float(z[first])!r}{more_such(int(bad.sum()), 'grain')}; "
                          "expected the depth below the sample top, -z_um", source=where)
 
 
@@ -187,11 +197,10 @@ def _refuse(bad: np.ndarray, values: np.ndarray, name: str, where: str,
     if not np.any(bad):
         return
     first = int(np.argmax(bad))
-    grain, more = (f" for grain {int(labels[first])}", " grains") if labels is not None \
+    grain, noun = (f" for grain {int(labels[first])}", "grain") if labels is not None \
         else ("", "")
-    raise InputError(f"'{name}' holds {float(values[first])!r}{grain} (and "
-                     f"{int(bad.sum()) - 1} more such{more}); expected {expected}",
-                     source=where)
+    raise InputError(f"'{name}' holds {float(values[first])!r}{grain}"
+                     f"{more_such(int(bad.sum()), noun)}; expected {expected}", source=where)
 
 
 def check_finite(values: np.ndarray, name: str, where: str, *, positive: bool = False,
@@ -219,8 +228,8 @@ def read_covariances(g: h5py.Group, name: str, where: str, labels: np.ndarray, k
                              "magnetizations in A/m)", source=where)
     bad = ~(np.isfinite(values) | (values == np.inf))
     if np.any(bad):
-        raise InputError(f"'{name}' holds {float(values[bad][0])!r} (and "
-                         f"{int(bad.sum()) - 1} more such); expected finite covariances, "
+        raise InputError(f"'{name}' holds {float(values[bad][0])!r}"
+                         f"{more_such(int(bad.sum()))}; expected finite covariances, "
                          "or inf (an unresolved grain)", source=where)
     _check_blocks(values, name, where, labels)
     return values
@@ -249,8 +258,8 @@ def _check_blocks(values: np.ndarray, name: str, where: str, labels: np.ndarray)
                       (flagged["beyond"], "a correlation beyond ±1")):
         if np.any(bad):
             first = int(np.argmax(bad))
-            raise InputError(f"'{name}' holds {what} in grain {int(labels[first])}'s block (and "
-                             f"{int(bad.sum()) - 1} more such grains); expected each grain's "
+            raise InputError(f"'{name}' holds {what} in grain {int(labels[first])}'s block"
+                             f"{more_such(int(bad.sum()), 'grain')}; expected each grain's "
                              "covariance matrix (symmetric, variances >= 0, correlations "
                              "within ±1), or inf throughout (an unresolved grain)",
                              source=where)
@@ -342,8 +351,8 @@ def check_same_map(bz: np.ndarray, name: str, other: np.ndarray, other_name: str
     if not np.all(same):
         at = np.unravel_index(int(np.argmax(~same)), bz.shape)
         raise InputError(f"'{name}' holds {float(bz[at]):g} T at pixel (row {at[0]}, column "
-                         f"{at[1]}) and '{other_name}' {float(other[at]):g} T (and "
-                         f"{int((~same).sum()) - 1} more such pixels); expected the same map "
+                         f"{at[1]}) and '{other_name}' {float(other[at]):g} T"
+                         f"{more_such(int((~same).sum()), 'pixel')}; expected the same map "
                          "in both (the first scan's)", source=where)
 
 
