@@ -440,7 +440,7 @@ class Session:
             if on_warning is None:
                 warnings.warn(w.message, stacklevel=2)
             else:
-                on_warning(w.category(str(w.message)))
+                on_warning(w.message)
         return made.map
 
     def _make_safe(self) -> None:
