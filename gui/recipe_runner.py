@@ -32,6 +32,7 @@ from smm_daq.acquisition.recipe import (
     ZeroFieldStep,
     applies_insignificant_shift,
     check_fly_steps,
+    decides_by_sds_alone,
     skip_reason,
     wait_in_slices,
 )
@@ -226,6 +227,7 @@ class RecipeRunner(QtCore.QObject):
                     on_warning=lambda w: said.append(
                         (said_as(type(w)), said_in_window(str(w), recipe=True))),
                     apply_insignificant=applies_insignificant_shift(self.recipe, self.index),
+                    by_sds_alone=decides_by_sds_alone(self.recipe, self.index),
                 ),
                 lambda _: self._step_done(None, said),
                 self._step_failed,

@@ -35,7 +35,9 @@ Step kinds and their keys:
     subtract    in_field, remanent, name; register (default true): in-field − remanent;
                 apply_insignificant_shift (default false): apply a registration's shift not
                 significantly different from zero (otherwise a zero shift); continued, also
-                where the recipe's subtractions written before did (`applies_insignificant_shift`)
+                where the recipe's subtractions written before did (`applies_insignificant_shift`);
+                its significance decided by the shift's SDs alone where theirs was
+                (`decides_by_sds_alone`)
 
 The whole recipe is checked before the first step runs: every plan against the profile (a
 fly plan also against the lock-in and stage the profile names), every entry name against the
@@ -84,6 +86,7 @@ from smm_daq.acquisition.recipe_continue import (
     NEW,
     RESUME,
     applied_by_earlier_rule,
+    decided_by_sds_alone,
     made_by_recipe,
     own_cut_off,
     scan_state,
@@ -234,6 +237,10 @@ class Recipe:
     # significantly different from zero, as the release it was begun with did: its
     # subtractions left to run apply one too (`applies_insignificant_shift`)
     shift_as_begun: tuple[str, ...] = ()
+    # after `check`, continuing: its subtractions in the file whose shift's significance was
+    # decided by its SDs alone, as the release it was begun with did (no correlation
+    # recorded): its subtractions left to run decide so too (`decides_by_sds_alone`)
+    sds_as_begun: tuple[str, ...] = ()
 
     def entries(self) -> tuple[str, ...]:
         """The names of the entries its scan and subtract steps write."""
@@ -601,7 +608,8 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
     return Recipe(recipe.source, recipe.text, recipe.title, recipe.steps, tuple(plans),
                   duration, tuple(states), duration_left,
                   first if first < len(states) else None, recipe.unread, recipe.profile,
-                  applied_by_earlier_rule(out, done) if continuing else ())
+                  applied_by_earlier_rule(out, done) if continuing else (),
+                  decided_by_sds_alone(out, done) if continuing else ())
 
 
 def applies_insignificant_shift(checked: Recipe, i: int) -> bool:
@@ -612,6 +620,23 @@ def applies_insignificant_shift(checked: Recipe, i: int) -> bool:
     step = checked.steps[i]
     return isinstance(step, SubtractStep) and (
         step.apply_insignificant_shift or (step.register and bool(checked.shift_as_begun)))
+
+
+def decides_by_sds_alone(checked: Recipe, i: int) -> bool:
+    """Whether subtract step `i` of a checked recipe decides whether its shift is significant
+    by the shift's SDs alone, not counting the correlation of its x and y errors: the recipe,
+    continued, wrote subtractions that did, under the rule of the release it was begun with."""
+    step = checked.steps[i]
+    return isinstance(step, SubtractStep) and step.register and bool(checked.sds_as_begun)
+
+
+def _sds_as_begun_note(checked: Recipe) -> str:
+    """Said of a subtract step deciding its shift's significance by its SDs alone."""
+    names = ", ".join(repr(n) for n in checked.sds_as_begun)
+    return (f": decides whether its shift is significant by the shift's SDs alone, as this "
+            f"recipe's {names} in the file did (written by a release that did not count the "
+            "correlation of its x and y errors), so that the recipe's subtractions are made "
+            "alike")
 
 
 def _as_begun_note(checked: Recipe, i: int) -> str:
@@ -777,7 +802,8 @@ def run_recipe(
         elif isinstance(step, SubtractStep):
             session.subtract(step.in_field, step.remanent, step.name, register=step.register,
                              on_warning=on_warning,
-                             apply_insignificant=applies_insignificant_shift(checked, i))
+                             apply_insignificant=applies_insignificant_shift(checked, i),
+                             by_sds_alone=decides_by_sds_alone(checked, i))
             written.append(step.name)
     return written
 
@@ -815,10 +841,11 @@ def step_note(checked: Recipe, i: int, out: str | Path) -> str:
     if isinstance(checked.steps[i], WaitStep) and checked.start is not None and i < checked.start:
         return f": waits again in full ({WAIT_AGAIN_WHY})"
     step = checked.steps[i]
+    said = _sds_as_begun_note(checked) if decides_by_sds_alone(checked, i) else ""
     if (isinstance(step, SubtractStep) and not step.apply_insignificant_shift
             and applies_insignificant_shift(checked, i)):
-        return _as_begun_note(checked, i)
-    return ""
+        return _as_begun_note(checked, i) + said.replace(":", ";", 1)
+    return said
 
 
 def skip_reason(checked: Recipe, i: int, out: str | Path) -> str:

@@ -11,7 +11,10 @@ also one an earlier release's rule allowed and today's does not.
 
 A subtraction written before a shift not significantly different from zero was left out by
 default (its registration has no `shift_found`) that applied such a shift makes the rest of
-the recipe apply one too (`applied_by_earlier_rule`): one recipe's subtractions made alike.
+the recipe apply one too (`applied_by_earlier_rule`); one written before the correlation of
+the shift's x and y errors was recorded (no `registration/shift_correlation`) was decided by
+the shift's SDs alone, and so are the rest of the recipe's (`decided_by_sds_alone`): one
+recipe's subtractions made alike.
 """
 
 from __future__ import annotations
@@ -255,6 +258,22 @@ def applied_by_earlier_rule(out: str | Path, names: tuple[str, ...]) -> tuple[st
                 reg = Registration(shift=(float(shift[0]), float(shift[1])),
                                    shift_sd=(float(sd[0]), float(sd[1])))
                 if np.any(shift != 0.0) and not shift_is_significant(reg):
+                    found.append(name)
+            return tuple(found)
+
+    return read_whole(out, read) if names else ()
+
+
+def decided_by_sds_alone(out: str | Path, names: tuple[str, ...]) -> tuple[str, ...]:
+    """Of the subtraction entries `names` in `out`, those registered by a release that decided
+    the shift's significance by its SDs alone (no `registration/shift_correlation`)."""
+    def read(f: h5py.File) -> tuple[str, ...]:
+        with corrupt_guard(str(out)):
+            found = []
+            for name in names:
+                g = f.get(f"{name}/registration")
+                if isinstance(g, h5py.Group) and "registered" in g and g["registered"][()] \
+                        and "shift_correlation" not in g:
                     found.append(name)
             return tuple(found)
 

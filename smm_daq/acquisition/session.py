@@ -386,10 +386,11 @@ class Session:
 
     def subtract(self, in_field: str, remanent: str, name: str, *, register: bool = True,
                  on_warning: Callable[[Warning], None] | None = None,
-                 apply_insignificant: bool = False) -> MapData:
+                 apply_insignificant: bool = False, by_sds_alone: bool = False) -> MapData:
         """In-field minus (registered) remanent into a new entry `name`; returns the map. A
         shift not significantly different from zero is applied only with
-        `apply_insignificant`.
+        `apply_insignificant`; `by_sds_alone` decides that by its SDs alone, as a release
+        before the correlation of its errors was counted did (`subtract_maps`).
 
         Its warnings (a registration's shift that may be an artefact, or a note of one left
         out; recorded in the entry too) are warned again in the caller's thread, at the
@@ -422,7 +423,8 @@ class Session:
             with recorded(whatever_the_filters=True) as caught:
                 made = subtraction_of_entries(self.path, in_field, remanent, name,
                                               register=register,
-                                              apply_insignificant=apply_insignificant)
+                                              apply_insignificant=apply_insignificant,
+                                              by_sds_alone=by_sds_alone)
             return made, caught
 
         what = f"subtraction {name!r} into {self.path.name}"
@@ -440,7 +442,7 @@ class Session:
             if on_warning is None:
                 warnings.warn(w.message, stacklevel=2)
             else:
-                on_warning(w.category(str(w.message)))
+                on_warning(w.message)
         return made.map
 
     def _make_safe(self) -> None:

@@ -82,6 +82,7 @@ def subtract_maps(
     rotation: bool = False,
     max_shift: float | None = None,
     apply_insignificant: bool = False,
+    by_sds_alone: bool = False,
 ) -> SubtractionResult:
     """In-field minus remanent, the remanent map first carried onto the in-field one.
 
@@ -91,11 +92,16 @@ def subtract_maps(
     zero shift; a rotation fitted is) unless `apply_insignificant`: it would move the map by
     an unknown amount. A RegistrationWarning for each reason the shift found may be an
     artefact (`registration_concerns`), saying whether it was applied; a RegistrationNote
-    where it was left out as expected (`registration_notes`).
+    where it was left out as expected (`registration_notes`). `by_sds_alone` decides the
+    significance by the shift's SDs alone, as a release before the correlation of its errors
+    was counted did (a recipe begun with one, continued): the correlation is taken as zero,
+    and recorded so.
     """
     require_subtractable(in_field, remanent)
     if register:
         reg = estimate_registration(in_field, remanent, rotation=rotation, max_shift=max_shift)
+        if by_sds_alone:
+            reg = replace(reg, shift_correlation=0.0)
         applied = reg if apply_insignificant or shift_is_significant(reg) else replace(
             reg, shift=(0.0, 0.0))
         moved = (remanent if applied.shift == (0.0, 0.0) and applied.rotation == 0.0
