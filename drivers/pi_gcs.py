@@ -88,7 +88,7 @@ MAX_REPLY_LINES = 2**18 + 64  # a full data-recorder table and its header
 SERVO_UPDATE_TIME = 0x0E000200  # SPA parameter: the servo cycle (s)
 # SPA parameter: Data Recorder Max Points: one table's samples, or on the models that share
 # them among their tables (`pi_presets.recorder_shared`: an E-727, 32768 each of 8) or list
-# Data Recorder Chan Number (0x16000300) all tables', divided among them as PIPython does
+# Data Recorder Chan Number (0x16000300) all tables', divided among them (`_recorder`)
 RECORDER_POINTS = 0x16000200
 RECORDER_TABLES = 0x16000300  # SPA parameter: Data Recorder Chan Number, the record tables
 RECORDER_TABLES_RANGE = (1, 4096)  # any GCS data recorder's tables (0x16000300, TNR?)
@@ -741,7 +741,8 @@ class PIGCSStage(Stage, FlyStage):
         self._scale = [1.0, 1.0, 1.0]
         self._referencing = False
         self._model: str | None = None  # the controller's model (`*IDN?`), once asked
-        self._recorder_size = 0  # the data recorder's points, read by the last fly line
+        self._recorder_size = 0  # a record table's points, taken by the last fly line
+        self._recorder_most = 0  # the most its count may reach (`_recorder`)
         self._sample_time: float | None = None  # s between recorded samples (set by fly_x)
         self._rate = 1  # the last fly line's record table rate (RTR)
         # the last fly line's servo cycle where it is a preset (`_servo_cycle`), said so
@@ -1231,17 +1232,27 @@ class PIGCSStage(Stage, FlyStage):
         table's, at most `RECORDED_PER_LINE` and an eighth more. The scan's file lays out
         each line's record for as many: an E-727's whole recorder (262144) made it 4 MB a
         line, nearly all of it padding."""
-        return min(self._table_points(), RECORDED_PER_LINE + RECORDED_PER_LINE // 8)
+        return min(self._recorder()[0], RECORDED_PER_LINE + RECORDED_PER_LINE // 8)
 
-    def _table_points(self) -> int:
-        """One record table's points: parameter 0x16000200, divided among the tables where
-        it counts them all, as PIPython divides it: by parameter 0x16000300 where the
-        controller lists it, else on a model that shares it (an E-727: 262144 in all, 8
-        tables) by `TNR?`. `UNLISTED_RECORDER_POINTS` where the controller does not list
-        0x16000200, rather than a query left unanswered (the link taken for lost, the
-        controller's error 54 read after the next command as that command's)."""
+    def _recorder(self) -> tuple[int, int]:
+        """One record table's points, and the most its count (`DRL?`) may reach.
+
+        The table's: parameter 0x16000200, divided among the tables where it counts them
+        all: by parameter 0x16000300 where the controller lists it (as PIPython's
+        `getmaxnumvalues` does), else by `TNR?` on a model that shares it
+        (`pi_presets.recorder_shared`: an E-727, 262144 in all, 8 tables). PIPython divides
+        by `TNR?` on every controller that lists 0x16000200 without 0x16000300 (its branch
+        for the C-843); not so here: a C-884, whose tables each hold 0x16000200's 1024
+        (`TNR?` 8), would be taken to hold 128. Where the controller does not list
+        0x16000200, `UNLISTED_RECORDER_POINTS`, rather than a query left unanswered (the
+        link taken for lost, the controller's error 54 read after the next command as that
+        command's).
+
+        The most: 0x16000200 undivided, as a firmware whose 0x16000200 is already one
+        table's (divided, the table understated) keeps recording after the line up to it;
+        where not listed, `RECORDER_POINTS_RANGE`'s highest, a table of a size not known."""
         if not self._recorder_points_listed():
-            return UNLISTED_RECORDER_POINTS
+            return UNLISTED_RECORDER_POINTS, RECORDER_POINTS_RANGE[1]
         points = self._parameter(RECORDER_POINTS, lambda v: parse_int(
             v, what="integer count of data-recorder points", within=RECORDER_POINTS_RANGE))
         tables = 1
@@ -1251,7 +1262,7 @@ class PIGCSStage(Stage, FlyStage):
         elif "TNR?" in self._commands and recorder_shared(self._controller_model()):
             tables = self.link.query("TNR?", lambda r: parse_int(
                 r, what="integer count of data-recorder tables", within=RECORDER_TABLES_RANGE))
-        return points // tables
+        return points // tables, points
 
     def _controller_model(self) -> str:
         """The controller's model (`*IDN?`), asked once per connect."""
@@ -1320,7 +1331,7 @@ class PIGCSStage(Stage, FlyStage):
             raise RangeError(f"x = {x_end * 1e6:.3f} µm is outside the travel "
                              f"[{lo * 1e6:.3f}, {hi * 1e6:.3f}] µm", instrument=self.name)
         cycle = self._servo_cycle()
-        self._recorder_size = self._table_points()
+        self._recorder_size, self._recorder_most = self._recorder()
         samples = self._line_samples = min(self._recorder_size, RECORDED_PER_LINE)
         rate = self._rate = max(1, math.ceil(duration / (samples * cycle)))
         ax = self.axes[0]
@@ -1359,12 +1370,11 @@ class PIGCSStage(Stage, FlyStage):
         recording whose SAMPLE_TIME is not what the rate set makes of it is refused naming
         the preset: fewer points than the line's are then read for their header first, the
         preset too short leaving its recording short of the line's end."""
-        size = self._recorder_size or self._table_points()
+        size, bound = ((self._recorder_size, self._recorder_most) if self._recorder_size
+                       else self._recorder())
         listed = self._recorder_points_listed()
         # fewer than the line's points are not a reply no recorder gives (`short`, below)
         relaxed = not listed or bool(self._cycle_preset)
-        # a table of a size not known may count on past the one taken, up to its own
-        bound = size if listed else RECORDER_POINTS_RANGE[1]
         least, why = 2, ""
         if self._sample_time is not None:
             whole = min(size, math.floor(self._line_duration / self._sample_time))

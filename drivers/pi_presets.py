@@ -1,12 +1,16 @@
 """What a PI GCS controller that does not report it is taken to have, by its model in `*IDN?`.
 
-The values are those PIPython (PI's own Python library, 2.11, module
-`pipython/pidevice/gcs2/gcs2datarectools.py`) falls back on: its `SERVOTIMES` table of servo
-update times for controllers that do not answer parameter 0x0E000200, and, in its
-`getmaxnumvalues`, the controllers whose Data Recorder Max Points (0x16000200) is the whole
-recorder, shared among its tables: it divides that by Data Recorder Chan Number (0x16000300),
-or by `TNR?` where that is not listed (its comment names the E-709, E-712, E-725, E-753.1CD,
-E-727 and E-723K001).
+The servo update times are those PIPython (PI's own Python library, 2.11, module
+`pipython/pidevice/gcs2/gcs2datarectools.py`) falls back on, its `SERVOTIMES`, for
+controllers that do not answer parameter 0x0E000200.
+
+The models whose Data Recorder Max Points (0x16000200) is the whole recorder, shared among
+its tables, are those named by the comment on the branch of PIPython's `getmaxnumvalues` that
+divides 0x16000200 by Data Recorder Chan Number (0x16000300) where a controller lists both
+(E-709, E-712, E-725, E-753.1CD, E-727, E-723K001). Where 0x16000300 is not listed, PIPython
+divides 0x16000200 by `TNR?` on every controller (its next branch, commented C-843); the
+driver does so only on these models (`recorder_shared`), as a controller whose every table
+holds 0x16000200 (a C-884: 1024 points, `TNR?` 8) would otherwise be taken to hold 128.
 """
 
 from __future__ import annotations

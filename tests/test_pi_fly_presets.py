@@ -3,7 +3,8 @@
 A controller whose `HPA?` leaves out its servo update time (0x0E000200) takes PIPython's preset
 for its model, checked against the recorder's SAMPLE_TIME as the line is read back; an unknown
 model is refused naming it. On the models whose Data Recorder Max Points (0x16000200) counts
-all tables together (E-727 ...), a table holds that divided among them, as PIPython has it. A
+all tables together (E-727 ...), a table holds that divided among them; one that holds more
+(a firmware giving one table's) counts on past its share, not taken for a garbled reply. A
 table smaller than the one taken where 0x16000200 is not listed fills early: said so."""
 
 from __future__ import annotations
@@ -223,3 +224,21 @@ def test_a_wave_flown_line_is_not_timed_by_a_preset() -> None:
         np.testing.assert_array_equal(stage.position(), before)
         assert emulator.error == 0 and not stage.link.lost
     assert "50 µs" in refused and "or a step scan" in refused
+
+
+def test_a_table_holding_the_whole_of_0x16000200_counts_past_its_divided_share() -> None:
+    """An E-727 whose firmware gives 0x16000200 as one table's points (16384 each, not listed
+    0x16000300): divided by `TNR?`, 2048 are taken, and the recorder, going on after the
+    line, counts past them up to its own 16384. The count is no garbled reply: the line is
+    read back (its points only), the count asked once and the link kept. Unfixed, 'expected
+    .. 2048', asked three times and the link taken for lost."""
+    spec = dataclasses.replace(E727, record_points=16384, points_shared=False)
+    with served(spec) as (stage, emulator, clock):
+        assert stage.recorder_points() == 2048
+        motion = _fly(stage, clock, 0.2e-3, 1.4e-3, 2.0)
+        assert "TNR?" in emulator.heard and emulator.heard.count("DRL? 1") == 1
+        assert emulator.recorder.recorded(1) > 2048
+        assert [m for m in emulator.heard if m.startswith("DRR?")] == ["DRR? 1 2048 1"]
+        assert emulator.error == 0 and not stage.link.lost
+    assert 2000 <= motion.x.size <= 2048
+    assert motion.x[-1] == pytest.approx(1.4e-3, abs=1e-6)
