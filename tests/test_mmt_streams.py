@@ -459,3 +459,57 @@ def test_a_builds_one_blas_thread_never_holds_an_overlapping_fold_to_it(monkeypa
     assert blas.threads == 2
     fold.__exit__(None, None, None)
     assert blas.threads == 3
+
+
+@pytest.mark.parametrize("fold_first", [True, False])
+def test_overlapping_limits_set_and_restore_blas_from_whichever_thread(fold_first):
+    """Real threadpoolctl (from 3.8 only the thread that first set OpenBLAS's threads sets
+    them while it lives, the others silently not): a fold's limit and a build's begun in two
+    threads that both live until both end, the one begun first ending first: BLAS has the
+    fold's threads while both are in force, the second's once the first ends (the raise or
+    the lowering is not lost), and its own once both end (the last's restore is not lost,
+    which left BLAS at the build's one thread for the rest of the process)."""
+    asks = (2, 1) if fold_first else (1, 2)
+    first_in, second_in, first_out, second_out = (threading.Event() for _ in range(4))
+    seen: list[list[int]] = []
+    failed: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            with qr_streams.blas_limited(asks[0]):
+                first_in.set()
+                assert second_in.wait(30)
+                seen.append(_blas_threads())
+        except BaseException as exc:  # failed below
+            failed.append(exc)
+        finally:
+            first_out.set()
+            assert second_out.wait(30)  # alive until the second's limit ends
+
+    def second() -> None:
+        try:
+            assert first_in.wait(30)
+            with qr_streams.blas_limited(asks[1]):
+                second_in.set()
+                assert first_out.wait(30)
+                seen.append(_blas_threads())
+        except BaseException as exc:  # failed below
+            failed.append(exc)
+        finally:
+            second_in.set()
+            second_out.set()
+
+    two = _in_a_thread(lambda: threadpoolctl.threadpool_limits(2, user_api="blas"))
+    try:
+        before = _in_a_thread(_blas_threads)
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not failed
+        after = _in_a_thread(_blas_threads)
+        assert seen == [[2] * len(before), [asks[1]] * len(before)]
+        assert after == before
+    finally:
+        _in_a_thread(two.restore_original_limits)

@@ -59,7 +59,7 @@ from typing import Any
 
 import numba
 import numpy as np
-from threadpoolctl import ThreadpoolController
+from threadpoolctl import OpenBLASController, ThreadpoolController
 
 from smm_daq.analysis.mmt.solver import memory
 from smm_daq.analysis.mmt.solver.qr_update import QRUpdate
@@ -247,9 +247,9 @@ def blas_limited(threads: int) -> Iterator[None]:
         if _controller is None:
             _controller = ThreadpoolController()
         if not _limits_held:
-            _limit = _controller.limit(limits=threads, user_api="blas")
+            _limit = _controlling(lambda: _controller.limit(limits=threads, user_api="blas"))
         elif threads > max(_limits_held):
-            _controller.limit(limits=threads, user_api="blas")
+            _controlling(lambda: _controller.limit(limits=threads, user_api="blas"))
         _limits_held.append(threads)
     try:
         yield
@@ -258,10 +258,30 @@ def blas_limited(threads: int) -> Iterator[None]:
             most = max(_limits_held)
             _limits_held.remove(threads)
             if not _limits_held:
-                _limit.restore_original_limits()
+                _controlling(_limit.restore_original_limits)
                 _limit = None
             elif max(_limits_held) < most:
-                _controller.limit(limits=max(_limits_held), user_api="blas")
+                left = max(_limits_held)
+                _controlling(lambda: _controller.limit(limits=left, user_api="blas"))
+
+
+def _controlling(change: Callable[[], Any]) -> Any:
+    """change() of BLAS's threads made from this thread, whichever set them before.
+    threadpoolctl (from 3.8, OpenBLAS on pthreads) lets only the first thread that set
+    OpenBLAS's threads set them while it lives, silently ignoring the others; a limit here is
+    raised, lowered and restored by whichever thread's limit begins or ends (under
+    `_limit_lock`), so without this a fold's raise was lost where a build in another thread
+    had set the limit, and the last to end left BLAS at the limit for the rest of the
+    process. Control is given up after, for the next thread's limits and threadpoolctl's
+    own."""
+    clear = getattr(OpenBLASController, "clear_controlling_thread", None)  # threadpoolctl 3.8
+    if clear is not None:
+        clear(force=True)
+    try:
+        return change()
+    finally:
+        if clear is not None:
+            clear()
 
 
 def _relay(told: queue.SimpleQueue, streams: int, report: Callable[[int], None] | None
