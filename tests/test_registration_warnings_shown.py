@@ -133,7 +133,8 @@ def test_the_window_says_the_warnings_on_its_message_line(path, qtbot):
     for name, forced in (("induced", False), ("forced", True)):
         with qtbot.waitSignal(browser.subtracted, timeout=20000) as ended:
             assert browser.subtract("in_field", "remanent", name, apply_insignificant=forced)
-        assert ended.args[0] and browser.message.text() == ended.args[1]
+        assert ended.args[0]
+        assert all(d in ended.args[1] for d in browser.message.details().split("\n\n"))
         texts.append(ended.args[1])
     note, *concerns = recorded_note_and_warnings(path)  # how to force: as the window does
     assert said_in_window(f"Note: 'in_field − remanent': {note}") in texts[0]
@@ -148,6 +149,50 @@ def test_the_window_says_the_warnings_on_its_message_line(path, qtbot):
     assert all("--no-register" not in text and "--apply-insignificant-shift" not in text
                for text in texts)
     assert f'the subtract dialog\'s "{REGISTER_LABEL}" unticked' in texts[1]
+
+
+def test_a_subtraction_with_notes_or_warnings_is_said_as_a_success_on_one_line(path, qtbot):
+    """They were all said on the message line, in an error's red: a paragraph that squeezed the
+    entries table to two rows and was cut off. Now one line in the window's colour (a dark
+    amber with warnings), the notes and warnings under Details, which shows them in a
+    scrolling box a few lines high, that takes its room from the maps, not the entries."""
+    from gui.message_line import DETAILS_LINES, ERROR_STYLE, WARNED_STYLE
+
+    browser = SessionBrowser()
+    qtbot.addWidget(browser)
+    browser.resize(1400, 860)
+    browser.show()
+    assert opened(browser, qtbot, path)
+    qtbot.waitUntil(lambda: len(browser.entries) == 2)
+    message = browser.message
+    spacing = message.line.fontMetrics().lineSpacing()
+    for name, forced, counted, style in (("induced", False, "1 note", ""),
+                                         ("forced", True, "2 warnings", WARNED_STYLE)):
+        table = browser.table.height()
+        with qtbot.waitSignal(browser.subtracted, timeout=20000) as ended:
+            assert browser.subtract("in_field", "remanent", name, apply_insignificant=forced)
+        qtbot.waitUntil(lambda n=name: getattr(browser.map_view.map, "name", None) == n)
+        line = message.text()
+        assert line.startswith(f"Wrote entry '{name}' (induced) into ")
+        assert line.endswith(f"not applied ({counted})") or line.endswith(
+            f"shifted by it ({counted})"), line
+        assert message.line.styleSheet() == style != ERROR_STYLE
+        assert message.line.height() < 2 * spacing  # one line
+        assert browser.table.height() >= table, (browser.table.height(), table)
+        details = message.details().split("\n\n")
+        assert len(details) == int(counted[0])
+        assert all(d in ended.args[1] for d in details)
+        assert message.line.toolTip() == message.details()
+        assert not message.more.isVisible()
+        assert message.line.text().endswith('<a href="details">Details</a>')
+        message.line.linkActivated.emit("details")
+        assert message.more.isVisible()
+        assert message.more.height() <= (DETAILS_LINES + 1) * spacing
+        assert browser.table.height() >= table, (browser.table.height(), table)
+        message.line.linkActivated.emit("details")
+        assert not message.more.isVisible()
+    message.setText("refused <here>")
+    assert message.line.styleSheet() == ERROR_STYLE and message.line.text() == "refused <here>"
 
 
 def test_the_windows_recipe_says_the_warnings_when_it_ends(window, qtbot, tmp_path):
