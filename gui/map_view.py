@@ -69,28 +69,6 @@ class _SelectingViewBox(LazyMenuViewBox):
         super().mouseDragEvent(ev, axis)
 
 
-class _TitleLabel(pg.LabelItem):
-    """A plot's title that does not make its plot wider than the view: pyqtgraph's holds the
-    plot to its text's width, so a long title (the Compare view's "remanent: demo-remanent
-    (colours ±19.3 µT)") made the plot wider than its pane, which cut off the colour bar."""
-
-    def updateMin(self) -> None:
-        super().updateMin()
-        height = self._sizeHint[QtCore.Qt.SizeHint.MinimumSize][1]
-        self._sizeHint[QtCore.Qt.SizeHint.MinimumSize] = (0, height)
-        self.setMinimumWidth(0)
-        self.updateGeometry()
-
-
-def _title_that_fits(plot: pg.PlotItem, title: str) -> None:
-    """Put a `_TitleLabel` in `plot`'s title's place, saying `title`."""
-    plot.layout.removeItem(plot.titleLabel)
-    plot.titleLabel.setParentItem(None)
-    plot.titleLabel = _TitleLabel("", size="11pt", parent=plot)
-    plot.layout.addItem(plot.titleLabel, 0, 1)
-    plot.setTitle(title or None)
-
-
 class MapView(QtWidgets.QWidget):
     """Shows a MapData; `set_bz` refreshes a map being filled without touching the view."""
 
@@ -110,7 +88,6 @@ class MapView(QtWidgets.QWidget):
         self.graphics = pg.GraphicsLayoutWidget()
         self.plot = self.graphics.addPlot(viewBox=self.view_box, title=title or None,
                                           axisItems={"bottom": SpacedAxis("bottom")})
-        _title_that_fits(self.plot, title)
         self.plot.setLabel("bottom", "x", units="µm")
         self.plot.setLabel("left", "y", units="µm")
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)

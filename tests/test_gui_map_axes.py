@@ -59,18 +59,3 @@ def test_x_labels_of_a_narrow_view_keep_apart(qtbot) -> None:
         assert len(values) >= 2, (width, values)
         assert major * size / (high - low) >= widest + 4, (width, texts, size)
 
-
-def test_a_long_title_leaves_the_plot_within_its_pane(qtbot) -> None:
-    """The Compare view's left map, titled "remanent: demo-remanent (colours ±19.3 µT)", was
-    laid out wider than its pane (the title held it to its text's width): the pane cut off
-    its colour bar."""
-    view = MapView()
-    qtbot.addWidget(view)
-    view.resize(300, 300)
-    view.show()
-    view.set_map(demo_like_map())
-    view.plot.setTitle("remanent: demo-remanent  (colours ±19.3 µT), and a little more")
-    QtWidgets.QApplication.processEvents()
-    shown = view.graphics.viewport().width()
-    assert view.plot.geometry().right() <= shown, (view.plot.geometry(), shown)
-    assert view.colour_bar.mapRectToScene(view.colour_bar.boundingRect()).right() <= shown
