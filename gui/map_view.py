@@ -227,9 +227,11 @@ class MapView(QtWidgets.QWidget):
         self.readout_label.setText("x, y, Bz: move the cursor over the map")
 
     def _show_axes(self, shown: bool) -> None:
-        """The axes with a map or an image of the sample to read them by; over nothing, none."""
+        """The axes with a map or an image of the sample to read them by; over nothing, none.
+        Made transparent, not hidden: hidden, they left the plot no size of its own, and a map
+        set while the view was small (the MMT tab's panes) was fitted to a sliver of a view."""
         for axis in ("bottom", "left"):
-            self.plot.showAxis(axis, shown)
+            self.plot.getAxis(axis).setOpacity(1.0 if shown else 0.0)
 
     def fit(self) -> None:
         """Zoom to the whole map."""

@@ -22,7 +22,8 @@ def demo_like_map() -> MapData:
 
 
 def axes_shown(view: MapView) -> list[bool]:
-    return [view.plot.getAxis(a).isVisible() for a in ("bottom", "left")]
+    return [view.plot.getAxis(a).isVisible() and view.plot.getAxis(a).opacity() > 0
+            for a in ("bottom", "left")]
 
 
 def test_no_axes_over_no_map(qtbot) -> None:
