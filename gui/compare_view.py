@@ -3,6 +3,7 @@ colour scale (a choice): each on its own scale, a ±2 µT map and a ±10 µT map
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 
 import numpy as np
@@ -164,7 +165,9 @@ class CompareView(QtWidgets.QWidget):
                 level = max(own.values())
             view.set_level(level)
             q = view.quantity
-            view.plot.setTitle(f"{role}: {self.choosers[role].currentText()}  "
+            # on two lines: on one, the title held the plot wider than its pane (a plot is at
+            # least as wide as its title), which cut off the colour bar
+            view.plot.setTitle(f"{role}: {html.escape(self.choosers[role].currentText())}<br>"
                                f"(colours ±{level / q.scale:.3g} {q.unit})")
 
     def fit(self) -> None:

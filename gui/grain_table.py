@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 from PyQt6 import QtCore
 
-from smm_daq.analysis.mmt.result_values import CSV_HEADERS, DIRECTION_NAMES
+from gui.grain_columns import column_format, heading, heading_tip
 
 SSR = "ssr_per_um"
 RATIO = "uncertainty_ratio_pct"
@@ -25,14 +25,6 @@ ALIGNMENT = QtCore.Qt.ItemDataRole.TextAlignmentRole
 RIGHT = int(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
 ASCENDING = QtCore.Qt.SortOrder.AscendingOrder
 SORT_HINT = QtCore.QAbstractItemModel.LayoutChangeHint.VerticalSortHint
-
-
-def number_text(v: float) -> str:
-    """A table cell: four significant digits, but a number that would be written with an
-    exponent below 10⁶ (magnetizations in A/m, typically tens of kA/m) whole, as 19996, not
-    2e+04 (read as one digit known); 9999.7 too, which four digits round to 1e+04."""
-    text = f"{v:.4g}"
-    return f"{v:.0f}" if "e+" in text and abs(v) < 1e6 else text
 
 
 class GrainTableModel(QtCore.QAbstractTableModel):
@@ -48,6 +40,7 @@ class GrainTableModel(QtCore.QAbstractTableModel):
             raise ValueError(f"columns of different lengths {sorted(lengths)}")
         self.rows = lengths.pop() if lengths else 0
         self.order = np.arange(self.rows)
+        self.formats = [column_format(self.columns[name]) for name in self.names]
 
     def rowCount(self, parent: QtCore.QModelIndex = QtCore.QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else self.rows
@@ -73,9 +66,7 @@ class GrainTableModel(QtCore.QAbstractTableModel):
         v = column[self.order[index.row()]]
         if role == SORT_ROLE:
             return float(v)
-        if np.issubdtype(column.dtype, np.integer):
-            return str(int(v))
-        return number_text(float(v))
+        return self.formats[index.column()](v)
 
     def sort(self, column: int, order: QtCore.Qt.SortOrder = ASCENDING) -> None:
         """Rows by the values of `column`, ascending or descending, NaN (undetermined) last
@@ -93,15 +84,15 @@ class GrainTableModel(QtCore.QAbstractTableModel):
 
     def headerData(self, section: int, orientation: QtCore.Qt.Orientation,
                    role: int = QtCore.Qt.ItemDataRole.DisplayRole):
-        """A column is headed as the result's CSV heads it (the declination's header says its
-        convention); a direction column's tooltip spells the convention out."""
+        """A column's heading says its quantity and unit (`heading`); its tooltip, its name in
+        the result's CSV, and a direction's convention."""
         horizontal = orientation == QtCore.Qt.Orientation.Horizontal
         if role == TOOLTIP and horizontal:
-            return DIRECTION_NAMES.get(self.names[section])
+            return heading_tip(self.names[section])
         if role != DISPLAY:
             return None
         if horizontal:
-            return CSV_HEADERS.get(self.names[section], self.names[section])
+            return heading(self.names[section])
         return str(section + 1)
 
 

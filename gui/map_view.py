@@ -22,6 +22,7 @@ from gui.map_geometry import (
     symmetric_level,
 )
 from gui.row_image import RowImageItem
+from gui.spaced_axis import SpacedAxis
 from smm_daq.storage.mapdata import MapData
 
 UM = 1e-6
@@ -85,7 +86,8 @@ class MapView(QtWidgets.QWidget):
 
         self.view_box = _SelectingViewBox()
         self.graphics = pg.GraphicsLayoutWidget()
-        self.plot = self.graphics.addPlot(viewBox=self.view_box, title=title or None)
+        self.plot = self.graphics.addPlot(viewBox=self.view_box, title=title or None,
+                                          axisItems={"bottom": SpacedAxis("bottom")})
         self.plot.setLabel("bottom", "x", units="µm")
         self.plot.setLabel("left", "y", units="µm")
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)
@@ -101,6 +103,7 @@ class MapView(QtWidgets.QWidget):
         )
         self.colour_bar.setImageItem(self.image, insert_in=self.plot)
         self.colour_bar.hide()  # shown with a map: over no map it gave a scale of nothing
+        self._show_axes(False)  # nor axes of -0.5 … 0.5 µm
 
         self.outlines = pg.PlotCurveItem(pen=pg.mkPen((20, 20, 20), width=1), connect="pairs")
         self.plot.addItem(self.outlines, ignoreBounds=True)
@@ -197,6 +200,7 @@ class MapView(QtWidgets.QWidget):
             self.set_quantity(quantity)
         self._map = m
         self.colour_bar.show()
+        self._show_axes(True)
         left, bottom, width, height = pixel_rect(m)
         self.image.setImage(m.bz / self.quantity.scale, autoLevels=False)
         self.image.setRect(QtCore.QRectF(left / UM, bottom / UM, width / UM, height / UM))
@@ -213,6 +217,7 @@ class MapView(QtWidgets.QWidget):
         self._map = None
         self.image.clear()
         self.colour_bar.hide()
+        self._show_axes(self.underlay.isVisible())
         self.set_quantity(BZ)  # not a χ's or an M's name and unit over no map
         self.plot.setTitle(self._title or None)
         if self._profile is not None:
@@ -220,6 +225,13 @@ class MapView(QtWidgets.QWidget):
         self.area.hide()
         self._cursor = None
         self.readout_label.setText("x, y, Bz: move the cursor over the map")
+
+    def _show_axes(self, shown: bool) -> None:
+        """The axes with a map or an image of the sample to read them by; over nothing, none.
+        Made transparent, not hidden: hidden, they left the plot no size of its own, and a map
+        set while the view was small (the MMT tab's panes) was fitted to a sliver of a view."""
+        for axis in ("bottom", "left"):
+            self.plot.getAxis(axis).setOpacity(1.0 if shown else 0.0)
 
     def fit(self) -> None:
         """Zoom to the whole map."""
@@ -293,6 +305,7 @@ class MapView(QtWidgets.QWidget):
         self.underlay.setImage(np.asarray(image), autoLevels=False, levels=(0, 255))
         self.underlay.setTransform(transform)
         self.underlay.show()
+        self._show_axes(True)
         self.opacity.show()
         self._set_opacity(self.opacity.value())
 
@@ -302,6 +315,7 @@ class MapView(QtWidgets.QWidget):
 
     def clear_underlay(self) -> None:
         self.underlay.hide()
+        self._show_axes(self._map is not None)
         self.opacity.hide()
         self._set_opacity(100)
 

@@ -56,7 +56,7 @@ class ScanTab(QtWidgets.QWidget):
         self.profile = holder.profile
         self.form = ScanForm(self.profile)
         self._taken_said: str | None = None  # a taken name's message by the name field
-        self.view = MapView(title="last map")
+        self.view = MapView(title="no map yet: a scan's map is drawn here as it is measured")
         self._map_file: Path | None = None  # the session file of the map on show, if known
         # `entries_read`, by `file_key`; the ENTRY_NAMES_KEPT last read or used
         self._entry_names: OrderedDict[Path, set[str]] = OrderedDict()

@@ -19,6 +19,7 @@ from gui.grain_outlines import registered_outlines
 from gui.grain_registration import describe_registration
 from gui.image_registration import RegistrationDialog, underlay_transform
 from gui.map_view import MapView, Quantity
+from gui.message_line import MessageLine
 from gui.subtract_dialog import SubtractDialog, said_in_window, subtract_command
 from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions
 from smm_daq.analysis.mmt.formats.grains import GRAIN_FORMATS
@@ -268,9 +269,7 @@ class SessionBrowser(QtWidgets.QWidget):
                                      context=QtCore.Qt.ShortcutContext.WidgetShortcut)
             opener.activated.connect(self._show_current)
         self.table.itemSelectionChanged.connect(self._selection_changed)
-        self.message = QtWidgets.QLabel("")
-        self.message.setWordWrap(True)
-        self.message.setStyleSheet("color: #a00000")
+        self.message = MessageLine()
 
         left = QtWidgets.QWidget()
         left_layout = QtWidgets.QVBoxLayout(left)
@@ -305,6 +304,9 @@ class SessionBrowser(QtWidgets.QWidget):
         splitter.addWidget(self.views)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([200, 700])
+        # a message's details shown take their room from the maps, not from the entries
+        self.message.detailsShown.connect(lambda height: splitter.setSizes(
+            [sum(splitter.sizes()[:1]) + height, splitter.sizes()[1] - height]))
         layout = QtWidgets.QVBoxLayout(self)
         layout.addWidget(splitter)
 
@@ -827,36 +829,51 @@ class SessionBrowser(QtWidgets.QWidget):
         command = subtract_command(path, in_field, remanent, name, register=register,
                                    rotation=rotation, apply_insignificant=apply_insignificant)
 
-        def job() -> tuple[SubtractionResult, list[str]]:
+        def job() -> tuple[SubtractionResult, list[tuple[str, str]]]:
             from smm_daq.analysis.induced_entry import subtract_entries
 
             with recorded() as caught:  # said on the message line, as the command line does
                 res = subtract_entries(path, in_field, remanent, name, register=register,
                                        rotation=rotation, apply_insignificant=apply_insignificant,
                                        parameters={"command": command})
-            return res, [f"{said_as(w.category).capitalize()}: {said_in_window(str(w.message))}"
-                         for w in caught]
+            return res, [(said_as(w.category), said_in_window(str(w.message))) for w in caught]
 
         self.subtracting = True
         self.subtract_button.setEnabled(False)
-        self.message.setText(f"Subtracting '{remanent}' from '{in_field}'…")
+        self.message.say(f"Subtracting '{remanent}' from '{in_field}'…")
         self._write(path, f"the subtraction '{name}'", job,
                     lambda done: self._subtracted(path, name, *done),
                     self._subtraction_failed)
         return True
 
     def _subtracted(self, path: Path, name: str, res: SubtractionResult,
-                    warned: list[str]) -> None:
-        """`warned`: the subtraction's notes and warnings, each labelled "Note: " or
-        "Warning: "."""
+                    warned: list[tuple[str, str]]) -> None:
+        """`warned`: the subtraction's notes and warnings ("note" or "warning", text). Said
+        as a success: one line, the notes and warnings under its Details; `subtracted` tells
+        them all."""
         self._subtraction_ended()
-        written = f"Wrote entry '{name}' (induced) into {path}{shift_said(res)}" + "".join(
-            f". {text}" for text in warned)
+        line = f"Wrote entry '{name}' (induced) into {path}{shift_said(res)}"
+        details = [f"{kind.capitalize()}: {text}" for kind, text in warned]
+        written = line + "".join(f". {text}" for text in details)
+        kinds = [kind for kind, _ in warned]
+        counted = ", ".join(f"{n} {kind}{'s' if n > 1 else ''}" for kind in ("note", "warning")
+                            if (n := kinds.count(kind)))
+        warning = "warning" in kinds
+
+        def say(text: str) -> None:
+            """`text` and the counts of notes and warnings; the file named by its name alone
+            where it is the one shown above, so that the line fits on one."""
+            open_now = self.wanted_path()
+            if open_now is not None and same_file(open_now, path):
+                text = text.replace(f" into {path}", f" into {path.name}", 1)
+            self.message.say(f"{text} ({counted})" if counted else text, details,
+                             warned=warning)
+
         # another file open, or the window closing (its close waits for the other writes in
         # hand, which a read of the file here would wait for, the window's events stopped)
         wanted = self.wanted_path()
         if self.closed or wanted is None or not same_file(wanted, path):
-            self.message.setText(written)
+            say(line)
             self.subtracted.emit(True, written)
             return
 
@@ -867,8 +884,8 @@ class SessionBrowser(QtWidgets.QWidget):
                 left = self.closed or wanted is None or not same_file(wanted, path)
                 # another file opened meanwhile, or the window closed: nothing to show it in;
                 # else the file could not be read again just now (a scan writing)
-                self.message.setText(written if left else f"{written}; the file could not be "
-                                     "read again just now: Refresh shows it")
+                say(line if left else f"{line}; the file could not be read again just now: "
+                    "Refresh shows it")
                 self.subtracted.emit(True, written)
                 return
             self.show_entry(row, shown)
@@ -877,7 +894,7 @@ class SessionBrowser(QtWidgets.QWidget):
             if on_show and res.registered:
                 self.map_view.plot.setTitle(f"{name}{shift_said(res)}")
             if warned:
-                self.message.setText(written)
+                say(line)
             self.subtracted.emit(True, written)
 
         self.refresh(listed)
@@ -914,7 +931,7 @@ class SessionBrowser(QtWidgets.QWidget):
             return False
         image_path, path, m = Path(image_path), self.path, self.map_view.map
         self._set_registering(True)
-        self.message.setText(f"Reading {image_path.name}…")
+        self.message.say(f"Reading {image_path.name}…")
 
         def read(value: tuple[np.ndarray, str]) -> None:
             image, damage = value  # damage: Pillow's warning, said here (not on stderr)
@@ -966,7 +983,7 @@ class SessionBrowser(QtWidgets.QWidget):
 
             self.refresh(listed)
 
-        self.message.setText(f"Storing the image {image_file} as entry '{name}'…")
+        self.message.say(f"Storing the image {image_file} as entry '{name}'…")
         self._write(path, f"the image '{name}'",
                     lambda: write_optical_entry(path, name, image, registration,
                                                 image_file=image_file),
@@ -979,7 +996,10 @@ class SessionBrowser(QtWidgets.QWidget):
     def _image_ended(self, stored: bool, text: str) -> None:
         """An image registration is over: stored or not (`text` says why; empty: cancelled)."""
         self._set_registering(False)
-        self.message.setText(text)
+        if stored:
+            self.message.say(text)
+        else:
+            self.message.setText(text)
         self.imageStored.emit(stored, text or "cancelled")
 
     def _set_registering(self, on: bool) -> None:

@@ -233,12 +233,41 @@ def test_magnetizations_of_tens_of_ka_per_m_are_shown_whole(qtbot):
                              "moment_Am2": np.array([3.736e-12, 1.96e-11, 2e-12, np.nan]),
                              "cov_xy_A2_per_m2": np.array([-82.64, 1.2e7, 0.0714, 0.0])})
     shown = [[model.index(r, c).data() for c in range(1, 4)] for r in range(4)]
-    assert shown == [["19996", "3.736e-12", "-82.64"], ["9969", "1.96e-11", "1.2e+07"],
-                     ["-20123", "2e-12", "0.0714"], ["46500", "nan", "0"]]
+    assert shown == [["19996", "3.736e-12", "-8.264e+01"], ["9969", "1.960e-11", "1.200e+07"],
+                     ["-20123", "2.000e-12", "7.140e-02"], ["46500", "nan", "0.000e+00"]]
     # four digits round these up to 1e+04 and 1e+06: shown whole as well
     model = GrainTableModel({"grain": np.array([1, 2, 3]),
                              "mx_A_per_m": np.array([9999.7, -9999.6, 999999.6])})
     assert [model.index(r, 1).data() for r in range(3)] == ["10000", "-10000", "1000000"]
+
+
+def test_the_grain_table_heads_its_columns_for_people_and_writes_each_column_alike(qtbot):
+    """The table was headed with the CSV's column names (mx_A_per_m, sd_mx_A_per_m) and wrote
+    each number on its own, 3.219e+10 beside -707855 in one column; now a heading says the
+    quantity and its unit (the CSV's name in its tooltip, the CSV unchanged), and a column
+    has one format: its decimals from its largest value, or an exponent for every number."""
+    from PyQt6.QtCore import Qt
+
+    model = GrainTableModel({
+        "grain": np.array([36, 38, 12]),
+        "mx_A_per_m": np.array([3.219e10, -707855.0, 12.5]),
+        "sd_mx_A_per_m": np.array([0.6646, 40.55, -0.0001]),
+        "ssr_per_um": np.array([1.2e-4, 3.4e-3, np.nan]),
+        "declination_deg": np.array([12.0, 359.5, 180.3]),
+    })
+    horizontal = Qt.Orientation.Horizontal
+    assert [model.headerData(c, horizontal) for c in range(5)] == [
+        "grain", "Mx (A/m)", "SD Mx (A/m)", "SSR (1/µm)", "declination cw from N (°)"]
+    assert model.headerData(1, horizontal, Qt.ItemDataRole.ToolTipRole) == (
+        "CSV column mx_A_per_m")
+    assert model.headerData(4, horizontal, Qt.ItemDataRole.ToolTipRole).startswith(
+        "CSV column declination_cw_from_north_deg: declination, clockwise from north")
+    shown = [[model.index(r, c).data() for r in range(3)] for c in range(5)]
+    assert shown == [["36", "38", "12"],
+                     ["3.219e+10", "-7.079e+05", "1.250e+01"],
+                     ["0.66", "40.55", "0.00"],
+                     ["0.000120", "0.003400", "nan"],
+                     ["12.0", "359.5", "180.3"]]
 
 
 def test_the_ssr_limit_says_its_unit(qtbot):

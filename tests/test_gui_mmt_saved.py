@@ -67,11 +67,11 @@ def assert_table_is_the_csv(view, csv_path):
         rows = list(csv.reader(f))
     model = view.proxy.sourceModel()
     horizontal = QtCore.Qt.Orientation.Horizontal
-    headers = [view.table.model().headerData(j, horizontal) for j in range(len(model.names))]
-    assert headers == rows[0]  # as shown: the declination's header says its convention
-    tip = view.table.model().headerData(model.names.index("declination_deg"), horizontal,
-                                        QtCore.Qt.ItemDataRole.ToolTipRole)
-    assert "clockwise from north" in tip
+    tips = [view.table.model().headerData(j, horizontal, QtCore.Qt.ItemDataRole.ToolTipRole)
+            for j in range(len(model.names))]
+    # each heading's tooltip names its CSV column (the declination's header its convention)
+    assert [tip.split(": ")[0] for tip in tips] == [f"CSV column {h}" for h in rows[0]]
+    assert "clockwise from north" in tips[model.names.index("declination_deg")]
     assert model.rowCount() == len(rows) - 1
     for j, name in enumerate(model.names):
         shown = model.columns[name]  # by grain, in the result's order (the CSV's)

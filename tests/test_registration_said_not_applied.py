@@ -7,6 +7,8 @@ the shift left out may be a pixel or more, and it is a warning."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from smm_daq.analysis.registration import (
     NEGLIGIBLE_SD_PIXELS,
     POOR_SD_PIXELS,
@@ -47,8 +49,33 @@ def test_a_poorly_known_shift_not_applied_is_warned_of() -> None:
     reg = _precise_insignificant(1.5 * POOR_SD_PIXELS)
     assert registration_notes(reg, STEP, insignificant_applied=False) == []
     concerns = registration_concerns(reg, STEP, insignificant_applied=False)
+    assert len(concerns) == 1, concerns
     assert "not significantly different from zero, so it is not applied" in concerns[0]
-    assert "poorly determined" in concerns[-1]
+    assert "poorly determined" in concerns[0]
+
+
+def test_a_misfit_with_the_shift_left_out_is_said_without_advice_to_do_what_was_done() -> None:
+    """Left out, the shift changed nothing: the maps' misfit and the shift's poor determination
+    were each warned of besides, advising to compare with the maps subtracted as they lie,
+    which they were. Said now in the one message on the shift left out, as a reason not to
+    force it; applied, the advice stands."""
+    sd = 1.5 * POOR_SD_PIXELS * STEP[0]
+    reg = Registration(shift=(1.5 * sd, -1.5 * sd), shift_sd=(sd, sd), rms_residual=5e-9,
+                       noise_shift_sd=(sd / 3, sd / 3), noise_rms=1e-9)
+    concerns = registration_concerns(reg, STEP, insignificant_applied=False)
+    assert len(concerns) == 1, concerns
+    assert "so it is not applied (the maps subtracted as they lie" in concerns[0]
+    assert "the maps differ by more than a shift (residual 0.005 µT RMS" in concerns[0]
+    assert "may have absorbed part of the induced field" in concerns[0]
+    assert "compare with the maps subtracted as they lie" not in concerns[0]
+    forced = registration_concerns(reg, STEP, insignificant_applied=True)
+    assert len(forced) == 3
+    assert all("compare with the maps subtracted as they lie" in c for c in forced)
+    well_known = replace(reg, shift=(0.75 * sd, -0.75 * sd), shift_sd=(sd / 2, sd / 2))
+    assert registration_concerns(well_known, STEP, insignificant_applied=False) == []
+    notes = registration_notes(well_known, STEP, insignificant_applied=False)
+    assert len(notes) == 1 and "the maps differ by more than a shift" in notes[0]
+    assert "compare with the maps subtracted as they lie" not in notes[0]
 
 
 def test_a_precise_shift_applied_is_applied_without_a_word() -> None:

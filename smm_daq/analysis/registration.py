@@ -483,9 +483,10 @@ def registration_notes(reg: Registration, step: tuple[float, float], *,
     """What is said of `reg` as a note, not a warning (`registration_concerns`): the shift
     found not significantly different from zero and not applied, as by default, its SD at
     most POOR_SD_PIXELS (within its 95 % region, so under 0.87 pixel: leaving it out moves
-    nothing by more). A larger SD leaves out a shift that may be a pixel or more: warned of."""
+    nothing by more), with the maps' misfit where there is one (`_left_out`). A larger SD
+    leaves out a shift that may be a pixel or more: warned of."""
     if _said_not_applied(reg, insignificant_applied) and not _poorly_known(reg, step):
-        return [_not_applied(reg, step)]
+        return [_left_out(reg, step)]
     return []
 
 
@@ -499,44 +500,54 @@ def registration_concerns(reg: Registration, step: tuple[float, float], *,
       so applying it moves the map by an unknown amount; said as not applied unless
       `insignificant_applied` (the caller forced it), however precise: a shift found and
       not applied is always said, as a note (`registration_notes`) where it is known to
-      POOR_SD_PIXELS, else here;
-    - misfit: the residual's RMS is more than MISFIT_RATIO times the maps' noise, or leaving
-      out blocks of the map moves the shift by more than MISFIT_RATIO times what the
-      residual's autocovariance allows: the maps differ by more than a shift, and the shift
-      may have absorbed the part of that difference (an induced field) shaped like one;
+      POOR_SD_PIXELS, else here, with what follows said in the same words (`_left_out`);
+    - misfit (`_misfit`): the maps differ by more than a shift, and the shift applied may
+      have absorbed the part of that difference (an induced field) shaped like one;
     - poorly determined: an SD above POOR_SD_PIXELS, where a few grains' induced fields
       moved the shift by a pixel or two on a 21 × 11 grid, even at several SD, unseen in the
       residual.
+    Left out, the shift changed nothing in the difference: neither the misfit nor the poor
+    determination is then said as a risk of applying it, nor advised against by subtracting
+    the maps as they lie, which they were.
     """
+    if not insignificant_applied and not shift_is_significant(reg):
+        return ([_left_out(reg, step)] if _said_not_applied(reg, insignificant_applied)
+                and _poorly_known(reg, step) else [])
     sd = np.array(reg.shift_sd)
     said = _shift_said(reg, step)
-    significant = shift_is_significant(reg)
     concerns = []
-    if _said_not_applied(reg, insignificant_applied) and _poorly_known(reg, step):
-        concerns.append(_not_applied(reg, step))
     if np.max(sd / np.array(step)) <= NEGLIGIBLE_SD_PIXELS:
         return concerns
-    if not significant and insignificant_applied:
+    if not shift_is_significant(reg):
         concerns.append(
             f"the registration's shift {said}, is not significantly different from zero; "
             "applying it may add an artefact to the difference: compare with the maps "
             f"subtracted as they lie ({NO_REGISTER_HINT})")
-    noise_sd = np.array(reg.noise_shift_sd)
-    spread = float(np.max(sd / np.maximum(noise_sd, 1e-300)))
-    if spread > MISFIT_RATIO or reg.rms_residual > MISFIT_RATIO * reg.noise_rms:
-        left_out = (f", and leaving out parts of the map moves the shift by {spread:.1f} times "
-                    "what the residual allows" if spread > MISFIT_RATIO else "")
+    misfit = _misfit(reg)
+    if misfit:
         concerns.append(
-            f"the maps differ by more than a shift (residual {reg.rms_residual / UM:.3g} µT "
-            f"RMS against {reg.noise_rms / UM:.3g} µT of noise{left_out}): the registration's "
-            f"shift {said}, may have absorbed part of the induced field: compare with the "
-            f"maps subtracted as they lie ({NO_REGISTER_HINT})")
+            f"{misfit}: the registration's shift {said}, may have absorbed part of the induced "
+            f"field: compare with the maps subtracted as they lie ({NO_REGISTER_HINT})")
     if _poorly_known(reg, step):
         concerns.append(
             f"the registration's shift {said}, is poorly determined: an induced field shaped "
             "like a shift of the remanent map moves it by as much without showing in the "
             f"residual: compare with the maps subtracted as they lie ({NO_REGISTER_HINT})")
     return concerns
+
+
+def _misfit(reg: Registration) -> str:
+    """"the maps differ by more than a shift (…)" where they do, else "": the residual's RMS
+    is more than MISFIT_RATIO times the maps' noise, or leaving out blocks of the map moves
+    the shift by more than MISFIT_RATIO times what the residual's autocovariance allows."""
+    sd, noise_sd = np.array(reg.shift_sd), np.array(reg.noise_shift_sd)
+    spread = float(np.max(sd / np.maximum(noise_sd, 1e-300)))
+    if spread <= MISFIT_RATIO and not reg.rms_residual > MISFIT_RATIO * reg.noise_rms:
+        return ""
+    left_out = (f", and leaving out parts of the map moves the shift by {spread:.1f} times "
+                "what the residual allows" if spread > MISFIT_RATIO else "")
+    return (f"the maps differ by more than a shift (residual {reg.rms_residual / UM:.3g} µT "
+            f"RMS against {reg.noise_rms / UM:.3g} µT of noise{left_out})")
 
 
 def _shift_said(reg: Registration, step: tuple[float, float]) -> str:
@@ -555,10 +566,20 @@ def _said_not_applied(reg: Registration, insignificant_applied: bool) -> bool:
             and bool(np.any(np.array(reg.shift) != 0.0)))
 
 
-def _not_applied(reg: Registration, step: tuple[float, float]) -> str:
+def _left_out(reg: Registration, step: tuple[float, float]) -> str:
+    """The shift found said not applied; poorly determined, that it may be a real shift of a
+    pixel or more; with the maps' misfit (SD above NEGLIGIBLE_SD_PIXELS, as where applied),
+    that the shift found may have absorbed part of the induced field: a reason not to force
+    it, where applied it is one to compare with the maps as they lie."""
+    sd_pixels = float(np.max(np.array(reg.shift_sd) / np.array(step)))
+    misfit = _misfit(reg) if sd_pixels > NEGLIGIBLE_SD_PIXELS else ""
+    poorly = ("; it is so poorly determined that a real shift of a pixel or more may be what "
+              "is left out" if _poorly_known(reg, step) else "")
+    absorbed = (f"; {misfit}, so the shift found may have absorbed part of the induced field"
+                if misfit else "")
     return (f"the registration's shift {_shift_said(reg, step)}, is not significantly "
             "different from zero, so it is not applied (the maps subtracted as they lie, a "
-            f"zero shift): {FORCE_HINT} applies it all the same")
+            f"zero shift){poorly}: {FORCE_HINT} applies it all the same{absorbed}")
 
 
 ROUND_OFF_PX = 1e-6  # a source this close past the map's edge (in pixels) lies on it

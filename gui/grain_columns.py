@@ -1,0 +1,71 @@
+"""How the MMT grain table heads and writes its columns: a heading for people, with the unit in
+brackets (`Mx (A/m)`, not the CSV's `mx_A_per_m`, which the heading's tooltip still names), and
+one number format for the whole of a column, chosen from its largest value, so that its
+numbers line up and read alike (`3.219e+10` stood beside `-707855` in one column).
+The CSV keeps its own headers (`smm_daq.analysis.mmt.result_values.CSV_HEADERS`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from smm_daq.analysis.mmt.result_values import CSV_HEADERS, DIRECTION_NAMES
+
+# a CSV column name's unit suffix and how a heading writes it, longest first
+UNITS = (
+    ("_A2_per_m2", "A²/m²"), ("_A_per_m", "A/m"), ("_per_um", "1/µm"), ("_Am2", "A·m²"),
+    ("_Am3", "A·m³"), ("_Am4", "A·m⁴"), ("_um3", "µm³"), ("_um", "µm"), ("_pct", "%"),
+    ("_deg", "°"),
+)
+NAMES = {
+    "mx": "Mx", "my": "My", "mz": "Mz", "ssr": "SSR", "cov_xy": "cov Mx My",
+    "cov_xz": "cov Mx Mz", "cov_yz": "cov My Mz", "declination": "declination cw from N",
+    "higher_order_chi2": "higher-order χ²", "higher_order_p": "higher-order p",
+    "higher_order_resolved": "higher order resolved",
+}
+SIGNIFICANT = 4  # digits of a column's largest value
+FIXED_RANGE = (1e-3, 1e6)  # a column whose largest |value| lies here is written without exponent
+
+
+def heading(name: str) -> str:
+    """A column's heading: its quantity, then its unit in brackets ("SD Mx (A/m)")."""
+    base, unit = name, ""
+    for suffix, said in UNITS:
+        if name.endswith(suffix):
+            base, unit = name[: -len(suffix)], said
+            break
+    sd = base.startswith("sd_")
+    base = base[3:] if sd else base
+    said = NAMES.get(base, base.replace("_", " "))
+    return f"{'SD ' if sd else ''}{said}{f' ({unit})' if unit else ''}"
+
+
+def heading_tip(name: str) -> str:
+    """A heading's tooltip: the column's name in the result's CSV, and a direction's
+    convention."""
+    tip = f"CSV column {CSV_HEADERS.get(name, name)}"
+    return f"{tip}: {DIRECTION_NAMES[name]}" if name in DIRECTION_NAMES else tip
+
+
+def column_format(values: np.ndarray) -> Callable[[float], str]:
+    """One format for every number of a column: whole numbers as such; else, where the largest
+    finite |value| lies in FIXED_RANGE, fixed point with the decimals that give it SIGNIFICANT
+    digits (so the column's decimal points line up); else an exponent with SIGNIFICANT
+    digits for each. NaN (undetermined) as nan."""
+    if np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.bool_):
+        return lambda v: str(int(v))
+    finite = np.abs(values[np.isfinite(values)])
+    largest = float(finite.max()) if finite.size else 0.0
+    if largest == 0.0:
+        return lambda v: f"{v:g}"
+    if FIXED_RANGE[0] <= largest < FIXED_RANGE[1]:
+        decimals = max(0, SIGNIFICANT - 1 - math.floor(math.log10(largest)))
+        return lambda v: _no_minus_zero(f"{v:.{decimals}f}")
+    return lambda v: f"{v:.{SIGNIFICANT - 1}e}"
+
+
+def _no_minus_zero(text: str) -> str:
+    """A small negative number rounded to zero is written 0, not -0 (nor -0.00)."""
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text
