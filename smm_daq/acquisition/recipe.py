@@ -625,9 +625,12 @@ def applies_insignificant_shift(checked: Recipe, i: int) -> bool:
 def decides_by_sds_alone(checked: Recipe, i: int) -> bool:
     """Whether subtract step `i` of a checked recipe decides whether its shift is significant
     by the shift's SDs alone, not counting the correlation of its x and y errors: the recipe,
-    continued, wrote subtractions that did, under the rule of the release it was begun with."""
+    continued, wrote subtractions that did, under the rule of the release it was begun with.
+    Not one that applies its shift whatever its significance (`applies_insignificant_shift`):
+    nothing is decided, and its correlation is recorded as estimated."""
     step = checked.steps[i]
-    return isinstance(step, SubtractStep) and step.register and bool(checked.sds_as_begun)
+    return (isinstance(step, SubtractStep) and step.register and bool(checked.sds_as_begun)
+            and not applies_insignificant_shift(checked, i))
 
 
 def _sds_as_begun_note(checked: Recipe) -> str:
