@@ -844,11 +844,10 @@ def step_note(checked: Recipe, i: int, out: str | Path) -> str:
     if isinstance(checked.steps[i], WaitStep) and checked.start is not None and i < checked.start:
         return f": waits again in full ({WAIT_AGAIN_WHY})"
     step = checked.steps[i]
-    said = _sds_as_begun_note(checked) if decides_by_sds_alone(checked, i) else ""
     if (isinstance(step, SubtractStep) and not step.apply_insignificant_shift
             and applies_insignificant_shift(checked, i)):
-        return _as_begun_note(checked, i) + said.replace(":", ";", 1)
-    return said
+        return _as_begun_note(checked, i)
+    return _sds_as_begun_note(checked) if decides_by_sds_alone(checked, i) else ""
 
 
 def skip_reason(checked: Recipe, i: int, out: str | Path) -> str:
