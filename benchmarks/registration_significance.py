@@ -33,7 +33,7 @@ Seeds 1-5, 600 maps a kind (about 25 minutes on one of 2 shared cores), per cent
 
 Every rule that counts the correlation alone (mixture, bound-max, agreed) calls more than the
 SDs alone on the realistic kinds. sd-and-mixture (`shift_is_significant`) never calls more,
-map by map; with a known covariance it calls at most 5 % (2.85 % at a correlation of ±0.9).
+map by map; with a known covariance it calls at most 5 % (2.89 % at a correlation of ±0.9).
 bound-sum calls fewest, but where both estimates are right it doubles the covariance: 0.25 %
 of shifts at zero called significant, not 5 %. Where the maps differ by an induced field,
 every rule calls far more than 5 %: the SDs there fall short of the error, which no way of

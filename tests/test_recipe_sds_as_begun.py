@@ -68,3 +68,18 @@ def test_a_subtraction_by_the_sds_alone_applies_what_they_call_significant(monke
     assert as_begun.shift == found.shift and not as_begun.notes
     assert registration_fields(as_begun)["shift_correlation"].value == 0.0
     assert registration_fields(today)["shift_correlation"].value == 0.9
+
+
+def test_a_step_applying_its_shift_anyway_records_its_correlation(tmp_path) -> None:
+    """Begun by the release that applied every shift (no shift_found, no shift_correlation)
+    and continued: the step left to run applies its shift whatever its significance, so
+    nothing is decided by the SDs alone, and the correlation is not replaced by zero (the
+    entry's `shift_correlation` said 0 where the estimate was another), nor said so."""
+    path = tmp_path / "s.h5"
+    _cut_after_first(path, earlier_release=True)
+    with h5py.File(path, "r+") as f:
+        del f["d1/registration/shift_correlation"]
+    calls, said = _continued(path)
+    assert len(calls) == 1 and calls[0]["apply_insignificant"] is True, calls
+    assert calls[0]["by_sds_alone"] is False, calls
+    assert "SDs alone" not in said, said

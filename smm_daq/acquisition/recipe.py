@@ -625,9 +625,12 @@ def applies_insignificant_shift(checked: Recipe, i: int) -> bool:
 def decides_by_sds_alone(checked: Recipe, i: int) -> bool:
     """Whether subtract step `i` of a checked recipe decides whether its shift is significant
     by the shift's SDs alone, not counting the correlation of its x and y errors: the recipe,
-    continued, wrote subtractions that did, under the rule of the release it was begun with."""
+    continued, wrote subtractions that did, under the rule of the release it was begun with.
+    Not one that applies its shift whatever its significance (`applies_insignificant_shift`):
+    nothing is decided, and its correlation is recorded as estimated."""
     step = checked.steps[i]
-    return isinstance(step, SubtractStep) and step.register and bool(checked.sds_as_begun)
+    return (isinstance(step, SubtractStep) and step.register and bool(checked.sds_as_begun)
+            and not applies_insignificant_shift(checked, i))
 
 
 def _sds_as_begun_note(checked: Recipe) -> str:
@@ -841,11 +844,10 @@ def step_note(checked: Recipe, i: int, out: str | Path) -> str:
     if isinstance(checked.steps[i], WaitStep) and checked.start is not None and i < checked.start:
         return f": waits again in full ({WAIT_AGAIN_WHY})"
     step = checked.steps[i]
-    said = _sds_as_begun_note(checked) if decides_by_sds_alone(checked, i) else ""
     if (isinstance(step, SubtractStep) and not step.apply_insignificant_shift
             and applies_insignificant_shift(checked, i)):
-        return _as_begun_note(checked, i) + said.replace(":", ";", 1)
-    return said
+        return _as_begun_note(checked, i)
+    return _sds_as_begun_note(checked) if decides_by_sds_alone(checked, i) else ""
 
 
 def skip_reason(checked: Recipe, i: int, out: str | Path) -> str:
