@@ -58,12 +58,13 @@ def column_format(values: np.ndarray) -> Callable[[float], str]:
         return lambda v: str(int(v))
     finite = np.abs(values[np.isfinite(values)])
     largest = float(finite.max()) if finite.size else 0.0
+    # + 0.0: a negative zero (-1 × 0.0) is written 0, not -0 (nor -0.000e+00)
     if largest == 0.0:
-        return lambda v: f"{v:g}"
+        return lambda v: f"{v + 0.0:g}"
     if FIXED_RANGE[0] <= largest < FIXED_RANGE[1]:
         decimals = max(0, SIGNIFICANT - 1 - math.floor(math.log10(largest)))
         return lambda v: _no_minus_zero(f"{v:.{decimals}f}")
-    return lambda v: f"{v:.{SIGNIFICANT - 1}e}"
+    return lambda v: f"{v + 0.0:.{SIGNIFICANT - 1}e}"
 
 
 def _no_minus_zero(text: str) -> str:

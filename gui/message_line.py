@@ -29,7 +29,7 @@ class MessageLine(QtWidgets.QWidget):
         super().__init__(parent)
         self.line = QtWidgets.QLabel("")
         self.line.setWordWrap(True)
-        self.line.linkActivated.connect(lambda _link: self.show_details(not self.more.isVisible()))
+        self.line.linkActivated.connect(lambda _link: self.show_details(self.more.isHidden()))
         self.more = QtWidgets.QPlainTextEdit()
         self.more.setReadOnly(True)
         lines = self.more.fontMetrics().lineSpacing() * DETAILS_LINES
@@ -62,8 +62,10 @@ class MessageLine(QtWidgets.QWidget):
 
     def show_details(self, shown: bool) -> None:
         """Show or hide the details (none: nothing to show)."""
+        # isHidden, not isVisible: the line's tab out of sight, isVisible is False for a box
+        # shown, which then stayed shown, emptied, with no link to hide it
         shown = shown and bool(self.details())
-        if shown != self.more.isVisible():
+        if shown == self.more.isHidden():
             self.more.setVisible(shown)
             height = self.more.maximumHeight() + self._layout.spacing()
             self.detailsShown.emit(height if shown else -height)
@@ -79,4 +81,4 @@ class MessageLine(QtWidgets.QWidget):
         self.line.setStyleSheet(style)
         self.line.setToolTip(details)
         self.more.setPlainText(details)
-        self.show_details(self.more.isVisible())
+        self.show_details(not self.more.isHidden())

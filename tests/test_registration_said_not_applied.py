@@ -82,3 +82,23 @@ def test_a_precise_shift_applied_is_applied_without_a_word() -> None:
     reg = _precise_insignificant()
     assert registration_concerns(reg, STEP, insignificant_applied=True) == []
     assert registration_notes(reg, STEP, insignificant_applied=True) == []
+
+
+def test_a_misfit_with_a_rotation_applied_and_the_shift_left_out_is_warned_of() -> None:
+    """A rotation fitted is applied even where the shift is left out: the maps were not
+    subtracted as they lie, which the note said, and the maps' misfit, which the rotation may
+    have absorbed too, was said only in that note, without the advice to compare with them
+    subtracted as they lie."""
+    sd = 0.5 * (NEGLIGIBLE_SD_PIXELS + POOR_SD_PIXELS) * STEP[0]
+    reg = Registration(shift=(1.5 * sd, -1.5 * sd), shift_sd=(sd, sd), rms_residual=5e-9,
+                       noise_shift_sd=(sd / 3, sd / 3), noise_rms=1e-9, rotation=0.01)
+    assert not shift_is_significant(reg)
+    notes = registration_notes(reg, STEP, insignificant_applied=False)
+    assert len(notes) == 1, notes
+    assert "so it is not applied (a zero shift, the rotation found applied)" in notes[0]
+    assert "as they lie" not in notes[0] and "differ by more than a shift" not in notes[0]
+    concerns = registration_concerns(reg, STEP, insignificant_applied=False)
+    assert len(concerns) == 1, concerns
+    assert "the maps differ by more than a shift" in concerns[0]
+    assert "compare with the maps subtracted as they lie" in concerns[0]
+    assert "not significantly different from zero" not in concerns[0]

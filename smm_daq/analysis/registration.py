@@ -506,19 +506,22 @@ def registration_concerns(reg: Registration, step: tuple[float, float], *,
     - poorly determined: an SD above POOR_SD_PIXELS, where a few grains' induced fields
       moved the shift by a pixel or two on a 21 × 11 grid, even at several SD, unseen in the
       residual.
-    Left out, the shift changed nothing in the difference: neither the misfit nor the poor
-    determination is then said as a risk of applying it, nor advised against by subtracting
-    the maps as they lie, which they were.
+    Left out with no rotation applied, the registration changed nothing in the difference:
+    neither the misfit nor the poor determination is then said as a risk of applying it, nor
+    advised against by subtracting the maps as they lie, which they were. A rotation fitted
+    is applied even where the shift is left out: the maps were not subtracted as they lie,
+    and each concern is warned of with that advice.
     """
-    if not insignificant_applied and not shift_is_significant(reg):
-        return ([_left_out(reg, step)] if _said_not_applied(reg, insignificant_applied)
+    left_out = ([_left_out(reg, step)] if _said_not_applied(reg, insignificant_applied)
                 and _poorly_known(reg, step) else [])
+    if not insignificant_applied and not shift_is_significant(reg) and reg.rotation == 0.0:
+        return left_out
     sd = np.array(reg.shift_sd)
     said = _shift_said(reg, step)
-    concerns = []
+    concerns = left_out
     if np.max(sd / np.array(step)) <= NEGLIGIBLE_SD_PIXELS:
         return concerns
-    if not shift_is_significant(reg):
+    if not shift_is_significant(reg) and insignificant_applied:
         concerns.append(
             f"the registration's shift {said}, is not significantly different from zero; "
             "applying it may add an artefact to the difference: compare with the maps "
@@ -570,7 +573,12 @@ def _left_out(reg: Registration, step: tuple[float, float]) -> str:
     """The shift found said not applied; poorly determined, that it may be a real shift of a
     pixel or more; with the maps' misfit (SD above NEGLIGIBLE_SD_PIXELS, as where applied),
     that the shift found may have absorbed part of the induced field: a reason not to force
-    it, where applied it is one to compare with the maps as they lie."""
+    it, where applied it is one to compare with the maps as they lie. With a rotation
+    applied, those are warned of apart (`registration_concerns`), with that advice."""
+    if reg.rotation != 0.0:
+        return (f"the registration's shift {_shift_said(reg, step)}, is not significantly "
+                "different from zero, so it is not applied (a zero shift, the rotation found "
+                f"applied): {FORCE_HINT} applies it all the same")
     sd_pixels = float(np.max(np.array(reg.shift_sd) / np.array(step)))
     misfit = _misfit(reg) if sd_pixels > NEGLIGIBLE_SD_PIXELS else ""
     poorly = ("; it is so poorly determined that a real shift of a pixel or more may be what "

@@ -1,0 +1,27 @@
+"""The MMT grain table's number formats (gui/grain_columns.py): one per column, whatever it
+holds (NaN, infinities, negative values, zeros)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gui.grain_columns import column_format
+
+
+def written(values: list[float]) -> list[str]:
+    column = np.array(values, dtype=float)
+    fmt = column_format(column)
+    return [fmt(v) for v in column]
+
+
+def test_a_negative_zero_is_written_zero_in_every_format() -> None:
+    """-1 × 0.0 is -0.0: a column of zeros wrote it -0, an exponent column -0.000e+00."""
+    assert written([0.0, -0.0, np.nan]) == ["0", "0", "nan"]
+    assert written([-0.0, 3.2e10, -7e5]) == ["0.000e+00", "3.200e+10", "-7.000e+05"]
+    assert written([-0.0, -12.5]) == ["0.00", "-12.50"]
+
+
+def test_undetermined_and_infinite_values_are_written_as_such() -> None:
+    assert written([np.inf, -3.5, np.nan]) == ["inf", "-3.500", "nan"]
+    assert written([np.nan, np.nan]) == ["nan", "nan"]
+    assert written([]) == []
