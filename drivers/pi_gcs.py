@@ -1262,6 +1262,12 @@ class PIGCSStage(Stage, FlyStage):
         elif "TNR?" in self._commands and recorder_shared(self._controller_model()):
             tables = self.link.query("TNR?", lambda r: parse_int(
                 r, what="integer count of data-recorder tables", within=RECORDER_TABLES_RANGE))
+        if points // tables < RECORDER_POINTS_RANGE[0]:  # each reply in range, not together
+            raise InstrumentError(
+                f"the data recorder lists {points} points (parameter "
+                f"0x{RECORDER_POINTS:08X}) shared among {tables} record tables, "
+                f"{points // tables} a table; expected at least {RECORDER_POINTS_RANGE[0]} "
+                "a table for a fly line's positions, or a step scan", instrument=self.name)
         return points // tables, points
 
     def _controller_model(self) -> str:
