@@ -23,7 +23,7 @@ from test_pi_fly_presets import RECORDER_POINTS, RECORDER_TABLES, SERVO_TIME, Un
 from simulators.pi_emulator import C884, E727
 from smm_daq.errors import InstrumentError
 
-FUZZ = settings(max_examples=16, deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=24, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 COUNTS = ["0", "-1", "1", "2", "3", "7", "15", "16", "64", "4096", "262144", "16777217", "1e9",
           "1.5", "nan", "x", "", "8 \n9"]
@@ -63,7 +63,22 @@ def replies(draw: st.DrawFn) -> tuple[str, frozenset[int], dict[str, str]]:
             crafted[query] = value if query == "TNR?" else f"1 {pid}={value}"
     if draw(st.booleans()):
         crafted["DRL? 1"] = f"1={draw(st.sampled_from(COUNTS))}"
+    elif draw(st.booleans()):  # a recording of ROWS points, its SAMPLE_TIME drawn
+        crafted["DRL? 1"] = f"1={ROWS}"
+        crafted["DRR? 1"] = _recording(controller, draw(st.sampled_from(TIMES)))
     return controller, frozenset(unlisted), crafted
+
+
+ROWS = 5
+
+
+def _recording(controller: str, sample_time: str) -> str:
+    """A `DRR? 1 ROWS 1` reply in the GCS array format, positions along the line."""
+    x0 = 5.0 if controller == "C-884" else 500.0  # controller units: mm, µm
+    lines = ["# TYPE = 1", "# SEPARATOR = 32", "# DIM = 1", f"# SAMPLE_TIME = {sample_time}",
+             f"# NDATA = {ROWS}", "# NAME0 = Actual Position of axis 1", "# END_HEADER"]
+    lines += [f"{x0 + 0.001 * k:.7f}" for k in range(ROWS)]
+    return " \n".join(lines)
 
 
 @FUZZ
