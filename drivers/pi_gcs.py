@@ -410,6 +410,16 @@ def _parse_parameter_ids(lines: list[str]) -> set[int]:
     return {pid for pid in ids if pid is not None}
 
 
+def _parse_table_count(lines: list[str]) -> int:
+    """A `TNR?` reply: one line, the count of record tables (a line ending ' ' goes on: the
+    lines after it are no part of one count)."""
+    if len(lines) != 1:
+        raise ProtocolError(f"expected one line, the count of data-recorder tables, got "
+                            f"{shown(lines)}")
+    return parse_int(lines[0].strip(), what="integer count of data-recorder tables",
+                     within=RECORDER_TABLES_RANGE)
+
+
 def _meaning(code: int) -> str:
     """A GCS error code's meaning, as far as this driver knows it."""
     return GCS_ERRORS.get(code, "see the controller manual")
@@ -1260,8 +1270,13 @@ class PIGCSStage(Stage, FlyStage):
             tables = self._parameter(RECORDER_TABLES, lambda v: parse_int(
                 v, what="integer count of data-recorder tables", within=RECORDER_TABLES_RANGE))
         elif "TNR?" in self._commands and recorder_shared(self._controller_model()):
-            tables = self.link.query("TNR?", lambda r: parse_int(
-                r, what="integer count of data-recorder tables", within=RECORDER_TABLES_RANGE))
+            tables = self.link.query_lines("TNR?", _parse_table_count)
+        if points // tables < RECORDER_POINTS_RANGE[0]:  # each reply in range, not together
+            raise InstrumentError(
+                f"the data recorder lists {points} points (parameter "
+                f"0x{RECORDER_POINTS:08X}) shared among {tables} record tables, "
+                f"{points // tables} a table; expected at least {RECORDER_POINTS_RANGE[0]} "
+                "a table for a fly line's positions, or a step scan", instrument=self.name)
         return points // tables, points
 
     def _controller_model(self) -> str:

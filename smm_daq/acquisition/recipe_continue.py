@@ -248,13 +248,12 @@ def applied_by_earlier_rule(out: str | Path, names: tuple[str, ...]) -> tuple[st
         with corrupt_guard(str(out)):
             found = []
             for name in names:
-                g = f.get(f"{name}/registration")
+                g, where = f.get(f"{name}/registration"), f"{out}, entry '{name}'"
                 if not isinstance(g, h5py.Group) or "shift_found" in g or not all(
                         key in g for key in ("registered", "shift", "shift_errors")) \
-                        or not g["registered"][()]:
+                        or not _registered(g, where):
                     continue
-                shift, sd = np.asarray(g["shift"][()], float), np.asarray(
-                    g["shift_errors"][()], float)
+                shift, sd = (_pair(g, key, where) for key in ("shift", "shift_errors"))
                 reg = Registration(shift=(float(shift[0]), float(shift[1])),
                                    shift_sd=(float(sd[0]), float(sd[1])))
                 if np.any(shift != 0.0) and not shift_is_significant(reg):
@@ -271,10 +270,57 @@ def decided_by_sds_alone(out: str | Path, names: tuple[str, ...]) -> tuple[str, 
         with corrupt_guard(str(out)):
             found = []
             for name in names:
-                g = f.get(f"{name}/registration")
-                if isinstance(g, h5py.Group) and "registered" in g and g["registered"][()] \
-                        and "shift_correlation" not in g:
+                g, where = f.get(f"{name}/registration"), f"{out}, entry '{name}'"
+                if not isinstance(g, h5py.Group) or "registered" not in g \
+                        or not _registered(g, where):
+                    continue
+                if "shift_correlation" not in g:
                     found.append(name)
+                elif not -1.0 <= _scalar(g, "shift_correlation", where, CORRELATION) <= 1.0:
+                    raise _damaged(g, "shift_correlation", where, CORRELATION)
             return tuple(found)
 
     return read_whole(out, read) if names else ()
+
+
+def _damaged(g: h5py.Group, key: str, where: str, expected: str) -> InputError:
+    node = g[key]
+    if isinstance(node, h5py.Group):
+        what = "a group"
+    elif node.shape == ():
+        value = node[()]
+        value = value.item() if isinstance(value, np.generic) else value
+        what = repr(value.decode("utf-8", "replace") if isinstance(value, bytes) else value)
+    else:
+        what = f"an array of shape {node.shape}"
+    return InputError(f"'registration/{key}' is {what}; expected {expected}", source=where)
+
+
+CORRELATION = "a correlation from -1 to 1"
+FLAG = "0 or 1 (whether the maps were registered)"
+
+
+def _scalar(g: h5py.Group, key: str, where: str, expected: str) -> float:
+    """`registration/<key>`, a number (NaN where it is a NaN: the caller's range refuses it);
+    InputError saying `expected` for anything else (a group, text, an array)."""
+    node = g[key]
+    if not (isinstance(node, h5py.Dataset) and node.shape == () and node.dtype.kind in "biuf"):
+        raise _damaged(g, key, where, expected)
+    return float(node[()])
+
+
+def _registered(g: h5py.Group, where: str) -> bool:
+    """`registration/registered`: 0 or 1."""
+    flag = _scalar(g, "registered", where, FLAG)
+    if flag not in (0.0, 1.0):
+        raise _damaged(g, "registered", where, FLAG)
+    return flag == 1.0
+
+
+def _pair(g: h5py.Group, key: str, where: str) -> np.ndarray:
+    """`registration/<key>`: a shift or its SDs, two finite numbers (m)."""
+    node = g[key]
+    if not (isinstance(node, h5py.Dataset) and node.shape == (2,)
+            and node.dtype.kind in "iuf" and np.all(np.isfinite(node[()]))):
+        raise _damaged(g, key, where, "two finite numbers (x and y, m)")
+    return np.asarray(node[()], float)

@@ -290,8 +290,8 @@ class _Reader:
         self, key: str, default: object = None, choices: tuple[str, ...] | None = None
     ) -> str:
         value = self._get(key, _REQUIRED if default is None else default)
-        if not isinstance(value, str) or not value:
-            raise self.fail(key, value, "a non-empty string")
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(key, value, "a non-empty string, not blanks alone")
         if choices is not None and value not in choices:
             raise self.fail(key, value, "one of " + ", ".join(repr(c) for c in choices))
         return value
@@ -359,9 +359,9 @@ class _Reader:
         if (
             not isinstance(value, list)
             or len(value) != n
-            or not all(isinstance(v, str) and v for v in value)
+            or not all(isinstance(v, str) and v.strip() for v in value)
         ):
-            raise self.fail(key, value, f"a list of {n} non-empty strings")
+            raise self.fail(key, value, f"a list of {n} non-empty strings, not blanks alone")
         return tuple(value)
 
     def check_unknown(self) -> None:

@@ -137,7 +137,8 @@ def check_ssr(table: dict[str, np.ndarray], height: float, where: str) -> None:
 def check_resolved(table: dict[str, np.ndarray], where: str) -> None:
     """The table's `higher_order_resolved` (where it has one) is 1 exactly where
     `higher_order_p` < ALPHA, and its p-value is NaN (not available) only where its χ² is:
-    an unresolved grain's (whose p-value results written before were 1)."""
+    an unresolved grain's (whose p-value results written before were 1, the only other value
+    a NaN χ² goes with)."""
     if "higher_order_resolved" not in table or "higher_order_p" not in table:
         return
     p, resolved = table["higher_order_p"], table["higher_order_resolved"]
@@ -151,6 +152,14 @@ def check_resolved(table: dict[str, np.ndarray], where: str) -> None:
                 f"'higher_order_chi2' is {float(chi2[first])!r}"
                 f"{more_such(int(unknown.sum()), 'grain')}; expected the p-value of that χ², "
                 "from 0 to 1 (nan only where χ² is nan, an unresolved grain)", source=where)
+        untested = np.isnan(chi2) & ~np.isnan(p) & (p != 1)
+        if np.any(untested):
+            first = int(np.argmax(untested))
+            raise InputError(
+                f"'higher_order_p' holds {float(p[first])!r} for grain "
+                f"{int(table['grain'][first])}, whose 'higher_order_chi2' is nan (an unresolved "
+                f"grain, not tested){more_such(int(untested.sum()), 'grain')}; expected nan "
+                "there (1 in results written before layout version 5)", source=where)
     bad = resolved != (p < ALPHA)  # NaN: not resolved
     if np.any(bad):
         first = int(np.argmax(bad))
