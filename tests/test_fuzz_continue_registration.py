@@ -4,8 +4,8 @@ in its significance: a recipe's first subtraction as today's release wrote it (w
 wrote it, then `registration/shift_correlation`, `registered`, `shift` and `shift_errors`
 dropped or damaged (NaN, ±inf, out of [-1, 1], text, an array, a group). Each is continued
 (the next subtraction decided by the SDs alone where the correlation is missing and it
-leaves an insignificant shift out) or refused before any step runs with one `InputError` naming the file, the entry and the field,
-never another exception, the session file unchanged.
+leaves an insignificant shift out) or refused before any step runs with one `InputError`
+naming the file, the entry and the field, never another exception, the session file unchanged.
 """
 
 from __future__ import annotations
