@@ -5,7 +5,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from PyQt6 import QtCore
+from PyQt6 import QtCore, QtWidgets
 from scan_gate import Held
 from session_reads import opened, refreshed
 
@@ -935,6 +935,22 @@ def test_a_grain_whose_field_is_not_computed_has_no_colour_scale(inverted, qtbot
     qtbot.waitUntil(lambda: view.grain_view.plot.titleLabel.text.endswith("not computed"),
                     timeout=WAIT_MS)
     assert not np.any(view.grain_view.map.bz) and not view.grain_view.colour_bar.isVisible()
+
+
+def test_the_grain_pane_keeps_its_size_as_its_colour_scale_comes_and_goes(inverted, qtbot):
+    """The grain pane's colour scale, hidden with no grain's field, keeps its place: the pane
+    is as wide with it as without, so its range and the linked map's are final when
+    `grainShown` is emitted (the pane was laid out again after the signal, narrower, and
+    through the links the map's zoom changed after it, by the timing of the two)."""
+    view = inverted
+    QtWidgets.QApplication.processEvents()  # laid out with no grain selected
+    no_grain = view.grain_view.view_box.size()
+    with qtbot.waitSignal(view.grainShown, timeout=WAIT_MS):
+        view.table.selectRow(column(view, "grain").index(2))
+    shown = [v.view_box.viewRange() for v in (view.data_view, view.grain_view)]
+    QtWidgets.QApplication.processEvents()  # a layout the signal left pending
+    assert view.grain_view.view_box.size() == no_grain
+    assert [v.view_box.viewRange() for v in (view.data_view, view.grain_view)] == shown
 
 
 def test_exports_are_proposed_beside_the_file_of_the_inverted_scans(qtbot, session, tmp_path,
