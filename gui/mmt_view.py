@@ -517,6 +517,12 @@ class MMTView(QtWidgets.QWidget):
             residual = MapView(title="residual (map − fit)")
             for view in (grain, residual):
                 view.link_to(data)
+            # the grain pane's colour scale, hidden with no grain's field, keeps its place:
+            # were the pane to widen and narrow with it, its aspect-locked range would change
+            # after the grain was shown, and through the links the map's too
+            policy = grain.colour_bar.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)
+            grain.colour_bar.setSizePolicy(policy)
             highlight = pg.PlotCurveItem(pen=pg.mkPen((0, 160, 0), width=3), connect="pairs")
             data.plot.addItem(highlight, ignoreBounds=True)
             net = Stereonet()
