@@ -26,10 +26,12 @@ SHIFT = np.array([3e-6, -4e-6])
 MU0 = 4e-7 * np.pi
 
 
-def _bz(px: np.ndarray, py: np.ndarray, sources: list[tuple[float, ...]]) -> np.ndarray:
+def dipoles_bz(px: np.ndarray, py: np.ndarray, sources: list[tuple[float, ...]],
+               height: float = HEIGHT) -> np.ndarray:
+    """Bz at `height` (m) of point dipoles (x, y, z, mx, my, mz): the textbook closed form."""
     bz = np.zeros_like(px)
     for x0, y0, z0, mx, my, mz in sources:
-        rx, ry, rz = px - x0, py - y0, HEIGHT - z0
+        rx, ry, rz = px - x0, py - y0, height - z0
         r2 = rx**2 + ry**2 + rz**2
         bz += MU0 / (4 * np.pi) * (3 * (mx * rx + my * ry + mz * rz) * rz / r2**2.5 - mz / r2**1.5)
     return bz
@@ -49,8 +51,8 @@ def maps(seed: int = 0, grains: int = 40) -> tuple[MapData, MapData]:
         rem.append((gx, gy, z, *m))
         inf.append((gx + SHIFT[0], gy + SHIFT[1], z, *(m + induced)))
     kw = dict(height=HEIGHT, sensor_size=(0.0, 0.0))
-    in_field = _bz(px, py, inf) + rng.normal(size=px.shape) * NOISE
-    remanent = _bz(px, py, rem) + rng.normal(size=px.shape) * NOISE
+    in_field = dipoles_bz(px, py, inf) + rng.normal(size=px.shape) * NOISE
+    remanent = dipoles_bz(px, py, rem) + rng.normal(size=px.shape) * NOISE
     return (MapData(in_field, x, y, name="in_field", applied_field=np.array([40e-6, 0, 0]), **kw),
             MapData(remanent, x, y, name="remanent", applied_field=np.zeros(3), **kw))
 

@@ -51,6 +51,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from registration import dipoles_bz  # benchmarks/registration.py (not smm_daq's)
 
 from smm_daq.analysis import registration
 from smm_daq.analysis.registration import CHI2_2DOF_95, estimate_registration
@@ -60,22 +63,12 @@ HEIGHT = 100e-6
 STEP = (20e-6, 30e-6)
 SHAPE = (11, 21)  # (ny, nx)
 NOISE = 0.25e-6
-MU0 = 4e-7 * np.pi
 KINDS = {  # name: (grains, induced ratio along +x)
     "noise only, 4 grains": (4, 0.0),
     "noise only, 8 grains": (8, 0.0),
     "induced 0.2, 4 grains": (4, 0.2),
     "induced 0.5, 8 grains": (8, 0.5),
 }
-
-
-def _bz(px: np.ndarray, py: np.ndarray, sources: list[tuple[float, ...]]) -> np.ndarray:
-    bz = np.zeros_like(px)
-    for x0, y0, z0, mx, my, mz in sources:
-        rx, ry, rz = px - x0, py - y0, HEIGHT - z0
-        r2 = rx**2 + ry**2 + rz**2
-        bz += MU0 / (4 * np.pi) * (3 * (mx * rx + my * ry + mz * rz) * rz / r2**2.5 - mz / r2**1.5)
-    return bz
 
 
 def scans(rng: np.random.Generator, grains: int, ratio: float
@@ -94,8 +87,8 @@ def scans(rng: np.random.Generator, grains: int, ratio: float
         m_induced = ratio * 2e-11 * rng.lognormal(0, 0.5) * np.array([1.0, 0.0, 0.0])
         rem.append((gx, gy, z, *m))
         inf.append((gx + shift[0], gy + shift[1], z, *(m + m_induced)))
-    in_field = _bz(px, py, inf) + 3e-6 + rng.normal(size=px.shape) * NOISE
-    remanent = _bz(px, py, rem) + rng.normal(size=px.shape) * NOISE
+    in_field = dipoles_bz(px, py, inf, HEIGHT) + 3e-6 + rng.normal(size=px.shape) * NOISE
+    remanent = dipoles_bz(px, py, rem, HEIGHT) + rng.normal(size=px.shape) * NOISE
     kw = dict(height=HEIGHT, sensor_size=(0.0, 0.0))
     return (MapData(in_field, x, y, name="in_field", applied_field=np.array([40e-6, 0, 0]), **kw),
             MapData(remanent, x, y, name="remanent", applied_field=np.zeros(3), **kw), shift)

@@ -4,15 +4,10 @@ counts only the grains inverted, and the file's other labels were dropped withou
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
+from test_mmt_export import NPZ, _imported
 
 from smm_daq.cli.main import main
-
-DATA = Path(__file__).parent / "data"
-JSON = DATA / "MetaDict_mpe_demo.json"
-NPZ = DATA / "MagneticSample_mpe_demo.npz"
 
 # Dragonfly's connected components of the demo sample's three particles (CT z up, the sample
 # top at CT z 100 µm), a 3-voxel speck and a grain 5 mm beyond the scan: ';', latin-1, mm
@@ -26,14 +21,8 @@ DRAGONFLY = (
     "5;50;1.0E-09;5.000;0.010;0.090;\r\n")
 
 
-def _scan(tmp_path: Path) -> Path:
-    h5 = tmp_path / "s.h5"
-    assert main(["import", "mpe", str(JSON), str(NPZ), "--out", str(h5), "--name", "qdm"]) == 0
-    return h5
-
-
 def test_components_left_out_are_named_with_their_reasons(tmp_path, capsys):
-    h5 = _scan(tmp_path)
+    h5 = _imported(tmp_path)
     export = tmp_path / "components.csv"
     export.write_bytes(DRAGONFLY.encode("latin-1"))
     base = ["mmt", "invert", str(h5), "--entry", "qdm", "--grain-format", "dragonfly",
@@ -53,7 +42,7 @@ def test_components_left_out_are_named_with_their_reasons(tmp_path, capsys):
 
 
 def test_points_cropped_to_the_scan_are_named(tmp_path, capsys):
-    h5 = _scan(tmp_path)
+    h5 = _imported(tmp_path)
     pos = np.load(NPZ)["particle_positions"]
     rows = np.c_[np.r_[pos, [[5e-3, 1e-5, -1e-5]]], [2e-18, 4e-18, 6e-18, 1e-18], [1, 2, 3, 9]]
     grains = tmp_path / "points.txt"
@@ -69,7 +58,7 @@ def test_points_cropped_to_the_scan_are_named(tmp_path, capsys):
 def test_a_refused_model_does_not_say_grains_were_inverted(tmp_path, capsys):
     """--model cuboid with Dragonfly's points is refused (exit 2): nothing is inverted, so
     stderr does not say "3 of 5 grains inverted" before the refusal."""
-    h5 = _scan(tmp_path)
+    h5 = _imported(tmp_path)
     export = tmp_path / "components.csv"
     export.write_bytes(DRAGONFLY.encode("latin-1"))
     capsys.readouterr()

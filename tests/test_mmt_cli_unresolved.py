@@ -6,27 +6,17 @@ from __future__ import annotations
 
 import csv
 import re
-from pathlib import Path
 
 import h5py
 import numpy as np
+from test_mmt_export import NPZ, _imported
 
 from smm_daq.analysis.mmt.result_read import read_result_entry
 from smm_daq.cli.main import main
 
-DATA = Path(__file__).parent / "data"
-JSON = DATA / "MetaDict_mpe_demo.json"
-NPZ = DATA / "MagneticSample_mpe_demo.npz"
-
-
-def _scan(tmp_path: Path) -> Path:
-    h5 = tmp_path / "s.h5"
-    assert main(["import", "mpe", str(JSON), str(NPZ), "--out", str(h5), "--name", "qdm"]) == 0
-    return h5
-
 
 def test_point_grains_at_one_place_are_named_unresolved(tmp_path, capsys):
-    h5 = _scan(tmp_path)
+    h5 = _imported(tmp_path)
     pos = np.load(NPZ)["particle_positions"]
     rows = np.c_[pos[[0, 1, 1]], [2e-18, 4e-18, 4e-18], [3, 7, 8]]  # 7 and 8 coincide
     grains = tmp_path / "points.txt"
@@ -43,7 +33,7 @@ def test_point_grains_at_one_place_are_named_unresolved(tmp_path, capsys):
 
 
 def test_cuboid_grains_at_one_place_are_named_unresolved(tmp_path, capsys):
-    h5 = _scan(tmp_path)
+    h5 = _imported(tmp_path)
     grains = tmp_path / "grains.csv"
     grains.write_text("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n"
                       "1,5,4,-3,2,2,2\n4,14,10,-4,2,2,2\n5,14,10,-4,2,2,2\n")
@@ -59,7 +49,7 @@ def test_unresolved_grains_have_no_higher_order_p_value(tmp_path, capsys):
     """An unresolved grain's higher-order test is not available, its p-value as its χ²: NaN
     in the CSV ("nan", as χ²), the entry and as read back, never 1 ("no evidence of higher
     orders", which the map cannot say); a resolved grain keeps its p-value."""
-    h5 = _scan(tmp_path)
+    h5 = _imported(tmp_path)
     pos = np.load(NPZ)["particle_positions"]
     rows = np.c_[pos[[0, 1, 1]], [2e-18, 4e-18, 4e-18], [3, 7, 8]]
     grains = tmp_path / "points.txt"
@@ -84,7 +74,7 @@ def test_unresolved_grains_have_no_higher_order_p_value(tmp_path, capsys):
 def test_cuboid_and_point_summary_lines_have_one_shape(tmp_path, capsys):
     """The cuboid model's summary line names its model and scan count as the point models'
     does: the two lines differ only in their numbers and names."""
-    h5 = _scan(tmp_path)
+    h5 = _imported(tmp_path)
     cuboids = tmp_path / "grains.csv"
     cuboids.write_text("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n1,5,4,-3,2,2,2\n")
     points = tmp_path / "points.txt"

@@ -15,6 +15,7 @@ CUBOIDS = ("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n"
 
 
 def _imported(tmp_path: Path) -> Path:
+    """The demo scan of tests/data imported as entry 'qdm' into a new file."""
     h5 = tmp_path / "s.h5"
     assert main(["import", "mpe", str(JSON), str(NPZ), "--out", str(h5), "--name", "qdm"]) == 0
     return h5

@@ -261,6 +261,22 @@ def _in_a_thread(call):
     return out[0]
 
 
+def _both_at_two_blas_threads(first, second) -> tuple[list[int], list[int]]:
+    """Runs first() and second() in threads of their own while BLAS has two threads (as a
+    process has on 2 cores; the tests run one): BLAS's threads before and after them."""
+    two = _in_a_thread(lambda: threadpoolctl.threadpool_limits(2, user_api="blas"))
+    try:
+        before = _in_a_thread(_blas_threads)
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return before, _in_a_thread(_blas_threads)
+    finally:
+        _in_a_thread(two.restore_original_limits)
+
+
 def test_overlapping_folds_leave_blas_its_threads():
     """Two inversions folding in streams at once in threads of one process, the second begun
     after the first and ended after it: BLAS is given back the threads it had before the
@@ -294,19 +310,9 @@ def test_overlapping_folds_leave_blas_its_threads():
         except BaseException as exc:  # failed below
             failed.append(exc)
 
-    # two BLAS threads, as a process has on 2 cores (the tests run one)
-    two = _in_a_thread(lambda: threadpoolctl.threadpool_limits(2, user_api="blas"))
-    try:
-        before = _in_a_thread(_blas_threads)
-        threads = [threading.Thread(target=first), threading.Thread(target=second)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert not failed
-        assert before and _in_a_thread(_blas_threads) == before
-    finally:
-        _in_a_thread(two.restore_original_limits)
+    before, after = _both_at_two_blas_threads(first, second)
+    assert not failed
+    assert before and after == before
 
 
 def test_a_second_stream_only_with_the_memory_for_what_the_fold_keeps_too(monkeypatch,
@@ -499,17 +505,7 @@ def test_overlapping_limits_set_and_restore_blas_from_whichever_thread(fold_firs
             second_in.set()
             second_out.set()
 
-    two = _in_a_thread(lambda: threadpoolctl.threadpool_limits(2, user_api="blas"))
-    try:
-        before = _in_a_thread(_blas_threads)
-        threads = [threading.Thread(target=first), threading.Thread(target=second)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert not failed
-        after = _in_a_thread(_blas_threads)
-        assert seen == [[2] * len(before), [asks[1]] * len(before)]
-        assert after == before
-    finally:
-        _in_a_thread(two.restore_original_limits)
+    before, after = _both_at_two_blas_threads(first, second)
+    assert not failed
+    assert seen == [[2] * len(before), [asks[1]] * len(before)]
+    assert after == before

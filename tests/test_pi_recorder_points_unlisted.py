@@ -40,17 +40,22 @@ class SentLog(EmulatorTransport):
         return super().query(message)
 
 
-def _unlisted_c884(monkeypatch, table_points: int):
-    """A C-884 whose tables hold `table_points` and which lists (`HPA?`) and answers no
-    parameter 0x16000200 (error 54, no reply, as for any parameter it lacks)."""
+def _unlisting(monkeypatch, parameter: int) -> None:
+    """Emulated PI controllers that list (`HPA?`) and answer no `parameter`."""
     full = PIGCSEmulator._parameter_table
 
     def without(self):
         table = full(self)
-        table.pop(pi_emulator.RECORDER_POINTS)
+        table.pop(parameter)
         return table
 
     monkeypatch.setattr(PIGCSEmulator, "_parameter_table", without)
+
+
+def _unlisted_c884(monkeypatch, table_points: int):
+    """A C-884 whose tables hold `table_points` and which lists (`HPA?`) and answers no
+    parameter 0x16000200 (error 54, no reply, as for any parameter it lacks)."""
+    _unlisting(monkeypatch, pi_emulator.RECORDER_POINTS)
     clock = VirtualClock()
     model = StageModel(clock, axis_sign=(1, 1, 1), travel=TRAVEL, velocity=2e-3,
                        settle_time=0.01, needs_reference=True)
@@ -90,14 +95,7 @@ def test_a_controller_not_listing_its_servo_update_time_is_not_flown_and_says_wh
     E-727, which lists it), the line is refused before any command but queries (`HPA?`,
     `*IDN?`), saying so (asked, the link was taken for lost after three tries, error 54 left
     pending for the next command), and the controller is left as it was, no error pending."""
-    full = PIGCSEmulator._parameter_table
-
-    def without(self):
-        table = full(self)
-        table.pop(0x0E000200)
-        return table
-
-    monkeypatch.setattr(PIGCSEmulator, "_parameter_table", without)
+    _unlisting(monkeypatch, 0x0E000200)
     clock = VirtualClock()
     model = StageModel(clock, axis_sign=(1, 1, 1), travel=FINE, velocity=2e-3,
                        settle_time=0.01)
@@ -119,14 +117,7 @@ def test_a_scan_on_a_controller_not_listing_its_servo_update_time_is_refused_as_
     """With the plan's other checks of the connected controller, before the entry is written,
     the field set or the stage moved (unfixed: refused at the first line, the scan "failed"
     with its entry written; a recipe's earlier steps run first)."""
-    full = PIGCSEmulator._parameter_table
-
-    def without(self):
-        table = full(self)
-        table.pop(0x0E000200)
-        return table
-
-    monkeypatch.setattr(PIGCSEmulator, "_parameter_table", without)
+    _unlisting(monkeypatch, 0x0E000200)
     plan = ScanPlan.from_center("fly", (900e-6, 900e-6), (60e-6, 4e-6), 2e-6,
                                 fly=FlySettings(pixel_time=0.05))
     with open_rig(load_profile("configs/simulator-e727.toml")) as rig:

@@ -10,10 +10,9 @@ from dataclasses import replace
 import h5py
 import numpy as np
 import pytest
-from test_recipe_shift_as_begun import RECIPE, _continued, _cut_after_first
+from test_recipe_shift_as_begun import _checked_continuing, _continued, _cut_after_first
 from test_registration_coverage import scans
 
-from smm_daq.acquisition.recipe import check_recipe, parse_recipe
 from smm_daq.analysis import subtraction
 from smm_daq.analysis.registration import (
     Registration,
@@ -21,7 +20,6 @@ from smm_daq.analysis.registration import (
     estimate_registration,
 )
 from smm_daq.analysis.subtraction import registration_fields, subtract_maps
-from smm_daq.instruments.profile import load_profile
 
 
 def test_a_continued_recipe_decides_by_the_sds_alone_as_it_was_begun(tmp_path) -> None:
@@ -42,8 +40,7 @@ def test_a_recipe_continued_under_today_s_rule_counts_the_correlation(tmp_path) 
     calls, said = _continued(path)
     assert len(calls) == 1 and calls[0]["by_sds_alone"] is False, calls
     assert "SDs alone" not in said
-    checked = check_recipe(parse_recipe(RECIPE, "two.toml"), load_profile(), path,
-                           can_prompt=False, continuing=True)
+    checked = _checked_continuing(path)
     assert checked.sds_as_begun == ()
 
 

@@ -54,6 +54,12 @@ def _continued(path) -> tuple[list[dict], str]:
     return calls, "\n".join(said)
 
 
+def _checked_continuing(path):
+    """The recipe checked as `run --continue` checks it against the file at `path`."""
+    return check_recipe(parse_recipe(RECIPE, "two.toml"), load_profile(), path,
+                        can_prompt=False, continuing=True)
+
+
 def test_a_continued_recipe_applies_an_insignificant_shift_as_it_was_begun(tmp_path) -> None:
     path = tmp_path / "s.h5"
     _cut_after_first(path, earlier_release=True)
@@ -69,6 +75,5 @@ def test_a_recipe_continued_under_today_s_rule_keeps_it(tmp_path) -> None:
     calls, said = _continued(path)
     assert len(calls) == 1 and calls[0]["apply_insignificant"] is False, calls
     assert "applies a shift" not in said
-    checked = check_recipe(parse_recipe(RECIPE, "two.toml"), load_profile(), path,
-                           can_prompt=False, continuing=True)
+    checked = _checked_continuing(path)
     assert checked.shift_as_begun == () and step_note(checked, 1, path) == ""

@@ -31,6 +31,7 @@ alone).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -144,30 +145,32 @@ def check_resolved(table: dict[str, np.ndarray], where: str) -> None:
     p, resolved = table["higher_order_p"], table["higher_order_resolved"]
     chi2 = table.get("higher_order_chi2")
     if chi2 is not None:
-        unknown = np.isnan(p) & ~np.isnan(chi2)
-        if np.any(unknown):
-            first = int(np.argmax(unknown))
-            raise InputError(
-                f"'higher_order_p' holds nan for grain {int(table['grain'][first])}, whose "
-                f"'higher_order_chi2' is {float(chi2[first])!r}"
-                f"{more_such(int(unknown.sum()), 'grain')}; expected the p-value of that χ², "
-                "from 0 to 1 (nan only where χ² is nan, an unresolved grain)", source=where)
-        untested = np.isnan(chi2) & ~np.isnan(p) & (p != 1)
-        if np.any(untested):
-            first = int(np.argmax(untested))
-            raise InputError(
-                f"'higher_order_p' holds {float(p[first])!r} for grain "
-                f"{int(table['grain'][first])}, whose 'higher_order_chi2' is nan (an unresolved "
-                f"grain, not tested){more_such(int(untested.sum()), 'grain')}; expected nan "
-                "there (1 in results written before layout version 5)", source=where)
-    bad = resolved != (p < ALPHA)  # NaN: not resolved
-    if np.any(bad):
-        first = int(np.argmax(bad))
-        raise InputError(
-            f"'higher_order_resolved' holds {float(resolved[first])!r} for grain "
-            f"{int(table['grain'][first])}, whose 'higher_order_p' is {float(p[first])!r}"
-            f"{more_such(int(bad.sum()), 'grain')}; expected 1 where the p-value is below "
-            f"{ALPHA:g}, else 0", source=where)
+        _refuse_grains(
+            np.isnan(p) & ~np.isnan(chi2),
+            lambda i: f"'higher_order_p' holds nan for grain {int(table['grain'][i])}, whose "
+                      f"'higher_order_chi2' is {float(chi2[i])!r}",
+            "the p-value of that χ², from 0 to 1 (nan only where χ² is nan, an unresolved "
+            "grain)", where)
+        _refuse_grains(
+            np.isnan(chi2) & ~np.isnan(p) & (p != 1),
+            lambda i: f"'higher_order_p' holds {float(p[i])!r} for grain {int(table['grain'][i])}, "
+                      "whose 'higher_order_chi2' is nan (an unresolved grain, not tested)",
+            "nan there (1 in results written before layout version 5)", where)
+    _refuse_grains(
+        resolved != (p < ALPHA),  # NaN: not resolved
+        lambda i: f"'higher_order_resolved' holds {float(resolved[i])!r} for grain "
+                  f"{int(table['grain'][i])}, whose 'higher_order_p' is {float(p[i])!r}",
+        f"1 where the p-value is below {ALPHA:g}, else 0", where)
+
+
+def _refuse_grains(wrong: np.ndarray, said: Callable[[int], str], expected: str,
+                   where: str) -> None:
+    """InputError saying `said(i)` of the first grain i where `wrong`, how many more are, and
+    `expected`, unless none is wrong."""
+    if np.any(wrong):
+        first = int(np.argmax(wrong))
+        raise InputError(f"{said(first)}{more_such(int(wrong.sum()), 'grain')}; expected "
+                         f"{expected}", source=where)
 
 
 def check_directions(table: dict[str, np.ndarray], where: str) -> None:
