@@ -83,6 +83,11 @@ class MapView(QtWidgets.QWidget):
         self.quantity = BZ
         # where the cursor last was over the map (m): its read-out follows the map under it
         self._cursor: tuple[float, float] | None = None
+        # the view whose `fit` zooms this one (itself, or the view it is linked to), and whether
+        # it still fits its map as its views are resized: a map set while its view was small
+        # (a hidden tab's pane) is fitted again once shown at its size, until someone zooms
+        self._fit_lead: MapView = self
+        self._fitting = False
 
         self.view_box = _SelectingViewBox()
         self.graphics = pg.GraphicsLayoutWidget()
@@ -112,6 +117,8 @@ class MapView(QtWidgets.QWidget):
         self.plot.addItem(self.area, ignoreBounds=True)
         self.area.sigRegionChangeFinished.connect(self._area_changed)
         self.view_box.sigDragged.connect(self._dragged)
+        self.view_box.sigResized.connect(self._resized)
+        self.view_box.sigRangeChangedManually.connect(self.keep_range)
 
         self.line = pg.LineSegmentROI([[0, 0], [1, 1]], pen=pg.mkPen("k", width=2))
         self.line.hide()
@@ -195,7 +202,8 @@ class MapView(QtWidgets.QWidget):
             self.profile_plot.setLabel("left", quantity.name, units=quantity.unit)
 
     def set_map(self, m: MapData, quantity: Quantity = BZ) -> None:
-        """Show a new map, fitting the view to it; `quantity` says what its values are."""
+        """Show a new map, fitting the view to it (and again as its views are resized, until the
+        range is set otherwise); `quantity` says what its values are."""
         if quantity != self.quantity:
             self.set_quantity(quantity)
         self._map = m
@@ -206,6 +214,7 @@ class MapView(QtWidgets.QWidget):
         self.image.setRect(QtCore.QRectF(left / UM, bottom / UM, width / UM, height / UM))
         self._apply_levels()
         self.fit()
+        self._fit_lead._fitting = True
         if self.line.isVisible() and not self._line_placed:
             self._place_line(m)
         self._update_profile()
@@ -236,6 +245,23 @@ class MapView(QtWidgets.QWidget):
     def fit(self) -> None:
         """Zoom to the whole map."""
         self.view_box.autoRange(padding=0.02, items=[self.image])
+
+    def keep_range(self) -> None:
+        """Fit the map no more as the views are resized (the user zoomed, or a range was set)."""
+        self._fit_lead._fitting = False
+
+    def zoom_to(self, x_um: tuple[float, float], y_um: tuple[float, float]) -> None:
+        """Show this area (µm), kept as the views are resized."""
+        self.keep_range()
+        self.view_box.setRange(xRange=x_um, yRange=y_um, padding=0)
+
+    def _resized(self) -> None:
+        """Fit the map again while it is still to fill its view: with the aspect ratio locked,
+        a range fitted to a small view (or widened by a linked view's resize) leaves the map
+        small in the middle of the view at its real size."""
+        lead = self._fit_lead
+        if lead._fitting and lead._map is not None:
+            lead.fit()
 
     def set_bz(self, bz: np.ndarray) -> None:
         """Replace Bz on the same grid (a scan filling in); keeps zoom and ROIs."""
@@ -294,9 +320,11 @@ class MapView(QtWidgets.QWidget):
         self.colour_bar.setLevels((-half, half))
 
     def link_to(self, other: MapView) -> None:
-        """Pan and zoom together with another view."""
+        """Pan and zoom together with another view (fitted to its map as the views are
+        resized, until either is zoomed)."""
         self.view_box.setXLink(other.view_box)
         self.view_box.setYLink(other.view_box)
+        self._fit_lead = other._fit_lead
 
     def set_underlay(self, image: np.ndarray, transform: QtGui.QTransform) -> None:
         """Draw an RGB image (rows, columns, 3) under the map, placed by `transform` (image
@@ -310,7 +338,8 @@ class MapView(QtWidgets.QWidget):
         self._set_opacity(self.opacity.value())
 
     def fit_underlay(self) -> None:
-        """Zoom to the image under the map."""
+        """Zoom to the image under the map (kept as the views are resized)."""
+        self.keep_range()
         self.view_box.autoRange(padding=0.02, items=[self.underlay])
 
     def clear_underlay(self) -> None:
