@@ -7,6 +7,7 @@ with their own name and unit (`Quantity`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,6 +84,12 @@ class MapView(QtWidgets.QWidget):
         self.quantity = BZ
         # where the cursor last was over the map (m): its read-out follows the map under it
         self._cursor: tuple[float, float] | None = None
+        # the view that holds the range of this one (itself, or the view it is linked to), and
+        # what sets that range again as the views are resized (fits the map, shows an area), till
+        # the user pans or zooms: a map fitted while its view was small (a hidden tab's pane),
+        # or an area shown then, was left small in the middle of the view at its real size
+        self._lead: MapView = self
+        self._wanted: Callable[[], None] | None = None
 
         self.view_box = _SelectingViewBox()
         self.graphics = pg.GraphicsLayoutWidget()
@@ -112,6 +119,8 @@ class MapView(QtWidgets.QWidget):
         self.plot.addItem(self.area, ignoreBounds=True)
         self.area.sigRegionChangeFinished.connect(self._area_changed)
         self.view_box.sigDragged.connect(self._dragged)
+        self.view_box.sigResized.connect(self._resized)
+        self.view_box.sigRangeChangedManually.connect(self.keep_range)
 
         self.line = pg.LineSegmentROI([[0, 0], [1, 1]], pen=pg.mkPen("k", width=2))
         self.line.hide()
@@ -195,7 +204,8 @@ class MapView(QtWidgets.QWidget):
             self.profile_plot.setLabel("left", quantity.name, units=quantity.unit)
 
     def set_map(self, m: MapData, quantity: Quantity = BZ) -> None:
-        """Show a new map, fitting the view to it; `quantity` says what its values are."""
+        """Show a new map, fitting the view to it (and again as its views are resized, until the
+        range is set otherwise); `quantity` says what its values are."""
         if quantity != self.quantity:
             self.set_quantity(quantity)
         self._map = m
@@ -206,6 +216,7 @@ class MapView(QtWidgets.QWidget):
         self.image.setRect(QtCore.QRectF(left / UM, bottom / UM, width / UM, height / UM))
         self._apply_levels()
         self.fit()
+        self._lead._wanted = self._lead.fit
         if self.line.isVisible() and not self._line_placed:
             self._place_line(m)
         self._update_profile()
@@ -236,6 +247,24 @@ class MapView(QtWidgets.QWidget):
     def fit(self) -> None:
         """Zoom to the whole map."""
         self.view_box.autoRange(padding=0.02, items=[self.image])
+
+    def keep_range(self) -> None:
+        """Keep the range as it is when the views are resized (the user panned or zoomed)."""
+        self._lead._wanted = None
+
+    def zoom_to(self, x_um: tuple[float, float], y_um: tuple[float, float]) -> None:
+        """Show this area (µm), shown again as the views are resized till the user zooms."""
+        self._hold(lambda: self.view_box.setRange(xRange=x_um, yRange=y_um, padding=0))
+
+    def _hold(self, apply: Callable[[], None]) -> None:
+        self._lead._wanted = apply
+        apply()
+
+    def _resized(self) -> None:
+        """Set the range wanted again: with the aspect ratio locked, a range set in a small view
+        (or widened by a linked view's resize) is not the one wanted at the view's size."""
+        if self._lead._wanted is not None:
+            self._lead._wanted()
 
     def set_bz(self, bz: np.ndarray) -> None:
         """Replace Bz on the same grid (a scan filling in); keeps zoom and ROIs."""
@@ -294,9 +323,11 @@ class MapView(QtWidgets.QWidget):
         self.colour_bar.setLevels((-half, half))
 
     def link_to(self, other: MapView) -> None:
-        """Pan and zoom together with another view."""
+        """Pan and zoom together with another view (the range it holds as the views are
+        resized is the other's, till either is panned or zoomed)."""
         self.view_box.setXLink(other.view_box)
         self.view_box.setYLink(other.view_box)
+        self._lead = other._lead
 
     def set_underlay(self, image: np.ndarray, transform: QtGui.QTransform) -> None:
         """Draw an RGB image (rows, columns, 3) under the map, placed by `transform` (image
@@ -310,8 +341,8 @@ class MapView(QtWidgets.QWidget):
         self._set_opacity(self.opacity.value())
 
     def fit_underlay(self) -> None:
-        """Zoom to the image under the map."""
-        self.view_box.autoRange(padding=0.02, items=[self.underlay])
+        """Zoom to the image under the map (again as the view is resized, till the user zooms)."""
+        self._hold(lambda: self.view_box.autoRange(padding=0.02, items=[self.underlay]))
 
     def clear_underlay(self) -> None:
         self.underlay.hide()

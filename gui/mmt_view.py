@@ -1345,8 +1345,7 @@ class MMTView(QtWidgets.QWidget):
         y0, y1 = max(centre[1] - half, bottom), min(centre[1] + half, bottom + height)
         if x1 <= x0 or y1 <= y0:  # a grain outside the map: its place beside it
             x0, x1, y0, y1 = centre[0] - half, centre[0] + half, centre[1] - half, centre[1] + half
-        self.data_view.view_box.setRange(xRange=(x0 / UM, x1 / UM), yRange=(y0 / UM, y1 / UM),
-                                         padding=0)
+        self.data_view.zoom_to((x0 / UM, x1 / UM), (y0 / UM, y1 / UM))
 
     def _selected(self) -> None:
         rows = self.table.selectionModel().selectedRows()

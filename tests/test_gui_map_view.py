@@ -310,3 +310,70 @@ def test_a_profile_turned_on_before_any_map_is_placed_across_the_first_map(view)
     view.line.movePoint(0, (200, 220), finish=False)  # moved by the user: kept for the next
     view.set_map(grid_map(bz))
     assert view.profile_ends()[0] == (pytest.approx(200 * UM), pytest.approx(220 * UM))
+
+
+def _wheel(view: MapView, steps: int) -> None:
+    """Turn the mouse wheel over the middle of the map's view (as a user zooms)."""
+    port = view.graphics.viewport()
+    at = QtCore.QPointF(port.width() / 2, port.height() / 2)
+    event = QtGui.QWheelEvent(at, port.mapToGlobal(at), QtCore.QPoint(),
+                              QtCore.QPoint(0, 120 * steps), QtCore.Qt.MouseButton.NoButton,
+                              QtCore.Qt.KeyboardModifier.NoModifier,
+                              QtCore.Qt.ScrollPhase.NoScrollPhase, False)
+    QtWidgets.QApplication.sendEvent(port, event)
+
+
+def _linked_panes(qtbot) -> tuple[QtWidgets.QWidget, MapView, MapView, MapView]:
+    """Three linked maps in a grid, as the MMT tab's panes."""
+    panes = QtWidgets.QWidget()
+    qtbot.addWidget(panes)
+    lead, other, third = MapView(), MapView(), MapView()
+    other.link_to(lead)
+    third.link_to(lead)
+    layout = QtWidgets.QGridLayout(panes)
+    layout.addWidget(lead, 0, 0)
+    layout.addWidget(other, 0, 1)
+    layout.addWidget(third, 1, 0)
+    layout.addWidget(QtWidgets.QLabel("net"), 1, 1)
+    return panes, lead, other, third
+
+
+def test_linked_maps_set_while_small_fill_their_views_when_shown_until_zoomed(qtbot):
+    """Maps set while their (linked) views are small are fitted again when shown at their
+    size and as they are resized; once the user zooms, a resize keeps the user's range."""
+    panes, lead, other, third = _linked_panes(qtbot)
+    m = grid_map(np.ones((30, 20)) * UT)  # 200 × 300 µm from (95, 195) µm
+    panes.resize(300, 120)
+    panes.show()
+    qtbot.waitExposed(panes)
+    for view in (lead, other, third):
+        view.set_map(m)
+    panes.resize(1300, 800)
+    QtWidgets.QApplication.processEvents()
+    for view in (lead, other, third):
+        (x0, x1), (y0, y1) = view.view_box.viewRange()
+        assert x0 <= 95 and x1 >= 295 and y0 <= 195 and y1 >= 495
+        assert 300 / (y1 - y0) > 0.9  # the taller map fills its views' height
+    _wheel(other, 2)
+    zoomed = lead.view_box.viewRange()
+    assert zoomed[1][1] - zoomed[1][0] < 300
+    panes.resize(1000, 700)
+    QtWidgets.QApplication.processEvents()
+    for view in (lead, other, third):  # still zoomed in: not fitted to the whole map again
+        (x0, x1), (y0, y1) = view.view_box.viewRange()
+        assert y1 - y0 < 300
+
+
+def test_an_area_shown_while_the_views_are_small_is_shown_at_their_size(qtbot):
+    panes, lead, other, third = _linked_panes(qtbot)
+    panes.resize(300, 120)
+    panes.show()
+    qtbot.waitExposed(panes)
+    for view in (lead, other, third):
+        view.set_map(grid_map(np.ones((30, 20)) * UT))
+    lead.zoom_to((150.0, 200.0), (300.0, 360.0))  # as a selected grain's surroundings
+    panes.resize(1300, 800)
+    QtWidgets.QApplication.processEvents()
+    (x0, x1), (y0, y1) = lead.view_box.viewRange()
+    assert x0 <= 150 and x1 >= 200 and y0 <= 300 and y1 >= 360
+    assert max(50 / (x1 - x0), 60 / (y1 - y0)) > 0.9
