@@ -382,7 +382,7 @@ def test_an_area_shown_while_the_views_are_small_is_shown_at_their_size(qtbot):
 def test_a_linked_views_map_is_fitted_as_resized_when_the_lead_has_none(qtbot):
     """As the Compare tab with no remanent map: the map of a view linked to an empty one is
     fitted again at the views' size, not the lead's empty image (a few µm about 0)."""
-    panes, lead, other, third = _linked_panes(qtbot)
+    panes, _lead, other, _third = _linked_panes(qtbot)
     panes.resize(300, 120)
     panes.show()
     qtbot.waitExposed(panes)
