@@ -135,7 +135,8 @@ class MapView(QtWidgets.QWidget):
         self.area.sigRegionChangeFinished.connect(self._area_changed)
         self.view_box.sigDragged.connect(self._dragged)
         self.view_box.sigResized.connect(self._resized)
-        self.view_box.sigRangeChangedManually.connect(self.keep_range)
+        # the plot's: the view box's, and its auto range button's ('A') too
+        self.plot.sigRangeChangedManually.connect(self.keep_range)
 
         self.line = pg.LineSegmentROI([[0, 0], [1, 1]], pen=pg.mkPen("k", width=2))
         self.line.hide()

@@ -408,3 +408,22 @@ def test_view_all_from_the_context_menu_is_kept_as_the_views_are_resized(qtbot):
     QtWidgets.QApplication.processEvents()
     (x0, x1), (y0, y1) = lead.view_box.viewRange()
     assert x0 <= 95 and x1 >= 295 and y0 <= 195 and y1 >= 495  # still the whole map
+
+
+def test_the_plots_auto_range_button_is_kept_as_the_views_are_resized(qtbot):
+    """The 'A' button (shown once zoomed) after a grain's area was shown: the view follows
+    the whole map, not zoomed back to the area by a resize."""
+    panes, lead, other, third = _linked_panes(qtbot)
+    panes.resize(1300, 800)
+    panes.show()
+    qtbot.waitExposed(panes)
+    for view in (lead, other, third):
+        view.set_map(grid_map(np.ones((30, 20)) * UT))
+    lead.zoom_to((150.0, 200.0), (300.0, 360.0))
+    lead.plot.autoBtn.clicked.emit(lead.plot.autoBtn)
+    panes.grab()  # painted: the auto range is applied as the view is drawn
+    panes.resize(1000, 700)
+    QtWidgets.QApplication.processEvents()
+    panes.grab()
+    (x0, x1), (y0, y1) = lead.view_box.viewRange()
+    assert x0 <= 95 and x1 >= 295 and y0 <= 195 and y1 >= 495  # still the whole map
