@@ -69,6 +69,21 @@ class _SelectingViewBox(LazyMenuViewBox):
             return
         super().mouseDragEvent(ev, axis)
 
+    def _menu_built(self) -> None:
+        """The context menu's range settings (View All, an axis's range or auto range) are the
+        user's too: told as the mouse's and keys' are, so the range is kept as the view is
+        resized, not set back to the one a program wanted."""
+        built = self.menu is not None
+        super()._menu_built()
+        if built or self.menu is None:
+            return
+        told = [self.menu.viewAll.triggered]
+        for ctrl in self.menu.ctrl:
+            told += [ctrl.minText.editingFinished, ctrl.maxText.editingFinished,
+                     ctrl.autoRadio.clicked, ctrl.autoPercentSpin.valueChanged]
+        for signal in told:
+            signal.connect(lambda *_: self.sigRangeChangedManually.emit(self.state["mouseEnabled"]))
+
 
 class MapView(QtWidgets.QWidget):
     """Shows a MapData; `set_bz` refreshes a map being filled without touching the view."""
@@ -120,7 +135,8 @@ class MapView(QtWidgets.QWidget):
         self.area.sigRegionChangeFinished.connect(self._area_changed)
         self.view_box.sigDragged.connect(self._dragged)
         self.view_box.sigResized.connect(self._resized)
-        self.view_box.sigRangeChangedManually.connect(self.keep_range)
+        # the plot's: the view box's, and its auto range button's ('A') too
+        self.plot.sigRangeChangedManually.connect(self.keep_range)
 
         self.line = pg.LineSegmentROI([[0, 0], [1, 1]], pen=pg.mkPen("k", width=2))
         self.line.hide()
@@ -216,7 +232,7 @@ class MapView(QtWidgets.QWidget):
         self.image.setRect(QtCore.QRectF(left / UM, bottom / UM, width / UM, height / UM))
         self._apply_levels()
         self.fit()
-        self._lead._wanted = self._lead.fit
+        self._lead._wanted = self.fit  # this view's map: the lead may have none, or another
         if self.line.isVisible() and not self._line_placed:
             self._place_line(m)
         self._update_profile()
