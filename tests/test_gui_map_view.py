@@ -338,42 +338,54 @@ def _linked_panes(qtbot) -> tuple[QtWidgets.QWidget, MapView, MapView, MapView]:
     return panes, lead, other, third
 
 
+def _linked_panes_shown(qtbot, width: int, height: int):
+    """`_linked_panes` shown at `width` × `height` px."""
+    panes, lead, other, third = _linked_panes(qtbot)
+    panes.resize(width, height)
+    panes.show()
+    qtbot.waitExposed(panes)
+    return panes, lead, other, third
+
+
+def _each_given_the_map(*views) -> None:
+    for view in views:
+        view.set_map(grid_map(np.ones((30, 20)) * UT))  # 200 × 300 µm from (95, 195) µm
+
+
+def _resized(panes, width: int, height: int) -> None:
+    panes.resize(width, height)
+    QtWidgets.QApplication.processEvents()
+
+
+def _shows_the_whole_map(view) -> bool:
+    (x0, x1), (y0, y1) = view.view_box.viewRange()
+    return x0 <= 95 and x1 >= 295 and y0 <= 195 and y1 >= 495
+
+
 def test_linked_maps_set_while_small_fill_their_views_when_shown_until_zoomed(qtbot):
     """Maps set while their (linked) views are small are fitted again when shown at their
     size and as they are resized; once the user zooms, a resize keeps the user's range."""
-    panes, lead, other, third = _linked_panes(qtbot)
-    m = grid_map(np.ones((30, 20)) * UT)  # 200 × 300 µm from (95, 195) µm
-    panes.resize(300, 120)
-    panes.show()
-    qtbot.waitExposed(panes)
+    panes, lead, other, third = _linked_panes_shown(qtbot, 300, 120)
+    _each_given_the_map(lead, other, third)
+    _resized(panes, 1300, 800)
     for view in (lead, other, third):
-        view.set_map(m)
-    panes.resize(1300, 800)
-    QtWidgets.QApplication.processEvents()
-    for view in (lead, other, third):
-        (x0, x1), (y0, y1) = view.view_box.viewRange()
-        assert x0 <= 95 and x1 >= 295 and y0 <= 195 and y1 >= 495
+        assert _shows_the_whole_map(view)
+        (y0, y1) = view.view_box.viewRange()[1]
         assert 300 / (y1 - y0) > 0.9  # the taller map fills its views' height
     _wheel(other, 2)
     zoomed = lead.view_box.viewRange()
     assert zoomed[1][1] - zoomed[1][0] < 300
-    panes.resize(1000, 700)
-    QtWidgets.QApplication.processEvents()
+    _resized(panes, 1000, 700)
     for view in (lead, other, third):  # still zoomed in: not fitted to the whole map again
-        (x0, x1), (y0, y1) = view.view_box.viewRange()
+        (y0, y1) = view.view_box.viewRange()[1]
         assert y1 - y0 < 300
 
 
 def test_an_area_shown_while_the_views_are_small_is_shown_at_their_size(qtbot):
-    panes, lead, other, third = _linked_panes(qtbot)
-    panes.resize(300, 120)
-    panes.show()
-    qtbot.waitExposed(panes)
-    for view in (lead, other, third):
-        view.set_map(grid_map(np.ones((30, 20)) * UT))
+    panes, lead, other, third = _linked_panes_shown(qtbot, 300, 120)
+    _each_given_the_map(lead, other, third)
     lead.zoom_to((150.0, 200.0), (300.0, 360.0))  # as a selected grain's surroundings
-    panes.resize(1300, 800)
-    QtWidgets.QApplication.processEvents()
+    _resized(panes, 1300, 800)
     (x0, x1), (y0, y1) = lead.view_box.viewRange()
     assert x0 <= 150 and x1 >= 200 and y0 <= 300 and y1 >= 360
     assert max(50 / (x1 - x0), 60 / (y1 - y0)) > 0.9
@@ -382,48 +394,32 @@ def test_an_area_shown_while_the_views_are_small_is_shown_at_their_size(qtbot):
 def test_a_linked_views_map_is_fitted_as_resized_when_the_lead_has_none(qtbot):
     """As the Compare tab with no remanent map: the map of a view linked to an empty one is
     fitted again at the views' size, not the lead's empty image (a few µm about 0)."""
-    panes, _lead, other, _third = _linked_panes(qtbot)
-    panes.resize(300, 120)
-    panes.show()
-    qtbot.waitExposed(panes)
-    other.set_map(grid_map(np.ones((30, 20)) * UT))  # 200 × 300 µm from (95, 195) µm
-    panes.resize(1300, 800)
-    QtWidgets.QApplication.processEvents()
-    (x0, x1), (y0, y1) = other.view_box.viewRange()
-    assert x0 <= 95 and x1 >= 295 and y0 <= 195 and y1 >= 495
+    panes, _lead, other, _third = _linked_panes_shown(qtbot, 300, 120)
+    _each_given_the_map(other)
+    _resized(panes, 1300, 800)
+    assert _shows_the_whole_map(other)
+    (y0, y1) = other.view_box.viewRange()[1]
     assert 300 / (y1 - y0) > 0.9
 
 
 def test_view_all_from_the_context_menu_is_kept_as_the_views_are_resized(qtbot):
     """A user's 'View All' after a grain's area was shown is not undone by a resize."""
-    panes, lead, other, third = _linked_panes(qtbot)
-    panes.resize(1300, 800)
-    panes.show()
-    qtbot.waitExposed(panes)
-    for view in (lead, other, third):
-        view.set_map(grid_map(np.ones((30, 20)) * UT))
+    panes, lead, other, third = _linked_panes_shown(qtbot, 1300, 800)
+    _each_given_the_map(lead, other, third)
     lead.zoom_to((150.0, 200.0), (300.0, 360.0))
     other.view_box.getMenu(None).viewAll.trigger()
-    panes.resize(1000, 700)
-    QtWidgets.QApplication.processEvents()
-    (x0, x1), (y0, y1) = lead.view_box.viewRange()
-    assert x0 <= 95 and x1 >= 295 and y0 <= 195 and y1 >= 495  # still the whole map
+    _resized(panes, 1000, 700)
+    assert _shows_the_whole_map(lead)  # still the whole map
 
 
 def test_the_plots_auto_range_button_is_kept_as_the_views_are_resized(qtbot):
     """The 'A' button (shown once zoomed) after a grain's area was shown: the view follows
     the whole map, not zoomed back to the area by a resize."""
-    panes, lead, other, third = _linked_panes(qtbot)
-    panes.resize(1300, 800)
-    panes.show()
-    qtbot.waitExposed(panes)
-    for view in (lead, other, third):
-        view.set_map(grid_map(np.ones((30, 20)) * UT))
+    panes, lead, other, third = _linked_panes_shown(qtbot, 1300, 800)
+    _each_given_the_map(lead, other, third)
     lead.zoom_to((150.0, 200.0), (300.0, 360.0))
     lead.plot.autoBtn.clicked.emit(lead.plot.autoBtn)
     panes.grab()  # painted: the auto range is applied as the view is drawn
-    panes.resize(1000, 700)
-    QtWidgets.QApplication.processEvents()
+    _resized(panes, 1000, 700)
     panes.grab()
-    (x0, x1), (y0, y1) = lead.view_box.viewRange()
-    assert x0 <= 95 and x1 >= 295 and y0 <= 195 and y1 >= 495  # still the whole map
+    assert _shows_the_whole_map(lead)  # still the whole map
