@@ -249,8 +249,9 @@ def test_the_grain_table_heads_its_columns_for_people_and_writes_each_column_ali
     """The table was headed with the CSV's column names (mx_A_per_m, sd_mx_A_per_m) and wrote
     each number on its own, 3.219e+10 beside -707855 in one column; now a heading says the
     quantity and its unit (the CSV's name in its tooltip, the CSV unchanged), and a column
-    has one format: the decimals that give its smallest value four significant digits, or
-    an exponent for every number (the SD column's 0.0001 was written 0.00 beside 40.55)."""
+    has one format: its decimals from its largest value (and enough for its smallest to
+    show two digits), or an exponent for every number (0.0001 was written 0.00 beside
+    40.55)."""
     from PyQt6.QtCore import Qt
 
     model = GrainTableModel({
@@ -271,8 +272,8 @@ def test_the_grain_table_heads_its_columns_for_people_and_writes_each_column_ali
     assert shown == [["36", "38", "12"],
                      ["3.219e+10", "-7.079e+05", "1.250e+01"],
                      ["6.646e-01", "4.055e+01", "-1.000e-04"],
-                     ["0.0001200", "0.0034000", "nan"],
-                     ["12.00", "359.50", "180.30"]]
+                     ["0.000120", "0.003400", "nan"],
+                     ["12.0", "359.5", "180.3"]]
 
 
 def test_the_ssr_limit_says_its_unit(qtbot):
