@@ -48,6 +48,7 @@ class Quantity:
 
 BZ = Quantity("Bz", "µT", UT, ".3f")
 COLOUR_MAP = "CET-D1"  # diverging: blue negative, white zero, red positive
+TITLE_POINTS = 11  # a plot's title's font size, as pyqtgraph's
 
 # Light plots for every view of the application (the diverging map is white at zero).
 pg.setConfigOptions(background="w", foreground="k", antialias=True)
@@ -121,9 +122,7 @@ class _TitleLabel(pg.LabelItem):
             elided = self._elided() and self.width() > 0
             if elided:
                 font = QtGui.QFont(self.item.font())
-                size = str(self.opts.get("size", "")).removesuffix("pt")
-                if size.replace(".", "", 1).isdigit():
-                    font.setPointSizeF(float(size))
+                font.setPointSizeF(TITLE_POINTS)
                 metrics = QtGui.QFontMetricsF(font)
                 room = max(self.width() - 2 * self.item.document().documentMargin() - 4, 0)
                 lines = [QtGui.QTextDocumentFragment.fromHtml(line).toPlainText()
@@ -144,7 +143,7 @@ def _title_elided(plot: pg.PlotItem) -> None:
     plain.setParentItem(None)
     if plain.scene() is not None:
         plain.scene().removeItem(plain)
-    plot.titleLabel = _TitleLabel("", size="11pt", parent=plot)
+    plot.titleLabel = _TitleLabel("", size=f"{TITLE_POINTS}pt", parent=plot)
     plot.layout.addItem(plot.titleLabel, 0, 1)
 
 
