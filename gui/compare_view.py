@@ -171,11 +171,12 @@ class CompareView(QtWidgets.QWidget):
                                f"(colours ±{level / q.scale:.3g} {q.unit})")
 
     def fit(self) -> None:
-        """Zoom all three to the first map (linked views with locked aspect ratios widen each
-        other's ranges when resized while hidden; this resets them); views not yet built
-        are fitted as they are built."""
+        """Zoom all three to the first map shown (linked views with locked aspect ratios widen
+        each other's ranges when resized while hidden; this resets them), and again as they
+        are resized, till the user zooms; views not yet built are fitted as they are built."""
         if self._views is not None:
-            self._views[ROLES[0]].fit()
+            shown = [view for view in self._views.values() if view.map is not None]
+            (shown or [self._views[ROLES[0]]])[0].fit()
 
     def set_outlines(self, segments: np.ndarray) -> None:
         """Line segments (M, 2, 2) in m over the three maps, now or once they are built."""

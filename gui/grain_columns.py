@@ -1,7 +1,8 @@
 """How the MMT grain table heads and writes its columns: a heading for people, with the unit in
 brackets (`Mx (A/m)`, not the CSV's `mx_A_per_m`, which the heading's tooltip still names), and
-one number format for the whole of a column, chosen from its largest value, so that its
-numbers line up and read alike (`3.219e+10` stood beside `-707855` in one column).
+one number format for the whole of a column, so that its numbers line up and read alike
+(`3.219e+10` stood beside `-707855` in one column), in which every value shows its leading
+digits (chosen from the largest value alone, fixed point wrote 3e-2 as 0.000 beside 1e5).
 The CSV keeps its own headers (`smm_daq.analysis.mmt.result_values.CSV_HEADERS`)."""
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ NAMES = {
     "higher_order_chi2": "higher-order χ²", "higher_order_p": "higher-order p",
     "higher_order_resolved": "higher order resolved",
 }
-SIGNIFICANT = 4  # digits of a column's largest value
-FIXED_RANGE = (1e-3, 1e6)  # a column whose largest |value| lies here is written without exponent
+SIGNIFICANT = 4  # digits of a column's largest value (and of each, in an exponent)
+LEAST_SIGNIFICANT = 2  # digits at least of each other non-zero value in fixed point
+FIXED_BELOW = 1e6  # a column whose |values| all lie below this may be written without exponent
+FIXED_DIGITS = 6  # at most this many digits in fixed point (1250.50, 0.000120), else exponents
 
 
 def heading(name: str) -> str:
@@ -50,19 +53,24 @@ def heading_tip(name: str) -> str:
 
 
 def column_format(values: np.ndarray) -> Callable[[float], str]:
-    """One format for every number of a column: whole numbers as such; else, where the largest
-    finite |value| lies in FIXED_RANGE, fixed point with the decimals that give it SIGNIFICANT
-    digits (so the column's decimal points line up); else an exponent with SIGNIFICANT
-    digits for each. NaN (undetermined) as nan."""
+    """One format for every number of a column: whole numbers as such; else fixed point with
+    the decimals that give its largest finite |value| SIGNIFICANT digits and its smallest
+    non-zero one LEAST_SIGNIFICANT (so the column's decimal points line up, and no value is
+    written 0.000), where every value lies below FIXED_BELOW and the largest then takes at
+    most FIXED_DIGITS digits; else an exponent with SIGNIFICANT digits for each. NaN
+    (undetermined) as nan."""
     if np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.bool_):
         return lambda v: str(int(v))
     finite = np.abs(values[np.isfinite(values)])
-    largest = float(finite.max()) if finite.size else 0.0
+    finite = finite[finite > 0]
     # + 0.0: a negative zero (-1 × 0.0) is written 0, not -0 (nor -0.000e+00)
-    if largest == 0.0:
+    if not finite.size:
         return lambda v: f"{v + 0.0:g}"
-    if FIXED_RANGE[0] <= largest < FIXED_RANGE[1]:
-        decimals = max(0, SIGNIFICANT - 1 - math.floor(math.log10(largest)))
+    smallest, largest = float(finite.min()), float(finite.max())
+    decimals = max(0, SIGNIFICANT - 1 - math.floor(math.log10(largest)),
+                   LEAST_SIGNIFICANT - 1 - math.floor(math.log10(smallest)))
+    whole = max(0, math.floor(math.log10(largest)) + 1)  # digits before the point (0.5: none)
+    if largest < FIXED_BELOW and whole + decimals <= FIXED_DIGITS:
         return lambda v: _no_minus_zero(f"{v:.{decimals}f}")
     return lambda v: f"{v + 0.0:.{SIGNIFICANT - 1}e}"
 

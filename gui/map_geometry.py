@@ -37,6 +37,11 @@ def pixel_rect(m: MapData) -> tuple[float, float, float, float]:
     )
 
 
+def on_same_grid(a: MapData, b: MapData) -> bool:
+    """Whether two maps' pixels lie in the same places (two quantities of one scan)."""
+    return a.bz.shape == b.bz.shape and pixel_rect(a) == pixel_rect(b)
+
+
 def pixel_at(m: MapData, x: float, y: float) -> tuple[int, int] | None:
     """(iy, ix) of the grid point whose pixel holds (x, y) m, or None outside the map."""
     left, bottom, width, height = pixel_rect(m)

@@ -7,16 +7,18 @@ with their own name and unit (`Quantity`).
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6 import QtCore, QtGui, QtWidgets
+from PyQt6 import QtCore, QtGui, QtWidgets, sip
 
 from gui.lazy_menu import LazyMenuColorBar, LazyMenuViewBox
 from gui.map_geometry import (
     SMALLEST_LEVEL_T,
+    on_same_grid,
     pixel_at,
     pixel_rect,
     profile_along,
@@ -46,6 +48,7 @@ class Quantity:
 
 BZ = Quantity("Bz", "µT", UT, ".3f")
 COLOUR_MAP = "CET-D1"  # diverging: blue negative, white zero, red positive
+TITLE_POINTS = 11  # a plot's title's font size, as pyqtgraph's
 
 # Light plots for every view of the application (the diverging map is white at zero).
 pg.setConfigOptions(background="w", foreground="k", antialias=True)
@@ -85,6 +88,65 @@ class _SelectingViewBox(LazyMenuViewBox):
             signal.connect(lambda *_: self.sigRangeChangedManually.emit(self.state["mouseEnabled"]))
 
 
+class _TitleLabel(pg.LabelItem):
+    """A plot's title that does not widen its plot: a plot is at least as wide as its title,
+    so a long file or quantity name pushed the colour bar out of the view. Its least width
+    is none; a title wider than the plot is shown elided in the middle, line by line (the
+    whole of it, `text`, in the tooltip)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._eliding = False
+        super().__init__(*args, **kwargs)
+
+    def updateMin(self) -> None:
+        super().updateMin()
+        height = self._sizeHint[QtCore.Qt.SizeHint.MinimumSize][1]
+        self._sizeHint[QtCore.Qt.SizeHint.MinimumSize] = (0, height)
+        self.setMinimumWidth(0)
+        self.updateGeometry()
+
+    def resizeEvent(self, ev) -> None:
+        if not self._eliding:
+            self._elide()
+        super().resizeEvent(ev)
+
+    def _elided(self) -> bool:
+        return self.itemRect().width() > self.width() + 0.5
+
+    def _elide(self) -> None:
+        """Show the whole title, or where it is wider than the label, each of its lines
+        elided in the middle to the label's width."""
+        whole, self._eliding = self.text, True
+        try:
+            super().setText(whole)
+            elided = self._elided() and self.width() > 0
+            if elided:
+                font = QtGui.QFont(self.item.font())
+                font.setPointSizeF(TITLE_POINTS)
+                metrics = QtGui.QFontMetricsF(font)
+                room = max(self.width() - 2 * self.item.document().documentMargin() - 4, 0)
+                lines = [QtGui.QTextDocumentFragment.fromHtml(line).toPlainText()
+                         for line in whole.split("<br>")]
+                super().setText("<br>".join(
+                    html.escape(metrics.elidedText(line, QtCore.Qt.TextElideMode.ElideMiddle,
+                                                   room)) for line in lines))
+            self.text = whole
+            self.setToolTip(whole if elided else "")
+        finally:
+            self._eliding = False
+
+
+def _title_elided(plot: pg.PlotItem) -> None:
+    """Give `plot` a `_TitleLabel` in the place of its own title label."""
+    plain = plot.titleLabel
+    plot.layout.removeItem(plain)
+    plain.setParentItem(None)
+    if plain.scene() is not None:
+        plain.scene().removeItem(plain)
+    plot.titleLabel = _TitleLabel("", size=f"{TITLE_POINTS}pt", parent=plot)
+    plot.layout.addItem(plot.titleLabel, 0, 1)
+
+
 class MapView(QtWidgets.QWidget):
     """Shows a MapData; `set_bz` refreshes a map being filled without touching the view."""
 
@@ -102,14 +164,17 @@ class MapView(QtWidgets.QWidget):
         # the view that holds the range of this one (itself, or the view it is linked to), and
         # what sets that range again as the views are resized (fits the map, shows an area), till
         # the user pans or zooms: a map fitted while its view was small (a hidden tab's pane),
-        # or an area shown then, was left small in the middle of the view at its real size
+        # or an area shown then, was left small in the middle of the view at its real size.
+        # What is held is the view that wanted it (its map fitted, an area shown) and how
         self._lead: MapView = self
-        self._wanted: Callable[[], None] | None = None
+        self._wanted: tuple[MapView, Callable[[], None]] | None = None
 
         self.view_box = _SelectingViewBox()
         self.graphics = pg.GraphicsLayoutWidget()
-        self.plot = self.graphics.addPlot(viewBox=self.view_box, title=title or None,
+        self.plot = self.graphics.addPlot(viewBox=self.view_box,
                                           axisItems={"bottom": SpacedAxis("bottom")})
+        _title_elided(self.plot)
+        self.plot.setTitle(title or None)
         self.plot.setLabel("bottom", "x", units="µm")
         self.plot.setLabel("left", "y", units="µm")
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)
@@ -219,11 +284,15 @@ class MapView(QtWidgets.QWidget):
         if self._profile is not None:  # else labelled so when built
             self.profile_plot.setLabel("left", quantity.name, units=quantity.unit)
 
-    def set_map(self, m: MapData, quantity: Quantity = BZ) -> None:
+    def set_map(self, m: MapData, quantity: Quantity = BZ, *, keep_range: bool = False
+                ) -> None:
         """Show a new map, fitting the view to it (and again as its views are resized, until the
-        range is set otherwise); `quantity` says what its values are."""
+        range is set otherwise); `quantity` says what its values are. `keep_range`: another
+        quantity of the map shown (its SD, the Bz it was computed from) keeps the range shown,
+        zoomed on a grain or fitted, when it lies on the same grid; on another it is fitted."""
         if quantity != self.quantity:
             self.set_quantity(quantity)
+        kept = keep_range and self._map is not None and on_same_grid(self._map, m)
         self._map = m
         self.colour_bar.show()
         self._show_axes(True)
@@ -231,8 +300,8 @@ class MapView(QtWidgets.QWidget):
         self.image.setImage(m.bz / self.quantity.scale, autoLevels=False)
         self.image.setRect(QtCore.QRectF(left / UM, bottom / UM, width / UM, height / UM))
         self._apply_levels()
-        self.fit()
-        self._lead._wanted = self.fit  # this view's map: the lead may have none, or another
+        if not kept:
+            self.fit()  # this view's map held: the lead may have none, or another
         if self.line.isVisible() and not self._line_placed:
             self._place_line(m)
         self._update_profile()
@@ -261,26 +330,46 @@ class MapView(QtWidgets.QWidget):
             self.plot.getAxis(axis).setOpacity(1.0 if shown else 0.0)
 
     def fit(self) -> None:
-        """Zoom to the whole map."""
-        self.view_box.autoRange(padding=0.02, items=[self.image])
+        """Zoom to the whole map (again as the views are resized, till the user zooms)."""
+        self._hold(lambda: self.view_box.autoRange(padding=0.02, items=[self.image]))
 
     def keep_range(self) -> None:
         """Keep the range as it is when the views are resized (the user panned or zoomed)."""
-        self._lead._wanted = None
+        self._holder()._wanted = None
 
     def zoom_to(self, x_um: tuple[float, float], y_um: tuple[float, float]) -> None:
         """Show this area (µm), shown again as the views are resized till the user zooms."""
         self._hold(lambda: self.view_box.setRange(xRange=x_um, yRange=y_um, padding=0))
 
     def _hold(self, apply: Callable[[], None]) -> None:
-        self._lead._wanted = apply
+        self._holder()._wanted = (self, apply)
         apply()
+
+    def _holder(self) -> MapView:
+        """The view that holds this one's range: its lead while linked to it; itself once
+        unlinked (the context menu's Link Axis) or its lead deleted (its widget gone)."""
+        lead = self._lead
+        if lead is not self and (sip.isdeleted(lead.view_box) or not self._linked()):
+            self._lead = lead = self
+        return lead
+
+    def _linked(self) -> bool:
+        """Whether either axis still follows another view, one not deleted."""
+        views = (self.view_box.linkedView(0), self.view_box.linkedView(1))
+        return any(v is not None and not sip.isdeleted(v) for v in views)
 
     def _resized(self) -> None:
         """Set the range wanted again: with the aspect ratio locked, a range set in a small view
-        (or widened by a linked view's resize) is not the one wanted at the view's size."""
-        if self._lead._wanted is not None:
-            self._lead._wanted()
+        (or widened by a linked view's resize) is not the one wanted at the view's size. What
+        a view deleted or unlinked since wanted is no longer held."""
+        holder = self._holder()
+        if holder._wanted is None:
+            return
+        wanting, apply = holder._wanted
+        if sip.isdeleted(wanting.view_box) or wanting._holder() is not holder:
+            holder._wanted = None
+            return
+        apply()
 
     def set_bz(self, bz: np.ndarray) -> None:
         """Replace Bz on the same grid (a scan filling in); keeps zoom and ROIs."""
@@ -343,7 +432,7 @@ class MapView(QtWidgets.QWidget):
         resized is the other's, till either is panned or zoomed)."""
         self.view_box.setXLink(other.view_box)
         self.view_box.setYLink(other.view_box)
-        self._lead = other._lead
+        self._lead = other._holder()
 
     def set_underlay(self, image: np.ndarray, transform: QtGui.QTransform) -> None:
         """Draw an RGB image (rows, columns, 3) under the map, placed by `transform` (image

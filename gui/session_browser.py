@@ -18,6 +18,7 @@ from gui.entry_reads import EntryReads, Then, same_file
 from gui.grain_outlines import registered_outlines
 from gui.grain_registration import describe_registration
 from gui.image_registration import RegistrationDialog, underlay_transform
+from gui.local_time import shown_time, time_key
 from gui.map_view import MapView, Quantity
 from gui.message_line import MessageLine
 from gui.subtract_dialog import SubtractDialog, said_in_window, subtract_command
@@ -60,7 +61,8 @@ def describe_entry(info: EntryInfo) -> tuple[str, ...]:
         else "–"
     )
     title = info.problem or info.title  # an unreadable entry says why in the title's place
-    return (info.name, info.kind, info.status, title, size, field, lines, info.start_time)
+    return (info.name, info.kind, info.status, title, size, field, lines,
+            shown_time(info.start_time))
 
 
 def field_text(b: float) -> str:
@@ -80,7 +82,7 @@ def sort_keys(info: EntryInfo) -> tuple[object, ...]:
     lines = info.lines_done if info.lines_done is not None else -1
     text = describe_entry(info)
     return (text[0].casefold(), text[1], text[2], text[3].casefold(), size, field, lines,
-            info.start_time)
+            time_key(info.start_time))
 
 
 class _Item(QtWidgets.QTableWidgetItem):
@@ -116,17 +118,20 @@ class _Missing(FileNotFoundError):
         super().__init__(f"{path} does not exist")
 
 
-def shift_said(res: SubtractionResult) -> str:
+def shift_said(res: SubtractionResult, rotation: bool = False) -> str:
     """The registration's shift, as found, and whether it was applied (one not significantly
-    different from zero is not, unless forced); "" for maps subtracted as they lie."""
+    different from zero is not, unless forced); with `rotation` (one was fitted: it is
+    applied), the rotation as the command line says it; "" for maps subtracted as they lie."""
     if not res.registered or res.registration is None:
         return ""
     found = res.registration.shift
     (sx, sy), (ex, ey) = np.array(found) / 1e-6, np.array(res.shift_sd) / 1e-6
     applied = ("remanent shifted by it" if res.shift == found else
                "not significantly different from zero: not applied")
+    turned = (f"; rotation {np.degrees(res.rotation):.4f} ± {np.degrees(res.rotation_sd):.4f}°"
+              ", remanent rotated by it" if rotation else "")
     # to 0.01 µm, as the registration's warnings say it (a shift known to µm was said to nm)
-    return f": shift found ({sx:.2f} ± {ex:.2f}, {sy:.2f} ± {ey:.2f}) µm, {applied}"
+    return f": shift found ({sx:.2f} ± {ex:.2f}, {sy:.2f} ± {ey:.2f}) µm, {applied}{turned}"
 
 
 class SessionBrowser(QtWidgets.QWidget):
@@ -219,7 +224,9 @@ class SessionBrowser(QtWidgets.QWidget):
         self.show_choice = QtWidgets.QComboBox()
         self.show_choice.setToolTip("What to show of a product such as χ or a magnetization: "
                                     "its value, its standard deviation, or the Bz it models")
-        self.show_choice.currentIndexChanged.connect(lambda _i: self._show_product())
+        # another quantity of the entry shown: the user's zoom (on a grain) kept
+        self.show_choice.currentIndexChanged.connect(
+            lambda _i: self._show_product(keep_range=True))
         self.show_choice.hide()
         self.worker = Background("subtract", self)
         self.writes: list[tuple[Path, str]] = []  # the worker's writes in hand: file, what
@@ -589,22 +596,23 @@ class SessionBrowser(QtWidgets.QWidget):
         self.views.setCurrentWidget(self.map_view)
         self.mapShown.emit(m)
 
-    def _show_product(self) -> None:
-        """The shown entry as chosen: a product's value or SD, or the entry's Bz."""
+    def _show_product(self, *, keep_range: bool = False) -> None:
+        """The shown entry as chosen: a product's value or SD, or the entry's Bz; `keep_range`:
+        in the range shown (`MapView.set_map`)."""
         m, product = self.product_entry, self.product
         if m is None:
             return
         title = f"{m.name}: {m.title}" if m.title else m.name
         choice = self.show_choice.currentText()
         if product is None or choice.startswith("Bz"):
-            self.map_view.set_map(m)
+            self.map_view.set_map(m, keep_range=keep_range)
         else:
             quantity = product_quantity(product)
             sd = choice.startswith("SD")
             values = product.errors if sd and product.errors is not None else product.values
             if sd:
                 quantity = Quantity(f"SD of {quantity.name}", quantity.unit, quantity.scale)
-            self.map_view.set_map(m.with_bz(values), quantity)
+            self.map_view.set_map(m.with_bz(values), quantity, keep_range=keep_range)
             title = f"{m.name}: {quantity.name}"
         self.map_view.plot.setTitle(title)
 
@@ -842,17 +850,17 @@ class SessionBrowser(QtWidgets.QWidget):
         self.subtract_button.setEnabled(False)
         self.message.say(f"Subtracting '{remanent}' from '{in_field}'…")
         self._write(path, f"the subtraction '{name}'", job,
-                    lambda done: self._subtracted(path, name, *done),
+                    lambda done: self._subtracted(path, name, *done, rotation=rotation),
                     self._subtraction_failed)
         return True
 
     def _subtracted(self, path: Path, name: str, res: SubtractionResult,
-                    warned: list[tuple[str, str]]) -> None:
-        """`warned`: the subtraction's notes and warnings ("note" or "warning", text). Said
-        as a success: one line, the notes and warnings under its Details; `subtracted` tells
-        them all."""
+                    warned: list[tuple[str, str]], *, rotation: bool) -> None:
+        """`warned`: the subtraction's notes and warnings ("note" or "warning", text);
+        `rotation`: whether one was fitted. Said as a success: one line, the notes and
+        warnings under its Details; `subtracted` tells them all."""
         self._subtraction_ended()
-        line = f"Wrote entry '{name}' (induced) into {path}{shift_said(res)}"
+        line = f"Wrote entry '{name}' (induced) into {path}{shift_said(res, rotation)}"
         details = [f"{kind.capitalize()}: {text}" for kind, text in warned]
         written = line + "".join(f". {text}" for text in details)
         kinds = [kind for kind, _ in warned]
@@ -892,7 +900,7 @@ class SessionBrowser(QtWidgets.QWidget):
 
         def shown(on_show: bool) -> None:
             if on_show and res.registered:
-                self.map_view.plot.setTitle(f"{name}{shift_said(res)}")
+                self.map_view.plot.setTitle(f"{name}{shift_said(res, rotation)}")
             if warned:
                 say(line)
             self.subtracted.emit(True, written)
@@ -942,18 +950,26 @@ class SessionBrowser(QtWidgets.QWidget):
                 self._image_ended(False, f"{image_path.name} not registered: another session "
                                          "file was opened while it was read")
                 return
-            self.message.setText(damage)
+            self._say_damage(damage)
             dialog = RegistrationDialog(image, m, image_name=image_path.name, parent=self)
             accepted = dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted
             if not accepted or dialog.registration is None:
                 self._image_ended(False, "")
-                self.message.setText(damage)  # still worth knowing
+                self._say_damage(damage)  # still worth knowing
                 return
             self._store(path, image, dialog.registration, typed_entry_name(dialog.name_edit.text()),
                         image_path.name, damage)
 
         self.reader.submit(lambda: read_image(image_path), read, self._image_failed)
         return True
+
+    def _say_damage(self, damage: str) -> None:
+        """Pillow's warning of an image it read ("": none) as a warning, not in an error's
+        red: the image was read, and is used."""
+        if damage:
+            self.message.say(damage, warned=True)
+        else:
+            self.message.setText("")
 
     def store_image(self, image: np.ndarray, registration: ImageRegistration, name: str,
                     image_file: str) -> bool:
@@ -973,13 +989,13 @@ class SessionBrowser(QtWidgets.QWidget):
                 f"\n{damage}" if damage else "")
             wanted = self.wanted_path()
             if self.closed or wanted is None or not same_file(wanted, path):
-                self._image_ended(True, text)
+                self._image_ended(True, text, warned=bool(damage))
                 return
 
             def listed(read: bool) -> None:
                 if read:
                     self.show_underlay()
-                self._image_ended(True, text)
+                self._image_ended(True, text, warned=bool(damage))
 
             self.refresh(listed)
 
@@ -993,11 +1009,12 @@ class SessionBrowser(QtWidgets.QWidget):
         self._image_ended(False, str(exc) if isinstance(exc, (SmmError, OSError))
                           else f"Image not stored: {exc!r}")
 
-    def _image_ended(self, stored: bool, text: str) -> None:
-        """An image registration is over: stored or not (`text` says why; empty: cancelled)."""
+    def _image_ended(self, stored: bool, text: str, *, warned: bool = False) -> None:
+        """An image registration is over: stored or not (`text` says why; empty: cancelled);
+        `warned`: stored, with a warning of the image in `text`."""
         self._set_registering(False)
         if stored:
-            self.message.say(text)
+            self.message.say(text, warned=warned)
         else:
             self.message.setText(text)
         self.imageStored.emit(stored, text or "cancelled")

@@ -25,3 +25,11 @@ def test_undetermined_and_infinite_values_are_written_as_such() -> None:
     assert written([np.inf, -3.5, np.nan]) == ["inf", "-3.500", "nan"]
     assert written([np.nan, np.nan]) == ["nan", "nan"]
     assert written([]) == []
+
+
+def test_every_value_of_a_column_shows_its_leading_digits() -> None:
+    """Chosen from the largest value alone, fixed point wrote 3e-2 beside 1e5 as 0.000,
+    -0.0001 beside 40.55 as 0.00, and 0.5 beside 250 with one digit."""
+    assert written([1e5, 3e-2]) == ["1.000e+05", "3.000e-02"]
+    assert written([250.0, -0.5]) == ["250.00", "-0.50"]
+    assert written([0.6646, 40.55, -0.0001]) == ["6.646e-01", "4.055e+01", "-1.000e-04"]

@@ -43,3 +43,29 @@ def test_the_three_maps_share_one_colour_scale_or_each_says_its_own(qtbot):
     view.choosers["in-field"].setCurrentText("")  # the largest gone: the others' largest
     assert view.views["remanent"].colour_bar.levels() == pytest.approx((-8.0, 8.0))
     assert view.views["in-field"].map is None
+
+
+def test_the_fit_is_held_as_the_views_are_resized(qtbot):
+    """The tab's fit (as it is shown again after a zoom) is held as the views are resized, as
+    a map's fit is; without a remanent map it fits the maps shown, not the empty lead."""
+    from PyQt6 import QtWidgets
+
+    maps = {"inf": a_map("inf", 10 * UT), "ind": a_map("ind", 8 * UT)}  # 25 × 20 µm
+    view = CompareView(lambda entry, show: show(maps[entry]))
+    qtbot.addWidget(view)
+    view.resize(300, 700)  # tall, narrow panes
+    view.show()
+    qtbot.waitExposed(view)
+    for role, entry in (("in-field", "inf"), ("induced", "ind")):
+        view.choosers[role].addItems(["", *maps])
+        view.choosers[role].setCurrentText(entry)
+    zoomed = view.views["in-field"]
+    zoomed.view_box.scaleBy((0.3, 0.3))
+    zoomed.keep_range()
+    view.fit()
+    view.resize(1500, 350)  # wide, low panes
+    QtWidgets.QApplication.processEvents()
+    for role in ("in-field", "induced"):
+        (x0, x1), (y0, y1) = view.views[role].view_box.viewRange()
+        assert x0 <= -2.5 and x1 >= 22.5 and y0 <= -2.5 and y1 >= 17.5  # the whole map
+        assert max(25 / (x1 - x0), 20 / (y1 - y0)) > 0.9  # filling the view

@@ -423,3 +423,82 @@ def test_the_plots_auto_range_button_is_kept_as_the_views_are_resized(qtbot):
     _resized(panes, 1000, 700)
     panes.grab()
     assert _shows_the_whole_map(lead)  # still the whole map
+
+
+def _shows_the_area_at_its_size(view) -> bool:
+    """The area (150…200, 300…360) µm of `zoom_to` below, filling the view's width or height."""
+    (x0, x1), (y0, y1) = view.view_box.viewRange()
+    return (x0 <= 150 and x1 >= 200 and y0 <= 300 and y1 >= 360
+            and max(50 / (x1 - x0), 60 / (y1 - y0)) > 0.9)
+
+
+def test_a_view_unlinked_from_its_lead_no_longer_holds_the_leads_range(qtbot):
+    """Unlinked (as the context menu's Link Axis set to none does), a view's own map and
+    zoom are its own: its map fitted does not take the place of the area its former lead
+    shows, nor does its zoom let that area go, as the views are resized."""
+    panes, lead, other, third = _linked_panes_shown(qtbot, 300, 120)
+    _each_given_the_map(lead, other, third)
+    lead.zoom_to((150.0, 200.0), (300.0, 360.0))
+    other.view_box.setXLink(None)
+    other.view_box.setYLink(None)
+    other.set_map(grid_map(np.ones((30, 20)) * UT))
+    _resized(panes, 1300, 800)
+    assert _shows_the_area_at_its_size(lead) and _shows_the_area_at_its_size(third)
+    assert _shows_the_whole_map(other)
+    _wheel(other, 2)
+    _resized(panes, 1000, 700)
+    assert _shows_the_area_at_its_size(lead)
+
+
+def test_linked_views_deleted_leave_the_others_resizing_and_zooming(qtbot):
+    """A view deleted (its pane closed) while the others follow it, or while its lead holds
+    its map fitted: the others' next resize and zoom raised 'wrapped C/C++ object deleted'."""
+    from PyQt6 import sip
+
+    panes, lead, other, third = _linked_panes_shown(qtbot, 300, 120)
+    _each_given_the_map(lead, third, other)  # the lead holds `other`'s map fitted
+    other.deleteLater()
+    qtbot.waitUntil(lambda: sip.isdeleted(other))
+    _resized(panes, 1300, 800)
+    lead.zoom_to((150.0, 200.0), (300.0, 360.0))
+    lead.deleteLater()
+    qtbot.waitUntil(lambda: sip.isdeleted(lead))
+    _resized(panes, 1000, 700)
+    _wheel(third, 2)
+    _resized(panes, 1100, 700)
+    assert third.map is not None
+
+
+def test_another_quantity_on_the_same_grid_keeps_the_users_zoom(view):
+    """Switching Bz to its SD (or another map of the scan) reset a zoom on a grain: kept when
+    the grid is the same, fitted when it is not."""
+    from gui.map_view import Quantity
+
+    view.set_map(grid_map(np.ones((30, 20)) * UT))
+    view.view_box.setRange(xRange=(150, 170), yRange=(300, 320), padding=0)
+    view.keep_range()
+    zoomed = view.view_box.viewRange()
+    view.set_map(grid_map(np.full((30, 20), 0.1)), Quantity("SD of χ", "SI", 1.0),
+                 keep_range=True)
+    assert np.ravel(view.view_box.viewRange()) == pytest.approx(np.ravel(zoomed))
+    view.set_map(grid_map(np.ones((30, 20)) * UT, step=5 * UM), keep_range=True)
+    (x0, x1), (y0, y1) = view.view_box.viewRange()
+    assert x0 <= 97.5 and x1 >= 197.5 and y0 <= 197.5 and y1 >= 347.5  # fitted: another grid
+
+
+def test_a_long_title_does_not_widen_the_plot(view):
+    """A long file or quantity name in the title held the plot wider than its view, its
+    colour bar pushed out of sight (and kept so when the title was shortened again)."""
+    view.set_map(grid_map(np.ones((30, 20)) * UT))
+    width = view.graphics.viewport().width()
+    long = "session_2026-12-07_sample_B12_after_AF_100mT_" * 6 + ": SD of magnetization"
+    view.plot.setTitle(long)
+    QtWidgets.QApplication.processEvents()
+    assert view.plot.width() <= width
+    assert view.colour_bar.sceneBoundingRect().right() <= width
+    title = view.plot.titleLabel
+    assert title.text == long and title.toolTip() == long  # the whole of it, still
+    assert title.itemRect().width() <= title.width()
+    view.plot.setTitle("Bz")
+    QtWidgets.QApplication.processEvents()
+    assert title.item.toPlainText() == "Bz" and title.toolTip() == ""

@@ -249,7 +249,9 @@ def test_the_grain_table_heads_its_columns_for_people_and_writes_each_column_ali
     """The table was headed with the CSV's column names (mx_A_per_m, sd_mx_A_per_m) and wrote
     each number on its own, 3.219e+10 beside -707855 in one column; now a heading says the
     quantity and its unit (the CSV's name in its tooltip, the CSV unchanged), and a column
-    has one format: its decimals from its largest value, or an exponent for every number."""
+    has one format: its decimals from its largest value (and enough for its smallest to
+    show two digits), or an exponent for every number (0.0001 was written 0.00 beside
+    40.55)."""
     from PyQt6.QtCore import Qt
 
     model = GrainTableModel({
@@ -269,7 +271,7 @@ def test_the_grain_table_heads_its_columns_for_people_and_writes_each_column_ali
     shown = [[model.index(r, c).data() for r in range(3)] for c in range(5)]
     assert shown == [["36", "38", "12"],
                      ["3.219e+10", "-7.079e+05", "1.250e+01"],
-                     ["0.66", "40.55", "0.00"],
+                     ["6.646e-01", "4.055e+01", "-1.000e-04"],
                      ["0.000120", "0.003400", "nan"],
                      ["12.0", "359.5", "180.3"]]
 

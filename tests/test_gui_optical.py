@@ -266,17 +266,19 @@ def damaged_tiff(path) -> None:
 def test_a_damaged_images_warning_is_said_on_the_session_tab_not_on_stderr(
         browser, qtbot, tmp_path, monkeypatch) -> None:
     """Pillow reads a damaged image with a warning: the Session tab's message line says it
-    (while the control points are picked, and with the image stored), instead of stderr."""
+    (while the control points are picked, and with the image stored), instead of stderr, as
+    a warning (amber), not in an error's red."""
     import warnings
 
+    from gui.message_line import WARNED_STYLE
     from smm_daq.analysis.optical import ImageWarning
 
     path = tmp_path / "damaged.tif"
     damaged_tiff(path)
-    said_in_dialog: list[str] = []
+    said_in_dialog: list[tuple[str, str]] = []
 
     def pick_and_save(dialog: RegistrationDialog) -> int:
-        said_in_dialog.append(browser.message.text())
+        said_in_dialog.append((browser.message.text(), browser.message.line.styleSheet()))
         pick_corners(dialog)
         return QtWidgets.QDialog.DialogCode.Accepted
 
@@ -286,9 +288,10 @@ def test_a_damaged_images_warning_is_said_on_the_session_tab_not_on_stderr(
     with warnings.catch_warnings(record=True) as caught:  # the worker's, too: process-wide
         warnings.simplefilter("always")
         stored, said = registered(browser, qtbot, lambda: browser.register_image(path))
-    assert said_in_dialog == [warning]
+    assert said_in_dialog == [(warning, WARNED_STYLE)]
     assert stored and said.endswith(f"of {browser.path}\n{warning}")
     assert browser.message.text() == said
+    assert browser.message.line.styleSheet() == WARNED_STYLE
     assert not [w for w in caught if issubclass(w.category, ImageWarning)]
 
 

@@ -77,6 +77,23 @@ def test_chi_shows_as_chi_then_its_sd_then_its_bz(browser, qtbot) -> None:
     assert view.map.bz[0, 0] == pytest.approx(0.5 * UT)
 
 
+def test_another_quantity_of_the_entry_keeps_the_users_zoom(browser, qtbot) -> None:
+    """A user zoomed on a grain in χ, then switching to its SD or its Bz, saw the whole map
+    again: the same region is shown (the same grid); another entry is fitted."""
+    show(browser, qtbot, "chi")
+    view = browser.map_view
+    view.view_box.setRange(xRange=(10, 20), yRange=(5, 15), padding=0)
+    view.keep_range()
+    zoomed = np.ravel(view.view_box.viewRange())
+    for choice, name in ((1, "SD of χ"), (2, "Bz")):
+        browser.show_choice.setCurrentIndex(choice)
+        assert view.quantity.name == name
+        assert np.ravel(view.view_box.viewRange()) == pytest.approx(zoomed)
+    show(browser, qtbot, "mag")
+    (x0, x1), (y0, y1) = view.view_box.viewRange()
+    assert x0 <= -2.5 and x1 >= 47.5 and y0 <= -2.5 and y1 >= 27.5
+
+
 def test_magnetization_without_sd_and_scans_without_a_choice(browser, qtbot) -> None:
     show(browser, qtbot, "mag")
     assert browser.map_view.quantity.unit == "A/m"

@@ -105,6 +105,31 @@ def test_entries_are_listed_with_kind_and_status(browser):
     }
 
 
+def test_times_are_shown_in_local_time_with_the_zone(browser, monkeypatch):
+    """The started column showed the file's ISO 8601 text (an offset the user had to add);
+    now local time and the zone's name, the file keeping its ISO 8601."""
+    import time
+
+    from gui.local_time import shown_time
+
+    started = {browser.table.item(r, 0).text(): browser.table.item(r, 7).text()
+               for r in range(browser.table.rowCount())}
+    written = {e.name: e.start_time for e in browser.entries}
+    for name, text in started.items():
+        assert "T" in written[name] and text == shown_time(written[name]), (name, text)
+    monkeypatch.setenv("TZ", "CET-1CEST,M3.5.0,M10.5.0/3")  # POSIX rule: no zone files needed
+    time.tzset()
+    try:
+        assert shown_time("2026-12-07T14:26:00+00:00") == "2026-12-07 15:26:00 CET"
+        assert shown_time("2026-07-07T16:26:00+02:00") == "2026-07-07 16:26:00 CEST"
+        assert shown_time("2026-10-25T00:30:00+00:00") == "2026-10-25 02:30:00 CEST"
+        assert shown_time("2026-10-25T01:30:00+00:00") == "2026-10-25 02:30:00 CET"
+        assert shown_time("") == "" and shown_time("2026-12-07T14:26:00") == "2026-12-07 14:26:00"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 def test_a_small_applied_field_is_not_shown_as_zero(qtbot, tmp_path):
     """The field column shows the field to the nT, as the Scan tab's form takes it: a scan at
     40 nT (in-field to the Compare tab's guess) does not read (0.0, 0.0, 0.0) beside the

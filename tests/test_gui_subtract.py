@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
@@ -68,6 +69,17 @@ def test_registered_subtraction_removes_the_shift_and_shows_the_result(browser, 
     np.testing.assert_allclose(centre[np.isfinite(centre)], 0.1 * UT, atol=0.02 * UT)
     assert ": shift found (3.0" in browser.map_view.plot.titleLabel.text
     assert "µm, remanent shifted by it" in browser.map_view.plot.titleLabel.text
+
+
+def test_a_rotation_fitted_is_said_as_the_command_line_says_it(browser, qtbot) -> None:
+    """The window said the shift of a subtraction registered with a rotation, not the
+    rotation applied; the command line says ", rotation 0.0123 ± 0.0456°"."""
+    with qtbot.waitSignal(browser.subtracted, timeout=60_000) as ended:
+        assert browser.subtract("inf", "rem", "turned", rotation=True)
+    said = ended.args[1]
+    assert re.search(r"µm, remanent shifted by it; rotation -?\d+\.\d{4} ± \d+\.\d{4}°, "
+                     "remanent rotated by it", said), said
+    assert "; rotation " in browser.map_view.plot.titleLabel.text
 
 
 def test_unregistered_subtraction_is_the_plain_difference(browser, qtbot) -> None:
