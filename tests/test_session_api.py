@@ -181,3 +181,46 @@ def test_zero_field_on_a_slow_link_ends_within_the_make_safe_bound(tmp_path, mon
             assert not coils.output(k) or abs(coils.current(k) - safe[k]) < 2e-3, k
         for supply in rig.coils._supplies:
             supply.link.transport.latency = 0.0
+
+
+def test_an_on_event_that_raises_is_warned_of_at_the_scan_s_end(tmp_path):
+    """A script's live plot that raises does not stop the scan, but is not dropped unseen
+    either: one warning at the script's line names the count and the first exception."""
+    from smm_daq.acquisition.session import EventCallbackWarning
+
+    def broken_plot(event):
+        if event.kind == "line_done":
+            raise KeyError("bz_max")
+
+    s = Session(tmp_path / "s.h5", fake_rig())
+    with pytest.warns(EventCallbackWarning, match=r"scan 'a': on_event raised for 3 events, "
+                      r"which it did not get \(the scan went on\); the first: "
+                      r"KeyError: 'bz_max' at .*test_session_api\.py:\d+") as caught:
+        m = s.scan("a", center_um=C_UM, size_um=(40, 20), step_um=10, on_event=broken_plot)
+    assert np.isfinite(m.bz).all() and len(caught) == 1
+    assert caught[0].filename == __file__
+
+
+def test_a_session_the_script_never_closes_is_made_safe_as_the_program_ends(
+        tmp_path, monkeypatch, capsys):
+    """No `with` and an error before `close()`: the field set is ramped down at the
+    program's end (atexit), and said; a session closed is not closed again then."""
+    import atexit
+
+    at_exit: list = []
+    monkeypatch.setattr(atexit, "register", at_exit.append)
+    monkeypatch.setattr(atexit, "unregister", lambda f: at_exit.remove(f) if f in at_exit
+                        else None)
+    rigs = [fake_rig(), fake_rig()]
+    profile = rigs[0].profile
+    monkeypatch.setattr(rig_module, "open_rig", lambda profile, **_: rigs.pop(0))
+    forgotten = Session.open(tmp_path / "a.h5", profile)
+    forgotten.set_field((0, 40, 0))
+    with Session.open(tmp_path / "b.h5", profile):
+        pass
+    assert len(at_exit) == 1
+    at_exit[0]()  # as the program ends
+    np.testing.assert_array_equal(forgotten.rig.coils.setpoint, 0.0)
+    err = capsys.readouterr().err
+    assert f"the session on {tmp_path / 'a.h5'} was not closed; making the rig safe" in err
+    assert "smm-daq: the rig is safe" in err

@@ -12,6 +12,13 @@ Every scan ends with the rig made safe (the field ramped down); `set_field` sets
 now and becomes the default of later scans that give none. Leaving the `with` block, however
 it is left, makes the rig safe and closes it: one owner at a time makes the rig safe (a scan
 still running is stopped and its own ramp-down waited for, never run beside a second one).
+A session opened without `with` and never closed (a script that fails before its `close()`)
+is closed as the program ends, the rig made safe and said so on stderr; a notebook's kernel
+that goes on running keeps it open, field and all, until `close()`.
+
+An `on_event` callback that raises (a live plot's bug) does not stop the scan: the scan
+goes on without that event, and once it ends an `EventCallbackWarning` says how many
+events raised, the first exception and where it was raised.
 
 A write of a scan's that has not returned once the rig was made safe (a stalled disk: on an
 abort, or at the scan's end; "made_safe") is not waited for: the scan raises `WriteStalled`
@@ -22,7 +29,10 @@ finalization then (the command line does, with its own exit code).
 
 from __future__ import annotations
 
+import atexit
+import sys
 import threading
+import traceback
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -73,6 +83,10 @@ class ScanNotFinished(SmmError):
         super().__init__(f"scan '{entry}' {status}: {message}")
 
 
+class EventCallbackWarning(UserWarning):
+    """A scan's `on_event` callback raised; the scan went on without it."""
+
+
 def no_operator(reason: str) -> bool:
     """Default pause handler of scripted use: nobody can resume, so abort."""
     return False
@@ -117,7 +131,19 @@ class Session:
 
         prof = profile if isinstance(profile, Profile) else load_profile(profile)
         rig = open_rig(prof, time_scale=time_scale, world_options=world_options)
-        return cls(path, rig, on_pause=on_pause)
+        session = cls(path, rig, on_pause=on_pause)
+        atexit.register(session._close_at_exit)  # `close` unregisters it
+        return session
+
+    def _close_at_exit(self) -> None:
+        """Close a session the program never closed (no `with`, or a script that failed
+        before its `close()`): the rig is made safe as the program ends, and that is said."""
+        print(f"smm-daq: the session on {self.path} was not closed; making the rig safe as "
+              "the program ends", file=sys.stderr)
+        from smm_daq.instruments.rig import safety_statement
+
+        problems = self.close()
+        print(f"smm-daq: {safety_statement(self.profile, problems)}", file=sys.stderr)
 
     @classmethod
     def open_for_resume(
@@ -163,6 +189,7 @@ class Session:
         making safe here is waited for `safe_close.safe_wait_s` at most. Ctrl-C meanwhile
         closes the rig (handed back from a scan left to its stalled write) and is re-raised.
         """
+        atexit.unregister(self._close_at_exit)
         seq = self.last_sequencer
         try:
             if seq is not None and seq.state not in TERMINAL and not self._left:
@@ -306,6 +333,7 @@ class Session:
             raise
         status = seq.wait()
         self._safe_problems = list(seq.safety_problems)
+        _warn_of_callback_errors(seq, on_event)
         if seq.error is not None:
             raise seq.error
         if status != "finished":
@@ -452,3 +480,28 @@ class Session:
     def read(self, entry: str) -> MapData:
         """The map of any entry of the session file."""
         return read_map(self.path, entry)
+
+
+def _warn_of_callback_errors(seq: Sequencer, on_event: Callable[[ScanEvent], None] | None
+                             ) -> None:
+    """Say that the script's `on_event` raised (the sequencer drops a subscriber's exception,
+    so that a broken display never breaks a scan): otherwise a live plot's bug goes unseen."""
+    if on_event is None or not seq.subscriber_errors:
+        return
+    first = seq.subscriber_errors[0]
+    frames = traceback.extract_tb(first.__traceback__)
+    at = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    count = seq.subscriber_error_count
+    warnings.warn(
+        f"scan '{seq.plan.name}': on_event raised for {count} event{'' if count == 1 else 's'}"
+        f", which it did not get (the scan went on); the first: {type(first).__name__}: "
+        f"{first}{at}", EventCallbackWarning, stacklevel=_outside_this_module())
+
+
+def _outside_this_module() -> int:
+    """The stack level of the script's call into this module (`scan`, `scan_plan`, `resume`),
+    for a warning that points at the script's line."""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == __file__:
+        level, frame = level + 1, frame.f_back
+    return level
