@@ -27,7 +27,9 @@ Step kinds and their keys:
                 fly (true: fly the lines), pixel_time_s (fly, default 0.05), oversample
                 (fly, default 8), line_baselines (fly, default false), fly_trigger (fly:
                 the buffer started by the stage's trigger, default false)
-    set_field   field_uT: set the field now; later scans without field_uT use it
+    set_field   field_uT: set the field now; later scans without field_uT use it (one in
+                [scan_defaults] is every scan's own: a set_field before a scan inheriting
+                another is refused, `fields_overridden`)
     zero_field  (no keys): the same with zero field
     wait        seconds (on the rig's clock), at most MAX_WAIT_S; an abort meanwhile is acted
                 on within STOP_SLICE_S (`wait_in_slices`)
@@ -241,6 +243,9 @@ class Recipe:
     # decided by its SDs alone, as the release it was begun with did (no correlation
     # recorded): its subtractions left to run decide so too (`decides_by_sds_alone`)
     sds_as_begun: tuple[str, ...] = ()
+    # set_field steps whose field a scan after them does not take, [scan_defaults] giving it
+    # another (`fields_overridden`): refused by `check` unless continued as begun
+    overridden: tuple[str, ...] = ()
 
     def entries(self) -> tuple[str, ...]:
         """The names of the entries its scan and subtract steps write."""
@@ -469,7 +474,34 @@ def parse_recipe(text: str, source: str = "recipe") -> Recipe:
         raise InputError("no steps; expected one or more [[step]] tables", source=source)
     steps = tuple(_parse_step(source, i, raw, defaults) for i, raw in enumerate(steps_raw))
     return Recipe(source=source, text=text, title=title, steps=steps, profile=profile,
-                  unread=unread_fly_keys(steps_raw, steps, defaults))
+                  unread=unread_fly_keys(steps_raw, steps, defaults),
+                  overridden=fields_overridden(steps_raw, steps, defaults))
+
+
+def fields_overridden(steps_raw: list[Any], steps: tuple[Step, ...],
+                      defaults: Mapping[str, Any]) -> tuple[str, ...]:
+    """Where a set_field step's field is not the field of a scan after it that gives none of
+    its own: [scan_defaults] field_uT is every scan step's own key, so such a scan is taken
+    in that field, ramped to from the one the set_field step set (its wait, if any, held)."""
+    if "field_uT" not in defaults:
+        return ()
+    inherited = tuple(v * UT for v in defaults["field_uT"])
+    found, setting = [], None
+    for i, step in enumerate(steps):
+        if isinstance(step, SetFieldStep):
+            setting = i
+        elif isinstance(step, ZeroFieldStep):
+            setting = None
+        elif (isinstance(step, ScanStep) and setting is not None
+              and "field_uT" not in steps_raw[i] and steps[setting].field != inherited):
+            found.append(
+                f"step {setting + 1} (set_field) sets {_ut(steps[setting].field)} µT for the "
+                f"scans after it that give no field_uT, but step {i + 1} (scan "
+                f"{shown_name(step.keys['name'])}) would be taken in {_ut(inherited)} µT, the "
+                "field_uT of [scan_defaults], which every scan step inherits; expected "
+                "field_uT in the scan steps that need a field of their own, not in "
+                "[scan_defaults], or no set_field step before a scan that inherits it")
+    return tuple(found)
 
 
 def unread_fly_keys(steps_raw: list[Any], steps: tuple[Step, ...],
@@ -515,6 +547,8 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
     kept = existing | (own_cut_off(out, recipe.text, _entries_made(recipe))
                        if continuing and Path(out).exists() else set())
     _refuse_unread_fly_keys(recipe, out, infos, continuing)
+    if recipe.overridden and not (continuing and _begun(recipe, out, infos)):
+        raise InputError(recipe.overridden[0], source=recipe.source)
     states: list[str] = []
     made: dict[str, Footprint] = {}  # entries earlier steps will write, by name
     current: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -609,7 +643,7 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
                   duration, tuple(states), duration_left,
                   first if first < len(states) else None, recipe.unread, recipe.profile,
                   applied_by_earlier_rule(out, done) if continuing else (),
-                  decided_by_sds_alone(out, done) if continuing else ())
+                  decided_by_sds_alone(out, done) if continuing else (), recipe.overridden)
 
 
 def applies_insignificant_shift(checked: Recipe, i: int) -> bool:
@@ -659,15 +693,20 @@ def _refuse_unread_fly_keys(recipe: Recipe, out: str | Path, infos: Mapping[str,
     stored text unchanged."""
     if not recipe.unread:
         return
-    made = _entries_made(recipe)
-    begun = any(name in infos and made_by_recipe(recipe.text, infos[name], out, sources)
-                for name, sources in made.items()) or (
-        Path(out).exists() and bool(own_cut_off(out, recipe.text, made)))
+    begun = _begun(recipe, out, infos)
     if continuing and begun:
         return
     hint = (f"; or, to continue this recipe as begun in {out} (its entries there store its "
             "text as it is), `smm-daq run --continue`" if begun else "")
     raise InputError(recipe.unread[0] + UNREAD_FLY_KEY + hint, source=recipe.source)
+
+
+def _begun(recipe: Recipe, out: str | Path, infos: Mapping[str, EntryInfo]) -> bool:
+    """Whether `out` holds entries this recipe made (or began and was cut off in)."""
+    made = _entries_made(recipe)
+    return any(name in infos and made_by_recipe(recipe.text, infos[name], out, sources)
+               for name, sources in made.items()) or (
+        Path(out).exists() and bool(own_cut_off(out, recipe.text, made)))
 
 
 def _entries_made(recipe: Recipe) -> dict[str, tuple[str, str] | None]:
