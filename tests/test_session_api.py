@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from acq_fakes import fake_rig, gradient_bz
@@ -224,3 +226,23 @@ def test_a_session_the_script_never_closes_is_made_safe_as_the_program_ends(
     err = capsys.readouterr().err
     assert f"the session on {tmp_path / 'a.h5'} was not closed; making the rig safe" in err
     assert "smm-daq: the rig is safe" in err
+
+
+@pytest.mark.parametrize(("keys", "said"), [
+    ({"size_um": 600}, "size_um is 600; expected 2 numbers (width, height in µm)"),
+    ({"center_um": "12500,12500"}, "center_um is '12500,12500'; expected 2 numbers"),
+    ({"center_um": (12500, 12500, 100)}, "center_um is (12500, 12500, 100); expected 2 numbers"),
+    ({"step_um": [10]}, "step_um is [10]; expected a number or 2 numbers"),
+    ({"field_uT": (0, 40)}, "field_uT is (0, 40); expected 3 numbers (bx, by, bz in µT)"),
+], ids=["size-scalar", "center-text", "center-xyz", "step-one-in-a-list", "field-two"])
+def test_a_scan_s_malformed_coordinates_are_refused_naming_the_keyword(tmp_path, keys, said):
+    """A script's slip (a square's size as one number, a z in the centre) is refused naming
+    the keyword and what was expected, before anything moves: not a TypeError or IndexError
+    from inside the plan, nor a third coordinate dropped unsaid."""
+    rig = fake_rig()
+    s = Session(tmp_path / "s.h5", rig)
+    with pytest.raises(InputError, match="^" + re.escape(said)):
+        s.scan("a", **{"center_um": C_UM, "size_um": (40, 20), "step_um": 10, **keys})
+    with pytest.raises(InputError, match="field_uT is 40; expected 3 numbers"):
+        s.set_field(40)
+    assert rig.stage.visits == [] and rig.coils.history == []

@@ -239,21 +239,24 @@ class Session:
         anything moves when the plan does not fit the profile, and ScanNotFinished when the
         scan fails or is aborted.
         """
-        step = (step_um * UM if np.isscalar(step_um)
-                else (step_um[0] * UM, step_um[1] * UM))  # type: ignore[index]
+        center = _numbers(center_um, "center_um", (2,), "x, y in µm") * UM
+        size = _numbers(size_um, "size_um", (2,), "width, height in µm") * UM
+        steps = _numbers(step_um, "step_um", (0, 2), "µm: one step, or x and y") * UM
+        field = (self.field if field_uT is None else
+                 tuple(_numbers(field_uT, "field_uT", (3,), "bx, by, bz in µT") * UT))
         plan = ScanPlan.from_center(
             name,
-            (center_um[0] * UM, center_um[1] * UM),
-            (size_um[0] * UM, size_um[1] * UM),
-            step,  # type: ignore[arg-type]
-            field=self.field if field_uT is None else tuple(b * UT for b in field_uT),
+            (float(center[0]), float(center[1])),
+            (float(size[0]), float(size[1])),
+            float(steps) if steps.ndim == 0 else (float(steps[0]), float(steps[1])),
+            field=field,  # type: ignore[arg-type]
             height=self.profile.sensor.height if height_um is None else height_um * UM,
             raster=raster,
             settle_tau=settle_tau,
             dwell_tau=dwell_tau,
             title=title,
         )
-        note = size_note((size_um[0] * UM, size_um[1] * UM), (plan.step_x, plan.step_y),
+        note = size_note((float(size[0]), float(size[1])), (plan.step_x, plan.step_y),
                          (plan.nx, plan.ny))
         if note:
             warnings.warn(f"scan {name!r}: {note}", GridSizeWarning, stacklevel=2)
@@ -391,9 +394,7 @@ class Session:
         Ctrl-C or a termination signal meanwhile stops the ramp at its next step and makes
         the rig safe from there within the make-safe bound of the signal
         (`ramp_stopped_by_signal`); `close` then does not make it safe again."""
-        if len(field_uT) != 3:
-            raise InputError(f"field_uT is {field_uT!r}; expected three numbers (µT)")
-        b = tuple(float(v) * UT for v in field_uT)
+        b = tuple(float(v) for v in _numbers(field_uT, "field_uT", (3,), "µT") * UT)
         check_field(b, self.profile, label="field_uT")
         self._safe_problems = None
         ramp_stopped_by_signal(self.rig, np.array(b), self._made_safe)
@@ -480,6 +481,19 @@ class Session:
     def read(self, entry: str) -> MapData:
         """The map of any entry of the session file."""
         return read_map(self.path, entry)
+
+
+def _numbers(value: object, keyword: str, sizes: tuple[int, ...], unit: str) -> np.ndarray:
+    """`value` as floats: a single number (size 0 in `sizes`) or a sequence of one of
+    `sizes`; else InputError naming the keyword, not a TypeError from deep in the plan."""
+    try:
+        arr = None if isinstance(value, str | bytes) else np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        arr = None
+    if arr is None or arr.ndim > 1 or (arr.size if arr.ndim else 0) not in sizes:
+        want = " or ".join("a number" if n == 0 else f"{n} numbers" for n in sizes)
+        raise InputError(f"{keyword} is {value!r}; expected {want} ({unit})")
+    return arr
 
 
 def _warn_of_callback_errors(seq: Sequencer, on_event: Callable[[ScanEvent], None] | None
