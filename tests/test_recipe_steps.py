@@ -166,6 +166,7 @@ BAD_LAST_STEP = GOOD + '[[step]]\nkind = "scan"\nname = "far"\ncenter_um = [3000
          ["'height_um' is 0.0", "> 0 µm", "stand-off"]),
         (GOOD + "[[step]\n", ["not valid TOML"]),
         ("[recipe]\ntitle = 'empty'\n", ["no steps"]),
+        ("[step]\nkind = 'zero_field'\n", ["'step' is one table ([step]); expected [[step]]"]),
         (GOOD + "[extra]\n", ["unknown key 'extra'"]),
         (GOOD.replace('name = "rem"', 'names = "rem"', 1), ["unknown key 'names'"]),
     ],

@@ -470,6 +470,9 @@ def parse_recipe(text: str, source: str = "recipe") -> Recipe:
         dt.only(tuple(k for k in SCAN_KEYS if k != "name"))
         defaults = _scan_keys(dt)
     steps_raw = data.get("step")
+    if isinstance(steps_raw, dict):  # [step] with one bracket: a table, not a list of them
+        raise InputError("'step' is one table ([step]); expected [[step]], with two brackets, "
+                         "heading each step", source=source)
     if not isinstance(steps_raw, list) or not steps_raw:
         raise InputError("no steps; expected one or more [[step]] tables", source=source)
     steps = tuple(_parse_step(source, i, raw, defaults) for i, raw in enumerate(steps_raw))
