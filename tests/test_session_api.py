@@ -246,3 +246,29 @@ def test_a_scan_s_malformed_coordinates_are_refused_naming_the_keyword(tmp_path,
     with pytest.raises(InputError, match="field_uT is 40; expected 3 numbers"):
         s.set_field(40)
     assert rig.stage.visits == [] and rig.coils.history == []
+
+
+def test_sigterm_to_a_script_makes_the_rig_safe_as_ctrl_c_does(tmp_path, monkeypatch):
+    """A script's session takes SIGTERM where the script left it at the system's default
+    (which ends the process at once, the field left on): it stops what runs as Ctrl-C does,
+    the `with` block making the rig safe; the default is back once the session is closed."""
+    import signal
+
+    from smm_daq import interrupts
+
+    rig = fake_rig()
+    monkeypatch.setattr(rig_module, "open_rig", lambda profile, **_: rig)
+    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        interrupts.reset()
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"), \
+                Session.open(tmp_path / "s.h5", rig.profile) as s:
+            s.set_field((0, 40, 0))
+            handler = signal.getsignal(signal.SIGTERM)
+            assert callable(handler)  # as a `kill` of the script would call it
+            handler(signal.SIGTERM, None)
+        np.testing.assert_array_equal(rig.coils.setpoint, 0.0)
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        interrupts.reset()

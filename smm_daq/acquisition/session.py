@@ -12,6 +12,9 @@ Every scan ends with the rig made safe (the field ramped down); `set_field` sets
 now and becomes the default of later scans that give none. Leaving the `with` block, however
 it is left, makes the rig safe and closes it: one owner at a time makes the rig safe (a scan
 still running is stopped and its own ramp-down waited for, never run beside a second one).
+A session that `open` opened routes SIGTERM and SIGHUP, where the script left them at the
+system's default (the process ended at once, the field left on), to stop what runs as Ctrl-C
+does, until it is closed: `kill` or a batch system's time limit makes the rig safe too.
 A session opened without `with` and never closed (a script that fails before its `close()`)
 is closed as the program ends, the rig made safe and said so on stderr; a notebook's kernel
 that goes on running keeps it open, field and all, until `close()`.
@@ -110,6 +113,7 @@ class Session:
         # ... and its thread was still making the rig safe then: what was known of the rig
         # (said when the making safe of close's, after that one, does not end either)
         self._left_safing: list[str] = []
+        self._routes_signals = False  # opened by `open`: SIGTERM and SIGHUP routed until closed
 
     @classmethod
     def open(
@@ -130,8 +134,14 @@ class Session:
         from smm_daq.instruments.rig import open_rig
 
         prof = profile if isinstance(profile, Profile) else load_profile(profile)
-        rig = open_rig(prof, time_scale=time_scale, world_options=world_options)
+        interrupts.route_termination()  # a connect's reference move is stopped by SIGTERM too
+        try:
+            rig = open_rig(prof, time_scale=time_scale, world_options=world_options)
+        except BaseException:
+            interrupts.unroute_termination()
+            raise
         session = cls(path, rig, on_pause=on_pause)
+        session._routes_signals = True  # `close` undoes it
         atexit.register(session._close_at_exit)  # `close` unregisters it
         return session
 
@@ -190,6 +200,14 @@ class Session:
         closes the rig (handed back from a scan left to its stalled write) and is re-raised.
         """
         atexit.unregister(self._close_at_exit)
+        routed, self._routes_signals = self._routes_signals, False
+        try:
+            return self._close()
+        finally:
+            if routed:
+                interrupts.unroute_termination()
+
+    def _close(self) -> list[str]:
         seq = self.last_sequencer
         try:
             if seq is not None and seq.state not in TERMINAL and not self._left:
