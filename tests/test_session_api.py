@@ -195,8 +195,8 @@ def test_an_on_event_that_raises_is_warned_of_at_the_scan_s_end(tmp_path):
             raise KeyError("bz_max")
 
     s = Session(tmp_path / "s.h5", fake_rig())
-    with pytest.warns(EventCallbackWarning, match=r"scan 'a': on_event raised for 3 events, "
-                      r"which it did not get \(the scan went on\); the first: "
+    with pytest.warns(EventCallbackWarning, match=r"scan 'a': on_event raised for 3 events "
+                      r"\(the scan went on\); the first: "
                       r"KeyError: 'bz_max' at .*test_session_api\.py:\d+") as caught:
         m = s.scan("a", center_um=C_UM, size_um=(40, 20), step_um=10, on_event=broken_plot)
     assert np.isfinite(m.bz).all() and len(caught) == 1
@@ -272,3 +272,22 @@ def test_sigterm_to_a_script_makes_the_rig_safe_as_ctrl_c_does(tmp_path, monkeyp
     finally:
         signal.signal(signal.SIGTERM, before)
         interrupts.reset()
+
+
+def test_a_session_file_no_scan_could_write_is_refused_before_the_rig_connects(
+        tmp_path, monkeypatch):
+    """A path in a folder that does not exist (or a file that is not a session file) was
+    found only by the first scan, after the rig had connected and the field was set, with
+    HDF5's message on a hidden file's name; now `Session.open` refuses it as `--out` is."""
+    def never(*_a, **_kw):
+        raise AssertionError("the rig was connected")
+
+    monkeypatch.setattr(rig_module, "open_rig", never)
+    missing = tmp_path / "no-such-folder" / "s.h5"
+    with pytest.raises(InputError, match=f"there is no directory {re.escape(str(missing.parent))}"
+                       "; expected a file in a folder that exists"):
+        Session.open(missing)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a session file\n")
+    with pytest.raises(InputError, match="exists and is not an HDF5 file"):
+        Session.open(notes)

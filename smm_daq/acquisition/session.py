@@ -129,10 +129,16 @@ class Session:
 
         `time_scale` (simulated seconds per real second, 0 = as fast as possible) and
         `world_options` (e.g. {"sample": VirtualSample(...)}) apply to simulated rigs.
-        `on_pause(reason)` decides whether a paused scan resumes (True) or aborts.
+        `on_pause(reason)` decides whether a paused scan resumes (True) or aborts. A `path`
+        no scan could write (in a folder that does not exist, a file that is not smm-daq's
+        session file) is refused (InputError) before the rig is connected.
         """
+        from smm_daq.cli.args import session_file
         from smm_daq.instruments.rig import open_rig
 
+        # as the command line checks --out: a folder that does not exist, or a file that is
+        # no session file, is refused before the rig connects (its stage referenced)
+        session_file("Session.open's path", str(path))
         prof = profile if isinstance(profile, Profile) else load_profile(profile)
         interrupts.route_termination()  # a connect's reference move is stopped by SIGTERM too
         try:
@@ -260,8 +266,8 @@ class Session:
         center = _numbers(center_um, "center_um", (2,), "x, y in µm") * UM
         size = _numbers(size_um, "size_um", (2,), "width, height in µm") * UM
         steps = _numbers(step_um, "step_um", (0, 2), "µm: one step, or x and y") * UM
-        field = (self.field if field_uT is None else
-                 tuple(_numbers(field_uT, "field_uT", (3,), "bx, by, bz in µT") * UT))
+        field = (self.field if field_uT is None else tuple(
+            float(b) for b in _numbers(field_uT, "field_uT", (3,), "bx, by, bz in µT") * UT))
         plan = ScanPlan.from_center(
             name,
             (float(center[0]), float(center[1])),
@@ -526,8 +532,8 @@ def _warn_of_callback_errors(seq: Sequencer, on_event: Callable[[ScanEvent], Non
     count = seq.subscriber_error_count
     warnings.warn(
         f"scan '{seq.plan.name}': on_event raised for {count} event{'' if count == 1 else 's'}"
-        f", which it did not get (the scan went on); the first: {type(first).__name__}: "
-        f"{first}{at}", EventCallbackWarning, stacklevel=_outside_this_module())
+        f" (the scan went on); the first: {type(first).__name__}: {first}{at}",
+        EventCallbackWarning, stacklevel=_outside_this_module())
 
 
 def _outside_this_module() -> int:
