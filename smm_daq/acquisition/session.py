@@ -503,7 +503,9 @@ class Session:
         self._safe_problems = list(self.rig.make_safe())
 
     def read(self, entry: str) -> MapData:
-        """The map of any entry of the session file."""
+        """The Bz map of any entry of the session file (`read_map`: of a χ or magnetization
+        entry the Bz its model predicts, of an MMT entry its residual; χ or M itself, with its
+        SD, is `smm_daq.storage.product_maps.read_product_map`)."""
         return read_map(self.path, entry)
 
 
