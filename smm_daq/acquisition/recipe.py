@@ -32,7 +32,8 @@ Step kinds and their keys:
                 another is refused, `fields_overridden`)
     zero_field  (no keys): the same with zero field
     wait        seconds (on the rig's clock), at most MAX_WAIT_S; an abort meanwhile is acted
-                on within STOP_SLICE_S (`wait_in_slices`)
+                on within STOP_SLICE_S (`wait_in_slices`); in the field the rig has then: a
+                scan before it ended with the field ramped down (`wait_note`)
     prompt      message: the operator does something outside the microscope and confirms
     subtract    in_field, remanent, name; register (default true): in-field − remanent;
                 apply_insignificant_shift (default false): apply a registration's shift not
@@ -251,6 +252,29 @@ class Recipe:
         """The names of the entries its scan and subtract steps write."""
         return tuple(s.keys["name"] if isinstance(s, ScanStep) else s.name
                      for s in self.steps if isinstance(s, ScanStep | SubtractStep))
+
+    def wait_note(self, i: int) -> str:
+        """For a wait step that waits in zero field although a set_field step set another
+        before it: a scan between them ended with the field ramped down, as every scan does
+        (a rig left safe), and nothing set it again. What to write instead; "" otherwise."""
+        if not isinstance(self.steps[i], WaitStep):
+            return ""
+        scan = None
+        for j in range(i - 1, -1, -1):
+            earlier = self.steps[j]
+            if isinstance(earlier, ScanStep) and scan is None:
+                scan = j
+            elif isinstance(earlier, ZeroFieldStep):
+                return ""
+            elif isinstance(earlier, SetFieldStep):
+                if scan is None or not any(earlier.field):
+                    return ""
+                return (f"waits in zero field, not in the {_ut(earlier.field)} µT that step "
+                        f"{j + 1} set: step {scan + 1}, a scan, ended with the field ramped "
+                        "down, as every scan does; to wait in that field, set it again in a "
+                        "set_field step just before the wait (a zero_field step there says "
+                        "that zero field is meant)")
+        return ""
 
     def describe(self, i: int) -> str:
         """One line saying what step `i` does."""
