@@ -291,3 +291,22 @@ def test_a_session_file_no_scan_could_write_is_refused_before_the_rig_connects(
     notes.write_text("not a session file\n")
     with pytest.raises(InputError, match="exists and is not an HDF5 file"):
         Session.open(notes)
+
+
+def test_a_script_flies_a_scan_as_the_scan_command_does(tmp_path, monkeypatch):
+    """`Session.scan` takes the `scan` command's fly options (the docs say scripted use goes
+    through the same steps); one without `fly` is refused, as --pixel-time-s without --fly."""
+    from smm_daq.acquisition.fly.settings import FlySettings
+
+    planned = []
+    monkeypatch.setattr(Session, "scan_plan", lambda self, plan, **_: planned.append(plan))
+    s = Session(tmp_path / "s.h5", fake_rig())
+    grid = {"center_um": C_UM, "size_um": (40, 20), "step_um": 10}
+    s.scan("a", **grid, fly=True, pixel_time_s=0.1, line_baselines=True)
+    s.scan("b", **grid, fly=True)
+    s.scan("c", **grid)
+    assert [p.fly for p in planned] == [
+        FlySettings(pixel_time=0.1, oversample=8, baselines=True), FlySettings(0.05), None]
+    with pytest.raises(InputError, match=r"^oversample is given, but fly is False; expected "
+                                         r"fly=True"):
+        s.scan("d", **grid, oversample=16)

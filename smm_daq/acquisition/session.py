@@ -47,6 +47,11 @@ from smm_daq import interrupts
 from smm_daq.acquisition import safe_close, sequencer
 from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.field_aside import ramp_stopped_by_signal
+from smm_daq.acquisition.fly.settings import (
+    DEFAULT_OVERSAMPLE,
+    DEFAULT_PIXEL_TIME_S,
+    FlySettings,
+)
 from smm_daq.acquisition.plan import (
     DEFAULT_SETTLE_TAU,
     GridSizeWarning,
@@ -254,10 +259,18 @@ class Session:
         title: str = "",
         on_event: Callable[[ScanEvent], None] | None = None,
         auto_range: bool = False,
+        fly: bool = False,
+        pixel_time_s: float | None = None,
+        oversample: int | None = None,
+        line_baselines: bool | None = None,
+        fly_trigger: bool | None = None,
     ) -> MapData:
         """Scan a grid centred on `center_um` into entry `name`; returns the map.
 
         Without `field_uT` the session's field (last `set_field`, initially zero) is applied.
+        `fly` flies the lines, with `pixel_time_s` (default 0.05 s), `oversample` (default 8),
+        `line_baselines` and `fly_trigger`, as the `scan` command's options of those names; one
+        of these given without `fly` is refused, as there.
         A size that is no whole number of steps is warned of (GridSizeWarning, naming the area
         the grid covers instead), as the command line warns of it. Raises InputError before
         anything moves when the plan does not fit the profile, and ScanNotFinished when the
@@ -268,6 +281,8 @@ class Session:
         steps = _numbers(step_um, "step_um", (0, 2), "µm: one step, or x and y") * UM
         field = (self.field if field_uT is None else tuple(
             float(b) for b in _numbers(field_uT, "field_uT", (3,), "bx, by, bz in µT") * UT))
+        flown = _fly_settings(fly, pixel_time_s=pixel_time_s, oversample=oversample,
+                              line_baselines=line_baselines, fly_trigger=fly_trigger)
         plan = ScanPlan.from_center(
             name,
             (float(center[0]), float(center[1])),
@@ -279,6 +294,7 @@ class Session:
             settle_tau=settle_tau,
             dwell_tau=dwell_tau,
             title=title,
+            fly=flown,
         )
         note = size_note((float(size[0]), float(size[1])), (plan.step_x, plan.step_y),
                          (plan.nx, plan.ny))
@@ -507,6 +523,24 @@ class Session:
         entry the Bz its model predicts, of an MMT entry its residual; χ or M itself, with its
         SD, is `smm_daq.storage.product_maps.read_product_map`)."""
         return read_map(self.path, entry)
+
+
+def _fly_settings(fly: bool, **given: float | int | bool | None) -> FlySettings | None:
+    """`scan`'s fly keywords as the plan's settings; one given to a scan that does not fly
+    would be left unread, and is refused (as the command line refuses --pixel-time-s without
+    --fly)."""
+    if not fly:
+        unread = next((key for key, value in given.items() if value is not None), None)
+        if unread is not None:
+            raise InputError(f"{unread} is given, but fly is False; expected fly=True to fly "
+                             "the lines, or no fly keyword (a scan measured point by point "
+                             "leaves it unread)")
+        return None
+    pixel_time, oversample, baselines, trigger = given.values()
+    return FlySettings(
+        pixel_time=DEFAULT_PIXEL_TIME_S if pixel_time is None else pixel_time,  # type: ignore[arg-type]
+        oversample=DEFAULT_OVERSAMPLE if oversample is None else oversample,  # type: ignore[arg-type]
+        baselines=bool(baselines), trigger=bool(trigger))
 
 
 def _numbers(value: object, keyword: str, sizes: tuple[int, ...], unit: str) -> np.ndarray:
