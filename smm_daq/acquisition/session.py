@@ -525,22 +525,24 @@ class Session:
         return read_map(self.path, entry)
 
 
-def _fly_settings(fly: bool, **given: float | int | bool | None) -> FlySettings | None:
+def _fly_settings(fly: bool, *, pixel_time_s: float | None, oversample: int | None,
+                  line_baselines: bool | None, fly_trigger: bool | None) -> FlySettings | None:
     """`scan`'s fly keywords as the plan's settings; one given to a scan that does not fly
     would be left unread, and is refused (as the command line refuses --pixel-time-s without
     --fly)."""
     if not fly:
+        given = {"pixel_time_s": pixel_time_s, "oversample": oversample,
+                 "line_baselines": line_baselines, "fly_trigger": fly_trigger}
         unread = next((key for key, value in given.items() if value is not None), None)
         if unread is not None:
             raise InputError(f"{unread} is given, but fly is False; expected fly=True to fly "
                              "the lines, or no fly keyword (a scan measured point by point "
                              "leaves it unread)")
         return None
-    pixel_time, oversample, baselines, trigger = given.values()
     return FlySettings(
-        pixel_time=DEFAULT_PIXEL_TIME_S if pixel_time is None else pixel_time,  # type: ignore[arg-type]
-        oversample=DEFAULT_OVERSAMPLE if oversample is None else oversample,  # type: ignore[arg-type]
-        baselines=bool(baselines), trigger=bool(trigger))
+        pixel_time=DEFAULT_PIXEL_TIME_S if pixel_time_s is None else pixel_time_s,
+        oversample=DEFAULT_OVERSAMPLE if oversample is None else oversample,
+        baselines=bool(line_baselines), trigger=bool(fly_trigger))
 
 
 def _numbers(value: object, keyword: str, sizes: tuple[int, ...], unit: str) -> np.ndarray:
