@@ -68,6 +68,45 @@ def _ignore_from_now_on() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
+# A script's sessions (`Session.open`): the signals they route here, with the handlers before
+# (`route_termination`), and how many sessions open hold them.
+_routed: dict[signal.Signals, object] = {}
+_routes_held = 0
+
+
+def route_termination() -> None:
+    """For a script's session: SIGTERM and SIGHUP (SIGBREAK on Windows), where the script
+    left them at the system's default, which ends the process at once (a field left on, a
+    stage moving), stop what runs as Ctrl-C does (`_handle`: the rig is made safe, a later
+    signal only acknowledged). Ctrl-C keeps the script's own handler, and a handler the
+    script set is kept. From the main thread only (elsewhere nothing is routed); undone by
+    `unroute_termination` once every session that routed them is closed."""
+    global _routes_held
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if _routes_held == 0:
+        for sig in SIGNALS:
+            if sig != signal.SIGINT and signal.getsignal(sig) == signal.SIG_DFL:
+                _routed[sig] = signal.signal(sig, _handle)
+        if _routed:  # a signal received before (caught by the script) stops this one too
+            _state.received, _state.held = 0, ""
+    _routes_held += 1
+
+
+def unroute_termination() -> None:
+    """A session that routed signals (`route_termination`) is closed: with none left, the
+    signals still routed here get their handlers back (from the main thread only)."""
+    global _routes_held
+    if threading.current_thread() is not threading.main_thread() or _routes_held == 0:
+        return
+    _routes_held -= 1
+    if _routes_held == 0:
+        for sig, handler in _routed.items():
+            if signal.getsignal(sig) is _handle:
+                signal.signal(sig, handler)  # type: ignore[arg-type]
+        _routed.clear()
+
+
 def reset(recovery: str = "") -> None:
     global _state
     _state = _State()

@@ -67,6 +67,10 @@ def test_the_result_entry_names_the_direction_conventions(result_csv):
             "declination, clockwise from north (+y) towards east (+x)")
         assert grains["inclination"].attrs["long_name"] == "inclination, positive downward (-z)"
         assert grains["declination"].attrs["units"] == "degree"
+        # and the columns whose names are abbreviations say what they are
+        assert grains["ssr"].attrs["long_name"].startswith("signal strength ratio V/(R^3 d)")
+        assert grains["uncertainty_ratio"].attrs["long_name"].startswith("uncertainty ratio")
+        assert grains["cov_xz"].attrs["long_name"] == "covariance of mx and mz"
     saved = read_result_entry(result_csv.parent / "s.h5", "scan_mmt")
     with open(result_csv, newline="") as f:
         rows = list(csv.DictReader(f))

@@ -230,3 +230,24 @@ def test_the_smallest_grid_the_check_lets_register_does_register(monkeypatch):
         assert subtract_maps(in_field, remanent).registration.pixels == 60
     with pytest.raises(InputError, match="leaves 50 pixels overlapping; expected at least 60"):
         require_registrable(in_field.with_bz(in_field.bz[:6], y=in_field.y[:6]))
+
+
+def test_a_set_field_step_that_scan_defaults_would_override_is_refused(tmp_path, capsys,
+                                                                        no_rig):
+    """[scan_defaults] field_uT is every scan's own key: a set_field step before a scan that
+    inherits it would ramp to a field that scan is not taken in (here a 'remanent' and an
+    'in-field' scan both taken in zero field). Refused before anything connects, naming both
+    steps; the scan giving its own field_uT, or the default agreeing, is taken."""
+    header = DEFAULTS + "field_uT = [0.0, 0.0, 0.0]\n"
+    set_40 = '[[step]]\nkind = "set_field"\nfield_uT = [0.0, 40.0, 0.0]\n'
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(header + PLAIN_FIRST + set_40 + _scan("inf"))
+    err = _refused(capsys, no_rig, ["run", str(recipe), "--out", str(tmp_path / "s.h5")])
+    assert ("step 2 (set_field) sets (0, 40, 0) µT for the scans after it that give no "
+            "field_uT, but step 3 (scan 'inf') would be taken in (0, 0, 0) µT, the field_uT "
+            "of [scan_defaults]") in err
+    profile = load_profile()
+    for fine in (header + set_40 + _scan("inf", field_uT="[0.0, 40.0, 0.0]"),
+                 DEFAULTS + "field_uT = [0, 40, 0]\n" + set_40 + _scan("inf"),
+                 header + set_40 + '[[step]]\nkind = "zero_field"\n' + _scan("inf")):
+        check_recipe(parse_recipe(fine), profile, tmp_path / "s.h5", can_prompt=False)

@@ -166,6 +166,7 @@ BAD_LAST_STEP = GOOD + '[[step]]\nkind = "scan"\nname = "far"\ncenter_um = [3000
          ["'height_um' is 0.0", "> 0 µm", "stand-off"]),
         (GOOD + "[[step]\n", ["not valid TOML"]),
         ("[recipe]\ntitle = 'empty'\n", ["no steps"]),
+        ("[step]\nkind = 'zero_field'\n", ["'step' is one table ([step]); expected [[step]]"]),
         (GOOD + "[extra]\n", ["unknown key 'extra'"]),
         (GOOD.replace('name = "rem"', 'names = "rem"', 1), ["unknown key 'names'"]),
     ],
@@ -237,3 +238,21 @@ def test_scan_entries_store_the_recipe_text(tmp_path):
     run_recipe(parse_recipe(GOOD), Session(path, _field_dependent_rig()), yes=True)
     with open_read(path) as f:
         assert f["inf/recipe"].asstr()[()] == GOOD
+
+
+def test_a_wait_after_a_scan_that_ended_the_field_set_before_it_is_said_to_wait_in_zero_field():
+    """Every scan ends with the field ramped down, so a wait after one waits in zero field,
+    whatever set_field step came before the scan: said (`run` warns of it), with how to wait
+    in that field; a wait the field steps leave in a field, or one meant at zero, is not."""
+    set_40 = '[[step]]\nkind = "set_field"\nfield_uT = [0.0, 40.0, 0.0]\n'
+    scan, wait = '[[step]]\nkind = "scan"\nname = "b"\n', '[[step]]\nkind = "wait"\nseconds = 60\n'
+    after_scan = parse_recipe(GOOD + scan + wait)
+    assert after_scan.wait_note(8) == (
+        "waits in zero field, not in the (0, 40, 0) µT that step 3 set: step 8, a scan, ended "
+        "with the field ramped down, as every scan does; to wait in that field, set it again "
+        "in a set_field step just before the wait (a zero_field step there says that zero "
+        "field is meant)")
+    assert parse_recipe(GOOD).wait_note(3) == ""  # set_field, then the wait: in the field
+    assert parse_recipe(GOOD + scan + set_40 + wait).wait_note(9) == ""
+    assert parse_recipe(GOOD + scan + '[[step]]\nkind = "zero_field"\n' + wait).wait_note(9) == ""
+    assert [after_scan.wait_note(i) == "" for i in range(8)] == [True] * 8

@@ -62,7 +62,11 @@ def test_a_second_open_rig_is_refused_naming_the_holder_then_allowed_after_close
         assert message.startswith("the rig's instruments " + ", ".join(rig_addresses(profile))
                                   + " are in use by smm-daq process "
                                   f"{os.getpid()} on this machine (this process: ")
-        assert "expected them free: wait for that process to end, or stop it" in message
+        # the holder is this very process: not to be waited for or stopped, but closed
+        assert message.endswith("; expected them free: this process holds them itself, a rig "
+                                "opened earlier in it and not closed (a notebook's cell that "
+                                "opens a Session run again?): close that one first "
+                                "(`session.close()`, or leave its `with` block)")
     finally:
         first.close()
     second = open_rig(profile, clock=served.clock)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from acq_fakes import fake_rig, gradient_bz
@@ -181,3 +183,130 @@ def test_zero_field_on_a_slow_link_ends_within_the_make_safe_bound(tmp_path, mon
             assert not coils.output(k) or abs(coils.current(k) - safe[k]) < 2e-3, k
         for supply in rig.coils._supplies:
             supply.link.transport.latency = 0.0
+
+
+def test_an_on_event_that_raises_is_warned_of_at_the_scan_s_end(tmp_path):
+    """A script's live plot that raises does not stop the scan, but is not dropped unseen
+    either: one warning at the script's line names the count and the first exception."""
+    from smm_daq.acquisition.session import EventCallbackWarning
+
+    def broken_plot(event):
+        if event.kind == "line_done":
+            raise KeyError("bz_max")
+
+    s = Session(tmp_path / "s.h5", fake_rig())
+    with pytest.warns(EventCallbackWarning, match=r"scan 'a': on_event raised for 3 events "
+                      r"\(the scan went on\); the first: "
+                      r"KeyError: 'bz_max' at .*test_session_api\.py:\d+") as caught:
+        m = s.scan("a", center_um=C_UM, size_um=(40, 20), step_um=10, on_event=broken_plot)
+    assert np.isfinite(m.bz).all() and len(caught) == 1
+    assert caught[0].filename == __file__
+
+
+def test_a_session_the_script_never_closes_is_made_safe_as_the_program_ends(
+        tmp_path, monkeypatch, capsys):
+    """No `with` and an error before `close()`: the field set is ramped down at the
+    program's end (atexit), and said; a session closed is not closed again then."""
+    import atexit
+
+    at_exit: list = []
+    monkeypatch.setattr(atexit, "register", at_exit.append)
+    monkeypatch.setattr(atexit, "unregister", lambda f: at_exit.remove(f) if f in at_exit
+                        else None)
+    rigs = [fake_rig(), fake_rig()]
+    profile = rigs[0].profile
+    monkeypatch.setattr(rig_module, "open_rig", lambda profile, **_: rigs.pop(0))
+    forgotten = Session.open(tmp_path / "a.h5", profile)
+    forgotten.set_field((0, 40, 0))
+    with Session.open(tmp_path / "b.h5", profile):
+        pass
+    assert len(at_exit) == 1
+    at_exit[0]()  # as the program ends
+    np.testing.assert_array_equal(forgotten.rig.coils.setpoint, 0.0)
+    err = capsys.readouterr().err
+    assert f"the session on {tmp_path / 'a.h5'} was not closed; making the rig safe" in err
+    assert "smm-daq: the rig is safe" in err
+
+
+@pytest.mark.parametrize(("keys", "said"), [
+    ({"size_um": 600}, "size_um is 600; expected 2 numbers (width, height in µm)"),
+    ({"center_um": "12500,12500"}, "center_um is '12500,12500'; expected 2 numbers"),
+    ({"center_um": (12500, 12500, 100)}, "center_um is (12500, 12500, 100); expected 2 numbers"),
+    ({"step_um": [10]}, "step_um is [10]; expected a number or 2 numbers"),
+    ({"field_uT": (0, 40)}, "field_uT is (0, 40); expected 3 numbers (bx, by, bz in µT)"),
+], ids=["size-scalar", "center-text", "center-xyz", "step-one-in-a-list", "field-two"])
+def test_a_scan_s_malformed_coordinates_are_refused_naming_the_keyword(tmp_path, keys, said):
+    """A script's slip (a square's size as one number, a z in the centre) is refused naming
+    the keyword and what was expected, before anything moves: not a TypeError or IndexError
+    from inside the plan, nor a third coordinate dropped unsaid."""
+    rig = fake_rig()
+    s = Session(tmp_path / "s.h5", rig)
+    with pytest.raises(InputError, match="^" + re.escape(said)):
+        s.scan("a", **{"center_um": C_UM, "size_um": (40, 20), "step_um": 10, **keys})
+    with pytest.raises(InputError, match="field_uT is 40; expected 3 numbers"):
+        s.set_field(40)
+    assert rig.stage.visits == [] and rig.coils.history == []
+
+
+def test_sigterm_to_a_script_makes_the_rig_safe_as_ctrl_c_does(tmp_path, monkeypatch):
+    """A script's session takes SIGTERM where the script left it at the system's default
+    (which ends the process at once, the field left on): it stops what runs as Ctrl-C does,
+    the `with` block making the rig safe; the default is back once the session is closed."""
+    import signal
+
+    from smm_daq import interrupts
+
+    rig = fake_rig()
+    monkeypatch.setattr(rig_module, "open_rig", lambda profile, **_: rig)
+    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        interrupts.reset()
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"), \
+                Session.open(tmp_path / "s.h5", rig.profile) as s:
+            s.set_field((0, 40, 0))
+            handler = signal.getsignal(signal.SIGTERM)
+            assert callable(handler)  # as a `kill` of the script would call it
+            handler(signal.SIGTERM, None)
+        np.testing.assert_array_equal(rig.coils.setpoint, 0.0)
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        interrupts.reset()
+
+
+def test_a_session_file_no_scan_could_write_is_refused_before_the_rig_connects(
+        tmp_path, monkeypatch):
+    """A path in a folder that does not exist (or a file that is not a session file) was
+    found only by the first scan, after the rig had connected and the field was set, with
+    HDF5's message on a hidden file's name; now `Session.open` refuses it as `--out` is."""
+    def never(*_a, **_kw):
+        raise AssertionError("the rig was connected")
+
+    monkeypatch.setattr(rig_module, "open_rig", never)
+    missing = tmp_path / "no-such-folder" / "s.h5"
+    with pytest.raises(InputError, match=f"there is no directory {re.escape(str(missing.parent))}"
+                       "; expected a file in a folder that exists"):
+        Session.open(missing)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a session file\n")
+    with pytest.raises(InputError, match="exists and is not an HDF5 file"):
+        Session.open(notes)
+
+
+def test_a_script_flies_a_scan_as_the_scan_command_does(tmp_path, monkeypatch):
+    """`Session.scan` takes the `scan` command's fly options (the docs say scripted use goes
+    through the same steps); one without `fly` is refused, as --pixel-time-s without --fly."""
+    from smm_daq.acquisition.fly.settings import FlySettings
+
+    planned = []
+    monkeypatch.setattr(Session, "scan_plan", lambda self, plan, **_: planned.append(plan))
+    s = Session(tmp_path / "s.h5", fake_rig())
+    grid = {"center_um": C_UM, "size_um": (40, 20), "step_um": 10}
+    s.scan("a", **grid, fly=True, pixel_time_s=0.1, line_baselines=True)
+    s.scan("b", **grid, fly=True)
+    s.scan("c", **grid)
+    assert [p.fly for p in planned] == [
+        FlySettings(pixel_time=0.1, oversample=8, baselines=True), FlySettings(0.05), None]
+    with pytest.raises(InputError, match=r"^oversample is given, but fly is False; expected "
+                                         r"fly=True"):
+        s.scan("d", **grid, oversample=16)

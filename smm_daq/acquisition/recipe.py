@@ -27,10 +27,13 @@ Step kinds and their keys:
                 fly (true: fly the lines), pixel_time_s (fly, default 0.05), oversample
                 (fly, default 8), line_baselines (fly, default false), fly_trigger (fly:
                 the buffer started by the stage's trigger, default false)
-    set_field   field_uT: set the field now; later scans without field_uT use it
+    set_field   field_uT: set the field now; later scans without field_uT use it (one in
+                [scan_defaults] is every scan's own: a set_field before a scan inheriting
+                another is refused, `fields_overridden`)
     zero_field  (no keys): the same with zero field
     wait        seconds (on the rig's clock), at most MAX_WAIT_S; an abort meanwhile is acted
-                on within STOP_SLICE_S (`wait_in_slices`)
+                on within STOP_SLICE_S (`wait_in_slices`); in the field the rig has then: a
+                scan before it ended with the field ramped down (`wait_note`)
     prompt      message: the operator does something outside the microscope and confirms
     subtract    in_field, remanent, name; register (default true): in-field − remanent;
                 apply_insignificant_shift (default false): apply a registration's shift not
@@ -241,11 +244,37 @@ class Recipe:
     # decided by its SDs alone, as the release it was begun with did (no correlation
     # recorded): its subtractions left to run decide so too (`decides_by_sds_alone`)
     sds_as_begun: tuple[str, ...] = ()
+    # set_field steps whose field a scan after them does not take, [scan_defaults] giving it
+    # another (`fields_overridden`): refused by `check` unless continued as begun
+    overridden: tuple[str, ...] = ()
 
     def entries(self) -> tuple[str, ...]:
         """The names of the entries its scan and subtract steps write."""
         return tuple(s.keys["name"] if isinstance(s, ScanStep) else s.name
                      for s in self.steps if isinstance(s, ScanStep | SubtractStep))
+
+    def wait_note(self, i: int) -> str:
+        """For a wait step that waits in zero field although a set_field step set another
+        before it: a scan between them ended with the field ramped down, as every scan does
+        (a rig left safe), and nothing set it again. What to write instead; "" otherwise."""
+        if not isinstance(self.steps[i], WaitStep):
+            return ""
+        scan = None
+        for j in range(i - 1, -1, -1):
+            earlier = self.steps[j]
+            if isinstance(earlier, ScanStep) and scan is None:
+                scan = j
+            elif isinstance(earlier, ZeroFieldStep):
+                return ""
+            elif isinstance(earlier, SetFieldStep):
+                if scan is None or not any(earlier.field):
+                    return ""
+                return (f"waits in zero field, not in the {_ut(earlier.field)} µT that step "
+                        f"{j + 1} set: step {scan + 1}, a scan, ended with the field ramped "
+                        "down, as every scan does; to wait in that field, set it again in a "
+                        "set_field step just before the wait (a zero_field step there says "
+                        "that zero field is meant)")
+        return ""
 
     def describe(self, i: int) -> str:
         """One line saying what step `i` does."""
@@ -465,11 +494,41 @@ def parse_recipe(text: str, source: str = "recipe") -> Recipe:
         dt.only(tuple(k for k in SCAN_KEYS if k != "name"))
         defaults = _scan_keys(dt)
     steps_raw = data.get("step")
+    if isinstance(steps_raw, dict):  # [step] with one bracket: a table, not a list of them
+        raise InputError("'step' is one table ([step]); expected [[step]], with two brackets, "
+                         "heading each step", source=source)
     if not isinstance(steps_raw, list) or not steps_raw:
         raise InputError("no steps; expected one or more [[step]] tables", source=source)
     steps = tuple(_parse_step(source, i, raw, defaults) for i, raw in enumerate(steps_raw))
     return Recipe(source=source, text=text, title=title, steps=steps, profile=profile,
-                  unread=unread_fly_keys(steps_raw, steps, defaults))
+                  unread=unread_fly_keys(steps_raw, steps, defaults),
+                  overridden=fields_overridden(steps_raw, steps, defaults))
+
+
+def fields_overridden(steps_raw: list[Any], steps: tuple[Step, ...],
+                      defaults: Mapping[str, Any]) -> tuple[str, ...]:
+    """Where a set_field step's field is not the field of a scan after it that gives none of
+    its own: [scan_defaults] field_uT is every scan step's own key, so such a scan is taken
+    in that field, ramped to from the one the set_field step set (its wait, if any, held)."""
+    if "field_uT" not in defaults:
+        return ()
+    inherited = tuple(v * UT for v in defaults["field_uT"])
+    found, setting = [], None
+    for i, step in enumerate(steps):
+        if isinstance(step, SetFieldStep):
+            setting = i
+        elif isinstance(step, ZeroFieldStep):
+            setting = None
+        elif (isinstance(step, ScanStep) and setting is not None
+              and "field_uT" not in steps_raw[i] and steps[setting].field != inherited):
+            found.append(
+                f"step {setting + 1} (set_field) sets {_ut(steps[setting].field)} µT for the "
+                f"scans after it that give no field_uT, but step {i + 1} (scan "
+                f"{shown_name(step.keys['name'])}) would be taken in {_ut(inherited)} µT, the "
+                "field_uT of [scan_defaults], which every scan step inherits; expected "
+                "field_uT in the scan steps that need a field of their own, not in "
+                "[scan_defaults], or no set_field step before a scan that inherits it")
+    return tuple(found)
 
 
 def unread_fly_keys(steps_raw: list[Any], steps: tuple[Step, ...],
@@ -515,6 +574,8 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
     kept = existing | (own_cut_off(out, recipe.text, _entries_made(recipe))
                        if continuing and Path(out).exists() else set())
     _refuse_unread_fly_keys(recipe, out, infos, continuing)
+    if recipe.overridden and not (continuing and _begun(recipe, out, infos)):
+        raise InputError(recipe.overridden[0], source=recipe.source)
     states: list[str] = []
     made: dict[str, Footprint] = {}  # entries earlier steps will write, by name
     current: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -609,7 +670,7 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
                   duration, tuple(states), duration_left,
                   first if first < len(states) else None, recipe.unread, recipe.profile,
                   applied_by_earlier_rule(out, done) if continuing else (),
-                  decided_by_sds_alone(out, done) if continuing else ())
+                  decided_by_sds_alone(out, done) if continuing else (), recipe.overridden)
 
 
 def applies_insignificant_shift(checked: Recipe, i: int) -> bool:
@@ -659,15 +720,20 @@ def _refuse_unread_fly_keys(recipe: Recipe, out: str | Path, infos: Mapping[str,
     stored text unchanged."""
     if not recipe.unread:
         return
-    made = _entries_made(recipe)
-    begun = any(name in infos and made_by_recipe(recipe.text, infos[name], out, sources)
-                for name, sources in made.items()) or (
-        Path(out).exists() and bool(own_cut_off(out, recipe.text, made)))
+    begun = _begun(recipe, out, infos)
     if continuing and begun:
         return
     hint = (f"; or, to continue this recipe as begun in {out} (its entries there store its "
             "text as it is), `smm-daq run --continue`" if begun else "")
     raise InputError(recipe.unread[0] + UNREAD_FLY_KEY + hint, source=recipe.source)
+
+
+def _begun(recipe: Recipe, out: str | Path, infos: Mapping[str, EntryInfo]) -> bool:
+    """Whether `out` holds entries this recipe made (or began and was cut off in)."""
+    made = _entries_made(recipe)
+    return any(name in infos and made_by_recipe(recipe.text, infos[name], out, sources)
+               for name, sources in made.items()) or (
+        Path(out).exists() and bool(own_cut_off(out, recipe.text, made)))
 
 
 def _entries_made(recipe: Recipe) -> dict[str, tuple[str, str] | None]:

@@ -12,6 +12,16 @@ Every scan ends with the rig made safe (the field ramped down); `set_field` sets
 now and becomes the default of later scans that give none. Leaving the `with` block, however
 it is left, makes the rig safe and closes it: one owner at a time makes the rig safe (a scan
 still running is stopped and its own ramp-down waited for, never run beside a second one).
+A session that `open` opened routes SIGTERM and SIGHUP, where the script left them at the
+system's default (the process ended at once, the field left on), to stop what runs as Ctrl-C
+does, until it is closed: `kill` or a batch system's time limit makes the rig safe too.
+A session opened without `with` and never closed (a script that fails before its `close()`)
+is closed as the program ends, the rig made safe and said so on stderr; a notebook's kernel
+that goes on running keeps it open, field and all, until `close()`.
+
+An `on_event` callback that raises (a live plot's bug) does not stop the scan: the scan
+goes on without that event, and once it ends an `EventCallbackWarning` says how many
+events raised, the first exception and where it was raised.
 
 A write of a scan's that has not returned once the rig was made safe (a stalled disk: on an
 abort, or at the scan's end; "made_safe") is not waited for: the scan raises `WriteStalled`
@@ -22,7 +32,10 @@ finalization then (the command line does, with its own exit code).
 
 from __future__ import annotations
 
+import atexit
+import sys
 import threading
+import traceback
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +47,11 @@ from smm_daq import interrupts
 from smm_daq.acquisition import safe_close, sequencer
 from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.field_aside import ramp_stopped_by_signal
+from smm_daq.acquisition.fly.settings import (
+    DEFAULT_OVERSAMPLE,
+    DEFAULT_PIXEL_TIME_S,
+    FlySettings,
+)
 from smm_daq.acquisition.plan import (
     DEFAULT_SETTLE_TAU,
     GridSizeWarning,
@@ -73,6 +91,10 @@ class ScanNotFinished(SmmError):
         super().__init__(f"scan '{entry}' {status}: {message}")
 
 
+class EventCallbackWarning(UserWarning):
+    """A scan's `on_event` callback raised; the scan went on without it."""
+
+
 def no_operator(reason: str) -> bool:
     """Default pause handler of scripted use: nobody can resume, so abort."""
     return False
@@ -96,6 +118,7 @@ class Session:
         # ... and its thread was still making the rig safe then: what was known of the rig
         # (said when the making safe of close's, after that one, does not end either)
         self._left_safing: list[str] = []
+        self._routes_signals = False  # opened by `open`: SIGTERM and SIGHUP routed until closed
 
     @classmethod
     def open(
@@ -111,13 +134,37 @@ class Session:
 
         `time_scale` (simulated seconds per real second, 0 = as fast as possible) and
         `world_options` (e.g. {"sample": VirtualSample(...)}) apply to simulated rigs.
-        `on_pause(reason)` decides whether a paused scan resumes (True) or aborts.
+        `on_pause(reason)` decides whether a paused scan resumes (True) or aborts. A `path`
+        no scan could write (in a folder that does not exist, a file that is not smm-daq's
+        session file) is refused (InputError) before the rig is connected.
         """
+        from smm_daq.cli.args import session_file
         from smm_daq.instruments.rig import open_rig
 
+        # as the command line checks --out: a folder that does not exist, or a file that is
+        # no session file, is refused before the rig connects (its stage referenced)
+        session_file("Session.open's path", str(path))
         prof = profile if isinstance(profile, Profile) else load_profile(profile)
-        rig = open_rig(prof, time_scale=time_scale, world_options=world_options)
-        return cls(path, rig, on_pause=on_pause)
+        interrupts.route_termination()  # a connect's reference move is stopped by SIGTERM too
+        try:
+            rig = open_rig(prof, time_scale=time_scale, world_options=world_options)
+        except BaseException:
+            interrupts.unroute_termination()
+            raise
+        session = cls(path, rig, on_pause=on_pause)
+        session._routes_signals = True  # `close` undoes it
+        atexit.register(session._close_at_exit)  # `close` unregisters it
+        return session
+
+    def _close_at_exit(self) -> None:
+        """Close a session the program never closed (no `with`, or a script that failed
+        before its `close()`): the rig is made safe as the program ends, and that is said."""
+        print(f"smm-daq: the session on {self.path} was not closed; making the rig safe as "
+              "the program ends", file=sys.stderr)
+        from smm_daq.instruments.rig import safety_statement
+
+        problems = self.close()
+        print(f"smm-daq: {safety_statement(self.profile, problems)}", file=sys.stderr)
 
     @classmethod
     def open_for_resume(
@@ -163,6 +210,15 @@ class Session:
         making safe here is waited for `safe_close.safe_wait_s` at most. Ctrl-C meanwhile
         closes the rig (handed back from a scan left to its stalled write) and is re-raised.
         """
+        atexit.unregister(self._close_at_exit)
+        routed, self._routes_signals = self._routes_signals, False
+        try:
+            return self._close()
+        finally:
+            if routed:
+                interrupts.unroute_termination()
+
+    def _close(self) -> list[str]:
         seq = self.last_sequencer
         try:
             if seq is not None and seq.state not in TERMINAL and not self._left:
@@ -203,30 +259,44 @@ class Session:
         title: str = "",
         on_event: Callable[[ScanEvent], None] | None = None,
         auto_range: bool = False,
+        fly: bool = False,
+        pixel_time_s: float | None = None,
+        oversample: int | None = None,
+        line_baselines: bool | None = None,
+        fly_trigger: bool | None = None,
     ) -> MapData:
         """Scan a grid centred on `center_um` into entry `name`; returns the map.
 
         Without `field_uT` the session's field (last `set_field`, initially zero) is applied.
+        `fly` flies the lines, with `pixel_time_s` (default 0.05 s), `oversample` (default 8),
+        `line_baselines` and `fly_trigger`, as the `scan` command's options of those names; one
+        of these given without `fly` is refused, as there.
         A size that is no whole number of steps is warned of (GridSizeWarning, naming the area
         the grid covers instead), as the command line warns of it. Raises InputError before
         anything moves when the plan does not fit the profile, and ScanNotFinished when the
         scan fails or is aborted.
         """
-        step = (step_um * UM if np.isscalar(step_um)
-                else (step_um[0] * UM, step_um[1] * UM))  # type: ignore[index]
+        center = _numbers(center_um, "center_um", (2,), "x, y in µm") * UM
+        size = _numbers(size_um, "size_um", (2,), "width, height in µm") * UM
+        steps = _numbers(step_um, "step_um", (0, 2), "µm: one step, or x and y") * UM
+        field = (self.field if field_uT is None else tuple(
+            float(b) for b in _numbers(field_uT, "field_uT", (3,), "bx, by, bz in µT") * UT))
+        flown = _fly_settings(fly, pixel_time_s=pixel_time_s, oversample=oversample,
+                              line_baselines=line_baselines, fly_trigger=fly_trigger)
         plan = ScanPlan.from_center(
             name,
-            (center_um[0] * UM, center_um[1] * UM),
-            (size_um[0] * UM, size_um[1] * UM),
-            step,  # type: ignore[arg-type]
-            field=self.field if field_uT is None else tuple(b * UT for b in field_uT),
+            (float(center[0]), float(center[1])),
+            (float(size[0]), float(size[1])),
+            float(steps) if steps.ndim == 0 else (float(steps[0]), float(steps[1])),
+            field=field,  # type: ignore[arg-type]
             height=self.profile.sensor.height if height_um is None else height_um * UM,
             raster=raster,
             settle_tau=settle_tau,
             dwell_tau=dwell_tau,
             title=title,
+            fly=flown,
         )
-        note = size_note((size_um[0] * UM, size_um[1] * UM), (plan.step_x, plan.step_y),
+        note = size_note((float(size[0]), float(size[1])), (plan.step_x, plan.step_y),
                          (plan.nx, plan.ny))
         if note:
             warnings.warn(f"scan {name!r}: {note}", GridSizeWarning, stacklevel=2)
@@ -306,6 +376,7 @@ class Session:
             raise
         status = seq.wait()
         self._safe_problems = list(seq.safety_problems)
+        _warn_of_callback_errors(seq, on_event)
         if seq.error is not None:
             raise seq.error
         if status != "finished":
@@ -363,9 +434,7 @@ class Session:
         Ctrl-C or a termination signal meanwhile stops the ramp at its next step and makes
         the rig safe from there within the make-safe bound of the signal
         (`ramp_stopped_by_signal`); `close` then does not make it safe again."""
-        if len(field_uT) != 3:
-            raise InputError(f"field_uT is {field_uT!r}; expected three numbers (µT)")
-        b = tuple(float(v) * UT for v in field_uT)
+        b = tuple(float(v) for v in _numbers(field_uT, "field_uT", (3,), "µT") * UT)
         check_field(b, self.profile, label="field_uT")
         self._safe_problems = None
         ramp_stopped_by_signal(self.rig, np.array(b), self._made_safe)
@@ -450,5 +519,65 @@ class Session:
         self._safe_problems = list(self.rig.make_safe())
 
     def read(self, entry: str) -> MapData:
-        """The map of any entry of the session file."""
+        """The Bz map of any entry of the session file (`read_map`: of a χ or magnetization
+        entry the Bz its model predicts, of an MMT entry its residual; χ or M itself, with its
+        SD, is `smm_daq.storage.product_maps.read_product_map`)."""
         return read_map(self.path, entry)
+
+
+def _fly_settings(fly: bool, *, pixel_time_s: float | None, oversample: int | None,
+                  line_baselines: bool | None, fly_trigger: bool | None) -> FlySettings | None:
+    """`scan`'s fly keywords as the plan's settings; one given to a scan that does not fly
+    would be left unread, and is refused (as the command line refuses --pixel-time-s without
+    --fly)."""
+    if not fly:
+        given = {"pixel_time_s": pixel_time_s, "oversample": oversample,
+                 "line_baselines": line_baselines, "fly_trigger": fly_trigger}
+        unread = next((key for key, value in given.items() if value is not None), None)
+        if unread is not None:
+            raise InputError(f"{unread} is given, but fly is False; expected fly=True to fly "
+                             "the lines, or no fly keyword (a scan measured point by point "
+                             "leaves it unread)")
+        return None
+    return FlySettings(
+        pixel_time=DEFAULT_PIXEL_TIME_S if pixel_time_s is None else pixel_time_s,
+        oversample=DEFAULT_OVERSAMPLE if oversample is None else oversample,
+        baselines=bool(line_baselines), trigger=bool(fly_trigger))
+
+
+def _numbers(value: object, keyword: str, sizes: tuple[int, ...], unit: str) -> np.ndarray:
+    """`value` as floats: a single number (size 0 in `sizes`) or a sequence of one of
+    `sizes`; else InputError naming the keyword, not a TypeError from deep in the plan."""
+    try:
+        arr = None if isinstance(value, str | bytes) else np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        arr = None
+    if arr is None or arr.ndim > 1 or (arr.size if arr.ndim else 0) not in sizes:
+        want = " or ".join("a number" if n == 0 else f"{n} numbers" for n in sizes)
+        raise InputError(f"{keyword} is {value!r}; expected {want} ({unit})")
+    return arr
+
+
+def _warn_of_callback_errors(seq: Sequencer, on_event: Callable[[ScanEvent], None] | None
+                             ) -> None:
+    """Say that the script's `on_event` raised (the sequencer drops a subscriber's exception,
+    so that a broken display never breaks a scan): otherwise a live plot's bug goes unseen."""
+    if on_event is None or not seq.subscriber_errors:
+        return
+    first = seq.subscriber_errors[0]
+    frames = traceback.extract_tb(first.__traceback__)
+    at = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    count = seq.subscriber_error_count
+    warnings.warn(
+        f"scan '{seq.plan.name}': on_event raised for {count} event{'' if count == 1 else 's'}"
+        f" (the scan went on); the first: {type(first).__name__}: {first}{at}",
+        EventCallbackWarning, stacklevel=_outside_this_module())
+
+
+def _outside_this_module() -> int:
+    """The stack level of the script's call into this module (`scan`, `scan_plan`, `resume`),
+    for a warning that points at the script's line."""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == __file__:
+        level, frame = level + 1, frame.f_back
+    return level

@@ -425,6 +425,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         if isinstance(step, ScanStep) and plan is not None and step.size_note(plan):
             print(f"smm-daq: warning: {args.recipe}, step {i + 1} (scan '{plan.name}'): "
                   f"{step.size_note(plan)}", file=sys.stderr)
+        if checked.wait_note(i):
+            print(f"smm-daq: warning: {args.recipe}, step {i + 1} (wait): "
+                  f"{checked.wait_note(i)}", file=sys.stderr)
     left = (f" ({format_duration(checked.duration_left_s)} left to run)"
             if args.continue_recipe else "")
     print(f"recipe {args.recipe}: {len(checked.steps)} steps, estimated "

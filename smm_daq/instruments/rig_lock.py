@@ -217,9 +217,15 @@ class RigLock:
         if taken:
             cls(held).release()
             them = "them" if len(taken) > 1 else "it"
-            raise RigInUse(in_use_message({e.address: _read(e.record) for e in taken})
-                           + f"; expected {them} free: wait for that process to end, or stop "
-                           "it, then try again")
+            holding = {e.address: _read(e.record) for e in taken}
+            if all(h is not None and h.pid == os.getpid() for h in holding.values()):
+                advice = (f"this process holds {them} itself, a rig opened earlier in it and "
+                          "not closed (a notebook's cell that opens a Session run again?): "
+                          "close that one first (`session.close()`, or leave its `with` "
+                          "block)")
+            else:
+                advice = "wait for that process to end, or stop it, then try again"
+            raise RigInUse(in_use_message(holding) + f"; expected {them} free: {advice}")
         holder = _this_process()
         for entry in held:
             _write(entry.record, holder)

@@ -455,7 +455,9 @@ def _entry_group(f: h5py.File, entry: str, source: str) -> h5py.Group:
 
 
 def read_map(path: str | Path, entry: str) -> MapData:
-    """The map stored in `entry` of a session file (NaN where not measured).
+    """The Bz map stored in `entry` of a session file (NaN where not measured): its `data`,
+    which for a χ or magnetization entry is the Bz its model predicts and for an MMT entry the
+    residual, as the entry's title says (χ or M itself: `product_maps.read_product_map`).
 
     InputError naming the file and entry when the entry is missing, holds no usable map
     (datasets of the wrong kind or shape, axes that are not a regular grid, values no

@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from smm_daq.analysis.grains import GrainSet
-from smm_daq.analysis.mmt.result_values import CSV_HEADERS, DIRECTION_NAMES
+from smm_daq.analysis.mmt.result_values import COLUMN_NAMES, CSV_HEADERS
 from smm_daq.analysis.mmt.scan_fits import fits_of
 from smm_daq.analysis.mmt.solver.inversion import MMTResult
 from smm_daq.analysis.mmt.solver.joint import MultipoleResult
@@ -93,7 +93,7 @@ def result_layout(result: MMTResult, table: dict[str, np.ndarray]) -> dict[str, 
     return {
         "plots": [
             TablePlot("grains", table, axis="grain", signal="mx_A_per_m",
-                      auxiliary=("my_A_per_m", "mz_A_per_m"), long_names=DIRECTION_NAMES),
+                      auxiliary=("my_A_per_m", "mz_A_per_m"), long_names=COLUMN_NAMES),
             MapPlot("fitted", "Bz", result.fitted.bz, "T", FITTED_LONG_NAME),
         ],
         "default": "grains",

@@ -63,6 +63,21 @@ DIRECTION_NAMES = {
     "declination_deg": "declination, clockwise from north (+y) towards east (+x)",
     "inclination_deg": "inclination, positive downward (-z)",
 }
+# ... and so do its columns whose names alone say too little (an abbreviation, a reference)
+COLUMN_NAMES = {
+    **DIRECTION_NAMES,
+    "ssr_per_um": "signal strength ratio V/(R^3 d) (seed 001 eq. 13): V the grain's volume, R "
+                  "its centre's distance to the sensor plane, d the diameter of a sphere of "
+                  "volume V",
+    "uncertainty_ratio_pct": "uncertainty ratio: the radius of the 95 % confidence sphere of "
+                             "M over |M| (seed 001 eq. 12)",
+    "moment_Am2": "magnetic moment |M| V",
+    "depth_um": "depth of the grain's centre below the sample top",
+    "x_um": "x of the grain's centre (volume centroid)",
+    "y_um": "y of the grain's centre (volume centroid)",
+    "z_um": "z of the grain's centre (volume centroid; the sample top at 0, up positive)",
+    **{f"cov_{a}{b}_A2_per_m2": f"covariance of m{a} and m{b}" for a, b in ("xy", "xz", "yz")},
+}
 HIGHER_ORDER_COLUMNS = ("higher_order_chi2", "higher_order_p", "higher_order_resolved")
 NEEDED = ("grain", "mx_A_per_m", "my_A_per_m", "mz_A_per_m", "volume_um3", "x_um", "y_um",
           "z_um")
