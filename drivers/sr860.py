@@ -107,9 +107,10 @@ def capture_rate_max(time_constant: float) -> float:
     gives no formula. Taken as at most 390.625 samples per time constant: the least that gives
     the one real answer found, 39062.5 Hz at 10 ms (firmware 1.47, QCoDeS's SR86x example
     notebook), so any rule of this form that gives it allows as much or more at every time
-    constant; the emulator answers the same. The instrument's own answer is checked when a
-    scan starts (`configure_buffer`), so a firmware that allows less is refused there, before
-    the entry is written or the field set, and no rate above it is ever sent."""
+    constant (only the 10 ms value is confirmed); the emulator answers the same. The
+    instrument's own answer is checked when a scan starts (`configure_buffer`), so a firmware
+    that allows less is refused there, before the entry is written or the field set, and no
+    rate above it is ever sent."""
     wanted = SAMPLES_PER_TIME_CONSTANT / time_constant
     n = max(0, math.ceil(math.log2(MAX_CAPTURE_RATE / wanted) - 1e-12))
     return MAX_CAPTURE_RATE / 2**n

@@ -20,8 +20,8 @@ CAPTURERATEMAX? is 1.25 MHz / 2^n with the least n that gives at most 390.625 sa
 constant. The manual says only that the time constant sets it (shorter ones faster, up to
 1.25 MHz, in steps of 2); the one real answer found, an SR860 on firmware 1.47 in QCoDeS's SR86x
 example notebook, is 39062.5 Hz (n = 5) at 10 ms, which this rule gives with the least number of
-samples per time constant that does (any rule of this form that gives it allows as much or more
-at every time constant, so a rate allowed here is one a real SR860 allows too).
+samples per time constant that does: any rule of this form that gives it allows as much or more
+at every time constant. Only the 10 ms value is confirmed.
 
 Command syntax as the manual's "Command Syntax" (chapter 4) says: at least one space between
 the mnemonic and its first argument, no space between the mnemonic and '?'. A command that
