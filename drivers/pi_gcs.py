@@ -1459,10 +1459,11 @@ class PIGCSStage(Stage, FlyStage):
 
     def _recordable(self, bound: int) -> tuple[int, str]:
         """The most points the line's recording can hold now, and why where that is fewer
-        than `bound`: one a sample time from its start, which came after `_line_set_up`, and
-        one more for the controller's clock running a little fast. Not where the sample time
-        comes of a preset servo cycle (`_cycle_preset`), which may not be the controller's:
-        the recording's own SAMPLE_TIME is checked against it instead (`_check_preset`)."""
+        than `bound`: one at its start, which came after `_line_set_up`, and one each sample
+        time since, with `CLOCK_SLACK` and a sample to spare for the controller's clock
+        running a little fast. Not where the sample time comes of a preset servo cycle
+        (`_cycle_preset`), which may not be the controller's: the recording's own SAMPLE_TIME
+        is checked against it instead (`_check_preset`)."""
         if self._sample_time is None or self._cycle_preset:
             return bound, ""
         elapsed = self.clock.now() - self._line_set_up
