@@ -100,6 +100,7 @@ BRAKE_MARGIN = 1.5
 BRAKE_SLACK_S = 0.05
 BRAKE_POLL_S = 0.02  # s between the #5 asked while the axes brake
 RECORDED_PER_LINE = 4096  # positions recorded per fly line at most (the motion is smooth)
+CLOCK_SLACK = 1e-3  # how much faster a controller's clock may run than the rig's, relative
 WAVE_POINTS = 100_000  # the most points a fly line's wave segment is given
 MAX_VELOCITY = 0.01  # m/s: the fastest velocity setting accepted unless the profile's is higher
 SERVO_CYCLE_RANGE = (1e-7, 0.1)  # s: any GCS controller's servo update time
@@ -700,18 +701,20 @@ class PIGCSStage(Stage, FlyStage):
 
     Fly lines (`fly_x`): record table 1 records the x axis' actual position (`DRC 1 <x> 2`), one
     sample every `RTR` servo cycles (chosen so the line fits the table); `DRL?` and `DRR?` read
-    the record back: the line's points only, the count at least the line's, the array's header
-    (SAMPLE_TIME the rate set, DIM, NDATA), rows and columns as asked, every value within reach
-    of the travel. The servo cycle and recorder size (`SPA?`) are bounded by what any GCS
-    controller has; where they are not listed (`HPA?`) the servo cycle is PIPython's preset for
-    the model (`pi_presets`), checked against SAMPLE_TIME, and a table is taken to hold
-    `UNLISTED_RECORDER_POINTS` (`read_recorded` says so where it held fewer); on the models that
-    share the recorder among their tables, a table holds its share. A controller with a wave
-    generator and trigger outputs (E-727) flies the line as a `LIN` wave segment at constant
-    speed on the generator of the x axis, the recording started with the wave (`DRT 1 0 0`) and
-    trigger output line 1 pulsing at the wave's first point (`CTO 1 3 4`, `TWS 1 1 1`): the edge
-    that starts a wired lock-in's buffer. Other controllers (C-884) move x alone by `VEL` then
-    `MOV`, the recording started by that move (`DRT 1 1 0`).
+    the record back: the line's points only, the count at least the line's and at most what the
+    time since the line was set up can hold (a sample every `RTR` servo cycles, where the servo
+    cycle is listed), the array's header (SAMPLE_TIME the rate set, DIM, NDATA), rows and
+    columns as asked, every value within reach of the travel. The servo cycle and recorder
+    size (`SPA?`) are bounded by what any GCS controller has; where they are not listed
+    (`HPA?`) the servo cycle is PIPython's preset for the model (`pi_presets`), checked against
+    SAMPLE_TIME, and a table is taken to hold `UNLISTED_RECORDER_POINTS` (`read_recorded` says
+    so where it held fewer); on the models that share the recorder among their tables, a table
+    holds its share. A controller with a wave generator and trigger outputs (E-727) flies the
+    line as a `LIN` wave segment at constant speed on the generator of the x axis, the
+    recording started with the wave (`DRT 1 0 0`) and trigger output line 1 pulsing at the
+    wave's first point (`CTO 1 3 4`, `TWS 1 1 1`): the edge that starts a wired lock-in's
+    buffer. Other controllers (C-884) move x alone by `VEL` then `MOV`, the recording started
+    by that move (`DRT 1 1 0`).
     """
 
     def __init__(
@@ -759,6 +762,9 @@ class PIGCSStage(Stage, FlyStage):
         self._cycle_preset = ""
         self._line_duration = 0.0  # s, of the line fly_x started
         self._line_samples = 0  # the recorded points that span it
+        # the rig-clock time before the last fly line's recording was set up (`DRC`): it
+        # cannot have begun earlier (`_recordable`)
+        self._line_set_up = 0.0
         self.error_at_connect = 0  # the error code left pending before connect (cleared then)
         # what the last `stop` found pending before its first stop ("" nothing, or no
         # `ERR?` could go ahead of it): an error its stop's own would have replaced unread
@@ -1345,6 +1351,7 @@ class PIGCSStage(Stage, FlyStage):
         if not (math.isfinite(x_end) and lo - LIMIT_SLACK <= x_end <= hi + LIMIT_SLACK):
             raise RangeError(f"x = {x_end * 1e6:.3f} µm is outside the travel "
                              f"[{lo * 1e6:.3f}, {hi * 1e6:.3f}] µm", instrument=self.name)
+        self._line_set_up = self.clock.now()
         cycle = self._servo_cycle()
         self._recorder_size, self._recorder_most = self._recorder()
         samples = self._line_samples = min(self._recorder_size, RECORDED_PER_LINE)
@@ -1379,7 +1386,8 @@ class PIGCSStage(Stage, FlyStage):
     def read_recorded(self, start: float) -> RecordedMotion:
         """The line `fly_x` started, as recorded: once its motion has ended, the recorder
         holds the whole line (or is full), so fewer points than that (or than 2) are refused
-        as a reply no recorder gives; but where the table's size was not listed, and taken
+        as a reply no recorder gives, and so are more than the time since the line was set up
+        can hold (`_recordable`); but where the table's size was not listed, and taken
         (`UNLISTED_RECORDER_POINTS`), fewer are likely a table that holds fewer, refused
         saying so (`_filled_early`). Where the servo cycle was a preset (`_servo_cycle`), a
         recording whose SAMPLE_TIME is not what the rate set makes of it is refused naming
@@ -1405,9 +1413,10 @@ class PIGCSStage(Stage, FlyStage):
             n = _within_reply(lambda v: parse_int(v, what="integer count of recorded points"),
                               value, lines)
             lowest = 2 if relaxed else least
-            if not lowest <= n <= bound:
-                raise ProtocolError(f"expected {lowest} .. {bound} recorded points{why}, got "
-                                    f"{shown(lines)}")
+            most, since = self._recordable(bound)
+            if not lowest <= n <= most:
+                raise ProtocolError(f"expected {lowest} .. {most} recorded points"
+                                    f"{since or why}, got {shown(lines)}")
             return n
 
         n = self.link.query_lines("DRL? 1", count)
@@ -1447,6 +1456,22 @@ class PIGCSStage(Stage, FlyStage):
         if short:
             raise InstrumentError(short, instrument=self.name)
         return RecordedMotion(t=start + dt * np.arange(n), x=k * values)
+
+    def _recordable(self, bound: int) -> tuple[int, str]:
+        """The most points the line's recording can hold now, and why where that is fewer
+        than `bound`: one at its start, which came after `_line_set_up`, and one each sample
+        time since, with `CLOCK_SLACK` and a sample to spare for the controller's clock
+        running a little fast. Not where the sample time comes of a preset servo cycle
+        (`_cycle_preset`), which may not be the controller's: the recording's own SAMPLE_TIME
+        is checked against it instead (`_check_preset`)."""
+        if self._sample_time is None or self._cycle_preset:
+            return bound, ""
+        elapsed = self.clock.now() - self._line_set_up
+        most = math.floor(elapsed * (1 + CLOCK_SLACK) / self._sample_time) + 2
+        if most >= bound:
+            return bound, ""
+        return most, (f" ({elapsed:.6g} s since the {self._line_duration:.6g} s line's "
+                      f"recording was set up, one sample every {self._sample_time:.6g} s)")
 
     def _check_preset(self, dt: float) -> None:
         """InstrumentError where the recording's SAMPLE_TIME `dt` (s) is not what the line's

@@ -48,7 +48,7 @@ from smm_daq.instruments.transport import BlockTransport, Transport, is_own_lan_
 # CH1 output, CH2 output and input-range overload bits, in LIAS? and CUROVLDSTAT? alike.
 _OVERLOAD_BITS = (1 << 0) | (1 << 1) | (1 << 4)
 MAX_CAPTURE_RATE = 1.25e6  # Hz; the rates offered are this over 2^n, n = 0..20
-SAMPLES_PER_TIME_CONSTANT = 10.0  # the most a time constant allows (see capture_rate_max)
+SAMPLES_PER_TIME_CONSTANT = 390.625  # the most a time constant allows (see capture_rate_max)
 CAPTURE_KB = 4096
 GET_KB = 64  # the most one CAPTUREGET? returns
 BYTES_PER_SAMPLE = 8  # X and Y, 4-byte floats
@@ -104,9 +104,13 @@ def parse_block(reply: str) -> bytes:
 def capture_rate_max(time_constant: float) -> float:
     """CAPTURERATEMAX? at `time_constant`: the manual says the filter's time constant limits
     the capture rate, shorter ones allowing faster rates up to 1.25 MHz, in steps of 2, and
-    gives no formula; taken as at most about ten samples per time constant, which the
-    emulator answers too. The instrument's own answer is checked when a scan starts
-    (`configure_buffer`), so a firmware that allows less is refused before anything moves."""
+    gives no formula. Taken as at most 390.625 samples per time constant: the least that gives
+    the one real answer found, 39062.5 Hz at 10 ms (firmware 1.47, QCoDeS's SR86x example
+    notebook), so any rule of this form that gives it allows as much or more at every time
+    constant (only the 10 ms value is confirmed); the emulator answers the same. The
+    instrument's own answer is checked when a scan starts (`configure_buffer`), so a firmware
+    that allows less is refused there, before the entry is written or the field set, and no
+    rate above it is ever sent."""
     wanted = SAMPLES_PER_TIME_CONSTANT / time_constant
     n = max(0, math.ceil(math.log2(MAX_CAPTURE_RATE / wanted) - 1e-12))
     return MAX_CAPTURE_RATE / 2**n

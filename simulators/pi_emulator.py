@@ -124,6 +124,8 @@ C884 = Controller(
     unit_scale=1e-3,
     referencing=True,
     max_travel=0.3,
+    # neither confirmed, nor that a C-884 lists them in HPA? (PIPython's presets for the
+    # C-884.4D: 50 µs, 8192 points a table): docs/emulated_commands/pi_gcs.md
     servo_cycle=1e-4,  # 10 kHz servo update
     record_tables=8,
     record_points=1024,

@@ -16,8 +16,12 @@ or one sample per trigger, into CAPTURELEN kB of 4-byte floats; one-shot stops w
 continuous wraps. CAPTUREGET? answers an IEEE 488.2 binary block, only while capture is stopped
 (otherwise an execution error and no reply), as the manual says; over the socket the block
 ends with a line feed where GPIB would signal END, and its payload never holds one.
-CAPTURERATEMAX? is 1.25 MHz / 2^n with the least n that gives at most about ten samples per
-time constant (an approximation of the instrument's own rule, which the manual does not state).
+CAPTURERATEMAX? is 1.25 MHz / 2^n with the least n that gives at most 390.625 samples per time
+constant. The manual says only that the time constant sets it (shorter ones faster, up to
+1.25 MHz, in steps of 2); the one real answer found, an SR860 on firmware 1.47 in QCoDeS's SR86x
+example notebook, is 39062.5 Hz (n = 5) at 10 ms, which this rule gives with the least number of
+samples per time constant that does: any rule of this form that gives it allows as much or more
+at every time constant. Only the 10 ms value is confirmed.
 
 Command syntax as the manual's "Command Syntax" (chapter 4) says: at least one space between
 the mnemonic and its first argument, no space between the mnemonic and '?'. A command that
@@ -56,7 +60,7 @@ SR860_TIME_CONSTANTS = decade_values((1, 3), -6, 22)  # OFLT 0..21: 1 µs .. 30 
 SR860_INPUT_RANGES = (1.0, 0.3, 0.1, 0.03, 0.01)  # IRNG 0..4, V
 CURRENT_GAINS = (1e6, 1e8)  # ICUR 0 (1 MΩ), 1 (100 MΩ): V/A
 MAX_CAPTURE_RATE = 1.25e6  # Hz
-SAMPLES_PER_TIME_CONSTANT = 10.0
+SAMPLES_PER_TIME_CONSTANT = 390.625  # 39062.5 Hz at 10 ms, as a real SR860 answers
 CAPTURE_KB_MAX = 4096
 CAPTUREGET_KB_MAX = 64
 CAPTURE_VARIABLES = (("X",), ("X", "Y"), ("R", "T"), ("X", "Y", "R", "T"))  # CAPTURECFG 0..3

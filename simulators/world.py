@@ -89,14 +89,17 @@ class World:
             self._cache.clear()  # the sample or the sensor was replaced
             self._cached_for = (id(self.sample), self.sensor.active_area)
         keys = list(map(tuple, np.round(positions / _CACHE_GRID).astype(np.int64).tolist()))
-        missing = [i for i, k in enumerate(keys) if k not in self._cache]
+        rows = [self._cache.get(k) for k in keys]
+        missing = [i for i, row in enumerate(rows) if row is None]
         if missing:
             fresh = self.sample.response(positions[missing], self.sensor.active_area)
             for i, row in zip(missing, fresh, strict=True):
-                self._cache[keys[i]] = row
+                # kept here too: more new positions than the cache holds (a fast capture's
+                # batch) push the first ones out before the batch is answered
+                rows[i] = self._cache[keys[i]] = row
                 if len(self._cache) > _CACHE_SIZE:
                     self._cache.popitem(last=False)
-        return np.array([self._cache[k] for k in keys])
+        return np.array(rows)
 
     def bz_at_sensor(self, now: float) -> float:
         """Bz (T) at the sensor now: noiseless truth + drift + one draw of white noise."""

@@ -191,6 +191,12 @@ def _drr_cases(controller: str) -> list[Case]:
     ]
 
 
+# DRL? corrupted upward on a short line: within the table, more than the line's tenths of a
+# second since its recording was set up can hold (a sample every 100 µs on the C-884, whose
+# tables hold 1024; every 20 µs on the E-727, 262144 in all)
+UPWARD = {"C-884": b"1=1000\n", "E-727": b"1=100000\n"}
+
+
 def _cases() -> list[Case]:
     rng = np.random.default_rng(SEED)
     cases: list[Case] = []
@@ -208,7 +214,8 @@ def _cases() -> list[Case]:
                                   b"1 0x0E000200=2e-5\n",
                                   b"1 0x16000200=1024 \n2 0x16000200=1024\n"],
             "DRL? 1": [b"1=-3\n", b"1=99999999\n", b"2=5\n", b"1=5 \n1=6\n", b"1=1.5\n",
-                       b"1=0\n", b"1=1\n"],  # fewer than the line, or than 2
+                       b"1=0\n", b"1=1\n",  # fewer than the line, or than 2
+                       UPWARD[controller]],
         }
         for command, replies in specific.items():
             for kind in rng.choice(list(CORRUPT), size=PER_QUERY, replace=False):

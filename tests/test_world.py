@@ -177,6 +177,22 @@ def test_replacing_the_sample_takes_effect_at_once() -> None:
     assert world.bz_noiseless([t])[0] == 0.0
 
 
+def test_a_batch_of_more_new_positions_than_the_cache_holds_is_answered_whole(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fast capture's samples along a move, more new positions than the response cache
+    keeps: the first were pushed out before the batch was answered (a KeyError)."""
+    backend = quiet_world()
+    world = backend.world
+    t0 = backend.clock.now()
+    world.stage.move({"1": 12.36e-3, "2": 11.66e-3})
+    backend.clock.advance(10.0)
+    times = t0 + np.linspace(0.0, 1.0, 8)  # eight positions along the move
+    whole = world.bz_noiseless(times)
+    world._cache.clear()
+    monkeypatch.setattr("simulators.world._CACHE_SIZE", 3)
+    np.testing.assert_array_equal(world.bz_noiseless(times), whole)
+
+
 def test_the_applied_field_adds_its_z_part_to_what_the_sensor_sees() -> None:
     backend = quiet_world(sample=VirtualSample.empty(), ambient_field=np.array([0, 0, 7e-6]))
     world = backend.world
