@@ -310,3 +310,23 @@ def test_a_script_flies_a_scan_as_the_scan_command_does(tmp_path, monkeypatch):
     with pytest.raises(InputError, match=r"^oversample is given, but fly is False; expected "
                                          r"fly=True"):
         s.scan("d", **grid, oversample=16)
+
+
+def test_a_session_closed_at_exit_is_made_safe_though_stderr_is_gone(tmp_path, monkeypatch):
+    """The SIGHUP of a closed ssh session ends a script whose stderr is the terminal gone with
+    it: the words said at exit cannot be written (EIO), yet the rig is made safe."""
+    import errno
+
+    class Gone:
+        def write(self, _text):
+            raise OSError(errno.EIO, "Input/output error")
+
+        def flush(self):
+            raise OSError(errno.EIO, "Input/output error")
+
+    rig = fake_rig()
+    forgotten = Session(tmp_path / "a.h5", rig)
+    forgotten.set_field((0, 40, 0))
+    monkeypatch.setattr("sys.stderr", Gone())
+    forgotten._close_at_exit()
+    np.testing.assert_array_equal(rig.coils.setpoint, 0.0)

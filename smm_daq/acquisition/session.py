@@ -33,6 +33,7 @@ finalization then (the command line does, with its own exit code).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import sys
 import threading
 import traceback
@@ -159,12 +160,16 @@ class Session:
     def _close_at_exit(self) -> None:
         """Close a session the program never closed (no `with`, or a script that failed
         before its `close()`): the rig is made safe as the program ends, and that is said."""
-        print(f"smm-daq: the session on {self.path} was not closed; making the rig safe as "
-              "the program ends", file=sys.stderr)
         from smm_daq.instruments.rig import safety_statement
 
+        # said, but never in the way of the making safe: a stderr gone with the terminal (the
+        # SIGHUP of a closed ssh session) or a reader that ended raises OSError on a write
+        with contextlib.suppress(OSError):
+            print(f"smm-daq: the session on {self.path} was not closed; making the rig safe "
+                  "as the program ends", file=sys.stderr)
         problems = self.close()
-        print(f"smm-daq: {safety_statement(self.profile, problems)}", file=sys.stderr)
+        with contextlib.suppress(OSError):
+            print(f"smm-daq: {safety_statement(self.profile, problems)}", file=sys.stderr)
 
     @classmethod
     def open_for_resume(
