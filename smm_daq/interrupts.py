@@ -74,16 +74,17 @@ _routed: dict[signal.Signals, object] = {}
 _routes_held = 0
 
 
-def route_termination() -> None:
+def route_termination() -> bool:
     """For a script's session: SIGTERM and SIGHUP (SIGBREAK on Windows), where the script
     left them at the system's default, which ends the process at once (a field left on, a
     stage moving), stop what runs as Ctrl-C does (`_handle`: the rig is made safe, a later
     signal only acknowledged). Ctrl-C keeps the script's own handler, and a handler the
-    script set is kept. From the main thread only (elsewhere nothing is routed); undone by
-    `unroute_termination` once every session that routed them is closed."""
+    script set is kept. From the main thread only (elsewhere nothing is routed: False); a
+    True is undone by `unroute_termination` as that session is closed, the handlers put back
+    once every session that routed them is."""
     global _routes_held
     if threading.current_thread() is not threading.main_thread():
-        return
+        return False
     if _routes_held == 0:
         for sig in SIGNALS:
             if sig != signal.SIGINT and signal.getsignal(sig) == signal.SIG_DFL:
@@ -91,6 +92,7 @@ def route_termination() -> None:
         if _routed:  # a signal received before (caught by the script) stops this one too
             _state.received, _state.held = 0, ""
     _routes_held += 1
+    return True
 
 
 def unroute_termination() -> None:

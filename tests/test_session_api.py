@@ -330,3 +330,31 @@ def test_a_session_closed_at_exit_is_made_safe_though_stderr_is_gone(tmp_path, m
     monkeypatch.setattr("sys.stderr", Gone())
     forgotten._close_at_exit()
     np.testing.assert_array_equal(rig.coils.setpoint, 0.0)
+
+
+def test_a_session_opened_in_a_thread_does_not_unroute_another_s_sigterm(tmp_path, monkeypatch):
+    """A session opened off the main thread routes no signal (Python lets only the main
+    thread set handlers), so its close leaves SIGTERM routed for the script's own session
+    still open, not put back to the default that ends the process with the field on."""
+    import signal
+    import threading
+
+    from smm_daq import interrupts
+
+    rigs = [fake_rig(), fake_rig()]
+    monkeypatch.setattr(rig_module, "open_rig", lambda profile, **_: rigs.pop(0))
+    profile = rigs[0].profile
+    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        opened = []
+        worker = threading.Thread(
+            target=lambda: opened.append(Session.open(tmp_path / "w.h5", profile)))
+        worker.start()
+        worker.join()
+        with Session.open(tmp_path / "s.h5", profile):
+            opened[0].close()
+            assert signal.getsignal(signal.SIGTERM) == interrupts._handle
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        interrupts.reset()

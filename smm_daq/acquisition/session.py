@@ -146,14 +146,16 @@ class Session:
         # no session file, is refused before the rig connects (its stage referenced)
         session_file("Session.open's path", str(path))
         prof = profile if isinstance(profile, Profile) else load_profile(profile)
-        interrupts.route_termination()  # a connect's reference move is stopped by SIGTERM too
+        # a connect's reference move is stopped by SIGTERM too (not routed from a thread)
+        routed = interrupts.route_termination()
         try:
             rig = open_rig(prof, time_scale=time_scale, world_options=world_options)
         except BaseException:
-            interrupts.unroute_termination()
+            if routed:
+                interrupts.unroute_termination()
             raise
         session = cls(path, rig, on_pause=on_pause)
-        session._routes_signals = True  # `close` undoes it
+        session._routes_signals = routed  # `close` undoes it
         atexit.register(session._close_at_exit)  # `close` unregisters it
         return session
 
