@@ -358,3 +358,19 @@ def test_a_session_opened_in_a_thread_does_not_unroute_another_s_sigterm(tmp_pat
     finally:
         signal.signal(signal.SIGTERM, before)
         interrupts.reset()
+
+
+@pytest.mark.parametrize(("keys", "said"), [
+    ({"oversample": 8.0}, "oversample is 8.0; expected a whole number of lock-in samples"),
+    ({"line_baselines": "no"}, "line_baselines is 'no'; expected True or False"),
+    ({"pixel_time_s": "0.1"}, "pixel_time_s is '0.1'; expected a time in s"),
+], ids=["oversample-float", "baselines-text", "pixel-time-text"])
+def test_a_fly_keyword_of_the_wrong_kind_is_refused_naming_it(tmp_path, monkeypatch, keys,
+                                                              said):
+    """8.0 samples would be stored as the plan's and read back as damage by a resume, "no"
+    would fly with baselines on, text would be a TypeError from inside the plan: each is
+    refused naming the keyword before anything moves."""
+    monkeypatch.setattr(Session, "scan_plan", lambda *_a, **_kw: pytest.fail("scanned"))
+    s = Session(tmp_path / "s.h5", fake_rig())
+    with pytest.raises(InputError, match="^" + re.escape(said)):
+        s.scan("a", center_um=C_UM, size_um=(40, 20), step_um=10, fly=True, **keys)

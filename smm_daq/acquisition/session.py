@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import numbers
 import sys
 import threading
 import traceback
@@ -546,10 +547,20 @@ def _fly_settings(fly: bool, *, pixel_time_s: float | None, oversample: int | No
                              "the lines, or no fly keyword (a scan measured point by point "
                              "leaves it unread)")
         return None
-    return FlySettings(
-        pixel_time=DEFAULT_PIXEL_TIME_S if pixel_time_s is None else pixel_time_s,
-        oversample=DEFAULT_OVERSAMPLE if oversample is None else oversample,
-        baselines=bool(line_baselines), trigger=bool(fly_trigger))
+    # of the kinds the plan stores (a resume reads 8.0 samples, or "no" for false, as damage)
+    pixel = DEFAULT_PIXEL_TIME_S if pixel_time_s is None else pixel_time_s
+    if isinstance(pixel, bool) or not isinstance(pixel, numbers.Real):
+        raise InputError(f"pixel_time_s is {pixel!r}; expected a time in s")
+    samples = DEFAULT_OVERSAMPLE if oversample is None else oversample
+    if isinstance(samples, bool) or not isinstance(samples, numbers.Integral):
+        raise InputError(f"oversample is {samples!r}; expected a whole number of lock-in "
+                         "samples per pixel")
+    flags = {"line_baselines": line_baselines, "fly_trigger": fly_trigger}
+    for key, flag in flags.items():
+        if flag is not None and not isinstance(flag, bool):
+            raise InputError(f"{key} is {flag!r}; expected True or False")
+    return FlySettings(pixel_time=float(pixel), oversample=int(samples),
+                       baselines=bool(line_baselines), trigger=bool(fly_trigger))
 
 
 def _numbers(value: object, keyword: str, sizes: tuple[int, ...], unit: str) -> np.ndarray:
