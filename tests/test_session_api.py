@@ -374,3 +374,45 @@ def test_a_fly_keyword_of_the_wrong_kind_is_refused_naming_it(tmp_path, monkeypa
     s = Session(tmp_path / "s.h5", fake_rig())
     with pytest.raises(InputError, match="^" + re.escape(said)):
         s.scan("a", center_um=C_UM, size_um=(40, 20), step_um=10, fly=True, **keys)
+
+
+def test_sigterm_while_a_scan_s_end_makes_the_rig_safe_stops_the_script_after_it(
+        tmp_path, monkeypatch):
+    """A kill that lands in the ramp-down every scan ends with is only acknowledged then (the
+    ramp-down is not cut short), but it still stops the script once the rig is safe: not
+    swallowed, the next scan run and every later SIGTERM only acknowledged until SIGKILL."""
+    import os
+    import signal
+    import threading
+
+    from smm_daq import interrupts
+
+    rig = fake_rig()
+    monkeypatch.setattr(rig_module, "open_rig", lambda profile, **_: rig)
+    acknowledged = threading.Event()
+    said = interrupts.acknowledge
+    monkeypatch.setattr(interrupts, "acknowledge",
+                        lambda name: (said(name), acknowledged.set()))
+    fake_make_safe = rig.make_safe
+
+    def make_safe():
+        with interrupts.making_safe(30.0):
+            if not acknowledged.is_set():  # the batch system's kill, in the ramp-down
+                os.kill(os.getpid(), signal.SIGTERM)
+                assert acknowledged.wait(10)
+            return fake_make_safe()
+
+    monkeypatch.setattr(rig, "make_safe", make_safe)
+    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    grid = {"center_um": C_UM, "size_um": (20, 0), "step_um": 10}
+    try:
+        interrupts.reset()
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"), \
+                Session.open(tmp_path / "s.h5", rig.profile) as s:
+            s.scan("a", **grid)
+            s.scan("b", **grid)
+        assert {e.name for e in list_entries(tmp_path / "s.h5")} <= {"a"}
+        np.testing.assert_array_equal(rig.coils.setpoint, 0.0)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        interrupts.reset()
