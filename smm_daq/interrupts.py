@@ -8,13 +8,16 @@ Ctrl-C again, or a supervisor sending SIGTERM again, never interrupts the ramp-d
 the rig safe. A signal that arrives while the main thread is inside an instrument exchange
 (`atomic`: a command and its reply) is held until the exchange ends, so no reply is left
 unread on a link to be taken for the answer to the next command; one that arrives while the
-rig is being made safe (`making_safe`) is only acknowledged.
+rig is being made safe (`making_safe`) is only acknowledged, and, where it is the first, stops
+what runs once the rig is safe (a kill that lands in the ramp-down a scan ends with is not
+lost, the recipe or script going on).
 
 The state is per process; `reset()` is for tests.
 """
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import math
 import os
@@ -32,6 +35,9 @@ class _State:
     def __init__(self) -> None:
         self.received = 0  # signals received since install/reset
         self.held = ""  # the name of a first signal waiting for the end of an exchange
+        # a first signal that came while the rig was being made safe: it stops what runs
+        # once that ends (`making_safe`), in the main thread; 0 when none
+        self.put_off = 0
         self.depth = 0  # the main thread's nesting of `atomic`
         self.safe_by: list[float] = []  # monotonic deadlines of the ramp-downs under way
         self.recovery = ""  # how to make the rig safe by hand, e.g. "smm-daq safe --profile F"
@@ -55,6 +61,7 @@ def installed(*, restore: bool = True) -> Iterator[None]:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         else:  # the program ends: a signal from now on would only kill it at its last step
+            _state.put_off = 0  # nor one put off raise there
             _ignore_from_now_on()
 
 
@@ -74,23 +81,25 @@ _routed: dict[signal.Signals, object] = {}
 _routes_held = 0
 
 
-def route_termination() -> None:
+def route_termination() -> bool:
     """For a script's session: SIGTERM and SIGHUP (SIGBREAK on Windows), where the script
     left them at the system's default, which ends the process at once (a field left on, a
     stage moving), stop what runs as Ctrl-C does (`_handle`: the rig is made safe, a later
     signal only acknowledged). Ctrl-C keeps the script's own handler, and a handler the
-    script set is kept. From the main thread only (elsewhere nothing is routed); undone by
-    `unroute_termination` once every session that routed them is closed."""
+    script set is kept. From the main thread only (elsewhere nothing is routed: False); a
+    True is undone by `unroute_termination` as that session is closed, the handlers put back
+    once every session that routed them is."""
     global _routes_held
     if threading.current_thread() is not threading.main_thread():
-        return
+        return False
     if _routes_held == 0:
         for sig in SIGNALS:
             if sig != signal.SIGINT and signal.getsignal(sig) == signal.SIG_DFL:
                 _routed[sig] = signal.signal(sig, _handle)
         if _routed:  # a signal received before (caught by the script) stops this one too
-            _state.received, _state.held = 0, ""
+            _state.received, _state.held, _state.put_off = 0, "", 0
     _routes_held += 1
+    return True
 
 
 def unroute_termination() -> None:
@@ -138,10 +147,15 @@ def interrupted() -> bool:
 
 def _handle(signum: int, _frame: object) -> None:
     name = signal.Signals(signum).name
-    _state.received += 1
-    if _state.received > 1 or _state.safe_by:
-        acknowledge(name)
-        return
+    if signum == _state.put_off and not _state.safe_by:  # sent again by `making_safe`
+        _state.put_off = 0
+    else:
+        _state.received += 1
+        if _state.received > 1 or _state.safe_by:
+            if _state.received == 1:  # the rig made safe at a scan's end, say: not lost
+                _state.put_off = signum
+            acknowledge(name)
+            return
     if _state.depth > 0:
         _state.held = name
         return
@@ -179,11 +193,19 @@ def atomic() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def making_safe(seconds: float) -> Iterator[None]:
-    """The rig is being made safe, in at most `seconds`: signals meanwhile are acknowledged."""
+def making_safe(seconds: float, *, stopping: bool = False) -> Iterator[None]:
+    """The rig is being made safe, in at most `seconds`: signals meanwhile are acknowledged;
+    the first of them, where none came before, then stops what runs as it would have (a
+    KeyboardInterrupt in the main thread), not lost with the making safe of a scan's end.
+    With `stopping` (the rig's close, or a stop already under way) there is nothing more
+    for it to stop."""
     deadline = time.monotonic() + seconds
     _state.safe_by.append(deadline)
     try:
         yield
     finally:
         _state.safe_by.remove(deadline)
+        if stopping:
+            _state.put_off = 0
+        elif _state.put_off and not _state.safe_by:  # a first signal meanwhile: it stops
+            _thread.interrupt_main(_state.put_off)

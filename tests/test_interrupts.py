@@ -43,9 +43,16 @@ def test_a_signal_during_an_exchange_waits_for_its_end() -> None:
 
 
 def test_signals_while_making_safe_are_acknowledged_with_the_time_left(capfd) -> None:
-    with interrupts.installed(), interrupts.making_safe(30.0):
-        send(signal.SIGTERM)  # even the first: the ramp-down is not cut short
-        send(signal.SIGINT)
+    """... the first, where none came before, then stops what runs (a kill that lands in the
+    ramp-down a scan ends with would otherwise be lost, the next step run)."""
+    done = []
+    with interrupts.installed(), pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+        with interrupts.making_safe(30.0):
+            send(signal.SIGTERM)  # even the first: the ramp-down is not cut short
+            send(signal.SIGINT)
+            done.append("made safe")
+        done.append("the next step")
+    assert done == ["made safe"]
     err = capfd.readouterr().err
     assert err.count("making the rig safe, at most 30 s left") == 2
 
@@ -57,7 +64,8 @@ def test_a_simulated_rig_run_slower_than_real_time_says_the_time_left_in_real_se
     told that, not the bound (the ramp-down had gone on past the time said)."""
     profile = load_profile()
     bound = safe_time_bound(profile)
-    with interrupts.installed(), _making_safe(profile, VirtualClock(time_scale=0.25)):
+    with interrupts.installed(), pytest.raises(KeyboardInterrupt), \
+            _making_safe(profile, VirtualClock(time_scale=0.25)):
         send(signal.SIGINT)
     left = int(re.search(r"at most (\d+) s left", capfd.readouterr().err).group(1))
     assert left == pytest.approx(4 * bound, abs=1)

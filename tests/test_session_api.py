@@ -310,3 +310,109 @@ def test_a_script_flies_a_scan_as_the_scan_command_does(tmp_path, monkeypatch):
     with pytest.raises(InputError, match=r"^oversample is given, but fly is False; expected "
                                          r"fly=True"):
         s.scan("d", **grid, oversample=16)
+
+
+def test_a_session_closed_at_exit_is_made_safe_though_stderr_is_gone(tmp_path, monkeypatch):
+    """The SIGHUP of a closed ssh session ends a script whose stderr is the terminal gone with
+    it: the words said at exit cannot be written (EIO), yet the rig is made safe."""
+    import errno
+
+    class Gone:
+        def write(self, _text):
+            raise OSError(errno.EIO, "Input/output error")
+
+        def flush(self):
+            raise OSError(errno.EIO, "Input/output error")
+
+    rig = fake_rig()
+    forgotten = Session(tmp_path / "a.h5", rig)
+    forgotten.set_field((0, 40, 0))
+    monkeypatch.setattr("sys.stderr", Gone())
+    forgotten._close_at_exit()
+    np.testing.assert_array_equal(rig.coils.setpoint, 0.0)
+
+
+def test_a_session_opened_in_a_thread_does_not_unroute_another_s_sigterm(tmp_path, monkeypatch):
+    """A session opened off the main thread routes no signal (Python lets only the main
+    thread set handlers), so its close leaves SIGTERM routed for the script's own session
+    still open, not put back to the default that ends the process with the field on."""
+    import signal
+    import threading
+
+    from smm_daq import interrupts
+
+    rigs = [fake_rig(), fake_rig()]
+    monkeypatch.setattr(rig_module, "open_rig", lambda profile, **_: rigs.pop(0))
+    profile = rigs[0].profile
+    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        opened = []
+        worker = threading.Thread(
+            target=lambda: opened.append(Session.open(tmp_path / "w.h5", profile)))
+        worker.start()
+        worker.join()
+        with Session.open(tmp_path / "s.h5", profile):
+            opened[0].close()
+            assert signal.getsignal(signal.SIGTERM) == interrupts._handle
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        interrupts.reset()
+
+
+@pytest.mark.parametrize(("keys", "said"), [
+    ({"oversample": 8.0}, "oversample is 8.0; expected a whole number of lock-in samples"),
+    ({"line_baselines": "no"}, "line_baselines is 'no'; expected True or False"),
+    ({"pixel_time_s": "0.1"}, "pixel_time_s is '0.1'; expected a time in s"),
+], ids=["oversample-float", "baselines-text", "pixel-time-text"])
+def test_a_fly_keyword_of_the_wrong_kind_is_refused_naming_it(tmp_path, monkeypatch, keys,
+                                                              said):
+    """8.0 samples would be stored as the plan's and read back as damage by a resume, "no"
+    would fly with baselines on, text would be a TypeError from inside the plan: each is
+    refused naming the keyword before anything moves."""
+    monkeypatch.setattr(Session, "scan_plan", lambda *_a, **_kw: pytest.fail("scanned"))
+    s = Session(tmp_path / "s.h5", fake_rig())
+    with pytest.raises(InputError, match="^" + re.escape(said)):
+        s.scan("a", center_um=C_UM, size_um=(40, 20), step_um=10, fly=True, **keys)
+
+
+def test_sigterm_while_a_scan_s_end_makes_the_rig_safe_stops_the_script_after_it(
+        tmp_path, monkeypatch):
+    """A kill that lands in the ramp-down every scan ends with is only acknowledged then (the
+    ramp-down is not cut short), but it still stops the script once the rig is safe: not
+    swallowed, the next scan run and every later SIGTERM only acknowledged until SIGKILL."""
+    import os
+    import signal
+    import threading
+
+    from smm_daq import interrupts
+
+    rig = fake_rig()
+    monkeypatch.setattr(rig_module, "open_rig", lambda profile, **_: rig)
+    acknowledged = threading.Event()
+    said = interrupts.acknowledge
+    monkeypatch.setattr(interrupts, "acknowledge",
+                        lambda name: (said(name), acknowledged.set()))
+    fake_make_safe = rig.make_safe
+
+    def make_safe():
+        with interrupts.making_safe(30.0):
+            if not acknowledged.is_set():  # the batch system's kill, in the ramp-down
+                os.kill(os.getpid(), signal.SIGTERM)
+                assert acknowledged.wait(10)
+            return fake_make_safe()
+
+    monkeypatch.setattr(rig, "make_safe", make_safe)
+    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    grid = {"center_um": C_UM, "size_um": (20, 0), "step_um": 10}
+    try:
+        interrupts.reset()
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"), \
+                Session.open(tmp_path / "s.h5", rig.profile) as s:
+            s.scan("a", **grid)
+            s.scan("b", **grid)
+        assert {e.name for e in list_entries(tmp_path / "s.h5")} <= {"a"}
+        np.testing.assert_array_equal(rig.coils.setpoint, 0.0)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        interrupts.reset()

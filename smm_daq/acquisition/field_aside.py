@@ -47,7 +47,8 @@ def ramp_stopped_by_signal(rig: Any, b: np.ndarray,
         wait_awake(ramp.done)
     except KeyboardInterrupt as interrupt:
         stop.set()
-        with interrupts.making_safe(within):  # a signal from now on is only acknowledged
+        # a signal from now on is only acknowledged (this one's stop is under way)
+        with interrupts.making_safe(within, stopping=True):
             ended = _wait_past_signals(ramp.done, within)
         stopped = ramp.raised()
         if not ended:

@@ -50,7 +50,8 @@ def make_safe_and_close(rig: Any, occasion: str = "at the close") -> tuple[bool,
             rig.close()  # an error closing it (or make_safe's KeyboardInterrupt): the caller's
 
     aside = Aside(work, THREAD)
-    with interrupts.making_safe(within):  # a signal from now on is only acknowledged
+    # a signal from now on is only acknowledged
+    with interrupts.making_safe(within, stopping=True):
         aside.start()
         ended = wait_awake(aside.done, within)
     if not ended:

@@ -33,6 +33,8 @@ finalization then (the command line does, with its own exit code).
 from __future__ import annotations
 
 import atexit
+import contextlib
+import numbers
 import sys
 import threading
 import traceback
@@ -145,26 +147,32 @@ class Session:
         # no session file, is refused before the rig connects (its stage referenced)
         session_file("Session.open's path", str(path))
         prof = profile if isinstance(profile, Profile) else load_profile(profile)
-        interrupts.route_termination()  # a connect's reference move is stopped by SIGTERM too
+        # a connect's reference move is stopped by SIGTERM too (not routed from a thread)
+        routed = interrupts.route_termination()
         try:
             rig = open_rig(prof, time_scale=time_scale, world_options=world_options)
         except BaseException:
-            interrupts.unroute_termination()
+            if routed:
+                interrupts.unroute_termination()
             raise
         session = cls(path, rig, on_pause=on_pause)
-        session._routes_signals = True  # `close` undoes it
+        session._routes_signals = routed  # `close` undoes it
         atexit.register(session._close_at_exit)  # `close` unregisters it
         return session
 
     def _close_at_exit(self) -> None:
         """Close a session the program never closed (no `with`, or a script that failed
         before its `close()`): the rig is made safe as the program ends, and that is said."""
-        print(f"smm-daq: the session on {self.path} was not closed; making the rig safe as "
-              "the program ends", file=sys.stderr)
         from smm_daq.instruments.rig import safety_statement
 
+        # said, but never in the way of the making safe: a stderr gone with the terminal (the
+        # SIGHUP of a closed ssh session) or a reader that ended raises OSError on a write
+        with contextlib.suppress(OSError):
+            print(f"smm-daq: the session on {self.path} was not closed; making the rig safe "
+                  "as the program ends", file=sys.stderr)
         problems = self.close()
-        print(f"smm-daq: {safety_statement(self.profile, problems)}", file=sys.stderr)
+        with contextlib.suppress(OSError):
+            print(f"smm-daq: {safety_statement(self.profile, problems)}", file=sys.stderr)
 
     @classmethod
     def open_for_resume(
@@ -539,10 +547,20 @@ def _fly_settings(fly: bool, *, pixel_time_s: float | None, oversample: int | No
                              "the lines, or no fly keyword (a scan measured point by point "
                              "leaves it unread)")
         return None
-    return FlySettings(
-        pixel_time=DEFAULT_PIXEL_TIME_S if pixel_time_s is None else pixel_time_s,
-        oversample=DEFAULT_OVERSAMPLE if oversample is None else oversample,
-        baselines=bool(line_baselines), trigger=bool(fly_trigger))
+    # of the kinds the plan stores (a resume reads 8.0 samples, or "no" for false, as damage)
+    pixel = DEFAULT_PIXEL_TIME_S if pixel_time_s is None else pixel_time_s
+    if isinstance(pixel, bool) or not isinstance(pixel, numbers.Real):
+        raise InputError(f"pixel_time_s is {pixel!r}; expected a time in s")
+    samples = DEFAULT_OVERSAMPLE if oversample is None else oversample
+    if isinstance(samples, bool) or not isinstance(samples, numbers.Integral):
+        raise InputError(f"oversample is {samples!r}; expected a whole number of lock-in "
+                         "samples per pixel")
+    flags = {"line_baselines": line_baselines, "fly_trigger": fly_trigger}
+    for key, flag in flags.items():
+        if flag is not None and not isinstance(flag, bool):
+            raise InputError(f"{key} is {flag!r}; expected True or False")
+    return FlySettings(pixel_time=float(pixel), oversample=int(samples),
+                       baselines=bool(line_baselines), trigger=bool(fly_trigger))
 
 
 def _numbers(value: object, keyword: str, sizes: tuple[int, ...], unit: str) -> np.ndarray:
