@@ -71,13 +71,18 @@ KINDS = {  # name: (grains, induced ratio along +x)
 }
 
 
-def scans(rng: np.random.Generator, grains: int, ratio: float
+def scans(rng: np.random.Generator, grains: int, ratio: float, length: float | None = None
           ) -> tuple[MapData, MapData, np.ndarray]:
-    """In-field and zero-field maps and the true shift: the coverage tests' `scans`."""
+    """In-field and zero-field maps and the true shift: the coverage tests' `scans`; the shift
+    drawn within half a pixel, or `length` pixels long along a random direction."""
     ny, nx = SHAPE
     x, y = np.arange(nx) * STEP[0], np.arange(ny) * STEP[1]
     px, py = np.meshgrid(x, y)
-    shift = rng.uniform(-0.5, 0.5, 2) * np.array(STEP)
+    if length is None:
+        shift = rng.uniform(-0.5, 0.5, 2) * np.array(STEP)
+    else:
+        angle = rng.uniform(0.0, 2 * np.pi)
+        shift = length * np.array([np.cos(angle), np.sin(angle)]) * np.array(STEP)
     rem, inf = [], []
     for _ in range(grains):
         gx, gy = rng.uniform(-0.2, 1.2, 2) * np.array([x[-1], y[-1]])
@@ -94,25 +99,28 @@ def scans(rng: np.random.Generator, grains: int, ratio: float
             MapData(remanent, x, y, name="remanent", applied_field=np.zeros(3), **kw), shift)
 
 
-def fits(seed: int, maps: int, grains: int, ratio: float) -> list[tuple[np.ndarray, ...]]:
-    """(error of the shift found, S, J) of each map's registration."""
+def fits(seed: int, maps: int, grains: int, ratio: float, length: float | None = None
+         ) -> list[tuple[np.ndarray, ...]]:
+    """(error of the shift found, S, J) of each map's registration; with a true shift
+    `length` pixels long, (the shift found, S, J)."""
     found: list[tuple[np.ndarray, ...]] = []
     kept: list[tuple[np.ndarray, np.ndarray]] = []
-    rule = registration._shift_correlation
+    rule = registration._covariance
 
-    def keep(sandwich: np.ndarray, jackknife: np.ndarray) -> float:
-        kept.append((sandwich.copy(), jackknife.copy()))
+    def keep(sandwich: np.ndarray, jackknife: np.ndarray) -> np.ndarray:
+        kept.append((sandwich[:2, :2].copy(), jackknife[:2, :2].copy()))
         return rule(sandwich, jackknife)
 
-    registration._shift_correlation = keep
+    registration._covariance = keep
     try:
         rng = np.random.default_rng(seed)
         for _ in range(maps):
-            in_field, remanent, shift = scans(rng, grains, ratio)
+            in_field, remanent, shift = scans(rng, grains, ratio, length)
             reg = estimate_registration(in_field, remanent)
-            found.append((np.array(reg.shift) - shift, *kept[-1]))
+            taken_off = shift if length is None else 0.0
+            found.append((np.array(reg.shift) - taken_off, *kept[-1]))
     finally:
-        registration._shift_correlation = rule
+        registration._covariance = rule
     return found
 
 
@@ -164,28 +172,33 @@ def _by(rule: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Rule:
     return lambda shift, s, j: _outside(shift, rule(s, j))
 
 
+def _both(rule: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Rule:
+    """Outside both 95 % regions of `rule`'s covariance: by its SDs alone and by it whole."""
+    def significant(shift: np.ndarray, s: np.ndarray, j: np.ndarray) -> bool:
+        cov = rule(s, j)
+        return _outside(shift, _with(np.sqrt(np.diag(cov)), 0.0)) and _outside(shift, cov)
+    return significant
+
+
 RULES: dict[str, Rule] = {
     "sd-only": _by(sd_only), "mixture": _by(mixture), "bound-max": _by(bound_max),
     "bound-sum": _by(bound_sum), "agreed": _by(agreed),
     "sd-and-mixture": lambda shift, s, j: (_outside(shift, sd_only(s, j))
                                            and _outside(shift, mixture(s, j))),
+    "sum-both": _both(bound_sum),
 }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", default="1,2,3,4,5",
-                        help="comma-separated seeds, each a set of --maps maps per kind")
-    parser.add_argument("--maps", type=int, default=120, help="maps per seed and kind")
-    args = parser.parse_args()
-    seeds = [int(s) for s in args.seeds.split(",")]
-    start = time.perf_counter()
-    print(f"false positives of a shift at zero, {args.maps} maps per seed, seeds {seeds}")
+def _rates(args: argparse.Namespace, seeds: list[int], length: float | None) -> None:
+    """Per kind and rule, the shifts called significant (a shift at zero, or `length`)."""
+    title = ("false positives of a shift at zero" if length is None
+             else f"power: a true shift of {length:g} pixel called significant")
+    print(f"{title}, {args.maps} maps per seed, seeds {seeds}")
     print(f"{'kind':24s}" + "".join(f"{r:>22s}" for r in RULES))
     for kind, (grains, ratio) in KINDS.items():
-        counts = {r: [] for r in RULES}
+        counts: dict[str, list[int]] = {r: [] for r in RULES}
         for seed in seeds:
-            found = fits(seed, args.maps, grains, ratio)
+            found = fits(seed, args.maps, grains, ratio, length)
             for name, rule in RULES.items():
                 counts[name].append(sum(rule(sh, s, j) for sh, s, j in found))
         n = args.maps * len(seeds)
@@ -193,6 +206,21 @@ def main() -> None:
             f"{100 * sum(c) / n:8.1f} % ({min(c):3d}-{max(c):3d})" for c in counts.values()))
         print(f"{'':24s}  per seed: " + "; ".join(
             f"{r} {','.join(map(str, c))}" for r, c in counts.items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="1,2,3,4,5",
+                        help="comma-separated seeds, each a set of --maps maps per kind")
+    parser.add_argument("--maps", type=int, default=120, help="maps per seed and kind")
+    parser.add_argument("--power", default="0.5,1",
+                        help="comma-separated lengths (pixels) of true shifts to find, or ''")
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    start = time.perf_counter()
+    _rates(args, seeds, None)
+    for length in (float(v) for v in args.power.split(",") if v.strip()):
+        _rates(args, seeds, length)
     n = args.maps * len(seeds)
     print(f"a 5 % rate over {n} maps: ± {100 * np.sqrt(0.05 * 0.95 / n):.1f} % (1 SD); "
           f"{time.perf_counter() - start:.0f} s")
