@@ -43,7 +43,7 @@ Before, with S windowed over lags up to a quarter of the map and neither scaled,
 Where the maps differ by an induced field the SDs fell short of the error: the residual is
 then smooth, and the shift absorbs, unseen, the part of the induced field shaped like one.
 Now, S over lags up to the whole map and both scaled by the misfit, seeds 1-2, 240 maps a kind
-(± 1.4 % at 5 %; about 25 minutes on one of 2 busy shared cores), per cent significant:
+(± 1.4 % at 5 %; 23 minutes on one of 2 busy shared cores), per cent significant:
 
     shift at zero           sd-only mixture bound-max bound-sum agreed sd-and-mixture sum-both
     noise only, 4 grains      7.9    11.7     10.0       5.8     9.6        7.5        4.2
@@ -54,20 +54,20 @@ Now, S over lags up to the whole map and both scaled by the misfit, seeds 1-2, 2
     noise only, 4 grains     70.8    77.9     76.2      64.2    74.2       69.2       59.6
     noise only, 8 grains     90.4    94.2     93.3      90.4    92.1       90.4       85.8
     induced 0.2, 4 grains    62.9    70.4     68.3      59.2    66.2       62.5       52.9
-    induced 0.5, 8 grains    P05_I05
+    induced 0.5, 8 grains    57.1    59.2     57.1      45.4    57.9       55.0       41.2
     a shift of 1 pixel
     noise only, 4 grains     86.7    90.0     89.6      85.4    89.2       86.2       81.2
     noise only, 8 grains     97.5    99.2     98.8      98.3    98.3       97.5       96.7
-    induced 0.2, 4 grains    P1_I02
-    induced 0.5, 8 grains    P1_I05
+    induced 0.2, 4 grains    80.0    85.8     83.8      78.8    82.9       79.6       72.1
+    induced 0.5, 8 grains    75.0    76.7     75.4      70.0    74.6       74.6       66.7
 
 The window and the scaling brought the larger of the two estimates (sd-and-mixture) from
 26.5 to 10.8 % on maps of 8 grains differing by an induced field of half their remanence,
 but not on those of 4 grains (17.3 to 15.8 %), where a grain's field spans several of the
 jackknife's blocks. The sum (sum-both, now `shift_is_significant`'s) comes closest to 5 % on
 both (7.1 and 7.9 %) and lowers it on the kinds differing by noise only (4.2 and 0.4 %), at
-a cost in power: a shift of half a pixel found 5 to 10 points less often, one of a pixel
-POWER_COST. Every rule that counts the correlation alone (mixture, bound-max, agreed) calls
+a cost in power: a shift of half a pixel found 5 to 14 points less often, one of a pixel
+1 to 8 points. Every rule that counts the correlation alone (mixture, bound-max, agreed) calls
 more than the SDs alone. Outside both 95 % regions, a rule never calls more than by its SDs
 alone, map by map; with a known covariance it calls at most 5 % (2.89 % at a correlation
 of ±0.9).
