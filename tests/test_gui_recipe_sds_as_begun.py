@@ -1,8 +1,8 @@
 """A recipe begun before the correlation of a shift's x and y errors counted in its
 significance (its subtraction written without `registration/shift_correlation`), continued
 from the window's Recipes tab: its subtraction left to run decides by the shift's SDs alone, as
-`smm-daq run --continue` does (the correlation recorded as the zero it was decided with), and
-the step says so."""
+`smm-daq run --continue` does (the correlation recorded as estimated, flagged as not
+counted), and the step says so."""
 
 from __future__ import annotations
 
@@ -43,4 +43,5 @@ def test_a_recipe_continued_in_the_window_decides_by_the_sds_alone_as_begun(
     qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
     assert view.steps.item(1).text().startswith("✔"), view.message.text()
     with h5py.File(path) as f:
-        assert f["d2/registration/shift_correlation"][()] == 0.0
+        assert f["d2/registration/shift_correlation"][()] != 0.0  # as estimated
+        assert f["d2/registration/by_sds_alone"][()] == 1  # not counted

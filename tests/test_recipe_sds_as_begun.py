@@ -13,7 +13,9 @@ import pytest
 from test_recipe_shift_as_begun import _checked_continuing, _continued, _cut_after_first
 from test_registration_coverage import scans
 
+from smm_daq.acquisition.recipe_continue import decided_by_sds_alone
 from smm_daq.analysis import subtraction
+from smm_daq.analysis.induced_entry import write_subtraction
 from smm_daq.analysis.registration import (
     Registration,
     RegistrationNote,
@@ -44,11 +46,13 @@ def test_a_recipe_continued_under_today_s_rule_counts_the_correlation(tmp_path) 
     assert checked.sds_as_begun == ()
 
 
-def test_a_subtraction_by_the_sds_alone_applies_what_they_call_significant(monkeypatch):
+def test_a_subtraction_by_the_sds_alone_applies_what_they_call_significant(
+        monkeypatch, tmp_path):
     """A shift two SDs off along both axes, its errors correlated at 0.9: by its SDs alone
     significant (chi-square 8), within the 95 % region that counts the correlation (4.2);
-    today's rule leaves it out, the SDs' applies it, the correlation recorded as the zero it
-    was decided with."""
+    today's rule leaves it out, the SDs' applies it. The correlation is recorded as estimated
+    (it was recorded as a zero, which nothing estimated), beside a flag saying it was not
+    counted, which a recipe continued once more reads as decided by the SDs alone."""
     in_field, remanent, _ = scans(np.random.default_rng(8), 8, (0.0, 0.0, 0.0), 0.0,
                                   shift=(0.0, 0.0))
     found = Registration(shift=(2e-6, 3e-6), shift_sd=(1e-6, 1.5e-6), shift_correlation=0.9)
@@ -63,8 +67,14 @@ def test_a_subtraction_by_the_sds_alone_applies_what_they_call_significant(monke
     as_begun = subtract_maps(in_field, remanent, by_sds_alone=True)
     assert today.shift == (0.0, 0.0) and today.notes
     assert as_begun.shift == found.shift and not as_begun.notes
-    assert registration_fields(as_begun)["shift_correlation"].value == 0.0
-    assert registration_fields(today)["shift_correlation"].value == 0.9
+    fields = registration_fields(as_begun)
+    assert fields["shift_correlation"].value == 0.9 and fields["by_sds_alone"] == 1
+    assert "not counting it" in fields["shift_correlation"].long_name
+    fields = registration_fields(today)
+    assert fields["shift_correlation"].value == 0.9 and "by_sds_alone" not in fields
+    path = tmp_path / "s.h5"
+    write_subtraction(path, as_begun)
+    assert decided_by_sds_alone(path, (as_begun.map.name,)) == (as_begun.map.name,)
 
 
 def test_a_step_applying_its_shift_anyway_records_its_correlation(tmp_path) -> None:

@@ -264,8 +264,9 @@ def applied_by_earlier_rule(out: str | Path, names: tuple[str, ...]) -> tuple[st
 
 
 def decided_by_sds_alone(out: str | Path, names: tuple[str, ...]) -> tuple[str, ...]:
-    """Of the subtraction entries `names` in `out`, those registered by a release that decided
-    the shift's significance by its SDs alone (no `registration/shift_correlation`)."""
+    """Of the subtraction entries `names` in `out`, those whose shift's significance was
+    decided by its SDs alone: by a release that did (no `registration/shift_correlation`), or
+    as one did (`registration/by_sds_alone` set, a recipe begun so and continued)."""
     def read(f: h5py.File) -> tuple[str, ...]:
         with corrupt_guard(str(out)):
             found = []
@@ -278,6 +279,8 @@ def decided_by_sds_alone(out: str | Path, names: tuple[str, ...]) -> tuple[str, 
                     found.append(name)
                 elif not -1.0 <= _scalar(g, "shift_correlation", where, CORRELATION) <= 1.0:
                     raise _damaged(g, "shift_correlation", where, CORRELATION)
+                elif "by_sds_alone" in g and _flag(g, "by_sds_alone", where, FLAG_SDS):
+                    found.append(name)
             return tuple(found)
 
     return read_whole(out, read) if names else ()
@@ -298,6 +301,7 @@ def _damaged(g: h5py.Group, key: str, where: str, expected: str) -> InputError:
 
 CORRELATION = "a correlation from -1 to 1"
 FLAG = "0 or 1 (whether the maps were registered)"
+FLAG_SDS = "0 or 1 (whether the shift's significance was decided by its SDs alone)"
 
 
 def _scalar(g: h5py.Group, key: str, where: str, expected: str) -> float:
@@ -311,9 +315,14 @@ def _scalar(g: h5py.Group, key: str, where: str, expected: str) -> float:
 
 def _registered(g: h5py.Group, where: str) -> bool:
     """`registration/registered`: 0 or 1."""
-    flag = _scalar(g, "registered", where, FLAG)
+    return _flag(g, "registered", where, FLAG)
+
+
+def _flag(g: h5py.Group, key: str, where: str, expected: str) -> bool:
+    """`registration/<key>`: 0 or 1."""
+    flag = _scalar(g, key, where, expected)
     if flag not in (0.0, 1.0):
-        raise _damaged(g, "registered", where, FLAG)
+        raise _damaged(g, key, where, expected)
     return flag == 1.0
 
 

@@ -62,10 +62,16 @@ def registration_fields(res: SubtractionResult) -> dict[str, object]:
         fields["pixels"] = res.registration.pixels
         fields["shift_correlation"] = Quantity(
             res.registration.shift_correlation, "1",
-            "correlation of the shift's x and y errors (its significance counts it)")
+            "correlation of the shift's x and y errors (its significance counts it)"
+            if not res.registration.by_sds_alone else
+            "correlation of the shift's x and y errors, as estimated (its significance "
+            "decided by its SDs alone, not counting it: see by_sds_alone)")
+        if res.registration.by_sds_alone:
+            fields["by_sds_alone"] = np.uint8(1)
         fields["noise_shift_errors"] = Quantity(
             np.array(res.registration.noise_shift_sd), "m",
-            "standard deviation of the shift from the residual's autocovariance alone")
+            "standard deviation of the shift from the residual alone (its autocovariance, "
+            "scaled by its variance over the noise's where larger)")
     if res.concerns:
         fields["warnings"] = "\n".join(res.concerns)
     if res.notes:
@@ -94,14 +100,14 @@ def subtract_maps(
     artefact (`registration_concerns`), saying whether it was applied; a RegistrationNote
     where it was left out as expected (`registration_notes`). `by_sds_alone` decides the
     significance by the shift's SDs alone, as a release before the correlation of its errors
-    was counted did (a recipe begun with one, continued): the correlation is taken as zero,
-    and recorded so.
+    was counted did (a recipe begun with one, continued): the correlation is taken as zero in
+    it, and recorded as estimated, beside a flag saying it was not counted.
     """
     require_subtractable(in_field, remanent)
     if register:
         reg = estimate_registration(in_field, remanent, rotation=rotation, max_shift=max_shift)
         if by_sds_alone:
-            reg = replace(reg, shift_correlation=0.0)
+            reg = replace(reg, by_sds_alone=True)
         applied = reg if apply_insignificant or shift_is_significant(reg) else replace(
             reg, shift=(0.0, 0.0))
         moved = (remanent if applied.shift == (0.0, 0.0) and applied.rotation == 0.0
