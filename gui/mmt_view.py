@@ -1317,6 +1317,9 @@ class MMTView(QtWidgets.QWidget):
                 self.grain_view.set_bz(field.bz)
                 self.grain_view.colour_bar.show()
                 self.grain_view.plot.setTitle(f"fitted field of grain {label}")
+                # laid out now, not after the signal: the pane narrowed by its colour scale
+                # shown again changed its range, and through the links the map's, after it
+                self.grain_view.plot.layout.activate()
                 self.grainShown.emit(g)
 
         def failed(exc: BaseException) -> None:

@@ -130,6 +130,25 @@ def test_times_are_shown_in_local_time_with_the_zone(browser, monkeypatch):
         time.tzset()
 
 
+def test_a_time_at_the_ends_of_the_calendar_is_listed_as_written(monkeypatch):
+    """Another writer's "no time" (year 1) raised as it was turned into local time or an
+    instant, and the file's entries were not listed: shown as written, sorted first."""
+    import math
+    import time
+
+    from gui.local_time import shown_time, time_key
+
+    monkeypatch.setenv("TZ", "EST5EDT,M3.2.0,M11.1.0")  # west of UTC: year 1 turns year 0
+    time.tzset()
+    try:
+        assert shown_time("0001-01-01T00:00:00+00:00") == "0001-01-01T00:00:00+00:00"
+        assert time_key("0001-01-01T00:00:00") == -math.inf
+        assert shown_time("2026-12-07T14:26:00+00:00") == "2026-12-07 09:26:00 EST"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 def test_a_small_applied_field_is_not_shown_as_zero(qtbot, tmp_path):
     """The field column shows the field to the nT, as the Scan tab's form takes it: a scan at
     40 nT (in-field to the Compare tab's guess) does not read (0.0, 0.0, 0.0) beside the
