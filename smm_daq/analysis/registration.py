@@ -51,6 +51,9 @@ from smm_daq.storage.mapdata import MapData
 _FD_STEP = 0.05  # pixels, for the spline gradient
 JACKKNIFE_BLOCKS = (4, 4)  # (rows, columns) of blocks left out one at a time
 NEWTON_START_PIXELS = 0.25  # a jackknife refit starts from a Newton step no longer than this
+# a jackknife refit stops where its shift is this far (pixels, along an axis) from the full
+# fit's, or where its overlap runs out: counted there (`_Fit.solve`)
+REFIT_REACH_PIXELS = 3.0
 # a shift known this well (in pixels) is not warned of as a possible artefact; one not
 # significantly different from zero is still said not applied (`registration_concerns`)
 NEGLIGIBLE_SD_PIXELS = 0.1
@@ -300,19 +303,38 @@ class _Fit:
         residual = np.where(used, self.ref - values - theta[-1], 0.0)
         return jac, residual, used
 
-    def solve(self, theta: np.ndarray, keep: np.ndarray, max_iterations: int) -> np.ndarray:
-        """Gauss-Newton from `theta` on the pixels in `keep`."""
+    def solve(self, theta: np.ndarray, keep: np.ndarray, max_iterations: int,
+              around: np.ndarray | None = None) -> np.ndarray:
+        """Gauss-Newton from `theta` on the pixels in `keep`.
+
+        `around` (the full solution, for a jackknife refit) bounds it and it never raises: an
+        iterate whose shift lies more than REFIT_REACH_PIXELS from it along an axis is taken
+        back onto that bound, and one whose overlap is too small to fit ends the refit, each
+        the refit's result. A refit that runs off so is no error of the registration but
+        evidence that the shift is poorly determined: it counts as far as it went.
+        """
         dx, dy = self.step
         theta = theta.copy()
         for _ in range(max_iterations):
-            jac, residual, _ = self.linearise(theta, keep)
+            try:
+                jac, residual, _ = self.linearise(theta, keep)
+            except InputError:
+                if around is None:
+                    raise
+                return theta
             step, *_ = np.linalg.lstsq(
                 jac.reshape(self.n_par, -1).T, residual.ravel(), rcond=None
             )
             theta += step
+            if around is not None:
+                reach = REFIT_REACH_PIXELS * np.array(self.step)
+                bounded = np.clip(theta[:2], around[:2] - reach, around[:2] + reach)
+                if np.any(bounded != theta[:2]):
+                    theta[:2] = bounded
+                    return theta
             if abs(step[0]) < 1e-4 * dx and abs(step[1]) < 1e-4 * dy:
                 break
-            if np.hypot(*theta[:2]) > 0.5 * self.extent:
+            if around is None and np.hypot(*theta[:2]) > 0.5 * self.extent:
                 raise InputError("registration did not converge: the maps do not look alike; "
                                  "expected two scans of the same area (or a subtraction "
                                  "without registering)")
@@ -383,7 +405,8 @@ class _Fit:
                 if step is not None and np.all(
                         np.abs(step[:2]) <= NEWTON_START_PIXELS * np.array(self.step)):
                     start = theta + step
-                fits.append(self.solve(start, keep & self.ref_valid, max_iterations))
+                fits.append(self.solve(start, keep & self.ref_valid, max_iterations,
+                                       around=theta))
         if len(fits) < 2:
             return np.zeros((self.n_par, self.n_par))
         d = np.array(fits) - np.mean(fits, axis=0)
