@@ -150,6 +150,7 @@ class SR830(SRSLockIn, BufferedLockIn):
         fits = [i for i, r in enumerate(SAMPLE_RATES) if r >= rate * (1 - 1e-9)]
         if not fits:
             raise self._range_error("buffer sample rate", rate, f"at most {SAMPLE_RATES[-1]} Hz")
+        self.capture_span.started(None)  # a new configuration: no start to check against
         self.link.write("PAUS")
         for channel in (1, 2):  # CH1 shows X, CH2 shows Y, no ratio: the buffer stores them
             self.link.write(f"DDEF {channel},0,0")
@@ -161,6 +162,7 @@ class SR830(SRSLockIn, BufferedLockIn):
 
     def start_buffer(self, *, on_trigger: bool,
                      pixel_time: float | None = None) -> float | None:
+        self.capture_span.started(None)
         self._set_index("TSTR", int(on_trigger))
         self.link.write("REST")
         if on_trigger:
@@ -172,10 +174,13 @@ class SR830(SRSLockIn, BufferedLockIn):
         before = self.clock.now()
         self.link.write("STRT")  # no reply: SPTS? right after bounds when storage began
         stored = self._stored()
-        return start_within(before, self.clock.now(), stored, rate, query="SPTS?",
-                            instrument=self.link.name, pixel_time=pixel_time,
-                            line_s=line_time(self.link.transport,
-                                             ("STRT", "SPTS?", str(BUFFER_POINTS))))
+        after = self.clock.now()
+        start = start_within(before, after, stored, rate, query="SPTS?",
+                             instrument=self.link.name, pixel_time=pixel_time,
+                             line_s=line_time(self.link.transport,
+                                              ("STRT", "SPTS?", str(BUFFER_POINTS))))
+        self.capture_span.started(after)  # taken before its count's reply, if taken
+        return start
 
     def _stored(self) -> int:
         n = self.link.query("SPTS?", lambda r: parse_int(r, what="buffer point count"))
@@ -184,9 +189,15 @@ class SR830(SRSLockIn, BufferedLockIn):
         return n
 
     def read_buffer(self, *, stop: Callable[[], bool] | None = None) -> BufferTrace:
+        """Every point stored; after a software start (`start_buffer` with a clock)
+        `InstrumentError` where `SPTS?` counts fewer than the time between that start and
+        this pause stores (a start the lock-in never took), never a trace of fewer."""
+        self.capture_span.stopping(self.clock.now() if self.clock is not None else None)
         self.link.write("PAUS")
         n = self._stored()
         rate = SAMPLE_RATES[self._index_of("SRAT", SAMPLE_RATES)]
+        self.capture_span.check_count(n, rate, BUFFER_POINTS, query="SPTS?", start="STRT",
+                                      instrument=self.link.name)
         channels = []
         for channel in (1, 2):
             chunks = [np.zeros(0)]

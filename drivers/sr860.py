@@ -101,6 +101,16 @@ def parse_block(reply: str) -> bytes:
     return payload.encode("latin-1")
 
 
+def whole_piece(reply: str, kb: int) -> bytes:
+    """The payload of a `CAPTUREGET?` block that asked for `kb` kB: ProtocolError (a reply
+    lost in part: asked again) where it holds any other number of bytes."""
+    payload = parse_block(reply)
+    if len(payload) != kb * 1024:
+        raise ProtocolError(f"CAPTUREGET? asked for {kb} kB and got a block of "
+                            f"{len(payload)} bytes, not {kb * 1024}")
+    return payload
+
+
 def capture_rate_max(time_constant: float) -> float:
     """CAPTURERATEMAX? at `time_constant`: the manual says the filter's time constant limits
     the capture rate, shorter ones allowing faster rates up to 1.25 MHz, in steps of 2, and
@@ -213,6 +223,7 @@ class SR860(SRSLockIn, BufferedLockIn):
                             poles=2 * SLOPE_12_DB)
 
     def configure_buffer(self, rate: float) -> float:
+        self.capture_span.started(None)  # a new configuration empties the buffer
         self.link.write("CAPTURESTOP")
         highest = self.link.query("CAPTURERATEMAX?", lambda r: parse_float(
             r, what="rate (Hz)", within=(MAX_CAPTURE_RATE / 2**20, MAX_CAPTURE_RATE)))
@@ -231,6 +242,7 @@ class SR860(SRSLockIn, BufferedLockIn):
 
     def start_buffer(self, *, on_trigger: bool,
                      pixel_time: float | None = None) -> float | None:
+        self.capture_span.started(None)
         self.link.write("CAPTURESTOP")
         if on_trigger or self.clock is None:
             self.link.write(f"CAPTURESTART ONE,{'TRIG' if on_trigger else 'IMM'}")
@@ -241,8 +253,11 @@ class SR860(SRSLockIn, BufferedLockIn):
         stored = self._captured_bytes() // BYTES_PER_SAMPLE
         line_s = line_time(self.link.transport, ("CAPTURESTART ONE,IMM", "CAPTUREBYTES?",
                                                   str(CAPTURE_KB * 1024)))
-        return start_within(before, self.clock.now(), stored, rate, query="CAPTUREBYTES?",
-                            instrument=self.link.name, pixel_time=pixel_time, line_s=line_s)
+        after = self.clock.now()
+        start = start_within(before, after, stored, rate, query="CAPTUREBYTES?",
+                             instrument=self.link.name, pixel_time=pixel_time, line_s=line_s)
+        self.capture_span.started(after)  # taken before its count's reply, if taken
+        return start
 
     def _capture_rate(self) -> float:
         return self.link.query("CAPTURERATE?", lambda r: parse_float(
@@ -253,9 +268,17 @@ class SR860(SRSLockIn, BufferedLockIn):
             r, what="captured bytes", within=(0, CAPTURE_KB * 1024)))
 
     def read_buffer(self, *, stop: Callable[[], bool] | None = None) -> BufferTrace:
+        """Every sample the capture stored; after a software start (`start_buffer` with a
+        clock) `InstrumentError` where `CAPTUREBYTES?` counts fewer than the time between
+        that start and this stop stores (a start the lock-in never took), never a trace of
+        fewer samples; each `CAPTUREGET?` piece must hold the kB it asked for."""
+        self.capture_span.stopping(self.clock.now() if self.clock is not None else None)
         self.link.write("CAPTURESTOP")
         rate = self._capture_rate()
         size = self._captured_bytes()
+        self.capture_span.check_count(
+            size // BYTES_PER_SAMPLE, rate, CAPTURE_KB * 1024 // BYTES_PER_SAMPLE,
+            query="CAPTUREBYTES?", start="CAPTURESTART ONE,IMM", instrument=self.link.name)
         data = b""
         for offset in range(0, math.ceil(size / 1024), self.get_kb):
             kb = min(self.get_kb, math.ceil(size / 1024) - offset)
@@ -264,6 +287,7 @@ class SR860(SRSLockIn, BufferedLockIn):
             stop_between_pieces(stop, self.link.name)
             with reply_stop.stoppable(stop):  # and within the block, where a line can
                 data += self.link._attempt(
-                    lambda c=command: parse_block(read_block(self.link.transport, c)), command)
+                    lambda c=command, k=kb: whole_piece(read_block(self.link.transport, c), k),
+                    command)
         values = np.frombuffer(data[: size - size % BYTES_PER_SAMPLE], dtype="<f4")
         return BufferTrace(rate=rate, x=values[0::2].astype(float), y=values[1::2].astype(float))

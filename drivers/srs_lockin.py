@@ -168,6 +168,52 @@ def stop_between_pieces(stop: Callable[[], bool] | None, instrument: str) -> Non
                           instrument=instrument)
 
 
+class CaptureSpan:
+    """When a buffer's software start was taken by and its first stop after that was sent, on
+    the rig's clock, so that its read knows the least count it holds (`least`). A start
+    command has no reply: one the lock-in never took, or took only after the count read
+    right after it (a LAN-GPIB gateway that passed it on late), times the start as just begun
+    and leaves the buffer empty or short at its read, which is refused (`check_count`)
+    rather than read as a line of nothing."""
+
+    def __init__(self) -> None:
+        self.started_by: float | None = None  # None: armed, no clock, or not started
+        self.stopped_after: float | None = None
+
+    def started(self, by: float | None) -> None:
+        """A new start, taken by `by` (None: when is not known: armed, or no clock)."""
+        self.started_by, self.stopped_after = by, None
+
+    def stopping(self, now: float | None) -> None:
+        """A stop about to be sent at `now`: the first after the start bounds how long the
+        buffer stored (a read asked again stops it again, later)."""
+        if self.stopped_after is None:
+            self.stopped_after = now
+
+    def least(self, rate: float, capacity: int) -> int | None:
+        """The fewest samples the buffer holds at `rate` (Hz), one shot into `capacity`
+        samples, a sample of slack for rounding; None where the start is not known."""
+        if self.started_by is None or self.stopped_after is None:
+            return None
+        stored_s = self.stopped_after - self.started_by
+        return min(capacity, max(0, math.floor(stored_s * rate) - 1))
+
+    def check_count(self, count: int, rate: float, capacity: int, *, query: str,
+                    start: str, instrument: str) -> None:
+        """InstrumentError where `count` (what `query` said) is less than `least`: samples
+        are missing, and a trace of fewer is never returned."""
+        least = self.least(rate, capacity)
+        if least is None or count >= least:
+            return
+        assert self.started_by is not None and self.stopped_after is not None
+        raise InstrumentError(
+            f"{query} counts {count} samples after the stop, fewer than the {least} at least "
+            f"that {self.stopped_after - self.started_by:.4g} s at {rate:g} Hz store: the "
+            f"lock-in did not take `{start}` when it was sent (a link or LAN-GPIB gateway "
+            f"passed it on late or not at all), so the samples of that time are missing",
+            instrument=instrument)
+
+
 def index_at_or_above(values: tuple[float, ...], wanted: float) -> int | None:
     """Index of the smallest of `values` >= wanted (within rounding), None if none is."""
     fits = [i for i, v in enumerate(values) if v >= wanted * (1 - 1e-9)]
@@ -194,6 +240,7 @@ class SRSLockIn(LockIn):
     def __init__(self, link: Link, clock: Clock | None = None) -> None:
         self.link = link
         self.clock = clock  # stamps a software start of the data buffer
+        self.capture_span = CaptureSpan()  # that start, checked against the count read
 
     @classmethod
     def from_profile(

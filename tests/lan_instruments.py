@@ -8,11 +8,22 @@ cut short). Given a `responder` (an emulator's `handle`), each message is answer
 says instead (`HOLD` and `SPLIT?` aside). Given `most_reply`, a reply longer than that many
 bytes is never sent (a LAN-GPIB gateway slower than the link's timeout allows for it). Only
 what pyvisa-py's client sends on open, write, read, device clear and close is served.
+
+As a gateway's one GPIB bus does, the instrument takes messages in the order they came: one
+that a connection has received (a command a client sent before cutting that connection at a
+lost reply) is answered before any message of a newer connection (`_Served.in_turn`), and a
+VXI-11 write is acknowledged once its message has been answered, as a gateway acknowledges
+it once the bytes are on the bus (`HOLD` aside, acknowledged at once). Each connection has a
+thread of its own, which a loaded machine may not run for longer than a link's timeout: a
+command of a connection given up would otherwise reach the instrument after the commands
+sent on the next one (a capture started after the count that was to time it).
 """
 
 from __future__ import annotations
 
 import contextvars
+import itertools
+import select
 import socket
 import socketserver
 import struct
@@ -60,6 +71,40 @@ class _Served(socketserver.ThreadingTCPServer):
         self.responder = responder
         self.most_reply = most_reply
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.turns = threading.Condition()
+        # each open connection, by the order it was accepted: whether a message of it is
+        # being read or answered now
+        self.busy: dict[socket.socket, bool] = {}
+        self.order: dict[socket.socket, int] = {}
+        self._accepted = itertools.count()
+
+    def opened(self, sock: socket.socket) -> None:
+        with self.turns:
+            self.order[sock] = next(self._accepted)
+            self.busy[sock] = False
+
+    def closed(self, sock: socket.socket) -> None:
+        with self.turns:
+            self.order.pop(sock, None)
+            self.busy.pop(sock, None)
+            self.turns.notify_all()
+
+    def next_message(self, sock: socket.socket) -> None:
+        """Wait for `sock`'s next message to begin (or its end), marked busy from then."""
+        with self.turns:
+            self.busy[sock] = False
+            self.turns.notify_all()
+        select.select([sock], [], [])
+        with self.turns:
+            self.busy[sock] = True
+
+    def in_turn(self, sock: socket.socket) -> None:
+        """Wait until no connection older than `sock` holds a message not yet answered (the
+        hang guard at most): its messages came before."""
+        with self.turns:
+            self.turns.wait_for(lambda: not any(
+                self.order[other] < self.order[sock] and (busy or _unread(other))
+                for other, busy in self.busy.items()), HANG_GUARD_S)
 
 
 class _Instrument:
@@ -93,6 +138,16 @@ class _Instrument:
         self._server.server_close()
 
 
+def _unread(sock: socket.socket) -> bool:
+    """Whether bytes have come on `sock` that nothing has read (not its end, nor a reset)."""
+    try:
+        if not select.select([sock], [], [], 0)[0]:
+            return False
+        return bool(sock.recv(1, socket.MSG_PEEK))
+    except OSError:
+        return False
+
+
 def _exactly(sock: socket.socket, size: int) -> bytes:
     data = bytearray()
     while len(data) < size:
@@ -119,9 +174,11 @@ def _wait_if_stalled(server: _Served) -> None:
         server.released.wait(HANG_GUARD_S)
 
 
-def _answer(message: bytes, server: _Served) -> bytes | None:
-    """The reply to `message` (a command has none; the responder's, where there is one);
-    `HOLD` holds until released; a reply longer than `most_reply` is never sent."""
+def _answer(message: bytes, server: _Served, sock: socket.socket) -> bytes | None:
+    """The reply to `message`, come on `sock` (a command has none; the responder's, where
+    there is one), once older connections' messages are answered (`in_turn`); `HOLD` holds
+    until released; a reply longer than `most_reply` is never sent."""
+    server.in_turn(sock)
     text = message.decode("latin-1").rstrip("\n")
     if text == HOLD:
         server.released.wait(HANG_GUARD_S)
@@ -152,9 +209,17 @@ class _Vxi11Handler(socketserver.BaseRequestHandler):
     server: _Served
 
     def handle(self) -> None:
+        self.server.opened(self.request)
+        try:
+            self._serve()
+        finally:
+            self.server.closed(self.request)
+
+    def _serve(self) -> None:
         pending: bytes | None = None
         try:
             while True:
+                self.server.next_message(self.request)
                 call = self._record()
                 xid, _kind, _rpc, _prog, _vers, proc = struct.unpack(">6I", call[:24])
                 at = 24
@@ -168,9 +233,12 @@ class _Vxi11Handler(socketserver.BaseRequestHandler):
                 elif proc == _DEVICE_WRITE:
                     (size,) = struct.unpack(">I", args[16:20])
                     result = struct.pack(">iI", 0, size)
-                    self._reply(xid, result)
-                    pending = _answer(args[20 : 20 + size], self.server)
-                    continue
+                    message = args[20 : 20 + size]
+                    if message.rstrip(b"\n") == HOLD.encode():  # taken, then held
+                        self._reply(xid, result)
+                        pending = _answer(message, self.server, self.request)
+                        continue
+                    pending = _answer(message, self.server, self.request)
                 elif proc == _DEVICE_READ:
                     if pending is None:
                         result = struct.pack(">ii", _IO_TIMEOUT, 0) + _opaque(b"")
@@ -224,6 +292,13 @@ class _HislipHandler(socketserver.BaseRequestHandler):
     server: _Served
 
     def handle(self) -> None:
+        self.server.opened(self.request)
+        try:
+            self._serve()
+        finally:
+            self.server.closed(self.request)
+
+    def _serve(self) -> None:
         try:
             kind = self._message()[0]
             _wait_if_stalled(self.server)
@@ -237,6 +312,7 @@ class _HislipHandler(socketserver.BaseRequestHandler):
             return
 
     def _message(self) -> tuple[int, int, int, bytes]:
+        self.server.next_message(self.request)
         _prologue, kind, control, parameter, size = _HEADER.unpack(
             _exactly(self.request, _HEADER.size))
         return kind, control, parameter, _exactly(self.request, size)
@@ -256,7 +332,7 @@ class _HislipHandler(socketserver.BaseRequestHandler):
                 continue
             message += payload
             if kind == _DATA_END:
-                reply = _answer(bytes(message), self.server)
+                reply = _answer(bytes(message), self.server, self.request)
                 message.clear()
                 if reply is not None:
                     self._send(_DATA_END, 0, message_id, reply)
