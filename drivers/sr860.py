@@ -240,7 +240,7 @@ class SR860(SRSLockIn, BufferedLockIn):
         if not math.isclose(got, highest / 2**n, rel_tol=RATE_RTOL):
             raise ProtocolError(f"CAPTURERATE {n} reads back {got:g} Hz, not "
                                 f"{highest / 2**n:g} Hz", instrument=self.link.name)
-        return got
+        return highest / 2**n  # the offered rate that the reply rounds
 
     def start_buffer(self, *, on_trigger: bool,
                      pixel_time: float | None = None) -> float | None:
