@@ -49,6 +49,9 @@ from smm_daq.instruments.transport import BlockTransport, Transport, is_own_lan_
 _OVERLOAD_BITS = (1 << 0) | (1 << 1) | (1 << 4)
 MAX_CAPTURE_RATE = 1.25e6  # Hz; the rates offered are this over 2^n, n = 0..20
 SAMPLES_PER_TIME_CONSTANT = 390.625  # the most a time constant allows (see capture_rate_max)
+# a rate's reply is rounded (6 significant digits: 9765.625 Hz reads 9765.62): one within
+# this of an offered rate is that rate
+RATE_RTOL = 1e-5
 CAPTURE_KB = 4096
 GET_KB = 64  # the most one CAPTUREGET? returns
 BYTES_PER_SAMPLE = 8  # X and Y, 4-byte floats
@@ -109,6 +112,17 @@ def whole_piece(reply: str, kb: int) -> bytes:
         raise ProtocolError(f"CAPTUREGET? asked for {kb} kB and got a block of "
                             f"{len(payload)} bytes, not {kb * 1024}")
     return payload
+
+
+def parse_rate(reply: str, what: str) -> float:
+    """A capture rate (Hz) as a reply gives it, taken as the offered rate (1.25 MHz over
+    2^n, n = 0..20) it rounds where it is within `RATE_RTOL` of one: a ceiling read as
+    rounded down would refuse the very rate it allows, and the lowest would fall outside the
+    range offered. ProtocolError for a reply outside that range."""
+    value = parse_float(reply, what=what, within=(MAX_CAPTURE_RATE / 2**20 * (1 - RATE_RTOL),
+                                                  MAX_CAPTURE_RATE * (1 + RATE_RTOL)))
+    offered = MAX_CAPTURE_RATE / 2**min(20, max(0, round(math.log2(MAX_CAPTURE_RATE / value))))
+    return offered if math.isclose(value, offered, rel_tol=RATE_RTOL) else value
 
 
 def capture_rate_max(time_constant: float) -> float:
@@ -225,8 +239,7 @@ class SR860(SRSLockIn, BufferedLockIn):
     def configure_buffer(self, rate: float) -> float:
         self.capture_span.started(None)  # a new configuration empties the buffer
         self.link.write("CAPTURESTOP")
-        highest = self.link.query("CAPTURERATEMAX?", lambda r: parse_float(
-            r, what="rate (Hz)", within=(MAX_CAPTURE_RATE / 2**20, MAX_CAPTURE_RATE)))
+        highest = self.link.query("CAPTURERATEMAX?", lambda r: parse_rate(r, "rate (Hz)"))
         if rate > highest * (1 + 1e-9):
             raise self._range_error("capture rate", rate,
                                     f"at most {highest:g} Hz at this time constant")
@@ -235,10 +248,10 @@ class SR860(SRSLockIn, BufferedLockIn):
         self._set_index("CAPTURELEN", CAPTURE_KB)
         self.link.write(f"CAPTURERATE {n}")
         got = self.link.query("CAPTURERATE?", lambda r: parse_float(r, what="capture rate"))
-        if not math.isclose(got, highest / 2**n, rel_tol=1e-5):
+        if not math.isclose(got, highest / 2**n, rel_tol=RATE_RTOL):
             raise ProtocolError(f"CAPTURERATE {n} reads back {got:g} Hz, not "
                                 f"{highest / 2**n:g} Hz", instrument=self.link.name)
-        return got
+        return highest / 2**n  # the offered rate that the reply rounds
 
     def start_buffer(self, *, on_trigger: bool,
                      pixel_time: float | None = None) -> float | None:
@@ -260,8 +273,7 @@ class SR860(SRSLockIn, BufferedLockIn):
         return start
 
     def _capture_rate(self) -> float:
-        return self.link.query("CAPTURERATE?", lambda r: parse_float(
-            r, what="capture rate (Hz)", within=(MAX_CAPTURE_RATE / 2**20, MAX_CAPTURE_RATE)))
+        return self.link.query("CAPTURERATE?", lambda r: parse_rate(r, "capture rate (Hz)"))
 
     def _captured_bytes(self) -> int:
         return self.link.query("CAPTUREBYTES?", lambda r: parse_int(

@@ -272,14 +272,18 @@ class TimeoutOnlyWhereFaked:
         return self._within(FAKED_TIMEOUT_S)
 
     def _within(self, seconds: float) -> str:
-        if self.transport.timeout != seconds:  # (set only when it changes)
-            self.transport.timeout = seconds
+        self.transport.timeout = seconds
         try:
             return self.transport.read()
         except InstrumentTimeout:
             if isinstance(self.clock, VirtualClock):
                 self.clock.advance(self._timeout_s)
             raise
+        finally:
+            # the link's own again: the transport's reopen after it (a clear, a link that
+            # failed) waits its timeout in real seconds, which on a loaded machine
+            # FAKED_TIMEOUT_S is too short for ("could not be reopened within 0.1 s")
+            self.transport.timeout = self._timeout_s
 
     def query(self, message: str) -> str:
         drop_unasked = getattr(self.transport, "_drop_unasked", None)

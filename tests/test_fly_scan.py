@@ -603,3 +603,15 @@ def test_an_overload_reply_lost_once_flies_the_line_again_as_it_was(profile, tmp
     assert asked[0] == plan.ny + 1  # the second line flown twice
     assert any("'LIAS?'" in note and "flown again" in note for note in seq.notes)
     assert np.isfinite(read_map(tmp_path / "o.h5", "o").bz).all()
+
+
+@pytest.mark.parametrize("tau", [0.03, 300.0])
+def test_the_sr860_captures_at_the_ceiling_its_reply_rounds(tau):
+    """At 30 ms the ceiling is 9765.625 Hz, answered as 9765.62 (six digits): the very rate
+    it allows was refused as above it. At 300 s it is 1.25 MHz / 2^20, answered as 1.19209,
+    below the lowest rate offered: the reply was refused as corrupt and the lock-in lost."""
+    from drivers.sr860 import capture_rate_max
+
+    with open_rig(_sr860_profile()) as rig:
+        rig.lockin.set_time_constant(tau)
+        assert rig.lockin.configure_buffer(capture_rate_max(tau)) == capture_rate_max(tau)
