@@ -420,9 +420,9 @@ def _cuboid_expansion(dx, dy, dz, a, b, c, p, q, terms, m):
     This and `_cuboid_expansion_10` are compiled as functions of their own, not inlined into
     `_green_block` as the other helpers are: their unrolled sums inlined made numba's passes
     over the parallel loop's body (and LLVM's over the kernel) the better part of a fresh
-    machine's first inversion, about 80 s of CPU for `_green_block` against 25 s for the three
-    apart (`benchmarks/numba_cold.py`). They run once per (sensor, cuboid) pair in a scalar
-    loop, where a call costs nothing that shows, and compute the same bits."""
+    machine's first inversion, 66 to 82 s of CPU for `_green_block` against 25 to 28 s for
+    the three apart (`benchmarks/numba_cold.py`). They run once per (sensor, cuboid) pair
+    in a scalar loop, where a call costs nothing that shows, and compute the same bits."""
     w = (terms[m, 0], terms[m, 1], terms[m, 2], terms[m, 3], terms[m, 4], terms[m, 5],
          terms[m, 6], terms[m, 7], terms[m, 8], terms[m, 9], terms[m, 10], terms[m, 11],
          terms[m, 12], terms[m, 13], terms[m, 14], terms[m, 15])
