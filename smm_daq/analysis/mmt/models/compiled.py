@@ -48,7 +48,7 @@ NOTICE = ("compiling the {what} kernels for this machine (first run only, or the
 # About how long numba takes to compile a model's CPU kernels for the paths of a first
 # inversion, s: its compile time on one core of an idle machine (numba compiles on one
 # thread), from `benchmarks/numba_cold.py` (its CPU seconds), rounded up.
-COMPILE_S = {"cuboid": 40, "multipole": 15}
+COMPILE_S = {"cuboid": 50, "multipole": 30}
 
 
 def _fresh_overloads(kernel: Any) -> dict | None:
