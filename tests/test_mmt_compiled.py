@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -94,6 +95,17 @@ def test_mmt_synth_says_when_it_compiles(tmp_path: Path, monkeypatch: pytest.Mon
     assert main(args) == 0
     err = capsys.readouterr().err
     assert ("compiling the cuboid model's kernels for this machine" in err) is not cached
+
+
+@pytest.mark.parametrize("model", ["cuboid", "dipole", "octupole"])
+def test_the_notice_says_once_compiled_it_is_not_again_and_about_how_long_it_takes(
+        monkeypatch: pytest.MonkeyPatch, model: str) -> None:
+    """A wait of unknown length reads as a hang: the notice says it is the first run only and
+    about how many seconds it compiles for (a figure, not checked against a clock here)."""
+    monkeypatch.setattr(compiled, "kernels_cached", lambda *modules: False)
+    notice = compiled.first_run_notice(model)
+    assert re.fullmatch(rf"compiling the {model} model's kernels for this machine \(first run "
+                        r"only, or the first after an upgrade: about [1-9]\d* s\)", notice)
 
 
 @pytest.mark.parametrize("model", ["cuboid", "dipole", "one map"])

@@ -3,8 +3,8 @@ that each is compiled only once (`fortran_rows`).
 
 numba compiles the kernels on their first call and keeps them in its cache (`__pycache__`
 beside the source, or NUMBA_CACHE_DIR): the first inversion on a machine, or after an
-upgrade, waits a minute or more before its first block, with nothing else to show. Callers
-say so beforehand (`first_run_notice`), so that wait is not taken for a hang.
+upgrade, waits for that before its first block (`COMPILE_S`), with nothing else to show.
+Callers say so beforehand (`first_run_notice`), so that wait is not taken for a hang.
 
 numba judges a cached kernel fresh by the source of the one file that defines it, but a kernel
 compiled from `cuboid.py` holds the code of the `forward.py` functions it calls and the values
@@ -43,8 +43,12 @@ from typing import Any
 
 import numpy as np
 
-NOTICE = ("compiling the {what} kernels for this machine: its first run only (or the first "
-          "after an upgrade), a minute or more before the first block")
+NOTICE = ("compiling the {what} kernels for this machine (first run only, or the first after "
+          "an upgrade: about {seconds} s)")
+# About how long numba takes to compile a model's CPU kernels for the paths of a first
+# inversion, s: its compile time on one core of an idle machine (numba compiles on one
+# thread), from `benchmarks/numba_cold.py` (its CPU seconds), rounded up.
+COMPILE_S = {"cuboid": 50, "multipole": 30}
 
 
 def _fresh_overloads(kernel: Any) -> dict | None:
@@ -93,7 +97,10 @@ def first_run_notice(model: str) -> str | None:
     from smm_daq.analysis.mmt.models import cuboid, multipole
 
     module = cuboid if model == "cuboid" else multipole
-    return None if kernels_cached(module) else NOTICE.format(what=f"{model} model's")
+    if kernels_cached(module):
+        return None
+    seconds = COMPILE_S["cuboid" if model == "cuboid" else "multipole"]
+    return NOTICE.format(what=f"{model} model's", seconds=seconds)
 
 
 def fortran_rows(out: np.ndarray) -> np.ndarray:

@@ -408,21 +408,28 @@ def _expansion_to_6(dx, dy, dz, a, b, c, p, q, w):
     return fx + ex + gx, fy + ey + gy, fz + ez + gz
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _cuboid_expansion(dx, dy, dz, a, b, c, p, q, terms, m):
     """Bz columns (×4π/μ0) of cuboid m (half-edges a, b, c) convolved with the sensor area
     (half-widths p, q), expanded to the sixth order: its odd moments vanish (a centrally
     symmetric density), so this is the quadrupole expansion plus the order-4 and order-6
     terms, harmonic polynomials over EVEN_MONOMIALS with the coefficients terms[m]
     (`cuboid_even_terms`). The array is read here only (the GPU simulator runs this
-    function's Python source, where a compiled function cannot take it)."""
+    function's Python source, where a compiled function cannot take it).
+
+    This and `_cuboid_expansion_10` are compiled as functions of their own, not inlined into
+    `_green_block` as the other helpers are: their unrolled sums inlined made numba's passes
+    over the parallel loop's body (and LLVM's over the kernel) the better part of a fresh
+    machine's first inversion, 66 to 82 s of CPU for `_green_block` against 25 to 28 s for
+    the three apart (`benchmarks/numba_cold.py`). They run once per (sensor, cuboid) pair
+    in a scalar loop, where a call costs nothing that shows, and compute the same bits."""
     w = (terms[m, 0], terms[m, 1], terms[m, 2], terms[m, 3], terms[m, 4], terms[m, 5],
          terms[m, 6], terms[m, 7], terms[m, 8], terms[m, 9], terms[m, 10], terms[m, 11],
          terms[m, 12], terms[m, 13], terms[m, 14], terms[m, 15])
     return _expansion_to_6(dx, dy, dz, a, b, c, p, q, w)
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, error_model="numpy")
 def _cuboid_expansion_10(dx, dy, dz, a, b, c, p, q, terms, m):
     """`_cuboid_expansion` to the tenth order: with the order-8 and order-10 terms (the
     coefficients terms[m, 16:52]), for sensors nearer the cuboid than its order-6 switch."""
@@ -742,9 +749,9 @@ def _green_block(sensors, p, q, centroid, far2, higher, fine2, start, cuboids, h
                     out[i, 3 * g] += MU0_OVER_4PI * fx
                     out[i, 3 * g + 1] += MU0_OVER_4PI * fy
                     out[i, 3 * g + 2] += MU0_OVER_4PI * fz
-            if n_near > 0:
-                point_grain_tile(sensors, near, n_near, start[g], start[g + 1], cuboids, half,
-                                 cub_far2, work, near_cols)
+            if n_near > 0:  # (a count typed int64 at once: not compiled for a literal 0 too)
+                point_grain_tile(sensors, near, np.int64(n_near), start[g], start[g + 1],
+                                 cuboids, half, cub_far2, work, near_cols)
                 for j in range(n_near):
                     for c in range(3):
                         out[near[j], 3 * g + c] += MU0_OVER_4PI * near_cols[c, j]
