@@ -210,7 +210,8 @@ class CaptureSpan:
             f"{query} counts {count} samples after the stop, fewer than the {least} at least "
             f"that {self.stopped_after - self.started_by:.4g} s at {rate:g} Hz store: the "
             f"lock-in did not take `{start}` when it was sent (a link or LAN-GPIB gateway "
-            f"passed it on late or not at all), so the samples of that time are missing",
+            f"passed it on late or not at all), so the samples of that time are missing, or "
+            f"the reply to {query} was corrupted",
             instrument=instrument)
 
 
