@@ -21,7 +21,7 @@ from drivers import transports
 from drivers.link import Link, parse_float, parse_int, shown
 from smm_daq.clock import Clock
 from smm_daq.errors import InstrumentError, ProtocolError, RangeError, ReadStopped
-from smm_daq.instruments.interfaces import Identity, LockIn
+from smm_daq.instruments.interfaces import Identity, LockIn, least_stored
 from smm_daq.instruments.lockin_models import PIECE_TIMEOUT_SHARE
 from smm_daq.instruments.profile import LinkSettings, LockInSettings
 from smm_daq.instruments.transport import Transport
@@ -192,11 +192,11 @@ class CaptureSpan:
 
     def least(self, rate: float, capacity: int) -> int | None:
         """The fewest samples the buffer holds at `rate` (Hz), one shot into `capacity`
-        samples, a sample of slack for rounding; None where the start is not known."""
+        samples (`least_stored`: the lock-in's clock is not the rig's); None where the
+        start is not known."""
         if self.started_by is None or self.stopped_after is None:
             return None
-        stored_s = self.stopped_after - self.started_by
-        return min(capacity, max(0, math.floor(stored_s * rate) - 1))
+        return min(capacity, least_stored(self.stopped_after - self.started_by, rate))
 
     def check_count(self, count: int, rate: float, capacity: int, *, query: str,
                     start: str, instrument: str) -> None:
@@ -210,7 +210,8 @@ class CaptureSpan:
             f"{query} counts {count} samples after the stop, fewer than the {least} at least "
             f"that {self.stopped_after - self.started_by:.4g} s at {rate:g} Hz store: the "
             f"lock-in did not take `{start}` when it was sent (a link or LAN-GPIB gateway "
-            f"passed it on late or not at all), so the samples of that time are missing",
+            f"passed it on late or not at all), so the samples of that time are missing, or "
+            f"the reply to {query} was corrupted",
             instrument=instrument)
 
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from drivers.sr860 import parse_block
 from simulators.lockin_emulator import ieee_block
+from smm_daq.acquisition.fly.scan import FlyScan
 from smm_daq.errors import InstrumentError, ProtocolError
+from smm_daq.instruments.interfaces import least_stored
 from smm_daq.instruments.profile import load_profile, parse_profile
 from smm_daq.instruments.rig import Rig, open_rig
 
@@ -87,7 +90,7 @@ def test_a_start_the_lock_in_never_took_is_said_not_read_as_an_empty_buffer(
     gateway = _withheld(rig, model)
     lockin = rig.lockin
     rate = lockin.configure_buffer(100.0)  # type: ignore[attr-defined]
-    least = int(LINE_S * rate) - 1
+    least = least_stored(LINE_S, rate)
     lockin.start_buffer(on_trigger=False)  # type: ignore[attr-defined]
     gateway.pass_on()  # in time
     rig.clock.sleep(LINE_S)
@@ -153,3 +156,44 @@ def test_a_capture_piece_shorter_than_asked_is_asked_again(rig: Rig) -> None:
     trace = lockin.read_buffer()  # type: ignore[attr-defined]
     assert piece.cut == 1 and link.failures == failures + 1
     assert len(trace.x) == len(trace.y) >= int(LINE_S * rate) - 1
+
+
+@pytest.mark.parametrize("model", ["sr830"])
+def test_a_lock_in_clock_slower_than_the_rig_clock_is_no_start_not_taken(rig: Rig) -> None:
+    """The lock-in counts on its own crystal, the rig clock runs on the PC's (slewed by NTP
+    at up to 500 ppm, its crystal off by 100): a buffer started in time and stored 10 s at
+    512 Hz, the lock-in's clock 1000 ppm slower, holds ~5 samples fewer than the rig
+    clock's span, a whole read
+    the check must take; a start never taken is still refused. Unfixed (a sample of slack
+    only), the correct read was refused as a start not taken."""
+    emulator = rig.backend.emulators[rig.profile.lockin.link.address]
+    emulator._rate = lambda: 512.0 * (1 - 1000e-6)  # its crystal, as the rig clock sees it
+    lockin = rig.lockin
+    rate = lockin.configure_buffer(512.0)  # type: ignore[attr-defined]
+    assert rate == 512.0
+    lockin.start_buffer(on_trigger=False)  # type: ignore[attr-defined]
+    rig.clock.sleep(10.0)
+    trace = lockin.read_buffer()  # type: ignore[attr-defined]
+    assert int(10.0 * rate) - 10 <= len(trace.x) < int(10.0 * rate) - 1
+
+    gateway = _withheld(rig, "sr830")
+    lockin.configure_buffer(512.0)  # type: ignore[attr-defined]
+    lockin.start_buffer(on_trigger=False)  # type: ignore[attr-defined]
+    rig.clock.sleep(10.0)
+    with pytest.raises(InstrumentError, match="did not take `STRT`"):
+        lockin.read_buffer()  # type: ignore[attr-defined]
+    assert gateway.held == ["STRT"]
+
+
+def test_a_fly_line_counted_on_a_slower_lock_in_clock_is_whole() -> None:
+    """The fly scan's check of a line's count (`_check_buffer`): a 10 s line at 512 Hz,
+    started on the stage's trigger and stopped as the stage reports it ended, holds ~5
+    samples fewer on a lock-in clock 1000 ppm slower than the controller's and the rig's:
+    taken; a buffer that stored nothing, or half the line, is still refused. Unfixed (a
+    sample of slack), the whole line was refused and the scan failed."""
+    lockin = SimpleNamespace(BUFFER_COUNT_QUERY="SPTS?", link=SimpleNamespace(name="sr830"))
+    scan = SimpleNamespace(_fly=SimpleNamespace(duration=10.0), rig=SimpleNamespace(lockin=lockin))
+    FlyScan._check_buffer(scan, 5114, 512.0)  # type: ignore[arg-type]
+    for count in (0, 2560):
+        with pytest.raises(InstrumentError, match=f"held {count} samples after the line"):
+            FlyScan._check_buffer(scan, count, 512.0)  # type: ignore[arg-type]

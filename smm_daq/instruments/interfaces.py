@@ -7,6 +7,7 @@ subclass); settings outside the instrument's range raise `RangeError` before any
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -229,6 +230,19 @@ class BufferLimits:
         i = min(range(len(self.time_constants)),
                 key=lambda k: abs(self.time_constants[k] - time_constant))
         return self.max_rates[i]
+
+
+CLOCK_RATE_SLACK = 0.1
+"""The share of a span timed on the rig clock that a lock-in's buffer may store fewer
+samples of: the lock-in counts on its own crystal (tens of ppm off), the rig clock may be
+off by as much (a free-running PC crystal) or slewed while NTP corrects it (500 ppm through
+the kernel, chrony up to 8.3 %). A count short by more is samples missing, not clocks."""
+
+
+def least_stored(seconds: float, rate: float) -> int:
+    """The fewest samples a buffer storing at `rate` (Hz) holds after `seconds` on the rig
+    clock: `CLOCK_RATE_SLACK` off for the clocks, a sample of slack for rounding."""
+    return max(0, math.floor(seconds * rate * (1 - CLOCK_RATE_SLACK)) - 1)
 
 
 @dataclass(frozen=True)

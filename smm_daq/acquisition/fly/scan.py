@@ -54,7 +54,7 @@ from smm_daq.errors import (
     ReplyUnknown,
 )
 from smm_daq.instruments import driver_calls
-from smm_daq.instruments.interfaces import STOP_SLICE_S
+from smm_daq.instruments.interfaces import STOP_SLICE_S, least_stored
 
 REFINE_LINES = 8  # the most recent lines the lag is refined over
 ADOPT_BELOW = 0.9  # a refined lag is kept when its mismatch is below this × the model's
@@ -242,7 +242,7 @@ class FlyScan:
         samples is a count no lock-in gives (a corrupted reply), and refused naming it."""
         line = self._fly
         assert line is not None
-        least = max(2, math.floor(line.duration * rate) - 1)  # a sample of slack
+        least = max(2, least_stored(line.duration, rate))  # the lock-in's clock, not ours
         if count < least:
             lockin = self.rig.lockin
             query = getattr(lockin, "BUFFER_COUNT_QUERY", "the buffer's count")
