@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 
+from smm_daq.analysis.mmt.models import multipole_gpu
 from smm_daq.analysis.mmt.models.cuboid_gpu import SIMULATED
 from smm_daq.analysis.mmt.models.multipole import MODELS, MultipoleModel, Sensor, point_grains
 from smm_daq.analysis.mmt.models.multipole_gpu import DeviceMultipole
@@ -27,6 +28,10 @@ SENSORS = {"point": (0.0, 0.0), "area": (2 * UM, 1.5 * UM), "volume": (2 * UM, 1
 
 def main() -> int:
     assert SIMULATED, "run with NUMBA_ENABLE_CUDASIM=1"
+    # The simulator runs every thread of a launched block, one Python call each, padding
+    # included: 32 threads a block, not the GPU's 256, cost what the pairs do. The kernels
+    # index by cuda.grid, so the width changes only how many blocks a launch takes.
+    multipole_gpu.THREADS = 32
     rng = np.random.default_rng(3)
     grains = point_grains(np.c_[rng.uniform(0, 20 * UM, (4, 2)), rng.uniform(-8, -1, 4) * UM],
                           rng.uniform(1, 5, 4) * UM**3)
@@ -34,18 +39,27 @@ def main() -> int:
     X, Y = np.meshgrid(axis, axis)
     height = 2 * UM
     sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, height)]
+    # the kernels against the CPU's on a 5 × 5 lattice over the grains: 100 pairs and 25
+    # sensors, each launch several blocks with the last part-filled (its threads past the
+    # last pair or sensor return at once)
+    ax = np.arange(0.0, 20.1 * UM, 5 * UM)
+    XK, YK = np.meshgrid(ax, ax)
+    lattice = np.c_[XK.ravel(), YK.ravel(), np.full(XK.size, height)]
+    pairs = lattice.shape[0] * grains.n_grains
+    assert pairs > multipole_gpu.THREADS and pairs % multipole_gpu.THREADS
+    assert lattice.shape[0] % multipole_gpu.THREADS
     for kind, size in SENSORS.items():
         for model in MODELS:
             m = MultipoleModel.build(grains, Sensor.from_size(size), model)
-            ref = m.block(sensors, np.empty((sensors.shape[0], m.n_columns)))
+            ref = m.block(lattice, np.empty((lattice.shape[0], m.n_columns)))
             green = DeviceMultipole.upload(m, np.asarray)
-            out = np.full((sensors.shape[0], m.n_columns), np.nan, order="F")
-            green.block(sensors, out)
+            out = np.full((lattice.shape[0], m.n_columns), np.nan, order="F")
+            green.block(lattice, out)
             err = np.max(np.abs(out - ref), axis=0) / np.max(np.abs(ref), axis=0)
             assert np.all(err <= 1e-14), f"{kind} {model}: block differs by {err.max():.3g}"
             coef = rng.normal(size=(grains.n_grains, m.n_per_grain))
-            field = np.empty(sensors.shape[0])
-            green.field(sensors, coef, field)
+            field = np.empty(lattice.shape[0])
+            green.field(lattice, coef, field)
             expect = ref @ coef.ravel()
             ferr = np.max(np.abs(field - expect)) / np.max(np.abs(expect))
             assert ferr <= 1e-13, f"{kind} {model}: field differs by {ferr:.3g}"

@@ -8,6 +8,7 @@ answers."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -16,12 +17,7 @@ import pytest
 from smm_daq.analysis.forward import cuboid_bz_kernel, moment_expansion
 from smm_daq.analysis.grains import from_arrays
 from smm_daq.analysis.mmt import synth
-from smm_daq.analysis.mmt.models.cuboid import (
-    NEAR_TOLERANCE,
-    GreenModel,
-    _cuboid_expansion,
-    _cuboid_expansion_10,
-)
+from smm_daq.analysis.mmt.models.cuboid import NEAR_TOLERANCE, GreenModel
 from smm_daq.analysis.mmt.models.expansion_terms import (
     cuboid_even_terms,
     even_remainder_bound,
@@ -71,16 +67,45 @@ def _around(shape_um, x):
     return r, pts, cuboid_bz_kernel(pts, cuboid, sensor_size=(2 * p, 2 * q))[:, 0, :] / MU0_OVER_4PI
 
 
+@functools.cache
+def _tier_models(shape_um) -> dict[int | str, GreenModel]:
+    """The cuboid as a one-grain forward model with every tier but one switched off (the
+    grain's far fields, the cuboid's quadrupole, and all but one of its order-6 expansion,
+    order-10 expansion and exact form), keyed 6, 10 and "exact"."""
+    p, q, (a, b, c), terms, _ = _one_cuboid(shape_um)
+    grains = from_arrays(np.array([[0.0, 0.0, 0.0, 2 * a, 2 * b, 2 * c]]), np.array([1]))
+    model = GreenModel.build(grains, (2 * p, 2 * q), np.zeros(2), np.zeros(2), c + UM)
+    np.testing.assert_array_equal(model.cub_terms, terms)
+    inf, zero = np.full(1, np.inf), np.zeros(1)
+    model = dataclasses.replace(model, far2=inf, coarse2=inf, fine2=np.full_like(model.fine2, inf),
+                                cub_far2=inf, cub_inner2=zero, share_corners=False)
+    return {6: dataclasses.replace(model, cub_mid2=zero),
+            10: dataclasses.replace(model, cub_mid2=inf),
+            "exact": dataclasses.replace(model, cub_mid2=inf, cub_inner2=inf)}
+
+
+def _expansion(shape_um, pts, order):
+    """The order-6 or order-10 expansion's columns (×4π/μ0) of the cuboid at sensor centres
+    `pts`, as the forward model's block kernel evaluates them (`_tier_models`): the compiled
+    code inversions run, which the rest of this file compiles anyway (a standalone copy of
+    each expansion takes longer to compile than this whole file runs)."""
+    models = _tier_models(tuple(shape_um))
+    got = models[order].block(pts)
+    exact = models["exact"].block(pts)
+    assert np.all(np.any(got != exact, axis=1))  # the expansion at every sensor, not the exact form
+    return got / MU0_OVER_4PI
+
+
 @pytest.mark.parametrize("shape_um", SHAPES_UM)
 def test_the_order_6_expansion_stays_within_its_bound_and_beats_the_quadrupole(shape_um):
     """At x = L/R from 0.6 to 0.1 (L the half-diagonal of the cuboid ⊗ sensor), in all
     directions where a sensor can be (above the top face): |error| ≤ even_remainder_bound(x)
     V/R³ per unit M; and from x = 0.3 in, where the quadrupole's own error is well above the
     reference's, the order-6 error far below it (the higher moments are right)."""
-    p, q, (a, b, c), terms, volume = _one_cuboid(shape_um)
+    p, q, (a, b, c), _, volume = _one_cuboid(shape_um)
     for x in (0.6, 0.45, 0.3, 0.2, 0.1):
         r, pts, ref = _around(shape_um, x)
-        got = np.array([_cuboid_expansion(*pt, a, b, c, p, q, terms, 0) for pt in pts])
+        got = _expansion(shape_um, pts, 6)
         quad = np.array([moment_expansion(*pt, volume, (a * a + p * p) / 3,
                                           (b * b + q * q) / 3, c * c / 3, 0.0, 0.0, 0.0)
                          for pt in pts])
@@ -98,11 +123,11 @@ def test_the_order_10_expansion_stays_within_its_bound_and_beats_order_6(shape_u
     form's own rounding, at the reference's tighter tolerance, is about the size of the
     bound): |error| ≤ even_remainder_bound(x, 10) V/R³, and well below the order-6 error
     where that is above the reference's."""
-    p, q, (a, b, c), terms, volume = _one_cuboid(shape_um)
+    volume = _one_cuboid(shape_um)[-1]
     for x in (0.45, 0.3, 0.2):
         r, pts, ref = _around(shape_um, x)
-        got = np.array([_cuboid_expansion_10(*pt, a, b, c, p, q, terms, 0) for pt in pts])
-        six = np.array([_cuboid_expansion(*pt, a, b, c, p, q, terms, 0) for pt in pts])
+        got = _expansion(shape_um, pts, 10)
+        six = _expansion(shape_um, pts, 6)
         scale = volume / r**3
         err10 = np.abs(got - ref).max()
         err6 = np.abs(six - ref).max()
