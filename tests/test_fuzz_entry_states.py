@@ -26,7 +26,11 @@ from smm_daq.cli.main import main
 from smm_daq.storage.nexus import list_entries
 from smm_daq.storage.staging import REPLACED, STAGING, aside_name, staged_name
 
-FILES = 30
+# Of the files of seeds 0..29, those that between them make every kind of object under every
+# form of name (an entry's own, staged and set-aside), put every mark on a product under every
+# form made so, have `export` read a name of each form and `subtract` write each name: what
+# all thirty made, in fewer than half the runs of the four commands.
+SEEDS = (0, 1, 5, 9, 12, 13, 16, 17, 18, 20, 27, 29)
 NAMES = ("rem", "inf", "induced", "a")
 
 
@@ -117,7 +121,7 @@ def test_no_mix_of_entries_links_and_leftovers_ends_in_a_traceback_or_loses_a_sc
     base = _session(tmp_path / "base")
     assert _subtract(base) == 0
     failures, counts = [], {"made": 0, "exit 0": 0, "exit 2": 0}
-    for seed in range(FILES):
+    for seed in SEEDS:
         rng = random.Random(seed)
         d = tmp_path / f"f{seed}"
         d.mkdir()
