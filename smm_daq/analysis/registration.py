@@ -195,7 +195,11 @@ def _tukey(n: int, alpha: float) -> np.ndarray:
 def _whole_pixel_start(
     reference: MapData, moving: MapData, max_shift: float | None
 ) -> tuple[float, float]:
-    """Peak of the windowed cross-correlation, refined by a parabola through its neighbours."""
+    """Peak of the windowed cross-correlation, refined by a parabola through its neighbours,
+    among lags up to `max_shift` or, by default, a quarter of the map along each axis (at
+    least a pixel): at half the map, the overlap is so small that the correlation of a few
+    grains' fields can peak there by chance, and the fit then locked on a shift of half the
+    map where the true one was under a pixel."""
     ny, nx = reference.shape
     window = np.outer(_tukey(ny, 0.3), _tukey(nx, 0.3))
     images = []
@@ -207,8 +211,8 @@ def _whole_pixel_start(
     lag_y = np.arange(2 * ny) - ny
     lag_x = np.arange(2 * nx) - nx
     dx, dy = reference.step
-    limit_x = nx // 2 if max_shift is None else min(nx - 2, int(max_shift / dx) + 1)
-    limit_y = ny // 2 if max_shift is None else min(ny - 2, int(max_shift / dy) + 1)
+    limit_x = max(1, nx // 4) if max_shift is None else min(nx - 2, int(max_shift / dx) + 1)
+    limit_y = max(1, ny // 4) if max_shift is None else min(ny - 2, int(max_shift / dy) + 1)
     allowed = (np.abs(lag_y)[:, None] <= limit_y) & (np.abs(lag_x)[None, :] <= limit_x)
     corr = np.where(allowed, corr, -np.inf)
     iy, ix = np.unravel_index(int(np.argmax(corr)), corr.shape)
