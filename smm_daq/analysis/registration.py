@@ -498,7 +498,10 @@ def _misfit_factor(rms_residual: float, noise_rms: float) -> float:
     the larger the part seen. Scaled so, the SDs on maps differing by an induced field come
     near those differing by noise alone in how often a shift at zero is called significant
     (benchmarks/registration_significance.py); on maps alike but for noise the ratio is
-    about 1, and nothing changes.
+    about 1, and nothing changes. Both estimates grow with the misfit already, yet neither
+    scaled (nor one alone) is better: on maps of 8 grains whose induced moments are 1.5
+    times the remanent ones, a shift at zero was then called significant 20 % (6.5 %) of
+    the time against 1.5 % with both scaled, for as many more true shifts found.
     """
     if not (np.isfinite(noise_rms) and noise_rms > 0):
         return 1.0
