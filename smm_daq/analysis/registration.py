@@ -195,7 +195,11 @@ def _tukey(n: int, alpha: float) -> np.ndarray:
 def _whole_pixel_start(
     reference: MapData, moving: MapData, max_shift: float | None
 ) -> tuple[float, float]:
-    """Peak of the windowed cross-correlation, refined by a parabola through its neighbours."""
+    """Peak of the windowed cross-correlation, refined by a parabola through its neighbours,
+    among lags up to `max_shift` or, by default, a quarter of the map along each axis (at
+    least a pixel): at half the map, the overlap is so small that the correlation of a few
+    grains' fields can peak there by chance, and the fit then locked on a shift of half the
+    map where the true one was under a pixel."""
     ny, nx = reference.shape
     window = np.outer(_tukey(ny, 0.3), _tukey(nx, 0.3))
     images = []
@@ -207,8 +211,8 @@ def _whole_pixel_start(
     lag_y = np.arange(2 * ny) - ny
     lag_x = np.arange(2 * nx) - nx
     dx, dy = reference.step
-    limit_x = nx // 2 if max_shift is None else min(nx - 2, int(max_shift / dx) + 1)
-    limit_y = ny // 2 if max_shift is None else min(ny - 2, int(max_shift / dy) + 1)
+    limit_x = max(1, nx // 4) if max_shift is None else min(nx - 2, int(max_shift / dx) + 1)
+    limit_y = max(1, ny // 4) if max_shift is None else min(ny - 2, int(max_shift / dy) + 1)
     allowed = (np.abs(lag_y)[:, None] <= limit_y) & (np.abs(lag_x)[None, :] <= limit_x)
     corr = np.where(allowed, corr, -np.inf)
     iy, ix = np.unravel_index(int(np.argmax(corr)), corr.shape)
@@ -494,7 +498,10 @@ def _misfit_factor(rms_residual: float, noise_rms: float) -> float:
     the larger the part seen. Scaled so, the SDs on maps differing by an induced field come
     near those differing by noise alone in how often a shift at zero is called significant
     (benchmarks/registration_significance.py); on maps alike but for noise the ratio is
-    about 1, and nothing changes.
+    about 1, and nothing changes. Both estimates grow with the misfit already, yet neither
+    scaled (nor one alone) is better: on maps of 8 grains whose induced moments are 1.5
+    times the remanent ones, a shift at zero was then called significant 20 % (6.5 %) of
+    the time against 1.5 % with both scaled, for as many more true shifts found.
     """
     if not (np.isfinite(noise_rms) and noise_rms > 0):
         return 1.0
