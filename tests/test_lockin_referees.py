@@ -628,3 +628,24 @@ def test_an_sr860_capture_that_does_not_stop_is_named_and_stopped_again(
         assert ours._capturing() is False
     finally:
         ours.close()
+
+
+def test_our_sr860_starts_a_capture_again_once_the_last_has_run_to_its_block_end(
+        fresh: Served) -> None:
+    """A line cut short and flown again: the capture's new start comes while the last one
+    runs on to its block's end, when the SR860 refuses CAPTURESTART. Our driver waits for
+    CAPTURESTAT? to say stopped first. Unfixed, the start was refused and the count read after
+    it (the last capture's) was taken for a start that stalled."""
+    ours = SR860.from_profile(lockin_settings("sr860", fresh.resources["sr860"]),
+                              clock=fresh.clock)
+    try:
+        ours.configure_buffer(100.0)
+        ours.start_buffer(on_trigger=False)
+        ours.identify()
+        fresh.clock.sleep(1.0)  # 152 samples: within the first block
+        assert ours.start_buffer(on_trigger=False) is not None
+        ours.identify()
+        fresh.clock.sleep(0.5)
+        assert ours.read_buffer().x.size == 256  # the new capture's first block
+    finally:
+        ours.close()
