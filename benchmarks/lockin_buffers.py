@@ -47,6 +47,7 @@ def main() -> None:
         seconds = min(args.seconds, 0.9 * 4096 * 1024 / 8 / max_rate)
         per_s = _measure(sr860, clock, "CAPTURESTART ONE,IMM", "CAPTUREBYTES?", seconds) / 8
         sr860.handle("CAPTURESTOP")
+        clock.sleep(256 / max_rate)  # it runs on to its 2 kB block's end: 256 samples at most
         print(
             f"SR860 capture X,Y at {max_rate:,.0f} Hz (τ = {tau * 1e3:g} ms):"
             f" {per_s:,.0f} simulated samples per real second"

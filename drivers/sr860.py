@@ -10,8 +10,11 @@ latches them until read (bit 0 CH1 output, bit 1 CH2 output, bit 4 input range) 
 Capture buffer (for fly scans): X and Y (`CAPTURECFG XY`) at `CAPTURERATE n` = the rate
 `CAPTURERATEMAX?` allows at this time constant over 2^n, into `CAPTURELEN` kB (at most 4096),
 started by `CAPTURESTART ONE,IMM` or, armed, by TRIG IN (`ONE,TRIG`); `CAPTURESTOP`, then
-`CAPTUREBYTES?` and `CAPTUREGET? offset,size` (kB, at most 64 a time; IEEE 488.2 binary
-blocks of little-endian 4-byte floats) read it back. `CAPTURESTART` has no reply:
+`CAPTURESTAT?` until its bit 0 (capturing) clears, since the manual says the capture may go on
+until its current 2 kB block is full (2.56 s of X and Y at 100 Hz) and refuses `CAPTUREGET?`
+meanwhile (an execution error); then `CAPTUREBYTES?` (counting the samples stored after the
+stop too) and `CAPTUREGET? offset,size` (kB, at most 64 a time; IEEE 488.2 binary blocks of
+little-endian 4-byte floats) read it back. `CAPTURESTART` has no reply:
 `CAPTUREBYTES?` read right after it bounds when the capture began (`start_within`).
 
 On RS-232 and telnet the reply terminator is a front-panel setting that no remote command
@@ -39,8 +42,15 @@ from drivers.srs_lockin import (
     stop_between_pieces,
 )
 from drivers.transports import SERIAL_PREFIX
-from smm_daq.errors import InstrumentLost, ProtocolError
-from smm_daq.instruments.interfaces import BufferedLockIn, BufferLimits, BufferTrace, Identity
+from smm_daq.clock import SystemClock
+from smm_daq.errors import InstrumentError, InstrumentLost, ProtocolError
+from smm_daq.instruments.interfaces import (
+    CLOCK_RATE_SLACK,
+    BufferedLockIn,
+    BufferLimits,
+    BufferTrace,
+    Identity,
+)
 from smm_daq.instruments.lockin_models import AMPLITUDE_RANGES, HARMONIC_LIMITS
 from smm_daq.instruments.profile import LockInSettings
 from smm_daq.instruments.transport import BlockTransport, Transport, is_own_lan_device
@@ -55,6 +65,13 @@ RATE_RTOL = 1e-5
 CAPTURE_KB = 4096
 GET_KB = 64  # the most one CAPTUREGET? returns
 BYTES_PER_SAMPLE = 8  # X and Y, 4-byte floats
+BLOCK_BYTES = 2048  # the capture memory fills in blocks of this; a stop ends at one's end
+CAPTURING_BIT = 1 << 0  # CAPTURESTAT?: bit 0 capturing, bit 1 started, bit 2 wrapped
+# A stop is waited for one block's time at the capture rate (and the lock-in's clock's slack)
+# plus this, for the link's round trips; CAPTURESTAT? is asked a sixteenth of the block's time
+# apart, within these bounds.
+STOP_MARGIN_S = 0.5
+STOP_POLL_S = (0.01, 0.25)
 TERMINATOR_ADVICE = (
     "On RS-232 or telnet an SR860 ends its replies with the terminator chosen on its front "
     "panel (its interface settings), which no command sets: choose LF there, the one this "
@@ -238,7 +255,7 @@ class SR860(SRSLockIn, BufferedLockIn):
 
     def configure_buffer(self, rate: float) -> float:
         self.capture_span.started(None)  # a new configuration empties the buffer
-        self.link.write("CAPTURESTOP")
+        self._stop_capture()  # a capture under way refuses its settings
         highest = self.link.query("CAPTURERATEMAX?", lambda r: parse_rate(r, "rate (Hz)"))
         if rate > highest * (1 + 1e-9):
             raise self._range_error("capture rate", rate,
@@ -256,7 +273,7 @@ class SR860(SRSLockIn, BufferedLockIn):
     def start_buffer(self, *, on_trigger: bool,
                      pixel_time: float | None = None) -> float | None:
         self.capture_span.started(None)
-        self.link.write("CAPTURESTOP")
+        self._stop_capture()  # a capture under way refuses CAPTURESTART
         if on_trigger or self.clock is None:
             self.link.write(f"CAPTURESTART ONE,{'TRIG' if on_trigger else 'IMM'}")
             return None
@@ -272,6 +289,37 @@ class SR860(SRSLockIn, BufferedLockIn):
         self.capture_span.started(after)  # taken before its count's reply, if taken
         return start
 
+    def _capturing(self) -> bool:
+        return bool(self.link.query("CAPTURESTAT?", lambda r: parse_int(
+            r, what="capture status", within=(0, 7))) & CAPTURING_BIT)
+
+    def _stop_capture(self, stop: Callable[[], bool] | None = None) -> None:
+        """`CAPTURESTOP`, then `CAPTURESTAT?` until the capture has stopped, on the rig's
+        clock: the SR860 may capture on until its current 2 kB block is full, refusing
+        `CAPTUREGET?`, `CAPTURESTART` and the capture's settings meanwhile. `stop` (an abort)
+        is asked between the queries. InstrumentError where it still captures a block's time
+        at the capture rate after the command (`STOP_MARGIN_S` and the clocks' slack more),
+        `CAPTURESTOP` sent once more before."""
+        self.link.write("CAPTURESTOP")
+        if not self._capturing():
+            return
+        clock = self.clock or SystemClock()
+        rate = self._capture_rate()
+        block_s = BLOCK_BYTES / BYTES_PER_SAMPLE / rate
+        waited_from = clock.now()
+        deadline = waited_from + block_s * (1 + CLOCK_RATE_SLACK) + STOP_MARGIN_S
+        poll = min(max(block_s / 16, STOP_POLL_S[0]), STOP_POLL_S[1])
+        while clock.now() < deadline:
+            stop_between_pieces(stop, self.link.name)
+            clock.sleep(min(poll, deadline - clock.now()))
+            if not self._capturing():
+                return
+        self.link.write("CAPTURESTOP")
+        raise InstrumentError(
+            f"CAPTURESTAT? still says capturing {clock.now() - waited_from:.3g} s after "
+            f"CAPTURESTOP; a capture stops at the end of its 2 kB block, within {block_s:.3g} s "
+            f"at {rate:g} Hz (CAPTURESTOP sent again)", instrument=self.link.name)
+
     def _capture_rate(self) -> float:
         return self.link.query("CAPTURERATE?", lambda r: parse_rate(r, "capture rate (Hz)"))
 
@@ -280,12 +328,14 @@ class SR860(SRSLockIn, BufferedLockIn):
             r, what="captured bytes", within=(0, CAPTURE_KB * 1024)))
 
     def read_buffer(self, *, stop: Callable[[], bool] | None = None) -> BufferTrace:
-        """Every sample the capture stored; after a software start (`start_buffer` with a
-        clock) `InstrumentError` where `CAPTUREBYTES?` counts fewer than the time between
-        that start and this stop stores (a start the lock-in never took), never a trace of
-        fewer samples; each `CAPTUREGET?` piece must hold the kB it asked for."""
+        """Every sample the capture stored, those after the stop to its block's end among
+        them (the caller takes the line's by their times); after a software start
+        (`start_buffer` with a clock) `InstrumentError` where `CAPTUREBYTES?` counts fewer
+        than the time between that start and this stop stores (a start the lock-in never
+        took), never a trace of fewer samples; each `CAPTUREGET?` piece must hold the kB it
+        asked for. `stop` is asked while the capture's stop is waited for too."""
         self.capture_span.stopping(self.clock.now() if self.clock is not None else None)
-        self.link.write("CAPTURESTOP")
+        self._stop_capture(stop)
         rate = self._capture_rate()
         size = self._captured_bytes()
         self.capture_span.check_count(

@@ -254,7 +254,8 @@ class SRSLockIn(LockIn):
         """Connect, check the model, and configure as the profile says.
 
         `clock` is part of the driver contract; a lock-in never waits on its own (the caller
-        waits the settling time constants before reading); it stamps when the buffer starts.
+        waits the settling time constants before reading) but for a buffer to stop (an
+        SR860's capture ends at its block's end); it stamps when the buffer starts.
         """
         address = settings.link.address
         transport = (open_transport or transports.open_transport)(address, settings.link)

@@ -13,9 +13,17 @@ accepted by their short forms or in full (X, THeta, ONE, CONTinuous, IMMediate, 
 
 The capture buffer samples X, Y, R, θ (as CAPTURECFG says) at CAPTURERATE in simulated time,
 or one sample per trigger, into CAPTURELEN kB of 4-byte floats; one-shot stops when full,
-continuous wraps. CAPTUREGET? answers an IEEE 488.2 binary block, only while capture is stopped
-(otherwise an execution error and no reply), as the manual says; over the socket the block
-ends with a line feed where GPIB would signal END, and its payload never holds one.
+continuous wraps. CAPTURESTAT? gives bit 0 capturing, bit 1 started (by the command or a
+trigger), bit 2 wrapped (a one-shot capture's end), bits 1 and 2 held until CAPTURECFG or
+CAPTURELEN resets the capture system. The memory fills in 2 kB blocks, and the manual says a
+capture may go on after CAPTURESTOP until its current block is full (bit 0 still 1): here a
+capture paced by its rate always does, on the virtual clock (up to 2.56 s of X and Y at 100 Hz),
+and one stopped on a block's edge, or not yet begun, stops at once. One sample per trigger
+(SAMP) stops at once: no sample need ever come to fill its block, and QCoDeS's SR86x driver,
+verified on SR860s, reads such a capture right after stopping it. CAPTUREGET? answers an IEEE
+488.2 binary block, only while capture is stopped (otherwise an execution error and no reply),
+as the manual says; over the socket the block ends with a line feed where GPIB would signal
+END, and its payload never holds one.
 CAPTURERATEMAX? is 1.25 MHz / 2^n with the least n that gives at most 390.625 samples per time
 constant. The manual says only that the time constant sets it (shorter ones faster, up to
 1.25 MHz, in steps of 2); the one real answer found, an SR860 on firmware 1.47 in QCoDeS's SR86x
@@ -63,6 +71,7 @@ MAX_CAPTURE_RATE = 1.25e6  # Hz
 SAMPLES_PER_TIME_CONSTANT = 390.625  # 39062.5 Hz at 10 ms, as a real SR860 answers
 CAPTURE_KB_MAX = 4096
 CAPTUREGET_KB_MAX = 64
+BLOCK_FLOATS = 2048 // 4  # the capture memory fills in 2 kB blocks
 CAPTURE_VARIABLES = (("X",), ("X", "Y"), ("R", "T"), ("X", "Y", "R", "T"))  # CAPTURECFG 0..3
 PRESETS = 4  # PSTF, PSTA, PSTL i: i = 0..3, the F1..F4, A1..A4, L1..L4 buttons
 CHART_SPEEDS = 17  # GSPD 0..16: 0.5 s .. 2 days per horizontal division
@@ -121,6 +130,7 @@ class SR860Emulator(SRSLockInEmulator):
         self._write = 0  # next float to write
         self._captured = 0  # floats captured (≤ the buffer size)
         self._capture_state = "stopped"  # stopped, armed (waiting for a trigger), running
+        self._stopping = False  # CAPTURESTOP taken: running on to the end of the block
         self._capture_mode = "ONE"
         self._capture_trigger = "IMM"
         self._capture_status = 0  # bits 1 (started) and 2 (wrapped), latched until CAPTURECFG
@@ -262,8 +272,18 @@ class SR860Emulator(SRSLockInEmulator):
         per_trigger = self._capture_trigger == "SAMP"
         self._next_sample = math.inf if per_trigger else t + 1 / self.capture_rate()
 
+    def _stop_command(self) -> None:
+        """CAPTURESTOP: a capture paced by its rate runs on until its current 2 kB block is
+        full; one armed, on a block's edge or storing a sample per trigger stops now."""
+        on_edge = self._write % BLOCK_FLOATS == 0
+        if self._capture_state == "running" and self._capture_trigger != "SAMP" and not on_edge:
+            self._stopping = True
+        else:
+            self._stop_capture()
+
     def _stop_capture(self) -> None:
         self._capture_state = "stopped"
+        self._stopping = False
         self._next_sample = math.inf
 
     def _trigger(self, at: float | None = None) -> None:
@@ -288,6 +308,8 @@ class SR860Emulator(SRSLockInEmulator):
             first = due - room  # overwritten before anyone could read them
         elif self._capture_mode == "ONE":
             due = min(due, room - self._write // per_sample)
+        if self._stopping:  # no sample past the end of the block under way
+            due = min(due, (BLOCK_FLOATS - self._write % BLOCK_FLOATS) // per_sample)
         times = [self._next_sample + k / rate for k in range(first, due)]
         self._next_sample += due / rate
         return times
@@ -305,6 +327,8 @@ class SR860Emulator(SRSLockInEmulator):
             self._write = 0
             if self._capture_mode == "ONE":
                 self._stop_capture()
+        if self._stopping and self._write % BLOCK_FLOATS == 0:
+            self._stop_capture()
 
     def _capture_stat(self, args: list[str]) -> str:
         no_args(args)
@@ -395,7 +419,7 @@ class SR860Emulator(SRSLockInEmulator):
         add("CAPTURERATE", self._capture_rate_command)
         add("CAPTURERATEMAX", self.query_only(self._rate_max))
         add("CAPTURESTART", self._action_with_args(self._start_capture))
-        add("CAPTURESTOP", self.action(self._stop_capture))
+        add("CAPTURESTOP", self.action(self._stop_command))
         add("CAPTURESTAT", self.query_only(self._capture_stat))
         add("CAPTUREBYTES", self.reading(lambda: str(4 * self._captured)))
         add("CAPTUREPROG", self.query_only(self._capture_progress))

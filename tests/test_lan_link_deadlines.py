@@ -570,7 +570,10 @@ def test_a_lockin_buffer_is_read_in_pieces_a_lan_gpib_gateway_passes_within_the_
             # the instrument's filter, which would hold its replies past the timeout)
             emulator.handle(driver.BUFFER_COUNT_QUERY)
             trace = bounded(lockin.read_buffer)
-            assert len(trace.x) == len(trace.y) == int(30.0 * rate)
+            stored = int(30.0 * rate)
+            if model == "sr860":  # its capture runs on to its 2 kB block's end (256 samples)
+                stored = -(-stored // 256) * 256
+            assert len(trace.x) == len(trace.y) == stored
             assert (np.diff(trace.x) >= 0).all(), "a piece was read in the wrong place"
         finally:
             lockin.close()

@@ -306,6 +306,29 @@ def test_sr860_continuous_capture_wraps_and_trigger_modes() -> None:
     assert emulator.handle("CAPTUREBYTES?") == "12"
 
 
+def test_sr860_capture_runs_on_after_its_stop_to_its_2_kb_block_end() -> None:
+    """The manual: after CAPTURESTOP, bit 0 of CAPTURESTAT? may stay 1 until the current
+    2 kB block is full; CAPTUREGET? meanwhile is an execution error. X and Y at 9.5 Hz (a
+    100 ms time constant's ceiling over 2^8) fill a block, 256 samples, in 27 s."""
+    emulator, clock = settled("sr860", "CAPTURELEN 8;CAPTURECFG XY;CAPTURERATE 8")
+    rate = float(emulator.handle("CAPTURERATE?"))
+    emulator.handle("CAPTURESTART ONE,IMM")
+    clock.sleep(100.5 / rate)
+    emulator.handle("CAPTURESTOP")
+    assert emulator.handle("CAPTURESTAT?") == "3"  # still capturing, to the block's end
+    assert emulator.handle("CAPTUREGET? 0,2") is None and emulator.handle("*ESR? 4") == "1"
+    assert emulator.handle("CAPTURESTART ONE,IMM") is None  # nor starts again meanwhile
+    clock.sleep(155 / rate)  # 255 samples in all: one short of the block
+    assert emulator.handle("CAPTURESTAT?") == "3" and emulator.handle("CAPTUREBYTES?") == "2040"
+    clock.sleep(100.0)
+    assert emulator.handle("CAPTURESTAT?") == "2"  # stopped at the block's end, not later
+    assert emulator.handle("CAPTUREBYTES?") == "2048" and emulator.handle("CAPTUREPROG?") == "2"
+    assert emulator.handle("CAPTUREGET? 0,2").startswith("#42048")
+    emulator.handle("CAPTURESTART ONE,IMM")  # a stop on a block's edge (none begun) is at once
+    emulator.handle("CAPTURESTOP")
+    assert emulator.handle("CAPTURESTAT?") == "2"
+
+
 # --- our driver at connect, and the file --------------------------------------------------
 
 

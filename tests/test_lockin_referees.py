@@ -36,6 +36,7 @@ from simulators.sr830_emulator import SR830Emulator
 from simulators.sr860_emulator import SR860Emulator
 from simulators.tcp_server import EmulatorServer
 from smm_daq.clock import VirtualClock
+from smm_daq.errors import InstrumentError
 from smm_daq.instruments.profile import LockInSettings, load_profile
 
 TIMEOUT_S = 1.0
@@ -272,7 +273,12 @@ def test_qcodes_sr86x_sets_reads_and_captures(fresh: Served) -> None:
     assert lia.ask("*ESR? 4") == "1"  # the refusal is an execution error
     settle(lia, fresh, 1000.5 / (rate / 4))
     buffer.stop_capture()
-    assert buffer.count_capture_bytes() >= 1000 * 2 * 4
+    # 8000 bytes stored: the capture goes on to its 2 kB block's end (8192), 24 samples, which
+    # take 2.5 ms at this rate, less than a real link's round trips before QCoDeS reads
+    assert int(buffer.capture_status()) & 1
+    settle(lia, fresh, 24.5 / (rate / 4))
+    assert not int(buffer.capture_status()) & 1
+    assert buffer.count_capture_bytes() == 8192
     data = buffer.get_capture_data(1000)
     assert data["X"].shape == (1000,) and data["Y"].shape == (1000,)
     cos30 = math.cos(math.radians(30.0))
@@ -569,3 +575,77 @@ def test_enbw_closed_forms(fresh: Served) -> None:
         lia.time_constant(0.1)
         assert lia.noise_bandwidth() == pytest.approx(factor / 0.1, rel=1e-5)
         assert enbw(0.1, slope // 6) == pytest.approx(factor / 0.1, rel=1e-9)
+
+
+def test_our_sr860_waits_for_its_capture_to_reach_its_block_end_before_reading_it(
+        fresh: Served) -> None:
+    """After CAPTURESTOP the SR860 captures on to the end of its 2 kB block (256 samples of X
+    and Y, 1.7 s at 152 Hz here) and refuses CAPTUREGET? meanwhile: our driver asks
+    CAPTURESTAT? on the rig's clock until it says stopped, then reads every sample, the block's
+    last ones too. Unfixed, CAPTUREGET? went right after the stop, and the read failed."""
+    ours = SR860.from_profile(lockin_settings("sr860", fresh.resources["sr860"]),
+                              clock=fresh.clock)
+    try:
+        rate = ours.configure_buffer(100.0)
+        ours.start_buffer(on_trigger=False)
+        ours.identify()  # a reply: the lock-in has taken the start (a write has none)
+        fresh.clock.sleep(1.0)
+        assert rate * 1.0 < 250  # stopped within the first block
+        trace = ours.read_buffer()
+    finally:
+        ours.close()
+    assert trace.x.size == 256 and fresh.sr860.handle("CAPTURESTAT?") == "2"
+
+
+def test_an_sr860_capture_that_does_not_stop_is_named_and_stopped_again(
+        fresh: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An SR860 that missed a CAPTURESTOP still captures a block's time after it: the read
+    ends in an InstrumentError naming CAPTURESTAT?, CAPTURESTOP sent once more, so the
+    capture is left stopping (stopped at its block's end), not running on."""
+    emulator = fresh.sr860
+    taken = emulator._commands["CAPTURESTOP"]
+    missed: list[bool] = []
+
+    def stop(query: bool, args: list[str]) -> str | None:
+        if emulator._capture_state == "running" and not missed:
+            missed.append(True)  # the first stop of a running capture is lost
+            return None
+        return taken(query, args)
+
+    monkeypatch.setitem(emulator._commands, "CAPTURESTOP", stop)
+    ours = SR860.from_profile(lockin_settings("sr860", fresh.resources["sr860"]),
+                              clock=fresh.clock)
+    try:
+        ours.configure_buffer(100.0)
+        ours.start_buffer(on_trigger=False)
+        ours.identify()
+        fresh.clock.sleep(1.0)
+        with pytest.raises(InstrumentError, match=r"CAPTURESTAT\? still says capturing"):
+            ours.read_buffer()
+        assert missed
+        ours.identify()  # the second stop taken before the clock moves on
+        fresh.clock.sleep(2.0)  # the rest of its block
+        assert ours._capturing() is False
+    finally:
+        ours.close()
+
+
+def test_our_sr860_starts_a_capture_again_once_the_last_has_run_to_its_block_end(
+        fresh: Served) -> None:
+    """A line cut short and flown again: the capture's new start comes while the last one
+    runs on to its block's end, when the SR860 refuses CAPTURESTART. Our driver waits for
+    CAPTURESTAT? to say stopped first. Unfixed, the start was refused and the count read after
+    it (the last capture's) was taken for a start that stalled."""
+    ours = SR860.from_profile(lockin_settings("sr860", fresh.resources["sr860"]),
+                              clock=fresh.clock)
+    try:
+        ours.configure_buffer(100.0)
+        ours.start_buffer(on_trigger=False)
+        ours.identify()
+        fresh.clock.sleep(1.0)  # 152 samples: within the first block
+        assert ours.start_buffer(on_trigger=False) is not None
+        ours.identify()
+        fresh.clock.sleep(0.5)
+        assert ours.read_buffer().x.size == 256  # the new capture's first block
+    finally:
+        ours.close()

@@ -110,16 +110,20 @@ def test_an_sr860_capture_holding_cr_lf_is_read_over_serial_value_for_value(
         lockin.start_buffer(on_trigger=False)
         lockin.identify()  # a reply: the served emulator took the start (a write has none)
         s.clock.sleep(3.0)  # virtual: the capture runs in simulated time
+        lockin.capture_span.stopping(s.clock.now())  # as read_buffer's own stop notes it
         lockin.link.write("CAPTURESTOP")
         lockin.identify()
+        s.clock.sleep(3.0)  # the capture runs on to its 2 kB block's end (1.7 s at 152 Hz)
+        lockin.identify()
         floats = emulator._captured
-        assert floats > 100
+        assert floats > 100 and emulator._capture_state == "stopped"
         # What the instrument captured, as a real SR860 holds it (its data are any floats;
         # the emulator's own keep LF out of the payload for clients that stop at an LF).
         crafted = _with_crlf(floats, np.random.default_rng(7))
+        # the payload ends in CR: the capture ended at its block's end, on a kB
+        assert floats % 256 == 0
+        crafted[-1] = struct.unpack("<f", b"\x00\x00\x80\x0d")[0]
         emulator._capture[:floats] = crafted
-        kb_end = -(-floats * 4 // 1024) * 256  # the last float of the last kB read
-        emulator._capture[kb_end - 1] = struct.unpack("<f", b"\x00\x00\x80\x0d")[0]
         assert crafted.tobytes().count(b"\r\n") > 10
         trace = lockin.read_buffer()
     finally:
@@ -671,7 +675,10 @@ def test_a_line_sent_unasked_over_serial_is_never_read_as_an_sr860_capture(
         lockin.start_buffer(on_trigger=False)
         lockin.identify()  # a reply: the served emulator took the start (a write has none)
         s.clock.sleep(3.0)  # virtual: the capture runs in simulated time
+        lockin.capture_span.stopping(s.clock.now())  # as read_buffer's own stop notes it
         lockin.link.write("CAPTURESTOP")
+        lockin.identify()
+        s.clock.sleep(3.0)  # the capture runs on to its 2 kB block's end (1.7 s at 152 Hz)
         size = lockin._captured_bytes()
         assert size > 400
         proxy.answer("CAPTUREBYTES?", f"{size}\n7777\n".encode(), times=1)
