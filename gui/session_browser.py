@@ -121,9 +121,12 @@ class _Missing(FileNotFoundError):
 def shift_said(res: SubtractionResult, rotation: bool = False) -> str:
     """The registration's shift, as found, and whether it was applied (one not significantly
     different from zero is not, unless forced); with `rotation` (one was fitted: it is
-    applied), the rotation as the command line says it; "" for maps subtracted as they lie."""
+    applied), the rotation as the command line says it; "" for maps subtracted as they lie;
+    that none was applied where the registration determined none."""
     if not res.registered or res.registration is None:
         return ""
+    if res.registration.undetermined:
+        return ": no shift determined, none applied"
     found = res.registration.shift
     (sx, sy), (ex, ey) = np.array(found) / 1e-6, np.array(res.shift_sd) / 1e-6
     applied = ("remanent shifted by it" if res.shift == found else
