@@ -912,7 +912,9 @@ class SessionBrowser(QtWidgets.QWidget):
 
     def _subtraction_failed(self, exc: BaseException) -> None:
         self._subtraction_ended()
-        text = str(exc) if isinstance(exc, SmmError) else f"Subtraction failed: {exc!r}"
+        # as the window forces a shift or subtracts without registering, not the flags
+        text = (said_in_window(str(exc)) if isinstance(exc, SmmError)
+                else f"Subtraction failed: {exc!r}")
         self.message.setText(text)
         self.subtracted.emit(False, text)
 

@@ -321,16 +321,25 @@ def test_a_fit_that_wanders_off_is_a_shift_left_out_not_a_failed_subtraction():
     assert np.all(np.isnan(registration_fields(res)["shift_errors"].value))
 
 
-def test_a_shift_not_determined_cannot_be_forced(tmp_path, capsys):
-    """Forcing the shift of the same maps asks for a shift there is none of: refused, exit 2,
-    nothing written."""
+def test_the_subtract_command_leaves_out_a_shift_not_determined_and_refuses_to_force_it(
+        tmp_path, capsys):
+    """The same maps: subtracted as they lie, said on stderr and stdout, recorded; forcing
+    the shift asks for one there is none of: refused, exit 2, nothing more written."""
     path = tmp_path / "s.h5"
     for m in reversed(_the_13th_map_of_seed_1_at_1_5()):
         write_map_entry(path, m, kind="scan")
-    assert main(["subtract", str(path), "--in-field", "in_field", "--remanent", "remanent",
-                 "--name", "induced", "--apply-insignificant-shift"]) == 2
+    command = ["subtract", str(path), "--in-field", "in_field", "--remanent", "remanent"]
+    assert main([*command, "--name", "induced"]) == 0
+    out, err = capsys.readouterr()
+    assert "registered: no shift determined: not applied (see the warning)" in out
+    assert "determined no shift: the fit reached the bound" in err
+    assert main([*command, "--name", "forced", "--apply-insignificant-shift"]) == 2
     err = capsys.readouterr().err
     assert "determined no shift: the fit reached the bound" in err
     assert "there is no shift to apply as --apply-insignificant-shift" in err
     with h5py.File(path) as f:
-        assert "induced" not in f
+        assert "forced" not in f
+        reg = f["induced/registration"]
+        np.testing.assert_array_equal(reg["shift"][()], [0.0, 0.0])
+        assert np.all(np.isnan(reg["shift_errors"][()]))
+        assert "determined no shift" in reg["warnings"][()].decode()
