@@ -50,10 +50,10 @@ from smm_daq.storage.mapdata import MapData
 
 _FD_STEP = 0.05  # pixels, for the spline gradient
 JACKKNIFE_BLOCKS = (4, 4)  # (rows, columns) of blocks left out one at a time
-NEWTON_START_PIXELS = 0.25
+NEWTON_START_PIXELS = 0.25  # a jackknife refit starts from a Newton step no longer than this
 # the full fit's shift is held within the whole-pixel search's bound plus this (pixels along
 # an axis: the start's neighbourhood); one that reaches it is not determined
-NEIGHBOURHOOD_PIXELS = 1.0  # a jackknife refit starts from a Newton step no longer than this
+NEIGHBOURHOOD_PIXELS = 1.0
 # a jackknife refit stops where its shift is this far (pixels, along an axis) from the full
 # fit's, or where its overlap runs out: counted there (`_Fit.solve`)
 REFIT_REACH_PIXELS = 3.0
