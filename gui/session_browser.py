@@ -121,9 +121,12 @@ class _Missing(FileNotFoundError):
 def shift_said(res: SubtractionResult, rotation: bool = False) -> str:
     """The registration's shift, as found, and whether it was applied (one not significantly
     different from zero is not, unless forced); with `rotation` (one was fitted: it is
-    applied), the rotation as the command line says it; "" for maps subtracted as they lie."""
+    applied), the rotation as the command line says it; "" for maps subtracted as they lie;
+    that none was applied where the registration determined none."""
     if not res.registered or res.registration is None:
         return ""
+    if res.registration.undetermined:
+        return ": no shift determined, none applied"
     found = res.registration.shift
     (sx, sy), (ex, ey) = np.array(found) / 1e-6, np.array(res.shift_sd) / 1e-6
     applied = ("remanent shifted by it" if res.shift == found else
@@ -909,7 +912,9 @@ class SessionBrowser(QtWidgets.QWidget):
 
     def _subtraction_failed(self, exc: BaseException) -> None:
         self._subtraction_ended()
-        text = str(exc) if isinstance(exc, SmmError) else f"Subtraction failed: {exc!r}"
+        # as the window forces a shift or subtracts without registering, not the flags
+        text = (said_in_window(str(exc)) if isinstance(exc, SmmError)
+                else f"Subtraction failed: {exc!r}")
         self.message.setText(text)
         self.subtracted.emit(False, text)
 

@@ -370,3 +370,34 @@ def test_the_dialog_names_an_induced_map_paired_with_a_scan_at_once(browser, qtb
     dialog.in_field.setCurrentText("induced_b")
     dialog.name.setText("difference")
     assert dialog.ok_button.isEnabled() and dialog.problem.isHidden(), dialog.problem.text()
+
+
+@pytest.mark.parametrize("forced", [False, True])
+def test_a_shift_not_determined_is_said_left_out_and_refused_where_forced(qtbot, tmp_path,
+                                                                         forced) -> None:
+    """Maps whose fit reaches the bound of its search (`test_registration_coverage`): the
+    subtraction failed. Now the maps are subtracted as they lie, said; forced, refused in the
+    window's words."""
+    from dataclasses import replace
+
+    from test_registration_coverage import _the_13th_map_of_seed_1_at_1_5
+
+    in_field, remanent = _the_13th_map_of_seed_1_at_1_5()
+    path = tmp_path / "w.h5"
+    write_map_entry(path, replace(remanent, name="rem"), kind="scan")
+    write_map_entry(path, replace(in_field, name="inf"), kind="scan")
+    b = SessionBrowser()
+    qtbot.addWidget(b)
+    assert opened(b, qtbot, path)
+    with qtbot.waitSignal(b.subtracted, timeout=60_000) as ended:
+        assert b.subtract("inf", "rem", "d", apply_insignificant=forced)
+    wrote, said = ended.args
+    assert wrote is not forced, said
+    assert "determined no shift: the fit reached the bound" in said, said
+    assert "--apply-insignificant-shift" not in said and "--no-register" not in said, said
+    if forced:
+        assert '"Apply a shift not significantly different from zero"' in said, said
+        assert "d" not in {e.name for e in list_entries(path)}
+    else:
+        assert ": no shift determined, none applied" in said, said
+        np.testing.assert_array_equal(read_map(path, "d").bz, in_field.bz - remanent.bz)

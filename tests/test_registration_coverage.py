@@ -292,3 +292,54 @@ def test_a_recipe_s_subtraction_forces_an_insignificant_shift_only_when_asked():
     assert forced.apply_insignificant_shift and forced.register
     with pytest.raises(InputError, match="apply_insignificant_shift"):
         parse_recipe(step + 'apply_insignificant_shift = "yes"\n')
+
+
+def _the_13th_map_of_seed_1_at_1_5():
+    """Eight grains in a horizontal field, induced moments 1.5 times the remanent ones: the
+    in-field and zero-field maps, true shift (2.8, -8.6) µm."""
+    rng = np.random.default_rng(1)
+    for _ in range(13):
+        in_field, remanent, _ = scans(rng, 8, (1.0, 0.0, 0.0), 1.5)
+    return in_field, remanent
+
+
+def test_a_fit_that_wanders_off_is_a_shift_left_out_not_a_failed_subtraction():
+    """The whole-pixel start lies at (-7.6, -8.8) µm, but the Gauss-Newton fit walked on to
+    (58, -213) µm, far beyond the search's ±(100, 60) µm, where the maps overlap in 54 pixels:
+    the InputError failed the subtraction. Now the fit is held within the search's bound plus
+    a pixel, reaches it, and the shift is said not determined and left out."""
+    in_field, remanent = _the_13th_map_of_seed_1_at_1_5()
+    with pytest.warns(RegistrationWarning) as caught:
+        res = subtract_maps(in_field, remanent)
+    assert len(caught) == 1 and res.concerns and res.notes == ()
+    said = str(caught[0].message)
+    assert "determined no shift: the fit reached the bound of ±(120, 90) µm" in said
+    assert "no shift is applied (the maps subtracted as they lie)" in said
+    assert res.shift == (0.0, 0.0) and res.registration.undetermined
+    assert abs(res.registration.shift[1]) == pytest.approx(90e-6)
+    np.testing.assert_array_equal(res.map.bz, in_field.bz - remanent.bz)
+    assert np.all(np.isnan(registration_fields(res)["shift_errors"].value))
+
+
+def test_the_subtract_command_leaves_out_a_shift_not_determined_and_refuses_to_force_it(
+        tmp_path, capsys):
+    """The same maps: subtracted as they lie, said on stderr and stdout, recorded; forcing
+    the shift asks for one there is none of: refused, exit 2, nothing more written."""
+    path = tmp_path / "s.h5"
+    for m in reversed(_the_13th_map_of_seed_1_at_1_5()):
+        write_map_entry(path, m, kind="scan")
+    command = ["subtract", str(path), "--in-field", "in_field", "--remanent", "remanent"]
+    assert main([*command, "--name", "induced"]) == 0
+    out, err = capsys.readouterr()
+    assert "registered: no shift determined: not applied (see the warning)" in out
+    assert "determined no shift: the fit reached the bound" in err
+    assert main([*command, "--name", "forced", "--apply-insignificant-shift"]) == 2
+    err = capsys.readouterr().err
+    assert "determined no shift: the fit reached the bound" in err
+    assert "there is no shift to apply as --apply-insignificant-shift" in err
+    with h5py.File(path) as f:
+        assert "forced" not in f
+        reg = f["induced/registration"]
+        np.testing.assert_array_equal(reg["shift"][()], [0.0, 0.0])
+        assert np.all(np.isnan(reg["shift_errors"][()]))
+        assert "determined no shift" in reg["warnings"][()].decode()

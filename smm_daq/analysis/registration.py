@@ -51,6 +51,9 @@ from smm_daq.storage.mapdata import MapData
 _FD_STEP = 0.05  # pixels, for the spline gradient
 JACKKNIFE_BLOCKS = (4, 4)  # (rows, columns) of blocks left out one at a time
 NEWTON_START_PIXELS = 0.25  # a jackknife refit starts from a Newton step no longer than this
+# the full fit's shift is held within the whole-pixel search's bound plus this (pixels along
+# an axis: the start's neighbourhood); one that reaches it is not determined
+NEIGHBOURHOOD_PIXELS = 1.0
 # a jackknife refit stops where its shift is this far (pixels, along an axis) from the full
 # fit's, or where its overlap runs out: counted there (`_Fit.solve`)
 REFIT_REACH_PIXELS = 3.0
@@ -89,6 +92,9 @@ class Registration:
     # the shift's significance decided by its SDs alone, not counting shift_correlation (a
     # recipe continued as a release that did so began it): `shift_is_significant`
     by_sds_alone: bool = False
+    # why the fit determined no shift ("" where it did): `shift` is where it stopped, the
+    # SDs NaN, and nothing is applied (`registration_concerns` says why)
+    undetermined: str = ""
 
 
 class _Resampler:
@@ -192,6 +198,16 @@ def _tukey(n: int, alpha: float) -> np.ndarray:
     return w
 
 
+def _search_limits(reference: MapData, max_shift: float | None) -> tuple[int, int]:
+    """The largest whole-pixel lags (x, y) the start is searched among: `max_shift`, or by
+    default a quarter of the map along each axis (at least a pixel)."""
+    ny, nx = reference.shape
+    dx, dy = reference.step
+    if max_shift is None:
+        return max(1, nx // 4), max(1, ny // 4)
+    return min(nx - 2, int(max_shift / dx) + 1), min(ny - 2, int(max_shift / dy) + 1)
+
+
 def _whole_pixel_start(
     reference: MapData, moving: MapData, max_shift: float | None
 ) -> tuple[float, float]:
@@ -211,8 +227,7 @@ def _whole_pixel_start(
     lag_y = np.arange(2 * ny) - ny
     lag_x = np.arange(2 * nx) - nx
     dx, dy = reference.step
-    limit_x = max(1, nx // 4) if max_shift is None else min(nx - 2, int(max_shift / dx) + 1)
-    limit_y = max(1, ny // 4) if max_shift is None else min(ny - 2, int(max_shift / dy) + 1)
+    limit_x, limit_y = _search_limits(reference, max_shift)
     allowed = (np.abs(lag_y)[:, None] <= limit_y) & (np.abs(lag_x)[None, :] <= limit_x)
     corr = np.where(allowed, corr, -np.inf)
     iy, ix = np.unravel_index(int(np.argmax(corr)), corr.shape)
@@ -307,41 +322,66 @@ class _Fit:
         residual = np.where(used, self.ref - values - theta[-1], 0.0)
         return jac, residual, used
 
-    def solve(self, theta: np.ndarray, keep: np.ndarray, max_iterations: int,
-              around: np.ndarray | None = None) -> np.ndarray:
-        """Gauss-Newton from `theta` on the pixels in `keep`.
+    def _step(self, theta: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        """The Gauss-Newton step from `theta` on the pixels in `keep` (InputError where they
+        overlap too little to fit)."""
+        jac, residual, _ = self.linearise(theta, keep)
+        step, *_ = np.linalg.lstsq(jac.reshape(self.n_par, -1).T, residual.ravel(), rcond=None)
+        return step
 
-        `around` (the full solution, for a jackknife refit) bounds it and it never raises: an
-        iterate whose shift lies more than REFIT_REACH_PIXELS from it along an axis is taken
-        back onto that bound, and one whose overlap is too small to fit ends the refit, each
-        the refit's result. A refit that runs off so is no error of the registration but
-        evidence that the shift is poorly determined: it counts as far as it went.
-        """
-        dx, dy = self.step
+    def _converged(self, step: np.ndarray) -> bool:
+        return bool(abs(step[0]) < 1e-4 * self.step[0] and abs(step[1]) < 1e-4 * self.step[1])
+
+    def solve_within(self, theta: np.ndarray, bound: np.ndarray, max_iterations: int
+                     ) -> tuple[np.ndarray, str]:
+        """Gauss-Newton from `theta` over the reference's measured pixels, its shift held
+        within ±`bound` (m, along x and y): the result, and "" where it ended inside,
+        else why it determined no shift (it reached the bound or its overlap ran out), the
+        result then where it stopped. Unbounded, on maps that differ by a strong induced
+        field, it wandered off the overlap (8 of 600 maps of 8 grains whose induced moments
+        are 1.5 times the remanent ones) and failed the subtraction. One that has not met
+        its tolerance after `max_iterations`, inside the bound, is kept as before: that is
+        common (5 of 20 maps of 4 grains alike but for noise)."""
         theta = theta.copy()
         for _ in range(max_iterations):
             try:
-                jac, residual, _ = self.linearise(theta, keep)
-            except InputError:
-                if around is None:
-                    raise
-                return theta
-            step, *_ = np.linalg.lstsq(
-                jac.reshape(self.n_par, -1).T, residual.ravel(), rcond=None
-            )
+                step = self._step(theta, self.ref_valid)
+            except InputError as exc:
+                return theta, f"its overlap ran out ({exc})"
             theta += step
-            if around is not None:
-                reach = REFIT_REACH_PIXELS * np.array(self.step)
-                bounded = np.clip(theta[:2], around[:2] - reach, around[:2] + reach)
-                if np.any(bounded != theta[:2]):
-                    theta[:2] = bounded
-                    return theta
-            if abs(step[0]) < 1e-4 * dx and abs(step[1]) < 1e-4 * dy:
+            bounded = np.clip(theta[:2], -bound, bound)
+            if np.any(bounded != theta[:2]):
+                theta[:2] = bounded
+                return theta, (f"the fit reached the bound of ±({bound[0] / UM:.3g}, "
+                               f"{bound[1] / UM:.3g}) µm its search allows")
+            if self._converged(step):
                 break
-            if around is None and np.hypot(*theta[:2]) > 0.5 * self.extent:
-                raise InputError("registration did not converge: the maps do not look alike; "
-                                 "expected two scans of the same area (or a subtraction "
-                                 "without registering)")
+        return theta, ""
+
+    def solve(self, theta: np.ndarray, keep: np.ndarray, max_iterations: int,
+              around: np.ndarray) -> np.ndarray:
+        """A jackknife refit: Gauss-Newton from `theta` on the pixels in `keep`.
+
+        `around` (the full solution) bounds it and it never raises: an iterate whose shift
+        lies more than REFIT_REACH_PIXELS from it along an axis is taken back onto that
+        bound, and one whose overlap is too small to fit ends the refit, each the refit's
+        result. A refit that runs off so is no error of the registration but evidence that
+        the shift is poorly determined: it counts as far as it went.
+        """
+        theta = theta.copy()
+        reach = REFIT_REACH_PIXELS * np.array(self.step)
+        for _ in range(max_iterations):
+            try:
+                step = self._step(theta, keep)
+            except InputError:
+                return theta
+            theta += step
+            bounded = np.clip(theta[:2], around[:2] - reach, around[:2] + reach)
+            if np.any(bounded != theta[:2]):
+                theta[:2] = bounded
+                return theta
+            if self._converged(step):
+                break
         return theta
 
     def pixel_hessians(self, theta: np.ndarray, jac: np.ndarray, used: np.ndarray
@@ -443,18 +483,29 @@ def estimate_registration(
     """The shift (and rotation, if asked) that carries `moving` onto `reference`.
 
     Both maps must share one grid. `max_shift` (m) bounds the search; default a quarter of the
-    map. InputError if the maps do not overlap enough to fit.
+    map. The fit is held within the search's bound plus NEIGHBOURHOOD_PIXELS: where it
+    reaches that or runs out of overlap, the shift is not determined
+    (`Registration.undetermined`). InputError if the maps, unshifted, overlap too little to fit.
     """
     require_same_grid(reference, moving)
     fit = _Fit(reference, moving, rotation)
     start = np.zeros(fit.n_par)
-    start[:2] = _whole_pixel_start(reference, moving, max_shift)
     start[-1] = np.nanmean(reference.bz) - np.nanmean(moving.bz)
-    theta = fit.solve(start, fit.ref_valid, max_iterations)
+    fit.linearise(start, fit.ref_valid)  # InputError where the maps overlap too little
+    start[:2] = _whole_pixel_start(reference, moving, max_shift)
+    bound = (np.array(_search_limits(reference, max_shift)) + NEIGHBOURHOOD_PIXELS) * np.array(
+        fit.step)
+    theta, undetermined = fit.solve_within(start, bound, max_iterations)
+    noise_rms = float(np.hypot(_pixel_noise(reference.bz), _pixel_noise(moving.bz)))
+    if undetermined:
+        return Registration(
+            shift=(float(theta[0]), float(theta[1])), shift_sd=(np.nan, np.nan),
+            rotation=float(theta[2]) if rotation else 0.0,
+            rotation_sd=np.nan if rotation else 0.0, offset=float(theta[-1]),
+            noise_shift_sd=(np.nan, np.nan), noise_rms=noise_rms, undetermined=undetermined)
     jac, residual, used = fit.linearise(theta, fit.ref_valid)
     pixel_hessians = fit.pixel_hessians(theta, jac, used)
     rms_residual = float(np.sqrt(np.sum(residual**2) / used.sum()))
-    noise_rms = float(np.hypot(_pixel_noise(reference.bz), _pixel_noise(moving.bz)))
     misfit = _misfit_factor(rms_residual, noise_rms)
     sandwich = misfit * _sandwich_covariance(jac, residual, used, symmetric_sum(pixel_hessians))
     jackknife = misfit * fit.jackknife(theta, jac, residual, used, pixel_hessians,
@@ -550,6 +601,8 @@ def registration_notes(reg: Registration, step: tuple[float, float], *,
     most POOR_SD_PIXELS (within its 95 % region, so under 0.87 pixel: leaving it out moves
     nothing by more), with the maps' misfit where there is one (`_left_out`). A larger SD
     leaves out a shift that may be a pixel or more: warned of."""
+    if reg.undetermined:
+        return []
     if _said_not_applied(reg, insignificant_applied) and not _poorly_known(reg, step):
         return [_left_out(reg, step)]
     return []
@@ -575,8 +628,11 @@ def registration_concerns(reg: Registration, step: tuple[float, float], *,
     neither the misfit nor the poor determination is then said as a risk of applying it, nor
     advised against by subtracting the maps as they lie, which they were. A rotation fitted
     is applied even where the shift is left out: the maps were not subtracted as they lie,
-    and each concern is warned of with that advice.
+    and each concern is warned of with that advice. A shift not determined (the fit reached
+    its bound or ran out of overlap) is said not applied, and why.
     """
+    if reg.undetermined:
+        return [_not_determined(reg)]
     left_out = ([_left_out(reg, step)] if _said_not_applied(reg, insignificant_applied)
                 and _poorly_known(reg, step) else [])
     if not insignificant_applied and not shift_is_significant(reg) and reg.rotation == 0.0:
@@ -602,6 +658,26 @@ def registration_concerns(reg: Registration, step: tuple[float, float], *,
             "like a shift of the remanent map moves it by as much without showing in the "
             f"residual: compare with the maps subtracted as they lie ({NO_REGISTER_HINT})")
     return concerns
+
+
+def _undetermined_said(reg: Registration) -> str:
+    return (f"the registration determined no shift: {reg.undetermined}, at "
+            f"({reg.shift[0] / UM:.2f}, {reg.shift[1] / UM:.2f}) µm; the maps do not look "
+            "enough alike (a strong induced field?)")
+
+
+def _not_determined(reg: Registration) -> str:
+    """A shift the fit did not determine, said left out (the maps subtracted as they lie)."""
+    return f"{_undetermined_said(reg)}, so no shift is applied (the maps subtracted as they lie)"
+
+
+def require_determined(reg: Registration) -> None:
+    """InputError where a shift asked to be applied whatever its significance was not
+    determined: there is none to apply."""
+    if reg.undetermined:
+        raise InputError(f"{_undetermined_said(reg)}: there is no shift to apply as "
+                         f"{FORCE_HINT} asks; expected a subtraction without forcing it (the "
+                         f"maps subtracted as they lie), or {NO_REGISTER_HINT}")
 
 
 def _misfit(reg: Registration) -> str:

@@ -20,6 +20,7 @@ from smm_daq.analysis.registration import (
     estimate_registration,
     registration_concerns,
     registration_notes,
+    require_determined,
     shift_is_significant,
 )
 from smm_daq.analysis.subtract_inputs import induced_footprint, require_subtractable
@@ -31,11 +32,11 @@ from smm_daq.storage.products import Quantity
 class SubtractionResult:
     map: MapData  # in-field minus registered remanent, on the in-field grid, NaN off the overlap
     # (dx, dy) m applied to the remanent map: the registration's, or zero where that is not
-    # significantly different from zero (unless forced)
+    # significantly different from zero (unless forced) or not determined
     shift: tuple[float, float]
     shift_sd: tuple[float, float]  # m
     registered: bool
-    rotation: float = 0.0  # rad applied to the remanent map (only if asked)
+    rotation: float = 0.0  # rad applied to the remanent map (only if asked and determined)
     rotation_sd: float = 0.0
     registration: Registration | None = None  # the full fit, when registered
     concerns: tuple[str, ...] = ()  # why the shift applied may be an artefact (also warned)
@@ -53,7 +54,8 @@ def registration_fields(res: SubtractionResult) -> dict[str, object]:
         fields["shift_found"] = Quantity(
             np.array(res.registration.shift), "m",
             "shift (dx, dy) the registration found (applied only where significantly "
-            "different from zero, or forced)")
+            "different from zero, or forced; where it determined none, its errors NaN: where "
+            "its fit stopped, not applied)")
         fields["rotation"] = Quantity(res.rotation, "rad", "rotation applied to the remanent map")
         fields["rotation_errors"] = Quantity(res.rotation_sd, "rad")
         fields["offset"] = Quantity(res.registration.offset, "T",
@@ -101,15 +103,20 @@ def subtract_maps(
     where it was left out as expected (`registration_notes`). `by_sds_alone` decides the
     significance by the shift's SDs alone, as a release before the correlation of its errors
     was counted did (a recipe begun with one, continued): the correlation is taken as zero in
-    it, and recorded as estimated, beside a flag saying it was not counted.
+    it, and recorded as estimated, beside a flag saying it was not counted. A registration
+    that determined no shift (`Registration.undetermined`) applies none, said as a warning;
+    with `apply_insignificant`, InputError: there is no shift to force.
     """
     require_subtractable(in_field, remanent)
     if register:
         reg = estimate_registration(in_field, remanent, rotation=rotation, max_shift=max_shift)
         if by_sds_alone:
             reg = replace(reg, by_sds_alone=True)
-        applied = reg if apply_insignificant or shift_is_significant(reg) else replace(
-            reg, shift=(0.0, 0.0))
+        if apply_insignificant:
+            require_determined(reg)
+        applied = (replace(reg, shift=(0.0, 0.0), rotation=0.0) if reg.undetermined
+                   else reg if apply_insignificant or shift_is_significant(reg)
+                   else replace(reg, shift=(0.0, 0.0)))
         moved = (remanent if applied.shift == (0.0, 0.0) and applied.rotation == 0.0
                  else apply_registration(remanent, applied))
     else:
@@ -136,5 +143,5 @@ def subtract_maps(
     for text in concerns:
         warnings.warn(f"'{title}': {text}", RegistrationWarning, stacklevel=2)
     return SubtractionResult(
-        out, applied.shift, reg.shift_sd, True, reg.rotation, reg.rotation_sd, reg, concerns,
+        out, applied.shift, reg.shift_sd, True, applied.rotation, reg.rotation_sd, reg, concerns,
         notes)

@@ -183,7 +183,9 @@ def _subtract(args: argparse.Namespace) -> int:
         say_if_unfinished(args.file, entry)
     for w in caught:  # another library's labelled with its origin
         print(warning_line(w), file=sys.stderr)
-    if res.registered:
+    if res.registration is not None and res.registration.undetermined:
+        print("registered: no shift determined: not applied (see the warning)")
+    elif res.registered:
         found = res.registration.shift if res.registration is not None else res.shift
         (sx, sy), (ex, ey) = found, res.shift_sd
         print(f"registered: shift ({sx / UM:.4f} ± {ex / UM:.4f}, {sy / UM:.4f} ± {ey / UM:.4f}) µm"
