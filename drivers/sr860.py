@@ -270,10 +270,12 @@ class SR860(SRSLockIn, BufferedLockIn):
                                 f"{highest / 2**n:g} Hz", instrument=self.link.name)
         return highest / 2**n  # the offered rate that the reply rounds
 
-    def start_buffer(self, *, on_trigger: bool,
-                     pixel_time: float | None = None) -> float | None:
+    def start_buffer(self, *, on_trigger: bool, pixel_time: float | None = None,
+                     stop: Callable[[], bool] | None = None) -> float | None:
+        """As `BufferedLockIn.start_buffer`; `stop` (an abort) is asked while the last
+        capture runs on to its block's end (up to 215 s at the lowest rate): `ReadStopped`."""
         self.capture_span.started(None)
-        self._stop_capture()  # a capture under way refuses CAPTURESTART
+        self._stop_capture(stop)  # a capture under way refuses CAPTURESTART
         if on_trigger or self.clock is None:
             self.link.write(f"CAPTURESTART ONE,{'TRIG' if on_trigger else 'IMM'}")
             return None

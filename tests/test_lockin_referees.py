@@ -36,7 +36,8 @@ from simulators.sr830_emulator import SR830Emulator
 from simulators.sr860_emulator import SR860Emulator
 from simulators.tcp_server import EmulatorServer
 from smm_daq.clock import VirtualClock
-from smm_daq.errors import InstrumentError
+from smm_daq.errors import InstrumentError, ReadStopped
+from smm_daq.instruments import driver_calls
 from smm_daq.instruments.profile import LockInSettings, load_profile
 
 TIMEOUT_S = 1.0
@@ -647,5 +648,26 @@ def test_our_sr860_starts_a_capture_again_once_the_last_has_run_to_its_block_end
         ours.identify()
         fresh.clock.sleep(0.5)
         assert ours.read_buffer().x.size == 256  # the new capture's first block
+    finally:
+        ours.close()
+
+
+def test_our_sr860_start_honours_an_abort_while_the_last_capture_runs_on(
+        fresh: Served) -> None:
+    """A line flown again (its start unknown) starts the capture while the last one runs on to
+    its block's end: at 1.19 Hz that is 215 s, the field held meanwhile. The start's wait asks
+    the scan's `stop` between its CAPTURESTAT? queries, as the read's does: an abort ends it
+    with ReadStopped at once. Unfixed, the start took no `stop` and waited out the block."""
+    ours = SR860.from_profile(lockin_settings("sr860", fresh.resources["sr860"]),
+                              clock=fresh.clock)
+    try:
+        rate = ours.configure_buffer(1.0)
+        ours.start_buffer(on_trigger=False)
+        ours.identify()
+        fresh.clock.sleep(10 / rate)  # within the first block: it runs on after a stop
+        began = fresh.clock.now()
+        with pytest.raises(ReadStopped):
+            driver_calls.start_buffer(ours, on_trigger=False, stop=lambda: True)
+        assert fresh.clock.now() - began < 1.0
     finally:
         ours.close()

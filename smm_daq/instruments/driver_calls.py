@@ -5,7 +5,9 @@ still take.
 `LockIn.reference` takes `stop=` (asked between its frequency and its amplitude, so that an
 abort asks no more); a driver whose `reference(self)` takes none is called without it, its
 two exchanges then read as one, as before. So is `BufferedLockIn.read_buffer` (its `stop`
-asked between its pieces): a driver's `read_buffer(self)` reads the whole buffer, as before.
+asked between its pieces): a driver's `read_buffer(self)` reads the whole buffer, as before;
+and `BufferedLockIn.start_buffer` where its driver's takes one (asked while a capture under way
+is waited for to stop).
 Whether a method takes one is decided once per driver class, from its signature."""
 
 from __future__ import annotations
@@ -32,6 +34,15 @@ def read_buffer(lockin: BufferedLockIn, *,
     if stop is not None and _takes_stop(type(lockin), "read_buffer"):
         return lockin.read_buffer(stop=stop)
     return lockin.read_buffer()
+
+
+def start_buffer(lockin: BufferedLockIn, *, on_trigger: bool, pixel_time: float | None = None,
+                 stop: Callable[[], bool] | None = None) -> float | None:
+    """`lockin.start_buffer(..., stop=stop)`, or without `stop` where its driver's takes none."""
+    if stop is not None and _takes_stop(type(lockin), "start_buffer"):
+        return lockin.start_buffer(  # type: ignore[call-arg]
+            on_trigger=on_trigger, pixel_time=pixel_time, stop=stop)
+    return lockin.start_buffer(on_trigger=on_trigger, pixel_time=pixel_time)
 
 
 @functools.cache

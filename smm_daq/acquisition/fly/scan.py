@@ -159,8 +159,13 @@ class FlyScan:
         else:
             self._move(start, y)  # type: ignore[attr-defined]
         before = rig.clock.now()
-        started = self._call(rig.lockin.start_buffer, on_trigger=plan.fly.trigger,
-                             pixel_time=plan.fly.pixel_time)
+        try:  # a last capture still running on to its block's end is waited for
+            started = self._call(driver_calls.start_buffer, rig.lockin,
+                                 on_trigger=plan.fly.trigger, pixel_time=plan.fly.pixel_time,
+                                 stop=self._abort_pending)
+        except ReadStopped:  # an abort meanwhile: `_Aborted`, as at a checkpoint
+            self._checkpoint(pausable=False)
+            raise
         buffer_start = before if started is None else started
         motion_start = self._start_line(end)
         if motion_start is None:
