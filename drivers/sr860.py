@@ -292,8 +292,9 @@ class SR860(SRSLockIn, BufferedLockIn):
         return start
 
     def _capturing(self) -> bool:
+        # bits above the three the manual names (a later firmware's) are read past, not refused
         return bool(self.link.query("CAPTURESTAT?", lambda r: parse_int(
-            r, what="capture status", within=(0, 7))) & CAPTURING_BIT)
+            r, what="capture status", within=(0, 255))) & CAPTURING_BIT)
 
     def _stop_capture(self, stop: Callable[[], bool] | None = None) -> None:
         """`CAPTURESTOP`, then `CAPTURESTAT?` until the capture has stopped, on the rig's

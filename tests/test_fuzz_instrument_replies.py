@@ -121,7 +121,7 @@ SR860_QUERIES = (  # the SR860's own queries, and its capture buffer (fly scans)
           (b"0\n", b"-1\n", b"1e300\n")),
     Query("lockin", "CAPTUREBYTES?", lambda r: _captured(r), (b"-8\n", b"1e9\n")),
     # its status bits out of range only: the kinds of CORRUPT go the way every integer's do
-    Query("lockin", "CAPTURESTAT?", lambda r: _captured(r), (b"8\n", b"-1\n"),
+    Query("lockin", "CAPTURESTAT?", lambda r: _captured(r), (b"256\n", b"-1\n"),
           fine=tuple(CORRUPT)),
     Query("lockin", "CAPTUREGET?", lambda r: _captured(r),
           (b"#\xb2\n", b"#2\xb2\xb3ab\n", b"#3abc\n", b"#0\n", b"#216short\n",

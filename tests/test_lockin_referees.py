@@ -598,6 +598,31 @@ def test_our_sr860_waits_for_its_capture_to_reach_its_block_end_before_reading_i
     assert trace.x.size == 256 and fresh.sr860.handle("CAPTURESTAT?") == "2"
 
 
+def test_an_sr860_status_bit_the_manual_does_not_name_is_read_past(
+        fresh: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CAPTURESTAT? with a bit above the three the manual names (bit 4, as a later firmware
+    might set) is read for its bit 0 alone: the capture is read whole once stopped. Refused
+    as out of range, every stop would end the scan."""
+    emulator = fresh.sr860
+    status = emulator._commands["CAPTURESTAT"]
+
+    def with_bit_4(query: bool, args: list[str]) -> str | None:
+        return str(int(status(query, args)) | 16)
+
+    monkeypatch.setitem(emulator._commands, "CAPTURESTAT", with_bit_4)
+    ours = SR860.from_profile(lockin_settings("sr860", fresh.resources["sr860"]),
+                              clock=fresh.clock)
+    try:
+        ours.configure_buffer(100.0)
+        ours.start_buffer(on_trigger=False)
+        ours.identify()
+        fresh.clock.sleep(1.0)
+        trace = ours.read_buffer()
+    finally:
+        ours.close()
+    assert trace.x.size == 256
+
+
 def test_an_sr860_capture_that_does_not_stop_is_named_and_stopped_again(
         fresh: Served, monkeypatch: pytest.MonkeyPatch) -> None:
     """An SR860 that missed a CAPTURESTOP still captures a block's time after it: the read
