@@ -130,11 +130,12 @@ SR860_QUERIES = (  # the SR860's own queries, and its capture buffer (fly scans)
 
 
 def _buffered(rig: Rig) -> object:
-    """An SR830 data buffer of three seconds read back (`TRCA?` per channel, as a fly line
-    reads it)."""
+    """An SR830 data buffer read back (`TRCA?` per channel, as a fly line reads it) after the
+    time its TRCA_POINTS samples take at 64 Hz: the count SPTS? is made to answer is then
+    no fewer than that time stores."""
     rig.lockin.configure_buffer(64.0)  # type: ignore[attr-defined]
     rig.lockin.start_buffer(on_trigger=False)  # type: ignore[attr-defined]
-    rig.clock.sleep(3.0)
+    rig.clock.sleep(TRCA_POINTS / 64.0)
     trace = rig.lockin.read_buffer()  # type: ignore[attr-defined]
     assert trace.y.size == trace.x.size, trace
     return trace
