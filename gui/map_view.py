@@ -322,6 +322,14 @@ class MapView(QtWidgets.QWidget):
         self._cursor = None
         self.readout_label.setText("x, y, Bz: move the cursor over the map")
 
+    def settle_layout(self) -> None:
+        """Lay the pane out now, not in the event loop: an axis learns how wide its tick labels
+        are only as it is painted (the colour scale's 17 px until then, 62 after), so the
+        pane is drawn once off screen first. Its view's size, its range (the aspect is
+        locked) and that of the views linked to it are then final at once."""
+        self.graphics.grab()
+        self.plot.layout.activate()
+
     def _show_axes(self, shown: bool) -> None:
         """The axes with a map or an image of the sample to read them by; over nothing, none.
         Made transparent, not hidden: hidden, they left the plot no size of its own, and a map

@@ -1319,7 +1319,7 @@ class MMTView(QtWidgets.QWidget):
                 self.grain_view.plot.setTitle(f"fitted field of grain {label}")
                 # laid out now, not after the signal: the pane narrowed by its colour scale
                 # shown again changed its range, and through the links the map's, after it
-                self.grain_view.plot.layout.activate()
+                self.grain_view.settle_layout()
                 self.grainShown.emit(g)
 
         def failed(exc: BaseException) -> None:

@@ -972,10 +972,6 @@ def test_a_grain_whose_field_is_not_computed_has_no_colour_scale(inverted, qtbot
     assert not np.any(view.grain_view.map.bz) and not view.grain_view.colour_bar.isVisible()
 
 
-@pytest.mark.xfail(reason="a known regression of the elided-title map views: run after this "
-                   "file's other tests (not alone), the grain pane's view widens after "
-                   "grainShown (197 to 242 px), its title taking the colour scale's room; "
-                   "not yet understood", strict=False)
 def test_the_grain_pane_keeps_its_size_as_its_colour_scale_comes_and_goes(inverted, qtbot):
     """The grain pane's colour scale, hidden with no grain's field, keeps its place: the pane
     is as wide with it as without, so its range and the linked map's are final when
