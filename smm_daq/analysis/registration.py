@@ -680,6 +680,28 @@ def require_determined(reg: Registration) -> None:
                          f"maps subtracted as they lie), or {NO_REGISTER_HINT}")
 
 
+# Two maps whose RMS differ by this factor or more, where the registration found no shift,
+# are not taken for one sample's: a unit prefix's step (nT read for µT) or another channel.
+UNLIKE_RMS_RATIO = 1000.0
+
+
+def require_alike(reg: Registration, in_field: MapData, remanent: MapData) -> None:
+    """InputError where the registration determined no shift and the two maps' RMS differ
+    UNLIKE_RMS_RATIO-fold or more: subtracted as they lie, the difference would be one of
+    them; a map of no remanence that the user means to subtract is named by NO_REGISTER_HINT.
+    """
+    if not reg.undetermined:
+        return
+    rms = [float(np.sqrt(np.nanmean(np.square(m.bz)))) for m in (in_field, remanent)]
+    low, high = min(rms), max(rms)
+    if high > 0 and not low * UNLIKE_RMS_RATIO > high:
+        raise InputError(
+            f"{_undetermined_said(reg)}, and the maps' RMS differ {high / max(low, 1e-300):.3g}"
+            f"-fold ({rms[0] / UM:.3g} µT in field against {rms[1] / UM:.3g} µT remanent: a unit "
+            "or channel mistake?); expected two maps of one sample, their Bz in the units "
+            f"their files name; or, to subtract them as they lie, {NO_REGISTER_HINT}")
+
+
 def _misfit(reg: Registration) -> str:
     """"the maps differ by more than a shift (…)" where they do, else "": the residual's RMS
     is more than MISFIT_RATIO times the maps' noise, or leaving out blocks of the map moves

@@ -20,6 +20,7 @@ from smm_daq.analysis.registration import (
     estimate_registration,
     registration_concerns,
     registration_notes,
+    require_alike,
     require_determined,
     shift_is_significant,
 )
@@ -105,13 +106,15 @@ def subtract_maps(
     was counted did (a recipe begun with one, continued): the correlation is taken as zero in
     it, and recorded as estimated, beside a flag saying it was not counted. A registration
     that determined no shift (`Registration.undetermined`) applies none, said as a warning;
-    with `apply_insignificant`, InputError: there is no shift to force.
+    with `apply_insignificant`, InputError: there is no shift to force; InputError too where
+    the two maps' RMS then differ a thousandfold (`require_alike`).
     """
     require_subtractable(in_field, remanent)
     if register:
         reg = estimate_registration(in_field, remanent, rotation=rotation, max_shift=max_shift)
         if by_sds_alone:
             reg = replace(reg, by_sds_alone=True)
+        require_alike(reg, in_field, remanent)
         if apply_insignificant:
             require_determined(reg)
         applied = (replace(reg, shift=(0.0, 0.0), rotation=0.0) if reg.undetermined
