@@ -578,19 +578,30 @@ def test_enbw_closed_forms(fresh: Served) -> None:
         assert enbw(0.1, slope // 6) == pytest.approx(factor / 0.1, rel=1e-9)
 
 
+def _our_sr860_a_second_into_a_capture(fresh: Served) -> tuple[SR860, float]:
+    """Our SR860 driver capturing at 100 Hz (152 Hz offered) for a second of the rig's clock,
+    its start taken (a reply after it: a write has none), and the rate it captures at."""
+    ours = SR860.from_profile(lockin_settings("sr860", fresh.resources["sr860"]),
+                              clock=fresh.clock)
+    try:
+        rate = ours.configure_buffer(100.0)
+        ours.start_buffer(on_trigger=False)
+        ours.identify()
+    except BaseException:
+        ours.close()
+        raise
+    fresh.clock.sleep(1.0)
+    return ours, rate
+
+
 def test_our_sr860_waits_for_its_capture_to_reach_its_block_end_before_reading_it(
         fresh: Served) -> None:
     """After CAPTURESTOP the SR860 captures on to the end of its 2 kB block (256 samples of X
     and Y, 1.7 s at 152 Hz here) and refuses CAPTUREGET? meanwhile: our driver asks
     CAPTURESTAT? on the rig's clock until it says stopped, then reads every sample, the block's
     last ones too. Unfixed, CAPTUREGET? went right after the stop, and the read failed."""
-    ours = SR860.from_profile(lockin_settings("sr860", fresh.resources["sr860"]),
-                              clock=fresh.clock)
+    ours, rate = _our_sr860_a_second_into_a_capture(fresh)
     try:
-        rate = ours.configure_buffer(100.0)
-        ours.start_buffer(on_trigger=False)
-        ours.identify()  # a reply: the lock-in has taken the start (a write has none)
-        fresh.clock.sleep(1.0)
         assert rate * 1.0 < 250  # stopped within the first block
         trace = ours.read_buffer()
     finally:
@@ -610,13 +621,8 @@ def test_an_sr860_status_bit_the_manual_does_not_name_is_read_past(
         return str(int(status(query, args)) | 16)
 
     monkeypatch.setitem(emulator._commands, "CAPTURESTAT", with_bit_4)
-    ours = SR860.from_profile(lockin_settings("sr860", fresh.resources["sr860"]),
-                              clock=fresh.clock)
+    ours, _ = _our_sr860_a_second_into_a_capture(fresh)
     try:
-        ours.configure_buffer(100.0)
-        ours.start_buffer(on_trigger=False)
-        ours.identify()
-        fresh.clock.sleep(1.0)
         trace = ours.read_buffer()
     finally:
         ours.close()
@@ -639,13 +645,8 @@ def test_an_sr860_capture_that_does_not_stop_is_named_and_stopped_again(
         return taken(query, args)
 
     monkeypatch.setitem(emulator._commands, "CAPTURESTOP", stop)
-    ours = SR860.from_profile(lockin_settings("sr860", fresh.resources["sr860"]),
-                              clock=fresh.clock)
+    ours, _ = _our_sr860_a_second_into_a_capture(fresh)
     try:
-        ours.configure_buffer(100.0)
-        ours.start_buffer(on_trigger=False)
-        ours.identify()
-        fresh.clock.sleep(1.0)
         with pytest.raises(InstrumentError, match=r"CAPTURESTAT\? still says capturing"):
             ours.read_buffer()
         assert missed
