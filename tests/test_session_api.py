@@ -360,6 +360,52 @@ def test_a_session_opened_in_a_thread_does_not_unroute_another_s_sigterm(tmp_pat
         interrupts.reset()
 
 
+def test_a_session_closed_from_another_thread_leaves_sigterm_to_end_the_process(
+        tmp_path, monkeypatch):
+    """A session opened on the main thread and closed from another (a notebook's background
+    thread, a window's worker), where Python sets no handler: a SIGTERM after it goes to the
+    system's default (ends the process) as before the session, not taken as Ctrl-C; and the
+    main thread's next session routes and puts it back as usual. Unfixed, SIGTERM stayed
+    routed as if the session were open, a KeyboardInterrupt for good."""
+    import signal
+    import threading
+
+    from smm_daq import interrupts
+
+    rigs = [fake_rig(), fake_rig(), fake_rig()]
+    monkeypatch.setattr(rig_module, "open_rig", lambda profile, **_: rigs.pop(0))
+    profile = rigs[0].profile
+    passed_on: list[int] = []
+    monkeypatch.setattr(signal, "raise_signal", passed_on.append)  # the default ends pytest
+
+    def closed_elsewhere(name: str) -> None:
+        s = Session.open(tmp_path / name, profile)
+        s.set_field((0, 40, 0))
+        closer = threading.Thread(target=s.close)
+        closer.start()
+        closer.join()
+        np.testing.assert_array_equal(s.rig.coils.setpoint, 0.0)
+
+    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        interrupts.reset()
+        closed_elsewhere("s.h5")
+        with Session.open(tmp_path / "t.h5", profile):  # the main thread's next session
+            assert signal.getsignal(signal.SIGTERM) == interrupts._handle
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+        closed_elsewhere("u.h5")
+        handler = signal.getsignal(signal.SIGTERM)
+        if handler != signal.SIG_DFL:  # left to the main thread to put back
+            assert callable(handler)
+            handler(signal.SIGTERM, None)  # as a `kill` would call it: no KeyboardInterrupt
+            assert passed_on == [signal.SIGTERM]
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+        assert not interrupts.interrupted()
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        interrupts.reset()
+
+
 @pytest.mark.parametrize(("keys", "said"), [
     ({"oversample": 8.0}, "oversample is 8.0; expected a whole number of lock-in samples"),
     ({"line_baselines": "no"}, "line_baselines is 'no'; expected True or False"),

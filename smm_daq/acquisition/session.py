@@ -15,6 +15,8 @@ still running is stopped and its own ramp-down waited for, never run beside a se
 A session that `open` opened routes SIGTERM and SIGHUP, where the script left them at the
 system's default (the process ended at once, the field left on), to stop what runs as Ctrl-C
 does, until it is closed: `kill` or a batch system's time limit makes the rig safe too.
+Closed from another thread (where Python sets no handler), a later signal goes to the
+handler the script left, the main thread putting it back then (`unroute_termination`).
 A session opened without `with` and never closed (a script that fails before its `close()`)
 is closed as the program ends, the rig made safe and said so on stderr; a notebook's kernel
 that goes on running keeps it open, field and all, until `close()`.
