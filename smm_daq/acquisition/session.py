@@ -193,9 +193,8 @@ class Session:
 
     def __repr__(self) -> str:
         opened = open_sessions.opened_at(self)
-        state = f"open since {opened}" if opened else "not open by Session.open"
-        return (f"<Session on {str(self.path)!r}, {state}, field_uT={self.field_uT} for "
-                "later scans>")
+        since = f", open since {opened}" if opened else ""
+        return f"<Session on {str(self.path)!r}{since}, field_uT={self.field_uT} for later scans>"
 
     def _close_at_exit(self) -> None:
         """Close a session the program never closed (no `with`, or a script that failed
