@@ -507,9 +507,10 @@ def test_an_abort_while_the_buffer_is_configured_ramps_the_field_down_at_once(
         tmp_path, monkeypatch):
     """A fly scan starts while the SR860 still captures at 1.19 Hz (a scan aborted mid-line
     left it running), a field set by hand before: configuring the buffer stops that capture,
-    which runs on to its block's end, 215 s. An abort meanwhile ends the wait between its
+    which runs on to its block's end (up to 215 s). An abort meanwhile ends the wait between its
     CAPTURESTAT? queries, as a line's start does: the scan ends "aborted" and the field is
-    ramped down at once, no entry written. Unfixed, the field stayed on through the block."""
+    ramped down at once, no entry written. Unfixed, the field stayed on until the block's end
+    (52 s of the rig's clock after the abort here)."""
     path = tmp_path / "f.h5"
     plan = ScanPlan.from_center("f", CENTRE, (0.2e-3, 0.06e-3), 20e-6, fly=_fly(0.05))
     with open_rig(_sr860_profile()) as rig:
