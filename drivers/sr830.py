@@ -146,7 +146,10 @@ class SR830(SRSLockIn, BufferedLockIn):
                             max_rates=(SAMPLE_RATES[-1],) * len(cls.TIME_CONSTANTS),
                             poles=2 * SLOPE_12_DB)
 
-    def configure_buffer(self, rate: float) -> float:
+    def configure_buffer(self, rate: float, *,
+                         stop: Callable[[], bool] | None = None) -> float:
+        """As `BufferedLockIn.configure_buffer`; `PAUS` stops storing at once, so `stop` has
+        no wait to cut short."""
         fits = [i for i, r in enumerate(SAMPLE_RATES) if r >= rate * (1 - 1e-9)]
         if not fits:
             raise self._range_error("buffer sample rate", rate, f"at most {SAMPLE_RATES[-1]} Hz")

@@ -253,9 +253,13 @@ class SR860(SRSLockIn, BufferedLockIn):
                             max_rates=tuple(map(capture_rate_max, cls.TIME_CONSTANTS)),
                             poles=2 * SLOPE_12_DB)
 
-    def configure_buffer(self, rate: float) -> float:
+    def configure_buffer(self, rate: float, *,
+                         stop: Callable[[], bool] | None = None) -> float:
+        """As `BufferedLockIn.configure_buffer`; `stop` (an abort) is asked while a capture
+        left running (a scan aborted mid-line) runs on to its block's end, as in
+        `start_buffer`: `ReadStopped`."""
         self.capture_span.started(None)  # a new configuration empties the buffer
-        self._stop_capture()  # a capture under way refuses its settings
+        self._stop_capture(stop)  # a capture under way refuses its settings
         highest = self.link.query("CAPTURERATEMAX?", lambda r: parse_rate(r, "rate (Hz)"))
         if rate > highest * (1 + 1e-9):
             raise self._range_error("capture rate", rate,

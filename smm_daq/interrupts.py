@@ -76,9 +76,12 @@ def _ignore_from_now_on() -> None:
 
 
 # A script's sessions (`Session.open`): the signals they route here, with the handlers before
-# (`route_termination`), and how many sessions open hold them.
+# (`route_termination`), and how many sessions open hold them. `_routes_lock` guards the count
+# (a session may be closed from any thread); `_handle`, which runs in the main thread between
+# any two of its bytecodes, only reads it.
 _routed: dict[signal.Signals, object] = {}
 _routes_held = 0
+_routes_lock = threading.Lock()
 
 
 def route_termination() -> bool:
@@ -92,28 +95,48 @@ def route_termination() -> bool:
     global _routes_held
     if threading.current_thread() is not threading.main_thread():
         return False
-    if _routes_held == 0:
-        for sig in SIGNALS:
-            if sig != signal.SIGINT and signal.getsignal(sig) == signal.SIG_DFL:
-                _routed[sig] = signal.signal(sig, _handle)
-        if _routed:  # a signal received before (caught by the script) stops this one too
-            _state.received, _state.held, _state.put_off = 0, "", 0
-    _routes_held += 1
+    with _routes_lock:
+        if _routes_held == 0:
+            # a signal still routed for sessions closed off the main thread stays routed, its
+            # handler before kept (`unroute_termination`): this session holds it now
+            for sig in SIGNALS:
+                if sig != signal.SIGINT and signal.getsignal(sig) == signal.SIG_DFL:
+                    _routed[sig] = signal.signal(sig, _handle)
+            if _routed:  # a signal received before (caught by the script) stops this one too
+                _state.received, _state.held, _state.put_off = 0, "", 0
+        _routes_held += 1
     return True
 
 
 def unroute_termination() -> None:
-    """A session that routed signals (`route_termination`) is closed: with none left, the
-    signals still routed here get their handlers back (from the main thread only)."""
+    """A session that routed signals (`route_termination`) is closed, from any thread: with
+    none left, the signals still routed here get their handlers back.
+
+    Python lets only the main thread set a handler, so a session closed from another thread
+    (a notebook's background thread, a window's worker) as the last puts none back itself:
+    the handlers stay routed here, but with no session holding them `_handle` no longer stops
+    anything as Ctrl-C does (a closed session's scan is not running); the main thread puts
+    them back at the first such signal, which then goes to its handler before (the system's
+    default ends the process, as it would have without any session), or as it next opens
+    or closes a session. Left routed as a session still open, the process would treat every
+    SIGTERM as Ctrl-C for good, long after the last session was closed."""
     global _routes_held
-    if threading.current_thread() is not threading.main_thread() or _routes_held == 0:
-        return
-    _routes_held -= 1
-    if _routes_held == 0:
-        for sig, handler in _routed.items():
-            if signal.getsignal(sig) is _handle:
-                signal.signal(sig, handler)  # type: ignore[arg-type]
-        _routed.clear()
+    with _routes_lock:
+        if _routes_held == 0:
+            return
+        _routes_held -= 1
+        if _routes_held or threading.current_thread() is not threading.main_thread():
+            return
+        _put_back()
+
+
+def _put_back() -> None:
+    """The signals routed for sessions get their handlers before back (the main thread, no
+    session holding them)."""
+    for sig, handler in _routed.items():
+        if signal.getsignal(sig) is _handle:
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+    _routed.clear()
 
 
 def reset(recovery: str = "") -> None:
@@ -146,6 +169,10 @@ def interrupted() -> bool:
 
 
 def _handle(signum: int, _frame: object) -> None:
+    if _routes_held == 0 and signum in _routed:  # its sessions closed off the main thread
+        _put_back()
+        signal.raise_signal(signum)  # to the handler before: the default ends the process
+        return
     name = signal.Signals(signum).name
     if signum == _state.put_off and not _state.safe_by:  # sent again by `making_safe`
         _state.put_off = 0

@@ -503,6 +503,53 @@ def test_a_capture_rate_the_connected_lockin_refuses_is_found_before_the_entry(
     assert not path.exists() or "f" not in [e.name for e in list_entries(path)]
 
 
+def test_an_abort_while_the_buffer_is_configured_ramps_the_field_down_at_once(
+        tmp_path, monkeypatch):
+    """A fly scan starts while the SR860 still captures at 1.19 Hz (a scan aborted mid-line
+    left it running), a field set by hand before: configuring the buffer stops that capture,
+    which runs on to its block's end (up to 215 s). An abort meanwhile ends the wait between its
+    CAPTURESTAT? queries, as a line's start does: the scan ends "aborted" and the field is
+    ramped down at once, no entry written. Unfixed, the field stayed on until the block's end
+    (52 s of the rig's clock after the abort here)."""
+    path = tmp_path / "f.h5"
+    plan = ScanPlan.from_center("f", CENTRE, (0.2e-3, 0.06e-3), 20e-6, fly=_fly(0.05))
+    with open_rig(_sr860_profile()) as rig:
+        rig.coils.set_field(np.array([0.0, 20e-6, 0.0]))
+        lockin = rig.lockin
+        rate = lockin.configure_buffer(1.0)
+        lockin.start_buffer(on_trigger=False)
+        lockin.identify()  # a reply: the start was taken
+        rig.clock.sleep(10 / rate)  # within its first block: it runs on after a stop
+        seq = Sequencer(rig, path, plan)
+        aborted: list[float] = []
+        made_safe: list[float] = []
+        transport = lockin.link.transport
+
+        class AbortOnStatus:  # the operator aborts as the capture's stop is waited for
+            def __getattr__(self, name):
+                return getattr(transport, name)
+
+            def query(self, message):
+                if message.startswith("CAPTURESTAT?") and not aborted:
+                    aborted.append(rig.clock.now())
+                    seq.abort("test abort")
+                return transport.query(message)
+
+        lockin.link.transport = AbortOnStatus()
+        make_safe = rig.make_safe
+
+        def noted_safe():
+            made_safe.append(rig.clock.now())
+            return make_safe()
+
+        monkeypatch.setattr(rig, "make_safe", noted_safe)
+        assert seq.run() == "aborted", seq.message
+        assert aborted and made_safe
+        assert made_safe[0] - aborted[0] < 1.0, made_safe[0] - aborted[0]
+        np.testing.assert_array_equal(rig.coils.field_setpoint(), np.zeros(3))
+    assert not path.exists() or "f" not in [e.name for e in list_entries(path)]
+
+
 def test_a_recording_cut_short_of_the_line_fails_it_safe(profile, tmp_path):
     """The stage recorded only the first 60 % of a line (a controller that stopped recording
     early): the samples after it would all take its last position and pile into wrong

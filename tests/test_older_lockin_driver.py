@@ -53,7 +53,11 @@ def test_a_plugin_lockin_whose_reference_takes_no_stop_runs_a_scan(tmp_path,
 
 
 class OlderBufferedLockIn(SR830):
-    """An SR830 driver as a plug-in written before `read_buffer` took `stop` has it."""
+    """An SR830 driver as a plug-in written before `read_buffer` and `configure_buffer` took
+    `stop` has them."""
+
+    def configure_buffer(self, rate):  # type: ignore[no-untyped-def,override]
+        return super().configure_buffer(rate)
 
     def read_buffer(self):  # type: ignore[no-untyped-def,override]
         return super().read_buffer()
@@ -61,9 +65,9 @@ class OlderBufferedLockIn(SR830):
 
 def test_a_plugin_lockin_whose_read_buffer_takes_no_stop_runs_a_fly_scan(tmp_path,
                                                                          monkeypatch) -> None:
-    """A fly scan with the plug-in driver reads each line's buffer and finishes. Unfixed, the
-    line's read called `read_buffer(stop=...)`: the scan failed with 'unexpected
-    TypeError'."""
+    """A fly scan with the plug-in driver configures its buffer, reads each line's and
+    finishes. Unfixed, the line's read called `read_buffer(stop=...)` (and the start
+    `configure_buffer(rate, stop=...)`): the scan failed with 'unexpected TypeError'."""
     drivers = dict(registered(DRIVER_GROUP))
     drivers["sr830"] = EntryPoint(name="sr830", group=DRIVER_GROUP,
                                   value="test_older_lockin_driver:OlderBufferedLockIn")

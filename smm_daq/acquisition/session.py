@@ -15,9 +15,14 @@ still running is stopped and its own ramp-down waited for, never run beside a se
 A session that `open` opened routes SIGTERM and SIGHUP, where the script left them at the
 system's default (the process ended at once, the field left on), to stop what runs as Ctrl-C
 does, until it is closed: `kill` or a batch system's time limit makes the rig safe too.
+Closed from another thread (where Python sets no handler), a later signal goes to the
+handler the script left, the main thread putting it back then (`unroute_termination`).
 A session opened without `with` and never closed (a script that fails before its `close()`)
 is closed as the program ends, the rig made safe and said so on stderr; a notebook's kernel
-that goes on running keeps it open, field and all, until `close()`.
+that goes on running keeps it open, field and all, until `close()`. `Session.open` on the
+instruments of a session still open (a cell that opens one run again) is refused on a real
+rig and warned of on a simulated one, naming it (`open_sessions`); `Session.close_all()`
+closes every session `open` opened, whatever names the script has left for them.
 
 An `on_event` callback that raises (a live plot's bug) does not stop the scan: the scan
 goes on without that event, and once it ends an `EventCallbackWarning` says how many
@@ -46,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from smm_daq import interrupts
-from smm_daq.acquisition import safe_close, sequencer
+from smm_daq.acquisition import open_sessions, safe_close, sequencer
 from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.field_aside import ramp_stopped_by_signal
 from smm_daq.acquisition.fly.settings import (
@@ -97,6 +102,11 @@ class EventCallbackWarning(UserWarning):
     """A scan's `on_event` callback raised; the scan went on without it."""
 
 
+class SessionStillOpenWarning(UserWarning):
+    """`Session.open` of a simulated rig while a session this process opened on the same
+    instruments is still open (a notebook's cell run again): opened beside it, its own world."""
+
+
 def no_operator(reason: str) -> bool:
     """Default pause handler of scripted use: nobody can resume, so abort."""
     return False
@@ -110,7 +120,10 @@ class Session:
         self.path = Path(path)
         self.rig = rig
         self.on_pause = on_pause
-        self.field: tuple[float, float, float] = (0.0, 0.0, 0.0)  # T, default for scans
+        # The field later scans apply when they give none, in T (SI, as `MapData` holds
+        # fields), not in µT as `set_field` takes it: `field_uT` is it in µT. Not a reading:
+        # every scan ends with the field ramped down.
+        self.field: tuple[float, float, float] = (0.0, 0.0, 0.0)
         self.last_sequencer: Sequencer | None = None
         # What the last make_safe could not do, while nothing has touched the rig since it;
         # None: the rig may have been changed since (or a making safe had not ended), close()
@@ -147,6 +160,7 @@ class Session:
         # no session file, is refused before the rig connects (its stage referenced)
         session_file("Session.open's path", str(path))
         prof = profile if isinstance(profile, Profile) else load_profile(profile)
+        _check_none_open_on(prof)
         # a connect's reference move is stopped by SIGTERM too (not routed from a thread)
         routed = interrupts.route_termination()
         try:
@@ -158,7 +172,29 @@ class Session:
         session = cls(path, rig, on_pause=on_pause)
         session._routes_signals = routed  # `close` undoes it
         atexit.register(session._close_at_exit)  # `close` unregisters it
+        open_sessions.add(session)  # ... and takes it off
         return session
+
+    @staticmethod
+    def open_sessions() -> tuple[Session, ...]:
+        """The sessions `open` opened in this process and nobody has closed, the earliest
+        first: a notebook's cell `s = Session.open(...)` run twice leaves the first open with
+        no name for it."""
+        return open_sessions.listed()
+
+    @staticmethod
+    def close_all() -> list[str]:
+        """Close every session of `open_sessions()`, each rig made safe; returns what could
+        not be made safe, each prefixed with its session's path."""
+        problems = []
+        for session in open_sessions.listed():
+            problems += [f"{session.path}: {p}" for p in session.close()]
+        return problems
+
+    def __repr__(self) -> str:
+        opened = open_sessions.opened_at(self)
+        since = f", open since {opened}" if opened else ""
+        return f"<Session on {str(self.path)!r}{since}, field_uT={self.field_uT} for later scans>"
 
     def _close_at_exit(self) -> None:
         """Close a session the program never closed (no `with`, or a script that failed
@@ -197,6 +233,15 @@ class Session:
     def profile(self) -> Profile:
         return self.rig.profile
 
+    @property
+    def field_uT(self) -> tuple[float, float, float]:
+        """`field` (T) in µT, the unit `set_field` and `scan(field_uT=...)` take: the field
+        later scans apply when they give none (the last `set_field`'s; zero initially and
+        after `zero_field`), not a reading. Rounded to 1e-9 µT, so that 40 reads back as 40,
+        not 40.00000000000001."""
+        bx, by, bz = (round(b / UT, 9) for b in self.field)
+        return (bx, by, bz)
+
     def __enter__(self) -> Session:
         return self
 
@@ -219,6 +264,7 @@ class Session:
         closes the rig (handed back from a scan left to its stalled write) and is re-raised.
         """
         atexit.unregister(self._close_at_exit)
+        open_sessions.remove(self)
         routed, self._routes_signals = self._routes_signals, False
         try:
             return self._close()
@@ -437,7 +483,8 @@ class Session:
                               auto_range=auto_range, resume=True)
 
     def set_field(self, field_uT: tuple[float, float, float]) -> None:
-        """Ramp to `field_uT` now (checked against the profile); later scans default to it.
+        """Ramp to `field_uT` (µT) now (checked against the profile); later scans default
+        to it (`field_uT` in µT, `field` in T).
 
         Ctrl-C or a termination signal meanwhile stops the ramp at its next step and makes
         the rig safe from there within the make-safe bound of the signal
@@ -531,6 +578,30 @@ class Session:
         entry the Bz its model predicts, of an MMT entry its residual; χ or M itself, with its
         SD, is `smm_daq.storage.product_maps.read_product_map`)."""
         return read_map(self.path, entry)
+
+
+def _check_none_open_on(profile: Profile) -> None:
+    """Before a session's rig connects: a session this process opened on any of its
+    instruments and nobody closed (a notebook's cell run again) refuses a real rig
+    (`RigInUse`: two sessions would drive one coil supply; the rig lock would refuse it too,
+    without naming the session) and is warned of on a simulated one (a world of its own,
+    `SessionStillOpenWarning`), naming that session and how to close it."""
+    earlier = open_sessions.on_the_rig_of(profile)
+    if not earlier:
+        return
+    them = "; ".join(open_sessions.described(s) for s in earlier)
+    verb = "is" if len(earlier) == 1 else "are"
+    if not profile.simulated:
+        from smm_daq.instruments.rig_lock import RigInUse
+
+        raise RigInUse(f"Session.open: {them} {verb} still open on this rig's instruments; "
+                       "expected the rig free: "
+                       + open_sessions.still_open_advice(earlier, first=True))
+    warnings.warn(f"Session.open: {them} {verb} still open on this simulated rig's "
+                  "instruments; this session opens a simulated world of its own beside it (on "
+                  "a real rig it would be refused): "
+                  + open_sessions.still_open_advice(earlier, first=False),
+                  SessionStillOpenWarning, stacklevel=_outside_this_module())
 
 
 def _fly_settings(fly: bool, *, pixel_time_s: float | None, oversample: int | None,

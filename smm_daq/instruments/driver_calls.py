@@ -6,8 +6,8 @@ still take.
 abort asks no more); a driver whose `reference(self)` takes none is called without it, its
 two exchanges then read as one, as before. So is `BufferedLockIn.read_buffer` (its `stop`
 asked between its pieces): a driver's `read_buffer(self)` reads the whole buffer, as before;
-and `BufferedLockIn.start_buffer` where its driver's takes one (asked while a capture under way
-is waited for to stop).
+and `BufferedLockIn.start_buffer` and `BufferedLockIn.configure_buffer` where its driver's take
+one (asked while a capture under way is waited for to stop).
 Whether a method takes one is decided once per driver class, from its signature."""
 
 from __future__ import annotations
@@ -43,6 +43,15 @@ def start_buffer(lockin: BufferedLockIn, *, on_trigger: bool, pixel_time: float 
         return lockin.start_buffer(  # type: ignore[call-arg]
             on_trigger=on_trigger, pixel_time=pixel_time, stop=stop)
     return lockin.start_buffer(on_trigger=on_trigger, pixel_time=pixel_time)
+
+
+def configure_buffer(lockin: BufferedLockIn, rate: float, *,
+                     stop: Callable[[], bool] | None = None) -> float:
+    """`lockin.configure_buffer(rate, stop=stop)`, or without `stop` where its driver's takes
+    none."""
+    if stop is not None and _takes_stop(type(lockin), "configure_buffer"):
+        return lockin.configure_buffer(rate, stop=stop)
+    return lockin.configure_buffer(rate)
 
 
 @functools.cache

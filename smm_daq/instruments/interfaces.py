@@ -269,9 +269,14 @@ class BufferedLockIn(ABC):
         by the model, so a fly plan is checked against them before connecting."""
 
     @abstractmethod
-    def configure_buffer(self, rate: float) -> float:
+    def configure_buffer(self, rate: float, *,
+                         stop: Callable[[], bool] | None = None) -> float:
         """Store X and Y at the smallest offered rate at or above `rate` (Hz), one shot
-        (stop when full); returns the rate set. RangeError above the highest rate."""
+        (stop when full); returns the rate set. RangeError above the highest rate. `stop`
+        (an abort) is asked while a capture under way is waited for to stop (a lock-in that
+        captures on after its stop command: an SR860 to its block's end, up to minutes): once
+        it is true, `ReadStopped`, nothing more asked. (A plug-in driver's
+        `configure_buffer(self, rate)` without it is called without it: `driver_calls`.)"""
 
     @abstractmethod
     def start_buffer(self, *, on_trigger: bool,

@@ -92,7 +92,10 @@ class FlyScan:
     def _set_up_fly_lockin(self) -> None:
         """The lock-in set to the line's time constant and buffer rate, which it may refuse
         (a capture ceiling lower than its driver states): InputError naming the limit,
-        before the entry is written or the field set."""
+        before the entry is written or the field set. A capture left running (an SR860's
+        runs on to its block's end, up to 215 s) is waited for with the abort asked: an
+        abort meanwhile is `_Aborted`, as at a checkpoint (a field set by hand before the
+        scan is ramped down then, not held through the wait)."""
         rig, line = self.rig, self._fly
         assert line is not None
         self._call(rig.lockin.set_time_constant, line.time_constant)
@@ -103,7 +106,11 @@ class FlyScan:
                              "its driver lists (another model or firmware than the profile's "
                              "implementation?)")
         try:
-            self._call(rig.lockin.configure_buffer, line.rate)
+            self._call(driver_calls.configure_buffer, rig.lockin, line.rate,
+                       stop=self._abort_pending)
+        except ReadStopped:  # an abort while a capture under way stopped
+            self._checkpoint(pausable=False)
+            raise
         except RangeError as exc:
             raise InputError(f"fly plan: {exc}; expected a rate the lock-in captures at (a "
                              "longer pixel time or fewer samples per pixel)") from None
