@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from smm_daq import interrupts
+from smm_daq.articles import with_article
 from smm_daq.errors import (
     InstrumentError,
     InstrumentLost,
@@ -380,12 +381,12 @@ def parse_float(reply: str, *, what: str = "number",
     try:
         value = float(reply.strip())
     except ValueError:
-        raise ProtocolError(f"expected a {what}, got {shown(reply)}") from None
+        raise ProtocolError(f"expected {with_article(what)}, got {shown(reply)}") from None
     if value != value or value in (float("inf"), float("-inf")):
         raise ProtocolError(f"expected a finite {what}, got {shown(reply)}")
     if within is not None and not within[0] <= value <= within[1]:
         raise ProtocolError(
-            f"expected a {what} in {within[0]:g} .. {within[1]:g}, got {shown(reply)}")
+            f"expected {with_article(what)} in {within[0]:g} .. {within[1]:g}, got {shown(reply)}")
     return value
 
 
@@ -397,7 +398,8 @@ def parse_int(reply: str, *, what: str = "integer",
     try:
         value = int(text)
     except ValueError:
-        raise ProtocolError(f"expected an {what}, got {shown(reply)}") from None
+        raise ProtocolError(f"expected {with_article(what)}, got {shown(reply)}") from None
     if within is not None and not within[0] <= value <= within[1]:
-        raise ProtocolError(f"expected an {what} in {within[0]} .. {within[1]}, got {shown(reply)}")
+        raise ProtocolError(
+            f"expected {with_article(what)} in {within[0]} .. {within[1]}, got {shown(reply)}")
     return value

@@ -67,12 +67,20 @@ def column_format(values: np.ndarray) -> Callable[[float], str]:
     if not finite.size:
         return lambda v: f"{v + 0.0:g}"
     smallest, largest = float(finite.min()), float(finite.max())
-    decimals = max(0, SIGNIFICANT - 1 - math.floor(math.log10(largest)),
-                   LEAST_SIGNIFICANT - 1 - math.floor(math.log10(smallest)))
-    whole = max(0, math.floor(math.log10(largest)) + 1)  # digits before the point (0.5: none)
-    if largest < FIXED_BELOW and whole + decimals <= FIXED_DIGITS:
+    # its SIGNIFICANT digits may carry into one more (99.996: 100.0, not 100.00)
+    top = float(f"{largest:.{SIGNIFICANT - 1}e}")
+    decimals = max(0, SIGNIFICANT - 1 - _magnitude(top),
+                   LEAST_SIGNIFICANT - 1 - _magnitude(smallest))
+    shown = float(f"{largest:.{decimals}f}")  # as written: 999999.6 is 1000000, 7 digits
+    whole = max(0, _magnitude(shown) + 1)  # digits before the point (0.5: none)
+    if shown < FIXED_BELOW and whole + decimals <= FIXED_DIGITS:
         return lambda v: _no_minus_zero(f"{v:.{decimals}f}")
     return lambda v: f"{v + 0.0:.{SIGNIFICANT - 1}e}"
+
+
+def _magnitude(value: float) -> int:
+    """The power of ten of `value`'s leading digit (> 0)."""
+    return math.floor(math.log10(value))
 
 
 def _no_minus_zero(text: str) -> str:

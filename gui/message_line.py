@@ -12,7 +12,8 @@ import html
 from PyQt6 import QtCore, QtWidgets
 
 ERROR_STYLE = "color: #a00000"
-WARNED_STYLE = "color: #8a5a00"  # a success with warnings: dark amber, not an error's red
+WARNED_COLOUR = "#8a5a00"  # a success with warnings: dark amber, not an error's red
+WARNED_STYLE = f"color: {WARNED_COLOUR}"
 DETAILS_LINES = 6  # the details shown at most this many lines high; more scroll
 
 

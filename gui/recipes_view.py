@@ -17,15 +17,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PyQt6 import QtCore, QtWidgets
+from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.background import Background
+from gui.message_line import WARNED_COLOUR
 from gui.recipe_runner import RecipeRunner
 from gui.rig_holder import RigHolder
 from gui.scan_form import format_duration
 from gui.scan_tab import ScanTab
 from smm_daq.acquisition.recipe import (
     Recipe,
+    ScanStep,
     check_recipe,
     load_recipe,
     skip_reason,
@@ -46,21 +48,50 @@ MARKS = {"pending": "○", "running": "▶", "done": "✔", "failed": "✖", "re
 @dataclass(frozen=True)
 class Checked:
     """A recipe checked against the profile and the session file `target`, its steps'
-    lines as listed."""
+    lines as listed, and whether each says a warning (shown in amber)."""
 
     recipe: Recipe
     target: Path
     continuing: bool
     lines: list[str]
+    warned: list[bool]
 
 
 def check_against_file(recipe: Recipe, profile: Profile, target: Path) -> Checked:
     """`check_recipe` on the file (read: run it off the GUI thread while a scan writes)."""
     continuing = _holds_entries_of(recipe, target)
     checked = check_recipe(recipe, profile, target, can_prompt=True, continuing=continuing)
-    lines = [f"{MARKS[_mark_of(checked, i, target)]}  {i + 1}. {checked.describe(i)}"
-             f"{step_note(checked, i, target)}" for i in range(len(checked.steps))]
-    return Checked(checked, target, continuing, lines)
+    lines, warned = [], []
+    for i in range(len(checked.steps)):
+        warning = _step_warning(checked, i, target)
+        lines.append(f"{MARKS[_mark_of(checked, i, target)]}  {i + 1}. {checked.describe(i)}"
+                     f"{step_note(checked, i, target)}"
+                     + (f"; warning: {warning}" if warning else ""))
+        warned.append(bool(warning) or _size_noted(checked, i))
+    return Checked(checked, target, continuing, lines, warned)
+
+
+def _step_warning(checked: Recipe, i: int, target: Path) -> str:
+    """The warning `smm-daq run` prints of step `i` beyond its description: a wait's in zero
+    field after a scan (`Recipe.wait_note`); "" for a step skipped, which waits for nothing."""
+    return "" if skip_reason(checked, i, target) else checked.wait_note(i)
+
+
+def _size_noted(checked: Recipe, i: int) -> bool:
+    """Whether step `i` is a scan whose description ends with its size note (a warning of
+    `smm-daq run`)."""
+    step, plan = checked.steps[i], checked.plans[i]
+    return isinstance(step, ScanStep) and plan is not None and bool(step.size_note(plan))
+
+
+def step_item(line: str, warned: bool) -> QtWidgets.QListWidgetItem:
+    """A step's item in the list: in amber where its line says a warning, as the window's
+    other warnings are, the line also its tooltip (a long warning is cut off by the list)."""
+    item = QtWidgets.QListWidgetItem(line)
+    if warned:
+        item.setForeground(QtGui.QColor(WARNED_COLOUR))
+        item.setToolTip(line)
+    return item
 
 
 class RecipesView(QtWidgets.QWidget):
@@ -221,7 +252,8 @@ class RecipesView(QtWidgets.QWidget):
         """List a checked recipe's steps; False when it has nothing left to do there."""
         recipe, target = value.recipe, value.target
         self.continuing = value.continuing
-        self.steps.addItems(value.lines)
+        for line, warned in zip(value.lines, value.warned, strict=True):
+            self.steps.addItem(step_item(line, warned))
         if recipe.start is None:
             self.continuing = False
             self._update_run_button()

@@ -161,12 +161,12 @@ def test_mask_images_of_several_scans_refuse_a_result_as_mmt_invert_does(
                                    "--mask-template", str(images[0]),
                                    "--mask-template", str(images[1])])
     assert code == 2, out
-    assert f"entry '{entry}' is a mmt result" in err and "not a measurement" in err, err
+    assert f"entry '{entry}' is an MMT result" in err and "not a measurement" in err, err
     assert not any(image.exists() for image in images)
     code, _, err = _run(capsys, ["mmt", "invert", str(path), "--entry", entry, "--entry", scan,
                                  "--grains", str(tmp_path / "none.csv"),
                                  "--out", str(tmp_path / "r.csv")])
-    assert code == 2 and f"entry '{entry}' is a mmt result" in err, err
+    assert code == 2 and f"entry '{entry}' is an MMT result" in err, err
 
 
 @pytest.mark.parametrize("value", [np.nan, -3.0, 2.5])

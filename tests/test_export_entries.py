@@ -125,7 +125,7 @@ def test_a_results_path_is_not_taken_for_a_measured_map(
     """A map command refuses an MMT result by its kind, looked up by the entry's name: given
     as '/joint', the result's residual was taken for a scan and its noise printed."""
     code, err = _run(capsys, "noise", session, "--entry", "joint", "--border-um", "4")
-    assert code == 2 and "entry 'joint' is a mmt result" in err, err
+    assert code == 2 and "entry 'joint' is an MMT result" in err, err
     code, err = _run(capsys, "noise", session, "--entry", "/joint", "--border-um", "4")
     assert code == 2 and "no entry '/joint' (a path inside the file" in err, err
 

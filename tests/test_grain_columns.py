@@ -33,3 +33,13 @@ def test_every_value_of_a_column_shows_its_leading_digits() -> None:
     assert written([1e5, 3e-2]) == ["1.000e+05", "3.000e-02"]
     assert written([250.0, -0.5]) == ["250.00", "-0.50"]
     assert written([0.6646, 40.55, -0.0001]) == ["6.646e-01", "4.055e+01", "-1.000e-04"]
+
+
+def test_a_value_rounding_up_to_another_digit_follows_the_rule_it_then_meets() -> None:
+    """999999.6 written to no decimals is 1000000: seven digits, at FIXED_BELOW, so an
+    exponent (unfixed: "1000000"); 99.996 to four digits is 100.0 (unfixed: "100.00", five)."""
+    assert written([999999.6, 12.0]) == ["1.000e+06", "1.200e+01"]
+    assert written([-999999.6]) == ["-1.000e+06"]
+    assert written([99.996, 1.5]) == ["100.0", "1.5"]
+    assert written([99.996, 0.001]) == ["99.9960", "0.0010"]  # the digits it shows: no carry
+    assert written([999999.4]) == ["999999"]

@@ -239,10 +239,14 @@ def test_magnetizations_of_tens_of_ka_per_m_are_shown_whole(qtbot):
     shown = [[model.index(r, c).data() for c in range(1, 4)] for r in range(4)]
     assert shown == [["19996", "3.736e-12", "-8.264e+01"], ["9969", "1.960e-11", "1.200e+07"],
                      ["-20123", "2.000e-12", "7.140e-02"], ["46500", "nan", "0.000e+00"]]
-    # four digits round these up to 1e+04 and 1e+06: shown whole as well
+    # four digits round these up to 1e+04 and 1e+05: shown whole as well; 999999.6 rounds
+    # to 1000000, seven digits, more than fixed point takes: its column has exponents
     model = GrainTableModel({"grain": np.array([1, 2, 3]),
-                             "mx_A_per_m": np.array([9999.7, -9999.6, 999999.6])})
-    assert [model.index(r, 1).data() for r in range(3)] == ["10000", "-10000", "1000000"]
+                             "mx_A_per_m": np.array([9999.7, -9999.6, 99999.6]),
+                             "my_A_per_m": np.array([999999.6, 250000.0, 0.0])})
+    assert [model.index(r, 1).data() for r in range(3)] == ["10000", "-10000", "100000"]
+    assert [model.index(r, 2).data() for r in range(3)] == ["1.000e+06", "2.500e+05",
+                                                           "0.000e+00"]
 
 
 def test_the_grain_table_heads_its_columns_for_people_and_writes_each_column_alike(qtbot):

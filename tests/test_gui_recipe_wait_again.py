@@ -7,9 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from PyQt6.QtCore import Qt
 from test_recipe_continue import RECIPE, _rig
 
-from gui.recipes_view import MARKS, check_against_file
+from gui.message_line import WARNED_COLOUR
+from gui.recipes_view import MARKS, check_against_file, step_item
 from smm_daq.acquisition.recipe import parse_recipe, run_recipe
 from smm_daq.acquisition.session import Session
 from smm_daq.instruments.profile import load_profile
@@ -87,3 +89,22 @@ def test_a_wait_after_all_the_work_is_not_said_to_wait_again(tmp_path):
                                    f"(every entry of the recipe is in {out} already: nothing "
                                    "is left to continue)")
     assert {line[0] for line in checked.lines} == {MARKS["done"], MARKS["skipped"]}
+
+
+def test_a_wait_in_zero_field_after_a_scan_is_said_in_amber_as_run_warns(tmp_path, qtbot):
+    """A wait after a scan that a set_field step's field came before waits in zero field
+    (the scan ended with the field ramped down): the tab's step line says so, in the
+    window's amber, as `smm-daq run` warns of it; the scan and set_field lines do not."""
+    text = (RECIPE.split("[[step]]")[0]
+            + '[[step]]\nkind = "set_field"\nfield_uT = [0.0, 40.0, 0.0]\n'
+            + '[[step]]\nkind = "scan"\nname = "inf"\n[[step]]\nkind = "wait"\nseconds = 60\n')
+    recipe = parse_recipe(text)
+    checked = check_against_file(recipe, load_profile(), tmp_path / "s.h5")
+    assert checked.lines[2] == (f"{MARKS['pending']}  3. wait 60 s; warning: "
+                                f"{checked.recipe.wait_note(2)}")
+    assert "waits in zero field, not in the (0, 40, 0) µT that step 1 set" in checked.lines[2]
+    assert checked.warned == [False, False, True]
+    item = step_item(checked.lines[2], True)
+    assert item.foreground().color().name() == WARNED_COLOUR
+    assert item.toolTip() == checked.lines[2]
+    assert step_item(checked.lines[0], False).foreground().style() == Qt.BrushStyle.NoBrush

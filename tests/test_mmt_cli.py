@@ -196,7 +196,7 @@ def test_a_result_entry_is_never_inverted(tmp_path, capsys, model):
     out = tmp_path / "again.csv"
     assert main(["mmt", "invert", str(h5), "--entry", "scan_mmt", "--grains", str(grains),
                  "--out", str(out), *model]) == 2
-    assert ("entry 'scan_mmt' is a mmt result: its Bz is a model's or a fit's residual, not a "
+    assert ("entry 'scan_mmt' is an MMT result: its Bz is a model's or a fit's residual, not a "
             "measurement; expected a scanned or imported map") in capsys.readouterr().err
     assert h5.read_bytes() == before and not out.exists()
 

@@ -62,7 +62,8 @@ def test_wrong_format_names_the_one_that_fits(files, name, fmt, first, guess):
         read_grain_file(files[name], fmt)
     message = str(err.value)
     assert message.startswith(f"{files[name]}") and first in message
-    assert message.endswith(f"; it looks like a {guess} file (--grain-format {guess})")
+    said = {"mmt": "an MMT", "mpe": "an MPE"}.get(guess, f"a {guess}")
+    assert message.endswith(f"; it looks like {said} file (--grain-format {guess})")
     assert "pickle" not in message
 
 

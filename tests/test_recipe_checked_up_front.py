@@ -251,3 +251,27 @@ def test_a_set_field_step_that_scan_defaults_would_override_is_refused(tmp_path,
                  DEFAULTS + "field_uT = [0, 40, 0]\n" + set_40 + _scan("inf"),
                  header + set_40 + '[[step]]\nkind = "zero_field"\n' + _scan("inf")):
         check_recipe(parse_recipe(fine), profile, tmp_path / "s.h5", can_prompt=False)
+
+
+def test_a_zero_field_step_that_scan_defaults_would_override_is_refused(tmp_path, capsys,
+                                                                         no_rig):
+    """A zero_field step before a scan that inherits a field other than zero from
+    [scan_defaults] is refused as a set_field step is: the scan would be an in-field map
+    where zero field was written (a remanent map taken in field, named remanent). Not where
+    the inherited field is zero, nor where the scan gives its own field_uT."""
+    header = DEFAULTS + "field_uT = [0.0, 0.0, 40.0]\n"
+    zero = '[[step]]\nkind = "zero_field"\n'
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(header + zero + _scan("remanent"))
+    err = _refused(capsys, no_rig, ["run", str(recipe), "--out", str(tmp_path / "s.h5")])
+    assert ("step 1 (zero_field) sets zero field for the scans after it that give no "
+            "field_uT, but step 2 (scan 'remanent') would be taken in (0, 0, 40) µT, the "
+            "field_uT of [scan_defaults], which every scan step inherits; expected "
+            "field_uT = [0, 0, 0] in the scan steps to be taken in zero field") in err
+    assert not (tmp_path / "s.h5").exists()
+    profile = load_profile()
+    for fine in (header + zero + _scan("remanent", field_uT="[0, 0, 0]"),
+                 DEFAULTS + "field_uT = [0, 0, 0]\n" + zero + _scan("remanent"),
+                 header + zero + '[[step]]\nkind = "set_field"\nfield_uT = [0, 0, 40]\n'
+                 + _scan("inf")):
+        check_recipe(parse_recipe(fine), profile, tmp_path / "s.h5", can_prompt=False)

@@ -741,3 +741,28 @@ def test_a_recipe_cut_off_before_overridden_set_fields_were_refused_is_continued
     assert main(["run", str(recipe), "--out", str(out), "--yes", "--continue"]) == 0, \
         capsys.readouterr().err
     assert {e.name: e.status for e in list_entries(out)} == {"rem": "finished", "inf": "finished"}
+
+
+def test_a_recipe_cut_off_before_overridden_zero_fields_were_refused_is_continued(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A zero_field step whose zero field [scan_defaults] field_uT overrode for the scan after
+    it ran so until it was refused: a recipe cut off before then is continued as begun (its
+    entries store its text); run afresh it is refused."""
+    recipe, out = tmp_path / "r.toml", tmp_path / "s.h5"
+    text = RECIPE.replace("[scan_defaults]\n", "[scan_defaults]\nfield_uT = [0, 40, 0]\n")
+    recipe.write_text(text.split('[[step]]\nkind = "subtract"')[0], encoding="utf-8")
+    _use_rig(monkeypatch, None)
+    assert main(["run", str(recipe), "--out", str(out), "--yes"]) == 2
+    assert "step 1 (zero_field) sets zero field" in capsys.readouterr().err
+    with monkeypatch.context() as earlier:  # as an earlier release read it
+        earlier.setattr("smm_daq.acquisition.recipe.fields_overridden", lambda *_: ())
+        _use_rig(earlier, _rig(CUT))
+        assert main(["run", str(recipe), "--out", str(out), "--yes"]) != 0
+    assert {e.name: e.status for e in list_entries(out)} == {"rem": "finished", "inf": "aborted"}
+    _use_rig(monkeypatch, None)
+    assert main(["run", str(recipe), "--out", str(out), "--yes"]) == 2
+    _use_rig(monkeypatch, _rig())
+    assert main(["run", str(recipe), "--out", str(out), "--yes", "--continue"]) == 0, \
+        capsys.readouterr().err
+    assert {e.name: e.status for e in list_entries(out)} == {"rem": "finished", "inf": "finished"}

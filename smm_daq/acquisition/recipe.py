@@ -30,7 +30,8 @@ Step kinds and their keys:
     set_field   field_uT: set the field now; later scans without field_uT use it (one in
                 [scan_defaults] is every scan's own: a set_field before a scan inheriting
                 another is refused, `fields_overridden`)
-    zero_field  (no keys): the same with zero field
+    zero_field  (no keys): the same with zero field (refused the same way before a scan
+                inheriting a field other than zero from [scan_defaults])
     wait        seconds (on the rig's clock), at most MAX_WAIT_S; an abort meanwhile is acted
                 on within STOP_SLICE_S (`wait_in_slices`); in the field the rig has then: a
                 scan before it ended with the field ramped down (`wait_note`)
@@ -244,8 +245,9 @@ class Recipe:
     # decided by its SDs alone, as the release it was begun with did (no correlation
     # recorded): its subtractions left to run decide so too (`decides_by_sds_alone`)
     sds_as_begun: tuple[str, ...] = ()
-    # set_field steps whose field a scan after them does not take, [scan_defaults] giving it
-    # another (`fields_overridden`): refused by `check` unless continued as begun
+    # set_field and zero_field steps whose field a scan after them does not take,
+    # [scan_defaults] giving it another (`fields_overridden`): refused by `check` unless
+    # continued as begun
     overridden: tuple[str, ...] = ()
 
     def entries(self) -> tuple[str, ...]:
@@ -507,28 +509,41 @@ def parse_recipe(text: str, source: str = "recipe") -> Recipe:
 
 def fields_overridden(steps_raw: list[Any], steps: tuple[Step, ...],
                       defaults: Mapping[str, Any]) -> tuple[str, ...]:
-    """Where a set_field step's field is not the field of a scan after it that gives none of
-    its own: [scan_defaults] field_uT is every scan step's own key, so such a scan is taken
-    in that field, ramped to from the one the set_field step set (its wait, if any, held)."""
+    """Where a set_field or zero_field step's field is not the field of a scan after it that
+    gives none of its own: [scan_defaults] field_uT is every scan step's own key, so such a
+    scan is taken in that field, ramped to from the one the step set (its wait, if any, held):
+    after a zero_field step, an in-field scan where zero field was written."""
     if "field_uT" not in defaults:
         return ()
     inherited = tuple(v * UT for v in defaults["field_uT"])
     found, setting = [], None
     for i, step in enumerate(steps):
-        if isinstance(step, SetFieldStep):
+        if isinstance(step, SetFieldStep | ZeroFieldStep):
             setting = i
-        elif isinstance(step, ZeroFieldStep):
-            setting = None
-        elif (isinstance(step, ScanStep) and setting is not None
-              and "field_uT" not in steps_raw[i] and steps[setting].field != inherited):
-            found.append(
-                f"step {setting + 1} (set_field) sets {_ut(steps[setting].field)} µT for the "
-                f"scans after it that give no field_uT, but step {i + 1} (scan "
-                f"{shown_name(step.keys['name'])}) would be taken in {_ut(inherited)} µT, the "
-                "field_uT of [scan_defaults], which every scan step inherits; expected "
-                "field_uT in the scan steps that need a field of their own, not in "
-                "[scan_defaults], or no set_field step before a scan that inherits it")
+        elif isinstance(step, ScanStep) and setting is not None and "field_uT" not in steps_raw[i]:
+            problem = _field_overridden(setting, steps[setting], i, step, inherited)
+            if problem:
+                found.append(problem)
     return tuple(found)
+
+
+def _field_overridden(j: int, setter: Step, i: int, scan: ScanStep,
+                      inherited: tuple[float, ...]) -> str:
+    """The refusal of field step `j` whose field scan step `i` would not be taken in, the
+    field_uT of [scan_defaults] (`inherited`) being its own; "" where the two agree."""
+    field = setter.field if isinstance(setter, SetFieldStep) else (0.0, 0.0, 0.0)
+    if field == inherited:
+        return ""
+    said = (f"sets {_ut(field)} µT" if isinstance(setter, SetFieldStep) else "sets zero field")
+    instead = ("field_uT in the scan steps that need a field of their own, not in "
+               "[scan_defaults], or no set_field step before a scan that inherits it"
+               if isinstance(setter, SetFieldStep) else
+               "field_uT = [0, 0, 0] in the scan steps to be taken in zero field, or "
+               "field_uT in the scan steps that need a field, not in [scan_defaults]")
+    return (f"step {j + 1} ({setter.kind}) {said} for the scans after it that give no "
+            f"field_uT, but step {i + 1} (scan {shown_name(scan.keys['name'])}) would be taken "
+            f"in {_ut(inherited)} µT, the field_uT of [scan_defaults], which every scan step "
+            f"inherits; expected {instead}")
 
 
 def unread_fly_keys(steps_raw: list[Any], steps: tuple[Step, ...],

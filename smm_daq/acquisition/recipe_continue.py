@@ -30,6 +30,7 @@ import numpy as np
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.resumable import check_resume
 from smm_daq.analysis.registration import Registration, shift_is_significant
+from smm_daq.articles import with_article
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import Profile
 from smm_daq.storage.checks import corrupt_guard
@@ -53,8 +54,8 @@ def scan_state(recipe_text: str, plan: ScanPlan, info: EntryInfo, out: str | Pat
         raise InputError(f"entry '{name}' of {out} is unreadable ({info.problem}); expected "
                          f"the scan this step makes: {ELSEWHERE}")
     if info.kind != "scan":
-        raise InputError(f"entry '{name}' of {out} is a {info.kind} entry; expected the scan "
-                         f"this step makes: {ELSEWHERE}")
+        raise InputError(f"entry '{name}' of {out} is {with_article(info.kind)} entry; "
+                         f"expected the scan this step makes: {ELSEWHERE}")
     stored_plan, stored_recipe = _stored(out, name)
     diff = stored_plan.difference(plan)
     if diff is not None:
@@ -99,10 +100,10 @@ def subtract_state(in_field: str, remanent: str, info: EntryInfo, out: str | Pat
                  else "from no entries")
     if info.problem or info.kind != "induced" or info.sources != (in_field, remanent):
         kind = "unreadable" if info.problem else info.kind
-        raise InputError(f"entry '{info.name}' of {out} is a {kind} entry made {made_from}; "
-                         f"expected the subtraction '{in_field}' − '{remanent}' this step "
-                         "makes: give the subtraction another name in the recipe, or --out "
-                         "another file")
+        raise InputError(f"entry '{info.name}' of {out} is {with_article(kind)} entry made "
+                         f"{made_from}; expected the subtraction '{in_field}' − '{remanent}' "
+                         "this step makes: give the subtraction another name in the recipe, or "
+                         "--out another file")
     return DONE
 
 

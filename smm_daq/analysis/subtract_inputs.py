@@ -22,6 +22,7 @@ from smm_daq.analysis.grids import (
     Gridded,
     require_same_grid,
 )
+from smm_daq.articles import with_article
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import DEFAULT_TOLERANCE_NT
 from smm_daq.storage.checks import usable_map
@@ -135,8 +136,8 @@ def read_source(path: str | Path, entry: str) -> MapData:
     some measured pixels."""
     kinds = {e.name: e.kind for e in list_entries(path)}
     if kinds.get(entry) in MODEL_KINDS:
-        raise InputError(f"entry '{entry}' is a {kinds[entry]} result: its Bz is a model's "
-                         "or a fit's residual, not a measurement; expected a scanned or "
+        raise InputError(f"entry '{entry}' is {with_article(kinds[entry])} result: its Bz is a "
+                         "model's or a fit's residual, not a measurement; expected a scanned or "
                          "imported map, or one made from such a map", source=str(path))
     m = read_map(path, entry)
     usable_map(m, f"{path}, entry '{entry}'")
@@ -359,8 +360,8 @@ def require_subtractable(in_field: Measured, remanent: Measured) -> None:
     asks of a map in the file: a recipe's scans not yet taken are checked here)."""
     for m in (in_field, remanent):
         if min(m.x.size, m.y.size) < 2:
-            raise InputError(f"'{m.name}' is a {m.x.size} × {m.y.size} grid; expected at "
-                             "least 2 × 2 points to subtract")
+            raise InputError(f"'{m.name}' is {with_article(m.x.size)} × {m.y.size} grid; "
+                             "expected at least 2 × 2 points to subtract")
     require_same_grid(in_field, remanent)
     for what, a, b in (
         ("height", in_field.height, remanent.height),
@@ -381,10 +382,10 @@ def require_registrable(in_field: Measured) -> None:
     least = MIN_PIXELS_PER_PARAMETER * SHIFT_PARAMETERS
     nx, ny = in_field.x.size, in_field.y.size
     if (nx - 1) * (ny - 1) < least:
-        raise InputError(f"'{in_field.name}' is a {nx} × {ny} grid: a sub-pixel shift leaves "
-                         f"{(nx - 1) * (ny - 1)} pixels overlapping; expected at least {least} "
-                         "to register the two scans (a larger grid, or register = false to "
-                         "subtract them as they lie)")
+        raise InputError(f"'{in_field.name}' is {with_article(nx)} × {ny} grid: a sub-pixel "
+                         f"shift leaves {(nx - 1) * (ny - 1)} pixels overlapping; expected at "
+                         f"least {least} to register the two scans (a larger grid, or "
+                         "register = false to subtract them as they lie)")
 
 
 def _field_ut(b: np.ndarray) -> str:

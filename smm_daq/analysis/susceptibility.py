@@ -61,6 +61,7 @@ from scipy.optimize import minimize_scalar
 from smm_daq.analysis.fill import fill_nan
 from smm_daq.analysis.fourier import periodic_smooth
 from smm_daq.analysis.grids import require_regular
+from smm_daq.articles import with_article
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 
@@ -131,7 +132,8 @@ def _check_grid(m: MapData, big: tuple[float, float], height: float, thickness: 
     label = f"'{m.name}'" if m.name else "the map"
     ny, nx = m.shape
     raise InputError(
-        f"{label} ({nx} × {ny} pixels) under a {thickness * 1e6:g} µm layer with the sensor "
+        f"{label} ({nx} × {ny} pixels) under {with_article(f'{thickness * 1e6:g}')} µm layer "
+        "with the sensor "
         f"{height * 1e6:g} µm above it needs a solution grid padded by {_PAD_HEIGHTS:g} × "
         f"(height + thickness) on each side: {_count(big[1])} × {_count(big[0])} pixels, "
         f"more than the {_MAX_GRID_PIXELS:,} the inversion handles; expected a thinner "

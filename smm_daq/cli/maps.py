@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from smm_daq.articles import with_article
 from smm_daq.cli.args import (
     dataset_to_read,
     distinct_outputs,
@@ -363,7 +364,8 @@ def _write_layer(args: argparse.Namespace, m: MapData, inv: LayerInversion, kind
         "direction": Quantity(inv.direction, "1", "unit vector of the magnetization"),
         "criterion": inv.criterion,
     }
-    title = f"{m.name}: {kind} of a {inv.thickness / UM:g} µm layer (data/Bz: its model)"
+    layer = with_article(f"{inv.thickness / UM:g}")
+    title = f"{m.name}: {kind} of {layer} µm layer (data/Bz: its model)"
     model = inv.predicted.with_bz(inv.predicted.bz, name=args.name, sources=(m.name,), title=title)
     _write(args, model, kind, extra, plots=[plot, residual], default=group,
            parameters=parameters)

@@ -20,6 +20,7 @@ import numpy as np
 
 from smm_daq.analysis.mmt.formats.community import MIN_M
 from smm_daq.analysis.mmt.study.grid import DEFAULT_HEIGHT_UM, DEFAULT_SENSOR_UM
+from smm_daq.articles import with_article
 from smm_daq.cli.args import (
     derived_entry_name,
     distinct_outputs,
@@ -208,7 +209,8 @@ def _synth(args: argparse.Namespace) -> int:
     within("--density-per-mm3", args.density_per_mm3, 1e-3, 1e9, " grains per mm³")
     grains = args.density_per_mm3 * sx * sy * args.thickness_um * 1e-9
     if grains > SYNTH_MAX_GRAINS:
-        raise InputError(f"--density-per-mm3 {args.density_per_mm3:g} in a {sx:g} × {sy:g} × "
+        raise InputError(f"--density-per-mm3 {args.density_per_mm3:g} in "
+                         f"{with_article(f'{sx:g}')} × {sy:g} × "
                          f"{args.thickness_um:g} µm sample makes {grains:.3g} grains; expected "
                          f"at most {SYNTH_MAX_GRAINS:,}")
     within("--noise-nT", args.noise_nT, 0.0, 1e9, " nT")

@@ -17,6 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from smm_daq.articles import with_article
 from smm_daq.errors import InputError
 from smm_daq.storage.h5file import read_whole
 from smm_daq.storage.mapdata import MapData
@@ -173,8 +174,8 @@ def usable_map(m: MapData, where: str, *, min_size: int = 2) -> None:
     (what every analysis needs: a step along each axis)."""
     if min(m.shape) < min_size:
         ny, nx = m.shape
-        raise InputError(f"holds a {nx} × {ny} map; expected at least {min_size} × {min_size} "
-                         "points for this analysis", source=where)
+        raise InputError(f"holds {with_article(nx)} × {ny} map; expected at least {min_size} "
+                         f"× {min_size} points for this analysis", source=where)
     if not np.any(np.isfinite(m.bz)):
         raise InputError("holds no measured pixel (Bz is NaN everywhere); expected a measured "
                          "map", source=where)

@@ -14,6 +14,7 @@ from pathlib import Path
 from smm_daq.analysis.grains import CSV_COLUMNS, GrainSet, read_grains
 from smm_daq.analysis.mmt.formats import dragonfly, mpe, points
 from smm_daq.analysis.mmt.models.multipole import PointGrains
+from smm_daq.articles import with_article
 from smm_daq.errors import InputError
 from smm_daq.text_files import decode_text, is_number, text_lines
 
@@ -76,8 +77,8 @@ def _hinted(exc: InputError, path: str | Path, fmt: str) -> InputError:
     if guess is None or guess == ("cuboids" if fmt == "csv" else fmt):
         return exc
     message = str(exc).removeprefix(f"{exc.source}: ") if exc.source else str(exc)
-    return InputError(f"{message}; it looks like a {guess} file (--grain-format {guess})",
-                      source=exc.source)
+    return InputError(f"{message}; it looks like {with_article(guess)} file (--grain-format "
+                      f"{guess})", source=exc.source)
 
 
 def _read(path: str | Path, fmt: str, options: dragonfly.DragonflyOptions | None
