@@ -322,6 +322,20 @@ def test_a_fit_that_wanders_off_is_a_shift_left_out_not_a_failed_subtraction():
     assert np.all(np.isnan(registration_fields(res)["shift_errors"].value))
 
 
+def test_an_induced_map_is_titled_registered_only_where_a_shift_was_determined():
+    """Titled "(registered)" whatever the registration found, a difference of the maps as
+    they lie (no shift determined) was shown so by `smm-daq info`, the window and exports."""
+    rng = np.random.default_rng(1)
+    in_field, remanent, _ = scans(rng, 4, (1.0, 0.0, 0.0), 0.5, shift=(0.0, 0.0))
+    with pytest.warns(RegistrationWarning):  # a shift found, not significant: left out
+        assert subtract_maps(in_field, remanent).map.title == "in_field − remanent (registered)"
+    assert subtract_maps(in_field, remanent, register=False).map.title == "in_field − remanent"
+    in_field, remanent = _the_13th_map_of_seed_1_at_1_5()
+    with pytest.warns(RegistrationWarning, match="determined no shift"):
+        res = subtract_maps(in_field, remanent)
+    assert res.map.title == "in_field − remanent (not registered: no shift determined)"
+
+
 def test_a_shift_applied_as_a_recipe_s_earlier_subtractions_were_is_not_forced():
     """`shift_as_begun` (a continued recipe whose subtractions written by an earlier release
     applied every shift found) applies a shift not significantly different from zero, as
@@ -360,6 +374,8 @@ def test_the_subtract_command_leaves_out_a_shift_not_determined_and_refuses_to_f
     out, err = capsys.readouterr()
     assert "registered: no shift determined: not applied (see the warning)" in out
     assert "determined no shift: the fit reached the bound" in err
+    assert main(["info", str(path)]) == 0  # titled as it was subtracted, not "(registered)"
+    assert "'in_field − remanent (not registered: no shift determined)'" in capsys.readouterr().out
     assert main([*command, "--name", "forced", "--apply-insignificant-shift"]) == 2
     err = capsys.readouterr().err
     assert "determined no shift: the fit reached the bound" in err

@@ -106,9 +106,10 @@ def subtract_maps(
     significance by the shift's SDs alone, as a release before the correlation of its errors
     was counted did (a recipe begun with one, continued): the correlation is taken as zero in
     it, and recorded as estimated, beside a flag saying it was not counted. A registration
-    that determined no shift (`Registration.undetermined`) applies none, said as a warning;
-    with `apply_insignificant`, InputError: there is no shift to force; InputError too where
-    the two maps' RMS then differ a thousandfold (`require_alike`).
+    that determined no shift (`Registration.undetermined`) applies none, said as a warning,
+    and is titled so (`registered_title`); with `apply_insignificant`, InputError: there is
+    no shift to force; InputError too where the two maps' RMS then differ a thousandfold
+    (`require_alike`).
 
     `shift_as_begun` names a recipe's subtractions written by a release that applied every
     shift found (a recipe begun with one, continued): a shift not significantly different
@@ -139,7 +140,7 @@ def subtract_maps(
     out = in_field.with_bz(
         bz,
         name=name,
-        title=title + (" (registered)" if register else ""),
+        title=title + registered_title(reg),
         sources=(in_field.name, remanent.name),
         height=footprint.height,
         sensor_size=footprint.sensor_size,
@@ -158,6 +159,16 @@ def subtract_maps(
     return SubtractionResult(
         out, applied.shift, reg.shift_sd, True, applied.rotation, reg.rotation_sd, reg, concerns,
         notes)
+
+
+def registered_title(reg: Registration | None) -> str:
+    """What an induced entry's title says, after its two maps' names, of how they were
+    subtracted: " (registered)"; " (not registered: no shift determined)" where the
+    registration determined no shift (none applied, the maps subtracted as they lie);
+    nothing where they were not registered."""
+    if reg is None:
+        return ""
+    return " (not registered: no shift determined)" if reg.undetermined else " (registered)"
 
 
 def _none_as_begun(names: tuple[str, ...]) -> str:
