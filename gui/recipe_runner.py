@@ -30,7 +30,7 @@ from smm_daq.acquisition.recipe import (
     SubtractStep,
     WaitStep,
     ZeroFieldStep,
-    applies_insignificant_shift,
+    applies_as_begun,
     check_fly_steps,
     decides_by_sds_alone,
     skip_reason,
@@ -226,7 +226,8 @@ class RecipeRunner(QtCore.QObject):
                     step.in_field, step.remanent, step.name, register=step.register,
                     on_warning=lambda w: said.append(
                         (said_as(type(w)), said_in_window(str(w), recipe=True))),
-                    apply_insignificant=applies_insignificant_shift(self.recipe, self.index),
+                    apply_insignificant=step.apply_insignificant_shift,
+                    shift_as_begun=applies_as_begun(self.recipe, self.index),
                     by_sds_alone=decides_by_sds_alone(self.recipe, self.index),
                 ),
                 lambda _: self._step_done(None, said),

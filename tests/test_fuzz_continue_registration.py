@@ -91,6 +91,6 @@ def test_a_continued_recipes_registration_record_is_taken_or_refused_naming_it(
         assert len(calls) == 1, calls
         if correlated:  # today's rule
             assert calls[0]["by_sds_alone"] is False, calls
-        elif not calls[0]["apply_insignificant"]:  # (a step applying it decides nothing)
+        elif not calls[0]["shift_as_begun"]:  # (a step applying it decides nothing)
             assert calls[0]["by_sds_alone"] is True, calls
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before

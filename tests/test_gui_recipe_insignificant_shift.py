@@ -1,13 +1,21 @@
 """A recipe's subtract step run from the window's Recipes tab honours its
-`apply_insignificant_shift`, as `smm-daq run` does: the same recipe makes the same entry."""
+`apply_insignificant_shift`, as `smm-daq run` does: the same recipe makes the same entry; and,
+continued, a shift applied only as the recipe's subtractions written by an earlier release
+applied theirs, as `run --continue` does."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import h5py
 import numpy as np
 from recipe_opening import recipe_opened, recipe_ran
+from test_recipe_shift_as_begun import RECIPE, _begun_before_a_shift_not_determined
 from test_registration_coverage import scans
 
+from gui.recipe_runner import RecipeRunner
+from smm_daq.acquisition.recipe import check_recipe, parse_recipe
+from smm_daq.instruments.profile import load_profile
 from smm_daq.storage.nexus import write_map_entry
 
 WAIT_MS = 60_000
@@ -60,3 +68,26 @@ def test_a_window_recipe_applies_an_insignificant_shift_when_its_step_asks(
         assert np.any(reg["shift_found"][()] != 0.0)
         np.testing.assert_array_equal(reg["shift"][()], reg["shift_found"][()])
         assert f["induced/process/parameters/apply_insignificant_shift"][()] == 1
+
+
+def test_a_recipe_continued_in_the_window_leaves_out_a_shift_not_determined(qtbot, tmp_path):
+    """The window's recipe runner, as `run --continue`: 'd2' applies a shift only as 'd1'
+    applied its own, so where none was determined it applies none and the recipe finishes,
+    not refused as if the user had forced the shift."""
+    path = tmp_path / "s.h5"
+    _begun_before_a_shift_not_determined(path)
+    profile = load_profile()
+    rig = SimpleNamespace(profile=profile, stage=None, make_safe=lambda: [])
+    holder = SimpleNamespace(rig=rig, set_recipe_running=lambda running: None,
+                             call=lambda fn, on_result, on_error: on_result(fn()) or True)
+    checked = check_recipe(parse_recipe(RECIPE, "two.toml"), profile, path, can_prompt=False,
+                           continuing=True)
+    runner = RecipeRunner(checked, path, holder, None, lambda message: True)
+    with qtbot.waitSignal(runner.finished, timeout=WAIT_MS) as ended:
+        runner.start()
+    ok, said = ended.args
+    assert ok, said
+    assert "determined no shift" in said, said
+    assert "this recipe's earlier subtractions ('d1') applied their shifts" in said, said
+    with h5py.File(path) as f:
+        np.testing.assert_array_equal(f["d2/registration/shift"][()], [0.0, 0.0])

@@ -87,6 +87,6 @@ def test_a_step_applying_its_shift_anyway_records_its_correlation(tmp_path) -> N
     with h5py.File(path, "r+") as f:
         del f["d1/registration/shift_correlation"]
     calls, said = _continued(path)
-    assert len(calls) == 1 and calls[0]["apply_insignificant"] is True, calls
+    assert len(calls) == 1 and calls[0]["shift_as_begun"] == ("d1",), calls
     assert calls[0]["by_sds_alone"] is False, calls
     assert "SDs alone" not in said, said

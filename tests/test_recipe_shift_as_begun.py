@@ -1,7 +1,9 @@
 """`run --continue` of a recipe begun before a shift not significantly different from zero was
 left out by default: its subtractions written then applied such a shift (no
 `registration/shift_found`), so the ones still to run apply it too, and say why; they took the
-new default, the recipe's subtractions made two ways without a word."""
+new default, the recipe's subtractions made two ways without a word. Applied so, and not forced
+by the user, a shift not determined is left out as by default, not refused: refused, every
+later `--continue` stopped at the same step and the recipe could never be finished."""
 
 from __future__ import annotations
 
@@ -10,13 +12,15 @@ from types import SimpleNamespace
 
 import h5py
 import numpy as np
-from test_registration_coverage import scans
+from test_registration_coverage import _the_13th_map_of_seed_1_at_1_5, scans
 
 from smm_daq.acquisition.recipe import check_recipe, parse_recipe, run_recipe, step_note
+from smm_daq.acquisition.session import Session
 from smm_daq.analysis.induced_entry import subtract_entries
 from smm_daq.analysis.registration import RegistrationWarning
 from smm_daq.instruments.profile import load_profile
 from smm_daq.storage.nexus import write_map_entry
+from smm_daq.storage.products import Quantity
 
 RECIPE = ('[recipe]\ntitle = "two subtractions"\n'
           '[[step]]\nkind = "subtract"\nin_field = "in_field"\nremanent = "remanent"\n'
@@ -43,8 +47,8 @@ def _cut_after_first(path, *, earlier_release: bool) -> None:
             del f["d1/process/parameters/apply_insignificant_shift"]
 
 
-def _continued(path) -> tuple[list[dict], str]:
-    recipe = parse_recipe(RECIPE, "two.toml")
+def _continued(path, text: str = RECIPE) -> tuple[list[dict], str]:
+    recipe = parse_recipe(text, "two.toml")
     calls: list[dict] = []
     session = SimpleNamespace(profile=load_profile(), path=path, rig=SimpleNamespace(stage=None),
                               subtract=lambda *a, **kw: calls.append(kw))
@@ -64,9 +68,15 @@ def test_a_continued_recipe_applies_an_insignificant_shift_as_it_was_begun(tmp_p
     path = tmp_path / "s.h5"
     _cut_after_first(path, earlier_release=True)
     calls, said = _continued(path)
-    assert len(calls) == 1 and calls[0]["apply_insignificant"] is True, calls
+    # as 'd1' was, not forced as by the user
+    assert len(calls) == 1 and calls[0]["shift_as_begun"] == ("d1",), calls
+    assert calls[0]["apply_insignificant"] is False, calls
     assert "applies a shift not significantly different from zero, as this recipe's 'd1'" in said
     assert "apply_insignificant_shift = true" in said
+    # its step's own key: forced by the user
+    calls, said = _continued(path, RECIPE + "apply_insignificant_shift = true\n")
+    assert len(calls) == 1 and calls[0]["apply_insignificant"] is True, calls
+    assert calls[0]["shift_as_begun"] == (), calls
 
 
 def test_a_recipe_continued_under_today_s_rule_keeps_it(tmp_path) -> None:
@@ -74,6 +84,42 @@ def test_a_recipe_continued_under_today_s_rule_keeps_it(tmp_path) -> None:
     _cut_after_first(path, earlier_release=False)
     calls, said = _continued(path)
     assert len(calls) == 1 and calls[0]["apply_insignificant"] is False, calls
+    assert calls[0]["shift_as_begun"] == (), calls
     assert "applies a shift" not in said
     checked = _checked_continuing(path)
     assert checked.shift_as_begun == () and step_note(checked, 1, path) == ""
+
+
+def _begun_before_a_shift_not_determined(path) -> None:
+    """Two scans whose registration determines no shift (the fit reaches its bound), and the
+    recipe's first subtraction of them as the earlier release wrote it: a shift not
+    significantly different from zero applied, no shift_found."""
+    in_field, remanent = _the_13th_map_of_seed_1_at_1_5()
+    for m in (remanent, in_field):
+        write_map_entry(path, m, kind="scan")
+    d1 = in_field.with_bz(in_field.bz - remanent.bz, name="d1", sources=("in_field", "remanent"))
+    earlier = {"registered": np.uint8(1), "shift": Quantity(np.array([1e-6, -0.5e-6]), "m"),
+               "shift_errors": Quantity(np.array([2e-6, 2e-6]), "m")}
+    write_map_entry(path, d1, kind="induced", processes={"registration": earlier})
+
+
+def test_a_continued_recipe_leaves_out_a_shift_not_determined_and_finishes(tmp_path) -> None:
+    """'d2' applies a shift as 'd1' applied its own, and its registration determines none:
+    none applied, as by default, said with a word on 'd1' and recorded; the recipe finished,
+    where it was refused as if the user had forced the shift, at every `--continue`."""
+    path = tmp_path / "s.h5"
+    _begun_before_a_shift_not_determined(path)
+    said: list[Warning] = []
+    session = Session(path, SimpleNamespace(profile=load_profile(), stage=None))
+    written = run_recipe(parse_recipe(RECIPE, "two.toml"), session, yes=True, continuing=True,
+                         on_warning=said.append)
+    assert written == ["d2"]
+    assert [type(w) for w in said] == [RegistrationWarning], said
+    text = str(said[0])
+    assert "determined no shift" in text and "so no shift is applied" in text, text
+    word = "this recipe's earlier subtractions ('d1') applied their shifts"
+    assert word in text, text
+    with h5py.File(path) as f:
+        reg = f["d2/registration"]
+        np.testing.assert_array_equal(reg["shift"][()], [0.0, 0.0])
+        assert word in reg["warnings"][()].decode()

@@ -27,6 +27,7 @@ from smm_daq.analysis.registration import (
 )
 from smm_daq.analysis.subtraction import registration_fields, subtract_maps
 from smm_daq.cli.main import main
+from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import write_map_entry
 
@@ -321,6 +322,46 @@ def test_a_fit_that_wanders_off_is_a_shift_left_out_not_a_failed_subtraction():
     assert np.all(np.isnan(registration_fields(res)["shift_errors"].value))
 
 
+def test_an_induced_map_is_titled_registered_only_where_a_shift_was_determined():
+    """Titled "(registered)" whatever the registration found, a difference of the maps as
+    they lie (no shift determined) was shown so by `smm-daq info`, the window and exports."""
+    rng = np.random.default_rng(1)
+    in_field, remanent, _ = scans(rng, 4, (1.0, 0.0, 0.0), 0.5, shift=(0.0, 0.0))
+    with pytest.warns(RegistrationWarning):  # a shift found, not significant: left out
+        assert subtract_maps(in_field, remanent).map.title == "in_field − remanent (registered)"
+    assert subtract_maps(in_field, remanent, register=False).map.title == "in_field − remanent"
+    in_field, remanent = _the_13th_map_of_seed_1_at_1_5()
+    with pytest.warns(RegistrationWarning, match="determined no shift"):
+        res = subtract_maps(in_field, remanent)
+    assert res.map.title == "in_field − remanent (not registered: no shift determined)"
+
+
+def test_a_shift_applied_as_a_recipe_s_earlier_subtractions_were_is_not_forced():
+    """`shift_as_begun` (a continued recipe whose subtractions written by an earlier release
+    applied every shift found) applies a shift not significantly different from zero, as
+    forcing it does; where none was determined it applies none, as by default, saying that
+    those subtractions applied theirs. Refused there, the recipe could never be finished.
+    The user's own force is refused still."""
+    rng = np.random.default_rng(1)
+    in_field, remanent, _ = scans(rng, 4, (1.0, 0.0, 0.0), 0.5, shift=(0.0, 0.0))
+    with pytest.warns(RegistrationWarning):
+        res = subtract_maps(in_field, remanent, shift_as_begun=("d1",))
+    assert not shift_is_significant(res.registration)
+    assert res.shift == res.registration.shift != (0.0, 0.0)
+
+    in_field, remanent = _the_13th_map_of_seed_1_at_1_5()
+    with pytest.warns(RegistrationWarning) as caught:
+        res = subtract_maps(in_field, remanent, shift_as_begun=("d1", "d2"))
+    assert len(caught) == 1 and res.registration.undetermined and res.shift == (0.0, 0.0)
+    said = str(caught[0].message)
+    assert ("no shift is applied (the maps subtracted as they lie); this recipe's earlier "
+            "subtractions ('d1', 'd2') applied their shifts") in said, said
+    assert res.concerns == (said.removeprefix("'in_field − remanent': "),)
+    np.testing.assert_array_equal(res.map.bz, in_field.bz - remanent.bz)
+    with pytest.raises(InputError, match="there is no shift to apply as"):
+        subtract_maps(in_field, remanent, apply_insignificant=True, shift_as_begun=("d1",))
+
+
 def test_the_subtract_command_leaves_out_a_shift_not_determined_and_refuses_to_force_it(
         tmp_path, capsys):
     """The same maps: subtracted as they lie, said on stderr and stdout, recorded; forcing
@@ -333,6 +374,8 @@ def test_the_subtract_command_leaves_out_a_shift_not_determined_and_refuses_to_f
     out, err = capsys.readouterr()
     assert "registered: no shift determined: not applied (see the warning)" in out
     assert "determined no shift: the fit reached the bound" in err
+    assert main(["info", str(path)]) == 0  # titled as it was subtracted, not "(registered)"
+    assert "'in_field − remanent (not registered: no shift determined)'" in capsys.readouterr().out
     assert main([*command, "--name", "forced", "--apply-insignificant-shift"]) == 2
     err = capsys.readouterr().err
     assert "determined no shift: the fit reached the bound" in err

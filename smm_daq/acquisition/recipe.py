@@ -239,7 +239,7 @@ class Recipe:
     profile: str = ""  # [recipe] profile as written (relative to the recipe's folder), or ""
     # after `check`, continuing: its subtractions in the file that applied a shift not
     # significantly different from zero, as the release it was begun with did: its
-    # subtractions left to run apply one too (`applies_insignificant_shift`)
+    # subtractions left to run apply one too (`applies_as_begun`)
     shift_as_begun: tuple[str, ...] = ()
     # after `check`, continuing: its subtractions in the file whose shift's significance was
     # decided by its SDs alone, as the release it was begun with did (no correlation
@@ -692,10 +692,23 @@ def applies_insignificant_shift(checked: Recipe, i: int) -> bool:
     """Whether subtract step `i` of a checked recipe applies a registration's shift not
     significantly different from zero: its key asks, or the recipe, continued, wrote
     subtractions that did under the rule of the release it was begun with (which applied
-    every shift): one recipe's subtractions are made alike."""
+    every shift): one recipe's subtractions are made alike (`applies_as_begun`)."""
     step = checked.steps[i]
     return isinstance(step, SubtractStep) and (
-        step.apply_insignificant_shift or (step.register and bool(checked.shift_as_begun)))
+        step.apply_insignificant_shift or bool(applies_as_begun(checked, i)))
+
+
+def applies_as_begun(checked: Recipe, i: int) -> tuple[str, ...]:
+    """The recipe's subtractions in the file, written by the release it was begun with
+    (which applied every shift found), as which subtract step `i` of a checked recipe,
+    continued, applies a shift not significantly different from zero. () where it does not,
+    or where its own key forces the shift: that is the user's force, which refuses a shift
+    not determined; applied only as those were, one not determined is left out as by default
+    (`Session.subtract`'s `shift_as_begun`)."""
+    step = checked.steps[i]
+    if not isinstance(step, SubtractStep) or not step.register or step.apply_insignificant_shift:
+        return ()
+    return checked.shift_as_begun
 
 
 def decides_by_sds_alone(checked: Recipe, i: int) -> bool:
@@ -886,7 +899,8 @@ def run_recipe(
         elif isinstance(step, SubtractStep):
             session.subtract(step.in_field, step.remanent, step.name, register=step.register,
                              on_warning=on_warning,
-                             apply_insignificant=applies_insignificant_shift(checked, i),
+                             apply_insignificant=step.apply_insignificant_shift,
+                             shift_as_begun=applies_as_begun(checked, i),
                              by_sds_alone=decides_by_sds_alone(checked, i))
             written.append(step.name)
     return written
@@ -924,9 +938,7 @@ def step_note(checked: Recipe, i: int, out: str | Path) -> str:
         return ": resumed from its first unfinished line"
     if isinstance(checked.steps[i], WaitStep) and checked.start is not None and i < checked.start:
         return f": waits again in full ({WAIT_AGAIN_WHY})"
-    step = checked.steps[i]
-    if (isinstance(step, SubtractStep) and not step.apply_insignificant_shift
-            and applies_insignificant_shift(checked, i)):
+    if applies_as_begun(checked, i):
         return _as_begun_note(checked, i)
     return _sds_as_begun_note(checked) if decides_by_sds_alone(checked, i) else ""
 

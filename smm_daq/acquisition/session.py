@@ -510,11 +510,16 @@ class Session:
 
     def subtract(self, in_field: str, remanent: str, name: str, *, register: bool = True,
                  on_warning: Callable[[Warning], None] | None = None,
-                 apply_insignificant: bool = False, by_sds_alone: bool = False) -> MapData:
+                 apply_insignificant: bool = False, shift_as_begun: tuple[str, ...] = (),
+                 by_sds_alone: bool = False) -> MapData:
         """In-field minus (registered) remanent into a new entry `name`; returns the map. A
         shift not significantly different from zero is applied only with
-        `apply_insignificant`; `by_sds_alone` decides that by its SDs alone, as a release
-        before the correlation of its errors was counted did (`subtract_maps`).
+        `apply_insignificant` (forced: InputError where no shift was determined), or as the
+        subtractions `shift_as_begun` of a recipe begun by an earlier release applied theirs
+        (where none was determined, none is applied, as by default); `by_sds_alone` decides
+        that by its SDs alone, as a release before the correlation of its errors was counted
+        did (`subtract_maps`). Either way of applying it is recorded as the entry's
+        `apply_insignificant_shift`.
 
         Its warnings (a registration's shift that may be an artefact, or a note of one left
         out; recorded in the entry too) are warned again in the caller's thread, at the
@@ -548,6 +553,7 @@ class Session:
                 made = subtraction_of_entries(self.path, in_field, remanent, name,
                                               register=register,
                                               apply_insignificant=apply_insignificant,
+                                              shift_as_begun=shift_as_begun,
                                               by_sds_alone=by_sds_alone)
             return made, caught
 
@@ -558,7 +564,8 @@ class Session:
             with recorded() as told:
                 warnings.warn(w.message, stacklevel=2)
             shown += told
-        recorded_too = {"apply_insignificant_shift": np.uint8(apply_insignificant)}
+        recorded_too = {"apply_insignificant_shift":
+                        np.uint8(apply_insignificant or bool(shift_as_begun))}
         wait_aside(lambda: write_subtraction(self.path, made, register=register,
                                              parameters=recorded_too), what,
                    make_safe=self._make_safe, stalled=stalled)

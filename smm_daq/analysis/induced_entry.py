@@ -51,9 +51,11 @@ def subtract_entries(
 def subtraction_of_entries(path: str | Path, in_field: str, remanent: str, name: str, *,
                            register: bool = True, rotation: bool = False,
                            apply_insignificant: bool = False,
+                           shift_as_begun: tuple[str, ...] = (),
                            by_sds_alone: bool = False) -> SubtractionResult:
     """The subtraction `subtract_entries` writes, checked and made but not written (its
-    warnings warned), for a caller that decides on them before anything is written."""
+    warnings warned), for a caller that decides on them before anything is written;
+    `shift_as_begun` as `subtract_maps` takes it (a continued recipe's)."""
     maps = [read_source(path, entry) for entry in (in_field, remanent)]
     tolerances = field_tolerance(path, in_field), field_tolerance(path, remanent)
     require_two_scans(*maps, source=str(path), tolerances=tolerances)
@@ -61,7 +63,8 @@ def subtraction_of_entries(path: str | Path, in_field: str, remanent: str, name:
     require_alike(in_field, induced[0], remanent, induced[1], source=str(path))
     require_fields_differ(*maps, induced=any(induced), source=str(path), tolerances=tolerances)
     return subtract_maps(*maps, register=register, name=name, rotation=rotation,
-                         apply_insignificant=apply_insignificant, by_sds_alone=by_sds_alone)
+                         apply_insignificant=apply_insignificant, shift_as_begun=shift_as_begun,
+                         by_sds_alone=by_sds_alone)
 
 
 def write_subtraction(path: str | Path, res: SubtractionResult, *, register: bool = True,

@@ -91,6 +91,7 @@ def subtract_maps(
     rotation: bool = False,
     max_shift: float | None = None,
     apply_insignificant: bool = False,
+    shift_as_begun: tuple[str, ...] = (),
     by_sds_alone: bool = False,
 ) -> SubtractionResult:
     """In-field minus remanent, the remanent map first carried onto the in-field one.
@@ -105,9 +106,17 @@ def subtract_maps(
     significance by the shift's SDs alone, as a release before the correlation of its errors
     was counted did (a recipe begun with one, continued): the correlation is taken as zero in
     it, and recorded as estimated, beside a flag saying it was not counted. A registration
-    that determined no shift (`Registration.undetermined`) applies none, said as a warning;
-    with `apply_insignificant`, InputError: there is no shift to force; InputError too where
-    the two maps' RMS then differ a thousandfold (`require_alike`).
+    that determined no shift (`Registration.undetermined`) applies none, said as a warning,
+    and is titled so (`registered_title`); with `apply_insignificant`, InputError: there is
+    no shift to force; InputError too where the two maps' RMS then differ a thousandfold
+    (`require_alike`).
+
+    `shift_as_begun` names a recipe's subtractions written by a release that applied every
+    shift found (a recipe begun with one, continued): a shift not significantly different
+    from zero is applied as they applied theirs, so that one recipe's subtractions are made
+    alike. Unlike `apply_insignificant` (the user's own force) it asks for nothing that may
+    be missing: a shift not determined is left out as by default, the warning saying that
+    those subtractions applied theirs.
     """
     require_subtractable(in_field, remanent)
     if register:
@@ -118,7 +127,7 @@ def subtract_maps(
         if apply_insignificant:
             require_determined(reg)
         applied = (replace(reg, shift=(0.0, 0.0), rotation=0.0) if reg.undetermined
-                   else reg if apply_insignificant or shift_is_significant(reg)
+                   else reg if apply_insignificant or shift_as_begun or shift_is_significant(reg)
                    else replace(reg, shift=(0.0, 0.0)))
         moved = (remanent if applied.shift == (0.0, 0.0) and applied.rotation == 0.0
                  else apply_registration(remanent, applied))
@@ -131,7 +140,7 @@ def subtract_maps(
     out = in_field.with_bz(
         bz,
         name=name,
-        title=title + (" (registered)" if register else ""),
+        title=title + registered_title(reg),
         sources=(in_field.name, remanent.name),
         height=footprint.height,
         sensor_size=footprint.sensor_size,
@@ -141,6 +150,8 @@ def subtract_maps(
     step = (float(in_field.x[1] - in_field.x[0]), float(in_field.y[1] - in_field.y[0]))
     notes = tuple(registration_notes(reg, step, insignificant_applied=applied is reg))
     concerns = tuple(registration_concerns(reg, step, insignificant_applied=applied is reg))
+    if reg.undetermined and shift_as_begun:
+        concerns = tuple(text + _none_as_begun(shift_as_begun) for text in concerns)
     for text in notes:
         warnings.warn(f"'{title}': {text}", RegistrationNote, stacklevel=2)
     for text in concerns:
@@ -148,3 +159,21 @@ def subtract_maps(
     return SubtractionResult(
         out, applied.shift, reg.shift_sd, True, applied.rotation, reg.rotation_sd, reg, concerns,
         notes)
+
+
+def registered_title(reg: Registration | None) -> str:
+    """What an induced entry's title says, after its two maps' names, of how they were
+    subtracted: " (registered)"; " (not registered: no shift determined)" where the
+    registration determined no shift (none applied, the maps subtracted as they lie);
+    nothing where they were not registered."""
+    if reg is None:
+        return ""
+    return " (not registered: no shift determined)" if reg.undetermined else " (registered)"
+
+
+def _none_as_begun(names: tuple[str, ...]) -> str:
+    """Said after a shift not determined, in a subtraction applying one whatever its
+    significance only as the recipe's subtractions `names` did (`shift_as_begun`)."""
+    return (f"; this recipe's earlier subtractions ({', '.join(repr(n) for n in names)}) "
+            "applied their shifts whatever their significance (written by a release that "
+            "applied every shift found), but here there is none to apply")
