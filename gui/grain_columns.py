@@ -67,9 +67,10 @@ def column_format(values: np.ndarray) -> Callable[[float], str]:
     if not finite.size:
         return lambda v: f"{v + 0.0:g}"
     smallest, largest = float(finite.min()), float(finite.max())
-    # its SIGNIFICANT digits may carry into one more (99.996: 100.0, not 100.00)
-    top = float(f"{largest:.{SIGNIFICANT - 1}e}")
-    decimals = max(0, SIGNIFICANT - 1 - _magnitude(top),
+    # its SIGNIFICANT digits may carry into one more (99.996: 100.0, not 100.00): the power
+    # of ten read off them as written (the largest float's, 1.798e+308, is no float)
+    top = int(f"{largest:.{SIGNIFICANT - 1}e}".partition("e")[2])
+    decimals = max(0, SIGNIFICANT - 1 - top,
                    LEAST_SIGNIFICANT - 1 - _magnitude(smallest))
     shown = float(f"{largest:.{decimals}f}")  # as written: 999999.6 is 1000000, 7 digits
     whole = max(0, _magnitude(shown) + 1)  # digits before the point (0.5: none)

@@ -43,3 +43,11 @@ def test_a_value_rounding_up_to_another_digit_follows_the_rule_it_then_meets() -
     assert written([99.996, 1.5]) == ["100.0", "1.5"]
     assert written([99.996, 0.001]) == ["99.9960", "0.0010"]  # the digits it shows: no carry
     assert written([999999.4]) == ["999999"]
+
+
+def test_the_largest_floats_are_written_in_an_exponent() -> None:
+    """Near the largest float, its four digits (1.798e+308) are no float: read back as one,
+    they overflowed to inf, and the column's format raised OverflowError (the table not
+    shown)."""
+    assert written([1.7976931348623157e308, -2.5]) == ["1.798e+308", "-2.500e+00"]
+    assert written([-1.7976931348623157e308]) == ["-1.798e+308"]
