@@ -251,8 +251,28 @@ def test_a_wait_after_a_scan_that_ended_the_field_set_before_it_is_said_to_wait_
         "waits in zero field, not in the (0, 40, 0) µT that step 3 set: step 8, a scan, ended "
         "with the field ramped down, as every scan does; to wait in that field, set it again "
         "in a set_field step just before the wait (a zero_field step there says that zero "
-        "field is meant)")
+        "field is meant; a scan after it that takes its field from [scan_defaults] then needs "
+        "a field_uT of its own)")
     assert parse_recipe(GOOD).wait_note(3) == ""  # set_field, then the wait: in the field
     assert parse_recipe(GOOD + scan + set_40 + wait).wait_note(9) == ""
     assert parse_recipe(GOOD + scan + '[[step]]\nkind = "zero_field"\n' + wait).wait_note(9) == ""
     assert [after_scan.wait_note(i) == "" for i in range(8)] == [True] * 8
+
+
+def test_the_wait_note_s_advice_followed_gives_a_recipe_that_is_not_refused():
+    """The note's way to say a wait in zero field is meant, a zero_field step before it, is
+    refused where a later scan inherits a field from [scan_defaults] (the zero_field would be
+    overridden): the note says that scan then needs a field of its own, and with it the
+    recipe stands."""
+    head = ('[recipe]\nprofile = "p.toml"\n[scan_defaults]\ncenter_um = [0, 0]\n'
+            'size_um = [4, 4]\nstep_um = 2\nfield_uT = [0, 40, 0]\n'
+            '[[step]]\nkind = "set_field"\nfield_uT = [0, 40, 0]\n'
+            '[[step]]\nkind = "scan"\nname = "a"\n')
+    wait = '[[step]]\nkind = "wait"\nseconds = 60\n'
+    noted = parse_recipe(head + wait)
+    assert "then needs a field_uT of its own" in noted.wait_note(2)
+    zero = '[[step]]\nkind = "zero_field"\n'
+    later = '[[step]]\nkind = "scan"\nname = "b"\n'
+    assert parse_recipe(head + zero + wait + later).overridden  # inherits 40 µT: refused
+    followed = parse_recipe(head + zero + wait + later + "field_uT = [0, 40, 0]\n")
+    assert followed.overridden == () and followed.wait_note(3) == ""

@@ -275,7 +275,8 @@ class Recipe:
                         f"{j + 1} set: step {scan + 1}, a scan, ended with the field ramped "
                         "down, as every scan does; to wait in that field, set it again in a "
                         "set_field step just before the wait (a zero_field step there says "
-                        "that zero field is meant)")
+                        "that zero field is meant; a scan after it that takes its field from "
+                        "[scan_defaults] then needs a field_uT of its own)")
         return ""
 
     def describe(self, i: int) -> str:
