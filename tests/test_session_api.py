@@ -416,9 +416,9 @@ def test_a_notebook_cell_opening_a_session_run_again_is_refused_naming_the_open_
 
     from smm_daq.instruments.rig_lock import RigInUse
 
-    rigs = [fake_rig(), fake_rig()]
+    real = replace(fake_rig().profile, simulated=False)
+    rigs = [fake_rig(profile=real), fake_rig(profile=real)]  # a session's profile is its rig's
     monkeypatch.setattr(rig_module, "open_rig", lambda profile, **_: rigs.pop(0))
-    real = replace(rigs[0].profile, simulated=False)
     first = Session.open(tmp_path / "a.h5", real)
     try:
         first.set_field((0, 40, 0))
@@ -459,6 +459,48 @@ def test_a_simulated_session_opened_again_beside_an_open_one_is_warned_of(tmp_pa
     assert second is s and "open since" in repr(first)
     assert Session.close_all() == []
     np.testing.assert_array_equal(first.rig.coils.setpoint, 0.0)
+    assert Session.open_sessions() == ()
+
+
+def test_a_simulated_session_left_open_does_not_refuse_the_real_rig(tmp_path, monkeypatch):
+    """A notebook tries its script on the simulator (whose profile names the lab's addresses,
+    as configs/simulator.toml and configs/example-lab.toml do), leaves that session open and
+    opens the real rig: a simulated session holds no instrument, so the real rig opens.
+    Unfixed, it was refused with RigInUse, "still open on this rig's instruments"."""
+    from dataclasses import replace
+
+    simulated = fake_rig().profile
+    assert simulated.simulated
+    rigs = [fake_rig(), fake_rig(profile=replace(simulated, simulated=False))]
+    monkeypatch.setattr(rig_module, "open_rig", lambda profile, **_: rigs.pop(0))
+    tried = Session.open(tmp_path / "sim.h5", simulated)
+    try:
+        with Session.open(tmp_path / "real.h5", rigs[0].profile) as real:
+            assert Session.open_sessions() == (tried, real)
+    finally:
+        tried.close()
+
+
+def test_close_all_makes_every_rig_safe_though_one_close_raises(tmp_path, monkeypatch):
+    """`close_all` with a first session whose rig's close raises (the error `close` passes
+    on, its rig made safe before): the sessions after it are closed and made safe all the
+    same, and the error is raised once they are. Unfixed, the loop ended at the first error,
+    the later sessions left open with their field on."""
+    rigs = [fake_rig(), fake_rig()]
+    monkeypatch.setattr(rig_module, "open_rig", lambda profile, **_: rigs.pop(0))
+    profile = rigs[0].profile
+    first = Session.open(tmp_path / "a.h5", profile)
+    with pytest.warns(SessionStillOpenWarning):
+        second = Session.open(tmp_path / "b.h5", profile)
+    second.set_field((0, 40, 0))
+
+    def fails() -> None:
+        raise OSError("the link's close failed")
+
+    monkeypatch.setattr(first.rig, "close", fails)
+    with pytest.raises(OSError, match="the link's close failed"):
+        Session.close_all()
+    np.testing.assert_array_equal(second.rig.coils.setpoint, 0.0)
     assert Session.open_sessions() == ()
 
 
