@@ -484,8 +484,8 @@ def test_a_simulated_session_left_open_does_not_refuse_the_real_rig(tmp_path, mo
 def test_close_all_makes_every_rig_safe_though_one_close_raises(tmp_path, monkeypatch):
     """`close_all` with a first session whose rig's close raises (the error `close` passes
     on, its rig made safe before): the sessions after it are closed and made safe all the
-    same, and the error is raised once they are. Unfixed, the loop ended at the first error,
-    the later sessions left open with their field on."""
+    same, and the error is raised once they are, noting what could not be made safe. Unfixed,
+    the loop ended at the first error, the later sessions left open with their field on."""
     rigs = [fake_rig(), fake_rig()]
     monkeypatch.setattr(rig_module, "open_rig", lambda profile, **_: rigs.pop(0))
     profile = rigs[0].profile
@@ -498,10 +498,13 @@ def test_close_all_makes_every_rig_safe_though_one_close_raises(tmp_path, monkey
         raise OSError("the link's close failed")
 
     monkeypatch.setattr(first.rig, "close", fails)
-    with pytest.raises(OSError, match="the link's close failed"):
+    make_safe = second.rig.make_safe
+    monkeypatch.setattr(second.rig, "make_safe", lambda: [*make_safe(), "stage: no reply"])
+    with pytest.raises(OSError, match="the link's close failed") as raised:
         Session.close_all()
     np.testing.assert_array_equal(second.rig.coils.setpoint, 0.0)
     assert Session.open_sessions() == ()
+    assert raised.value.__notes__ == [f"rig NOT safe: {tmp_path / 'b.h5'}: stage: no reply"]
 
 
 def test_the_session_s_field_reads_in_tesla_and_in_microtesla(tmp_path):

@@ -186,7 +186,8 @@ class Session:
     def close_all() -> list[str]:
         """Close every session of `open_sessions()`, each rig made safe; returns what could
         not be made safe, each prefixed with its session's path. An error closing one (its
-        rig made safe before) is raised once every other is closed."""
+        rig made safe before) is raised once every other is closed, with what could not be
+        made safe as a note."""
         problems: list[str] = []
         failed: BaseException | None = None
         for session in open_sessions.listed():
@@ -195,6 +196,8 @@ class Session:
             except Exception as exc:  # its rig made safe before; the others' are still on
                 failed = failed or exc
         if failed is not None:
+            if problems:  # never lost with the error
+                failed.add_note("rig NOT safe: " + "; ".join(problems))
             raise failed
         return problems
 
