@@ -406,6 +406,59 @@ def test_a_session_closed_from_another_thread_leaves_sigterm_to_end_the_process(
         interrupts.reset()
 
 
+@pytest.mark.parametrize("elsewhere", [False, True])
+def test_a_kill_while_a_session_s_close_makes_the_rig_safe_ends_the_script_after_it(
+        tmp_path, monkeypatch, elsewhere):
+    """A batch system's SIGTERM lands in the ramp-down of a session's close (on the main
+    thread, or from another): it is only acknowledged then, the ramp-down not cut short, and
+    once the rig is safe and no session holds SIGTERM it goes to the handler the script left
+    (the default ends the process). Unfixed, it was dropped with the close: the script went
+    on, a loop opening its next session and ramping its field up again until a SIGKILL."""
+    import os
+    import signal
+    import threading
+
+    from smm_daq import interrupts
+
+    rig = fake_rig()
+    monkeypatch.setattr(rig_module, "open_rig", lambda profile, **_: rig)
+    acknowledged = threading.Event()
+    said = interrupts.acknowledge
+    monkeypatch.setattr(interrupts, "acknowledge",
+                        lambda name: (said(name), acknowledged.set()))
+    passed_on: list[int] = []
+    monkeypatch.setattr(signal, "raise_signal", passed_on.append)  # the default ends pytest
+    make_safe = rig.make_safe
+
+    def killed_then_made_safe():
+        if not acknowledged.is_set():  # the batch system's kill, in the close's ramp-down
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert acknowledged.wait(10)
+        return make_safe()
+
+    monkeypatch.setattr(rig, "make_safe", killed_then_made_safe)
+    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        interrupts.reset()
+        s = Session.open(tmp_path / "s.h5", rig.profile)
+        s.set_field((0, 40, 0))
+        if elsewhere:
+            closer = threading.Thread(target=s.close)
+            closer.start()
+            closer.join()
+        else:
+            assert s.close() == []
+        np.testing.assert_array_equal(rig.coils.setpoint, 0.0)
+        assert acknowledged.is_set()
+        assert passed_on == [signal.SIGTERM]
+        if elsewhere:  # as the main thread is then sent it: passed on, the handler put back
+            signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        interrupts.reset()
+
+
 def test_a_notebook_cell_opening_a_session_run_again_is_refused_naming_the_open_one(
         tmp_path, monkeypatch):
     """`s = Session.open(...)` run twice on a real rig: the second is refused before it
