@@ -38,6 +38,10 @@ class _State:
         # a first signal that came while the rig was being made safe: it stops what runs
         # once that ends (`making_safe`), in the main thread; 0 when none
         self.put_off = 0
+        # a first signal routed for sessions (`route_termination`) that came while a close
+        # made the rig safe (`making_safe` with `stopping`): passed on to its handler before
+        # once no session holds the routing (`unroute_termination`); 0 when none
+        self.dropped = 0
         self.depth = 0  # the main thread's nesting of `atomic`
         self.safe_by: list[float] = []  # monotonic deadlines of the ramp-downs under way
         self.recovery = ""  # how to make the rig safe by hand, e.g. "smm-daq safe --profile F"
@@ -125,9 +129,13 @@ def unroute_termination() -> None:
         if _routes_held == 0:
             return
         _routes_held -= 1
-        if _routes_held or threading.current_thread() is not threading.main_thread():
+        if _routes_held:
             return
-        _put_back()
+        if threading.current_thread() is threading.main_thread():
+            _put_back()
+    dropped, _state.dropped = _state.dropped, 0
+    if dropped:  # a kill during the close: the script does not go on (the default ends it)
+        signal.raise_signal(dropped)  # off the main thread: `_handle` passes it on
 
 
 def _put_back() -> None:
@@ -233,6 +241,8 @@ def making_safe(seconds: float, *, stopping: bool = False) -> Iterator[None]:
     finally:
         _state.safe_by.remove(deadline)
         if stopping:
+            if _state.put_off in _routed:
+                _state.dropped = _state.put_off
             _state.put_off = 0
         elif _state.put_off and not _state.safe_by:  # a first signal meanwhile: it stops
             _thread.interrupt_main(_state.put_off)

@@ -550,6 +550,44 @@ def test_an_abort_while_the_buffer_is_configured_ramps_the_field_down_at_once(
     assert not path.exists() or "f" not in [e.name for e in list_entries(path)]
 
 
+def test_ctrl_c_while_the_buffer_is_configured_ramps_the_field_down(tmp_path):
+    """As above, but the stop is Ctrl-C (or a routed SIGTERM) in the main thread, where a
+    script's scan configures the buffer: the KeyboardInterrupt ends the start with the field
+    set by hand ramped down, as an abort does, no entry written. Unfixed, only `Exception`
+    made the rig safe there: the field stayed on after the interrupt (a notebook's kernel
+    goes on with it on until `close()`)."""
+    path = tmp_path / "f.h5"
+    plan = ScanPlan.from_center("f", CENTRE, (0.2e-3, 0.06e-3), 20e-6, fly=_fly(0.05))
+    with open_rig(_sr860_profile()) as rig:
+        rig.coils.set_field(np.array([0.0, 20e-6, 0.0]))
+        lockin = rig.lockin
+        rate = lockin.configure_buffer(1.0)
+        lockin.start_buffer(on_trigger=False)
+        lockin.identify()  # a reply: the start was taken
+        rig.clock.sleep(10 / rate)  # within its first block: it runs on after a stop
+        seq = Sequencer(rig, path, plan)
+        transport = lockin.link.transport
+        interrupted: list[float] = []
+
+        class InterruptOnStatus:  # Ctrl-C as the capture's stop is waited for
+            def __getattr__(self, name):
+                return getattr(transport, name)
+
+            def query(self, message):
+                if message.startswith("CAPTURESTAT?") and not interrupted:
+                    interrupted.append(rig.clock.now())
+                    raise KeyboardInterrupt("SIGINT")
+                return transport.query(message)
+
+        lockin.link.transport = InterruptOnStatus()
+        with pytest.raises(KeyboardInterrupt):
+            seq.run()
+        lockin.link.transport = transport
+        assert interrupted
+        np.testing.assert_array_equal(rig.coils.field_setpoint(), np.zeros(3))
+    assert not path.exists() or "f" not in [e.name for e in list_entries(path)]
+
+
 def test_a_recording_cut_short_of_the_line_fails_it_safe(profile, tmp_path):
     """The stage recorded only the first 60 % of a line (a controller that stopped recording
     early): the samples after it would all take its last position and pile into wrong

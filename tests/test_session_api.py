@@ -406,6 +406,59 @@ def test_a_session_closed_from_another_thread_leaves_sigterm_to_end_the_process(
         interrupts.reset()
 
 
+@pytest.mark.parametrize("elsewhere", [False, True])
+def test_a_kill_while_a_session_s_close_makes_the_rig_safe_ends_the_script_after_it(
+        tmp_path, monkeypatch, elsewhere):
+    """A batch system's SIGTERM lands in the ramp-down of a session's close (on the main
+    thread, or from another): it is only acknowledged then, the ramp-down not cut short, and
+    once the rig is safe and no session holds SIGTERM it goes to the handler the script left
+    (the default ends the process). Unfixed, it was dropped with the close: the script went
+    on, a loop opening its next session and ramping its field up again until a SIGKILL."""
+    import os
+    import signal
+    import threading
+
+    from smm_daq import interrupts
+
+    rig = fake_rig()
+    monkeypatch.setattr(rig_module, "open_rig", lambda profile, **_: rig)
+    acknowledged = threading.Event()
+    said = interrupts.acknowledge
+    monkeypatch.setattr(interrupts, "acknowledge",
+                        lambda name: (said(name), acknowledged.set()))
+    passed_on: list[int] = []
+    monkeypatch.setattr(signal, "raise_signal", passed_on.append)  # the default ends pytest
+    make_safe = rig.make_safe
+
+    def killed_then_made_safe():
+        if not acknowledged.is_set():  # the batch system's kill, in the close's ramp-down
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert acknowledged.wait(10)
+        return make_safe()
+
+    monkeypatch.setattr(rig, "make_safe", killed_then_made_safe)
+    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        interrupts.reset()
+        s = Session.open(tmp_path / "s.h5", rig.profile)
+        s.set_field((0, 40, 0))
+        if elsewhere:
+            closer = threading.Thread(target=s.close)
+            closer.start()
+            closer.join()
+        else:
+            assert s.close() == []
+        np.testing.assert_array_equal(rig.coils.setpoint, 0.0)
+        assert acknowledged.is_set()
+        assert passed_on == [signal.SIGTERM]
+        if elsewhere:  # as the main thread is then sent it: passed on, the handler put back
+            signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        interrupts.reset()
+
+
 def test_a_notebook_cell_opening_a_session_run_again_is_refused_naming_the_open_one(
         tmp_path, monkeypatch):
     """`s = Session.open(...)` run twice on a real rig: the second is refused before it
@@ -416,9 +469,9 @@ def test_a_notebook_cell_opening_a_session_run_again_is_refused_naming_the_open_
 
     from smm_daq.instruments.rig_lock import RigInUse
 
-    rigs = [fake_rig(), fake_rig()]
+    real = replace(fake_rig().profile, simulated=False)
+    rigs = [fake_rig(profile=real), fake_rig(profile=real)]  # a session's profile is its rig's
     monkeypatch.setattr(rig_module, "open_rig", lambda profile, **_: rigs.pop(0))
-    real = replace(rigs[0].profile, simulated=False)
     first = Session.open(tmp_path / "a.h5", real)
     try:
         first.set_field((0, 40, 0))
@@ -460,6 +513,51 @@ def test_a_simulated_session_opened_again_beside_an_open_one_is_warned_of(tmp_pa
     assert Session.close_all() == []
     np.testing.assert_array_equal(first.rig.coils.setpoint, 0.0)
     assert Session.open_sessions() == ()
+
+
+def test_a_simulated_session_left_open_does_not_refuse_the_real_rig(tmp_path, monkeypatch):
+    """A notebook tries its script on the simulator (whose profile names the lab's addresses,
+    as configs/simulator.toml and configs/example-lab.toml do), leaves that session open and
+    opens the real rig: a simulated session holds no instrument, so the real rig opens.
+    Unfixed, it was refused with RigInUse, "still open on this rig's instruments"."""
+    from dataclasses import replace
+
+    simulated = fake_rig().profile
+    assert simulated.simulated
+    rigs = [fake_rig(), fake_rig(profile=replace(simulated, simulated=False))]
+    monkeypatch.setattr(rig_module, "open_rig", lambda profile, **_: rigs.pop(0))
+    tried = Session.open(tmp_path / "sim.h5", simulated)
+    try:
+        with Session.open(tmp_path / "real.h5", rigs[0].profile) as real:
+            assert Session.open_sessions() == (tried, real)
+    finally:
+        tried.close()
+
+
+def test_close_all_makes_every_rig_safe_though_one_close_raises(tmp_path, monkeypatch):
+    """`close_all` with a first session whose rig's close raises (the error `close` passes
+    on, its rig made safe before): the sessions after it are closed and made safe all the
+    same, and the error is raised once they are, noting what could not be made safe. Unfixed,
+    the loop ended at the first error, the later sessions left open with their field on."""
+    rigs = [fake_rig(), fake_rig()]
+    monkeypatch.setattr(rig_module, "open_rig", lambda profile, **_: rigs.pop(0))
+    profile = rigs[0].profile
+    first = Session.open(tmp_path / "a.h5", profile)
+    with pytest.warns(SessionStillOpenWarning):
+        second = Session.open(tmp_path / "b.h5", profile)
+    second.set_field((0, 40, 0))
+
+    def fails() -> None:
+        raise OSError("the link's close failed")
+
+    monkeypatch.setattr(first.rig, "close", fails)
+    make_safe = second.rig.make_safe
+    monkeypatch.setattr(second.rig, "make_safe", lambda: [*make_safe(), "stage: no reply"])
+    with pytest.raises(OSError, match="the link's close failed") as raised:
+        Session.close_all()
+    np.testing.assert_array_equal(second.rig.coils.setpoint, 0.0)
+    assert Session.open_sessions() == ()
+    assert raised.value.__notes__ == [f"rig NOT safe: {tmp_path / 'b.h5'}: stage: no reply"]
 
 
 def test_the_session_s_field_reads_in_tesla_and_in_microtesla(tmp_path):

@@ -388,6 +388,9 @@ class Sequencer(FlyScan):
                                        else "creating the entry in")
         except (WriteStalled, _Aborted):  # the rig made safe already, or by `_finish`
             raise
+        except KeyboardInterrupt:  # in the caller's thread: a lock-in's wait (an SR860's
+            self._make_safe_once()  # capture stop, minutes) with a field set before it
+            raise
         except Exception as exc:
             self._make_safe_after(exc)
             raise

@@ -185,10 +185,20 @@ class Session:
     @staticmethod
     def close_all() -> list[str]:
         """Close every session of `open_sessions()`, each rig made safe; returns what could
-        not be made safe, each prefixed with its session's path."""
-        problems = []
+        not be made safe, each prefixed with its session's path. An error closing one (its
+        rig made safe before) is raised once every other is closed, with what could not be
+        made safe as a note."""
+        problems: list[str] = []
+        failed: BaseException | None = None
         for session in open_sessions.listed():
-            problems += [f"{session.path}: {p}" for p in session.close()]
+            try:
+                problems += [f"{session.path}: {p}" for p in session.close()]
+            except Exception as exc:  # its rig made safe before; the others' are still on
+                failed = failed or exc
+        if failed is not None:
+            if problems:  # never lost with the error
+                failed.add_note("rig NOT safe: " + "; ".join(problems))
+            raise failed
         return problems
 
     def __repr__(self) -> str:
@@ -594,6 +604,8 @@ def _check_none_open_on(profile: Profile) -> None:
     without naming the session) and is warned of on a simulated one (a world of its own,
     `SessionStillOpenWarning`), naming that session and how to close it."""
     earlier = open_sessions.on_the_rig_of(profile)
+    if not profile.simulated:  # a simulated session holds none of the instruments it names
+        earlier = [s for s in earlier if not s.profile.simulated]
     if not earlier:
         return
     them = "; ".join(open_sessions.described(s) for s in earlier)
