@@ -628,3 +628,44 @@ def test_sigterm_while_a_scan_s_end_makes_the_rig_safe_stops_the_script_after_it
     finally:
         signal.signal(signal.SIGTERM, before)
         interrupts.reset()
+
+
+def test_two_closes_of_one_session_at_once_give_its_signals_back_once(tmp_path, monkeypatch):
+    """`close_all` and a background thread's `s.close()` at the same moment: both read that
+    the session routes SIGTERM before either says it no longer does (the race is replayed
+    here in one thread: the other close runs between the first's read and its write). Given
+    back twice, the count of sessions holding the signals drops for a session still open on
+    the main thread too, and a SIGTERM then ends the process with that session's field on."""
+    from smm_daq import interrupts
+
+    class Racing(Session):
+        racing = True
+
+        @property
+        def _routes_signals(self) -> bool:
+            value = self._routes
+            if Racing.racing and value:
+                Racing.racing = False
+                self.close()  # the other thread's close, between this read and the write
+            return value
+
+        @_routes_signals.setter
+        def _routes_signals(self, value: bool) -> None:
+            self._routes = value
+
+    rigs = [fake_rig(), fake_rig()]
+    monkeypatch.setattr(rig_module, "open_rig", lambda profile, **_: rigs.pop(0))
+    profile = rigs[0].profile
+    given_back: list[int] = []
+    unroute = interrupts.unroute_termination
+    monkeypatch.setattr(interrupts, "unroute_termination",
+                        lambda: (given_back.append(1), unroute())[1])
+    interrupts.reset()
+    try:
+        with Session.open(tmp_path / "kept.h5", profile):
+            with pytest.warns(SessionStillOpenWarning):  # a simulated rig beside it
+                raced = Racing.open(tmp_path / "raced.h5", profile)
+            raced.close()
+            assert given_back == [1]
+    finally:
+        interrupts.reset()

@@ -32,9 +32,10 @@ def add(session: Session) -> None:
         _open[id(session)] = (session, time.strftime("%H:%M:%S"))
 
 
-def remove(session: Session) -> None:
+def remove(session: Session) -> bool:
+    """Take `session` off; whether it was on (of two threads closing it at once, one only)."""
     with _lock:
-        _open.pop(id(session), None)
+        return _open.pop(id(session), None) is not None
 
 
 def listed() -> tuple[Session, ...]:

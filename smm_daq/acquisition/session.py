@@ -274,8 +274,10 @@ class Session:
         closes the rig (handed back from a scan left to its stalled write) and is re-raised.
         """
         atexit.unregister(self._close_at_exit)
-        open_sessions.remove(self)
-        routed, self._routes_signals = self._routes_signals, False
+        # of two threads closing it at once (close_all beside a background close), only the
+        # one that took it off gives back the signals its open took
+        routed = open_sessions.remove(self) and self._routes_signals
+        self._routes_signals = False
         try:
             return self._close()
         finally:
