@@ -30,10 +30,9 @@ from smm_daq.acquisition.recipe import (
     SubtractStep,
     WaitStep,
     ZeroFieldStep,
-    applies_as_begun,
     check_fly_steps,
-    decides_by_sds_alone,
     skip_reason,
+    subtract_step,
     wait_in_slices,
 )
 from smm_daq.acquisition.recipe_continue import RESUME
@@ -222,14 +221,8 @@ class RecipeRunner(QtCore.QObject):
             session = Session(self.path, rig)  # its subtract writes the entry as `run` does
             said: list[tuple[str, str]] = []
             self.analysis.submit(
-                lambda: session.subtract(
-                    step.in_field, step.remanent, step.name, register=step.register,
-                    on_warning=lambda w: said.append(
-                        (said_as(type(w)), said_in_window(str(w), recipe=True))),
-                    apply_insignificant=step.apply_insignificant_shift,
-                    shift_as_begun=applies_as_begun(self.recipe, self.index),
-                    by_sds_alone=decides_by_sds_alone(self.recipe, self.index),
-                ),
+                lambda: subtract_step(self.recipe, self.index, session, lambda w: said.append(
+                    (said_as(type(w)), said_in_window(str(w), recipe=True)))),
                 lambda _: self._step_done(None, said),
                 self._step_failed,
             )

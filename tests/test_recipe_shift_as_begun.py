@@ -12,12 +12,13 @@ from types import SimpleNamespace
 
 import h5py
 import numpy as np
+import pytest
 from test_registration_coverage import _the_13th_map_of_seed_1_at_1_5, scans
 
 from smm_daq.acquisition.recipe import check_recipe, parse_recipe, run_recipe, step_note
 from smm_daq.acquisition.session import Session
 from smm_daq.analysis.induced_entry import subtract_entries
-from smm_daq.analysis.registration import RegistrationWarning
+from smm_daq.analysis.registration import RegistrationWarning, ShiftNotDetermined
 from smm_daq.instruments.profile import load_profile
 from smm_daq.storage.nexus import write_map_entry
 from smm_daq.storage.products import Quantity
@@ -123,3 +124,29 @@ def test_a_continued_recipe_leaves_out_a_shift_not_determined_and_finishes(tmp_p
         reg = f["d2/registration"]
         np.testing.assert_array_equal(reg["shift"][()], [0.0, 0.0])
         assert word in reg["warnings"][()].decode()
+
+
+def test_a_step_forcing_a_shift_not_determined_says_how_the_recipe_goes_on(tmp_path) -> None:
+    """The step's own `apply_insignificant_shift = true` and no shift determined: refused,
+    and at every `--continue` alike, since the key cannot be edited (the scans store the
+    recipe's text); the refusal names the step and the subtraction to write by hand."""
+    path = tmp_path / "s.h5"
+    in_field, remanent = _the_13th_map_of_seed_1_at_1_5()
+    for m in (remanent, in_field):
+        write_map_entry(path, m, kind="scan")
+    session = Session(path, SimpleNamespace(profile=load_profile(), stage=None))
+    forced = parse_recipe(RECIPE + "apply_insignificant_shift = true\n", "two.toml")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RegistrationWarning)
+        with pytest.raises(ShiftNotDetermined) as refused:
+            run_recipe(forced, session, yes=True, continuing=True)
+    said = str(refused.value)
+    assert "step 2 (subtract 'd2') forces its shift" in said, said
+    assert (f"`smm-daq subtract {path} --in-field in_field --remanent remanent --name d2`"
+            in said), said
+    with h5py.File(path) as f:
+        assert "d2" not in f
+    with warnings.catch_warnings():  # the way on it names: written by hand, then continued
+        warnings.simplefilter("ignore", RegistrationWarning)
+        subtract_entries(path, "in_field", "remanent", "d2")
+        assert run_recipe(forced, session, yes=True, continuing=True) == []

@@ -96,6 +96,7 @@ from smm_daq.acquisition.recipe_continue import (
     scan_state,
     subtract_state,
 )
+from smm_daq.analysis.registration import ShiftNotDetermined
 from smm_daq.analysis.subtract_inputs import (
     FieldTolerance,
     Footprint,
@@ -119,6 +120,7 @@ from smm_daq.finite import finite_number
 from smm_daq.instruments.drop_wait import once_dropped
 from smm_daq.instruments.interfaces import STOP_SLICE_S
 from smm_daq.instruments.profile import HEIGHT_NOT_ZERO, Profile, load_toml
+from smm_daq.shell_words import command_line
 from smm_daq.storage.field_tolerance import tolerance_in_profile
 from smm_daq.storage.names import shown_name
 from smm_daq.storage.nexus import (
@@ -898,13 +900,38 @@ def run_recipe(
             if not yes:
                 ask(f"{step.message} [Enter to continue, Ctrl-C to stop] ")
         elif isinstance(step, SubtractStep):
-            session.subtract(step.in_field, step.remanent, step.name, register=step.register,
-                             on_warning=on_warning,
-                             apply_insignificant=step.apply_insignificant_shift,
-                             shift_as_begun=applies_as_begun(checked, i),
-                             by_sds_alone=decides_by_sds_alone(checked, i))
+            subtract_step(checked, i, session, on_warning)
             written.append(step.name)
     return written
+
+
+def subtract_step(recipe: Recipe, i: int, session: Any,
+                  on_warning: Callable[[Warning], None] | None) -> None:
+    """Subtract step `i` of a checked `recipe` into `session`'s file, as `run` and the
+    window's Recipes tab run it. A step that forces its shift where the registration
+    determined none is refused, and would be at every `--continue`: editing its key changes
+    the recipe text its scans store (they would no longer be the recipe's own), so the
+    refusal says the way on, the subtraction written by hand, which the recipe then takes
+    as its step's own (the same two entries)."""
+    step = recipe.steps[i]
+    assert isinstance(step, SubtractStep)
+    try:
+        session.subtract(step.in_field, step.remanent, step.name, register=step.register,
+                         on_warning=on_warning,
+                         apply_insignificant=step.apply_insignificant_shift,
+                         shift_as_begun=applies_as_begun(recipe, i),
+                         by_sds_alone=decides_by_sds_alone(recipe, i))
+    except ShiftNotDetermined as exc:
+        by_hand = command_line(["smm-daq", "subtract", session.path, "--in-field",
+                                step.in_field, "--remanent", step.remanent, "--name",
+                                step.name])
+        raise ShiftNotDetermined(
+            f"step {i + 1} (subtract {shown_name(step.name)}) forces its shift "
+            f"(apply_insignificant_shift = true): {exc}. The recipe's scans store its text, "
+            "so it cannot be edited and continued; to go on, write this subtraction without "
+            f"forcing it, `{by_hand}` (the maps subtracted as they lie), then continue the "
+            "recipe (`smm-daq run --continue`): a subtraction of the same two entries is "
+            "taken as the step's own") from None
 
 
 def wait_in_slices(clock: Clock, seconds: float,

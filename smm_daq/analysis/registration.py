@@ -671,11 +671,16 @@ def _not_determined(reg: Registration) -> str:
     return f"{_undetermined_said(reg)}, so no shift is applied (the maps subtracted as they lie)"
 
 
+class ShiftNotDetermined(InputError):
+    """A shift forced (applied whatever its significance) that the registration did not
+    determine: there is none to apply (`require_determined`)."""
+
+
 def require_determined(reg: Registration) -> None:
-    """InputError where a shift asked to be applied whatever its significance was not
-    determined: there is none to apply."""
+    """ShiftNotDetermined where a shift asked to be applied whatever its significance was
+    not determined: there is none to apply."""
     if reg.undetermined:
-        raise InputError(f"{_undetermined_said(reg)}: there is no shift to apply as "
+        raise ShiftNotDetermined(f"{_undetermined_said(reg)}: there is no shift to apply as "
                          f"{FORCE_HINT} asks; expected a subtraction without forcing it (the "
                          f"maps subtracted as they lie), or {NO_REGISTER_HINT}")
 
