@@ -3,7 +3,7 @@
 CSV: one row per pixel, columns x_um, y_um and the value with its unit in the name
 (e.g. Bz_nT, chi_SI); NaN pixels are written as empty fields. PNG: the map in µm with a scale
 bar and a colour bar symmetric about zero (a diverging colour map: white is zero), so the
-sign of the field reads at a glance.
+sign of the field reads at a glance; pixels not measured are grey (`NOT_MEASURED`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import numpy as np
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 from smm_daq.whole_files import written_whole
+
+NOT_MEASURED = "0.6"  # a mid grey (matplotlib's grey level), a colour RdBu_r never takes
 
 
 def _values(m: MapData, values: np.ndarray | None) -> np.ndarray:
@@ -91,8 +93,11 @@ def write_png(
     # the fixed margin's left edge
     fig, ax = plt.subplots(figsize=(6, 5), dpi=120, layout="constrained")
     try:
+        # not measured (NaN) in grey, as the mask template draws it: the colour map's white
+        # is zero, and a scan cut off read as one that found no field in its lines not taken
+        cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad=NOT_MEASURED)
         image = ax.imshow(np.ma.masked_invalid(v), origin="lower", extent=extent,
-                          cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+                          cmap=cmap, vmin=-limit, vmax=limit, interpolation="nearest")
         ax.locator_params(axis="x", nbins=5)  # five-digit ticks side by side: no overlap
         ax.set_xlabel("x (µm)")
         ax.set_ylabel("y (µm)")
