@@ -584,6 +584,17 @@ def _result_summary(f: h5py.File, path: str, entry: str) -> tuple[str, str, str]
             f"{f', {unresolved} unresolved' if unresolved else ''}), {sigma}, {cond}"), "", ""
 
 
+def _registration_part(f: h5py.File, name: str) -> str:
+    """How an induced entry's maps were registered (`registration_summary`), so that two
+    subtractions of the same scans with other options are told apart; "" for other entries."""
+    import h5py
+
+    from smm_daq.storage.registration_summary import registration_summary
+
+    g = f.get(name)
+    return registration_summary(g) if isinstance(g, h5py.Group) else ""
+
+
 def _cut_off_note(c: CutOff, path: str) -> str:
     """What `info` says of what a writer killed part-way through entry `c.name` left, true
     for each state (`CutOff`)."""
@@ -690,7 +701,7 @@ def _listing(path: str, f: h5py.File) -> tuple[list[str], list[str], InputError 
                 problems.append(e.problem)
                 continue
             result, status, why = (_result_summary(f, path, e.name) if e.kind == "mmt"
-                                   else ("", "", ""))
+                                   else (_registration_part(f, e.name), "", ""))
             if why:
                 lines.append(f"  {_info_line(replace(e, status=status))}\n"
                              f"    {'damaged' if status == 'damaged' else 'not read'}: {why}")
