@@ -164,6 +164,9 @@ def test_susceptibility_and_magnetization_entries(tmp_path, capsys):
         assert np.sqrt(np.mean((got - chi) ** 2)) < 0.1 * chi.max()
         assert f["chi/chi/errors"].shape == (40, 40)
         assert f["chi"].attrs["kind"] == "susceptibility"
+        # ℓ left to its default (the sensor height) was recorded nowhere: resolved and kept
+        ell = f["chi/process/parameters/correlation_length"]
+        assert ell[()] == pytest.approx(20e-6) and ell.attrs["units"] == "m"
     for dataset, column in (("chi/chi", "chi_SI"), ("chi/errors", "chi_sd_SI"),
                             ("results/chi_SI", "chi_SI")):  # the last: an earlier version's name
         code, _, _ = run(capsys, "export", path, "--entry", "chi", "--dataset", dataset,
@@ -179,9 +182,11 @@ def test_susceptibility_and_magnetization_entries(tmp_path, capsys):
         assert code == 2 and words in err, err
         assert not (tmp_path / "chi.csv").exists()
     code, _, _ = run(capsys, "magnetization", path, "--entry", "induced", "--name", "mag",
-                     "--thickness-um", "20", "--direction", "0,5,1", "--noise-nT", "100")
+                     "--thickness-um", "20", "--direction", "0,5,1", "--noise-nT", "100",
+                     "--correlation-length-um", "7")
     assert code == 0
     with h5py.File(path) as f:
+        assert f["mag/process/parameters/correlation_length"][()] == pytest.approx(7e-6)
         assert f["mag/magnetization/M"].attrs["units"] == "A/m"
         assert f["mag/magnetization/errors"].attrs["units"] == "A/m"
         assert f["mag"].attrs["default"] == "magnetization"

@@ -362,6 +362,9 @@ def _write_layer(args: argparse.Namespace, m: MapData, inv: LayerInversion, kind
         "thickness": Quantity(inv.thickness, "m", "layer thickness"),
         "direction": Quantity(inv.direction, "1", "unit vector of the magnetization"),
         "criterion": inv.criterion,
+        # its default (the sensor height) resolved: what a later default would not say
+        "correlation_length": Quantity(inv.correlation_length, "m",
+                                       "ℓ of the penalty ‖M‖² + ℓ²‖∇M‖²"),
     }
     title = f"{m.name}: {kind} of a {inv.thickness / UM:g} µm layer (data/Bz: its model)"
     model = inv.predicted.with_bz(inv.predicted.bz, name=args.name, sources=(m.name,), title=title)
