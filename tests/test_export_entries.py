@@ -210,3 +210,20 @@ def test_a_map_in_another_unit_says_its_unit_in_its_column(
                      "--csv", out)
     assert code == 0, err
     assert out.read_text().splitlines()[0] == f"x_um,y_um,{column}"
+
+
+@pytest.mark.parametrize("entry", ["low", "induced", "joint"])
+def test_a_pictures_title_names_its_entry(
+        session: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch, entry: str) -> None:
+    """A Bz picture was titled with the entry's title alone: two subtractions of the same
+    scans with other options (registered or not, with a rotation) made pictures of one
+    title, which a co-author could not tell apart."""
+    import smm_daq.analysis.export as export
+    from smm_daq.storage.nexus import read_map
+
+    titles: list[str] = []
+    monkeypatch.setattr(export, "write_png", lambda m, path, **kw: titles.append(kw["title"]))
+    assert _run(capsys, "export", session, "--entry", entry, "--png", tmp_path / "a.png")[0] == 0
+    title = read_map(session, entry).title
+    assert titles == [f"{entry}: {title}" if title else entry]

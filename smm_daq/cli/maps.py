@@ -712,14 +712,21 @@ def _export(args: argparse.Namespace) -> int:
     if csv_path is not None:
         print(f"wrote {write_csv(m, csv_path, values=values, column=column, factor=factor)}")
     if png_path is not None:
-        # the entry's title describes its data/Bz (a χ entry's: "... (data/Bz: its model)")
-        title = None if dataset in (None, "Bz", "data/Bz") else f"{args.entry[0]}: {dataset}"
+        # the entry's title describes its data/Bz (a χ entry's: "... (data/Bz: its model)");
+        # the entry's name before it, as two subtractions of the same scans share their title
+        title = (_named(args.entry[0], m.title) if dataset in (None, "Bz", "data/Bz")
+                 else f"{args.entry[0]}: {dataset}")
         written = write_png(m, png_path, values=values, label=label, factor=factor,
                             title=title)
         print(f"wrote {written}")
     if template_path is not None:
         _write_template(m, values, template_path)
     return 0
+
+
+def _named(entry: str, title: str) -> str:
+    """A picture's title: the entry's name, then its title where it has one of its own."""
+    return f"{entry}: {title}" if title and title != entry else entry
 
 
 def _export_templates(args: argparse.Namespace) -> int:
