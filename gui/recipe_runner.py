@@ -228,6 +228,7 @@ class RecipeRunner(QtCore.QObject):
                         (said_as(type(w)), said_in_window(str(w), recipe=True))),
                     apply_insignificant=applies_insignificant_shift(self.recipe, self.index),
                     by_sds_alone=decides_by_sds_alone(self.recipe, self.index),
+                    recipe_text=self.recipe.text,
                 ),
                 lambda _: self._step_done(None, said),
                 self._step_failed,

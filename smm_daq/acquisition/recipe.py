@@ -872,7 +872,8 @@ def run_recipe(
             session.subtract(step.in_field, step.remanent, step.name, register=step.register,
                              on_warning=on_warning,
                              apply_insignificant=applies_insignificant_shift(checked, i),
-                             by_sds_alone=decides_by_sds_alone(checked, i))
+                             by_sds_alone=decides_by_sds_alone(checked, i),
+                             recipe_text=recipe.text)
             written.append(step.name)
     return written
 

@@ -463,11 +463,13 @@ class Session:
 
     def subtract(self, in_field: str, remanent: str, name: str, *, register: bool = True,
                  on_warning: Callable[[Warning], None] | None = None,
-                 apply_insignificant: bool = False, by_sds_alone: bool = False) -> MapData:
+                 apply_insignificant: bool = False, by_sds_alone: bool = False,
+                 recipe_text: str = "") -> MapData:
         """In-field minus (registered) remanent into a new entry `name`; returns the map. A
         shift not significantly different from zero is applied only with
         `apply_insignificant`; `by_sds_alone` decides that by its SDs alone, as a release
-        before the correlation of its errors was counted did (`subtract_maps`).
+        before the correlation of its errors was counted did (`subtract_maps`). A recipe's
+        subtraction records the recipe's text (`recipe_text`), as its scans do.
 
         Its warnings (a registration's shift that may be an artefact, or a note of one left
         out; recorded in the entry too) are warned again in the caller's thread, at the
@@ -511,7 +513,10 @@ class Session:
             with recorded() as told:
                 warnings.warn(w.message, stacklevel=2)
             shown += told
-        recorded_too = {"apply_insignificant_shift": np.uint8(apply_insignificant)}
+        recorded_too: dict[str, object] = {
+            "apply_insignificant_shift": np.uint8(apply_insignificant)}
+        if recipe_text:
+            recorded_too["recipe"] = recipe_text
         wait_aside(lambda: write_subtraction(self.path, made, register=register,
                                              parameters=recorded_too), what,
                    make_safe=self._make_safe, stalled=stalled)
