@@ -56,6 +56,20 @@ def test_info_tells_apart_subtractions_of_the_same_scans_made_with_other_options
     assert "registered" not in lines["rem"] and "registered" not in lines["inf"]
 
 
+def test_info_says_when_each_entry_was_taken_or_made(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A month of session files listed with no date: when a scan was taken was in the file
+    only (its start_time)."""
+    path = str(_session(tmp_path / "s.h5"))
+    with h5py.File(path, "a") as f:
+        f["inf/start_time"][()] = "2026-11-02T09:15:00+00:00"
+    assert main(["info", path]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert lines["inf"].endswith("  2026-11-02T09:15:00+00:00")
+    with h5py.File(path, "r") as f:
+        assert lines["rem"].endswith("  " + f["rem/start_time"][()].decode())
+
+
 def _registration(tmp_path: Path, **fields: object) -> h5py.Group:
     f = h5py.File(tmp_path / "r.h5", "w")
     g = f.create_group("e/registration")

@@ -543,6 +543,8 @@ def _info_line(e: EntryInfo, result: str = "") -> str:
         parts.append("from " + ", ".join(e.sources))
     if e.title:
         parts.append(repr(e.title))
+    if e.start_time:  # when it was taken or made: a month of session files is told by it
+        parts.append(e.start_time)
     return "  ".join(p for p in parts if p)
 
 
