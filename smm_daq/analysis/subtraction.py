@@ -127,11 +127,13 @@ def subtract_maps(
         moved = remanent
     bz = in_field.bz - moved.bz
     title = f"{in_field.name or 'in-field'} − {remanent.name or 'remanent'}"
+    if register:  # the title says whether the registration moved the map, as it is plotted
+        title += " (registered)" if moved is not remanent else " (registered: no shift applied)"
     footprint = induced_footprint(name, in_field, remanent)
     out = in_field.with_bz(
         bz,
         name=name,
-        title=title + (" (registered)" if register else ""),
+        title=title,
         sources=(in_field.name, remanent.name),
         height=footprint.height,
         sensor_size=footprint.sensor_size,
