@@ -98,3 +98,15 @@ def test_png_draws_pixels_not_measured_grey_not_as_zero_field(tmp_path):
     full = MapData(np.nan_to_num(bz), m.x, m.y, name="full")
     image = mpimg.imread(write_png(full, tmp_path / "full.png"))[..., :3]
     assert np.all(np.abs(image - 0.6) < 0.01, axis=-1).sum() < 0.01 * grey.sum()
+
+
+def test_png_wraps_a_long_title_inside_the_picture(tmp_path):
+    """An entry's name before its title ("induced_y: in_field_y − remanent (registered: no
+    shift applied)") ran over the colour bar and out of the picture's right edge."""
+    n = 11
+    m = MapData(np.linspace(-1e-7, 1e-7, n * n).reshape(n, n), np.arange(n) * 20e-6,
+                np.arange(n) * 20e-6, name="s")
+    title = "induced_y_again: in_field_y_again − remanent_again (registered: no shift applied)"
+    image = mpimg.imread(write_png(m, tmp_path / "m.png", title=title))[..., :3]
+    for edge in (image[:, :2], image[:, -2:], image[:2], image[-2:]):
+        assert (edge == 1.0).all()  # white: nothing cut there

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 from smm_daq.whole_files import written_whole
 
+TITLE_WIDTH = 48  # characters a line of the title holds across the map's width
 NOT_MEASURED = "0.6"  # a mid grey (matplotlib's grey level), a colour RdBu_r never takes
 
 
@@ -101,7 +103,10 @@ def write_png(
         ax.locator_params(axis="x", nbins=5)  # five-digit ticks side by side: no overlap
         ax.set_xlabel("x (µm)")
         ax.set_ylabel("y (µm)")
-        ax.set_title(title if title is not None else (m.title or m.name))
+        # wrapped: an entry's name and title side by side ran over the colour bar and out
+        # of the picture
+        ax.set_title(textwrap.fill(title if title is not None else (m.title or m.name),
+                                   TITLE_WIDTH))
         length = _nice_length(extent[1] - extent[0])
         bar = AnchoredSizeBar(ax.transData, length, f"{length:g} µm", "lower right", pad=0.4,
                               frameon=True, size_vertical=(extent[3] - extent[2]) / 100)
