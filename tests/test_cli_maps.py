@@ -167,6 +167,8 @@ def test_susceptibility_and_magnetization_entries(tmp_path, capsys):
         # ℓ left to its default (the sensor height) was recorded nowhere: resolved and kept
         ell = f["chi/process/parameters/correlation_length"]
         assert ell[()] == pytest.approx(20e-6) and ell.attrs["units"] == "m"
+        # its data/Bz, the model's field, was labelled "Bz (T)" in silx and NeXpy
+        assert f["chi/data/Bz"].attrs["long_name"] == "Bz of the fitted layer's model (T)"
     for dataset, column in (("chi/chi", "chi_SI"), ("chi/errors", "chi_sd_SI"),
                             ("results/chi_SI", "chi_SI")):  # the last: an earlier version's name
         code, _, _ = run(capsys, "export", path, "--entry", "chi", "--dataset", dataset,

@@ -368,8 +368,9 @@ def _write_layer(args: argparse.Namespace, m: MapData, inv: LayerInversion, kind
     }
     title = f"{m.name}: {kind} of a {inv.thickness / UM:g} µm layer (data/Bz: its model)"
     model = inv.predicted.with_bz(inv.predicted.bz, name=args.name, sources=(m.name,), title=title)
+    # labelled as what it is in every viewer, as an MMT result's residual is: not a Bz measured
     _write(args, model, kind, extra, plots=[plot, residual], default=group,
-           parameters=parameters)
+           parameters=parameters, long_name="Bz of the fitted layer's model (T)")
     print(f"λ by {inv.criterion}: {inv.regularization:.3g}; noise {inv.noise / NT:.4g} nT; "
           f"residual RMS {inv.residual_rms / NT:.4g} nT; {inv.iterations} CG iterations")
     if not inv.converged:
