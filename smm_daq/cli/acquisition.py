@@ -586,15 +586,18 @@ def _result_summary(f: h5py.File, path: str, entry: str) -> tuple[str, str, str]
             f"{f', {unresolved} unresolved' if unresolved else ''}), {sigma}, {cond}"), "", ""
 
 
-def _registration_part(f: h5py.File, name: str) -> str:
-    """How an induced entry's maps were registered (`registration_summary`), so that two
-    subtractions of the same scans with other options are told apart; "" for other entries."""
+def _how_made(f: h5py.File, name: str) -> str:
+    """How the entry was made: an induced entry's registration (`registration_summary`), so
+    that two subtractions of the same scans with other options are told apart; a flown
+    scan's "flown" with its pixel time (`flown_summary`); "" for other entries."""
     import h5py
 
-    from smm_daq.storage.registration_summary import registration_summary
+    from smm_daq.storage.entry_summary import flown_summary, registration_summary
 
     g = f.get(name)
-    return registration_summary(g) if isinstance(g, h5py.Group) else ""
+    if not isinstance(g, h5py.Group):
+        return ""
+    return registration_summary(g) or flown_summary(g)
 
 
 def _cut_off_note(c: CutOff, path: str) -> str:
@@ -703,7 +706,7 @@ def _listing(path: str, f: h5py.File) -> tuple[list[str], list[str], InputError 
                 problems.append(e.problem)
                 continue
             result, status, why = (_result_summary(f, path, e.name) if e.kind == "mmt"
-                                   else (_registration_part(f, e.name), "", ""))
+                                   else (_how_made(f, e.name), "", ""))
             if why:
                 lines.append(f"  {_info_line(replace(e, status=status))}\n"
                              f"    {'damaged' if status == 'damaged' else 'not read'}: {why}")

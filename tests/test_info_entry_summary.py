@@ -1,9 +1,11 @@
 """`smm-daq info` says how each induced map's two scans were registered: a subtraction made
 again with other options (`--no-register`, `--rotation`, `--apply-insignificant-shift`) had
-the same title and sources as the first, and the listing could not tell them apart."""
+the same title and sources as the first, and the listing could not tell them apart; it says
+which scans were flown, and when each entry was taken or made."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import h5py
@@ -11,9 +13,9 @@ import numpy as np
 import pytest
 
 from smm_daq.cli.main import main
+from smm_daq.storage.entry_summary import flown_summary, registration_summary
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import write_map_entry
-from smm_daq.storage.registration_summary import registration_summary
 
 UM = 1e-6
 
@@ -56,16 +58,18 @@ def test_info_tells_apart_subtractions_of_the_same_scans_made_with_other_options
     assert "registered" not in lines["rem"] and "registered" not in lines["inf"]
 
 
-def test_info_says_when_each_entry_was_taken_or_made(tmp_path: Path,
+def test_info_says_when_each_entry_was_taken_or_made_and_which_scans_flew(tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """A month of session files listed with no date: when a scan was taken was in the file
     only (its start_time)."""
     path = str(_session(tmp_path / "s.h5"))
     with h5py.File(path, "a") as f:
         f["inf/start_time"][()] = "2026-11-02T09:15:00+00:00"
+        f["inf/plan"] = json.dumps({"nx": 21, "fly": {"pixel_time_s": 0.05, "oversample": 8}})
     assert main(["info", path]) == 0
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
-    assert lines["inf"].endswith("  2026-11-02T09:15:00+00:00")
+    assert lines["inf"].endswith("  flown, 0.05 s a pixel  2026-11-02T09:15:00+00:00")
+    assert "flown" not in lines["rem"]
     with h5py.File(path, "r") as f:
         assert lines["rem"].endswith("  " + f["rem/start_time"][()].decode())
 
@@ -99,3 +103,16 @@ def test_each_way_a_registration_ended_is_said(tmp_path: Path, fields: dict, sai
         assert registration_summary(entry) == said
     finally:
         entry.file.close()
+
+
+@pytest.mark.parametrize(("plan", "said"), [
+    ('{"nx": 3, "fly": {"pixel_time_s": 0.02}}', "flown, 0.02 s a pixel"),
+    ('{"nx": 3}', ""), ('{"nx": 3, "fly": null}', ""), ("not json", ""),
+    ('{"fly": {"oversample": 8}}', ""), ('["a list"]', ""), (None, "")])
+def test_a_flown_scan_is_said_from_its_plan(tmp_path: Path, plan: str | None, said: str
+                                            ) -> None:
+    with h5py.File(tmp_path / "p.h5", "w") as f:
+        entry = f.create_group("e")
+        if plan is not None:
+            entry["plan"] = plan
+        assert flown_summary(entry) == said

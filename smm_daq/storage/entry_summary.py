@@ -1,12 +1,15 @@
-"""How an induced entry's two maps were put on each other, in a few words for a listing.
+"""How an entry was made, in a few words for a listing: an induced entry's registration, a
+scan's flight.
 
 Two subtractions of the same scans made with other options (`--no-register`, `--rotation`,
 `--apply-insignificant-shift`) carry the same title and sources; what tells them apart is
-their `registration` NXprocess, which this reads back.
+their `registration` NXprocess, which this reads back. A flown scan and a stepped one of the
+same grid differ only in their stored plan.
 """
 
 from __future__ import annotations
 
+import json
 import math
 
 import h5py
@@ -51,3 +54,20 @@ def _pair(g: h5py.Group, key: str) -> tuple[float, float]:
 
 def _um(pair: tuple[float, float]) -> str:
     return f"({pair[0] / UM:.3g}, {pair[1] / UM:.3g}) µm"
+
+
+def flown_summary(entry: h5py.Group) -> str:
+    """"flown, 0.02 s a pixel" for a scan whose stored plan flew its lines; "" for a stepped
+    scan, another entry, or a plan this cannot read."""
+    plan = entry.get("plan")
+    if not isinstance(plan, h5py.Dataset):
+        return ""
+    try:
+        raw = plan[()]
+        fly = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw)).get("fly")
+        seconds = float(fly["pixel_time_s"]) if isinstance(fly, dict) else None
+    except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError):
+        return ""
+    if seconds is None:
+        return ""
+    return f"flown, {seconds:g} s a pixel" if math.isfinite(seconds) else "flown"
