@@ -72,6 +72,10 @@ def test_info_says_when_each_entry_was_taken_or_made_and_which_scans_flew(tmp_pa
     assert "flown" not in lines["rem"]
     with h5py.File(path, "r") as f:
         assert lines["rem"].endswith("  " + f["rem/start_time"][()].decode())
+    with h5py.File(path, "a") as f:  # another program's: one line still
+        f["inf/start_time"][()] = "2026-11-02\n09:15"
+    assert main(["info", path]) == 0
+    assert capsys.readouterr().out.splitlines()[2].endswith("  '2026-11-02\\n09:15'")
 
 
 def _registration(tmp_path: Path, **fields: object) -> h5py.Group:

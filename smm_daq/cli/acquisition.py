@@ -544,7 +544,8 @@ def _info_line(e: EntryInfo, result: str = "") -> str:
     if e.title:
         parts.append(repr(e.title))
     if e.start_time:  # when it was taken or made: a month of session files is told by it
-        parts.append(e.start_time)
+        # quoted where another program wrote a line break or a control character into it
+        parts.append(e.start_time if e.start_time.isprintable() else repr(e.start_time))
     return "  ".join(p for p in parts if p)
 
 
