@@ -112,8 +112,8 @@ def test_background_level_noise_crop_and_export(session, capsys, tmp_path):
     assert code == 0 and "levelled 50 lines" in out
     same = read_map(path, "in_field")
     write_map_entry(path, same.with_bz(same.bz, name="again"), kind="scan")
-    code, out, _ = run(capsys, "noise", path, "--entry", "in_field", "--repeat", "again")
-    assert code == 0 and "noise: 0 nT" in out
+    code, out, err = run(capsys, "noise", path, "--entry", "in_field", "--repeat", "again")
+    assert code == 2 and "identical at every pixel compared" in err and "noise:" not in out
     code, _, err = run(capsys, "noise", path, "--entry", "in_field", "--repeat", "in_field")
     assert code == 2 and "--repeat is entry 'in_field' itself" in err
     code, _, _ = run(capsys, "crop", path, "--entry", "in_field", "--name", "part",
@@ -164,6 +164,11 @@ def test_susceptibility_and_magnetization_entries(tmp_path, capsys):
         assert np.sqrt(np.mean((got - chi) ** 2)) < 0.1 * chi.max()
         assert f["chi/chi/errors"].shape == (40, 40)
         assert f["chi"].attrs["kind"] == "susceptibility"
+        # ℓ left to its default (the sensor height) was recorded nowhere: resolved and kept
+        ell = f["chi/process/parameters/correlation_length"]
+        assert ell[()] == pytest.approx(20e-6) and ell.attrs["units"] == "m"
+        # its data/Bz, the model's field, was labelled "Bz (T)" in silx and NeXpy
+        assert f["chi/data/Bz"].attrs["long_name"] == "Bz of the fitted layer's model (T)"
     for dataset, column in (("chi/chi", "chi_SI"), ("chi/errors", "chi_sd_SI"),
                             ("results/chi_SI", "chi_SI")):  # the last: an earlier version's name
         code, _, _ = run(capsys, "export", path, "--entry", "chi", "--dataset", dataset,
@@ -179,9 +184,11 @@ def test_susceptibility_and_magnetization_entries(tmp_path, capsys):
         assert code == 2 and words in err, err
         assert not (tmp_path / "chi.csv").exists()
     code, _, _ = run(capsys, "magnetization", path, "--entry", "induced", "--name", "mag",
-                     "--thickness-um", "20", "--direction", "0,5,1", "--noise-nT", "100")
+                     "--thickness-um", "20", "--direction", "0,5,1", "--noise-nT", "100",
+                     "--correlation-length-um", "7")
     assert code == 0
     with h5py.File(path) as f:
+        assert f["mag/process/parameters/correlation_length"][()] == pytest.approx(7e-6)
         assert f["mag/magnetization/M"].attrs["units"] == "A/m"
         assert f["mag/magnetization/errors"].attrs["units"] == "A/m"
         assert f["mag"].attrs["default"] == "magnetization"

@@ -82,3 +82,31 @@ def test_png_of_a_scan_in_mm_draws_its_labels_inside_the_picture(tmp_path):
     image = mpimg.imread(write_png(m, tmp_path / "m.png"))[..., :3]
     for edge in (image[:, :2], image[:, -2:], image[:2], image[-2:]):
         assert (edge == 1.0).all()  # white
+
+
+def test_png_draws_pixels_not_measured_grey_not_as_zero_field(tmp_path):
+    """A scan cut off after its first lines exported with the lines not taken white, the
+    colour of zero field: the picture read as a sample that was blank there."""
+    n = 12
+    bz = np.linspace(-1e-7, 1e-7, n * n).reshape(n, n)
+    bz[n // 2:] = np.nan  # the top half not measured
+    m = MapData(bz, np.arange(n) * 5e-6, np.arange(n) * 5e-6, name="cut", title="cut off")
+    image = mpimg.imread(write_png(m, tmp_path / "m.png"))[..., :3]
+    grey = np.all(np.abs(image - 0.6) < 0.01, axis=-1)
+    white = np.all(image == 1.0, axis=-1)
+    assert grey.sum() > 0.2 * white.sum()  # the top half of the plot, not a few text pixels
+    full = MapData(np.nan_to_num(bz), m.x, m.y, name="full")
+    image = mpimg.imread(write_png(full, tmp_path / "full.png"))[..., :3]
+    assert np.all(np.abs(image - 0.6) < 0.01, axis=-1).sum() < 0.01 * grey.sum()
+
+
+def test_png_wraps_a_long_title_inside_the_picture(tmp_path):
+    """An entry's name before its title ("induced_y: in_field_y − remanent (registered: no
+    shift applied)") ran over the colour bar and out of the picture's right edge."""
+    n = 11
+    m = MapData(np.linspace(-1e-7, 1e-7, n * n).reshape(n, n), np.arange(n) * 20e-6,
+                np.arange(n) * 20e-6, name="s")
+    title = "induced_y_again: in_field_y_again − remanent_again (registered: no shift applied)"
+    image = mpimg.imread(write_png(m, tmp_path / "m.png", title=title))[..., :3]
+    for edge in (image[:, :2], image[:, -2:], image[:2], image[-2:]):
+        assert (edge == 1.0).all()  # white: nothing cut there

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 from export_session import write_export_session
 from test_gui_mmt_saved import as_written_before_version_3
@@ -142,7 +143,7 @@ def test_an_optical_image_is_refused_as_an_image_not_a_map_missing_its_bz(
 
 @pytest.mark.parametrize(("entry", "default", "column"), [
     ("low", "Bz", "Bz_nT"), ("induced", "Bz", "Bz_nT"), ("chi", "chi/chi", "chi_SI"),
-    ("mag", "magnetization/M", "M_A_per_m"), ("joint", "Bz", "Bz_nT")])
+    ("mag", "magnetization/M", "M_A_per_m"), ("joint", "Bz", "residual_Bz_nT")])
 def test_without_dataset_export_takes_the_map_the_entry_opens_on(
         session: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], entry: str,
         default: str, column: str) -> None:
@@ -167,3 +168,62 @@ def test_the_help_says_what_export_takes_without_dataset(
     help_text = " ".join(capsys.readouterr().out.split())
     assert ("default: the map the entry opens on, its NeXus default plot: chi/chi for a "
             "susceptibility entry, magnetization/M for a magnetization entry, else Bz") in help_text
+
+
+@pytest.mark.parametrize(("entry", "dataset", "column", "label"), [
+    ("joint", None, "residual_Bz_nT", "residual Bz (nT)"),
+    ("joint", "fitted/Bz", "fitted_Bz_nT", "fitted Bz (nT)"),
+    ("chi", "Bz", "model_Bz_nT", "model Bz (nT)"),
+    ("mag", "data/Bz", "model_Bz_nT", "model Bz (nT)"),
+    ("low", "Bz", "Bz_nT", "Bz (nT)")])
+def test_a_bz_that_was_not_measured_says_what_it_is_in_its_column_and_label(
+        session: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch, entry: str, dataset: str | None, column: str,
+        label: str) -> None:
+    """An MMT result's residual and fitted map, and a χ or magnetization model's field, were
+    all written as "Bz_nT" (and drawn as "Bz (nT)"): a co-author given the CSV took the
+    residual, or the model, for the field measured."""
+    import smm_daq.analysis.export as export
+
+    labels: list[str] = []
+    monkeypatch.setattr(export, "write_png", lambda m, path, **kw: labels.append(kw["label"]))
+    out = tmp_path / "out.csv"
+    code, err = _run(capsys, "export", session, "--entry", entry, "--csv", out,
+                     "--png", tmp_path / "out.png", *(["--dataset", dataset] if dataset else []))
+    assert code == 0, err
+    assert out.read_text().splitlines()[0] == f"x_um,y_um,{column}"
+    assert labels == [label]
+
+
+@pytest.mark.parametrize(("name", "units", "column"), [
+    ("time", "s", "time_s"), ("lockin_x", "V", "lockin_x_V"), ("odd", "furlong", "odd (furlong)")])
+def test_a_map_in_another_unit_says_its_unit_in_its_column(
+        session: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str,
+        units: str, column: str) -> None:
+    """A scan's data/time (s) or data/lockin_x (V) was written under a bare "time" or
+    "lockin_x" column: the unit the file gives was lost on the way out."""
+    with h5py.File(session, "a") as f:
+        bz = f["low/data/Bz"]
+        f["low/data"].create_dataset(name, data=np.ones(bz.shape)).attrs["units"] = units
+    out = tmp_path / "out.csv"
+    code, err = _run(capsys, "export", session, "--entry", "low", "--dataset", f"data/{name}",
+                     "--csv", out)
+    assert code == 0, err
+    assert out.read_text().splitlines()[0] == f"x_um,y_um,{column}"
+
+
+@pytest.mark.parametrize("entry", ["low", "induced", "joint"])
+def test_a_pictures_title_names_its_entry(
+        session: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch, entry: str) -> None:
+    """A Bz picture was titled with the entry's title alone: two subtractions of the same
+    scans with other options (registered or not, with a rotation) made pictures of one
+    title, which a co-author could not tell apart."""
+    import smm_daq.analysis.export as export
+    from smm_daq.storage.nexus import read_map
+
+    titles: list[str] = []
+    monkeypatch.setattr(export, "write_png", lambda m, path, **kw: titles.append(kw["title"]))
+    assert _run(capsys, "export", session, "--entry", entry, "--png", tmp_path / "a.png")[0] == 0
+    title = read_map(session, entry).title
+    assert titles == [f"{entry}: {title}" if title else entry]

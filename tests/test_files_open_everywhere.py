@@ -383,6 +383,8 @@ def test_the_file_of_every_kind_holds_each_kind_as_made(files):
     with h5py.File(path, "r") as f:
         assert {n for n in f if text(f[n]["status"][()]) != "finished"} == {"live"}
         assert all("remanent and induced" in text(f[n]["recipe"][()]) for n in ("rem", "inf"))
+        # the recipe's subtraction said nothing of the recipe that made it, as its scans do
+        assert text(f["induced/process/parameters/recipe"][()]) == text(f["rem/recipe"][()])
         assert f["resumed/runs/run"][()].tolist() == [0, 1]
         assert int(f["synth_mmt"].attrs[VERSION_ATTRIBUTE]) == RESULT_VERSION
         assert (text(f["live/status"][()]), text(f["live/state"][()])) == (

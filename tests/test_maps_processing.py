@@ -98,6 +98,40 @@ def test_noise_floor_from_background_and_from_repeats():
         noise_from_repeats(a, MapData(a.bz[1:], a.x, a.y[1:], name="other"))
 
 
+def test_a_repeat_identical_to_its_scan_is_refused_not_read_as_no_noise():
+    """Two scans of the simulator (same seed, same noise) gave "noise: 0 nT RMS", a noise
+    floor a paper could quote; only the pixels compared count (a NaN elsewhere aside)."""
+    rng = np.random.default_rng(2)
+    a = grid_map(rng.normal(size=(40, 50)) * 1e-7)
+    b = MapData(np.where(np.eye(40, 50, dtype=bool), np.nan, a.bz), a.x, a.y, name="again")
+    with pytest.raises(InputError, match=r"'m' and 'again' are identical at every pixel "
+                                         r"compared.*expected a repeat measured on its own"):
+        noise_from_repeats(a, b)
+    b.bz[5, 7] += 1e-12
+    assert noise_from_repeats(a, b) > 0
+
+
+def test_grids_that_differ_are_refused_saying_where_each_lies():
+    """A flown scan over 1400 µm and a stepped one over 1600 µm about the same centre, 40 µm
+    apart: the refusal gave their shapes only, not that their points lie 20 µm apart (so no
+    crop of the larger lands on the other's points)."""
+    from smm_daq.analysis.grids import require_same_grid
+
+    def grid(name: str, first_um: float, n: int) -> MapData:
+        u = (first_um + np.arange(n) * 40) * UM
+        return MapData(np.zeros((n, n)), u, u, name=name)
+
+    fly, rem = grid("fly", 200, 36), grid("rem", 100, 41)
+    with pytest.raises(InputError) as refused:
+        require_same_grid(fly, rem)
+    assert str(refused.value).endswith(
+        "expected two scans on the same grid ('fly': x 200 to 1600, y 200 to 1600 µm, step "
+        "40 × 40 µm; 'rem': x 100 to 1700, y 100 to 1700 µm, step 40 × 40 µm)")
+    with pytest.raises(InputError, match=r"differ by up to 20 µm; expected two scans on the "
+                                         r"same grid \('fly': x 200 to 1600.*'rem': x 220 "):
+        require_same_grid(fly, grid("rem", 220, 36))
+
+
 def dense_dipoles_bz(n: int, per_pixel: float, seed: int) -> np.ndarray:
     """Bz on an n × n grid of unit step over random dipoles 2 to 32 steps below it, from the
     point dipole's closed form Bz ∝ 3 z (m·r) / r⁵ − m_z / r³, scaled to a peak of 1 µT:

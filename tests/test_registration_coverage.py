@@ -328,7 +328,11 @@ def test_an_induced_map_is_titled_registered_only_where_a_shift_was_determined()
     rng = np.random.default_rng(1)
     in_field, remanent, _ = scans(rng, 4, (1.0, 0.0, 0.0), 0.5, shift=(0.0, 0.0))
     with pytest.warns(RegistrationWarning):  # a shift found, not significant: left out
-        assert subtract_maps(in_field, remanent).map.title == "in_field − remanent (registered)"
+        assert subtract_maps(in_field, remanent).map.title == (
+            "in_field − remanent (registered: no shift applied)")
+    with pytest.warns(RegistrationWarning):  # ... and forced: the map moved
+        assert subtract_maps(in_field, remanent, apply_insignificant=True).map.title == (
+            "in_field − remanent (registered)")
     assert subtract_maps(in_field, remanent, register=False).map.title == "in_field − remanent"
     in_field, remanent = _the_13th_map_of_seed_1_at_1_5()
     with pytest.warns(RegistrationWarning, match="determined no shift"):

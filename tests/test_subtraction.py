@@ -48,6 +48,7 @@ def test_registered_difference_matches_the_induced_field_within_noise():
     assert np.sqrt(np.mean((plain.map.bz - truth) ** 2)) > 10 * np.sqrt(2) * noise
     m = res.map
     assert m.name == "induced_1" and m.sources == ("scan_2", "scan_1")
+    assert (m.title, plain.map.title) == ("scan_2 − scan_1 (registered)", "scan_2 − scan_1")
     np.testing.assert_array_equal(m.applied_field, in_field.applied_field)
     assert m.height == 10e-6 and m.sensor_size == (0.0, 0.0)
 
@@ -61,6 +62,8 @@ def test_scans_that_did_not_move_give_an_induced_map_with_every_pixel():
     in_field, rem, truth = scans(rng, (0.0, 0.0), noise)
     res = subtract_maps(on_scan_grid(in_field), on_scan_grid(rem), name="induced_1")
     assert res.registration is not None and not shift_is_significant(res.registration)
+    # titled "(registered)" as if moved, in the entry, `info` and every picture of it
+    assert res.map.title == "scan_2 − scan_1 (registered: no shift applied)"
     assert np.isfinite(res.map.bz).all()
     assert np.sqrt(np.mean((res.map.bz - truth) ** 2)) < 1.5 * np.sqrt(2) * noise
 

@@ -920,7 +920,7 @@ def subtract_step(recipe: Recipe, i: int, session: Any,
                          on_warning=on_warning,
                          apply_insignificant=step.apply_insignificant_shift,
                          shift_as_begun=applies_as_begun(recipe, i),
-                         by_sds_alone=decides_by_sds_alone(recipe, i))
+                         by_sds_alone=decides_by_sds_alone(recipe, i), recipe_text=recipe.text)
     except ShiftNotDetermined as exc:
         by_hand = command_line(["smm-daq", "subtract", session.path, "--in-field",
                                 step.in_field, "--remanent", step.remanent, "--name",

@@ -523,7 +523,7 @@ class Session:
     def subtract(self, in_field: str, remanent: str, name: str, *, register: bool = True,
                  on_warning: Callable[[Warning], None] | None = None,
                  apply_insignificant: bool = False, shift_as_begun: tuple[str, ...] = (),
-                 by_sds_alone: bool = False) -> MapData:
+                 by_sds_alone: bool = False, recipe_text: str = "") -> MapData:
         """In-field minus (registered) remanent into a new entry `name`; returns the map. A
         shift not significantly different from zero is applied only with
         `apply_insignificant` (forced: InputError where no shift was determined), or as the
@@ -531,7 +531,8 @@ class Session:
         (where none was determined, none is applied, as by default); `by_sds_alone` decides
         that by its SDs alone, as a release before the correlation of its errors was counted
         did (`subtract_maps`). Either way of applying it is recorded as the entry's
-        `apply_insignificant_shift`.
+        `apply_insignificant_shift`. A recipe's subtraction records the recipe's text
+        (`recipe_text`), as its scans do.
 
         Its warnings (a registration's shift that may be an artefact, or a note of one left
         out; recorded in the entry too) are warned again in the caller's thread, at the
@@ -576,8 +577,10 @@ class Session:
             with recorded() as told:
                 warnings.warn(w.message, stacklevel=2)
             shown += told
-        recorded_too = {"apply_insignificant_shift":
-                        np.uint8(apply_insignificant or bool(shift_as_begun))}
+        recorded_too: dict[str, object] = {
+            "apply_insignificant_shift": np.uint8(apply_insignificant or bool(shift_as_begun))}
+        if recipe_text:
+            recorded_too["recipe"] = recipe_text
         wait_aside(lambda: write_subtraction(self.path, made, register=register,
                                              parameters=recorded_too), what,
                    make_safe=self._make_safe, stalled=stalled)

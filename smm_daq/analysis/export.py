@@ -3,13 +3,14 @@
 CSV: one row per pixel, columns x_um, y_um and the value with its unit in the name
 (e.g. Bz_nT, chi_SI); NaN pixels are written as empty fields. PNG: the map in µm with a scale
 bar and a colour bar symmetric about zero (a diverging colour map: white is zero), so the
-sign of the field reads at a glance.
+sign of the field reads at a glance; pixels not measured are grey (`NOT_MEASURED`).
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,9 @@ import numpy as np
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 from smm_daq.whole_files import written_whole
+
+TITLE_WIDTH = 48  # characters a line of the title holds across the map's width
+NOT_MEASURED = "0.6"  # a mid grey (matplotlib's grey level), a colour RdBu_r never takes
 
 
 def _values(m: MapData, values: np.ndarray | None) -> np.ndarray:
@@ -91,12 +95,18 @@ def write_png(
     # the fixed margin's left edge
     fig, ax = plt.subplots(figsize=(6, 5), dpi=120, layout="constrained")
     try:
+        # not measured (NaN) in grey, as the mask template draws it: the colour map's white
+        # is zero, and a scan cut off read as one that found no field in its lines not taken
+        cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad=NOT_MEASURED)
         image = ax.imshow(np.ma.masked_invalid(v), origin="lower", extent=extent,
-                          cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+                          cmap=cmap, vmin=-limit, vmax=limit, interpolation="nearest")
         ax.locator_params(axis="x", nbins=5)  # five-digit ticks side by side: no overlap
         ax.set_xlabel("x (µm)")
         ax.set_ylabel("y (µm)")
-        ax.set_title(title if title is not None else (m.title or m.name))
+        # wrapped: an entry's name and title side by side ran over the colour bar and out
+        # of the picture
+        ax.set_title(textwrap.fill(title if title is not None else (m.title or m.name),
+                                   TITLE_WIDTH))
         length = _nice_length(extent[1] - extent[0])
         bar = AnchoredSizeBar(ax.transData, length, f"{length:g} µm", "lower right", pad=0.4,
                               frameon=True, size_vertical=(extent[3] - extent[2]) / 100)

@@ -13,6 +13,7 @@ from smm_daq.storage.mapdata import MapData
 # overlapping pixels per parameter; a grid of fewer points cannot be registered at all.
 MIN_PIXELS_PER_PARAMETER = 20
 SHIFT_PARAMETERS = 3  # x, y shift and a constant offset
+UM = 1e-6
 
 
 class Gridded(Protocol):
@@ -38,10 +39,12 @@ def _step(u: np.ndarray) -> float:
 def require_same_grid(a: Gridded, b: Gridded) -> None:
     """InputError unless `a` and `b` share shape and axes (to 1 % of a step)."""
     la, lb = _label(a, "the first map"), _label(b, "the second map")
+    # where each grid lies, so that the scan to crop, and to where, can be seen
+    grids = f" ({la}: {_extent(a)}; {lb}: {_extent(b)})"
     if (a.y.size, a.x.size) != (b.y.size, b.x.size):
         raise InputError(
             f"{la} is {a.y.size} × {a.x.size} pixels (ny × nx) but {lb} is "
-            f"{b.y.size} × {b.x.size}; expected two scans on the same grid"
+            f"{b.y.size} × {b.x.size}; expected two scans on the same grid{grids}"
         )
     step = max(abs(_step(u)) for u in (a.x, a.y, b.x, b.y)) or 1.0
     for axis, ua, ub in (("x", a.x, b.x), ("y", a.y, b.y)):
@@ -49,8 +52,17 @@ def require_same_grid(a: Gridded, b: Gridded) -> None:
         if worst > 0.01 * step:
             raise InputError(
                 f"the {axis} axes of {la} and {lb} differ by up to {worst * 1e6:.3g} µm; "
-                "expected two scans on the same grid"
+                f"expected two scans on the same grid{grids}"
             )
+
+
+def _extent(m: Gridded) -> str:
+    """A grid's first and last points and its step, µm: "x 100 to 1700, y ..., step 40 × 40"."""
+    def axis(u: np.ndarray) -> str:
+        return f"{u[0] / UM:.6g} to {u[-1] / UM:.6g}" if u.size else "no points"
+
+    return (f"x {axis(m.x)}, y {axis(m.y)} µm, step {abs(_step(m.x)) / UM:.6g} × "
+            f"{abs(_step(m.y)) / UM:.6g} µm")
 
 
 def require_regular(m: MapData) -> tuple[float, float]:

@@ -44,6 +44,12 @@ def noise_from_repeats(a: MapData, b: MapData, mask: np.ndarray | None = None) -
             f"'{a.name}' and '{b.name}' share {shared} measured pixel{'' if shared == 1 else 's'}"
             f"{' inside the mask' if mask is not None else ''}; expected at least 2 to take "
             "the noise from their difference")
+    if not np.any(diff[used]):  # no real repeat: two measurements never agree to the bit
+        raise InputError(
+            f"'{a.name}' and '{b.name}' are identical at every pixel compared, so their "
+            "difference holds no noise (0 nT): one measurement stored twice (a copy of the "
+            "entry, or a simulator run again with the same [simulation] seed, which makes the "
+            "same noise); expected a repeat measured on its own")
     return float(np.std(diff[used], ddof=1) / np.sqrt(2))
 
 

@@ -140,7 +140,7 @@ def subtract_maps(
     out = in_field.with_bz(
         bz,
         name=name,
-        title=title + registered_title(reg),
+        title=title + registered_title(reg, moved=moved is not remanent),
         sources=(in_field.name, remanent.name),
         height=footprint.height,
         sensor_size=footprint.sensor_size,
@@ -161,14 +161,17 @@ def subtract_maps(
         notes)
 
 
-def registered_title(reg: Registration | None) -> str:
+def registered_title(reg: Registration | None, *, moved: bool) -> str:
     """What an induced entry's title says, after its two maps' names, of how they were
-    subtracted: " (registered)"; " (not registered: no shift determined)" where the
-    registration determined no shift (none applied, the maps subtracted as they lie);
-    nothing where they were not registered."""
+    subtracted, as it is plotted: " (registered)" where the registration `moved` the
+    remanent map; " (registered: no shift applied)" where the shift it found was left out;
+    " (not registered: no shift determined)" where it determined none (the maps subtracted
+    as they lie); nothing where they were not registered."""
     if reg is None:
         return ""
-    return " (not registered: no shift determined)" if reg.undetermined else " (registered)"
+    if reg.undetermined:
+        return " (not registered: no shift determined)"
+    return " (registered)" if moved else " (registered: no shift applied)"
 
 
 def _none_as_begun(names: tuple[str, ...]) -> str:

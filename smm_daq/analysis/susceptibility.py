@@ -108,6 +108,7 @@ class LayerInversion:
     iterations: int  # conjugate-gradient iterations
     converged: bool  # the normal equations' residual fell below the tolerance
     unit: str  # "A/m" or "SI"
+    correlation_length: float  # ℓ (m) of the penalty ‖M‖² + ℓ²‖∇M‖², the default resolved
 
 
 def _check_geometry(m: MapData, thickness: float) -> tuple[float, tuple[float, float]]:
@@ -506,6 +507,7 @@ def invert_magnetization(
         iterations=iterations,
         converged=converged,
         unit="A/m",
+        correlation_length=length,
     )
 
 
@@ -567,4 +569,5 @@ def invert_susceptibility(
         iterations=inv.iterations,
         converged=inv.converged,
         unit="SI",
+        correlation_length=inv.correlation_length,
     )

@@ -543,6 +543,9 @@ def _info_line(e: EntryInfo, result: str = "") -> str:
         parts.append("from " + ", ".join(e.sources))
     if e.title:
         parts.append(repr(e.title))
+    if e.start_time:  # when it was taken or made: a month of session files is told by it
+        # quoted where another program wrote a line break or a control character into it
+        parts.append(e.start_time if e.start_time.isprintable() else repr(e.start_time))
     return "  ".join(p for p in parts if p)
 
 
@@ -582,6 +585,20 @@ def _result_summary(f: h5py.File, path: str, entry: str) -> tuple[str, str, str]
             else "cond(Q) -")
     return (f"{n} grain{'s' if n != 1 else ''} ({saved.model}"
             f"{f', {unresolved} unresolved' if unresolved else ''}), {sigma}, {cond}"), "", ""
+
+
+def _how_made(f: h5py.File, name: str) -> str:
+    """How the entry was made: an induced entry's registration (`registration_summary`), so
+    that two subtractions of the same scans with other options are told apart; a flown
+    scan's "flown" with its pixel time (`flown_summary`); "" for other entries."""
+    import h5py
+
+    from smm_daq.storage.entry_summary import flown_summary, registration_summary
+
+    g = f.get(name)
+    if not isinstance(g, h5py.Group):
+        return ""
+    return registration_summary(g) or flown_summary(g)
 
 
 def _cut_off_note(c: CutOff, path: str) -> str:
@@ -690,7 +707,7 @@ def _listing(path: str, f: h5py.File) -> tuple[list[str], list[str], InputError 
                 problems.append(e.problem)
                 continue
             result, status, why = (_result_summary(f, path, e.name) if e.kind == "mmt"
-                                   else ("", "", ""))
+                                   else (_how_made(f, e.name), "", ""))
             if why:
                 lines.append(f"  {_info_line(replace(e, status=status))}\n"
                              f"    {'damaged' if status == 'damaged' else 'not read'}: {why}")

@@ -363,12 +363,16 @@ def _write_layer(args: argparse.Namespace, m: MapData, inv: LayerInversion, kind
         "thickness": Quantity(inv.thickness, "m", "layer thickness"),
         "direction": Quantity(inv.direction, "1", "unit vector of the magnetization"),
         "criterion": inv.criterion,
+        # its default (the sensor height) resolved: what a later default would not say
+        "correlation_length": Quantity(inv.correlation_length, "m",
+                                       "ℓ of the penalty ‖M‖² + ℓ²‖∇M‖²"),
     }
     layer = with_article(f"{inv.thickness / UM:g}")
     title = f"{m.name}: {kind} of {layer} µm layer (data/Bz: its model)"
     model = inv.predicted.with_bz(inv.predicted.bz, name=args.name, sources=(m.name,), title=title)
+    # labelled as what it is in every viewer, as an MMT result's residual is: not a Bz measured
     _write(args, model, kind, extra, plots=[plot, residual], default=group,
-           parameters=parameters)
+           parameters=parameters, long_name="Bz of the fitted layer's model (T)")
     print(f"λ by {inv.criterion}: {inv.regularization:.3g}; noise {inv.noise / NT:.4g} nT; "
           f"residual RMS {inv.residual_rms / NT:.4g} nT; {inv.iterations} CG iterations")
     if not inv.converged:
@@ -526,7 +530,8 @@ def _chosen(path: str, entry: str, dataset: str | None, m: MapData, saved: Saved
     (`saved`) from the result as read (`_result_map`). A refusal lists what the entry holds
     (`_maps_held`), or says `held()` instead (the listing, trying each name, lists nothing)."""
     if dataset in (None, "Bz", "data/Bz"):
-        return m.bz, "Bz_nT", 1e9, "Bz (nT)", m
+        what = "residual_" if saved is not None else _model_prefix(path, entry)
+        return m.bz, f"{what}Bz_nT", 1e9, f"{what.replace('_', ' ')}Bz (nT)", m
     found = _result_map(saved, dataset) if saved is not None else None
     if found is not None:
         return found
@@ -541,6 +546,20 @@ def _chosen(path: str, entry: str, dataset: str | None, m: MapData, saved: Saved
                     held or (lambda: _maps_held(path, entry, m, saved)))
 
 
+def _model_prefix(path: str, entry: str) -> str:
+    """"model_" where the entry's data/Bz is the field of a model fitted to a map (a χ or
+    magnetization entry): its CSV column and label must not read as a measured Bz; else ""."""
+    import h5py
+
+    from smm_daq.analysis.subtract_inputs import MODEL_KINDS
+    from smm_daq.storage.h5file import read_whole, text
+
+    def read(f: h5py.File) -> str:
+        return text(f[entry].attrs.get("kind", ""))
+
+    return "model_" if read_whole(path, read) in MODEL_KINDS else ""
+
+
 def _dataset(path: str, entry: str, dataset: str, m: MapData, maps_held: Callable[[], str]
              ) -> tuple[np.ndarray, str, float, str, MapData]:
     """A map under the entry with its CSV column name, factor and label, from its units, and
@@ -551,7 +570,7 @@ def _dataset(path: str, entry: str, dataset: str, m: MapData, maps_held: Callabl
 
     from smm_daq.storage.h5file import read_whole, text
     from smm_daq.storage.nexus import read_map
-    from smm_daq.storage.units import split_units
+    from smm_daq.storage.units import join_units, split_units
     from smm_daq.storage.virtual import require_sources
 
     where = f"{path}, entry '{entry}'"
@@ -616,7 +635,11 @@ def _dataset(path: str, entry: str, dataset: str, m: MapData, maps_held: Callabl
     if units in _FORMATS:
         suffix, factor, label = _FORMATS[units]
         return values, f"{stem}_{suffix}", factor, label(stem), m
-    return values, base, 1.0, base, m
+    if not units:  # a count or a flag: no unit to say
+        return values, base, 1.0, base, m
+    # any other unit (a reading's time in s, the lock-in's X in V) is said as the file says
+    # it, in the column's name as in the picture's label: a bare "time" column reads as nothing
+    return values, join_units(stem, units) or f"{stem} ({units})", 1.0, f"{stem} ({units})", m
 
 
 def _png_named(option: str, text: str | None, overwrite: bool) -> Path | None:
@@ -654,7 +677,7 @@ def _result_map(saved: SavedResult, dataset: str
     scan's fitted_Bz, residual_Bz or mask (scans/SCAN/...) on the scan's grid and named after
     the scan (a mask template's is that scan's mask); None for another dataset."""
     if dataset == "fitted/Bz":
-        return saved.fitted.bz, "Bz_nT", 1 / NT, "Bz (nT)", saved.fitted
+        return saved.fitted.bz, "fitted_Bz_nT", 1 / NT, "fitted Bz (nT)", saved.fitted
     parts = dataset.split("/")
     fits = {fit.name: fit for fit in saved.scan_fits}
     if len(parts) != 3 or parts[0] != "scans" or parts[1] not in fits:
@@ -692,14 +715,21 @@ def _export(args: argparse.Namespace) -> int:
     if csv_path is not None:
         print(f"wrote {write_csv(m, csv_path, values=values, column=column, factor=factor)}")
     if png_path is not None:
-        # the entry's title describes its data/Bz (a χ entry's: "... (data/Bz: its model)")
-        title = None if dataset in (None, "Bz", "data/Bz") else f"{args.entry[0]}: {dataset}"
+        # the entry's title describes its data/Bz (a χ entry's: "... (data/Bz: its model)");
+        # the entry's name before it, as two subtractions of the same scans share their title
+        title = (_named(args.entry[0], m.title) if dataset in (None, "Bz", "data/Bz")
+                 else f"{args.entry[0]}: {dataset}")
         written = write_png(m, png_path, values=values, label=label, factor=factor,
                             title=title)
         print(f"wrote {written}")
     if template_path is not None:
         _write_template(m, values, template_path)
     return 0
+
+
+def _named(entry: str, title: str) -> str:
+    """A picture's title: the entry's name, then its title where it has one of its own."""
+    return f"{entry}: {title}" if title and title != entry else entry
 
 
 def _export_templates(args: argparse.Namespace) -> int:

@@ -1,0 +1,122 @@
+"""`smm-daq info` says how each induced map's two scans were registered: a subtraction made
+again with other options (`--no-register`, `--rotation`, `--apply-insignificant-shift`) had
+the same title and sources as the first, and the listing could not tell them apart; it says
+which scans were flown, and when each entry was taken or made."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from smm_daq.cli.main import main
+from smm_daq.storage.entry_summary import flown_summary, registration_summary
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import write_map_entry
+
+UM = 1e-6
+
+
+def _session(path: Path) -> Path:
+    """A remanent and an in-field scan of two dipoles, 21 × 21 at 5 µm, 10 nT of noise."""
+    x = y = np.arange(21) * 5 * UM
+    X, Y = np.meshgrid(x, y)
+    bz = np.zeros(X.shape)
+    for x0, y0, s in ((30 * UM, 40 * UM, 1.0), (70 * UM, 60 * UM, -0.6)):
+        r2 = (X - x0) ** 2 + (Y - y0) ** 2 + (10 * UM) ** 2
+        bz += s * 1e-6 * (2 * (10 * UM) ** 2 - (X - x0) ** 2 - (Y - y0) ** 2) / r2 * (
+            (10 * UM) ** 3 / r2 ** 1.5)
+    rng = np.random.default_rng(3)
+    for name, field, gain in (("rem", 0.0, 1.0), ("inf", 40e-6, 1.3)):
+        write_map_entry(path, MapData(bz=bz * gain + rng.normal(0, 1e-8, bz.shape), x=x, y=y,
+                                      height=10 * UM, sensor_size=(0.0, 0.0),
+                                      applied_field=np.array([0.0, field, 0.0]), name=name),
+                        kind="scan")
+    return path
+
+
+def test_info_tells_apart_subtractions_of_the_same_scans_made_with_other_options(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(_session(tmp_path / "s.h5"))
+    for name, options in (("as_they_lie", ["--no-register"]),
+                          ("forced", ["--rotation", "--apply-insignificant-shift"])):
+        assert main(["subtract", path, "--in-field", "inf", "--remanent", "rem", "--name",
+                     name, *options]) == 0
+    capsys.readouterr()
+    assert main(["info", path]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "  not registered  from inf, rem" in lines["as_they_lie"]
+    with h5py.File(path, "r") as f:
+        said = registration_summary(f["forced"])
+        rotation = np.degrees(f["forced/registration/rotation"][()])
+    assert said.startswith("registered: shift (") and rotation != 0
+    assert said.endswith(f" µm applied, rotation {rotation:.3g}°")
+    assert f"  {said}  from inf, rem" in lines["forced"]
+    assert "registered" not in lines["rem"] and "registered" not in lines["inf"]
+
+
+def test_info_says_when_each_entry_was_taken_or_made_and_which_scans_flew(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A month of session files listed with no date: when a scan was taken was in the file
+    only (its start_time)."""
+    path = str(_session(tmp_path / "s.h5"))
+    with h5py.File(path, "a") as f:
+        f["inf/start_time"][()] = "2026-11-02T09:15:00+00:00"
+        f["inf/plan"] = json.dumps({"nx": 21, "fly": {"pixel_time_s": 0.05, "oversample": 8}})
+    assert main(["info", path]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert lines["inf"].endswith("  flown, 0.05 s a pixel  2026-11-02T09:15:00+00:00")
+    assert "flown" not in lines["rem"]
+    with h5py.File(path, "r") as f:
+        assert lines["rem"].endswith("  " + f["rem/start_time"][()].decode())
+    with h5py.File(path, "a") as f:  # another program's: one line still
+        f["inf/start_time"][()] = "2026-11-02\n09:15"
+    assert main(["info", path]) == 0
+    assert capsys.readouterr().out.splitlines()[2].endswith("  '2026-11-02\\n09:15'")
+
+
+def _registration(tmp_path: Path, **fields: object) -> h5py.Group:
+    f = h5py.File(tmp_path / "r.h5", "w")
+    g = f.create_group("e/registration")
+    for key, value in fields.items():
+        g[key] = value
+    return f["e"]
+
+
+@pytest.mark.parametrize(("fields", "said"), [
+    ({"registered": np.uint8(0), "shift": [0.0, 0.0]}, "not registered"),
+    ({"registered": np.uint8(1), "shift": [0.0, 0.0], "shift_found": [4e-7, -3e-7],
+      "shift_errors": [1e-6, 2e-6], "rotation": 0.0},
+     "registered: shift (0.4, -0.3) µm found, not applied"),
+    ({"registered": np.uint8(1), "shift": [2e-6, 0.0], "shift_found": [2e-6, 0.0],
+      "shift_errors": [1e-7, 1e-7], "rotation": np.radians(0.5)},
+     "registered: shift (2, 0) µm applied, rotation 0.5°"),
+    ({"registered": np.uint8(1), "shift": [0.0, 0.0], "shift_found": [0.0, 0.0],
+      "shift_errors": [np.nan, np.nan]}, "registered: no shift determined"),
+    ({"registered": np.uint8(1), "shift": [0.0, 0.0]}, "registered: shift (0, 0) µm applied"),
+    ({"shift": [0.0, 0.0]}, ""),
+    ({"registered": np.uint8(1), "shift": [1.0, 2.0, 3.0]}, ""),
+])
+def test_each_way_a_registration_ended_is_said(tmp_path: Path, fields: dict, said: str
+                                               ) -> None:
+    entry = _registration(tmp_path, **fields)
+    try:
+        assert registration_summary(entry) == said
+    finally:
+        entry.file.close()
+
+
+@pytest.mark.parametrize(("plan", "said"), [
+    ('{"nx": 3, "fly": {"pixel_time_s": 0.02}}', "flown, 0.02 s a pixel"),
+    ('{"nx": 3}', ""), ('{"nx": 3, "fly": null}', ""), ("not json", ""),
+    ('{"fly": {"oversample": 8}}', ""), ('["a list"]', ""), (None, "")])
+def test_a_flown_scan_is_said_from_its_plan(tmp_path: Path, plan: str | None, said: str
+                                            ) -> None:
+    with h5py.File(tmp_path / "p.h5", "w") as f:
+        entry = f.create_group("e")
+        if plan is not None:
+            entry["plan"] = plan
+        assert flown_summary(entry) == said
