@@ -120,3 +120,39 @@ def test_a_flown_scan_is_said_from_its_plan(tmp_path: Path, plan: str | None, sa
         if plan is not None:
             entry["plan"] = plan
         assert flown_summary(entry) == said
+
+
+@pytest.mark.parametrize("plan", [
+    '{"fly": {"pixel_time_s": 1' + "0" * 400 + "}}",  # an integer past float's range
+    "[" * 100_000 + "]" * 100_000])  # nested deeper than the JSON decoder recurses
+def test_a_plan_another_program_wrote_is_not_said_not_a_traceback(tmp_path: Path, plan: str
+                                                                  ) -> None:
+    with h5py.File(tmp_path / "p.h5", "w") as f:
+        f["e/plan"] = plan
+        assert flown_summary(f["e"]) == ""
+
+
+@pytest.mark.parametrize(("entry", "dataset"), [("inf", "plan"), ("ind", "registration/shift")])
+def test_info_lists_an_entry_whose_summary_lies_in_a_damaged_chunk(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], entry: str, dataset: str) -> None:
+    """A chunk of the plan or the registration that no longer decompresses turned the whole
+    listing into a traceback (h5py's OSError), the entries after it not listed."""
+    path = str(_session(tmp_path / "s.h5"))
+    assert main(["subtract", path, "--in-field", "inf", "--remanent", "rem", "--name",
+                 "ind"]) == 0
+    with h5py.File(path, "a") as f:
+        g = f[entry]
+        assert int(f["ind/registration/registered"][()]) == 1
+        if dataset in g:
+            del g[dataset]
+        data = np.frombuffer(b'{"fly": {"pixel_time_s": 0.05}}' * 64, dtype="u1")
+        d = g.create_dataset(dataset, data=data, chunks=data.shape, compression="gzip")
+        chunk = d.id.get_chunk_info(0)
+        offset, size = chunk.byte_offset, chunk.size
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(b"\0" * size)
+    capsys.readouterr()
+    assert main(["info", path]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert names == ["rem", "inf", "ind"]

@@ -111,6 +111,19 @@ def test_a_repeat_identical_to_its_scan_is_refused_not_read_as_no_noise():
     assert noise_from_repeats(a, b) > 0
 
 
+def test_a_repeat_offset_from_its_scan_by_a_constant_is_refused_not_read_as_no_noise():
+    """The noise is the spread of the difference about its mean: two maps one constant apart
+    at every pixel (values exact in binary, as a digitizer's counts scaled by a power of two)
+    gave "noise: 0 nT" as identical ones did."""
+    rng = np.random.default_rng(4)
+    a = grid_map(rng.integers(-1000, 1000, size=(40, 50)) * 2.0 ** -30)
+    b = MapData(a.bz + 2.0 ** -27, a.x, a.y, name="offset")
+    assert np.ptp(a.bz - b.bz) == 0  # exactly one constant apart
+    with pytest.raises(InputError, match=r"'m' and 'offset' differ by the same -7\.451 nT at "
+                                         r"every pixel compared.*no noise \(0 nT\)"):
+        noise_from_repeats(a, b)
+
+
 def test_grids_that_differ_are_refused_saying_where_each_lies():
     """A flown scan over 1400 µm and a stepped one over 1600 µm about the same centre, 40 µm
     apart: the refusal gave their shapes only, not that their points lie 20 µm apart (so no

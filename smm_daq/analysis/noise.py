@@ -44,9 +44,14 @@ def noise_from_repeats(a: MapData, b: MapData, mask: np.ndarray | None = None) -
             f"'{a.name}' and '{b.name}' share {shared} measured pixel{'' if shared == 1 else 's'}"
             f"{' inside the mask' if mask is not None else ''}; expected at least 2 to take "
             "the noise from their difference")
-    if not np.any(diff[used]):  # no real repeat: two measurements never agree to the bit
+    if np.ptp(diff[used]) == 0:  # no real repeat: two measurements never agree to the bit
+        # the noise is the difference's spread about its mean: one offset from the other by
+        # a constant holds none either
+        same = ("are identical at every pixel compared" if not np.any(diff[used]) else
+                f"differ by the same {float(diff[used][0]) / 1e-9:.4g} nT at every pixel "
+                "compared")
         raise InputError(
-            f"'{a.name}' and '{b.name}' are identical at every pixel compared, so their "
+            f"'{a.name}' and '{b.name}' {same}, so their "
             "difference holds no noise (0 nT): one measurement stored twice (a copy of the "
             "entry, or a simulator run again with the same [simulation] seed, which makes the "
             "same noise); expected a repeat measured on its own")

@@ -16,6 +16,9 @@ import h5py
 import numpy as np
 
 UM = 1e-6
+# what a damaged dataset (a chunk that no longer decompresses: OSError, RuntimeError) or
+# another program's value (an integer past float's range: OverflowError) raises on reading
+_UNREADABLE = (KeyError, TypeError, ValueError, OSError, RuntimeError, OverflowError)
 
 
 def registration_summary(entry: h5py.Group) -> str:
@@ -32,7 +35,7 @@ def registration_summary(entry: h5py.Group) -> str:
         found = _pair(g, "shift_found") if "shift_found" in g else shift
         errors = _pair(g, "shift_errors") if "shift_errors" in g else (0.0, 0.0)
         rotation = float(g["rotation"][()]) if "rotation" in g else 0.0
-    except (KeyError, TypeError, ValueError):
+    except _UNREADABLE:
         return ""
     if not all(math.isfinite(v) for v in (*found, *errors)):
         said = "no shift determined"
@@ -66,7 +69,7 @@ def flown_summary(entry: h5py.Group) -> str:
         raw = plan[()]
         fly = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw)).get("fly")
         seconds = float(fly["pixel_time_s"]) if isinstance(fly, dict) else None
-    except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError):
+    except (*_UNREADABLE, AttributeError, RecursionError):  # RecursionError: JSON nested deep
         return ""
     if seconds is None:
         return ""
