@@ -10,6 +10,8 @@ the rig may not be safe and what makes it safe.
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from smm_daq import interrupts
@@ -52,8 +54,13 @@ def make_safe_and_close(rig: Any, occasion: str = "at the close") -> tuple[bool,
     aside = Aside(work, THREAD)
     # a signal from now on is only acknowledged
     with interrupts.making_safe(within, stopping=True):
-        aside.start()
-        ended = wait_awake(aside.done, within)
+        try:  # a signal may come as soon as the thread runs, before start() returns
+            aside.start()
+            ended = wait_awake(aside.done, within)
+        except KeyboardInterrupt:  # a script's Ctrl-C (Python's own handler): raised once the
+            # making safe ends, else the script ends and kills it (a daemon), the field on
+            wait_past_signals(aside.done, within)
+            raise
     if not ended:
         return False, [
             f"making it safe {occasion} did not end within {within:.0f} s (an instrument "
@@ -61,3 +68,15 @@ def make_safe_and_close(rig: Any, occasion: str = "at the close") -> tuple[bool,
             "the program does not wait for it any longer"
         ]
     return True, aside.result()
+
+
+def wait_past_signals(done: threading.Event, within: float) -> bool:
+    """`wait_awake(done, within)` that no later signal cuts short: a `KeyboardInterrupt` it
+    raises (Python's own SIGINT handler, where `interrupts.installed` is not in force) is
+    acknowledged, and the wait goes on. Whether `done` was set."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return wait_awake(done, max(0.0, deadline - time.monotonic()))
+        except KeyboardInterrupt as again:
+            interrupts.acknowledge(str(again) or "SIGINT")

@@ -270,8 +270,10 @@ class Session:
         is told stalled once aborted here is left to it alike. A scan still
         preparing (its start setting the lock-in, creating the entry) is aborted at its next
         step alike; a start that raises instead leaves the rig to be made safe here. The
-        making safe here is waited for `safe_close.safe_wait_s` at most. Ctrl-C meanwhile
-        closes the rig (handed back from a scan left to its stalled write) and is re-raised.
+        making safe here is waited for `safe_close.safe_wait_s` at most, and Ctrl-C meanwhile
+        is raised once it has ended (a script ending at once would kill it, the field on).
+        Ctrl-C in the wait for a scan closes the rig (handed back from a scan left to its
+        stalled write) and is re-raised.
         """
         atexit.unregister(self._close_at_exit)
         # of two threads closing it at once (close_all beside a background close), only the
