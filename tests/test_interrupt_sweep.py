@@ -25,6 +25,18 @@ def test_ctrl_c_in_the_close_s_ramp_down_is_raised_once_the_rig_is_safe(tmp_path
     assert holes(out, mode) == []
 
 
+def test_a_second_ctrl_c_as_a_scan_s_start_makes_the_rig_safe_does_not_cut_it_short(
+        tmp_path, monkeypatch):
+    """Ctrl-C as a step scan's start sets the lock-in, the field of `set_field` on: the start
+    makes the rig safe in the script's thread, and a second Ctrl-C then (at its first call,
+    the stage's stop) is only acknowledged. Unfixed, it cut the ramp-down short: the field
+    was on as the Ctrl-C reached the script."""
+    out = run_day(tmp_path / "s.h5", monkeypatch, ("step", "lockin", "time_constant", False),
+                  "ctrl-c twice")
+    assert out.injected[1].startswith("('step', 'stage', 'stop', True)")
+    assert holes(out, "ctrl-c twice") == []
+
+
 @pytest.mark.skipif(os.environ.get("SMM_DAQ_INTERRUPT_SWEEP") != "1",
                     reason="the whole sweep takes minutes: SMM_DAQ_INTERRUPT_SWEEP=1 runs it")
 def test_the_whole_sweep_finds_no_hole(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ The ramp's step under way and the making safe from where it got to are then one 
 make-safe path from that time (`ramp_field`), which the main thread waits for as long as it
 may take (`safe_close.safe_wait_s`), later signals only acknowledged: also where Python's own
 handler raises `KeyboardInterrupt` for them (a script), so that no caller makes the rig safe,
-or closes its links, beside the ramp's thread still in its step (`safe_close.wait_past_signals`).
+or closes its links, beside the ramp's thread still in its step (`sequencer.wait_past_signals`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import numpy as np
 
 from smm_daq import interrupts
 from smm_daq.acquisition.aside import Aside
-from smm_daq.acquisition.safe_close import safe_wait_s, wait_past_signals
-from smm_daq.acquisition.sequencer import wait_awake
+from smm_daq.acquisition.safe_close import safe_wait_s
+from smm_daq.acquisition.sequencer import wait_awake, wait_past_signals
 from smm_daq.errors import RampStopped
 from smm_daq.instruments.ramp_stop import RampStop, ramp_field
 

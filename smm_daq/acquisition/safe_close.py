@@ -10,13 +10,11 @@ the rig may not be safe and what makes it safe.
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any
 
 from smm_daq import interrupts
 from smm_daq.acquisition.aside import Aside
-from smm_daq.acquisition.sequencer import wait_awake
+from smm_daq.acquisition.sequencer import wait_awake, wait_past_signals
 from smm_daq.instruments.profile import Profile
 from smm_daq.instruments.safe_bound import real_time_bound
 
@@ -69,14 +67,3 @@ def make_safe_and_close(rig: Any, occasion: str = "at the close") -> tuple[bool,
         ]
     return True, aside.result()
 
-
-def wait_past_signals(done: threading.Event, within: float) -> bool:
-    """`wait_awake(done, within)` that no later signal cuts short: a `KeyboardInterrupt` it
-    raises (Python's own SIGINT handler, where `interrupts.installed` is not in force) is
-    acknowledged, and the wait goes on. Whether `done` was set."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            return wait_awake(done, max(0.0, deadline - time.monotonic()))
-        except KeyboardInterrupt as again:
-            interrupts.acknowledge(str(again) or "SIGINT")

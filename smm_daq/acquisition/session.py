@@ -592,7 +592,7 @@ class Session:
 
     def _make_safe(self) -> None:
         """Make the rig safe now (a signal during file work); `close` need not again."""
-        self._safe_problems = list(self.rig.make_safe())
+        self._safe_problems, _ = sequencer.made_safe_past_signals(self.rig)  # a Ctrl-C's own
 
     def read(self, entry: str) -> MapData:
         """The Bz map of any entry of the session file (`read_map`: of a χ or magnetization
