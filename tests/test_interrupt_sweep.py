@@ -37,6 +37,16 @@ def test_a_second_ctrl_c_as_a_scan_s_start_makes_the_rig_safe_does_not_cut_it_sh
     assert holes(out, "ctrl-c twice") == []
 
 
+def test_ctrl_c_as_a_recipe_s_zero_field_ramps_down_is_raised_once_it_has_ended(
+        tmp_path, monkeypatch):
+    """A script's Ctrl-C as the recipe's zero_field step ramps the field of its set_field
+    step down (`Session.zero_field`, in the script's thread): the ramp-down is not cut short,
+    and the Ctrl-C is raised once it has ended. Unfixed, it cut the ramp-down short, the
+    field on as the Ctrl-C reached the script."""
+    out = run_day(tmp_path / "s.h5", monkeypatch, ("recipe", "coils", "zero", False), "ctrl-c")
+    assert holes(out, "ctrl-c") == []
+
+
 @pytest.mark.skipif(os.environ.get("SMM_DAQ_INTERRUPT_SWEEP") != "1",
                     reason="the whole sweep takes minutes: SMM_DAQ_INTERRUPT_SWEEP=1 runs it")
 def test_the_whole_sweep_finds_no_hole(tmp_path, monkeypatch):

@@ -1225,33 +1225,43 @@ def wait_past_signals(done: threading.Event, within: float) -> bool:
             interrupts.acknowledge(str(again) or "SIGINT")
 
 
-MAKING_SAFE = "making the rig safe"  # the name of `made_safe_past_signals`' thread
+MAKING_SAFE = "making the rig safe"  # the name of `past_signals`' thread
 
 
-def made_safe_past_signals(rig: Any) -> tuple[list[str], KeyboardInterrupt | None]:
-    """`rig.make_safe()`'s problems, and a Ctrl-C that came meanwhile, to be raised now that
-    the rig is safe (None: none, or only later ones while one was being handled already).
+def past_signals(work: Callable[[], T], within: float
+                 ) -> tuple[Aside[T], KeyboardInterrupt | None]:
+    """`work()` (a making safe, a ramp-down) that no Ctrl-C cuts short: its `Aside`, `done`
+    unless it had not ended `within` real seconds, and a Ctrl-C that came meanwhile, to be
+    raised now (None: none, or only later ones while one was being handled already).
 
     In the main thread of a script (Python's own SIGINT handler, not `interrupts.installed`)
     a Ctrl-C would raise inside the ramp-down, the field left part-way (a second Ctrl-C as a
-    scan's start makes the rig safe after the first): there the making safe runs in a thread
-    of its own, waited for (`hand_back_wait_s` at most) past every Ctrl-C, each acknowledged."""
+    scan's start makes the rig safe after the first): there the work runs in a thread of its
+    own (in this thread's context: a path's deadline and loss budget, `safe_from`), waited
+    for past every Ctrl-C, each acknowledged. Elsewhere it runs here."""
+    context = contextvars.copy_context()
+    aside = Aside(lambda: context.run(work), MAKING_SAFE)
     if threading.current_thread() is not threading.main_thread() or interrupts.sigint_held():
-        return list(rig.make_safe()), None
-    handling = isinstance(sys.exception(), KeyboardInterrupt)  # the making safe is its
-    context = contextvars.copy_context()  # a path's deadline and loss budget (`safe_from`)
-    aside = Aside(lambda: context.run(lambda: list(rig.make_safe())), MAKING_SAFE)
+        aside.run_here()
+        return aside, None
+    handling = isinstance(sys.exception(), KeyboardInterrupt)  # the work is its
     came: list[KeyboardInterrupt] = []
-    within = hand_back_wait_s(rig)
     try:  # a signal may come as soon as the thread runs, before start() returns
         aside.start()
-        ended = wait_awake(aside.done, within)
+        wait_awake(aside.done, within)
     except KeyboardInterrupt as exc:
         came.append(exc)
         interrupts.acknowledge(str(exc) or "SIGINT")
-        ended = wait_past_signals(aside.done, within)
-    put_off = came[0] if came and not handling else None
-    if not ended:
+        wait_past_signals(aside.done, within)
+    return aside, came[0] if came and not handling else None
+
+
+def made_safe_past_signals(rig: Any) -> tuple[list[str], KeyboardInterrupt | None]:
+    """`rig.make_safe()`'s problems, waited for `hand_back_wait_s` at most, and a Ctrl-C that
+    came meanwhile, to be raised now that the rig is safe (`past_signals`)."""
+    within = hand_back_wait_s(rig)
+    aside, put_off = past_signals(lambda: list(rig.make_safe()), within)
+    if not aside.done.is_set():
         return [f"making it safe did not end within {within:.0f} s (an instrument not "
                 "answering, or a making safe under way in another thread that has not "
                 "ended); the program does not wait for it any longer"], put_off

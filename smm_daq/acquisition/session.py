@@ -68,7 +68,7 @@ from smm_daq.acquisition.plan import (
 )
 from smm_daq.acquisition.resumable import load_resumable
 from smm_daq.acquisition.sequencer import Sequencer, wait_aside, wait_awake
-from smm_daq.errors import InputError, SmmError, WriteStalled
+from smm_daq.errors import InputError, SafetyError, SmmError, WriteStalled
 from smm_daq.instruments.profile import Profile, load_profile
 from smm_daq.shell_words import command_line, resume_command
 from smm_daq.storage.mapdata import MapData
@@ -517,9 +517,19 @@ class Session:
         """Ramp to zero applied field (the profile's safe state) by the bounded make-safe
         path (`Rig.zero_coils`: a slow or dead supply cannot hold it past the limit `smm-daq
         safe` prints, one still energised at its deadline switched off); later scans default
-        to zero field."""
+        to zero field. A script's Ctrl-C meanwhile does not cut the ramp-down short: it is
+        raised once that has ended (`sequencer.past_signals`)."""
         self._safe_problems = None
-        self.rig.zero_coils()
+        within = sequencer.hand_back_wait_s(self.rig)
+        zeroed, put_off = sequencer.past_signals(self.rig.zero_coils, within)
+        if not zeroed.done.is_set():
+            raise SafetyError(f"the field's ramp-down did not end within {within:.0f} s (a "
+                              "supply not answering, or a making safe under way in another "
+                              "thread that has not ended); the program does not wait for it "
+                              "any longer")
+        if put_off is not None and zeroed.raised() is None:
+            raise put_off
+        zeroed.result()
         self.field = (0.0, 0.0, 0.0)
 
     def subtract(self, in_field: str, remanent: str, name: str, *, register: bool = True,
