@@ -66,4 +66,3 @@ def make_safe_and_close(rig: Any, occasion: str = "at the close") -> tuple[bool,
             "the program does not wait for it any longer"
         ]
     return True, aside.result()
-
