@@ -171,6 +171,13 @@ def connect_began() -> bool:
     return _state.connect_began
 
 
+def sigint_held() -> bool:
+    """Whether Ctrl-C comes here (`installed`: acknowledged while the rig is made safe);
+    else the script's own handler (Python's raises `KeyboardInterrupt` anywhere, a ramp-down
+    cut short)."""
+    return signal.getsignal(signal.SIGINT) is _handle
+
+
 def interrupted() -> bool:
     """Whether a signal has been received."""
     return _state.received > 0

@@ -29,6 +29,10 @@ class Aside(Generic[T]):
     def start(self) -> None:
         threading.Thread(target=self._run, daemon=True, name=self._name).start()
 
+    def run_here(self) -> None:
+        """`work()` in the calling thread instead, as `start` would run it."""
+        self._run()
+
     def _run(self) -> None:
         self.began.set()
         try:

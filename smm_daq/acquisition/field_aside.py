@@ -9,13 +9,11 @@ The ramp's step under way and the making safe from where it got to are then one 
 make-safe path from that time (`ramp_field`), which the main thread waits for as long as it
 may take (`safe_close.safe_wait_s`), later signals only acknowledged: also where Python's own
 handler raises `KeyboardInterrupt` for them (a script), so that no caller makes the rig safe,
-or closes its links, beside the ramp's thread still in its step (`_wait_past_signals`).
+or closes its links, beside the ramp's thread still in its step (`sequencer.wait_past_signals`).
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +22,7 @@ import numpy as np
 from smm_daq import interrupts
 from smm_daq.acquisition.aside import Aside
 from smm_daq.acquisition.safe_close import safe_wait_s
-from smm_daq.acquisition.sequencer import wait_awake
+from smm_daq.acquisition.sequencer import wait_awake, wait_past_signals
 from smm_daq.errors import RampStopped
 from smm_daq.instruments.ramp_stop import RampStop, ramp_field
 
@@ -49,7 +47,7 @@ def ramp_stopped_by_signal(rig: Any, b: np.ndarray,
         stop.set()
         # a signal from now on is only acknowledged (this one's stop is under way)
         with interrupts.making_safe(within, stopping=True):
-            ended = _wait_past_signals(ramp.done, within)
+            ended = wait_past_signals(ramp.done, within)
         stopped = ramp.raised()
         if not ended:
             made_safe([f"the field's ramp, stopped, was still making the rig safe {within:.0f} "
@@ -62,14 +60,3 @@ def ramp_stopped_by_signal(rig: Any, b: np.ndarray,
         raise
     ramp.result()
 
-
-def _wait_past_signals(done: threading.Event, within: float) -> bool:
-    """`wait_awake(done, within)` that no later signal cuts short: a `KeyboardInterrupt` it
-    raises (Python's own SIGINT handler, where `interrupts.installed` is not in force) is
-    acknowledged, and the wait goes on. Whether `done` was set."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            return wait_awake(done, max(0.0, deadline - time.monotonic()))
-        except KeyboardInterrupt as again:
-            interrupts.acknowledge(str(again) or "SIGINT")

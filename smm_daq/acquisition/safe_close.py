@@ -14,7 +14,7 @@ from typing import Any
 
 from smm_daq import interrupts
 from smm_daq.acquisition.aside import Aside
-from smm_daq.acquisition.sequencer import wait_awake
+from smm_daq.acquisition.sequencer import wait_awake, wait_past_signals
 from smm_daq.instruments.profile import Profile
 from smm_daq.instruments.safe_bound import real_time_bound
 
@@ -52,8 +52,13 @@ def make_safe_and_close(rig: Any, occasion: str = "at the close") -> tuple[bool,
     aside = Aside(work, THREAD)
     # a signal from now on is only acknowledged
     with interrupts.making_safe(within, stopping=True):
-        aside.start()
-        ended = wait_awake(aside.done, within)
+        try:  # a signal may come as soon as the thread runs, before start() returns
+            aside.start()
+            ended = wait_awake(aside.done, within)
+        except KeyboardInterrupt:  # a script's Ctrl-C (Python's own handler): raised once the
+            # making safe ends, else the script ends and kills it (a daemon), the field on
+            wait_past_signals(aside.done, within)
+            raise
     if not ended:
         return False, [
             f"making it safe {occasion} did not end within {within:.0f} s (an instrument "

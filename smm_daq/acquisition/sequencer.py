@@ -43,7 +43,9 @@ set up (a session closed from another thread) ends the start before the entry is
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -52,6 +54,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from smm_daq import interrupts
 from smm_daq.acquisition.ambient_drift import DriftWatch
 from smm_daq.acquisition.aside import Aside
 from smm_daq.acquisition.events import ScanEvent
@@ -1055,10 +1058,15 @@ class Sequencer(FlyScan):
         return once_dropped(lambda: fn(*args, **kw), lambda: self._checkpoint(pausable=False))
 
     def _make_safe(self) -> None:
+        """`rig.make_safe()`, its problems kept; a Ctrl-C that came meanwhile is raised once
+        it ended (`made_safe_past_signals`)."""
         try:
-            self.safety_problems = list(self.rig.make_safe())
+            self.safety_problems, put_off = made_safe_past_signals(self.rig)
         except Exception as exc:  # make_safe should not raise; never let it hide the status
             self.safety_problems = [f"make_safe raised {type(exc).__name__}: {exc}"]
+            return
+        if put_off is not None:
+            raise put_off
 
     def _watch_write(self) -> None:
         """Watch the write in hand, in a thread of its own (call with `_cond` held)."""
@@ -1101,10 +1109,12 @@ class Sequencer(FlyScan):
         with self._safing:
             with self._cond:
                 skip = self._rig_handed_back or (self._rig_safe_now and not again)
-            if not skip:
-                self._make_safe()
-            with self._cond:
-                self._rig_safe_now = True
+            try:
+                if not skip:
+                    self._make_safe()
+            finally:  # made safe, though a Ctrl-C that came meanwhile is raised
+                with self._cond:
+                    self._rig_safe_now = True
         return not skip
 
     def _finish(self, status: str, message: str) -> None:
@@ -1201,6 +1211,61 @@ def wait_awake(event: threading.Event, timeout: float | None = None) -> bool:
             break
         event.wait(left)
     return event.is_set()
+
+
+def wait_past_signals(done: threading.Event, within: float) -> bool:
+    """`wait_awake(done, within)` that no later signal cuts short: a `KeyboardInterrupt` it
+    raises (Python's own SIGINT handler, where `interrupts.installed` is not in force) is
+    acknowledged, and the wait goes on. Whether `done` was set."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return wait_awake(done, max(0.0, deadline - time.monotonic()))
+        except KeyboardInterrupt as again:
+            interrupts.acknowledge(str(again) or "SIGINT")
+
+
+MAKING_SAFE = "making the rig safe"  # the name of `past_signals`' thread
+
+
+def past_signals(work: Callable[[], T], within: float
+                 ) -> tuple[Aside[T], KeyboardInterrupt | None]:
+    """`work()` (a making safe, a ramp-down) that no Ctrl-C cuts short: its `Aside`, `done`
+    unless it had not ended `within` real seconds, and a Ctrl-C that came meanwhile, to be
+    raised now (None: none, or only later ones while one was being handled already).
+
+    In the main thread of a script (Python's own SIGINT handler, not `interrupts.installed`)
+    a Ctrl-C would raise inside the ramp-down, the field left part-way (a second Ctrl-C as a
+    scan's start makes the rig safe after the first): there the work runs in a thread of its
+    own (in this thread's context: a path's deadline and loss budget, `safe_from`), waited
+    for past every Ctrl-C, each acknowledged. Elsewhere it runs here."""
+    context = contextvars.copy_context()
+    aside = Aside(lambda: context.run(work), MAKING_SAFE)
+    if threading.current_thread() is not threading.main_thread() or interrupts.sigint_held():
+        aside.run_here()
+        return aside, None
+    handling = isinstance(sys.exception(), KeyboardInterrupt)  # the work is its
+    came: list[KeyboardInterrupt] = []
+    try:  # a signal may come as soon as the thread runs, before start() returns
+        aside.start()
+        wait_awake(aside.done, within)
+    except KeyboardInterrupt as exc:
+        came.append(exc)
+        interrupts.acknowledge(str(exc) or "SIGINT")
+        wait_past_signals(aside.done, within)
+    return aside, came[0] if came and not handling else None
+
+
+def made_safe_past_signals(rig: Any) -> tuple[list[str], KeyboardInterrupt | None]:
+    """`rig.make_safe()`'s problems, waited for `hand_back_wait_s` at most, and a Ctrl-C that
+    came meanwhile, to be raised now that the rig is safe (`past_signals`)."""
+    within = hand_back_wait_s(rig)
+    aside, put_off = past_signals(lambda: list(rig.make_safe()), within)
+    if not aside.done.is_set():
+        return [f"making it safe did not end within {within:.0f} s (an instrument not "
+                "answering, or a making safe under way in another thread that has not "
+                "ended); the program does not wait for it any longer"], put_off
+    return aside.result(), put_off
 
 
 def wait_aside(work: Callable[[], T], name: str, *, make_safe: Callable[[], None],

@@ -68,7 +68,7 @@ from smm_daq.acquisition.plan import (
 )
 from smm_daq.acquisition.resumable import load_resumable
 from smm_daq.acquisition.sequencer import Sequencer, wait_aside, wait_awake
-from smm_daq.errors import InputError, SmmError, WriteStalled
+from smm_daq.errors import InputError, SafetyError, SmmError, WriteStalled
 from smm_daq.instruments.profile import Profile, load_profile
 from smm_daq.shell_words import command_line, resume_command
 from smm_daq.storage.mapdata import MapData
@@ -270,8 +270,10 @@ class Session:
         is told stalled once aborted here is left to it alike. A scan still
         preparing (its start setting the lock-in, creating the entry) is aborted at its next
         step alike; a start that raises instead leaves the rig to be made safe here. The
-        making safe here is waited for `safe_close.safe_wait_s` at most. Ctrl-C meanwhile
-        closes the rig (handed back from a scan left to its stalled write) and is re-raised.
+        making safe here is waited for `safe_close.safe_wait_s` at most, and Ctrl-C meanwhile
+        is raised once it has ended (a script ending at once would kill it, the field on).
+        Ctrl-C in the wait for a scan closes the rig (handed back from a scan left to its
+        stalled write) and is re-raised.
         """
         atexit.unregister(self._close_at_exit)
         # of two threads closing it at once (close_all beside a background close), only the
@@ -515,9 +517,19 @@ class Session:
         """Ramp to zero applied field (the profile's safe state) by the bounded make-safe
         path (`Rig.zero_coils`: a slow or dead supply cannot hold it past the limit `smm-daq
         safe` prints, one still energised at its deadline switched off); later scans default
-        to zero field."""
+        to zero field. A script's Ctrl-C meanwhile does not cut the ramp-down short: it is
+        raised once that has ended (`sequencer.past_signals`)."""
         self._safe_problems = None
-        self.rig.zero_coils()
+        within = sequencer.hand_back_wait_s(self.rig)
+        zeroed, put_off = sequencer.past_signals(self.rig.zero_coils, within)
+        if not zeroed.done.is_set():
+            raise SafetyError(f"the field's ramp-down did not end within {within:.0f} s (a "
+                              "supply not answering, or a making safe under way in another "
+                              "thread that has not ended); the program does not wait for it "
+                              "any longer")
+        if put_off is not None and zeroed.raised() is None:
+            raise put_off
+        zeroed.result()
         self.field = (0.0, 0.0, 0.0)
 
     def subtract(self, in_field: str, remanent: str, name: str, *, register: bool = True,
@@ -593,7 +605,7 @@ class Session:
 
     def _make_safe(self) -> None:
         """Make the rig safe now (a signal during file work); `close` need not again."""
-        self._safe_problems = list(self.rig.make_safe())
+        self._safe_problems, _ = sequencer.made_safe_past_signals(self.rig)  # a Ctrl-C's own
 
     def read(self, entry: str) -> MapData:
         """The Bz map of any entry of the session file (`read_map`: of a χ or magnetization
