@@ -52,12 +52,15 @@ DEFAULT_BLOCK = 6144  # sensors per block: 6144 × 3G doubles (147 MB for 1,000 
 SINGULAR_RCOND = float(np.finfo(float).eps)
 KEEP_Q_BYTES = 256 * 2**20  # what the fitted map may keep of Q's blocks (`accumulate`)
 # all of Q's rows are kept before their sparse near part only up to this many bytes
-# (`_part_to_keep`): a larger Q's copies and the page faults of their fresh memory cost the
-# streams more than the fitted map's far fields cost to compute again. Repeated inversions
-# of the medium sample (benchmarks/mmt_scale.py) at fractions of its side, 2 cores loaded
-# 6 to 8 deep, interleaved, best / median of 7 of the process's CPU seconds, rows against
-# near part: 12 MB of rows 0.080 / 0.087 against 0.087 / 0.096; 47 MB 0.436 / 0.486 against
-# 0.385 / 0.440; 194 MB (the whole medium) 1.74-1.86 / 1.98-2.07 against 1.61 / 1.74-1.76
+# (`_part_to_keep`): a larger Q's copies into fresh memory (page faults included) cost the
+# streams more than the fitted map's far fields cost to compute again. On 2 cores loaded 6 to
+# 8 deep, the medium sample of benchmarks/mmt_scale.py (194 MB of rows): the copies took the
+# streams 206 CPU-ms, the near parts 24 and the far fields 97-121 (all threads); inversions
+# interleaved, best / median of 7, rows against near part: 5.20 / 6.49 s of wall against
+# 3.80 / 4.64, 2.24 / 2.64 CPU-s against 1.68 / 1.85; `smm-daq mmt invert` of
+# benchmarks/mmt_cli.py's medium case (1 µm sensors) peaked at 473 MB against 289. Smaller
+# samples at fractions of its side, best / median CPU-s of 7: 12 MB of rows 0.080 / 0.087
+# against 0.087 / 0.096 (rows cheaper), 47 MB 0.436 / 0.486 against 0.385 / 0.440
 KEEP_ROWS_BYTES = 32 * 2**20
 Kept = np.ndarray | sparse.bsr_matrix | None  # what `accumulate` keeps of one block
 Held = tuple[int, int, Kept]  # a block's first sensor, its sensors and what was kept of it
