@@ -15,6 +15,7 @@ from smm_daq.analysis.forward import cuboid_bz_kernel
 from smm_daq.analysis.grains import from_arrays
 from smm_daq.analysis.mmt.models.cuboid import GreenModel, sensor_lattice
 from smm_daq.analysis.mmt.models.multipole import MultipoleModel, Sensor, point_grains
+from smm_daq.analysis.mmt.solver import inversion
 from smm_daq.analysis.mmt.solver import streams as qr_streams
 from smm_daq.analysis.mmt.solver.inversion import accumulate, forward
 from smm_daq.analysis.mmt.solver.joint import StackedModel
@@ -172,7 +173,8 @@ def test_what_the_fitted_map_keeps_stays_within_its_budget():
 @pytest.mark.parametrize("streams", [1, pytest.param(2, marks=pytest.mark.skipif(
     not qr_streams._threadsafe_layer(), reason="numba's layer takes one thread at a time"))])
 def test_the_rows_are_kept_where_all_of_q_fits_though_a_near_part_is_smaller(streams):
-    """The fitted map is then one product with the rows, no far fields computed again."""
+    """All of Q within its budget and KEEP_ROWS_BYTES: the fitted map is then one product with
+    the rows, no far fields computed again."""
     grains = _grains()
     X, Y = np.meshgrid(np.arange(-30, 30) * UM, np.arange(-25, 25) * UM)
     sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, 1.0 * UM)]  # 3,000
@@ -187,6 +189,27 @@ def test_the_rows_are_kept_where_all_of_q_fits_though_a_near_part_is_smaller(str
     np.testing.assert_allclose(np.vstack(parts), q, rtol=0, atol=1e-12 * np.abs(q).max())
     fitted = forward(model, sensors, m, block=1000, rows=held)
     np.testing.assert_allclose(fitted, phi, rtol=0, atol=1e-12 * np.abs(phi).max())
+
+
+def test_a_q_over_keep_rows_bytes_keeps_its_near_part_though_all_of_it_fits(monkeypatch):
+    """Where all of Q fits the budget but not KEEP_ROWS_BYTES, the cuboid model's blocks keep
+    their sparse near part (copying a large Q's rows into fresh memory cost more than its far
+    fields computed again), the exact model's still their rows (its near part is no smaller);
+    the fitted field is Q M either way."""
+    grains = _grains()
+    X, Y = np.meshgrid(np.arange(-30, 30) * UM, np.arange(-25, 25) * UM)
+    sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, 1.0 * UM)]  # 3,000
+    lo, hi = sensors[:, :2].min(axis=0), sensors[:, :2].max(axis=0)
+    for exact, kind in ((False, sparse.bsr_matrix), (True, np.ndarray)):
+        model = GreenModel.build(grains, (0.0, 0.0), lo, hi, 1.0 * UM, exact=exact)
+        q = model.block(sensors)
+        m = np.linspace(-3e4, 4e4, model.n_columns)
+        phi = q @ m
+        monkeypatch.setattr(inversion, "KEEP_ROWS_BYTES", q.nbytes - 1, raising=False)
+        _, held = accumulate(model, sensors, phi, block=1000, keep_bytes=q.nbytes, streams=1)
+        assert [type(k) for k in _parts(held)] == [kind] * 3
+        fitted = forward(model, sensors, m, block=1000, rows=held)
+        np.testing.assert_allclose(fitted, phi, rtol=0, atol=1e-12 * np.abs(phi).max())
 
 
 def test_rows_are_kept_whole_where_no_near_part_is_smaller():

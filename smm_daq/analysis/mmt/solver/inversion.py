@@ -51,6 +51,17 @@ DEFAULT_BLOCK = 6144  # sensors per block: 6144 × 3G doubles (147 MB for 1,000 
 # SVD then drops singular values below n·eps of the largest (that of numpy's matrix_rank)
 SINGULAR_RCOND = float(np.finfo(float).eps)
 KEEP_Q_BYTES = 256 * 2**20  # what the fitted map may keep of Q's blocks (`accumulate`)
+# all of Q's rows are kept before their sparse near part only up to this many bytes
+# (`_part_to_keep`): a larger Q's copies into fresh memory (page faults included) cost the
+# streams more than the fitted map's far fields cost to compute again. On 2 cores loaded 6 to
+# 8 deep, the medium sample of benchmarks/mmt_scale.py (194 MB of rows): the copies took the
+# streams 206 CPU-ms, the near parts 24 and the far fields 97-121 (all threads); inversions
+# interleaved, best / median of 7, rows against near part: 5.20 / 6.49 s of wall against
+# 3.80 / 4.64, 2.24 / 2.64 CPU-s against 1.68 / 1.85; `smm-daq mmt invert` of
+# benchmarks/mmt_cli.py's medium case (1 µm sensors) peaked at 473 MB against 289. Smaller
+# samples at fractions of its side, best / median CPU-s of 7: 12 MB of rows 0.080 / 0.087
+# against 0.087 / 0.096 (rows cheaper), 47 MB 0.436 / 0.486 against 0.385 / 0.440
+KEEP_ROWS_BYTES = 32 * 2**20
 Kept = np.ndarray | sparse.bsr_matrix | None  # what `accumulate` keeps of one block
 Held = tuple[int, int, Kept]  # a block's first sensor, its sensors and what was kept of it
 # called after each block of sensors with (sensors done, sensors in all), and within a block
@@ -233,8 +244,9 @@ def accumulate(model: GreenModel | Any, sensors: np.ndarray, phi: np.ndarray, *,
     as `streams.plan` makes them; None: as many as this machine has the cores and memory
     for); with `keep_bytes`, also each block's span of sensors and what the fitted map needs
     of it without its cost, while their total stays within that many bytes (each stream's
-    share in proportion to its sensors): the rows themselves when all of Q fits and the
-    model's `keep_rows`, else for cuboid grains the sparse near part of its rows
+    share in proportion to its sensors): the rows themselves when all of Q fits, the
+    model's `keep_rows` and either all of Q fits KEEP_ROWS_BYTES or the model has no near
+    part smaller than the rows, else for cuboid grains the sparse near part of its rows
     (`GreenModel.near_part`; a part of Q's rows would save only its share of a cheap
     recomputation); None for a block not kept (`forward` computes it again). `on_block` is
     told of the sensors folded in, after each block and within a block after each panel of
@@ -248,6 +260,7 @@ def accumulate(model: GreenModel | Any, sensors: np.ndarray, phi: np.ndarray, *,
     starts, sizes, owners = qr_streams.plan(total, block, streams)
     kept: list[Kept] = [None] * len(starts)
     whole = total * n * 8 <= keep_bytes  # all of Q's rows fit
+    rows_first = total * n * 8 <= KEEP_ROWS_BYTES  # kept before a smaller near part
     budget = [keep_bytes * sum(size for size, owner in zip(sizes, owners, strict=True)
                                if owner == i) / total for i in range(streams)]
 
@@ -256,7 +269,8 @@ def accumulate(model: GreenModel | Any, sensors: np.ndarray, phi: np.ndarray, *,
         model.block(sensors[s:s + size], rows[:, :n])
         rows[:, n] = phi[s:s + size]
         if keep_bytes > 0:
-            part = _part_to_keep(model, sensors[s:s + size], rows[:, :n], budget[stream], whole)
+            part = _part_to_keep(model, sensors[s:s + size], rows[:, :n], budget[stream], whole,
+                                 rows_first)
             budget[stream] -= _nbytes(part)
             kept[b] = part
 
@@ -282,19 +296,20 @@ def _all_folded(on_block: BlockProgress, total: int) -> MergeProgress:
 
 
 def _part_to_keep(model: GreenModel | Any, sensors: np.ndarray, rows: np.ndarray,
-                  budget: float, whole: bool) -> Kept:
-    """The rows when all of Q fits and the model's rows cost more to compute again than to
-    copy (`keep_rows`: not so for point sources), else the sparse near part when the model has
-    one smaller than the rows (cuboid grains, not `exact`); None beyond the budget. The rows
-    before the near part: the fitted map is then one product with them, where the near part
-    leaves the far fields to compute again (on the 200 × 200 × 50 µm sample of
-    benchmarks/mmt_scale.py, 194 MB of rows, about a tenth of the inversion's time)."""
-    if model.keep_rows and whole and rows.nbytes <= budget:
-        return np.array(rows, order="F")
+                  budget: float, whole: bool, rows_first: bool) -> Kept:
+    """The rows when all of Q fits (`whole`), the model's rows cost more to compute again than
+    to copy (`keep_rows`: not so for point sources) and either they come first (`rows_first`:
+    all of Q within KEEP_ROWS_BYTES, the fitted map then one product with them) or the model
+    has no near part smaller than them (cuboid grains, `exact`); else the sparse near part
+    where the model has one (cuboid grains), the far fields then computed again; None beyond
+    the budget."""
+    keep = model.keep_rows and whole and rows.nbytes <= budget
     near_part = getattr(model, "near_part", None)
-    if near_part is not None:
-        return near_part(sensors, rows, min(budget, rows.nbytes))
-    return None
+    if near_part is not None and not (keep and rows_first):
+        part = near_part(sensors, rows, min(budget, rows.nbytes))
+        if part is not None:
+            return part
+    return np.array(rows, order="F") if keep else None
 
 
 def _nbytes(part: Kept) -> int:
