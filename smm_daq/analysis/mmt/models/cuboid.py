@@ -958,8 +958,9 @@ class GreenModel:
     share_corners: bool = True  # False: every sensor's exact form on its own (for tests)
     # False: a point sensor's closed form with its logarithms cuboid by cuboid (for tests)
     per_grain_logs: bool = True
-    # the fitted map keeps the rows when all of Q fits and no near part is smaller (`exact`):
-    # sums over cuboids cost more to compute again than to copy
+    # the fitted map keeps the rows when all of Q fits and either Q is small
+    # (`inversion.KEEP_ROWS_BYTES`) or no near part is smaller (`exact`): sums over cuboids
+    # cost more to compute again than to copy
     keep_rows: ClassVar[bool] = True
 
     @classmethod
