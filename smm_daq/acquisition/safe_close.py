@@ -16,6 +16,7 @@ from smm_daq import interrupts
 from smm_daq.acquisition.aside import Aside
 from smm_daq.acquisition.sequencer import wait_awake, wait_past_signals
 from smm_daq.instruments.profile import Profile
+from smm_daq.instruments.rig import safe_command_hint
 from smm_daq.instruments.safe_bound import real_time_bound
 
 THREAD = "making the rig safe to close it"  # the name of the thread that does it
@@ -55,14 +56,19 @@ def make_safe_and_close(rig: Any, occasion: str = "at the close") -> tuple[bool,
         try:  # a signal may come as soon as the thread runs, before start() returns
             aside.start()
             ended = wait_awake(aside.done, within)
-        except KeyboardInterrupt:  # a script's Ctrl-C (Python's own handler): raised once the
-            # making safe ends, else the script ends and kills it (a daemon), the field on
-            wait_past_signals(aside.done, within)
+        except KeyboardInterrupt as exc:  # a script's Ctrl-C (Python's own handler): raised
+            # once the making safe ends, else the script ends and kills it (a daemon), the
+            # field on; one that has not ended is said with it (nothing else says it then)
+            if not wait_past_signals(aside.done, within):
+                exc.add_note(f"rig NOT safe: {_not_ended(occasion, within)}. "
+                             + safe_command_hint(rig.profile))
             raise
     if not ended:
-        return False, [
-            f"making it safe {occasion} did not end within {within:.0f} s (an instrument "
-            "not answering, or a making safe under way in another thread that has not ended); "
-            "the program does not wait for it any longer"
-        ]
+        return False, [_not_ended(occasion, within)]
     return True, aside.result()
+
+
+def _not_ended(occasion: str, within: float) -> str:
+    return (f"making it safe {occasion} did not end within {within:.0f} s (an instrument "
+            "not answering, or a making safe under way in another thread that has not ended); "
+            "the program does not wait for it any longer")
