@@ -8,7 +8,7 @@ from __future__ import annotations
 import _thread
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from acq_fakes import fake_rig, session_counting_closes
@@ -99,7 +99,7 @@ def test_a_ctrl_c_in_a_close_whose_making_safe_hangs_says_the_rig_may_not_be_saf
     assert any("smm-daq safe" in n for n in notes), notes
 
 
-def _until_met(met: threading.Event):  # type: ignore[no-untyped-def]
+def _until_met(met: threading.Event) -> Callable[[threading.Event, float | None], bool]:
     """A wait that, until the Ctrl-C has been met (raised in it, or before it), lasts
     whatever its limit: the hang then outlasts only the wait past signals after it."""
     awake = sequencer.wait_awake
@@ -112,3 +112,28 @@ def _until_met(met: threading.Event):  # type: ignore[no-untyped-def]
         return awake(event, timeout)
 
     return wait
+
+
+def test_a_second_ctrl_c_in_a_close_made_as_the_first_is_handled_is_only_acknowledged(met):
+    """A close as a first Ctrl-C is handled (`with Session.open(...)`'s exit, an `except
+    KeyboardInterrupt:`): a second Ctrl-C as it makes the rig safe is only acknowledged, as
+    where a scan's start or `zero_field` makes it safe (`sequencer.past_signals`). Unfixed,
+    the close raised it, the first chained under it, and what the making safe could not do
+    was lost with the close's return."""
+    rig = fake_rig()
+    rig.close = lambda: None
+
+    def interrupting() -> list[str]:
+        _thread.interrupt_main()
+        assert met.wait(WAIT_S)
+        return ["supply 2 did not answer"]
+
+    rig.make_safe = interrupting
+    with pytest.raises(KeyboardInterrupt, match="first") as raised:
+        try:
+            raise KeyboardInterrupt("first")
+        except KeyboardInterrupt:
+            ended, problems = safe_close.make_safe_and_close(rig)
+            raise
+    assert (ended, problems) == (True, ["supply 2 did not answer"])
+    assert raised.value.__context__ is None
