@@ -10,12 +10,14 @@ the rig may not be safe and what makes it safe.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from smm_daq import interrupts
 from smm_daq.acquisition.aside import Aside
 from smm_daq.acquisition.sequencer import wait_awake, wait_past_signals
 from smm_daq.instruments.profile import Profile
+from smm_daq.instruments.rig import safe_command_hint
 from smm_daq.instruments.safe_bound import real_time_bound
 
 THREAD = "making the rig safe to close it"  # the name of the thread that does it
@@ -38,7 +40,9 @@ def make_safe_and_close(rig: Any, occasion: str = "at the close") -> tuple[bool,
     """Make `rig` safe, then close it (which lets other processes have it), waiting
     `safe_wait_s(rig)` at most: whether that ended in time, and what could not be done (not
     ended: one problem, saying so, and when it was made safe: `occasion`). An error closing
-    the rig is raised here."""
+    the rig is raised here. A script's Ctrl-C meanwhile is raised once the making safe has
+    ended (one not ended is said with it), unless the close runs as a Ctrl-C is handled: that
+    one goes on, this one only acknowledged."""
     within = safe_wait_s(rig)
 
     def work() -> list[str]:
@@ -50,19 +54,30 @@ def make_safe_and_close(rig: Any, occasion: str = "at the close") -> tuple[bool,
             rig.close()  # an error closing it (or make_safe's KeyboardInterrupt): the caller's
 
     aside = Aside(work, THREAD)
+    # a close as a Ctrl-C is handled (a `with` block's exit): a later one is its
+    handling = isinstance(sys.exception(), KeyboardInterrupt)
     # a signal from now on is only acknowledged
     with interrupts.making_safe(within, stopping=True):
         try:  # a signal may come as soon as the thread runs, before start() returns
             aside.start()
             ended = wait_awake(aside.done, within)
-        except KeyboardInterrupt:  # a script's Ctrl-C (Python's own handler): raised once the
-            # making safe ends, else the script ends and kills it (a daemon), the field on
-            wait_past_signals(aside.done, within)
-            raise
+        except KeyboardInterrupt as exc:  # a script's Ctrl-C (Python's own handler): raised
+            # once the making safe ends, else the script ends and kills it (a daemon), the
+            # field on; one that has not ended is said with it (nothing else says it then)
+            if handling:
+                interrupts.acknowledge(str(exc) or "SIGINT")
+            ended = wait_past_signals(aside.done, within)
+            if not handling:
+                if not ended:
+                    exc.add_note(f"rig NOT safe: {_not_ended(occasion, within)}. "
+                                 + safe_command_hint(rig.profile))
+                raise
     if not ended:
-        return False, [
-            f"making it safe {occasion} did not end within {within:.0f} s (an instrument "
-            "not answering, or a making safe under way in another thread that has not ended); "
-            "the program does not wait for it any longer"
-        ]
+        return False, [_not_ended(occasion, within)]
     return True, aside.result()
+
+
+def _not_ended(occasion: str, within: float) -> str:
+    return (f"making it safe {occasion} did not end within {within:.0f} s (an instrument "
+            "not answering, or a making safe under way in another thread that has not ended); "
+            "the program does not wait for it any longer")

@@ -522,14 +522,14 @@ class Session:
         self._safe_problems = None
         within = sequencer.hand_back_wait_s(self.rig)
         zeroed, put_off = sequencer.past_signals(self.rig.zero_coils, within)
-        if not zeroed.done.is_set():
-            raise SafetyError(f"the field's ramp-down did not end within {within:.0f} s (a "
-                              "supply not answering, or a making safe under way in another "
-                              "thread that has not ended); the program does not wait for it "
-                              "any longer")
-        if put_off is not None and zeroed.raised() is None:
-            raise put_off
-        zeroed.result()
+        failed = zeroed.raised() if zeroed.done.is_set() else SafetyError(
+            f"the field's ramp-down did not end within {within:.0f} s (a supply not "
+            "answering, or a making safe under way in another thread that has not ended); "
+            "the program does not wait for it any longer")
+        if put_off is not None:  # the Ctrl-C stops the script, whatever the ramp-down did
+            raise put_off from failed
+        if failed is not None:
+            raise failed
         self.field = (0.0, 0.0, 0.0)
 
     def subtract(self, in_field: str, remanent: str, name: str, *, register: bool = True,
