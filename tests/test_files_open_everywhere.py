@@ -15,6 +15,7 @@ UDUNITS-2 (through cf-units).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -27,6 +28,7 @@ import h5py
 import numpy as np
 import pytest
 from cf_units import Unit
+from distributed import LocalCluster
 
 from smm_daq.analysis.optical import fit_affine
 from smm_daq.cli.main import main
@@ -187,8 +189,12 @@ def files(tmp_path_factory, cli_demo) -> dict[str, Path]:
          "--out", d / "result.csv")
     _run("crop", mmt, "--entry", "synth", "--name", "tiled", "--x-um", "0,40", "--y-um",
          "0,40")  # the same scan again, inverted in tiles on Dask
-    _run("mmt", "invert", mmt, "--entry", "tiled", "--grains", d / "grains.csv",
-         "--out", d / "tiled.csv", "--tile-um", "20", "--workers", "1")
+    # a worker in this process: one of its own would import smm-daq and load the kernels again
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+        _run("mmt", "invert", mmt, "--entry", "tiled", "--grains", d / "grains.csv",
+             "--out", d / "tiled.csv", "--tile-um", "20", "--scheduler",
+             cluster.scheduler_address)
 
     models = d / "models.h5"  # point-source grains, multipoles, a joint fit, the imports
     for name, height in (("low", "2"), ("high", "4")):
