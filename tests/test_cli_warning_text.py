@@ -53,11 +53,15 @@ def test_a_profile_warning_reads_as_smm_daqs_own_on_stderr(tmp_path: Path) -> No
 
 
 def test_a_resource_warning_keeps_where_its_object_was_allocated(tmp_path: Path) -> None:
-    """python -X tracemalloc=5 names where a file left open was opened, under the warning
-    that it was left open: the program's warning form keeps those lines (it dropped them)."""
+    """Where tracemalloc traces (python -X tracemalloc=5), Python names where a file left open
+    was opened, under the warning that it was left open: the program's warning form keeps
+    those lines (it dropped them). The script starts tracing (5 frames) once smm-daq is
+    imported: the lines come from the same tracemalloc as -X's, which traced the imports too
+    and took half a minute on a loaded machine."""
     script = tmp_path / "leak.py"
     script.write_text(textwrap.dedent("""
         import sys
+        import tracemalloc
         from smm_daq.cli.main import main
 
         sys.argv = ["smm-daq", "--version"]  # the program's warning form, put in by main
@@ -65,6 +69,7 @@ def test_a_resource_warning_keeps_where_its_object_was_allocated(tmp_path: Path)
             main()
         except SystemExit:
             pass
+        tracemalloc.start(5)  # as python -X tracemalloc=5, from here
 
         def opened():
             return open(__file__)  # OPENED HERE
@@ -73,9 +78,8 @@ def test_a_resource_warning_keeps_where_its_object_was_allocated(tmp_path: Path)
         del held  # left open: the warning names this line
     """))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": ""}
-    done = subprocess.run([sys.executable, "-X", "tracemalloc=5", "-W", "always::ResourceWarning",
-                           str(script)], capture_output=True, text=True, env=env, cwd=tmp_path,
-                          timeout=120)
+    done = subprocess.run([sys.executable, "-W", "always::ResourceWarning", str(script)],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     err = done.stderr
     assert f"ResourceWarning: unclosed file <_io.TextIOWrapper name='{script}'" in err, err

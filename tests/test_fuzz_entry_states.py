@@ -29,8 +29,8 @@ from smm_daq.storage.staging import REPLACED, STAGING, aside_name, staged_name
 # Of the files of seeds 0..29, those that between them make every kind of object under every
 # form of name (an entry's own, staged and set-aside), put every mark on a product under every
 # form made so, have `export` read a name of each form and `subtract` write each name: what
-# all thirty made, in fewer than half the runs of the four commands.
-SEEDS = (0, 1, 5, 9, 12, 13, 16, 17, 18, 20, 27, 29)
+# all thirty made (34 such pairs), in 11 runs of the four commands (the fewest seeds that do).
+SEEDS = (0, 1, 5, 9, 13, 16, 17, 20, 21, 27, 29)
 NAMES = ("rem", "inf", "induced", "a")
 
 

@@ -1,18 +1,14 @@
 """A parameter study runs only as many solves at once as fit in the memory available (each
 solve checks the memory alone, so side by side they could exceed it), and is refused before
 any work when not even its largest sample's solve fits alone. A sample's stated need is not
-below what its task holds at its peak (numpy's allocations, traced in a fresh interpreter)."""
+below what its task holds at its peak (numpy's allocations, traced)."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
-import os
-import subprocess
-import sys
-from pathlib import Path
+import tracemalloc
 
 import dask
 import pytest
@@ -28,6 +24,7 @@ from smm_daq.analysis.mmt.study.budget import (
     study_workers,
 )
 from smm_daq.analysis.mmt.study.grid import StudySpec
+from smm_daq.analysis.mmt.study.run import run_sample
 from smm_daq.analysis.mmt.tiles import cluster
 from smm_daq.cli.mmt_study import add_study_command
 from smm_daq.errors import InputError
@@ -44,40 +41,27 @@ def _needs() -> list[int]:
     return sorted((sample_need(s, SPEC) for s in SPEC.samples()), reverse=True)
 
 
-# The densest sample of SPEC (200 grains, as cubes: the seed's maker takes ten times as
-# long), its task run under tracemalloc after a small one has loaded the kernels.
-TRACED_TASK = """
-import json, tracemalloc
-from smm_daq.analysis.mmt.study.grid import StudySpec
-from smm_daq.analysis.mmt.study.run import run_sample
-from test_study_run import _boxes
-
-spec = StudySpec(**json.loads({spec!r}))
-small = StudySpec(surfaces_um=(20.0,), thicknesses_um=(20.0,), densities_per_mm3=(2e5,),
-                  intervals_um=(1,), noise_nT=(5.0,), repeats=1)
-run_sample(small.samples()[0], small, _boxes)
-tracemalloc.start()
-run_sample(spec.samples()[0], spec, _boxes)
-print(tracemalloc.get_traced_memory()[1])
-"""
-
-
 def test_a_samples_need_is_not_below_its_tasks_traced_peak() -> None:
     """The grains' solve is not all of it: the Green's model, what the fitted map keeps of Q's
-    rows, the QR's workspace, the sample's 1 µm grid and the maps are held beside it."""
+    rows, the QR's workspace, the sample's 1 µm grid and the maps are held beside it. The
+    densest sample of SPEC (200 grains, as cubes: the seed's maker takes ten times as long)
+    is run under tracemalloc in this process, after a small one has loaded the kernels (the
+    imports and the compiling untraced, as a fresh interpreter's were)."""
     dense = SPEC.samples()[0]
     assert sample_grains(dense) == 200  # 1e6 /mm³ in 100 × 100 × 20 µm
-    fields = {"surfaces_um": SPEC.surfaces_um, "thicknesses_um": SPEC.thicknesses_um,
-              "densities_per_mm3": SPEC.densities_per_mm3, "intervals_um": SPEC.intervals_um,
-              "noise_nT": SPEC.noise_nT, "repeats": 1}
-    repo = Path(__file__).resolve().parents[1]
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([str(repo), str(repo / "tests"),
-                                           os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run([sys.executable, "-c", TRACED_TASK.format(spec=json.dumps(fields))],
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    peak = int(done.stdout.split()[-1])
+    one = StudySpec(surfaces_um=SPEC.surfaces_um, thicknesses_um=SPEC.thicknesses_um,
+                    densities_per_mm3=SPEC.densities_per_mm3, intervals_um=SPEC.intervals_um,
+                    noise_nT=SPEC.noise_nT, repeats=1)
+    small = StudySpec(surfaces_um=(20.0,), thicknesses_um=(20.0,), densities_per_mm3=(2e5,),
+                      intervals_um=(1,), noise_nT=(5.0,), repeats=1)
+    run_sample(small.samples()[0], small, _boxes)
+    assert not tracemalloc.is_tracing()
+    tracemalloc.start()
+    try:
+        run_sample(one.samples()[0], one, _boxes)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
     need = sample_need(dense, SPEC)
     assert peak <= need < 3 * peak, (need, peak)
 
