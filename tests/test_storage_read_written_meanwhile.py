@@ -197,7 +197,7 @@ _GRID = SimpleNamespace(shape=(NY, NX), sources=("scan",))
      "Bz (the default), data/lockin_range, data/lockin_x, data/lockin_y, data/time"),
     (_none, lambda p: maps._default_map(str(p), "scan", _GRID, None), None),
     (_none, lambda p: maps._dataset(str(p), "scan", "data/lockin_x", _GRID, str)[1],
-     "lockin_x"),
+     "lockin_x_V"),  # its column: the name and the unit
     (_none, lambda p: maps._saved_result(str(p), "scan"), None),
 ], ids=["holds_name", "read_sensor_thickness", "unfinished_entries", "cut_off_replacements",
         "links_and_strays", "read_product_map", "read_optical_entry", "read_result_entry",
