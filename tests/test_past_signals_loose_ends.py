@@ -12,13 +12,15 @@ import threading
 import types
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import pytest
 from acq_fakes import fake_rig
 
 from smm_daq.acquisition import aside as aside_module
-from smm_daq.acquisition import safe_close, sequencer
+from smm_daq.acquisition import field_aside, safe_close, sequencer
 from smm_daq.acquisition.plan import ScanPlan
 from smm_daq.acquisition.sequencer import Sequencer
+from smm_daq.acquisition.session import Session
 
 WAIT_S = 30  # bounded waits for held work: the test fails rather than hangs
 C = 12.5e-3
@@ -144,6 +146,20 @@ def test_a_ctrl_c_in_a_close_s_thread_start_still_makes_the_rig_safe(monkeypatch
         safe_close.make_safe_and_close(rig)
     assert done == ["made safe", "closed"]
     assert not getattr(raised.value, "__notes__", [])  # no "rig NOT safe"
+
+
+def test_a_ctrl_c_in_a_ramp_s_thread_start_still_makes_the_rig_safe(tmp_path, monkeypatch):
+    """`Session.set_field`: the ramp, stopped before its thread ran, makes the rig safe.
+    Unfixed, nothing ran: the wait lasted to its limit and said the ramp had not ended."""
+    rig = fake_rig()
+    rig.coils.set_field(np.array([0.0, 0.0, 5e-6]))  # a field from before
+    session = Session(tmp_path / "s.h5", rig)
+    monkeypatch.setattr(field_aside, "safe_wait_s", lambda _rig: 0.5)
+    _ctrl_c_as_the_first_thread_is_created(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        session.set_field((0.0, 0.0, 10.0))
+    assert session._safe_problems == []
+    assert np.allclose(rig.coils.field(), 0.0)
 
 
 def test_an_aside_started_again_runs_its_work_once():
