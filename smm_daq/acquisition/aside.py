@@ -16,7 +16,9 @@ T = TypeVar("T")
 class Aside(Generic[T]):
     """`work()` in a daemon thread named `name`, once `start`ed: `began` is set as it starts,
     `done` once it has returned or raised. Start it inside the `try` that catches the signal:
-    one may come as soon as the thread runs, before `start` returns."""
+    one may come as soon as the thread runs, before `start` returns, or inside `start` before
+    any thread was created: `launched` tells, and `start` may be called again until it is
+    (the work runs once, in whichever thread takes it first)."""
 
     def __init__(self, work: Callable[[], T], name: str) -> None:
         self.began = threading.Event()
@@ -25,15 +27,20 @@ class Aside(Generic[T]):
         self._name = name
         self._returned: list[T] = []
         self._raised: list[BaseException] = []
+        self._taken = threading.Lock()  # held by the one run of the work
+        self.launched = False  # a thread to run the work was started
 
     def start(self) -> None:
         threading.Thread(target=self._run, daemon=True, name=self._name).start()
+        self.launched = True
 
     def run_here(self) -> None:
         """`work()` in the calling thread instead, as `start` would run it."""
         self._run()
 
     def _run(self) -> None:
+        if not self._taken.acquire(blocking=False):
+            return  # a start made again after a signal: the work is another thread's
         self.began.set()
         try:
             self._returned.append(self._work())

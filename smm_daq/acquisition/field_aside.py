@@ -14,6 +14,7 @@ or closes its links, beside the ramp's thread still in its step (`sequencer.wait
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ import numpy as np
 from smm_daq import interrupts
 from smm_daq.acquisition.aside import Aside
 from smm_daq.acquisition.safe_close import safe_wait_s
-from smm_daq.acquisition.sequencer import wait_awake, wait_past_signals
+from smm_daq.acquisition.sequencer import ended_past_signals, wait_awake
 from smm_daq.errors import RampStopped
 from smm_daq.instruments.ramp_stop import RampStop, ramp_field
 
@@ -47,7 +48,9 @@ def ramp_stopped_by_signal(rig: Any, b: np.ndarray,
         stop.set()
         # a signal from now on is only acknowledged (this one's stop is under way)
         with interrupts.making_safe(within, stopping=True):
-            ended = wait_past_signals(ramp.done, within)
+            # started again where the signal came before its thread existed: the ramp,
+            # stopped, makes the rig safe from where it is
+            ended = ended_past_signals(ramp, time.monotonic() + within)
         stopped = ramp.raised()
         if not ended:
             made_safe([f"the field's ramp, stopped, was still making the rig safe {within:.0f} "

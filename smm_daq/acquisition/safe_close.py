@@ -11,11 +11,12 @@ the rig may not be safe and what makes it safe.
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 from smm_daq import interrupts
 from smm_daq.acquisition.aside import Aside
-from smm_daq.acquisition.sequencer import wait_awake, wait_past_signals
+from smm_daq.acquisition.sequencer import ended_past_signals, wait_awake
 from smm_daq.instruments.profile import Profile
 from smm_daq.instruments.rig import safe_command_hint
 from smm_daq.instruments.safe_bound import real_time_bound
@@ -58,6 +59,7 @@ def make_safe_and_close(rig: Any, occasion: str = "at the close") -> tuple[bool,
     handling = isinstance(sys.exception(), KeyboardInterrupt)
     # a signal from now on is only acknowledged
     with interrupts.making_safe(within, stopping=True):
+        deadline = time.monotonic() + within
         try:  # a signal may come as soon as the thread runs, before start() returns
             aside.start()
             ended = wait_awake(aside.done, within)
@@ -66,7 +68,7 @@ def make_safe_and_close(rig: Any, occasion: str = "at the close") -> tuple[bool,
             # field on; one that has not ended is said with it (nothing else says it then)
             if handling:
                 interrupts.acknowledge(str(exc) or "SIGINT")
-            ended = wait_past_signals(aside.done, within)
+            ended = ended_past_signals(aside, deadline)
             if not handling:
                 if not ended:
                     exc.add_note(f"rig NOT safe: {_not_ended(occasion, within)}. "

@@ -186,6 +186,9 @@ class Sequencer(FlyScan):
         self._watched = 0  # the last write watched (`_watch_write`)
         self._watchers: list[threading.Thread] = []  # each joined before the final event
         self._safing = threading.Lock()  # one making the rig safe at a time
+        # a making safe given up on past its limit, its thread still running: `_safing` is
+        # released once it ends (`_make_safe_once`); None when there is none
+        self._safing_left: threading.Event | None = None
         self._rig_safe_now = False  # made safe after an abort or at the end: it stays so
         # the worker made the rig safe itself, in the path an abort during the field's ramp
         # or the lines began, touching it no more since: `_finish` has nothing to make safe
@@ -477,7 +480,15 @@ class Sequencer(FlyScan):
     def _make_safe_after(self, exc: BaseException) -> None:
         """Make the rig safe after `exc` ended the start; what could not be done goes with
         it as a note, for whoever shows the error (the window has no other way to learn it)."""
-        self._make_safe()
+        try:
+            self._make_safe()
+        except KeyboardInterrupt as put_off:  # a Ctrl-C meanwhile: it is told too
+            self._note_not_safe(put_off)
+            raise
+        finally:
+            self._note_not_safe(exc)
+
+    def _note_not_safe(self, exc: BaseException) -> None:
         if self.safety_problems:
             exc.add_note("rig NOT safe: " + "; ".join(self.safety_problems) + ". "
                          + safe_command_hint(self.rig.profile))
@@ -1059,12 +1070,9 @@ class Sequencer(FlyScan):
 
     def _make_safe(self) -> None:
         """`rig.make_safe()`, its problems kept; a Ctrl-C that came meanwhile is raised once
-        it ended (`made_safe_past_signals`)."""
-        try:
-            self.safety_problems, put_off = made_safe_past_signals(self.rig)
-        except Exception as exc:  # make_safe should not raise; never let it hide the status
-            self.safety_problems = [f"make_safe raised {type(exc).__name__}: {exc}"]
-            return
+        it ended (`made_safe_past_signals`). One given up on past its limit, its thread still
+        running, is kept as `_safing_left`."""
+        self.safety_problems, put_off, self._safing_left = made_safe_past_signals(self.rig)
         if put_off is not None:
             raise put_off
 
@@ -1105,16 +1113,28 @@ class Sequencer(FlyScan):
     def _make_safe_once(self, *, again: bool = False) -> bool:
         """Make the rig safe, unless it was since the abort or the end (`again`: even so),
         or its owner has taken it back; from then on it stays safe (nothing moves it).
-        Returns whether this call made it safe."""
-        with self._safing:
+        Returns whether this call made it safe.
+
+        A making safe given up on past its limit (in the main thread: `past_signals`) keeps
+        `_safing` until its thread has ended, so that `hand_back_rig` does not take the rig
+        back from under it; one still under way from before is waited for as long as
+        `hand_back_rig` would (past that, it is what is reported)."""
+        if not self._safing.acquire(timeout=hand_back_wait_s(self.rig)):
+            self.safety_problems = [_not_ended(hand_back_wait_s(self.rig))]
+            return False
+        try:
             with self._cond:
                 skip = self._rig_handed_back or (self._rig_safe_now and not again)
-            try:
-                if not skip:
-                    self._make_safe()
-            finally:  # made safe, though a Ctrl-C that came meanwhile is raised
-                with self._cond:
-                    self._rig_safe_now = True
+            if not skip:
+                self._make_safe()
+        finally:  # made safe, though a Ctrl-C that came meanwhile is raised
+            with self._cond:
+                self._rig_safe_now = True
+            left, self._safing_left = self._safing_left, None
+            if left is None:
+                self._safing.release()
+            else:
+                _release_once_set(self._safing, left)
         return not skip
 
     def _finish(self, status: str, message: str) -> None:
@@ -1213,6 +1233,15 @@ def wait_awake(event: threading.Event, timeout: float | None = None) -> bool:
     return event.is_set()
 
 
+def _release_once_set(lock: threading.Lock, done: threading.Event) -> None:
+    """Release `lock` once `done` is set, from a daemon thread of its own."""
+    def release() -> None:
+        done.wait()
+        lock.release()
+
+    threading.Thread(target=release, daemon=True, name="release once made safe").start()
+
+
 def wait_past_signals(done: threading.Event, within: float) -> bool:
     """`wait_awake(done, within)` that no later signal cuts short: a `KeyboardInterrupt` it
     raises (Python's own SIGINT handler, where `interrupts.installed` is not in force) is
@@ -1223,6 +1252,20 @@ def wait_past_signals(done: threading.Event, within: float) -> bool:
             return wait_awake(done, max(0.0, deadline - time.monotonic()))
         except KeyboardInterrupt as again:
             interrupts.acknowledge(str(again) or "SIGINT")
+
+
+def ended_past_signals(aside: Aside[Any], deadline: float) -> bool:
+    """After a signal in `aside`'s start or in the wait for it: started again where the
+    signal cut its start short before any thread was created (else nothing would run its
+    work: the rig not made safe, the wait lasting to its limit), then waited for until
+    `deadline` (`time.monotonic`) past later signals, each acknowledged. Whether it ended.
+    The deadline is the first wait's: a signal does not make the wait begin again."""
+    while not aside.launched:
+        try:
+            aside.start()
+        except KeyboardInterrupt as again:
+            interrupts.acknowledge(str(again) or "SIGINT")
+    return wait_past_signals(aside.done, max(0.0, deadline - time.monotonic()))
 
 
 MAKING_SAFE = "making the rig safe"  # the name of `past_signals`' thread
@@ -1246,26 +1289,37 @@ def past_signals(work: Callable[[], T], within: float
         return aside, None
     handling = isinstance(sys.exception(), KeyboardInterrupt)  # the work is its
     came: list[KeyboardInterrupt] = []
+    deadline = time.monotonic() + within
     try:  # a signal may come as soon as the thread runs, before start() returns
         aside.start()
         wait_awake(aside.done, within)
     except KeyboardInterrupt as exc:
         came.append(exc)
         interrupts.acknowledge(str(exc) or "SIGINT")
-        wait_past_signals(aside.done, within)
+        ended_past_signals(aside, deadline)
     return aside, came[0] if came and not handling else None
 
 
-def made_safe_past_signals(rig: Any) -> tuple[list[str], KeyboardInterrupt | None]:
-    """`rig.make_safe()`'s problems, waited for `hand_back_wait_s` at most, and a Ctrl-C that
-    came meanwhile, to be raised now that the rig is safe (`past_signals`)."""
+def made_safe_past_signals(rig: Any) -> tuple[list[str], KeyboardInterrupt | None,
+                                              threading.Event | None]:
+    """`rig.make_safe()`'s problems (an error it raised among them), waited for
+    `hand_back_wait_s` at most; a Ctrl-C that came meanwhile, to be raised now that the rig
+    is safe (`past_signals`); and, where the making safe had not ended in time, the `done`
+    of its thread, still running (else None)."""
     within = hand_back_wait_s(rig)
     aside, put_off = past_signals(lambda: list(rig.make_safe()), within)
     if not aside.done.is_set():
-        return [f"making it safe did not end within {within:.0f} s (an instrument not "
-                "answering, or a making safe under way in another thread that has not "
-                "ended); the program does not wait for it any longer"], put_off
-    return aside.result(), put_off
+        return [_not_ended(within)], put_off, aside.done
+    failed = aside.raised()
+    if isinstance(failed, Exception):  # make_safe should not raise; never let it hide the rest
+        return [f"make_safe raised {type(failed).__name__}: {failed}"], put_off, None
+    return aside.result(), put_off, None
+
+
+def _not_ended(within: float) -> str:
+    return (f"making it safe did not end within {within:.0f} s (an instrument not "
+            "answering, or a making safe under way in another thread that has not "
+            "ended); the program does not wait for it any longer")
 
 
 def wait_aside(work: Callable[[], T], name: str, *, make_safe: Callable[[], None],

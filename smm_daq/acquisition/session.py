@@ -271,9 +271,12 @@ class Session:
         preparing (its start setting the lock-in, creating the entry) is aborted at its next
         step alike; a start that raises instead leaves the rig to be made safe here. The
         making safe here is waited for `safe_close.safe_wait_s` at most, and Ctrl-C meanwhile
-        is raised once it has ended (a script ending at once would kill it, the field on).
-        Ctrl-C in the wait for a scan closes the rig (handed back from a scan left to its
-        stalled write) and is re-raised.
+        is raised once it has ended (a script ending at once would kill it, the field on),
+        with a note where it had not ended that the rig may not be safe. A close made as a
+        first Ctrl-C is handled (a `with` block's exit, an `except KeyboardInterrupt:`) only
+        acknowledges a Ctrl-C meanwhile: the first goes on, and what the making safe could
+        not do is returned. Ctrl-C in the wait for a scan closes the rig (handed back from a
+        scan left to its stalled write) and is re-raised.
         """
         atexit.unregister(self._close_at_exit)
         # of two threads closing it at once (close_all beside a background close), only the
@@ -605,7 +608,9 @@ class Session:
 
     def _make_safe(self) -> None:
         """Make the rig safe now (a signal during file work); `close` need not again."""
-        self._safe_problems, _ = sequencer.made_safe_past_signals(self.rig)  # a Ctrl-C's own
+        # a Ctrl-C meanwhile is the one being handled's; a thread left running holds the
+        # rig's own lock, which the close waits for
+        self._safe_problems, _, _ = sequencer.made_safe_past_signals(self.rig)
 
     def read(self, entry: str) -> MapData:
         """The Bz map of any entry of the session file (`read_map`: of a χ or magnetization
