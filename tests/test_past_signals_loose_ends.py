@@ -293,3 +293,37 @@ def test_a_rig_made_safe_already_is_not_waited_for_again_past_a_given_up_making_
         assert seq.safety_problems == given_up
     finally:
         go.set()
+
+
+def test_a_session_s_making_safe_given_up_on_is_not_closed_under(tmp_path, monkeypatch):
+    """A signal during a session's file work: its making safe, given up on past its limit,
+    still runs. Unfixed, the close took its problems as final and closed the rig's links
+    at once, under that thread (`Rig.close` does not wait for the rig's making safe)."""
+    rig = fake_rig()
+    session = Session(tmp_path / "s.h5", rig)
+    go = threading.Event()
+    closed_while_held: list[bool] = []
+    safing = threading.Lock()  # the rig's own, held by its making safe
+
+    def held() -> list[str]:
+        with safing:
+            assert go.wait(WAIT_S)
+            return []
+
+    close = rig.close
+
+    def spied_close() -> None:
+        closed_while_held.append(not go.is_set())
+        close()
+
+    rig.make_safe = held
+    rig.close = spied_close
+    monkeypatch.setattr(sequencer, "hand_back_wait_s", lambda _rig: 0.05)
+    monkeypatch.setattr(safe_close, "safe_wait_s", lambda _rig: 0.05)
+    try:
+        session._make_safe()
+        problems = session.close()
+        assert any("did not end within" in p for p in problems), problems
+    finally:
+        go.set()
+    assert True not in closed_while_held
