@@ -254,3 +254,76 @@ def test_a_making_safe_given_up_on_keeps_the_rig_from_being_handed_back(tmp_path
     finally:
         go.set()
     assert seq._safing.acquire(timeout=WAIT_S)  # released once that thread has ended
+
+
+class _NoWaitLock:
+    """`_safing` that fails the test where a call would wait for it."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self._lock = lock
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if self._lock.acquire(blocking=False):
+            return True
+        raise AssertionError("waited for the making safe given up on")
+
+    def release(self) -> None:
+        self._lock.release()
+
+
+def test_a_rig_made_safe_already_is_not_waited_for_again_past_a_given_up_making_safe(
+        tmp_path, monkeypatch):
+    """A Ctrl-C as the entry is created: the wait for the file work makes the rig safe, then
+    the start's own `except KeyboardInterrupt` again (nothing to do: it is safe). Unfixed,
+    that second call waited the full limit again for the thread given up on."""
+    seq = _sequencer(tmp_path)
+    go = threading.Event()
+
+    def held() -> list[str]:
+        assert go.wait(WAIT_S)
+        return []
+
+    seq.rig.make_safe = held
+    monkeypatch.setattr(sequencer, "hand_back_wait_s", lambda _rig: 0.05)
+    try:
+        seq._make_safe_once()
+        given_up = list(seq.safety_problems)
+        seq._safing = _NoWaitLock(seq._safing)
+        assert seq._make_safe_once() is False
+        assert seq.safety_problems == given_up
+    finally:
+        go.set()
+
+
+def test_a_session_s_making_safe_given_up_on_is_not_closed_under(tmp_path, monkeypatch):
+    """A signal during a session's file work: its making safe, given up on past its limit,
+    still runs. Unfixed, the close took its problems as final and closed the rig's links
+    at once, under that thread (`Rig.close` does not wait for the rig's making safe)."""
+    rig = fake_rig()
+    session = Session(tmp_path / "s.h5", rig)
+    go = threading.Event()
+    closed_while_held: list[bool] = []
+    safing = threading.Lock()  # the rig's own, held by its making safe
+
+    def held() -> list[str]:
+        with safing:
+            assert go.wait(WAIT_S)
+            return []
+
+    close = rig.close
+
+    def spied_close() -> None:
+        closed_while_held.append(not go.is_set())
+        close()
+
+    rig.make_safe = held
+    rig.close = spied_close
+    monkeypatch.setattr(sequencer, "hand_back_wait_s", lambda _rig: 0.05)
+    monkeypatch.setattr(safe_close, "safe_wait_s", lambda _rig: 0.05)
+    try:
+        session._make_safe()
+        problems = session.close()
+        assert any("did not end within" in p for p in problems), problems
+    finally:
+        go.set()
+    assert True not in closed_while_held

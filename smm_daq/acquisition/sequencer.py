@@ -189,6 +189,8 @@ class Sequencer(FlyScan):
         # a making safe given up on past its limit, its thread still running: `_safing` is
         # released once it ends (`_make_safe_once`); None when there is none
         self._safing_left: threading.Event | None = None
+        # the `done` of the last making safe given up on, which `_safing` is held for
+        self._safing_held_for: threading.Event | None = None
         self._rig_safe_now = False  # made safe after an abort or at the end: it stays so
         # the worker made the rig safe itself, in the path an abort during the field's ramp
         # or the lines began, touching it no more since: `_finish` has nothing to make safe
@@ -1118,7 +1120,14 @@ class Sequencer(FlyScan):
         A making safe given up on past its limit (in the main thread: `past_signals`) keeps
         `_safing` until its thread has ended, so that `hand_back_rig` does not take the rig
         back from under it; one still under way from before is waited for as long as
-        `hand_back_rig` would (past that, it is what is reported)."""
+        `hand_back_rig` would (past that, it is what is reported), unless there is nothing
+        to do: the rig was made safe (given up on: said so) and that thread is not waited
+        for again."""
+        with self._cond:
+            skip = self._rig_handed_back or (self._rig_safe_now and not again)
+        held_for = self._safing_held_for
+        if skip and held_for is not None and not held_for.is_set():
+            return False
         if not self._safing.acquire(timeout=hand_back_wait_s(self.rig)):
             self.safety_problems = [_not_ended(hand_back_wait_s(self.rig))]
             return False
@@ -1134,6 +1143,7 @@ class Sequencer(FlyScan):
             if left is None:
                 self._safing.release()
             else:
+                self._safing_held_for = left
                 _release_once_set(self._safing, left)
         return not skip
 

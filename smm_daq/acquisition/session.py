@@ -607,10 +607,15 @@ class Session:
         return made.map
 
     def _make_safe(self) -> None:
-        """Make the rig safe now (a signal during file work); `close` need not again."""
-        # a Ctrl-C meanwhile is the one being handled's; a thread left running holds the
-        # rig's own lock, which the close waits for
-        self._safe_problems, _, _ = sequencer.made_safe_past_signals(self.rig)
+        """Make the rig safe now (a signal during file work); `close` need not again, unless
+        its thread was left running: `close` then makes it safe after that thread (which
+        holds the rig's own lock) rather than close the rig's links under it."""
+        # a Ctrl-C meanwhile is the one being handled's
+        problems, _, left = sequencer.made_safe_past_signals(self.rig)
+        if left is None:
+            self._safe_problems = problems
+        else:
+            self._safe_problems, self._left_safing = None, problems
 
     def read(self, entry: str) -> MapData:
         """The Bz map of any entry of the session file (`read_map`: of a χ or magnetization
