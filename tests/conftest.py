@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -246,3 +247,19 @@ def read_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path], None
         paths.add(os.fspath(path))
 
     yield make
+
+
+@pytest.fixture
+def met() -> Iterator[threading.Event]:
+    """Python's own SIGINT handler (a script's), telling when the main thread met the Ctrl-C."""
+    event = threading.Event()
+
+    def handle(signum: int, frame: object) -> None:
+        event.set()
+        signal.default_int_handler(signum, frame)
+
+    before = signal.signal(signal.SIGINT, handle)
+    try:
+        yield event
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -6,9 +6,8 @@ that the rig may not be safe."""
 from __future__ import annotations
 
 import _thread
-import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from acq_fakes import fake_rig, session_counting_closes
@@ -17,22 +16,6 @@ from smm_daq.acquisition import safe_close, sequencer
 from smm_daq.errors import InstrumentLost, SafetyError
 
 WAIT_S = 30  # bounded waits for the held ramp-downs: the test fails rather than hangs
-
-
-@pytest.fixture
-def met() -> Iterator[threading.Event]:
-    """Python's own SIGINT handler, telling when the main thread met the Ctrl-C."""
-    event = threading.Event()
-
-    def handle(signum: int, frame: object) -> None:
-        event.set()
-        signal.default_int_handler(signum, frame)
-
-    before = signal.signal(signal.SIGINT, handle)
-    try:
-        yield event
-    finally:
-        signal.signal(signal.SIGINT, before)
 
 
 def test_a_ctrl_c_as_zero_field_s_ramp_down_fails_reaches_the_script(tmp_path, met):

@@ -7,10 +7,9 @@ safe could not do, and a making safe given up on still holds the sequencer's mak
 from __future__ import annotations
 
 import _thread
-import signal
 import threading
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -24,22 +23,6 @@ from smm_daq.acquisition.session import Session
 
 WAIT_S = 30  # bounded waits for held work: the test fails rather than hangs
 C = 12.5e-3
-
-
-@pytest.fixture
-def met() -> Iterator[threading.Event]:
-    """Python's own SIGINT handler, telling when the main thread met the Ctrl-C."""
-    event = threading.Event()
-
-    def handle(signum: int, frame: object) -> None:
-        event.set()
-        signal.default_int_handler(signum, frame)
-
-    before = signal.signal(signal.SIGINT, handle)
-    try:
-        yield event
-    finally:
-        signal.signal(signal.SIGINT, before)
 
 
 def _sequencer(tmp_path) -> Sequencer:
