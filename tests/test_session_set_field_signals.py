@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from acq_fakes import fake_rig
 
-from smm_daq.acquisition import field_aside
+from smm_daq.acquisition import field_aside, sequencer
 from smm_daq.acquisition.session import Session
 
 WAIT_S = 60.0  # real seconds a held thread waits at most (it is let go long before)
@@ -38,7 +38,7 @@ def test_a_second_ctrl_c_in_a_script_does_not_leave_the_ramps_thread_making_safe
             released.wait(WAIT_S)
         ramping(b, ramp=ramp, stop=stop)
 
-    waiting = field_aside.wait_awake
+    waiting = sequencer.wait_awake  # the wait past signals for the stopped ramp's end
     again: list[bool] = []
 
     def ctrl_c_again(event: threading.Event, timeout: float | None = None) -> bool:
@@ -49,12 +49,15 @@ def test_a_second_ctrl_c_in_a_script_does_not_leave_the_ramps_thread_making_safe
 
     acknowledged = field_aside.interrupts.acknowledge
 
+    acks: list[str] = []
+
     def noted(name: str) -> None:
         acknowledged(name)
+        acks.append(name)
         released.set()  # the second Ctrl-C was met: the step may end now
 
     monkeypatch.setattr(rig.coils, "set_field", slow_step)
-    monkeypatch.setattr(field_aside, "wait_awake", ctrl_c_again)
+    monkeypatch.setattr(sequencer, "wait_awake", ctrl_c_again)
     monkeypatch.setattr(field_aside.interrupts, "acknowledge", noted)
     try:
         with pytest.raises(KeyboardInterrupt):
@@ -62,6 +65,9 @@ def test_a_second_ctrl_c_in_a_script_does_not_leave_the_ramps_thread_making_safe
         made_safe_at_raise.append(rig.safe_calls)
     finally:
         released.set()
+    # the second Ctrl-C was made and met in the wait for the stopped ramp (not the step let
+    # go at WAIT_S by the finally, which proves nothing)
+    assert again == [True] and acks, (again, acks)
     assert made_safe_at_raise == [1]  # by the ramp's thread, before set_field raised
     assert session.close() == [] and rig.safe_calls == 1
     np.testing.assert_array_equal(rig.coils.setpoint, 0.0)
