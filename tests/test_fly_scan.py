@@ -503,6 +503,18 @@ def test_a_capture_rate_the_connected_lockin_refuses_is_found_before_the_entry(
     assert not path.exists() or "f" not in [e.name for e in list_entries(path)]
 
 
+def _field_on_and_a_capture_left_running(rig):
+    """A field set by hand, and the SR860 capturing at 1.19 Hz within its first block (as a
+    scan aborted mid-line leaves it): a stop then runs on to the block's end."""
+    rig.coils.set_field(np.array([0.0, 20e-6, 0.0]))
+    lockin = rig.lockin
+    rate = lockin.configure_buffer(1.0)
+    lockin.start_buffer(on_trigger=False)
+    lockin.identify()  # a reply: the start was taken
+    rig.clock.sleep(10 / rate)  # within its first block: it runs on after a stop
+    return lockin
+
+
 def test_an_abort_while_the_buffer_is_configured_ramps_the_field_down_at_once(
         tmp_path, monkeypatch):
     """A fly scan starts while the SR860 still captures at 1.19 Hz (a scan aborted mid-line
@@ -514,12 +526,7 @@ def test_an_abort_while_the_buffer_is_configured_ramps_the_field_down_at_once(
     path = tmp_path / "f.h5"
     plan = ScanPlan.from_center("f", CENTRE, (0.2e-3, 0.06e-3), 20e-6, fly=_fly(0.05))
     with open_rig(_sr860_profile()) as rig:
-        rig.coils.set_field(np.array([0.0, 20e-6, 0.0]))
-        lockin = rig.lockin
-        rate = lockin.configure_buffer(1.0)
-        lockin.start_buffer(on_trigger=False)
-        lockin.identify()  # a reply: the start was taken
-        rig.clock.sleep(10 / rate)  # within its first block: it runs on after a stop
+        lockin = _field_on_and_a_capture_left_running(rig)
         seq = Sequencer(rig, path, plan)
         aborted: list[float] = []
         made_safe: list[float] = []
@@ -559,12 +566,7 @@ def test_ctrl_c_while_the_buffer_is_configured_ramps_the_field_down(tmp_path):
     path = tmp_path / "f.h5"
     plan = ScanPlan.from_center("f", CENTRE, (0.2e-3, 0.06e-3), 20e-6, fly=_fly(0.05))
     with open_rig(_sr860_profile()) as rig:
-        rig.coils.set_field(np.array([0.0, 20e-6, 0.0]))
-        lockin = rig.lockin
-        rate = lockin.configure_buffer(1.0)
-        lockin.start_buffer(on_trigger=False)
-        lockin.identify()  # a reply: the start was taken
-        rig.clock.sleep(10 / rate)  # within its first block: it runs on after a stop
+        lockin = _field_on_and_a_capture_left_running(rig)
         seq = Sequencer(rig, path, plan)
         transport = lockin.link.transport
         interrupted: list[float] = []

@@ -216,11 +216,9 @@ def test_a_ctrl_c_while_one_is_handled_is_not_raised_by_past_signals(met):
     assert put_off is None
 
 
-def test_a_making_safe_given_up_on_keeps_the_rig_from_being_handed_back(tmp_path,
-                                                                     monkeypatch):
-    """Given up on past its limit in the main thread, the making safe's thread still runs:
-    unfixed, `hand_back_rig` took the sequencer's making safe at once and said it had ended,
-    and the owner closed the rig beside that thread."""
+def _making_safe_held(tmp_path, monkeypatch) -> tuple[Sequencer, threading.Event]:
+    """A sequencer whose rig's making safe holds until the event is set, given up on after
+    0.05 s."""
     seq = _sequencer(tmp_path)
     go = threading.Event()
 
@@ -230,6 +228,15 @@ def test_a_making_safe_given_up_on_keeps_the_rig_from_being_handed_back(tmp_path
 
     seq.rig.make_safe = held
     monkeypatch.setattr(sequencer, "hand_back_wait_s", lambda _rig: 0.05)
+    return seq, go
+
+
+def test_a_making_safe_given_up_on_keeps_the_rig_from_being_handed_back(tmp_path,
+                                                                     monkeypatch):
+    """Given up on past its limit in the main thread, the making safe's thread still runs:
+    unfixed, `hand_back_rig` took the sequencer's making safe at once and said it had ended,
+    and the owner closed the rig beside that thread."""
+    seq, go = _making_safe_held(tmp_path, monkeypatch)
     try:
         seq._make_safe_once()
         assert any("did not end within" in p for p in seq.safety_problems)
@@ -259,15 +266,7 @@ def test_a_rig_made_safe_already_is_not_waited_for_again_past_a_given_up_making_
     """A Ctrl-C as the entry is created: the wait for the file work makes the rig safe, then
     the start's own `except KeyboardInterrupt` again (nothing to do: it is safe). Unfixed,
     that second call waited the full limit again for the thread given up on."""
-    seq = _sequencer(tmp_path)
-    go = threading.Event()
-
-    def held() -> list[str]:
-        assert go.wait(WAIT_S)
-        return []
-
-    seq.rig.make_safe = held
-    monkeypatch.setattr(sequencer, "hand_back_wait_s", lambda _rig: 0.05)
+    seq, go = _making_safe_held(tmp_path, monkeypatch)
     try:
         seq._make_safe_once()
         given_up = list(seq.safety_problems)

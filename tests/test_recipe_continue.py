@@ -718,43 +718,23 @@ def test_an_overwrite_through_the_python_api_makes_no_new_entry_under_an_old_rul
         write_map_entry(out, MapData(np.zeros((4, 4)), x, x, name=name), kind="induced")
 
 
-def test_a_recipe_cut_off_before_overridden_set_fields_were_refused_is_continued(
+@pytest.mark.parametrize(("default_uT", "refused"), [
+    ("[0, 0, 0]", "step 3 (set_field) sets (0, 40, 0) µT"),
+    ("[0, 40, 0]", "step 1 (zero_field) sets zero field"),
+], ids=["set_field", "zero_field"])
+def test_a_recipe_cut_off_before_overridden_field_steps_were_refused_is_continued(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    """A set_field step whose field [scan_defaults] field_uT overrode for the scan after it
-    ran so until it was refused: a recipe cut off before then is continued as begun (its
-    entries store its text); run afresh it is refused."""
+        capsys: pytest.CaptureFixture[str], default_uT: str, refused: str) -> None:
+    """A set_field step's field, or a zero_field step's zero field, that [scan_defaults]
+    field_uT overrode for the scan after it ran so until it was refused: a recipe cut off
+    before then is continued as begun (its entries store its text); run afresh it is
+    refused."""
     recipe, out = tmp_path / "r.toml", tmp_path / "s.h5"
-    text = RECIPE.replace("[scan_defaults]\n", "[scan_defaults]\nfield_uT = [0, 0, 0]\n")
+    text = RECIPE.replace("[scan_defaults]\n", f"[scan_defaults]\nfield_uT = {default_uT}\n")
     recipe.write_text(text.split('[[step]]\nkind = "subtract"')[0], encoding="utf-8")
     _use_rig(monkeypatch, None)
     assert main(["run", str(recipe), "--out", str(out), "--yes"]) == 2
-    assert "step 3 (set_field) sets (0, 40, 0) µT" in capsys.readouterr().err
-    with monkeypatch.context() as earlier:  # as an earlier release read it
-        earlier.setattr("smm_daq.acquisition.recipe.fields_overridden", lambda *_: ())
-        _use_rig(earlier, _rig(CUT))
-        assert main(["run", str(recipe), "--out", str(out), "--yes"]) != 0
-    assert {e.name: e.status for e in list_entries(out)} == {"rem": "finished", "inf": "aborted"}
-    _use_rig(monkeypatch, None)
-    assert main(["run", str(recipe), "--out", str(out), "--yes"]) == 2
-    _use_rig(monkeypatch, _rig())
-    assert main(["run", str(recipe), "--out", str(out), "--yes", "--continue"]) == 0, \
-        capsys.readouterr().err
-    assert {e.name: e.status for e in list_entries(out)} == {"rem": "finished", "inf": "finished"}
-
-
-def test_a_recipe_cut_off_before_overridden_zero_fields_were_refused_is_continued(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    """A zero_field step whose zero field [scan_defaults] field_uT overrode for the scan after
-    it ran so until it was refused: a recipe cut off before then is continued as begun (its
-    entries store its text); run afresh it is refused."""
-    recipe, out = tmp_path / "r.toml", tmp_path / "s.h5"
-    text = RECIPE.replace("[scan_defaults]\n", "[scan_defaults]\nfield_uT = [0, 40, 0]\n")
-    recipe.write_text(text.split('[[step]]\nkind = "subtract"')[0], encoding="utf-8")
-    _use_rig(monkeypatch, None)
-    assert main(["run", str(recipe), "--out", str(out), "--yes"]) == 2
-    assert "step 1 (zero_field) sets zero field" in capsys.readouterr().err
+    assert refused in capsys.readouterr().err
     with monkeypatch.context() as earlier:  # as an earlier release read it
         earlier.setattr("smm_daq.acquisition.recipe.fields_overridden", lambda *_: ())
         _use_rig(earlier, _rig(CUT))
