@@ -78,7 +78,7 @@ from smm_daq.errors import (
     StorageError,
     WriteStalled,
 )
-from smm_daq.instruments import driver_calls
+from smm_daq.instruments import driver_calls, ramp_pieces
 from smm_daq.instruments.drop_wait import once_dropped
 from smm_daq.instruments.interfaces import STOP_SLICE_S
 from smm_daq.instruments.profile import DRIFT_TOLERANCE_NT
@@ -799,7 +799,9 @@ class Sequencer(FlyScan):
         # supervisor waits between SIGTERM and SIGKILL
         with safe_from(rig.profile, rig.clock, self._aborted):
             try:
-                self._call(rig.coils.set_field, b, ramp=True, stop=self._abort_pending)
+                # in pieces where the driver does not say it honours the stop
+                self._call(ramp_pieces.set_field, rig.coils, rig.profile, b,
+                           self._abort_pending)
             except Exception as exc:
                 if not self._aborted.is_set():
                     raise
