@@ -407,3 +407,32 @@ def test_a_ctrl_c_in_file_work_s_thread_start_does_not_wait_for_work_never_run(m
                              stalled=lambda: AssertionError("told stalled"))  # type: ignore[arg-type,return-value]
     assert made_safe == [1] and ran == []
     assert sequencer.WRITE_STALLED_S not in waits
+
+
+class _TakenAsASignalCame:
+    """`_safing`, a Ctrl-C meeting the main thread as soon as it has taken it (between the
+    acquire's return and the `try` after it); elsewhere a plain lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        taken = self._lock.acquire(blocking, timeout)
+        if taken and threading.current_thread() is threading.main_thread():
+            raise KeyboardInterrupt("SIGINT")
+        return taken
+
+    def release(self) -> None:
+        self._lock.release()
+
+
+@pytest.mark.parametrize("hold", ["hand_back_rig", "_make_safe_once"])
+def test_a_ctrl_c_as_the_main_thread_takes_the_making_safe_leaves_it_free(tmp_path, hold):
+    """Unfixed, `_safing` was taken in the caller's thread: a Ctrl-C there just after left it
+    held for good, every later making safe and close waiting its limit and saying the rig was
+    not safe."""
+    seq = _sequencer(tmp_path)
+    seq._safing = _TakenAsASignalCame()
+    with contextlib.suppress(KeyboardInterrupt):
+        getattr(seq, hold)()
+    assert seq._safing._lock.acquire(timeout=1.0)

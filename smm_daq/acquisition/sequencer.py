@@ -301,15 +301,26 @@ class Sequencer(FlyScan):
         just now) is waited for, up to `hand_back_wait_s` (a rig that hangs must not hold
         the owner's own making safe for good), so that it does not run on beside the owner's
         or after the rig is closed. Returns whether it ended in that time: False, the
-        worker's thread may still be making the rig safe (the owner is to say so)."""
-        ended = self._safing.acquire(timeout=hand_back_wait_s(self.rig))
-        try:
-            with self._cond:
-                self._rig_handed_back = True
-        finally:
-            if ended:
-                self._safing.release()
-        return ended
+        worker's thread may still be making the rig safe (the owner is to say so).
+
+        `_safing` is taken and given back in a thread of its own, which this one waits for:
+        a Ctrl-C in the main thread as it was taken would leave it held for good."""
+        wait = hand_back_wait_s(self.rig)
+
+        def handed_back() -> bool:
+            ended = self._safing.acquire(timeout=wait)
+            try:
+                with self._cond:
+                    self._rig_handed_back = True
+            finally:
+                if ended:
+                    self._safing.release()
+            return ended
+
+        aside = Aside(handed_back, f"handing back the rig of {self.entry}")
+        aside.start()
+        wait_awake(aside.done)
+        return aside.result()
 
     def wait(self, timeout: float | None = None) -> str:
         """Wait (real seconds) for the worker to end, or a start that raised; returns the
