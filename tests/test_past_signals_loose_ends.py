@@ -2,7 +2,9 @@
 (`sequencer.past_signals`, `safe_close.make_safe_and_close`, the sequencer's own making safe):
 the wait keeps the first deadline, a Ctrl-C inside the thread's start does not leave the work
 unrun, a Ctrl-C is neither lost behind make_safe's error nor raised without what the making
-safe could not do, and a making safe given up on still holds the sequencer's making safe."""
+safe could not do, and a making safe given up on still holds the sequencer's making safe:
+no Ctrl-C leaves that hold behind for good, a failed start's making safe takes it too, and
+file work a Ctrl-C kept from starting is not waited for."""
 
 from __future__ import annotations
 
