@@ -255,6 +255,8 @@ class _Supply:
 class KepcoBOPCoils(FieldSource):
     """A `FieldSource` over three Kepco BOP supplies, one transport each."""
 
+    honours_stop = True  # its ramp asks the stop before every step (`_ramp`)
+
     def __init__(
         self,
         transports: Sequence[Transport],

@@ -270,7 +270,10 @@ class RecipesView(QtWidgets.QWidget):
                       f"about {format_duration(recipe.duration_left_s)} of instrument time."
                       # begun before such keys were refused: said, as `run --continue` does
                       + "".join(f" {unread}: left unread, as when the recipe was begun."
-                                for unread in recipe.unread))
+                                for unread in recipe.unread)
+                      + "".join(f" Warning: {overridden}; continued as begun, the scan taken "
+                                "in the field of [scan_defaults]."
+                                for overridden in recipe.overridden))
         else:
             self._say(f"{len(recipe.steps)} steps checked; they write to {target}")
         self._update_run_button()

@@ -69,6 +69,8 @@ class FakeStage(Stage):
 
 
 class FakeCoils(FieldSource):
+    honours_stop = True  # asks its stop before its one step
+
     def __init__(self, profile: Profile) -> None:
         self.max_field = profile.coils.max_field
         self.setpoint = np.zeros(3)

@@ -153,16 +153,21 @@ def test_a_changed_recipe_is_refused_in_the_tab_with_the_command_lines_message(
 
 def test_a_recipe_begun_before_unread_fly_keys_were_refused_says_so_when_continued(
         window, qtbot, tmp_path, monkeypatch):
-    """A recipe whose step gives pixel_time_s without flying, stopped at its prompt by an
-    earlier release (which left the key unread), is continued from the tab as `smm-daq run
-    --continue` continues it: saying each key it leaves unread (the tab had said nothing)."""
+    """A recipe whose step gives pixel_time_s without flying, and whose zero_field step
+    [scan_defaults] field_uT overrides for the scan after it, stopped at its prompt by an
+    earlier release (which left the key unread and ran the step so), is continued from the
+    tab as `smm-daq run --continue` continues it: saying each key it leaves unread, and
+    warning of the step (the tab had said nothing of either)."""
     recipe = tmp_path / "recipe.toml"
-    recipe.write_text(RECIPE.replace('name = "first"\n', 'name = "first"\npixel_time_s = 0.1\n'),
+    text = RECIPE.replace('name = "first"\n', 'name = "first"\npixel_time_s = 0.1\n')
+    recipe.write_text(text.replace("[scan_defaults]\n",
+                                   "[scan_defaults]\nfield_uT = [0.0, 20.0, 0.0]\n"),
                       encoding="utf-8")
     view = window.recipes
     view.ask = lambda _message: False  # the prompt cancelled: stopped after 'first'
-    with monkeypatch.context() as earlier:  # as an earlier release read it: the key unread
+    with monkeypatch.context() as earlier:  # as an earlier release read it: neither refused
         earlier.setattr("smm_daq.acquisition.recipe.unread_fly_keys", lambda *_: ())
+        earlier.setattr("smm_daq.acquisition.recipe.fields_overridden", lambda *_: ())
         assert recipe_opened(view, qtbot, recipe) and recipe_ran(view, qtbot)
         qtbot.waitUntil(lambda: not view.runner.running, timeout=WAIT_MS)
     assert [e.name for e in list_entries(tmp_path / "session.h5")] == ["first"]
@@ -171,3 +176,6 @@ def test_a_recipe_begun_before_unread_fly_keys_were_refused_says_so_when_continu
     assert "cut off" in message and ("step 2 (scan): key 'pixel_time_s' is given, but the step "
                                      "does not fly: left unread, as when the recipe was begun"
                                      ) in message, message
+    assert ("Warning: step 1 (zero_field) sets zero field for the scans after it that give no "
+            "field_uT, but step 2 (scan 'first') would be taken in (0, 20, 0) µT") in message
+    assert "continued as begun, the scan taken in the field of [scan_defaults]." in message

@@ -2,11 +2,14 @@
 (`sequencer.past_signals`, `safe_close.make_safe_and_close`, the sequencer's own making safe):
 the wait keeps the first deadline, a Ctrl-C inside the thread's start does not leave the work
 unrun, a Ctrl-C is neither lost behind make_safe's error nor raised without what the making
-safe could not do, and a making safe given up on still holds the sequencer's making safe."""
+safe could not do, and a making safe given up on still holds the sequencer's making safe:
+no Ctrl-C leaves that hold behind for good, a failed start's making safe takes it too, and
+file work a Ctrl-C kept from starting is not waited for."""
 
 from __future__ import annotations
 
 import _thread
+import contextlib
 import threading
 import types
 from collections.abc import Callable
@@ -179,7 +182,7 @@ def test_a_ctrl_c_as_make_safe_raises_is_raised_by_the_sequencer(tmp_path, met):
 
     seq.rig.make_safe = failing
     with pytest.raises(KeyboardInterrupt):
-        seq._make_safe()
+        seq._make_safe_once()
     assert seq.safety_problems == ["make_safe raised RuntimeError: coils: no reply (injected)"]
 
 
@@ -309,3 +312,129 @@ def test_a_session_s_making_safe_given_up_on_is_not_closed_under(tmp_path, monke
     finally:
         go.set()
     assert True not in closed_while_held
+
+
+def test_a_ctrl_c_as_a_making_safe_is_given_up_on_leaves_it_held_until_it_ends(
+        tmp_path, monkeypatch):
+    """A second Ctrl-C right as the wait for a making safe given up on returns (before the
+    caller has handed its hold on the rig to anything). Unfixed, `_safing` was released at
+    once, the making safe still running: the rig could be handed back from under it."""
+    seq, go = _making_safe_held(tmp_path, monkeypatch)
+    waited = sequencer.past_signals
+
+    def interrupted(*args: object, **kw: object) -> object:
+        waited(*args, **kw)  # type: ignore[arg-type]
+        raise KeyboardInterrupt("SIGINT")
+
+    monkeypatch.setattr(sequencer, "past_signals", interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            seq._make_safe_once()
+        assert not seq.hand_back_rig()
+    finally:
+        go.set()
+    assert seq._safing.acquire(timeout=WAIT_S)  # given back once that thread has ended
+
+
+def test_a_ctrl_c_as_a_thread_is_made_to_give_the_hold_back_leaves_none(tmp_path,
+                                                                     monkeypatch):
+    """A second Ctrl-C as the sequencer made a thread to give `_safing` back once a making
+    safe given up on ends (`_safing_left` cleared, the thread not yet started). Unfixed,
+    nothing gave it back: every later making safe and close waited its limit and said the
+    rig was not safe."""
+    seq, go = _making_safe_held(tmp_path, monkeypatch)
+
+    def thread(*args: object, **kw: object) -> threading.Thread:
+        raise KeyboardInterrupt("SIGINT")
+
+    monkeypatch.setattr(sequencer, "threading", types.SimpleNamespace(
+        **{**vars(threading), "Thread": thread}))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            seq._make_safe_once()
+        assert seq._safing_held_for is not None
+    finally:
+        go.set()
+    assert seq._safing_held_for.wait(WAIT_S)
+    assert seq._safing.acquire(timeout=1.0)
+
+
+def test_a_failed_start_s_making_safe_is_not_run_beside_one_given_up_on(tmp_path,
+                                                                    monkeypatch):
+    """A start that fails (its file work, say) as an earlier making safe, given up on, still
+    runs. Unfixed, `_make_safe_after` ran `make_safe` in a second thread beside it, without
+    the sequencer's `_safing`: two threads commanding the coils at once."""
+    seq, go = _making_safe_held(tmp_path, monkeypatch)
+    held = seq.rig.make_safe
+    calls: list[int] = []
+    seq.rig.make_safe = lambda: calls.append(1) or held()
+    failed = RuntimeError("the file could not be written")
+    try:
+        seq._make_safe_once()
+        seq._make_safe_after(failed)
+        assert calls == [1]
+    finally:
+        go.set()
+    assert any("did not end within" in n for n in failed.__notes__)
+
+
+def test_a_start_failing_once_its_rig_was_handed_back_leaves_the_rig_alone(tmp_path):
+    """A close from another thread hands the rig back past the start's stalled file work,
+    which then fails. Unfixed, `_make_safe_after` made the rig safe again, on links its
+    owner had closed (or a rig it had since handed to another scan)."""
+    seq = _sequencer(tmp_path)
+    assert seq.hand_back_rig()
+    seq._make_safe_after(RuntimeError("the file could not be written"))
+    assert seq.rig.safe_calls == 0
+
+
+def test_a_ctrl_c_in_file_work_s_thread_start_does_not_wait_for_work_never_run(monkeypatch):
+    """`wait_aside`: a Ctrl-C before the file work's thread existed makes the rig safe and
+    is raised, the work never run. Unfixed, it waited `WRITE_STALLED_S` for work that no
+    thread would run."""
+    _ctrl_c_as_the_first_thread_is_created(monkeypatch)
+    waits: list[float | None] = []
+    wait = sequencer.wait_awake
+
+    def spy(done: threading.Event, timeout: float | None = None) -> bool:
+        waits.append(timeout)
+        return wait(done, timeout)
+
+    monkeypatch.setattr(sequencer, "wait_awake", spy)
+    ran: list[int] = []
+    made_safe: list[int] = []
+    with pytest.raises(KeyboardInterrupt):
+        sequencer.wait_aside(lambda: ran.append(1), "file work",
+                             make_safe=lambda: made_safe.append(1),
+                             stalled=lambda: AssertionError("told stalled"))  # type: ignore[arg-type,return-value]
+    assert made_safe == [1] and ran == []
+    assert sequencer.WRITE_STALLED_S not in waits
+
+
+class _TakenAsASignalCame:
+    """`_safing`, a Ctrl-C meeting the main thread as soon as it has taken it (between the
+    acquire's return and the `try` after it); elsewhere a plain lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        taken = self._lock.acquire(blocking, timeout)
+        if taken and threading.current_thread() is threading.main_thread():
+            raise KeyboardInterrupt("SIGINT")
+        return taken
+
+    def release(self) -> None:
+        self._lock.release()
+
+
+@pytest.mark.parametrize("hold", ["hand_back_rig", "_make_safe_once"])
+def test_a_ctrl_c_as_the_main_thread_takes_the_making_safe_leaves_it_free(tmp_path, hold):
+    """Unfixed, `_safing` was taken in the caller's thread: a Ctrl-C there just after left it
+    held for good, every later making safe and close waiting its limit and saying the rig was
+    not safe."""
+    seq = _sequencer(tmp_path)
+    seq._safing = _TakenAsASignalCame()
+    with contextlib.suppress(KeyboardInterrupt):
+        getattr(seq, hold)()
+    assert seq._safing._lock.acquire(timeout=1.0)

@@ -34,6 +34,12 @@ class Aside(Generic[T]):
         threading.Thread(target=self._run, daemon=True, name=self._name).start()
         self.launched = True
 
+    def withhold(self) -> bool:
+        """Keep the work from ever running, where no thread has taken it yet (a signal cut
+        `start` short before its thread ran it): whether it is kept so (`done` is then never
+        set: nothing is to be waited for)."""
+        return self._taken.acquire(blocking=False)
+
     def run_here(self) -> None:
         """`work()` in the calling thread instead, as `start` would run it."""
         self._run()

@@ -78,7 +78,7 @@ from smm_daq.errors import (
     StorageError,
     WriteStalled,
 )
-from smm_daq.instruments import driver_calls
+from smm_daq.instruments import driver_calls, ramp_pieces
 from smm_daq.instruments.drop_wait import once_dropped
 from smm_daq.instruments.interfaces import STOP_SLICE_S
 from smm_daq.instruments.profile import DRIFT_TOLERANCE_NT
@@ -185,11 +185,10 @@ class Sequencer(FlyScan):
         self._writes = 0  # the worker's writes begun
         self._watched = 0  # the last write watched (`_watch_write`)
         self._watchers: list[threading.Thread] = []  # each joined before the final event
-        self._safing = threading.Lock()  # one making the rig safe at a time
-        # a making safe given up on past its limit, its thread still running: `_safing` is
-        # released once it ends (`_make_safe_once`); None when there is none
-        self._safing_left: threading.Event | None = None
-        # the `done` of the last making safe given up on, which `_safing` is held for
+        # one making the rig safe at a time, taken and given back in the making safe's own
+        # thread (`_make_safe_once`)
+        self._safing = threading.Lock()
+        # the `done` of the last making safe's thread: one given up on holds `_safing`
         self._safing_held_for: threading.Event | None = None
         self._rig_safe_now = False  # made safe after an abort or at the end: it stays so
         # the worker made the rig safe itself, in the path an abort during the field's ramp
@@ -302,15 +301,26 @@ class Sequencer(FlyScan):
         just now) is waited for, up to `hand_back_wait_s` (a rig that hangs must not hold
         the owner's own making safe for good), so that it does not run on beside the owner's
         or after the rig is closed. Returns whether it ended in that time: False, the
-        worker's thread may still be making the rig safe (the owner is to say so)."""
-        ended = self._safing.acquire(timeout=hand_back_wait_s(self.rig))
-        try:
-            with self._cond:
-                self._rig_handed_back = True
-        finally:
-            if ended:
-                self._safing.release()
-        return ended
+        worker's thread may still be making the rig safe (the owner is to say so).
+
+        `_safing` is taken and given back in a thread of its own, which this one waits for:
+        a Ctrl-C in the main thread as it was taken would leave it held for good."""
+        wait = hand_back_wait_s(self.rig)
+
+        def handed_back() -> bool:
+            ended = self._safing.acquire(timeout=wait)
+            try:
+                with self._cond:
+                    self._rig_handed_back = True
+            finally:
+                if ended:
+                    self._safing.release()
+            return ended
+
+        aside = Aside(handed_back, f"handing back the rig of {self.entry}")
+        aside.start()
+        wait_awake(aside.done)
+        return aside.result()
 
     def wait(self, timeout: float | None = None) -> str:
         """Wait (real seconds) for the worker to end, or a start that raised; returns the
@@ -483,7 +493,9 @@ class Sequencer(FlyScan):
         """Make the rig safe after `exc` ended the start; what could not be done goes with
         it as a note, for whoever shows the error (the window has no other way to learn it)."""
         try:
-            self._make_safe()
+            # as every making safe, holding `_safing`: never beside one given up on and still
+            # running, nor once the rig was handed back (a close past a stalled write)
+            self._make_safe_once(again=True)
         except KeyboardInterrupt as put_off:  # a Ctrl-C meanwhile: it is told too
             self._note_not_safe(put_off)
             raise
@@ -798,7 +810,9 @@ class Sequencer(FlyScan):
         # supervisor waits between SIGTERM and SIGKILL
         with safe_from(rig.profile, rig.clock, self._aborted):
             try:
-                self._call(rig.coils.set_field, b, ramp=True, stop=self._abort_pending)
+                # in pieces where the driver does not say it honours the stop
+                self._call(ramp_pieces.set_field, rig.coils, rig.profile, b,
+                           self._abort_pending)
             except Exception as exc:
                 if not self._aborted.is_set():
                     raise
@@ -1070,14 +1084,6 @@ class Sequencer(FlyScan):
         failing on it; an abort meanwhile is seen within `STOP_SLICE_S` (`_Aborted`)."""
         return once_dropped(lambda: fn(*args, **kw), lambda: self._checkpoint(pausable=False))
 
-    def _make_safe(self) -> None:
-        """`rig.make_safe()`, its problems kept; a Ctrl-C that came meanwhile is raised once
-        it ended (`made_safe_past_signals`). One given up on past its limit, its thread still
-        running, is kept as `_safing_left`."""
-        self.safety_problems, put_off, self._safing_left = made_safe_past_signals(self.rig)
-        if put_off is not None:
-            raise put_off
-
     def _watch_write(self) -> None:
         """Watch the write in hand, in a thread of its own (call with `_cond` held)."""
         self._watched = self._writes
@@ -1115,37 +1121,55 @@ class Sequencer(FlyScan):
     def _make_safe_once(self, *, again: bool = False) -> bool:
         """Make the rig safe, unless it was since the abort or the end (`again`: even so),
         or its owner has taken it back; from then on it stays safe (nothing moves it).
-        Returns whether this call made it safe.
+        Returns whether this call made it safe (or began to, given up on past its limit).
 
-        A making safe given up on past its limit (in the main thread: `past_signals`) keeps
-        `_safing` until its thread has ended, so that `hand_back_rig` does not take the rig
-        back from under it; one still under way from before is waited for as long as
-        `hand_back_rig` would (past that, it is what is reported), unless there is nothing
-        to do: the rig was made safe (given up on: said so) and that thread is not waited
-        for again."""
+        `_safing` is taken and given back by one thread, the making safe's own (`locked`):
+        a making safe given up on past its limit keeps it until that thread has ended, so
+        that `hand_back_rig` does not take the rig back from under it, and no Ctrl-C in the
+        caller's wait (nor between taking it and giving it back) can leave it held for good.
+        One still under way from before is waited for as long as `hand_back_rig` would
+        (past that, it is what is reported), unless there is nothing to do: the rig was made
+        safe (given up on: said so) and that thread is not waited for again. A Ctrl-C that
+        came meanwhile is raised once the rig is safe (`past_signals`)."""
         with self._cond:
             skip = self._rig_handed_back or (self._rig_safe_now and not again)
         held_for = self._safing_held_for
         if skip and held_for is not None and not held_for.is_set():
             return False
-        if not self._safing.acquire(timeout=hand_back_wait_s(self.rig)):
-            self.safety_problems = [_not_ended(hand_back_wait_s(self.rig))]
-            return False
-        try:
-            with self._cond:
-                skip = self._rig_handed_back or (self._rig_safe_now and not again)
-            if not skip:
-                self._make_safe()
-        finally:  # made safe, though a Ctrl-C that came meanwhile is raised
+        wait = hand_back_wait_s(self.rig)
+        took = threading.Event()
+        made: list[list[str] | None] = []  # what the making safe left; [None]: nothing to do
+
+        def locked() -> None:
+            # where Ctrl-C comes to `interrupts` (the main thread of a command line, which
+            # runs this here): acknowledged until `_safing` is given back, then raised
+            with interrupts.making_safe(2 * wait):
+                if not self._safing.acquire(timeout=wait):
+                    return
+                try:
+                    took.set()
+                    with self._cond:
+                        nothing = self._rig_handed_back or (self._rig_safe_now and not again)
+                    made.append(None if nothing else rig_made_safe(self.rig))
+                finally:
+                    self._safing.release()
+
+        aside, put_off = past_signals(locked, 2 * wait)
+        self._safing_held_for = aside.done
+        did = took.is_set() and made != [None]
+        if made and made[0] is not None:
+            self.safety_problems = made[0]
+        elif not made:  # `_safing` not taken, or its making safe not ended, in time
+            self.safety_problems = [_not_ended(2 * wait)]
+        if took.is_set():  # made safe, though a Ctrl-C that came meanwhile is raised
             with self._cond:
                 self._rig_safe_now = True
-            left, self._safing_left = self._safing_left, None
-            if left is None:
-                self._safing.release()
-            else:
-                self._safing_held_for = left
-                _release_once_set(self._safing, left)
-        return not skip
+        if put_off is not None:
+            raise put_off
+        failed = aside.raised()  # a Ctrl-C put off by `interrupts.making_safe` (above)
+        if failed is not None:
+            raise failed
+        return did
 
     def _finish(self, status: str, message: str) -> None:
         # made safe on an abort during a write already: again here (cheap), for what is
@@ -1243,15 +1267,6 @@ def wait_awake(event: threading.Event, timeout: float | None = None) -> bool:
     return event.is_set()
 
 
-def _release_once_set(lock: threading.Lock, done: threading.Event) -> None:
-    """Release `lock` once `done` is set, from a daemon thread of its own."""
-    def release() -> None:
-        done.wait()
-        lock.release()
-
-    threading.Thread(target=release, daemon=True, name="release once made safe").start()
-
-
 def wait_past_signals(done: threading.Event, within: float) -> bool:
     """`wait_awake(done, within)` that no later signal cuts short: a `KeyboardInterrupt` it
     raises (Python's own SIGINT handler, where `interrupts.installed` is not in force) is
@@ -1310,6 +1325,15 @@ def past_signals(work: Callable[[], T], within: float
     return aside, came[0] if came and not handling else None
 
 
+def rig_made_safe(rig: Any) -> list[str]:
+    """`rig.make_safe()`'s problems; an error it raised is one of them (make_safe should not
+    raise: never let it hide the rest)."""
+    try:
+        return list(rig.make_safe())
+    except Exception as exc:
+        return [f"make_safe raised {type(exc).__name__}: {exc}"]
+
+
 def made_safe_past_signals(rig: Any) -> tuple[list[str], KeyboardInterrupt | None,
                                               threading.Event | None]:
     """`rig.make_safe()`'s problems (an error it raised among them), waited for
@@ -1317,12 +1341,9 @@ def made_safe_past_signals(rig: Any) -> tuple[list[str], KeyboardInterrupt | Non
     is safe (`past_signals`); and, where the making safe had not ended in time, the `done`
     of its thread, still running (else None)."""
     within = hand_back_wait_s(rig)
-    aside, put_off = past_signals(lambda: list(rig.make_safe()), within)
+    aside, put_off = past_signals(lambda: rig_made_safe(rig), within)
     if not aside.done.is_set():
         return [_not_ended(within)], put_off, aside.done
-    failed = aside.raised()
-    if isinstance(failed, Exception):  # make_safe should not raise; never let it hide the rest
-        return [f"make_safe raised {type(failed).__name__}: {failed}"], put_off, None
     return aside.result(), put_off, None
 
 
@@ -1341,14 +1362,17 @@ def wait_aside(work: Callable[[], T], name: str, *, make_safe: Callable[[], None
     Ctrl-C (or a termination signal) meanwhile calls `make_safe()` at once (a field set before
     stays on else) and is re-raised once the work returns; if it has not returned
     `WRITE_STALLED_S` after, `stalled()` is raised instead (the program is to end without it).
+    Work no thread has begun yet (the signal cut its start short) never runs, and is not
+    waited for.
     """
     aside = Aside(work, name)
     try:  # a signal may come as soon as the thread runs, before start() returns
         aside.start()
         wait_awake(aside.done)
     except KeyboardInterrupt:
+        withheld = aside.withhold()
         make_safe()
-        if not wait_awake(aside.done, WRITE_STALLED_S) and aside.began.is_set():
+        if not withheld and not wait_awake(aside.done, WRITE_STALLED_S):
             raise stalled() from None
         raise
     return aside.result()

@@ -420,6 +420,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     for unread in checked.unread:  # taken only continuing a recipe begun before its refusal
         print(f"smm-daq: warning: {args.recipe}, {unread}: left unread, as when the recipe was "
               "begun", file=sys.stderr)
+    for overridden in checked.overridden:  # as for unread keys: a new recipe is refused
+        print(f"smm-daq: warning: {args.recipe}, {overridden}; continued as begun, the scan "
+              "taken in the field of [scan_defaults]", file=sys.stderr)
     for i, step in enumerate(checked.steps):
         plan = checked.plans[i]
         if isinstance(step, ScanStep) and plan is not None and step.size_note(plan):

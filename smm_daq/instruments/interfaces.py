@@ -11,7 +11,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -117,6 +117,12 @@ class FieldSource(Instrument):
     """A three-axis coil set producing a field vector at the sample (T, sample frame)."""
 
     name = "coils"
+    # Whether `set_field` asks its `stop` before every step of its ramp and ends the ramp
+    # once it is true, as below: a driver that says so is handed a ramp whole. One that does
+    # not (a plug-in's, by default) is handed it in pieces, the stop asked between them
+    # (`smm_daq.instruments.ramp_pieces`), and its field is read back once the rig is made
+    # safe: a stop it ignored must not ramp the field on to the one asked for.
+    honours_stop: ClassVar[bool] = False
 
     @abstractmethod
     def set_field(self, b: np.ndarray, *, ramp: bool = True,

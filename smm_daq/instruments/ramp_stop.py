@@ -16,6 +16,7 @@ import numpy as np
 
 from smm_daq.clock import Clock
 from smm_daq.errors import RampStopped
+from smm_daq.instruments import ramp_pieces
 
 if TYPE_CHECKING:
     from smm_daq.instruments.rig import Rig
@@ -54,7 +55,7 @@ def ramp_field(rig: Rig, b: np.ndarray, stop: RampStop) -> None:
     `safe_problems`); a step that failed once stopped is made safe all the same, and said."""
     with rig.safe_from(stop):
         try:
-            rig.coils.set_field(b, stop=stop.is_set)
+            ramp_pieces.set_field(rig.coils, rig.profile, b, stop.is_set)
             if stop.is_set():  # set after the ramp's last step was asked about
                 raise RampStopped(
                     f"{rig.coils.name}: the ramp was stopped as it ended, the field at "

@@ -33,7 +33,7 @@ from smm_daq.errors import (
     StageUnreferenced,
     StillDropping,
 )
-from smm_daq.instruments import connect_stop, loss_budget
+from smm_daq.instruments import connect_stop, loss_budget, ramp_pieces
 from smm_daq.instruments.interfaces import (
     FieldSource,
     Instrument,
@@ -459,6 +459,8 @@ def _make_safe(profile: Profile, stage: Stage | None, coils: FieldSource | None,
                 coils.zero()
         except Exception as exc:
             problems.append(f"field not ramped down: {exc}")
+        else:  # a plug-in driver's, read back (its stop may have been ignored)
+            problems += ramp_pieces.off_safe_state(profile, coils)
     return problems
 
 

@@ -1,0 +1,116 @@
+"""A field's ramp that its stop ends whether or not the coil driver honours the stop.
+
+`FieldSource.set_field` is to ask its `stop` before every step of its ramp. The driver shipped
+with smm-daq does, and says so (`FieldSource.honours_stop`); a plug-in driver is a user's own,
+and one that ignores its stop would ramp on to the field asked for before the rig could be made
+safe: a field far beyond the one the stop found, held past the bound `smm-daq safe` prints. So
+a driver that does not say so is handed the ramp in pieces of at most `PIECE_S` of ramping at
+the profile's rate, the stop asked between them here: a stop ends the ramp within one piece,
+whatever the driver does with it. One that was told to stop (its stop answered true) and ramped
+on is said loudly; and once the rig is made safe, such a driver's field is read back, and
+said loudly where it is not at the safe state (`off_safe_state`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from smm_daq.errors import RampStopped, RangeError
+from smm_daq.instruments.interfaces import FieldSource
+from smm_daq.instruments.profile import Profile
+
+PIECE_S = 1.0  # rig-clock s of ramping at the profile's rate: the most a stop ignored lets on
+UT = 1e-6
+
+
+def set_field(coils: FieldSource, profile: Profile, b: np.ndarray,
+              stop: Callable[[], bool]) -> None:
+    """`coils.set_field(b, ramp=True, stop=stop)`, in pieces where the driver does not say it
+    honours its stop (`RangeError` beyond its `limits()` before any piece is sent);
+    `RampStopped` once `stop()` is true between two pieces, or told to the driver in one."""
+    b = np.asarray(b, dtype=float)
+    if type(coils).honours_stop:
+        coils.set_field(b, ramp=True, stop=stop)
+        return
+    limit = float(coils.limits()["max_field_T"])
+    if float(np.linalg.norm(b)) > limit:
+        raise RangeError(f"field {_ut(b)} µT is beyond the coils' limit of {limit / UT:g} µT",
+                         instrument=coils.name)
+    start = np.asarray(coils.field_setpoint(), dtype=float)
+    pieces = _pieces(start, b, profile)
+    reached = start
+    for k, piece in enumerate(pieces):
+        if stop():
+            raise RampStopped(
+                f"{coils.name}: the ramp was stopped after piece {k} of {len(pieces)} (a "
+                f"plug-in driver, {_named(coils)}, is ramped in pieces of {PIECE_S:g} s, the "
+                f"stop asked between them), the field set to {_ut(reached)} µT on its way to "
+                f"{_ut(b)} µT")
+        told = _Told(stop)
+        coils.set_field(piece, ramp=True, stop=told)
+        reached = piece
+        if told.ignored:
+            raise RampStopped(
+                f"WARNING: {coils.name}: the plug-in driver {_named(coils)} IGNORED THE STOP: "
+                f"its set_field was told to stop and ramped on to {_ut(piece)} µT, the end of "
+                f"its piece of the ramp to {_ut(b)} µT; fix the driver (FieldSource.set_field "
+                "must end its ramp once its stop is true)")
+
+
+def off_safe_state(profile: Profile, coils: FieldSource) -> list[str]:
+    """What is wrong with the field of `coils`, ramped to their safe state just now, where
+    their driver does not say it honours its stop: read back, it should be the safe state's
+    (zero applied field, or with the outputs off the ambient field) within ten field
+    tolerances; a driver that ramps on (a stop it ignored, a ramp of the supply's own that
+    goes on) is said loudly. [] where it is, or where the driver says it honours its stop (its
+    own ramp-down checks its currents)."""
+    if type(coils).honours_stop:
+        return []
+    settings = profile.coils
+    safe = settings.ambient_field if settings.safe_state == "off" else np.zeros(3)
+    try:
+        field = np.asarray(coils.field(), dtype=float)
+    except Exception as exc:
+        return [f"the field of {coils.name} ({_named(coils)}, a plug-in driver) was not read "
+                f"back once ramped to its safe state: {exc}"]
+    off, allowed = float(np.linalg.norm(field - safe)), 10 * settings.field_tolerance
+    if off <= allowed:
+        return []
+    return [f"WARNING: {coils.name}: the field reads {_ut(field)} µT once ramped to its safe "
+            f"state ({_ut(safe)} µT), off by {off * 1e9:.0f} nT (allowed {allowed * 1e9:.0f} "
+            f"nT): the plug-in driver {_named(coils)} may be ramping on, its stop ignored"]
+
+
+def _pieces(start: np.ndarray, b: np.ndarray, profile: Profile) -> list[np.ndarray]:
+    """The fields a ramp from `start` to `b` is handed over in, each at most `PIECE_S` of
+    ramping at the profile's rate from the one before, `b` the last."""
+    coils = profile.coils
+    amps = np.linalg.solve(coils.calibration, b - start)  # the currents' change
+    seconds = float(np.max(np.abs(amps))) / coils.max_ramp_rate
+    count = max(1, math.ceil(seconds / PIECE_S))
+    return [start + (b - start) * (k / count) for k in range(1, count)] + [b]
+
+
+class _Told:
+    """A driver's `stop`: `stop()`, remembering whether it ever answered true."""
+
+    def __init__(self, stop: Callable[[], bool]) -> None:
+        self._stop = stop
+        self.ignored = False  # answered true (and the driver, returning, ramped on)
+
+    def __call__(self) -> bool:
+        stopped = bool(self._stop())
+        self.ignored = self.ignored or stopped
+        return stopped
+
+
+def _named(coils: FieldSource) -> str:
+    cls = type(coils)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _ut(b: np.ndarray) -> str:
+    return "(" + ", ".join(f"{v / UT:.3f}" for v in np.asarray(b, dtype=float)) + ")"

@@ -1,0 +1,103 @@
+"""A plug-in coil driver that ignores its ramp's stop: a stop (an abort, Stop, Ctrl-C) still
+ends the ramp within a piece of it, the field never ramped on to the one asked for, the
+driver said loudly, and its field read back once the rig is made safe."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from acq_fakes import FakeCoils, fake_rig
+
+from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.acquisition.sequencer import Sequencer
+from smm_daq.errors import RampStopped
+from smm_daq.instruments import ramp_pieces
+from smm_daq.instruments.ramp_stop import RampStop, ramp_field
+from smm_daq.instruments.rig import _make_safe
+
+TARGET = np.array([0.0, 90e-6, 0.0])  # 1.8 s of ramping on the simulator's profile: 2 pieces
+STEPS = 10  # the driver's own steps per set_field
+
+
+class IgnoringCoils(FakeCoils):
+    """A plug-in's driver: its ramp asks its stop before every step, and goes on."""
+
+    honours_stop = False
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self.on_step: Callable[[], None] = lambda: None
+        self.holds: np.ndarray | None = None  # a field it keeps whatever it is set to
+
+    def set_field(self, b: np.ndarray, *, ramp: bool = True,
+                  stop: Callable[[], bool] | None = None) -> None:
+        start = self.setpoint.copy()
+        for k in range(1, STEPS + 1):
+            if stop is not None:
+                stop()  # and ignored
+            self.setpoint = start + (np.asarray(b, dtype=float) - start) * k / STEPS
+            self.history.append(self.setpoint.copy())
+            self.on_step()
+
+    def field(self) -> np.ndarray:
+        return self.setpoint.copy() if self.holds is None else self.holds.copy()
+
+
+def _rig_with_ignoring_coils():
+    rig = fake_rig()
+    rig.coils = IgnoringCoils(rig.profile)
+    rig.fluxgate.coils = rig.coils
+    return rig
+
+
+def _largest(coils: IgnoringCoils) -> float:
+    return max(float(np.linalg.norm(b)) for b in coils.history)
+
+
+def test_an_abort_during_a_plug_in_s_ramp_it_ignores_ends_it_within_a_piece(tmp_path):
+    """Unfixed, the driver was handed the whole ramp: it ramped on to the 90 µT asked for
+    before the scan could make the rig safe."""
+    rig = _rig_with_ignoring_coils()
+    plan = ScanPlan.from_center("s", (12.5e-3, 12.5e-3), (40e-6, 40e-6), 20e-6,
+                                field=tuple(TARGET))
+    seq = Sequencer(rig, tmp_path / "s.h5", plan)
+    rig.coils.on_step = seq.abort
+    assert seq.run() == "aborted"
+    assert _largest(rig.coils) <= float(np.linalg.norm(TARGET)) / 2 + 1e-12
+    np.testing.assert_allclose(rig.coils.setpoint, 0.0)
+    assert "IGNORED THE STOP" in seq.message
+    assert "test_plugin_coils_ignoring_stop.IgnoringCoils" in seq.message
+
+
+def test_a_stop_during_a_plug_in_s_field_ramp_it_ignores_ends_it_within_a_piece():
+    """`ramp_field` (the window's Set field, a recipe's set_field step, `Session.set_field`).
+    Unfixed, the driver ramped on to the field asked for, then the rig was made safe."""
+    rig = _rig_with_ignoring_coils()
+    stop = RampStop(rig.clock)
+    rig.coils.on_step = stop.set
+    with pytest.raises(RampStopped, match="IGNORED THE STOP") as raised:
+        ramp_field(rig, TARGET, stop)  # type: ignore[arg-type]
+    assert raised.value.safe_problems == []
+    assert _largest(rig.coils) <= float(np.linalg.norm(TARGET)) / 2 + 1e-12
+    np.testing.assert_allclose(rig.coils.setpoint, 0.0)
+
+
+def test_a_plug_in_s_field_not_at_its_safe_state_once_made_safe_is_said_loudly():
+    """Unfixed, a driver whose field ramped on past its ramp-down (a stop it ignored, a
+    supply's own ramp) was taken for safe: its field was never read back."""
+    rig = _rig_with_ignoring_coils()
+    assert _make_safe(rig.profile, rig.stage, rig.coils) == []  # at zero: nothing said
+    rig.coils.holds = TARGET
+    problems = _make_safe(rig.profile, rig.stage, rig.coils)
+    assert len(problems) == 1 and problems[0].startswith("WARNING: coils: the field reads "
+                                                         "(0.000, 90.000, 0.000) µT")
+    assert "may be ramping on, its stop ignored" in problems[0]
+
+
+def test_a_driver_that_honours_its_stop_is_handed_the_ramp_whole():
+    rig = fake_rig()
+    stop = RampStop(rig.clock)
+    ramp_pieces.set_field(rig.coils, rig.profile, TARGET, stop.is_set)
+    assert len(rig.coils.history) == 1
