@@ -14,6 +14,7 @@ from typing import Any
 from PyQt6 import QtCore, QtWidgets
 
 from gui.map_geometry import grid_from_rectangle
+from gui.number_boxes import ClampingSpinBox, CountBox
 from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, RASTERS, ScanPlan, size_note
 from smm_daq.errors import InputError
@@ -74,7 +75,7 @@ def format_duration(seconds: float) -> str:
     return f"{secs} s"
 
 
-class _TrimmedSpinBox(QtWidgets.QDoubleSpinBox):
+class _TrimmedSpinBox(ClampingSpinBox):
     """Shows its value without trailing zeros (2.5, not 2.500000), to all its decimals."""
 
     def textFromValue(self, value: float) -> str:
@@ -92,6 +93,8 @@ class ScanForm(QtWidgets.QWidget):
         super().__init__(parent)
         self.profile = profile
         self.inputs: dict[str, Any] = {}
+        # a number typed beyond a box's range, said once the value it became is checked
+        self._typed_notes: dict[str, str] = {}
         self.errors: dict[str, QtWidgets.QLabel] = {}
         self.form = QtWidgets.QFormLayout(self)
 
@@ -169,13 +172,15 @@ class ScanForm(QtWidgets.QWidget):
         box.setDecimals(decimals)
         box.setSuffix(suffix)
         box.setValue(value)
+        box.setKeyboardTracking(False)  # a number half typed (the 1 of 1e3) is no value
         box.valueChanged.connect(self._changed)
         return box
 
-    def _count(self, value: int) -> QtWidgets.QSpinBox:
-        box = QtWidgets.QSpinBox()
+    def _count(self, value: int) -> CountBox:
+        box = CountBox()
         box.setRange(0, 1_000_000)
         box.setValue(value)
+        box.setKeyboardTracking(False)
         box.valueChanged.connect(self._changed)
         return box
 
@@ -192,6 +197,15 @@ class ScanForm(QtWidgets.QWidget):
         self.form.addRow(label, column)
         self.inputs[key] = widget
         self.errors[key] = error
+        boxes = widget.findChildren(ClampingSpinBox) + widget.findChildren(CountBox)
+        for box in [widget] if isinstance(widget, ClampingSpinBox | CountBox) else boxes:
+            box.refused.connect(lambda text, box=box, key=key: self.show_error(
+                f"'{text}' is not taken (type e.g. {box.examples()}"
+                + ("; 1,000 could be a thousand or 1: type 1000 or 1.0"
+                   if "," in text and isinstance(box, ClampingSpinBox) else "")
+                + f"); still {box.say(box.value())}", key))
+            box.clamped.connect(lambda typed, taken, box=box, key=key: self._typed_notes.update(
+                {key: f"{box.say(typed)} is beyond this box's range; {box.say(taken)} is used"}))
 
     # --- the plan ------------------------------------------------------------------------
     def plan(self) -> ScanPlan:
@@ -293,6 +307,10 @@ class ScanForm(QtWidgets.QWidget):
             self.duration.setText("–")
         else:
             self.duration.setText(format_duration(plan.estimate_duration(self.profile)))
+        for key, note in self._typed_notes.items():
+            if not self.error_text(key):  # the plan's own refusal of it says more
+                self.show_error(note, key)
+        self._typed_notes.clear()
         self.changed.emit()
 
     # --- settings ------------------------------------------------------------------------

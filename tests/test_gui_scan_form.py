@@ -284,3 +284,42 @@ def test_a_title_a_session_file_cannot_hold_is_reported_beside_the_title(form, t
     assert form.checked_plan() is None
     assert "NUL" in form.error_text("title")
     assert [k for k in form.errors if form.error_text(k)] == ["title"]
+
+
+def type_into(qtbot, box, text: str) -> None:
+    """Types `text` over what `box` shows, as a user would, and Return."""
+    box.setFocus()
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box, text)
+    qtbot.keyClick(box, QtCore.Qt.Key.Key_Return)
+
+
+def form_box(form, row: str):
+    return form.field[1] if row == "field" else form.inputs[row]
+
+
+@pytest.mark.parametrize(("row", "text", "value", "error"), [
+    ("field", "2,5", 2.5, ""), ("step_x", "0,5", 0.5, ""), ("field", "5 uT", 5.0, ""),
+    ("field", "1e3", 1000.0, "expected |B| <= max_field"),
+    ("nx", "-5", 0, "plan nx is 0; expected a whole number >= 1")])
+def test_a_number_typed_into_the_plan_is_the_number_typed(form, qtbot, row, text, value,
+                                                          error):
+    """2,5 µT was a scan at 25 µT and a step of 0,5 µm one of 5 µm (the comma taken for a
+    thousands separator), 1e3 µT was 13 µT (its e dropped), -5 lines were 5: each without
+    a word."""
+    type_into(qtbot, form_box(form, row), text)
+    assert form_box(form, row).value() == pytest.approx(value)
+    assert error in form.error_text(row) and bool(error) == bool(form.error_text(row))
+
+
+@pytest.mark.parametrize(("row", "text"), [("field", "1,000"), ("field", "nan"),
+                                           ("step_x", "abc"), ("nx", "1,5"), ("height", "")])
+def test_text_the_plan_cannot_read_is_refused_beside_its_row(form, qtbot, row, text):
+    """1,000 µT (a thousand, or 1?) became 1 µT, 1,5 lines 15; now refused, said by the row,
+    and the value before kept (an emptied box keeps it without a word)."""
+    box = form_box(form, row)
+    before = box.value()
+    type_into(qtbot, box, text)
+    assert box.value() == before
+    assert form.error_text(row).startswith(f"'{text}" if text else "")
+    assert bool(form.error_text(row)) == bool(text)

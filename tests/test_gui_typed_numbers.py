@@ -146,3 +146,21 @@ def test_a_lockin_setting_clamped_or_refused_stays_said_once_the_lockin_answers(
     settled(qtbot, panel)
     assert panel.message.text() == ("Time constant: 50000 s is beyond its range (1 µs .. "
                                     "30000 s); 30000 s is used.")
+
+
+def test_its_own_unit_typed_with_the_number_is_taken(qtbot, field):
+    """5 µT typed into a box of µT read "5 µT µT" and was refused."""
+    assert typed(qtbot, field, "5 uT") == [("return",)]
+    assert field.value() == 5.0
+
+
+def test_a_field_clamped_stays_said_once_the_field_is_set(window, qtbot):
+    """1e9 µT became the coils' largest field, and the ramp's end wiped what was said of
+    it: the field applied was not the one typed, without a word."""
+    panel = window.instruments
+    said = typed(qtbot, panel.field_boxes[1], "1e9")
+    settled(qtbot, panel)
+    assert said == [("clamped", 1e9, 100.0), ("return",)]
+    assert panel.holder.rig.coils.field_setpoint()[1] == pytest.approx(100e-6)
+    assert panel.message.text() == ("By: 1e+09 µT is beyond its range (-100 µT .. 100 µT); "
+                                    "100 µT is used.")
