@@ -322,10 +322,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
         box.clamped.connect(lambda typed, taken: self._box_says(
             box, f"{what}: {box.say(typed)} is beyond its range ({box.say(lo)} .. "
                  f"{box.say(hi)}); {box.say(taken)} is used."))
-        box.refused.connect(lambda text: self._box_says(
-            box, f"{what}: '{text}' is not taken (type e.g. {box.examples()}"
-                 + ("; 1,000 could be a thousand or 1: type 1000 or 1.0" if "," in text else "")
-                 + f"); still {box.say(box.value())}."))
+        box.refused.connect(lambda text: self._box_says(box, f"{what}: {box.refusal(text)}."))
         # what was said of the box is of the text typed before: typing again forgets it
         box.lineEdit().textEdited.connect(lambda _text: self._box_said.pop(box, None))
         return box

@@ -48,9 +48,19 @@ class ClampingSpinBox(QtWidgets.QDoubleSpinBox):
         """Whether the box's locale writes its numbers with a decimal comma."""
         return self.locale().decimalPoint() == ","
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.setKeyboardTracking(False)  # a number half typed (the 1 of 1e3) is no value
+
     def examples(self) -> str:
         """How a value is typed, for a message."""
         return "2.5 or 2,5"
+
+    def refusal(self, text: str) -> str:
+        """Why `text`, told by `refused`, was not taken, and what the box holds still."""
+        return (f"'{text}' is not taken (type e.g. {self.examples()}"
+                + ("; 1,000 could be a thousand or 1: type 1000 or 1.0" if "," in text else "")
+                + f"); still {self.say(self.value())}")
 
     def say(self, value: float) -> str:
         """`value` with its unit, for a message."""
@@ -105,8 +115,16 @@ class CountBox(QtWidgets.QSpinBox):
         number = decimal_number(body)  # -5: below the range, clamped and said
         return int(number) if number is not None and number == int(number) else None
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.setKeyboardTracking(False)
+
     def examples(self) -> str:
         return "21"
+
+    def refusal(self, text: str) -> str:
+        return f"'{text}' is not taken (type a whole number, e.g. {self.examples()}); still " \
+               f"{self.say(self.value())}"
 
     def say(self, value: float) -> str:
         return f"{value:g}{self.suffix()}"

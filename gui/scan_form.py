@@ -172,7 +172,6 @@ class ScanForm(QtWidgets.QWidget):
         box.setDecimals(decimals)
         box.setSuffix(suffix)
         box.setValue(value)
-        box.setKeyboardTracking(False)  # a number half typed (the 1 of 1e3) is no value
         box.valueChanged.connect(self._changed)
         return box
 
@@ -180,7 +179,6 @@ class ScanForm(QtWidgets.QWidget):
         box = CountBox()
         box.setRange(0, 1_000_000)
         box.setValue(value)
-        box.setKeyboardTracking(False)
         box.valueChanged.connect(self._changed)
         return box
 
@@ -200,10 +198,7 @@ class ScanForm(QtWidgets.QWidget):
         boxes = widget.findChildren(ClampingSpinBox) + widget.findChildren(CountBox)
         for box in [widget] if isinstance(widget, ClampingSpinBox | CountBox) else boxes:
             box.refused.connect(lambda text, box=box, key=key: self.show_error(
-                f"'{text}' is not taken (type e.g. {box.examples()}"
-                + ("; 1,000 could be a thousand or 1: type 1000 or 1.0"
-                   if "," in text and isinstance(box, ClampingSpinBox) else "")
-                + f"); still {box.say(box.value())}", key))
+                box.refusal(text), key))
             box.clamped.connect(lambda typed, taken, box=box, key=key: self._typed_notes.update(
                 {key: f"{box.say(typed)} is beyond this box's range; {box.say(taken)} is used"}))
 
