@@ -151,7 +151,9 @@ class ScanTab(QtWidgets.QWidget):
     @property
     def path(self) -> Path | None:
         text = self.file_edit.text().strip()
-        return Path(text) if text else None
+        # ~ as the command line's shell reads it: else a folder named "~" under the current
+        # one, which does not exist, and the scan failed on a scratch file's name in it
+        return Path(text).expanduser() if text else None
 
     def set_path(self, path: Path) -> None:
         """Scan into `path` (a session file opened): the map on show, of another file, goes

@@ -323,3 +323,17 @@ def test_text_the_plan_cannot_read_is_refused_beside_its_row(form, qtbot, row, t
     assert box.value() == before
     assert form.error_text(row).startswith(f"'{text}" if text else "")
     assert bool(form.error_text(row)) == bool(text)
+
+
+def test_a_session_file_typed_from_the_home_folder_is_there(qtbot, tmp_path, monkeypatch):
+    """~/s.h5 typed on the Scan tab, as the command line takes it, was a file in a folder
+    named ~ under the current one: the scan failed, on a scratch file's name there."""
+    from gui.rig_holder import RigHolder
+    from gui.scan_tab import ScanTab
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    tab = ScanTab(RigHolder(load_profile()))
+    qtbot.addWidget(tab)
+    qtbot.keyClicks(tab.file_edit, "~/s.h5")
+    assert tab.path == tmp_path / "s.h5"
+    tab.live.timer.stop()
