@@ -678,16 +678,18 @@ class InstrumentsPanel(QtWidgets.QWidget):
     # --- actions -------------------------------------------------------------------------
     def _act(self, fn: Callable[[], object], what: str,
              ended: Callable[[], None] = lambda: None,
-             succeeded: Callable[[], None] = lambda: None, said: str = "") -> None:
+             succeeded: Callable[[], None] = lambda: None, said: str | None = "") -> None:
         """Run `fn` in the rig's thread; `ended()` once it has returned or failed, or at once
         when it could not be started; `succeeded()` first when it returned. `said`: what was
         said of the numbers sent (a field typed beyond the coils' range: the range's end was
-        sent), kept on the message line once `fn` has returned."""
+        sent), kept on the message line once `fn` has returned; None: the line kept as it is
+        then."""
 
         def done(_: object) -> None:
             succeeded()
             ended()
-            self.message.setText(said)
+            if said is not None:
+                self.message.setText(said)
             self.poll()
 
         def failed(exc: BaseException) -> None:
@@ -810,8 +812,13 @@ class InstrumentsPanel(QtWidgets.QWidget):
         budget (`Rig.zero_coils`), the stage left moving if it moves."""
         for box in self.field_boxes:
             box.setValue(0.0)
+        # a Set field ramping up meanwhile ends at its next step, and ramps down from there
+        # by the path Stop's takes (the stage stopped too), saying so: else the field went
+        # on up to the one typed before this came down
+        ramping = bool(self._field_stops)
+        self.stop_field_ramps()
         rig = self.holder.rig
-        self._act(lambda: rig.zero_coils(), "Zero field")
+        self._act(lambda: rig.zero_coils(), "Zero field", said=None if ramping else "")
 
     def set_time_constant(self) -> None:
         self._set_lockin("Time constant", self.tau_box, lambda rig: (
