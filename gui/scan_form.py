@@ -95,6 +95,7 @@ class ScanForm(QtWidgets.QWidget):
         self.inputs: dict[str, Any] = {}
         # a number typed beyond a box's range, said once the value it became is checked
         self._typed_notes: dict[str, str] = {}
+        self._refusals = 0  # texts the boxes have refused, counted (`take_typing`)
         self.errors: dict[str, QtWidgets.QLabel] = {}
         self.form = QtWidgets.QFormLayout(self)
 
@@ -197,8 +198,7 @@ class ScanForm(QtWidgets.QWidget):
         self.errors[key] = error
         boxes = widget.findChildren(ClampingSpinBox) + widget.findChildren(CountBox)
         for box in [widget] if isinstance(widget, ClampingSpinBox | CountBox) else boxes:
-            box.refused.connect(lambda text, box=box, key=key: self.show_error(
-                box.refusal(text), key))
+            box.refused.connect(lambda text, box=box, key=key: self._refused(box, text, key))
             box.clamped.connect(lambda typed, taken, box=box, key=key: self._typed_notes.update(
                 {key: f"{box.say(typed)} is beyond this box's range; {box.say(taken)} is used"}))
 
@@ -263,6 +263,20 @@ class ScanForm(QtWidgets.QWidget):
             self.show_error(str(exc), "name")
             return None
         return plan
+
+    def _refused(self, box: ClampingSpinBox | CountBox, text: str, key: str) -> None:
+        self._refusals += 1
+        self.show_error(box.refusal(text), key)
+
+    def take_typing(self) -> bool:
+        """Read what is typed into the number boxes and not yet entered (a box's number is
+        taken on Return or as the box is left: Start's key pressed with the focus in a box
+        started the scan with the number before); False, said by its row, when a box refused
+        what was typed."""
+        refusals = self._refusals
+        for box in self.findChildren(ClampingSpinBox) + self.findChildren(CountBox):
+            box.interpretText()
+        return self._refusals == refusals
 
     def show_error(self, message: str, key: str | None = None) -> None:
         """`message` by the row of `key`, or of the plan key the message names."""

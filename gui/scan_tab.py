@@ -208,7 +208,7 @@ class ScanTab(QtWidgets.QWidget):
                                 "on the Recipes tab first).")
             return False
         if plan is None:
-            plan = self.form.checked_plan()
+            plan = self.form.checked_plan() if self.form.take_typing() else None
         else:  # shown in the form, but run exactly as given (the form rounds to its decimals)
             self.form.set_plan(plan)
             try:

@@ -337,3 +337,25 @@ def test_a_session_file_typed_from_the_home_folder_is_there(qtbot, tmp_path, mon
     qtbot.keyClicks(tab.file_edit, "~/s.h5")
     assert tab.path == tmp_path / "s.h5"
     tab.live.timer.stop()
+
+
+def test_start_takes_the_number_typed_without_return(qtbot):
+    """A field typed and Start's key (F5) pressed with the focus still in the box started the
+    scan with the field before (the box takes its number on Return or as it is left, so that
+    a number half typed is none); text the box refuses is said there, and nothing starts."""
+    from gui.rig_holder import RigHolder
+    from gui.scan_tab import ScanTab
+
+    tab = ScanTab(RigHolder(load_profile()))
+    qtbot.addWidget(tab)
+    box = tab.form.field[1]
+    for text, value, said in (("abc", 0.0, "The plan is not valid"),
+                              ("40", 40.0, "Choose the session file")):
+        box.setFocus()
+        box.lineEdit().selectAll()
+        qtbot.keyClicks(box, text)
+        assert not tab.start()  # no file chosen: the plan is read all the same
+        assert box.value() == value
+        assert tab.status.text().startswith(said)
+        assert tab.form.error_text("field").startswith("'abc" if text == "abc" else "")
+    tab.live.timer.stop()
