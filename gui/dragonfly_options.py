@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from PyQt6 import QtCore, QtWidgets
 
+from gui.number_boxes import ClampingSpinBox, CountBox
 from smm_daq.analysis.mmt.formats.dragonfly import (
     CROP_MAGNETIZATION,
     MAX_CROP_MAGNETIZATION,
@@ -84,10 +85,10 @@ class DragonflyOptionsRow(QtWidgets.QWidget):
 
     def __init__(self) -> None:
         super().__init__()
-        self.min_voxels = QtWidgets.QSpinBox()
+        self.min_voxels = CountBox()
         self.min_voxels.setRange(1, 10**9)
         self.min_voxels.setToolTip("drop components of fewer voxels (1: keep all)")
-        self.z_top = QtWidgets.QDoubleSpinBox()
+        self.z_top = ClampingSpinBox()
         self.z_top.setRange(Z_TOP_AUTO_UM, 1e6)
         self.z_top.setDecimals(3)
         self.z_top.setSuffix(" µm")
@@ -96,7 +97,7 @@ class DragonflyOptionsRow(QtWidgets.QWidget):
         self.z_top.setToolTip("CT z of the sample top (auto: the top of the highest grain)")
         self.z_down = QtWidgets.QCheckBox("z axis points down")
         self.crop = QtWidgets.QCheckBox("only grains under the scan")
-        self.saturation = QtWidgets.QDoubleSpinBox()
+        self.saturation = ClampingSpinBox()
         self.saturation.setRange(1.0, MAX_CROP_MAGNETIZATION / 1e3)
         self.saturation.setDecimals(0)
         self.saturation.setSuffix(" kA/m")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from PyQt6 import QtCore, QtWidgets
 
+from gui.number_boxes import ClampingSpinBox
 from smm_daq.analysis.mmt.registration import GrainRegistration
 from smm_daq.cli.mmt_models import MAX_SHIFT_UM, grain_registration
 
@@ -23,8 +24,8 @@ def describe_registration(reg: GrainRegistration) -> str:
             f"({dx:g}, {dy:g}, {dz:g}) µm")
 
 
-def _length_box(tip: str) -> QtWidgets.QDoubleSpinBox:
-    box = QtWidgets.QDoubleSpinBox()
+def _length_box(tip: str) -> ClampingSpinBox:
+    box = ClampingSpinBox()
     box.setRange(-MAX_SHIFT_UM, MAX_SHIFT_UM)
     box.setDecimals(3)
     box.setSuffix(" µm")
@@ -51,7 +52,7 @@ class RegistrationGroup(QtWidgets.QGroupBox):
         self.dx = _length_box("added to every grain's x")
         self.dy = _length_box("added to every grain's y")
         self.dz = _length_box("added to every grain's z (z up)")
-        self.rotation = QtWidgets.QDoubleSpinBox()
+        self.rotation = ClampingSpinBox()
         self.rotation.setRange(-360.0, 360.0)
         self.rotation.setDecimals(4)
         self.rotation.setSuffix(" °")

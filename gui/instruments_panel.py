@@ -17,12 +17,13 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6 import QtCore, QtGui, QtWidgets
+from PyQt6 import QtCore, QtWidgets
 
 from gui.confirm import confirm
 from gui.lazy_menu import LazyMenuViewBox
+from gui.number_boxes import ClampingSpinBox
 from gui.rig_holder import INSTRUMENTS, RigHolder
-from gui.typed_numbers import decimal_number, si_examples, si_number, si_text
+from gui.typed_numbers import si_examples, si_number, si_text
 from smm_daq.clock import VirtualClock
 from smm_daq.errors import InputError, StillDropping
 from smm_daq.instruments.profile import LOCKIN_SENSITIVITY_V, TIME_CONSTANTS_S, Profile
@@ -60,9 +61,9 @@ CONNECT_REFERENCES = ("Connecting: stage axes found unreferenced are referenced 
 
 
 def _spin(lo: float, hi: float, decimals: int, suffix: str, value: float = 0.0,
-          series: tuple[float, ...] | None = None) -> _ClampingSpinBox:
+          series: tuple[float, ...] | None = None) -> ClampingSpinBox:
     if series is None:
-        box = _ClampingSpinBox()
+        box = ClampingSpinBox()
         box.setSuffix(suffix)
     else:  # the unit, with its prefix, is part of the number's text
         box = _SeriesSpinBox(series, suffix.strip())
@@ -73,70 +74,7 @@ def _spin(lo: float, hi: float, decimals: int, suffix: str, value: float = 0.0,
     return box
 
 
-class _ClampingSpinBox(QtWidgets.QDoubleSpinBox):
-    """A number box where a number typed beyond its range becomes the range's end, said by
-    `clamped` (Qt's own box refuses the keystroke that crosses it: 20000 typed into a box of
-    at most 10000 became 2000, another number, without a word); text it cannot read is
-    refused (`refused`), the value before kept. Return or Enter is told by `returnPressed`
-    (its button's action) unless it refused what was typed; leaving the box is not."""
-
-    clamped = QtCore.pyqtSignal(float, float)  # typed, taken
-    _refusing = False  # the key pressed now had what was typed refused
-    refused = QtCore.pyqtSignal(str)  # the text typed, no number the box takes
-    returnPressed = QtCore.pyqtSignal()
-
-    def _number(self, text: str) -> float | None:
-        return decimal_number(text.strip().removesuffix(self.suffix().strip()),
-                              self._decimal_comma())
-
-    def _decimal_comma(self) -> bool:
-        """Whether the box's locale writes its numbers with a decimal comma."""
-        return self.locale().decimalPoint() == ","
-
-    def examples(self) -> str:
-        """How a value is typed, for a message."""
-        return "2.5 or 2,5"
-
-    def say(self, value: float) -> str:
-        """`value` with its unit, for a message."""
-        return f"{value:g}{self.suffix()}"
-
-    def validate(self, text: str | None, pos: int) -> tuple[QtGui.QValidator.State, str, int]:
-        """Acceptable: a number within the range. Anything else is kept as typed, for `fixup`
-        to clamp or refuse, saying so: Qt's own box dropped the keystroke it found wrong,
-        leaving another number (5M became 5 s, 1,000 became 1,00) without a word, and read a
-        decimal comma as a thousands separator (2,5 was 25)."""
-        number = self._number(text or "")
-        slack = 1e-9 * max(abs(self.minimum()), abs(self.maximum()))
-        ok = number is not None and self.minimum() - slack <= number <= self.maximum() + slack
-        return (QtGui.QValidator.State.Acceptable if ok
-                else QtGui.QValidator.State.Intermediate), text or "", pos
-
-    def valueFromText(self, text: str | None) -> float:
-        number = self._number(text or "")
-        return self.value() if number is None else number
-
-    def fixup(self, text: str | None) -> str:
-        typed = self._number(text or "")
-        if typed is None:  # the value stays as it was, and the box says why
-            if (text or "").strip().removesuffix(self.suffix().strip()).strip():
-                self._refusing = True
-                self.refused.emit((text or "").strip())
-            return self.textFromValue(self.value()) + self.suffix()
-        taken = min(max(typed, self.minimum()), self.maximum())
-        if taken != typed:
-            self.clamped.emit(typed, taken)
-        return self.textFromValue(taken) + self.suffix()
-
-    def keyPressEvent(self, event: QtGui.QKeyEvent | None) -> None:
-        self._refusing = False
-        super().keyPressEvent(event)
-        if event is not None and event.key() in (QtCore.Qt.Key.Key_Return,
-                                                 QtCore.Qt.Key.Key_Enter) and not self._refusing:
-            self.returnPressed.emit()  # not for a typo refused: no move or field from it
-
-
-class _SeriesSpinBox(_ClampingSpinBox):
+class _SeriesSpinBox(ClampingSpinBox):
     """A lock-in setting: a step (arrow key, Page key, mouse wheel) moves to the next value
     of its decade series (1-3-10 for time constants, 1-2-5-10 for sensitivities, the values
     SR830 and SR860 lock-ins have), not by a fixed amount (1 s or 1 V: one wheel notch over the
@@ -252,7 +190,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self._moves_at_rest = 0
         self._identities: dict[str, str] = {}  # each connection line as the connect left it
         self._not_answering = ""  # the instruments the last readings found not answering
-        self._box_said: dict[_ClampingSpinBox, str] = {}  # each box's typing, clamped or refused
+        self._box_said: dict[ClampingSpinBox, str] = {}  # each box's typing, clamped or refused
 
         layout = QtWidgets.QGridLayout(self)
         layout.addWidget(self._connection_box(), 0, 0)
@@ -378,19 +316,23 @@ class InstrumentsPanel(QtWidgets.QWidget):
 
     def _number_box(self, what: str, lo: float, hi: float, decimals: int, suffix: str,
                     value: float = 0.0,
-                    series: tuple[float, ...] | None = None) -> _ClampingSpinBox:
+                    series: tuple[float, ...] | None = None) -> ClampingSpinBox:
         """A number box whose typing beyond its range is clamped, and said."""
         box = _spin(lo, hi, decimals, suffix, value, series)
         box.clamped.connect(lambda typed, taken: self._box_says(
             box, f"{what}: {box.say(typed)} is beyond its range ({box.say(lo)} .. "
                  f"{box.say(hi)}); {box.say(taken)} is used."))
-        box.refused.connect(lambda text: self._box_says(
-            box, f"{what}: '{text}' is not taken (type e.g. {box.examples()}"
-                 + ("; 1,000 could be a thousand or 1: type 1000 or 1.0" if "," in text else "")
-                 + f"); still {box.say(box.value())}."))
+        box.refused.connect(lambda text: self._box_says(box, f"{what}: {box.refusal(text)}."))
+        # what was said of the box is of the text typed before: typing again forgets it
+        box.lineEdit().textEdited.connect(lambda _text: self._box_said.pop(box, None))
         return box
 
-    def _box_says(self, box: _ClampingSpinBox, text: str) -> None:
+    def _boxes_said(self, boxes: Sequence[ClampingSpinBox]) -> str:
+        """What was said of the numbers typed into `boxes` (clamped, refused), taken from
+        them: said again once the action they are sent to has ended."""
+        return " ".join(said for said in (self._box_said.pop(box, "") for box in boxes) if said)
+
+    def _box_says(self, box: ClampingSpinBox, text: str) -> None:
         """Say what became of a value typed into `box`; a lock-in setting sent on says it
         again beside what the lock-in took."""
         self.message.setText(text)
@@ -736,14 +678,18 @@ class InstrumentsPanel(QtWidgets.QWidget):
     # --- actions -------------------------------------------------------------------------
     def _act(self, fn: Callable[[], object], what: str,
              ended: Callable[[], None] = lambda: None,
-             succeeded: Callable[[], None] = lambda: None) -> None:
+             succeeded: Callable[[], None] = lambda: None, said: str | None = "") -> None:
         """Run `fn` in the rig's thread; `ended()` once it has returned or failed, or at once
-        when it could not be started; `succeeded()` first when it returned."""
+        when it could not be started; `succeeded()` first when it returned. `said`: what was
+        said of the numbers sent (a field typed beyond the coils' range: the range's end was
+        sent), kept on the message line once `fn` has returned; None: the line kept as it is
+        then."""
 
         def done(_: object) -> None:
             succeeded()
             ended()
-            self.message.setText("")
+            if said is not None:
+                self.message.setText(said)
             self.poll()
 
         def failed(exc: BaseException) -> None:
@@ -774,7 +720,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
                     self._goto_typed[i] = False
             self._mark_goto_edits()
 
-        self._act(move, "Go to", succeeded=sent)
+        self._act(move, "Go to", succeeded=sent, said=self._boxes_said(self.goto_boxes))
 
     def _move_from(self, rig: Any) -> np.ndarray:
         """Where a move starts (m, in the rig's thread): where the last Go to or jog sent the
@@ -854,7 +800,8 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self.field_requests.append(b)
         self._field_stops.append(stop)
         self._act(lambda: ramp_field(rig, b, stop), "Set field",
-                  ended=lambda: self._field_request_ended(b, stop))
+                  ended=lambda: self._field_request_ended(b, stop),
+                  said=self._boxes_said(self.field_boxes))
 
     def _field_request_ended(self, b: np.ndarray, stop: RampStop) -> None:
         self.field_requests = [r for r in self.field_requests if r is not b]
@@ -865,8 +812,13 @@ class InstrumentsPanel(QtWidgets.QWidget):
         budget (`Rig.zero_coils`), the stage left moving if it moves."""
         for box in self.field_boxes:
             box.setValue(0.0)
+        # a Set field ramping up meanwhile ends at its next step, and ramps down from there
+        # by the path Stop's takes (the stage stopped too), saying so: else the field went
+        # on up to the one typed before this came down
+        ramping = bool(self._field_stops)
+        self.stop_field_ramps()
         rig = self.holder.rig
-        self._act(lambda: rig.zero_coils(), "Zero field")
+        self._act(lambda: rig.zero_coils(), "Zero field", said=None if ramping else "")
 
     def set_time_constant(self) -> None:
         self._set_lockin("Time constant", self.tau_box, lambda rig: (
@@ -876,7 +828,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
         self._set_lockin("Sensitivity", self.sensitivity_box, lambda rig: (
             rig.lockin.set_sensitivity, rig.lockin.sensitivity))
 
-    def _set_lockin(self, what: str, box: _ClampingSpinBox,
+    def _set_lockin(self, what: str, box: ClampingSpinBox,
                     calls: Callable[[Any], tuple[Callable[[float], None], Callable[[], float]]]
                     ) -> None:
         """Send the value typed and read back what the lock-in took: a value between its

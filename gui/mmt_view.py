@@ -47,6 +47,7 @@ from gui.grain_registration import RegistrationGroup, describe_registration
 from gui.grain_table import GrainFilter, GrainTableModel
 from gui.map_geometry import pixel_rect
 from gui.map_view import MapView
+from gui.number_boxes import ClampingSpinBox, CountBox
 from gui.stereonet import Stereonet
 from smm_daq.analysis.forward import cuboid_bz
 from smm_daq.analysis.mmt.formats.grains import GRAIN_FORMATS, POINT_FORMATS
@@ -351,7 +352,7 @@ class MMTView(QtWidgets.QWidget):
             "pixels in µm where x and y steps differ), in light tones: paint the bad pixels "
             "black in an image editor, save it, and give it as the mask")
         self.template_button.clicked.connect(self._choose_templates)
-        self.sigma = QtWidgets.QDoubleSpinBox()
+        self.sigma = ClampingSpinBox()
         self.sigma.setRange(0.0, 1e6)
         self.sigma.setDecimals(4)
         self.sigma.setSuffix(" µT")
@@ -406,14 +407,14 @@ class MMTView(QtWidgets.QWidget):
         for w in (self.scan_label, self.scan_choice):
             w.setVisible(False)  # shown for a result of several scans
 
-        self.min_ssr = QtWidgets.QDoubleSpinBox()
+        self.min_ssr = ClampingSpinBox()
         self.min_ssr.setRange(0.0, 1e6)
         # SSRs of micrometre grains tens of µm down are 1e-5 to 1e-2: limits in that range
         self.min_ssr.setDecimals(SSR_DECIMALS)
         self.min_ssr.setSingleStep(1e-4)
         self.min_ssr.setSuffix(" /µm")  # the unit of the table's ssr_per_um
         self.min_ssr.setSpecialValueText("any")
-        self.max_ratio = QtWidgets.QDoubleSpinBox()
+        self.max_ratio = ClampingSpinBox()
         self.max_ratio.setRange(0.0, 1e6)
         self.max_ratio.setDecimals(3)
         self.max_ratio.setSuffix(" %")
@@ -506,6 +507,12 @@ class MMTView(QtWidgets.QWidget):
             self.entry, self.grain_edit, self.grain_browse, self.grain_format, self.sigma,
             self.model, self.device, self.more_entries, self.mask_edit, self.mask_browse,
             self.dragonfly, self.registration)
+        # a number typed into a box of the tab, its registration's and its Dragonfly
+        # options' that the box does not take, or takes at its range's end, is said here
+        for box in self.findChildren(ClampingSpinBox) + self.findChildren(CountBox):
+            box.refused.connect(lambda text, box=box: self.status.setText(box.refusal(text)))
+            box.clamped.connect(lambda typed, taken, box=box: self.status.setText(
+                f"{box.say(typed)} is beyond the box's range; {box.say(taken)} is used"))
 
     # --- the result's maps, built on first use -----------------------------------------
     def _result_maps(self) -> _ResultMaps:

@@ -14,6 +14,7 @@ from typing import Any
 from PyQt6 import QtCore, QtWidgets
 
 from gui.map_geometry import grid_from_rectangle
+from gui.number_boxes import ClampingSpinBox, CountBox
 from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, RASTERS, ScanPlan, size_note
 from smm_daq.errors import InputError
@@ -74,7 +75,7 @@ def format_duration(seconds: float) -> str:
     return f"{secs} s"
 
 
-class _TrimmedSpinBox(QtWidgets.QDoubleSpinBox):
+class _TrimmedSpinBox(ClampingSpinBox):
     """Shows its value without trailing zeros (2.5, not 2.500000), to all its decimals."""
 
     def textFromValue(self, value: float) -> str:
@@ -92,6 +93,9 @@ class ScanForm(QtWidgets.QWidget):
         super().__init__(parent)
         self.profile = profile
         self.inputs: dict[str, Any] = {}
+        # a number typed beyond a box's range, said once the value it became is checked
+        self._typed_notes: dict[str, str] = {}
+        self._refusals = 0  # texts the boxes have refused, counted (`take_typing`)
         self.errors: dict[str, QtWidgets.QLabel] = {}
         self.form = QtWidgets.QFormLayout(self)
 
@@ -172,8 +176,8 @@ class ScanForm(QtWidgets.QWidget):
         box.valueChanged.connect(self._changed)
         return box
 
-    def _count(self, value: int) -> QtWidgets.QSpinBox:
-        box = QtWidgets.QSpinBox()
+    def _count(self, value: int) -> CountBox:
+        box = CountBox()
         box.setRange(0, 1_000_000)
         box.setValue(value)
         box.valueChanged.connect(self._changed)
@@ -192,6 +196,11 @@ class ScanForm(QtWidgets.QWidget):
         self.form.addRow(label, column)
         self.inputs[key] = widget
         self.errors[key] = error
+        boxes = widget.findChildren(ClampingSpinBox) + widget.findChildren(CountBox)
+        for box in [widget] if isinstance(widget, ClampingSpinBox | CountBox) else boxes:
+            box.refused.connect(lambda text, box=box, key=key: self._refused(box, text, key))
+            box.clamped.connect(lambda typed, taken, box=box, key=key: self._typed_notes.update(
+                {key: f"{box.say(typed)} is beyond this box's range; {box.say(taken)} is used"}))
 
     # --- the plan ------------------------------------------------------------------------
     def plan(self) -> ScanPlan:
@@ -255,6 +264,20 @@ class ScanForm(QtWidgets.QWidget):
             return None
         return plan
 
+    def _refused(self, box: ClampingSpinBox | CountBox, text: str, key: str) -> None:
+        self._refusals += 1
+        self.show_error(box.refusal(text), key)
+
+    def take_typing(self) -> bool:
+        """Read what is typed into the number boxes and not yet entered (a box's number is
+        taken on Return or as the box is left: Start's key pressed with the focus in a box
+        started the scan with the number before); False, said by its row, when a box refused
+        what was typed."""
+        refusals = self._refusals
+        for box in self.findChildren(ClampingSpinBox) + self.findChildren(CountBox):
+            box.interpretText()
+        return self._refusals == refusals
+
     def show_error(self, message: str, key: str | None = None) -> None:
         """`message` by the row of `key`, or of the plan key the message names."""
         key = key or field_of_message(message) or "name"
@@ -293,6 +316,10 @@ class ScanForm(QtWidgets.QWidget):
             self.duration.setText("–")
         else:
             self.duration.setText(format_duration(plan.estimate_duration(self.profile)))
+        for key, note in self._typed_notes.items():
+            if not self.error_text(key):  # the plan's own refusal of it says more
+                self.show_error(note, key)
+        self._typed_notes.clear()
         self.changed.emit()
 
     # --- settings ------------------------------------------------------------------------

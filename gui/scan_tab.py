@@ -19,7 +19,7 @@ from gui.map_view import MapView
 from gui.rig_holder import NOT_CONNECTED, RigHolder
 from gui.scan_form import ScanForm, format_duration
 from smm_daq.acquisition.plan import ScanPlan
-from smm_daq.cli.args import check_scratch_room
+from smm_daq.cli.args import check_place, check_scratch_room
 from smm_daq.errors import InputError, InstrumentLost, SmmError
 from smm_daq.shell_words import command_line
 from smm_daq.storage.mapdata import MapData
@@ -151,7 +151,9 @@ class ScanTab(QtWidgets.QWidget):
     @property
     def path(self) -> Path | None:
         text = self.file_edit.text().strip()
-        return Path(text) if text else None
+        # ~ as the command line's shell reads it: else a folder named "~" under the current
+        # one, which does not exist, and the scan failed on a scratch file's name in it
+        return Path(text).expanduser() if text else None
 
     def set_path(self, path: Path) -> None:
         """Scan into `path` (a session file opened): the map on show, of another file, goes
@@ -206,7 +208,7 @@ class ScanTab(QtWidgets.QWidget):
                                 "on the Recipes tab first).")
             return False
         if plan is None:
-            plan = self.form.checked_plan()
+            plan = self.form.checked_plan() if self.form.take_typing() else None
         else:  # shown in the form, but run exactly as given (the form rounds to its decimals)
             self.form.set_plan(plan)
             try:
@@ -255,7 +257,9 @@ class ScanTab(QtWidgets.QWidget):
             if not resume:  # as the command line does: else refused once the scan had begun
                 try:  # here, not on the window's thread: the name measured is that of the
                     # file the links lead to, which a stalled network disk may not tell for long
-                    check_scratch_room("the session file", str(path))
+                    check_scratch_room("the session file", str(path))  # first: a name too
+                    # long for the system is said there, where the place's check would raise
+                    check_place("the session file", str(path))
                 except InputError as exc:
                     raise NotStarted(str(exc)) from None
             # the file the scan writes, its links followed as they lead now (a link the

@@ -402,3 +402,23 @@ def test_a_close_during_a_recipes_set_field_on_a_slow_link_bounds_the_ramps_last
 
     closed = _RampClosed(window, qtbot, monkeypatch, slow, start)
     _made_safe_within_half_a_second(closed, rig)
+
+
+def test_zero_during_set_field_ends_its_ramp_short_of_the_field_typed(window, qtbot) -> None:
+    """Zero pressed while Set field ramps up waited for the ramp: the field went on up to the
+    100 µT typed before it came down. The ramp now ends at its next step, and down from
+    there."""
+    panel = window.instruments
+    held = _HeldRamp(window.holder.rig.world.coils)
+    panel.field_boxes[1].setValue(100.0)  # 2 A on coil y
+    qtbot.mouseClick(panel.set_field_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(held.reached.is_set, timeout=WAIT_MS)
+    qtbot.mouseClick(panel.zero_button, QtCore.Qt.MouseButton.LeftButton)
+    held.release()
+    done: list[bool] = []  # the rig's thread has run what was sent before: Set, then Zero
+    panel.holder.background.submit(lambda: None, lambda _: done.append(True))
+    qtbot.waitUntil(lambda: bool(done), timeout=WAIT_MS)
+    assert max(abs(a) for a in held.sent) < 0.2
+    assert "ramp was stopped" in panel.message.text()
+    np.testing.assert_allclose(window.holder.rig.world.coils.currents(),
+                               _safe_currents(window), atol=2e-3)

@@ -284,3 +284,78 @@ def test_a_title_a_session_file_cannot_hold_is_reported_beside_the_title(form, t
     assert form.checked_plan() is None
     assert "NUL" in form.error_text("title")
     assert [k for k in form.errors if form.error_text(k)] == ["title"]
+
+
+def type_into(qtbot, box, text: str) -> None:
+    """Types `text` over what `box` shows, as a user would, and Return."""
+    box.setFocus()
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box, text)
+    qtbot.keyClick(box, QtCore.Qt.Key.Key_Return)
+
+
+def form_box(form, row: str):
+    return form.field[1] if row == "field" else form.inputs[row]
+
+
+@pytest.mark.parametrize(("row", "text", "value", "error"), [
+    ("field", "2,5", 2.5, ""), ("step_x", "0,5", 0.5, ""), ("field", "5 uT", 5.0, ""),
+    ("field", "1e3", 1000.0, "expected |B| <= max_field"),
+    ("nx", "-5", 0, "plan nx is 0; expected a whole number >= 1")])
+def test_a_number_typed_into_the_plan_is_the_number_typed(form, qtbot, row, text, value,
+                                                          error):
+    """2,5 µT was a scan at 25 µT and a step of 0,5 µm one of 5 µm (the comma taken for a
+    thousands separator), 1e3 µT was 13 µT (its e dropped), -5 lines were 5: each without
+    a word."""
+    type_into(qtbot, form_box(form, row), text)
+    assert form_box(form, row).value() == pytest.approx(value)
+    assert error in form.error_text(row) and bool(error) == bool(form.error_text(row))
+
+
+@pytest.mark.parametrize(("row", "text"), [("field", "1,000"), ("field", "nan"),
+                                           ("step_x", "abc"), ("nx", "1,5"), ("height", "")])
+def test_text_the_plan_cannot_read_is_refused_beside_its_row(form, qtbot, row, text):
+    """1,000 µT (a thousand, or 1?) became 1 µT, 1,5 lines 15; now refused, said by the row,
+    and the value before kept (an emptied box keeps it without a word)."""
+    box = form_box(form, row)
+    before = box.value()
+    type_into(qtbot, box, text)
+    assert box.value() == before
+    assert form.error_text(row).startswith(f"'{text}" if text else "")
+    assert bool(form.error_text(row)) == bool(text)
+
+
+def test_a_session_file_typed_from_the_home_folder_is_there(qtbot, tmp_path, monkeypatch):
+    """~/s.h5 typed on the Scan tab, as the command line takes it, was a file in a folder
+    named ~ under the current one: the scan failed, on a scratch file's name there."""
+    from gui.rig_holder import RigHolder
+    from gui.scan_tab import ScanTab
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    tab = ScanTab(RigHolder(load_profile()))
+    qtbot.addWidget(tab)
+    qtbot.keyClicks(tab.file_edit, "~/s.h5")
+    assert tab.path == tmp_path / "s.h5"
+    tab.live.timer.stop()
+
+
+def test_start_takes_the_number_typed_without_return(qtbot):
+    """A field typed and Start's key (F5) pressed with the focus still in the box started the
+    scan with the field before (the box takes its number on Return or as it is left, so that
+    a number half typed is none); text the box refuses is said there, and nothing starts."""
+    from gui.rig_holder import RigHolder
+    from gui.scan_tab import ScanTab
+
+    tab = ScanTab(RigHolder(load_profile()))
+    qtbot.addWidget(tab)
+    box = tab.form.field[1]
+    for text, value, said in (("abc", 0.0, "The plan is not valid"),
+                              ("40", 40.0, "Choose the session file")):
+        box.setFocus()
+        box.lineEdit().selectAll()
+        qtbot.keyClicks(box, text)
+        assert not tab.start()  # no file chosen: the plan is read all the same
+        assert box.value() == value
+        assert tab.status.text().startswith(said)
+        assert tab.form.error_text("field").startswith("'abc" if text == "abc" else "")
+    tab.live.timer.stop()

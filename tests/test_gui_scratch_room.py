@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from recipe_opening import recipe_opened
 from test_gui_recipes import RECIPE
 
@@ -67,14 +68,19 @@ def test_the_check_asks_the_file_system_off_the_windows_thread(window, qtbot, tm
     assert len(threads) == 1 and threads[0] is not threading.main_thread(), threads
 
 
-def test_a_recipe_into_such_a_file_is_refused_as_it_is_opened(window, qtbot, tmp_path: Path):
+@pytest.mark.parametrize(("name", "said"), [
+    (LONG_NAME, f", {SAID}"),
+    ("no-such-folder/s.h5", "; there is no directory ")])
+def test_a_recipe_into_such_a_file_is_refused_as_it_is_opened(window, qtbot, tmp_path: Path,
+                                                              name, said):
+    """A file in a folder that does not exist: the recipe began, its first scan not started."""
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(RECIPE, encoding="utf-8")
-    window.scan.file_edit.setText(str(tmp_path / LONG_NAME))
+    window.scan.file_edit.setText(str(tmp_path / name))
     view = window.recipes
 
     assert not recipe_opened(view, qtbot, recipe)
-    assert f"the session file on the Scan tab is {str(tmp_path / LONG_NAME)!r}, {SAID}" \
+    assert f"the session file on the Scan tab is {str(tmp_path / name)!r}{said}" \
         in view.message.text(), view.message.text()
     assert not view.run_button.isEnabled()
 
@@ -101,3 +107,16 @@ def test_a_scan_not_started_does_not_say_its_file_has_new_entries(window, qtbot,
     assert said.startswith("Scan not started: the session file is "), said
     assert "new entries" not in said, said
     assert window.session.path == other
+
+
+def test_a_file_in_a_folder_that_does_not_exist_is_refused_as_the_command_line_does(
+        window, qtbot, tmp_path):
+    """The scan failed as it made its file, on the name of a scratch file in the folder
+    ("unable to open file: name = '…/.s.h5.…new', errno = 2"), and the status bar said the
+    file had new entries."""
+    path = tmp_path / "no-such-folder" / "s.h5"
+    window.scan.file_edit.setText(str(path))
+
+    text = _refused(window, qtbot)
+    assert text == (f"Not started: the session file is {str(path)!r}; there is no directory "
+                    f"{path.parent}; expected a file in a folder that exists"), text

@@ -146,3 +146,50 @@ def test_a_lockin_setting_clamped_or_refused_stays_said_once_the_lockin_answers(
     settled(qtbot, panel)
     assert panel.message.text() == ("Time constant: 50000 s is beyond its range (1 µs .. "
                                     "30000 s); 30000 s is used.")
+
+
+def test_its_own_unit_typed_with_the_number_is_taken(qtbot, field):
+    """5 µT typed into a box of µT read "5 µT µT" and was refused."""
+    assert typed(qtbot, field, "5 uT") == [("return",)]
+    assert field.value() == 5.0
+
+
+def test_a_field_clamped_stays_said_once_the_field_is_set(window, qtbot):
+    """1e9 µT became the coils' largest field, and the ramp's end wiped what was said of
+    it: the field applied was not the one typed, without a word."""
+    panel = window.instruments
+    said = typed(qtbot, panel.field_boxes[1], "1e9")
+    settled(qtbot, panel)
+    assert said == [("clamped", 1e9, 100.0), ("return",)]
+    assert panel.holder.rig.coils.field_setpoint()[1] == pytest.approx(100e-6)
+    assert panel.message.text() == ("By: 1e+09 µT is beyond its range (-100 µT .. 100 µT); "
+                                    "100 µT is used.")
+
+
+@pytest.fixture
+def mmt_tab(qtbot):
+    from gui.mmt_view import MMTView
+    from smm_daq.instruments.profile import load_profile
+
+    view = MMTView(load_profile())
+    qtbot.addWidget(view)
+    view.registration.setChecked(True)
+    view.dragonfly.crop.setChecked(True)
+    return view
+
+
+@pytest.mark.parametrize(("box", "text", "value"), [
+    ("sigma", "0,05", 0.05), ("registration.dx", "1,5", 1.5),
+    ("registration.rotation", "-2,5", -2.5), ("dragonfly.saturation", "1e3", 1000.0),
+    ("dragonfly.min_voxels", "1,000", 10)])
+def test_the_mmt_tabs_numbers_are_read_as_typed_or_refused(qtbot, mmt_tab, box, text, value):
+    """σ typed 0,05 µT was 5 µT (uncertainties a hundred times too large), a shift of 1,5 µm
+    was 15 µm, -2,5° was 25°, 1e3 kA/m was 13 kA/m, 1,000 voxels were 1000: each without a
+    word. Now read as typed, or refused, the value kept and said on the tab's status line."""
+    spin = mmt_tab
+    for name in box.split("."):
+        spin = getattr(spin, name)
+    spin.setValue(value if text == "1,000" else spin.value())
+    typed(qtbot, spin, text)
+    assert spin.value() == pytest.approx(value)
+    assert mmt_tab.status.text().startswith(f"'{text}' is not taken") == (text == "1,000")

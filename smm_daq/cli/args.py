@@ -262,6 +262,13 @@ def _check_place(option: str, text: str, path: Path, *, whole: bool = False) -> 
     _check_writable(option, text, path, whole=whole)
 
 
+def check_place(option: str, text: str) -> None:
+    """Refuse a place no file can be written at (a directory, a device, a folder that does
+    not exist or cannot be written), as the commands' output options refuse it: the window's
+    paths to a session file use it too, naming the file as `option`."""
+    _check_place(option, text, Path(text))
+
+
 def _check_writable(option: str, text: str, path: Path, *, whole: bool) -> None:
     """Try the write before the work (a read-only disk, another user's folder), which would
     otherwise fail only after a scan or a calibration had run. Nothing is changed: an existing
