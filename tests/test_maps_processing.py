@@ -99,8 +99,9 @@ def test_noise_floor_from_background_and_from_repeats():
 
 
 def test_a_repeat_identical_to_its_scan_is_refused_not_read_as_no_noise():
-    """Two scans of the simulator (same seed, same noise) gave "noise: 0 nT RMS", a noise
-    floor a paper could quote; only the pixels compared count (a NaN elsewhere aside)."""
+    """Two identical maps (a copy of an entry; two scans of a simulator that drew the same
+    noise for both) gave "noise: 0 nT RMS", a noise floor a paper could quote; only the
+    pixels compared count (a NaN elsewhere aside)."""
     rng = np.random.default_rng(2)
     a = grid_map(rng.normal(size=(40, 50)) * 1e-7)
     b = MapData(np.where(np.eye(40, 50, dtype=bool), np.nan, a.bz), a.x, a.y, name="again")

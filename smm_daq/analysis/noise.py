@@ -53,8 +53,7 @@ def noise_from_repeats(a: MapData, b: MapData, mask: np.ndarray | None = None) -
         raise InputError(
             f"'{a.name}' and '{b.name}' {same}, so their "
             "difference holds no noise (0 nT): one measurement stored twice (a copy of the "
-            "entry, or a simulator run again with the same [simulation] seed, which makes the "
-            "same noise); expected a repeat measured on its own")
+            "entry), or a noiseless simulator's; expected a repeat measured on its own")
     return float(np.std(diff[used], ddof=1) / np.sqrt(2))
 
 
