@@ -10,7 +10,10 @@ world runs in scaled real time, and `serve_tcp()` serves every emulator on its o
 port (`smm-daq serve-sim`).
 
 [simulation] keys (units in the names; defaults make a world that agrees with the profile):
-    seed                        random seed of every noise source (0)
+    seed                        random seed of the rig's make-up: the coils' and fluxgate's
+                                errors, the same in every session (0)
+    noise_seed                  random seed of the noise; without it every connection draws
+                                fresh noise (`simulators.noise_seeds`)
     sample                      "builtin" (the demo sample) or "empty"
     sample_offset_um            where the sample sits relative to the stage origin ([0, 0])
     noise_uT_rms                MTJ white noise in one reading at the profile's time
@@ -53,6 +56,7 @@ from simulators.emulator import Emulator, EmulatorTransport, Faults
 from simulators.kepco_emulator import KepcoBOPEmulator
 from simulators.kepco_emulator import rating as supply_rating
 from simulators.lockin_emulator import SRSLockInEmulator
+from simulators.noise_seeds import NoiseSeeds
 from simulators.pi_emulator import CONTROLLERS, Controller, PIGCSEmulator
 from simulators.sample import VirtualSample
 from simulators.sensor_model import FluxgateModel, MTJSensor, enbw
@@ -85,6 +89,7 @@ class SimulationOptions:
     """What the simulated world is made of, in SI units."""
 
     seed: int = 0
+    noise_seed: int | None = None  # None: fresh noise (see `simulators.noise_seeds`)
     sample: VirtualSample | None = None  # None: the builtin demo sample
     sample_offset: np.ndarray = field(default_factory=lambda: np.zeros(2))
     noise_rms: float = 0.25 * UT
@@ -111,6 +116,8 @@ class SimulationOptions:
         """Read and check the profile's [simulation] table."""
         r = _Reader(str(profile.path), profile.simulation, "simulation.")
         seed = r.integer("seed", 0, lo=0, hi=2**63 - 1)
+        noise_seed = (r.integer("noise_seed", lo=0, hi=2**63 - 1)
+                      if "noise_seed" in profile.simulation else None)
         sample_name = r.string("sample", "builtin", choices=("builtin", "empty"))
         addresses = _addresses(profile)
         disconnected = r._get("disconnected", [])
@@ -122,6 +129,7 @@ class SimulationOptions:
             )
         options = cls(
             seed=seed,
+            noise_seed=noise_seed,
             sample=VirtualSample.empty() if sample_name == "empty" else None,
             sample_offset=r.array("sample_offset_um", (2,), [0.0, 0.0], limit=1e6,
                                   unit=" µm") * UM,
@@ -291,9 +299,11 @@ class SimulatedBackend:
         self.profile = profile
         self.clock = clock
         self.options = options
-        seeds = np.random.SeedSequence(options.seed).spawn(4)
-        world_rng, lockin_rng, dmm_rng, model_seq = (np.random.default_rng(s) for s in seeds)
+        # the make-up's seed as before noise had a seed of its own: a profile's rig unchanged
+        model_seq = np.random.default_rng(np.random.SeedSequence(options.seed).spawn(4)[3])
         model_seed = int(model_seq.integers(2**31))
+        self.noise = NoiseSeeds(options.noise_seed)
+        world_rng, lockin_rng, dmm_rng = self.noise.connection()
         self.world = World(
             clock,
             options.sample if options.sample is not None else VirtualSample.builtin(),
@@ -329,12 +339,25 @@ class SimulatedBackend:
             self.emulators[address] = KepcoBOPEmulator(
                 self.world.coils, axis, model=options.supply_model
             )
+        self._dmm: DMMEmulator | None = None
         if profile.fluxgate is not None:
-            self.emulators[profile.fluxgate.link.address] = DMMEmulator(
+            self._dmm = DMMEmulator(
                 self.world.fluxgate_volts, clock.now, profile.fluxgate.channels, rng=dmm_rng
             )
+            self.emulators[profile.fluxgate.link.address] = self._dmm
         self._endpoints = {a: WorldSynced(e, self.world, a) for a, e in self.emulators.items()}
         self.faults = {a: Faults(disconnected=a in options.disconnected) for a in self.emulators}
+
+    def begin_measurement(self, name: str, run: int | None) -> None:
+        """Draw the noise of the measurement of entry `name`, run `run`, afresh (see
+        `simulators.noise_seeds`): a repeated scan repeats the field, never the noise."""
+        world_rng, lockin_rng, dmm_rng = self.noise.measurement(name, run)
+        with self.world.lock:
+            self.world.sync()  # the noise up to now is the last measurement's
+            self.world.rng = world_rng
+            self.lockin.rng = lockin_rng
+            if self._dmm is not None:
+                self._dmm.rng = dmm_rng
 
     def _sensor(self, options: SimulationOptions) -> MTJSensor:
         p = self.profile

@@ -202,6 +202,9 @@ class FakeRig:
         self.stage.stop()
         return list(self.safe_problems)
 
+    def begin_measurement(self, name: str, run: int | None) -> None:
+        pass  # no simulated world: no noise to draw
+
     def zero_coils(self) -> None:
         self.coils.zero()
 

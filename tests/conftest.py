@@ -48,6 +48,16 @@ def _rig_locks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _seeded_simulator_noise() -> Iterator[None]:
+    """The simulator's noise seeded (fresh at each connection otherwise), here and in the
+    commands run in subprocesses, so that the figures tests compare stay the same from run to
+    run; the tests of fresh noise unset it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SMM_DAQ_SIM_NOISE_SEED", "20261122")
+        yield
+
+
 @dataclass(frozen=True)
 class DemoRun:
     """`smm-daq demo --out PATH` as run once: its exit code, standard output and error, and

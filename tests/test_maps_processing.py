@@ -9,7 +9,12 @@ from smm_daq.analysis.background import border_mask, remove_background, remove_f
 from smm_daq.analysis.crop import crop
 from smm_daq.analysis.levelling import level_lines
 from smm_daq.analysis.masks import apply_mask, polygon_mask, rectangle_mask
-from smm_daq.analysis.noise import noise_from_repeats, noise_rms, white_noise_floor
+from smm_daq.analysis.noise import (
+    bends_at_pixel_scale,
+    noise_from_repeats,
+    noise_rms,
+    white_noise_floor,
+)
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 
@@ -99,8 +104,9 @@ def test_noise_floor_from_background_and_from_repeats():
 
 
 def test_a_repeat_identical_to_its_scan_is_refused_not_read_as_no_noise():
-    """Two scans of the simulator (same seed, same noise) gave "noise: 0 nT RMS", a noise
-    floor a paper could quote; only the pixels compared count (a NaN elsewhere aside)."""
+    """Two identical maps (a copy of an entry; two scans of a simulator that drew the same
+    noise for both) gave "noise: 0 nT RMS", a noise floor a paper could quote; only the
+    pixels compared count (a NaN elsewhere aside)."""
     rng = np.random.default_rng(2)
     a = grid_map(rng.normal(size=(40, 50)) * 1e-7)
     b = MapData(np.where(np.eye(40, 50, dtype=bool), np.nan, a.bz), a.x, a.y, name="again")
@@ -186,6 +192,24 @@ def test_white_noise_floor_of_one_map():
     dense = dense_dipoles_bz(120, per_pixel=0.3, seed=4) + rng.normal(0, sigma, (120, 120))
     assert second_difference_floor(dense) > 3 * sigma
     assert sigma < white_noise_floor(dense) < 1.6 * sigma
+
+
+def test_a_field_that_bends_at_the_pixel_scale_is_told_and_white_noise_never():
+    """Where the field bends at the pixel scale the floor reads several times σ and is said
+    to be an upper bound; white noise of known σ, alone or under a smooth field, at the map
+    sizes where its 4th- and 6th-difference floors scatter most and least, never is."""
+    rng = np.random.default_rng(7)
+    sigma = 1e-10
+    dense = dense_dipoles_bz(40, per_pixel=0.3, seed=4) + rng.normal(0, sigma, (40, 40))
+    assert white_noise_floor(dense) > 2.5 * sigma
+    assert bends_at_pixel_scale(dense)
+    x = np.linspace(-1, 1, 60)
+    smooth = 5e-6 * np.add.outer(x**2, np.sin(x))
+    told = [bends_at_pixel_scale(base[:ny, :nx] + rng.normal(0, 0.25e-6, (ny, nx)))
+            for ny, nx in ((12, 12), (6, 60), (60, 60)) for base in (0 * smooth, smooth)
+            for _ in range(40)]  # over the threshold: under 1 white-noise map in 1,000
+    assert not any(told)
+    assert not bends_at_pixel_scale(dense[:, :6])  # lines too short to tell
 
 
 def test_white_noise_floor_of_short_lines_and_gaps():

@@ -85,6 +85,7 @@ def test_an_implementation_of_the_wrong_kind_is_refused() -> None:
         ("noise_uT_rms = 0.25", "noise_uT_rms = -1.0", "simulation.noise_uT_rms"),
         ('sample = "builtin"', 'sample = "granite"', "simulation.sample"),
         ("seed = 20261122", "seed = 1.5", "simulation.seed"),
+        ("seed = 20261122", "seed = 1\nnoise_seed = -1", "simulation.noise_seed"),
         ("ambient_field_uT = [0.004, -0.003, 0.005]", "ambient_field_uT = [1, 2]",
          "simulation.ambient_field_uT"),
         ("disconnected = []", 'disconnected = ["GPIB0::99::INSTR"]', "simulation.disconnected"),

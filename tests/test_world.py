@@ -255,9 +255,9 @@ def test_the_lockin_lags_a_move_by_its_time_constant() -> None:
     rig.close()
 
 
-def test_same_seed_same_world_other_seed_other_noise() -> None:
-    def readings(seed: int) -> list[float]:
-        rig = open_rig(load_profile(), world_options={"seed": seed})
+def test_same_noise_seed_same_noise_other_noise_seed_other_noise() -> None:
+    def readings(noise_seed: int, seed: int = 5) -> list[float]:
+        rig = open_rig(load_profile(), world_options={"noise_seed": noise_seed, "seed": seed})
         out = []
         for _ in range(5):
             rig.clock.sleep(0.3)
@@ -267,6 +267,21 @@ def test_same_seed_same_world_other_seed_other_noise() -> None:
 
     assert readings(5) == readings(5)
     assert readings(5) != readings(6)
+    assert readings(5) == readings(5, seed=6)  # the rig's make-up is no part of its noise
+
+
+def test_the_rig_is_made_as_its_seed_says_whatever_the_noise(monkeypatch) -> None:
+    monkeypatch.delenv("SMM_DAQ_SIM_NOISE_SEED")  # fresh noise at each connection
+
+    def made(seed: int) -> tuple[np.ndarray, np.ndarray]:
+        backend = SimulatedBackend(load_profile(), VirtualClock(),
+                                   {"seed": seed, "coil_matrix_error": 0.01})
+        assert backend.world.fluxgate is not None
+        return backend.world.coils.calibration, backend.world.fluxgate.gain
+
+    for a, b in zip(made(5), made(5), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(made(5)[0], made(6)[0])
 
 
 # --- the fluxgate ------------------------------------------------------------------------

@@ -565,6 +565,8 @@ class Sequencer(FlyScan):
 
     def _execute(self) -> None:
         rig = self.rig
+        assert self._writer is not None
+        rig.begin_measurement(self.entry, self._writer.run)
         self._time_mark = rig.clock.now()  # the duration counts the field's ramp too
         self._tau = self._call(rig.lockin.time_constant)
         self._reference = self._call(rig.lockin.reference)

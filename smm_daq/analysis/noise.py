@@ -53,8 +53,7 @@ def noise_from_repeats(a: MapData, b: MapData, mask: np.ndarray | None = None) -
         raise InputError(
             f"'{a.name}' and '{b.name}' {same}, so their "
             "difference holds no noise (0 nT): one measurement stored twice (a copy of the "
-            "entry, or a simulator run again with the same [simulation] seed, which makes the "
-            "same noise); expected a repeat measured on its own")
+            "entry), or a noiseless simulator's; expected a repeat measured on its own")
     return float(np.std(diff[used], ddof=1) / np.sqrt(2))
 
 
@@ -66,6 +65,23 @@ def _ut(field: np.ndarray) -> str:
 # smooth part of a grain's field drops out far better than in a 2nd difference, where the
 # curvature of dense, shallow grains dominated the median and read as noise.
 _ORDER = 6
+# The order whose floor, set against the 6th's, tells a field that bends at the pixel scale:
+# of white noise, every order's floor is σ (their ratio 1, its log's SD 0.8/√n for n 6th
+# differences, measured from 10 to 88,000); a field the 6th difference does not cancel
+# passes more through the 4th. Only more: a strong field smooth at the pixel scale passes the
+# 4th alone (one grain 20 µm under a 4 µm grid, 20 times the noise: the ratio 1.3, the 6th's
+# floor right within 8 %), and a dense one at low contrast shows little in either (the 6th's
+# floor 1.6 to 2 times σ at a ratio of 1.1 to 1.3); no ratio of orders tells the two apart.
+_CHECK_ORDER = 4
+# The ratio above which the field, not the noise, is taken to set the floor: 40 %, above the
+# smooth field's (where measured, the 6th's floor then read 1.2 to 10 times σ, and 0.9 to 2.0
+# times where not so taken); and at least 4 SDs of white noise's ratio where fewer
+# differences scatter more.
+_BEND_RATIO = 1.4
+_BEND_SDS = 4 * 0.8
+# Fewer differences scatter more than their SD says (heavy tails): 1 white-noise map in 200
+# of 8 × 8 points, 16 differences, was taken for one that bends.
+_BEND_MIN_DIFFERENCES = 40
 
 
 def white_noise_floor(bz: np.ndarray) -> float:
@@ -75,17 +91,51 @@ def white_noise_floor(bz: np.ndarray) -> float:
     signs) has RMS σ √(Σ c_i²); the median absolute value (over 0.6745 for a Gaussian)
     ignores the differences where grains still bend the field. Over a dense sample whose
     field bends at the pixel scale no one map can tell it from noise, and this reads high (an
-    upper bound); repeats (`noise_from_repeats`) then measure it. The order is 6 (lines of 7
-    points or more), lower for shorter lines; NaN for lines under 3 points or fewer than 10
-    differences. Along the lines only: offsets between lines are not pixel noise.
+    upper bound, which `bends_at_pixel_scale` tells); repeats (`noise_from_repeats`) then
+    measure it. The order is 6 (lines of 7 points or more), lower for shorter lines; NaN for
+    lines under 3 points or fewer than 10 differences. Along the lines only: offsets between
+    lines are not pixel noise.
     """
     order = min(_ORDER, bz.shape[1] - 1)
     if order < 2:
         return math.nan
-    weights = np.array([(-1) ** i * math.comb(order, i) for i in range(order + 1)], float)
-    n = bz.shape[1] - order
-    diff = sum(w * bz[:, i:i + n] for i, w in enumerate(weights))
-    diff = diff[np.isfinite(diff)]
+    diff = _line_differences(bz, order)
     if diff.size < 10:
         return math.nan
-    return float(np.median(np.abs(diff)) / 0.6745 / math.sqrt(np.sum(weights**2)))
+    return _robust_rms(diff)
+
+
+def bends_at_pixel_scale(bz: np.ndarray) -> bool:
+    """Whether the map's field bends at the pixel scale, so that `white_noise_floor` reads
+    high: its floor from 4th differences exceeds that from 6th ones by more than 40 %
+    (`_BEND_RATIO`) and more than white noise scatters (4 SDs). False where the lines are
+    too short or too few to tell (under 7 points, under 40 differences).
+
+    No single-map floor is right there (`benchmarks/noise_floor_estimators.py`: 60 µm of
+    10⁵ grains/mm³ 0.5 to 2 µm below the sensor at 2 µm steps, 5 nT of noise): along the
+    lines 2.3 to 2.4 times σ, across them or the lower of the two 2.3 to 2.5, the pixelwise
+    lower 2.8 to 3.0, a lower quartile 1.9, 10th differences 1.9 to 2.2, 2D 6th differences
+    1.6 to 2.1; the last two read below σ on other maps, the 2D ones scatter twice as much."""
+    if bz.shape[1] <= _ORDER:
+        return False
+    fine = _line_differences(bz, _ORDER)
+    if fine.size < _BEND_MIN_DIFFERENCES:
+        return False
+    coarse = _robust_rms(_line_differences(bz, _CHECK_ORDER))
+    floor = _robust_rms(fine)
+    if not floor > 0:
+        return False
+    limit = max(math.log(_BEND_RATIO), _BEND_SDS / math.sqrt(fine.size))
+    return math.log(coarse / floor) > limit
+
+
+def _line_differences(bz: np.ndarray, order: int) -> np.ndarray:
+    """The finite `order`-th differences along the lines, scaled to white noise's RMS."""
+    weights = np.array([(-1) ** i * math.comb(order, i) for i in range(order + 1)], float)
+    n = bz.shape[1] - order
+    diff = sum(w * bz[:, i:i + n] for i, w in enumerate(weights)) / math.sqrt(np.sum(weights**2))
+    return diff[np.isfinite(diff)]
+
+
+def _robust_rms(diff: np.ndarray) -> float:
+    return float(np.median(np.abs(diff)) / 0.6745)

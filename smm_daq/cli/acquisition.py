@@ -538,8 +538,7 @@ def _info_line(e: EntryInfo, result: str = "") -> str:
         if e.noise_problem:
             raise InputError(e.noise_problem)
         sigma = e.noise_floor if e.noise_floor is not None else math.nan
-        parts.append(f"noise floor {sigma / UT:.3g} µT" if math.isfinite(sigma)
-                     else "noise floor -")
+        parts.append(_noise_floor_text(sigma, bound=e.noise_floor_bound))
     if result:
         parts.append(result)
     if e.sources:
@@ -716,14 +715,36 @@ def _listing(path: str, f: h5py.File) -> tuple[list[str], list[str], InputError 
                              f"    {'damaged' if status == 'damaged' else 'not read'}: {why}")
                 problems.append(why)
             else:
-                lines.append(f"  {_info_line(e, result)}{_resume_note(path, e, f)}")
+                lines.append(f"  {_info_line(e, result)}{_resume_note(path, e, f)}"
+                             f"{_bound_note(path, e)}")
     except InputError as exc:
         return lines, problems, exc
     return lines, problems, None
 
 
+def _noise_floor_text(sigma: float, *, bound: bool) -> str:
+    """A map's single-map noise floor (T) as `info` and the demo print it: "≤" where the
+    field bends at the pixel scale (`noise.bends_at_pixel_scale`), "-" where it has none."""
+    if not math.isfinite(sigma):
+        return "noise floor -"
+    if bound:
+        return (f"noise floor ≤ {sigma / UT:.3g} µT (upper bound: the field bends at the pixel "
+                "scale)")
+    return f"noise floor {sigma / UT:.3g} µT"
+
+
+def _bound_note(path: str, e: EntryInfo) -> str:
+    """Under an entry whose noise floor is an upper bound, what measures it."""
+    from smm_daq.analysis.subtract_inputs import MODEL_KINDS
+
+    if not e.noise_floor_bound or e.kind in MODEL_KINDS:  # a model's Bz has no noise
+        return ""
+    command = command_line(["smm-daq", "noise", path, "--entry", e.name, "--repeat"])
+    return f"\n    a repeated scan measures its noise: {command} REPEAT"
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    from smm_daq.analysis.noise import white_noise_floor
+    from smm_daq.analysis.noise import bends_at_pixel_scale, white_noise_floor
 
     time_scale_option(args.time_scale)
     out = session_file("--out", args.out)
@@ -749,8 +770,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         finite = m.bz[np.isfinite(m.bz)]
         peak = float(np.max(np.abs(finite))) if finite.size else math.nan
         print(f"  {m.name:9s} {m.shape[1]} × {m.shape[0]} points  field "
-              f"{_vec_ut(m.applied_field)}  peak |Bz| {peak / UT:.3g} µT  noise floor "
-              f"{white_noise_floor(m.bz) / UT:.3g} µT")
+              f"{_vec_ut(m.applied_field)}  peak |Bz| {peak / UT:.3g} µT  "
+              f"{_noise_floor_text(white_noise_floor(m.bz), bound=bends_at_pixel_scale(m.bz))}")
     # silx, which the line named, comes with the test extras only: not with the README's install
     print(f"view it: {command_line(['smm-daq', 'gui', out])} (its Session tab), or list it: "
           f"{command_line(['smm-daq', 'info', out])}")

@@ -193,6 +193,12 @@ class Rig:
         with self._safing, _making_safe(self.profile, self.clock):
             return _make_safe(self.profile, self.stage, self.coils)
 
+    def begin_measurement(self, name: str, run: int | None) -> None:
+        """A measurement (entry `name`, its run: 0 the start, k the k-th resume) begins: a
+        simulated rig draws its noise afresh for it; a real one has nothing to do."""
+        if self.backend is not None:
+            self.backend.begin_measurement(name, run)
+
     def zero_coils(self) -> None:
         """Ramp the coils to the profile's safe state (`FieldSource.zero`) by the bounded
         make-safe path (`zero_within_bound`), one at a time with `make_safe`; the stage left

@@ -28,7 +28,7 @@ import h5py
 import numpy as np
 
 from smm_daq import PROGRAM_NAME, __version__
-from smm_daq.analysis.noise import white_noise_floor
+from smm_daq.analysis.noise import bends_at_pixel_scale, white_noise_floor
 from smm_daq.errors import InputError
 from smm_daq.storage.checks import (
     check_headers,
@@ -121,6 +121,8 @@ class EntryInfo:
     # was asked for it (`list_entries`), else None; and why its map could not be read, else ""
     noise_floor: float | None = None
     noise_problem: str = ""
+    # the map's field bends at the pixel scale: `noise_floor` is an upper bound
+    noise_floor_bound: bool = False
     # T: coils.field_tolerance_nT of the profile stored with a scan (`stored_field_tolerance`);
     # None where the entry stores none (an import, a processed map)
     field_tolerance: float | None = None
@@ -658,7 +660,8 @@ def _with_noise_floor(g: h5py.Group, e: EntryInfo, source: str) -> EntryInfo:
             m = _map_of(g, e.name, e.kind, where)
     except InputError as exc:
         return replace(e, noise_problem=str(exc))
-    return replace(e, noise_floor=white_noise_floor(m.bz))
+    return replace(e, noise_floor=white_noise_floor(m.bz),
+                   noise_floor_bound=bends_at_pixel_scale(m.bz))
 
 
 def links_and_strays(path: str | Path) -> list[str]:

@@ -1,0 +1,41 @@
+"""`smm-daq info` prints a map's noise floor as an upper bound where its field bends at the
+pixel scale (it reads several times the noise there, and no one map tells better), with the
+command that measures it from a repeated scan; a map whose floor is the noise's, plainly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smm_daq.cli.main import main
+from smm_daq.storage.mapdata import MapData
+from smm_daq.storage.nexus import write_map_entry
+from tests.test_maps_processing import dense_dipoles_bz
+
+UM = 1e-6
+
+
+def test_info_says_an_upper_bound_only_where_the_field_bends_at_the_pixel_scale(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "s.h5"
+    rng = np.random.default_rng(2)
+    x = y = np.arange(40) * 2 * UM
+    sigma = 1e-10
+    for name, field in (("dense", dense_dipoles_bz(40, per_pixel=0.3, seed=4)),
+                        ("quiet", np.zeros((40, 40)))):
+        write_map_entry(path, MapData(bz=field + rng.normal(0, sigma, field.shape), x=x, y=y,
+                                      height=1 * UM, sensor_size=(0.0, 0.0), name=name),
+                        kind="import")
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    dense, note, quiet = out.splitlines()[1:]
+    floor = dense.split("noise floor ≤ ")[1].split(" µT")[0]
+    assert float(floor) * UM > 2.5 * sigma
+    assert "µT (upper bound: the field bends at the pixel scale)" in dense
+    assert note == (f"    a repeated scan measures its noise: smm-daq noise {path} --entry "
+                    "dense --repeat REPEAT")
+    assert "≤" not in quiet and "upper bound" not in quiet
+    assert float(quiet.split("noise floor ")[1].split(" µT")[0]) * UM == pytest.approx(sigma,
+                                                                                   rel=0.2)
