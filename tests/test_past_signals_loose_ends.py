@@ -438,3 +438,25 @@ def test_a_ctrl_c_as_the_main_thread_takes_the_making_safe_leaves_it_free(tmp_pa
     with contextlib.suppress(KeyboardInterrupt):
         getattr(seq, hold)()
     assert seq._safing._lock.acquire(timeout=1.0)
+
+
+class _HeldElsewhere:
+    """`_safing` held by another thread's making safe: every wait for it runs out at once."""
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return False
+
+    def release(self) -> None:
+        raise AssertionError("released without being taken")
+
+
+def test_a_making_safe_held_off_by_another_says_the_time_it_waited(tmp_path, monkeypatch):
+    """`_safing` not taken within `hand_back_wait_s` (another thread's making safe holds it):
+    the rig NOT safe, for the time it was waited for. Unfixed, it said twice that time (the
+    wait for the lock and for a making safe never begun, counted together)."""
+    seq = _sequencer(tmp_path)
+    seq._safing = _HeldElsewhere()  # type: ignore[assignment]
+    monkeypatch.setattr(sequencer, "hand_back_wait_s", lambda _rig: 40.0)
+    assert seq._make_safe_once(again=True) is False
+    assert seq.safety_problems == [sequencer._not_ended(40.0)]
+    assert seq.rig.safe_calls == 0

@@ -1160,7 +1160,8 @@ class Sequencer(FlyScan):
         if made and made[0] is not None:
             self.safety_problems = made[0]
         elif not made:  # `_safing` not taken, or its making safe not ended, in time
-            self.safety_problems = [_not_ended(2 * wait)]
+            # what was waited for: the hold alone (`wait`), or it and the making safe
+            self.safety_problems = [_not_ended(2 * wait if took.is_set() else wait)]
         if took.is_set():  # made safe, though a Ctrl-C that came meanwhile is raised
             with self._cond:
                 self._rig_safe_now = True
