@@ -1142,8 +1142,10 @@ class Sequencer(FlyScan):
 
         def locked() -> None:
             # where Ctrl-C comes to `interrupts` (the main thread of a command line, which
-            # runs this here): acknowledged until `_safing` is given back, then raised
-            with interrupts.making_safe(2 * wait):
+            # runs this here): acknowledged until `_safing` is given back, then raised. Told
+            # the time left of the making safe under way, at most `wait` (the rig's own path
+            # says its deadline once it begins), not of the hold and it together
+            with interrupts.making_safe(wait):
                 if not self._safing.acquire(timeout=wait):
                     return
                 try:
