@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import _thread
 import contextlib
+import signal
 import threading
 import types
 from collections.abc import Callable
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 from acq_fakes import fake_rig
 
+from smm_daq import interrupts
 from smm_daq.acquisition import aside as aside_module
 from smm_daq.acquisition import field_aside, safe_close, sequencer
 from smm_daq.acquisition.plan import ScanPlan
@@ -438,3 +440,48 @@ def test_a_ctrl_c_as_the_main_thread_takes_the_making_safe_leaves_it_free(tmp_pa
     with contextlib.suppress(KeyboardInterrupt):
         getattr(seq, hold)()
     assert seq._safing._lock.acquire(timeout=1.0)
+
+
+class _HeldElsewhere:
+    """`_safing` held by another thread's making safe: every wait for it runs out at once."""
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return False
+
+    def release(self) -> None:
+        raise AssertionError("released without being taken")
+
+
+def test_a_making_safe_held_off_by_another_says_the_time_it_waited(tmp_path, monkeypatch):
+    """`_safing` not taken within `hand_back_wait_s` (another thread's making safe holds it):
+    the rig NOT safe, for the time it was waited for. Unfixed, it said twice that time (the
+    wait for the lock and for a making safe never begun, counted together)."""
+    seq = _sequencer(tmp_path)
+    seq._safing = _HeldElsewhere()  # type: ignore[assignment]
+    monkeypatch.setattr(sequencer, "hand_back_wait_s", lambda _rig: 40.0)
+    assert seq._make_safe_once(again=True) is False
+    assert seq.safety_problems == [sequencer._not_ended(40.0)]
+    assert seq.rig.safe_calls == 0
+
+
+def test_a_ctrl_c_as_the_command_line_makes_a_scan_s_rig_safe_is_told_the_bound(tmp_path,
+                                                                                 monkeypatch,
+                                                                                 capfd):
+    """The command line's Ctrl-C (`interrupts.installed`) while the sequencer makes the rig
+    safe in its thread: acknowledged with the time left, the rig's bound (what `smm-daq safe`
+    prints, `hand_back_wait_s`), then raised once it is safe. Unfixed, the sequencer's own
+    hold of `_safing` claimed twice the bound, and the signal was told that."""
+    seq = _sequencer(tmp_path)
+    monkeypatch.setattr(sequencer, "hand_back_wait_s", lambda _rig: 40.0)
+
+    def made_safe() -> list[str]:  # as `Rig.make_safe`: its path is bounded by 40 s
+        with interrupts.making_safe(40.0):
+            signal.raise_signal(signal.SIGINT)
+        return []
+
+    seq.rig.make_safe = made_safe
+    with interrupts.installed(), pytest.raises(KeyboardInterrupt):
+        seq._make_safe_once()
+    assert seq.safety_problems == []
+    err = capfd.readouterr().err
+    assert "SIGINT: making the rig safe, at most 40 s left" in err, err

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from acq_fakes import FakeCoils, fake_rig
 
-from smm_daq.acquisition.plan import ScanPlan
+from smm_daq.acquisition.plan import ScanPlan, check_field
 from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.errors import RampStopped
 from smm_daq.instruments import ramp_pieces
@@ -101,3 +101,16 @@ def test_a_driver_that_honours_its_stop_is_handed_the_ramp_whole():
     stop = RampStop(rig.clock)
     ramp_pieces.set_field(rig.coils, rig.profile, TARGET, stop.is_set)
     assert len(rig.coils.history) == 1
+
+
+def test_a_field_at_the_limit_as_the_plan_checks_it_is_ramped_on_a_plug_in():
+    """field_uT = [28, 96, 0]: |B| is max_field's 100 µT, its norm in floats a little above
+    it; the plan's check (`check_field`) and the shipped driver take it, within 1e-9 of the
+    limit. Unfixed, the pieces' own check refused it for a plug-in ("beyond the coils' limit
+    of 100 µT"), a scan failing at its start on a field it had been told was fine."""
+    rig = _rig_with_ignoring_coils()
+    b = np.array([28.0, 96.0, 0.0]) * 1e-6
+    assert np.linalg.norm(b) > rig.profile.coils.max_field  # as floats round it
+    check_field(b, rig.profile, label="field_uT")
+    ramp_pieces.set_field(rig.coils, rig.profile, b, lambda: False)
+    np.testing.assert_array_equal(rig.coils.setpoint, b)

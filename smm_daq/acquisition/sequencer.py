@@ -1144,8 +1144,10 @@ class Sequencer(FlyScan):
 
         def locked() -> None:
             # where Ctrl-C comes to `interrupts` (the main thread of a command line, which
-            # runs this here): acknowledged until `_safing` is given back, then raised
-            with interrupts.making_safe(2 * wait):
+            # runs this here): acknowledged until `_safing` is given back, then raised. Told
+            # the time left of the making safe under way, at most `wait` (the rig's own path
+            # says its deadline once it begins), not of the hold and it together
+            with interrupts.making_safe(wait):
                 if not self._safing.acquire(timeout=wait):
                     return
                 try:
@@ -1162,7 +1164,8 @@ class Sequencer(FlyScan):
         if made and made[0] is not None:
             self.safety_problems = made[0]
         elif not made:  # `_safing` not taken, or its making safe not ended, in time
-            self.safety_problems = [_not_ended(2 * wait)]
+            # what was waited for: the hold alone (`wait`), or it and the making safe
+            self.safety_problems = [_not_ended(2 * wait if took.is_set() else wait)]
         if took.is_set():  # made safe, though a Ctrl-C that came meanwhile is raised
             with self._cond:
                 self._rig_safe_now = True
