@@ -538,7 +538,8 @@ class Session:
     def subtract(self, in_field: str, remanent: str, name: str, *, register: bool = True,
                  on_warning: Callable[[Warning], None] | None = None,
                  apply_insignificant: bool = False, shift_as_begun: tuple[str, ...] = (),
-                 by_sds_alone: bool = False, recipe_text: str = "") -> MapData:
+                 by_sds_alone: bool = False, recipe_text: str = "",
+                 command: str = "") -> MapData:
         """In-field minus (registered) remanent into a new entry `name`; returns the map. A
         shift not significantly different from zero is applied only with
         `apply_insignificant` (forced: InputError where no shift was determined), or as the
@@ -547,7 +548,8 @@ class Session:
         that by its SDs alone, as a release before the correlation of its errors was counted
         did (`subtract_maps`). Either way of applying it is recorded as the entry's
         `apply_insignificant_shift`. A recipe's subtraction records the recipe's text
-        (`recipe_text`), as its scans do.
+        (`recipe_text`), as its scans do; `command`, the command line that made it (the
+        demo's, a recipe's `run`), is recorded as `smm-daq subtract` records its own.
 
         Its warnings (a registration's shift that may be an artefact, or a note of one left
         out; recorded in the entry too) are warned again in the caller's thread, at the
@@ -596,6 +598,8 @@ class Session:
             "apply_insignificant_shift": np.uint8(apply_insignificant or bool(shift_as_begun))}
         if recipe_text:
             recorded_too["recipe"] = recipe_text
+        if command:
+            recorded_too["command"] = command
         wait_aside(lambda: write_subtraction(self.path, made, register=register,
                                              parameters=recorded_too), what,
                    make_safe=self._make_safe, stalled=stalled)

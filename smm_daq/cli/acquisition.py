@@ -38,6 +38,7 @@ from smm_daq.cli.args import (
     entry_name,
     entry_to_read,
     floats,
+    invoked_command,
     positive,
     session_file,
     within,
@@ -446,6 +447,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 on_event=ProgressBar(), auto_range=args.auto_range,
                 continuing=args.continue_recipe,
                 on_warning=lambda w: print(f"smm-daq: {said_as(type(w))}: {w}", file=sys.stderr),
+                command=invoked_command(),
             )
         finally:
             code = _finish(session)
@@ -738,7 +740,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         session.set_field(DEMO_FIELD_UT)
         inf = session.scan("in_field", center_um=DEMO_CENTER_UM, size_um=size,
                            step_um=DEMO_STEP_UM, title="demo: 40 µT along +Y", on_event=bar)
-        induced = session.subtract("in_field", "remanent", "induced")
+        induced = session.subtract("in_field", "remanent", "induced",
+                                   command=invoked_command())
     finally:
         code = _finish(session)
     print(f"\ndemo written to {out}")
