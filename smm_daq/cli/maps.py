@@ -112,6 +112,33 @@ def _background_mask(args: argparse.Namespace, m: MapData, *, required: bool) ->
     return mask
 
 
+def _background_record(args: argparse.Namespace, mask: np.ndarray) -> dict[str, object]:
+    """The background selection as data in the entry's `process/parameters`, for a reader
+    that needs no command line to parse: the pixels used (`background_pixels`, the entry's
+    grid, 1 = background) and each of the options that chose them, in m (`_background_mask`
+    has checked them)."""
+    from smm_daq.storage.products import Compressed, Quantity
+
+    record: dict[str, object] = {"background_pixels": Compressed(Quantity(
+        mask.astype(np.uint8), "1", "background pixels used (1), on the entry's grid"))}
+    if args.background_rect:
+        rects = [floats("--background-rect", text, 4) for text in args.background_rect]
+        record["background_rectangles"] = Quantity(np.array(rects) * UM, "m",
+                                                   "background rectangles (x0, x1, y0, y1)")
+    if args.border_um is not None:
+        record["background_border"] = Quantity(args.border_um * UM, "m",
+                                               "width of the background frame along the edges")
+    if args.sample_polygon:
+        gap = np.full((1, 2), np.nan)
+        outlines = [part for text in args.sample_polygon
+                    for part in (gap, _um_pairs("--sample-polygon", text))][1:]
+        record["sample_polygons"] = Quantity(
+            np.concatenate(outlines), "m",
+            "sample outlines (x, y), one after another, a row of NaN between two: background "
+            "is outside them")
+    return record
+
+
 def _write(args: argparse.Namespace, m: MapData, kind: str, extra: dict | None = None,
            **layout: object) -> None:
     """Write the product entry: `layout` passes plots, parameters, default and processes."""
@@ -204,6 +231,7 @@ def _background(args: argparse.Namespace) -> int:
     m = _read(args, args.entry)
     if args.model == "field":
         mask = _background_mask(args, m, required=False)
+        selected = {} if mask is None else _background_record(args, mask)
         if mask is None:
             out, leak = remove_field_leakage(m)
             what = "the applied field's Bz, from the entry's field vector"
@@ -219,9 +247,10 @@ def _background(args: argparse.Namespace) -> int:
         extra = {"results/field_leakage": Quantity(leak, "T", what)}
         print(said)
         _write(args, _derived(out, args, "field leakage removed"), "background", extra,
-               parameters={"model": "field"})
+               parameters={"model": "field", **selected})
         return 0
-    fit = remove_background(m, _background_mask(args, m, required=True), model=args.model)
+    mask = _background_mask(args, m, required=True)
+    fit = remove_background(m, mask, model=args.model)
     extra: dict = {"results/offset": Quantity(fit.coefficients[0], "T"),
                    "results/residual_rms": Quantity(fit.residual_rms, "T"),
                    "results/pixels": fit.pixels}
@@ -231,7 +260,7 @@ def _background(args: argparse.Namespace) -> int:
     print(f"{args.model} fitted on {fit.pixels} pixels: offset {fit.coefficients[0] / NT:.4g} nT, "
           f"residual RMS {fit.residual_rms / NT:.4g} nT")
     _write(args, _derived(fit.map, args, f"{args.model} background removed"), "background",
-           extra, parameters={"model": args.model})
+           extra, parameters={"model": args.model, **_background_record(args, mask)})
     return 0
 
 
@@ -250,14 +279,15 @@ def _level(args: argparse.Namespace) -> int:
     from smm_daq.storage.products import Quantity
 
     m = _read(args, args.entry)
-    lev = level_lines(m, _background_mask(args, m, required=True), order=args.order)
+    mask = _background_mask(args, m, required=True)
+    lev = level_lines(m, mask, order=args.order)
     extra = {"results/line_offsets": Quantity(lev.offsets, "T"),
              "results/line_slopes": Quantity(lev.slopes, "T/m"),
              "results/lines_interpolated": lev.interpolated.astype(np.uint8)}
     print(f"levelled {m.shape[0]} lines ({int(lev.interpolated.sum())} without background, "
           "interpolated)")
     _write(args, _derived(lev.map, args, "lines levelled"), "levelled", extra,
-           parameters={"order": args.order})
+           parameters={"order": args.order, **_background_record(args, mask)})
     return 0
 
 
