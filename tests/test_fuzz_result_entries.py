@@ -50,7 +50,8 @@ UM = 1e-6
 SEED = 20261206
 PER_SOURCE = 40  # harmless-or-not mutations drawn per source result (of those it offers)
 COLUMNS = 25  # spoilt grain-table columns drawn per source (each must be refused)
-# the layout version written as a float: a whole number, no damage (the others offered are not)
+# the layout version the results are written in, as a float: a whole number, no damage (the
+# other versions offered are)
 WHOLE_FLOAT = float(RESULT_VERSION)
 
 
@@ -205,7 +206,10 @@ def _relabel(g: h5py.Group) -> None:
 def _special_mutations(g: h5py.Group) -> Iterator[Mutation]:
     """Spoilings a walk over the entry's nodes does not make."""
     version = ("mmt_result_version",)
-    for value in ("three", "", -1, 0, 2**40, 2.5, np.array([RESULT_VERSION] * 2), WHOLE_FLOAT):
+    # the entry's own version as a float is no damage (an entry of layout 1 or 2 has none: any
+    # version given it says it is of another layout)
+    own = (float(g.attrs["mmt_result_version"]),) if "mmt_result_version" in g.attrs else ()
+    for value in ("three", "", -1, 0, 2**40, 2.5, np.array([RESULT_VERSION] * 2), *own):
         yield Mutation(f"version {value!r}", version, _version(value))
     yield Mutation("kind deleted", ("kind",), lambda g: g.attrs.__delitem__("kind"))
     yield Mutation("kind 'scan'", ("kind",), lambda g: g.attrs.__setitem__("kind", "scan"))
