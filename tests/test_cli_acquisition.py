@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from simulators.sample import LARGE_MAGNETITE, VirtualSample
+from smm_daq import __version__
 from smm_daq.cli.acquisition import ProgressBar, format_duration
 from smm_daq.cli.main import main
 from smm_daq.errors import InputError
@@ -282,6 +283,13 @@ def test_run_a_recipe_with_yes(tmp_path, capsys):
         assert made["command"].asstr()[()] == command_line(
             ["smm-daq", "run", str(recipe), "--out", str(path), "--yes"])
         assert made["recipe"].asstr()[()] == RECIPE
+    code, out, _ = _run(capsys, ["info", str(path)])  # what a user cites the data with
+    lines = {line.split()[0]: line for line in out.splitlines()[1:]}
+    recipe = "recipe untitled (its text stored)"
+    for scan in ("rem", "inf"):
+        assert f"  smm-daq {__version__}, profile 'smm-daq simulator' (simulator.toml), " \
+            f"{recipe}  " in lines[scan], lines[scan]
+    assert f"  smm-daq {__version__}, {recipe}  " in lines["ind"], lines["ind"]
 
 
 def test_run_refuses_a_prompt_without_yes_when_no_one_can_answer(tmp_path, capsys):
