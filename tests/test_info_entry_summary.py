@@ -183,6 +183,7 @@ RECIPE = '[recipe]\ntitle = "Remanent and induced"\n[[step]]\nkind = "zero_field
     ({"profile": ('[rig]\nname = "a\\nb"\n', "")}, "profile 'a\\nb'"),
     ({"recipe": '[recipe]\ntitle = 3\n'}, "recipe untitled (its text stored)"),
     ({"title": "another program's entry"}, ""),
+    ({"program_name": np.arange(2), "profile": 7.0, "recipe": np.zeros(3)}, ""),  # not text
 ])
 def test_what_wrote_an_entry_is_said_for_citing_it(tmp_path: Path, fields: dict, said: str
                                                    ) -> None:

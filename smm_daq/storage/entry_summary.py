@@ -96,13 +96,12 @@ def _program(entry: h5py.Group) -> str:
     node = entry.get("program_name")
     process = entry.get("process")
     try:
-        if isinstance(node, h5py.Dataset):
+        if _is_text(node):
             name, version = text(node), text(node.attrs.get("version", ""))
-        elif isinstance(process, h5py.Group) and isinstance(process.get("program"),
-                                                            h5py.Dataset):
+        elif isinstance(process, h5py.Group) and _is_text(process.get("program")):
             version_node = process.get("version")
             name = text(process["program"])
-            version = text(version_node) if isinstance(version_node, h5py.Dataset) else ""
+            version = text(version_node) if _is_text(version_node) else ""
         else:
             return ""
     except _UNREADABLE:
@@ -113,7 +112,7 @@ def _program(entry: h5py.Group) -> str:
 def _profile(entry: h5py.Group) -> str:
     """"profile 'NAME' (FILE)" of the profile text a scan stored; "" where none is."""
     node = entry.get("profile")
-    if not isinstance(node, h5py.Dataset):
+    if not _is_text(node):
         return ""
     try:
         rig = _toml(text(node)).get("rig")
@@ -130,7 +129,7 @@ def _recipe(entry: h5py.Group) -> str:
     (`process/parameters/recipe`) stored a recipe's text; "" where none did."""
     for key in ("recipe", "process/parameters/recipe"):
         node = entry.get(key)
-        if not isinstance(node, h5py.Dataset):
+        if not _is_text(node):
             continue
         try:
             stored = text(node)
@@ -143,6 +142,11 @@ def _recipe(entry: h5py.Group) -> str:
         named = _shown(title) if isinstance(title, str) and title.strip() else "untitled"
         return f"recipe {named} (its text stored)"
     return ""
+
+
+def _is_text(node: object) -> bool:
+    """A string dataset (not another program's number stored under the name)."""
+    return isinstance(node, h5py.Dataset) and node.dtype.kind in "OSU"
 
 
 def _toml(stored: str) -> dict:
