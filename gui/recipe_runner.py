@@ -17,6 +17,7 @@ import numpy as np
 from PyQt6 import QtCore
 
 from gui.background import Background
+from gui.command import recorded_command
 from gui.rig_holder import RigHolder
 from gui.scan_tab import ScanTab
 from gui.subtract_dialog import said_in_window
@@ -220,9 +221,11 @@ class RecipeRunner(QtCore.QObject):
         elif isinstance(step, SubtractStep):
             session = Session(self.path, rig)  # its subtract writes the entry as `run` does
             said: list[tuple[str, str]] = []
+            # what the entry records of how it was made: the recipe's run, as `run` records it
+            made = recorded_command(["run", self.recipe.source, "--out", str(self.path)])
             self.analysis.submit(
                 lambda: subtract_step(self.recipe, self.index, session, lambda w: said.append(
-                    (said_as(type(w)), said_in_window(str(w), recipe=True)))),
+                    (said_as(type(w)), said_in_window(str(w), recipe=True))), made),
                 lambda _: self._step_done(None, said),
                 self._step_failed,
             )
