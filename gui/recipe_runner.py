@@ -238,7 +238,8 @@ class RecipeRunner(QtCore.QObject):
         self.scan_tab.scanEnded.connect(self._scan_ended)
         text = self.recipe.text
         started = (self.scan_tab.resume_entry(self.path, plan.name, recipe_text=text) if resume
-                   else self.scan_tab.start(plan, recipe_text=text))
+                   else self.scan_tab.start(plan, recipe_text=text,
+                                            recipe_file=self.recipe.source))
         if not started:
             self.scan_tab.scanEnded.disconnect(self._scan_ended)
             self._step_failed(self.scan_tab.status.text())

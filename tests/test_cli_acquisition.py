@@ -283,9 +283,11 @@ def test_run_a_recipe_with_yes(tmp_path, capsys):
         assert made["command"].asstr()[()] == command_line(
             ["smm-daq", "run", str(recipe), "--out", str(path), "--yes"])
         assert made["recipe"].asstr()[()] == RECIPE
+        assert made["recipe_file"].asstr()[()] == str(recipe)
+        assert f["rem/recipe"].attrs["path"] == str(recipe)
     code, out, _ = _run(capsys, ["info", str(path)])  # what a user cites the data with
     lines = {line.split()[0]: line for line in out.splitlines()[1:]}
-    recipe = "recipe untitled (its text stored)"
+    recipe = "recipe untitled (r.toml, its text stored)"
     for scan in ("rem", "inf"):
         assert f"  smm-daq {__version__}, profile 'smm-daq simulator' (simulator.toml), " \
             f"{recipe}  " in lines[scan], lines[scan]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import h5py
 import numpy as np
 import pytest
@@ -175,6 +177,26 @@ def test_the_background_selected_is_recorded_as_data(session, capsys):
                                   read_map(path, "plane").bz)
     np.testing.assert_array_equal(level_lines(scan, used["lev"], order=0).map.bz,
                                   read_map(path, "lev").bz)
+
+
+def test_a_command_naming_a_file_in_no_utf8_is_recorded_escaped(session) -> None:
+    """A path typed in a Latin-1 terminal (its byte 0xff no UTF-8: a lone surrogate to
+    Python) made the recorded command a traceback as it was stored (h5py cannot encode it):
+    it is stored with the byte escaped, as h5py reads it back."""
+    from smm_daq.cli.args import given_words, invoked_command
+    from smm_daq.storage.strings import storable
+
+    path, _ = session
+    typed = os.fsdecode(b"/data/caf\xe9.h5")
+    with given_words(["level", typed, "--entry", "in_field"]):
+        command = invoked_command()
+    m = read_map(path, "in_field")
+    write_map_entry(path, m.with_bz(m.bz, name="made"), kind="levelled",
+                    parameters={"command": command})
+    with h5py.File(path, "r") as f:
+        assert f["made/process/parameters/command"].asstr()[()] == (
+            "smm-daq level '/data/caf\\xe9.h5' --entry in_field")
+    assert storable("a\ud800b") == "a\\ud800b" and storable("χ µm") == "χ µm"
 
 
 def _layer_file(tmp_path):

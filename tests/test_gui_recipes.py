@@ -74,6 +74,8 @@ def test_a_recipe_runs_step_by_step_with_its_prompt(window, qtbot, recipe_file, 
     with h5py.File(path, "r") as f:  # how the subtraction was made, as `run` records it
         assert f["difference/process/parameters/command"].asstr()[()] == (
             "smm-daq gui: " + shlex.join(["run", str(recipe_file), "--out", str(path)]))
+        assert f["difference/process/parameters/recipe_file"].asstr()[()] == str(recipe_file)
+        assert f["second/recipe"].attrs["path"] == str(recipe_file)
     assert window.holder.rig.clock.now() - started_at >= 30.0  # the wait step ran on the clock
     first, second, diff = (read_map(path, n) for n in ("first", "second", "difference"))
     assert diff.bz == pytest.approx(second.bz - first.bz)

@@ -170,14 +170,15 @@ RECIPE = '[recipe]\ntitle = "Remanent and induced"\n[[step]]\nkind = "zero_field
 
 @pytest.mark.parametrize(("fields", "said"), [
     ({"program_name": ("smm-daq", "1.4.2"), "profile": (PROFILE, "/lab/rigs/bench2.toml"),
-      "recipe": RECIPE},
-     "smm-daq 1.4.2, profile 'bench 2' (bench2.toml), recipe 'Remanent and induced' (its "
-     "text stored)"),
+      "recipe": (RECIPE, "recipes/ri.toml")},
+     "smm-daq 1.4.2, profile 'bench 2' (bench2.toml), recipe 'Remanent and induced' (ri.toml, "
+     "its text stored)"),
     ({"program_name": ("smm-daq", "1.4.2"), "profile": (PROFILE, ""), "recipe": ""},
      "smm-daq 1.4.2, profile 'bench 2'"),  # a scan run without a recipe stores ""
     ({"program_name": ("smm-daq", "1.4.2"), "process/parameters/recipe":
-      '[[step]]\nkind = "zero_field"\n'},
-     "smm-daq 1.4.2, recipe untitled (its text stored)"),  # a recipe's subtraction
+      '[[step]]\nkind = "zero_field"\n', "process/parameters/recipe_file": "/r/s.toml"},
+     "smm-daq 1.4.2, recipe untitled (s.toml, its text stored)"),  # a recipe's subtraction
+    ({"recipe": RECIPE}, "recipe 'Remanent and induced' (its text stored)"),  # no file
     ({"process/program": "smm-daq", "process/version": "0.9"}, "smm-daq 0.9"),
     ({"profile": ("not [toml", "p.toml")}, "profile (p.toml)"),
     ({"profile": ('[rig]\nname = "a\\nb"\n', "")}, "profile 'a\\nb'"),

@@ -888,7 +888,8 @@ def run_recipe(
         if isinstance(step, ScanStep):
             plan = checked.plans[i]
             assert plan is not None
-            session.scan_plan(plan, recipe_text=recipe.text, on_event=on_event,
+            session.scan_plan(plan, recipe_text=recipe.text, recipe_file=recipe.source,
+                              on_event=on_event,
                               auto_range=auto_range, resume=checked.states[i] == RESUME)
             written.append(plan.name)
         elif isinstance(step, SetFieldStep):
@@ -923,7 +924,7 @@ def subtract_step(recipe: Recipe, i: int, session: Any,
                          apply_insignificant=step.apply_insignificant_shift,
                          shift_as_begun=applies_as_begun(recipe, i),
                          by_sds_alone=decides_by_sds_alone(recipe, i), recipe_text=recipe.text,
-                         command=command)
+                         recipe_file=recipe.source, command=command)
     except ShiftNotDetermined as exc:
         by_hand = command_line(["smm-daq", "subtract", session.path, "--in-field",
                                 step.in_field, "--remanent", step.remanent, "--name",

@@ -125,14 +125,18 @@ def _profile(entry: h5py.Group) -> str:
 
 
 def _recipe(entry: h5py.Group) -> str:
-    """"recipe 'TITLE' (its text stored)" where a scan (`recipe`) or a subtraction
-    (`process/parameters/recipe`) stored a recipe's text; "" where none did."""
-    for key in ("recipe", "process/parameters/recipe"):
+    """"recipe 'TITLE' (FILE, its text stored)" where a scan (`recipe`, its file in attribute
+    `path`) or a subtraction (`process/parameters/recipe`, its file in `recipe_file`) stored
+    a recipe's text; "" where none did."""
+    for key, file_key in (("recipe", None), ("process/parameters/recipe", "recipe_file")):
         node = entry.get(key)
         if not _is_text(node):
             continue
         try:
             stored = text(node)
+            file_node = node.parent.get(file_key) if file_key else None
+            file = (text(node.attrs.get("path", "")) if file_key is None
+                    else text(file_node) if _is_text(file_node) else "")
         except _UNREADABLE:
             return ""
         if not stored.strip():  # a scan run without a recipe stores ""
@@ -140,7 +144,9 @@ def _recipe(entry: h5py.Group) -> str:
         head = _toml(stored).get("recipe")
         title = head.get("title") if isinstance(head, dict) else None
         named = _shown(title) if isinstance(title, str) and title.strip() else "untitled"
-        return f"recipe {named} (its text stored)"
+        name = PurePath(file).name
+        where = f"{_shown(name, quoted=False)}, " if name else ""
+        return f"recipe {named} ({where}its text stored)"
     return ""
 
 
