@@ -17,6 +17,7 @@ import numpy as np
 from PyQt6 import QtCore
 
 from gui.background import Background
+from gui.command import recorded_command
 from gui.rig_holder import RigHolder
 from gui.scan_tab import ScanTab
 from gui.subtract_dialog import said_in_window
@@ -220,9 +221,11 @@ class RecipeRunner(QtCore.QObject):
         elif isinstance(step, SubtractStep):
             session = Session(self.path, rig)  # its subtract writes the entry as `run` does
             said: list[tuple[str, str]] = []
+            # what the entry records of how it was made: the recipe's run, as `run` records it
+            made = recorded_command(["run", self.recipe.source, "--out", str(self.path)])
             self.analysis.submit(
                 lambda: subtract_step(self.recipe, self.index, session, lambda w: said.append(
-                    (said_as(type(w)), said_in_window(str(w), recipe=True)))),
+                    (said_as(type(w)), said_in_window(str(w), recipe=True))), made),
                 lambda _: self._step_done(None, said),
                 self._step_failed,
             )
@@ -235,7 +238,8 @@ class RecipeRunner(QtCore.QObject):
         self.scan_tab.scanEnded.connect(self._scan_ended)
         text = self.recipe.text
         started = (self.scan_tab.resume_entry(self.path, plan.name, recipe_text=text) if resume
-                   else self.scan_tab.start(plan, recipe_text=text))
+                   else self.scan_tab.start(plan, recipe_text=text,
+                                            recipe_file=self.recipe.source))
         if not started:
             self.scan_tab.scanEnded.disconnect(self._scan_ended)
             self._step_failed(self.scan_tab.status.text())

@@ -194,7 +194,8 @@ class ScanTab(QtWidgets.QWidget):
             self.form.use_area(*corners)
 
     # --- running -------------------------------------------------------------------------
-    def start(self, plan: ScanPlan | None = None, recipe_text: str = "") -> bool:
+    def start(self, plan: ScanPlan | None = None, recipe_text: str = "",
+              recipe_file: str = "") -> bool:
         """Validate the plan (the form's, or `plan` put into the form) and start the scan in
         the sequencer's thread; False if refused, with the reason in the status line. While a
         recipe runs, only its own scans (`recipe_text` given) start. A session file whose name
@@ -227,11 +228,12 @@ class ScanTab(QtWidgets.QWidget):
         if rig is None or self.holder.busy:
             self.status.setText(self.holder.unconnected_text() or NOT_CONNECTED)
             return False
-        self._launch(rig, plan, path, recipe_text)
+        self._launch(rig, plan, path, recipe_text, recipe_file=recipe_file)
         return True
 
     def _launch(self, rig: Any, plan: ScanPlan, path: Path, recipe_text: str, *,
-                resume: bool = False, measured: np.ndarray | None = None) -> None:
+                resume: bool = False, measured: np.ndarray | None = None,
+                recipe_file: str = "") -> None:
         """Show the plan's grid (with the lines `measured` so far), build its sequencer on
         `rig` (the holder's, as checked) and start it in the rig's thread, after any
         instrument call in flight."""
@@ -249,7 +251,7 @@ class ScanTab(QtWidgets.QWidget):
         # attached before it starts: its start (the file read, the entry created) can stall
         # on the disk, and an Abort (or closing) meanwhile must reach it to make the rig safe
         sequencer = Sequencer(rig, path, plan, recipe_text=recipe_text, resume=resume,
-                              resume_hint=hint, auto_range=auto_range)
+                              resume_hint=hint, auto_range=auto_range, recipe_file=recipe_file)
         sequencer.subscribe(push)
         self.live.attach(sequencer)
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from simulators.sample import LARGE_MAGNETITE, VirtualSample
+from smm_daq import __version__
 from smm_daq.cli.acquisition import ProgressBar, format_duration
 from smm_daq.cli.main import main
 from smm_daq.errors import InputError
@@ -277,6 +278,20 @@ def test_run_a_recipe_with_yes(tmp_path, capsys):
     assert code == 0, err
     assert "step 3/5: prompt: Turn the sample over" in err
     assert [e.name for e in list_entries(path)] == ["rem", "inf", "ind"]
+    with h5py.File(path, "r") as f:  # how the subtraction was made, as `subtract` records it
+        made = f["ind/process/parameters"]
+        assert made["command"].asstr()[()] == command_line(
+            ["smm-daq", "run", str(recipe), "--out", str(path), "--yes"])
+        assert made["recipe"].asstr()[()] == RECIPE
+        assert made["recipe_file"].asstr()[()] == str(recipe)
+        assert f["rem/recipe"].attrs["path"] == str(recipe)
+    code, out, _ = _run(capsys, ["info", str(path)])  # what a user cites the data with
+    lines = {line.split()[0]: line for line in out.splitlines()[1:]}
+    recipe = "recipe untitled (r.toml, its text stored)"
+    for scan in ("rem", "inf"):
+        assert f"  smm-daq {__version__}, profile 'smm-daq simulator' (simulator.toml), " \
+            f"{recipe}  " in lines[scan], lines[scan]
+    assert f"  smm-daq {__version__}, {recipe}  " in lines["ind"], lines["ind"]
 
 
 def test_run_refuses_a_prompt_without_yes_when_no_one_can_answer(tmp_path, capsys):
@@ -365,6 +380,17 @@ def test_demo_writes_three_entries_and_a_summary(tmp_path, capsys, cli_demo):
     again = cli_demo.copy_to(tmp_path)
     code, _, err = _run(capsys, ["demo", "--out", str(again)])
     assert code == 2 and "exists already" in err
+
+
+@pytest.mark.slow
+def test_the_demos_subtraction_records_how_it_was_made(cli_demo):
+    """A subtraction made by `smm-daq subtract` recorded its command; the demo's recorded
+    none. It records the demo's, with the parameters a `subtract` records."""
+    path = cli_demo.path
+    with h5py.File(path, "r") as f:
+        demo = {k: v[()] for k, v in f["induced/process/parameters"].items()}
+    assert demo.pop("command").decode() == command_line(["smm-daq", "demo", "--out", str(path)])
+    assert demo == {"register": 1, "fit_rotation": 0, "apply_insignificant_shift": 0}
 
 
 def test_progress_bar_and_durations():

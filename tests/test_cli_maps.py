@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import h5py
 import numpy as np
 import pytest
@@ -141,6 +143,60 @@ def test_field_background_fitted_on_a_mask_says_it_removed_an_offset(session, ca
     code, out, _ = run(capsys, "background", path, "--entry", "in_field", "--name", "off2",
                        "--model", "field", "--border-um", "6")
     assert code == 0 and "(the applied field's Bz is 1000 nT)" in out, out
+
+
+def test_the_background_selected_is_recorded_as_data(session, capsys):
+    """The background pixels chosen on the command line were kept only inside the recorded
+    command: each entry fitted on a background now holds the pixels used and the options
+    that chose them (in m), which refit its map and level its lines again exactly."""
+    from smm_daq.analysis.background import remove_background
+    from smm_daq.analysis.levelling import level_lines
+
+    path, _ = session
+    polygons = ("30,10;110,10;110,90;30,90", "2,2;8,2;8,8")
+    assert run(capsys, "background", path, "--entry", "in_field", "--name", "plane",
+               "--model", "plane", "--background-rect", "0,20,0,98", "--background-rect",
+               "112,118,0,98", *(f"--sample-polygon={p}" for p in polygons))[0] == 0
+    assert run(capsys, "level", path, "--entry", "in_field", "--name", "lev",
+               "--border-um", "6")[0] == 0
+    with h5py.File(path, "r") as f:
+        plane, lev = f["plane/process/parameters"], f["lev/process/parameters"]
+        used = {name: g["background_pixels"][()].astype(bool) for name, g in
+                (("plane", plane), ("lev", lev))}
+        assert plane["background_rectangles"].attrs["units"] == "m"
+        np.testing.assert_allclose(plane["background_rectangles"][()],
+                                   [[0, 20e-6, 0, 98e-6], [112e-6, 118e-6, 0, 98e-6]])
+        outlines = plane["sample_polygons"][()]
+        np.testing.assert_allclose(outlines[:4], [[30e-6, 10e-6], [110e-6, 10e-6],
+                                                  [110e-6, 90e-6], [30e-6, 90e-6]])
+        assert np.isnan(outlines[4]).all() and outlines.shape == (8, 2)
+        assert "background_border" not in plane and lev["background_border"][()] == 6e-6
+    scan = read_map(path, "in_field")
+    assert 0 < used["plane"].sum() < used["plane"].size
+    np.testing.assert_array_equal(remove_background(scan, used["plane"], model="plane").map.bz,
+                                  read_map(path, "plane").bz)
+    np.testing.assert_array_equal(level_lines(scan, used["lev"], order=0).map.bz,
+                                  read_map(path, "lev").bz)
+
+
+def test_a_command_naming_a_file_in_no_utf8_is_recorded_escaped(session) -> None:
+    """A path typed in a Latin-1 terminal (its byte 0xff no UTF-8: a lone surrogate to
+    Python) made the recorded command a traceback as it was stored (h5py cannot encode it):
+    it is stored with the byte escaped, as h5py reads it back."""
+    from smm_daq.cli.args import given_words, invoked_command
+    from smm_daq.storage.strings import storable
+
+    path, _ = session
+    typed = os.fsdecode(b"/data/caf\xe9.h5")
+    with given_words(["level", typed, "--entry", "in_field"]):
+        command = invoked_command()
+    m = read_map(path, "in_field")
+    write_map_entry(path, m.with_bz(m.bz, name="made"), kind="levelled",
+                    parameters={"command": command})
+    with h5py.File(path, "r") as f:
+        assert f["made/process/parameters/command"].asstr()[()] == (
+            "smm-daq level '/data/caf\\xe9.h5' --entry in_field")
+    assert storable("a\ud800b") == "a\\ud800b" and storable("χ µm") == "χ µm"
 
 
 def _layer_file(tmp_path):

@@ -39,7 +39,7 @@ from test_gui_mmt_saved import as_written_before_version_3, write_point_session
 
 from smm_daq.analysis.grains import from_arrays
 from smm_daq.analysis.mmt import synth
-from smm_daq.analysis.mmt.result_file import write_result_entry
+from smm_daq.analysis.mmt.result_file import RESULT_VERSION, write_result_entry
 from smm_daq.analysis.mmt.result_read import read_result_entry
 from smm_daq.analysis.mmt.solver.inversion import SingularWarning, invert_map
 from smm_daq.cli.main import main
@@ -50,6 +50,9 @@ UM = 1e-6
 SEED = 20261206
 PER_SOURCE = 40  # harmless-or-not mutations drawn per source result (of those it offers)
 COLUMNS = 25  # spoilt grain-table columns drawn per source (each must be refused)
+# the layout version the results are written in, as a float: a whole number, no damage (the
+# other versions offered are)
+WHOLE_FLOAT = float(RESULT_VERSION)
 
 
 @dataclass(frozen=True)
@@ -203,7 +206,10 @@ def _relabel(g: h5py.Group) -> None:
 def _special_mutations(g: h5py.Group) -> Iterator[Mutation]:
     """Spoilings a walk over the entry's nodes does not make."""
     version = ("mmt_result_version",)
-    for value in ("three", "", -1, 0, 2**40, 2.5, np.array([3, 3]), 3.0):
+    # the entry's own version as a float is no damage (an entry of layout 1 or 2 has none: any
+    # version given it says it is of another layout)
+    own = (float(g.attrs["mmt_result_version"]),) if "mmt_result_version" in g.attrs else ()
+    for value in ("three", "", -1, 0, 2**40, 2.5, np.array([RESULT_VERSION] * 2), *own):
         yield Mutation(f"version {value!r}", version, _version(value))
     yield Mutation("kind deleted", ("kind",), lambda g: g.attrs.__delitem__("kind"))
     yield Mutation("kind 'scan'", ("kind",), lambda g: g.attrs.__setitem__("kind", "scan"))
@@ -263,8 +269,9 @@ COVARIANCE = re.compile(
 OUT_OF_RANGE = re.compile(r"^grains/\w+ (negative|set to -?[\d.]+|of the wrong sign)$")
 UNLIKE = re.compile(r"^(fitted|data)/Bz unlike the first scan's$")
 HARMFUL = re.compile(
-    r"^(version (?!3\.0$).*|kind .*|cuboid labels of other grains|a scan listed without "
-    r"its group|scans/\w+ deleted, still listed|grains/\w+ (2-D for 1-D|a string)"
+    rf"^(version (?!{re.escape(repr(WHOLE_FLOAT))}$).*|kind .*|cuboid labels of other grains"
+    r"|a scan listed without its group|scans/\w+ deleted, still listed"
+    r"|grains/\w+ (2-D for 1-D|a string)"
     r"|scans/\w+/mask (a row short|empty|3-D for 2-D)|data/Bz (a row short|empty)"
     r"|grains/\w+ (a row short|empty|units furlong)"
     r"|scans/\w+/(fitted|residual)_Bz (a row short|empty))$")
@@ -458,6 +465,29 @@ def test_a_covariance_or_condition_number_no_solver_writes_is_refused_by_name(
     said = str(refused.value)
     assert str(spoilt) in said and f"entry '{entry}'" in said and words in said, said
     assert f"'{label.split()[0].split('/')[-1]}'" in said and "expected" in said
+
+
+def test_the_layout_version_written_as_a_whole_float_reads_as_written(
+        sources: dict[str, tuple[Path, str]], tmp_path: Path) -> None:
+    """The one version the fuzz offers as no damage is the version the results are written
+    in, as a float: it reads, the same result; the others offered must be refused."""
+    offered = [m.label for m in _special_mutations_of(*sources["cuboid"])
+               if m.label.startswith("version ")]
+    assert [label for label in offered if not _harmful("cuboid", label)] == [
+        f"version {float(RESULT_VERSION)!r}"]
+    for source in ("cuboid", "joint"):
+        path, entry = sources[source]
+        spoilt = _spoilt_copy(path, entry, Mutation("float", (), _version(WHOLE_FLOAT)),
+                              tmp_path / f"{source}.h5")
+        saved, written = read_result_entry(spoilt, entry), read_result_entry(path, entry)
+        assert saved.table.keys() == written.table.keys()
+        for key, values in written.table.items():
+            np.testing.assert_array_equal(saved.table[key], values)
+
+
+def _special_mutations_of(path: Path, entry: str) -> list[Mutation]:
+    with h5py.File(path, "r") as f:
+        return list(_special_mutations(f[entry]))
 
 
 def test_covariance_blocks_asymmetric_by_rounding_read(

@@ -58,6 +58,28 @@ def test_reader_returns_the_default_map_and_its_errors(browser) -> None:
     assert read_product_map(browser.path, "scan") is None
 
 
+def test_reader_returns_the_product_on_its_grid(tmp_path) -> None:
+    """A product map read back came without coordinates: it now comes on the axes its NXdata
+    group plots it against (as h5py reads them), with the rest `read_map` returns."""
+    import h5py
+
+    path = tmp_path / "p.h5"
+    m = a_map("chi")
+    m = m.with_bz(m.bz, x=m.x + 12.5e-3, y=m.y - 3e-3, sources=("induced",))
+    write_map_entry(path, m, kind="susceptibility", default="chi",
+                    plots=[MapPlot("chi", "chi", np.ones(m.shape), "1", "χ")])
+    p = read_product_map(path, "chi")
+    assert p is not None
+    with h5py.File(path, "r") as f:
+        plot = f["chi"][f["chi"].attrs["default"]]
+        y_axis, x_axis = (a.decode() if isinstance(a, bytes) else a for a in plot.attrs["axes"])
+        np.testing.assert_array_equal(p.x, plot[x_axis][()])
+        np.testing.assert_array_equal(p.y, plot[y_axis][()])
+        assert plot[x_axis].attrs["units"] == "m"
+    assert p.values.shape == (p.y.size, p.x.size)
+    assert p.grid.height == m.height and p.grid.sources == ("induced",)
+
+
 def test_chi_shows_as_chi_then_its_sd_then_its_bz(browser, qtbot) -> None:
     show(browser, qtbot, "chi")
     view = browser.map_view

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
+
+import h5py
 import pytest
 from recipe_opening import recipe_opened, recipe_ran
 from session_reads import opened
@@ -68,6 +71,11 @@ def test_a_recipe_runs_step_by_step_with_its_prompt(window, qtbot, recipe_file, 
     kinds = {e.name: e.kind for e in list_entries(path)}
     assert kinds == {"first": "scan", "second": "scan", "difference": "induced"}
     assert read_scan_record(path, "second")["recipe"] == RECIPE
+    with h5py.File(path, "r") as f:  # how the subtraction was made, as `run` records it
+        assert f["difference/process/parameters/command"].asstr()[()] == (
+            "smm-daq gui: " + shlex.join(["run", str(recipe_file), "--out", str(path)]))
+        assert f["difference/process/parameters/recipe_file"].asstr()[()] == str(recipe_file)
+        assert f["second/recipe"].attrs["path"] == str(recipe_file)
     assert window.holder.rig.clock.now() - started_at >= 30.0  # the wait step ran on the clock
     first, second, diff = (read_map(path, n) for n in ("first", "second", "difference"))
     assert diff.bz == pytest.approx(second.bz - first.bz)

@@ -12,8 +12,13 @@ import h5py
 import numpy as np
 import pytest
 
+from smm_daq import __version__
 from smm_daq.cli.main import main
-from smm_daq.storage.entry_summary import flown_summary, registration_summary
+from smm_daq.storage.entry_summary import (
+    flown_summary,
+    provenance_summary,
+    registration_summary,
+)
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import write_map_entry
 
@@ -68,7 +73,8 @@ def test_info_says_when_each_entry_was_taken_or_made_and_which_scans_flew(tmp_pa
         f["inf/plan"] = json.dumps({"nx": 21, "fly": {"pixel_time_s": 0.05, "oversample": 8}})
     assert main(["info", path]) == 0
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
-    assert lines["inf"].endswith("  flown, 0.05 s a pixel  2026-11-02T09:15:00+00:00")
+    assert lines["inf"].endswith(
+        f"  flown, 0.05 s a pixel  smm-daq {__version__}  2026-11-02T09:15:00+00:00")
     assert "flown" not in lines["rem"]
     with h5py.File(path, "r") as f:
         assert lines["rem"].endswith("  " + f["rem/start_time"][()].decode())
@@ -156,3 +162,39 @@ def test_info_lists_an_entry_whose_summary_lies_in_a_damaged_chunk(
     assert main(["info", path]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
     assert names == ["rem", "inf", "ind"]
+
+
+PROFILE = '# a rig\n[rig]\nname = "bench 2"\nsimulated = false\n'
+RECIPE = '[recipe]\ntitle = "Remanent and induced"\n[[step]]\nkind = "zero_field"\n'
+
+
+@pytest.mark.parametrize(("fields", "said"), [
+    ({"program_name": ("smm-daq", "1.4.2"), "profile": (PROFILE, "/lab/rigs/bench2.toml"),
+      "recipe": (RECIPE, "recipes/ri.toml")},
+     "smm-daq 1.4.2, profile 'bench 2' (bench2.toml), recipe 'Remanent and induced' (ri.toml, "
+     "its text stored)"),
+    ({"program_name": ("smm-daq", "1.4.2"), "profile": (PROFILE, ""), "recipe": ""},
+     "smm-daq 1.4.2, profile 'bench 2'"),  # a scan run without a recipe stores ""
+    ({"program_name": ("smm-daq", "1.4.2"), "process/parameters/recipe":
+      '[[step]]\nkind = "zero_field"\n', "process/parameters/recipe_file": "/r/s.toml"},
+     "smm-daq 1.4.2, recipe untitled (s.toml, its text stored)"),  # a recipe's subtraction
+    ({"recipe": RECIPE}, "recipe 'Remanent and induced' (its text stored)"),  # no file
+    ({"process/program": "smm-daq", "process/version": "0.9"}, "smm-daq 0.9"),
+    ({"profile": ("not [toml", "p.toml")}, "profile (p.toml)"),
+    ({"profile": ('[rig]\nname = "a\\nb"\n', "")}, "profile 'a\\nb'"),
+    ({"recipe": '[recipe]\ntitle = 3\n'}, "recipe untitled (its text stored)"),
+    ({"title": "another program's entry"}, ""),
+    ({"program_name": np.arange(2), "profile": 7.0, "recipe": np.zeros(3)}, ""),  # not text
+])
+def test_what_wrote_an_entry_is_said_for_citing_it(tmp_path: Path, fields: dict, said: str
+                                                   ) -> None:
+    """`info` showed no program version, profile nor recipe of an entry, though the file
+    holds them: what a user needs to cite the data. Each is read as h5py writes it."""
+    with h5py.File(tmp_path / "p.h5", "w") as f:
+        entry = f.create_group("e")
+        for key, value in fields.items():
+            stored, attribute = value if isinstance(value, tuple) else (value, None)
+            entry[key] = stored
+            if attribute is not None:
+                entry[key].attrs["version" if key == "program_name" else "path"] = attribute
+        assert provenance_summary(entry) == said

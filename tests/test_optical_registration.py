@@ -110,6 +110,19 @@ def test_entry_round_trip_and_viewer_layout(tmp_path) -> None:
     assert [e.name for e in list_entries(path) if e.kind == "optical"] == ["thin_section"]
 
 
+def test_the_file_still_opens_on_the_map_made_last_after_an_image(tmp_path) -> None:
+    """The root `default` (what silx and NeXpy open) names the entry made last, but not an
+    optical image: a picture of the sample to place the maps on, not a result."""
+    path = tmp_path / "s.h5"
+    write_map_entry(path, MapData(np.zeros((2, 3)), np.arange(3) * UM, np.arange(2) * UM,
+                                  name="scan"), kind="scan")
+    pixels = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 2.0]])
+    write_optical_entry(path, "thin_section", np.zeros((3, 4, 3), dtype=np.uint8),
+                        fit_affine(pixels, pixels * UM))
+    with h5py.File(path, "r") as f:
+        assert f.attrs["default"] == "scan"
+
+
 # Run as `python -c KILLED_STORING_AN_IMAGE FILE`: stores an image and is killed (-9) as the
 # registration's matrix is written, the image already flushed to the file.
 KILLED_STORING_AN_IMAGE = textwrap.dedent(

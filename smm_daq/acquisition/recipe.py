@@ -860,13 +860,15 @@ def run_recipe(
     auto_range: bool = False,
     continuing: bool = False,
     on_warning: Callable[[Warning], None] | None = None,
+    command: str = "",
 ) -> list[str]:
     """Check the recipe (`check_recipe`), then run its steps on a `Session`.
 
     Returns the names of the entries written (resumed ones too). Stops at the first scan that
     does not finish (the session makes the rig safe). `continuing`: continue the recipe cut
     off on this file (see the module); `on_step` is told of each step skipped too. A
-    subtraction's warnings go to `on_warning` (see `Session.subtract`). With nothing left to
+    subtraction's warnings go to `on_warning` (see `Session.subtract`), and its entry records
+    `command`, the command line that ran the recipe, where one did. With nothing left to
     do, no step runs and the rig is not touched.
     """
     checked = check_recipe(recipe, session.profile, session.path,
@@ -886,7 +888,8 @@ def run_recipe(
         if isinstance(step, ScanStep):
             plan = checked.plans[i]
             assert plan is not None
-            session.scan_plan(plan, recipe_text=recipe.text, on_event=on_event,
+            session.scan_plan(plan, recipe_text=recipe.text, recipe_file=recipe.source,
+                              on_event=on_event,
                               auto_range=auto_range, resume=checked.states[i] == RESUME)
             written.append(plan.name)
         elif isinstance(step, SetFieldStep):
@@ -900,19 +903,19 @@ def run_recipe(
             if not yes:
                 ask(f"{step.message} [Enter to continue, Ctrl-C to stop] ")
         elif isinstance(step, SubtractStep):
-            subtract_step(checked, i, session, on_warning)
+            subtract_step(checked, i, session, on_warning, command)
             written.append(step.name)
     return written
 
 
 def subtract_step(recipe: Recipe, i: int, session: Any,
-                  on_warning: Callable[[Warning], None] | None) -> None:
-    """Subtract step `i` of a checked `recipe` into `session`'s file, as `run` and the
-    window's Recipes tab run it. A step that forces its shift where the registration
-    determined none is refused, and would be at every `--continue`: editing its key changes
-    the recipe text its scans store (they would no longer be the recipe's own), so the
-    refusal says the way on, the subtraction written by hand, which the recipe then takes
-    as its step's own (the same two entries)."""
+                  on_warning: Callable[[Warning], None] | None, command: str = "") -> None:
+    """Subtract step `i` of a checked `recipe` into `session`'s file, as `run` (recording its
+    `command`) and the window's Recipes tab run it. A step that forces its shift where the
+    registration determined none is refused, and would be at every `--continue`: editing its
+    key changes the recipe text its scans store (they would no longer be the recipe's own),
+    so the refusal says the way on, the subtraction written by hand, which the recipe then
+    takes as its step's own (the same two entries)."""
     step = recipe.steps[i]
     assert isinstance(step, SubtractStep)
     try:
@@ -920,7 +923,8 @@ def subtract_step(recipe: Recipe, i: int, session: Any,
                          on_warning=on_warning,
                          apply_insignificant=step.apply_insignificant_shift,
                          shift_as_begun=applies_as_begun(recipe, i),
-                         by_sds_alone=decides_by_sds_alone(recipe, i), recipe_text=recipe.text)
+                         by_sds_alone=decides_by_sds_alone(recipe, i), recipe_text=recipe.text,
+                         recipe_file=recipe.source, command=command)
     except ShiftNotDetermined as exc:
         by_hand = command_line(["smm-daq", "subtract", session.path, "--in-field",
                                 step.in_field, "--remanent", step.remanent, "--name",

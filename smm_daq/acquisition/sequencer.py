@@ -115,14 +115,14 @@ class _Aborted(Exception):
 class Sequencer(FlyScan):
     """Runs one scan in a worker thread (`start`) or in the caller's thread (`run`).
 
-    `rig`: an open `smm_daq.instruments.rig.Rig`. `path`: the session file (created if
-    missing). `plan`: what to scan; the entry is `plan.name`. `recipe_text`: stored with the
-    scan. `resume`: continue the unfinished entry `plan.name` from its first unfinished line
-    (the stored plan and profile fingerprint must match); `resume_hint`: how the user resumes
-    with the profile (and lock-in time constant) the scan was started with, where the rig's
-    differs (said in the refusal; the caller knows how its user chose the profile).
-    `auto_range`: raise the lock-in sensitivity instead of pausing when a reading is out of
-    range. `retries`: extra attempts for a transient instrument error.
+    `rig`: an open `smm_daq.instruments.rig.Rig`. `path`: the session file (created if missing).
+    `plan`: what to scan; the entry is `plan.name`. `recipe_text`: stored with the scan, and
+    `recipe_file`, the file it was read from. `resume`: continue the unfinished entry
+    `plan.name` from its first unfinished line (the stored plan and profile fingerprint must
+    match); `resume_hint`: how the user resumes with the profile (and lock-in time constant) the
+    scan was started with, where the rig's differs (said in the refusal; the caller knows how
+    its user chose the profile). `auto_range`: raise the lock-in sensitivity instead of pausing
+    when a reading is out of range. `retries`: extra attempts for a transient instrument error.
 
     Subscribers (`subscribe`) receive `ScanEvent`s from the worker thread; keep them quick.
     """
@@ -134,6 +134,7 @@ class Sequencer(FlyScan):
         plan: ScanPlan,
         *,
         recipe_text: str = "",
+        recipe_file: str = "",
         resume: bool = False,
         resume_hint: str = "open the rig with the profile the scan was started with",
         auto_range: bool = False,
@@ -143,6 +144,7 @@ class Sequencer(FlyScan):
         self.path = Path(path)
         self.plan = plan
         self.recipe_text = recipe_text
+        self.recipe_file = recipe_file
         self.resume_entry = resume
         self.resume_hint = resume_hint
         self.auto_range = auto_range
@@ -485,6 +487,7 @@ class Sequencer(FlyScan):
             profile=self.rig.profile,
             snapshot=snapshot or {},
             recipe_text=self.recipe_text,
+            recipe_file=self.recipe_file,
             streams=self._fly_layout() if self.plan.fly is not None else None,
             rig_start=rig_start,
         )

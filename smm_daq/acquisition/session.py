@@ -73,6 +73,7 @@ from smm_daq.instruments.profile import Profile, load_profile
 from smm_daq.shell_words import command_line, resume_command
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import read_map
+from smm_daq.storage.strings import storable
 from smm_daq.thread_warnings import recorded
 
 if TYPE_CHECKING:
@@ -381,8 +382,10 @@ class Session:
         on_event: Callable[[ScanEvent], None] | None = None,
         auto_range: bool = False,
         resume: bool = False,
+        recipe_file: str = "",
     ) -> MapData:
-        """Run `plan` (or, with `resume`, finish its unfinished entry); returns the map.
+        """Run `plan` (or, with `resume`, finish its unfinished entry); returns the map. A
+        recipe's scan stores its `recipe_text` and the `recipe_file` it was read from.
 
         Ctrl-C (or a signal) once the scan's worker has begun, its start included, aborts
         the scan and waits for the rig to be made safe before it goes on."""
@@ -390,7 +393,7 @@ class Session:
                 f"{plan.name!r}) to use the profile stored with the scan, or with the profile "
                 f"it was started with")
         seq = Sequencer(self.rig, self.path, plan, recipe_text=recipe_text, resume=resume,
-                        resume_hint=hint, auto_range=auto_range)
+                        resume_hint=hint, auto_range=auto_range, recipe_file=recipe_file)
         wake, stalled = threading.Event(), threading.Event()
         seq.subscribe(lambda e: (e.kind == "paused" or e.kind in TERMINAL) and wake.set())
         seq.subscribe(lambda e: e.kind == "made_safe" and (stalled.set(), wake.set()))
@@ -538,16 +541,19 @@ class Session:
     def subtract(self, in_field: str, remanent: str, name: str, *, register: bool = True,
                  on_warning: Callable[[Warning], None] | None = None,
                  apply_insignificant: bool = False, shift_as_begun: tuple[str, ...] = (),
-                 by_sds_alone: bool = False, recipe_text: str = "") -> MapData:
-        """In-field minus (registered) remanent into a new entry `name`; returns the map. A
-        shift not significantly different from zero is applied only with
-        `apply_insignificant` (forced: InputError where no shift was determined), or as the
-        subtractions `shift_as_begun` of a recipe begun by an earlier release applied theirs
-        (where none was determined, none is applied, as by default); `by_sds_alone` decides
-        that by its SDs alone, as a release before the correlation of its errors was counted
-        did (`subtract_maps`). Either way of applying it is recorded as the entry's
+                 by_sds_alone: bool = False, recipe_text: str = "", recipe_file: str = "",
+                 command: str = "") -> MapData:
+        """In-field minus (registered) remanent into a new entry `name`; returns the map. A shift
+        not significantly different from zero is applied only with `apply_insignificant`
+        (forced: InputError where no shift was determined), or as the subtractions
+        `shift_as_begun` of a recipe begun by an earlier release applied theirs (where none was
+        determined, none is applied, as by default); `by_sds_alone` decides that by its SDs
+        alone, as a release before the correlation of its errors was counted did
+        (`subtract_maps`). Either way of applying it is recorded as the entry's
         `apply_insignificant_shift`. A recipe's subtraction records the recipe's text
-        (`recipe_text`), as its scans do.
+        (`recipe_text`, and the `recipe_file` it was read from), as its scans do; `command`, the
+        command line that made it (the demo's, a recipe's `run`), is recorded as `smm-daq
+        subtract` records its own.
 
         Its warnings (a registration's shift that may be an artefact, or a note of one left
         out; recorded in the entry too) are warned again in the caller's thread, at the
@@ -596,6 +602,10 @@ class Session:
             "apply_insignificant_shift": np.uint8(apply_insignificant or bool(shift_as_begun))}
         if recipe_text:
             recorded_too["recipe"] = recipe_text
+        if recipe_file:
+            recorded_too["recipe_file"] = storable(recipe_file)
+        if command:
+            recorded_too["command"] = command
         wait_aside(lambda: write_subtraction(self.path, made, register=register,
                                              parameters=recorded_too), what,
                    make_safe=self._make_safe, stalled=stalled)

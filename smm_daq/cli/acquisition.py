@@ -38,6 +38,7 @@ from smm_daq.cli.args import (
     entry_name,
     entry_to_read,
     floats,
+    invoked_command,
     positive,
     session_file,
     within,
@@ -449,6 +450,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 on_event=ProgressBar(), auto_range=args.auto_range,
                 continuing=args.continue_recipe,
                 on_warning=lambda w: print(f"smm-daq: {said_as(type(w))}: {w}", file=sys.stderr),
+                command=invoked_command(),
             )
         finally:
             code = _finish(session)
@@ -516,9 +518,10 @@ def _stored_profile(entry: ResumableEntry, file: str, name: str) -> Profile:
                          ) from None
 
 
-def _info_line(e: EntryInfo, result: str = "") -> str:
+def _info_line(e: EntryInfo, result: str = "", made: str = "") -> str:
     """An entry as `info` lists it, its noise floor as the listing read it (`list_entries`
-    with noise floors): InputError where its map could not be read."""
+    with noise floors): InputError where its map could not be read. `made`: what wrote it
+    (`provenance_summary`), said before when."""
     from smm_daq.analysis.subtract_inputs import MODEL_KINDS
 
     parts = [listed_name(e.name), f"[{e.kind}, {e.status}]"]
@@ -545,6 +548,8 @@ def _info_line(e: EntryInfo, result: str = "") -> str:
         parts.append("from " + ", ".join(e.sources))
     if e.title:
         parts.append(repr(e.title))
+    if made:
+        parts.append(made)
     if e.start_time:  # when it was taken or made: a month of session files is told by it
         # quoted where another program wrote a line break or a control character into it
         parts.append(e.start_time if e.start_time.isprintable() else repr(e.start_time))
@@ -601,6 +606,17 @@ def _how_made(f: h5py.File, name: str) -> str:
     if not isinstance(g, h5py.Group):
         return ""
     return registration_summary(g) or flown_summary(g)
+
+
+def _made_by(f: h5py.File, name: str) -> str:
+    """What wrote entry `name` of the open file `f`, for citing it: program and version,
+    a scan's profile, the recipe that made it (`provenance_summary`)."""
+    import h5py
+
+    from smm_daq.storage.entry_summary import provenance_summary
+
+    g = f.get(name)
+    return provenance_summary(g) if isinstance(g, h5py.Group) else ""
 
 
 def _cut_off_note(c: CutOff, path: str) -> str:
@@ -710,12 +726,13 @@ def _listing(path: str, f: h5py.File) -> tuple[list[str], list[str], InputError 
                 continue
             result, status, why = (_result_summary(f, path, e.name) if e.kind == "mmt"
                                    else (_how_made(f, e.name), "", ""))
+            made = _made_by(f, e.name)
             if why:
-                lines.append(f"  {_info_line(replace(e, status=status))}\n"
+                lines.append(f"  {_info_line(replace(e, status=status), made=made)}\n"
                              f"    {'damaged' if status == 'damaged' else 'not read'}: {why}")
                 problems.append(why)
             else:
-                lines.append(f"  {_info_line(e, result)}{_resume_note(path, e, f)}"
+                lines.append(f"  {_info_line(e, result, made)}{_resume_note(path, e, f)}"
                              f"{_bound_note(path, e)}")
     except InputError as exc:
         return lines, problems, exc
@@ -762,7 +779,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         session.set_field(DEMO_FIELD_UT)
         inf = session.scan("in_field", center_um=DEMO_CENTER_UM, size_um=size,
                            step_um=DEMO_STEP_UM, title="demo: 40 µT along +Y", on_event=bar)
-        induced = session.subtract("in_field", "remanent", "induced")
+        induced = session.subtract("in_field", "remanent", "induced",
+                                   command=invoked_command())
     finally:
         code = _finish(session)
     print(f"\ndemo written to {out}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import shlex
@@ -10,6 +11,7 @@ import stat
 import sys
 import tempfile
 import unicodedata
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from smm_daq.errors import InputError
@@ -20,12 +22,29 @@ from smm_daq.storage.names import (
     new_entry_name_problem,
     shown_name,
 )
+from smm_daq.storage.strings import storable
 from smm_daq.text_files import path_shown
+
+# the words `main` was given where a program called it with its own (None: the process's)
+_given: list[str] | None = None
+
+
+@contextlib.contextmanager
+def given_words(argv: Sequence[str] | None) -> Iterator[None]:
+    """While `main` runs: the command's words, where a program gave `main` its own (not the
+    process's `sys.argv`, which is then that program's: a test runner's, a notebook's)."""
+    global _given
+    before, _given = _given, None if argv is None else list(argv)
+    try:
+        yield
+    finally:
+        _given = before
 
 
 def invoked_command() -> str:
-    """The command line as run, quoted so that it can be run again (paths with spaces)."""
-    return "smm-daq " + shlex.join(sys.argv[1:])
+    """The command line as run, quoted so that it can be run again (paths with spaces), as
+    a file can store it (`storable`: a byte that is not UTF-8 in a path escaped)."""
+    return storable("smm-daq " + shlex.join(sys.argv[1:] if _given is None else _given))
 
 
 def floats(option: str, text: str, n: int) -> tuple[float, ...]:

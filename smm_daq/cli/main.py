@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from smm_daq import PROGRAM_NAME, __version__, interrupts, thread_waits
+from smm_daq.cli.args import given_words
 from smm_daq.cli.option_hints import unknown_options
 from smm_daq.cli.warning_text import is_smm_daqs, said_as
 from smm_daq.errors import InputError, SmmError, WriteStalled
@@ -178,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     try:  # run as the program (argv None): late signals stay acknowledged until it ends
-        with interrupts.installed(restore=argv is not None):
+        with interrupts.installed(restore=argv is not None), given_words(argv):
             code = int(func(args) or EXIT_OK)
         if argv is None:
             _before_exit()

@@ -78,27 +78,59 @@ def _add_mask(p: argparse.ArgumentParser, needed: str = "at least one") -> None:
 
 
 def _background_mask(args: argparse.Namespace, m: MapData, *, required: bool) -> np.ndarray | None:
+    """The background pixels the options select on `m`'s grid (`_background_selection`)."""
+    selected = _background_selection(args, m, required=required)
+    return None if selected is None else selected[0]
+
+
+def _background_required(args: argparse.Namespace, m: MapData
+                         ) -> tuple[np.ndarray, dict[str, object]]:
+    """`_background_selection` where a background must be given (refused where none is)."""
+    selected = _background_selection(args, m, required=True)
+    assert selected is not None  # required: refused there
+    return selected
+
+
+def _background_selection(args: argparse.Namespace, m: MapData, *, required: bool
+                          ) -> tuple[np.ndarray, dict[str, object]] | None:
+    """The background pixels the options select on `m`'s grid, and the selection as data for
+    the entry's `process/parameters`, for a reader that needs no command line to parse: the
+    pixels (`background_pixels`, 1 = background) and the options that chose them, in m. None
+    where no option is given and none is `required`."""
     from smm_daq.analysis.background import border_mask
     from smm_daq.analysis.masks import polygon_mask, rectangle_mask
+    from smm_daq.storage.products import Compressed, Quantity
 
     mask = np.zeros(m.shape, bool)
-    given = False
+    record: dict[str, object] = {}
+    rects = []
     for text in args.background_rect:
         x0, x1, y0, y1 = floats("--background-rect", text, 4)
         if max(abs(x0), abs(x1), abs(y0), abs(y1)) > MAX_UM:
             raise InputError(f"--background-rect is {text!r}; expected µm within ±{MAX_UM:g}")
         mask |= rectangle_mask(m, (x0 * UM, x1 * UM), (y0 * UM, y1 * UM))
-        given = True
+        rects.append((x0 * UM, x1 * UM, y0 * UM, y1 * UM))
+    if rects:
+        record["background_rectangles"] = Quantity(np.array(rects), "m",
+                                                   "background rectangles (x0, x1, y0, y1)")
     if args.border_um is not None:
-        mask |= border_mask(m, within("--border-um", args.border_um, 1e-3, MAX_UM, " µm") * UM)
-        given = True
+        border = within("--border-um", args.border_um, 1e-3, MAX_UM, " µm") * UM
+        mask |= border_mask(m, border)
+        record["background_border"] = Quantity(border, "m",
+                                               "width of the background frame along the edges")
     if args.sample_polygon:
         sample = np.zeros(m.shape, bool)
+        outlines = []
         for text in args.sample_polygon:
-            sample |= polygon_mask(m, _um_pairs("--sample-polygon", text))
+            outline = _um_pairs("--sample-polygon", text)
+            sample |= polygon_mask(m, outline)
+            outlines += [np.full((1, 2), np.nan), outline]
         mask |= ~sample
-        given = True
-    if not given:
+        record["sample_polygons"] = Quantity(
+            np.concatenate(outlines[1:]), "m",
+            "sample outlines (x, y), one after another, a row of NaN between two: background "
+            "is outside them")
+    if not record:
         if required:
             raise InputError(
                 "no background given; expected --background-rect, --sample-polygon or --border-um"
@@ -109,7 +141,9 @@ def _background_mask(args: argparse.Namespace, m: MapData, *, required: bool) ->
             "the background given (--background-rect, --sample-polygon, --border-um) covers no "
             f"pixel of the map; expected pixels within x {m.x[0] / UM:g}..{m.x[-1] / UM:g} µm, "
             f"y {m.y[0] / UM:g}..{m.y[-1] / UM:g} µm")
-    return mask
+    record["background_pixels"] = Compressed(Quantity(
+        mask.astype(np.uint8), "1", "background pixels used (1), on the entry's grid"))
+    return mask, record
 
 
 def _write(args: argparse.Namespace, m: MapData, kind: str, extra: dict | None = None,
@@ -203,7 +237,8 @@ def _background(args: argparse.Namespace) -> int:
 
     m = _read(args, args.entry)
     if args.model == "field":
-        mask = _background_mask(args, m, required=False)
+        selection = _background_selection(args, m, required=False)
+        mask, selected = selection if selection is not None else (None, {})
         if mask is None:
             out, leak = remove_field_leakage(m)
             what = "the applied field's Bz, from the entry's field vector"
@@ -219,9 +254,10 @@ def _background(args: argparse.Namespace) -> int:
         extra = {"results/field_leakage": Quantity(leak, "T", what)}
         print(said)
         _write(args, _derived(out, args, "field leakage removed"), "background", extra,
-               parameters={"model": "field"})
+               parameters={"model": "field", **selected})
         return 0
-    fit = remove_background(m, _background_mask(args, m, required=True), model=args.model)
+    mask, selected = _background_required(args, m)
+    fit = remove_background(m, mask, model=args.model)
     extra: dict = {"results/offset": Quantity(fit.coefficients[0], "T"),
                    "results/residual_rms": Quantity(fit.residual_rms, "T"),
                    "results/pixels": fit.pixels}
@@ -231,7 +267,7 @@ def _background(args: argparse.Namespace) -> int:
     print(f"{args.model} fitted on {fit.pixels} pixels: offset {fit.coefficients[0] / NT:.4g} nT, "
           f"residual RMS {fit.residual_rms / NT:.4g} nT")
     _write(args, _derived(fit.map, args, f"{args.model} background removed"), "background",
-           extra, parameters={"model": args.model})
+           extra, parameters={"model": args.model, **selected})
     return 0
 
 
@@ -250,14 +286,15 @@ def _level(args: argparse.Namespace) -> int:
     from smm_daq.storage.products import Quantity
 
     m = _read(args, args.entry)
-    lev = level_lines(m, _background_mask(args, m, required=True), order=args.order)
+    mask, selected = _background_required(args, m)
+    lev = level_lines(m, mask, order=args.order)
     extra = {"results/line_offsets": Quantity(lev.offsets, "T"),
              "results/line_slopes": Quantity(lev.slopes, "T/m"),
              "results/lines_interpolated": lev.interpolated.astype(np.uint8)}
     print(f"levelled {m.shape[0]} lines ({int(lev.interpolated.sum())} without background, "
           "interpolated)")
     _write(args, _derived(lev.map, args, "lines levelled"), "levelled", extra,
-           parameters={"order": args.order})
+           parameters={"order": args.order, **selected})
     return 0
 
 

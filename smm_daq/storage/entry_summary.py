@@ -1,5 +1,6 @@
 """How an entry was made, in a few words for a listing: an induced entry's registration, a
-scan's flight.
+scan's flight, and what a user cites: the program and version that wrote it, the profile
+(the rig or simulator) a scan was taken with, the recipe that made it.
 
 Two subtractions of the same scans made with other options (`--no-register`, `--rotation`,
 `--apply-insignificant-shift`) carry the same title and sources; what tells them apart is
@@ -11,9 +12,13 @@ from __future__ import annotations
 
 import json
 import math
+import tomllib
+from pathlib import PurePath
 
 import h5py
 import numpy as np
+
+from smm_daq.storage.strings import text
 
 UM = 1e-6
 # what a damaged dataset (a chunk that no longer decompresses: OSError, RuntimeError) or
@@ -74,3 +79,93 @@ def flown_summary(entry: h5py.Group) -> str:
     if seconds is None:
         return ""
     return f"flown, {seconds:g} s a pixel" if math.isfinite(seconds) else "flown"
+
+
+def provenance_summary(entry: h5py.Group) -> str:
+    """"smm-daq 1.2, profile 'smm-daq simulator' (simulator.toml), recipe 'Remanent and
+    induced maps' (its text stored)": the program and version that wrote the entry, the
+    profile a scan stored (its `[rig] name` and file), the recipe a scan or subtraction
+    stored (its `[recipe] title`, or "untitled"); each left out where the entry records none
+    or one this cannot read."""
+    return ", ".join(p for p in (_program(entry), _profile(entry), _recipe(entry)) if p)
+
+
+def _program(entry: h5py.Group) -> str:
+    """The entry's `program_name` and its `version` attribute, else its process's program
+    and version."""
+    node = entry.get("program_name")
+    process = entry.get("process")
+    try:
+        if _is_text(node):
+            name, version = text(node), text(node.attrs.get("version", ""))
+        elif isinstance(process, h5py.Group) and _is_text(process.get("program")):
+            version_node = process.get("version")
+            name = text(process["program"])
+            version = text(version_node) if _is_text(version_node) else ""
+        else:
+            return ""
+    except _UNREADABLE:
+        return ""
+    return _shown(f"{name} {version}".strip(), quoted=False) if name else ""
+
+
+def _profile(entry: h5py.Group) -> str:
+    """"profile 'NAME' (FILE)" of the profile text a scan stored; "" where none is."""
+    node = entry.get("profile")
+    if not _is_text(node):
+        return ""
+    try:
+        rig = _toml(text(node)).get("rig")
+        name = rig.get("name") if isinstance(rig, dict) else None
+        file = PurePath(text(node.attrs.get("path", ""))).name
+    except _UNREADABLE:
+        return ""
+    said = f"profile {_shown(name)}" if isinstance(name, str) and name else "profile"
+    return f"{said} ({_shown(file, quoted=False)})" if file else said
+
+
+def _recipe(entry: h5py.Group) -> str:
+    """"recipe 'TITLE' (FILE, its text stored)" where a scan (`recipe`, its file in attribute
+    `path`) or a subtraction (`process/parameters/recipe`, its file in `recipe_file`) stored
+    a recipe's text; "" where none did."""
+    for key, file_key in (("recipe", None), ("process/parameters/recipe", "recipe_file")):
+        node = entry.get(key)
+        if not _is_text(node):
+            continue
+        try:
+            stored = text(node)
+            file_node = node.parent.get(file_key) if file_key else None
+            file = (text(node.attrs.get("path", "")) if file_key is None
+                    else text(file_node) if _is_text(file_node) else "")
+        except _UNREADABLE:
+            return ""
+        if not stored.strip():  # a scan run without a recipe stores ""
+            return ""
+        head = _toml(stored).get("recipe")
+        title = head.get("title") if isinstance(head, dict) else None
+        named = _shown(title) if isinstance(title, str) and title.strip() else "untitled"
+        name = PurePath(file).name
+        where = f"{_shown(name, quoted=False)}, " if name else ""
+        return f"recipe {named} ({where}its text stored)"
+    return ""
+
+
+def _is_text(node: object) -> bool:
+    """A string dataset (not another program's number stored under the name)."""
+    return isinstance(node, h5py.Dataset) and node.dtype.kind in "OSU"
+
+
+def _toml(stored: str) -> dict:
+    """The stored text's TOML, {} where it is not TOML (another program's text)."""
+    try:
+        return tomllib.loads(stored)
+    except (ValueError, RecursionError):  # TOMLDecodeError is a ValueError
+        return {}
+
+
+def _shown(value: str, *, quoted: bool = True) -> str:
+    """A name as a listing line shows it: quoted, or as Python writes it where it holds a
+    quote, a line break or a control character (another program's)."""
+    if value.isprintable() and "'" not in value:
+        return f"'{value}'" if quoted else value
+    return repr(value)

@@ -13,7 +13,11 @@ and general viewers (silx, h5web, NeXpy) plot it as it is:
                             parameters (NXparameters)
 
 Analysis products add the NXdata groups that show them (`smm_daq.storage.products`); the
-entry's `default` names the one to plot. Scan entries add more (`smm_daq.storage.scan_entry`).
+entry's `default` names the one to plot. The file's root `default` names the entry made
+last: a scan from its start (`scan_entry`: a viewer opened during it shows it filling in), a
+product or an import once whole; an optical image (`optical_entry`), a picture to place the
+maps on, and a scan's resume leave it as it was. Scan entries add more
+(`smm_daq.storage.scan_entry`).
 Files of earlier versions kept the applied field in instrument/field/requested (and a scan's
 measured field in instrument/field/measured); they are still read.
 """

@@ -12,7 +12,9 @@ Beyond the map core of `smm_daq.storage.nexus`, a scan entry holds:
               ("running", "paused" or the final status); writer ("host:pid:token",
               `writer_id`); message (why it paused or ended); end_time (of the last line
               until the scan ends);
-              profile (text), profile_fingerprint (JSON), plan (JSON), recipe (text)
+              profile (text; attribute path, the file it was read from),
+              profile_fingerprint (JSON), plan (JSON), recipe (text, "" for none; attribute
+              path, the recipe's file as given, where a recipe made it)
       data    Bz (ny, nx) T NaN-filled, line_done (ny,), lockin_x, lockin_y (ny, nx) V,
               lockin_range (ny, nx) V full scale, time (ny, nx) s since the scan's start
               (its `start` attribute, the entry's start_time), continued across resumes
@@ -105,6 +107,7 @@ from smm_daq.storage.staging import (
     replacements_under_way,
     staged_name,
 )
+from smm_daq.storage.strings import storable
 from smm_daq.storage.units import split_units
 
 MESSAGE_TEXT = fixed_text(512)
@@ -346,13 +349,16 @@ class ScanEntryWriter:
         snapshot: Mapping[str, Any],
         recipe_text: str = "",
         streams: tuple[int, int, str] | None = None,
+        recipe_file: str = "",
         rig_start: float = 0.0,
     ) -> ScanEntryWriter:
         """Lay out a new scan entry (InputError if `name` exists or the file cannot take it).
 
-        `streams`: for a flown scan, (lock-in samples, recorder points) per line and the fly
-        settings as JSON, to lay out `fly_streams`. `rig_start`: the rig clock's reading now,
-        the scan's start (the times given to `write_line` are on that clock)."""
+        `recipe_file`: the file `recipe_text` was read from, as given (the `recipe`'s `path`
+        attribute, as the profile's is). `streams`: for a flown scan, (lock-in samples, recorder
+        points) per line and the fly settings as JSON, to lay out `fly_streams`. `rig_start`:
+        the rig clock's reading now, the scan's start (the times given to `write_line` are on
+        that clock)."""
         p = Path(path)
         epoch = time.time()
         start = _iso(epoch)  # to the second: the scan's clock counts from it
@@ -391,9 +397,11 @@ class ScanEntryWriter:
                 entry.create_dataset("message", data=_clip(_in_progress(p, name, "running")),
                                      dtype=MESSAGE_TEXT)
                 entry.create_dataset("plan", data=plan_text, dtype=TEXT)
-                entry.create_dataset("recipe", data=recipe_text, dtype=TEXT)
+                recipe = entry.create_dataset("recipe", data=recipe_text, dtype=TEXT)
+                if recipe_file:
+                    recipe.attrs["path"] = storable(recipe_file)
                 entry.create_dataset("profile", data=profile.text, dtype=TEXT).attrs["path"] = (
-                    str(profile.path))
+                    storable(str(profile.path)))
                 entry.create_dataset("profile_fingerprint", data=fingerprint_text(profile),
                                      dtype=TEXT)
                 duration = entry.create_dataset("rig_clock_duration", data=0.0)

@@ -15,3 +15,14 @@ def text(node: h5py.Dataset | object) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace").rstrip("\x00")
     return str(value)
+
+
+def storable(value: str) -> str:
+    """`value` as HDF5 text can hold it: a byte that is not UTF-8 in a file name or command
+    line (which Python reads as a lone surrogate, and h5py cannot encode) written as its
+    escape, `\\xff`; any other lone surrogate likewise (`\\ud800`). Other text is kept."""
+    try:
+        raw = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that stands for no byte
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
