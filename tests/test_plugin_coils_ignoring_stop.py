@@ -5,6 +5,7 @@ driver said loudly, and its field read back once the rig is made safe."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -94,6 +95,18 @@ def test_a_plug_in_s_field_not_at_its_safe_state_once_made_safe_is_said_loudly()
     assert len(problems) == 1 and problems[0].startswith("WARNING: coils: the field reads "
                                                          "(0.000, 90.000, 0.000) µT")
     assert "may be ramping on, its stop ignored" in problems[0]
+
+
+def test_a_plug_in_s_read_back_off_by_its_accuracy_is_not_said_unsafe():
+    """A supply's current read-back is off by a few mA at zero (the shipped driver takes 5
+    mA): 2 mA a coil at 50 µT/A is 173 nT, over ten of the fluxgate's field tolerances but
+    well within one percent of the coils' range. Said NOT safe before, on every safe rig."""
+    rig = _rig_with_ignoring_coils()
+    profile = replace(rig.profile, coils=replace(rig.profile.coils, field_tolerance=10e-9))
+    rig.coils.holds = np.full(3, 2e-3 * 50e-6)
+    limit = 10 * profile.coils.field_tolerance
+    assert limit < float(np.linalg.norm(rig.coils.holds)) < 0.01 * profile.coils.max_field
+    assert _make_safe(profile, rig.stage, rig.coils) == []
 
 
 def test_a_driver_that_honours_its_stop_is_handed_the_ramp_whole():
