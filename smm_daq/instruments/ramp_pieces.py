@@ -62,9 +62,10 @@ def set_field(coils: FieldSource, profile: Profile, b: np.ndarray,
         if told.ignored:
             raise RampStopped(
                 f"WARNING: {coils.name}: the plug-in driver {_named(coils)} IGNORED THE STOP: "
-                f"its set_field was told to stop and ramped on to {_ut(piece)} µT, the end of "
-                f"its piece of the ramp to {_ut(b)} µT; fix the driver (FieldSource.set_field "
-                "must end its ramp once its stop is true)")
+                "its set_field was told to stop and returned without raising RampStopped, so "
+                f"it may have ramped on to {_ut(piece)} µT, the end of its piece of the ramp "
+                f"to {_ut(b)} µT; fix the driver (FieldSource.set_field must end its ramp once "
+                "its stop is true, and raise RampStopped)")
 
 
 def off_safe_state(profile: Profile, coils: FieldSource) -> list[str]:
