@@ -339,6 +339,22 @@ def test_a_session_file_typed_from_the_home_folder_is_there(qtbot, tmp_path, mon
     tab.live.timer.stop()
 
 
+def test_a_session_file_under_a_user_there_is_not_is_left_as_typed(qtbot):
+    """~name/s.h5 of no user named so raised from the home folder's look-up on every key
+    typed (a box saying the window's own code failed), and Start or a recipe opened raised
+    too; the name is left as typed, as the shell leaves it, for the place's check to refuse."""
+    from pathlib import Path
+
+    from gui.rig_holder import RigHolder
+    from gui.scan_tab import ScanTab
+
+    tab = ScanTab(RigHolder(load_profile()))
+    qtbot.addWidget(tab)
+    qtbot.keyClicks(tab.file_edit, "~no-such-user-of-smm/s.h5")
+    assert tab.path == Path("~no-such-user-of-smm/s.h5")
+    tab.live.timer.stop()
+
+
 def test_start_takes_the_number_typed_without_return(qtbot):
     """A field typed and Start's key (F5) pressed with the focus still in the box started the
     scan with the field before (the box takes its number on Return or as it is left, so that
