@@ -95,7 +95,7 @@ class ScanForm(QtWidgets.QWidget):
         self.inputs: dict[str, Any] = {}
         # a number typed beyond a box's range, said once the value it became is checked
         self._typed_notes: dict[str, str] = {}
-        self._refusals = 0  # texts the boxes have refused, counted (`take_typing`)
+        self._said = 0  # numbers the boxes have refused or clamped, counted (`take_typing`)
         self.errors: dict[str, QtWidgets.QLabel] = {}
         self.form = QtWidgets.QFormLayout(self)
 
@@ -199,8 +199,8 @@ class ScanForm(QtWidgets.QWidget):
         boxes = widget.findChildren(ClampingSpinBox) + widget.findChildren(CountBox)
         for box in [widget] if isinstance(widget, ClampingSpinBox | CountBox) else boxes:
             box.refused.connect(lambda text, box=box, key=key: self._refused(box, text, key))
-            box.clamped.connect(lambda typed, taken, box=box, key=key: self._typed_notes.update(
-                {key: f"{box.say(typed)} is beyond this box's range; {box.say(taken)} is used"}))
+            box.clamped.connect(lambda typed, taken, box=box, key=key: self._clamped(
+                box, typed, taken, key))
 
     # --- the plan ------------------------------------------------------------------------
     def plan(self) -> ScanPlan:
@@ -265,18 +265,27 @@ class ScanForm(QtWidgets.QWidget):
         return plan
 
     def _refused(self, box: ClampingSpinBox | CountBox, text: str, key: str) -> None:
-        self._refusals += 1
+        self._said += 1
         self.show_error(box.refusal(text), key)
+
+    def _clamped(self, box: ClampingSpinBox | CountBox, typed: float, taken: float,
+                 key: str) -> None:
+        self._said += 1
+        self._typed_notes[key] = (f"{box.say(typed)} is beyond this box's range; "
+                                  f"{box.say(taken)} is used")
 
     def take_typing(self) -> bool:
         """Read what is typed into the number boxes and not yet entered (a box's number is
         taken on Return or as the box is left: Start's key pressed with the focus in a box
         started the scan with the number before); False, said by its row, when a box refused
-        what was typed."""
-        refusals = self._refusals
+        what was typed or took its range's end for it (unseen: Start's check of the plan
+        wipes what was said; Start again takes that end)."""
+        said = self._said
         for box in self.findChildren(ClampingSpinBox) + self.findChildren(CountBox):
             box.interpretText()
-        return self._refusals == refusals
+        if self._typed_notes:  # clamped to the value the box held: no change said it
+            self._changed()
+        return self._said == said
 
     def show_error(self, message: str, key: str | None = None) -> None:
         """`message` by the row of `key`, or of the plan key the message names."""

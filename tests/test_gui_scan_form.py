@@ -375,3 +375,27 @@ def test_start_takes_the_number_typed_without_return(qtbot):
         assert tab.status.text().startswith(said)
         assert tab.form.error_text("field").startswith("'abc" if text == "abc" else "")
     tab.live.timer.stop()
+
+
+@pytest.mark.parametrize("before", [2.0, 1000.0])
+def test_start_takes_no_number_clamped_unseen(qtbot, before):
+    """5000 τ typed and Start's key pressed with the focus still in the box started a scan
+    settling 1000 τ, the box's end: what was said of it was wiped as Start checked the plan
+    (and never said when the box held 1000 τ already)."""
+    from gui.rig_holder import RigHolder
+    from gui.scan_tab import ScanTab
+
+    tab = ScanTab(RigHolder(load_profile()))
+    qtbot.addWidget(tab)
+    box = tab.form.settle_tau
+    box.setValue(before)
+    box.setFocus()
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box, "5000")
+    assert not tab.start()
+    assert tab.status.text().startswith("The plan is not valid")
+    assert tab.form.error_text("settle_tau") == ("5000 τ is beyond this box's range; 1000 τ "
+                                                 "is used")
+    assert not tab.start() and tab.status.text().startswith("Choose the session file")
+    assert box.value() == 1000.0
+    tab.live.timer.stop()
