@@ -333,6 +333,7 @@ class ScanForm(QtWidgets.QWidget):
 
     # --- settings ------------------------------------------------------------------------
     def save(self, settings: QtCore.QSettings) -> None:
+        self.take_typing()  # saved as the window closes, the focus maybe still in a box
         settings.setValue("scan/plan", self.plan().to_text())
 
     def restore(self, settings: QtCore.QSettings) -> None:

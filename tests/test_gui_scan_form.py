@@ -399,3 +399,14 @@ def test_start_takes_no_number_clamped_unseen(qtbot, before):
     assert not tab.start() and tab.status.text().startswith("Choose the session file")
     assert box.value() == 1000.0
     tab.live.timer.stop()
+
+
+def test_the_plan_saved_holds_the_number_typed_without_return(form, qtbot, settings):
+    """The window's settings are saved as it closes, the focus still in the box typed into:
+    the plan kept the number before (the box takes its number on Return or as it is left)."""
+    box = form.field[1]
+    box.setFocus()
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box, "40")
+    form.save(settings)
+    assert ScanPlan.from_text(settings.value("scan/plan")).field[1] == pytest.approx(40 * UT)
