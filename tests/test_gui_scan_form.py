@@ -410,3 +410,32 @@ def test_the_plan_saved_holds_the_number_typed_without_return(form, qtbot, setti
     qtbot.keyClicks(box, "40")
     form.save(settings)
     assert ScanPlan.from_text(settings.value("scan/plan")).field[1] == pytest.approx(40 * UT)
+
+
+@pytest.mark.parametrize(("row", "text", "said"), [
+    ("field", "1,000", "'1,000 µT' is not taken"),
+    ("settle_tau", "5000", "5000 τ is beyond this box's range; 1000 τ is used")])
+def test_start_clicked_from_a_box_takes_no_number_unseen(qtbot, row, text, said):
+    """Start clicked with the mouse: the box is left as the button is pressed, and what it
+    refused or clamped then was said by its row and wiped at once as Start checked the plan,
+    which started with the field before (or 1000 τ for the 5000 typed)."""
+    from gui.rig_holder import RigHolder
+    from gui.scan_tab import ScanTab
+
+    tab = ScanTab(RigHolder(load_profile()))
+    qtbot.addWidget(tab)
+    tab.show()
+    qtbot.waitExposed(tab)
+    box = form_box(tab.form, row)
+    box.setFocus()
+    qtbot.waitUntil(box.hasFocus)
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box, text)
+    tab.start_button.setEnabled(True)  # as once connected
+    qtbot.mouseClick(tab.start_button, QtCore.Qt.MouseButton.LeftButton)
+    assert not box.hasFocus()
+    assert tab.status.text().startswith("The plan is not valid")
+    assert tab.form.error_text(row).startswith(said)
+    qtbot.mouseClick(tab.start_button, QtCore.Qt.MouseButton.LeftButton)
+    assert tab.status.text().startswith("Choose the session file")
+    tab.live.timer.stop()
