@@ -220,3 +220,22 @@ def test_in_a_decimal_comma_locale_a_point_that_may_group_thousands_is_refused(q
     assert box.value() == 7 and len(said) == 1
     if kind == "length":
         assert "1.000 could be a thousand or 1: type 1000 or 1,0" in box.refusal(said[0])
+
+
+def test_invert_clicked_from_a_box_takes_no_number_unseen(qtbot, mmt_tab):
+    """Invert clicked with the mouse from σ typed 1,000 µT: the box is left as the button is
+    pressed, its refusal said on the status line and wiped at once by the run's own word, the
+    inversion run with the σ before."""
+    mmt_tab.show()
+    qtbot.waitExposed(mmt_tab)
+    box = mmt_tab.sigma
+    box.setFocus()
+    qtbot.waitUntil(box.hasFocus)
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box, "1,000")
+    mmt_tab.run_button.setEnabled(True)
+    qtbot.mouseClick(mmt_tab.run_button, QtCore.Qt.MouseButton.LeftButton)
+    assert mmt_tab.status.text().startswith("'1,000 µT' is not taken"), mmt_tab.status.text()
+    assert "not inverted" in mmt_tab.status.text()
+    qtbot.mouseClick(mmt_tab.run_button, QtCore.Qt.MouseButton.LeftButton)
+    assert mmt_tab.status.text().startswith("Choose a scan entry")
