@@ -114,8 +114,10 @@ class CountBox(QtWidgets.QSpinBox):
         body = _without_unit(text, self.suffix())
         if _COUNT.fullmatch(body):
             return int(body)
-        # -5: below the range, clamped and said; 1.000 where the decimal mark is a comma: none
-        number = decimal_number(body, self.locale().decimalPoint() == ",")
+        # -5: below the range, clamped and said; a number read two ways by the decimal mark
+        # (1,000 or 1.000: a thousand, or 1?) is none, in any locale
+        readings = {decimal_number(body, comma) for comma in (False, True)}
+        number = readings.pop() if len(readings) == 1 else None
         return int(number) if number is not None and number == int(number) else None
 
     def __init__(self) -> None:

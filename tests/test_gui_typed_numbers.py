@@ -196,7 +196,7 @@ def test_the_mmt_tabs_numbers_are_read_as_typed_or_refused(qtbot, mmt_tab, box, 
 
 
 @pytest.mark.parametrize(("kind", "text"), [("length", "12.500"), ("length", "-1.000 µm"),
-                                            ("count", "1.000")])
+                                            ("count", "1.000"), ("count", "1,000")])
 def test_in_a_decimal_comma_locale_a_point_that_may_group_thousands_is_refused(qtbot, kind,
                                                                               text):
     """Where the decimal mark is a comma a point groups thousands (Qt's own box read 12.500
