@@ -97,8 +97,9 @@ class ScanForm(QtWidgets.QWidget):
         self._typed_notes: dict[str, str] = {}
         self._said = 0  # numbers the boxes have refused or clamped, counted (`take_typing`)
         # what was said of a number as its box was left (Start clicked: the box is left as the
-        # button is pressed), by row, until typed over: Start says it again, and starts not
-        self._said_leaving: dict[str, str] = {}
+        # button is pressed), by box (its row's key, what was said), until typed over: Start
+        # says it again, and starts not
+        self._said_leaving: dict[QtWidgets.QWidget, tuple[str, str]] = {}
         self.errors: dict[str, QtWidgets.QLabel] = {}
         self.form = QtWidgets.QFormLayout(self)
 
@@ -205,7 +206,7 @@ class ScanForm(QtWidgets.QWidget):
             box.clamped.connect(lambda typed, taken, box=box, key=key: self._clamped(
                 box, typed, taken, key))
             box.lineEdit().textEdited.connect(
-                lambda _text, key=key: self._said_leaving.pop(key, None))
+                lambda _text, box=box: self._said_leaving.pop(box, None))
 
     # --- the plan ------------------------------------------------------------------------
     def plan(self) -> ScanPlan:
@@ -283,7 +284,7 @@ class ScanForm(QtWidgets.QWidget):
 
     def _note_leaving(self, box: QtWidgets.QWidget, key: str, said: str) -> None:
         if not box.hasFocus():  # left, not Return: said as Start's click came, maybe unseen
-            self._said_leaving[key] = said
+            self._said_leaving[box] = (key, said)
 
     def take_typing(self) -> bool:
         """Read what is typed into the number boxes and not yet entered (a box's number is
@@ -298,7 +299,7 @@ class ScanForm(QtWidgets.QWidget):
         if self._typed_notes:  # clamped to the value the box held: no change said it
             self._changed()
         leaving, self._said_leaving = self._said_leaving, {}
-        for key, text in leaving.items():
+        for key, text in leaving.values():
             self.show_error(text, key)
         return self._said == said and not leaving
 

@@ -439,3 +439,26 @@ def test_start_clicked_from_a_box_takes_no_number_unseen(qtbot, row, text, said)
     qtbot.mouseClick(tab.start_button, QtCore.Qt.MouseButton.LeftButton)
     assert tab.status.text().startswith("Choose the session file")
     tab.live.timer.stop()
+
+
+def test_a_refusal_as_one_field_box_is_left_stays_when_the_next_is_typed_into(qtbot):
+    """Bx typed 1,000 and left for By, By typed 5: Start said Bx's refusal again and started
+    not; typing into By forgot it (one row, three boxes), the scan started with Bx before."""
+    from gui.rig_holder import RigHolder
+    from gui.scan_tab import ScanTab
+
+    tab = ScanTab(RigHolder(load_profile()))
+    qtbot.addWidget(tab)
+    tab.show()
+    qtbot.waitExposed(tab)
+    for box, text in zip(tab.form.field[:2], ("1,000", "5"), strict=True):
+        box.setFocus()
+        qtbot.waitUntil(box.hasFocus)
+        box.lineEdit().selectAll()
+        qtbot.keyClicks(box, text)
+    tab.start_button.setEnabled(True)  # as once connected
+    qtbot.mouseClick(tab.start_button, QtCore.Qt.MouseButton.LeftButton)
+    assert tab.status.text().startswith("The plan is not valid")
+    assert tab.form.error_text("field").startswith("'1,000 µT' is not taken")
+    assert tab.form.field[1].value() == 5.0
+    tab.live.timer.stop()
