@@ -509,10 +509,24 @@ class MMTView(QtWidgets.QWidget):
             self.dragonfly, self.registration)
         # a number typed into a box of the tab, its registration's and its Dragonfly
         # options' that the box does not take, or takes at its range's end, is said here
+        runs = {self.sigma, *self.dragonfly.findChildren(QtWidgets.QAbstractSpinBox),
+                *self.registration.findChildren(QtWidgets.QAbstractSpinBox)}
+        # said of a box `run` reads as it was left (Invert clicked: the box is left as the
+        # button is pressed, and the run's own word wiped it), until typed over
+        self._said_leaving: dict[QtWidgets.QWidget, str] = {}
         for box in self.findChildren(ClampingSpinBox) + self.findChildren(CountBox):
-            box.refused.connect(lambda text, box=box: self.status.setText(box.refusal(text)))
-            box.clamped.connect(lambda typed, taken, box=box: self.status.setText(
-                f"{box.say(typed)} is beyond the box's range; {box.say(taken)} is used"))
+            box.refused.connect(lambda text, box=box: self._box_says(box, box.refusal(text)))
+            box.clamped.connect(lambda typed, taken, box=box: self._box_says(
+                box, f"{box.say(typed)} is beyond the box's range; {box.say(taken)} is used"))
+            if box in runs:
+                box.lineEdit().textEdited.connect(
+                    lambda _text, box=box: self._said_leaving.pop(box, None))
+        self._run_boxes = runs
+
+    def _box_says(self, box: QtWidgets.QWidget, text: str) -> None:
+        self.status.setText(text)
+        if box in self._run_boxes and not box.hasFocus():
+            self._said_leaving[box] = text
 
     # --- the result's maps, built on first use -----------------------------------------
     def _result_maps(self) -> _ResultMaps:
@@ -772,6 +786,11 @@ class MMTView(QtWidgets.QWidget):
         """Start the inversion in the worker; False (with the reason shown) if it cannot."""
         entry, grain_file = self.entry.currentText(), self.grain_edit.text().strip()
         if self.running or self.saving:
+            return False
+        said = "; ".join(self._said_leaving.values())
+        self._said_leaving.clear()
+        if said:  # Invert again takes what the boxes hold
+            self.status.setText(f"{said}: not inverted")
             return False
         if self.path is None or not entry or not grain_file:
             self.status.setText("Choose a scan entry (open a session file) and a grain file.")

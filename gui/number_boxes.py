@@ -58,8 +58,10 @@ class ClampingSpinBox(QtWidgets.QDoubleSpinBox):
 
     def refusal(self, text: str) -> str:
         """Why `text`, told by `refused`, was not taken, and what the box holds still."""
+        mark, group = (",", ".") if self._decimal_comma() else (".", ",")
         return (f"'{text}' is not taken (type e.g. {self.examples()}"
-                + ("; 1,000 could be a thousand or 1: type 1000 or 1.0" if "," in text else "")
+                + (f"; 1{group}000 could be a thousand or 1: type 1000 or 1{mark}0"
+                   if group in text else "")
                 + f"); still {self.say(self.value())}")
 
     def say(self, value: float) -> str:
@@ -112,7 +114,10 @@ class CountBox(QtWidgets.QSpinBox):
         body = _without_unit(text, self.suffix())
         if _COUNT.fullmatch(body):
             return int(body)
-        number = decimal_number(body)  # -5: below the range, clamped and said
+        # -5: below the range, clamped and said; a number read two ways by the decimal mark
+        # (1,000 or 1.000: a thousand, or 1?) is none, in any locale
+        readings = {decimal_number(body, comma) for comma in (False, True)}
+        number = readings.pop() if len(readings) == 1 else None
         return int(number) if number is not None and number == int(number) else None
 
     def __init__(self) -> None:

@@ -95,7 +95,11 @@ class ScanForm(QtWidgets.QWidget):
         self.inputs: dict[str, Any] = {}
         # a number typed beyond a box's range, said once the value it became is checked
         self._typed_notes: dict[str, str] = {}
-        self._refusals = 0  # texts the boxes have refused, counted (`take_typing`)
+        self._said = 0  # numbers the boxes have refused or clamped, counted (`take_typing`)
+        # what was said of a number as its box was left (Start clicked: the box is left as the
+        # button is pressed), by box (its row's key, what was said), until typed over: Start
+        # says it again, and starts not
+        self._said_leaving: dict[QtWidgets.QWidget, tuple[str, str]] = {}
         self.errors: dict[str, QtWidgets.QLabel] = {}
         self.form = QtWidgets.QFormLayout(self)
 
@@ -199,8 +203,10 @@ class ScanForm(QtWidgets.QWidget):
         boxes = widget.findChildren(ClampingSpinBox) + widget.findChildren(CountBox)
         for box in [widget] if isinstance(widget, ClampingSpinBox | CountBox) else boxes:
             box.refused.connect(lambda text, box=box, key=key: self._refused(box, text, key))
-            box.clamped.connect(lambda typed, taken, box=box, key=key: self._typed_notes.update(
-                {key: f"{box.say(typed)} is beyond this box's range; {box.say(taken)} is used"}))
+            box.clamped.connect(lambda typed, taken, box=box, key=key: self._clamped(
+                box, typed, taken, key))
+            box.lineEdit().textEdited.connect(
+                lambda _text, box=box: self._said_leaving.pop(box, None))
 
     # --- the plan ------------------------------------------------------------------------
     def plan(self) -> ScanPlan:
@@ -265,18 +271,37 @@ class ScanForm(QtWidgets.QWidget):
         return plan
 
     def _refused(self, box: ClampingSpinBox | CountBox, text: str, key: str) -> None:
-        self._refusals += 1
+        self._said += 1
         self.show_error(box.refusal(text), key)
+        self._note_leaving(box, key, box.refusal(text))
+
+    def _clamped(self, box: ClampingSpinBox | CountBox, typed: float, taken: float,
+                 key: str) -> None:
+        self._said += 1
+        self._typed_notes[key] = (f"{box.say(typed)} is beyond this box's range; "
+                                  f"{box.say(taken)} is used")
+        self._note_leaving(box, key, self._typed_notes[key])
+
+    def _note_leaving(self, box: QtWidgets.QWidget, key: str, said: str) -> None:
+        if not box.hasFocus():  # left, not Return: said as Start's click came, maybe unseen
+            self._said_leaving[box] = (key, said)
 
     def take_typing(self) -> bool:
         """Read what is typed into the number boxes and not yet entered (a box's number is
         taken on Return or as the box is left: Start's key pressed with the focus in a box
         started the scan with the number before); False, said by its row, when a box refused
-        what was typed."""
-        refusals = self._refusals
+        what was typed or took its range's end for it, now or as it was left and not typed
+        into since (unseen: Start's check of the plan wipes what was said; Start again takes
+        what the box holds)."""
+        said = self._said
         for box in self.findChildren(ClampingSpinBox) + self.findChildren(CountBox):
             box.interpretText()
-        return self._refusals == refusals
+        if self._typed_notes:  # clamped to the value the box held: no change said it
+            self._changed()
+        leaving, self._said_leaving = self._said_leaving, {}
+        for key, text in leaving.values():
+            self.show_error(text, key)
+        return self._said == said and not leaving
 
     def show_error(self, message: str, key: str | None = None) -> None:
         """`message` by the row of `key`, or of the plan key the message names."""
@@ -324,6 +349,7 @@ class ScanForm(QtWidgets.QWidget):
 
     # --- settings ------------------------------------------------------------------------
     def save(self, settings: QtCore.QSettings) -> None:
+        self.take_typing()  # saved as the window closes, the focus maybe still in a box
         settings.setValue("scan/plan", self.plan().to_text())
 
     def restore(self, settings: QtCore.QSettings) -> None:

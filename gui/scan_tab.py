@@ -151,9 +151,14 @@ class ScanTab(QtWidgets.QWidget):
     @property
     def path(self) -> Path | None:
         text = self.file_edit.text().strip()
+        if not text:
+            return None
         # ~ as the command line's shell reads it: else a folder named "~" under the current
         # one, which does not exist, and the scan failed on a scratch file's name in it
-        return Path(text).expanduser() if text else None
+        try:
+            return Path(text).expanduser()
+        except RuntimeError:  # ~name of no user: left as typed, as the shell leaves it
+            return Path(text)
 
     def set_path(self, path: Path) -> None:
         """Scan into `path` (a session file opened): the map on show, of another file, goes

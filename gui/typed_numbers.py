@@ -3,8 +3,10 @@
 A decimal comma (a European keyboard's numeric pad types one) is a decimal point: it was
 dropped as a thousands separator, so 0,03 s became 3 s and 2,5 µT became 25 µT, without a
 word. Where the locale's decimal mark is a point, a comma that may be either ("1,000": 1000,
-or 1?) is no number; a number with both a comma and a point is none anywhere. The lock-in's
-settings take the unit's prefix, as its front panel says them (200 µV, 200u, 0.0002 V alike).
+or 1?) is no number, and where it is a comma, so is a point that may be either ("1.000", which
+Qt's own box there read as 1000); a number with both a comma and a point is none anywhere. The
+lock-in's settings take the unit's prefix, as its front panel says them (200 µV, 200u, 0.0002 V
+alike).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import math
 import re
 
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_THOUSANDS = re.compile(r"[+-]?[1-9]\d{0,2},\d{3}")  # 1,000 or 12,500: a thousand, or 1.0?
+_THOUSANDS = re.compile(r"[+-]?[1-9]\d{0,2}[,.]\d{3}")  # 1,000 or 12.500: a thousand, or 1.0?
 PREFIX_SCALE = {"": 1.0, "m": 1e-3, "µ": 1e-6, "μ": 1e-6, "u": 1e-6, "n": 1e-9}
 # a number, an SI prefix (u for µ too) and the unit, prefix and unit optional: "200 µV", "5m"
 _SI_NUMBER = re.compile(r"\s*([+-]?[\d.,]*(?:[eE][+-]?\d+)?)\s*([mµμun]?)\s*([A-Za-z]*)\s*")
@@ -21,11 +23,12 @@ _SI_NUMBER = re.compile(r"\s*([+-]?[\d.,]*(?:[eE][+-]?\d+)?)\s*([mµμun]?)\s*([
 
 def decimal_number(text: str, decimal_comma: bool = False) -> float | None:
     """`text` as a finite number ("2.5", "2,5", "-1e-3"), or None; `decimal_comma`: the
-    locale's decimal mark is a comma (its boxes show 2,500), so "1,000" is 1."""
+    locale's decimal mark is a comma (its boxes show 2,500), so "1,000" is 1, "1.000" none."""
     text = text.strip()
+    if _THOUSANDS.fullmatch(text) and ("." in text) == decimal_comma:
+        return None  # the mark groups thousands in the locale
     if "," in text:
-        if "." in text or text.count(",") > 1 or (
-                not decimal_comma and _THOUSANDS.fullmatch(text)):
+        if "." in text or text.count(",") > 1:
             return None
         text = text.replace(",", ".")
     if _NUMBER.fullmatch(text) is None:

@@ -339,6 +339,22 @@ def test_a_session_file_typed_from_the_home_folder_is_there(qtbot, tmp_path, mon
     tab.live.timer.stop()
 
 
+def test_a_session_file_under_a_user_there_is_not_is_left_as_typed(qtbot):
+    """~name/s.h5 of no user named so raised from the home folder's look-up on every key
+    typed (a box saying the window's own code failed), and Start or a recipe opened raised
+    too; the name is left as typed, as the shell leaves it, for the place's check to refuse."""
+    from pathlib import Path
+
+    from gui.rig_holder import RigHolder
+    from gui.scan_tab import ScanTab
+
+    tab = ScanTab(RigHolder(load_profile()))
+    qtbot.addWidget(tab)
+    qtbot.keyClicks(tab.file_edit, "~no-such-user-of-smm/s.h5")
+    assert tab.path == Path("~no-such-user-of-smm/s.h5")
+    tab.live.timer.stop()
+
+
 def test_start_takes_the_number_typed_without_return(qtbot):
     """A field typed and Start's key (F5) pressed with the focus still in the box started the
     scan with the field before (the box takes its number on Return or as it is left, so that
@@ -358,4 +374,91 @@ def test_start_takes_the_number_typed_without_return(qtbot):
         assert box.value() == value
         assert tab.status.text().startswith(said)
         assert tab.form.error_text("field").startswith("'abc" if text == "abc" else "")
+    tab.live.timer.stop()
+
+
+@pytest.mark.parametrize("before", [2.0, 1000.0])
+def test_start_takes_no_number_clamped_unseen(qtbot, before):
+    """5000 τ typed and Start's key pressed with the focus still in the box started a scan
+    settling 1000 τ, the box's end: what was said of it was wiped as Start checked the plan
+    (and never said when the box held 1000 τ already)."""
+    from gui.rig_holder import RigHolder
+    from gui.scan_tab import ScanTab
+
+    tab = ScanTab(RigHolder(load_profile()))
+    qtbot.addWidget(tab)
+    box = tab.form.settle_tau
+    box.setValue(before)
+    box.setFocus()
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box, "5000")
+    assert not tab.start()
+    assert tab.status.text().startswith("The plan is not valid")
+    assert tab.form.error_text("settle_tau") == ("5000 τ is beyond this box's range; 1000 τ "
+                                                 "is used")
+    assert not tab.start() and tab.status.text().startswith("Choose the session file")
+    assert box.value() == 1000.0
+    tab.live.timer.stop()
+
+
+def test_the_plan_saved_holds_the_number_typed_without_return(form, qtbot, settings):
+    """The window's settings are saved as it closes, the focus still in the box typed into:
+    the plan kept the number before (the box takes its number on Return or as it is left)."""
+    box = form.field[1]
+    box.setFocus()
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box, "40")
+    form.save(settings)
+    assert ScanPlan.from_text(settings.value("scan/plan")).field[1] == pytest.approx(40 * UT)
+
+
+@pytest.mark.parametrize(("row", "text", "said"), [
+    ("field", "1,000", "'1,000 µT' is not taken"),
+    ("settle_tau", "5000", "5000 τ is beyond this box's range; 1000 τ is used")])
+def test_start_clicked_from_a_box_takes_no_number_unseen(qtbot, row, text, said):
+    """Start clicked with the mouse: the box is left as the button is pressed, and what it
+    refused or clamped then was said by its row and wiped at once as Start checked the plan,
+    which started with the field before (or 1000 τ for the 5000 typed)."""
+    from gui.rig_holder import RigHolder
+    from gui.scan_tab import ScanTab
+
+    tab = ScanTab(RigHolder(load_profile()))
+    qtbot.addWidget(tab)
+    tab.show()
+    qtbot.waitExposed(tab)
+    box = form_box(tab.form, row)
+    box.setFocus()
+    qtbot.waitUntil(box.hasFocus)
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box, text)
+    tab.start_button.setEnabled(True)  # as once connected
+    qtbot.mouseClick(tab.start_button, QtCore.Qt.MouseButton.LeftButton)
+    assert not box.hasFocus()
+    assert tab.status.text().startswith("The plan is not valid")
+    assert tab.form.error_text(row).startswith(said)
+    qtbot.mouseClick(tab.start_button, QtCore.Qt.MouseButton.LeftButton)
+    assert tab.status.text().startswith("Choose the session file")
+    tab.live.timer.stop()
+
+
+def test_a_refusal_as_one_field_box_is_left_stays_when_the_next_is_typed_into(qtbot):
+    """Bx typed 1,000 and left for By, By typed 5: Start said Bx's refusal again and started
+    not; typing into By forgot it (one row, three boxes), the scan started with Bx before."""
+    from gui.rig_holder import RigHolder
+    from gui.scan_tab import ScanTab
+
+    tab = ScanTab(RigHolder(load_profile()))
+    qtbot.addWidget(tab)
+    tab.show()
+    qtbot.waitExposed(tab)
+    for box, text in zip(tab.form.field[:2], ("1,000", "5"), strict=True):
+        box.setFocus()
+        qtbot.waitUntil(box.hasFocus)
+        box.lineEdit().selectAll()
+        qtbot.keyClicks(box, text)
+    tab.start_button.setEnabled(True)  # as once connected
+    qtbot.mouseClick(tab.start_button, QtCore.Qt.MouseButton.LeftButton)
+    assert tab.status.text().startswith("The plan is not valid")
+    assert tab.form.error_text("field").startswith("'1,000 µT' is not taken")
+    assert tab.form.field[1].value() == 5.0
     tab.live.timer.stop()

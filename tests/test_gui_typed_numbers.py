@@ -193,3 +193,49 @@ def test_the_mmt_tabs_numbers_are_read_as_typed_or_refused(qtbot, mmt_tab, box, 
     typed(qtbot, spin, text)
     assert spin.value() == pytest.approx(value)
     assert mmt_tab.status.text().startswith(f"'{text}' is not taken") == (text == "1,000")
+
+
+@pytest.mark.parametrize(("kind", "text"), [("length", "12.500"), ("length", "-1.000 µm"),
+                                            ("count", "1.000"), ("count", "1,000")])
+def test_in_a_decimal_comma_locale_a_point_that_may_group_thousands_is_refused(qtbot, kind,
+                                                                              text):
+    """Where the decimal mark is a comma a point groups thousands (Qt's own box read 12.500
+    µm as 12500 µm): 12.500 was taken as 12.5, 1.000 points as 1, without a word."""
+    from gui.number_boxes import ClampingSpinBox, CountBox
+
+    box = ClampingSpinBox() if kind == "length" else CountBox()
+    box.setLocale(QtCore.QLocale(QtCore.QLocale.Language.German,
+                                 QtCore.QLocale.Country.Germany))
+    qtbot.addWidget(box)
+    box.setRange(-100_000, 100_000)
+    if kind == "length":
+        box.setSuffix(" µm")
+    box.setValue(7)
+    said: list[str] = []
+    box.refused.connect(said.append)
+    box.setFocus()
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box, text)
+    qtbot.keyClick(box, QtCore.Qt.Key.Key_Return)
+    assert box.value() == 7 and len(said) == 1
+    if kind == "length":
+        assert "1.000 could be a thousand or 1: type 1000 or 1,0" in box.refusal(said[0])
+
+
+def test_invert_clicked_from_a_box_takes_no_number_unseen(qtbot, mmt_tab):
+    """Invert clicked with the mouse from σ typed 1,000 µT: the box is left as the button is
+    pressed, its refusal said on the status line and wiped at once by the run's own word, the
+    inversion run with the σ before."""
+    mmt_tab.show()
+    qtbot.waitExposed(mmt_tab)
+    box = mmt_tab.sigma
+    box.setFocus()
+    qtbot.waitUntil(box.hasFocus)
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box, "1,000")
+    mmt_tab.run_button.setEnabled(True)
+    qtbot.mouseClick(mmt_tab.run_button, QtCore.Qt.MouseButton.LeftButton)
+    assert mmt_tab.status.text().startswith("'1,000 µT' is not taken"), mmt_tab.status.text()
+    assert "not inverted" in mmt_tab.status.text()
+    qtbot.mouseClick(mmt_tab.run_button, QtCore.Qt.MouseButton.LeftButton)
+    assert mmt_tab.status.text().startswith("Choose a scan entry")
