@@ -36,7 +36,7 @@ from smm_daq.acquisition.recipe import (
     subtract_step,
     wait_in_slices,
 )
-from smm_daq.acquisition.recipe_continue import RESUME
+from smm_daq.acquisition.recipe_continue import DONE, RESUME
 from smm_daq.acquisition.session import Session
 from smm_daq.cli.warning_text import said_as
 from smm_daq.clock import Clock
@@ -222,7 +222,9 @@ class RecipeRunner(QtCore.QObject):
             session = Session(self.path, rig)  # its subtract writes the entry as `run` does
             said: list[tuple[str, str]] = []
             # what the entry records of how it was made: the recipe's run, as `run` records it
-            made = recorded_command(["run", self.recipe.source, "--out", str(self.path)])
+            # (`--continue` where it continues the recipe on a file holding its entries)
+            again = ["--continue"] if {DONE, RESUME} & set(self.recipe.states) else []
+            made = recorded_command(["run", self.recipe.source, "--out", str(self.path), *again])
             self.analysis.submit(
                 lambda: subtract_step(self.recipe, self.index, session, lambda w: said.append(
                     (said_as(type(w)), said_in_window(str(w), recipe=True))), made),

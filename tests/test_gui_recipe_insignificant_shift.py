@@ -5,6 +5,7 @@ applied theirs, as `run --continue` does."""
 
 from __future__ import annotations
 
+import shlex
 from types import SimpleNamespace
 
 import h5py
@@ -91,3 +92,6 @@ def test_a_recipe_continued_in_the_window_leaves_out_a_shift_not_determined(qtbo
     assert "this recipe's earlier subtractions ('d1') applied their shifts" in said, said
     with h5py.File(path) as f:
         np.testing.assert_array_equal(f["d2/registration/shift"][()], [0.0, 0.0])
+        # the command line that continues it, as `run --continue` records itself
+        assert f["d2/process/parameters/command"].asstr()[()] == (
+            "smm-daq gui: " + shlex.join(["run", "two.toml", "--out", str(path), "--continue"]))

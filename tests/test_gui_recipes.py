@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 
 import h5py
@@ -9,6 +10,7 @@ import pytest
 from recipe_opening import recipe_opened, recipe_ran
 from session_reads import opened
 
+from gui.command import recorded_command
 from smm_daq.storage.nexus import list_entries, read_map
 from smm_daq.storage.scan_entry import read_scan_record
 
@@ -452,3 +454,13 @@ def test_a_recipe_opened_while_run_checks_answers_run_not_started(window, qtbot,
     qtbot.waitUntil(lambda: not view.checking, timeout=WAIT_MS)
     assert view.recipe is not None and view.recipe.title == "the other"
     assert answers == [False] and view.runner is None and view.run_button.isEnabled()
+
+
+def test_a_window_command_naming_a_file_in_no_utf8_is_recorded_escaped(tmp_path) -> None:
+    """A file named with a byte that is no UTF-8 (`smm-daq gui` given it in a Latin-1
+    terminal: a lone surrogate to Python) made the command the window's subtraction records
+    a traceback as it was stored: it is stored escaped, as the command line's is."""
+    command = recorded_command(["run", "r.toml", "--out", os.fsdecode(b"/d/caf\xe9.h5")])
+    with h5py.File(tmp_path / "p.h5", "w") as f:
+        f["command"] = command
+        assert f["command"].asstr()[()] == "smm-daq gui: run r.toml --out '/d/caf\\xe9.h5'"

@@ -198,3 +198,28 @@ def test_what_wrote_an_entry_is_said_for_citing_it(tmp_path: Path, fields: dict,
             if attribute is not None:
                 entry[key].attrs["version" if key == "program_name" else "path"] = attribute
         assert provenance_summary(entry) == said
+
+
+def test_what_is_not_one_string_is_not_said_as_what_wrote_an_entry(tmp_path: Path) -> None:
+    """Another program's node under these names that is no single string (a string array, an
+    empty dataset, a reference, variable-length numbers, a numeric or empty attribute) was
+    said as the program, its version, the profile's file or a recipe stored ("<HDF5 object
+    reference>", "[b'GDA']", "Empty(dtype=...)", "recipe untitled (its text stored)")."""
+    with h5py.File(tmp_path / "p.h5", "w") as f:
+        odd = f.create_group("odd")
+        odd["program_name"] = np.array([b"GDA"])
+        odd["program_name"].attrs["version"] = np.array([b"9.2"])
+        odd.create_dataset("recipe", data=h5py.Empty("S10"))
+        odd.create_dataset("profile", data=h5py.Empty("S10"))
+        ref = f.create_group("ref")
+        ref.create_dataset("program_name", data=odd.ref, dtype=h5py.ref_dtype)
+        numbers = ref.create_dataset("recipe", (1,), dtype=h5py.vlen_dtype(np.int32))
+        numbers[0] = [1, 2]
+        attrs = f.create_group("attrs")
+        attrs["program_name"] = "smm-daq"
+        attrs["program_name"].attrs["version"] = h5py.Empty("f")
+        attrs["profile"] = PROFILE
+        attrs["profile"].attrs["path"] = np.array([1.0, 2.0])
+        assert provenance_summary(odd) == ""
+        assert provenance_summary(ref) == ""
+        assert provenance_summary(attrs) == "smm-daq, profile 'bench 2'"

@@ -7,6 +7,7 @@ result's `process/parameters/height` is the lowest scan's, and says so."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from test_gui_mmt_saved import open_saved
 
 from gui.mmt_view import MMTView
 from smm_daq.analysis.mmt.formats.dragonfly import DragonflyOptions
-from smm_daq.analysis.mmt.result_params import MaskSource, ResultOptions
+from smm_daq.analysis.mmt.result_file import grain_parameters
+from smm_daq.analysis.mmt.result_params import MaskSource, ResultOptions, mask_parameters
 from smm_daq.analysis.mmt.result_read import read_result_entry
 from smm_daq.analysis.noise import white_noise_floor
 from smm_daq.cli.main import main
@@ -201,3 +203,18 @@ def test_the_tabs_command_names_what_the_profile_supplied_and_runs_to_the_same_r
     gui, cli = read_result_entry(path, "gui"), read_result_entry(path, "cli")
     assert (cli.height, cli.residual.sensor_size) == (gui.height, gui.residual.sensor_size)
     np.testing.assert_allclose(cli.magnetization, gui.magnetization, rtol=1e-9)
+
+
+def test_a_grain_or_mask_file_named_in_no_utf8_is_recorded_escaped(tmp_path: Path) -> None:
+    """A grain or mask file typed in a Latin-1 terminal (its byte 0xe9 no UTF-8: a lone
+    surrogate to Python) made the inversion a traceback as its result was written, after
+    the solve: its names are stored with the byte escaped, as the command is."""
+    grains, mask = (os.fsdecode(b"g/caf\xe9.csv"), os.fsdecode(b"m/caf\xe9.npy"))
+    made = {**grain_parameters(grains, "csv"), **mask_parameters([mask], 2)}
+    with h5py.File(tmp_path / "p.h5", "w") as f:
+        for key, value in made.items():
+            f[key] = value
+        assert f["grains"].asstr()[()] == "g/caf\\xe9.csv"
+        assert f["grains_absolute"].asstr()[()].endswith("/g/caf\\xe9.csv")
+        assert list(f["mask"].asstr()[()]) == ["m/caf\\xe9.npy"] * 2
+        assert f["mask_absolute"].asstr()[0].endswith("/m/caf\\xe9.npy")

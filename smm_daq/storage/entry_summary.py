@@ -97,7 +97,7 @@ def _program(entry: h5py.Group) -> str:
     process = entry.get("process")
     try:
         if _is_text(node):
-            name, version = text(node), text(node.attrs.get("version", ""))
+            name, version = text(node), _attribute(node, "version")
         elif isinstance(process, h5py.Group) and _is_text(process.get("program")):
             version_node = process.get("version")
             name = text(process["program"])
@@ -117,7 +117,7 @@ def _profile(entry: h5py.Group) -> str:
     try:
         rig = _toml(text(node)).get("rig")
         name = rig.get("name") if isinstance(rig, dict) else None
-        file = PurePath(text(node.attrs.get("path", ""))).name
+        file = PurePath(_attribute(node, "path")).name
     except _UNREADABLE:
         return ""
     said = f"profile {_shown(name)}" if isinstance(name, str) and name else "profile"
@@ -135,7 +135,7 @@ def _recipe(entry: h5py.Group) -> str:
         try:
             stored = text(node)
             file_node = node.parent.get(file_key) if file_key else None
-            file = (text(node.attrs.get("path", "")) if file_key is None
+            file = (_attribute(node, "path") if file_key is None
                     else text(file_node) if _is_text(file_node) else "")
         except _UNREADABLE:
             return ""
@@ -151,8 +151,16 @@ def _recipe(entry: h5py.Group) -> str:
 
 
 def _is_text(node: object) -> bool:
-    """A string dataset (not another program's number stored under the name)."""
-    return isinstance(node, h5py.Dataset) and node.dtype.kind in "OSU"
+    """One string (not another program's number, reference, array or empty dataset stored
+    under the name)."""
+    return (isinstance(node, h5py.Dataset) and node.shape == ()
+            and h5py.check_string_dtype(node.dtype) is not None)
+
+
+def _attribute(node: h5py.Dataset, name: str) -> str:
+    """The string attribute `name` of `node`; "" where it has none, or another value there."""
+    value = node.attrs.get(name, "")
+    return text(value) if isinstance(value, (str, bytes)) else ""
 
 
 def _toml(stored: str) -> dict:

@@ -61,6 +61,7 @@ from smm_daq.analysis.mmt.solver.inversion import MMTResult
 from smm_daq.analysis.mmt.solver.joint import MultipoleResult
 from smm_daq.storage.nexus import write_map_entry
 from smm_daq.storage.products import Compressed, MapPlot, Quantity, TablePlot
+from smm_daq.storage.strings import storable
 from smm_daq.whole_files import written_whole
 
 RESULT_VERSION = 5  # the layout this module writes (the entry's `VERSION_ATTRIBUTE`)
@@ -174,8 +175,9 @@ def cuboid_datasets(grains: GrainSet) -> dict[str, object]:
 
 def grain_parameters(typed: str | Path, fmt: str) -> dict[str, str]:
     """How a result's grain file is recorded: as typed (`grains`; a relative path depends on
-    the folder the inversion ran in, which is now), its absolute path and its format."""
-    return {"grains": str(typed), "grains_absolute": str(Path(typed).resolve()),
+    the folder the inversion ran in, which is now), its absolute path and its format; a byte
+    that is not UTF-8 in them escaped (`storable`)."""
+    return {"grains": storable(str(typed)), "grains_absolute": storable(str(Path(typed).resolve())),
             "grain_format": "cuboids" if fmt == "csv" else fmt}
 
 

@@ -52,6 +52,7 @@ from smm_daq.errors import InputError
 from smm_daq.storage.checks import numeric, strings
 from smm_daq.storage.h5file import TEXT
 from smm_daq.storage.products import Quantity
+from smm_daq.storage.strings import storable
 
 MM = 1e-3
 
@@ -134,7 +135,8 @@ def registration_parameters(reg: GrainRegistration) -> dict[str, object]:
 def mask_parameters(files: Sequence[str], n_scans: int) -> dict[str, object]:
     """Each of `n_scans` scans' mask source from the masks given for all (none, one for all,
     or one per scan, `NO_MASK` for none), as `masks.mask_for` takes them; {} with none.
-    A .json mask's shapes are read from it here: it has just been read as the mask."""
+    A .json mask's shapes are read from it here: it has just been read as the mask. A byte
+    that is not UTF-8 in a file's name is stored escaped (`storable`)."""
     chosen = [files[min(i, len(files) - 1)] if files else NO_MASK for i in range(n_scans)]
     typed = ["" if f == NO_MASK else f for f in chosen]
     if not any(typed):
@@ -142,8 +144,8 @@ def mask_parameters(files: Sequence[str], n_scans: int) -> dict[str, object]:
     shapes = [Path(f).read_text(encoding="utf-8-sig") if f.lower().endswith(".json") else ""
               for f in typed]
     out: dict[str, object] = {
-        "mask": np.array(typed, dtype=TEXT),
-        "mask_absolute": np.array([str(Path(f).resolve()) if f else "" for f in typed],
+        "mask": np.array([storable(f) for f in typed], dtype=TEXT),
+        "mask_absolute": np.array([storable(str(Path(f).resolve())) if f else "" for f in typed],
                                   dtype=TEXT),
     }
     if any(shapes):
