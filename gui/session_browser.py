@@ -565,11 +565,11 @@ class SessionBrowser(QtWidgets.QWidget):
         def job() -> tuple[MapData, ProductMap | None] | None:
             if wanted != self._map_read:  # another entry asked for since: not read
                 return None
-            m = read_map(path, name)
-            try:
-                return m, read_product_map(path, m.name)
+            try:  # a product's grid is the entry's map: read once
+                product = read_product_map(path, name)
             except (SmmError, OSError):
-                return m, None
+                product = None
+            return (product.grid if product is not None else read_map(path, name)), product
 
         def read(value: tuple[MapData, ProductMap | None] | None) -> None:
             shown = value is not None and wanted == self._map_read and self._still_open(path)

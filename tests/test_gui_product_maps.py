@@ -145,9 +145,15 @@ def test_a_double_clicked_entry_is_read_off_the_gui_thread(browser, qtbot, monke
     for name in ("read_map", "read_product_map"):
         monkeypatch.setattr(session_browser, name, recording(name))
     show(browser, qtbot, "chi")
-    assert [name for name, _t in readers] == ["read_map", "read_product_map"]
+    # the product's grid is the entry's map: read once, not again by read_map
+    assert [name for name, _t in readers] == ["read_product_map"]
     assert all(t is not threading.main_thread() for _n, t in readers)
     assert browser.map_view.quantity.name == "χ"
+    readers.clear()
+    show(browser, qtbot, "scan")
+    assert [name for name, _t in readers] == ["read_product_map", "read_map"]
+    assert all(t is not threading.main_thread() for _n, t in readers)
+    assert browser.map_view.quantity.name == "Bz"
 
 
 def test_an_entry_that_cannot_be_read_says_why(browser, qtbot, monkeypatch) -> None:
