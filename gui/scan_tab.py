@@ -19,7 +19,7 @@ from gui.map_view import MapView
 from gui.rig_holder import NOT_CONNECTED, RigHolder
 from gui.scan_form import ScanForm, format_duration
 from smm_daq.acquisition.plan import ScanPlan
-from smm_daq.cli.args import check_place, check_scratch_room
+from smm_daq.cli.args import check_scratch_room, session_file
 from smm_daq.errors import InputError, InstrumentLost, SmmError
 from smm_daq.shell_words import command_line
 from smm_daq.storage.mapdata import MapData
@@ -266,7 +266,7 @@ class ScanTab(QtWidgets.QWidget):
                     # file the links lead to, which a stalled network disk may not tell for long
                     check_scratch_room("the session file", str(path))  # first: a name too
                     # long for the system is said there, where the place's check would raise
-                    check_place("the session file", str(path))
+                    session_file("the session file", str(path))  # and not another's file
                 except InputError as exc:
                     raise NotStarted(str(exc)) from None
             # the file the scan writes, its links followed as they lead now (a link the

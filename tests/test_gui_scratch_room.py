@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
 import pytest
 from recipe_opening import recipe_opened
 from test_gui_recipes import RECIPE
@@ -107,6 +108,27 @@ def test_a_scan_not_started_does_not_say_its_file_has_new_entries(window, qtbot,
     assert said.startswith("Scan not started: the session file is "), said
     assert "new entries" not in said, said
     assert window.session.path == other
+
+
+@pytest.mark.parametrize("kind", ["text", "foreign"])
+def test_a_file_that_is_no_session_file_is_refused_as_the_command_line_does(
+        window, qtbot, tmp_path, kind):
+    """The scan began (the rig ramped, the stage moved) and failed as it opened the file ("…
+    cannot open as HDF5"), and the status bar could say the file had new entries; the command
+    line refuses it before anything starts."""
+    path = tmp_path / "notes.h5"
+    if kind == "text":
+        path.write_text("my notes\n", encoding="utf-8")
+    else:
+        with h5py.File(path, "w") as f:
+            f["x"] = 1.0  # another program's HDF5 file
+    before = path.read_bytes()
+    window.scan.file_edit.setText(str(path))
+
+    text = _refused(window, qtbot)
+    assert text.startswith("Not started: ") and str(path) in text, text
+    assert ("not an HDF5 file" if kind == "text" else "not an smm-daq session file") in text
+    assert "new entries" not in text and path.read_bytes() == before
 
 
 def test_a_file_in_a_folder_that_does_not_exist_is_refused_as_the_command_line_does(
