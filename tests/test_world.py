@@ -284,6 +284,24 @@ def test_the_rig_is_made_as_its_seed_says_whatever_the_noise(monkeypatch) -> Non
     assert not np.array_equal(made(5)[0], made(6)[0])
 
 
+def test_the_simulator_profiles_rig_is_made_as_before_the_noise_had_a_seed() -> None:
+    """The coils' true matrix and the fluxgate's gain of configs/simulator.toml's rig, as the
+    version before noise had a seed of its own made them from `[simulation] seed`: a coil
+    calibration stored then fits this rig still."""
+    backend = SimulatedBackend(load_profile(), VirtualClock())
+    assert backend.world.fluxgate is not None
+    np.testing.assert_allclose(backend.world.coils.calibration, [
+        [4.9996912373228129e-05, -1.0678802779648241e-08, -9.0455679657087690e-10],
+        [-1.0893943027287701e-08, 4.9996773564593377e-05, -7.5771190200732536e-09],
+        [-2.8085599436893047e-09, -1.3436929409235418e-09, 4.9999129913861095e-05]],
+        rtol=1e-12, atol=0)
+    np.testing.assert_allclose(backend.world.fluxgate.gain, [
+        [9.9980495742795363e+04, 1.9149930480810080e+00, -1.7434806882132463e+01],
+        [1.7328325027368120e+01, 9.9983164721515655e+04, 1.1047354816820572e+00],
+        [-4.3144513130159625e+00, 2.6540449365316043e-01, 1.0000183669243024e+05]],
+        rtol=1e-12, atol=0)
+
+
 # --- the fluxgate ------------------------------------------------------------------------
 
 
