@@ -745,8 +745,10 @@ def _noise_floor_text(sigma: float, *, bound: bool) -> str:
     if not math.isfinite(sigma):
         return "noise floor -"
     if bound:
-        return (f"noise floor ≤ {sigma / UT:.3g} µT (upper bound: the field bends at the pixel "
-                "scale)")
+        # "may": a strong field smooth at the pixel scale (one grain at 10³–10⁵ times the
+        # noise) shows the same sign, its floor right; no one map tells the two apart
+        return (f"noise floor ≤ {sigma / UT:.3g} µT (the field bends at the pixel scale: one "
+                "map's floor may read high)")
     return f"noise floor {sigma / UT:.3g} µT"
 
 
