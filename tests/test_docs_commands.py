@@ -140,16 +140,21 @@ def test_each_benchmark_option_named_exists(where: str, script: str, options: st
 
 
 def test_ci_runs_the_readme_test_command() -> None:
-    """.ci/run installs the test extras and runs pytest with the README's arguments."""
+    """.ci/run installs the test extras, warms numba's cache and runs pytest with the
+    README's arguments, in the README's order."""
     readme = (ROOT / "README.md").read_text()
     line = next(line for line in readme.splitlines() if "-m pytest" in line)
     assert 'pip install -e ".[test]"' in line and "QT_QPA_PLATFORM=offscreen" in line
+    assert "python tests/warm_numba.py && " in line.split("-m pytest", 1)[0]
     ci = (ROOT / ".ci" / "run").read_text()
     assert 'pip install --quiet -e ".[test]"' in ci and "export QT_QPA_PLATFORM=offscreen" in ci
     readme_args = line.split("-m pytest", 1)[1].split()
-    ci_runs = [c.split("-m pytest", 1)[1].split() for c in ci.splitlines()
+    steps = ci.splitlines()
+    ci_runs = [c.split("-m pytest", 1)[1].split() for c in steps
                if c.startswith("python -m pytest")]
     assert ci_runs == [readme_args]
+    pytest_at = next(i for i, c in enumerate(steps) if c.startswith("python -m pytest"))
+    assert "python tests/warm_numba.py" in steps[:pytest_at]
 
 
 def test_readme_says_what_each_benchmark_script_measures() -> None:

@@ -1,5 +1,6 @@
 """Joint inversion of several scans, point-source models, masks and the higher-order test."""
 
+import functools
 import weakref
 
 import numpy as np
@@ -40,15 +41,26 @@ def noisy(data, sigma, rng):
                    y=data.y, height=data.height, sensor_size=data.sensor_size, name=data.name)
 
 
-LOW = clean_map(M_TRUE, 3 * UM, name="low")
-HIGH = clean_map(M_TRUE, 8 * UM, sensor=(2 * UM, 2 * UM), name="high")
+# The two clean maps are made at their first use, not at import: every pytest worker imports
+# this module to collect it, and would compile the point-source field kernels for them there,
+# both workers at once on a fresh clone.
+@functools.cache
+def low_map() -> MapData:
+    """The dipoles' clean map 3 µm above, point sensor."""
+    return clean_map(M_TRUE, 3 * UM, name="low")
+
+
+@functools.cache
+def high_map() -> MapData:
+    """Their clean map 8 µm above, 2 µm square sensor."""
+    return clean_map(M_TRUE, 8 * UM, sensor=(2 * UM, 2 * UM), name="high")
 
 
 def test_joint_fit_of_two_heights_is_better_than_each_and_finds_the_truth():
     rng = np.random.default_rng(4)
     s_low, s_high = 20 * NT, 5 * NT
-    low = Scan(noisy(LOW, s_low, rng), 3 * UM, sigma=s_low)
-    high = Scan(noisy(HIGH, s_high, rng), 8 * UM, (2 * UM, 2 * UM), sigma=s_high)
+    low = Scan(noisy(low_map(), s_low, rng), 3 * UM, sigma=s_low)
+    high = Scan(noisy(high_map(), s_high, rng), 8 * UM, (2 * UM, 2 * UM), sigma=s_high)
     joint = invert_scans([low, high], GRAINS, model="dipole")
     assert joint.scans == ("low", "high")
     assert joint.sigmas == (s_low, s_high)
@@ -73,9 +85,9 @@ def test_coverage_of_the_95_percent_sphere_for_the_dipole_model(joint):
     inside = 0
     radius = None
     for _ in range(draws):
-        scans = [Scan(noisy(LOW, sigma, rng), 3 * UM, sigma=sigma)]
+        scans = [Scan(noisy(low_map(), sigma, rng), 3 * UM, sigma=sigma)]
         if joint:
-            scans.append(Scan(noisy(HIGH, sigma / 3, rng), 8 * UM, (2 * UM, 2 * UM),
+            scans.append(Scan(noisy(high_map(), sigma / 3, rng), 8 * UM, (2 * UM, 2 * UM),
                               sigma=sigma / 3))
         with threadpool_limits(1):
             res = invert_scans(scans, GRAINS)
@@ -89,8 +101,8 @@ def test_coverage_of_the_95_percent_sphere_for_the_dipole_model(joint):
 
 def test_sigma_from_the_residual_per_scan():
     rng = np.random.default_rng(6)
-    low = Scan(noisy(LOW, 40 * NT, rng), 3 * UM)
-    high = Scan(noisy(HIGH, 10 * NT, rng), 8 * UM, (2 * UM, 2 * UM))
+    low = Scan(noisy(low_map(), 40 * NT, rng), 3 * UM)
+    high = Scan(noisy(high_map(), 10 * NT, rng), 8 * UM, (2 * UM, 2 * UM))
     res = invert_scans([low, high], GRAINS)
     assert res.sigma_from_residual
     assert res.sigmas[0] == pytest.approx(40 * NT, rel=0.1)
@@ -105,8 +117,8 @@ def test_sigmas_still_moving_after_the_last_pass_are_warned_of_as_smm_daqs(monke
 
     monkeypatch.setattr(joint, "MAX_PASSES", 1)  # one pass: no second estimate to settle
     rng = np.random.default_rng(6)
-    scans = [Scan(noisy(LOW, 40 * NT, rng), 3 * UM),
-             Scan(noisy(HIGH, 10 * NT, rng), 8 * UM, (2 * UM, 2 * UM))]
+    scans = [Scan(noisy(low_map(), 40 * NT, rng), 3 * UM),
+             Scan(noisy(high_map(), 10 * NT, rng), 8 * UM, (2 * UM, 2 * UM))]
     with pytest.warns(joint.UnsettledSigmaWarning) as caught:
         invert_scans(scans, GRAINS)
     said = [w for w in caught if issubclass(w.category, joint.UnsettledSigmaWarning)]
@@ -118,7 +130,7 @@ def test_sigmas_still_moving_after_the_last_pass_are_warned_of_as_smm_daqs(monke
 
 def test_masked_pixels_are_left_out():
     rng = np.random.default_rng(7)
-    data = noisy(LOW, 10 * NT, rng)
+    data = noisy(low_map(), 10 * NT, rng)
     bad = data.bz.copy()
     spots = [(3, 4), (10, 10), (15, 2)]
     mask = np.zeros(bad.shape, bool)
@@ -166,7 +178,7 @@ def test_higher_order_test_has_its_stated_size_on_dipoles():
     flagged = 0
     for _ in range(draws):
         with threadpool_limits(1):
-            res = invert_scans([Scan(noisy(LOW, sigma, rng), 3 * UM, sigma=sigma)], GRAINS,
+            res = invert_scans([Scan(noisy(low_map(), sigma, rng), 3 * UM, sigma=sigma)], GRAINS,
                                model="quadrupole")
         flagged += int(np.sum(res.higher_orders()[2]))
     n = draws * len(VOL)
@@ -178,7 +190,7 @@ def test_cuboid_model_single_scan_matches_invert_map():
                    float) * UM
     grains = from_arrays(cub, np.array([1, 2, 3]))
     rng = np.random.default_rng(10)
-    data = noisy(LOW, 10 * NT, rng)
+    data = noisy(low_map(), 10 * NT, rng)
     ref = invert_map(data, grains, height=3 * UM, sensor_size=(0.0, 0.0))
     res = invert_scans([Scan(data, 3 * UM)], grains, model="cuboid")
     assert np.allclose(res.magnetization, ref.magnetization, rtol=1e-9)
@@ -206,7 +218,7 @@ def test_grains_far_outside_the_scan_are_warned_of():
 
     from smm_daq.analysis.mmt.solver.inversion import FarGrainWarning
 
-    data = noisy(LOW, 1 * NT, np.random.default_rng(3))
+    data = noisy(low_map(), 1 * NT, np.random.default_rng(3))
     with warnings.catch_warnings():
         warnings.simplefilter("error", FarGrainWarning)
         invert_scans([Scan(data, 3 * UM, sigma=1 * NT)], GRAINS, model="dipole")
@@ -227,7 +239,7 @@ def test_the_condition_number_is_that_of_q_in_unit_columns():
     """An octupole's unknowns mix A/m, A m³ and A m⁴: cond(Q) in raw columns is ~1e30 and
     says nothing; the reported one is that of Q with unit-norm columns (numpy's, to within
     LAPACK's estimate)."""
-    data = noisy(LOW, 1 * NT, np.random.default_rng(5))
+    data = noisy(low_map(), 1 * NT, np.random.default_rng(5))
     result = invert_scans([Scan(data, 3 * UM, sigma=1 * NT)], GRAINS, model="octupole")
     X, Y = np.meshgrid(AXIS, AXIS)
     sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, 3 * UM)]
@@ -244,7 +256,7 @@ def test_a_scan_given_twice_is_refused():
     from smm_daq.errors import InputError
 
     with pytest.raises(InputError, match="scans low, low: expected each scan once"):
-        invert_scans([Scan(LOW, 3 * UM, sigma=1 * NT)] * 2, GRAINS, model="dipole")
+        invert_scans([Scan(low_map(), 3 * UM, sigma=1 * NT)] * 2, GRAINS, model="dipole")
 
 
 def test_damping_a_multipole_model_leaves_a_well_seen_dipole_as_it_is():
@@ -253,7 +265,7 @@ def test_damping_a_multipole_model_leaves_a_well_seen_dipole_as_it_is():
     0 ± 0 A/m at any damping. A small damping changes a quadrupole fit no more than it
     changes a dipole fit: by a small fraction of an SD."""
     rng = np.random.default_rng(11)
-    scans = [Scan(noisy(LOW, 5 * NT, rng), 3 * UM, sigma=5 * NT)]
+    scans = [Scan(noisy(low_map(), 5 * NT, rng), 3 * UM, sigma=5 * NT)]
     plain = invert_scans(scans, GRAINS, model="quadrupole")
     damped = invert_scans(scans, GRAINS, model="quadrupole", damping=1e-6)
     sd = np.sqrt(np.einsum("gii->gi", plain.coefficient_covariance))
@@ -268,8 +280,8 @@ def test_sigmas_of_scans_of_very_different_noise_are_estimated_and_used_for_the_
     SDs, weighted by the first pass's estimates, some 8 times those of the σ reported; the
     passes go on until the estimates settle, and the SDs are those of the σ reported."""
     rng = np.random.default_rng(12)
-    low = noisy(LOW, 300 * NT, rng)
-    high = noisy(HIGH, 1 * NT, rng)
+    low = noisy(low_map(), 300 * NT, rng)
+    high = noisy(high_map(), 1 * NT, rng)
     est = invert_scans([Scan(low, 3 * UM), Scan(high, 8 * UM, (2 * UM, 2 * UM))], GRAINS,
                        model="quadrupole")
     assert est.sigmas[0] == pytest.approx(300 * NT, rel=0.1)
@@ -342,8 +354,8 @@ def test_the_sigmas_reported_are_where_the_estimates_settle():
     point. Stopped at 5 %, the σ came from a pass short of it, 1 % off, on the side the
     unweighted first fit started from."""
     rng = np.random.default_rng(15)
-    scans = [Scan(noisy(LOW, 40 * NT, rng), 3 * UM),
-             Scan(noisy(HIGH, 10 * NT, rng), 8 * UM, (2 * UM, 2 * UM))]
+    scans = [Scan(noisy(low_map(), 40 * NT, rng), 3 * UM),
+             Scan(noisy(high_map(), 10 * NT, rng), 8 * UM, (2 * UM, 2 * UM))]
     res = invert_scans(scans, GRAINS, model="dipole")
     X, Y = np.meshgrid(AXIS, AXIS)
     blocks = []
@@ -366,10 +378,10 @@ def test_a_scan_of_unknown_sigma_its_fit_follows_is_refused_naming_it():
     σ shrank, pass after pass (0.25 nT reported for 5 nT, with a warning): refused, naming
     that scan and what would do."""
     rng = np.random.default_rng(1)
-    mask = np.ones(HIGH.bz.shape, bool)
+    mask = np.ones(high_map().bz.shape, bool)
     mask.flat[300] = False  # over the grains: its own leverage is high
-    scans = [Scan(noisy(LOW, 20 * NT, rng), 3 * UM),
-             Scan(noisy(HIGH, 5 * NT, rng), 8 * UM, (2 * UM, 2 * UM), mask=mask)]
+    scans = [Scan(noisy(low_map(), 20 * NT, rng), 3 * UM),
+             Scan(noisy(high_map(), 5 * NT, rng), 8 * UM, (2 * UM, 2 * UM), mask=mask)]
     with pytest.raises(InputError) as caught:
         invert_scans(scans, GRAINS)
     message = str(caught.value)
@@ -395,7 +407,7 @@ def test_sigmas_are_estimated_over_the_rank_where_the_scans_carry_nothing_of_a_g
     line = np.ones(X.shape, bool)
     line[POS[0, 1] == Y] = False  # the row through grain 1, exactly
     point_high = clean_map(M_TRUE, 8 * UM, name="high")  # a point sensor: its average is exact
-    scans = [Scan(noisy(LOW, 300 * NT, rng), 3 * UM, mask=line),
+    scans = [Scan(noisy(low_map(), 300 * NT, rng), 3 * UM, mask=line),
              Scan(noisy(point_high, 1 * NT, rng), 8 * UM, mask=line)]
     with pytest.warns(UserWarning, match="singular" if damping == 0 else "too large"):
         res = invert_scans(scans, GRAINS, model="dipole", damping=damping)
@@ -432,7 +444,7 @@ def _scans_blind_to_grain_1s_y() -> list[Scan]:
     line = np.ones(X.shape, bool)
     line[POS[0, 1] == Y] = False  # the row through grain 1, exactly
     point_high = clean_map(M_TRUE, 8 * UM, name="high")
-    return [Scan(noisy(LOW, 300 * NT, rng), 3 * UM, mask=line),
+    return [Scan(noisy(low_map(), 300 * NT, rng), 3 * UM, mask=line),
             Scan(noisy(point_high, 1 * NT, rng), 8 * UM, mask=line)]
 
 
@@ -508,7 +520,7 @@ def test_one_scans_sigma_is_estimated_over_the_rank_where_q_is_singular():
     line = np.ones(X.shape, bool)
     line[POS[0, 1] == Y] = False
     with pytest.warns(inversion.SingularWarning, match="1 of 12 directions unresolved"):
-        res = invert_scans([Scan(noisy(LOW, 30 * NT, rng), 3 * UM, mask=line)], GRAINS)
+        res = invert_scans([Scan(noisy(low_map(), 30 * NT, rng), 3 * UM, mask=line)], GRAINS)
     resid = res.fits[0][1].bz
     n_used = int(np.count_nonzero(np.isfinite(resid)))
     assert n_used == AXIS.size
