@@ -19,6 +19,7 @@ from gui.grain_outlines import registered_outlines
 from gui.grain_registration import describe_registration
 from gui.image_registration import RegistrationDialog, underlay_transform
 from gui.local_time import shown_time, time_key
+from gui.map_exports import export_map, exportable, outputs
 from gui.map_view import MapView, Quantity
 from gui.message_line import MessageLine
 from gui.subtract_dialog import SubtractDialog, said_in_window, subtract_command
@@ -153,6 +154,7 @@ class SessionBrowser(QtWidgets.QWidget):
     mmtResultWanted = QtCore.pyqtSignal(object, str)  # session file Path, MMT result entry
     subtracted = QtCore.pyqtSignal(bool, str)  # a subtraction ended: written?, what happened
     imageStored = QtCore.pyqtSignal(bool, str)  # an image registration ended: stored?, what
+    exported = QtCore.pyqtSignal(bool, str)  # an export ended: written?, what happened
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -238,6 +240,12 @@ class SessionBrowser(QtWidgets.QWidget):
         subtract_button.setToolTip("A new induced entry: an in-field map minus a remanent map, "
                                    "registered or not")
         subtract_button.clicked.connect(self._choose_subtraction)
+        self.export_button = QtWidgets.QPushButton("Export…")
+        self.export_button.setToolTip(
+            "The selected entry's map as a CSV file and a picture (PNG) beside it, as "
+            "smm-daq export writes them")
+        self.export_button.setEnabled(False)
+        self.export_button.clicked.connect(self._choose_export)
         self.image_button = image_button = QtWidgets.QPushButton("Image of the sample…")
         image_button.setToolTip(
             "Register an optical or micro-CT image onto the shown map by control points; it "
@@ -290,6 +298,7 @@ class SessionBrowser(QtWidgets.QWidget):
         buttons.addWidget(self.resume_button)
         buttons.addWidget(self.mmt_button)
         buttons.addWidget(subtract_button)
+        buttons.addWidget(self.export_button)
         buttons.addWidget(grains_button)
         buttons.addWidget(self.grain_format)
         buttons.addWidget(self.dragonfly_button)
@@ -503,6 +512,7 @@ class SessionBrowser(QtWidgets.QWidget):
         info = self.selected_entry()
         self.resume_button.setEnabled(self.rig_free and info is not None and resumable(info))
         self.mmt_button.setEnabled(info is not None and info.kind == "mmt")
+        self.export_button.setEnabled(exportable(info))
         if info is not None and info.name != self._shown_name:
             row = self._row_of(info.name)
             if row is not None:
@@ -921,6 +931,52 @@ class SessionBrowser(QtWidgets.QWidget):
     def _subtraction_ended(self) -> None:
         self.subtracting = False
         self.subtract_button.setEnabled(True)
+
+    # --- export --------------------------------------------------------------------------
+    def _choose_export(self) -> None:
+        info = self.selected_entry()
+        if self.path is None or not exportable(info):
+            self.message.setText("Select an entry holding a map first: its map is exported.")
+            return
+        assert info is not None  # exportable
+        name, _ = QtWidgets.QFileDialog.getSaveFileName(
+            self, f"Export the map of '{info.name}' (a picture is written beside it)",
+            str(self.path.parent / f"{info.name}.csv"), "CSV files (*.csv);;All files (*)",
+            options=QtWidgets.QFileDialog.Option.DontConfirmOverwrite)
+        if not name:
+            return
+        csv, png = outputs(Path(name))
+        there = [p.name for p in (csv, png) if p.exists()]
+        overwrite = bool(there) and QtWidgets.QMessageBox.question(
+            self, "Replace?", f"Replace {' and '.join(there)}?"
+        ) == QtWidgets.QMessageBox.StandardButton.Yes
+        if there and not overwrite:
+            return
+        self.export(info.name, csv, overwrite=overwrite)
+
+    def export(self, entry: str, csv: Path, *, overwrite: bool = False) -> bool:
+        """Write entry `entry`'s map of the open file as `smm-daq export` writes it, to `csv`
+        and its picture beside it (`outputs`), in the reader; `exported` follows, and the
+        message line says what was written or why nothing was. False when no file is open."""
+        if self.path is None:
+            return False
+        path, (csv, png) = self.path, outputs(Path(csv))
+
+        def done(said: list[str]) -> None:
+            text = f"Exported '{entry}': " + "; ".join(said)
+            self.message.say(text)
+            self.exported.emit(True, text)
+
+        def failed(exc: BaseException) -> None:
+            text = (str(exc) if isinstance(exc, (SmmError, OSError))
+                    else f"Export of '{entry}' failed: {exc!r}")
+            self.message.setText(text)
+            self.exported.emit(False, text)
+
+        self.message.say(f"Exporting '{entry}'…")
+        self.reader.submit(lambda: export_map(path, entry, csv, png, overwrite=overwrite),
+                           done, failed)
+        return True
 
     # --- image of the sample -------------------------------------------------------------
     def _choose_image(self) -> None:

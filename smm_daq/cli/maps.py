@@ -10,10 +10,11 @@ every `smm-daq` command builds this parser.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -179,18 +180,25 @@ def say_if_unfinished(path: str, entry: str) -> None:
         print(f"smm-daq: warning: {note}", file=sys.stderr)
 
 
+@contextlib.contextmanager
+def naming_the_file(file: str) -> Iterator[None]:
+    """An analysis's InputError (a map it cannot use) names the session file too."""
+    try:
+        yield
+    except InputError as exc:
+        if file in str(exc):
+            raise
+        raise InputError(str(exc), source=file) from None
+
+
 def _naming_the_file(handler: Callable[[argparse.Namespace], int]
                      ) -> Callable[[argparse.Namespace], int]:
-    """An analysis's InputError (a map it cannot use) names the session file too."""
+    """The handler's InputError names the session file too (`naming_the_file`)."""
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
-        try:
+        with naming_the_file(args.file):
             return handler(args)
-        except InputError as exc:
-            if args.file in str(exc):
-                raise
-            raise InputError(str(exc), source=args.file) from None
 
     return run
 
@@ -730,38 +738,46 @@ def _result_map(saved: SavedResult, dataset: str
 
 
 def _export(args: argparse.Namespace) -> int:
-    from smm_daq.analysis.export import write_csv, write_png
-    from smm_daq.storage.nexus import read_map
-
     templates = args.mask_template or []
     if not (args.csv or args.png or templates):
         raise InputError("nothing to export; expected --csv PATH, --png PATH and/or "
                          "--mask-template PATH")
     if len(args.entry) > 1 or len(templates) > 1:
         return _export_templates(args)
-    saved = _saved_result(args.file, args.entry[0])
-    m = saved.residual if saved is not None else read_map(args.file, args.entry[0])
-    dataset = (args.dataset if args.dataset is not None
-               else _default_map(args.file, args.entry[0], m, saved))
-    values, column, factor, label, m = _chosen(args.file, args.entry[0], dataset, m, saved)
-    template = templates[0] if templates else None
-    distinct_outputs(("--csv", args.csv), ("--png", args.png), ("--mask-template", template))
-    csv_path = output_file("--csv", args.csv, overwrite=args.overwrite) if args.csv else None
-    png_path = _png_named("--png", args.png, args.overwrite)
-    template_path = _png_named("--mask-template", template, args.overwrite)
+    export_entry(args.file, args.entry[0], dataset=args.dataset, csv=args.csv, png=args.png,
+                 template=templates[0] if templates else None, overwrite=args.overwrite)
+    return 0
+
+
+def export_entry(file: str, entry: str, *, dataset: str | None = None, csv: str | None = None,
+                 png: str | None = None, template: str | None = None, overwrite: bool = False,
+                 say: Callable[[str], None] = print) -> None:
+    """`smm-daq export` of one entry's map (the window's Export… too): the CSV, the picture
+    and/or the mask template named, every output checked before the first is written; `say`
+    tells what was written, a line each."""
+    from smm_daq.analysis.export import write_csv, write_png
+    from smm_daq.storage.nexus import read_map
+
+    saved = _saved_result(file, entry)
+    m = saved.residual if saved is not None else read_map(file, entry)
+    dataset = dataset if dataset is not None else _default_map(file, entry, m, saved)
+    values, column, factor, label, m = _chosen(file, entry, dataset, m, saved)
+    distinct_outputs(("--csv", csv), ("--png", png), ("--mask-template", template))
+    csv_path = output_file("--csv", csv, overwrite=overwrite) if csv else None
+    png_path = _png_named("--png", png, overwrite)
+    template_path = _png_named("--mask-template", template, overwrite)
     if csv_path is not None:
-        print(f"wrote {write_csv(m, csv_path, values=values, column=column, factor=factor)}")
+        say(f"wrote {write_csv(m, csv_path, values=values, column=column, factor=factor)}")
     if png_path is not None:
         # the entry's title describes its data/Bz (a χ entry's: "... (data/Bz: its model)");
         # the entry's name before it, as two subtractions of the same scans share their title
-        title = (_named(args.entry[0], m.title) if dataset in (None, "Bz", "data/Bz")
-                 else f"{args.entry[0]}: {dataset}")
+        title = (_named(entry, m.title) if dataset in (None, "Bz", "data/Bz")
+                 else f"{entry}: {dataset}")
         written = write_png(m, png_path, values=values, label=label, factor=factor,
                             title=title)
-        print(f"wrote {written}")
+        say(f"wrote {written}")
     if template_path is not None:
-        _write_template(m, values, template_path)
-    return 0
+        _write_template(m, values, template_path, say)
 
 
 def _named(entry: str, title: str) -> str:
@@ -803,7 +819,8 @@ def _export_templates(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_template(m: MapData, values: np.ndarray, path: Path) -> None:
+def _write_template(m: MapData, values: np.ndarray, path: Path,
+                    say: Callable[[str], None] = print) -> None:
     from smm_daq.analysis.mask_template import extent_size, image_size, write_mask_template
 
     written = write_mask_template(m, path, values=values)
@@ -816,7 +833,7 @@ def _write_template(m: MapData, values: np.ndarray, path: Path) -> None:
                  "extent in µm")
     else:
         drawn = "one a sensor"
-    print(f"wrote {written}: the map of '{m.name}' to paint a mask on, {w} × {h} pixels "
+    say(f"wrote {written}: the map of '{m.name}' to paint a mask on, {w} × {h} pixels "
           f"({drawn}, the top row the highest y); paint the bad pixels black, save, and give "
           "it to mmt invert --mask")
 
