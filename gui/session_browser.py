@@ -12,6 +12,8 @@ import numpy as np
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.background import Background
+from gui.background_dialog import BackgroundDialog
+from gui.command import recorded_command
 from gui.compare_view import CompareView
 from gui.dragonfly_options import CROP_TO_SCAN, describe, for_map
 from gui.entry_reads import EntryReads, Then, same_file
@@ -28,6 +30,7 @@ from smm_daq.analysis.mmt.formats.grains import GRAIN_FORMATS
 from smm_daq.analysis.mmt.grain_shaping import check_registration
 from smm_daq.analysis.mmt.registration import GrainRegistration
 from smm_daq.analysis.optical import ImageRegistration, read_image
+from smm_daq.analysis.subtract_inputs import holds_measured_map
 from smm_daq.cli.warning_text import said_as
 from smm_daq.errors import SmmError
 from smm_daq.storage.mapdata import MapData
@@ -155,6 +158,7 @@ class SessionBrowser(QtWidgets.QWidget):
     subtracted = QtCore.pyqtSignal(bool, str)  # a subtraction ended: written?, what happened
     imageStored = QtCore.pyqtSignal(bool, str)  # an image registration ended: stored?, what
     exported = QtCore.pyqtSignal(bool, str)  # an export ended: written?, what happened
+    processed = QtCore.pyqtSignal(bool, str)  # a background removal ended: written?, what
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -246,6 +250,14 @@ class SessionBrowser(QtWidgets.QWidget):
             "smm-daq export writes them")
         self.export_button.setEnabled(False)
         self.export_button.clicked.connect(self._choose_export)
+        self.processing = False  # a background removal being written
+        self.background_button = QtWidgets.QPushButton("Background…")
+        self.background_button.setToolTip(
+            "A new entry: the selected map with an offset, a plane, the applied field's "
+            "reading or each line's drift removed, fitted on background you give, as smm-daq "
+            "background and level write it")
+        self.background_button.setEnabled(False)
+        self.background_button.clicked.connect(self._choose_background)
         self.image_button = image_button = QtWidgets.QPushButton("Image of the sample…")
         image_button.setToolTip(
             "Register an optical or micro-CT image onto the shown map by control points; it "
@@ -299,6 +311,7 @@ class SessionBrowser(QtWidgets.QWidget):
         buttons.addWidget(self.mmt_button)
         buttons.addWidget(subtract_button)
         buttons.addWidget(self.export_button)
+        buttons.addWidget(self.background_button)
         buttons.addWidget(grains_button)
         buttons.addWidget(self.grain_format)
         buttons.addWidget(self.dragonfly_button)
@@ -513,6 +526,8 @@ class SessionBrowser(QtWidgets.QWidget):
         self.resume_button.setEnabled(self.rig_free and info is not None and resumable(info))
         self.mmt_button.setEnabled(info is not None and info.kind == "mmt")
         self.export_button.setEnabled(exportable(info))
+        self.background_button.setEnabled(
+            not self.processing and info is not None and holds_measured_map(info))
         if info is not None and info.name != self._shown_name:
             row = self._row_of(info.name)
             if row is not None:
@@ -977,6 +992,80 @@ class SessionBrowser(QtWidgets.QWidget):
         self.reader.submit(lambda: export_map(path, entry, csv, png, overwrite=overwrite),
                            done, failed)
         return True
+
+    # --- background removal --------------------------------------------------------------
+    def _choose_background(self) -> None:
+        info = self.selected_entry()
+        if self.path is None or info is None or not holds_measured_map(info):
+            self.message.setText("Select an entry holding a measured map first: its "
+                                 "background is removed.")
+            return
+        dialog = BackgroundDialog(info.name, {e.name for e in self.entries}, self)
+        if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted:
+            self.remove_background(dialog.arguments(self.path), dialog.new_name())
+
+    def remove_background(self, arguments: list[str], name: str) -> bool:
+        """Run `smm-daq` `arguments` (a background or level command on the open file, writing
+        entry `name`) by the command's own function, in the worker, the command recorded as
+        the window's; `processed` follows, and the new entry is shown, or the reason it was
+        refused (then nothing is written). False when no file is open or a removal is being
+        written."""
+        if self.path is None or self.processing:
+            return False
+        path, command = self.path, recorded_command(arguments)
+
+        def job() -> tuple[list[str], list[str]]:
+            from smm_daq.cli.maps import background_entry, level_entry, naming_the_file, parsed
+
+            run = background_entry if arguments[0] == "background" else level_entry
+            said: list[str] = []
+            with recorded() as caught, naming_the_file(str(path)):
+                run(parsed(arguments), say=said.append, command=command)
+            return said, [f"{said_as(w.category).capitalize()}: {w.message}" for w in caught]
+
+        self.processing = True
+        self.background_button.setEnabled(False)
+        self.message.say(f"Writing entry '{name}'…")
+        self._write(path, f"the entry '{name}'", job,
+                    lambda done: self._processed(path, name, *done),
+                    self._processing_failed)
+        return True
+
+    def _processed(self, path: Path, name: str, said: list[str], warned: list[str]) -> None:
+        """Said as the command says it (what was removed, the entry written; warnings under
+        the line's Details), once the new entry is listed and shown where the file is still
+        the one open."""
+        self._processing_ended()
+        text = "; ".join(said)
+
+        def say() -> None:
+            self.message.say(text, warned, warned=bool(warned))
+            self.processed.emit(True, text)
+
+        wanted = self.wanted_path()
+        if self.closed or wanted is None or not same_file(wanted, path):
+            say()
+            return
+
+        def listed(read: bool) -> None:
+            row = self._row_of(name) if read else None
+            if row is None:
+                say()
+            else:
+                self.show_entry(row, lambda _shown: say())
+
+        self.refresh(listed)
+
+    def _processing_failed(self, exc: BaseException) -> None:
+        self._processing_ended()
+        text = (str(exc) if isinstance(exc, (SmmError, OSError))
+                else f"Background removal failed: {exc!r}")
+        self.message.setText(text)
+        self.processed.emit(False, text)
+
+    def _processing_ended(self) -> None:
+        self.processing = False
+        self._selection_changed()
 
     # --- image of the sample -------------------------------------------------------------
     def _choose_image(self) -> None:

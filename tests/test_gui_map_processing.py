@@ -7,6 +7,7 @@ import io
 from contextlib import redirect_stdout
 from pathlib import Path
 
+import numpy as np
 from PyQt6 import QtCore, QtWidgets
 from test_gui_subtract import browser  # noqa: F401  # the tab on two small scans
 
@@ -66,3 +67,86 @@ def test_export_over_the_session_file_is_refused(browser, qtbot, monkeypatch  # 
     assert browser.message.text() == said
     assert browser.path.read_bytes() == before
     assert not browser.path.with_suffix(".png").exists()
+
+
+def entry_contents(path: Path, name: str) -> dict[str, object]:
+    """Every dataset and attribute under entry `name`, by path inside it."""
+    import h5py
+
+    found: dict[str, object] = {}
+
+    def keep(where: str, node) -> None:
+        if isinstance(node, h5py.Dataset):
+            found[where] = np.asarray(node[()]).tolist()
+        found.update({f"{where}@{k}": np.asarray(v).tolist() for k, v in node.attrs.items()})
+
+    with h5py.File(path, "r") as f:
+        f[name].visititems(keep)
+        keep("", f[name])
+    return found
+
+
+# what differs between two writes of the same entry: when, and the references to its sources
+WHEN = {"start_time", "end_time", "process/date", "process/sources"}
+COMMAND = "process/parameters/command"
+
+
+def background_chosen(browser, qtbot, monkeypatch, choose) -> tuple[bool, str]:  # noqa: F811
+    """Background… clicked on the selected entry, its dialog filled by `choose(dialog)` and
+    accepted: (written?, what the tab said)."""
+    from gui.background_dialog import BackgroundDialog
+
+    def accepted(dialog: BackgroundDialog) -> QtWidgets.QDialog.DialogCode:
+        choose(dialog)
+        assert dialog.ok_button.isEnabled(), dialog.problem.text()
+        return QtWidgets.QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(BackgroundDialog, "exec", accepted)
+    with qtbot.waitSignal(browser.processed, timeout=WAIT_MS) as ended:
+        qtbot.mouseClick(browser.background_button, QtCore.Qt.MouseButton.LeftButton)
+    return ended.args[0], ended.args[1]
+
+
+def test_background_writes_the_entry_the_command_line_writes(browser, qtbot,  # noqa: F811
+                                                              monkeypatch) -> None:
+    def plane_on_a_border_and_a_rectangle(dialog) -> None:
+        dialog.removal.setCurrentIndex(1)  # a plane
+        dialog.border.lineEdit().setText("10,5")  # as typed, with a decimal comma
+        dialog.border.interpretText()
+        dialog.rect.setChecked(True)
+        for box, value in zip(dialog.corners, (-20, 30, 0, 12.5), strict=True):
+            box.setValue(value)
+        dialog.name.setText("gui_plane")
+
+    select(browser, "inf")
+    written, said = background_chosen(browser, qtbot, monkeypatch,
+                                      plane_on_a_border_and_a_rectangle)
+    assert written, said
+    assert "plane fitted on" in said and "wrote entry 'gui_plane' (background)" in said
+    assert cli("background", str(browser.path), "--entry", "inf", "--name", "cli_plane",
+               "--model", "plane", "--border-um", "10.5",
+               "--background-rect", "-20,30,0,12.5") == 0
+    gui, line = entry_contents(browser.path, "gui_plane"), entry_contents(browser.path,
+                                                                          "cli_plane")
+    assert gui[COMMAND].startswith(b"smm-daq gui: background ")
+    assert {k: v for k, v in gui.items() if k not in WHEN | {COMMAND}} == \
+        {k: v for k, v in line.items() if k not in WHEN | {COMMAND}}
+    assert browser.map_view.map.name == "gui_plane"  # the new entry listed and shown
+    assert browser.selected_entry().name == "gui_plane"
+
+
+def test_a_background_off_the_map_is_refused(browser, qtbot, monkeypatch  # noqa: F811
+                                              ) -> None:
+    """The command's refusal, said on the tab's line; nothing is written."""
+    def far_off(dialog) -> None:
+        dialog.rect.setChecked(True)
+        for box, value in zip(dialog.corners, (500, 600, 500, 600), strict=True):
+            box.setValue(value)
+
+    select(browser, "inf")
+    before = browser.path.read_bytes()
+    written, said = background_chosen(browser, qtbot, monkeypatch, far_off)
+    assert not written
+    assert "covers no pixel of the map" in said and browser.message.text() == said
+    assert browser.path.read_bytes() == before
+    assert browser.background_button.isEnabled()

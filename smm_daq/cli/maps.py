@@ -147,16 +147,18 @@ def _background_selection(args: argparse.Namespace, m: MapData, *, required: boo
     return mask, record
 
 
-def _write(args: argparse.Namespace, m: MapData, kind: str, extra: dict | None = None,
+def _write(args: argparse.Namespace, m: MapData, kind: str, extra: dict | None = None, *,
+           say: Callable[[str], None] = print, command: str | None = None,
            **layout: object) -> None:
-    """Write the product entry: `layout` passes plots, parameters, default and processes."""
+    """Write the product entry: `layout` passes plots, parameters, default and processes;
+    `command`: the one recorded (default: the command line as run)."""
     from smm_daq.storage.nexus import write_map_entry
 
     parameters = dict(layout.pop("parameters", {}) or {})  # type: ignore[call-overload]
-    parameters["command"] = invoked_command()
+    parameters["command"] = command if command is not None else invoked_command()
     write_map_entry(args.file, m, kind=kind, extra=extra, overwrite=args.overwrite,
                     parameters=parameters, **layout)  # type: ignore[arg-type]
-    print(f"{args.file}: wrote entry '{m.name}' ({kind})")
+    say(f"{args.file}: wrote entry '{m.name}' ({kind})")
 
 
 def _read(args: argparse.Namespace, entry: str) -> MapData:
@@ -239,7 +241,25 @@ def _subtract(args: argparse.Namespace) -> int:
     return 0
 
 
+def parsed(arguments: list[str]) -> argparse.Namespace:
+    """A map command's words (after `smm-daq`, e.g. ["background", FILE, "--entry", ...]) as
+    the command line parses them, for a program that runs the command's function in hand
+    (the window): its defaults and values the command's own."""
+    parser = argparse.ArgumentParser(prog="smm-daq")
+    register(parser.add_subparsers(dest="command"))
+    return parser.parse_args(arguments)
+
+
 def _background(args: argparse.Namespace) -> int:
+    background_entry(args)
+    return 0
+
+
+def background_entry(args: argparse.Namespace, *, say: Callable[[str], None] = print,
+                     command: str | None = None) -> None:
+    """`smm-daq background` (`parsed` arguments): the new entry written, what was removed
+    told to `say`; `command`: the one the entry records (default: the command line as
+    run)."""
     from smm_daq.analysis.background import remove_background, remove_field_leakage
     from smm_daq.storage.products import Quantity
 
@@ -260,10 +280,10 @@ def _background(args: argparse.Namespace) -> int:
                     f"pixels: the applied field's reading with any other constant offset "
                     f"({_applied_bz(m)})")
         extra = {"results/field_leakage": Quantity(leak, "T", what)}
-        print(said)
+        say(said)
         _write(args, _derived(out, args, "field leakage removed"), "background", extra,
-               parameters={"model": "field", **selected})
-        return 0
+               say=say, command=command, parameters={"model": "field", **selected})
+        return
     mask, selected = _background_required(args, m)
     fit = remove_background(m, mask, model=args.model)
     extra: dict = {"results/offset": Quantity(fit.coefficients[0], "T"),
@@ -272,11 +292,10 @@ def _background(args: argparse.Namespace) -> int:
     if len(fit.coefficients) > 1:
         extra["results/gradient"] = Quantity(np.array(fit.coefficients[1:]), "T/m",
                                              "slope (x, y) about the map centre")
-    print(f"{args.model} fitted on {fit.pixels} pixels: offset {fit.coefficients[0] / NT:.4g} nT, "
-          f"residual RMS {fit.residual_rms / NT:.4g} nT")
+    say(f"{args.model} fitted on {fit.pixels} pixels: offset {fit.coefficients[0] / NT:.4g} nT, "
+        f"residual RMS {fit.residual_rms / NT:.4g} nT")
     _write(args, _derived(fit.map, args, f"{args.model} background removed"), "background",
-           extra, parameters={"model": args.model, **selected})
-    return 0
+           extra, say=say, command=command, parameters={"model": args.model, **selected})
 
 
 def _applied_bz(m: MapData) -> str:
@@ -290,6 +309,13 @@ def _applied_bz(m: MapData) -> str:
 
 
 def _level(args: argparse.Namespace) -> int:
+    level_entry(args)
+    return 0
+
+
+def level_entry(args: argparse.Namespace, *, say: Callable[[str], None] = print,
+                command: str | None = None) -> None:
+    """`smm-daq level` (`parsed` arguments), as `background_entry` runs its command."""
     from smm_daq.analysis.levelling import level_lines
     from smm_daq.storage.products import Quantity
 
@@ -299,11 +325,10 @@ def _level(args: argparse.Namespace) -> int:
     extra = {"results/line_offsets": Quantity(lev.offsets, "T"),
              "results/line_slopes": Quantity(lev.slopes, "T/m"),
              "results/lines_interpolated": lev.interpolated.astype(np.uint8)}
-    print(f"levelled {m.shape[0]} lines ({int(lev.interpolated.sum())} without background, "
-          "interpolated)")
-    _write(args, _derived(lev.map, args, "lines levelled"), "levelled", extra,
-           parameters={"order": args.order, **selected})
-    return 0
+    say(f"levelled {m.shape[0]} lines ({int(lev.interpolated.sum())} without background, "
+        "interpolated)")
+    _write(args, _derived(lev.map, args, "lines levelled"), "levelled", extra, say=say,
+           command=command, parameters={"order": args.order, **selected})
 
 
 def _noise(args: argparse.Namespace) -> int:
