@@ -22,6 +22,7 @@ from gui.grain_registration import describe_registration
 from gui.image_registration import RegistrationDialog, underlay_transform
 from gui.local_time import shown_time, time_key
 from gui.map_exports import export_map, exportable, outputs
+from gui.map_noise import noise_said
 from gui.map_view import MapView, Quantity
 from gui.message_line import MessageLine
 from gui.subtract_dialog import SubtractDialog, said_in_window, subtract_command
@@ -159,6 +160,7 @@ class SessionBrowser(QtWidgets.QWidget):
     imageStored = QtCore.pyqtSignal(bool, str)  # an image registration ended: stored?, what
     exported = QtCore.pyqtSignal(bool, str)  # an export ended: written?, what happened
     processed = QtCore.pyqtSignal(bool, str)  # a background removal ended: written?, what
+    noiseMeasured = QtCore.pyqtSignal(bool, str)  # a noise from a repeat: measured?, what
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -258,6 +260,12 @@ class SessionBrowser(QtWidgets.QWidget):
             "background and level write it")
         self.background_button.setEnabled(False)
         self.background_button.clicked.connect(self._choose_background)
+        self.noise_button = QtWidgets.QPushButton("Noise…")
+        self.noise_button.setToolTip(
+            "The selected map's noise σ from a repeat of it (another scan of the same sample),"
+            " as smm-daq noise --repeat takes it, and the floor the map alone gives")
+        self.noise_button.setEnabled(False)
+        self.noise_button.clicked.connect(self._choose_repeat)
         self.image_button = image_button = QtWidgets.QPushButton("Image of the sample…")
         image_button.setToolTip(
             "Register an optical or micro-CT image onto the shown map by control points; it "
@@ -312,6 +320,7 @@ class SessionBrowser(QtWidgets.QWidget):
         buttons.addWidget(subtract_button)
         buttons.addWidget(self.export_button)
         buttons.addWidget(self.background_button)
+        buttons.addWidget(self.noise_button)
         buttons.addWidget(grains_button)
         buttons.addWidget(self.grain_format)
         buttons.addWidget(self.dragonfly_button)
@@ -528,6 +537,7 @@ class SessionBrowser(QtWidgets.QWidget):
         self.export_button.setEnabled(exportable(info))
         self.background_button.setEnabled(
             not self.processing and info is not None and holds_measured_map(info))
+        self.noise_button.setEnabled(info is not None and holds_measured_map(info))
         if info is not None and info.name != self._shown_name:
             row = self._row_of(info.name)
             if row is not None:
@@ -1066,6 +1076,47 @@ class SessionBrowser(QtWidgets.QWidget):
     def _processing_ended(self) -> None:
         self.processing = False
         self._selection_changed()
+
+    # --- noise from a repeat --------------------------------------------------------------
+    def _choose_repeat(self) -> None:
+        info = self.selected_entry()
+        if self.path is None or info is None or not holds_measured_map(info):
+            self.message.setText("Select an entry holding a measured map first: its noise "
+                                 "is measured.")
+            return
+        repeats = [e.name for e in self.entries if holds_measured_map(e) and e.name != info.name]
+        if not repeats:
+            self.message.setText(f"The file holds no other map to take as a repeat of "
+                                 f"'{info.name}'.")
+            return
+        repeat, chosen = QtWidgets.QInputDialog.getItem(
+            self, "Noise from a repeat",
+            f"A repeat of '{info.name}' (another scan of the same sample, in the same field):",
+            repeats, 0, False)
+        if chosen:
+            self.measure_noise(info.name, repeat)
+
+    def measure_noise(self, entry: str, repeat: str) -> bool:
+        """The noise σ of entry `entry` from `repeat`, as `smm-daq noise --repeat` takes it,
+        and its one-map floor, measured in the reader; said on the message line, or why the
+        command refuses the pair; `noiseMeasured` follows. False when no file is open."""
+        if self.path is None:
+            return False
+        path = self.path
+
+        def done(text: str) -> None:
+            self.message.say(text)
+            self.noiseMeasured.emit(True, text)
+
+        def failed(exc: BaseException) -> None:
+            text = (str(exc) if isinstance(exc, (SmmError, OSError))
+                    else f"The noise of '{entry}' was not measured: {exc!r}")
+            self.message.setText(text)
+            self.noiseMeasured.emit(False, text)
+
+        self.message.say(f"Measuring the noise of '{entry}' from '{repeat}'…")
+        self.reader.submit(lambda: noise_said(path, entry, repeat), done, failed)
+        return True
 
     # --- image of the sample -------------------------------------------------------------
     def _choose_image(self) -> None:

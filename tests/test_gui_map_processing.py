@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 from PyQt6 import QtCore, QtWidgets
+from session_reads import refreshed
 from test_gui_subtract import browser  # noqa: F401  # the tab on two small scans
 
 from smm_daq.cli.main import main
@@ -150,3 +151,58 @@ def test_a_background_off_the_map_is_refused(browser, qtbot, monkeypatch  # noqa
     assert "covers no pixel of the map" in said and browser.message.text() == said
     assert browser.path.read_bytes() == before
     assert browser.background_button.isEnabled()
+
+
+def noise_chosen(browser, qtbot, monkeypatch, repeat: str) -> tuple[bool, str]:  # noqa: F811
+    """Noise… clicked on the selected entry, `repeat` picked as its repeat: (measured?,
+    what the tab said)."""
+    offered: list[list[str]] = []
+
+    def pick(_parent, _title, _label, items, *_a, **_k) -> tuple[str, bool]:
+        offered.append(list(items))
+        return repeat, True
+
+    monkeypatch.setattr(QtWidgets.QInputDialog, "getItem", pick)
+    with qtbot.waitSignal(browser.noiseMeasured, timeout=WAIT_MS) as ended:
+        qtbot.mouseClick(browser.noise_button, QtCore.Qt.MouseButton.LeftButton)
+    assert repeat in offered[0] and browser.selected_entry().name not in offered[0]
+    return ended.args[0], ended.args[1]
+
+
+def test_noise_from_a_repeat_is_the_command_lines(browser, qtbot, monkeypatch  # noqa: F811
+                                                  ) -> None:
+    from test_gui_subtract import bump_map
+
+    from smm_daq.storage.nexus import write_map_entry
+
+    again = bump_map("inf_again", (51, 48), 2e-6, field=(0, 40e-6, 0))
+    noisy = np.random.default_rng(1).normal(0, 3e-9, again.bz.shape)
+    write_map_entry(browser.path, again.with_bz(again.bz + 0.1e-6 + noisy), kind="scan")
+    assert refreshed(browser, qtbot)
+    select(browser, "inf")
+    measured, said = noise_chosen(browser, qtbot, monkeypatch, "inf_again")
+    assert measured, said
+    printed = io.StringIO()
+    with redirect_stdout(printed):
+        assert main(["noise", str(browser.path), "--entry", "inf", "--repeat",
+                     "inf_again"]) == 0
+    line = printed.getvalue().strip()
+    assert line.startswith("noise: ") and f"'inf': {line}; one map alone: noise floor" in said
+    assert browser.message.text() == said
+
+
+def test_noise_from_an_induced_map_of_a_scan_is_refused(browser, qtbot,  # noqa: F811
+                                                        monkeypatch) -> None:
+    """The command's refusal, said: the difference of a scan and an induced map is the
+    remanence, not noise."""
+    from smm_daq.storage.nexus import read_map, write_map_entry
+
+    induced = read_map(browser.path, "inf")
+    write_map_entry(browser.path, induced.with_bz(induced.bz, name="ind", sources=("inf", "rem")),
+                    kind="induced")
+    assert refreshed(browser, qtbot)
+    select(browser, "inf")
+    measured, said = noise_chosen(browser, qtbot, monkeypatch, "ind")
+    assert not measured
+    assert "'ind' is an induced map and 'inf' a scan" in said
+    assert browser.message.text() == said

@@ -332,6 +332,12 @@ def level_entry(args: argparse.Namespace, *, say: Callable[[str], None] = print,
 
 
 def _noise(args: argparse.Namespace) -> int:
+    noise_of(args)
+    return 0
+
+
+def noise_of(args: argparse.Namespace, *, say: Callable[[str], None] = print) -> float:
+    """`smm-daq noise` (`parsed` arguments): the noise σ (T), as said to `say`."""
     from smm_daq.analysis.noise import noise_from_repeats, noise_rms
     from smm_daq.analysis.subtract_inputs import is_induced, one_side_shared, shared_sources
 
@@ -361,11 +367,11 @@ def _noise(args: argparse.Namespace) -> int:
                              "is what was done to them, not noise; expected a repeat measured "
                              "on its own (another scan of the same sample in the same field)")
         sigma = noise_from_repeats(m, other, _background_mask(args, m, required=False))
-        print(f"noise: {sigma / NT:.4g} nT RMS (from '{m.name}' − '{other.name}', over √2)")
+        say(f"noise: {sigma / NT:.4g} nT RMS (from '{m.name}' − '{other.name}', over √2)")
     else:
         sigma = noise_rms(m, _background_mask(args, m, required=True))
-        print(f"noise: {sigma / NT:.4g} nT RMS (background pixels of '{m.name}')")
-    return 0
+        say(f"noise: {sigma / NT:.4g} nT RMS (background pixels of '{m.name}')")
+    return sigma
 
 
 def _one_side_refusal(entry: str, repeat: str, side: str, one: tuple[str, str],
