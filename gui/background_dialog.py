@@ -27,6 +27,20 @@ REMOVALS = (
     ("a drift per line: an offset and a slope each", ["level", "--order", "1"], "levelled"),
 )
 RECT = ("x from", "x to", "y from", "y to")
+# the command's options as the dialog names what they give
+_WINDOW_WORDS = (
+    ("(--background-rect, --sample-polygon, --border-um)", "(the rectangle and the border)"),
+    ("expected --background-rect, --sample-polygon or --border-um",
+     "expected a rectangle or a border of background"),
+)
+
+
+def said_in_window(refusal: str) -> str:
+    """The command's refusal as the window says it: the background named as the dialog
+    gives it, not as the command's options."""
+    for option, words in _WINDOW_WORDS:
+        refusal = refusal.replace(option, words)
+    return refusal
 
 
 def _length_box(tip: str, lowest: float) -> ClampingSpinBox:

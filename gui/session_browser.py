@@ -13,6 +13,7 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.background import Background
 from gui.background_dialog import BackgroundDialog
+from gui.background_dialog import said_in_window as background_said
 from gui.command import recorded_command
 from gui.compare_view import CompareView
 from gui.dragonfly_options import CROP_TO_SCAN, describe, for_map
@@ -1068,7 +1069,7 @@ class SessionBrowser(QtWidgets.QWidget):
 
     def _processing_failed(self, exc: BaseException) -> None:
         self._processing_ended()
-        text = (str(exc) if isinstance(exc, (SmmError, OSError))
+        text = (background_said(str(exc)) if isinstance(exc, (SmmError, OSError))
                 else f"Background removal failed: {exc!r}")
         self.message.setText(text)
         self.processed.emit(False, text)

@@ -64,7 +64,8 @@ def test_export_over_the_session_file_is_refused(browser, qtbot, monkeypatch  # 
     before = browser.path.read_bytes()
     written, said = export_clicked(browser, qtbot, monkeypatch, browser.path, replace=True)
     assert not written
-    assert "an HDF5 file" in said and "nothing was written" in said
+    assert "the CSV file is" in said and "an HDF5 file" in said and "--" not in said
+    assert "nothing was written" in said
     assert browser.message.text() == said
     assert browser.path.read_bytes() == before
     assert not browser.path.with_suffix(".png").exists()
@@ -148,7 +149,8 @@ def test_a_background_off_the_map_is_refused(browser, qtbot, monkeypatch  # noqa
     before = browser.path.read_bytes()
     written, said = background_chosen(browser, qtbot, monkeypatch, far_off)
     assert not written
-    assert "covers no pixel of the map" in said and browser.message.text() == said
+    assert "(the rectangle and the border) covers no pixel of the map" in said
+    assert browser.message.text() == said
     assert browser.path.read_bytes() == before
     assert browser.background_button.isEnabled()
 
@@ -204,5 +206,5 @@ def test_noise_from_an_induced_map_of_a_scan_is_refused(browser, qtbot,  # noqa:
     select(browser, "inf")
     measured, said = noise_chosen(browser, qtbot, monkeypatch, "ind")
     assert not measured
-    assert "'ind' is an induced map and 'inf' a scan" in said
+    assert "the repeat 'ind': 'ind' is an induced map and 'inf' a scan" in said
     assert browser.message.text() == said
