@@ -1033,9 +1033,12 @@ class SessionBrowser(QtWidgets.QWidget):
 
             run = background_entry if arguments[0] == "background" else level_entry
             said: list[str] = []
+            unfinished: list[str] = []  # the map is a scan cut off, or still being measured
             with recorded() as caught, naming_the_file(str(path)):
-                run(parsed(arguments), say=said.append, command=command)
-            return said, [f"{said_as(w.category).capitalize()}: {w.message}" for w in caught]
+                run(parsed(arguments), say=said.append, command=command,
+                    warn=unfinished.append)
+            return said, [f"Warning: {note}" for note in unfinished] + [
+                f"{said_as(w.category).capitalize()}: {w.message}" for w in caught]
 
         self.processing = True
         self.background_button.setEnabled(False)
@@ -1108,8 +1111,10 @@ class SessionBrowser(QtWidgets.QWidget):
             return False
         path = self.path
 
-        def done(text: str) -> None:
-            self.message.say(text)
+        def done(value: tuple[str, list[str]]) -> None:
+            text, unfinished = value
+            self.message.say(text, [f"Warning: {note}" for note in unfinished],
+                             warned=bool(unfinished))
             self.noiseMeasured.emit(True, text)
 
         def failed(exc: BaseException) -> None:

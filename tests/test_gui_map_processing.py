@@ -208,3 +208,25 @@ def test_noise_from_an_induced_map_of_a_scan_is_refused(browser, qtbot,  # noqa:
     assert not measured
     assert "the repeat 'ind': 'ind' is an induced map and 'inf' a scan" in said
     assert browser.message.text() == said
+
+
+def test_the_background_of_a_scan_cut_off_is_written_with_the_command_lines_warning(
+        browser, qtbot, monkeypatch) -> None:  # noqa: F811
+    """The command warns on stderr that a product of a scan cut off holds only its lines
+    measured; the window said nothing of it."""
+    import h5py
+
+    with h5py.File(browser.path, "r+") as f:
+        f["inf/status"][()] = "aborted"
+        done = np.ones(f["inf/data/Bz"].shape[0], np.uint8)
+        done[30:] = 0
+        f["inf/data"].create_dataset("line_done", data=done)
+    assert refreshed(browser, qtbot)
+    select(browser, "inf")
+    written, said = background_chosen(browser, qtbot, monkeypatch,
+                                      lambda dialog: dialog.border.setValue(10))
+    assert written, said
+    assert "'inf' is a scan aborted with 30 of 48 lines measured" in browser.message.details()
+    from gui.message_line import WARNED_STYLE
+
+    assert browser.message.line.styleSheet() == WARNED_STYLE

@@ -161,24 +161,29 @@ def _write(args: argparse.Namespace, m: MapData, kind: str, extra: dict | None =
     say(f"{args.file}: wrote entry '{m.name}' ({kind})")
 
 
-def _read(args: argparse.Namespace, entry: str) -> MapData:
+def _read(args: argparse.Namespace, entry: str, warn: Callable[[str], None] | None = None
+          ) -> MapData:
     """The entry's map, refused unless an analysis can use it: a measured map (not the model
     field a χ or M entry keeps as its Bz, which a crop or levelling would silently turn into
-    a map of the model, its χ dropped) on a grid, with some measured pixels."""
+    a map of the model, its χ dropped) on a grid, with some measured pixels; `warn`: as
+    `say_if_unfinished`."""
     from smm_daq.analysis.subtract_inputs import read_source
 
     m = read_source(args.file, entry)
-    say_if_unfinished(args.file, entry)
+    say_if_unfinished(args.file, entry, warn)
     return m
 
 
-def say_if_unfinished(path: str, entry: str) -> None:
-    """Warn on stderr when `entry` is a scan still running or cut off: a product of it holds
-    only the lines measured, which nothing else in it says."""
+def say_if_unfinished(path: str, entry: str, warn: Callable[[str], None] | None = None
+                      ) -> None:
+    """Warn on stderr (or tell `warn`) when `entry` is a scan still running or cut off: a
+    product of it holds only the lines measured, which nothing else in it says."""
     from smm_daq.analysis.subtract_inputs import unfinished_scan
 
     note = unfinished_scan(path, entry)
-    if note:
+    if note and warn is not None:
+        warn(note)
+    elif note:
         print(f"smm-daq: warning: {note}", file=sys.stderr)
 
 
@@ -256,14 +261,15 @@ def _background(args: argparse.Namespace) -> int:
 
 
 def background_entry(args: argparse.Namespace, *, say: Callable[[str], None] = print,
-                     command: str | None = None) -> None:
+                     command: str | None = None, warn: Callable[[str], None] | None = None
+                     ) -> None:
     """`smm-daq background` (`parsed` arguments): the new entry written, what was removed
     told to `say`; `command`: the one the entry records (default: the command line as
-    run)."""
+    run); `warn`: told that the entry is an unfinished scan (default: said on stderr)."""
     from smm_daq.analysis.background import remove_background, remove_field_leakage
     from smm_daq.storage.products import Quantity
 
-    m = _read(args, args.entry)
+    m = _read(args, args.entry, warn)
     if args.model == "field":
         selection = _background_selection(args, m, required=False)
         mask, selected = selection if selection is not None else (None, {})
@@ -314,12 +320,13 @@ def _level(args: argparse.Namespace) -> int:
 
 
 def level_entry(args: argparse.Namespace, *, say: Callable[[str], None] = print,
-                command: str | None = None) -> None:
+                command: str | None = None, warn: Callable[[str], None] | None = None
+                ) -> None:
     """`smm-daq level` (`parsed` arguments), as `background_entry` runs its command."""
     from smm_daq.analysis.levelling import level_lines
     from smm_daq.storage.products import Quantity
 
-    m = _read(args, args.entry)
+    m = _read(args, args.entry, warn)
     mask, selected = _background_required(args, m)
     lev = level_lines(m, mask, order=args.order)
     extra = {"results/line_offsets": Quantity(lev.offsets, "T"),
@@ -336,18 +343,20 @@ def _noise(args: argparse.Namespace) -> int:
     return 0
 
 
-def noise_of(args: argparse.Namespace, *, say: Callable[[str], None] = print) -> float:
-    """`smm-daq noise` (`parsed` arguments): the noise σ (T), as said to `say`."""
+def noise_of(args: argparse.Namespace, *, say: Callable[[str], None] = print,
+             warn: Callable[[str], None] | None = None) -> float:
+    """`smm-daq noise` (`parsed` arguments): the noise σ (T), as said to `say`; `warn`: as
+    `background_entry`'s."""
     from smm_daq.analysis.noise import noise_from_repeats, noise_rms
     from smm_daq.analysis.subtract_inputs import is_induced, one_side_shared, shared_sources
 
     if args.repeat == args.entry:
         raise InputError(f"--repeat is entry '{args.entry}' itself; expected another scan of "
                          "the same sample (its difference from this one is the noise)")
-    m = _read(args, args.entry)
+    m = _read(args, args.entry, warn)
     if args.repeat is not None:
         try:
-            other = _read(args, args.repeat)
+            other = _read(args, args.repeat, warn)
         except InputError as exc:
             raise InputError(f"--repeat is {args.repeat!r}: {exc}") from None
         induced = is_induced(args.file, args.entry)
