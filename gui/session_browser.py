@@ -12,6 +12,9 @@ import numpy as np
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.background import Background
+from gui.background_dialog import BackgroundDialog
+from gui.background_dialog import said_in_window as background_said
+from gui.command import recorded_command
 from gui.compare_view import CompareView
 from gui.dragonfly_options import CROP_TO_SCAN, describe, for_map
 from gui.entry_reads import EntryReads, Then, same_file
@@ -19,6 +22,8 @@ from gui.grain_outlines import registered_outlines
 from gui.grain_registration import describe_registration
 from gui.image_registration import RegistrationDialog, underlay_transform
 from gui.local_time import shown_time, time_key
+from gui.map_exports import export_map, exportable, outputs
+from gui.map_noise import noise_said
 from gui.map_view import MapView, Quantity
 from gui.message_line import MessageLine
 from gui.subtract_dialog import SubtractDialog, said_in_window, subtract_command
@@ -27,6 +32,7 @@ from smm_daq.analysis.mmt.formats.grains import GRAIN_FORMATS
 from smm_daq.analysis.mmt.grain_shaping import check_registration
 from smm_daq.analysis.mmt.registration import GrainRegistration
 from smm_daq.analysis.optical import ImageRegistration, read_image
+from smm_daq.analysis.subtract_inputs import holds_measured_map
 from smm_daq.cli.warning_text import said_as
 from smm_daq.errors import SmmError
 from smm_daq.storage.mapdata import MapData
@@ -153,6 +159,9 @@ class SessionBrowser(QtWidgets.QWidget):
     mmtResultWanted = QtCore.pyqtSignal(object, str)  # session file Path, MMT result entry
     subtracted = QtCore.pyqtSignal(bool, str)  # a subtraction ended: written?, what happened
     imageStored = QtCore.pyqtSignal(bool, str)  # an image registration ended: stored?, what
+    exported = QtCore.pyqtSignal(bool, str)  # an export ended: written?, what happened
+    processed = QtCore.pyqtSignal(bool, str)  # a background removal ended: written?, what
+    noiseMeasured = QtCore.pyqtSignal(bool, str)  # a noise from a repeat: measured?, what
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -238,6 +247,26 @@ class SessionBrowser(QtWidgets.QWidget):
         subtract_button.setToolTip("A new induced entry: an in-field map minus a remanent map, "
                                    "registered or not")
         subtract_button.clicked.connect(self._choose_subtraction)
+        self.export_button = QtWidgets.QPushButton("Export…")
+        self.export_button.setToolTip(
+            "The selected entry's map as a CSV file and a picture (PNG) beside it, as "
+            "smm-daq export writes them")
+        self.export_button.setEnabled(False)
+        self.export_button.clicked.connect(self._choose_export)
+        self.processing = False  # a background removal being written
+        self.background_button = QtWidgets.QPushButton("Background…")
+        self.background_button.setToolTip(
+            "A new entry: the selected map with an offset, a plane, the applied field's "
+            "reading or each line's drift removed, fitted on background you give, as smm-daq "
+            "background and level write it")
+        self.background_button.setEnabled(False)
+        self.background_button.clicked.connect(self._choose_background)
+        self.noise_button = QtWidgets.QPushButton("Noise…")
+        self.noise_button.setToolTip(
+            "The selected map's noise σ from a repeat of it (another scan of the same sample),"
+            " as smm-daq noise --repeat takes it, and the floor the map alone gives")
+        self.noise_button.setEnabled(False)
+        self.noise_button.clicked.connect(self._choose_repeat)
         self.image_button = image_button = QtWidgets.QPushButton("Image of the sample…")
         image_button.setToolTip(
             "Register an optical or micro-CT image onto the shown map by control points; it "
@@ -296,6 +325,12 @@ class SessionBrowser(QtWidgets.QWidget):
         buttons.addWidget(image_button)
         buttons.addWidget(self.show_choice)
         left_layout.addLayout(buttons)
+        # the selected map processed: a row of its own, the row above being full
+        processing = QtWidgets.QHBoxLayout()
+        for button in (self.export_button, self.background_button, self.noise_button):
+            processing.addWidget(button)
+        processing.addStretch(1)
+        left_layout.addLayout(processing)
         left_layout.addWidget(self.table, 1)
         left_layout.addWidget(self.grain_note)
         left_layout.addWidget(self.message)
@@ -503,6 +538,10 @@ class SessionBrowser(QtWidgets.QWidget):
         info = self.selected_entry()
         self.resume_button.setEnabled(self.rig_free and info is not None and resumable(info))
         self.mmt_button.setEnabled(info is not None and info.kind == "mmt")
+        self.export_button.setEnabled(exportable(info))
+        self.background_button.setEnabled(
+            not self.processing and info is not None and holds_measured_map(info))
+        self.noise_button.setEnabled(info is not None and holds_measured_map(info))
         if info is not None and info.name != self._shown_name:
             row = self._row_of(info.name)
             if row is not None:
@@ -921,6 +960,172 @@ class SessionBrowser(QtWidgets.QWidget):
     def _subtraction_ended(self) -> None:
         self.subtracting = False
         self.subtract_button.setEnabled(True)
+
+    # --- export --------------------------------------------------------------------------
+    def _choose_export(self) -> None:
+        info = self.selected_entry()
+        if self.path is None or not exportable(info):
+            self.message.setText("Select an entry holding a map first: its map is exported.")
+            return
+        assert info is not None  # exportable
+        name, _ = QtWidgets.QFileDialog.getSaveFileName(
+            self, f"Export the map of '{info.name}' (a picture is written beside it)",
+            str(self.path.parent / f"{info.name}.csv"), "CSV files (*.csv);;All files (*)",
+            options=QtWidgets.QFileDialog.Option.DontConfirmOverwrite)
+        if not name:
+            return
+        csv, png = outputs(Path(name))
+        there = [p.name for p in (csv, png) if p.exists()]
+        overwrite = bool(there) and QtWidgets.QMessageBox.question(
+            self, "Replace?", f"Replace {' and '.join(there)}?"
+        ) == QtWidgets.QMessageBox.StandardButton.Yes
+        if there and not overwrite:
+            return
+        self.export(info.name, csv, overwrite=overwrite)
+
+    def export(self, entry: str, csv: Path, *, overwrite: bool = False) -> bool:
+        """Write entry `entry`'s map of the open file as `smm-daq export` writes it, to `csv`
+        and its picture beside it (`outputs`), in the reader; `exported` follows, and the
+        message line says what was written or why nothing was. False when no file is open."""
+        if self.path is None:
+            return False
+        path, (csv, png) = self.path, outputs(Path(csv))
+
+        def done(said: list[str]) -> None:
+            text = f"Exported '{entry}': " + "; ".join(said)
+            self.message.say(text)
+            self.exported.emit(True, text)
+
+        def failed(exc: BaseException) -> None:
+            text = (str(exc) if isinstance(exc, (SmmError, OSError))
+                    else f"Export of '{entry}' failed: {exc!r}")
+            self.message.setText(text)
+            self.exported.emit(False, text)
+
+        self.message.say(f"Exporting '{entry}'…")
+        self.reader.submit(lambda: export_map(path, entry, csv, png, overwrite=overwrite),
+                           done, failed)
+        return True
+
+    # --- background removal --------------------------------------------------------------
+    def _choose_background(self) -> None:
+        info = self.selected_entry()
+        if self.path is None or info is None or not holds_measured_map(info):
+            self.message.setText("Select an entry holding a measured map first: its "
+                                 "background is removed.")
+            return
+        dialog = BackgroundDialog(info.name, {e.name for e in self.entries}, self)
+        if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted:
+            self.remove_background(dialog.arguments(self.path), dialog.new_name())
+
+    def remove_background(self, arguments: list[str], name: str) -> bool:
+        """Run `smm-daq` `arguments` (a background or level command on the open file, writing
+        entry `name`) by the command's own function, in the worker, the command recorded as
+        the window's; `processed` follows, and the new entry is shown, or the reason it was
+        refused (then nothing is written). False when no file is open or a removal is being
+        written."""
+        if self.path is None or self.processing:
+            return False
+        path, command = self.path, recorded_command(arguments)
+
+        def job() -> tuple[list[str], list[str]]:
+            from smm_daq.cli.maps import background_entry, level_entry, naming_the_file, parsed
+
+            run = background_entry if arguments[0] == "background" else level_entry
+            said: list[str] = []
+            unfinished: list[str] = []  # the map is a scan cut off, or still being measured
+            with recorded() as caught, naming_the_file(str(path)):
+                run(parsed(arguments), say=said.append, command=command,
+                    warn=unfinished.append)
+            return said, [f"Warning: {note}" for note in unfinished] + [
+                f"{said_as(w.category).capitalize()}: {w.message}" for w in caught]
+
+        self.processing = True
+        self.background_button.setEnabled(False)
+        self.message.say(f"Writing entry '{name}'…")
+        self._write(path, f"the entry '{name}'", job,
+                    lambda done: self._processed(path, name, *done),
+                    self._processing_failed)
+        return True
+
+    def _processed(self, path: Path, name: str, said: list[str], warned: list[str]) -> None:
+        """Said as the command says it (what was removed, the entry written; warnings under
+        the line's Details), once the new entry is listed and shown where the file is still
+        the one open."""
+        self._processing_ended()
+        text = "; ".join(said)
+
+        def say() -> None:
+            self.message.say(text, warned, warned=bool(warned))
+            self.processed.emit(True, text)
+
+        wanted = self.wanted_path()
+        if self.closed or wanted is None or not same_file(wanted, path):
+            say()
+            return
+
+        def listed(read: bool) -> None:
+            row = self._row_of(name) if read else None
+            if row is None:
+                say()
+            else:
+                self.show_entry(row, lambda _shown: say())
+
+        self.refresh(listed)
+
+    def _processing_failed(self, exc: BaseException) -> None:
+        self._processing_ended()
+        text = (background_said(str(exc)) if isinstance(exc, (SmmError, OSError))
+                else f"Background removal failed: {exc!r}")
+        self.message.setText(text)
+        self.processed.emit(False, text)
+
+    def _processing_ended(self) -> None:
+        self.processing = False
+        self._selection_changed()
+
+    # --- noise from a repeat --------------------------------------------------------------
+    def _choose_repeat(self) -> None:
+        info = self.selected_entry()
+        if self.path is None or info is None or not holds_measured_map(info):
+            self.message.setText("Select an entry holding a measured map first: its noise "
+                                 "is measured.")
+            return
+        repeats = [e.name for e in self.entries if holds_measured_map(e) and e.name != info.name]
+        if not repeats:
+            self.message.setText(f"The file holds no other map to take as a repeat of "
+                                 f"'{info.name}'.")
+            return
+        repeat, chosen = QtWidgets.QInputDialog.getItem(
+            self, "Noise from a repeat",
+            f"A repeat of '{info.name}' (another scan of the same sample, in the same field):",
+            repeats, 0, False)
+        if chosen:
+            self.measure_noise(info.name, repeat)
+
+    def measure_noise(self, entry: str, repeat: str) -> bool:
+        """The noise σ of entry `entry` from `repeat`, as `smm-daq noise --repeat` takes it,
+        and its one-map floor, measured in the reader; said on the message line, or why the
+        command refuses the pair; `noiseMeasured` follows. False when no file is open."""
+        if self.path is None:
+            return False
+        path = self.path
+
+        def done(value: tuple[str, list[str]]) -> None:
+            text, unfinished = value
+            self.message.say(text, [f"Warning: {note}" for note in unfinished],
+                             warned=bool(unfinished))
+            self.noiseMeasured.emit(True, text)
+
+        def failed(exc: BaseException) -> None:
+            text = (str(exc) if isinstance(exc, (SmmError, OSError))
+                    else f"The noise of '{entry}' was not measured: {exc!r}")
+            self.message.setText(text)
+            self.noiseMeasured.emit(False, text)
+
+        self.message.say(f"Measuring the noise of '{entry}' from '{repeat}'…")
+        self.reader.submit(lambda: noise_said(path, entry, repeat), done, failed)
+        return True
 
     # --- image of the sample -------------------------------------------------------------
     def _choose_image(self) -> None:

@@ -541,7 +541,7 @@ def _info_line(e: EntryInfo, result: str = "", made: str = "") -> str:
         if e.noise_problem:
             raise InputError(e.noise_problem)
         sigma = e.noise_floor if e.noise_floor is not None else math.nan
-        parts.append(_noise_floor_text(sigma, bound=e.noise_floor_bound))
+        parts.append(noise_floor_text(sigma, bound=e.noise_floor_bound))
     if result:
         parts.append(result)
     if e.sources:
@@ -739,7 +739,7 @@ def _listing(path: str, f: h5py.File) -> tuple[list[str], list[str], InputError 
     return lines, problems, None
 
 
-def _noise_floor_text(sigma: float, *, bound: bool) -> str:
+def noise_floor_text(sigma: float, *, bound: bool) -> str:
     """A map's single-map noise floor (T) as `info` and the demo print it: "≤" where the
     field bends at the pixel scale (`noise.bends_at_pixel_scale`), "-" where it has none."""
     if not math.isfinite(sigma):
@@ -791,7 +791,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         peak = float(np.max(np.abs(finite))) if finite.size else math.nan
         print(f"  {m.name:9s} {m.shape[1]} × {m.shape[0]} points  field "
               f"{_vec_ut(m.applied_field)}  peak |Bz| {peak / UT:.3g} µT  "
-              f"{_noise_floor_text(white_noise_floor(m.bz), bound=bends_at_pixel_scale(m.bz))}")
+              f"{noise_floor_text(white_noise_floor(m.bz), bound=bends_at_pixel_scale(m.bz))}")
     # silx, which the line named, comes with the test extras only: not with the README's install
     print(f"view it: {command_line(['smm-daq', 'gui', out])} (its Session tab), or list it: "
           f"{command_line(['smm-daq', 'info', out])}")

@@ -10,10 +10,11 @@ every `smm-daq` command builds this parser.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -146,51 +147,65 @@ def _background_selection(args: argparse.Namespace, m: MapData, *, required: boo
     return mask, record
 
 
-def _write(args: argparse.Namespace, m: MapData, kind: str, extra: dict | None = None,
+def _write(args: argparse.Namespace, m: MapData, kind: str, extra: dict | None = None, *,
+           say: Callable[[str], None] = print, command: str | None = None,
            **layout: object) -> None:
-    """Write the product entry: `layout` passes plots, parameters, default and processes."""
+    """Write the product entry: `layout` passes plots, parameters, default and processes;
+    `command`: the one recorded (default: the command line as run)."""
     from smm_daq.storage.nexus import write_map_entry
 
     parameters = dict(layout.pop("parameters", {}) or {})  # type: ignore[call-overload]
-    parameters["command"] = invoked_command()
+    parameters["command"] = command if command is not None else invoked_command()
     write_map_entry(args.file, m, kind=kind, extra=extra, overwrite=args.overwrite,
                     parameters=parameters, **layout)  # type: ignore[arg-type]
-    print(f"{args.file}: wrote entry '{m.name}' ({kind})")
+    say(f"{args.file}: wrote entry '{m.name}' ({kind})")
 
 
-def _read(args: argparse.Namespace, entry: str) -> MapData:
+def _read(args: argparse.Namespace, entry: str, warn: Callable[[str], None] | None = None
+          ) -> MapData:
     """The entry's map, refused unless an analysis can use it: a measured map (not the model
     field a χ or M entry keeps as its Bz, which a crop or levelling would silently turn into
-    a map of the model, its χ dropped) on a grid, with some measured pixels."""
+    a map of the model, its χ dropped) on a grid, with some measured pixels; `warn`: as
+    `say_if_unfinished`."""
     from smm_daq.analysis.subtract_inputs import read_source
 
     m = read_source(args.file, entry)
-    say_if_unfinished(args.file, entry)
+    say_if_unfinished(args.file, entry, warn)
     return m
 
 
-def say_if_unfinished(path: str, entry: str) -> None:
-    """Warn on stderr when `entry` is a scan still running or cut off: a product of it holds
-    only the lines measured, which nothing else in it says."""
+def say_if_unfinished(path: str, entry: str, warn: Callable[[str], None] | None = None
+                      ) -> None:
+    """Warn on stderr (or tell `warn`) when `entry` is a scan still running or cut off: a
+    product of it holds only the lines measured, which nothing else in it says."""
     from smm_daq.analysis.subtract_inputs import unfinished_scan
 
     note = unfinished_scan(path, entry)
-    if note:
+    if note and warn is not None:
+        warn(note)
+    elif note:
         print(f"smm-daq: warning: {note}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def naming_the_file(file: str) -> Iterator[None]:
+    """An analysis's InputError (a map it cannot use) names the session file too."""
+    try:
+        yield
+    except InputError as exc:
+        if file in str(exc):
+            raise
+        raise InputError(str(exc), source=file) from None
 
 
 def _naming_the_file(handler: Callable[[argparse.Namespace], int]
                      ) -> Callable[[argparse.Namespace], int]:
-    """An analysis's InputError (a map it cannot use) names the session file too."""
+    """The handler's InputError names the session file too (`naming_the_file`)."""
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
-        try:
+        with naming_the_file(args.file):
             return handler(args)
-        except InputError as exc:
-            if args.file in str(exc):
-                raise
-            raise InputError(str(exc), source=args.file) from None
 
     return run
 
@@ -231,11 +246,30 @@ def _subtract(args: argparse.Namespace) -> int:
     return 0
 
 
+def parsed(arguments: list[str]) -> argparse.Namespace:
+    """A map command's words (after `smm-daq`, e.g. ["background", FILE, "--entry", ...]) as
+    the command line parses them, for a program that runs the command's function in hand
+    (the window): its defaults and values the command's own."""
+    parser = argparse.ArgumentParser(prog="smm-daq")
+    register(parser.add_subparsers(dest="command"))
+    return parser.parse_args(arguments)
+
+
 def _background(args: argparse.Namespace) -> int:
+    background_entry(args)
+    return 0
+
+
+def background_entry(args: argparse.Namespace, *, say: Callable[[str], None] = print,
+                     command: str | None = None, warn: Callable[[str], None] | None = None
+                     ) -> None:
+    """`smm-daq background` (`parsed` arguments): the new entry written, what was removed
+    told to `say`; `command`: the one the entry records (default: the command line as
+    run); `warn`: told that the entry is an unfinished scan (default: said on stderr)."""
     from smm_daq.analysis.background import remove_background, remove_field_leakage
     from smm_daq.storage.products import Quantity
 
-    m = _read(args, args.entry)
+    m = _read(args, args.entry, warn)
     if args.model == "field":
         selection = _background_selection(args, m, required=False)
         mask, selected = selection if selection is not None else (None, {})
@@ -252,10 +286,10 @@ def _background(args: argparse.Namespace) -> int:
                     f"pixels: the applied field's reading with any other constant offset "
                     f"({_applied_bz(m)})")
         extra = {"results/field_leakage": Quantity(leak, "T", what)}
-        print(said)
+        say(said)
         _write(args, _derived(out, args, "field leakage removed"), "background", extra,
-               parameters={"model": "field", **selected})
-        return 0
+               say=say, command=command, parameters={"model": "field", **selected})
+        return
     mask, selected = _background_required(args, m)
     fit = remove_background(m, mask, model=args.model)
     extra: dict = {"results/offset": Quantity(fit.coefficients[0], "T"),
@@ -264,11 +298,10 @@ def _background(args: argparse.Namespace) -> int:
     if len(fit.coefficients) > 1:
         extra["results/gradient"] = Quantity(np.array(fit.coefficients[1:]), "T/m",
                                              "slope (x, y) about the map centre")
-    print(f"{args.model} fitted on {fit.pixels} pixels: offset {fit.coefficients[0] / NT:.4g} nT, "
-          f"residual RMS {fit.residual_rms / NT:.4g} nT")
+    say(f"{args.model} fitted on {fit.pixels} pixels: offset {fit.coefficients[0] / NT:.4g} nT, "
+        f"residual RMS {fit.residual_rms / NT:.4g} nT")
     _write(args, _derived(fit.map, args, f"{args.model} background removed"), "background",
-           extra, parameters={"model": args.model, **selected})
-    return 0
+           extra, say=say, command=command, parameters={"model": args.model, **selected})
 
 
 def _applied_bz(m: MapData) -> str:
@@ -282,33 +315,48 @@ def _applied_bz(m: MapData) -> str:
 
 
 def _level(args: argparse.Namespace) -> int:
+    level_entry(args)
+    return 0
+
+
+def level_entry(args: argparse.Namespace, *, say: Callable[[str], None] = print,
+                command: str | None = None, warn: Callable[[str], None] | None = None
+                ) -> None:
+    """`smm-daq level` (`parsed` arguments), as `background_entry` runs its command."""
     from smm_daq.analysis.levelling import level_lines
     from smm_daq.storage.products import Quantity
 
-    m = _read(args, args.entry)
+    m = _read(args, args.entry, warn)
     mask, selected = _background_required(args, m)
     lev = level_lines(m, mask, order=args.order)
     extra = {"results/line_offsets": Quantity(lev.offsets, "T"),
              "results/line_slopes": Quantity(lev.slopes, "T/m"),
              "results/lines_interpolated": lev.interpolated.astype(np.uint8)}
-    print(f"levelled {m.shape[0]} lines ({int(lev.interpolated.sum())} without background, "
-          "interpolated)")
-    _write(args, _derived(lev.map, args, "lines levelled"), "levelled", extra,
-           parameters={"order": args.order, **selected})
-    return 0
+    say(f"levelled {m.shape[0]} lines ({int(lev.interpolated.sum())} without background, "
+        "interpolated)")
+    _write(args, _derived(lev.map, args, "lines levelled"), "levelled", extra, say=say,
+           command=command, parameters={"order": args.order, **selected})
 
 
 def _noise(args: argparse.Namespace) -> int:
+    noise_of(args)
+    return 0
+
+
+def noise_of(args: argparse.Namespace, *, say: Callable[[str], None] = print,
+             warn: Callable[[str], None] | None = None) -> float:
+    """`smm-daq noise` (`parsed` arguments): the noise σ (T), as said to `say`; `warn`: as
+    `background_entry`'s."""
     from smm_daq.analysis.noise import noise_from_repeats, noise_rms
     from smm_daq.analysis.subtract_inputs import is_induced, one_side_shared, shared_sources
 
     if args.repeat == args.entry:
         raise InputError(f"--repeat is entry '{args.entry}' itself; expected another scan of "
                          "the same sample (its difference from this one is the noise)")
-    m = _read(args, args.entry)
+    m = _read(args, args.entry, warn)
     if args.repeat is not None:
         try:
-            other = _read(args, args.repeat)
+            other = _read(args, args.repeat, warn)
         except InputError as exc:
             raise InputError(f"--repeat is {args.repeat!r}: {exc}") from None
         induced = is_induced(args.file, args.entry)
@@ -328,11 +376,11 @@ def _noise(args: argparse.Namespace) -> int:
                              "is what was done to them, not noise; expected a repeat measured "
                              "on its own (another scan of the same sample in the same field)")
         sigma = noise_from_repeats(m, other, _background_mask(args, m, required=False))
-        print(f"noise: {sigma / NT:.4g} nT RMS (from '{m.name}' − '{other.name}', over √2)")
+        say(f"noise: {sigma / NT:.4g} nT RMS (from '{m.name}' − '{other.name}', over √2)")
     else:
         sigma = noise_rms(m, _background_mask(args, m, required=True))
-        print(f"noise: {sigma / NT:.4g} nT RMS (background pixels of '{m.name}')")
-    return 0
+        say(f"noise: {sigma / NT:.4g} nT RMS (background pixels of '{m.name}')")
+    return sigma
 
 
 def _one_side_refusal(entry: str, repeat: str, side: str, one: tuple[str, str],
@@ -730,38 +778,46 @@ def _result_map(saved: SavedResult, dataset: str
 
 
 def _export(args: argparse.Namespace) -> int:
-    from smm_daq.analysis.export import write_csv, write_png
-    from smm_daq.storage.nexus import read_map
-
     templates = args.mask_template or []
     if not (args.csv or args.png or templates):
         raise InputError("nothing to export; expected --csv PATH, --png PATH and/or "
                          "--mask-template PATH")
     if len(args.entry) > 1 or len(templates) > 1:
         return _export_templates(args)
-    saved = _saved_result(args.file, args.entry[0])
-    m = saved.residual if saved is not None else read_map(args.file, args.entry[0])
-    dataset = (args.dataset if args.dataset is not None
-               else _default_map(args.file, args.entry[0], m, saved))
-    values, column, factor, label, m = _chosen(args.file, args.entry[0], dataset, m, saved)
-    template = templates[0] if templates else None
-    distinct_outputs(("--csv", args.csv), ("--png", args.png), ("--mask-template", template))
-    csv_path = output_file("--csv", args.csv, overwrite=args.overwrite) if args.csv else None
-    png_path = _png_named("--png", args.png, args.overwrite)
-    template_path = _png_named("--mask-template", template, args.overwrite)
+    export_entry(args.file, args.entry[0], dataset=args.dataset, csv=args.csv, png=args.png,
+                 template=templates[0] if templates else None, overwrite=args.overwrite)
+    return 0
+
+
+def export_entry(file: str, entry: str, *, dataset: str | None = None, csv: str | None = None,
+                 png: str | None = None, template: str | None = None, overwrite: bool = False,
+                 say: Callable[[str], None] = print) -> None:
+    """`smm-daq export` of one entry's map (the window's Export… too): the CSV, the picture
+    and/or the mask template named, every output checked before the first is written; `say`
+    tells what was written, a line each."""
+    from smm_daq.analysis.export import write_csv, write_png
+    from smm_daq.storage.nexus import read_map
+
+    saved = _saved_result(file, entry)
+    m = saved.residual if saved is not None else read_map(file, entry)
+    dataset = dataset if dataset is not None else _default_map(file, entry, m, saved)
+    values, column, factor, label, m = _chosen(file, entry, dataset, m, saved)
+    distinct_outputs(("--csv", csv), ("--png", png), ("--mask-template", template))
+    csv_path = output_file("--csv", csv, overwrite=overwrite) if csv else None
+    png_path = _png_named("--png", png, overwrite)
+    template_path = _png_named("--mask-template", template, overwrite)
     if csv_path is not None:
-        print(f"wrote {write_csv(m, csv_path, values=values, column=column, factor=factor)}")
+        say(f"wrote {write_csv(m, csv_path, values=values, column=column, factor=factor)}")
     if png_path is not None:
         # the entry's title describes its data/Bz (a χ entry's: "... (data/Bz: its model)");
         # the entry's name before it, as two subtractions of the same scans share their title
-        title = (_named(args.entry[0], m.title) if dataset in (None, "Bz", "data/Bz")
-                 else f"{args.entry[0]}: {dataset}")
+        title = (_named(entry, m.title) if dataset in (None, "Bz", "data/Bz")
+                 else f"{entry}: {dataset}")
         written = write_png(m, png_path, values=values, label=label, factor=factor,
                             title=title)
-        print(f"wrote {written}")
+        say(f"wrote {written}")
     if template_path is not None:
-        _write_template(m, values, template_path)
-    return 0
+        _write_template(m, values, template_path, say)
 
 
 def _named(entry: str, title: str) -> str:
@@ -803,7 +859,8 @@ def _export_templates(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_template(m: MapData, values: np.ndarray, path: Path) -> None:
+def _write_template(m: MapData, values: np.ndarray, path: Path,
+                    say: Callable[[str], None] = print) -> None:
     from smm_daq.analysis.mask_template import extent_size, image_size, write_mask_template
 
     written = write_mask_template(m, path, values=values)
@@ -816,7 +873,7 @@ def _write_template(m: MapData, values: np.ndarray, path: Path) -> None:
                  "extent in µm")
     else:
         drawn = "one a sensor"
-    print(f"wrote {written}: the map of '{m.name}' to paint a mask on, {w} × {h} pixels "
+    say(f"wrote {written}: the map of '{m.name}' to paint a mask on, {w} × {h} pixels "
           f"({drawn}, the top row the highest y); paint the bad pixels black, save, and give "
           "it to mmt invert --mask")
 

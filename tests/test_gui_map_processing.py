@@ -1,0 +1,232 @@
+"""The Session tab exports, levels and takes the noise of the selected map as the command
+line does, through the command line's own functions."""
+
+from __future__ import annotations
+
+import io
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import numpy as np
+from PyQt6 import QtCore, QtWidgets
+from session_reads import refreshed
+from test_gui_subtract import browser  # noqa: F401  # the tab on two small scans
+
+from smm_daq.cli.main import main
+
+WAIT_MS = 60_000
+
+
+def cli(*words: str) -> int:
+    """`smm-daq WORDS`, run in process, its output kept off the test's."""
+    with redirect_stdout(io.StringIO()):
+        return main(list(words))
+
+
+def select(browser, name: str) -> None:  # noqa: F811
+    row = browser._row_of(name)
+    assert row is not None
+    browser.table.selectRow(row)
+
+
+def export_clicked(browser, qtbot, monkeypatch, chosen: Path, replace: bool = False  # noqa: F811
+                   ) -> tuple[bool, str]:
+    """Export… clicked, `chosen` picked in its file dialog (and `replace` answered where
+    it asks): (written?, what the tab said)."""
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName",
+                        lambda *_a, **_k: (str(chosen), ""))
+    answer = (QtWidgets.QMessageBox.StandardButton.Yes if replace
+              else QtWidgets.QMessageBox.StandardButton.No)
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", lambda *_a, **_k: answer)
+    with qtbot.waitSignal(browser.exported, timeout=WAIT_MS) as ended:
+        qtbot.mouseClick(browser.export_button, QtCore.Qt.MouseButton.LeftButton)
+    return ended.args[0], ended.args[1]
+
+
+def test_export_writes_what_the_command_line_writes(browser, qtbot, monkeypatch,  # noqa: F811
+                                                     tmp_path) -> None:
+    select(browser, "inf")
+    assert browser.export_button.isEnabled()
+    written, said = export_clicked(browser, qtbot, monkeypatch, tmp_path / "gui")
+    assert written, said
+    assert cli("export", str(browser.path), "--entry", "inf", "--csv",
+               str(tmp_path / "cli.csv"), "--png", str(tmp_path / "cli.png")) == 0
+    for suffix in (".csv", ".png"):
+        assert (tmp_path / f"gui{suffix}").read_bytes() == \
+            (tmp_path / f"cli{suffix}").read_bytes()
+    assert "gui.csv" in browser.message.text() and "gui.png" in browser.message.text()
+
+
+def test_export_over_the_session_file_is_refused(browser, qtbot, monkeypatch  # noqa: F811
+                                                 ) -> None:
+    """The command line's rule: never text over an HDF5 file, replaced or not."""
+    select(browser, "inf")
+    before = browser.path.read_bytes()
+    written, said = export_clicked(browser, qtbot, monkeypatch, browser.path, replace=True)
+    assert not written
+    assert "the CSV file is" in said and "an HDF5 file" in said and "--" not in said
+    assert "nothing was written" in said
+    assert browser.message.text() == said
+    assert browser.path.read_bytes() == before
+    assert not browser.path.with_suffix(".png").exists()
+
+
+def entry_contents(path: Path, name: str) -> dict[str, object]:
+    """Every dataset and attribute under entry `name`, by path inside it."""
+    import h5py
+
+    found: dict[str, object] = {}
+
+    def keep(where: str, node) -> None:
+        if isinstance(node, h5py.Dataset):
+            found[where] = np.asarray(node[()]).tolist()
+        found.update({f"{where}@{k}": np.asarray(v).tolist() for k, v in node.attrs.items()})
+
+    with h5py.File(path, "r") as f:
+        f[name].visititems(keep)
+        keep("", f[name])
+    return found
+
+
+# what differs between two writes of the same entry: when, and the references to its sources
+WHEN = {"start_time", "end_time", "process/date", "process/sources"}
+COMMAND = "process/parameters/command"
+
+
+def background_chosen(browser, qtbot, monkeypatch, choose) -> tuple[bool, str]:  # noqa: F811
+    """Background… clicked on the selected entry, its dialog filled by `choose(dialog)` and
+    accepted: (written?, what the tab said)."""
+    from gui.background_dialog import BackgroundDialog
+
+    def accepted(dialog: BackgroundDialog) -> QtWidgets.QDialog.DialogCode:
+        choose(dialog)
+        assert dialog.ok_button.isEnabled(), dialog.problem.text()
+        return QtWidgets.QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(BackgroundDialog, "exec", accepted)
+    with qtbot.waitSignal(browser.processed, timeout=WAIT_MS) as ended:
+        qtbot.mouseClick(browser.background_button, QtCore.Qt.MouseButton.LeftButton)
+    return ended.args[0], ended.args[1]
+
+
+def test_background_writes_the_entry_the_command_line_writes(browser, qtbot,  # noqa: F811
+                                                              monkeypatch) -> None:
+    def plane_on_a_border_and_a_rectangle(dialog) -> None:
+        dialog.removal.setCurrentIndex(1)  # a plane
+        dialog.border.lineEdit().setText("10,5")  # as typed, with a decimal comma
+        dialog.border.interpretText()
+        dialog.rect.setChecked(True)
+        for box, value in zip(dialog.corners, (-20, 30, 0, 12.5), strict=True):
+            box.setValue(value)
+        dialog.name.setText("gui_plane")
+
+    select(browser, "inf")
+    written, said = background_chosen(browser, qtbot, monkeypatch,
+                                      plane_on_a_border_and_a_rectangle)
+    assert written, said
+    assert "plane fitted on" in said and "wrote entry 'gui_plane' (background)" in said
+    assert cli("background", str(browser.path), "--entry", "inf", "--name", "cli_plane",
+               "--model", "plane", "--border-um", "10.5",
+               "--background-rect", "-20,30,0,12.5") == 0
+    gui, line = entry_contents(browser.path, "gui_plane"), entry_contents(browser.path,
+                                                                          "cli_plane")
+    assert gui[COMMAND].startswith(b"smm-daq gui: background ")
+    assert {k: v for k, v in gui.items() if k not in WHEN | {COMMAND}} == \
+        {k: v for k, v in line.items() if k not in WHEN | {COMMAND}}
+    assert browser.map_view.map.name == "gui_plane"  # the new entry listed and shown
+    assert browser.selected_entry().name == "gui_plane"
+
+
+def test_a_background_off_the_map_is_refused(browser, qtbot, monkeypatch  # noqa: F811
+                                              ) -> None:
+    """The command's refusal, said on the tab's line; nothing is written."""
+    def far_off(dialog) -> None:
+        dialog.rect.setChecked(True)
+        for box, value in zip(dialog.corners, (500, 600, 500, 600), strict=True):
+            box.setValue(value)
+
+    select(browser, "inf")
+    before = browser.path.read_bytes()
+    written, said = background_chosen(browser, qtbot, monkeypatch, far_off)
+    assert not written
+    assert "(the rectangle and the border) covers no pixel of the map" in said
+    assert browser.message.text() == said
+    assert browser.path.read_bytes() == before
+    assert browser.background_button.isEnabled()
+
+
+def noise_chosen(browser, qtbot, monkeypatch, repeat: str) -> tuple[bool, str]:  # noqa: F811
+    """Noise… clicked on the selected entry, `repeat` picked as its repeat: (measured?,
+    what the tab said)."""
+    offered: list[list[str]] = []
+
+    def pick(_parent, _title, _label, items, *_a, **_k) -> tuple[str, bool]:
+        offered.append(list(items))
+        return repeat, True
+
+    monkeypatch.setattr(QtWidgets.QInputDialog, "getItem", pick)
+    with qtbot.waitSignal(browser.noiseMeasured, timeout=WAIT_MS) as ended:
+        qtbot.mouseClick(browser.noise_button, QtCore.Qt.MouseButton.LeftButton)
+    assert repeat in offered[0] and browser.selected_entry().name not in offered[0]
+    return ended.args[0], ended.args[1]
+
+
+def test_noise_from_a_repeat_is_the_command_lines(browser, qtbot, monkeypatch  # noqa: F811
+                                                  ) -> None:
+    from test_gui_subtract import bump_map
+
+    from smm_daq.storage.nexus import write_map_entry
+
+    again = bump_map("inf_again", (51, 48), 2e-6, field=(0, 40e-6, 0))
+    noisy = np.random.default_rng(1).normal(0, 3e-9, again.bz.shape)
+    write_map_entry(browser.path, again.with_bz(again.bz + 0.1e-6 + noisy), kind="scan")
+    assert refreshed(browser, qtbot)
+    select(browser, "inf")
+    measured, said = noise_chosen(browser, qtbot, monkeypatch, "inf_again")
+    assert measured, said
+    printed = io.StringIO()
+    with redirect_stdout(printed):
+        assert main(["noise", str(browser.path), "--entry", "inf", "--repeat",
+                     "inf_again"]) == 0
+    line = printed.getvalue().strip()
+    assert line.startswith("noise: ") and f"'inf': {line}; one map alone: noise floor" in said
+    assert browser.message.text() == said
+
+
+def test_noise_from_an_induced_map_of_a_scan_is_refused(browser, qtbot,  # noqa: F811
+                                                        monkeypatch) -> None:
+    """The command's refusal, said: the difference of a scan and an induced map is the
+    remanence, not noise."""
+    from smm_daq.storage.nexus import read_map, write_map_entry
+
+    induced = read_map(browser.path, "inf")
+    write_map_entry(browser.path, induced.with_bz(induced.bz, name="ind", sources=("inf", "rem")),
+                    kind="induced")
+    assert refreshed(browser, qtbot)
+    select(browser, "inf")
+    measured, said = noise_chosen(browser, qtbot, monkeypatch, "ind")
+    assert not measured
+    assert "the repeat 'ind': 'ind' is an induced map and 'inf' a scan" in said
+    assert browser.message.text() == said
+
+
+def test_the_background_of_a_scan_cut_off_is_written_with_the_command_lines_warning(
+        browser, qtbot, monkeypatch) -> None:  # noqa: F811
+    """The command warns on stderr that a product of a scan cut off holds only its lines
+    measured; the window said nothing of it."""
+    import h5py
+
+    with h5py.File(browser.path, "r+") as f:
+        f["inf/status"][()] = "aborted"
+        done = np.ones(f["inf/data/Bz"].shape[0], np.uint8)
+        done[30:] = 0
+        f["inf/data"].create_dataset("line_done", data=done)
+    assert refreshed(browser, qtbot)
+    select(browser, "inf")
+    written, said = background_chosen(browser, qtbot, monkeypatch,
+                                      lambda dialog: dialog.border.setValue(10))
+    assert written, said
+    assert "'inf' is a scan aborted with 30 of 48 lines measured" in browser.message.details()
+    from gui.message_line import WARNED_STYLE
+
+    assert browser.message.line.styleSheet() == WARNED_STYLE
