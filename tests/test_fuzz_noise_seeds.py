@@ -27,7 +27,7 @@ from smm_daq.instruments.profile import parse_profile
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = (REPO / "configs" / "simulator.toml").read_text()
 MAX = 2**63 - 1
-FAST = settings(max_examples=40, deadline=None, derandomize=True, database=None)
+FAST = settings(max_examples=25, deadline=None, derandomize=True, database=None)
 
 
 def _toml(value: object) -> str:

@@ -19,7 +19,7 @@ from PyQt6 import QtCore
 from gui.instruments_panel import _spin
 from gui.number_boxes import CountBox, _without_unit
 
-FAST = settings(max_examples=30, deadline=None, derandomize=True, database=None)
+FAST = settings(max_examples=20, deadline=None, derandomize=True, database=None)
 POINT = QtCore.QLocale(QtCore.QLocale.Language.C)
 COMMA = QtCore.QLocale(QtCore.QLocale.Language.German, QtCore.QLocale.Country.Germany)
 LOCALES = {".": POINT, ",": COMMA}
