@@ -91,14 +91,17 @@ class _SeriesSpinBox(ClampingSpinBox):
         self.unit = unit
 
     def textFromValue(self, value: float) -> str:
-        return si_text(value, self.unit)
+        return self.say(value)
 
     def _number(self, text: str) -> float | None:
         number = si_number(text, self.unit, self._decimal_comma())
         return number if number is None or number > 0 else None  # a setting is positive
 
     def say(self, value: float) -> str:
-        return si_text(value, self.unit)
+        """With the locale's decimal mark: 1.234 ms, shown under a decimal comma, was its own
+        text refused as the box was left (a thousands point there)."""
+        text = si_text(value, self.unit)
+        return text.replace(".", ",") if self._decimal_comma() else text
 
     def examples(self) -> str:
         return si_examples(self.value(), self.unit)

@@ -13,7 +13,9 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 
 from gui.typed_numbers import decimal_number
 
-_COUNT = re.compile(r"\s*\+?\d+\s*")
+# digits as many as a float holds: more are read as a float is, beyond any range (int()
+# raises on thousands of digits)
+_COUNT = re.compile(r"\s*\+?\d{1,300}\s*")
 
 
 def _without_unit(text: str, suffix: str) -> str:

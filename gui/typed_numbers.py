@@ -4,9 +4,9 @@ A decimal comma (a European keyboard's numeric pad types one) is a decimal point
 dropped as a thousands separator, so 0,03 s became 3 s and 2,5 µT became 25 µT, without a
 word. Where the locale's decimal mark is a point, a comma that may be either ("1,000": 1000,
 or 1?) is no number, and where it is a comma, so is a point that may be either ("1.000", which
-Qt's own box there read as 1000); a number with both a comma and a point is none anywhere. The
-lock-in's settings take the unit's prefix, as its front panel says them (200 µV, 200u, 0.0002 V
-alike).
+Qt's own box there read as 1000), with an exponent or without (1,000e3); a number with both
+a comma and a point is none anywhere. The lock-in's settings take the unit's prefix, as its
+front panel says them (200 µV, 200u, 0.0002 V alike).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import math
 import re
 
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_THOUSANDS = re.compile(r"[+-]?[1-9]\d{0,2}[,.]\d{3}")  # 1,000 or 12.500: a thousand, or 1.0?
+# 1,000 or 12.500: a thousand, or 1.0? (1,000e3 likewise: a million, or a thousand?)
+_THOUSANDS = re.compile(r"[+-]?[1-9]\d{0,2}[,.]\d{3}(?:[eE][+-]?\d+)?")
 PREFIX_SCALE = {"": 1.0, "m": 1e-3, "µ": 1e-6, "μ": 1e-6, "u": 1e-6, "n": 1e-9}
 # a number, an SI prefix (u for µ too) and the unit, prefix and unit optional: "200 µV", "5m"
 _SI_NUMBER = re.compile(r"\s*([+-]?[\d.,]*(?:[eE][+-]?\d+)?)\s*([mµμun]?)\s*([A-Za-z]*)\s*")

@@ -5,9 +5,10 @@ and stays the same from session to session, as a real rig's does. Its noise (the
 through the lock-in, the fluxgate's, the multimeter's) does not: a repeated scan is a real
 repeat only if its noise is drawn afresh. So every connection draws fresh entropy, unless the
 profile gives `[simulation] noise_seed` (or the environment `SMM_DAQ_SIM_NOISE_SEED`, for a
-profile that gives none), and at the start of each measurement the noise generators are drawn
-again from that base, the measurement's entry name, its run (0 the start, k the k-th resume)
-and how many measurements this connection began before it. With a noise seed, the same
+profile that gives none: the digits 0-9 alone, spaces around them ignored), and at the start
+of each measurement the noise generators are drawn again from that base, the measurement's
+entry name, its run (0 the start, k the k-th resume) and how many measurements this
+connection began before it. With a noise seed, the same
 commands in the same order therefore give the same numbers, while two scans of the same area
 under different names, in one session or in two, still differ.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 
 import numpy as np
 
@@ -24,6 +26,7 @@ from smm_daq.errors import InputError
 ENVIRONMENT = "SMM_DAQ_SIM_NOISE_SEED"
 STREAMS = 3  # the world's (sensor, fluxgate), the lock-in's, the multimeter's
 _MAX = 2**63 - 1
+_DIGITS = re.compile("[0-9]+")
 
 
 def fresh_entropy() -> int:
@@ -38,9 +41,11 @@ def base_entropy(noise_seed: int | None) -> int:
     text = os.environ.get(ENVIRONMENT, "").strip()
     if not text:
         return fresh_entropy()
+    # digits 0-9 only, one way to write each seed: int() also takes 1_0, +5 and another
+    # script's digits (٣)
     try:
-        value = int(text)
-    except ValueError:
+        value = int(text) if _DIGITS.fullmatch(text) else -1
+    except ValueError:  # beyond int()'s 4300 digits
         value = -1
     if not 0 <= value <= _MAX:
         raise InputError(f"environment variable {ENVIRONMENT} is {text!r}; expected a whole "

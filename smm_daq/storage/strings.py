@@ -3,8 +3,12 @@ them)."""
 
 from __future__ import annotations
 
+import re
+
 import h5py
 import numpy as np
+
+_NO_BYTE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
 
 
 def text(node: h5py.Dataset | object) -> str:
@@ -20,9 +24,11 @@ def text(node: h5py.Dataset | object) -> str:
 def storable(value: str) -> str:
     """`value` as HDF5 text can hold it: a byte that is not UTF-8 in a file name or command
     line (which Python reads as a lone surrogate, and h5py cannot encode) written as its
-    escape, `\\xff`; any other lone surrogate likewise (`\\ud800`). Other text is kept."""
-    try:
-        raw = value.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:  # a lone surrogate that stands for no byte
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
-    return raw.decode("utf-8", "backslashreplace")
+    escape, `\\xff`; any other lone surrogate likewise (`\\ud800`), and a NUL (which h5py
+    refuses in a string) as `\\x00`. Other text is kept. Read back, the stored text is
+    `storable(value)`, itself storable unchanged; a backslash typed is not escaped, so `\\xff`
+    typed and the byte 0xff read back alike."""
+    # a surrogate that stands for no byte (os.fsdecode's stand for 0x80..0xff) as its escape
+    value = _NO_BYTE.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
+    raw = value.encode("utf-8", "surrogateescape")
+    return raw.decode("utf-8", "backslashreplace").replace("\0", "\\x00")
