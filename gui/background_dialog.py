@@ -9,6 +9,7 @@ from pathlib import Path
 
 from PyQt6 import QtWidgets
 
+from gui.command import file_word
 from gui.number_boxes import ClampingSpinBox
 from gui.subtract_dialog import unused_name
 from smm_daq.cli.maps import MAX_UM
@@ -140,10 +141,11 @@ class BackgroundDialog(QtWidgets.QDialog):
         return typed_entry_name(self.name.text())
 
     def arguments(self, path: Path) -> list[str]:
-        """The choice as `smm-daq`'s words for the session file `path`."""
+        """The choice as `smm-daq`'s words for the session file `path`: each name joined to
+        its option ("="), so that a name beginning with '-' is a value, not an option."""
         words = REMOVALS[self.removal.currentIndex()][1]
-        arguments = [words[0], str(path), "--entry", self.entry, "--name", self.new_name(),
-                     *words[1:]]
+        arguments = [words[0], file_word(path), f"--entry={self.entry}",
+                     f"--name={self.new_name()}", *words[1:]]
         if self.border.value() > 0:
             arguments += [f"--border-um={self.border.value()!r}"]
         if self.rect.isChecked():

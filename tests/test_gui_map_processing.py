@@ -230,3 +230,32 @@ def test_the_background_of_a_scan_cut_off_is_written_with_the_command_lines_warn
     from gui.message_line import WARNED_STYLE
 
     assert browser.message.line.styleSheet() == WARNED_STYLE
+
+
+def test_names_and_a_file_beginning_with_a_dash_are_values_not_options(
+        browser, qtbot, monkeypatch) -> None:  # noqa: F811
+    """An entry may be named '-x', and a file opened as '-s.h5' (its folder the current
+    one): the command's words named them as options, which argparse refused (SystemExit
+    in the worker, its usage on stderr, nothing written)."""
+    from gui.background_dialog import BackgroundDialog
+    from gui.map_noise import noise_words
+    from smm_daq.cli.maps import parsed
+    from smm_daq.storage.nexus import read_map, write_map_entry
+
+    select(browser, "inf")
+    written, said = background_chosen(browser, qtbot, monkeypatch, lambda dialog: (
+        dialog.border.setValue(10), dialog.name.setText("-inf_offset")))
+    assert written, said
+    again = read_map(browser.path, "inf")
+    noisy = np.random.default_rng(1).normal(0, 3e-9, again.bz.shape)
+    write_map_entry(browser.path, again.with_bz(again.bz + noisy, name="-again"), kind="scan")
+    assert refreshed(browser, qtbot)
+    select(browser, "inf")
+    measured, said = noise_chosen(browser, qtbot, monkeypatch, "-again")
+    assert measured, said
+    dialog = BackgroundDialog("-a", set())
+    qtbot.addWidget(dialog)
+    dialog.border.setValue(10)
+    for words in (dialog.arguments(Path("-s.h5")), noise_words(Path("-s.h5"), "-a", "-b")):
+        args = parsed(words)
+        assert (Path(args.file), args.entry) == (Path("-s.h5"), "-a")
