@@ -82,10 +82,14 @@ class BackgroundDialog(QtWidgets.QDialog):
         self.problem = QtWidgets.QLabel("")
         self.problem.setWordWrap(True)
         self.problem.setStyleSheet("color: #a00000")
-        for box in [self.border, *self.corners]:
-            box.refused.connect(lambda text, box=box: self._say(box.refusal(text)))
-            box.clamped.connect(lambda typed, taken, box=box: self._say(
+        # what a box did with a number typed (refused it, or took its range's end), said
+        # until typed into again, and stopping OK once: seen before the entry is written
+        self._typed = ""
+        for box in self.boxes:
+            box.refused.connect(lambda text, box=box: self._typed_said(box.refusal(text)))
+            box.clamped.connect(lambda typed, taken, box=box: self._typed_said(
                 f"{box.say(typed)} is beyond the box's range; {box.say(taken)} is used"))
+            box.lineEdit().textEdited.connect(lambda _text: self._typed_said(""))
             box.valueChanged.connect(lambda _v: self._check())
         self.rect.toggled.connect(lambda _on: self._check())
         self.name.textChanged.connect(lambda _text: self._check())
@@ -115,6 +119,26 @@ class BackgroundDialog(QtWidgets.QDialog):
             self.name.setText(self._named)
         self._check()
 
+    @property
+    def boxes(self) -> list[ClampingSpinBox]:
+        return [self.border, *self.corners]
+
+    def accept(self) -> None:
+        """Accepted with the numbers typed and not yet entered (a box takes its number on
+        Return or as it is left: a click on OK that takes no focus, as on macOS, leaves it
+        untaken), unless a box refused or clamped a number typed, now or as it was left:
+        that is said, and OK again takes what the boxes hold."""
+        for box in self.boxes:
+            box.interpretText()
+        if self._typed:
+            self._typed = ""
+            return
+        super().accept()
+
+    def _typed_said(self, text: str) -> None:
+        self._typed = text
+        self._check()
+
     def _say(self, text: str) -> None:
         self.problem.setText(text)
         self.problem.setVisible(bool(text))
@@ -134,7 +158,7 @@ class BackgroundDialog(QtWidgets.QDialog):
             problem = problem or str(exc)
         if not problem and (name in self.taken or lookalike(self.taken, name)):
             problem = f"Entry '{name}' exists already; choose a new name."
-        self._say(problem)
+        self._say(problem or self._typed)
         self.ok_button.setEnabled(not problem)
 
     def new_name(self) -> str:

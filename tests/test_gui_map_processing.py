@@ -259,3 +259,33 @@ def test_names_and_a_file_beginning_with_a_dash_are_values_not_options(
     for words in (dialog.arguments(Path("-s.h5")), noise_words(Path("-s.h5"), "-a", "-b")):
         args = parsed(words)
         assert (Path(args.file), args.entry) == (Path("-s.h5"), "-a")
+
+
+def test_ok_takes_the_number_being_typed_and_stops_at_one_refused(qtbot) -> None:
+    """A box takes its number on Return or as it is left: OK clicked where the click takes no
+    focus from the box (macOS) wrote the number before, and a number refused or clamped as
+    the box was left went by unseen, the dialog closed on the value before."""
+    from gui.background_dialog import BackgroundDialog
+
+    dialog = BackgroundDialog("inf", set())
+    qtbot.addWidget(dialog)
+    accepted: list[bool] = []
+    dialog.accepted.connect(lambda: accepted.append(True))
+    dialog.rect.setChecked(True)
+    def typed(box, text: str) -> None:
+        box.lineEdit().selectAll()
+        qtbot.keyClicks(box.lineEdit(), text)
+
+    typed(dialog.corners[3], "12,5")  # typed, not entered
+    dialog.accept()
+    assert dialog.corners[3].value() == 12.5 and accepted == [True]
+    typed(dialog.corners[1], "twelve")
+    dialog.accept()
+    assert not accepted[1:] and "'twelve" in dialog.problem.text()
+    assert "is not taken" in dialog.problem.text()
+    typed(dialog.corners[0], "2e7")
+    dialog.accept()
+    assert not accepted[1:] and "beyond the box's range" in dialog.problem.text()
+    assert dialog.corners[0].value() == 1e6
+    dialog.accept()  # said: what the boxes hold is taken
+    assert accepted == [True, True]
