@@ -33,6 +33,7 @@ _WINDOW_WORDS = (
     ("(--background-rect, --sample-polygon, --border-um)", "(the rectangle and the border)"),
     ("expected --background-rect, --sample-polygon or --border-um",
      "expected a rectangle or a border of background"),
+    (" (or --overwrite to replace it)", ""),  # the window replaces no entry
 )
 
 

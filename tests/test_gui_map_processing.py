@@ -313,3 +313,18 @@ def test_ok_takes_the_number_being_typed_and_stops_at_one_refused(qtbot) -> None
     assert dialog.corners[0].value() == 1e6
     dialog.accept()  # said: what the boxes hold is taken
     assert accepted == [True, True]
+
+
+def test_a_name_taken_meanwhile_is_refused_without_the_commands_option(
+        browser, qtbot) -> None:  # noqa: F811
+    """The new entry's name taken once the dialog checked it (another of the window's writes
+    queued before): refused, no --overwrite offered, which the window has not."""
+    words = ["background", str(browser.path), "--entry=inf", "--border-um=10"]
+    with qtbot.waitSignal(browser.processed, timeout=WAIT_MS):
+        assert browser.remove_background([*words, "--name=bg"], "bg")
+    before = browser.path.read_bytes()
+    with qtbot.waitSignal(browser.processed, timeout=WAIT_MS) as ended:
+        assert browser.remove_background([*words, "--name=bg", "--model=plane"], "bg")
+    written, said = ended.args
+    assert not written and "entry 'bg' already exists" in said and "--" not in said
+    assert browser.path.read_bytes() == before
