@@ -9,6 +9,7 @@ from pathlib import Path
 
 from PyQt6 import QtWidgets
 
+from gui.command import file_word
 from gui.number_boxes import ClampingSpinBox
 from gui.subtract_dialog import unused_name
 from smm_daq.cli.maps import MAX_UM
@@ -32,6 +33,7 @@ _WINDOW_WORDS = (
     ("(--background-rect, --sample-polygon, --border-um)", "(the rectangle and the border)"),
     ("expected --background-rect, --sample-polygon or --border-um",
      "expected a rectangle or a border of background"),
+    (" (or --overwrite to replace it)", ""),  # the window replaces no entry
 )
 
 
@@ -81,10 +83,14 @@ class BackgroundDialog(QtWidgets.QDialog):
         self.problem = QtWidgets.QLabel("")
         self.problem.setWordWrap(True)
         self.problem.setStyleSheet("color: #a00000")
-        for box in [self.border, *self.corners]:
-            box.refused.connect(lambda text, box=box: self._say(box.refusal(text)))
-            box.clamped.connect(lambda typed, taken, box=box: self._say(
+        # what a box did with a number typed (refused it, or took its range's end), said
+        # until typed into again, and stopping OK once: seen before the entry is written
+        self._typed = ""
+        for box in self.boxes:
+            box.refused.connect(lambda text, box=box: self._typed_said(box.refusal(text)))
+            box.clamped.connect(lambda typed, taken, box=box: self._typed_said(
                 f"{box.say(typed)} is beyond the box's range; {box.say(taken)} is used"))
+            box.lineEdit().textEdited.connect(lambda _text: self._typed_said(""))
             box.valueChanged.connect(lambda _v: self._check())
         self.rect.toggled.connect(lambda _on: self._check())
         self.name.textChanged.connect(lambda _text: self._check())
@@ -114,6 +120,26 @@ class BackgroundDialog(QtWidgets.QDialog):
             self.name.setText(self._named)
         self._check()
 
+    @property
+    def boxes(self) -> list[ClampingSpinBox]:
+        return [self.border, *self.corners]
+
+    def accept(self) -> None:
+        """Accepted with the numbers typed and not yet entered (a box takes its number on
+        Return or as it is left: a click on OK that takes no focus, as on macOS, leaves it
+        untaken), unless a box refused or clamped a number typed, now or as it was left:
+        that is said, and OK again takes what the boxes hold."""
+        for box in self.boxes:
+            box.interpretText()
+        if self._typed:
+            self._typed = ""
+            return
+        super().accept()
+
+    def _typed_said(self, text: str) -> None:
+        self._typed = text
+        self._check()
+
     def _say(self, text: str) -> None:
         self.problem.setText(text)
         self.problem.setVisible(bool(text))
@@ -133,17 +159,18 @@ class BackgroundDialog(QtWidgets.QDialog):
             problem = problem or str(exc)
         if not problem and (name in self.taken or lookalike(self.taken, name)):
             problem = f"Entry '{name}' exists already; choose a new name."
-        self._say(problem)
+        self._say(problem or self._typed)
         self.ok_button.setEnabled(not problem)
 
     def new_name(self) -> str:
         return typed_entry_name(self.name.text())
 
     def arguments(self, path: Path) -> list[str]:
-        """The choice as `smm-daq`'s words for the session file `path`."""
+        """The choice as `smm-daq`'s words for the session file `path`: each name joined to
+        its option ("="), so that a name beginning with '-' is a value, not an option."""
         words = REMOVALS[self.removal.currentIndex()][1]
-        arguments = [words[0], str(path), "--entry", self.entry, "--name", self.new_name(),
-                     *words[1:]]
+        arguments = [words[0], file_word(path), f"--entry={self.entry}",
+                     f"--name={self.new_name()}", *words[1:]]
         if self.border.value() > 0:
             arguments += [f"--border-um={self.border.value()!r}"]
         if self.rect.isChecked():

@@ -15,6 +15,12 @@ VIEWS = ("instruments", "scan", "session", "recipes", "mmt")
 RECORDED_PREFIX = "smm-daq gui: "
 
 
+def file_word(path: Path) -> str:
+    """`path` as a command's word: a name beginning with '-' (a file opened from its own
+    folder) read as a path, not as an option."""
+    return f"./{path}" if str(path).startswith("-") else str(path)
+
+
 def recorded_command(arguments: list[str]) -> str:
     """A window's action as the command line would run it (`arguments` after `smm-daq`), for
     the `command` an entry records; the prefix tells it from a command typed. As a file can

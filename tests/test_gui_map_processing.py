@@ -43,17 +43,41 @@ def export_clicked(browser, qtbot, monkeypatch, chosen: Path, replace: bool = Fa
     return ended.args[0], ended.args[1]
 
 
+def drawn(m, path, *, values=None, label="Bz (nT)", factor=1e9, title=None
+          ) -> tuple[object, ...]:
+    """All that `write_png`'s picture is drawn from, but its path: its map (values, grid,
+    sensor, names), values, label, factor and title."""
+    def data(a) -> bytes | None:
+        return None if a is None else np.asarray(a, dtype=float).tobytes()
+
+    return (data(m.bz), data(m.x), data(m.y), m.sensor_size, m.name, m.title, data(values),
+            label, factor, title)
+
+
 def test_export_writes_what_the_command_line_writes(browser, qtbot, monkeypatch,  # noqa: F811
                                                      tmp_path) -> None:
+    """The CSVs alike byte for byte; the pictures drawn from the same (`write_png`, drawing
+    each one alike, draws the command line's only in part: a picture takes a while)."""
+    from smm_daq.analysis import export
+
+    pictures: list[tuple[Path, tuple[object, ...]]] = []
+    write_png = export.write_png
+
+    def drawing(m, path, **kwargs) -> Path:
+        pictures.append((Path(path), drawn(m, path, **kwargs)))
+        return write_png(m, path, **kwargs) if len(pictures) == 1 else Path(path)
+
+    monkeypatch.setattr(export, "write_png", drawing)
     select(browser, "inf")
     assert browser.export_button.isEnabled()
     written, said = export_clicked(browser, qtbot, monkeypatch, tmp_path / "gui")
     assert written, said
     assert cli("export", str(browser.path), "--entry", "inf", "--csv",
                str(tmp_path / "cli.csv"), "--png", str(tmp_path / "cli.png")) == 0
-    for suffix in (".csv", ".png"):
-        assert (tmp_path / f"gui{suffix}").read_bytes() == \
-            (tmp_path / f"cli{suffix}").read_bytes()
+    assert (tmp_path / "gui.csv").read_bytes() == (tmp_path / "cli.csv").read_bytes()
+    assert [path.name for path, _ in pictures] == ["gui.png", "cli.png"]
+    assert pictures[0][1] == pictures[1][1]
+    assert (tmp_path / "gui.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert "gui.csv" in browser.message.text() and "gui.png" in browser.message.text()
 
 
@@ -230,3 +254,77 @@ def test_the_background_of_a_scan_cut_off_is_written_with_the_command_lines_warn
     from gui.message_line import WARNED_STYLE
 
     assert browser.message.line.styleSheet() == WARNED_STYLE
+
+
+def test_names_and_a_file_beginning_with_a_dash_are_values_not_options(
+        browser, qtbot, monkeypatch) -> None:  # noqa: F811
+    """An entry may be named '-x', and a file opened as '-s.h5' (its folder the current
+    one): the command's words named them as options, which argparse refused (SystemExit
+    in the worker, its usage on stderr, nothing written)."""
+    from gui.background_dialog import BackgroundDialog
+    from gui.map_noise import noise_words
+    from smm_daq.cli.maps import parsed
+    from smm_daq.storage.nexus import read_map, write_map_entry
+
+    select(browser, "inf")
+    written, said = background_chosen(browser, qtbot, monkeypatch, lambda dialog: (
+        dialog.border.setValue(10), dialog.name.setText("-inf_offset")))
+    assert written, said
+    again = read_map(browser.path, "inf")
+    noisy = np.random.default_rng(1).normal(0, 3e-9, again.bz.shape)
+    write_map_entry(browser.path, again.with_bz(again.bz + noisy, name="-again"), kind="scan")
+    assert refreshed(browser, qtbot)
+    select(browser, "inf")
+    measured, said = noise_chosen(browser, qtbot, monkeypatch, "-again")
+    assert measured, said
+    dialog = BackgroundDialog("-a", set())
+    qtbot.addWidget(dialog)
+    dialog.border.setValue(10)
+    for words in (dialog.arguments(Path("-s.h5")), noise_words(Path("-s.h5"), "-a", "-b")):
+        args = parsed(words)
+        assert (Path(args.file), args.entry) == (Path("-s.h5"), "-a")
+
+
+def test_ok_takes_the_number_being_typed_and_stops_at_one_refused(qtbot) -> None:
+    """A box takes its number on Return or as it is left: OK clicked where the click takes no
+    focus from the box (macOS) wrote the number before, and a number refused or clamped as
+    the box was left went by unseen, the dialog closed on the value before."""
+    from gui.background_dialog import BackgroundDialog
+
+    dialog = BackgroundDialog("inf", set())
+    qtbot.addWidget(dialog)
+    accepted: list[bool] = []
+    dialog.accepted.connect(lambda: accepted.append(True))
+    dialog.rect.setChecked(True)
+    def typed(box, text: str) -> None:
+        box.lineEdit().selectAll()
+        qtbot.keyClicks(box.lineEdit(), text)
+
+    typed(dialog.corners[3], "12,5")  # typed, not entered
+    dialog.accept()
+    assert dialog.corners[3].value() == 12.5 and accepted == [True]
+    typed(dialog.corners[1], "twelve")
+    dialog.accept()
+    assert not accepted[1:] and "'twelve" in dialog.problem.text()
+    assert "is not taken" in dialog.problem.text()
+    typed(dialog.corners[0], "2e7")
+    dialog.accept()
+    assert not accepted[1:] and "beyond the box's range" in dialog.problem.text()
+    assert dialog.corners[0].value() == 1e6
+    dialog.accept()  # said: what the boxes hold is taken
+    assert accepted == [True, True]
+
+
+def test_a_name_taken_meanwhile_is_refused_without_the_commands_option(
+        browser, qtbot) -> None:  # noqa: F811
+    """The new entry's name taken once the dialog checked it (another of the window's writes
+    queued before): refused, no --overwrite offered, which the window has not."""
+    words = ["background", str(browser.path), "--entry=inf", "--border-um=10"]
+    with qtbot.waitSignal(browser.processed, timeout=WAIT_MS):
+        assert browser.remove_background([*words, "--name=bg"], "bg")
+    before = browser.path.read_bytes()
+    with qtbot.waitSignal(browser.processed, timeout=WAIT_MS) as ended:
+        assert browser.remove_background([*words, "--name=bg", "--model=plane"], "bg")
+    written, said = ended.args
+    assert not written and "entry 'bg' already exists" in said and "--" not in said
+    assert browser.path.read_bytes() == before
