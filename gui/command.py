@@ -9,8 +9,6 @@ import argparse
 import shlex
 from pathlib import Path
 
-from smm_daq.storage.strings import storable
-
 VIEWS = ("instruments", "scan", "session", "recipes", "mmt")
 RECORDED_PREFIX = "smm-daq gui: "
 
@@ -25,6 +23,8 @@ def recorded_command(arguments: list[str]) -> str:
     """A window's action as the command line would run it (`arguments` after `smm-daq`), for
     the `command` an entry records; the prefix tells it from a command typed. As a file can
     store it (`storable`: a byte that is not UTF-8 in a path escaped)."""
+    from smm_daq.storage.strings import storable  # h5py: not as the parser is built
+
     return storable(RECORDED_PREFIX + shlex.join(arguments))
 
 

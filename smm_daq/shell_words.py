@@ -27,7 +27,23 @@ def command_line(words: Sequence[str | Path]) -> str:
             after_option = bool(out) and _OPTION.fullmatch(out[-1]) is not None
             word = f"{out.pop()}={word}" if after_option else f"./{word}"
         out.append(word)
-    return " ".join(w if re.fullmatch(r"[\w@%+=:,./-]+", w) else shlex.quote(w) for w in out)
+    return " ".join(_quoted(w) for w in out)
+
+
+def _quoted(word: str) -> str:
+    """`word` as a shell reads it back: bare where nothing in it is special, in single quotes
+    where something is, and in bash's $'…' where it holds a control character (a newline in an
+    entry's name), so that the command stays on one line."""
+    if re.fullmatch(r"[\w@%+=:,./-]+", word):
+        return word
+    if not _CONTROL.search(word):
+        return shlex.quote(word)
+    escaped = word.replace("\\", "\\\\").replace("'", "\\'")
+    return "$'" + _CONTROL.sub(lambda m: _ESCAPES.get(m[0], f"\\x{ord(m[0]):02x}"), escaped) + "'"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
 def resume_command(path: str | Path, entry: str, *options: str) -> str:

@@ -128,8 +128,13 @@ def test_entries_an_earlier_release_named_so_still_list_and_read_one_line_each(
     capsys.readouterr()
     assert main(["info", str(path)]) == 0
     listing = capsys.readouterr().out.splitlines()
-    assert len(listing) == 2 and "[scan, " in listing[1]  # the file's line, the entry's one
-    assert len(listing[1]) < 200
+    # the file's line, the entry's one, and under it (its noiseless bump's floor is all the
+    # field's bend) one line that names the command measuring its noise, the name quoted
+    notes = listing[2:]
+    assert len(listing) >= 2 and "[scan, " in listing[1]
+    assert len(listing[1]) < 300  # the 10000-character name cut short
+    assert len(notes) <= 1 and all(n.startswith("    a repeated scan measures its noise: ")
+                                   for n in notes), listing
 
 
 def test_the_window_composes_a_typed_name_and_refuses_a_long_one(qtbot, tmp_path) -> None:

@@ -5,6 +5,8 @@ even where a path or an entry's name begins with '-', which argparse would take 
 from __future__ import annotations
 
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -43,3 +45,17 @@ def test_an_options_dashed_path_is_its_value() -> None:
     assert (got["out"], got["continue_recipe"]) == ("-x.h5", True), line
     line = command_line(["smm-daq", "safe", "--profile", "-p.toml"])
     assert parsed(line)["profile"] == "-p.toml", line
+
+
+@pytest.mark.parametrize("name", ["a\nb", "x\\y'z\t\x01", "échantillon\n"])
+def test_a_name_with_a_control_character_is_one_line_bash_reads_back(name: str) -> None:
+    """An entry's name holding a newline (an earlier release let one in) split the advised
+    command over two lines, neither of which a shell reads as meant; written $'…' it is one
+    line that bash gives back as the name."""
+    line = command_line(["smm-daq", "noise", "s.h5", "--entry", name, "--repeat"])
+    assert "\n" not in line
+    bash = shutil.which("bash")
+    assert bash is not None
+    words = subprocess.run([bash, "-c", f'printf "%s\\0" {line.removeprefix("smm-daq ")}'],
+                           check=True, capture_output=True).stdout.split(b"\0")[:-1]
+    assert [w.decode() for w in words] == ["noise", "s.h5", "--entry", name, "--repeat"]

@@ -747,8 +747,8 @@ def noise_floor_text(sigma: float, *, bound: bool) -> str:
     if bound:
         # "may": a strong field smooth at the pixel scale (one grain at 10³–10⁵ times the
         # noise) shows the same sign, its floor right; no one map tells the two apart
-        return (f"noise floor ≤ {sigma / UT:.3g} µT (the field bends at the pixel scale: one "
-                "map's floor may read high)")
+        return (f"noise floor ≤ {sigma / UT:.3g} µT (may read high: the field bends at the "
+                "pixel scale)")
     return f"noise floor {sigma / UT:.3g} µT"
 
 

@@ -22,7 +22,6 @@ from smm_daq.storage.names import (
     new_entry_name_problem,
     shown_name,
 )
-from smm_daq.storage.strings import storable
 from smm_daq.text_files import path_shown
 
 # the words `main` was given where a program called it with its own (None: the process's)
@@ -44,6 +43,9 @@ def given_words(argv: Sequence[str] | None) -> Iterator[None]:
 def invoked_command() -> str:
     """The command line as run, quoted so that it can be run again (paths with spaces), as
     a file can store it (`storable`: a byte that is not UTF-8 in a path escaped)."""
+    from smm_daq.storage.strings import storable  # h5py: not at start-up, where no command
+    # may load it before its options are checked
+
     return storable("smm-daq " + shlex.join(sys.argv[1:] if _given is None else _given))
 
 
