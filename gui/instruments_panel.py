@@ -104,7 +104,10 @@ class _SeriesSpinBox(ClampingSpinBox):
         return text.replace(".", ",") if self._decimal_comma() else text
 
     def examples(self) -> str:
-        return si_examples(self.value(), self.unit)
+        """With the locale's decimal mark, as `say`: 1.234 ms, suggested under a decimal
+        comma, is refused there (a thousands point)."""
+        text = si_examples(self.value(), self.unit)
+        return text.replace(".", ",") if self._decimal_comma() else text
 
     def _series(self) -> list[float]:
         lo, hi = self.minimum(), self.maximum()

@@ -49,8 +49,8 @@ def base_entropy(noise_seed: int | None) -> int:
         value = -1
     if not 0 <= value <= _MAX:
         raise InputError(f"environment variable {ENVIRONMENT} is {text!r}; expected a whole "
-                         f"number in [0, {_MAX}] (the simulator's noise seed), or unset for "
-                         "fresh noise")
+                         f"number in [0, {_MAX}] in the digits 0-9 alone, no sign or '_' (the "
+                         "simulator's noise seed), or unset for fresh noise")
     return value
 
 

@@ -75,7 +75,9 @@ def test_the_environment_noise_seed_is_the_digits_0_9_or_refused_naming_the_vari
         if re.fullmatch("[0-9]+", text) and len(text) < 4300 and int(text) <= MAX:
             assert base_entropy(None) == int(text)
         elif text:
-            with pytest.raises(InputError, match=f"{ENVIRONMENT} is .*expected a whole number"):
+            # what was wrong with +5 or 1_0, whole numbers in range, is said
+            with pytest.raises(InputError, match=f"{ENVIRONMENT} is .*expected a whole number"
+                               r".* in the digits 0-9 alone, no sign or '_'"):
                 base_entropy(None)
         else:  # unset or blank: fresh noise
             assert base_entropy(None) >= 0

@@ -10,6 +10,7 @@ refused, not read 1000 times off.
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 from hypothesis import example, given, settings
@@ -110,3 +111,17 @@ def test_a_thousands_mark_before_an_exponent_is_refused_in_every_locale(boxes) -
         for name in ("field", "seconds", "tau", "count"):
             said = enter(boxes[name], text, LOCALES[mark])
             assert [s[0] for s in said] == ["refused"] and text in said[0][1], (name, said)
+
+
+@FAST
+@given(value=st.floats(1e-5, 3e4), mark=st.sampled_from(".,"))
+@example(value=1.234e-3, mark=",")  # 1.234 ms was suggested under a decimal comma: refused
+def test_every_way_a_lockin_box_suggests_to_type_its_value_is_taken(boxes, value, mark
+                                                                    ) -> None:
+    box = boxes["tau"]
+    box.setLocale(LOCALES[mark])
+    box.setValue(value)
+    suggested = re.split(r", | or ", box.examples())
+    assert len(suggested) >= 2, box.examples()
+    for text in suggested:
+        assert box._number(text) == pytest.approx(box.value(), rel=1e-5), (text, suggested)
