@@ -98,6 +98,7 @@ class Background(QtCore.QObject):
         self._jobs: queue.SimpleQueue[tuple[Future, _Job] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None  # started by the first call
         self._queued: list[Future] = []  # not started yet (dropped by shutdown(wait=False))
+        self._between: dict[Future, _Job] = {}  # those queued that may run in a call's slices
         self._lock = threading.Lock()
         weakref.finalize(self, self._jobs.put, None)  # an idle thread ends with its object
         # each call's end, sent from the worker, delivered by `_deliver` in the window's thread
@@ -110,46 +111,50 @@ class Background(QtCore.QObject):
         fn: Callable[[], Any],
         on_result: Callable[[Any], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
+        *,
+        between: Callable[[], Any] | None = None,
     ) -> Future:
         """Run `fn()` in the worker; then `on_result(value)` or `on_error(exc)` in the GUI
         (`CallEnded` for a call ended by SystemExit or KeyboardInterrupt, which the future
         returned holds). The future returned holds the value (None after an error). After
         `shutdown` (the window closing, while signals queued before it are still delivered)
-        nothing runs: the future returned is cancelled."""
+        nothing runs: the future returned is cancelled. With `between`, a call in hand may run
+        this one between its own slices (`run_between`), as `between()` in place of `fn()`,
+        rather than it waiting behind the whole of that call."""
         future: Future = Future()
-        done_emit = self._send_end
-
-        def job() -> None:
-            try:
-                value = fn()
-            except Exception as exc:  # delivered to the GUI, which shows it
-                done_emit(on_error, exc)
-                future.set_result(None)
-                return
-            except BaseException as exc:  # SystemExit, KeyboardInterrupt: the caller's future
-                # has it; the GUI is told as of an error (never a slot raising SystemExit),
-                # so that what waits for the call's end (a flag, a busy button) is undone
-                ended = CallEnded(exc)
-                ended.__cause__ = exc
-                done_emit(on_error, ended)
-                future.set_exception(exc)
-                return
-            done_emit(on_result, value)
-            future.set_result(value)  # for a caller that cannot wait for the delivery
-
+        job = _job(fn, future, on_result, on_error, self._send_end)
         with self._lock:  # after `shutdown`'s stop, nothing queued: it would never run
             if self._shut:
                 future.cancel()
                 return future
             self._pending += 1
             self._queued.append(future)
+            if between is not None:
+                self._between[future] = _job(between, future, on_result, on_error,
+                                             self._send_end)
             self._jobs.put((future, job))
             if self._thread is None:
-                self._thread = threading.Thread(target=_serve, args=(self._jobs, self._lock,
-                                                                     self._queued),
-                                                name=self._name, daemon=True)
+                self._thread = threading.Thread(
+                    target=_serve, args=(self._jobs, self._lock, self._queued, self._between),
+                    name=self._name, daemon=True)
                 self._thread.start()
         return future
+
+    def run_between(self) -> bool:
+        """In the worker, from the call it runs: the calls queued that may run between that
+        call's slices (`submit(between=...)`) run now, in their order, each as its `between`;
+        the others keep their turn. Whether any ran."""
+        if threading.current_thread() is not self._thread:
+            raise RuntimeError("run_between is for the call the worker runs")
+        with self._lock:  # taken off the queue: `_serve` passes them by as their turn comes
+            taken = [(future, self._between.pop(future)) for future in self._queued
+                     if future in self._between]
+            for future, _ in taken:
+                self._queued.remove(future)
+        for future, job in taken:
+            if future.set_running_or_notify_cancel():
+                job()
+        return bool(taken)
 
     @property
     def pending(self) -> int:
@@ -176,6 +181,7 @@ class Background(QtCore.QObject):
                 self._jobs.put(None)
             if not wait:
                 dropped, self._queued[:] = list(self._queued), []
+                self._between.clear()
                 self._pending -= len(dropped)  # never delivered
         for future in dropped:  # its callbacks run here, the lock free
             future.cancel()
@@ -192,15 +198,44 @@ class Background(QtCore.QObject):
         return not self._thread.is_alive()
 
 
-def _serve(jobs: queue.SimpleQueue, lock: threading.Lock, queued: list[Future]) -> None:
+def _job(fn: Callable[[], Any], future: Future, on_result: Callable[[Any], None] | None,
+         on_error: Callable[[BaseException], None] | None,
+         done_emit: Callable[..., None]) -> _Job:
+    """`fn` as the worker runs it: its value or error sent to the GUI, and set in `future`."""
+
+    def job() -> None:
+        try:
+            value = fn()
+        except Exception as exc:  # delivered to the GUI, which shows it
+            done_emit(on_error, exc)
+            future.set_result(None)
+            return
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt: the caller's future
+            # has it; the GUI is told as of an error (never a slot raising SystemExit),
+            # so that what waits for the call's end (a flag, a busy button) is undone
+            ended = CallEnded(exc)
+            ended.__cause__ = exc
+            done_emit(on_error, ended)
+            future.set_exception(exc)
+            return
+        done_emit(on_result, value)
+        future.set_result(value)  # for a caller that cannot wait for the delivery
+
+    return job
+
+
+def _serve(jobs: queue.SimpleQueue, lock: threading.Lock, queued: list[Future],
+           between: dict[Future, _Job]) -> None:
     """The worker: runs the jobs in turn until told to stop (None); holds no reference to
-    its `Background`, so that an idle one can be collected."""
+    its `Background`, so that an idle one can be collected. A job run already between
+    another's slices, or dropped by `shutdown`, is no longer `queued`: passed by."""
     while (item := jobs.get()) is not None:
         future, job = item
         with lock:  # taken off here to run, or by `shutdown` to drop: whichever comes first
             taken = future in queued
             if taken:
                 queued.remove(future)
+                between.pop(future, None)
         if taken and future.set_running_or_notify_cancel():
             job()
         del item, future, job

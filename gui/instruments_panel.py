@@ -1,7 +1,8 @@
 """Instruments: connection state, stage go-to and jog, field set and zero, lock-in settings.
 
-Readings are polled in the rig's thread twice a second while no scan owns the rig. Moves do
-not wait for the stage, so Stop is the next call the rig's thread makes. A simulated rig's
+Readings are polled in the rig's thread twice a second while no scan owns the rig, during a
+recipe's wait too (between its slices). Moves do not wait for the stage, so Stop is the next
+call the rig's thread makes, and the readings queued before it are skipped. A simulated rig's
 virtual clock only moves when something waits on it; each poll moves it on by the poll
 interval, so while the window is idle the simulated world runs at the wall clock's pace.
 Entries are in µm and µT; everything sent to the rig is SI.
@@ -125,10 +126,19 @@ class _SeriesSpinBox(ClampingSpinBox):
             self.setValue(below[-min(-steps, len(below))])
 
 
+def polled_readings(rig: Any, between: bool) -> dict[str, Any]:
+    """A poll's readings (`read_all`), in the rig's thread. In its own turn a simulated rig's
+    virtual clock first moves on by the poll interval: the time between polls, which nothing
+    else waits out while the window is idle. Not when run between a recipe's wait's slices
+    (`between`): the wait's sleeping passes that time, and the wait lasts its time on that
+    clock, no more."""
+    if not between and isinstance(rig.clock, VirtualClock):
+        rig.clock.advance(POLL_MS / 1000)
+    return read_all(rig)
+
+
 def read_all(rig: Any) -> dict[str, Any]:
     """Every reading the panel shows; one failing instrument does not hide the others."""
-    if isinstance(rig.clock, VirtualClock):
-        rig.clock.advance(POLL_MS / 1000)
     readings: dict[str, Any] = {}
     calls = {
         "position": lambda: rig.stage.position(),
@@ -566,16 +576,19 @@ class InstrumentsPanel(QtWidgets.QWidget):
         if self._polling:
             return
         rig, asked = self.holder.rig, self._moves_asked
-        if self.holder.call(lambda: read_all(rig), lambda r: self._polled(rig, r, asked),
+        if self.holder.read(lambda between: polled_readings(rig, between),
+                            lambda r: self._polled(rig, r, asked),
                             lambda exc: self._polled(rig, exc, asked)):
             self._polling = True
 
-    def _polled(self, rig: Any, readings: dict[str, Any] | BaseException, asked: int) -> None:
+    def _polled(self, rig: Any, readings: dict[str, Any] | BaseException | None,
+                asked: int) -> None:
         """Readings of `rig` (or why it could not be read) shown, unless a connect has begun
         since they were asked for (its note, e.g. that the stage may move, stays); at rest,
-        the `asked` moves asked for before them have ended."""
+        the `asked` moves asked for before them have ended. None: the reading was skipped
+        (`RigHolder.read`), the next poll asks again."""
         self._polling = False
-        if rig is not self.holder.rig:
+        if rig is not self.holder.rig or readings is None:
             return
         if isinstance(readings, BaseException):
             self.message.setText(str(readings))
@@ -684,12 +697,14 @@ class InstrumentsPanel(QtWidgets.QWidget):
     # --- actions -------------------------------------------------------------------------
     def _act(self, fn: Callable[[], object], what: str,
              ended: Callable[[], None] = lambda: None,
-             succeeded: Callable[[], None] = lambda: None, said: str | None = "") -> None:
+             succeeded: Callable[[], None] = lambda: None, said: str | None = "",
+             first: bool = False) -> None:
         """Run `fn` in the rig's thread; `ended()` once it has returned or failed, or at once
         when it could not be started; `succeeded()` first when it returned. `said`: what was
         said of the numbers sent (a field typed beyond the coils' range: the range's end was
         sent), kept on the message line once `fn` has returned; None: the line kept as it is
-        then."""
+        then. `first`: a making safe, which the readings queued before it do not delay
+        (`RigHolder.call_first`)."""
 
         def done(_: object) -> None:
             succeeded()
@@ -702,7 +717,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
             ended()
             self.message.setText(failure_text(what, exc))
 
-        if not self.holder.call(fn, done, failed):
+        if not (self.holder.call_first if first else self.holder.call)(fn, done, failed):
             ended()
             self.message.setText(f"{what}: {NOT_AVAILABLE}")
 
@@ -779,7 +794,7 @@ class InstrumentsPanel(QtWidgets.QWidget):
                 self._sent_to = None
                 rig.stage.stop()
 
-            self.holder.background.submit(
+            self.holder.call_first(
                 stop, on_error=lambda exc: self.message.setText(f"Stop: {exc}"))
 
     def stop_field_ramps(self) -> None:
@@ -824,7 +839,8 @@ class InstrumentsPanel(QtWidgets.QWidget):
         ramping = bool(self._field_stops)
         self.stop_field_ramps()
         rig = self.holder.rig
-        self._act(lambda: rig.zero_coils(), "Zero field", said=None if ramping else "")
+        self._act(lambda: rig.zero_coils(), "Zero field", said=None if ramping else "",
+                  first=True)
 
     def set_time_constant(self) -> None:
         self._set_lockin("Time constant", self.tau_box, lambda rig: (

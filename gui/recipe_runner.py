@@ -2,7 +2,9 @@
 
 Scan steps go through the Scan tab (so they fill the live map and can be paused or aborted
 there); field and wait steps run in the rig's thread; prompts are asked in a dialog;
-subtractions run in a worker. Each step starts when the previous one has ended. A recipe
+subtractions run in a worker. Each step starts when the previous one has ended. A wait step
+runs the window's readings between its slices (the readouts stay live through it); from a
+Stop or a step's failure until the recipe's making safe has run, they are skipped. A recipe
 checked as continued (`check_recipe(continuing=True)`) skips what `skip_reason` names and
 resumes its cut-off scan through the Scan tab, as the Session tab's Resume scan does.
 """
@@ -118,6 +120,8 @@ class RecipeRunner(QtCore.QObject):
         rig is made safe at once: a stalled disk can hold its write for minutes, and a field
         set by an earlier step must not stay on until it returns."""
         self._stop_requested = True
+        if self.running:  # no reading queued goes before the making safe (`_end`'s)
+            self.holder.hold_readings(self)
         if self._field_stop is not None:  # a set_field step's ramp: made safe from its stop
             self._field_stop.set()
         rig = self.holder.rig  # read once: the window's close sets it to None in its thread
@@ -136,7 +140,7 @@ class RecipeRunner(QtCore.QObject):
                 self._held = (index, self._held_text(step, state))
                 self._stall_timer.start(round(1000 * sequencer.WRITE_STALLED_S))
 
-            self.holder.call(  # again at the recipe's end
+            self.holder.call_first(  # again at the recipe's end
                 rig.make_safe,
                 lambda problems: told("the rig is safe (stage stopped, field at its safe "
                                       "state)" if not problems else
@@ -254,7 +258,14 @@ class RecipeRunner(QtCore.QObject):
             self._step_failed(f"scan {kind}" + (f": {message}" if message else ""))
 
     def _rig_step(self, fn: Callable[[], object]) -> None:
-        if not self.holder.call(fn, self._step_done, lambda exc: self._again_once_dropped(
+        def step() -> object:
+            try:
+                return fn()
+            except BaseException:  # the recipe's making safe comes next, or the step again:
+                self.holder.hold_readings(self)  # no reading queued goes before either
+                raise
+
+        if not self.holder.call(step, self._step_done, lambda exc: self._again_once_dropped(
                 exc, lambda: self._rig_step(fn), self._step_failed)):
             self._step_failed("the rig is not connected")
 
@@ -270,8 +281,10 @@ class RecipeRunner(QtCore.QObject):
         elif self._stop_requested:
             failed("stopped by the operator")
         elif exc.wait(0.0):
+            self.holder.release_readings(self)
             again()
         else:
+            self.holder.release_readings(self)  # the window's readings meanwhile
             QtCore.QTimer.singleShot(round(STOP_SLICE_S * 1000), functools.partial(
                 self._again_once_dropped, exc, again, failed))
 
@@ -292,8 +305,10 @@ class RecipeRunner(QtCore.QObject):
     def _wait(self, clock: Clock, seconds: float) -> None:
         """A wait step on the rig's `clock`. Stop (or closing the window) ends it within a
         slice (`wait_in_slices`) and fails it, saying how long it waited: a wait cut short
-        is not done (the sample has not settled for its time)."""
-        left = wait_in_slices(clock, seconds, lambda: self._stop_requested)
+        is not done (the sample has not settled for its time). The window's readings run
+        between its slices (`RigHolder.read_between`), the wait's time unchanged."""
+        left = wait_in_slices(clock, seconds, lambda: self._stop_requested,
+                              lambda left: self.holder.read_between(clock, left))
         if left > 0:
             raise SmmError(
                 f"the wait was stopped by the operator after {seconds - left:g} s "
@@ -302,7 +317,8 @@ class RecipeRunner(QtCore.QObject):
 
     def _end(self, ok: bool, message: str) -> None:
         """However the recipe ends, the rig goes to its safe state, as `smm-daq run` does;
-        the recipe counts as running until that is done. The steps' notes and warnings follow the
+        the recipe counts as running until that is done, the window's readings queued before
+        it skipped. The steps' notes and warnings follow the
         message, so that the one the window shows last still says them."""
         message += "".join(f"; {kind}: {text}" for kind, text in self._warnings)
 
@@ -312,11 +328,13 @@ class RecipeRunner(QtCore.QObject):
             self.finished.emit(ok, message)
 
         rig = self.holder.rig
-        if rig is None or not self.holder.call(
+        if rig is None or not self.holder.call_first(
             rig.make_safe,
             lambda problems: done(
                 ok and not problems, message + "".join(f"; NOT SAFE: {p}" for p in problems)
             ),
             lambda exc: done(False, f"{message}; making the rig safe failed: {exc}"),
+            key=self,  # the hold a Stop or a step's failure asked for ends with it
         ):
+            self.holder.release_readings(self)
             done(ok, message)

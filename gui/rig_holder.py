@@ -10,6 +10,11 @@ the holder's lock), which sets it to None: the window's code reads it once, into
 and uses that, never reads it twice expecting the same rig. Every change of what the holder
 holds (a connect begun or ended, a scan or a recipe begun or ended) is told by `changed`, so
 that what the window offers follows it: between a connect's start and its end `rig` is None.
+
+The window's readings (`read`) are calls of their own kind: a recipe's wait runs them between
+its slices, so the readouts stay live through it, and a stop or a making safe asked for
+(`call_first`, `hold_readings`) has them skipped until it has run, so that no reading's
+instrument I/O (seconds on a slow bus) comes before it.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ from PyQt6 import QtCore
 
 from gui.background import Background, error_text
 from smm_daq.acquisition import safe_close
+from smm_daq.clock import Clock
 from smm_daq.errors import ConnectStopped, SafetyError
 from smm_daq.instruments.connect_stop import ConnectStop
+from smm_daq.instruments.interfaces import STOP_SLICE_S
 from smm_daq.instruments.profile import Profile
 
 INSTRUMENTS = ("lockin", "stage", "coils", "fluxgate")
@@ -62,6 +69,11 @@ class RigHolder(QtCore.QObject):
         # connect's end: each takes the rig (or leaves it to the other) under this lock
         self._lock = threading.Lock()
         self.background = Background("rig", self)
+        # who holds the readings back (`hold_readings`); read in the rig's thread
+        self._holds: set[object] = set()
+        self._holds_lock = threading.Lock()
+        # the longest a reading run between a wait's slices took, on the rig's clock
+        self._longest_between_s = 0.0
 
     def open(self) -> bool:
         """Open the rig, or open it again (the rig open now made safe and closed first, e.g.
@@ -155,6 +167,78 @@ class RigHolder(QtCore.QObject):
             return False
         self.background.submit(fn, on_result, on_error)
         return True
+
+    def call_first(
+        self,
+        fn: Callable[[], Any],
+        on_result: Callable[[Any], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+        *,
+        key: object = None,
+    ) -> bool:
+        """`call` for a stop or a making safe: the readings queued before it are skipped as
+        their turn comes, until it has run. `key`: a hold asked for before (`hold_readings`),
+        released too once `fn` has run."""
+        key = object() if key is None else key
+        self.hold_readings(key)
+
+        def job() -> Any:
+            try:
+                return fn()
+            finally:
+                self.release_readings(key)
+
+        if self.call(job, on_result, on_error):
+            return True
+        self.release_readings(key)
+        return False
+
+    def hold_readings(self, key: object) -> None:
+        """Skip the readings whose turn comes from now until `release_readings(key)`: a stop
+        or a making safe has been asked for, and is on its way to the rig's thread."""
+        with self._holds_lock:
+            self._holds.add(key)
+
+    def release_readings(self, key: object) -> None:
+        """End the hold `key` (nothing if it has ended)."""
+        with self._holds_lock:
+            self._holds.discard(key)
+
+    def _readings_held(self) -> bool:
+        with self._holds_lock:
+            return self._closed or bool(self._holds)
+
+    def read(
+        self,
+        fn: Callable[[bool], Any],
+        on_result: Callable[[Any], None],
+        on_error: Callable[[BaseException], None],
+    ) -> bool:
+        """A reading of the rig's (the Instruments tab's poll): run in the rig's thread as
+        `call` runs calls, but a recipe's wait under way runs it between its slices
+        (`read_between`), as `fn(True)`, rather than it waiting for the whole wait; in its own
+        turn it is `fn(False)`. When its turn comes while a stop or a making safe asked for has
+        not run yet (`hold_readings`), or once the holder is closing, it is skipped: nothing
+        asked of the instruments, `on_result(None)`. False (nothing run) if busy or closed."""
+        if self.rig is None or self.busy:
+            return False
+
+        def reading(between: bool) -> Callable[[], Any]:
+            return lambda: None if self._readings_held() else fn(between)
+
+        self.background.submit(reading(False), on_result, on_error, between=reading(True))
+        return True
+
+    def read_between(self, clock: Clock, left: float) -> None:
+        """In the rig's thread, between the slices of a recipe's wait on `clock`, `left`
+        seconds of it left: the readings queued run now. Not in the wait's last stretch, the
+        longest such reading has taken and a slice: what a reading takes on the clock is the
+        wait's, and it must not carry the wait past its end."""
+        if left < self._longest_between_s + STOP_SLICE_S:
+            return
+        began = clock.now()
+        if self.background.run_between():
+            self._longest_between_s = max(self._longest_between_s, clock.now() - began)
 
     def set_busy(self, busy: bool) -> None:
         """Mark the rig as owned by a scan (True) or free again (False)."""

@@ -939,15 +939,21 @@ def subtract_step(recipe: Recipe, i: int, session: Any,
 
 
 def wait_in_slices(clock: Clock, seconds: float,
-                   stopped: Callable[[], bool] = lambda: False) -> float:
+                   stopped: Callable[[], bool] = lambda: False,
+                   between: Callable[[float], None] = lambda left: None) -> float:
     """A wait step: `seconds` on the rig's `clock`, in slices of `STOP_SLICE_S`, so that an
     abort is acted on within one and the rig made safe then, not once a wait of minutes has
     run out: `stopped()` (a window's Stop) is asked before each slice, and a signal's handler
     (Ctrl-C, SIGTERM: `KeyboardInterrupt`) runs between them where the sleep under way does
-    not wake for it (on Windows only Ctrl-C wakes one, not Ctrl-Break). Returns the seconds
-    of it not waited: 0 when it ran out, more when `stopped()` ended it."""
+    not wake for it (on Windows only Ctrl-C wakes one, not Ctrl-Break). Before that ask,
+    `between(left)` runs, given the seconds left (the window's readings: what time it takes
+    on the clock is the wait's, neither added to it nor taken off). Returns the seconds of it
+    not waited: 0 when it ran out, more when `stopped()` ended it."""
     end = clock.now() + seconds
-    while (left := end - clock.now()) > 0:
+    while end - clock.now() > 0:
+        between(end - clock.now())
+        if (left := end - clock.now()) <= 0:
+            break
         if stopped():
             return left
         clock.sleep(min(STOP_SLICE_S, left))

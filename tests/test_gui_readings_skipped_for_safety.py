@@ -1,0 +1,126 @@
+"""The window's readings never go before a stop or a making safe in the rig's thread (the
+Instruments tab's Stop and Zero, the window's close): one queued before it is skipped, no
+instrument asked. And a reading run between a recipe's wait's slices never carries the wait
+past its end on the rig's clock. On a stand-in rig whose instruments note each call."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from gui.instruments_panel import InstrumentsPanel
+from gui.rig_holder import RigHolder
+from smm_daq.acquisition.recipe import wait_in_slices
+from smm_daq.clock import VirtualClock
+from smm_daq.instruments.profile import load_profile
+
+WAIT_MS = 60_000  # generous: the whole suite shares two cores
+SLOW_READING_S = 0.3  # a reading's instrument I/O on a slow bus, on the rig's clock
+
+
+class _Noted:
+    """An instrument whose every call is noted ("stage.stop") and returns None."""
+
+    def __init__(self, name: str, calls: list[str]) -> None:
+        self._name, self._calls = name, calls
+
+    def __getattr__(self, method: str) -> Any:
+        return lambda *_args, **_kwargs: self._calls.append(f"{self._name}.{method}")
+
+
+class _Rig:
+    def __init__(self, calls: list[str]) -> None:
+        self.profile, self.clock, self.calls = load_profile(), VirtualClock(), calls
+        self.stage, self.coils, self.lockin = (_Noted(n, calls) for n in ("stage", "coils",
+                                                                         "lockin"))
+        self.fluxgate = None
+
+    def zero_coils(self) -> None:
+        self.calls.append("zero")
+
+    def make_safe(self) -> list[str]:
+        self.calls.append("made safe")
+        return []
+
+    def close(self) -> None:
+        self.calls.append("closed")
+
+
+@pytest.fixture
+def held(qtbot):
+    """A panel on a stand-in rig whose thread is held in a call until `gate` is set; its
+    noted calls."""
+    calls: list[str] = []
+    holder = RigHolder(load_profile())
+    holder.rig = _Rig(calls)
+    panel = InstrumentsPanel(holder)
+    qtbot.addWidget(panel)
+    gate = threading.Event()
+    assert holder.call(lambda: gate.wait(WAIT_MS / 1000))
+    yield holder, panel, gate, calls
+    gate.set()
+    holder.close()
+
+
+@pytest.mark.parametrize(("press", "first"), [("stop_stage", "stage.stop"),
+                                              ("zero_field", "zero")])
+def test_a_reading_queued_before_stop_or_zero_is_skipped(held, qtbot, press, first):
+    """A poll queued in the rig's thread, then Stop (or Zero) pressed: the stop is the rig's
+    first instrument call, the reading skipped (unfixed: its ~10 queries went first)."""
+    _holder, panel, gate, calls = held
+    panel.poll()
+    getattr(panel, press)()
+    gate.set()
+    qtbot.waitUntil(lambda: first in calls and not panel._polling, timeout=WAIT_MS)
+    assert calls[0] == first, calls
+
+
+def test_a_reading_queued_as_the_window_closes_is_skipped(held, monkeypatch):
+    """A poll queued as the close begins: the close's making safe is the rig's first call."""
+    holder, panel, gate, calls = held
+    panel.poll()
+    shutdown = holder.background.shutdown
+
+    def shutting(*args: Any, **kwargs: Any) -> bool:  # the close has begun: the call ends
+        gate.set()
+        return shutdown(*args, **kwargs)
+
+    monkeypatch.setattr(holder.background, "shutdown", shutting)
+    assert holder.close() == []
+    assert calls == ["made safe", "closed"], calls
+
+
+def test_a_slow_reading_is_not_run_in_a_waits_last_stretch(held, qtbot):
+    """Readings taking 0.3 s of the rig's clock: one queued at the wait's start runs in it,
+    one queued 0.2 s before its end waits for the wait's end (unfixed: it ran then and the
+    1 s wait lasted 1.1 s)."""
+    holder, _panel, gate, _calls = held
+    clock = holder.rig.clock
+    seen: list[tuple[str, float]] = []
+
+    def reading(between: bool) -> dict[str, object]:
+        clock.advance(SLOW_READING_S)
+        seen.append(("read between" if between else "read", clock.now()))
+        return {}
+
+    def read() -> None:
+        assert holder.read(reading, lambda _r: None, lambda _exc: None)
+
+    def between(left: float) -> None:
+        if left < 0.25 and len(seen) == 1:
+            read()
+            seen.append(("asked", clock.now()))
+        holder.read_between(clock, left)
+
+    def wait() -> None:
+        read()
+        wait_in_slices(clock, 1.0, between=between)
+        seen.append(("ended", clock.now()))
+
+    assert holder.call(wait)
+    gate.set()
+    qtbot.waitUntil(lambda: len(seen) == 4, timeout=WAIT_MS)
+    assert [what for what, _ in seen] == ["read between", "asked", "ended", "read"], seen
+    assert [at for _, at in seen] == pytest.approx([0.3, 0.8, 1.0, 1.3], abs=1e-9), seen
