@@ -34,7 +34,7 @@ from smm_daq.acquisition.recipe import (
     step_note,
 )
 from smm_daq.acquisition.recipe_continue import DONE, RESUME
-from smm_daq.cli.args import check_place, check_scratch_room
+from smm_daq.cli.args import check_scratch_room, session_file
 from smm_daq.cli.run_profile import named_profile, names_profile
 from smm_daq.errors import SmmError
 from smm_daq.instruments.profile import Profile
@@ -195,7 +195,9 @@ class RecipesView(QtWidgets.QWidget):
                 return recipe, SmmError("choose the session file on the Scan tab first"), note
             try:
                 check_scratch_room("the session file on the Scan tab", str(target))
-                check_place("the session file on the Scan tab", str(target))
+                # and not another program's file, as `smm-daq run --out` refuses it: else its
+                # steps before the first scan ramped and moved, and that scan was refused
+                session_file("the session file on the Scan tab", str(target))
                 return recipe, check_against_file(recipe, profile, target), note
             except SmmError as exc:
                 return recipe, exc, note

@@ -86,6 +86,30 @@ def test_a_recipe_into_such_a_file_is_refused_as_it_is_opened(window, qtbot, tmp
     assert not view.run_button.isEnabled()
 
 
+@pytest.mark.parametrize("kind", ["text", "foreign"])
+def test_a_recipe_into_a_file_that_is_no_session_file_is_refused_as_it_is_opened(
+        window, qtbot, tmp_path, kind):
+    """As `smm-daq run --out` refuses it: another program's HDF5 file was taken, the recipe
+    ran, its steps before the first scan ramped and moved, and that scan was refused."""
+    path = tmp_path / "notes.h5"
+    if kind == "text":
+        path.write_text("my notes\n", encoding="utf-8")
+    else:
+        with h5py.File(path, "w") as f:
+            f["x"] = 1.0  # another program's HDF5 file
+    before = path.read_bytes()
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(RECIPE, encoding="utf-8")
+    window.scan.file_edit.setText(str(path))
+    view = window.recipes
+
+    assert not recipe_opened(view, qtbot, recipe)
+    text = view.message.text()
+    assert str(path) in text, text
+    assert ("not an HDF5 file" if kind == "text" else "not an smm-daq session file") in text
+    assert not view.run_button.isEnabled() and path.read_bytes() == before
+
+
 def test_a_scan_not_started_does_not_say_its_file_has_new_entries(window, qtbot, tmp_path):
     """The refusal, now told as the scan's end ("not started"), wrote nothing: the status bar
     said '… has new entries: open … in the Session tab to see them' of the file refused,
