@@ -8,8 +8,9 @@ Without the warm-up, pytest's two workers each compile what their first files ne
 largest kernels in both at once (the cuboid model's block for the MMT tab's and the
 files-open-everywhere module's first inversion, the point-source corner kernels); a worker
 loads what the other has already written to numba's cache (`cache=True`), but not what it is
-still compiling. Here the halves are disjoint, so each kernel is compiled once and the
-workers load them all. With the cache already filled this only loads it (a few seconds).
+still compiling. Here the halves share only four small area-sensor kernels (about 1 s), so
+each kernel is compiled about once and the workers load them all. With the cache already
+filled this only loads it (a few seconds).
 A kernel left out is compiled by the first test that calls it, as before; so is every kernel
 of a half that failed (said on stderr; the exit status is 0, the tests report the error).
 """

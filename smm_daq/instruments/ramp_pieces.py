@@ -110,7 +110,7 @@ class _Told:
 
     def __init__(self, stop: Callable[[], bool]) -> None:
         self._stop = stop
-        self.ignored = False  # answered true (and the driver, returning, ramped on)
+        self.ignored = False  # answered true (and the driver returned: it may have ramped on)
 
     def __call__(self) -> bool:
         stopped = bool(self._stop())
