@@ -205,7 +205,9 @@ class RigHolder(QtCore.QObject):
         with self._holds_lock:
             self._holds.discard(key)
 
-    def _readings_held(self, between: bool) -> bool:
+    def readings_held(self, between: bool) -> bool:
+        """Whether a reading (run between a wait's slices: `between`) is to be skipped, or cut
+        short (`read`)."""
         with self._holds_lock:
             return self._closed or any(not (between and isinstance(key, _Queued))
                                        for key in self._holds)
@@ -221,12 +223,14 @@ class RigHolder(QtCore.QObject):
         (`read_between`), as `fn(True)`, rather than it waiting for the whole wait; in its own
         turn it is `fn(False)`. When its turn comes while a stop or a making safe asked for has
         not run yet (`hold_readings`), or once the holder is closing, it is skipped: nothing
-        asked of the instruments, `on_result(None)`. False (nothing run) if busy or closed."""
+        asked of the instruments, `on_result(None)`; `fn` asks `readings_held(between)`
+        between its instrument calls, and returns None once it is, asking nothing more. False
+        (nothing run) if busy or closed."""
         if self.rig is None or self.busy:
             return False
 
         def reading(between: bool) -> Callable[[], Any]:
-            return lambda: None if self._readings_held(between) else fn(between)
+            return lambda: None if self.readings_held(between) else fn(between)
 
         self.background.submit(reading(False), on_result, on_error, between=reading(True))
         return True

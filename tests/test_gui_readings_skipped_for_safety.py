@@ -164,3 +164,33 @@ def test_readings_run_in_a_wait_while_the_stages_stop_waits_behind_it(held, qtbo
     gate.set()
     qtbot.waitUntil(lambda: "stage.stop" in calls and not panel._polling, timeout=WAIT_MS)
     assert "stage.position" in calls[:calls.index("stage.stop")], calls
+
+
+def test_a_reading_under_way_asks_no_more_once_a_stop_is_asked(held, qtbot):
+    """A recipe's Stop asked for (its hold) while a reading runs between its wait's slices,
+    the reading's first query under way: the reading asks the instruments nothing more and
+    the making safe is the rig's next call (unfixed: the reading's other queries went first,
+    seconds on a slow bus with the field on, where the wait alone ends within a slice)."""
+    holder, panel, gate, calls = held
+    rig, clock = holder.rig, holder.rig.clock
+    asked, answered, stop = threading.Event(), threading.Event(), threading.Event()
+
+    def position() -> None:
+        calls.append("stage.position")
+        asked.set()
+        assert answered.wait(WAIT_MS / 1000)
+
+    def wait() -> None:
+        wait_in_slices(clock, 10.0, stop.is_set, lambda left: holder.read_between(clock, left))
+        rig.make_safe()
+
+    rig.stage.position = position
+    assert holder.call(wait)
+    panel.poll()
+    gate.set()
+    assert asked.wait(WAIT_MS / 1000)
+    holder.hold_readings(stop)  # the recipe's Stop
+    stop.set()
+    answered.set()
+    qtbot.waitUntil(lambda: "made safe" in calls and not panel._polling, timeout=WAIT_MS)
+    assert calls == ["stage.position", "made safe"], calls
