@@ -126,7 +126,8 @@ class _SeriesSpinBox(ClampingSpinBox):
             self.setValue(below[-min(-steps, len(below))])
 
 
-def polled_readings(rig: Any, between: bool) -> dict[str, Any]:
+def polled_readings(rig: Any, between: bool,
+                    held: Callable[[], bool] = lambda: False) -> dict[str, Any] | None:
     """A poll's readings (`read_all`), in the rig's thread. In its own turn a simulated rig's
     virtual clock first moves on by the poll interval: the time between polls, which nothing
     else waits out while the window is idle. Not when run between a recipe's wait's slices
@@ -134,11 +135,13 @@ def polled_readings(rig: Any, between: bool) -> dict[str, Any]:
     clock, no more."""
     if not between and isinstance(rig.clock, VirtualClock):
         rig.clock.advance(POLL_MS / 1000)
-    return read_all(rig)
+    return read_all(rig, held=held)
 
 
-def read_all(rig: Any) -> dict[str, Any]:
-    """Every reading the panel shows; one failing instrument does not hide the others."""
+def read_all(rig: Any, *, held: Callable[[], bool] = lambda: False) -> dict[str, Any] | None:
+    """Every reading the panel shows; one failing instrument does not hide the others. None
+    once `held()` (a stop or a making safe asked for meanwhile, `RigHolder.readings_held`):
+    the instruments asked nothing more, so that it goes next."""
     readings: dict[str, Any] = {}
     calls = {
         "position": lambda: rig.stage.position(),
@@ -154,6 +157,8 @@ def read_all(rig: Any) -> dict[str, Any]:
     if rig.fluxgate is not None:
         calls["fluxgate"] = lambda: rig.fluxgate.read_field()
     for key, call in calls.items():
+        if held():
+            return None
         try:
             readings[key] = call()
         except Exception as exc:  # shown in place of the reading
@@ -576,7 +581,9 @@ class InstrumentsPanel(QtWidgets.QWidget):
         if self._polling:
             return
         rig, asked = self.holder.rig, self._moves_asked
-        if self.holder.read(lambda between: polled_readings(rig, between),
+        holder = self.holder
+        if holder.read(lambda between: polled_readings(rig, between,
+                                                       lambda: holder.readings_held(between)),
                             lambda r: self._polled(rig, r, asked),
                             lambda exc: self._polled(rig, exc, asked)):
             self._polling = True

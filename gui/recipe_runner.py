@@ -324,6 +324,7 @@ class RecipeRunner(QtCore.QObject):
 
         def done(ok: bool, message: str) -> None:
             self.running = False
+            self.holder.release_readings(self)  # that of a Stop pressed since the making safe
             self.holder.set_recipe_running(False)
             self.finished.emit(ok, message)
 
@@ -336,5 +337,4 @@ class RecipeRunner(QtCore.QObject):
             lambda exc: done(False, f"{message}; making the rig safe failed: {exc}"),
             key=self,  # the hold a Stop or a step's failure asked for ends with it
         ):
-            self.holder.release_readings(self)
             done(ok, message)

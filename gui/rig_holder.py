@@ -178,8 +178,9 @@ class RigHolder(QtCore.QObject):
     ) -> bool:
         """`call` for a stop or a making safe: the readings queued before it are skipped as
         their turn comes, until it has run. `key`: a hold asked for before (`hold_readings`),
-        released too once `fn` has run."""
-        key = object() if key is None else key
+        released too once `fn` has run. Without one, the readings run between the slices of
+        a wait in hand still run: `fn` is queued behind that wait, which they do not delay."""
+        key = _Queued() if key is None else key
         self.hold_readings(key)
 
         def job() -> Any:
@@ -204,9 +205,12 @@ class RigHolder(QtCore.QObject):
         with self._holds_lock:
             self._holds.discard(key)
 
-    def _readings_held(self) -> bool:
+    def readings_held(self, between: bool) -> bool:
+        """Whether a reading (run between a wait's slices: `between`) is to be skipped, or cut
+        short (`read`)."""
         with self._holds_lock:
-            return self._closed or bool(self._holds)
+            return self._closed or any(not (between and isinstance(key, _Queued))
+                                       for key in self._holds)
 
     def read(
         self,
@@ -219,12 +223,14 @@ class RigHolder(QtCore.QObject):
         (`read_between`), as `fn(True)`, rather than it waiting for the whole wait; in its own
         turn it is `fn(False)`. When its turn comes while a stop or a making safe asked for has
         not run yet (`hold_readings`), or once the holder is closing, it is skipped: nothing
-        asked of the instruments, `on_result(None)`. False (nothing run) if busy or closed."""
+        asked of the instruments, `on_result(None)`; `fn` asks `readings_held(between)`
+        between its instrument calls, and returns None once it is, asking nothing more. False
+        (nothing run) if busy or closed."""
         if self.rig is None or self.busy:
             return False
 
         def reading(between: bool) -> Callable[[], Any]:
-            return lambda: None if self._readings_held() else fn(between)
+            return lambda: None if self.readings_held(between) else fn(between)
 
         self.background.submit(reading(False), on_result, on_error, between=reading(True))
         return True
@@ -305,6 +311,10 @@ class RigHolder(QtCore.QObject):
         rig safe may take (`safe_close.safe_wait_s` of the rig it opens)."""
         scale = (self.time_scale or 0.0) if self.profile.simulated else 0.0
         return safe_close.wait_s(self.profile, scale)
+
+
+class _Queued:
+    """The hold of a `call_first` given no key: its call is on its way in the rig's queue."""
 
 
 def _fail_stopped(rig: Any, profile: Profile) -> None:

@@ -590,10 +590,10 @@ def test_readings_stay_greyed_after_a_scan_until_read_again(window, qtbot, monke
     asked, answer = threading.Event(), threading.Event()
     read_all = instruments_panel.read_all
 
-    def slow(rig):
+    def slow(rig, **kwargs):
         asked.set()
         assert answer.wait(wait_ms / 1000)
-        return read_all(rig)
+        return read_all(rig, **kwargs)
 
     plan = ScanPlan.from_center("old", (12.5e-3, 12.5e-3), (9 * 20e-6, 9 * 20e-6), 20e-6,
                                 settle_tau=1.0)

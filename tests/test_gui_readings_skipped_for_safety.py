@@ -6,11 +6,14 @@ past its end on the rig's clock. On a stand-in rig whose instruments note each c
 from __future__ import annotations
 
 import threading
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from gui.instruments_panel import InstrumentsPanel
+from gui.recipe_runner import RecipeRunner
 from gui.rig_holder import RigHolder
 from smm_daq.acquisition.recipe import wait_in_slices
 from smm_daq.clock import VirtualClock
@@ -124,3 +127,70 @@ def test_a_slow_reading_is_not_run_in_a_waits_last_stretch(held, qtbot):
     qtbot.waitUntil(lambda: len(seen) == 4, timeout=WAIT_MS)
     assert [what for what, _ in seen] == ["read between", "asked", "ended", "read"], seen
     assert [at for _, at in seen] == pytest.approx([0.3, 0.8, 1.0, 1.3], abs=1e-9), seen
+
+
+def test_readings_resume_after_a_stop_pressed_as_a_recipe_ends(held, qtbot):
+    """The recipe's Stop pressed once its making safe has run in the rig's thread but before
+    the window has taken its end: the readings go on after the recipe (unfixed: the Stop's
+    hold was never released, every later poll skipped and the readouts frozen for good)."""
+    holder, panel, gate, calls = held
+    gate.set()
+    scan_tab = SimpleNamespace(live=SimpleNamespace(running=False))
+    runner = RecipeRunner(SimpleNamespace(steps=[]), Path("r.h5"), holder, scan_tab,
+                          lambda _message: True)
+    runner.running = True
+    runner._end(True, "all steps done")
+    made_safe = threading.Event()
+    holder.background.submit(made_safe.set)  # its turn comes after the making safe's
+    assert made_safe.wait(WAIT_MS / 1000)
+    runner.stop()  # its end not delivered yet: the recipe still runs
+    qtbot.waitUntil(lambda: not runner.running, timeout=WAIT_MS)
+    panel.poll()
+    qtbot.waitUntil(lambda: not panel._polling, timeout=WAIT_MS)
+    assert "stage.position" in calls, calls
+
+
+def test_readings_run_in_a_wait_while_the_stages_stop_waits_behind_it(held, qtbot):
+    """The Instruments tab's Stop pressed during a recipe's wait (queued behind it in the
+    rig's thread): the readings still run between the wait's slices, which the Stop waits
+    for anyway (unfixed: all were skipped until the wait's end, the readouts frozen for it);
+    the stop is the rig's next call once the wait has ended."""
+    holder, panel, gate, calls = held
+    clock = holder.rig.clock
+    assert holder.call(lambda: wait_in_slices(
+        clock, 10.0, between=lambda left: holder.read_between(clock, left)))
+    panel.stop_stage()
+    panel.poll()  # the poll timer's, queued behind the stop
+    gate.set()
+    qtbot.waitUntil(lambda: "stage.stop" in calls and not panel._polling, timeout=WAIT_MS)
+    assert "stage.position" in calls[:calls.index("stage.stop")], calls
+
+
+def test_a_reading_under_way_asks_no_more_once_a_stop_is_asked(held, qtbot):
+    """A recipe's Stop asked for (its hold) while a reading runs between its wait's slices,
+    the reading's first query under way: the reading asks the instruments nothing more and
+    the making safe is the rig's next call (unfixed: the reading's other queries went first,
+    seconds on a slow bus with the field on, where the wait alone ends within a slice)."""
+    holder, panel, gate, calls = held
+    rig, clock = holder.rig, holder.rig.clock
+    asked, answered, stop = threading.Event(), threading.Event(), threading.Event()
+
+    def position() -> None:
+        calls.append("stage.position")
+        asked.set()
+        assert answered.wait(WAIT_MS / 1000)
+
+    def wait() -> None:
+        wait_in_slices(clock, 10.0, stop.is_set, lambda left: holder.read_between(clock, left))
+        rig.make_safe()
+
+    rig.stage.position = position
+    assert holder.call(wait)
+    panel.poll()
+    gate.set()
+    assert asked.wait(WAIT_MS / 1000)
+    holder.hold_readings(stop)  # the recipe's Stop
+    stop.set()
+    answered.set()
+    qtbot.waitUntil(lambda: "made safe" in calls and not panel._polling, timeout=WAIT_MS)
+    assert calls == ["stage.position", "made safe"], calls

@@ -70,9 +70,9 @@ def test_stop_during_a_recipes_wait_makes_the_rig_safe_within_a_slice(
         assert stopped.wait(WAIT_MS / 1000)
         sleep(now + seconds - clock.now())
 
-    def read_all_noted(polled_rig: object) -> dict[str, object]:  # in the rig's thread
-        calls.append("read")
-        return read_all(polled_rig)
+    def read_all_noted(polled_rig: object, **kwargs: object) -> dict[str, object] | None:
+        calls.append("read")  # in the rig's thread
+        return read_all(polled_rig, **kwargs)
 
     def make_safe_noted() -> list[str]:
         calls.append("made safe")
@@ -152,10 +152,10 @@ def test_readouts_stay_live_during_a_recipes_wait_which_keeps_its_length(
                 held.append(shown.wait(WAIT_MS / 1000))
         sleep(seconds)
 
-    def read_all_noted(polled_rig: object) -> dict[str, object]:
+    def read_all_noted(polled_rig: object, **kwargs: object) -> dict[str, object] | None:
         then = clock.now()
         try:
-            return read_all(polled_rig)
+            return read_all(polled_rig, **kwargs)
         finally:
             if len(span) == 1:
                 read_in_wait.append(clock.now() - then)

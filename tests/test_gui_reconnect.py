@@ -143,7 +143,7 @@ def test_a_poll_of_the_rig_before_failing_mid_connect_leaves_the_connects_note(
     panel.timer.stop()
     qtbot.waitUntil(lambda: holder.background.pending == 0, timeout=WAIT_MS)
 
-    def lost(_rig):
+    def lost(_rig, **_kwargs):
         raise InstrumentLost("lockin: no reply")
 
     read = Held(instruments_panel.read_all, then=lost)
