@@ -32,6 +32,14 @@ Beyond the map core of `smm_daq.storage.nexus`, a scan entry holds:
               time_offset is the wall-clock time since the scan's start, but never less than
               a time already stored, fly_streams' included (a wall clock set back, a
               simulation faster than real time), so time only increases
+              program_version (n,) the smm-daq version that ran it (the start's is the
+              entry's program_name version; a resume's may be newer); noise_seed (n,),
+              noise_measurement (n,): a simulated run's noise base (its noise seed, or the
+              fresh entropy drawn in its place) and its measurement's number on its
+              connection (-1, -1: no simulated noise, or not begun), so that the base given
+              back as [simulation] noise_seed draws that run's noise again
+              (`simulators.noise_seeds`). Entries of earlier versions have none of the three,
+              and runs resumed into them record none
       instrument/sensor      sensitivity (V/T), offset (V), channel
       instrument/field_check NXsensor: value (3,) T measured at the start of the latest run
                              (fluxgate, or the coils' read-back); the requested field is
@@ -67,6 +75,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from smm_daq import PROGRAM_NAME, __version__
 from smm_daq.errors import InputError, StorageError
 from smm_daq.instruments.profile import Profile
 from smm_daq.shell_words import command_line, resume_command
@@ -615,6 +624,17 @@ class ScanEntryWriter:
             g["end_time"][()] = now_iso()  # where an interrupted scan ended
         self.line_done[iy] = True
 
+    def set_noise(self, base: int, measurement: int) -> None:
+        """Record where this run's simulated noise came from (`runs/noise_seed`,
+        `runs/noise_measurement`), where the entry has room for it (earlier versions: none)."""
+        with self._writing() as f:
+            runs = f[self.name].get("runs")
+            if (isinstance(runs, h5py.Group) and "noise_seed" in runs
+                    and self.time_shift is not None):
+                row = int(runs["run"].shape[0]) - 1  # this run's, the last added
+                runs["noise_seed"][row] = base
+                runs["noise_measurement"][row] = measurement
+
     def add_duration(self, seconds: float) -> None:
         """Add rig-clock seconds spent scanning (files of earlier versions have no record)."""
         with self._writing() as f:
@@ -679,9 +699,12 @@ def _layout_field_log(check: h5py.Group, start: str) -> None:
 
 # what taking over a scan to resume it rewrites (`reopen`), and the logs a new run grows
 _TAKEOVER_TEXTS = ("writer", "status", "state", "message")
+_RUN_COLUMNS = ("run", "start_time", "start_epoch", "time_offset")
+# columns of `runs` that entries of earlier versions lack, their values as a run begins
+_RUN_EXTRAS = {"program_version": __version__.encode()[:64], "noise_seed": -1,
+               "noise_measurement": -1}
 _RUN_LOGS = tuple(f"instrument/field_check/value_log/{key}" for key in ("run", "value", "time")
-                  ) + tuple(f"runs/{key}" for key in ("run", "start_time", "start_epoch",
-                                                      "time_offset"))
+                  ) + tuple(f"runs/{key}" for key in (*_RUN_COLUMNS, *_RUN_EXTRAS))
 
 
 def _taken_over(f: h5py.File, p: Path, name: str) -> h5py.Group:
@@ -782,6 +805,13 @@ def _layout_runs(entry: h5py.Group, start: str, epoch: float, offset: float) -> 
         ("start_epoch", "f8", np.nan, "s",
          "the run's start in seconds since 1970-01-01T00:00:00Z (wall clock)"),
         ("time_offset", "f8", np.nan, "s", "the run's start on data/time's clock (s)"),
+        ("program_version", FIXED_TEXT, b"", None, f"the {PROGRAM_NAME} version that ran it"),
+        ("noise_seed", "i8", -1, None,
+         "a simulated run's noise base: given back as [simulation] noise_seed, it draws the "
+         "run's noise again; -1 none"),
+        ("noise_measurement", "i4", -1, None,
+         "the simulated run's measurement number on its connection (1: its first, what a "
+         "command's run is; k: after k - 1 others on the same connection); -1 none"),
     ):
         ds = runs.create_dataset(key, shape=(1,), maxshape=(None,), dtype=dtype, chunks=(16,),
                                  fillvalue=fill)
@@ -798,6 +828,7 @@ def _layout_runs(entry: h5py.Group, start: str, epoch: float, offset: float) -> 
     runs["start_time"][0] = start.encode()
     runs["start_epoch"][0] = epoch
     runs["time_offset"][0] = offset
+    runs["program_version"][0] = _RUN_EXTRAS["program_version"]
 
 
 def _add_run_start(entry: h5py.Group, run: int | None, epoch: float) -> float | None:
@@ -813,8 +844,11 @@ def _add_run_start(entry: h5py.Group, run: int | None, epoch: float) -> float | 
                               [0.0]])
     origin = float(runs["start_epoch"][0]) - float(runs["time_offset"][0])
     offset = max(epoch - origin if np.isfinite(origin) else 0.0, float(np.nanmax(earlier)))
-    for key in ("run", "start_time", "start_epoch", "time_offset"):
+    extras = {k: v for k, v in _RUN_EXTRAS.items() if k in runs}  # earlier versions: none
+    for key in (*_RUN_COLUMNS, *extras):
         runs[key].resize(row + 1, axis=0)
+    for key, value in extras.items():
+        runs[key][row] = value
     runs["run"][row] = row if run is None else run
     runs["start_time"][row] = _iso(epoch).encode()
     runs["start_epoch"][row] = epoch
