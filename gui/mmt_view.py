@@ -47,7 +47,7 @@ from gui.grain_registration import RegistrationGroup, describe_registration
 from gui.grain_table import GrainFilter, GrainTableModel
 from gui.map_geometry import pixel_rect
 from gui.map_view import MapView
-from gui.number_boxes import ClampingSpinBox, CountBox
+from gui.number_boxes import ClampingSpinBox, CountBox, TrimmedSpinBox
 from gui.stereonet import Stereonet
 from smm_daq.analysis.forward import cuboid_bz
 from smm_daq.analysis.mmt.formats.grains import GRAIN_FORMATS, POINT_FORMATS
@@ -97,6 +97,8 @@ GRAIN_VIEW_TITLE = "fitted field: select a grain"
 # grains read each cell many times
 ROWS_SIZED = 100
 SSR_DECIMALS = 6
+# σ in µT to 1 pT: below any real sensor's noise, so that no σ typed becomes 0 ("from residual")
+SIGMA_DECIMALS = 6
 MODELS = ("auto", "cuboid", "dipole", "quadrupole", "octupole")
 DEVICES = ("auto", "cpu", "gpu")
 MERGE_STEPS = 1000  # the bar's steps over the share of the streams' merge done
@@ -352,9 +354,9 @@ class MMTView(QtWidgets.QWidget):
             "pixels in µm where x and y steps differ), in light tones: paint the bad pixels "
             "black in an image editor, save it, and give it as the mask")
         self.template_button.clicked.connect(self._choose_templates)
-        self.sigma = ClampingSpinBox()
+        self.sigma = TrimmedSpinBox()
         self.sigma.setRange(0.0, 1e6)
-        self.sigma.setDecimals(4)
+        self.sigma.setDecimals(SIGMA_DECIMALS)
         self.sigma.setSuffix(" µT")
         self.sigma.setSpecialValueText("from residual")
         self.sigma.setToolTip("noise SD of one pixel; 0: estimated from the residual")
@@ -797,7 +799,7 @@ class MMTView(QtWidgets.QWidget):
             return False
         path, fmt = self.path, self.grain_format.currentText()
         # σ in nT as the recorded command gives it, so that it makes the same run
-        sigma_nT = round(self.sigma.value() * UT / NT, 1)
+        sigma_nT = round(self.sigma.value() * UT / NT, SIGMA_DECIMALS - 3)
         sigma = sigma_nT * NT or None
         model_choice, device = self.model.currentText(), self.device.currentText()
         model_given = self.model_given()

@@ -58,8 +58,21 @@ class ClampingSpinBox(QtWidgets.QDoubleSpinBox):
         """How a value is typed, for a message."""
         return "2.5 or 2,5"
 
+    def _read_as_special(self, number: float | None) -> bool:
+        """Whether `number`, typed, is not the box's minimum yet rounds to it at the box's
+        decimals, where the minimum means something else (its special text: a σ of 0 is
+        "from residual"): taken, it would change what the run does without a word."""
+        return (number is not None and bool(self.specialValueText())
+                and number != self.minimum()
+                and round(number, self.decimals()) == self.minimum())
+
     def refusal(self, text: str) -> str:
         """Why `text`, told by `refused`, was not taken, and what the box holds still."""
+        if self._read_as_special(self._number(text)):
+            finest = f"{10.0 ** -self.decimals():.{self.decimals()}f}{self.suffix()}"
+            return (f"'{text}' is finer than this box's {finest} and would read as "
+                    f"'{self.specialValueText()}': type {self.say(self.minimum())} for that, or "
+                    f"at least {finest}; still {self.say(self.value())}")
         mark, group = (",", ".") if self._decimal_comma() else (".", ",")
         return (f"'{text}' is not taken (type e.g. {self.examples()}"
                 + (f"; 1{group}000 could be a thousand or 1: type 1000 or 1{mark}0"
@@ -77,7 +90,8 @@ class ClampingSpinBox(QtWidgets.QDoubleSpinBox):
         decimal comma as a thousands separator (2,5 was 25)."""
         number = self._number(text or "")
         slack = 1e-9 * max(abs(self.minimum()), abs(self.maximum()))
-        ok = number is not None and self.minimum() - slack <= number <= self.maximum() + slack
+        ok = (number is not None and self.minimum() - slack <= number <= self.maximum() + slack
+              and not self._read_as_special(number))
         return (QtGui.QValidator.State.Acceptable if ok
                 else QtGui.QValidator.State.Intermediate), text or "", pos
 
@@ -87,7 +101,7 @@ class ClampingSpinBox(QtWidgets.QDoubleSpinBox):
 
     def fixup(self, text: str | None) -> str:
         typed = self._number(text or "")
-        if typed is None:  # the value stays as it was, and the box says why
+        if typed is None or self._read_as_special(typed):  # the value stays, the box says why
             if _without_unit(text or "", self.suffix()):
                 self._refusing = True
                 self.refused.emit((text or "").strip())
@@ -103,6 +117,15 @@ class ClampingSpinBox(QtWidgets.QDoubleSpinBox):
         if event is not None and event.key() in (QtCore.Qt.Key.Key_Return,
                                                  QtCore.Qt.Key.Key_Enter) and not self._refusing:
             self.returnPressed.emit()  # not for a typo refused: no move or field from it
+
+
+class TrimmedSpinBox(ClampingSpinBox):
+    """Shows its value without trailing zeros (2.5, not 2.500000), to all its decimals."""
+
+    def textFromValue(self, value: float) -> str:
+        text = super().textFromValue(value)
+        point = self.locale().decimalPoint()
+        return text.rstrip("0").rstrip(point) if point in text else text
 
 
 class CountBox(QtWidgets.QSpinBox):

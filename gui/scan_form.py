@@ -14,7 +14,7 @@ from typing import Any
 from PyQt6 import QtCore, QtWidgets
 
 from gui.map_geometry import grid_from_rectangle
-from gui.number_boxes import ClampingSpinBox, CountBox
+from gui.number_boxes import ClampingSpinBox, CountBox, TrimmedSpinBox
 from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.acquisition.plan import DEFAULT_SETTLE_TAU, RASTERS, ScanPlan, size_note
 from smm_daq.errors import InputError
@@ -73,15 +73,6 @@ def format_duration(seconds: float) -> str:
     if minutes:
         return f"{minutes} min {secs:02d} s"
     return f"{secs} s"
-
-
-class _TrimmedSpinBox(ClampingSpinBox):
-    """Shows its value without trailing zeros (2.5, not 2.500000), to all its decimals."""
-
-    def textFromValue(self, value: float) -> str:
-        text = super().textFromValue(value)
-        point = self.locale().decimalPoint()
-        return text.rstrip("0").rstrip(point) if point in text else text
 
 
 class ScanForm(QtWidgets.QWidget):
@@ -172,7 +163,7 @@ class ScanForm(QtWidgets.QWidget):
     # --- construction helpers ------------------------------------------------------------
     def _spin(self, lo: float, hi: float, value: float, suffix: str, decimals: int = 3
               ) -> QtWidgets.QDoubleSpinBox:
-        box = _TrimmedSpinBox()
+        box = TrimmedSpinBox()
         box.setRange(lo, hi)
         box.setDecimals(decimals)
         box.setSuffix(suffix)

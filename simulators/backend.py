@@ -56,7 +56,7 @@ from simulators.emulator import Emulator, EmulatorTransport, Faults
 from simulators.kepco_emulator import KepcoBOPEmulator
 from simulators.kepco_emulator import rating as supply_rating
 from simulators.lockin_emulator import SRSLockInEmulator
-from simulators.noise_seeds import NoiseSeeds
+from simulators.noise_seeds import NoiseKey, NoiseSeeds
 from simulators.pi_emulator import CONTROLLERS, Controller, PIGCSEmulator
 from simulators.sample import VirtualSample
 from simulators.sensor_model import FluxgateModel, MTJSensor, enbw
@@ -348,16 +348,18 @@ class SimulatedBackend:
         self._endpoints = {a: WorldSynced(e, self.world, a) for a, e in self.emulators.items()}
         self.faults = {a: Faults(disconnected=a in options.disconnected) for a in self.emulators}
 
-    def begin_measurement(self, name: str, run: int | None) -> None:
+    def begin_measurement(self, name: str, run: int | None) -> NoiseKey:
         """Draw the noise of the measurement of entry `name`, run `run`, afresh (see
-        `simulators.noise_seeds`): a repeated scan repeats the field, never the noise."""
-        world_rng, lockin_rng, dmm_rng = self.noise.measurement(name, run)
+        `simulators.noise_seeds`): a repeated scan repeats the field, never the noise. Returns
+        where it came from, for the entry to record."""
+        key, (world_rng, lockin_rng, dmm_rng) = self.noise.measurement(name, run)
         with self.world.lock:
             self.world.sync()  # the noise up to now is the last measurement's
             self.world.rng = world_rng
             self.lockin.rng = lockin_rng
             if self._dmm is not None:
                 self._dmm.rng = dmm_rng
+        return key
 
     def _sensor(self, options: SimulationOptions) -> MTJSensor:
         p = self.profile

@@ -11,6 +11,11 @@ entry name, its run (0 the start, k the k-th resume) and how many measurements t
 connection began before it. With a noise seed, the same
 commands in the same order therefore give the same numbers, while two scans of the same area
 under different names, in one session or in two, still differ.
+
+Fresh entropy is a whole number a noise seed may be, and each scan records its run's base and
+measurement number (`NoiseKey`, in the entry's `runs`): given back as `noise_seed`, the base
+reproduces a run that was its connection's first measurement (every `smm-daq scan` and
+`resume`); a later one, after the same measurements before it on one connection.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import secrets
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,9 +36,19 @@ _MAX = 2**63 - 1
 _DIGITS = re.compile("[0-9]+")
 
 
+class NoiseKey(NamedTuple):
+    """Where a measurement's noise came from: the connection's base (its noise seed, or the
+    fresh entropy drawn in its place) and the measurement's number on that connection (1 its
+    first)."""
+
+    base: int
+    measurement: int
+
+
 def fresh_entropy() -> int:
-    """128 bits from the operating system, as NumPy draws them for an unseeded generator."""
-    return int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
+    """63 bits from the operating system: a value `[simulation] noise_seed` takes, so that a
+    scan's recorded base, given back, draws its noise again."""
+    return secrets.randbits(63)
 
 
 def base_entropy(noise_seed: int | None) -> int:
@@ -70,11 +87,13 @@ class NoiseSeeds:
         """The generators of the connection, before any measurement."""
         return self._draw([0])
 
-    def measurement(self, name: str, run: int | None) -> list[np.random.Generator]:
+    def measurement(self, name: str, run: int | None
+                    ) -> tuple[NoiseKey, list[np.random.Generator]]:
         """The generators of the next measurement: entry `name`, its run (None: an entry of
-        an earlier version, which logs no runs)."""
+        an earlier version, which logs no runs), and the key they came from."""
         self.begun += 1
-        return self._draw([self.begun, 0 if run is None else run + 1, *_name_key(name)])
+        return (NoiseKey(self.base, self.begun),
+                self._draw([self.begun, 0 if run is None else run + 1, *_name_key(name)]))
 
     def _draw(self, key: list[int]) -> list[np.random.Generator]:
         seq = np.random.SeedSequence(self.base, spawn_key=tuple(key))

@@ -569,7 +569,9 @@ class Sequencer(FlyScan):
     def _execute(self) -> None:
         rig = self.rig
         assert self._writer is not None
-        rig.begin_measurement(self.entry, self._writer.run)
+        noise = rig.begin_measurement(self.entry, self._writer.run)
+        if noise is not None:  # a simulated rig's: recorded, so that it can be drawn again
+            self._writer.set_noise(*noise)
         self._time_mark = rig.clock.now()  # the duration counts the field's ramp too
         self._tau = self._call(rig.lockin.time_constant)
         self._reference = self._call(rig.lockin.reference)

@@ -193,11 +193,14 @@ class Rig:
         with self._safing, _making_safe(self.profile, self.clock):
             return _make_safe(self.profile, self.stage, self.coils)
 
-    def begin_measurement(self, name: str, run: int | None) -> None:
+    def begin_measurement(self, name: str, run: int | None) -> tuple[int, int] | None:
         """A measurement (entry `name`, its run: 0 the start, k the k-th resume) begins: a
-        simulated rig draws its noise afresh for it; a real one has nothing to do."""
-        if self.backend is not None:
-            self.backend.begin_measurement(name, run)
+        simulated rig draws its noise afresh for it and returns where from (its noise base
+        and the measurement's number on the connection); a real one has nothing to do."""
+        if self.backend is None:
+            return None
+        base, measurement = self.backend.begin_measurement(name, run)
+        return int(base), int(measurement)
 
     def zero_coils(self) -> None:
         """Ramp the coils to the profile's safe state (`FieldSource.zero`) by the bounded

@@ -83,7 +83,8 @@ def flown_summary(entry: h5py.Group) -> str:
 
 def provenance_summary(entry: h5py.Group) -> str:
     """"smm-daq 1.2, profile 'smm-daq simulator' (simulator.toml), recipe 'Remanent and
-    induced maps' (its text stored)": the program and version that wrote the entry, the
+    induced maps' (its text stored)": the program and version that wrote the entry (and
+    ", resumed by smm-daq 1.3" where a later version resumed a scan), the
     profile a scan stored (its `[rig] name` and file), the recipe a scan or subtraction
     stored (its `[recipe] title`, or "untitled"); each left out where the entry records none
     or one this cannot read."""
@@ -106,7 +107,26 @@ def _program(entry: h5py.Group) -> str:
             return ""
     except _UNREADABLE:
         return ""
-    return _shown(f"{name} {version}".strip(), quoted=False) if name else ""
+    if not name:
+        return ""
+    return _shown(f"{name} {version}".strip(), quoted=False) + _resumed_by(entry, name, version)
+
+
+def _resumed_by(entry: h5py.Group, name: str, version: str) -> str:
+    """", resumed by smm-daq 1.3" where a scan's later runs (`runs/program_version`) were
+    run by other versions than the one that began it, each named once in order; "" where
+    none was, or the entry records none (an earlier version's) or one this cannot read."""
+    try:
+        node = entry.get("runs/program_version")
+        if not (isinstance(node, h5py.Dataset) and node.ndim == 1
+                and h5py.check_string_dtype(node.dtype) is not None):
+            return ""
+        later = dict.fromkeys(text(v) for v in node[1:])
+    except _UNREADABLE:
+        return ""
+    others = [v for v in later if v and v != version]
+    return (", resumed by " + " and ".join(_shown(f"{name} {v}", quoted=False) for v in others)
+            if others else "")
 
 
 def _profile(entry: h5py.Group) -> str:

@@ -32,6 +32,15 @@ Beyond the map core of `smm_daq.storage.nexus`, a scan entry holds:
               time_offset is the wall-clock time since the scan's start, but never less than
               a time already stored, fly_streams' included (a wall clock set back, a
               simulation faster than real time), so time only increases
+              program_version (n,) the smm-daq version that ran it (the start's is the
+              entry's program_name version; a resume's may be newer); noise_seed (n,),
+              noise_measurement (n,): a simulated run's noise base (its noise seed, or the
+              fresh entropy drawn in its place) and its measurement's number on its
+              connection (-1, -1: no simulated noise, or not begun), so that the base given
+              back as [simulation] noise_seed draws that run's noise again
+              (`simulators.noise_seeds`). Entries of earlier versions have none of the three
+              until their first resume by this one adds them ("" and -1 for their earlier
+              runs: not recorded)
       instrument/sensor      sensitivity (V/T), offset (V), channel
       instrument/field_check NXsensor: value (3,) T measured at the start of the latest run
                              (fluxgate, or the coils' read-back); the requested field is
@@ -67,6 +76,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from smm_daq import PROGRAM_NAME, __version__
 from smm_daq.errors import InputError, StorageError
 from smm_daq.instruments.profile import Profile
 from smm_daq.shell_words import command_line, resume_command
@@ -502,16 +512,21 @@ class ScanEntryWriter:
         new run starting now, when the rig clock reads `rig_start`."""
         p = Path(path)
         require_swmr_format(p)
-        def read(f: h5py.File) -> tuple[list[str], np.ndarray | None, bool]:
+        def read(f: h5py.File) -> tuple[list[str], np.ndarray | None, bool, list[str]]:
             taken = _taken_over(f, p, name)
-            return _fixed_run_logs(taken), _stored_lines_check(taken), token_of(f) is None
+            return (_fixed_run_logs(taken), _stored_lines_check(taken), token_of(f) is None,
+                    _missing_run_columns(taken))
 
-        fixed, stored_check, tokenless = read_whole(p, read)
+        fixed, stored_check, tokenless, missing = read_whole(p, read)
         if fixed:  # as a repair by an earlier release left them: made extendable, whole
             make_extendable(p, fixed)  # (which gives the copy a token)
-        elif tokenless:  # an earlier release's file: given one first, outside SWMR mode
-            with writing(p, create=False) as f:  # (an SWMR writer adds no attribute)
-                ensure_token(f)
+        if missing or (tokenless and not fixed):  # outside SWMR mode, which adds nothing:
+            with writing(p, create=False) as f:  # an earlier release's file's token, and
+                ensure_token(f)  # the columns of `runs` it lacks, unknown for its runs
+                _check_growable(f[name], f"{p}, entry '{name}'")  # refused: nothing added
+                runs = f[name]["runs"]
+                for key in _missing_run_columns(f[name]):
+                    _run_column(runs, key, int(runs["run"].shape[0]))
         with writing(p, create=False, swmr=True) as f:
             where = f"{p}, entry '{name}'"
             g = _taken_over(f, p, name)
@@ -615,6 +630,17 @@ class ScanEntryWriter:
             g["end_time"][()] = now_iso()  # where an interrupted scan ended
         self.line_done[iy] = True
 
+    def set_noise(self, base: int, measurement: int) -> None:
+        """Record where this run's simulated noise came from (`runs/noise_seed`,
+        `runs/noise_measurement`), where the entry has room for it (earlier versions: none)."""
+        with self._writing() as f:
+            runs = f[self.name].get("runs")
+            if (isinstance(runs, h5py.Group) and "noise_seed" in runs
+                    and self.time_shift is not None):
+                row = int(runs["run"].shape[0]) - 1  # this run's, the last added
+                runs["noise_seed"][row] = base
+                runs["noise_measurement"][row] = measurement
+
     def add_duration(self, seconds: float) -> None:
         """Add rig-clock seconds spent scanning (files of earlier versions have no record)."""
         with self._writing() as f:
@@ -679,9 +705,12 @@ def _layout_field_log(check: h5py.Group, start: str) -> None:
 
 # what taking over a scan to resume it rewrites (`reopen`), and the logs a new run grows
 _TAKEOVER_TEXTS = ("writer", "status", "state", "message")
+_RUN_COLUMNS = ("run", "start_time", "start_epoch", "time_offset")
+# columns of `runs` that entries of earlier versions lack, their values as a run begins
+_RUN_EXTRAS = {"program_version": __version__.encode()[:64], "noise_seed": -1,
+               "noise_measurement": -1}
 _RUN_LOGS = tuple(f"instrument/field_check/value_log/{key}" for key in ("run", "value", "time")
-                  ) + tuple(f"runs/{key}" for key in ("run", "start_time", "start_epoch",
-                                                      "time_offset"))
+                  ) + tuple(f"runs/{key}" for key in (*_RUN_COLUMNS, *_RUN_EXTRAS))
 
 
 def _taken_over(f: h5py.File, p: Path, name: str) -> h5py.Group:
@@ -772,22 +801,40 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).astimezone().isoformat(timespec="seconds")
 
 
+# each column of `runs`: dtype, fill value, units, long_name
+_RUN_SPECS: dict[str, tuple[Any, Any, str | None, str]] = {
+    "run": ("i4", -1, None, "run of the scan: 0 its start, k its k-th resume"),
+    "start_time": (FIXED_TEXT, b"", None, "the run's start (ISO 8601, wall clock)"),
+    "start_epoch": ("f8", np.nan, "s",
+                    "the run's start in seconds since 1970-01-01T00:00:00Z (wall clock)"),
+    "time_offset": ("f8", np.nan, "s", "the run's start on data/time's clock (s)"),
+    "program_version": (FIXED_TEXT, b"", None,
+                        f"the {PROGRAM_NAME} version that ran it; '' not recorded"),
+    "noise_seed": ("i8", -1, None, "a simulated run's noise base: given back as [simulation] "
+                   "noise_seed, it draws the run's noise again; -1 none"),
+    "noise_measurement": ("i4", -1, None, "the simulated run's measurement number on its "
+                          "connection (1: its first, what a command's run is; k: after k - 1 "
+                          "others on the same connection); -1 none"),
+}
+
+
+def _run_column(runs: h5py.Group, key: str, rows: int) -> None:
+    """Column `key` of `runs`, `rows` long, its fill value throughout, extendable in SWMR
+    mode."""
+    dtype, fill, units, long_name = _RUN_SPECS[key]
+    ds = runs.create_dataset(key, shape=(rows,), maxshape=(None,), dtype=dtype, chunks=(16,),
+                             fillvalue=fill)
+    if units:
+        ds.attrs["units"] = units
+    ds.attrs["long_name"] = long_name
+
+
 def _layout_runs(entry: h5py.Group, start: str, epoch: float, offset: float) -> None:
     """`runs`: a row per run of the scan, extendable in SWMR mode, its first row the start
     (at `epoch`, `offset` seconds after the scan's start time `start`)."""
     runs = set_nx(entry.create_group("runs"), "NXcollection")
-    for key, dtype, fill, units, long_name in (
-        ("run", "i4", -1, None, "run of the scan: 0 its start, k its k-th resume"),
-        ("start_time", FIXED_TEXT, b"", None, "the run's start (ISO 8601, wall clock)"),
-        ("start_epoch", "f8", np.nan, "s",
-         "the run's start in seconds since 1970-01-01T00:00:00Z (wall clock)"),
-        ("time_offset", "f8", np.nan, "s", "the run's start on data/time's clock (s)"),
-    ):
-        ds = runs.create_dataset(key, shape=(1,), maxshape=(None,), dtype=dtype, chunks=(16,),
-                                 fillvalue=fill)
-        if units:
-            ds.attrs["units"] = units
-        ds.attrs["long_name"] = long_name
+    for key in _RUN_SPECS:
+        _run_column(runs, key, 1)
     runs["time_offset"].attrs["description"] = (
         "seconds from the scan's start (the entry's start_time) to the run's: a reading's "
         "data/time is its run's time_offset plus the rig-clock seconds since that run's start. "
@@ -798,6 +845,19 @@ def _layout_runs(entry: h5py.Group, start: str, epoch: float, offset: float) -> 
     runs["start_time"][0] = start.encode()
     runs["start_epoch"][0] = epoch
     runs["time_offset"][0] = offset
+    runs["program_version"][0] = _RUN_EXTRAS["program_version"]
+
+
+def _missing_run_columns(entry: h5py.Group) -> list[str]:
+    """The columns of `runs` that an entry of an earlier version lacks (`_RUN_EXTRAS`), added
+    by a resume before it takes the entry over (SWMR mode adds nothing); none where the entry
+    keeps no runs."""
+    runs = entry.get("runs")
+    data = entry.get("data")
+    if not isinstance(runs, h5py.Group) or not isinstance(data, h5py.Group) \
+            or "line_run" not in data or not isinstance(runs.get("run"), h5py.Dataset):
+        return []
+    return [key for key in _RUN_EXTRAS if key not in runs]
 
 
 def _add_run_start(entry: h5py.Group, run: int | None, epoch: float) -> float | None:
@@ -813,8 +873,11 @@ def _add_run_start(entry: h5py.Group, run: int | None, epoch: float) -> float | 
                               [0.0]])
     origin = float(runs["start_epoch"][0]) - float(runs["time_offset"][0])
     offset = max(epoch - origin if np.isfinite(origin) else 0.0, float(np.nanmax(earlier)))
-    for key in ("run", "start_time", "start_epoch", "time_offset"):
+    extras = {k: v for k, v in _RUN_EXTRAS.items() if k in runs}  # earlier versions: none
+    for key in (*_RUN_COLUMNS, *extras):
         runs[key].resize(row + 1, axis=0)
+    for key, value in extras.items():
+        runs[key][row] = value
     runs["run"][row] = row if run is None else run
     runs["start_time"][row] = _iso(epoch).encode()
     runs["start_epoch"][row] = epoch
