@@ -69,3 +69,18 @@ def test_a_resume_by_the_same_version_says_nothing_more(scanned: Path, capsys) -
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out
     assert f"smm-daq {__version__}," in out and "resumed by" not in out, out
+
+
+def test_a_resume_killed_before_its_row_was_written_is_not_said(scanned: Path,
+                                                                 capsys) -> None:
+    """A resume by another version killed while it added its row to `runs` (its version
+    written, its run number not: -1) resumed nothing: `info` names no "resumed by"."""
+    with h5py.File(scanned, "a") as f:
+        runs = f["s1/runs"]
+        for key in runs:
+            runs[key].resize(2, axis=0)
+        runs["program_version"][1] = b"9.9"
+    capsys.readouterr()
+    assert main(["info", str(scanned)]) == 0
+    out = capsys.readouterr().out
+    assert f"smm-daq {__version__}," in out and "resumed by" not in out, out
