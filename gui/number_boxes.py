@@ -59,11 +59,12 @@ class ClampingSpinBox(QtWidgets.QDoubleSpinBox):
         return "2.5 or 2,5"
 
     def _read_as_special(self, number: float | None) -> bool:
-        """Whether `number`, typed, is not the box's minimum yet rounds to it at the box's
+        """Whether `number`, typed, is above the box's minimum yet rounds to it at the box's
         decimals, where the minimum means something else (its special text: a σ of 0 is
-        "from residual"): taken, it would change what the run does without a word."""
+        "from residual"): taken, it would change what the run does without a word. (One
+        below the minimum is beyond the range: clamped, and said so.)"""
         return (number is not None and bool(self.specialValueText())
-                and number != self.minimum()
+                and number > self.minimum()
                 and round(number, self.decimals()) == self.minimum())
 
     def refusal(self, text: str) -> str:
@@ -90,7 +91,10 @@ class ClampingSpinBox(QtWidgets.QDoubleSpinBox):
         decimal comma as a thousands separator (2,5 was 25)."""
         number = self._number(text or "")
         slack = 1e-9 * max(abs(self.minimum()), abs(self.maximum()))
-        ok = (number is not None and self.minimum() - slack <= number <= self.maximum() + slack
+        # below a minimum that means something else ("from residual") by less than the
+        # slack is below the range too: clamped and said, not taken as that without a word
+        lowest = self.minimum() if self.specialValueText() else self.minimum() - slack
+        ok = (number is not None and lowest <= number <= self.maximum() + slack
               and not self._read_as_special(number))
         return (QtGui.QValidator.State.Acceptable if ok
                 else QtGui.QValidator.State.Intermediate), text or "", pos

@@ -292,6 +292,28 @@ def test_abort_during_a_stalled_line_write_makes_the_rig_safe_at_once(tmp_path, 
     assert _status(path) == "aborted" and seq.safety_problems == []
 
 
+def test_abort_during_a_stalled_write_of_the_noise_base_makes_the_rig_safe_at_once(
+        tmp_path, monkeypatch):
+    """A simulated run's noise base, written as the run begins (a field set before the scan
+    still on), is a write as any other: a disk that holds it must not hold an abort."""
+    rig = fake_rig()
+    monkeypatch.setattr(rig, "begin_measurement", lambda name, run: (5, 1), raising=False)
+    rig.coils.set_field(np.array([0.0, 20e-6, 0.0]))  # a recipe's field step, say
+    stalled, go = _stall_write(monkeypatch, "set_noise", lambda *_: True)
+    safe = _noting_safety(rig, monkeypatch)
+    seq = Sequencer(rig, tmp_path / "s.h5", _plan())
+    seq.start()
+    try:
+        assert stalled.wait(30)
+        seq.abort()
+        assert safe.wait(30)  # while the write is still stalled
+        np.testing.assert_array_equal(rig.coils.setpoint, 0.0)
+        assert not go.is_set()
+    finally:
+        go.set()
+    assert seq.wait(30) == "aborted"
+
+
 def test_abort_while_paused(tmp_path):
     rig = fake_rig()
     seq = Sequencer(rig, tmp_path / "s.h5", _plan())

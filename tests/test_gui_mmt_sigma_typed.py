@@ -44,3 +44,19 @@ def test_a_number_finer_than_the_box_is_not_read_as_its_special_value(
     assert spin.value() == 1.0
     said = mmt_tab.status.text()
     assert said.startswith(f"'{text}") and f"would read as '{special}'" in said, said
+
+
+@pytest.mark.parametrize(("box", "text", "taken"), [
+    ("dragonfly.z_top", "-1000000.0001", -1e6), ("sigma", "-0.0000001", 0.0),
+    ("sigma", "-0.0005", 0.0), ("min_ssr", "-0.0001", 0.0)])
+def test_a_number_below_the_range_is_clamped_not_called_finer(
+        qtbot, mmt_tab, box, text, taken):  # noqa: F811
+    """A number below a minimum that means something else ("from residual", "auto") is
+    clamped to it and said, as any below the range: not refused as finer than the box, nor
+    taken as that minimum without a word where it lies within the box's float slack."""
+    spin = mmt_tab
+    for name in box.split("."):
+        spin = getattr(spin, name)
+    spin.setValue(1.0)
+    assert typed(qtbot, spin, text) == [("clamped", float(text), taken), ("return",)]
+    assert spin.value() == taken

@@ -571,7 +571,8 @@ class Sequencer(FlyScan):
         assert self._writer is not None
         noise = rig.begin_measurement(self.entry, self._writer.run)
         if noise is not None:  # a simulated rig's: recorded, so that it can be drawn again
-            self._writer.set_noise(*noise)
+            with self._writing("the run's noise base"):
+                self._writer.set_noise(*noise)
         self._time_mark = rig.clock.now()  # the duration counts the field's ramp too
         self._tau = self._call(rig.lockin.time_constant)
         self._reference = self._call(rig.lockin.reference)

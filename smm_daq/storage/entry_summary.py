@@ -115,13 +115,17 @@ def _program(entry: h5py.Group) -> str:
 def _resumed_by(entry: h5py.Group, name: str, version: str) -> str:
     """", resumed by smm-daq 1.3" where a scan's later runs (`runs/program_version`) were
     run by other versions than the one that began it, each named once in order; "" where
-    none was, or the entry records none (an earlier version's) or one this cannot read."""
+    none was, or the entry records none (an earlier version's) or one this cannot read. A
+    row whose run was never written (-1: a resume killed as it added its row) resumed
+    nothing."""
     try:
-        node = entry.get("runs/program_version")
+        node, numbers = entry.get("runs/program_version"), entry.get("runs/run")
         if not (isinstance(node, h5py.Dataset) and node.ndim == 1
-                and h5py.check_string_dtype(node.dtype) is not None):
+                and h5py.check_string_dtype(node.dtype) is not None
+                and isinstance(numbers, h5py.Dataset) and numbers.ndim == 1):
             return ""
-        later = dict.fromkeys(text(v) for v in node[1:])
+        later = dict.fromkeys(text(v) for v, n in zip(node[()], numbers[()], strict=False)
+                              if n > 0)
     except _UNREADABLE:
         return ""
     others = [v for v in later if v and v != version]
