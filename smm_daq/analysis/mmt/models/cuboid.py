@@ -73,6 +73,7 @@ forming their rows (`GreenModel.far_field`).
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -307,12 +308,30 @@ def _orders_over_tile(t, g, cols, cnt, top, held, part, f):
         part[cols:, :span] = 0.0  # q, the polynomial in u of polynomials in v
         for a in range(big_n, -1, -1):
             part[:cols, :span] = 0.0  # s, the polynomial in v of x's power a
-            for _ in range(big_n - a, -1, -1):
-                for c in range(cols):
-                    coefficient = t[g, k + c]
+            steps = big_n - a + 1
+            for c in range(cols):
+                k_c = k + c
+                done = 0
+                while done + 3 < steps:  # four of Horner's steps per pass over the sensors
+                    c0 = t[g, k_c + done * cols]
+                    c1 = t[g, k_c + (done + 1) * cols]
+                    c2 = t[g, k_c + (done + 2) * cols]
+                    c3 = t[g, k_c + (done + 3) * cols]
                     for j in range(span):
-                        part[c, j] = part[c, j] * v[j] + coefficient
-                k += cols
+                        vj = v[j]
+                        part[c, j] = (((part[c, j] * vj + c0) * vj + c1) * vj + c2) * vj + c3
+                    done += 4
+                while done + 1 < steps:  # two of Horner's steps per pass over the sensors
+                    first = t[g, k_c + done * cols]
+                    second = t[g, k_c + (done + 1) * cols]
+                    for j in range(span):
+                        part[c, j] = (part[c, j] * v[j] + first) * v[j] + second
+                    done += 2
+                if done < steps:
+                    last = t[g, k_c + done * cols]
+                    for j in range(span):
+                        part[c, j] = part[c, j] * v[j] + last
+            k += steps * cols
             for c in range(cols):
                 for j in range(span):
                     part[cols + c, j] = part[cols + c, j] * u[j] + part[c, j]
@@ -972,18 +991,23 @@ class GreenModel:
         volume = grains.volumes()
         centroid = grains.centroids()
         G = grains.n_grains
-        second, third, fourth = grain_moments(grains, (p, q))
-        high = orders_3_4_terms(volume, third, fourth)
         rho = grains.radii() + math.hypot(p, q)
         r_ref = distance_to_scan(centroid, scan_lo, scan_hi, height)
-        # the squared switching distances of GRAIN_ORDERS (a row each), each nearer: found
-        # in one bisection
-        switch2 = np.full((len(GRAIN_ORDERS), G), np.inf) if exact else np.minimum.accumulate(
-            switch_distance(rho, r_ref, np.array(GRAIN_ORDERS), GRAIN_TOLERANCE) ** 2, axis=0)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmt-switches") as pool:
+            # the squared switching distances of GRAIN_ORDERS (a row each), each nearer: found
+            # in one bisection, compiled and without the GIL, in a thread of their own while
+            # this one takes the moments (each a core's work, 2 cores: `build` in one stage)
+            switches = None if exact else pool.submit(
+                switch_distance, rho, r_ref, np.array(GRAIN_ORDERS), GRAIN_TOLERANCE)
+            second, third, fourth = grain_moments(grains, (p, q))
+            high = orders_3_4_terms(volume, third, fourth)
+            # (the exact model has no grain far field, point sensors no cuboid expansions)
+            higher = (np.empty((G, 0)) if exact
+                      else grain_order_terms(grains, (p, q), HIGHER_ORDERS))
+            switch2 = (np.full((len(GRAIN_ORDERS), G), np.inf) if switches is None
+                       else np.minimum.accumulate(switches.result() ** 2, axis=0))
         coarse2, far2 = switch2[0], switch2[-1]
         fine2 = np.ascontiguousarray(switch2[1:-1].T)
-        # (the exact model has no grain far field, point sensors no cuboid expansions)
-        higher = np.empty((G, 0)) if exact else grain_order_terms(grains, (p, q), HIGHER_ORDERS)
         cub_ref = distance_to_scan(cub[:, :3], scan_lo, scan_hi, height)
         half, cub_far2, cub_scale = _cuboid_constants(
             np.ascontiguousarray(cub), p, q, cub_ref, CUBOID_TOLERANCE)

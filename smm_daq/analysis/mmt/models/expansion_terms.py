@@ -99,7 +99,7 @@ def _excess(rho: float, r_ref: float, r: float, order: int, tol: float, even: bo
     return _bound_at(rho / r, order, even) * (r_ref / r) ** 3.0 - tol
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _switch_distances(rho: np.ndarray, r_ref: np.ndarray, orders: np.ndarray, tol: float,
                       even: bool) -> np.ndarray:
     out = np.empty((orders.size, rho.size))
