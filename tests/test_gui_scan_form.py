@@ -325,15 +325,24 @@ def test_text_the_plan_cannot_read_is_refused_beside_its_row(form, qtbot, row, t
     assert bool(form.error_text(row)) == bool(text)
 
 
-def test_a_session_file_typed_from_the_home_folder_is_there(qtbot, tmp_path, monkeypatch):
-    """~/s.h5 typed on the Scan tab, as the command line takes it, was a file in a folder
-    named ~ under the current one: the scan failed, on a scratch file's name there."""
+def _scan_tab(qtbot, *, shown: bool = False):
+    """A Scan tab on the simulator's profile, with no rig (shown: on screen, for focus)."""
     from gui.rig_holder import RigHolder
     from gui.scan_tab import ScanTab
 
-    monkeypatch.setenv("HOME", str(tmp_path))
     tab = ScanTab(RigHolder(load_profile()))
     qtbot.addWidget(tab)
+    if shown:
+        tab.show()
+        qtbot.waitExposed(tab)
+    return tab
+
+
+def test_a_session_file_typed_from_the_home_folder_is_there(qtbot, tmp_path, monkeypatch):
+    """~/s.h5 typed on the Scan tab, as the command line takes it, was a file in a folder
+    named ~ under the current one: the scan failed, on a scratch file's name there."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    tab = _scan_tab(qtbot)
     qtbot.keyClicks(tab.file_edit, "~/s.h5")
     assert tab.path == tmp_path / "s.h5"
     tab.live.timer.stop()
@@ -345,11 +354,7 @@ def test_a_session_file_under_a_user_there_is_not_is_left_as_typed(qtbot):
     too; the name is left as typed, as the shell leaves it, for the place's check to refuse."""
     from pathlib import Path
 
-    from gui.rig_holder import RigHolder
-    from gui.scan_tab import ScanTab
-
-    tab = ScanTab(RigHolder(load_profile()))
-    qtbot.addWidget(tab)
+    tab = _scan_tab(qtbot)
     qtbot.keyClicks(tab.file_edit, "~no-such-user-of-smm/s.h5")
     assert tab.path == Path("~no-such-user-of-smm/s.h5")
     tab.live.timer.stop()
@@ -359,11 +364,7 @@ def test_start_takes_the_number_typed_without_return(qtbot):
     """A field typed and Start's key (F5) pressed with the focus still in the box started the
     scan with the field before (the box takes its number on Return or as it is left, so that
     a number half typed is none); text the box refuses is said there, and nothing starts."""
-    from gui.rig_holder import RigHolder
-    from gui.scan_tab import ScanTab
-
-    tab = ScanTab(RigHolder(load_profile()))
-    qtbot.addWidget(tab)
+    tab = _scan_tab(qtbot)
     box = tab.form.field[1]
     for text, value, said in (("abc", 0.0, "The plan is not valid"),
                               ("40", 40.0, "Choose the session file")):
@@ -382,11 +383,7 @@ def test_start_takes_no_number_clamped_unseen(qtbot, before):
     """5000 τ typed and Start's key pressed with the focus still in the box started a scan
     settling 1000 τ, the box's end: what was said of it was wiped as Start checked the plan
     (and never said when the box held 1000 τ already)."""
-    from gui.rig_holder import RigHolder
-    from gui.scan_tab import ScanTab
-
-    tab = ScanTab(RigHolder(load_profile()))
-    qtbot.addWidget(tab)
+    tab = _scan_tab(qtbot)
     box = tab.form.settle_tau
     box.setValue(before)
     box.setFocus()
@@ -419,13 +416,7 @@ def test_start_clicked_from_a_box_takes_no_number_unseen(qtbot, row, text, said)
     """Start clicked with the mouse: the box is left as the button is pressed, and what it
     refused or clamped then was said by its row and wiped at once as Start checked the plan,
     which started with the field before (or 1000 τ for the 5000 typed)."""
-    from gui.rig_holder import RigHolder
-    from gui.scan_tab import ScanTab
-
-    tab = ScanTab(RigHolder(load_profile()))
-    qtbot.addWidget(tab)
-    tab.show()
-    qtbot.waitExposed(tab)
+    tab = _scan_tab(qtbot, shown=True)
     box = form_box(tab.form, row)
     box.setFocus()
     qtbot.waitUntil(box.hasFocus)
@@ -444,13 +435,7 @@ def test_start_clicked_from_a_box_takes_no_number_unseen(qtbot, row, text, said)
 def test_a_refusal_as_one_field_box_is_left_stays_when_the_next_is_typed_into(qtbot):
     """Bx typed 1,000 and left for By, By typed 5: Start said Bx's refusal again and started
     not; typing into By forgot it (one row, three boxes), the scan started with Bx before."""
-    from gui.rig_holder import RigHolder
-    from gui.scan_tab import ScanTab
-
-    tab = ScanTab(RigHolder(load_profile()))
-    qtbot.addWidget(tab)
-    tab.show()
-    qtbot.waitExposed(tab)
+    tab = _scan_tab(qtbot, shown=True)
     for box, text in zip(tab.form.field[:2], ("1,000", "5"), strict=True):
         box.setFocus()
         qtbot.waitUntil(box.hasFocus)

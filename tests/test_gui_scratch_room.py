@@ -26,6 +26,17 @@ def _refused(window, qtbot) -> str:
     return scan.status.text()
 
 
+def _no_session_file(tmp_path: Path, kind: str) -> Path:
+    """An existing file that is no session file: plain text, or another program's HDF5."""
+    path = tmp_path / "notes.h5"
+    if kind == "text":
+        path.write_text("my notes\n", encoding="utf-8")
+    else:
+        with h5py.File(path, "w") as f:
+            f["x"] = 1.0  # another program's HDF5 file
+    return path
+
+
 def test_the_scan_tab_refuses_a_new_file_without_room_for_its_scratch_files(
         window, qtbot, tmp_path):
     path = tmp_path / LONG_NAME
@@ -91,12 +102,7 @@ def test_a_recipe_into_a_file_that_is_no_session_file_is_refused_as_it_is_opened
         window, qtbot, tmp_path, kind):
     """As `smm-daq run --out` refuses it: another program's HDF5 file was taken, the recipe
     ran, its steps before the first scan ramped and moved, and that scan was refused."""
-    path = tmp_path / "notes.h5"
-    if kind == "text":
-        path.write_text("my notes\n", encoding="utf-8")
-    else:
-        with h5py.File(path, "w") as f:
-            f["x"] = 1.0  # another program's HDF5 file
+    path = _no_session_file(tmp_path, kind)
     before = path.read_bytes()
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(RECIPE, encoding="utf-8")
@@ -140,12 +146,7 @@ def test_a_file_that_is_no_session_file_is_refused_as_the_command_line_does(
     """The scan began (the rig ramped, the stage moved) and failed as it opened the file ("…
     cannot open as HDF5"), and the status bar could say the file had new entries; the command
     line refuses it before anything starts."""
-    path = tmp_path / "notes.h5"
-    if kind == "text":
-        path.write_text("my notes\n", encoding="utf-8")
-    else:
-        with h5py.File(path, "w") as f:
-            f["x"] = 1.0  # another program's HDF5 file
+    path = _no_session_file(tmp_path, kind)
     before = path.read_bytes()
     window.scan.file_edit.setText(str(path))
 
