@@ -79,8 +79,12 @@ def test_a_recipe_continued_in_the_window_leaves_out_a_shift_not_determined(qtbo
     _begun_before_a_shift_not_determined(path)
     profile = load_profile()
     rig = SimpleNamespace(profile=profile, stage=None, make_safe=lambda: [])
-    holder = SimpleNamespace(rig=rig, set_recipe_running=lambda running: None,
-                             call=lambda fn, on_result, on_error: on_result(fn()) or True)
+    def call(fn, on_result, on_error, **_) -> bool:  # `call` and `call_first` (key=)
+        return on_result(fn()) or True
+
+    holder = SimpleNamespace(rig=rig, set_recipe_running=lambda running: None, call=call,
+                             call_first=call, hold_readings=lambda key: None,
+                             release_readings=lambda key: None)
     checked = check_recipe(parse_recipe(RECIPE, "two.toml"), profile, path, can_prompt=False,
                            continuing=True)
     runner = RecipeRunner(checked, path, holder, None, lambda message: True)
