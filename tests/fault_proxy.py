@@ -32,9 +32,10 @@ commands the proxy answered itself (counted once the reply is sent).
 What became of the replies, for a client that must tell a reply still to come (an emulator
 slowed by a loaded machine) from one that never will, without a real-time guess:
 `tally(port)` counts what the proxy did on its way back to the client connected from `port`
-(`Tally`: pieces of replies passed on, replies kept back or cut short, its own answers, and
-whether that connection was closed or refused), and `await_change(port, since, seconds)` waits
-until that differs from `since` (woken by the proxy itself, never polled).
+(`Tally`: pieces of replies passed on, replies kept back or cut short, its own answers,
+whether that connection was closed or refused, and which connection from that port it is),
+and `await_change(port, since, seconds)` waits until that differs from `since` (woken by the
+proxy itself, never polled).
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ class Tally(NamedTuple):
     withheld: int  # replies (or their rest) kept back, cut short or left out
     answered: int  # replies the proxy made itself, once sent
     closed: int  # 1 once the connection is closed (a fault, either end's close) or refused
+    # which connection from that port (the proxy's count of those it accepted; 0: none yet):
+    # a port is used again by a later connection, and until the proxy accepts that one its
+    # port still tells the earlier one's tally
+    connection: int = 0
 
 
 NONE_YET = Tally(0, 0, 0, 0)
@@ -116,6 +121,7 @@ class FaultProxy:
         self.commands = 0
         self._answered = 0
         self._tallies: dict[int, Tally] = {}  # client's port -> what was done on its way back
+        self._accepted = 0  # connections accepted (`Tally.connection`)
         self._ports: dict[socket.socket, int] = {}  # client end -> its port
         self._news = threading.Condition()  # notified on each change of a tally
         # what the upstream acted on, where it tells: a reply the proxy makes waits for it
@@ -261,7 +267,9 @@ class FaultProxy:
         except BlockingIOError:
             return
         with self._news:  # a port used again is a new connection
-            self._tallies[port] = NONE_YET
+            self._accepted += 1
+            self._tallies[port] = NONE_YET._replace(connection=self._accepted)
+            self._news.notify_all()
         with self._lock:
             refusing = self._refusing
         if refusing:
