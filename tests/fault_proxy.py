@@ -122,7 +122,8 @@ class FaultProxy:
         self._answered = 0
         self._tallies: dict[int, Tally] = {}  # client's port -> what was done on its way back
         self._accepted = 0  # connections accepted (`Tally.connection`)
-        self._ports: dict[socket.socket, int] = {}  # client end -> its port
+        # client end -> its port and `Tally.connection`
+        self._ports: dict[socket.socket, tuple[int, int]] = {}
         self._news = threading.Condition()  # notified on each change of a tally
         # what the upstream acted on, where it tells: a reply the proxy makes waits for it
         self.upstream_acts: Upstream | None = None
@@ -145,14 +146,19 @@ class FaultProxy:
                                 timeout=seconds)
             return self._tallies.get(port, NONE_YET)
 
-    def _count(self, client: socket.socket | int, **more: int) -> None:
-        port = client if isinstance(client, int) else self._ports.get(client)
-        if port is None:
+    def _count(self, client: socket.socket | tuple[int, int], **more: int) -> None:
+        """Count `more` for `client` (its end, or its port and connection): on its port's
+        tally only while that is still its connection's, not a later one's from the same
+        port (accepted before this one's close was seen)."""
+        where = client if isinstance(client, tuple) else self._ports.get(client)
+        if where is None:
             return
+        port, connection = where
         with self._news:
             old = self._tallies.get(port, NONE_YET)
-            self._tallies[port] = old._replace(
-                **{k: getattr(old, k) + n for k, n in more.items()})
+            if old.connection == connection:
+                self._tallies[port] = old._replace(
+                    **{k: getattr(old, k) + n for k, n in more.items()})
             self._answered += more.get("answered", 0)
             self._news.notify_all()
 
@@ -268,19 +274,20 @@ class FaultProxy:
             return
         with self._news:  # a port used again is a new connection
             self._accepted += 1
+            me = (port, self._accepted)
             self._tallies[port] = NONE_YET._replace(connection=self._accepted)
             self._news.notify_all()
         with self._lock:
             refusing = self._refusing
         if refusing:
             client.close()
-            self._count(port, closed=1)
+            self._count(me, closed=1)
             return
         try:
             server = socket.create_connection(self.upstream, timeout=5)
         except OSError:
             client.close()
-            self._count(port, closed=1)
+            self._count(me, closed=1)
             return
         for s in (client, server):
             s.setblocking(True)
@@ -289,7 +296,7 @@ class FaultProxy:
         if self.upstream_acts is not None:
             self.upstream_acts.opened(server.getsockname()[1])
         self._clients.add(client)
-        self._ports[client] = port
+        self._ports[client] = me
         self._selector.register(client, selectors.EVENT_READ, "up")
         self._selector.register(server, selectors.EVENT_READ, "down")
 

@@ -4,9 +4,10 @@ proxy sent on a connection from a port used again is not waited for as if still 
 
 from __future__ import annotations
 
+import socket
 from types import SimpleNamespace
 
-from fault_proxy import Tally
+from fault_proxy import FaultProxy, Tally
 from served_rig import FAKED_TIMEOUT_S, TimeoutOnlyWhereFaked
 
 from smm_daq.clock import VirtualClock
@@ -76,3 +77,21 @@ def test_a_reply_on_a_port_used_again_is_not_waited_for_as_if_still_to_come() ->
     proxy.now = Tally(0, 0, 1, 0, connection=2)  # accepted, and answered once
     assert link.read() == "1=5"
     assert link.read() == "1=5"  # the reply's next line
+
+
+def test_a_close_seen_after_its_port_was_used_again_is_not_the_new_connections() -> None:
+    """The proxy sees an earlier connection's close (the client's, before it connected again
+    from the same port) only after it accepted the new one: counted on the port's tally, it
+    made the new connection look closed, and its reads time out though its replies come."""
+    proxy = FaultProxy(("127.0.0.1", 9))  # never started: nothing connects upstream
+    earlier, later = socket.socketpair()  # stand-ins for the two connections' client ends
+    try:
+        proxy._ports[earlier] = (40000, 1)
+        proxy._ports[later] = (40000, 2)
+        proxy._tallies[40000] = Tally(0, 0, 0, 0, connection=2)  # the later one, accepted
+        proxy._count(earlier, closed=1)
+        proxy._count(later, delivered=1)
+        assert proxy.tally(40000) == Tally(1, 0, 0, 0, connection=2)
+    finally:
+        for end in (earlier, later, proxy._listener, proxy._wake_r, proxy._wake_w):
+            end.close()
