@@ -32,9 +32,10 @@ commands the proxy answered itself (counted once the reply is sent).
 What became of the replies, for a client that must tell a reply still to come (an emulator
 slowed by a loaded machine) from one that never will, without a real-time guess:
 `tally(port)` counts what the proxy did on its way back to the client connected from `port`
-(`Tally`: pieces of replies passed on, replies kept back or cut short, its own answers, and
-whether that connection was closed or refused), and `await_change(port, since, seconds)` waits
-until that differs from `since` (woken by the proxy itself, never polled).
+(`Tally`: pieces of replies passed on, replies kept back or cut short, its own answers,
+whether that connection was closed or refused, and which connection from that port it is),
+and `await_change(port, since, seconds)` waits until that differs from `since` (woken by the
+proxy itself, never polled).
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ class Tally(NamedTuple):
     withheld: int  # replies (or their rest) kept back, cut short or left out
     answered: int  # replies the proxy made itself, once sent
     closed: int  # 1 once the connection is closed (a fault, either end's close) or refused
+    # which connection from that port (the proxy's count of those it accepted; 0: none yet):
+    # a port is used again by a later connection, and until the proxy accepts that one its
+    # port still tells the earlier one's tally
+    connection: int = 0
 
 
 NONE_YET = Tally(0, 0, 0, 0)
@@ -116,7 +121,9 @@ class FaultProxy:
         self.commands = 0
         self._answered = 0
         self._tallies: dict[int, Tally] = {}  # client's port -> what was done on its way back
-        self._ports: dict[socket.socket, int] = {}  # client end -> its port
+        self._accepted = 0  # connections accepted (`Tally.connection`)
+        # client end -> its port and `Tally.connection`
+        self._ports: dict[socket.socket, tuple[int, int]] = {}
         self._news = threading.Condition()  # notified on each change of a tally
         # what the upstream acted on, where it tells: a reply the proxy makes waits for it
         self.upstream_acts: Upstream | None = None
@@ -139,14 +146,19 @@ class FaultProxy:
                                 timeout=seconds)
             return self._tallies.get(port, NONE_YET)
 
-    def _count(self, client: socket.socket | int, **more: int) -> None:
-        port = client if isinstance(client, int) else self._ports.get(client)
-        if port is None:
+    def _count(self, client: socket.socket | tuple[int, int], **more: int) -> None:
+        """Count `more` for `client` (its end, or its port and connection): on its port's
+        tally only while that is still its connection's, not a later one's from the same
+        port (accepted before this one's close was seen)."""
+        where = client if isinstance(client, tuple) else self._ports.get(client)
+        if where is None:
             return
+        port, connection = where
         with self._news:
             old = self._tallies.get(port, NONE_YET)
-            self._tallies[port] = old._replace(
-                **{k: getattr(old, k) + n for k, n in more.items()})
+            if old.connection == connection:
+                self._tallies[port] = old._replace(
+                    **{k: getattr(old, k) + n for k, n in more.items()})
             self._answered += more.get("answered", 0)
             self._news.notify_all()
 
@@ -261,18 +273,21 @@ class FaultProxy:
         except BlockingIOError:
             return
         with self._news:  # a port used again is a new connection
-            self._tallies[port] = NONE_YET
+            self._accepted += 1
+            me = (port, self._accepted)
+            self._tallies[port] = NONE_YET._replace(connection=self._accepted)
+            self._news.notify_all()
         with self._lock:
             refusing = self._refusing
         if refusing:
             client.close()
-            self._count(port, closed=1)
+            self._count(me, closed=1)
             return
         try:
             server = socket.create_connection(self.upstream, timeout=5)
         except OSError:
             client.close()
-            self._count(port, closed=1)
+            self._count(me, closed=1)
             return
         for s in (client, server):
             s.setblocking(True)
@@ -281,7 +296,7 @@ class FaultProxy:
         if self.upstream_acts is not None:
             self.upstream_acts.opened(server.getsockname()[1])
         self._clients.add(client)
-        self._ports[client] = port
+        self._ports[client] = me
         self._selector.register(client, selectors.EVENT_READ, "up")
         self._selector.register(server, selectors.EVENT_READ, "down")
 

@@ -259,6 +259,9 @@ class TimeoutOnlyWhereFaked:
         guard = time.monotonic() + REPLY_GUARD_S
         while port is not None:
             now = self.proxy.tally(port)
+            if now.connection != since.connection:  # `since` was an earlier connection's: its
+                # port's, marked before the proxy accepted this one (a port used again)
+                since = NONE_YET._replace(connection=now.connection)
             if now.closed or now.withheld > since.withheld or now.answered > since.answered:
                 break  # what the proxy sent is all there is
             if now.delivered > since.delivered:
