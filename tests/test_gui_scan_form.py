@@ -409,6 +409,14 @@ def test_the_plan_saved_holds_the_number_typed_without_return(form, qtbot, setti
     assert ScanPlan.from_text(settings.value("scan/plan")).field[1] == pytest.approx(40 * UT)
 
 
+def _typed_into(qtbot, box, text: str) -> None:
+    """`text` typed into `box` as a person does: the box focused, its text selected, keys."""
+    box.setFocus()
+    qtbot.waitUntil(box.hasFocus)
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box, text)
+
+
 @pytest.mark.parametrize(("row", "text", "said"), [
     ("field", "1,000", "'1,000 µT' is not taken"),
     ("settle_tau", "5000", "5000 τ is beyond this box's range; 1000 τ is used")])
@@ -418,10 +426,7 @@ def test_start_clicked_from_a_box_takes_no_number_unseen(qtbot, row, text, said)
     which started with the field before (or 1000 τ for the 5000 typed)."""
     tab = _scan_tab(qtbot, shown=True)
     box = form_box(tab.form, row)
-    box.setFocus()
-    qtbot.waitUntil(box.hasFocus)
-    box.lineEdit().selectAll()
-    qtbot.keyClicks(box, text)
+    _typed_into(qtbot, box, text)
     tab.start_button.setEnabled(True)  # as once connected
     qtbot.mouseClick(tab.start_button, QtCore.Qt.MouseButton.LeftButton)
     assert not box.hasFocus()
@@ -437,10 +442,7 @@ def test_a_refusal_as_one_field_box_is_left_stays_when_the_next_is_typed_into(qt
     not; typing into By forgot it (one row, three boxes), the scan started with Bx before."""
     tab = _scan_tab(qtbot, shown=True)
     for box, text in zip(tab.form.field[:2], ("1,000", "5"), strict=True):
-        box.setFocus()
-        qtbot.waitUntil(box.hasFocus)
-        box.lineEdit().selectAll()
-        qtbot.keyClicks(box, text)
+        _typed_into(qtbot, box, text)
     tab.start_button.setEnabled(True)  # as once connected
     qtbot.mouseClick(tab.start_button, QtCore.Qt.MouseButton.LeftButton)
     assert tab.status.text().startswith("The plan is not valid")
