@@ -269,6 +269,24 @@ def _noting_safety(rig, monkeypatch) -> threading.Event:
     return safe
 
 
+def _aborted_while_stalled(rig, seq: Sequencer, stalled, go, safe, *,
+                           safe_calls: int | None = None) -> None:
+    """`seq` started, aborted while a write is `stalled`: the rig made safe (`safe`) with the
+    write still held (`go` not yet set), the field at zero (and made safe `safe_calls` times
+    by then, where given); then the write let go and the scan "aborted"."""
+    seq.start()
+    try:
+        assert stalled.wait(30)
+        seq.abort()
+        assert safe.wait(30)  # while the write is still stalled
+        np.testing.assert_array_equal(rig.coils.setpoint, 0.0)
+        assert safe_calls is None or rig.safe_calls == safe_calls
+        assert not go.is_set()
+    finally:
+        go.set()
+    assert seq.wait(30) == "aborted"
+
+
 def test_abort_during_a_stalled_line_write_makes_the_rig_safe_at_once(tmp_path, monkeypatch):
     """A slow disk holds a line's write: an abort then must not wait for it to ramp the field
     down and stop the stage (the worker touches no instrument until the write returns)."""
@@ -277,16 +295,7 @@ def test_abort_during_a_stalled_line_write_makes_the_rig_safe_at_once(tmp_path, 
     stalled, go = _stall_line_1(monkeypatch)
     safe = _noting_safety(rig, monkeypatch)
     seq = Sequencer(rig, path, _plan())
-    seq.start()
-    try:
-        assert stalled.wait(30)
-        seq.abort()
-        assert safe.wait(30)  # while the write is still stalled
-        np.testing.assert_array_equal(rig.coils.setpoint, 0.0)
-        assert rig.safe_calls == 1 and not go.is_set()
-    finally:
-        go.set()
-    assert seq.wait(30) == "aborted"
+    _aborted_while_stalled(rig, seq, stalled, go, safe, safe_calls=1)
     with h5py.File(path, "r") as f:  # the stalled line stored, no other after it
         assert list(f["scan/data/line_done"][()]) == [True, True, False, False]
     assert _status(path) == "aborted" and seq.safety_problems == []
@@ -302,16 +311,7 @@ def test_abort_during_a_stalled_write_of_the_noise_base_makes_the_rig_safe_at_on
     stalled, go = _stall_write(monkeypatch, "set_noise", lambda *_: True)
     safe = _noting_safety(rig, monkeypatch)
     seq = Sequencer(rig, tmp_path / "s.h5", _plan())
-    seq.start()
-    try:
-        assert stalled.wait(30)
-        seq.abort()
-        assert safe.wait(30)  # while the write is still stalled
-        np.testing.assert_array_equal(rig.coils.setpoint, 0.0)
-        assert not go.is_set()
-    finally:
-        go.set()
-    assert seq.wait(30) == "aborted"
+    _aborted_while_stalled(rig, seq, stalled, go, safe)
 
 
 def test_abort_while_paused(tmp_path):
