@@ -256,6 +256,9 @@ class KepcoBOPCoils(FieldSource):
     """A `FieldSource` over three Kepco BOP supplies, one transport each."""
 
     honours_stop = True  # its ramp asks the stop before every step (`_ramp`)
+    # its settle (`_settle`) ends at its first look in current mode, the currents having
+    # followed the ramp's steps: no wait beyond its exchanges, which no estimate counts
+    settle_s = 0.0
 
     def __init__(
         self,

@@ -1,22 +1,33 @@
 """A plug-in coil driver that ignores its ramp's stop: a stop (an abort, Stop, Ctrl-C) still
 ends the ramp within a piece of it, the field never ramped on to the one asked for, the
-driver said loudly, and its field read back once the rig is made safe."""
+driver said loudly, and its field read back once the rig is made safe; the time its settling
+after each piece takes is in the estimates."""
 
 from __future__ import annotations
 
+import _thread
+import threading
 from collections.abc import Callable
 from dataclasses import replace
+from importlib.metadata import EntryPoint
 
 import numpy as np
 import pytest
 from acq_fakes import FakeCoils, fake_rig
 
+from smm_daq.acquisition import field_aside
 from smm_daq.acquisition.plan import ScanPlan, check_field
+from smm_daq.acquisition.recipe import check_recipe, parse_recipe
 from smm_daq.acquisition.sequencer import Sequencer
-from smm_daq.errors import RampStopped
+from smm_daq.acquisition.session import Session
+from smm_daq.errors import InstrumentError, RampStopped
 from smm_daq.instruments import ramp_pieces
+from smm_daq.instruments import rig as rig_module
+from smm_daq.instruments.coil_calibration import calibrate_coils
+from smm_daq.instruments.interfaces import FieldSource
 from smm_daq.instruments.ramp_stop import RampStop, ramp_field
-from smm_daq.instruments.rig import _make_safe
+from smm_daq.instruments.rig import DRIVER_GROUP, _make_safe, zero_within_bound
+from smm_daq.plugins import registered
 
 TARGET = np.array([0.0, 90e-6, 0.0])  # 1.8 s of ramping on the simulator's profile: 2 pieces
 STEPS = 10  # the driver's own steps per set_field
@@ -127,3 +138,100 @@ def test_a_field_at_the_limit_as_the_plan_checks_it_is_ramped_on_a_plug_in():
     check_field(b, rig.profile, label="field_uT")
     ramp_pieces.set_field(rig.coils, rig.profile, b, lambda: False)
     np.testing.assert_array_equal(rig.coils.setpoint, b)
+
+
+def test_ctrl_c_during_a_plug_in_s_session_ramp_it_ignores_ends_it_within_a_piece(
+        tmp_path, monkeypatch):
+    """`Session.set_field` (a script's, `smm-daq run`'s set_field step): Ctrl-C as the ramp's
+    first step is under way in its thread sets the ramp's stop; the driver goes on with its
+    piece, and the ramp ends there. Without the pieces, the driver ramped on to 90 µT."""
+    stopped = threading.Event()  # the ramp's stop set by the Ctrl-C
+
+    class SeenStop(RampStop):
+        def set(self) -> None:
+            super().set()
+            stopped.set()
+
+    rig = _rig_with_ignoring_coils()
+    session = Session(tmp_path / "s.h5", rig)
+
+    def ctrl_c_once() -> None:
+        if len(rig.coils.history) == 1:  # the first step of the ramp's first piece
+            _thread.interrupt_main()
+            assert stopped.wait(60.0)  # real seconds at most: the main thread sets it at once
+
+    rig.coils.on_step = ctrl_c_once
+    monkeypatch.setattr(field_aside, "RampStop", SeenStop)
+    with pytest.raises(KeyboardInterrupt) as raised:
+        session.set_field(tuple(TARGET / 1e-6))
+    assert "IGNORED THE STOP" in "".join(raised.value.__notes__)
+    assert _largest(rig.coils) <= float(np.linalg.norm(TARGET)) / 2 + 1e-12
+    np.testing.assert_allclose(rig.coils.setpoint, 0.0)
+    assert session.close() == []
+
+
+def test_a_stop_during_a_calibration_ramp_a_plug_in_ignores_ends_it_within_a_piece():
+    """`smm-daq calibrate-coils` (its stop: Ctrl-C). The first coil's step, 50 µT, is 4 s of
+    ramping at 0.25 A/s: 4 pieces. Unfixed, the driver was handed each step whole, no stop
+    asked: it ramped on to the 50 µT before the calibration's failure made the coils safe."""
+    rig = _rig_with_ignoring_coils()
+    slow = replace(rig.profile.coils, max_ramp_rate=0.25)
+    profile = replace(rig.profile, coils=slow)
+    stop = RampStop(rig.clock)
+    rig.coils.on_step = lambda: stop.set() if np.any(rig.coils.setpoint) else None
+    with pytest.raises(RampStopped, match="IGNORED THE STOP"):
+        calibrate_coils(rig.coils, rig.fluxgate, profile, rig.clock, stop=stop.is_set)
+    assert _largest(rig.coils) == pytest.approx(50e-6 / 4)  # the first piece's end
+    np.testing.assert_allclose(rig.coils.setpoint, 0.0)  # made safe from there
+
+
+def test_a_plug_in_s_field_not_at_its_safe_state_once_zeroed_is_raised():
+    """`Rig.zero_coils` (the window's Zero, a recipe's zero_field step, `Session.zero_field`)
+    and the calibration's end ramp down whole, no stop to ignore, and read a plug-in's field
+    back as making the rig safe does. Unfixed, a field ramping on past the ramp-down was
+    taken for zeroed."""
+    rig = _rig_with_ignoring_coils()
+    zero_within_bound(rig.profile, rig.clock, rig.coils)  # at zero: nothing raised
+    rig.coils.holds = TARGET
+    with pytest.raises(InstrumentError, match=r"WARNING: coils: the field reads \(0.000, "
+                                              r"90.000, 0.000\) µT .* may be ramping on"):
+        zero_within_bound(rig.profile, rig.clock, rig.coils)
+
+
+def _plug_in_as_the_profile_s_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The profile's coil driver (`kepco_bop`) is the plug-in's, ignoring its stop."""
+    drivers = dict(registered(DRIVER_GROUP))
+    drivers["kepco_bop"] = EntryPoint(name="kepco_bop", group=DRIVER_GROUP,
+                                      value="test_plugin_coils_ignoring_stop:IgnoringCoils")
+    monkeypatch.setattr(rig_module, "registered",
+                        lambda group: drivers if group == DRIVER_GROUP else registered(group))
+
+
+def test_a_plug_in_s_settling_after_each_piece_is_in_the_scan_s_estimate(monkeypatch):
+    """90 µT is 1.8 s of ramping up: two pieces, each settled for the time a driver that does
+    not say is taken to settle. Unfixed, the estimate was the shipped driver's."""
+    plan = ScanPlan.from_center("s", (12.5e-3, 12.5e-3), (40e-6, 40e-6), 20e-6,
+                                field=tuple(TARGET))
+    rig = fake_rig()
+    shipped = plan.estimate_duration(rig.profile)
+    _plug_in_as_the_profile_s_driver(monkeypatch)
+    assert plan.estimate_duration(rig.profile) == pytest.approx(
+        shipped + 2 * FieldSource.settle_s)
+
+
+def test_a_plug_in_s_settling_after_each_piece_is_in_a_recipe_s_estimate(monkeypatch,
+                                                                         tmp_path):
+    """A set_field step's ramp (Session.set_field: in pieces) settles after each piece; a
+    zero_field step's ramp-down is the driver's own, whole. Unfixed, neither settled."""
+    text = ('[[step]]\nkind = "set_field"\nfield_uT = [0.0, 90.0, 0.0]\n\n'
+            '[[step]]\nkind = "zero_field"\n')
+    profile = fake_rig().profile
+
+    def duration() -> float:
+        return check_recipe(parse_recipe(text, "r.toml"), profile, tmp_path / "s.h5",
+                            can_prompt=False).duration_s
+
+    shipped = duration()
+    assert shipped == pytest.approx(2 * 1.8)
+    _plug_in_as_the_profile_s_driver(monkeypatch)
+    assert duration() == pytest.approx(shipped + 2 * FieldSource.settle_s)

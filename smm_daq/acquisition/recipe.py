@@ -83,6 +83,7 @@ from smm_daq.acquisition.plan import (
     ScanPlan,
     check_field,
     format_seconds,
+    ramp_settling_s,
     size_note,
 )
 from smm_daq.acquisition.recipe_continue import (
@@ -639,7 +640,7 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
                                             field_tolerance=rig)
             elif isinstance(step, SetFieldStep):
                 check_field(step.field, profile, label="field_uT")
-                cost = _ramp_seconds(current, step.field, profile)
+                cost = _ramp_seconds(current, step.field, profile, settling=True)
                 current = step.field
             elif isinstance(step, ZeroFieldStep):
                 cost = _ramp_seconds(current, (0.0, 0.0, 0.0), profile)
@@ -831,11 +832,18 @@ def _scan_tolerance(name: str, profile: Profile) -> FieldTolerance:
                           f"the profile {profile.path.name}, which the recipe's scans store")
 
 
-def _ramp_seconds(start: tuple[float, ...], end: tuple[float, ...], profile: Profile) -> float:
-    """How long the supplies ramp from the currents of field `start` to those of `end` (s)."""
+def _ramp_seconds(start: tuple[float, ...], end: tuple[float, ...], profile: Profile, *,
+                  settling: bool = False) -> float:
+    """How long the supplies ramp from the currents of field `start` to those of `end` (s);
+    with `settling` (a set_field step's ramp, handed to the coil driver in pieces where it
+    does not say it honours its stop), the driver's settling after each piece too
+    (`ramp_settling_s`). A zero_field step's ramp-down is the driver's own, whole."""
     coils = profile.coils
     change = np.linalg.solve(coils.calibration, np.subtract(end, start))
-    return float(np.max(np.abs(change))) / coils.max_ramp_rate
+    seconds = float(np.max(np.abs(change))) / coils.max_ramp_rate
+    if not settling:
+        return seconds
+    return seconds + ramp_settling_s(profile, seconds)
 
 
 def check_fly_steps(checked: Recipe, stage: Any) -> None:

@@ -714,8 +714,10 @@ class Sequencer(FlyScan):
 
         A supply that tripped or a coil that lost its current mid-line would otherwise leave a
         map that mixes fields under a "finished" status. The check reads the coil currents
-        (cheap, once a line) and allows for their read-back accuracy: it catches a lost axis,
-        not calibration drift, which the fluxgate check at the start of the scan covers. When
+        (cheap, once a line) and allows for their read-back accuracy, its offset at zero field
+        too, as the read-back once the rig is made safe does (`ramp_pieces.readback_allowed`):
+        it catches a lost axis, not calibration drift, which the fluxgate check at the start
+        of the scan covers. When
         it fails, the currents are read again to name the coils off, by how much, and whether
         that may be a trip (a current far above its setpoint is not one).
 
@@ -730,8 +732,7 @@ class Sequencer(FlyScan):
         requested = np.array(self.plan.field)
         self._checkpoint(pausable=False)
         held = np.asarray(self._call(rig.coils.field), dtype=float)
-        allowed = max(10 * rig.profile.coils.field_tolerance,
-                      0.02 * float(np.linalg.norm(requested)))
+        allowed = ramp_pieces.readback_allowed(rig.profile.coils, requested)
         error = float(np.linalg.norm(held - requested))
         if error > allowed and self._abort_pending():  # what was found is said all the same
             self.notes.append(

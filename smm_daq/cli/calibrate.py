@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 
+from smm_daq import interrupts
 from smm_daq.cli.args import output_file, outputs_apart, time_scale
 from smm_daq.errors import InputError
 from smm_daq.instruments.coil_calibration import calibrate_coils, write_calibration
@@ -66,8 +67,10 @@ def run(args: argparse.Namespace) -> int:
     # never referenced (a reference move drives every axis, z included, to its switch).
     rig = open_rig(stage_left_unreferenced(profile), time_scale=args.time_scale)
     try:
+        # Ctrl-C raises in this thread; a plug-in driver that swallows it, or whose supply
+        # ramps on by itself, is still stopped at its ramp's next piece
         result = calibrate_coils(rig.coils, rig.fluxgate, rig.profile, rig.clock,
-                                 safe_on_failure=False)
+                                 safe_on_failure=False, stop=interrupts.interrupted)
     finally:  # the coils end at their safe state either way (a failure's within the make-safe
         # path's deadline); said, as every command says it
         problems = rig.make_safe()

@@ -16,12 +16,16 @@ for fields; the fields they are asked for map to currents through the calibratio
 built with (the profile's, `nominal`), which is how requested currents become requests.
 The coils are left at their safe state whatever happens, by the bounded make-safe path
 (`rig.zero_within_bound`): a slow or dead supply cannot hold the calibration's end past the
-limit `smm-daq safe` prints, and one still energised at its deadline is switched off.
+limit `smm-daq safe` prints, and one still energised at its deadline is switched off. Each
+step's ramp asks the calibration's stop (`ramp_pieces.set_field`): a plug-in driver not
+trusted to honour it is handed the ramp in pieces, so a stop it ignores (or a supply's own
+ramp going on past Ctrl-C) lets the field on by one piece at most.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,8 +34,9 @@ import numpy as np
 
 from smm_daq.clock import Clock
 from smm_daq.errors import InstrumentError, RangeError
+from smm_daq.instruments import ramp_pieces
 from smm_daq.instruments.interfaces import FieldSource, Magnetometer
-from smm_daq.instruments.profile import CoilSettings, Profile
+from smm_daq.instruments.profile import Profile
 from smm_daq.instruments.rig import zero_within_bound
 from smm_daq.whole_files import written_whole
 
@@ -106,14 +111,17 @@ class _Session:
         self,
         coils: FieldSource,
         fluxgate: Magnetometer,
-        nominal: CoilSettings,
+        profile: Profile,
         clock: Clock,
         average: int,
         settle: float,
+        stop: Callable[[], bool],
     ) -> None:
         self.coils = coils
         self.fluxgate = fluxgate
-        self.nominal = nominal
+        self.profile = profile
+        self.nominal = profile.coils
+        self.stop = stop
         self.clock = clock
         self.average = average
         self.settle = settle
@@ -123,8 +131,10 @@ class _Session:
         return self.nominal.calibration @ currents + self.nominal.ambient_field
 
     def measure(self, field_request: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Set a field request; return the mean measured currents (A) and field (T)."""
-        self.coils.set_field(field_request)
+        """Set a field request; return the mean measured currents (A) and field (T). The
+        ramp ends at its next step once `stop` is true (`RampStopped`), in pieces where the
+        driver does not say it honours the stop."""
+        ramp_pieces.set_field(self.coils, self.profile, field_request, self.stop)
         self.clock.sleep(self.settle)
         currents = np.mean([self.coils.currents() for _ in range(self.average)], axis=0)
         field = np.mean([self.fluxgate.read_field() for _ in range(self.average)], axis=0)
@@ -144,6 +154,7 @@ def calibrate_coils(
     target: float = 5 * NT,
     max_iterations: int = 8,
     safe_on_failure: bool = True,
+    stop: Callable[[], bool] | None = None,
 ) -> CalibrationResult:
     """Fit the coil matrix and ambient field of `profile`'s coils (its calibration the
     nominal one), then null the field; coils left at their safe state by the bounded
@@ -153,13 +164,16 @@ def calibrate_coils(
     within the current limit); each point averages `average` readings after `settle` s.
     Not `safe_on_failure`: a failure leaves the coils where it found them, for a caller that
     makes the rig safe itself (`Rig.make_safe`); a ramp-down here first would add a second
-    make-safe path to the time the caller may take.
+    make-safe path to the time the caller may take. `stop` (Ctrl-C: `interrupts.interrupted`)
+    is asked before every step of each ramp, or between its pieces where the driver does not
+    say it honours it: once true, `RampStopped`, and the coils are made safe as on any failure.
     """
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     if average < 1 or max_iterations < 1 or len(levels) < 2:
         raise ValueError("need average >= 1, max_iterations >= 1 and two or more levels")
-    session = _Session(coils, fluxgate, profile.coils, clock, average, settle)
+    session = _Session(coils, fluxgate, profile, clock, average, settle,
+                       stop if stop is not None else _never)
     try:
         result = _calibrate(session, fraction, levels, target, max_iterations)
     except BaseException as exc:
@@ -172,6 +186,10 @@ def calibrate_coils(
         raise
     zero_within_bound(profile, clock, coils)
     return result
+
+
+def _never() -> bool:
+    return False
 
 
 def _calibrate(

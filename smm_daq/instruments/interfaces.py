@@ -123,6 +123,12 @@ class FieldSource(Instrument):
     # (`smm_daq.instruments.ramp_pieces`), and its field is read back once the rig is made
     # safe: a stop it ignored must not ramp the field on to the one asked for.
     honours_stop: ClassVar[bool] = False
+    # About how long (rig-clock s) one `set_field` waits once its ramp's last step is sent,
+    # for the currents to settle: a driver handed its ramp in pieces waits it once a piece,
+    # which a scan's and a recipe's time estimates count (`ramp_pieces.settling_s`). One
+    # that does not say (a plug-in's, by default) is taken to wait as long as the shipped
+    # driver waits at most (its settle timeout), so that an estimate errs long, not short.
+    settle_s: ClassVar[float] = 2.0
 
     @abstractmethod
     def set_field(self, b: np.ndarray, *, ramp: bool = True,

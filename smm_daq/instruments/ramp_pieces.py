@@ -20,15 +20,17 @@ import numpy as np
 
 from smm_daq.errors import RampStopped, RangeError
 from smm_daq.instruments.interfaces import FieldSource
-from smm_daq.instruments.profile import Profile
+from smm_daq.instruments.profile import CoilSettings, Profile
 
 PIECE_S = 1.0  # rig-clock s of ramping at the profile's rate: the most a stop ignored lets on
 UT = 1e-6
 LIMIT_ROUNDING = 1e-9  # relative: a field this little past the coils' limit is at it
-# of the coils' largest field: what a supply's read-back may be off at its safe state (the
-# shipped Kepco driver takes its currents' read-back within 5 mA, 0.1 % of its range; a
-# field ramping on past its ramp-down reaches far beyond either)
+# of the coils' largest field: what a supply's read-back may be off at any field, its offset
+# (the shipped Kepco driver takes its currents' read-back within 5 mA, 0.1 % of its range; a
+# field ramping on past its ramp-down, or an axis lost, reaches far beyond either)
 READBACK_FRACTION = 0.01
+# of the field read back: what a supply's read-back may be off beyond its offset, its gain
+READBACK_GAIN = 0.02
 
 
 def set_field(coils: FieldSource, profile: Profile, b: np.ndarray,
@@ -71,9 +73,9 @@ def set_field(coils: FieldSource, profile: Profile, b: np.ndarray,
 def off_safe_state(profile: Profile, coils: FieldSource) -> list[str]:
     """What is wrong with the field of `coils`, ramped to their safe state just now, where
     their driver does not say it honours its stop: read back, it should be the safe state's
-    (zero applied field, or with the outputs off the ambient field) within ten field
-    tolerances or `READBACK_FRACTION` of the coils' largest field, whichever is more (the
-    field tolerance is the fluxgate's check, tighter than a supply's read-back); a driver that
+    (zero applied field, or with the outputs off the ambient field) within what a supply's
+    read-back may be off (`readback_allowed`, as the scan's check at each line's end takes
+    it: the field tolerance is the fluxgate's check, tighter than a read-back); a driver that
     ramps on (a stop it ignored, a ramp of the supply's own that goes on) is said loudly. []
     where it is, or where the driver says it honours its stop (its own ramp-down checks its
     currents)."""
@@ -87,7 +89,7 @@ def off_safe_state(profile: Profile, coils: FieldSource) -> list[str]:
         return [f"the field of {coils.name} ({_named(coils)}, a plug-in driver) was not read "
                 f"back once ramped to its safe state: {exc}"]
     off = float(np.linalg.norm(field - safe))
-    allowed = max(10 * settings.field_tolerance, READBACK_FRACTION * settings.max_field)
+    allowed = readback_allowed(settings, safe)
     if off <= allowed:
         return []
     return [f"WARNING: {coils.name}: the field reads {_ut(field)} µT once ramped to its safe "
@@ -95,14 +97,40 @@ def off_safe_state(profile: Profile, coils: FieldSource) -> list[str]:
             f"nT): the plug-in driver {_named(coils)} may be ramping on, its stop ignored"]
 
 
+def readback_allowed(settings: CoilSettings, b: np.ndarray) -> float:
+    """How far (T) the field the coils' currents make, read back, may be from the field `b`
+    they were set to before it is taken for a field not held (a supply tripped, an axis
+    lost, a ramp going on): ten field tolerances (the fluxgate's check, which a read-back
+    cannot match), the read-back's offset (`READBACK_FRACTION` of the coils' largest field,
+    which is all there is at zero field) or its gain (`READBACK_GAIN` of |b|), whichever is
+    most. The scan's check at each line's end and the read-back once made safe both take it:
+    an offset the supplies read back within their accuracy must not abort an 8-hour scan at
+    zero field, while an axis lost leaves the field off by its whole share, far beyond."""
+    return max(10 * settings.field_tolerance, READBACK_FRACTION * settings.max_field,
+               READBACK_GAIN * float(np.linalg.norm(b)))
+
+
 def _pieces(start: np.ndarray, b: np.ndarray, profile: Profile) -> list[np.ndarray]:
     """The fields a ramp from `start` to `b` is handed over in, each at most `PIECE_S` of
     ramping at the profile's rate from the one before, `b` the last."""
     coils = profile.coils
     amps = np.linalg.solve(coils.calibration, b - start)  # the currents' change
-    seconds = float(np.max(np.abs(amps))) / coils.max_ramp_rate
-    count = max(1, math.ceil(seconds / PIECE_S))
+    count = _piece_count(float(np.max(np.abs(amps))) / coils.max_ramp_rate)
     return [start + (b - start) * (k / count) for k in range(1, count)] + [b]
+
+
+def settling_s(driver: type[FieldSource], seconds: float) -> float:
+    """What a ramp of `seconds` of ramping at the profile's rate spends settling on a driver
+    of class `driver`: its `settle_s` once for each `set_field` it is handed, the whole ramp
+    where it says it honours its stop, else each of its pieces."""
+    calls = 1 if driver.honours_stop else _piece_count(seconds)
+    return calls * float(driver.settle_s)
+
+
+def _piece_count(seconds: float) -> int:
+    """The pieces a ramp of `seconds` of ramping is handed over in: `PIECE_S` each at most,
+    one where it ramps nothing (its field set all the same)."""
+    return max(1, math.ceil(seconds / PIECE_S))
 
 
 class _Told:

@@ -267,12 +267,25 @@ def safe_from(profile: Profile, clock: Clock, stop: RampStop) -> Iterator[None]:
 
 
 def zero_within_bound(profile: Profile, clock: Clock, coils: FieldSource) -> None:
-    """Ramp `coils` to the safe state of `profile` (`FieldSource.zero`) by the bounded
-    make-safe path (`_making_safe`: its deadline on `clock` and its loss budget): a slow or
-    dead supply cannot hold the caller past `safe_time_bound`, as each supply still energised
-    at the deadline is switched off where it stands. Raises what the ramp-down could not do."""
+    """Ramp `coils` to the safe state of `profile` (`FieldSource.zero`, or `output_off` where
+    it is "off", as `Rig.make_safe`) by the bounded make-safe path (`_making_safe`: its
+    deadline on `clock` and its loss budget): a slow or dead supply cannot hold the caller
+    past `safe_time_bound`, as each supply still energised at the deadline is switched off
+    where it stands. Raises what the ramp-down could not do.
+
+    The ramp-down is handed to the driver whole, never in pieces (`ramp_pieces`): it is
+    the ramp to the safe state, which no stop ends (signals meanwhile are only acknowledged),
+    so there is no stop for a plug-in driver to ignore. What a plug-in driver's field does
+    once ramped down (a supply's own ramp going on) is read back, as after `make_safe`
+    (`ramp_pieces.off_safe_state`), and raised where it is off the safe state."""
     with _making_safe(profile, clock):
-        coils.zero()
+        if profile.coils.safe_state == "off":
+            coils.output_off()
+        else:
+            coils.zero()
+        problems = ramp_pieces.off_safe_state(profile, coils)
+    if problems:
+        raise InstrumentError("; ".join(problems), instrument=coils.name)
 
 
 def driver_class(profile: Profile, role: str, name: str) -> type[Instrument]:
