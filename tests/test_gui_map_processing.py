@@ -328,3 +328,38 @@ def test_a_name_taken_meanwhile_is_refused_without_the_commands_option(
     written, said = ended.args
     assert not written and "entry 'bg' already exists" in said and "--" not in said
     assert browser.path.read_bytes() == before
+
+
+def test_export_offers_the_maps_the_command_line_takes(browser, qtbot, monkeypatch,  # noqa: F811
+                                                       tmp_path) -> None:
+    """An entry holding more than one map: the window asks which, offering what `smm-daq
+    export --dataset` takes, and writes what the command writes of the one chosen (it
+    exported the default map alone)."""
+    import h5py
+
+    from smm_daq.analysis import export
+
+    with h5py.File(browser.path, "r+") as f:  # a scan's raw lock-in reading beside its Bz
+        raw = f["inf/data"].create_dataset("X", data=np.arange(48 * 48.0).reshape(48, 48))
+        raw.attrs["units"] = "V"
+    pictures: list[tuple[Path, tuple[object, ...]]] = []
+    monkeypatch.setattr(export, "write_png", lambda m, path, **kwargs: (
+        pictures.append((Path(path), drawn(m, path, **kwargs))), Path(path))[1])
+    offered: list[list[str]] = []
+
+    def pick(_parent, _title, _label, items, *_a, **_k) -> tuple[str, bool]:
+        offered.append(list(items))
+        return "data/X", True
+
+    monkeypatch.setattr(QtWidgets.QInputDialog, "getItem", pick)
+    select(browser, "inf")
+    written, said = export_clicked(browser, qtbot, monkeypatch, tmp_path / "gui")
+    assert written, said
+    assert offered == [["Bz (the default)", "data/X"]]
+    assert cli("export", str(browser.path), "--entry", "inf", "--dataset", "data/X", "--csv",
+               str(tmp_path / "cli.csv"), "--png", str(tmp_path / "cli.png")) == 0
+    assert (tmp_path / "gui.csv").read_bytes() == (tmp_path / "cli.csv").read_bytes()
+    assert b"X_V" in (tmp_path / "gui.csv").read_bytes().splitlines()[0]
+    assert [path.name for path, _ in pictures] == ["gui.png", "cli.png"]
+    assert pictures[0][1] == pictures[1][1]
+    assert said.startswith("Exported data/X of 'inf': ")
