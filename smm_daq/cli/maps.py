@@ -48,7 +48,7 @@ INSIGNIFICANT_SHIFT_HELP = ("apply the registration's shift even where it is not
                             "different from zero (by default a zero shift is applied then)")
 
 
-def _um_pairs(option: str, text: str) -> np.ndarray:
+def um_pairs(option: str, text: str) -> np.ndarray:
     """'x,y;x,y;...' in µm -> (K, 2) in m; an outline crossing or retracing itself refused."""
     from smm_daq.analysis.mmt.masks import refuse_crossing
 
@@ -123,7 +123,7 @@ def _background_selection(args: argparse.Namespace, m: MapData, *, required: boo
         sample = np.zeros(m.shape, bool)
         outlines = []
         for text in args.sample_polygon:
-            outline = _um_pairs("--sample-polygon", text)
+            outline = um_pairs("--sample-polygon", text)
             sample |= polygon_mask(m, outline)
             outlines += [np.full((1, 2), np.nan), outline]
         mask |= ~sample
@@ -409,7 +409,7 @@ def _support(args: argparse.Namespace, m: MapData) -> np.ndarray | None:
         return None
     support = np.zeros(m.shape, bool)
     for text in args.support_polygon:
-        support |= polygon_mask(m, _um_pairs("--support-polygon", text))
+        support |= polygon_mask(m, um_pairs("--support-polygon", text))
     return support
 
 
