@@ -278,3 +278,14 @@ def test_names_holding_commas_are_read_whole_and_written_in_quotes(qtbot, sessio
     assert view.status.text() == view.lists_note.text()
     view.more_entries.setText('"again, 2" x')
     assert "'x' follows the closing quote of 'again, 2'" in view.lists_note.text()
+
+
+def test_names_the_window_writes_read_back_as_themselves() -> None:
+    """What the window writes into a box (`joined`) is read (`names`) as the same names,
+    whatever they hold; and text typed the old way, without quotes, reads as it did."""
+    from gui.name_lists import joined, names
+
+    tricky = ["a,b.npy", " lead.png", "trail.png ", '"quoted".npy', 'in"side.png', "none",
+              'C:\\masks\\x, "y".png', "é ü.json"]
+    assert names(joined(tricky)) == tricky
+    assert names("bad.npy, shapes.json,, none ,") == ["bad.npy", "shapes.json", "none"]
