@@ -34,6 +34,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6 import QtCore, QtGui, QtWidgets
 
+from gui import name_lists
 from gui.background import Background, gui_caller
 from gui.command import recorded_command
 from gui.dragonfly_options import (
@@ -47,6 +48,7 @@ from gui.grain_registration import RegistrationGroup, describe_registration
 from gui.grain_table import GrainFilter, GrainTableModel
 from gui.map_geometry import pixel_rect
 from gui.map_view import MapView
+from gui.message_line import ERROR_STYLE
 from gui.number_boxes import ClampingSpinBox, CountBox, TrimmedSpinBox
 from gui.stereonet import Stereonet
 from smm_daq.analysis.forward import cuboid_bz
@@ -336,15 +338,22 @@ class MMTView(QtWidgets.QWidget):
         self.device.addItems(DEVICES)
         self.more_entries = QtWidgets.QLineEdit()
         self.more_entries.setPlaceholderText("joint with entries…")
-        self.more_entries.setToolTip("more scans of the same grains, comma-separated entry "
-                                     "names, inverted jointly with the map")
+        self.more_entries.setToolTip("more scans of the same grains, inverted jointly with the "
+                                     f"map: their entries' names, {name_lists.RULE}")
         self.mask_edit = QtWidgets.QLineEdit()
         self.mask_edit.setPlaceholderText("mask (optional)")
         self.mask_edit.setToolTip("bad pixels: .npy (True or 1 = bad), an image of the map's "
                                   "shape (black = bad, transparent = kept) or "
                                   ".json of rectangles/polygons in µm; one file for every "
-                                  "scan, or one per scan, comma-separated ('none': that "
-                                  "scan unmasked)")
+                                  "scan, or one per scan ('none': that scan unmasked): "
+                                  f"{name_lists.RULE}")
+        # what of the joint entries or the masks typed cannot be read as names, said under them
+        self.lists_note = QtWidgets.QLabel("")
+        self.lists_note.setWordWrap(True)
+        self.lists_note.setStyleSheet(ERROR_STYLE)
+        self.lists_note.hide()
+        for box in (self.more_entries, self.mask_edit):
+            box.textChanged.connect(lambda _text: self._check_lists())
         self.mask_browse = QtWidgets.QToolButton(text="…")
         self.mask_browse.setToolTip("Choose the mask file (one, or one per scan in order)")
         self.mask_browse.clicked.connect(self._choose_masks)
@@ -498,6 +507,7 @@ class MMTView(QtWidgets.QWidget):
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(top)
         layout.addLayout(second)
+        layout.addWidget(self.lists_note)
         layout.addWidget(self.dragonfly)
         layout.addWidget(self.registration)
         layout.addWidget(self.status)
@@ -707,16 +717,49 @@ class MMTView(QtWidgets.QWidget):
             self, "Mask files (one, or one per scan in order)", "",
             "Masks (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.gif *.webp *.npy *.json);;All (*)")
         if names:
-            self.mask_edit.setText(", ".join(names))
+            self.mask_edit.setText(name_lists.joined(names))
 
-    def _scan_names(self) -> list[str]:
-        """The entries an inversion would read: the map, then the joint ones."""
-        extra = [e.strip() for e in self.more_entries.text().split(",") if e.strip()]
+    def _lists(self) -> tuple[list[str], list[str]]:
+        """The joint entries and the masks typed (`name_lists.names`); InputError naming the
+        box whose text cannot be read as names."""
+        read = []
+        for box, what in ((self.more_entries, "Joint entries"), (self.mask_edit, "Masks")):
+            try:
+                read.append(name_lists.names(box.text()))
+            except InputError as exc:
+                raise InputError(str(exc), source=what) from None
+        return read[0], read[1]
+
+    def _check_lists(self) -> None:
+        """What of the joint entries or the masks typed cannot be read as names, said under
+        the boxes as it is typed, the box marked."""
+        problems = []
+        for box, what in ((self.more_entries, "Joint entries"), (self.mask_edit, "Masks")):
+            try:
+                name_lists.names(box.text())
+            except InputError as exc:
+                problems.append(f"{what}: {exc}")
+                box.setStyleSheet(ERROR_STYLE)
+            else:
+                box.setStyleSheet("")
+        self.lists_note.setText("\n".join(problems))
+        self.lists_note.setVisible(bool(problems))
+
+    def _scan_names(self) -> list[str] | None:
+        """The entries an inversion would read: the map, then the joint ones; None, the
+        reason on the status line, where the joint ones typed cannot be read."""
+        try:
+            extra = name_lists.names(self.more_entries.text())
+        except InputError as exc:
+            self.status.setText(str(InputError(str(exc), source="Joint entries")))
+            return None
         return [self.entry.currentText(), *extra]
 
     def _choose_templates(self) -> None:
         """Ask where to write each scan's map image (beside the session file at first)."""
         names = self._scan_names()
+        if names is None:
+            return
         if self.path is None or not names[0]:
             self.status.setText("Choose a scan entry (open a session file) first.")
             return
@@ -744,6 +787,8 @@ class MMTView(QtWidgets.QWidget):
         that exists: the dialog asked only about the name chosen), or the ones written named
         when writing one fails. False when no scan is chosen or images are being written."""
         names = self._scan_names()
+        if names is None:
+            return False
         if self.path is None or not names[0]:
             self.status.setText("Choose a scan entry (open a session file) first.")
             return False
@@ -762,9 +807,9 @@ class MMTView(QtWidgets.QWidget):
             held = named and self.running  # the mask field is locked: named once it ends
             if held:
                 self._hold("masks", f"the mask {', '.join(files)}",
-                           lambda: self.mask_edit.setText(", ".join(files)))
+                           lambda: self.mask_edit.setText(name_lists.joined(files)))
             elif named:
-                self.mask_edit.setText(", ".join(files))
+                self.mask_edit.setText(name_lists.joined(files))
             ended(True, f"Map image{'s' if len(files) > 1 else ''} for a mask written: "
                         f"{', '.join(files)}. Paint the bad pixels black in an image editor "
                         "and save in place"
@@ -804,17 +849,16 @@ class MMTView(QtWidgets.QWidget):
         model_choice, device = self.model.currentText(), self.device.currentText()
         model_given = self.model_given()
         from smm_daq.analysis.mmt.grain_shaping import check_registration, shaped_grains
-        extra = [e.strip() for e in self.more_entries.text().split(",") if e.strip()]
         from smm_daq.analysis.mmt.solver.joint import check_each_scan_once
 
         try:
+            extra, masks = self._lists()
             check_each_scan_once([entry, *extra])
             registration = self.registration.registration()
             check_registration(registration, fmt, model_given)  # as the command line refuses
         except InputError as exc:
             self.status.setText(str(exc))
             return False
-        masks = [m.strip() for m in self.mask_edit.text().split(",") if m.strip()]
         if len(masks) not in (0, 1, 1 + len(extra)):
             self.status.setText(f"{len(masks)} masks for {1 + len(extra)} scans; expected one "
                                 "for all, or one per scan")

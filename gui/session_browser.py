@@ -22,7 +22,7 @@ from gui.grain_outlines import registered_outlines
 from gui.grain_registration import describe_registration
 from gui.image_registration import RegistrationDialog, underlay_transform
 from gui.local_time import shown_time, time_key
-from gui.map_exports import export_map, exportable, outputs
+from gui.map_exports import dataset_chosen, export_map, exportable, file_stem, offered, outputs
 from gui.map_noise import noise_said
 from gui.map_view import MapView, Quantity
 from gui.message_line import MessageLine
@@ -33,6 +33,7 @@ from smm_daq.analysis.mmt.grain_shaping import check_registration
 from smm_daq.analysis.mmt.registration import GrainRegistration
 from smm_daq.analysis.optical import ImageRegistration, read_image
 from smm_daq.analysis.subtract_inputs import holds_measured_map
+from smm_daq.cli.maps import exportable_maps
 from smm_daq.cli.warning_text import said_as
 from smm_daq.errors import SmmError
 from smm_daq.storage.mapdata import MapData
@@ -963,14 +964,41 @@ class SessionBrowser(QtWidgets.QWidget):
 
     # --- export --------------------------------------------------------------------------
     def _choose_export(self) -> None:
+        """The maps the entry holds read in the reader (`exportable_maps`); then which to
+        export is asked where it holds more than one, and where to (`_export_chosen`)."""
         info = self.selected_entry()
         if self.path is None or not exportable(info):
             self.message.setText("Select an entry holding a map first: its map is exported.")
             return
         assert info is not None  # exportable
+        path, entry = self.path, info.name
+
+        def failed(exc: BaseException) -> None:
+            text = (str(exc) if isinstance(exc, (SmmError, OSError))
+                    else f"The maps of '{entry}' could not be read: {exc!r}")
+            self.message.setText(text)
+            self.exported.emit(False, text)
+
+        self.reader.submit(lambda: exportable_maps(str(path), entry),
+                           lambda found: self._export_chosen(path, entry, *found), failed)
+
+    def _export_chosen(self, path: Path, entry: str, maps: list[str], default: str) -> None:
+        """Which of the entry's `maps` to export (asked where there are several, as `smm-daq
+        export --dataset` chooses), and the CSV to write it to."""
+        if self.path is None or not same_file(self.path, path):
+            return  # another file opened meanwhile: the choice would be of an entry gone
+        dataset = default
+        if len(maps) > 1:
+            item, chosen = QtWidgets.QInputDialog.getItem(
+                self, "Export a map", f"The map of '{entry}' to export:",
+                offered(maps, default), 0, False)
+            if not chosen:
+                return
+            dataset = dataset_chosen(item, default)
         name, _ = QtWidgets.QFileDialog.getSaveFileName(
-            self, f"Export the map of '{info.name}' (a picture is written beside it)",
-            str(self.path.parent / f"{info.name}.csv"), "CSV files (*.csv);;All files (*)",
+            self, f"Export {dataset} of '{entry}' (a picture is written beside it)",
+            str(path.parent / f"{file_stem(entry, dataset, default)}.csv"),
+            "CSV files (*.csv);;All files (*)",
             options=QtWidgets.QFileDialog.Option.DontConfirmOverwrite)
         if not name:
             return
@@ -981,29 +1009,35 @@ class SessionBrowser(QtWidgets.QWidget):
         ) == QtWidgets.QMessageBox.StandardButton.Yes
         if there and not overwrite:
             return
-        self.export(info.name, csv, overwrite=overwrite)
+        self.export(entry, csv, overwrite=overwrite,
+                    dataset=None if dataset == default else dataset)
 
-    def export(self, entry: str, csv: Path, *, overwrite: bool = False) -> bool:
-        """Write entry `entry`'s map of the open file as `smm-daq export` writes it, to `csv`
-        and its picture beside it (`outputs`), in the reader; `exported` follows, and the
-        message line says what was written or why nothing was. False when no file is open."""
+    def export(self, entry: str, csv: Path, *, overwrite: bool = False,
+               dataset: str | None = None) -> bool:
+        """Write entry `entry`'s map of the open file (`dataset`, as `smm-daq export
+        --dataset` names it; None: the one it exports by default) as `smm-daq export` writes
+        it, to `csv` and its picture beside it (`outputs`), in the reader; `exported`
+        follows, and the message line says what was written or why nothing was. False when
+        no file is open."""
         if self.path is None:
             return False
         path, (csv, png) = self.path, outputs(Path(csv))
+        what = f"'{entry}'" if dataset is None else f"{dataset} of '{entry}'"
 
         def done(said: list[str]) -> None:
-            text = f"Exported '{entry}': " + "; ".join(said)
+            text = f"Exported {what}: " + "; ".join(said)
             self.message.say(text)
             self.exported.emit(True, text)
 
         def failed(exc: BaseException) -> None:
             text = (str(exc) if isinstance(exc, (SmmError, OSError))
-                    else f"Export of '{entry}' failed: {exc!r}")
+                    else f"Export of {what} failed: {exc!r}")
             self.message.setText(text)
             self.exported.emit(False, text)
 
-        self.message.say(f"Exporting '{entry}'…")
-        self.reader.submit(lambda: export_map(path, entry, csv, png, overwrite=overwrite),
+        self.message.say(f"Exporting {what}…")
+        self.reader.submit(lambda: export_map(path, entry, csv, png, overwrite=overwrite,
+                                              dataset=dataset),
                            done, failed)
         return True
 

@@ -117,6 +117,12 @@ WHEN = {"start_time", "end_time", "process/date", "process/sources"}
 COMMAND = "process/parameters/command"
 
 
+def alike(contents: dict[str, object]) -> dict[str, str]:
+    """An entry's contents (`entry_contents`) but for what differs between two writes, as
+    text: NaN as NaN, where NaN != NaN (the row between two outlines)."""
+    return {k: repr(v) for k, v in contents.items() if k not in WHEN | {COMMAND}}
+
+
 def background_chosen(browser, qtbot, monkeypatch, choose) -> tuple[bool, str]:  # noqa: F811
     """Background… clicked on the selected entry, its dialog filled by `choose(dialog)` and
     accepted: (written?, what the tab said)."""
@@ -135,45 +141,70 @@ def background_chosen(browser, qtbot, monkeypatch, choose) -> tuple[bool, str]: 
 
 def test_background_writes_the_entry_the_command_line_writes(browser, qtbot,  # noqa: F811
                                                               monkeypatch) -> None:
-    def plane_on_a_border_and_a_rectangle(dialog) -> None:
+    """A border, several rectangles and the sample's outlines, as the command takes them
+    (the dialog took a border and one rectangle): the same entry, their record too."""
+    outlines = ("20,20; 70,20; 70,70; 20,70", "80,80;90,80;90.5,90")
+
+    def plane_on_a_border_rectangles_and_outlines(dialog) -> None:
         dialog.removal.setCurrentIndex(1)  # a plane
         dialog.border.lineEdit().setText("10,5")  # as typed, with a decimal comma
         dialog.border.interpretText()
-        dialog.rect.setChecked(True)
-        for box, value in zip(dialog.corners, (-20, 30, 0, 12.5), strict=True):
+        for box, value in zip(dialog.add_rectangle(), (-20, 30, 0, 12.5), strict=True):
             box.setValue(value)
+        dialog.add_rectangle((1, 2, 3, 4))
+        dialog.add_rectangle((60, 94, 0, 8))
+        dialog.remove_rectangle(1)  # the one between: the others kept, in order
+        dialog.outlines.setPlainText(f"{outlines[0]}\n\n  {outlines[1]}\n")
         dialog.name.setText("gui_plane")
 
     select(browser, "inf")
     written, said = background_chosen(browser, qtbot, monkeypatch,
-                                      plane_on_a_border_and_a_rectangle)
+                                      plane_on_a_border_rectangles_and_outlines)
     assert written, said
     assert "plane fitted on" in said and "wrote entry 'gui_plane' (background)" in said
     assert cli("background", str(browser.path), "--entry", "inf", "--name", "cli_plane",
                "--model", "plane", "--border-um", "10.5",
-               "--background-rect", "-20,30,0,12.5") == 0
+               "--background-rect", "-20,30,0,12.5", "--background-rect", "60,94,0,8",
+               "--sample-polygon", outlines[0], "--sample-polygon", outlines[1]) == 0
     gui, line = entry_contents(browser.path, "gui_plane"), entry_contents(browser.path,
                                                                           "cli_plane")
     assert gui[COMMAND].startswith(b"smm-daq gui: background ")
-    assert {k: v for k, v in gui.items() if k not in WHEN | {COMMAND}} == \
-        {k: v for k, v in line.items() if k not in WHEN | {COMMAND}}
+    assert alike(gui) == alike(line)
+    assert np.shape(gui["process/parameters/background_rectangles"]) == (2, 4)
+    assert np.shape(gui["process/parameters/sample_polygons"]) == (4 + 1 + 3, 2)
     assert browser.map_view.map.name == "gui_plane"  # the new entry listed and shown
     assert browser.selected_entry().name == "gui_plane"
+
+
+def test_an_outline_the_command_cannot_read_is_said_and_stops_ok(qtbot) -> None:
+    """Said beside the outlines as the command would refuse it, naming its line; OK off."""
+    from gui.background_dialog import BackgroundDialog
+
+    dialog = BackgroundDialog("inf", set())
+    qtbot.addWidget(dialog)
+    dialog.outlines.setPlainText("0,0; 10,0; 10,10; 0,10\n0,0; 10,10; 10,0; 0,10")
+    assert not dialog.ok_button.isEnabled()
+    said = dialog.problem.text()
+    assert said.startswith("Sample's outlines, line 2: the outline '0,0; 10,10; 10,0; 0,10'")
+    assert "cross" in said and "--" not in said
+    dialog.outlines.setPlainText("0,0; 10,0")
+    assert "line 1: the outline is '0,0; 10,0'; expected at least 3" in dialog.problem.text()
+    dialog.outlines.setPlainText("0,0; 10,0; 10,10")
+    assert dialog.ok_button.isEnabled() and dialog.problem.text() == ""
 
 
 def test_a_background_off_the_map_is_refused(browser, qtbot, monkeypatch  # noqa: F811
                                               ) -> None:
     """The command's refusal, said on the tab's line; nothing is written."""
     def far_off(dialog) -> None:
-        dialog.rect.setChecked(True)
-        for box, value in zip(dialog.corners, (500, 600, 500, 600), strict=True):
-            box.setValue(value)
+        dialog.add_rectangle((500, 600, 500, 600))
 
     select(browser, "inf")
     before = browser.path.read_bytes()
     written, said = background_chosen(browser, qtbot, monkeypatch, far_off)
     assert not written
-    assert "(the rectangle and the border) covers no pixel of the map" in said
+    assert ("(the rectangles, the sample's outlines and the border) covers no pixel of the "
+            "map") in said
     assert browser.message.text() == said
     assert browser.path.read_bytes() == before
     assert browser.background_button.isEnabled()
@@ -295,22 +326,23 @@ def test_ok_takes_the_number_being_typed_and_stops_at_one_refused(qtbot) -> None
     qtbot.addWidget(dialog)
     accepted: list[bool] = []
     dialog.accepted.connect(lambda: accepted.append(True))
-    dialog.rect.setChecked(True)
+    corners = dialog.add_rectangle()
+
     def typed(box, text: str) -> None:
         box.lineEdit().selectAll()
         qtbot.keyClicks(box.lineEdit(), text)
 
-    typed(dialog.corners[3], "12,5")  # typed, not entered
+    typed(corners[3], "12,5")  # typed, not entered
     dialog.accept()
-    assert dialog.corners[3].value() == 12.5 and accepted == [True]
-    typed(dialog.corners[1], "twelve")
+    assert corners[3].value() == 12.5 and accepted == [True]
+    typed(corners[1], "twelve")
     dialog.accept()
     assert not accepted[1:] and "'twelve" in dialog.problem.text()
     assert "is not taken" in dialog.problem.text()
-    typed(dialog.corners[0], "2e7")
+    typed(corners[0], "2e7")
     dialog.accept()
     assert not accepted[1:] and "beyond the box's range" in dialog.problem.text()
-    assert dialog.corners[0].value() == 1e6
+    assert corners[0].value() == 1e6
     dialog.accept()  # said: what the boxes hold is taken
     assert accepted == [True, True]
 
@@ -328,3 +360,38 @@ def test_a_name_taken_meanwhile_is_refused_without_the_commands_option(
     written, said = ended.args
     assert not written and "entry 'bg' already exists" in said and "--" not in said
     assert browser.path.read_bytes() == before
+
+
+def test_export_offers_the_maps_the_command_line_takes(browser, qtbot, monkeypatch,  # noqa: F811
+                                                       tmp_path) -> None:
+    """An entry holding more than one map: the window asks which, offering what `smm-daq
+    export --dataset` takes, and writes what the command writes of the one chosen (it
+    exported the default map alone)."""
+    import h5py
+
+    from smm_daq.analysis import export
+
+    with h5py.File(browser.path, "r+") as f:  # a scan's raw lock-in reading beside its Bz
+        raw = f["inf/data"].create_dataset("X", data=np.arange(48 * 48.0).reshape(48, 48))
+        raw.attrs["units"] = "V"
+    pictures: list[tuple[Path, tuple[object, ...]]] = []
+    monkeypatch.setattr(export, "write_png", lambda m, path, **kwargs: (
+        pictures.append((Path(path), drawn(m, path, **kwargs))), Path(path))[1])
+    offered: list[list[str]] = []
+
+    def pick(_parent, _title, _label, items, *_a, **_k) -> tuple[str, bool]:
+        offered.append(list(items))
+        return "data/X", True
+
+    monkeypatch.setattr(QtWidgets.QInputDialog, "getItem", pick)
+    select(browser, "inf")
+    written, said = export_clicked(browser, qtbot, monkeypatch, tmp_path / "gui")
+    assert written, said
+    assert offered == [["Bz (the default)", "data/X"]]
+    assert cli("export", str(browser.path), "--entry", "inf", "--dataset", "data/X", "--csv",
+               str(tmp_path / "cli.csv"), "--png", str(tmp_path / "cli.png")) == 0
+    assert (tmp_path / "gui.csv").read_bytes() == (tmp_path / "cli.csv").read_bytes()
+    assert b"X_V" in (tmp_path / "gui.csv").read_bytes().splitlines()[0]
+    assert [path.name for path, _ in pictures] == ["gui.png", "cli.png"]
+    assert pictures[0][1] == pictures[1][1]
+    assert said.startswith("Exported data/X of 'inf': ")

@@ -232,3 +232,60 @@ def test_the_images_are_checked_and_written_off_the_windows_thread(qtbot, sessio
     assert held.threads == [held.threads[0]] and held.threads[0] is not threading.main_thread()
     assert view.template_button.isEnabled() and view.mask_edit.text() == str(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["painted.png", "s.h5"]
+
+
+def test_names_holding_commas_are_read_whole_and_written_in_quotes(qtbot, session, tmp_path,
+                                                                    monkeypatch):
+    """A scan and mask files named with a comma (legal everywhere): the boxes split them in
+    two. Quoted, each is one name: the images are the command line's of the same scans, the
+    mask box names them so that they read back, and text that is no list is said."""
+    import io
+    from contextlib import redirect_stdout
+
+    from gui.name_lists import joined, names
+    from smm_daq.cli.main import main
+
+    path, grains = session
+    scan = read_map(path, "scan")
+    write_map_entry(path, scan.with_bz(scan.bz[1:, 2:], x=scan.x[2:], y=scan.y[1:],
+                                       name='again, "2"'), kind="scan")
+    view = open_view(qtbot, path, grains)
+    view.more_entries.setText('  "again, ""2""" ,')
+    outs = [tmp_path / "first, a.png", tmp_path / '"second", b.png']
+    answers(monkeypatch, *map(str, outs))
+    click_and_wait(view, qtbot)
+    assert "Map images for a mask written" in view.status.text()
+    with redirect_stdout(io.StringIO()):
+        assert main(["export", str(path), "--entry", "scan", "--entry", 'again, "2"',
+                     "--mask-template", str(tmp_path / "c1.png"),
+                     "--mask-template", str(tmp_path / "c2.png")]) == 0
+    for out, line in zip(outs, ("c1.png", "c2.png"), strict=True):
+        assert out.read_bytes() == (tmp_path / line).read_bytes()
+    assert view.mask_edit.text() == joined(map(str, outs))
+    assert names(view.mask_edit.text()) == list(map(str, outs))
+    view.more_entries.setText("")
+    assert not view.run()  # the two masks named are two, for one scan
+    assert view.status.text().startswith("2 masks for 1 scans")
+    assert view.lists_note.isHidden()
+    view.more_entries.setText('"again, 2')
+    assert view.lists_note.isVisibleTo(view)
+    assert view.lists_note.text() == ("Joint entries: the quote opened before 'again, 2' is "
+                                      "not closed; expected names separated by commas; a name "
+                                      "holding a comma, or a double quote at its start, in "
+                                      'double quotes ("a, b.png"), a double quote inside '
+                                      "doubled")
+    assert not view.run()
+    assert view.status.text() == view.lists_note.text()
+    view.more_entries.setText('"again, 2" x')
+    assert "'x' follows the closing quote of 'again, 2'" in view.lists_note.text()
+
+
+def test_names_the_window_writes_read_back_as_themselves() -> None:
+    """What the window writes into a box (`joined`) is read (`names`) as the same names,
+    whatever they hold; and text typed the old way, without quotes, reads as it did."""
+    from gui.name_lists import joined, names
+
+    tricky = ["a,b.npy", " lead.png", "trail.png ", '"quoted".npy', 'in"side.png', "none",
+              'C:\\masks\\x, "y".png', "é ü.json"]
+    assert names(joined(tricky)) == tricky
+    assert names("bad.npy, shapes.json,, none ,") == ["bad.npy", "shapes.json", "none"]

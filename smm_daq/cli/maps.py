@@ -48,7 +48,7 @@ INSIGNIFICANT_SHIFT_HELP = ("apply the registration's shift even where it is not
                             "different from zero (by default a zero shift is applied then)")
 
 
-def _um_pairs(option: str, text: str) -> np.ndarray:
+def um_pairs(option: str, text: str) -> np.ndarray:
     """'x,y;x,y;...' in µm -> (K, 2) in m; an outline crossing or retracing itself refused."""
     from smm_daq.analysis.mmt.masks import refuse_crossing
 
@@ -123,7 +123,7 @@ def _background_selection(args: argparse.Namespace, m: MapData, *, required: boo
         sample = np.zeros(m.shape, bool)
         outlines = []
         for text in args.sample_polygon:
-            outline = _um_pairs("--sample-polygon", text)
+            outline = um_pairs("--sample-polygon", text)
             sample |= polygon_mask(m, outline)
             outlines += [np.full((1, 2), np.nan), outline]
         mask |= ~sample
@@ -409,7 +409,7 @@ def _support(args: argparse.Namespace, m: MapData) -> np.ndarray | None:
         return None
     support = np.zeros(m.shape, bool)
     for text in args.support_polygon:
-        support |= polygon_mask(m, _um_pairs("--support-polygon", text))
+        support |= polygon_mask(m, um_pairs("--support-polygon", text))
     return support
 
 
@@ -555,6 +555,13 @@ def _not_a_map(dataset: str) -> str | None:
 
 
 def _maps_held(path: str, entry: str, m: MapData, saved: SavedResult | None) -> str:
+    """Every map --dataset may name for the entry (`_map_names`), the default marked."""
+    default = _default_map(path, entry, m, saved) or "Bz"
+    return ", ".join(f"{name} (the default)" if name == default else name
+                     for name in _map_names(path, entry, m, saved))
+
+
+def _map_names(path: str, entry: str, m: MapData, saved: SavedResult | None) -> list[str]:
     """Every map --dataset may name for the entry, as `_chosen` would take it: Bz, and each
     map-like dataset under the entry that it exports (a joint MMT result's maps of each scan
     whose grid is known, whatever their shape; not those of a scan whose grid is not)."""
@@ -569,9 +576,18 @@ def _maps_held(path: str, entry: str, m: MapData, saved: SavedResult | None) -> 
         return found
 
     found = read_whole(path, read)
-    default = _default_map(path, entry, m, saved) or "Bz"
-    return ", ".join(f"{name} (the default)" if name == default else name for name in [
-        "Bz", *(name for name in found if _exported(path, entry, name, m, saved))])
+    return ["Bz", *(name for name in found if _exported(path, entry, name, m, saved))]
+
+
+def exportable_maps(file: str, entry: str) -> tuple[list[str], str]:
+    """The maps `smm-daq export --dataset` takes of entry `entry` (the window's Export… offers
+    them), and the one it exports without --dataset; as `export_entry` reads the entry (an
+    unreadable or damaged one refused with the command's message)."""
+    from smm_daq.storage.nexus import read_map
+
+    saved = _saved_result(file, entry)
+    m = saved.residual if saved is not None else read_map(file, entry)
+    return _map_names(file, entry, m, saved), _default_map(file, entry, m, saved) or "Bz"
 
 
 def _default_map(path: str, entry: str, m: MapData, saved: SavedResult | None) -> str | None:
