@@ -219,6 +219,38 @@ def test_ctrl_c_a_plug_in_swallows_in_calibrate_coils_exits_as_interrupted(monke
     assert rig.safe_calls == 1 and not (tmp_path / "c.toml").exists()
 
 
+def test_ctrl_c_a_driver_swallows_after_calibrate_coils_last_ramp_stores_nothing(
+        monkeypatch, tmp_path, capsys):
+    """Swallowed in the last fluxgate reading, after the last ramp whose stop would have
+    ended it: unfixed, the calibration was stored and the command ended 0, Ctrl-C lost."""
+    rig = _rig_with_ignoring_coils()
+    reads = rig.fluxgate.read_field
+    count = [0, -1]  # readings so far; the one that swallows a Ctrl-C (-1: none)
+
+    def read_field() -> np.ndarray:
+        count[0] += 1
+        if count[0] == count[1]:
+            with contextlib.suppress(KeyboardInterrupt):
+                interrupts._handle(signal.SIGINT, None)
+        return reads()
+
+    def opened(*_args: object, **_kw: object):
+        interrupts.set_recovery("")
+        return rig
+
+    monkeypatch.setattr(rig.fluxgate, "read_field", read_field)
+    monkeypatch.setattr(rig_module, "open_rig", opened)
+    out = tmp_path / "c.toml"
+    argv = ["calibrate-coils", "--profile", str(rig.profile.path), "--out", str(out)]
+    assert main(argv) == 0  # counting the readings
+    out.unlink()
+    count[:] = [0, count[0]]
+    assert main(argv) == 130
+    assert "smm-daq: interrupted (SIGINT)\n" in capsys.readouterr().err
+    assert not out.exists()
+    np.testing.assert_allclose(rig.coils.setpoint, 0.0)
+
+
 def test_a_plug_in_s_field_not_at_its_safe_state_once_zeroed_is_raised():
     """`Rig.zero_coils` (the window's Zero, a recipe's zero_field step, `Session.zero_field`)
     and the calibration's end ramp down whole, no stop to ignore, and read a plug-in's field

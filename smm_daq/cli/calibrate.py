@@ -75,10 +75,10 @@ def run(args: argparse.Namespace) -> int:
         except RampStopped as exc:
             if not interrupts.interrupted():
                 raise
-            # the signal's KeyboardInterrupt, swallowed by the driver: ended as interrupted
-            interrupt = KeyboardInterrupt(interrupts.first_signal())
-            interrupt.add_note(str(exc))
-            raise interrupt from exc
+            raise _swallowed(str(exc)) from exc
+        if interrupts.interrupted():  # swallowed after the last ramp, which would have stopped
+            raise _swallowed("a driver swallowed the signal after the calibration's last "
+                             "ramp; the calibration is not stored")
     finally:  # the coils end at their safe state either way (a failure's within the make-safe
         # path's deadline); said, as every command says it
         problems = rig.make_safe()
@@ -111,3 +111,11 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _swallowed(said: str) -> KeyboardInterrupt:
+    """The `KeyboardInterrupt` of the signal received (Ctrl-C), which a driver swallowed (a
+    plug-in's): the command ends as interrupted, as on any Ctrl-C, `said` noted."""
+    interrupt = KeyboardInterrupt(interrupts.first_signal())
+    interrupt.add_note(said)
+    return interrupt
