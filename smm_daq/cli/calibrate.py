@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             if not interrupts.interrupted():
                 raise
             raise _swallowed(str(exc)) from exc
-        if interrupts.interrupted():  # swallowed after the last ramp, which would have stopped
+        if interrupts.interrupted():  # swallowed where no ramp was left to stop on it
             raise _swallowed("a driver swallowed the signal after the calibration's last "
                              "ramp; the calibration is not stored")
     finally:  # the coils end at their safe state either way (a failure's within the make-safe

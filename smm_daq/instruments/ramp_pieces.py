@@ -75,10 +75,9 @@ def off_safe_state(profile: Profile, coils: FieldSource) -> list[str]:
     their driver does not say it honours its stop: read back, it should be the safe state's
     (zero applied field, or with the outputs off the ambient field) within what a supply's
     read-back may be off (`readback_allowed`: the field tolerance is the fluxgate's check,
-    tighter than a read-back); a driver that
-    ramps on (a stop it ignored, a ramp of the supply's own that goes on) is said loudly. []
-    where it is, or where the driver says it honours its stop (its own ramp-down checks its
-    currents)."""
+    tighter than a read-back); a driver that ramps on (a stop it ignored, a ramp of the
+    supply's own that goes on) is said loudly. [] where it is, or where the driver says it
+    honours its stop (its own ramp-down checks its currents)."""
     if type(coils).honours_stop:
         return []
     settings = profile.coils
