@@ -34,6 +34,7 @@ SIGNALS = tuple(sig for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "
 class _State:
     def __init__(self) -> None:
         self.received = 0  # signals received since install/reset
+        self.first = ""  # the name of the first of them
         self.held = ""  # the name of a first signal waiting for the end of an exchange
         # a first signal that came while the rig was being made safe: it stops what runs
         # once that ends (`making_safe`), in the main thread; 0 when none
@@ -183,6 +184,11 @@ def interrupted() -> bool:
     return _state.received > 0
 
 
+def first_signal() -> str:
+    """The name of the first signal received ("SIGINT"; "" where none has been)."""
+    return _state.first
+
+
 def _handle(signum: int, _frame: object) -> None:
     if _routes_held == 0 and signum in _routed:  # its sessions closed off the main thread
         _put_back()
@@ -193,6 +199,7 @@ def _handle(signum: int, _frame: object) -> None:
         _state.put_off = 0
     else:
         _state.received += 1
+        _state.first = _state.first or name
         if _state.received > 1 or _state.safe_by:
             if _state.received == 1:  # the rig made safe at a scan's end, say: not lost
                 _state.put_off = signum

@@ -23,26 +23,29 @@ OFFSET = np.full(3, 2e-3 * 50e-6)
 class ReadBackCoils(FakeCoils):
     """Coils whose currents read back `off` (T at the sample) from what they were set to."""
 
-    def __init__(self, *args: object) -> None:
-        super().__init__(*args)  # type: ignore[arg-type]
+    def __init__(self, profile) -> None:
+        super().__init__(profile)
+        self.calibration = profile.coils.calibration
         self.off = OFFSET.copy()
 
     def field(self) -> np.ndarray:
         return self.setpoint + self.off
 
     def currents(self) -> np.ndarray:
-        return self.field() / 5e-5
+        return np.linalg.solve(self.calibration, self.field())
 
 
-def _zero_field_scan(tmp_path, on_line=None) -> Sequencer:
-    """A zero-field scan of three lines with a tight field tolerance (10 nT: 100 nT for ten
-    of them), its coils' read-back off by `OFFSET`; `on_line(k)` after line k."""
+def _zero_field_scan(tmp_path, on_line=None, *, field=(0.0, 0.0, 0.0), **coils) -> Sequencer:
+    """A scan of three lines at `field` (zero) with a tight field tolerance (10 nT: 100 nT
+    for ten of them), its coils' read-back off by `OFFSET`; `on_line(k)` after line k;
+    `coils`: other coil settings of the profile."""
     profile = load_profile()
-    profile = replace(profile, coils=replace(profile.coils, field_tolerance=10e-9))
+    profile = replace(profile, coils=replace(profile.coils, field_tolerance=10e-9, **coils))
     rig = fake_rig(profile=profile)
     rig.coils = ReadBackCoils(profile)
     rig.fluxgate.coils = rig.coils
-    plan = ScanPlan.from_center("zero", (12.5e-3, 12.5e-3), (40 * UM, 40 * UM), 20 * UM)
+    plan = ScanPlan.from_center("zero", (12.5e-3, 12.5e-3), (40 * UM, 40 * UM), 20 * UM,
+                                field=field)
     seq = Sequencer(rig, tmp_path / "s.h5", plan)
     if on_line is not None:
         seq.subscribe(lambda e: on_line(rig, e.line) if e.kind == "line_done" else None)
@@ -50,9 +53,9 @@ def _zero_field_scan(tmp_path, on_line=None) -> Sequencer:
 
 
 def test_a_read_back_off_by_its_accuracy_at_zero_field_does_not_abort_the_scan(tmp_path):
-    """173 nT off is over ten field tolerances but within the read-back's accuracy (1 % of
-    the coils' 100 µT, as the read-back once made safe allows). Unfixed, every line of a
-    zero-field scan failed it: the scan aborted at its first line."""
+    """173 nT off is over ten field tolerances but within the read-back's accuracy (5 mA a
+    coil of 50 µT/A: 750 nT). Unfixed, every line of a zero-field scan failed it: the scan
+    aborted at its first line."""
     seq = _zero_field_scan(tmp_path)
     assert seq.run() == "finished", seq.message
 
@@ -69,7 +72,24 @@ def test_a_coil_lost_at_zero_field_still_fails_the_scan(tmp_path):
     assert seq.run() == "failed"
     assert "the coils no longer hold the field during line 2" in seq.message, seq.message
     assert "coil z reads 0.8020 A for 0.0000 A set" in seq.message
-    assert "allowed 1000 nT" in seq.message
+    assert "allowed 750 nT" in seq.message
+
+
+def test_an_axis_lost_on_coils_made_for_far_larger_fields_still_fails_the_scan(tmp_path):
+    """Coils of 1 mT/A made for 10 mT (the most a profile may give), a scan at 50 µT along
+    x: its supply tripping leaves the field 50 µT off, ten times what the supplies' read-back
+    may be off there (5 mA a coil: 5 µT). Unfixed, the check allowed 1 % of the coils' 10 mT
+    (100 µT): the lines after the trip were stored at zero field, the scan "finished"."""
+
+    def lose_x(rig, line: int) -> None:
+        if line == 0:
+            rig.coils.off = OFFSET - np.array([50e-6, 0.0, 0.0])
+
+    seq = _zero_field_scan(tmp_path, lose_x, field=(50e-6, 0.0, 0.0), max_field=10e-3,
+                           calibration=np.eye(3) * 1e-3)
+    assert seq.run() == "failed", seq.message
+    assert "the coils no longer hold the field during line 2" in seq.message, seq.message
+    assert "coil x reads 0.0001 A for 0.0500 A set" in seq.message, seq.message
 
 
 def test_a_supply_tripping_mid_scan_fails_the_scan_and_leaves_the_rig_safe(tmp_path) -> None:

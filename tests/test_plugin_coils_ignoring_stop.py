@@ -6,6 +6,8 @@ after each piece takes is in the estimates."""
 from __future__ import annotations
 
 import _thread
+import contextlib
+import signal
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -15,11 +17,13 @@ import numpy as np
 import pytest
 from acq_fakes import FakeCoils, fake_rig
 
+from smm_daq import interrupts
 from smm_daq.acquisition import field_aside
 from smm_daq.acquisition.plan import ScanPlan, check_field
 from smm_daq.acquisition.recipe import check_recipe, parse_recipe
 from smm_daq.acquisition.sequencer import Sequencer
 from smm_daq.acquisition.session import Session
+from smm_daq.cli.main import main
 from smm_daq.errors import InstrumentError, RampStopped
 from smm_daq.instruments import ramp_pieces
 from smm_daq.instruments import rig as rig_module
@@ -183,6 +187,68 @@ def test_a_stop_during_a_calibration_ramp_a_plug_in_ignores_ends_it_within_a_pie
         calibrate_coils(rig.coils, rig.fluxgate, profile, rig.clock, stop=stop.is_set)
     assert _largest(rig.coils) == pytest.approx(50e-6 / 4)  # the first piece's end
     np.testing.assert_allclose(rig.coils.setpoint, 0.0)  # made safe from there
+
+
+def test_ctrl_c_a_plug_in_swallows_in_calibrate_coils_exits_as_interrupted(monkeypatch,
+                                                                            tmp_path, capsys):
+    """Ctrl-C raises in the plug-in's ramp, which swallows it and ramps on: the ramp is
+    stopped at its piece's end, the coils made safe, and the command ends as any Ctrl-C
+    does (130, "interrupted"). Unfixed, it ended as a failure (1, "failed: ... IGNORED THE
+    STOP"), as if the calibration had gone wrong rather than been interrupted."""
+    rig = _rig_with_ignoring_coils()
+    rig.profile = replace(rig.profile, coils=replace(rig.profile.coils, max_ramp_rate=0.25))
+
+    def swallowed_ctrl_c() -> None:
+        if np.any(rig.coils.setpoint) and not interrupts.interrupted():
+            with contextlib.suppress(KeyboardInterrupt):  # swallowed by the plug-in
+                interrupts._handle(signal.SIGINT, None)  # what the signal's arrival runs
+
+    def opened(*_args: object, **_kw: object):
+        interrupts.set_recovery("")  # the connect begun, as `open_rig` says it
+        return rig
+
+    rig.coils.on_step = swallowed_ctrl_c
+    monkeypatch.setattr(rig_module, "open_rig", opened)
+    argv = ["calibrate-coils", "--profile", str(rig.profile.path), "--out",
+            str(tmp_path / "c.toml")]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "smm-daq: interrupted (SIGINT)\n" in err and "IGNORED THE STOP" in err
+    assert _largest(rig.coils) == pytest.approx(50e-6 / 4)  # the first piece's end
+    np.testing.assert_allclose(rig.coils.setpoint, 0.0)
+    assert rig.safe_calls == 1 and not (tmp_path / "c.toml").exists()
+
+
+def test_ctrl_c_a_driver_swallows_after_calibrate_coils_last_ramp_stores_nothing(
+        monkeypatch, tmp_path, capsys):
+    """Swallowed in the last fluxgate reading, after the last ramp whose stop would have
+    ended it: unfixed, the calibration was stored and the command ended 0, Ctrl-C lost."""
+    rig = _rig_with_ignoring_coils()
+    reads = rig.fluxgate.read_field
+    count = [0, -1]  # readings so far; the one that swallows a Ctrl-C (-1: none)
+
+    def read_field() -> np.ndarray:
+        count[0] += 1
+        if count[0] == count[1]:
+            with contextlib.suppress(KeyboardInterrupt):
+                interrupts._handle(signal.SIGINT, None)
+        return reads()
+
+    def opened(*_args: object, **_kw: object):
+        interrupts.set_recovery("")
+        return rig
+
+    monkeypatch.setattr(rig.fluxgate, "read_field", read_field)
+    monkeypatch.setattr(rig_module, "open_rig", opened)
+    out = tmp_path / "c.toml"
+    argv = ["calibrate-coils", "--profile", str(rig.profile.path), "--out", str(out)]
+    assert main(argv) == 0  # counting the readings
+    out.unlink()
+    count[:] = [0, count[0]]
+    assert main(argv) == 130
+    assert "smm-daq: interrupted (SIGINT)\n" in capsys.readouterr().err
+    assert not out.exists()
+    np.testing.assert_allclose(rig.coils.setpoint, 0.0)
 
 
 def test_a_plug_in_s_field_not_at_its_safe_state_once_zeroed_is_raised():

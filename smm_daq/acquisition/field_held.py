@@ -10,8 +10,28 @@ from __future__ import annotations
 
 import numpy as np
 
+from smm_daq.instruments.profile import CoilSettings
+from smm_daq.instruments.ramp_pieces import READBACK_GAIN
+
 AXES = ("x", "y", "z")
 NEAR_ZERO = 0.1  # a current below this fraction of its setpoint reads as "about 0 A"
+# A, each coil: what a supply's current read-back may be off by at any current, its offset
+# (the shipped Kepco driver takes a current read back within 5 mA of its setpoint)
+READBACK_OFFSET_A = 5e-3
+
+
+def held_allowed(settings: CoilSettings, b: np.ndarray) -> float:
+    """How far (T) the field the coils' currents make, read back at a scan line's end, may
+    be from the field `b` asked for before it is taken for a field not held (a supply
+    tripped, an axis lost): ten field tolerances (the fluxgate's check, which a read-back
+    cannot match), the field the read-back's offset makes (`READBACK_OFFSET_A` on each
+    coil, through the calibration: all there is at zero field) or its gain (`READBACK_GAIN`
+    of |b|), whichever is most. Not a share of the coils' largest field, as the read-back
+    once made safe allows (`ramp_pieces.readback_allowed`): on coils made for fields far
+    above the scan's, that exceeds the whole share of an axis lost."""
+    offset = READBACK_OFFSET_A * float(np.sum(np.linalg.norm(settings.calibration, axis=0)))
+    return max(10 * settings.field_tolerance, offset,
+               READBACK_GAIN * float(np.linalg.norm(b)))
 
 
 def expected_currents(field: np.ndarray, calibration: np.ndarray,

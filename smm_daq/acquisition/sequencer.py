@@ -58,7 +58,7 @@ from smm_daq import interrupts
 from smm_daq.acquisition.ambient_drift import DriftWatch
 from smm_daq.acquisition.aside import Aside
 from smm_daq.acquisition.events import ScanEvent
-from smm_daq.acquisition.field_held import coils_off, expected_currents
+from smm_daq.acquisition.field_held import coils_off, expected_currents, held_allowed
 from smm_daq.acquisition.fly.scan import FlyScan
 from smm_daq.acquisition.notes import told
 from smm_daq.acquisition.plan import ScanPlan
@@ -715,11 +715,10 @@ class Sequencer(FlyScan):
         A supply that tripped or a coil that lost its current mid-line would otherwise leave a
         map that mixes fields under a "finished" status. The check reads the coil currents
         (cheap, once a line) and allows for their read-back accuracy, its offset at zero field
-        too, as the read-back once the rig is made safe does (`ramp_pieces.readback_allowed`):
-        it catches a lost axis, not calibration drift, which the fluxgate check at the start
-        of the scan covers. When
-        it fails, the currents are read again to name the coils off, by how much, and whether
-        that may be a trip (a current far above its setpoint is not one).
+        too (`field_held.held_allowed`): it catches a lost axis, not calibration drift, which
+        the fluxgate check at the start of the scan covers. When it fails, the currents are
+        read again to name the coils off, by how much, and whether that may be a trip (a
+        current far above its setpoint is not one).
 
         An abort asked before it, or during its read, ends it (`_Aborted`): the line is not
         stored, and neither the currents nor the lock-in (`_check_lockin_held`, after it) are
@@ -732,7 +731,7 @@ class Sequencer(FlyScan):
         requested = np.array(self.plan.field)
         self._checkpoint(pausable=False)
         held = np.asarray(self._call(rig.coils.field), dtype=float)
-        allowed = ramp_pieces.readback_allowed(rig.profile.coils, requested)
+        allowed = held_allowed(rig.profile.coils, requested)
         error = float(np.linalg.norm(held - requested))
         if error > allowed and self._abort_pending():  # what was found is said all the same
             self.notes.append(

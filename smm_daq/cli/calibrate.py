@@ -9,7 +9,7 @@ import numpy as np
 
 from smm_daq import interrupts
 from smm_daq.cli.args import output_file, outputs_apart, time_scale
-from smm_daq.errors import InputError
+from smm_daq.errors import InputError, RampStopped
 from smm_daq.instruments.coil_calibration import calibrate_coils, write_calibration
 from smm_daq.instruments.profile import load_profile
 
@@ -69,8 +69,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         # Ctrl-C raises in this thread; a plug-in driver that swallows it, or whose supply
         # ramps on by itself, is still stopped at its ramp's next piece
-        result = calibrate_coils(rig.coils, rig.fluxgate, rig.profile, rig.clock,
-                                 safe_on_failure=False, stop=interrupts.interrupted)
+        try:
+            result = calibrate_coils(rig.coils, rig.fluxgate, rig.profile, rig.clock,
+                                     safe_on_failure=False, stop=interrupts.interrupted)
+        except RampStopped as exc:
+            if not interrupts.interrupted():
+                raise
+            raise _swallowed(str(exc)) from exc
+        if interrupts.interrupted():  # swallowed where no ramp was left to stop on it
+            raise _swallowed("a driver swallowed the signal after the calibration's last "
+                             "ramp; the calibration is not stored")
     finally:  # the coils end at their safe state either way (a failure's within the make-safe
         # path's deadline); said, as every command says it
         problems = rig.make_safe()
@@ -103,3 +111,11 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _swallowed(said: str) -> KeyboardInterrupt:
+    """The `KeyboardInterrupt` of the signal received (Ctrl-C), which a driver swallowed (a
+    plug-in's): the command ends as interrupted, as on any Ctrl-C, `said` noted."""
+    interrupt = KeyboardInterrupt(interrupts.first_signal())
+    interrupt.add_note(said)
+    return interrupt

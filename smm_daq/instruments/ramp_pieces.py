@@ -27,7 +27,7 @@ UT = 1e-6
 LIMIT_ROUNDING = 1e-9  # relative: a field this little past the coils' limit is at it
 # of the coils' largest field: what a supply's read-back may be off at any field, its offset
 # (the shipped Kepco driver takes its currents' read-back within 5 mA, 0.1 % of its range; a
-# field ramping on past its ramp-down, or an axis lost, reaches far beyond either)
+# field ramping on past its ramp-down reaches far beyond either)
 READBACK_FRACTION = 0.01
 # of the field read back: what a supply's read-back may be off beyond its offset, its gain
 READBACK_GAIN = 0.02
@@ -74,11 +74,10 @@ def off_safe_state(profile: Profile, coils: FieldSource) -> list[str]:
     """What is wrong with the field of `coils`, ramped to their safe state just now, where
     their driver does not say it honours its stop: read back, it should be the safe state's
     (zero applied field, or with the outputs off the ambient field) within what a supply's
-    read-back may be off (`readback_allowed`, as the scan's check at each line's end takes
-    it: the field tolerance is the fluxgate's check, tighter than a read-back); a driver that
-    ramps on (a stop it ignored, a ramp of the supply's own that goes on) is said loudly. []
-    where it is, or where the driver says it honours its stop (its own ramp-down checks its
-    currents)."""
+    read-back may be off (`readback_allowed`: the field tolerance is the fluxgate's check,
+    tighter than a read-back); a driver that ramps on (a stop it ignored, a ramp of the
+    supply's own that goes on) is said loudly. [] where it is, or where the driver says it
+    honours its stop (its own ramp-down checks its currents)."""
     if type(coils).honours_stop:
         return []
     settings = profile.coils
@@ -98,14 +97,13 @@ def off_safe_state(profile: Profile, coils: FieldSource) -> list[str]:
 
 
 def readback_allowed(settings: CoilSettings, b: np.ndarray) -> float:
-    """How far (T) the field the coils' currents make, read back, may be from the field `b`
-    they were set to before it is taken for a field not held (a supply tripped, an axis
-    lost, a ramp going on): ten field tolerances (the fluxgate's check, which a read-back
-    cannot match), the read-back's offset (`READBACK_FRACTION` of the coils' largest field,
-    which is all there is at zero field) or its gain (`READBACK_GAIN` of |b|), whichever is
-    most. The scan's check at each line's end and the read-back once made safe both take it:
-    an offset the supplies read back within their accuracy must not abort an 8-hour scan at
-    zero field, while an axis lost leaves the field off by its whole share, far beyond."""
+    """How far (T) the field a plug-in driver's currents make, read back once made safe, may
+    be from the safe state's `b` before it is taken for a field ramping on: ten field
+    tolerances (the fluxgate's check, which a read-back cannot match), the read-back's
+    offset (`READBACK_FRACTION` of the coils' largest field, which is all there is at zero
+    field) or its gain (`READBACK_GAIN` of |b|), whichever is most. (The scan's check at
+    each line's end takes no share of the largest field, `field_held.held_allowed`: on
+    coils made for fields far above the scan's, it would exceed an axis lost.)"""
     return max(10 * settings.field_tolerance, READBACK_FRACTION * settings.max_field,
                READBACK_GAIN * float(np.linalg.norm(b)))
 
