@@ -395,3 +395,46 @@ def test_export_offers_the_maps_the_command_line_takes(browser, qtbot, monkeypat
     assert [path.name for path, _ in pictures] == ["gui.png", "cli.png"]
     assert pictures[0][1] == pictures[1][1]
     assert said.startswith("Exported data/X of 'inf': ")
+
+
+def test_export_says_it_wrote_nothing_where_another_file_was_opened_meanwhile(
+        browser, qtbot, monkeypatch, tmp_path) -> None:  # noqa: F811
+    """Another file opened while the entry's maps were being listed (the export was dropped
+    unsaid), or while the CSV was being chosen (the other file's entry of that name was
+    exported): said, nothing written."""
+    import shutil
+    import threading
+
+    from session_reads import opened
+
+    first, other = browser.path, tmp_path / "other.h5"
+    shutil.copy(first, other)  # an entry 'inf' there too
+    ended: list[tuple[bool, str]] = []
+    browser.exported.connect(lambda written, said: ended.append((written, said)))
+    go = threading.Event()
+    browser.reader.submit(lambda: go.wait(WAIT_MS / 1000))  # the listing waits behind it
+    select(browser, "inf")
+    browser.export_button.click()
+    assert opened(browser, qtbot, other)
+    go.set()
+    qtbot.waitUntil(lambda: browser.reader.pending == 0, timeout=WAIT_MS)
+    assert ended == [(False, browser.message.text())]
+    assert ended[0][1] == (f"Not exported: {first} is no longer the file open (another was "
+                           "opened while the maps of 'inf' were being listed); nothing was "
+                           "written")
+
+    assert opened(browser, qtbot, first)
+    select(browser, "inf")
+
+    def chosen_as_another_opens(*_a, **_k) -> tuple[str, str]:
+        assert opened(browser, qtbot, other)
+        return str(tmp_path / "gui.csv"), ""
+
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName", chosen_as_another_opens)
+    browser.export_button.click()
+    qtbot.waitUntil(lambda: len(ended) == 2 and browser.reader.pending == 0, timeout=WAIT_MS)
+    assert ended[1] == (False, browser.message.text())
+    assert ended[1][1] == (f"Not exported: {first} is no longer the file open (another was "
+                           "opened while the export of 'inf' was being chosen); nothing was "
+                           "written")
+    assert not (tmp_path / "gui.csv").exists() and not (tmp_path / "gui.png").exists()
