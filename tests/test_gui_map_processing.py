@@ -189,6 +189,9 @@ def test_an_outline_the_command_cannot_read_is_said_and_stops_ok(qtbot) -> None:
     assert "cross" in said and "--" not in said
     dialog.outlines.setPlainText("0,0; 10,0")
     assert "line 1: the outline is '0,0; 10,0'; expected at least 3" in dialog.problem.text()
+    dialog.outlines.setPlainText("0,0; 20,a; 5,5")  # the vertex named, within its outline
+    assert dialog.problem.text() == ("Sample's outlines, line 1: the outline '0,0; 20,a; 5,5': "
+                                     "the vertex is '20,a'; expected 2 comma-separated numbers")
     dialog.outlines.setPlainText("0,0; 10,0; 10,10")
     assert dialog.ok_button.isEnabled() and dialog.problem.text() == ""
 
