@@ -417,9 +417,11 @@ def test_export_says_it_wrote_nothing_where_another_file_was_opened_meanwhile(
     go = threading.Event()
     browser.reader.submit(lambda: go.wait(WAIT_MS / 1000))  # the listing waits behind it
     select(browser, "inf")
-    browser.export_button.click()
-    assert opened(browser, qtbot, other)
-    go.set()
+    try:
+        browser.export_button.click()
+        assert opened(browser, qtbot, other)
+    finally:
+        go.set()
     qtbot.waitUntil(lambda: browser.reader.pending == 0, timeout=WAIT_MS)
     assert ended == [(False, browser.message.text())]
     assert ended[0][1] == (f"Not exported: {first} is no longer the file open (another was "
