@@ -196,6 +196,29 @@ def test_an_outline_the_command_cannot_read_is_said_and_stops_ok(qtbot) -> None:
     assert dialog.ok_button.isEnabled() and dialog.problem.text() == ""
 
 
+def test_each_outline_typed_is_read_once_not_at_every_key(qtbot, monkeypatch) -> None:
+    """An outline of thousands of vertices (pasted) takes seconds to read, crossings
+    checked: read again at each key typed anywhere in the dialog (the name, a rectangle, the
+    other outlines), the window froze at each."""
+    import gui.background_dialog as background_dialog
+
+    read: list[str] = []
+    um_pairs = background_dialog.um_pairs
+    monkeypatch.setattr(background_dialog, "um_pairs",
+                        lambda option, text: (read.append(text), um_pairs(option, text))[1])
+    dialog = background_dialog.BackgroundDialog("inf", set())
+    qtbot.addWidget(dialog)
+    outlines = ["0,0; 10,0; 10,10", "0,0; 10,10; 10,0; 0,10", "5,5; 6,5; 6,6"]
+    dialog.outlines.setPlainText("\n".join(outlines[:2]))
+    qtbot.keyClicks(dialog.name, "new")
+    dialog.add_rectangle((1, 2, 3, 4))
+    dialog.outlines.appendPlainText(outlines[2])
+    assert sorted(read) == sorted(outlines)
+    assert dialog.problem.text().startswith("Sample's outlines, line 2: the outline ")
+    dialog.outlines.setPlainText(outlines[2])
+    assert dialog.problem.text() == "" and dialog.ok_button.isEnabled()
+
+
 def test_a_background_off_the_map_is_refused(browser, qtbot, monkeypatch  # noqa: F811
                                               ) -> None:
     """The command's refusal, said on the tab's line; nothing is written."""
