@@ -49,6 +49,16 @@ def said_in_window(refusal: str) -> str:
     return refusal
 
 
+def _outline_refusal(line: str) -> str:
+    """Why `smm-daq` refuses `line` as a --sample-polygon, in the window's words; "" where it
+    takes it."""
+    try:
+        um_pairs("--sample-polygon", line)
+    except InputError as exc:
+        return said_in_window(str(exc))
+    return ""
+
+
 def _length_box(tip: str, lowest: float) -> ClampingSpinBox:
     box = ClampingSpinBox()
     box.setRange(lowest, MAX_UM)
@@ -95,6 +105,7 @@ class BackgroundDialog(QtWidgets.QDialog):
             "decimals); the background is outside every outline")
         self.outlines.setTabChangesFocus(True)
         self.outlines.setFixedHeight(self.outlines.fontMetrics().lineSpacing() * 4 + 12)
+        self._outlines_read: dict[str, str] = {}  # each outline typed: why refused, or ""
         self.outlines.textChanged.connect(self._check)
         self.name = QtWidgets.QLineEdit()
         self._named = ""  # the name last proposed: replaced as the removal changes, unless typed
@@ -206,15 +217,20 @@ class BackgroundDialog(QtWidgets.QDialog):
 
     def _outline_problem(self) -> str:
         """Why an outline typed is not one the command takes (read by its own `um_pairs`:
-        too few vertices, a number unread, an outline crossing itself), naming its line."""
-        lines = self.outlines.toPlainText().splitlines()
-        for number, line in enumerate(lines, 1):
-            if line.strip():
-                try:
-                    um_pairs("--sample-polygon", line.strip())
-                except InputError as exc:
-                    return f"Sample's outlines, line {number}: {said_in_window(str(exc))}"
-        return ""
+        too few vertices, a number unread, an outline crossing itself), naming its line.
+        Each line is read once while it stays as typed (`_outlines_read`): one of thousands
+        of vertices takes seconds, which each key typed anywhere in the dialog repeated."""
+        known, self._outlines_read = self._outlines_read, {}
+        problem = ""
+        for number, line in enumerate(self.outlines.toPlainText().splitlines(), 1):
+            line = line.strip()
+            if not line:
+                continue
+            refusal = known[line] if line in known else _outline_refusal(line)
+            self._outlines_read[line] = refusal
+            if refusal and not problem:
+                problem = f"Sample's outlines, line {number}: {refusal}"
+        return problem
 
     def _check(self) -> None:
         """Say at once what the command would refuse of the choice before it runs: no

@@ -985,8 +985,9 @@ class SessionBrowser(QtWidgets.QWidget):
     def _export_chosen(self, path: Path, entry: str, maps: list[str], default: str) -> None:
         """Which of the entry's `maps` to export (asked where there are several, as `smm-daq
         export --dataset` chooses), and the CSV to write it to."""
-        if self.path is None or not same_file(self.path, path):
-            return  # another file opened meanwhile: the choice would be of an entry gone
+        if not self._still_open(path):
+            self._export_dropped(path, f"the maps of '{entry}' were being listed")
+            return
         dataset = default
         if len(maps) > 1:
             item, chosen = QtWidgets.QInputDialog.getItem(
@@ -1009,8 +1010,19 @@ class SessionBrowser(QtWidgets.QWidget):
         ) == QtWidgets.QMessageBox.StandardButton.Yes
         if there and not overwrite:
             return
+        if not self._still_open(path):  # opened while the dialogs were shown
+            self._export_dropped(path, f"the export of '{entry}' was being chosen")
+            return
         self.export(entry, csv, overwrite=overwrite,
                     dataset=None if dataset == default else dataset)
+
+    def _export_dropped(self, path: Path, while_: str) -> None:
+        """Said where the file `path` is no longer the one open once the export's choices are
+        made (the entry chosen is another file's, or gone): nothing is written."""
+        text = (f"Not exported: {path} is no longer the file open (another was opened while "
+                f"{while_}); nothing was written")
+        self.message.setText(text)
+        self.exported.emit(False, text)
 
     def export(self, entry: str, csv: Path, *, overwrite: bool = False,
                dataset: str | None = None) -> bool:

@@ -189,8 +189,34 @@ def test_an_outline_the_command_cannot_read_is_said_and_stops_ok(qtbot) -> None:
     assert "cross" in said and "--" not in said
     dialog.outlines.setPlainText("0,0; 10,0")
     assert "line 1: the outline is '0,0; 10,0'; expected at least 3" in dialog.problem.text()
+    dialog.outlines.setPlainText("0,0; 20,a; 5,5")  # the vertex named, within its outline
+    assert dialog.problem.text() == ("Sample's outlines, line 1: the outline '0,0; 20,a; 5,5': "
+                                     "the vertex is '20,a'; expected 2 comma-separated numbers")
     dialog.outlines.setPlainText("0,0; 10,0; 10,10")
     assert dialog.ok_button.isEnabled() and dialog.problem.text() == ""
+
+
+def test_each_outline_typed_is_read_once_not_at_every_key(qtbot, monkeypatch) -> None:
+    """An outline of thousands of vertices (pasted) takes seconds to read, crossings
+    checked: read again at each key typed anywhere in the dialog (the name, a rectangle, the
+    other outlines), the window froze at each."""
+    import gui.background_dialog as background_dialog
+
+    read: list[str] = []
+    um_pairs = background_dialog.um_pairs
+    monkeypatch.setattr(background_dialog, "um_pairs",
+                        lambda option, text: (read.append(text), um_pairs(option, text))[1])
+    dialog = background_dialog.BackgroundDialog("inf", set())
+    qtbot.addWidget(dialog)
+    outlines = ["0,0; 10,0; 10,10", "0,0; 10,10; 10,0; 0,10", "5,5; 6,5; 6,6"]
+    dialog.outlines.setPlainText("\n".join(outlines[:2]))
+    qtbot.keyClicks(dialog.name, "new")
+    dialog.add_rectangle((1, 2, 3, 4))
+    dialog.outlines.appendPlainText(outlines[2])
+    assert sorted(read) == sorted(outlines)
+    assert dialog.problem.text().startswith("Sample's outlines, line 2: the outline ")
+    dialog.outlines.setPlainText(outlines[2])
+    assert dialog.problem.text() == "" and dialog.ok_button.isEnabled()
 
 
 def test_a_background_off_the_map_is_refused(browser, qtbot, monkeypatch  # noqa: F811
@@ -395,3 +421,48 @@ def test_export_offers_the_maps_the_command_line_takes(browser, qtbot, monkeypat
     assert [path.name for path, _ in pictures] == ["gui.png", "cli.png"]
     assert pictures[0][1] == pictures[1][1]
     assert said.startswith("Exported data/X of 'inf': ")
+
+
+def test_export_says_it_wrote_nothing_where_another_file_was_opened_meanwhile(
+        browser, qtbot, monkeypatch, tmp_path) -> None:  # noqa: F811
+    """Another file opened while the entry's maps were being listed (the export was dropped
+    unsaid), or while the CSV was being chosen (the other file's entry of that name was
+    exported): said, nothing written."""
+    import shutil
+    import threading
+
+    from session_reads import opened
+
+    first, other = browser.path, tmp_path / "other.h5"
+    shutil.copy(first, other)  # an entry 'inf' there too
+    ended: list[tuple[bool, str]] = []
+    browser.exported.connect(lambda written, said: ended.append((written, said)))
+    go = threading.Event()
+    browser.reader.submit(lambda: go.wait(WAIT_MS / 1000))  # the listing waits behind it
+    select(browser, "inf")
+    try:
+        browser.export_button.click()
+        assert opened(browser, qtbot, other)
+    finally:
+        go.set()
+    qtbot.waitUntil(lambda: browser.reader.pending == 0, timeout=WAIT_MS)
+    assert ended == [(False, browser.message.text())]
+    assert ended[0][1] == (f"Not exported: {first} is no longer the file open (another was "
+                           "opened while the maps of 'inf' were being listed); nothing was "
+                           "written")
+
+    assert opened(browser, qtbot, first)
+    select(browser, "inf")
+
+    def chosen_as_another_opens(*_a, **_k) -> tuple[str, str]:
+        assert opened(browser, qtbot, other)
+        return str(tmp_path / "gui.csv"), ""
+
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName", chosen_as_another_opens)
+    browser.export_button.click()
+    qtbot.waitUntil(lambda: len(ended) == 2 and browser.reader.pending == 0, timeout=WAIT_MS)
+    assert ended[1] == (False, browser.message.text())
+    assert ended[1][1] == (f"Not exported: {first} is no longer the file open (another was "
+                           "opened while the export of 'inf' was being chosen); nothing was "
+                           "written")
+    assert not (tmp_path / "gui.csv").exists() and not (tmp_path / "gui.png").exists()

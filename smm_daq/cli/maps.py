@@ -52,7 +52,9 @@ def um_pairs(option: str, text: str) -> np.ndarray:
     """'x,y;x,y;...' in µm -> (K, 2) in m; an outline crossing or retracing itself refused."""
     from smm_daq.analysis.mmt.masks import refuse_crossing
 
-    points = [floats(option, p, 2) for p in text.split(";") if p.strip()]
+    # a vertex refused is named within its outline (not as though it were the outline)
+    points = [floats(f"{option} {text!r}: the vertex", p.strip(), 2)
+              for p in text.split(";") if p.strip()]
     if len(points) < 3 or np.any(np.abs(points) > MAX_UM):
         raise InputError(f"{option} is {text!r}; expected at least 3 'x,y' vertices in µm, "
                          f"each within ±{MAX_UM:g}")
