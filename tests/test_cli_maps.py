@@ -478,3 +478,23 @@ def test_a_sample_outline_crossing_or_retracing_itself_is_refused(session, capsy
                        "--sample-polygon", outline)
     assert code == 2 and f"--sample-polygon '{outline}' {words}" in err
     assert "lev" not in list_entries(path)
+
+
+@pytest.mark.parametrize("bad", ["20,a", "1e9,0"])
+def test_a_long_outline_is_quoted_cut_in_its_refusal(bad):
+    """An outline traced in an image tool (thousands of vertices) is quoted by its start and
+    length: whole, it buried the message, and quoting it once for each vertex read took
+    seconds at 5,000 vertices and minutes at 20,000."""
+    from smm_daq.cli.maps import um_pairs
+    from smm_daq.errors import InputError
+
+    angles = np.linspace(0, 2 * np.pi, 5000, endpoint=False)
+    outline = "; ".join(f"{50 * np.cos(a):.4f},{50 * np.sin(a):.4f}" for a in angles)
+    text = f"{outline}; {bad}"
+    with pytest.raises(InputError) as refused:
+        um_pairs("--sample-polygon", text)
+    message = str(refused.value)
+    assert len(message) < 400, message[:400]
+    assert message.startswith(("--sample-polygon '50.0000,0.0000; ",
+                               "--sample-polygon is '50.0000,0.0000; "))
+    assert f"({len(repr(text)):,} characters)" in message

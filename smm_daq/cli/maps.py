@@ -33,7 +33,7 @@ from smm_daq.cli.args import (
 )
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
-from smm_daq.text_files import path_shown
+from smm_daq.text_files import path_shown, shown
 
 if TYPE_CHECKING:
     from smm_daq.analysis.mmt.result_read import SavedResult
@@ -52,13 +52,15 @@ def um_pairs(option: str, text: str) -> np.ndarray:
     """'x,y;x,y;...' in µm -> (K, 2) in m; an outline crossing or retracing itself refused."""
     from smm_daq.analysis.mmt.masks import refuse_crossing
 
-    # a vertex refused is named within its outline (not as though it were the outline)
-    points = [floats(f"{option} {text!r}: the vertex", p.strip(), 2)
+    # a vertex refused is named within its outline (not as though it were the outline); the
+    # outline quoted once, cut where long (an outline traced in an image tool has 10^4 vertices)
+    outline = f"{option} {shown(text)}"
+    points = [floats(f"{outline}: the vertex", p.strip(), 2)
               for p in text.split(";") if p.strip()]
     if len(points) < 3 or np.any(np.abs(points) > MAX_UM):
-        raise InputError(f"{option} is {text!r}; expected at least 3 'x,y' vertices in µm, "
-                         f"each within ±{MAX_UM:g}")
-    refuse_crossing(f"{option} {text!r}", np.array(points))
+        raise InputError(f"{option} is {shown(text)}; expected at least 3 'x,y' vertices in "
+                         f"µm, each within ±{MAX_UM:g}")
+    refuse_crossing(outline, np.array(points))
     return np.array(points) * UM
 
 
