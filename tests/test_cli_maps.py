@@ -478,3 +478,30 @@ def test_a_sample_outline_crossing_or_retracing_itself_is_refused(session, capsy
                        "--sample-polygon", outline)
     assert code == 2 and f"--sample-polygon '{outline}' {words}" in err
     assert "lev" not in list_entries(path)
+
+
+def test_the_background_pixels_recorded_are_those_fitted(tmp_path, capsys):
+    """`background_pixels` counted the selection's unmeasured (NaN) pixels, and `level`'s
+    those of a line too short of measured ones to fit: it holds the pixels the fit used,
+    as many as `results/pixels` says, none of them NaN."""
+    x = np.arange(8) * STEP
+    bz = np.add.outer(np.arange(6) * 1e-7, np.arange(8) * 1e-8)
+    bz[0, :3] = np.nan  # unmeasured pixels in the border
+    bz[2, 1:] = np.nan  # a line with one measured pixel: order 1 cannot fit it
+    path = tmp_path / "n.h5"
+    write_map_entry(path, MapData(bz, x, x[:6], height=10e-6, sensor_size=(0.0, 0.0),
+                                  name="scan"), kind="scan")
+    border = ("--border-um", "1")  # the outer ring of pixels
+    assert run(capsys, "background", path, "--entry", "scan", "--name", "b", *border)[0] == 0
+    assert run(capsys, "level", path, "--entry", "scan", "--name", "l", "--order", "1",
+               *border)[0] == 0
+    ring = np.ones(bz.shape, bool)
+    ring[1:-1, 1:-1] = False
+    with h5py.File(path, "r") as f:
+        fitted = f["b/process/parameters/background_pixels"][()].astype(bool)
+        levelled = f["l/process/parameters/background_pixels"][()].astype(bool)
+        assert fitted.sum() == f["b/results/pixels"][()]
+    np.testing.assert_array_equal(fitted, ring & np.isfinite(bz))
+    on_lines_fitted = ring & np.isfinite(bz)
+    on_lines_fitted[2] = False
+    np.testing.assert_array_equal(levelled, on_lines_fitted)
