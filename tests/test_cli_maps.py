@@ -8,6 +8,7 @@ import h5py
 import numpy as np
 import pytest
 from test_registration import dipoles_bz, random_sources
+from test_shell_words_dash import bash_words
 from test_susceptibility import grains, induced_map
 
 from smm_daq.cli.main import main
@@ -180,9 +181,10 @@ def test_the_background_selected_is_recorded_as_data(session, capsys):
 
 
 def test_a_command_naming_a_file_in_no_utf8_is_recorded_escaped(session) -> None:
-    """A path typed in a Latin-1 terminal (its byte 0xff no UTF-8: a lone surrogate to
+    """A path typed in a Latin-1 terminal (its byte 0xe9 no UTF-8: a lone surrogate to
     Python) made the recorded command a traceback as it was stored (h5py cannot encode it):
-    it is stored with the byte escaped, as h5py reads it back."""
+    it is stored with the byte escaped in bash's $'…', which bash, the command pasted, gives
+    back as the byte (escaped in single quotes, it named another file)."""
     from smm_daq.cli.args import given_words, invoked_command
     from smm_daq.storage.strings import storable
 
@@ -194,8 +196,9 @@ def test_a_command_naming_a_file_in_no_utf8_is_recorded_escaped(session) -> None
     write_map_entry(path, m.with_bz(m.bz, name="made"), kind="levelled",
                     parameters={"command": command})
     with h5py.File(path, "r") as f:
-        assert f["made/process/parameters/command"].asstr()[()] == (
-            "smm-daq level '/data/caf\\xe9.h5' --entry in_field")
+        recorded = f["made/process/parameters/command"].asstr()[()]
+    assert recorded == "smm-daq level $'/data/caf\\xe9.h5' --entry in_field"
+    assert bash_words(recorded) == [b"level", b"/data/caf\xe9.h5", b"--entry", b"in_field"]
     assert storable("a\ud800b") == "a\\ud800b" and storable("χ µm") == "χ µm"
 
 

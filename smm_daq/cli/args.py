@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import math
 import os
-import shlex
 import stat
 import sys
 import tempfile
@@ -15,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from smm_daq.errors import InputError
+from smm_daq.shell_words import shell_join
 from smm_daq.storage.aliases import same_file
 from smm_daq.storage.names import (
     NEW_ENTRY_NAME_RULE,
@@ -41,12 +41,13 @@ def given_words(argv: Sequence[str] | None) -> Iterator[None]:
 
 
 def invoked_command() -> str:
-    """The command line as run, quoted so that it can be run again (paths with spaces), as
-    a file can store it (`storable`: a byte that is not UTF-8 in a path escaped)."""
+    """The command line as run, quoted so that bash runs it again on the same files
+    (`shell_join`: a path with a space quoted, a byte that is not UTF-8 in bash's $'\\xe9'), as
+    a file can store it (`storable`)."""
     from smm_daq.storage.strings import storable  # h5py: not at start-up, where no command
     # may load it before its options are checked
 
-    return storable("smm-daq " + shlex.join(sys.argv[1:] if _given is None else _given))
+    return storable("smm-daq " + shell_join(sys.argv[1:] if _given is None else _given))
 
 
 def floats(option: str, text: str, n: int) -> tuple[float, ...]:

@@ -32,6 +32,7 @@ from smm_daq.cli.args import (
     within,
 )
 from smm_daq.errors import InputError
+from smm_daq.shell_words import command_line
 from smm_daq.storage.mapdata import MapData
 from smm_daq.text_files import path_shown
 
@@ -633,7 +634,7 @@ def _chosen(path: str, entry: str, dataset: str | None, m: MapData, saved: Saved
     if saved is not None and dataset.split("/")[0] == "grains":
         listing = held or (lambda: _maps_held(path, entry, m, saved))
         raise InputError(f"--dataset is {dataset!r}, the per-grain table, not a map; expected "
-                         f"`smm-daq mmt export {shlex.quote(path)} --entry {shlex.quote(entry)} "
+                         f"`{command_line(['smm-daq', 'mmt', 'export', path, '--entry', entry])} "
                          "--csv OUT.csv` for the "
                          f"table, or a map the entry holds: {listing()}",
                          source=f"{path}, entry '{entry}'")
