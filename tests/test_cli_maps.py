@@ -508,3 +508,27 @@ def test_the_background_pixels_recorded_are_those_fitted(tmp_path, capsys):
     on_lines_fitted = ring & np.isfinite(bz)
     on_lines_fitted[2] = False
     np.testing.assert_array_equal(levelled, on_lines_fitted)
+
+
+def test_two_calls_at_once_each_record_their_own_words() -> None:
+    """The words `main` was given were one per process: a second call begun while the first
+    ran (another thread: the window's, a test's) made the first record the second's."""
+    import threading
+
+    from smm_daq.cli.args import given_words, invoked_command
+
+    both_in = threading.Barrier(2)
+    recorded: dict[str, str] = {}
+
+    def call(entry: str) -> None:
+        with given_words(["level", "s.h5", "--entry", entry]):
+            both_in.wait(timeout=30)
+            recorded[entry] = invoked_command()
+            both_in.wait(timeout=30)  # both read while both are in
+
+    threads = [threading.Thread(target=call, args=(e,)) for e in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert recorded == {e: f"smm-daq level s.h5 --entry {e}" for e in ("a", "b")}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import contextvars
 import math
 import os
 import stat
@@ -24,20 +25,20 @@ from smm_daq.storage.names import (
 )
 from smm_daq.text_files import path_shown
 
-# the words `main` was given where a program called it with its own (None: the process's)
-_given: list[str] | None = None
+# the words `main` was given where a program called it with its own (None: the process's),
+# for each thread (context) apart: two calls of `main` at once each record their own words
+_given: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("given", default=None)
 
 
 @contextlib.contextmanager
 def given_words(argv: Sequence[str] | None) -> Iterator[None]:
     """While `main` runs: the command's words, where a program gave `main` its own (not the
     process's `sys.argv`, which is then that program's: a test runner's, a notebook's)."""
-    global _given
-    before, _given = _given, None if argv is None else list(argv)
+    token = _given.set(None if argv is None else list(argv))
     try:
         yield
     finally:
-        _given = before
+        _given.reset(token)
 
 
 def invoked_command() -> str:
@@ -47,7 +48,8 @@ def invoked_command() -> str:
     from smm_daq.storage.strings import storable  # h5py: not at start-up, where no command
     # may load it before its options are checked
 
-    return storable("smm-daq " + shell_join(sys.argv[1:] if _given is None else _given))
+    given = _given.get()
+    return storable("smm-daq " + shell_join(sys.argv[1:] if given is None else given))
 
 
 def floats(option: str, text: str, n: int) -> tuple[float, ...]:
