@@ -6,8 +6,9 @@ Qt and the window are imported only when the command runs, so `smm-daq --help` s
 from __future__ import annotations
 
 import argparse
-import shlex
 from pathlib import Path
+
+from smm_daq.shell_words import shell_join
 
 VIEWS = ("instruments", "scan", "session", "recipes", "mmt")
 RECORDED_PREFIX = "smm-daq gui: "
@@ -22,10 +23,11 @@ def file_word(path: Path) -> str:
 def recorded_command(arguments: list[str]) -> str:
     """A window's action as the command line would run it (`arguments` after `smm-daq`), for
     the `command` an entry records; the prefix tells it from a command typed. As a file can
-    store it (`storable`: a byte that is not UTF-8 in a path escaped)."""
+    store it (`storable`), a byte that is not UTF-8 in a path written as bash gives it back
+    (`shell_join`)."""
     from smm_daq.storage.strings import storable  # h5py: not as the parser is built
 
-    return storable(RECORDED_PREFIX + shlex.join(arguments))
+    return storable(RECORDED_PREFIX + shell_join(arguments))
 
 
 def register(sub: argparse._SubParsersAction) -> None:

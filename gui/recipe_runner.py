@@ -245,7 +245,7 @@ class RecipeRunner(QtCore.QObject):
         text = self.recipe.text
         started = (self.scan_tab.resume_entry(self.path, plan.name, recipe_text=text) if resume
                    else self.scan_tab.start(plan, recipe_text=text,
-                                            recipe_file=self.recipe.source))
+                                            recipe_file=self.recipe.file))
         if not started:
             self.scan_tab.scanEnded.disconnect(self._scan_ended)
             self._step_failed(self.scan_tab.status.text())

@@ -27,22 +27,38 @@ def command_line(words: Sequence[str | Path]) -> str:
             after_option = bool(out) and _OPTION.fullmatch(out[-1]) is not None
             word = f"{out.pop()}={word}" if after_option else f"./{word}"
         out.append(word)
-    return " ".join(_quoted(w) for w in out)
+    return shell_join(out)
+
+
+def shell_join(words: Sequence[str]) -> str:
+    """`words` as one line that bash splits back into them, each quoted only where it must
+    be (`_quoted`): a command recorded as it was run, which a user may paste to run again."""
+    return " ".join(_quoted(w) for w in words)
 
 
 def _quoted(word: str) -> str:
     """`word` as a shell reads it back: bare where nothing in it is special, in single quotes
     where something is, and in bash's $'…' where it holds a control character (a newline in an
-    entry's name), so that the command stays on one line."""
+    entry's name), so that the command stays on one line, or a byte that is not UTF-8 (a file
+    named in a Latin-1 terminal, which Python holds as a lone surrogate): written as its
+    escape there, `\\xe9`, bash gives the same byte back, so the command acts on that file."""
     if re.fullmatch(r"[\w@%+=:,./-]+", word):
         return word
-    if not _CONTROL.search(word):
+    if not _DOLLAR_QUOTED.search(word):
         return shlex.quote(word)
     escaped = word.replace("\\", "\\\\").replace("'", "\\'")
-    return "$'" + _CONTROL.sub(lambda m: _ESCAPES.get(m[0], f"\\x{ord(m[0]):02x}"), escaped) + "'"
+    return "$'" + _DOLLAR_QUOTED.sub(_escape, escaped) + "'"
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+def _escape(m: re.Match[str]) -> str:
+    """A control character or a byte that is not UTF-8 (os.fsdecode's surrogate for it) as
+    bash's $'…' writes it."""
+    c = m[0]
+    return _ESCAPES.get(c, f"\\x{ord(c) & 0xff:02x}")
+
+
+# a control character, or the surrogate that stands for a byte that is not UTF-8 (0x80..0xff)
+_DOLLAR_QUOTED = re.compile(r"[\x00-\x1f\x7f\udc80-\udcff]")
 _ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -240,6 +242,33 @@ def test_resume_after_a_recalibration_names_the_calibration(tmp_path, capsys, re
     code, _, err = _run(capsys, ["resume", str(path), "--entry", "s1"])
     assert code == 2
     assert "coil_calibration_T_per_A was" in err and "calibration file was rewritten" in err
+
+
+def test_resume_finds_the_calibration_beside_a_profile_named_in_no_utf8(tmp_path, repo):
+    """A profile in a folder named with a byte that is not UTF-8 (a Latin-1 terminal's é) is
+    stored with the byte escaped: the resume took the escape for the folder's name, missed
+    the calibration file beside the profile, and refused the profile as another (before the
+    rig is connected: `check_resume`). It finds it."""
+    from smm_daq.acquisition.resumable import check_resume, load_resumable
+
+    folder = os.fsencode(tmp_path) + b"/r\xe9ig"
+    try:
+        os.mkdir(folder)
+    except OSError:
+        pytest.skip("this file system refuses a name that is not UTF-8")
+    rig = Path(os.fsdecode(folder))
+    (rig / "lab.toml").write_text((repo / "configs" / "simulator.toml").read_text().replace(
+        "simulated = true", 'simulated = true\ncalibration_file = "coils.toml"'))
+    (rig / "coils.toml").write_text(  # (nominal 5e-5: missed, the profile reads as another)
+        "calibration_T_per_A = [[5.0001e-5, 0, 0], [0, 5.0001e-5, 0], [0, 0, 5.0001e-5]]\n"
+        "ambient_field_uT = [0, 0, 0]\n")
+    path = tmp_path / "s.h5"
+    assert main([*SCAN, "--out", str(path), "--profile", str(rig / "lab.toml")]) == 0
+    with h5py.File(path, "a") as f:  # make it look interrupted
+        f["s1/status"][()] = "aborted"
+    stored = load_resumable(path, "s1").stored_profile()
+    assert stored.calibration_file == rig / "coils.toml"
+    check_resume(path, "s1", stored, hint="")
 
 
 RECIPE = textwrap.dedent(

@@ -8,6 +8,7 @@ import h5py
 import numpy as np
 import pytest
 from test_registration import dipoles_bz, random_sources
+from test_shell_words_dash import bash_words
 from test_susceptibility import grains, induced_map
 
 from smm_daq.cli.main import main
@@ -180,9 +181,10 @@ def test_the_background_selected_is_recorded_as_data(session, capsys):
 
 
 def test_a_command_naming_a_file_in_no_utf8_is_recorded_escaped(session) -> None:
-    """A path typed in a Latin-1 terminal (its byte 0xff no UTF-8: a lone surrogate to
+    """A path typed in a Latin-1 terminal (its byte 0xe9 no UTF-8: a lone surrogate to
     Python) made the recorded command a traceback as it was stored (h5py cannot encode it):
-    it is stored with the byte escaped, as h5py reads it back."""
+    it is stored with the byte escaped in bash's $'…', which bash, the command pasted, gives
+    back as the byte (escaped in single quotes, it named another file)."""
     from smm_daq.cli.args import given_words, invoked_command
     from smm_daq.storage.strings import storable
 
@@ -194,8 +196,9 @@ def test_a_command_naming_a_file_in_no_utf8_is_recorded_escaped(session) -> None
     write_map_entry(path, m.with_bz(m.bz, name="made"), kind="levelled",
                     parameters={"command": command})
     with h5py.File(path, "r") as f:
-        assert f["made/process/parameters/command"].asstr()[()] == (
-            "smm-daq level '/data/caf\\xe9.h5' --entry in_field")
+        recorded = f["made/process/parameters/command"].asstr()[()]
+    assert recorded == "smm-daq level $'/data/caf\\xe9.h5' --entry in_field"
+    assert bash_words(recorded) == [b"level", b"/data/caf\xe9.h5", b"--entry", b"in_field"]
     assert storable("a\ud800b") == "a\\ud800b" and storable("χ µm") == "χ µm"
 
 
@@ -498,3 +501,54 @@ def test_a_long_outline_is_quoted_cut_in_its_refusal(bad):
     assert message.startswith(("--sample-polygon '50.0000,0.0000; ",
                                "--sample-polygon is '50.0000,0.0000; "))
     assert f"({len(repr(text)):,} characters)" in message
+
+
+def test_the_background_pixels_recorded_are_those_fitted(tmp_path, capsys):
+    """`background_pixels` counted the selection's unmeasured (NaN) pixels, and `level`'s
+    those of a line too short of measured ones to fit: it holds the pixels the fit used,
+    as many as `results/pixels` says, none of them NaN."""
+    x = np.arange(8) * STEP
+    bz = np.add.outer(np.arange(6) * 1e-7, np.arange(8) * 1e-8)
+    bz[0, :3] = np.nan  # unmeasured pixels in the border
+    bz[2, 1:] = np.nan  # a line with one measured pixel: order 1 cannot fit it
+    path = tmp_path / "n.h5"
+    write_map_entry(path, MapData(bz, x, x[:6], height=10e-6, sensor_size=(0.0, 0.0),
+                                  name="scan"), kind="scan")
+    border = ("--border-um", "1")  # the outer ring of pixels
+    assert run(capsys, "background", path, "--entry", "scan", "--name", "b", *border)[0] == 0
+    assert run(capsys, "level", path, "--entry", "scan", "--name", "l", "--order", "1",
+               *border)[0] == 0
+    ring = np.ones(bz.shape, bool)
+    ring[1:-1, 1:-1] = False
+    with h5py.File(path, "r") as f:
+        fitted = f["b/process/parameters/background_pixels"][()].astype(bool)
+        levelled = f["l/process/parameters/background_pixels"][()].astype(bool)
+        assert fitted.sum() == f["b/results/pixels"][()]
+    np.testing.assert_array_equal(fitted, ring & np.isfinite(bz))
+    on_lines_fitted = ring & np.isfinite(bz)
+    on_lines_fitted[2] = False
+    np.testing.assert_array_equal(levelled, on_lines_fitted)
+
+
+def test_two_calls_at_once_each_record_their_own_words() -> None:
+    """The words `main` was given were one per process: a second call begun while the first
+    ran (another thread: the window's, a test's) made the first record the second's."""
+    import threading
+
+    from smm_daq.cli.args import given_words, invoked_command
+
+    both_in = threading.Barrier(2)
+    recorded: dict[str, str] = {}
+
+    def call(entry: str) -> None:
+        with given_words(["level", "s.h5", "--entry", entry]):
+            both_in.wait(timeout=30)
+            recorded[entry] = invoked_command()
+            both_in.wait(timeout=30)  # both read while both are in
+
+    threads = [threading.Thread(target=call, args=(e,)) for e in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert recorded == {e: f"smm-daq level s.h5 --entry {e}" for e in ("a", "b")}

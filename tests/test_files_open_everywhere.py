@@ -9,7 +9,9 @@ installs it), plain h5py, silx (`silx.io.open`, its NeXus default resolution) an
 followed to an NXdata whose signal and axes exist, carry units and fit together (errors
 too); nexusformat's validator and punx (offline, its bundled NeXus definitions) report no
 error; no dataset carries a unit in its name, and every `units` attribute parses in
-UDUNITS-2 (through cf-units).
+UDUNITS-2 (through cf-units). The records of how an entry was made (background selections,
+each run's noise base and version, the profile's and recipe's files, the command) read in
+h5dump, silx and nexusformat as in h5py, with their units.
 """
 
 from __future__ import annotations
@@ -174,7 +176,9 @@ def files(tmp_path_factory, cli_demo) -> dict[str, Path]:
     _run("magnetization", demo, "--entry", "remanent", "--name", "mag", "--thickness-um", "30",
          "--direction", "0,0,1")
     _run("background", demo, "--entry", "remanent", "--name", "bg", "--model", "plane",
-         "--border-um", "40")
+         "--border-um", "40", "--background-rect", "11400,11500,11400,13600",
+         "--sample-polygon=11600,11600;13400,11600;13400,13400;11600,13400",
+         "--sample-polygon=11450,13450;11550,13450;11500,13550")  # two: a row of NaN between
     _run("level", demo, "--entry", "remanent", "--name", "lev", "--border-um", "40")
     _run("crop", demo, "--entry", "remanent", "--name", "part", "--x-um", "12400,12600",
          "--y-um", "12400,12600")
@@ -409,6 +413,93 @@ def test_the_file_of_every_kind_holds_each_kind_as_made(files):
         assert (text(f["live/status"][()]), text(f["live/state"][()])) == (
             "interrupted", "running")
         assert 0 < np.count_nonzero(f["live/data/line_done"][()]) < f["live/data/Bz"].shape[0]
+
+
+# the datasets and attributes that record how an entry was made, and their units (None: a
+# count, an identifier or text, which has none): each reader gives what h5py does
+RECORDS = {"demo": {"bg/process/parameters/sample_polygons": "m",
+                    "bg/process/parameters/background_rectangles": "m",
+                    "bg/process/parameters/background_border": "m",
+                    "bg/process/parameters/background_pixels": "1",
+                    "remanent/runs/noise_seed": None,
+                    "remanent/runs/noise_measurement": None,
+                    "remanent/runs/program_version": None,
+                    "remanent/profile@path": None,
+                    "remanent/program_name@version": None,
+                    "bg/process/parameters/command": None},
+           "kinds": {"rem/recipe@path": None,
+                     "induced/process/parameters/recipe_file": None,
+                     "induced/process/parameters/command": None}}
+
+
+def _h5dump_values(path: Path, names: list[str]) -> dict[str, list[str]]:
+    """What h5dump prints of each dataset or attribute (`OBJECT@ATTRIBUTE`) in `names`: its
+    values as words, text without its quotes."""
+    args = [a for n in names for a in (["-a", "/" + n.replace("@", "/")] if "@" in n
+                                        else ["-d", "/" + n])]
+    out = subprocess.run([H5DUMP, "-y", "-w", "0", "-A", "0", *args, str(path)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "error" not in out.stderr.lower(), out.stderr[-2000:]
+    blocks = re.findall(r'(?:DATASET|ATTRIBUTE) "([^"]*)" \{.*?DATA \{\n(.*?)\n\s*\}', out.stdout,
+                        re.S)
+    assert len(blocks) == len(names), out.stdout[-2000:]
+    return {name: [quoted or bare for quoted, bare in _WORD.findall(data)]
+            for name, (_, data) in zip(names, blocks, strict=True)}
+
+
+_WORD = re.compile(r'"((?:[^"\\]|\\.)*)"|([^\s,]+)')  # h5dump's text in quotes, else a number
+
+
+def _same(got: object, want: object, where: str) -> None:
+    """`got` (a reader's value, or h5dump's words) is h5py's `want`: numbers to h5dump's
+    printed digits, NaN where NaN, text as text."""
+    want = np.asarray(want)
+    if want.dtype.kind in "OSU":
+        words = [text(w) for w in np.atleast_1d(got)]
+        assert words == [text(w) for w in np.atleast_1d(want)], where
+        return
+    if want.dtype.kind in "iu":  # a noise seed's 63 bits, which a float would round
+        assert [int(w) for w in np.ravel(got)] == want.ravel().tolist(), where
+        return
+    np.testing.assert_allclose(np.asarray(got, dtype=float).ravel(),
+                               want.astype(float).ravel(), rtol=1e-5, err_msg=where)
+
+
+@pytest.mark.parametrize("name", RECORDS)
+def test_how_each_entry_was_made_reads_alike_in_every_reader(files, name):
+    """The records of how an entry was made (the background selected, a polygon list's NaN
+    rows among them; each run's noise base and version; the profile's and recipe's files, the
+    version and the command recorded) read in h5dump, silx and nexusformat as h5py reads them,
+    with their units."""
+    import silx.io
+    from nexusformat.nexus import nxload
+
+    if H5DUMP is None:
+        pytest.skip("h5dump (hdf5-tools) is not installed here; CI installs it")
+    path, records = files[name], RECORDS[name]
+    dumped = _h5dump_values(path, list(records))
+    root = nxload(str(path), "r")
+    try:
+        with h5py.File(path, "r") as f, silx.io.open(str(path)) as s:
+            for record, units in records.items():
+                node, _, attribute = record.partition("@")
+                if attribute:
+                    want = f[node].attrs[attribute]
+                    got = {"silx": s[node].attrs[attribute],
+                           "nexusformat": root[node].attrs[attribute]}
+                else:
+                    want = f[record][()]
+                    got = {"silx": s[record][()], "nexusformat": root[record].nxdata}
+                    for reader, read_units in (("h5py", f[record].attrs.get("units")),
+                                               ("silx", s[record].attrs.get("units")),
+                                               ("nexusformat", root[record].attrs.get("units"))):
+                        assert (None if read_units is None else text(read_units)) == units, \
+                            (reader, record)
+                _same(dumped[record], want, f"h5dump {record}")
+                for reader, value in got.items():
+                    _same(value, want, f"{reader} {record}")
+    finally:
+        root.nxfile.close()
 
 
 # -- what each product is -------------------------------------------------------------------

@@ -12,10 +12,11 @@ import os
 import re
 
 import h5py
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from smm_daq.storage.strings import storable, text
+from smm_daq.storage.strings import storable, stored_path, text
 
 FAST = settings(max_examples=60, deadline=None, derandomize=True, database=None)
 ANY_CHAR = st.one_of(st.sampled_from(["\0", "\udcff", "\udc80", "\ud800", "\udfff", "\\", "é"]),
@@ -44,3 +45,19 @@ def test_a_byte_not_utf8_reads_the_same_whatever_else_the_text_holds() -> None:
     \\xff into \\udcff."""
     assert storable("\udcff\ud800") == "\\xff\\ud800"
     assert storable("\ud800\udcff") == "\\ud800\\xff"
+
+
+def test_a_stored_path_is_given_back_as_the_system_names_it(tmp_path) -> None:
+    """`stored_path` undoes `storable`'s escape of a byte not UTF-8 in a path, except where
+    only the path as stored has its folder (a backslash typed: storable left it as it was)."""
+    home = os.fsencode(tmp_path)
+    try:
+        os.mkdir(home + b"/r\xe9ig")
+    except OSError:
+        pytest.skip("this file system refuses a name that is not UTF-8")
+    os.mkdir(home + b"/typed\\x80")
+    byte = os.fsdecode(home + b"/r\xe9ig/p.toml")
+    assert stored_path(storable(byte)) == byte
+    typed = os.fsdecode(home + b"/typed\\x80/p.toml")
+    assert storable(typed) == typed and stored_path(typed) == typed
+    assert stored_path("plain/p.toml") == "plain/p.toml"

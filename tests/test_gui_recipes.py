@@ -463,4 +463,4 @@ def test_a_window_command_naming_a_file_in_no_utf8_is_recorded_escaped(tmp_path)
     command = recorded_command(["run", "r.toml", "--out", os.fsdecode(b"/d/caf\xe9.h5")])
     with h5py.File(tmp_path / "p.h5", "w") as f:
         f["command"] = command
-        assert f["command"].asstr()[()] == "smm-daq gui: run r.toml --out '/d/caf\\xe9.h5'"
+        assert f["command"].asstr()[()] == "smm-daq gui: run r.toml --out $'/d/caf\\xe9.h5'"

@@ -4,6 +4,7 @@ command that measures it from a repeated scan; a map whose floor is the noise's,
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -39,3 +40,28 @@ def test_info_says_an_upper_bound_only_where_the_field_bends_at_the_pixel_scale(
     assert "≤" not in quiet and "may read high" not in quiet
     assert float(quiet.split("noise floor ")[1].split(" µT")[0]) * UM == pytest.approx(sigma,
                                                                                    rel=0.2)
+
+
+def test_the_command_info_advises_acts_on_a_file_named_in_no_utf8(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A session file named with a byte that is not UTF-8 (a Latin-1 terminal's é): the
+    command `info` advises under its map, pasted into bash, names that very file (it was
+    quoted with Python's stand-in for the byte, which the console writes as '?')."""
+    from tests.test_shell_words_dash import bash_words
+
+    raw = os.fsencode(tmp_path) + b"/caf\xe9 1.h5"
+    try:
+        open(raw, "wb").close()
+        os.remove(raw)
+    except OSError:
+        pytest.skip("this file system refuses a name that is not UTF-8")
+    path = os.fsdecode(raw)
+    x = np.arange(24) * 2 * UM
+    write_map_entry(path, MapData(bz=dense_dipoles_bz(24, per_pixel=0.3, seed=4), x=x, y=x,
+                                  height=1 * UM, sensor_size=(0.0, 0.0), name="dense"),
+                    kind="import")
+    assert main(["info", path]) == 0
+    note = capsys.readouterr().out.splitlines()[2]
+    command = note.split(": ", 1)[1].removesuffix(" REPEAT")
+    assert command.isascii(), command
+    assert bash_words(command) == [b"noise", raw, b"--entry", b"dense", b"--repeat"]

@@ -234,10 +234,25 @@ def test_missing_recipe_file(tmp_path):
 
 
 def test_scan_entries_store_the_recipe_text(tmp_path):
+    """And, the recipe given as text, no file: its entries recorded a recipe file named
+    'recipe', which no one gave."""
     path = tmp_path / "s.h5"
     run_recipe(parse_recipe(GOOD), Session(path, _field_dependent_rig()), yes=True)
     with open_read(path) as f:
         assert f["inf/recipe"].asstr()[()] == GOOD
+        assert "path" not in f["inf/recipe"].attrs
+        parameters = next(f[e]["process/parameters"] for e in f if "process" in f[e])
+        assert "recipe" in parameters and "recipe_file" not in parameters
+
+
+def test_a_recipe_given_as_text_is_named_so_and_one_from_a_file_by_its_file():
+    """A recipe given as text was named 'recipe' in its messages, as a file of that name
+    would be."""
+    bad = GOOD.replace('kind = "wait"', 'kind = "nap"')
+    with pytest.raises(InputError, match=r"^the recipe text given: step 4"):
+        parse_recipe(bad)
+    with pytest.raises(InputError, match=r"^lab/r\.toml: step 4"):
+        parse_recipe(bad, "lab/r.toml")
 
 
 def test_a_wait_after_a_scan_that_ended_the_field_set_before_it_is_said_to_wait_in_zero_field():

@@ -4,6 +4,7 @@ even where a path or an entry's name begins with '-', which argparse would take 
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from smm_daq.cli.main import build_parser
-from smm_daq.shell_words import command_line, resume_command
+from smm_daq.shell_words import command_line, resume_command, shell_join
 
 
 def parsed(line: str) -> dict[str, object]:
@@ -54,8 +55,28 @@ def test_a_name_with_a_control_character_is_one_line_bash_reads_back(name: str) 
     line that bash gives back as the name."""
     line = command_line(["smm-daq", "noise", "s.h5", "--entry", name, "--repeat"])
     assert "\n" not in line
+    assert [w.decode() for w in bash_words(line)] == ["noise", "s.h5", "--entry", name,
+                                                      "--repeat"]
+
+
+def bash_words(line: str) -> list[bytes]:
+    """The words, as bytes, that bash gives a program run by the pasted `line` (its words
+    after 'smm-daq'; printf, on no file)."""
+    assert line.startswith("smm-daq "), line
     bash = shutil.which("bash")
     assert bash is not None
-    words = subprocess.run([bash, "-c", f'printf "%s\\0" {line.removeprefix("smm-daq ")}'],
-                           check=True, capture_output=True).stdout.split(b"\0")[:-1]
-    assert [w.decode() for w in words] == ["noise", "s.h5", "--entry", name, "--repeat"]
+    return subprocess.run([bash, "-c", f'printf "%s\\0" {line.removeprefix("smm-daq ")}'],
+                          check=True, capture_output=True).stdout.split(b"\0")[:-1]
+
+
+@pytest.mark.parametrize("name", [b"caf\xe9.h5", b"a b\xff'c\\x.h5", "é-\xe9".encode()])
+def test_a_path_holding_a_byte_not_utf8_is_given_back_by_bash(name: bytes) -> None:
+    """A file named in a Latin-1 terminal (its byte 0xe9 no UTF-8: a lone surrogate to
+    Python) was quoted with the surrogate in it, which the console writes as '?' or
+    '\\udce9': pasted, the command named another file. In bash's $'\\xe9' it is given back
+    byte for byte."""
+    path = os.fsdecode(b"/d/" + name)
+    line = command_line(["smm-daq", "info", path])
+    assert line.isascii() or "é" in line
+    assert bash_words(line) == [b"info", b"/d/" + name]
+    assert bash_words("smm-daq " + shell_join(["level", path])) == [b"level", b"/d/" + name]

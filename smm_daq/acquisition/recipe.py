@@ -252,6 +252,7 @@ class Recipe:
     # [scan_defaults] giving it another (`fields_overridden`): refused by `check` unless
     # continued as begun
     overridden: tuple[str, ...] = ()
+    file: str = ""  # the file its text was read from, as given; "" for text given alone
 
     def entries(self) -> tuple[str, ...]:
         """The names of the entries its scan and subtract steps write."""
@@ -465,8 +466,15 @@ def _parse_step(source: str, i: int, raw: object, defaults: dict[str, Any]) -> S
     raise t.fail("kind", f"one of {KINDS}")
 
 
-def parse_recipe(text: str, source: str = "recipe") -> Recipe:
-    """Parse recipe text (syntax and keys only; `check` validates it against a rig)."""
+TEXT_GIVEN = "the recipe text given"  # what messages name a recipe read from no file
+
+
+def parse_recipe(text: str, file: str | None = None) -> Recipe:
+    """Parse recipe text (syntax and keys only; `check` validates it against a rig). `file`:
+    the file it was read from, which its messages name and its scans record; None for text
+    given alone (a program's, a test's), which its messages call `TEXT_GIVEN` (a file named
+    'recipe' was neither given nor recorded)."""
+    source = TEXT_GIVEN if file is None else file
     data = load_toml(text, source)
     top = _Table(source, "recipe file", data)
     top.only(("recipe", "scan_defaults", "step"))
@@ -508,7 +516,7 @@ def parse_recipe(text: str, source: str = "recipe") -> Recipe:
     steps = tuple(_parse_step(source, i, raw, defaults) for i, raw in enumerate(steps_raw))
     return Recipe(source=source, text=text, title=title, steps=steps, profile=profile,
                   unread=unread_fly_keys(steps_raw, steps, defaults),
-                  overridden=fields_overridden(steps_raw, steps, defaults))
+                  overridden=fields_overridden(steps_raw, steps, defaults), file=file or "")
 
 
 def fields_overridden(steps_raw: list[Any], steps: tuple[Step, ...],
@@ -689,7 +697,8 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
                   duration, tuple(states), duration_left,
                   first if first < len(states) else None, recipe.unread, recipe.profile,
                   applied_by_earlier_rule(out, done) if continuing else (),
-                  decided_by_sds_alone(out, done) if continuing else (), recipe.overridden)
+                  decided_by_sds_alone(out, done) if continuing else (), recipe.overridden,
+                  recipe.file)
 
 
 def applies_insignificant_shift(checked: Recipe, i: int) -> bool:
@@ -896,7 +905,7 @@ def run_recipe(
         if isinstance(step, ScanStep):
             plan = checked.plans[i]
             assert plan is not None
-            session.scan_plan(plan, recipe_text=recipe.text, recipe_file=recipe.source,
+            session.scan_plan(plan, recipe_text=recipe.text, recipe_file=recipe.file,
                               on_event=on_event,
                               auto_range=auto_range, resume=checked.states[i] == RESUME)
             written.append(plan.name)
@@ -932,7 +941,7 @@ def subtract_step(recipe: Recipe, i: int, session: Any,
                          apply_insignificant=step.apply_insignificant_shift,
                          shift_as_begun=applies_as_begun(recipe, i),
                          by_sds_alone=decides_by_sds_alone(recipe, i), recipe_text=recipe.text,
-                         recipe_file=recipe.source, command=command)
+                         recipe_file=recipe.file, command=command)
     except ShiftNotDetermined as exc:
         by_hand = command_line(["smm-daq", "subtract", session.path, "--in-field",
                                 step.in_field, "--remanent", step.remanent, "--name",

@@ -41,6 +41,7 @@ from smm_daq.storage.staging import (
     resolves,
     staged_name,
 )
+from smm_daq.storage.strings import stored_path
 from smm_daq.text_files import load_json
 
 TEXTS = ("plan", "profile", "profile_fingerprint", "recipe", "status")
@@ -124,9 +125,10 @@ def stored_scan_profile(path: str | Path, name: str) -> Profile:
 
 
 def _stored(text: str, path: str, stored_in: tuple[str, str] | None) -> Profile:
-    """A profile stored with a scan: `path`, where its file was when the scan started, anchors
-    its relative paths and names it in errors."""
-    return replace(parse_profile(text, Path(path or "stored-profile.toml")), stored_in=stored_in)
+    """A profile stored with a scan: `path`, where its file was when the scan started (as
+    `storable` stored it: `stored_path`), anchors its relative paths and names it in errors."""
+    return replace(parse_profile(text, Path(stored_path(path) or "stored-profile.toml")),
+                   stored_in=stored_in)
 
 
 def load_resumable(path: str | Path, name: str) -> ResumableEntry:

@@ -21,6 +21,7 @@ class BackgroundFit:
     coefficients: tuple[float, ...]  # offset (T) [, slope x, slope y (T/m) about the map centre]
     residual_rms: float  # T, on the background pixels after removal
     pixels: int
+    used: np.ndarray  # (ny, nx) bool: the pixels fitted (the mask's measured ones)
 
 
 def remove_background(m: MapData, mask: np.ndarray, *, model: str = "offset") -> BackgroundFit:
@@ -41,6 +42,7 @@ def remove_background(m: MapData, mask: np.ndarray, *, model: str = "offset") ->
         coefficients=tuple(float(c) for c in coef),
         residual_rms=float(np.sqrt(np.mean(out[used] ** 2))),
         pixels=int(used.sum()),
+        used=used,
     )
 
 

@@ -21,6 +21,7 @@ class Levelling:
     offsets: np.ndarray  # (ny,) T removed from each line (at the map's centre x)
     slopes: np.ndarray  # (ny,) T/m removed from each line (zeros for order 0)
     interpolated: np.ndarray  # (ny,) bool: lines with too few background pixels, filled in
+    used: np.ndarray  # (ny, nx) bool: the pixels fitted (the mask's measured ones on lines fitted)
 
 
 def level_lines(m: MapData, mask: np.ndarray, *, order: int = 0) -> Levelling:
@@ -50,4 +51,4 @@ def level_lines(m: MapData, mask: np.ndarray, *, order: int = 0) -> Levelling:
     if order == 1:
         slopes[missing] = np.interp(lines[missing], lines[~missing], slopes[~missing])
     out = m.bz - offsets[:, None] - slopes[:, None] * xc[None, :]
-    return Levelling(m.with_bz(out), offsets, slopes, missing)
+    return Levelling(m.with_bz(out), offsets, slopes, missing, used & ~missing[:, None])

@@ -673,6 +673,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         raise failed
     for cut in unfinished_entries(args.file):
         print(f"  unfinished: {_cut_off_note(cut, args.file)}")
+    repair = command_line(["smm-daq", "repair", args.file])
     for name, link, conflict in cut_off_replacements(args.file):
         if conflict is not None and link is None:
             print(f"  unfinished: entry '{name}' was cut off while replaced (its writer "
@@ -682,13 +683,12 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(f"  unfinished: entry '{name}' was cut off while replaced (its writer "
                   f"killed), so it is not listed: the old entry waits, whole, at "
                   f"'{aside_name(name)}', and '{name}' is {link}; delete or rename "
-                  "the link with an HDF5 tool (h5py, HDFView), then `smm-daq repair "
-                  f"{args.file}` finishes the replacement or puts the old entry back")
+                  f"the link with an HDF5 tool (h5py, HDFView), then `{repair}` finishes "
+                  "the replacement or puts the old entry back")
             continue
         print(f"  unfinished: entry '{name}' was cut off while replaced (its writer killed), "
-              "so it is not listed: writing it again, or `smm-daq repair "
-              f"{args.file}`, puts the new entry in place (the old one back where the new one "
-              "was not whole)")
+              f"so it is not listed: writing it again, or `{repair}`, puts the new entry in "
+              "place (the old one back where the new one was not whole)")
     for line in links_and_strays(args.file):
         print(f"  not an entry: {line}")
     if problems:  # every entry was listed; the first unreadable or damaged one is the error
@@ -716,7 +716,8 @@ def _listing(path: str, f: h5py.File) -> tuple[list[str], list[str], InputError 
     from smm_daq.storage.nexus import list_entries_in
 
     entries = list_entries_in(f, path, noise_floors=True)
-    lines = [f"{path}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"]
+    named = path if path.isprintable() else path_shown(path)  # a byte not UTF-8 escaped
+    lines = [f"{named}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"]
     problems: list[str] = []
     try:
         for e in entries:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import contextvars
 import math
 import os
-import shlex
 import stat
 import sys
 import tempfile
@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from smm_daq.errors import InputError
+from smm_daq.shell_words import shell_join
 from smm_daq.storage.aliases import same_file
 from smm_daq.storage.names import (
     NEW_ENTRY_NAME_RULE,
@@ -24,29 +25,31 @@ from smm_daq.storage.names import (
 )
 from smm_daq.text_files import path_shown
 
-# the words `main` was given where a program called it with its own (None: the process's)
-_given: list[str] | None = None
+# the words `main` was given where a program called it with its own (None: the process's),
+# for each thread (context) apart: two calls of `main` at once each record their own words
+_given: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("given", default=None)
 
 
 @contextlib.contextmanager
 def given_words(argv: Sequence[str] | None) -> Iterator[None]:
     """While `main` runs: the command's words, where a program gave `main` its own (not the
     process's `sys.argv`, which is then that program's: a test runner's, a notebook's)."""
-    global _given
-    before, _given = _given, None if argv is None else list(argv)
+    token = _given.set(None if argv is None else list(argv))
     try:
         yield
     finally:
-        _given = before
+        _given.reset(token)
 
 
 def invoked_command() -> str:
-    """The command line as run, quoted so that it can be run again (paths with spaces), as
-    a file can store it (`storable`: a byte that is not UTF-8 in a path escaped)."""
+    """The command line as run, quoted so that bash runs it again on the same files
+    (`shell_join`: a path with a space quoted, a byte that is not UTF-8 in bash's $'\\xe9'), as
+    a file can store it (`storable`)."""
     from smm_daq.storage.strings import storable  # h5py: not at start-up, where no command
     # may load it before its options are checked
 
-    return storable("smm-daq " + shlex.join(sys.argv[1:] if _given is None else _given))
+    given = _given.get()
+    return storable("smm-daq " + shell_join(sys.argv[1:] if given is None else given))
 
 
 def floats(option: str, text: str, n: int) -> tuple[float, ...]:

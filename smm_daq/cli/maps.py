@@ -32,6 +32,7 @@ from smm_daq.cli.args import (
     within,
 )
 from smm_daq.errors import InputError
+from smm_daq.shell_words import command_line
 from smm_daq.storage.mapdata import MapData
 from smm_daq.text_files import path_shown, shown
 
@@ -100,11 +101,11 @@ def _background_selection(args: argparse.Namespace, m: MapData, *, required: boo
                           ) -> tuple[np.ndarray, dict[str, object]] | None:
     """The background pixels the options select on `m`'s grid, and the selection as data for
     the entry's `process/parameters`, for a reader that needs no command line to parse: the
-    pixels (`background_pixels`, 1 = background) and the options that chose them, in m. None
-    where no option is given and none is `required`."""
+    options that chose them, in m (the pixels the fit used are added by its caller,
+    `_pixels_used`). None where no option is given and none is `required`."""
     from smm_daq.analysis.background import border_mask
     from smm_daq.analysis.masks import polygon_mask, rectangle_mask
-    from smm_daq.storage.products import Compressed, Quantity
+    from smm_daq.storage.products import Quantity
 
     mask = np.zeros(m.shape, bool)
     record: dict[str, object] = {}
@@ -146,9 +147,16 @@ def _background_selection(args: argparse.Namespace, m: MapData, *, required: boo
             "the background given (--background-rect, --sample-polygon, --border-um) covers no "
             f"pixel of the map; expected pixels within x {m.x[0] / UM:g}..{m.x[-1] / UM:g} µm, "
             f"y {m.y[0] / UM:g}..{m.y[-1] / UM:g} µm")
-    record["background_pixels"] = Compressed(Quantity(
-        mask.astype(np.uint8), "1", "background pixels used (1), on the entry's grid"))
     return mask, record
+
+
+def _pixels_used(used: np.ndarray) -> object:
+    """The pixels a fit used (1; not the selection's unmeasured ones, nor those of a line
+    too short of them to fit) as the entry's `process/parameters` record them."""
+    from smm_daq.storage.products import Compressed, Quantity
+
+    return Compressed(Quantity(used.astype(np.uint8), "1",
+                               "background pixels used (1), on the entry's grid"))
 
 
 def _write(args: argparse.Namespace, m: MapData, kind: str, extra: dict | None = None, *,
@@ -284,6 +292,7 @@ def background_entry(args: argparse.Namespace, *, say: Callable[[str], None] = p
         else:  # what the sensor read off the sample: the field's reading and any other offset
             fit = remove_background(m, mask, model="offset")
             out, leak = fit.map, fit.coefficients[0]
+            selected["background_pixels"] = _pixels_used(fit.used)
             what = ("an offset fitted on the background pixels: the applied field's reading "
                     "with any other constant offset")
             said = (f"removed an offset of {leak / NT:.4g} nT fitted on {fit.pixels} background "
@@ -296,6 +305,7 @@ def background_entry(args: argparse.Namespace, *, say: Callable[[str], None] = p
         return
     mask, selected = _background_required(args, m)
     fit = remove_background(m, mask, model=args.model)
+    selected["background_pixels"] = _pixels_used(fit.used)
     extra: dict = {"results/offset": Quantity(fit.coefficients[0], "T"),
                    "results/residual_rms": Quantity(fit.residual_rms, "T"),
                    "results/pixels": fit.pixels}
@@ -333,6 +343,7 @@ def level_entry(args: argparse.Namespace, *, say: Callable[[str], None] = print,
     m = _read(args, args.entry, warn)
     mask, selected = _background_required(args, m)
     lev = level_lines(m, mask, order=args.order)
+    selected["background_pixels"] = _pixels_used(lev.used)
     extra = {"results/line_offsets": Quantity(lev.offsets, "T"),
              "results/line_slopes": Quantity(lev.slopes, "T/m"),
              "results/lines_interpolated": lev.interpolated.astype(np.uint8)}
@@ -643,7 +654,7 @@ def _chosen(path: str, entry: str, dataset: str | None, m: MapData, saved: Saved
     if saved is not None and dataset.split("/")[0] == "grains":
         listing = held or (lambda: _maps_held(path, entry, m, saved))
         raise InputError(f"--dataset is {dataset!r}, the per-grain table, not a map; expected "
-                         f"`smm-daq mmt export {shlex.quote(path)} --entry {shlex.quote(entry)} "
+                         f"`{command_line(['smm-daq', 'mmt', 'export', path, '--entry', entry])} "
                          "--csv OUT.csv` for the "
                          f"table, or a map the entry holds: {listing()}",
                          source=f"{path}, entry '{entry}'")

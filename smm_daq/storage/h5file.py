@@ -117,7 +117,7 @@ from smm_daq.storage.staging import (
     replacements_under_way,
     settle_replacement,
 )
-from smm_daq.storage.strings import text
+from smm_daq.storage.strings import storable, text
 from smm_daq.storage.superblock import MarkCleared, clear_open_mark, superblock_intact
 
 LIBVER = ("v110", "latest")
@@ -960,7 +960,7 @@ def _read_as_cleared(p: Path, source: Path) -> tuple[h5py.File, MarkCleared]:
 
 def _init_root(f: h5py.File, path: Path) -> None:
     f.attrs["NX_class"] = "NXroot"
-    f.attrs["file_name"] = path.name
+    f.attrs["file_name"] = storable(path.name)  # a byte that is not UTF-8 escaped
     f.attrs["file_time"] = now_iso()
     f.attrs["creator"] = f"{PROGRAM_NAME} {__version__}"
     f.attrs["HDF5_Version"] = h5py.version.hdf5_version

@@ -3,6 +3,7 @@ them)."""
 
 from __future__ import annotations
 
+import os
 import re
 
 import h5py
@@ -32,3 +33,18 @@ def storable(value: str) -> str:
     value = _NO_BYTE.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
     raw = value.encode("utf-8", "surrogateescape")
     return raw.decode("utf-8", "backslashreplace").replace("\0", "\\x00")
+
+
+_BYTE_ESCAPE = re.compile(r"\\x([89a-f][0-9a-f])")  # storable's escape of a byte not UTF-8
+
+
+def stored_path(stored: str) -> str:
+    """A path `storable` stored, as the system names it: each `\\xe9` escape back to its byte
+    (Python's stand-in for it), so that the files found beside it are found. A backslash
+    typed reads the same, so where only the path as stored has its folder, that one is meant
+    (a Windows folder named `\\x80` say)."""
+    raw = _BYTE_ESCAPE.sub(lambda m: chr(0xDC00 + int(m[1], 16)), stored)
+    if raw != stored and not os.path.isdir(os.path.dirname(raw) or ".") \
+            and os.path.isdir(os.path.dirname(stored) or "."):
+        return stored
+    return raw
