@@ -56,3 +56,26 @@ def test_grains_left_out_and_unresolved_are_named_under_the_table(qtbot, tmp_pat
     clean.write_bytes((HEADER + KEPT).encode("latin-1"))
     _run(qtbot, view, clean)
     assert view.grains_note.text() == "" and view.grains_note.isHidden()
+
+
+def test_grains_beyond_saturation_are_named_under_the_table(qtbot, tmp_path):
+    """Grain 1 at a hundredth of its volume: about 1,350 kA/m, beyond magnetite's 480."""
+    h5 = tmp_path / "s.h5"
+    assert main(["import", "mpe", str(DATA / "MetaDict_mpe_demo.json"),
+                 str(DATA / "MagneticSample_mpe_demo.npz"), "--out", str(h5), "--name",
+                 "qdm"]) == 0
+    export = tmp_path / "components.csv"
+    export.write_bytes((HEADER + KEPT.replace("1;100;2.0E-09", "1;100;2.0E-11"))
+                       .encode("latin-1"))
+    view = MMTView(load_profile())
+    qtbot.addWidget(view)
+    view.set_file(h5)
+    view.entry.setCurrentText("qdm")
+    view.sigma.setValue(0.001)  # 1 nT
+    view.dragonfly.z_top.setValue(100.0)
+    _run(qtbot, view, export)
+    note = view.grains_note.text()
+    assert note.startswith("1 grain(s) magnetized beyond magnetite's saturation (480 kA/m), "
+                           "up to 1.3"), note
+    assert "kA/m (grain 1), 1 of them with uncertainty ratio < 10 %: " in note, note
+    assert not view.grains_note.isHidden()
