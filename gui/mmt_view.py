@@ -1101,9 +1101,10 @@ class MMTView(QtWidgets.QWidget):
     def _grains_note(self) -> str:
         """The grains of the shown result that its table does not account for, named as the
         command line's summary names them: those of the grain file left out (min voxels, the
-        crop to the scan; a fresh result's) and those the map does not determine (infinite
-        SDs, their rows a pseudo-inverse's arbitrary magnetization)."""
-        from smm_daq.cli.mmt_models import left_out_note, unresolved_note
+        crop to the scan; a fresh result's), those magnetized beyond magnetite's saturation
+        and those the map does not determine (infinite SDs, their rows a pseudo-inverse's
+        arbitrary magnetization)."""
+        from smm_daq.cli.mmt_models import beyond_saturation_note, left_out_note, unresolved_note
         from smm_daq.storage.products import bare
 
         r = self.result
@@ -1112,9 +1113,9 @@ class MMTView(QtWidgets.QWidget):
             voxels = int(bare(self.made.get("min_voxels", 1)))  # type: ignore[call-overload]
             notes.append(left_out_note(r.grains, voxels,
                                        options=("min voxels", "only grains under the scan")))
-        unresolved = unresolved_note(r.grains.labels, r.covariance).removeprefix("; ")
-        if unresolved:
-            notes.append(unresolved)
+        beyond = beyond_saturation_note(r.grains.labels, r.magnetization, r.covariance)
+        unresolved = unresolved_note(r.grains.labels, r.covariance)
+        notes.extend(note.removeprefix("; ") for note in (beyond, unresolved) if note)
         return "\n".join(notes)
 
     def _summary(self, notes: list[str]) -> str:

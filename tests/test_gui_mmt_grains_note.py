@@ -29,20 +29,26 @@ def _run(qtbot, view: MMTView, export: Path) -> None:
     assert done.args[0], done.args[1]
 
 
-def test_grains_left_out_and_unresolved_are_named_under_the_table(qtbot, tmp_path):
+def _view(qtbot, tmp_path: Path) -> MMTView:
+    """The tab on the demo scan imported as 'qdm', σ 1 nT, the CT's top at 100 µm."""
     h5 = tmp_path / "s.h5"
     assert main(["import", "mpe", str(DATA / "MetaDict_mpe_demo.json"),
                  str(DATA / "MagneticSample_mpe_demo.npz"), "--out", str(h5), "--name",
                  "qdm"]) == 0
-    export = tmp_path / "components.csv"
-    export.write_bytes((HEADER + KEPT + OTHERS).encode("latin-1"))
     view = MMTView(load_profile())
     qtbot.addWidget(view)
     view.set_file(h5)
     view.entry.setCurrentText("qdm")
     view.sigma.setValue(0.001)  # 1 nT
-    view.dragonfly.min_voxels.setValue(10)
     view.dragonfly.z_top.setValue(100.0)
+    return view
+
+
+def test_grains_left_out_and_unresolved_are_named_under_the_table(qtbot, tmp_path):
+    export = tmp_path / "components.csv"
+    export.write_bytes((HEADER + KEPT + OTHERS).encode("latin-1"))
+    view = _view(qtbot, tmp_path)
+    view.dragonfly.min_voxels.setValue(10)
     view.dragonfly.crop.setChecked(True)
     _run(qtbot, view, export)
     note = view.grains_note.text()
@@ -56,3 +62,17 @@ def test_grains_left_out_and_unresolved_are_named_under_the_table(qtbot, tmp_pat
     clean.write_bytes((HEADER + KEPT).encode("latin-1"))
     _run(qtbot, view, clean)
     assert view.grains_note.text() == "" and view.grains_note.isHidden()
+
+
+def test_grains_beyond_saturation_are_named_under_the_table(qtbot, tmp_path):
+    """Grain 1 at a hundredth of its volume: about 1,350 kA/m, beyond magnetite's 480."""
+    export = tmp_path / "components.csv"
+    export.write_bytes((HEADER + KEPT.replace("1;100;2.0E-09", "1;100;2.0E-11"))
+                       .encode("latin-1"))
+    view = _view(qtbot, tmp_path)
+    _run(qtbot, view, export)
+    note = view.grains_note.text()
+    assert note.startswith("1 grain(s) magnetized beyond magnetite's saturation (480 kA/m), "
+                           "up to 1.3"), note
+    assert "kA/m (grain 1), 1 of them with uncertainty ratio < 10 %: " in note, note
+    assert not view.grains_note.isHidden()

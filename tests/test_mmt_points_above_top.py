@@ -11,6 +11,7 @@ import pytest
 from smm_daq.analysis.grains import GeometryWarning
 from smm_daq.analysis.mmt.models.multipole import point_grains
 from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
+from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 
 UM = 1e-6
@@ -54,3 +55,12 @@ def test_grains_below_the_top_are_not_warned_of():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _invert([-2.0, -3.0])
+
+
+def test_grains_above_the_sensor_and_the_top_are_refused_naming_the_depth_convention():
+    """Depths written as positive z put the deeper grains above the sensor: refused, saying
+    the frame the positions are read in (the warning of grains above the top comes later)."""
+    with pytest.raises(InputError, match=r"grain 8 is at z = 7 µm, at or above the sensor's "
+                       r"lowest face \(5 µm\); expected every grain below the sensor, z up "
+                       r"with the sample top at 0 \(depths written as positive z\?\)$"):
+        _invert([2.0, 7.0])

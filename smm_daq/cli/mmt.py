@@ -271,9 +271,9 @@ def _add_invert(mmt_sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="the map entry to invert; repeated, the scans inverted jointly")
     p.add_argument("--grains", required=True, metavar="GRAINS",
                    help="grain file: CSV grain,x_um,y_um,z_um,dx_um,dy_um,dz_um (full edges, "
-                        "z up); the cuboid library's text (mmt); x y z volume label in m "
-                        "(points); the multipole library's NPZ (mpe); a Dragonfly "
-                        "connected-components CSV (dragonfly)")
+                        "z up); the cuboid library's text (mmt); x y z volume label in m, z up "
+                        "with the sample top at 0 (points); the multipole library's NPZ "
+                        "(mpe); a Dragonfly connected-components CSV (dragonfly)")
     p.add_argument("--grain-format", choices=GRAIN_FORMATS, default="cuboids",
                    help="default cuboids (csv is the same)")
     add_invert_options(p)

@@ -54,12 +54,41 @@ def unresolved_note(labels: np.ndarray, covariance: np.ndarray, shown: int = 5) 
             f"determined): grain {', '.join(named)}{more}")
 
 
+def beyond_saturation_note(labels: np.ndarray, magnetization: np.ndarray,
+                           covariance: np.ndarray) -> str:
+    """The summary line's words on the grains magnetized beyond magnetite's saturation
+    (CROP_MAGNETIZATION), naming the strongest and how many of them an uncertainty ratio
+    < 10 % would select, or "" where there are none. No magnetite grain carries more (real
+    remanences lie one to two orders below it), so such a magnetization is some other field
+    read into the grain: of grains the micro-CT missed or misplaced, of a misregistration, or
+    a grain too deep or small for the map to see. The uncertainty ratio, a statistic of the
+    noise alone, does not show it: on the MMT tutorial's QDM scan two of the three grains a
+    dipole inversion resolves below 10 % lie at 4 to 6 × 10⁶ kA/m, one of the cuboid
+    model's two at 1.2 × 10⁶ kA/m. Grains the map does not
+    determine at all are left to `unresolved_note`."""
+    from smm_daq.analysis.mmt.formats.dragonfly import CROP_MAGNETIZATION
+    from smm_daq.analysis.mmt.solver.stats import uncertainty_ratio_pct
+
+    size = np.linalg.norm(magnetization, axis=1)
+    over = np.all(np.isfinite(covariance), axis=(1, 2)) & (size > CROP_MAGNETIZATION)
+    if not over.any():
+        return ""
+    g = int(np.argmax(np.where(over, size, -np.inf)))
+    selected = int(np.sum(over & (uncertainty_ratio_pct(magnetization, covariance) < 10)))
+    of_them = f", {selected} of them with uncertainty ratio < 10 %" if selected else ""
+    return (f"; {int(over.sum())} grain(s) magnetized beyond magnetite's saturation "
+            f"({CROP_MAGNETIZATION / 1e3:g} kA/m), up to {size[g] / 1e3:.3g} kA/m (grain "
+            f"{labels[g]}){of_them}: not a magnetite grain's own magnetization (grains the "
+            "micro-CT missed or misplaced? a grain too deep or small for the map?)")
+
+
 def summary_line(result: MMTResult, table: dict[str, np.ndarray], model: str, scans: int,
                  written: str) -> str:
     """`mmt invert`'s summary line, one shape for every model (cuboid, dipole, ...): the grains
     and the model, the pixels of how many scans, each scan's σ, cond(Q), the grains of
     uncertainty ratio < 10 %, those with resolved higher orders (multipole models), the grains
-    unresolved, then `written` (where the results are)."""
+    magnetized beyond magnetite's saturation, the grains unresolved, then `written` (where the
+    results are)."""
     from smm_daq.analysis.mmt.solver.joint import MultipoleResult
 
     sigmas = getattr(result, "sigmas", ()) or (result.sigma,)
@@ -72,6 +101,8 @@ def summary_line(result: MMTResult, table: dict[str, np.ndarray], model: str, sc
     higher = result.higher_orders() if isinstance(result, MultipoleResult) else None
     if higher is not None:
         line += f"; {int(np.sum(higher[2]))} grains with resolved higher orders (p < 0.05)"
+    line += beyond_saturation_note(result.grains.labels, result.magnetization,
+                                   result.covariance)
     return f"{line}{unresolved_note(result.grains.labels, result.covariance)}; {written}"
 
 

@@ -379,10 +379,14 @@ def check_below_sensor(grains: PointGrains, height: float, sensor: Sensor) -> No
     bad = np.flatnonzero(z >= bottom)
     if bad.size:
         g = int(bad[0])
+        # above the top too: most likely a depth written as positive z (the cuboid library's
+        # convention), which a height of its own would not mend
+        depth = (", z up with the sample top at 0 (depths written as positive z?)"
+                 if z[g] > 0 else "")
         raise InputError(
             f"grain {grains.labels[g]} is at z = {z[g] / 1e-6:.4g} µm, at or "
             f"above the sensor's lowest face ({bottom / 1e-6:.4g} µm); expected every grain "
-            "below the sensor", source=grains.where(g))
+            f"below the sensor{depth}", source=grains.where(g))
     radius = np.cbrt(3.0 * grains.volume / (4.0 * math.pi))
     bad = np.flatnonzero(radius > SIZE_OVER_DISTANCE * (bottom - z))
     if bad.size:

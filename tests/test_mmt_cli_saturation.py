@@ -1,0 +1,50 @@
+"""`mmt invert`'s summary line names the grains magnetized beyond magnetite's saturation
+(480 kA/m), and how many of them its uncertainty ratio < 10 % would select: no magnetite grain
+carries such a magnetization, whatever the noise statistics say (the MMT tutorial's QDM scan
+has such grains among its best resolved)."""
+
+from __future__ import annotations
+
+import numpy as np
+from test_mmt_export import NPZ, _imported
+
+from smm_daq.cli.main import main
+
+SAID = "grain(s) magnetized beyond magnetite's saturation (480 kA/m)"
+
+
+def _summary(tmp_path, capsys, given: list[str]) -> str:
+    h5 = _imported(tmp_path)
+    capsys.readouterr()
+    assert main(["mmt", "invert", str(h5), "--entry", "qdm", *given, "--sigma-nT", "1",
+                 "--out", str(tmp_path / "r.csv")]) == 0
+    return capsys.readouterr().out.strip().splitlines()[-1]
+
+
+def _points(tmp_path, volumes_m3: list[float]):
+    """The demo scan's three particles (moments about 3e-14 A m²) with these volumes."""
+    grains = tmp_path / "points.txt"
+    pos = np.load(NPZ)["particle_positions"]
+    np.savetxt(grains, np.c_[pos, volumes_m3, [1, 2, 3]], header="x y z volume label",
+               comments="")
+    return ["--grain-format", "points", "--grains", str(grains)]
+
+
+def test_grains_beyond_saturation_are_counted_and_the_strongest_named(tmp_path, capsys):
+    # grains 1 and 2 at 1/100 of their volumes: about 1,350 and 940 kA/m; grain 3 at 6 kA/m
+    line = _summary(tmp_path, capsys, _points(tmp_path, [2e-20, 4e-20, 6e-18]))
+    assert f"; 3 grains with uncertainty ratio < 10 %; 2 {SAID}, up to 1.3" in line, line
+    assert "kA/m (grain 1), 2 of them with uncertainty ratio < 10 %: " in line, line
+
+
+def test_plausible_magnetizations_are_not_remarked(tmp_path, capsys):
+    line = _summary(tmp_path, capsys, _points(tmp_path, [2e-18, 4e-18, 6e-18]))  # 6 to 14 kA/m
+    assert "saturation" not in line, line
+
+
+def test_cuboid_grains_beyond_saturation_are_named(tmp_path, capsys):
+    grains = tmp_path / "grains.csv"  # the demo's particles as 0.2 µm cubes: about 10⁶ kA/m
+    grains.write_text("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n"
+                      "1,5,4,-3,.2,.2,.2\n2,14,10,-4,.2,.2,.2\n3,9,12,-6,.2,.2,.2\n")
+    line = _summary(tmp_path, capsys, ["--grains", str(grains)])
+    assert line.startswith("3 grains (cuboid)") and f"; 3 {SAID}, up to " in line, line
