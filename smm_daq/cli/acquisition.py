@@ -490,7 +490,9 @@ def _stored_addresses_unanswered(stored: bool, profile: Profile) -> Iterator[Non
     """An instrument that does not answer at connect, where the profile is the one stored
     with the scan: its addresses are those of the day the scan began (serve-sim serves on
     new ports at each start; an instrument may have moved since), so the error says to give
-    --profile, first among its notes. The exit stays that of an instrument not answering."""
+    --profile, first among its notes, and so must `smm-daq safe`: the `safe --from-file` that
+    the rig's closing names tries the stored addresses too. The exit stays that of an
+    instrument not answering."""
     try:
         yield
     except InstrumentError as exc:
@@ -499,7 +501,9 @@ def _stored_addresses_unanswered(stored: bool, profile: Profile) -> Iterator[Non
                 f"the addresses tried are those of the profile stored with the scan "
                 f"('{profile.name}'); where the instruments answer elsewhere now (serve-sim "
                 "serves on new ports each time it starts), give `--profile PROFILE` to point "
-                "the resume at them (for serve-sim, the file its --profile-out wrote)",
+                "the resume at them (for serve-sim, the file its --profile-out wrote), and "
+                "make them safe with `smm-daq safe --profile PROFILE` (`safe --from-file` "
+                "tries the stored addresses too)",
                 *getattr(exc, "__notes__", ())]
         raise
 
