@@ -211,8 +211,10 @@ def _open_window(profile: Profile, profile_warnings: list[str], store: QtCore.QS
     if demo_folder is not None:
         _start_demo(window, args, outcome, demo_folder)
     else:
-        if args.file is not None:
-            window.open_file(args.file)
+        if args.file is not None:  # on the map of the entry it opens on, as in HDF5 viewers
+            window.session.open_file(
+                args.file, then=lambda shown: window.session.show_default_entry() if shown
+                else None)
         elif store.value("session/file"):  # if it is still there (asked off the window's
             # thread: a share that no longer answers must not hold the window's first frame)
             window.session.open_file(Path(str(store.value("session/file"))), missing_ok=True)

@@ -36,12 +36,14 @@ from smm_daq.analysis.subtract_inputs import holds_measured_map
 from smm_daq.cli.maps import exportable_maps
 from smm_daq.cli.warning_text import said_as
 from smm_daq.errors import SmmError
+from smm_daq.storage.h5file import read_whole
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.names import typed_entry_name
 from smm_daq.storage.nexus import EntryInfo, list_entries, read_map
 from smm_daq.storage.optical_entry import KIND as OPTICAL
 from smm_daq.storage.optical_entry import read_optical_entry, write_optical_entry
 from smm_daq.storage.product_maps import ProductMap, read_product_map
+from smm_daq.storage.strings import text
 from smm_daq.thread_warnings import recorded
 
 if TYPE_CHECKING:  # registration needs SciPy: imported when a subtraction runs
@@ -576,6 +578,24 @@ class SessionBrowser(QtWidgets.QWidget):
         if self._still_open(path):
             self.message.setText(str(exc) if isinstance(exc, (SmmError, OSError))
                                  else f"{path}: not read: {exc!r}")
+
+    def show_default_entry(self) -> None:
+        """Show the map of the entry the open file opens on (its root `default`: the entry made
+        last, as HDF5 viewers open it), the name read in the reader; nothing where an entry is
+        selected by then, or the file names none it lists."""
+        path = self.path
+        if path is None or self.selected_entry() is not None:
+            return
+
+        def job() -> str:
+            return read_whole(path, lambda f: text(f.attrs.get("default", "")))
+
+        def read(name: str) -> None:
+            row = self._row_of(name) if self._still_open(path) else None
+            if row is not None and self.selected_entry() is None:
+                self.show_entry(row)
+
+        self.reader.submit(job, read, lambda exc: self._read_failed(path, exc))
 
     def _show_current(self) -> None:
         row = self.table.currentRow()

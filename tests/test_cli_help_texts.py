@@ -38,6 +38,17 @@ def test_scan_help_explains_the_grid_and_the_field():
     assert "default 0,0,0" in described["--field-uT"]
 
 
+def test_every_option_says_in_its_help_what_it_is():
+    """Every option and positional of every command is explained in its --help: a bare
+    `--out FILE.h5` left a new user guessing whether the file is read or written."""
+    bare = [f"smm-daq {' '.join(path)} {'/'.join(action.option_strings) or action.dest}"
+            for path, command in _commands(build_parser())
+            for action in command._actions
+            if not action.help and not isinstance(action, (argparse._HelpAction,
+                                                            argparse._SubParsersAction))]
+    assert not bare, f"options with no help text: {bare}"
+
+
 def test_a_description_made_from_a_summary_keeps_its_symbol():
     """A command whose summary begins with a symbol keeps it: susceptibility's `χ map ...`
     was described as `Χ map ...`, the capital chi, which reads as an X."""

@@ -263,7 +263,8 @@ def test_a_recipes_scan_left_to_a_stalled_disk_ends_run_naming_run_continue(
     finally:
         go.set()
     err = capsys.readouterr().err
-    assert f"`smm-daq run RECIPE --out {path} --continue` does it and runs the steps" in err
+    # the recipe named as `run` was given it, as its own go-on line names it
+    assert f"`smm-daq run {recipe} --out {path} --continue` does it and runs the steps" in err
     assert "smm-daq: the rig is safe" in err
 
 

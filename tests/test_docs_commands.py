@@ -165,3 +165,16 @@ def test_readme_says_what_each_benchmark_script_measures() -> None:
     scripts = sorted(p.name for p in (ROOT / "benchmarks").iterdir() if p.suffix in (".py", ".sh"))
     missing = [s for s in scripts if f"`{s}" not in section]
     assert not missing, f"README's Benchmarks section does not name {missing}"
+
+
+def test_readme_names_each_shipped_recipe() -> None:
+    """README says how many recipes configs/recipes/ holds and names each, so a new user
+    finds the one for their stage (and learns they need files of their own)."""
+    readme = _joined((ROOT / "README.md").read_text())
+    recipes = sorted(p.name for p in (ROOT / "configs" / "recipes").glob("*.toml"))
+    words = ["none", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    said = re.search(r"`configs/recipes/` holds (\w+)", readme)
+    assert said and said.group(1) == words[len(recipes)], said
+    missing = [r for r in recipes if f"`{r}`" not in readme]
+    assert not missing, f"README does not name the shipped recipes {missing}"
+

@@ -150,6 +150,36 @@ def test_the_remembered_session_file_is_opened_if_there_without_the_disk_asked(
         window.holder.close()
 
 
+def test_the_session_file_named_opens_on_the_map_of_the_entry_made_last(
+        qtbot, settings, tmp_path, disk_asked):
+    """`smm-daq gui FILE.h5` shows the map of the entry the file opens on (its root
+    `default`, the entry made last, as HDF5 viewers open it), its name read off the window's
+    thread; unfixed, the Session tab listed the entries with no map shown until one was
+    clicked (the demo's "view it: smm-daq gui demo.h5" showed an empty map)."""
+    import argparse
+
+    from gui import app
+    from smm_daq.instruments.profile import load_profile
+
+    path = tmp_path / "s.h5"
+    for name in ("zeta", "alpha"):  # the one made last neither the last row nor by name
+        write_map_entry(path, dataclasses.replace(a_map(), name=name), kind="scan")
+    args = argparse.Namespace(file=path, view="session", screenshot=None, time_scale=None,
+                              demo=False)
+    disk_asked.watching = True
+    window, _outcome = app._open_window(load_profile(), [], settings, args, None)
+    qtbot.addWidget(window)
+    try:
+        with qtbot.waitSignal(window.session.mapShown, timeout=WAIT_MS) as shown:
+            pass
+        disk_asked.watching = False
+        assert shown.args[0].name == "alpha"
+        assert window.session.selected_entry().name == "alpha"
+        assert [asked for asked in disk_asked if asked[1] == path] == []
+    finally:
+        window.holder.close()
+
+
 @pytest.mark.parametrize("moved", [False, True])
 def test_a_scan_ended_says_what_is_stored_without_the_disk_asked(window, qtbot, tmp_path,
                                                                  disk_asked, moved):

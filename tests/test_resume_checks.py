@@ -471,6 +471,8 @@ def test_a_resume_refused_at_the_stored_addresses_says_to_give_profile(
     assert "Connection refused" in err and "does not answer" in err, err
     assert any(resource in err for resource in closed.values()), err
     assert "give `--profile PROFILE` to point the resume at them" in err, err
+    # and the same for making them safe, which the stored profile's addresses cannot do
+    assert "make them safe with `smm-daq safe --profile PROFILE`" in err, err
     # the way to make the rig safe named is one that runs: on the profile stored with the
     # scan, not on a file of that profile's name, which there is none of
     assert "stored-profile.toml" not in err, err

@@ -292,6 +292,23 @@ def test_info_names_the_recipe_continued_under_a_recipe_scan_cut_off(
                         "it was made by, whose text the entry stores)")
 
 
+def test_info_names_the_recipe_file_run_was_given_under_its_scan_cut_off(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Where the entry stores the recipe file `run` was given, `info`'s command names it, as
+    `run` itself did when it was cut off, so it can be run as it is; unfixed, it said RECIPE."""
+    path, recipe = tmp_path / "s.h5", "configs/recipes/my recipe.toml"
+    seq = Sequencer(_rig(0.0), path, _plan(), recipe_text='[[step]]\nkind = "scan"\n',
+                    recipe_file=recipe)
+    seq.subscribe(lambda e: seq.abort() if e.kind == "line_done" and e.line == 1 else None)
+    assert seq.run() == "aborted"
+    assert main(["info", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == (f"    cut off: `smm-daq run 'configs/recipes/my recipe.toml' --out {path} "
+                        "--continue` measures the rest, then runs the recipe's steps after it "
+                        "(the recipe as `run` was given it, from the folder it ran in, whose "
+                        "text the entry stores)")
+
+
 def test_the_map_commands_warning_names_the_recipe_continued_under_a_recipe_scan_cut_off(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A map command reading a recipe's scan cut off warns that its result holds the lines

@@ -442,7 +442,8 @@ class Sequencer(FlyScan):
         where, entry = self.path, self.entry
         resume = resume_command(where, entry)
         info, repair = (command_line(["smm-daq", verb, where]) for verb in ("info", "repair"))
-        run = command_line(["smm-daq", "run", "RECIPE", "--out", where, "--continue"])
+        run = command_line(["smm-daq", "run", self.recipe_file or "RECIPE", "--out", where,
+                            "--continue"])
         recipe = (f" (a recipe's scan: `{run}` does it and runs the steps after it)"
                   if self.recipe_text else "")
         ends = "has not returned (the disk stalled?); the program ends without waiting for it"

@@ -35,6 +35,7 @@ from smm_daq.acquisition.plan import (
     size_note,
 )
 from smm_daq.cli.args import (
+    SESSION_OUT_HELP,
     entry_name,
     entry_to_read,
     floats,
@@ -489,7 +490,9 @@ def _stored_addresses_unanswered(stored: bool, profile: Profile) -> Iterator[Non
     """An instrument that does not answer at connect, where the profile is the one stored
     with the scan: its addresses are those of the day the scan began (serve-sim serves on
     new ports at each start; an instrument may have moved since), so the error says to give
-    --profile, first among its notes. The exit stays that of an instrument not answering."""
+    --profile, first among its notes, and so must `smm-daq safe`: the `safe --from-file` that
+    the rig's closing names tries the stored addresses too. The exit stays that of an
+    instrument not answering."""
     try:
         yield
     except InstrumentError as exc:
@@ -498,7 +501,9 @@ def _stored_addresses_unanswered(stored: bool, profile: Profile) -> Iterator[Non
                 f"the addresses tried are those of the profile stored with the scan "
                 f"('{profile.name}'); where the instruments answer elsewhere now (serve-sim "
                 "serves on new ports each time it starts), give `--profile PROFILE` to point "
-                "the resume at them (for serve-sim, the file its --profile-out wrote)",
+                "the resume at them (for serve-sim, the file its --profile-out wrote), and "
+                "make them safe with `smm-daq safe --profile PROFILE` (`safe --from-file` "
+                "tries the stored addresses too)",
                 *getattr(exc, "__notes__", ())]
         raise
 
@@ -897,7 +902,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the field applied during the scan, µT (default 0,0,0: zero field)")
     p.add_argument("--name", required=True, type=entry_name,
                    help="entry name in the session file")
-    p.add_argument("--out", required=True, metavar="FILE.h5")
+    p.add_argument("--out", required=True, metavar="FILE.h5", help=SESSION_OUT_HELP)
     p.add_argument("--title", default="", help="a description stored with the entry")
     p.add_argument("--height-um", type=float, default=None,
                    help="scan height (default: the profile's sensor height)")
@@ -929,8 +934,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a recipe of scans and steps",
                        description="Run a TOML recipe on one session file; the whole recipe "
                                    "is checked before its first step.")
-    p.add_argument("recipe", metavar="RECIPE.toml")
-    p.add_argument("--out", required=True, metavar="FILE.h5")
+    p.add_argument("recipe", metavar="RECIPE.toml",
+                   help="the recipe (TOML; configs/recipes/ holds examples)")
+    p.add_argument("--out", required=True, metavar="FILE.h5", help=SESSION_OUT_HELP)
     p.add_argument("--yes", action="store_true", help="continue past prompts without asking")
     p.add_argument("--continue", dest="continue_recipe", action="store_true",
                    help="continue this recipe cut off on FILE.h5: its finished scans are "
@@ -943,8 +949,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("resume", help="finish an interrupted scan",
                        description="Finish an interrupted scan from its first unfinished "
                                    "line (the profile and plan must match).")
-    p.add_argument("file", metavar="FILE.h5")
-    p.add_argument("--entry", required=True, type=entry_to_read)
+    p.add_argument("file", metavar="FILE.h5", help="session file")
+    p.add_argument("--entry", required=True, type=entry_to_read,
+                   help="the scan to finish (`smm-daq info FILE.h5` names it)")
     _add_run_options(p, profile_default="the one stored with the scan")
     p.set_defaults(func=cmd_resume, drives_rig=True)
 
@@ -963,12 +970,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_safe, drives_rig=True)
 
     p = sub.add_parser("info", help="list a session file's entries")
-    p.add_argument("file", metavar="FILE.h5")
+    p.add_argument("file", metavar="FILE.h5", help="session file")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("demo", help="simulated remanent + in-field scans and the induced map",
                        description="On the simulator: a remanent and an in-field scan of the "
                                    "built-in virtual sample, the induced map and a summary.")
-    p.add_argument("--out", required=True, metavar="FILE.h5")
+    p.add_argument("--out", required=True, metavar="FILE.h5", help=SESSION_OUT_HELP)
     _add_run_options(p, profile=False)
     p.set_defaults(func=cmd_demo, drives_rig=True)

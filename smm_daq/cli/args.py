@@ -121,6 +121,9 @@ def positive(option: str, value: float) -> float:
     return value
 
 
+SESSION_OUT_HELP = "session file to write into: a new one, or one smm-daq made (its entries kept)"
+
+
 # A simulator's pace: slower than 1/1000 of real time, a 6-hour scan would take 250 days.
 MIN_TIME_SCALE = 1e-3
 MAX_TIME_SCALE = 1e9

@@ -22,6 +22,7 @@ from smm_daq.analysis.mmt.formats.community import MIN_M
 from smm_daq.analysis.mmt.study.grid import DEFAULT_HEIGHT_UM, DEFAULT_SENSOR_UM
 from smm_daq.articles import with_article
 from smm_daq.cli.args import (
+    SESSION_OUT_HELP,
     derived_entry_name,
     distinct_outputs,
     entry_name,
@@ -266,7 +267,7 @@ def _add_invert(mmt_sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = mmt_sub.add_parser("invert", help="per-grain magnetizations with uncertainties",
                            description="Least-squares MMT inversion of a Bz map entry with "
                                        "micro-CT grains; writes a CSV and a new entry.")
-    p.add_argument("file", metavar="FILE.h5")
+    p.add_argument("file", metavar="FILE.h5", help="session file")
     p.add_argument("--entry", required=True, type=entry_to_read, action="append",
                    help="the map entry to invert; repeated, the scans inverted jointly")
     p.add_argument("--grains", required=True, metavar="GRAINS",
@@ -288,7 +289,8 @@ def _add_invert(mmt_sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="Tikhonov damping, relative to the mean diagonal of QᵀQ of each "
                         "multipole order (default 0; not with --tile-um: the tiles are "
                         "undamped); damped, the SDs leave out the bias towards 0")
-    p.add_argument("--out", required=True, metavar="RESULT.csv")
+    p.add_argument("--out", required=True, metavar="RESULT.csv",
+                   help="the per-grain table to write (CSV), beside the result entry")
     p.add_argument("--result-entry", type=entry_name,
                    help="name of the new entry (default ENTRY_mmt)")
     p.add_argument("--overwrite", action="store_true",
@@ -340,8 +342,9 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
                                     "library's Bz text and scan-parameter JSON).")
     q.add_argument("map", metavar="MAP.txt",
                    help="matrix of Bz in T, whitespace- or comma-separated")
-    q.add_argument("--params", required=True, metavar="PARAMS.json")
-    q.add_argument("--out", required=True, metavar="FILE.h5")
+    q.add_argument("--params", required=True, metavar="PARAMS.json",
+                   help="scan geometry (the cuboid library's scan-parameter JSON)")
+    q.add_argument("--out", required=True, metavar="FILE.h5", help=SESSION_OUT_HELP)
     q.add_argument("--name", required=True, type=entry_name, help="entry name")
     q.add_argument("--overwrite", action="store_true", help=IMPORT_OVERWRITE_HELP)
     q.set_defaults(func=_import_mmt_scan)

@@ -16,6 +16,7 @@ import numpy as np
 from smm_daq.analysis.mmt.formats.community import MIN_M
 from smm_daq.analysis.mmt.study.grid import DIRECTION_DRAWS
 from smm_daq.cli.args import (
+    SESSION_OUT_HELP,
     derived_entry_name,
     entry_name,
     floats,
@@ -513,7 +514,7 @@ def add_import_mpe(isub: argparse._SubParsersAction) -> None:
                                     "MetaDict JSON (geometry) and NPZ (Bz_array).")
     q.add_argument("params", metavar="PARAMS.json", help="scan geometry (MetaDict JSON)")
     q.add_argument("arrays", metavar="DATA.npz", help="arrays with Bz_array in T")
-    q.add_argument("--out", required=True, metavar="FILE.h5")
+    q.add_argument("--out", required=True, metavar="FILE.h5", help=SESSION_OUT_HELP)
     q.add_argument("--name", required=True, type=entry_name, help="entry name")
     q.add_argument("--overwrite", action="store_true", help=IMPORT_OVERWRITE_HELP)
     q.set_defaults(func=_import_mpe)

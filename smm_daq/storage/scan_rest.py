@@ -24,12 +24,25 @@ def made_by_a_recipe(f: h5py.File, name: str) -> bool:
         return False  # says what it finds
 
 
+def _recipe_file(f: h5py.File, name: str) -> str:
+    """The recipe file as `run` was given it (its `recipe` `path` attribute), or "" where the
+    entry does not name one (a recipe run from a script, a file of an earlier version)."""
+    try:
+        return text(f[name]["recipe"].attrs.get("path", "")).strip()
+    except (KeyError, OSError, TypeError, ValueError):
+        return ""
+
+
 def rest_command(f: h5py.File, path: str | Path, name: str) -> str:
     """What measures the rest of scan `name` of the open file `f` (at `path`), said as a
     clause: for one a recipe made, the recipe continued, which runs the recipe's steps after
-    it too (`run --continue`)."""
+    it too (`run --continue`), named as `run` was given it (the file is not looked at: `run
+    --continue` refuses a recipe whose text is not the one the entry stores)."""
     if made_by_a_recipe(f, name):
-        run = command_line(["smm-daq", "run", "RECIPE", "--out", path, "--continue"])
-        return (f"`{run}` measures the rest, then runs the recipe's steps after it (RECIPE: "
-                "the recipe it was made by, whose text the entry stores)")
+        recipe = _recipe_file(f, name)
+        run = command_line(["smm-daq", "run", recipe or "RECIPE", "--out", path, "--continue"])
+        which = ("the recipe as `run` was given it, from the folder it ran in" if recipe
+                 else "RECIPE: the recipe it was made by")
+        return (f"`{run}` measures the rest, then runs the recipe's steps after it ({which}, "
+                "whose text the entry stores)")
     return f"`{resume_command(path, name)}` measures the rest"
