@@ -119,7 +119,8 @@ class RecipeRunner(QtCore.QObject):
     def stop(self) -> None:
         """Abort a scan under way, or stop before the next step. During a subtraction the
         rig is made safe at once: a stalled disk can hold its write for minutes, and a field
-        set by an earlier step must not stay on until it returns."""
+        set by an earlier step must not stay on until it returns; the window's readings,
+        skipped until then, go on while the write is held."""
         self._stop_requested = True
         if self.running:  # no reading queued goes before the making safe (`_end`'s)
             self.holder.hold_readings(self)
@@ -148,6 +149,8 @@ class RecipeRunner(QtCore.QObject):
                                       "the rig is NOT SAFE: " + "; ".join(problems),
                                       not problems),
                 lambda exc: told(f"making the rig safe failed: {exc}", False),
+                # the Stop's hold ends with it: the readings go on while the write is held
+                key=self,
             )
 
     def writes_in_hand(self) -> list[str]:

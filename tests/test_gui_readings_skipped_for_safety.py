@@ -15,7 +15,7 @@ import pytest
 from gui.instruments_panel import InstrumentsPanel
 from gui.recipe_runner import RecipeRunner
 from gui.rig_holder import RigHolder
-from smm_daq.acquisition.recipe import wait_in_slices
+from smm_daq.acquisition.recipe import SubtractStep, wait_in_slices
 from smm_daq.clock import VirtualClock
 from smm_daq.instruments.profile import load_profile
 
@@ -189,6 +189,29 @@ def test_readings_resume_after_a_stop_pressed_as_a_recipe_ends(held, qtbot):
     panel.poll()
     qtbot.waitUntil(lambda: not panel._polling, timeout=WAIT_MS)
     assert "stage.position" in calls, calls
+
+
+def test_readings_go_on_once_a_stop_during_a_subtraction_has_made_the_rig_safe(held, qtbot):
+    """The recipe's Stop during a subtraction step (its write in a thread of its own, held up
+    by a slow disk): the rig is made safe at once, and the readings go on after that while
+    the write is still in hand (unfixed: every poll was skipped until the write returned,
+    minutes on a stalled disk, the readouts frozen with the rig safe)."""
+    holder, panel, gate, calls = held
+    gate.set()
+    scan_tab = SimpleNamespace(live=SimpleNamespace(running=False))
+    step = SubtractStep(in_field="in", remanent="rem", name="chi")
+    runner = RecipeRunner(SimpleNamespace(steps=[step]), Path("r.h5"), holder, scan_tab,
+                          lambda _message: True)
+    runner.running, runner.index = True, 0  # the subtraction's write in hand
+    try:
+        with qtbot.waitSignal(runner.subtractionHeld, timeout=WAIT_MS):
+            runner.stop()
+        panel.poll()
+        qtbot.waitUntil(lambda: not panel._polling, timeout=WAIT_MS)
+    finally:
+        runner.running = False
+        runner._stall_timer.stop()
+    assert calls[:1] == ["made safe"] and "stage.position" in calls, calls
 
 
 def test_readings_run_in_a_wait_while_the_stages_stop_waits_behind_it(held, qtbot):
