@@ -1,6 +1,7 @@
-"""The window's readouts stay live during a field's ramp (the Instruments tab's Set field): its
-readings run in the pauses between the ramp's steps, shown while it is under way; a Stop
-pressed during it has them skipped, the making safe from where the ramp got to first."""
+"""The window's readouts stay live during a field's ramp (the Instruments tab's Set field, a
+recipe's set_field step): its readings run in the pauses between the ramp's steps, shown while
+it is under way; a Stop pressed during it has them skipped, the making safe from where the ramp
+got to first."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import threading
 import numpy as np
 import pytest
 from PyQt6 import QtCore
+from recipe_opening import recipe_opened, recipe_ran
 
 from gui import instruments_panel
 
@@ -41,42 +43,63 @@ class _Steps:
         coils.set_current = set_current
 
 
-def _set_field_held(window, qtbot) -> _Steps:
-    """Set field to 100 µT on y (2 A on coil y, a 2 s ramp of 20 steps), held at its
-    `POLL_AT`th setpoint (0.5 A, enable's 0 A the first); the panel's own poll timer stopped
-    (this test's polls alone)."""
+def _held(window, qtbot, start) -> _Steps:
+    """A field of 100 µT on y (2 A on coil y, a 2 s ramp of 20 steps) asked for by `start()`,
+    its ramp held at its `POLL_AT`th setpoint (0.5 A, enable's 0 A the first); the panel's own
+    poll timer stopped (this test's polls alone)."""
     panel = window.instruments
     panel.timer.stop()
     qtbot.waitUntil(lambda: not panel._polling, timeout=WAIT_MS)
     steps = _Steps(window.holder.rig.world.coils)
-    panel.field_boxes[1].setValue(100.0)
-    qtbot.mouseClick(panel.set_field_button, QtCore.Qt.MouseButton.LeftButton)
+    start()
     qtbot.waitUntil(steps.at_poll.is_set, timeout=WAIT_MS)
     return steps
 
 
-def test_readouts_stay_live_during_set_fields_ramp(window, qtbot) -> None:
-    """The window polls as Set field's ramp is at its fifth step: the readings run in the
-    ramp's next pause and are shown while it is under way (its thread held at a later step
-    until they are), coil y's current read part way up. Unfixed, the poll waited in the rig's
-    thread behind the whole ramp: the readouts froze for it. The ramp then ends at the field
-    typed."""
+def _set_field_held(window, qtbot) -> _Steps:
+    """Set field (the Instruments tab's) to 100 µT on y, held as `_held` holds it."""
     panel = window.instruments
-    steps = _set_field_held(window, qtbot)
+
+    def start() -> None:
+        panel.field_boxes[1].setValue(100.0)
+        qtbot.mouseClick(panel.set_field_button, QtCore.Qt.MouseButton.LeftButton)
+
+    return _held(window, qtbot, start)
+
+
+def _recipe_held(window, qtbot, tmp_path) -> _Steps:
+    """A recipe's set_field step to 100 µT on y, held as `_held` holds it."""
+    recipe = tmp_path / "field.toml"
+    recipe.write_text('[[step]]\nkind = "set_field"\nfield_uT = [0.0, 100.0, 0.0]\n')
+    view = window.recipes
+    assert recipe_opened(view, qtbot, recipe)
+    return _held(window, qtbot, lambda: recipe_ran(view, qtbot))
+
+
+@pytest.mark.parametrize("ramp", ["Set field", "recipe"])
+def test_readouts_stay_live_during_a_fields_ramp(window, qtbot, tmp_path, ramp) -> None:
+    """The window polls as the ramp (Set field's, a recipe's set_field step's) is at its
+    fifth step: the readings run in the ramp's next pause and are shown while it is under way
+    (its thread held at a later step until they are), coil y's current read part way up.
+    Unfixed, the poll waited in the rig's thread behind the whole ramp: the readouts froze
+    for it. The ramp then ends at the field asked for."""
+    panel = window.instruments
+    steps = (_set_field_held(window, qtbot) if ramp == "Set field"
+             else _recipe_held(window, qtbot, tmp_path))
     try:
         with qtbot.waitSignal(panel.updated, timeout=WAIT_MS):
             panel.poll()
             steps.go_on.set()
         currents = np.asarray(panel.readings["currents"])
-        ramping = panel.field_ramping and len(steps.sent) <= SHOWN_BY
+        ramping = len(steps.sent) <= SHOWN_BY
     finally:
         steps.go_on.set()
         steps.shown.set()
-    qtbot.waitUntil(lambda: not panel.field_ramping, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not (panel.field_ramping or window.holder.recipe_running),
+                    timeout=WAIT_MS)
     assert ramping and steps.held == [True], steps.held
     assert 0.05 < currents[1] < 1.5, currents  # part way to 2 A
-    assert steps.sent[-1] == pytest.approx(2.0), steps.sent
-    assert panel.message.text() == "", panel.message.text()
+    assert max(steps.sent) == pytest.approx(2.0), steps.sent  # (a recipe then makes safe)
 
 
 def test_stop_during_set_field_skips_a_reading_queued_in_its_ramp(
