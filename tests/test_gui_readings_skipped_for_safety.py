@@ -1,7 +1,8 @@
 """The window's readings never go before a stop or a making safe in the rig's thread (the
 Instruments tab's Stop and Zero, the window's close): one queued before it is skipped, no
-instrument asked. And a reading run between a recipe's wait's slices never carries the wait
-past its end on the rig's clock. On a stand-in rig whose instruments note each call."""
+instrument asked; once it has run, they go on. And a reading run between a recipe's wait's
+slices never carries the wait past its end on the rig's clock, the first one too. On a
+stand-in rig whose instruments note each call."""
 
 from __future__ import annotations
 
