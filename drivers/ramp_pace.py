@@ -21,7 +21,8 @@ and a step that catches up drives the coil at the supply's own slew, faster than
 ramp limit the ramp is there to keep (an inductive kick, a field step at the sample). So a
 field set's steps are `capped_fractions`: each no larger than the rate allows in one step's
 interval, each begun that interval or more after the one before: a slow link makes it longer,
-never steeper.
+never steeper. The waits between a field set's steps are lent to the caller's own work
+(`smm_daq.instruments.ramp_pauses`: the window's readings), whose time comes out of them.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import math
 from collections.abc import Callable, Iterator
 
 from smm_daq.clock import Clock
+from smm_daq.instruments import ramp_pauses
 
 
 def ramp_fractions(clock: Clock, duration: float, step_s: float,
@@ -59,11 +61,13 @@ def capped_fractions(clock: Clock, duration: float, step_s: float) -> Iterator[f
     """Wait, then yield how far (0 to 1) a ramp of `duration` s is to step, in equal steps
     (their number as in `ramp_fractions`), each yielded at least a step's interval after the
     one before was: the exchanges of a step count towards the wait for the next, and time they
-    overran is not caught up. The last yielded is 1.0."""
+    overran is not caught up. The last yielded is 1.0. Each wait is lent first to the caller's
+    work (`ramp_pauses.pause`), the sleep then shortened by what that took."""
     steps = max(1, math.ceil(duration / step_s - 1e-9))
     pause = duration / steps
     at = clock.now()
     for j in range(1, steps + 1):
+        ramp_pauses.pause(at + pause - clock.now())
         clock.sleep(max(0.0, at + pause - clock.now()))
         at = clock.now()
         yield 1.0 if j == steps else j / steps

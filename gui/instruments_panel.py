@@ -1,10 +1,11 @@
 """Instruments: connection state, stage go-to and jog, field set and zero, lock-in settings.
 
 Readings are polled in the rig's thread twice a second while no scan owns the rig, during a
-recipe's wait too (between its slices). Moves do not wait for the stage, so Stop is the next
-call the rig's thread makes, and the readings queued before it are skipped. A simulated rig's
-virtual clock only moves when something waits on it; each poll moves it on by the poll
-interval, so while the window is idle the simulated world runs at the wall clock's pace.
+recipe's wait too (between its slices) and a field's ramp (between its steps). Moves do not
+wait for the stage, so Stop is the next call the rig's thread makes, and the readings queued
+before it are skipped. A simulated rig's virtual clock only moves when something waits on it;
+each poll in its own turn moves it on by the poll interval (`RigHolder.read`'s `idle_s`), so
+while the window is idle the simulated world runs at the wall clock's pace.
 Entries are in µm and µT; everything sent to the rig is SI.
 """
 
@@ -25,10 +26,9 @@ from gui.lazy_menu import LazyMenuViewBox
 from gui.number_boxes import ClampingSpinBox
 from gui.rig_holder import INSTRUMENTS, RigHolder
 from gui.typed_numbers import si_examples, si_number, si_text
-from smm_daq.clock import VirtualClock
 from smm_daq.errors import InputError, StillDropping
 from smm_daq.instruments.profile import LOCKIN_SENSITIVITY_V, TIME_CONSTANTS_S, Profile
-from smm_daq.instruments.ramp_stop import RampStop, ramp_field
+from smm_daq.instruments.ramp_stop import RampStop
 
 UM = 1e-6
 UT = 1e-6
@@ -124,18 +124,6 @@ class _SeriesSpinBox(ClampingSpinBox):
             self.setValue(above[min(steps, len(above)) - 1])
         elif steps < 0 and below:
             self.setValue(below[-min(-steps, len(below))])
-
-
-def polled_readings(rig: Any, between: bool,
-                    held: Callable[[], bool] = lambda: False) -> dict[str, Any] | None:
-    """A poll's readings (`read_all`), in the rig's thread. In its own turn a simulated rig's
-    virtual clock first moves on by the poll interval: the time between polls, which nothing
-    else waits out while the window is idle. Not when run between a recipe's wait's slices
-    (`between`): the wait's sleeping passes that time, and the wait lasts its time on that
-    clock, no more."""
-    if not between and isinstance(rig.clock, VirtualClock):
-        rig.clock.advance(POLL_MS / 1000)
-    return read_all(rig, held=held)
 
 
 def read_all(rig: Any, *, held: Callable[[], bool] = lambda: False) -> dict[str, Any] | None:
@@ -582,10 +570,9 @@ class InstrumentsPanel(QtWidgets.QWidget):
             return
         rig, asked = self.holder.rig, self._moves_asked
         holder = self.holder
-        if holder.read(lambda between: polled_readings(rig, between,
-                                                       lambda: holder.readings_held(between)),
-                            lambda r: self._polled(rig, r, asked),
-                            lambda exc: self._polled(rig, exc, asked)):
+        if holder.read(lambda between: read_all(rig, held=lambda: holder.readings_held(between)),
+                       lambda r: self._polled(rig, r, asked),
+                       lambda exc: self._polled(rig, exc, asked), idle_s=POLL_MS / 1000):
             self._polling = True
 
     def _polled(self, rig: Any, readings: dict[str, Any] | BaseException | None,
@@ -806,8 +793,10 @@ class InstrumentsPanel(QtWidgets.QWidget):
 
     def stop_field_ramps(self) -> None:
         """End each Set field's ramp at its next step (a ramp asks between its steps); it then
-        makes the rig safe from there."""
+        makes the rig safe from there. A reading under way in the ramp's pause asks nothing
+        more, and none is run in the ramp any more, until that Set field has ended."""
         for field_stop in self._field_stops:
+            self.holder.hold_readings(field_stop)
             field_stop.set()
 
     def set_field(self) -> None:
@@ -827,13 +816,14 @@ class InstrumentsPanel(QtWidgets.QWidget):
         stop = RampStop(rig.clock)
         self.field_requests.append(b)
         self._field_stops.append(stop)
-        self._act(lambda: ramp_field(rig, b, stop), "Set field",
+        self._act(lambda: self.holder.ramp_field(rig, b, stop), "Set field",
                   ended=lambda: self._field_request_ended(b, stop),
                   said=self._boxes_said(self.field_boxes))
 
     def _field_request_ended(self, b: np.ndarray, stop: RampStop) -> None:
         self.field_requests = [r for r in self.field_requests if r is not b]
         self._field_stops = [e for e in self._field_stops if e is not stop]
+        self.holder.release_readings(stop)  # that of a Stop or Zero pressed during its ramp
 
     def zero_field(self) -> None:
         """Ramp the coils to their safe state within the make-safe path's deadline and loss

@@ -3,8 +3,9 @@
 Scan steps go through the Scan tab (so they fill the live map and can be paused or aborted
 there); field and wait steps run in the rig's thread; prompts are asked in a dialog;
 subtractions run in a worker. Each step starts when the previous one has ended. A wait step
-runs the window's readings between its slices (the readouts stay live through it); from a
-Stop or a step's failure until the recipe's making safe has run, they are skipped. A recipe
+runs the window's readings between its slices, a set_field step in the pauses between its
+ramp's steps (the readouts stay live through either); from a Stop or a step's failure until
+the recipe's making safe has run, they are skipped. A recipe
 checked as continued (`check_recipe(continuing=True)`) skips what `skip_reason` names and
 resumes its cut-off scan through the Scan tab, as the Session tab's Resume scan does.
 """
@@ -44,7 +45,7 @@ from smm_daq.cli.warning_text import said_as
 from smm_daq.clock import Clock
 from smm_daq.errors import SmmError, StillDropping
 from smm_daq.instruments.interfaces import STOP_SLICE_S
-from smm_daq.instruments.ramp_stop import RampStop, ramp_field
+from smm_daq.instruments.ramp_stop import RampStop
 from smm_daq.shell_words import command_line
 
 
@@ -118,7 +119,8 @@ class RecipeRunner(QtCore.QObject):
     def stop(self) -> None:
         """Abort a scan under way, or stop before the next step. During a subtraction the
         rig is made safe at once: a stalled disk can hold its write for minutes, and a field
-        set by an earlier step must not stay on until it returns."""
+        set by an earlier step must not stay on until it returns; the window's readings,
+        skipped until then, go on while the write is held."""
         self._stop_requested = True
         if self.running:  # no reading queued goes before the making safe (`_end`'s)
             self.holder.hold_readings(self)
@@ -147,6 +149,8 @@ class RecipeRunner(QtCore.QObject):
                                       "the rig is NOT SAFE: " + "; ".join(problems),
                                       not problems),
                 lambda exc: told(f"making the rig safe failed: {exc}", False),
+                # the Stop's hold ends with it: the readings go on while the write is held
+                key=self,
             )
 
     def writes_in_hand(self) -> list[str]:
@@ -212,7 +216,7 @@ class RecipeRunner(QtCore.QObject):
                 self._step_failed("the rig is not connected")
                 return
             stop = self._field_stop = RampStop(rig.clock)
-            self._rig_step(lambda: ramp_field(rig, np.array(step.field), stop))
+            self._rig_step(lambda: self.holder.ramp_field(rig, np.array(step.field), stop))
         elif isinstance(step, ZeroFieldStep):
             self._rig_step(lambda: rig.zero_coils())  # within the make-safe bounds
         elif isinstance(step, WaitStep):

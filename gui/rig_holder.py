@@ -12,9 +12,13 @@ holds (a connect begun or ended, a scan or a recipe begun or ended) is told by `
 that what the window offers follows it: between a connect's start and its end `rig` is None.
 
 The window's readings (`read`) are calls of their own kind: a recipe's wait runs them between
-its slices, so the readouts stay live through it, and a stop or a making safe asked for
-(`call_first`, `hold_readings`) has them skipped until it has run, so that no reading's
-instrument I/O (seconds on a slow bus) comes before it.
+its slices, and a field's ramp in the pauses between its steps (`ramp_field`), so the readouts
+stay live through either; a stop or a making safe asked for (`call_first`, `hold_readings`)
+has them skipped until it has run, so that no reading's instrument I/O (seconds on a slow bus)
+comes before it. A reading runs inside a wait or a ramp only where it ends before the wait does
+or the ramp's next step is due, judged by the longest a reading has taken on the rig's clock;
+before any has been timed (in its own turn, on connecting) none does, so that the first cannot
+carry a wait past its end.
 """
 
 from __future__ import annotations
@@ -28,11 +32,13 @@ from PyQt6 import QtCore
 
 from gui.background import Background, error_text
 from smm_daq.acquisition import safe_close
-from smm_daq.clock import Clock
+from smm_daq.clock import Clock, VirtualClock
 from smm_daq.errors import ConnectStopped, SafetyError
 from smm_daq.instruments.connect_stop import ConnectStop
 from smm_daq.instruments.interfaces import STOP_SLICE_S
 from smm_daq.instruments.profile import Profile
+from smm_daq.instruments.ramp_pauses import lent_to
+from smm_daq.instruments.ramp_stop import RampStop, ramp_field
 
 INSTRUMENTS = ("lockin", "stage", "coils", "fluxgate")
 NOT_CONNECTED = "Connect the rig first (Instruments tab)."
@@ -72,8 +78,8 @@ class RigHolder(QtCore.QObject):
         # who holds the readings back (`hold_readings`); read in the rig's thread
         self._holds: set[object] = set()
         self._holds_lock = threading.Lock()
-        # the longest a reading run between a wait's slices took, on the rig's clock
-        self._longest_between_s = 0.0
+        # the longest a reading took on the rig's clock; None: none timed yet (`read`)
+        self._longest_reading_s: float | None = None
 
     def open(self) -> bool:
         """Open the rig, or open it again (the rig open now made safe and closed first, e.g.
@@ -217,20 +223,39 @@ class RigHolder(QtCore.QObject):
         fn: Callable[[bool], Any],
         on_result: Callable[[Any], None],
         on_error: Callable[[BaseException], None],
+        *,
+        idle_s: float = 0.0,
     ) -> bool:
         """A reading of the rig's (the Instruments tab's poll): run in the rig's thread as
-        `call` runs calls, but a recipe's wait under way runs it between its slices
-        (`read_between`), as `fn(True)`, rather than it waiting for the whole wait; in its own
-        turn it is `fn(False)`. When its turn comes while a stop or a making safe asked for has
-        not run yet (`hold_readings`), or once the holder is closing, it is skipped: nothing
-        asked of the instruments, `on_result(None)`; `fn` asks `readings_held(between)`
-        between its instrument calls, and returns None once it is, asking nothing more. False
-        (nothing run) if busy or closed."""
-        if self.rig is None or self.busy:
+        `call` runs calls, but a recipe's wait or a field's ramp under way runs it between its
+        slices (`read_between`) or steps (`ramp_field`), as `fn(True)`, rather than it waiting
+        for the whole wait or ramp; in its own turn it is `fn(False)`, a simulated rig's
+        virtual clock first moved on by `idle_s` (the time between polls, which nothing else
+        waits out while the window is idle; a wait's or a ramp's own sleeping passes it
+        there). When its turn comes while a stop or a making safe asked for has not run yet
+        (`hold_readings`), or once the holder is closing, it is skipped: nothing asked of the
+        instruments, `on_result(None)`; `fn` asks `readings_held(between)` between its
+        instrument calls, and returns None once it is, asking nothing more. What `fn` takes on
+        the rig's clock, where it returns a reading, is timed: the longest decides where one
+        fits in a wait or a ramp. False (nothing run) if busy or closed."""
+        rig = self.rig
+        if rig is None or self.busy:
             return False
+        clock: Clock = rig.clock
 
         def reading(between: bool) -> Callable[[], Any]:
-            return lambda: None if self.readings_held(between) else fn(between)
+            def run() -> Any:
+                if self.readings_held(between):
+                    return None
+                if not between and idle_s > 0 and isinstance(clock, VirtualClock):
+                    clock.advance(idle_s)
+                began = clock.now()
+                value = fn(between)
+                if value is not None:
+                    took = clock.now() - began
+                    self._longest_reading_s = max(self._longest_reading_s or 0.0, took)
+                return value
+            return run
 
         self.background.submit(reading(False), on_result, on_error, between=reading(True))
         return True
@@ -238,13 +263,30 @@ class RigHolder(QtCore.QObject):
     def read_between(self, clock: Clock, left: float) -> None:
         """In the rig's thread, between the slices of a recipe's wait on `clock`, `left`
         seconds of it left: the readings queued run now. Not in the wait's last stretch, the
-        longest such reading has taken and a slice: what a reading takes on the clock is the
-        wait's, and it must not carry the wait past its end."""
-        if left < self._longest_between_s + STOP_SLICE_S:
-            return
-        began = clock.now()
-        if self.background.run_between():
-            self._longest_between_s = max(self._longest_between_s, clock.now() - began)
+        longest a reading has taken and a slice, nor before any reading was timed: what a
+        reading takes on the clock is the wait's, and it must not carry the wait past its
+        end."""
+        self._read_within(left - STOP_SLICE_S)
+
+    def ramp_field(self, rig: Any, b: Any, stop: RampStop) -> None:
+        """`ramp_field(rig, b, stop)`, in the rig's thread: the readings queued run in the
+        pauses between the ramp's steps (`ramp_pauses`), each pause's where a reading ends
+        before the next step is due (the longest a reading has taken), so the ramp keeps its
+        pace; none once `stop` is set (Stop, Zero, the window's close: the making safe from
+        there comes first)."""
+        def pause(free: float) -> None:
+            if not stop.is_set():
+                self._read_within(free)
+
+        with lent_to(pause):
+            ramp_field(rig, b, stop)
+
+    def _read_within(self, room: float) -> None:
+        """The readings queued run now, in the rig's thread, if the longest a reading has
+        taken fits in `room` seconds of the rig's clock (none timed yet: none run)."""
+        longest = self._longest_reading_s
+        if longest is not None and room >= longest:
+            self.background.run_between()
 
     def set_busy(self, busy: bool) -> None:
         """Mark the rig as owned by a scan (True) or free again (False)."""

@@ -842,9 +842,10 @@ class SessionBrowser(QtWidgets.QWidget):
 
     def shutdown(self, wait_for_writes: bool = True) -> None:
         """Stop the workers as the window closes, without waiting: a subtraction in hand
-        finishes writing its entry (an image being stored too; the window's close waits for
-        them: `worker.join`), unless told not to wait for writes (a scan's write has stalled:
-        they wait for the same disk, or for HDF5, which the stalled write holds); a grain
+        finishes writing its entry (an image being stored and an export too; the window's
+        close waits for them: `worker.join`), unless told not to wait for writes (a scan's
+        write has stalled: they wait for the same disk, or for HDF5, which the stalled write
+        holds); a grain
         file's entries, map or image being read is left to its thread, no longer drawn (an
         image read to register: its dialog is not opened)."""
         self.closed = True
@@ -1048,9 +1049,11 @@ class SessionBrowser(QtWidgets.QWidget):
                dataset: str | None = None) -> bool:
         """Write entry `entry`'s map of the open file (`dataset`, as `smm-daq export
         --dataset` names it; None: the one it exports by default) as `smm-daq export` writes
-        it, to `csv` and its picture beside it (`outputs`), in the reader; `exported`
-        follows, and the message line says what was written or why nothing was. False when
-        no file is open."""
+        it, to `csv` and its picture beside it (`outputs`), in the worker, as a write
+        (`writes_in_hand`: the window's close waits for it, saying so, rather than the
+        program ending with the CSV written and not its picture, or a hidden part of either
+        left beside them); `exported` follows, and the message line says what was written
+        or why nothing was. False when no file is open."""
         if self.path is None:
             return False
         path, (csv, png) = self.path, outputs(Path(csv))
@@ -1068,9 +1071,9 @@ class SessionBrowser(QtWidgets.QWidget):
             self.exported.emit(False, text)
 
         self.message.say(f"Exporting {what}…")
-        self.reader.submit(lambda: export_map(path, entry, csv, png, overwrite=overwrite,
-                                              dataset=dataset),
-                           done, failed)
+        self._write(csv, f"the export of {what}",
+                    lambda: export_map(path, entry, csv, png, overwrite=overwrite,
+                                       dataset=dataset), done, failed)
         return True
 
     # --- background removal --------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The window's readings never go before a stop or a making safe in the rig's thread (the
 Instruments tab's Stop and Zero, the window's close): one queued before it is skipped, no
-instrument asked. And a reading run between a recipe's wait's slices never carries the wait
-past its end on the rig's clock. On a stand-in rig whose instruments note each call."""
+instrument asked; once it has run, they go on. And a reading run between a recipe's wait's
+slices never carries the wait past its end on the rig's clock, the first one too. On a
+stand-in rig whose instruments note each call."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from gui.instruments_panel import InstrumentsPanel
 from gui.recipe_runner import RecipeRunner
 from gui.rig_holder import RigHolder
-from smm_daq.acquisition.recipe import wait_in_slices
+from smm_daq.acquisition.recipe import SubtractStep, wait_in_slices
 from smm_daq.clock import VirtualClock
 from smm_daq.instruments.profile import load_profile
 
@@ -51,20 +52,34 @@ class _Rig:
         self.calls.append("closed")
 
 
-@pytest.fixture
-def held(qtbot):
+def _holding(qtbot, *, timed: bool):
     """A panel on a stand-in rig whose thread is held in a call until `gate` is set; its
-    noted calls."""
+    noted calls. `timed`: a reading has run before in its own turn, asking nothing (as the
+    window's first poll on connecting runs), so its length is known: 0 s."""
     calls: list[str] = []
     holder = RigHolder(load_profile())
     holder.rig = _Rig(calls)
     panel = InstrumentsPanel(holder)
     qtbot.addWidget(panel)
+    if timed:
+        read: list[object] = []
+        assert holder.read(lambda _between: {}, read.append, read.append)
+        qtbot.waitUntil(lambda: read == [{}], timeout=WAIT_MS)
     gate = threading.Event()
     assert holder.call(lambda: gate.wait(WAIT_MS / 1000))
     yield holder, panel, gate, calls
     gate.set()
     holder.close()
+
+
+@pytest.fixture
+def held(qtbot):
+    yield from _holding(qtbot, timed=True)
+
+
+@pytest.fixture
+def untimed(qtbot):
+    yield from _holding(qtbot, timed=False)
 
 
 @pytest.mark.parametrize(("press", "first"), [("stop_stage", "stage.stop"),
@@ -95,11 +110,10 @@ def test_a_reading_queued_as_the_window_closes_is_skipped(held, monkeypatch):
     assert calls == ["made safe", "closed"], calls
 
 
-def test_a_slow_reading_is_not_run_in_a_waits_last_stretch(held, qtbot):
-    """Readings taking 0.3 s of the rig's clock: one queued at the wait's start runs in it,
-    one queued 0.2 s before its end waits for the wait's end (unfixed: it ran then and the
-    1 s wait lasted 1.1 s)."""
-    holder, _panel, gate, _calls = held
+def _slow_wait(holder, qtbot, gate, *, timed_first: bool) -> list[tuple[str, float]]:
+    """Readings taking `SLOW_READING_S` of the rig's clock, a 1 s wait: where `timed_first`,
+    one reading in its own turn first and one queued at the wait's start; one queued 0.2 s
+    before its end. What ran, in order, with the clock's time as it ended."""
     clock = holder.rig.clock
     seen: list[tuple[str, float]] = []
 
@@ -112,21 +126,49 @@ def test_a_slow_reading_is_not_run_in_a_waits_last_stretch(held, qtbot):
         assert holder.read(reading, lambda _r: None, lambda _exc: None)
 
     def between(left: float) -> None:
-        if left < 0.25 and len(seen) == 1:
+        if left < 0.25 and not any(what == "asked" for what, _ in seen):
             read()
             seen.append(("asked", clock.now()))
         holder.read_between(clock, left)
 
     def wait() -> None:
-        read()
+        seen.append(("began", clock.now()))
+        if timed_first:
+            read()
         wait_in_slices(clock, 1.0, between=between)
         seen.append(("ended", clock.now()))
 
+    if timed_first:
+        read()
     assert holder.call(wait)
     gate.set()
-    qtbot.waitUntil(lambda: len(seen) == 4, timeout=WAIT_MS)
-    assert [what for what, _ in seen] == ["read between", "asked", "ended", "read"], seen
-    assert [at for _, at in seen] == pytest.approx([0.3, 0.8, 1.0, 1.3], abs=1e-9), seen
+    qtbot.waitUntil(lambda: sum(what.startswith("read") for what, _ in seen)
+                    == 1 + 2 * timed_first, timeout=WAIT_MS)
+    return seen
+
+
+def test_a_slow_reading_is_not_run_in_a_waits_last_stretch(untimed, qtbot):
+    """Readings taking 0.3 s of the rig's clock, one timed in its own turn before a 1 s
+    wait: one queued at the wait's start runs in it, one queued 0.2 s before its end waits
+    for the wait's end (unfixed: it ran then and the wait lasted 1.1 s)."""
+    holder, _panel, gate, _calls = untimed
+    seen = _slow_wait(holder, qtbot, gate, timed_first=True)
+    assert [what for what, _ in seen] == ["read", "began", "read between", "asked", "ended",
+                                          "read"], seen
+    assert [at for _, at in seen] == pytest.approx([0.3, 0.3, 0.6, 1.1, 1.3, 1.6],
+                                                   abs=1e-9), seen
+
+
+def test_no_reading_runs_in_a_wait_before_one_was_timed(untimed, qtbot):
+    """No reading timed yet (none has run in its own turn): the first, queued 0.2 s before a
+    1 s wait's end, waits for the wait's end, the wait lasting 1 s (unfixed: the longest
+    reading was taken as 0 s until one had run in a wait, so this one, 0.3 s long, ran then
+    and the wait lasted 1.1 s)."""
+    holder, _panel, gate, _calls = untimed
+    seen = _slow_wait(holder, qtbot, gate, timed_first=False)
+    ended = [at for what, at in seen if what == "ended"]
+    assert ended == pytest.approx([1.0], abs=1e-9), seen
+    assert [what for what, _ in seen] == ["began", "asked", "ended", "read"], seen
 
 
 def test_readings_resume_after_a_stop_pressed_as_a_recipe_ends(held, qtbot):
@@ -148,6 +190,29 @@ def test_readings_resume_after_a_stop_pressed_as_a_recipe_ends(held, qtbot):
     panel.poll()
     qtbot.waitUntil(lambda: not panel._polling, timeout=WAIT_MS)
     assert "stage.position" in calls, calls
+
+
+def test_readings_go_on_once_a_stop_during_a_subtraction_has_made_the_rig_safe(held, qtbot):
+    """The recipe's Stop during a subtraction step (its write in a thread of its own, held up
+    by a slow disk): the rig is made safe at once, and the readings go on after that while
+    the write is still in hand (unfixed: every poll was skipped until the write returned,
+    minutes on a stalled disk, the readouts frozen with the rig safe)."""
+    holder, panel, gate, calls = held
+    gate.set()
+    scan_tab = SimpleNamespace(live=SimpleNamespace(running=False))
+    step = SubtractStep(in_field="in", remanent="rem", name="chi")
+    runner = RecipeRunner(SimpleNamespace(steps=[step]), Path("r.h5"), holder, scan_tab,
+                          lambda _message: True)
+    runner.running, runner.index = True, 0  # the subtraction's write in hand
+    try:
+        with qtbot.waitSignal(runner.subtractionHeld, timeout=WAIT_MS):
+            runner.stop()
+        panel.poll()
+        qtbot.waitUntil(lambda: not panel._polling, timeout=WAIT_MS)
+    finally:
+        runner.running = False
+        runner._stall_timer.stop()
+    assert calls[:1] == ["made safe"] and "stage.position" in calls, calls
 
 
 def test_readings_run_in_a_wait_while_the_stages_stop_waits_behind_it(held, qtbot):

@@ -12,6 +12,7 @@ import pytest
 
 from drivers.ramp_pace import capped_fractions, ramp_fractions
 from smm_daq.clock import VirtualClock
+from smm_daq.instruments import ramp_pauses
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.rig import open_rig
 
@@ -97,3 +98,33 @@ def test_a_field_set_on_a_slow_link_is_longer_never_steeper(latency: float) -> N
     count, largest, ramp_s = FIELD_SET_MEASURED[latency]
     assert (len(sizes), max(sizes), steps[-1][0] - began) == (
         count, pytest.approx(largest), pytest.approx(ramp_s))
+
+
+def test_a_field_sets_pauses_are_lent_its_pace_unchanged() -> None:
+    """Work lent the pauses between a field set's steps (`ramp_pauses.lent_to`: the window's
+    readings), taking 0.06 s of the rig's clock in each: the field set of 2 A at 1 A/s still
+    goes in 20 steps of 0.1 A, each sent 0.1 s after the one before, 2 s in all; the work was
+    handed each pause as it began, 0.1 s before its step was due. (Unlent, the window's
+    readings waited for the ramp's end: the readouts froze for it.)"""
+    with open_rig(load_profile()) as rig:
+        world = rig.world.coils
+        original = world.set_current
+        sent: list[float] = []  # when coil x's steps were taken, on the rig's clock
+
+        def set_current(i: int, amps: float) -> None:
+            original(i, amps)
+            if i == 0 and amps != 0.0:
+                sent.append(rig.clock.now())
+
+        free: list[float] = []
+
+        def use(seconds: float) -> None:
+            free.append(seconds)
+            rig.clock.advance(0.06)
+
+        world.set_current = set_current
+        began = rig.clock.now()
+        with ramp_pauses.lent_to(use):
+            rig.coils.set_field(np.array([100e-6, 0.0, 0.0]))
+    assert free == pytest.approx([0.1] * 20)
+    assert [u - t for t, u in itertools.pairwise([began, *sent])] == pytest.approx([0.1] * 20)
