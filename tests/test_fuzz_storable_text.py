@@ -61,3 +61,22 @@ def test_a_stored_path_is_given_back_as_the_system_names_it(tmp_path) -> None:
     typed = os.fsdecode(home + b"/typed\\x80/p.toml")
     assert storable(typed) == typed and stored_path(typed) == typed
     assert stored_path("plain/p.toml") == "plain/p.toml"
+
+
+def test_a_stored_path_is_the_one_whose_file_exists_where_both_folders_do(tmp_path) -> None:
+    """Both a folder named with the byte 0xe9 and one typed `r\\xe9ig` exist: the path stored
+    is the one whose file is there (the byte's folder was taken whenever it existed, and a
+    resume took the calibration file beside another profile)."""
+    home = os.fsencode(tmp_path)
+    try:
+        os.mkdir(home + b"/r\xe9ig")
+    except OSError:
+        pytest.skip("this file system refuses a name that is not UTF-8")
+    os.mkdir(home + b"/r\\xe9ig")
+    typed = os.fsdecode(home + b"/r\\xe9ig/p.toml")
+    byte = os.fsdecode(home + b"/r\xe9ig/p.toml")
+    open(typed, "w").close()
+    assert stored_path(storable(typed)) == typed
+    os.remove(typed)
+    open(byte, "w").close()
+    assert stored_path(storable(byte)) == byte

@@ -41,10 +41,19 @@ _BYTE_ESCAPE = re.compile(r"\\x([89a-f][0-9a-f])")  # storable's escape of a byt
 def stored_path(stored: str) -> str:
     """A path `storable` stored, as the system names it: each `\\xe9` escape back to its byte
     (Python's stand-in for it), so that the files found beside it are found. A backslash
-    typed reads the same, so where only the path as stored has its folder, that one is meant
-    (a Windows folder named `\\x80` say)."""
+    typed reads the same, so the one of the two whose file exists is meant, else the one whose
+    folder exists (a Windows folder named `\\x80` say): where both folders do, the byte's may
+    hold another profile and calibration."""
     raw = _BYTE_ESCAPE.sub(lambda m: chr(0xDC00 + int(m[1], 16)), stored)
-    if raw != stored and not os.path.isdir(os.path.dirname(raw) or ".") \
-            and os.path.isdir(os.path.dirname(stored) or "."):
-        return stored
+    if raw == stored:
+        return raw
+    for found in (os.path.exists, _folder_exists):
+        if found(raw):
+            return raw
+        if found(stored):
+            return stored
     return raw
+
+
+def _folder_exists(path: str) -> bool:
+    return os.path.isdir(os.path.dirname(path) or ".")
