@@ -21,7 +21,6 @@ is chosen by name (`show_scan`), each on its own grid at its own height with its
 
 from __future__ import annotations
 
-import shlex
 import threading
 import unicodedata
 import warnings
@@ -60,6 +59,7 @@ from smm_daq.analysis.subtract_inputs import holds_measured_map, read_source
 from smm_daq.cli.warning_text import is_smm_daqs, origin
 from smm_daq.errors import InputError, SmmError
 from smm_daq.instruments.profile import Profile
+from smm_daq.shell_words import command_line
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.names import in_file_name, lookalike
 from smm_daq.storage.nexus import EntryInfo, list_entries, read_sensor_thickness
@@ -167,7 +167,7 @@ def saved_command(command: str, entry: str) -> str:
     """The run's recorded command line completed by what saving it chose, so that it makes
     the saved entry as `smm-daq mmt invert` would: `--result-entry ENTRY`, and the CSV the
     command line always writes beside it, `--out ENTRY.csv`."""
-    return f"{command} {shlex.join(['--out', f'{entry}.csv', '--result-entry', entry])}"
+    return f"{command} {command_line(['--out', f'{entry}.csv', '--result-entry', entry])}"
 
 
 def supplied(maps: list[MapData], scans: list[Any]) -> list[str]:

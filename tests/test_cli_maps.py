@@ -552,3 +552,12 @@ def test_two_calls_at_once_each_record_their_own_words() -> None:
     for t in threads:
         t.join()
     assert recorded == {e: f"smm-daq level s.h5 --entry {e}" for e in ("a", "b")}
+
+
+def test_the_noise_command_advised_for_two_scans_stays_on_one_line():
+    """A scan named with a newline (or beginning with '-') is written in the advised command as
+    bash reads it back: `$'…'` on one line, `--entry=-x`, not split or taken as an option."""
+    from smm_daq.cli.maps import _one_side_refusal
+
+    said = _one_side_refusal("ind", "ind2", "remanent", ("in\nfield", "rem"), ("-again", "rem"))
+    assert "(noise --entry $'in\\nfield' --repeat=-again) for a scan's noise" in said

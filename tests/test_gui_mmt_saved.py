@@ -372,3 +372,12 @@ def test_the_session_tab_shows_a_saved_result_in_the_mmt_tab(qtbot, cuboid_sessi
     with qtbot.waitSignal(window.mmt.loadEnded, timeout=WAIT_MS) as ended:
         window.mmt.show_saved_button.click()  # the tab's own list of saved results
     assert ended.args[0] and "Saved result 'scan_mmt'" in window.mmt.status.text()
+
+
+def test_a_saved_inversion_records_its_entry_as_bash_reads_it_back():
+    """An entry named with a newline (or beginning with '-') stays one word on one line of
+    the recorded command, as bash reads it back, not split or taken as an option."""
+    from gui.mmt_view import saved_command
+
+    assert saved_command("smm-daq mmt invert f.h5", "-a\nb") == (
+        "smm-daq mmt invert f.h5 $'--out=-a\\nb.csv' $'--result-entry=-a\\nb'")

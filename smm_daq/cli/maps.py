@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import shlex
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -413,8 +412,9 @@ def _one_side_refusal(entry: str, repeat: str, side: str, one: tuple[str, str],
             f"'{other[0]}' − '{other[1]}', with {shared} in common: it cancels "
             f"from their difference, which is {left}, the noise of one scan, not of an "
             "induced map (which holds the noise of both its scans, √2 times more); expected "
-            "induced maps with no scan in common, or the two scans themselves (noise --entry "
-            f"{shlex.quote(one[kept])} --repeat {shlex.quote(other[kept])}) for a scan's noise")
+            "induced maps with no scan in common, or the two scans themselves ("
+            f"{command_line(['noise', '--entry', one[kept], '--repeat', other[kept]])}) for a "
+            "scan's noise")
 
 
 def _support(args: argparse.Namespace, m: MapData) -> np.ndarray | None:
