@@ -292,18 +292,23 @@ def test_info_names_the_recipe_continued_under_a_recipe_scan_cut_off(
                         "it was made by, whose text the entry stores)")
 
 
+@pytest.mark.parametrize(("recipe", "said"), [
+    ("configs/recipes/my recipe.toml", "'configs/recipes/my recipe.toml'"),
+    # a byte that is not UTF-8 (a Latin-1 name), stored as its escape: named as bash gives
+    # that byte back, as `run`'s own go-on line names it, not as the escape's four characters
+    ("caf\udce9.toml", "$'caf\\xe9.toml'")])
 def test_info_names_the_recipe_file_run_was_given_under_its_scan_cut_off(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], recipe: str, said: str) -> None:
     """Where the entry stores the recipe file `run` was given, `info`'s command names it, as
     `run` itself did when it was cut off, so it can be run as it is; unfixed, it said RECIPE."""
-    path, recipe = tmp_path / "s.h5", "configs/recipes/my recipe.toml"
+    path = tmp_path / "s.h5"
     seq = Sequencer(_rig(0.0), path, _plan(), recipe_text='[[step]]\nkind = "scan"\n',
                     recipe_file=recipe)
     seq.subscribe(lambda e: seq.abort() if e.kind == "line_done" and e.line == 1 else None)
     assert seq.run() == "aborted"
     assert main(["info", str(path)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[2] == (f"    cut off: `smm-daq run 'configs/recipes/my recipe.toml' --out {path} "
+    assert lines[2] == (f"    cut off: `smm-daq run {said} --out {path} "
                         "--continue` measures the rest, then runs the recipe's steps after it "
                         "(the recipe as `run` was given it, from the folder it ran in, whose "
                         "text the entry stores)")

@@ -9,7 +9,7 @@ from pathlib import Path
 import h5py
 
 from smm_daq.shell_words import command_line, resume_command
-from smm_daq.storage.strings import text
+from smm_daq.storage.strings import stored_path, text
 
 
 def made_by_a_recipe(f: h5py.File, name: str) -> bool:
@@ -25,10 +25,11 @@ def made_by_a_recipe(f: h5py.File, name: str) -> bool:
 
 
 def _recipe_file(f: h5py.File, name: str) -> str:
-    """The recipe file as `run` was given it (its `recipe` `path` attribute), or "" where the
-    entry does not name one (a recipe run from a script, a file of an earlier version)."""
+    """The recipe file as `run` was given it (its `recipe` `path` attribute, a byte that is
+    not UTF-8 back from its stored escape: `stored_path`), or "" where the entry does not
+    name one (a recipe run from a script, a file of an earlier version)."""
     try:
-        return text(f[name]["recipe"].attrs.get("path", "")).strip()
+        return stored_path(text(f[name]["recipe"].attrs.get("path", "")).strip())
     except (KeyError, OSError, TypeError, ValueError):
         return ""
 
