@@ -582,7 +582,8 @@ class SessionBrowser(QtWidgets.QWidget):
     def show_default_entry(self) -> None:
         """Show the map of the entry the open file opens on (its root `default`: the entry made
         last, as HDF5 viewers open it), the name read in the reader; nothing where an entry is
-        selected by then, or the file names none it lists."""
+        selected by then, or the file names none it lists that holds a map (another program's
+        file may name an entry of its own: not one to say unasked that it holds no map)."""
         path = self.path
         if path is None or self.selected_entry() is not None:
             return
@@ -592,7 +593,9 @@ class SessionBrowser(QtWidgets.QWidget):
 
         def read(name: str) -> None:
             row = self._row_of(name) if self._still_open(path) else None
-            if row is not None and self.selected_entry() is None:
+            info = next((e for e in self.entries if e.name == name), None)
+            if (row is not None and info is not None and exportable(info) and not info.problem
+                    and self.selected_entry() is None):
                 self.show_entry(row)
 
         self.reader.submit(job, read, lambda exc: self._read_failed(path, exc))

@@ -49,6 +49,15 @@ def test_every_option_says_in_its_help_what_it_is():
     assert not bare, f"options with no help text: {bare}"
 
 
+def test_the_demos_out_help_says_it_writes_a_new_file():
+    """`demo` refuses a file that exists (`test_cli_acquisition`): its --out help says so,
+    not, as `scan`'s, that it writes into one smm-daq made keeping its entries."""
+    demo = dict(_commands(build_parser()))[("demo",)]
+    out = next(a.help for a in demo._actions if "--out" in a.option_strings)
+    assert "new one" in out and "exists is refused" in out, out
+    assert "entries kept" not in out, out
+
+
 def test_a_description_made_from_a_summary_keeps_its_symbol():
     """A command whose summary begins with a symbol keeps it: susceptibility's `χ map ...`
     was described as `Χ map ...`, the capital chi, which reads as an X."""

@@ -9,6 +9,8 @@ import os
 import threading
 from pathlib import Path
 
+import h5py
+import numpy as np
 import pytest
 from session_reads import opened
 from test_gui_optical import a_map
@@ -162,8 +164,10 @@ def test_the_session_file_named_opens_on_the_map_of_the_entry_made_last(
     from smm_daq.instruments.profile import load_profile
 
     path = tmp_path / "s.h5"
-    for name in ("zeta", "alpha"):  # the one made last neither the last row nor by name
+    for name in ("zeta", "mid", "alpha"):
         write_map_entry(path, dataclasses.replace(a_map(), name=name), kind="scan")
+    with h5py.File(path, "a") as f:  # the entry named neither the first nor the last row,
+        f.attrs["default"] = "mid"  # nor the first or last by name: it is the default read
     args = argparse.Namespace(file=path, view="session", screenshot=None, time_scale=None,
                               demo=False)
     disk_asked.watching = True
@@ -173,11 +177,34 @@ def test_the_session_file_named_opens_on_the_map_of_the_entry_made_last(
         with qtbot.waitSignal(window.session.mapShown, timeout=WAIT_MS) as shown:
             pass
         disk_asked.watching = False
-        assert shown.args[0].name == "alpha"
-        assert window.session.selected_entry().name == "alpha"
+        assert shown.args[0].name == "mid"
+        assert window.session.selected_entry().name == "mid"
         assert [asked for asked in disk_asked if asked[1] == path] == []
     finally:
         window.holder.close()
+
+
+def test_a_default_naming_an_entry_without_a_map_is_not_shown(qtbot, tmp_path):
+    """Another program's file whose root `default` names an entry of its own holding no map
+    opens on no entry, and says nothing; unfixed, opening it said, unasked, that the entry's
+    'Bz' is missing."""
+    from gui.session_browser import SessionBrowser
+
+    path = tmp_path / "other.h5"
+    with h5py.File(path, "w") as f:
+        entry = f.create_group("entry")
+        entry.attrs["NX_class"] = "NXentry"
+        entry.create_group("data").attrs["NX_class"] = "NXdata"
+        entry["data/counts"] = np.ones((3, 3))
+        f.attrs["default"] = "entry"
+    browser = SessionBrowser()
+    qtbot.addWidget(browser)
+    assert opened(browser, qtbot, path)
+    assert [e.name for e in browser.entries] == ["entry"]
+    browser.show_default_entry()
+    qtbot.waitUntil(lambda: browser.reader.pending == 0, timeout=WAIT_MS)
+    assert browser.message.text() == ""
+    assert browser.selected_entry() is None and browser.map_view.map is None
 
 
 @pytest.mark.parametrize("moved", [False, True])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -27,6 +28,7 @@ from smm_daq.clock import VirtualClock
 from smm_daq.errors import InputError
 from smm_daq.instruments.profile import load_profile
 from smm_daq.instruments.rig import open_rig
+from smm_daq.shell_words import command_line
 from smm_daq.storage import h5file, scan_entry
 from smm_daq.storage.h5file import text
 from smm_daq.storage.scan_entry import read_runs
@@ -292,21 +294,41 @@ def test_info_names_the_recipe_continued_under_a_recipe_scan_cut_off(
                         "it was made by, whose text the entry stores)")
 
 
+@pytest.mark.parametrize(("recipe", "earlier"), [
+    ("configs/recipes/my recipe.toml", False),
+    ("caf\udce9.toml", False),  # a byte that is not UTF-8 (a Latin-1 name), stored escaped
+    ("", False),  # the window's Recipes tab: the file its dialog chose, by its whole path
+    ("configs/recipes/my recipe.toml", True)])  # an earlier version's entry: as given only
 def test_info_names_the_recipe_file_run_was_given_under_its_scan_cut_off(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        recipe: str, earlier: bool) -> None:
     """Where the entry stores the recipe file `run` was given, `info`'s command names it, as
-    `run` itself did when it was cut off, so it can be run as it is; unfixed, it said RECIPE."""
-    path, recipe = tmp_path / "s.h5", "configs/recipes/my recipe.toml"
+    `run` itself did when it was cut off, so it can be run as it is: from the root, as `info`
+    may run in another folder than `run` did (here it does), a byte that is not UTF-8 as bash
+    gives it back (`$'\\xe9'`). Unfixed, it said RECIPE; then the file as given, from a folder
+    not said, and such a byte as its stored escape's four characters."""
+    path, lab = tmp_path / "s.h5", tmp_path / "lab"
+    lab.mkdir()
+    monkeypatch.chdir(lab)  # where `run` ran
+    recipe = recipe or str(tmp_path / "r.toml")
     seq = Sequencer(_rig(0.0), path, _plan(), recipe_text='[[step]]\nkind = "scan"\n',
                     recipe_file=recipe)
     seq.subscribe(lambda e: seq.abort() if e.kind == "line_done" and e.line == 1 else None)
     assert seq.run() == "aborted"
+    if earlier:
+        with h5py.File(path, "a") as f:
+            del f["k/recipe"].attrs["absolute_path"]
+    monkeypatch.chdir(tmp_path)
     assert main(["info", str(path)]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[2] == (f"    cut off: `smm-daq run 'configs/recipes/my recipe.toml' --out {path} "
-                        "--continue` measures the rest, then runs the recipe's steps after it "
-                        "(the recipe as `run` was given it, from the folder it ran in, whose "
-                        "text the entry stores)")
+    line = capsys.readouterr().out.splitlines()[2]
+    named = command_line([recipe if earlier else os.path.join(lab, recipe)])
+    which = ("the recipe as `run` was given it, from the folder it ran in" if earlier
+             else "the recipe it was made by")
+    assert line == (f"    cut off: `smm-daq run {named} --out {path} --continue` measures the "
+                    f"rest, then runs the recipe's steps after it ({which}, whose text the "
+                    "entry stores)")
+    if "\udce9" in recipe:
+        assert "$'" in line and "caf\\xe9.toml'" in line, line
 
 
 def test_the_map_commands_warning_names_the_recipe_continued_under_a_recipe_scan_cut_off(

@@ -976,6 +976,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="simulated remanent + in-field scans and the induced map",
                        description="On the simulator: a remanent and an in-field scan of the "
                                    "built-in virtual sample, the induced map and a summary.")
-    p.add_argument("--out", required=True, metavar="FILE.h5", help=SESSION_OUT_HELP)
+    p.add_argument("--out", required=True, metavar="FILE.h5",
+                   help="session file to write: a new one (one that exists is refused)")
     _add_run_options(p, profile=False)
     p.set_defaults(func=cmd_demo, drives_rig=True)

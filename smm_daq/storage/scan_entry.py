@@ -13,8 +13,8 @@ Beyond the map core of `smm_daq.storage.nexus`, a scan entry holds:
               `writer_id`); message (why it paused or ended); end_time (of the last line
               until the scan ends);
               profile (text; attribute path, the file it was read from),
-              profile_fingerprint (JSON), plan (JSON), recipe (text, "" for none; attribute
-              path, the recipe's file as given, where a recipe made it)
+              profile_fingerprint (JSON), plan (JSON), recipe (text, "" for none; attributes
+              path, the recipe's file as given, and absolute_path, where a recipe made it)
       data    Bz (ny, nx) T NaN-filled, line_done (ny,), lockin_x, lockin_y (ny, nx) V,
               lockin_range (ny, nx) V full scale, time (ny, nx) s since the scan's start
               (its `start` attribute, the entry's start_time), continued across resumes
@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -365,10 +366,11 @@ class ScanEntryWriter:
         """Lay out a new scan entry (InputError if `name` exists or the file cannot take it).
 
         `recipe_file`: the file `recipe_text` was read from, as given (the `recipe`'s `path`
-        attribute, as the profile's is). `streams`: for a flown scan, (lock-in samples, recorder
-        points) per line and the fly settings as JSON, to lay out `fly_streams`. `rig_start`:
-        the rig clock's reading now, the scan's start (the times given to `write_line` are on
-        that clock)."""
+        attribute, as the profile's is), and from the root (`absolute_path`: what continues
+        the recipe is named thus by `info`, run from any folder). `streams`: for a flown
+        scan, (lock-in samples, recorder points) per line and the fly settings as JSON, to lay
+        out `fly_streams`. `rig_start`: the rig clock's reading now, the scan's start (the
+        times given to `write_line` are on that clock)."""
         p = Path(path)
         epoch = time.time()
         start = _iso(epoch)  # to the second: the scan's clock counts from it
@@ -410,6 +412,8 @@ class ScanEntryWriter:
                 recipe = entry.create_dataset("recipe", data=recipe_text, dtype=TEXT)
                 if recipe_file:
                     recipe.attrs["path"] = storable(recipe_file)
+                    with contextlib.suppress(OSError):  # a folder removed under the process
+                        recipe.attrs["absolute_path"] = storable(os.path.abspath(recipe_file))
                 entry.create_dataset("profile", data=profile.text, dtype=TEXT).attrs["path"] = (
                     storable(str(profile.path)))
                 entry.create_dataset("profile_fingerprint", data=fingerprint_text(profile),

@@ -9,7 +9,7 @@ from pathlib import Path
 import h5py
 
 from smm_daq.shell_words import command_line, resume_command
-from smm_daq.storage.strings import text
+from smm_daq.storage.strings import stored_path, text
 
 
 def made_by_a_recipe(f: h5py.File, name: str) -> bool:
@@ -25,10 +25,14 @@ def made_by_a_recipe(f: h5py.File, name: str) -> bool:
 
 
 def _recipe_file(f: h5py.File, name: str) -> str:
-    """The recipe file as `run` was given it (its `recipe` `path` attribute), or "" where the
-    entry does not name one (a recipe run from a script, a file of an earlier version)."""
+    """The recipe file scan `name` was made by, from the root (its `recipe`'s `absolute_path`
+    attribute: named so, the command runs from any folder), else as `run` was given it (its
+    `path`: an earlier version's), a byte that is not UTF-8 back from its stored escape
+    (`stored_path`); "" where the entry names none (a recipe run from a script)."""
     try:
-        return text(f[name]["recipe"].attrs.get("path", "")).strip()
+        attrs = f[name]["recipe"].attrs
+        stored = (text(attrs.get(key, "")).strip() for key in ("absolute_path", "path"))
+        return stored_path(next((p for p in stored if p), ""))
     except (KeyError, OSError, TypeError, ValueError):
         return ""
 
@@ -36,13 +40,15 @@ def _recipe_file(f: h5py.File, name: str) -> str:
 def rest_command(f: h5py.File, path: str | Path, name: str) -> str:
     """What measures the rest of scan `name` of the open file `f` (at `path`), said as a
     clause: for one a recipe made, the recipe continued, which runs the recipe's steps after
-    it too (`run --continue`), named as `run` was given it (the file is not looked at: `run
-    --continue` refuses a recipe whose text is not the one the entry stores)."""
+    it too (`run --continue`), named from the root, or as `run` was given it where the entry
+    stores only that (the file is not looked at: `run --continue` refuses a recipe whose text
+    is not the one the entry stores)."""
     if made_by_a_recipe(f, name):
         recipe = _recipe_file(f, name)
         run = command_line(["smm-daq", "run", recipe or "RECIPE", "--out", path, "--continue"])
-        which = ("the recipe as `run` was given it, from the folder it ran in" if recipe
-                 else "RECIPE: the recipe it was made by")
+        which = ("RECIPE: the recipe it was made by" if not recipe
+                 else "the recipe it was made by" if Path(recipe).is_absolute()
+                 else "the recipe as `run` was given it, from the folder it ran in")
         return (f"`{run}` measures the rest, then runs the recipe's steps after it ({which}, "
                 "whose text the entry stores)")
     return f"`{resume_command(path, name)}` measures the rest"
