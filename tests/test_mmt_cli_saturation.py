@@ -80,3 +80,16 @@ def test_the_uncertainty_ratio_is_the_tables_not_computed_again(tmp_path, capsys
     line = _summary(tmp_path, capsys, _points(tmp_path, [2e-20, 4e-20, 6e-18]))
     assert "2 of them with uncertainty ratio < 10 %" in line, line
     assert calls == [3], calls
+
+
+def test_a_table_without_ratios_has_them_computed_for_the_grains_beyond():
+    """A saved table need not hold the uncertainty-ratio column (another program's): the
+    ratios of the grains beyond saturation are then computed from M and its covariance."""
+    from smm_daq.cli.mmt_models import beyond_saturation_note
+
+    m = np.array([[6e5, 0.0, 0.0], [1e3, 0.0, 0.0], [0.0, 9e5, 0.0]])
+    cov = np.array([np.eye(3) * 1e6, np.eye(3) * 1e6, np.eye(3) * 1e12])  # SDs 1, 1, 1000 kA/m
+    note = beyond_saturation_note(np.array([4, 5, 6]), m, cov, None)
+    assert note.startswith("; 2 grain(s) magnetized beyond magnetite's saturation (480 kA/m), "
+                           "up to 900 kA/m (grain 6), 1 of them with uncertainty ratio < 10 %: "
+                           ), note
