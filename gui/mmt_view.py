@@ -1113,10 +1113,23 @@ class MMTView(QtWidgets.QWidget):
             voxels = int(bare(self.made.get("min_voxels", 1)))  # type: ignore[call-overload]
             notes.append(left_out_note(r.grains, voxels,
                                        options=("min voxels", "only grains under the scan")))
-        beyond = beyond_saturation_note(r.grains.labels, r.magnetization, r.covariance)
+        beyond = beyond_saturation_note(r.grains.labels, r.magnetization, r.covariance,
+                                        (self.table_columns or {}).get("uncertainty_ratio_pct"),
+                                        self._saturation())
         unresolved = unresolved_note(r.grains.labels, r.covariance)
         notes.extend(note.removeprefix("; ") for note in (beyond, unresolved) if note)
         return "\n".join(notes)
+
+    def _saturation(self) -> float | None:
+        """The saturation magnetization (A/m) the shown result's crop was reckoned at, where
+        one is recorded (a fresh result's shaping, a saved one's options); None: magnetite's."""
+        from smm_daq.cli.mmt_models import recorded_saturation
+
+        if "crop_magnetization" in self.made:
+            return recorded_saturation(self.made)
+        options = getattr(self.result, "options", None)  # a saved result's
+        crop = None if options is None else options.crop or options.dragonfly
+        return None if crop is None or crop.crop is None else crop.crop_magnetization
 
     def _summary(self, notes: list[str]) -> str:
         """What the status line says of the shown result, then `notes` (warnings)."""

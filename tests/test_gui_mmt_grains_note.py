@@ -6,7 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+from test_mmt_export import NPZ
+
 from gui.mmt_view import MMTView
+from smm_daq.analysis.mmt.solver import stats
 from smm_daq.cli.main import main
 from smm_daq.instruments.profile import load_profile
 
@@ -76,3 +80,44 @@ def test_grains_beyond_saturation_are_named_under_the_table(qtbot, tmp_path):
                            "up to 1.3"), note
     assert "kA/m (grain 1), 1 of them with uncertainty ratio < 10 %: " in note, note
     assert not view.grains_note.isHidden()
+
+
+def test_the_crops_saturation_is_the_one_compared_and_the_tables_ratio_counted(
+        qtbot, tmp_path, monkeypatch):
+    """A saturation chosen for the crop (another mineral's) is the one a grain's
+    magnetization is compared with; the note counts the ratios of the table, not computing
+    them again on the GUI thread (seconds at thousands of grains)."""
+    export = tmp_path / "components.csv"
+    export.write_bytes((HEADER + KEPT.replace("1;100;2.0E-09", "1;100;2.0E-11"))
+                       .encode("latin-1"))
+    view = _view(qtbot, tmp_path)
+    view.dragonfly.crop.setChecked(True)
+    view.dragonfly.saturation.setValue(1000.0)  # grain 1 at about 1,350 kA/m
+    _run(qtbot, view, export)
+    assert view.grains_note.text().startswith(
+        "1 grain(s) magnetized beyond the saturation magnetization chosen (1000 kA/m), up to "
+        "1.3"), view.grains_note.text()
+
+    def computed(*_args):
+        raise AssertionError("the uncertainty ratio computed again on the GUI thread")
+
+    monkeypatch.setattr(stats, "uncertainty_ratio_pct", computed)
+    assert view._grains_note() == view.grains_note.text()
+
+
+def test_a_saved_results_crop_saturation_is_the_one_compared(qtbot, tmp_path):
+    """Read back, the result's recorded crop saturation is compared with, as when fresh."""
+    view = _view(qtbot, tmp_path)
+    h5 = tmp_path / "s.h5"
+    points = tmp_path / "points.txt"
+    np.savetxt(points, np.c_[np.load(NPZ)["particle_positions"], [2e-20, 4e-20, 6e-18],
+                             [1, 2, 3]], header="x y z volume label", comments="")
+    assert main(["mmt", "invert", str(h5), "--entry", "qdm", "--grain-format", "points",
+                 "--grains", str(points), "--sigma-nT", "1", "--crop-to-scan",
+                 "--crop-magnetization-kA-per-m", "1000", "--out", str(tmp_path / "r.csv")]) == 0
+    with qtbot.waitSignal(view.loadEnded, timeout=WAIT_MS) as ended:
+        assert view.load_result(h5, "qdm_mmt")
+    assert ended.args[0], ended.args[1]
+    assert view.grains_note.text().startswith(
+        "1 grain(s) magnetized beyond the saturation magnetization chosen (1000 kA/m), up to "
+        "1.3"), view.grains_note.text()

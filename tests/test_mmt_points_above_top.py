@@ -58,9 +58,12 @@ def test_grains_below_the_top_are_not_warned_of():
 
 
 def test_grains_above_the_sensor_and_the_top_are_refused_naming_the_depth_convention():
-    """Depths written as positive z put the deeper grains above the sensor: refused, saying
-    the frame the positions are read in (the warning of grains above the top comes later)."""
+    """Depths written as positive z put the deeper grains above the sensor, and so does a
+    file whose top lies at another z (a CT's frame): refused, saying the frame the positions
+    are read in and the remedy of each (the warning of grains above the top comes later)."""
     with pytest.raises(InputError, match=r"grain 8 is at z = 7 µm, at or above the sensor's "
                        r"lowest face \(5 µm\); expected every grain below the sensor, z up "
-                       r"with the sample top at 0 \(depths written as positive z\?\)$"):
+                       r"with the sample top at 0 \(depths written as positive z\? their sign "
+                       r"turned; a top at another z\? the grains shifted by minus it, "
+                       r"--grains-shift-um 0,0,-TOP\)$"):
         _invert([2.0, 7.0])

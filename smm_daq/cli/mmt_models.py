@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -56,11 +57,16 @@ def unresolved_note(labels: np.ndarray, covariance: np.ndarray, shown: int = 5) 
 
 
 def beyond_saturation_note(labels: np.ndarray, magnetization: np.ndarray,
-                           covariance: np.ndarray) -> str:
-    """The summary line's words on the grains magnetized beyond magnetite's saturation
-    (CROP_MAGNETIZATION), naming the strongest and how many of them an uncertainty ratio
-    < 10 % would select, or "" where there are none. No magnetite grain carries more (real
-    remanences lie one to two orders below it), so such a magnetization is some other field
+                           covariance: np.ndarray, ratio_pct: np.ndarray | None,
+                           saturation: float | None = None) -> str:
+    """The summary line's words on the grains magnetized beyond the saturation magnetization
+    (A/m; None: magnetite's, CROP_MAGNETIZATION; else the one chosen for the crop, as
+    `--crop-magnetization-kA-per-m` gives it for another mineral), naming the strongest and
+    how many of them an uncertainty ratio < 10 % would select (`ratio_pct`: the table's
+    column, the one its filter reads, not computed again, which takes seconds at thousands of
+    grains; None, a table without it: computed for those grains alone), or "" where there are
+    none. No grain carries more (real remanences lie one to two orders below magnetite's
+    saturation), so such a magnetization is some other field
     read into the grain: of grains the micro-CT missed or misplaced, of a misregistration, or
     a grain too deep or small for the map to see. The uncertainty ratio, a statistic of the
     noise alone, does not show it: on the MMT tutorial's QDM scan two of the three grains a
@@ -68,28 +74,46 @@ def beyond_saturation_note(labels: np.ndarray, magnetization: np.ndarray,
     model's two at 1.2 × 10⁶ kA/m. Grains the map does not
     determine at all are left to `unresolved_note`."""
     from smm_daq.analysis.mmt.formats.dragonfly import CROP_MAGNETIZATION
-    from smm_daq.analysis.mmt.solver.stats import uncertainty_ratio_pct
 
+    limit = CROP_MAGNETIZATION if saturation is None else saturation
     size = np.linalg.norm(magnetization, axis=1)
-    over = np.all(np.isfinite(covariance), axis=(1, 2)) & (size > CROP_MAGNETIZATION)
+    over = np.all(np.isfinite(covariance), axis=(1, 2)) & (size > limit)
     if not over.any():
         return ""
     g = int(np.argmax(np.where(over, size, -np.inf)))
-    selected = int(np.sum(over & (uncertainty_ratio_pct(magnetization, covariance) < 10)))
+    if ratio_pct is None:
+        from smm_daq.analysis.mmt.solver.stats import uncertainty_ratio_pct
+
+        selected = int(np.sum(uncertainty_ratio_pct(magnetization[over], covariance[over]) < 10))
+    else:
+        selected = int(np.sum(over & (np.asarray(ratio_pct) < 10)))
     of_them = f", {selected} of them with uncertainty ratio < 10 %" if selected else ""
-    return (f"; {int(over.sum())} grain(s) magnetized beyond magnetite's saturation "
-            f"({CROP_MAGNETIZATION / 1e3:g} kA/m), up to {size[g] / 1e3:.3g} kA/m (grain "
-            f"{labels[g]}){of_them}: not a magnetite grain's own magnetization (grains the "
-            "micro-CT missed or misplaced? a grain too deep or small for the map?)")
+    if limit == CROP_MAGNETIZATION:
+        what, whose = "magnetite's saturation", "not a magnetite grain's own magnetization"
+    else:
+        what, whose = ("the saturation magnetization chosen",
+                       "more than any grain of that mineral carries")
+    return (f"; {int(over.sum())} grain(s) magnetized beyond {what} ({limit / 1e3:g} kA/m), "
+            f"up to {size[g] / 1e3:.3g} kA/m (grain {labels[g]}){of_them}: {whose} (grains "
+            "the micro-CT missed or misplaced? a grain too deep or small for the map?)")
+
+
+def recorded_saturation(params: Mapping[str, object]) -> float | None:
+    """The saturation magnetization (A/m) a result's shaping parameters record for its crop
+    (`crop_magnetization`), None where they record none (magnetite's)."""
+    from smm_daq.storage.products import bare
+
+    value = params.get("crop_magnetization")
+    return None if value is None else float(bare(value))  # type: ignore[arg-type]
 
 
 def summary_line(result: MMTResult, table: dict[str, np.ndarray], model: str, scans: int,
-                 written: str) -> str:
+                 written: str, saturation: float | None = None) -> str:
     """`mmt invert`'s summary line, one shape for every model (cuboid, dipole, ...): the grains
     and the model, the pixels of how many scans, each scan's σ, cond(Q), the grains of
     uncertainty ratio < 10 %, those with resolved higher orders (multipole models), the grains
-    magnetized beyond magnetite's saturation, the grains unresolved, then `written` (where the
-    results are)."""
+    magnetized beyond the saturation magnetization (`saturation`, A/m; None: magnetite's), the
+    grains unresolved, then `written` (where the results are)."""
     from smm_daq.analysis.mmt.solver.joint import MultipoleResult
 
     sigmas = getattr(result, "sigmas", ()) or (result.sigma,)
@@ -103,7 +127,7 @@ def summary_line(result: MMTResult, table: dict[str, np.ndarray], model: str, sc
     if higher is not None:
         line += f"; {int(np.sum(higher[2]))} grains with resolved higher orders (p < 0.05)"
     line += beyond_saturation_note(result.grains.labels, result.magnetization,
-                                   result.covariance)
+                                   result.covariance, table["uncertainty_ratio_pct"], saturation)
     return f"{line}{unresolved_note(result.grains.labels, result.covariance)}; {written}"
 
 
@@ -425,7 +449,8 @@ def invert_models(args: argparse.Namespace) -> int:
         write_library_results(library_out, result.coefficients, result.coefficient_covariance,
                               grains if point else as_points(grains))
     print(summary_line(result, table, model, len(entries),
-                       f"results in {out} and entry '{name}' of {args.file}"))
+                       f"results in {out} and entry '{name}' of {args.file}",
+                       saturation=recorded_saturation(shaped)))
     return 0
 
 

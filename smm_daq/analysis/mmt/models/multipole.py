@@ -379,10 +379,12 @@ def check_below_sensor(grains: PointGrains, height: float, sensor: Sensor) -> No
     bad = np.flatnonzero(z >= bottom)
     if bad.size:
         g = int(bad[0])
-        # above the top too: most likely a depth written as positive z (the cuboid library's
-        # convention), which a height of its own would not mend
-        depth = (", z up with the sample top at 0 (depths written as positive z?)"
-                 if z[g] > 0 else "")
+        # above the top too: a depth written as positive z (the cuboid library's convention)
+        # or a file whose top lies at another z (a CT's frame), which a height of its own
+        # would not mend: each said with its remedy
+        depth = (", z up with the sample top at 0 (depths written as positive z? their sign "
+                 "turned; a top at another z? the grains shifted by minus it, "
+                 "--grains-shift-um 0,0,-TOP)" if z[g] > 0 else "")
         raise InputError(
             f"grain {grains.labels[g]} is at z = {z[g] / 1e-6:.4g} µm, at or "
             f"above the sensor's lowest face ({bottom / 1e-6:.4g} µm); expected every grain "
