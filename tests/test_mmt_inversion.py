@@ -275,3 +275,35 @@ def test_a_damped_multipole_solve_weighs_each_order_by_its_own_columns():
         block = cov[8 * g:8 * g + 8, 8 * g:8 * g + 8]
         norm = np.sqrt(np.outer(np.diag(block), np.diag(block)))
         np.testing.assert_allclose(sol.covariance_blocks[g] / norm, block / norm, atol=1e-8)
+
+
+def test_a_narrow_solve_runs_at_one_blas_thread(monkeypatch):
+    """Up to NARROW_SOLVE_COLUMNS unknowns the solve's LAPACK calls are too short for a
+    second BLAS thread to pay (it cost 7 times the CPU on 2 loaded cores): they run at one,
+    and the threads BLAS had are restored after."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from smm_daq.analysis.mmt.solver import inversion
+
+    def blas_threads() -> int:
+        return max(lib["num_threads"] for lib in threadpool_info()
+                   if lib["user_api"] == "blas")
+
+    seen = []
+    inverse = inversion._triangular_inverse
+
+    def spy(r, overwrite=False):
+        seen.append(blas_threads())
+        return inverse(r, overwrite)
+
+    monkeypatch.setattr(inversion, "_triangular_inverse", spy)
+    rng = np.random.default_rng(2)
+    n = 90
+    r = np.linalg.qr(rng.standard_normal((300, n + 1)), mode="r")
+    tri = inversion.Triangle(np.asfortranarray(r[:n, :n]), r[:n, n].copy())
+    with threadpool_limits(limits=2, user_api="blas"):
+        if blas_threads() < 2:
+            pytest.skip("BLAS runs one thread here")
+        inversion.solve_triangle(tri)
+        assert seen == [1]
+        assert blas_threads() == 2

@@ -296,3 +296,59 @@ def test_a_joint_cuboid_inversion_keeps_each_scans_sparse_near_part():
     _, none = accumulate(points, sensors[:4800], phi[:4800], block=3000, keep_bytes=2**30,
                          streams=1)
     assert _parts(none) == [None, None]  # point sources: computed again, never kept
+
+
+def _grid_case(size_um: float):
+    """The three grains under 60 × 50 sensors (47 tiles of the kernels), with Q's rows."""
+    grains = _grains()
+    X, Y = np.meshgrid(np.arange(-30, 30) * UM, np.arange(-25, 25) * UM)
+    sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, 1.0 * UM)]
+    lo, hi = sensors[:, :2].min(axis=0), sensors[:, :2].max(axis=0)
+    model = GreenModel.build(grains, (size_um * UM, size_um * UM), lo, hi, 1.0 * UM)
+    return model, sensors, model.block(sensors)
+
+
+def test_the_near_part_holds_each_pair_nearer_than_its_grains_switch_and_no_other():
+    """The near part's kernels test a grain's sensors only in the tiles its switch reaches:
+    the pairs kept are still exactly those nearer than it, with Q's own entries."""
+    model, sensors, q = _grid_case(0.0)
+    part = model.near_part(sensors, q)
+    d2 = np.sum((sensors[:, None, :] - model.centroid[None]) ** 2, axis=-1)
+    near = d2 < model.far2[None]
+    assert 0 < np.count_nonzero(near) < near.size // 10  # some tiles reached, most not
+    sensor = np.repeat(np.arange(len(sensors)), np.diff(part.indptr))
+    assert np.array_equal(np.c_[sensor, part.indices], np.argwhere(near))  # by sensor, grain
+    columns = 3 * part.indices[:, None] + np.arange(3)
+    assert np.array_equal(part.data[:, 0, :], q[sensor[:, None], columns])
+
+
+def test_the_fitted_map_takes_the_far_fields_once_for_each_run_of_near_parts():
+    """The far fields of consecutive blocks whose near part was kept are one call over their
+    sensors (not one a block: each call starts its kernels' threads anew), and the fitted
+    map is Q M."""
+    model, sensors, q = _grid_case(0.0)
+    m = np.linspace(-3e4, 4e4, model.n_columns)
+    _, held = accumulate(model, sensors, q @ m, block=700, keep_bytes=q.nbytes - 1,
+                         streams=1)  # 5 blocks, each its near part
+    assert len(held) == 5 and all(sparse.issparse(part) for part in _parts(held))
+    calls = []
+
+    class Spy:
+        n_columns = model.n_columns
+
+        def far_field(self, s, flat):
+            calls.append(len(s))
+            return model.far_field(s, flat)
+
+        def field(self, s, flat):
+            calls.append(-len(s))
+            return model.field(s, flat)
+
+    fitted = forward(Spy(), sensors, m, rows=held)
+    assert calls == [len(sensors)]
+    np.testing.assert_allclose(fitted, q @ m, rtol=0, atol=1e-12 * np.abs(q @ m).max())
+    calls.clear()  # a block not kept splits the runs
+    gap = [(s, n, None if b == 2 else part) for b, (s, n, part) in enumerate(held)]
+    fitted = forward(Spy(), sensors, m, rows=gap)
+    assert calls == [1400, 900, -700]
+    np.testing.assert_allclose(fitted, q @ m, rtol=0, atol=1e-12 * np.abs(q @ m).max())

@@ -73,6 +73,15 @@ BlockProgress = Callable[[int, int], None]
 MergeProgress = qr_streams.MergeProgress
 
 
+# the least squares from a triangle of at most this many unknowns runs at one BLAS thread
+# (`solve_triangle`): its calls (R's condition, R⁻¹, the covariance blocks) are too short for
+# OpenBLAS's second thread to pay for waking and waiting, as the streams' merge
+# (`streams.NARROW_MERGE_COLUMNS`). 2 cores loaded 6 to 7 deep, median of 9 (best), ms of
+# wall at one thread against two: 600 unknowns 22.6 (14.6) against 144 (38.7), 6.6 against
+# 46 CPU-ms; 1,200 unknowns 95 (71) against 264 (139), 31 against 88 CPU-ms.
+NARROW_SOLVE_COLUMNS = qr_streams.NARROW_MERGE_COLUMNS
+
+
 class SingularWarning(UserWarning):
     """Q is singular to working precision: some grains cannot be resolved from this map."""
 
@@ -329,14 +338,34 @@ def forward(model: GreenModel | Any, sensors: np.ndarray, m: np.ndarray, *,
     out = np.empty(sensors.shape[0])
     spans = rows if rows is not None else [
         (s, min(block, sensors.shape[0] - s), None) for s in range(0, sensors.shape[0], block)]
+    for s, end in _near_runs(spans):  # the far fields where the near parts were kept
+        out[s:end] = model.far_field(sensors[s:end], flat)
     for s, size, kept in spans:
         if isinstance(kept, np.ndarray):
             out[s:s + size] = kept @ flat
-        elif kept is not None:  # the near part kept: the far fields computed again
-            out[s:s + size] = model.far_field(sensors[s:s + size], flat) + kept @ flat
+        elif kept is not None:  # the near part kept: its far fields computed above
+            out[s:s + size] += kept @ flat
         else:
             out[s:s + size] = model.field(sensors[s:s + size], flat)
     return out
+
+
+def _near_runs(spans: list[Held]) -> list[tuple[int, int]]:
+    """(first sensor, end) of each run of consecutive blocks whose near part was kept: their
+    far fields (each sensor's own sum over the grains, whatever block it is in) computed in
+    one call a run, not one a block. A call a block (14 at the medium sample of
+    benchmarks/mmt_scale.py) started each of its kernels' threads anew, and their tiles,
+    uneven in work, left one thread waiting at the end of each: 110 against 97 CPU-ms
+    (median of 15, 2 cores loaded 6 deep), the same doubles."""
+    runs: list[tuple[int, int]] = []
+    for s, size, kept in spans:
+        if kept is None or isinstance(kept, np.ndarray):
+            continue
+        if runs and runs[-1][1] == s:
+            runs[-1] = (runs[-1][0], s + size)
+        else:
+            runs.append((s, s + size))
+    return runs
 
 
 @dataclass
@@ -391,7 +420,17 @@ def solve_triangle(tri: Triangle, damping: float = 0.0, per_grain: int = 3, *,
     covariance blocks. keep_pseudo_inverse: where the SVD was taken, return its W
     (`Solution.pseudo_inverse`, n² more held) for a caller that needs more of it than the
     covariance blocks (the hat matrix's traces of a joint fit), rather than a second SVD.
+    Up to NARROW_SOLVE_COLUMNS unknowns it runs at one BLAS thread.
     """
+    if tri.c.size > NARROW_SOLVE_COLUMNS:
+        return _solve_triangle(tri, damping, per_grain, keep_pseudo_inverse)
+    with qr_streams.blas_limited(1):
+        return _solve_triangle(tri, damping, per_grain, keep_pseudo_inverse)
+
+
+def _solve_triangle(tri: Triangle, damping: float, per_grain: int,
+                    keep_pseudo_inverse: bool) -> Solution:
+    """`solve_triangle` at the BLAS threads in force."""
     n = tri.c.size
     norms = tri.column_norms
     zero = norms == 0
@@ -434,7 +473,7 @@ def solve_triangle(tri: Triangle, damping: float = 0.0, per_grain: int = 3, *,
             f"unresolved); falling back to the pseudo-inverse: the unknowns of "
             f"{int(np.sum(unresolved.reshape(-1, per_grain).any(axis=1)))} grain(s) are not "
             "determined by this map (their standard deviations are reported as infinite)",
-            SingularWarning, stacklevel=3,
+            SingularWarning, stacklevel=4,  # the caller of solve_triangle's caller
         )
     w *= scale[:, None]  # in place: W is n × n (1.3 GB at 12,900 columns)
     blocks = _grain_blocks(w, per_grain)
