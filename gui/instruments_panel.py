@@ -197,6 +197,9 @@ class InstrumentsPanel(QtWidgets.QWidget):
         # that found the stage at rest was asked for (`stage_may_be_moving`)
         self._moves_asked = 0
         self._moves_at_rest = 0
+        # how many had been asked for when the last one the rig's thread ran was (set there):
+        # a reading run in a field's ramp or a recipe's wait overtakes those queued behind it
+        self._moves_run = 0
         self._identities: dict[str, str] = {}  # each connection line as the connect left it
         self._not_answering = ""  # the instruments the last readings found not answering
         self._box_said: dict[ClampingSpinBox, str] = {}  # each box's typing, clamped or refused
@@ -570,25 +573,35 @@ class InstrumentsPanel(QtWidgets.QWidget):
             return
         rig, asked = self.holder.rig, self._moves_asked
         holder = self.holder
-        if holder.read(lambda between: read_all(rig, held=lambda: holder.readings_held(between)),
-                       lambda r: self._polled(rig, r, asked),
-                       lambda exc: self._polled(rig, exc, asked), idle_s=POLL_MS / 1000):
+
+        def reading(between: bool) -> tuple[dict[str, Any], int] | None:
+            """The readings, and the moves asked for that ran before them: in their own turn
+            all those asked for before the poll; in a field's ramp or a recipe's wait, those
+            the rig's thread ran before it (a Go to asked for during a Set field's ramp waits
+            behind it, unsent)."""
+            ran = asked if not between else min(asked, self._moves_run)
+            readings = read_all(rig, held=lambda: holder.readings_held(between))
+            return None if readings is None else (readings, ran)
+
+        if holder.read(reading, lambda r: self._polled(rig, r),
+                       lambda exc: self._polled(rig, exc), idle_s=POLL_MS / 1000):
             self._polling = True
 
-    def _polled(self, rig: Any, readings: dict[str, Any] | BaseException | None,
-                asked: int) -> None:
+    def _polled(self, rig: Any, polled: tuple[dict[str, Any], int] | BaseException | None
+                ) -> None:
         """Readings of `rig` (or why it could not be read) shown, unless a connect has begun
         since they were asked for (its note, e.g. that the stage may move, stays); at rest,
-        the `asked` moves asked for before them have ended. None: the reading was skipped
-        (`RigHolder.read`), the next poll asks again."""
+        the moves that ran before them (`polled`'s count) have ended. None: the reading was
+        skipped (`RigHolder.read`), the next poll asks again."""
         self._polling = False
-        if rig is not self.holder.rig or readings is None:
+        if rig is not self.holder.rig or polled is None:
             return
-        if isinstance(readings, BaseException):
-            self.message.setText(str(readings))
+        if isinstance(polled, BaseException):
+            self.message.setText(str(polled))
         else:
+            readings, ran = polled
             if readings.get("on_target") is True:
-                self._moves_at_rest = max(self._moves_at_rest, asked)
+                self._moves_at_rest = max(self._moves_at_rest, ran)
             self._show_readings(readings)
 
     @property
@@ -724,8 +737,10 @@ class InstrumentsPanel(QtWidgets.QWidget):
         edited = np.array(self._goto_edited())
         rig = self.holder.rig
         self._moves_asked += 1
+        asked = self._moves_asked
 
         def move() -> None:
+            self._moves_run = asked
             self._send(rig, np.where(edited, np.array(typed) * UM, self._move_from(rig)))
 
         def sent() -> None:  # the boxes sent follow the stage again, unless typed in since
@@ -756,8 +771,10 @@ class InstrumentsPanel(QtWidgets.QWidget):
         rig, step = self.holder.rig, sign * box.value() * UM
         floor = self.z_floor.value() * UM
         self._moves_asked += 1
+        asked = self._moves_asked
 
         def move() -> None:
+            self._moves_run = asked
             target = self._move_from(rig)
             target[axis] += step
             if axis == 2 and step < 0 and target[2] < floor - 1e-12:

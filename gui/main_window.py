@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from PyQt6 import QtCore, QtGui, QtWidgets
@@ -535,18 +535,37 @@ class MainWindow(QtWidgets.QMainWindow):
         return [what for worker, whats in in_hand if not worker.join(0)
                 for what in whats if what in still]
 
-    def _left_unwritten(self, writes: list[str]) -> None:
+    def _exports_in_hand(self) -> set[str]:
+        """Of `_writes_in_hand`, the exports (the Session tab's, the MMT tab's): files of their
+        own, no session file's entries."""
+        return {*self.session.exports_in_hand(), *self.mmt.exports_in_hand}
+
+    def _left_unwritten(self, writes: list[str], exports: Collection[str]) -> None:
         """Writes the close waited no longer for (a slow or stalled disk): said, and the
         program is to end without waiting for them (one stalled inside HDF5 holds h5py's
-        lock, which the interpreter's finalization would wait for forever)."""
+        lock, which the interpreter's finalization would wait for forever). Those of them
+        in `exports` are files of their own: no session file to look into or repair."""
         self.left_stalled_write = True
+        entries = [what for what in writes if what not in exports]
+        cut = [what for what in writes if what in exports]
         one = len(writes) == 1
         text = (f"{_listed(writes)[:1].upper()}{_listed(writes)[1:]} "
                 f"{'has' if one else 'have'} not been written {WRITES_WAIT_S:.0f} s after the "
                 "window's close began (the disk stalled?): the window closes without waiting "
-                "longer. Once the disk answers, `smm-daq info` shows whether the file holds "
-                f"{'it' if one else 'them'} (do {'it' if one else 'them'} again if not), and "
-                "`smm-daq repair` makes a file left open for writing openable.")
+                "longer.")
+        if entries:
+            one = len(entries) == 1
+            named = f" ({_listed(entries)})" if cut else ""
+            text += (" Once the disk answers, `smm-daq info` shows whether the file holds "
+                     f"{'it' if one else 'them'}{named} (do {'it' if one else 'them'} again if "
+                     "not), and `smm-daq repair` makes a file left open for writing openable.")
+        if cut:
+            one = len(cut) == 1
+            named = f" ({_listed(cut)})" if entries else ""
+            text += (" An export cut off may have written some of its files and not others, "
+                     "and left a hidden part of one beside them (named .NAME.….part, which "
+                     f"may be deleted): export {'it' if one else 'them'}{named} again once the "
+                     "disk answers.")
         self._say_left(text)
 
     def _settings_left(self, settings: SettingsWriter) -> None:
@@ -635,10 +654,11 @@ class MainWindow(QtWidgets.QMainWindow):
             self.recipes.stop()  # a wait step ends within a slice; the rig is then made safe
         self.instruments.stop_field_ramps()  # each makes the rig safe, which the close waits for
         settings = self.save_settings()
+        exports = self._exports_in_hand()  # as the close begins: told of their end meanwhile
         late, closed, unwritten, saved = self._close_beside_the_window(stalled, settings)
         self._rig_closed = True
         if unwritten:
-            self._left_unwritten(unwritten)
+            self._left_unwritten(unwritten, exports)
         if settings is not None and not saved:
             self._settings_left(settings)
         if closed:  # said on stderr too: it stays once the window has gone

@@ -54,6 +54,7 @@ RESUMABLE = ("interrupted", "aborted", "failed")
 REFRESH_KEY = "F5"  # window-wide, on this tab only (`gui.shortcuts`)
 PLACEMENT_SETTLE_MS = 300  # the grains are drawn again this long after their placement changed
 COLUMNS = ("entry", "kind", "status", "title", "size", "field (µT)", "lines done", "started")
+EXPORT = "the export of"  # how an Export… in hand is said (`exports_in_hand`)
 
 
 def describe_entry(info: EntryInfo) -> tuple[str, ...]:
@@ -861,6 +862,11 @@ class SessionBrowser(QtWidgets.QWidget):
         """The worker's writes in hand, as said (e.g. "the subtraction 'd' into s.h5")."""
         return [f"{what} into {into.name}" for into, what in self.writes]
 
+    def exports_in_hand(self) -> list[str]:
+        """Of `writes_in_hand`, the exports (Export…): files of their own, no session file's."""
+        return [f"{what} into {into.name}" for into, what in self.writes
+                if what.startswith(f"{EXPORT} ")]
+
     def _write(self, path: Path, what: str, job: Callable[[], Any],
                on_result: Callable[[Any], None], on_error: Callable[[Any], None]) -> None:
         """`job`, a write into `path` (`what` it writes), in the worker, noted in `writes`
@@ -1074,7 +1080,7 @@ class SessionBrowser(QtWidgets.QWidget):
             self.exported.emit(False, text)
 
         self.message.say(f"Exporting {what}…")
-        self._write(csv, f"the export of {what}",
+        self._write(csv, f"{EXPORT} {what}",
                     lambda: export_map(path, entry, csv, png, overwrite=overwrite,
                                        dataset=dataset), done, failed)
         return True

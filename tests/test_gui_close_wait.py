@@ -318,6 +318,38 @@ def test_an_export_in_hand_is_written_whole_before_the_close_ends(
     assert not said["warnings"] and not window.left_stalled_write
 
 
+def test_an_export_not_ended_in_time_is_said_as_an_export(
+        window, said, qtbot, tmp_path, monkeypatch):
+    """The Session tab's Export… that has not returned `WRITES_WAIT_S` after the close began
+    (a stalled disk): what is said of it fits an export, files of its own beside the session
+    file (unfixed: `smm-daq info` was to show whether "the file" held it, and `smm-daq
+    repair` to open it, as for an entry written into a session file)."""
+    from test_gui_subtract import bump_map
+
+    from gui import session_browser
+    from smm_daq.storage.nexus import write_map_entry
+
+    monkeypatch.setattr(main_window, "WRITES_WAIT_S", 0.0, raising=False)
+    session = window.session
+    path = tmp_path / "session.h5"
+    write_map_entry(path, bump_map("rem", (48, 48), 2e-6), kind="scan")
+    assert opened(session, qtbot, path)
+    go = threading.Event()
+    monkeypatch.setattr(session_browser, "export_map",
+                        lambda *_args, **_options: go.wait(WAIT_MS / 1000) and [])
+    try:
+        assert session.export("rem", tmp_path / "rem.csv")
+        assert window.close()
+    finally:
+        go.set()
+    assert len(said["warnings"]) == 1
+    text = said["warnings"][0]
+    assert text.startswith("The export of 'rem' into rem.csv has not been written 0 s after "
+                           "the window's close began (the disk stalled?)"), text
+    assert "smm-daq info" not in text and "smm-daq repair" not in text, text
+    assert "export it again" in text, text
+
+
 def test_a_recipes_subtraction_in_hand_is_written_before_the_close_ends(
         window, said, qtbot, tmp_path, monkeypatch):
     """A recipe's subtraction being written as the window closes (stopping the recipe agreed

@@ -131,3 +131,41 @@ def test_stop_during_set_field_skips_a_reading_queued_in_its_ramp(
     qtbot.waitUntil(lambda: "ramp was stopped" in panel.message.text(), timeout=WAIT_MS)
     assert calls[:1] == ["made safe"], calls
     assert max(steps.sent) < 0.6, steps.sent
+
+
+def test_a_reading_in_a_ramps_pause_does_not_end_a_go_to_queued_behind_the_ramp(
+        window, qtbot, monkeypatch) -> None:
+    """A Go to asked for during Set field's ramp waits behind it in the rig's thread; a
+    reading run in the ramp's pause overtakes it and finds the stage at rest. Once the ramp
+    has ended and the Go to is sent, the window still takes the stage as possibly moving
+    (Esc in a dialog stops it) until a reading asked for after the Go to says otherwise
+    (unfixed: that reading's "at rest" was taken for the Go to's end, and Esc in a dialog
+    left the stage moving until the next reading)."""
+    panel = window.instruments
+    stage = window.holder.rig.stage
+    sent, go_on = threading.Event(), threading.Event()
+    move_to = stage.move_to
+
+    def held_after_sending(*args: object, **kwargs: object) -> None:
+        move_to(*args, **kwargs)
+        sent.set()
+        go_on.wait(WAIT_MS / 1000)  # no reading in its own turn meanwhile
+
+    steps = _set_field_held(window, qtbot)
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(stage, "move_to", held_after_sending)
+            panel.goto_boxes[0].setValue(panel.goto_boxes[0].value() + 5000.0)
+            panel.go_to()  # queued behind the ramp
+            with qtbot.waitSignal(panel.updated, timeout=WAIT_MS):
+                panel.poll()
+                steps.go_on.set()
+            assert panel.readings["on_target"] is True  # read in the ramp, before the Go to
+            steps.shown.set()
+            qtbot.waitUntil(lambda: sent.is_set() and not panel.field_ramping, timeout=WAIT_MS)
+            moving = window.stage_may_be_moving()
+    finally:
+        steps.go_on.set()
+        steps.shown.set()
+        go_on.set()
+    assert moving
