@@ -11,6 +11,10 @@ loads what the other has already written to numba's cache (`cache=True`), but no
 still compiling. Here the halves share only four small area-sensor kernels (about 1 s), so
 each kernel is compiled about once and the workers load them all. With the cache already
 filled this only loads it (a few seconds).
+The CUDA-simulator tests (tests/mmt_cudasim_*_case.py) compile for the CPU, each on its own,
+the device functions that the CPU kernels inline: those are compiled here too, with the
+signatures the simulator calls them with (`NUMBA_DEBUG_CACHE=1` on those scripts shows any
+"data saved", a kernel that they still compile).
 A kernel left out is compiled by the first test that calls it, as before; so is every kernel
 of a half that failed (said on stderr; the exit status is 0, the tests report the error).
 """
@@ -44,7 +48,7 @@ def _cli(*argv: object) -> None:
 
 def _cuboid() -> None:
     """The cuboid model's first `mmt synth` and `mmt invert`: its block kernels, the cuboid
-    expansions, the grain moments."""
+    expansions, the grain moments; the expansions the CUDA simulator calls."""
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         _cli("mmt", "synth", "--out", d / "mmt.h5", "--name", "synth", "--size-um", "30,30",
@@ -53,6 +57,41 @@ def _cuboid() -> None:
              "--grains-out", d / "grains.csv", "--truth-out", d / "truth.csv")
         _cli("mmt", "invert", d / "mmt.h5", "--entry", "synth", "--grains", d / "grains.csv",
              "--out", d / "result.csv")
+    _simulated_cuboid()
+
+
+def _tuple(n: int) -> object:
+    from numba import types
+
+    return types.UniTuple(types.float64, n)
+
+
+def _simulated_cuboid() -> None:
+    """The cuboid model's expansions as the CUDA simulator calls them: from the Python source
+    of `cuboid_gpu`'s tiers, one call at a time (about 5 s of compiling)."""
+    from numba.types import float64 as f8
+    from numba.types import int64 as i8
+
+    from smm_daq.analysis.mmt.models import cuboid
+
+    cuboid._first_scale.compile((f8, f8, i8))
+    cuboid._powers.compile((f8,))
+    cuboid._add.compile((_tuple(7), _tuple(7)))
+    cuboid._even_field.compile((_tuple(7), i8, f8, f8, f8, f8, f8))
+    cuboid._even_sums.compile((_tuple(36), i8, i8, i8, _tuple(11), _tuple(11), _tuple(11)))
+    cuboid._expansion_to_6.compile((f8,) * 8 + (_tuple(16),))
+
+
+def _simulated_multipole() -> None:
+    """The multipole corner functions as the CUDA simulator's kernels call them, one (x, y,
+    z) at a time: every sensor kind and number of coefficients (about 7 s)."""
+    from numba.types import float64 as f8
+
+    from smm_daq.analysis.mmt.models import multipole_kernels
+
+    for kind in ("point", "area", "volume"):
+        for n in (3, 8, 15):
+            getattr(multipole_kernels, f"{kind}_{n}").compile((f8, f8, f8))
 
 
 def _far_fields() -> None:
@@ -74,8 +113,9 @@ def _far_fields() -> None:
 
 def _other() -> None:
     """The point-source models (point, area and volume sensors: their blocks and fitted
-    maps), the forward model of the simulator and the demo (serial and parallel), and the
-    cuboid model's far fields (about as many seconds of compiling as `_cuboid`)."""
+    maps), the forward model of the simulator and the demo (serial and parallel), the
+    cuboid model's far fields, and the corner functions the CUDA simulator calls (about as
+    many seconds of compiling as `_cuboid`)."""
     from smm_daq.analysis.forward import cuboid_bz, cuboid_bz_kernel
     from smm_daq.analysis.mmt.models.multipole import MultipoleModel, Sensor, point_grains
 
@@ -94,6 +134,7 @@ def _other() -> None:
             cuboid_bz_kernel(many, cuboids, sensor_size=size)
             cuboid_bz(many, cuboids, np.ones((1, 3)), sensor_size=size)
     _far_fields()
+    _simulated_multipole()
 
 
 def main() -> int:
