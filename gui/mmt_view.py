@@ -1103,8 +1103,15 @@ class MMTView(QtWidgets.QWidget):
         command line's summary names them: those of the grain file left out (min voxels, the
         crop to the scan; a fresh result's), those magnetized beyond magnetite's saturation
         and those the map does not determine (infinite SDs, their rows a pseudo-inverse's
-        arbitrary magnetization)."""
-        from smm_daq.cli.mmt_models import beyond_saturation_note, left_out_note, unresolved_note
+        arbitrary magnetization); before them, where the residual is far above the noise (the
+        σ given, else the map's floor), that the fit is limited by the model."""
+        from smm_daq.analysis.mmt.solver.misfit import misfit_note, residual_misfit
+        from smm_daq.cli.mmt_models import (
+            beyond_saturation_note,
+            left_out_note,
+            misfit_remedy,
+            unresolved_note,
+        )
         from smm_daq.storage.products import bare
 
         r = self.result
@@ -1117,7 +1124,9 @@ class MMTView(QtWidgets.QWidget):
                                         (self.table_columns or {}).get("uncertainty_ratio_pct"),
                                         self._saturation())
         unresolved = unresolved_note(r.grains.labels, r.covariance)
-        notes.extend(note.removeprefix("; ") for note in (beyond, unresolved) if note)
+        misfit = misfit_note(residual_misfit(r),
+                             misfit_remedy(r.sigma_from_residual, "σ 0 (from the residual)"))
+        notes.extend(note.removeprefix("; ") for note in (misfit, beyond, unresolved) if note)
         return "\n".join(notes)
 
     def _saturation(self) -> float | None:
