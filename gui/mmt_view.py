@@ -906,6 +906,8 @@ class MMTView(QtWidgets.QWidget):
             from smm_daq.analysis.mmt.masks import mask_for
             from smm_daq.analysis.mmt.solver.inversion import invert_map
             from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
+            from smm_daq.analysis.mmt.solver.misfit import residual_misfit
+            from smm_daq.cli.mmt_models import misfit_parameters
 
             data = read_source(path, entry)
             maps = [data] + [read_source(path, e) for e in extra]
@@ -952,6 +954,9 @@ class MMTView(QtWidgets.QWidget):
                                           progress=emit, on_block=on_block,
                                           on_merge=on_merge)
                 table = result.table()
+                # the σ of the SDs and the residual against the noise, as the command records
+                how.update(misfit_parameters("noise" if sigma else "residual",
+                                             residual_misfit(result)))
             outlines = grain_segments(result.grains)  # thousands of grains: not on the GUI thread
             stop_if_cancelled()  # cancelled after the last block: the result is not shown
             return (maps, result, table, [_note(w) for w in [*read, *caught]], how,
