@@ -906,6 +906,8 @@ class MMTView(QtWidgets.QWidget):
             from smm_daq.analysis.mmt.masks import mask_for
             from smm_daq.analysis.mmt.solver.inversion import invert_map
             from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
+            from smm_daq.analysis.mmt.solver.misfit import residual_misfit
+            from smm_daq.cli.mmt_models import misfit_parameters
 
             data = read_source(path, entry)
             maps = [data] + [read_source(path, e) for e in extra]
@@ -952,6 +954,9 @@ class MMTView(QtWidgets.QWidget):
                                           progress=emit, on_block=on_block,
                                           on_merge=on_merge)
                 table = result.table()
+                # the σ of the SDs and the residual against the noise, as the command records
+                how.update(misfit_parameters("noise" if sigma else "residual",
+                                             residual_misfit(result)))
             outlines = grain_segments(result.grains)  # thousands of grains: not on the GUI thread
             stop_if_cancelled()  # cancelled after the last block: the result is not shown
             return (maps, result, table, [_note(w) for w in [*read, *caught]], how,
@@ -1103,8 +1108,15 @@ class MMTView(QtWidgets.QWidget):
         command line's summary names them: those of the grain file left out (min voxels, the
         crop to the scan; a fresh result's), those magnetized beyond magnetite's saturation
         and those the map does not determine (infinite SDs, their rows a pseudo-inverse's
-        arbitrary magnetization)."""
-        from smm_daq.cli.mmt_models import beyond_saturation_note, left_out_note, unresolved_note
+        arbitrary magnetization); before them, where the residual is far above the noise (the
+        σ given, else the map's floor), that the fit is limited by the model."""
+        from smm_daq.analysis.mmt.solver.misfit import misfit_note, residual_misfit
+        from smm_daq.cli.mmt_models import (
+            beyond_saturation_note,
+            left_out_note,
+            misfit_remedy,
+            unresolved_note,
+        )
         from smm_daq.storage.products import bare
 
         r = self.result
@@ -1117,7 +1129,9 @@ class MMTView(QtWidgets.QWidget):
                                         (self.table_columns or {}).get("uncertainty_ratio_pct"),
                                         self._saturation())
         unresolved = unresolved_note(r.grains.labels, r.covariance)
-        notes.extend(note.removeprefix("; ") for note in (beyond, unresolved) if note)
+        misfit = misfit_note(residual_misfit(r),
+                             misfit_remedy(r.sigma_from_residual, "σ 0 (from the residual)"))
+        notes.extend(note.removeprefix("; ") for note in (misfit, beyond, unresolved) if note)
         return "\n".join(notes)
 
     def _saturation(self) -> float | None:

@@ -121,3 +121,21 @@ def test_a_saved_results_crop_saturation_is_the_one_compared(qtbot, tmp_path):
     assert view.grains_note.text().startswith(
         "1 grain(s) magnetized beyond the saturation magnetization chosen (1000 kA/m), up to "
         "1.3"), view.grains_note.text()
+
+
+def test_a_grain_missing_from_the_file_is_said_to_limit_the_fit(qtbot, tmp_path):
+    """Grain 3 of the demo sample left out of the components: the residual is many times the
+    σ typed (1 nT), and the note says the fit is limited by the model, before the grains."""
+    export = tmp_path / "components.csv"
+    export.write_bytes((HEADER + "".join(KEPT.splitlines(keepends=True)[:2]))
+                       .encode("latin-1"))
+    view = _view(qtbot, tmp_path)
+    _run(qtbot, view, export)
+    note = view.grains_note.text()
+    assert note.startswith("the residual is "), note
+    assert ("× the noise (scan 'qdm': " in note and "nT against the noise given, 1 nT; "
+            "reduced chi-square " in note), note
+    assert note.endswith("the fit is limited by the model, not the noise; higher-order tests "
+                         "and SDs assume noise only (σ 0 (from the residual) scales the SDs by "
+                         "it; a misfit is no white noise and still passes for higher orders)"), note
+    assert view.made["sd_from"] == "noise" and view.made["residual_over_noise"] > 1.5

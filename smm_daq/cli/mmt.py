@@ -39,14 +39,17 @@ from smm_daq.cli.mmt_export import add_export_command
 from smm_daq.cli.mmt_models import (
     GRAIN_FORMATS,
     IMPORT_OVERWRITE_HELP,
+    SD_FROM,
     SENSOR_SIZE_HELP,
     add_import_mpe,
     add_invert_options,
     add_synth_options,
     dragonfly_options_only_for_dragonfly,
     invert_models,
+    misfit_parameters,
     refuse_z_down_height,
     registration,
+    sd_from,
     summary_line,
     synth_points,
     synthetic_provenance,
@@ -114,6 +117,7 @@ def _invert(args: argparse.Namespace) -> int:
     from smm_daq.analysis.mmt.result_params import tile_parameters
     from smm_daq.analysis.mmt.solver.device import resolve
     from smm_daq.analysis.mmt.solver.inversion import invert_map
+    from smm_daq.analysis.mmt.solver.misfit import residual_misfit
     from smm_daq.analysis.subtract_inputs import read_source
     from smm_daq.cli.inversion_progress import InversionProgress, say
     from smm_daq.cli.maps import say_if_unfinished
@@ -156,6 +160,10 @@ def _invert(args: argparse.Namespace) -> int:
         raise InputError(f"{given}; expected a number in [{SYNTH_MIN_UM:g}, 1e6] µm")
     sigma = within("--sigma-nT", floats("--sigma-nT", args.sigma_nT, 1)[0], 1e-9, 1e9, " nT") \
         * NT if args.sigma_nT is not None else None
+    choice = sd_from(args)
+    noise = sigma  # the residual is set against it
+    if choice == "residual":
+        sigma = None
     within("--damping", args.damping, 0.0, 1e6, " (relative to QᵀQ's mean diagonal)")
     if args.tile_um is not None and args.damping:  # the tiles' solves are undamped
         raise InputError(f"--damping is {args.damping!r} with --tile-um; the tiled inversion "
@@ -174,15 +182,17 @@ def _invert(args: argparse.Namespace) -> int:
                                 damping=args.damping, device=device, progress=say,
                                 on_block=shown, on_merge=shown.merge)
     table = result.table()
+    misfit = residual_misfit(result, (noise,))
     write_result_csv(out, table)
     write_result_entry(args.file, name, entry, result, table,
                        {"command": invoked_command(),
                         **grain_parameters(args.grains, args.grain_format),
-                        **shaped,
+                        **shaped, **misfit_parameters(choice, misfit),
                         **tile_parameters(None if args.tile_um is None else args.tile_um * UM)},
                        overwrite=args.overwrite)
     print(summary_line(result, table, "cuboid", 1,
-                       f"results in {args.out} and entry '{name}' of {args.file}"))
+                       f"results in {args.out} and entry '{name}' of {args.file}",
+                       misfit=misfit))
     return 0
 
 
@@ -280,6 +290,12 @@ def _add_invert(mmt_sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_invert_options(p)
     p.add_argument("--sigma-nT", help="noise SD (default: from the residual); a comma list "
                                       "gives one per --entry")
+    p.add_argument("--sd-from", choices=SD_FROM,
+                   help="the σ of the SDs and the higher-order test: the noise (--sigma-nT) or "
+                        "each scan's residual, which holds the model's misfit too (the "
+                        "covariance scaled by the reduced chi-square); default: noise where "
+                        "--sigma-nT is given, else residual. With residual, --sigma-nT is the "
+                        "noise the summary sets the residual against")
     p.add_argument("--height-um", help="sensor height above the sample top, µm, > 0 (z up; "
                                        "default: the entry's); a comma list gives one per "
                                        "--entry")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # the analysis is imported by the commands
     from smm_daq.analysis.mmt.models.multipole import PointGrains
     from smm_daq.analysis.mmt.registration import GrainRegistration
     from smm_daq.analysis.mmt.solver.inversion import MMTResult
+    from smm_daq.analysis.mmt.solver.misfit import Misfit
 
 UM = 1e-6
 NT = 1e-9
@@ -107,14 +109,51 @@ def recorded_saturation(params: Mapping[str, object]) -> float | None:
     return None if value is None else float(bare(value))  # type: ignore[arg-type]
 
 
+SD_FROM = ("noise", "residual")
+
+
+def sd_from(args: argparse.Namespace) -> str:
+    """`--sd-from`, checked: what the covariance's σ is, "noise" (the --sigma-nT given) or
+    "residual" (each scan's residual, misfit included); by default the noise where --sigma-nT
+    is given, else the residual (as before the option)."""
+    if args.sd_from is None:
+        return "noise" if args.sigma_nT is not None else "residual"
+    if args.sd_from == "noise" and args.sigma_nT is None:
+        raise InputError("--sd-from noise without --sigma-nT; expected the noise SD measured "
+                         "(--sigma-nT, e.g. from two repeated scans), or --sd-from residual")
+    return args.sd_from
+
+
+def misfit_remedy(from_residual: bool, option: str = "--sd-from residual") -> str:
+    """What the misfit note adds of the SDs shown: those of σ from the residual are scaled by
+    the misfit already; those of the noise σ can be (`option`, as the caller names it). Either
+    way a misfit's structure, unlike noise, still passes for higher orders."""
+    scaled = ("the SDs here take σ from the residual, so they are scaled by it" if from_residual
+              else f"{option} scales the SDs by it")
+    return f" ({scaled}; a misfit is no white noise and still passes for higher orders)"
+
+
+def misfit_parameters(choice: str, misfit: Misfit | None) -> dict[str, object]:
+    """What the result entry records of its σ: `sd_from` (noise or residual) and, where the
+    noise is known (given or the map's floor), `residual_over_noise`, the worst scan's residual
+    σ over its noise."""
+    out: dict[str, object] = {"sd_from": choice}
+    if misfit is not None:
+        out["residual_over_noise"] = float(misfit.ratio)
+    return out
+
+
 def summary_line(result: MMTResult, table: dict[str, np.ndarray], model: str, scans: int,
-                 written: str, saturation: float | None = None) -> str:
+                 written: str, saturation: float | None = None,
+                 misfit: Misfit | None = None) -> str:
     """`mmt invert`'s summary line, one shape for every model (cuboid, dipole, ...): the grains
     and the model, the pixels of how many scans, each scan's σ, cond(Q), the grains of
-    uncertainty ratio < 10 %, those with resolved higher orders (multipole models), the grains
-    magnetized beyond the saturation magnetization (`saturation`, A/m; None: magnetite's), the
-    grains unresolved, then `written` (where the results are)."""
+    uncertainty ratio < 10 %, those with resolved higher orders (multipole models), the
+    residual against the noise where it is far above it (`misfit`, `misfit.misfit_note`), the
+    grains magnetized beyond the saturation magnetization (`saturation`, A/m; None:
+    magnetite's), the grains unresolved, then `written` (where the results are)."""
     from smm_daq.analysis.mmt.solver.joint import MultipoleResult
+    from smm_daq.analysis.mmt.solver.misfit import misfit_note
 
     sigmas = getattr(result, "sigmas", ()) or (result.sigma,)
     line = (f"{result.grains.n_grains} grains ({model}) from {result.n_sensors} pixels of "
@@ -126,6 +165,7 @@ def summary_line(result: MMTResult, table: dict[str, np.ndarray], model: str, sc
     higher = result.higher_orders() if isinstance(result, MultipoleResult) else None
     if higher is not None:
         line += f"; {int(np.sum(higher[2]))} grains with resolved higher orders (p < 0.05)"
+    line += misfit_note(misfit, misfit_remedy(result.sigma_from_residual))
     line += beyond_saturation_note(result.grains.labels, result.magnetization,
                                    result.covariance, table["uncertainty_ratio_pct"], saturation)
     return f"{line}{unresolved_note(result.grains.labels, result.covariance)}; {written}"
@@ -367,6 +407,7 @@ def invert_models(args: argparse.Namespace) -> int:
     from smm_daq.analysis.mmt.result_params import mask_parameters
     from smm_daq.analysis.mmt.solver.device import resolve
     from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
+    from smm_daq.analysis.mmt.solver.misfit import residual_misfit
     from smm_daq.analysis.subtract_inputs import read_source
     from smm_daq.cli.inversion_progress import InversionProgress, say
     from smm_daq.cli.maps import say_if_unfinished
@@ -392,6 +433,8 @@ def invert_models(args: argparse.Namespace) -> int:
     refuse_z_down_height(args.height_um)
     heights = _per_entry("--height-um", args.height_um, len(entries), HEIGHT_UM, " µm")
     sigmas = _per_entry("--sigma-nT", args.sigma_nT, len(entries), SIGMA_NT, " nT")
+    choice = sd_from(args)
+    noise = [None if v is None else v * NT for v in sigmas]  # the residual is set against it
     masks = list(args.mask or [])
     if len(masks) not in (0, 1, len(entries)):
         raise InputError(f"{len(masks)} --mask for {len(entries)} --entry; expected one for "
@@ -432,15 +475,18 @@ def invert_models(args: argparse.Namespace) -> int:
                              "quadrupole or octupole")
         if point and grains.left_out:  # after the options' refusals: a refused run inverts none
             say(left_out_note(grains, args.min_voxels))
+        if choice == "residual":  # the noise given still crops the grains (`_grains`)
+            scans = [replace(scan, sigma=None) for scan in scans]
         shown = InversionProgress()
         result = invert_scans(scans, grains, model=model, damping=args.damping, device=device,
                               progress=say, on_block=shown, on_merge=shown.merge)
     table = result.table()
+    misfit = residual_misfit(result, noise)
     write_result_csv(out, table)
     write_result_entry(args.file, name, entries[0], result, table,
                        {"command": invoked_command(),
                         **grain_parameters(args.grains, args.grain_format),
-                        **shaped, **mask_sources},
+                        **shaped, **mask_sources, **misfit_parameters(choice, misfit)},
                        overwrite=args.overwrite)
     if library_out is not None:
         from smm_daq.analysis.mmt.formats.mpe import write_library_results
@@ -450,7 +496,7 @@ def invert_models(args: argparse.Namespace) -> int:
                               grains if point else as_points(grains))
     print(summary_line(result, table, model, len(entries),
                        f"results in {out} and entry '{name}' of {args.file}",
-                       saturation=recorded_saturation(shaped)))
+                       saturation=recorded_saturation(shaped), misfit=misfit))
     return 0
 
 

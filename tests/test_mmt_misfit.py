@@ -1,0 +1,145 @@
+"""The residual against the noise: a fit limited by its model (a grain missing from the grain
+file) is said to be so, and `--sd-from` chooses the σ of the SDs and the higher-order test."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+from scipy import stats as sps
+from test_mmt_cli_models import JSON, NPZ
+from test_mmt_joint import GRAINS, M_TRUE, NT, POS, UM, VOL, clean_map, low_map, noisy
+from threadpoolctl import threadpool_limits
+
+from smm_daq.analysis.mmt.models.multipole import point_grains
+from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
+from smm_daq.analysis.mmt.solver.misfit import MISFIT_CHI2, misfit_note, residual_misfit
+from smm_daq.cli.main import main
+
+SIGMA = 20 * NT
+# grain 1, 4 µm deep, left out of the grain file: the micro-CT missed it
+MISSING = point_grains(POS[1:], VOL[1:], np.array([2, 3, 4]))
+
+
+def test_a_noise_only_residual_is_the_noise_and_says_nothing():
+    rng = np.random.default_rng(21)
+    scan = Scan(noisy(low_map(), SIGMA, rng), 3 * UM, sigma=SIGMA)
+    given = residual_misfit(invert_scans([scan], GRAINS, model="quadrupole"))
+    # 441 pixels less 32 unknowns: the reduced chi-square's SD is √(2/409) = 0.07
+    assert given is not None and not given.from_floor
+    assert abs(given.reduced_chi2 - 1) < 4 * np.sqrt(2 / 409)
+    floor = residual_misfit(invert_scans([Scan(scan.data, 3 * UM)], GRAINS, model="quadrupole"))
+    assert floor is not None and floor.from_floor  # σ from the residual: against the map's floor
+    assert floor.reduced_chi2 < MISFIT_CHI2
+    assert misfit_note(given) == misfit_note(floor) == ""
+
+
+def test_a_grain_missing_from_the_grain_file_is_said_to_limit_the_fit():
+    rng = np.random.default_rng(22)
+    scan = Scan(noisy(low_map(), SIGMA, rng), 3 * UM, sigma=SIGMA)
+    for found in (residual_misfit(invert_scans([scan], MISSING, model="quadrupole")),
+                  residual_misfit(invert_scans([Scan(scan.data, 3 * UM)], MISSING,
+                                               model="quadrupole"), (SIGMA,))):
+        assert found is not None and found.reduced_chi2 > 10 * MISFIT_CHI2
+        note = misfit_note(found, " (remedy)")
+        assert note.startswith(f"; the residual is {found.ratio:.3g} × the noise (scan 'low': ")
+        assert "against the noise given, 20 nT" in note
+        assert note.endswith("the fit is limited by the model, not the noise; higher-order "
+                             "tests and SDs assume noise only (remedy)")
+
+
+def test_sds_from_the_residual_are_the_noise_sds_scaled_by_the_misfit():
+    rng = np.random.default_rng(23)
+    data = noisy(low_map(), SIGMA, rng)
+    noise = invert_scans([Scan(data, 3 * UM, sigma=SIGMA)], MISSING, model="quadrupole")
+    resid = invert_scans([Scan(data, 3 * UM)], MISSING, model="quadrupole")
+    chi2 = residual_misfit(noise).reduced_chi2
+    assert np.allclose(resid.coefficient_covariance, chi2 * noise.coefficient_covariance,
+                       rtol=1e-9)
+
+
+def test_p_values_of_dipoles_are_uniform_with_sigma_from_a_noise_only_residual():
+    """Under the null (dipoles fitted as quadrupoles), the test with σ from the residual: its
+    p-values uniform (Kolmogorov–Smirnov over 30 draws × 4 grains)."""
+    rng = np.random.default_rng(24)
+    p = []
+    for _ in range(30):
+        with threadpool_limits(1):
+            res = invert_scans([Scan(noisy(low_map(), SIGMA, rng), 3 * UM)], GRAINS,
+                               model="quadrupole")
+        p.extend(res.higher_orders()[1])
+    assert sps.kstest(p, "uniform").pvalue > 1e-3
+
+
+def test_with_a_grain_missing_the_noise_only_test_flags_far_above_its_size():
+    """What the note warns of, over draws of the noise: the misfit passes for higher orders."""
+    rng = np.random.default_rng(25)
+    flagged = 0
+    for _ in range(10):
+        with threadpool_limits(1):
+            res = invert_scans([Scan(noisy(low_map(), SIGMA, rng), 3 * UM, sigma=SIGMA)],
+                               MISSING, model="quadrupole")
+        flagged += int(np.sum(res.higher_orders()[2]))
+    assert flagged / 30 > 0.05 + 4 * np.sqrt(0.05 * 0.95 / 30)
+
+
+def _points_without_grain_3(tmp_path):
+    arrays = np.load(NPZ)
+    keep = arrays["identifier"] != arrays["identifier"][2]
+    path = tmp_path / "two.txt"
+    np.savetxt(path, np.c_[arrays["particle_positions"][keep], arrays["volumes"][keep],
+                           arrays["identifier"][keep]])
+    return path
+
+
+def test_cli_says_the_misfit_and_records_the_sigma_chosen(tmp_path, capsys):
+    """One grain of the file left out: the summary says so, and `--sd-from residual` gives
+    the noise-only covariance scaled by the reduced chi-square, recorded in the entry."""
+    h5 = tmp_path / "s.h5"
+    assert main(["import", "mpe", str(JSON), str(NPZ), "--out", str(h5), "--name", "q"]) == 0
+    base = ["mmt", "invert", str(h5), "--entry", "q", "--grain-format", "points", "--grains",
+            str(_points_without_grain_3(tmp_path)), "--sigma-nT", "1"]
+    capsys.readouterr()
+    assert main([*base, "--out", str(tmp_path / "n.csv"), "--result-entry", "n"]) == 0
+    said = capsys.readouterr().out
+    assert "the fit is limited by the model, not the noise" in said
+    assert "against the noise given, 1 nT" in said
+    assert "--sd-from residual scales the SDs by it" in said
+    assert main([*base, "--sd-from", "residual", "--out", str(tmp_path / "r.csv"),
+                 "--result-entry", "r"]) == 0
+    said = capsys.readouterr().out
+    assert "(from the residual)" in said and "against the noise given, 1 nT" in said
+    assert "the SDs here take σ from the residual, so they are scaled by it" in said
+    with h5py.File(h5) as f:
+        for entry, choice in (("n", "noise"), ("r", "residual")):
+            assert f[f"{entry}/process/parameters/sd_from"][()].decode() == choice
+        ratio = f["r/process/parameters/residual_over_noise"][()]
+        assert ratio > np.sqrt(MISFIT_CHI2)
+        scale = f["r/results/covariance"][()] / f["n/results/covariance"][()]
+    # 320 pixels, 6 unknowns: the ratio's degrees of freedom are the fit's
+    assert np.allclose(scale, ratio**2, rtol=1e-6)
+
+
+def test_sd_from_noise_without_a_noise_is_refused_writing_nothing(tmp_path, capsys):
+    h5 = tmp_path / "s.h5"
+    assert main(["import", "mpe", str(JSON), str(NPZ), "--out", str(h5), "--name", "q"]) == 0
+    out = tmp_path / "n.csv"
+    assert main(["mmt", "invert", str(h5), "--entry", "q", "--grain-format", "mpe", "--grains",
+                 str(NPZ), "--sd-from", "noise", "--out", str(out)]) == 2
+    assert "--sd-from noise without --sigma-nT; expected the noise SD measured" in \
+        capsys.readouterr().err
+    assert not out.exists()
+    with h5py.File(h5) as f:
+        assert list(f) == ["q"]
+
+
+def test_an_octupole_truth_is_not_taken_for_misfit():
+    """Real higher orders fitted by their model leave noise: no note."""
+    rng = np.random.default_rng(26)
+    coef = np.zeros((4, 8))
+    coef[:, :3] = M_TRUE
+    a = (3 * VOL / (4 * np.pi)) ** (1 / 3)
+    coef[:, 3:] = 0.5 * 4e3 * (VOL * a)[:, None] * rng.choice([-1, 1], (4, 5))
+    data = noisy(clean_map(coef, 3 * UM, model="quadrupole"), SIGMA, rng)
+    found = residual_misfit(invert_scans([Scan(data, 3 * UM, sigma=SIGMA)], GRAINS,
+                                         model="quadrupole"))
+    assert found is not None and found.reduced_chi2 < MISFIT_CHI2
