@@ -584,8 +584,15 @@ class InstrumentsPanel(QtWidgets.QWidget):
             return None if readings is None else (readings, ran)
 
         if holder.read(reading, lambda r: self._polled(rig, r),
-                       lambda exc: self._polled(rig, exc), idle_s=POLL_MS / 1000):
+                       lambda exc: self._polled(rig, exc), idle_s=POLL_MS / 1000,
+                       failed=self.reading_failed):
             self._polling = True
+
+    @staticmethod
+    def reading_failed(polled: tuple[dict[str, Any], int]) -> bool:
+        """Whether an instrument's reading in a poll's `polled` failed (an error, a timeout):
+        its length says nothing of the next reading's (`RigHolder.read`'s `failed`)."""
+        return any(isinstance(value, Exception) for value in polled[0].values())
 
     def _polled(self, rig: Any, polled: tuple[dict[str, Any], int] | BaseException | None
                 ) -> None:

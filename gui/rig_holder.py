@@ -16,14 +16,19 @@ its slices, and a field's ramp in the pauses between its steps (`ramp_field`), s
 stay live through either; a stop or a making safe asked for (`call_first`, `hold_readings`)
 has them skipped until it has run, so that no reading's instrument I/O (seconds on a slow bus)
 comes before it. A reading runs inside a wait or a ramp only where it ends before the wait does
-or the ramp's next step is due, judged by the longest a reading has taken on the rig's clock;
-before any has been timed (in its own turn, on connecting) none does, so that the first cannot
-carry a wait past its end.
+or the ramp's next step is due, judged by the longest of the last `TIMED_READINGS` readings
+that ended well, on the rig's clock; before any has been timed (in its own turn, on
+connecting) none does, so that the first cannot carry a wait past its end. A reconnect starts
+that count afresh, and so does a reading that failed (raised, or an instrument's reading an
+error, a timeout): an instrument lost may take a timeout's length again, so none runs inside a
+wait or a ramp until a reading has ended well again; one slow reading that ended well sets the
+bound for the next `TIMED_READINGS` only, not for the window's life.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -42,6 +47,8 @@ from smm_daq.instruments.ramp_stop import RampStop, ramp_field
 
 INSTRUMENTS = ("lockin", "stage", "coils", "fluxgate")
 NOT_CONNECTED = "Connect the rig first (Instruments tab)."
+# the readings that ended well whose longest decides where one fits in a wait or a ramp
+TIMED_READINGS = 8
 
 
 class RigHolder(QtCore.QObject):
@@ -78,8 +85,9 @@ class RigHolder(QtCore.QObject):
         # who holds the readings back (`hold_readings`); read in the rig's thread
         self._holds: set[object] = set()
         self._holds_lock = threading.Lock()
-        # the longest a reading took on the rig's clock; None: none timed yet (`read`)
-        self._longest_reading_s: float | None = None
+        # what the last readings that ended well took on the rig's clock (`read`); read and
+        # changed in the rig's thread only
+        self._timed_s: deque[float] = deque(maxlen=TIMED_READINGS)
 
     def open(self) -> bool:
         """Open the rig, or open it again (the rig open now made safe and closed first, e.g.
@@ -100,6 +108,7 @@ class RigHolder(QtCore.QObject):
             ended, problems = (safe_close.make_safe_and_close(old, "before reconnecting")
                                if old is not None else (True, []))
             self.reconnect_problems = problems
+            self._timed_s.clear()  # the new rig's readings are timed afresh
             try:
                 if not ended:  # its instruments' links are still in use: left to it
                     raise SafetyError("not reconnected: the rig open before is still being "
@@ -225,6 +234,7 @@ class RigHolder(QtCore.QObject):
         on_error: Callable[[BaseException], None],
         *,
         idle_s: float = 0.0,
+        failed: Callable[[Any], bool] = lambda _value: False,
     ) -> bool:
         """A reading of the rig's (the Instruments tab's poll): run in the rig's thread as
         `call` runs calls, but a recipe's wait or a field's ramp under way runs it between its
@@ -236,8 +246,11 @@ class RigHolder(QtCore.QObject):
         (`hold_readings`), or once the holder is closing, it is skipped: nothing asked of the
         instruments, `on_result(None)`; `fn` asks `readings_held(between)` between its
         instrument calls, and returns None once it is, asking nothing more. What `fn` takes on
-        the rig's clock, where it returns a reading, is timed: the longest decides where one
-        fits in a wait or a ramp. False (nothing run) if busy or closed."""
+        the rig's clock, where it returns a reading that did not fail (`failed(value)`: an
+        instrument's error or timeout in it), is timed: the longest of the last
+        `TIMED_READINGS` decides where one fits in a wait or a ramp; one that raised or failed
+        forgets those timed before (none runs in a wait or a ramp until one ends well again).
+        False (nothing run) if busy or closed."""
         rig = self.rig
         if rig is None or self.busy:
             return False
@@ -250,10 +263,15 @@ class RigHolder(QtCore.QObject):
                 if not between and idle_s > 0 and isinstance(clock, VirtualClock):
                     clock.advance(idle_s)
                 began = clock.now()
-                value = fn(between)
-                if value is not None:
-                    took = clock.now() - began
-                    self._longest_reading_s = max(self._longest_reading_s or 0.0, took)
+                try:
+                    value = fn(between)
+                except BaseException:
+                    self._timed_s.clear()
+                    raise
+                if value is not None and failed(value):
+                    self._timed_s.clear()
+                elif value is not None:
+                    self._timed_s.append(clock.now() - began)
                 return value
             return run
 
@@ -263,7 +281,7 @@ class RigHolder(QtCore.QObject):
     def read_between(self, clock: Clock, left: float) -> None:
         """In the rig's thread, between the slices of a recipe's wait on `clock`, `left`
         seconds of it left: the readings queued run now. Not in the wait's last stretch, the
-        longest a reading has taken and a slice, nor before any reading was timed: what a
+        longest of the last readings timed and a slice, nor while none is timed: what a
         reading takes on the clock is the wait's, and it must not carry the wait past its
         end."""
         self._read_within(left - STOP_SLICE_S)
@@ -271,7 +289,7 @@ class RigHolder(QtCore.QObject):
     def ramp_field(self, rig: Any, b: Any, stop: RampStop) -> None:
         """`ramp_field(rig, b, stop)`, in the rig's thread: the readings queued run in the
         pauses between the ramp's steps (`ramp_pauses`), each pause's where a reading ends
-        before the next step is due (the longest a reading has taken), so the ramp keeps its
+        before the next step is due (the longest of the last readings timed), so the ramp keeps its
         pace; none once `stop` is set (Stop, Zero, the window's close: the making safe from
         there comes first)."""
         def pause(free: float) -> None:
@@ -282,10 +300,10 @@ class RigHolder(QtCore.QObject):
             ramp_field(rig, b, stop)
 
     def _read_within(self, room: float) -> None:
-        """The readings queued run now, in the rig's thread, if the longest a reading has
-        taken fits in `room` seconds of the rig's clock (none timed yet: none run)."""
-        longest = self._longest_reading_s
-        if longest is not None and room >= longest:
+        """The readings queued run now, in the rig's thread, if the longest of the last
+        readings that ended well fits in `room` seconds of the rig's clock (none timed since
+        the connect or the last failed reading: none run)."""
+        if self._timed_s and room >= max(self._timed_s):
             self.background.run_between()
 
     def set_busy(self, busy: bool) -> None:

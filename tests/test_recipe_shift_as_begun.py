@@ -18,7 +18,8 @@ from test_registration_coverage import _the_13th_map_of_seed_1_at_1_5, scans
 from smm_daq.acquisition.recipe import check_recipe, parse_recipe, run_recipe, step_note
 from smm_daq.acquisition.session import Session
 from smm_daq.analysis.induced_entry import subtract_entries
-from smm_daq.analysis.registration import RegistrationWarning, ShiftNotDetermined
+from smm_daq.analysis.registration import Registration, RegistrationWarning, ShiftNotDetermined
+from smm_daq.analysis.subtraction import SubtractionResult, insignificant_shift_applied
 from smm_daq.instruments.profile import load_profile
 from smm_daq.storage.nexus import write_map_entry
 from smm_daq.storage.products import Quantity
@@ -106,7 +107,8 @@ def _begun_before_a_shift_not_determined(path) -> None:
 
 def test_a_continued_recipe_leaves_out_a_shift_not_determined_and_finishes(tmp_path) -> None:
     """'d2' applies a shift as 'd1' applied its own, and its registration determines none:
-    none applied, as by default, said with a word on 'd1' and recorded; the recipe finished,
+    none applied, as by default, said with a word on 'd1' and recorded (as none applied, and
+    where the recipe's way is given a subtraction not registered); the recipe finished,
     where it was refused as if the user had forced the shift, at every `--continue`."""
     path = tmp_path / "s.h5"
     _begun_before_a_shift_not_determined(path)
@@ -124,6 +126,32 @@ def test_a_continued_recipe_leaves_out_a_shift_not_determined_and_finishes(tmp_p
         reg = f["d2/registration"]
         np.testing.assert_array_equal(reg["shift"][()], [0.0, 0.0])
         assert word in reg["warnings"][()].decode()
+        # what was done: no shift applied (unfixed: recorded as an insignificant one applied)
+        assert f["d2/process/parameters/apply_insignificant_shift"][()] == 0
+    with warnings.catch_warnings():  # not registered, the recipe's way given all the same
+        warnings.simplefilter("ignore", RegistrationWarning)
+        session.subtract("in_field", "remanent", "d3", register=False, shift_as_begun=("d1",))
+    with h5py.File(path) as f:
+        assert f["d3/process/parameters/apply_insignificant_shift"][()] == 0
+
+
+
+@pytest.mark.parametrize(("found", "sd", "applied", "undetermined", "recorded"), [
+    ((1e-7, 0.0), (1e-6, 1e-6), (1e-7, 0.0), "", True),  # as begun (or forced)
+    ((1e-7, 0.0), (1e-6, 1e-6), (0.0, 0.0), "", False),  # by default: left out
+    ((5e-6, 0.0), (1e-6, 1e-6), (5e-6, 0.0), "", False),  # significant: any rule applies it
+    ((1e-7, 0.0), (1e-6, 1e-6), (0.0, 0.0), "the fit reached its bound", False),
+    (None, None, (0.0, 0.0), "", False),  # not registered
+])
+def test_the_insignificant_shift_recorded_is_the_one_applied(found, sd, applied, undetermined,
+                                                              recorded) -> None:
+    """What a continued recipe's subtraction records as `apply_insignificant_shift`: only a
+    shift determined and not significantly different from zero, applied."""
+    reg = None if found is None else Registration(shift=found, shift_sd=sd,
+                                                  undetermined=undetermined)
+    res = SubtractionResult(map=None, shift=applied, shift_sd=(0.0, 0.0),
+                            registered=reg is not None, registration=reg)
+    assert insignificant_shift_applied(res) is recorded
 
 
 def test_a_step_forcing_a_shift_not_determined_says_how_the_recipe_goes_on(tmp_path) -> None:

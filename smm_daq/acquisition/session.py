@@ -549,11 +549,12 @@ class Session:
         `shift_as_begun` of a recipe begun by an earlier release applied theirs (where none was
         determined, none is applied, as by default); `by_sds_alone` decides that by its SDs
         alone, as a release before the correlation of its errors was counted did
-        (`subtract_maps`). Either way of applying it is recorded as the entry's
-        `apply_insignificant_shift`. A recipe's subtraction records the recipe's text
-        (`recipe_text`, and the `recipe_file` it was read from), as its scans do; `command`, the
-        command line that made it (the demo's, a recipe's `run`), is recorded as `smm-daq
-        subtract` records its own.
+        (`subtract_maps`). The entry's `apply_insignificant_shift` records the force as given,
+        and the recipe's way only where it applied such a shift (not where none was
+        determined, nor where the shift found was significant: the default's subtraction). A
+        recipe's subtraction records the recipe's text (`recipe_text`, and the `recipe_file` it
+        was read from), as its scans do; `command`, the command line that made it (the demo's,
+        a recipe's `run`), is recorded as `smm-daq subtract` records its own.
 
         Its warnings (a registration's shift that may be an artefact, or a note of one left
         out; recorded in the entry too) are warned again in the caller's thread, at the
@@ -571,6 +572,7 @@ class Session:
         # Imported here: registration pulls in scipy.signal (~2 s), which every `smm-daq`
         # command would otherwise pay at start-up.
         from smm_daq.analysis.induced_entry import subtraction_of_entries, write_subtraction
+        from smm_daq.analysis.subtraction import insignificant_shift_applied
 
         def stalled() -> WriteStalled:
             info, repair = (command_line(["smm-daq", verb, self.path])
@@ -598,8 +600,9 @@ class Session:
             with recorded() as told:
                 warnings.warn(w.message, stacklevel=2)
             shown += told
+        as_begun = bool(shift_as_begun) and insignificant_shift_applied(made)
         recorded_too: dict[str, object] = {
-            "apply_insignificant_shift": np.uint8(apply_insignificant or bool(shift_as_begun))}
+            "apply_insignificant_shift": np.uint8(apply_insignificant or as_begun)}
         if recipe_text:
             recorded_too["recipe"] = recipe_text
         if recipe_file:

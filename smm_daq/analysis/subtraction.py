@@ -161,6 +161,15 @@ def subtract_maps(
         notes)
 
 
+def insignificant_shift_applied(res: SubtractionResult) -> bool:
+    """Whether subtraction `res` applied a shift its registration determined and found not
+    significantly different from zero (forced, or as a recipe was begun): not where it was
+    not registered, determined no shift, or found a significant one."""
+    reg = res.registration
+    return (reg is not None and not reg.undetermined and not shift_is_significant(reg)
+            and res.shift == reg.shift)
+
+
 def registered_title(reg: Registration | None, *, moved: bool) -> str:
     """What an induced entry's title says, after its two maps' names, of how they were
     subtracted, as it is plotted: " (registered)" where the registration `moved` the
