@@ -229,7 +229,7 @@ def _write_mask_templates(path: Path, names: list[str], paths: list[Path]) -> li
     """`MMTView.save_mask_templates`'s work, off the GUI thread: the files written. An error
     after some were written says so in its `written` attribute (" (a.png written)")."""
     from smm_daq.analysis.mask_template import write_mask_template
-    from smm_daq.analysis.mmt.solver.joint import check_each_scan_once
+    from smm_daq.analysis.mmt.scan_names import check_each_scan_once
     from smm_daq.cli.args import distinct_outputs
 
     check_each_scan_once(names)
@@ -849,7 +849,7 @@ class MMTView(QtWidgets.QWidget):
         model_choice, device = self.model.currentText(), self.device.currentText()
         model_given = self.model_given()
         from smm_daq.analysis.mmt.grain_shaping import check_registration, shaped_grains
-        from smm_daq.analysis.mmt.solver.joint import check_each_scan_once
+        from smm_daq.analysis.mmt.scan_names import check_each_scan_once
 
         try:
             extra, masks = self._lists()
@@ -879,10 +879,8 @@ class MMTView(QtWidgets.QWidget):
         arguments += ["--device", device] if device != "auto" else []
         arguments += ["--sigma-nT", repr(sigma_nT)] if sigma else []
         from smm_daq.analysis.mmt.formats.dragonfly import scan_crop, with_magnetization
-        from smm_daq.analysis.mmt.result_file import grain_parameters
         from smm_daq.analysis.mmt.result_params import mask_parameters
 
-        made = {"command": recorded_command(arguments), **grain_parameters(grain_file, fmt)}
         profile, emit = self.profile, self.progress_bridge.say
         cancel, sensors_done = self._cancel, self.progress_bridge.fold
         merged = self.progress_bridge.merge
@@ -903,7 +901,10 @@ class MMTView(QtWidgets.QWidget):
         def job() -> tuple[list[MapData], Any, dict, list[str], dict[str, object],
                            np.ndarray]:
             stop_if_cancelled()
+            # the result's and the solver's modules import SciPy's statistics and numba:
+            # seconds, not on the window's thread
             from smm_daq.analysis.mmt.masks import mask_for
+            from smm_daq.analysis.mmt.result_file import grain_parameters
             from smm_daq.analysis.mmt.solver.inversion import invert_map
             from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
 
@@ -937,7 +938,8 @@ class MMTView(QtWidgets.QWidget):
                          for i, m in enumerate(maps)]
                 # the options as the command line records them: the crop window resolved,
                 # and what the profile supplied for a map without it
-                how = {**made, "command": recorded_command(arguments + supplied(maps, scans)),
+                how = {**grain_parameters(grain_file, fmt),
+                       "command": recorded_command(arguments + supplied(maps, scans)),
                        **shaped, **mask_parameters(masks, len(maps))}
                 stop_if_cancelled()
                 if model == "cuboid" and len(scans) == 1 and scans[0].mask is None \
