@@ -304,6 +304,8 @@ class MMTView(QtWidgets.QWidget):
         self.writing_templates = False  # map images for masks being written (button off)
         self._load_wanted = 0  # the saved result to show (older reads, when they end: not)
         self.shown_entry: str | None = None  # the saved entry shown (None: a fresh result)
+        # the fresh result shown, in words, while it is in no file (the window's close asks)
+        self.unsaved: str | None = None
         self.progress_bridge = _Progress(self)
         self.progress_bridge.message.connect(self._progress)
         self.progress_bridge.sensors.connect(self._sensors_done)
@@ -1047,6 +1049,7 @@ class MMTView(QtWidgets.QWidget):
         # which scans of which file: it stays on show when another session file is opened
         scans = ", ".join(f"'{m.name}'" for m in value[0])
         where = f" of {self._inverting.name}" if self._inverting is not None else ""
+        self.unsaved = f"The MMT result of {scans}{where}"
         self.status.setText(f"Result of {scans}{where}: {self._summary(value[3])}{applied}")
         self.finished.emit(True, self.status.text())
 
@@ -1179,6 +1182,7 @@ class MMTView(QtWidgets.QWidget):
             if wanted != self._load_wanted:  # another result asked for or computed since
                 return
             self.shown_entry = entry
+            self.unsaved = None  # the fresh result, if any, is no longer there to save
             self._show(value, Path(path))
             saved = value[1]
             self.save_button.setEnabled(False)  # it is in the file already
@@ -1244,6 +1248,7 @@ class MMTView(QtWidgets.QWidget):
 
     def _saved(self, path: Path, name: str) -> None:
         self._set_saving(False)
+        self.unsaved = None
         self.status.setText(f"Saved as entry '{name}' of {path}")
         self.saved.emit(path)
         self.saveEnded.emit(True, self.status.text())
