@@ -202,6 +202,7 @@ class Demo(QtCore.QObject):
 
     def _inverted(self, ok: bool, message: str) -> None:
         mmt = self.window.mmt
+        mmt.unsaved = None  # the demo's own result, made again by the next demo: closed unasked
         mmt.max_ratio.setValue(20.0)  # the grains whose magnetization is well determined
         mmt.sort_by(RATIO)
         if mmt.proxy.rowCount():

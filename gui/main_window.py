@@ -646,6 +646,11 @@ class MainWindow(QtWidgets.QMainWindow):
                 event.ignore()
                 return
             self.mmt.cancel()  # it stops after its block of sensors in hand
+        elif self.mmt.unsaved and not agreed and not self._ask(
+                f"{self.mmt.unsaved} is not saved (the MMT tab's Save to file). Close without "
+                "saving it?"):
+            event.ignore()
+            return
         self._closing = True
         self.mmt.shutdown(wait_for_save=not stalled)  # a save in hand finishes, unless stalled
         self.session.shutdown(wait_for_writes=not stalled)  # so does a subtraction

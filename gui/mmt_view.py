@@ -229,7 +229,7 @@ def _write_mask_templates(path: Path, names: list[str], paths: list[Path]) -> li
     """`MMTView.save_mask_templates`'s work, off the GUI thread: the files written. An error
     after some were written says so in its `written` attribute (" (a.png written)")."""
     from smm_daq.analysis.mask_template import write_mask_template
-    from smm_daq.analysis.mmt.solver.joint import check_each_scan_once
+    from smm_daq.analysis.mmt.scan_names import check_each_scan_once
     from smm_daq.cli.args import distinct_outputs
 
     check_each_scan_once(names)
@@ -304,6 +304,8 @@ class MMTView(QtWidgets.QWidget):
         self.writing_templates = False  # map images for masks being written (button off)
         self._load_wanted = 0  # the saved result to show (older reads, when they end: not)
         self.shown_entry: str | None = None  # the saved entry shown (None: a fresh result)
+        # the fresh result shown, in words, while it is in no file (the window's close asks)
+        self.unsaved: str | None = None
         self.progress_bridge = _Progress(self)
         self.progress_bridge.message.connect(self._progress)
         self.progress_bridge.sensors.connect(self._sensors_done)
@@ -849,7 +851,7 @@ class MMTView(QtWidgets.QWidget):
         model_choice, device = self.model.currentText(), self.device.currentText()
         model_given = self.model_given()
         from smm_daq.analysis.mmt.grain_shaping import check_registration, shaped_grains
-        from smm_daq.analysis.mmt.solver.joint import check_each_scan_once
+        from smm_daq.analysis.mmt.scan_names import check_each_scan_once
 
         try:
             extra, masks = self._lists()
@@ -879,10 +881,8 @@ class MMTView(QtWidgets.QWidget):
         arguments += ["--device", device] if device != "auto" else []
         arguments += ["--sigma-nT", repr(sigma_nT)] if sigma else []
         from smm_daq.analysis.mmt.formats.dragonfly import scan_crop, with_magnetization
-        from smm_daq.analysis.mmt.result_file import grain_parameters
         from smm_daq.analysis.mmt.result_params import mask_parameters
 
-        made = {"command": recorded_command(arguments), **grain_parameters(grain_file, fmt)}
         profile, emit = self.profile, self.progress_bridge.say
         cancel, sensors_done = self._cancel, self.progress_bridge.fold
         merged = self.progress_bridge.merge
@@ -903,7 +903,10 @@ class MMTView(QtWidgets.QWidget):
         def job() -> tuple[list[MapData], Any, dict, list[str], dict[str, object],
                            np.ndarray]:
             stop_if_cancelled()
+            # the result's and the solver's modules import SciPy's statistics and numba:
+            # seconds, not on the window's thread
             from smm_daq.analysis.mmt.masks import mask_for
+            from smm_daq.analysis.mmt.result_file import grain_parameters
             from smm_daq.analysis.mmt.solver.inversion import invert_map
             from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
             from smm_daq.analysis.mmt.solver.misfit import residual_misfit
@@ -939,7 +942,8 @@ class MMTView(QtWidgets.QWidget):
                          for i, m in enumerate(maps)]
                 # the options as the command line records them: the crop window resolved,
                 # and what the profile supplied for a map without it
-                how = {**made, "command": recorded_command(arguments + supplied(maps, scans)),
+                how = {**grain_parameters(grain_file, fmt),
+                       "command": recorded_command(arguments + supplied(maps, scans)),
                        **shaped, **mask_parameters(masks, len(maps))}
                 stop_if_cancelled()
                 if model == "cuboid" and len(scans) == 1 and scans[0].mask is None \
@@ -1050,6 +1054,7 @@ class MMTView(QtWidgets.QWidget):
         # which scans of which file: it stays on show when another session file is opened
         scans = ", ".join(f"'{m.name}'" for m in value[0])
         where = f" of {self._inverting.name}" if self._inverting is not None else ""
+        self.unsaved = f"The MMT result of {scans}{where}"
         self.status.setText(f"Result of {scans}{where}: {self._summary(value[3])}{applied}")
         self.finished.emit(True, self.status.text())
 
@@ -1191,6 +1196,7 @@ class MMTView(QtWidgets.QWidget):
             if wanted != self._load_wanted:  # another result asked for or computed since
                 return
             self.shown_entry = entry
+            self.unsaved = None  # the fresh result, if any, is no longer there to save
             self._show(value, Path(path))
             saved = value[1]
             self.save_button.setEnabled(False)  # it is in the file already
@@ -1256,6 +1262,7 @@ class MMTView(QtWidgets.QWidget):
 
     def _saved(self, path: Path, name: str) -> None:
         self._set_saving(False)
+        self.unsaved = None
         self.status.setText(f"Saved as entry '{name}' of {path}")
         self.saved.emit(path)
         self.saveEnded.emit(True, self.status.text())

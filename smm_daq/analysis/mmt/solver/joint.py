@@ -44,6 +44,7 @@ from smm_daq.analysis.mmt.models.multipole import (
     point_grains,
 )
 from smm_daq.analysis.mmt.models.sizes import cuboid_model_bytes, multipole_model_bytes
+from smm_daq.analysis.mmt.scan_names import check_each_scan_once
 from smm_daq.analysis.mmt.solver import device as devices
 from smm_daq.analysis.mmt.solver import higher_order, inversion
 from smm_daq.analysis.mmt.solver.device_qr import DeviceTriangle, device_bytes
@@ -255,13 +256,6 @@ def warn_points_above_top(grains: PointGrains) -> None:
             "µm; expected z up "
             "with the sample top at 0 and grains below it (depths written as positive z?): "
             "inverted as given", GeometryWarning, stacklevel=3)
-
-
-def check_each_scan_once(names: list[str]) -> None:
-    """Refuse a scan named twice: its rows counted twice would halve its variance."""
-    if len(set(names)) != len(names):
-        raise InputError(f"scans {', '.join(names)}: expected each scan once (a scan counted "
-                         "twice would halve its variance)")
 
 
 def invert_scans(
