@@ -135,7 +135,6 @@ def test_a_continued_recipe_leaves_out_a_shift_not_determined_and_finishes(tmp_p
         assert f["d3/process/parameters/apply_insignificant_shift"][()] == 0
 
 
-
 @pytest.mark.parametrize(("found", "sd", "applied", "undetermined", "recorded"), [
     ((1e-7, 0.0), (1e-6, 1e-6), (1e-7, 0.0), "", True),  # as begun (or forced)
     ((1e-7, 0.0), (1e-6, 1e-6), (0.0, 0.0), "", False),  # by default: left out
