@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import integrate, optimize, stats
 
 from smm_daq.analysis.mmt.solver.stats import (
@@ -44,6 +46,84 @@ def _imhof_quantile(lam):
 
     x = optimize.brentq(lambda x: tail(x) - 0.05, 3.8, 7.9, xtol=1e-13)
     return x * np.max(np.asarray(lam))
+
+
+def _reference_quantile(lam) -> float:
+    """0.95 quantile of λ₁Z₁² + λ₂Z₂² + λ₃Z₃² (λ₁ = 1 ≥ λ₂ ≥ λ₃ ≥ 0) by another route than the
+    product's: (Z₁, Z₂) in polar form (R² exponential with mean 2) and Z₃ integrated in closed
+    form (E[e^{aZ²}; |Z| < c] = erf(c √((1 − 2a)/2)) / √(1 − 2a)) leave, with h = λ₁cos²φ +
+    λ₂sin²φ and ε = 1 − λ₃/h,
+    P(Q ≤ x) = (2/π) ∫₀^{π/2} erf(√(x/2λ₃)) − e^{−x/2h} erf(√(xε/2λ₃))/√ε dφ,
+    one smooth integral for adaptive quadrature, then a root search."""
+    l1, l2, l3 = lam
+
+    def integrand(phi: float, x: float) -> float:
+        c2, s2 = math.cos(phi) ** 2, math.sin(phi) ** 2
+        h = l1 * c2 + l2 * s2
+        gap = (l1 - l3) * c2 + (l2 - l3) * s2  # h − λ₃ without cancellation
+        if l3 == 0:
+            return -math.expm1(-x / (2 * h))
+        if gap == 0:  # ε → 0: erf(√(xε/2λ₃))/√ε → √(2x/(πλ₃))
+            return math.erf(math.sqrt(x / (2 * l3))) - math.exp(-x / (2 * h)) * math.sqrt(
+                2 * x / (math.pi * l3))
+        eps = gap / h
+        return (math.erf(math.sqrt(x / (2 * l3)))
+                - math.exp(-x / (2 * h)) * math.erf(math.sqrt(x * eps / (2 * l3)))
+                / math.sqrt(eps))
+
+    def cdf(x: float) -> float:
+        return 2 / math.pi * integrate.quad(integrand, 0, math.pi / 2, args=(x,), epsabs=1e-14,
+                                            epsrel=1e-13, limit=200)[0]
+
+    return optimize.brentq(lambda x: cdf(x) - 0.95, stats.chi2.ppf(0.95, 1) - 1e-9,
+                           stats.chi2.ppf(0.95, 3) + 1e-9, xtol=1e-14, rtol=1e-14)
+
+
+def _rotation(q) -> np.ndarray:
+    """The rotation of a (non-zero) quaternion."""
+    w, x, y, z = np.asarray(q) / np.linalg.norm(q)
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+
+def test_the_reference_gives_the_chi_square_quantiles_where_they_are_exact():
+    for lam, dof in (((1, 0, 0), 1), ((1, 1, 0), 2), ((1, 1, 1), 3)):
+        assert _reference_quantile(lam) == pytest.approx(stats.chi2.ppf(0.95, dof), rel=1e-13)
+
+
+@settings(max_examples=10, derandomize=True, deadline=None, database=None)
+@given(st.floats(0, 12), st.floats(0, 12), st.floats(-30, 30),
+       st.lists(st.floats(-1, 1), min_size=4, max_size=4).filter(
+           lambda q: np.linalg.norm(q) > 0.1))
+def test_radius_matches_an_independent_quantile_over_condition_numbers_to_1e12(
+        log_a, log_b, log_scale, q):
+    """Eigenvalues 1 ≥ 10^-a ≥ 10^-b (condition numbers 1 to 1e12), any orientation, scaled
+    by 10^s: the radius is √(quantile × λ_max) to 1e-10, the quantile from the exact
+    eigenvalues by `_reference_quantile`."""
+    lam = np.array([1.0, 10.0 ** -min(log_a, log_b), 10.0 ** -max(log_a, log_b)])
+    rot = _rotation(q)
+    scale = 10.0 ** log_scale
+    cov = scale * (rot * lam) @ rot.T
+    expected = math.sqrt(_reference_quantile(lam) * scale)
+    assert sphere_radius_95(cov) == pytest.approx(expected, rel=1e-10)
+
+
+def test_batches_keep_their_shape_and_each_grain_its_exact_case():
+    """Zero, non-finite, rank-1, rank-2 and isotropic covariances side by side in a (2, 4)
+    batch, at scales far from 1: each gets its exact value (0, inf, or the chi-square
+    quantile's), whatever its neighbours."""
+    rot = _rotation([0.3, -0.5, 0.7, 0.2])
+    q = [stats.chi2.ppf(0.95, k) for k in (1, 2, 3)]
+    covs = np.array([np.zeros((3, 3)), np.full((3, 3), np.nan), np.diag([1.0, np.inf, 1.0]),
+                     1e-200 * np.eye(3), 1e200 * (rot * [0, 0, 1]) @ rot.T,
+                     4e-8 * (rot * [1, 0, 1]) @ rot.T, np.diag([0.0, 9.0, 0.0]),
+                     2.5 * np.eye(3)]).reshape(2, 4, 3, 3)
+    radii = sphere_radius_95(covs)
+    assert radii.shape == (2, 4)
+    expected = [0.0, np.inf, np.inf, math.sqrt(q[2] * 1e-200), math.sqrt(q[0] * 1e200),
+                math.sqrt(q[1] * 4e-8), 3 * math.sqrt(q[0]), math.sqrt(q[2] * 2.5)]
+    np.testing.assert_allclose(radii.ravel(), expected, rtol=1e-10, atol=0)
 
 
 def test_isotropic_and_degenerate_covariances_give_chi_square_quantiles():
