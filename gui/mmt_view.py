@@ -1109,7 +1109,7 @@ class MMTView(QtWidgets.QWidget):
         crop to the scan; a fresh result's), those magnetized beyond magnetite's saturation
         and those the map does not determine (infinite SDs, their rows a pseudo-inverse's
         arbitrary magnetization); before them, where the residual is far above the noise (the
-        σ given, else the map's floor), that the fit is limited by the model."""
+        σ given, else the residual's floor), that the fit is limited by the model."""
         from smm_daq.analysis.mmt.solver.misfit import misfit_note, residual_misfit
         from smm_daq.cli.mmt_models import (
             beyond_saturation_note,

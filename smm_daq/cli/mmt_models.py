@@ -135,7 +135,7 @@ def misfit_remedy(from_residual: bool, option: str = "--sd-from residual") -> st
 
 def misfit_parameters(choice: str, misfit: Misfit | None) -> dict[str, object]:
     """What the result entry records of its σ: `sd_from` (noise or residual) and, where the
-    noise is known (given or the map's floor), `residual_over_noise`, the worst scan's residual
+    noise is known (given or the residual's floor), `residual_over_noise`, the worst scan's residual
     σ over its noise."""
     out: dict[str, object] = {"sd_from": choice}
     if misfit is not None:
