@@ -1129,8 +1129,10 @@ class MMTView(QtWidgets.QWidget):
                                         (self.table_columns or {}).get("uncertainty_ratio_pct"),
                                         self._saturation())
         unresolved = unresolved_note(r.grains.labels, r.covariance)
+        tested = hasattr(r, "higher_orders") and r.higher_orders() is not None
         misfit = misfit_note(residual_misfit(r),
-                             misfit_remedy(r.sigma_from_residual, "σ 0 (from the residual)"))
+                             misfit_remedy(r.sigma_from_residual, "σ 0 (from the residual)",
+                                           tested=tested), tested=tested)
         notes.extend(note.removeprefix("; ") for note in (misfit, beyond, unresolved) if note)
         return "\n".join(notes)
 

@@ -33,7 +33,7 @@ def test_a_noise_only_residual_is_the_noise_and_says_nothing():
     floor = residual_misfit(invert_scans([Scan(scan.data, 3 * UM)], GRAINS, model="quadrupole"))
     assert floor is not None and floor.from_floor  # σ from the residual: against its floor
     assert floor.reduced_chi2 < MISFIT_CHI2
-    assert misfit_note(given) == misfit_note(floor) == ""
+    assert misfit_note(given, tested=True) == misfit_note(floor, tested=True) == ""
 
 
 def test_a_grain_missing_from_the_grain_file_is_said_to_limit_the_fit():
@@ -43,7 +43,7 @@ def test_a_grain_missing_from_the_grain_file_is_said_to_limit_the_fit():
                   residual_misfit(invert_scans([Scan(scan.data, 3 * UM)], MISSING,
                                                model="quadrupole"), (SIGMA,))):
         assert found is not None and found.reduced_chi2 > 10 * MISFIT_CHI2
-        note = misfit_note(found, " (remedy)")
+        note = misfit_note(found, " (remedy)", tested=True)
         assert note.startswith(f"; the residual is {found.ratio:.3g} × the noise (scan 'low': ")
         assert "against the noise given, 20 nT" in note
         assert note.endswith("the fit is limited by the model, not the noise; higher-order "
@@ -107,6 +107,8 @@ def test_cli_says_the_misfit_and_records_the_sigma_chosen(tmp_path, capsys):
     assert "the fit is limited by the model, not the noise" in said
     assert "against the noise given, 1 nT" in said
     assert "--sd-from residual scales the SDs by it" in said
+    # a dipole result has no higher-order test: the note names none
+    assert "not the noise; the SDs assume noise only" in said and "higher order" not in said
     assert main([*base, "--sd-from", "residual", "--out", str(tmp_path / "r.csv"),
                  "--result-entry", "r"]) == 0
     said = capsys.readouterr().out
@@ -174,7 +176,7 @@ def test_over_a_dense_map_a_grain_missing_is_not_silenced_by_its_high_floor():
         pos[keep], np.full(29, UM**3), labels[keep]), model="dipole"))
     assert missing is not None and missing.from_floor
     assert missing.reduced_chi2 > 100 * MISFIT_CHI2
-    assert "against the residual's noise floor" in misfit_note(missing)
+    assert "against the residual's noise floor" in misfit_note(missing, tested=False)
     full = residual_misfit(invert_scans([Scan(data, 0.5 * UM)], point_grains(
         pos, np.full(30, UM**3), labels), model="dipole"))
     assert full is not None and full.from_floor and full.reduced_chi2 < MISFIT_CHI2

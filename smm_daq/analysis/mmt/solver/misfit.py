@@ -93,15 +93,16 @@ def residual_misfit(result: object, noise: Sequence[float | None] = ()) -> Misfi
     return worst
 
 
-def misfit_note(misfit: Misfit | None, remedy: str = "") -> str:
+def misfit_note(misfit: Misfit | None, remedy: str = "", *, tested: bool) -> str:
     """The summary line's words where the residual's reduced chi-square against the noise
-    exceeds MISFIT_CHI2, else "": how many times the noise it is, and that the SDs and tests
-    assume noise only; then `remedy` (what the caller offers, in its own words)."""
+    exceeds MISFIT_CHI2, else "": how many times the noise it is, and that the SDs (and the
+    higher-order test, where the result has one: `tested`) assume noise only; then `remedy`
+    (what the caller offers, in its own words)."""
     if misfit is None or not misfit.reduced_chi2 > MISFIT_CHI2:
         return ""
     against = "the residual's noise floor" if misfit.from_floor else "the noise given"
     return (f"; the residual is {misfit.ratio:.3g} × the noise (scan '{misfit.scan}': "
             f"{misfit.residual_sigma / NT:.4g} nT against {against}, "
             f"{misfit.noise_sigma / NT:.4g} nT; reduced chi-square {misfit.reduced_chi2:.3g}): "
-            "the fit is limited by the model, not the noise; higher-order tests and SDs "
-            f"assume noise only{remedy}")
+            "the fit is limited by the model, not the noise; "
+            f"{'higher-order tests and SDs' if tested else 'the SDs'} assume noise only{remedy}")
