@@ -1130,7 +1130,7 @@ class MMTView(QtWidgets.QWidget):
                                         self._saturation())
         unresolved = unresolved_note(r.grains.labels, r.covariance)
         tested = hasattr(r, "higher_orders") and r.higher_orders() is not None
-        misfit = misfit_note(residual_misfit(r),
+        misfit = misfit_note(residual_misfit(r, getattr(r, "noise", ())),
                              misfit_remedy(r.sigma_from_residual, "σ 0 (from the residual)",
                                            tested=tested), tested=tested)
         notes.extend(note.removeprefix("; ") for note in (misfit, beyond, unresolved) if note)
