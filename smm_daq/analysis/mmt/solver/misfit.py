@@ -13,7 +13,7 @@ dipoles with one grain left out of the grain file, both tests flag nearly every 
 The noise each scan's residual is set against is the σ the user gave, where given, else the
 white-noise floor of the residual (`noise.white_noise_floor`, from its pixel-scale
 differences), not of the measured map: over dense grains the measured field bends at the
-pixel scale and its floor reads 10 to 100 times the noise, which silenced a grain left out of
+pixel scale and its floor reads 10 to 1,600 times the noise, which silenced a grain left out of
 the file whose residual was 85 times the noise (read 0.84 times); the fitted field taken out,
 the residual's floor is the noise, or the misfit where that bends at the pixel scale too (the
 ratio is then a lower bound). The fit takes a share of the noise away with it (the residual's
