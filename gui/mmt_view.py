@@ -1114,7 +1114,7 @@ class MMTView(QtWidgets.QWidget):
         crop to the scan; a fresh result's), those magnetized beyond magnetite's saturation
         and those the map does not determine (infinite SDs, their rows a pseudo-inverse's
         arbitrary magnetization); before them, where the residual is far above the noise (the
-        σ given, else the map's floor), that the fit is limited by the model."""
+        σ given, else the residual's floor), that the fit is limited by the model."""
         from smm_daq.analysis.mmt.solver.misfit import misfit_note, residual_misfit
         from smm_daq.cli.mmt_models import (
             beyond_saturation_note,
@@ -1134,8 +1134,10 @@ class MMTView(QtWidgets.QWidget):
                                         (self.table_columns or {}).get("uncertainty_ratio_pct"),
                                         self._saturation())
         unresolved = unresolved_note(r.grains.labels, r.covariance)
-        misfit = misfit_note(residual_misfit(r),
-                             misfit_remedy(r.sigma_from_residual, "σ 0 (from the residual)"))
+        tested = hasattr(r, "higher_orders") and r.higher_orders() is not None
+        misfit = misfit_note(residual_misfit(r, getattr(r, "noise", ())),
+                             misfit_remedy(r.sigma_from_residual, "σ 0 (from the residual)",
+                                           tested=tested), tested=tested)
         notes.extend(note.removeprefix("; ") for note in (misfit, beyond, unresolved) if note)
         return "\n".join(notes)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
 import numpy as np
 from test_mmt_export import NPZ
 
@@ -135,7 +136,29 @@ def test_a_grain_missing_from_the_file_is_said_to_limit_the_fit(qtbot, tmp_path)
     assert note.startswith("the residual is "), note
     assert ("× the noise (scan 'qdm': " in note and "nT against the noise given, 1 nT; "
             "reduced chi-square " in note), note
-    assert note.endswith("the fit is limited by the model, not the noise; higher-order tests "
-                         "and SDs assume noise only (σ 0 (from the residual) scales the SDs by "
-                         "it; a misfit is no white noise and still passes for higher orders)"), note
+    # a dipole result: no higher-order test to name
+    assert note.endswith("the fit is limited by the model, not the noise; the SDs assume noise "
+                         "only (σ 0 (from the residual) scales the SDs by it; a misfit is no "
+                         "white noise)"), note
     assert view.made["sd_from"] == "noise" and view.made["residual_over_noise"] > 1.5
+
+
+def test_a_saved_results_misfit_is_against_the_noise_its_command_gave(qtbot, tmp_path):
+    """`--sigma-nT 1 --sd-from residual`, read back: the residual set against the 1 nT given,
+    as the command's summary and its `residual_over_noise` have it, not against a floor."""
+    view = _view(qtbot, tmp_path)
+    h5 = tmp_path / "s.h5"
+    points = tmp_path / "points.txt"  # grain 3 left out of the grain file
+    np.savetxt(points, np.c_[np.load(NPZ)["particle_positions"][:2], [2e-18, 4e-18], [1, 2]],
+               header="x y z volume label", comments="")
+    assert main(["mmt", "invert", str(h5), "--entry", "qdm", "--grain-format", "points",
+                 "--grains", str(points), "--sigma-nT", "1", "--sd-from", "residual",
+                 "--out", str(tmp_path / "r.csv")]) == 0
+    with h5py.File(h5) as f:
+        recorded = float(f["qdm_mmt/process/parameters/residual_over_noise"][()])
+    with qtbot.waitSignal(view.loadEnded, timeout=WAIT_MS) as ended:
+        assert view.load_result(h5, "qdm_mmt")
+    assert ended.args[0], ended.args[1]
+    note = view.grains_note.text()
+    assert note.startswith(f"the residual is {recorded:.3g} × the noise"), note
+    assert "against the noise given, 1 nT" in note, note

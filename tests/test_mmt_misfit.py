@@ -10,10 +10,13 @@ from test_mmt_cli_models import JSON, NPZ
 from test_mmt_joint import GRAINS, M_TRUE, NT, POS, UM, VOL, clean_map, low_map, noisy
 from threadpoolctl import threadpool_limits
 
-from smm_daq.analysis.mmt.models.multipole import point_grains
+from smm_daq.analysis.mmt.models.multipole import MultipoleModel, Sensor, point_grains
+from smm_daq.analysis.mmt.solver.inversion import forward
 from smm_daq.analysis.mmt.solver.joint import Scan, invert_scans
 from smm_daq.analysis.mmt.solver.misfit import MISFIT_CHI2, misfit_note, residual_misfit
+from smm_daq.analysis.noise import white_noise_floor
 from smm_daq.cli.main import main
+from smm_daq.storage.mapdata import MapData
 
 SIGMA = 20 * NT
 # grain 1, 4 µm deep, left out of the grain file: the micro-CT missed it
@@ -28,9 +31,9 @@ def test_a_noise_only_residual_is_the_noise_and_says_nothing():
     assert given is not None and not given.from_floor
     assert abs(given.reduced_chi2 - 1) < 4 * np.sqrt(2 / 409)
     floor = residual_misfit(invert_scans([Scan(scan.data, 3 * UM)], GRAINS, model="quadrupole"))
-    assert floor is not None and floor.from_floor  # σ from the residual: against the map's floor
+    assert floor is not None and floor.from_floor  # σ from the residual: against its floor
     assert floor.reduced_chi2 < MISFIT_CHI2
-    assert misfit_note(given) == misfit_note(floor) == ""
+    assert misfit_note(given, tested=True) == misfit_note(floor, tested=True) == ""
 
 
 def test_a_grain_missing_from_the_grain_file_is_said_to_limit_the_fit():
@@ -40,7 +43,7 @@ def test_a_grain_missing_from_the_grain_file_is_said_to_limit_the_fit():
                   residual_misfit(invert_scans([Scan(scan.data, 3 * UM)], MISSING,
                                                model="quadrupole"), (SIGMA,))):
         assert found is not None and found.reduced_chi2 > 10 * MISFIT_CHI2
-        note = misfit_note(found, " (remedy)")
+        note = misfit_note(found, " (remedy)", tested=True)
         assert note.startswith(f"; the residual is {found.ratio:.3g} × the noise (scan 'low': ")
         assert "against the noise given, 20 nT" in note
         assert note.endswith("the fit is limited by the model, not the noise; higher-order "
@@ -104,6 +107,8 @@ def test_cli_says_the_misfit_and_records_the_sigma_chosen(tmp_path, capsys):
     assert "the fit is limited by the model, not the noise" in said
     assert "against the noise given, 1 nT" in said
     assert "--sd-from residual scales the SDs by it" in said
+    # a dipole result has no higher-order test: the note names none
+    assert "not the noise; the SDs assume noise only" in said and "higher order" not in said
     assert main([*base, "--sd-from", "residual", "--out", str(tmp_path / "r.csv"),
                  "--result-entry", "r"]) == 0
     said = capsys.readouterr().out
@@ -143,3 +148,36 @@ def test_an_octupole_truth_is_not_taken_for_misfit():
     found = residual_misfit(invert_scans([Scan(data, 3 * UM, sigma=SIGMA)], GRAINS,
                                          model="quadrupole"))
     assert found is not None and found.reduced_chi2 < MISFIT_CHI2
+
+
+def _dense_map():
+    """30 dipoles 1 to 3 µm deep under a 31 × 31 grid of 1 µm steps 0.5 µm above: a field
+    that bends at the pixel scale, 5 nT of noise."""
+    rng = np.random.default_rng(7)
+    pos = np.c_[rng.uniform(2, 28, (30, 2)), rng.uniform(-3, -1, 30)] * UM
+    grains = point_grains(pos, np.full(30, UM**3), np.arange(1, 31))
+    axis = np.arange(0.0, 31.0, 1.0) * UM
+    X, Y = np.meshgrid(axis, axis)
+    sensors = np.c_[X.ravel(), Y.ravel(), np.full(X.size, 0.5 * UM)]
+    model = MultipoleModel.build(grains, Sensor.from_size((0.0, 0.0)), "dipole")
+    bz = forward(model, sensors, rng.normal(0, 3e3, (30, 3))).reshape(X.shape)
+    bz += 5 * NT * rng.standard_normal(bz.shape)
+    return MapData(bz=bz, x=axis, y=axis, height=0.5 * UM, name="dense"), pos
+
+
+def test_over_a_dense_map_a_grain_missing_is_not_silenced_by_its_high_floor():
+    """The measured map's floor reads 100 times the noise there; the residual's is the noise:
+    the grain left out (85 times the noise) is said, the full grain file is not."""
+    data, pos = _dense_map()
+    assert white_noise_floor(data.bz) > 50 * 5 * NT  # the measured field bends at the pixel scale
+    labels = np.arange(1, 31)
+    keep = labels != 21
+    missing = residual_misfit(invert_scans([Scan(data, 0.5 * UM)], point_grains(
+        pos[keep], np.full(29, UM**3), labels[keep]), model="dipole"))
+    assert missing is not None and missing.from_floor
+    assert missing.reduced_chi2 > 100 * MISFIT_CHI2
+    assert "against the residual's noise floor" in misfit_note(missing, tested=False)
+    full = residual_misfit(invert_scans([Scan(data, 0.5 * UM)], point_grains(
+        pos, np.full(30, UM**3), labels), model="dipole"))
+    assert full is not None and full.from_floor and full.reduced_chi2 < MISFIT_CHI2
+    assert abs(full.noise_sigma / (5 * NT) - 1) < 0.15

@@ -124,18 +124,21 @@ def sd_from(args: argparse.Namespace) -> str:
     return args.sd_from
 
 
-def misfit_remedy(from_residual: bool, option: str = "--sd-from residual") -> str:
+def misfit_remedy(from_residual: bool, option: str = "--sd-from residual", *,
+                  tested: bool) -> str:
     """What the misfit note adds of the SDs shown: those of σ from the residual are scaled by
     the misfit already; those of the noise σ can be (`option`, as the caller names it). Either
-    way a misfit's structure, unlike noise, still passes for higher orders."""
+    way a misfit's structure, unlike noise, still passes for higher orders (said where the
+    result has a higher-order test: `tested`)."""
     scaled = ("the SDs here take σ from the residual, so they are scaled by it" if from_residual
               else f"{option} scales the SDs by it")
-    return f" ({scaled}; a misfit is no white noise and still passes for higher orders)"
+    higher = " and still passes for higher orders" if tested else ""
+    return f" ({scaled}; a misfit is no white noise{higher})"
 
 
 def misfit_parameters(choice: str, misfit: Misfit | None) -> dict[str, object]:
     """What the result entry records of its σ: `sd_from` (noise or residual) and, where the
-    noise is known (given or the map's floor), `residual_over_noise`, the worst scan's residual
+    noise is known (given or the residual's floor), `residual_over_noise`, the worst scan's residual
     σ over its noise."""
     out: dict[str, object] = {"sd_from": choice}
     if misfit is not None:
@@ -165,7 +168,9 @@ def summary_line(result: MMTResult, table: dict[str, np.ndarray], model: str, sc
     higher = result.higher_orders() if isinstance(result, MultipoleResult) else None
     if higher is not None:
         line += f"; {int(np.sum(higher[2]))} grains with resolved higher orders (p < 0.05)"
-    line += misfit_note(misfit, misfit_remedy(result.sigma_from_residual))
+    tested = higher is not None
+    line += misfit_note(misfit, misfit_remedy(result.sigma_from_residual, tested=tested),
+                        tested=tested)
     line += beyond_saturation_note(result.grains.labels, result.magnetization,
                                    result.covariance, table["uncertainty_ratio_pct"], saturation)
     return f"{line}{unresolved_note(result.grains.labels, result.covariance)}; {written}"

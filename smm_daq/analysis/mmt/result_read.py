@@ -86,6 +86,7 @@ from smm_daq.storage.nexus import read_map_in, read_sensor_thickness_in
 from smm_daq.storage.units import join_units
 
 UM = 1e-6
+NT = 1e-9
 DECLINATION_FROM_NORTH = 4  # the first layout whose declination is clockwise from +y
 
 
@@ -126,6 +127,9 @@ class SavedResult:
     scan_fits: tuple[ScanFit, ...] = ()  # each scan's maps and sensor (`scan_fits.fits_of`)
     version: int = 2  # the layout read (1 and 2 carry no attribute)
     options: ResultOptions = field(default_factory=ResultOptions)  # Dragonfly's, masks, tiles
+    # the noise σ (T) of each scan the command gave apart from the SDs' σ, which the misfit
+    # sets the residual against (`solver.misfit`); () where none (the σ given is the SDs')
+    noise: tuple[float, ...] = ()
 
     def higher_orders(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """(χ², p-value, resolved) of each grain's higher orders as stored; None without."""
@@ -508,7 +512,21 @@ def read_result_entry_in(f: h5py.File, path: Path, entry: str) -> SavedResult:
         shapes=cuboids is not None, grain_file_absolute=absolute,
         scan_fits=_scan_fits(f, path, first_fit, stored, command), version=version,
         options=options,
+        noise=_noise_given(command, len(scans) or 1) if from_residual else (),
     )
+
+
+def _noise_given(command: str, n: int) -> tuple[float, ...]:
+    """The `--sigma-nT` of a recorded command whose SDs took σ from the residual (`--sd-from
+    residual`): the noise of each of its `n` scans, T; () where it gave none readable."""
+    given = _option(command, "--sigma-nT", "")
+    try:
+        values = [float(v) * NT for v in given.split(",")] if given else []
+    except ValueError:
+        return ()
+    if len(values) not in (1, n) or not all(math.isfinite(v) and v > 0 for v in values):
+        return ()
+    return tuple(values * n if len(values) == 1 else values)
 
 
 def table_grains(table: dict[str, np.ndarray], volume: np.ndarray | None = None
