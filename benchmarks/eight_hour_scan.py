@@ -18,7 +18,9 @@ under a minute or so.
    the scan then took; with the zero-field scan, Python's memory (tracemalloc) per line from
    its line n/5 to its last but one, less the simulators' own (their caches fill over a small
    grid's whole scan, and a real rig has none; tracking each allocation's 40 frames makes that
-   scan some 5 times slower).
+   scan some 5 times slower). What is left still holds objects the product made and the
+   simulators keep (the virtual clock's times in the stage model's history): `scan_memory.py`
+   on instruments that answer at once gives the product's alone.
 2. Storage: the crash-safe writer alone stores --store-lines lines of --store-nx points (open,
    write, two flushes, close a line): median ms per line in each tenth of the lines (whether
    it grows with the line's number), the file's size against the values it holds, and
