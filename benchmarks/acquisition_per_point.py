@@ -46,6 +46,8 @@ class _Stage:
 
 
 class _Coils:
+    honours_stop = True  # a stop asked for is honoured at once (there is no ramp)
+
     def set_field(self, b: np.ndarray, *, ramp: bool = True,
                   stop: Callable[[], bool] | None = None) -> None:
         pass
@@ -87,6 +89,9 @@ class _InstantRig:
 
     def make_safe(self) -> list[str]:
         return []
+
+    def begin_measurement(self, name: str, run: int | None) -> None:
+        """No simulated world: no noise to draw."""
 
     def snapshot(self) -> dict[str, object]:
         return {}

@@ -43,3 +43,23 @@ def test_the_time_left_is_the_scan_s_own_pace_not_the_plan_s_estimate(
     for e in [e for e in events if e.kind == "point"][2:]:
         left = end - e.time
         assert abs(e.eta_s - left) <= 0.25 * left + 0.5, (e.index, e.eta_s, left)
+
+
+def test_a_flown_scan_s_time_left_is_its_lines_pace_not_the_way_down(tmp_path) -> None:
+    """A flown scan's first line also starts from the stage's reference, 4.9 mm above the
+    scan height (seconds of the way down, longer than a short line): the pace counts from
+    that line's start. Unfixed, the way down was counted as the first line's, and the time
+    left after it was more than twice the time the scan then took."""
+    events = []
+    session = Session.open(str(tmp_path / "s.h5"), None, time_scale=0)
+    try:
+        session.scan("f", center_um=(12500, 12500), size_um=(100, 20), step_um=10, fly=True,
+                     on_event=events.append)
+    finally:
+        session.close()
+    end = events[-1].time
+    lines = [e for e in events if e.kind == "line_done"]
+    assert len(lines) == 3
+    for e in lines[:-1]:
+        left = end - e.time
+        assert abs(e.eta_s - left) <= 0.1 * left + 0.2, (e.line, e.eta_s, left)

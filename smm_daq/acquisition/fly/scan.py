@@ -165,6 +165,10 @@ class FlyScan:
             self._z_pending = False
         else:
             self._move(start, y)  # type: ignore[attr-defined]
+        if not self._run_paced:
+            # the run's first move came from wherever the stage was (down from its reference
+            # to the scan height, seconds): the pace counts from the first line's start
+            self._run_start, self._run_points, self._run_paced = rig.clock.now(), 0, True
         before = rig.clock.now()
         try:  # a last capture still running on to its block's end is waited for
             started = self._call(driver_calls.start_buffer, rig.lockin,
