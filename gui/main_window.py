@@ -588,7 +588,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         """During a scan: ask, then abort it and close once the rig is safe. During a recipe
         or an MMT inversion: ask, then stop or cancel it (an inversion's thread ends after the
-        block of sensors in hand); not again after a Yes for a scan. A Set field's ramp in hand
+        block of sensors in hand); not again after a Yes for a scan. An MMT result in no file
+        (`MMTView.unsaved`): ask, or, during a scan or an inversion, say so in that question.
+        A Set field's ramp in hand
         is stopped at its next step and makes the rig safe from there (`Rig.make_safe`, one at
         a time), which the close's own making safe waits for. A write of the scan's
         that has not returned once the rig was made safe (a line's, aborted, or one at the
