@@ -348,6 +348,7 @@ def main() -> None:
         if args.invert:
             invert_from_window(app, mmt, folder, args)
         window.persist = False
+        window.mmt.unsaved = None  # --invert's result: closed unasked (offscreen, no one to)
         window.close()
 
 

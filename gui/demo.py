@@ -196,7 +196,8 @@ class Demo(QtCore.QObject):
         mmt = self.window.mmt
         mmt.entry.setCurrentText(REMANENT)
         mmt.set_grain_file(self.grain_path)
-        mmt.finished.connect(self._inverted)
+        # the demo's own inversion only, not one the user runs in the window afterwards
+        mmt.finished.connect(self._inverted, QtCore.Qt.ConnectionType.SingleShotConnection)
         if not mmt.run():
             self.finished.emit(False, mmt.status.text())
 

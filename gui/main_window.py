@@ -415,6 +415,13 @@ class MainWindow(QtWidgets.QMainWindow):
             return True
         return self._ask(f"{text}\n\nClose without waiting for the write?")
 
+    def _dropped_unsaved(self) -> str:
+        """The MMT result in no file, said in a question whose Yes closes without asking for
+        it again (a scan's, an inversion's): "" without one."""
+        unsaved = self.mmt.unsaved
+        return (f"\n\n{unsaved} is not saved (the MMT tab's Save to file): closing drops it."
+                if unsaved else "")
+
     def _still_making_safe(self, waited_s: float) -> list[str]:
         """The scan's thread was still making the rig safe when closing waited no longer for
         it (`waited_s`, as long as making the rig safe may take): said on stderr at once (it
@@ -581,7 +588,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         """During a scan: ask, then abort it and close once the rig is safe. During a recipe
         or an MMT inversion: ask, then stop or cancel it (an inversion's thread ends after the
-        block of sensors in hand); not again after a Yes for a scan. A Set field's ramp in hand
+        block of sensors in hand); not again after a Yes for a scan. An MMT result in no file
+        (`MMTView.unsaved`): ask, or, during a scan or an inversion, say so in that question.
+        A Set field's ramp in hand
         is stopped at its next step and makes the rig safe from there (`Rig.make_safe`, one at
         a time), which the close's own making safe waits for. A write of the scan's
         that has not returned once the rig was made safe (a line's, aborted, or one at the
@@ -628,7 +637,7 @@ class MainWindow(QtWidgets.QMainWindow):
         elif live.running:
             if not self._close_after_scan:
                 if not self._ask("A scan is running. Abort it (the rig is made safe) and "
-                                 "close?"):
+                                 f"close?{self._dropped_unsaved()}"):
                     event.ignore()
                     return
                 self._close_after_scan = True
@@ -642,7 +651,8 @@ class MainWindow(QtWidgets.QMainWindow):
             event.ignore()
             return
         if self.mmt.running:
-            if not agreed and not self._ask("An MMT inversion is running. Cancel it and close?"):
+            if not agreed and not self._ask("An MMT inversion is running. Cancel it and close?"
+                                            f"{self._dropped_unsaved()}"):
                 event.ignore()
                 return
             self.mmt.cancel()  # it stops after its block of sensors in hand

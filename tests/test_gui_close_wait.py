@@ -596,6 +596,41 @@ def test_a_signal_while_the_close_asks_answers_it_yes_and_the_close_goes_on(
         assert f["held/status"][()].decode() == "aborted"
 
 
+def test_the_question_of_a_running_scan_names_an_mmt_result_not_saved(
+        window, qtbot, monkeypatch):
+    """The close during a scan asks once (its Yes stands for every later question): with an
+    MMT result in no file, that question says the result is dropped too; No leaves the scan
+    running."""
+    from scan_gate import gate_the_scan
+    from test_gui_long_scan import CENTRE, UM
+
+    from smm_daq.acquisition.plan import ScanPlan
+
+    buttons = QtWidgets.QMessageBox.StandardButton
+    asked: list[str] = []
+    answer = [buttons.No]
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question",
+                        lambda _p, _t, text, *_a, **_k: asked.append(text) or answer[0])
+    gate = gate_the_scan(window, qtbot, monkeypatch)
+    gate.hold_scan(2)
+    assert window.scan.start(ScanPlan.from_center("held", CENTRE, (60 * UM, 80 * UM), 20 * UM,
+                                                  settle_tau=1.0))
+    assert gate.waiting.wait(WAIT_MS / 1000)
+    window.mmt.unsaved = "The MMT result of 'scan' of s.h5"  # as a finished inversion says it
+    try:
+        assert not window.close()
+        assert asked == ["A scan is running. Abort it (the rig is made safe) and close?\n\n"
+                         "The MMT result of 'scan' of s.h5 is not saved (the MMT tab's Save "
+                         "to file): closing drops it."]
+        assert window.scan.live.running and not window.closing
+        answer[0] = buttons.Yes
+        window.close()  # the scan aborted, then the window closed: asked nothing more
+    finally:
+        gate.go.set()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=WAIT_MS)
+    assert len(asked) == 2 and window.scan.live.state == "aborted"
+
+
 def test_the_event_loop_ended_past_a_scan_that_never_ends_still_makes_the_rig_safe(
         window, said, qtbot, monkeypatch, capsys):
     """The event loop ended with the window open (`close_left_open`) while the scan's thread

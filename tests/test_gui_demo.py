@@ -61,6 +61,28 @@ def test_the_demo_fills_the_session_and_compares_the_maps(qtbot, settings, tmp_p
     assert not folder.exists()
 
 
+def test_an_inversion_of_the_users_after_the_demo_is_not_taken_for_the_demos(
+        qtbot, settings, tmp_path, monkeypatch):
+    """The demo's own result closes unasked and ends the demo; an inversion the user runs in
+    the window afterwards is neither: its result is asked for at the close, and the demo does
+    not end again (its outcome, the command's exit code, is the demo's)."""
+    w = MainWindow(load_profile(), settings, persist=False)
+    qtbot.addWidget(w)
+    demo = Demo(w, tmp_path)
+    ended: list[list] = []
+    demo.finished.connect(lambda *args: ended.append(list(args)))
+    monkeypatch.setattr(w.mmt, "run", lambda: True)  # the demo's inversion, started
+    demo._invert()
+    w.mmt.unsaved = "The MMT result of 'demo-remanent' of demo.h5"
+    w.mmt.finished.emit(True, "the demo's")
+    assert ended == [[True, "all steps done"]] and w.mmt.unsaved is None
+    w.mmt.unsaved = "The MMT result of 'demo-in-field' of demo.h5"  # the user's, later
+    w.mmt.finished.emit(False, "cancelled")  # and another of the user's, cancelled
+    assert ended == [[True, "all steps done"]]
+    assert w.mmt.unsaved == "The MMT result of 'demo-in-field' of demo.h5"
+    w.mmt.unsaved = None  # closed unasked by qtbot
+
+
 def demo_folder(path):
     """A folder as the demo leaves it: its recipe, grain file and session file."""
     path.mkdir()

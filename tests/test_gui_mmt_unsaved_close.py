@@ -48,3 +48,16 @@ def test_closing_with_an_unsaved_mmt_result_asks_and_once_saved_does_not(window,
     assert save(window.mmt, qtbot)[0]
     assert window.close()
     assert window.asked == []
+
+
+def test_the_question_of_a_running_inversion_names_the_result_not_saved(window, qtbot):
+    """A second inversion running while the first's result is in no file: the one question
+    the close asks (its Yes cancels the run and closes) says that result is dropped too."""
+    assert window.mmt.run()
+    assert not window.close()  # answered No: the run goes on
+    assert window.asked == ["An MMT inversion is running. Cancel it and close?\n\nThe MMT "
+                            "result of 'scan' of s.h5 is not saved (the MMT tab's Save to "
+                            "file): closing drops it."]
+    assert window.mmt.running and not window.closing
+    with qtbot.waitSignal(window.mmt.finished, timeout=WAIT_MS):
+        window.mmt.cancel()
