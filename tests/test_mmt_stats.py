@@ -4,6 +4,7 @@ results: chi-square quantiles, Imhof's formula by adaptive quadrature, and Monte
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -134,6 +135,20 @@ def test_isotropic_and_degenerate_covariances_give_chi_square_quantiles():
         s * math.sqrt(stats.chi2.ppf(0.95, 1)), rel=1e-10)
     assert sphere_radius_95(np.diag([s**2, s**2, 0])) == pytest.approx(
         s * math.sqrt(stats.chi2.ppf(0.95, 2)), rel=1e-10)
+
+
+def test_covariances_at_the_ends_of_the_float_range_keep_a_finite_exact_radius():
+    """A finite covariance near the largest double has a finite radius (√(q λ) would
+    overflow in the product), one of subnormal size its full precision (the product itself
+    subnormal, with few digits)."""
+    q1, q3 = (stats.chi2.ppf(0.95, k) for k in (1, 3))
+    scales = np.array([1e308, 1.7e308, 1e-320, 5e-323])
+    covs = np.array([s * np.eye(3) for s in scales] + [np.diag([1.7e308, 0.0, 0.0])])
+    expected = [*(math.sqrt(q3) * np.sqrt(scales)), math.sqrt(q1) * math.sqrt(1.7e308)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning either
+        radii = sphere_radius_95(covs)
+    np.testing.assert_allclose(radii, expected, rtol=1e-10, atol=0)
 
 
 def test_anisotropic_covariances_match_imhof_and_monte_carlo():

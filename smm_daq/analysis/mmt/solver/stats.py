@@ -125,7 +125,9 @@ def sphere_radius_95(cov: np.ndarray) -> np.ndarray:
     if np.any(ok):
         norm = np.ascontiguousarray(lam[ok] / top[ok, None])
         x = _quantile_kernel()(norm, _OMEGA2, _OMEGA_W, _COARSE2, _COARSE_W)
-        out[ok] = np.sqrt(x * top[ok])
+        # √x √λ, not √(x λ): the product overflows for λ near the largest double and
+        # loses digits for a subnormal λ
+        out[ok] = np.sqrt(x) * np.sqrt(top[ok])
     return out.reshape(shape)
 
 
