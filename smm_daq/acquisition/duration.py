@@ -7,9 +7,10 @@ rate through the calibration (and a plug-in driver's settling after each piece o
 `ramp_settling_s`), the stage's way from the middle of its travel to the first point (where a
 stage referenced at connect stands on the simulator; from elsewhere it takes more or less),
 and the lines: a step scan's moves, stage settling and lock-in settle and dwell; a flown
-line's duration with its run-ups, and the move to the next line's run-up start (a step along
-y, or on a unidirectional raster back across the whole line). Instrument communication is
-not counted: the time left learns it as the scan runs.
+line's duration with its run-ups, the lock-in's storing on after it, and the move to the
+next line's run-up start (a step along y, or on a unidirectional raster back across the
+whole line). Instrument communication is not counted: the time left learns it as the scan
+runs.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 from smm_daq.acquisition.fly.checks import profile_fly_limits
 from smm_daq.acquisition.fly.settings import FlyLine, plan_line
 from smm_daq.instruments import ramp_pieces
-from smm_daq.instruments.interfaces import FieldSource
+from smm_daq.instruments.interfaces import BufferedLockIn, FieldSource
 from smm_daq.instruments.profile import Profile
 from smm_daq.instruments.rig import driver_class
 
@@ -96,13 +97,18 @@ def _fly_line(plan: ScanPlan, profile: Profile) -> FlyLine:
 
 
 def _fly_lines_s(plan: ScanPlan, profile: Profile, line: FlyLine) -> float:
-    """Each line's flight (its pixels and both run-ups at the line's velocity), and between
+    """Each line's flight (its pixels and both run-ups at the line's velocity) and the
+    lock-in's storing after it (`BufferedLockIn.run_on_s`: an SR860's to its block's end),
+    and between
     lines the move at the profile's velocity to the next run-up start with the stage's
     settling: a step along y where the raster turns at the line's end (serpentine), else
     back across the line and both run-ups too."""
     stage = profile.stage
+    lockin = cast(type[BufferedLockIn],
+                  driver_class(profile, "lockin", profile.lockin.link.implementation))
+    flight = line.duration + lockin.run_on_s(line.duration * line.rate, line.rate)
     across = 0.0
     if plan.raster == "unidirectional":
         across = (plan.nx - 1) * plan.step_x + 2 * line.run_up
     turn = max(plan.step_y, across) / stage.velocity + stage.settle_time
-    return plan.ny * line.duration + (plan.ny - 1) * turn
+    return plan.ny * flight + (plan.ny - 1) * turn
