@@ -99,10 +99,9 @@ def _fly_line(plan: ScanPlan, profile: Profile) -> FlyLine:
 def _fly_lines_s(plan: ScanPlan, profile: Profile, line: FlyLine) -> float:
     """Each line's flight (its pixels and both run-ups at the line's velocity) and the
     lock-in's storing after it (`BufferedLockIn.run_on_s`: an SR860's to its block's end),
-    and between
-    lines the move at the profile's velocity to the next run-up start with the stage's
-    settling: a step along y where the raster turns at the line's end (serpentine), else
-    back across the line and both run-ups too."""
+    and between lines the move at the profile's velocity to the next run-up start with the
+    stage's settling: a step along y where the raster turns at the line's end (serpentine),
+    else back across the line and both run-ups too."""
     stage = profile.stage
     lockin = cast(type[BufferedLockIn],
                   driver_class(profile, "lockin", profile.lockin.link.implementation))
