@@ -14,13 +14,14 @@ under a minute or so.
    runs an n × n step scan at zero field, the same in a 40 µT field along +y (ramps up and
    down, field checks), and a flown scan (--fly-nx × --fly-ny). For each: the plan's estimate
    before the start (what `scan` and the Scan tab show) against the rig-clock time the scan
-   took, and the time left that the events give at each 10 % of the lines against the time
-   the scan then took; with the zero-field scan, Python's memory (tracemalloc) per line from
-   its line n/5 to its last but one, less the simulators' own (their caches fill over a small
-   grid's whole scan, and a real rig has none; tracking each allocation's 40 frames makes that
-   scan some 5 times slower). What is left still holds objects the product made and the
-   simulators keep (the virtual clock's times in the stage model's history): `scan_memory.py`
-   on instruments that answer at once gives the product's alone.
+   took (from its start, before the field's ramp up, to its end), and the time left that the
+   events give at each 10 % of the lines against the time the scan then took; with the
+   zero-field scan, Python's memory (tracemalloc) per line from its line n/5 to its last but
+   one, less the simulators' own (their caches fill over a small grid's whole scan, and a
+   real rig has none; tracking each allocation's 40 frames makes that scan some 5 times
+   slower). What is left still holds objects the product made and the simulators keep (the
+   virtual clock's times in the stage model's history): `scan_memory.py` on instruments that
+   answer at once gives the product's alone.
 2. Storage: the crash-safe writer alone stores --store-lines lines of --store-nx points (open,
    write, two flushes, close a line): median ms per line in each tenth of the lines (whether
    it grows with the line's number), the file's size against the values it holds, and
@@ -90,13 +91,14 @@ def eta_run(path: Path, label: str, nx: int, ny: int, field_uT: tuple[float, flo
     session = Session.open(str(path), None, time_scale=0)
     if memory_too:
         tracemalloc.start(FRAMES)
+    start = session.rig.clock.now()  # the scan's time counts its field's ramp up too
     try:
         session.scan_plan(plan, on_event=on_event)
     finally:
         tracemalloc.stop()
         profile = session.profile
         session.close()
-    start, end = events[0].time, events[-1].time  # type: ignore[attr-defined]
+    end = events[-1].time  # type: ignore[attr-defined]
     taken = end - start
     estimate = plan.estimate_duration(profile)
     per_point = taken / (nx * ny)

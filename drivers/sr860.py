@@ -295,6 +295,15 @@ class SR860(SRSLockIn, BufferedLockIn):
         self.capture_span.started(after)  # taken before its count's reply, if taken
         return start
 
+    @classmethod
+    def run_on_s(cls, samples: float, rate: float) -> float:
+        """The capture runs on to its 2 kB block's end after `CAPTURESTOP`, seen at the
+        status polls of `_stop_capture`."""
+        per_block = BLOCK_BYTES // BYTES_PER_SAMPLE
+        poll = min(max(per_block / rate / 16, STOP_POLL_S[0]), STOP_POLL_S[1])
+        left = (-samples) % per_block / rate
+        return math.ceil(left / poll - 1e-9) * poll
+
     def _capturing(self) -> bool:
         # bits above the three the manual names (a later firmware's) are read past, not refused
         return bool(self.link.query("CAPTURESTAT?", lambda r: parse_int(

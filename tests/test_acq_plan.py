@@ -86,7 +86,10 @@ def test_estimate_duration_adds_up_moves_settling_and_ramp(profile):
     ramp = 2 * 1.0 / profile.coils.max_ramp_rate  # 50 µT at 5e-5 T/A is 1 A, up and down
     per_point = 10e-6 / st.velocity + st.settle_time + 5 * tau
     per_line = 10e-6 / st.velocity
-    expected = ramp + 50 * per_point + 5 * per_line
+    middle = np.mean(st.travel, axis=1)  # the way down: from where a referenced stage stands
+    first = np.array([plan.x[0], plan.y[0], plan.height])
+    way_down = np.max(np.abs(first - middle)) / st.velocity + st.settle_time
+    expected = ramp + way_down + 50 * per_point + 5 * per_line
     assert plan.estimate_duration(profile) == pytest.approx(expected)
     uni = replace(plan, raster="unidirectional")
     assert uni.estimate_duration(profile) == pytest.approx(expected + 5 * 90e-6 / st.velocity)

@@ -10,18 +10,16 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
+from smm_daq.acquisition.duration import scan_duration
 from smm_daq.acquisition.fly.checks import check_fly_plan, profile_fly_limits
 from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
-from smm_daq.instruments import ramp_pieces
-from smm_daq.instruments.interfaces import FieldSource
 from smm_daq.instruments.profile import HEIGHT_NOT_ZERO, Profile
-from smm_daq.instruments.rig import driver_class
 from smm_daq.storage.limits import MAX_MAP_PIXELS
 from smm_daq.storage.names import ENTRY_NAME_RULE, entry_name_usable
 from smm_daq.text_files import load_json, shown
@@ -38,13 +36,6 @@ MAX_SETTLE_TAU = 1000.0
 MAX_DWELL_TAU = 1000.0
 MAX_DURATION_S = 7 * 24 * 3600.0
 DEFAULT_SETTLE_TAU = 8.0  # a 12 dB/oct lock-in is then within 0.3 % of a step in its input
-
-
-def ramp_settling_s(profile: Profile, seconds: float) -> float:
-    """What a field's ramp of `seconds` of ramping spends settling on the coil driver the
-    profile names (`ramp_pieces.settling_s`: once a piece, for a driver handed it in pieces)."""
-    driver = driver_class(profile, "coils", profile.coils.link.implementation)
-    return ramp_pieces.settling_s(cast(type[FieldSource], driver), seconds)
 
 
 @dataclass(frozen=True)
@@ -217,28 +208,13 @@ class ScanPlan:
             )
 
     def estimate_duration(self, profile: Profile, time_constant: float | None = None) -> float:
-        """Seconds the scan should take: field ramp (and the coil driver's settling after
-        each piece it is handed the ramp up in: `ramp_settling_s`), moves, stage
-        settling, lock-in settling.
+        """Seconds the scan should take on the rig (`smm_daq.acquisition.duration`: the
+        field's ramps up and back down, the way to the first point, the lines).
 
         `time_constant` is the lock-in's (s), the profile's when None. Instrument
         communication is not included; the sequencer's ETA learns it as the scan runs.
         """
-        stage = profile.stage
-        coils = profile.coils
-        currents = np.linalg.solve(coils.calibration, np.array(self.field) - coils.ambient_field)
-        up = float(np.max(np.abs(currents))) / coils.max_ramp_rate
-        ramp = 2 * up + ramp_settling_s(profile, up)  # up and back down
-        if self.fly is not None:  # the pixels' time, a run-up of ~20 pixel times, the y steps
-            per_fly_line = (self.nx + 20) * self.fly.pixel_time + self.step_y / stage.velocity
-            if self.raster == "unidirectional":
-                per_fly_line += (self.nx - 1) * self.step_x / stage.velocity
-            return ramp + self.ny * per_fly_line
-        per_point = self.seconds_per_point(profile, time_constant)
-        per_line = self.step_y / stage.velocity
-        if self.raster == "unidirectional":
-            per_line += (self.nx - 1) * self.step_x / stage.velocity
-        return ramp + self.points * per_point + self.ny * per_line
+        return scan_duration(self, profile, time_constant).total_s
 
     def seconds_per_point(self, profile: Profile, time_constant: float | None = None) -> float:
         """The move to a point, the stage's settling and the lock-in's settle and dwell (s)."""

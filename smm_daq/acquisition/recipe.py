@@ -72,6 +72,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from smm_daq.acquisition.duration import ramp_settling_s
 from smm_daq.acquisition.fly.checks import check_controller
 from smm_daq.acquisition.fly.settings import MAX_OVERSAMPLE, FlySettings
 from smm_daq.acquisition.plan import (
@@ -83,7 +84,6 @@ from smm_daq.acquisition.plan import (
     ScanPlan,
     check_field,
     format_seconds,
-    ramp_settling_s,
     size_note,
 )
 from smm_daq.acquisition.recipe_continue import (

@@ -57,6 +57,7 @@ import numpy as np
 from smm_daq import interrupts
 from smm_daq.acquisition.ambient_drift import DriftWatch
 from smm_daq.acquisition.aside import Aside
+from smm_daq.acquisition.duration import ScanDuration, scan_duration
 from smm_daq.acquisition.events import ScanEvent
 from smm_daq.acquisition.field_held import coils_off, expected_currents, held_allowed
 from smm_daq.acquisition.fly.scan import FlyScan
@@ -176,6 +177,7 @@ class Sequencer(FlyScan):
         self._run_start: float | None = None
         self._run_points = 0
         self._run_paced = False  # the run's first point done: the pace counts from it
+        self._estimate: ScanDuration | None = None  # `_duration`
         self._full_scale = math.nan
         self._tau = math.nan  # s, the lock-in time constant the scan is taken with
         self._reference = (math.nan, math.nan)  # Hz, V: the lock-in's reference, as at the start
@@ -1248,13 +1250,30 @@ class Sequencer(FlyScan):
                         self.subscriber_errors.append(exc)
 
     def _eta(self, now: float) -> float | None:
+        """The time left: the lines left at the run's own pace once it is known (else at the
+        plan's estimate, the way to the first point too), then the field's ramp down after
+        the last line, unless the rig is safe already. None where the plan has no estimate
+        (a flown plan the instruments refused)."""
         remaining = self.plan.points - self._points_done
+        parts = self._duration()
+        if parts is None:
+            return 0.0 if remaining <= 0 else None
+        after = 0.0 if self._rig_safe_now else parts.ramp_down_s
         if remaining <= 0:
-            return 0.0
+            return after
         if self._run_points and self._run_start is not None:
-            return (now - self._run_start) / self._run_points * remaining
-        estimate = self.plan.estimate_duration(self.rig.profile)
-        return estimate * remaining / self.plan.points
+            return (now - self._run_start) / self._run_points * remaining + after
+        return parts.way_down_s + parts.lines_s * remaining / self.plan.points + after
+
+    def _duration(self) -> ScanDuration | None:
+        """The plan's estimate in parts (`scan_duration`, a flown plan's with the line the
+        connected instruments fly), worked out once."""
+        if self._estimate is None:
+            try:
+                self._estimate = scan_duration(self.plan, self.rig.profile, fly_line=self._fly)
+            except InputError:
+                return None
+        return self._estimate
 
 
 def hand_back_wait_s(rig: Any) -> float:

@@ -299,6 +299,13 @@ class BufferedLockIn(ABC):
         `pixel_time` where given: a wider one is refused as transient, so the start is
         retried), or None when armed or when the driver has no clock."""
 
+    @classmethod
+    def run_on_s(cls, samples: float, rate: float) -> float:
+        """About how long (rig-clock s) `read_buffer` waits for the storing to stop after a
+        line of `samples` stored at `rate` (Hz): what a flown scan's estimate counts a line.
+        0 for a lock-in that stops at once."""
+        return 0.0
+
     @abstractmethod
     def read_buffer(self, *, stop: Callable[[], bool] | None = None) -> BufferTrace:
         """Stop storing and read back every stored sample. `stop` is asked before each piece
