@@ -45,6 +45,7 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+from long_scan import MIN_SIDE, map_sizes
 
 CENTRE_UM = (12500.0, 12500.0)  # the simulated sample's middle
 STEP_UM = 10.0
@@ -186,7 +187,7 @@ def resume(path: Path, n: int) -> None:
 
 def live_map(sizes: list[int]) -> None:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from long_scan import live_map_per_line
+    from long_scan import live_map_per_line  # Qt's imports only when the map is measured
 
     print("live map, offscreen, half the map measured, 100 redraws a line:")
     print("   grid (n x n)   GUI ms a line   of which redraws+paints")
@@ -203,7 +204,8 @@ def main() -> None:
     parser.add_argument("--store-nx", type=int, default=1001)
     parser.add_argument("--store-lines", type=int, default=1001)
     parser.add_argument("--resume-n", type=int, default=41)
-    parser.add_argument("--sizes", default="501,1001", help="live map sides")
+    parser.add_argument("--sizes", type=map_sizes, default="501,1001",
+                        help=f"live map sides, each at least {MIN_SIDE}")
     args = parser.parse_args()
     print(f"load: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as tmp:
@@ -213,7 +215,7 @@ def main() -> None:
         eta_run(d / "fly.h5", "flown", args.fly_nx, args.fly_ny, (0, 0, 0), True)
         storage(d / "store.h5", args.store_nx, args.store_lines)
         resume(d / "resume.h5", args.resume_n)
-    live_map([int(v) for v in args.sizes.split(",")])
+    live_map(args.sizes)
 
 
 if __name__ == "__main__":

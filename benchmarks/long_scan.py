@@ -35,6 +35,7 @@ PAGE = 4096
 STEP = 10e-6
 CENTRE = (12.5e-3, 12.5e-3)  # the simulated sample's middle
 LINES = 32  # lines measured per grid size
+MIN_SIDE = 2 * LINES + 1  # half the map, LINES lines measured, one more for the widened redraw
 
 
 def _rss_mb() -> float:
@@ -49,6 +50,20 @@ def _plan(name: str, n: int):
 
 
 # --- 1. the live map against the grid's size ------------------------------------------------
+def map_sizes(text: str) -> list[int]:
+    """--sizes as grid sides, each large enough for `live_map_per_line` (argparse's type)."""
+    try:
+        sizes = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected grid sides separated by commas, e.g. 251,501; got {text!r}") from None
+    if min(sizes) < MIN_SIDE:
+        raise argparse.ArgumentTypeError(
+            f"each grid side must be at least {MIN_SIDE} (half the map, then {LINES} lines "
+            f"measured and one more); got {text}")
+    return sizes
+
+
 def live_map_per_line(n: int, redraws: int) -> tuple[float, float, float]:
     """(GUI-thread s per line, of which redraws and paints, s for one redraw after a
     widening) on an n × n grid, `redraws` a line."""
@@ -206,7 +221,8 @@ def _print_rows(title: str, rows: list[tuple[float, ...]], warm: int, gui: bool)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="251,501,1001,2001", help="grid sides for part 1")
+    parser.add_argument("--sizes", type=map_sizes, default="251,501,1001,2001",
+                        help=f"grid sides for part 1, each at least {MIN_SIDE}")
     parser.add_argument("--redraws", type=int, default=100, help="live redraws a line, part 1")
     parser.add_argument("--n", type=int, default=401, help="grid side of the simulated scan")
     parser.add_argument("--every", type=int, default=50, help="lines between RSS readings")
@@ -226,7 +242,7 @@ def main() -> None:
               "and paints a line")
         print("   grid (n x n)   GUI ms/line   per 1000 points   redraws+paints ms/line   "
               "widened redraw ms")
-        for n in (int(v) for v in args.sizes.split(",")):
+        for n in args.sizes:
             per_line, drawing, widened = live_map_per_line(n, args.redraws)
             print(f"  {n:6d} x {n:<6d}  {per_line * 1e3:11.2f}  {per_line * 1e6 / n:15.2f}  "
                   f"{drawing * 1e3:22.2f}  {widened * 1e3:18.2f}")

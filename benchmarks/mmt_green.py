@@ -75,8 +75,8 @@ def main() -> None:
     print(f"inversion total                                 {t_qr + t_solve:8.2f} s")
     print(f"public library estimate (0.5 µs × pairs)        {library:8.2f} s;"
           f" Q alone {P * n * 8 / 2**30:.2f} GiB held whole")
-    print(f"speed-up on the Green's matrix {library / t_green:.0f}×, on the whole inversion "
-          f"{library / (t_qr + t_solve):.0f}×")
+    print(f"speed-up on the Green's matrix {library / t_green:.3g}×, on the whole inversion "
+          f"{library / (t_qr + t_solve):.3g}×")
     print(f"peak memory (max RSS) {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}"
           " MB")
 
