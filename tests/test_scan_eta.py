@@ -141,3 +141,14 @@ def test_the_first_point_s_time_left_no_longer_counts_the_way_down(tmp_path) -> 
     first = next(e for e in events if e.kind == "point")
     left = end - first.time
     assert abs(first.eta_s - left) <= 0.1 * left, (first.eta_s, left)
+
+
+@pytest.mark.parametrize("raster", ["serpentine", "unidirectional"])
+def test_a_coarse_step_scan_s_estimate_counts_the_moves_it_makes(tmp_path, raster) -> None:
+    """500 µm steps along x (0.25 s each at 2 mm/s, as long as a point's settling): a
+    line's first point is no x step from the last line's end, and a unidirectional raster's
+    way back across the line is made as it steps along y. Unfixed, the estimate counted an
+    x step to every point and added the y step to the way back: +8 % serpentine, +16 %
+    unidirectional on 5 × 3."""
+    _, estimate, taken = _scan(tmp_path, size_um=(2000, 100), step_um=(500, 50), raster=raster)
+    assert abs(estimate - taken) <= 0.02 * taken, (estimate, taken)
