@@ -84,15 +84,19 @@ def test_estimate_duration_adds_up_moves_settling_and_ramp(profile):
     )
     st, tau = profile.stage, profile.lockin.time_constant
     ramp = 2 * 1.0 / profile.coils.max_ramp_rate  # 50 µT at 5e-5 T/A is 1 A, up and down
-    per_point = 10e-6 / st.velocity + st.settle_time + 5 * tau
-    per_line = 10e-6 / st.velocity
+    # 5 lines of 10 points: 9 steps along x a line, and 4 moves to the next line's first
+    # point; every point settles, the first as the way down's end
+    per_point = st.settle_time + 5 * tau
+    along = 5 * 9 * 10e-6 / st.velocity
     middle = np.mean(st.travel, axis=1)  # the way down: from where a referenced stage stands
     first = np.array([plan.x[0], plan.y[0], plan.height])
     way_down = np.max(np.abs(first - middle)) / st.velocity + st.settle_time
-    expected = ramp + way_down + 50 * per_point + 5 * per_line
+    lines = 50 * per_point - st.settle_time + along
+    expected = ramp + way_down + lines + 4 * 10e-6 / st.velocity  # a step along y a turn
     assert plan.estimate_duration(profile) == pytest.approx(expected)
-    uni = replace(plan, raster="unidirectional")
-    assert uni.estimate_duration(profile) == pytest.approx(expected + 5 * 90e-6 / st.velocity)
+    uni = replace(plan, raster="unidirectional")  # back across the line as it steps along y
+    expected = ramp + way_down + lines + 4 * 90e-6 / st.velocity
+    assert uni.estimate_duration(profile) == pytest.approx(expected)
 
 
 def test_text_round_trip_and_difference():

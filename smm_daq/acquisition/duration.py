@@ -83,11 +83,17 @@ def scan_duration(plan: ScanPlan, profile: Profile, time_constant: float | None 
 
 
 def _step_lines_s(plan: ScanPlan, profile: Profile, time_constant: float | None) -> float:
+    """Each point's stage settling and lock-in settle and dwell (the first point's move and
+    settling are the way down's), a step along x to each point after a line's first, and
+    between lines the move to the next line's first point: a step along y where the raster
+    turns (serpentine), else back across the line too, the axes moving together."""
     stage = profile.stage
-    per_line = plan.step_y / stage.velocity
-    if plan.raster == "unidirectional":
-        per_line += (plan.nx - 1) * plan.step_x / stage.velocity
-    return plan.points * plan.seconds_per_point(profile, time_constant) + plan.ny * per_line
+    tau = profile.lockin.time_constant if time_constant is None else time_constant
+    per_point = stage.settle_time + (plan.settle_tau + plan.dwell_tau) * tau
+    along = plan.ny * (plan.nx - 1) * plan.step_x / stage.velocity
+    across = (plan.nx - 1) * plan.step_x if plan.raster == "unidirectional" else 0.0
+    turns = (plan.ny - 1) * max(plan.step_y, across) / stage.velocity
+    return plan.points * per_point - stage.settle_time + along + turns
 
 
 def _fly_line(plan: ScanPlan, profile: Profile) -> FlyLine:

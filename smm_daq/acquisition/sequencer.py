@@ -1251,9 +1251,10 @@ class Sequencer(FlyScan):
 
     def _eta(self, now: float) -> float | None:
         """The time left: the lines left at the run's own pace once it is known (else at the
-        plan's estimate, the way to the first point too), then the field's ramp down after
-        the last line, unless the rig is safe already. None where the plan has no estimate
-        (a flown plan the instruments refused)."""
+        plan's estimate, the way to the first point too until the run's first point or line
+        has come from it), then the field's ramp down after the last line, unless the rig is
+        safe already. None where the plan has no estimate (a flown plan the instruments
+        refused)."""
         remaining = self.plan.points - self._points_done
         parts = self._duration()
         if parts is None:
@@ -1263,7 +1264,8 @@ class Sequencer(FlyScan):
             return after
         if self._run_points and self._run_start is not None:
             return (now - self._run_start) / self._run_points * remaining + after
-        return parts.way_down_s + parts.lines_s * remaining / self.plan.points + after
+        way_down = 0.0 if self._run_paced else parts.way_down_s
+        return way_down + parts.lines_s * remaining / self.plan.points + after
 
     def _duration(self) -> ScanDuration | None:
         """The plan's estimate in parts (`scan_duration`, a flown plan's with the line the
