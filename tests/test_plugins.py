@@ -40,3 +40,24 @@ def test_each_group_is_read_once_whatever_asks_for_it(reads) -> None:
 def test_the_groups_registered_are_read_only(reads) -> None:
     with pytest.raises(TypeError):
         plugins.registered(DRIVER_GROUP)["x"] = None  # type: ignore[index]
+
+
+@pytest.mark.parametrize("value", ["smm_daq_no_such_plugin_module:Coils",
+                                   "smm_daq.instruments.rig:NoSuchDriver"])
+def test_a_plug_in_driver_that_cannot_be_loaded_is_named_with_its_error(monkeypatch, value):
+    """A profile naming a plug-in whose package is missing or broken: the key, the entry
+    point and the import's own error, not a traceback (validate loads the coil and lock-in
+    drivers' classes before anything connects)."""
+    from importlib.metadata import EntryPoint
+
+    from smm_daq.errors import InputError
+    from smm_daq.instruments import rig
+
+    broken = EntryPoint(name="broken", value=value, group=DRIVER_GROUP)
+    monkeypatch.setattr(rig, "registered", lambda group: {"broken": broken})
+    with pytest.raises(InputError) as refused:
+        driver_class(load_profile(), "coils", "broken")
+    said = str(refused.value)
+    assert f"key 'coils.implementation' is 'broken', whose driver {value!r} could not be " \
+           "loaded (" in said
+    assert ("ModuleNotFoundError" if "no_such" in value else "AttributeError") in said

@@ -297,7 +297,16 @@ def driver_class(profile: Profile, role: str, name: str) -> type[Instrument]:
             + ", ".join(repr(n) for n in sorted(found)),
             source=str(profile.path),
         )
-    cls = found[name].load()
+    try:
+        cls = found[name].load()
+    except Exception as e:  # a plug-in's own module: any error of its import is its own
+        raise InputError(
+            f"key '{role}.implementation' is {name!r}, whose driver "
+            f"{found[name].value!r} could not be loaded ({type(e).__name__}: {e}); expected "
+            "a driver its package can import (is the package installed in this environment, "
+            "its dependencies too?)",
+            source=str(profile.path),
+        ) from e
     expected = _ROLES[role]
     if not (isinstance(cls, type) and issubclass(cls, expected)):
         raise InputError(
