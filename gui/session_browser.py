@@ -121,6 +121,16 @@ def resumable(info: EntryInfo) -> bool:
             and info.lines_done is not None and info.lines_done < info.shape[0])
 
 
+def failure_text(exc: BaseException, fallback: str,
+                 said: Callable[[str], str] = str) -> str:
+    """What the tab says of a job that failed: the error itself where it is the file's or the
+    input's (`SmmError`, `OSError`: its message names what was wrong), as `said` words it;
+    else `fallback` with the error's repr (an error of this program's)."""
+    if isinstance(exc, (SmmError, OSError)):
+        return said(str(exc))
+    return f"{fallback}: {exc!r}"
+
+
 class _Missing(FileNotFoundError):
     """The file to open, if it exists, does not."""
 
@@ -577,8 +587,16 @@ class SessionBrowser(QtWidgets.QWidget):
 
     def _read_failed(self, path: Path, exc: BaseException) -> None:
         if self._still_open(path):
-            self.message.setText(str(exc) if isinstance(exc, (SmmError, OSError))
-                                 else f"{path}: not read: {exc!r}")
+            self.message.setText(failure_text(exc, f"{path}: not read"))
+
+    def _said_failed(self, signal: QtCore.pyqtBoundSignal, fallback: str
+                     ) -> Callable[[BaseException], None]:
+        """A job's failure said under the tab and emitted on `signal` (`failure_text`)."""
+        def failed(exc: BaseException) -> None:
+            text = failure_text(exc, fallback)
+            self.message.setText(text)
+            signal.emit(False, text)
+        return failed
 
     def show_default_entry(self) -> None:
         """Show the map of the entry the open file opens on (its root `default`: the entry made
@@ -1003,11 +1021,7 @@ class SessionBrowser(QtWidgets.QWidget):
         assert info is not None  # exportable
         path, entry = self.path, info.name
 
-        def failed(exc: BaseException) -> None:
-            text = (str(exc) if isinstance(exc, (SmmError, OSError))
-                    else f"The maps of '{entry}' could not be read: {exc!r}")
-            self.message.setText(text)
-            self.exported.emit(False, text)
+        failed = self._said_failed(self.exported, f"The maps of '{entry}' could not be read")
 
         self.reader.submit(lambda: exportable_maps(str(path), entry),
                            lambda found: self._export_chosen(path, entry, *found), failed)
@@ -1073,11 +1087,7 @@ class SessionBrowser(QtWidgets.QWidget):
             self.message.say(text)
             self.exported.emit(True, text)
 
-        def failed(exc: BaseException) -> None:
-            text = (str(exc) if isinstance(exc, (SmmError, OSError))
-                    else f"Export of {what} failed: {exc!r}")
-            self.message.setText(text)
-            self.exported.emit(False, text)
+        failed = self._said_failed(self.exported, f"Export of {what} failed")
 
         self.message.say(f"Exporting {what}…")
         self._write(csv, f"{EXPORT} {what}",
@@ -1153,8 +1163,7 @@ class SessionBrowser(QtWidgets.QWidget):
 
     def _processing_failed(self, exc: BaseException) -> None:
         self._processing_ended()
-        text = (background_said(str(exc)) if isinstance(exc, (SmmError, OSError))
-                else f"Background removal failed: {exc!r}")
+        text = failure_text(exc, "Background removal failed", background_said)
         self.message.setText(text)
         self.processed.emit(False, text)
 
@@ -1195,11 +1204,7 @@ class SessionBrowser(QtWidgets.QWidget):
                              warned=bool(unfinished))
             self.noiseMeasured.emit(True, text)
 
-        def failed(exc: BaseException) -> None:
-            text = (str(exc) if isinstance(exc, (SmmError, OSError))
-                    else f"The noise of '{entry}' was not measured: {exc!r}")
-            self.message.setText(text)
-            self.noiseMeasured.emit(False, text)
+        failed = self._said_failed(self.noiseMeasured, f"The noise of '{entry}' was not measured")
 
         self.message.say(f"Measuring the noise of '{entry}' from '{repeat}'…")
         self.reader.submit(lambda: noise_said(path, entry, repeat), done, failed)
@@ -1294,8 +1299,7 @@ class SessionBrowser(QtWidgets.QWidget):
                     stored, self._image_failed)
 
     def _image_failed(self, exc: BaseException) -> None:
-        self._image_ended(False, str(exc) if isinstance(exc, (SmmError, OSError))
-                          else f"Image not stored: {exc!r}")
+        self._image_ended(False, failure_text(exc, "Image not stored"))
 
     def _image_ended(self, stored: bool, text: str, *, warned: bool = False) -> None:
         """An image registration is over: stored or not (`text` says why; empty: cancelled);

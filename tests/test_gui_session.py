@@ -845,3 +845,18 @@ def test_entries_passed_over_before_their_maps_are_read_are_not_read(browser, qt
     settled(browser, qtbot)
     assert reads == [names[-1]] and shown == [names[-1]]
     assert browser.map_view.map.name == browser.selected_entry().name == names[-1]
+
+
+def test_a_jobs_failure_is_said_as_the_files_error_or_as_the_programs():
+    """The Session tab's jobs (export, noise, background, image, reads) say an error of the
+    file's or the input's as its own message, worded by the job, and any other error as this
+    program's, after what failed."""
+    from gui.session_browser import failure_text
+    from smm_daq.errors import InputError
+
+    assert failure_text(InputError("'x' is bad; expected y"), "Export failed") == (
+        "'x' is bad; expected y")
+    assert failure_text(OSError(28, "No space left"), "Export failed",
+                        lambda t: f"[{t}]") == "[[Errno 28] No space left]"
+    assert failure_text(ValueError("oops"), "Export of 'a' failed") == (
+        "Export of 'a' failed: ValueError('oops')")
