@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import types
 
+import numba
 import pytest
 from distributed import LocalCluster
 
@@ -94,3 +98,31 @@ def test_a_scheduler_without_workers_is_said_to_leave_memory_unchecked(no_worker
     assert len(said) == 1 and said[0].startswith(expected)
     assert f"dask worker {no_workers}" in said[0]
     assert [str(w.message) for w in caught] == said
+
+
+def _numba_threads() -> tuple[int, int, str]:
+    """(threads numba runs its kernels on, its NUMBA_NUM_THREADS, the main script's path)."""
+    return (numba.get_num_threads(), numba.config.NUMBA_NUM_THREADS,
+            sys.modules["__mp_main__"].__file__)
+
+
+def test_workers_run_numba_on_one_thread_though_the_callers_script_imports_numba(
+        tmp_path, monkeypatch) -> None:
+    """A worker process imports the caller's main script before anything else of its own
+    runs; a script importing numba at its top (or anything that does) had numba read its
+    thread count then, so the count must be in the worker's environment from its start.
+    The caller keeps its own count. In process, `__main__` standing for such a script; one
+    worker process (about 2 s: its start is the behaviour under test)."""
+    if numba.config.NUMBA_NUM_THREADS == 1:
+        pytest.skip("numba's own thread count is 1 here: nothing to tell apart")
+    script = tmp_path / "user_script.py"
+    script.write_text("import numba\n")
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    before = (os.environ.get("NUMBA_NUM_THREADS"), numba.config.NUMBA_NUM_THREADS)
+    with open_client(n_workers=1) as client:
+        threads = client.run(_numba_threads)
+    assert list(threads.values()) == [(1, 1, str(script))]
+    numba.config.reload_config()  # what this process's next compile does: reads the environment
+    assert (os.environ.get("NUMBA_NUM_THREADS"), numba.config.NUMBA_NUM_THREADS) == before

@@ -4,9 +4,10 @@ The default cluster is a `LocalCluster` of worker *processes*, one thread each, 
 the work is numba kernels and BLAS, which would otherwise contend for the same cores in one
 process (each kernel already spreads over all cores it is given), and a process per worker
 keeps each worker's memory its own, so the nanny can report and bound it, which is what tiling
-is for. Each worker gets NUMBA_NUM_THREADS=1 (Dask already sets OMP/BLAS threads to 1), so
-n_workers processes use n_workers cores. `processes=False` runs the workers as threads of
-this process (no sockets; what the tests use).
+is for. Each worker process starts with NUMBA_NUM_THREADS=1 in its environment (Dask already
+sets OMP/BLAS threads to 1), so n_workers processes use n_workers cores, whatever the caller's
+script imports (`spawn_env`). `processes=False` runs the workers as threads of this process
+(no sockets; what the tests use).
 
 Memory: the runs are sized before they start against the memory this machine has available
 (`tiles.budget`, `study.budget`), all workers together, so a local worker's limit is that whole
@@ -31,6 +32,7 @@ import dask
 from distributed import Client, LocalCluster, as_completed, system
 
 from smm_daq.analysis.mmt.solver import memory
+from smm_daq.analysis.mmt.tiles.spawn_env import OneNumbaThreadNanny
 from smm_daq.errors import InputError
 
 Progress = Callable[[str, int, int], None]  # (stage, tasks done, tasks in the stage)
@@ -73,7 +75,7 @@ def open_client(
         "worker_dashboard_address": "127.0.0.1:0",
     }
     if processes:
-        options |= {"host": "127.0.0.1", "env": {"NUMBA_NUM_THREADS": "1"}}
+        options |= {"host": "127.0.0.1", "worker_class": OneNumbaThreadNanny}
     have = memory.available_bytes()  # Dask refuses a limit over the system's (or cgroup's)
     have = min(have, system.MEMORY_LIMIT) if have is not None else None
     with dask.config.set(LOCAL_MEMORY_CONFIG):
