@@ -7,6 +7,7 @@ import os
 import sys
 import types
 
+import dask
 import numba
 import pytest
 from distributed import LocalCluster
@@ -51,6 +52,17 @@ def test_an_unreachable_scheduler_is_a_clear_input_error(monkeypatch) -> None:
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 0.5)
     expected = r"cannot reach the Dask scheduler at 'tcp://127\.0\.0\.1:9'"
     with pytest.raises(InputError, match=expected), open_client("tcp://127.0.0.1:9"):
+        pass
+
+
+def test_workers_that_cannot_start_are_a_clear_input_error(tmp_path) -> None:
+    """Dask says only that a nanny failed to start: the worker's own error is named."""
+    preload = tmp_path / "failing_preload.py"
+    preload.write_text('raise RuntimeError("no worker here")\n')
+    expected = (r"the local Dask cluster of 1 worker could not start \(RuntimeError: no worker "
+                r"here\); expected workers that start")
+    with dask.config.set({"distributed.worker.preload": [str(preload)]}), \
+            pytest.raises(InputError, match=expected), open_client(n_workers=1, processes=False):
         pass
 
 

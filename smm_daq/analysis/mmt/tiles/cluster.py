@@ -78,15 +78,32 @@ def open_client(
         options |= {"host": "127.0.0.1", "worker_class": OneNumbaThreadNanny}
     have = memory.available_bytes()  # Dask refuses a limit over the system's (or cgroup's)
     have = min(have, system.MEMORY_LIMIT) if have is not None else None
-    with dask.config.set(LOCAL_MEMORY_CONFIG):
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=processes,
-                               silence_logs=logging.ERROR,
-                               memory_limit=have if have is not None else "auto", **options)
+    try:
+        with dask.config.set(LOCAL_MEMORY_CONFIG):
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1,
+                                   processes=processes, silence_logs=logging.ERROR,
+                                   memory_limit=have if have is not None else "auto", **options)
+    except (RuntimeError, OSError, TimeoutError) as exc:  # Dask's words for a worker's failure
+        workers = f"{n_workers} worker{'s' if n_workers != 1 else ''}"
+        raise InputError(
+            f"the local Dask cluster of {workers} could not start ({_first_cause(exc)}); "
+            "expected workers that start (a worker's own error is in Dask's log above; a "
+            "script that opens the cluster must do so under `if __name__ == \"__main__\":`, "
+            "as each worker process imports the script first)"
+        ) from None
     try:
         with Client(cluster) as client:
             yield client
     finally:
         cluster.close()
+
+
+def _first_cause(exc: BaseException) -> str:
+    """The exception that began the chain ending in `exc` (Dask wraps a worker's failure in
+    "Nanny failed to start."), as 'Type: message'."""
+    while (inner := exc.__cause__ or exc.__context__) is not None:
+        exc = inner
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 class UncheckedMemoryWarning(UserWarning):
