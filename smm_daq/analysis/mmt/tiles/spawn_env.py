@@ -3,11 +3,13 @@
 A worker process is spawned, and the first thing it does is import the caller's main script
 (Python's spawn start method re-imports it): a script that imports numba at its top, or
 anything that does (smm_daq's models), has numba read NUMBA_NUM_THREADS there, before the
-nanny's `env` is applied. numba then kept the machine's core count (each of the n workers
+nanny's `env` is applied. numba would keep the machine's core count (each of the n workers
 spreading its kernels over every core), or, with a kernel compiled after its threads
-started, failed on the changed setting ("Cannot set NUMBA_NUM_THREADS to a different value
+started, fail on the changed setting ("Cannot set NUMBA_NUM_THREADS to a different value
 once the threads have been launched"). So the count goes in Dask's pre-spawn environment,
-which the nanny writes into this process's own `os.environ` for the spawn to inherit.
+which the nanny writes into this process's own `os.environ` for the spawn to inherit (a
+worker forked rather than spawned, `distributed.worker.multiprocessing-method: fork`, has
+numba as this process set it up).
 
 That write would stay, and this process's numba reads `os.environ` again at its next compile:
 its own count would become the workers' (or its compile fail the same way once its threads
