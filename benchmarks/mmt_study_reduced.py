@@ -22,6 +22,7 @@ import numpy as np
 
 from smm_daq.analysis.grains import GrainSet, from_arrays
 from smm_daq.analysis.mmt.study.grid import SampleSpec, StudySpec, parse_list
+from smm_daq.analysis.mmt.study.run import run_study
 from smm_daq.analysis.mmt.tiles.cluster import open_client, stderr_progress
 
 UM = 1e-6
@@ -58,12 +59,6 @@ def cube_sample(sample: SampleSpec, rng: np.random.Generator) -> tuple[GrainSet,
 
 
 def main() -> None:
-    # Imported here, not at the top: Dask's worker processes import this script as they
-    # start, before they take NUMBA_NUM_THREADS=1, and numba imported then keeps the
-    # machine's thread count (each worker's kernels then spread over every core, and the
-    # first kernel a worker compiles ends in numba's RuntimeError).
-    from smm_daq.analysis.mmt.study.run import run_study
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--surface-um", default="200")

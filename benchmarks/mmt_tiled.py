@@ -19,8 +19,11 @@ import time
 import numpy as np
 from mmt_study_reduced import cube_sample
 
+from smm_daq.analysis.forward import cuboid_bz
+from smm_daq.analysis.mmt.solver.inversion import invert_map
 from smm_daq.analysis.mmt.study.grid import SampleSpec
 from smm_daq.analysis.mmt.tiles.cluster import open_client, stderr_progress
+from smm_daq.analysis.mmt.tiles.tiled import invert_tiled
 from smm_daq.storage.mapdata import MapData
 
 UM = 1e-6
@@ -47,14 +50,6 @@ class StageClock:
 
 
 def main() -> None:
-    # Imported here, not at the top (nor in mmt_study_reduced.py): Dask's worker processes
-    # import this script as they start, before they take NUMBA_NUM_THREADS=1, and numba
-    # imported then keeps the machine's thread count (each worker's kernels then spread over
-    # every core, and the first kernel a worker compiles ends in numba's RuntimeError).
-    from smm_daq.analysis.forward import cuboid_bz
-    from smm_daq.analysis.mmt.solver.inversion import invert_map
-    from smm_daq.analysis.mmt.tiles.tiled import invert_tiled
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size-um", type=float, default=300.0)
     ap.add_argument("--thickness-um", type=float, default=20.0)

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import types
 
+import dask
+import numba
 import pytest
 from distributed import LocalCluster
 
@@ -47,6 +52,17 @@ def test_an_unreachable_scheduler_is_a_clear_input_error(monkeypatch) -> None:
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 0.5)
     expected = r"cannot reach the Dask scheduler at 'tcp://127\.0\.0\.1:9'"
     with pytest.raises(InputError, match=expected), open_client("tcp://127.0.0.1:9"):
+        pass
+
+
+def test_workers_that_cannot_start_are_a_clear_input_error(tmp_path) -> None:
+    """Dask says only that a nanny failed to start: the worker's own error is named."""
+    preload = tmp_path / "failing_preload.py"
+    preload.write_text('raise RuntimeError("no worker here")\n')
+    expected = (r"the local Dask cluster of 1 worker could not start \(RuntimeError: no worker "
+                r"here\); expected workers that start")
+    with dask.config.set({"distributed.worker.preload": [str(preload)]}), \
+            pytest.raises(InputError, match=expected), open_client(n_workers=1, processes=False):
         pass
 
 
@@ -94,3 +110,31 @@ def test_a_scheduler_without_workers_is_said_to_leave_memory_unchecked(no_worker
     assert len(said) == 1 and said[0].startswith(expected)
     assert f"dask worker {no_workers}" in said[0]
     assert [str(w.message) for w in caught] == said
+
+
+def _numba_threads() -> tuple[int, int, str]:
+    """(threads numba runs its kernels on, its NUMBA_NUM_THREADS, the main script's path)."""
+    return (numba.get_num_threads(), numba.config.NUMBA_NUM_THREADS,
+            sys.modules["__mp_main__"].__file__)
+
+
+def test_workers_run_numba_on_one_thread_though_the_callers_script_imports_numba(
+        tmp_path, monkeypatch) -> None:
+    """A worker process imports the caller's main script before anything else of its own
+    runs; a script importing numba at its top (or anything that does) had numba read its
+    thread count then, so the count must be in the worker's environment from its start.
+    The caller keeps its own count. In process, `__main__` standing for such a script; one
+    worker process (about 2 s: its start is the behaviour under test)."""
+    if numba.config.NUMBA_NUM_THREADS == 1:
+        pytest.skip("numba's own thread count is 1 here: nothing to tell apart")
+    script = tmp_path / "user_script.py"
+    script.write_text("import numba\n")
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    before = (os.environ.get("NUMBA_NUM_THREADS"), numba.config.NUMBA_NUM_THREADS)
+    with open_client(n_workers=1) as client:
+        threads = client.run(_numba_threads)
+    assert list(threads.values()) == [(1, 1, str(script))]
+    numba.config.reload_config()  # what this process's next compile does: reads the environment
+    assert (os.environ.get("NUMBA_NUM_THREADS"), numba.config.NUMBA_NUM_THREADS) == before

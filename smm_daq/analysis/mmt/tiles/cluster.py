@@ -4,9 +4,10 @@ The default cluster is a `LocalCluster` of worker *processes*, one thread each, 
 the work is numba kernels and BLAS, which would otherwise contend for the same cores in one
 process (each kernel already spreads over all cores it is given), and a process per worker
 keeps each worker's memory its own, so the nanny can report and bound it, which is what tiling
-is for. Each worker gets NUMBA_NUM_THREADS=1 (Dask already sets OMP/BLAS threads to 1), so
-n_workers processes use n_workers cores. `processes=False` runs the workers as threads of
-this process (no sockets; what the tests use).
+is for. Each worker process starts with NUMBA_NUM_THREADS=1 in its environment (Dask already
+sets OMP/BLAS threads to 1), so n_workers processes use n_workers cores, whatever the caller's
+script imports (`spawn_env`). `processes=False` runs the workers as threads of this process
+(no sockets; what the tests use).
 
 Memory: the runs are sized before they start against the memory this machine has available
 (`tiles.budget`, `study.budget`), all workers together, so a local worker's limit is that whole
@@ -31,6 +32,7 @@ import dask
 from distributed import Client, LocalCluster, as_completed, system
 
 from smm_daq.analysis.mmt.solver import memory
+from smm_daq.analysis.mmt.tiles.spawn_env import OneNumbaThreadNanny
 from smm_daq.errors import InputError
 
 Progress = Callable[[str, int, int], None]  # (stage, tasks done, tasks in the stage)
@@ -73,18 +75,35 @@ def open_client(
         "worker_dashboard_address": "127.0.0.1:0",
     }
     if processes:
-        options |= {"host": "127.0.0.1", "env": {"NUMBA_NUM_THREADS": "1"}}
+        options |= {"host": "127.0.0.1", "worker_class": OneNumbaThreadNanny}
     have = memory.available_bytes()  # Dask refuses a limit over the system's (or cgroup's)
     have = min(have, system.MEMORY_LIMIT) if have is not None else None
-    with dask.config.set(LOCAL_MEMORY_CONFIG):
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=processes,
-                               silence_logs=logging.ERROR,
-                               memory_limit=have if have is not None else "auto", **options)
+    try:
+        with dask.config.set(LOCAL_MEMORY_CONFIG):
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1,
+                                   processes=processes, silence_logs=logging.ERROR,
+                                   memory_limit=have if have is not None else "auto", **options)
+    except (RuntimeError, OSError, TimeoutError) as exc:  # Dask's words for a worker's failure
+        workers = f"{n_workers} worker{'s' if n_workers != 1 else ''}"
+        raise InputError(
+            f"the local Dask cluster of {workers} could not start ({_first_cause(exc)}); "
+            "expected workers that start (a worker's own error is in Dask's log above; a "
+            "script that opens the cluster must do so under `if __name__ == \"__main__\":`, "
+            "as each worker process imports the script first)"
+        ) from None
     try:
         with Client(cluster) as client:
             yield client
     finally:
         cluster.close()
+
+
+def _first_cause(exc: BaseException) -> str:
+    """The exception that began the chain ending in `exc` (Dask wraps a worker's failure in
+    "Nanny failed to start."), as 'Type: message'."""
+    while (inner := exc.__cause__ or exc.__context__) is not None:
+        exc = inner
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 class UncheckedMemoryWarning(UserWarning):
