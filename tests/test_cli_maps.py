@@ -256,6 +256,35 @@ def test_susceptibility_and_magnetization_entries(tmp_path, capsys):
     assert code == 2 and "--direction is zero" in err
 
 
+def test_susceptibility_of_a_field_series_is_their_slope(tmp_path, capsys):
+    """Induced maps at +50 and −25 µT along one axis give one χ, the entry naming them all;
+    a map off that axis is refused, nothing written."""
+    rng = np.random.default_rng(8)
+    chi, _ = grains(rng, 24, count=2)
+    path = tmp_path / "series.h5"
+    field = np.array([0.0, 50e-6, 10e-6])
+    m, other = (induced_map(chi, b, height=20e-6, thickness=20e-6, size=(0.0, 0.0), noise=1e-7,
+                            rng=rng) for b in (field, -0.5 * field))
+    write_map_entry(path, m, kind="induced")
+    write_map_entry(path, other.with_bz(other.bz, name="induced_minus"), kind="induced")
+    code, _, err = run(capsys, "susceptibility", path, "--entry", "induced", "--entry",
+                         "induced_minus", "--name", "chi", "--thickness-um", "20")
+    assert code == 0 and "warning" not in err, err
+    with h5py.File(path) as f:
+        got = f["chi/chi/chi"][()]
+        assert np.sqrt(np.mean((got - chi) ** 2)) < 0.1 * chi.max()
+        assert list(f["chi"].attrs["sources"]) == ["induced", "induced_minus"]
+        np.testing.assert_allclose(f["chi/process/parameters/applied_fields"][()],
+                                   [m.applied_field, -0.5 * m.applied_field])
+        assert "2 induced maps at +50.99, -25.5 µT along" in f["chi/title"][()].decode()
+    tilted = other.with_bz(other.bz, name="tilted", applied_field=np.array([0, 0, 30e-6]))
+    write_map_entry(path, tilted, kind="induced")
+    code, _, err = run(capsys, "susceptibility", path, "--entry", "induced", "--entry",
+                       "tilted", "--name", "chi2", "--thickness-um", "20")
+    assert code == 2 and "'tilted' was taken in (0, 0, 30) µT, off the axis of" in err
+    assert "chi2" not in list_entries(path)
+
+
 def test_an_export_of_a_map_the_entry_lacks_names_the_maps_it_holds(tmp_path, capsys):
     """A magnetization entry's map is magnetization/M: a user guessing from the help's chi/chi
     (magnetization/magnetization) is told the entry's own maps, not another kind's example."""
