@@ -502,7 +502,7 @@ def _susceptibility(args: argparse.Namespace) -> int:
     entries = list(dict.fromkeys(args.entry))  # an entry given twice counts once
     maps = [_read(args, entry) for entry in entries]
     thickness = within("--thickness-um", args.thickness_um, 1e-3, MAX_UM, " µm") * UM
-    m = maps[0] if len(maps) == 1 else combine_field_series(maps, maps[0].name)
+    m = maps[0] if len(maps) == 1 else combine_field_series(maps, ", ".join(entries))
     inv = invert_susceptibility(m, thickness, **_layer_options(args, m))
     if len(maps) == 1:
         _write_layer(args, m, inv, "susceptibility")
