@@ -146,6 +146,20 @@ def test_field_background_fitted_on_a_mask_says_it_removed_an_offset(session, ca
     assert code == 0 and "(the applied field's Bz is 1000 nT)" in out, out
 
 
+def test_a_field_of_tens_of_microtesla_is_said_in_full_nT(session, capsys):
+    """A background of 20 µT was said "2e+04 nT", one digit where four are meant."""
+    path, _ = session
+    m = read_map(path, "in_field")
+    write_map_entry(path, m.with_bz(m.bz + 20e-6, name="z20", applied_field=np.array(
+        [0.0, 0.0, 20e-6])), kind="scan")
+    code, out, _ = run(capsys, "background", path, "--entry", "z20", "--name", "f",
+                       "--model", "field")
+    assert code == 0 and "from the entry's field vector: 20000 nT" in out, out
+    code, out, _ = run(capsys, "background", path, "--entry", "z20", "--name", "o",
+                       "--model", "offset", "--border-um", "6")
+    assert code == 0 and "offset 2" in out and "e+0" not in out, out
+
+
 def test_the_background_selected_is_recorded_as_data(session, capsys):
     """The background pixels chosen on the command line were kept only inside the recorded
     command: each entry fitted on a background now holds the pixels used and the options

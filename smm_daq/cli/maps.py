@@ -293,14 +293,14 @@ def background_entry(args: argparse.Namespace, *, say: Callable[[str], None] = p
         if mask is None:
             out, leak = remove_field_leakage(m)
             what = "the applied field's Bz, from the entry's field vector"
-            said = f"removed {what}: {leak / NT:.4g} nT"
+            said = f"removed {what}: {_nT(leak)} nT"
         else:  # what the sensor read off the sample: the field's reading and any other offset
             fit = remove_background(m, mask, model="offset")
             out, leak = fit.map, fit.coefficients[0]
             selected["background_pixels"] = _pixels_used(fit.used)
             what = ("an offset fitted on the background pixels: the applied field's reading "
                     "with any other constant offset")
-            said = (f"removed an offset of {leak / NT:.4g} nT fitted on {fit.pixels} background "
+            said = (f"removed an offset of {_nT(leak)} nT fitted on {fit.pixels} background "
                     f"pixels: the applied field's reading with any other constant offset "
                     f"({_applied_bz(m)})")
         extra = {"results/field_leakage": Quantity(leak, "T", what)}
@@ -317,10 +317,16 @@ def background_entry(args: argparse.Namespace, *, say: Callable[[str], None] = p
     if len(fit.coefficients) > 1:
         extra["results/gradient"] = Quantity(np.array(fit.coefficients[1:]), "T/m",
                                              "slope (x, y) about the map centre")
-    say(f"{args.model} fitted on {fit.pixels} pixels: offset {fit.coefficients[0] / NT:.4g} nT, "
-        f"residual RMS {fit.residual_rms / NT:.4g} nT")
+    say(f"{args.model} fitted on {fit.pixels} pixels: offset {_nT(fit.coefficients[0])} nT, "
+        f"residual RMS {_nT(fit.residual_rms)} nT")
     _write(args, _derived(fit.map, args, f"{args.model} background removed"), "background",
            extra, say=say, command=command, parameters={"model": args.model, **selected})
+
+
+def _nT(value: float) -> str:
+    """A field in nT to 4 digits, in full from 10⁴ nT up (a field of 20 µT read "2e+04")."""
+    nt = value / NT
+    return f"{nt:.4g}" if abs(nt) < 1e4 else f"{nt:.0f}"
 
 
 def _applied_bz(m: MapData) -> str:
@@ -330,7 +336,7 @@ def _applied_bz(m: MapData) -> str:
         return "the entry records no applied field"
     if not np.any(field):
         return "the scan was at zero applied field, so none of it is the field's"
-    return f"the applied field's Bz is {field[2] / NT:.4g} nT"
+    return f"the applied field's Bz is {_nT(field[2])} nT"
 
 
 def _level(args: argparse.Namespace) -> int:
