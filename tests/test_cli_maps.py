@@ -146,6 +146,20 @@ def test_field_background_fitted_on_a_mask_says_it_removed_an_offset(session, ca
     assert code == 0 and "(the applied field's Bz is 1000 nT)" in out, out
 
 
+def test_a_field_of_tens_of_microtesla_is_said_in_full_nT(session, capsys):
+    """A background of 20 µT was said "2e+04 nT", one digit where four are meant."""
+    path, _ = session
+    m = read_map(path, "in_field")
+    write_map_entry(path, m.with_bz(m.bz + 20e-6, name="z20", applied_field=np.array(
+        [0.0, 0.0, 20e-6])), kind="scan")
+    code, out, _ = run(capsys, "background", path, "--entry", "z20", "--name", "f",
+                       "--model", "field")
+    assert code == 0 and "from the entry's field vector: 20000 nT" in out, out
+    code, out, _ = run(capsys, "background", path, "--entry", "z20", "--name", "o",
+                       "--model", "offset", "--border-um", "6")
+    assert code == 0 and "offset 2" in out and "e+0" not in out, out
+
+
 def test_the_background_selected_is_recorded_as_data(session, capsys):
     """The background pixels chosen on the command line were kept only inside the recorded
     command: each entry fitted on a background now holds the pixels used and the options
@@ -254,6 +268,35 @@ def test_susceptibility_and_magnetization_entries(tmp_path, capsys):
     code, _, err = run(capsys, "magnetization", path, "--entry", "induced", "--name", "mag2",
                        "--thickness-um", "20", "--direction", "0,0,0")
     assert code == 2 and "--direction is zero" in err
+
+
+def test_susceptibility_of_a_field_series_is_their_slope(tmp_path, capsys):
+    """Induced maps at +50 and −25 µT along one axis give one χ, the entry naming them all;
+    a map off that axis is refused, nothing written."""
+    rng = np.random.default_rng(8)
+    chi, _ = grains(rng, 24, count=2)
+    path = tmp_path / "series.h5"
+    field = np.array([0.0, 50e-6, 10e-6])
+    m, other = (induced_map(chi, b, height=20e-6, thickness=20e-6, size=(0.0, 0.0), noise=1e-7,
+                            rng=rng) for b in (field, -0.5 * field))
+    write_map_entry(path, m, kind="induced")
+    write_map_entry(path, other.with_bz(other.bz, name="induced_minus"), kind="induced")
+    code, _, err = run(capsys, "susceptibility", path, "--entry", "induced", "--entry",
+                         "induced_minus", "--name", "chi", "--thickness-um", "20")
+    assert code == 0 and "warning" not in err, err
+    with h5py.File(path) as f:
+        got = f["chi/chi/chi"][()]
+        assert np.sqrt(np.mean((got - chi) ** 2)) < 0.1 * chi.max()
+        assert list(f["chi"].attrs["sources"]) == ["induced", "induced_minus"]
+        np.testing.assert_allclose(f["chi/process/parameters/applied_fields"][()],
+                                   [m.applied_field, -0.5 * m.applied_field])
+        assert "2 induced maps at +50.99, -25.5 µT along" in f["chi/title"][()].decode()
+    tilted = other.with_bz(other.bz, name="tilted", applied_field=np.array([0, 0, 30e-6]))
+    write_map_entry(path, tilted, kind="induced")
+    code, _, err = run(capsys, "susceptibility", path, "--entry", "induced", "--entry",
+                       "tilted", "--name", "chi2", "--thickness-um", "20")
+    assert code == 2 and "'tilted' was taken in (0, 0, 30) µT, off the axis of" in err
+    assert "chi2" not in list_entries(path)
 
 
 def test_an_export_of_a_map_the_entry_lacks_names_the_maps_it_holds(tmp_path, capsys):

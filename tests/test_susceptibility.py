@@ -178,3 +178,22 @@ def test_support_mask_and_bad_input():
         invert_susceptibility(m, -1.0)
     with pytest.raises(InputError, match="discrepancy principle needs"):
         invert_susceptibility(m, 20e-6, criterion="discrepancy")
+
+
+
+def test_gcv_fallen_to_its_floor_on_a_noisy_map_is_refused():
+    """With ℓ = 0 under a sensor of finite area, GCV's curve falls on towards λ = 0: the
+    layer would fit the noise (χ tens of times the true one, its SD saying nothing of it)."""
+    rng = np.random.default_rng(3)
+    chi, _ = grains(rng, 32, count=3)
+    field = np.array([0.0, 0.0, 40e-6])
+    geometry = {"height": 20e-6, "thickness": 6e-6, "size": (5e-6, 5e-6)}
+    noise = 1e-7
+    m = induced_map(chi, field, noise=noise, rng=rng, **geometry)
+    with pytest.raises(InputError, match=r"fell to the lower end of its search.*--noise-nT"):
+        invert_susceptibility(m, 6e-6, correlation_length=0.0)
+    given = invert_susceptibility(m, 6e-6, noise=noise, correlation_length=0.0)
+    assert np.nanmax(given.values) < 2 * chi.max()
+    # a noiseless map may take the floor: there is no noise to fit
+    exact = induced_map(chi, field, noise=0.0, rng=rng, **geometry)
+    assert invert_susceptibility(exact, 6e-6, correlation_length=0.0).criterion == "gcv"

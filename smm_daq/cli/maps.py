@@ -64,9 +64,15 @@ def um_pairs(option: str, text: str) -> np.ndarray:
     return np.array(points) * UM
 
 
-def _add_io(p: argparse.ArgumentParser, *, new_entry: bool = True) -> None:
+def _add_io(p: argparse.ArgumentParser, *, new_entry: bool = True, entries: bool = False
+            ) -> None:
     p.add_argument("file", metavar="FILE.h5", help="session file")
-    p.add_argument("--entry", required=True, type=entry_to_read, help="entry to read")
+    if entries:
+        p.add_argument("--entry", required=True, type=entry_to_read, action="append",
+                       help="entry to read; repeated: induced maps on one grid at fields "
+                       "along one axis (either way), combined")
+    else:
+        p.add_argument("--entry", required=True, type=entry_to_read, help="entry to read")
     if new_entry:
         p.add_argument("--name", required=True, type=entry_name, help="entry to write")
         p.add_argument("--overwrite", action="store_true", help="replace an entry of that name")
@@ -287,14 +293,14 @@ def background_entry(args: argparse.Namespace, *, say: Callable[[str], None] = p
         if mask is None:
             out, leak = remove_field_leakage(m)
             what = "the applied field's Bz, from the entry's field vector"
-            said = f"removed {what}: {leak / NT:.4g} nT"
+            said = f"removed {what}: {_nT(leak)} nT"
         else:  # what the sensor read off the sample: the field's reading and any other offset
             fit = remove_background(m, mask, model="offset")
             out, leak = fit.map, fit.coefficients[0]
             selected["background_pixels"] = _pixels_used(fit.used)
             what = ("an offset fitted on the background pixels: the applied field's reading "
                     "with any other constant offset")
-            said = (f"removed an offset of {leak / NT:.4g} nT fitted on {fit.pixels} background "
+            said = (f"removed an offset of {_nT(leak)} nT fitted on {fit.pixels} background "
                     f"pixels: the applied field's reading with any other constant offset "
                     f"({_applied_bz(m)})")
         extra = {"results/field_leakage": Quantity(leak, "T", what)}
@@ -311,10 +317,16 @@ def background_entry(args: argparse.Namespace, *, say: Callable[[str], None] = p
     if len(fit.coefficients) > 1:
         extra["results/gradient"] = Quantity(np.array(fit.coefficients[1:]), "T/m",
                                              "slope (x, y) about the map centre")
-    say(f"{args.model} fitted on {fit.pixels} pixels: offset {fit.coefficients[0] / NT:.4g} nT, "
-        f"residual RMS {fit.residual_rms / NT:.4g} nT")
+    say(f"{args.model} fitted on {fit.pixels} pixels: offset {_nT(fit.coefficients[0])} nT, "
+        f"residual RMS {_nT(fit.residual_rms)} nT")
     _write(args, _derived(fit.map, args, f"{args.model} background removed"), "background",
            extra, say=say, command=command, parameters={"model": args.model, **selected})
+
+
+def _nT(value: float) -> str:
+    """A field in nT to 4 digits, in full from 10⁴ nT up (a field of 20 µT read "2e+04")."""
+    nt = value / NT
+    return f"{nt:.4g}" if abs(nt) < 1e4 else f"{nt:.0f}"
 
 
 def _applied_bz(m: MapData) -> str:
@@ -324,7 +336,7 @@ def _applied_bz(m: MapData) -> str:
         return "the entry records no applied field"
     if not np.any(field):
         return "the scan was at zero applied field, so none of it is the field's"
-    return f"the applied field's Bz is {field[2] / NT:.4g} nT"
+    return f"the applied field's Bz is {_nT(field[2])} nT"
 
 
 def _level(args: argparse.Namespace) -> int:
@@ -444,7 +456,10 @@ _LAYER = {  # kind -> (plot group, signal, units, long name)
 }
 
 
-def _write_layer(args: argparse.Namespace, m: MapData, inv: LayerInversion, kind: str) -> None:
+def _write_layer(args: argparse.Namespace, m: MapData, inv: LayerInversion, kind: str, *,
+                 series: np.ndarray | None = None, label: str | None = None) -> None:
+    """Write a χ or M entry; `series`: the applied fields (K, 3) of the induced maps whose
+    combination `m` is (`label` saying what it is)."""
     from smm_daq.storage.products import MapPlot, Quantity
 
     group, signal, units, long_name = _LAYER[kind]
@@ -467,9 +482,13 @@ def _write_layer(args: argparse.Namespace, m: MapData, inv: LayerInversion, kind
         "correlation_length": Quantity(inv.correlation_length, "m",
                                        "ℓ of the penalty ‖M‖² + ℓ²‖∇M‖²"),
     }
+    if series is not None:
+        parameters["applied_fields"] = Quantity(
+            series, "T", "applied field (x, y, z) of each induced map combined, as sources")
     layer = with_article(f"{inv.thickness / UM:g}")
-    title = f"{m.name}: {kind} of {layer} µm layer (data/Bz: its model)"
-    model = inv.predicted.with_bz(inv.predicted.bz, name=args.name, sources=(m.name,), title=title)
+    title = f"{label or m.name}: {kind} of {layer} µm layer (data/Bz: its model)"
+    sources = tuple(m.sources) if series is not None else (m.name,)
+    model = inv.predicted.with_bz(inv.predicted.bz, name=args.name, sources=sources, title=title)
     # labelled as what it is in every viewer, as an MMT result's residual is: not a Bz measured
     _write(args, model, kind, extra, plots=[plot, residual], default=group,
            parameters=parameters, long_name="Bz of the fitted layer's model (T)")
@@ -482,17 +501,25 @@ def _write_layer(args: argparse.Namespace, m: MapData, inv: LayerInversion, kind
 
 
 def _susceptibility(args: argparse.Namespace) -> int:
+    from smm_daq.analysis.field_series import combine_field_series
     from smm_daq.analysis.subtract_inputs import is_induced
     from smm_daq.analysis.susceptibility import invert_susceptibility
 
-    m = _read(args, args.entry)
+    entries = list(dict.fromkeys(args.entry))  # an entry given twice counts once
+    maps = [_read(args, entry) for entry in entries]
     thickness = within("--thickness-um", args.thickness_um, 1e-3, MAX_UM, " µm") * UM
+    m = maps[0] if len(maps) == 1 else combine_field_series(maps, ", ".join(entries))
     inv = invert_susceptibility(m, thickness, **_layer_options(args, m))
-    _write_layer(args, m, inv, "susceptibility")
-    if not is_induced(args.file, args.entry):
-        print(f"smm-daq: warning: '{args.entry}' is not an induced map (no subtraction among "
-              "its sources): its χ holds the remanence's field too, unless the sample has "
-              "none; subtract a zero-field scan first (smm-daq subtract)", file=sys.stderr)
+    if len(maps) == 1:
+        _write_layer(args, m, inv, "susceptibility")
+    else:
+        fields = np.array([one.applied_field for one in maps])
+        _write_layer(args, m, inv, "susceptibility", series=fields, label=m.title)
+    for entry in entries:
+        if not is_induced(args.file, entry):
+            print(f"smm-daq: warning: '{entry}' is not an induced map (no subtraction among "
+                  "its sources): its χ holds the remanence's field too, unless the sample has "
+                  "none; subtract a zero-field scan first (smm-daq subtract)", file=sys.stderr)
     return 0
 
 
@@ -964,8 +991,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_mask(p, "at least one, except with --repeat (then they limit the pixels used)")
     p.set_defaults(func=_naming_the_file(_noise))
 
-    p = sub.add_parser("susceptibility", help="χ map of a thin layer from an induced map")
-    _add_io(p)
+    p = sub.add_parser("susceptibility", help="χ map of a thin layer from an induced map",
+                       description="χ map of a thin layer from an induced map, or from "
+                       "several taken at fields along one axis (--entry repeated): χ is then "
+                       "the slope of their induced field against the applied one, fitted "
+                       "through zero over them all.")
+    _add_io(p, entries=True)
     _add_layer_options(p)
     p.set_defaults(func=_naming_the_file(_susceptibility))
 
