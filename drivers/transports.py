@@ -457,17 +457,21 @@ class VisaTransport:
         """Drop what a raw socket or a serial line (ASRL) received after the last reply read
         and before this query, waiting for nothing: an instrument that sent a line more (a
         second reply, an extra terminator) had it read as the reply to the next query, and
-        every later one as the reply to the query before it. On a socket the VISA library's
-        receive buffer only (pyvisa-py's holds whatever came in the same packet as the last
-        reply); on a serial line what has arrived: a line that comes later than its reply
-        still reaches the next query. Over GPIB and USB nothing is dropped here: an IEEE 488.2
-        instrument discards an unread reply itself when the next query comes."""
+        every later one as the reply to the query before it. On a socket what came with the
+        last reply (`_pending`) and what has arrived since (`_drop_received`: read on the
+        socket itself, as replies are, not through the VISA library's buffer); on a serial
+        line what has arrived. A line that comes later than the next query still reaches it.
+        Over GPIB and USB nothing is dropped here: an IEEE 488.2 instrument discards an unread
+        reply itself when the next query comes."""
         if self._broken:
             return
         self._pending.clear()
         with contextlib.suppress(pyvisa.Error, NotImplementedError, OSError):
             if self._reopen is not None:
                 self.resource.flush(constants.BufferOperation.discard_receive_buffer)
+                sock = _raw_socket(self.resource)
+                if sock is not None:
+                    _drop_received(sock)
             elif (self.resource.interface_type == constants.InterfaceType.asrl
                   and self.resource.bytes_in_buffer):  # type: ignore[attr-defined]
                 self._discard_arrived()
@@ -743,6 +747,21 @@ def _line_within(sock: socket.socket, pending: bytearray, end: bytes, deadline: 
     line = bytes(pending[:at])
     del pending[: at + len(end)]
     return line
+
+
+def _drop_received(sock: socket.socket) -> None:
+    """Drop what `sock` has received and not yet read, waiting for nothing; at most the
+    largest reply and a chunk more (a peer that never stops sending is not read on here). A
+    peer that closed the connection is left for the read after it to find (`_line_within`)."""
+    dropped = 0
+    while dropped <= LARGEST_REPLY and select.select([sock], [], [], 0)[0]:
+        try:
+            chunk = sock.recv(DRAIN_CHUNK, _NO_WAIT or 0)
+        except (BlockingIOError, InterruptedError, *_CLOSED_BY_PEER):
+            return
+        if not chunk:
+            return
+        dropped += len(chunk)
 
 
 def _line_by(port: serial.SerialBase, start: bytes, end: bytes, deadline: float,
