@@ -749,21 +749,6 @@ def _line_within(sock: socket.socket, pending: bytearray, end: bytes, deadline: 
     return line
 
 
-def _drop_received(sock: socket.socket) -> None:
-    """Drop what `sock` has received and not yet read, waiting for nothing; at most the
-    largest reply and a chunk more (a peer that never stops sending is not read on here). A
-    peer that closed the connection is left for the read after it to find (`_line_within`)."""
-    dropped = 0
-    while dropped <= LARGEST_REPLY and select.select([sock], [], [], 0)[0]:
-        try:
-            chunk = sock.recv(DRAIN_CHUNK, _NO_WAIT or 0)
-        except (BlockingIOError, InterruptedError, *_CLOSED_BY_PEER):
-            return
-        if not chunk:
-            return
-        dropped += len(chunk)
-
-
 def _line_by(port: serial.SerialBase, start: bytes, end: bytes, deadline: float,
              timeout: float, name: str, ask: Callable[[int], None] | None = None) -> bytes:
     """The line `start` begins on `port`, up to `end` (not included), by `deadline`
@@ -1280,7 +1265,16 @@ def _drop_arrived(port: protocol_socket.Serial) -> None:
     that sends faster than it is read (a babbling line; a stream that is no serial line)
     held an open, a query's drop of what came unasked, or a clear, for as long as it sent.
     What comes past that bound is left to be read."""
-    sock = port._socket
+    try:
+        _drop_received(port._socket)
+    except OSError as exc:
+        raise serial.SerialException(f"read failed: {exc}") from exc
+
+
+def _drop_received(sock: socket.socket) -> None:
+    """Drop what `sock` has received and not read, waiting for nothing: as much as its receive
+    buffer holds at most (its size as the drop begins); what comes past that bound is left to
+    be read, as is a close by the peer (the next read says so)."""
     most = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
     dropped = 0
     while dropped < most and select.select([sock], [], [], 0)[0]:
@@ -1288,9 +1282,7 @@ def _drop_arrived(port: protocol_socket.Serial) -> None:
             chunk = sock.recv(min(DRAIN_CHUNK, most - dropped))
         except BlockingIOError:  # nothing after all
             return
-        except OSError as exc:
-            raise serial.SerialException(f"read failed: {exc}") from exc
-        if not chunk:  # closed by the peer: the next read says so
+        if not chunk:
             return
         dropped += len(chunk)
 
