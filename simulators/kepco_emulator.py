@@ -7,7 +7,8 @@ Constructor:
 `model` is the supply on the label, "BOP <volts>-<amps>[suffix]": its rating is ±volts and
 ±amps (a BOP 20-5M: ±20 V, ±5 A), and `*IDN?` answers "KEPCO,<model>,E<serial>,1.66-1.66".
 Commands follow the BOP's SCPI (BIT 4886 interface manual; case-insensitive, long or short
-nodes, optional SOURce:, :LEVel[:IMMediate] and :STATe, several joined with ';', each header
+nodes, optional SOURce:, :LEVel[:IMMediate][:AMPlitude], MEASure[:SCALar] and [:DC], :STATe,
+several joined with ';', each header
 after the first read from the path of the one before it as the BOP manual says, so that
 `MEAS:VOLT?;CURR?` reads the output current and `FUNC:MODE CURR;CURR 1` is an undefined
 header, `FUNC:MODE CURR;:CURR 1` not: `simulators.scpi_path`):
@@ -53,9 +54,14 @@ _NODES = {  # long name -> short name
     "ERROR": "ERR",
     "LEVEL": "LEV",
     "IMMEDIATE": "IMM",
+    "AMPLITUDE": "AMP",  # the BOP manual's spelling, "AMPlitude"
+    "SCALAR": "SCAL",
+    "DC": "DC",
     "BEEP": "BEEP",
 }
-_OPTIONAL = {"SOUR", "LEV", "IMM", "STAT"}
+# [SOURce:]CURRent[:LEVel][:IMMediate][:AMPlitude], MEASure[:SCALar]:CURRent[:DC]?,
+# OUTPut[:STATe]
+_OPTIONAL = {"SOUR", "LEV", "IMM", "AMP", "SCAL", "DC", "STAT"}
 _RATING = re.compile(r"^BOP\s*(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 

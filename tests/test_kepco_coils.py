@@ -483,6 +483,18 @@ def test_emulator_scpi_long_forms_and_error_queue():
     assert emu.handle("SYST:ERR?") == '0,"No error"'
 
 
+def test_emulator_takes_every_optional_node_the_bop_manual_lists():
+    """[SOURce:]CURRent[:LEVel][:IMMediate][:AMPlitude] and MEASure[:SCALar]:CURRent[:DC]?,
+    long or short: a client that spells them out is not refused (it was: -113)."""
+    emu = KepcoBOPEmulator(CoilModel(VirtualClock(), calibration=C), 0)
+    emu.handle("SOURce:FUNCtion:MODE CURRent;:sour:volt:lev:imm:amp 10")
+    emu.handle("SOUR:CURR:LEV:IMM:AMP 0.25")
+    assert emu.handle("SOURce:CURRent:LEVel:IMMediate:AMPlitude?") == "2.500000E-01"
+    assert emu.handle("MEAS:SCAL:CURR:DC?;:MEASure:SCALar:VOLTage:DC?") == \
+        "0.000000E+00;0.000000E+00"  # the output off
+    assert emu.handle("VOLT?;SYST:ERR?") == '1.000000E+01;0,"No error"'
+
+
 def test_emulator_reads_each_header_after_a_semicolon_from_the_path_before_it():
     """The BOP manual ("Program message syntax summary"): `meas:volt?;curr?` reads the output
     voltage and current, `meas:volt?;:curr?` the voltage and the programmed current; a header
