@@ -323,6 +323,13 @@ class SR830Emulator(SRSLockInEmulator):
         """A carriage return ends each reply on RS-232 (OUTX 0), a line feed on GPIB."""
         return "\r" if self.outx == 0 else "\n"
 
+    @property
+    def command_ends(self) -> bytes:
+        """The manual: "The terminator must be a linefeed <lf> or carriage return <cr> on
+        RS232, or a linefeed <lf> or EOI on GPIB": a CR ends a command but on the GPIB port
+        (a socket standing for both ports takes it too)."""
+        return b"\n" if self.port == "gpib" else b"\r\n"
+
     # --- commands ------------------------------------------------------------------------
 
     def _add_model_commands(self) -> None:
