@@ -312,6 +312,12 @@ class SR830Emulator(SRSLockInEmulator):
         super()._clear_status()
         self._errs = 0
 
+    def _execute(self, command: str) -> str | None:
+        """The manual: commands "may contain any number of embedded space characters"; they
+        are read with the spaces dropped ("P H A S ?", "phas 4 5"), as the instrument reads
+        them (every argument of its commands is a number)."""
+        return super()._execute("".join(command.split()))
+
     def handle(self, message: str) -> str | None:
         reply = super().handle(message)
         if self.port is not None and self.port != ("rs232" if self.outx == 0 else "gpib"):
