@@ -8,10 +8,10 @@ Constructor:
 ±amps (a BOP 20-5M: ±20 V, ±5 A), and `*IDN?` answers "KEPCO,<model>,E<serial>,1.66-1.66".
 Commands follow the BOP's SCPI (BIT 4886 interface manual; case-insensitive, long or short
 nodes, optional SOURce:, :LEVel[:IMMediate][:AMPlitude], MEASure[:SCALar] and [:DC], :STATe,
-several joined with ';', each header
-after the first read from the path of the one before it as the BOP manual says, so that
-`MEAS:VOLT?;CURR?` reads the output current and `FUNC:MODE CURR;CURR 1` is an undefined
-header, `FUNC:MODE CURR;:CURR 1` not: `simulators.scpi_path`):
+several joined with ';', each header after the first read from the path of the one before it
+as the BOP manual says, so that `MEAS:VOLT?;CURR?` reads the output current and
+`FUNC:MODE CURR;CURR 1` is an undefined header, `FUNC:MODE CURR;:CURR 1` not:
+`simulators.scpi_path`):
 `FUNC:MODE VOLT|CURR`, `FUNC:MODE?` (0 voltage, 1 current), `CURR <A>`, `CURR?`, `VOLT <V>`,
 `VOLT?`, `MEAS:CURR?`, `MEAS:VOLT?`, `OUTP ON|OFF|1|0`, `OUTP?`, `SYST:ERR?`, `SYST:BEEP`, and
 the IEEE 488.2 common commands `*IDN?`, `*RST`, `*CLS`, `*OPC`, `*OPC?`, `*WAI`, `*TST?`,
