@@ -97,7 +97,9 @@ class DMMFluxgate(Magnetometer):
         self.link.write("*CLS")
         self.link.write(f"CONF:VOLT:DC {RANGE_V:g},DEF,{self.scan_list}")
         self.link.write(f"VOLT:DC:NPLC {NPLC:g},{self.scan_list}")
-        self.link.write(";".join(f"FORM:READ:{flag} OFF" for flag in FORMAT_FLAGS))
+        # each from the root (';:'): after a ';' alone a SCPI instrument reads the next header
+        # from the last one's path (FORM:READ:FORM:READ:TIME, an undefined header)
+        self.link.write(";:".join(f"FORM:READ:{flag} OFF" for flag in FORMAT_FLAGS))
         self.check_errors()
 
     def read_errors(self) -> list[str]:

@@ -457,17 +457,21 @@ class VisaTransport:
         """Drop what a raw socket or a serial line (ASRL) received after the last reply read
         and before this query, waiting for nothing: an instrument that sent a line more (a
         second reply, an extra terminator) had it read as the reply to the next query, and
-        every later one as the reply to the query before it. On a socket the VISA library's
-        receive buffer only (pyvisa-py's holds whatever came in the same packet as the last
-        reply); on a serial line what has arrived: a line that comes later than its reply
-        still reaches the next query. Over GPIB and USB nothing is dropped here: an IEEE 488.2
-        instrument discards an unread reply itself when the next query comes."""
+        every later one as the reply to the query before it. On a socket what came with the
+        last reply (`_pending`) and what has arrived since (`_drop_received`: read on the
+        socket itself, as replies are, not through the VISA library's buffer); on a serial
+        line what has arrived. A line that comes later than the next query still reaches it.
+        Over GPIB and USB nothing is dropped here: an IEEE 488.2 instrument discards an unread
+        reply itself when the next query comes."""
         if self._broken:
             return
         self._pending.clear()
         with contextlib.suppress(pyvisa.Error, NotImplementedError, OSError):
             if self._reopen is not None:
                 self.resource.flush(constants.BufferOperation.discard_receive_buffer)
+                sock = _raw_socket(self.resource)
+                if sock is not None:
+                    _drop_received(sock)
             elif (self.resource.interface_type == constants.InterfaceType.asrl
                   and self.resource.bytes_in_buffer):  # type: ignore[attr-defined]
                 self._discard_arrived()
@@ -1261,7 +1265,16 @@ def _drop_arrived(port: protocol_socket.Serial) -> None:
     that sends faster than it is read (a babbling line; a stream that is no serial line)
     held an open, a query's drop of what came unasked, or a clear, for as long as it sent.
     What comes past that bound is left to be read."""
-    sock = port._socket
+    try:
+        _drop_received(port._socket)
+    except OSError as exc:
+        raise serial.SerialException(f"read failed: {exc}") from exc
+
+
+def _drop_received(sock: socket.socket) -> None:
+    """Drop what `sock` has received and not read, waiting for nothing: as much as its receive
+    buffer holds at most (its size as the drop begins); what comes past that bound is left to
+    be read, as is a close by the peer (the next read says so)."""
     most = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
     dropped = 0
     while dropped < most and select.select([sock], [], [], 0)[0]:
@@ -1269,9 +1282,7 @@ def _drop_arrived(port: protocol_socket.Serial) -> None:
             chunk = sock.recv(min(DRAIN_CHUNK, most - dropped))
         except BlockingIOError:  # nothing after all
             return
-        except OSError as exc:
-            raise serial.SerialException(f"read failed: {exc}") from exc
-        if not chunk:  # closed by the peer: the next read says so
+        if not chunk:
             return
         dropped += len(chunk)
 

@@ -261,6 +261,10 @@ class WorldSynced(Emulator):
     def reply_end(self) -> str:
         return self.inner.reply_end
 
+    @property
+    def command_ends(self) -> bytes:
+        return self.inner.command_ends
+
     def device_clear(self) -> None:
         with self.world.lock:
             self.inner.device_clear()

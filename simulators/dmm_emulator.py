@@ -1,7 +1,8 @@
 """A scanning digital multimeter (Agilent/Keysight 34970A) reading the simulated fluxgate.
 
 SCPI as in the 34970A User's Guide (command reference), case-insensitive, long or short node
-names, several commands joined by ';':
+names, several commands joined by ';' (each header after the first read from the path of the
+one before it, as the instrument reads them: `simulators.scpi_path`):
 `CONF:VOLT:DC [range[,resolution],](@list)` (configures the channels for DC volts and makes
 them the scan list), `CONF? (@list)`, `ROUT:SCAN (@list)`, `ROUT:SCAN?` (a definite-length
 block, "#214(@101,102,103)"), `INIT` (one sweep of the scan list into reading memory),
@@ -31,6 +32,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from simulators.emulator import Emulator, number_reply
+from simulators.scpi_path import message_units
 from simulators.scpi_status import UNHANDLED, ScpiStatus
 
 IDN = "Agilent Technologies,34970A,MY44021523,13-2-2"
@@ -112,11 +114,9 @@ class DMMEmulator(Emulator):
 
     def handle(self, message: str) -> str | None:
         replies = []
-        for command in message.split(";"):
-            if not command.strip():
-                continue
+        for command in message_units(message):
             try:
-                reply = self._one(command.strip())
+                reply = self._one(command)
             except _ScpiError as exc:
                 self.status.error(exc.code, exc.text.strip('"'))
                 continue

@@ -57,6 +57,11 @@ class Emulator(ABC):
         """What ends each line of a reply on the wire (the served socket adds it)."""
         return "\n"
 
+    @property
+    def command_ends(self) -> bytes:
+        """The bytes that each end a command on the wire (the served socket splits at them)."""
+        return b"\n"
+
     def handle_byte(self, code: int) -> str | None:
         """Process one of `immediate_bytes`; return the reply, or None if there is none."""
         return None

@@ -7,7 +7,11 @@ Constructor:
 `model` is the supply on the label, "BOP <volts>-<amps>[suffix]": its rating is ±volts and
 ±amps (a BOP 20-5M: ±20 V, ±5 A), and `*IDN?` answers "KEPCO,<model>,E<serial>,1.66-1.66".
 Commands follow the BOP's SCPI (BIT 4886 interface manual; case-insensitive, long or short
-nodes, optional SOURce:, :LEVel[:IMMediate] and :STATe, several joined with ';'):
+nodes, optional SOURce:, :LEVel[:IMMediate][:AMPlitude], MEASure[:SCALar] and [:DC], :STATe,
+several joined with ';', each header after the first read from the path of the one before it
+as the BOP manual says, so that `MEAS:VOLT?;CURR?` reads the output current and
+`FUNC:MODE CURR;CURR 1` is an undefined header, `FUNC:MODE CURR;:CURR 1` not:
+`simulators.scpi_path`):
 `FUNC:MODE VOLT|CURR`, `FUNC:MODE?` (0 voltage, 1 current), `CURR <A>`, `CURR?`, `VOLT <V>`,
 `VOLT?`, `MEAS:CURR?`, `MEAS:VOLT?`, `OUTP ON|OFF|1|0`, `OUTP?`, `SYST:ERR?`, `SYST:BEEP`, and
 the IEEE 488.2 common commands `*IDN?`, `*RST`, `*CLS`, `*OPC`, `*OPC?`, `*WAI`, `*TST?`,
@@ -34,6 +38,7 @@ import re
 
 from simulators.coil_model import CoilModel
 from simulators.emulator import Emulator, number_reply
+from simulators.scpi_path import message_units
 from simulators.scpi_status import UNHANDLED, ScpiStatus
 
 _NODES = {  # long name -> short name
@@ -49,9 +54,14 @@ _NODES = {  # long name -> short name
     "ERROR": "ERR",
     "LEVEL": "LEV",
     "IMMEDIATE": "IMM",
+    "AMPLITUDE": "AMP",  # the BOP manual's spelling, "AMPlitude"
+    "SCALAR": "SCAL",
+    "DC": "DC",
     "BEEP": "BEEP",
 }
-_OPTIONAL = {"SOUR", "LEV", "IMM", "STAT"}
+# [SOURce:]CURRent[:LEVel][:IMMediate][:AMPlitude], MEASure[:SCALar]:CURRent[:DC]?,
+# OUTPut[:STATe]
+_OPTIONAL = {"SOUR", "LEV", "IMM", "AMP", "SCAL", "DC", "STAT"}
 _RATING = re.compile(r"^BOP\s*(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
@@ -121,11 +131,10 @@ class KepcoBOPEmulator(Emulator):
 
     def handle(self, message: str) -> str | None:
         replies = []
-        for command in message.split(";"):
-            if command.strip():
-                reply = self._one(command.strip())
-                if reply is not None:
-                    replies.append(reply)
+        for command in message_units(message):
+            reply = self._one(command)
+            if reply is not None:
+                replies.append(reply)
         return ";".join(replies) if replies else None
 
     def _one(self, command: str) -> str | None:

@@ -312,6 +312,12 @@ class SR830Emulator(SRSLockInEmulator):
         super()._clear_status()
         self._errs = 0
 
+    def _execute(self, command: str) -> str | None:
+        """The manual: commands "may contain any number of embedded space characters"; they
+        are read with the spaces dropped ("P H A S ?", "phas 4 5"), as the instrument reads
+        them (every argument of its commands is a number)."""
+        return super()._execute("".join(command.split()))
+
     def handle(self, message: str) -> str | None:
         reply = super().handle(message)
         if self.port is not None and self.port != ("rs232" if self.outx == 0 else "gpib"):
@@ -322,6 +328,13 @@ class SR830Emulator(SRSLockInEmulator):
     def reply_end(self) -> str:
         """A carriage return ends each reply on RS-232 (OUTX 0), a line feed on GPIB."""
         return "\r" if self.outx == 0 else "\n"
+
+    @property
+    def command_ends(self) -> bytes:
+        """The manual: "The terminator must be a linefeed <lf> or carriage return <cr> on
+        RS232, or a linefeed <lf> or EOI on GPIB": a CR ends a command but on the GPIB port
+        (a socket standing for both ports takes it too)."""
+        return b"\n" if self.port == "gpib" else b"\r\n"
 
     # --- commands ------------------------------------------------------------------------
 

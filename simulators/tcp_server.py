@@ -87,7 +87,8 @@ class _Handler(socketserver.BaseRequestHandler):
         """Read bytes as they come: an immediate byte is answered at once, wherever it falls,
         ahead of a query line that came with it and is not yet parsed (PI: single-character
         commands are processed on arrival; `held_back`); every other byte gathers into a line,
-        handled at its LF, a set command at once, in order. Once a reply could not be
+        handled at its end (LF, or one of the emulator's `command_ends`: an SR830's RS-232
+        port takes CR too), a set command at once, in order. Once a reply could not be
         sent (the client gone), what still came is acted on as a real instrument does (an
         `OUTP OFF` after a query whose reply was lost), answered no more."""
         emulator = self.server.emulator
@@ -102,12 +103,13 @@ class _Handler(socketserver.BaseRequestHandler):
             if not chunk:
                 return
             held: str | None = None  # a query not yet parsed: a byte with it goes first
+            ends = emulator.command_ends
             for byte in chunk:
                 if byte in emulator.immediate_bytes:
                     reply = emulator.handle_byte(byte)
                     if reply is not None and sending:
                         sending = self._send(reply)
-                elif byte == 0x0A:
+                elif byte in ends:
                     if held is not None:
                         sending = self._answer(held, sending)
                         held = None

@@ -35,7 +35,7 @@ OPENING = [
     ("*CLS", None),
     ("CONF:VOLT:DC 10,DEF,(@101,102,103)", None),
     ("VOLT:DC:NPLC 1,(@101,102,103)", None),
-    ("FORM:READ:CHAN OFF;FORM:READ:TIME OFF;FORM:READ:UNIT OFF;FORM:READ:ALAR OFF", None),
+    ("FORM:READ:CHAN OFF;:FORM:READ:TIME OFF;:FORM:READ:UNIT OFF;:FORM:READ:ALAR OFF", None),
     ("SYST:ERR?", '+0,"No error"'),
 ]
 
@@ -169,9 +169,22 @@ def test_emulator_scan_list_init_fetch_and_configuration_queries() -> None:
     assert dmm.handle("CONF? (@101)") == '"VOLT +1.000000E+01,+3.000000E-05"'
     dmm.handle("VOLT:DC:NPLC 5,(@101,102)")  # 5 is not a step: the next one up, 10
     assert dmm.handle("VOLT:DC:NPLC? (@101,103)") == "+1.00000000E+01,+1.00000000E+00"
-    dmm.handle("FORM:READ:CHAN ON;FORM:READ:UNIT ON")
+    dmm.handle("FORM:READ:CHAN ON;UNIT ON")  # UNIT: on the path FORM:READ
     assert dmm.handle("READ?") == "-2.00000000E+00 VDC,102,+1.50000000E+00 VDC,101"
     assert dmm.handle("FORM:READ:CHAN?") == "1"
+    assert dmm.handle("SYST:ERR?") == '+0,"No error"'
+
+
+def test_emulator_reads_each_header_after_a_semicolon_from_the_path_before_it() -> None:
+    """The 34970A User's Guide ("Command Separators"): a ';' alone keeps the subsystem, so
+    `FORM:READ:CHAN ON;FORM:READ:TIME ON` names FORM:READ:FORM:READ:TIME, an undefined
+    header; `;:` goes back to the root; a common command keeps the path it found."""
+    dmm = emulator()
+    dmm.handle("FORM:READ:CHAN ON;FORM:READ:TIME ON")
+    assert dmm.handle("SYST:ERR?") == '-113,"Undefined header"'
+    assert dmm.handle("FORM:READ:CHAN?;TIME?") == "1;0"
+    dmm.handle("FORM:READ:CHAN OFF;:FORM:READ:TIME ON;*CLS;UNIT ON")
+    assert dmm.handle("FORM:READ:CHAN?;:FORM:READ:TIME?;UNIT?") == "0;1;1"
     assert dmm.handle("SYST:ERR?") == '+0,"No error"'
 
 
@@ -198,7 +211,7 @@ def test_open_channel_noise_falls_with_the_integration_time() -> None:
 
 def test_a_driver_left_with_channel_numbers_in_the_readings_turns_them_off() -> None:
     dmm = emulator()
-    dmm.handle("FORM:READ:CHAN ON;FORM:READ:TIME ON")  # the last user's settings
+    dmm.handle("FORM:READ:CHAN ON;:FORM:READ:TIME ON")  # the last user's settings
     fluxgate = DMMFluxgate.from_profile(
         settings(), clock=VirtualClock(),
         open_transport=lambda address, link: EmulatorTransport(dmm),

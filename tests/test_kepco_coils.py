@@ -473,13 +473,38 @@ def test_emulator_scpi_long_forms_and_error_queue():
     emu = KepcoBOPEmulator(CoilModel(clock, calibration=C), 2)
     assert emu.handle("SOURce:FUNCtion:MODE CURRent") is None
     assert emu.handle("func:mode?") == "1"  # 0 voltage mode, 1 current mode
-    emu.handle("VOLT 10;CURR:LEV:IMM 1.5;OUTP ON")  # compliance 10 V, 1.5 A
+    emu.handle("VOLT 10;CURR:LEV:IMM 1.5;:OUTP ON")  # compliance 10 V, 1.5 A
     clock.advance(1.0)
     assert float(emu.handle("MEAS:CURR?")) == pytest.approx(1.5)
     emu.handle("CURR 7")
     emu.handle("NOPE")
     assert emu.handle("SYST:ERR?") == '-222,"Data out of range"'
     assert emu.handle("SYST:ERR?") == '-113,"Undefined header"'
+    assert emu.handle("SYST:ERR?") == '0,"No error"'
+
+
+def test_emulator_takes_every_optional_node_the_bop_manual_lists():
+    """[SOURce:]CURRent[:LEVel][:IMMediate][:AMPlitude] and MEASure[:SCALar]:CURRent[:DC]?,
+    long or short: a client that spells them out is not refused (it was: -113)."""
+    emu = KepcoBOPEmulator(CoilModel(VirtualClock(), calibration=C), 0)
+    emu.handle("SOURce:FUNCtion:MODE CURRent;:sour:volt:lev:imm:amp 10")
+    emu.handle("SOUR:CURR:LEV:IMM:AMP 0.25")
+    assert emu.handle("SOURce:CURRent:LEVel:IMMediate:AMPlitude?") == "2.500000E-01"
+    assert emu.handle("MEAS:SCAL:CURR:DC?;:MEASure:SCALar:VOLTage:DC?") == \
+        "0.000000E+00;0.000000E+00"  # the output off
+    assert emu.handle("VOLT?;SYST:ERR?") == '1.000000E+01;0,"No error"'
+
+
+def test_emulator_reads_each_header_after_a_semicolon_from_the_path_before_it():
+    """The BOP manual ("Program message syntax summary"): `meas:volt?;curr?` reads the output
+    voltage and current, `meas:volt?;:curr?` the voltage and the programmed current; a header
+    after a ';' alone is under the last one's path, so `FUNC:MODE CURR;CURR 1` is refused."""
+    emu = KepcoBOPEmulator(CoilModel(VirtualClock(), calibration=C), 0)
+    emu.handle("FUNC:MODE CURR;:VOLT 10;CURR 0.5")  # the output off: nothing flows
+    assert emu.handle("MEAS:VOLT?;CURR?") == "0.000000E+00;0.000000E+00"
+    assert emu.handle("MEAS:VOLT?;:CURR?") == "0.000000E+00;5.000000E-01"
+    emu.handle("FUNC:MODE CURR;CURR 1")
+    assert emu.handle("SYST:ERR?;:CURR?") == '-113,"Undefined header";5.000000E-01'
     assert emu.handle("SYST:ERR?") == '0,"No error"'
 
 
@@ -490,7 +515,7 @@ def test_emulator_refuses_min_and_max_arguments_and_changes_nothing(command):
     out of range (MAX)."""
     clock = VirtualClock()
     emu = KepcoBOPEmulator(CoilModel(clock, calibration=C), 0)
-    emu.handle("FUNC:MODE CURR;VOLT 10;CURR 1.5")
+    emu.handle("FUNC:MODE CURR;:VOLT 10;CURR 1.5")
     emu.handle(command)
     assert emu.handle("SYST:ERR?") == '-224,"Illegal parameter value"'
     assert emu.handle("SYST:ERR?") == '0,"No error"'
@@ -512,7 +537,7 @@ def test_emulator_voltage_mode_drives_v_over_r_within_the_current_limit_both_pol
     assert float(emu.handle("MEAS:CURR?")) == pytest.approx(2.0)
     emu.handle("VOLT 21")  # beyond the BOP 20-10's ±20 V
     assert emu.handle("SYST:ERR?") == '-222,"Data out of range"'
-    emu.handle("FUNC:MODE CURR;VOLT 2;CURR -1")  # compliance 2 V: at most 0.5 A into 4 Ω
+    emu.handle("FUNC:MODE CURR;:VOLT 2;CURR -1")  # compliance 2 V: at most 0.5 A into 4 Ω
     clock.advance(1.0)
     assert float(emu.handle("MEAS:CURR?")) == pytest.approx(-0.5)
 
@@ -582,7 +607,7 @@ def test_a_large_supply_left_beyond_the_default_bound_is_ramped_down_each(tmp_pa
     model = CoilModel(clock, calibration=C, resistance=0.05, rating=125.0)
     emulators = [KepcoBOPEmulator(model, i, model="BOP 6-125M") for i in range(3)]
     for emulator, amps in zip(emulators, (0, 60, 0), strict=True):
-        emulator.handle(f"FUNC:MODE CURR;VOLT 6;CURR {amps};OUTP ON")
+        emulator.handle(f"FUNC:MODE CURR;:VOLT 6;CURR {amps};OUTP ON")
     coils = load_profile(None).coils
     coils = replace(coils, addresses=("a", "b", "c"))
     by_address = dict(zip(coils.addresses, emulators, strict=True))
@@ -616,7 +641,7 @@ def test_connect_never_steps_a_supply_in_voltage_mode_to_its_old_current_setpoin
     """0 A in voltage mode, 2 A left as the current-mode setpoint: switching the mode with
     the output on would put 2 A (100 µT) on the coils at once."""
     clock, model, emulators = _left_in_voltage_mode(
-        "FUNC:MODE CURR;VOLT 20;CURR 2;FUNC:MODE VOLT;VOLT 0")
+        "FUNC:MODE CURR;:VOLT 20;CURR 2;FUNC:MODE VOLT;:VOLT 0")
     assert np.all(model.currents(clock.now()) == 0.0)
     coils = _connect(clock, emulators)
     clock.advance(1.0)

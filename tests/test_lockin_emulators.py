@@ -432,3 +432,13 @@ def test_the_sr860_takes_commands_only_as_its_manual_spells_them(command: str) -
     assert emulator.handle("PSTF 2,\t1500") is None and emulator.handle("PSTF? 2") == "1500"
     assert emulator.handle("*ESR?") == "0"
 
+
+
+def test_the_sr830_reads_a_command_with_spaces_anywhere_in_it() -> None:
+    """The SR830 manual ("Command Syntax"): commands "may contain any number of embedded space
+    characters". Unfixed, a space inside the mnemonic or a number was a command error."""
+    emulator, _ = settled("sr830")
+    assert emulator.handle("p h a s 4 5 . 5") is None
+    assert emulator.handle("P H A S ?") == "45.5"
+    assert emulator.handle("O U T P ? 1") == emulator.handle("OUTP?1")
+    assert emulator.handle("*ESR?") == "0"

@@ -106,7 +106,7 @@ def _left_energised(amps: float, lost: set[int]) -> tuple[VirtualClock, list[Los
     model = CoilModel(clock, calibration=C, ambient=AMBIENT, resolution=1e-6)
     supplies = [LosesChecks(KepcoBOPEmulator(model, i)) for i in range(3)]
     for supply in supplies:
-        supply.inner.handle(f"FUNC:MODE CURR;VOLT 20;CURR {amps};OUTP ON")
+        supply.inner.handle(f"FUNC:MODE CURR;:VOLT 20;CURR {amps};OUTP ON")
     supplies[1].start(lost)
     settings = replace(load_profile(None).coils, addresses=("a", "b", "c"), max_ramp_rate=1.0)
     by_address = dict(zip(settings.addresses, supplies, strict=True))
@@ -172,7 +172,7 @@ def test_smm_daq_safe_says_the_replies_its_ramp_down_went_on_past(
 
     def energised(backend: Any, profile: Any) -> None:
         y = profile.coils.addresses[1]
-        backend.endpoint(y).handle("FUNC:MODE CURR;VOLT 20;CURR 1;OUTP ON")
+        backend.endpoint(y).handle("FUNC:MODE CURR;:VOLT 20;CURR 1;OUTP ON")
         backend.clock.sleep(1.0)
         wrapped.append(LosesTheFirstStepCheck(backend.endpoint(y)))
         endpoint = backend.endpoint
@@ -237,7 +237,7 @@ def test_smm_daq_safe_switches_off_a_coil_whose_ramp_down_is_given_up_and_says_s
 
     def energised(backend: Any, profile: Any) -> None:
         y = profile.coils.addresses[1]
-        backend.endpoint(y).handle("FUNC:MODE CURR;VOLT 20;CURR 1;OUTP ON")
+        backend.endpoint(y).handle("FUNC:MODE CURR;:VOLT 20;CURR 1;OUTP ON")
         backend.clock.sleep(1.0)
         lossy = LosesStepChecks(backend.endpoint(y))
         endpoint = backend.endpoint

@@ -79,7 +79,7 @@ def test_making_safe_stops_the_stage_before_the_coils_ramp_down(monkeypatch) -> 
 
     def left_moving(backend: Any, p: Any) -> None:
         for address in p.coils.addresses:
-            backend.endpoint(address).handle(f"FUNC:MODE CURR;VOLT 20;CURR {LEFT_A};OUTP ON")
+            backend.endpoint(address).handle(f"FUNC:MODE CURR;:VOLT 20;CURR {LEFT_A};OUTP ON")
         backend.clock.advance(1.0)  # the supplies slew to their setpoint (10 A/s)
         np.testing.assert_allclose(backend.world.coils.currents(), LEFT_A)
         model = backend.world.stage

@@ -26,7 +26,7 @@ def _field_left_on_and_stage_closes(closed: list[np.ndarray], fail: Any) -> Any:
 
     def prepare(backend: Any, p: Any) -> None:
         for address in p.coils.addresses:
-            backend.endpoint(address).handle(f"FUNC:MODE CURR;VOLT 20;CURR {LEFT_A};OUTP ON")
+            backend.endpoint(address).handle(f"FUNC:MODE CURR;:VOLT 20;CURR {LEFT_A};OUTP ON")
         backend.clock.advance(1.0)  # the supplies slew to their setpoint
         np.testing.assert_allclose(backend.world.coils.currents(), LEFT_A)
         open_transport = backend.open_transport

@@ -55,7 +55,7 @@ def _timing_out_profile(tmp_path: Path, text: str, timeout_s: float,
 def _driving(backend: Any, addresses: Any, amps: float) -> None:
     """Each supply of `addresses` left driving `amps` in current mode, its current reached."""
     for address in addresses:
-        backend.endpoint(address).handle(f"FUNC:MODE CURR;VOLT 20;CURR {amps:g};OUTP ON")
+        backend.endpoint(address).handle(f"FUNC:MODE CURR;:VOLT 20;CURR {amps:g};OUTP ON")
     backend.clock.sleep(1.0)
 
 
@@ -350,8 +350,8 @@ def test_the_bound_covers_every_supply_losing_replies_and_recovering_throughout(
 
     def lossy(backend: Any, profile: Any) -> None:
         for address in profile.coils.addresses:
-            found = ("FUNC:MODE VOLT;CURR 20;VOLT 100;OUTP ON" if voltage_mode
-                     else "FUNC:MODE CURR;VOLT 20;CURR 2;OUTP ON")
+            found = ("FUNC:MODE VOLT;:CURR 20;VOLT 100;OUTP ON" if voltage_mode
+                     else "FUNC:MODE CURR;:VOLT 20;CURR 2;OUTP ON")
             backend.endpoint(address).handle(found)
         backend.clock.sleep(SLEWED_S)
         if slow:

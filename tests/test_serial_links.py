@@ -512,6 +512,23 @@ def test_an_sr830_on_rs232_behind_a_socket_answers_once_the_profile_names_the_po
         lockin.close()
 
 
+def test_an_sr830_on_rs232_takes_a_carriage_return_as_the_end_of_a_command(
+        served_sr830_rs232: Served) -> None:
+    """The SR830 manual: "The terminator must be a linefeed <lf> or carriage return <cr> on
+    RS232": a client ending its commands with CR (or CR LF) is answered, once a command.
+    Unfixed, the served port split commands at LF alone: CR-ended ones were never answered."""
+    s = served_sr830_rs232
+    port = s.server.ports()[s.profile.lockin.link.address]
+    with socket.create_connection((HOST, port), timeout=HANG_GUARD_S) as raw:
+        raw.sendall(b"OUTX 0\rHARM?\r")
+        assert raw.recv(64) == b"1\r"
+        raw.sendall(b"HARM?\r\nHARM?\n")  # CR LF: one command, one reply
+        received = b""
+        while received.count(b"\r") < 2:
+            received += raw.recv(64)
+        assert received == b"1\r1\r"
+
+
 def _sr830_on_serial(s: Served, kind: str, *, baud_rate: int) -> SR830:
     """The served SR830 driven through `kind` (pyserial or VISA's ASRL), 0.5 s timeout."""
     address = counter_address(s.server.ports()[s.profile.lockin.link.address], kind)

@@ -7,6 +7,7 @@ test waits for with a generous timeout, so a hang fails the test instead of free
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ import pytest
 from fault_proxy import FaultProxy
 
 from drivers.link import Link
-from drivers.transports import open_transport
+from drivers.transports import _raw_socket, open_transport
 from simulators.emulator import Emulator
 from simulators.tcp_server import HOST, EmulatorServer
 from smm_daq.errors import InstrumentLost, InstrumentTimeout
@@ -29,6 +30,8 @@ class Echo(Emulator):
     name = "echo"
 
     def handle(self, message: str) -> str | None:
+        if message == "twice":  # a reply and a line more
+            return "echo twice\nonce more"
         return f"echo {message}"
 
 
@@ -109,6 +112,24 @@ def test_a_late_reply_is_never_taken_for_the_next_answer(proxied) -> None:
     proxy.release()  # "echo first" arrives after the timeout
     bounded(t.clear)
     assert bounded(lambda: t.query("second")) == "echo second"
+    t.close()
+
+
+def test_a_line_more_that_came_after_its_reply_was_read_is_dropped_before_the_next_query(
+        proxied) -> None:
+    """An instrument that sends a line more, which arrives on its own once its reply was read
+    (a second packet): the next query drops it, unread, and reads its own reply. Unfixed, only
+    the VISA library's buffer was dropped (which the transport no longer reads through), and
+    the next query read "once more", every later one the reply before its own."""
+    _, proxy = proxied
+    t = transport(proxy)
+    proxy.split(len(b"echo twice\n"))  # the line more is kept back, the reply goes
+    assert bounded(lambda: t.query("twice")) == "echo twice"
+    proxy.release()  # the line more arrives now, after the reply was read
+    sock = _raw_socket(t.resource)
+    assert sock is not None and select.select([sock], [], [], HANG_GUARD_S)[0]
+    assert bounded(lambda: t.query("a")) == "echo a"
+    assert bounded(lambda: t.query("b")) == "echo b"
     t.close()
 
 
