@@ -48,7 +48,7 @@ from smm_daq.cli.args import time_scale as time_scale_option
 from smm_daq.cli.warning_text import said_as
 from smm_daq.errors import InputError, InstrumentError
 from smm_daq.instruments.profile import Profile, load_profile
-from smm_daq.shell_words import command_line
+from smm_daq.shell_words import command_line, file_shown
 from smm_daq.storage.names import listed_name
 from smm_daq.text_files import path_shown
 
@@ -721,8 +721,7 @@ def _listing(path: str, f: h5py.File) -> tuple[list[str], list[str], InputError 
     from smm_daq.storage.nexus import list_entries_in
 
     entries = list_entries_in(f, path, noise_floors=True)
-    named = path if path.isprintable() else path_shown(path)  # a byte not UTF-8 escaped
-    lines = [f"{named}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"]
+    lines = [f"{file_shown(path)}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"]
     problems: list[str] = []
     try:
         for e in entries:
