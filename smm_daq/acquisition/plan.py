@@ -214,14 +214,17 @@ class ScanPlan:
                 f"smaller area, {shorter}, or several scans)"
             )
 
-    def estimate_duration(self, profile: Profile, time_constant: float | None = None) -> float:
+    def estimate_duration(self, profile: Profile, time_constant: float | None = None, *,
+                          start: tuple[float, ...] | None = None) -> float:
         """Seconds the scan should take on the rig (`smm_daq.acquisition.duration`: the
         field's ramps up and back down, the way to the first point, the lines).
 
-        `time_constant` is the lock-in's (s), the profile's when None. Instrument
-        communication is not included; the sequencer's ETA learns it as the scan runs.
+        `time_constant` is the lock-in's (s), the profile's when None; `start` the field (T)
+        the coils are at before the scan (a recipe's set_field step's), the safe state's
+        when None. Instrument communication is not included; the sequencer's ETA learns it
+        as the scan runs.
         """
-        return scan_duration(self, profile, time_constant).total_s
+        return scan_duration(self, profile, time_constant, start=start).total_s
 
     def seconds_per_point(self, profile: Profile, time_constant: float | None = None) -> float:
         """The move to a point, the stage's settling and the lock-in's settle and dwell (s)."""
