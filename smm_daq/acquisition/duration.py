@@ -121,6 +121,21 @@ def _step_lines_s(plan: ScanPlan, profile: Profile, time_constant: float | None)
     return plan.points * per_point - stage.settle_time + along + turns
 
 
+def run_on_unsaid(plan: ScanPlan, profile: Profile) -> str:
+    """Where `plan` flies and the profile's lock-in driver does not say how long it stores on
+    after a line's stop (its class keeps `BufferedLockIn.run_on_s` as the interface gives
+    it, 0: a plug-in's written without it), what its estimate leaves out, said; else ""."""
+    if plan.fly is None:
+        return ""
+    lockin = driver_class(profile, "lockin", profile.lockin.link.implementation)
+    interface = vars(BufferedLockIn)["run_on_s"].__func__
+    if getattr(getattr(lockin, "run_on_s", None), "__func__", None) is not interface:
+        return ""
+    return (f"the lock-in's storing on after each line is not counted: its driver "
+            f"{lockin.__module__}.{lockin.__qualname__} does not say how long it stores on "
+            "after a line's stop (BufferedLockIn.run_on_s)")
+
+
 def _fly_line(plan: ScanPlan, profile: Profile) -> FlyLine:
     assert plan.fly is not None
     limits = profile_fly_limits(profile)

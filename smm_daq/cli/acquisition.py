@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, TextIO
 import numpy as np
 from tqdm import tqdm
 
+from smm_daq.acquisition.duration import run_on_unsaid
 from smm_daq.acquisition.fly.settings import (
     DEFAULT_OVERSAMPLE,
     DEFAULT_PIXEL_TIME_S,
@@ -336,9 +337,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if note:
         print(f"smm-daq: warning: --size-um {args.size_um}, --step-um {args.step_um}: {note}",
               file=sys.stderr)
+    unsaid = run_on_unsaid(plan, profile)
     print(f"scan '{plan.name}': {plan.nx} × {plan.ny} points, field {_vec_ut(np.array(plan.field))}"
-          f", estimated {format_duration(plan.estimate_duration(profile))} of instrument time",
-          file=sys.stderr)
+          f", estimated {format_duration(plan.estimate_duration(profile))} of instrument time"
+          + (f" ({unsaid})" if unsaid else ""), file=sys.stderr)
     go_on = ["smm-daq", "resume", args.out, "--entry", plan.name, *_run_again(args)]
     with _saying_how_to_go_on(args.out, (plan.name,), go_on):
         session = _open_session(args.out, profile, args.time_scale)
@@ -435,9 +437,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"{checked.wait_note(i)}", file=sys.stderr)
     left = (f" ({format_duration(checked.duration_left_s)} left to run)"
             if args.continue_recipe else "")
+    unsaid = next((n for n in (run_on_unsaid(p, profile) for p in checked.plans
+                               if p is not None) if n), "")
     print(f"recipe {args.recipe}: {len(checked.steps)} steps, estimated "
           f"{format_duration(checked.duration_s)} of instrument time (scans, waits and field "
-          f"ramps){left}", file=sys.stderr)
+          f"ramps{'; ' + unsaid if unsaid else ''}){left}", file=sys.stderr)
     go_on = ["smm-daq", "run", args.recipe, "--out", args.out, "--continue",
              *_profile_again(args), *_run_again(args),
              *(["--yes"] if args.yes else [])]  # a prompt not yet passed runs again

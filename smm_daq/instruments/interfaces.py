@@ -303,7 +303,9 @@ class BufferedLockIn(ABC):
     def run_on_s(cls, samples: float, rate: float) -> float:
         """About how long (rig-clock s) `read_buffer` waits for the storing to stop after a
         line of `samples` stored at `rate` (Hz): what a flown scan's estimate counts a line.
-        0 for a lock-in that stops at once."""
+        0 for a lock-in that stops at once, which a driver says by giving this method; one
+        that does not (a plug-in's written without it) is counted 0, and the estimate says
+        that its storing on is not counted (`duration.run_on_unsaid`)."""
         return 0.0
 
     @abstractmethod
