@@ -194,3 +194,27 @@ def test_a_flown_estimate_says_where_the_lock_in_s_storing_on_is_not_counted(
                       'size_um = [100, 20]\nstep_um = 10\nfly = true\npixel_time_s = 0.05\n')
     main(["run", str(recipe), "--out", str(tmp_path / "r.h5"), "--yes"])
     assert f"(scans, waits and field ramps; {said})\n" in capsys.readouterr().err
+
+
+def test_a_recipe_s_field_ramps_are_estimated_from_the_safe_state_off(tmp_path) -> None:
+    """With the safe state "off" (every current at 0 A, the ambient field left: 20 µT here),
+    a recipe begins there and its zero_field step ends there: 40 µT set is 0.4 s up and 0.4
+    s down. Unfixed, both were estimated from zero applied field: 1.6 s for 0.85 s taken."""
+    from smm_daq.acquisition.recipe import check_recipe, parse_recipe, run_recipe
+
+    text = DEFAULT_PROFILE.read_text().replace(
+        "ambient_field_uT = [0.0, 0.0, 0.0]", "ambient_field_uT = [0.0, 20.0, 0.0]").replace(
+        'safe_state = "zero"', 'safe_state = "off"')
+    recipe = parse_recipe('[[step]]\nkind = "set_field"\nfield_uT = [0.0, 40.0, 0.0]\n\n'
+                          '[[step]]\nkind = "zero_field"\n', "r.toml")
+    session = Session.open(str(tmp_path / "s.h5"), parse_profile(text, DEFAULT_PROFILE),
+                           time_scale=0)
+    try:
+        estimate = check_recipe(recipe, session.profile, session.path,
+                                can_prompt=False).duration_s
+        start = session.rig.clock.now()
+        run_recipe(recipe, session, yes=True)
+        taken = session.rig.clock.now() - start
+    finally:
+        session.close()
+    assert abs(estimate - taken) <= 0.1, (estimate, taken)
