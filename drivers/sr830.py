@@ -146,6 +146,11 @@ class SR830(SRSLockIn, BufferedLockIn):
                             max_rates=(SAMPLE_RATES[-1],) * len(cls.TIME_CONSTANTS),
                             poles=2 * SLOPE_12_DB)
 
+    @classmethod
+    def run_on_s(cls, samples: float, rate: float) -> float:
+        """`PAUS` stops storing at once: nothing is stored on after a line."""
+        return 0.0
+
     def configure_buffer(self, rate: float, *,
                          stop: Callable[[], bool] | None = None) -> float:
         """As `BufferedLockIn.configure_buffer`; `PAUS` stops storing at once, so `stop` has

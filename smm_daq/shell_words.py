@@ -36,6 +36,14 @@ def shell_join(words: Sequence[str]) -> str:
     return " ".join(_quoted(w) for w in words)
 
 
+def file_shown(path: str | Path) -> str:
+    """A file's name as a message's line shows it: as it is where every character prints,
+    else as bash reads it back (`_quoted`: a byte that is not UTF-8 as `$'caf\\xe9.h5'`, as
+    the commands advised beside it name the file), never Python's stand-in for the byte."""
+    text = str(path)
+    return text if text.isprintable() else _quoted(text)
+
+
 def _quoted(word: str) -> str:
     """`word` as a shell reads it back: bare where nothing in it is special, in single quotes
     where something is, and in bash's $'…' where it holds a control character (a newline in an

@@ -4,6 +4,7 @@ shown again, months later on another machine, without the grain file and as it w
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import h5py
@@ -16,7 +17,7 @@ from gui.mmt_view import grain_field
 from smm_daq.analysis.grains import read_grains
 from smm_daq.analysis.mmt.formats.points import write_points
 from smm_daq.analysis.mmt.models.multipole import MultipoleModel, Sensor, point_grains
-from smm_daq.analysis.mmt.result_file import RESULT_VERSION
+from smm_daq.analysis.mmt.result_file import RESULT_VERSION, grain_parameters
 from smm_daq.analysis.mmt.result_read import grains_from_file, read_result_entry
 from smm_daq.analysis.mmt.scan_fits import fits_of
 from smm_daq.analysis.mmt.solver.inversion import forward
@@ -95,6 +96,54 @@ def test_cuboid_grains_their_format_and_absolute_path_are_stored(cuboid_result, 
     np.testing.assert_array_equal(saved.grains.labels, truth.labels)
     np.testing.assert_array_equal(saved.grains.grain, truth.grain)
     assert grains_from_file(saved, []) == (saved, "")  # nothing looked up, nothing missing
+
+
+def _put(params: h5py.Group, values: dict[str, str]) -> None:
+    for key, value in values.items():
+        del params[key]
+        params[key] = value
+
+
+def test_a_grain_file_named_in_no_utf8_is_found_by_the_name_the_entry_stores(cuboid_result,
+                                                                           tmp_path):
+    """A grain file typed in a Latin-1 terminal (its byte 0xe9 no UTF-8) is stored escaped,
+    `caf\\xe9.csv`; an entry without its grains' cuboids (a point model's) finds the file by
+    it. Unfixed, the escape's four characters were taken for the name, and no file found."""
+    path, grains = cuboid_result
+    raw = os.fsencode(tmp_path) + b"/caf\xe9.csv"
+    try:
+        os.rename(grains, raw)
+    except OSError:
+        pytest.skip("this file system refuses a name that is not UTF-8")
+    with h5py.File(path, "a") as f:  # as the writer records it (the command ran here)
+        _put(f["scan_mmt/process/parameters"],
+             grain_parameters(os.fsdecode(b"caf\xe9.csv"), "csv"))
+        del f["scan_mmt/grain_cuboids"]
+    saved = read_result_entry(path, "scan_mmt")
+    assert not saved.shapes and saved.grain_file_absolute == f"{tmp_path}/caf\\xe9.csv"
+    found, note = grains_from_file(saved, [])
+    assert note == "" and found.shapes
+    np.testing.assert_array_equal(found.grains.cuboids, read_grains(os.fsdecode(raw)).cuboids)
+
+
+def test_an_earlier_entry_s_grain_file_named_as_an_escape_reads_as_named(cuboid_result,
+                                                                        tmp_path, monkeypatch):
+    """An entry written before names were escaped (before layout version 3, the grain file
+    as typed alone) whose file is named with a backslash, `caf\\xe9.csv` as typed: it is
+    found under that name, beside the session file from another folder, not taken for the
+    escape of a byte alone (no such file)."""
+    path, grains = cuboid_result
+    as_written_before_version_3(path, "scan_mmt")
+    grains.rename(tmp_path / "caf\\xe9.csv")
+    with h5py.File(path, "a") as f:
+        _put(f["scan_mmt/process/parameters"], {"grains": "caf\\xe9.csv"})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    saved = read_result_entry(path, "scan_mmt")
+    assert (saved.grain_file, saved.grain_file_absolute) == ("caf\\xe9.csv", "")
+    found, note = grains_from_file(saved, [saved.grain_file])
+    assert note == "" and found.shapes
 
 
 def test_the_stored_format_is_the_grains_and_damaged_cuboids_are_refused(cuboid_result,

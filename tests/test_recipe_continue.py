@@ -126,7 +126,9 @@ def test_the_python_api_continues_a_cut_off_recipe(tmp_path: Path) -> None:
     checked = check_recipe(parse_recipe(RECIPE), load_profile(), out, can_prompt=True,
                            continuing=True)
     assert checked.states == ("", DONE, "", "", "", RESUME, NEW)
-    rem_s, inf_s = (checked.plans[i].estimate_duration(load_profile()) for i in (1, 5))
+    # 'inf' ramps up from the 40 µT the set_field step before it left, 'rem' from zero
+    rem_s, inf_s = (checked.plans[i].estimate_duration(load_profile(), start=start)
+                    for i, start in ((1, None), (5, (0.0, 40e-6, 0.0))))
     # left: not the first scan, nor the wait before the work left, nor the line of 'inf' done
     assert checked.duration_left_s == pytest.approx(
         checked.duration_s - rem_s - 120.0 - inf_s / 4)

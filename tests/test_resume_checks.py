@@ -273,6 +273,22 @@ def test_a_scan_is_not_resumed_with_another_lockin_excitation(
     assert interrupted.read_bytes() == before
 
 
+def test_a_scan_is_not_resumed_with_another_ambient_field(
+        interrupted: Path, no_rig: None, repo: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The ambient field the coils null sets, with their matrix, the currents of the plan's
+    field: another one takes the rest of the map at a field off by the difference (5 µT
+    here). Unfixed, a profile differing in it alone was taken for the same."""
+    profile = _simulator_with(repo, tmp_path, "ambient_field_uT = [0.0, 0.0, 0.0]",
+                              "ambient_field_uT = [0.0, 5.0, 0.0]")
+    before = interrupted.read_bytes()
+    assert main(["resume", str(interrupted), "--entry", "s1", "--profile", str(profile)]) == 2
+    err = capsys.readouterr().err
+    assert ("was taken with another instrument profile: coil_ambient_field_T was [0, 0, 0], "
+            "now [0, 5e-06, 0] (the ambient field the coils null is another") in err
+    assert interrupted.read_bytes() == before
+
+
 def test_a_fingerprint_stored_before_a_key_was_added_still_resumes(interrupted: Path) -> None:
     """A scan started by an earlier smm-daq stored fewer keys; the missing ones are not held
     against it."""

@@ -152,3 +152,69 @@ def test_a_coarse_step_scan_s_estimate_counts_the_moves_it_makes(tmp_path, raste
     unidirectional on 5 × 3."""
     _, estimate, taken = _scan(tmp_path, size_um=(2000, 100), step_um=(500, 50), raster=raster)
     assert abs(estimate - taken) <= 0.02 * taken, (estimate, taken)
+
+
+def test_a_flown_estimate_says_where_the_lock_in_s_storing_on_is_not_counted(
+        monkeypatch, capsys, tmp_path) -> None:
+    """A lock-in driver that does not say how long it stores on after a line's stop (a
+    plug-in's written without `run_on_s`; here the SR830's as it was before it said so) is
+    counted 0 s a line, and `scan` and `run` say, beside the estimate, that it is not counted.
+    Unfixed, nothing was said: a run-on like an SR860's (0.26 s of each 0.86 s line) went
+    uncounted unseen."""
+    from drivers.sr830 import SR830
+    from smm_daq.acquisition.duration import run_on_unsaid
+    from smm_daq.acquisition.fly.settings import FlySettings
+    from smm_daq.acquisition.plan import ScanPlan
+    from smm_daq.cli.main import main
+    from smm_daq.errors import InputError
+    from smm_daq.instruments import rig
+    from smm_daq.instruments.profile import load_profile
+
+    profile = load_profile()
+    flown = ScanPlan.from_center("f", (12.5e-3, 12.5e-3), (100e-6, 20e-6), 10e-6,
+                                 fly=FlySettings(pixel_time=0.05))
+    assert run_on_unsaid(flown, profile) == ""  # the SR830 says it stops at once
+    monkeypatch.delattr(SR830, "run_on_s")
+    said = ("the lock-in's storing on after each line is not counted: its driver "
+            "drivers.sr830.SR830 does not say how long it stores on after a line's stop "
+            "(BufferedLockIn.run_on_s)")
+    assert run_on_unsaid(flown, profile) == said
+    stepped = ScanPlan.from_center("s", (12.5e-3, 12.5e-3), (100e-6, 20e-6), 10e-6)
+    assert run_on_unsaid(stepped, profile) == ""  # a step scan stores nothing on
+
+    def not_here(*_a, **_kw):
+        raise InputError("not connected in this test")
+
+    monkeypatch.setattr(rig, "open_rig", not_here)  # said before anything connects
+    main(["scan", "--center-um", "12500,12500", "--size-um", "100,20", "--step-um", "10",
+          "--fly", "--pixel-time-s", "0.05", "--name", "f", "--out", str(tmp_path / "s.h5")])
+    assert f"of instrument time ({said})\n" in capsys.readouterr().err
+    recipe = tmp_path / "r.toml"  # and `run`, for a recipe that flies a scan
+    recipe.write_text('[[step]]\nkind = "scan"\nname = "f"\ncenter_um = [12500, 12500]\n'
+                      'size_um = [100, 20]\nstep_um = 10\nfly = true\npixel_time_s = 0.05\n')
+    main(["run", str(recipe), "--out", str(tmp_path / "r.h5"), "--yes"])
+    assert f"(scans, waits and field ramps; {said})\n" in capsys.readouterr().err
+
+
+def test_a_recipe_s_field_ramps_are_estimated_from_the_safe_state_off(tmp_path) -> None:
+    """With the safe state "off" (every current at 0 A, the ambient field left: 20 µT here),
+    a recipe begins there and its zero_field step ends there: 40 µT set is 0.4 s up and 0.4
+    s down. Unfixed, both were estimated from zero applied field: 1.6 s for 0.85 s taken."""
+    from smm_daq.acquisition.recipe import check_recipe, parse_recipe, run_recipe
+
+    text = DEFAULT_PROFILE.read_text().replace(
+        "ambient_field_uT = [0.0, 0.0, 0.0]", "ambient_field_uT = [0.0, 20.0, 0.0]").replace(
+        'safe_state = "zero"', 'safe_state = "off"')
+    recipe = parse_recipe('[[step]]\nkind = "set_field"\nfield_uT = [0.0, 40.0, 0.0]\n\n'
+                          '[[step]]\nkind = "zero_field"\n', "r.toml")
+    session = Session.open(str(tmp_path / "s.h5"), parse_profile(text, DEFAULT_PROFILE),
+                           time_scale=0)
+    try:
+        estimate = check_recipe(recipe, session.profile, session.path,
+                                can_prompt=False).duration_s
+        start = session.rig.clock.now()
+        run_recipe(recipe, session, yes=True)
+        taken = session.rig.clock.now() - start
+    finally:
+        session.close()
+    assert abs(estimate - taken) <= 0.1, (estimate, taken)

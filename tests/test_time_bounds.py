@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from smm_daq.acquisition.fly.settings import FlySettings
 from smm_daq.acquisition.plan import MAX_DURATION_S, ScanPlan
 from smm_daq.cli.main import main
 from smm_daq.errors import InputError
@@ -41,6 +42,21 @@ def test_a_plan_beyond_a_week_is_refused_by_validate() -> None:
     with pytest.raises(InputError, match=r"estimated to take .* days"):
         plan.validate(profile)
     ScanPlan.from_center("ok", (12.5e-3, 12.5e-3), (2e-3, 2e-3), 20e-6).validate(profile)
+
+
+def test_a_flown_plan_beyond_a_week_is_refused_in_its_lines_and_pixels() -> None:
+    """A flown plan has no points nor settle and dwell: its refusal says its lines of pixels
+    and their pixel time. Unfixed, it said "1001 × 1001 points at 0.255 s each" (a step
+    scan's time a point, not the 1 s pixel flown) and to use fewer settle/dwell time
+    constants, which a flown line does not take."""
+    plan = ScanPlan.from_center("big", (12.5e-3, 12.5e-3), (20e-3, 20e-3), 20e-6,
+                                fly=FlySettings(pixel_time=1.0))
+    with pytest.raises(InputError) as refused:
+        plan.validate(load_profile())
+    assert str(refused.value) == (
+        "plan 'big' is estimated to take 11.6 days (1001 lines of 1001 pixels flown at 1 s a "
+        "pixel); expected at most 7 days (a coarser step, a smaller area, a shorter pixel "
+        "time, or several scans)")
 
 
 def recipe(tmp_path: Path, steps: str) -> Path:

@@ -200,21 +200,31 @@ class ScanPlan:
             check_fly_plan(self, profile, profile_fly_limits(profile))
         duration = self.estimate_duration(profile)
         if not duration <= MAX_DURATION_S:  # also catches an overflow to inf or NaN
+            if self.fly is None:
+                made = (f"{self.nx} × {self.ny} points at {self.seconds_per_point(profile):.3g}"
+                        " s each")
+                shorter = "fewer settle/dwell time constants"
+            else:  # flown: lines of pixels, no settle or dwell at a point
+                made = (f"{self.ny} lines of {self.nx} pixels flown at "
+                        f"{self.fly.pixel_time:.3g} s a pixel")
+                shorter = "a shorter pixel time"
             raise InputError(
-                f"plan '{self.name}' is estimated to take {format_seconds(duration)} "
-                f"({self.nx} × {self.ny} points at {self.seconds_per_point(profile):.3g} s "
-                f"each); expected at most {format_seconds(MAX_DURATION_S)} (a coarser step, "
-                "a smaller area, fewer settle/dwell time constants, or several scans)"
+                f"plan '{self.name}' is estimated to take {format_seconds(duration)} ({made});"
+                f" expected at most {format_seconds(MAX_DURATION_S)} (a coarser step, a "
+                f"smaller area, {shorter}, or several scans)"
             )
 
-    def estimate_duration(self, profile: Profile, time_constant: float | None = None) -> float:
+    def estimate_duration(self, profile: Profile, time_constant: float | None = None, *,
+                          start: tuple[float, ...] | None = None) -> float:
         """Seconds the scan should take on the rig (`smm_daq.acquisition.duration`: the
         field's ramps up and back down, the way to the first point, the lines).
 
-        `time_constant` is the lock-in's (s), the profile's when None. Instrument
-        communication is not included; the sequencer's ETA learns it as the scan runs.
+        `time_constant` is the lock-in's (s), the profile's when None; `start` the field (T)
+        the coils are at before the scan (a recipe's set_field step's), the safe state's
+        when None. Instrument communication is not included; the sequencer's ETA learns it
+        as the scan runs.
         """
-        return scan_duration(self, profile, time_constant).total_s
+        return scan_duration(self, profile, time_constant, start=start).total_s
 
     def seconds_per_point(self, profile: Profile, time_constant: float | None = None) -> float:
         """The move to a point, the stage's settling and the lock-in's settle and dwell (s)."""

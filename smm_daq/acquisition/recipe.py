@@ -72,7 +72,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from smm_daq.acquisition.duration import ramp_settling_s
+from smm_daq.acquisition.duration import field_ramp_s, safe_field, safe_ramp_s
 from smm_daq.acquisition.fly.checks import check_controller
 from smm_daq.acquisition.fly.settings import MAX_OVERSAMPLE, FlySettings
 from smm_daq.acquisition.plan import (
@@ -605,7 +605,10 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
         raise InputError(recipe.overridden[0], source=recipe.source)
     states: list[str] = []
     made: dict[str, Footprint] = {}  # entries earlier steps will write, by name
-    current: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    current: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the field a scan takes by default
+    # the field the coils are at as each step begins: the safe state's at the start and after
+    # a scan (which makes the rig safe as it ends) or a zero_field step, else set_field's
+    at = safe_field(profile)
     plans: list[ScanPlan | None] = []
     costs: list[float] = []  # each step's estimated seconds
     left: list[float] = []  # the part of each step left to run (of a scan, of its lines)
@@ -639,7 +642,8 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
                 plan.validate(profile)
                 state, part = (scan_state(recipe.text, plan, infos[plan.name], out, profile)
                                if plan.name in infos else (NEW, 1.0))
-                cost = plan.estimate_duration(profile)
+                cost = plan.estimate_duration(profile, start=tuple(at))
+                at = safe_field(profile)
                 # a scan in the file already (continued) keeps the profile it stored
                 rig = (tolerance_among(infos, plan.name) if plan.name in infos
                        else _scan_tolerance(plan.name, profile))
@@ -648,11 +652,11 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
                                             field_tolerance=rig)
             elif isinstance(step, SetFieldStep):
                 check_field(step.field, profile, label="field_uT")
-                cost = _ramp_seconds(current, step.field, profile, settling=True)
-                current = step.field
+                cost = field_ramp_s(profile, step.field, at)
+                current, at = step.field, np.array(step.field)
             elif isinstance(step, ZeroFieldStep):
-                cost = _ramp_seconds(current, (0.0, 0.0, 0.0), profile)
-                current = (0.0, 0.0, 0.0)
+                cost = safe_ramp_s(profile, at)
+                current, at = (0.0, 0.0, 0.0), safe_field(profile)
             elif isinstance(step, WaitStep):
                 cost = step.seconds
             elif isinstance(step, SubtractStep):
@@ -839,20 +843,6 @@ def _scan_tolerance(name: str, profile: Profile) -> FieldTolerance:
         return default_tolerance(name)
     return FieldTolerance(stored, name,
                           f"the profile {profile.path.name}, which the recipe's scans store")
-
-
-def _ramp_seconds(start: tuple[float, ...], end: tuple[float, ...], profile: Profile, *,
-                  settling: bool = False) -> float:
-    """How long the supplies ramp from the currents of field `start` to those of `end` (s);
-    with `settling` (a set_field step's ramp, handed to the coil driver in pieces where it
-    does not say it honours its stop), the driver's settling after each piece too
-    (`ramp_settling_s`). A zero_field step's ramp-down is the driver's own, whole."""
-    coils = profile.coils
-    change = np.linalg.solve(coils.calibration, np.subtract(end, start))
-    seconds = float(np.max(np.abs(change))) / coils.max_ramp_rate
-    if not settling:
-        return seconds
-    return seconds + ramp_settling_s(profile, seconds)
 
 
 def check_fly_steps(checked: Recipe, stage: Any) -> None:

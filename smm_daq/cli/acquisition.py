@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, TextIO
 import numpy as np
 from tqdm import tqdm
 
+from smm_daq.acquisition.duration import run_on_unsaid
 from smm_daq.acquisition.fly.settings import (
     DEFAULT_OVERSAMPLE,
     DEFAULT_PIXEL_TIME_S,
@@ -48,7 +49,7 @@ from smm_daq.cli.args import time_scale as time_scale_option
 from smm_daq.cli.warning_text import said_as
 from smm_daq.errors import InputError, InstrumentError
 from smm_daq.instruments.profile import Profile, load_profile
-from smm_daq.shell_words import command_line
+from smm_daq.shell_words import command_line, file_shown
 from smm_daq.storage.names import listed_name
 from smm_daq.text_files import path_shown
 
@@ -336,9 +337,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if note:
         print(f"smm-daq: warning: --size-um {args.size_um}, --step-um {args.step_um}: {note}",
               file=sys.stderr)
+    unsaid = run_on_unsaid(plan, profile)
     print(f"scan '{plan.name}': {plan.nx} × {plan.ny} points, field {_vec_ut(np.array(plan.field))}"
-          f", estimated {format_duration(plan.estimate_duration(profile))} of instrument time",
-          file=sys.stderr)
+          f", estimated {format_duration(plan.estimate_duration(profile))} of instrument time"
+          + (f" ({unsaid})" if unsaid else ""), file=sys.stderr)
     go_on = ["smm-daq", "resume", args.out, "--entry", plan.name, *_run_again(args)]
     with _saying_how_to_go_on(args.out, (plan.name,), go_on):
         session = _open_session(args.out, profile, args.time_scale)
@@ -435,9 +437,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"{checked.wait_note(i)}", file=sys.stderr)
     left = (f" ({format_duration(checked.duration_left_s)} left to run)"
             if args.continue_recipe else "")
+    unsaid = next((n for n in (run_on_unsaid(p, profile) for p in checked.plans
+                               if p is not None) if n), "")
     print(f"recipe {args.recipe}: {len(checked.steps)} steps, estimated "
           f"{format_duration(checked.duration_s)} of instrument time (scans, waits and field "
-          f"ramps){left}", file=sys.stderr)
+          f"ramps{'; ' + unsaid if unsaid else ''}){left}", file=sys.stderr)
     go_on = ["smm-daq", "run", args.recipe, "--out", args.out, "--continue",
              *_profile_again(args), *_run_again(args),
              *(["--yes"] if args.yes else [])]  # a prompt not yet passed runs again
@@ -721,8 +725,7 @@ def _listing(path: str, f: h5py.File) -> tuple[list[str], list[str], InputError 
     from smm_daq.storage.nexus import list_entries_in
 
     entries = list_entries_in(f, path, noise_floors=True)
-    named = path if path.isprintable() else path_shown(path)  # a byte not UTF-8 escaped
-    lines = [f"{named}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"]
+    lines = [f"{file_shown(path)}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"]
     problems: list[str] = []
     try:
         for e in entries:

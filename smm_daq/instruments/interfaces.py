@@ -125,9 +125,10 @@ class FieldSource(Instrument):
     honours_stop: ClassVar[bool] = False
     # About how long (rig-clock s) one `set_field` waits once its ramp's last step is sent,
     # for the currents to settle: a driver handed its ramp in pieces waits it once a piece,
-    # which a scan's and a recipe's time estimates count (`ramp_pieces.settling_s`). One
-    # that does not say (a plug-in's, by default) is taken to wait as long as the shipped
-    # driver waits at most (its settle timeout), so that an estimate errs long, not short.
+    # and once after its ramp to the safe state (`zero`, `output_off`), which a scan's and a
+    # recipe's time estimates count (`ramp_pieces.settling_s`). One that does not say (a
+    # plug-in's, by default) is taken to wait as long as the shipped driver waits at most
+    # (its settle timeout), so that an estimate errs long, not short.
     settle_s: ClassVar[float] = 2.0
 
     @abstractmethod
@@ -303,7 +304,9 @@ class BufferedLockIn(ABC):
     def run_on_s(cls, samples: float, rate: float) -> float:
         """About how long (rig-clock s) `read_buffer` waits for the storing to stop after a
         line of `samples` stored at `rate` (Hz): what a flown scan's estimate counts a line.
-        0 for a lock-in that stops at once."""
+        0 for a lock-in that stops at once, which a driver says by giving this method; one
+        that does not (a plug-in's written without it) is counted 0, and the estimate says
+        that its storing on is not counted (`duration.run_on_unsaid`)."""
         return 0.0
 
     @abstractmethod

@@ -225,7 +225,10 @@ class Profile:
         and its travel, which tells one stage from another on the same controller type: one
         within the stored travel is the same stage, its soft limits tightened), and
         the lock-in settings that set the scale of X (the sensor's excitation and what is
-        detected of it; the time constant is checked on its own, `resumable`)."""
+        detected of it; the time constant is checked on its own, `resumable`), and the coils'
+        calibration: their matrix and the ambient field their currents null, which together
+        give the currents of the plan's field (another ambient field in the profile would
+        take the rest of the scan at a field off by the difference)."""
         lockin = self.lockin
         return {
             "simulated": self.simulated,
@@ -245,6 +248,7 @@ class Profile:
             "stage_travel_m": self.stage.travel.tolist(),
             "coils": self.coils.link.implementation,
             "coil_calibration_T_per_A": self.coils.calibration.tolist(),
+            "coil_ambient_field_T": self.coils.ambient_field.tolist(),
         }
 
 

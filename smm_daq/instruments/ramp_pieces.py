@@ -117,11 +117,12 @@ def _pieces(start: np.ndarray, b: np.ndarray, profile: Profile) -> list[np.ndarr
     return [start + (b - start) * (k / count) for k in range(1, count)] + [b]
 
 
-def settling_s(driver: type[FieldSource], seconds: float) -> float:
+def settling_s(driver: type[FieldSource], seconds: float, *, whole: bool = False) -> float:
     """What a ramp of `seconds` of ramping at the profile's rate spends settling on a driver
     of class `driver`: its `settle_s` once for each `set_field` it is handed, the whole ramp
-    where it says it honours its stop, else each of its pieces."""
-    calls = 1 if driver.honours_stop else _piece_count(seconds)
+    where it says it honours its stop or the ramp is to the safe state (`whole`: `zero` or
+    `output_off`, never in pieces), else each of its pieces."""
+    calls = 1 if driver.honours_stop or whole else _piece_count(seconds)
     return calls * float(driver.settle_s)
 
 

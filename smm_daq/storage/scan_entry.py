@@ -147,7 +147,11 @@ def check_same_profile(stored: str, profile: Profile, where: str, *, hint: str) 
                         for k in keys)
     why = (" (the coil calibration file was rewritten since the scan started: the rest of "
            "the scan would be taken with another field calibration)"
-           if "coil_calibration_T_per_A" in keys else "")
+           if "coil_calibration_T_per_A" in keys else
+           " (the ambient field the coils null is another since the scan started, its "
+           "calibration file rewritten or the profile edited: the rest of the scan would be "
+           "taken at a field off by the difference)"
+           if "coil_ambient_field_T" in keys else "")
     raise InputError(f"was taken with another instrument profile: {changed}{why}; expected "
                      f"the profile it was started with: {hint}", source=where)
 

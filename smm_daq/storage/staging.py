@@ -42,7 +42,7 @@ import numpy as np
 
 from smm_daq import PROGRAM_NAME
 from smm_daq.errors import InputError
-from smm_daq.shell_words import command_line
+from smm_daq.shell_words import command_line, file_shown
 from smm_daq.storage.names import lookalike, other_form_note, shown_name
 from smm_daq.storage.strings import text
 
@@ -229,7 +229,7 @@ def link_in_the_way(f: h5py.Group, name: str) -> str | None:
     if link is None or isinstance(link, h5py.HardLink):
         return None
     if isinstance(link, h5py.ExternalLink):
-        return f"an external link to '{link.path}' in {link.filename}"
+        return f"an external link to '{link.path}' in {file_shown(link.filename)}"
     return f"a soft link to '{link.path}'{_where_it_leads(f, name)}"
 
 

@@ -44,7 +44,7 @@ def stored_path(stored: str) -> str:
     typed reads the same, so the one of the two whose file exists is meant, else the one whose
     folder exists (a Windows folder named `\\x80` say): where both folders do, the byte's may
     hold another profile and calibration."""
-    raw = _BYTE_ESCAPE.sub(lambda m: chr(0xDC00 + int(m[1], 16)), stored)
+    raw = unescaped(stored)
     if raw == stored:
         return raw
     for found in (os.path.exists, _folder_exists):
@@ -53,6 +53,14 @@ def stored_path(stored: str) -> str:
         if found(stored):
             return stored
     return raw
+
+
+def unescaped(stored: str) -> str:
+    """`stored` with each `\\xe9` escape `storable` writes back to its byte (Python's
+    stand-in for it), whether or not a file is so named: a name an entry of an earlier
+    version stored holds no such escape, but a backslash typed there reads the same (a
+    caller looking a file up tries both, `stored_path`)."""
+    return _BYTE_ESCAPE.sub(lambda m: chr(0xDC00 + int(m[1], 16)), stored)
 
 
 def _folder_exists(path: str) -> bool:

@@ -79,10 +79,12 @@ from smm_daq.analysis.mmt.result_values import (
 )
 from smm_daq.analysis.mmt.scan_fits import ScanFit
 from smm_daq.errors import InputError
+from smm_daq.shell_words import file_shown
 from smm_daq.storage.checks import check_axis, corrupt_guard, numeric, string
 from smm_daq.storage.h5file import read_whole, text
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import read_map_in, read_sensor_thickness_in
+from smm_daq.storage.strings import unescaped
 from smm_daq.storage.units import join_units
 
 UM = 1e-6
@@ -558,19 +560,22 @@ def grains_from_file(saved: SavedResult, candidates: list[str]) -> tuple[SavedRe
     relative one beside the session file or here) that holds the result's grains (same labels,
     centroids and volumes), and a note on what is drawn: "" when one was found. The grain
     file the entry records by its absolute path is tried first; an entry that stores its
-    grains' cuboids needs none."""
+    grains' cuboids needs none. A name stored with a byte that is not UTF-8 escaped is
+    tried as that byte's file, then as written (an earlier version's name, escape-like)."""
     from smm_daq.analysis.mmt.formats.grains import CUBOID_FORMATS, read_grain_file
 
     if saved.shapes or saved.grain_format not in CUBOID_FORMATS:  # the entry holds them
         return saved, ""
     candidates = [saved.grain_file_absolute, *candidates]
     tried = []
-    for name in dict.fromkeys(c for c in candidates if c):
+    # a name the entry stores has a byte that is not UTF-8 escaped (`storable`); one an
+    # earlier version stored, a backslash typed in it, reads the same: both are tried
+    for name in dict.fromkeys(n for c in candidates if c for n in (unescaped(c), c)):
         for p in ([Path(name)] if Path(name).is_absolute()
                   else [saved.path.parent / name, Path(name)]):
             if not p.is_file():
                 continue
-            tried.append(str(p))
+            tried.append(file_shown(p))
             try:
                 grains = read_grain_file(p, saved.grain_format)
             except InputError:
