@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -72,20 +73,47 @@ def _thresholds(dask_worker) -> tuple[object, object, object]:
             manager.memory_pause_fraction)
 
 
+AVAILABLE = 3 * 2**30  # the memory available, as `local_processes` has it
+
+
+def _numba_threads() -> tuple[int, int, str]:
+    """(threads numba runs its kernels on, its NUMBA_NUM_THREADS, the main script's path)."""
+    return (numba.get_num_threads(), numba.config.NUMBA_NUM_THREADS,
+            sys.modules["__mp_main__"].__file__)
+
+
+@pytest.fixture(scope="module")
+def local_processes(tmp_path_factory):
+    """(a client of one local cluster of 2 worker processes, the caller's main script, the
+    caller's NUMBA_NUM_THREADS and numba's count before the cluster), for the tests of what
+    such workers are given: one cluster, as each start takes seconds. AVAILABLE is the
+    memory available, and the caller's script imports numba at its top (`__main__` stands
+    for it in process)."""
+    script = tmp_path_factory.mktemp("caller") / "user_script.py"
+    script.write_text("import numba\n")
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    before = (os.environ.get("NUMBA_NUM_THREADS"), numba.config.NUMBA_NUM_THREADS)
+    with contextlib.ExitStack() as stack:
+        with pytest.MonkeyPatch.context() as patch:  # for the start only
+            patch.setattr(memory, "available_bytes", lambda: AVAILABLE)
+            patch.setitem(sys.modules, "__main__", main)
+            client = stack.enter_context(open_client(n_workers=2))
+        yield client, script, before
+
+
 def test_local_workers_may_each_use_the_memory_available_and_neither_spill_nor_pause(
-        monkeypatch) -> None:
+        local_processes) -> None:
     """Runs are sized against the memory available to all workers together, and which
     worker holds which factor is the scheduler's choice: each worker process's limit is that
     memory (not Dask's even share, which an uneven spread would exceed), with no spilling
     to disk and no pausing short of it."""
-    have = 3 * 2**30
-    monkeypatch.setattr(memory, "available_bytes", lambda: have)
-    with open_client(n_workers=2) as client:
-        limits = worker_memory(client)
-        thresholds = client.run(_thresholds)
+    client = local_processes[0]
+    limits = worker_memory(client)
+    thresholds = client.run(_thresholds)
     assert len(limits) == 2
     assert all(a.startswith("tcp://127.0.0.1:") for a in limits)
-    assert set(limits.values()) == {(have, 1)}
+    assert set(limits.values()) == {(AVAILABLE, 1)}
     assert set(thresholds.values()) == {(False, False, False)}
 
 
@@ -112,29 +140,16 @@ def test_a_scheduler_without_workers_is_said_to_leave_memory_unchecked(no_worker
     assert [str(w.message) for w in caught] == said
 
 
-def _numba_threads() -> tuple[int, int, str]:
-    """(threads numba runs its kernels on, its NUMBA_NUM_THREADS, the main script's path)."""
-    return (numba.get_num_threads(), numba.config.NUMBA_NUM_THREADS,
-            sys.modules["__mp_main__"].__file__)
-
-
 def test_workers_run_numba_on_one_thread_though_the_callers_script_imports_numba(
-        tmp_path, monkeypatch) -> None:
+        local_processes) -> None:
     """A worker process imports the caller's main script before anything else of its own
     runs; a script importing numba at its top (or anything that does) had numba read its
     thread count then, so the count must be in the worker's environment from its start.
-    The caller keeps its own count. In process, `__main__` standing for such a script; one
-    worker process (about 2 s: its start is the behaviour under test)."""
-    if numba.config.NUMBA_NUM_THREADS == 1:
+    The caller keeps its own count."""
+    client, script, before = local_processes
+    if before[1] == 1:
         pytest.skip("numba's own thread count is 1 here: nothing to tell apart")
-    script = tmp_path / "user_script.py"
-    script.write_text("import numba\n")
-    main = types.ModuleType("__main__")
-    main.__file__ = str(script)
-    monkeypatch.setitem(sys.modules, "__main__", main)
-    before = (os.environ.get("NUMBA_NUM_THREADS"), numba.config.NUMBA_NUM_THREADS)
-    with open_client(n_workers=1) as client:
-        threads = client.run(_numba_threads)
-    assert list(threads.values()) == [(1, 1, str(script))]
+    threads = client.run(_numba_threads)
+    assert list(threads.values()) == [(1, 1, str(script))] * 2
     numba.config.reload_config()  # what this process's next compile does: reads the environment
     assert (os.environ.get("NUMBA_NUM_THREADS"), numba.config.NUMBA_NUM_THREADS) == before
