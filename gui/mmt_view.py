@@ -185,6 +185,54 @@ def supplied(maps: list[MapData], scans: list[Any]) -> list[str]:
     return out
 
 
+def grains_note(result: Any, made: dict[str, object], table: dict | None) -> str:
+    """The grains of a result that its table does not account for, named as the command
+    line's summary names them: those of the grain file left out (min voxels, the crop to the
+    scan; a fresh result's), those magnetized beyond the saturation (`saturation_of`) and
+    those the map does not determine (infinite SDs, their rows a pseudo-inverse's arbitrary
+    magnetization); before them, where the residual is far above the noise (the σ given,
+    else the residual's floor), that the fit is limited by the model. Computed in the worker
+    that makes or reads the result: the residual's floor of a map of millions of pixels and
+    thousands of grains' checks take a good part of a second."""
+    from smm_daq.analysis.mmt.solver.misfit import misfit_note, residual_misfit
+    from smm_daq.cli.mmt_models import (
+        beyond_saturation_note,
+        left_out_note,
+        misfit_remedy,
+        unresolved_note,
+    )
+    from smm_daq.storage.products import bare
+
+    r = result
+    notes = []
+    if getattr(r.grains, "left_out", ()):
+        voxels = int(bare(made.get("min_voxels", 1)))  # type: ignore[call-overload]
+        notes.append(left_out_note(r.grains, voxels,
+                                   options=("min voxels", "only grains under the scan")))
+    beyond = beyond_saturation_note(r.grains.labels, r.magnetization, r.covariance,
+                                    (table or {}).get("uncertainty_ratio_pct"),
+                                    saturation_of(r, made))
+    unresolved = unresolved_note(r.grains.labels, r.covariance)
+    tested = hasattr(r, "higher_orders") and r.higher_orders() is not None
+    misfit = misfit_note(residual_misfit(r, getattr(r, "noise", ())),
+                         misfit_remedy(r.sigma_from_residual, "σ 0 (from the residual)",
+                                       tested=tested), tested=tested)
+    notes.extend(note.removeprefix("; ") for note in (misfit, beyond, unresolved) if note)
+    return "\n".join(notes)
+
+
+def saturation_of(result: Any, made: dict[str, object]) -> float | None:
+    """The saturation magnetization (A/m) a result's crop was reckoned at, where one is
+    recorded (a fresh result's shaping, `made`; a saved one's options); None: magnetite's."""
+    from smm_daq.cli.mmt_models import recorded_saturation
+
+    if "crop_magnetization" in made:
+        return recorded_saturation(made)
+    options = getattr(result, "options", None)  # a saved result's
+    crop = None if options is None else options.crop or options.dragonfly
+    return None if crop is None or crop.crop is None else crop.crop_magnetization
+
+
 def made_with(options: ResultOptions) -> str:
     """The recorded options of a saved result in words ("" when it records none), e.g.
     "; Dragonfly: min voxels 10, …; masks bad.png, none"."""
@@ -251,6 +299,12 @@ def _write_mask_templates(path: Path, names: list[str], paths: list[Path]) -> li
         exc.written = f" ({', '.join(written)} written)" if written else ""  # type: ignore[union-attr]
         raise
     return written
+
+
+# a result as the worker hands it to the tab to show, fresh or read back: each scan's measured
+# map, the result, its per-grain table, warnings, how it was made, the grains' outlines and
+# the note on the grains the table does not account for (`grains_note`)
+Shown = tuple[list[MapData], Any, dict, list[str], dict[str, object], np.ndarray, str]
 
 
 @dataclass(frozen=True)
@@ -900,8 +954,7 @@ class MMTView(QtWidgets.QWidget):
             stop_if_cancelled()
             merged(done, total, share)
 
-        def job() -> tuple[list[MapData], Any, dict, list[str], dict[str, object],
-                           np.ndarray]:
+        def job() -> Shown:
             stop_if_cancelled()
             # the result's and the solver's modules import SciPy's statistics and numba:
             # seconds, not on the window's thread
@@ -964,7 +1017,7 @@ class MMTView(QtWidgets.QWidget):
             outlines = grain_segments(result.grains)  # thousands of grains: not on the GUI thread
             stop_if_cancelled()  # cancelled after the last block: the result is not shown
             return (maps, result, table, [_note(w) for w in [*read, *caught]], how,
-                    outlines)
+                    outlines, grains_note(result, how, table))
 
         self.run_button.setEnabled(False)
         self.save_button.setEnabled(False)  # the shown result is saved before or after
@@ -1041,10 +1094,9 @@ class MMTView(QtWidgets.QWidget):
             w.setEnabled(True)
         return self._apply_held()
 
-    def _done(self, value: tuple[list[MapData], Any, dict, list[str], dict[str, object],
-                                 np.ndarray]) -> None:
-        """Show a fresh result: its table, maps, the grains' outlines (`value`'s last,
-        computed in the worker) and net."""
+    def _done(self, value: Shown) -> None:
+        """Show a fresh result: its table, maps, the grains' outlines and note (computed in
+        the worker) and net."""
         self.shown_entry = None
         applied = self._idle()
         self._load_wanted += 1  # a saved result still being read is not shown over it
@@ -1058,17 +1110,15 @@ class MMTView(QtWidgets.QWidget):
         self.status.setText(f"Result of {scans}{where}: {self._summary(value[3])}{applied}")
         self.finished.emit(True, self.status.text())
 
-    def _show(self, value: tuple[list[MapData], Any, dict, list[str], dict[str, object],
-                                 np.ndarray], path: Path | None) -> None:
+    def _show(self, value: Shown, path: Path | None) -> None:
         """A result's table, maps, outlines and net, fresh or read back from `path`; of a joint
         inversion the first scan's maps, the others a choice away (`show_scan`)."""
-        self.scan_maps, self.result, table, _notes, self.made, outlines = value
+        self.scan_maps, self.result, table, _notes, self.made, outlines, note = value
         self.data = self.scan_maps[0]
         self.fits = fits_of(self.result)
         self.selected_grain = None
         self.result_path = path
         self.table_columns = table
-        note = self._grains_note()
         self.grains_note.setText(note)
         self.grains_note.setVisible(bool(note))
         self.csv_button.setEnabled(True)
@@ -1108,50 +1158,6 @@ class MMTView(QtWidgets.QWidget):
         if self.selected_grain is not None:
             self.select_grain(self.selected_grain)
 
-    def _grains_note(self) -> str:
-        """The grains of the shown result that its table does not account for, named as the
-        command line's summary names them: those of the grain file left out (min voxels, the
-        crop to the scan; a fresh result's), those magnetized beyond magnetite's saturation
-        and those the map does not determine (infinite SDs, their rows a pseudo-inverse's
-        arbitrary magnetization); before them, where the residual is far above the noise (the
-        σ given, else the residual's floor), that the fit is limited by the model."""
-        from smm_daq.analysis.mmt.solver.misfit import misfit_note, residual_misfit
-        from smm_daq.cli.mmt_models import (
-            beyond_saturation_note,
-            left_out_note,
-            misfit_remedy,
-            unresolved_note,
-        )
-        from smm_daq.storage.products import bare
-
-        r = self.result
-        notes = []
-        if getattr(r.grains, "left_out", ()):
-            voxels = int(bare(self.made.get("min_voxels", 1)))  # type: ignore[call-overload]
-            notes.append(left_out_note(r.grains, voxels,
-                                       options=("min voxels", "only grains under the scan")))
-        beyond = beyond_saturation_note(r.grains.labels, r.magnetization, r.covariance,
-                                        (self.table_columns or {}).get("uncertainty_ratio_pct"),
-                                        self._saturation())
-        unresolved = unresolved_note(r.grains.labels, r.covariance)
-        tested = hasattr(r, "higher_orders") and r.higher_orders() is not None
-        misfit = misfit_note(residual_misfit(r, getattr(r, "noise", ())),
-                             misfit_remedy(r.sigma_from_residual, "σ 0 (from the residual)",
-                                           tested=tested), tested=tested)
-        notes.extend(note.removeprefix("; ") for note in (misfit, beyond, unresolved) if note)
-        return "\n".join(notes)
-
-    def _saturation(self) -> float | None:
-        """The saturation magnetization (A/m) the shown result's crop was reckoned at, where
-        one is recorded (a fresh result's shaping, a saved one's options); None: magnetite's."""
-        from smm_daq.cli.mmt_models import recorded_saturation
-
-        if "crop_magnetization" in self.made:
-            return recorded_saturation(self.made)
-        options = getattr(self.result, "options", None)  # a saved result's
-        crop = None if options is None else options.crop or options.dragonfly
-        return None if crop is None or crop.crop is None else crop.crop_magnetization
-
     def _summary(self, notes: list[str]) -> str:
         """What the status line says of the shown result, then `notes` (warnings)."""
         r = self.result
@@ -1181,8 +1187,7 @@ class MMTView(QtWidgets.QWidget):
         wanted = self._load_wanted
         typed = self.grain_edit.text().strip()
 
-        def job() -> tuple[list[MapData], Any, dict, list[str], dict[str, object],
-                           np.ndarray]:
+        def job() -> Shown:
             from smm_daq.analysis.mmt.result_read import grains_from_file, read_result_entry
 
             saved = read_result_entry(path, entry)
@@ -1191,8 +1196,9 @@ class MMTView(QtWidgets.QWidget):
             maps = [_measured_map(path, entry, fit, notes) for fit in fits_of(saved)]
             outlines = (grain_segments(saved.grains) if saved.shapes or saved.model != "cuboid"
                         else np.zeros((0, 2, 2)))
-            made = {"command": saved.command, "grains": saved.grain_file}
-            return maps, saved, saved.table, notes, made, outlines
+            made: dict[str, object] = {"command": saved.command, "grains": saved.grain_file}
+            return (maps, saved, saved.table, notes, made, outlines,
+                    grains_note(saved, made, saved.table))
 
         def shown(value: tuple) -> None:
             if wanted != self._load_wanted:  # another result asked for or computed since
