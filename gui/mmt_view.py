@@ -36,6 +36,7 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 from gui import name_lists
 from gui.background import Background, gui_caller
 from gui.command import recorded_command
+from gui.confirm import confirm, save_first
 from gui.dragonfly_options import (
     DragonflyOptionsRow,
     chosen_magnetization,
@@ -373,6 +374,9 @@ class MMTView(QtWidgets.QWidget):
         self._held: dict[str, tuple[str, Callable[[], str | None]]] = {}
         self.saving = False  # a result being written, in the worker
         self.saving_into: Path | None = None  # the file it is written into
+        # what a button asked for once the save in hand is written (Yes to saving first), in
+        # words and to do
+        self._after_save: tuple[str, Callable[[], object]] | None = None
         self._cancel = threading.Event()
 
         self.entry = QtWidgets.QComboBox()
@@ -434,10 +438,10 @@ class MMTView(QtWidgets.QWidget):
                                           "outlines (with its grain file) and net")
         self.show_saved_button.setEnabled(False)
         self.show_saved_button.clicked.connect(
-            lambda: self.path is not None and self.load_result(self.path,
-                                                               self.saved_entry.currentText()))
+            lambda: self.path is not None and self.show_saved(self.path,
+                                                              self.saved_entry.currentText()))
         self.run_button = QtWidgets.QPushButton("Invert")
-        self.run_button.clicked.connect(self.run)
+        self.run_button.clicked.connect(lambda: self._unless_kept("inverting again", self.run))
         self.cancel_button = QtWidgets.QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop the inversion after the block of sensors in hand")
         self.cancel_button.setEnabled(False)
@@ -1262,6 +1266,49 @@ class MMTView(QtWidgets.QWidget):
         self.worker.submit(job, lambda written: self._saved(path, written), self._save_failed)
         return True
 
+    def show_saved(self, path: Path, entry: str) -> bool:
+        """`load_result` as Show saved (or the Session tab's Show in MMT tab) asks for it:
+        asked first where it would replace a result in no file (`_unless_kept`). False when no
+        entry is named or nothing was begun."""
+        if not entry:
+            return False
+        return self._unless_kept(f"showing the saved result '{entry}'",
+                                 lambda: self.load_result(path, entry))
+
+    def _unless_kept(self, doing: str, then: Callable[[], object]) -> bool:
+        """Do `then` (what a button asked for, `doing` in words, that replaces the result on
+        show), asking first, as the window's close does, where that result is in no file
+        (`unsaved`): Yes saves it, then does `then` once it is written (not if the save
+        fails); No does `then`, the result dropped; Cancel does neither. A save in hand is
+        waited for as after a Yes. While an inversion runs the result cannot be saved: Yes
+        or No to dropping it. False where nothing was done or begun."""
+        if self.saving:
+            self._after_save = (doing, then)
+            return True
+        if self.unsaved is None:
+            then()
+            return True
+        said = f"{self.unsaved} is not saved (the MMT tab's Save to file)"
+        if self.running:
+            if not confirm(self, f"{said}, and cannot be while an inversion runs. Go on "
+                                 f"{doing} without saving it?"):
+                return False
+            then()
+            return True
+        answer = save_first(self, f"{said}. Save it before {doing}?\n\nYes saves it, then "
+                                  f"goes on; No goes on without saving it (the result is "
+                                  "dropped); Cancel keeps it on show and does neither.")
+        if answer == "cancel":
+            return False
+        if answer == "drop":
+            then()
+            return True
+        if not self.save_to_file():  # nothing to save after all: go on
+            then()
+            return True
+        self._after_save = (doing, then)
+        return True
+
     def _set_saving(self, on: bool) -> None:
         self.saving = on
         self.save_button.setEnabled(not on and self.result is not None
@@ -1274,11 +1321,16 @@ class MMTView(QtWidgets.QWidget):
         self.status.setText(f"Saved as entry '{name}' of {path}")
         self.saved.emit(path)
         self.saveEnded.emit(True, self.status.text())
+        after, self._after_save = self._after_save, None
+        if after is not None:
+            after[1]()
 
     def _save_failed(self, exc: BaseException) -> None:
         self._set_saving(False)
         text = str(exc) if isinstance(exc, (SmmError, OSError)) else repr(exc)
-        self.status.setText(f"Not saved: {text}")
+        after, self._after_save = self._after_save, None
+        kept = (f"; not {after[0]}: the result is still on show" if after is not None else "")
+        self.status.setText(f"Not saved: {text}{kept}")
         self.saveEnded.emit(False, self.status.text())
 
     def shutdown(self, wait_for_save: bool = True) -> None:
@@ -1291,6 +1343,7 @@ class MMTView(QtWidgets.QWidget):
         in their threads; what was chosen during the inversion is dropped, so that its end,
         come after the close, applies nothing to the closed window."""
         self._held.clear()
+        self._after_save = None  # a save's end, come after the close, begins nothing
         self.field_worker.shutdown(wait=False)
         self.load_worker.shutdown(wait=False)
         self.export_worker.shutdown(wait=self.exports_in_hand != [] and wait_for_save,
