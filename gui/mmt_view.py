@@ -46,6 +46,7 @@ from gui.dragonfly_options import (
 from gui.grain_outlines import grain_segments, sphere_diameters
 from gui.grain_registration import RegistrationGroup, describe_registration
 from gui.grain_table import GrainFilter, GrainTableModel
+from gui.grain_words import FORMATS_TIP, said_in_window
 from gui.map_geometry import pixel_rect
 from gui.map_view import MapView
 from gui.message_line import ERROR_STYLE
@@ -387,6 +388,7 @@ class MMTView(QtWidgets.QWidget):
         self.grain_browse.clicked.connect(self._choose_grains)
         self.grain_format = QtWidgets.QComboBox()
         self.grain_format.addItems(GRAIN_FORMATS)
+        self.grain_format.setToolTip(f"The grain format: {FORMATS_TIP}")
         self.dragonfly = DragonflyOptionsRow()  # its crop for every point format
         self.dragonfly.set_grain_format(self.grain_format.currentText())
         self.grain_format.currentTextChanged.connect(self.dragonfly.set_grain_format)
@@ -917,7 +919,7 @@ class MMTView(QtWidgets.QWidget):
             registration = self.registration.registration()
             check_registration(registration, fmt, model_given)  # as the command line refuses
         except InputError as exc:
-            self.status.setText(str(exc))
+            self.status.setText(said_in_window(str(exc)))
             return False
         if len(masks) not in (0, 1, 1 + len(extra)):
             self.status.setText(f"{len(masks)} masks for {1 + len(extra)} scans; expected one "
@@ -1020,7 +1022,8 @@ class MMTView(QtWidgets.QWidget):
                                              residual_misfit(result)))
             outlines = grain_segments(result.grains)  # thousands of grains: not on the GUI thread
             stop_if_cancelled()  # cancelled after the last block: the result is not shown
-            return (maps, result, table, [_note(w) for w in [*read, *caught]], how,
+            return (maps, result, table,
+                    [said_in_window(_note(w)) for w in [*read, *caught]], how,
                     outlines, grains_note(result, how, table))
 
         self.run_button.setEnabled(False)
@@ -1080,7 +1083,7 @@ class MMTView(QtWidgets.QWidget):
             return
         # an SmmError says what was wrong; anything else (a MemoryError, whose text is empty)
         # is named by its type
-        text = str(exc) if isinstance(exc, SmmError) else repr(exc)
+        text = said_in_window(str(exc)) if isinstance(exc, SmmError) else repr(exc)
         self.status.setText(f"Inversion failed: {text}{applied}")
         self.finished.emit(False, text)
 

@@ -20,6 +20,8 @@ from gui.dragonfly_options import CROP_TO_SCAN, describe, for_map
 from gui.entry_reads import EntryReads, Then, same_file
 from gui.grain_outlines import registered_outlines
 from gui.grain_registration import describe_registration
+from gui.grain_words import FORMATS_TIP
+from gui.grain_words import said_in_window as grains_said
 from gui.image_registration import RegistrationDialog, underlay_transform
 from gui.local_time import shown_time, time_key
 from gui.map_exports import dataset_chosen, export_map, exportable, file_stem, offered, outputs
@@ -290,11 +292,8 @@ class SessionBrowser(QtWidgets.QWidget):
         self.grain_format = QtWidgets.QComboBox()
         self.grain_format.addItems(GRAIN_FORMATS)
         self.grain_format.setToolTip(
-            "cuboids (csv): grain,x_um,y_um,z_um,dx_um,dy_um,dz_um; mmt: x y z hx hy hz grain "
-            "(depth); points: x y z volume label (m); mpe: the multipole library's NPZ; "
-            "dragonfly: a connected-components export, read with the MMT tab's options. "
-            "Point grains are drawn as the circle of the sphere of their volume."
-        )
+            f"The grain format of Grain outlines…: {FORMATS_TIP}. Point grains are drawn as "
+            "the circle of the sphere of their volume.")
         self.grain_format.currentTextChanged.connect(lambda _fmt: self._show_grain_note())
         self.dragonfly_button = QtWidgets.QPushButton("Dragonfly options…")
         self.dragonfly_button.setToolTip(
@@ -804,7 +803,8 @@ class SessionBrowser(QtWidgets.QWidget):
     def _grains_failed(self, exc: BaseException, path: Path, placed_before: bool) -> None:
         """Say which grain file's outlines were refused and why; `placed_before`: the
         outlines on show lie where the grains no longer are, and are taken off (said)."""
-        why = str(exc) if isinstance(exc, SmmError) else f"the file was not read: {exc!r}"
+        why = (grains_said(str(exc)) if isinstance(exc, SmmError)
+               else f"the file was not read: {exc!r}")
         text = f"Grain outlines of {path.name} not drawn: {why}"
         if placed_before and self.outlines_drawn and self.grains_drawn is not None:
             text += (f". The outlines of {self.grains_drawn[0].name} shown before are taken "
