@@ -23,6 +23,7 @@ from gui.grain_registration import describe_registration
 from gui.grain_words import FORMATS_TIP
 from gui.grain_words import said_in_window as grains_said
 from gui.image_registration import RegistrationDialog, underlay_transform
+from gui.import_dialog import ImportChoice, ImportDialog, import_job, import_said
 from gui.local_time import shown_time, time_key
 from gui.map_exports import dataset_chosen, export_map, exportable, file_stem, offered, outputs
 from gui.map_noise import noise_said
@@ -178,6 +179,7 @@ class SessionBrowser(QtWidgets.QWidget):
     exported = QtCore.pyqtSignal(bool, str)  # an export ended: written?, what happened
     processed = QtCore.pyqtSignal(bool, str)  # a background removal ended: written?, what
     noiseMeasured = QtCore.pyqtSignal(bool, str)  # a noise from a repeat: measured?, what
+    imported = QtCore.pyqtSignal(bool, str)  # an import of a scan ended: written?, what
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -225,6 +227,12 @@ class SessionBrowser(QtWidgets.QWidget):
         self.refresh_button = refresh_button = QtWidgets.QPushButton("Refresh")
         refresh_button.setToolTip(f"Read the file's entries again ({REFRESH_KEY}, on this tab)")
         refresh_button.clicked.connect(lambda: self.refresh())
+        self.import_button = QtWidgets.QPushButton("Import scan…")
+        self.import_button.setToolTip(
+            "A scan of the multipole library (MetaDict JSON + NPZ) or the MMT community's "
+            "(QDM Bz text + scan parameters JSON) as a new entry, as smm-daq import mpe and "
+            "smm-daq import mmt-scan write it")
+        self.import_button.clicked.connect(self._choose_import)
         grains_button = QtWidgets.QPushButton("Grain outlines…")
         grains_button.setToolTip("Draw the grains of a micro-CT grain file over the maps")
         grains_button.clicked.connect(self._choose_grains)
@@ -328,6 +336,7 @@ class SessionBrowser(QtWidgets.QWidget):
         buttons = QtWidgets.QHBoxLayout()
         buttons.addWidget(self.path_label, 1)
         buttons.addWidget(open_button)
+        buttons.addWidget(self.import_button)
         buttons.addWidget(refresh_button)
         buttons.addWidget(self.resume_button)
         buttons.addWidget(self.mmt_button)
@@ -902,6 +911,48 @@ class SessionBrowser(QtWidgets.QWidget):
         """Grain outlines (segments (M, 2, 2) in m) over every map of this tab."""
         self.map_view.set_outlines(segments)
         self.compare.set_outlines(segments)
+
+    # --- import ---------------------------------------------------------------------------
+    def _choose_import(self) -> None:
+        dialog = ImportDialog(self.wanted_path(), self)
+        if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted:
+            self.import_scan(dialog.choice())
+
+    def import_scan(self, choice: ImportChoice) -> bool:
+        """Start writing a scan of another program as a new entry, in the worker, as `smm-daq
+        import` does (`import_dialog.import_job`): refused alike (the file and its key, line
+        or column named; nothing written); `imported` follows, and the file written is then
+        shown (read again, or opened where another was open). False, said, where a file or
+        the name is not given."""
+        missing = choice.missing()
+        if missing:
+            text = f"Not imported: no {missing} given; expected both files, the session " \
+                   "file and the new entry's name"
+            self.message.setText(text)
+            self.imported.emit(False, text)
+            return False
+        out = Path(choice.out.strip())
+
+        def done(data: MapData) -> None:
+            ny, nx = data.bz.shape
+            text = f"Imported a {nx} × {ny} map into entry '{data.name}' of {out}"
+            open_now = self.wanted_path()
+            if open_now is not None and same_file(open_now, out):
+                self.refresh()
+            else:
+                self.open_file(out)
+            self.message.say(text)
+            self.imported.emit(True, text)
+
+        def failed(exc: BaseException) -> None:
+            text = "Not imported: " + failure_text(exc, "the scan was not read", import_said)
+            self.message.setText(text)
+            self.imported.emit(False, text)
+
+        self.message.say(f"Importing the scan into {out}…")
+        self._write(out, f"the import of '{choice.name.strip()}'", import_job(choice), done,
+                    failed)
+        return True
 
     # --- subtraction ---------------------------------------------------------------------
     def _choose_subtraction(self) -> None:

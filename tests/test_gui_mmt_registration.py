@@ -162,8 +162,8 @@ def test_a_saturation_chosen_with_no_known_noise_is_refused_as_the_cli_says(
         qtbot, tmp_path, capsys):
     """A noiseless map and no σ: the crop goes by distance, whatever the magnetization, so a
     saturation chosen in the tab is refused as --crop-magnetization-kA-per-m is, with the
-    command line's message, and nothing is inverted or written; magnetite's (the default,
-    not spelt out in the recorded command) crops as before."""
+    command line's message in the tab's words, and nothing is inverted or written;
+    magnetite's (the default, not spelt out in the recorded command) crops as before."""
     path, grains = _write_session(tmp_path, noise=0.0)
     assert main(["mmt", "invert", str(path), "--entry", "scan", "--grains", str(grains),
                  "--grain-format", "points", "--out", str(tmp_path / "r.csv"),

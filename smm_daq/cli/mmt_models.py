@@ -571,15 +571,10 @@ def synth_points(args: argparse.Namespace, sx: float, sy: float,
 
 
 def _import_mpe(args: argparse.Namespace) -> int:
-    from smm_daq.analysis.mmt.formats.mpe import read_scan
-    from smm_daq.storage.nexus import write_map_entry
-    from smm_daq.storage.products import Quantity
+    from smm_daq.analysis.mmt.formats.scan_import import import_scan
 
-    data, geo = read_scan(args.params, args.arrays, name=args.name)
-    extra = {"instrument/sensor/thickness": Quantity(geo.sensor_size[2], "m",
-                                                     "the volume sensor's thickness")} \
-        if len(geo.sensor_size) > 2 else None
-    write_map_entry(args.out, data, kind="import", overwrite=args.overwrite, extra=extra)
+    data = import_scan("mpe", args.params, args.arrays, args.out, args.name,
+                       overwrite=args.overwrite)
     print(f"{data.bz.shape[1]} × {data.bz.shape[0]} map into entry '{args.name}' of {args.out}")
     return 0
 
