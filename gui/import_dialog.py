@@ -9,8 +9,7 @@ from pathlib import Path
 
 from PyQt6 import QtWidgets
 
-from smm_daq.analysis.mmt.formats.scan_import import SCAN_FORMATS
-from smm_daq.cli.mmt_models import IMPORT_OVERWRITE_HELP
+from smm_daq.analysis.mmt.formats.scan_import import IMPORT_OVERWRITE_HELP, SCAN_FORMATS
 from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.names import (

@@ -6,6 +6,7 @@ named; nothing written), the same new-file and entry rules, in the window's word
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 
 from gui.import_dialog import OVERWRITE_LABEL, ImportChoice, ImportDialog
 from gui.session_browser import SessionBrowser
+from smm_daq.analysis.mmt.formats import scan_import
 from smm_daq.cli.main import main
 from smm_daq.storage.nexus import read_map
 
@@ -38,12 +40,22 @@ def imported(browser, qtbot, choice: ImportChoice) -> list:
     return ended.args
 
 
-def test_an_mpe_scan_is_imported_as_the_command_line_imports_it(browser, qtbot, tmp_path):
+def test_an_mpe_scan_is_imported_as_the_command_line_imports_it(browser, qtbot, tmp_path,
+                                                               monkeypatch):
     h5, cli = tmp_path / "new.h5", tmp_path / "cli.h5"
+    threads = []
+    importing = scan_import.import_scan
+
+    def noted(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return importing(*args, **kwargs)
+
+    monkeypatch.setattr(scan_import, "import_scan", noted)
     ok, said = imported(browser, qtbot, ImportChoice("mpe", str(JSON), str(NPZ), str(h5),
                                                      " qdm "))
     assert ok and said.startswith("Imported a ") and said.endswith(
         f" map into entry 'qdm' of {h5}"), said
+    assert threads and threading.main_thread() not in threads  # read in the tab's worker
     assert main(["import", "mpe", str(JSON), str(NPZ), "--out", str(cli), "--name", "qdm"]) == 0
     window, line = read_map(h5, "qdm"), read_map(cli, "qdm")
     np.testing.assert_array_equal(window.bz, line.bz)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from smm_daq.analysis.mmt.formats.community import MIN_M
+from smm_daq.analysis.mmt.formats.scan_import import IMPORT_OVERWRITE_HELP
 from smm_daq.analysis.mmt.study.grid import DEFAULT_HEIGHT_UM, DEFAULT_SENSOR_UM
 from smm_daq.articles import with_article
 from smm_daq.cli.args import (
@@ -38,7 +39,6 @@ from smm_daq.cli.args import (
 from smm_daq.cli.mmt_export import add_export_command
 from smm_daq.cli.mmt_models import (
     GRAIN_FORMATS,
-    IMPORT_OVERWRITE_HELP,
     SD_FROM,
     SENSOR_SIZE_HELP,
     add_import_mpe,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from smm_daq.analysis.mmt.formats.community import MIN_M
+from smm_daq.analysis.mmt.formats.scan_import import IMPORT_OVERWRITE_HELP
 from smm_daq.analysis.mmt.study.grid import DIRECTION_DRAWS
 from smm_daq.cli.args import (
     SESSION_OUT_HELP,
@@ -40,9 +41,6 @@ GRAIN_FORMATS = ("cuboids", "csv", "mmt", "points", "mpe", "dragonfly")  # as fo
 CUBOID_FORMATS = ("cuboids", "csv", "mmt")
 MODEL_CHOICES = ("cuboid", "dipole", "quadrupole", "octupole")
 DEVICES = ("auto", "cpu", "gpu")
-IMPORT_OVERWRITE_HELP = ("replace an entry of that name holding an earlier import (whole, or "
-                         "not at all), or an analysis product; never a scan, an optical image "
-                         "or an entry others were computed from")
 
 
 def unresolved_note(labels: np.ndarray, covariance: np.ndarray, shown: int = 5) -> str:

@@ -14,6 +14,10 @@ from smm_daq.errors import InputError
 from smm_daq.storage.mapdata import MapData
 
 SCAN_FORMATS = ("mpe", "mmt-scan")
+# what `overwrite` replaces, as `--overwrite` and the window's box say it
+IMPORT_OVERWRITE_HELP = ("replace an entry of that name holding an earlier import (whole, or "
+                         "not at all), or an analysis product; never a scan, an optical image "
+                         "or an entry others were computed from")
 
 
 def import_scan(fmt: str, first: str | Path, second: str | Path, out: str | Path, name: str,
