@@ -1299,16 +1299,15 @@ class MMTView(QtWidgets.QWidget):
             then()
             return True
         answer = save_first(self, f"{said}. Save it before {doing}?\n\nYes saves it, then "
-                                  f"goes on; No goes on without saving it (the result is "
+                                  "goes on; No goes on without saving it (the result is "
                                   "dropped); Cancel keeps it on show and does neither.")
         if answer == "cancel":
             return False
         if answer == "drop":
             then()
             return True
-        if not self.save_to_file():  # nothing to save after all: go on
-            then()
-            return True
+        if not self.save_to_file():  # nothing to save after all, or busy: nothing dropped
+            return False
         self._after_save = (doing, then)
         return True
 

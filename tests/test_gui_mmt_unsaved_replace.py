@@ -70,3 +70,47 @@ def test_yes_saves_the_result_then_inverts_again(inverted, qtbot, answers):  # n
     assert done.args[0], done.args[1]
     assert _entries(view) == ["scan_mmt"] and len(asked) == 2
     assert view.unsaved  # the new result, in no file
+
+
+def test_during_an_inversion_it_asks_yes_or_no_to_dropping_it(inverted, qtbot, monkeypatch):  # noqa: F811
+    """The result in no file cannot be saved while an inversion runs: Show saved then asks
+    whether to go on without it, No (the default) keeping it."""
+    import threading
+
+    from smm_daq.analysis.mmt.models.cuboid import GreenModel
+
+    view, asked, given = inverted, [], []
+
+    def answered(_parent, _title, text, buttons, default):
+        assert buttons == BUTTON.Yes | BUTTON.No and default == BUTTON.No
+        asked.append(text)
+        return given.pop(0)
+
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", answered)
+    started, release = threading.Event(), threading.Event()
+    block = GreenModel.block
+
+    def held(self, *args, **kwargs):
+        started.set()
+        assert release.wait(WAIT_MS / 1000)
+        return block(self, *args, **kwargs)
+
+    monkeypatch.setattr(GreenModel, "block", held)
+    fresh = view.result
+    try:
+        assert view.run()
+        assert started.wait(WAIT_MS / 1000)
+        given.append(BUTTON.No)
+        assert not view.show_saved(view.path, "elsewhere")
+        assert asked == ["The MMT result of 'scan' of s.h5 is not saved (the MMT tab's Save to "
+                         "file), and cannot be while an inversion runs. Go on showing the "
+                         "saved result 'elsewhere' without saving it?"]
+        assert view.result is fresh and view.unsaved
+        given.append(BUTTON.Yes)
+        with qtbot.waitSignal(view.loadEnded, timeout=WAIT_MS) as ended:
+            assert view.show_saved(view.path, "elsewhere")  # read, and refused: no such entry
+        assert not ended.args[0] and len(asked) == 2
+    finally:
+        with qtbot.waitSignal(view.finished, timeout=WAIT_MS):
+            view.cancel()
+            release.set()
