@@ -1020,11 +1020,11 @@ class MMTView(QtWidgets.QWidget):
                 # the σ of the SDs and the residual against the noise, as the command records
                 how.update(misfit_parameters("noise" if sigma else "residual",
                                              residual_misfit(result)))
-            outlines = grain_segments(result.grains)  # thousands of grains: not on the GUI thread
+            # thousands of grains, millions of pixels: not on the GUI thread
+            outlines, note = grain_segments(result.grains), grains_note(result, how, table)
             stop_if_cancelled()  # cancelled after the last block: the result is not shown
             return (maps, result, table,
-                    [said_in_window(_note(w)) for w in [*read, *caught]], how,
-                    outlines, grains_note(result, how, table))
+                    [said_in_window(_note(w)) for w in [*read, *caught]], how, outlines, note)
 
         self.run_button.setEnabled(False)
         self.save_button.setEnabled(False)  # the shown result is saved before or after
