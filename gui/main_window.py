@@ -227,9 +227,10 @@ class MainWindow(QtWidgets.QMainWindow):
             self.session.refresh()  # no disk asked here: the window's thread never waits
 
     def _show_mmt_result(self, path: Path, entry: str) -> None:
-        """The MMT tab, showing a saved result once read (its status says how it goes)."""
-        self.mmt.load_result(path, entry)
-        self.show_view("mmt")
+        """The MMT tab, showing a saved result once read (its status says how it goes), unless
+        the user keeps a result in no file there (asked: `MMTView.show_saved`)."""
+        if self.mmt.show_saved(path, entry):
+            self.show_view("mmt")
 
     def _resume(self, path: Path, entry: str) -> None:
         if self.scan.resume_entry(path, entry):

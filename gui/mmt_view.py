@@ -36,6 +36,7 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 from gui import name_lists
 from gui.background import Background, gui_caller
 from gui.command import recorded_command
+from gui.confirm import confirm, save_first
 from gui.dragonfly_options import (
     DragonflyOptionsRow,
     chosen_magnetization,
@@ -45,6 +46,7 @@ from gui.dragonfly_options import (
 from gui.grain_outlines import grain_segments, sphere_diameters
 from gui.grain_registration import RegistrationGroup, describe_registration
 from gui.grain_table import GrainFilter, GrainTableModel
+from gui.grain_words import FORMATS_TIP, said_in_window
 from gui.map_geometry import pixel_rect
 from gui.map_view import MapView
 from gui.message_line import ERROR_STYLE
@@ -185,6 +187,54 @@ def supplied(maps: list[MapData], scans: list[Any]) -> list[str]:
     return out
 
 
+def grains_note(result: Any, made: dict[str, object], table: dict | None) -> str:
+    """The grains of a result that its table does not account for, named as the command
+    line's summary names them: those of the grain file left out (min voxels, the crop to the
+    scan; a fresh result's), those magnetized beyond the saturation (`saturation_of`) and
+    those the map does not determine (infinite SDs, their rows a pseudo-inverse's arbitrary
+    magnetization); before them, where the residual is far above the noise (the σ given,
+    else the residual's floor), that the fit is limited by the model. Computed in the worker
+    that makes or reads the result: the residual's floor of a map of millions of pixels and
+    thousands of grains' checks take a good part of a second."""
+    from smm_daq.analysis.mmt.solver.misfit import misfit_note, residual_misfit
+    from smm_daq.cli.mmt_models import (
+        beyond_saturation_note,
+        left_out_note,
+        misfit_remedy,
+        unresolved_note,
+    )
+    from smm_daq.storage.products import bare
+
+    r = result
+    notes = []
+    if getattr(r.grains, "left_out", ()):
+        voxels = int(bare(made.get("min_voxels", 1)))  # type: ignore[call-overload]
+        notes.append(left_out_note(r.grains, voxels,
+                                   options=("min voxels", "only grains under the scan")))
+    beyond = beyond_saturation_note(r.grains.labels, r.magnetization, r.covariance,
+                                    (table or {}).get("uncertainty_ratio_pct"),
+                                    saturation_of(r, made))
+    unresolved = unresolved_note(r.grains.labels, r.covariance)
+    tested = hasattr(r, "higher_orders") and r.higher_orders() is not None
+    misfit = misfit_note(residual_misfit(r, getattr(r, "noise", ())),
+                         misfit_remedy(r.sigma_from_residual, "σ 0 (from the residual)",
+                                       tested=tested), tested=tested)
+    notes.extend(note.removeprefix("; ") for note in (misfit, beyond, unresolved) if note)
+    return "\n".join(notes)
+
+
+def saturation_of(result: Any, made: dict[str, object]) -> float | None:
+    """The saturation magnetization (A/m) a result's crop was reckoned at, where one is
+    recorded (a fresh result's shaping, `made`; a saved one's options); None: magnetite's."""
+    from smm_daq.cli.mmt_models import recorded_saturation
+
+    if "crop_magnetization" in made:
+        return recorded_saturation(made)
+    options = getattr(result, "options", None)  # a saved result's
+    crop = None if options is None else options.crop or options.dragonfly
+    return None if crop is None or crop.crop is None else crop.crop_magnetization
+
+
 def made_with(options: ResultOptions) -> str:
     """The recorded options of a saved result in words ("" when it records none), e.g.
     "; Dragonfly: min voxels 10, …; masks bad.png, none"."""
@@ -253,6 +303,12 @@ def _write_mask_templates(path: Path, names: list[str], paths: list[Path]) -> li
     return written
 
 
+# a result as the worker hands it to the tab to show, fresh or read back: each scan's measured
+# map, the result, its per-grain table, warnings, how it was made, the grains' outlines and
+# the note on the grains the table does not account for (`grains_note`)
+Shown = tuple[list[MapData], Any, dict, list[str], dict[str, object], np.ndarray, str]
+
+
 @dataclass(frozen=True)
 class _ResultMaps:
     """The result's maps (measured with the outlines, a grain's own field, the residual) and
@@ -319,6 +375,9 @@ class MMTView(QtWidgets.QWidget):
         self._held: dict[str, tuple[str, Callable[[], str | None]]] = {}
         self.saving = False  # a result being written, in the worker
         self.saving_into: Path | None = None  # the file it is written into
+        # what a button asked for once the save in hand is written (Yes to saving first), in
+        # words and to do
+        self._after_save: tuple[str, Callable[[], object]] | None = None
         self._cancel = threading.Event()
 
         self.entry = QtWidgets.QComboBox()
@@ -329,6 +388,7 @@ class MMTView(QtWidgets.QWidget):
         self.grain_browse.clicked.connect(self._choose_grains)
         self.grain_format = QtWidgets.QComboBox()
         self.grain_format.addItems(GRAIN_FORMATS)
+        self.grain_format.setToolTip(f"The grain format: {FORMATS_TIP}")
         self.dragonfly = DragonflyOptionsRow()  # its crop for every point format
         self.dragonfly.set_grain_format(self.grain_format.currentText())
         self.grain_format.currentTextChanged.connect(self.dragonfly.set_grain_format)
@@ -380,10 +440,10 @@ class MMTView(QtWidgets.QWidget):
                                           "outlines (with its grain file) and net")
         self.show_saved_button.setEnabled(False)
         self.show_saved_button.clicked.connect(
-            lambda: self.path is not None and self.load_result(self.path,
-                                                               self.saved_entry.currentText()))
+            lambda: self.path is not None and self.show_saved(self.path,
+                                                              self.saved_entry.currentText()))
         self.run_button = QtWidgets.QPushButton("Invert")
-        self.run_button.clicked.connect(self.run)
+        self.run_button.clicked.connect(lambda: self._unless_kept("inverting again", self.run))
         self.cancel_button = QtWidgets.QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop the inversion after the block of sensors in hand")
         self.cancel_button.setEnabled(False)
@@ -859,7 +919,7 @@ class MMTView(QtWidgets.QWidget):
             registration = self.registration.registration()
             check_registration(registration, fmt, model_given)  # as the command line refuses
         except InputError as exc:
-            self.status.setText(str(exc))
+            self.status.setText(said_in_window(str(exc)))
             return False
         if len(masks) not in (0, 1, 1 + len(extra)):
             self.status.setText(f"{len(masks)} masks for {1 + len(extra)} scans; expected one "
@@ -900,8 +960,7 @@ class MMTView(QtWidgets.QWidget):
             stop_if_cancelled()
             merged(done, total, share)
 
-        def job() -> tuple[list[MapData], Any, dict, list[str], dict[str, object],
-                           np.ndarray]:
+        def job() -> Shown:
             stop_if_cancelled()
             # the result's and the solver's modules import SciPy's statistics and numba:
             # seconds, not on the window's thread
@@ -961,10 +1020,11 @@ class MMTView(QtWidgets.QWidget):
                 # the σ of the SDs and the residual against the noise, as the command records
                 how.update(misfit_parameters("noise" if sigma else "residual",
                                              residual_misfit(result)))
-            outlines = grain_segments(result.grains)  # thousands of grains: not on the GUI thread
+            # thousands of grains, millions of pixels: not on the GUI thread
+            outlines, note = grain_segments(result.grains), grains_note(result, how, table)
             stop_if_cancelled()  # cancelled after the last block: the result is not shown
-            return (maps, result, table, [_note(w) for w in [*read, *caught]], how,
-                    outlines)
+            return (maps, result, table,
+                    [said_in_window(_note(w)) for w in [*read, *caught]], how, outlines, note)
 
         self.run_button.setEnabled(False)
         self.save_button.setEnabled(False)  # the shown result is saved before or after
@@ -1023,7 +1083,7 @@ class MMTView(QtWidgets.QWidget):
             return
         # an SmmError says what was wrong; anything else (a MemoryError, whose text is empty)
         # is named by its type
-        text = str(exc) if isinstance(exc, SmmError) else repr(exc)
+        text = said_in_window(str(exc)) if isinstance(exc, SmmError) else repr(exc)
         self.status.setText(f"Inversion failed: {text}{applied}")
         self.finished.emit(False, text)
 
@@ -1041,10 +1101,9 @@ class MMTView(QtWidgets.QWidget):
             w.setEnabled(True)
         return self._apply_held()
 
-    def _done(self, value: tuple[list[MapData], Any, dict, list[str], dict[str, object],
-                                 np.ndarray]) -> None:
-        """Show a fresh result: its table, maps, the grains' outlines (`value`'s last,
-        computed in the worker) and net."""
+    def _done(self, value: Shown) -> None:
+        """Show a fresh result: its table, maps, the grains' outlines and note (computed in
+        the worker) and net."""
         self.shown_entry = None
         applied = self._idle()
         self._load_wanted += 1  # a saved result still being read is not shown over it
@@ -1058,17 +1117,15 @@ class MMTView(QtWidgets.QWidget):
         self.status.setText(f"Result of {scans}{where}: {self._summary(value[3])}{applied}")
         self.finished.emit(True, self.status.text())
 
-    def _show(self, value: tuple[list[MapData], Any, dict, list[str], dict[str, object],
-                                 np.ndarray], path: Path | None) -> None:
+    def _show(self, value: Shown, path: Path | None) -> None:
         """A result's table, maps, outlines and net, fresh or read back from `path`; of a joint
         inversion the first scan's maps, the others a choice away (`show_scan`)."""
-        self.scan_maps, self.result, table, _notes, self.made, outlines = value
+        self.scan_maps, self.result, table, _notes, self.made, outlines, note = value
         self.data = self.scan_maps[0]
         self.fits = fits_of(self.result)
         self.selected_grain = None
         self.result_path = path
         self.table_columns = table
-        note = self._grains_note()
         self.grains_note.setText(note)
         self.grains_note.setVisible(bool(note))
         self.csv_button.setEnabled(True)
@@ -1108,50 +1165,6 @@ class MMTView(QtWidgets.QWidget):
         if self.selected_grain is not None:
             self.select_grain(self.selected_grain)
 
-    def _grains_note(self) -> str:
-        """The grains of the shown result that its table does not account for, named as the
-        command line's summary names them: those of the grain file left out (min voxels, the
-        crop to the scan; a fresh result's), those magnetized beyond magnetite's saturation
-        and those the map does not determine (infinite SDs, their rows a pseudo-inverse's
-        arbitrary magnetization); before them, where the residual is far above the noise (the
-        σ given, else the residual's floor), that the fit is limited by the model."""
-        from smm_daq.analysis.mmt.solver.misfit import misfit_note, residual_misfit
-        from smm_daq.cli.mmt_models import (
-            beyond_saturation_note,
-            left_out_note,
-            misfit_remedy,
-            unresolved_note,
-        )
-        from smm_daq.storage.products import bare
-
-        r = self.result
-        notes = []
-        if getattr(r.grains, "left_out", ()):
-            voxels = int(bare(self.made.get("min_voxels", 1)))  # type: ignore[call-overload]
-            notes.append(left_out_note(r.grains, voxels,
-                                       options=("min voxels", "only grains under the scan")))
-        beyond = beyond_saturation_note(r.grains.labels, r.magnetization, r.covariance,
-                                        (self.table_columns or {}).get("uncertainty_ratio_pct"),
-                                        self._saturation())
-        unresolved = unresolved_note(r.grains.labels, r.covariance)
-        tested = hasattr(r, "higher_orders") and r.higher_orders() is not None
-        misfit = misfit_note(residual_misfit(r, getattr(r, "noise", ())),
-                             misfit_remedy(r.sigma_from_residual, "σ 0 (from the residual)",
-                                           tested=tested), tested=tested)
-        notes.extend(note.removeprefix("; ") for note in (misfit, beyond, unresolved) if note)
-        return "\n".join(notes)
-
-    def _saturation(self) -> float | None:
-        """The saturation magnetization (A/m) the shown result's crop was reckoned at, where
-        one is recorded (a fresh result's shaping, a saved one's options); None: magnetite's."""
-        from smm_daq.cli.mmt_models import recorded_saturation
-
-        if "crop_magnetization" in self.made:
-            return recorded_saturation(self.made)
-        options = getattr(self.result, "options", None)  # a saved result's
-        crop = None if options is None else options.crop or options.dragonfly
-        return None if crop is None or crop.crop is None else crop.crop_magnetization
-
     def _summary(self, notes: list[str]) -> str:
         """What the status line says of the shown result, then `notes` (warnings)."""
         r = self.result
@@ -1181,8 +1194,7 @@ class MMTView(QtWidgets.QWidget):
         wanted = self._load_wanted
         typed = self.grain_edit.text().strip()
 
-        def job() -> tuple[list[MapData], Any, dict, list[str], dict[str, object],
-                           np.ndarray]:
+        def job() -> Shown:
             from smm_daq.analysis.mmt.result_read import grains_from_file, read_result_entry
 
             saved = read_result_entry(path, entry)
@@ -1191,8 +1203,9 @@ class MMTView(QtWidgets.QWidget):
             maps = [_measured_map(path, entry, fit, notes) for fit in fits_of(saved)]
             outlines = (grain_segments(saved.grains) if saved.shapes or saved.model != "cuboid"
                         else np.zeros((0, 2, 2)))
-            made = {"command": saved.command, "grains": saved.grain_file}
-            return maps, saved, saved.table, notes, made, outlines
+            made: dict[str, object] = {"command": saved.command, "grains": saved.grain_file}
+            return (maps, saved, saved.table, notes, made, outlines,
+                    grains_note(saved, made, saved.table))
 
         def shown(value: tuple) -> None:
             if wanted != self._load_wanted:  # another result asked for or computed since
@@ -1256,6 +1269,48 @@ class MMTView(QtWidgets.QWidget):
         self.worker.submit(job, lambda written: self._saved(path, written), self._save_failed)
         return True
 
+    def show_saved(self, path: Path, entry: str) -> bool:
+        """`load_result` as Show saved (or the Session tab's Show in MMT tab) asks for it:
+        asked first where it would replace a result in no file (`_unless_kept`). False when no
+        entry is named or nothing was begun."""
+        if not entry:
+            return False
+        return self._unless_kept(f"showing the saved result '{entry}'",
+                                 lambda: self.load_result(path, entry))
+
+    def _unless_kept(self, doing: str, then: Callable[[], object]) -> bool:
+        """Do `then` (what a button asked for, `doing` in words, that replaces the result on
+        show), asking first, as the window's close does, where that result is in no file
+        (`unsaved`): Yes saves it, then does `then` once it is written (not if the save
+        fails); No does `then`, the result dropped; Cancel does neither. A save in hand is
+        waited for as after a Yes. While an inversion runs the result cannot be saved: Yes
+        or No to dropping it. False where nothing was done or begun."""
+        if self.saving:
+            self._after_save = (doing, then)
+            return True
+        if self.unsaved is None:
+            then()
+            return True
+        said = f"{self.unsaved} is not saved (the MMT tab's Save to file)"
+        if self.running:
+            if not confirm(self, f"{said}, and cannot be while an inversion runs. Go on "
+                                 f"{doing} without saving it?"):
+                return False
+            then()
+            return True
+        answer = save_first(self, f"{said}. Save it before {doing}?\n\nYes saves it, then "
+                                  "goes on; No goes on without saving it (the result is "
+                                  "dropped); Cancel keeps it on show and does neither.")
+        if answer == "cancel":
+            return False
+        if answer == "drop":
+            then()
+            return True
+        if not self.save_to_file():  # nothing to save after all, or busy: nothing dropped
+            return False
+        self._after_save = (doing, then)
+        return True
+
     def _set_saving(self, on: bool) -> None:
         self.saving = on
         self.save_button.setEnabled(not on and self.result is not None
@@ -1268,11 +1323,16 @@ class MMTView(QtWidgets.QWidget):
         self.status.setText(f"Saved as entry '{name}' of {path}")
         self.saved.emit(path)
         self.saveEnded.emit(True, self.status.text())
+        after, self._after_save = self._after_save, None
+        if after is not None:
+            after[1]()
 
     def _save_failed(self, exc: BaseException) -> None:
         self._set_saving(False)
         text = str(exc) if isinstance(exc, (SmmError, OSError)) else repr(exc)
-        self.status.setText(f"Not saved: {text}")
+        after, self._after_save = self._after_save, None
+        kept = (f"; not {after[0]}: the result is still on show" if after is not None else "")
+        self.status.setText(f"Not saved: {text}{kept}")
         self.saveEnded.emit(False, self.status.text())
 
     def shutdown(self, wait_for_save: bool = True) -> None:
@@ -1285,6 +1345,7 @@ class MMTView(QtWidgets.QWidget):
         in their threads; what was chosen during the inversion is dropped, so that its end,
         come after the close, applies nothing to the closed window."""
         self._held.clear()
+        self._after_save = None  # a save's end, come after the close, begins nothing
         self.field_worker.shutdown(wait=False)
         self.load_worker.shutdown(wait=False)
         self.export_worker.shutdown(wait=self.exports_in_hand != [] and wait_for_save,

@@ -20,7 +20,10 @@ from gui.dragonfly_options import CROP_TO_SCAN, describe, for_map
 from gui.entry_reads import EntryReads, Then, same_file
 from gui.grain_outlines import registered_outlines
 from gui.grain_registration import describe_registration
+from gui.grain_words import FORMATS_TIP
+from gui.grain_words import said_in_window as grains_said
 from gui.image_registration import RegistrationDialog, underlay_transform
+from gui.import_dialog import ImportChoice, ImportDialog, import_job, import_said
 from gui.local_time import shown_time, time_key
 from gui.map_exports import dataset_chosen, export_map, exportable, file_stem, offered, outputs
 from gui.map_noise import noise_said
@@ -176,6 +179,7 @@ class SessionBrowser(QtWidgets.QWidget):
     exported = QtCore.pyqtSignal(bool, str)  # an export ended: written?, what happened
     processed = QtCore.pyqtSignal(bool, str)  # a background removal ended: written?, what
     noiseMeasured = QtCore.pyqtSignal(bool, str)  # a noise from a repeat: measured?, what
+    imported = QtCore.pyqtSignal(bool, str)  # an import of a scan ended: written?, what
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -223,6 +227,12 @@ class SessionBrowser(QtWidgets.QWidget):
         self.refresh_button = refresh_button = QtWidgets.QPushButton("Refresh")
         refresh_button.setToolTip(f"Read the file's entries again ({REFRESH_KEY}, on this tab)")
         refresh_button.clicked.connect(lambda: self.refresh())
+        self.import_button = QtWidgets.QPushButton("Import scan…")
+        self.import_button.setToolTip(
+            "A scan of the multipole library (MetaDict JSON + NPZ) or the MMT community's "
+            "(QDM Bz text + scan parameters JSON) as a new entry, as smm-daq import mpe and "
+            "smm-daq import mmt-scan write it")
+        self.import_button.clicked.connect(self._choose_import)
         grains_button = QtWidgets.QPushButton("Grain outlines…")
         grains_button.setToolTip("Draw the grains of a micro-CT grain file over the maps")
         grains_button.clicked.connect(self._choose_grains)
@@ -290,11 +300,8 @@ class SessionBrowser(QtWidgets.QWidget):
         self.grain_format = QtWidgets.QComboBox()
         self.grain_format.addItems(GRAIN_FORMATS)
         self.grain_format.setToolTip(
-            "cuboids (csv): grain,x_um,y_um,z_um,dx_um,dy_um,dz_um; mmt: x y z hx hy hz grain "
-            "(depth); points: x y z volume label (m); mpe: the multipole library's NPZ; "
-            "dragonfly: a connected-components export, read with the MMT tab's options. "
-            "Point grains are drawn as the circle of the sphere of their volume."
-        )
+            f"The grain format of Grain outlines…: {FORMATS_TIP}. Point grains are drawn as "
+            "the circle of the sphere of their volume.")
         self.grain_format.currentTextChanged.connect(lambda _fmt: self._show_grain_note())
         self.dragonfly_button = QtWidgets.QPushButton("Dragonfly options…")
         self.dragonfly_button.setToolTip(
@@ -329,6 +336,7 @@ class SessionBrowser(QtWidgets.QWidget):
         buttons = QtWidgets.QHBoxLayout()
         buttons.addWidget(self.path_label, 1)
         buttons.addWidget(open_button)
+        buttons.addWidget(self.import_button)
         buttons.addWidget(refresh_button)
         buttons.addWidget(self.resume_button)
         buttons.addWidget(self.mmt_button)
@@ -804,7 +812,8 @@ class SessionBrowser(QtWidgets.QWidget):
     def _grains_failed(self, exc: BaseException, path: Path, placed_before: bool) -> None:
         """Say which grain file's outlines were refused and why; `placed_before`: the
         outlines on show lie where the grains no longer are, and are taken off (said)."""
-        why = str(exc) if isinstance(exc, SmmError) else f"the file was not read: {exc!r}"
+        why = (grains_said(str(exc)) if isinstance(exc, SmmError)
+               else f"the file was not read: {exc!r}")
         text = f"Grain outlines of {path.name} not drawn: {why}"
         if placed_before and self.outlines_drawn and self.grains_drawn is not None:
             text += (f". The outlines of {self.grains_drawn[0].name} shown before are taken "
@@ -902,6 +911,48 @@ class SessionBrowser(QtWidgets.QWidget):
         """Grain outlines (segments (M, 2, 2) in m) over every map of this tab."""
         self.map_view.set_outlines(segments)
         self.compare.set_outlines(segments)
+
+    # --- import ---------------------------------------------------------------------------
+    def _choose_import(self) -> None:
+        dialog = ImportDialog(self.wanted_path(), self)
+        if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted:
+            self.import_scan(dialog.choice())
+
+    def import_scan(self, choice: ImportChoice) -> bool:
+        """Start writing a scan of another program as a new entry, in the worker, as `smm-daq
+        import` does (`import_dialog.import_job`): refused alike (the file and its key, line
+        or column named; nothing written); `imported` follows, and the file written is then
+        shown (read again, or opened where another was open). False, said, where a file or
+        the name is not given."""
+        missing = choice.missing()
+        if missing:
+            text = f"Not imported: no {missing} given; expected both files, the session " \
+                   "file and the new entry's name"
+            self.message.setText(text)
+            self.imported.emit(False, text)
+            return False
+        out = Path(choice.out.strip())
+
+        def done(data: MapData) -> None:
+            ny, nx = data.bz.shape
+            text = f"Imported a {nx} × {ny} map into entry '{data.name}' of {out}"
+            open_now = self.wanted_path()
+            if open_now is not None and same_file(open_now, out):
+                self.refresh()
+            else:
+                self.open_file(out)
+            self.message.say(text)
+            self.imported.emit(True, text)
+
+        def failed(exc: BaseException) -> None:
+            text = "Not imported: " + failure_text(exc, "the scan was not read", import_said)
+            self.message.setText(text)
+            self.imported.emit(False, text)
+
+        self.message.say(f"Importing the scan into {out}…")
+        self._write(out, f"the import of '{choice.name.strip()}'", import_job(choice), done,
+                    failed)
+        return True
 
     # --- subtraction ---------------------------------------------------------------------
     def _choose_subtraction(self) -> None:

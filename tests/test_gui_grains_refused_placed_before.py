@@ -51,7 +51,7 @@ def test_a_refused_grain_file_takes_off_outlines_waiting_to_be_placed_anew(
     assert browser.placement_timer.isActive()
     with qtbot.waitSignal(browser.grainsFailed, timeout=WAIT_MS) as refused:
         browser.load_grains(other)
-    assert "--grains-rotation-deg is 45 with cuboid grains" in refused.args[0]
+    assert "the Registration's turn (then: turned) is 45 with cuboid grains" in refused.args[0]
     assert segment_ends(browser.map_view) == set()
     assert "grains.csv" not in browser.grain_note.text()
     assert not browser.placement_timer.isActive()
@@ -131,8 +131,8 @@ def test_a_second_file_refused_as_it_is_placed_anew_takes_off_the_first_ones_out
     qtbot.waitUntil(lambda: browser.grain_reader.pending == 0, timeout=WAIT_MS)
     said = browser.message.text()
     assert said == refused.args[0]
-    assert said.startswith("Grain outlines of b.csv not drawn: --grains-rotation-deg is 45 "
-                           "with cuboid grains"), said
+    assert said.startswith("Grain outlines of b.csv not drawn: the Registration's turn (then: "
+                           "turned) is 45 with cuboid grains"), said
     assert "The outlines of a.csv shown before are taken off" in said
     for view in (browser.map_view, *browser.compare.views.values()):
         assert segment_ends(view) == set()

@@ -4,14 +4,15 @@ result without such grains has no note."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import h5py
 import numpy as np
 from test_mmt_export import NPZ
 
-from gui.mmt_view import MMTView
-from smm_daq.analysis.mmt.solver import stats
+from gui.mmt_view import MMTView, grains_note
+from smm_daq.analysis.mmt.solver import misfit, stats
 from smm_daq.cli.main import main
 from smm_daq.instruments.profile import load_profile
 
@@ -103,7 +104,7 @@ def test_the_crops_saturation_is_the_one_compared_and_the_tables_ratio_counted(
         raise AssertionError("the uncertainty ratio computed again on the GUI thread")
 
     monkeypatch.setattr(stats, "uncertainty_ratio_pct", computed)
-    assert view._grains_note() == view.grains_note.text()
+    assert grains_note(view.result, view.made, view.table_columns) == view.grains_note.text()
 
 
 def test_a_saved_results_crop_saturation_is_the_one_compared(qtbot, tmp_path):
@@ -162,3 +163,31 @@ def test_a_saved_results_misfit_is_against_the_noise_its_command_gave(qtbot, tmp
     note = view.grains_note.text()
     assert note.startswith(f"the residual is {recorded:.3g} × the noise"), note
     assert "against the noise given, 1 nT" in note, note
+
+
+def test_a_saved_results_note_is_made_off_the_gui_thread(qtbot, tmp_path, monkeypatch):
+    """Read back, the note's work (the residual's floor over the map, each grain's checks:
+    most of a second on a map of millions of pixels) is done in the worker that reads the
+    result, not on the window's thread; the note is the one the command line's run makes."""
+    view = _view(qtbot, tmp_path)
+    h5 = tmp_path / "s.h5"
+    points = tmp_path / "points.txt"  # grain 3 left out of the grain file: a misfit said
+    np.savetxt(points, np.c_[np.load(NPZ)["particle_positions"][:2], [2e-18, 4e-18], [1, 2]],
+               header="x y z volume label", comments="")
+    assert main(["mmt", "invert", str(h5), "--entry", "qdm", "--grain-format", "points",
+                 "--grains", str(points), "--sigma-nT", "1", "--out",
+                 str(tmp_path / "r.csv")]) == 0
+    threads = []
+    measured = misfit.residual_misfit
+
+    def recorded(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return measured(*args, **kwargs)
+
+    monkeypatch.setattr(misfit, "residual_misfit", recorded)
+    with qtbot.waitSignal(view.loadEnded, timeout=WAIT_MS) as ended:
+        assert view.load_result(h5, "qdm_mmt")
+    assert ended.args[0], ended.args[1]
+    assert threads and threading.main_thread() not in threads, threads
+    assert view.grains_note.text().startswith("the residual is "), view.grains_note.text()
+    assert grains_note(view.result, view.made, view.table_columns) == view.grains_note.text()

@@ -3,7 +3,7 @@
 --grains-rotation-origin-um, --crop-to-scan with points and mpe): one code path, so a tab run
 and the command it records store the same parameters (and a saved result says how its grains
 were registered), and what the command line refuses the tab refuses with the same message
-before inverting."""
+before inverting, the options named as the tab's controls (`grain_words`)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 from test_gui_mmt import WAIT_MS, write_cuboid_session
 
 from gui.command import RECORDED_PREFIX
+from gui.grain_words import said_in_window
 from gui.mmt_view import MMTView
 from smm_daq.analysis.mmt.formats.points import write_points
 from smm_daq.analysis.mmt.models.multipole import MultipoleModel, Sensor, point_grains
@@ -145,8 +146,11 @@ def test_a_turn_cuboids_cannot_take_is_refused_before_inverting_as_the_cli_says(
     view.registration.rotation.setValue(45)
     assert not view.run()
     assert not view.running and view.run_button.isEnabled()
-    assert "--grains-rotation-deg is 45 with cuboid grains" in view.status.text()
-    assert view.status.text() in said
+    assert ("the Registration's turn (then: turned) is 45 with cuboid grains, whose cuboids "
+            "are axis-aligned" in view.status.text()), view.status.text()
+    assert ("(or point grains: Model dipole, quadrupole or octupole reads their centroids)"
+            in view.status.text()), view.status.text()
+    assert "--" not in view.status.text() and view.status.text() in said_in_window(said)
     view.model.setCurrentText("dipole")  # a point model reads the centroids: any angle
     with qtbot.waitSignal(view.finished, timeout=WAIT_MS) as done:
         assert view.run()
@@ -158,8 +162,8 @@ def test_a_saturation_chosen_with_no_known_noise_is_refused_as_the_cli_says(
         qtbot, tmp_path, capsys):
     """A noiseless map and no σ: the crop goes by distance, whatever the magnetization, so a
     saturation chosen in the tab is refused as --crop-magnetization-kA-per-m is, with the
-    command line's message, and nothing is inverted or written; magnetite's (the default,
-    not spelt out in the recorded command) crops as before."""
+    command line's message in the tab's words, and nothing is inverted or written;
+    magnetite's (the default, not spelt out in the recorded command) crops as before."""
     path, grains = _write_session(tmp_path, noise=0.0)
     assert main(["mmt", "invert", str(path), "--entry", "scan", "--grains", str(grains),
                  "--grain-format", "points", "--out", str(tmp_path / "r.csv"),
@@ -172,8 +176,12 @@ def test_a_saturation_chosen_with_no_known_noise_is_refused_as_the_cli_says(
         assert view.run()
     assert not done.args[0]
     shown = view.status.text().removeprefix("Inversion failed: ")
-    assert "--crop-magnetization-kA-per-m is 1710 and no noise is known" in shown
-    assert shown in said
+    assert shown.startswith("the saturation chosen is 1710 kA/m and no noise is known for the "
+                            "scans (σ from the residual, and no map shows a noise floor"), shown
+    assert ('so "only grains under the scan" keeps the grains' in shown
+            and "expected σ typed, for the crop" in shown
+            and shown.endswith("or the saturation left at magnetite's 480 kA/m")), shown
+    assert "--" not in shown and shown in said_in_window(said)
     assert view.result is None and view.run_button.isEnabled()
     with h5py.File(path, "r") as f:
         assert list(f) == ["scan"]

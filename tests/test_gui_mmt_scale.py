@@ -69,7 +69,7 @@ def shown(qtbot, monkeypatch):
     view.show()
     data, result, table = result_of(GRAINS)
     CountingModel.rows_read = []
-    view._done(([data], result, table, [], {}, grain_segments(result.grains)))
+    view._done(([data], result, table, [], {}, grain_segments(result.grains), ""))
     return view
 
 
@@ -108,7 +108,7 @@ def test_a_new_result_is_sorted_as_the_table_was(shown):
     view = shown
     view.sort_by("depth_um", QtCore.Qt.SortOrder.DescendingOrder)
     data, result, table = result_of(GRAINS, seed=1)
-    view._done(([data], result, table, [], {}, grain_segments(result.grains)))
+    view._done(([data], result, table, [], {}, grain_segments(result.grains), ""))
     depth = shown_column(view, "depth_um")
     assert np.all(np.diff(depth) <= 0) and depth.size == GRAINS
 

@@ -19,5 +19,5 @@ def test_the_tab_says_sigma_in_nt_as_the_command_line_does(qtbot) -> None:
     qtbot.addWidget(view)
     data, result, table = result_of(3)
     result = dataclasses.replace(result, sigma=2861.4 * NT, sigmas=(2861.4 * NT,))
-    view._done(([data], result, table, [], {}, grain_segments(result.grains)))
+    view._done(([data], result, table, [], {}, grain_segments(result.grains), ""))
     assert "σ = 2861 nT (from the residual)" in view.status.text(), view.status.text()

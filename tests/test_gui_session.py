@@ -20,6 +20,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*no sample top given")
 UM = 1e-6
 UT = 1e-6
 WAIT_MS = 60_000
+# a turn cuboid grains cannot take, refused naming the MMT tab's Registration, not the option
+TURN_REFUSED = "the Registration's turn (then: turned) is 45 with cuboid grains"
 
 
 def read_grains_into(browser, qtbot, path, fmt: str = "cuboids") -> bool:
@@ -364,7 +366,7 @@ def test_outlines_are_drawn_where_the_mmt_tabs_registration_puts_the_grains(
     grains = tmp_path / "grains.csv"
     grains.write_text("grain,x_um,y_um,z_um,dx_um,dy_um,dz_um\n1,20,10,-5,10,10,4\n")
     assert not read_grains_into(session, qtbot, grains)
-    assert "--grains-rotation-deg is 45 with cuboid grains" in session.message.text()
+    assert TURN_REFUSED in session.message.text()
 
 
 def segment_ends(view) -> set[tuple[float, float]]:
@@ -418,7 +420,7 @@ def test_cuboid_outlines_turn_by_any_angle_under_a_point_model(
         reg.rotation.setValue(45)
         reg.ox.setValue(20)
         reg.oy.setValue(10)
-    assert "--grains-rotation-deg is 45 with cuboid grains" in refused.args[0]
+    assert TURN_REFUSED in refused.args[0]
     assert segment_ends(session.map_view) == set()
     with qtbot.waitSignal(session.grainsPlaced, timeout=WAIT_MS):
         mmt.model.setCurrentText("dipole")
@@ -474,7 +476,7 @@ def test_a_refused_placement_is_not_drawn_over_by_a_read_begun_before_it(
     go.set()
     qtbot.waitUntil(lambda: browser.grain_reader.pending == 0, timeout=WAIT_MS)
     assert segment_ends(browser.map_view) == set()
-    assert "--grains-rotation-deg is 45 with cuboid grains" in browser.message.text()
+    assert TURN_REFUSED in browser.message.text()
 
 
 def test_a_grain_file_chosen_as_the_placement_changes_is_drawn_placed_anew(

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from smm_daq.analysis.mmt.formats.community import MIN_M
+from smm_daq.analysis.mmt.formats.scan_import import IMPORT_OVERWRITE_HELP
 from smm_daq.analysis.mmt.study.grid import DEFAULT_HEIGHT_UM, DEFAULT_SENSOR_UM
 from smm_daq.articles import with_article
 from smm_daq.cli.args import (
@@ -38,7 +39,6 @@ from smm_daq.cli.args import (
 from smm_daq.cli.mmt_export import add_export_command
 from smm_daq.cli.mmt_models import (
     GRAIN_FORMATS,
-    IMPORT_OVERWRITE_HELP,
     SD_FROM,
     SENSOR_SIZE_HELP,
     add_import_mpe,
@@ -254,13 +254,11 @@ def _synth_side(size_um: float, step_um: float) -> int:
 
 
 def _import_mmt_scan(args: argparse.Namespace) -> int:
-    from smm_daq.analysis.mmt.formats.community import read_mmt_scan
-    from smm_daq.storage.nexus import write_map_entry
+    from smm_daq.analysis.mmt.formats.scan_import import import_scan
 
     session_file("--out", args.out)
-    data = read_mmt_scan(args.map, args.params, name=args.name)
-    write_map_entry(args.out, data, kind="import", overwrite=args.overwrite,
-                    parameters={"map": str(args.map), "params": str(args.params)})
+    data = import_scan("mmt-scan", args.map, args.params, args.out, args.name,
+                       overwrite=args.overwrite)
     print(f"{data.bz.shape[1]} × {data.bz.shape[0]} map into entry '{args.name}' of {args.out}")
     return 0
 

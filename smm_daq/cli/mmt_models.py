@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from smm_daq.analysis.mmt.formats.community import MIN_M
+from smm_daq.analysis.mmt.formats.scan_import import IMPORT_OVERWRITE_HELP
 from smm_daq.analysis.mmt.study.grid import DIRECTION_DRAWS
 from smm_daq.cli.args import (
     SESSION_OUT_HELP,
@@ -40,9 +41,6 @@ GRAIN_FORMATS = ("cuboids", "csv", "mmt", "points", "mpe", "dragonfly")  # as fo
 CUBOID_FORMATS = ("cuboids", "csv", "mmt")
 MODEL_CHOICES = ("cuboid", "dipole", "quadrupole", "octupole")
 DEVICES = ("auto", "cpu", "gpu")
-IMPORT_OVERWRITE_HELP = ("replace an entry of that name holding an earlier import (whole, or "
-                         "not at all), or an analysis product; never a scan, an optical image "
-                         "or an entry others were computed from")
 
 
 def unresolved_note(labels: np.ndarray, covariance: np.ndarray, shown: int = 5) -> str:
@@ -571,15 +569,10 @@ def synth_points(args: argparse.Namespace, sx: float, sy: float,
 
 
 def _import_mpe(args: argparse.Namespace) -> int:
-    from smm_daq.analysis.mmt.formats.mpe import read_scan
-    from smm_daq.storage.nexus import write_map_entry
-    from smm_daq.storage.products import Quantity
+    from smm_daq.analysis.mmt.formats.scan_import import import_scan
 
-    data, geo = read_scan(args.params, args.arrays, name=args.name)
-    extra = {"instrument/sensor/thickness": Quantity(geo.sensor_size[2], "m",
-                                                     "the volume sensor's thickness")} \
-        if len(geo.sensor_size) > 2 else None
-    write_map_entry(args.out, data, kind="import", overwrite=args.overwrite, extra=extra)
+    data = import_scan("mpe", args.params, args.arrays, args.out, args.name,
+                       overwrite=args.overwrite)
     print(f"{data.bz.shape[1]} × {data.bz.shape[0]} map into entry '{args.name}' of {args.out}")
     return 0
 
