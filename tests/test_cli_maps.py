@@ -160,6 +160,18 @@ def test_a_field_of_tens_of_microtesla_is_said_in_full_nT(session, capsys):
     assert code == 0 and "offset 2" in out and "e+0" not in out, out
 
 
+def test_a_field_just_under_ten_microtesla_is_said_in_full_nT(session, capsys):
+    """9999.5 to 10⁴ nT round to 10⁴ at four digits: the applied field's 9999.8 nT was said
+    "1e+04 nT", the one digit the full figures from 10⁴ nT up were to end."""
+    path, _ = session
+    m = read_map(path, "in_field")
+    write_map_entry(path, m.with_bz(m.bz, name="z10", applied_field=np.array(
+        [0.0, 0.0, 9999.8e-9])), kind="scan")
+    code, out, _ = run(capsys, "background", path, "--entry", "z10", "--name", "f",
+                       "--model", "field")
+    assert code == 0 and "from the entry's field vector: 10000 nT" in out, out
+
+
 def test_the_background_selected_is_recorded_as_data(session, capsys):
     """The background pixels chosen on the command line were kept only inside the recorded
     command: each entry fitted on a background now holds the pixels used and the options

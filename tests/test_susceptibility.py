@@ -197,3 +197,18 @@ def test_gcv_fallen_to_its_floor_on_a_noisy_map_is_refused():
     # a noiseless map may take the floor: there is no noise to fit
     exact = induced_map(chi, field, noise=0.0, rng=rng, **geometry)
     assert invert_susceptibility(exact, 6e-6, correlation_length=0.0).criterion == "gcv"
+
+
+def test_gcv_asked_for_beside_a_noise_given_is_refused_at_its_floor_too():
+    """--criterion gcv with --noise-nT: the noise given stood in for GCV's σ in the check, so
+    the true noise let a layer fitted to the noise through (χ 12 times the true one), and a
+    lower one was refused as "σ by gcv", asking for the --noise-nT already given."""
+    rng = np.random.default_rng(3)
+    chi, _ = grains(rng, 32, count=3)
+    geometry = {"height": 20e-6, "thickness": 6e-6, "size": (5e-6, 5e-6)}
+    m = induced_map(chi, np.array([0.0, 0.0, 40e-6]), noise=1e-7, rng=rng, **geometry)
+    for given in (1e-7, 1e-8):
+        with pytest.raises(InputError, match=r"fell to the lower end of its search.*expected "
+                                             r"the discrepancy principle for the noise given "
+                                             r"\(--criterion discrepancy"):
+            invert_susceptibility(m, 6e-6, noise=given, criterion="gcv", correlation_length=0.0)

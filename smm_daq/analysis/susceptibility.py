@@ -313,7 +313,8 @@ def _choose_regularization(
     noise: float | None,
     criterion: str,
 ) -> tuple[float, float]:
-    """λ and σ on the periodic approximation of the map (its edges made periodic, Moisan).
+    """λ and σ on the periodic approximation of the map (its edges made periodic, Moisan):
+    σ is the noise given for the discrepancy principle, GCV's own estimate for GCV.
 
     t2 = |T|² (scaled as λ is) on the rfft grid of `data`. Only wavenumbers the layer's field
     reaches are counted: k = 0 is the fitted offset's, and on the null line of an in-plane
@@ -357,12 +358,13 @@ def _choose_regularization(
     lam = 10 ** float(
         minimize_scalar(gcv, bounds=(best - 0.25, best + 0.25), method="bounded").x
     )
-    sigma = float(np.sqrt(residual(lam) / free(lam))) if noise is None else noise
-    return lam, sigma
+    return lam, float(np.sqrt(residual(lam) / free(lam)))
 
 
-def _check_gcv_balance(m: MapData, lam: float, sigma: float, length: float) -> None:
-    """Refuse a GCV that fell to the floor of its search on a map that shows noise.
+def _check_gcv_balance(m: MapData, lam: float, sigma: float, length: float, *,
+                       noise_given: bool) -> None:
+    """Refuse a GCV that fell to the floor of its search on a map that shows noise (`sigma`:
+    GCV's own estimate, whether or not a noise was given beside it).
 
     There GCV found no balance between fit and smoothness (with a short correlation length,
     the modes the sensor's area nearly cancels make its curve fall on towards λ = 0): its σ
@@ -380,8 +382,11 @@ def _check_gcv_balance(m: MapData, lam: float, sigma: float, length: float) -> N
         f"{label}: λ by gcv fell to the lower end of its search, so the layer would be fitted "
         f"to the map's noise (σ {sigma / 1e-9:.3g} nT by gcv, where the map shows "
         f"{floor / 1e-9:.3g} nT of noise; correlation length {length / 1e-6:g} µm); expected "
-        "the map's noise given (--noise-nT: the discrepancy principle) or a longer correlation "
-        "length (--correlation-length-um; the default is the sensor height)"
+        + ("the discrepancy principle for the noise given (--criterion discrepancy, the "
+           "default with --noise-nT)" if noise_given else
+           "the map's noise given (--noise-nT: the discrepancy principle)")
+        + " or a longer correlation length (--correlation-length-um; the default is the "
+        "sensor height)"
     )
 
 
@@ -460,7 +465,8 @@ def invert_magnetization(
             fill_nan(m.bz), t2, penalty_spectrum(m.shape, step, length), noise, criterion
         )
         if criterion == "gcv":
-            _check_gcv_balance(m, lam, sigma, length)
+            _check_gcv_balance(m, lam, sigma, length, noise_given=noise is not None)
+            sigma = sigma if noise is None else noise
     else:
         lam, criterion = float(regularization) / scale**2, "given"
         sigma = noise if noise is not None else float("nan")

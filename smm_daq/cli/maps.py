@@ -324,9 +324,11 @@ def background_entry(args: argparse.Namespace, *, say: Callable[[str], None] = p
 
 
 def _nT(value: float) -> str:
-    """A field in nT to 4 digits, in full from 10⁴ nT up (a field of 20 µT read "2e+04")."""
+    """A field in nT to 4 digits, in full where those round to 10⁴ nT or more (a field of
+    20 µT read "2e+04", and one of 9999.8 nT "1e+04")."""
     nt = value / NT
-    return f"{nt:.4g}" if abs(nt) < 1e4 else f"{nt:.0f}"
+    short = f"{nt:.4g}"
+    return f"{nt:.0f}" if "e+" in short else short
 
 
 def _applied_bz(m: MapData) -> str:
