@@ -8,6 +8,7 @@ Constructor:
 ±amps (a BOP 20-5M: ±20 V, ±5 A), and `*IDN?` answers "KEPCO,<model>,E<serial>,1.66-1.66".
 Commands follow the BOP's SCPI (BIT 4886 interface manual; case-insensitive, long or short
 nodes, optional SOURce:, :LEVel[:IMMediate][:AMPlitude], MEASure[:SCALar] and [:DC], :STATe,
+each only where the manual puts it (`CURR:DC 1` is an undefined header),
 several joined with ';', each header after the first read from the path of the one before it
 as the BOP manual says, so that `MEAS:VOLT?;CURR?` reads the output current and
 `FUNC:MODE CURR;CURR 1` is an undefined header, `FUNC:MODE CURR;:CURR 1` not:
@@ -62,6 +63,9 @@ _NODES = {  # long name -> short name
 # [SOURce:]CURRent[:LEVel][:IMMediate][:AMPlitude], MEASure[:SCALar]:CURRent[:DC]?,
 # OUTPut[:STATe]
 _OPTIONAL = {"SOUR", "LEV", "IMM", "AMP", "SCAL", "DC", "STAT"}
+# the headers the manual lists (short nodes): an optional node elsewhere is undefined (-113)
+_HEADERS = re.compile(r"(SOUR:)?(FUNC:MODE|(CURR|VOLT)(:LEV)?(:IMM)?(:AMP)?)"
+                      r"|MEAS(:SCAL)?:(CURR|VOLT)(:DC)?|OUTP(:STAT)?|SYST:(ERR|BEEP)")
 _RATING = re.compile(r"^BOP\s*(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
@@ -145,7 +149,7 @@ class KepcoBOPEmulator(Emulator):
             return self._common(upper, arg)
         query = upper.endswith("?")
         nodes = [_short(n) for n in header.rstrip("?").lstrip(":").split(":")]
-        if None in nodes:
+        if None in nodes or not _HEADERS.fullmatch(":".join(n or "" for n in nodes)):
             self._error(-113, "Undefined header")
             return None
         path = ":".join(n for n in nodes if n not in _OPTIONAL) + ("?" if query else "")

@@ -495,6 +495,20 @@ def test_emulator_takes_every_optional_node_the_bop_manual_lists():
     assert emu.handle("VOLT?;SYST:ERR?") == '1.000000E+01;0,"No error"'
 
 
+@pytest.mark.parametrize("command", ["CURR:DC 1", "SOUR:DC:CURR 1", "AMP:CURR 1",
+                                     "CURR:AMP:LEV 1", "SOUR:SOUR:CURR 1", "SOUR:OUTP ON",
+                                     "OUTP:STAT:DC ON", "SCAL:MEAS:CURR?", "MEAS:CURR:SCAL?"])
+def test_emulator_refuses_an_optional_node_where_the_bop_manual_has_none(command):
+    """An optional node counts only where the manual puts it; elsewhere the header is
+    undefined (-113) and nothing changes, as on the supply: an emulator that took `CURR:DC 1`
+    would pass a driver that the real BOP refuses."""
+    emu = KepcoBOPEmulator(CoilModel(VirtualClock(), calibration=C), 0)
+    emu.handle("FUNC:MODE CURR;:CURR 0.5")
+    assert emu.handle(command) is None
+    assert emu.handle("SYST:ERR?") == '-113,"Undefined header"'
+    assert emu.handle("CURR?;:OUTP?") == "5.000000E-01;0"
+
+
 def test_emulator_reads_each_header_after_a_semicolon_from_the_path_before_it():
     """The BOP manual ("Program message syntax summary"): `meas:volt?;curr?` reads the output
     voltage and current, `meas:volt?;:curr?` the voltage and the programmed current; a header
