@@ -169,8 +169,10 @@ def test_ssr_uncertainty_ratio_directions_and_higher_orders_are_what_their_formu
     """Recomputed from M, its covariance and the stored geometry (V, z, the SSR's height):
     SSR = V/(R³d) (R = height - z, d = 2 (3V/4π)^(1/3)); the uncertainty ratio 100 r95/|M|;
     declination and inclination with SDs sqrt(J C Jᵀ), J by central differences; χ² = hᵀC⁻¹h
-    of the higher orders, its p from scipy's chi-square with k - 3 degrees of freedom and
-    resolved exactly where p < 0.05."""
+    of the higher orders, its p from scipy's chi-square with k - 3 degrees of freedom (σ
+    given) or, σ from the residual of one scan, from F(k - 3, N - kG) of χ²/(k - 3) (the
+    residual's degrees of freedom counted here: every grain resolved), and resolved exactly
+    where p < 0.05."""
     s = stored(*made[kind])
     m = np.c_[s["mx"], s["my"], s["mz"]]
     cov = s["covariance"]
@@ -195,7 +197,13 @@ def test_ssr_uncertainty_ratio_directions_and_higher_orders_are_what_their_formu
         return
     h, full = s["coefficients"][:, 3:], s["coefficient_covariance"][:, 3:, 3:]
     chi2 = np.array([hg @ np.linalg.solve(cg, hg) for hg, cg in zip(h, full, strict=True)])
-    p = scipy_stats.chi2.sf(chi2, df=h.shape[1])
+    q = h.shape[1]
+    with h5py.File(made[kind][0], "r") as f:
+        results = f[made[kind][1]]["results"]
+        own = bool(results["sigma_from_residual"][()]) and kind != "joint"
+        dof = int(results["n_sensors"][()]) - s["coefficients"].size
+    assert np.all(np.isfinite(full))
+    p = (scipy_stats.f.sf(chi2 / q, q, dof) if own else scipy_stats.chi2.sf(chi2, df=q))
     np.testing.assert_allclose(s["higher_order_chi2"], chi2, rtol=1e-7)
     np.testing.assert_allclose(s["higher_order_p"], p, rtol=1e-6, atol=1e-300)
     np.testing.assert_array_equal(s["higher_order_resolved"], (p < 0.05).astype(float))

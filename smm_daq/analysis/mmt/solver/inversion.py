@@ -125,6 +125,9 @@ class MMTResult:
     timings: dict[str, float] = field(default_factory=dict)
     height: float = 0.0
     device: str = "cpu"  # where it was computed ("cpu" or "gpu")
+    # the directions the fit resolved (`Solution.rank`), which the residual's degrees of
+    # freedom n_sensors − rank count with; None where not known (tiles, a saved result)
+    rank: int | None = None
 
     @property
     def sd(self) -> np.ndarray:
@@ -668,4 +671,5 @@ def invert_map(
         timings=timings,
         height=height,
         device=used,
+        rank=sol.rank,
     )

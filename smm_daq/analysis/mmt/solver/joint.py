@@ -128,10 +128,16 @@ class MultipoleResult(MMTResult):
     sensors: list[tuple[float, ...]] = field(default_factory=list)
 
     def higher_orders(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """(χ², p-value, resolved) of each grain's higher orders; None for 3 unknowns."""
+        """(χ², p-value, resolved) of each grain's higher orders; None for 3 unknowns. One
+        scan's σ estimated from its residual: p from F with the residual's degrees of
+        freedom (`higher_order`)."""
         if self.coefficients.shape[1] <= 3:
             return None
-        return higher_order.higher_order_test(self.coefficients, self.coefficient_covariance)
+        own = (self.sigma_from_residual and len(self.sigmas) <= 1 and self.rank is not None
+               and self.damping == 0)
+        return higher_order.higher_order_test(
+            self.coefficients, self.coefficient_covariance,
+            residual_dof=self.n_sensors - self.rank if own else None)
 
     def table(self) -> dict[str, np.ndarray]:
         """Today's columns, then the higher-order coefficients, their SDs and the test."""
@@ -382,7 +388,7 @@ def invert_scans(
         fitted=fits[0][0], residual=fits[0][1], condition_number=sol.condition_number,
         n_sensors=int(sensors.shape[0]), damping=damping,
         timings={**timings, "total_s": time.perf_counter() - t0},
-        height=min(scan.height for scan in scans), device=used,
+        height=min(scan.height for scan in scans), device=used, rank=sol.rank,
         model=model, coefficients=x, coefficient_covariance=blocks,
         scans=tuple(scan.name for scan in scans), sigmas=tuple(float(v) for v in sigmas),
         fits=fits, masks=[scan.mask for scan in scans],
