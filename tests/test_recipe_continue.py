@@ -145,6 +145,33 @@ def test_the_python_api_continues_a_cut_off_recipe(tmp_path: Path) -> None:
     np.testing.assert_allclose(read_map(out, "induced").bz, 0.01 * 40e-6, rtol=1e-9)
 
 
+def test_a_continued_recipe_s_time_left_keeps_the_field_a_skipped_scan_leaves_on(
+        tmp_path: Path) -> None:
+    """Continued, a finished scan is skipped, so nothing makes the rig safe after it: the
+    field its set_field step (run again) set stays on. A zero_field step after it ramps down
+    from that field, and a scan after it ramps up from it. Unfixed, the time left took each
+    skipped scan as having ended safe: the ramp down counted as none, the ramp up in full."""
+    from smm_daq.acquisition.duration import field_ramp_s, safe_ramp_s
+
+    text = ('[scan_defaults]\ncenter_um = [12500.0, 12500.0]\nsize_um = [20.0, 10.0]\n'
+            'step_um = 10.0\n' + "".join(
+                f'[[step]]\nkind = "{kind}"\n{key}\n' for kind, key in (
+                    ("set_field", "field_uT = [0.0, 40.0, 0.0]"), ("scan", 'name = "a"'),
+                    ("zero_field", ""), ("set_field", "field_uT = [0.0, 40.0, 0.0]"),
+                    ("scan", 'name = "b"'), ("scan", 'name = "c"'))))
+    out = tmp_path / "s.h5"
+    with pytest.raises(ScanNotFinished, match="scan 'c' aborted"):  # in its second line
+        run_recipe(parse_recipe(text), Session(out, _rig(2 * 6 + 4)), yes=True)
+    profile = load_profile()
+    checked = check_recipe(parse_recipe(text), profile, out, can_prompt=True, continuing=True)
+    assert checked.states == ("", DONE, "", "", DONE, RESUME)
+    b = (0.0, 40e-6, 0.0)
+    plan = checked.plans[5]
+    assert plan is not None
+    assert checked.duration_left_s == pytest.approx(
+        2 * field_ramp_s(profile, b) + safe_ramp_s(profile, b)
+        + plan.estimate_duration(profile, start=b) / 2)
+
 CHANGES = [
     (lambda t: t.replace("step_um = 10.0", "step_um = 5.0"),
      ["step 2 (scan 'rem')", "entry 'rem'", "another plan than the recipe gives now (nx 5 != 9)"]),

@@ -609,8 +609,12 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
     # the field the coils are at as each step begins: the safe state's at the start and after
     # a scan (which makes the rig safe as it ends) or a zero_field step, else set_field's
     at = safe_field(profile)
+    # and as the steps left run when continued: a finished scan is skipped, so nothing
+    # makes the rig safe after it (the field its set_field step set again stays on)
+    at_left = at
     plans: list[ScanPlan | None] = []
     costs: list[float] = []  # each step's estimated seconds
+    costs_left: list[float] = []  # the same, run as continued
     left: list[float] = []  # the part of each step left to run (of a scan, of its lines)
     for i, step in enumerate(recipe.steps):
         where = _where(i, step)
@@ -635,7 +639,7 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
                 raise InputError(f"{where}: entry '{name}' already exists in {out} and is "
                                  f"{entry_held_as(out, name)}; expected a new name, {hint}",
                                  source=recipe.source)
-        state, cost, part = "", 0.0, 1.0
+        state, cost, cost_left, part = "", 0.0, 0.0, 1.0
         try:
             if isinstance(step, ScanStep):
                 plan = step.plan(current, profile)
@@ -643,7 +647,10 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
                 state, part = (scan_state(recipe.text, plan, infos[plan.name], out, profile)
                                if plan.name in infos else (NEW, 1.0))
                 cost = plan.estimate_duration(profile, start=tuple(at))
+                cost_left = plan.estimate_duration(profile, start=tuple(at_left))
                 at = safe_field(profile)
+                if state != DONE:
+                    at_left = at
                 # a scan in the file already (continued) keeps the profile it stored
                 rig = (tolerance_among(infos, plan.name) if plan.name in infos
                        else _scan_tolerance(plan.name, profile))
@@ -652,13 +659,15 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
                                             field_tolerance=rig)
             elif isinstance(step, SetFieldStep):
                 check_field(step.field, profile, label="field_uT")
-                cost = field_ramp_s(profile, step.field, at)
+                cost, cost_left = (field_ramp_s(profile, step.field, a) for a in (at, at_left))
                 current, at = step.field, np.array(step.field)
+                at_left = at
             elif isinstance(step, ZeroFieldStep):
-                cost = safe_ramp_s(profile, at)
+                cost, cost_left = (safe_ramp_s(profile, a) for a in (at, at_left))
                 current, at = (0.0, 0.0, 0.0), safe_field(profile)
+                at_left = at
             elif isinstance(step, WaitStep):
-                cost = step.seconds
+                cost = cost_left = step.seconds
             elif isinstance(step, SubtractStep):
                 made[step.name] = _subtract_footprint(step, made, existing - {step.name}, out)
                 state = (subtract_state(step.in_field, step.remanent, infos[step.name], out)
@@ -669,11 +678,12 @@ def check_recipe(recipe: Recipe, profile: Profile, out: str | Path, *, can_promp
         plans.append(plan)
         states.append(state)
         costs.append(cost)
+        costs_left.append(cost_left)
         left.append(part)
     first = (next((i for i, s in enumerate(states) if s in (NEW, RESUME)), len(states))
              if continuing else 0)
     duration = sum(costs)
-    duration_left = sum(c * p for i, (c, p) in enumerate(zip(costs, left, strict=True))
+    duration_left = sum(c * p for i, (c, p) in enumerate(zip(costs_left, left, strict=True))
                         if not _passed(recipe.steps, states, first, i))
     # a prompt skipped when continuing needs nobody, nor one with nothing left to run (none
     # runs: `start` None), as after the recipe's last entry
