@@ -466,15 +466,22 @@ class VisaTransport:
         if self._broken:
             return
         self._pending.clear()
+        sock = None
         with contextlib.suppress(pyvisa.Error, NotImplementedError, OSError):
             if self._reopen is not None:
                 self.resource.flush(constants.BufferOperation.discard_receive_buffer)
                 sock = _raw_socket(self.resource)
-                if sock is not None:
-                    _drop_received(sock)
             elif (self.resource.interface_type == constants.InterfaceType.asrl
                   and self.resource.bytes_in_buffer):  # type: ignore[attr-defined]
                 self._discard_arrived()
+        if sock is None:
+            return
+        try:  # the socket's own error (a connection refused, reset) is said as a write says it:
+            _drop_received(sock)  # its recv takes the error, which the write would not see
+        except _CLOSED_BY_PEER as exc:
+            raise self._closed_by_peer() from exc
+        except OSError as exc:
+            raise self._failed(exc) from exc
 
     def clear(self) -> None:
         """Device clear (viClear); where the interface has none (serial), flush the buffers;
