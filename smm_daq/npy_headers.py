@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import zipfile
+import zlib
 from pathlib import Path
 from typing import IO
 
@@ -19,6 +20,13 @@ import numpy as np
 from smm_daq.errors import InputError
 
 DEFLATE_RATIO = 1032  # the most bytes deflate restores from one (zlib's documented bound)
+# What reading a damaged zip archive or one of its members raises, beside what a damaged file
+# does (OSError, EOFError, ValueError): a member whose flags or method zipfile does not read
+# (patched data, strong encryption, an unknown method: NotImplementedError), one marked
+# encrypted (RuntimeError: a password is required) and deflated bytes that do not inflate
+# (zlib.error)
+ARCHIVE_ERRORS = (zipfile.BadZipFile, NotImplementedError, RuntimeError, zlib.error, OSError,
+                  EOFError, ValueError)
 
 
 def _stated(f: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
@@ -79,5 +87,5 @@ def check_npz(path: str | Path) -> None:
                 with z.open(info) as member:
                     _check(member, _member_bytes(info, archive_bytes),
                            f"array '{info.filename.removesuffix('.npy')}'", str(path))
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+    except ARCHIVE_ERRORS:
         return  # np.load says what is wrong with the archive itself

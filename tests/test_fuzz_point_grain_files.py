@@ -149,12 +149,43 @@ def _mpe_particle_cases() -> Iterator[tuple[str, bytes]]:
     yield "not an NPZ", b"particle_positions 1 2 3\n"
     yield "empty", b""
     yield "an NPY, not an NPZ", _npy(np.zeros(3))
+    yield from _damaged_zips(PARTICLES)
     data = _npz(**PARTICLES)
     rng = np.random.default_rng(SEED + 1)
     for label, cut in _cuts(data, 5, rng):
         yield label, cut
     for at in rng.integers(40, len(data) - 40, size=4):
         yield f"byte {at} flipped", data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]
+
+
+def _zip_fields(data: bytes, offsets: tuple[int, int], value: int, *, bits: bool) -> bytes:
+    """`data` (a zip archive) with a 16-bit field of every local header and central directory
+    entry (at `offsets` past their signatures) set to `value`, or its bits or-ed in (`bits`)."""
+    out = bytearray(data)
+    for signature, offset in zip((b"PK\x03\x04", b"PK\x01\x02"), offsets, strict=True):
+        at = out.find(signature)
+        while at >= 0:
+            old = struct.unpack_from("<H", out, at + offset)[0]
+            struct.pack_into("<H", out, at + offset, old | value if bits else value)
+            at = out.find(signature, at + 4)
+    return bytes(out)
+
+
+def _damaged_zips(arrays: dict[str, np.ndarray]) -> Iterator[tuple[str, bytes]]:
+    """An NPZ of `arrays` whose members zipfile opens but cannot read: flagged patched data,
+    encrypted or strongly encrypted, compressed by a method it lacks, or deflated data that
+    does not inflate (NotImplementedError, RuntimeError and zlib.error: each a traceback)."""
+    data = _npz(**arrays)
+    for label, bit in (("patched", 1 << 5), ("encrypted", 1), ("strongly encrypted", 1 << 6)):
+        yield f"members flagged {label}", _zip_fields(data, (6, 8), bit, bits=True)
+    yield "members of compression method 99", _zip_fields(data, (8, 10), 99, bits=False)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
+    packed = bytearray(buf.getvalue())
+    name_length, extra_length = struct.unpack_from("<HH", packed, 26)
+    start = 30 + name_length + extra_length  # the first member's deflated bytes
+    packed[start + 2:start + 12] = bytes(b ^ 0xA5 for b in packed[start + 2:start + 12])
+    yield "deflated bytes damaged", bytes(packed)
 
 
 def _npy(arr: np.ndarray) -> bytes:
@@ -215,6 +246,8 @@ def _mpe_scan_cases() -> Iterator[tuple[str, str, bytes, str]]:
         yield f"Bz_array {label}", "npz", _npz(**arrays), "Bz_array"
     yield "Bz_array transposed", "npz", _npz(Bz_array=np.zeros((N, N + 1)).T), "Bz_array"
     yield "not an NPZ", "npz", b"Bz 1 2 3\n", ""
+    for label, damaged in _damaged_zips(SCAN):
+        yield label, "npz", damaged, "Bz_array"
     data = _npz(**SCAN)
     rng = np.random.default_rng(SEED + 2)
     for label, cut in _cuts(data, 4, rng):
