@@ -171,6 +171,9 @@ def _zip_fields(data: bytes, offsets: tuple[int, int], value: int, *, bits: bool
     return bytes(out)
 
 
+ZIP_VERSION_173 = "an archive of zip version 17.3"  # zipfile opens none (NotImplementedError)
+
+
 def _damaged_zips(arrays: dict[str, np.ndarray]) -> Iterator[tuple[str, bytes]]:
     """An NPZ of `arrays` whose members zipfile opens but cannot read: flagged patched data,
     encrypted or strongly encrypted, compressed by a method it lacks, or deflated data that
@@ -179,6 +182,7 @@ def _damaged_zips(arrays: dict[str, np.ndarray]) -> Iterator[tuple[str, bytes]]:
     for label, bit in (("patched", 1 << 5), ("encrypted", 1), ("strongly encrypted", 1 << 6)):
         yield f"members flagged {label}", _zip_fields(data, (6, 8), bit, bits=True)
     yield "members of compression method 99", _zip_fields(data, (8, 10), 99, bits=False)
+    yield ZIP_VERSION_173, _zip_fields(data, (4, 6), 173, bits=False)  # the reader's version
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
     packed = bytearray(buf.getvalue())
@@ -192,6 +196,17 @@ def _npy(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, arr)
     return buf.getvalue()
+
+
+def test_an_npz_no_reader_opens_is_refused_in_every_grain_format(tmp_path: Path,
+                                                                  session: Path) -> None:
+    """Every format is told an archive zipfile cannot open (a zip version it lacks), as the
+    cuboid and point readers look for the format the file is in (a traceback before)."""
+    grains = tmp_path / "grains.npz"
+    grains.write_bytes(dict(_damaged_zips(PARTICLES))[ZIP_VERSION_173])
+    out = tmp_path / "r.csv"
+    _check(Case("damaged NPZ", fmt, _invert(session, out, grains, fmt), [grains, session], [out],
+                [grains.name]) for fmt in ("mpe", "cuboids", "mmt", "points", "dragonfly"))
 
 
 def _mpe_particle_fuzz(tmp: Path, session: Path) -> Iterator[Case]:
