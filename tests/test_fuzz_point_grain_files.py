@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -171,6 +172,14 @@ def _zip_fields(data: bytes, offsets: tuple[int, int], value: int, *, bits: bool
     return bytes(out)
 
 
+def _open_bracket(data: bytes) -> bytes:
+    """`data` with its first .npy header's shape left unclosed, `(12, 12(`: no Python literal,
+    numpy's filter for an earlier version's header ends in tokenize's TokenError."""
+    at = data.index(b"'shape': (")
+    close = data.index(b")", at)
+    return data[:close] + b"(" + data[close + 1:]
+
+
 ZIP_VERSION_173 = "an archive of zip version 17.3"  # zipfile opens none (NotImplementedError)
 
 
@@ -182,6 +191,14 @@ def _damaged_zips(arrays: dict[str, np.ndarray]) -> Iterator[tuple[str, bytes]]:
     for label, bit in (("patched", 1 << 5), ("encrypted", 1), ("strongly encrypted", 1 << 6)):
         yield f"members flagged {label}", _zip_fields(data, (6, 8), bit, bits=True)
     yield "members of compression method 99", _zip_fields(data, (8, 10), 99, bits=False)
+    members = {f"{k}.npy": _npy(v) for k, v in arrays.items()}
+    first = next(iter(members))
+    members[first] = _open_bracket(members[first])  # its CRC right: the header is read
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        for name, member in members.items():
+            archive.writestr(name, member)
+    yield "a member's header's bracket left open", buf.getvalue()
     yield ZIP_VERSION_173, _zip_fields(data, (4, 6), 173, bits=False)  # the reader's version
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
@@ -357,6 +374,7 @@ def _mask_cases() -> Iterator[tuple[str, str, bytes]]:
     yield ".npy of Python objects", ".npy", buf.getvalue()
     yield ".npy not one", ".npy", b"0 1 0\n"
     yield ".npy cut", ".npy", _npy(good)[:100]
+    yield ".npy header's bracket left open", ".npy", _open_bracket(_npy(good))
     png = _png(N, N)
     yield "png empty", ".png", b""
     yield "png text", ".png", b"not an image\n"

@@ -41,7 +41,7 @@ from smm_daq.analysis.mmt.models.multipole import (
 )
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
-from smm_daq.npy_headers import ARCHIVE_ERRORS, check_npz
+from smm_daq.npy_headers import ARCHIVE_ERRORS, check_npz, load_error_said
 from smm_daq.storage.limits import check_map_pixels
 from smm_daq.storage.mapdata import MapData
 from smm_daq.text_files import load_json, require_file, shown
@@ -154,7 +154,8 @@ def _arrays(npz: np.lib.npyio.NpzFile, source: str) -> dict[str, np.ndarray]:
         try:
             value = npz[key]
         except ARCHIVE_ERRORS as exc:
-            reason = "it holds Python objects" if "allow_pickle" in str(exc) else str(exc)
+            reason = ("it holds Python objects" if "allow_pickle" in str(exc)
+                      else load_error_said(exc))
             raise InputError(f"array '{key}' cannot be read ({reason}); expected numeric arrays",
                              source=source) from None
         if not isinstance(value, np.ndarray):
@@ -182,7 +183,8 @@ def _load(path: str | Path, expected: str) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as npz:
             return _arrays(npz, source)
     except ARCHIVE_ERRORS as exc:
-        raise InputError(f"is not a readable NPZ archive ({exc}); expected {expected}",
+        raise InputError(f"is not a readable NPZ archive ({load_error_said(exc)}); expected "
+                         f"{expected}",
                          source=source) from None
 
 
