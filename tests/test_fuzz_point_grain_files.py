@@ -145,6 +145,8 @@ def _mpe_particle_cases() -> Iterator[tuple[str, bytes]]:
             yield f"{key} {label}", _npz(**arrays)
     yield "identifier 1.5", _npz(**{**PARTICLES, "identifier": np.array([1.5])})
     yield "identifier 1e300", _npz(**{**PARTICLES, "identifier": np.array([1e300])})
+    yield "identifier float16 1.5", _npz(**{**PARTICLES, "identifier": np.array([1.5], np.float16)})
+    yield "identifier -2**63", _npz(**{**PARTICLES, "identifier": np.array([-(2**63)])})
     yield "volume 0", _npz(**{**PARTICLES, "volumes": np.array([0.0])})
     yield "volume -1e-16", _npz(**{**PARTICLES, "volumes": np.array([-1e-16])})
     yield "not an NPZ", b"particle_positions 1 2 3\n"

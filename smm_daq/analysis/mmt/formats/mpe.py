@@ -227,8 +227,12 @@ def _labels(data: dict[str, np.ndarray], n: int, source: str) -> np.ndarray | No
         return None
     numeric = np.issubdtype(ident.dtype, np.integer) or np.issubdtype(ident.dtype, np.floating)
     flat = ident.reshape(-1)
+    # floats compared as float64 (MAX_LABEL overflows a float16), whole numbers without abs
+    # (the most negative int64 is its own abs)
+    values = flat.astype(np.float64) if np.issubdtype(flat.dtype, np.floating) else flat
     if not (numeric and ident.shape == (n,) and np.all(
-            np.isfinite(flat) & (flat == np.round(flat)) & (np.abs(flat) <= MAX_LABEL))):
+            np.isfinite(values) & (values == np.round(values)) & (values >= -MAX_LABEL)
+            & (values <= MAX_LABEL))):
         raise InputError(f"array 'identifier' holds {ident.size} values of type {ident.dtype} "
                          f"in shape {ident.shape};"
                          f" expected {n} whole numbers, one label per particle (at most "
