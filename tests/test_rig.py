@@ -100,8 +100,14 @@ def test_bad_simulation_settings_name_the_key(old: str, new: str, key: str) -> N
 
 
 def test_a_shared_address_is_refused() -> None:
-    with pytest.raises(InputError, match="more than one instrument"):
+    """Naming both keys and what was expected (it named the address alone, and no expected
+    value)."""
+    with pytest.raises(InputError) as err:
         open_rig(profile_with('address = "GPIB0::22::INSTR"', 'address = "GPIB0::8::INSTR"'))
+    assert str(err.value).endswith(
+        "key 'fluxgate.address' is 'GPIB0::8::INSTR', the address of 'lockin.address' too: it "
+        "is given to more than one instrument; expected each instrument at an address of its "
+        "own"), str(err.value)
 
 
 def test_an_instrument_that_does_not_answer_is_named() -> None:
