@@ -17,6 +17,7 @@ from smm_daq.cli.maps import MAX_UM, um_pairs
 from smm_daq.errors import InputError
 from smm_daq.storage.names import lookalike, typed_entry_name
 from smm_daq.storage.nexus import check_entry_name
+from smm_daq.text_files import text_lines
 
 # what is removed: (said in the dialog, the command's words, the new entry's name's ending)
 REMOVALS = (
@@ -177,8 +178,10 @@ class BackgroundDialog(QtWidgets.QDialog):
         self._check()
 
     def outline_lines(self) -> list[str]:
-        """The outlines typed, a line each, blank lines left out."""
-        return [line.strip() for line in self.outlines.toPlainText().splitlines()
+        """The outlines typed, a line each as the box shows them (`text_lines`: a form feed or
+        NEL pasted within a line, which `str.splitlines` breaks at, ends no line), blank lines
+        left out."""
+        return [line.strip() for line in text_lines(self.outlines.toPlainText())
                 if line.strip()]
 
     def _removal_changed(self) -> None:
@@ -222,7 +225,7 @@ class BackgroundDialog(QtWidgets.QDialog):
         of vertices takes seconds, which each key typed anywhere in the dialog repeated."""
         known, self._outlines_read = self._outlines_read, {}
         problem = ""
-        for number, line in enumerate(self.outlines.toPlainText().splitlines(), 1):
+        for number, line in enumerate(text_lines(self.outlines.toPlainText()), 1):
             line = line.strip()
             if not line:
                 continue

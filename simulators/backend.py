@@ -208,9 +208,16 @@ class SimulationOptions:
 
 
 def _addresses(profile: Profile) -> list[str]:
-    out = [profile.lockin.link.address, profile.stage.link.address, *profile.coils.addresses]
+    return [address for _key, address in _keyed_addresses(profile)]
+
+
+def _keyed_addresses(profile: Profile) -> list[tuple[str, str]]:
+    """(profile key, address) of every instrument, in `_addresses`' order."""
+    out = [("lockin.address", profile.lockin.link.address),
+           ("stage.address", profile.stage.link.address),
+           *((f"coils.addresses[{k}]", a) for k, a in enumerate(profile.coils.addresses))]
     if profile.fluxgate is not None:
-        out.append(profile.fluxgate.link.address)
+        out.append(("fluxgate.address", profile.fluxgate.link.address))
     return out
 
 
@@ -229,11 +236,13 @@ def _check_emulated(profile: Profile) -> None:
                 " expected one of " + ", ".join(repr(n) for n in _EMULATED[key]),
                 source=str(profile.path),
             )
-    addresses = _addresses(profile)
-    for a in addresses:
-        if addresses.count(a) > 1:
+    first: dict[str, str] = {}
+    for key, address in _keyed_addresses(profile):
+        other = first.setdefault(address, key)
+        if other != key:
             raise InputError(
-                f"address {a!r} is given to more than one instrument; each needs its own",
+                f"key '{key}' is {address!r}, the address of '{other}' too: it is given to "
+                "more than one instrument; expected each instrument at an address of its own",
                 source=str(profile.path),
             )
 

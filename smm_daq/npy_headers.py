@@ -10,7 +10,9 @@ holds after it.
 from __future__ import annotations
 
 import math
+import tokenize
 import zipfile
+import zlib
 from pathlib import Path
 from typing import IO
 
@@ -19,6 +21,24 @@ import numpy as np
 from smm_daq.errors import InputError
 
 DEFLATE_RATIO = 1032  # the most bytes deflate restores from one (zlib's documented bound)
+# What np.load raises reading a damaged .npy (alone or in an archive): beside OSError,
+# EOFError and ValueError, tokenize.TokenError where a header that is no Python literal (a
+# bracket left open) is filtered as an earlier version's
+HEADER_ERRORS = (ValueError, OSError, EOFError, tokenize.TokenError)
+# ... and reading a damaged zip archive or one of its members: a member whose flags or method
+# zipfile does not read (patched data, strong encryption, an unknown method or zip version:
+# NotImplementedError), one marked encrypted (RuntimeError: a password is required) and
+# deflated bytes that do not inflate (zlib.error)
+ARCHIVE_ERRORS = (zipfile.BadZipFile, NotImplementedError, RuntimeError, zlib.error,
+                  *HEADER_ERRORS)
+
+
+def load_error_said(exc: BaseException) -> str:
+    """What np.load's `exc` (one of ARCHIVE_ERRORS) says, in words for a message: a
+    TokenError's own are a tuple of the tokenizer's."""
+    if isinstance(exc, tokenize.TokenError):
+        return "its .npy header is no Python literal: damaged"
+    return str(exc)
 
 
 def _stated(f: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
@@ -33,7 +53,7 @@ def _stated(f: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
 def _check(f: IO[bytes], held: int, what: str, source: str) -> None:
     try:
         shape, dtype = _stated(f)
-    except (ValueError, OSError, EOFError):
+    except HEADER_ERRORS:
         return  # not a header numpy reads either: np.load says why, in its own words
     if dtype.hasobject:
         return  # Python objects: np.load refuses them (allow_pickle=False)
@@ -79,5 +99,5 @@ def check_npz(path: str | Path) -> None:
                 with z.open(info) as member:
                     _check(member, _member_bytes(info, archive_bytes),
                            f"array '{info.filename.removesuffix('.npy')}'", str(path))
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+    except ARCHIVE_ERRORS:
         return  # np.load says what is wrong with the archive itself

@@ -472,11 +472,18 @@ SPLICED = [b"", b"nan", b"inf", b"-1", b"0", b"1e400", b"9" * 4400, b"\x00", b"\
 
 
 def _mutate(data: bytes, draw: st.DataObject) -> bytes:
-    """`data` cut, spliced with a bad token, with a slice deleted or repeated, or re-encoded."""
-    how = draw.draw(st.sampled_from(["cut", "splice", "delete", "repeat", "encode"]), label="how")
+    """`data` cut, spliced with a bad token, with a slice deleted or repeated, re-encoded, or
+    with a bit flipped (a zip header's flags, method or version: what zipfile cannot read)."""
+    how = draw.draw(st.sampled_from(["cut", "splice", "delete", "repeat", "encode", "flip"]),
+                    label="how")
     at = draw.draw(st.integers(0, len(data)), label="at")
     if how == "cut":
         return data[:at]
+    if how == "flip":
+        if at == len(data):
+            return data
+        bit = 1 << draw.draw(st.integers(0, 7), label="bit")
+        return data[:at] + bytes([data[at] ^ bit]) + data[at + 1:]
     if how == "splice":
         return data[:at] + draw.draw(st.sampled_from(SPLICED), label="token") + data[at:]
     span = draw.draw(st.integers(1, 80), label="span")

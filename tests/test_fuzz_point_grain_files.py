@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,11 +145,14 @@ def _mpe_particle_cases() -> Iterator[tuple[str, bytes]]:
             yield f"{key} {label}", _npz(**arrays)
     yield "identifier 1.5", _npz(**{**PARTICLES, "identifier": np.array([1.5])})
     yield "identifier 1e300", _npz(**{**PARTICLES, "identifier": np.array([1e300])})
+    yield "identifier float16 1.5", _npz(**{**PARTICLES, "identifier": np.array([1.5], np.float16)})
+    yield "identifier -2**63", _npz(**{**PARTICLES, "identifier": np.array([-(2**63)])})
     yield "volume 0", _npz(**{**PARTICLES, "volumes": np.array([0.0])})
     yield "volume -1e-16", _npz(**{**PARTICLES, "volumes": np.array([-1e-16])})
     yield "not an NPZ", b"particle_positions 1 2 3\n"
     yield "empty", b""
     yield "an NPY, not an NPZ", _npy(np.zeros(3))
+    yield from _damaged_zips(PARTICLES)
     data = _npz(**PARTICLES)
     rng = np.random.default_rng(SEED + 1)
     for label, cut in _cuts(data, 5, rng):
@@ -157,10 +161,71 @@ def _mpe_particle_cases() -> Iterator[tuple[str, bytes]]:
         yield f"byte {at} flipped", data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]
 
 
+def _zip_fields(data: bytes, offsets: tuple[int, int], value: int, *, bits: bool) -> bytes:
+    """`data` (a zip archive) with a 16-bit field of every local header and central directory
+    entry (at `offsets` past their signatures) set to `value`, or its bits or-ed in (`bits`)."""
+    out = bytearray(data)
+    for signature, offset in zip((b"PK\x03\x04", b"PK\x01\x02"), offsets, strict=True):
+        at = out.find(signature)
+        while at >= 0:
+            old = struct.unpack_from("<H", out, at + offset)[0]
+            struct.pack_into("<H", out, at + offset, old | value if bits else value)
+            at = out.find(signature, at + 4)
+    return bytes(out)
+
+
+def _open_bracket(data: bytes) -> bytes:
+    """`data` with its first .npy header's shape left unclosed, `(12, 12(`: no Python literal,
+    numpy's filter for an earlier version's header ends in tokenize's TokenError."""
+    at = data.index(b"'shape': (")
+    close = data.index(b")", at)
+    return data[:close] + b"(" + data[close + 1:]
+
+
+ZIP_VERSION_173 = "an archive of zip version 17.3"  # zipfile opens none (NotImplementedError)
+
+
+def _damaged_zips(arrays: dict[str, np.ndarray]) -> Iterator[tuple[str, bytes]]:
+    """An NPZ of `arrays` whose members zipfile opens but cannot read: flagged patched data,
+    encrypted or strongly encrypted, compressed by a method it lacks, or deflated data that
+    does not inflate (NotImplementedError, RuntimeError and zlib.error: each a traceback)."""
+    data = _npz(**arrays)
+    for label, bit in (("patched", 1 << 5), ("encrypted", 1), ("strongly encrypted", 1 << 6)):
+        yield f"members flagged {label}", _zip_fields(data, (6, 8), bit, bits=True)
+    yield "members of compression method 99", _zip_fields(data, (8, 10), 99, bits=False)
+    members = {f"{k}.npy": _npy(v) for k, v in arrays.items()}
+    first = next(iter(members))
+    members[first] = _open_bracket(members[first])  # its CRC right: the header is read
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        for name, member in members.items():
+            archive.writestr(name, member)
+    yield "a member's header's bracket left open", buf.getvalue()
+    yield ZIP_VERSION_173, _zip_fields(data, (4, 6), 173, bits=False)  # the reader's version
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
+    packed = bytearray(buf.getvalue())
+    name_length, extra_length = struct.unpack_from("<HH", packed, 26)
+    start = 30 + name_length + extra_length  # the first member's deflated bytes
+    packed[start + 2:start + 12] = bytes(b ^ 0xA5 for b in packed[start + 2:start + 12])
+    yield "deflated bytes damaged", bytes(packed)
+
+
 def _npy(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, arr)
     return buf.getvalue()
+
+
+def test_an_npz_no_reader_opens_is_refused_in_every_grain_format(tmp_path: Path,
+                                                                  session: Path) -> None:
+    """Every format is told an archive zipfile cannot open (a zip version it lacks), as the
+    cuboid and point readers look for the format the file is in (a traceback before)."""
+    grains = tmp_path / "grains.npz"
+    grains.write_bytes(dict(_damaged_zips(PARTICLES))[ZIP_VERSION_173])
+    out = tmp_path / "r.csv"
+    _check(Case("damaged NPZ", fmt, _invert(session, out, grains, fmt), [grains, session], [out],
+                [grains.name]) for fmt in ("mpe", "cuboids", "mmt", "points", "dragonfly"))
 
 
 def _mpe_particle_fuzz(tmp: Path, session: Path) -> Iterator[Case]:
@@ -215,6 +280,8 @@ def _mpe_scan_cases() -> Iterator[tuple[str, str, bytes, str]]:
         yield f"Bz_array {label}", "npz", _npz(**arrays), "Bz_array"
     yield "Bz_array transposed", "npz", _npz(Bz_array=np.zeros((N, N + 1)).T), "Bz_array"
     yield "not an NPZ", "npz", b"Bz 1 2 3\n", ""
+    for label, damaged in _damaged_zips(SCAN):
+        yield label, "npz", damaged, "Bz_array"
     data = _npz(**SCAN)
     rng = np.random.default_rng(SEED + 2)
     for label, cut in _cuts(data, 4, rng):
@@ -309,6 +376,7 @@ def _mask_cases() -> Iterator[tuple[str, str, bytes]]:
     yield ".npy of Python objects", ".npy", buf.getvalue()
     yield ".npy not one", ".npy", b"0 1 0\n"
     yield ".npy cut", ".npy", _npy(good)[:100]
+    yield ".npy header's bracket left open", ".npy", _open_bracket(_npy(good))
     png = _png(N, N)
     yield "png empty", ".png", b""
     yield "png text", ".png", b"not an image\n"

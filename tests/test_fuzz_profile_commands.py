@@ -72,6 +72,21 @@ def test_every_command_refuses_a_malformed_profile_alike(tmp_path: Path) -> None
     assert not failures, f"{len(failures)} of {sum(counts.values())}:\n" + "\n".join(failures)
 
 
+def test_a_simulation_table_for_a_real_rig_is_refused_saying_what_was_expected(
+        tmp_path: Path) -> None:
+    """A [simulation] table in a profile that is not simulated (rig.simulated dropped, or
+    false): refused by `check` and `safe` naming the file, the table and the key, saying what
+    was expected (it said the table needs the key, with no expected value)."""
+    path = tmp_path / "p.toml"
+    path.write_text(PROFILE.replace("simulated = true", "simulated = false", 1))
+    cases = [Case("profile", f"[simulation] with rig.simulated = false / {command}",
+                  [command, "--profile", str(path)], [path], [],
+                  [path.name, "[simulation]", "rig.simulated", "expected"])
+             for command in ("check", "safe")]
+    _, failures = run_all(cases)
+    assert not failures, "\n".join(failures)
+
+
 DAY_S = 86_400.0
 BOUND_KEYS = {  # key -> the line of the profile it replaces ('{}' the value), or where it goes
     "max_ramp_A_per_s": "max_ramp_A_per_s = {}",

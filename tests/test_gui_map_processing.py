@@ -196,6 +196,23 @@ def test_an_outline_the_command_cannot_read_is_said_and_stops_ok(qtbot) -> None:
     assert dialog.ok_button.isEnabled() and dialog.problem.text() == ""
 
 
+def test_an_outline_is_a_line_as_the_box_shows_it(qtbot) -> None:
+    """A form feed or a NEL (latin-1 0x85) pasted within an outline ends no line in the box,
+    nor in the outlines read and passed to the command: `str.splitlines` broke it into two
+    outlines there (one refused as too short, on a line the box does not show)."""
+    from gui.background_dialog import BackgroundDialog
+
+    dialog = BackgroundDialog("inf", set())
+    qtbot.addWidget(dialog)
+    for mark in ("\x0c", "\x85"):
+        dialog.outlines.setPlainText(f"0,0; 10,0;{mark} 10,10\n5,5; 6,5; 6,6")
+        assert dialog.outlines.document().blockCount() == 2
+        assert dialog.problem.text() == "" and dialog.ok_button.isEnabled()
+        assert dialog.outline_lines() == [f"0,0; 10,0;{mark} 10,10", "5,5; 6,5; 6,6"]
+        dialog.outlines.setPlainText(f"0,0; 10,0; 10,10{mark}\n5,5; 6,a; 6,6")
+        assert dialog.problem.text().startswith("Sample's outlines, line 2: "), mark
+
+
 def test_each_outline_typed_is_read_once_not_at_every_key(qtbot, monkeypatch) -> None:
     """An outline of thousands of vertices (pasted) takes seconds to read, crossings
     checked: read again at each key typed anywhere in the dialog (the name, a rectangle, the

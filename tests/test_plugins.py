@@ -61,3 +61,34 @@ def test_a_plug_in_driver_that_cannot_be_loaded_is_named_with_its_error(monkeypa
     assert f"key 'coils.implementation' is 'broken', whose driver {value!r} could not be " \
            "loaded (" in said
     assert ("ModuleNotFoundError" if "no_such" in value else "AttributeError") in said
+
+
+
+@pytest.mark.parametrize(("role", "name"), [("coils", "sr830"), ("lockin", "pi_gcs"),
+                                            ("stage", "kepco_bop"), ("fluxgate", "sr860"),
+                                            ("coils", "kepco"), ("lockin", "SR830")])
+def test_a_driver_named_for_another_instrument_is_refused_offering_the_role_s_own(
+        tmp_path, capsys, role: str, name: str) -> None:
+    """A profile naming an installed driver of another instrument for a role (the lock-in's
+    for the coils), or no installed driver: refused through the command line, exit 2, naming
+    the key and offering the drivers of that role's kind alone (every installed driver was
+    offered, the coils' refusal naming 'sr830' as one to choose, and a driver of another
+    kind was refused saying what it is not, not what was expected)."""
+    import re
+    from pathlib import Path
+
+    from smm_daq.cli.main import main
+    from smm_daq.instruments import rig
+
+    own = {"coils": "'kepco_bop'", "lockin": "'sr830', 'sr860'", "stage": "'pi_gcs'",
+           "fluxgate": "'dmm_fluxgate'"}
+    text = (Path(__file__).resolve().parents[1] / "configs" / "simulator.toml").read_text()
+    profile = tmp_path / "p.toml"
+    profile.write_text(re.sub(rf"(?m)(^\[{role}\]\nimplementation = ).+$", rf'\g<1>"{name}"',
+                              text, count=1))
+    assert main(["check", "--profile", str(profile)]) == 2
+    said = capsys.readouterr().err.strip()
+    assert said.startswith(f"smm-daq: error: {profile}: key '{role}.implementation' is "
+                           f"{name!r}"), said
+    assert said.endswith(f"; expected the name of a {rig._ROLES[role].__name__} driver: one of "
+                         f"{own[role]}"), said

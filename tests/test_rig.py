@@ -71,7 +71,8 @@ def test_unknown_implementation_names_the_key_and_the_known_ones() -> None:
         open_rig(profile_with('implementation = "sr830"', 'implementation = "sr999"'))
     message = str(err.value)
     assert "/lab/sim.toml" in message and "lockin.implementation" in message
-    assert "'sr830'" in message and "'sr860'" in message and "'pi_gcs'" in message
+    # the lock-in drivers alone: a stage's would be refused as no LockIn
+    assert "'sr830'" in message and "'sr860'" in message and "'pi_gcs'" not in message
 
 
 def test_an_implementation_of_the_wrong_kind_is_refused() -> None:
@@ -99,8 +100,14 @@ def test_bad_simulation_settings_name_the_key(old: str, new: str, key: str) -> N
 
 
 def test_a_shared_address_is_refused() -> None:
-    with pytest.raises(InputError, match="more than one instrument"):
+    """Naming both keys and what was expected (it named the address alone, and no expected
+    value)."""
+    with pytest.raises(InputError) as err:
         open_rig(profile_with('address = "GPIB0::22::INSTR"', 'address = "GPIB0::8::INSTR"'))
+    assert str(err.value).endswith(
+        "key 'fluxgate.address' is 'GPIB0::8::INSTR', the address of 'lockin.address' too: it "
+        "is given to more than one instrument; expected each instrument at an address of its "
+        "own"), str(err.value)
 
 
 def test_an_instrument_that_does_not_answer_is_named() -> None:

@@ -331,6 +331,24 @@ def test_info_names_the_recipe_file_run_was_given_under_its_scan_cut_off(
         assert "$'" in line and "caf\\xe9.toml'" in line, line
 
 
+@pytest.mark.parametrize("stored", [["a.toml", "b.toml"], 5])
+def test_info_names_no_recipe_file_from_a_stored_path_that_is_no_single_string(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], stored: object) -> None:
+    """A recipe's `absolute_path` that holds no single string (another program's array or
+    number) names no file: the one `run` was given (its `path`) is named instead. Unfixed,
+    the array's repr was named as the recipe's file (`'['"'"'a.toml'"'"' ...`)."""
+    path = tmp_path / "s.h5"
+    seq = Sequencer(_rig(0.0), path, _plan(), recipe_text='[[step]]\nkind = "scan"\n',
+                    recipe_file="r.toml")
+    seq.subscribe(lambda e: seq.abort() if e.kind == "line_done" and e.line == 1 else None)
+    assert seq.run() == "aborted"
+    with h5py.File(path, "a") as f:
+        f["k/recipe"].attrs["absolute_path"] = stored
+    assert main(["info", str(path)]) == 0
+    line = capsys.readouterr().out.splitlines()[2]
+    assert line.startswith(f"    cut off: `smm-daq run r.toml --out {path} --continue` "), line
+
+
 def test_the_map_commands_warning_names_the_recipe_continued_under_a_recipe_scan_cut_off(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A map command reading a recipe's scan cut off warns that its result holds the lines

@@ -788,7 +788,9 @@ def parse_profile(text: str, path: Path) -> Profile:
     if not isinstance(simulation, dict):
         raise top.fail("simulation", simulation, "a table")
     if simulation and not simulated:
-        raise InputError("a [simulation] table needs rig.simulated = true", source=source)
+        raise InputError("a [simulation] table is given, but rig.simulated is not true (a real "
+                         "rig); expected rig.simulated = true with it, or no [simulation] table "
+                         "for real instruments", source=source)
     fly_table = top.sub("fly", required=False)
     trigger_wired = False
     if fly_table is not None:

@@ -292,11 +292,8 @@ def driver_class(profile: Profile, role: str, name: str) -> type[Instrument]:
     """The class registered under `name`, checked to be the right kind for `role`."""
     found = registered(DRIVER_GROUP)
     if name not in found:
-        raise InputError(
-            f"key '{role}.implementation' is {name!r}; expected one of "
-            + ", ".join(repr(n) for n in sorted(found)),
-            source=str(profile.path),
-        )
+        raise InputError(f"key '{role}.implementation' is {name!r}; expected "
+                         f"{_drivers_said(role)}", source=str(profile.path))
     try:
         cls = found[name].load()
     except Exception as e:  # a plug-in's own module: any error of its import is its own
@@ -310,10 +307,29 @@ def driver_class(profile: Profile, role: str, name: str) -> type[Instrument]:
     expected = _ROLES[role]
     if not (isinstance(cls, type) and issubclass(cls, expected)):
         raise InputError(
-            f"key '{role}.implementation' is {name!r}, which is not a {expected.__name__}",
+            f"key '{role}.implementation' is {name!r}, which is not a {expected.__name__} "
+            f"(the driver of another instrument); expected {_drivers_said(role)}",
             source=str(profile.path),
         )
     return cls
+
+
+def _drivers_said(role: str) -> str:
+    """The installed drivers of `role`'s kind, as a refusal offers them: those whose class
+    loads and is of that kind (a plug-in that cannot be loaded, or drives another instrument,
+    left out). Loaded only for a refusal: each driver's import is its own package's."""
+    expected = _ROLES[role]
+    names = []
+    for name, point in sorted(registered(DRIVER_GROUP).items()):
+        try:
+            cls = point.load()
+        except Exception:  # a plug-in's own module: refused by name where a profile names it
+            continue
+        if isinstance(cls, type) and issubclass(cls, expected):
+            names.append(repr(name))
+    if not names:
+        return f"the name of an installed {expected.__name__} driver (none is installed)"
+    return f"the name of a {expected.__name__} driver: one of {', '.join(names)}"
 
 
 def simulator_class(profile: Profile) -> Any:

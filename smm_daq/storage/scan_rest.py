@@ -8,7 +8,9 @@ from pathlib import Path
 
 import h5py
 
+from smm_daq.errors import InputError
 from smm_daq.shell_words import command_line, resume_command
+from smm_daq.storage.checks import string
 from smm_daq.storage.strings import stored_path, text
 
 
@@ -31,9 +33,18 @@ def _recipe_file(f: h5py.File, name: str) -> str:
     (`stored_path`); "" where the entry names none (a recipe run from a script)."""
     try:
         attrs = f[name]["recipe"].attrs
-        stored = (text(attrs.get(key, "")).strip() for key in ("absolute_path", "path"))
+        stored = (_one_text(attrs.get(key, "")) for key in ("absolute_path", "path"))
         return stored_path(next((p for p in stored if p), ""))
     except (KeyError, OSError, TypeError, ValueError):
+        return ""
+
+
+def _one_text(value: object) -> str:
+    """An attribute's text, "" where it holds no single string (another program's array or
+    number would be named as the recipe's file, in its repr)."""
+    try:
+        return string(value, "recipe path", "").strip()
+    except InputError:
         return ""
 
 

@@ -47,7 +47,7 @@ from smm_daq.analysis.masks import polygon_mask, rectangle_mask
 from smm_daq.analysis.polygon_sweep import sweep
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
-from smm_daq.npy_headers import check_npy
+from smm_daq.npy_headers import HEADER_ERRORS, check_npy, load_error_said
 from smm_daq.storage.mapdata import MapData
 from smm_daq.text_files import load_json, require_file, shown
 from smm_daq.thread_warnings import recorded
@@ -146,8 +146,8 @@ def _from_array(path: Path, data: MapData) -> np.ndarray:
     check_npy(path)
     try:
         arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        reason = "it holds Python objects" if "pickle" in str(exc) else str(exc)
+    except HEADER_ERRORS as exc:
+        reason = "it holds Python objects" if "pickle" in str(exc) else load_error_said(exc)
         raise InputError(f"is not a numpy array file ({reason}); expected a .npy of booleans "
                          "(or 0/1), the map's shape", source=str(path)) from None
     if not isinstance(arr, np.ndarray):  # np.load opens a zip of arrays whatever its suffix

@@ -16,6 +16,7 @@ from smm_daq.analysis.mmt.formats import dragonfly, mpe, points
 from smm_daq.analysis.mmt.models.multipole import PointGrains
 from smm_daq.articles import with_article
 from smm_daq.errors import InputError
+from smm_daq.npy_headers import ARCHIVE_ERRORS
 from smm_daq.text_files import decode_text, is_number, text_lines
 
 GRAIN_FORMATS = ("cuboids", "csv", "mmt", "points", "mpe", "dragonfly")  # csv = cuboids
@@ -36,11 +37,12 @@ def _first_lines(head: bytes, whole: bool) -> list[str]:
 
 
 def _zip_format(path: str | Path) -> str | None:
-    """"mpe" for a zip archive of numpy arrays (an NPZ), None for another or a damaged one."""
+    """"mpe" for a zip archive of numpy arrays (an NPZ), None for another or a damaged one
+    (one zipfile cannot read: a version it lacks raises NotImplementedError)."""
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
-    except (OSError, zipfile.BadZipFile):
+    except ARCHIVE_ERRORS:
         return None
     return "mpe" if any(name.endswith(".npy") for name in names) else None
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +41,7 @@ from smm_daq.analysis.mmt.models.multipole import (
 )
 from smm_daq.errors import InputError
 from smm_daq.finite import finite_number
-from smm_daq.npy_headers import check_npz
+from smm_daq.npy_headers import ARCHIVE_ERRORS, check_npz, load_error_said
 from smm_daq.storage.limits import check_map_pixels
 from smm_daq.storage.mapdata import MapData
 from smm_daq.text_files import load_json, require_file, shown
@@ -154,8 +153,9 @@ def _arrays(npz: np.lib.npyio.NpzFile, source: str) -> dict[str, np.ndarray]:
     for key in npz.files:
         try:
             value = npz[key]
-        except (ValueError, OSError, zipfile.BadZipFile) as exc:
-            reason = "it holds Python objects" if "allow_pickle" in str(exc) else str(exc)
+        except ARCHIVE_ERRORS as exc:
+            reason = ("it holds Python objects" if "allow_pickle" in str(exc)
+                      else load_error_said(exc))
             raise InputError(f"array '{key}' cannot be read ({reason}); expected numeric arrays",
                              source=source) from None
         if not isinstance(value, np.ndarray):
@@ -182,8 +182,9 @@ def _load(path: str | Path, expected: str) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as npz:
             return _arrays(npz, source)
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise InputError(f"is not a readable NPZ archive ({exc}); expected {expected}",
+    except ARCHIVE_ERRORS as exc:
+        raise InputError(f"is not a readable NPZ archive ({load_error_said(exc)}); expected "
+                         f"{expected}",
                          source=source) from None
 
 
@@ -226,8 +227,12 @@ def _labels(data: dict[str, np.ndarray], n: int, source: str) -> np.ndarray | No
         return None
     numeric = np.issubdtype(ident.dtype, np.integer) or np.issubdtype(ident.dtype, np.floating)
     flat = ident.reshape(-1)
+    # floats compared as float64 (MAX_LABEL overflows a float16), whole numbers without abs
+    # (the most negative int64 is its own abs)
+    values = flat.astype(np.float64) if np.issubdtype(flat.dtype, np.floating) else flat
     if not (numeric and ident.shape == (n,) and np.all(
-            np.isfinite(flat) & (flat == np.round(flat)) & (np.abs(flat) <= MAX_LABEL))):
+            np.isfinite(values) & (values == np.round(values)) & (values >= -MAX_LABEL)
+            & (values <= MAX_LABEL))):
         raise InputError(f"array 'identifier' holds {ident.size} values of type {ident.dtype} "
                          f"in shape {ident.shape};"
                          f" expected {n} whole numbers, one label per particle (at most "
