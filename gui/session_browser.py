@@ -922,7 +922,8 @@ class SessionBrowser(QtWidgets.QWidget):
         """Start writing a scan of another program as a new entry, in the worker, as `smm-daq
         import` does (`import_dialog.import_job`): refused alike (the file and its key, line
         or column named; nothing written); `imported` follows, and the file written is then
-        shown (read again, or opened where another was open). False, said, where a file or
+        shown (read again, or opened where another was open, unless another file has been
+        opened since the import began). False, said, where a file or
         the name is not given."""
         missing = choice.missing()
         if missing:
@@ -932,6 +933,7 @@ class SessionBrowser(QtWidgets.QWidget):
             self.imported.emit(False, text)
             return False
         out = Path(choice.out.strip())
+        open_then = self.wanted_path()
 
         def done(data: MapData) -> None:
             ny, nx = data.bz.shape
@@ -939,8 +941,8 @@ class SessionBrowser(QtWidgets.QWidget):
             open_now = self.wanted_path()
             if open_now is not None and same_file(open_now, out):
                 self.refresh()
-            else:
-                self.open_file(out)
+            elif open_now is None or (open_then is not None and same_file(open_now, open_then)):
+                self.open_file(out)  # not over a file opened since (the Scan tab's, too)
             self.message.say(text)
             self.imported.emit(True, text)
 

@@ -11,12 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PyQt6 import QtWidgets
+from session_reads import opened
 
 from gui.import_dialog import OVERWRITE_LABEL, ImportChoice, ImportDialog
 from gui.session_browser import SessionBrowser
 from smm_daq.analysis.mmt.formats import scan_import
 from smm_daq.cli.main import main
-from smm_daq.storage.nexus import read_map
+from smm_daq.storage.nexus import list_entries, read_map
 
 DATA = Path(__file__).parent / "data"
 JSON = DATA / "MetaDict_mpe_demo.json"
@@ -105,3 +107,65 @@ def test_the_dialog_offers_both_formats_and_the_open_file(qtbot, tmp_path):
     dialog.overwrite.setChecked(True)
     assert dialog.choice() == ImportChoice("mmt-scan", "m.txt", "p.json",
                                            str(tmp_path / "s.h5"), "qdm", True)
+
+
+def test_the_button_s_ok_imports_into_the_open_file_and_lists_the_entry(browser, qtbot,
+                                                                          tmp_path, monkeypatch):
+    """Import scan…, its dialog answered OK: the scan goes into the file open (the dialog's
+    first choice), which is read again and lists the new entry; Cancel imports nothing."""
+    h5 = tmp_path / "s.h5"
+    assert main(["import", "mpe", str(JSON), str(NPZ), "--out", str(h5), "--name", "first"]) == 0
+    assert opened(browser, qtbot, h5)
+    offered = []
+
+    def answered(dialog: ImportDialog, accept: bool):
+        def exec_() -> int:
+            offered.append(dialog.out.text())
+            dialog.files[0].setText(str(JSON))
+            dialog.files[1].setText(str(NPZ))
+            dialog.name.setText("second")
+            code = QtWidgets.QDialog.DialogCode
+            return (code.Accepted if accept else code.Rejected).value
+        return exec_
+
+    monkeypatch.setattr(ImportDialog, "exec", lambda self: answered(self, False)())
+    browser.import_button.click()
+    assert offered == [str(h5)] and browser.writes == []  # Cancel: no import begun
+    monkeypatch.setattr(ImportDialog, "exec", lambda self: answered(self, True)())
+    with qtbot.waitSignal(browser.imported, timeout=WAIT_MS) as ended:
+        browser.import_button.click()
+    assert ended.args[0], ended.args[1]
+    assert offered == [str(h5)] * 2
+    qtbot.waitUntil(lambda: browser.reading is None, timeout=WAIT_MS)
+    assert sorted(browser.table.item(r, 0).text() for r in range(browser.table.rowCount())) \
+        == ["first", "second"]
+    assert sorted(e.name for e in list_entries(h5)) == ["first", "second"]
+
+
+def test_a_file_opened_while_the_import_runs_stays_open(browser, qtbot, tmp_path, monkeypatch):
+    """The import ends after another file was opened: that file stays open (and so the file
+    the Scan tab scans into), not the one imported into; it is said where the scan went."""
+    h5, other = tmp_path / "s.h5", tmp_path / "other.h5"
+    for path in (h5, other):
+        assert main(["import", "mpe", str(JSON), str(NPZ), "--out", str(path), "--name",
+                     "first"]) == 0
+    assert opened(browser, qtbot, h5)
+    started, release = threading.Event(), threading.Event()
+    importing = scan_import.import_scan
+
+    def held(*args, **kwargs):
+        started.set()
+        assert release.wait(WAIT_MS / 1000)
+        return importing(*args, **kwargs)
+
+    monkeypatch.setattr(scan_import, "import_scan", held)
+    with qtbot.waitSignal(browser.imported, timeout=WAIT_MS) as ended:
+        assert browser.import_scan(ImportChoice("mpe", str(JSON), str(NPZ), str(h5), "second"))
+        assert started.wait(WAIT_MS / 1000)
+        assert opened(browser, qtbot, other)
+        release.set()
+    assert ended.args[0], ended.args[1]
+    qtbot.waitUntil(lambda: browser.reading is None, timeout=WAIT_MS)
+    assert browser.path == other, browser.path
+    assert browser.message.text() == ended.args[1]
+    assert ended.args[1].endswith(f" map into entry 'second' of {h5}"), ended.args[1]

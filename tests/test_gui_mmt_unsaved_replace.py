@@ -114,3 +114,43 @@ def test_during_an_inversion_it_asks_yes_or_no_to_dropping_it(inverted, qtbot, m
         with qtbot.waitSignal(view.finished, timeout=WAIT_MS):
             view.cancel()
             release.set()
+
+
+def test_the_session_tabs_show_in_mmt_tab_asks_too(qtbot, session, settings, answers):  # noqa: F811
+    """The Session tab's Show in MMT tab replaces the MMT tab's result as Show saved does:
+    Cancel keeps the fresh result and the Session tab on show; No shows the saved one."""
+    from session_reads import opened, refreshed
+    from test_gui_mmt_scale import result_of
+
+    from gui.grain_outlines import grain_segments
+    from gui.main_window import MainWindow
+    from smm_daq.instruments.profile import load_profile
+
+    path, (asked, given) = session[0], answers
+    window = MainWindow(load_profile(), settings, persist=False)
+    qtbot.addWidget(window)
+    browser, mmt = window.session, window.mmt
+    assert opened(browser, qtbot, path)
+    mmt._inverting = path  # as `run` sets it: results of this file's scan, in no file
+    for seed in (0, 1):
+        data, fresh, _ = result_of(3, seed)  # its table as made (no SSR made undetermined)
+        mmt._done(([data], fresh, fresh.table(), [], {"command": "smm-daq mmt invert"},
+                   grain_segments(fresh.grains), ""))
+        if seed == 0:
+            assert save(mmt, qtbot, "kept")[0]
+    assert refreshed(browser, qtbot)
+    window.show_view("session")
+    names = [browser.table.item(r, 0).text() for r in range(browser.table.rowCount())]
+    browser.table.selectRow(names.index("kept"))
+    given.append(BUTTON.Cancel)
+    browser.mmt_button.click()
+    assert asked == [QUESTION.format(doing="showing the saved result 'kept'")]
+    assert window.tabs.currentWidget() is browser
+    assert mmt.result is fresh and mmt.unsaved and mmt.shown_entry is None
+    given.append(BUTTON.No)
+    with qtbot.waitSignal(mmt.loadEnded, timeout=WAIT_MS) as ended:
+        browser.mmt_button.click()
+    assert ended.args[0], ended.args[1]
+    assert window.tabs.currentWidget() is mmt and len(asked) == 2
+    assert mmt.shown_entry == "kept" and mmt.unsaved is None
+    assert _entries(mmt) == ["kept"]  # the second result dropped, as answered

@@ -254,3 +254,17 @@ def test_import_mmt_scan_refusing_a_map_says_the_separators_it_reads(tmp_path, c
     err = capsys.readouterr().err
     assert "expected a matrix of Bz in T, whitespace- or comma-separated" in err, err
     assert not (tmp_path / "f.h5").exists()
+
+
+@pytest.mark.parametrize("command", [["mpe", "P.json", "D.npz"],
+                                     ["mmt-scan", "map.txt", "--params", "p.json"]])
+def test_both_imports_refuse_an_out_no_file_can_be_made_at_before_reading(tmp_path, capsys,
+                                                                          command):
+    """`import mpe` refuses --out as `import mmt-scan` (and the window's Import scan…) do,
+    naming the option and what was expected, before the scan's files are read (they do not
+    exist here), not with HDF5's words for the hidden file it could not make."""
+    out = str(tmp_path / "no such folder" / "s.h5")
+    assert main(["import", *command, "--out", out, "--name", "qdm"]) == 2
+    err = capsys.readouterr().err
+    assert f"--out is '{out}'; there is no directory " in err, err
+    assert "expected a file in a folder that exists" in err, err

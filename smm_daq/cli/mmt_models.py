@@ -25,6 +25,7 @@ from smm_daq.cli.args import (
     floats,
     invoked_command,
     output_file,
+    session_file,
     within,
 )
 from smm_daq.errors import InputError
@@ -571,6 +572,7 @@ def synth_points(args: argparse.Namespace, sx: float, sy: float,
 def _import_mpe(args: argparse.Namespace) -> int:
     from smm_daq.analysis.mmt.formats.scan_import import import_scan
 
+    session_file("--out", args.out)  # as import mmt-scan checks it: before the scan is read
     data = import_scan("mpe", args.params, args.arrays, args.out, args.name,
                        overwrite=args.overwrite)
     print(f"{data.bz.shape[1]} × {data.bz.shape[0]} map into entry '{args.name}' of {args.out}")
