@@ -70,8 +70,10 @@ def _commands(s: str, tmp: Path) -> dict[str, list[str]]:
                  "0,50", "--overwrite"],
         "level": ["level", s, "--entry", "ok", "--name", NAME, "--border-um", "20",
                   "--overwrite"],
+        # the noise given: GCV on this coarse noiseless peak falls to its floor, which is
+        # refused before the write (the entry's name is what is fuzzed here)
         "susceptibility": ["susceptibility", s, "--entry", "in", "--name", NAME,
-                           "--thickness-um", "10", "--overwrite"],
+                           "--thickness-um", "10", "--noise-nT", "1", "--overwrite"],
         "import mmt-scan": ["import", "mmt-scan", str(scan_map), "--params", str(params),
                             "--out", s, "--name", NAME, "--overwrite"],
         "scan": ["scan", "--center-um", "12500,12500", "--size-um", "20,20", "--step-um", "10",
