@@ -539,7 +539,8 @@ def _series_noise(file: str, entries: list[str], maps: list[MapData], each: floa
     unknown = [e for e, pair in zip(entries, pairs, strict=True) if pair is None]
     shared = sorted({scan for pair in pairs if pair is not None for scan in pair
                      if sum(scan in p for p in pairs if p is not None) > 1})
-    why = (f"the scans {', '.join(repr(s) for s in shared)} shared by several maps"
+    why = (f"{'the scan' if len(shared) == 1 else 'the scans'} "
+           f"{', '.join(repr(s) for s in shared)} shared by two maps or more"
            if shared else "no scan shared by two maps")
     guess = (f"; {', '.join(repr(e) for e in unknown)} not made by one subtraction of two "
              "scans: taken to share none" if unknown else "")
