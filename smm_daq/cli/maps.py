@@ -986,7 +986,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--in-field", required=True, type=entry_to_read,
                    help="the scan taken in field")
     p.add_argument("--remanent", required=True, type=entry_to_read,
-                   help="the zero-field scan of the same sample")
+                   help="the zero-field scan of the same sample (one taken in a field: "
+                        "the map is the response to the difference of the two fields)")
     p.add_argument("--name", required=True, type=entry_name, help="entry to write")
     p.add_argument("--no-register", action="store_true", help="subtract as the scans lie")
     p.add_argument("--rotation", action="store_true", help="also fit a small rotation")
