@@ -122,6 +122,8 @@ def test_an_entry_written_before_reads_as_its_scans_difference_unrewritten(
     m = read_map(path, "pm")
     crop = m.with_bz(m.bz, name="pm_crop", sources=("pm",), applied_field=B)  # as then copied
     write_map_entry(path, crop, kind="cropped")
+    # a χ entry an earlier release made from it: worked out with the in-field scan's field
+    write_map_entry(path, crop.with_bz(m.bz, name="chi_pm"), kind="susceptibility")
     before = hashlib.sha256(path.read_bytes()).hexdigest()
     for name in ("pm", "pm_crop"):
         np.testing.assert_allclose(read_source(path, name).applied_field, 2 * B, rtol=1e-12)
@@ -133,6 +135,10 @@ def test_an_entry_written_before_reads_as_its_scans_difference_unrewritten(
     assert ("field: an earlier release stored the in-field scan's (0, 30, 40) µT; read as it "
             "minus the remanent 'minus' (-0, -30, -40) µT") in lines["pm"]
     assert "(made from 'pm')" in lines["pm_crop"]
+    assert ("worked out with the field an earlier release stored with 'pm', (0, 30, 40) µT, "
+            "not the (0, 60, 80) µT it holds the response to: work it out again"
+            ) in lines["chi_pm"]
+    assert "field (0, 30, 40) µT" in lines["chi_pm"]  # read as stored: its χ was made so
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
 
 

@@ -1,14 +1,14 @@
 """Induced maps of one sample taken at several fields along one axis, combined into one map
 whose inversion gives the susceptibility they all share.
 
-Each induced map i, in the field b_i u (b_i signed, u the common unit vector), is d_i = (b_i
-/ µ0) A χ + c_i + noise: linear in the field. The least-squares combination Σ b_i d_i / √(Σ
-b_i²) is then the map of the same χ in the field √(Σ b_i²) u, and the free constant of the
-inversion takes Σ b_i c_i / √(Σ b_i²): χ is the slope of the induced field against the
-applied one, fitted through zero over every map at once, rather than one map's ratio.
-Regularized inversions shrink χ more where the signal is weaker, so χ from one map of a weak
-field reads lower than from a strong one; the combination inverts the series at its whole
-strength.
+Each induced map i, in the field b_i u (b_i signed, u the common unit vector), is
+d_i = (b_i / µ0) A χ + c_i + noise: linear in the field. The least-squares combination
+Σ b_i d_i / √(Σ b_i²) is then the map of the same χ in the field √(Σ b_i²) u, and the free
+constant of the inversion takes Σ b_i c_i / √(Σ b_i²): χ is the slope of the induced field
+against the applied one, fitted through zero over every map at once, rather than one map's
+ratio. Regularized inversions shrink χ more where the signal is weaker, so χ from one map of
+a weak field reads lower than from a strong one; the combination inverts the series at its
+whole strength.
 
 Its noise is each map's only where the maps share no scan. Each map is a difference of two
 scans, in-field A_i − remanent R_i; with w_i = b_i / √(Σ b_i²) the combination is Σ_s c_s s

@@ -965,9 +965,12 @@ def _write_template(m: MapData, values: np.ndarray, path: Path,
 # -- parsers ----------------------------------------------------------------------------------
 
 
-def _add_layer_options(p: argparse.ArgumentParser) -> None:
+def _add_layer_options(p: argparse.ArgumentParser, *, series: bool = False) -> None:
     p.add_argument("--thickness-um", type=float, required=True, help="layer thickness, µm")
-    p.add_argument("--noise-nT", type=float, help="the map's noise σ, nT (default: by GCV)")
+    p.add_argument("--noise-nT", type=float,
+                   help="the map's noise σ, nT (default: by GCV)" + (
+                       "; with several --entry, one induced map's: the combination's is "
+                       "worked out from the scans they share" if series else ""))
     p.add_argument("--criterion", choices=("discrepancy", "gcv"),
                    help="how λ is chosen (default: discrepancy with --noise-nT, else gcv)")
     p.add_argument("--correlation-length-um", type=float,
@@ -1024,7 +1027,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "the slope of their induced field against the applied one, fitted "
                        "through zero over them all.")
     _add_io(p, entries=True)
-    _add_layer_options(p)
+    _add_layer_options(p, series=True)
     p.set_defaults(func=_naming_the_file(_susceptibility))
 
     p = sub.add_parser("magnetization",

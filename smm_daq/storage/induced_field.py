@@ -93,10 +93,13 @@ def _corrected(g: h5py.Group, stored: np.ndarray | None, seen: set[str]) -> Corr
     if stored is None or g.name in seen:
         return None
     seen.add(str(g.name))
-    kind, sources = _kind(g), _sources(g)
+    kind = _kind(g)
+    if kind == "scan" or kind in MODEL_KINDS:  # a scan is made from nothing
+        return None
+    sources = _sources(g)
     if kind == "induced":
         return _earlier_subtraction(g, stored, sources)
-    if kind in MODEL_KINDS or len(sources) != 1:
+    if len(sources) != 1:
         return None
     source = _entry(g.file, sources[0])
     if source is None or not np.array_equal(_field(source), stored):
