@@ -841,7 +841,7 @@ def _subtract_footprint(step: SubtractStep, made: Mapping[str, Footprint],
     require_fields_differ(in_field, remanent, induced=any(induced), tolerances=pair)
     # as the map, once made, finds it in its scans' profiles (`tolerance_among`)
     return induced_footprint(step.name, in_field, remanent,
-                             inherited_tolerance(step.name, *pair))
+                             inherited_tolerance(step.name, *pair), induced=any(induced))
 
 
 def _scan_tolerance(name: str, profile: Profile) -> FieldTolerance:

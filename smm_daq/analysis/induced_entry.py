@@ -21,7 +21,9 @@ from smm_daq.analysis.subtract_inputs import (
     require_two_scans,
 )
 from smm_daq.analysis.subtraction import SubtractionResult, registration_fields, subtract_maps
+from smm_daq.storage.induced_field import FIELD_FROM, field_rule
 from smm_daq.storage.nexus import write_map_entry
+from smm_daq.storage.products import Quantity
 
 
 def subtract_entries(
@@ -64,14 +66,28 @@ def subtraction_of_entries(path: str | Path, in_field: str, remanent: str, name:
     require_fields_differ(*maps, induced=any(induced), source=str(path), tolerances=tolerances)
     return subtract_maps(*maps, register=register, name=name, rotation=rotation,
                          apply_insignificant=apply_insignificant, shift_as_begun=shift_as_begun,
-                         by_sds_alone=by_sds_alone)
+                         by_sds_alone=by_sds_alone, induced=any(induced))
 
 
 def write_subtraction(path: str | Path, res: SubtractionResult, *, register: bool = True,
                       rotation: bool = False, overwrite: bool = False,
                       parameters: Mapping[str, object] | None = None) -> None:
-    """Write subtraction `res` (`subtraction_of_entries`) as its entry of kind "induced"."""
+    """Write subtraction `res` (`subtraction_of_entries`) as its entry of kind "induced",
+    with both maps' fields and how its own was made from them (`field_parameters`)."""
     recorded = {"register": np.uint8(register), "fit_rotation": np.uint8(rotation),
-                **(parameters or {})}
+                **field_parameters(res), **(parameters or {})}
     write_map_entry(path, res.map, kind="induced", overwrite=overwrite, parameters=recorded,
                     processes={"registration": registration_fields(res)})
+
+
+def field_parameters(res: SubtractionResult) -> dict[str, object]:
+    """The fields an induced entry records of its two maps (T, where each records one) and
+    how its own was made from them (`FIELD_FROM`)."""
+    recorded: dict[str, object] = {
+        FIELD_FROM: field_rule(res.remanent_field, induced=res.of_induced)}
+    for key, field, what in (("in_field_applied_field", res.in_field_field, "in-field"),
+                             ("remanent_applied_field", res.remanent_field, "remanent")):
+        if field is not None:
+            recorded[key] = Quantity(np.asarray(field, dtype=float), "T",
+                                     f"applied field (x, y, z) of the {what} map")
+    return recorded

@@ -27,6 +27,7 @@ from smm_daq.errors import InputError
 from smm_daq.instruments.profile import DEFAULT_TOLERANCE_NT
 from smm_daq.storage.checks import usable_map
 from smm_daq.storage.h5file import read_whole
+from smm_daq.storage.induced_field import difference_field
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.nexus import EntryInfo, list_entries, list_entries_in, read_map
 from smm_daq.storage.scan_rest import rest_command
@@ -227,6 +228,35 @@ def shared_sources(path: str | Path, first: str, second: str) -> list[str]:
     return [name for name in infos if name in one and name in other]
 
 
+def subtracted_scans(path: str | Path, entries: list[str]) -> list[tuple[str, str] | None]:
+    """For each of `entries`, an induced map (or made from one), the two scans its one
+    subtraction took (in-field, remanent), each named by the measurement it was made from
+    (the entries without recorded sources it was made from: a crop of a scan is that scan);
+    None where that is not one subtraction of two scans (two induced maps subtracted, an
+    import), whose noise is then not known to be shared. For `field_series.noise_ratio`."""
+    infos = {e.name: e for e in list_entries(path)}
+
+    def measurement(name: str) -> str:
+        lineage = list(_lineage(infos, name))
+        if any(info.kind == "induced" for info in lineage):
+            raise LookupError(name)  # an induced map's subtraction: not a scan
+        roots = sorted(info.name for info in lineage if not info.sources)
+        if not roots:
+            raise LookupError(name)  # made from nothing listed: not known
+        return "+".join(roots)
+
+    found: list[tuple[str, str] | None] = []
+    for entry in entries:
+        pairs = [info.sources for info in _lineage(infos, entry)
+                 if info.kind == "induced" and len(info.sources) == 2]
+        try:
+            found.append((measurement(pairs[0][0]), measurement(pairs[0][1]))
+                         if len(pairs) == 1 else None)
+        except LookupError:
+            found.append(None)
+    return found
+
+
 def one_side_shared(path: str | Path, first: str, second: str
                     ) -> tuple[str, tuple[str, str], tuple[str, str]] | None:
     """Where `first` and `second` are subtractions, or made from ones, in-field − remanent
@@ -397,16 +427,19 @@ def _um(value: float | tuple[float, float]) -> str:
 
 
 def induced_footprint(name: str, in_field: Measured, remanent: Measured,
-                      tolerance: FieldTolerance | None = None) -> Footprint:
+                      tolerance: FieldTolerance | None = None, *,
+                      induced: bool = False) -> Footprint:
     """The footprint of the induced map `name`: the in-field grid, and the sensor geometry
     of the in-field map where it records one, else the remanent map's; its field tolerance
-    `tolerance` (`inherited_tolerance`: None, the default)."""
+    `tolerance` (`inherited_tolerance`: None, the default); its applied field as
+    `difference_field` gives it (`induced`: the two are induced maps)."""
     return Footprint(
         name, in_field.x, in_field.y,
         height=in_field.height if in_field.height is not None else remanent.height,
         sensor_size=(in_field.sensor_size if in_field.sensor_size is not None
                      else remanent.sensor_size),
-        applied_field=in_field.applied_field,
+        applied_field=difference_field(in_field.applied_field, remanent.applied_field,
+                                       induced=induced),
         induced=True,
         field_tolerance=tolerance,
     )

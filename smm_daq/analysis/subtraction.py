@@ -42,6 +42,11 @@ class SubtractionResult:
     registration: Registration | None = None  # the full fit, when registered
     concerns: tuple[str, ...] = ()  # why the shift applied may be an artefact (also warned)
     notes: tuple[str, ...] = ()  # a shift found and left out, as expected (also said)
+    # the two maps' applied fields (T; None where one records none), and whether they were
+    # induced maps: what the map's own field was made from (`difference_field`)
+    in_field_field: np.ndarray | None = None
+    remanent_field: np.ndarray | None = None
+    of_induced: bool = False
 
 
 def registration_fields(res: SubtractionResult) -> dict[str, object]:
@@ -93,23 +98,26 @@ def subtract_maps(
     apply_insignificant: bool = False,
     shift_as_begun: tuple[str, ...] = (),
     by_sds_alone: bool = False,
+    induced: bool = False,
 ) -> SubtractionResult:
     """In-field minus remanent, the remanent map first carried onto the in-field one.
 
-    The result keeps the in-field map's geometry and applied field and names both entries as
-    its sources. InputError if the grids differ or the sensor geometry disagrees. A shift
-    found not significantly different from zero (`shift_is_significant`) is not applied (a
-    zero shift; a rotation fitted is) unless `apply_insignificant`: it would move the map by
-    an unknown amount. A RegistrationWarning for each reason the shift found may be an
-    artefact (`registration_concerns`), saying whether it was applied; a RegistrationNote
-    where it was left out as expected (`registration_notes`). `by_sds_alone` decides the
-    significance by the shift's SDs alone, as a release before the correlation of its errors
-    was counted did (a recipe begun with one, continued): the correlation is taken as zero in
-    it, and recorded as estimated, beside a flag saying it was not counted. A registration
-    that determined no shift (`Registration.undetermined`) applies none, said as a warning,
-    and is titled so (`registered_title`); with `apply_insignificant`, InputError: there is
-    no shift to force; InputError too where the two maps' RMS then differ a thousandfold
-    (`require_alike`).
+    The result keeps the in-field map's geometry and names both entries as its sources. Its
+    applied field is the difference of the two maps' fields (`difference_field`: the response
+    held is to a − b, a remanent scan in −a doubling it), or the in-field one's where they are
+    induced maps (`induced`) or the remanent one records none. InputError if the grids differ or
+    the sensor geometry disagrees. A shift found not significantly different from zero
+    (`shift_is_significant`) is not applied (a zero shift; a rotation fitted is) unless
+    `apply_insignificant`: it would move the map by an unknown amount. A RegistrationWarning for
+    each reason the shift found may be an artefact (`registration_concerns`), saying whether it
+    was applied; a RegistrationNote where it was left out as expected (`registration_notes`).
+    `by_sds_alone` decides the significance by the shift's SDs alone, as a release before the
+    correlation of its errors was counted did (a recipe begun with one, continued): the
+    correlation is taken as zero in it, and recorded as estimated, beside a flag saying it was
+    not counted. A registration that determined no shift (`Registration.undetermined`) applies
+    none, said as a warning, and is titled so (`registered_title`); with `apply_insignificant`,
+    InputError: there is no shift to force; InputError too where the two maps' RMS then differ a
+    thousandfold (`require_alike`).
 
     `shift_as_begun` names a recipe's subtractions written by a release that applied every
     shift found (a recipe begun with one, continued): a shift not significantly different
@@ -136,7 +144,7 @@ def subtract_maps(
         moved = remanent
     bz = in_field.bz - moved.bz
     title = f"{in_field.name or 'in-field'} − {remanent.name or 'remanent'}"
-    footprint = induced_footprint(name, in_field, remanent)
+    footprint = induced_footprint(name, in_field, remanent, induced=induced)
     out = in_field.with_bz(
         bz,
         name=name,
@@ -144,9 +152,12 @@ def subtract_maps(
         sources=(in_field.name, remanent.name),
         height=footprint.height,
         sensor_size=footprint.sensor_size,
+        applied_field=footprint.applied_field,
     )
+    fields = {"in_field_field": in_field.applied_field,
+              "remanent_field": remanent.applied_field, "of_induced": induced}
     if reg is None:
-        return SubtractionResult(out, (0.0, 0.0), (0.0, 0.0), False)
+        return SubtractionResult(out, (0.0, 0.0), (0.0, 0.0), False, **fields)
     step = (float(in_field.x[1] - in_field.x[0]), float(in_field.y[1] - in_field.y[0]))
     notes = tuple(registration_notes(reg, step, insignificant_applied=applied is reg))
     concerns = tuple(registration_concerns(reg, step, insignificant_applied=applied is reg))
@@ -158,7 +169,7 @@ def subtract_maps(
         warnings.warn(f"'{title}': {text}", RegistrationWarning, stacklevel=2)
     return SubtractionResult(
         out, applied.shift, reg.shift_sd, True, applied.rotation, reg.rotation_sd, reg, concerns,
-        notes)
+        notes, **fields)
 
 
 def insignificant_shift_applied(res: SubtractionResult) -> bool:

@@ -605,16 +605,22 @@ def _result_summary(f: h5py.File, path: str, entry: str) -> tuple[str, str, str]
 
 def _how_made(f: h5py.File, name: str) -> str:
     """How the entry was made: an induced entry's registration (`registration_summary`), so
-    that two subtractions of the same scans with other options are told apart; a flown
-    scan's "flown" with its pixel time (`flown_summary`); "" for other entries."""
+    that two subtractions of the same scans with other options are told apart, and the
+    fields its own was made from (`field_summary`); a flown scan's "flown" with its pixel
+    time (`flown_summary`); "" for other entries."""
     import h5py
 
-    from smm_daq.storage.entry_summary import flown_summary, registration_summary
+    from smm_daq.storage.entry_summary import (
+        field_summary,
+        flown_summary,
+        registration_summary,
+    )
 
     g = f.get(name)
     if not isinstance(g, h5py.Group):
         return ""
-    return registration_summary(g) or flown_summary(g)
+    return "  ".join(p for p in (registration_summary(g) or flown_summary(g),
+                                 field_summary(g)) if p)
 
 
 def _made_by(f: h5py.File, name: str) -> str:

@@ -511,7 +511,10 @@ def _susceptibility(args: argparse.Namespace) -> int:
     maps = [_read(args, entry) for entry in entries]
     thickness = within("--thickness-um", args.thickness_um, 1e-3, MAX_UM, " µm") * UM
     m = maps[0] if len(maps) == 1 else combine_field_series(maps, ", ".join(entries))
-    inv = invert_susceptibility(m, thickness, **_layer_options(args, m))
+    options = _layer_options(args, m)
+    if len(maps) > 1 and "noise" in options:
+        options["noise"] = _series_noise(args.file, entries, maps, options["noise"])
+    inv = invert_susceptibility(m, thickness, **options)
     if len(maps) == 1:
         _write_layer(args, m, inv, "susceptibility")
     else:
@@ -523,6 +526,27 @@ def _susceptibility(args: argparse.Namespace) -> int:
                   "its sources): its χ holds the remanence's field too, unless the sample has "
                   "none; subtract a zero-field scan first (smm-daq subtract)", file=sys.stderr)
     return 0
+
+
+def _series_noise(file: str, entries: list[str], maps: list[MapData], each: float) -> float:
+    """The noise (T) of the combination of induced maps `maps` (of `entries`), `each` that
+    of one of them (--noise-nT), from the scans each subtracted (`noise_ratio`); said."""
+    from smm_daq.analysis.field_series import noise_ratio, series_axis
+    from smm_daq.analysis.subtract_inputs import subtracted_scans
+
+    pairs = subtracted_scans(file, entries)
+    ratio = noise_ratio(series_axis(maps)[1], pairs)
+    unknown = [e for e, pair in zip(entries, pairs, strict=True) if pair is None]
+    shared = sorted({scan for pair in pairs if pair is not None for scan in pair
+                     if sum(scan in p for p in pairs if p is not None) > 1})
+    why = (f"{'the scan' if len(shared) == 1 else 'the scans'} "
+           f"{', '.join(repr(s) for s in shared)} shared by two maps or more"
+           if shared else "no scan shared by two maps")
+    guess = (f"; {', '.join(repr(e) for e in unknown)} not made by one subtraction of two "
+             "scans: taken to share none" if unknown else "")
+    print(f"noise of the combination: {each * ratio / NT:.4g} nT, {ratio:.3g} × --noise-nT "
+          f"(one induced map's, each alike, its two scans of equal noise): {why}{guess}")
+    return each * ratio
 
 
 def _magnetization(args: argparse.Namespace) -> int:
@@ -941,9 +965,12 @@ def _write_template(m: MapData, values: np.ndarray, path: Path,
 # -- parsers ----------------------------------------------------------------------------------
 
 
-def _add_layer_options(p: argparse.ArgumentParser) -> None:
+def _add_layer_options(p: argparse.ArgumentParser, *, series: bool = False) -> None:
     p.add_argument("--thickness-um", type=float, required=True, help="layer thickness, µm")
-    p.add_argument("--noise-nT", type=float, help="the map's noise σ, nT (default: by GCV)")
+    p.add_argument("--noise-nT", type=float,
+                   help="the map's noise σ, nT (default: by GCV)" + (
+                       "; with several --entry, one induced map's: the combination's is "
+                       "worked out from the scans they share" if series else ""))
     p.add_argument("--criterion", choices=("discrepancy", "gcv"),
                    help="how λ is chosen (default: discrepancy with --noise-nT, else gcv)")
     p.add_argument("--correlation-length-um", type=float,
@@ -962,7 +989,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--in-field", required=True, type=entry_to_read,
                    help="the scan taken in field")
     p.add_argument("--remanent", required=True, type=entry_to_read,
-                   help="the zero-field scan of the same sample")
+                   help="the zero-field scan of the same sample (one taken in a field: "
+                        "the map is the response to the difference of the two fields)")
     p.add_argument("--name", required=True, type=entry_name, help="entry to write")
     p.add_argument("--no-register", action="store_true", help="subtract as the scans lie")
     p.add_argument("--rotation", action="store_true", help="also fit a small rotation")
@@ -999,7 +1027,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "the slope of their induced field against the applied one, fitted "
                        "through zero over them all.")
     _add_io(p, entries=True)
-    _add_layer_options(p)
+    _add_layer_options(p, series=True)
     p.set_defaults(func=_naming_the_file(_susceptibility))
 
     p = sub.add_parser("magnetization",

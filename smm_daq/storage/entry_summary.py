@@ -18,6 +18,15 @@ from pathlib import PurePath
 import h5py
 import numpy as np
 
+from smm_daq.errors import InputError
+from smm_daq.storage.checks import numeric
+from smm_daq.storage.induced_field import (
+    DIFFERENCE,
+    FIELD_FROM,
+    MODEL_KINDS,
+    corrected_field,
+    stored_field,
+)
 from smm_daq.storage.strings import text
 
 UM = 1e-6
@@ -201,3 +210,63 @@ def _shown(value: str, *, quoted: bool = True) -> str:
     if value.isprintable() and "'" not in value:
         return f"'{value}'" if quoted else value
     return repr(value)
+
+
+def field_summary(entry: h5py.Group) -> str:
+    """What the field an induced map reads as was made from (`induced_field`): "in-field
+    (a) − remanent (b) µT" where b is not zero (with a note where they lie along different
+    axes), or that an
+    earlier release stored the in-field scan's, read as corrected; for a χ or M entry made
+    from such an entry, that its χ was worked out with the stored field. "" for others."""
+    try:
+        stored = stored_field(entry, str(entry.name))
+        fixed = corrected_field(entry, stored)
+        if fixed is not None:
+            made = f" (made from '{fixed.via}')" if fixed.via else ""
+            return (f"field: an earlier release stored the in-field scan's {_ut(fixed.stored)}"
+                    f"{made}; read as it minus the remanent '{fixed.remanent}' "
+                    f"{_ut(fixed.remanent_field)}")
+        kind = text(entry.attrs.get("kind", ""))
+        if kind == "induced":
+            return _recorded_difference(entry)
+        if kind in MODEL_KINDS:
+            return _worked_with_stored(entry, stored)
+    except (*_UNREADABLE, InputError):  # a field or a parameter malformed: nothing said
+        pass
+    return ""
+
+
+def _recorded_difference(entry: h5py.Group) -> str:
+    """An induced entry's "field: in-field (a) − remanent (b) µT" as it records them."""
+    g = entry.get("process/parameters")
+    if not isinstance(g, h5py.Group) or FIELD_FROM not in g or text(g[FIELD_FROM]) != DIFFERENCE:
+        return ""
+    a, b = (numeric(g, key, str(g.name), length=3, si="T")
+            for key in ("in_field_applied_field", "remanent_applied_field"))
+    if not np.any(b):  # the in-field scan's own field: nothing more to say
+        return ""
+    said = f"field: in-field {_ut(a)} − remanent {_ut(b)}"
+    if np.linalg.norm(np.cross(a, b)) > 1e-3 * np.linalg.norm(a) * np.linalg.norm(b):
+        said += (" (along different axes: the response to their difference, along neither "
+                 "scan's field)")
+    return said
+
+
+def _worked_with_stored(entry: h5py.Group, stored: np.ndarray | None) -> str:
+    """For a χ or M entry made from an induced map written before the difference rule,
+    holding its stored field: that it was worked out with that field, not the map's."""
+    value = entry.attrs.get("sources", [])
+    sources = [text(v) for v in np.atleast_1d(value)] if np.size(value) else []
+    source = entry.file.get(sources[0]) if len(sources) == 1 and "/" not in sources[0] else None
+    if stored is None or not isinstance(source, h5py.Group):
+        return ""
+    fixed = corrected_field(source, stored_field(source, str(source.name)))
+    if fixed is None or not np.array_equal(fixed.stored, stored):
+        return ""
+    return (f"worked out with the field an earlier release stored with '{sources[0]}', "
+            f"{_ut(stored)}, not the {_ut(fixed.field)} it holds the response to: work it "
+            "out again")
+
+
+def _ut(b: np.ndarray) -> str:
+    return "(" + ", ".join(f"{v / 1e-6:.3g}" for v in b) + ") µT"

@@ -55,6 +55,7 @@ from smm_daq.storage.h5file import (
     writer_id,
     writing,
 )
+from smm_daq.storage.induced_field import corrected_field, stored_field
 from smm_daq.storage.limits import MAX_MAP_PIXELS, check_map_pixels
 from smm_daq.storage.mapdata import MapData
 from smm_daq.storage.names import NEW_ENTRY_NAME_RULE, new_entry_name_problem, shown_name
@@ -546,9 +547,11 @@ def read_sensor_thickness_in(f: h5py.File, source: str, entry: str) -> float:
 
 
 def _applied_field(g: h5py.Group, where: str) -> np.ndarray | None:
-    found = optional_numeric(g, "sample/magnetic_field", where, length=3, si="T")
-    return (found if found is not None
-            else optional_numeric(g, "instrument/field/requested", where, length=3, si="T"))
+    """The entry's applied field, an induced map's written by an earlier release corrected
+    to its scans' difference (`corrected_field`)."""
+    stored = stored_field(g, where)
+    corrected = corrected_field(g, stored)
+    return stored if corrected is None else corrected.field
 
 
 def _measured_field(g: h5py.Group, where: str) -> np.ndarray | None:
