@@ -419,6 +419,9 @@ def test_the_demos_subtraction_records_how_it_was_made(cli_demo):
     with h5py.File(path, "r") as f:
         demo = {k: v[()] for k, v in f["induced/process/parameters"].items()}
     assert demo.pop("command").decode() == command_line(["smm-daq", "demo", "--out", str(path)])
+    assert demo.pop("applied_field_from").decode() == "in-field − remanent"
+    np.testing.assert_allclose(demo.pop("in_field_applied_field"), [0.0, 40e-6, 0.0], rtol=1e-12)
+    np.testing.assert_array_equal(demo.pop("remanent_applied_field"), [0.0, 0.0, 0.0])
     assert demo == {"register": 1, "fit_rotation": 0, "apply_insignificant_shift": 0}
 
 
