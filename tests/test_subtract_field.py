@@ -170,3 +170,16 @@ def test_susceptibility_of_maps_sharing_a_scan_takes_the_combinations_noise(
             ) in out
     with h5py.File(path, "r") as f:
         assert f["chi/results/noise"][()] == pytest.approx(4e-9 / np.sqrt(2), rel=1e-12)
+
+
+def test_two_induced_maps_subtracted_before_read_as_the_in_field_ones_corrected(
+        scans, tmp_path: Path) -> None:
+    """Before and after a treatment: 'pm' minus 'pz', as an earlier release wrote it (the
+    in-field map's field as stored, B), holds a change of the response to 'pm''s 2B."""
+    path = tmp_path / "old.h5"
+    path.write_bytes(scans[0].read_bytes())
+    _as_written_before(path, "pm", B)
+    m = read_map(path, "pm")
+    write_map_entry(path, m.with_bz(m.bz, name="treated", sources=("pm", "pz"),
+                                    applied_field=B), kind="induced")
+    np.testing.assert_allclose(read_source(path, "treated").applied_field, 2 * B, rtol=1e-12)

@@ -14,7 +14,8 @@ such an entry whose remanent scan's field b is in the file, through its sources,
 its Bz is that of a − b by construction, so the corrected field is exact where the stored one
 is not, and every reader (χ, the field series, the field's own Bz removed, `info`, the
 window) gets it without the file being rewritten. A map made from such an entry that copied
-its field (a crop, a levelling, a background: one source) is corrected alike; a χ or M entry
+its field (a crop, a levelling, a background: one source), or subtracted from another
+induced map as the in-field one, is corrected alike; a χ or M entry
 made from one is not (its χ was worked out with the stored field: `info` says so).
 """
 
@@ -98,7 +99,7 @@ def _corrected(g: h5py.Group, stored: np.ndarray | None, seen: set[str]) -> Corr
         return None
     sources = _sources(g)
     if kind == "induced":
-        return _earlier_subtraction(g, stored, sources)
+        return _earlier_subtraction(g, stored, sources, seen)
     if len(sources) != 1:
         return None
     source = _entry(g.file, sources[0])
@@ -108,11 +109,12 @@ def _corrected(g: h5py.Group, stored: np.ndarray | None, seen: set[str]) -> Corr
     return None if found is None else replace(found, via=found.via or sources[0])
 
 
-def _earlier_subtraction(g: h5py.Group, stored: np.ndarray,
-                         sources: tuple[str, ...]) -> Correction | None:
+def _earlier_subtraction(g: h5py.Group, stored: np.ndarray, sources: tuple[str, ...],
+                         seen: set[str]) -> Correction | None:
     """`Correction` of induced entry `g`, written before the rule (no `FIELD_FROM`), of two
     scans (no induced map among what they were made from), holding the in-field one's field,
-    the remanent one's field read and not zero; else None."""
+    the remanent one's field read and not zero; of two induced maps, holding the in-field
+    one's field as stored, that one's correction; else None."""
     parameters = g.get("process/parameters")
     if isinstance(parameters, h5py.Group) and FIELD_FROM in parameters:
         return None
@@ -122,7 +124,11 @@ def _earlier_subtraction(g: h5py.Group, stored: np.ndarray,
     if groups[0] is None or groups[1] is None:
         return None
     if any(_made_from_induced(g.file, name) for name in sources):
-        return None
+        # two induced maps: the in-field one's field, copied as then read, corrected alike
+        if not np.array_equal(_field(groups[0]), stored):
+            return None
+        found = _corrected(groups[0], stored, seen)
+        return None if found is None else replace(found, via=found.via or sources[0])
     a, b = _field(groups[0]), _field(groups[1])
     if a is None or b is None or not np.array_equal(a, stored) or not np.any(b):
         return None
