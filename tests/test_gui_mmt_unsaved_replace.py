@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import pytest
 from PyQt6 import QtWidgets
-from test_gui_mmt import WAIT_MS, inverted, save, session  # noqa: F401 (fixtures)
+from test_gui_mmt import (  # noqa: F401 (fixtures)
+    WAIT_MS,
+    held_inversion,
+    inverted,
+    save,
+    session,
+)
 
 from smm_daq.storage.nexus import list_entries
 
@@ -72,14 +78,12 @@ def test_yes_saves_the_result_then_inverts_again(inverted, qtbot, answers):  # n
     assert view.unsaved  # the new result, in no file
 
 
-def test_during_an_inversion_it_asks_yes_or_no_to_dropping_it(inverted, qtbot, monkeypatch):  # noqa: F811
+def test_during_an_inversion_it_asks_yes_or_no_to_dropping_it(
+        inverted, held_inversion, qtbot, monkeypatch):  # noqa: F811
     """The result in no file cannot be saved while an inversion runs: Show saved then asks
     whether to go on without it, No (the default) keeping it."""
-    import threading
-
-    from smm_daq.analysis.mmt.models.cuboid import GreenModel
-
     view, asked, given = inverted, [], []
+    started, release = held_inversion
 
     def answered(_parent, _title, text, buttons, default):
         assert buttons == BUTTON.Yes | BUTTON.No and default == BUTTON.No
@@ -87,15 +91,6 @@ def test_during_an_inversion_it_asks_yes_or_no_to_dropping_it(inverted, qtbot, m
         return given.pop(0)
 
     monkeypatch.setattr(QtWidgets.QMessageBox, "question", answered)
-    started, release = threading.Event(), threading.Event()
-    block = GreenModel.block
-
-    def held(self, *args, **kwargs):
-        started.set()
-        assert release.wait(WAIT_MS / 1000)
-        return block(self, *args, **kwargs)
-
-    monkeypatch.setattr(GreenModel, "block", held)
     fresh = view.result
     try:
         assert view.run()
