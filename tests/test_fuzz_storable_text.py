@@ -47,14 +47,21 @@ def test_a_byte_not_utf8_reads_the_same_whatever_else_the_text_holds() -> None:
     assert storable("\ud800\udcff") == "\\ud800\\xff"
 
 
-def test_a_stored_path_is_given_back_as_the_system_names_it(tmp_path) -> None:
-    """`stored_path` undoes `storable`'s escape of a byte not UTF-8 in a path, except where
-    only the path as stored has its folder (a backslash typed: storable left it as it was)."""
+def _with_byte_folder(tmp_path) -> bytes:
+    """`tmp_path` as bytes, a folder named `r` 0xe9 `ig` made in it (skipped where the file
+    system refuses such a name)."""
     home = os.fsencode(tmp_path)
     try:
         os.mkdir(home + b"/r\xe9ig")
     except OSError:
         pytest.skip("this file system refuses a name that is not UTF-8")
+    return home
+
+
+def test_a_stored_path_is_given_back_as_the_system_names_it(tmp_path) -> None:
+    """`stored_path` undoes `storable`'s escape of a byte not UTF-8 in a path, except where
+    only the path as stored has its folder (a backslash typed: storable left it as it was)."""
+    home = _with_byte_folder(tmp_path)
     os.mkdir(home + b"/typed\\x80")
     byte = os.fsdecode(home + b"/r\xe9ig/p.toml")
     assert stored_path(storable(byte)) == byte
@@ -67,11 +74,7 @@ def test_a_stored_path_is_the_one_whose_file_exists_where_both_folders_do(tmp_pa
     """Both a folder named with the byte 0xe9 and one typed `r\\xe9ig` exist: the path stored
     is the one whose file is there (the byte's folder was taken whenever it existed, and a
     resume took the calibration file beside another profile)."""
-    home = os.fsencode(tmp_path)
-    try:
-        os.mkdir(home + b"/r\xe9ig")
-    except OSError:
-        pytest.skip("this file system refuses a name that is not UTF-8")
+    home = _with_byte_folder(tmp_path)
     os.mkdir(home + b"/r\\xe9ig")
     typed = os.fsdecode(home + b"/r\\xe9ig/p.toml")
     byte = os.fsdecode(home + b"/r\xe9ig/p.toml")
